@@ -1,0 +1,164 @@
+// Package wire reads and writes Kafka protocol frames: the size prefix, the
+// request header (with KIP-482 tagged fields) and the response header.
+// Request and response bodies are encoded by franz-go's kmsg.
+//
+// It never trusts a length from the network before checking it against a
+// limit, and never panics on malformed input: every decoding error is
+// returned so the caller can close the connection.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DefaultMaxFrameBytes matches Kafka's socket.request.max.bytes default.
+const DefaultMaxFrameBytes = 100 << 20
+
+// ApiVersionsKey is the one API whose response header is never flexible.
+const ApiVersionsKey = 18
+
+var (
+	// ErrFrameTooLarge reports a size prefix above the configured limit;
+	// the frame is not read.
+	ErrFrameTooLarge = errors.New("frame too large")
+	// ErrMalformed reports a frame that could not be decoded.
+	ErrMalformed = errors.New("malformed frame")
+)
+
+// ReadFrame reads one size-prefixed frame. It rejects sizes above max (and
+// negative ones) before allocating anything.
+func ReadFrame(r io.Reader, max int32) ([]byte, error) {
+	var size [4]byte
+	if _, err := io.ReadFull(r, size[:]); err != nil {
+		return nil, err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 0 || n > max {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+	}
+	frame := make([]byte, n)
+	if _, err := io.ReadFull(r, frame); err != nil {
+		return nil, fmt.Errorf("read frame body: %w", err)
+	}
+	return frame, nil
+}
+
+// Header is a request header.
+type Header struct {
+	Key           int16
+	Version       int16
+	CorrelationID int32
+	ClientID      string
+}
+
+// Request is a decoded request frame. Req is nil when the API key is not
+// known to kmsg; Body then holds the undecoded bytes.
+type Request struct {
+	Header
+	Req  kmsg.Request
+	Body []byte
+}
+
+// ParseRequest decodes a frame into its header and, when the key is
+// known, a kmsg request of the requested version. Decoding a body of a
+// version kmsg does not know fails, except for ApiVersions, whose body may
+// be unreadable by design (KIP-511: a client may probe with a newer
+// version); then Req is left empty and the caller answers UNSUPPORTED_VERSION.
+func ParseRequest(frame []byte) (*Request, error) {
+	r := kbin.Reader{Src: frame}
+	h := Header{
+		Key:           r.Int16(),
+		Version:       r.Int16(),
+		CorrelationID: r.Int32(),
+	}
+	if id := r.NullableString(); id != nil {
+		h.ClientID = *id
+	}
+	if !r.Ok() {
+		return nil, fmt.Errorf("%w: short request header", ErrMalformed)
+	}
+	req := &Request{Header: h}
+	kreq := kmsg.RequestForKey(h.Key)
+	if kreq == nil {
+		req.Body = r.Src
+		return req, nil
+	}
+	kreq.SetVersion(h.Version)
+	if kreq.IsFlexible() {
+		skipTags(&r)
+		if !r.Ok() {
+			return nil, fmt.Errorf("%w: request header tagged fields", ErrMalformed)
+		}
+	}
+	req.Body = r.Src
+	if h.Version < 0 || h.Version > kreq.MaxVersion() {
+		// Unknown version: the body cannot be decoded. The caller decides.
+		req.Req = kreq
+		return req, nil
+	}
+	if err := decodeBody(kreq, r.Src); err != nil {
+		return nil, fmt.Errorf("%w: %s v%d body: %v", ErrMalformed, kmsg.NameForKey(h.Key), h.Version, err)
+	}
+	req.Req = kreq
+	return req, nil
+}
+
+// decodeBody guards against panics in the generated decoder, so that no
+// input can take the agent down.
+func decodeBody(req kmsg.Request, body []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panic: %v", p)
+		}
+	}()
+	return req.ReadFrom(body)
+}
+
+func skipTags(r *kbin.Reader) {
+	n := r.Uvarint()
+	for i := uint32(0); i < n && r.Ok(); i++ {
+		r.Uvarint() // tag
+		size := r.Uvarint()
+		if int64(size) > int64(len(r.Src)) {
+			r.Span(len(r.Src) + 1) // marks the reader as failed
+			return
+		}
+		r.Span(int(size))
+	}
+}
+
+// AppendResponse appends a complete size-prefixed response frame.
+func AppendResponse(dst []byte, correlationID int32, resp kmsg.Response) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = kbin.AppendInt32(dst, correlationID)
+	if resp.IsFlexible() && resp.Key() != ApiVersionsKey {
+		dst = append(dst, 0) // no tagged fields in the header
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// AppendRequest appends a complete size-prefixed request frame; it is the
+// client side of ParseRequest, used by tests and tools.
+func AppendRequest(dst []byte, correlationID int32, clientID string, req kmsg.Request) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = kbin.AppendInt16(dst, req.Key())
+	dst = kbin.AppendInt16(dst, req.GetVersion())
+	dst = kbin.AppendInt32(dst, correlationID)
+	dst = kbin.AppendNullableString(dst, &clientID)
+	if req.IsFlexible() {
+		dst = append(dst, 0)
+	}
+	dst = req.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
