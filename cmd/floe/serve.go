@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/embedded"
+	"github.com/floe-io/floe/internal/objstore/bucketurl"
+)
+
+// agentFlags are the flags shared by playground and agent.
+type agentFlags struct {
+	cfg        agent.Config
+	logs       logFlags
+	autoCreate bool
+	partitions int
+	finish     func() // copies parsed values into cfg
+}
+
+func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
+	fs.StringVar(&f.cfg.Listen, "listen", "127.0.0.1:9092", "Kafka listener `HOST:PORT`")
+	fs.StringVar(&f.cfg.Advertise, "advertise", "", "`HOST:PORT` clients are told to connect to (default: the listener address)")
+	fs.StringVar(&f.cfg.AdminListen, "admin-listen", adminDefault, "`HOST:PORT` for /metrics and /healthz (empty: off)")
+	fs.DurationVar(&f.cfg.Linger, "linger", 250*time.Millisecond, "how long the open segment gathers batches before it is flushed")
+	fs.IntVar(&f.cfg.SegmentMaxBytes, "segment-bytes", 8<<20, "flush the open segment once it holds this many bytes")
+	var maxFrame int
+	fs.IntVar(&maxFrame, "max-request-bytes", 100<<20, "largest request frame accepted (socket.request.max.bytes)")
+	fs.Int64Var(&f.cfg.CacheBytes, "cache-bytes", 256<<20, "memory for the block cache")
+	fs.BoolVar(&f.autoCreate, "auto-create-topics", true, "create unknown topics when clients ask for them (auto.create.topics.enable)")
+	fs.IntVar(&f.partitions, "default-partitions", 1, "partitions of auto-created topics (num.partitions)")
+	var nodeID int
+	fs.IntVar(&nodeID, "node-id", 0, "this agent's broker id")
+	fs.StringVar(&f.cfg.ClusterID, "cluster-id", "floe", "cluster id reported to clients")
+	f.logs.register(fs)
+	f.finish = func() {
+		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))
+		f.cfg.NodeID = int32(nodeID)
+		f.cfg.AutoCreateTopics = f.autoCreate
+		f.cfg.DefaultPartitions = int32(f.partitions)
+	}
+}
+
+func playground(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("playground", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f agentFlags
+	f.register(fs, "127.0.0.1:9644")
+	dataDir := fs.String("data-dir", "", "keep data in `DIR` so it survives a restart (default: a temporary directory, removed on exit)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	f.finish()
+	log, err := f.logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	f.cfg.Logger = log
+
+	dir := *dataDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "floe-playground-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	store, err := embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	bucket, err := bucketurl.Open(ctx, "file://"+filepath.Join(dir, "bucket"))
+	if err != nil {
+		return err
+	}
+	a, err := agent.Start(f.cfg, store, bucket)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, `Floe playground is running.
+
+  bootstrap server:  %s
+  data directory:    %s%s
+  metrics, health:   %s
+
+Try it (Debian package kcat):
+  echo hello | kcat -b %s -t greetings -P
+  kcat -b %s -t greetings -C -e
+
+Inspect what is stored:
+  floe inspect segment --data-dir %s segments/<id>
+
+Ctrl-C stops it.
+`, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr()), a.Addr(), a.Addr(), dir)
+	<-ctx.Done()
+	return a.Close()
+}
+
+func tempNote(dataDir string) string {
+	if dataDir == "" {
+		return " (temporary: removed on exit; use --data-dir to keep it)"
+	}
+	return ""
+}
+
+func adminURL(addr string) string {
+	if addr == "" {
+		return "off"
+	}
+	return "http://" + addr + "/metrics, http://" + addr + "/healthz"
+}
+
+func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f agentFlags
+	f.register(fs, "127.0.0.1:9644")
+	bucketURL := fs.String("bucket", "", "bucket `URL`: file:///path (s3://, gs://, azblob:// are planned)")
+	metaURL := fs.String("metastore", "", "metadata store `URL`: embedded:///path/to/file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	f.finish()
+	if *bucketURL == "" || *metaURL == "" {
+		return errors.New("agent needs --bucket and --metastore")
+	}
+	log, err := f.logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	f.cfg.Logger = log
+	store, err := openMetastore(*metaURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	bucket, err := bucketurl.Open(ctx, *bucketURL)
+	if err != nil {
+		return err
+	}
+	a, err := agent.Start(f.cfg, store, bucket)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down: draining")
+	return a.Close()
+}
+
+func openMetastore(raw string) (metastore.Store, error) {
+	s, err := embedded.OpenURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("metadata store %q: %w", raw, err)
+	}
+	return s, nil
+}

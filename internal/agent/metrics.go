@@ -1,0 +1,35 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests    *prometheus.HistogramVec
+	connections prometheus.Gauge
+	rejected    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "floe_request_duration_seconds",
+			Help:    "Time from reading a Kafka request to having its response ready, by API.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 16),
+		}, []string{"api"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "floe_connections", Help: "Open Kafka client connections.",
+		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "floe_connections_rejected_total", Help: "Connections closed because of a malformed, oversize or unsupported request.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.connections, m.rejected)
+	return m
+}
+
+func (m *metrics) observe(key int16, d time.Duration) {
+	m.requests.WithLabelValues(keyName(key)).Observe(d.Seconds())
+}

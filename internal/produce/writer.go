@@ -1,0 +1,324 @@
+// Package produce holds the agent's open segment: record batches from every
+// connection, for all topics and partitions, gathered into one object that
+// is flushed when the linger time passes or it grows past a size limit.
+// A flush PUTs one immutable object, then makes one metadata commit that
+// assigns offsets to every batch in it, then answers the producers.
+//
+// A batch is acknowledged only after both the PUT and the commit succeed.
+// This package never rewrites a batch: bytes go to the bucket as the client
+// sent them.
+package produce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/objstore"
+	"github.com/floe-io/floe/internal/recordbatch"
+	"github.com/floe-io/floe/internal/segment"
+)
+
+// ErrStorage wraps failures of the bucket or metadata store that prevented
+// a batch from being committed. The client may retry.
+var ErrStorage = errors.New("segment not stored")
+
+// ErrClosed is returned for batches appended after Close started.
+var ErrClosed = errors.New("writer closed")
+
+// Options configure a Writer.
+type Options struct {
+	Linger          time.Duration // default 250ms
+	MaxSegmentBytes int           // default 8 MiB
+	// MaxInflightFlushes bounds concurrent uploads; commits still happen
+	// in flush order. Default 4.
+	MaxInflightFlushes int
+	Logger             *slog.Logger
+	Metrics            *Metrics
+	// Committed is called after every successful commit with the object
+	// and its bytes, before producers are answered, so readers can serve
+	// the new data (cache it, wake long-polls).
+	Committed func(key string, object []byte, results []metastore.BatchResult)
+}
+
+// Writer gathers batches into segments and flushes them.
+type Writer struct {
+	bucket objstore.Bucket
+	store  metastore.Store
+	opts   Options
+	log    *slog.Logger
+	m      *Metrics
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when a flush slot frees up or the writer closes
+	open    *openSegment
+	timer   *time.Timer
+	closed  bool
+	slots   int           // uploads in flight
+	lastCmt chan struct{} // closed when the previous flush has committed (or failed)
+	flushes sync.WaitGroup
+}
+
+type openSegment struct {
+	builder *segment.Builder
+	pending []*Pending
+	started time.Time
+}
+
+// Pending is the future result of one appended batch.
+type Pending struct {
+	done     chan struct{}
+	result   metastore.BatchResult
+	err      error
+	appended time.Time
+}
+
+// Wait blocks until the batch is committed or failed, or ctx ends.
+func (p *Pending) Wait(ctx context.Context) (metastore.BatchResult, error) {
+	select {
+	case <-p.done:
+		return p.result, p.err
+	case <-ctx.Done():
+		return metastore.BatchResult{}, ctx.Err()
+	}
+}
+
+// Done is closed when the result is known.
+func (p *Pending) Done() <-chan struct{} { return p.done }
+
+// NewWriter returns a Writer. Call Close to flush what is open and stop.
+func NewWriter(bucket objstore.Bucket, store metastore.Store, opts Options) *Writer {
+	if opts.Linger <= 0 {
+		opts.Linger = 250 * time.Millisecond
+	}
+	if opts.MaxSegmentBytes <= 0 {
+		opts.MaxSegmentBytes = 8 << 20
+	}
+	if opts.MaxInflightFlushes <= 0 {
+		opts.MaxInflightFlushes = 4
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	w := &Writer{bucket: bucket, store: store, opts: opts, log: opts.Logger, m: opts.Metrics}
+	w.cond = sync.NewCond(&w.mu)
+	w.lastCmt = make(chan struct{})
+	close(w.lastCmt)
+	return w
+}
+
+// Append adds one validated batch to the open segment and returns its
+// future. Batches appended by one goroutine are committed in that order.
+// Append blocks while the open segment is full and every flush slot is
+// busy, which pushes back on the connection that sends too fast.
+func (w *Writer) Append(topicID metastore.TopicID, topic string, partition int32, batch []byte) *Pending {
+	p := &Pending{done: make(chan struct{}), appended: time.Now()}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for !w.closed && w.open != nil && w.open.builder.Size() >= w.opts.MaxSegmentBytes {
+		if w.slots < w.opts.MaxInflightFlushes {
+			w.startFlushLocked()
+			break
+		}
+		w.cond.Wait()
+	}
+	if w.closed {
+		p.err = ErrClosed
+		close(p.done)
+		return p
+	}
+	if w.open == nil {
+		seg := &openSegment{builder: segment.NewBuilder(), started: time.Now()}
+		w.open = seg
+		w.timer = time.AfterFunc(w.opts.Linger, func() { w.lingerExpired(seg) })
+	}
+	w.open.builder.Add(topicID, topic, partition, batch)
+	w.open.pending = append(w.open.pending, p)
+	if w.open.builder.Size() >= w.opts.MaxSegmentBytes && w.slots < w.opts.MaxInflightFlushes {
+		w.startFlushLocked()
+	}
+	return p
+}
+
+// lingerExpired flushes seg if it is still the open segment: a size flush
+// may have taken it while the timer fired.
+func (w *Writer) lingerExpired(seg *openSegment) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.open == seg && w.slots >= w.opts.MaxInflightFlushes && !w.closed {
+		w.cond.Wait()
+	}
+	if w.open == seg {
+		w.startFlushLocked()
+	}
+}
+
+// startFlushLocked takes the open segment and flushes it in the
+// background. w.mu must be held.
+func (w *Writer) startFlushLocked() {
+	seg := w.open
+	w.open = nil
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	w.slots++
+	prev := w.lastCmt
+	mine := make(chan struct{})
+	w.lastCmt = mine
+	w.flushes.Add(1)
+	go func() {
+		defer w.flushes.Done()
+		w.flush(seg, prev, mine)
+		w.mu.Lock()
+		w.slots--
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	}()
+}
+
+// flush uploads one segment, waits for the previous flush to commit so
+// that commits happen in append order, commits, and answers every batch.
+func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struct{}) {
+	// Failures are not cancelled by the caller's context: a segment in
+	// flight completes or fails on its own.
+	ctx := context.Background()
+	start := time.Now()
+	object, placements := seg.builder.Build()
+	key := segment.NewKey()
+
+	putErr := w.bucket.Put(ctx, key, object)
+	w.m.putSeconds.Observe(time.Since(start).Seconds())
+	<-prev
+	defer close(mine)
+	if putErr != nil {
+		w.m.flushes.WithLabelValues("put_error").Inc()
+		w.log.Warn("segment upload failed", "object", key, "bytes", len(object), "batches", len(seg.pending), "err", putErr)
+		w.failAll(seg, fmt.Errorf("%w: put %s: %v", ErrStorage, key, putErr))
+		return
+	}
+
+	commit := metastore.SegmentCommit{Object: key, Size: int64(len(object)), Batches: make([]metastore.BatchCommit, len(placements))}
+	for i, pl := range placements {
+		h, err := recordbatch.ParseHeader(object[pl.ByteOffset : pl.ByteOffset+pl.ByteLength])
+		if err != nil { // validated on Append; cannot happen
+			w.failAll(seg, fmt.Errorf("%w: batch %d of %s: %v", ErrStorage, i, key, err))
+			return
+		}
+		commit.Batches[i] = metastore.BatchCommit{
+			TopicID: pl.TopicID, Partition: pl.Partition,
+			ByteOffset: pl.ByteOffset, ByteLength: pl.ByteLength,
+			OffsetCount:  int64(h.LastOffsetDelta) + 1,
+			MaxTimestamp: h.MaxTimestamp,
+			ProducerID:   h.ProducerID, ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence,
+		}
+	}
+	commitStart := time.Now()
+	results, err := w.store.CommitSegment(ctx, commit)
+	w.m.commitSeconds.Observe(time.Since(commitStart).Seconds())
+	if err != nil {
+		w.m.flushes.WithLabelValues("commit_error").Inc()
+		w.log.Warn("segment commit failed", "object", key, "batches", len(seg.pending), "err", err)
+		w.failAll(seg, fmt.Errorf("%w: commit %s: %v", ErrStorage, key, err))
+		return
+	}
+	if w.opts.Committed != nil {
+		w.opts.Committed(key, object, results)
+	}
+	w.m.flushes.WithLabelValues("ok").Inc()
+	w.m.segmentBytes.Observe(float64(len(object)))
+	w.m.segmentBatches.Observe(float64(len(placements)))
+	now := time.Now()
+	for i, p := range seg.pending {
+		p.result = results[i]
+		w.m.ackSeconds.Observe(now.Sub(p.appended).Seconds())
+		close(p.done)
+	}
+	w.log.Debug("segment committed", "object", key, "bytes", len(object), "batches", len(placements),
+		"age", now.Sub(seg.started))
+}
+
+func (w *Writer) failAll(seg *openSegment, err error) {
+	for _, p := range seg.pending {
+		p.err = err
+		close(p.done)
+	}
+}
+
+// Linger is the configured linger time.
+func (w *Writer) Linger() time.Duration { return w.opts.Linger }
+
+// Flush starts flushing the open segment now, without waiting for linger.
+func (w *Writer) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.open != nil && w.slots >= w.opts.MaxInflightFlushes {
+		w.cond.Wait()
+	}
+	if w.open != nil {
+		w.startFlushLocked()
+	}
+}
+
+// Close flushes the open segment, waits for every flush in flight to
+// finish, and fails later appends with ErrClosed.
+func (w *Writer) Close() {
+	w.Flush()
+	w.mu.Lock()
+	w.closed = true
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	w.flushes.Wait()
+}
+
+// Metrics are the write path's Prometheus metrics.
+type Metrics struct {
+	flushes        *prometheus.CounterVec
+	putSeconds     prometheus.Histogram
+	commitSeconds  prometheus.Histogram
+	ackSeconds     prometheus.Histogram
+	segmentBytes   prometheus.Histogram
+	segmentBatches prometheus.Histogram
+}
+
+// NewMetrics registers the write path's metrics with reg (nil: unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "floe_segment_flushes_total", Help: "Segment flushes by result.",
+		}, []string{"result"}),
+		putSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "floe_segment_put_seconds", Help: "Time to upload a segment object.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "floe_segment_commit_seconds", Help: "Time to commit a segment to the metadata store.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
+		}),
+		ackSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "floe_produce_batch_ack_seconds", Help: "Time from a batch's arrival to its acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 1.6, 16),
+		}),
+		segmentBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "floe_segment_bytes", Help: "Size of flushed segment objects.",
+			Buckets: prometheus.ExponentialBuckets(1024, 4, 10),
+		}),
+		segmentBatches: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "floe_segment_batches", Help: "Record batches per flushed segment.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.flushes, m.putSeconds, m.commitSeconds, m.ackSeconds, m.segmentBytes, m.segmentBatches)
+	}
+	return m
+}

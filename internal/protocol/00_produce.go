@@ -1,0 +1,145 @@
+package protocol
+
+// Produce v3-v11.
+//
+// v3 is the first version with record batch format v2 (magic 2), which is
+// all Floe stores; librdkafka only uses v2 batches, idempotence and headers
+// when Produce >= 3 is advertised. v9+ are flexible; v10 and v11 add only
+// fields Floe leaves empty (KIP-951 leader hints).
+//
+// Every batch goes into the agent's open segment before Handle returns, so
+// batches from one connection are committed in the order they were sent,
+// even when the client pipelines requests. The reply waits for the
+// segment's commit. acks=0 takes the same path and sends nothing back.
+//
+// Transactions are not supported yet: transactional batches are rejected.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/produce"
+	"github.com/floe-io/floe/internal/recordbatch"
+	"github.com/floe-io/floe/internal/wire"
+)
+
+func init() { register(0, 3, 11, (*Handler).produce) }
+
+// producePartition tracks one partition of a produce request.
+type producePartition struct {
+	resp    *kmsg.ProduceResponseTopicPartition
+	pending []*produce.Pending
+}
+
+func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error) {
+	r := req.Req.(*kmsg.ProduceRequest)
+	resp := r.ResponseKind().(*kmsg.ProduceResponse)
+	lookup := h.lookup(ctx)
+	var parts []*producePartition
+
+	acksOK := r.Acks == 0 || r.Acks == 1 || r.Acks == -1
+	for _, rt := range r.Topics {
+		t, terr := lookup.name(rt.Topic)
+		respTopic := kmsg.NewProduceResponseTopic()
+		respTopic.Topic = rt.Topic
+		respTopic.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			pr := &respTopic.Partitions[i]
+			*pr = kmsg.NewProduceResponseTopicPartition()
+			pr.Partition = rp.Partition
+			pp := &producePartition{resp: pr}
+			parts = append(parts, pp)
+			switch {
+			case !acksOK:
+				pr.ErrorCode = kerr.InvalidRequiredAcks.Code
+			case r.TransactionID != nil:
+				pr.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+				pr.ErrorMessage = strPtr("transactions are not supported by Floe yet")
+			default:
+				if code := partitionErr(t, terr, rp.Partition); code != 0 {
+					pr.ErrorCode = code
+					continue
+				}
+				batches, code, err := h.validateBatches(t, rp.Records)
+				if code != 0 {
+					pr.ErrorCode = code
+					pr.ErrorMessage = errMessage(err)
+					h.log.Debug("produce batch rejected", "topic", rt.Topic, "partition", rp.Partition, "client", req.ClientID, "err", err)
+					continue
+				}
+				for _, b := range batches {
+					pp.pending = append(pp.pending, h.writer.Append(t.ID, t.Name, rp.Partition, b))
+				}
+			}
+		}
+		resp.Topics = append(resp.Topics, respTopic)
+	}
+
+	return func(ctx context.Context) kmsg.Response {
+		if r.Acks == 0 {
+			return nil
+		}
+		for _, pp := range parts {
+			for i, p := range pp.pending {
+				res, err := p.Wait(ctx)
+				if err == nil {
+					err = res.Err
+				}
+				if err != nil {
+					if pp.resp.ErrorCode == 0 {
+						pp.resp.ErrorCode = errorCode(err)
+						pp.resp.ErrorMessage = errMessage(err)
+					}
+					continue
+				}
+				if i == 0 {
+					pp.resp.BaseOffset = res.BaseOffset
+					pp.resp.LogStartOffset = res.LogStartOffset
+				}
+			}
+			if pp.resp.ErrorCode != 0 {
+				pp.resp.BaseOffset = -1
+			}
+		}
+		return resp
+	}, nil
+}
+
+// validateBatches splits and checks the record batches of one partition.
+// The whole partition is rejected if any batch is bad, as Kafka does.
+func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, int16, error) {
+	if len(records) == 0 {
+		return nil, kerr.CorruptMessage.Code, errors.New("no record batches")
+	}
+	batches, err := recordbatch.Split(records)
+	if err != nil {
+		if errors.Is(err, recordbatch.ErrUnsupportedMagic) {
+			return nil, kerr.UnsupportedForMessageFormat.Code, err
+		}
+		return nil, kerr.CorruptMessage.Code, err
+	}
+	max := h.maxMessageBytes(t)
+	for _, b := range batches {
+		hdr, err := recordbatch.Validate(b)
+		if err != nil {
+			if errors.Is(err, recordbatch.ErrUnsupportedMagic) {
+				return nil, kerr.UnsupportedForMessageFormat.Code, err
+			}
+			return nil, kerr.CorruptMessage.Code, err
+		}
+		if int64(len(b)) > max {
+			return nil, kerr.MessageTooLarge.Code, fmt.Errorf("batch of %d bytes exceeds max.message.bytes %d", len(b), max)
+		}
+		if hdr.IsTransactional() || hdr.IsControl() {
+			return nil, kerr.TransactionalIDAuthorizationFailed.Code, errors.New("transactions are not supported by Floe yet")
+		}
+	}
+	return batches, 0, nil
+}
+
+func strPtr(s string) *string { return &s }

@@ -1,0 +1,141 @@
+package protocol
+
+// Fetch v4-v12.
+//
+// v4 is the first version that returns record batch format v2 and the last
+// stable offset. Fetch sessions (v7+, KIP-227) are not kept: every answer
+// has session id 0, which tells clients to send full requests. v11 adds
+// rack-aware replica selection (KIP-392): PreferredReadReplica is always
+// -1. v13+ address topics by ID and are not advertised yet.
+//
+// A fetch that finds fewer than MinBytes waits until a commit lands or
+// MaxWaitMs passes. It is woken by the commit itself, not by polling.
+// isolation_level is accepted; without transactions read_committed and
+// read_uncommitted see the same records (last stable offset = high
+// watermark).
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/fetch"
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/wire"
+)
+
+func init() { register(1, 4, 12, (*Handler).fetch) }
+
+// maxFetchWait bounds MaxWaitMs so a hostile client cannot park a request
+// forever.
+const maxFetchWait = 5 * time.Minute
+
+func (h *Handler) fetch(_ context.Context, req *wire.Request) (Reply, error) {
+	r := req.Req.(*kmsg.FetchRequest)
+	return func(ctx context.Context) kmsg.Response {
+		wait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, maxFetchWait)
+		deadline := time.Now().Add(wait)
+		for {
+			changed := h.notify.Changed()
+			resp, n, failed := h.fetchOnce(ctx, r)
+			if n >= int(r.MinBytes) || failed || !time.Now().Before(deadline) {
+				return resp
+			}
+			timer := time.NewTimer(time.Until(deadline))
+			select {
+			case <-changed:
+				timer.Stop()
+			case <-timer.C:
+				resp, _, _ = h.fetchOnce(ctx, r)
+				return resp
+			case <-ctx.Done():
+				timer.Stop()
+				return resp
+			}
+		}
+	}, nil
+}
+
+// fetchOnce reads every requested partition once and returns the
+// response, the number of record bytes in it, and whether any error must
+// be reported at once instead of waiting for data.
+func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, failed bool) {
+	resp = r.ResponseKind().(*kmsg.FetchResponse)
+	if r.Version >= 7 && r.SessionID != 0 {
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return resp, 0, true
+	}
+	maxBytes := int(r.MaxBytes)
+	if r.Version < 3 || maxBytes <= 0 {
+		maxBytes = 1<<31 - 1
+	}
+	lookup := h.lookup(ctx)
+	for _, rt := range r.Topics {
+		t, terr := lookup.name(rt.Topic)
+		respTopic := kmsg.NewFetchResponseTopic()
+		respTopic.Topic = rt.Topic
+		respTopic.TopicID = t.ID
+		for _, rp := range rt.Partitions {
+			pr := kmsg.NewFetchResponseTopicPartition()
+			pr.Partition = rp.Partition
+			pr.HighWatermark, pr.LastStableOffset, pr.LogStartOffset = -1, -1, -1
+			pr.PreferredReadReplica = -1
+			if code := partitionErr(t, terr, rp.Partition); code != 0 {
+				pr.ErrorCode = code
+			} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
+				pr.ErrorCode = code
+			} else {
+				h.fetchPartition(ctx, t, rp, &pr, maxBytes-total, total == 0)
+				total += len(pr.RecordBatches)
+			}
+			failed = failed || pr.ErrorCode != 0
+			respTopic.Partitions = append(respTopic.Partitions, pr)
+		}
+		resp.Topics = append(resp.Topics, respTopic)
+	}
+	return resp, total, failed
+}
+
+func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, rp kmsg.FetchRequestTopicPartition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool) {
+	limit := min(int(rp.PartitionMaxBytes), budget)
+	if limit <= 0 && !first {
+		// The response is full; report offsets without data.
+		offs, err := h.store.Offsets(ctx, t.ID, rp.Partition)
+		if err != nil {
+			pr.ErrorCode = errorCode(err)
+			return
+		}
+		setOffsets(pr, offs)
+		return
+	}
+	res, err := h.reader.Read(ctx, t.ID, rp.Partition, rp.FetchOffset, limit, first)
+	setOffsets(pr, res.PartitionOffsets)
+	if err != nil {
+		pr.ErrorCode = errorCode(err)
+		if pr.ErrorCode == kerr.KafkaStorageError.Code {
+			h.log.Warn("fetch failed", "topic", t.Name, "partition", rp.Partition, "offset", rp.FetchOffset, "err", err)
+		}
+		return
+	}
+	pr.RecordBatches = res.Records
+}
+
+func setOffsets(pr *kmsg.FetchResponseTopicPartition, offs metastore.PartitionOffsets) {
+	pr.HighWatermark = offs.HighWatermark
+	pr.LastStableOffset = offs.HighWatermark
+	pr.LogStartOffset = offs.LogStartOffset
+}
+
+// checkLeaderEpoch validates a client's current leader epoch (-1: none).
+func checkLeaderEpoch(epoch int32) int16 {
+	switch {
+	case epoch < 0 || epoch == fetch.LeaderEpoch:
+		return 0
+	case epoch > fetch.LeaderEpoch:
+		return kerr.UnknownLeaderEpoch.Code
+	default:
+		return kerr.FencedLeaderEpoch.Code
+	}
+}

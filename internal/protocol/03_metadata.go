@@ -1,0 +1,103 @@
+package protocol
+
+// Metadata v0-v12.
+//
+// Every agent answers for every partition: Floe has no replicas and no
+// partition depends on a particular agent, so each partition's leader is
+// an agent the client can reach (this one, until clusters of agents
+// arrive), with leader epoch 0 and itself as the only replica.
+//
+// v1+: a null topic list means all topics, an empty one none.
+// v4+: AllowAutoTopicCreation (KIP-204 semantics); before v4 it is implied.
+// v10+: topic IDs (KIP-516); v12 may ask by ID only.
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/fetch"
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/wire"
+)
+
+func init() { register(3, 0, 12, (*Handler).metadata) }
+
+func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error) {
+	r := req.Req.(*kmsg.MetadataRequest)
+	resp := r.ResponseKind().(*kmsg.MetadataResponse)
+	self := h.cfg.Self
+	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: self.NodeID, Host: self.Host, Port: self.Port, Rack: self.Rack}}
+	resp.ClusterID = &h.cfg.ClusterID
+	resp.ControllerID = self.NodeID
+
+	allowAuto := r.Version < 4 || r.AllowAutoTopicCreation
+	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
+	if all {
+		topics, err := h.store.Topics(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range topics {
+			resp.Topics = append(resp.Topics, h.topicMetadata(t))
+		}
+		return now(resp), nil
+	}
+	lookup := h.lookup(ctx)
+	for _, rt := range r.Topics {
+		var (
+			t   metastore.Topic
+			err error
+		)
+		switch {
+		case rt.Topic != nil:
+			t, err = lookup.name(*rt.Topic)
+			if errors.Is(err, metastore.ErrUnknownTopicOrPartition) && allowAuto && h.cfg.AutoCreateTopics {
+				var code int16
+				t, code, err = h.createTopic(ctx, *rt.Topic, -1, -1, nil, false)
+				if code == kerr.TopicAlreadyExists.Code {
+					t, err = h.store.Topic(ctx, *rt.Topic)
+				} else if code != 0 {
+					name := *rt.Topic
+					resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{Topic: &name, ErrorCode: code})
+					continue
+				}
+			}
+		default:
+			t, err = lookup.id(rt.TopicID)
+			if err != nil {
+				resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{TopicID: rt.TopicID, ErrorCode: kerr.UnknownTopicID.Code})
+				continue
+			}
+		}
+		if err != nil {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = rt.Topic
+			mt.ErrorCode = errorCode(err)
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		resp.Topics = append(resp.Topics, h.topicMetadata(t))
+	}
+	return now(resp), nil
+}
+
+func (h *Handler) topicMetadata(t metastore.Topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic = &name
+	mt.TopicID = t.ID
+	self := h.cfg.Self.NodeID
+	for p := int32(0); p < t.Partitions; p++ {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p
+		mp.Leader = self
+		mp.LeaderEpoch = fetch.LeaderEpoch
+		mp.Replicas = []int32{self}
+		mp.ISR = []int32{self}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}

@@ -1,0 +1,65 @@
+package protocol
+
+// CreateTopics v0-v7.
+//
+// v1+: ValidateOnly. v5+: the response describes the created topic
+// (partitions, replication factor, configs; KIP-525). v7+: topic IDs.
+// Replication factor: Floe keeps one copy of every byte in the bucket, so
+// any factor is accepted and each partition reports one replica.
+// Manual replica assignments are accepted only for their partition count.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/wire"
+)
+
+func init() { register(19, 0, 7, (*Handler).createTopics) }
+
+func (h *Handler) createTopics(ctx context.Context, req *wire.Request) (Reply, error) {
+	r := req.Req.(*kmsg.CreateTopicsRequest)
+	resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
+	seen := map[string]int{}
+	for _, rt := range r.Topics {
+		seen[rt.Topic]++
+	}
+	for _, rt := range r.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		st.NumPartitions, st.ReplicationFactor = -1, -1
+		if seen[rt.Topic] > 1 {
+			// Kafka rejects every copy of a name given twice.
+			st.ErrorCode = 42 // INVALID_REQUEST
+			st.ErrorMessage = strPtr("topic '" + rt.Topic + "' appears more than once in the request")
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		partitions := rt.NumPartitions
+		if len(rt.ReplicaAssignment) > 0 {
+			partitions = int32(len(rt.ReplicaAssignment))
+		}
+		configs := map[string]string{}
+		for _, c := range rt.Configs {
+			if c.Value != nil {
+				configs[c.Name] = *c.Value
+			}
+		}
+		t, code, err := h.createTopic(ctx, rt.Topic, partitions, rt.ReplicationFactor, configs, r.ValidateOnly)
+		st.ErrorCode = code
+		st.ErrorMessage = errMessage(err)
+		if code == 0 {
+			st.TopicID = t.ID
+			st.NumPartitions = t.Partitions
+			st.ReplicationFactor = 1
+			for _, c := range describeTopicConfigs(t.Configs, nil) {
+				st.Configs = append(st.Configs, kmsg.CreateTopicsResponseTopicConfig{
+					Name: c.Name, Value: c.Value, ReadOnly: c.ReadOnly, Source: int8(c.Source), IsSensitive: c.IsSensitive,
+				})
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return now(resp), nil
+}

@@ -1,0 +1,65 @@
+package protocol
+
+// DeleteTopics v0-v6.
+//
+// v6 names topics by name or by ID (KIP-516). Deleting a topic removes its
+// metadata at once; its objects are left for the cleaner, which deletes
+// them after a grace period, because fetches in flight may still read them.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/wire"
+)
+
+func init() { register(20, 0, 6, (*Handler).deleteTopics) }
+
+func (h *Handler) deleteTopics(ctx context.Context, req *wire.Request) (Reply, error) {
+	r := req.Req.(*kmsg.DeleteTopicsRequest)
+	resp := r.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	type target struct {
+		name *string
+		id   [16]byte
+	}
+	var targets []target
+	if r.Version < 6 {
+		for i := range r.TopicNames {
+			targets = append(targets, target{name: &r.TopicNames[i]})
+		}
+	} else {
+		for _, t := range r.Topics {
+			targets = append(targets, target{name: t.Topic, id: t.TopicID})
+		}
+	}
+	lookup := h.lookup(ctx)
+	for _, tg := range targets {
+		st := kmsg.NewDeleteTopicsResponseTopic()
+		st.Topic, st.TopicID = tg.name, tg.id
+		name := ""
+		if tg.name != nil {
+			name = *tg.name
+		} else {
+			t, err := lookup.id(tg.id)
+			if err != nil {
+				st.ErrorCode = kerr.UnknownTopicID.Code
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
+			name = t.Name
+			st.Topic = &t.Name
+		}
+		t, err := h.store.DeleteTopic(ctx, name)
+		st.ErrorCode = errorCode(err)
+		if err == nil {
+			st.TopicID = t.ID
+			h.log.Info("topic deleted", "topic", name, "id", topicIDString(t.ID))
+		} else if st.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+			st.ErrorMessage = errMessage(err)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return now(resp), nil
+}

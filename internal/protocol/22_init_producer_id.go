@@ -1,0 +1,45 @@
+package protocol
+
+// InitProducerId v0-v4.
+//
+// Idempotent producers get a producer id and epoch from the metadata
+// store, so sequence checks hold across agents. v3+ may pass the current
+// id and epoch to bump the epoch after an error (KIP-360). Transactional
+// ids are not supported yet and get TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+// a fatal error, rather than a retriable one that would loop forever.
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/wire"
+)
+
+func init() { register(22, 0, 4, (*Handler).initProducerID) }
+
+func (h *Handler) initProducerID(ctx context.Context, req *wire.Request) (Reply, error) {
+	r := req.Req.(*kmsg.InitProducerIDRequest)
+	resp := r.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if r.TransactionalID != nil {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return now(resp), nil
+	}
+	id, epoch, err := h.store.InitProducerID(ctx, r.ProducerID, r.ProducerEpoch)
+	switch {
+	case err == nil:
+		resp.ProducerID, resp.ProducerEpoch = id, epoch
+	case errors.Is(err, metastore.ErrInvalidProducerEpoch):
+		resp.ErrorCode = kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, metastore.ErrUnknownProducerID):
+		resp.ErrorCode = kerr.UnknownProducerID.Code
+	default:
+		h.log.Warn("init producer id failed", "err", err)
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+	}
+	return now(resp), nil
+}

@@ -1,0 +1,171 @@
+// Package protocol answers Kafka requests. There is one file per API, named
+// by its key (00_produce.go, 01_fetch.go, …); each registers the versions
+// it handles, and ApiVersions is built from that registry, so the agent
+// advertises exactly what it implements.
+//
+// Errors a client can recover from are answered as Kafka error codes in
+// the response. A Go error returned from Handle means the connection must
+// be closed (unknown API, unsupported version, malformed request).
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/fetch"
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/produce"
+	"github.com/floe-io/floe/internal/wire"
+)
+
+// Broker is an agent as clients see it.
+type Broker struct {
+	NodeID int32
+	Host   string
+	Port   int32
+	Rack   *string
+}
+
+// Config is what the handlers need to know about the cluster.
+type Config struct {
+	ClusterID string
+	Self      Broker
+	// AutoCreateTopics enables auto.create.topics.enable.
+	AutoCreateTopics bool
+	// DefaultPartitions is num.partitions for auto-created topics and
+	// CreateTopics with NumPartitions -1.
+	DefaultPartitions int32
+	// MaxMessageBytes is message.max.bytes, the default for a topic's
+	// max.message.bytes.
+	MaxMessageBytes int32
+}
+
+// Handler answers requests. It is safe for concurrent use by many
+// connections.
+type Handler struct {
+	cfg    Config
+	store  metastore.Store
+	writer *produce.Writer
+	reader *fetch.Reader
+	notify *fetch.Notifier
+	log    *slog.Logger
+}
+
+// NewHandler returns a Handler.
+func NewHandler(cfg Config, store metastore.Store, writer *produce.Writer, reader *fetch.Reader, notify *fetch.Notifier, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DefaultPartitions <= 0 {
+		cfg.DefaultPartitions = 1
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 1048588
+	}
+	return &Handler{cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log}
+}
+
+// Reply produces a request's response. It runs after every earlier
+// request's reply on the same connection, so it may block (a produce
+// waiting for its commit, a fetch long-polling) without reordering
+// answers. A nil response means no response is sent (acks=0).
+type Reply func(ctx context.Context) kmsg.Response
+
+// api is one registered API: its version range and handler.
+type api struct {
+	key      int16
+	min, max int16
+	handle   func(h *Handler, ctx context.Context, req *wire.Request) (Reply, error)
+}
+
+// apis is the registry, filled by each API file's init and read-only after.
+var apis = map[int16]api{}
+
+func register(key, min, max int16, handle func(h *Handler, ctx context.Context, req *wire.Request) (Reply, error)) {
+	if _, dup := apis[key]; dup {
+		panic(fmt.Sprintf("api %d registered twice", key))
+	}
+	apis[key] = api{key: key, min: min, max: max, handle: handle}
+}
+
+// Supported lists the registered APIs, sorted by key.
+func Supported() []kmsg.ApiVersionsResponseApiKey {
+	out := make([]kmsg.ApiVersionsResponseApiKey, 0, len(apis))
+	for _, a := range apis {
+		out = append(out, kmsg.ApiVersionsResponseApiKey{ApiKey: a.key, MinVersion: a.min, MaxVersion: a.max})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ApiKey < out[j].ApiKey })
+	return out
+}
+
+// ErrUnsupported reports a request for an API or version the agent does
+// not handle. Kafka closes the connection in that case, and so do we.
+var ErrUnsupported = errors.New("unsupported api")
+
+// Handle starts handling one request. Work whose order matters relative
+// to later requests on the connection (appending produce batches, creating
+// topics) is done before Handle returns; the returned Reply finishes it.
+func (h *Handler) Handle(ctx context.Context, req *wire.Request) (Reply, error) {
+	a, ok := apis[req.Key]
+	if !ok || req.Req == nil {
+		return nil, fmt.Errorf("%w: key %d (%s) v%d", ErrUnsupported, req.Key, kmsg.NameForKey(req.Key), req.Version)
+	}
+	if req.Version < a.min || req.Version > a.max {
+		if req.Key == wire.ApiVersionsKey {
+			return unsupportedApiVersions(), nil
+		}
+		return nil, fmt.Errorf("%w: %s v%d (handled: v%d-v%d)", ErrUnsupported, kmsg.NameForKey(req.Key), req.Version, a.min, a.max)
+	}
+	return a.handle(h, ctx, req)
+}
+
+// now wraps a response that is already complete.
+func now(resp kmsg.Response) Reply {
+	return func(context.Context) kmsg.Response { return resp }
+}
+
+// errorCode maps store and writer errors to Kafka error codes.
+func errorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, metastore.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, metastore.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, metastore.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, metastore.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, metastore.ErrUnknownProducerID):
+		return kerr.UnknownProducerID.Code
+	case errors.Is(err, fetch.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, produce.ErrClosed):
+		// The agent is shutting down: the client refreshes metadata and
+		// retries elsewhere.
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	default:
+		return kerr.KafkaStorageError.Code
+	}
+}
+
+// errMessage returns a pointer to err's text for responses that carry an
+// error message, or nil.
+func errMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}
