@@ -76,12 +76,13 @@ type BatchCommit struct {
 // BatchResult is the outcome of one BatchCommit, in the same order.
 type BatchResult struct {
 	// BaseOffset is the offset assigned to the first record of the batch,
-	// or for a duplicate, the offset assigned when it was first written.
+	// or for a duplicate, the offset assigned when it was first written;
+	// -1 when Err is set.
 	BaseOffset int64
 	// Duplicate reports that the batch repeated one already committed by
 	// the same producer; it was not written again.
 	Duplicate bool
-	// LogStartOffset of the partition after the commit.
+	// LogStartOffset of the partition after the commit; -1 when Err is set.
 	LogStartOffset int64
 	// Err is nil, or one of ErrUnknownTopicOrPartition,
 	// ErrOutOfOrderSequence, ErrInvalidProducerEpoch.

@@ -1,0 +1,245 @@
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// CommitSegment implements metastore.Store. The whole commit is one bbolt
+// write transaction: bbolt has a single writer, which is what makes the
+// offsets it hands out unique and contiguous.
+func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([]metastore.BatchResult, error) {
+	if err := validateCommit(c); err != nil {
+		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
+	}
+	var (
+		results []metastore.BatchResult
+		extents int
+	)
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		cm := newCommitter(tx, c, time.Now())
+		results = make([]metastore.BatchResult, len(c.Batches))
+		for i, b := range c.Batches {
+			r, err := cm.add(b)
+			if err != nil {
+				return fmt.Errorf("batch %d: %w", i, err)
+			}
+			results[i] = r
+		}
+		extents = len(cm.extents)
+		return cm.write()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
+	}
+	s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", extents)
+	return results, nil
+}
+
+// validateCommit rejects commits no correct agent sends; they fail as a
+// whole rather than per batch.
+func validateCommit(c metastore.SegmentCommit) error {
+	if c.Object == "" {
+		return errors.New("empty object key")
+	}
+	if c.Size < 0 {
+		return fmt.Errorf("negative object size %d", c.Size)
+	}
+	for i, b := range c.Batches {
+		switch {
+		case b.OffsetCount < 1:
+			return fmt.Errorf("batch %d: offset count %d < 1", i, b.OffsetCount)
+		case b.ByteOffset < 0 || b.ByteLength < 0 || b.ByteOffset+b.ByteLength > c.Size:
+			return fmt.Errorf("batch %d: bytes [%d, +%d) outside object of %d bytes", i, b.ByteOffset, b.ByteLength, c.Size)
+		}
+	}
+	return nil
+}
+
+// committer accumulates one commit inside its transaction: it reads each
+// partition's and producer's state once, updates it in memory batch by
+// batch, and writes everything back at the end.
+type committer struct {
+	tx     *bolt.Tx
+	commit metastore.SegmentCommit
+	now    time.Time
+
+	partitions map[partitionKey]*partitionState // nil: unknown partition
+	sequences  map[sequenceKey]*sequenceState   // nil: no state yet
+	changed    map[sequenceKey]bool             // sequences to write back
+
+	extents []metastore.Extent
+	// open is, per partition, the index in extents of the extent the next
+	// accepted batch may extend.
+	open map[partitionKey]int
+}
+
+func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time) *committer {
+	return &committer{
+		tx:         tx,
+		commit:     c,
+		now:        now,
+		partitions: make(map[partitionKey]*partitionState),
+		sequences:  make(map[sequenceKey]*sequenceState),
+		changed:    make(map[sequenceKey]bool),
+		open:       make(map[partitionKey]int),
+	}
+}
+
+// add decides one batch. A returned error is a storage failure and aborts
+// the commit; rejections are in the result.
+func (cm *committer) add(b metastore.BatchCommit) (metastore.BatchResult, error) {
+	pk := partitionKey{id: b.TopicID, partition: b.Partition}
+	ps, err := cm.partition(pk)
+	if err != nil {
+		return metastore.BatchResult{}, err
+	}
+	if ps == nil {
+		return rejected(metastore.ErrUnknownTopicOrPartition), nil
+	}
+
+	var (
+		sk                sequenceKey
+		st                *sequenceState
+		firstSeq, lastSeq int32
+	)
+	if b.ProducerID >= 0 {
+		sk = sequenceKey{partitionKey: pk, producerID: b.ProducerID}
+		if st, err = cm.sequence(sk); err != nil {
+			return metastore.BatchResult{}, err
+		}
+		firstSeq, lastSeq = b.BaseSequence, lastSequence(b.BaseSequence, b.OffsetCount)
+		dupBase, dup, err := st.check(b.ProducerEpoch, firstSeq, lastSeq)
+		if err != nil || dup {
+			// The batch's bytes stay unreferenced, so the extent
+			// cannot run across them.
+			delete(cm.open, pk)
+		}
+		if err != nil {
+			return rejected(err), nil
+		}
+		if dup {
+			return metastore.BatchResult{BaseOffset: dupBase, Duplicate: true, LogStartOffset: ps.logStartOffset}, nil
+		}
+	}
+
+	base := ps.highWatermark
+	ps.highWatermark += b.OffsetCount
+	if b.ProducerID >= 0 {
+		cm.sequences[sk] = st.accept(b.ProducerEpoch, firstSeq, lastSeq, base)
+		cm.changed[sk] = true
+	}
+	cm.addExtent(pk, b, base)
+	return metastore.BatchResult{BaseOffset: base, LogStartOffset: ps.logStartOffset}, nil
+}
+
+func rejected(err error) metastore.BatchResult {
+	return metastore.BatchResult{BaseOffset: -1, LogStartOffset: -1, Err: err}
+}
+
+// addExtent records an accepted batch, extending the partition's open
+// extent when the batch's bytes directly follow it.
+func (cm *committer) addExtent(pk partitionKey, b metastore.BatchCommit, base int64) {
+	if i, ok := cm.open[pk]; ok {
+		e := &cm.extents[i]
+		if e.ByteOffset+e.ByteLength == b.ByteOffset {
+			e.EndOffset += b.OffsetCount
+			e.ByteLength += b.ByteLength
+			e.MaxTimestamp = max(e.MaxTimestamp, b.MaxTimestamp)
+			return
+		}
+	}
+	cm.open[pk] = len(cm.extents)
+	cm.extents = append(cm.extents, metastore.Extent{
+		TopicID:      pk.id,
+		Partition:    pk.partition,
+		BaseOffset:   base,
+		EndOffset:    base + b.OffsetCount,
+		Object:       cm.commit.Object,
+		ObjectSize:   cm.commit.Size,
+		ByteOffset:   b.ByteOffset,
+		ByteLength:   b.ByteLength,
+		MaxTimestamp: b.MaxTimestamp,
+		CommittedAt:  cm.now,
+	})
+}
+
+// partition returns the partition's state, loading it on first use, or nil
+// if the topic incarnation or partition does not exist.
+func (cm *committer) partition(pk partitionKey) (*partitionState, error) {
+	if ps, ok := cm.partitions[pk]; ok {
+		return ps, nil
+	}
+	err := checkPartition(cm.tx, pk)
+	if errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
+		cm.partitions[pk] = nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ps, err := decodePartition(cm.tx.Bucket([]byte(bucketPartitions)).Get(pk.bytes()))
+	if err != nil {
+		return nil, err
+	}
+	cm.partitions[pk] = &ps
+	return &ps, nil
+}
+
+// sequence returns a producer's state on a partition, loading it on first
+// use; nil means none.
+func (cm *committer) sequence(sk sequenceKey) (*sequenceState, error) {
+	if st, ok := cm.sequences[sk]; ok {
+		return st, nil
+	}
+	st, err := decodeSequence(cm.tx.Bucket([]byte(bucketSequences)).Get(sk.key()))
+	if err != nil {
+		return nil, err
+	}
+	cm.sequences[sk] = st
+	return st, nil
+}
+
+// write stores everything the commit changed.
+func (cm *committer) write() error {
+	if len(cm.extents) == 0 {
+		return nil // nothing accepted: the object stays unreferenced
+	}
+	partitions := cm.tx.Bucket([]byte(bucketPartitions))
+	for pk, ps := range cm.partitions {
+		if ps == nil {
+			continue
+		}
+		if err := partitions.Put(pk.bytes(), encodePartition(*ps)); err != nil {
+			return err
+		}
+	}
+	sequences := cm.tx.Bucket([]byte(bucketSequences))
+	for sk := range cm.changed {
+		v, err := json.Marshal(cm.sequences[sk])
+		if err != nil {
+			return err
+		}
+		if err := sequences.Put(sk.key(), v); err != nil {
+			return err
+		}
+	}
+	extents := cm.tx.Bucket([]byte(bucketExtents))
+	for i := range cm.extents {
+		e := &cm.extents[i]
+		pk := partitionKey{id: e.TopicID, partition: e.Partition}
+		if err := extents.Put(pk.extentKey(e.BaseOffset), encodeExtent(e)); err != nil {
+			return err
+		}
+	}
+	size := binary.BigEndian.AppendUint64(nil, uint64(cm.commit.Size))
+	return cm.tx.Bucket([]byte(bucketObjects)).Put([]byte(cm.commit.Object), size)
+}

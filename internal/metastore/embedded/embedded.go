@@ -1,0 +1,172 @@
+// Package embedded is the single-file metadata store: a metastore.Store
+// backed by one bbolt file, for `floe playground`, the tests and
+// single-agent deployments. Every call is one bbolt transaction, so a
+// segment commit is atomic and the sequencer is bbolt's single writer.
+//
+// It must never be shared by more than one process (the file is locked) and
+// never see record payloads: it stores only where records are, not what
+// they are.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// lockTimeout bounds how long Open waits for the file lock, so that a
+// second process gets an error instead of hanging.
+const lockTimeout = 2 * time.Second
+
+// URLScheme is the scheme OpenURL accepts: embedded:///abs/path/to/file.
+const URLScheme = "embedded"
+
+// Options configure a Store.
+type Options struct {
+	// Logger receives the store's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Store is the embedded metadata store. It is safe for concurrent use.
+type Store struct {
+	db     *bolt.DB
+	log    *slog.Logger
+	closed atomic.Bool
+}
+
+var _ metastore.Store = (*Store)(nil)
+
+// Open opens or creates the store file at path. It fails after a couple of
+// seconds if another process holds the file.
+func Open(path string, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	boltOpts := *bolt.DefaultOptions
+	boltOpts.Timeout = lockTimeout
+	db, err := bolt.Open(path, 0o600, &boltOpts)
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open metadata store %s: file is locked by another process or store (gave up after %s): %w", path, lockTimeout, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open metadata store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range buckets() {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open metadata store %s: %w", path, err)
+	}
+	log.Info("metadata store opened", "path", path)
+	return &Store{db: db, log: log}, nil
+}
+
+// OpenURL opens the store named by a URL of the form
+// embedded:///abs/path/to/file, creating the parent directory if needed.
+func OpenURL(raw string) (*Store, error) {
+	path, err := pathFromURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("open metadata store %q: %w", raw, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("open metadata store %q: %w", raw, err)
+	}
+	return Open(path, Options{})
+}
+
+func pathFromURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case u.Scheme != URLScheme:
+		return "", fmt.Errorf("scheme must be %q", URLScheme)
+	case u.Opaque != "" || u.Host != "" || !filepath.IsAbs(u.Path):
+		return "", fmt.Errorf("want %s:///absolute/path/to/file", URLScheme)
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", errors.New("query and fragment are not supported")
+	}
+	return filepath.Clean(u.Path), nil
+}
+
+// Close closes the file; later calls return metastore.ErrClosed. It waits
+// for transactions in progress. Closing twice is a no-op.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close metadata store %s: %w", s.db.Path(), err)
+	}
+	s.log.Info("metadata store closed", "path", s.db.Path())
+	return nil
+}
+
+// Objects returns, sorted, the key of every object that a commit has ever
+// referenced, for the cleaner: an object of the bucket missing here was
+// never committed. Keys stay listed when their extents are deleted.
+func (s *Store) Objects(ctx context.Context) ([]string, error) {
+	var keys []string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketObjects)).ForEach(func(k, _ []byte) error {
+			keys = append(keys, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list objects: %w", err)
+	}
+	return keys, nil
+}
+
+// view runs fn in a read-only transaction.
+func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	return closedErr(s.db.View(fn))
+}
+
+// update runs fn in a read-write transaction; an error from fn rolls it
+// back.
+func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	return closedErr(s.db.Update(fn))
+}
+
+func (s *Store) ready(ctx context.Context) error {
+	if s.closed.Load() {
+		return metastore.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// closedErr maps bbolt's error for a closed file, which a call racing with
+// Close may see, to the interface's.
+func closedErr(err error) error {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return metastore.ErrClosed
+	}
+	return err
+}

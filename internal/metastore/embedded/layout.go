@@ -1,0 +1,196 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// On-disk layout. Every bucket is flat; composite keys are big-endian so
+// that bbolt's byte order is numeric order and a partition's extents are one
+// contiguous key range.
+//
+//	topics      topicID(16)                                 → topicRecord (JSON)
+//	names       topic name                                  → topicID(16)
+//	partitions  topicID(16) partition(4)                    → highWatermark(8) logStartOffset(8)
+//	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent)
+//	sequences   topicID(16) partition(4) producerID(8)      → sequenceState (JSON)
+//	producers   producerID(8)                               → epoch(2)
+//	objects     object key                                  → object size(8)
+//	meta        "next-producer-id"                          → producer id(8)
+//
+// Partitions, offsets and producer ids are never negative, so encoding them
+// as unsigned keeps the order.
+const (
+	bucketTopics     = "topics"
+	bucketNames      = "names"
+	bucketPartitions = "partitions"
+	bucketExtents    = "extents"
+	bucketSequences  = "sequences"
+	bucketProducers  = "producers"
+	bucketObjects    = "objects"
+	bucketMeta       = "meta"
+
+	keyNextProducerID = "next-producer-id"
+)
+
+// buckets lists every bucket, created when the file is opened.
+func buckets() []string {
+	return []string{
+		bucketTopics, bucketNames, bucketPartitions, bucketExtents,
+		bucketSequences, bucketProducers, bucketObjects, bucketMeta,
+	}
+}
+
+// firstProducerID is the first id InitProducerID hands out.
+const firstProducerID = 1000
+
+// errCorrupt marks a stored value that cannot be decoded.
+var errCorrupt = errors.New("corrupt metadata value")
+
+// topicRecord is a topic as stored; its ID is the key.
+type topicRecord struct {
+	Name       string            `json:"name"`
+	Partitions int32             `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
+}
+
+func (r *topicRecord) topic(id metastore.TopicID) metastore.Topic {
+	configs := make(map[string]string, len(r.Configs))
+	for k, v := range r.Configs {
+		configs[k] = v
+	}
+	return metastore.Topic{
+		ID:         id,
+		Name:       r.Name,
+		Partitions: r.Partitions,
+		Configs:    configs,
+		CreatedAt:  r.CreatedAt,
+	}
+}
+
+func decodeTopic(v []byte) (*topicRecord, error) {
+	var r topicRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("topic: %w: %v", errCorrupt, err)
+	}
+	return &r, nil
+}
+
+// partitionKey names one partition of one topic incarnation.
+type partitionKey struct {
+	id        metastore.TopicID
+	partition int32
+}
+
+func (pk partitionKey) bytes() []byte {
+	k := make([]byte, 0, 20)
+	k = append(k, pk.id[:]...)
+	return binary.BigEndian.AppendUint32(k, uint32(pk.partition))
+}
+
+// String formats a partition for errors and logs: topic UUID/partition.
+func (pk partitionKey) String() string {
+	return fmt.Sprintf("%s/%d", uuid.UUID(pk.id), pk.partition)
+}
+
+func (pk partitionKey) extentKey(baseOffset int64) []byte {
+	return binary.BigEndian.AppendUint64(pk.bytes(), uint64(baseOffset))
+}
+
+// sequenceKey names one producer's state on one partition.
+type sequenceKey struct {
+	partitionKey
+	producerID int64
+}
+
+func (sk sequenceKey) key() []byte {
+	return binary.BigEndian.AppendUint64(sk.partitionKey.bytes(), uint64(sk.producerID))
+}
+
+func producerKey(producerID int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(producerID))
+}
+
+// partitionState is the mutable per-partition log bounds.
+type partitionState struct {
+	highWatermark  int64
+	logStartOffset int64
+}
+
+func encodePartition(ps partitionState) []byte {
+	v := binary.BigEndian.AppendUint64(nil, uint64(ps.highWatermark))
+	return binary.BigEndian.AppendUint64(v, uint64(ps.logStartOffset))
+}
+
+func decodePartition(v []byte) (partitionState, error) {
+	if v == nil {
+		return partitionState{}, nil // never written: empty log
+	}
+	if len(v) != 16 {
+		return partitionState{}, fmt.Errorf("partition state: %w: %d bytes", errCorrupt, len(v))
+	}
+	return partitionState{
+		highWatermark:  int64(binary.BigEndian.Uint64(v)),
+		logStartOffset: int64(binary.BigEndian.Uint64(v[8:])),
+	}, nil
+}
+
+// extentValueHeader is the fixed part of an extent value: endOffset,
+// byteOffset, byteLength, maxTimestamp, committedAt (Unix nanoseconds) and
+// objectSize, 8 bytes each, followed by the object key.
+const extentValueHeader = 6 * 8
+
+func encodeExtent(e *metastore.Extent) []byte {
+	v := make([]byte, 0, extentValueHeader+len(e.Object))
+	for _, n := range []int64{e.EndOffset, e.ByteOffset, e.ByteLength, e.MaxTimestamp, e.CommittedAt.UnixNano(), e.ObjectSize} {
+		v = binary.BigEndian.AppendUint64(v, uint64(n))
+	}
+	return append(v, e.Object...)
+}
+
+// decodeExtent rebuilds an extent from its key and value; it copies
+// everything, so the result outlives the transaction.
+func decodeExtent(k, v []byte) (metastore.Extent, error) {
+	if len(k) != 28 || len(v) < extentValueHeader {
+		return metastore.Extent{}, fmt.Errorf("extent: %w: key %d bytes, value %d bytes", errCorrupt, len(k), len(v))
+	}
+	n := func(i int) int64 { return int64(binary.BigEndian.Uint64(v[i*8:])) }
+	var e metastore.Extent
+	copy(e.TopicID[:], k)
+	e.Partition = int32(binary.BigEndian.Uint32(k[16:]))
+	e.BaseOffset = int64(binary.BigEndian.Uint64(k[20:]))
+	e.EndOffset = n(0)
+	e.ByteOffset = n(1)
+	e.ByteLength = n(2)
+	e.MaxTimestamp = n(3)
+	e.CommittedAt = time.Unix(0, n(4)).UTC()
+	e.ObjectSize = n(5)
+	e.Object = string(v[extentValueHeader:])
+	return e, nil
+}
+
+func decodeSequence(v []byte) (*sequenceState, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var st sequenceState
+	if err := json.Unmarshal(v, &st); err != nil {
+		return nil, fmt.Errorf("producer sequence state: %w: %v", errCorrupt, err)
+	}
+	return &st, nil
+}
+
+func decodeInt64(v []byte, what string) (int64, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%s: %w: %d bytes", what, errCorrupt, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}

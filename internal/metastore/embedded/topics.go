@@ -1,0 +1,236 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// CreateTopic implements metastore.Store.
+func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (metastore.Topic, error) {
+	if spec.Name == "" {
+		return metastore.Topic{}, errors.New("create topic: empty name")
+	}
+	if spec.Partitions < 1 {
+		return metastore.Topic{}, fmt.Errorf("create topic %s: %d partitions: %w", spec.Name, spec.Partitions, metastore.ErrInvalidPartitions)
+	}
+	u, err := uuid.NewRandom()
+	if err != nil {
+		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, err)
+	}
+	id := metastore.TopicID(u)
+	rec := &topicRecord{
+		Name:       spec.Name,
+		Partitions: spec.Partitions,
+		Configs:    make(map[string]string, len(spec.Configs)),
+		CreatedAt:  time.Now().UTC().Round(0),
+	}
+	for k, v := range spec.Configs {
+		rec.Configs[k] = v
+	}
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		names := tx.Bucket([]byte(bucketNames))
+		if names.Get([]byte(spec.Name)) != nil {
+			return metastore.ErrTopicExists
+		}
+		if tx.Bucket([]byte(bucketTopics)).Get(id[:]) != nil {
+			return errors.New("topic id collision") // a broken random source
+		}
+		if err := names.Put([]byte(spec.Name), id[:]); err != nil {
+			return err
+		}
+		return putTopic(tx, id, rec)
+	})
+	if err != nil {
+		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, err)
+	}
+	s.log.Info("topic created", "topic", spec.Name, "id", u.String(), "partitions", spec.Partitions)
+	return rec.topic(id), nil
+}
+
+// DeleteTopic implements metastore.Store.
+func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, error) {
+	var t metastore.Topic
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		id, rec, err := topicByName(tx, name)
+		if err != nil {
+			return err
+		}
+		t = rec.topic(id)
+		if err := tx.Bucket([]byte(bucketNames)).Delete([]byte(name)); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte(bucketTopics)).Delete(id[:]); err != nil {
+			return err
+		}
+		// Every per-partition key starts with the topic ID.
+		for _, b := range []string{bucketPartitions, bucketExtents, bucketSequences} {
+			if err := deletePrefix(tx.Bucket([]byte(b)), id[:]); err != nil {
+				return fmt.Errorf("%s: %w", b, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return metastore.Topic{}, fmt.Errorf("delete topic %s: %w", name, err)
+	}
+	s.log.Info("topic deleted", "topic", name, "id", uuid.UUID(t.ID).String())
+	return t, nil
+}
+
+// CreatePartitions implements metastore.Store.
+func (s *Store) CreatePartitions(ctx context.Context, name string, total int32) (metastore.Topic, error) {
+	t, err := s.alterTopic(ctx, name, func(rec *topicRecord) error {
+		if total <= rec.Partitions {
+			return fmt.Errorf("%d partitions, want more than %d: %w", total, rec.Partitions, metastore.ErrInvalidPartitions)
+		}
+		rec.Partitions = total
+		return nil
+	})
+	if err != nil {
+		return metastore.Topic{}, fmt.Errorf("create partitions %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// AlterTopicConfigs implements metastore.Store.
+func (s *Store) AlterTopicConfigs(ctx context.Context, name string, changes []metastore.ConfigChange) (metastore.Topic, error) {
+	t, err := s.alterTopic(ctx, name, func(rec *topicRecord) error {
+		if rec.Configs == nil {
+			rec.Configs = make(map[string]string)
+		}
+		for _, c := range changes {
+			if c.Value == nil {
+				delete(rec.Configs, c.Name)
+			} else {
+				rec.Configs[c.Name] = *c.Value
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return metastore.Topic{}, fmt.Errorf("alter topic configs %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// alterTopic applies change to a topic's record and stores it.
+func (s *Store) alterTopic(ctx context.Context, name string, change func(*topicRecord) error) (metastore.Topic, error) {
+	var t metastore.Topic
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		id, rec, err := topicByName(tx, name)
+		if err != nil {
+			return err
+		}
+		if err := change(rec); err != nil {
+			return err
+		}
+		t = rec.topic(id)
+		return putTopic(tx, id, rec)
+	})
+	return t, err
+}
+
+// Topic implements metastore.Store.
+func (s *Store) Topic(ctx context.Context, name string) (metastore.Topic, error) {
+	var t metastore.Topic
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		id, rec, err := topicByName(tx, name)
+		if err != nil {
+			return err
+		}
+		t = rec.topic(id)
+		return nil
+	})
+	if err != nil {
+		return metastore.Topic{}, fmt.Errorf("topic %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// Topics implements metastore.Store.
+func (s *Store) Topics(ctx context.Context) ([]metastore.Topic, error) {
+	var topics []metastore.Topic
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		// The names bucket iterates in byte order, which is Go's string order.
+		return tx.Bucket([]byte(bucketNames)).ForEach(func(name, v []byte) error {
+			id, rec, err := topicByID(tx, v)
+			if err != nil {
+				return fmt.Errorf("topic %s: %w", name, err)
+			}
+			topics = append(topics, rec.topic(id))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	return topics, nil
+}
+
+func topicByName(tx *bolt.Tx, name string) (metastore.TopicID, *topicRecord, error) {
+	v := tx.Bucket([]byte(bucketNames)).Get([]byte(name))
+	if v == nil {
+		return metastore.TopicID{}, nil, metastore.ErrUnknownTopicOrPartition
+	}
+	return topicByID(tx, v)
+}
+
+func topicByID(tx *bolt.Tx, idBytes []byte) (metastore.TopicID, *topicRecord, error) {
+	var id metastore.TopicID
+	if len(idBytes) != len(id) {
+		return id, nil, fmt.Errorf("topic id: %w: %d bytes", errCorrupt, len(idBytes))
+	}
+	copy(id[:], idBytes)
+	v := tx.Bucket([]byte(bucketTopics)).Get(id[:])
+	if v == nil {
+		return id, nil, metastore.ErrUnknownTopicOrPartition
+	}
+	rec, err := decodeTopic(v)
+	return id, rec, err
+}
+
+// checkPartition fails with ErrUnknownTopicOrPartition unless the topic
+// incarnation exists and has the partition.
+func checkPartition(tx *bolt.Tx, pk partitionKey) error {
+	_, rec, err := topicByID(tx, pk.id[:])
+	if err != nil {
+		return err
+	}
+	if pk.partition < 0 || pk.partition >= rec.Partitions {
+		return metastore.ErrUnknownTopicOrPartition
+	}
+	return nil
+}
+
+func putTopic(tx *bolt.Tx, id metastore.TopicID, rec *topicRecord) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket([]byte(bucketTopics)).Put(id[:], v)
+}
+
+// deletePrefix deletes every key of b that starts with prefix. Keys are
+// collected first because deleting under a cursor skips entries.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+// Package metastoretest is the contract test suite for metastore.Store:
+// every backend runs Run against itself, so that the embedded and the
+// PostgreSQL stores behave the same way in every case the brokers rely on.
+//
+// It only uses the public interface. It must never depend on a backend's
+// internals, and a backend-specific test (persistence across a restart,
+// file locking, connection loss) belongs in that backend's package.
+package metastoretest
+
+import (
+	"errors"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// Run runs the contract suite. open must return a new, empty store and
+// close it when t ends (t.Cleanup); the suite closes some stores itself,
+// so that cleanup may find the store already closed.
+func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
+	t.Run("Topics", func(t *testing.T) { testTopics(t, open) })
+	t.Run("Commit", func(t *testing.T) { testCommit(t, open) })
+	t.Run("Extents", func(t *testing.T) { testExtents(t, open) })
+	t.Run("Idempotence", func(t *testing.T) { testIdempotence(t, open) })
+	t.Run("InitProducerID", func(t *testing.T) { testInitProducerID(t, open) })
+	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
+	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
+}
+
+// clockSlack bounds how far a store's clock (a database server's, say) may
+// be from the test's when timestamps are checked.
+const clockSlack = time.Minute
+
+func createTopic(t *testing.T, s metastore.Store, name string, partitions int32) metastore.Topic {
+	t.Helper()
+	topic, err := s.CreateTopic(t.Context(), metastore.TopicSpec{Name: name, Partitions: partitions})
+	if err != nil {
+		t.Fatalf("CreateTopic(%s, %d): %v", name, partitions, err)
+	}
+	return topic
+}
+
+// batch is a non-idempotent batch of count offsets at bytes [at, at+n).
+func batch(id metastore.TopicID, partition int32, at, n, count int64) metastore.BatchCommit {
+	return metastore.BatchCommit{
+		TopicID:      id,
+		Partition:    partition,
+		ByteOffset:   at,
+		ByteLength:   n,
+		OffsetCount:  count,
+		MaxTimestamp: 1_700_000_000_000,
+		ProducerID:   -1,
+	}
+}
+
+// segment wraps batches into a commit for a fresh object sized to hold
+// them.
+func segment(batches ...metastore.BatchCommit) metastore.SegmentCommit {
+	c := metastore.SegmentCommit{Object: "segments/" + uuid.NewString(), Batches: batches}
+	for _, b := range batches {
+		c.Size = max(c.Size, b.ByteOffset+b.ByteLength)
+	}
+	return c
+}
+
+// commit commits c and fails the test on an error or a malformed result.
+func commit(t *testing.T, s metastore.Store, c metastore.SegmentCommit) []metastore.BatchResult {
+	t.Helper()
+	results, err := s.CommitSegment(t.Context(), c)
+	if err != nil {
+		t.Fatalf("CommitSegment(%s): %v", c.Object, err)
+	}
+	if len(results) != len(c.Batches) {
+		t.Fatalf("CommitSegment(%s): %d results for %d batches", c.Object, len(results), len(c.Batches))
+	}
+	return results
+}
+
+// commitOK commits c and fails the test unless every batch was accepted.
+func commitOK(t *testing.T, s metastore.Store, c metastore.SegmentCommit) []metastore.BatchResult {
+	t.Helper()
+	results := commit(t, s, c)
+	for i, r := range results {
+		if r.Err != nil || r.Duplicate {
+			t.Fatalf("CommitSegment(%s) batch %d: %+v, want accepted", c.Object, i, r)
+		}
+	}
+	return results
+}
+
+func offsets(t *testing.T, s metastore.Store, id metastore.TopicID, partition int32) metastore.PartitionOffsets {
+	t.Helper()
+	o, err := s.Offsets(t.Context(), id, partition)
+	if err != nil {
+		t.Fatalf("Offsets(%d): %v", partition, err)
+	}
+	return o
+}
+
+func extents(t *testing.T, s metastore.Store, id metastore.TopicID, partition int32, from int64, limit int) []metastore.Extent {
+	t.Helper()
+	es, err := s.Extents(t.Context(), id, partition, from, limit)
+	if err != nil {
+		t.Fatalf("Extents(%d, from %d, limit %d): %v", partition, from, limit, err)
+	}
+	return es
+}
+
+// wantErr fails the test unless err matches want (nil: no error).
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	switch {
+	case want == nil && err != nil:
+		t.Fatalf("%s: unexpected error %v", what, err)
+	case want != nil && !errors.Is(err, want):
+		t.Fatalf("%s: error %v, want %v", what, err, want)
+	}
+}
+
+// sameTopic compares topics the way a client sees them: nil and empty
+// configs are the same, times are compared as instants.
+func sameTopic(t *testing.T, what string, got, want metastore.Topic) {
+	t.Helper()
+	if got.ID != want.ID || got.Name != want.Name || got.Partitions != want.Partitions ||
+		!maps.Equal(got.Configs, want.Configs) || !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Fatalf("%s: got %+v, want %+v", what, got, want)
+	}
+}
+
+func recent(t *testing.T, what string, ts time.Time) {
+	t.Helper()
+	if d := time.Since(ts); d < -clockSlack || d > clockSlack {
+		t.Errorf("%s = %v, not within %v of now", what, ts, clockSlack)
+	}
+}
