@@ -116,15 +116,19 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 	bucket = objstore.Instrument(bucket, objstore.NewMetrics(reg))
 	blocks := cache.New(bucket, cache.Options{Capacity: cfg.CacheBytes}, reg)
 	notify := fetch.NewNotifier()
+	reader := fetch.NewReader(store, blocks)
 	writer := produce.NewWriter(bucket, store, produce.Options{
 		Linger:          cfg.Linger,
 		MaxSegmentBytes: cfg.SegmentMaxBytes,
 		Logger:          log,
 		Metrics:         produce.NewMetrics(reg),
-		Committed: func(key string, object []byte, _ []metastore.BatchResult) {
+		Committed: func(c metastore.SegmentCommit, object []byte) {
 			// Write-through: consumers at the live edge read the new
-			// object from memory, and every waiting fetch wakes up.
-			blocks.Insert(key, object)
+			// object from memory, see the new extents, and wake up.
+			blocks.Insert(c.Object, object)
+			for _, b := range c.Batches {
+				reader.Invalidate(b.TopicID, b.Partition)
+			}
 			notify.Broadcast()
 		},
 	})
@@ -133,7 +137,7 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		Self:              self,
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: cfg.DefaultPartitions,
-	}, store, writer, fetch.NewReader(store, blocks), notify, log)
+	}, store, writer, reader, notify, log)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &Agent{

@@ -27,13 +27,53 @@ var ErrOffsetOutOfRange = errors.New("offset out of range")
 
 // Reader reads partitions.
 type Reader struct {
-	store  metastore.Store
-	blocks *cache.Blocks
+	store   metastore.Store
+	blocks  *cache.Blocks
+	extents *extentCache
 }
 
 // NewReader returns a Reader over store and blocks.
 func NewReader(store metastore.Store, blocks *cache.Blocks) *Reader {
-	return &Reader{store: store, blocks: blocks}
+	return &Reader{store: store, blocks: blocks, extents: newExtentCache()}
+}
+
+// Invalidate drops what the reader remembers of a partition's extents;
+// call it for every partition a commit touched.
+func (r *Reader) Invalidate(id metastore.TopicID, partition int32) {
+	r.extents.invalidate(id, partition)
+}
+
+// tail returns the partition's offsets and the extents holding from
+// onwards (up to extentsPerLookup of them when read from the store).
+func (r *Reader) tail(ctx context.Context, id metastore.TopicID, partition int32, from int64) (metastore.PartitionOffsets, []metastore.Extent, error) {
+	offs, extents, version, ok := r.extents.get(id, partition, from)
+	if ok {
+		return offs, extents, nil
+	}
+	offs, err := r.store.Offsets(ctx, id, partition)
+	if err != nil {
+		return offs, nil, err
+	}
+	if from < offs.LogStartOffset || from >= offs.HighWatermark {
+		r.extents.put(id, partition, version, offs, nil)
+		return offs, nil, nil
+	}
+	extents, err = r.store.Extents(ctx, id, partition, from, extentsPerLookup)
+	if err != nil {
+		return offs, nil, err
+	}
+	// Keep only what the offsets read above cover, so the cached extents
+	// end exactly at the cached high watermark.
+	for i, e := range extents {
+		if e.EndOffset > offs.HighWatermark {
+			extents = extents[:i]
+			break
+		}
+	}
+	if n := len(extents); n > 0 && extents[n-1].EndOffset == offs.HighWatermark {
+		r.extents.put(id, partition, version, offs, extents)
+	}
+	return offs, extents, nil
 }
 
 // Partition is the result of reading one partition.
@@ -50,7 +90,7 @@ const extentsPerLookup = 64
 // to maxBytes. When atLeastOne is set, the first batch is returned even if
 // it is larger than maxBytes (KIP-74), so a consumer always progresses.
 func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, atLeastOne bool) (Partition, error) {
-	offs, err := r.store.Offsets(ctx, id, partition)
+	offs, extents, err := r.tail(ctx, id, partition, offset)
 	if err != nil {
 		return Partition{}, err
 	}
@@ -58,27 +98,28 @@ func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32
 	if offset < offs.LogStartOffset || offset > offs.HighWatermark {
 		return res, ErrOffsetOutOfRange
 	}
-	next := offset
-	for next < offs.HighWatermark {
-		extents, err := r.store.Extents(ctx, id, partition, next, extentsPerLookup)
+	for len(extents) > 0 {
+		for _, e := range extents {
+			full, err := r.appendExtent(ctx, &res, e, offset, maxBytes, atLeastOne)
+			if err != nil || full {
+				return res, err
+			}
+		}
+		next := extents[len(extents)-1].EndOffset
+		if next >= offs.HighWatermark {
+			break
+		}
+		// More than one lookup's worth: read on from the store, within
+		// the offsets already reported.
+		more, err := r.store.Extents(ctx, id, partition, next, extentsPerLookup)
 		if err != nil {
 			return res, err
 		}
-		if len(extents) == 0 {
-			break
-		}
-		for _, e := range extents {
-			if e.BaseOffset >= offs.HighWatermark {
-				return res, nil
+		extents = extents[:0:0]
+		for _, e := range more {
+			if e.BaseOffset < offs.HighWatermark {
+				extents = append(extents, e)
 			}
-			full, err := r.appendExtent(ctx, &res, e, offset, maxBytes, atLeastOne)
-			if err != nil {
-				return res, err
-			}
-			if full {
-				return res, nil
-			}
-			next = e.EndOffset
 		}
 	}
 	return res, nil

@@ -41,10 +41,10 @@ type Options struct {
 	MaxInflightFlushes int
 	Logger             *slog.Logger
 	Metrics            *Metrics
-	// Committed is called after every successful commit with the object
-	// and its bytes, before producers are answered, so readers can serve
-	// the new data (cache it, wake long-polls).
-	Committed func(key string, object []byte, results []metastore.BatchResult)
+	// Committed is called after every successful commit with the commit
+	// and the object's bytes, before producers are answered, so readers
+	// can serve the new data (cache it, wake long-polls).
+	Committed func(c metastore.SegmentCommit, object []byte)
 }
 
 // Writer gathers batches into segments and flushes them.
@@ -232,7 +232,7 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		return
 	}
 	if w.opts.Committed != nil {
-		w.opts.Committed(key, object, results)
+		w.opts.Committed(commit, object)
 	}
 	w.m.flushes.WithLabelValues("ok").Inc()
 	w.m.segmentBytes.Observe(float64(len(object)))
