@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -406,3 +407,52 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 	}
 }
+
+func TestDescribeClusterAndLeaderEpochs(t *testing.T) {
+	a := testutil.StartAgent(t, testutil.Options{})
+	c := testutil.Dial(t, a.Addr())
+	createTopic(t, c, "epochs", 1)
+	c.Do(produceRequest("epochs", -1, batchSpec{records: 7}))
+
+	dc := kmsg.NewPtrDescribeClusterRequest()
+	dc.SetVersion(1)
+	dc.EndpointType = 1
+	dr := c.Do(dc).(*kmsg.DescribeClusterResponse)
+	if dr.ErrorCode != 0 || dr.ClusterID != "floe" || len(dr.Brokers) != 1 || dr.ControllerID != dr.Brokers[0].NodeID {
+		t.Fatalf("describe cluster: %+v", dr)
+	}
+	if addr := a.Addr(); !strings.HasSuffix(addr, ":"+itoa(dr.Brokers[0].Port)) {
+		t.Fatalf("broker port %d, listener %s", dr.Brokers[0].Port, addr)
+	}
+	dc.EndpointType = 2 // controllers: not a thing in Floe
+	if dr := c.Do(dc).(*kmsg.DescribeClusterResponse); dr.ErrorCode != kerr.UnsupportedEndpointType.Code {
+		t.Fatalf("controller endpoint: error %d", dr.ErrorCode)
+	}
+
+	for _, tc := range []struct {
+		current, epoch int32
+		code           int16
+		end            int64
+	}{
+		{current: -1, epoch: 0, end: 7},
+		{current: 0, epoch: 0, end: 7},
+		{current: 1, epoch: 0, code: kerr.UnknownLeaderEpoch.Code, end: -1},
+		{current: 0, epoch: 3, end: -1}, // a later epoch than any: undefined
+	} {
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.SetVersion(4)
+		req.ReplicaID = -1
+		rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		rt.Topic = "epochs"
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.CurrentLeaderEpoch, rp.LeaderEpoch = tc.current, tc.epoch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		p := c.Do(req).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+		if p.ErrorCode != tc.code || p.EndOffset != tc.end {
+			t.Errorf("current %d epoch %d: error %d end %d, want %d/%d", tc.current, tc.epoch, p.ErrorCode, p.EndOffset, tc.code, tc.end)
+		}
+	}
+}
+
+func itoa(n int32) string { return strconv.Itoa(int(n)) }
