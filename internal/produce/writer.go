@@ -39,7 +39,11 @@ type Options struct {
 	// MaxInflightFlushes bounds concurrent uploads; commits still happen
 	// in flush order. Default 4.
 	MaxInflightFlushes int
-	Logger             *slog.Logger
+	// FlushTimeout bounds the PUT and the commit of one segment, so a
+	// hung bucket or store fails its producers (who retry) instead of
+	// stalling the agent. Default 30s.
+	FlushTimeout time.Duration
+	Logger       *slog.Logger
 	Metrics            *Metrics
 	// Committed is called after every successful commit with the commit
 	// and the object's bytes, before producers are answered, so readers
@@ -102,6 +106,9 @@ func NewWriter(bucket objstore.Bucket, store metastore.Store, opts Options) *Wri
 	}
 	if opts.MaxInflightFlushes <= 0 {
 		opts.MaxInflightFlushes = 4
+	}
+	if opts.FlushTimeout <= 0 {
+		opts.FlushTimeout = 30 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -181,6 +188,11 @@ func (w *Writer) startFlushLocked() {
 		w.flush(seg, prev, mine)
 		w.mu.Lock()
 		w.slots--
+		// A segment that filled up while every slot was busy goes now,
+		// not when its linger expires.
+		if w.open != nil && w.open.builder.Size() >= w.opts.MaxSegmentBytes {
+			w.startFlushLocked()
+		}
 		w.cond.Broadcast()
 		w.mu.Unlock()
 	}()
@@ -189,14 +201,15 @@ func (w *Writer) startFlushLocked() {
 // flush uploads one segment, waits for the previous flush to commit so
 // that commits happen in append order, commits, and answers every batch.
 func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struct{}) {
-	// Failures are not cancelled by the caller's context: a segment in
-	// flight completes or fails on its own.
-	ctx := context.Background()
+	// A segment in flight is not cancelled by any client's context: it
+	// completes or fails on its own, within FlushTimeout per step.
 	start := time.Now()
 	object, placements := seg.builder.Build()
 	key := segment.NewKey()
 
-	putErr := w.bucket.Put(ctx, key, object)
+	putCtx, cancelPut := context.WithTimeout(context.Background(), w.opts.FlushTimeout)
+	putErr := w.bucket.Put(putCtx, key, object)
+	cancelPut()
 	w.m.putSeconds.Observe(time.Since(start).Seconds())
 	<-prev
 	defer close(mine)
@@ -223,7 +236,9 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		}
 	}
 	commitStart := time.Now()
-	results, err := w.store.CommitSegment(ctx, commit)
+	commitCtx, cancelCommit := context.WithTimeout(context.Background(), w.opts.FlushTimeout)
+	results, err := w.store.CommitSegment(commitCtx, commit)
+	cancelCommit()
 	w.m.commitSeconds.Observe(time.Since(commitStart).Seconds())
 	if err != nil {
 		w.m.flushes.WithLabelValues("commit_error").Inc()
