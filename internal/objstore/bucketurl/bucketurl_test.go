@@ -1,0 +1,177 @@
+package bucketurl_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/floe-io/floe/internal/objstore/bucketurl"
+	"github.com/floe-io/floe/internal/objstore/localdir"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want bucketurl.Spec
+	}{
+		{"file:///var/lib/floe", bucketurl.Spec{Scheme: "file", Bucket: filepath.FromSlash("/var/lib/floe")}},
+		{"file:///var/lib/floe/", bucketurl.Spec{Scheme: "file", Bucket: filepath.FromSlash("/var/lib/floe")}},
+		{"file://localhost/data", bucketurl.Spec{Scheme: "file", Bucket: filepath.FromSlash("/data")}},
+		{"file:///a/../b/./c", bucketurl.Spec{Scheme: "file", Bucket: filepath.FromSlash("/b/c")}},
+		{"file:///with%20space", bucketurl.Spec{Scheme: "file", Bucket: filepath.FromSlash("/with space")}},
+		{"FILE:///upper-scheme", bucketurl.Spec{Scheme: "file", Bucket: filepath.FromSlash("/upper-scheme")}},
+
+		{"s3://my-bucket", bucketurl.Spec{Scheme: "s3", Bucket: "my-bucket"}},
+		{"s3://my-bucket/", bucketurl.Spec{Scheme: "s3", Bucket: "my-bucket"}},
+		{"s3://my-bucket/floe/prod", bucketurl.Spec{Scheme: "s3", Bucket: "my-bucket", Prefix: "floe/prod/"}},
+		{"s3://my-bucket/floe/prod/", bucketurl.Spec{Scheme: "s3", Bucket: "my-bucket", Prefix: "floe/prod/"}},
+		{"s3://my.dotted.bucket?region=eu-west-1", bucketurl.Spec{Scheme: "s3", Bucket: "my.dotted.bucket", Region: "eu-west-1"}},
+		{
+			"s3://floe?endpoint=http://localhost:9000&region=us-east-1&path_style=true",
+			bucketurl.Spec{Scheme: "s3", Bucket: "floe", Endpoint: "http://localhost:9000", Region: "us-east-1", PathStyle: true},
+		},
+		{
+			"s3://floe/p?endpoint=https%3A%2F%2Facct.r2.cloudflarestorage.com&region=auto&path_style=0",
+			bucketurl.Spec{Scheme: "s3", Bucket: "floe", Prefix: "p/", Endpoint: "https://acct.r2.cloudflarestorage.com", Region: "auto"},
+		},
+
+		{"gs://floe-data", bucketurl.Spec{Scheme: "gs", Bucket: "floe-data"}},
+		{"gs://floe_data.example.com/x", bucketurl.Spec{Scheme: "gs", Bucket: "floe_data.example.com", Prefix: "x/"}},
+		{"gs://floe-data?endpoint=http://127.0.0.1:4443", bucketurl.Spec{Scheme: "gs", Bucket: "floe-data", Endpoint: "http://127.0.0.1:4443"}},
+
+		{"azblob://floe", bucketurl.Spec{Scheme: "azblob", Bucket: "floe"}},
+		{
+			"azblob://floe-segments/a/b?endpoint=https://acct.blob.core.windows.net",
+			bucketurl.Spec{Scheme: "azblob", Bucket: "floe-segments", Prefix: "a/b/", Endpoint: "https://acct.blob.core.windows.net"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			got, err := bucketurl.Parse(tt.raw)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got != tt.want {
+				t.Fatalf("Parse = %+v, want %+v", got, tt.want)
+			}
+			// String is canonical: it parses back to the same Spec.
+			again, err := bucketurl.Parse(got.String())
+			if err != nil || again != got {
+				t.Errorf("Parse(%q) = %+v, %v; want %+v", got.String(), again, err, got)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		raw     string
+		wantErr string // a fragment of the error message
+	}{
+		{"", "empty"},
+		{"/just/a/path", "no scheme"},
+		{"ftp://host/x", "unknown scheme"},
+		{"file:relative/path", "two slashes"},
+		{"s3:bucket", "two slashes"},
+		{"file://otherhost/x", "not host"},
+		{"file://", "absolute path"},
+		{"file:///x?sync=true", "no query"},
+		{"file:///x#frag", "fragment"},
+		{"s3://b#", "fragment"},
+		{"s3://", "no bucket name"},
+		{"s3:///prefix", "no bucket name"},
+		{"s3://key:secret@bucket", "credentials"},
+		{"s3://bucket:9000", "port"},
+		{"s3://ab", "3 to 63"},
+		{"s3://" + strings.Repeat("a", 64), "3 to 63"},
+		{"s3://My-Bucket", "not allowed"},
+		{"s3://under_score", "not allowed"},
+		{"s3://-leading", "start and end"},
+		{"s3://trailing.", "start and end"},
+		{"s3://two..dots", "adjacent periods"},
+		{"s3://b-1/a//b", "empty path element"},
+		{"s3://b-1/a/../b", `".." path element`},
+		{"s3://b-1/./b", `"." path element`},
+		{"s3://b-1?bucket=x", "unknown parameter"},
+		{"s3://b-1?Region=x", "unknown parameter"},
+		{"s3://b-1?region=a&region=b", "2 times"},
+		{"s3://b-1?region=", "empty"},
+		{"s3://b-1?region=EU_West", "region"},
+		{"s3://b-1?path_style=yes", "path_style"},
+		{"s3://b-1?endpoint=localhost:9000", "http:// or https://"},
+		{"s3://b-1?endpoint=ftp://x", "http:// or https://"},
+		{"s3://b-1?endpoint=http://", "no host"},
+		{"s3://b-1?endpoint=http://u:p@h", "credentials"},
+		{"s3://b-1?endpoint=ftp://u:p@h", "credentials"},
+		{"s3://b-1?endpoint=%25zz", "not a URL"},
+		{"s3://b-1?endpoint=http://h/path", "no path"},
+		{"s3://b-1?endpoint=http://h%3Fa=b", "no query"},
+		{"s3://b-1?%zz", "query"},
+		{"gs://b-1?region=us", "unknown parameter"},
+		{"gs://b-1?path_style=true", "unknown parameter"},
+		{"gs://googbucket", "goog"},
+		{"gs://" + strings.Repeat("a", 64), "1 to 63"},
+		{"gs://a..b", "1 to 63"},
+		{"azblob://c--c", "adjacent hyphens"},
+		{"azblob://c.c", "not allowed"},
+		{"azblob://c_c", "not allowed"},
+		{"azblob://c-1?region=x", "unknown parameter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			got, err := bucketurl.Parse(tt.raw)
+			if err == nil {
+				t.Fatalf("Parse = %+v, want an error containing %q", got, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Parse error %q does not contain %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), ":p@") {
+				t.Errorf("Parse error %q repeats a credential", err)
+			}
+		})
+	}
+}
+
+func TestOpenFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bucket")
+	b, err := bucketurl.Open(context.Background(), "file://"+filepath.ToSlash(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, ok := b.(*localdir.Bucket)
+	if !ok {
+		t.Fatalf("Open returned %T, want *localdir.Bucket", b)
+	}
+	if ld.Dir() != dir {
+		t.Errorf("bucket directory = %q, want %q", ld.Dir(), dir)
+	}
+	if err := b.Put(context.Background(), "k", []byte("v")); err != nil {
+		t.Errorf("Put: %v", err)
+	}
+}
+
+func TestOpenCloudNotSupportedYet(t *testing.T) {
+	tests := []struct {
+		raw, want string
+	}{
+		{"s3://floe?endpoint=http://localhost:9000&path_style=true", "s3 buckets are not supported yet"},
+		{"gs://floe", "gs buckets are not supported yet"},
+		{"azblob://floe", "azblob buckets are not supported yet"},
+	}
+	for _, tt := range tests {
+		_, err := bucketurl.Open(context.Background(), tt.raw)
+		if !errors.Is(err, bucketurl.ErrNotSupported) || err.Error() != tt.want {
+			t.Errorf("Open(%q) = %v, want %q wrapping ErrNotSupported", tt.raw, err, tt.want)
+		}
+	}
+}
+
+func TestOpenInvalid(t *testing.T) {
+	_, err := bucketurl.Open(context.Background(), "s3://Bad_Bucket")
+	if err == nil || errors.Is(err, bucketurl.ErrNotSupported) {
+		t.Errorf("Open of an invalid s3 URL = %v, want a validation error", err)
+	}
+}
