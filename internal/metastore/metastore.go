@@ -131,7 +131,8 @@ type Store interface {
 	// Fails with ErrTopicExists if the name is taken, ErrInvalidPartitions
 	// if spec.Partitions < 1.
 	CreateTopic(ctx context.Context, spec TopicSpec) (Topic, error)
-	// DeleteTopic removes a topic and its extents and producer state.
+	// DeleteTopic removes a topic and its extents, producer state and
+	// every group's committed offsets for it.
 	// The objects are left for the cleaner. ErrUnknownTopicOrPartition if
 	// there is no such topic.
 	DeleteTopic(ctx context.Context, name string) (Topic, error)

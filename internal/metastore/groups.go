@@ -1,0 +1,121 @@
+package metastore
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Consumer groups keep their committed offsets and their last stable
+// state here, so that any agent can take over a group whose coordinator
+// died without losing a committed offset or forcing members to rejoin.
+// Membership itself (heartbeats, joins in progress) lives in the
+// coordinator's memory.
+
+// CommittedOffset is one committed position of a group in a partition.
+type CommittedOffset struct {
+	TopicID     TopicID
+	Partition   int32
+	Offset      int64
+	LeaderEpoch int32  // -1 when the client sent none
+	Metadata    string // the client's metadata string ("" for null)
+	CommittedAt time.Time
+}
+
+// TopicPartition names one partition.
+type TopicPartition struct {
+	TopicID   TopicID
+	Partition int32
+}
+
+// Group is the durable record of a consumer group: a few fields the store
+// can list without decoding, and the coordinator's own encoding of the
+// group's last stable state (generation, protocol, members, assignments),
+// which the store never interprets.
+type Group struct {
+	Name         string
+	ProtocolType string // "consumer", "connect", …; "" if unknown
+	State        string // Kafka's state name: Empty, Stable, …
+	Data         []byte // coordinator-owned encoding
+	// Version increases with every SaveGroup; SaveGroup compares it so
+	// that two agents that both think they coordinate the group cannot
+	// overwrite each other's state unnoticed.
+	Version   int64
+	UpdatedAt time.Time
+}
+
+// GroupSummary is what ListGroups shows of a group.
+type GroupSummary struct {
+	Name         string
+	ProtocolType string
+	State        string
+}
+
+// ErrGroupVersionConflict reports a SaveGroup whose expected version is
+// not the stored one: another coordinator wrote the group meanwhile.
+var ErrGroupVersionConflict = errors.New("group was changed by another coordinator")
+
+// ErrUnknownGroup reports a group with neither offsets nor a record.
+var ErrUnknownGroup = errors.New("unknown group")
+
+// GroupStore holds consumer groups' durable state. All methods are safe
+// for concurrent use.
+type GroupStore interface {
+	// CommitOffsets stores offsets for a group atomically (all or none).
+	// Offsets for unknown topics or partitions fail the whole call with
+	// ErrUnknownTopicOrPartition; callers check them first to answer
+	// per partition.
+	CommitOffsets(ctx context.Context, group string, offsets []CommittedOffset) error
+	// FetchOffsets returns every committed offset of a group (none for an
+	// unknown group, without error), sorted by topic id and partition.
+	FetchOffsets(ctx context.Context, group string) ([]CommittedOffset, error)
+	// DeleteOffsets removes the given partitions' offsets of a group.
+	DeleteOffsets(ctx context.Context, group string, partitions []TopicPartition) error
+	// ExpireOffsets removes the offsets of a group committed before
+	// olderThan (offsets.retention.minutes for empty groups), returning
+	// how many were removed.
+	ExpireOffsets(ctx context.Context, group string, olderThan time.Time) (int, error)
+
+	// LoadGroup returns a group's record; found is false if none exists.
+	LoadGroup(ctx context.Context, name string) (g Group, found bool, err error)
+	// SaveGroup writes g if the stored version equals g.Version (0 when
+	// no record exists yet) and returns the new version. Otherwise it
+	// fails with ErrGroupVersionConflict and writes nothing.
+	SaveGroup(ctx context.Context, g Group) (int64, error)
+	// ListGroups lists groups that have a record or committed offsets
+	// (the latter as State "Empty" with ProtocolType "consumer" when
+	// there is no record), sorted by name.
+	ListGroups(ctx context.Context) ([]GroupSummary, error)
+	// DeleteGroup removes a group's record and all its offsets.
+	// ErrUnknownGroup if it had neither.
+	DeleteGroup(ctx context.Context, name string) error
+}
+
+// AgentInfo describes a live agent.
+type AgentInfo struct {
+	// ID is unique per agent process (a UUID made at start).
+	ID string
+	// NodeID is the Kafka broker id; Heartbeat assigns one (>= 0) the
+	// first time it sees an ID with NodeID < 0, and keeps it.
+	NodeID int32
+	Host   string
+	Port   int32
+	Zone   string   // availability zone, "" if unknown
+	Roles  []string // produce, fetch, jobs, groups
+	// Expires is when the agent counts as dead unless it heartbeats
+	// again; set by the store from its own clock.
+	Expires time.Time
+}
+
+// AgentRegistry tracks the live agents. All methods are safe for
+// concurrent use.
+type AgentRegistry interface {
+	// Heartbeat registers or refreshes an agent for ttl and returns its
+	// record with NodeID assigned.
+	Heartbeat(ctx context.Context, a AgentInfo, ttl time.Duration) (AgentInfo, error)
+	// LiveAgents lists agents whose registration has not expired, sorted
+	// by NodeID.
+	LiveAgents(ctx context.Context) ([]AgentInfo, error)
+	// Deregister removes an agent at once (graceful shutdown).
+	Deregister(ctx context.Context, id string) error
+}
