@@ -1,0 +1,174 @@
+// Package cluster knows which agents are alive and decides, from that
+// list alone, which agent answers for what: the coordinator of a consumer
+// group, the "leader" a client is told to send a partition's requests to.
+// Every agent computes the same answers from the same live list
+// (rendezvous hashing), so nothing is negotiated and nothing is moved when
+// agents come and go: only the keys owned by the agent that changed move.
+//
+// Membership is a lease in the metadata store, renewed by heartbeats; an
+// agent that stops heartbeating drops out when its lease expires.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/google/uuid"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// Options configure a Membership.
+type Options struct {
+	Host  string
+	Port  int32
+	Zone  string
+	Roles []string
+	// NodeID, if >= 0, asks for a fixed broker id; otherwise the store
+	// assigns one.
+	NodeID int32
+	// HeartbeatInterval (default 1s) and TTL (default 5s): an agent is
+	// considered dead TTL after its last heartbeat.
+	HeartbeatInterval time.Duration
+	TTL               time.Duration
+	Logger            *slog.Logger
+}
+
+// Membership is this agent's registration and its view of the live agents.
+type Membership struct {
+	reg  metastore.AgentRegistry
+	opts Options
+	log  *slog.Logger
+
+	mu   sync.RWMutex
+	self metastore.AgentInfo
+	live []metastore.AgentInfo // sorted by NodeID, always includes self
+}
+
+// Join registers the agent and reads the live list once. Call Run to keep
+// the registration alive and the list fresh, and Leave on shutdown.
+func Join(ctx context.Context, reg metastore.AgentRegistry, opts Options) (*Membership, error) {
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = time.Second
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Membership{reg: reg, opts: opts, log: opts.Logger}
+	m.self = metastore.AgentInfo{
+		ID: uuid.NewString(), NodeID: opts.NodeID, Host: opts.Host, Port: opts.Port,
+		Zone: opts.Zone, Roles: opts.Roles,
+	}
+	if err := m.heartbeat(ctx); err != nil {
+		return nil, fmt.Errorf("join cluster: %w", err)
+	}
+	return m, nil
+}
+
+func (m *Membership) heartbeat(ctx context.Context) error {
+	m.mu.RLock()
+	self := m.self
+	m.mu.RUnlock()
+	got, err := m.reg.Heartbeat(ctx, self, m.opts.TTL)
+	if err != nil {
+		return err
+	}
+	live, err := m.reg.LiveAgents(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(live, func(a metastore.AgentInfo) bool { return a.ID == got.ID }) {
+		live = append(live, got)
+		slices.SortFunc(live, func(a, b metastore.AgentInfo) int { return int(a.NodeID) - int(b.NodeID) })
+	}
+	m.mu.Lock()
+	changed := len(live) != len(m.live)
+	m.self, m.live = got, live
+	m.mu.Unlock()
+	if changed {
+		m.log.Info("cluster membership", "self", got.NodeID, "live", nodeIDs(live))
+	}
+	return nil
+}
+
+func nodeIDs(as []metastore.AgentInfo) []int32 {
+	out := make([]int32, len(as))
+	for i, a := range as {
+		out[i] = a.NodeID
+	}
+	return out
+}
+
+// Run heartbeats until ctx ends. A failed heartbeat is logged and retried
+// at the next tick; the agent keeps its last view meanwhile.
+func (m *Membership) Run(ctx context.Context) {
+	t := time.NewTicker(m.opts.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			hctx, cancel := context.WithTimeout(ctx, m.opts.TTL)
+			if err := m.heartbeat(hctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("heartbeat failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Leave deregisters the agent, so others stop routing to it at once.
+func (m *Membership) Leave(ctx context.Context) error {
+	return m.reg.Deregister(ctx, m.Self().ID)
+}
+
+// Self is this agent's registration.
+func (m *Membership) Self() metastore.AgentInfo {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.self
+}
+
+// Live is the last known list of live agents, sorted by node id.
+func (m *Membership) Live() []metastore.AgentInfo {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.live
+}
+
+// Owner returns the live agent that owns key: the one with the highest
+// rendezvous score. All agents with the same live list agree.
+func (m *Membership) Owner(key string) metastore.AgentInfo {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return Owner(m.live, key)
+}
+
+// Owner picks the agent with the highest rendezvous score for key.
+func Owner(agents []metastore.AgentInfo, key string) metastore.AgentInfo {
+	var best metastore.AgentInfo
+	var bestScore uint64
+	for i, a := range agents {
+		if s := score(key, a.ID); i == 0 || s > bestScore {
+			best, bestScore = a, s
+		}
+	}
+	return best
+}
+
+func score(key, agentID string) uint64 {
+	d := xxhash.New()
+	d.WriteString(key)
+	d.Write([]byte{0})
+	d.WriteString(agentID)
+	return d.Sum64()
+}
