@@ -134,7 +134,7 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 	})
 	handler := protocol.NewHandler(protocol.Config{
 		ClusterID:         cfg.ClusterID,
-		Self:              self,
+		Cluster:           protocol.NewSingleAgent(self),
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: cfg.DefaultPartitions,
 	}, store, writer, reader, notify, log)

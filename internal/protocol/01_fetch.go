@@ -90,6 +90,11 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (resp *km
 				h.fetchPartition(ctx, t, rp, &pr, maxBytes-total, total == 0)
 				total += len(pr.RecordBatches)
 			}
+			if pr.RecordBatches == nil {
+				// Kafka never sends null records; librdkafka rejects a
+				// null (-1) MessageSetSize as a parse failure.
+				pr.RecordBatches = []byte{}
+			}
 			failed = failed || pr.ErrorCode != 0
 			respTopic.Partitions = append(respTopic.Partitions, pr)
 		}

@@ -3,9 +3,10 @@ package protocol
 // Metadata v0-v12.
 //
 // Every agent answers for every partition: Floe has no replicas and no
-// partition depends on a particular agent, so each partition's leader is
-// an agent the client can reach (this one, until clusters of agents
-// arrive), with leader epoch 0 and itself as the only replica.
+// partition depends on a particular agent. Each partition's nominal leader
+// is the live agent that owns it by rendezvous hashing, which spreads
+// clients over the agents; its leader epoch is 0 and it is the only
+// replica.
 //
 // v1+: a null topic list means all topics, an empty one none.
 // v4+: AllowAutoTopicCreation (KIP-204 semantics); before v4 it is implied.
@@ -28,10 +29,11 @@ func init() { register(3, 0, 12, (*Handler).metadata) }
 func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.MetadataRequest)
 	resp := r.ResponseKind().(*kmsg.MetadataResponse)
-	self := h.cfg.Self
-	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: self.NodeID, Host: self.Host, Port: self.Port, Rack: self.Rack}}
+	for _, b := range h.cfg.Cluster.Brokers() {
+		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
+	}
 	resp.ClusterID = &h.cfg.ClusterID
-	resp.ControllerID = self.NodeID
+	resp.ControllerID = h.cfg.Cluster.Self().NodeID
 
 	allowAuto := r.Version < 4 || r.AllowAutoTopicCreation
 	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
@@ -89,14 +91,14 @@ func (h *Handler) topicMetadata(t metastore.Topic) kmsg.MetadataResponseTopic {
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = t.ID
-	self := h.cfg.Self.NodeID
 	for p := int32(0); p < t.Partitions; p++ {
+		leader := h.cfg.Cluster.Owner(partitionKey(t.ID, p)).NodeID
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p
-		mp.Leader = self
+		mp.Leader = leader
 		mp.LeaderEpoch = fetch.LeaderEpoch
-		mp.Replicas = []int32{self}
-		mp.ISR = []int32{self}
+		mp.Replicas = []int32{leader}
+		mp.ISR = []int32{leader}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt

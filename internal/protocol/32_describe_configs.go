@@ -48,7 +48,7 @@ func (h *Handler) describeConfigs(ctx context.Context, req *wire.Request) (Reply
 			}
 			sr.Configs = describeTopicConfigs(t.Configs, rr.ConfigNames)
 		case resourceBroker:
-			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(h.cfg.Self.NodeID)) {
+			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(h.cfg.Cluster.Self().NodeID)) {
 				sr.ErrorCode = kerr.InvalidRequest.Code
 				sr.ErrorMessage = strPtr("unknown broker " + rr.ResourceName)
 				break

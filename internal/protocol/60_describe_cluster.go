@@ -23,8 +23,9 @@ func (h *Handler) describeCluster(_ context.Context, req *wire.Request) (Reply, 
 	}
 	resp.EndpointType = 1
 	resp.ClusterID = h.cfg.ClusterID
-	self := h.cfg.Self
-	resp.ControllerID = self.NodeID
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: self.NodeID, Host: self.Host, Port: self.Port, Rack: self.Rack}}
+	resp.ControllerID = h.cfg.Cluster.Self().NodeID
+	for _, b := range h.cfg.Cluster.Brokers() {
+		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
+	}
 	return now(resp), nil
 }

@@ -35,7 +35,8 @@ type Broker struct {
 // Config is what the handlers need to know about the cluster.
 type Config struct {
 	ClusterID string
-	Self      Broker
+	// Cluster tells who the agents are and who owns what.
+	Cluster Cluster
 	// AutoCreateTopics enables auto.create.topics.enable.
 	AutoCreateTopics bool
 	// DefaultPartitions is num.partitions for auto-created topics and
