@@ -174,5 +174,8 @@ type Store interface {
 	// ErrUnknownProducerID.
 	InitProducerID(ctx context.Context, producerID int64, epoch int16) (int64, int16, error)
 
+	GroupStore
+	AgentRegistry
+
 	Close() error
 }

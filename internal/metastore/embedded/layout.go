@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,10 +25,25 @@ import (
 //	sequences   topicID(16) partition(4) producerID(8)      → sequenceState (JSON)
 //	producers   producerID(8)                               → epoch(2)
 //	objects     object key                                  → object size(8)
+//	offsets     groupKey topicID(16) partition(4)           → committed offset (see encodeOffset)
+//	groups      groupKey                                    → groupRecord (JSON)
+//	agents      agent ID                                    → agentRecord (JSON)
 //	meta        "next-producer-id"                          → producer id(8)
+//	            "next-node-id"                              → node id(8)
 //
 // Partitions, offsets and producer ids are never negative, so encoding them
 // as unsigned keeps the order.
+//
+// A groupKey is the group name's length(2) followed by the name: one
+// group's keys are then a prefix range that no other group shares ("a" and
+// "ab"), and the empty name, which Kafka accepts for offset commits, is a
+// valid bbolt key. Groups therefore iterate by name length first; callers
+// that list them sort by name.
+//
+// Offsets are keyed by group first because commits and fetches are per
+// group and frequent; DeleteTopic, which is rare, scans the whole offsets
+// bucket for the topic's ID instead of keeping a second index up to date on
+// every commit.
 const (
 	bucketTopics     = "topics"
 	bucketNames      = "names"
@@ -35,21 +52,29 @@ const (
 	bucketSequences  = "sequences"
 	bucketProducers  = "producers"
 	bucketObjects    = "objects"
+	bucketOffsets    = "offsets"
+	bucketGroups     = "groups"
+	bucketAgents     = "agents"
 	bucketMeta       = "meta"
 
 	keyNextProducerID = "next-producer-id"
+	keyNextNodeID     = "next-node-id"
 )
 
 // buckets lists every bucket, created when the file is opened.
 func buckets() []string {
 	return []string{
 		bucketTopics, bucketNames, bucketPartitions, bucketExtents,
-		bucketSequences, bucketProducers, bucketObjects, bucketMeta,
+		bucketSequences, bucketProducers, bucketObjects,
+		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
 	}
 }
 
 // firstProducerID is the first id InitProducerID hands out.
 const firstProducerID = 1000
+
+// firstNodeID is the first node id Heartbeat hands out.
+const firstNodeID = 1
 
 // errCorrupt marks a stored value that cannot be decoded.
 var errCorrupt = errors.New("corrupt metadata value")
@@ -193,4 +218,122 @@ func decodeInt64(v []byte, what string) (int64, error) {
 		return 0, fmt.Errorf("%s: %w: %d bytes", what, errCorrupt, len(v))
 	}
 	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+// groupKey is the prefix of every key of a group (see the layout above).
+// The result is freshly allocated: bbolt keeps the keys it is given until
+// the transaction ends.
+func groupKey(group string) ([]byte, error) {
+	if len(group) > math.MaxUint16 {
+		return nil, fmt.Errorf("group name of %d bytes is longer than %d", len(group), math.MaxUint16)
+	}
+	k := make([]byte, 0, 2+len(group))
+	k = binary.BigEndian.AppendUint16(k, uint16(len(group)))
+	return append(k, group...), nil
+}
+
+// decodeGroupKey splits a key of the groups or offsets bucket into the
+// group name and the rest of the key.
+func decodeGroupKey(k []byte) (string, []byte, error) {
+	if len(k) < 2 || len(k) < 2+int(binary.BigEndian.Uint16(k)) {
+		return "", nil, fmt.Errorf("group key: %w: %d bytes", errCorrupt, len(k))
+	}
+	n := 2 + int(binary.BigEndian.Uint16(k))
+	return string(k[2:n]), k[n:], nil
+}
+
+// offsetKey names one committed offset of a group; gk is the group's
+// groupKey.
+func offsetKey(gk []byte, pk partitionKey) []byte {
+	k := make([]byte, 0, len(gk)+20)
+	k = append(k, gk...)
+	return append(k, pk.bytes()...)
+}
+
+// offsetValueHeader is the fixed part of a committed offset's value:
+// offset(8), leaderEpoch(4) and committedAt (Unix nanoseconds, 8), followed
+// by the client's metadata string.
+const offsetValueHeader = 8 + 4 + 8
+
+func encodeOffset(o *metastore.CommittedOffset) []byte {
+	v := make([]byte, 0, offsetValueHeader+len(o.Metadata))
+	v = binary.BigEndian.AppendUint64(v, uint64(o.Offset))
+	v = binary.BigEndian.AppendUint32(v, uint32(o.LeaderEpoch))
+	v = binary.BigEndian.AppendUint64(v, uint64(o.CommittedAt.UnixNano()))
+	return append(v, o.Metadata...)
+}
+
+// decodeOffset rebuilds a committed offset from the part of its key after
+// the groupKey and its value; it copies everything, so the result outlives
+// the transaction.
+func decodeOffset(pk, v []byte) (metastore.CommittedOffset, error) {
+	if len(pk) != 20 || len(v) < offsetValueHeader {
+		return metastore.CommittedOffset{}, fmt.Errorf("committed offset: %w: key %d bytes, value %d bytes", errCorrupt, len(pk), len(v))
+	}
+	var o metastore.CommittedOffset
+	copy(o.TopicID[:], pk)
+	o.Partition = int32(binary.BigEndian.Uint32(pk[16:]))
+	o.Offset = int64(binary.BigEndian.Uint64(v))
+	o.LeaderEpoch = int32(binary.BigEndian.Uint32(v[8:]))
+	o.CommittedAt = time.Unix(0, int64(binary.BigEndian.Uint64(v[12:]))).UTC()
+	o.Metadata = string(v[offsetValueHeader:])
+	return o, nil
+}
+
+// groupRecord is a group's durable record as stored; its name is the key.
+type groupRecord struct {
+	ProtocolType string    `json:"protocol_type,omitempty"`
+	State        string    `json:"state"`
+	Data         []byte    `json:"data,omitempty"`
+	Version      int64     `json:"version"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+func (r *groupRecord) group(name string) metastore.Group {
+	return metastore.Group{
+		Name:         name,
+		ProtocolType: r.ProtocolType,
+		State:        r.State,
+		Data:         r.Data, // decoded afresh for every call, so not shared
+		Version:      r.Version,
+		UpdatedAt:    r.UpdatedAt,
+	}
+}
+
+func decodeGroup(v []byte) (*groupRecord, error) {
+	var r groupRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("group: %w: %v", errCorrupt, err)
+	}
+	return &r, nil
+}
+
+// agentRecord is an agent's registration as stored; its ID is the key.
+type agentRecord struct {
+	NodeID  int32     `json:"node_id"`
+	Host    string    `json:"host"`
+	Port    int32     `json:"port"`
+	Zone    string    `json:"zone,omitempty"`
+	Roles   []string  `json:"roles,omitempty"`
+	Expires time.Time `json:"expires"`
+}
+
+func (r *agentRecord) agent(id string) metastore.AgentInfo {
+	return metastore.AgentInfo{
+		ID:      id,
+		NodeID:  r.NodeID,
+		Host:    r.Host,
+		Port:    r.Port,
+		Zone:    r.Zone,
+		Roles:   slices.Clone(r.Roles),
+		Expires: r.Expires,
+	}
+}
+
+func decodeAgent(v []byte) (*agentRecord, error) {
+	var r agentRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("agent: %w: %v", errCorrupt, err)
+	}
+	return &r, nil
 }

@@ -77,7 +77,8 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 				return fmt.Errorf("%s: %w", b, err)
 			}
 		}
-		return nil
+		// Committed offsets are keyed by group first.
+		return deleteTopicOffsets(tx, id)
 	})
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("delete topic %s: %w", name, err)

@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 	t.Run("Idempotence", func(t *testing.T) { testIdempotence(t, open) })
 	t.Run("InitProducerID", func(t *testing.T) { testInitProducerID(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
+	t.Run("Groups", func(t *testing.T) { testGroups(t, open) })
+	t.Run("Agents", func(t *testing.T) { testAgents(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
 }
 

@@ -1,0 +1,183 @@
+package embedded
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+var _ metastore.AgentRegistry = (*Store)(nil)
+
+// agentPruneAfter is how long an expired agent's record is kept. Until
+// then an agent that comes back (a long GC pause, a partition from the
+// store) keeps its node id, so clients do not see its broker change id.
+const agentPruneAfter = time.Hour
+
+// Heartbeat implements metastore.AgentRegistry. An ID the store knows keeps
+// its stored NodeID whatever a.NodeID says; a new one gets a.NodeID if it
+// is >= 0, or the next id of a persisted counter, which never hands out an
+// id twice, nor one an agent brought with it.
+func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.Duration) (metastore.AgentInfo, error) {
+	if a.ID == "" {
+		return metastore.AgentInfo{}, errors.New("heartbeat: empty agent id")
+	}
+	if ttl <= 0 {
+		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: ttl %v is not positive", a.ID, ttl)
+	}
+	rec := &agentRecord{
+		Host:  a.Host,
+		Port:  a.Port,
+		Zone:  a.Zone,
+		Roles: slices.Clone(a.Roles),
+	}
+	var registered bool
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		// The clock is read inside the transaction, so that a heartbeat
+		// waiting for bbolt's writer lock does not lose part of its ttl.
+		now := time.Now()
+		rec.Expires = now.Add(ttl).UTC().Round(0)
+		agents := tx.Bucket([]byte(bucketAgents))
+		if v := agents.Get([]byte(a.ID)); v != nil {
+			old, err := decodeAgent(v)
+			if err != nil {
+				return err
+			}
+			rec.NodeID = old.NodeID
+		} else {
+			// Agents are new rarely (once per process start), which makes
+			// it the time to forget the ones long dead.
+			if err := pruneAgents(agents, now); err != nil {
+				return err
+			}
+			id, err := claimNodeID(tx, a.NodeID)
+			if err != nil {
+				return err
+			}
+			rec.NodeID = id
+			registered = true
+		}
+		v, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return agents.Put([]byte(a.ID), v)
+	})
+	if err != nil {
+		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: %w", a.ID, err)
+	}
+	if registered {
+		s.log.Info("agent registered", "agent", a.ID, "node", rec.NodeID, "host", a.Host, "port", a.Port, "zone", a.Zone)
+	}
+	return rec.agent(a.ID), nil
+}
+
+// claimNodeID returns requested if it is >= 0, and otherwise the next id
+// from the persisted counter; either way the counter ends above the id.
+func claimNodeID(tx *bolt.Tx, requested int32) (int32, error) {
+	meta := tx.Bucket([]byte(bucketMeta))
+	next := int64(firstNodeID)
+	if v := meta.Get([]byte(keyNextNodeID)); v != nil {
+		var err error
+		if next, err = decodeInt64(v, "next node id"); err != nil {
+			return 0, err
+		}
+	}
+	id := int64(requested)
+	if requested < 0 {
+		id = next
+	}
+	if id > math.MaxInt32 {
+		return 0, fmt.Errorf("node ids exhausted (next %d)", id)
+	}
+	next = max(next, id+1)
+	if err := meta.Put([]byte(keyNextNodeID), binary.BigEndian.AppendUint64(nil, uint64(next))); err != nil {
+		return 0, err
+	}
+	return int32(id), nil
+}
+
+// pruneAgents deletes the records of agents expired for longer than
+// agentPruneAfter.
+func pruneAgents(b *bolt.Bucket, now time.Time) error {
+	var dead [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		rec, err := decodeAgent(v)
+		if err != nil {
+			return fmt.Errorf("agent %s: %w", k, err)
+		}
+		if now.Sub(rec.Expires) > agentPruneAfter {
+			dead = append(dead, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range dead {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LiveAgents implements metastore.AgentRegistry. Expired records stay in
+// the file until a new agent registers (see pruneAgents); they are only
+// filtered out here.
+func (s *Store) LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error) {
+	var agents []metastore.AgentInfo
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		now := time.Now()
+		return tx.Bucket([]byte(bucketAgents)).ForEach(func(k, v []byte) error {
+			rec, err := decodeAgent(v)
+			if err != nil {
+				return fmt.Errorf("agent %s: %w", k, err)
+			}
+			if rec.Expires.After(now) {
+				agents = append(agents, rec.agent(string(k)))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("live agents: %w", err)
+	}
+	// Node ids an agent brought with it may repeat; the ID breaks ties so
+	// the order is still total.
+	slices.SortFunc(agents, func(a, b metastore.AgentInfo) int {
+		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.ID, b.ID))
+	})
+	return agents, nil
+}
+
+// Deregister implements metastore.AgentRegistry. Deregistering an unknown
+// agent is not an error: a shutdown may follow the record's pruning.
+func (s *Store) Deregister(ctx context.Context, id string) error {
+	var existed bool
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		if id == "" {
+			return nil // not a valid key, so never registered
+		}
+		b := tx.Bucket([]byte(bucketAgents))
+		existed = b.Get([]byte(id)) != nil
+		return b.Delete([]byte(id))
+	})
+	if err != nil {
+		return fmt.Errorf("deregister %s: %w", id, err)
+	}
+	if existed {
+		s.log.Info("agent deregistered", "agent", id)
+	}
+	return nil
+}

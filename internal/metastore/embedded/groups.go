@@ -1,0 +1,327 @@
+package embedded
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+var _ metastore.GroupStore = (*Store)(nil)
+
+// CommitOffsets implements metastore.GroupStore. A zero CommittedAt is set
+// from the store's clock; any other is kept, so that a coordinator can
+// carry over a commit time it already knows.
+func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metastore.CommittedOffset) error {
+	gk, err := groupKey(group)
+	if err != nil {
+		return fmt.Errorf("commit offsets %q: %w", group, err)
+	}
+	now := time.Now()
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		// Commits name many partitions of few topics: decode each topic once.
+		partitions := make(map[metastore.TopicID]int32)
+		b := tx.Bucket([]byte(bucketOffsets))
+		for _, o := range offsets {
+			pk := partitionKey{id: o.TopicID, partition: o.Partition}
+			n, ok := partitions[pk.id]
+			if !ok {
+				_, rec, err := topicByID(tx, pk.id[:])
+				switch {
+				case err == nil:
+					n = rec.Partitions
+				case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
+					n = 0 // every partition is unknown
+				default:
+					return err
+				}
+				partitions[pk.id] = n
+			}
+			if pk.partition < 0 || pk.partition >= n {
+				// Returning rolls back what this call already wrote.
+				return fmt.Errorf("%s: %w", pk, metastore.ErrUnknownTopicOrPartition)
+			}
+			if o.CommittedAt.IsZero() {
+				o.CommittedAt = now
+			}
+			if err := b.Put(offsetKey(gk, pk), encodeOffset(&o)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("commit offsets %q: %w", group, err)
+	}
+	s.log.Debug("offsets committed", "group", group, "partitions", len(offsets))
+	return nil
+}
+
+// FetchOffsets implements metastore.GroupStore. A group's offsets are one
+// key range, in topic ID and partition order.
+func (s *Store) FetchOffsets(ctx context.Context, group string) ([]metastore.CommittedOffset, error) {
+	gk, err := groupKey(group)
+	if err != nil {
+		return nil, fmt.Errorf("fetch offsets %q: %w", group, err)
+	}
+	var offsets []metastore.CommittedOffset
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(bucketOffsets)).Cursor()
+		for k, v := c.Seek(gk); bytes.HasPrefix(k, gk); k, v = c.Next() {
+			o, err := decodeOffset(k[len(gk):], v)
+			if err != nil {
+				return err
+			}
+			offsets = append(offsets, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetch offsets %q: %w", group, err)
+	}
+	return offsets, nil
+}
+
+// DeleteOffsets implements metastore.GroupStore. Partitions without a
+// committed offset are ignored.
+func (s *Store) DeleteOffsets(ctx context.Context, group string, partitions []metastore.TopicPartition) error {
+	gk, err := groupKey(group)
+	if err != nil {
+		return fmt.Errorf("delete offsets %q: %w", group, err)
+	}
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketOffsets))
+		for _, tp := range partitions {
+			if err := b.Delete(offsetKey(gk, partitionKey{id: tp.TopicID, partition: tp.Partition})); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete offsets %q: %w", group, err)
+	}
+	return nil
+}
+
+// ExpireOffsets implements metastore.GroupStore.
+func (s *Store) ExpireOffsets(ctx context.Context, group string, olderThan time.Time) (int, error) {
+	gk, err := groupKey(group)
+	if err != nil {
+		return 0, fmt.Errorf("expire offsets %q: %w", group, err)
+	}
+	var expired [][]byte
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketOffsets))
+		c := b.Cursor()
+		for k, v := c.Seek(gk); bytes.HasPrefix(k, gk); k, v = c.Next() {
+			o, err := decodeOffset(k[len(gk):], v)
+			if err != nil {
+				return err
+			}
+			if o.CommittedAt.Before(olderThan) {
+				expired = append(expired, bytes.Clone(k))
+			}
+		}
+		// Deleting under the cursor would skip keys.
+		for _, k := range expired {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("expire offsets %q before %v: %w", group, olderThan, err)
+	}
+	if len(expired) > 0 {
+		s.log.Info("offsets expired", "group", group, "partitions", len(expired), "before", olderThan)
+	}
+	return len(expired), nil
+}
+
+// LoadGroup implements metastore.GroupStore.
+func (s *Store) LoadGroup(ctx context.Context, name string) (metastore.Group, bool, error) {
+	gk, err := groupKey(name)
+	if err != nil {
+		return metastore.Group{}, false, fmt.Errorf("load group %q: %w", name, err)
+	}
+	var rec *groupRecord
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket([]byte(bucketGroups)).Get(gk)
+		if v == nil {
+			return nil
+		}
+		var err error
+		rec, err = decodeGroup(v)
+		return err
+	})
+	if err != nil {
+		return metastore.Group{}, false, fmt.Errorf("load group %q: %w", name, err)
+	}
+	if rec == nil {
+		return metastore.Group{}, false, nil
+	}
+	return rec.group(name), true, nil
+}
+
+// SaveGroup implements metastore.GroupStore. The version check and the write
+// are one transaction, and bbolt has a single writer, so of two coordinators
+// saving over the same version exactly one wins. A zero UpdatedAt is set
+// from the store's clock.
+func (s *Store) SaveGroup(ctx context.Context, g metastore.Group) (int64, error) {
+	gk, err := groupKey(g.Name)
+	if err != nil {
+		return 0, fmt.Errorf("save group %q: %w", g.Name, err)
+	}
+	rec := &groupRecord{
+		ProtocolType: g.ProtocolType,
+		State:        g.State,
+		Data:         g.Data,
+		Version:      g.Version + 1,
+		UpdatedAt:    g.UpdatedAt.UTC().Round(0),
+	}
+	if g.UpdatedAt.IsZero() {
+		rec.UpdatedAt = time.Now().UTC().Round(0)
+	}
+	// Encoded before the transaction: the caller's Data is not retained.
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("save group %q: %w", g.Name, err)
+	}
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketGroups))
+		var stored int64 // no record: version 0
+		if old := b.Get(gk); old != nil {
+			oldRec, err := decodeGroup(old)
+			if err != nil {
+				return err
+			}
+			stored = oldRec.Version
+		}
+		if g.Version != stored {
+			return fmt.Errorf("expected version %d, stored %d: %w", g.Version, stored, metastore.ErrGroupVersionConflict)
+		}
+		return b.Put(gk, v)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("save group %q: %w", g.Name, err)
+	}
+	return rec.Version, nil
+}
+
+// ListGroups implements metastore.GroupStore.
+func (s *Store) ListGroups(ctx context.Context) ([]metastore.GroupSummary, error) {
+	var groups []metastore.GroupSummary
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		withRecord := make(map[string]bool)
+		err := tx.Bucket([]byte(bucketGroups)).ForEach(func(k, v []byte) error {
+			name, rest, err := decodeGroupKey(k)
+			if err != nil {
+				return err
+			}
+			if len(rest) != 0 {
+				return fmt.Errorf("group key: %w: %d bytes after the name", errCorrupt, len(rest))
+			}
+			rec, err := decodeGroup(v)
+			if err != nil {
+				return fmt.Errorf("group %q: %w", name, err)
+			}
+			withRecord[name] = true
+			groups = append(groups, metastore.GroupSummary{Name: name, ProtocolType: rec.ProtocolType, State: rec.State})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// A group's offsets are contiguous, so comparing with the previous
+		// key's group sees each group once.
+		var prev []byte
+		return tx.Bucket([]byte(bucketOffsets)).ForEach(func(k, _ []byte) error {
+			if prev != nil && bytes.HasPrefix(k, prev) {
+				return nil
+			}
+			name, _, err := decodeGroupKey(k)
+			if err != nil {
+				return err
+			}
+			if prev, err = groupKey(name); err != nil {
+				return err
+			}
+			if !withRecord[name] {
+				// Groups that only commit offsets (standalone consumers,
+				// or a group whose record was never saved).
+				groups = append(groups, metastore.GroupSummary{Name: name, ProtocolType: "consumer", State: "Empty"})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	slices.SortFunc(groups, func(a, b metastore.GroupSummary) int { return cmp.Compare(a.Name, b.Name) })
+	return groups, nil
+}
+
+// DeleteGroup implements metastore.GroupStore.
+func (s *Store) DeleteGroup(ctx context.Context, name string) error {
+	gk, err := groupKey(name)
+	if err != nil {
+		return fmt.Errorf("delete group %q: %w", name, err)
+	}
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		groups := tx.Bucket([]byte(bucketGroups))
+		hadRecord := groups.Get(gk) != nil
+		if err := groups.Delete(gk); err != nil {
+			return err
+		}
+		offsets := tx.Bucket([]byte(bucketOffsets))
+		k, _ := offsets.Cursor().Seek(gk)
+		hadOffsets := bytes.HasPrefix(k, gk)
+		if !hadRecord && !hadOffsets {
+			return metastore.ErrUnknownGroup
+		}
+		return deletePrefix(offsets, gk)
+	})
+	if err != nil {
+		return fmt.Errorf("delete group %q: %w", name, err)
+	}
+	s.log.Info("group deleted", "group", name)
+	return nil
+}
+
+// deleteTopicOffsets deletes every group's committed offsets for a topic,
+// inside DeleteTopic's transaction. Offsets are keyed by group, so this
+// reads the whole bucket (see the layout).
+func deleteTopicOffsets(tx *bolt.Tx, id metastore.TopicID) error {
+	b := tx.Bucket([]byte(bucketOffsets))
+	var keys [][]byte
+	err := b.ForEach(func(k, _ []byte) error {
+		_, rest, err := decodeGroupKey(k)
+		if err != nil {
+			return err
+		}
+		if bytes.HasPrefix(rest, id[:]) {
+			keys = append(keys, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("offsets of topic %s: %w", uuid.UUID(id), err)
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
