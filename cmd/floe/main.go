@@ -31,6 +31,8 @@ Usage:
   floe inspect segment PATH_OR_KEY [flags]
                                      print a segment object as JSON
   floe inspect orphans [flags]       list objects no metadata refers to
+  floe bench [--brokers ADDR | --target floe,kfake] [--preset NAME] [flags]
+                                     measure latency, throughput and cost
 
 Run "floe COMMAND -h" for the flags of a command.
 `
@@ -58,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return agentCmd(ctx, args[1:], stderr)
 	case "inspect":
 		return inspect(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

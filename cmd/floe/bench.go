@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/floe-io/floe/internal/bench"
+)
+
+// benchFlags are the flags of `floe bench` that need parsing beyond the
+// flag package's types.
+type benchFlags struct {
+	cfg          bench.Config
+	brokers      string
+	admin        string
+	targets      string
+	floe         bench.FloeOptions
+	bucketLat    string
+	recordSize   string
+	rate         string
+	catchUp      string
+	maxBuffered  string
+	keys         string
+	jsonOut      bool
+	progress     time.Duration
+	cpuProfile   string
+	preset       string
+	listPresets  bool
+	logLevel     string
+	retentionDay float64
+}
+
+func (b *benchFlags) register(fs *flag.FlagSet) {
+	c := &b.cfg
+	fs.StringVar(&b.brokers, "brokers", "127.0.0.1:9092", "bootstrap `HOST:PORT[,HOST:PORT...]` of any Kafka-compatible server")
+	fs.StringVar(&b.admin, "admin", "", "Floe admin `URL` (or HOST:PORT) to scrape /metrics from before and after the run")
+	fs.StringVar(&b.targets, "target", "", "run against in-process servers instead of --brokers: floe, kfake, or floe,kfake (side by side, with ratios)")
+	fs.DurationVar(&b.floe.Linger, "floe-linger", 250*time.Millisecond, "in-process Floe: agent linger")
+	fs.IntVar(&b.floe.SegmentBytes, "floe-segment-bytes", 8<<20, "in-process Floe: flush the open segment at this size")
+	fs.Int64Var(&b.floe.CacheBytes, "floe-cache-bytes", 256<<20, "in-process Floe: block cache size")
+	fs.StringVar(&b.bucketLat, "bucket-latency", "0", "in-process Floe: delay every bucket request, e.g. 20ms-50ms (uniform) or 30ms")
+
+	fs.IntVar(&c.Topics, "topics", 1, "topics to create and use")
+	fs.IntVar(&c.Partitions, "partitions", 12, "partitions per topic")
+	fs.IntVar(&c.ReplicationFactor, "replication-factor", -1, "replication factor of created topics (-1: broker default)")
+	fs.StringVar(&c.TopicPrefix, "topic-prefix", "floe-bench", "created topics are named `PREFIX`-RUNID-N")
+	fs.IntVar(&c.Producers, "producers", 1, "producer clients")
+	fs.IntVar(&c.Consumers, "consumers", 1, "consumer clients; each reads every partition, like one consumer group")
+	fs.StringVar(&b.recordSize, "record-size", "1KiB", "record value `SIZE` (at least 8 bytes)")
+	fs.StringVar(&b.keys, "keys", "none", "key distribution: none (round-robin partitions), uniform, zipf, sequential")
+	fs.IntVar(&c.KeyCount, "key-count", 10000, "distinct keys for keyed distributions")
+	fs.StringVar(&b.rate, "rate", "4MiB", "target produce `RATE` in bytes/s over all producers (e.g. 4MiB), or max")
+	fs.StringVar(&c.Acks, "acks", "all", "acks: all, leader, none (leader and none disable idempotence)")
+	fs.StringVar(&c.Compression, "compression", "none", "batch compression: none, gzip, snappy, lz4, zstd")
+	fs.DurationVar(&c.Linger, "linger", 10*time.Millisecond, "producer client linger")
+	fs.StringVar(&b.maxBuffered, "max-buffered", "256MiB", "unacknowledged bytes each producer may buffer")
+	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "warm-up excluded from the figures")
+	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured duration")
+	fs.StringVar(&b.catchUp, "catch-up", "0", "catch-up scenario: write `SIZE` of history as fast as possible, then measure reading it from the start")
+	fs.DurationVar(&c.Drain, "drain", time.Minute, "how long to wait after the run for acks and consumers")
+
+	p := &c.Prices
+	fs.Float64Var(&p.PutPer1000, "price-put", 0.005, "object PUT price in $ per 1,000")
+	fs.Float64Var(&p.GetPer1000, "price-get", 0.0004, "object GET price in $ per 1,000")
+	fs.Float64Var(&p.StorageGiBMonth, "price-storage", 0.023, "object storage price in $ per GiB-month")
+	fs.Float64Var(&p.CrossZoneGiB, "price-cross-zone", 0.02, "cross-zone transfer price in $ per GiB (both directions)")
+	fs.Float64Var(&p.DiskGiBMonth, "price-disk", 0.08, "Kafka broker disk price in $ per GiB-month")
+	fs.Float64Var(&b.retentionDay, "retention-days", 7, "retention assumed by the cost estimate")
+	fs.IntVar(&p.Zones, "zones", 3, "availability zones assumed by the cost estimate")
+	fs.IntVar(&p.ReplicationFact, "kafka-replication", 3, "Kafka replication factor assumed by the cost estimate")
+	fs.Float64Var(&p.DiskUtilisation, "kafka-disk-use", 0.5, "fraction of Kafka's disks that is data (the rest is headroom)")
+
+	fs.BoolVar(&b.jsonOut, "json", false, "print the report as JSON")
+	fs.DurationVar(&b.progress, "progress", time.Second, "progress line interval on stderr (0: none)")
+	fs.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (clients and in-process servers) to `FILE`")
+	fs.StringVar(&b.preset, "preset", "", "start from a named preset (see --list-presets); later flags override it")
+	fs.BoolVar(&b.listPresets, "list-presets", false, "list the presets and their command lines")
+	fs.StringVar(&b.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+}
+
+// finish turns the string flags into the config.
+func (b *benchFlags) finish() error {
+	var errs []error
+	parse := func(name, v string, dst *int64) {
+		n, err := bench.ParseBytes(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", name, err))
+		}
+		*dst = n
+	}
+	var size int64
+	parse("record-size", b.recordSize, &size)
+	b.cfg.RecordSize = int(size)
+	if r := strings.ToLower(strings.TrimSpace(b.rate)); r == "max" {
+		b.cfg.Rate = 0
+	} else {
+		parse("rate", b.rate, &b.cfg.Rate)
+	}
+	parse("catch-up", b.catchUp, &b.cfg.CatchUp)
+	parse("max-buffered", b.maxBuffered, &b.cfg.MaxBuffered)
+	var err error
+	if b.cfg.Keys, err = bench.ParseKeyDist(b.keys); err != nil {
+		errs = append(errs, fmt.Errorf("--keys: %w", err))
+	}
+	if b.floe.BucketLatency, err = bench.ParseLatencyRange(b.bucketLat); err != nil {
+		errs = append(errs, fmt.Errorf("--bucket-latency: %w", err))
+	}
+	b.cfg.Prices.Retention = bench.Days(b.retentionDay)
+	return errors.Join(errs...)
+}
+
+// presetName finds --preset in args before they are parsed, so that the
+// preset's flags can be applied first and the user's on top.
+func presetName(args []string) string {
+	for i, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if v, ok := strings.CutPrefix(a, "preset="); ok {
+			return v
+		}
+		if a == "preset" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var b benchFlags
+	b.register(fs)
+	var preset bench.Preset
+	if name := presetName(args); name != "" {
+		var ok bool
+		if preset, ok = bench.FindPreset(name); !ok {
+			return fmt.Errorf("unknown preset %q (see floe bench --list-presets)", name)
+		}
+		if err := fs.Parse(preset.Args); err != nil {
+			return fmt.Errorf("preset %s: %w", name, err)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if b.listPresets {
+		for _, p := range bench.Presets() {
+			fmt.Fprintf(stdout, "%-15s %s: %s\n    %s\n", p.Name, p.Title, p.Why, p.CommandLine())
+		}
+		return nil
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := b.finish(); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(b.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	b.cfg.Logger = log
+	b.floe.Logger = log
+	if b.progress > 0 {
+		b.cfg.Progress, b.cfg.ProgressInterval = stderr, b.progress
+		if f, ok := stderr.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				b.cfg.ProgressInPlace = true
+			}
+		}
+	}
+	if b.cpuProfile != "" {
+		f, err := os.Create(b.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	var reports []*bench.Report
+	for _, name := range targetNames(b.targets) {
+		if ctx.Err() != nil {
+			break // interrupted: report what ran
+		}
+		tgt, err := startTarget(name, b.brokers, b.admin, b.floe)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "floe bench: %s\n", tgt.Describe())
+		rep, err := bench.Run(ctx, b.cfg, tgt)
+		tgt.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", tgt.Name(), err)
+		}
+		reports = append(reports, rep)
+	}
+	return writeReports(stdout, b.jsonOut, preset, reports)
+}
+
+func targetNames(targets string) []string {
+	if strings.TrimSpace(targets) == "" {
+		return []string{""} // the external --brokers
+	}
+	return strings.Split(targets, ",")
+}
+
+func startTarget(name, brokers, admin string, floe bench.FloeOptions) (bench.Target, error) {
+	switch strings.TrimSpace(name) {
+	case "":
+		return bench.NewExternal(strings.Split(brokers, ","), admin), nil
+	case "floe":
+		return bench.StartFloe(floe)
+	case "kfake":
+		return bench.StartKfake()
+	}
+	return nil, fmt.Errorf("--target %q: want floe, kfake, or both separated by a comma", name)
+}
+
+func writeReports(w io.Writer, asJSON bool, preset bench.Preset, reports []*bench.Report) error {
+	var ratios []bench.Ratio
+	if len(reports) == 2 {
+		ratios = bench.Compare(reports[0], reports[1])
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Preset     string          `json:"preset,omitempty"`
+			Command    string          `json:"preset_command,omitempty"`
+			Runs       []*bench.Report `json:"runs"`
+			Comparison []bench.Ratio   `json:"comparison,omitempty"`
+		}{preset.Name, commandOf(preset), reports, ratios})
+	}
+	for i, rep := range reports {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		rep.WriteText(w)
+	}
+	if ratios != nil {
+		fmt.Fprintln(w)
+		bench.WriteComparison(w, reports[0].Target, reports[1].Target, ratios)
+	}
+	return nil
+}
+
+func commandOf(p bench.Preset) string {
+	if p.Name == "" {
+		return ""
+	}
+	return p.CommandLine()
+}

@@ -1,0 +1,84 @@
+package bench
+
+import "strings"
+
+// Preset is a named workload kept in the repository, so that the figures
+// in docs/benchmarks.md can be reproduced with one command. Args are
+// `floe bench` flags; flags given after --preset override them.
+type Preset struct {
+	Name  string
+	Title string
+	Why   string
+	Args  []string
+}
+
+// CommandLine is the full command the preset stands for.
+func (p Preset) CommandLine() string {
+	return "floe bench " + strings.Join(p.Args, " ")
+}
+
+// Presets returns the named scenarios, in the order of docs/benchmarks.md.
+func Presets() []Preset {
+	// Every preset runs Floe and kfake side by side, with Floe's bucket
+	// slowed to resemble a cloud object store, for a time a 2-core
+	// machine can afford.
+	common := []string{"--target", "floe,kfake", "--bucket-latency", "20ms-50ms", "--warmup", "5s", "--duration", "20s"}
+	with := func(args ...string) []string {
+		return append(append([]string(nil), common...), args...)
+	}
+	live := []string{"--record-size", "1KiB", "--rate", "4MiB", "--producers", "1"}
+	return []Preset{
+		{
+			Name:  "default",
+			Title: "default agent linger 250 ms, 1 KiB records, 4 MiB/s",
+			Why:   "the configuration Floe ships with; client linger 50 ms as the README recommends",
+			Args:  with(append(live, "--partitions", "12", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms")...),
+		},
+		{
+			Name:  "low-latency",
+			Title: "agent linger 50 ms",
+			Why:   "trades 5× the PUTs (and their cost) for lower latency",
+			Args:  with(append(live, "--partitions", "12", "--consumers", "1", "--floe-linger", "50ms", "--linger", "10ms")...),
+		},
+		{
+			Name:  "max-throughput",
+			Title: "as fast as two producers can go",
+			Why:   "the throughput ceiling of this machine; latency here is queueing, not the floor",
+			Args:  with("--record-size", "1KiB", "--rate", "max", "--producers", "2", "--partitions", "12", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms"),
+		},
+		{
+			Name:  "partitions-1k",
+			Title: "1,000 partitions at 4 MiB/s",
+			Why:   "PUTs per second must not grow with partitions (compare with default)",
+			Args:  with(append(live, "--partitions", "1000", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms")...),
+		},
+		{
+			Name:  "partitions-10k",
+			Title: "10,000 partitions at 4 MiB/s",
+			Why:   "PUTs per second must not grow with partitions (compare with default)",
+			Args:  with(append(live, "--partitions", "10000", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms")...),
+		},
+		{
+			Name:  "fan-out",
+			Title: "1 producer, 10 consumers",
+			Why:   "ten independent readers of the live edge; GETs must not grow with readers (consumer groups are not built yet, so each consumer assigns itself every partition)",
+			Args:  with(append(live, "--partitions", "12", "--consumers", "10", "--floe-linger", "250ms", "--linger", "50ms")...),
+		},
+		{
+			Name:  "catch-up",
+			Title: "catch-up read of 256 MiB of history",
+			Why:   "history is written as fast as possible, Floe is restarted so its cache is cold, then one consumer reads it all; the after-compaction half waits for the compaction issue",
+			Args:  with("--record-size", "1KiB", "--catch-up", "256MiB", "--producers", "2", "--partitions", "12", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms"),
+		},
+	}
+}
+
+// FindPreset returns the preset with the given name.
+func FindPreset(name string) (Preset, bool) {
+	for _, p := range Presets() {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Preset{}, false
+}
