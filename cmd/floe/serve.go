@@ -37,7 +37,8 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.BoolVar(&f.autoCreate, "auto-create-topics", true, "create unknown topics when clients ask for them (auto.create.topics.enable)")
 	fs.IntVar(&f.partitions, "default-partitions", 1, "partitions of auto-created topics (num.partitions)")
 	var nodeID int
-	fs.IntVar(&nodeID, "node-id", 0, "this agent's broker id")
+	fs.IntVar(&nodeID, "node-id", -1, "this agent's broker id (-1: assigned by the metadata store)")
+	fs.StringVar(&f.cfg.Zone, "zone", "", "this agent's availability zone, reported to clients as its rack")
 	fs.StringVar(&f.cfg.ClusterID, "cluster-id", "floe", "cluster id reported to clients")
 	f.logs.register(fs)
 	f.finish = func() {

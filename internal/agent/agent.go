@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/floe-io/floe/internal/cache"
+	"github.com/floe-io/floe/internal/cluster"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/objstore"
@@ -42,8 +43,12 @@ type Config struct {
 	// AdminListen serves /metrics and /healthz; empty disables it.
 	AdminListen string
 
+	// NodeID asks for a fixed broker id; -1 lets the metadata store
+	// assign one.
 	NodeID    int32
 	ClusterID string // default "floe"
+	// Zone is the agent's availability zone ("" if unknown).
+	Zone string
 
 	Linger          time.Duration // default 250ms
 	SegmentMaxBytes int           // default 8 MiB
@@ -74,6 +79,11 @@ type Agent struct {
 	ctx      context.Context // cancelled at the end of Close
 	cancel   context.CancelFunc
 	draining chan struct{}
+
+	members     *cluster.Membership
+	stopMembers context.CancelFunc
+	membersDone chan struct{}
+	stopWatch   func()
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -109,7 +119,15 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		ln.Close()
 		return nil, err
 	}
-	self.NodeID = cfg.NodeID
+	joinCtx, cancelJoin := context.WithTimeout(context.Background(), 10*time.Second)
+	members, err := cluster.Join(joinCtx, store, cluster.Options{
+		Host: self.Host, Port: self.Port, Zone: cfg.Zone, NodeID: cfg.NodeID, Logger: log,
+	})
+	cancelJoin()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -124,38 +142,52 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		Metrics:         produce.NewMetrics(reg),
 		Committed: func(c metastore.SegmentCommit, object []byte) {
 			// Write-through: consumers at the live edge read the new
-			// object from memory, see the new extents, and wake up.
+			// object from memory.
 			blocks.Insert(c.Object, object)
-			for _, b := range c.Batches {
-				reader.Invalidate(b.TopicID, b.Partition)
-			}
-			notify.Broadcast()
 		},
+	})
+	// Every commit, through this agent or another, drops the cached
+	// extents of its partitions and wakes waiting fetches.
+	stopWatch := store.WatchCommits(func(n metastore.CommitNotice) {
+		for _, tp := range n.Partitions {
+			reader.Invalidate(tp.TopicID, tp.Partition)
+		}
+		notify.Broadcast()
 	})
 	handler := protocol.NewHandler(protocol.Config{
 		ClusterID:         cfg.ClusterID,
-		Cluster:           protocol.NewSingleAgent(self),
+		Cluster:           clusterView{members},
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: cfg.DefaultPartitions,
 	}, store, writer, reader, notify, log)
 
 	ctx, cancel := context.WithCancel(context.Background())
+	membersCtx, stopMembers := context.WithCancel(context.Background())
 	a := &Agent{
 		cfg: cfg, log: log, ln: ln, writer: writer, handler: handler, reg: reg,
 		metrics: newMetrics(reg), store: store, ctx: ctx, cancel: cancel,
 		draining: make(chan struct{}), conns: map[*conn]struct{}{},
+		members: members, stopMembers: stopMembers, stopWatch: stopWatch,
 	}
 	if cfg.AdminListen != "" {
 		if err := a.startAdmin(); err != nil {
 			ln.Close()
 			cancel()
+			stopMembers()
+			stopWatch()
+			members.Leave(context.Background())
 			return nil, err
 		}
 	}
+	a.membersDone = make(chan struct{})
+	go func() {
+		defer close(a.membersDone)
+		members.Run(membersCtx)
+	}()
 	a.wg.Add(1)
 	go a.accept()
 	log.Info("agent listening", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
-		"admin", a.AdminAddr(), "node_id", cfg.NodeID, "linger", writer.Linger())
+		"admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", writer.Linger())
 	return a, nil
 }
 
@@ -188,6 +220,9 @@ func (a *Agent) AdminAddr() string {
 	}
 	return a.adminLn.Addr().String()
 }
+
+// NodeID is the agent's broker id.
+func (a *Agent) NodeID() int32 { return a.members.Self().NodeID }
 
 // Registry is the agent's metrics registry.
 func (a *Agent) Registry() *prometheus.Registry { return a.reg }
@@ -258,6 +293,15 @@ func (a *Agent) health(w http.ResponseWriter, r *http.Request) {
 // closes the connections, all within ShutdownTimeout.
 func (a *Agent) Close() error {
 	close(a.draining)
+	// Leave the cluster first, so other agents take over this agent's
+	// groups and clients are routed elsewhere while it drains.
+	a.stopMembers()
+	<-a.membersDone
+	leaveCtx, cancelLeave := context.WithTimeout(context.Background(), 2*time.Second)
+	if err := a.members.Leave(leaveCtx); err != nil {
+		a.log.Warn("deregister failed; the registration will expire", "err", err)
+	}
+	cancelLeave()
 	a.ln.Close()
 	a.mu.Lock()
 	for c := range a.conns {
@@ -281,6 +325,7 @@ func (a *Agent) Close() error {
 		a.mu.Unlock()
 		<-done
 	}
+	a.stopWatch()
 	if a.admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

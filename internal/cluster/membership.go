@@ -85,6 +85,12 @@ func (m *Membership) heartbeat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// An earlier incarnation of this agent (killed, its lease not yet
+	// expired) has this agent's address but another ID: only one process
+	// can listen there, so it is certainly gone.
+	live = slices.DeleteFunc(live, func(a metastore.AgentInfo) bool {
+		return a.ID != got.ID && a.Host == got.Host && a.Port == got.Port
+	})
 	if !slices.ContainsFunc(live, func(a metastore.AgentInfo) bool { return a.ID == got.ID }) {
 		live = append(live, got)
 		slices.SortFunc(live, func(a, b metastore.AgentInfo) int { return int(a.NodeID) - int(b.NodeID) })

@@ -176,6 +176,7 @@ type Store interface {
 
 	GroupStore
 	AgentRegistry
+	CommitWatcher
 
 	Close() error
 }

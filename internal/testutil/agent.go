@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,15 @@ type Agent struct {
 	Dir    string
 	Store  *embedded.Store
 	Bucket objstore.Bucket
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Close stops the agent once; later calls do nothing.
+func (a *Agent) Close() error {
+	a.closeOnce.Do(func() { a.closeErr = a.Agent.Close() })
+	return a.closeErr
 }
 
 // Options tune StartAgent.
@@ -41,6 +51,7 @@ func StartAgent(t testing.TB, opts Options) *Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { store.Close() })
 	var bucket objstore.Bucket
 	bucket, err = localdir.Open(filepath.Join(dir, "bucket"))
 	if err != nil {
@@ -49,11 +60,25 @@ func StartAgent(t testing.TB, opts Options) *Agent {
 	if opts.Wrap != nil {
 		bucket = opts.Wrap(bucket)
 	}
+	return start(t, dir, store, bucket, opts)
+}
+
+// StartPeer starts another agent on the same metadata store and bucket
+// as a, in the same process: a cluster of agents for tests. It stops when
+// the test ends, or earlier with Close.
+func StartPeer(t testing.TB, a *Agent, opts Options) *Agent {
+	t.Helper()
+	return start(t, a.Dir, a.Store, a.Bucket, opts)
+}
+
+func start(t testing.TB, dir string, store *embedded.Store, bucket objstore.Bucket, opts Options) *Agent {
+	t.Helper()
 	if opts.Linger == 0 {
 		opts.Linger = 20 * time.Millisecond
 	}
 	cfg := agent.Config{
 		Listen:            "127.0.0.1:0",
+		NodeID:            -1,
 		AdminListen:       "127.0.0.1:0",
 		Linger:            opts.Linger,
 		AutoCreateTopics:  true,
@@ -65,14 +90,11 @@ func StartAgent(t testing.TB, opts Options) *Agent {
 	}
 	a, err := agent.Start(cfg, store, bucket)
 	if err != nil {
-		store.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		a.Close()
-		store.Close()
-	})
-	return &Agent{Agent: a, Dir: dir, Store: store, Bucket: bucket}
+	ta := &Agent{Agent: a, Dir: dir, Store: store, Bucket: bucket}
+	t.Cleanup(func() { ta.Close() })
+	return ta
 }
 
 // Logger returns a logger that writes warnings and errors to the test log

@@ -41,6 +41,7 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
 	}
 	s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", extents)
+	s.Notify(metastore.NoticeFor(c, results))
 	return results, nil
 }
 

@@ -40,6 +40,8 @@ type Options struct {
 
 // Store is the embedded metadata store. It is safe for concurrent use.
 type Store struct {
+	metastore.Watchers // commit notices for agents sharing this store in one process
+
 	db     *bolt.DB
 	log    *slog.Logger
 	closed atomic.Bool
