@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/floe-io/floe/internal/agent"
@@ -38,7 +39,8 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.IntVar(&f.partitions, "default-partitions", 1, "partitions of auto-created topics (num.partitions)")
 	var nodeID int
 	fs.IntVar(&nodeID, "node-id", -1, "this agent's broker id (-1: assigned by the metadata store)")
-	fs.StringVar(&f.cfg.Zone, "zone", "", "this agent's availability zone, reported to clients as its rack")
+	fs.StringVar(&f.cfg.Zone, "zone", "", "this agent's availability zone, reported to clients as its rack; clients with floe_az=ZONE in their client id see only this zone's agents")
+	roles := fs.String("roles", "produce,fetch,jobs", "what this agent does: any of produce, fetch, jobs")
 	fs.StringVar(&f.cfg.ClusterID, "cluster-id", "floe", "cluster id reported to clients")
 	f.logs.register(fs)
 	f.finish = func() {
@@ -46,6 +48,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 		f.cfg.NodeID = int32(nodeID)
 		f.cfg.AutoCreateTopics = f.autoCreate
 		f.cfg.DefaultPartitions = int32(f.partitions)
+		f.cfg.Roles = strings.Split(*roles, ",")
 	}
 }
 

@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +51,8 @@ type Config struct {
 	ClusterID string // default "floe"
 	// Zone is the agent's availability zone ("" if unknown).
 	Zone string
+	// Roles this agent takes: produce, fetch, jobs (default: all).
+	Roles []string
 
 	Linger          time.Duration // default 250ms
 	SegmentMaxBytes int           // default 8 MiB
@@ -108,6 +112,14 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if len(cfg.Roles) == 0 {
+		cfg.Roles = AllRoles
+	}
+	for _, r := range cfg.Roles {
+		if !slices.Contains(AllRoles, r) {
+			return nil, fmt.Errorf("unknown role %q (roles: %s)", r, strings.Join(AllRoles, ", "))
+		}
+	}
 	log := cfg.Logger
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -121,7 +133,7 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 	}
 	joinCtx, cancelJoin := context.WithTimeout(context.Background(), 10*time.Second)
 	members, err := cluster.Join(joinCtx, store, cluster.Options{
-		Host: self.Host, Port: self.Port, Zone: cfg.Zone, NodeID: cfg.NodeID, Logger: log,
+		Host: self.Host, Port: self.Port, Zone: cfg.Zone, Roles: cfg.Roles, NodeID: cfg.NodeID, Logger: log,
 	})
 	cancelJoin()
 	if err != nil {
@@ -156,7 +168,7 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 	})
 	handler := protocol.NewHandler(protocol.Config{
 		ClusterID:         cfg.ClusterID,
-		Cluster:           clusterView{members},
+		Cluster:           clusterView{m: members},
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: cfg.DefaultPartitions,
 	}, store, writer, reader, notify, log)

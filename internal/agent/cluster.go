@@ -1,13 +1,23 @@
 package agent
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/floe-io/floe/internal/cluster"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/protocol"
 )
 
-// clusterView shows the membership to the protocol handlers.
-type clusterView struct{ m *cluster.Membership }
+// AllRoles is the default: an agent that does everything.
+var AllRoles = []string{protocol.RoleProduce, protocol.RoleFetch, protocol.RoleJobs}
+
+// clusterView shows the membership to the protocol handlers. agents, when
+// set, narrows the live list to what one client may see.
+type clusterView struct {
+	m      *cluster.Membership
+	agents []metastore.AgentInfo // nil: every live agent
+}
 
 var _ protocol.Cluster = clusterView{}
 
@@ -20,10 +30,17 @@ func broker(a metastore.AgentInfo) protocol.Broker {
 	return b
 }
 
+func (v clusterView) live() []metastore.AgentInfo {
+	if v.agents != nil {
+		return v.agents
+	}
+	return v.m.Live()
+}
+
 func (v clusterView) Self() protocol.Broker { return broker(v.m.Self()) }
 
 func (v clusterView) Brokers() []protocol.Broker {
-	live := v.m.Live()
+	live := v.live()
 	out := make([]protocol.Broker, len(live))
 	for i, a := range live {
 		out[i] = broker(a)
@@ -31,4 +48,47 @@ func (v clusterView) Brokers() []protocol.Broker {
 	return out
 }
 
-func (v clusterView) Owner(key string) protocol.Broker { return broker(v.m.Owner(key)) }
+func (v clusterView) Owner(key string) protocol.Broker { return broker(cluster.Owner(v.live(), key)) }
+
+func (v clusterView) Serves(role string) bool { return slices.Contains(v.m.Self().Roles, role) }
+
+// For keeps the agents in the client's zone (from a floe_az=ZONE hint in
+// its client id) that serve the same client roles as this agent. If no
+// live agent matches, the client sees every agent rather than none.
+func (v clusterView) For(clientID string) protocol.Cluster {
+	self := v.m.Self()
+	zone := ZoneHint(clientID)
+	var keep []metastore.AgentInfo
+	for _, a := range v.m.Live() {
+		if zone != "" && a.Zone != zone {
+			continue
+		}
+		if clientRoles(a.Roles) != clientRoles(self.Roles) {
+			continue
+		}
+		keep = append(keep, a)
+	}
+	if len(keep) == 0 {
+		return v
+	}
+	return clusterView{m: v.m, agents: keep}
+}
+
+// clientRoles summarises the roles clients care about.
+func clientRoles(roles []string) [2]bool {
+	return [2]bool{slices.Contains(roles, protocol.RoleProduce), slices.Contains(roles, protocol.RoleFetch)}
+}
+
+// ZoneHint returns the availability zone a client names in its client id
+// as floe_az=ZONE (separated from the rest by ',', ';', ' ' or '&'), or "".
+func ZoneHint(clientID string) string {
+	i := strings.Index(clientID, "floe_az=")
+	if i < 0 {
+		return ""
+	}
+	zone := clientID[i+len("floe_az="):]
+	if j := strings.IndexAny(zone, ",; &"); j >= 0 {
+		zone = zone[:j]
+	}
+	return zone
+}

@@ -4,8 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil"
 )
 
@@ -59,10 +61,14 @@ func TestTwoAgentsServeOneCluster(t *testing.T) {
 	fr.MaxWaitMillis = 10000
 	start := time.Now()
 	corr := cb.Send(fr)
+	producer := testutil.Dial(t, a.Addr())
+	produced := make(chan struct{})
 	go func() {
+		defer close(produced)
 		time.Sleep(100 * time.Millisecond)
-		testutil.Dial(t, a.Addr()).Do(produceRequest("shared", -1, batchSpec{partition: 3, records: 5}))
+		producer.Send(produceRequest("shared", -1, batchSpec{partition: 3, records: 5}))
 	}()
+	defer func() { <-produced }()
 	fresp := kmsg.NewPtrFetchResponse()
 	fresp.SetVersion(11)
 	cb.Receive(corr, fresp)
@@ -85,5 +91,56 @@ func TestTwoAgentsServeOneCluster(t *testing.T) {
 	}
 	if len(resp.Brokers) != 1 {
 		t.Fatalf("after b stopped, metadata lists %d brokers", len(resp.Brokers))
+	}
+}
+
+func TestZoneHintAndRolePools(t *testing.T) {
+	zoned := func(zone string, roles ...string) testutil.Options {
+		return testutil.Options{Config: func(c *agent.Config) { c.Zone, c.Roles = zone, roles }}
+	}
+	a := testutil.StartAgent(t, zoned("az-1"))
+	b := testutil.StartPeer(t, a, zoned("az-2"))
+	reader := testutil.StartPeer(t, a, zoned("az-1", "fetch"))
+	createTopic(t, testutil.Dial(t, a.Addr()), "zoned", 4)
+
+	brokers := func(addr, clientID string) map[int32]bool {
+		c := testutil.Dial(t, addr)
+		c.ClientID = clientID
+		md := kmsg.NewPtrMetadataRequest()
+		md.SetVersion(9)
+		out := map[int32]bool{}
+		for _, br := range c.Do(md).(*kmsg.MetadataResponse).Brokers {
+			out[br.NodeID] = true
+		}
+		return out
+	}
+	// b joined last, so its view holds every agent at once.
+	for name, tc := range map[string]struct {
+		addr, clientID string
+		want           []int32
+	}{
+		"no hint":           {b.Addr(), "app", []int32{a.NodeID(), b.NodeID()}},
+		"zone 1":            {b.Addr(), "app,floe_az=az-1", []int32{a.NodeID()}},
+		"zone 2":            {b.Addr(), "floe_az=az-2;other", []int32{b.NodeID()}},
+		"unknown zone":      {b.Addr(), "floe_az=az-9", []int32{a.NodeID(), b.NodeID()}},
+		"reader pool":       {reader.Addr(), "app", []int32{reader.NodeID()}},
+		"reader pool, zone": {reader.Addr(), "floe_az=az-1", []int32{reader.NodeID()}},
+	} {
+		got := brokers(tc.addr, tc.clientID)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: brokers %v, want %v", name, got, tc.want)
+			continue
+		}
+		for _, id := range tc.want {
+			if !got[id] {
+				t.Errorf("%s: brokers %v, want %v", name, got, tc.want)
+			}
+		}
+	}
+
+	// The reader pool refuses produce requests with a retriable error.
+	r := partitionResults(testutil.Dial(t, reader.Addr()).Do(produceRequest("zoned", -1, batchSpec{records: 1})).(*kmsg.ProduceResponse))[0]
+	if r.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("produce to a reader-only agent: error %d, want NOT_LEADER_OR_FOLLOWER", r.ErrorCode)
 	}
 }

@@ -278,6 +278,12 @@ func (g *Group) Leader() string { return g.leader }
 // Len is the number of members (not counting pending ones).
 func (g *Group) Len() int { return len(g.members) }
 
+// Idle reports an empty group with nothing in flight: a coordinator may
+// drop it from memory and load it again from the store when needed.
+func (g *Group) Idle() bool {
+	return g.state == Empty && len(g.pending) == 0 && len(g.members) == 0
+}
+
 // EmptySince is when the group last became empty (zero if never).
 func (g *Group) EmptySince() time.Time { return g.emptySince }
 

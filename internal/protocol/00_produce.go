@@ -43,6 +43,7 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 	var parts []*producePartition
 
 	acksOK := r.Acks == 0 || r.Acks == 1 || r.Acks == -1
+	writer := h.cfg.Cluster.Serves(RoleProduce)
 	for _, rt := range r.Topics {
 		t, terr := lookup.name(rt.Topic)
 		respTopic := kmsg.NewProduceResponseTopic()
@@ -57,6 +58,12 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 			switch {
 			case !acksOK:
 				pr.ErrorCode = kerr.InvalidRequiredAcks.Code
+			case !writer:
+				// A reader-only agent: the client refreshes its metadata,
+				// which lists only agents of this agent's pool, and should
+				// have been given a writer's bootstrap address.
+				pr.ErrorCode = kerr.NotLeaderForPartition.Code
+				pr.ErrorMessage = strPtr("this agent does not have the produce role")
 			case r.TransactionID != nil:
 				pr.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 				pr.ErrorMessage = strPtr("transactions are not supported by Floe yet")

@@ -72,6 +72,7 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (resp *km
 		maxBytes = 1<<31 - 1
 	}
 	lookup := h.lookup(ctx)
+	reader := h.cfg.Cluster.Serves(RoleFetch)
 	for _, rt := range r.Topics {
 		t, terr := lookup.name(rt.Topic)
 		respTopic := kmsg.NewFetchResponseTopic()
@@ -84,6 +85,8 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (resp *km
 			pr.PreferredReadReplica = -1
 			if code := partitionErr(t, terr, rp.Partition); code != 0 {
 				pr.ErrorCode = code
+			} else if !reader {
+				pr.ErrorCode = kerr.NotLeaderForPartition.Code
 			} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
 				pr.ErrorCode = code
 			} else {

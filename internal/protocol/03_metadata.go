@@ -6,7 +6,8 @@ package protocol
 // partition depends on a particular agent. Each partition's nominal leader
 // is the live agent that owns it by rendezvous hashing, which spreads
 // clients over the agents; its leader epoch is 0 and it is the only
-// replica.
+// replica. Clients see the agents of their zone that serve the same
+// client roles as the agent they asked (see Cluster.For).
 //
 // v1+: a null topic list means all topics, an empty one none.
 // v4+: AllowAutoTopicCreation (KIP-204 semantics); before v4 it is implied.
@@ -29,11 +30,12 @@ func init() { register(3, 0, 12, (*Handler).metadata) }
 func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.MetadataRequest)
 	resp := r.ResponseKind().(*kmsg.MetadataResponse)
-	for _, b := range h.cfg.Cluster.Brokers() {
+	view := h.cfg.Cluster.For(req.ClientID)
+	for _, b := range view.Brokers() {
 		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
 	}
 	resp.ClusterID = &h.cfg.ClusterID
-	resp.ControllerID = h.cfg.Cluster.Self().NodeID
+	resp.ControllerID = view.Self().NodeID
 
 	allowAuto := r.Version < 4 || r.AllowAutoTopicCreation
 	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
@@ -43,7 +45,7 @@ func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error
 			return nil, err
 		}
 		for _, t := range topics {
-			resp.Topics = append(resp.Topics, h.topicMetadata(t))
+			resp.Topics = append(resp.Topics, h.topicMetadata(view, t))
 		}
 		return now(resp), nil
 	}
@@ -81,18 +83,18 @@ func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, h.topicMetadata(t))
+		resp.Topics = append(resp.Topics, h.topicMetadata(view, t))
 	}
 	return now(resp), nil
 }
 
-func (h *Handler) topicMetadata(t metastore.Topic) kmsg.MetadataResponseTopic {
+func (h *Handler) topicMetadata(view Cluster, t metastore.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = t.ID
 	for p := int32(0); p < t.Partitions; p++ {
-		leader := h.cfg.Cluster.Owner(partitionKey(t.ID, p)).NodeID
+		leader := view.Owner(partitionKey(t.ID, p)).NodeID
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p
 		mp.Leader = leader

@@ -2,9 +2,12 @@ package protocol
 
 // FindCoordinator v0-v4.
 //
-// Consumer groups and transactions arrive with their own issues; until
-// then every key gets COORDINATOR_NOT_AVAILABLE, which clients treat as
-// retriable. v4 batches keys (KIP-699).
+// A consumer group's coordinator is the live agent owning the key
+// "group:NAME" (rendezvous hashing over the live agents), so every agent
+// gives the same answer and a group moves only when its agent leaves or
+// dies. v4 batches keys (KIP-699). Transactions (key type 1) are not
+// supported yet: TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as InitProducerId
+// answers transactional producers. Other key types: INVALID_REQUEST.
 
 import (
 	"context"
@@ -20,20 +23,35 @@ func init() { register(10, 0, 4, (*Handler).findCoordinator) }
 func (h *Handler) findCoordinator(_ context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.FindCoordinatorRequest)
 	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	msg := "consumer groups are not supported by Floe yet"
+	keys := r.CoordinatorKeys
 	if r.Version < 4 {
-		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		resp.ErrorMessage = &msg
-		resp.NodeID = -1
-		return now(resp), nil
+		keys = []string{r.CoordinatorKey}
 	}
-	for _, key := range r.CoordinatorKeys {
+	for _, key := range keys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key = key
 		c.NodeID = -1
-		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		c.ErrorMessage = &msg
+		switch {
+		case r.CoordinatorType == 1:
+			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			c.ErrorMessage = strPtr("transactions are not supported by Floe yet")
+		case r.CoordinatorType != 0:
+			c.ErrorCode = kerr.InvalidRequest.Code
+			c.ErrorMessage = strPtr("unknown coordinator type")
+		case key == "":
+			c.ErrorCode = kerr.InvalidRequest.Code
+			c.ErrorMessage = strPtr("empty group id")
+		default:
+			b := h.cfg.Cluster.Owner(groupKey(key))
+			c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
+		}
 		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	if r.Version < 4 {
+		c := resp.Coordinators[0]
+		resp.ErrorCode, resp.ErrorMessage = c.ErrorCode, c.ErrorMessage
+		resp.NodeID, resp.Host, resp.Port = c.NodeID, c.Host, c.Port
+		resp.Coordinators = nil
 	}
 	return now(resp), nil
 }

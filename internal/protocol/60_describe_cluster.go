@@ -15,6 +15,7 @@ import (
 func init() { register(60, 0, 1, (*Handler).describeCluster) }
 
 func (h *Handler) describeCluster(_ context.Context, req *wire.Request) (Reply, error) {
+	view := h.cfg.Cluster.For(req.ClientID)
 	r := req.Req.(*kmsg.DescribeClusterRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeClusterResponse)
 	if r.Version >= 1 && r.EndpointType != 1 {
@@ -23,8 +24,8 @@ func (h *Handler) describeCluster(_ context.Context, req *wire.Request) (Reply, 
 	}
 	resp.EndpointType = 1
 	resp.ClusterID = h.cfg.ClusterID
-	resp.ControllerID = h.cfg.Cluster.Self().NodeID
-	for _, b := range h.cfg.Cluster.Brokers() {
+	resp.ControllerID = view.Self().NodeID
+	for _, b := range view.Brokers() {
 		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
 	}
 	return now(resp), nil

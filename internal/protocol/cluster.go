@@ -13,7 +13,22 @@ type Cluster interface {
 	// Owner returns the agent owning key. Keys are namespaced by the
 	// caller ("group:NAME", "partition:TOPICID/N").
 	Owner(key string) Broker
+	// Serves reports whether this agent has a role (RoleProduce,
+	// RoleFetch, …).
+	Serves(role string) bool
+	// For narrows the view to what a client should see: the agents in its
+	// zone (when its client id carries a floe_az=ZONE hint) that serve
+	// the same client roles as this agent, so a pool of writers and a
+	// pool of readers can be given separate bootstrap addresses.
+	For(clientID string) Cluster
 }
+
+// Agent roles.
+const (
+	RoleProduce = "produce"
+	RoleFetch   = "fetch"
+	RoleJobs    = "jobs"
+)
 
 func groupKey(group string) string { return "group:" + group }
 

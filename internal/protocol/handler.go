@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/coordinator"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/produce"
@@ -45,6 +46,9 @@ type Config struct {
 	// MaxMessageBytes is message.max.bytes, the default for a topic's
 	// max.message.bytes.
 	MaxMessageBytes int32
+	// Groups coordinates the consumer groups this agent owns; nil answers
+	// every group request COORDINATOR_NOT_AVAILABLE.
+	Groups *coordinator.Coordinator
 }
 
 // Handler answers requests. It is safe for concurrent use by many

@@ -18,6 +18,9 @@ import (
 // need to control exactly what goes on the wire (pipelining, bad frames,
 // specific versions).
 type RawClient struct {
+	// ClientID is sent in every request header (default "raw-test").
+	ClientID string
+
 	t    testing.TB
 	Conn net.Conn
 	r    *bufio.Reader
@@ -32,14 +35,14 @@ func Dial(t testing.TB, addr string) *RawClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &RawClient{t: t, Conn: c, r: bufio.NewReader(c)}
+	return &RawClient{ClientID: "raw-test", t: t, Conn: c, r: bufio.NewReader(c)}
 }
 
 // Send writes req at its current version and returns its correlation id.
 func (c *RawClient) Send(req kmsg.Request) int32 {
 	c.t.Helper()
 	c.corr++
-	if _, err := c.Conn.Write(wire.AppendRequest(nil, c.corr, "raw-test", req)); err != nil {
+	if _, err := c.Conn.Write(wire.AppendRequest(nil, c.corr, c.ClientID, req)); err != nil {
 		c.t.Fatalf("send: %v", err)
 	}
 	return c.corr

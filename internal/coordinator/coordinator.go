@@ -1,0 +1,430 @@
+// Package coordinator runs consumer groups on an agent: it wraps each
+// group's pure state machine (internal/groups) with a lock, a timer, the
+// connections waiting for a rebalance, and the metadata store, which holds
+// the committed offsets and each group's last stable state.
+//
+// An agent coordinates the groups it owns (rendezvous hashing over the
+// live agents; Options.Owns). It keeps membership in memory only: if the
+// agent dies, the group's new owner loads the last stored state, so a
+// stable group's members carry on with the same generation; a rebalance
+// that was in flight is lost and its members rejoin. Committed offsets are
+// written to the store before a commit is acknowledged, so none is lost.
+//
+// Two agents that both believe they own a group (while membership views
+// converge) cannot overwrite each other's group state: SaveGroup compares
+// versions, and a coordinator whose version is stale drops the group and
+// answers NOT_COORDINATOR. Member commits also check the stored version
+// first, so a deposed coordinator cannot accept a commit from a
+// generation the new one has replaced.
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/floe-io/floe/internal/groups"
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// Store is what the coordinator needs from the metadata store.
+type Store interface {
+	metastore.GroupStore
+	Topics(ctx context.Context) ([]metastore.Topic, error)
+	Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error)
+}
+
+// Options configure a Coordinator. Zero values take Kafka's defaults.
+type Options struct {
+	// Groups are the state machines' settings. Defaults: initial
+	// rebalance delay 3s, session timeouts between 6s and 30m.
+	Groups groups.Config
+	// OffsetsRetention is offsets.retention.minutes: offsets of a group
+	// without members older than this are deleted (default 7 days).
+	OffsetsRetention time.Duration
+	// RetentionCheckInterval is offsets.retention.check.interval.ms
+	// (default 10 minutes).
+	RetentionCheckInterval time.Duration
+	// LagInterval is how often the lag gauges are refreshed from the store
+	// (default 30s). Commits update them at once as well.
+	LagInterval time.Duration
+	// Owns reports whether this agent coordinates group (default: all).
+	Owns func(group string) bool
+	// Registerer receives the lag metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Coordinator runs the groups this agent owns. Safe for concurrent use.
+type Coordinator struct {
+	store   Store
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+	tokens  atomic.Uint64
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	closed  bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// entry is one group in memory. Lock order: Coordinator.mu, then
+// entry.mu; Coordinator.mu is never held across I/O or while waiting for
+// an entry.
+type entry struct {
+	mu      sync.Mutex
+	name    string
+	g       *groups.Group
+	version int64 // of the stored record; 0 when none
+	stored  bool  // a record or offsets existed when loaded, or a save happened
+	loadErr error
+	dead    bool
+	waiters map[groups.Token]chan groups.Reply
+	timer   *time.Timer
+}
+
+// ErrNotCoordinator reports a group this agent does not coordinate.
+var ErrNotCoordinator = errors.New("not the coordinator of this group")
+
+// New starts a coordinator; Close stops it.
+func New(store Store, opts Options) *Coordinator {
+	if opts.Groups.InitialRebalanceDelay < 0 {
+		opts.Groups.InitialRebalanceDelay = 0
+	} else if opts.Groups.InitialRebalanceDelay == 0 {
+		opts.Groups.InitialRebalanceDelay = 3 * time.Second
+	}
+	if opts.Groups.MinSessionTimeout == 0 {
+		opts.Groups.MinSessionTimeout = 6 * time.Second
+	}
+	if opts.Groups.MaxSessionTimeout == 0 {
+		opts.Groups.MaxSessionTimeout = 30 * time.Minute
+	}
+	if opts.OffsetsRetention <= 0 {
+		opts.OffsetsRetention = 7 * 24 * time.Hour
+	}
+	if opts.RetentionCheckInterval <= 0 {
+		opts.RetentionCheckInterval = 10 * time.Minute
+	}
+	if opts.LagInterval <= 0 {
+		opts.LagInterval = 30 * time.Second
+	}
+	if opts.Owns == nil {
+		opts.Owns = func(string) bool { return true }
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	c := &Coordinator{
+		store: store, opts: opts, log: opts.Logger, metrics: NewMetrics(opts.Registerer),
+		entries: map[string]*entry{}, stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	go c.run()
+	return c
+}
+
+// Config is the state machines' configuration in effect.
+func (c *Coordinator) Config() groups.Config { return c.opts.Groups }
+
+// Close answers every waiting request with NOT_COORDINATOR (members find
+// the group's next coordinator) and stops the background work.
+func (c *Coordinator) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	entries := c.entries
+	c.entries = map[string]*entry{}
+	c.mu.Unlock()
+	close(c.stop)
+	<-c.done
+	for _, e := range entries {
+		e.mu.Lock()
+		c.kill(e, kerr.NotCoordinator.Code, groups.Effects{})
+		e.mu.Unlock()
+	}
+}
+
+func newMemberID(clientID string) string {
+	return clientID + "-" + uuid.NewString()
+}
+
+// lock returns the group's entry, locked, loading it from the store when
+// it is not in memory. The caller unlocks it.
+func (c *Coordinator) lock(ctx context.Context, name string) (*entry, error) {
+	if !c.opts.Owns(name) {
+		return nil, ErrNotCoordinator
+	}
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, ErrNotCoordinator
+		}
+		e, ok := c.entries[name]
+		if !ok {
+			e = &entry{name: name, waiters: map[groups.Token]chan groups.Reply{}}
+			e.mu.Lock()
+			c.entries[name] = e
+			c.mu.Unlock()
+			if err := c.load(ctx, e); err != nil {
+				e.dead = true
+				c.forget(e)
+				e.mu.Unlock()
+				return nil, err
+			}
+			return e, nil
+		}
+		c.mu.Unlock()
+		e.mu.Lock()
+		if !e.dead {
+			return e, nil
+		}
+		// Dropped while we waited: load it again.
+		e.mu.Unlock()
+	}
+}
+
+func (c *Coordinator) forget(e *entry) {
+	c.mu.Lock()
+	if c.entries[e.name] == e {
+		delete(c.entries, e.name)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Coordinator) load(ctx context.Context, e *entry) error {
+	rec, found, err := c.store.LoadGroup(ctx, e.name)
+	if err != nil {
+		return fmt.Errorf("load group %q: %w", e.name, err)
+	}
+	now := c.opts.Now()
+	if !found {
+		e.g = groups.New(e.name, c.opts.Groups, newMemberID)
+		return nil
+	}
+	snap, err := groups.UnmarshalSnapshot(rec.Data)
+	if err == nil {
+		e.g, err = groups.Restore(e.name, c.opts.Groups, newMemberID, snap, now)
+	}
+	if err != nil {
+		// A record we cannot read must not block the group forever:
+		// start it empty (offsets are separate and stay).
+		c.log.Error("unreadable group record, starting the group empty", "group", e.name, "err", err)
+		e.g = groups.New(e.name, c.opts.Groups, newMemberID)
+	}
+	e.version, e.stored = rec.Version, true
+	if e.g.Len() > 0 {
+		c.log.Info("group loaded", "group", e.name, "state", e.g.State(), "generation", e.g.Generation(), "members", e.g.Len())
+	}
+	c.arm(e)
+	return nil
+}
+
+// apply carries out a state machine's effects with e locked.
+func (c *Coordinator) apply(e *entry, eff groups.Effects) {
+	if eff.Persist {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := c.persist(ctx, e)
+		cancel()
+		if err != nil {
+			c.log.Warn("group state not saved; giving the group up", "group", e.name, "err", err)
+			c.kill(e, kerr.NotCoordinator.Code, eff)
+			return
+		}
+	}
+	for _, r := range eff.Replies {
+		c.deliver(e, r)
+	}
+	c.arm(e)
+}
+
+func (c *Coordinator) persist(ctx context.Context, e *entry) error {
+	snap := e.g.Snapshot()
+	data, err := snap.Marshal()
+	if err != nil {
+		return err
+	}
+	v, err := c.store.SaveGroup(ctx, metastore.Group{
+		Name: e.name, ProtocolType: e.g.ProtocolType(), State: snap.State, Data: data, Version: e.version,
+	})
+	if err != nil {
+		return fmt.Errorf("save group %q: %w", e.name, err)
+	}
+	e.version, e.stored = v, true
+	return nil
+}
+
+// kill drops the group from memory, answering what waits (and the replies
+// in eff, which were not sent) with code.
+func (c *Coordinator) kill(e *entry, code int16, eff groups.Effects) {
+	if e.dead {
+		return
+	}
+	for _, r := range eff.Replies {
+		c.deliver(e, failed(r, code))
+	}
+	if e.g != nil {
+		for _, r := range e.g.Kill(code).Replies {
+			c.deliver(e, r)
+		}
+	}
+	for tok, ch := range e.waiters {
+		ch <- failed(groups.Reply{To: tok, Join: &groups.JoinResponse{}}, code)
+		delete(e.waiters, tok)
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	e.dead = true
+	c.forget(e)
+	c.metrics.forget(e.name)
+}
+
+func failed(r groups.Reply, code int16) groups.Reply {
+	if r.Sync != nil {
+		return groups.Reply{To: r.To, Sync: &groups.SyncResponse{Err: code}}
+	}
+	id := ""
+	if r.Join != nil {
+		id = r.Join.MemberID
+	}
+	return groups.Reply{To: r.To, Join: &groups.JoinResponse{Err: code, MemberID: id, Generation: -1}}
+}
+
+func (c *Coordinator) deliver(e *entry, r groups.Reply) {
+	if ch, ok := e.waiters[r.To]; ok {
+		ch <- r
+		delete(e.waiters, r.To)
+	}
+}
+
+// arm sets the group's timer to its next deadline.
+func (c *Coordinator) arm(e *entry) {
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	next := e.g.NextDeadline()
+	if next.IsZero() || e.dead {
+		return
+	}
+	e.timer = time.AfterFunc(max(next.Sub(c.opts.Now()), 0), func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if !e.dead {
+			c.apply(e, e.g.Tick(c.opts.Now()))
+		}
+	})
+}
+
+// waiter registers a token for a request that may wait.
+func (c *Coordinator) waiter(e *entry) (groups.Token, chan groups.Reply) {
+	tok := groups.Token(c.tokens.Add(1))
+	ch := make(chan groups.Reply, 1)
+	e.waiters[tok] = ch
+	return tok, ch
+}
+
+func wait(ctx context.Context, ch chan groups.Reply) groups.Reply {
+	select {
+	case r := <-ch:
+		return r
+	case <-ctx.Done():
+		return groups.Reply{}
+	}
+}
+
+// errCode maps errors from lock and the store to Kafka codes.
+func errCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrNotCoordinator):
+		return kerr.NotCoordinator.Code
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	default:
+		return kerr.CoordinatorNotAvailable.Code
+	}
+}
+
+// Join handles a JoinGroup; the returned function waits for its response.
+func (c *Coordinator) Join(ctx context.Context, group string, r groups.JoinRequest) func(context.Context) groups.JoinResponse {
+	e, err := c.lock(ctx, group)
+	if err != nil {
+		resp := groups.JoinResponse{Err: errCode(err), MemberID: r.MemberID, Generation: -1}
+		return func(context.Context) groups.JoinResponse { return resp }
+	}
+	defer e.mu.Unlock()
+	tok, ch := c.waiter(e)
+	c.apply(e, e.g.Join(c.opts.Now(), tok, r))
+	return func(ctx context.Context) groups.JoinResponse {
+		if rep := wait(ctx, ch); rep.Join != nil {
+			return *rep.Join
+		}
+		return groups.JoinResponse{Err: kerr.NotCoordinator.Code, MemberID: r.MemberID, Generation: -1}
+	}
+}
+
+// Sync handles a SyncGroup; the returned function waits for its response.
+func (c *Coordinator) Sync(ctx context.Context, group string, r groups.SyncRequest) func(context.Context) groups.SyncResponse {
+	e, err := c.lock(ctx, group)
+	if err != nil {
+		resp := groups.SyncResponse{Err: errCode(err)}
+		return func(context.Context) groups.SyncResponse { return resp }
+	}
+	defer e.mu.Unlock()
+	tok, ch := c.waiter(e)
+	c.apply(e, e.g.Sync(c.opts.Now(), tok, r))
+	return func(ctx context.Context) groups.SyncResponse {
+		if rep := wait(ctx, ch); rep.Sync != nil {
+			return *rep.Sync
+		}
+		return groups.SyncResponse{Err: kerr.NotCoordinator.Code}
+	}
+}
+
+// Heartbeat handles a Heartbeat.
+func (c *Coordinator) Heartbeat(ctx context.Context, group, memberID, instanceID string, generation int32) int16 {
+	e, err := c.lock(ctx, group)
+	if err != nil {
+		return errCode(err)
+	}
+	defer e.mu.Unlock()
+	code := e.g.Heartbeat(c.opts.Now(), memberID, instanceID, generation)
+	c.arm(e)
+	return code
+}
+
+// Leave handles a LeaveGroup. A non-zero code fails the whole request.
+func (c *Coordinator) Leave(ctx context.Context, group string, members []groups.LeaveMember) ([]groups.LeaveResult, int16) {
+	e, err := c.lock(ctx, group)
+	if err != nil {
+		return nil, errCode(err)
+	}
+	defer e.mu.Unlock()
+	res, eff := e.g.Leave(c.opts.Now(), members)
+	c.apply(e, eff)
+	if e.dead {
+		return nil, kerr.NotCoordinator.Code
+	}
+	return res, 0
+}

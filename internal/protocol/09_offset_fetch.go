@@ -1,0 +1,178 @@
+package protocol
+
+// OffsetFetch v1-v10.
+//
+// Returns committed offsets, leader epochs (v5+) and metadata. A
+// partition without a committed offset, and any partition of a group
+// that does not exist, is offset -1 with no error (clients depend on
+// this). Null topics (v2+) fetch every committed offset of the group.
+// v8+ fetches several groups at once. RequireStable (v7+, KIP-447) needs
+// no wait: Floe has no transactional offset commits, so none is ever
+// pending. v9's member id and epoch concern KIP-848 groups and are
+// ignored for classic groups, as in Kafka. v10 names topics by id.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/wire"
+)
+
+func init() { register(9, 1, 10, (*Handler).offsetFetch) }
+
+// fetchedOffset is one partition of an OffsetFetch answer.
+type fetchedOffset struct {
+	topic     string
+	topicID   metastore.TopicID
+	partition int32
+	offset    int64
+	epoch     int32
+	metadata  string
+	code      int16
+}
+
+// fetchTopic is one requested topic: by name, or by id (v10).
+type fetchTopic struct {
+	name       string
+	id         metastore.TopicID
+	partitions []int32
+}
+
+func (h *Handler) offsetFetch(_ context.Context, req *wire.Request) (Reply, error) {
+	r := req.Req.(*kmsg.OffsetFetchRequest)
+	return func(ctx context.Context) kmsg.Response {
+		resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
+		lookup := h.lookup(ctx)
+		if r.Version < 8 {
+			var topics []fetchTopic
+			for _, t := range r.Topics {
+				topics = append(topics, fetchTopic{name: t.Topic, partitions: t.Partitions})
+			}
+			if r.Topics == nil && r.Version < 2 {
+				topics = []fetchTopic{} // null topics means "all" only from v2
+			}
+			parts, code := h.fetchOffsets(ctx, lookup, r.Group, topics, r.Topics == nil && r.Version >= 2, false)
+			resp.ErrorCode = code
+			byTopic := map[string]int{}
+			for _, p := range parts {
+				i, ok := byTopic[p.topic]
+				if !ok {
+					i = len(resp.Topics)
+					byTopic[p.topic] = i
+					rt := kmsg.NewOffsetFetchResponseTopic()
+					rt.Topic = p.topic
+					resp.Topics = append(resp.Topics, rt)
+				}
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = p.partition, p.offset, p.epoch, strPtr(p.metadata)
+				rp.ErrorCode = p.code
+				if code != 0 && r.Version < 2 {
+					rp.ErrorCode = code // no top-level error before v2
+				}
+				resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, rp)
+			}
+			return resp
+		}
+		for _, g := range r.Groups {
+			var topics []fetchTopic
+			for _, t := range g.Topics {
+				topics = append(topics, fetchTopic{name: t.Topic, id: t.TopicID, partitions: t.Partitions})
+			}
+			parts, code := h.fetchOffsets(ctx, lookup, g.Group, topics, g.Topics == nil, r.Version >= 10)
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, code
+			byTopic := map[string]int{}
+			for _, p := range parts {
+				k := p.topic + "\x00" + string(p.topicID[:])
+				i, ok := byTopic[k]
+				if !ok {
+					i = len(rg.Topics)
+					byTopic[k] = i
+					rt := kmsg.NewOffsetFetchResponseGroupTopic()
+					rt.Topic, rt.TopicID = p.topic, p.topicID
+					rg.Topics = append(rg.Topics, rt)
+				}
+				rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = p.partition, p.offset, p.epoch, strPtr(p.metadata)
+				rp.ErrorCode = p.code
+				rg.Topics[i].Partitions = append(rg.Topics[i].Partitions, rp)
+			}
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp
+	}, nil
+}
+
+// fetchOffsets answers one group: the requested partitions in request
+// order, or with all every committed offset of the group.
+func (h *Handler) fetchOffsets(ctx context.Context, lookup *topicLookup, group string, topics []fetchTopic, all, byID bool) ([]fetchedOffset, int16) {
+	// Requested partitions are answered even when the group fails, so
+	// that per-partition error codes can be set by the caller.
+	unanswered := func(code int16) []fetchedOffset {
+		var out []fetchedOffset
+		for _, t := range topics {
+			for _, p := range t.partitions {
+				out = append(out, fetchedOffset{topic: t.name, topicID: t.id, partition: p, offset: -1, epoch: -1})
+			}
+		}
+		return out
+	}
+	co, code := h.groupsOrErr()
+	if code == 0 && group == "" {
+		code = kerr.InvalidGroupID.Code
+	}
+	if code != 0 {
+		return unanswered(code), code
+	}
+	committed, code := co.FetchOffsets(ctx, group)
+	if code != 0 {
+		return unanswered(code), code
+	}
+	if all {
+		var out []fetchedOffset
+		for _, o := range committed {
+			t, err := lookup.id(o.TopicID)
+			if err != nil {
+				continue // the topic was deleted
+			}
+			out = append(out, fetchedOffset{topic: t.Name, topicID: t.ID, partition: o.Partition,
+				offset: o.Offset, epoch: o.LeaderEpoch, metadata: o.Metadata})
+		}
+		return out, 0
+	}
+	type key struct {
+		id metastore.TopicID
+		p  int32
+	}
+	byKey := make(map[key]metastore.CommittedOffset, len(committed))
+	for _, o := range committed {
+		byKey[key{o.TopicID, o.Partition}] = o
+	}
+	var out []fetchedOffset
+	for _, t := range topics {
+		var topic metastore.Topic
+		var err error
+		if byID {
+			topic, err = lookup.id(t.id)
+		} else {
+			topic, err = lookup.name(t.name)
+		}
+		for _, p := range t.partitions {
+			f := fetchedOffset{topic: t.name, topicID: t.id, partition: p, offset: -1, epoch: -1}
+			switch {
+			case err != nil && byID:
+				f.code = kerr.UnknownTopicID.Code
+			case err == nil:
+				f.topic, f.topicID = topic.Name, topic.ID
+				if o, ok := byKey[key{topic.ID, p}]; ok {
+					f.offset, f.epoch, f.metadata = o.Offset, o.LeaderEpoch, o.Metadata
+				}
+			}
+			out = append(out, f)
+		}
+	}
+	return out, 0
+}

@@ -1,0 +1,73 @@
+package protocol
+
+// DescribeGroups v0-v6.
+//
+// State, protocol type, and members (client id, host, and — in the
+// Stable state only, as in Kafka — the selected protocol, each member's
+// metadata and assignment). A group that does not exist is state "Dead"
+// with no error before v6, GROUP_ID_NOT_FOUND from v6 (KIP-1043). v3+
+// reports authorized operations when asked (Floe has no ACLs: all group
+// operations); v4+ members' group.instance.id.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/groups"
+	"github.com/floe-io/floe/internal/wire"
+)
+
+func init() { register(15, 0, 6, (*Handler).describeGroups) }
+
+// groupOperations are the ACL operations on a group (READ, DELETE,
+// DESCRIBE), as a bit field of kmsg.ACLOperation values.
+const groupOperations = 1<<3 | 1<<6 | 1<<8
+
+func (h *Handler) describeGroups(_ context.Context, req *wire.Request) (Reply, error) {
+	r := req.Req.(*kmsg.DescribeGroupsRequest)
+	return func(ctx context.Context) kmsg.Response {
+		resp := r.ResponseKind().(*kmsg.DescribeGroupsResponse)
+		co, code := h.groupsOrErr()
+		for _, name := range r.Groups {
+			g := kmsg.NewDescribeGroupsResponseGroup()
+			g.Group = name
+			g.AuthorizedOperations = -2147483648
+			if r.IncludeAuthorizedOperations {
+				g.AuthorizedOperations = groupOperations
+			}
+			if code != 0 {
+				g.ErrorCode = code
+				resp.Groups = append(resp.Groups, g)
+				continue
+			}
+			d, dcode := co.Describe(ctx, name)
+			switch {
+			case dcode != 0:
+				g.ErrorCode = dcode
+			case !d.Exists:
+				g.State = groups.Dead.String()
+				if r.Version >= 6 {
+					g.ErrorCode = kerr.GroupIDNotFound.Code
+					g.ErrorMessage = strPtr("group " + name + " not found")
+				}
+			default:
+				g.State = d.State.String()
+				g.ProtocolType = d.ProtocolType
+				g.Protocol = d.Protocol
+				for _, m := range d.Members {
+					rm := kmsg.NewDescribeGroupsResponseGroupMember()
+					rm.MemberID, rm.ClientID, rm.ClientHost = m.ID, m.ClientID, m.ClientHost
+					if m.InstanceID != "" {
+						rm.InstanceID = strPtr(m.InstanceID)
+					}
+					rm.ProtocolMetadata, rm.MemberAssignment = m.Metadata, m.Assignment
+					g.Members = append(g.Members, rm)
+				}
+			}
+			resp.Groups = append(resp.Groups, g)
+		}
+		return resp
+	}, nil
+}

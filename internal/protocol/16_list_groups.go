@@ -1,0 +1,57 @@
+package protocol
+
+// ListGroups v0-v5.
+//
+// Lists the groups this agent coordinates (clients ask every broker and
+// merge). v4+ filters by state (KIP-518, case-insensitive) and returns
+// each group's state; v5+ filters by type (KIP-848: every Floe group is
+// "classic") and returns it.
+
+import (
+	"context"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/wire"
+)
+
+func init() { register(16, 0, 5, (*Handler).listGroups) }
+
+func (h *Handler) listGroups(_ context.Context, req *wire.Request) (Reply, error) {
+	r := req.Req.(*kmsg.ListGroupsRequest)
+	return func(ctx context.Context) kmsg.Response {
+		resp := r.ResponseKind().(*kmsg.ListGroupsResponse)
+		co, code := h.groupsOrErr()
+		if code != 0 {
+			resp.ErrorCode = code
+			return resp
+		}
+		list, err := co.List(ctx)
+		if err != nil {
+			resp.ErrorCode = errorCode(err)
+			return resp
+		}
+		matches := func(filter []string, v string) bool {
+			if len(filter) == 0 {
+				return true
+			}
+			for _, f := range filter {
+				if strings.EqualFold(f, v) {
+					return true
+				}
+			}
+			return false
+		}
+		for _, s := range list {
+			if !matches(r.StatesFilter, s.State.String()) || !matches(r.TypesFilter, "classic") {
+				continue
+			}
+			g := kmsg.NewListGroupsResponseGroup()
+			g.Group, g.ProtocolType = s.Name, s.ProtocolType
+			g.GroupState, g.GroupType = s.State.String(), "classic"
+			resp.Groups = append(resp.Groups, g)
+		}
+		return resp
+	}, nil
+}

@@ -1,0 +1,241 @@
+package compat
+
+// Consumer groups with franz-go: rebalances under churn with eager and
+// cooperative assignors, static membership, rebalance time, lag metrics.
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/testutil"
+)
+
+// groupAgentOptions start agents with group settings fit for tests: a
+// short initial rebalance delay and session timeouts down to 1s.
+func groupAgentOptions() testutil.Options {
+	return testutil.Options{Config: func(c *agent.Config) {
+		c.Groups.Groups.InitialRebalanceDelay = 200 * time.Millisecond
+		c.Groups.Groups.MinSessionTimeout = time.Second
+		c.Groups.LagInterval = 500 * time.Millisecond
+	}}
+}
+
+// produceN produces n records spread over the partitions of topic and
+// returns the end offset of each partition.
+func produceSpread(t *testing.T, ctx context.Context, addr, topic string, partitions int32, n int) map[int32]int64 {
+	t.Helper()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(5*time.Millisecond),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	ends := map[int32]int64{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range n {
+		p := int32(i) % partitions
+		wg.Add(1)
+		prod.Produce(ctx, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "v%d", i)}, func(r *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+			mu.Lock()
+			ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return ends
+}
+
+// consumedLog records which member consumed which offsets.
+type consumedLog struct {
+	mu    sync.Mutex
+	seen  map[string]int // "partition/offset" → times consumed
+	dups  int
+	total int
+}
+
+func newConsumedLog() *consumedLog { return &consumedLog{seen: map[string]int{}} }
+
+func (l *consumedLog) add(r *kgo.Record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := fmt.Sprintf("%d/%d", r.Partition, r.Offset)
+	l.seen[k]++
+	if l.seen[k] > 1 {
+		l.dups++
+	}
+	l.total++
+}
+
+func (l *consumedLog) distinct() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.seen)
+}
+
+// member is a franz-go group consumer that processes and commits every
+// poll before letting a rebalance through (BlockRebalanceOnPoll), so a
+// clean run consumes nothing twice.
+type groupMember struct {
+	cl      *kgo.Client
+	cancel  context.CancelFunc
+	done    chan struct{}
+	first   chan struct{} // closed at the first record
+	records int
+}
+
+func startMember(t *testing.T, addr, group, topic string, log *consumedLog, opts ...kgo.Opt) *groupMember {
+	t.Helper()
+	base := []kgo.Opt{
+		kgo.SeedBrokers(addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
+		kgo.SessionTimeout(6 * time.Second), kgo.HeartbeatInterval(200 * time.Millisecond),
+		kgo.RebalanceTimeout(20 * time.Second), kgo.FetchMaxWait(200 * time.Millisecond),
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &groupMember{cl: cl, cancel: cancel, done: make(chan struct{}), first: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		for {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				cl.AllowRebalance()
+				return
+			}
+			fs.EachError(func(topic string, p int32, err error) { t.Logf("fetch %s/%d: %v", topic, p, err) })
+			fs.EachRecord(func(r *kgo.Record) {
+				if m.records == 0 {
+					close(m.first)
+				}
+				m.records++
+				log.add(r)
+			})
+			if err := cl.CommitUncommittedOffsets(context.Background()); err != nil {
+				t.Logf("commit: %v", err)
+			}
+			cl.AllowRebalance()
+		}
+	}()
+	return m
+}
+
+// stop leaves the group cleanly: the poll loop ends after committing.
+func (m *groupMember) stop() {
+	m.cancel()
+	<-m.done
+	m.cl.Close()
+}
+
+func describeGroup(t *testing.T, ctx context.Context, admin *kadm.Client, group string) kadm.DescribedGroup {
+	t.Helper()
+	d, err := admin.DescribeGroups(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := d[group]
+	if g.Err != nil {
+		t.Fatalf("describe %s: %v", group, g.Err)
+	}
+	return g
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestGroupChurn: 4 franz-go members over 16 partitions, with members
+// joining and leaving while records are produced and consumed, for an
+// eager and a cooperative assignor. Every record is consumed, none twice
+// (every poll is committed before a rebalance may proceed), and the
+// committed offsets end at the end of every partition.
+func TestGroupChurn(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		balancer kgo.GroupBalancer
+	}{
+		{"eager-range", kgo.RangeBalancer()},
+		{"eager-roundrobin", kgo.RoundRobinBalancer()},
+		{"cooperative-sticky", kgo.CooperativeStickyBalancer()},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testGroupChurn(t, tc.balancer) })
+	}
+}
+
+func testGroupChurn(t *testing.T, balancer kgo.GroupBalancer) {
+	a := testutil.StartAgent(t, groupAgentOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	admin := newAdmin(t, a.Addr())
+	const topic, group, partitions = "churn", "churn-group", 16
+	createTopic(t, ctx, a.Addr(), topic, partitions)
+
+	log := newConsumedLog()
+	start := func() *groupMember { return startMember(t, a.Addr(), group, topic, log, kgo.Balancers(balancer)) }
+	members := []*groupMember{start(), start()}
+	ends := produceSpread(t, ctx, a.Addr(), topic, partitions, 4000)
+	members = append(members, start(), start())
+	ends2 := produceSpread(t, ctx, a.Addr(), topic, partitions, 4000)
+	// One member leaves, another joins, while more records arrive.
+	members[0].stop()
+	members = append(members[1:], start())
+	ends3 := produceSpread(t, ctx, a.Addr(), topic, partitions, 4000)
+	members[1].stop()
+	members = append(members[:1], members[2:]...)
+	for _, e := range []map[int32]int64{ends2, ends3} {
+		for p, o := range e {
+			ends[p] = max(ends[p], o)
+		}
+	}
+	var total int
+	for _, o := range ends {
+		total += int(o)
+	}
+	waitUntil(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	g := describeGroup(t, ctx, admin, group)
+	if g.State != "Stable" || len(g.Members) != 3 {
+		t.Errorf("group %s with %d members, want Stable with 3", g.State, len(g.Members))
+	}
+	for _, m := range members {
+		m.stop()
+	}
+	if log.dups != 0 {
+		t.Errorf("%d records consumed twice (of %d)", log.dups, log.total)
+	}
+	offs, err := admin.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, end := range ends {
+		o, ok := offs.Lookup(topic, p)
+		if !ok || o.At != end {
+			t.Errorf("partition %d: committed %+v, want %d", p, o, end)
+		}
+	}
+	if d := describeGroup(t, ctx, admin, group); d.State != "Empty" {
+		t.Errorf("after every member left: %s, want Empty", d.State)
+	}
+}
