@@ -193,23 +193,30 @@ func testGroupChurn(t *testing.T, balancer kgo.GroupBalancer) {
 	const topic, group, partitions = "churn", "churn-group", 16
 	createTopic(t, ctx, a.Addr(), topic, partitions)
 
+	// Records arrive for about 3 seconds while the membership changes.
+	ends := map[int32]int64{}
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for range 30 {
+			for p, o := range produceSpread(t, ctx, a.Addr(), topic, partitions, 400) {
+				ends[p] = max(ends[p], o)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
 	log := newConsumedLog()
 	start := func() *groupMember { return startMember(t, a.Addr(), group, topic, log, kgo.Balancers(balancer)) }
 	members := []*groupMember{start(), start()}
-	ends := produceSpread(t, ctx, a.Addr(), topic, partitions, 4000)
+	time.Sleep(500 * time.Millisecond)
 	members = append(members, start(), start())
-	ends2 := produceSpread(t, ctx, a.Addr(), topic, partitions, 4000)
-	// One member leaves, another joins, while more records arrive.
-	members[0].stop()
+	time.Sleep(700 * time.Millisecond)
+	members[0].stop() // one leaves, another joins
 	members = append(members[1:], start())
-	ends3 := produceSpread(t, ctx, a.Addr(), topic, partitions, 4000)
+	time.Sleep(700 * time.Millisecond)
 	members[1].stop()
 	members = append(members[:1], members[2:]...)
-	for _, e := range []map[int32]int64{ends2, ends3} {
-		for p, o := range e {
-			ends[p] = max(ends[p], o)
-		}
-	}
+	<-produced
 	var total int
 	for _, o := range ends {
 		total += int(o)
@@ -237,5 +244,121 @@ func testGroupChurn(t *testing.T, balancer kgo.GroupBalancer) {
 	}
 	if d := describeGroup(t, ctx, admin, group); d.State != "Empty" {
 		t.Errorf("after every member left: %s, want Empty", d.State)
+	}
+}
+
+// TestGroupStaticRestart: static members (group.instance.id, KIP-345)
+// restart one after the other, leader included, without a rebalance: the
+// generation stays the same, each restarted member gets its previous
+// assignment back and consumes what is produced next.
+func TestGroupStaticRestart(t *testing.T) {
+	a := testutil.StartAgent(t, groupAgentOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	admin := newAdmin(t, a.Addr())
+	const topic, group, partitions = "static", "static-group", 6
+	createTopic(t, ctx, a.Addr(), topic, partitions)
+	log := newConsumedLog()
+	start := func(i int) *groupMember {
+		return startMember(t, a.Addr(), group, topic, log, kgo.Balancers(kgo.RangeBalancer()),
+			kgo.InstanceID(fmt.Sprintf("static-%d", i)))
+	}
+	members := []*groupMember{start(0), start(1), start(2)}
+	total := 0
+	for _, o := range produceSpread(t, ctx, a.Addr(), topic, partitions, 600) {
+		total += int(o)
+	}
+	waitUntil(t, 30*time.Second, "first records consumed", func() bool { return log.distinct() == total })
+	generation := func(m *groupMember) int32 {
+		_, gen := m.cl.GroupMetadata()
+		return gen
+	}
+	gen := generation(members[0])
+	if gen <= 0 || generation(members[1]) != gen || generation(members[2]) != gen {
+		t.Fatalf("generations %d %d %d", gen, generation(members[1]), generation(members[2]))
+	}
+	before := describeGroup(t, ctx, admin, group)
+	for i := range members {
+		members[i].stop() // a static member does not leave the group on close
+		members[i] = start(i)
+		for _, o := range produceSpread(t, ctx, a.Addr(), topic, partitions, 60) {
+			total = max(total, int(o)) // recomputed below
+		}
+		total = 0
+		ends, err := admin.ListEndOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends.Each(func(o kadm.ListedOffset) { total += int(o.Offset) })
+		waitUntil(t, 30*time.Second, fmt.Sprintf("records consumed after restart %d", i), func() bool { return log.distinct() == total })
+		if g := generation(members[i]); g != gen {
+			t.Errorf("restart of static-%d: generation %d, want %d (no rebalance)", i, g, gen)
+		}
+		d := describeGroup(t, ctx, admin, group)
+		if d.State != "Stable" || len(d.Members) != 3 {
+			t.Errorf("after restart %d: %s with %d members", i, d.State, len(d.Members))
+		}
+	}
+	after := describeGroup(t, ctx, admin, group)
+	assigned := func(g kadm.DescribedGroup) map[string]string {
+		out := map[string]string{}
+		for _, m := range g.Members {
+			if ca, ok := m.Assigned.AsConsumer(); ok {
+				out[*m.InstanceID] = fmt.Sprint(ca.Topics)
+			}
+		}
+		return out
+	}
+	if b, a := assigned(before), assigned(after); fmt.Sprint(b) != fmt.Sprint(a) {
+		t.Errorf("assignments changed across restarts:\n before %v\n after  %v", b, a)
+	}
+	for _, m := range members {
+		if g := generation(m); g != gen {
+			t.Errorf("generation %d, want %d", g, gen)
+		}
+		m.stop()
+	}
+	if log.dups != 0 {
+		t.Errorf("%d records consumed twice", log.dups)
+	}
+}
+
+// TestGroupRebalanceTime measures, for 4 franz-go members started
+// together over 16 partitions holding records, the time from their start
+// to the first record each one fetches (with a 200ms
+// group.initial.rebalance.delay; Kafka's default is 3s).
+func TestGroupRebalanceTime(t *testing.T) {
+	a := testutil.StartAgent(t, groupAgentOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const topic, group, partitions = "rebalance-time", "rebalance-time-group", 16
+	createTopic(t, ctx, a.Addr(), topic, partitions)
+	produceSpread(t, ctx, a.Addr(), topic, partitions, 1600)
+	for _, tc := range []struct {
+		name     string
+		balancer kgo.GroupBalancer
+	}{{"range", kgo.RangeBalancer()}, {"cooperative-sticky", kgo.CooperativeStickyBalancer()}} {
+		log := newConsumedLog()
+		begin := time.Now()
+		var members []*groupMember
+		for range 4 {
+			members = append(members, startMember(t, a.Addr(), group+"-"+tc.name, topic, log, kgo.Balancers(tc.balancer)))
+		}
+		var slowest time.Duration
+		for i, m := range members {
+			select {
+			case <-m.first:
+				slowest = max(slowest, time.Since(begin))
+			case <-ctx.Done():
+				t.Fatalf("member %d never fetched", i)
+			}
+		}
+		t.Logf("rebalance time, 4 members, %s: join to first fetch of the last member %v", tc.name, slowest.Round(time.Millisecond))
+		if slowest > 10*time.Second {
+			t.Errorf("rebalance took %v", slowest)
+		}
+		for _, m := range members {
+			m.stop()
+		}
 	}
 }
