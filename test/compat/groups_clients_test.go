@@ -99,10 +99,17 @@ func startProcess(t *testing.T, name string, parse func(line string), bin string
 }
 
 // TestGroupMixedClients: kcat -G, confluent-kafka (librdkafka), kafka-python
-// and franz-go consume one topic in one group, sharing the range assignor.
-// Each client gets its partitions and consumes only from them; together
-// they consume every record.
+// and franz-go consume one topic in one group, sharing the range assignor;
+// then kcat, confluent-kafka and franz-go share cooperative-sticky
+// (incremental rebalancing, KIP-429; kafka-python 2.0 has no cooperative
+// assignor). Each client gets its partitions and consumes only from them;
+// together they consume every record.
 func TestGroupMixedClients(t *testing.T) {
+	t.Run("range", func(t *testing.T) { testGroupMixedClients(t, "range") })
+	t.Run("cooperative-sticky", func(t *testing.T) { testGroupMixedClients(t, "cooperative-sticky") })
+}
+
+func testGroupMixedClients(t *testing.T, strategy string) {
 	kcat := requireClient(t, "kcat")
 	if _, err := os.Stat(debianPython); err != nil {
 		missingClient(t, "%s: %v", debianPython, err)
@@ -127,9 +134,17 @@ func TestGroupMixedClients(t *testing.T) {
 			log.add("kcat", p, o)
 		}
 	}, kcat, "-b", a.Addr(), "-G", group, topic, "-o", "beginning", "-u", "-q", "-f", "%p %o\n",
-		"-X", "client.id=kcat", "-X", "partition.assignment.strategy=range",
+		"-X", "client.id=kcat", "-X", "partition.assignment.strategy="+strategy,
 		"-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500")
-	for _, client := range []string{"confluent", "kafka"} {
+	clients := []string{"kcat", "py-confluent", "py-kafka", "franz"}
+	pyClients := []string{"confluent", "kafka"}
+	balancer := kgo.RangeBalancer()
+	if strategy != "range" {
+		clients = []string{"kcat", "py-confluent", "franz"}
+		pyClients = []string{"confluent"}
+		balancer = kgo.CooperativeStickyBalancer()
+	}
+	for _, client := range pyClients {
 		name := "py-" + client
 		startProcess(t, name, func(line string) {
 			var r struct {
@@ -139,11 +154,11 @@ func TestGroupMixedClients(t *testing.T) {
 			if json.Unmarshal([]byte(line), &r) == nil {
 				log.add(name, r.P, r.O)
 			}
-		}, debianPython, "testdata/group_consumer.py", client, a.Addr(), group, topic, "90")
+		}, debianPython, "testdata/group_consumer.py", client, a.Addr(), group, topic, "90", strategy)
 	}
 	franz, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()), kgo.ClientID("franz"), kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.Balancers(kgo.RangeBalancer()), kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond))
+		kgo.Balancers(balancer), kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,13 +169,13 @@ func TestGroupMixedClients(t *testing.T) {
 		}
 	}()
 
-	waitUntil(t, 60*time.Second, "4 members in a stable group", func() bool {
+	waitUntil(t, 60*time.Second, "every client in a stable group", func() bool {
 		d, err := admin.DescribeGroups(ctx, group)
 		if err != nil {
 			return false
 		}
 		g := d[group]
-		if g.State != "Stable" || len(g.Members) != 4 {
+		if g.State != "Stable" || len(g.Members) != len(clients) {
 			return false
 		}
 		for _, m := range g.Members {
@@ -171,11 +186,14 @@ func TestGroupMixedClients(t *testing.T) {
 		return true
 	})
 	d := describeGroup(t, ctx, admin, group)
-	clients := map[string]bool{}
+	var ids []string
 	for _, m := range d.Members {
-		clients[m.ClientID] = true
+		ids = append(ids, m.ClientID)
 	}
-	t.Logf("group members: %v (protocol %s)", clients, d.Protocol)
+	t.Logf("group members: %v (protocol %s)", ids, d.Protocol)
+	if d.Protocol != strategy {
+		t.Errorf("protocol %q, want %q", d.Protocol, strategy)
+	}
 
 	ends := produceSpread(t, ctx, a.Addr(), topic, partitions, 800)
 	total := 0
@@ -185,7 +203,7 @@ func TestGroupMixedClients(t *testing.T) {
 	waitUntil(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 	log.mu.Lock()
 	defer log.mu.Unlock()
-	for _, c := range []string{"kcat", "py-confluent", "py-kafka", "franz"} {
+	for _, c := range clients {
 		if len(log.byClient[c]) == 0 {
 			t.Errorf("%s consumed nothing", c)
 		} else {

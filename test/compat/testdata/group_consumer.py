@@ -1,8 +1,10 @@
 """A consumer-group member for the mixed-client group test.
 
-usage: group_consumer.py confluent|kafka BOOTSTRAP GROUP TOPIC SECONDS
+usage: group_consumer.py confluent|kafka BOOTSTRAP GROUP TOPIC SECONDS [STRATEGY]
 
-Subscribes with the range assignor (the one every client here shares),
+Subscribes with the range assignor (the one every client here shares) or,
+for confluent, STRATEGY (cooperative-sticky: librdkafka's incremental
+rebalancing),
 prints one JSON line per record ({"p": partition, "o": offset}) as soon as
 it is consumed, commits synchronously after each record, and leaves the
 group cleanly after SECONDS.
@@ -12,6 +14,7 @@ import sys
 import time
 
 client, bootstrap, group, topic, seconds = sys.argv[1:6]
+strategy = sys.argv[6] if len(sys.argv) > 6 else "range"
 deadline = time.time() + float(seconds)
 
 
@@ -28,7 +31,7 @@ if client == "confluent":
         "client.id": "py-confluent",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
-        "partition.assignment.strategy": "range",
+        "partition.assignment.strategy": strategy,
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 500,
     })
