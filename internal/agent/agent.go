@@ -26,6 +26,7 @@ import (
 
 	"github.com/floe-io/floe/internal/cache"
 	"github.com/floe-io/floe/internal/cluster"
+	"github.com/floe-io/floe/internal/coordinator"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/objstore"
@@ -65,6 +66,10 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful drain (default 10s).
 	ShutdownTimeout time.Duration
 
+	// Groups configures the consumer-group coordinator (zero values take
+	// Kafka's defaults; Owns, Registerer and Logger are set by Start).
+	Groups coordinator.Options
+
 	Logger *slog.Logger
 }
 
@@ -85,6 +90,7 @@ type Agent struct {
 	draining chan struct{}
 
 	members     *cluster.Membership
+	groups      *coordinator.Coordinator
 	stopMembers context.CancelFunc
 	membersDone chan struct{}
 	stopWatch   func()
@@ -166,9 +172,15 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		}
 		notify.Broadcast()
 	})
+	view := clusterView{m: members}
+	groupOpts := cfg.Groups
+	groupOpts.Owns = func(group string) bool { return protocol.OwnsGroup(view, group) }
+	groupOpts.Registerer, groupOpts.Logger = reg, log
+	groupCoord := coordinator.New(store, groupOpts)
 	handler := protocol.NewHandler(protocol.Config{
 		ClusterID:         cfg.ClusterID,
-		Cluster:           clusterView{m: members},
+		Cluster:           view,
+		Groups:            groupCoord,
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: cfg.DefaultPartitions,
 	}, store, writer, reader, notify, log)
@@ -179,7 +191,7 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		cfg: cfg, log: log, ln: ln, writer: writer, handler: handler, reg: reg,
 		metrics: newMetrics(reg), store: store, ctx: ctx, cancel: cancel,
 		draining: make(chan struct{}), conns: map[*conn]struct{}{},
-		members: members, stopMembers: stopMembers, stopWatch: stopWatch,
+		members: members, stopMembers: stopMembers, stopWatch: stopWatch, groups: groupCoord,
 	}
 	if cfg.AdminListen != "" {
 		if err := a.startAdmin(); err != nil {
@@ -187,6 +199,7 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 			cancel()
 			stopMembers()
 			stopWatch()
+			groupCoord.Close()
 			members.Leave(context.Background())
 			return nil, err
 		}
@@ -321,6 +334,9 @@ func (a *Agent) Close() error {
 	}
 	a.mu.Unlock()
 	a.writer.Close()
+	// Members waiting in a rebalance are told to find the next
+	// coordinator instead of waiting for the drain deadline.
+	a.groups.Close()
 
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
