@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +32,12 @@ type Report struct {
 	ClientCPUSeconds float64 `json:"process_cpu_seconds"`
 	CPUCores         float64 `json:"process_cpu_cores"`
 	CPUIncludesServ  bool    `json:"process_cpu_includes_server"`
+
+	// Load is the machine's 1-minute load average before and after the
+	// run (-1: unknown), to tell a quiet run from one that shared the
+	// machine; Cores is runtime.NumCPU.
+	Load  [2]float64 `json:"load_average_before_after"`
+	Cores int        `json:"cores"`
 
 	ServerFigures *ServerFigures `json:"server_metrics,omitempty"`
 	Cost          *Cost          `json:"monthly_cost,omitempty"`
@@ -163,6 +170,8 @@ func (r *runner) finish(rep *Report) {
 	if rep.Seconds > 0 {
 		rep.CPUCores = rep.ClientCPUSeconds / rep.Seconds
 	}
+	rep.Load = [2]float64{r.loadBefore, loadAverage()}
+	rep.Cores = runtime.NumCPU()
 	if s := rep.ServerFigures; s != nil && rep.CatchUp == nil {
 		rep.Cost = EstimateCost(r.cfg.Prices, float64(rep.Produce.Bytes)/max(rep.Seconds, 1e-9), rep.Workload.Consumers, s.PutsPerSec, s.GetsPerSec)
 	}
@@ -222,7 +231,8 @@ func (rep *Report) WriteText(w io.Writer) {
 	if rep.CPUIncludesServ {
 		who = "clients + in-process server"
 	}
-	fmt.Fprintf(w, "  CPU:         %.1f s over the window = %.2f cores (this process: %s)\n", rep.ClientCPUSeconds, rep.CPUCores, who)
+	fmt.Fprintf(w, "  CPU:         %.1f s over the window = %.2f cores (this process: %s); machine load average %.1f → %.1f on %d cores\n",
+		rep.ClientCPUSeconds, rep.CPUCores, who, rep.Load[0], rep.Load[1], rep.Cores)
 	if s := rep.ServerFigures; s != nil {
 		fmt.Fprintf(w, "  server:      %.0f PUTs (%.2f/s, avg %.0f KiB, avg %.1f ms), %.0f GETs (%.2f/s, %.1f MiB), %.0f segment commits (avg %.1f ms), cache %0.f hits / %.0f misses, store errors %.0f\n",
 			s.Puts, s.PutsPerSec, s.AvgObjectKB, s.AvgPutMillis, s.Gets, s.GetsPerSec, s.GetBytes/(1<<20), s.Flushes, s.AvgCommitMilli, s.CacheHits, s.CacheMisses, s.Errors)
@@ -231,6 +241,9 @@ func (rep *Report) WriteText(w io.Writer) {
 			cpu += " (same process as the clients)"
 		}
 		fmt.Fprintf(w, "               server CPU %s, peak RSS %.0f MiB\n", cpu, s.PeakRSSMiB)
+	}
+	if rep.ServerFigures == nil {
+		fmt.Fprintln(w, "  server:      no Floe metrics (not a Floe agent, or no --admin URL)")
 	}
 	if rep.FirstError != "" {
 		fmt.Fprintf(w, "  first error: %s\n", rep.FirstError)

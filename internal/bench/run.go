@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,7 +26,7 @@ func Run(ctx context.Context, cfg Config, tgt Target) (*Report, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: &cfg, tgt: tgt, http: &http.Client{}}
+	r := &runner{cfg: &cfg, tgt: tgt, http: &http.Client{}, loadBefore: loadAverage()}
 	r.topics = topicNames(cfg.TopicPrefix, cfg.Topics)
 	if err := r.createTopics(ctx); err != nil {
 		return nil, err
@@ -40,7 +43,8 @@ type runner struct {
 	http   *http.Client
 	topics []string
 
-	peakRSS float64
+	peakRSS    float64
+	loadBefore float64
 }
 
 func topicNames(prefix string, n int) []string {
@@ -194,12 +198,16 @@ watch:
 	}
 	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), drain)
 	defer cancelDrain()
-	pwg.Wait()
-	for _, p := range producers {
-		if err := p.cl.Flush(drainCtx); err != nil {
-			cfg.Logger.Warn("flush producer", "err", err)
+	var fwg sync.WaitGroup
+	fwg.Go(func() {
+		pwg.Wait()
+		for _, p := range producers {
+			if err := p.cl.Flush(drainCtx); err != nil {
+				cfg.Logger.Warn("flush producer", "err", err)
+			}
 		}
-	}
+	})
+	waitTicking(drainCtx, &fwg, cfg.ProgressInterval, func() { prog.line("drain") })
 	cancelSends()
 	drained := waitConsumers(drainCtx, consumers, st, prog)
 	stopConsumers()
@@ -400,4 +408,23 @@ func processCPU() float64 {
 	}
 	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+// loadAverage is the machine's 1-minute load average (Linux), or -1. A
+// load well above the core count means other work shared the machine and
+// the figures are noisier than usual.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
