@@ -77,7 +77,9 @@ func (c *Coordinator) sweep() {
 func (c *Coordinator) refreshLag(ctx context.Context) {
 	summaries, err := c.store.ListGroups(ctx)
 	if err != nil {
-		c.log.Warn("lag scan: list groups", "err", err)
+		if ctx.Err() == nil {
+			c.log.Warn("lag scan: list groups", "err", err)
+		}
 		return
 	}
 	topics, err := c.store.Topics(ctx)
