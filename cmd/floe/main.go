@@ -33,6 +33,8 @@ Usage:
   floe inspect orphans [flags]       list objects no metadata refers to
   floe bench [--brokers ADDR | --target floe,kfake] [--preset NAME] [flags]
                                      measure latency, throughput and cost
+  floe groups [--brokers ADDR] [GROUP ...]
+                                     consumer groups: state, members, committed offsets, lag
 
 Run "floe COMMAND -h" for the flags of a command.
 `
@@ -62,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return inspect(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "groups":
+		return groupsCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
