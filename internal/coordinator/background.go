@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -138,7 +139,7 @@ func (c *Coordinator) ExpireOffsets(ctx context.Context) {
 				c.log.Info("expired committed offsets", "group", s.Name, "offsets", n)
 				c.metrics.forget(s.Name)
 				if left, err := c.store.FetchOffsets(ctx, s.Name); err == nil && len(left) == 0 && e.g.Idle() {
-					if err := c.store.DeleteGroup(ctx, s.Name); err == nil {
+					if err := c.store.DeleteGroup(ctx, s.Name); err == nil || errors.Is(err, metastore.ErrUnknownGroup) {
 						c.kill(e, kerr.GroupIDNotFound.Code, groups.Effects{})
 					}
 				}
