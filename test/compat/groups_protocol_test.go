@@ -284,6 +284,48 @@ func TestGroupProtocolErrors(t *testing.T) {
 			}
 			return g.ErrorCode
 		}, nil},
+		{"committed leader epoch and metadata round-trip", "OffsetFetch", func(p proto) int16 {
+			r := kmsg.NewPtrOffsetCommitRequest()
+			r.SetVersion(8)
+			r.Group, r.Generation = p.group, -1
+			r.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{
+				{Partition: 1, Offset: 42, LeaderEpoch: 7, Metadata: kmsg.StringPtr("where I was")}}}}
+			if code := p.c.Do(r).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+				return code
+			}
+			f := kmsg.NewPtrOffsetFetchRequest()
+			f.SetVersion(7)
+			f.Group = p.group // null topics: every committed offset
+			resp := p.c.Do(f).(*kmsg.OffsetFetchResponse)
+			if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+				t.Fatalf("fetched %+v", resp.Topics)
+			}
+			got := resp.Topics[0].Partitions[0]
+			if got.Partition != 1 || got.Offset != 42 || got.LeaderEpoch != 7 || got.Metadata == nil || *got.Metadata != "where I was" {
+				t.Errorf("fetched %+v", got)
+			}
+			return resp.ErrorCode
+		}, nil},
+		{"offsets of a deleted topic disappear", "OffsetFetch", func(p proto) int16 {
+			createTopicRaw(t, p.c, "doomed-"+p.group, 1)
+			if code := p.commit(8, "", -1, "doomed-"+p.group, ""); code != 0 {
+				return code
+			}
+			d := kmsg.NewPtrDeleteTopicsRequest()
+			d.SetVersion(4)
+			d.TopicNames = []string{"doomed-" + p.group}
+			p.c.Do(d)
+			createTopicRaw(t, p.c, "doomed-"+p.group, 1) // a new incarnation starts without offsets
+			f := kmsg.NewPtrOffsetFetchRequest()
+			f.SetVersion(7)
+			f.Group = p.group
+			f.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "doomed-" + p.group, Partitions: []int32{0}}}
+			resp := p.c.Do(f).(*kmsg.OffsetFetchResponse)
+			if o := resp.Topics[0].Partitions[0].Offset; o != -1 {
+				t.Errorf("offset %d survived the topic's deletion", o)
+			}
+			return resp.ErrorCode
+		}, nil},
 		{"delete a group with members", "DeleteGroups", func(p proto) int16 {
 			p.member("", nil)
 			r := kmsg.NewPtrDeleteGroupsRequest()
