@@ -83,12 +83,19 @@ type Pending struct {
 	appended time.Time
 }
 
-// Wait blocks until the batch is committed or failed, or ctx ends.
+// Wait blocks until the batch is committed or failed, or ctx ends. A known
+// result wins over an ended ctx: a draining agent cancels its context after
+// the last commit, and a committed batch must not be answered as failed.
 func (p *Pending) Wait(ctx context.Context) (metastore.BatchResult, error) {
 	select {
 	case <-p.done:
 		return p.result, p.err
 	case <-ctx.Done():
+		select {
+		case <-p.done:
+			return p.result, p.err
+		default:
+		}
 		return metastore.BatchResult{}, ctx.Err()
 	}
 }
