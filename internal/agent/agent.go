@@ -90,6 +90,7 @@ type Agent struct {
 	draining chan struct{}
 
 	members     *cluster.Membership
+	peers       *peers
 	groups      *coordinator.Coordinator
 	stopMembers context.CancelFunc
 	membersDone chan struct{}
@@ -150,7 +151,9 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bucket = objstore.Instrument(bucket, objstore.NewMetrics(reg))
-	blocks := cache.New(bucket, cache.Options{Capacity: cfg.CacheBytes}, reg)
+	peers := newPeers(members, bucket, log, reg)
+	blocks := cache.New(bucket, cache.Options{Capacity: cfg.CacheBytes, Fetch: peers.fetch}, reg)
+	peers.blocks = blocks
 	notify := fetch.NewNotifier()
 	reader := fetch.NewReader(store, blocks)
 	writer := produce.NewWriter(bucket, store, produce.Options{
@@ -191,7 +194,7 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		cfg: cfg, log: log, ln: ln, writer: writer, handler: handler, reg: reg,
 		metrics: newMetrics(reg), store: store, ctx: ctx, cancel: cancel,
 		draining: make(chan struct{}), conns: map[*conn]struct{}{},
-		members: members, stopMembers: stopMembers, stopWatch: stopWatch, groups: groupCoord,
+		members: members, peers: peers, stopMembers: stopMembers, stopWatch: stopWatch, groups: groupCoord,
 	}
 	if cfg.AdminListen != "" {
 		if err := a.startAdmin(); err != nil {
@@ -354,6 +357,7 @@ func (a *Agent) Close() error {
 		<-done
 	}
 	a.stopWatch()
+	a.peers.close()
 	if a.admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

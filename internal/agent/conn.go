@@ -85,7 +85,12 @@ func (c *conn) read(queue chan<- inflight) error {
 		if err != nil {
 			return err
 		}
-		reply, err := c.a.handler.Handle(c.a.ctx, req)
+		var reply protocol.Reply
+		if req.Key == peerBlocksKey {
+			reply, err = c.a.peers.serve(req)
+		} else {
+			reply, err = c.a.handler.Handle(c.a.ctx, req)
+		}
 		if err != nil {
 			return err
 		}

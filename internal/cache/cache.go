@@ -41,12 +41,18 @@ type Options struct {
 	// Capacity bounds the bytes of block data held; the least recently
 	// used blocks are evicted first.
 	Capacity int64
+	// Fetch, if set, replaces the bucket GET for a missing run of blocks
+	// [start, end) of an object of objectSize bytes: the agent uses it to
+	// ask the block's owner in its zone instead of the bucket. It must
+	// return exactly end-start bytes.
+	Fetch func(ctx context.Context, key string, objectSize, start, end int64) ([]byte, error)
 }
 
 // Blocks is a block cache in front of a bucket. It is safe for concurrent
 // use.
 type Blocks struct {
 	bucket    objstore.Bucket
+	fetchFn   func(ctx context.Context, key string, objectSize, start, end int64) ([]byte, error)
 	blockSize int64
 	capacity  int64
 	metrics   metrics
@@ -114,8 +120,15 @@ func New(b objstore.Bucket, opts Options, reg prometheus.Registerer) *Blocks {
 	if opts.Capacity <= 0 {
 		opts.Capacity = DefaultCapacity
 	}
+	fetchFn := opts.Fetch
+	if fetchFn == nil {
+		fetchFn = func(ctx context.Context, key string, _, start, end int64) ([]byte, error) {
+			return b.GetRange(ctx, key, start, end-start)
+		}
+	}
 	return &Blocks{
 		bucket:    b,
+		fetchFn:   fetchFn,
 		blockSize: opts.BlockSize,
 		capacity:  opts.Capacity,
 		metrics:   newMetrics(reg),
@@ -123,6 +136,9 @@ func New(b objstore.Bucket, opts Options, reg prometheus.Registerer) *Blocks {
 		inflight:  make(map[blockID]*fetch),
 	}
 }
+
+// BlockSize is the cache's block size.
+func (c *Blocks) BlockSize() int64 { return c.blockSize }
 
 // ReadRange returns exactly length bytes of the object key from offset, in
 // a new slice the caller may modify. objectSize must be the object's true
@@ -251,7 +267,7 @@ func (c *Blocks) get(ctx context.Context, key string, objectSize int64, f *fetch
 
 	start := f.first * c.blockSize
 	end := min((f.last+1)*c.blockSize, objectSize)
-	data, err := c.bucket.GetRange(ctx, key, start, end-start)
+	data, err := c.fetchFn(ctx, key, objectSize, start, end)
 	if err != nil {
 		f.err = err
 		return
