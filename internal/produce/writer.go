@@ -44,7 +44,7 @@ type Options struct {
 	// stalling the agent. Default 30s.
 	FlushTimeout time.Duration
 	Logger       *slog.Logger
-	Metrics            *Metrics
+	Metrics      *Metrics
 	// Committed is called after every successful commit with the commit
 	// and the object's bytes, before producers are answered, so readers
 	// can serve the new data (cache it, wake long-polls).
@@ -291,13 +291,19 @@ func (w *Writer) Flush() {
 	}
 }
 
-// Close flushes the open segment, waits for every flush in flight to
-// finish, and fails later appends with ErrClosed.
+// Close fails later appends with ErrClosed, flushes the open segment, and
+// waits for every flush in flight to finish.
 func (w *Writer) Close() {
-	w.Flush()
 	w.mu.Lock()
+	// Closed first: no batch can slip into a segment nobody flushes.
 	w.closed = true
 	w.cond.Broadcast()
+	for w.open != nil && w.slots >= w.opts.MaxInflightFlushes {
+		w.cond.Wait()
+	}
+	if w.open != nil {
+		w.startFlushLocked()
+	}
 	w.mu.Unlock()
 	w.flushes.Wait()
 }
