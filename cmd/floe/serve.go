@@ -62,6 +62,11 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	f.finish()
+	if f.cfg.NodeID < 0 {
+		// One agent alone: a stable broker id across restarts, so clients
+		// reconnecting after a restart find the same broker.
+		f.cfg.NodeID = 0
+	}
 	log, err := f.logs.logger(stderr)
 	if err != nil {
 		return err

@@ -88,8 +88,10 @@ func (m *Membership) heartbeat(ctx context.Context) error {
 	// An earlier incarnation of this agent (killed, its lease not yet
 	// expired) has this agent's address but another ID: only one process
 	// can listen there, so it is certainly gone.
+	// Likewise an agent that claims this agent's node id is a stale
+	// registration: two brokers with one id would confuse clients.
 	live = slices.DeleteFunc(live, func(a metastore.AgentInfo) bool {
-		return a.ID != got.ID && a.Host == got.Host && a.Port == got.Port
+		return a.ID != got.ID && (a.Host == got.Host && a.Port == got.Port || a.NodeID == got.NodeID)
 	})
 	if !slices.ContainsFunc(live, func(a metastore.AgentInfo) bool { return a.ID == got.ID }) {
 		live = append(live, got)
