@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/sequence"
 )
 
 // CommitSegment implements metastore.Store. The whole commit is one bbolt
@@ -74,7 +75,7 @@ type committer struct {
 	now    time.Time
 
 	partitions map[partitionKey]*partitionState // nil: unknown partition
-	sequences  map[sequenceKey]*sequenceState   // nil: no state yet
+	sequences  map[sequenceKey]*sequence.State  // nil: no state yet
 	changed    map[sequenceKey]bool             // sequences to write back
 
 	extents []metastore.Extent
@@ -89,7 +90,7 @@ func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time) *commit
 		commit:     c,
 		now:        now,
 		partitions: make(map[partitionKey]*partitionState),
-		sequences:  make(map[sequenceKey]*sequenceState),
+		sequences:  make(map[sequenceKey]*sequence.State),
 		changed:    make(map[sequenceKey]bool),
 		open:       make(map[partitionKey]int),
 	}
@@ -109,7 +110,7 @@ func (cm *committer) add(b metastore.BatchCommit) (metastore.BatchResult, error)
 
 	var (
 		sk                sequenceKey
-		st                *sequenceState
+		st                *sequence.State
 		firstSeq, lastSeq int32
 	)
 	if b.ProducerID >= 0 {
@@ -117,8 +118,8 @@ func (cm *committer) add(b metastore.BatchCommit) (metastore.BatchResult, error)
 		if st, err = cm.sequence(sk); err != nil {
 			return metastore.BatchResult{}, err
 		}
-		firstSeq, lastSeq = b.BaseSequence, lastSequence(b.BaseSequence, b.OffsetCount)
-		dupBase, dup, err := st.check(b.ProducerEpoch, firstSeq, lastSeq)
+		firstSeq, lastSeq = b.BaseSequence, sequence.Last(b.BaseSequence, b.OffsetCount)
+		dupBase, dup, err := st.Check(b.ProducerEpoch, firstSeq, lastSeq)
 		if err != nil || dup {
 			// The batch's bytes stay unreferenced, so the extent
 			// cannot run across them.
@@ -135,7 +136,7 @@ func (cm *committer) add(b metastore.BatchCommit) (metastore.BatchResult, error)
 	base := ps.highWatermark
 	ps.highWatermark += b.OffsetCount
 	if b.ProducerID >= 0 {
-		cm.sequences[sk] = st.accept(b.ProducerEpoch, firstSeq, lastSeq, base)
+		cm.sequences[sk] = st.Accept(b.ProducerEpoch, firstSeq, lastSeq, base)
 		cm.changed[sk] = true
 	}
 	cm.addExtent(pk, b, base)
@@ -197,7 +198,7 @@ func (cm *committer) partition(pk partitionKey) (*partitionState, error) {
 
 // sequence returns a producer's state on a partition, loading it on first
 // use; nil means none.
-func (cm *committer) sequence(sk sequenceKey) (*sequenceState, error) {
+func (cm *committer) sequence(sk sequenceKey) (*sequence.State, error) {
 	if st, ok := cm.sequences[sk]; ok {
 		return st, nil
 	}

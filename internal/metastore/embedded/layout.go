@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/sequence"
 )
 
 // On-disk layout. Every bucket is flat; composite keys are big-endian so
@@ -22,7 +23,7 @@ import (
 //	names       topic name                                  → topicID(16)
 //	partitions  topicID(16) partition(4)                    → highWatermark(8) logStartOffset(8)
 //	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent)
-//	sequences   topicID(16) partition(4) producerID(8)      → sequenceState (JSON)
+//	sequences   topicID(16) partition(4) producerID(8)      → sequence.State (JSON)
 //	producers   producerID(8)                               → epoch(2)
 //	objects     object key                                  → object size(8)
 //	offsets     groupKey topicID(16) partition(4)           → committed offset (see encodeOffset)
@@ -202,11 +203,11 @@ func decodeExtent(k, v []byte) (metastore.Extent, error) {
 	return e, nil
 }
 
-func decodeSequence(v []byte) (*sequenceState, error) {
+func decodeSequence(v []byte) (*sequence.State, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var st sequenceState
+	var st sequence.State
 	if err := json.Unmarshal(v, &st); err != nil {
 		return nil, fmt.Errorf("producer sequence state: %w: %v", errCorrupt, err)
 	}

@@ -13,7 +13,7 @@ import (
 
 // InitProducerID implements metastore.Store. Only the producer's current
 // epoch is stored here; per-partition sequence state is reset lazily by the
-// first batch carrying the new epoch (see sequenceState.check).
+// first batch carrying the new epoch (see sequence.State.Check).
 func (s *Store) InitProducerID(ctx context.Context, producerID int64, epoch int16) (int64, int16, error) {
 	var (
 		gotID    int64

@@ -40,28 +40,6 @@ func TestEpochExhaustion(t *testing.T) {
 	}
 }
 
-func TestLastSequence(t *testing.T) {
-	cases := []struct {
-		base  int32
-		count int64
-		want  int32
-	}{
-		{0, 1, 0},
-		{0, 5, 4},
-		{math.MaxInt32, 1, math.MaxInt32},
-		{math.MaxInt32, 2, 0},
-		{math.MaxInt32 - 1, 4, 1},
-	}
-	for _, tc := range cases {
-		if got := lastSequence(tc.base, tc.count); got != tc.want {
-			t.Errorf("lastSequence(%d, %d) = %d, want %d", tc.base, tc.count, got, tc.want)
-		}
-	}
-	if got := nextSequence(math.MaxInt32); got != 0 {
-		t.Errorf("nextSequence(MaxInt32) = %d, want 0", got)
-	}
-}
-
 // TestDeleteTopicRemovesState checks what the interface cannot show: no
 // key of a deleted topic is left behind.
 func TestDeleteTopicRemovesState(t *testing.T) {
