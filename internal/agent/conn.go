@@ -26,6 +26,7 @@ type conn struct {
 	a      *Agent
 	nc     net.Conn
 	remote string
+	host   string // "/IP", as Kafka reports client hosts
 }
 
 type inflight struct {
@@ -35,7 +36,12 @@ type inflight struct {
 }
 
 func newConn(a *Agent, nc net.Conn) *conn {
-	return &conn{a: a, nc: nc, remote: nc.RemoteAddr().String()}
+	remote := nc.RemoteAddr().String()
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	return &conn{a: a, nc: nc, remote: remote, host: "/" + host}
 }
 
 // stopReading ends the reader; the writer answers what is in flight and
@@ -85,6 +91,7 @@ func (c *conn) read(queue chan<- inflight) error {
 		if err != nil {
 			return err
 		}
+		req.ClientHost = c.host
 		var reply protocol.Reply
 		if req.Key == peerBlocksKey {
 			reply, err = c.a.peers.serve(req)

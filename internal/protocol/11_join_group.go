@@ -50,6 +50,7 @@ func (h *Handler) joinGroup(_ context.Context, req *wire.Request) (Reply, error)
 		jr := groups.JoinRequest{
 			Version: r.Version, MemberID: r.MemberID, InstanceID: derefStr(r.InstanceID),
 			ClientID:         req.ClientID,
+			ClientHost:       req.ClientHost,
 			SessionTimeout:   time.Duration(r.SessionTimeoutMillis) * time.Millisecond,
 			RebalanceTimeout: time.Duration(r.RebalanceTimeoutMillis) * time.Millisecond,
 			ProtocolType:     r.ProtocolType,

@@ -63,6 +63,9 @@ type Request struct {
 	Header
 	Req  kmsg.Request
 	Body []byte
+	// ClientHost is the client's address as the connection saw it ("/IP",
+	// Kafka's form); set by the server, not decoded.
+	ClientHost string
 }
 
 // ParseRequest decodes a frame into its header and, when the key is
