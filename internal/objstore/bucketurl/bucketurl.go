@@ -6,8 +6,12 @@
 //	gs://BUCKET/PREFIX?endpoint=URL
 //	azblob://CONTAINER/PREFIX?endpoint=URL
 //
-// Only file URLs open today; the cloud schemes are parsed and validated so
-// that configurations can be checked now and the backends plugged in later.
+// File URLs open a localdir bucket. S3 URLs open the s3 backend (keys
+// under PREFIX, credentials from the standard AWS chain) wrapped in
+// objstore.Resilient, so requests are retried and slow GETs hedged. The gs
+// and azblob schemes are parsed and validated so that configurations can
+// be checked now, but opening them returns ErrNotSupported until their
+// backends exist.
 //
 // It must never accept credentials in the URL (they would end up in logs
 // and process listings; backends take them from the environment), and it
@@ -27,6 +31,7 @@ import (
 
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/localdir"
+	"github.com/floe-io/floe/internal/objstore/s3"
 )
 
 // ErrNotSupported is returned (wrapped) by Open for valid URLs whose
@@ -356,19 +361,37 @@ func (s Spec) String() string {
 	return u.String()
 }
 
-// Open opens the bucket named by a bucket URL. Only file URLs are
-// supported so far; valid cloud URLs return an error wrapping
-// ErrNotSupported. ctx bounds any network setup a backend needs.
+// Options tunes what Open builds around a backend.
+type Options struct {
+	// Resilience configures the retries and hedged GETs wrapped around
+	// network backends (s3); set its Metrics to count them. The zero value
+	// gives objstore's defaults.
+	Resilience objstore.ResilientOptions
+}
+
+// Open opens the bucket named by a bucket URL with default Options. File
+// and S3 URLs are supported so far; valid gs and azblob URLs return an
+// error wrapping ErrNotSupported. ctx bounds any setup a backend needs.
 func Open(ctx context.Context, raw string) (objstore.Bucket, error) {
+	return OpenWith(ctx, raw, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, raw string, o Options) (objstore.Bucket, error) {
 	spec, err := Parse(raw)
 	if err != nil {
 		return nil, err
 	}
-	return OpenSpec(ctx, spec)
+	return OpenSpecWith(ctx, spec, o)
 }
 
-// OpenSpec opens the bucket a parsed Spec describes.
+// OpenSpec opens the bucket a parsed Spec describes, with default Options.
 func OpenSpec(ctx context.Context, spec Spec) (objstore.Bucket, error) {
+	return OpenSpecWith(ctx, spec, Options{})
+}
+
+// OpenSpecWith opens the bucket a parsed Spec describes.
+func OpenSpecWith(ctx context.Context, spec Spec, o Options) (objstore.Bucket, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", spec, err)
 	}
@@ -379,7 +402,19 @@ func OpenSpec(ctx context.Context, spec Spec) (objstore.Bucket, error) {
 			return nil, err
 		}
 		return b, nil
-	case SchemeS3, SchemeGCS, SchemeAzBlob:
+	case SchemeS3:
+		b, err := s3.Open(ctx, s3.Options{
+			Bucket:    spec.Bucket,
+			Prefix:    spec.Prefix,
+			Endpoint:  spec.Endpoint,
+			Region:    spec.Region,
+			PathStyle: spec.PathStyle,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open bucket %s: %w", spec, err)
+		}
+		return objstore.Resilient(b, o.Resilience), nil
+	case SchemeGCS, SchemeAzBlob:
 		return nil, fmt.Errorf("%s buckets are %w", spec.Scheme, ErrNotSupported)
 	}
 	return nil, fmt.Errorf("open bucket: unknown scheme %q", spec.Scheme)

@@ -2,13 +2,25 @@ package bucketurl_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"net/http/httptest"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
 	"github.com/floe-io/floe/internal/objstore/localdir"
+	"github.com/floe-io/floe/internal/objstore/objstoretest"
+	"github.com/floe-io/floe/internal/objstore/s3"
 )
 
 func TestParse(t *testing.T) {
@@ -157,7 +169,6 @@ func TestOpenCloudNotSupportedYet(t *testing.T) {
 	tests := []struct {
 		raw, want string
 	}{
-		{"s3://floe?endpoint=http://localhost:9000&path_style=true", "s3 buckets are not supported yet"},
 		{"gs://floe", "gs buckets are not supported yet"},
 		{"azblob://floe", "azblob buckets are not supported yet"},
 	}
@@ -174,4 +185,89 @@ func TestOpenInvalid(t *testing.T) {
 	if err == nil || errors.Is(err, bucketurl.ErrNotSupported) {
 		t.Errorf("Open of an invalid s3 URL = %v, want a validation error", err)
 	}
+}
+
+// setAWSEnv points the standard AWS chain at a key pair, and at nothing
+// else the developer's machine may hold.
+func setAWSEnv(t *testing.T, key, secret string) {
+	dir := t.TempDir()
+	t.Setenv("AWS_ACCESS_KEY_ID", key)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// runS3 opens S3 URLs under fresh prefixes of bucketURL, checks what Open
+// built, and runs the contract suite on them.
+func runS3(t *testing.T, bucketURL string) {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	base, err := url.Parse(bucketURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base.Path = "/floe-test-" + hex.EncodeToString(b[:])
+	n := 0
+	objstoretest.Run(t, func(t *testing.T) objstore.Bucket {
+		n++
+		u := *base
+		u.Path += fmt.Sprintf("/%03d", n)
+		bucket, err := bucketurl.Open(context.Background(), u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := bucket.(*objstore.ResilientBucket)
+		if !ok {
+			t.Fatalf("Open(%s) = %T, want an *objstore.ResilientBucket", u.String(), bucket)
+		}
+		s3b, ok := r.Unwrap().(*s3.Bucket)
+		if !ok {
+			t.Fatalf("Open(%s) wraps %T, want an *s3.Bucket", u.String(), r.Unwrap())
+		}
+		if want := strings.TrimPrefix(u.Path, "/") + "/"; s3b.Prefix() != want {
+			t.Errorf("prefix %q, want %q", s3b.Prefix(), want)
+		}
+		t.Cleanup(func() {
+			var keys []string
+			_ = bucket.List(context.Background(), "", func(oi objstore.ObjectInfo) error {
+				keys = append(keys, oi.Key)
+				return nil
+			})
+			for _, k := range keys {
+				_ = bucket.Delete(context.Background(), k)
+			}
+		})
+		return bucket
+	})
+}
+
+func TestOpenS3Fake(t *testing.T) {
+	backend := s3mem.New()
+	if err := backend.CreateBucket("floe-test"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gofakes3.New(backend).Server())
+	t.Cleanup(srv.Close)
+	setAWSEnv(t, "fake-key", "fake-secret")
+	runS3(t, "s3://floe-test?endpoint="+url.QueryEscape(srv.URL)+"&path_style=true")
+}
+
+// TestOpenS3Real runs against the server `scripts/services s3` starts
+// (FLOE_TEST_S3_URL, FLOE_TEST_S3_ACCESS_KEY, FLOE_TEST_S3_SECRET_KEY).
+func TestOpenS3Real(t *testing.T) {
+	raw := os.Getenv("FLOE_TEST_S3_URL")
+	if raw == "" {
+		if os.Getenv("FLOE_REQUIRE_SERVICES") == "1" {
+			t.Fatal("FLOE_REQUIRE_SERVICES=1 but FLOE_TEST_S3_URL is not set; run: eval \"$(scripts/services s3)\"")
+		}
+		t.Skip("no S3 server: set FLOE_TEST_S3_URL (eval \"$(scripts/services s3)\")")
+	}
+	if key := os.Getenv("FLOE_TEST_S3_ACCESS_KEY"); key != "" {
+		setAWSEnv(t, key, os.Getenv("FLOE_TEST_S3_SECRET_KEY"))
+	} // else the standard AWS chain as it is
+	runS3(t, raw)
 }
