@@ -1,10 +1,13 @@
 package protocol
 
-// Produce v3-v11.
+// Produce v0-v11; v0-v2 are answered UNSUPPORTED_VERSION.
 //
 // v3 is the first version with record batch format v2 (magic 2), which is
 // all Floe stores; librdkafka only uses v2 batches, idempotence and headers
-// when Produce >= 3 is advertised. v9+ are flexible; v10 and v11 add only
+// when Produce >= 3 is advertised. The range still starts at v0 because
+// librdkafka also reads a minimum above 0 as "no compression support" and
+// silently sends gzip, snappy and lz4 batches uncompressed (Apache Kafka 4
+// does the same, KAFKA-18659): older versions are refused per partition. v9+ are flexible; v10 and v11 add only
 // fields Floe leaves empty (KIP-951 leader hints).
 //
 // Every batch goes into the agent's open segment before Handle returns, so
@@ -28,7 +31,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(0, 3, 11, (*Handler).produce) }
+func init() { register(0, 0, 11, (*Handler).produce) }
 
 // producePartition tracks one partition of a produce request.
 type producePartition struct {
@@ -56,6 +59,8 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 			pp := &producePartition{resp: pr}
 			parts = append(parts, pp)
 			switch {
+			case r.Version < 3:
+				pr.ErrorCode = kerr.UnsupportedVersion.Code
 			case !acksOK:
 				pr.ErrorCode = kerr.InvalidRequiredAcks.Code
 			case !writer:

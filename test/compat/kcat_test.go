@@ -383,16 +383,11 @@ func checkCodec(t *testing.T, rs []record, codec string) {
 // (kcat, confluent-kafka), which sends gzip, snappy and lz4 batches
 // uncompressed unless the broker's advertised Produce range includes v0
 // (librdkafka issue 4956). Kafka 4.0 advertises Produce v0 for that reason
-// (KAFKA-18659) while refusing v0-v2 requests. While Floe advertises
-// Produce from v3 only, the records are still checked (the caller did)
-// and only the codec check is skipped; it comes back by itself once the
-// advertised range starts at v0.
+// (KAFKA-18659) while refusing v0-v2 requests, and so does Floe.
 func checkLibrdkafkaCodec(t *testing.T, addr string, rs []record, codec string) {
 	t.Helper()
-	if codec == "gzip" || codec == "snappy" || codec == "lz4" {
-		if min := advertisedMinVersion(t, addr, 0); min > 0 {
-			t.Skipf("floe bug: ApiVersions advertises Produce from v%d, so librdkafka sent %s batches uncompressed; advertise Produce from v0 (still refusing v0-v2 requests) as Kafka 4.0 does", min, codec)
-		}
+	if min := advertisedMinVersion(t, addr, 0); min > 0 {
+		t.Fatalf("ApiVersions advertises Produce from v%d: librdkafka then sends %s batches uncompressed", min, codec)
 	}
 	checkCodec(t, rs, codec)
 }
