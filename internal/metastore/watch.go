@@ -4,6 +4,14 @@ import "sync"
 
 // CommitNotice tells that a commit made new offsets visible in these
 // partitions. It carries no data: readers re-read what they need.
+//
+// A nil Partitions means "everything": any partition may have changed, so
+// a watcher must treat every partition as touched (drop all cached
+// extents, wake every waiting fetch). Backends send it when they may have
+// missed notices, e.g. after the PostgreSQL store's listener reconnects,
+// or when a notice is too large to send. A notice for a commit is never
+// nil (NoticeFor returns an empty, non-nil list for a commit that wrote
+// nothing), so nil is never ambiguous.
 type CommitNotice struct {
 	Partitions []TopicPartition
 }
@@ -54,10 +62,11 @@ func (w *Watchers) Notify(n CommitNotice) {
 	}
 }
 
-// NoticeFor lists the distinct partitions of a commit's accepted batches.
+// NoticeFor lists the distinct partitions of a commit's accepted batches;
+// the list is empty but not nil when none was accepted.
 func NoticeFor(c SegmentCommit, results []BatchResult) CommitNotice {
 	seen := map[TopicPartition]bool{}
-	var n CommitNotice
+	n := CommitNotice{Partitions: []TopicPartition{}}
 	for i, b := range c.Batches {
 		if i < len(results) && results[i].Err != nil {
 			continue

@@ -1,0 +1,165 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+var _ metastore.AgentRegistry = (*Store)(nil)
+
+// agentPruneAfter is how long an expired agent's row is kept. Until then
+// an agent that comes back (a long GC pause, a partition from the
+// database) keeps its node id.
+const agentPruneAfter = time.Hour
+
+// Heartbeat implements metastore.AgentRegistry. Expiry is computed from
+// the database clock (now()), so that agents with skewed clocks agree on
+// who is alive. An ID the store knows keeps its stored NodeID; a new one
+// gets a.NodeID if it is >= 0, or the next id of a counter that never
+// hands out an id twice, nor one an agent brought with it.
+func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.Duration) (metastore.AgentInfo, error) {
+	if a.ID == "" {
+		return metastore.AgentInfo{}, errors.New("heartbeat: empty agent id")
+	}
+	if ttl <= 0 {
+		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: ttl %v is not positive", a.ID, ttl)
+	}
+	roles, err := json.Marshal(nonNilRoles(a.Roles))
+	if err != nil {
+		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: %w", a.ID, err)
+	}
+	got := metastore.AgentInfo{ID: a.ID, Host: a.Host, Port: a.Port, Zone: a.Zone, Roles: slices.Clone(a.Roles)}
+	ttlMicros := max(ttl.Microseconds(), 1)
+	var registered bool
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		registered = false
+		err := tx.QueryRow(ctx, `
+			UPDATE agents SET host = $2, port = $3, zone = $4, roles = $5,
+				expires = now() + $6::BIGINT * INTERVAL '1 microsecond'
+			WHERE id = $1
+			RETURNING node_id, expires`,
+			a.ID, a.Host, a.Port, a.Zone, string(roles), ttlMicros).Scan(&got.NodeID, &got.Expires)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		// A new agent. Agents are new rarely (once per process start),
+		// which makes it the time to forget the ones long dead.
+		registered = true
+		_, err = tx.Exec(ctx, `DELETE FROM agents WHERE expires < now() - $1::BIGINT * INTERVAL '1 microsecond'`,
+			agentPruneAfter.Microseconds())
+		if err != nil {
+			return fmt.Errorf("prune agents: %w", err)
+		}
+		if got.NodeID, err = claimNodeID(ctx, tx, a.NodeID); err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, `
+			INSERT INTO agents (id, node_id, host, port, zone, roles, expires)
+			VALUES ($1, $2, $3, $4, $5, $6, now() + $7::BIGINT * INTERVAL '1 microsecond')
+			ON CONFLICT (id) DO NOTHING
+			RETURNING expires`,
+			a.ID, got.NodeID, a.Host, a.Port, a.Zone, string(roles), ttlMicros).Scan(&got.Expires)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// A concurrent first heartbeat of the same agent won; the
+			// next attempt updates its row.
+			return errRetry
+		}
+		return err
+	})
+	if err != nil {
+		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: %w", a.ID, err)
+	}
+	if registered {
+		s.log.Info("agent registered", "agent", a.ID, "node", got.NodeID, "host", a.Host, "port", a.Port, "zone", a.Zone)
+	}
+	return got, nil
+}
+
+// claimNodeID returns requested if it is >= 0, and otherwise the next id
+// from the counter; either way the counter ends above the id.
+func claimNodeID(ctx context.Context, tx pgx.Tx, requested int32) (int32, error) {
+	id := int64(requested)
+	if requested < 0 {
+		var err error
+		if id, err = nextCounter(ctx, tx, "next_node_id"); err != nil {
+			return 0, err
+		}
+	} else {
+		_, err := tx.Exec(ctx, `UPDATE counters SET value = GREATEST(value, $2) WHERE name = $1`, "next_node_id", id+1)
+		if err != nil {
+			return 0, fmt.Errorf("counter next_node_id: %w", err)
+		}
+	}
+	if id > math.MaxInt32 {
+		return 0, fmt.Errorf("node ids exhausted (next %d)", id)
+	}
+	return int32(id), nil
+}
+
+// LiveAgents implements metastore.AgentRegistry.
+func (s *Store) LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error) {
+	var agents []metastore.AgentInfo
+	err := s.run(ctx, func(ctx context.Context) error {
+		rows, _ := s.pool.Query(ctx, `
+			SELECT id, node_id, host, port, zone, roles, expires FROM agents WHERE expires > now()`)
+		var err error
+		agents, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (metastore.AgentInfo, error) {
+			var (
+				a     metastore.AgentInfo
+				roles string
+			)
+			if err := row.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &roles, &a.Expires); err != nil {
+				return a, err
+			}
+			if err := json.Unmarshal([]byte(roles), &a.Roles); err != nil {
+				return a, fmt.Errorf("agent %s roles: %w", a.ID, err)
+			}
+			return a, nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("live agents: %w", err)
+	}
+	// Node ids an agent brought with it may repeat; the ID breaks ties so
+	// the order is still total.
+	slices.SortFunc(agents, func(a, b metastore.AgentInfo) int {
+		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.ID, b.ID))
+	})
+	return agents, nil
+}
+
+// Deregister implements metastore.AgentRegistry. Deregistering an unknown
+// agent is not an error: a shutdown may follow the row's pruning.
+func (s *Store) Deregister(ctx context.Context, id string) error {
+	var n int64
+	err := s.run(ctx, func(ctx context.Context) error {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM agents WHERE id = $1`, id)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("deregister %s: %w", id, err)
+	}
+	if n > 0 {
+		s.log.Info("agent deregistered", "agent", id)
+	}
+	return nil
+}
+
+func nonNilRoles(roles []string) []string {
+	if roles == nil {
+		return []string{}
+	}
+	return roles
+}

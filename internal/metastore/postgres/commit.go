@@ -1,0 +1,323 @@
+package postgres
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/sequence"
+)
+
+// CommitSegment implements metastore.Store in one transaction:
+//
+//  1. lock the partitions rows of the commit, sorted by (topic_id, part),
+//     which serialises commits per partition and, by the fixed order,
+//     never deadlocks two commits;
+//  2. read the producer states of its idempotent batches;
+//  3. decide every batch in memory (plan, below);
+//  4. write the new high watermarks, producer states, extents and the
+//     object, and announce the commit (pg_notify), in one round trip.
+//
+// Offsets are unique and contiguous because step 1 makes every commit to a
+// partition wait for the previous one, and steps 2–4 read what it wrote.
+func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([]metastore.BatchResult, error) {
+	if err := validateCommit(c); err != nil {
+		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
+	}
+	var p *plan
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		p = newPlan(c)
+		if err := p.lockPartitions(ctx, tx); err != nil {
+			return fmt.Errorf("lock partitions: %w", err)
+		}
+		if err := p.loadSequences(ctx, tx); err != nil {
+			return fmt.Errorf("producer state: %w", err)
+		}
+		p.decide()
+		return p.write(ctx, tx, s.notify, s.origin)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
+	}
+	s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", len(p.extents))
+	if len(p.extents) > 0 {
+		s.Notify(metastore.NoticeFor(c, p.results))
+	}
+	return p.results, nil
+}
+
+// validateCommit rejects commits no correct agent sends; they fail as a
+// whole rather than per batch.
+func validateCommit(c metastore.SegmentCommit) error {
+	if c.Object == "" {
+		return errors.New("empty object key")
+	}
+	if c.Size < 0 {
+		return fmt.Errorf("negative object size %d", c.Size)
+	}
+	for i, b := range c.Batches {
+		switch {
+		case b.OffsetCount < 1:
+			return fmt.Errorf("batch %d: offset count %d < 1", i, b.OffsetCount)
+		case b.ByteOffset < 0 || b.ByteLength < 0 || b.ByteOffset+b.ByteLength > c.Size:
+			return fmt.Errorf("batch %d: bytes [%d, +%d) outside object of %d bytes", i, b.ByteOffset, b.ByteLength, c.Size)
+		}
+	}
+	return nil
+}
+
+// partitionKey names one partition of one topic incarnation.
+type partitionKey struct {
+	id        metastore.TopicID
+	partition int32
+}
+
+func comparePartitions(a, b partitionKey) int {
+	return cmp.Or(bytes.Compare(a.id[:], b.id[:]), cmp.Compare(a.partition, b.partition))
+}
+
+type sequenceKey struct {
+	partitionKey
+	producerID int64
+}
+
+type partitionState struct {
+	highWatermark  int64
+	logStartOffset int64
+	changed        bool
+}
+
+// plan is one commit inside its transaction: the state it read, and what
+// it decided to write.
+type plan struct {
+	commit     metastore.SegmentCommit
+	partitions map[partitionKey]*partitionState // missing: unknown partition
+	sequences  map[sequenceKey]*sequence.State  // nil: no state yet
+	changed    map[sequenceKey]bool             // sequences to write back
+
+	results []metastore.BatchResult
+	extents []metastore.Extent
+	// open is, per partition, the index in extents of the extent the next
+	// accepted batch may extend.
+	open map[partitionKey]int
+}
+
+func newPlan(c metastore.SegmentCommit) *plan {
+	return &plan{
+		commit:     c,
+		partitions: make(map[partitionKey]*partitionState),
+		sequences:  make(map[sequenceKey]*sequence.State),
+		changed:    make(map[sequenceKey]bool),
+		open:       make(map[partitionKey]int),
+	}
+}
+
+// lockPartitions locks and reads the commit's partitions in
+// (topic_id, part) order. Partitions without a row do not exist.
+func (p *plan) lockPartitions(ctx context.Context, tx pgx.Tx) error {
+	var keys []partitionKey
+	for _, b := range p.commit.Batches {
+		keys = append(keys, partitionKey{b.TopicID, b.Partition})
+	}
+	slices.SortFunc(keys, comparePartitions)
+	keys = slices.Compact(keys)
+	if len(keys) == 0 {
+		return nil
+	}
+	ids, parts := make([][]byte, len(keys)), make([]int32, len(keys))
+	for i, k := range keys {
+		ids[i], parts[i] = sqlID(k.id), k.partition
+	}
+	rows, _ := tx.Query(ctx, `
+		SELECT topic_id, part, high_watermark, log_start_offset FROM partitions
+		WHERE (topic_id, part) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[]))
+		ORDER BY topic_id, part
+		FOR UPDATE`, ids, parts)
+	var (
+		id []byte
+		k  partitionKey
+		ps partitionState
+	)
+	_, err := pgx.ForEachRow(rows, []any{&id, &k.partition, &ps.highWatermark, &ps.logStartOffset}, func() error {
+		var err error
+		if k.id, err = topicID(id); err != nil {
+			return err
+		}
+		state := ps
+		p.partitions[k] = &state
+		return nil
+	})
+	return err
+}
+
+// loadSequences reads the state of every producer with idempotent batches
+// on known partitions. The partitions are locked, so nobody else changes
+// these rows until the transaction ends.
+func (p *plan) loadSequences(ctx context.Context, tx pgx.Tx) error {
+	var (
+		ids       [][]byte
+		parts     []int32
+		producers []int64
+		seen      = make(map[sequenceKey]bool)
+	)
+	for _, b := range p.commit.Batches {
+		sk := sequenceKey{partitionKey{b.TopicID, b.Partition}, b.ProducerID}
+		if b.ProducerID < 0 || p.partitions[sk.partitionKey] == nil || seen[sk] {
+			continue
+		}
+		seen[sk] = true
+		ids, parts, producers = append(ids, sqlID(b.TopicID)), append(parts, b.Partition), append(producers, b.ProducerID)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, _ := tx.Query(ctx, `
+		SELECT topic_id, part, producer_id, epoch, last_seq, recent FROM producer_state
+		WHERE (topic_id, part, producer_id) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[]))`,
+		ids, parts, producers)
+	var (
+		id     []byte
+		sk     sequenceKey
+		st     sequence.State
+		recent string
+	)
+	_, err := pgx.ForEachRow(rows, []any{&id, &sk.partition, &sk.producerID, &st.Epoch, &st.LastSeq, &recent}, func() error {
+		var err error
+		if sk.id, err = topicID(id); err != nil {
+			return err
+		}
+		state := sequence.State{Epoch: st.Epoch, LastSeq: st.LastSeq}
+		if err := json.Unmarshal([]byte(recent), &state.Recent); err != nil {
+			return fmt.Errorf("producer %d on %s: %w", sk.producerID, partitionName(sk.id, sk.partition), err)
+		}
+		p.sequences[sk] = &state
+		return nil
+	})
+	return err
+}
+
+// decide assigns offsets to the batches in order, as the embedded store
+// does: rejected batches get an error, duplicates their first offset, and
+// accepted batches extend the partition's open extent when their bytes
+// follow it.
+func (p *plan) decide() {
+	p.results = make([]metastore.BatchResult, len(p.commit.Batches))
+	for i, b := range p.commit.Batches {
+		p.results[i] = p.add(b)
+	}
+}
+
+func (p *plan) add(b metastore.BatchCommit) metastore.BatchResult {
+	pk := partitionKey{b.TopicID, b.Partition}
+	ps := p.partitions[pk]
+	if ps == nil {
+		return rejected(metastore.ErrUnknownTopicOrPartition)
+	}
+	var (
+		sk                sequenceKey
+		firstSeq, lastSeq int32
+	)
+	if b.ProducerID >= 0 {
+		sk = sequenceKey{pk, b.ProducerID}
+		firstSeq, lastSeq = b.BaseSequence, sequence.Last(b.BaseSequence, b.OffsetCount)
+		dupBase, dup, err := p.sequences[sk].Check(b.ProducerEpoch, firstSeq, lastSeq)
+		if err != nil || dup {
+			// The batch's bytes stay unreferenced, so the extent
+			// cannot run across them.
+			delete(p.open, pk)
+		}
+		if err != nil {
+			return rejected(err)
+		}
+		if dup {
+			return metastore.BatchResult{BaseOffset: dupBase, Duplicate: true, LogStartOffset: ps.logStartOffset}
+		}
+	}
+	base := ps.highWatermark
+	ps.highWatermark += b.OffsetCount
+	ps.changed = true
+	if b.ProducerID >= 0 {
+		p.sequences[sk] = p.sequences[sk].Accept(b.ProducerEpoch, firstSeq, lastSeq, base)
+		p.changed[sk] = true
+	}
+	p.addExtent(pk, b, base)
+	return metastore.BatchResult{BaseOffset: base, LogStartOffset: ps.logStartOffset}
+}
+
+func rejected(err error) metastore.BatchResult {
+	return metastore.BatchResult{BaseOffset: -1, LogStartOffset: -1, Err: err}
+}
+
+func (p *plan) addExtent(pk partitionKey, b metastore.BatchCommit, base int64) {
+	if i, ok := p.open[pk]; ok {
+		e := &p.extents[i]
+		if e.ByteOffset+e.ByteLength == b.ByteOffset {
+			e.EndOffset += b.OffsetCount
+			e.ByteLength += b.ByteLength
+			e.MaxTimestamp = max(e.MaxTimestamp, b.MaxTimestamp)
+			return
+		}
+	}
+	p.open[pk] = len(p.extents)
+	p.extents = append(p.extents, metastore.Extent{
+		TopicID:      pk.id,
+		Partition:    pk.partition,
+		BaseOffset:   base,
+		EndOffset:    base + b.OffsetCount,
+		Object:       p.commit.Object,
+		ObjectSize:   p.commit.Size,
+		ByteOffset:   b.ByteOffset,
+		ByteLength:   b.ByteLength,
+		MaxTimestamp: b.MaxTimestamp,
+	})
+}
+
+// write stores what the commit changed, in one pipelined round trip, and
+// queues the notification, which the database delivers at commit.
+func (p *plan) write(ctx context.Context, tx pgx.Tx, notify bool, origin string) error {
+	if len(p.extents) == 0 {
+		return nil // nothing accepted: the object stays unreferenced
+	}
+	var batch pgx.Batch
+	for pk, ps := range p.partitions {
+		if ps.changed {
+			batch.Queue(`UPDATE partitions SET high_watermark = $3 WHERE topic_id = $1 AND part = $2`,
+				sqlID(pk.id), pk.partition, ps.highWatermark)
+		}
+	}
+	for sk := range p.changed {
+		st := p.sequences[sk]
+		recent, err := json.Marshal(st.Recent)
+		if err != nil {
+			return err
+		}
+		batch.Queue(`
+			INSERT INTO producer_state (topic_id, part, producer_id, epoch, last_seq, recent)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (topic_id, part, producer_id)
+			DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq, recent = excluded.recent`,
+			sqlID(sk.id), sk.partition, sk.producerID, st.Epoch, st.LastSeq, string(recent))
+	}
+	for _, e := range p.extents {
+		batch.Queue(`
+			INSERT INTO extents (topic_id, part, base_offset, end_offset, object, object_size,
+				byte_offset, byte_length, max_timestamp, committed_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())`,
+			sqlID(e.TopicID), e.Partition, e.BaseOffset, e.EndOffset, e.Object, e.ObjectSize,
+			e.ByteOffset, e.ByteLength, e.MaxTimestamp)
+	}
+	batch.Queue(`INSERT INTO objects (object, size) VALUES ($1, $2) ON CONFLICT (object) DO NOTHING`,
+		p.commit.Object, p.commit.Size)
+	if notify {
+		batch.Queue(`SELECT pg_notify($1, $2)`, notifyChannel,
+			encodeNotice(origin, metastore.NoticeFor(p.commit, p.results)))
+	}
+	return tx.SendBatch(ctx, &batch).Close()
+}

@@ -1,0 +1,245 @@
+// Package postgres is the metadata store for clusters of agents: a
+// metastore.Store on PostgreSQL (or a PostgreSQL-compatible distributed
+// database) through pgx. Any number of agents, each with its own Store,
+// share one database; database transactions do all the sequencing, so
+// there is no coordination between agents besides the database.
+//
+// A segment commit is one transaction that locks the partitions rows it
+// writes, in (topic_id, partition) order so that concurrent commits cannot
+// deadlock, checks producer sequences, inserts extents and moves the high
+// watermarks. Transactions the database aborts to resolve a conflict
+// (SQLSTATE 40001, 40P01) are retried with bounded backoff; nothing else
+// is retried, since a commit whose outcome is unknown must not run twice.
+//
+// The schema lives in migrations/, applied in order by Open. The SQL stays
+// within what CockroachDB and YugabyteDB also accept; the exceptions are
+// written down in docs/postgres.md. LISTEN/NOTIFY only speeds up commit
+// notices (see watch.go); correctness never depends on it.
+//
+// It must never see record payloads: it stores only where records are.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// URLSchemes are the URL schemes Open accepts.
+var URLSchemes = []string{"postgres", "postgresql"}
+
+// Options configure a Store. The zero value is ready to use.
+type Options struct {
+	// Logger receives the store's logs; nil discards them.
+	Logger *slog.Logger
+	// MaxConns bounds the connection pool; 0 keeps pgxpool's default (or
+	// the URL's pool_max_conns). The commit listener takes one more.
+	MaxConns int32
+	// PollInterval is how often a database without LISTEN/NOTIFY is polled
+	// for other agents' commits (default 500ms).
+	PollInterval time.Duration
+	// DisableNotify skips LISTEN/NOTIFY even where the database has it,
+	// and polls instead.
+	DisableNotify bool
+}
+
+// Store is the PostgreSQL metadata store. It is safe for concurrent use.
+type Store struct {
+	metastore.Watchers
+
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	origin string // tags this store's notifications, to skip them on return
+	notify bool   // commits call pg_notify
+
+	closed   atomic.Bool
+	stop     context.CancelFunc // stops the watch goroutine
+	watching sync.WaitGroup
+}
+
+var _ metastore.Store = (*Store)(nil)
+
+// Open connects to the database named by a standard PostgreSQL URL
+// (postgres://user@host:port/db?sslmode=disable), applies the schema
+// migrations it lacks and starts watching for other agents' commits.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	where := redact(rawURL)
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("open metadata store %s: %w", where, err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open metadata store %s: %w", where, err)
+	}
+	s := &Store{pool: pool, log: log, origin: uuid.NewString()}
+	if err := migrate(ctx, pool, log); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open metadata store %s: %w", where, err)
+	}
+	if err := s.startWatching(ctx, cfg.ConnConfig, opts); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open metadata store %s: %w", where, err)
+	}
+	log.Info("metadata store opened", "url", where, "notify", s.notify)
+	return s, nil
+}
+
+// Close stops the commit watcher and closes every connection; later calls
+// return metastore.ErrClosed. It waits for calls in progress. Closing
+// twice is a no-op.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.stop()
+	s.watching.Wait()
+	s.pool.Close()
+	s.log.Info("metadata store closed")
+	return nil
+}
+
+// Objects returns, sorted, the key of every object that a commit has ever
+// referenced, for the cleaner (as the embedded store's Objects).
+func (s *Store) Objects(ctx context.Context) ([]string, error) {
+	var keys []string
+	err := s.run(ctx, func(ctx context.Context) error {
+		rows, _ := s.pool.Query(ctx, `SELECT object FROM objects ORDER BY object`)
+		var err error
+		keys, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list objects: %w", err)
+	}
+	return keys, nil
+}
+
+// Retries of transactions the database aborted to resolve a conflict.
+const (
+	maxAttempts  = 12
+	firstBackoff = 2 * time.Millisecond
+	maxBackoff   = 250 * time.Millisecond
+)
+
+// errRetry asks run for another attempt: a transaction lost a race that
+// the database reports as a constraint conflict rather than an abort.
+var errRetry = errors.New("conflict with a concurrent transaction")
+
+// run calls fn until it succeeds, fails with an error that is not a
+// conflict, or maxAttempts is reached. fn must start afresh every time.
+func (s *Store) run(ctx context.Context, fn func(ctx context.Context) error) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	backoff := firstBackoff
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil || !retryable(err) || attempt == maxAttempts {
+			return s.mapErr(ctx, err)
+		}
+		// Full jitter, so that the transactions that collided do not
+		// collide again.
+		wait := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
+		s.log.Debug("transaction conflict, retrying", "attempt", attempt, "wait", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// inTx runs fn in a transaction (committed when fn returns nil), retried
+// as run does.
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return s.run(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, fn)
+	})
+}
+
+// retryable reports a transaction that the database rolled back to
+// resolve a conflict, and that may therefore run again.
+func retryable(err error) bool {
+	if errors.Is(err, errRetry) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "40001", // serialization_failure (CockroachDB: restart transaction)
+			"40P01": // deadlock_detected
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) ready(ctx context.Context) error {
+	if s.closed.Load() {
+		return metastore.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// mapErr turns the errors of a call racing with Close or a cancelled
+// context into the interface's.
+func (s *Store) mapErr(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case s.closed.Load():
+		return fmt.Errorf("%w (%v)", metastore.ErrClosed, err)
+	case ctx.Err() != nil && !errors.Is(err, ctx.Err()):
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+// redact drops the password from a URL for logs and errors.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// sqlID is a topic id as a query argument.
+func sqlID(id metastore.TopicID) []byte { return id[:] }
+
+// topicID converts a stored id.
+func topicID(b []byte) (metastore.TopicID, error) {
+	var id metastore.TopicID
+	if len(b) != len(id) {
+		return id, fmt.Errorf("stored topic id of %d bytes", len(b))
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// partitionName formats a partition for errors and logs: topic UUID/partition.
+func partitionName(id metastore.TopicID, partition int32) string {
+	return fmt.Sprintf("%s/%d", uuid.UUID(id), partition)
+}

@@ -1,0 +1,285 @@
+package postgres
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// Commit notices between agents.
+//
+// On PostgreSQL every commit calls pg_notify in its transaction, which the
+// database delivers only once the transaction commits, so a notice never
+// precedes its commit. Each Store keeps one dedicated connection
+// LISTENing (not from the pool: a pooled connection would be handed to
+// queries) and passes what it hears to its watchers. Its own commits are
+// announced directly after they commit, and skipped when they come back.
+//
+// When the listener loses its connection it reconnects with backoff and
+// then announces "everything" (a CommitNotice with nil Partitions), since
+// notifications sent meanwhile are lost.
+//
+// Databases without LISTEN/NOTIFY (CockroachDB) are polled instead: every
+// PollInterval the store reads all high watermarks and announces the
+// partitions whose watermark moved. That costs one scan of the partitions
+// table per agent and interval, adds up to PollInterval of latency, and
+// an agent hears its own commits a second time (harmless: a notice only
+// invalidates caches and wakes fetches).
+
+// notifyChannel is the LISTEN/NOTIFY channel of commit notices.
+const notifyChannel = "floe_commits"
+
+// maxPayload keeps notification payloads under PostgreSQL's 8000-byte
+// limit; larger notices become "everything".
+const maxPayload = 7900
+
+// listenerAppName names the listener's connection in pg_stat_activity.
+const listenerAppName = "floe-commit-listener"
+
+const defaultPollInterval = 500 * time.Millisecond
+
+// encodeNotice writes a notice as "origin|topic:p,p;topic:p" with topic
+// ids in hex, or "origin|*" for everything.
+func encodeNotice(origin string, n metastore.CommitNotice) string {
+	var b strings.Builder
+	b.WriteString(origin)
+	b.WriteByte('|')
+	prev := -1
+	for i, tp := range n.Partitions {
+		if prev >= 0 && n.Partitions[prev].TopicID == tp.TopicID {
+			b.WriteByte(',')
+		} else {
+			if prev >= 0 {
+				b.WriteByte(';')
+			}
+			b.WriteString(hex.EncodeToString(tp.TopicID[:]))
+			b.WriteByte(':')
+		}
+		b.WriteString(strconv.Itoa(int(tp.Partition)))
+		prev = i
+		if b.Len() > maxPayload {
+			return origin + "|*"
+		}
+	}
+	if n.Partitions == nil {
+		b.WriteByte('*')
+	}
+	return b.String()
+}
+
+// decodeNotice reads what encodeNotice wrote.
+func decodeNotice(payload string) (origin string, n metastore.CommitNotice, err error) {
+	origin, body, ok := strings.Cut(payload, "|")
+	if !ok {
+		return "", n, errors.New("no origin")
+	}
+	if body == "*" {
+		return origin, n, nil
+	}
+	n.Partitions = []metastore.TopicPartition{}
+	if body == "" {
+		return origin, n, nil
+	}
+	for _, group := range strings.Split(body, ";") {
+		topic, parts, ok := strings.Cut(group, ":")
+		var tp metastore.TopicPartition
+		id, err := hex.DecodeString(topic)
+		if !ok || err != nil || len(id) != len(tp.TopicID) {
+			return "", n, fmt.Errorf("bad topic %q", topic)
+		}
+		copy(tp.TopicID[:], id)
+		for _, p := range strings.Split(parts, ",") {
+			v, err := strconv.ParseInt(p, 10, 32)
+			if err != nil {
+				return "", n, fmt.Errorf("bad partition %q", p)
+			}
+			tp.Partition = int32(v)
+			n.Partitions = append(n.Partitions, tp)
+		}
+	}
+	return origin, n, nil
+}
+
+// startWatching starts the listener, or the poller where the database
+// cannot notify.
+func (s *Store) startWatching(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error {
+	watchCtx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	if !opts.DisableNotify {
+		conn, err := s.connectListener(ctx, cfg)
+		if err == nil {
+			s.notify = true
+			s.watching.Add(1)
+			go s.listen(watchCtx, conn, cfg)
+			return nil
+		}
+		if ctx.Err() != nil {
+			stop()
+			return err
+		}
+		s.log.Warn("LISTEN/NOTIFY unavailable: polling for other agents' commits", "err", err)
+	}
+	every := opts.PollInterval
+	if every <= 0 {
+		every = defaultPollInterval
+	}
+	s.watching.Add(1)
+	go s.poll(watchCtx, every)
+	return nil
+}
+
+// connectListener opens the listener's connection and checks that the
+// database can both notify and listen.
+func (s *Store) connectListener(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	cfg = cfg.Copy()
+	cfg.RuntimeParams["application_name"] = listenerAppName
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_notify('floe_probe', '')`); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("pg_notify: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return conn, nil
+}
+
+// listen passes notifications to the watchers until ctx ends, reconnecting
+// whenever the connection fails.
+func (s *Store) listen(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) {
+	defer s.watching.Done()
+	for {
+		err := s.receive(ctx, conn)
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn.Close(closeCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("commit listener lost its connection, reconnecting", "err", err)
+		backoff := 50 * time.Millisecond
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			if conn, err = s.connectListener(ctx, cfg); err == nil {
+				break
+			}
+			s.log.Warn("commit listener cannot reconnect", "err", err, "retry_in", backoff)
+			backoff = min(2*backoff, 5*time.Second)
+		}
+		s.log.Info("commit listener reconnected")
+		// Notifications sent while it was away are lost.
+		s.Notify(metastore.CommitNotice{})
+	}
+}
+
+// receive delivers notifications until the connection fails. A quiet
+// connection is pinged now and then, so that a dead one is noticed.
+func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := conn.WaitForNotification(waitCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed() {
+			pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err = conn.Ping(pingCtx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("ping: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n.Channel != notifyChannel {
+			continue
+		}
+		origin, notice, err := decodeNotice(n.Payload)
+		if err != nil {
+			s.log.Warn("unreadable commit notice, announcing everything", "payload", n.Payload, "err", err)
+			s.Notify(metastore.CommitNotice{})
+			continue
+		}
+		if origin != s.origin {
+			s.Notify(notice)
+		}
+	}
+}
+
+// poll announces the partitions whose high watermark moved, every
+// interval, for databases that cannot notify. After a failed poll it
+// announces everything once it succeeds again.
+func (s *Store) poll(ctx context.Context, every time.Duration) {
+	defer s.watching.Done()
+	var (
+		seen   map[partitionKey]int64
+		failed bool
+	)
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		now, err := s.highWatermarks(ctx)
+		if err != nil {
+			if ctx.Err() == nil && !failed {
+				s.log.Warn("polling for commits failed", "err", err)
+			}
+			failed = true
+			continue
+		}
+		var notice metastore.CommitNotice
+		for pk, hwm := range now {
+			if old, ok := seen[pk]; seen != nil && hwm > 0 && (!ok || old != hwm) {
+				notice.Partitions = append(notice.Partitions, metastore.TopicPartition{TopicID: pk.id, Partition: pk.partition})
+			}
+		}
+		seen = now
+		switch {
+		case failed:
+			failed = false
+			s.Notify(metastore.CommitNotice{})
+		case len(notice.Partitions) > 0:
+			s.Notify(notice)
+		}
+	}
+}
+
+func (s *Store) highWatermarks(ctx context.Context) (map[partitionKey]int64, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT topic_id, part, high_watermark FROM partitions`)
+	hwms := make(map[partitionKey]int64)
+	var (
+		id  []byte
+		pk  partitionKey
+		hwm int64
+	)
+	_, err := pgx.ForEachRow(rows, []any{&id, &pk.partition, &hwm}, func() error {
+		var err error
+		pk.id, err = topicID(id)
+		hwms[pk] = hwm
+		return err
+	})
+	return hwms, err
+}
