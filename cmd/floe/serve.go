@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/floe-io/floe/internal/agent"
-	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
 )
@@ -154,7 +153,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	f.cfg.Logger = log
-	store, err := openMetastore(*metaURL)
+	store, err := openMetastoreURL(ctx, *metaURL, log)
 	if err != nil {
 		return err
 	}
@@ -170,12 +169,4 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	<-ctx.Done()
 	log.Info("shutting down: draining")
 	return a.Close()
-}
-
-func openMetastore(raw string) (metastore.Store, error) {
-	s, err := embedded.OpenURL(raw)
-	if err != nil {
-		return nil, fmt.Errorf("metadata store %q: %w", raw, err)
-	}
-	return s, nil
 }
