@@ -187,6 +187,11 @@ func (p *producer) run(stop, sendCtx context.Context, end time.Time) {
 			sleep(stop, w)
 		}
 	}
+	// Interrupted, only the records due before now were missed; the rest
+	// of the schedule never came.
+	if stop.Err() != nil {
+		end = minTime(end, time.Now())
+	}
 	p.pacer.Missed(end, func(intended time.Time) { p.miss(intended, end) })
 }
 
