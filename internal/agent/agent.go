@@ -161,11 +161,9 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		MaxSegmentBytes: cfg.SegmentMaxBytes,
 		Logger:          log,
 		Metrics:         produce.NewMetrics(reg),
-		Committed: func(c metastore.SegmentCommit, object []byte) {
-			// Write-through: consumers at the live edge read the new
-			// object from memory.
-			blocks.Insert(c.Object, object)
-		},
+		// Write-through: consumers at the live edge read the new object
+		// from memory, never from the bucket.
+		Uploaded: blocks.Insert,
 	})
 	// Every commit, through this agent or another, drops the cached
 	// extents of its partitions and wakes waiting fetches.

@@ -473,3 +473,36 @@ func TestDescribeClusterAndLeaderEpochs(t *testing.T) {
 }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+// The agent that wrote an object serves it from memory: consumers at the
+// live edge cause no bucket GETs, even when the commit wakes them.
+func TestLiveEdgeReadsNeverGet(t *testing.T) {
+	var counter *faulty.Bucket
+	a := testutil.StartAgent(t, testutil.Options{
+		Wrap: func(b objstore.Bucket) objstore.Bucket { counter = faulty.New(b); return counter },
+	})
+	c := testutil.Dial(t, a.Addr())
+	createTopic(t, c, "edge", 1)
+	for i := range 10 {
+		fr := kmsg.NewPtrFetchRequest()
+		fr.SetVersion(11)
+		fr.MaxWaitMillis, fr.MinBytes, fr.MaxBytes = 5000, 1, 1<<20
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = "edge"
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.FetchOffset, fp.PartitionMaxBytes = int64(i*3), 1<<20
+		ft.Partitions = append(ft.Partitions, fp)
+		fr.Topics = append(fr.Topics, ft)
+		corr := c.Send(fr) // waits at the high watermark
+		testutil.Dial(t, a.Addr()).Do(produceRequest("edge", -1, batchSpec{records: 3}))
+		resp := kmsg.NewPtrFetchResponse()
+		resp.SetVersion(11)
+		c.Receive(corr, resp)
+		if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+			t.Fatalf("fetch %d: error %d, %d bytes", i, p.ErrorCode, len(p.RecordBatches))
+		}
+	}
+	if gets := counter.Calls(faulty.Get); gets != 0 {
+		t.Fatalf("%d bucket GETs for live-edge reads of objects this agent wrote", gets)
+	}
+}

@@ -45,10 +45,11 @@ type Options struct {
 	FlushTimeout time.Duration
 	Logger       *slog.Logger
 	Metrics      *Metrics
-	// Committed is called after every successful commit with the commit
-	// and the object's bytes, before producers are answered, so readers
-	// can serve the new data (cache it, wake long-polls).
-	Committed func(c metastore.SegmentCommit, object []byte)
+	// Uploaded is called after every successful PUT, before the commit
+	// that makes the object's batches visible, so that readers woken by
+	// the commit find the object in the agent's cache. An object whose
+	// commit then fails is never referenced; caching it is harmless.
+	Uploaded func(key string, object []byte)
 }
 
 // Writer gathers batches into segments and flushes them.
@@ -227,6 +228,9 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		return
 	}
 
+	if w.opts.Uploaded != nil {
+		w.opts.Uploaded(key, object)
+	}
 	commit := metastore.SegmentCommit{Object: key, Size: int64(len(object)), Batches: make([]metastore.BatchCommit, len(placements))}
 	for i, pl := range placements {
 		h, err := recordbatch.ParseHeader(object[pl.ByteOffset : pl.ByteOffset+pl.ByteLength])
@@ -252,9 +256,6 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		w.log.Warn("segment commit failed", "object", key, "batches", len(seg.pending), "err", err)
 		w.failAll(seg, fmt.Errorf("%w: commit %s: %v", ErrStorage, key, err))
 		return
-	}
-	if w.opts.Committed != nil {
-		w.opts.Committed(commit, object)
 	}
 	w.m.flushes.WithLabelValues("ok").Inc()
 	w.m.segmentBytes.Observe(float64(len(object)))

@@ -74,6 +74,7 @@ type committer struct {
 	commit metastore.SegmentCommit
 	now    time.Time
 
+	topics     map[metastore.TopicID]int32      // partition count; -1: no such topic
 	partitions map[partitionKey]*partitionState // nil: unknown partition
 	sequences  map[sequenceKey]*sequence.State  // nil: no state yet
 	changed    map[sequenceKey]bool             // sequences to write back
@@ -90,6 +91,7 @@ func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time) *commit
 		commit:     c,
 		now:        now,
 		partitions: make(map[partitionKey]*partitionState),
+		topics:     make(map[metastore.TopicID]int32),
 		sequences:  make(map[sequenceKey]*sequence.State),
 		changed:    make(map[sequenceKey]bool),
 		open:       make(map[partitionKey]int),
@@ -180,13 +182,24 @@ func (cm *committer) partition(pk partitionKey) (*partitionState, error) {
 	if ps, ok := cm.partitions[pk]; ok {
 		return ps, nil
 	}
-	err := checkPartition(cm.tx, pk)
-	if errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
+	// A segment holds many partitions of few topics: decode each topic
+	// record once per commit, not once per partition.
+	count, ok := cm.topics[pk.id]
+	if !ok {
+		_, rec, err := topicByID(cm.tx, pk.id[:])
+		switch {
+		case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
+			count = -1
+		case err != nil:
+			return nil, err
+		default:
+			count = rec.Partitions
+		}
+		cm.topics[pk.id] = count
+	}
+	if pk.partition < 0 || pk.partition >= count {
 		cm.partitions[pk] = nil
 		return nil, nil
-	}
-	if err != nil {
-		return nil, err
 	}
 	ps, err := decodePartition(cm.tx.Bucket([]byte(bucketPartitions)).Get(pk.bytes()))
 	if err != nil {
