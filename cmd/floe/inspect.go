@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/floe-io/floe/internal/metastore"
-	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
 	"github.com/floe-io/floe/internal/recordbatch"
@@ -163,7 +162,7 @@ func inspectSegment(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	var store metastore.Store
 	if f.metastore != "" {
-		s, err := embedded.OpenURL(f.metastore)
+		s, err := openMetastoreURL(ctx, f.metastore, nil)
 		if err != nil {
 			return fmt.Errorf("metadata store (is the playground still running? it holds the lock): %w", err)
 		}
@@ -301,12 +300,15 @@ func inspectOrphans(ctx context.Context, args []string, stdout, stderr io.Writer
 	if f.bucket == "" || f.metastore == "" {
 		return errors.New("usage: floe inspect orphans --data-dir DIR | --bucket URL --metastore URL")
 	}
-	store, err := embedded.OpenURL(f.metastore)
+	store, err := openMetastoreURL(ctx, f.metastore, nil)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	var lister referencedObjects = store
+	lister, ok := store.(referencedObjects)
+	if !ok {
+		return fmt.Errorf("this metadata store cannot list the objects it refers to")
+	}
 	refs, err := lister.Objects(ctx)
 	if err != nil {
 		return err

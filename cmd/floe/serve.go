@@ -140,7 +140,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	var f agentFlags
 	f.register(fs, "127.0.0.1:9644")
 	bucketURL := fs.String("bucket", "", "bucket `URL`: file:///path (s3://, gs://, azblob:// are planned)")
-	metaURL := fs.String("metastore", "", "metadata store `URL`: embedded:///path/to/file")
+	metaURL := fs.String("metastore", "", "metadata store `URL`: embedded:///path/to/file or postgres://user@host:port/db?sslmode=disable")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

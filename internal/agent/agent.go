@@ -168,6 +168,9 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 	// Every commit, through this agent or another, drops the cached
 	// extents of its partitions and wakes waiting fetches.
 	stopWatch := store.WatchCommits(func(n metastore.CommitNotice) {
+		if n.Partitions == nil { // "anything may have changed"
+			reader.InvalidateAll()
+		}
 		for _, tp := range n.Partitions {
 			reader.Invalidate(tp.TopicID, tp.Partition)
 		}

@@ -78,6 +78,16 @@ func (c *extentCache) put(id metastore.TopicID, partition int32, version uint64,
 	t.loaded, t.offs, t.extents = true, offs, extents
 }
 
+// invalidateAll marks every partition stale.
+func (c *extentCache) invalidateAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.parts {
+		t.version++
+		t.loaded, t.extents = false, nil
+	}
+}
+
 // invalidate marks a partition stale.
 func (c *extentCache) invalidate(id metastore.TopicID, partition int32) {
 	c.mu.Lock()

@@ -43,6 +43,10 @@ func (r *Reader) Invalidate(id metastore.TopicID, partition int32) {
 	r.extents.invalidate(id, partition)
 }
 
+// InvalidateAll drops everything the reader remembers of extents, for a
+// commit notice that does not say which partitions changed.
+func (r *Reader) InvalidateAll() { r.extents.invalidateAll() }
+
 // tail returns the partition's offsets and the extents holding from
 // onwards (up to extentsPerLookup of them when read from the store).
 func (r *Reader) tail(ctx context.Context, id metastore.TopicID, partition int32, from int64) (metastore.PartitionOffsets, []metastore.Extent, error) {
