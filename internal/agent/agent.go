@@ -59,6 +59,9 @@ type Config struct {
 	SegmentMaxBytes int           // default 8 MiB
 	MaxFrameBytes   int32         // default 100 MiB
 	CacheBytes      int64         // default 256 MiB
+	// CacheBlockBytes is the block cache's unit of fetching and caching,
+	// and of ownership in the zone's shared cache (default 4 MiB).
+	CacheBlockBytes int64
 
 	AutoCreateTopics  bool
 	DefaultPartitions int32 // default 1
@@ -152,7 +155,7 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bucket = objstore.Instrument(bucket, objstore.NewMetrics(reg))
 	peers := newPeers(members, bucket, log, reg)
-	blocks := cache.New(bucket, cache.Options{Capacity: cfg.CacheBytes, Fetch: peers.fetch}, reg)
+	blocks := cache.New(bucket, cache.Options{Capacity: cfg.CacheBytes, BlockSize: cfg.CacheBlockBytes, Fetch: peers.fetch}, reg)
 	peers.blocks = blocks
 	notify := fetch.NewNotifier()
 	reader := fetch.NewReader(store, blocks)
