@@ -11,8 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/metastore/embedded"
+	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
 )
 
@@ -159,7 +162,12 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	bucket, err := bucketurl.Open(ctx, *bucketURL)
+	// The bucket's retries and hedged GETs are counted on the agent's
+	// /metrics (floe_objstore_retries_total, floe_objstore_hedges_total).
+	f.cfg.Registry = prometheus.NewRegistry()
+	bucket, err := bucketurl.OpenWith(ctx, *bucketURL, bucketurl.Options{
+		Resilience: objstore.ResilientOptions{Metrics: objstore.NewResilienceMetrics(f.cfg.Registry)},
+	})
 	if err != nil {
 		return err
 	}

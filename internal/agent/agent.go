@@ -74,6 +74,13 @@ type Config struct {
 	Groups coordinator.Options
 
 	Logger *slog.Logger
+
+	// Registry, if set, is the registry /metrics serves and the agent
+	// registers its metrics with, so that metrics of parts the caller
+	// builds before the agent (the bucket's retries and hedges) show up
+	// there too. It must not hold Go or process collectors, which the
+	// agent adds. Default: a new registry.
+	Registry *prometheus.Registry
 }
 
 // Agent is a running agent.
@@ -151,7 +158,10 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		return nil, err
 	}
 
-	reg := prometheus.NewRegistry()
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bucket = objstore.Instrument(bucket, objstore.NewMetrics(reg))
 	peers := newPeers(members, bucket, log, reg)
