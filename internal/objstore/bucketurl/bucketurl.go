@@ -4,14 +4,15 @@
 //	file:///abs/path                     a local directory (localdir)
 //	s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true
 //	gs://BUCKET/PREFIX?endpoint=URL
-//	azblob://CONTAINER/PREFIX?endpoint=URL
+//	azblob://CONTAINER/PREFIX?endpoint=URL   (URL may have a path: Azurite)
 //
 // File URLs open a localdir bucket. S3 URLs open the s3 backend (keys
-// under PREFIX, credentials from the standard AWS chain) wrapped in
-// objstore.Resilient, so requests are retried and slow GETs hedged. The gs
-// and azblob schemes are parsed and validated so that configurations can
-// be checked now, but opening them returns ErrNotSupported until their
-// backends exist.
+// under PREFIX, credentials from the standard AWS chain) and azblob URLs
+// the azblob backend (credentials from AZURE_STORAGE_* variables), both
+// wrapped in objstore.Resilient, so requests are retried and slow GETs
+// hedged. gs URLs are parsed and validated so that configurations can be
+// checked now, but opening them returns ErrNotSupported until the backend
+// exists.
 //
 // It must never accept credentials in the URL (they would end up in logs
 // and process listings; backends take them from the environment), and it
@@ -30,6 +31,7 @@ import (
 	"strings"
 
 	"github.com/floe-io/floe/internal/objstore"
+	"github.com/floe-io/floe/internal/objstore/azblob"
 	"github.com/floe-io/floe/internal/objstore/localdir"
 	"github.com/floe-io/floe/internal/objstore/s3"
 )
@@ -176,7 +178,7 @@ func parseCloud(u *url.URL) (Spec, error) {
 		}
 		switch name {
 		case "endpoint":
-			if err := validateEndpoint(v); err != nil {
+			if err := validateEndpoint(u.Scheme, v); err != nil {
 				return Spec{}, err
 			}
 			spec.Endpoint = v
@@ -216,7 +218,9 @@ func parsePrefix(p string) (string, error) {
 	return p + "/", nil
 }
 
-func validateEndpoint(raw string) error {
+// validateEndpoint checks an endpoint URL. Only azblob endpoints may have
+// a path: emulators such as Azurite put the account name there.
+func validateEndpoint(scheme, raw string) error {
 	e, err := url.Parse(raw)
 	switch {
 	case err != nil:
@@ -229,7 +233,7 @@ func validateEndpoint(raw string) error {
 		return fmt.Errorf("endpoint %q: no host", raw)
 	case e.RawQuery != "" || e.Fragment != "":
 		return fmt.Errorf("endpoint %q: no query or fragment allowed", raw)
-	case e.Path != "" && e.Path != "/":
+	case e.Path != "" && e.Path != "/" && scheme != SchemeAzBlob:
 		return fmt.Errorf("endpoint %q: no path allowed; put the prefix in the bucket URL's path", raw)
 	}
 	return nil
@@ -364,14 +368,14 @@ func (s Spec) String() string {
 // Options tunes what Open builds around a backend.
 type Options struct {
 	// Resilience configures the retries and hedged GETs wrapped around
-	// network backends (s3); set its Metrics to count them. The zero value
+	// network backends (s3, azblob); set its Metrics to count them. The zero value
 	// gives objstore's defaults.
 	Resilience objstore.ResilientOptions
 }
 
-// Open opens the bucket named by a bucket URL with default Options. File
-// and S3 URLs are supported so far; valid gs and azblob URLs return an
-// error wrapping ErrNotSupported. ctx bounds any setup a backend needs.
+// Open opens the bucket named by a bucket URL with default Options. File,
+// s3 and azblob URLs are supported so far; valid gs URLs return an error
+// wrapping ErrNotSupported. ctx bounds any setup a backend needs.
 func Open(ctx context.Context, raw string) (objstore.Bucket, error) {
 	return OpenWith(ctx, raw, Options{})
 }
@@ -414,7 +418,13 @@ func OpenSpecWith(ctx context.Context, spec Spec, o Options) (objstore.Bucket, e
 			return nil, fmt.Errorf("open bucket %s: %w", spec, err)
 		}
 		return objstore.Resilient(b, o.Resilience), nil
-	case SchemeGCS, SchemeAzBlob:
+	case SchemeAzBlob:
+		b, err := azblob.Open(azblob.Options{Container: spec.Bucket, Prefix: spec.Prefix, Endpoint: spec.Endpoint})
+		if err != nil {
+			return nil, fmt.Errorf("open bucket %s: %w", spec, err)
+		}
+		return objstore.Resilient(b, o.Resilience), nil
+	case SchemeGCS:
 		return nil, fmt.Errorf("%s buckets are %w", spec.Scheme, ErrNotSupported)
 	}
 	return nil, fmt.Errorf("open bucket: unknown scheme %q", spec.Scheme)

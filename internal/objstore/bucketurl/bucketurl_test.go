@@ -13,10 +13,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/floe-io/floe/internal/objstore"
+	"github.com/floe-io/floe/internal/objstore/azblob"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
 	"github.com/floe-io/floe/internal/objstore/localdir"
 	"github.com/floe-io/floe/internal/objstore/objstoretest"
@@ -57,6 +59,10 @@ func TestParse(t *testing.T) {
 		{
 			"azblob://floe-segments/a/b?endpoint=https://acct.blob.core.windows.net",
 			bucketurl.Spec{Scheme: "azblob", Bucket: "floe-segments", Prefix: "a/b/", Endpoint: "https://acct.blob.core.windows.net"},
+		},
+		{
+			"azblob://floe?endpoint=http://127.0.0.1:10000/devstoreaccount1",
+			bucketurl.Spec{Scheme: "azblob", Bucket: "floe", Endpoint: "http://127.0.0.1:10000/devstoreaccount1"},
 		},
 	}
 	for _, tt := range tests {
@@ -119,6 +125,7 @@ func TestParseErrors(t *testing.T) {
 		{"s3://b-1?endpoint=ftp://u:p@h", "credentials"},
 		{"s3://b-1?endpoint=%25zz", "not a URL"},
 		{"s3://b-1?endpoint=http://h/path", "no path"},
+		{"gs://b-1?endpoint=http://h/path", "no path"},
 		{"s3://b-1?endpoint=http://h%3Fa=b", "no query"},
 		{"s3://b-1?%zz", "query"},
 		{"gs://b-1?region=us", "unknown parameter"},
@@ -170,7 +177,6 @@ func TestOpenCloudNotSupportedYet(t *testing.T) {
 		raw, want string
 	}{
 		{"gs://floe", "gs buckets are not supported yet"},
-		{"azblob://floe", "azblob buckets are not supported yet"},
 	}
 	for _, tt := range tests {
 		_, err := bucketurl.Open(context.Background(), tt.raw)
@@ -270,4 +276,45 @@ func TestOpenS3Real(t *testing.T) {
 		setAWSEnv(t, key, os.Getenv("FLOE_TEST_S3_SECRET_KEY"))
 	} // else the standard AWS chain as it is
 	runS3(t, raw)
+}
+
+// TestOpenAzBlobReal runs against the Azurite `scripts/services azblob`
+// starts (FLOE_TEST_AZBLOB_URL, FLOE_TEST_AZBLOB_ACCOUNT and _KEY).
+func TestOpenAzBlobReal(t *testing.T) {
+	raw := os.Getenv("FLOE_TEST_AZBLOB_URL")
+	if raw == "" {
+		if os.Getenv("FLOE_REQUIRE_SERVICES") == "1" {
+			t.Fatal("FLOE_REQUIRE_SERVICES=1 but FLOE_TEST_AZBLOB_URL is not set; run: eval \"$(scripts/services azblob)\"")
+		}
+		t.Skip("no Azure Blob service: set FLOE_TEST_AZBLOB_URL (eval \"$(scripts/services azblob)\")")
+	}
+	if account := os.Getenv("FLOE_TEST_AZBLOB_ACCOUNT"); account != "" {
+		t.Setenv("AZURE_STORAGE_CONNECTION_STRING", "")
+		t.Setenv("AZURE_STORAGE_ACCOUNT", account)
+		t.Setenv("AZURE_STORAGE_KEY", os.Getenv("FLOE_TEST_AZBLOB_KEY"))
+	}
+	ctx := context.Background()
+	b, err := bucketurl.Open(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := b.(*objstore.ResilientBucket)
+	if !ok {
+		t.Fatalf("Open = %T, want an *objstore.ResilientBucket", b)
+	}
+	az, ok := r.Unwrap().(*azblob.Bucket)
+	if !ok {
+		t.Fatalf("Open wraps %T, want an *azblob.Bucket", r.Unwrap())
+	}
+	if _, err := az.Client().Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+		t.Fatal(err)
+	}
+	key := "bucketurl-test-" + t.Name()
+	if err := b.Put(ctx, key, []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Delete(ctx, key)
+	if got, err := b.GetRange(ctx, key, 0, -1); err != nil || string(got) != "v" {
+		t.Errorf("GetRange = %q, %v", got, err)
+	}
 }
