@@ -177,6 +177,7 @@ type Store interface {
 	GroupStore
 	AgentRegistry
 	CommitWatcher
+	JobStore
 
 	Close() error
 }

@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -255,6 +254,5 @@ func (cm *committer) write() error {
 			return err
 		}
 	}
-	size := binary.BigEndian.AppendUint64(nil, uint64(cm.commit.Size))
-	return cm.tx.Bucket([]byte(bucketObjects)).Put([]byte(cm.commit.Object), size)
+	return applyRefs(cm.tx, metastore.RefChanges(nil, cm.extents), cm.now, true)
 }

@@ -71,7 +71,7 @@ func Open(path string, opts Options) (*Store, error) {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		return upgradeObjects(tx)
 	})
 	if err != nil {
 		db.Close()

@@ -25,12 +25,15 @@ import (
 //	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent)
 //	sequences   topicID(16) partition(4) producerID(8)      → sequence.State (JSON)
 //	producers   producerID(8)                               → epoch(2)
-//	objects     object key                                  → object size(8)
+//	objects     object key                                  → object size(8) refs(8)
+//	unreferenced object key                                 → since (Unix ns, 8) object size(8)
+//	leases      lease name                                  → leaseRecord (JSON)
 //	offsets     groupKey topicID(16) partition(4)           → committed offset (see encodeOffset)
 //	groups      groupKey                                    → groupRecord (JSON)
 //	agents      agent ID                                    → agentRecord (JSON)
 //	meta        "next-producer-id"                          → producer id(8)
 //	            "next-node-id"                              → node id(8)
+//	            "objects-format"                            → 2 (8): objects values carry refs
 //
 // Partitions, offsets and producer ids are never negative, so encoding them
 // as unsigned keeps the order.
@@ -40,6 +43,11 @@ import (
 // "ab"), and the empty name, which Kafka accepts for offset commits, is a
 // valid bbolt key. Groups therefore iterate by name length first; callers
 // that list them sort by name.
+//
+// refs counts the extents that name an object; an object whose count
+// falls to zero is copied to unreferenced, which the cleaner lists, until
+// it is forgotten. Files written before the ledger existed have 8-byte
+// objects values; Open counts their references once (upgradeObjects).
 //
 // Offsets are keyed by group first because commits and fetches are per
 // group and frequent; DeleteTopic, which is rare, scans the whole offsets
@@ -57,9 +65,12 @@ const (
 	bucketGroups     = "groups"
 	bucketAgents     = "agents"
 	bucketMeta       = "meta"
+	bucketUnref      = "unreferenced"
+	bucketLeases     = "leases"
 
 	keyNextProducerID = "next-producer-id"
 	keyNextNodeID     = "next-node-id"
+	keyObjectsFormat  = "objects-format"
 )
 
 // buckets lists every bucket, created when the file is opened.
@@ -68,6 +79,7 @@ func buckets() []string {
 		bucketTopics, bucketNames, bucketPartitions, bucketExtents,
 		bucketSequences, bucketProducers, bucketObjects,
 		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
+		bucketUnref, bucketLeases,
 	}
 }
 

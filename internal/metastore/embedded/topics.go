@@ -71,6 +71,20 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 		if err := tx.Bucket([]byte(bucketTopics)).Delete(id[:]); err != nil {
 			return err
 		}
+		// Its objects lose these references; those left with none
+		// become the cleaner's.
+		var removed []metastore.Extent
+		c := tx.Bucket([]byte(bucketExtents)).Cursor()
+		for k, v := c.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, v = c.Next() {
+			e, err := decodeExtent(k, v)
+			if err != nil {
+				return err
+			}
+			removed = append(removed, e)
+		}
+		if err := applyRefs(tx, metastore.RefChanges(removed, nil), time.Now(), false); err != nil {
+			return err
+		}
 		// Every per-partition key starts with the topic ID.
 		for _, b := range []string{bucketPartitions, bucketExtents, bucketSequences} {
 			if err := deletePrefix(tx.Bucket([]byte(b)), id[:]); err != nil {

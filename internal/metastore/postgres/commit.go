@@ -313,8 +313,14 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx, notify bool, origin string)
 			sqlID(e.TopicID), e.Partition, e.BaseOffset, e.EndOffset, e.Object, e.ObjectSize,
 			e.ByteOffset, e.ByteLength, e.MaxTimestamp)
 	}
-	batch.Queue(`INSERT INTO objects (object, size) VALUES ($1, $2) ON CONFLICT (object) DO NOTHING`,
-		p.commit.Object, p.commit.Size)
+	// The object is new (keys are never reused), so this locks no row
+	// another transaction holds; a reused key would gain references and
+	// leave the cleaner's list.
+	batch.Queue(`
+		INSERT INTO objects (object, size, refs) VALUES ($1, $2, $3)
+		ON CONFLICT (object) DO UPDATE SET refs = objects.refs + excluded.refs`,
+		p.commit.Object, p.commit.Size, len(p.extents))
+	batch.Queue(`DELETE FROM unreferenced_objects WHERE object = $1`, p.commit.Object)
 	if notify {
 		batch.Queue(`SELECT pg_notify($1, $2)`, notifyChannel,
 			encodeNotice(origin, metastore.NoticeFor(p.commit, p.results)))

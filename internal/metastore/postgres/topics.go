@@ -89,12 +89,18 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 			return err
 		}
 		for _, table := range []string{"topics WHERE id = $1", "partitions WHERE topic_id = $1",
-			"extents WHERE topic_id = $1", "producer_state WHERE topic_id = $1", "group_offsets WHERE topic_id = $1"} {
+			"producer_state WHERE topic_id = $1", "group_offsets WHERE topic_id = $1"} {
 			if _, err := tx.Exec(ctx, "DELETE FROM "+table, id); err != nil {
 				return fmt.Errorf("delete from %s: %w", table, err)
 			}
 		}
-		return nil
+		// Its objects lose these references; those left with none
+		// become the cleaner's.
+		dropped, err := deleteReturning(ctx, tx, `DELETE FROM extents WHERE topic_id = $1 RETURNING object, object_size`, id)
+		if err != nil {
+			return fmt.Errorf("delete from extents: %w", err)
+		}
+		return applyRefs(ctx, tx, metastore.RefChanges(dropped, nil), false)
 	})
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("delete topic %s: %w", name, err)

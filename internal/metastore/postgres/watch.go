@@ -225,8 +225,9 @@ func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
-// poll announces the partitions whose high watermark moved, every
-// interval, for databases that cannot notify. After a failed poll it
+// poll announces the partitions whose high watermark or log start offset
+// moved, every interval, for databases that cannot notify. (Both only
+// grow, so their sum moves whenever either does.) After a failed poll it
 // announces everything once it succeeds again.
 func (s *Store) poll(ctx context.Context, every time.Duration) {
 	defer s.watching.Done()
@@ -268,7 +269,7 @@ func (s *Store) poll(ctx context.Context, every time.Duration) {
 }
 
 func (s *Store) highWatermarks(ctx context.Context) (map[partitionKey]int64, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT topic_id, part, high_watermark FROM partitions`)
+	rows, _ := s.pool.Query(ctx, `SELECT topic_id, part, high_watermark + log_start_offset FROM partitions`)
 	hwms := make(map[partitionKey]int64)
 	var (
 		id  []byte
