@@ -45,6 +45,10 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.StringVar(&f.cfg.Zone, "zone", "", "this agent's availability zone, reported to clients as its rack; clients with floe_az=ZONE in their client id see only this zone's agents")
 	roles := fs.String("roles", "produce,fetch,jobs", "what this agent does: any of produce, fetch, jobs")
 	fs.StringVar(&f.cfg.ClusterID, "cluster-id", "floe", "cluster id reported to clients")
+	fs.DurationVar(&f.cfg.Jobs.Interval, "job-interval", 5*time.Second, "time between two passes of each background job (retention, cleaner) on agents with the jobs role")
+	fs.DurationVar(&f.cfg.Jobs.DeleteDelay, "file-delete-delay", time.Minute, "default file.delete.delay.ms: how long an unreferenced object is kept before the cleaner deletes it")
+	fs.DurationVar(&f.cfg.Jobs.OrphanGrace, "orphan-grace", time.Hour, "how old an object no metadata refers to (a PUT whose commit never happened) must be before the cleaner deletes it")
+	fs.Int64Var(&f.cfg.Jobs.BytesPerSecond, "job-bytes-per-second", 0, "bytes per second background jobs may move, all together (0: unlimited)")
 	f.logs.register(fs)
 	f.finish = func() {
 		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))

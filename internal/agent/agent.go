@@ -28,6 +28,7 @@ import (
 	"github.com/floe-io/floe/internal/cluster"
 	"github.com/floe-io/floe/internal/coordinator"
 	"github.com/floe-io/floe/internal/fetch"
+	"github.com/floe-io/floe/internal/jobs"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/produce"
@@ -73,6 +74,11 @@ type Config struct {
 	// Kafka's defaults; Owns, Registerer and Logger are set by Start).
 	Groups coordinator.Options
 
+	// Jobs configures the background jobs (retention, cleaner) of an
+	// agent with the jobs role (zero values take the defaults; Holder,
+	// Logger and Registerer are set by Start).
+	Jobs jobs.Config
+
 	Logger *slog.Logger
 
 	// Registry, if set, is the registry /metrics serves and the agent
@@ -105,6 +111,7 @@ type Agent struct {
 	stopMembers context.CancelFunc
 	membersDone chan struct{}
 	stopWatch   func()
+	stopJobs    func()
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -226,11 +233,33 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		defer close(a.membersDone)
 		members.Run(membersCtx)
 	}()
+	a.stopJobs = startJobs(cfg, store, bucket, members.Self().ID, reg, log)
 	a.wg.Add(1)
 	go a.accept()
 	log.Info("agent listening", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
 		"admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", writer.Linger())
 	return a, nil
+}
+
+// startJobs runs the background jobs when the agent has the jobs role,
+// and returns what stops them.
+func startJobs(cfg Config, store metastore.Store, bucket objstore.Bucket, holder string, reg prometheus.Registerer, log *slog.Logger) func() {
+	if !slices.Contains(cfg.Roles, protocol.RoleJobs) {
+		return func() {}
+	}
+	jc := cfg.Jobs
+	jc.Holder, jc.Logger, jc.Registerer = holder, log, reg
+	sched := jobs.Standard(store, bucket, jc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sched.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 func advertised(cfg Config, bound net.Addr) (protocol.Broker, error) {
@@ -339,6 +368,9 @@ func (a *Agent) Close() error {
 	// groups and clients are routed elsewhere while it drains.
 	a.stopMembers()
 	<-a.membersDone
+	// Jobs stop and release their leases, so another agent takes them
+	// at once.
+	a.stopJobs()
 	leaveCtx, cancelLeave := context.WithTimeout(context.Background(), 2*time.Second)
 	if err := a.members.Leave(leaveCtx); err != nil {
 		a.log.Warn("deregister failed; the registration will expire", "err", err)

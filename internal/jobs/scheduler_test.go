@@ -1,0 +1,182 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/floe-io/floe/internal/jobs"
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/embedded"
+)
+
+// cutStore is a LeaseStore that, once cut, fails every call: an agent
+// that lost the metadata store or was killed (it releases nothing).
+type cutStore struct {
+	metastore.LeaseStore
+	cut atomic.Bool
+}
+
+var errCut = errors.New("cut off from the store")
+
+func (c *cutStore) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (metastore.Lease, bool, error) {
+	if c.cut.Load() {
+		return metastore.Lease{}, false, errCut
+	}
+	return c.LeaseStore.AcquireLease(ctx, name, holder, ttl)
+}
+
+func (c *cutStore) RenewLease(ctx context.Context, l metastore.Lease, ttl time.Duration) (metastore.Lease, error) {
+	if c.cut.Load() {
+		return metastore.Lease{}, errCut
+	}
+	return c.LeaseStore.RenewLease(ctx, l, ttl)
+}
+
+func (c *cutStore) ReleaseLease(ctx context.Context, l metastore.Lease) error {
+	if c.cut.Load() {
+		return errCut
+	}
+	return c.LeaseStore.ReleaseLease(ctx, l)
+}
+
+// exclusiveJob records who runs it and fails the test if two run at once.
+type exclusiveJob struct {
+	t      *testing.T
+	holder string
+	shared *jobState
+}
+
+type jobState struct {
+	mu      sync.Mutex
+	running string
+	runs    map[string]int
+}
+
+func (j *exclusiveJob) Name() string { return "exclusive" }
+
+func (j *exclusiveJob) Run(ctx context.Context, env *jobs.Env) error {
+	s := j.shared
+	s.mu.Lock()
+	if s.running != "" {
+		j.t.Errorf("%s runs the job while %s does", j.holder, s.running)
+	}
+	s.running = j.holder
+	s.runs[j.holder]++
+	s.mu.Unlock()
+	env.Stats.In(1, 10)
+	select {
+	case <-ctx.Done():
+	case <-time.After(30 * time.Millisecond):
+	}
+	s.mu.Lock()
+	s.running = ""
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *jobState) count(holder string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runs[holder]
+}
+
+func TestSchedulerTakeover(t *testing.T) {
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "m.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	state := &jobState{runs: map[string]int{}}
+	regs := map[string]*prometheus.Registry{}
+	cuts := map[string]*cutStore{}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for _, holder := range []string{"a", "b"} {
+		cuts[holder] = &cutStore{LeaseStore: store}
+		regs[holder] = prometheus.NewRegistry()
+		s := jobs.NewScheduler(cuts[holder], []jobs.Job{&exclusiveJob{t: t, holder: holder, shared: state}}, jobs.Options{
+			Holder: holder, Interval: 20 * time.Millisecond, LeaseTTL: 600 * time.Millisecond, Registerer: regs[holder],
+		})
+		wg.Go(func() { s.Run(ctx) })
+	}
+	defer func() { cancel(); wg.Wait() }()
+
+	waitFor(t, 5*time.Second, "a first run", func() bool { return state.count("a")+state.count("b") > 0 })
+	leases, err := store.Leases(t.Context())
+	if err != nil || len(leases) != 1 {
+		t.Fatalf("Leases = %+v, %v", leases, err)
+	}
+	first := leases[0].Holder
+	other := map[string]string{"a": "b", "b": "a"}[first]
+	// The holder keeps the job while it lives.
+	time.Sleep(200 * time.Millisecond)
+	if n := state.count(other); n != 0 {
+		t.Fatalf("%s ran the job %d times while %s held it", other, n, first)
+	}
+	if got := metricValue(t, regs[first], "floe_job_lease_held"); got != 1 {
+		t.Errorf("%s: floe_job_lease_held = %v, want 1", first, got)
+	}
+	// Cut the holder off: the other agent takes over after the TTL.
+	cuts[first].cut.Store(true)
+	before := state.count(first)
+	waitFor(t, 5*time.Second, other+" taking over", func() bool { return state.count(other) > 0 })
+	if n := state.count(first); n > before+1 {
+		t.Errorf("%s ran %d more passes after it was cut off", first, n-before)
+	}
+	if runs := metricValue(t, regs[other], "floe_job_runs_total"); runs < 1 {
+		t.Errorf("%s: floe_job_runs_total = %v", other, runs)
+	}
+}
+
+// metricValue returns the value of the one series of name in reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no single series %s", name)
+	return 0
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	th := jobs.NewThrottle(1000)
+	start := time.Now()
+	// One second's burst passes at once; the next 500 bytes wait ~0.5s.
+	for range 3 {
+		if err := th.Wait(t.Context(), 500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < 400*time.Millisecond || d > 2*time.Second {
+		t.Errorf("1500 bytes at 1000 B/s with a 1 s burst took %v, want about 0.5 s", d)
+	}
+	var unlimited *jobs.Throttle
+	if err := unlimited.Wait(t.Context(), 1<<40); err != nil {
+		t.Fatal(err)
+	}
+}
