@@ -7,36 +7,64 @@ import (
 	"github.com/floe-io/floe/internal/recordbatch"
 )
 
-// OffsetForTimestamp returns the first offset whose record timestamp is
-// at or after ts, with that record's timestamp, as ListOffsets does.
-// found is false when every record is older.
+// OffsetForTimestamp returns the first offset at or after the log start
+// offset whose record timestamp is at or after ts, with that record's
+// timestamp, as ListOffsets does. found is false when every such record
+// is older. Records below the log start offset, which an extent
+// straddling it still holds, are never answered.
 func (r *Reader) OffsetForTimestamp(ctx context.Context, id metastore.TopicID, partition int32, ts int64) (offset, recordTS int64, found bool, err error) {
-	e, ok, err := r.store.ExtentAtTimestamp(ctx, id, partition, ts)
-	if err != nil || !ok {
+	offs, err := r.store.Offsets(ctx, id, partition)
+	if err != nil {
 		return -1, -1, false, err
 	}
-	found = false
-	err = r.eachBatch(ctx, e, func(base int64, h recordbatch.Header, batch []byte) (bool, error) {
-		if h.MaxTimestamp < ts {
-			return true, nil
-		}
-		recordbatch.SetBaseOffset(batch, base)
-		recs, err := recordbatch.Records(batch)
-		if err != nil {
-			return false, err
-		}
-		for _, rec := range recs {
-			if rec.Timestamp >= ts {
-				offset, recordTS, found = rec.Offset, rec.Timestamp, true
-				return false, nil
+	e, ok, err := r.store.ExtentAtTimestamp(ctx, id, partition, ts)
+	for ok && err == nil {
+		found = false
+		err = r.eachBatch(ctx, e, func(base int64, h recordbatch.Header, batch []byte) (bool, error) {
+			if h.MaxTimestamp < ts || base+int64(h.LastOffsetDelta) < offs.LogStartOffset {
+				return true, nil
 			}
+			recordbatch.SetBaseOffset(batch, base)
+			recs, err := recordbatch.Records(batch)
+			if err != nil {
+				return false, err
+			}
+			for _, rec := range recs {
+				if rec.Timestamp >= ts && rec.Offset >= offs.LogStartOffset {
+					offset, recordTS, found = rec.Offset, rec.Timestamp, true
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err != nil || found {
+			break
 		}
-		return true, nil
-	})
+		// Only an extent straddling the log start can hold no answer:
+		// look on from its end.
+		e, ok, err = r.nextAtTimestamp(ctx, id, partition, e.EndOffset, ts)
+	}
 	if err != nil || !found {
 		return -1, -1, false, err
 	}
 	return offset, recordTS, true, nil
+}
+
+// nextAtTimestamp returns the first extent from offset from whose
+// MaxTimestamp >= ts.
+func (r *Reader) nextAtTimestamp(ctx context.Context, id metastore.TopicID, partition int32, from, ts int64) (metastore.Extent, bool, error) {
+	for {
+		es, err := r.store.Extents(ctx, id, partition, from, extentsPerLookup)
+		if err != nil || len(es) == 0 {
+			return metastore.Extent{}, false, err
+		}
+		for _, e := range es {
+			if e.MaxTimestamp >= ts {
+				return e, true, nil
+			}
+		}
+		from = es[len(es)-1].EndOffset
+	}
 }
 
 // OffsetOfMaxTimestamp returns the offset of the record with the largest

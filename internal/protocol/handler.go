@@ -152,7 +152,7 @@ func errorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, metastore.ErrUnknownProducerID):
 		return kerr.UnknownProducerID.Code
-	case errors.Is(err, fetch.ErrOffsetOutOfRange):
+	case errors.Is(err, fetch.ErrOffsetOutOfRange), errors.Is(err, metastore.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, produce.ErrClosed):
 		// The agent is shutting down: the client refreshes metadata and

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/jobs"
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/localdir"
@@ -41,6 +42,25 @@ type Options struct {
 	Wrap func(objstore.Bucket) objstore.Bucket
 	// Config, when set, adjusts the agent config before start.
 	Config func(*agent.Config)
+	// Jobs gives the agent the jobs role, with passes every 100ms and
+	// short grace periods (see JobsConfig). Without it a test agent runs
+	// no background jobs: many tests write batches stamped near 1970,
+	// which retention.ms (7 days by default) would delete at once, as
+	// Kafka would.
+	Jobs bool
+}
+
+// JobsConfig is the jobs configuration of agents started with
+// Options.Jobs: passes every 100ms, unreferenced objects deleted after
+// 200ms unless a topic sets a longer file.delete.delay.ms, orphans after
+// 2s.
+func JobsConfig() jobs.Config {
+	return jobs.Config{
+		Options:            jobs.Options{Interval: 100 * time.Millisecond, LeaseTTL: 2 * time.Second},
+		DeleteDelay:        200 * time.Millisecond,
+		OrphanGrace:        2 * time.Second,
+		OrphanScanInterval: 200 * time.Millisecond,
+	}
 }
 
 // StartAgent starts an agent that stops when the test ends.
@@ -83,7 +103,12 @@ func start(t testing.TB, dir string, store *embedded.Store, bucket objstore.Buck
 		Linger:            opts.Linger,
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
+		Roles:             []string{"produce", "fetch"},
 		Logger:            Logger(t),
+	}
+	if opts.Jobs {
+		cfg.Roles = append(cfg.Roles, "jobs")
+		cfg.Jobs = JobsConfig()
 	}
 	if opts.Config != nil {
 		opts.Config(&cfg)
