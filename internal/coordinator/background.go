@@ -60,14 +60,14 @@ func (c *Coordinator) sweep() {
 		case !c.opts.Owns(e.name):
 			c.log.Info("group moved to another coordinator", "group", e.name)
 			c.kill(e, kerr.NotCoordinator.Code, groups.Effects{})
-		case e.g.Idle():
+		case e.idle():
 			e.dead = true
 			if e.timer != nil {
 				e.timer.Stop()
 			}
 			c.forget(e)
 		default:
-			c.metrics.members.WithLabelValues(e.name).Set(float64(e.g.Len()))
+			c.metrics.members.WithLabelValues(e.name).Set(float64(e.members()))
 		}
 		e.mu.Unlock()
 	}
@@ -130,7 +130,7 @@ func (c *Coordinator) ExpireOffsets(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		if e.g.State() == groups.Empty && e.g.Len() == 0 {
+		if e.empty() {
 			n, err := c.store.ExpireOffsets(ctx, s.Name, olderThan)
 			switch {
 			case err != nil:
@@ -138,7 +138,7 @@ func (c *Coordinator) ExpireOffsets(ctx context.Context) {
 			case n > 0:
 				c.log.Info("expired committed offsets", "group", s.Name, "offsets", n)
 				c.metrics.forget(s.Name)
-				if left, err := c.store.FetchOffsets(ctx, s.Name); err == nil && len(left) == 0 && e.g.Idle() {
+				if left, err := c.store.FetchOffsets(ctx, s.Name); err == nil && len(left) == 0 && e.idle() {
 					if err := c.store.DeleteGroup(ctx, s.Name); err == nil || errors.Is(err, metastore.ErrUnknownGroup) {
 						c.kill(e, kerr.GroupIDNotFound.Code, groups.Effects{})
 					}

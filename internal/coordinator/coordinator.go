@@ -1,7 +1,13 @@
 // Package coordinator runs consumer groups on an agent: it wraps each
-// group's pure state machine (internal/groups) with a lock, a timer, the
-// connections waiting for a rebalance, and the metadata store, which holds
-// the committed offsets and each group's last stable state.
+// group's pure state machine (internal/groups for the classic protocol,
+// internal/groups/consumer for KIP-848's consumer protocol) with a lock, a
+// timer, the connections waiting for a rebalance, and the metadata store,
+// which holds the committed offsets and each group's durable state.
+//
+// A group is either classic or consumer: the first request of either
+// protocol decides, and an empty group changes protocol when a request of
+// the other protocol arrives (KIP-848's online upgrade of non-empty groups
+// is not supported).
 //
 // An agent coordinates the groups it owns (rendezvous hashing over the
 // live agents; Options.Owns). It keeps membership in memory only: if the
@@ -32,6 +38,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/floe-io/floe/internal/groups"
+	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -47,6 +54,10 @@ type Options struct {
 	// Groups are the state machines' settings. Defaults: initial
 	// rebalance delay 3s, session timeouts between 6s and 30m.
 	Groups groups.Config
+	// Consumer are the KIP-848 consumer groups' settings. Defaults:
+	// session timeout 45s, heartbeat interval 5s, assignors uniform and
+	// range, no size limit.
+	Consumer consumer.Config
 	// OffsetsRetention is offsets.retention.minutes: offsets of a group
 	// without members older than this are deleted (default 7 days).
 	OffsetsRetention time.Duration
@@ -85,9 +96,12 @@ type Coordinator struct {
 // entry.mu; Coordinator.mu is never held across I/O or while waiting for
 // an entry.
 type entry struct {
-	mu      sync.Mutex
-	name    string
+	mu   sync.Mutex
+	name string
+	// Exactly one of g (classic protocol) and cg (consumer protocol) is
+	// set once the entry is loaded.
 	g       *groups.Group
+	cg      *consumer.Group
 	version int64 // of the stored record; 0 when none
 	stored  bool  // a record or offsets existed when loaded, or a save happened
 	loadErr error
@@ -112,6 +126,7 @@ func New(store Store, opts Options) *Coordinator {
 	if opts.Groups.MaxSessionTimeout == 0 {
 		opts.Groups.MaxSessionTimeout = 30 * time.Minute
 	}
+	opts.Consumer = opts.Consumer.WithDefaults()
 	if opts.OffsetsRetention <= 0 {
 		opts.OffsetsRetention = 7 * 24 * time.Hour
 	}
@@ -165,6 +180,10 @@ func (c *Coordinator) Close() {
 func newMemberID(clientID string) string {
 	return clientID + "-" + uuid.NewString()
 }
+
+// newConsumerMemberID makes the member ids of ConsumerGroupHeartbeat v0
+// (from v1 members choose their own).
+func newConsumerMemberID() string { return uuid.NewString() }
 
 // lock returns the group's entry, locked, loading it from the store when
 // it is not in memory. The caller unlocks it.
@@ -220,22 +239,77 @@ func (c *Coordinator) load(ctx context.Context, e *entry) error {
 		e.g = groups.New(e.name, c.opts.Groups, newMemberID)
 		return nil
 	}
-	snap, err := groups.UnmarshalSnapshot(rec.Data)
-	if err == nil {
-		e.g, err = groups.Restore(e.name, c.opts.Groups, newMemberID, snap, now)
-	}
-	if err != nil {
-		// A record we cannot read must not block the group forever:
-		// start it empty (offsets are separate and stay).
-		c.log.Error("unreadable group record, starting the group empty", "group", e.name, "err", err)
-		e.g = groups.New(e.name, c.opts.Groups, newMemberID)
+	if consumer.IsSnapshot(rec.Data) {
+		snap, err := consumer.UnmarshalSnapshot(rec.Data)
+		if err == nil {
+			e.cg, err = consumer.Restore(e.name, c.opts.Consumer, newConsumerMemberID, snap, now)
+		}
+		if err != nil {
+			c.log.Error("unreadable consumer group record, starting the group empty", "group", e.name, "err", err)
+			e.cg = consumer.New(e.name, c.opts.Consumer, newConsumerMemberID)
+		}
+	} else {
+		snap, err := groups.UnmarshalSnapshot(rec.Data)
+		if err == nil {
+			e.g, err = groups.Restore(e.name, c.opts.Groups, newMemberID, snap, now)
+		}
+		if err != nil {
+			// A record we cannot read must not block the group forever:
+			// start it empty (offsets are separate and stay).
+			c.log.Error("unreadable group record, starting the group empty", "group", e.name, "err", err)
+			e.g = groups.New(e.name, c.opts.Groups, newMemberID)
+		}
 	}
 	e.version, e.stored = rec.Version, true
-	if e.g.Len() > 0 {
+	switch {
+	case e.cg != nil && e.cg.Len() > 0:
+		c.log.Info("consumer group loaded", "group", e.name, "state", e.cg.State(), "epoch", e.cg.Epoch(), "members", e.cg.Len())
+	case e.g != nil && e.g.Len() > 0:
 		c.log.Info("group loaded", "group", e.name, "state", e.g.State(), "generation", e.g.Generation(), "members", e.g.Len())
 	}
 	c.arm(e)
 	return nil
+}
+
+// members is the number of members of either protocol.
+func (e *entry) members() int {
+	if e.cg != nil {
+		return e.cg.Len()
+	}
+	return e.g.Len()
+}
+
+// idle reports a group without members or requests in flight.
+func (e *entry) idle() bool {
+	if e.cg != nil {
+		return e.cg.Idle()
+	}
+	return e.g.Idle()
+}
+
+// empty reports a group in the Empty state (offsets may expire, the group
+// may be deleted).
+func (e *entry) empty() bool {
+	if e.cg != nil {
+		return e.cg.Len() == 0
+	}
+	return e.g.State() == groups.Empty && e.g.Len() == 0
+}
+
+// record encodes the group for the store.
+func (e *entry) record() (metastore.Group, error) {
+	rec := metastore.Group{Name: e.name, Version: e.version}
+	var err error
+	if e.cg != nil {
+		snap := e.cg.Snapshot()
+		rec.ProtocolType, rec.State = consumer.Type, snap.State
+		rec.Data, err = snap.Marshal()
+	} else {
+		snap := e.g.Snapshot()
+		rec.ProtocolType, rec.State = e.g.ProtocolType(), snap.State
+		rec.Data, err = snap.Marshal()
+	}
+	return rec, err
 }
 
 // apply carries out a state machine's effects with e locked.
@@ -257,14 +331,11 @@ func (c *Coordinator) apply(e *entry, eff groups.Effects) {
 }
 
 func (c *Coordinator) persist(ctx context.Context, e *entry) error {
-	snap := e.g.Snapshot()
-	data, err := snap.Marshal()
+	rec, err := e.record()
 	if err != nil {
 		return err
 	}
-	v, err := c.store.SaveGroup(ctx, metastore.Group{
-		Name: e.name, ProtocolType: e.g.ProtocolType(), State: snap.State, Data: data, Version: e.version,
-	})
+	v, err := c.store.SaveGroup(ctx, rec)
 	if err != nil {
 		return fmt.Errorf("save group %q: %w", e.name, err)
 	}
@@ -285,6 +356,9 @@ func (c *Coordinator) kill(e *entry, code int16, eff groups.Effects) {
 		for _, r := range e.g.Kill(code).Replies {
 			c.deliver(e, r)
 		}
+	}
+	if e.cg != nil {
+		e.cg.Kill()
 	}
 	for tok, ch := range e.waiters {
 		ch <- failed(groups.Reply{To: tok, Join: &groups.JoinResponse{}}, code)
@@ -322,14 +396,26 @@ func (c *Coordinator) arm(e *entry) {
 		e.timer.Stop()
 		e.timer = nil
 	}
-	next := e.g.NextDeadline()
-	if next.IsZero() || e.dead {
+	if e.dead {
+		return
+	}
+	var next time.Time
+	if e.cg != nil {
+		next = e.cg.NextDeadline()
+	} else {
+		next = e.g.NextDeadline()
+	}
+	if next.IsZero() {
 		return
 	}
 	e.timer = time.AfterFunc(max(next.Sub(c.opts.Now()), 0), func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if !e.dead {
+		switch {
+		case e.dead:
+		case e.cg != nil:
+			c.apply(e, groups.Effects{Persist: e.cg.Tick(c.opts.Now()).Persist})
+		default:
 			c.apply(e, e.g.Tick(c.opts.Now()))
 		}
 	})
@@ -374,6 +460,16 @@ func (c *Coordinator) Join(ctx context.Context, group string, r groups.JoinReque
 		return func(context.Context) groups.JoinResponse { return resp }
 	}
 	defer e.mu.Unlock()
+	if e.cg != nil {
+		if !e.cg.Idle() {
+			// A consumer-protocol group with members: KIP-848's online
+			// migration of classic members is not supported.
+			resp := groups.JoinResponse{Err: kerr.InconsistentGroupProtocol.Code, MemberID: r.MemberID, Generation: -1}
+			return func(context.Context) groups.JoinResponse { return resp }
+		}
+		c.log.Info("empty consumer group becomes a classic group", "group", group)
+		e.cg, e.g = nil, groups.New(group, c.opts.Groups, newMemberID)
+	}
 	tok, ch := c.waiter(e)
 	c.apply(e, e.g.Join(c.opts.Now(), tok, r))
 	return func(ctx context.Context) groups.JoinResponse {
@@ -392,6 +488,10 @@ func (c *Coordinator) Sync(ctx context.Context, group string, r groups.SyncReque
 		return func(context.Context) groups.SyncResponse { return resp }
 	}
 	defer e.mu.Unlock()
+	if e.cg != nil {
+		resp := groups.SyncResponse{Err: kerr.UnknownMemberID.Code}
+		return func(context.Context) groups.SyncResponse { return resp }
+	}
 	tok, ch := c.waiter(e)
 	c.apply(e, e.g.Sync(c.opts.Now(), tok, r))
 	return func(ctx context.Context) groups.SyncResponse {
@@ -409,6 +509,9 @@ func (c *Coordinator) Heartbeat(ctx context.Context, group, memberID, instanceID
 		return errCode(err)
 	}
 	defer e.mu.Unlock()
+	if e.cg != nil {
+		return kerr.UnknownMemberID.Code
+	}
 	code := e.g.Heartbeat(c.opts.Now(), memberID, instanceID, generation)
 	c.arm(e)
 	return code
@@ -421,6 +524,14 @@ func (c *Coordinator) Leave(ctx context.Context, group string, members []groups.
 		return nil, errCode(err)
 	}
 	defer e.mu.Unlock()
+	if e.cg != nil {
+		// Consumer-protocol members leave with ConsumerGroupHeartbeat.
+		res := make([]groups.LeaveResult, len(members))
+		for i, m := range members {
+			res[i] = groups.LeaveResult{MemberID: m.MemberID, InstanceID: m.InstanceID, Err: kerr.UnknownMemberID.Code}
+		}
+		return res, 0
+	}
 	res, eff := e.g.Leave(c.opts.Now(), members)
 	c.apply(e, eff)
 	if e.dead {

@@ -84,7 +84,8 @@ func TestHandoverAndFencing(t *testing.T) {
 		t.Fatalf("sync: %v", kerr.ErrorForCode(sync.Err))
 	}
 	commit := func(c *coordinator.Coordinator, member string, gen int32, offset int64) int16 {
-		return c.CommitOffsets(ctx, "g", member, "", gen, []metastore.CommittedOffset{{TopicID: topic.ID, Offset: offset, LeaderEpoch: -1}}, nil)
+		code, _ := c.CommitOffsets(ctx, "g", member, "", gen, 8, []metastore.CommittedOffset{{TopicID: topic.ID, Offset: offset, LeaderEpoch: -1}}, nil)
+		return code
 	}
 	if code := commit(first, j.MemberID, j.Generation, 10); code != 0 {
 		t.Fatalf("commit: %v", kerr.ErrorForCode(code))
@@ -97,7 +98,7 @@ func TestHandoverAndFencing(t *testing.T) {
 	if code := commit(second, j.MemberID, j.Generation, 20); code != 0 {
 		t.Fatalf("commit on the new coordinator: %v", kerr.ErrorForCode(code))
 	}
-	if d, _ := second.Describe(ctx, "g"); d.State != groups.Stable || d.Generation != j.Generation || string(d.Members[0].Assignment) != "a" {
+	if d, _ := second.Describe(ctx, "g"); d.State != groups.Stable.String() || d.Generation != j.Generation || string(d.Members[0].Assignment) != "a" {
 		t.Fatalf("taken over: %+v", d)
 	}
 	// A rebalance on the second coordinator saves a new generation ...
@@ -124,11 +125,11 @@ func TestOffsetRetention(t *testing.T) {
 	clk := &clock{now: time.Now()}
 	c := newCoordinator(t, s, clk.Now)
 	off := []metastore.CommittedOffset{{TopicID: topic.ID, Offset: 1, LeaderEpoch: -1, CommittedAt: clk.Now()}}
-	if code := c.CommitOffsets(ctx, "simple", "", "", -1, off, nil); code != 0 {
+	if code, _ := c.CommitOffsets(ctx, "simple", "", "", -1, 8, off, nil); code != 0 {
 		t.Fatal(kerr.ErrorForCode(code))
 	}
 	j := join(t, c, "busy", "")
-	if code := c.CommitOffsets(ctx, "busy", j.MemberID, "", j.Generation, nil, nil); code != kerr.RebalanceInProgress.Code {
+	if code, _ := c.CommitOffsets(ctx, "busy", j.MemberID, "", j.Generation, 8, nil, nil); code != kerr.RebalanceInProgress.Code {
 		t.Fatalf("commit before sync: %v", kerr.ErrorForCode(code))
 	}
 	if err := s.CommitOffsets(ctx, "busy", off); err != nil {

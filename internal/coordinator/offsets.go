@@ -8,32 +8,64 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/floe-io/floe/internal/groups"
+	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
-// CommitOffsets validates an OffsetCommit's member and generation and, if
-// they pass, stores the offsets. It returns once the store has them (or
-// an error code that applies to every partition). names gives topic names
-// for the lag metrics.
+// CommitOffsets validates an OffsetCommit's member and generation (for
+// consumer-protocol groups: member epoch) and, if they pass, stores the
+// offsets. It returns once the store has them, with an error code that
+// applies to every partition, or 0 and one code per offset (consumer
+// groups refuse some partitions alone: STALE_MEMBER_EPOCH). version is
+// the OffsetCommit version. names gives topic names for the lag metrics.
 //
 // GROUP_ID_NOT_FOUND is returned for a member commit (generation >= 0)
 // into a group that does not exist; OffsetCommit before v9 answers it as
 // ILLEGAL_GENERATION.
-func (c *Coordinator) CommitOffsets(ctx context.Context, group, memberID, instanceID string, generation int32,
-	offsets []metastore.CommittedOffset, names map[metastore.TopicID]string) int16 {
+func (c *Coordinator) CommitOffsets(ctx context.Context, group, memberID, instanceID string, generation int32, version int16,
+	offsets []metastore.CommittedOffset, names map[metastore.TopicID]string) (int16, []int16) {
 	e, err := c.lock(ctx, group)
 	if err != nil {
-		return errCode(err)
+		return errCode(err), nil
 	}
 	defer e.mu.Unlock()
-	if !e.stored && e.g.State() == groups.Empty && e.g.Len() == 0 && generation >= 0 {
-		return kerr.GroupIDNotFound.Code
+	if !e.stored && e.empty() && generation >= 0 {
+		return kerr.GroupIDNotFound.Code, nil
 	}
-	code := e.g.ValidateCommit(c.opts.Now(), memberID, instanceID, generation)
-	c.arm(e)
-	if code != 0 {
-		return code
+	codes := make([]int16, len(offsets))
+	if e.cg != nil {
+		tps := make([]consumer.TP, len(offsets))
+		for i, o := range offsets {
+			tps[i] = consumer.TP{Topic: consumer.TopicID(o.TopicID), Partition: o.Partition}
+		}
+		var code int16
+		if code, codes = e.cg.ValidateCommit(memberID, generation, version, tps); code != 0 {
+			return code, nil
+		}
+		accepted := offsets[:0:0]
+		for i, o := range offsets {
+			if codes[i] == 0 {
+				accepted = append(accepted, o)
+			}
+		}
+		offsets = accepted
+	} else {
+		code := e.g.ValidateCommit(c.opts.Now(), memberID, instanceID, generation)
+		c.arm(e)
+		if code != 0 {
+			return code, nil
+		}
 	}
+	if code := c.storeOffsets(ctx, e, generation, offsets, names); code != 0 {
+		return code, nil
+	}
+	return 0, codes
+}
+
+// storeOffsets writes validated offsets, e locked.
+func (c *Coordinator) storeOffsets(ctx context.Context, e *entry, generation int32,
+	offsets []metastore.CommittedOffset, names map[metastore.TopicID]string) int16 {
+	group := e.name
 	if len(offsets) == 0 {
 		return 0
 	}
@@ -77,14 +109,23 @@ func (c *Coordinator) FetchOffsets(ctx context.Context, group string) ([]metasto
 	return offs, 0
 }
 
+// Group types, as ListGroups v5+ names them (KIP-848).
+const (
+	TypeClassic  = "classic"
+	TypeConsumer = consumer.Type
+)
+
 // Description is a group as DescribeGroups shows it.
 type Description struct {
 	Exists       bool
-	State        groups.State
-	Generation   int32
+	Type         string // TypeClassic or TypeConsumer
+	State        string // Kafka's state name
+	Generation   int32  // the group epoch for consumer groups
 	ProtocolType string
-	Protocol     string // "" unless Stable
+	Protocol     string // "" unless Stable; the assignor for consumer groups
 	Members      []groups.MemberInfo
+	// Consumer describes a consumer-protocol group (Members is empty).
+	Consumer *consumer.Description
 }
 
 // Describe describes a group. A group with neither a record, members nor
@@ -95,33 +136,46 @@ func (c *Coordinator) Describe(ctx context.Context, group string) (Description, 
 		return Description{}, errCode(err)
 	}
 	defer e.mu.Unlock()
-	d := Description{
-		Exists: true, State: e.g.State(), Generation: e.g.Generation(),
-		ProtocolType: e.g.ProtocolType(), Members: e.g.Members(),
+	var d Description
+	if e.cg != nil {
+		cd := e.cg.Describe()
+		d = Description{
+			Exists: true, Type: TypeConsumer, State: cd.State.String(), Generation: cd.Epoch,
+			ProtocolType: consumer.Type, Protocol: cd.Assignor, Consumer: &cd,
+		}
+	} else {
+		d = Description{
+			Exists: true, Type: TypeClassic, State: e.g.State().String(), Generation: e.g.Generation(),
+			ProtocolType: e.g.ProtocolType(), Members: e.g.Members(),
+		}
+		if e.g.State() == groups.Stable {
+			d.Protocol = e.g.Protocol()
+		}
 	}
-	if d.State == groups.Stable {
-		d.Protocol = e.g.Protocol()
-	}
-	if !e.stored && e.g.Len() == 0 {
+	if !e.stored && e.members() == 0 {
 		offs, err := c.store.FetchOffsets(ctx, group)
 		if err != nil {
 			return Description{}, errCode(err)
 		}
 		if len(offs) == 0 {
-			d.Exists, d.State = false, groups.Dead
+			d.Exists, d.State = false, groups.Dead.String()
 		}
 	}
 	return d, 0
 }
 
-// View calls fn with the group locked, for reads that need the state
-// machine itself (OffsetDelete decodes the members' subscriptions).
+// View calls fn with a classic group locked, for reads that need the
+// state machine itself; consumer-protocol groups answer
+// INCONSISTENT_GROUP_PROTOCOL.
 func (c *Coordinator) View(ctx context.Context, group string, fn func(g *groups.Group)) int16 {
 	e, err := c.lock(ctx, group)
 	if err != nil {
 		return errCode(err)
 	}
 	defer e.mu.Unlock()
+	if e.g == nil {
+		return kerr.InconsistentGroupProtocol.Code
+	}
 	fn(e.g)
 	return 0
 }
@@ -129,8 +183,9 @@ func (c *Coordinator) View(ctx context.Context, group string, fn func(g *groups.
 // Summary is a group as ListGroups shows it.
 type Summary struct {
 	Name         string
+	Type         string // TypeClassic or TypeConsumer
 	ProtocolType string
-	State        groups.State
+	State        string // Kafka's state name
 }
 
 // List lists the groups this agent coordinates: those in the store and
@@ -140,29 +195,38 @@ func (c *Coordinator) List(ctx context.Context) ([]Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]Summary{}
-	for _, s := range stored {
-		if !c.opts.Owns(s.Name) {
-			continue
-		}
-		st, ok := groups.ParseState(s.State)
-		if !ok {
-			st = groups.Empty
-		}
-		byName[s.Name] = Summary{Name: s.Name, ProtocolType: s.ProtocolType, State: st}
-	}
 	c.mu.Lock()
 	entries := make([]*entry, 0, len(c.entries))
 	for _, e := range c.entries {
 		entries = append(entries, e)
 	}
 	c.mu.Unlock()
+	byName := map[string]Summary{}
 	for _, e := range entries {
 		e.mu.Lock()
-		if !e.dead && e.g != nil && (e.g.Len() > 0 || e.stored) {
-			byName[e.name] = Summary{Name: e.name, ProtocolType: e.g.ProtocolType(), State: e.g.State()}
+		switch {
+		case e.dead || (e.g == nil && e.cg == nil) || (e.members() == 0 && !e.stored):
+		case e.cg != nil:
+			byName[e.name] = Summary{Name: e.name, Type: TypeConsumer, ProtocolType: consumer.Type, State: e.cg.State().String()}
+		default:
+			byName[e.name] = Summary{Name: e.name, Type: TypeClassic, ProtocolType: e.g.ProtocolType(), State: e.g.State().String()}
 		}
 		e.mu.Unlock()
+	}
+	for _, s := range stored {
+		if _, inMemory := byName[s.Name]; inMemory || !c.opts.Owns(s.Name) {
+			continue
+		}
+		sum := Summary{Name: s.Name, Type: TypeClassic, ProtocolType: s.ProtocolType, State: s.State}
+		if s.State == "" {
+			sum.State = groups.Empty.String()
+		}
+		// The record says which protocol the group speaks; a group with
+		// offsets only has none and is classic.
+		if rec, found, err := c.store.LoadGroup(ctx, s.Name); err == nil && found && consumer.IsSnapshot(rec.Data) {
+			sum.Type = TypeConsumer
+		}
+		byName[s.Name] = sum
 	}
 	out := make([]Summary, 0, len(byName))
 	for _, s := range byName {
@@ -187,7 +251,7 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, group string) int16 {
 		return errCode(err)
 	}
 	defer e.mu.Unlock()
-	if e.g.Len() > 0 || e.g.State() != groups.Empty {
+	if !e.empty() {
 		return kerr.NonEmptyGroup.Code
 	}
 	if err := c.store.DeleteGroup(ctx, group); err != nil {
@@ -203,15 +267,17 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, group string) int16 {
 
 // DeleteOffsets runs OffsetDelete: decide (with the group locked) returns
 // the partitions whose offsets may go and a group-level error code; the
-// chosen offsets are deleted before DeleteOffsets returns.
+// chosen offsets are deleted before DeleteOffsets returns. decide gets
+// the group's state machine: g for a classic group, cg for a consumer
+// group (the other is nil).
 func (c *Coordinator) DeleteOffsets(ctx context.Context, group string,
-	decide func(g *groups.Group, exists bool) ([]metastore.TopicPartition, int16)) int16 {
+	decide func(g *groups.Group, cg *consumer.Group, exists bool) ([]metastore.TopicPartition, int16)) int16 {
 	e, err := c.lock(ctx, group)
 	if err != nil {
 		return errCode(err)
 	}
 	defer e.mu.Unlock()
-	exists := e.stored || e.g.Len() > 0
+	exists := e.stored || e.members() > 0
 	if !exists {
 		offs, err := c.store.FetchOffsets(ctx, group)
 		if err != nil {
@@ -219,7 +285,7 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, group string,
 		}
 		exists = len(offs) > 0
 	}
-	parts, code := decide(e.g, exists)
+	parts, code := decide(e.g, e.cg, exists)
 	if code != 0 || len(parts) == 0 {
 		return code
 	}

@@ -8,7 +8,12 @@ package protocol
 // group awaits its leader's assignment, FENCED_INSTANCE_ID for v7+,
 // KIP-345); a group without members accepts "simple" commits with
 // generation -1. A member commit into a group that does not exist is
-// GROUP_ID_NOT_FOUND from v9, ILLEGAL_GENERATION before. v6+ commits the
+// GROUP_ID_NOT_FOUND from v9, ILLEGAL_GENERATION before. In a KIP-848
+// consumer group the generation field carries the member epoch and
+// members must use v9+ (UNSUPPORTED_VERSION before): an epoch ahead of
+// the coordinator's is STALE_MEMBER_EPOCH for the whole request, and a
+// partition the member does not hold since that epoch is
+// STALE_MEMBER_EPOCH alone (KIP-1251's rule). v6+ commits the
 // leader epoch (KIP-320), which OffsetFetch returns. v10 names topics by
 // id (UNKNOWN_TOPIC_ID). The retention time of v2-v4 is accepted and
 // ignored: offsets of groups without members expire after
@@ -64,6 +69,7 @@ func (h *Handler) offsetCommit(_ context.Context, req *wire.Request) (Reply, err
 		lookup := h.lookup(ctx)
 		names := map[metastore.TopicID]string{}
 		var offsets []metastore.CommittedOffset
+		var answers []*kmsg.OffsetCommitResponseTopicPartition // one per offset
 		for i, t := range r.Topics {
 			var topic metastore.Topic
 			var err error
@@ -87,6 +93,7 @@ func (h *Handler) offsetCommit(_ context.Context, req *wire.Request) (Reply, err
 						TopicID: topic.ID, Partition: p.Partition, Offset: p.Offset,
 						LeaderEpoch: p.LeaderEpoch, Metadata: derefStr(p.Metadata),
 					})
+					answers = append(answers, rp)
 				}
 			}
 		}
@@ -95,10 +102,16 @@ func (h *Handler) offsetCommit(_ context.Context, req *wire.Request) (Reply, err
 				offsets[i].LeaderEpoch = -1
 			}
 		}
-		code = co.CommitOffsets(ctx, r.Group, r.MemberID, derefStr(r.InstanceID), r.Generation, offsets, names)
+		code, codes := co.CommitOffsets(ctx, r.Group, r.MemberID, derefStr(r.InstanceID), r.Generation, r.Version, offsets, names)
 		if code == kerr.GroupIDNotFound.Code && r.Version < 9 {
 			code = kerr.IllegalGeneration.Code
 		}
-		return fillAll(code)
+		if code != 0 {
+			return fillAll(code)
+		}
+		for i, c := range codes {
+			answers[i].ErrorCode = c
+		}
+		return resp
 	}, nil
 }

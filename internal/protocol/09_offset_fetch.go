@@ -8,8 +8,11 @@ package protocol
 // this). Null topics (v2+) fetch every committed offset of the group.
 // v8+ fetches several groups at once. RequireStable (v7+, KIP-447) needs
 // no wait: Floe has no transactional offset commits, so none is ever
-// pending. v9's member id and epoch concern KIP-848 groups and are
-// ignored for classic groups, as in Kafka. v10 names topics by id.
+// pending. v9's member id and epoch concern KIP-848 consumer groups: a
+// member must exist (UNKNOWN_MEMBER_ID) and send its current epoch
+// (STALE_MEMBER_EPOCH); a request without them (null member id, epoch
+// -1: admins) is not checked. Classic groups ignore them, as in Kafka.
+// v10 names topics by id.
 
 import (
 	"context"
@@ -77,6 +80,16 @@ func (h *Handler) offsetFetch(_ context.Context, req *wire.Request) (Reply, erro
 			return resp
 		}
 		for _, g := range r.Groups {
+			if r.Version >= 9 && (g.MemberID != nil || g.MemberEpoch >= 0) && g.Group != "" {
+				if co, code := h.groupsOrErr(); code == 0 {
+					if code := co.ValidateFetch(ctx, g.Group, g.MemberID, g.MemberEpoch); code != 0 {
+						rg := kmsg.NewOffsetFetchResponseGroup()
+						rg.Group, rg.ErrorCode = g.Group, code
+						resp.Groups = append(resp.Groups, rg)
+						continue
+					}
+				}
+			}
 			var topics []fetchTopic
 			for _, t := range g.Topics {
 				topics = append(topics, fetchTopic{name: t.Topic, id: t.TopicID, partitions: t.Partitions})

@@ -8,6 +8,14 @@ package protocol
 // with no error before v6, GROUP_ID_NOT_FOUND from v6 (KIP-1043). v3+
 // reports authorized operations when asked (Floe has no ACLs: all group
 // operations); v4+ members' group.instance.id.
+//
+// A KIP-848 consumer group is shown as classic tools expect a "consumer"
+// group: protocol type "consumer", its KIP-848 state (Empty, Assigning,
+// Reconciling, Stable), the server-side assignor as protocol, and each
+// member's subscription and current assignment encoded as the classic
+// consumer protocol's metadata and assignment (so kadm, kafka-consumer-groups
+// and `floe groups` show members and their partitions).
+// ConsumerGroupDescribe (69) has the full picture.
 
 import (
 	"context"
@@ -16,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/groups"
+	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -53,9 +62,12 @@ func (h *Handler) describeGroups(_ context.Context, req *wire.Request) (Reply, e
 					g.ErrorMessage = strPtr("group " + name + " not found")
 				}
 			default:
-				g.State = d.State.String()
+				g.State = d.State
 				g.ProtocolType = d.ProtocolType
 				g.Protocol = d.Protocol
+				if d.Consumer != nil {
+					g.Members = h.describeConsumerMembers(ctx, d.Consumer)
+				}
 				for _, m := range d.Members {
 					rm := kmsg.NewDescribeGroupsResponseGroupMember()
 					rm.MemberID, rm.ClientID, rm.ClientHost = m.ID, m.ClientID, m.ClientHost
@@ -70,4 +82,32 @@ func (h *Handler) describeGroups(_ context.Context, req *wire.Request) (Reply, e
 		}
 		return resp
 	}, nil
+}
+
+// describeConsumerMembers renders a consumer group's members in the
+// classic consumer protocol's encoding.
+func (h *Handler) describeConsumerMembers(ctx context.Context, d *consumer.Description) []kmsg.DescribeGroupsResponseGroupMember {
+	lookup := h.lookup(ctx)
+	var out []kmsg.DescribeGroupsResponseGroupMember
+	for _, m := range d.Members {
+		rm := kmsg.NewDescribeGroupsResponseGroupMember()
+		rm.MemberID, rm.ClientID, rm.ClientHost = m.ID, m.ClientID, m.ClientHost
+		if m.InstanceID != "" {
+			rm.InstanceID = strPtr(m.InstanceID)
+		}
+		meta := kmsg.NewConsumerMemberMetadata()
+		meta.Topics = m.SubscribedTopics
+		rm.ProtocolMetadata = meta.AppendTo(nil)
+		assignment := kmsg.NewConsumerMemberAssignment()
+		for _, id := range m.Assignment.TopicIDs() {
+			t, err := lookup.id(id)
+			if err != nil {
+				continue // deleted since
+			}
+			assignment.Topics = append(assignment.Topics, kmsg.ConsumerMemberAssignmentTopic{Topic: t.Name, Partitions: m.Assignment[id]})
+		}
+		rm.MemberAssignment = assignment.AppendTo(nil)
+		out = append(out, rm)
+	}
+	return out
 }

@@ -4,8 +4,9 @@ package protocol
 //
 // Lists the groups this agent coordinates (clients ask every broker and
 // merge). v4+ filters by state (KIP-518, case-insensitive) and returns
-// each group's state; v5+ filters by type (KIP-848: every Floe group is
-// "classic") and returns it.
+// each group's state (consumer-protocol groups have KIP-848's states:
+// Empty, Assigning, Reconciling, Stable); v5+ filters by type and returns
+// it: "classic" or "consumer" (KIP-848).
 
 import (
 	"context"
@@ -44,12 +45,12 @@ func (h *Handler) listGroups(_ context.Context, req *wire.Request) (Reply, error
 			return false
 		}
 		for _, s := range list {
-			if !matches(r.StatesFilter, s.State.String()) || !matches(r.TypesFilter, "classic") {
+			if !matches(r.StatesFilter, s.State) || !matches(r.TypesFilter, s.Type) {
 				continue
 			}
 			g := kmsg.NewListGroupsResponseGroup()
 			g.Group, g.ProtocolType = s.Name, s.ProtocolType
-			g.GroupState, g.GroupType = s.State.String(), "classic"
+			g.GroupState, g.GroupType = s.State, s.Type
 			resp.Groups = append(resp.Groups, g)
 		}
 		return resp

@@ -5,10 +5,11 @@ package protocol
 // Deletes committed offsets of some partitions of a group. A group with
 // members refuses it for topics its members subscribe to
 // (GROUP_SUBSCRIBED_TO_TOPIC, read from the "consumer" protocol
-// subscriptions; a subscription that cannot be decoded counts as
-// subscribing to everything) and refuses it altogether for non-consumer
-// protocol types (NON_EMPTY_GROUP). GROUP_ID_NOT_FOUND for an unknown
-// group.
+// subscriptions of classic groups, where a subscription that cannot be
+// decoded counts as subscribing to everything, and from the topic names
+// and regular expressions of KIP-848 consumer groups) and refuses it
+// altogether for other classic protocol types (NON_EMPTY_GROUP).
+// GROUP_ID_NOT_FOUND for an unknown group.
 
 import (
 	"context"
@@ -17,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/groups"
+	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -46,12 +48,17 @@ func (h *Handler) offsetDelete(_ context.Context, req *wire.Request) (Reply, err
 			return resp
 		}
 		lookup := h.lookup(ctx)
-		resp.ErrorCode = co.DeleteOffsets(ctx, r.Group, func(g *groups.Group, exists bool) ([]metastore.TopicPartition, int16) {
+		resp.ErrorCode = co.DeleteOffsets(ctx, r.Group, func(g *groups.Group, cg *consumer.Group, exists bool) ([]metastore.TopicPartition, int16) {
 			if !exists {
 				return nil, kerr.GroupIDNotFound.Code
 			}
 			subscribed, all := map[string]bool{}, false
-			if g.Len() > 0 {
+			switch {
+			case cg != nil:
+				for _, t := range r.Topics {
+					subscribed[t.Topic] = cg.Subscribes(t.Topic)
+				}
+			case g.Len() > 0:
 				if g.ProtocolType() != "consumer" {
 					return nil, kerr.NonEmptyGroup.Code
 				}

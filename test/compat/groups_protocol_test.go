@@ -1,8 +1,9 @@
 package compat
 
-// The consumer-group error codes, request by request, against Apache
-// Kafka's documented behaviour (the protocol guide and KIPs 345, 394, 429,
-// 848 and 1043).
+// The classic consumer-group error codes, request by request, against
+// Apache Kafka's documented behaviour (the protocol guide and KIPs 345,
+// 394, 429, 848 and 1043). KIP-848's consumer protocol has its own table
+// in groups_848_protocol_test.go.
 
 import (
 	"fmt"
@@ -374,17 +375,6 @@ func TestGroupProtocolErrors(t *testing.T) {
 			r.CoordinatorType, r.CoordinatorKeys = 1, []string{"txn"}
 			return p.c.Do(r).(*kmsg.FindCoordinatorResponse).Coordinators[0].ErrorCode
 		}, kerr.TransactionalIDAuthorizationFailed},
-		{"KIP-848 APIs are not advertised: clients use the classic protocol", "KIP-848", func(p proto) int16 {
-			r := kmsg.NewPtrApiVersionsRequest()
-			r.SetVersion(3)
-			r.ClientSoftwareName, r.ClientSoftwareVersion = "floe-test", "1"
-			for _, k := range p.c.Do(r).(*kmsg.ApiVersionsResponse).ApiKeys {
-				if k.ApiKey == 68 || k.ApiKey == 69 {
-					return kerr.UnsupportedVersion.Code
-				}
-			}
-			return 0
-		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.run(newGroup()); got != code(tc.want) {

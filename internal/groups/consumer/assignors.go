@@ -1,0 +1,205 @@
+package consumer
+
+import (
+	"cmp"
+	"slices"
+)
+
+// The server-side assignors (group.consumer.assignors).
+const (
+	// Uniform spreads partitions evenly over the members, keeping each
+	// partition with its previous owner when balance allows (KIP-848's
+	// default; franz-go asks for it with its sticky balancers).
+	Uniform = "uniform"
+	// Range gives each member a contiguous range of every topic it
+	// subscribes to, so co-partitioned topics land together (franz-go
+	// asks for it with its range balancer).
+	Range = "range"
+)
+
+// AssignMember is a member as an assignor sees it.
+type AssignMember struct {
+	ID         string
+	InstanceID string    // "" for a dynamic member
+	Topics     []TopicID // subscribed topics that exist
+	Current    []TP      // its previous target, for stickiness
+}
+
+// Assign runs the named assignor over members and topics (topic id →
+// partition count). Every partition of a topic some member subscribes to
+// goes to exactly one member that subscribes to it; a member without
+// partitions is absent from the result. It is a pure function:
+// deterministic for a given input, whatever the order of members.
+func Assign(assignor string, members []AssignMember, topics map[TopicID]int32) map[string][]TP {
+	var out map[string][]TP
+	switch assignor {
+	case Range:
+		out = assignRange(members, topics)
+	default:
+		out = assignUniform(members, topics)
+	}
+	for id, tps := range out {
+		if len(tps) == 0 {
+			delete(out, id)
+			continue
+		}
+		slices.SortFunc(tps, compareTPs)
+	}
+	return out
+}
+
+// subscriptions indexes which members subscribe to which topic, members
+// being given by their position in a sorted slice.
+func subscriptions(members []AssignMember, topics map[TopicID]int32) (sorted []AssignMember, eligible map[TopicID][]int, all []TP) {
+	sorted = slices.Clone(members)
+	slices.SortFunc(sorted, func(a, b AssignMember) int { return cmp.Compare(a.ID, b.ID) })
+	eligible = map[TopicID][]int{}
+	for i, m := range sorted {
+		for _, t := range m.Topics {
+			if _, ok := topics[t]; ok && !slices.Contains(eligible[t], i) {
+				eligible[t] = append(eligible[t], i)
+			}
+		}
+	}
+	for t, n := range topics {
+		if len(eligible[t]) == 0 {
+			continue
+		}
+		for p := range n {
+			all = append(all, TP{Topic: t, Partition: p})
+		}
+	}
+	slices.SortFunc(all, compareTPs)
+	return sorted, eligible, all
+}
+
+// assignUniform balances partition counts (no member has two more than
+// another, when subscriptions allow it) and moves as few partitions as it
+// can: each member first keeps what its previous target gave it, then
+// unowned partitions go to the least loaded eligible members, then
+// partitions move from the most to the least loaded members while that
+// narrows the gap.
+func assignUniform(members []AssignMember, topics map[TopicID]int32) map[string][]TP {
+	sorted, eligible, all := subscriptions(members, topics)
+	owned := make([]map[TP]struct{}, len(sorted))
+	taken := map[TP]bool{}
+	for i, m := range sorted {
+		owned[i] = map[TP]struct{}{}
+		for _, tp := range m.Current {
+			n, exists := topics[tp.Topic]
+			if !exists || tp.Partition >= n || taken[tp] || !slices.Contains(eligible[tp.Topic], i) {
+				continue
+			}
+			owned[i][tp] = struct{}{}
+			taken[tp] = true
+		}
+	}
+	// leastLoaded is the eligible member with the fewest partitions,
+	// the first in id order on ties; -1 if none is below limit.
+	leastLoaded := func(tp TP, limit int) int {
+		best := -1
+		for _, i := range eligible[tp.Topic] {
+			if len(owned[i]) < limit && (best < 0 || len(owned[i]) < len(owned[best])) {
+				best = i
+			}
+		}
+		return best
+	}
+	const noLimit = int(^uint(0) >> 1)
+	for _, tp := range all {
+		if taken[tp] {
+			continue
+		}
+		if i := leastLoaded(tp, noLimit); i >= 0 {
+			owned[i][tp] = struct{}{}
+			taken[tp] = true
+		}
+	}
+	// Balance: move a partition from a most loaded member to an eligible
+	// member with at least two fewer. Each move lowers the sum of squared
+	// counts, so the loop ends.
+	order := make([]int, len(sorted))
+	for {
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(owned[b]), len(owned[a])) })
+		moved := false
+		for _, from := range order {
+			tps := make([]TP, 0, len(owned[from]))
+			for tp := range owned[from] {
+				tps = append(tps, tp)
+			}
+			// Move the highest partitions first, so that what stays
+			// put is the same whatever the map order.
+			slices.SortFunc(tps, func(a, b TP) int { return compareTPs(b, a) })
+			for _, tp := range tps {
+				if to := leastLoaded(tp, len(owned[from])-1); to >= 0 {
+					delete(owned[from], tp)
+					owned[to][tp] = struct{}{}
+					moved = true
+					break
+				}
+			}
+			if moved {
+				break
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	out := make(map[string][]TP, len(sorted))
+	for i, m := range sorted {
+		for tp := range owned[i] {
+			out[m.ID] = append(out[m.ID], tp)
+		}
+	}
+	return out
+}
+
+// assignRange gives, for each topic, the members subscribing to it
+// contiguous ranges of partitions, the first members one more when the
+// count does not divide. Static members come first, by instance id, so
+// that a static member that restarts gets the same range; then dynamic
+// members by member id.
+func assignRange(members []AssignMember, topics map[TopicID]int32) map[string][]TP {
+	sorted := slices.Clone(members)
+	slices.SortFunc(sorted, func(a, b AssignMember) int {
+		switch {
+		case a.InstanceID != "" && b.InstanceID == "":
+			return -1
+		case a.InstanceID == "" && b.InstanceID != "":
+			return 1
+		}
+		if c := cmp.Compare(a.InstanceID, b.InstanceID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	out := map[string][]TP{}
+	for t, n := range topics {
+		var subs []string
+		for _, m := range sorted {
+			if slices.Contains(m.Topics, t) {
+				subs = append(subs, m.ID)
+			}
+		}
+		if len(subs) == 0 {
+			continue
+		}
+		quota, extra := int(n)/len(subs), int(n)%len(subs)
+		next := int32(0)
+		for i, id := range subs {
+			size := quota
+			if i < extra {
+				size++
+			}
+			for range size {
+				out[id] = append(out[id], TP{Topic: t, Partition: next})
+				next++
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,237 @@
+package compat
+
+// KIP-848 consumer groups (group.protocol=consumer) with franz-go's
+// kgo.ServerSideBalancer: the coordinator assigns partitions and members
+// reconcile through ConsumerGroupHeartbeat.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/testutil"
+)
+
+// consumerProtocolOptions start agents for KIP-848 tests: members
+// heartbeat every 100ms (group.consumer.heartbeat.interval.ms) and are
+// removed 6s after their last heartbeat.
+func consumerProtocolOptions() testutil.Options {
+	opts := groupAgentOptions()
+	base := opts.Config
+	opts.Config = func(c *agent.Config) {
+		base(c)
+		c.Groups.Consumer.HeartbeatInterval = 100 * time.Millisecond
+		c.Groups.Consumer.SessionTimeout = 6 * time.Second
+	}
+	return opts
+}
+
+// consumerProtocolMember starts a franz-go member that speaks the consumer
+// protocol with the server-side assignor its balancer names.
+func consumerProtocolMember(t *testing.T, addr, group, topic string, log *consumedLog, balancer kgo.GroupBalancer, opts ...kgo.Opt) *groupMember {
+	return startMember(t, addr, group, topic, log, append([]kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(balancer)}, opts...)...)
+}
+
+// describeConsumerGroup describes a group with ConsumerGroupDescribe.
+func describeConsumerGroup(t *testing.T, ctx context.Context, admin *kadm.Client, group string) kadm.DescribedConsumerGroup {
+	t.Helper()
+	g, err := tryDescribeConsumerGroup(ctx, admin, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func tryDescribeConsumerGroup(ctx context.Context, admin *kadm.Client, group string) (kadm.DescribedConsumerGroup, error) {
+	d, err := admin.DescribeConsumerGroups(ctx, group)
+	if err != nil {
+		return kadm.DescribedConsumerGroup{}, fmt.Errorf("describe consumer group: %w", err)
+	}
+	if g := d[group]; g.Err != nil {
+		return g, fmt.Errorf("describe %s: %w", group, g.Err)
+	}
+	return d[group], nil
+}
+
+// converged reports a Stable consumer group of n members whose current
+// assignments equal their targets and together cover every partition of
+// topic exactly once.
+func converged(g kadm.DescribedConsumerGroup, n int, topic string, partitions int32) bool {
+	if g.State != "Stable" || len(g.Members) != n {
+		return false
+	}
+	var seen []int32
+	for _, m := range g.Members {
+		if m.MemberEpoch != g.Epoch || fmt.Sprint(m.Assignment) != fmt.Sprint(m.TargetAssignment) {
+			return false
+		}
+		for p := range m.Assignment[topic] {
+			seen = append(seen, p)
+		}
+	}
+	slices.Sort(seen)
+	for p := range partitions {
+		if int(p) >= len(seen) || seen[p] != p {
+			return false
+		}
+	}
+	return len(seen) == int(partitions)
+}
+
+// TestConsumerProtocolChurn: 3 franz-go members over 12 partitions with
+// the consumer protocol, members joining and leaving while records are
+// produced and consumed, for both server-side assignors. Every record is
+// consumed, none twice (each member commits every poll before letting a
+// revocation through, and a partition reaches its new owner only after
+// the revocation), the committed offsets end at the end of every
+// partition, and the assignment converges.
+func TestConsumerProtocolChurn(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		balancer kgo.GroupBalancer
+		assignor string
+	}{
+		{"uniform", kgo.CooperativeStickyBalancer(), "uniform"},
+		{"range", kgo.RangeBalancer(), "range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testConsumerProtocolChurn(t, tc.balancer, tc.assignor) })
+	}
+}
+
+func testConsumerProtocolChurn(t *testing.T, balancer kgo.GroupBalancer, assignor string) {
+	a := testutil.StartAgent(t, consumerProtocolOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin := newAdmin(t, a.Addr())
+	const topic, group, partitions = "churn848", "churn848-group", 12
+	createTopic(t, ctx, a.Addr(), topic, partitions)
+
+	ends := map[int32]int64{}
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for range 20 {
+			for p, o := range produceSpread(t, ctx, a.Addr(), topic, partitions, 240) {
+				ends[p] = max(ends[p], o)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	log := newConsumedLog()
+	start := func() *groupMember { return consumerProtocolMember(t, a.Addr(), group, topic, log, balancer) }
+	members := []*groupMember{start()}
+	time.Sleep(300 * time.Millisecond)
+	members = append(members, start(), start())
+	time.Sleep(500 * time.Millisecond)
+	members[0].stop() // one leaves, another joins
+	members = append(members[1:], start())
+	time.Sleep(500 * time.Millisecond)
+	members = append(members, start()) // a fourth joins, then one leaves
+	time.Sleep(500 * time.Millisecond)
+	members[1].stop()
+	members = append(members[:1], members[2:]...)
+	<-produced
+	var total int
+	for _, o := range ends {
+		total += int(o)
+	}
+	waitUntil(t, 30*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+
+	var d kadm.DescribedConsumerGroup
+	waitUntil(t, 15*time.Second, "the assignment converged", func() bool {
+		var err error
+		d, err = tryDescribeConsumerGroup(ctx, admin, group)
+		return err == nil && converged(d, 3, topic, partitions)
+	})
+	if d.AssignorName != assignor {
+		t.Errorf("assignor %q, want %q", d.AssignorName, assignor)
+	}
+	// Classic tools see a "consumer" group with its members' partitions.
+	if g := describeGroup(t, ctx, admin, group); g.ProtocolType != "consumer" || g.State != "Stable" || len(g.Members) != 3 {
+		t.Errorf("DescribeGroups: %s %s with %d members", g.ProtocolType, g.State, len(g.Members))
+	} else if ca, ok := g.Members[0].Assigned.AsConsumer(); !ok || len(ca.Topics) != 1 || ca.Topics[0].Topic != topic {
+		t.Errorf("DescribeGroups member assignment %+v", g.Members[0].Assigned)
+	}
+	listed, err := admin.ListGroupsByType(ctx, []string{"consumer"})
+	if err != nil || !slices.Contains(listed.Groups(), group) {
+		t.Errorf("ListGroups type consumer: %v %v", listed.Groups(), err)
+	}
+	for _, m := range members {
+		m.stop()
+	}
+	if log.dups != 0 {
+		t.Errorf("%d records consumed twice (of %d)", log.dups, log.total)
+	}
+	offs, err := admin.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, end := range ends {
+		if o, ok := offs.Lookup(topic, p); !ok || o.At != end {
+			t.Errorf("partition %d: committed %+v, want %d", p, o, end)
+		}
+	}
+	if d := describeConsumerGroup(t, ctx, admin, group); d.State != "Empty" || len(d.Members) != 0 {
+		t.Errorf("after every member left: %s with %d members, want Empty", d.State, len(d.Members))
+	}
+}
+
+// TestConsumerProtocolStaticRestart: static members (group.instance.id)
+// with the consumer protocol. A member that closes leaves with epoch -2;
+// the group keeps its place and partitions, and the process that comes
+// back with the same instance id takes them over without a new group
+// epoch.
+func TestConsumerProtocolStaticRestart(t *testing.T) {
+	a := testutil.StartAgent(t, consumerProtocolOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := newAdmin(t, a.Addr())
+	const topic, group, partitions = "static848", "static848-group", 4
+	createTopic(t, ctx, a.Addr(), topic, partitions)
+	produceSpread(t, ctx, a.Addr(), topic, partitions, 200)
+	log := newConsumedLog()
+	start := func(instance string) *groupMember {
+		return consumerProtocolMember(t, a.Addr(), group, topic, log, kgo.RangeBalancer(), kgo.InstanceID(instance))
+	}
+	members := []*groupMember{start("i1"), start("i2")}
+	var before kadm.DescribedConsumerGroup
+	waitUntil(t, 15*time.Second, "a converged group consuming", func() bool {
+		var err error
+		before, err = tryDescribeConsumerGroup(ctx, admin, group)
+		return err == nil && converged(before, 2, topic, partitions) && log.distinct() == 200
+	})
+	byInstance := func(g kadm.DescribedConsumerGroup, instance string) kadm.ConsumerGroupMember {
+		for _, m := range g.Members {
+			if m.InstanceID != nil && *m.InstanceID == instance {
+				return m
+			}
+		}
+		return kadm.ConsumerGroupMember{}
+	}
+	members[0].stop()
+	if d := describeConsumerGroup(t, ctx, admin, group); len(d.Members) != 2 || byInstance(d, "i1").MemberEpoch != -2 || d.Epoch != before.Epoch {
+		t.Errorf("after i1 left: epoch %d, %d members, i1 at epoch %d", d.Epoch, len(d.Members), byInstance(d, "i1").MemberEpoch)
+	}
+	members[0] = start("i1")
+	produceSpread(t, ctx, a.Addr(), topic, partitions, 200)
+	waitUntil(t, 15*time.Second, "every record consumed", func() bool { return log.distinct() == 400 })
+	after := describeConsumerGroup(t, ctx, admin, group)
+	was, now := byInstance(before, "i1"), byInstance(after, "i1")
+	if !converged(after, 2, topic, partitions) || after.Epoch != before.Epoch || now.MemberID == was.MemberID ||
+		fmt.Sprint(now.Assignment) != fmt.Sprint(was.Assignment) {
+		t.Errorf("after i1 came back: %s epoch %d (was %d), i1 %s %v (was %s %v)", after.State, after.Epoch, before.Epoch,
+			now.MemberID, now.Assignment, was.MemberID, was.Assignment)
+	}
+	for _, m := range members {
+		m.stop()
+	}
+	if log.dups != 0 {
+		t.Errorf("%d records consumed twice (of %d)", log.dups, log.total)
+	}
+}
