@@ -13,6 +13,7 @@ import (
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/jobs"
+	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/localdir"
@@ -42,6 +43,9 @@ type Options struct {
 	Wrap func(objstore.Bucket) objstore.Bucket
 	// Config, when set, adjusts the agent config before start.
 	Config func(*agent.Config)
+	// WrapStore, when set, wraps the metadata store this agent uses
+	// (fault injection: an agent cut off from the store).
+	WrapStore func(metastore.Store) metastore.Store
 	// Jobs gives the agent the jobs role, with passes every 100ms and
 	// short grace periods (see JobsConfig). Without it a test agent runs
 	// no background jobs: many tests write batches stamped near 1970,
@@ -113,7 +117,11 @@ func start(t testing.TB, dir string, store *embedded.Store, bucket objstore.Buck
 	if opts.Config != nil {
 		opts.Config(&cfg)
 	}
-	a, err := agent.Start(cfg, store, bucket)
+	var st metastore.Store = store
+	if opts.WrapStore != nil {
+		st = opts.WrapStore(store)
+	}
+	a, err := agent.Start(cfg, st, bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
