@@ -191,9 +191,11 @@ type ExtentReplacer interface {
 	//     error is a *ReplaceConflictError (errors.Is ErrExtentsChanged)
 	//     naming every partition that failed;
 	//   - malformed input fails with ErrInvalidReplacement;
-	//   - otherwise the Old extents are deleted and the New ones inserted.
-	//     Offsets, the high watermark and the log start offset do not
-	//     change.
+	//   - otherwise the Old extents are deleted and the New ones inserted,
+	//     except new extents that end at or below the log start offset
+	//     (retention moved it meanwhile, into the old range), which are
+	//     dropped at once as retention would. Offsets, the high watermark
+	//     and the log start offset do not change.
 	//
 	// Readers see the old extents or the new ones, never a gap or an
 	// overlap: Extents and the other reads are single transactions. A

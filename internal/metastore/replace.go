@@ -62,10 +62,13 @@ func validateReplacement(r PartitionReplacement) error {
 // ResolveReplacement checks a validated replacement against stored, the
 // partition's extents read in the replacing transaction from
 // r.Old[0].BaseOffset onwards (at least len(r.Old) of them when they are
-// there). conflict reports old extents that are missing or differ; err,
-// new extents that do not end where the old ones do. It returns the new
-// extents completed (partition, CommittedAt) and the old ones as stored.
-func ResolveReplacement(r PartitionReplacement, stored []Extent) (newExtents, old []Extent, conflict bool, err error) {
+// there), and the partition's log start offset. conflict reports old
+// extents that are missing or differ; err, new extents that do not end
+// where the old ones do. It returns the new extents to insert, completed
+// (partition, CommittedAt), and the old ones as stored. New extents that
+// end at or below the log start are left out: retention would have
+// dropped them.
+func ResolveReplacement(r PartitionReplacement, stored []Extent, logStart int64) (newExtents, old []Extent, conflict bool, err error) {
 	if len(stored) < len(r.Old) {
 		return nil, nil, true, nil
 	}
@@ -83,7 +86,11 @@ func ResolveReplacement(r PartitionReplacement, stored []Extent) (newExtents, ol
 	if last := r.New[len(r.New)-1].EndOffset; last != end {
 		return nil, nil, false, fmt.Errorf("%w: partition %d: new extents end at %d, old at %d", ErrInvalidReplacement, r.Partition, last, end)
 	}
-	newExtents = slices.Clone(r.New)
+	for _, e := range r.New {
+		if e.EndOffset > logStart {
+			newExtents = append(newExtents, e)
+		}
+	}
 	for i := range newExtents {
 		e := &newExtents[i]
 		e.TopicID, e.Partition = r.TopicID, r.Partition

@@ -295,7 +295,11 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 			if err != nil {
 				return err
 			}
-			newExtents, old, conflict, err := metastore.ResolveReplacement(r, stored)
+			ps, err := decodePartition(tx.Bucket([]byte(bucketPartitions)).Get(pk.bytes()))
+			if err != nil {
+				return err
+			}
+			newExtents, old, conflict, err := metastore.ResolveReplacement(r, stored, ps.logStartOffset)
 			if err != nil {
 				return err
 			}

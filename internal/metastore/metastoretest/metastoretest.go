@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("Retention", func(t *testing.T) { testRetention(t, open) })
 	t.Run("Replace", func(t *testing.T) { testReplace(t, open) })
+	t.Run("Model", func(t *testing.T) { testModel(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
 }
 

@@ -35,19 +35,20 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 			ids[i], parts[i] = sqlID(r.TopicID), r.Partition
 		}
 		rows, _ := tx.Query(ctx, `
-			SELECT topic_id, part FROM partitions
+			SELECT topic_id, part, log_start_offset FROM partitions
 			WHERE (topic_id, part) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[]))
 			ORDER BY topic_id, part
 			FOR UPDATE`, ids, parts)
-		exists := map[partitionKey]bool{}
+		logStarts := map[partitionKey]int64{}
 		var (
-			id []byte
-			pk partitionKey
+			id       []byte
+			pk       partitionKey
+			logStart int64
 		)
-		if _, err := pgx.ForEachRow(rows, []any{&id, &pk.partition}, func() error {
+		if _, err := pgx.ForEachRow(rows, []any{&id, &pk.partition, &logStart}, func() error {
 			var err error
 			pk.id, err = topicID(id)
-			exists[pk] = true
+			logStarts[pk] = logStart
 			return err
 		}); err != nil {
 			return err
@@ -58,7 +59,8 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 		)
 		for _, r := range sorted {
 			tp := metastore.TopicPartition{TopicID: r.TopicID, Partition: r.Partition}
-			if !exists[partitionKey{r.TopicID, r.Partition}] {
+			logStart, exists := logStarts[partitionKey{r.TopicID, r.Partition}]
+			if !exists {
 				conflicts = append(conflicts, tp)
 				continue
 			}
@@ -75,7 +77,7 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 			if err != nil {
 				return err
 			}
-			newExtents, old, conflict, err := metastore.ResolveReplacement(r, stored)
+			newExtents, old, conflict, err := metastore.ResolveReplacement(r, stored, logStart)
 			if err != nil {
 				return err
 			}
