@@ -35,6 +35,8 @@ Usage:
                                      measure latency, throughput and cost
   floe groups [--brokers ADDR] [GROUP ...]
                                      consumer groups: state, members, committed offsets, lag
+  floe jobs [--admin HOST:PORT | --metastore URL | --data-dir DIR]
+                                     background job leases and bucket use per topic
 
 Run "floe COMMAND -h" for the flags of a command.
 `
@@ -66,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "groups":
 		return groupsCmd(ctx, args[1:], stdout, stderr)
+	case "jobs":
+		return jobsCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -9,6 +9,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -331,6 +332,7 @@ func (a *Agent) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", a.health)
+	mux.HandleFunc("/jobs", a.jobsStatus)
 	a.adminLn = ln
 	a.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -357,6 +359,20 @@ func (a *Agent) health(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ok")
+}
+
+// jobsStatus answers the job leases and the bucket's use per topic as
+// JSON (floe jobs reads it).
+func (a *Agent) jobsStatus(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	st, err := jobs.ReadStatus(ctx, a.store)
+	if err != nil {
+		http.Error(w, "metadata store: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(st)
 }
 
 // Close drains the agent: it stops accepting connections and reading
