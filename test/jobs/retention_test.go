@@ -107,6 +107,28 @@ func TestDeleteRecords(t *testing.T) {
 		}
 		return r
 	}
+	// Another agent reads the partition first, caching its extents and
+	// offsets; the deletion must reach its cache too.
+	peer := testutil.StartPeer(t, a, testutil.Options{})
+	rc := testutil.Dial(t, peer.Addr())
+	fetch := func(offset int64) kmsg.FetchResponseTopicPartition {
+		fr := kmsg.NewPtrFetchRequest()
+		fr.SetVersion(11)
+		fr.MaxBytes = 1 << 20
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = "dr"
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.FetchOffset, fp.PartitionMaxBytes, fp.LogStartOffset = offset, 1<<20, -1
+		ft.Partitions = append(ft.Partitions, fp)
+		fr.Topics = append(fr.Topics, ft)
+		return rc.Do(fr).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	}
+	for _, off := range []int64{0, 3} {
+		if p := fetch(off); p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+			t.Fatalf("fetch at %d before DeleteRecords: error %d", off, p.ErrorCode)
+		}
+	}
+
 	if r := del(4); r.Err != nil || r.LowWatermark != 4 {
 		t.Fatalf("DeleteRecords(4) = %+v, want low watermark 4", r)
 	}
@@ -124,21 +146,8 @@ func TestDeleteRecords(t *testing.T) {
 		t.Fatalf("ListOffsets earliest = %d, want 4", o.Offset)
 	}
 
-	// A raw fetch below the log start: OFFSET_OUT_OF_RANGE with the log
+	// A fetch below the log start: OFFSET_OUT_OF_RANGE with the log
 	// start offset; at it: the batch holding it.
-	rc := testutil.Dial(t, a.Addr())
-	fetch := func(offset int64) kmsg.FetchResponseTopicPartition {
-		fr := kmsg.NewPtrFetchRequest()
-		fr.SetVersion(11)
-		fr.MaxBytes = 1 << 20
-		ft := kmsg.NewFetchRequestTopic()
-		ft.Topic = "dr"
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.FetchOffset, fp.PartitionMaxBytes, fp.LogStartOffset = offset, 1<<20, -1
-		ft.Partitions = append(ft.Partitions, fp)
-		fr.Topics = append(fr.Topics, ft)
-		return rc.Do(fr).(*kmsg.FetchResponse).Topics[0].Partitions[0]
-	}
 	if p := fetch(3); p.ErrorCode != kerr.OffsetOutOfRange.Code || p.LogStartOffset != 4 || p.HighWatermark != last+1 {
 		t.Fatalf("fetch at 3 below log start 4: error %d, log start %d, hwm %d", p.ErrorCode, p.LogStartOffset, p.HighWatermark)
 	}
