@@ -25,6 +25,7 @@ type benchFlags struct {
 	targets      string
 	floe         bench.FloeOptions
 	bucketLat    string
+	proxyLat     string
 	recordSize   string
 	rate         string
 	catchUp      string
@@ -47,7 +48,9 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&b.floe.Linger, "floe-linger", 250*time.Millisecond, "in-process Floe: agent linger")
 	fs.IntVar(&b.floe.SegmentBytes, "floe-segment-bytes", 8<<20, "in-process Floe: flush the open segment at this size")
 	fs.Int64Var(&b.floe.CacheBytes, "floe-cache-bytes", 256<<20, "in-process Floe: block cache size")
-	fs.StringVar(&b.bucketLat, "bucket-latency", "0", "in-process Floe: delay every bucket request, e.g. 20ms-50ms (uniform) or 30ms")
+	fs.StringVar(&b.floe.Bucket, "floe-bucket", "", "in-process Floe: bucket `URL` (file://, s3://, azblob://); each run uses a fresh prefix and deletes it (default: a temporary local directory)")
+	fs.StringVar(&b.bucketLat, "bucket-latency", "0", "in-process Floe: delay every bucket request in the process, e.g. 20ms-50ms (uniform) or 30ms")
+	fs.StringVar(&b.proxyLat, "bucket-proxy-latency", "0", "in-process Floe: put an HTTP proxy delaying every request, e.g. 20ms-50ms, in front of the --floe-bucket endpoint")
 
 	fs.IntVar(&c.Topics, "topics", 1, "topics to create and use")
 	fs.IntVar(&c.Partitions, "partitions", 12, "partitions per topic")
@@ -113,6 +116,9 @@ func (b *benchFlags) finish() error {
 	}
 	if b.floe.BucketLatency, err = bench.ParseLatencyRange(b.bucketLat); err != nil {
 		errs = append(errs, fmt.Errorf("--bucket-latency: %w", err))
+	}
+	if b.floe.ProxyLatency, err = bench.ParseLatencyRange(b.proxyLat); err != nil {
+		errs = append(errs, fmt.Errorf("--bucket-proxy-latency: %w", err))
 	}
 	b.cfg.Prices.Retention = bench.Days(b.retentionDay)
 	return errors.Join(errs...)
@@ -201,7 +207,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stderr, "floe bench: %s\n", tgt.Describe())
 		rep, err := bench.Run(ctx, b.cfg, tgt)
-		tgt.Close()
+		if f, ok := tgt.(*bench.Floe); ok && f.ProxyStats() != "" {
+			fmt.Fprintf(stderr, "floe bench: the latency proxy forwarded %s over the whole run\n", f.ProxyStats())
+		}
+		if cerr := tgt.Close(); cerr != nil {
+			fmt.Fprintf(stderr, "floe bench: closing %s: %v\n", tgt.Name(), cerr)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", tgt.Name(), err)
 		}

@@ -12,10 +12,22 @@ type Preset struct {
 	Args  []string
 }
 
-// CommandLine is the full command the preset stands for.
+// CommandLine is the full command the preset stands for, quoted for a
+// POSIX shell.
 func (p Preset) CommandLine() string {
-	return "floe bench " + strings.Join(p.Args, " ")
+	args := make([]string, len(p.Args))
+	for i, a := range p.Args {
+		args[i] = a
+		if strings.ContainsAny(a, "&?;|<>()$`\\\"' *") {
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return "floe bench " + strings.Join(args, " ")
 }
+
+// S3LatencyBucket is the bucket URL of the s3-latency preset: the
+// versitygw server that `scripts/services s3` starts.
+const S3LatencyBucket = "s3://floe-test?endpoint=http://127.0.0.1:7070&region=us-east-1&path_style=true"
 
 // Presets returns the named scenarios, in the order of docs/benchmarks.md.
 func Presets() []Preset {
@@ -27,12 +39,13 @@ func Presets() []Preset {
 		return append(append([]string(nil), common...), args...)
 	}
 	live := []string{"--record-size", "1KiB", "--rate", "4MiB", "--producers", "1"}
+	defaults := append(live, "--partitions", "12", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms")
 	return []Preset{
 		{
 			Name:  "default",
 			Title: "default agent linger 250 ms, 1 KiB records, 4 MiB/s",
 			Why:   "the configuration Floe ships with; client linger 50 ms as the README recommends",
-			Args:  with(append(live, "--partitions", "12", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms")...),
+			Args:  with(defaults...),
 		},
 		{
 			Name:  "low-latency",
@@ -69,6 +82,15 @@ func Presets() []Preset {
 			Title: "catch-up read of 256 MiB of history",
 			Why:   "history is written as fast as possible, Floe is restarted so its cache is cold, then one consumer reads it all; the after-compaction half waits for the compaction issue",
 			Args:  with("--record-size", "1KiB", "--catch-up", "256MiB", "--producers", "2", "--partitions", "12", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms"),
+		},
+		{
+			Name:  "s3-latency",
+			Title: "default over S3: versitygw behind a proxy adding 20–50 ms per request",
+			Why: "the default workload with the real S3 client (signing, retries, hedged GETs) and a network hop per request; " +
+				"needs `eval \"$(scripts/services s3)\"` and its key pair as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; " +
+				"--floe-bucket points it elsewhere, --target floe runs Floe alone",
+			Args: append([]string{"--target", "floe,kfake", "--floe-bucket", S3LatencyBucket, "--bucket-proxy-latency", "20ms-50ms",
+				"--warmup", "5s", "--duration", "20s"}, defaults...),
 		},
 	}
 }

@@ -2,12 +2,14 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -15,6 +17,7 @@ import (
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/objstore"
+	"github.com/floe-io/floe/internal/objstore/bucketurl"
 	"github.com/floe-io/floe/internal/objstore/localdir"
 )
 
@@ -84,21 +87,35 @@ type FloeOptions struct {
 	Linger       time.Duration // agent linger (default 250ms)
 	SegmentBytes int           // flush size (default 8 MiB)
 	CacheBytes   int64         // block cache (default 256 MiB)
-	// BucketLatency delays every bucket request, to resemble a cloud
-	// object store instead of a local disk.
+	// Bucket is a bucket URL (see bucketurl) for the agent's objects; ""
+	// uses a local directory in the temporary directory. Each run writes
+	// under a fresh prefix of the bucket (a subdirectory for file URLs)
+	// and deletes it on Close: the metadata that refers to the objects is
+	// temporary too.
+	Bucket string
+	// BucketLatency delays every bucket request inside the process (a
+	// wrapper around the bucket), to resemble a cloud object store instead
+	// of a local disk.
 	BucketLatency LatencyRange
-	Logger        *slog.Logger
+	// ProxyLatency, when set, puts a LatencyProxy in front of the Bucket
+	// URL's endpoint (a local S3-compatible server), so that every
+	// request crosses the network and waits like one to a cloud bucket.
+	ProxyLatency LatencyRange
+	Logger       *slog.Logger
 }
 
-// Floe is an in-process agent with an embedded metadata store and a
-// local-directory bucket in a temporary directory, optionally behind an
-// injected-latency wrapper.
+// Floe is an in-process agent with an embedded metadata store in a
+// temporary directory and a bucket: a local directory there, or any bucket
+// URL, optionally behind an injected-latency wrapper or proxy.
 type Floe struct {
-	opts   FloeOptions
-	dir    string
-	store  *embedded.Store
-	bucket objstore.Bucket
-	agent  *agent.Agent
+	opts    FloeOptions
+	dir     string
+	store   *embedded.Store
+	bucket  objstore.Bucket
+	bucketD string        // the bucket, for Describe
+	proxy   *LatencyProxy // nil without ProxyLatency
+	cleanup func() error  // removes what this run wrote to a given bucket URL
+	agent   *agent.Agent
 }
 
 var _ Target = (*Floe)(nil)
@@ -121,20 +138,99 @@ func StartFloe(opts FloeOptions) (*Floe, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	local, err := localdir.Open(filepath.Join(dir, "bucket"))
-	if err != nil {
+	if err := f.openBucket(); err != nil {
 		f.Close()
 		return nil, err
 	}
-	f.bucket = local
 	if opts.BucketLatency.Max > 0 {
-		f.bucket = &latencyBucket{inner: local, lat: opts.BucketLatency}
+		f.bucket = &latencyBucket{inner: f.bucket, lat: opts.BucketLatency}
 	}
 	if err := f.startAgent(); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// openBucket opens the temporary local directory, or a fresh prefix of
+// the bucket URL, behind the latency proxy when asked.
+func (f *Floe) openBucket() error {
+	if f.opts.Bucket == "" {
+		if f.opts.ProxyLatency.Max > 0 {
+			return errors.New("a latency proxy needs a bucket URL with an endpoint (an S3-compatible server)")
+		}
+		local, err := localdir.Open(filepath.Join(f.dir, "bucket"))
+		if err != nil {
+			return err
+		}
+		f.bucket, f.bucketD = local, "local-directory bucket"
+		return nil
+	}
+	spec, err := bucketurl.Parse(f.opts.Bucket)
+	if err != nil {
+		return err
+	}
+	run := "floe-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if spec.Scheme == bucketurl.SchemeFile {
+		spec.Bucket = filepath.Join(spec.Bucket, run)
+	} else {
+		spec.Prefix += run + "/"
+	}
+	f.bucketD = "bucket " + spec.String()
+	if f.opts.ProxyLatency.Max > 0 {
+		if spec.Endpoint == "" {
+			return fmt.Errorf("a latency proxy needs an endpoint parameter in the bucket URL %s", spec)
+		}
+		if f.proxy, err = StartLatencyProxy(spec.Endpoint, f.opts.ProxyLatency, f.opts.Logger); err != nil {
+			return err
+		}
+		spec.Endpoint = f.proxy.Endpoint()
+		f.bucketD += fmt.Sprintf(" through a proxy adding %v per request", f.opts.ProxyLatency)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if f.bucket, err = bucketurl.OpenSpec(ctx, spec); err != nil {
+		return err
+	}
+	if spec.Scheme == bucketurl.SchemeFile {
+		f.cleanup = func() error { return os.RemoveAll(spec.Bucket) }
+	} else {
+		b := f.bucket // without the in-process latency wrapper
+		f.cleanup = func() error { return deleteAll(b) }
+	}
+	return nil
+}
+
+// deleteAll deletes every object of a bucket, a few at a time.
+func deleteAll(b objstore.Bucket) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var keys []string
+	if err := b.List(ctx, "", func(o objstore.ObjectInfo) error {
+		keys = append(keys, o.Key)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list the run's objects: %w", err)
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, 16)
+	)
+	for _, k := range keys {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := b.Delete(ctx, k); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (f *Floe) startAgent() error {
@@ -161,8 +257,20 @@ func (f *Floe) MetricsURL() string { return "http://" + f.agent.AdminAddr() + "/
 func (f *Floe) InProcess() bool    { return true }
 
 func (f *Floe) Describe() string {
-	return fmt.Sprintf("in-process Floe agent: linger %v, embedded metadata store, local-directory bucket, injected bucket latency %v",
-		f.opts.Linger, f.opts.BucketLatency)
+	d := fmt.Sprintf("in-process Floe agent: linger %v, embedded metadata store, %s", f.opts.Linger, f.bucketD)
+	if f.opts.BucketLatency.Max > 0 {
+		d += fmt.Sprintf(", injected bucket latency %v", f.opts.BucketLatency)
+	}
+	return d
+}
+
+// ProxyStats counts the requests that went through the latency proxy, or
+// returns "" when there is none.
+func (f *Floe) ProxyStats() string {
+	if f.proxy == nil {
+		return ""
+	}
+	return f.proxy.Stats()
 }
 
 // Restart stops the agent and starts a new one on the same metadata store
@@ -177,17 +285,25 @@ func (f *Floe) Restart(context.Context) (bool, error) {
 	return true, f.startAgent()
 }
 
-// Close stops the agent and removes its data.
+// Close stops the agent and removes its data, from a given bucket URL too.
 func (f *Floe) Close() error {
-	var err error
+	var errs []error
 	if f.agent != nil {
-		err = f.agent.Close()
+		errs = append(errs, f.agent.Close())
 	}
 	if f.store != nil {
 		f.store.Close()
 	}
+	if f.cleanup != nil {
+		if err := f.cleanup(); err != nil {
+			errs = append(errs, fmt.Errorf("remove the run's objects from %s: %w", f.bucketD, err))
+		}
+	}
+	if f.proxy != nil {
+		errs = append(errs, f.proxy.Close())
+	}
 	os.RemoveAll(f.dir)
-	return err
+	return errors.Join(errs...)
 }
 
 // Kfake is franz-go's in-memory fake Kafka cluster (one broker): no disk,
@@ -230,20 +346,7 @@ type latencyBucket struct {
 
 var _ objstore.Bucket = (*latencyBucket)(nil)
 
-func (l *latencyBucket) wait(ctx context.Context) error {
-	d := l.lat.Min
-	if spread := l.lat.Max - l.lat.Min; spread > 0 {
-		d += rand.N(spread + 1)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (l *latencyBucket) wait(ctx context.Context) error { return l.lat.sleep(ctx) }
 
 func (l *latencyBucket) Put(ctx context.Context, key string, data []byte) error {
 	if err := l.wait(ctx); err != nil {
