@@ -42,10 +42,10 @@ type Topic struct {
 // are accepted and stored so that tools which set them keep working; the
 // README lists what each one does in Floe.
 var Topics = []Topic{
-	{Name: "cleanup.policy", Default: "delete", Type: List, Allowed: []string{"delete", "compact"}, Doc: "stored; applied by background jobs"},
+	{Name: "cleanup.policy", Default: "delete", Type: List, Allowed: []string{"delete", "compact"}, Doc: "delete: retention.ms and retention.bytes apply; compact is stored (key compaction is not built yet)"},
 	{Name: "compression.type", Default: "producer", Type: String, Allowed: []string{"producer"}, Doc: "batches are stored as produced; only 'producer'"},
 	{Name: "delete.retention.ms", Default: "86400000", Type: Long, Doc: "stored; applied by background jobs"},
-	{Name: "file.delete.delay.ms", Default: "60000", Type: Long, Doc: "stored; applied by background jobs"},
+	{Name: "file.delete.delay.ms", Default: "60000", Type: Long, Doc: "how long an unreferenced object stays in the bucket; the largest among topics applies (docs/jobs.md)"},
 	{Name: "flush.messages", Default: "9223372036854775807", Type: Long, Min: 1, Doc: "no effect: every acknowledged batch is already in the bucket"},
 	{Name: "flush.ms", Default: "9223372036854775807", Type: Long, Doc: "no effect: every acknowledged batch is already in the bucket"},
 	{Name: "max.compaction.lag.ms", Default: "9223372036854775807", Type: Long, Min: 1, Doc: "stored; applied by background jobs"},
@@ -54,8 +54,8 @@ var Topics = []Topic{
 	{Name: "min.cleanable.dirty.ratio", Default: "0.5", Type: Double, Doc: "stored; applied by background jobs"},
 	{Name: "min.compaction.lag.ms", Default: "0", Type: Long, Doc: "stored; applied by background jobs"},
 	{Name: "min.insync.replicas", Default: "1", Type: Int, Min: 1, Doc: "no effect: durability comes from the bucket"},
-	{Name: "retention.bytes", Default: "-1", Type: Long, Min: -1, Doc: "stored; applied by background jobs"},
-	{Name: "retention.ms", Default: "604800000", Type: Long, Min: -1, Doc: "stored; applied by background jobs"},
+	{Name: "retention.bytes", Default: "-1", Type: Long, Min: -1, Doc: "per partition; oldest extents are dropped while the rest holds at least this much"},
+	{Name: "retention.ms", Default: "604800000", Type: Long, Min: -1, Doc: "extents whose largest timestamp is older are dropped"},
 	{Name: "segment.bytes", Default: "1073741824", Type: Int, Min: 14, Doc: "stored; applied by background jobs"},
 	{Name: "segment.ms", Default: "604800000", Type: Long, Min: 1, Doc: "stored; applied by background jobs"},
 	{Name: "unclean.leader.election.enable", Default: "false", Type: Boolean, Doc: "no effect: there are no replicas"},
