@@ -47,8 +47,15 @@ func (c *extentCache) get(id metastore.TopicID, partition int32, from int64) (of
 	if !t.loaded {
 		return offs, nil, t.version, false
 	}
-	if from == t.offs.HighWatermark || from < t.offs.LogStartOffset || from > t.offs.HighWatermark {
-		// Nothing to read or out of range: the offsets alone answer.
+	if from > t.offs.HighWatermark {
+		// Past what this agent last saw. Another agent may have committed
+		// more, its notice still on the way; only the store can say the
+		// offset is out of range, which makes a consumer reset.
+		return offs, nil, t.version, false
+	}
+	if from == t.offs.HighWatermark || from < t.offs.LogStartOffset {
+		// Nothing to read yet, or below the log start: the offsets
+		// alone answer.
 		return t.offs, nil, t.version, true
 	}
 	if len(t.extents) == 0 || from < t.extents[0].BaseOffset {
