@@ -19,8 +19,9 @@ type Options struct {
 	Holder string
 	// Interval is the time between two passes of each job (default 5s).
 	Interval time.Duration
-	// LeaseTTL is how long a lease lasts without renewal (default 30s):
-	// how long a killed agent's jobs wait before another agent takes them.
+	// LeaseTTL is how long a lease lasts without renewal (default 30s, or
+	// 3 Intervals if longer): how long a killed agent's jobs wait before
+	// another agent takes them.
 	LeaseTTL time.Duration
 	// Concurrency bounds the passes running at once (default 2).
 	Concurrency int
@@ -50,7 +51,8 @@ func NewScheduler(store metastore.LeaseStore, jobs []Job, opts Options) *Schedul
 		opts.Interval = 5 * time.Second
 	}
 	if opts.LeaseTTL <= 0 {
-		opts.LeaseTTL = 30 * time.Second
+		// Long enough that the holder keeps the lease between passes.
+		opts.LeaseTTL = max(30*time.Second, 3*opts.Interval)
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 2
