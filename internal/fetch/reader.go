@@ -102,12 +102,17 @@ func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32
 	if offset < offs.LogStartOffset || offset > offs.HighWatermark {
 		return res, ErrOffsetOutOfRange
 	}
+	// from is the next offset to serve. Extents read by a later lookup
+	// may have been replaced by compaction meanwhile and start before it:
+	// only their batches from it on are served, so none is served twice.
+	from := offset
 	for len(extents) > 0 {
 		for _, e := range extents {
-			full, err := r.appendExtent(ctx, &res, e, offset, maxBytes, atLeastOne)
+			full, err := r.appendExtent(ctx, &res, e, from, maxBytes, atLeastOne)
 			if err != nil || full {
 				return res, err
 			}
+			from = max(from, e.EndOffset)
 		}
 		next := extents[len(extents)-1].EndOffset
 		if next >= offs.HighWatermark {

@@ -133,13 +133,22 @@ type Config struct {
 	// OrphanScanInterval is the time between the cleaner's bucket
 	// listings (default OrphanGrace / 4, at most 15 minutes).
 	OrphanScanInterval time.Duration
+	// CompactionFanout is segment compaction's size ratio (default
+	// DefaultCompactionFanout); CompactionObjectBytes bounds its objects
+	// (default DefaultCompactionObjectBytes).
+	CompactionFanout      int
+	CompactionObjectBytes int64
 }
 
-// Standard returns the scheduler of the agent's standard jobs: retention
-// and the cleaner.
+// Standard returns the scheduler of the agent's standard jobs: retention,
+// segment compaction and the cleaner.
 func Standard(store metastore.Store, bucket objstore.Bucket, cfg Config) *Scheduler {
 	return NewScheduler(store, []Job{
 		&Retention{Store: store, Logger: cfg.Logger},
+		&Compaction{
+			Store: store, Bucket: bucket, Logger: cfg.Logger,
+			Fanout: cfg.CompactionFanout, MaxObjectBytes: cfg.CompactionObjectBytes,
+		},
 		&Cleaner{
 			Store: store, Bucket: bucket, Logger: cfg.Logger,
 			DefaultDeleteDelay: cfg.DeleteDelay, OrphanGrace: cfg.OrphanGrace, OrphanScanInterval: cfg.OrphanScanInterval,
