@@ -106,8 +106,10 @@ func TestRunInterrupted(t *testing.T) {
 		t.Errorf("partial report lacks produce figures: %+v", rep.Produce)
 	}
 	// The schedule after the interruption never came: it must not count
-	// as records left behind.
-	if rep.Produce.Missed > 100 || rep.Produce.Latency.Max > 5000 {
+	// as records left behind. Counting it would report ~28,000 (57 s at
+	// 512 records/s); the bound leaves room for a loaded machine falling
+	// behind before the interruption.
+	if rep.Produce.Missed > 2000 || rep.Produce.Latency.Max > 15000 {
 		t.Errorf("interrupted run counts %d records behind schedule, max latency %.0f ms", rep.Produce.Missed, rep.Produce.Latency.Max)
 	}
 }
