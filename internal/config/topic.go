@@ -56,8 +56,8 @@ var Topics = []Topic{
 	{Name: "min.insync.replicas", Default: "1", Type: Int, Min: 1, Doc: "no effect: durability comes from the bucket"},
 	{Name: "retention.bytes", Default: "-1", Type: Long, Min: -1, Doc: "per partition; oldest extents are dropped while the rest holds at least this much"},
 	{Name: "retention.ms", Default: "604800000", Type: Long, Min: -1, Doc: "extents whose largest timestamp is older are dropped"},
-	{Name: "segment.bytes", Default: "1073741824", Type: Int, Min: 14, Doc: "stored; applied by background jobs"},
-	{Name: "segment.ms", Default: "604800000", Type: Long, Min: 1, Doc: "stored; applied by background jobs"},
+	{Name: "segment.bytes", Default: "1073741824", Type: Int, Min: 14, Doc: "the largest extent segment compaction merges a partition's extents into (docs/jobs.md)"},
+	{Name: "segment.ms", Default: "604800000", Type: Long, Min: 1, Doc: "segment compaction never merges extents committed further apart than this (docs/jobs.md)"},
 	{Name: "unclean.leader.election.enable", Default: "false", Type: Boolean, Doc: "no effect: there are no replicas"},
 }
 
