@@ -149,6 +149,7 @@ func Standard(store metastore.Store, bucket objstore.Bucket, cfg Config) *Schedu
 			Store: store, Bucket: bucket, Logger: cfg.Logger,
 			Fanout: cfg.CompactionFanout, MaxObjectBytes: cfg.CompactionObjectBytes,
 		},
+		&KeyCompaction{Store: store, Bucket: bucket, Logger: cfg.Logger},
 		&Cleaner{
 			Store: store, Bucket: bucket, Logger: cfg.Logger,
 			DefaultDeleteDelay: cfg.DeleteDelay, OrphanGrace: cfg.OrphanGrace, OrphanScanInterval: cfg.OrphanScanInterval,

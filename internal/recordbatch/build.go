@@ -32,6 +32,14 @@ type BuildOptions struct {
 	Transactional  bool
 	Control        bool
 	LogAppendTime  bool
+	// KeepOffsets rebuilds a batch that key compaction thinned out: each
+	// record keeps its offset (delta Record.Offset - BaseOffset) and the
+	// batch keeps LastOffsetDelta and MaxTimestamp as given, so the batch
+	// still covers the offsets it covered, with gaps, as Kafka's cleaner
+	// leaves them. It may hold no record at all.
+	KeepOffsets     bool
+	LastOffsetDelta int32
+	MaxTimestamp    int64
 }
 
 // Build encodes records into a valid v2 batch, for tests and tools. Record
@@ -49,7 +57,15 @@ func Build(opts BuildOptions, records ...Record) []byte {
 		if i == 0 || r.Timestamp > maxTS {
 			maxTS = r.Timestamp
 		}
-		body = appendRecord(body, int32(i), r.Timestamp-first, r)
+		delta := int32(i)
+		if opts.KeepOffsets {
+			delta = int32(r.Offset - opts.BaseOffset)
+		}
+		body = appendRecord(body, delta, r.Timestamp-first, r)
+	}
+	lastDelta := int32(len(records) - 1)
+	if opts.KeepOffsets {
+		lastDelta, maxTS = opts.LastOffsetDelta, opts.MaxTimestamp
 	}
 	body, err := compress(opts.Codec, opts.SnappyXerial, body)
 	if err != nil {
@@ -78,7 +94,7 @@ func Build(opts BuildOptions, records ...Record) []byte {
 	be.PutUint32(b[offPartitionLeaderEpoch:], uint32(opts.PartitionLeaderEpoch))
 	b[offMagic] = Magic
 	be.PutUint16(b[offAttributes:], uint16(attrs))
-	be.PutUint32(b[offLastOffsetDelta:], uint32(len(records)-1))
+	be.PutUint32(b[offLastOffsetDelta:], uint32(lastDelta))
 	be.PutUint64(b[offFirstTimestamp:], uint64(first))
 	be.PutUint64(b[offMaxTimestamp:], uint64(maxTS))
 	be.PutUint64(b[offProducerID:], uint64(pid))

@@ -1,0 +1,316 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/floe-io/floe/internal/config"
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/objstore"
+	"github.com/floe-io/floe/internal/recordbatch"
+	"github.com/floe-io/floe/internal/segment"
+)
+
+// KeyPolicy is a compacted topic's key compaction, in Kafka's terms.
+type KeyPolicy struct {
+	Compact     bool          // cleanup.policy includes compact
+	MinLag      time.Duration // min.compaction.lag.ms
+	MaxLag      time.Duration // max.compaction.lag.ms
+	DeleteRet   time.Duration // delete.retention.ms: how long tombstones stay
+	DirtyRatio  float64       // min.cleanable.dirty.ratio
+	maxLagLimit bool
+}
+
+// TopicKeyPolicy reads a topic's key compaction configs, with Kafka's
+// defaults for the rest.
+func TopicKeyPolicy(configs map[string]string) KeyPolicy {
+	policy, _ := config.TopicValue(configs, "cleanup.policy")
+	ratio := 0.5
+	if v, ok := config.TopicValue(configs, "min.cleanable.dirty.ratio"); ok {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			ratio = f
+		}
+	}
+	maxLag := config.TopicInt(configs, "max.compaction.lag.ms")
+	return KeyPolicy{
+		Compact:     slices.Contains(config.SplitList(policy), "compact"),
+		MinLag:      time.Duration(config.TopicInt(configs, "min.compaction.lag.ms")) * time.Millisecond,
+		MaxLag:      time.Duration(min(maxLag, int64(1<<62)/int64(time.Millisecond))) * time.Millisecond,
+		DeleteRet:   time.Duration(config.TopicInt(configs, "delete.retention.ms")) * time.Millisecond,
+		DirtyRatio:  ratio,
+		maxLagLimit: maxLag < 1<<62/int64(time.Millisecond),
+	}
+}
+
+// KeyedRecord is what the key compaction planner knows of a record.
+type KeyedRecord struct {
+	Offset    int64
+	Key       []byte // nil: no key (kept)
+	Tombstone bool   // null value
+	// Committed is when the record's extent was committed (store clock).
+	Committed time.Time
+}
+
+// KeyDecision is the key compaction of one partition's cleanable range.
+type KeyDecision struct {
+	// Remove holds the offsets of the records to drop.
+	Remove map[int64]bool
+	// Due reports whether the range should be rewritten now: something
+	// to remove, and the dirty ratio reached or max.compaction.lag.ms
+	// passed for a record to remove.
+	Due bool
+}
+
+// PlanKeyCompaction decides which records of a cleanable range (every
+// record committed at least min.compaction.lag.ms ago, from the log
+// start, in offset order) to keep: the latest record of every key, and a
+// tombstone only until delete.retention.ms after its commit. Records
+// without a key are kept.
+func PlanKeyCompaction(records []KeyedRecord, p KeyPolicy, now time.Time) KeyDecision {
+	latest := make(map[string]int64, len(records)/4+1)
+	for _, r := range records {
+		if r.Key != nil {
+			latest[string(r.Key)] = r.Offset
+		}
+	}
+	d := KeyDecision{Remove: map[int64]bool{}}
+	var oldest time.Time
+	for _, r := range records {
+		if r.Key == nil {
+			continue
+		}
+		remove := latest[string(r.Key)] != r.Offset ||
+			(r.Tombstone && now.Sub(r.Committed) > p.DeleteRet)
+		if remove {
+			d.Remove[r.Offset] = true
+			if oldest.IsZero() || r.Committed.Before(oldest) {
+				oldest = r.Committed
+			}
+		}
+	}
+	if len(d.Remove) == 0 {
+		return d
+	}
+	ratio := float64(len(d.Remove)) / float64(len(records))
+	d.Due = ratio >= p.DirtyRatio || (p.maxLagLimit && now.Sub(oldest) > p.MaxLag)
+	return d
+}
+
+// KeyCompaction is the job that compacts topics whose cleanup.policy
+// includes compact: it rewrites a partition's cleanable range into one
+// object keeping the latest record per key, offsets unchanged.
+type KeyCompaction struct {
+	Store  CompactionStore
+	Bucket objstore.Bucket
+	Logger *slog.Logger
+	// PageExtents bounds the extents read per partition and pass
+	// (default 10,000).
+	PageExtents int
+}
+
+var _ Job = (*KeyCompaction)(nil)
+
+// Name implements Job.
+func (*KeyCompaction) Name() string { return "key-compaction" }
+
+// Run implements Job: one pass over every compacted topic.
+func (k *KeyCompaction) Run(ctx context.Context, env *Env) error {
+	log := k.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	page := k.PageExtents
+	if page <= 0 {
+		page = 10_000
+	}
+	topics, err := k.Store.Topics(ctx)
+	if err != nil {
+		return fmt.Errorf("key compaction: %w", err)
+	}
+	var errs []error
+	for _, t := range topics {
+		p := TopicKeyPolicy(t.Configs)
+		if !p.Compact {
+			continue
+		}
+		usage, err := k.Store.PartitionUsage(ctx, t.ID)
+		if errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("key compaction %s: %w", t.Name, err))
+			continue
+		}
+		for _, u := range usage {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if u.Extents == 0 {
+				continue
+			}
+			if err := k.partition(ctx, env, t, u, p, page, log); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type batchAt struct {
+	extent int
+	base   int64 // absolute offset of the batch's first offset
+	data   []byte
+	recs   []recordbatch.Record
+	header recordbatch.Header
+}
+
+func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Topic, u metastore.PartitionUsage, p KeyPolicy, page int, log *slog.Logger) error {
+	extents, err := k.Store.Extents(ctx, t.ID, u.Partition, u.LogStartOffset, page)
+	if errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("key compaction %s/%d: %w", t.Name, u.Partition, err)
+	}
+	now := env.Now()
+	n := 0
+	for n < len(extents) && now.Sub(extents[n].CommittedAt) >= p.MinLag {
+		n++
+	}
+	extents = extents[:n]
+	if n == 0 {
+		return nil
+	}
+	var bytes int64
+	reads := newRangeReader(k.Bucket)
+	for _, e := range extents {
+		reads.want(e.Object, e.ByteOffset, e.ByteLength)
+		bytes += e.ByteLength
+	}
+	if err := env.Throttle.Wait(ctx, bytes); err != nil {
+		return err
+	}
+	if err := reads.fetch(ctx); err != nil {
+		return fmt.Errorf("key compaction %s/%d: %w", t.Name, u.Partition, err)
+	}
+	var batches []batchAt
+	var keyed []KeyedRecord
+	for i, e := range extents {
+		data := reads.get(e.Object, e.ByteOffset, e.ByteLength)
+		split, err := recordbatch.Split(data)
+		if err != nil {
+			return fmt.Errorf("key compaction %s/%d: %w", t.Name, u.Partition, err)
+		}
+		base := e.BaseOffset
+		for _, b := range split {
+			h, err := recordbatch.ParseHeader(b)
+			if err != nil {
+				return fmt.Errorf("key compaction %s/%d: %w", t.Name, u.Partition, err)
+			}
+			ba := batchAt{extent: i, base: base, data: b, header: h}
+			if !h.IsControl() {
+				recs, err := recordbatch.Records(b)
+				if err != nil {
+					return fmt.Errorf("key compaction %s/%d: batch at %d: %w", t.Name, u.Partition, base, err)
+				}
+				ba.recs = recs
+				for _, r := range recs {
+					keyed = append(keyed, KeyedRecord{
+						Offset: base + r.Offset - h.BaseOffset, Key: r.Key, Tombstone: r.Value == nil, Committed: e.CommittedAt,
+					})
+				}
+			}
+			batches = append(batches, ba)
+			base += int64(h.LastOffsetDelta) + 1
+		}
+		if base != e.EndOffset {
+			return fmt.Errorf("key compaction %s/%d: extent %s@%d: batches end at %d, the extent at %d", t.Name, u.Partition, e.Object, e.BaseOffset, base, e.EndOffset)
+		}
+	}
+	d := PlanKeyCompaction(keyed, p, now)
+	if !d.Due {
+		return nil
+	}
+	b := segment.NewBuilder()
+	first := -1
+	var last int
+	for _, ba := range batches {
+		out := ba.data
+		if ba.recs != nil {
+			kept := ba.recs[:0:0]
+			for _, r := range ba.recs {
+				if !d.Remove[ba.base+r.Offset-ba.header.BaseOffset] {
+					kept = append(kept, r)
+				}
+			}
+			if len(kept) != len(ba.recs) {
+				out = rebuild(ba.header, kept)
+			}
+		}
+		ai := b.Add(t.ID, t.Name, u.Partition, out)
+		if first < 0 {
+			first = ai
+		}
+		last = ai
+	}
+	object, placements := b.Build()
+	key := segment.NewKey()
+	if err := k.Bucket.Put(ctx, key, object); err != nil {
+		return fmt.Errorf("key compaction %s/%d: put %s: %w", t.Name, u.Partition, key, err)
+	}
+	ne := metastore.Extent{
+		BaseOffset: extents[0].BaseOffset, EndOffset: extents[len(extents)-1].EndOffset,
+		Object: key, ObjectSize: int64(len(object)),
+		ByteOffset:   placements[first].ByteOffset,
+		ByteLength:   placements[last].ByteOffset + placements[last].ByteLength - placements[first].ByteOffset,
+		MaxTimestamp: -1,
+	}
+	old := make([]metastore.ExtentRef, len(extents))
+	objects := map[string]bool{}
+	for i, e := range extents {
+		old[i] = metastore.ExtentRef{BaseOffset: e.BaseOffset, Object: e.Object}
+		ne.MaxTimestamp = max(ne.MaxTimestamp, e.MaxTimestamp)
+		objects[e.Object] = true
+	}
+	err = k.Store.ReplaceExtents(ctx, []metastore.PartitionReplacement{{TopicID: t.ID, Partition: u.Partition, Old: old, New: []metastore.Extent{ne}}})
+	if errors.Is(err, metastore.ErrExtentsChanged) || errors.Is(err, metastore.ErrInvalidReplacement) {
+		if derr := k.Bucket.Delete(context.WithoutCancel(ctx), key); derr != nil {
+			log.Warn("key compaction could not delete an abandoned object", "key", key, "err", derr)
+		}
+		if errors.Is(err, metastore.ErrExtentsChanged) {
+			return nil // the next pass plans again
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("key compaction %s/%d: replace extents: %w", t.Name, u.Partition, err)
+	}
+	env.Stats.In(len(objects), bytes)
+	env.Stats.Out(1, int64(len(object)))
+	log.Info("key compaction rewrote a partition", "topic", t.Name, "partition", u.Partition,
+		"records_removed", len(d.Remove), "records", len(keyed), "bytes_in", bytes, "bytes_out", len(object))
+	return nil
+}
+
+// rebuild re-encodes a batch with only the kept records, with the codec,
+// attributes and producer fields it came with; offsets, lastOffsetDelta
+// and maxTimestamp stay, so the batch covers the same offsets.
+func rebuild(h recordbatch.Header, kept []recordbatch.Record) []byte {
+	return recordbatch.Build(recordbatch.BuildOptions{
+		BaseOffset:      h.BaseOffset,
+		Codec:           h.Compression(),
+		ProducerID:      h.ProducerID,
+		ProducerEpoch:   h.ProducerEpoch,
+		BaseSequence:    h.BaseSequence,
+		FirstTimestamp:  h.FirstTimestamp,
+		Transactional:   h.IsTransactional(),
+		LogAppendTime:   h.IsLogAppendTime(),
+		KeepOffsets:     true,
+		LastOffsetDelta: h.LastOffsetDelta,
+		MaxTimestamp:    h.MaxTimestamp,
+	}, kept...)
+}
