@@ -10,9 +10,10 @@
 // under PREFIX, credentials from the standard AWS chain) and azblob URLs
 // the azblob backend (credentials from AZURE_STORAGE_* variables), both
 // wrapped in objstore.Resilient, so requests are retried and slow GETs
-// hedged. gs URLs are parsed and validated so that configurations can be
-// checked now, but opening them returns ErrNotSupported until the backend
-// exists.
+// hedged. gs URLs open the s3 backend against Google Cloud Storage's XML
+// API (https://storage.googleapis.com unless endpoint says otherwise),
+// which speaks S3's protocol, with GCS HMAC keys as the AWS credentials;
+// also retried and hedged.
 //
 // It must never accept credentials in the URL (they would end up in logs
 // and process listings; backends take them from the environment), and it
@@ -36,15 +37,14 @@ import (
 	"github.com/floe-io/floe/internal/objstore/s3"
 )
 
-// ErrNotSupported is returned (wrapped) by Open for valid URLs whose
-// backend does not exist yet.
-var ErrNotSupported = errors.New("not supported yet")
-
 // The URL schemes.
 const (
-	SchemeFile   = "file"
-	SchemeS3     = "s3"
-	SchemeGCS    = "gs"
+	SchemeFile = "file"
+	SchemeS3   = "s3"
+	SchemeGCS  = "gs"
+
+	// GCSEndpoint is Google Cloud Storage's XML API.
+	GCSEndpoint  = "https://storage.googleapis.com"
 	SchemeAzBlob = "azblob"
 )
 
@@ -368,14 +368,13 @@ func (s Spec) String() string {
 // Options tunes what Open builds around a backend.
 type Options struct {
 	// Resilience configures the retries and hedged GETs wrapped around
-	// network backends (s3, azblob); set its Metrics to count them. The zero value
+	// network backends (s3, gs, azblob); set its Metrics to count them. The zero value
 	// gives objstore's defaults.
 	Resilience objstore.ResilientOptions
 }
 
-// Open opens the bucket named by a bucket URL with default Options. File,
-// s3 and azblob URLs are supported so far; valid gs URLs return an error
-// wrapping ErrNotSupported. ctx bounds any setup a backend needs.
+// Open opens the bucket named by a bucket URL with default Options. ctx
+// bounds any setup a backend needs.
 func Open(ctx context.Context, raw string) (objstore.Bucket, error) {
 	return OpenWith(ctx, raw, Options{})
 }
@@ -425,7 +424,21 @@ func OpenSpecWith(ctx context.Context, spec Spec, o Options) (objstore.Bucket, e
 		}
 		return objstore.Resilient(b, o.Resilience), nil
 	case SchemeGCS:
-		return nil, fmt.Errorf("%s buckets are %w", spec.Scheme, ErrNotSupported)
+		// Google Cloud Storage through its XML API, which speaks S3's
+		// protocol (HMAC keys as the AWS credentials, any signing region,
+		// no flexible checksums), so the S3 backend serves it.
+		endpoint := spec.Endpoint
+		if endpoint == "" {
+			endpoint = GCSEndpoint
+		}
+		b, err := s3.Open(ctx, s3.Options{
+			Bucket: spec.Bucket, Prefix: spec.Prefix, Endpoint: endpoint,
+			Region: "auto", PathStyle: true, ChecksumsWhenRequired: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open bucket %s: %w", spec, err)
+		}
+		return objstore.Resilient(b, o.Resilience), nil
 	}
 	return nil, fmt.Errorf("open bucket: unknown scheme %q", spec.Scheme)
 }

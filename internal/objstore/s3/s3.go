@@ -65,6 +65,10 @@ type Options struct {
 	// ListPageSize is the number of keys asked per ListObjectsV2 page;
 	// 0 means the server default (1,000 on S3).
 	ListPageSize int32
+	// ChecksumsWhenRequired sends and checks the SDK's flexible checksums
+	// only where the API requires them: servers that speak S3's protocol
+	// without them (Google Cloud Storage's XML API) reject the headers.
+	ChecksumsWhenRequired bool
 }
 
 // Bucket is a bucket in S3 or an S3-compatible server. It is safe for
@@ -116,6 +120,10 @@ func Open(ctx context.Context, o Options) (*Bucket, error) {
 		// Ranged reads cannot be checked against a whole-object checksum;
 		// the SDK would log a warning for each of them.
 		so.DisableLogOutputChecksumValidationSkipped = true
+		if o.ChecksumsWhenRequired {
+			so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
 	})
 	return &Bucket{client: client, bucket: o.Bucket, prefix: o.Prefix, pageSize: o.ListPageSize}, nil
 }
