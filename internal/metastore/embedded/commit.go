@@ -34,7 +34,7 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 			}
 			results[i] = r
 		}
-		extents = len(cm.extents)
+		extents = len(cm.extents.Extents)
 		return cm.write()
 	})
 	if err != nil {
@@ -78,10 +78,7 @@ type committer struct {
 	sequences  map[sequenceKey]*sequence.State  // nil: no state yet
 	changed    map[sequenceKey]bool             // sequences to write back
 
-	extents []metastore.Extent
-	// open is, per partition, the index in extents of the extent the next
-	// accepted batch may extend.
-	open map[partitionKey]int
+	extents *metastore.CommitExtents
 }
 
 func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time) *committer {
@@ -93,7 +90,7 @@ func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time) *commit
 		topics:     make(map[metastore.TopicID]int32),
 		sequences:  make(map[sequenceKey]*sequence.State),
 		changed:    make(map[sequenceKey]bool),
-		open:       make(map[partitionKey]int),
+		extents:    metastore.NewCommitExtents(c, now),
 	}
 }
 
@@ -106,7 +103,7 @@ func (cm *committer) add(b metastore.BatchCommit) (metastore.BatchResult, error)
 		return metastore.BatchResult{}, err
 	}
 	if ps == nil {
-		return rejected(metastore.ErrUnknownTopicOrPartition), nil
+		return metastore.RejectedBatch(metastore.ErrUnknownTopicOrPartition), nil
 	}
 
 	var (
@@ -124,10 +121,10 @@ func (cm *committer) add(b metastore.BatchCommit) (metastore.BatchResult, error)
 		if err != nil || dup {
 			// The batch's bytes stay unreferenced, so the extent
 			// cannot run across them.
-			delete(cm.open, pk)
+			cm.extents.EndRun(b.TopicID, b.Partition)
 		}
 		if err != nil {
-			return rejected(err), nil
+			return metastore.RejectedBatch(err), nil
 		}
 		if dup {
 			return metastore.BatchResult{BaseOffset: dupBase, Duplicate: true, LogStartOffset: ps.logStartOffset}, nil
@@ -140,39 +137,8 @@ func (cm *committer) add(b metastore.BatchCommit) (metastore.BatchResult, error)
 		cm.sequences[sk] = st.Accept(b.ProducerEpoch, firstSeq, lastSeq, base)
 		cm.changed[sk] = true
 	}
-	cm.addExtent(pk, b, base)
+	cm.extents.Add(b, base)
 	return metastore.BatchResult{BaseOffset: base, LogStartOffset: ps.logStartOffset}, nil
-}
-
-func rejected(err error) metastore.BatchResult {
-	return metastore.BatchResult{BaseOffset: -1, LogStartOffset: -1, Err: err}
-}
-
-// addExtent records an accepted batch, extending the partition's open
-// extent when the batch's bytes directly follow it.
-func (cm *committer) addExtent(pk partitionKey, b metastore.BatchCommit, base int64) {
-	if i, ok := cm.open[pk]; ok {
-		e := &cm.extents[i]
-		if e.ByteOffset+e.ByteLength == b.ByteOffset {
-			e.EndOffset += b.OffsetCount
-			e.ByteLength += b.ByteLength
-			e.MaxTimestamp = max(e.MaxTimestamp, b.MaxTimestamp)
-			return
-		}
-	}
-	cm.open[pk] = len(cm.extents)
-	cm.extents = append(cm.extents, metastore.Extent{
-		TopicID:      pk.id,
-		Partition:    pk.partition,
-		BaseOffset:   base,
-		EndOffset:    base + b.OffsetCount,
-		Object:       cm.commit.Object,
-		ObjectSize:   cm.commit.Size,
-		ByteOffset:   b.ByteOffset,
-		ByteLength:   b.ByteLength,
-		MaxTimestamp: b.MaxTimestamp,
-		CommittedAt:  cm.now,
-	})
 }
 
 // partition returns the partition's state, loading it on first use, or nil
@@ -224,7 +190,7 @@ func (cm *committer) sequence(sk sequenceKey) (*sequence.State, error) {
 
 // write stores everything the commit changed.
 func (cm *committer) write() error {
-	if len(cm.extents) == 0 {
+	if len(cm.extents.Extents) == 0 {
 		return nil // nothing accepted: the object stays unreferenced
 	}
 	partitions := cm.tx.Bucket([]byte(bucketPartitions))
@@ -247,12 +213,12 @@ func (cm *committer) write() error {
 		}
 	}
 	extents := cm.tx.Bucket([]byte(bucketExtents))
-	for i := range cm.extents {
-		e := &cm.extents[i]
+	for i := range cm.extents.Extents {
+		e := &cm.extents.Extents[i]
 		pk := partitionKey{id: e.TopicID, partition: e.Partition}
 		if err := extents.Put(pk.extentKey(e.BaseOffset), encodeExtent(e)); err != nil {
 			return err
 		}
 	}
-	return applyRefs(cm.tx, metastore.RefChanges(nil, cm.extents), cm.now, true)
+	return applyRefs(cm.tx, metastore.RefChanges(nil, cm.extents.Extents), cm.now, true)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -46,8 +47,8 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 	if err != nil {
 		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
 	}
-	s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", len(p.extents))
-	if len(p.extents) > 0 {
+	s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", len(p.extents.Extents))
+	if len(p.extents.Extents) > 0 {
 		s.Notify(metastore.NoticeFor(c, p.results))
 	}
 	return p.results, nil
@@ -103,10 +104,7 @@ type plan struct {
 	changed    map[sequenceKey]bool             // sequences to write back
 
 	results []metastore.BatchResult
-	extents []metastore.Extent
-	// open is, per partition, the index in extents of the extent the next
-	// accepted batch may extend.
-	open map[partitionKey]int
+	extents *metastore.CommitExtents // CommittedAt left zero: the database's now()
 }
 
 func newPlan(c metastore.SegmentCommit) *plan {
@@ -115,7 +113,7 @@ func newPlan(c metastore.SegmentCommit) *plan {
 		partitions: make(map[partitionKey]*partitionState),
 		sequences:  make(map[sequenceKey]*sequence.State),
 		changed:    make(map[sequenceKey]bool),
-		open:       make(map[partitionKey]int),
+		extents:    metastore.NewCommitExtents(c, time.Time{}),
 	}
 }
 
@@ -218,7 +216,7 @@ func (p *plan) add(b metastore.BatchCommit) metastore.BatchResult {
 	pk := partitionKey{b.TopicID, b.Partition}
 	ps := p.partitions[pk]
 	if ps == nil {
-		return rejected(metastore.ErrUnknownTopicOrPartition)
+		return metastore.RejectedBatch(metastore.ErrUnknownTopicOrPartition)
 	}
 	var (
 		sk                sequenceKey
@@ -231,10 +229,10 @@ func (p *plan) add(b metastore.BatchCommit) metastore.BatchResult {
 		if err != nil || dup {
 			// The batch's bytes stay unreferenced, so the extent
 			// cannot run across them.
-			delete(p.open, pk)
+			p.extents.EndRun(b.TopicID, b.Partition)
 		}
 		if err != nil {
-			return rejected(err)
+			return metastore.RejectedBatch(err)
 		}
 		if dup {
 			return metastore.BatchResult{BaseOffset: dupBase, Duplicate: true, LogStartOffset: ps.logStartOffset}
@@ -247,42 +245,14 @@ func (p *plan) add(b metastore.BatchCommit) metastore.BatchResult {
 		p.sequences[sk] = p.sequences[sk].Accept(b.ProducerEpoch, firstSeq, lastSeq, base)
 		p.changed[sk] = true
 	}
-	p.addExtent(pk, b, base)
+	p.extents.Add(b, base)
 	return metastore.BatchResult{BaseOffset: base, LogStartOffset: ps.logStartOffset}
-}
-
-func rejected(err error) metastore.BatchResult {
-	return metastore.BatchResult{BaseOffset: -1, LogStartOffset: -1, Err: err}
-}
-
-func (p *plan) addExtent(pk partitionKey, b metastore.BatchCommit, base int64) {
-	if i, ok := p.open[pk]; ok {
-		e := &p.extents[i]
-		if e.ByteOffset+e.ByteLength == b.ByteOffset {
-			e.EndOffset += b.OffsetCount
-			e.ByteLength += b.ByteLength
-			e.MaxTimestamp = max(e.MaxTimestamp, b.MaxTimestamp)
-			return
-		}
-	}
-	p.open[pk] = len(p.extents)
-	p.extents = append(p.extents, metastore.Extent{
-		TopicID:      pk.id,
-		Partition:    pk.partition,
-		BaseOffset:   base,
-		EndOffset:    base + b.OffsetCount,
-		Object:       p.commit.Object,
-		ObjectSize:   p.commit.Size,
-		ByteOffset:   b.ByteOffset,
-		ByteLength:   b.ByteLength,
-		MaxTimestamp: b.MaxTimestamp,
-	})
 }
 
 // write stores what the commit changed, in one pipelined round trip, and
 // queues the notification, which the database delivers at commit.
 func (p *plan) write(ctx context.Context, tx pgx.Tx, notify bool, origin string) error {
-	if len(p.extents) == 0 {
+	if len(p.extents.Extents) == 0 {
 		return nil // nothing accepted: the object stays unreferenced
 	}
 	var batch pgx.Batch
@@ -305,7 +275,7 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx, notify bool, origin string)
 			DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq, recent = excluded.recent`,
 			sqlID(sk.id), sk.partition, sk.producerID, st.Epoch, st.LastSeq, string(recent))
 	}
-	for _, e := range p.extents {
+	for _, e := range p.extents.Extents {
 		batch.Queue(`
 			INSERT INTO extents (topic_id, part, base_offset, end_offset, object, object_size,
 				byte_offset, byte_length, max_timestamp, committed_at)
@@ -319,7 +289,7 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx, notify bool, origin string)
 	batch.Queue(`
 		INSERT INTO objects (object, size, refs) VALUES ($1, $2, $3)
 		ON CONFLICT (object) DO UPDATE SET refs = objects.refs + excluded.refs`,
-		p.commit.Object, p.commit.Size, len(p.extents))
+		p.commit.Object, p.commit.Size, len(p.extents.Extents))
 	batch.Queue(`DELETE FROM unreferenced_objects WHERE object = $1`, p.commit.Object)
 	if notify {
 		batch.Queue(`SELECT pg_notify($1, $2)`, notifyChannel,

@@ -1,0 +1,61 @@
+package metastore
+
+import "time"
+
+// CommitExtents gathers the extents of one segment commit, for backends:
+// consecutive accepted batches of a partition whose bytes follow each
+// other in the object become one extent; a rejected batch of the
+// partition (EndRun) ends the run even if the next batch's bytes follow.
+// Every backend merges by this one rule, so extents look the same
+// whichever store recorded them.
+type CommitExtents struct {
+	commit      SegmentCommit
+	committedAt time.Time // zero: the backend sets it when it writes
+	// Extents in the order they were opened.
+	Extents []Extent
+	open    map[TopicPartition]int // index in Extents of a partition's open run
+}
+
+// NewCommitExtents starts gathering the extents of c.
+func NewCommitExtents(c SegmentCommit, committedAt time.Time) *CommitExtents {
+	return &CommitExtents{commit: c, committedAt: committedAt, open: map[TopicPartition]int{}}
+}
+
+// Add records an accepted batch assigned base as its first offset.
+func (x *CommitExtents) Add(b BatchCommit, base int64) {
+	tp := TopicPartition{TopicID: b.TopicID, Partition: b.Partition}
+	if i, ok := x.open[tp]; ok {
+		e := &x.Extents[i]
+		if e.ByteOffset+e.ByteLength == b.ByteOffset {
+			e.EndOffset += b.OffsetCount
+			e.ByteLength += b.ByteLength
+			e.MaxTimestamp = max(e.MaxTimestamp, b.MaxTimestamp)
+			return
+		}
+	}
+	x.open[tp] = len(x.Extents)
+	x.Extents = append(x.Extents, Extent{
+		TopicID:      b.TopicID,
+		Partition:    b.Partition,
+		BaseOffset:   base,
+		EndOffset:    base + b.OffsetCount,
+		Object:       x.commit.Object,
+		ObjectSize:   x.commit.Size,
+		ByteOffset:   b.ByteOffset,
+		ByteLength:   b.ByteLength,
+		MaxTimestamp: b.MaxTimestamp,
+		CommittedAt:  x.committedAt,
+	})
+}
+
+// EndRun ends a partition's open run: the next accepted batch starts a new
+// extent.
+func (x *CommitExtents) EndRun(id TopicID, partition int32) {
+	delete(x.open, TopicPartition{TopicID: id, Partition: partition})
+}
+
+// RejectedBatch is the result of a batch the commit refused: Kafka answers
+// -1 for its offsets.
+func RejectedBatch(err error) BatchResult {
+	return BatchResult{BaseOffset: -1, LogStartOffset: -1, Err: err}
+}
