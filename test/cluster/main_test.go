@@ -22,13 +22,8 @@
 package cluster
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/floe-io/floe/internal/testutil"
 )
@@ -36,27 +31,7 @@ import (
 // floeBin is the floe binary TestMain builds.
 var floeBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "floe-cluster-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cluster:", err)
-		os.Exit(1)
-	}
-	floeBin = filepath.Join(dir, "floe")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	build := exec.CommandContext(ctx, "go", "build", "-o", floeBin, "github.com/floe-io/floe/cmd/floe")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	err = build.Run()
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cluster: go build floe:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.RunWithFloeBinary(m, "cluster", &floeBin) }
 
 func verbose() bool { return os.Getenv("FLOE_CLUSTER_VERBOSE") != "" }
 

@@ -12,14 +12,12 @@
 package crash
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/floe-io/floe/internal/testutil"
 )
 
 var (
@@ -33,27 +31,7 @@ var (
 // floeBin is the floe binary TestMain builds.
 var floeBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "floe-crash-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "crash:", err)
-		os.Exit(1)
-	}
-	floeBin = filepath.Join(dir, "floe")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	build := exec.CommandContext(ctx, "go", "build", "-o", floeBin, "github.com/floe-io/floe/cmd/floe")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	err = build.Run()
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "crash: go build floe:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.RunWithFloeBinary(m, "crash", &floeBin) }
 
 // TestKill9 runs rounds of: produce at full speed, SIGKILL after a random
 // 0.3–1.5 s, restart on the same data directory and port, and read every
