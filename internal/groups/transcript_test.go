@@ -11,11 +11,8 @@ package groups
 // diff.
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,93 +20,16 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/floe-io/floe/internal/testutil/transcript"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite testdata expectations")
 
 func TestTranscripts(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no transcripts: %v", err)
-	}
-	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) { runTranscript(t, f) })
-	}
-}
-
-type block struct {
-	pre      []string // comments and blank lines before the command
-	cmd      string
-	expected []string
-	line     int
-}
-
-func parseTranscript(t *testing.T, path string) (blocks []block, trailer []string) {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	var pre []string
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			pre = append(pre, line)
-			continue
-		}
-		b := block{pre: pre, cmd: line, line: n}
-		pre = nil
-		if !sc.Scan() || sc.Text() != "----" {
-			t.Fatalf("%s:%d: expected ---- after command", path, n)
-		}
-		n++
-		for sc.Scan() {
-			n++
-			if sc.Text() == "" {
-				pre = append(pre, "")
-				break
-			}
-			b.expected = append(b.expected, sc.Text())
-		}
-		blocks = append(blocks, b)
-	}
-	return blocks, pre
-}
-
-func runTranscript(t *testing.T, path string) {
-	blocks, trailer := parseTranscript(t, path)
-	h := newHarness()
-	var out strings.Builder
-	failed := false
-	for _, b := range blocks {
-		for _, p := range b.pre {
-			out.WriteString(p + "\n")
-		}
-		got := h.run(t, b.cmd)
-		out.WriteString(b.cmd + "\n----\n")
-		for _, l := range got {
-			out.WriteString(l + "\n")
-		}
-		if !*rewrite && strings.Join(got, "\n") != strings.Join(b.expected, "\n") {
-			failed = true
-			t.Errorf("%s:%d: %s\n got:\n  %s\n want:\n  %s", path, b.line, b.cmd,
-				strings.Join(got, "\n  "), strings.Join(b.expected, "\n  "))
-		}
-	}
-	for _, p := range trailer {
-		out.WriteString(p + "\n")
-	}
-	if *rewrite {
-		text := strings.TrimRight(out.String(), "\n") + "\n"
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	} else if failed {
-		t.Log("run with -rewrite to update expectations")
-	}
+	transcript.Run(t, "testdata/*.txt", *rewrite, func() func(t *testing.T, cmd string) []string {
+		return newHarness().run
+	})
 }
 
 type harness struct {
