@@ -258,3 +258,17 @@ type ObjectLedger interface {
 	// ObjectUsage totals referenced and unreferenced objects.
 	ObjectUsage(ctx context.Context) (ObjectUsage, error)
 }
+
+// CheckLeaseArgs validates the arguments of AcquireLease and RenewLease,
+// for backends.
+func CheckLeaseArgs(name, holder string, ttl time.Duration) error {
+	switch {
+	case name == "":
+		return errors.New("empty lease name")
+	case holder == "":
+		return errors.New("empty holder")
+	case ttl <= 0:
+		return fmt.Errorf("ttl %v is not positive", ttl)
+	}
+	return nil
+}

@@ -48,22 +48,10 @@ func putLease(tx *bolt.Tx, name string, r *leaseRecord) error {
 	return tx.Bucket([]byte(bucketLeases)).Put([]byte(name), v)
 }
 
-func checkLeaseArgs(name, holder string, ttl time.Duration) error {
-	switch {
-	case name == "":
-		return errors.New("empty lease name")
-	case holder == "":
-		return errors.New("empty holder")
-	case ttl <= 0:
-		return fmt.Errorf("ttl %v is not positive", ttl)
-	}
-	return nil
-}
-
 // AcquireLease implements metastore.LeaseStore. The store's clock is this
 // process's: one process uses the file.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (metastore.Lease, bool, error) {
-	if err := checkLeaseArgs(name, holder, ttl); err != nil {
+	if err := metastore.CheckLeaseArgs(name, holder, ttl); err != nil {
 		return metastore.Lease{}, false, fmt.Errorf("acquire lease %s: %w", name, err)
 	}
 	var (
@@ -99,7 +87,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 
 // RenewLease implements metastore.LeaseStore.
 func (s *Store) RenewLease(ctx context.Context, l metastore.Lease, ttl time.Duration) (metastore.Lease, error) {
-	if err := checkLeaseArgs(l.Name, l.Holder, ttl); err != nil {
+	if err := metastore.CheckLeaseArgs(l.Name, l.Holder, ttl); err != nil {
 		return metastore.Lease{}, fmt.Errorf("renew lease %s: %w", l.Name, err)
 	}
 	var out metastore.Lease

@@ -29,23 +29,11 @@ func scanLease(row pgx.Row, name string) (metastore.Lease, error) {
 	return l, err
 }
 
-func checkLeaseArgs(name, holder string, ttl time.Duration) error {
-	switch {
-	case name == "":
-		return errors.New("empty lease name")
-	case holder == "":
-		return errors.New("empty holder")
-	case ttl <= 0:
-		return fmt.Errorf("ttl %v is not positive", ttl)
-	}
-	return nil
-}
-
 // AcquireLease implements metastore.LeaseStore with one conditional
 // upsert on the database clock: the row is written only if the lease is
 // free or already the holder's.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (metastore.Lease, bool, error) {
-	if err := checkLeaseArgs(name, holder, ttl); err != nil {
+	if err := metastore.CheckLeaseArgs(name, holder, ttl); err != nil {
 		return metastore.Lease{}, false, fmt.Errorf("acquire lease %s: %w", name, err)
 	}
 	var (
@@ -87,7 +75,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 
 // RenewLease implements metastore.LeaseStore.
 func (s *Store) RenewLease(ctx context.Context, l metastore.Lease, ttl time.Duration) (metastore.Lease, error) {
-	if err := checkLeaseArgs(l.Name, l.Holder, ttl); err != nil {
+	if err := metastore.CheckLeaseArgs(l.Name, l.Holder, ttl); err != nil {
 		return metastore.Lease{}, fmt.Errorf("renew lease %s: %w", l.Name, err)
 	}
 	var out metastore.Lease
