@@ -102,6 +102,9 @@ type AgentInfo struct {
 	Port   int32
 	Zone   string   // availability zone, "" if unknown
 	Roles  []string // produce, fetch, jobs, groups
+	// PeerAddr is the HOST:PORT of the agent's peer listener, where other
+	// agents of its zone ask it for cache blocks; "" if it has none.
+	PeerAddr string
 	// Expires is when the agent counts as dead unless it heartbeats
 	// again; set by the store from its own clock.
 	Expires time.Time
@@ -118,4 +121,12 @@ type AgentRegistry interface {
 	LiveAgents(ctx context.Context) ([]AgentInfo, error)
 	// Deregister removes an agent at once (graceful shutdown).
 	Deregister(ctx context.Context, id string) error
+	// ClusterSecret returns the secret agents prove to each other on
+	// their peer listeners, creating it (ClusterSecretBytes random bytes)
+	// the first time any agent asks. Every call, from any agent, returns
+	// the same bytes.
+	ClusterSecret(ctx context.Context) ([]byte, error)
 }
+
+// ClusterSecretBytes is the length of the secret ClusterSecret creates.
+const ClusterSecretBytes = 32

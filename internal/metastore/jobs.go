@@ -257,6 +257,10 @@ type ObjectLedger interface {
 	KnownObjects(ctx context.Context, keys []string) (map[string]bool, error)
 	// ObjectUsage totals referenced and unreferenced objects.
 	ObjectUsage(ctx context.Context) (ObjectUsage, error)
+	// ObjectSize returns the size of an object the ledger knows
+	// (referenced or not yet forgotten); known is false for any other key.
+	// Agents check the sizes other agents claim against it.
+	ObjectSize(ctx context.Context, key string) (size int64, known bool, err error)
 }
 
 // CheckLeaseArgs validates the arguments of AcquireLease and RenewLease,

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"crypto/rand"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -40,6 +41,7 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		Port:  a.Port,
 		Zone:  a.Zone,
 		Roles: slices.Clone(a.Roles),
+		Peer:  a.PeerAddr,
 	}
 	var registered bool
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -180,4 +182,35 @@ func (s *Store) Deregister(ctx context.Context, id string) error {
 		s.log.Info("agent deregistered", "agent", id)
 	}
 	return nil
+}
+
+// ClusterSecret implements metastore.AgentRegistry: the secret is made
+// once, in the first write transaction that finds none.
+func (s *Store) ClusterSecret(ctx context.Context) ([]byte, error) {
+	var secret []byte
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		secret = bytes.Clone(tx.Bucket([]byte(bucketMeta)).Get([]byte(keyClusterSecret)))
+		return nil
+	})
+	if err == nil && secret == nil {
+		err = s.update(ctx, func(tx *bolt.Tx) error {
+			meta := tx.Bucket([]byte(bucketMeta))
+			if v := meta.Get([]byte(keyClusterSecret)); v != nil {
+				secret = bytes.Clone(v)
+				return nil
+			}
+			secret = make([]byte, metastore.ClusterSecretBytes)
+			if _, err := rand.Read(secret); err != nil {
+				return err
+			}
+			return meta.Put([]byte(keyClusterSecret), secret)
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	if len(secret) != metastore.ClusterSecretBytes {
+		return nil, fmt.Errorf("cluster secret: %w: %d bytes", errCorrupt, len(secret))
+	}
+	return secret, nil
 }

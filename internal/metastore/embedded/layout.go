@@ -34,6 +34,7 @@ import (
 //	meta        "next-producer-id"                          → producer id(8)
 //	            "next-node-id"                              → node id(8)
 //	            "objects-format"                            → 2 (8): objects values carry refs
+//	            "cluster-secret"                            → the peer listeners' secret (32)
 //
 // Partitions, offsets and producer ids are never negative, so encoding them
 // as unsigned keeps the order.
@@ -71,6 +72,7 @@ const (
 	keyNextProducerID = "next-producer-id"
 	keyNextNodeID     = "next-node-id"
 	keyObjectsFormat  = "objects-format"
+	keyClusterSecret  = "cluster-secret"
 )
 
 // buckets lists every bucket, created when the file is opened.
@@ -328,6 +330,7 @@ type agentRecord struct {
 	Port    int32     `json:"port"`
 	Zone    string    `json:"zone,omitempty"`
 	Roles   []string  `json:"roles,omitempty"`
+	Peer    string    `json:"peer,omitempty"`
 	Expires time.Time `json:"expires"`
 }
 
@@ -338,8 +341,9 @@ func (r *agentRecord) agent(id string) metastore.AgentInfo {
 		Host:    r.Host,
 		Port:    r.Port,
 		Zone:    r.Zone,
-		Roles:   slices.Clone(r.Roles),
-		Expires: r.Expires,
+		Roles:    slices.Clone(r.Roles),
+		PeerAddr: r.Peer,
+		Expires:  r.Expires,
 	}
 }
 

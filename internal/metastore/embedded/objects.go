@@ -244,3 +244,25 @@ func (s *Store) ObjectUsage(ctx context.Context) (metastore.ObjectUsage, error) 
 	}
 	return u, nil
 }
+
+// ObjectSize implements metastore.ObjectLedger.
+func (s *Store) ObjectSize(ctx context.Context, key string) (int64, bool, error) {
+	var (
+		rec   objectRecord
+		known bool
+	)
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket([]byte(bucketObjects)).Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		var err error
+		rec, err = decodeObject(v)
+		known = err == nil
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("object size %s: %w", key, err)
+	}
+	return rec.size, known, nil
+}

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 	t.Run("Groups", func(t *testing.T) { testGroups(t, open) })
 	t.Run("Agents", func(t *testing.T) { testAgents(t, open) })
+	t.Run("Peers", func(t *testing.T) { testPeers(t, open) })
 	t.Run("Watch", func(t *testing.T) { testWatch(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("Retention", func(t *testing.T) { testRetention(t, open) })

@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,17 +39,17 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 	if err != nil {
 		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: %w", a.ID, err)
 	}
-	got := metastore.AgentInfo{ID: a.ID, Host: a.Host, Port: a.Port, Zone: a.Zone, Roles: slices.Clone(a.Roles)}
+	got := metastore.AgentInfo{ID: a.ID, Host: a.Host, Port: a.Port, Zone: a.Zone, Roles: slices.Clone(a.Roles), PeerAddr: a.PeerAddr}
 	ttlMicros := max(ttl.Microseconds(), 1)
 	var registered bool
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		registered = false
 		err := tx.QueryRow(ctx, `
 			UPDATE agents SET host = $2, port = $3, zone = $4, roles = $5,
-				expires = now() + $6::BIGINT * INTERVAL '1 microsecond'
+				expires = now() + $6::BIGINT * INTERVAL '1 microsecond', peer_addr = $7
 			WHERE id = $1
 			RETURNING node_id, expires`,
-			a.ID, a.Host, a.Port, a.Zone, string(roles), ttlMicros).Scan(&got.NodeID, &got.Expires)
+			a.ID, a.Host, a.Port, a.Zone, string(roles), ttlMicros, a.PeerAddr).Scan(&got.NodeID, &got.Expires)
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
@@ -64,11 +65,11 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 			return err
 		}
 		err = tx.QueryRow(ctx, `
-			INSERT INTO agents (id, node_id, host, port, zone, roles, expires)
-			VALUES ($1, $2, $3, $4, $5, $6, now() + $7::BIGINT * INTERVAL '1 microsecond')
+			INSERT INTO agents (id, node_id, host, port, zone, roles, expires, peer_addr)
+			VALUES ($1, $2, $3, $4, $5, $6, now() + $7::BIGINT * INTERVAL '1 microsecond', $8)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING expires`,
-			a.ID, got.NodeID, a.Host, a.Port, a.Zone, string(roles), ttlMicros).Scan(&got.Expires)
+			a.ID, got.NodeID, a.Host, a.Port, a.Zone, string(roles), ttlMicros, a.PeerAddr).Scan(&got.Expires)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// A concurrent first heartbeat of the same agent won; the
 			// next attempt updates its row.
@@ -111,14 +112,14 @@ func (s *Store) LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error) {
 	var agents []metastore.AgentInfo
 	err := s.run(ctx, func(ctx context.Context) error {
 		rows, _ := s.pool.Query(ctx, `
-			SELECT id, node_id, host, port, zone, roles, expires FROM agents WHERE expires > now()`)
+			SELECT id, node_id, host, port, zone, roles, expires, peer_addr FROM agents WHERE expires > now()`)
 		var err error
 		agents, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (metastore.AgentInfo, error) {
 			var (
 				a     metastore.AgentInfo
 				roles string
 			)
-			if err := row.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &roles, &a.Expires); err != nil {
+			if err := row.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &roles, &a.Expires, &a.PeerAddr); err != nil {
 				return a, err
 			}
 			if err := json.Unmarshal([]byte(roles), &a.Roles); err != nil {
@@ -162,4 +163,27 @@ func nonNilRoles(roles []string) []string {
 		return []string{}
 	}
 	return roles
+}
+
+// ClusterSecret implements metastore.AgentRegistry: the first caller's
+// random secret wins the insert, and every caller reads the stored one.
+func (s *Store) ClusterSecret(ctx context.Context) ([]byte, error) {
+	fresh := make([]byte, metastore.ClusterSecretBytes)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	var secret []byte
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO secrets (name, value) VALUES ('cluster-secret', $1) ON CONFLICT (name) DO NOTHING`, fresh); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT value FROM secrets WHERE name = 'cluster-secret'`).Scan(&secret)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	if len(secret) != metastore.ClusterSecretBytes {
+		return nil, fmt.Errorf("cluster secret: stored value has %d bytes, want %d", len(secret), metastore.ClusterSecretBytes)
+	}
+	return secret, nil
 }

@@ -208,3 +208,23 @@ func (s *Store) ObjectUsage(ctx context.Context) (metastore.ObjectUsage, error) 
 	}
 	return u, nil
 }
+
+// ObjectSize implements metastore.ObjectLedger.
+func (s *Store) ObjectSize(ctx context.Context, key string) (int64, bool, error) {
+	var (
+		size  int64
+		known bool
+	)
+	err := s.run(ctx, func(ctx context.Context) error {
+		err := s.pool.QueryRow(ctx, `SELECT size FROM objects WHERE object = $1`, key).Scan(&size)
+		known = err == nil
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("object size %s: %w", key, err)
+	}
+	return size, known, nil
+}
