@@ -23,9 +23,10 @@ import (
 type agentFlags struct {
 	cfg        agent.Config
 	logs       logFlags
+	security   securityFlags
 	autoCreate bool
 	partitions int
-	finish     func() // copies parsed values into cfg
+	finish     func() error // copies parsed values into cfg
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
@@ -50,12 +51,14 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.cfg.Jobs.OrphanGrace, "orphan-grace", time.Hour, "how old an object no metadata refers to (a PUT whose commit never happened) must be before the cleaner deletes it")
 	fs.Int64Var(&f.cfg.Jobs.BytesPerSecond, "job-bytes-per-second", 0, "bytes per second background jobs may move, all together (0: unlimited)")
 	f.logs.register(fs)
-	f.finish = func() {
+	f.security.register(fs, &f.cfg)
+	f.finish = func() error {
 		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))
 		f.cfg.NodeID = int32(nodeID)
 		f.cfg.AutoCreateTopics = f.autoCreate
 		f.cfg.DefaultPartitions = int32(f.partitions)
 		f.cfg.Roles = strings.Split(*roles, ",")
+		return f.security.apply(&f.cfg)
 	}
 }
 
@@ -68,7 +71,9 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	f.finish()
+	if err := f.finish(); err != nil {
+		return err
+	}
 	if f.cfg.NodeID < 0 {
 		// One agent alone: a stable broker id across restarts, so clients
 		// reconnecting after a restart find the same broker.
@@ -152,7 +157,9 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	f.finish()
+	if err := f.finish(); err != nil {
+		return err
+	}
 	if *bucketURL == "" || *metaURL == "" {
 		return errors.New("agent needs --bucket and --metastore")
 	}

@@ -9,6 +9,9 @@ package agent
 
 import (
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +38,7 @@ import (
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/protocol"
 	"github.com/floe-io/floe/internal/wire"
+	"github.com/floe-io/floe/internal/zonecache"
 )
 
 // Config configures an agent. Zero values take the documented defaults.
@@ -47,6 +51,27 @@ type Config struct {
 	Advertise string
 	// AdminListen serves /metrics and /healthz; empty disables it.
 	AdminListen string
+	// AdminTLS, if set, serves the admin listener over TLS.
+	AdminTLS *tls.Config
+	// AdminToken, if set, is the bearer token every admin request but
+	// /healthz must carry.
+	AdminToken string
+
+	// PeerListen is the peer listener, where the agents of a zone ask
+	// each other for cache blocks (default: the Kafka listener's host,
+	// port 0). Kafka clients are never served there.
+	PeerListen string
+	// PeerAdvertise is the HOST:PORT other agents dial for PeerListen
+	// (default: the advertised Kafka host with the bound peer port).
+	PeerAdvertise string
+	// PeerSecret is the cluster secret agents prove to each other on the
+	// peer listeners; nil takes the metadata store's (ClusterSecret).
+	PeerSecret []byte
+	// PeerServerTLS and PeerClientTLS, if set, wrap peer connections in
+	// TLS on the serving and the asking side (mTLS when the server
+	// requires client certificates).
+	PeerServerTLS *tls.Config
+	PeerClientTLS *tls.Config
 
 	// NodeID asks for a fixed broker id; -1 lets the metadata store
 	// assign one.
@@ -107,7 +132,8 @@ type Agent struct {
 	draining chan struct{}
 
 	members     *cluster.Membership
-	peers       *peers
+	ring        *zonecache.Ring
+	peerServer  *zonecache.Server
 	groups      *coordinator.Coordinator
 	stopMembers context.CancelFunc
 	membersDone chan struct{}
@@ -156,13 +182,26 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		ln.Close()
 		return nil, err
 	}
+	peerLn, peerAddr, err := listenPeers(cfg, self)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	joinCtx, cancelJoin := context.WithTimeout(context.Background(), 10*time.Second)
-	members, err := cluster.Join(joinCtx, store, cluster.Options{
-		Host: self.Host, Port: self.Port, Zone: cfg.Zone, Roles: cfg.Roles, NodeID: cfg.NodeID, Logger: log,
-	})
+	secret := cfg.PeerSecret
+	if secret == nil {
+		secret, err = store.ClusterSecret(joinCtx)
+	}
+	var members *cluster.Membership
+	if err == nil {
+		members, err = cluster.Join(joinCtx, store, cluster.Options{
+			Host: self.Host, Port: self.Port, PeerAddr: peerAddr, Zone: cfg.Zone, Roles: cfg.Roles, NodeID: cfg.NodeID, Logger: log,
+		})
+	}
 	cancelJoin()
 	if err != nil {
 		ln.Close()
+		peerLn.Close()
 		return nil, err
 	}
 
@@ -172,9 +211,23 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bucket = objstore.Instrument(bucket, objstore.NewMetrics(reg))
-	peers := newPeers(members, bucket, log, reg)
-	blocks := cache.New(bucket, cache.Options{Capacity: cfg.CacheBytes, BlockSize: cfg.CacheBlockBytes, Fetch: peers.fetch}, reg)
-	peers.blocks = blocks
+	blockSize := cfg.CacheBlockBytes
+	if blockSize <= 0 {
+		blockSize = cache.DefaultBlockSize
+	}
+	ring := zonecache.NewRing(members, bucket, zonecache.RingOptions{
+		BlockSize: blockSize, Role: protocol.RoleFetch, Secret: secret, TLS: cfg.PeerClientTLS,
+		Logger: log, Registerer: reg,
+	})
+	blocks := cache.New(bucket, cache.Options{Capacity: cfg.CacheBytes, BlockSize: blockSize, Fetch: ring.Fetch}, reg)
+	peerServer, err := zonecache.Serve(peerLn, zonecache.ServerOptions{
+		Secret: secret, TLS: cfg.PeerServerTLS, Sizes: store, Blocks: blocks, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		ln.Close()
+		members.Leave(context.Background())
+		return nil, err
+	}
 	notify := fetch.NewNotifier()
 	reader := fetch.NewReader(store, blocks)
 	writer := produce.NewWriter(bucket, store, produce.Options{
@@ -216,11 +269,13 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		cfg: cfg, log: log, ln: ln, writer: writer, handler: handler, reg: reg,
 		metrics: newMetrics(reg), store: store, ctx: ctx, cancel: cancel,
 		draining: make(chan struct{}), conns: map[*conn]struct{}{},
-		members: members, peers: peers, stopMembers: stopMembers, stopWatch: stopWatch, groups: groupCoord,
+		members: members, ring: ring, peerServer: peerServer, stopMembers: stopMembers, stopWatch: stopWatch, groups: groupCoord,
 	}
 	if cfg.AdminListen != "" {
 		if err := a.startAdmin(); err != nil {
 			ln.Close()
+			peerServer.Close()
+			ring.Close()
 			cancel()
 			stopMembers()
 			stopWatch()
@@ -238,7 +293,7 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 	a.wg.Add(1)
 	go a.accept()
 	log.Info("agent listening", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
-		"admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", writer.Linger())
+		"peer", peerServer.Addr().String(), "peer_advertised", peerAddr, "admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", writer.Linger())
 	return a, nil
 }
 
@@ -281,6 +336,35 @@ func advertised(cfg Config, bound net.Addr) (protocol.Broker, error) {
 	}
 	return protocol.Broker{Host: host, Port: int32(p)}, nil
 }
+
+// listenPeers opens the peer listener and returns it with the address
+// other agents dial.
+func listenPeers(cfg Config, self protocol.Broker) (net.Listener, string, error) {
+	addr := cfg.PeerListen
+	if addr == "" {
+		host, _, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, "", fmt.Errorf("listener address %q: %w", cfg.Listen, err)
+		}
+		addr = net.JoinHostPort(host, "0")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("peer listen %s: %w", addr, err)
+	}
+	adv := cfg.PeerAdvertise
+	if adv == "" {
+		adv = net.JoinHostPort(self.Host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
+	if _, _, err := net.SplitHostPort(adv); err != nil {
+		ln.Close()
+		return nil, "", fmt.Errorf("peer advertised address %q: %w", adv, err)
+	}
+	return ln, adv, nil
+}
+
+// PeerAddr is the bound peer listener address.
+func (a *Agent) PeerAddr() string { return a.peerServer.Addr().String() }
 
 // Addr is the bound Kafka listener address.
 func (a *Agent) Addr() string { return a.ln.Addr().String() }
@@ -329,18 +413,41 @@ func (a *Agent) startAdmin() error {
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", a.cfg.AdminListen, err)
 	}
+	if a.cfg.AdminTLS != nil {
+		ln = tls.NewListener(ln, a.cfg.AdminTLS)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", a.authorized(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})))
 	mux.HandleFunc("/healthz", a.health)
-	mux.HandleFunc("/jobs", a.jobsStatus)
+	mux.Handle("/jobs", a.authorized(http.HandlerFunc(a.jobsStatus)))
 	a.adminLn = ln
-	a.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	a.admin = &http.Server{
+		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		MaxHeaderBytes: 16 << 10, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
 	go func() {
 		if err := a.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("admin server failed", "err", err)
 		}
 	}()
 	return nil
+}
+
+// authorized requires the admin token, when one is set, as a bearer
+// token.
+func (a *Agent) authorized(h http.Handler) http.Handler {
+	if a.cfg.AdminToken == "" {
+		return h
+	}
+	want := []byte("Bearer " + a.cfg.AdminToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="floe"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // health answers 200 while the agent serves and its metadata store
@@ -355,7 +462,10 @@ func (a *Agent) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if _, err := a.store.Topics(ctx); err != nil {
-		http.Error(w, "metadata store: "+err.Error(), http.StatusServiceUnavailable)
+		// The error may name the store's host: it goes to the log, not to
+		// whoever asks.
+		a.log.Warn("health check: metadata store failed", "err", err)
+		http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	fmt.Fprintln(w, "ok")
@@ -419,7 +529,8 @@ func (a *Agent) Close() error {
 		<-done
 	}
 	a.stopWatch()
-	a.peers.close()
+	a.peerServer.Close()
+	a.ring.Close()
 	if a.admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -427,4 +538,33 @@ func (a *Agent) Close() error {
 	}
 	a.log.Info("agent stopped")
 	return nil
+}
+
+// PeerTLS returns the two sides of mutual TLS between agents: each
+// presents cert and accepts only peers whose certificate chains to ca.
+// Host names are not checked (peers are often dialled by IP): the CA is
+// the cluster's identity.
+func PeerTLS(cert tls.Certificate, ca *x509.CertPool) (server, client *tls.Config, err error) {
+	verify := func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("peer sent no certificate")
+		}
+		opts := x509.VerifyOptions{Roots: ca, Intermediates: x509.NewCertPool(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+		for _, c := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+		_, err := cs.PeerCertificates[0].Verify(opts)
+		return err
+	}
+	server = &tls.Config{
+		Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca,
+	}
+	client = &tls.Config{
+		Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		// The chain is verified by VerifyConnection, without a host name.
+		InsecureSkipVerify: true, VerifyConnection: verify,
+	}
+	return server, client, nil
 }

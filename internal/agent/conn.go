@@ -92,12 +92,7 @@ func (c *conn) read(queue chan<- inflight) error {
 			return err
 		}
 		req.ClientHost = c.host
-		var reply protocol.Reply
-		if req.Key == peerBlocksKey {
-			reply, err = c.a.peers.serve(req)
-		} else {
-			reply, err = c.a.handler.Handle(c.a.ctx, req)
-		}
+		reply, err := c.a.handler.Handle(c.a.ctx, req)
 		if err != nil {
 			return err
 		}

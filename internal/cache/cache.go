@@ -72,6 +72,10 @@ type blockID struct {
 type block struct {
 	id   blockID
 	data []byte // never modified, never handed out
+	// objectSize is the object size the block was fetched for. A reader
+	// that knows another size does not use it: the last block is clamped
+	// to the size, so a wrong size would make a truncated block.
+	objectSize int64
 }
 
 // fetch is one GET of a run of consecutive blocks [first, last]. Readers
@@ -178,11 +182,16 @@ func (c *Blocks) blocksFor(ctx context.Context, key string, objectSize, first, l
 	for i := first; i <= last; i++ {
 		id := blockID{key, i}
 		if el, ok := c.blocks[id]; ok {
-			c.lru.MoveToFront(el)
-			parts[i-first] = el.Value.(*block).data
-			hits++
-			run = nil
-			continue
+			if b := el.Value.(*block); b.objectSize == objectSize {
+				c.lru.MoveToFront(el)
+				parts[i-first] = b.data
+				hits++
+				run = nil
+				continue
+			}
+			// Fetched for another object size: only one of the two can be
+			// right, and the metadata store's is the one readers use.
+			c.remove(el)
 		}
 		if f, ok := c.inflight[id]; ok {
 			if len(shared) == 0 || shared[len(shared)-1] != f {
@@ -256,7 +265,7 @@ func (c *Blocks) get(ctx context.Context, key string, objectSize int64, f *fetch
 		}
 		if f.err == nil {
 			for i, data := range f.blocks {
-				c.add(blockID{key, f.first + int64(i)}, data)
+				c.add(blockID{key, f.first + int64(i)}, data, objectSize)
 			}
 		}
 		c.mu.Unlock()
@@ -320,27 +329,34 @@ func (c *Blocks) Insert(key string, object []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, data := range blocks {
-		c.add(blockID{key, int64(i)}, data)
+		c.add(blockID{key, int64(i)}, data, size)
 	}
 }
 
-// add caches one block and evicts least recently used blocks until the
-// cache fits its capacity. c.mu must be held.
-func (c *Blocks) add(id blockID, data []byte) {
+// add caches one block of an object of objectSize bytes and evicts least
+// recently used blocks until the cache fits its capacity. c.mu must be
+// held.
+func (c *Blocks) add(id blockID, data []byte, objectSize int64) {
 	if el, ok := c.blocks[id]; ok {
 		b := el.Value.(*block)
 		c.size += int64(len(data)) - int64(len(b.data))
-		b.data = data
+		b.data, b.objectSize = data, objectSize
 		c.lru.MoveToFront(el)
 	} else {
-		c.blocks[id] = c.lru.PushFront(&block{id: id, data: data})
+		c.blocks[id] = c.lru.PushFront(&block{id: id, data: data, objectSize: objectSize})
 		c.size += int64(len(data))
 	}
 	for c.size > c.capacity {
-		b := c.lru.Remove(c.lru.Back()).(*block)
-		delete(c.blocks, b.id)
-		c.size -= int64(len(b.data))
+		c.remove(c.lru.Back())
 	}
+	c.metrics.bytes.Set(float64(c.size))
+}
+
+// remove drops one cached block. c.mu must be held.
+func (c *Blocks) remove(el *list.Element) {
+	b := c.lru.Remove(el).(*block)
+	delete(c.blocks, b.id)
+	c.size -= int64(len(b.data))
 	c.metrics.bytes.Set(float64(c.size))
 }
 

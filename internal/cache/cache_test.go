@@ -444,3 +444,21 @@ func TestDefaults(t *testing.T) {
 	f.read(t, "obj", obj, 4<<20-1, 2) // straddles the first 4 MiB block
 	f.expectGets(t, getCall{"obj", 0, 5 << 20})
 }
+
+// A read made with a wrong (short) object size caches a truncated last
+// block; readers that know the true size never use it.
+func TestWrongObjectSizeNeverServed(t *testing.T) {
+	f := newFixture(t, nil, cache.Options{BlockSize: 100})
+	object := f.put(t, "segments/a", 250)
+	// The last block is [200, 250); a reader told the object has 210
+	// bytes fetches and caches [200, 210) only.
+	if got, err := f.cache.ReadRange(context.Background(), "segments/a", 210, 200, 10); err != nil || !bytes.Equal(got, object[200:210]) {
+		t.Fatalf("read with a short size: %v", err)
+	}
+	f.bucket.takeGets()
+	f.read(t, "segments/a", object, 200, 50)
+	f.expectGets(t, getCall{"segments/a", 200, 50})
+	// And the other way round: the right block is not dropped for nothing.
+	f.read(t, "segments/a", object, 150, 100)
+	f.expectGets(t, getCall{"segments/a", 100, 100})
+}

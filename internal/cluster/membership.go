@@ -25,10 +25,12 @@ import (
 
 // Options configure a Membership.
 type Options struct {
-	Host  string
-	Port  int32
-	Zone  string
-	Roles []string
+	Host string
+	Port int32
+	// PeerAddr is the HOST:PORT of the agent's peer listener ("": none).
+	PeerAddr string
+	Zone     string
+	Roles    []string
 	// NodeID, if >= 0, asks for a fixed broker id; otherwise the store
 	// assigns one.
 	NodeID int32
@@ -65,7 +67,7 @@ func Join(ctx context.Context, reg metastore.AgentRegistry, opts Options) (*Memb
 	m := &Membership{reg: reg, opts: opts, log: opts.Logger}
 	m.self = metastore.AgentInfo{
 		ID: uuid.NewString(), NodeID: opts.NodeID, Host: opts.Host, Port: opts.Port,
-		Zone: opts.Zone, Roles: opts.Roles,
+		Zone: opts.Zone, Roles: opts.Roles, PeerAddr: opts.PeerAddr,
 	}
 	if err := m.heartbeat(ctx); err != nil {
 		return nil, fmt.Errorf("join cluster: %w", err)

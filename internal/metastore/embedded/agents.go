@@ -2,9 +2,9 @@ package embedded
 
 import (
 	"bytes"
-	"crypto/rand"
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"

@@ -336,11 +336,11 @@ type agentRecord struct {
 
 func (r *agentRecord) agent(id string) metastore.AgentInfo {
 	return metastore.AgentInfo{
-		ID:      id,
-		NodeID:  r.NodeID,
-		Host:    r.Host,
-		Port:    r.Port,
-		Zone:    r.Zone,
+		ID:       id,
+		NodeID:   r.NodeID,
+		Host:     r.Host,
+		Port:     r.Port,
+		Zone:     r.Zone,
 		Roles:    slices.Clone(r.Roles),
 		PeerAddr: r.Peer,
 		Expires:  r.Expires,
