@@ -27,13 +27,13 @@ var ErrOffsetOutOfRange = errors.New("offset out of range")
 
 // Reader reads partitions.
 type Reader struct {
-	store   metastore.Store
+	store   metastore.ExtentReader
 	blocks  *cache.Blocks
 	extents *extentCache
 }
 
 // NewReader returns a Reader over store and blocks.
-func NewReader(store metastore.Store, blocks *cache.Blocks) *Reader {
+func NewReader(store metastore.ExtentReader, blocks *cache.Blocks) *Reader {
 	return &Reader{store: store, blocks: blocks, extents: newExtentCache()}
 }
 

@@ -140,9 +140,18 @@ type Config struct {
 	CompactionObjectBytes int64
 }
 
+// StandardStore is what the standard jobs need together: their leases,
+// and what each job reads and changes.
+type StandardStore interface {
+	metastore.LeaseStore
+	RetentionStore
+	CompactionStore
+	CleanerStore
+}
+
 // Standard returns the scheduler of the agent's standard jobs: retention,
 // segment compaction and the cleaner.
-func Standard(store metastore.Store, bucket objstore.Bucket, cfg Config) *Scheduler {
+func Standard(store StandardStore, bucket objstore.Bucket, cfg Config) *Scheduler {
 	return NewScheduler(store, []Job{
 		&Retention{Store: store, Logger: cfg.Logger},
 		&Compaction{

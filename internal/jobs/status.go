@@ -33,8 +33,16 @@ type TopicUsage struct {
 	Records int64 `json:"records"`
 }
 
+// StatusStore is what ReadStatus reads.
+type StatusStore interface {
+	Leases(ctx context.Context) ([]metastore.Lease, error)
+	ObjectUsage(ctx context.Context) (metastore.ObjectUsage, error)
+	Topics(ctx context.Context) ([]metastore.Topic, error)
+	PartitionUsage(ctx context.Context, id metastore.TopicID) ([]metastore.PartitionUsage, error)
+}
+
 // ReadStatus reads a Status from the metadata store.
-func ReadStatus(ctx context.Context, store metastore.Store) (Status, error) {
+func ReadStatus(ctx context.Context, store StatusStore) (Status, error) {
 	st := Status{Now: time.Now(), Leases: []metastore.Lease{}, Topics: []TopicUsage{}}
 	var err error
 	if st.Leases, err = store.Leases(ctx); err != nil {

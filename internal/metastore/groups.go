@@ -1,8 +1,11 @@
 package metastore
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -130,3 +133,36 @@ type AgentRegistry interface {
 
 // ClusterSecretBytes is the length of the secret ClusterSecret creates.
 const ClusterSecretBytes = 32
+
+// OffsetsOnlyGroup is how ListGroups shows a group that has committed
+// offsets but no record (a standalone consumer, or a group whose record
+// was never saved): an Empty consumer group.
+func OffsetsOnlyGroup(name string) GroupSummary {
+	return GroupSummary{Name: name, ProtocolType: "consumer", State: "Empty"}
+}
+
+// AgentPruneAfter is how long the record of an expired agent is kept.
+// Until then an agent that comes back (a long GC pause, a partition from
+// the store) keeps its node id, so clients do not see its broker change
+// id.
+const AgentPruneAfter = time.Hour
+
+// CheckHeartbeatArgs validates the arguments of Heartbeat, for backends.
+func CheckHeartbeatArgs(a AgentInfo, ttl time.Duration) error {
+	switch {
+	case a.ID == "":
+		return errors.New("empty agent id")
+	case ttl <= 0:
+		return fmt.Errorf("ttl %v is not positive", ttl)
+	}
+	return nil
+}
+
+// SortAgents puts agents in LiveAgents' order: by NodeID, then ID. Node
+// ids an agent brought with it may repeat; the ID breaks ties so the
+// order is still total.
+func SortAgents(agents []AgentInfo) {
+	slices.SortFunc(agents, func(a, b AgentInfo) int {
+		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.ID, b.ID))
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -261,6 +263,32 @@ type ObjectLedger interface {
 	// (referenced or not yet forgotten); known is false for any other key.
 	// Agents check the sizes other agents claim against it.
 	ObjectSize(ctx context.Context, key string) (size int64, known bool, err error)
+}
+
+// NewLogStart decides AdvanceLogStart for a partition whose offsets are
+// cur, asked to move its log start to offset: the log start to set, and
+// whether it moves at all (never backwards), or ErrOffsetOutOfRange
+// (wrapped). Backends call it inside the transaction that read cur.
+func NewLogStart(cur PartitionOffsets, offset int64) (to int64, advance bool, err error) {
+	to = offset
+	if to == LogStartHighWatermark {
+		to = cur.HighWatermark
+	}
+	if to < 0 || to > cur.HighWatermark {
+		return 0, false, fmt.Errorf("%w: %d not in [0, %d]", ErrOffsetOutOfRange, offset, cur.HighWatermark)
+	}
+	return to, to > cur.LogStartOffset, nil
+}
+
+// SortDeletable puts unreferenced objects in ListDeletable's order:
+// oldest first, then by key.
+func SortDeletable(objects []UnreferencedObject) {
+	slices.SortFunc(objects, func(a, b UnreferencedObject) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
 }
 
 // CheckLeaseArgs validates the arguments of AcquireLease and RenewLease,

@@ -125,8 +125,37 @@ var (
 	ErrClosed                  = errors.New("metadata store closed")
 )
 
-// Store is the metadata store. All methods are safe for concurrent use.
+// The store is split by role, so that each part of an agent names what
+// it needs (the writer sequences commits, the reader reads extents, the
+// jobs lease and trim) and a backend's contract is checked one role at a
+// time. Store is all of them: what a backend implements and what an agent
+// wires together. All methods of every role are safe for concurrent use.
+
+// Store is the metadata store: every role, plus Close.
 type Store interface {
+	TopicStore
+	Sequencer
+	ExtentReader
+	ProducerStore
+	GroupStore
+	AgentRegistry
+	CommitWatcher
+	JobStore
+
+	Close() error
+}
+
+// TopicReader looks topics up.
+type TopicReader interface {
+	// Topic returns one topic by name (ErrUnknownTopicOrPartition).
+	Topic(ctx context.Context, name string) (Topic, error)
+	// Topics returns all topics, sorted by name.
+	Topics(ctx context.Context) ([]Topic, error)
+}
+
+// TopicStore creates, changes and deletes topics.
+type TopicStore interface {
+	TopicReader
 	// CreateTopic creates a topic with a fresh TopicID.
 	// Fails with ErrTopicExists if the name is taken, ErrInvalidPartitions
 	// if spec.Partitions < 1.
@@ -141,18 +170,22 @@ type Store interface {
 	CreatePartitions(ctx context.Context, name string, total int32) (Topic, error)
 	// AlterTopicConfigs applies changes to the explicit configs of a topic.
 	AlterTopicConfigs(ctx context.Context, name string, changes []ConfigChange) (Topic, error)
-	// Topic returns one topic by name (ErrUnknownTopicOrPartition).
-	Topic(ctx context.Context, name string) (Topic, error)
-	// Topics returns all topics, sorted by name.
-	Topics(ctx context.Context) ([]Topic, error)
+}
 
+// Sequencer assigns offsets: it is the one place where records of a
+// partition get their order.
+type Sequencer interface {
 	// CommitSegment atomically assigns offsets to every batch of an
 	// uploaded object, checking idempotent-producer sequences, and records
 	// the extents. Either every accepted batch becomes visible or none
 	// does; a returned error means nothing was committed. Per-batch
 	// rejections are reported in the results, not as an error.
 	CommitSegment(ctx context.Context, c SegmentCommit) ([]BatchResult, error)
+}
 
+// ExtentReader reads partitions' offsets and extents, for fetches and
+// offset lookups. Each call is one consistent read.
+type ExtentReader interface {
 	// Offsets returns the log start offset and high watermark.
 	Offsets(ctx context.Context, id TopicID, partition int32) (PartitionOffsets, error)
 	// Extents returns, in offset order, up to limit extents whose
@@ -166,18 +199,15 @@ type Store interface {
 	// timestamp of the partition (the first one on ties); found is false
 	// for an empty partition.
 	ExtentWithMaxTimestamp(ctx context.Context, id TopicID, partition int32) (e Extent, found bool, err error)
+}
 
+// ProducerStore hands out idempotent producers' ids and epochs; the
+// sequence checks themselves are the Sequencer's.
+type ProducerStore interface {
 	// InitProducerID allocates a producer id (producerID < 0) or bumps the
 	// epoch of an existing one (producerID >= 0 with its current epoch),
 	// as InitProducerId does for non-transactional producers (KIP-360).
 	// A stale epoch gives ErrInvalidProducerEpoch, an unknown id
 	// ErrUnknownProducerID.
 	InitProducerID(ctx context.Context, producerID int64, epoch int16) (int64, int16, error)
-
-	GroupStore
-	AgentRegistry
-	CommitWatcher
-	JobStore
-
-	Close() error
 }

@@ -55,7 +55,7 @@ type Options struct {
 // Writer gathers batches into segments and flushes them.
 type Writer struct {
 	bucket objstore.Bucket
-	store  metastore.Store
+	store  metastore.Sequencer
 	opts   Options
 	log    *slog.Logger
 	m      *Metrics
@@ -104,8 +104,9 @@ func (p *Pending) Wait(ctx context.Context) (metastore.BatchResult, error) {
 // Done is closed when the result is known.
 func (p *Pending) Done() <-chan struct{} { return p.done }
 
-// NewWriter returns a Writer. Call Close to flush what is open and stop.
-func NewWriter(bucket objstore.Bucket, store metastore.Store, opts Options) *Writer {
+// NewWriter returns a Writer that commits the segments it uploads to
+// bucket through store. Call Close to flush what is open and stop.
+func NewWriter(bucket objstore.Bucket, store metastore.Sequencer, opts Options) *Writer {
 	if opts.Linger <= 0 {
 		opts.Linger = 250 * time.Millisecond
 	}

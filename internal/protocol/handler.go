@@ -51,11 +51,26 @@ type Config struct {
 	Groups *coordinator.Coordinator
 }
 
+// Store is what the handlers read and change in the metadata store
+// themselves; produce, fetch and groups go through the writer, the reader
+// and the coordinator.
+type Store interface {
+	// Metadata, CreateTopics, DeleteTopics, CreatePartitions and the
+	// config APIs.
+	metastore.TopicStore
+	// InitProducerId.
+	metastore.ProducerStore
+	// ListOffsets, OffsetForLeaderEpoch and Fetch's partition bounds.
+	Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error)
+	// DeleteRecords.
+	AdvanceLogStart(ctx context.Context, id metastore.TopicID, partition int32, offset int64) (metastore.PartitionOffsets, error)
+}
+
 // Handler answers requests. It is safe for concurrent use by many
 // connections.
 type Handler struct {
 	cfg    Config
-	store  metastore.Store
+	store  Store
 	writer *produce.Writer
 	reader *fetch.Reader
 	notify *fetch.Notifier
@@ -63,7 +78,7 @@ type Handler struct {
 }
 
 // NewHandler returns a Handler.
-func NewHandler(cfg Config, store metastore.Store, writer *produce.Writer, reader *fetch.Reader, notify *fetch.Notifier, log *slog.Logger) *Handler {
+func NewHandler(cfg Config, store Store, writer *produce.Writer, reader *fetch.Reader, notify *fetch.Notifier, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -2,12 +2,10 @@ package embedded
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -20,21 +18,13 @@ import (
 
 var _ metastore.AgentRegistry = (*Store)(nil)
 
-// agentPruneAfter is how long an expired agent's record is kept. Until
-// then an agent that comes back (a long GC pause, a partition from the
-// store) keeps its node id, so clients do not see its broker change id.
-const agentPruneAfter = time.Hour
-
 // Heartbeat implements metastore.AgentRegistry. An ID the store knows keeps
 // its stored NodeID whatever a.NodeID says; a new one gets a.NodeID if it
 // is >= 0, or the next id of a persisted counter, which never hands out an
 // id twice, nor one an agent brought with it.
 func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.Duration) (metastore.AgentInfo, error) {
-	if a.ID == "" {
-		return metastore.AgentInfo{}, errors.New("heartbeat: empty agent id")
-	}
-	if ttl <= 0 {
-		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: ttl %v is not positive", a.ID, ttl)
+	if err := metastore.CheckHeartbeatArgs(a, ttl); err != nil {
+		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: %w", a.ID, err)
 	}
 	rec := &agentRecord{
 		Host:  a.Host,
@@ -110,7 +100,7 @@ func claimNodeID(tx *bolt.Tx, requested int32) (int32, error) {
 }
 
 // pruneAgents deletes the records of agents expired for longer than
-// agentPruneAfter.
+// metastore.AgentPruneAfter.
 func pruneAgents(b *bolt.Bucket, now time.Time) error {
 	var dead [][]byte
 	err := b.ForEach(func(k, v []byte) error {
@@ -118,7 +108,7 @@ func pruneAgents(b *bolt.Bucket, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("agent %s: %w", k, err)
 		}
-		if now.Sub(rec.Expires) > agentPruneAfter {
+		if now.Sub(rec.Expires) > metastore.AgentPruneAfter {
 			dead = append(dead, bytes.Clone(k))
 		}
 		return nil
@@ -155,11 +145,7 @@ func (s *Store) LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("live agents: %w", err)
 	}
-	// Node ids an agent brought with it may repeat; the ID breaks ties so
-	// the order is still total.
-	slices.SortFunc(agents, func(a, b metastore.AgentInfo) int {
-		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.ID, b.ID))
-	})
+	metastore.SortAgents(agents)
 	return agents, nil
 }
 

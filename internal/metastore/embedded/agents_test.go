@@ -25,7 +25,7 @@ func TestAgentPruning(t *testing.T) {
 	now := time.Now()
 	planted := map[string]agentRecord{
 		"recent": {NodeID: 5, Expires: now.Add(-time.Minute)},
-		"old":    {NodeID: 6, Expires: now.Add(-agentPruneAfter - time.Minute)},
+		"old":    {NodeID: 6, Expires: now.Add(-metastore.AgentPruneAfter - time.Minute)},
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		for id, rec := range planted {

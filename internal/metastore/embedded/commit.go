@@ -17,7 +17,7 @@ import (
 // write transaction: bbolt has a single writer, which is what makes the
 // offsets it hands out unique and contiguous.
 func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([]metastore.BatchResult, error) {
-	if err := validateCommit(c); err != nil {
+	if err := metastore.ValidateCommit(c); err != nil {
 		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
 	}
 	var (
@@ -43,26 +43,6 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 	s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", extents)
 	s.Notify(metastore.NoticeFor(c, results))
 	return results, nil
-}
-
-// validateCommit rejects commits no correct agent sends; they fail as a
-// whole rather than per batch.
-func validateCommit(c metastore.SegmentCommit) error {
-	if c.Object == "" {
-		return errors.New("empty object key")
-	}
-	if c.Size < 0 {
-		return fmt.Errorf("negative object size %d", c.Size)
-	}
-	for i, b := range c.Batches {
-		switch {
-		case b.OffsetCount < 1:
-			return fmt.Errorf("batch %d: offset count %d < 1", i, b.OffsetCount)
-		case b.ByteOffset < 0 || b.ByteLength < 0 || b.ByteOffset+b.ByteLength > c.Size:
-			return fmt.Errorf("batch %d: bytes [%d, +%d) outside object of %d bytes", i, b.ByteOffset, b.ByteLength, c.Size)
-		}
-	}
-	return nil
 }
 
 // committer accumulates one commit inside its transaction: it reads each

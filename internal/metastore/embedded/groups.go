@@ -260,7 +260,7 @@ func (s *Store) ListGroups(ctx context.Context) ([]metastore.GroupSummary, error
 			if !withRecord[name] {
 				// Groups that only commit offsets (standalone consumers,
 				// or a group whose record was never saved).
-				groups = append(groups, metastore.GroupSummary{Name: name, ProtocolType: "consumer", State: "Empty"})
+				groups = append(groups, metastore.OffsetsOnlyGroup(name))
 			}
 			return nil
 		})

@@ -162,15 +162,9 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 		if ps, err = decodePartition(parts.Get(pk.bytes())); err != nil {
 			return err
 		}
-		to := offset
-		if to == metastore.LogStartHighWatermark {
-			to = ps.highWatermark
-		}
-		if to < 0 || to > ps.highWatermark {
-			return fmt.Errorf("%w: %d not in [0, %d]", metastore.ErrOffsetOutOfRange, offset, ps.highWatermark)
-		}
-		if to <= ps.logStartOffset {
-			return nil
+		to, advance, err := metastore.NewLogStart(metastore.PartitionOffsets{LogStartOffset: ps.logStartOffset, HighWatermark: ps.highWatermark}, offset)
+		if err != nil || !advance {
+			return err
 		}
 		ps.logStartOffset, changed = to, true
 		if err := parts.Put(pk.bytes(), encodePartition(ps)); err != nil {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -164,12 +162,7 @@ func (s *Store) ListDeletable(ctx context.Context, before time.Time, limit int) 
 	if err != nil {
 		return nil, fmt.Errorf("list deletable objects: %w", err)
 	}
-	slices.SortFunc(out, func(a, b metastore.UnreferencedObject) int {
-		if c := a.Since.Compare(b.Since); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Key, b.Key)
-	})
+	metastore.SortDeletable(out)
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}

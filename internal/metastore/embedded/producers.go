@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -29,12 +28,12 @@ func (s *Store) InitProducerID(ctx context.Context, producerID int64, epoch int1
 			if len(v) != 2 {
 				return fmt.Errorf("producer epoch: %w: %d bytes", errCorrupt, len(v))
 			}
-			current := int16(binary.BigEndian.Uint16(v))
-			if epoch != current {
-				return fmt.Errorf("epoch %d, current %d: %w", epoch, current, metastore.ErrInvalidProducerEpoch)
+			next, fresh, err := metastore.NextProducerEpoch(epoch, int16(binary.BigEndian.Uint16(v)))
+			if err != nil {
+				return err
 			}
-			if current < math.MaxInt16 {
-				gotID, gotEpoch = producerID, current+1
+			if !fresh {
+				gotID, gotEpoch = producerID, next
 				return putProducer(producers, gotID, gotEpoch)
 			}
 			// Epochs are exhausted: continue under a fresh id.

@@ -16,11 +16,8 @@ import (
 
 // CreateTopic implements metastore.Store.
 func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (metastore.Topic, error) {
-	if spec.Name == "" {
-		return metastore.Topic{}, errors.New("create topic: empty name")
-	}
-	if spec.Partitions < 1 {
-		return metastore.Topic{}, fmt.Errorf("create topic %s: %d partitions: %w", spec.Name, spec.Partitions, metastore.ErrInvalidPartitions)
+	if err := metastore.CheckTopicSpec(spec); err != nil {
+		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, err)
 	}
 	u, err := uuid.NewRandom()
 	if err != nil {
@@ -104,8 +101,8 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 // CreatePartitions implements metastore.Store.
 func (s *Store) CreatePartitions(ctx context.Context, name string, total int32) (metastore.Topic, error) {
 	t, err := s.alterTopic(ctx, name, func(rec *topicRecord) error {
-		if total <= rec.Partitions {
-			return fmt.Errorf("%d partitions, want more than %d: %w", total, rec.Partitions, metastore.ErrInvalidPartitions)
+		if err := metastore.CheckPartitionIncrease(rec.Partitions, total); err != nil {
+			return err
 		}
 		rec.Partitions = total
 		return nil
@@ -119,16 +116,7 @@ func (s *Store) CreatePartitions(ctx context.Context, name string, total int32) 
 // AlterTopicConfigs implements metastore.Store.
 func (s *Store) AlterTopicConfigs(ctx context.Context, name string, changes []metastore.ConfigChange) (metastore.Topic, error) {
 	t, err := s.alterTopic(ctx, name, func(rec *topicRecord) error {
-		if rec.Configs == nil {
-			rec.Configs = make(map[string]string)
-		}
-		for _, c := range changes {
-			if c.Value == nil {
-				delete(rec.Configs, c.Name)
-			} else {
-				rec.Configs[c.Name] = *c.Value
-			}
-		}
+		rec.Configs = metastore.ApplyConfigChanges(rec.Configs, changes)
 		return nil
 	})
 	if err != nil {

@@ -19,7 +19,7 @@ const (
 	expiryWait = 5 * time.Second
 )
 
-func testAgents(t *testing.T, open func(t *testing.T) metastore.Store) {
+func testAgents(t *testing.T, open func(t *testing.T) metastore.AgentRegistry) {
 	t.Run("NodeIDsUniqueAndStable", func(t *testing.T) {
 		s := open(t)
 		ids := map[int32]string{}
@@ -229,22 +229,6 @@ func testAgents(t *testing.T, open func(t *testing.T) metastore.Store) {
 			t.Fatalf("LiveAgents after invalid heartbeats: %+v", live)
 		}
 	})
-
-	t.Run("Closed", func(t *testing.T) {
-		s := open(t)
-		if err := s.Close(); err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-		ctx := t.Context()
-		calls := map[string]func() error{
-			"Heartbeat":  func() error { _, err := s.Heartbeat(ctx, agent("a", -1), longTTL); return err },
-			"LiveAgents": func() error { _, err := s.LiveAgents(ctx); return err },
-			"Deregister": func() error { return s.Deregister(ctx, "a") },
-		}
-		for name, call := range calls {
-			wantErr(t, name+" after Close", call(), metastore.ErrClosed)
-		}
-	})
 }
 
 // agent describes an agent with the given ID and requested node id.
@@ -252,7 +236,7 @@ func agent(id string, nodeID int32) metastore.AgentInfo {
 	return metastore.AgentInfo{ID: id, NodeID: nodeID, Host: "localhost", Port: 9092, Roles: []string{"produce", "fetch"}}
 }
 
-func heartbeat(t *testing.T, s metastore.Store, a metastore.AgentInfo, ttl time.Duration) metastore.AgentInfo {
+func heartbeat(t *testing.T, s metastore.AgentRegistry, a metastore.AgentInfo, ttl time.Duration) metastore.AgentInfo {
 	t.Helper()
 	got, err := s.Heartbeat(t.Context(), a, ttl)
 	if err != nil {
@@ -264,7 +248,7 @@ func heartbeat(t *testing.T, s metastore.Store, a metastore.AgentInfo, ttl time.
 	return got
 }
 
-func liveAgents(t *testing.T, s metastore.Store) []metastore.AgentInfo {
+func liveAgents(t *testing.T, s metastore.AgentRegistry) []metastore.AgentInfo {
 	t.Helper()
 	agents, err := s.LiveAgents(t.Context())
 	if err != nil {
@@ -283,7 +267,7 @@ func agentIDs(agents []metastore.AgentInfo) []string {
 
 // waitForAgents polls LiveAgents until it lists exactly the given IDs, in
 // that order, and fails the test if that takes longer than expiryWait.
-func waitForAgents(t *testing.T, s metastore.Store, ids []string) {
+func waitForAgents(t *testing.T, s metastore.AgentRegistry, ids []string) {
 	t.Helper()
 	deadline := time.Now().Add(expiryWait)
 	for {

@@ -7,7 +7,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 )
 
-func testCommit(t *testing.T, open func(t *testing.T) metastore.Store) {
+func testCommit(t *testing.T, open func(t *testing.T) recordStore) {
 	t.Run("ContiguousOffsets", func(t *testing.T) {
 		s := open(t)
 		a := createTopic(t, s, "a", 3)
@@ -128,7 +128,7 @@ func checkResults(t *testing.T, got, want []metastore.BatchResult) {
 
 // testExtentShapes checks how commits turn into extents: one extent per run
 // of accepted batches of a partition whose bytes follow each other.
-func testExtentShapes(t *testing.T, s metastore.Store) {
+func testExtentShapes(t *testing.T, s recordStore) {
 	const pid = 7
 	idem := func(b metastore.BatchCommit, seq int32) metastore.BatchCommit {
 		b.ProducerID, b.ProducerEpoch, b.BaseSequence = pid, 0, seq

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
 )
@@ -174,6 +175,46 @@ func testLifecycle(t *testing.T, open func(t *testing.T) metastore.Store) {
 			"ExtentAtTimestamp":      func() error { _, _, err := s.ExtentAtTimestamp(ctx, id, 0, 0); return err },
 			"ExtentWithMaxTimestamp": func() error { _, _, err := s.ExtentWithMaxTimestamp(ctx, id, 0); return err },
 			"InitProducerID":         func() error { _, _, err := s.InitProducerID(ctx, -1, -1); return err },
+		}
+		for name, call := range calls {
+			wantErr(t, name+" after Close", call(), metastore.ErrClosed)
+		}
+	})
+
+	t.Run("ClosedGroupStore", func(t *testing.T) {
+		s := open(t)
+		a := createTopic(t, s, "a", 1)
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		ctx := t.Context()
+		calls := map[string]func() error{
+			"CommitOffsets": func() error { return s.CommitOffsets(ctx, "g", []metastore.CommittedOffset{offset(a.ID, 0, 1)}) },
+			"FetchOffsets":  func() error { _, err := s.FetchOffsets(ctx, "g"); return err },
+			"DeleteOffsets": func() error {
+				return s.DeleteOffsets(ctx, "g", []metastore.TopicPartition{{TopicID: a.ID}})
+			},
+			"ExpireOffsets": func() error { _, err := s.ExpireOffsets(ctx, "g", time.Now()); return err },
+			"LoadGroup":     func() error { _, _, err := s.LoadGroup(ctx, "g"); return err },
+			"SaveGroup":     func() error { _, err := s.SaveGroup(ctx, metastore.Group{Name: "g"}); return err },
+			"ListGroups":    func() error { _, err := s.ListGroups(ctx); return err },
+			"DeleteGroup":   func() error { return s.DeleteGroup(ctx, "g") },
+		}
+		for name, call := range calls {
+			wantErr(t, name+" after Close", call(), metastore.ErrClosed)
+		}
+	})
+
+	t.Run("ClosedAgentRegistry", func(t *testing.T) {
+		s := open(t)
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		ctx := t.Context()
+		calls := map[string]func() error{
+			"Heartbeat":  func() error { _, err := s.Heartbeat(ctx, agent("a", -1), longTTL); return err },
+			"LiveAgents": func() error { _, err := s.LiveAgents(ctx); return err },
+			"Deregister": func() error { return s.Deregister(ctx, "a") },
 		}
 		for name, call := range calls {
 			wantErr(t, name+" after Close", call(), metastore.ErrClosed)

@@ -8,7 +8,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 )
 
-func testExtents(t *testing.T, open func(t *testing.T) metastore.Store) {
+func testExtents(t *testing.T, open func(t *testing.T) recordStore) {
 	t.Run("From", func(t *testing.T) {
 		s := open(t)
 		// Partitions 0 and 2 surround partition 1, and other topics hold

@@ -13,7 +13,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 )
 
-func testGroups(t *testing.T, open func(t *testing.T) metastore.Store) {
+func testGroups(t *testing.T, open func(t *testing.T) groupStore) {
 	t.Run("OffsetsRoundTrip", func(t *testing.T) {
 		s := open(t)
 		a := createTopic(t, s, "a", 3)
@@ -140,36 +140,12 @@ func testGroups(t *testing.T, open func(t *testing.T) metastore.Store) {
 	t.Run("ListGroups", func(t *testing.T) { testListGroups(t, open(t)) })
 	t.Run("DeleteGroup", func(t *testing.T) { testDeleteGroup(t, open(t)) })
 	t.Run("ConcurrentSave", func(t *testing.T) { testConcurrentSaveGroup(t, open) })
-
-	t.Run("Closed", func(t *testing.T) {
-		s := open(t)
-		a := createTopic(t, s, "a", 1)
-		if err := s.Close(); err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-		ctx := t.Context()
-		calls := map[string]func() error{
-			"CommitOffsets": func() error { return s.CommitOffsets(ctx, "g", []metastore.CommittedOffset{offset(a.ID, 0, 1)}) },
-			"FetchOffsets":  func() error { _, err := s.FetchOffsets(ctx, "g"); return err },
-			"DeleteOffsets": func() error {
-				return s.DeleteOffsets(ctx, "g", []metastore.TopicPartition{{TopicID: a.ID}})
-			},
-			"ExpireOffsets": func() error { _, err := s.ExpireOffsets(ctx, "g", time.Now()); return err },
-			"LoadGroup":     func() error { _, _, err := s.LoadGroup(ctx, "g"); return err },
-			"SaveGroup":     func() error { _, err := s.SaveGroup(ctx, metastore.Group{Name: "g"}); return err },
-			"ListGroups":    func() error { _, err := s.ListGroups(ctx); return err },
-			"DeleteGroup":   func() error { return s.DeleteGroup(ctx, "g") },
-		}
-		for name, call := range calls {
-			wantErr(t, name+" after Close", call(), metastore.ErrClosed)
-		}
-	})
 }
 
 // testExpireOffsets expires one group's offsets step by step. Commit times
 // are given explicitly, far apart, so that neither the store's clock nor its
 // time precision matters.
-func testExpireOffsets(t *testing.T, s metastore.Store) {
+func testExpireOffsets(t *testing.T, s groupStore) {
 	a := createTopic(t, s, "a", 3)
 	b := createTopic(t, s, "b", 1)
 	now := msTime(time.Now())
@@ -221,7 +197,7 @@ func testExpireOffsets(t *testing.T, s metastore.Store) {
 
 // testOffsetsOfDeletedTopic checks that deleting a topic takes every
 // group's offsets for it, and only those.
-func testOffsetsOfDeletedTopic(t *testing.T, s metastore.Store) {
+func testOffsetsOfDeletedTopic(t *testing.T, s groupStore) {
 	ctx := t.Context()
 	gone := createTopic(t, s, "gone", 2)
 	kept := createTopic(t, s, "kept", 1)
@@ -257,7 +233,7 @@ func testOffsetsOfDeletedTopic(t *testing.T, s metastore.Store) {
 
 // testSaveGroupVersions walks one group through a sequence of saves, each
 // either accepted with the next version or rejected without a trace.
-func testSaveGroupVersions(t *testing.T, s metastore.Store) {
+func testSaveGroupVersions(t *testing.T, s groupStore) {
 	explicit := msTime(time.Now().Add(-time.Minute))
 	steps := []struct {
 		name    string
@@ -303,7 +279,7 @@ func testSaveGroupVersions(t *testing.T, s metastore.Store) {
 	}
 }
 
-func testListGroups(t *testing.T, s metastore.Store) {
+func testListGroups(t *testing.T, s groupStore) {
 	if got := listGroups(t, s); len(got) != 0 {
 		t.Fatalf("ListGroups of a new store: %+v", got)
 	}
@@ -339,7 +315,7 @@ func testListGroups(t *testing.T, s metastore.Store) {
 	}
 }
 
-func testDeleteGroup(t *testing.T, s metastore.Store) {
+func testDeleteGroup(t *testing.T, s groupStore) {
 	ctx := t.Context()
 	a := createTopic(t, s, "a", 2)
 	keepOffsets := []metastore.CommittedOffset{offset(a.ID, 0, 1), offset(a.ID, 1, 2)}
@@ -393,7 +369,7 @@ func testDeleteGroup(t *testing.T, s metastore.Store) {
 
 // testConcurrentSaveGroup races coordinators that all believe they own a
 // group at the same version: exactly one may win.
-func testConcurrentSaveGroup(t *testing.T, open func(t *testing.T) metastore.Store) {
+func testConcurrentSaveGroup(t *testing.T, open func(t *testing.T) groupStore) {
 	const writers = 8
 	cases := []struct {
 		name  string
@@ -457,14 +433,14 @@ func msTime(ts time.Time) time.Time {
 	return ts.Truncate(time.Millisecond)
 }
 
-func commitOffsets(t *testing.T, s metastore.Store, group string, offsets ...metastore.CommittedOffset) {
+func commitOffsets(t *testing.T, s metastore.GroupStore, group string, offsets ...metastore.CommittedOffset) {
 	t.Helper()
 	if err := s.CommitOffsets(t.Context(), group, offsets); err != nil {
 		t.Fatalf("CommitOffsets(%q): %v", group, err)
 	}
 }
 
-func fetchOffsets(t *testing.T, s metastore.Store, group string) []metastore.CommittedOffset {
+func fetchOffsets(t *testing.T, s metastore.GroupStore, group string) []metastore.CommittedOffset {
 	t.Helper()
 	offsets, err := s.FetchOffsets(t.Context(), group)
 	if err != nil {
@@ -474,7 +450,7 @@ func fetchOffsets(t *testing.T, s metastore.Store, group string) []metastore.Com
 }
 
 // saveGroup saves g, which must succeed, and returns the new version.
-func saveGroup(t *testing.T, s metastore.Store, g metastore.Group) int64 {
+func saveGroup(t *testing.T, s metastore.GroupStore, g metastore.Group) int64 {
 	t.Helper()
 	v, err := s.SaveGroup(t.Context(), g)
 	if err != nil {
@@ -483,7 +459,7 @@ func saveGroup(t *testing.T, s metastore.Store, g metastore.Group) int64 {
 	return v
 }
 
-func listGroups(t *testing.T, s metastore.Store) []metastore.GroupSummary {
+func listGroups(t *testing.T, s metastore.GroupStore) []metastore.GroupSummary {
 	t.Helper()
 	groups, err := s.ListGroups(t.Context())
 	if err != nil {

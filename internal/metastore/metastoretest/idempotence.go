@@ -50,7 +50,7 @@ func (b idem) on(producer int64, partition int32) idem {
 	return b
 }
 
-func testIdempotence(t *testing.T, open func(t *testing.T) metastore.Store) {
+func testIdempotence(t *testing.T, open func(t *testing.T) recordStore) {
 	const maxSeq = math.MaxInt32
 	errSeq, errEpoch := metastore.ErrOutOfOrderSequence, metastore.ErrInvalidProducerEpoch
 	cases := []struct {
@@ -176,7 +176,7 @@ func checkIdem(t *testing.T, what string, b idem, r metastore.BatchResult) {
 	}
 }
 
-func testInitProducerID(t *testing.T, open func(t *testing.T) metastore.Store) {
+func testInitProducerID(t *testing.T, open func(t *testing.T) producerStore) {
 	s := open(t)
 	ctx := t.Context()
 	errSeq, errEpoch := metastore.ErrOutOfOrderSequence, metastore.ErrInvalidProducerEpoch

@@ -12,7 +12,7 @@ import (
 )
 
 // testLeases checks the lease rules of metastore.LeaseStore.
-func testLeases(t *testing.T, open func(t *testing.T) metastore.Store) {
+func testLeases(t *testing.T, open func(t *testing.T) metastore.LeaseStore) {
 	t.Run("Rules", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
@@ -164,7 +164,7 @@ func testLeases(t *testing.T, open func(t *testing.T) metastore.Store) {
 }
 
 // deletable lists the keys of objects unreferenced before now+slack.
-func deletable(t *testing.T, s metastore.Store) []string {
+func deletable(t *testing.T, s metastore.ObjectLedger) []string {
 	t.Helper()
 	objs, err := s.ListDeletable(t.Context(), time.Now().Add(clockSlack), 0)
 	if err != nil {
@@ -188,7 +188,7 @@ func bases(es []metastore.Extent) []int64 {
 
 // testRetention checks AdvanceLogStart, PartitionUsage and the objects
 // they leave unreferenced.
-func testRetention(t *testing.T, open func(t *testing.T) metastore.Store) {
+func testRetention(t *testing.T, open func(t *testing.T) jobStore) {
 	t.Run("AdvanceLogStart", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()

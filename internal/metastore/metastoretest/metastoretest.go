@@ -1,6 +1,9 @@
 // Package metastoretest is the contract test suite for metastore.Store:
 // every backend runs Run against itself, so that the embedded and the
 // PostgreSQL stores behave the same way in every case the brokers rely on.
+// The suite is grouped by the store's roles (Sequencer, ExtentReader, …):
+// each group takes only the roles it tests and those it sets its cases up
+// with, so a group names what a backend of that role must do.
 //
 // It only uses the public interface. It must never depend on a backend's
 // internals, and a backend-specific test (persistence across a restart,
@@ -22,28 +25,82 @@ import (
 // close it when t ends (t.Cleanup); the suite closes some stores itself,
 // so that cleanup may find the store already closed.
 func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
-	t.Run("Topics", func(t *testing.T) { testTopics(t, open) })
-	t.Run("Commit", func(t *testing.T) { testCommit(t, open) })
-	t.Run("Extents", func(t *testing.T) { testExtents(t, open) })
-	t.Run("Idempotence", func(t *testing.T) { testIdempotence(t, open) })
-	t.Run("InitProducerID", func(t *testing.T) { testInitProducerID(t, open) })
-	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
-	t.Run("Groups", func(t *testing.T) { testGroups(t, open) })
-	t.Run("Agents", func(t *testing.T) { testAgents(t, open) })
+	records := func(t *testing.T) recordStore { return open(t) }
+	t.Run("TopicStore", func(t *testing.T) { testTopics(t, records) })
+	t.Run("Sequencer", func(t *testing.T) {
+		t.Run("Commit", func(t *testing.T) { testCommit(t, records) })
+		t.Run("Idempotence", func(t *testing.T) { testIdempotence(t, records) })
+	})
+	t.Run("ExtentReader", func(t *testing.T) { testExtents(t, records) })
+	t.Run("ProducerStore", func(t *testing.T) {
+		testInitProducerID(t, func(t *testing.T) producerStore { return open(t) })
+	})
+	t.Run("GroupStore", func(t *testing.T) {
+		testGroups(t, func(t *testing.T) groupStore { return open(t) })
+	})
+	t.Run("AgentRegistry", func(t *testing.T) {
+		testAgents(t, func(t *testing.T) metastore.AgentRegistry { return open(t) })
+	})
+	t.Run("CommitWatcher", func(t *testing.T) {
+		testWatch(t, func(t *testing.T) commitWatcher { return open(t) })
+	})
+	t.Run("LeaseStore", func(t *testing.T) {
+		testLeases(t, func(t *testing.T) metastore.LeaseStore { return open(t) })
+	})
+	jobs := func(t *testing.T) jobStore { return open(t) }
+	t.Run("RetentionStore", func(t *testing.T) { testRetention(t, jobs) })
+	t.Run("ExtentReplacer", func(t *testing.T) { testReplace(t, jobs) })
+	t.Run("ObjectLedger", func(t *testing.T) { testLedger(t, jobs) })
+	// What agents need to trust each other's cache requests: peer
+	// addresses, the cluster secret, object sizes.
 	t.Run("Peers", func(t *testing.T) { testPeers(t, open) })
-	t.Run("Watch", func(t *testing.T) { testWatch(t, open) })
-	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
-	t.Run("Retention", func(t *testing.T) { testRetention(t, open) })
-	t.Run("Replace", func(t *testing.T) { testReplace(t, open) })
-	t.Run("Model", func(t *testing.T) { testModel(t, open) })
-	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
+	// The roles together: concurrent use of all of them, a model of
+	// commits, retention and compaction, cancellation and Close.
+	t.Run("Store", func(t *testing.T) {
+		t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
+		t.Run("Model", func(t *testing.T) { testModel(t, open) })
+		t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
+	})
 }
+
+// What the groups take from the store under test, besides single roles.
+type (
+	// recordStore is topics, commits and reads: the TopicStore,
+	// Sequencer and ExtentReader groups check each through the others.
+	recordStore interface {
+		metastore.TopicStore
+		metastore.Sequencer
+		metastore.ExtentReader
+	}
+	// producerStore checks new epochs against commits' sequences.
+	producerStore interface {
+		metastore.ProducerStore
+		recordStore
+	}
+	// groupStore commits offsets of topics it creates and deletes.
+	groupStore interface {
+		metastore.GroupStore
+		metastore.TopicStore
+	}
+	// commitWatcher watches commits.
+	commitWatcher interface {
+		metastore.CommitWatcher
+		recordStore
+	}
+	// jobStore trims, replaces and forgets what commits wrote, and
+	// announces it to watchers.
+	jobStore interface {
+		metastore.JobStore
+		metastore.CommitWatcher
+		recordStore
+	}
+)
 
 // clockSlack bounds how far a store's clock (a database server's, say) may
 // be from the test's when timestamps are checked.
 const clockSlack = time.Minute
 
-func createTopic(t *testing.T, s metastore.Store, name string, partitions int32) metastore.Topic {
+func createTopic(t *testing.T, s metastore.TopicStore, name string, partitions int32) metastore.Topic {
 	t.Helper()
 	topic, err := s.CreateTopic(t.Context(), metastore.TopicSpec{Name: name, Partitions: partitions})
 	if err != nil {
@@ -76,7 +133,7 @@ func segment(batches ...metastore.BatchCommit) metastore.SegmentCommit {
 }
 
 // commit commits c and fails the test on an error or a malformed result.
-func commit(t *testing.T, s metastore.Store, c metastore.SegmentCommit) []metastore.BatchResult {
+func commit(t *testing.T, s metastore.Sequencer, c metastore.SegmentCommit) []metastore.BatchResult {
 	t.Helper()
 	results, err := s.CommitSegment(t.Context(), c)
 	if err != nil {
@@ -89,7 +146,7 @@ func commit(t *testing.T, s metastore.Store, c metastore.SegmentCommit) []metast
 }
 
 // commitOK commits c and fails the test unless every batch was accepted.
-func commitOK(t *testing.T, s metastore.Store, c metastore.SegmentCommit) []metastore.BatchResult {
+func commitOK(t *testing.T, s metastore.Sequencer, c metastore.SegmentCommit) []metastore.BatchResult {
 	t.Helper()
 	results := commit(t, s, c)
 	for i, r := range results {
@@ -100,7 +157,7 @@ func commitOK(t *testing.T, s metastore.Store, c metastore.SegmentCommit) []meta
 	return results
 }
 
-func offsets(t *testing.T, s metastore.Store, id metastore.TopicID, partition int32) metastore.PartitionOffsets {
+func offsets(t *testing.T, s metastore.ExtentReader, id metastore.TopicID, partition int32) metastore.PartitionOffsets {
 	t.Helper()
 	o, err := s.Offsets(t.Context(), id, partition)
 	if err != nil {
@@ -109,7 +166,7 @@ func offsets(t *testing.T, s metastore.Store, id metastore.TopicID, partition in
 	return o
 }
 
-func extents(t *testing.T, s metastore.Store, id metastore.TopicID, partition int32, from int64, limit int) []metastore.Extent {
+func extents(t *testing.T, s metastore.ExtentReader, id metastore.TopicID, partition int32, from int64, limit int) []metastore.Extent {
 	t.Helper()
 	es, err := s.Extents(t.Context(), id, partition, from, limit)
 	if err != nil {

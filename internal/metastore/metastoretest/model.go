@@ -38,7 +38,7 @@ func testModel(t *testing.T, open func(t *testing.T) metastore.Store) {
 	})
 }
 
-func createTopicR(rt *rapid.T, s metastore.Store, name string, partitions int32) metastore.Topic {
+func createTopicR(rt *rapid.T, s metastore.TopicStore, name string, partitions int32) metastore.Topic {
 	topic, err := s.CreateTopic(rt.Context(), metastore.TopicSpec{Name: name, Partitions: partitions})
 	if err != nil {
 		rt.Fatalf("CreateTopic: %v", err)

@@ -26,8 +26,8 @@ func newExtent(object string, size, at, n, base, end int64) metastore.Extent {
 		ByteOffset: at, ByteLength: n, MaxTimestamp: 1_700_000_000_000}
 }
 
-// testReplace checks ReplaceExtents and the object ledger.
-func testReplace(t *testing.T, open func(t *testing.T) metastore.Store) {
+// testReplace checks ReplaceExtents.
+func testReplace(t *testing.T, open func(t *testing.T) jobStore) {
 	t.Run("Swap", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
@@ -179,7 +179,11 @@ func testReplace(t *testing.T, open func(t *testing.T) metastore.Store) {
 			New: []metastore.Extent{newExtent(obj, 400, 0, 60, 0, 3)}}})
 		wantErr(t, "swap in a deleted topic", err, metastore.ErrExtentsChanged)
 	})
+}
 
+// testLedger checks the object ledger: which objects are deletable, since
+// when, and forgetting them.
+func testLedger(t *testing.T, open func(t *testing.T) jobStore) {
 	t.Run("Ledger", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()

@@ -8,7 +8,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 )
 
-func testTopics(t *testing.T, open func(t *testing.T) metastore.Store) {
+func testTopics(t *testing.T, open func(t *testing.T) recordStore) {
 	t.Run("CreateAndGet", func(t *testing.T) {
 		s := open(t)
 		spec := metastore.TopicSpec{Name: "orders", Partitions: 3, Configs: map[string]string{"retention.ms": "1000"}}
@@ -176,7 +176,7 @@ func testTopics(t *testing.T, open func(t *testing.T) metastore.Store) {
 	})
 }
 
-func testDeleteAndRecreate(t *testing.T, s metastore.Store) {
+func testDeleteAndRecreate(t *testing.T, s recordStore) {
 	ctx := t.Context()
 	old := createTopic(t, s, "t", 2)
 	keep := createTopic(t, s, "keep", 1)

@@ -10,7 +10,7 @@ import (
 // testWatch checks that a commit is announced to watchers with the
 // partitions it made data visible in, after it is visible, and that a
 // stopped watcher hears nothing more.
-func testWatch(t *testing.T, open func(t *testing.T) metastore.Store) {
+func testWatch(t *testing.T, open func(t *testing.T) commitWatcher) {
 	s := open(t)
 	a := createTopic(t, s, "watched", 3)
 	notices := make(chan metastore.CommitNotice, 16)

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -18,22 +17,14 @@ import (
 
 var _ metastore.AgentRegistry = (*Store)(nil)
 
-// agentPruneAfter is how long an expired agent's row is kept. Until then
-// an agent that comes back (a long GC pause, a partition from the
-// database) keeps its node id.
-const agentPruneAfter = time.Hour
-
 // Heartbeat implements metastore.AgentRegistry. Expiry is computed from
 // the database clock (now()), so that agents with skewed clocks agree on
 // who is alive. An ID the store knows keeps its stored NodeID; a new one
 // gets a.NodeID if it is >= 0, or the next id of a counter that never
 // hands out an id twice, nor one an agent brought with it.
 func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.Duration) (metastore.AgentInfo, error) {
-	if a.ID == "" {
-		return metastore.AgentInfo{}, errors.New("heartbeat: empty agent id")
-	}
-	if ttl <= 0 {
-		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: ttl %v is not positive", a.ID, ttl)
+	if err := metastore.CheckHeartbeatArgs(a, ttl); err != nil {
+		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: %w", a.ID, err)
 	}
 	roles, err := json.Marshal(nonNilRoles(a.Roles))
 	if err != nil {
@@ -57,7 +48,7 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		// which makes it the time to forget the ones long dead.
 		registered = true
 		_, err = tx.Exec(ctx, `DELETE FROM agents WHERE expires < now() - $1::BIGINT * INTERVAL '1 microsecond'`,
-			agentPruneAfter.Microseconds())
+			metastore.AgentPruneAfter.Microseconds())
 		if err != nil {
 			return fmt.Errorf("prune agents: %w", err)
 		}
@@ -132,11 +123,7 @@ func (s *Store) LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("live agents: %w", err)
 	}
-	// Node ids an agent brought with it may repeat; the ID breaks ties so
-	// the order is still total.
-	slices.SortFunc(agents, func(a, b metastore.AgentInfo) int {
-		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.ID, b.ID))
-	})
+	metastore.SortAgents(agents)
 	return agents, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -29,7 +28,7 @@ import (
 // Offsets are unique and contiguous because step 1 makes every commit to a
 // partition wait for the previous one, and steps 2–4 read what it wrote.
 func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([]metastore.BatchResult, error) {
-	if err := validateCommit(c); err != nil {
+	if err := metastore.ValidateCommit(c); err != nil {
 		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
 	}
 	var p *plan
@@ -52,26 +51,6 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 		s.Notify(metastore.NoticeFor(c, p.results))
 	}
 	return p.results, nil
-}
-
-// validateCommit rejects commits no correct agent sends; they fail as a
-// whole rather than per batch.
-func validateCommit(c metastore.SegmentCommit) error {
-	if c.Object == "" {
-		return errors.New("empty object key")
-	}
-	if c.Size < 0 {
-		return fmt.Errorf("negative object size %d", c.Size)
-	}
-	for i, b := range c.Batches {
-		switch {
-		case b.OffsetCount < 1:
-			return fmt.Errorf("batch %d: offset count %d < 1", i, b.OffsetCount)
-		case b.ByteOffset < 0 || b.ByteLength < 0 || b.ByteOffset+b.ByteLength > c.Size:
-			return fmt.Errorf("batch %d: bytes [%d, +%d) outside object of %d bytes", i, b.ByteOffset, b.ByteLength, c.Size)
-		}
-	}
-	return nil
 }
 
 // partitionKey names one partition of one topic incarnation.

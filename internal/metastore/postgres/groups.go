@@ -242,7 +242,7 @@ func (s *Store) ListGroups(ctx context.Context) ([]metastore.GroupSummary, error
 				return metastore.GroupSummary{}, err
 			}
 			if state == nil {
-				return metastore.GroupSummary{Name: string(name), ProtocolType: "consumer", State: "Empty"}, nil
+				return metastore.OffsetsOnlyGroup(string(name)), nil
 			}
 			return metastore.GroupSummary{Name: string(name), ProtocolType: string(protocol), State: *state}, nil
 		})

@@ -150,15 +150,9 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 		if err != nil {
 			return err
 		}
-		to := offset
-		if to == metastore.LogStartHighWatermark {
-			to = o.HighWatermark
-		}
-		if to < 0 || to > o.HighWatermark {
-			return fmt.Errorf("%w: %d not in [0, %d]", metastore.ErrOffsetOutOfRange, offset, o.HighWatermark)
-		}
-		if to <= o.LogStartOffset {
-			return nil
+		to, advance, err := metastore.NewLogStart(o, offset)
+		if err != nil || !advance {
+			return err
 		}
 		o.LogStartOffset, changed = to, true
 		if _, err := tx.Exec(ctx, `UPDATE partitions SET log_start_offset = $3 WHERE topic_id = $1 AND part = $2`,

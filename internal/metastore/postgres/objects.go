@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -140,12 +139,7 @@ func (s *Store) ListDeletable(ctx context.Context, before time.Time, limit int) 
 	if err != nil {
 		return nil, fmt.Errorf("list deletable objects: %w", err)
 	}
-	slices.SortStableFunc(out, func(a, b metastore.UnreferencedObject) int {
-		if c := a.Since.Compare(b.Since); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Key, b.Key)
-	})
+	metastore.SortDeletable(out)
 	return out, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/jackc/pgx/v5"
 
@@ -29,11 +28,12 @@ func (s *Store) InitProducerID(ctx context.Context, producerID int64, epoch int1
 			if err != nil {
 				return err
 			}
-			if epoch != current {
-				return fmt.Errorf("epoch %d, current %d: %w", epoch, current, metastore.ErrInvalidProducerEpoch)
+			next, fresh, err := metastore.NextProducerEpoch(epoch, current)
+			if err != nil {
+				return err
 			}
-			if current < math.MaxInt16 {
-				gotID, gotEpoch = producerID, current+1
+			if !fresh {
+				gotID, gotEpoch = producerID, next
 				_, err := tx.Exec(ctx, `UPDATE producers SET epoch = $2 WHERE producer_id = $1`, gotID, gotEpoch)
 				return err
 			}

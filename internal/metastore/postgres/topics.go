@@ -20,11 +20,8 @@ import (
 // partition are inserted together; CreatedAt comes from the database
 // clock.
 func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (metastore.Topic, error) {
-	if spec.Name == "" {
-		return metastore.Topic{}, errors.New("create topic: empty name")
-	}
-	if spec.Partitions < 1 {
-		return metastore.Topic{}, fmt.Errorf("create topic %s: %d partitions: %w", spec.Name, spec.Partitions, metastore.ErrInvalidPartitions)
+	if err := metastore.CheckTopicSpec(spec); err != nil {
+		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, err)
 	}
 	u, err := uuid.NewRandom()
 	if err != nil {
@@ -117,8 +114,8 @@ func (s *Store) CreatePartitions(ctx context.Context, name string, total int32) 
 		if t, err = topicByName(ctx, tx, name, true); err != nil {
 			return err
 		}
-		if total <= t.Partitions {
-			return fmt.Errorf("%d partitions, want more than %d: %w", total, t.Partitions, metastore.ErrInvalidPartitions)
+		if err := metastore.CheckPartitionIncrease(t.Partitions, total); err != nil {
+			return err
 		}
 		if err := insertPartitions(ctx, tx, t.ID, t.Partitions, total); err != nil {
 			return err
@@ -141,13 +138,7 @@ func (s *Store) AlterTopicConfigs(ctx context.Context, name string, changes []me
 		if t, err = topicByName(ctx, tx, name, true); err != nil {
 			return err
 		}
-		for _, c := range changes {
-			if c.Value == nil {
-				delete(t.Configs, c.Name)
-			} else {
-				t.Configs[c.Name] = *c.Value
-			}
-		}
+		t.Configs = metastore.ApplyConfigChanges(t.Configs, changes)
 		configs, err := json.Marshal(t.Configs)
 		if err != nil {
 			return err

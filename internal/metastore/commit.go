@@ -1,6 +1,33 @@
 package metastore
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Rules of the Sequencer shared by the backends, so that they decide
+// alike; like package sequence, they do no I/O.
+
+// ValidateCommit rejects commits no correct agent sends; they fail as a
+// whole rather than per batch.
+func ValidateCommit(c SegmentCommit) error {
+	if c.Object == "" {
+		return errors.New("empty object key")
+	}
+	if c.Size < 0 {
+		return fmt.Errorf("negative object size %d", c.Size)
+	}
+	for i, b := range c.Batches {
+		switch {
+		case b.OffsetCount < 1:
+			return fmt.Errorf("batch %d: offset count %d < 1", i, b.OffsetCount)
+		case b.ByteOffset < 0 || b.ByteLength < 0 || b.ByteOffset+b.ByteLength > c.Size:
+			return fmt.Errorf("batch %d: bytes [%d, +%d) outside object of %d bytes", i, b.ByteOffset, b.ByteLength, c.Size)
+		}
+	}
+	return nil
+}
 
 // CommitExtents gathers the extents of one segment commit, for backends:
 // consecutive accepted batches of a partition whose bytes follow each
