@@ -48,7 +48,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&b.floe.Linger, "floe-linger", 250*time.Millisecond, "in-process Floe: agent linger")
 	fs.IntVar(&b.floe.SegmentBytes, "floe-segment-bytes", 8<<20, "in-process Floe: flush the open segment at this size")
 	fs.Int64Var(&b.floe.CacheBytes, "floe-cache-bytes", 256<<20, "in-process Floe: block cache size")
-	fs.StringVar(&b.floe.Bucket, "floe-bucket", "", "in-process Floe: bucket `URL` (file://, s3://, azblob://); each run uses a fresh prefix and deletes it (default: a temporary local directory)")
+	fs.StringVar(&b.floe.Bucket, "floe-bucket", "", "in-process Floe: bucket `URL` (file://, s3://, gs://, azblob://); each run uses a fresh prefix and deletes it (default: a temporary local directory)")
 	fs.StringVar(&b.bucketLat, "bucket-latency", "0", "in-process Floe: delay every bucket request in the process, e.g. 20ms-50ms (uniform) or 30ms")
 	fs.StringVar(&b.proxyLat, "bucket-proxy-latency", "0", "in-process Floe: put an HTTP proxy delaying every request, e.g. 20ms-50ms, in front of the --floe-bucket endpoint")
 

@@ -54,6 +54,9 @@ func inspect(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.New("inspect what? segment PATH_OR_KEY, or orphans")
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stderr, inspectUsage)
+		return flag.ErrHelp
 	case "segment":
 		return inspectSegment(ctx, args[1:], stdout, stderr)
 	case "orphans":
@@ -62,6 +65,16 @@ func inspect(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("unknown inspect target %q (segment, orphans)", args[0])
 	}
 }
+
+const inspectUsage = `Usage:
+  floe inspect segment [--data-dir DIR | --bucket URL [--metastore URL]] [--records] PATH_OR_KEY
+      print a segment object (a file, or a key in the bucket) as JSON; with the
+      metadata store, each batch's assigned offsets and whether it is committed
+  floe inspect orphans [--data-dir DIR | --bucket URL --metastore URL]
+      list objects no metadata refers to (a PUT whose commit never happened)
+
+Run "floe inspect segment -h" or "floe inspect orphans -h" for the flags.
+`
 
 type segmentJSON struct {
 	Object     string          `json:"object"`
@@ -142,6 +155,12 @@ func inspectSegment(ctx context.Context, args []string, stdout, stderr io.Writer
 	var f inspectFlags
 	f.register(fs)
 	withRecords := fs.Bool("records", false, "decode every record (decompressing batches)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: floe inspect segment [--data-dir DIR | --bucket URL [--metastore URL]] [--records] PATH_OR_KEY")
+		fmt.Fprintln(stderr, "\nPrints a segment object (a file, or a key in the bucket) as JSON; with the")
+		fmt.Fprintln(stderr, "metadata store, each batch's assigned offsets and whether it is committed.")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(reorder(args)); err != nil {
 		return err
 	}
@@ -291,6 +310,11 @@ func inspectOrphans(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	var f inspectFlags
 	f.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: floe inspect orphans [--data-dir DIR | --bucket URL --metastore URL]")
+		fmt.Fprintln(stderr, "\nLists objects no metadata refers to (a PUT whose commit never happened).")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

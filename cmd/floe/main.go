@@ -4,6 +4,9 @@
 //	floe playground   a temporary single-process cluster, ready for any Kafka client
 //	floe agent        a production agent on a bucket and a metadata store
 //	floe inspect      decode what is stored (segments, orphaned objects)
+//	floe bench        produce/consume load: latency, throughput, bucket requests, cost
+//	floe groups       consumer groups: state, members, committed offsets, lag
+//	floe jobs         background job leases and bucket use per topic
 //
 // This file and its siblings only wire configuration to the internal
 // packages; the behaviour lives there.
@@ -24,21 +27,18 @@ import (
 
 const usage = `floe: Kafka-compatible streaming on object storage
 
-Usage:
-  floe playground [flags]            run a single-process cluster on a local directory
-  floe agent --bucket URL --metastore URL [flags]
-                                     run an agent
-  floe inspect segment PATH_OR_KEY [flags]
-                                     print a segment object as JSON
-  floe inspect orphans [flags]       list objects no metadata refers to
-  floe bench [--brokers ADDR | --target floe,kfake] [--preset NAME] [flags]
-                                     measure latency, throughput and cost
-  floe groups [--brokers ADDR] [GROUP ...]
-                                     consumer groups: state, members, committed offsets, lag
-  floe jobs [--admin HOST:PORT | --metastore URL | --data-dir DIR]
-                                     background job leases and bucket use per topic
+Usage: floe COMMAND [ARGS] [flags]
 
-Run "floe COMMAND -h" for the flags of a command.
+Commands:
+  playground  run a temporary single-process cluster on a local directory
+  agent       run an agent on a bucket and a metadata store (--bucket URL --metastore URL)
+  inspect     print a segment object as JSON, or list objects no metadata refers to
+  bench       measure produce/consume latency, throughput, bucket requests and cost
+  groups      show consumer groups: state, members, committed offsets, lag
+  jobs        show background job leases and bucket use per topic
+  help        print this list
+
+Run "floe COMMAND -h" for a command's arguments and flags.
 `
 
 func main() {

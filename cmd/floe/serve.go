@@ -32,7 +32,7 @@ type agentFlags struct {
 func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.StringVar(&f.cfg.Listen, "listen", "127.0.0.1:9092", "Kafka listener `HOST:PORT`")
 	fs.StringVar(&f.cfg.Advertise, "advertise", "", "`HOST:PORT` clients are told to connect to (default: the listener address)")
-	fs.StringVar(&f.cfg.AdminListen, "admin-listen", adminDefault, "`HOST:PORT` for /metrics and /healthz (empty: off)")
+	fs.StringVar(&f.cfg.AdminListen, "admin-listen", adminDefault, "`HOST:PORT` for /metrics, /healthz and /jobs (empty: off)")
 	fs.DurationVar(&f.cfg.Linger, "linger", 250*time.Millisecond, "how long the open segment gathers batches before it is flushed")
 	fs.IntVar(&f.cfg.SegmentMaxBytes, "segment-bytes", 8<<20, "flush the open segment once it holds this many bytes")
 	var maxFrame int
@@ -46,7 +46,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.StringVar(&f.cfg.Zone, "zone", "", "this agent's availability zone, reported to clients as its rack; clients with floe_az=ZONE in their client id see only this zone's agents")
 	roles := fs.String("roles", "produce,fetch,jobs", "what this agent does: any of produce, fetch, jobs")
 	fs.StringVar(&f.cfg.ClusterID, "cluster-id", "floe", "cluster id reported to clients")
-	fs.DurationVar(&f.cfg.Jobs.Interval, "job-interval", 5*time.Second, "time between two passes of each background job (retention, cleaner) on agents with the jobs role")
+	fs.DurationVar(&f.cfg.Jobs.Interval, "job-interval", 5*time.Second, "time between two passes of each background job (retention, compaction, key compaction, cleaner) on agents with the jobs role")
 	fs.DurationVar(&f.cfg.Jobs.DeleteDelay, "file-delete-delay", time.Minute, "default file.delete.delay.ms: how long an unreferenced object is kept before the cleaner deletes it")
 	fs.DurationVar(&f.cfg.Jobs.OrphanGrace, "orphan-grace", time.Hour, "how old an object no metadata refers to (a PUT whose commit never happened) must be before the cleaner deletes it")
 	fs.Int64Var(&f.cfg.Jobs.BytesPerSecond, "job-bytes-per-second", 0, "bytes per second background jobs may move, all together (0: unlimited)")
@@ -152,7 +152,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var f agentFlags
 	f.register(fs, "127.0.0.1:9644")
-	bucketURL := fs.String("bucket", "", "bucket `URL`: file:///path (s3://, gs://, azblob:// are planned)")
+	bucketURL := fs.String("bucket", "", "bucket `URL`: file:///path, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or azblob://CONTAINER/PREFIX (README: URLs)")
 	metaURL := fs.String("metastore", "", "metadata store `URL`: embedded:///path/to/file or postgres://user@host:port/db?sslmode=disable")
 	if err := fs.Parse(args); err != nil {
 		return err

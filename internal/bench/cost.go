@@ -111,7 +111,7 @@ func EstimateCost(p Prices, writeBps float64, readers int, putsPerSec, getsPerSe
 	c.Assumptions = []string{
 		fmt.Sprintf("a 30-day month at the measured produce rate (%.2f MiB/s of record values), %g days retention", c.WriteMiBps, float64(p.Retention)),
 		fmt.Sprintf("Kafka: %d zones, replication factor %d, leaders spread evenly, consumers without fetch-from-follower, disks %.0f%% full", p.Zones, p.ReplicationFact, p.DiskUtilisation*100),
-		"Floe: PUT and GET rates as measured on this one agent; compaction and retention are not built yet, so storage assumes they will keep only the retention window",
+		"Floe: PUT and GET rates as measured on this one agent; storage is the retention window, to which the retention job and the cleaner keep the bucket",
 		"compute (VMs) left out of both; batch overhead and compression left out (record values only)",
 		fmt.Sprintf("prices: PUT $%g/1000, GET $%g/1000, object storage $%g/GiB-month, cross-zone $%g/GiB, disk $%g/GiB-month", p.PutPer1000, p.GetPer1000, p.StorageGiBMonth, p.CrossZoneGiB, p.DiskGiBMonth),
 	}

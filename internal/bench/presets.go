@@ -74,13 +74,13 @@ func Presets() []Preset {
 		{
 			Name:  "fan-out",
 			Title: "1 producer, 10 consumers",
-			Why:   "ten independent readers of the live edge; GETs must not grow with readers (consumer groups are not built yet, so each consumer assigns itself every partition)",
+			Why:   "ten independent readers of the live edge; GETs must not grow with readers (the bench does not use consumer groups: each consumer assigns itself every partition)",
 			Args:  with(append(live, "--partitions", "12", "--consumers", "10", "--floe-linger", "250ms", "--linger", "50ms")...),
 		},
 		{
 			Name:  "catch-up",
 			Title: "catch-up read of 256 MiB of history",
-			Why:   "history is written as fast as possible, Floe is restarted so its cache is cold, then one consumer reads it all; the after-compaction half waits for the compaction issue",
+			Why:   "history is written as fast as possible, Floe is restarted so its cache is cold, then one consumer reads it all; reading it again after compaction is not measured yet",
 			Args:  with("--record-size", "1KiB", "--catch-up", "256MiB", "--producers", "2", "--partitions", "12", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms"),
 		},
 		{

@@ -42,7 +42,7 @@ type Topic struct {
 // are accepted and stored so that tools which set them keep working; the
 // README lists what each one does in Floe.
 var Topics = []Topic{
-	{Name: "cleanup.policy", Default: "delete", Type: List, Allowed: []string{"delete", "compact"}, Doc: "delete: retention.ms and retention.bytes apply; compact is stored (key compaction is not built yet)"},
+	{Name: "cleanup.policy", Default: "delete", Type: List, Allowed: []string{"delete", "compact"}, Doc: "delete: retention.ms and retention.bytes apply; compact: key compaction keeps the latest record per key (docs/jobs.md)"},
 	{Name: "compression.type", Default: "producer", Type: String, Allowed: []string{"producer"}, Doc: "batches are stored as produced; only 'producer'"},
 	{Name: "delete.retention.ms", Default: "86400000", Type: Long, Doc: "stored; applied by background jobs"},
 	{Name: "file.delete.delay.ms", Default: "60000", Type: Long, Doc: "how long an unreferenced object stays in the bucket; the largest among topics applies (docs/jobs.md)"},

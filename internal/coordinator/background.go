@@ -136,11 +136,14 @@ func (c *Coordinator) ExpireOffsets(ctx context.Context) {
 			case err != nil:
 				c.log.Warn("offset retention", "group", s.Name, "err", err)
 			case n > 0:
-				c.log.Info("expired committed offsets", "group", s.Name, "offsets", n)
+				c.log.Info("expired committed offsets", "group", s.Name, "offsets", n, "before", olderThan)
 				c.metrics.forget(s.Name)
 				if left, err := c.store.FetchOffsets(ctx, s.Name); err == nil && len(left) == 0 && e.idle() {
 					if err := c.store.DeleteGroup(ctx, s.Name); err == nil || errors.Is(err, metastore.ErrUnknownGroup) {
 						c.kill(e, kerr.GroupIDNotFound.Code, groups.Effects{})
+						if err == nil {
+							c.log.Info("group deleted", "group", s.Name, "reason", "no members and no committed offsets left")
+						}
 					}
 				}
 			}

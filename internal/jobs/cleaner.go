@@ -15,7 +15,8 @@ import (
 
 // DataPrefixes are the key prefixes under which Floe writes data
 // objects: only objects under them are ever deleted as orphans. A job
-// that writes objects elsewhere (compaction) adds its prefix.
+// that writes objects elsewhere adds its prefix (both compactions write
+// under segments/).
 var DataPrefixes = []string{"segments/"}
 
 // Defaults of the cleaner's grace periods.

@@ -1,13 +1,15 @@
 // Package jobs runs Floe's background jobs on agents with the jobs role:
-// retention (retention.ms, retention.bytes), the cleaner (deleting
-// unreferenced and orphaned objects after their grace periods), and, on
-// the same scheduler, compaction.
+// retention (retention.ms, retention.bytes), segment compaction (a
+// partition's small extents merged into large per-partition objects), key
+// compaction (cleanup.policy=compact) and the cleaner (deleting
+// unreferenced and orphaned objects after their grace periods).
 //
 // Every job is leased through the metadata store (metastore.LeaseStore),
 // so exactly one agent runs it at a time; a dead agent's lease expires
 // and another agent takes the job. Each job splits into a pure planner
-// (state in, decisions out: PlanRetention, PlanOrphans, DeleteDelay) and
-// an executor that reads the state and applies the decisions.
+// (state in, decisions out: PlanRetention, PlanPartitionCompaction and
+// PackCompaction, PlanKeyCompaction, PlanOrphans, DeleteDelay) and an
+// executor that reads the state and applies the decisions.
 //
 // A job must never delete an object the metadata store refers to, nor
 // one younger than its grace period; see docs/jobs.md.
@@ -150,7 +152,7 @@ type StandardStore interface {
 }
 
 // Standard returns the scheduler of the agent's standard jobs: retention,
-// segment compaction and the cleaner.
+// segment compaction, key compaction and the cleaner.
 func Standard(store StandardStore, bucket objstore.Bucket, cfg Config) *Scheduler {
 	return NewScheduler(store, []Job{
 		&Retention{Store: store, Logger: cfg.Logger},

@@ -1,9 +1,11 @@
 // Package metastore defines Floe's metadata store: the strongly consistent
 // place that sequences offsets and remembers which object holds which
-// records. It holds topics, extents (offset range → object byte range) and
-// idempotent-producer state. It never sees record payloads.
+// records. It holds topics, extents (offset range → object byte range),
+// idempotent-producer state, consumer groups and their committed offsets,
+// live agents, job leases and the object ledger. It never sees record
+// payloads.
 //
-// Backends live in sub-packages (embedded, later postgres) and must all pass
+// Backends live in sub-packages (embedded, postgres) and must all pass
 // the contract suite in metastoretest.
 package metastore
 

@@ -2,8 +2,9 @@
 // object storage where every byte of record data lives. Objects are
 // immutable once written; keys are never reused.
 //
-// Backends live in sub-packages (localdir, later s3, gcs, azblob) and must
-// all pass the contract suite in objstoretest.
+// Backends live in sub-packages (localdir, s3, azblob; Google Cloud
+// Storage goes through s3, see bucketurl) and must all pass the contract
+// suite in objstoretest.
 package objstore
 
 import (

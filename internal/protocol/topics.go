@@ -100,7 +100,9 @@ func (h *Handler) createTopic(ctx context.Context, name string, partitions int32
 		}
 		return t, errorCode(err), err
 	}
-	h.log.Info("topic created", "topic", name, "partitions", partitions, "id", topicIDString(t.ID))
+	// Logged here, where the request is known, and not by the metadata
+	// store as well (DeleteTopics likewise).
+	h.log.Info("topic created", "topic", name, "partitions", partitions, "id", topicIDString(t.ID), "configs", configs)
 	return t, 0, nil
 }
 

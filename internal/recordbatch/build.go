@@ -42,10 +42,11 @@ type BuildOptions struct {
 	MaxTimestamp    int64
 }
 
-// Build encodes records into a valid v2 batch, for tests and tools. Record
-// i gets offset delta i (Record.Offset is ignored); the batch's
-// maxTimestamp is the largest record timestamp. Build panics if compression
-// fails, which only a bug can cause.
+// Build encodes records into a valid v2 batch, for key compaction, tests
+// and tools. Record i gets offset delta i (Record.Offset is ignored) and
+// the batch's maxTimestamp is the largest record timestamp, unless
+// opts.KeepOffsets says otherwise. Build panics if compression fails,
+// which only a bug can cause.
 func Build(opts BuildOptions, records ...Record) []byte {
 	first := opts.FirstTimestamp
 	if first == 0 && len(records) > 0 {

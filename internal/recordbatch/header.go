@@ -1,8 +1,9 @@
-// Package recordbatch reads, checks and (for tests) builds Kafka record
-// batches in message format v2 (magic 2), the unit clients send in Produce
-// and receive in Fetch.
+// Package recordbatch reads, checks and builds (for key compaction and
+// tests) Kafka record batches in message format v2 (magic 2), the unit
+// clients send in Produce and receive in Fetch.
 //
-// Floe stores batches exactly as clients sent them, so this package is
+// Floe stores batches exactly as clients sent them (only key compaction
+// replaces a batch, with a new one built here), so this package is
 // careful about the difference between what it parses and what it trusts:
 // ParseHeader reads the fixed header, Validate checks a whole batch (length,
 // magic, CRC32C, record count) before an agent accepts it, and Records

@@ -1,15 +1,16 @@
 // Package segment defines the object Floe writes to the bucket on every
-// produce flush: the record batches of many partitions in one immutable
-// object, with an index up front so that a reader learns where each
-// partition's bytes lie from one small GET of the object's first bytes, and
-// then fetches one partition with one ranged GET. docs/segment-format.md is
-// the specification; this package is its only implementation.
+// produce flush, and compaction for the objects it writes: the record
+// batches of many partitions in one immutable object, with an index up
+// front so that a reader learns where each partition's bytes lie from one
+// small GET of the object's first bytes, and then fetches one partition
+// with one ranged GET. docs/segment-format.md is the specification; this
+// package is its only implementation.
 //
 // A segment never contains offsets: they are assigned by the metadata commit
-// after the object is written. Batches are stored byte for byte as clients
-// sent them. This package must never rewrite a batch, never do I/O (callers
-// hand it bytes), and never trust a length from an object beyond the bytes
-// it was given.
+// after the object is written. Batches are stored byte for byte as they are
+// handed in: as clients sent them, or as key compaction rebuilt them. This
+// package must never rewrite a batch, never do I/O (callers hand it bytes),
+// and never trust a length from an object beyond the bytes it was given.
 package segment
 
 import (

@@ -143,9 +143,6 @@ func (s *Store) ExpireOffsets(ctx context.Context, group string, olderThan time.
 	if err != nil {
 		return 0, fmt.Errorf("expire offsets %q before %v: %w", group, olderThan, err)
 	}
-	if len(expired) > 0 {
-		s.log.Info("offsets expired", "group", group, "partitions", len(expired), "before", olderThan)
-	}
 	return len(expired), nil
 }
 
@@ -295,7 +292,6 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("delete group %q: %w", name, err)
 	}
-	s.log.Info("group deleted", "group", name)
 	return nil
 }
 

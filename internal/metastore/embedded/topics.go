@@ -49,7 +49,6 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, err)
 	}
-	s.log.Info("topic created", "topic", spec.Name, "id", u.String(), "partitions", spec.Partitions)
 	return rec.topic(id), nil
 }
 
@@ -94,7 +93,6 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("delete topic %s: %w", name, err)
 	}
-	s.log.Info("topic deleted", "topic", name, "id", uuid.UUID(t.ID).String())
 	return t, nil
 }
 

@@ -154,9 +154,6 @@ func (s *Store) ExpireOffsets(ctx context.Context, group string, olderThan time.
 	if err != nil {
 		return 0, fmt.Errorf("expire offsets %q before %v: %w", group, olderThan, err)
 	}
-	if n > 0 {
-		s.log.Info("offsets expired", "group", group, "partitions", n, "before", olderThan)
-	}
 	return int(n), nil
 }
 
@@ -280,6 +277,5 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("delete group %q: %w", name, err)
 	}
-	s.log.Info("group deleted", "group", name)
 	return nil
 }
