@@ -127,18 +127,15 @@ type Agent struct {
 	reg      *prometheus.Registry
 	metrics  *metrics
 	store    metastore.Store
-	ctx      context.Context // cancelled at the end of Close
+	ctx      context.Context // of requests; cancelled when the drain ends long polls
 	cancel   context.CancelFunc
-	draining chan struct{}
+	draining chan struct{} // closed when Close begins
 
-	members     *cluster.Membership
-	ring        *zonecache.Ring
-	peerServer  *zonecache.Server
-	groups      *coordinator.Coordinator
-	stopMembers context.CancelFunc
-	membersDone chan struct{}
-	stopWatch   func()
-	stopJobs    func()
+	members    *cluster.Membership
+	peerServer *zonecache.Server
+	groups     *coordinator.Coordinator
+	actors     *actors
+	closeOnce  sync.Once
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -171,45 +168,67 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 			return nil, fmt.Errorf("unknown role %q (roles: %s)", r, strings.Join(AllRoles, ", "))
 		}
 	}
-	log := cfg.Logger
+	a := &Agent{
+		cfg: cfg, log: cfg.Logger, store: store, draining: make(chan struct{}), conns: map[*conn]struct{}{},
+		actors: &actors{log: cfg.Logger},
+	}
+	if err := a.start(bucket); err != nil {
+		a.actors.stopAll()
+		return nil, err
+	}
+	return a, nil
+}
 
+// start starts the agent's parts in order, registering each with what
+// stops it (see actors).
+func (a *Agent) start(bucket objstore.Bucket) error {
+	cfg, log, store := a.cfg, a.log, a.store
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	a.ln = ln
+	a.actors.add("kafka listener", func() { ln.Close() })
 	self, err := advertised(cfg, ln.Addr())
 	if err != nil {
-		ln.Close()
-		return nil, err
+		return err
 	}
 	peerLn, peerAddr, err := listenPeers(cfg, self)
 	if err != nil {
-		ln.Close()
-		return nil, err
+		return err
 	}
+	a.actors.add("peer listener", func() { peerLn.Close() })
+
 	joinCtx, cancelJoin := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelJoin()
 	secret := cfg.PeerSecret
 	if secret == nil {
-		secret, err = store.ClusterSecret(joinCtx)
+		if secret, err = store.ClusterSecret(joinCtx); err != nil {
+			return err
+		}
 	}
-	var members *cluster.Membership
-	if err == nil {
-		members, err = cluster.Join(joinCtx, store, cluster.Options{
-			Host: self.Host, Port: self.Port, PeerAddr: peerAddr, Zone: cfg.Zone, Roles: cfg.Roles, NodeID: cfg.NodeID, Logger: log,
-		})
-	}
-	cancelJoin()
+	members, err := cluster.Join(joinCtx, store, cluster.Options{
+		Host: self.Host, Port: self.Port, PeerAddr: peerAddr, Zone: cfg.Zone, Roles: cfg.Roles, NodeID: cfg.NodeID, Logger: log,
+	})
 	if err != nil {
-		ln.Close()
-		peerLn.Close()
-		return nil, err
+		return err
 	}
+	a.members = members
+	a.actors.add("membership", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := members.Leave(ctx); err != nil {
+			log.Warn("deregister failed; the registration will expire", "err", err)
+		}
+	})
 
 	reg := cfg.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	a.reg = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics = newMetrics(reg)
 	bucket = objstore.Instrument(bucket, objstore.NewMetrics(reg))
 	blockSize := cfg.CacheBlockBytes
 	if blockSize <= 0 {
@@ -219,18 +238,20 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		BlockSize: blockSize, Role: protocol.RoleFetch, Secret: secret, TLS: cfg.PeerClientTLS,
 		Logger: log, Registerer: reg,
 	})
+	a.actors.add("cache ring", ring.Close)
 	blocks := cache.New(bucket, cache.Options{Capacity: cfg.CacheBytes, BlockSize: blockSize, Fetch: ring.Fetch}, reg)
 	peerServer, err := zonecache.Serve(peerLn, zonecache.ServerOptions{
 		Secret: secret, TLS: cfg.PeerServerTLS, Sizes: store, Blocks: blocks, Logger: log, Registerer: reg,
 	})
 	if err != nil {
-		ln.Close()
-		members.Leave(context.Background())
-		return nil, err
+		return err
 	}
+	a.peerServer = peerServer
+	a.actors.add("peer server", func() { peerServer.Close() })
+
 	notify := fetch.NewNotifier()
 	reader := fetch.NewReader(store, blocks)
-	writer := produce.NewWriter(bucket, store, produce.Options{
+	a.writer = produce.NewWriter(bucket, store, produce.Options{
 		Linger:          cfg.Linger,
 		MaxSegmentBytes: cfg.SegmentMaxBytes,
 		Logger:          log,
@@ -239,9 +260,10 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 		// from memory, never from the bucket.
 		Uploaded: blocks.Insert,
 	})
+	a.actors.add("writer", a.writer.Close)
 	// Every commit, through this agent or another, drops the cached
 	// extents of its partitions and wakes waiting fetches.
-	stopWatch := store.WatchCommits(func(n metastore.CommitNotice) {
+	a.actors.add("commit watch", store.WatchCommits(func(n metastore.CommitNotice) {
 		if n.Partitions == nil { // "anything may have changed"
 			reader.InvalidateAll()
 		}
@@ -249,68 +271,58 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 			reader.Invalidate(tp.TopicID, tp.Partition)
 		}
 		notify.Broadcast()
-	})
+	}))
 	view := clusterView{m: members}
 	groupOpts := cfg.Groups
 	groupOpts.Owns = func(group string) bool { return protocol.OwnsGroup(view, group) }
 	groupOpts.Registerer, groupOpts.Logger = reg, log
-	groupCoord := coordinator.New(store, groupOpts)
-	handler := protocol.NewHandler(protocol.Config{
+	a.groups = coordinator.New(store, groupOpts)
+	a.actors.add("group coordinator", a.groups.Close)
+	a.handler = protocol.NewHandler(protocol.Config{
 		ClusterID:         cfg.ClusterID,
 		Cluster:           view,
-		Groups:            groupCoord,
+		Groups:            a.groups,
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: cfg.DefaultPartitions,
-	}, store, writer, reader, notify, log)
+	}, store, a.writer, reader, notify, log)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	membersCtx, stopMembers := context.WithCancel(context.Background())
-	a := &Agent{
-		cfg: cfg, log: log, ln: ln, writer: writer, handler: handler, reg: reg,
-		metrics: newMetrics(reg), store: store, ctx: ctx, cancel: cancel,
-		draining: make(chan struct{}), conns: map[*conn]struct{}{},
-		members: members, ring: ring, peerServer: peerServer, stopMembers: stopMembers, stopWatch: stopWatch, groups: groupCoord,
-	}
 	if cfg.AdminListen != "" {
 		if err := a.startAdmin(); err != nil {
-			ln.Close()
-			peerServer.Close()
-			ring.Close()
-			cancel()
-			stopMembers()
-			stopWatch()
-			groupCoord.Close()
-			members.Leave(context.Background())
-			return nil, err
+			return err
 		}
 	}
-	a.membersDone = make(chan struct{})
-	go func() {
-		defer close(a.membersDone)
-		members.Run(membersCtx)
-	}()
-	a.stopJobs = startJobs(cfg, store, bucket, members.Self().ID, reg, log)
+	heartbeats := runUntilStopped(members.Run)
+	a.actors.add("heartbeats", heartbeats)
+	if slices.Contains(cfg.Roles, protocol.RoleJobs) {
+		jc := cfg.Jobs
+		jc.Holder, jc.Logger, jc.Registerer = members.Self().ID, log, reg
+		// Stopping the jobs releases their leases, so another agent
+		// takes them at once.
+		sched := jobs.Standard(store, bucket, jc)
+		a.actors.add("jobs", runUntilStopped(func(ctx context.Context) {
+			if err := sched.Run(ctx); err != nil {
+				log.Error("background jobs failed", "err", err)
+			}
+		}))
+	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.actors.add("requests", a.cancel)
 	a.wg.Add(1)
 	go a.accept()
+	a.actors.add("connections", a.closeConnections)
 	log.Info("agent listening", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
-		"peer", peerServer.Addr().String(), "peer_advertised", peerAddr, "admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", writer.Linger())
-	return a, nil
+		"peer", peerServer.Addr().String(), "peer_advertised", peerAddr, "admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", a.writer.Linger())
+	return nil
 }
 
-// startJobs runs the background jobs when the agent has the jobs role,
-// and returns what stops them.
-func startJobs(cfg Config, store metastore.Store, bucket objstore.Bucket, holder string, reg prometheus.Registerer, log *slog.Logger) func() {
-	if !slices.Contains(cfg.Roles, protocol.RoleJobs) {
-		return func() {}
-	}
-	jc := cfg.Jobs
-	jc.Holder, jc.Logger, jc.Registerer = holder, log, reg
-	sched := jobs.Standard(store, bucket, jc)
+// runUntilStopped runs fn in a goroutine until the returned stop cancels
+// its context; stop waits for fn to return.
+func runUntilStopped(fn func(context.Context)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sched.Run(ctx)
+		fn(ctx)
 	}()
 	return func() {
 		cancel()
@@ -425,11 +437,21 @@ func (a *Agent) startAdmin() error {
 		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		MaxHeaderBytes: 16 << 10, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		if err := a.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("admin server failed", "err", err)
 		}
 	}()
+	a.actors.add("admin server", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if a.admin.Shutdown(ctx) != nil {
+			a.admin.Close()
+		}
+		<-done
+	})
 	return nil
 }
 
@@ -485,38 +507,52 @@ func (a *Agent) jobsStatus(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(st)
 }
 
-// Close drains the agent: it stops accepting connections and reading
-// requests, flushes the open segment, answers the requests in flight, and
-// closes the connections, all within ShutdownTimeout.
+// Close drains the agent (see drain), then stops its parts in the
+// reverse order of their start. It may be called more than once.
 func (a *Agent) Close() error {
+	a.closeOnce.Do(func() {
+		a.drain()
+		a.actors.stopAll()
+		a.log.Info("agent stopped")
+	})
+	return nil
+}
+
+// drain is the lame-duck phase of Close, bounded by ShutdownTimeout:
+//
+//  1. /healthz answers 503;
+//  2. the agent leaves the cluster, so that other agents take over its
+//     groups and clients are routed elsewhere while it drains;
+//  3. jobs stop and release their leases, so another agent takes them;
+//  4. the Kafka listener stops accepting, and connections stop reading;
+//  5. the open segment is flushed and the requests waiting on it answered;
+//  6. members waiting in a rebalance are told to find the next
+//     coordinator, and long polls end;
+//  7. connections close once their requests in flight are answered, or
+//     at the deadline.
+func (a *Agent) drain() {
 	close(a.draining)
-	// Leave the cluster first, so other agents take over this agent's
-	// groups and clients are routed elsewhere while it drains.
-	a.stopMembers()
-	<-a.membersDone
-	// Jobs stop and release their leases, so another agent takes them
-	// at once.
-	a.stopJobs()
-	leaveCtx, cancelLeave := context.WithTimeout(context.Background(), 2*time.Second)
-	if err := a.members.Leave(leaveCtx); err != nil {
-		a.log.Warn("deregister failed; the registration will expire", "err", err)
-	}
-	cancelLeave()
-	a.ln.Close()
+	a.actors.stop("heartbeats")
+	a.actors.stop("membership")
+	a.actors.stop("jobs")
+	a.actors.stop("kafka listener")
 	a.mu.Lock()
 	for c := range a.conns {
 		c.stopReading()
 	}
 	a.mu.Unlock()
-	a.writer.Close()
-	// Members waiting in a rebalance are told to find the next
-	// coordinator instead of waiting for the drain deadline.
-	a.groups.Close()
+	a.actors.stop("writer")
+	a.actors.stop("group coordinator")
+	a.actors.stop("requests")
+	a.actors.stop("connections")
+}
 
+// closeConnections waits up to ShutdownTimeout for the connections to
+// finish, then closes those with requests still in flight.
+func (a *Agent) closeConnections() {
+	a.ln.Close()
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
-	// Long-polling fetches have nothing more to wait for.
-	a.cancel()
 	select {
 	case <-done:
 	case <-time.After(a.cfg.ShutdownTimeout):
@@ -528,16 +564,6 @@ func (a *Agent) Close() error {
 		a.mu.Unlock()
 		<-done
 	}
-	a.stopWatch()
-	a.peerServer.Close()
-	a.ring.Close()
-	if a.admin != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		a.admin.Shutdown(ctx)
-	}
-	a.log.Info("agent stopped")
-	return nil
 }
 
 // PeerTLS returns the two sides of mutual TLS between agents: each

@@ -3,9 +3,12 @@ package agent_test
 import (
 	"encoding/binary"
 	"io"
+	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,8 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/faulty"
+	"github.com/floe-io/floe/internal/objstore/localdir"
 	"github.com/floe-io/floe/internal/protocol"
 	"github.com/floe-io/floe/internal/recordbatch"
 	"github.com/floe-io/floe/internal/testutil"
@@ -505,4 +510,73 @@ func TestLiveEdgeReadsNeverGet(t *testing.T) {
 	if gets := counter.Calls(faulty.Get); gets != 0 {
 		t.Fatalf("%d bucket GETs for live-edge reads of objects this agent wrote", gets)
 	}
+}
+
+// Close may be called more than once, and from several goroutines.
+func TestCloseIsIdempotent(t *testing.T) {
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "m.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	bucket, err := localdir.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.Start(agent.Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"}, store, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() { a.Close() })
+	}
+	wg.Wait()
+	a.Close()
+	if live, err := store.LiveAgents(t.Context()); err != nil || len(live) != 0 {
+		t.Fatalf("after Close: live agents %v, %v; want none", live, err)
+	}
+}
+
+// A start that fails part-way stops what it had started: the listeners
+// are free again and the agent is not left registered.
+func TestFailedStartStopsWhatStarted(t *testing.T) {
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "m.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	bucket, err := localdir.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	kafka := freeAddr(t)
+	// The admin listener starts late, after membership, the cache ring,
+	// the writer and the coordinator.
+	if _, err := agent.Start(agent.Config{Listen: kafka, AdminListen: busy.Addr().String()}, store, bucket); err == nil {
+		t.Fatal("start on a busy admin address succeeded")
+	}
+	if live, err := store.LiveAgents(t.Context()); err != nil || len(live) != 0 {
+		t.Fatalf("after a failed start: live agents %v, %v; want none", live, err)
+	}
+	ln, err := net.Listen("tcp", kafka)
+	if err != nil {
+		t.Fatalf("Kafka address still taken after a failed start: %v", err)
+	}
+	ln.Close()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
