@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -20,7 +22,7 @@ import (
 func jobsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("jobs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	admin := fs.String("admin", "127.0.0.1:9644", "admin `HOST:PORT` of a running agent (its /jobs)")
+	admin := fs.String("admin", "127.0.0.1:9644", "admin `HOST:PORT` (or https://HOST:PORT) of a running agent (its /jobs; FLOE_ADMIN_TOKEN is sent as its bearer token)")
 	metaURL := fs.String("metastore", "", "read the metadata store `URL` directly instead (embedded:///path or postgres://…)")
 	dataDir := fs.String("data-dir", "", "read a stopped playground's metadata store in `DIR` instead")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -67,9 +69,17 @@ func statusFromStore(ctx context.Context, url string) (jobs.Status, error) {
 func statusFromAdmin(ctx context.Context, addr string) (jobs.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/jobs", nil)
+	base := addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/jobs", nil)
 	if err != nil {
 		return jobs.Status{}, err
+	}
+	// An agent started with --admin-token-file wants the same token.
+	if token := os.Getenv("FLOE_ADMIN_TOKEN"); token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -580,3 +580,36 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// With a token, every admin path but /healthz wants it as a bearer token.
+func TestAdminToken(t *testing.T) {
+	a := testutil.StartAgent(t, testutil.Options{Config: func(cfg *agent.Config) { cfg.AdminToken = "s3cr3t-t0ken" }})
+	get := func(path, auth string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+a.AdminAddr()+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/healthz", "", 200},
+		{"/metrics", "", 401},
+		{"/metrics", "Bearer wrong", 401},
+		{"/metrics", "s3cr3t-t0ken", 401},
+		{"/metrics", "Bearer s3cr3t-t0ken", 200},
+		{"/jobs", "", 401},
+		{"/jobs", "Bearer s3cr3t-t0ken", 200},
+	} {
+		if got := get(tc.path, tc.auth); got != tc.want {
+			t.Errorf("GET %s with %q: %d, want %d", tc.path, tc.auth, got, tc.want)
+		}
+	}
+}

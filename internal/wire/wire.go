@@ -42,12 +42,24 @@ func ReadFrame(r io.Reader, max int32) ([]byte, error) {
 	if n < 0 || n > max {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 	}
-	frame := make([]byte, n)
-	if _, err := io.ReadFull(r, frame); err != nil {
-		return nil, fmt.Errorf("read frame body: %w", err)
+	// The buffer grows with the bytes that actually arrive, so a peer that
+	// announces a large frame and sends little costs little memory.
+	frame := make([]byte, min(int(n), frameChunk))
+	for read := 0; ; {
+		if _, err := io.ReadFull(r, frame[read:]); err != nil {
+			return nil, fmt.Errorf("read frame body: %w", err)
+		}
+		read = len(frame)
+		if read == int(n) {
+			return frame, nil
+		}
+		frame = append(frame, make([]byte, min(int(n)-read, read))...)
 	}
-	return frame, nil
 }
+
+// frameChunk is the buffer ReadFrame starts with; it doubles as the bytes
+// arrive.
+const frameChunk = 64 << 10
 
 // Header is a request header.
 type Header struct {

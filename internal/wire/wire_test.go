@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -110,4 +111,34 @@ func FuzzParseRequest(f *testing.F) {
 			_ = req.Req.AppendTo(nil)
 		}
 	})
+}
+
+func TestReadFrameSizes(t *testing.T) {
+	for _, n := range []int{0, 1, 64<<10 - 1, 64 << 10, 64<<10 + 1, 300 << 10, 1 << 20} {
+		body := make([]byte, n)
+		for i := range body {
+			body[i] = byte(i * 31)
+		}
+		frame := binary.BigEndian.AppendUint32(nil, uint32(n))
+		got, err := wire.ReadFrame(bytes.NewReader(append(frame, body...)), 2<<20)
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("frame of %d bytes: %d bytes back, %v", n, len(got), err)
+		}
+	}
+}
+
+// A frame announced at the limit but cut short costs memory in proportion
+// to what arrived, not to what was announced.
+func TestReadFrameAllocatesWhatArrives(t *testing.T) {
+	frame := binary.BigEndian.AppendUint32(nil, 100<<20)
+	frame = append(frame, make([]byte, 10)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := wire.ReadFrame(bytes.NewReader(frame), 100<<20); err == nil {
+		t.Fatal("a short frame was accepted")
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("a 100 MiB frame cut after 10 bytes allocated %d bytes", n)
+	}
 }
