@@ -31,7 +31,7 @@ func (c *Coordinator) run() {
 		case <-c.stop:
 			return
 		case <-lag.C:
-			c.sweep()
+			c.sweep(ctx)
 			c.refreshLag(ctx)
 		case <-retention.C:
 			c.ExpireOffsets(ctx)
@@ -51,9 +51,14 @@ func (c *Coordinator) snapshotEntries() []*entry {
 
 // sweep drops the groups this agent no longer owns, answering their
 // members NOT_COORDINATOR so that they find the new coordinator, and
-// forgets idle empty groups (the store has all there is to know).
-func (c *Coordinator) sweep() {
+// forgets idle empty groups (the store has all there is to know). It
+// waits for each group's turn, so a group busy with its store is swept
+// once that is done.
+func (c *Coordinator) sweep(ctx context.Context) {
 	for _, e := range c.snapshotEntries() {
+		if e.takeTurn(ctx) != nil {
+			return
+		}
 		e.mu.Lock()
 		switch {
 		case e.dead:
@@ -69,7 +74,7 @@ func (c *Coordinator) sweep() {
 		default:
 			c.metrics.members.WithLabelValues(e.name).Set(float64(e.members()))
 		}
-		e.mu.Unlock()
+		c.unlock(e)
 	}
 }
 
@@ -131,20 +136,24 @@ func (c *Coordinator) ExpireOffsets(ctx context.Context) {
 			continue
 		}
 		if e.empty() {
-			n, err := c.store.ExpireOffsets(ctx, s.Name, olderThan)
+			var n int
+			e.outside(func() { n, err = c.store.ExpireOffsets(ctx, s.Name, olderThan) })
 			switch {
 			case err != nil:
 				c.log.Warn("offset retention", "group", s.Name, "err", err)
 			case n > 0:
 				c.log.Info("expired committed offsets", "group", s.Name, "offsets", n)
 				c.metrics.forget(s.Name)
-				if left, err := c.store.FetchOffsets(ctx, s.Name); err == nil && len(left) == 0 && e.idle() {
-					if err := c.store.DeleteGroup(ctx, s.Name); err == nil || errors.Is(err, metastore.ErrUnknownGroup) {
+				var left []metastore.CommittedOffset
+				e.outside(func() { left, err = c.store.FetchOffsets(ctx, s.Name) })
+				if err == nil && len(left) == 0 && e.idle() {
+					e.outside(func() { err = c.store.DeleteGroup(ctx, s.Name) })
+					if err == nil || errors.Is(err, metastore.ErrUnknownGroup) {
 						c.kill(e, kerr.GroupIDNotFound.Code, groups.Effects{})
 					}
 				}
 			}
 		}
-		e.mu.Unlock()
+		c.unlock(e)
 	}
 }
