@@ -59,10 +59,11 @@ func (c *Coordinator) sweep(ctx context.Context) {
 		if e.takeTurn(ctx) != nil {
 			return
 		}
+		owned := c.opts.Owns(e.name) // reads the membership's lock: not under e.mu
 		e.mu.Lock()
 		switch {
 		case e.dead:
-		case !c.opts.Owns(e.name):
+		case !owned:
 			c.log.Info("group moved to another coordinator", "group", e.name)
 			c.kill(e, kerr.NotCoordinator.Code, groups.Effects{})
 		case e.idle():
