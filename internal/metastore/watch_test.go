@@ -8,57 +8,78 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 )
 
-// A watcher may stop itself, start another watcher and take a lock that
-// a committer holds while it notifies, all from inside its callback,
-// without deadlocking: no callback runs under the watcher list's lock.
+// A watcher may stop itself and start another watcher from inside its
+// callback without deadlocking: no callback runs under the watcher
+// list's lock.
 func TestWatchersCallbackReentry(t *testing.T) {
 	var w metastore.Watchers
 	var (
-		mu    sync.Mutex // stands for the extent cache's lock
 		late  int
 		stops []func()
 	)
 	var stop func()
 	stop = w.WatchCommits(func(metastore.CommitNotice) {
 		stop() // stops itself
-		stops = append(stops, w.WatchCommits(func(metastore.CommitNotice) {
-			mu.Lock()
-			late++
-			mu.Unlock()
-		}))
+		stops = append(stops, w.WatchCommits(func(metastore.CommitNotice) { late++ }))
 	})
+	within(t, "Notify, WatchCommits or stop called from a callback", func() {
+		w.Notify(metastore.CommitNotice{}) // the first watcher stops itself, adds a second
+		w.Notify(metastore.CommitNotice{}) // reaches only the second
+	})
+	if len(stops) != 1 {
+		t.Fatalf("first watcher ran %d times, want 1 (it stopped itself)", len(stops))
+	}
+	if late != 1 {
+		t.Errorf("second watcher ran %d times, want 1", late)
+	}
+	stops[0]()
+	w.Notify(metastore.CommitNotice{})
+	if late != 1 {
+		t.Errorf("stopped watcher ran again")
+	}
+}
+
+// The agent's watcher takes the extent cache's lock. A goroutine that
+// holds that lock and starts a watcher must not wait for a callback that
+// waits for the lock (under the old read lock, it did: a lock cycle).
+func TestWatchersCallbackTakingCallersLock(t *testing.T) {
+	var w metastore.Watchers
+	var mu sync.Mutex // stands for the extent cache's lock
+	entered := make(chan struct{}, 1)
+	w.WatchCommits(func(metastore.CommitNotice) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		mu.Lock()
+		mu.Unlock()
+	})
+	mu.Lock()
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		w.Notify(metastore.CommitNotice{})
+	}()
+	<-entered
+	within(t, "WatchCommits while a callback waits for the caller's lock", func() {
+		w.WatchCommits(func(metastore.CommitNotice) {})()
+	})
+	mu.Unlock()
+	<-notified
+}
+
+// within fails the test if f has not returned after 10 seconds.
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.Notify(metastore.CommitNotice{}) // the first watcher stops itself, adds a second
-		w.Notify(metastore.CommitNotice{}) // reaches only the second
-		// Another goroutine changes the list while a callback waits for
-		// a lock held by the notifier's caller.
-		mu.Lock()
-		other := make(chan struct{})
-		go func() {
-			defer close(other)
-			w.WatchCommits(func(metastore.CommitNotice) {})()
-		}()
-		<-other
-		mu.Unlock()
-		w.Notify(metastore.CommitNotice{})
+		f()
 	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("deadlock: Notify, WatchCommits or stop called from a callback did not return")
-	}
-	if len(stops) != 1 {
-		t.Fatalf("first watcher ran %d times, want 1 (it stopped itself)", len(stops))
-	}
-	if late != 2 {
-		t.Errorf("second watcher ran %d times, want 2", late)
-	}
-	stops[0]()
-	w.Notify(metastore.CommitNotice{})
-	if late != 2 {
-		t.Errorf("stopped watcher ran again")
+		t.Fatalf("deadlock: %s did not return", what)
 	}
 }
 
@@ -75,15 +96,8 @@ func TestWatchersSlowCallbackDoesNotBlockRegistration(t *testing.T) {
 	defer stop()
 	go w.Notify(metastore.CommitNotice{})
 	<-entered
-	registered := make(chan struct{})
-	go func() {
-		defer close(registered)
+	within(t, "WatchCommits while a callback runs", func() {
 		w.WatchCommits(func(metastore.CommitNotice) {})()
-	}()
-	select {
-	case <-registered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("WatchCommits waited for a running callback")
-	}
+	})
 	close(release)
 }
