@@ -22,8 +22,8 @@ func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, group string, r con
 	if !c.opts.Owns(group) {
 		return fail(kerr.NotCoordinator.Code, "")
 	}
-	// The topics are read before the group is locked: no I/O but the
-	// group's own save happens under its lock.
+	// The topics are read before the group's turn is taken: no I/O but
+	// the group's own save happens in its turn.
 	topics, err := c.store.Topics(ctx)
 	if err != nil {
 		return fail(errCode(err), "")

@@ -100,8 +100,8 @@ type Coordinator struct {
 // group, and it alone does the group's store I/O. The turn is held
 // across that I/O on purpose: it keeps the group's transitions, its saves
 // (each names the version the previous one returned) and the replies that
-// wait for them in one order, as a mutex did before. Unlike a mutex, a
-// request waiting for the turn gives up when its context ends.
+// wait for them in one order. Unlike a mutex, it is waited for with the
+// request's context, and readers (List) need not wait for it.
 //
 // mu guards the fields below for readers without the turn (List); a
 // field changes only with both held. mu is never held across I/O or a
