@@ -31,7 +31,7 @@ func (c *Coordinator) run() {
 		case <-c.stop:
 			return
 		case <-lag.C:
-			c.sweep()
+			c.sweep(ctx)
 			c.refreshLag(ctx)
 		case <-retention.C:
 			c.ExpireOffsets(ctx)
@@ -51,13 +51,19 @@ func (c *Coordinator) snapshotEntries() []*entry {
 
 // sweep drops the groups this agent no longer owns, answering their
 // members NOT_COORDINATOR so that they find the new coordinator, and
-// forgets idle empty groups (the store has all there is to know).
-func (c *Coordinator) sweep() {
+// forgets idle empty groups (the store has all there is to know). It
+// waits for each group's turn, so a group busy with its store is swept
+// once that is done.
+func (c *Coordinator) sweep(ctx context.Context) {
 	for _, e := range c.snapshotEntries() {
+		if e.takeTurn(ctx) != nil {
+			return
+		}
+		owned := c.opts.Owns(e.name) // reads the membership's lock: not under e.mu
 		e.mu.Lock()
 		switch {
 		case e.dead:
-		case !c.opts.Owns(e.name):
+		case !owned:
 			c.log.Info("group moved to another coordinator", "group", e.name)
 			c.kill(e, kerr.NotCoordinator.Code, groups.Effects{})
 		case e.idle():
@@ -69,7 +75,7 @@ func (c *Coordinator) sweep() {
 		default:
 			c.metrics.members.WithLabelValues(e.name).Set(float64(e.members()))
 		}
-		e.mu.Unlock()
+		c.unlock(e)
 	}
 }
 
@@ -131,15 +137,19 @@ func (c *Coordinator) ExpireOffsets(ctx context.Context) {
 			continue
 		}
 		if e.empty() {
-			n, err := c.store.ExpireOffsets(ctx, s.Name, olderThan)
+			var n int
+			e.outside(func() { n, err = c.store.ExpireOffsets(ctx, s.Name, olderThan) })
 			switch {
 			case err != nil:
 				c.log.Warn("offset retention", "group", s.Name, "err", err)
 			case n > 0:
 				c.log.Info("expired committed offsets", "group", s.Name, "offsets", n, "before", olderThan)
 				c.metrics.forget(s.Name)
-				if left, err := c.store.FetchOffsets(ctx, s.Name); err == nil && len(left) == 0 && e.idle() {
-					if err := c.store.DeleteGroup(ctx, s.Name); err == nil || errors.Is(err, metastore.ErrUnknownGroup) {
+				var left []metastore.CommittedOffset
+				e.outside(func() { left, err = c.store.FetchOffsets(ctx, s.Name) })
+				if err == nil && len(left) == 0 && e.idle() {
+					e.outside(func() { err = c.store.DeleteGroup(ctx, s.Name) })
+					if err == nil || errors.Is(err, metastore.ErrUnknownGroup) {
 						c.kill(e, kerr.GroupIDNotFound.Code, groups.Effects{})
 						if err == nil {
 							c.log.Info("group deleted", "group", s.Name, "reason", "no members and no committed offsets left")
@@ -148,6 +158,6 @@ func (c *Coordinator) ExpireOffsets(ctx context.Context) {
 				}
 			}
 		}
-		e.mu.Unlock()
+		c.unlock(e)
 	}
 }

@@ -22,8 +22,8 @@ func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, group string, r con
 	if !c.opts.Owns(group) {
 		return fail(kerr.NotCoordinator.Code, "")
 	}
-	// The topics are read before the group is locked: no I/O but the
-	// group's own save happens under its lock.
+	// The topics are read before the group's turn is taken: no I/O but
+	// the group's own save happens in its turn.
 	topics, err := c.store.Topics(ctx)
 	if err != nil {
 		return fail(errCode(err), "")
@@ -36,7 +36,7 @@ func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, group string, r con
 	if err != nil {
 		return fail(errCode(err), "")
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	if e.cg == nil {
 		if !e.g.Idle() {
 			return fail(kerr.GroupIDNotFound.Code, "group "+group+" is a classic group with members")
@@ -62,7 +62,7 @@ func (c *Coordinator) ValidateFetch(ctx context.Context, group string, memberID 
 	if err != nil {
 		return errCode(err)
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	if e.cg == nil {
 		return 0
 	}
@@ -76,7 +76,7 @@ func (c *Coordinator) DescribeConsumer(ctx context.Context, group string) (consu
 	if err != nil {
 		return consumer.Description{}, errCode(err)
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	if e.cg == nil || (!e.stored && e.cg.Idle()) {
 		return consumer.Description{}, kerr.GroupIDNotFound.Code
 	}

@@ -1,8 +1,9 @@
 // Package coordinator runs consumer groups on an agent: it wraps each
 // group's pure state machine (internal/groups for the classic protocol,
-// internal/groups/consumer for KIP-848's consumer protocol) with a lock, a
-// timer, the connections waiting for a rebalance, and the metadata store,
-// which holds the committed offsets and each group's durable state.
+// internal/groups/consumer for KIP-848's consumer protocol) with a turn
+// and a lock (docs/locking.md), a timer, the connections waiting for a
+// rebalance, and the metadata store, which holds the committed offsets
+// and each group's durable state.
 //
 // A group is either classic or consumer: the first request of either
 // protocol decides, and an empty group changes protocol when a request of
@@ -92,10 +93,24 @@ type Coordinator struct {
 	done chan struct{}
 }
 
-// entry is one group in memory. Lock order: Coordinator.mu, then
-// entry.mu; Coordinator.mu is never held across I/O or while waiting for
-// an entry.
+// entry is one group in memory.
+//
+// turn is the group's turn, a one-slot semaphore: only its holder (a
+// request, the group's timer, the background sweep, Close) changes the
+// group, and it alone does the group's store I/O. The turn is held
+// across that I/O on purpose: it keeps the group's transitions, its saves
+// (each names the version the previous one returned) and the replies that
+// wait for them in one order. Unlike a mutex, it is waited for with the
+// request's context, and readers (List) need not wait for it.
+//
+// mu guards the fields below for readers without the turn (List); a
+// field changes only with both held. mu is never held across I/O or a
+// callback: the holder of the turn releases it around them (outside).
+//
+// Lock order (docs/locking.md): entry.turn, then entry.mu, then
+// Coordinator.mu; nothing waits for a turn while holding a mutex.
 type entry struct {
+	turn chan struct{}
 	mu   sync.Mutex
 	name string
 	// Exactly one of g (classic protocol) and cg (consumer protocol) is
@@ -171,9 +186,10 @@ func (c *Coordinator) Close() {
 	close(c.stop)
 	<-c.done
 	for _, e := range entries {
+		e.turn <- struct{}{} // waits for the I/O in flight, as requests end
 		e.mu.Lock()
 		c.kill(e, kerr.NotCoordinator.Code, groups.Effects{})
-		e.mu.Unlock()
+		c.unlock(e)
 	}
 }
 
@@ -185,8 +201,9 @@ func newMemberID(clientID string) string {
 // (from v1 members choose their own).
 func newConsumerMemberID() string { return uuid.NewString() }
 
-// lock returns the group's entry, locked, loading it from the store when
-// it is not in memory. The caller unlocks it.
+// lock returns the group's entry with its turn and its mutex held,
+// loading it from the store when it is not in memory. The caller calls
+// c.unlock(e). Waiting for another holder's turn ends with ctx.
 func (c *Coordinator) lock(ctx context.Context, name string) (*entry, error) {
 	if !c.opts.Owns(name) {
 		return nil, ErrNotCoordinator
@@ -199,26 +216,66 @@ func (c *Coordinator) lock(ctx context.Context, name string) (*entry, error) {
 		}
 		e, ok := c.entries[name]
 		if !ok {
-			e = &entry{name: name, waiters: map[groups.Token]chan groups.Reply{}}
-			e.mu.Lock()
+			// A new entry is published with its turn already taken, so
+			// no one touches it until it is loaded; the store is read
+			// with no lock held.
+			e = &entry{name: name, turn: make(chan struct{}, 1), waiters: map[groups.Token]chan groups.Reply{}}
+			e.turn <- struct{}{}
 			c.entries[name] = e
 			c.mu.Unlock()
-			if err := c.load(ctx, e); err != nil {
+			rec, found, err := c.store.LoadGroup(ctx, name)
+			e.mu.Lock()
+			if err != nil {
 				e.dead = true
 				c.forget(e)
-				e.mu.Unlock()
-				return nil, err
+				c.unlock(e)
+				return nil, fmt.Errorf("load group %q: %w", name, err)
 			}
+			c.install(e, rec, found)
 			return e, nil
 		}
 		c.mu.Unlock()
+		if err := e.takeTurn(ctx); err != nil {
+			return nil, err
+		}
 		e.mu.Lock()
 		if !e.dead {
 			return e, nil
 		}
 		// Dropped while we waited: load it again.
-		e.mu.Unlock()
+		c.unlock(e)
 	}
+}
+
+// takeTurn waits for the group's turn or the end of ctx. A free turn is
+// taken even if ctx has ended, as the mutex it replaces was.
+func (e *entry) takeTurn(ctx context.Context) error {
+	select {
+	case e.turn <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case e.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// unlock releases what lock returned: the entry's mutex and its turn.
+func (c *Coordinator) unlock(e *entry) {
+	e.mu.Unlock()
+	<-e.turn
+}
+
+// outside runs io, the group's store I/O or a callback, with e.mu
+// released and the turn kept: no one else changes the group meanwhile,
+// and List is not held up by it. e.mu is held again when it returns.
+func (e *entry) outside(io func()) {
+	e.mu.Unlock()
+	defer e.mu.Lock()
+	io()
 }
 
 func (c *Coordinator) forget(e *entry) {
@@ -229,15 +286,12 @@ func (c *Coordinator) forget(e *entry) {
 	c.mu.Unlock()
 }
 
-func (c *Coordinator) load(ctx context.Context, e *entry) error {
-	rec, found, err := c.store.LoadGroup(ctx, e.name)
-	if err != nil {
-		return fmt.Errorf("load group %q: %w", e.name, err)
-	}
+// install sets up a new entry from its stored record, e locked.
+func (c *Coordinator) install(e *entry, rec metastore.Group, found bool) {
 	now := c.opts.Now()
 	if !found {
 		e.g = groups.New(e.name, c.opts.Groups, newMemberID)
-		return nil
+		return
 	}
 	if consumer.IsSnapshot(rec.Data) {
 		snap, err := consumer.UnmarshalSnapshot(rec.Data)
@@ -268,7 +322,6 @@ func (c *Coordinator) load(ctx context.Context, e *entry) error {
 		c.log.Info("group loaded", "group", e.name, "state", e.g.State(), "generation", e.g.Generation(), "members", e.g.Len())
 	}
 	c.arm(e)
-	return nil
 }
 
 // members is the number of members of either protocol.
@@ -335,7 +388,8 @@ func (c *Coordinator) persist(ctx context.Context, e *entry) error {
 	if err != nil {
 		return err
 	}
-	v, err := c.store.SaveGroup(ctx, rec)
+	var v int64
+	e.outside(func() { v, err = c.store.SaveGroup(ctx, rec) })
 	if err != nil {
 		return fmt.Errorf("save group %q: %w", e.name, err)
 	}
@@ -409,8 +463,9 @@ func (c *Coordinator) arm(e *entry) {
 		return
 	}
 	e.timer = time.AfterFunc(max(next.Sub(c.opts.Now()), 0), func() {
+		e.turn <- struct{}{}
 		e.mu.Lock()
-		defer e.mu.Unlock()
+		defer c.unlock(e)
 		switch {
 		case e.dead:
 		case e.cg != nil:
@@ -459,7 +514,7 @@ func (c *Coordinator) Join(ctx context.Context, group string, r groups.JoinReque
 		resp := groups.JoinResponse{Err: errCode(err), MemberID: r.MemberID, Generation: -1}
 		return func(context.Context) groups.JoinResponse { return resp }
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	if e.cg != nil {
 		if !e.cg.Idle() {
 			// A consumer-protocol group with members: KIP-848's online
@@ -487,7 +542,7 @@ func (c *Coordinator) Sync(ctx context.Context, group string, r groups.SyncReque
 		resp := groups.SyncResponse{Err: errCode(err)}
 		return func(context.Context) groups.SyncResponse { return resp }
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	if e.cg != nil {
 		resp := groups.SyncResponse{Err: kerr.UnknownMemberID.Code}
 		return func(context.Context) groups.SyncResponse { return resp }
@@ -508,7 +563,7 @@ func (c *Coordinator) Heartbeat(ctx context.Context, group, memberID, instanceID
 	if err != nil {
 		return errCode(err)
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	if e.cg != nil {
 		return kerr.UnknownMemberID.Code
 	}
@@ -523,7 +578,7 @@ func (c *Coordinator) Leave(ctx context.Context, group string, members []groups.
 	if err != nil {
 		return nil, errCode(err)
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	if e.cg != nil {
 		// Consumer-protocol members leave with ConsumerGroupHeartbeat.
 		res := make([]groups.LeaveResult, len(members))

@@ -28,7 +28,7 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, group, memberID, instan
 	if err != nil {
 		return errCode(err), nil
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	if !e.stored && e.empty() && generation >= 0 {
 		return kerr.GroupIDNotFound.Code, nil
 	}
@@ -62,7 +62,8 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, group, memberID, instan
 	return 0, codes
 }
 
-// storeOffsets writes validated offsets, e locked.
+// storeOffsets writes validated offsets, e locked; the store is called
+// outside e.mu, with the group's turn held.
 func (c *Coordinator) storeOffsets(ctx context.Context, e *entry, generation int32,
 	offsets []metastore.CommittedOffset, names map[metastore.TopicID]string) int16 {
 	group := e.name
@@ -72,7 +73,12 @@ func (c *Coordinator) storeOffsets(ctx context.Context, e *entry, generation int
 	if generation >= 0 && e.version > 0 {
 		// Fence a coordinator that lost the group: if another agent
 		// saved the group since we loaded it, this generation is stale.
-		rec, found, err := c.store.LoadGroup(ctx, group)
+		var (
+			rec   metastore.Group
+			found bool
+			err   error
+		)
+		e.outside(func() { rec, found, err = c.store.LoadGroup(ctx, group) })
 		if err != nil {
 			return errCode(err)
 		}
@@ -82,7 +88,9 @@ func (c *Coordinator) storeOffsets(ctx context.Context, e *entry, generation int
 			return kerr.NotCoordinator.Code
 		}
 	}
-	if err := c.store.CommitOffsets(ctx, group, offsets); err != nil {
+	var err error
+	e.outside(func() { err = c.store.CommitOffsets(ctx, group, offsets) })
+	if err != nil {
 		if errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
 			return kerr.UnknownTopicOrPartition.Code
 		}
@@ -90,9 +98,11 @@ func (c *Coordinator) storeOffsets(ctx context.Context, e *entry, generation int
 		return errCode(err)
 	}
 	e.stored = true
-	for _, o := range offsets {
-		c.metrics.committedOffset(ctx, c.store, group, names[o.TopicID], o)
-	}
+	e.outside(func() {
+		for _, o := range offsets {
+			c.metrics.committedOffset(ctx, c.store, group, names[o.TopicID], o)
+		}
+	})
 	return 0
 }
 
@@ -135,7 +145,7 @@ func (c *Coordinator) Describe(ctx context.Context, group string) (Description, 
 	if err != nil {
 		return Description{}, errCode(err)
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	var d Description
 	if e.cg != nil {
 		cd := e.cg.Describe()
@@ -153,7 +163,8 @@ func (c *Coordinator) Describe(ctx context.Context, group string) (Description, 
 		}
 	}
 	if !e.stored && e.members() == 0 {
-		offs, err := c.store.FetchOffsets(ctx, group)
+		var offs []metastore.CommittedOffset
+		e.outside(func() { offs, err = c.store.FetchOffsets(ctx, group) })
 		if err != nil {
 			return Description{}, errCode(err)
 		}
@@ -164,19 +175,19 @@ func (c *Coordinator) Describe(ctx context.Context, group string) (Description, 
 	return d, 0
 }
 
-// View calls fn with a classic group locked, for reads that need the
-// state machine itself; consumer-protocol groups answer
-// INCONSISTENT_GROUP_PROTOCOL.
+// View calls fn with a classic group's turn held, for reads that need
+// the state machine itself; consumer-protocol groups answer
+// INCONSISTENT_GROUP_PROTOCOL. fn must not change the group.
 func (c *Coordinator) View(ctx context.Context, group string, fn func(g *groups.Group)) int16 {
 	e, err := c.lock(ctx, group)
 	if err != nil {
 		return errCode(err)
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	if e.g == nil {
 		return kerr.InconsistentGroupProtocol.Code
 	}
-	fn(e.g)
+	e.outside(func() { fn(e.g) })
 	return 0
 }
 
@@ -250,11 +261,12 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, group string) int16 {
 	if err != nil {
 		return errCode(err)
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	if !e.empty() {
 		return kerr.NonEmptyGroup.Code
 	}
-	if err := c.store.DeleteGroup(ctx, group); err != nil {
+	e.outside(func() { err = c.store.DeleteGroup(ctx, group) })
+	if err != nil {
 		if errors.Is(err, metastore.ErrUnknownGroup) {
 			return kerr.GroupIDNotFound.Code
 		}
@@ -265,31 +277,38 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, group string) int16 {
 	return 0
 }
 
-// DeleteOffsets runs OffsetDelete: decide (with the group locked) returns
-// the partitions whose offsets may go and a group-level error code; the
-// chosen offsets are deleted before DeleteOffsets returns. decide gets
-// the group's state machine: g for a classic group, cg for a consumer
-// group (the other is nil).
+// DeleteOffsets runs OffsetDelete: decide (with the group's turn held,
+// so the group does not change, but not its mutex: decide may read the
+// store) returns the partitions whose offsets may go and a group-level
+// error code; the chosen offsets are deleted before DeleteOffsets
+// returns. decide gets the group's state machine: g for a classic group,
+// cg for a consumer group (the other is nil); it must not change it.
 func (c *Coordinator) DeleteOffsets(ctx context.Context, group string,
 	decide func(g *groups.Group, cg *consumer.Group, exists bool) ([]metastore.TopicPartition, int16)) int16 {
 	e, err := c.lock(ctx, group)
 	if err != nil {
 		return errCode(err)
 	}
-	defer e.mu.Unlock()
+	defer c.unlock(e)
 	exists := e.stored || e.members() > 0
 	if !exists {
-		offs, err := c.store.FetchOffsets(ctx, group)
+		var offs []metastore.CommittedOffset
+		e.outside(func() { offs, err = c.store.FetchOffsets(ctx, group) })
 		if err != nil {
 			return errCode(err)
 		}
 		exists = len(offs) > 0
 	}
-	parts, code := decide(e.g, e.cg, exists)
+	var (
+		parts []metastore.TopicPartition
+		code  int16
+	)
+	e.outside(func() { parts, code = decide(e.g, e.cg, exists) })
 	if code != 0 || len(parts) == 0 {
 		return code
 	}
-	if err := c.store.DeleteOffsets(ctx, group, parts); err != nil {
+	e.outside(func() { err = c.store.DeleteOffsets(ctx, group, parts) })
+	if err != nil {
 		return errCode(err)
 	}
 	// The next lag scan restores the series of the offsets that remain.

@@ -40,9 +40,13 @@ func newExtentCache() *extentCache {
 func (c *extentCache) get(id metastore.TopicID, partition int32, from int64) (offs metastore.PartitionOffsets, extents []metastore.Extent, version uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := c.parts[partitionKey{id, partition}]
+	k := partitionKey{id, partition}
+	t := c.parts[k]
 	if t == nil {
-		return offs, nil, 0, false
+		// Recorded now, so that a commit announced while the caller
+		// loads moves the version and its put is dropped.
+		t = &cachedTail{}
+		c.parts[k] = t
 	}
 	if !t.loaded {
 		return offs, nil, t.version, false

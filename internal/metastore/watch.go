@@ -1,6 +1,10 @@
 package metastore
 
-import "sync"
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+)
 
 // CommitNotice tells that a commit made new offsets visible in these
 // partitions. It carries no data: readers re-read what they need.
@@ -23,42 +27,65 @@ type CommitNotice struct {
 // late or, if the backend loses its notification channel, be coalesced,
 // but never precede the commit they announce.
 type CommitWatcher interface {
-	// WatchCommits calls fn after each commit until stop is called. fn
-	// must be quick and must not call back into the store.
+	// WatchCommits calls fn after each commit until stop is called.
+	//
+	// fn runs on the goroutine that made or received the commit, which
+	// waits for it, so it must be quick; it holds no lock of the store,
+	// so it may take its own locks, read from the store, and call
+	// WatchCommits or a stop function (its own included). It must not
+	// write to the store. Commits made concurrently announce themselves
+	// concurrently: fn may run on several goroutines at once, and only
+	// the notices of one goroutine reach it in order. A notice says only
+	// "re-read these partitions", so order among concurrent ones does not
+	// matter.
+	//
+	// After stop returns, no notice that is announced later reaches fn;
+	// a delivery already under way may still be running.
 	WatchCommits(fn func(CommitNotice)) (stop func())
 }
 
 // Watchers is a CommitWatcher for backends to embed: they call Notify
-// after each commit.
+// after each commit, outside any lock and transaction of theirs.
+//
+// mu guards only the list of watchers, which is copied on write: Notify
+// takes the list under mu and calls the watchers after releasing it, so
+// no callback ever runs under mu (docs/locking.md).
 type Watchers struct {
-	mu   sync.RWMutex
-	next int
-	fns  map[int]func(CommitNotice)
+	mu   sync.Mutex
+	list []*watcher // never modified in place; replaced on every change
+}
+
+type watcher struct {
+	fn      func(CommitNotice)
+	stopped atomic.Bool // set by stop, for deliveries that took the list before it
 }
 
 // WatchCommits implements CommitWatcher.
 func (w *Watchers) WatchCommits(fn func(CommitNotice)) (stop func()) {
+	wt := &watcher{fn: fn}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.fns == nil {
-		w.fns = map[int]func(CommitNotice){}
-	}
-	id := w.next
-	w.next++
-	w.fns[id] = fn
+	w.list = append(slices.Clip(w.list), wt)
+	w.mu.Unlock()
 	return func() {
+		wt.stopped.Store(true)
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		delete(w.fns, id)
+		if i := slices.Index(w.list, wt); i >= 0 {
+			w.list = slices.Delete(slices.Clone(w.list), i, i+1)
+		}
 	}
 }
 
-// Notify calls every watcher with n.
+// Notify calls every watcher with n, on the calling goroutine, with no
+// lock held.
 func (w *Watchers) Notify(n CommitNotice) {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	for _, fn := range w.fns {
-		fn(n)
+	w.mu.Lock()
+	list := w.list
+	w.mu.Unlock()
+	for _, wt := range list {
+		if !wt.stopped.Load() {
+			wt.fn(n)
+		}
 	}
 }
 
