@@ -27,6 +27,9 @@ type conn struct {
 	nc     net.Conn
 	remote string
 	host   string // "/IP", as Kafka reports client hosts
+	// principal is who the connection authenticated as (Kafka's
+	// "User:NAME" form).
+	principal string
 }
 
 type inflight struct {
@@ -41,7 +44,7 @@ func newConn(a *Agent, nc net.Conn) *conn {
 	if err != nil {
 		host = remote
 	}
-	return &conn{a: a, nc: nc, remote: remote, host: "/" + host}
+	return &conn{a: a, nc: nc, remote: remote, host: "/" + host, principal: wire.AnonymousPrincipal}
 }
 
 // stopReading ends the reader; the writer answers what is in flight and
@@ -92,6 +95,7 @@ func (c *conn) read(queue chan<- inflight) error {
 			return err
 		}
 		req.ClientHost = c.host
+		req.Principal = c.principal
 		reply, err := c.a.handler.Handle(c.a.ctx, req)
 		if err != nil {
 			return err

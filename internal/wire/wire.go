@@ -78,7 +78,15 @@ type Request struct {
 	// ClientHost is the client's address as the connection saw it ("/IP",
 	// Kafka's form); set by the server, not decoded.
 	ClientHost string
+	// Principal is who the connection authenticated as, in Kafka's form
+	// ("User:alice"); AnonymousPrincipal without authentication. Set by
+	// the server, not decoded.
+	Principal string
 }
+
+// AnonymousPrincipal is the principal of an unauthenticated connection,
+// as Kafka names it.
+const AnonymousPrincipal = "User:ANONYMOUS"
 
 // ParseRequest decodes a frame into its header and, when the key is
 // known, a kmsg request of the requested version. Decoding a body of a
