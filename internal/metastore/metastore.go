@@ -143,6 +143,7 @@ type Store interface {
 	AgentRegistry
 	CommitWatcher
 	JobStore
+	ACLStore
 
 	Close() error
 }

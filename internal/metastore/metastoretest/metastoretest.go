@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 	t.Run("RetentionStore", func(t *testing.T) { testRetention(t, jobs) })
 	t.Run("ExtentReplacer", func(t *testing.T) { testReplace(t, jobs) })
 	t.Run("ObjectLedger", func(t *testing.T) { testLedger(t, jobs) })
+	t.Run("ACLStore", func(t *testing.T) { testACLs(t, func(t *testing.T) metastore.ACLStore { return open(t) }) })
 	// What agents need to trust each other's cache requests: peer
 	// addresses, the cluster secret, object sizes.
 	t.Run("Peers", func(t *testing.T) { testPeers(t, open) })
