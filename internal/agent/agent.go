@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/cache"
 	"github.com/floe-io/floe/internal/cluster"
 	"github.com/floe-io/floe/internal/coordinator"
@@ -99,6 +100,14 @@ type Config struct {
 	// Groups configures the consumer-group coordinator (zero values take
 	// Kafka's defaults; Owns, Registerer and Logger are set by Start).
 	Groups coordinator.Options
+
+	// ACL, if set, enables authorization with Kafka ACLs (--authorizer
+	// acl); Logger and Registerer are set by Start. Without it every
+	// request is allowed and the ACL APIs answer SECURITY_DISABLED.
+	ACL *acl.AuthorizerOptions
+	// TestPrincipal, for tests only, names the principal of each request
+	// (protocol.Config.TestPrincipal). Never set from configuration.
+	TestPrincipal func(req *wire.Request) string
 
 	// Jobs configures the background jobs (retention, cleaner) of an
 	// agent with the jobs role (zero values take the defaults; Holder,
@@ -278,10 +287,21 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	groupOpts.Registerer, groupOpts.Logger = reg, log
 	a.groups = coordinator.New(store, groupOpts)
 	a.actors.add("group coordinator", a.groups.Close)
+	var authorizer *acl.Authorizer
+	if cfg.ACL != nil {
+		opts := *cfg.ACL
+		opts.Logger, opts.Registerer = log, reg
+		if authorizer, err = acl.NewAuthorizer(joinCtx, store, opts); err != nil {
+			return err
+		}
+		a.actors.add("acl refresh", runUntilStopped(authorizer.Run))
+	}
 	a.handler = protocol.NewHandler(protocol.Config{
 		ClusterID:         cfg.ClusterID,
 		Cluster:           view,
 		Groups:            a.groups,
+		Authorizer:        authorizer,
+		TestPrincipal:     cfg.TestPrincipal,
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: cfg.DefaultPartitions,
 	}, store, a.writer, reader, notify, log)

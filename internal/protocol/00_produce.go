@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/recordbatch"
@@ -49,6 +50,7 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 	writer := h.cfg.Cluster.Serves(RoleProduce)
 	for _, rt := range r.Topics {
 		t, terr := lookup.name(rt.Topic)
+		writable := h.allowed(req, acl.Write, acl.Topic, rt.Topic)
 		respTopic := kmsg.NewProduceResponseTopic()
 		respTopic.Topic = rt.Topic
 		respTopic.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
@@ -72,6 +74,8 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 			case r.TransactionID != nil:
 				pr.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 				pr.ErrorMessage = strPtr("transactions are not supported by Floe yet")
+			case !writable:
+				pr.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			default:
 				if code := partitionErr(t, terr, rp.Partition); code != 0 {
 					pr.ErrorCode = code

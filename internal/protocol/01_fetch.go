@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/wire"
@@ -34,12 +35,16 @@ const maxFetchWait = 5 * time.Minute
 
 func (h *Handler) fetch(_ context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.FetchRequest)
+	denied := map[string]bool{}
+	for _, rt := range r.Topics {
+		denied[rt.Topic] = !h.allowed(req, acl.Read, acl.Topic, rt.Topic)
+	}
 	return func(ctx context.Context) kmsg.Response {
 		wait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, maxFetchWait)
 		deadline := time.Now().Add(wait)
 		for {
 			changed := h.notify.Changed()
-			resp, n, failed := h.fetchOnce(ctx, r)
+			resp, n, failed := h.fetchOnce(ctx, r, denied)
 			if n >= int(r.MinBytes) || failed || !time.Now().Before(deadline) {
 				return resp
 			}
@@ -48,7 +53,7 @@ func (h *Handler) fetch(_ context.Context, req *wire.Request) (Reply, error) {
 			case <-changed:
 				timer.Stop()
 			case <-timer.C:
-				resp, _, _ = h.fetchOnce(ctx, r)
+				resp, _, _ = h.fetchOnce(ctx, r, denied)
 				return resp
 			case <-ctx.Done():
 				timer.Stop()
@@ -60,8 +65,9 @@ func (h *Handler) fetch(_ context.Context, req *wire.Request) (Reply, error) {
 
 // fetchOnce reads every requested partition once and returns the
 // response, the number of record bytes in it, and whether any error must
-// be reported at once instead of waiting for data.
-func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, failed bool) {
+// be reported at once instead of waiting for data. Partitions of denied
+// topics fail with TOPIC_AUTHORIZATION_FAILED.
+func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, denied map[string]bool) (resp *kmsg.FetchResponse, total int, failed bool) {
 	resp = r.ResponseKind().(*kmsg.FetchResponse)
 	if r.Version >= 7 && r.SessionID != 0 {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
@@ -83,7 +89,9 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (resp *km
 			pr.Partition = rp.Partition
 			pr.HighWatermark, pr.LastStableOffset, pr.LogStartOffset = -1, -1, -1
 			pr.PreferredReadReplica = -1
-			if code := partitionErr(t, terr, rp.Partition); code != 0 {
+			if denied[rt.Topic] {
+				pr.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if code := partitionErr(t, terr, rp.Partition); code != 0 {
 				pr.ErrorCode = code
 			} else if !reader {
 				pr.ErrorCode = kerr.NotLeaderForPartition.Code

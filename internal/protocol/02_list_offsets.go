@@ -11,8 +11,10 @@ package protocol
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -25,13 +27,16 @@ func (h *Handler) listOffsets(ctx context.Context, req *wire.Request) (Reply, er
 	lookup := h.lookup(ctx)
 	for _, rt := range r.Topics {
 		t, terr := lookup.name(rt.Topic)
+		describable := h.allowed(req, acl.Describe, acl.Topic, rt.Topic)
 		respTopic := kmsg.NewListOffsetsResponseTopic()
 		respTopic.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
 			pr := kmsg.NewListOffsetsResponseTopicPartition()
 			pr.Partition = rp.Partition
 			pr.Timestamp, pr.Offset = -1, -1
-			if code := partitionErr(t, terr, rp.Partition); code != 0 {
+			if !describable {
+				pr.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if code := partitionErr(t, terr, rp.Partition); code != 0 {
 				pr.ErrorCode = code
 			} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
 				pr.ErrorCode = code

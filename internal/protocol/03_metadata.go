@@ -12,6 +12,10 @@ package protocol
 // v1+: a null topic list means all topics, an empty one none.
 // v4+: AllowAutoTopicCreation (KIP-204 semantics); before v4 it is implied.
 // v10+: topic IDs (KIP-516); v12 may ask by ID only.
+//
+// ACLs: a list of all topics leaves out those the principal may not
+// DESCRIBE; a named one answers TOPIC_AUTHORIZATION_FAILED, whether it
+// exists or not. Auto-creation needs CREATE on the cluster or the topic.
 
 import (
 	"context"
@@ -20,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/wire"
@@ -45,7 +50,9 @@ func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error
 			return nil, err
 		}
 		for _, t := range topics {
-			resp.Topics = append(resp.Topics, h.topicMetadata(view, t))
+			if h.visible(req, acl.Describe, acl.Topic, t.Name) {
+				resp.Topics = append(resp.Topics, h.topicMetadata(view, t))
+			}
 		}
 		return now(resp), nil
 	}
@@ -56,8 +63,15 @@ func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error
 			err error
 		)
 		switch {
+		case rt.Topic != nil && !h.allowed(req, acl.Describe, acl.Topic, *rt.Topic):
+			resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{Topic: rt.Topic, ErrorCode: kerr.TopicAuthorizationFailed.Code})
+			continue
 		case rt.Topic != nil:
 			t, err = lookup.name(*rt.Topic)
+			if errors.Is(err, metastore.ErrUnknownTopicOrPartition) && allowAuto && h.cfg.AutoCreateTopics && !h.mayCreateTopic(req, *rt.Topic) {
+				resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{Topic: rt.Topic, ErrorCode: kerr.TopicAuthorizationFailed.Code})
+				continue
+			}
 			if errors.Is(err, metastore.ErrUnknownTopicOrPartition) && allowAuto && h.cfg.AutoCreateTopics {
 				var code int16
 				t, code, err = h.createTopic(ctx, *rt.Topic, -1, -1, nil, false)
@@ -73,6 +87,10 @@ func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error
 			t, err = lookup.id(rt.TopicID)
 			if err != nil {
 				resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{TopicID: rt.TopicID, ErrorCode: kerr.UnknownTopicID.Code})
+				continue
+			}
+			if !h.allowed(req, acl.Describe, acl.Topic, t.Name) {
+				resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{TopicID: rt.TopicID, ErrorCode: kerr.TopicAuthorizationFailed.Code})
 				continue
 			}
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -59,6 +60,9 @@ func (h *Handler) offsetCommit(_ context.Context, req *wire.Request) (Reply, err
 			return resp
 		}
 		co, code := h.groupsOrErr()
+		if code == 0 && !h.allowed(req, acl.Read, acl.Group, r.Group) {
+			code = kerr.GroupAuthorizationFailed.Code
+		}
 		if code == 0 && r.Group == "" {
 			code = kerr.InvalidGroupID.Code
 		}
@@ -78,9 +82,16 @@ func (h *Handler) offsetCommit(_ context.Context, req *wire.Request) (Reply, err
 			} else {
 				topic, err = lookup.name(t.Topic)
 			}
+			name := t.Topic
+			if r.Version >= 10 {
+				name = topic.Name
+			}
+			readable := (err != nil && r.Version >= 10) || h.allowed(req, acl.Read, acl.Topic, name)
 			for j, p := range t.Partitions {
 				rp := &resp.Topics[i].Partitions[j]
 				switch {
+				case !readable:
+					rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				case err != nil && r.Version >= 10:
 					rp.ErrorCode = kerr.UnknownTopicID.Code
 				case err != nil || p.Partition < 0 || p.Partition >= topic.Partitions:

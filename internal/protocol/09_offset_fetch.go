@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -57,7 +58,7 @@ func (h *Handler) offsetFetch(_ context.Context, req *wire.Request) (Reply, erro
 			if r.Topics == nil && r.Version < 2 {
 				topics = []fetchTopic{} // null topics means "all" only from v2
 			}
-			parts, code := h.fetchOffsets(ctx, lookup, r.Group, topics, r.Topics == nil && r.Version >= 2, false)
+			parts, code := h.fetchOffsets(ctx, req, lookup, r.Group, topics, r.Topics == nil && r.Version >= 2, false)
 			resp.ErrorCode = code
 			byTopic := map[string]int{}
 			for _, p := range parts {
@@ -94,7 +95,7 @@ func (h *Handler) offsetFetch(_ context.Context, req *wire.Request) (Reply, erro
 			for _, t := range g.Topics {
 				topics = append(topics, fetchTopic{name: t.Topic, id: t.TopicID, partitions: t.Partitions})
 			}
-			parts, code := h.fetchOffsets(ctx, lookup, g.Group, topics, g.Topics == nil, r.Version >= 10)
+			parts, code := h.fetchOffsets(ctx, req, lookup, g.Group, topics, g.Topics == nil, r.Version >= 10)
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group, rg.ErrorCode = g.Group, code
 			byTopic := map[string]int{}
@@ -120,8 +121,10 @@ func (h *Handler) offsetFetch(_ context.Context, req *wire.Request) (Reply, erro
 }
 
 // fetchOffsets answers one group: the requested partitions in request
-// order, or with all every committed offset of the group.
-func (h *Handler) fetchOffsets(ctx context.Context, lookup *topicLookup, group string, topics []fetchTopic, all, byID bool) ([]fetchedOffset, int16) {
+// order, or with all every committed offset of the group. It needs
+// DESCRIBE on the group; all leaves out the topics the principal may not
+// DESCRIBE, and requested ones fail with TOPIC_AUTHORIZATION_FAILED.
+func (h *Handler) fetchOffsets(ctx context.Context, req *wire.Request, lookup *topicLookup, group string, topics []fetchTopic, all, byID bool) ([]fetchedOffset, int16) {
 	// Requested partitions are answered even when the group fails, so
 	// that per-partition error codes can be set by the caller.
 	unanswered := func(code int16) []fetchedOffset {
@@ -134,6 +137,9 @@ func (h *Handler) fetchOffsets(ctx context.Context, lookup *topicLookup, group s
 		return out
 	}
 	co, code := h.groupsOrErr()
+	if code == 0 && !h.allowed(req, acl.Describe, acl.Group, group) {
+		code = kerr.GroupAuthorizationFailed.Code
+	}
 	if code == 0 && group == "" {
 		code = kerr.InvalidGroupID.Code
 	}
@@ -150,6 +156,9 @@ func (h *Handler) fetchOffsets(ctx context.Context, lookup *topicLookup, group s
 			t, err := lookup.id(o.TopicID)
 			if err != nil {
 				continue // the topic was deleted
+			}
+			if !h.visible(req, acl.Describe, acl.Topic, t.Name) {
+				continue
 			}
 			out = append(out, fetchedOffset{topic: t.Name, topicID: t.ID, partition: o.Partition,
 				offset: o.Offset, epoch: o.LeaderEpoch, metadata: o.Metadata})
@@ -173,9 +182,16 @@ func (h *Handler) fetchOffsets(ctx context.Context, lookup *topicLookup, group s
 		} else {
 			topic, err = lookup.name(t.name)
 		}
+		name := t.name
+		if byID {
+			name = topic.Name
+		}
+		describable := (err != nil && byID) || h.allowed(req, acl.Describe, acl.Topic, name)
 		for _, p := range t.partitions {
 			f := fetchedOffset{topic: t.name, topicID: t.id, partition: p, offset: -1, epoch: -1}
 			switch {
+			case !describable:
+				f.code = kerr.TopicAuthorizationFailed.Code
 			case err != nil && byID:
 				f.code = kerr.UnknownTopicID.Code
 			case err == nil:

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -32,12 +33,16 @@ func (h *Handler) findCoordinator(_ context.Context, req *wire.Request) (Reply, 
 		c.Key = key
 		c.NodeID = -1
 		switch {
+		case r.CoordinatorType == 1 && !h.allowed(req, acl.Describe, acl.TransactionalID, key):
+			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		case r.CoordinatorType == 1:
 			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 			c.ErrorMessage = strPtr("transactions are not supported by Floe yet")
 		case r.CoordinatorType != 0:
 			c.ErrorCode = kerr.InvalidRequest.Code
 			c.ErrorMessage = strPtr("unknown coordinator type")
+		case !h.allowed(req, acl.Describe, acl.Group, key):
+			c.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		case key == "":
 			c.ErrorCode = kerr.InvalidRequest.Code
 			c.ErrorMessage = strPtr("empty group id")

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/groups"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -40,6 +41,9 @@ func (h *Handler) joinGroup(_ context.Context, req *wire.Request) (Reply, error)
 		co, code := h.groupsOrErr()
 		if code != 0 {
 			return fail(code)
+		}
+		if !h.allowed(req, acl.Read, acl.Group, r.Group) {
+			return fail(kerr.GroupAuthorizationFailed.Code)
 		}
 		if r.Group == "" {
 			return fail(kerr.InvalidGroupID.Code)

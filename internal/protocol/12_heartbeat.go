@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -26,6 +27,8 @@ func (h *Handler) heartbeat(_ context.Context, req *wire.Request) (Reply, error)
 		switch {
 		case code != 0:
 			resp.ErrorCode = code
+		case !h.allowed(req, acl.Read, acl.Group, r.Group):
+			resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		case r.Group == "":
 			resp.ErrorCode = kerr.InvalidGroupID.Code
 		default:

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/groups"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -23,6 +24,9 @@ func (h *Handler) leaveGroup(_ context.Context, req *wire.Request) (Reply, error
 	return func(ctx context.Context) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.LeaveGroupResponse)
 		co, code := h.groupsOrErr()
+		if code == 0 && !h.allowed(req, acl.Read, acl.Group, r.Group) {
+			code = kerr.GroupAuthorizationFailed.Code
+		}
 		if code == 0 && r.Group == "" {
 			code = kerr.InvalidGroupID.Code
 		}

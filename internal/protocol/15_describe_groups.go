@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/groups"
 	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/wire"
@@ -44,7 +45,13 @@ func (h *Handler) describeGroups(_ context.Context, req *wire.Request) (Reply, e
 			g.Group = name
 			g.AuthorizedOperations = -2147483648
 			if r.IncludeAuthorizedOperations {
-				g.AuthorizedOperations = groupOperations
+				g.AuthorizedOperations = h.authorizedOperations(req, acl.Group, name, groupOperations)
+			}
+			if !h.allowed(req, acl.Describe, acl.Group, name) {
+				g.ErrorCode = kerr.GroupAuthorizationFailed.Code
+				g.AuthorizedOperations = -2147483648
+				resp.Groups = append(resp.Groups, g)
+				continue
 			}
 			if code != 0 {
 				g.ErrorCode = code

@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -44,8 +45,14 @@ func (h *Handler) listGroups(_ context.Context, req *wire.Request) (Reply, error
 			}
 			return false
 		}
+		// DESCRIBE on the cluster lists every group; otherwise only those
+		// the principal may DESCRIBE.
+		everything := h.visible(req, acl.Describe, acl.Cluster, acl.ClusterName)
 		for _, s := range list {
 			if !matches(r.StatesFilter, s.State) || !matches(r.TypesFilter, s.Type) {
+				continue
+			}
+			if !everything && !h.visible(req, acl.Describe, acl.Group, s.Name) {
 				continue
 			}
 			g := kmsg.NewListGroupsResponseGroup()

@@ -11,8 +11,10 @@ package protocol
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -36,6 +38,11 @@ func (h *Handler) createTopics(ctx context.Context, req *wire.Request) (Reply, e
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
+		if !h.mayCreateTopic(req, rt.Topic) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		partitions := rt.NumPartitions
 		if len(rt.ReplicaAssignment) > 0 {
 			partitions = int32(len(rt.ReplicaAssignment))
@@ -53,6 +60,11 @@ func (h *Handler) createTopics(ctx context.Context, req *wire.Request) (Reply, e
 			st.TopicID = t.ID
 			st.NumPartitions = t.Partitions
 			st.ReplicationFactor = 1
+			if !h.visible(req, acl.DescribeConfigs, acl.Topic, rt.Topic) {
+				st.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			for _, c := range describeTopicConfigs(t.Configs, nil) {
 				st.Configs = append(st.Configs, kmsg.CreateTopicsResponseTopicConfig{
 					Name: c.Name, Value: c.Value, ReadOnly: c.ReadOnly, Source: int8(c.Source), IsSensitive: c.IsSensitive,

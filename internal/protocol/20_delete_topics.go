@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -48,8 +49,18 @@ func (h *Handler) deleteTopics(ctx context.Context, req *wire.Request) (Reply, e
 				resp.Topics = append(resp.Topics, st)
 				continue
 			}
+			if !h.allowed(req, acl.Describe, acl.Topic, t.Name) {
+				st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			name = t.Name
 			st.Topic = &t.Name
+		}
+		if !h.allowed(req, acl.Delete, acl.Topic, name) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
 		}
 		t, err := h.store.DeleteTopic(ctx, name)
 		st.ErrorCode = errorCode(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -34,6 +35,7 @@ func (h *Handler) deleteRecords(_ context.Context, req *wire.Request) (Reply, er
 		writer := h.cfg.Cluster.Serves(RoleProduce)
 		for _, rt := range r.Topics {
 			t, terr := lookup.name(rt.Topic)
+			deletable := h.allowed(req, acl.Delete, acl.Topic, rt.Topic)
 			respTopic := kmsg.NewDeleteRecordsResponseTopic()
 			respTopic.Topic = rt.Topic
 			for _, rp := range rt.Partitions {
@@ -41,6 +43,8 @@ func (h *Handler) deleteRecords(_ context.Context, req *wire.Request) (Reply, er
 				pr.Partition = rp.Partition
 				pr.LowWatermark = -1
 				switch code := partitionErr(t, terr, rp.Partition); {
+				case !deletable:
+					pr.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				case code != 0:
 					pr.ErrorCode = code
 				case !writer:

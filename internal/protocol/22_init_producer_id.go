@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -27,6 +28,12 @@ func (h *Handler) initProducerID(ctx context.Context, req *wire.Request) (Reply,
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if r.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return now(resp), nil
+	}
+	// An idempotent producer needs IDEMPOTENT_WRITE on the cluster, or
+	// WRITE on some topic (KIP-679, Kafka 2.8+).
+	if !h.visible(req, acl.IdempotentWrite, acl.Cluster, acl.ClusterName) && !h.allowedAny(req, acl.Write, acl.Topic) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return now(resp), nil
 	}
 	id, epoch, err := h.store.InitProducerID(ctx, r.ProducerID, r.ProducerEpoch)

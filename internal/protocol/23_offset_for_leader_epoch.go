@@ -10,8 +10,10 @@ package protocol
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -24,13 +26,16 @@ func (h *Handler) offsetForLeaderEpoch(ctx context.Context, req *wire.Request) (
 	lookup := h.lookup(ctx)
 	for _, rt := range r.Topics {
 		t, terr := lookup.name(rt.Topic)
+		describable := h.allowed(req, acl.Describe, acl.Topic, rt.Topic)
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
-			if code := partitionErr(t, terr, rp.Partition); code != 0 {
+			if !describable {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if code := partitionErr(t, terr, rp.Partition); code != 0 {
 				sp.ErrorCode = code
 			} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
 				sp.ErrorCode = code

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/config"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -40,6 +41,10 @@ func (h *Handler) describeConfigs(ctx context.Context, req *wire.Request) (Reply
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		switch rr.ResourceType {
 		case resourceTopic:
+			if !h.allowed(req, acl.DescribeConfigs, acl.Topic, rr.ResourceName) {
+				sr.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				break
+			}
 			t, err := h.store.Topic(ctx, rr.ResourceName)
 			if err != nil {
 				sr.ErrorCode = errorCode(err)
@@ -48,6 +53,10 @@ func (h *Handler) describeConfigs(ctx context.Context, req *wire.Request) (Reply
 			}
 			sr.Configs = describeTopicConfigs(t.Configs, rr.ConfigNames)
 		case resourceBroker:
+			if !h.allowedOnCluster(req, acl.DescribeConfigs) {
+				sr.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+				break
+			}
 			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(h.cfg.Cluster.Self().NodeID)) {
 				sr.ErrorCode = kerr.InvalidRequest.Code
 				sr.ErrorMessage = strPtr("unknown broker " + rr.ResourceName)

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -23,6 +24,11 @@ func (h *Handler) createPartitions(ctx context.Context, req *wire.Request) (Repl
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
+		if !h.allowed(req, acl.Alter, acl.Topic, rt.Topic) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		t, err := h.store.Topic(ctx, rt.Topic)
 		switch {
 		case err != nil:

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -29,6 +30,8 @@ func (h *Handler) deleteGroups(_ context.Context, req *wire.Request) (Reply, err
 			switch {
 			case code != 0:
 				g.ErrorCode = code
+			case !h.allowed(req, acl.Delete, acl.Group, name):
+				g.ErrorCode = kerr.GroupAuthorizationFailed.Code
 			case name == "":
 				g.ErrorCode = kerr.InvalidGroupID.Code
 			default:

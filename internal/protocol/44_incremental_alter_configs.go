@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/config"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -26,6 +27,16 @@ func (h *Handler) incrementalAlterConfigs(ctx context.Context, req *wire.Request
 	for _, rr := range r.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		switch {
+		case rr.ResourceType == resourceTopic && !h.allowed(req, acl.AlterConfigs, acl.Topic, rr.ResourceName):
+			sr.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		case rr.ResourceType == resourceBroker && !h.allowedOnCluster(req, acl.AlterConfigs):
+			sr.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		}
+		if sr.ErrorCode != 0 {
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		if rr.ResourceType != resourceTopic {
 			sr.ErrorCode = kerr.InvalidRequest.Code
 			sr.ErrorMessage = strPtr("only topic configs can be altered; agent settings are static flags")

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/groups"
 	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/metastore"
@@ -40,12 +41,19 @@ func (h *Handler) offsetDelete(_ context.Context, req *wire.Request) (Reply, err
 			resp.Topics = append(resp.Topics, rt)
 		}
 		co, code := h.groupsOrErr()
+		if code == 0 && !h.allowed(req, acl.Delete, acl.Group, r.Group) {
+			code = kerr.GroupAuthorizationFailed.Code
+		}
 		if code == 0 && r.Group == "" {
 			code = kerr.InvalidGroupID.Code
 		}
 		if code != 0 {
 			resp.ErrorCode = code
 			return resp
+		}
+		readable := map[string]bool{}
+		for _, t := range r.Topics {
+			readable[t.Topic] = h.allowed(req, acl.Read, acl.Topic, t.Topic)
 		}
 		lookup := h.lookup(ctx)
 		resp.ErrorCode = co.DeleteOffsets(ctx, r.Group, func(g *groups.Group, cg *consumer.Group, exists bool) ([]metastore.TopicPartition, int16) {
@@ -70,6 +78,8 @@ func (h *Handler) offsetDelete(_ context.Context, req *wire.Request) (Reply, err
 				for j, p := range t.Partitions {
 					rp := &resp.Topics[i].Partitions[j]
 					switch {
+					case !readable[t.Topic]:
+						rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 					case err != nil || p.Partition < 0 || p.Partition >= topic.Partitions:
 						rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 					case all || subscribed[t.Topic]:

@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -44,9 +45,20 @@ func (h *Handler) consumerGroupHeartbeat(_ context.Context, req *wire.Request) (
 			resp.ErrorCode = code
 			return resp
 		}
+		if !h.allowed(req, acl.Read, acl.Group, r.Group) {
+			resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			return resp
+		}
 		if r.Group == "" {
 			resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strPtr("GroupId can't be empty.")
 			return resp
+		}
+		// Subscribing needs DESCRIBE on every named topic, as in Kafka 4.
+		for _, t := range r.SubscribedTopicNames {
+			if !h.allowed(req, acl.Describe, acl.Topic, t) {
+				resp.ErrorCode, resp.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strPtr("not authorized to describe topic "+t)
+				return resp
+			}
 		}
 		hr := consumer.HeartbeatRequest{
 			Version: r.Version, MemberID: r.MemberID, MemberEpoch: r.MemberEpoch,

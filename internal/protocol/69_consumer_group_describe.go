@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -46,10 +47,12 @@ func (h *Handler) consumerGroupDescribe(_ context.Context, req *wire.Request) (R
 			g := kmsg.NewConsumerGroupDescribeResponseGroup()
 			g.Group = name
 			if r.IncludeAuthorizedOperations {
-				g.AuthorizedOperations = groupOperations
+				g.AuthorizedOperations = h.authorizedOperations(req, acl.Group, name, groupOperations)
 			}
 			var d consumer.Description
 			switch {
+			case !h.allowed(req, acl.Describe, acl.Group, name):
+				g.ErrorCode = kerr.GroupAuthorizationFailed.Code
 			case code != 0:
 				g.ErrorCode = code
 			case name == "":

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/coordinator"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/metastore"
@@ -49,6 +50,13 @@ type Config struct {
 	// Groups coordinates the consumer groups this agent owns; nil answers
 	// every group request COORDINATOR_NOT_AVAILABLE.
 	Groups *coordinator.Coordinator
+	// Authorizer decides with Kafka ACLs (--authorizer acl); nil allows
+	// everything and answers the ACL APIs SECURITY_DISABLED.
+	Authorizer *acl.Authorizer
+	// TestPrincipal, for tests only, replaces each request's principal,
+	// so that a test can act as several users without authenticating.
+	// Never set from configuration.
+	TestPrincipal func(req *wire.Request) string
 }
 
 // Store is what the handlers read and change in the metadata store
@@ -62,6 +70,8 @@ type Store interface {
 	metastore.ProducerStore
 	// ListOffsets, OffsetForLeaderEpoch and Fetch's partition bounds.
 	Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error)
+	// CreateAcls, DescribeAcls, DeleteAcls.
+	metastore.ACLStore
 	// DeleteRecords.
 	AdvanceLogStart(ctx context.Context, id metastore.TopicID, partition int32, offset int64) (metastore.PartitionOffsets, error)
 }
@@ -141,6 +151,9 @@ func (h *Handler) Handle(ctx context.Context, req *wire.Request) (Reply, error) 
 			return unsupportedApiVersions(), nil
 		}
 		return nil, fmt.Errorf("%w: %s v%d (handled: v%d-v%d)", ErrUnsupported, kmsg.NameForKey(req.Key), req.Version, a.min, a.max)
+	}
+	if h.cfg.TestPrincipal != nil {
+		req.Principal = h.cfg.TestPrincipal(req)
 	}
 	return a.handle(h, ctx, req)
 }
