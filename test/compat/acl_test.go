@@ -2,7 +2,11 @@ package compat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -317,5 +321,78 @@ func waitVisible(ctx context.Context, t *testing.T, at []*kgo.Client, start time
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("the change took %v to reach every agent, want about the 1s poll", d)
+	}
+}
+
+// TestACLsKafkaPython drives the ACL APIs with kafka-python's admin
+// client (create_acls with a PREFIXED ResourcePattern, describe_acls
+// with a MATCH filter, delete_acls) and checks what User:bob can do
+// before the grant, with it and after it is deleted, on a 3-agent
+// cluster.
+func TestACLsKafkaPython(t *testing.T) {
+	if _, err := os.Stat(debianPython); err != nil {
+		missingClient(t, "%s: %v", debianPython, err)
+	}
+	if out, err := exec.Command(debianPython, "-c", "from kafka.admin import ACL, ResourcePattern, ACLResourcePatternType").CombinedOutput(); err != nil {
+		missingClient(t, "%s cannot import kafka-python's ACL classes: %v\n%s", debianPython, err, out)
+	}
+	agents := aclCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out := runCmd(t, ctx, "", debianPython, "testdata/kafka_python_acls.py", agents[0].Addr(), fmt.Sprint(len(agents)))
+	var res struct {
+		Before map[string]any `json:"before"`
+		Create struct {
+			Succeeded int      `json:"succeeded"`
+			Failed    []string `json:"failed"`
+		} `json:"create_acls"`
+		Described  []map[string]string `json:"described"`
+		AfterGrant map[string]any      `json:"after_grant"`
+		Deleted    int                 `json:"deleted"`
+		GrantedS   float64             `json:"granted_after_s"`
+		RevokedS   float64             `json:"revoked_after_s"`
+		Revoked    map[string]any      `json:"after_revoke"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("output: %v\n%s", err, out)
+	}
+	t.Logf("kafka-python: %s", out)
+	check := func(stage string, got map[string]any, key string, want any) {
+		t.Helper()
+		g, _ := json.Marshal(got[key])
+		w, _ := json.Marshal(want)
+		if string(g) != string(w) {
+			t.Errorf("%s %s: %s, want %s", stage, key, g, w)
+		}
+	}
+	check("before", res.Before, "topics", []string{})
+	denied := map[string]int{"produce": int(kerr.TopicAuthorizationFailed.Code), "fetch": int(kerr.TopicAuthorizationFailed.Code)}
+	check("before", res.Before, "wire", denied)
+	check("before", res.Before, "join", "GroupAuthorizationFailedError")
+	check("before", res.Before, "create", "TopicAuthorizationFailedError")
+	check("before", res.Before, "describe_acls", "ClusterAuthorizationFailedError")
+	if res.Create.Succeeded != 1 || len(res.Create.Failed) != 0 {
+		t.Errorf("create_acls: %+v", res.Create)
+	}
+	if len(res.Described) != 1 || res.Described[0]["name"] != "py-app-" || res.Described[0]["pattern"] != "PREFIXED" {
+		t.Errorf("describe_acls with MATCH py-app-t: %v, want the prefixed py-app- binding", res.Described)
+	}
+	check("with the grant", res.AfterGrant, "topics", []string{"py-app-t"})
+	check("with the grant", res.AfterGrant, "produce", nil)
+	check("with the grant", res.AfterGrant, "wire", map[string]int{"produce": 0, "fetch": 0})
+	check("with the grant", res.AfterGrant, "wire_secret", denied)
+	if n, _ := res.AfterGrant["consumed"].(float64); n < 1 {
+		t.Errorf("with the grant: consumed %v records, want some", res.AfterGrant["consumed"])
+	}
+	check("with the grant", res.AfterGrant, "create", nil)
+	check("with the grant", res.AfterGrant, "create_other", "TopicAuthorizationFailedError")
+	if res.Deleted != 1 {
+		t.Errorf("delete_acls deleted %d bindings, want 1", res.Deleted)
+	}
+	check("after revocation", res.Revoked, "topics", []string{})
+	check("after revocation", res.Revoked, "wire", denied)
+	t.Logf("every agent answered kafka-python's metadata with the grant %.3fs after create_acls, and with TOPIC_AUTHORIZATION_FAILED %.3fs after delete_acls", res.GrantedS, res.RevokedS)
+	if res.GrantedS > 3 || res.RevokedS > 3 {
+		t.Errorf("a change took more than 3s to reach every agent")
 	}
 }
