@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,14 +31,15 @@ type AuthorizerOptions struct {
 // the decisions made with them. Decisions read the current Rules with
 // one atomic load; Run keeps them current by polling the store's ACL
 // version and reloading when it moves, and Reload reloads at once (after
-// this agent changed the ACLs). It is safe for concurrent use.
+// this agent changed the ACLs). It holds no mutex: the rules in use are
+// an immutable snapshot behind an atomic pointer. It is safe for
+// concurrent use.
 type Authorizer struct {
 	store metastore.ACLStore
 	opts  AuthorizerOptions
 	log   *slog.Logger
 
-	current atomic.Pointer[snapshot]
-	reload  sync.Mutex // one reload at a time; never held by a decision
+	current atomic.Pointer[snapshot] // replaced only by a higher version
 
 	denied      *prometheus.CounterVec
 	lastLog     atomic.Int64 // Unix ns of the last denial logged
@@ -83,10 +83,10 @@ func NewAuthorizer(ctx context.Context, store metastore.ACLStore, opts Authorize
 }
 
 // Reload reads the ACLs from the store if their version moved since the
-// last load.
+// last load. It takes no lock: concurrent reloads may both read the
+// store, and a snapshot replaces the current one only if its version is
+// higher, so the newest always wins.
 func (a *Authorizer) Reload(ctx context.Context) error {
-	a.reload.Lock()
-	defer a.reload.Unlock()
 	if cur := a.current.Load(); cur != nil {
 		v, err := a.store.ACLVersion(ctx)
 		if err != nil {
@@ -100,9 +100,17 @@ func (a *Authorizer) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load acls: %w", err)
 	}
-	a.current.Store(&snapshot{rules: NewRules(acls), version: v})
-	a.log.Debug("acls loaded", "bindings", len(acls), "version", v)
-	return nil
+	next := &snapshot{rules: NewRules(acls), version: v}
+	for {
+		cur := a.current.Load()
+		if cur != nil && cur.version >= v {
+			return nil
+		}
+		if a.current.CompareAndSwap(cur, next) {
+			a.log.Debug("acls loaded", "bindings", len(acls), "version", v)
+			return nil
+		}
+	}
 }
 
 // Run polls the store every PollInterval until ctx ends, reloading the
