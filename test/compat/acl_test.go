@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -394,5 +395,80 @@ func TestACLsKafkaPython(t *testing.T) {
 	t.Logf("every agent answered kafka-python's metadata with the grant %.3fs after create_acls, and with TOPIC_AUTHORIZATION_FAILED %.3fs after delete_acls", res.GrantedS, res.RevokedS)
 	if res.GrantedS > 3 || res.RevokedS > 3 {
 		t.Errorf("a change took more than 3s to reach every agent")
+	}
+}
+
+// TestACLsByHost follows docs/security.md's walkthrough while every client
+// is User:ANONYMOUS: allow-everyone-if-no-acl-found lets the first client
+// claim the cluster for its host (127.0.0.1), a wildcard grant ends the
+// open default for topics, and a client on another address (127.0.0.2)
+// may then use only the prefix granted to its host.
+func TestACLsByHost(t *testing.T) {
+	a := testutil.StartAgent(t, testutil.Options{Config: func(c *agent.Config) {
+		c.ACL = &acl.AuthorizerOptions{Options: acl.Options{AllowIfNoACL: true}}
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	from := func(ip string) *kgo.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()), kgo.Dialer(d.DialContext), kgo.RequestRetries(0), kgo.RecordRetries(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	op, app := from("127.0.0.1"), from("127.0.0.2")
+	opAdm, appAdm := kadm.NewClient(op), kadm.NewClient(app)
+	for _, topic := range []string{"orders-eu", "billing"} {
+		if r, err := opAdm.CreateTopic(ctx, 1, 1, nil, topic); err != nil || r.Err != nil {
+			t.Fatalf("create %s: %v %v", topic, err, r.Err)
+		}
+	}
+	mustCreate := func(b *kadm.ACLBuilder) {
+		t.Helper()
+		res, err := opAdm.CreateACLs(ctx, b)
+		if err == nil {
+			for _, r := range res {
+				err = errors.Join(err, r.Err)
+			}
+		}
+		if err != nil {
+			t.Fatalf("CreateACLs: %v", err)
+		}
+	}
+	mustCreate(kadm.NewACLs().Allow("User:ANONYMOUS").AllowHosts("127.0.0.1").Clusters().Operations(kadm.OpAll))
+	mustCreate(kadm.NewACLs().Allow("User:ANONYMOUS").AllowHosts("127.0.0.1").Topics("*").Groups("*").Operations(kadm.OpAll))
+	mustCreate(kadm.NewACLs().Allow("User:ANONYMOUS").AllowHosts("127.0.0.2").Topics("orders-").Groups("orders-").
+		ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpWrite, kadm.OpRead, kadm.OpDescribe))
+
+	names := func(cl *kgo.Client) []string {
+		t.Helper()
+		got, err := visibleTopics(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := names(op); !slices.Equal(got, []string{"billing", "orders-eu"}) {
+		t.Errorf("127.0.0.1 sees %v", got)
+	}
+	if got := names(app); !slices.Equal(got, []string{"orders-eu"}) {
+		t.Errorf("127.0.0.2 sees %v, want [orders-eu]", got)
+	}
+	produce := func(cl *kgo.Client, topic string) error {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return cl.ProduceSync(pctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr()
+	}
+	if err := produce(app, "orders-eu"); err != nil {
+		t.Errorf("127.0.0.2 produces to orders-eu: %v", err)
+	}
+	if err := produce(app, "billing"); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("127.0.0.2 produces to billing: %v, want %v", err, kerr.TopicAuthorizationFailed)
+	}
+	res, err := appAdm.CreateACLs(ctx, kadm.NewACLs().Allow("User:ANONYMOUS").AllowHosts("127.0.0.2").Topics("billing").Operations(kadm.OpAll))
+	if err != nil || len(res) != 1 || !errors.Is(res[0].Err, kerr.ClusterAuthorizationFailed) {
+		t.Errorf("127.0.0.2 grants itself billing: %+v, %v; want %v", res, err, kerr.ClusterAuthorizationFailed)
 	}
 }
