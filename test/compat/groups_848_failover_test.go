@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/agent"
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 func TestConsumerProtocolFailover(t *testing.T) {
@@ -28,8 +28,8 @@ func TestConsumerProtocolFailover(t *testing.T) {
 		base(c)
 		c.Groups.Consumer.SessionTimeout = session
 	}
-	first := testutil.StartAgent(t, opts)
-	second := testutil.StartPeer(t, first, opts)
+	first := agenttest.Start(t, opts)
+	second := agenttest.StartPeer(t, first, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const topic, partitions = "failover848", 6

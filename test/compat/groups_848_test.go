@@ -15,13 +15,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/agent"
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // consumerProtocolOptions start agents for KIP-848 tests: members
 // heartbeat every 100ms (group.consumer.heartbeat.interval.ms) and are
 // removed 6s after their last heartbeat.
-func consumerProtocolOptions() testutil.Options {
+func consumerProtocolOptions() agenttest.Options {
 	opts := groupAgentOptions()
 	base := opts.Config
 	opts.Config = func(c *agent.Config) {
@@ -105,7 +105,7 @@ func TestConsumerProtocolChurn(t *testing.T) {
 }
 
 func testConsumerProtocolChurn(t *testing.T, balancer kgo.GroupBalancer, assignor string) {
-	a := testutil.StartAgent(t, consumerProtocolOptions())
+	a := agenttest.Start(t, consumerProtocolOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	admin := newAdmin(t, a.Addr())
@@ -188,7 +188,7 @@ func testConsumerProtocolChurn(t *testing.T, balancer kgo.GroupBalancer, assigno
 // back with the same instance id takes them over without a new group
 // epoch.
 func TestConsumerProtocolStaticRestart(t *testing.T) {
-	a := testutil.StartAgent(t, consumerProtocolOptions())
+	a := agenttest.Start(t, consumerProtocolOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	admin := newAdmin(t, a.Addr())

@@ -15,13 +15,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 func TestGroupCoordinatorFailover(t *testing.T) {
 	opts := groupAgentOptions()
-	first := testutil.StartAgent(t, opts)
-	second := testutil.StartPeer(t, first, opts)
+	first := agenttest.Start(t, opts)
+	second := agenttest.StartPeer(t, first, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	const topic, partitions = "failover", 8

@@ -14,13 +14,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/agent"
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // groupAgentOptions start agents with group settings fit for tests: a
 // short initial rebalance delay and session timeouts down to 1s.
-func groupAgentOptions() testutil.Options {
-	return testutil.Options{Config: func(c *agent.Config) {
+func groupAgentOptions() agenttest.Options {
+	return agenttest.Options{Config: func(c *agent.Config) {
 		c.Groups.Groups.InitialRebalanceDelay = 200 * time.Millisecond
 		c.Groups.Groups.MinSessionTimeout = time.Second
 		c.Groups.LagInterval = 500 * time.Millisecond
@@ -186,7 +186,7 @@ func TestGroupChurn(t *testing.T) {
 }
 
 func testGroupChurn(t *testing.T, balancer kgo.GroupBalancer) {
-	a := testutil.StartAgent(t, groupAgentOptions())
+	a := agenttest.Start(t, groupAgentOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	admin := newAdmin(t, a.Addr())
@@ -252,7 +252,7 @@ func testGroupChurn(t *testing.T, balancer kgo.GroupBalancer) {
 // generation stays the same, each restarted member gets its previous
 // assignment back and consumes what is produced next.
 func TestGroupStaticRestart(t *testing.T) {
-	a := testutil.StartAgent(t, groupAgentOptions())
+	a := agenttest.Start(t, groupAgentOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	admin := newAdmin(t, a.Addr())
@@ -328,7 +328,7 @@ func TestGroupStaticRestart(t *testing.T) {
 // to the first record each one fetches (with a 200ms
 // group.initial.rebalance.delay; Kafka's default is 3s).
 func TestGroupRebalanceTime(t *testing.T) {
-	a := testutil.StartAgent(t, groupAgentOptions())
+	a := agenttest.Start(t, groupAgentOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const topic, group, partitions = "rebalance-time", "rebalance-time-group", 16
