@@ -125,13 +125,16 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 // validateBatches splits and checks the record batches of one partition.
 // The whole partition is rejected if any batch is bad, as Kafka does.
 func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, int16, error) {
+	// Kafka 4 answers INVALID_RECORD for a partition without batches or
+	// with a batch that is not record batch format v2, before any other
+	// check (ProduceRequest.validateRecords).
 	if len(records) == 0 {
-		return nil, kerr.CorruptMessage.Code, errors.New("no record batches")
+		return nil, kerr.InvalidRecord.Code, errors.New("no record batches")
 	}
 	batches, err := recordbatch.Split(records)
 	if err != nil {
 		if errors.Is(err, recordbatch.ErrUnsupportedMagic) {
-			return nil, kerr.UnsupportedForMessageFormat.Code, err
+			return nil, kerr.InvalidRecord.Code, err
 		}
 		return nil, kerr.CorruptMessage.Code, err
 	}
@@ -140,7 +143,7 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 		hdr, err := recordbatch.Validate(b)
 		if err != nil {
 			if errors.Is(err, recordbatch.ErrUnsupportedMagic) {
-				return nil, kerr.UnsupportedForMessageFormat.Code, err
+				return nil, kerr.InvalidRecord.Code, err
 			}
 			return nil, kerr.CorruptMessage.Code, err
 		}

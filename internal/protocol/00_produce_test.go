@@ -17,6 +17,8 @@ func TestProduce(t *testing.T) {
 	corrupt[len(corrupt)-1] ^= 0xff
 	big := recordbatch.Build(recordbatch.BuildOptions{}, recordbatch.Record{Value: make([]byte, 200), Timestamp: 1000})
 	txn := recordbatch.Build(recordbatch.BuildOptions{ProducerID: 7, Transactional: true}, recordbatch.Record{Value: []byte("x"), Timestamp: 1000})
+	magic1 := batch(1, 1000)
+	magic1[16] = 1 // the magic byte: record batch format v2 is 2
 	txnRequest := produceRequest("t", 0, batch(1, 1000))
 	txnRequest.TransactionID = kmsg.StringPtr("tx")
 
@@ -40,6 +42,9 @@ func TestProduce(t *testing.T) {
 		{name: "v0 unsupported", version: 0, req: produceRequest("t", 0, batch(1, 1000)), wantCode: kerr.UnsupportedVersion.Code},
 		{name: "acks 2", version: 9, acks: 2, req: produceRequest("t", 0, batch(1, 1000)), wantCode: kerr.InvalidRequiredAcks.Code},
 		{name: "bad CRC", version: 9, req: produceRequest("t", 0, corrupt), wantCode: kerr.CorruptMessage.Code},
+		// Kafka 4 checks these first (ProduceRequest.validateRecords).
+		{name: "no batches", version: 9, req: produceRequest("t", 0, []byte{}), wantCode: kerr.InvalidRecord.Code},
+		{name: "magic 1", version: 9, req: produceRequest("t", 0, magic1), wantCode: kerr.InvalidRecord.Code},
 		{name: "batch above max.message.bytes", version: 9, req: produceRequest("small", 0, big), wantCode: kerr.MessageTooLarge.Code},
 		// Floe has no transactions yet; both are refused with a fatal error.
 		{name: "transactional batch", version: 9, req: produceRequest("t", 0, txn), wantCode: kerr.TransactionalIDAuthorizationFailed.Code},
