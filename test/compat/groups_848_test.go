@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/testutil"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
@@ -141,10 +142,10 @@ func testConsumerProtocolChurn(t *testing.T, balancer kgo.GroupBalancer, assigno
 	for _, o := range ends {
 		total += int(o)
 	}
-	waitUntil(t, 30*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 30*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 
 	var d kadm.DescribedConsumerGroup
-	waitUntil(t, 15*time.Second, "the assignment converged", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "the assignment converged", func() bool {
 		var err error
 		d, err = tryDescribeConsumerGroup(ctx, admin, group)
 		return err == nil && converged(d, 3, topic, partitions)
@@ -201,7 +202,7 @@ func TestConsumerProtocolStaticRestart(t *testing.T) {
 	}
 	members := []*groupMember{start("i1"), start("i2")}
 	var before kadm.DescribedConsumerGroup
-	waitUntil(t, 15*time.Second, "a converged group consuming", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "a converged group consuming", func() bool {
 		var err error
 		before, err = tryDescribeConsumerGroup(ctx, admin, group)
 		return err == nil && converged(before, 2, topic, partitions) && log.distinct() == 200
@@ -220,7 +221,7 @@ func TestConsumerProtocolStaticRestart(t *testing.T) {
 	}
 	members[0] = start("i1")
 	produceSpread(t, ctx, a.Addr(), topic, partitions, 200)
-	waitUntil(t, 15*time.Second, "every record consumed", func() bool { return log.distinct() == 400 })
+	testutil.WaitFor(t, 15*time.Second, "every record consumed", func() bool { return log.distinct() == 400 })
 	after := describeConsumerGroup(t, ctx, admin, group)
 	was, now := byInstance(before, "i1"), byInstance(after, "i1")
 	if !converged(after, 2, topic, partitions) || after.Epoch != before.Epoch || now.MemberID == was.MemberID ||

@@ -170,7 +170,7 @@ func testGroupMixedClients(t *testing.T, strategy string) {
 		}
 	}()
 
-	waitUntil(t, 60*time.Second, "every client in a stable group", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "every client in a stable group", func() bool {
 		d, err := admin.DescribeGroups(ctx, group)
 		if err != nil {
 			return false
@@ -201,7 +201,7 @@ func testGroupMixedClients(t *testing.T, strategy string) {
 	for _, o := range ends {
 		total += int(o)
 	}
-	waitUntil(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 	log.mu.Lock()
 	defer log.mu.Unlock()
 	for _, c := range clients {
@@ -258,9 +258,9 @@ func TestGroupSarama(t *testing.T) {
 	for _, o := range ends {
 		total += int(o)
 	}
-	waitUntil(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 	admin := newAdmin(t, a.Addr())
-	waitUntil(t, 30*time.Second, "offsets committed at the end", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "offsets committed at the end", func() bool {
 		offs, err := admin.FetchOffsets(ctx, group)
 		if err != nil {
 			return false
@@ -335,9 +335,9 @@ func TestGroupKafkaGo(t *testing.T) {
 			}
 		}()
 	}
-	waitUntil(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 	admin := newAdmin(t, a.Addr())
-	waitUntil(t, 30*time.Second, "offsets committed at the end", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "offsets committed at the end", func() bool {
 		offs, err := admin.FetchOffsets(ctx, group)
 		if err != nil {
 			return false

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/testutil"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
@@ -156,17 +157,6 @@ func describeGroup(t *testing.T, ctx context.Context, admin *kadm.Client, group 
 	return g
 }
 
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestGroupChurn: 4 franz-go members over 16 partitions, with members
 // joining and leaving while records are produced and consumed, for an
 // eager and a cooperative assignor. Every record is consumed, none twice
@@ -221,7 +211,7 @@ func testGroupChurn(t *testing.T, balancer kgo.GroupBalancer) {
 	for _, o := range ends {
 		total += int(o)
 	}
-	waitUntil(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 	g := describeGroup(t, ctx, admin, group)
 	if g.State != "Stable" || len(g.Members) != 3 {
 		t.Errorf("group %s with %d members, want Stable with 3", g.State, len(g.Members))
@@ -268,7 +258,7 @@ func TestGroupStaticRestart(t *testing.T) {
 	for _, o := range produceSpread(t, ctx, a.Addr(), topic, partitions, 600) {
 		total += int(o)
 	}
-	waitUntil(t, 30*time.Second, "first records consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 30*time.Second, "first records consumed", func() bool { return log.distinct() == total })
 	generation := func(m *groupMember) int32 {
 		_, gen := m.cl.GroupMetadata()
 		return gen
@@ -290,7 +280,7 @@ func TestGroupStaticRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		ends.Each(func(o kadm.ListedOffset) { total += int(o.Offset) })
-		waitUntil(t, 30*time.Second, fmt.Sprintf("records consumed after restart %d", i), func() bool { return log.distinct() == total })
+		testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("records consumed after restart %d", i), func() bool { return log.distinct() == total })
 		if g := generation(members[i]); g != gen {
 			t.Errorf("restart of static-%d: generation %d, want %d (no rebalance)", i, g, gen)
 		}
