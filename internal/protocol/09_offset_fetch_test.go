@@ -54,8 +54,6 @@ func TestOffsetFetch(t *testing.T) {
 			want: []part{{"nope", 0, -1, -1, "", 0}}},
 		{name: "all committed (null topics)", version: 7, group: "g",
 			want: []part{{"t", 0, 7, 0, "m", 0}}},
-		{name: "empty group id", version: 7, group: "", topics: []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}},
-			wantCode: kerr.InvalidGroupID.Code, want: []part{{"t", 0, -1, -1, "", 0}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := kmsg.NewPtrOffsetFetchRequest()
@@ -97,7 +95,7 @@ func TestOffsetFetchGroups(t *testing.T) {
 	id := f.metadata(12, false, "t").Topics[0].TopicID
 
 	req := kmsg.NewPtrOffsetFetchRequest()
-	for _, g := range []string{"a", "b", "nope", ""} {
+	for _, g := range []string{"a", "b", "nope"} {
 		req.Groups = append(req.Groups, kmsg.OffsetFetchRequestGroup{Group: g, MemberEpoch: -1,
 			Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "t", Partitions: []int32{0}}}})
 	}
@@ -106,7 +104,7 @@ func TestOffsetFetchGroups(t *testing.T) {
 		group  string
 		code   int16
 		offset int64
-	}{{"a", 0, 1}, {"b", 0, 2}, {"nope", 0, -1}, {"", kerr.InvalidGroupID.Code, -1}}
+	}{{"a", 0, 1}, {"b", 0, 2}, {"nope", 0, -1}}
 	if len(r.Groups) != len(want) {
 		t.Fatalf("%d groups answered, want %d", len(r.Groups), len(want))
 	}

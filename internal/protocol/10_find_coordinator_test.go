@@ -32,7 +32,6 @@ func TestFindCoordinator(t *testing.T) {
 		{name: "group v0", version: 0, keys: []string{"g"}, want: []answer{{key: "g"}}},
 		{name: "group v3", version: 3, keys: []string{"g"}, want: []answer{{key: "g"}}},
 		{name: "batched v4", version: 4, keys: []string{"g1", "g2"}, want: []answer{{key: "g1"}, {key: "g2"}}},
-		{name: "empty group id", version: 3, keys: []string{""}, want: []answer{{key: "", code: kerr.InvalidRequest.Code}}},
 		// Transactions are not supported yet: a fatal error, as
 		// InitProducerId answers transactional producers.
 		{name: "transaction coordinator", version: 3, typ: 1, keys: []string{"tx"}, want: []answer{{key: "tx", code: kerr.TransactionalIDAuthorizationFailed.Code}}},
