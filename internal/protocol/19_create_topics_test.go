@@ -24,7 +24,12 @@ func TestCreateTopics(t *testing.T) {
 	f := start(t)
 	f.createTopic("exists", 1)
 	assigned := newTopic("assigned", -1, -1)
-	assigned.ReplicaAssignment = []kmsg.CreateTopicsRequestTopicReplicaAssignment{{Partition: 0, Replicas: []int32{1}}, {Partition: 1, Replicas: []int32{1}}}
+	assignment := []kmsg.CreateTopicsRequestTopicReplicaAssignment{{Partition: 0, Replicas: []int32{1}}, {Partition: 1, Replicas: []int32{1}}}
+	assigned.ReplicaAssignment = assignment
+	assignedWithCount := newTopic("assigned2", 2, -1)
+	assignedWithCount.ReplicaAssignment = assignment
+	assignedWithFactor := newTopic("assigned3", -1, 1)
+	assignedWithFactor.ReplicaAssignment = assignment
 
 	type want struct {
 		code       int16
@@ -51,6 +56,10 @@ func TestCreateTopics(t *testing.T) {
 			want: []want{{partitions: 1}}, created: []string{"c"}},
 		{name: "replica assignment gives the count", version: 7, topics: []kmsg.CreateTopicsRequestTopic{assigned},
 			want: []want{{partitions: 2}}, created: []string{"assigned"}},
+		{name: "replica assignment and a count", version: 7, topics: []kmsg.CreateTopicsRequestTopic{assignedWithCount},
+			want: []want{{code: kerr.InvalidRequest.Code}}},
+		{name: "replica assignment and a factor", version: 7, topics: []kmsg.CreateTopicsRequestTopic{assignedWithFactor},
+			want: []want{{code: kerr.InvalidRequest.Code}}},
 		{name: "already exists", version: 7, topics: []kmsg.CreateTopicsRequestTopic{newTopic("exists", 1, -1)},
 			want: []want{{code: kerr.TopicAlreadyExists.Code}}},
 		{name: "zero partitions", version: 7, topics: []kmsg.CreateTopicsRequestTopic{newTopic("p0", 0, -1)},
@@ -108,7 +117,7 @@ func TestCreateTopics(t *testing.T) {
 		})
 	}
 	// Validation created nothing.
-	for _, name := range []string{"vo", "p0", "rf0", "badcfg", "twice"} {
+	for _, name := range []string{"vo", "p0", "rf0", "badcfg", "twice", "assigned2", "assigned3"} {
 		expectCode(t, "metadata for "+name, f.metadata(12, false, name).Topics[0].ErrorCode, kerr.UnknownTopicOrPartition.Code)
 	}
 }
