@@ -45,6 +45,7 @@ func TestProduce(t *testing.T) {
 		// Kafka 4 checks these first (ProduceRequest.validateRecords).
 		{name: "no batches", version: 9, req: produceRequest("t", 0, []byte{}), wantCode: kerr.InvalidRecord.Code},
 		{name: "magic 1", version: 9, req: produceRequest("t", 0, magic1), wantCode: kerr.InvalidRecord.Code},
+		{name: "two batches", version: 9, req: produceRequest("t", 0, append(batch(1, 1000), batch(1, 1001)...)), wantCode: kerr.InvalidRecord.Code},
 		{name: "batch above max.message.bytes", version: 9, req: produceRequest("small", 0, big), wantCode: kerr.MessageTooLarge.Code},
 		// Floe has no transactions yet; both are refused with a fatal error.
 		{name: "transactional batch", version: 9, req: produceRequest("t", 0, txn), wantCode: kerr.TransactionalIDAuthorizationFailed.Code},
