@@ -62,7 +62,7 @@ func TestDescribeConfigs(t *testing.T) {
 		{name: "default broker", version: 4, typ: kmsg.ConfigResourceTypeBroker, resource: "", names: []string{"message.max.bytes"},
 			want: map[string]string{"message.max.bytes": "1048588@4"}, wantCount: 1},
 		{name: "another broker", version: 4, typ: kmsg.ConfigResourceTypeBroker, resource: "999", wantCode: kerr.InvalidRequest.Code, wantCount: -1},
-		{name: "unsupported resource type", version: 4, typ: kmsg.ConfigResourceTypeBrokerLogger, resource: brokerID, wantCode: kerr.InvalidRequest.Code, wantCount: -1},
+		{name: "unknown resource type", version: 4, typ: kmsg.ConfigResourceType(99), resource: "x", wantCode: kerr.InvalidRequest.Code, wantCount: -1},
 		{name: "synonyms", version: 4, typ: kmsg.ConfigResourceTypeTopic, resource: "t", names: []string{"retention.ms"}, synonyms: true,
 			want: map[string]string{"retention.ms": "1000@1"}, wantCount: 1},
 		{name: "documentation", version: 4, typ: kmsg.ConfigResourceTypeTopic, resource: "t", names: []string{"retention.ms"}, docs: true,
