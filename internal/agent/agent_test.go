@@ -584,7 +584,7 @@ func freeAddr(t *testing.T) string {
 
 // With a token, every admin path but /healthz wants it as a bearer token.
 func TestAdminToken(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Config: func(cfg *agent.Config) { cfg.AdminToken = "s3cr3t-t0ken" }})
+	a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) { cfg.AdminToken = "s3cr3t-t0ken" }})
 	get := func(path, auth string) int {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+a.AdminAddr()+path, nil)
 		if auth != "" {

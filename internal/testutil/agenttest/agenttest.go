@@ -6,7 +6,6 @@ package agenttest
 
 import (
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,15 +24,6 @@ type Agent struct {
 	Dir    string
 	Store  *embedded.Store
 	Bucket objstore.Bucket
-
-	closeOnce sync.Once
-	closeErr  error
-}
-
-// Close stops the agent once; later calls do nothing.
-func (a *Agent) Close() error {
-	a.closeOnce.Do(func() { a.closeErr = a.Agent.Close() })
-	return a.closeErr
 }
 
 // Options tune Start.
