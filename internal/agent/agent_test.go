@@ -515,15 +515,7 @@ func TestLiveEdgeReadsNeverGet(t *testing.T) {
 
 // Close may be called more than once, and from several goroutines.
 func TestCloseIsIdempotent(t *testing.T) {
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "m.db"), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	bucket, err := localdir.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, bucket := storeAndBucket(t)
 	a, err := agent.Start(agent.Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"}, store, bucket)
 	if err != nil {
 		t.Fatal(err)
@@ -542,15 +534,7 @@ func TestCloseIsIdempotent(t *testing.T) {
 // A start that fails part-way stops what it had started: the listeners
 // are free again and the agent is not left registered.
 func TestFailedStartStopsWhatStarted(t *testing.T) {
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "m.db"), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	bucket, err := localdir.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, bucket := storeAndBucket(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -570,6 +554,22 @@ func TestFailedStartStopsWhatStarted(t *testing.T) {
 		t.Fatalf("Kafka address still taken after a failed start: %v", err)
 	}
 	ln.Close()
+}
+
+// storeAndBucket opens an embedded store and a local-directory bucket in
+// the test's directory, for tests that start agents by hand.
+func storeAndBucket(t *testing.T) (*embedded.Store, objstore.Bucket) {
+	t.Helper()
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "m.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	bucket, err := localdir.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, bucket
 }
 
 func freeAddr(t *testing.T) string {
