@@ -13,13 +13,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/agent"
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // TestGroupsCommand: `floe groups` prints a group's committed offsets, end
 // offsets and lag, and the agent exports the same lag as metrics.
 func TestGroupsCommand(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Config: func(c *agent.Config) {
+	a := agenttest.Start(t, agenttest.Options{Config: func(c *agent.Config) {
 		c.Groups.LagInterval = 100 * time.Millisecond
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

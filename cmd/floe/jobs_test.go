@@ -12,13 +12,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/jobs"
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // TestJobsCommand: `floe jobs` shows the leases of a running agent's jobs
 // and the bytes each topic takes in the bucket.
 func TestJobsCommand(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Jobs: true})
+	a := agenttest.Start(t, agenttest.Options{Jobs: true})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()), kgo.DefaultProduceTopic("sized"))

@@ -23,6 +23,7 @@ import (
 	"github.com/floe-io/floe/internal/protocol"
 	"github.com/floe-io/floe/internal/recordbatch"
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 func createTopic(t *testing.T, c *testutil.RawClient, name string, partitions int32) {
@@ -87,7 +88,7 @@ func partitionResults(resp *kmsg.ProduceResponse) map[int32]kmsg.ProduceResponse
 }
 
 func TestApiVersionsAdvertisesRegistry(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	c := testutil.Dial(t, a.Addr())
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.SetVersion(3)
@@ -118,7 +119,7 @@ func TestApiVersionsAdvertisesRegistry(t *testing.T) {
 }
 
 func TestApiVersionsTooNewAnswersV0(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	c := testutil.Dial(t, a.Addr())
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.SetVersion(5) // above what Floe handles
@@ -135,7 +136,7 @@ func TestApiVersionsTooNewAnswersV0(t *testing.T) {
 }
 
 func TestBadRequestsCloseTheConnection(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Config: func(cfg *agent.Config) { cfg.MaxFrameBytes = 1 << 20 }})
+	a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) { cfg.MaxFrameBytes = 1 << 20 }})
 	frame := func(body []byte) []byte {
 		b := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
 		return append(b, body...)
@@ -177,7 +178,7 @@ func TestBadRequestsCloseTheConnection(t *testing.T) {
 // Produce v0-v2 are advertised (see 00_produce.go) but carry message
 // formats Floe does not store: every partition gets UNSUPPORTED_VERSION.
 func TestOldProduceVersionsRefusedPerPartition(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	c := testutil.Dial(t, a.Addr())
 	createTopic(t, c, "old", 1)
 	req := produceRequest("old", -1, batchSpec{records: 1})
@@ -189,7 +190,7 @@ func TestOldProduceVersionsRefusedPerPartition(t *testing.T) {
 }
 
 func TestCorruptBatchRejectedAlone(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	c := testutil.Dial(t, a.Addr())
 	createTopic(t, c, "corrupt", 2)
 	resp := c.Do(produceRequest("corrupt", -1,
@@ -213,7 +214,7 @@ func TestCorruptBatchRejectedAlone(t *testing.T) {
 
 func TestFailedPutFailsOnlyItsRequests(t *testing.T) {
 	var fb *faulty.Bucket
-	a := testutil.StartAgent(t, testutil.Options{
+	a := agenttest.Start(t, agenttest.Options{
 		Linger: 50 * time.Millisecond,
 		Wrap:   func(b objstore.Bucket) objstore.Bucket { fb = faulty.New(b); return fb },
 	})
@@ -237,7 +238,7 @@ func TestFailedPutFailsOnlyItsRequests(t *testing.T) {
 }
 
 func TestIdempotentSequenceChecks(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	c := testutil.Dial(t, a.Addr())
 	createTopic(t, c, "idem", 1)
 	init := kmsg.NewPtrInitProducerIDRequest()
@@ -296,7 +297,7 @@ func TestIdempotentSequenceChecks(t *testing.T) {
 }
 
 func TestPipelinedProducesShareASegmentAndAnswerInOrder(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Linger: 300 * time.Millisecond})
+	a := agenttest.Start(t, agenttest.Options{Linger: 300 * time.Millisecond})
 	c := testutil.Dial(t, a.Addr())
 	createTopic(t, c, "pipe", 1)
 	start := time.Now()
@@ -330,7 +331,7 @@ func TestPipelinedProducesShareASegmentAndAnswerInOrder(t *testing.T) {
 }
 
 func TestFetchLongPollWokenByCommit(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Linger: 20 * time.Millisecond})
+	a := agenttest.Start(t, agenttest.Options{Linger: 20 * time.Millisecond})
 	c := testutil.Dial(t, a.Addr())
 	createTopic(t, c, "poll", 1)
 	fr := kmsg.NewPtrFetchRequest()
@@ -367,7 +368,7 @@ func TestFetchLongPollWokenByCommit(t *testing.T) {
 }
 
 func TestFetchReturnsOversizeFirstBatchAndPatchesOffsets(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	c := testutil.Dial(t, a.Addr())
 	createTopic(t, c, "sizes", 1)
 	for range 3 {
@@ -410,7 +411,7 @@ func TestFetchReturnsOversizeFirstBatchAndPatchesOffsets(t *testing.T) {
 }
 
 func TestAdminEndpoints(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	c := testutil.Dial(t, a.Addr())
 	createTopic(t, c, "observed", 1)
 	c.Do(produceRequest("observed", -1, batchSpec{records: 1}))
@@ -431,7 +432,7 @@ func TestAdminEndpoints(t *testing.T) {
 }
 
 func TestDescribeClusterAndLeaderEpochs(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	c := testutil.Dial(t, a.Addr())
 	createTopic(t, c, "epochs", 1)
 	c.Do(produceRequest("epochs", -1, batchSpec{records: 7}))
@@ -483,7 +484,7 @@ func itoa(n int32) string { return strconv.Itoa(int(n)) }
 // live edge cause no bucket GETs, even when the commit wakes them.
 func TestLiveEdgeReadsNeverGet(t *testing.T) {
 	var counter *faulty.Bucket
-	a := testutil.StartAgent(t, testutil.Options{
+	a := agenttest.Start(t, agenttest.Options{
 		Wrap: func(b objstore.Bucket) objstore.Bucket { counter = faulty.New(b); return counter },
 	})
 	c := testutil.Dial(t, a.Addr())
@@ -514,15 +515,7 @@ func TestLiveEdgeReadsNeverGet(t *testing.T) {
 
 // Close may be called more than once, and from several goroutines.
 func TestCloseIsIdempotent(t *testing.T) {
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "m.db"), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	bucket, err := localdir.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, bucket := storeAndBucket(t)
 	a, err := agent.Start(agent.Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"}, store, bucket)
 	if err != nil {
 		t.Fatal(err)
@@ -541,15 +534,7 @@ func TestCloseIsIdempotent(t *testing.T) {
 // A start that fails part-way stops what it had started: the listeners
 // are free again and the agent is not left registered.
 func TestFailedStartStopsWhatStarted(t *testing.T) {
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "m.db"), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	bucket, err := localdir.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, bucket := storeAndBucket(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -571,6 +556,22 @@ func TestFailedStartStopsWhatStarted(t *testing.T) {
 	ln.Close()
 }
 
+// storeAndBucket opens an embedded store and a local-directory bucket in
+// the test's directory, for tests that start agents by hand.
+func storeAndBucket(t *testing.T) (*embedded.Store, objstore.Bucket) {
+	t.Helper()
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "m.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	bucket, err := localdir.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, bucket
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -583,7 +584,7 @@ func freeAddr(t *testing.T) string {
 
 // With a token, every admin path but /healthz wants it as a bearer token.
 func TestAdminToken(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Config: func(cfg *agent.Config) { cfg.AdminToken = "s3cr3t-t0ken" }})
+	a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) { cfg.AdminToken = "s3cr3t-t0ken" }})
 	get := func(path, auth string) int {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+a.AdminAddr()+path, nil)
 		if auth != "" {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // Two agents on one metadata store and bucket form one cluster: both are
@@ -16,8 +17,8 @@ import (
 // fetched through the other, and a fetch waiting on one is woken by a
 // commit made through the other.
 func TestTwoAgentsServeOneCluster(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Linger: 20 * time.Millisecond})
-	b := testutil.StartPeer(t, a, testutil.Options{Linger: 20 * time.Millisecond})
+	a := agenttest.Start(t, agenttest.Options{Linger: 20 * time.Millisecond})
+	b := agenttest.StartPeer(t, a, agenttest.Options{Linger: 20 * time.Millisecond})
 	ca, cb := testutil.Dial(t, a.Addr()), testutil.Dial(t, b.Addr())
 	createTopic(t, ca, "shared", 16)
 
@@ -95,12 +96,12 @@ func TestTwoAgentsServeOneCluster(t *testing.T) {
 }
 
 func TestZoneHintAndRolePools(t *testing.T) {
-	zoned := func(zone string, roles ...string) testutil.Options {
-		return testutil.Options{Config: func(c *agent.Config) { c.Zone, c.Roles = zone, roles }}
+	zoned := func(zone string, roles ...string) agenttest.Options {
+		return agenttest.Options{Config: func(c *agent.Config) { c.Zone, c.Roles = zone, roles }}
 	}
-	a := testutil.StartAgent(t, zoned("az-1"))
-	b := testutil.StartPeer(t, a, zoned("az-2"))
-	reader := testutil.StartPeer(t, a, zoned("az-1", "fetch"))
+	a := agenttest.Start(t, zoned("az-1"))
+	b := agenttest.StartPeer(t, a, zoned("az-2"))
+	reader := agenttest.StartPeer(t, a, zoned("az-1", "fetch"))
 	createTopic(t, testutil.Dial(t, a.Addr()), "zoned", 4)
 
 	brokers := func(addr, clientID string) map[int32]bool {

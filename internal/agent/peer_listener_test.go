@@ -15,6 +15,7 @@ import (
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 	"github.com/floe-io/floe/internal/zonecache"
 )
 
@@ -64,8 +65,8 @@ func send(t *testing.T, addr string, secret []byte, frame []byte) {
 // API key, sent to both listeners with and without the secret, leave the
 // agent up, its memory bounded and its cache correct.
 func TestHostileFramesOnBothListeners(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
-	b := testutil.StartPeer(t, a, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
+	b := agenttest.StartPeer(t, a, agenttest.Options{})
 	c := testutil.Dial(t, a.Addr())
 	createTopic(t, c, "victim", 2)
 	for i := range 8 {
@@ -132,7 +133,7 @@ func TestHostileFramesOnBothListeners(t *testing.T) {
 // A peer with the wrong secret is refused, and so is a Kafka client
 // dialling the peer port by mistake: the agent serves neither.
 func TestPeerListenerNeedsTheSecret(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Config: func(cfg *agent.Config) {
+	a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) {
 		cfg.PeerSecret = []byte("a secret from a file, 32 bytes..")
 	}})
 	nc, err := net.Dial("tcp", a.PeerAddr())

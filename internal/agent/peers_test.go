@@ -11,6 +11,7 @@ import (
 	"github.com/floe-io/floe/internal/objstore/faulty"
 	"github.com/floe-io/floe/internal/recordbatch"
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // readAll fetches a partition from offset 0 to hwm through one agent and
@@ -65,7 +66,7 @@ const segments = 24
 
 func readThroughTwoAgents(t *testing.T, zoneB, zoneC string) int {
 	var counter *faulty.Bucket
-	writer := testutil.StartAgent(t, testutil.Options{
+	writer := agenttest.Start(t, agenttest.Options{
 		Wrap: func(b objstore.Bucket) objstore.Bucket { counter = faulty.New(b); return counter },
 	})
 	w := testutil.Dial(t, writer.Addr())
@@ -73,12 +74,12 @@ func readThroughTwoAgents(t *testing.T, zoneB, zoneC string) int {
 	for i := range segments {
 		w.Do(produceRequest("shared-reads", -1, batchSpec{partition: int32(i % 4), records: 10}))
 	}
-	b := testutil.StartPeer(t, writer, testutil.Options{Config: func(cfg *agent.Config) { cfg.Zone = zoneB }})
-	c := testutil.StartPeer(t, writer, testutil.Options{Config: func(cfg *agent.Config) { cfg.Zone = zoneC }})
+	b := agenttest.StartPeer(t, writer, agenttest.Options{Config: func(cfg *agent.Config) { cfg.Zone = zoneB }})
+	c := agenttest.StartPeer(t, writer, agenttest.Options{Config: func(cfg *agent.Config) { cfg.Zone = zoneC }})
 	writer.Close() // its cache holds every object; take it out of the picture
 
 	// Wait until both readers see only each other.
-	for _, r := range []*testutil.Agent{b, c} {
+	for _, r := range []*agenttest.Agent{b, c} {
 		rc := testutil.Dial(t, r.Addr())
 		deadline := time.Now().Add(10 * time.Second)
 		for {

@@ -17,6 +17,7 @@ import (
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/faulty"
 	"github.com/floe-io/floe/internal/objstore/localdir"
+	"github.com/floe-io/floe/internal/testutil"
 )
 
 // getCall is one GetRange that reached the bucket.
@@ -135,18 +136,6 @@ func (f *fixture) metric(t *testing.T, name string) float64 {
 	return 0
 }
 
-// waitFor polls cond until it holds, failing the test after a while.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func (f *fixture) expectHitsMisses(t *testing.T, hits, misses float64) {
 	t.Helper()
 	gotHits, gotMisses := f.metric(t, "floe_cache_hits_total"), f.metric(t, "floe_cache_misses_total")
@@ -244,7 +233,7 @@ func TestSingleFlight(t *testing.T) {
 	}
 	// Open the gate only once every reader has found the blocks missing
 	// or in flight, so that all of them had the chance to GET.
-	waitFor(t, "every reader to reach the cache", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every reader to reach the cache", func() bool {
 		return f.metric(t, "floe_cache_hits_total")+f.metric(t, "floe_cache_misses_total") >= readers*3
 	})
 	close(f.bucket.gate)
@@ -361,7 +350,7 @@ func TestSharedGetCanceledByOwner(t *testing.T) {
 		defer close(waiterDone)
 		f.read(t, "obj", obj, 0, 100)
 	}()
-	waitFor(t, "the waiter to share the GET", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the waiter to share the GET", func() bool {
 		return f.metric(t, "floe_cache_hits_total") >= 1
 	})
 	cancelOwner()

@@ -14,6 +14,7 @@ import (
 	"github.com/floe-io/floe/internal/jobs"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
+	"github.com/floe-io/floe/internal/testutil"
 )
 
 // cutStore is a LeaseStore that, once cut, fails every call: an agent
@@ -108,7 +109,7 @@ func TestSchedulerTakeover(t *testing.T) {
 	}
 	defer func() { cancel(); wg.Wait() }()
 
-	waitFor(t, 5*time.Second, "a first run", func() bool { return state.count("a")+state.count("b") > 0 })
+	testutil.WaitFor(t, 5*time.Second, "a first run", func() bool { return state.count("a")+state.count("b") > 0 })
 	leases, err := store.Leases(t.Context())
 	if err != nil || len(leases) != 1 {
 		t.Fatalf("Leases = %+v, %v", leases, err)
@@ -126,7 +127,7 @@ func TestSchedulerTakeover(t *testing.T) {
 	// Cut the holder off: the other agent takes over after the TTL.
 	cuts[first].cut.Store(true)
 	before := state.count(first)
-	waitFor(t, 5*time.Second, other+" taking over", func() bool { return state.count(other) > 0 })
+	testutil.WaitFor(t, 5*time.Second, other+" taking over", func() bool { return state.count(other) > 0 })
 	if n := state.count(first); n > before+1 {
 		t.Errorf("%s ran %d more passes after it was cut off", first, n-before)
 	}
@@ -150,17 +151,6 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no single series %s", name)
 	return 0
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestThrottle(t *testing.T) {

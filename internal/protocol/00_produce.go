@@ -126,25 +126,30 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 	}, nil
 }
 
-// validateBatches splits and checks the record batches of one partition.
-// The whole partition is rejected if any batch is bad, as Kafka does.
+// validateBatches splits and checks the record batch of one partition.
 func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, int16, error) {
+	// Kafka 4 answers INVALID_RECORD for a partition without batches,
+	// with a batch that is not record batch format v2, or with more than
+	// one batch, before any other check (ProduceRequest.validateRecords).
 	if len(records) == 0 {
-		return nil, kerr.CorruptMessage.Code, errors.New("no record batches")
+		return nil, kerr.InvalidRecord.Code, errors.New("no record batches")
 	}
 	batches, err := recordbatch.Split(records)
 	if err != nil {
 		if errors.Is(err, recordbatch.ErrUnsupportedMagic) {
-			return nil, kerr.UnsupportedForMessageFormat.Code, err
+			return nil, kerr.InvalidRecord.Code, err
 		}
 		return nil, kerr.CorruptMessage.Code, err
+	}
+	if len(batches) > 1 {
+		return nil, kerr.InvalidRecord.Code, fmt.Errorf("%d record batches for one partition; produce requests carry exactly one", len(batches))
 	}
 	max := h.maxMessageBytes(t)
 	for _, b := range batches {
 		hdr, err := recordbatch.Validate(b)
 		if err != nil {
 			if errors.Is(err, recordbatch.ErrUnsupportedMagic) {
-				return nil, kerr.UnsupportedForMessageFormat.Code, err
+				return nil, kerr.InvalidRecord.Code, err
 			}
 			return nil, kerr.CorruptMessage.Code, err
 		}

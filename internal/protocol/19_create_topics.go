@@ -6,7 +6,9 @@ package protocol
 // (partitions, replication factor, configs; KIP-525). v7+: topic IDs.
 // Replication factor: Floe keeps one copy of every byte in the bucket, so
 // any factor is accepted and each partition reports one replica.
-// Manual replica assignments are accepted only for their partition count.
+// Manual replica assignments are accepted only for their partition count;
+// with one, NumPartitions and ReplicationFactor must be -1
+// (INVALID_REQUEST otherwise, as in Kafka).
 
 import (
 	"context"
@@ -15,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/acl"
+	"github.com/floe-io/floe/internal/config"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -33,7 +36,7 @@ func (h *Handler) createTopics(ctx context.Context, req *wire.Request) (Reply, e
 		st.NumPartitions, st.ReplicationFactor = -1, -1
 		if seen[rt.Topic] > 1 {
 			// Kafka rejects every copy of a name given twice.
-			st.ErrorCode = 42 // INVALID_REQUEST
+			st.ErrorCode = kerr.InvalidRequest.Code
 			st.ErrorMessage = strPtr("topic '" + rt.Topic + "' appears more than once in the request")
 			resp.Topics = append(resp.Topics, st)
 			continue
@@ -45,6 +48,22 @@ func (h *Handler) createTopics(ctx context.Context, req *wire.Request) (Reply, e
 		}
 		partitions := rt.NumPartitions
 		if len(rt.ReplicaAssignment) > 0 {
+			// As Kafka's controller: an assignment stands for the count
+			// and the factor, which must then be left at -1 (checked
+			// after the name).
+			msg := ""
+			switch {
+			case config.ValidTopicName(rt.Topic) != nil:
+			case rt.ReplicationFactor != -1:
+				msg = "A manual partition assignment was specified, but replication factor was not set to -1."
+			case rt.NumPartitions != -1:
+				msg = "A manual partition assignment was specified, but numPartitions was not set to -1."
+			}
+			if msg != "" {
+				st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, strPtr(msg)
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			partitions = int32(len(rt.ReplicaAssignment))
 		}
 		configs := map[string]string{}

@@ -2,9 +2,11 @@ package protocol
 
 // DeleteTopics v0-v6.
 //
-// v6 names topics by name or by ID (KIP-516). Deleting a topic removes its
-// metadata at once; its objects are left for the cleaner, which deletes
-// them after a grace period, because fetches in flight may still read them.
+// v6 names topics by name or by ID (KIP-516); an entry with both or
+// neither, and a name or ID given twice, is INVALID_REQUEST. Deleting a
+// topic removes its metadata at once; its objects are left for the
+// cleaner, which deletes them after a grace period, because fetches in
+// flight may still read them.
 
 import (
 	"context"
@@ -35,10 +37,39 @@ func (h *Handler) deleteTopics(ctx context.Context, req *wire.Request) (Reply, e
 			targets = append(targets, target{name: t.Topic, id: t.TopicID})
 		}
 	}
+	// Malformed entries are refused one by one, as Kafka's controller
+	// does, and the rest of the request is carried out: a name and an id
+	// together, neither, or a name or id given twice (every copy).
+	names, ids := map[string]int{}, map[[16]byte]int{}
+	for _, tg := range targets {
+		if tg.name != nil {
+			names[*tg.name]++
+		} else {
+			ids[tg.id]++
+		}
+	}
+	invalid := func(tg target) string {
+		switch {
+		case tg.name != nil && tg.id != [16]byte{}:
+			return "You may not specify both topic name and topic id."
+		case tg.name == nil && tg.id == [16]byte{}:
+			return "Neither topic name nor id were specified."
+		case tg.name != nil && names[*tg.name] > 1:
+			return "Duplicate topic name."
+		case tg.name == nil && ids[tg.id] > 1:
+			return "Duplicate topic id."
+		}
+		return ""
+	}
 	lookup := h.lookup(ctx)
 	for _, tg := range targets {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic, st.TopicID = tg.name, tg.id
+		if msg := invalid(tg); msg != "" {
+			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, strPtr(msg)
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		name := ""
 		if tg.name != nil {
 			name = *tg.name

@@ -1,25 +1,30 @@
 package testutil
 
-// Real servers for tests: the PostgreSQL and S3-compatible servers that
-// scripts/services starts on loopback, found through the environment it
-// prints (eval "$(scripts/services postgres s3)").
+// Real servers and clients for tests: the PostgreSQL, S3-compatible and
+// Azure Blob servers that scripts/services starts on loopback, found
+// through the environment it prints (eval "$(scripts/services postgres
+// s3)"), and the external Kafka clients scripts/test installs.
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// requireService returns the value of the environment variable name. When
-// it is empty the test is skipped, or fails if FLOE_REQUIRE_SERVICES=1 (as
-// in CI, where a missing server must not pass as a skip).
-func requireService(t testing.TB, name, service string) string {
+// RequireService returns the value of the environment variable name, which
+// locates a server scripts/services starts (service names it there: postgres,
+// s3, azblob). When it is empty the test is skipped, or fails if
+// FLOE_REQUIRE_SERVICES=1 (as in CI, where a missing server must not pass as
+// a skip).
+func RequireService(t testing.TB, name, service string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v != "" {
@@ -37,7 +42,7 @@ func requireService(t testing.TB, name, service string) string {
 // server the test may create databases on.
 func RequirePostgres(t testing.TB) string {
 	t.Helper()
-	return requireService(t, "FLOE_TEST_POSTGRES_URL", "postgres")
+	return RequireService(t, "FLOE_TEST_POSTGRES_URL", "postgres")
 }
 
 // S3Server is an S3-compatible server with a bucket the test may write
@@ -54,7 +59,7 @@ type S3Server struct {
 func RequireS3(t testing.TB) S3Server {
 	t.Helper()
 	s := S3Server{
-		Endpoint:  requireService(t, "FLOE_TEST_S3_ENDPOINT", "s3"),
+		Endpoint:  RequireService(t, "FLOE_TEST_S3_ENDPOINT", "s3"),
 		Bucket:    os.Getenv("FLOE_TEST_S3_BUCKET"),
 		AccessKey: os.Getenv("FLOE_TEST_S3_ACCESS_KEY"),
 		SecretKey: os.Getenv("FLOE_TEST_S3_SECRET_KEY"),
@@ -83,6 +88,30 @@ func (s S3Server) Env() []string {
 		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
+}
+
+// RequireClient returns the path of the external client program name,
+// skipping the test when it is not on PATH, or failing it when
+// FLOE_REQUIRE_CLIENTS is set (as scripts/test sets it after installing
+// the clients).
+func RequireClient(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		MissingClient(t, "%s not found on PATH: %v", name, err)
+	}
+	return path
+}
+
+// MissingClient skips the test because a client it needs is missing, or
+// fails it when FLOE_REQUIRE_CLIENTS is set.
+func MissingClient(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("FLOE_REQUIRE_CLIENTS") != "" {
+		t.Fatalf("%s (FLOE_REQUIRE_CLIENTS is set; run scripts/test to install clients)", msg)
+	}
+	t.Skip(msg)
 }
 
 // RandomName returns prefix followed by 12 random hex digits: a name for a

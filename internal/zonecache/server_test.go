@@ -149,25 +149,6 @@ func TestServeChecksAgainstTheStore(t *testing.T) {
 	}
 }
 
-// oldAttack is the 60-byte frame that crashed agents when block requests
-// were served on the Kafka listener: API key 20000 asking for 2^40 bytes.
-func oldAttack() []byte {
-	var b []byte
-	b = binary.BigEndian.AppendUint32(b, 0)
-	b = binary.BigEndian.AppendUint16(b, 20000)
-	b = binary.BigEndian.AppendUint16(b, 0)
-	b = binary.BigEndian.AppendUint32(b, 1)
-	b = binary.BigEndian.AppendUint16(b, 0xffff) // null client id
-	key := "segments/0123456789abcdef"
-	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
-	b = append(b, key...)
-	b = binary.BigEndian.AppendUint64(b, 1<<40)
-	b = binary.BigEndian.AppendUint64(b, 0)
-	b = binary.BigEndian.AppendUint64(b, 1<<40)
-	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	return b
-}
-
 func TestServeRefusesStrangers(t *testing.T) {
 	f := startServer(t, 0)
 	addr := f.srv.Addr().String()
@@ -180,13 +161,6 @@ func TestServeRefusesStrangers(t *testing.T) {
 		return nc
 	}
 
-	t.Run("old attack frame", func(t *testing.T) {
-		nc := dial()
-		nc.Write(oldAttack())
-		if !closedByServer(t, nc) {
-			t.Fatal("connection still open")
-		}
-	})
 	t.Run("wrong secret", func(t *testing.T) {
 		a := newAsker([]byte("not the cluster secret, at all!!"), nil)
 		defer a.close()

@@ -21,6 +21,7 @@ import (
 	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -37,13 +38,13 @@ func principalFromClientID(req *wire.Request) string {
 // aclCluster starts three agents on one metadata store, each with the
 // ACL authorizer, User:admin as super user, and its ACLs polled every
 // second (the default).
-func aclCluster(t *testing.T) []*testutil.Agent {
-	opts := testutil.Options{Config: func(c *agent.Config) {
+func aclCluster(t *testing.T) []*agenttest.Agent {
+	opts := agenttest.Options{Config: func(c *agent.Config) {
 		c.ACL = &acl.AuthorizerOptions{Options: acl.Options{SuperUsers: []string{"User:admin"}}}
 		c.TestPrincipal = principalFromClientID
 	}}
-	a := testutil.StartAgent(t, opts)
-	return []*testutil.Agent{a, testutil.StartPeer(t, a, opts), testutil.StartPeer(t, a, opts)}
+	a := agenttest.Start(t, opts)
+	return []*agenttest.Agent{a, agenttest.StartPeer(t, a, opts), agenttest.StartPeer(t, a, opts)}
 }
 
 // clientAs returns a franz-go client acting as User:name.
@@ -280,7 +281,7 @@ func TestACLsKadm(t *testing.T) {
 // TestACLsDisabled: without an authorizer everything is allowed and the
 // ACL APIs answer SECURITY_DISABLED, as Kafka does.
 func TestACLsDisabled(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	adm := newAdmin(t, a.Addr())
@@ -332,10 +333,10 @@ func waitVisible(ctx context.Context, t *testing.T, at []*kgo.Client, start time
 // cluster.
 func TestACLsKafkaPython(t *testing.T) {
 	if _, err := os.Stat(debianPython); err != nil {
-		missingClient(t, "%s: %v", debianPython, err)
+		testutil.MissingClient(t, "%s: %v", debianPython, err)
 	}
 	if out, err := exec.Command(debianPython, "-c", "from kafka.admin import ACL, ResourcePattern, ACLResourcePatternType").CombinedOutput(); err != nil {
-		missingClient(t, "%s cannot import kafka-python's ACL classes: %v\n%s", debianPython, err, out)
+		testutil.MissingClient(t, "%s cannot import kafka-python's ACL classes: %v\n%s", debianPython, err, out)
 	}
 	agents := aclCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -404,7 +405,7 @@ func TestACLsKafkaPython(t *testing.T) {
 // open default for topics, and a client on another address (127.0.0.2)
 // may then use only the prefix granted to its host.
 func TestACLsByHost(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Config: func(c *agent.Config) {
+	a := agenttest.Start(t, agenttest.Options{Config: func(c *agent.Config) {
 		c.ACL = &acl.AuthorizerOptions{Options: acl.Options{AllowIfNoACL: true}}
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

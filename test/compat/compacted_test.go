@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // TestCompactedTopicThroughFranz produces keyed updates and tombstones to
@@ -19,7 +19,7 @@ import (
 // offset must still increase, and the last record of each key must be its
 // latest value, as Kafka Streams and Connect rely on.
 func TestCompactedTopicThroughFranz(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Jobs: true})
+	a := agenttest.Start(t, agenttest.Options{Jobs: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	adm := newAdmin(t, a.Addr())

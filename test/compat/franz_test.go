@@ -9,14 +9,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // TestFranzRoundTrip produces 100,000 records across 3 topics × 8
 // partitions with an idempotent franz-go producer and reads them back:
 // every record once, byte for byte, in order, offsets contiguous from 0.
 func TestFranzRoundTrip(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

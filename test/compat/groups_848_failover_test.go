@@ -18,6 +18,7 @@ import (
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 func TestConsumerProtocolFailover(t *testing.T) {
@@ -28,15 +29,15 @@ func TestConsumerProtocolFailover(t *testing.T) {
 		base(c)
 		c.Groups.Consumer.SessionTimeout = session
 	}
-	first := testutil.StartAgent(t, opts)
-	second := testutil.StartPeer(t, first, opts)
+	first := agenttest.Start(t, opts)
+	second := agenttest.StartPeer(t, first, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const topic, partitions = "failover848", 6
 	createTopic(t, ctx, first.Addr(), topic, partitions)
 	seeds := kgo.SeedBrokers(first.Addr(), second.Addr())
 
-	waitUntil(t, 10*time.Second, "both agents live", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "both agents live", func() bool {
 		for _, addr := range []string{first.Addr(), second.Addr()} {
 			cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 			if err != nil {
@@ -74,7 +75,7 @@ func TestConsumerProtocolFailover(t *testing.T) {
 			seeds, kgo.RetryTimeout(30*time.Second), kgo.MetadataMaxAge(time.Second), kgo.MetadataMinAge(100*time.Millisecond)))
 	}
 	var before kadm.DescribedConsumerGroup
-	waitUntil(t, 20*time.Second, "a converged group consuming", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a converged group consuming", func() bool {
 		var err error
 		before, err = tryDescribeConsumerGroup(ctx, admin, group)
 		return err == nil && converged(before, 2, topic, partitions) && log.distinct() == 600
@@ -94,7 +95,7 @@ func TestConsumerProtocolFailover(t *testing.T) {
 	// live agents drops the stopped one (one membership heartbeat); a new
 	// admin client then, as franz-go keeps a coordinator it cannot dial
 	// cached.
-	waitUntil(t, 10*time.Second, "the surviving agent coordinating the group", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the surviving agent coordinating the group", func() bool {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(second.Addr()))
 		if err != nil {
 			t.Fatal(err)
@@ -112,7 +113,7 @@ func TestConsumerProtocolFailover(t *testing.T) {
 	}
 	// The first answer from the surviving agent comes after it loaded
 	// the group, which started every member's session timeout afresh.
-	waitUntil(t, 15*time.Second, "the group described by the surviving agent", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "the group described by the surviving agent", func() bool {
 		_, ok := describe()
 		return ok
 	})
@@ -122,7 +123,7 @@ func TestConsumerProtocolFailover(t *testing.T) {
 	for p, o := range produceSpread(t, ctx, second.Addr(), topic, partitions, 600) {
 		ends[p] = max(ends[p], o)
 	}
-	waitUntil(t, 30*time.Second, "every record consumed", func() bool { return log.distinct() == 1200 })
+	testutil.WaitFor(t, 30*time.Second, "every record consumed", func() bool { return log.distinct() == 1200 })
 	t.Logf("all records consumed %v after the stop", time.Since(stopped).Round(time.Millisecond))
 
 	// Past a session timeout since the load, the members are still there
@@ -134,7 +135,7 @@ func TestConsumerProtocolFailover(t *testing.T) {
 		t.Errorf("group changed across the handover: %s epoch %d, members %v; before: epoch %d, members %v",
 			after.State, after.Epoch, ids(after), before.Epoch, ids(before))
 	}
-	waitUntil(t, 15*time.Second, "offsets committed at the end", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "offsets committed at the end", func() bool {
 		offs, err := admin.FetchOffsets(ctx, group)
 		if err != nil {
 			return false

@@ -14,6 +14,7 @@ import (
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // cgp drives one consumer-protocol group over a raw connection.
@@ -118,7 +119,7 @@ func (p cgp) describe() kmsg.ConsumerGroupDescribeResponseGroup {
 }
 
 func TestConsumerProtocolErrors(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Config: func(c *agent.Config) {
+	a := agenttest.Start(t, agenttest.Options{Config: func(c *agent.Config) {
 		c.Groups.Groups.InitialRebalanceDelay = 20 * time.Millisecond
 		c.Groups.Groups.MinSessionTimeout = time.Second
 		c.Groups.Consumer.HeartbeatInterval = 250 * time.Millisecond

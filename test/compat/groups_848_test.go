@@ -16,12 +16,13 @@ import (
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // consumerProtocolOptions start agents for KIP-848 tests: members
 // heartbeat every 100ms (group.consumer.heartbeat.interval.ms) and are
 // removed 6s after their last heartbeat.
-func consumerProtocolOptions() testutil.Options {
+func consumerProtocolOptions() agenttest.Options {
 	opts := groupAgentOptions()
 	base := opts.Config
 	opts.Config = func(c *agent.Config) {
@@ -105,7 +106,7 @@ func TestConsumerProtocolChurn(t *testing.T) {
 }
 
 func testConsumerProtocolChurn(t *testing.T, balancer kgo.GroupBalancer, assignor string) {
-	a := testutil.StartAgent(t, consumerProtocolOptions())
+	a := agenttest.Start(t, consumerProtocolOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	admin := newAdmin(t, a.Addr())
@@ -141,10 +142,10 @@ func testConsumerProtocolChurn(t *testing.T, balancer kgo.GroupBalancer, assigno
 	for _, o := range ends {
 		total += int(o)
 	}
-	waitUntil(t, 30*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 30*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 
 	var d kadm.DescribedConsumerGroup
-	waitUntil(t, 15*time.Second, "the assignment converged", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "the assignment converged", func() bool {
 		var err error
 		d, err = tryDescribeConsumerGroup(ctx, admin, group)
 		return err == nil && converged(d, 3, topic, partitions)
@@ -188,7 +189,7 @@ func testConsumerProtocolChurn(t *testing.T, balancer kgo.GroupBalancer, assigno
 // back with the same instance id takes them over without a new group
 // epoch.
 func TestConsumerProtocolStaticRestart(t *testing.T) {
-	a := testutil.StartAgent(t, consumerProtocolOptions())
+	a := agenttest.Start(t, consumerProtocolOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	admin := newAdmin(t, a.Addr())
@@ -201,7 +202,7 @@ func TestConsumerProtocolStaticRestart(t *testing.T) {
 	}
 	members := []*groupMember{start("i1"), start("i2")}
 	var before kadm.DescribedConsumerGroup
-	waitUntil(t, 15*time.Second, "a converged group consuming", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "a converged group consuming", func() bool {
 		var err error
 		before, err = tryDescribeConsumerGroup(ctx, admin, group)
 		return err == nil && converged(before, 2, topic, partitions) && log.distinct() == 200
@@ -220,7 +221,7 @@ func TestConsumerProtocolStaticRestart(t *testing.T) {
 	}
 	members[0] = start("i1")
 	produceSpread(t, ctx, a.Addr(), topic, partitions, 200)
-	waitUntil(t, 15*time.Second, "every record consumed", func() bool { return log.distinct() == 400 })
+	testutil.WaitFor(t, 15*time.Second, "every record consumed", func() bool { return log.distinct() == 400 })
 	after := describeConsumerGroup(t, ctx, admin, group)
 	was, now := byInstance(before, "i1"), byInstance(after, "i1")
 	if !converged(after, 2, topic, partitions) || after.Epoch != before.Epoch || now.MemberID == was.MemberID ||

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // clientLog gathers which client consumed which partition offsets.
@@ -110,16 +111,16 @@ func TestGroupMixedClients(t *testing.T) {
 }
 
 func testGroupMixedClients(t *testing.T, strategy string) {
-	kcat := requireClient(t, "kcat")
+	kcat := testutil.RequireClient(t, "kcat")
 	if _, err := os.Stat(debianPython); err != nil {
-		missingClient(t, "%s: %v", debianPython, err)
+		testutil.MissingClient(t, "%s: %v", debianPython, err)
 	}
 	for _, m := range []string{"confluent_kafka", "kafka"} {
 		if out, err := exec.Command(debianPython, "-c", "import "+m).CombinedOutput(); err != nil {
-			missingClient(t, "%s cannot import %s: %v\n%s", debianPython, m, err, out)
+			testutil.MissingClient(t, "%s cannot import %s: %v\n%s", debianPython, m, err, out)
 		}
 	}
-	a := testutil.StartAgent(t, groupAgentOptions())
+	a := agenttest.Start(t, groupAgentOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	admin := newAdmin(t, a.Addr())
@@ -169,7 +170,7 @@ func testGroupMixedClients(t *testing.T, strategy string) {
 		}
 	}()
 
-	waitUntil(t, 60*time.Second, "every client in a stable group", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "every client in a stable group", func() bool {
 		d, err := admin.DescribeGroups(ctx, group)
 		if err != nil {
 			return false
@@ -200,7 +201,7 @@ func testGroupMixedClients(t *testing.T, strategy string) {
 	for _, o := range ends {
 		total += int(o)
 	}
-	waitUntil(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 	log.mu.Lock()
 	defer log.mu.Unlock()
 	for _, c := range clients {
@@ -220,7 +221,7 @@ func testGroupMixedClients(t *testing.T, strategy string) {
 // TestGroupSarama: two sarama ConsumerGroup members consume a topic and
 // mark every message; the committed offsets end at the end offsets.
 func TestGroupSarama(t *testing.T) {
-	a := testutil.StartAgent(t, groupAgentOptions())
+	a := agenttest.Start(t, groupAgentOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const topic, group, partitions = "sarama-group", "sarama-group", 4
@@ -257,9 +258,9 @@ func TestGroupSarama(t *testing.T) {
 	for _, o := range ends {
 		total += int(o)
 	}
-	waitUntil(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 	admin := newAdmin(t, a.Addr())
-	waitUntil(t, 30*time.Second, "offsets committed at the end", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "offsets committed at the end", func() bool {
 		offs, err := admin.FetchOffsets(ctx, group)
 		if err != nil {
 			return false
@@ -297,7 +298,7 @@ func (h saramaHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Cons
 // a topic, committing what they read; the committed offsets end at the
 // end offsets.
 func TestGroupKafkaGo(t *testing.T) {
-	a := testutil.StartAgent(t, groupAgentOptions())
+	a := agenttest.Start(t, groupAgentOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const topic, group, partitions = "kafkago-group", "kafkago-group", 4
@@ -334,9 +335,9 @@ func TestGroupKafkaGo(t *testing.T) {
 			}
 		}()
 	}
-	waitUntil(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 	admin := newAdmin(t, a.Addr())
-	waitUntil(t, 30*time.Second, "offsets committed at the end", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "offsets committed at the end", func() bool {
 		offs, err := admin.FetchOffsets(ctx, group)
 		if err != nil {
 			return false

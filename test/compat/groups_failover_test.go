@@ -16,12 +16,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 func TestGroupCoordinatorFailover(t *testing.T) {
 	opts := groupAgentOptions()
-	first := testutil.StartAgent(t, opts)
-	second := testutil.StartPeer(t, first, opts)
+	first := agenttest.Start(t, opts)
+	second := agenttest.StartPeer(t, first, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	const topic, partitions = "failover", 8
@@ -36,7 +37,7 @@ func TestGroupCoordinatorFailover(t *testing.T) {
 
 	// A group coordinated by the first agent, once each agent sees both
 	// (a fresh client each time: franz-go caches metadata).
-	waitUntil(t, 10*time.Second, "both agents live", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "both agents live", func() bool {
 		for _, addr := range []string{first.Addr(), second.Addr()} {
 			cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 			if err != nil {
@@ -123,7 +124,7 @@ func TestGroupCoordinatorFailover(t *testing.T) {
 			}
 		}()
 	}
-	waitUntil(t, 30*time.Second, "consumption under way", func() bool { return log.distinct() > total/4 })
+	testutil.WaitFor(t, 30*time.Second, "consumption under way", func() bool { return log.distinct() > total/4 })
 	mu.Lock()
 	before := map[int32]int64{}
 	for p, o := range acked {
@@ -137,7 +138,7 @@ func TestGroupCoordinatorFailover(t *testing.T) {
 	// The new coordinator answers with every acknowledged commit.
 	// The surviving agent names itself coordinator once its view of the
 	// live agents drops the stopped one (one membership heartbeat).
-	waitUntil(t, 10*time.Second, "the surviving agent coordinating the group", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the surviving agent coordinating the group", func() bool {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(second.Addr()))
 		if err != nil {
 			t.Fatal(err)
@@ -152,7 +153,7 @@ func TestGroupCoordinatorFailover(t *testing.T) {
 	// A new admin client: franz-go keeps a coordinator it cannot dial cached.
 	admin = newAdmin(t, second.Addr())
 	var lastErr error
-	waitUntil(t, 30*time.Second, "the group answered by the surviving agent", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the group answered by the surviving agent", func() bool {
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		offs, err := admin.FetchOffsets(fctx, group)
@@ -173,14 +174,14 @@ func TestGroupCoordinatorFailover(t *testing.T) {
 		return true
 	})
 	<-produced
-	waitUntil(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 	t.Logf("all %d records consumed %v after the coordinator stopped (%d consumed twice)", total,
 		time.Since(stopped).Round(time.Millisecond), log.dups)
 	ends, err := admin.ListEndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "offsets committed at the end", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "offsets committed at the end", func() bool {
 		offs, err := admin.FetchOffsets(ctx, group)
 		if err != nil {
 			return false

@@ -16,6 +16,7 @@ import (
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // proto drives one group over a raw connection.
@@ -115,7 +116,7 @@ func consumerMetadata(topics ...string) []byte {
 }
 
 func TestGroupProtocolErrors(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Config: func(c *agent.Config) {
+	a := agenttest.Start(t, agenttest.Options{Config: func(c *agent.Config) {
 		c.Groups.Groups.InitialRebalanceDelay = 20 * time.Millisecond
 		c.Groups.Groups.MinSessionTimeout = time.Second
 	}})

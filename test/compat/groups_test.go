@@ -15,12 +15,13 @@ import (
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // groupAgentOptions start agents with group settings fit for tests: a
 // short initial rebalance delay and session timeouts down to 1s.
-func groupAgentOptions() testutil.Options {
-	return testutil.Options{Config: func(c *agent.Config) {
+func groupAgentOptions() agenttest.Options {
+	return agenttest.Options{Config: func(c *agent.Config) {
 		c.Groups.Groups.InitialRebalanceDelay = 200 * time.Millisecond
 		c.Groups.Groups.MinSessionTimeout = time.Second
 		c.Groups.LagInterval = 500 * time.Millisecond
@@ -156,17 +157,6 @@ func describeGroup(t *testing.T, ctx context.Context, admin *kadm.Client, group 
 	return g
 }
 
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestGroupChurn: 4 franz-go members over 16 partitions, with members
 // joining and leaving while records are produced and consumed, for an
 // eager and a cooperative assignor. Every record is consumed, none twice
@@ -186,7 +176,7 @@ func TestGroupChurn(t *testing.T) {
 }
 
 func testGroupChurn(t *testing.T, balancer kgo.GroupBalancer) {
-	a := testutil.StartAgent(t, groupAgentOptions())
+	a := agenttest.Start(t, groupAgentOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	admin := newAdmin(t, a.Addr())
@@ -221,7 +211,7 @@ func testGroupChurn(t *testing.T, balancer kgo.GroupBalancer) {
 	for _, o := range ends {
 		total += int(o)
 	}
-	waitUntil(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 60*time.Second, "every record consumed", func() bool { return log.distinct() == total })
 	g := describeGroup(t, ctx, admin, group)
 	if g.State != "Stable" || len(g.Members) != 3 {
 		t.Errorf("group %s with %d members, want Stable with 3", g.State, len(g.Members))
@@ -252,7 +242,7 @@ func testGroupChurn(t *testing.T, balancer kgo.GroupBalancer) {
 // generation stays the same, each restarted member gets its previous
 // assignment back and consumes what is produced next.
 func TestGroupStaticRestart(t *testing.T) {
-	a := testutil.StartAgent(t, groupAgentOptions())
+	a := agenttest.Start(t, groupAgentOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	admin := newAdmin(t, a.Addr())
@@ -268,7 +258,7 @@ func TestGroupStaticRestart(t *testing.T) {
 	for _, o := range produceSpread(t, ctx, a.Addr(), topic, partitions, 600) {
 		total += int(o)
 	}
-	waitUntil(t, 30*time.Second, "first records consumed", func() bool { return log.distinct() == total })
+	testutil.WaitFor(t, 30*time.Second, "first records consumed", func() bool { return log.distinct() == total })
 	generation := func(m *groupMember) int32 {
 		_, gen := m.cl.GroupMetadata()
 		return gen
@@ -290,7 +280,7 @@ func TestGroupStaticRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		ends.Each(func(o kadm.ListedOffset) { total += int(o.Offset) })
-		waitUntil(t, 30*time.Second, fmt.Sprintf("records consumed after restart %d", i), func() bool { return log.distinct() == total })
+		testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("records consumed after restart %d", i), func() bool { return log.distinct() == total })
 		if g := generation(members[i]); g != gen {
 			t.Errorf("restart of static-%d: generation %d, want %d (no rebalance)", i, g, gen)
 		}
@@ -328,7 +318,7 @@ func TestGroupStaticRestart(t *testing.T) {
 // to the first record each one fetches (with a 200ms
 // group.initial.rebalance.delay; Kafka's default is 3s).
 func TestGroupRebalanceTime(t *testing.T) {
-	a := testutil.StartAgent(t, groupAgentOptions())
+	a := agenttest.Start(t, groupAgentOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const topic, group, partitions = "rebalance-time", "rebalance-time-group", 16

@@ -11,14 +11,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // TestKadmTopicLifecycle drives the admin APIs with franz-go's kadm, the
 // way operators' tools do: create (and the errors Kafka gives), configs,
 // partitions, offsets, delete.
 func TestKadmTopicLifecycle(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	adm := newAdmin(t, a.Addr())
@@ -167,7 +167,7 @@ func TestKadmTopicLifecycle(t *testing.T) {
 // TestConsumeFromTimestampAndOffset positions a franz-go consumer by
 // timestamp and by exact offset.
 func TestConsumeFromTimestampAndOffset(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()), kgo.DefaultProduceTopic("ts"), kgo.AllowAutoTopicCreation())

@@ -9,7 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // segmentio/kafka-go: its Writer, its group-less Reader and its low-level
@@ -19,7 +19,7 @@ import (
 // the other codecs, and reads each partition back with a Reader that has
 // no GroupID; it also checks offsets and a raw batch through a Conn.
 func TestKafkaGo(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // KafkaJS, a pure-JavaScript client. Its consumer only works inside a
@@ -60,11 +61,11 @@ type kafkajsResult struct {
 // fetchTopicOffsets, fetchTopicOffsetsByTimestamp) and checks everything
 // it reports, then reads its records back with franz-go.
 func TestKafkaJS(t *testing.T) {
-	node := requireClient(t, "node")
+	node := testutil.RequireClient(t, "node")
 	if _, err := os.Stat(filepath.Join(kafkajsDir, "node_modules", "kafkajs", "package.json")); err != nil {
-		missingClient(t, "kafkajs is not installed (run npm ci in %s, as scripts/test does): %v", kafkajsDir, err)
+		testutil.MissingClient(t, "kafkajs is not installed (run npm ci in %s, as scripts/test does): %v", kafkajsDir, err)
 	}
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // kcat is librdkafka's command-line client (Debian package kcat). These
@@ -28,8 +28,8 @@ var kcatCodecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 // codec, in many batches, and reads them back from the beginning; the
 // output must be exactly key:value:offset for every record, in order.
 func TestKcatProduceConsume(t *testing.T) {
-	kcat := requireClient(t, "kcat")
-	a := testutil.StartAgent(t, testutil.Options{})
+	kcat := testutil.RequireClient(t, "kcat")
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -60,8 +60,8 @@ func TestKcatProduceConsume(t *testing.T) {
 // to a 4-partition topic, letting librdkafka's partitioner spread them,
 // and checks each partition: keys never move, order kept, offsets from 0.
 func TestKcatPartitioned(t *testing.T) {
-	kcat := requireClient(t, "kcat")
-	a := testutil.StartAgent(t, testutil.Options{})
+	kcat := testutil.RequireClient(t, "kcat")
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -115,8 +115,8 @@ func TestKcatPartitioned(t *testing.T) {
 // TestKcatMetadata checks what kcat -L reports: this agent as the only
 // broker and the topics with their partitions.
 func TestKcatMetadata(t *testing.T) {
-	kcat := requireClient(t, "kcat")
-	a := testutil.StartAgent(t, testutil.Options{})
+	kcat := testutil.RequireClient(t, "kcat")
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	createTopic(t, ctx, a.Addr(), "kcat-meta-a", 4)
@@ -171,8 +171,8 @@ func TestKcatMetadata(t *testing.T) {
 // a timestamp (ListOffsets by time), with two produce runs far enough apart
 // that their timestamps differ.
 func TestKcatOffsets(t *testing.T) {
-	kcat := requireClient(t, "kcat")
-	a := testutil.StartAgent(t, testutil.Options{})
+	kcat := testutil.RequireClient(t, "kcat")
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const topic = "kcat-offsets"
@@ -239,27 +239,6 @@ func TestKcatOffsets(t *testing.T) {
 }
 
 // Helpers shared by the real-client tests.
-
-// requireClient returns the path of an external client, skipping the test
-// when it is missing, unless FLOE_REQUIRE_CLIENTS is set (as in CI), in
-// which case a missing client is a failure.
-func requireClient(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		missingClient(t, "%s not found on PATH: %v", name, err)
-	}
-	return path
-}
-
-func missingClient(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("FLOE_REQUIRE_CLIENTS") != "" {
-		t.Fatalf("%s (FLOE_REQUIRE_CLIENTS is set; run scripts/test to install clients)", msg)
-	}
-	t.Skip(msg)
-}
 
 // commandTimeout bounds one client command, so a client that hangs (for
 // example one waiting for an end of partition it never sees) fails fast.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // The Python clients are Debian packages, importable only by Debian's own
@@ -75,12 +76,12 @@ func TestKafkaPython(t *testing.T) {
 func runPythonRoundTrip(t *testing.T, module, script, topic string, idempotent bool) *pythonResult {
 	t.Helper()
 	if _, err := os.Stat(debianPython); err != nil {
-		missingClient(t, "%s: %v", debianPython, err)
+		testutil.MissingClient(t, "%s: %v", debianPython, err)
 	}
 	if out, err := exec.Command(debianPython, "-c", "import "+module).CombinedOutput(); err != nil {
-		missingClient(t, "%s cannot import %s: %v\n%s", debianPython, module, err, out)
+		testutil.MissingClient(t, "%s cannot import %s: %v\n%s", debianPython, module, err, out)
 	}
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

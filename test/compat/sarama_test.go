@@ -9,7 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // IBM/sarama, the oldest Go client, with its own protocol codec.
@@ -28,7 +28,7 @@ func saramaConfig() *sarama.Config {
 // TestSaramaAdmin creates, describes, lists and deletes topics with
 // sarama's ClusterAdmin.
 func TestSaramaAdmin(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	cfg := saramaConfig()
 	// Describing a deleted topic must not bring it back.
 	cfg.Metadata.AllowAutoTopicCreation = false
@@ -108,7 +108,7 @@ func TestSaramaAdmin(t *testing.T) {
 // all, one request in flight) to chosen partitions and reads every
 // partition back with a plain Consumer from the oldest offset.
 func TestSaramaSyncProducer(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const topic, partitions = "sarama-sync", 3
@@ -167,7 +167,7 @@ func TestSaramaSyncProducer(t *testing.T) {
 // TestSaramaAsyncProducer produces with an AsyncProducer, one codec per
 // topic (snappy first), letting sarama's hash partitioner pick partitions.
 func TestSaramaAsyncProducer(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{})
+	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, c := range []struct {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // TestCompactionWithProducersAndConsumers compacts a topic while two
@@ -18,8 +18,8 @@ import (
 // exactly once, in order, at the offset it was acknowledged at.
 func TestCompactionWithProducersAndConsumers(t *testing.T) {
 	const partitions = 2
-	a := testutil.StartAgent(t, testutil.Options{Jobs: true, Linger: 5 * time.Millisecond})
-	b := testutil.StartPeer(t, a, testutil.Options{Jobs: true, Linger: 5 * time.Millisecond})
+	a := agenttest.Start(t, agenttest.Options{Jobs: true, Linger: 5 * time.Millisecond})
+	b := agenttest.StartPeer(t, a, agenttest.Options{Jobs: true, Linger: 5 * time.Millisecond})
 	addrs := []string{a.Addr(), b.Addr()}
 	createTopic(t, admin(t, a.Addr()), "live", partitions, nil)
 

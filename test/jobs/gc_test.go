@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/metastore"
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // severable is an agent's view of the metadata store that can be cut:
@@ -85,9 +85,9 @@ func TestJobTakeoverNeverDeletesReferenced(t *testing.T) {
 		return func(s metastore.Store) metastore.Store { v.Store = s; return v }
 	}
 	va, vb := &severable{}, &severable{}
-	a := testutil.StartAgent(t, testutil.Options{Jobs: true, WrapStore: view(va)})
-	b := testutil.StartPeer(t, a, testutil.Options{Jobs: true, WrapStore: view(vb)})
-	viewOf := map[*testutil.Agent]*severable{a: va, b: vb}
+	a := agenttest.Start(t, agenttest.Options{Jobs: true, WrapStore: view(va)})
+	b := agenttest.StartPeer(t, a, agenttest.Options{Jobs: true, WrapStore: view(vb)})
+	viewOf := map[*agenttest.Agent]*severable{a: va, b: vb}
 
 	adm := admin(t, a.Addr())
 	createTopic(t, adm, "short", 1, map[string]*string{"retention.ms": ptr("800"), "file.delete.delay.ms": ptr("300")})
@@ -100,7 +100,7 @@ func TestJobTakeoverNeverDeletesReferenced(t *testing.T) {
 		wg    sync.WaitGroup
 		acked sync.Map
 	)
-	for _, ag := range []*testutil.Agent{a, b} {
+	for _, ag := range []*agenttest.Agent{a, b} {
 		wg.Go(func() {
 			cl, err := kgo.NewClient(kgo.SeedBrokers(a.Addr(), b.Addr()), kgo.ProducerLinger(5*time.Millisecond))
 			if err != nil {
@@ -134,7 +134,7 @@ func TestJobTakeoverNeverDeletesReferenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var killed, survivor *testutil.Agent
+	var killed, survivor *agenttest.Agent
 	for _, info := range live {
 		if info.ID == holder {
 			if info.NodeID == a.NodeID() {
@@ -156,7 +156,7 @@ func TestJobTakeoverNeverDeletesReferenced(t *testing.T) {
 		r, c := leaseHolder(t, a.Store, "retention"), leaseHolder(t, a.Store, "cleaner")
 		return r != "" && r != holder && c != "" && c != holder
 	})
-	t.Logf("jobs taken over %v after the holder was cut off (lease TTL %v)", time.Since(killedAt).Round(time.Millisecond), testutil.JobsConfig().LeaseTTL)
+	t.Logf("jobs taken over %v after the holder was cut off (lease TTL %v)", time.Since(killedAt).Round(time.Millisecond), agenttest.JobsConfig().LeaseTTL)
 	// Retention goes on under the new holder.
 	start := offsetsOf(t, a, "short").LogStartOffset
 	waitFor(t, 20*time.Second, "retention under the new holder", func() bool { return offsetsOf(t, a, "short").LogStartOffset > start })
@@ -204,8 +204,8 @@ func TestJobTakeoverNeverDeletesReferenced(t *testing.T) {
 // grace period; objects outside the data prefixes and committed objects
 // stay.
 func TestOrphanCleanup(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Jobs: true})
-	grace := testutil.JobsConfig().OrphanGrace
+	a := agenttest.Start(t, agenttest.Options{Jobs: true})
+	grace := agenttest.JobsConfig().OrphanGrace
 	put := time.Now()
 	for _, key := range []string{"segments/orphan-1", "other/not-floe-data"} {
 		if err := a.Bucket.Put(t.Context(), key, []byte("never committed")); err != nil {

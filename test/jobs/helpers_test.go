@@ -18,6 +18,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 func admin(t *testing.T, addr string) *kadm.Client {
@@ -65,7 +66,7 @@ func produce(t *testing.T, addr, topic string, n int, value string) int64 {
 }
 
 // offsetsOf returns partition 0's log start offset and high watermark.
-func offsetsOf(t *testing.T, a *testutil.Agent, topic string) metastore.PartitionOffsets {
+func offsetsOf(t *testing.T, a *agenttest.Agent, topic string) metastore.PartitionOffsets {
 	t.Helper()
 	tp, err := a.Store.Topic(t.Context(), topic)
 	if err != nil {
@@ -137,19 +138,13 @@ func checkReferencedPresent(t *testing.T, s metastore.Store, b objstore.Bucket) 
 	}
 }
 
+// waitFor is testutil.WaitFor with three times the bound d: the bounds are
+// what a quiet machine needs, and CI runs these under the race detector
+// next to other packages' tests on 2 cores. A condition met sooner returns
+// sooner.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	// The bounds are what a quiet machine needs; CI runs these under the
-	// race detector next to other packages' tests on 2 cores, so allow
-	// three times as long. A condition met sooner returns sooner.
-	d *= 3
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 3*d, what, cond)
 }
 
 // consumeFrom reads partition 0 of topic from offset with a reset policy

@@ -13,13 +13,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // retention.ms: once every record is older, the log start offset reaches
 // the high watermark, ListOffsets earliest says so, and the segments
 // leave the bucket only after file.delete.delay.ms.
 func TestRetentionByTime(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Jobs: true})
+	a := agenttest.Start(t, agenttest.Options{Jobs: true})
 	adm := admin(t, a.Addr())
 	createTopic(t, adm, "by-time", 1, map[string]*string{
 		"retention.ms": ptr("1500"), "file.delete.delay.ms": ptr("3000"),
@@ -56,7 +57,7 @@ func TestRetentionByTime(t *testing.T) {
 // retention.bytes: the oldest extents go while the partition would still
 // hold at least retention.bytes without them.
 func TestRetentionBySize(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Jobs: true})
+	a := agenttest.Start(t, agenttest.Options{Jobs: true})
 	adm := admin(t, a.Addr())
 	const limit = 400
 	createTopic(t, adm, "by-size", 1, map[string]*string{"retention.bytes": ptr("400")})
@@ -88,7 +89,7 @@ func TestRetentionBySize(t *testing.T) {
 // not beyond the high watermark; fetches below it are out of range and
 // consumers reset as configured.
 func TestDeleteRecords(t *testing.T) {
-	a := testutil.StartAgent(t, testutil.Options{Jobs: true})
+	a := agenttest.Start(t, agenttest.Options{Jobs: true})
 	adm := admin(t, a.Addr())
 	createTopic(t, adm, "dr", 1, nil)
 	last := produce(t, a.Addr(), "dr", 10, "v")
@@ -109,7 +110,7 @@ func TestDeleteRecords(t *testing.T) {
 	}
 	// Another agent reads the partition first, caching its extents and
 	// offsets; the deletion must reach its cache too.
-	peer := testutil.StartPeer(t, a, testutil.Options{})
+	peer := agenttest.StartPeer(t, a, agenttest.Options{})
 	rc := testutil.Dial(t, peer.Addr())
 	fetch := func(offset int64) kmsg.FetchResponseTopicPartition {
 		fr := kmsg.NewPtrFetchRequest()

@@ -17,7 +17,7 @@ import (
 
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/faulty"
-	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // BenchmarkProduceLatency produces 1 KiB records at a fixed rate for a few
@@ -45,7 +45,7 @@ func BenchmarkProduceLatency(b *testing.B) {
 
 func runProduce(b *testing.B, partitions int32, linger, clientLinger time.Duration, perSecond int, duration time.Duration) {
 	var fb *faulty.Bucket
-	a := testutil.StartAgent(b, testutil.Options{
+	a := agenttest.Start(b, agenttest.Options{
 		Linger: linger,
 		Wrap:   func(bk objstore.Bucket) objstore.Bucket { fb = faulty.New(bk); return fb },
 	})

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/metastoretest"
 	"github.com/floe-io/floe/internal/metastore/postgres"
+	"github.com/floe-io/floe/internal/testutil"
 )
 
 // These tests need a real PostgreSQL: FLOE_TEST_POSTGRES_URL names a
@@ -28,14 +28,7 @@ import (
 
 func serverURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("FLOE_TEST_POSTGRES_URL")
-	if u == "" {
-		if os.Getenv("FLOE_REQUIRE_SERVICES") == "1" {
-			t.Fatal(`FLOE_TEST_POSTGRES_URL is not set and FLOE_REQUIRE_SERVICES=1: run eval "$(scripts/services postgres)"`)
-		}
-		t.Skip(`FLOE_TEST_POSTGRES_URL is not set (eval "$(scripts/services postgres)" starts a server)`)
-	}
-	return u
+	return testutil.RequirePostgres(t)
 }
 
 // freshDatabase creates an empty database and returns its URL. It is

@@ -16,6 +16,7 @@ import (
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/azblob"
 	"github.com/floe-io/floe/internal/objstore/objstoretest"
+	"github.com/floe-io/floe/internal/testutil"
 )
 
 // The tests run against Azurite (or Azure) when FLOE_TEST_AZBLOB_ENDPOINT
@@ -27,13 +28,7 @@ import (
 // FLOE_REQUIRE_SERVICES=1.
 func options(t *testing.T) azblob.Options {
 	t.Helper()
-	endpoint := os.Getenv("FLOE_TEST_AZBLOB_ENDPOINT")
-	if endpoint == "" {
-		if os.Getenv("FLOE_REQUIRE_SERVICES") == "1" {
-			t.Fatal("FLOE_REQUIRE_SERVICES=1 but FLOE_TEST_AZBLOB_ENDPOINT is not set; run: eval \"$(scripts/services azblob)\"")
-		}
-		t.Skip("no Azure Blob service: set FLOE_TEST_AZBLOB_ENDPOINT (eval \"$(scripts/services azblob)\")")
-	}
+	endpoint := testutil.RequireService(t, "FLOE_TEST_AZBLOB_ENDPOINT", "azblob")
 	container := os.Getenv("FLOE_TEST_AZBLOB_CONTAINER")
 	if container == "" {
 		container = "floe-test"

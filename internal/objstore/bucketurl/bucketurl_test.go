@@ -22,6 +22,7 @@ import (
 	"github.com/floe-io/floe/internal/objstore/localdir"
 	"github.com/floe-io/floe/internal/objstore/objstoretest"
 	"github.com/floe-io/floe/internal/objstore/s3"
+	"github.com/floe-io/floe/internal/testutil"
 )
 
 func TestParse(t *testing.T) {
@@ -265,13 +266,7 @@ func TestOpenS3Fake(t *testing.T) {
 // TestOpenS3Real runs against the server `scripts/services s3` starts
 // (FLOE_TEST_S3_URL, FLOE_TEST_S3_ACCESS_KEY, FLOE_TEST_S3_SECRET_KEY).
 func TestOpenS3Real(t *testing.T) {
-	raw := os.Getenv("FLOE_TEST_S3_URL")
-	if raw == "" {
-		if os.Getenv("FLOE_REQUIRE_SERVICES") == "1" {
-			t.Fatal("FLOE_REQUIRE_SERVICES=1 but FLOE_TEST_S3_URL is not set; run: eval \"$(scripts/services s3)\"")
-		}
-		t.Skip("no S3 server: set FLOE_TEST_S3_URL (eval \"$(scripts/services s3)\")")
-	}
+	raw := testutil.RequireService(t, "FLOE_TEST_S3_URL", "s3")
 	if key := os.Getenv("FLOE_TEST_S3_ACCESS_KEY"); key != "" {
 		setAWSEnv(t, key, os.Getenv("FLOE_TEST_S3_SECRET_KEY"))
 	} // else the standard AWS chain as it is
@@ -281,13 +276,7 @@ func TestOpenS3Real(t *testing.T) {
 // TestOpenAzBlobReal runs against the Azurite `scripts/services azblob`
 // starts (FLOE_TEST_AZBLOB_URL, FLOE_TEST_AZBLOB_ACCOUNT and _KEY).
 func TestOpenAzBlobReal(t *testing.T) {
-	raw := os.Getenv("FLOE_TEST_AZBLOB_URL")
-	if raw == "" {
-		if os.Getenv("FLOE_REQUIRE_SERVICES") == "1" {
-			t.Fatal("FLOE_REQUIRE_SERVICES=1 but FLOE_TEST_AZBLOB_URL is not set; run: eval \"$(scripts/services azblob)\"")
-		}
-		t.Skip("no Azure Blob service: set FLOE_TEST_AZBLOB_URL (eval \"$(scripts/services azblob)\")")
-	}
+	raw := testutil.RequireService(t, "FLOE_TEST_AZBLOB_URL", "azblob")
 	if account := os.Getenv("FLOE_TEST_AZBLOB_ACCOUNT"); account != "" {
 		t.Setenv("AZURE_STORAGE_CONNECTION_STRING", "")
 		t.Setenv("AZURE_STORAGE_ACCOUNT", account)

@@ -28,6 +28,7 @@ import (
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/objstoretest"
 	"github.com/floe-io/floe/internal/objstore/s3"
+	"github.com/floe-io/floe/internal/testutil"
 )
 
 // The real-server tests run when FLOE_TEST_S3_ENDPOINT is set, against
@@ -63,13 +64,7 @@ func (s server) options(prefix string) s3.Options {
 // realServer returns the server named by the environment, or skips.
 func realServer(t *testing.T) server {
 	t.Helper()
-	endpoint := os.Getenv("FLOE_TEST_S3_ENDPOINT")
-	if endpoint == "" {
-		if os.Getenv("FLOE_REQUIRE_SERVICES") == "1" {
-			t.Fatal("FLOE_REQUIRE_SERVICES=1 but FLOE_TEST_S3_ENDPOINT is not set; run: eval \"$(scripts/services s3)\"")
-		}
-		t.Skip("no S3 server: set FLOE_TEST_S3_ENDPOINT (eval \"$(scripts/services s3)\")")
-	}
+	endpoint := testutil.RequireService(t, "FLOE_TEST_S3_ENDPOINT", "s3")
 	s := server{
 		endpoint:  endpoint,
 		bucket:    envOr("FLOE_TEST_S3_BUCKET", "floe-test"),

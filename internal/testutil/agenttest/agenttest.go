@@ -1,13 +1,11 @@
-// Package testutil starts real agents for tests: an in-process agent on a
+// Package agenttest starts real agents for tests: an in-process agent on a
 // free loopback port, with an embedded metadata store and a local-directory
-// bucket in the test's temporary directory.
-package testutil
+// bucket in the test's temporary directory. Helpers that need no agent live
+// in internal/testutil, which packages below the agent can import.
+package agenttest
 
 import (
-	"log/slog"
-	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/localdir"
+	"github.com/floe-io/floe/internal/testutil"
 )
 
 // Agent is an agent started for a test, with the parts it runs on.
@@ -25,18 +24,9 @@ type Agent struct {
 	Dir    string
 	Store  *embedded.Store
 	Bucket objstore.Bucket
-
-	closeOnce sync.Once
-	closeErr  error
 }
 
-// Close stops the agent once; later calls do nothing.
-func (a *Agent) Close() error {
-	a.closeOnce.Do(func() { a.closeErr = a.Agent.Close() })
-	return a.closeErr
-}
-
-// Options tune StartAgent.
+// Options tune Start.
 type Options struct {
 	Linger time.Duration // default 20ms, to keep tests fast
 	// Wrap, when set, wraps the bucket (fault injection, counting).
@@ -67,8 +57,8 @@ func JobsConfig() jobs.Config {
 	}
 }
 
-// StartAgent starts an agent that stops when the test ends.
-func StartAgent(t testing.TB, opts Options) *Agent {
+// Start starts an agent that stops when the test ends.
+func Start(t testing.TB, opts Options) *Agent {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{})
@@ -108,7 +98,7 @@ func start(t testing.TB, dir string, store *embedded.Store, bucket objstore.Buck
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
 		Roles:             []string{"produce", "fetch"},
-		Logger:            Logger(t),
+		Logger:            testutil.Logger(t),
 	}
 	if opts.Jobs {
 		cfg.Roles = append(cfg.Roles, "jobs")
@@ -128,21 +118,4 @@ func start(t testing.TB, dir string, store *embedded.Store, bucket objstore.Buck
 	ta := &Agent{Agent: a, Dir: dir, Store: store, Bucket: bucket}
 	t.Cleanup(func() { ta.Close() })
 	return ta
-}
-
-// Logger returns a logger that writes warnings and errors to the test log
-// (or everything with FLOE_TEST_LOG=debug).
-func Logger(t testing.TB) *slog.Logger {
-	level := slog.LevelWarn
-	if os.Getenv("FLOE_TEST_LOG") == "debug" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
 }

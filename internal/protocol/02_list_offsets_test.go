@@ -1,0 +1,67 @@
+package protocol_test
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func TestListOffsets(t *testing.T) {
+	f := start(t)
+	f.createTopic("t", 2)
+	f.produce("t", 0, 3, 1000) // offsets 0-2, timestamps 1000-1002
+	f.produce("t", 0, 2, 2000) // offsets 3-4, timestamps 2000-2001
+
+	for _, tc := range []struct {
+		name       string
+		version    int16
+		topic      string
+		partition  int32
+		timestamp  int64
+		epoch      int32 // current leader epoch; 0 means -1 (none)
+		wantCode   int16
+		wantOffset int64
+		wantTS     int64
+	}{
+		{name: "latest", version: 8, topic: "t", timestamp: -1, wantOffset: 5, wantTS: -1},
+		{name: "earliest", version: 8, topic: "t", timestamp: -2, wantOffset: 0, wantTS: -1},
+		{name: "latest v1", version: 1, topic: "t", timestamp: -1, wantOffset: 5, wantTS: -1},
+		{name: "max timestamp", version: 7, topic: "t", timestamp: -3, wantOffset: 4, wantTS: 2001},
+		{name: "earliest local", version: 8, topic: "t", timestamp: -4, wantOffset: 0, wantTS: -1},
+		{name: "exact timestamp", version: 8, topic: "t", timestamp: 1001, wantOffset: 1, wantTS: 1001},
+		{name: "timestamp between batches", version: 8, topic: "t", timestamp: 1500, wantOffset: 3, wantTS: 2000},
+		{name: "timestamp before all", version: 8, topic: "t", timestamp: 0, wantOffset: 0, wantTS: 1000},
+		{name: "timestamp after all", version: 8, topic: "t", timestamp: 5000, wantOffset: -1, wantTS: -1},
+		{name: "empty partition latest", version: 8, topic: "t", partition: 1, timestamp: -1, wantOffset: 0, wantTS: -1},
+		{name: "empty partition by timestamp", version: 8, topic: "t", partition: 1, timestamp: 1000, wantOffset: -1, wantTS: -1},
+		{name: "unknown topic", version: 8, topic: "nope", timestamp: -1, wantCode: kerr.UnknownTopicOrPartition.Code},
+		{name: "unknown partition", version: 8, topic: "t", partition: 2, timestamp: -1, wantCode: kerr.UnknownTopicOrPartition.Code},
+		{name: "leader epoch ahead", version: 8, topic: "t", timestamp: -1, epoch: 4, wantCode: kerr.UnknownLeaderEpoch.Code},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := kmsg.NewPtrListOffsetsRequest()
+			req.ReplicaID = -1
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = tc.topic
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = tc.partition, tc.timestamp, -1
+			if tc.epoch != 0 {
+				rp.CurrentLeaderEpoch = tc.epoch
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			p := do[*kmsg.ListOffsetsResponse](f, tc.version, req).Topics[0].Partitions[0]
+			expectCode(t, "list offsets", p.ErrorCode, tc.wantCode)
+			if tc.wantCode != 0 {
+				tc.wantOffset, tc.wantTS = -1, -1
+			}
+			if p.Offset != tc.wantOffset || p.Timestamp != tc.wantTS {
+				t.Errorf("offset %d, timestamp %d; want %d, %d", p.Offset, p.Timestamp, tc.wantOffset, tc.wantTS)
+			}
+			if tc.wantCode == 0 && tc.version >= 4 && tc.wantOffset >= 0 && p.LeaderEpoch != 0 {
+				t.Errorf("leader epoch %d, want 0", p.LeaderEpoch)
+			}
+		})
+	}
+}

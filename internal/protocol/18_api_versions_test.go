@@ -1,0 +1,96 @@
+package protocol_test
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/protocol"
+)
+
+// advertised is what README promises, API key → version range. A change
+// here is a change in what clients may send, so it is spelled out.
+var advertised = map[int16][2]int16{
+	0:  {0, 11}, // Produce (v0-2 answered UNSUPPORTED_VERSION, as Kafka 4)
+	1:  {4, 12}, // Fetch
+	2:  {1, 8},  // ListOffsets
+	3:  {0, 12}, // Metadata
+	8:  {2, 10}, // OffsetCommit
+	9:  {1, 10}, // OffsetFetch
+	10: {0, 4},  // FindCoordinator
+	11: {0, 9},  // JoinGroup
+	12: {0, 4},  // Heartbeat
+	13: {0, 5},  // LeaveGroup
+	14: {0, 5},  // SyncGroup
+	15: {0, 6},  // DescribeGroups
+	16: {0, 5},  // ListGroups
+	18: {0, 4},  // ApiVersions
+	19: {0, 7},  // CreateTopics
+	20: {0, 6},  // DeleteTopics
+	21: {0, 2},  // DeleteRecords
+	22: {0, 4},  // InitProducerId
+	23: {0, 4},  // OffsetForLeaderEpoch
+	29: {0, 3},  // DescribeAcls
+	30: {0, 3},  // CreateAcls
+	31: {0, 3},  // DeleteAcls
+	32: {0, 4},  // DescribeConfigs
+	33: {0, 2},  // AlterConfigs
+	37: {0, 3},  // CreatePartitions
+	42: {0, 3},  // DeleteGroups
+	44: {0, 1},  // IncrementalAlterConfigs
+	47: {0, 0},  // OffsetDelete
+	60: {0, 1},  // DescribeCluster
+	68: {0, 1},  // ConsumerGroupHeartbeat
+	69: {0, 1},  // ConsumerGroupDescribe
+}
+
+func TestApiVersions(t *testing.T) {
+	f := start(t)
+	for _, version := range []int16{0, 1, 2, 3, 4} {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.ClientSoftwareName, req.ClientSoftwareVersion = "protocol-test", "1"
+		resp := do[*kmsg.ApiVersionsResponse](f, version, req)
+		expectCode(t, "api versions", resp.ErrorCode, 0)
+		got := map[int16][2]int16{}
+		prev := int16(-1)
+		for _, k := range resp.ApiKeys {
+			if k.ApiKey <= prev {
+				t.Errorf("v%d: api keys not sorted or repeated at %d", version, k.ApiKey)
+			}
+			prev = k.ApiKey
+			got[k.ApiKey] = [2]int16{k.MinVersion, k.MaxVersion}
+		}
+		if len(got) != len(advertised) {
+			t.Errorf("v%d: %d APIs advertised, want %d", version, len(got), len(advertised))
+		}
+		for key, want := range advertised {
+			if got[key] != want {
+				t.Errorf("v%d: %s (%d) advertised %v, want %v", version, kmsg.NameForKey(key), key, got[key], want)
+			}
+		}
+	}
+	// The registry is what is advertised.
+	if n := len(protocol.Supported()); n != len(advertised) {
+		t.Errorf("registry has %d APIs, want %d", n, len(advertised))
+	}
+}
+
+// TestApiVersionsTooNew: a version above ours is answered at v0 with
+// UNSUPPORTED_VERSION and our ranges, so the client can retry (KIP-511).
+func TestApiVersionsTooNew(t *testing.T) {
+	f := start(t)
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.SetVersion(5)
+	corr := f.c.Send(req)
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.SetVersion(0)
+	f.c.Receive(corr, resp)
+	expectCode(t, "too new", resp.ErrorCode, kerr.UnsupportedVersion.Code)
+	if len(resp.ApiKeys) != len(advertised) {
+		t.Errorf("%d APIs listed, want %d", len(resp.ApiKeys), len(advertised))
+	}
+	// The connection stays usable.
+	again := do[*kmsg.ApiVersionsResponse](f, 3, kmsg.NewPtrApiVersionsRequest())
+	expectCode(t, "retry at v3", again.ErrorCode, 0)
+}

@@ -1,0 +1,47 @@
+package protocol_test
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func TestInitProducerID(t *testing.T) {
+	f := start(t)
+	initPID := func(version int16, txn *string, id int64, epoch int16) *kmsg.InitProducerIDResponse {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.TransactionalID = txn
+		req.TransactionTimeoutMillis = 60_000
+		req.ProducerID, req.ProducerEpoch = id, epoch
+		return do[*kmsg.InitProducerIDResponse](f, version, req)
+	}
+
+	seen := map[int64]bool{}
+	for _, v := range []int16{0, 2, 4} {
+		r := initPID(v, nil, -1, -1)
+		expectCode(t, "idempotent producer", r.ErrorCode, 0)
+		if r.ProducerID < 0 || r.ProducerEpoch != 0 || seen[r.ProducerID] {
+			t.Errorf("v%d: producer id %d epoch %d; want a new id with epoch 0", v, r.ProducerID, r.ProducerEpoch)
+		}
+		seen[r.ProducerID] = true
+	}
+
+	// A producer that passes its id and epoch after an error (KIP-360) gets
+	// an id and epoch it has not used: Kafka hands idempotent producers a
+	// new id, Floe bumps the epoch of the same id; either serves the client.
+	first := initPID(4, nil, -1, -1)
+	again := initPID(4, nil, first.ProducerID, first.ProducerEpoch)
+	expectCode(t, "re-init", again.ErrorCode, 0)
+	if again.ProducerID == first.ProducerID && again.ProducerEpoch == first.ProducerEpoch {
+		t.Errorf("re-init answered the same id and epoch %d/%d", again.ProducerID, again.ProducerEpoch)
+	}
+
+	// Transactions are not supported yet: a fatal error, not a retriable
+	// one a client would loop on.
+	r := initPID(4, kmsg.StringPtr("tx"), -1, -1)
+	expectCode(t, "transactional id", r.ErrorCode, kerr.TransactionalIDAuthorizationFailed.Code)
+	if r.ProducerID != -1 || r.ProducerEpoch != -1 {
+		t.Errorf("transactional: producer id %d epoch %d, want -1/-1", r.ProducerID, r.ProducerEpoch)
+	}
+}
