@@ -52,7 +52,7 @@ func (h *Handler) consumerGroupDescribe(_ context.Context, req *wire.Request) (R
 			var d consumer.Description
 			switch {
 			case !h.allowed(req, acl.Describe, acl.Group, name):
-				g.ErrorCode = kerr.GroupAuthorizationFailed.Code
+				g.ErrorCode, g.AuthorizedOperations = kerr.GroupAuthorizationFailed.Code, -2147483648
 			case code != 0:
 				g.ErrorCode = code
 			case name == "":
