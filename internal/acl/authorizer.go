@@ -79,6 +79,9 @@ func NewAuthorizer(ctx context.Context, store metastore.ACLStore, opts Authorize
 	if err := a.Reload(ctx); err != nil {
 		return nil, err
 	}
+	cur := a.current.Load()
+	a.log.Info("authorizing with acls", "version", cur.version, "super_users", opts.SuperUsers,
+		"allow_everyone_if_no_acl_found", opts.AllowIfNoACL, "poll", opts.PollInterval)
 	return a, nil
 }
 
