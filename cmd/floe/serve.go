@@ -52,6 +52,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.Int64Var(&f.cfg.Jobs.BytesPerSecond, "job-bytes-per-second", 0, "bytes per second background jobs may move, all together (0: unlimited)")
 	f.logs.register(fs)
 	f.security.register(fs, &f.cfg)
+	registerLimits(fs, &f.cfg)
 	f.finish = func() error {
 		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))
 		f.cfg.NodeID = int32(nodeID)

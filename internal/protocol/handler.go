@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -49,6 +50,8 @@ type Config struct {
 	// Groups coordinates the consumer groups this agent owns; nil answers
 	// every group request COORDINATOR_NOT_AVAILABLE.
 	Groups *coordinator.Coordinator
+	// Limits bound what requests may create (limits.go).
+	Limits Limits
 }
 
 // Store is what the handlers read and change in the metadata store
@@ -75,6 +78,8 @@ type Handler struct {
 	reader *fetch.Reader
 	notify *fetch.Notifier
 	log    *slog.Logger
+	// mutations and producerIDs are the clients' quotas (limits.go).
+	mutations, producerIDs *quotas
 }
 
 // NewHandler returns a Handler.
@@ -88,7 +93,12 @@ func NewHandler(cfg Config, store Store, writer *produce.Writer, reader *fetch.R
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 1048588
 	}
-	return &Handler{cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log}
+	cfg.Limits = cfg.Limits.WithDefaults()
+	return &Handler{
+		cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log,
+		mutations:   newQuotas(cfg.Limits.ControllerMutationRate, time.Now),
+		producerIDs: newQuotas(cfg.Limits.ProducerIDRate, time.Now),
+	}
 }
 
 // Reply produces a request's response. It runs after every earlier
