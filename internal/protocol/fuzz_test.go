@@ -10,6 +10,7 @@ package protocol_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
@@ -20,8 +21,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/cache"
+	"github.com/floe-io/floe/internal/cluster"
 	"github.com/floe-io/floe/internal/coordinator"
 	"github.com/floe-io/floe/internal/fetch"
+	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/objstore/localdir"
 	"github.com/floe-io/floe/internal/produce"
@@ -52,6 +55,33 @@ func (c oneAgent) Owner(string) protocol.Broker { return c.Self() }
 func (oneAgent) Serves(string) bool             { return true }
 func (c oneAgent) For(string) protocol.Cluster  { return c }
 
+// agents is a Cluster of n agents in which this agent is the first,
+// partitions owned by rendezvous hashing as in the agent.
+type agents []metastore.AgentInfo
+
+func newAgents(n int) agents {
+	var out agents
+	for i := range n {
+		out = append(out, metastore.AgentInfo{ID: fmt.Sprintf("agent-%d", i), NodeID: int32(i), Host: "127.0.0.1", Port: int32(9092 + i)})
+	}
+	return out
+}
+
+func brokerOf(a metastore.AgentInfo) protocol.Broker {
+	return protocol.Broker{NodeID: a.NodeID, Host: a.Host, Port: a.Port}
+}
+func (c agents) Self() protocol.Broker { return brokerOf(c[0]) }
+func (c agents) Brokers() []protocol.Broker {
+	var out []protocol.Broker
+	for _, a := range c {
+		out = append(out, brokerOf(a))
+	}
+	return out
+}
+func (c agents) Owner(key string) protocol.Broker { return brokerOf(cluster.Owner(c, key)) }
+func (agents) Serves(string) bool                 { return true }
+func (c agents) For(string) protocol.Cluster      { return c }
+
 // harness is a handler with its parts, built once per fuzz worker.
 type harness struct {
 	h       *protocol.Handler
@@ -59,7 +89,13 @@ type harness struct {
 	samples []metrics.Sample
 }
 
-func newHarness(tb testing.TB) *harness {
+// newHarness builds the handler; limits, if given, replace the small
+// ones the fuzzing uses.
+func newHarness(tb testing.TB, limits ...protocol.Limits) *harness {
+	return newHarnessIn(tb, oneAgent{}, limits...)
+}
+
+func newHarnessIn(tb testing.TB, c protocol.Cluster, limits ...protocol.Limits) *harness {
 	tb.Helper()
 	dir := tb.TempDir()
 	store, err := embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{})
@@ -76,14 +112,18 @@ func newHarness(tb testing.TB) *harness {
 	tb.Cleanup(writer.Close)
 	groups := coordinator.New(store, coordinator.Options{MaxGroups: 1000})
 	tb.Cleanup(groups.Close)
+	// Small limits keep the store small however many inputs create
+	// topics.
+	lim := protocol.Limits{MaxPartitionsPerTopic: 64, MaxPartitions: 4096, MaxTopics: 256, FetchMaxBytes: 1 << 20}
+	if len(limits) > 0 {
+		lim = limits[0]
+	}
 	h := protocol.NewHandler(protocol.Config{
 		ClusterID:        "fuzz",
-		Cluster:          oneAgent{},
+		Cluster:          c,
 		AutoCreateTopics: true,
 		Groups:           groups,
-		// Small limits keep the store small however many inputs create
-		// topics.
-		Limits: protocol.Limits{MaxPartitionsPerTopic: 64, MaxPartitions: 4096, MaxTopics: 256, FetchMaxBytes: 1 << 20},
+		Limits:           lim,
 	}, store, writer, fetch.NewReader(store, blocks), fetch.NewNotifier(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
@@ -125,6 +165,21 @@ func (hs *harness) run(t testing.TB, frame []byte) {
 			t.Fatalf("%s v%d: heap %d MiB after a %d-byte frame", kmsg.NameForKey(req.Key), req.Version, heap>>20, len(frame))
 		}
 	}
+}
+
+// do sends a request through the handler and returns its response.
+func (hs *harness) do(t testing.TB, req kmsg.Request) kmsg.Response {
+	t.Helper()
+	parsed, err := wire.ParseRequest(wire.AppendRequest(nil, 1, "test", req)[4:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed.Principal = wire.AnonymousPrincipal
+	reply, err := hs.h.Handle(hs.ctx, parsed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply(hs.ctx)
 }
 
 // seeds returns a valid frame of every registered key and version, with
