@@ -20,6 +20,11 @@ package wire
 // backed by that many bytes of frame, so decoding a frame of n bytes
 // allocates at most a small multiple of n, and every loop is bounded by n.
 //
+// Tag sections are skipped by their sizes. kmsg decodes the tagged
+// fields it knows from within the tag's own bytes, and no request it
+// knows (v1.15) has an array of structs among its tagged fields, so what
+// it allocates there is bounded by those bytes too.
+//
 // The layouts are not written by hand: they are learnt from kmsg's own
 // encoders, once per key and version, by encoding a request with one field
 // set at a time and seeing what changes (layoutOf). The tests check them

@@ -99,3 +99,55 @@ func fillRandom(rng *rand.Rand, v reflect.Value, depth int, empty bool) {
 		}
 	}
 }
+
+// FuzzScanAgreesWithKmsg: a body the scan refuses is one kmsg cannot
+// decode either, so the scan never turns away a request kmsg would have
+// read. kmsg is only asked about bodies without a varint of 2^21 or more
+// (three bytes with the continuation bit in a row): a tag count that
+// large, anywhere kmsg reaches, costs it seconds to a minute of CPU.
+func FuzzScanAgreesWithKmsg(f *testing.F) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for key := int16(0); key < 100; key++ {
+		proto := kmsg.RequestForKey(key)
+		if proto == nil {
+			continue
+		}
+		for v := int16(0); v <= proto.MaxVersion(); v += 3 {
+			req := kmsg.RequestForKey(key)
+			req.SetVersion(v)
+			fillRandom(rng, reflect.ValueOf(req).Elem(), 0, false)
+			req.SetVersion(v)
+			f.Add(key, v, req.AppendTo(nil))
+		}
+	}
+	f.Fuzz(func(t *testing.T, key, version int16, body []byte) {
+		req := kmsg.RequestForKey(key)
+		if req == nil || version < 0 || version > req.MaxVersion() || len(body) > 1<<16 {
+			return
+		}
+		l, err := requestLayout(key, version)
+		if err != nil {
+			t.Fatalf("%s v%d: %v", kmsg.NameForKey(key), version, err)
+		}
+		err = scanBody(l, body)
+		if err == nil || hasLongVarint(body) {
+			return
+		}
+		req.SetVersion(version)
+		if req.ReadFrom(body) == nil {
+			t.Fatalf("%s v%d: the scan refused (%v) a body kmsg reads", kmsg.NameForKey(key), version, err)
+		}
+	})
+}
+
+func hasLongVarint(b []byte) bool {
+	run := 0
+	for _, c := range b {
+		if c < 0x80 {
+			run = 0
+		} else if run++; run >= 3 {
+			return true
+		}
+	}
+	return false
+}
