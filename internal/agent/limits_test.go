@@ -198,3 +198,62 @@ func TestLargeMetadataDoesNotBlockHealthOrClose(t *testing.T) {
 	c.Conn.Close()
 	wg.Wait()
 }
+
+// Creations racing on one agent take turns at the check and the create,
+// so together they cannot pass a cluster limit.
+func TestConcurrentCreationsKeepTheTopicLimit(t *testing.T) {
+	a := testutil.StartAgent(t, testutil.Options{Config: func(cfg *agent.Config) {
+		cfg.Limits = protocol.Limits{MaxTopics: 5}
+	}})
+	var wg sync.WaitGroup
+	created := make(chan string, 20)
+	for i := range 20 {
+		c := testutil.Dial(t, a.Addr())
+		name := "race-" + itoa(int32(i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := kmsg.NewPtrCreateTopicsRequest()
+			req.SetVersion(7)
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, -1
+			req.Topics = append(req.Topics, rt)
+			corr := c.Send(req)
+			resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+			c.Receive(corr, resp)
+			if resp.Topics[0].ErrorCode == 0 {
+				created <- name
+			}
+		}()
+	}
+	wg.Wait()
+	close(created)
+	if n := len(created); n != 5 {
+		t.Fatalf("%d topics created, limit 5", n)
+	}
+}
+
+// InitProducerId beyond its rate is answered late, never refused.
+func TestProducerIDRate(t *testing.T) {
+	a := testutil.StartAgent(t, testutil.Options{Config: func(cfg *agent.Config) {
+		cfg.Limits = protocol.Limits{ProducerIDRate: 2} // a burst of 22
+	}})
+	c := testutil.Dial(t, a.Addr())
+	start := time.Now()
+	var throttled int32
+	for range 24 {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.SetVersion(4)
+		req.ProducerID, req.ProducerEpoch = -1, -1
+		resp := c.Do(req).(*kmsg.InitProducerIDResponse)
+		if resp.ErrorCode != 0 {
+			t.Fatalf("refused: %v", kerr.ErrorForCode(resp.ErrorCode))
+		}
+		throttled = max(throttled, resp.ThrottleMillis)
+	}
+	// The 23rd and 24th go one and two ids into debt: the 24th waits
+	// for the first to be paid (0.5 s).
+	if took := time.Since(start); took < 400*time.Millisecond || throttled <= 0 {
+		t.Fatalf("24 ids at 2/s with a burst of 22 took %v, throttle %d ms", took, throttled)
+	}
+}

@@ -31,6 +31,16 @@ func (h *Handler) createPartitions(ctx context.Context, req *wire.Request) (Repl
 		sleepCtx(ctx, wait)
 	}
 	var throttle time.Duration
+	if !r.ValidateOnly {
+		release, err := h.creationTurn(ctx)
+		if err != nil {
+			for _, rt := range r.Topics {
+				resp.Topics = append(resp.Topics, kmsg.CreatePartitionsResponseTopic{Topic: rt.Topic, ErrorCode: kerr.RequestTimedOut.Code})
+			}
+			return now(resp), nil
+		}
+		defer release()
+	}
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic

@@ -80,6 +80,9 @@ type Handler struct {
 	log    *slog.Logger
 	// mutations and producerIDs are the clients' quotas (limits.go).
 	mutations, producerIDs *quotas
+	// creating is the agent's turn to create topics and partitions
+	// (limits.go: creationTurn).
+	creating chan struct{}
 }
 
 // NewHandler returns a Handler.
@@ -98,6 +101,7 @@ func NewHandler(cfg Config, store Store, writer *produce.Writer, reader *fetch.R
 		cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log,
 		mutations:   newQuotas(cfg.Limits.ControllerMutationRate, time.Now),
 		producerIDs: newQuotas(cfg.Limits.ProducerIDRate, time.Now),
+		creating:    make(chan struct{}, 1),
 	}
 }
 

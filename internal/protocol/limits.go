@@ -81,11 +81,25 @@ func (l Limits) WithDefaults() Limits {
 	return l
 }
 
+// creationTurn waits for the agent's turn to create topics or partitions
+// (a one-slot channel, not a mutex, so waiting ends with ctx) and returns
+// its release. Checking the cluster limits and creating happen within one
+// turn, so requests on one agent cannot all pass the check before any has
+// created; agents racing each other can pass a cluster limit by one
+// request each.
+func (h *Handler) creationTurn(ctx context.Context) (release func(), err error) {
+	select {
+	case h.creating <- struct{}{}:
+		return func() { <-h.creating }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // checkCreate checks that a topic of partitions partitions may be
 // created (adding fewer if it is a CreatePartitions of an existing
 // topic, which has current partitions). It reads every topic from the
-// store: two agents creating at the same time may both pass, so the
-// cluster limits can be passed by at most one request per agent.
+// store; the caller holds the creation turn.
 func (h *Handler) checkCreate(ctx context.Context, name string, current, partitions int32) (int16, error) {
 	l := h.cfg.Limits
 	if l.MaxPartitionsPerTopic > 0 && partitions > l.MaxPartitionsPerTopic {
