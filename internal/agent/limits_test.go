@@ -257,3 +257,32 @@ func TestProducerIDRate(t *testing.T) {
 		t.Fatalf("24 ids at 2/s with a burst of 22 took %v, throttle %d ms", took, throttled)
 	}
 }
+
+// A request naming more partitions than the cluster may have closes the
+// connection: its answer would be sized by the client.
+func TestRequestNamingTooManyPartitionsClosesTheConnection(t *testing.T) {
+	a := testutil.StartAgent(t, testutil.Options{Config: func(cfg *agent.Config) {
+		cfg.Limits = protocol.Limits{MaxPartitions: 100}
+	}})
+	fetchOf := func(partitions int) *kmsg.FetchRequest {
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(12)
+		req.MaxWaitMillis, req.MaxBytes = 1, 1<<20
+		rt := kmsg.FetchRequestTopic{Topic: "missing"}
+		for p := range partitions {
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.Partition, fp.PartitionMaxBytes = int32(p), 1<<20
+			rt.Partitions = append(rt.Partitions, fp)
+		}
+		req.Topics = []kmsg.FetchRequestTopic{rt}
+		return req
+	}
+	c := testutil.Dial(t, a.Addr())
+	if n := len(c.Do(fetchOf(100)).(*kmsg.FetchResponse).Topics[0].Partitions); n != 100 {
+		t.Fatalf("%d partitions answered", n)
+	}
+	c.Send(fetchOf(101))
+	if err := c.ExpectClosed(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -156,6 +156,9 @@ func (h *Handler) Handle(ctx context.Context, req *wire.Request) (Reply, error) 
 		}
 		return nil, fmt.Errorf("%w: %s v%d (handled: v%d-v%d)", ErrUnsupported, kmsg.NameForKey(req.Key), req.Version, a.min, a.max)
 	}
+	if err := h.checkNamed(req.Req); err != nil {
+		return nil, err
+	}
 	return a.handle(h, ctx, req)
 }
 

@@ -17,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/wire"
 )
 
 // Limits bound what clients may create. Zero values take the defaults
@@ -123,6 +125,57 @@ func (h *Handler) checkCreate(ctx context.Context, name string, current, partiti
 		return kerr.PolicyViolation.Code, fmt.Errorf("%d more partitions would make %d in the cluster, more than the %d it may have (--max-partitions)", add, total+add, l.MaxPartitions)
 	}
 	return 0, nil
+}
+
+// ErrNamesTooMany reports a request that names more partitions, or
+// topics, than the cluster may have: its answer would be sized by the
+// client rather than by the cluster. No Kafka client sends one; the
+// connection is closed, as for a malformed frame.
+var ErrNamesTooMany = fmt.Errorf("%w: the request names more than the cluster may have", wire.ErrMalformed)
+
+// checkNamed bounds the partitions a request names by MaxPartitions (and
+// a Metadata request's topics by MaxTopics), so that every answer built
+// per named partition is bounded by the limits, not only by the frame.
+func (h *Handler) checkNamed(req kmsg.Request) error {
+	var n int64
+	switch r := req.(type) {
+	case *kmsg.MetadataRequest:
+		if max := h.cfg.Limits.MaxTopics; max > 0 && len(r.Topics) > max {
+			return fmt.Errorf("%w: %d topics, at most %d (--max-topics)", ErrNamesTooMany, len(r.Topics), max)
+		}
+		return nil
+	case *kmsg.ProduceRequest:
+		n = count(r.Topics, func(t kmsg.ProduceRequestTopic) int { return len(t.Partitions) })
+	case *kmsg.FetchRequest:
+		n = count(r.Topics, func(t kmsg.FetchRequestTopic) int { return len(t.Partitions) })
+	case *kmsg.ListOffsetsRequest:
+		n = count(r.Topics, func(t kmsg.ListOffsetsRequestTopic) int { return len(t.Partitions) })
+	case *kmsg.OffsetForLeaderEpochRequest:
+		n = count(r.Topics, func(t kmsg.OffsetForLeaderEpochRequestTopic) int { return len(t.Partitions) })
+	case *kmsg.DeleteRecordsRequest:
+		n = count(r.Topics, func(t kmsg.DeleteRecordsRequestTopic) int { return len(t.Partitions) })
+	case *kmsg.OffsetCommitRequest:
+		n = count(r.Topics, func(t kmsg.OffsetCommitRequestTopic) int { return len(t.Partitions) })
+	case *kmsg.OffsetFetchRequest:
+		n = count(r.Topics, func(t kmsg.OffsetFetchRequestTopic) int { return len(t.Partitions) })
+		for _, g := range r.Groups {
+			n += count(g.Topics, func(t kmsg.OffsetFetchRequestGroupTopic) int { return len(t.Partitions) })
+		}
+	default:
+		return nil
+	}
+	if max := h.cfg.Limits.MaxPartitions; max > 0 && n > max {
+		return fmt.Errorf("%w: %d partitions, at most %d (--max-partitions)", ErrNamesTooMany, n, max)
+	}
+	return nil
+}
+
+func count[T any](ts []T, f func(T) int) int64 {
+	var n int64
+	for _, t := range ts {
+		n += int64(f(t))
+	}
+	return n
 }
 
 // quotas are token buckets by client, as KIP-599 enforces the controller
