@@ -54,6 +54,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	f.logs.register(fs)
 	f.security.register(fs, &f.cfg)
 	f.authz.register(fs)
+	registerLimits(fs, &f.cfg)
 	f.finish = func() error {
 		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))
 		f.cfg.NodeID = int32(nodeID)

@@ -94,6 +94,11 @@ type Config struct {
 	AutoCreateTopics  bool
 	DefaultPartitions int32 // default 1
 
+	// Limits bound what clients may create (topics, partitions) and ask
+	// for (fetch sizes), and their controller mutation and producer id
+	// rates; zero values take protocol's defaults.
+	Limits protocol.Limits
+
 	// ShutdownTimeout bounds the graceful drain (default 10s).
 	ShutdownTimeout time.Duration
 
@@ -304,6 +309,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		TestPrincipal:     cfg.TestPrincipal,
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: cfg.DefaultPartitions,
+		Limits:            cfg.Limits,
 	}, store, a.writer, reader, notify, log)
 
 	if cfg.AdminListen != "" {

@@ -68,6 +68,11 @@ type Options struct {
 	// LagInterval is how often the lag gauges are refreshed from the store
 	// (default 30s). Commits update them at once as well.
 	LagInterval time.Duration
+	// MaxGroups bounds the groups kept in memory at once (0: unlimited).
+	// A request for a group beyond it is answered COORDINATOR_NOT_AVAILABLE
+	// until idle groups are swept out; a client asking for many group
+	// names cannot grow the coordinator without bound.
+	MaxGroups int
 	// Owns reports whether this agent coordinates group (default: all).
 	Owns func(group string) bool
 	// Registerer receives the lag metrics; nil registers nothing.
@@ -127,6 +132,10 @@ type entry struct {
 
 // ErrNotCoordinator reports a group this agent does not coordinate.
 var ErrNotCoordinator = errors.New("not the coordinator of this group")
+
+// ErrTooManyGroups reports a group that would pass Options.MaxGroups; it
+// is answered COORDINATOR_NOT_AVAILABLE, which clients retry.
+var ErrTooManyGroups = errors.New("too many groups")
 
 // New starts a coordinator; Close stops it.
 func New(store Store, opts Options) *Coordinator {
@@ -215,6 +224,10 @@ func (c *Coordinator) lock(ctx context.Context, name string) (*entry, error) {
 			return nil, ErrNotCoordinator
 		}
 		e, ok := c.entries[name]
+		if !ok && c.opts.MaxGroups > 0 && len(c.entries) >= c.opts.MaxGroups {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("%w: %d groups in memory", ErrTooManyGroups, c.opts.MaxGroups)
+		}
 		if !ok {
 			// A new entry is published with its turn already taken, so
 			// no one touches it until it is loaded; the store is read

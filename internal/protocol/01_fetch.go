@@ -10,6 +10,8 @@ package protocol
 //
 // A fetch that finds fewer than MinBytes waits until a commit lands or
 // MaxWaitMs passes. It is woken by the commit itself, not by polling.
+// MaxBytes is lowered to the agent's fetch.max.bytes (Limits), and each
+// partition's PartitionMaxBytes to what is left of it.
 // isolation_level is accepted; without transactions read_committed and
 // read_uncommitted see the same records (last stable offset = high
 // watermark).
@@ -76,6 +78,9 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, denied ma
 	maxBytes := int(r.MaxBytes)
 	if r.Version < 3 || maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
+	}
+	if limit := int(h.cfg.Limits.FetchMaxBytes); limit > 0 {
+		maxBytes = min(maxBytes, limit) // fetch.max.bytes
 	}
 	lookup := h.lookup(ctx)
 	reader := h.cfg.Cluster.Serves(RoleFetch)

@@ -9,9 +9,14 @@ package protocol
 // Manual replica assignments are accepted only for their partition count;
 // with one, NumPartitions and ReplicationFactor must be -1
 // (INVALID_REQUEST otherwise, as in Kafka).
+// Limits (limits.go): partitions per topic (INVALID_PARTITIONS), topics
+// and partitions in the cluster (POLICY_VIOLATION), and KIP-599's
+// controller mutation quota: v6+ are refused THROTTLING_QUOTA_EXCEEDED
+// while the client owes time, older versions are answered late.
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -26,6 +31,14 @@ func init() { register(19, 0, 7, (*Handler).createTopics) }
 func (h *Handler) createTopics(ctx context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.CreateTopicsRequest)
 	resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
+	client := quotaKey(req.Principal, req.ClientID)
+	old := r.Version < 6
+	if ok, wait := h.mutations.admit(client); !ok && old {
+		// Too old to be refused: the connection is not read from until
+		// the client is within its quota, as Kafka mutes its channel.
+		sleepCtx(ctx, wait)
+	}
+	var throttle time.Duration
 	seen := map[string]int{}
 	for _, rt := range r.Topics {
 		seen[rt.Topic]++
@@ -72,9 +85,18 @@ func (h *Handler) createTopics(ctx context.Context, req *wire.Request) (Reply, e
 				configs[c.Name] = *c.Value
 			}
 		}
+		if ok, wait := h.mutations.admit(client); !ok && !old && !r.ValidateOnly {
+			st.ErrorCode, st.ErrorMessage = throttlingQuotaExceeded, quotaMessage(wait)
+			throttle = max(throttle, wait)
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		t, code, err := h.createTopic(ctx, rt.Topic, partitions, rt.ReplicationFactor, configs, r.ValidateOnly)
 		st.ErrorCode = code
 		st.ErrorMessage = errMessage(err)
+		if code == 0 && !r.ValidateOnly {
+			throttle = max(throttle, h.mutations.record(client, float64(t.Partitions)))
+		}
 		if code == 0 {
 			st.TopicID = t.ID
 			st.NumPartitions = t.Partitions
@@ -92,5 +114,5 @@ func (h *Handler) createTopics(ctx context.Context, req *wire.Request) (Reply, e
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return now(resp), nil
+	return throttled(resp, throttle, old), nil
 }

@@ -6,10 +6,14 @@ package protocol
 // neither, and a name or ID given twice, is INVALID_REQUEST. Deleting a
 // topic removes its metadata at once; its objects are left for the
 // cleaner, which deletes them after a grace period, because fetches in
-// flight may still read them.
+// flight may still read them. A deleted topic's partitions count against
+// the controller mutation quota (KIP-599): v5+ are refused
+// THROTTLING_QUOTA_EXCEEDED while the client owes time, older versions
+// answered late.
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -61,6 +65,14 @@ func (h *Handler) deleteTopics(ctx context.Context, req *wire.Request) (Reply, e
 		}
 		return ""
 	}
+	client := quotaKey(req.Principal, req.ClientID)
+	old := r.Version < 5
+	if ok, wait := h.mutations.admit(client); !ok && old {
+		// Too old to be refused: the connection is not read from until
+		// the client is within its quota, as Kafka mutes its channel.
+		sleepCtx(ctx, wait)
+	}
+	var throttle time.Duration
 	lookup := h.lookup(ctx)
 	for _, tg := range targets {
 		st := kmsg.NewDeleteTopicsResponseTopic()
@@ -93,9 +105,16 @@ func (h *Handler) deleteTopics(ctx context.Context, req *wire.Request) (Reply, e
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
+		if ok, wait := h.mutations.admit(client); !ok && !old {
+			st.ErrorCode, st.ErrorMessage = throttlingQuotaExceeded, quotaMessage(wait)
+			throttle = max(throttle, wait)
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		t, err := h.store.DeleteTopic(ctx, name)
 		st.ErrorCode = errorCode(err)
 		if err == nil {
+			throttle = max(throttle, h.mutations.record(client, float64(t.Partitions)))
 			st.TopicID = t.ID
 			h.log.Info("topic deleted", "topic", name, "id", topicIDString(t.ID))
 		} else if st.ErrorCode != kerr.UnknownTopicOrPartition.Code {
@@ -103,5 +122,5 @@ func (h *Handler) deleteTopics(ctx context.Context, req *wire.Request) (Reply, e
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return now(resp), nil
+	return throttled(resp, throttle, old), nil
 }

@@ -7,6 +7,9 @@ package protocol
 // id and epoch to bump the epoch after an error (KIP-360). Transactional
 // ids are not supported yet and get TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 // a fatal error, rather than a retriable one that would loop forever.
+// A client asking faster than Limits.ProducerIDRate is not read from
+// until it is within its quota again, and told its throttle time; it is
+// never refused.
 
 import (
 	"context"
@@ -36,6 +39,13 @@ func (h *Handler) initProducerID(ctx context.Context, req *wire.Request) (Reply,
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return now(resp), nil
 	}
+	client := quotaKey(req.Principal, req.ClientID)
+	if ok, wait := h.producerIDs.admit(client); !ok {
+		// Waiting here stops the connection's reader, as Kafka mutes a
+		// throttled channel: nothing more is read from the client.
+		sleepCtx(ctx, wait)
+	}
+	wait := h.producerIDs.record(client, 1)
 	id, epoch, err := h.store.InitProducerID(ctx, r.ProducerID, r.ProducerEpoch)
 	switch {
 	case err == nil:
@@ -48,5 +58,5 @@ func (h *Handler) initProducerID(ctx context.Context, req *wire.Request) (Reply,
 		h.log.Warn("init producer id failed", "err", err)
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 	}
-	return now(resp), nil
+	return throttled(resp, wait, false), nil
 }

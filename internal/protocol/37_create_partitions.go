@@ -3,11 +3,14 @@ package protocol
 // CreatePartitions v0-v3.
 //
 // Raises a topic's partition count; assignments are accepted and ignored
-// because no partition lives on a particular agent.
+// because no partition lives on a particular agent. The count is bounded
+// as CreateTopics' (limits.go); v3+ are refused THROTTLING_QUOTA_EXCEEDED
+// by the controller mutation quota, older versions answered late.
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -21,6 +24,24 @@ func init() { register(37, 0, 3, (*Handler).createPartitions) }
 func (h *Handler) createPartitions(ctx context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.CreatePartitionsRequest)
 	resp := r.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	client := quotaKey(req.Principal, req.ClientID)
+	old := r.Version < 3
+	if ok, wait := h.mutations.admit(client); !ok && old {
+		// Too old to be refused: the connection is not read from until
+		// the client is within its quota, as Kafka mutes its channel.
+		sleepCtx(ctx, wait)
+	}
+	var throttle time.Duration
+	if !r.ValidateOnly {
+		release, err := h.creationTurn(ctx)
+		if err != nil {
+			for _, rt := range r.Topics {
+				resp.Topics = append(resp.Topics, kmsg.CreatePartitionsResponseTopic{Topic: rt.Topic, ErrorCode: kerr.RequestTimedOut.Code})
+			}
+			return now(resp), nil
+		}
+		defer release()
+	}
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
@@ -30,22 +51,34 @@ func (h *Handler) createPartitions(ctx context.Context, req *wire.Request) (Repl
 			continue
 		}
 		t, err := h.store.Topic(ctx, rt.Topic)
+		var code int16
+		var limitErr error
+		if err == nil && rt.Count > t.Partitions {
+			code, limitErr = h.checkCreate(ctx, rt.Topic, t.Partitions, rt.Count)
+		}
+		ok, wait := h.mutations.admit(client)
 		switch {
 		case err != nil:
 			st.ErrorCode = errorCode(err)
 		case rt.Count <= t.Partitions:
 			st.ErrorCode = kerr.InvalidPartitions.Code
 			st.ErrorMessage = strPtr(fmt.Sprintf("topic currently has %d partitions, which is higher than or equal to the requested %d", t.Partitions, rt.Count))
+		case code != 0:
+			st.ErrorCode, st.ErrorMessage = code, errMessage(limitErr)
 		case r.ValidateOnly:
+		case !ok && !old:
+			st.ErrorCode, st.ErrorMessage = throttlingQuotaExceeded, quotaMessage(wait)
+			throttle = max(throttle, wait)
 		default:
 			if _, err := h.store.CreatePartitions(ctx, rt.Topic, rt.Count); err != nil {
 				st.ErrorCode = errorCode(err)
 				st.ErrorMessage = errMessage(err)
 			} else {
 				h.log.Info("partitions created", "topic", rt.Topic, "partitions", rt.Count)
+				throttle = max(throttle, h.mutations.record(client, float64(rt.Count-t.Partitions)))
 			}
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return now(resp), nil
+	return throttled(resp, throttle, old), nil
 }

@@ -1,7 +1,5 @@
 package protocol
 
-import "strconv"
-
 // Cluster is the handlers' view of the agents: who this agent is, which
 // agents clients may use, and which agent owns a key (a consumer group's
 // coordinator, a partition's nominal leader). Any agent can serve any
@@ -32,6 +30,9 @@ const (
 
 func groupKey(group string) string { return "group:" + group }
 
-func partitionKey(id [16]byte, partition int32) string {
-	return "partition:" + topicIDString(id) + "/" + strconv.Itoa(int(partition))
+// partitionKeyPrefix is the key of a topic's partitions ("partition:
+// TOPICID/N") without N, which the caller appends for each partition.
+func partitionKeyPrefix(id [16]byte) []byte {
+	s := "partition:" + topicIDString(id) + "/"
+	return append(make([]byte, 0, len(s)+11), s...)
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -57,6 +58,8 @@ type Config struct {
 	// so that a test can act as several users without authenticating.
 	// Never set from configuration.
 	TestPrincipal func(req *wire.Request) string
+	// Limits bound what requests may create (limits.go).
+	Limits Limits
 }
 
 // Store is what the handlers read and change in the metadata store
@@ -85,6 +88,11 @@ type Handler struct {
 	reader *fetch.Reader
 	notify *fetch.Notifier
 	log    *slog.Logger
+	// mutations and producerIDs are the clients' quotas (limits.go).
+	mutations, producerIDs *quotas
+	// creating is the agent's turn to create topics and partitions
+	// (limits.go: creationTurn).
+	creating chan struct{}
 }
 
 // NewHandler returns a Handler.
@@ -98,7 +106,13 @@ func NewHandler(cfg Config, store Store, writer *produce.Writer, reader *fetch.R
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 1048588
 	}
-	return &Handler{cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log}
+	cfg.Limits = cfg.Limits.WithDefaults()
+	return &Handler{
+		cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log,
+		mutations:   newQuotas(cfg.Limits.ControllerMutationRate, time.Now),
+		producerIDs: newQuotas(cfg.Limits.ProducerIDRate, time.Now),
+		creating:    make(chan struct{}, 1),
+	}
 }
 
 // Reply produces a request's response. It runs after every earlier
@@ -154,6 +168,9 @@ func (h *Handler) Handle(ctx context.Context, req *wire.Request) (Reply, error) 
 	}
 	if h.cfg.TestPrincipal != nil {
 		req.Principal = h.cfg.TestPrincipal(req)
+	}
+	if err := h.checkNamed(req.Req); err != nil {
+		return nil, err
 	}
 	return a.handle(h, ctx, req)
 }

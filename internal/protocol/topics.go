@@ -87,6 +87,16 @@ func (h *Handler) createTopic(ctx context.Context, name string, partitions int32
 	if max := config.TopicInt(configs, "max.message.bytes"); max <= 0 {
 		return metastore.Topic{}, kerr.InvalidConfig.Code, errors.New("max.message.bytes must be positive")
 	}
+	if !validateOnly {
+		release, err := h.creationTurn(ctx)
+		if err != nil {
+			return metastore.Topic{}, kerr.RequestTimedOut.Code, err
+		}
+		defer release()
+	}
+	if code, err := h.checkCreate(ctx, name, 0, partitions); code != 0 {
+		return metastore.Topic{}, code, err
+	}
 	if validateOnly {
 		if _, err := h.store.Topic(ctx, name); err == nil {
 			return metastore.Topic{}, kerr.TopicAlreadyExists.Code, errors.New("topic '" + name + "' already exists")

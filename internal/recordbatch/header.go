@@ -195,7 +195,8 @@ func ParseHeader(b []byte) (Header, error) {
 // Validate checks that b is exactly one complete, intact v2 batch: the
 // length matches, the magic is 2, the codec is known, the CRC32C over
 // attributes..end matches, and the batch holds at least one record with
-// NumRecords == LastOffsetDelta+1. It does not decode the records and does
+// NumRecords == LastOffsetDelta+1 (and, uncompressed, no more records than
+// its bytes can hold). It does not decode the records and does
 // not check timestamps, which clients may set as they like.
 func Validate(b []byte) (Header, error) {
 	h, err := ParseHeader(b)
@@ -216,6 +217,12 @@ func Validate(b []byte) (Header, error) {
 	}
 	if int64(h.NumRecords) != int64(h.LastOffsetDelta)+1 {
 		return Header{}, corrupt("record count %d does not match last offset delta %d", h.NumRecords, h.LastOffsetDelta)
+	}
+	if h.Compression() == None && int64(h.NumRecords)*minRecordSize > int64(len(b)-HeaderSize) {
+		// Offsets are assigned by this count: a small batch must not
+		// claim more records than its bytes can hold. (A compressed
+		// batch's count is checked when it is decoded.)
+		return Header{}, corrupt("record count %d in %d bytes of records", h.NumRecords, len(b)-HeaderSize)
 	}
 	return h, nil
 }

@@ -93,6 +93,8 @@ const AnonymousPrincipal = "User:ANONYMOUS"
 // version kmsg does not know fails, except for ApiVersions, whose body may
 // be unreadable by design (KIP-511: a client may probe with a newer
 // version); then Req is left empty and the caller answers UNSUPPORTED_VERSION.
+// A body with a count that the bytes after it cannot hold is malformed,
+// found before kmsg sees it (scanBody).
 func ParseRequest(frame []byte) (*Request, error) {
 	r := kbin.Reader{Src: frame}
 	h := Header{
@@ -124,6 +126,13 @@ func ParseRequest(frame []byte) (*Request, error) {
 		// Unknown version: the body cannot be decoded. The caller decides.
 		req.Req = kreq
 		return req, nil
+	}
+	l, err := requestLayout(h.Key, h.Version)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s v%d: %v", ErrMalformed, kmsg.NameForKey(h.Key), h.Version, err)
+	}
+	if err := scanBody(l, r.Src); err != nil {
+		return nil, fmt.Errorf("%s v%d body: %w", kmsg.NameForKey(h.Key), h.Version, err)
 	}
 	if err := decodeBody(kreq, r.Src); err != nil {
 		return nil, fmt.Errorf("%w: %s v%d body: %v", ErrMalformed, kmsg.NameForKey(h.Key), h.Version, err)
