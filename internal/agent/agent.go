@@ -37,6 +37,7 @@ import (
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/protocol"
+	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/wire"
 	"github.com/floe-io/floe/internal/zonecache"
 )
@@ -93,6 +94,12 @@ type Config struct {
 	AutoCreateTopics  bool
 	DefaultPartitions int32 // default 1
 
+	// QuotaSamples and QuotaSampleWindow make the window client quotas
+	// are measured over (Kafka's quota.window.num, default 11, and
+	// quota.window.size.seconds, default 1s).
+	QuotaSamples      int
+	QuotaSampleWindow time.Duration
+
 	// ShutdownTimeout bounds the graceful drain (default 10s).
 	ShutdownTimeout time.Duration
 
@@ -134,6 +141,7 @@ type Agent struct {
 	members    *cluster.Membership
 	peerServer *zonecache.Server
 	groups     *coordinator.Coordinator
+	quotas     *quota.Manager
 	actors     *actors
 	closeOnce  sync.Once
 
@@ -278,10 +286,20 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	groupOpts.Registerer, groupOpts.Logger = reg, log
 	a.groups = coordinator.New(store, groupOpts)
 	a.actors.add("group coordinator", a.groups.Close)
+	a.quotas = quota.New(store, quota.Options{
+		Samples: cfg.QuotaSamples, SampleWindow: cfg.QuotaSampleWindow,
+		Agents: func(k quota.Kind) int { return livePeersWith(members, quotaRole(k)) },
+		Logger: log, Registerer: reg,
+	})
+	if err := a.quotas.Refresh(joinCtx); err != nil {
+		return err
+	}
+	a.actors.add("quotas", runUntilStopped(a.quotas.Run))
 	a.handler = protocol.NewHandler(protocol.Config{
 		ClusterID:         cfg.ClusterID,
 		Cluster:           view,
 		Groups:            a.groups,
+		Quotas:            a.quotas,
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: cfg.DefaultPartitions,
 	}, store, a.writer, reader, notify, log)
@@ -313,6 +331,25 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	log.Info("agent listening", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
 		"peer", peerServer.Addr().String(), "peer_advertised", peerAddr, "admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", a.writer.Linger())
 	return nil
+}
+
+// quotaRole is the role of the agents that share quotas of kind k.
+func quotaRole(k quota.Kind) string {
+	if k == quota.Produce {
+		return protocol.RoleProduce
+	}
+	return protocol.RoleFetch
+}
+
+// livePeersWith counts the live agents with role.
+func livePeersWith(m *cluster.Membership, role string) int {
+	n := 0
+	for _, a := range m.Live() {
+		if slices.Contains(a.Roles, role) {
+			n++
+		}
+	}
+	return n
 }
 
 // runUntilStopped runs fn in a goroutine until the returned stop cancels

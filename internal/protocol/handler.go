@@ -22,6 +22,7 @@ import (
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/produce"
+	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	// Groups coordinates the consumer groups this agent owns; nil answers
 	// every group request COORDINATOR_NOT_AVAILABLE.
 	Groups *coordinator.Coordinator
+	// Quotas, if set, is re-read after AlterClientQuotas, so that this
+	// agent enforces a change at once.
+	Quotas *quota.Manager
 }
 
 // Store is what the handlers read and change in the metadata store
@@ -64,6 +68,8 @@ type Store interface {
 	Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error)
 	// DeleteRecords.
 	AdvanceLogStart(ctx context.Context, id metastore.TopicID, partition int32, offset int64) (metastore.PartitionOffsets, error)
+	// DescribeClientQuotas, AlterClientQuotas.
+	metastore.QuotaStore
 }
 
 // Handler answers requests. It is safe for concurrent use by many
