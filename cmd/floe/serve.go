@@ -51,6 +51,8 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.cfg.Jobs.DeleteDelay, "file-delete-delay", time.Minute, "default file.delete.delay.ms: how long an unreferenced object is kept before the cleaner deletes it")
 	fs.DurationVar(&f.cfg.Jobs.OrphanGrace, "orphan-grace", time.Hour, "how old an object no metadata refers to (a PUT whose commit never happened) must be before the cleaner deletes it")
 	fs.Int64Var(&f.cfg.Jobs.BytesPerSecond, "job-bytes-per-second", 0, "bytes per second background jobs may move, all together (0: unlimited)")
+	fs.IntVar(&f.cfg.QuotaSamples, "quota-window-num", 11, "samples client quotas are measured over (quota.window.num)")
+	fs.DurationVar(&f.cfg.QuotaSampleWindow, "quota-window-size", time.Second, "length of one quota sample (quota.window.size.seconds)")
 	f.logs.register(fs)
 	f.security.register(fs, &f.cfg)
 	f.authz.register(fs)

@@ -38,6 +38,7 @@ import (
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/protocol"
+	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/wire"
 	"github.com/floe-io/floe/internal/zonecache"
 )
@@ -98,6 +99,11 @@ type Config struct {
 	// for (fetch sizes), and their controller mutation and producer id
 	// rates; zero values take protocol's defaults.
 	Limits protocol.Limits
+	// QuotaSamples and QuotaSampleWindow make the window client quotas
+	// are measured over (Kafka's quota.window.num, default 11, and
+	// quota.window.size.seconds, default 1s).
+	QuotaSamples      int
+	QuotaSampleWindow time.Duration
 
 	// ShutdownTimeout bounds the graceful drain (default 10s).
 	ShutdownTimeout time.Duration
@@ -148,6 +154,7 @@ type Agent struct {
 	members    *cluster.Membership
 	peerServer *zonecache.Server
 	groups     *coordinator.Coordinator
+	quotas     *quota.Manager
 	actors     *actors
 	closeOnce  sync.Once
 
@@ -301,12 +308,22 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		}
 		a.actors.add("acl refresh", runUntilStopped(authorizer.Run))
 	}
+	a.quotas = quota.New(store, quota.Options{
+		Samples: cfg.QuotaSamples, SampleWindow: cfg.QuotaSampleWindow,
+		Agents: func(k quota.Kind) int { return livePeersWith(members, quotaRole(k)) },
+		Logger: log, Registerer: reg,
+	})
+	if err := a.quotas.Refresh(joinCtx); err != nil {
+		return err
+	}
+	a.actors.add("quotas", runUntilStopped(a.quotas.Run))
 	a.handler = protocol.NewHandler(protocol.Config{
 		ClusterID:         cfg.ClusterID,
 		Cluster:           view,
 		Groups:            a.groups,
 		Authorizer:        authorizer,
 		TestPrincipal:     cfg.TestPrincipal,
+		Quotas:            a.quotas,
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: cfg.DefaultPartitions,
 		Limits:            cfg.Limits,
@@ -339,6 +356,25 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	log.Info("agent listening", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
 		"peer", peerServer.Addr().String(), "peer_advertised", peerAddr, "admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", a.writer.Linger())
 	return nil
+}
+
+// quotaRole is the role of the agents that share quotas of kind k.
+func quotaRole(k quota.Kind) string {
+	if k == quota.Produce {
+		return protocol.RoleProduce
+	}
+	return protocol.RoleFetch
+}
+
+// livePeersWith counts the live agents with role.
+func livePeersWith(m *cluster.Membership, role string) int {
+	n := 0
+	for _, a := range m.Live() {
+		if slices.Contains(a.Roles, role) {
+			n++
+		}
+	}
+	return n
 }
 
 // runUntilStopped runs fn in a goroutine until the returned stop cancels

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -30,12 +32,19 @@ type conn struct {
 	// principal is who the connection authenticated as (Kafka's
 	// "User:NAME" form).
 	principal string
+
+	// mutedUntil (Unix nanoseconds) is when the reader may read the next
+	// request of a client throttled for its quota (KIP-219).
+	mutedUntil atomic.Int64
+	stopped    chan struct{} // closed by stopReading
+	stopOnce   sync.Once
 }
 
 type inflight struct {
 	hdr   wire.Header
 	reply protocol.Reply
 	start time.Time
+	size  int // request frame bytes
 }
 
 func newConn(a *Agent, nc net.Conn) *conn {
@@ -44,12 +53,13 @@ func newConn(a *Agent, nc net.Conn) *conn {
 	if err != nil {
 		host = remote
 	}
-	return &conn{a: a, nc: nc, remote: remote, host: "/" + host, principal: wire.AnonymousPrincipal}
+	return &conn{a: a, nc: nc, remote: remote, host: "/" + host, principal: wire.AnonymousPrincipal, stopped: make(chan struct{})}
 }
 
 // stopReading ends the reader; the writer answers what is in flight and
 // then closes the connection.
 func (c *conn) stopReading() {
+	c.stopOnce.Do(func() { close(c.stopped) })
 	if tc, ok := c.nc.(*net.TCPConn); ok {
 		tc.CloseRead()
 		return
@@ -85,6 +95,7 @@ func (c *conn) serve() {
 func (c *conn) read(queue chan<- inflight) error {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
+		c.waitUnmuted()
 		frame, err := wire.ReadFrame(br, c.a.cfg.MaxFrameBytes)
 		if err != nil {
 			return err
@@ -96,11 +107,12 @@ func (c *conn) read(queue chan<- inflight) error {
 		}
 		req.ClientHost = c.host
 		req.Principal = c.principal
+		c.capFetch(req)
 		reply, err := c.a.handler.Handle(c.a.ctx, req)
 		if err != nil {
 			return err
 		}
-		queue <- inflight{hdr: req.Header, reply: reply, start: start}
+		queue <- inflight{hdr: req.Header, reply: reply, start: start, size: len(frame)}
 	}
 }
 
@@ -111,6 +123,15 @@ func (c *conn) write(queue <-chan inflight) {
 	for in := range queue {
 		resp := in.reply(c.a.ctx)
 		c.a.metrics.observe(in.hdr.Key, time.Since(in.start))
+		if throttle := c.throttle(in, resp); throttle > 0 {
+			if mutes(in.hdr) {
+				c.mutedUntil.Store(time.Now().Add(throttle).UnixNano())
+			} else {
+				// Clients before KIP-219 do not wait by themselves: the
+				// response is delayed instead.
+				c.sleep(throttle)
+			}
+		}
 		if resp == nil || broken {
 			continue
 		}

@@ -139,6 +139,7 @@ type Store interface {
 	Sequencer
 	ExtentReader
 	ProducerStore
+	QuotaStore
 	GroupStore
 	AgentRegistry
 	CommitWatcher

@@ -24,6 +24,7 @@ import (
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/produce"
+	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -60,6 +61,9 @@ type Config struct {
 	TestPrincipal func(req *wire.Request) string
 	// Limits bound what requests may create (limits.go).
 	Limits Limits
+	// Quotas, if set, is re-read after AlterClientQuotas, so that this
+	// agent enforces a change at once.
+	Quotas *quota.Manager
 }
 
 // Store is what the handlers read and change in the metadata store
@@ -77,6 +81,8 @@ type Store interface {
 	metastore.ACLStore
 	// DeleteRecords.
 	AdvanceLogStart(ctx context.Context, id metastore.TopicID, partition int32, offset int64) (metastore.PartitionOffsets, error)
+	// DescribeClientQuotas, AlterClientQuotas.
+	metastore.QuotaStore
 }
 
 // Handler answers requests. It is safe for concurrent use by many

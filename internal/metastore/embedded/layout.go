@@ -31,6 +31,7 @@ import (
 //	offsets     groupKey topicID(16) partition(4)           → committed offset (see encodeOffset)
 //	groups      groupKey                                    → groupRecord (JSON)
 //	agents      agent ID                                    → agentRecord (JSON)
+//	quotas      QuotaEntity.Key()                           → metastore.ClientQuota (JSON)
 //	meta        "next-producer-id"                          → producer id(8)
 //	            "next-node-id"                              → node id(8)
 //	            "objects-format"                            → 2 (8): objects values carry refs
@@ -68,6 +69,7 @@ const (
 	bucketMeta       = "meta"
 	bucketUnref      = "unreferenced"
 	bucketLeases     = "leases"
+	bucketQuotas     = "quotas"
 
 	keyNextProducerID = "next-producer-id"
 	keyNextNodeID     = "next-node-id"
@@ -81,7 +83,7 @@ func buckets() []string {
 		bucketTopics, bucketNames, bucketPartitions, bucketExtents,
 		bucketSequences, bucketProducers, bucketObjects,
 		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
-		bucketUnref, bucketLeases,
+		bucketUnref, bucketLeases, bucketQuotas,
 	}
 }
 

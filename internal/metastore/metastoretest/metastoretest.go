@@ -55,6 +55,9 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 	// What agents need to trust each other's cache requests: peer
 	// addresses, the cluster secret, object sizes.
 	t.Run("Peers", func(t *testing.T) { testPeers(t, open) })
+	t.Run("QuotaStore", func(t *testing.T) {
+		testQuotas(t, func(t *testing.T) metastore.QuotaStore { return open(t) })
+	})
 	// The roles together: concurrent use of all of them, a model of
 	// commits, retention and compaction, cancellation and Close.
 	t.Run("Store", func(t *testing.T) {

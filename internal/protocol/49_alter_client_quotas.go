@@ -1,0 +1,82 @@
+package protocol
+
+// AlterClientQuotas v0–v1 (KIP-546).
+//
+// Sets and removes quota values per entity (user, client-id, or both;
+// a null name is the default). Entries are checked one by one: a bad
+// entity or value (unknown type or key, a value that is not positive, a
+// fractional byte rate) fails its entry with INVALID_REQUEST and an
+// error message; the valid entries are applied together in one store
+// transaction unless validate_only is set. The agent's quotas are read
+// again at once, and every other agent's within its refresh interval.
+//
+// Quotas are cluster-wide: each agent enforces its share (see
+// internal/quota). producer_byte_rate and consumer_byte_rate are
+// enforced; request_percentage and controller_mutation_rate are stored
+// and described but not enforced yet.
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/wire"
+)
+
+func init() { register(49, 0, 1, (*Handler).alterClientQuotas) }
+
+func (h *Handler) alterClientQuotas(ctx context.Context, req *wire.Request) (Reply, error) {
+	r := req.Req.(*kmsg.AlterClientQuotasRequest)
+	resp := r.ResponseKind().(*kmsg.AlterClientQuotasResponse)
+	var changes []metastore.QuotaChange
+	var valid []int // response entries of the changes
+	for _, e := range r.Entries {
+		re := kmsg.NewAlterClientQuotasResponseEntry()
+		var c metastore.QuotaChange
+		for _, p := range e.Entity {
+			rp := kmsg.NewAlterClientQuotasResponseEntryEntity()
+			rp.Type, rp.Name = p.Type, p.Name
+			re.Entity = append(re.Entity, rp)
+			c.Entity = append(c.Entity, metastore.QuotaEntityPart{Type: p.Type, Name: p.Name})
+		}
+		for _, op := range e.Ops {
+			if op.Remove {
+				c.Remove = append(c.Remove, op.Key)
+				continue
+			}
+			if c.Set == nil {
+				c.Set = map[string]float64{}
+			}
+			c.Set[op.Key] = op.Value
+		}
+		if err := metastore.ValidateQuotaChange(c); err != nil {
+			re.ErrorCode, re.ErrorMessage = kerr.InvalidRequest.Code, errMessage(err)
+		} else {
+			changes = append(changes, c)
+			valid = append(valid, len(resp.Entries))
+		}
+		resp.Entries = append(resp.Entries, re)
+	}
+	if r.ValidateOnly || len(changes) == 0 {
+		return now(resp), nil
+	}
+	// Applied before Handle returns, so that a later request on this
+	// connection sees the change.
+	err := h.store.AlterClientQuotas(ctx, changes)
+	if err == nil && h.cfg.Quotas != nil {
+		err = h.cfg.Quotas.Refresh(ctx)
+	}
+	if err != nil {
+		code := errorCode(err)
+		if errors.Is(err, metastore.ErrInvalidQuota) {
+			code = kerr.InvalidRequest.Code
+		}
+		for _, i := range valid {
+			resp.Entries[i].ErrorCode, resp.Entries[i].ErrorMessage = code, errMessage(err)
+		}
+	}
+	return now(resp), nil
+}
