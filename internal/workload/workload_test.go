@@ -1,0 +1,68 @@
+package workload_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/checker"
+	"github.com/floe-io/floe/internal/history"
+	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/workload"
+)
+
+// TestRecordAgainstAnAgent records a short run against an in-process
+// agent and checks it: a correct agent yields a valid history that has
+// every kind of operation in it.
+func TestRecordAgainstAnAgent(t *testing.T) {
+	a := testutil.StartAgent(t, testutil.Options{Config: func(c *agent.Config) {
+		c.Groups.Groups.InitialRebalanceDelay = 50 * time.Millisecond
+	}})
+	var buf bytes.Buffer
+	w := history.NewWriter(&buf)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sum, err := workload.Run(ctx, workload.Config{
+		Brokers:  []string{a.Addr()},
+		Topic:    "record",
+		Seed:     1,
+		Duration: 2 * time.Second,
+	}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := os.Getenv("FLOE_HISTORY_OUT"); out != "" {
+		os.WriteFile(out, buf.Bytes(), 0o644)
+	}
+	ops, err := history.Read(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := checker.Check(ops)
+	t.Logf("summary %+v; %d lines, %d acknowledged, %d read", sum, len(ops), res.Acknowledged, res.Read)
+	if !sum.DrainComplete || !res.FinalRead {
+		t.Errorf("final read incomplete: %+v", sum)
+	}
+	if !res.Valid {
+		var out bytes.Buffer
+		res.WriteText(&out)
+		t.Fatalf("anomalies against a correct agent:\n%s", out.String())
+	}
+	fs := map[history.Func]int{}
+	for _, op := range ops {
+		if op.Type != history.Invoke {
+			fs[op.F]++
+		}
+	}
+	for _, f := range []history.Func{history.Send, history.Poll, history.Assign, history.Subscribe, history.Rebalance, history.Commit, history.Drain} {
+		if fs[f] == 0 {
+			t.Errorf("no %s in the history: %v", f, fs)
+		}
+	}
+	if res.Acknowledged < 20 || res.Read < res.Acknowledged {
+		t.Errorf("acknowledged %d, read %d", res.Acknowledged, res.Read)
+	}
+}
