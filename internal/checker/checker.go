@@ -358,6 +358,9 @@ func (s *state) checkOffsets() {
 				lines = append(lines, where[k][0])
 				offs = append(offs, fmt.Sprintf("%s@%d", k.tp, k.offset))
 			}
+			if v, ok := s.values[value]; ok {
+				lines = append(lines, v.op.lines()...)
+			}
 			first := sortedTPOs(where)[0]
 			s.report(Anomaly{Kind: Duplicate, Partition: first.tp.String(), Offset: first.offset, Value: value,
 				Detail: fmt.Sprintf("read at %d offsets: %v", len(where), offs), Lines: lines})
