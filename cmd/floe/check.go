@@ -4,6 +4,7 @@ package main
 // that floe record (or, later, floe torture) wrote.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/floe-io/floe/internal/checker"
 	"github.com/floe-io/floe/internal/history"
@@ -24,24 +26,34 @@ func checkCmd(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	quote := fs.Bool("lines", false, "print the text of every history line an anomaly cites")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: floe check HISTORY.jsonl [--json]")
+		fmt.Fprintln(stderr, "Usage: floe check HISTORY.jsonl [--json] [--lines]")
 		fmt.Fprintln(stderr, "\nChecks a recorded history (floe record) for lost, duplicated and reordered")
 		fmt.Fprintln(stderr, "records, inconsistent offsets, consumers that skip or go back, and group")
 		fmt.Fprintln(stderr, "commits that regress or skip; prints each anomaly with the history lines")
 		fmt.Fprintln(stderr, "that prove it. Exits 0 only when there is none. See docs/correctness.md.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(reorderFlags(args, map[string]bool{"json": true})); err != nil {
+	if err := fs.Parse(reorderFlags(args, map[string]bool{"json": true, "lines": true})); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return errors.New("check: want one history file")
 	}
-	res, err := checkFile(fs.Arg(0))
+	res, lines, err := checkFile(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	var quoteLine func(int) string
+	if *quote {
+		quoteLine = func(n int) string {
+			if n < 1 || n > len(lines) {
+				return ""
+			}
+			return lines[n-1]
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -49,7 +61,7 @@ func checkCmd(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		if err := enc.Encode(res); err != nil {
 			return err
 		}
-	} else if err := res.WriteText(stdout); err != nil {
+	} else if err := res.WriteText(stdout, quoteLine); err != nil {
 		return err
 	}
 	if !res.Valid {
@@ -58,17 +70,16 @@ func checkCmd(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-func checkFile(path string) (checker.Result, error) {
-	f, err := os.Open(path)
+func checkFile(path string) (checker.Result, []string, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return checker.Result{}, err
+		return checker.Result{}, nil, err
 	}
-	defer f.Close()
-	ops, err := history.Read(f)
+	ops, err := history.Read(bytes.NewReader(data))
 	if err != nil {
-		return checker.Result{}, fmt.Errorf("%s: %w", path, err)
+		return checker.Result{}, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return checker.Check(ops), nil
+	return checker.Check(ops), strings.Split(string(data), "\n"), nil
 }
 
 // reorderFlags moves flags after positional arguments to the front, so

@@ -56,11 +56,12 @@ func TestCheckFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	err := run([]string{"check", path}, &out, &errOut)
+	err := run([]string{"check", path, "--lines"}, &out, &errOut)
 	if !errors.Is(err, errAnomalies) {
 		t.Fatalf("err = %v", err)
 	}
-	if !strings.Contains(out.String(), "lost-write t/0@0 p1-0") || !strings.Contains(out.String(), "lines [1 2 3 4]") {
+	if !strings.Contains(out.String(), "lost-write t/0@0 p1-0") || !strings.Contains(out.String(), "lines [1 2 3 4]") ||
+		!strings.Contains(out.String(), "     2  "+lines[1]) {
 		t.Errorf("output:\n%s", out.String())
 	}
 }

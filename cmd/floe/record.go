@@ -78,11 +78,11 @@ func recordCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !*check {
 		return nil
 	}
-	res, err := checkFile(*out)
+	res, _, err := checkFile(*out)
 	if err != nil {
 		return err
 	}
-	if err := res.WriteText(stdout); err != nil {
+	if err := res.WriteText(stdout, nil); err != nil {
 		return err
 	}
 	if !res.Valid {

@@ -107,6 +107,7 @@ func Check(ops []history.Op) Result {
 		finalOffsets: map[history.TopicPartition][]int64{},
 		finalLine:    map[tpo]int{},
 	}
+	s.res.Anomalies, s.res.Notes = []Anomaly{}, []Anomaly{}
 	s.res.AnomaliesByKind = map[Kind]int{}
 	s.res.NotesByKind = map[Kind]int{}
 	s.res.Unchecked = map[Kind]string{}
@@ -624,8 +625,9 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // WriteText prints the verdict for people: counts, then every anomaly and
-// note with the history lines that show it.
-func (r Result) WriteText(w io.Writer) error {
+// note with the numbers of the history lines that show it. With quote
+// set, each cited line's text (quote(n) for line n) follows its anomaly.
+func (r Result) WriteText(w io.Writer, quote func(line int) string) error {
 	verdict := "valid: no anomalies"
 	if !r.Valid {
 		verdict = fmt.Sprintf("INVALID: %d anomalies", len(r.Anomalies))
@@ -639,13 +641,13 @@ func (r Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "  %-22s %d\n", k, r.AnomaliesByKind[Kind(k)])
 	}
 	for _, a := range r.Anomalies {
-		writeAnomaly(w, a)
+		writeAnomaly(w, a, quote)
 	}
 	for _, k := range sortedKeys(toStringMap(r.NotesByKind)) {
 		fmt.Fprintf(w, "note: %-22s %d\n", k, r.NotesByKind[Kind(k)])
 	}
 	for _, a := range r.Notes {
-		writeAnomaly(w, a)
+		writeAnomaly(w, a, quote)
 	}
 	for _, k := range sortedKeys(toStringMap(r.Unchecked)) {
 		fmt.Fprintf(w, "unchecked: %s (%s)\n", k, r.Unchecked[Kind(k)])
@@ -653,7 +655,7 @@ func (r Result) WriteText(w io.Writer) error {
 	return nil
 }
 
-func writeAnomaly(w io.Writer, a Anomaly) {
+func writeAnomaly(w io.Writer, a Anomaly, quote func(int) string) {
 	where := a.Partition
 	if a.Offset >= 0 {
 		where = fmt.Sprintf("%s@%d", a.Partition, a.Offset)
@@ -662,6 +664,12 @@ func writeAnomaly(w io.Writer, a Anomaly) {
 		where += " " + a.Value
 	}
 	fmt.Fprintf(w, "%s %s: %s (lines %v)\n", a.Kind, where, a.Detail, a.Lines)
+	if quote == nil {
+		return
+	}
+	for _, n := range a.Lines {
+		fmt.Fprintf(w, "  %6d  %s\n", n, quote(n))
+	}
 }
 
 func toStringMap[V any](m map[Kind]V) map[string]V {

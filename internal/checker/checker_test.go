@@ -261,7 +261,7 @@ func TestCheck(t *testing.T) {
 				notes = map[checker.Kind]int{}
 			}
 			var out strings.Builder
-			res.WriteText(&out)
+			res.WriteText(&out, nil)
 			if !maps.Equal(res.AnomaliesByKind, want) || !maps.Equal(res.NotesByKind, notes) {
 				t.Errorf("anomalies %v notes %v, want %v and %v\n%s", res.AnomaliesByKind, res.NotesByKind, want, notes, out.String())
 			}

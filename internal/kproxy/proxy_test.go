@@ -51,7 +51,7 @@ func record(t *testing.T, fault kproxy.Fault, seed int64) (checker.Result, kprox
 	res := checker.Check(ops)
 	inj, ok := p.Injected()
 	var out bytes.Buffer
-	res.WriteText(&out)
+	res.WriteText(&out, nil)
 	t.Logf("fault %s: %+v (chosen %v); %+v\n%s", fault, inj, ok, sum, out.String())
 	return res, inj, ok
 }

@@ -48,7 +48,7 @@ func TestRecordAgainstAnAgent(t *testing.T) {
 	}
 	if !res.Valid {
 		var out bytes.Buffer
-		res.WriteText(&out)
+		res.WriteText(&out, nil)
 		t.Fatalf("anomalies against a correct agent:\n%s", out.String())
 	}
 	fs := map[history.Func]int{}
