@@ -3,7 +3,9 @@ package workload_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -64,5 +66,48 @@ func TestRecordAgainstAnAgent(t *testing.T) {
 	}
 	if res.Acknowledged < 20 || res.Read < res.Acknowledged {
 		t.Errorf("acknowledged %d, read %d", res.Acknowledged, res.Read)
+	}
+}
+
+// TestScheduleFromSeed: two runs with one seed send the same sequence of
+// sends (partition and record count) per producer, as far as both got;
+// another seed sends another.
+func TestScheduleFromSeed(t *testing.T) {
+	a := testutil.StartAgent(t, testutil.Options{})
+	shapes := func(topic string, seed int64) map[int][]string {
+		var buf bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := workload.Run(ctx, workload.Config{
+			Brokers: []string{a.Addr()}, Topic: topic, Seed: seed, Duration: 700 * time.Millisecond,
+			AssignConsumers: -1, GroupConsumers: -1,
+		}, history.NewWriter(&buf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops, err := history.Read(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int][]string{}
+		for _, op := range ops {
+			if op.F == history.Send && op.Type == history.Invoke {
+				out[op.Process] = append(out[op.Process], fmt.Sprintf("%d×%d", op.Records[0].Partition, len(op.Records)))
+			}
+		}
+		return out
+	}
+	first, again, other := shapes("seed-a", 5), shapes("seed-b", 5), shapes("seed-c", 6)
+	for _, proc := range []int{0, 1} {
+		n := min(len(first[proc]), len(again[proc]), len(other[proc]))
+		if n < 10 {
+			t.Fatalf("process %d sent only %d times", proc, n)
+		}
+		if !slices.Equal(first[proc][:n], again[proc][:n]) {
+			t.Errorf("process %d, seed 5: %v then %v", proc, first[proc][:n], again[proc][:n])
+		}
+		if slices.Equal(first[proc][:n], other[proc][:n]) {
+			t.Errorf("process %d: seeds 5 and 6 sent alike: %v", proc, first[proc][:n])
+		}
 	}
 }
