@@ -27,7 +27,7 @@ const (
 func (p *Proxy) rewriteFetch(resp *kmsg.FetchResponse) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.fault != DropRecord && p.fault != SwapRecords {
+	if p.fault != DropRecord && p.fault != SwapRecords && p.fault != ReorderBatches {
 		return false
 	}
 	changed := false
@@ -46,6 +46,9 @@ func (p *Proxy) rewriteFetch(resp *kmsg.FetchResponse) bool {
 }
 
 func (p *Proxy) rewriteBatches(topic string, partition int32, raw []byte) ([]byte, bool) {
+	if p.fault == ReorderBatches {
+		return p.reorderBatches(topic, partition, raw)
+	}
 	var out []byte
 	changed := false
 	for len(raw) >= 12 {
@@ -173,4 +176,48 @@ func (p *Proxy) duplicate(req *kmsg.ProduceRequest, clientID string) []byte {
 		}
 	}
 	return nil
+}
+
+// reorderBatches swaps the chosen pair of batches where both are in raw,
+// adjacent, choosing the first adjacent pair of data batches it sees.
+func (p *Proxy) reorderBatches(topic string, partition int32, raw []byte) ([]byte, bool) {
+	type span struct {
+		first int64
+		n     int32
+		start int
+		end   int
+	}
+	var spans []span
+	for at := 0; len(raw)-at >= batchHeaderBytes; {
+		size := 12 + int(int32(binary.BigEndian.Uint32(raw[at+lengthAt:])))
+		if size < batchHeaderBytes || at+size > len(raw) {
+			break
+		}
+		var batch kmsg.RecordBatch
+		if err := batch.ReadFrom(raw[at : at+size]); err != nil {
+			break
+		}
+		spans = append(spans, span{batch.FirstOffset, batch.NumRecords, at, at + size})
+		at += size
+	}
+	for i := 0; i+1 < len(spans); i++ {
+		a, b := spans[i], spans[i+1]
+		if p.inj == nil {
+			if a.n < 1 || b.n < 1 {
+				continue
+			}
+			p.inj = &Injection{Fault: ReorderBatches, Topic: topic, Partition: partition, Offset: a.first, Records: int(a.n), Next: b.first}
+		}
+		if p.inj.Topic != topic || p.inj.Partition != partition || p.inj.Offset != a.first || p.inj.Next != b.first {
+			continue
+		}
+		out := make([]byte, 0, len(raw))
+		out = append(out, raw[:a.start]...)
+		out = append(out, raw[b.start:b.end]...)
+		out = append(out, raw[a.start:a.end]...)
+		out = append(out, raw[b.end:]...)
+		p.inj.Applied++
+		return out, true
+	}
+	return nil, false
 }

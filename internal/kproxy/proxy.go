@@ -49,6 +49,13 @@ const (
 	// connection, and swallows the copy's response: every value in it is
 	// in the log at two offsets.
 	DuplicateBatch
+	// ReorderBatches puts the second of the first two adjacent batches of
+	// a partition seen in one fetch response before the first, in every
+	// response that carries both. A client that drops records below its
+	// position (franz-go does) never delivers the first batch's records to
+	// a reader that got both at once: readers skip them, and the final
+	// read, which gets them together, loses them.
+	ReorderBatches
 )
 
 func (f Fault) String() string {
@@ -61,6 +68,8 @@ func (f Fault) String() string {
 		return "swap-records"
 	case DuplicateBatch:
 		return "duplicate-batch"
+	case ReorderBatches:
+		return "reorder-batches"
 	}
 	return "fault(" + strconv.Itoa(int(f)) + ")"
 }
@@ -71,10 +80,14 @@ type Injection struct {
 	Topic     string
 	Partition int32
 	// Offset is the first offset of the batch the fault chose (for
-	// DuplicateBatch, -1: the copy's offset is the agent's to assign).
+	// DuplicateBatch, -1: the copy's offset is the agent's to assign; for
+	// ReorderBatches, the first of the two).
 	Offset int64
 	// Records is the number of records in that batch.
 	Records int
+	// Next is, for ReorderBatches, the first offset of the batch moved
+	// before it.
+	Next int64
 	// Applied counts the responses or requests rewritten.
 	Applied int
 }
