@@ -564,6 +564,27 @@ func (s *state) checkCommits() {
 			}
 		}
 	}
+	// Committed offsets read back.
+	for _, p := range s.pairs {
+		if p.inv.F != history.Committed || p.status() != history.OK {
+			continue
+		}
+		for _, o := range p.comp.Offsets {
+			k := gtp{p.inv.Group, o.TP()}
+			var best *commit
+			for i, c := range commits[k] {
+				if c.p.comp.Index < p.inv.Index && (best == nil || c.offset > best.offset) {
+					best = &commits[k][i]
+				}
+			}
+			if best == nil || o.Offset >= best.offset || s.uncertainCommit(k.group, k.tp, o.Offset) {
+				continue
+			}
+			s.report(Anomaly{Kind: CommitRegressed, Partition: k.tp.String(), Offset: o.Offset, Group: k.group,
+				Detail: fmt.Sprintf("group %s's committed offset read back as %d after a commit of %d had completed", k.group, o.Offset, best.offset),
+				Lines:  append(best.p.lines(), p.lines()...)})
+		}
+	}
 	if !s.finalDone {
 		return
 	}
@@ -600,6 +621,22 @@ func (s *state) checkCommits() {
 			}
 		}
 	}
+}
+
+// uncertainCommit says whether a commit of offset to group's tp ended
+// other than ok: it may have been applied, at any time.
+func (s *state) uncertainCommit(group string, tp history.TopicPartition, offset int64) bool {
+	for _, p := range s.pairs {
+		if p.inv.F != history.Commit || p.inv.Group != group || p.status() == history.OK {
+			continue
+		}
+		for _, o := range p.inv.Offsets {
+			if o.TP() == tp && o.Offset == offset {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func compareTPO(a, b tpo) int {

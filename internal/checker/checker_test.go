@@ -80,6 +80,12 @@ func (b *hb) commit(proc int, group string, at int64) int {
 	return b.add(history.Op{Type: history.OK, F: history.Commit, Process: proc, Group: group, Offsets: offs})
 }
 
+func (b *hb) committed(proc int, group string, at int64) int {
+	b.add(history.Op{Type: history.Invoke, F: history.Committed, Process: proc, Group: group})
+	return b.add(history.Op{Type: history.OK, F: history.Committed, Process: proc, Group: group,
+		Offsets: []history.Offset{{Topic: topic, Partition: 0, Offset: at}}})
+}
+
 func (b *hb) drain(proc int, status history.Type, rs ...read) int {
 	b.assign(proc, true, 0)
 	if len(rs) > 0 {
@@ -210,6 +216,21 @@ func TestCheck(t *testing.T) {
 			clean(b)
 			b.commit(20, "g", 2)
 		}, map[checker.Kind]int{checker.CommitRegressed: 1}, nil},
+		{"committed offset read back as committed", func(b *hb) {
+			clean(b)
+			b.committed(98, "g", 3)
+		}, nil, nil},
+		{"committed offset read back lower", func(b *hb) {
+			clean(b)
+			b.committed(98, "g", 1)
+		}, map[checker.Kind]int{checker.CommitRegressed: 1}, nil},
+		{"committed offset of a commit that may have landed late", func(b *hb) {
+			clean(b)
+			offs := []history.Offset{{Topic: topic, Partition: 0, Offset: 2}}
+			b.add(history.Op{Type: history.Invoke, F: history.Commit, Process: 21, Group: "g", Offsets: offs})
+			b.add(history.Op{Type: history.Info, F: history.Commit, Process: 21, Group: "g", Offsets: offs})
+			b.committed(98, "g", 2)
+		}, nil, nil},
 		{"commit skips unread records", func(b *hb) {
 			b.send(1, history.OK, []int64{0, 1}, "p1-0", "p1-1")
 			b.send(2, history.OK, []int64{2}, "p2-0")

@@ -36,7 +36,10 @@ const (
 	// rebalance in between.
 	NonmonotonicPoll Kind = "nonmonotonic-poll"
 	// CommitRegressed: a group committed offset o for a partition after
-	// another commit of offset o' > o had completed.
+	// another commit of offset o' > o had completed; or the group's
+	// committed offset, read back, is below an acknowledged commit that
+	// had completed before the read began (and is no other commit's
+	// offset, which could have landed late).
 	CommitRegressed Kind = "commit-regressed"
 	// CommitSkip: a group committed offset o while a record below o, in
 	// the final read, had not been read by any consumer of the group.

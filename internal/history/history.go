@@ -55,6 +55,9 @@ const (
 	// Commit commits Offsets (next offset to read, per partition) for
 	// Group.
 	Commit Func = "commit"
+	// Committed reads Group's committed offsets (OffsetFetch); an ok
+	// completion carries them in Offsets, -1 for a partition with none.
+	Committed Func = "committed"
 	// Drain closes the final read: the consumer that read every
 	// partition from offset 0 (its Assign and Polls carry Final) reports
 	// ok when every partition reached the end offsets in Offsets, info
@@ -111,7 +114,8 @@ type Op struct {
 	F       Func  `json:"f"`
 	Process int   `json:"process"`
 	Time    int64 `json:"time"` // nanoseconds since the history began
-	// Group is the consumer group of Subscribe, Rebalance and Commit.
+	// Group is the consumer group of Subscribe, Rebalance, Commit and
+	// Committed.
 	Group string `json:"group,omitempty"`
 	// Txn is the transactional id a send or commit ran in. Floe has no
 	// transactions yet, so the recorder never sets it; the field exists

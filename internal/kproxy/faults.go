@@ -221,3 +221,30 @@ func (p *Proxy) reorderBatches(topic string, partition int32, raw []byte) ([]byt
 	}
 	return nil, false
 }
+
+// rewindCommit lowers every offset of an armed RewindCommits' commit by
+// one, and says whether it changed any.
+func (p *Proxy) rewindCommit(req *kmsg.OffsetCommitRequest) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fault != RewindCommits {
+		return false
+	}
+	changed := false
+	for ti := range req.Topics {
+		t := &req.Topics[ti]
+		for pi := range t.Partitions {
+			part := &t.Partitions[pi]
+			if part.Offset <= 0 {
+				continue
+			}
+			part.Offset--
+			if p.inj == nil {
+				p.inj = &Injection{Fault: RewindCommits, Topic: t.Topic, Partition: part.Partition, Offset: part.Offset + 1}
+			}
+			p.inj.Applied++
+			changed = true
+		}
+	}
+	return changed
+}

@@ -56,6 +56,10 @@ const (
 	// a reader that got both at once: readers skip them, and the final
 	// read, which gets them together, loses them.
 	ReorderBatches
+	// RewindCommits stores every group commit one offset lower than the
+	// client asked (offsets above 0): the group's committed offsets, read
+	// back, are below commits the cluster acknowledged.
+	RewindCommits
 )
 
 func (f Fault) String() string {
@@ -70,6 +74,8 @@ func (f Fault) String() string {
 		return "duplicate-batch"
 	case ReorderBatches:
 		return "reorder-batches"
+	case RewindCommits:
+		return "rewind-commits"
 	}
 	return "fault(" + strconv.Itoa(int(f)) + ")"
 }
@@ -278,6 +284,9 @@ func (p *Proxy) requests(client, agent net.Conn, pending chan<- inflight) error 
 		if produce, ok := req.Req.(*kmsg.ProduceRequest); ok {
 			expectResponse = produce.Acks != 0
 			dup = p.duplicate(produce, req.ClientID)
+		}
+		if commit, ok := req.Req.(*kmsg.OffsetCommitRequest); ok && p.rewindCommit(commit) {
+			frame = wire.AppendRequest(nil, req.CorrelationID, req.ClientID, commit)[4:]
 		}
 		if expectResponse {
 			pending <- inflight{key: req.Key, version: req.Version}

@@ -17,6 +17,8 @@ import (
 	"github.com/floe-io/floe/internal/workload"
 )
 
+const partitions = 3
+
 // record runs the workload through a proxy with fault armed, in front of
 // an in-process agent, and checks the history.
 func record(t *testing.T, fault kproxy.Fault, seed int64) (checker.Result, kproxy.Injection, bool) {
@@ -37,6 +39,7 @@ func record(t *testing.T, fault kproxy.Fault, seed int64) (checker.Result, kprox
 		Brokers:           []string{addr},
 		Topic:             fmt.Sprintf("proxied-%s", fault),
 		Seed:              seed,
+		Partitions:        partitions,
 		Duration:          1500 * time.Millisecond,
 		MaxRecordsPerSend: 5,
 		DrainTimeout:      10 * time.Second,
@@ -87,6 +90,13 @@ func TestCheckerCatchesInjectedBugs(t *testing.T) {
 			// the final read, which gets both at once, loses all of it.
 			if n := res.AnomaliesByKind[checker.LostWrite]; n != inj.Records {
 				t.Errorf("%d lost writes, want the %d records of the batch moved back", n, inj.Records)
+			}
+		}},
+		{kproxy.RewindCommits, []checker.Kind{checker.CommitRegressed}, func(t *testing.T, res checker.Result, inj kproxy.Injection) {
+			// One per partition the group committed to, found when the
+			// committed offsets are read back at the end.
+			if n := res.AnomaliesByKind[checker.CommitRegressed]; n < 1 || n > partitions {
+				t.Errorf("%d regressed commits, want 1 to %d", n, partitions)
 			}
 		}},
 		{kproxy.DuplicateBatch, []checker.Kind{checker.Duplicate}, func(t *testing.T, res checker.Result, inj kproxy.Injection) {

@@ -201,6 +201,39 @@ func (wk *worker) commit(ctx context.Context, cl *kgo.Client, mu *sync.Mutex, ne
 	wk.count(func(s *Summary) { s.Commits++ })
 }
 
+// readCommitted records the group's committed offsets once its members
+// have stopped, so that the checker can compare them with the commits
+// that were acknowledged.
+func (r *run) readCommitted(ctx context.Context, process int) {
+	r.write(history.Op{Type: history.Invoke, F: history.Committed, Process: process, Group: r.cfg.Group})
+	done := history.Op{Type: history.Fail, F: history.Committed, Process: process, Group: r.cfg.Group}
+	defer func() { r.write(done) }()
+	cl, err := r.newClient()
+	if err != nil {
+		done.Error = err.Error()
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.OpTimeout)
+	defer cancel()
+	resps, err := kadm.NewClient(cl).FetchOffsets(ctx, r.cfg.Group)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err != nil {
+		done.Type, done.Error = history.Info, err.Error()
+		return
+	}
+	done.Type = history.OK
+	for p := range r.cfg.Partitions {
+		at := int64(-1)
+		if o, ok := resps.Lookup(r.cfg.Topic, p); ok {
+			at = o.At
+		}
+		done.Offsets = append(done.Offsets, tp(r.cfg.Topic, p, at))
+	}
+}
+
 // drain is the final read: a new consumer reads every partition from
 // offset 0 until each reaches the end offset listed when it began, or
 // DrainTimeout passes.

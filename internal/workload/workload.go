@@ -161,6 +161,9 @@ func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
 		}()
 	}
 	wg.Wait()
+	if cfg.GroupConsumers > 0 {
+		r.readCommitted(ctx, workers)
+	}
 	complete, err := r.drain(ctx, workers)
 	r.mu.Lock()
 	sum := r.sum

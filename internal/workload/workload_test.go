@@ -59,7 +59,7 @@ func TestRecordAgainstAnAgent(t *testing.T) {
 			fs[op.F]++
 		}
 	}
-	for _, f := range []history.Func{history.Send, history.Poll, history.Assign, history.Subscribe, history.Rebalance, history.Commit, history.Drain} {
+	for _, f := range []history.Func{history.Send, history.Poll, history.Assign, history.Subscribe, history.Rebalance, history.Commit, history.Committed, history.Drain} {
 		if fs[f] == 0 {
 			t.Errorf("no %s in the history: %v", f, fs)
 		}
