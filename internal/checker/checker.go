@@ -93,6 +93,8 @@ type state struct {
 	finalOffsets map[history.TopicPartition][]int64
 	finalLine    map[tpo]int
 	finalDone    bool
+	ackedAt      map[tpo]string // acknowledged offset → value
+	drain        []int          // lines of the drain operations
 }
 
 // Check examines a history and reports every anomaly it can prove.
@@ -106,6 +108,7 @@ func Check(ops []history.Op) Result {
 		final:        map[string]int{},
 		finalOffsets: map[history.TopicPartition][]int64{},
 		finalLine:    map[tpo]int{},
+		ackedAt:      map[tpo]string{},
 	}
 	s.res.Anomalies, s.res.Notes = []Anomaly{}, []Anomaly{}
 	s.res.AnomaliesByKind = map[Kind]int{}
@@ -218,6 +221,7 @@ func (s *state) collect() {
 				if o, ok := acked[r.Value]; ok && o >= 0 {
 					v.ackOffset = o
 					s.addKnown(r.TP(), o)
+					s.ackedAt[tpo{r.TP(), o}] = r.Value
 				}
 			case history.Fail:
 				s.res.Failed++
@@ -228,8 +232,11 @@ func (s *state) collect() {
 		}
 	}
 	for _, p := range s.pairs {
-		if p.inv.F == history.Drain && p.status() == history.OK {
-			s.finalDone = true
+		if p.inv.F == history.Drain {
+			s.drain = append(s.drain, p.lines()...)
+			if p.status() == history.OK {
+				s.finalDone = true
+			}
 		}
 		if p.inv.F != history.Poll || p.status() != history.OK {
 			continue
@@ -300,22 +307,11 @@ func (s *state) readLines(value string, n int) []int {
 	return lines
 }
 
-func (s *state) drainLines() []int {
-	var lines []int
-	for _, p := range s.pairs {
-		if p.inv.F == history.Drain {
-			lines = append(lines, p.lines()...)
-		}
-	}
-	return lines
-}
-
 // checkFinal decides lost writes and classifies indeterminate sends.
 func (s *state) checkFinal() {
-	hasDrain := len(s.drainLines()) > 0
-	if hasDrain && !s.finalDone {
+	if len(s.drain) > 0 && !s.finalDone {
 		s.report(Anomaly{Kind: IncompleteFinalRead, Offset: -1,
-			Detail: "the final read did not reach the end offsets; lost writes are not decided", Lines: s.drainLines()})
+			Detail: "the final read did not reach the end offsets; lost writes are not decided", Lines: s.drain})
 	}
 	s.res.FinalRead = s.finalDone
 	for _, value := range sortedKeys(s.values) {
@@ -328,7 +324,7 @@ func (s *state) checkFinal() {
 				lines := append(v.op.lines(), s.readLines(value, 3)...)
 				s.report(Anomaly{Kind: LostWrite, Partition: v.tp.String(), Offset: v.ackOffset, Value: value,
 					Detail: fmt.Sprintf("acknowledged at offset %d, not in the final read (read %d times before)", v.ackOffset, len(s.readLines(value, 1<<30))),
-					Lines:  append(lines, s.drainLines()...)})
+					Lines:  append(lines, s.drain...)})
 			}
 		case history.Fail:
 			if wasRead {
@@ -501,10 +497,9 @@ func (s *state) evidenceAt(tp history.TopicPartition, offset int64) []int {
 	for _, v := range sortedKeys(s.readsByTPO[tpo{tp, offset}]) {
 		return s.readsByTPO[tpo{tp, offset}][v][:1]
 	}
-	for _, value := range sortedKeys(s.values) {
-		if v := s.values[value]; v.tp == tp && v.ackOffset == offset {
-			return v.op.lines()[len(v.op.lines())-1:]
-		}
+	if value, ok := s.ackedAt[tpo{tp, offset}]; ok {
+		lines := s.values[value].op.lines()
+		return lines[len(lines)-1:]
 	}
 	return nil
 }
