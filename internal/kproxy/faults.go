@@ -170,8 +170,9 @@ func (p *Proxy) duplicate(req *kmsg.ProduceRequest, clientID string) []byte {
 			ct.Partitions = append(ct.Partitions, cp)
 			copyReq.Topics = append(copyReq.Topics, ct)
 			p.inj = &Injection{Fault: DuplicateBatch, Topic: t.Topic, Partition: part.Partition, Offset: -1, Records: int(batch.NumRecords), Applied: 1}
-			// A correlation id the client's own requests, counting up
-			// from 0, will not reach in a test.
+			// Responses are matched to requests by their order on the
+			// connection, so the copy's correlation id only has to be
+			// valid; -1 makes it easy to spot in a capture.
 			return wire.AppendRequest(nil, -1, clientID, copyReq)
 		}
 	}

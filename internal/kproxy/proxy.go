@@ -260,7 +260,7 @@ func (p *Proxy) serve(client net.Conn, upstream string) {
 			p.log.Debug("kproxy responses", "err", err)
 		}
 	}()
-	if err := p.requests(client, agent, pending); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+	if err := p.requests(client, agent, pending, done); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		p.log.Debug("kproxy requests", "err", err)
 	}
 	close(pending)
@@ -269,7 +269,16 @@ func (p *Proxy) serve(client net.Conn, upstream string) {
 }
 
 // requests forwards the client's requests, noting each for its response.
-func (p *Proxy) requests(client, agent net.Conn, pending chan<- inflight) error {
+// It stops when the response side has (done closed).
+func (p *Proxy) requests(client, agent net.Conn, pending chan<- inflight, done <-chan struct{}) error {
+	note := func(in inflight) error {
+		select {
+		case pending <- in:
+			return nil
+		case <-done:
+			return net.ErrClosed
+		}
+	}
 	for {
 		frame, err := wire.ReadFrame(client, maxFrame)
 		if err != nil {
@@ -289,13 +298,17 @@ func (p *Proxy) requests(client, agent net.Conn, pending chan<- inflight) error 
 			frame = wire.AppendRequest(nil, req.CorrelationID, req.ClientID, commit)[4:]
 		}
 		if expectResponse {
-			pending <- inflight{key: req.Key, version: req.Version}
+			if err := note(inflight{key: req.Key, version: req.Version}); err != nil {
+				return err
+			}
 		}
 		if err := writeFrame(agent, frame); err != nil {
 			return err
 		}
 		if dup != nil {
-			pending <- inflight{key: 0, swallow: true}
+			if err := note(inflight{key: 0, swallow: true}); err != nil {
+				return err
+			}
 			if _, err := agent.Write(dup); err != nil {
 				return err
 			}
