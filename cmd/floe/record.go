@@ -74,7 +74,8 @@ func recordCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %d sends, %d polls, %d commits; final read complete: %v\n", *out, sum.Sends, sum.Polls, sum.Commits, sum.DrainComplete)
+	fmt.Fprintf(stdout, "%s: %d sends, %d polls, %d commits (the group formed in %s); final read complete: %v\n",
+		*out, sum.Sends, sum.Polls, sum.Commits, sum.GroupJoinWait.Round(time.Millisecond), sum.DrainComplete)
 	if !*check {
 		return nil
 	}

@@ -195,6 +195,20 @@ func (s *state) pair() {
 	s.res.Operations = len(s.pairs)
 }
 
+// byCompletion returns the operations ordered by their completion line
+// (pending ones, which never completed, by their invocation).
+func (s *state) byCompletion() []pair {
+	out := slices.Clone(s.pairs)
+	at := func(p pair) int {
+		if p.comp != nil {
+			return p.comp.Index
+		}
+		return p.inv.Index
+	}
+	slices.SortStableFunc(out, func(a, b pair) int { return cmp.Compare(at(a), at(b)) })
+	return out
+}
+
 // collect indexes sends and reads.
 func (s *state) collect() {
 	for _, p := range s.pairs {
@@ -443,7 +457,10 @@ func (s *state) checkPolls() {
 		line   int
 	}
 	consumers := map[int]map[history.TopicPartition]pos{}
-	for _, p := range s.pairs {
+	// In completion order: a rebalance written while a poll was blocked
+	// (between its invocation and completion) happened before the poll
+	// returned its records.
+	for _, p := range s.byCompletion() {
 		if p.status() != history.OK {
 			continue
 		}
@@ -585,9 +602,26 @@ func (s *state) checkCommits() {
 	}
 	consumed := map[gtp]map[int64]bool{}
 	next := map[gtp]int{} // index into finalOffsets of the first not yet consumed
+	// Records count as consumed when their poll completed, and a commit
+	// is judged when it was invoked.
+	type event struct {
+		line int
+		p    pair
+	}
+	var events []event
 	for _, p := range s.pairs {
 		switch {
 		case p.inv.F == history.Poll && p.status() == history.OK:
+			events = append(events, event{p.comp.Line(), p})
+		case p.inv.F == history.Commit && p.status() == history.OK:
+			events = append(events, event{p.inv.Line(), p})
+		}
+	}
+	slices.SortFunc(events, func(a, b event) int { return cmp.Compare(a.line, b.line) })
+	for _, ev := range events {
+		p := ev.p
+		switch {
+		case p.inv.F == history.Poll:
 			g, ok := groupOf[p.inv.Process]
 			if !ok {
 				continue
@@ -599,7 +633,7 @@ func (s *state) checkCommits() {
 				}
 				consumed[k][r.Offset] = true
 			}
-		case p.inv.F == history.Commit && p.status() == history.OK:
+		case p.inv.F == history.Commit:
 			for _, o := range p.inv.Offsets {
 				k := gtp{p.inv.Group, o.TP()}
 				fin := s.finalOffsets[o.TP()]

@@ -207,6 +207,14 @@ func TestCheck(t *testing.T) {
 				Offsets: []history.Offset{{Topic: topic, Partition: 0, Offset: -1}}})
 			b.poll(20, false, b1)
 		}, nil, nil},
+		{"a rebalance while a poll is blocked comes before its records", func(b *hb) {
+			clean(b)
+			b.add(history.Op{Type: history.Invoke, F: history.Poll, Process: 20})
+			b.add(history.Op{Type: history.OK, F: history.Rebalance, Process: 20, Group: "g",
+				Offsets: []history.Offset{{Topic: topic, Partition: 0, Offset: -1}}})
+			b.add(history.Op{Type: history.OK, F: history.Poll, Process: 20,
+				Records: []history.Record{{Topic: topic, Partition: 0, Offset: 1, Value: "p1-1"}}})
+		}, nil, nil},
 		{"gaps nobody saw filled are not skips", func(b *hb) {
 			b.send(1, history.OK, []int64{0, 5}, "p1-0", "p1-1")
 			b.assign(10, false, 0)

@@ -95,6 +95,7 @@ func (wk *worker) consumeAssigned(ctx context.Context) error {
 func (wk *worker) consumeGroup(ctx context.Context) error {
 	var mu sync.Mutex
 	next := map[int32]int64{} // partition → offset after the last read
+	var joinOnce sync.Once
 	rebalance := func(assigned, revoked map[string][]int32) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -107,7 +108,9 @@ func (wk *worker) consumeGroup(ctx context.Context) error {
 			op.Revoked = append(op.Revoked, tp(wk.cfg.Topic, p, -1))
 			delete(next, p)
 		}
-		wk.write(op)
+		if len(op.Offsets) > 0 || len(op.Revoked) > 0 {
+			wk.write(op)
+		}
 	}
 	wk.write(history.Op{Type: history.Invoke, F: history.Subscribe, Process: wk.process, Group: wk.cfg.Group})
 	opts := append(consumerOpts(),
@@ -116,7 +119,11 @@ func (wk *worker) consumeGroup(ctx context.Context) error {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { rebalance(m, nil) }),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			// Called after every join, even with nothing new assigned.
+			joinOnce.Do(func() { wk.joined <- struct{}{} }) // buffered for every group consumer
+			rebalance(m, nil)
+		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { rebalance(nil, m) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { rebalance(nil, m) }),
 	)

@@ -53,6 +53,9 @@ type Config struct {
 	OpTimeout time.Duration
 	// DrainTimeout bounds the final read (default 20s).
 	DrainTimeout time.Duration
+	// GroupJoinTimeout bounds the wait for the group consumers' first
+	// assignments before the clock of Duration starts (default 30s).
+	GroupJoinTimeout time.Duration
 	// NewSender makes a producer's sender; nil makes idempotent ones.
 	NewSender func(brokers []string, opts ...kgo.Opt) (Sender, error)
 	// ClientOpts are added to every client (e.g. a dialer, a logger).
@@ -97,6 +100,9 @@ func (c *Config) defaults() error {
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 20 * time.Second
 	}
+	if c.GroupJoinTimeout <= 0 {
+		c.GroupJoinTimeout = 30 * time.Second
+	}
 	if c.Duration <= 0 {
 		c.Duration = 5 * time.Second
 	}
@@ -115,6 +121,24 @@ type Summary struct {
 	// DrainComplete is false when the final read gave up before the end
 	// offsets.
 	DrainComplete bool
+	// GroupJoinWait is how long the run waited for the group consumers'
+	// first assignments before its clock started.
+	GroupJoinWait time.Duration
+}
+
+// waitJoined waits for n signals on joined, at most timeout.
+func waitJoined(ctx context.Context, joined <-chan struct{}, n int, timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for range n {
+		select {
+		case <-joined:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Run creates the topic, runs the workload for cfg.Duration, then reads
@@ -134,15 +158,16 @@ func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
 	if err := r.createTopic(ctx); err != nil {
 		return Summary{}, err
 	}
-	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Every worker has its own schedule, derived from the seed and its
 	// number, so the schedule does not depend on goroutine timing.
 	workers := cfg.Producers + cfg.AssignConsumers + cfg.GroupConsumers
+	joined := make(chan struct{}, cfg.GroupConsumers)
 	var wg sync.WaitGroup
-	for i := range workers {
+	start := func(i int) {
 		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
-		wk := &worker{run: r, rng: rng, process: i, stride: workers + 1}
+		wk := &worker{run: r, rng: rng, process: i, stride: workers + 1, joined: joined}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -160,6 +185,22 @@ func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
 			}
 		}()
 	}
+	// The group consumers start first and the clock once each has been
+	// given its first assignment (or GroupJoinTimeout passed): a new
+	// group waits group.initial.rebalance.delay (3s in Kafka, 3s more
+	// while members keep joining) before its first assignment, which
+	// would otherwise take most of a short run.
+	began := time.Now()
+	for i := cfg.Producers + cfg.AssignConsumers; i < workers; i++ {
+		start(i)
+	}
+	waitJoined(runCtx, joined, cfg.GroupConsumers, cfg.GroupJoinTimeout)
+	joinWait := time.Since(began)
+	timer := time.AfterFunc(cfg.Duration, cancel)
+	defer timer.Stop()
+	for i := range cfg.Producers + cfg.AssignConsumers {
+		start(i)
+	}
 	wg.Wait()
 	if cfg.GroupConsumers > 0 {
 		r.readCommitted(ctx, workers)
@@ -169,6 +210,7 @@ func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
 	sum := r.sum
 	r.mu.Unlock()
 	sum.DrainComplete = complete
+	sum.GroupJoinWait = joinWait
 	if ferr := w.Flush(); err == nil {
 		err = ferr
 	}
@@ -230,6 +272,8 @@ type worker struct {
 	process int
 	stride  int
 	n       int // values sent by this process
+	// joined gets one signal when a group consumer is first assigned.
+	joined chan<- struct{}
 }
 
 func (wk *worker) pause(ctx context.Context, max time.Duration) {
