@@ -91,11 +91,24 @@ func (wk *worker) consumeAssigned(ctx context.Context) error {
 // schedule-drawn number of polls commits the next offset of every
 // partition it read since it was given it. Rebalances wait while a poll
 // is processed (BlockRebalanceOnPoll), so a commit never covers records
-// of a partition the member has lost.
+// of a partition the member has lost. Now and then (after a
+// schedule-drawn number of commit cycles) it leaves the group and joins
+// again with a new client, so partitions change hands during the run.
 func (wk *worker) consumeGroup(ctx context.Context) error {
+	var joinOnce sync.Once
+	for ctx.Err() == nil {
+		if err := wk.groupSession(ctx, &joinOnce, 10+wk.rng.IntN(40)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// groupSession is one membership: join, run cycles of polls and a
+// commit, leave.
+func (wk *worker) groupSession(ctx context.Context, joinOnce *sync.Once, cycles int) error {
 	var mu sync.Mutex
 	next := map[int32]int64{} // partition → offset after the last read
-	var joinOnce sync.Once
 	rebalance := func(assigned, revoked map[string][]int32) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -134,13 +147,13 @@ func (wk *worker) consumeGroup(ctx context.Context) error {
 	}
 	wk.write(history.Op{Type: history.OK, F: history.Subscribe, Process: wk.process, Group: wk.cfg.Group})
 	defer func() {
-		// Leave without waiting on ctx, which has ended.
-		lctx, cancel := context.WithTimeout(context.Background(), wk.cfg.OpTimeout)
+		// Leave without waiting on ctx, which may have ended.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wk.cfg.OpTimeout)
 		defer cancel()
 		cl.LeaveGroupContext(lctx)
 		cl.Close()
 	}()
-	for ctx.Err() == nil {
+	for c := 0; c < cycles && ctx.Err() == nil; c++ {
 		polls := 1 + wk.rng.IntN(5)
 		for i := 0; i < polls && ctx.Err() == nil; i++ {
 			recs := wk.poll(ctx, cl, false)
