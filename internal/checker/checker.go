@@ -583,13 +583,18 @@ func (s *state) checkCommits() {
 		}
 		for _, o := range p.comp.Offsets {
 			k := gtp{p.inv.Group, o.TP()}
+			if o.Offset >= 0 && !s.commitSent(k.group, k.tp, o.Offset, false) {
+				s.report(Anomaly{Kind: CommitUnknown, Partition: k.tp.String(), Offset: o.Offset, Group: k.group,
+					Detail: fmt.Sprintf("group %s's committed offset read back as %d, which no member committed", k.group, o.Offset),
+					Lines:  p.lines()})
+			}
 			var best *commit
 			for i, c := range commits[k] {
 				if c.p.comp.Index < p.inv.Index && (best == nil || c.offset > best.offset) {
 					best = &commits[k][i]
 				}
 			}
-			if best == nil || o.Offset >= best.offset || s.uncertainCommit(k.group, k.tp, o.Offset) {
+			if best == nil || o.Offset >= best.offset || s.commitSent(k.group, k.tp, o.Offset, true) {
 				continue
 			}
 			s.report(Anomaly{Kind: CommitRegressed, Partition: k.tp.String(), Offset: o.Offset, Group: k.group,
@@ -613,7 +618,7 @@ func (s *state) checkCommits() {
 		switch {
 		case p.inv.F == history.Poll && p.status() == history.OK:
 			events = append(events, event{p.comp.Line(), p})
-		case p.inv.F == history.Commit && p.status() == history.OK:
+		case (p.inv.F == history.Commit || p.inv.F == history.Committed) && p.status() == history.OK:
 			events = append(events, event{p.inv.Line(), p})
 		}
 	}
@@ -633,8 +638,17 @@ func (s *state) checkCommits() {
 				}
 				consumed[k][r.Offset] = true
 			}
-		case p.inv.F == history.Commit:
-			for _, o := range p.inv.Offsets {
+		default:
+			// A commit carries its offsets in the invocation; a read of
+			// the committed offsets, in the completion.
+			offsets, what := p.inv.Offsets, "committed"
+			if p.inv.F == history.Committed {
+				offsets, what = p.comp.Offsets, "had a committed offset of"
+			}
+			for _, o := range offsets {
+				if o.Offset < 0 {
+					continue
+				}
 				k := gtp{p.inv.Group, o.TP()}
 				fin := s.finalOffsets[o.TP()]
 				i := next[k]
@@ -644,7 +658,7 @@ func (s *state) checkCommits() {
 				next[k] = i
 				if i < len(fin) && fin[i] < o.Offset {
 					s.report(Anomaly{Kind: CommitSkip, Partition: o.TP().String(), Offset: fin[i], Group: p.inv.Group,
-						Detail: fmt.Sprintf("group %s committed %d, but no consumer of the group had read offset %d", p.inv.Group, o.Offset, fin[i]),
+						Detail: fmt.Sprintf("group %s %s %d, but no consumer of the group had read offset %d", p.inv.Group, what, o.Offset, fin[i]),
 						Lines:  append(p.lines(), s.finalLine[tpo{o.TP(), fin[i]}])})
 				}
 			}
@@ -652,11 +666,12 @@ func (s *state) checkCommits() {
 	}
 }
 
-// uncertainCommit says whether a commit of offset to group's tp ended
-// other than ok: it may have been applied, at any time.
-func (s *state) uncertainCommit(group string, tp history.TopicPartition, offset int64) bool {
+// commitSent says whether a member of group sent a commit of offset for
+// tp; with uncertain, only a commit that ended other than ok (it may have
+// been applied at any time) counts.
+func (s *state) commitSent(group string, tp history.TopicPartition, offset int64, uncertain bool) bool {
 	for _, p := range s.pairs {
-		if p.inv.F != history.Commit || p.inv.Group != group || p.status() == history.OK {
+		if p.inv.F != history.Commit || p.inv.Group != group || (uncertain && p.status() == history.OK) {
 			continue
 		}
 		for _, o := range p.inv.Offsets {

@@ -232,6 +232,18 @@ func TestCheck(t *testing.T) {
 			clean(b)
 			b.committed(98, "g", 1)
 		}, map[checker.Kind]int{checker.CommitRegressed: 1}, nil},
+		{"committed offset read back that nobody committed", func(b *hb) {
+			clean(b)
+			b.committed(98, "g", 4)
+		}, map[checker.Kind]int{checker.CommitUnknown: 1}, nil},
+		{"committed offset read back past unread records", func(b *hb) {
+			b.send(1, history.OK, []int64{0, 1}, "p1-0", "p1-1")
+			b.subscribe(20, "g")
+			b.poll(20, false, a0)
+			b.commit(20, "g", 1)
+			b.committed(98, "g", 2)
+			b.drain(99, history.OK, a0, b1)
+		}, map[checker.Kind]int{checker.CommitUnknown: 1, checker.CommitSkip: 1}, nil},
 		{"committed offset of a commit that may have landed late", func(b *hb) {
 			clean(b)
 			offs := []history.Offset{{Topic: topic, Partition: 0, Offset: 2}}

@@ -41,9 +41,13 @@ const (
 	// had completed before the read began (and is no other commit's
 	// offset, which could have landed late).
 	CommitRegressed Kind = "commit-regressed"
-	// CommitSkip: a group committed offset o while a record below o, in
-	// the final read, had not been read by any consumer of the group.
+	// CommitSkip: a group committed offset o (or its committed offset
+	// read back was o) while a record below o, in the final read, had not
+	// been read by any consumer of the group.
 	CommitSkip Kind = "commit-skip"
+	// CommitUnknown: the group's committed offset, read back, is one no
+	// member ever committed.
+	CommitUnknown Kind = "commit-unknown"
 	// FailedAppeared: a send that failed definitely (not info) is read.
 	FailedAppeared Kind = "failed-appeared"
 	// UnexpectedValue: a read returned a value no send carried.

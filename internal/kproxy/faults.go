@@ -223,12 +223,19 @@ func (p *Proxy) reorderBatches(topic string, partition int32, raw []byte) ([]byt
 	return nil, false
 }
 
-// rewindCommit lowers every offset of an armed RewindCommits' commit by
-// one, and says whether it changed any.
-func (p *Proxy) rewindCommit(req *kmsg.OffsetCommitRequest) bool {
+// moveCommit moves every offset of a commit one down (RewindCommits, for
+// offsets above 0) or one up (AdvanceCommits), and says whether it
+// changed any.
+func (p *Proxy) moveCommit(req *kmsg.OffsetCommitRequest) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.fault != RewindCommits {
+	var by int64
+	switch p.fault {
+	case RewindCommits:
+		by = -1
+	case AdvanceCommits:
+		by = 1
+	default:
 		return false
 	}
 	changed := false
@@ -236,13 +243,13 @@ func (p *Proxy) rewindCommit(req *kmsg.OffsetCommitRequest) bool {
 		t := &req.Topics[ti]
 		for pi := range t.Partitions {
 			part := &t.Partitions[pi]
-			if part.Offset <= 0 {
+			if part.Offset+by < 0 {
 				continue
 			}
-			part.Offset--
 			if p.inj == nil {
-				p.inj = &Injection{Fault: RewindCommits, Topic: t.Topic, Partition: part.Partition, Offset: part.Offset + 1}
+				p.inj = &Injection{Fault: p.fault, Topic: t.Topic, Partition: part.Partition, Offset: part.Offset}
 			}
+			part.Offset += by
 			p.inj.Applied++
 			changed = true
 		}

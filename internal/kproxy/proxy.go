@@ -60,6 +60,11 @@ const (
 	// client asked (offsets above 0): the group's committed offsets, read
 	// back, are below commits the cluster acknowledged.
 	RewindCommits
+	// AdvanceCommits stores every group commit one offset higher than the
+	// client asked: the group's committed offsets, read back, are offsets
+	// no member committed, and a member given a partition afterwards
+	// starts past a record the group never read.
+	AdvanceCommits
 )
 
 func (f Fault) String() string {
@@ -76,6 +81,8 @@ func (f Fault) String() string {
 		return "reorder-batches"
 	case RewindCommits:
 		return "rewind-commits"
+	case AdvanceCommits:
+		return "advance-commits"
 	}
 	return "fault(" + strconv.Itoa(int(f)) + ")"
 }
@@ -294,7 +301,7 @@ func (p *Proxy) requests(client, agent net.Conn, pending chan<- inflight, done <
 			expectResponse = produce.Acks != 0
 			dup = p.duplicate(produce, req.ClientID)
 		}
-		if commit, ok := req.Req.(*kmsg.OffsetCommitRequest); ok && p.rewindCommit(commit) {
+		if commit, ok := req.Req.(*kmsg.OffsetCommitRequest); ok && p.moveCommit(commit) {
 			frame = wire.AppendRequest(nil, req.CorrelationID, req.ClientID, commit)[4:]
 		}
 		if expectResponse {

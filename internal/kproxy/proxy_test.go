@@ -92,11 +92,19 @@ func TestCheckerCatchesInjectedBugs(t *testing.T) {
 				t.Errorf("%d lost writes, want the %d records of the batch moved back", n, inj.Records)
 			}
 		}},
-		{kproxy.RewindCommits, []checker.Kind{checker.CommitRegressed}, func(t *testing.T, res checker.Result, inj kproxy.Injection) {
-			// One per partition the group committed to, found when the
-			// committed offsets are read back at the end.
-			if n := res.AnomaliesByKind[checker.CommitRegressed]; n < 1 || n > partitions {
-				t.Errorf("%d regressed commits, want 1 to %d", n, partitions)
+		{kproxy.RewindCommits, []checker.Kind{checker.CommitRegressed, checker.CommitUnknown}, func(t *testing.T, res checker.Result, inj kproxy.Injection) {
+			// One of each per partition the group committed to, found when
+			// the committed offsets are read back at the end: below the
+			// last acknowledged commit, and an offset no member sent.
+			for _, k := range []checker.Kind{checker.CommitRegressed, checker.CommitUnknown} {
+				if n := res.AnomaliesByKind[k]; n < 1 || n > partitions {
+					t.Errorf("%d %s, want 1 to %d", n, k, partitions)
+				}
+			}
+		}},
+		{kproxy.AdvanceCommits, []checker.Kind{checker.CommitUnknown}, func(t *testing.T, res checker.Result, inj kproxy.Injection) {
+			if n := res.AnomaliesByKind[checker.CommitUnknown]; n < 1 || n > partitions {
+				t.Errorf("%d unknown committed offsets, want 1 to %d", n, partitions)
 			}
 		}},
 		{kproxy.DuplicateBatch, []checker.Kind{checker.Duplicate}, func(t *testing.T, res checker.Result, inj kproxy.Injection) {
@@ -111,7 +119,16 @@ func TestCheckerCatchesInjectedBugs(t *testing.T) {
 			if tc.fault != kproxy.None && !chosen {
 				t.Fatalf("the fault found no batch to act on")
 			}
-			got := slices.Sorted(maps.Keys(res.AnomaliesByKind))
+			byKind := maps.Clone(res.AnomaliesByKind)
+			if tc.fault == kproxy.AdvanceCommits {
+				// The committed offsets read back at the end show it
+				// always. A member given a partition after an advanced
+				// commit starts past a record nobody in the group read,
+				// and its next commit skips it too; whether that happens
+				// depends on when members rejoin, so it may be reported.
+				delete(byKind, checker.CommitSkip)
+			}
+			got := slices.Sorted(maps.Keys(byKind))
 			want := slices.Clone(tc.kinds)
 			slices.Sort(want)
 			if !slices.Equal(got, want) {
