@@ -7,6 +7,8 @@
 //	floe bench        produce/consume load: latency, throughput, bucket requests, cost
 //	floe groups       consumer groups: state, members, committed offsets, lag
 //	floe jobs         background job leases and bucket use per topic
+//	floe record       record a checker workload's history against running agents
+//	floe check        check a recorded history for lost, duplicated, reordered records
 //
 // This file and its siblings only wire configuration to the internal
 // packages; the behaviour lives there.
@@ -36,6 +38,8 @@ Commands:
   bench       measure produce/consume latency, throughput, bucket requests and cost
   groups      show consumer groups: state, members, committed offsets, lag
   jobs        show background job leases and bucket use per topic
+  record      record a workload's history (sends, polls, commits) against running agents
+  check       check a recorded history for anomalies (exit 0 only when there is none)
   help        print this list
 
 Run "floe COMMAND -h" for a command's arguments and flags.
@@ -70,6 +74,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return groupsCmd(ctx, args[1:], stdout, stderr)
 	case "jobs":
 		return jobsCmd(ctx, args[1:], stdout, stderr)
+	case "record":
+		return recordCmd(ctx, args[1:], stdout, stderr)
+	case "check":
+		return checkCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,119 @@
+package workload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/history"
+)
+
+// Sender is how a producer process sends. The idempotent sender is the
+// only one today. A transactional sender (once Floe has transactions)
+// implements the same interface: Txn names the transaction its next Send
+// runs in, so the recorder can stamp it on the send's lines, and Send
+// wraps the records in a transaction that it commits or aborts, returning
+// an error that says which.
+type Sender interface {
+	// Txn returns the transactional id of the next Send, "" for none.
+	Txn() string
+	// Send produces records (one partition) and returns once each has an
+	// outcome; on success their Offset fields hold the acknowledged
+	// offsets.
+	Send(ctx context.Context, records []*kgo.Record) error
+	Close()
+}
+
+// NewIdempotentSender makes a Sender on an idempotent producer that
+// sends each record to the partition it names, uncompressed (so that a
+// proxy can rewrite batches).
+func NewIdempotentSender(brokers []string, opts ...kgo.Opt) (Sender, error) {
+	all := append([]kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerLinger(0),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	}, opts...)
+	cl, err := kgo.NewClient(all...)
+	if err != nil {
+		return nil, err
+	}
+	return idempotent{cl}, nil
+}
+
+type idempotent struct{ cl *kgo.Client }
+
+func (idempotent) Txn() string { return "" }
+
+func (s idempotent) Send(ctx context.Context, records []*kgo.Record) error {
+	return s.cl.ProduceSync(ctx, records...).FirstErr()
+}
+
+func (s idempotent) Close() { s.cl.Close() }
+
+// definitelyRejected says whether a send error means the records were
+// certainly not written: the cluster refused them for what they are.
+// Anything else (timeouts, lost connections, retriable errors) is
+// indeterminate.
+func definitelyRejected(err error) bool {
+	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidTopicException,
+		kerr.TopicAuthorizationFailed, kerr.InvalidRecord, kerr.InvalidRequiredAcks, kerr.CorruptMessage} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// produce sends until ctx ends: each send goes to one partition with 1 to
+// MaxRecordsPerSend records, with values unique to the run:
+// "p<process>-<n>".
+func (wk *worker) produce(ctx context.Context) error {
+	s, err := wk.cfg.NewSender(wk.cfg.Brokers, append(wk.cfg.ClientOpts,
+		kgo.RecordDeliveryTimeout(wk.cfg.OpTimeout), kgo.ProduceRequestTimeout(wk.cfg.OpTimeout))...)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for ctx.Err() == nil {
+		part := wk.rng.Int32N(wk.cfg.Partitions)
+		n := 1 + wk.rng.IntN(wk.cfg.MaxRecordsPerSend)
+		records := make([]*kgo.Record, n)
+		for i := range records {
+			records[i] = &kgo.Record{
+				Topic:     wk.cfg.Topic,
+				Partition: part,
+				Key:       fmt.Appendf(nil, "k%d", wk.n%8),
+				Value:     fmt.Appendf(nil, "p%d-%d", wk.process, wk.n),
+			}
+			wk.n++
+		}
+		txn := s.Txn()
+		wk.write(history.Op{Type: history.Invoke, F: history.Send, Process: wk.process, Txn: txn, Records: fromRecords(records, false)})
+		opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wk.cfg.OpTimeout)
+		err := s.Send(opCtx, records)
+		cancel()
+		done := history.Op{Type: history.OK, F: history.Send, Process: wk.process, Txn: txn}
+		switch {
+		case err == nil:
+			done.Records = fromRecords(records, true)
+		case definitelyRejected(err):
+			done.Type, done.Error = history.Fail, err.Error()
+		default:
+			done.Type, done.Error = history.Info, err.Error()
+		}
+		wk.write(done)
+		wk.count(func(s *Summary) { s.Sends++ })
+		if done.Type == history.Info {
+			wk.process += wk.stride
+			wk.n = 0
+		}
+		wk.pause(ctx, 10*time.Millisecond)
+	}
+	return nil
+}

@@ -1,0 +1,302 @@
+// Package workload drives Kafka clients (franz-go) against any bootstrap
+// address and records every operation they invoke and how it ended into a
+// history (package history): producers, consumers with assigned
+// partitions, consumers in a group that commit, and a final read of every
+// partition from offset 0. The schedule of operations (which partition,
+// how many records, when to commit or re-assign) comes from a seed; what
+// the cluster answers does not.
+//
+// It never decides whether a history is correct (package checker does)
+// and never injects faults (the proxy and, later, floe torture do).
+package workload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/history"
+)
+
+// Config is a workload: who runs, for how long, on which topic.
+type Config struct {
+	Brokers []string
+	// Topic is created with Partitions partitions; it should be new, so
+	// that the final read finds no records of another run.
+	Topic      string
+	Partitions int32
+	Seed       int64
+	// Duration is how long producers and consumers run before the final
+	// read.
+	Duration time.Duration
+	// Producers, AssignConsumers and GroupConsumers count the workers of
+	// each kind (defaults 2, 1 and 2; a negative count means none).
+	Producers       int
+	AssignConsumers int
+	GroupConsumers  int
+	// Group is the consumer group of the group consumers (default
+	// "<topic>-group").
+	Group string
+	// MaxRecordsPerSend bounds one send (default 4); the number is drawn
+	// from the schedule.
+	MaxRecordsPerSend int
+	// OpTimeout bounds each operation (default 5s): past it a send is
+	// indeterminate.
+	OpTimeout time.Duration
+	// DrainTimeout bounds the final read (default 20s).
+	DrainTimeout time.Duration
+	// GroupJoinTimeout bounds the wait for the group consumers' first
+	// assignments before the clock of Duration starts (default 30s).
+	GroupJoinTimeout time.Duration
+	// NewSender makes a producer's sender; nil makes idempotent ones.
+	NewSender func(brokers []string, opts ...kgo.Opt) (Sender, error)
+	// ClientOpts are added to every client (e.g. a dialer, a logger).
+	ClientOpts []kgo.Opt
+	Logger     *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("workload: no brokers")
+	}
+	if c.Topic == "" {
+		return errors.New("workload: no topic")
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 3
+	}
+	if c.Producers <= 0 {
+		c.Producers = 2
+	}
+	switch {
+	case c.AssignConsumers == 0:
+		c.AssignConsumers = 1
+	case c.AssignConsumers < 0:
+		c.AssignConsumers = 0
+	}
+	switch {
+	case c.GroupConsumers == 0:
+		c.GroupConsumers = 2
+	case c.GroupConsumers < 0:
+		c.GroupConsumers = 0
+	}
+	if c.Group == "" {
+		c.Group = c.Topic + "-group"
+	}
+	if c.MaxRecordsPerSend <= 0 {
+		c.MaxRecordsPerSend = 4
+	}
+	if c.OpTimeout <= 0 {
+		c.OpTimeout = 5 * time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 20 * time.Second
+	}
+	if c.GroupJoinTimeout <= 0 {
+		c.GroupJoinTimeout = 30 * time.Second
+	}
+	if c.Duration <= 0 {
+		c.Duration = 5 * time.Second
+	}
+	if c.NewSender == nil {
+		c.NewSender = NewIdempotentSender
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Summary counts what a run did; the history holds the detail.
+type Summary struct {
+	Sends, Polls, Commits int
+	// DrainComplete is false when the final read gave up before the end
+	// offsets.
+	DrainComplete bool
+	// GroupJoinWait is how long the run waited for the group consumers'
+	// first assignments before its clock started.
+	GroupJoinWait time.Duration
+}
+
+// waitJoined waits for n signals on joined, at most timeout.
+func waitJoined(ctx context.Context, joined <-chan struct{}, n int, timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for range n {
+		select {
+		case <-joined:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Run creates the topic, runs the workload for cfg.Duration, then reads
+// every partition from offset 0, writing everything to w. It returns when
+// the final read ends; the history is flushed.
+func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
+	if err := cfg.defaults(); err != nil {
+		return Summary{}, err
+	}
+	r := &run{cfg: cfg, w: w}
+	if _, err := w.Write(history.Op{Type: history.OK, F: history.Start, Meta: &history.Meta{
+		Workload: "kafka", Seed: cfg.Seed, Topic: cfg.Topic, Partitions: cfg.Partitions,
+		Duration: cfg.Duration.String(), Brokers: fmt.Sprint(cfg.Brokers),
+	}}); err != nil {
+		return Summary{}, err
+	}
+	if err := r.createTopic(ctx); err != nil {
+		return Summary{}, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Every worker has its own schedule, derived from the seed and its
+	// number, so the schedule does not depend on goroutine timing.
+	workers := cfg.Producers + cfg.AssignConsumers + cfg.GroupConsumers
+	joined := make(chan struct{}, cfg.GroupConsumers)
+	var wg sync.WaitGroup
+	start := func(i int) {
+		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
+		wk := &worker{run: r, rng: rng, process: i, stride: workers + 1, joined: joined}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			switch {
+			case i < cfg.Producers:
+				err = wk.produce(runCtx)
+			case i < cfg.Producers+cfg.AssignConsumers:
+				err = wk.consumeAssigned(runCtx)
+			default:
+				err = wk.consumeGroup(runCtx)
+			}
+			if err != nil && ctx.Err() == nil {
+				cfg.Logger.Warn("workload worker stopped", "process", wk.process, "err", err)
+			}
+		}()
+	}
+	// The group consumers start first and the clock once each has been
+	// given its first assignment (or GroupJoinTimeout passed): a new
+	// group waits group.initial.rebalance.delay (3s in Kafka, 3s more
+	// while members keep joining) before its first assignment, which
+	// would otherwise take most of a short run.
+	began := time.Now()
+	for i := cfg.Producers + cfg.AssignConsumers; i < workers; i++ {
+		start(i)
+	}
+	waitJoined(runCtx, joined, cfg.GroupConsumers, cfg.GroupJoinTimeout)
+	joinWait := time.Since(began)
+	timer := time.AfterFunc(cfg.Duration, cancel)
+	defer timer.Stop()
+	for i := range cfg.Producers + cfg.AssignConsumers {
+		start(i)
+	}
+	wg.Wait()
+	if cfg.GroupConsumers > 0 {
+		r.readCommitted(ctx, workers)
+	}
+	complete, err := r.drain(ctx, workers)
+	r.mu.Lock()
+	sum := r.sum
+	r.mu.Unlock()
+	sum.DrainComplete = complete
+	sum.GroupJoinWait = joinWait
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	return sum, err
+}
+
+type run struct {
+	cfg Config
+	w   *history.Writer
+
+	mu  sync.Mutex
+	sum Summary
+}
+
+func (r *run) count(f func(*Summary)) {
+	r.mu.Lock()
+	f(&r.sum)
+	r.mu.Unlock()
+}
+
+func (r *run) write(op history.Op) {
+	if _, err := r.w.Write(op); err != nil {
+		r.cfg.Logger.Error("history write", "err", err)
+	}
+}
+
+func (r *run) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
+	all := []kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}
+	all = append(all, r.cfg.ClientOpts...)
+	all = append(all, opts...)
+	return kgo.NewClient(all...)
+}
+
+func (r *run) createTopic(ctx context.Context) error {
+	cl, err := r.newClient()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.OpTimeout)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, r.cfg.Partitions, 1, nil, r.cfg.Topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", r.cfg.Topic, err)
+	}
+	return nil
+}
+
+// worker is one client's loop. Its process number changes after an
+// indeterminate send, as in Jepsen: the old process may still have a
+// request in flight, so its later operations are no longer ordered after
+// that one.
+type worker struct {
+	*run
+	rng     *rand.Rand
+	process int
+	stride  int
+	n       int // values sent by this process
+	// joined gets one signal when a group consumer is first assigned.
+	joined chan<- struct{}
+}
+
+func (wk *worker) pause(ctx context.Context, max time.Duration) {
+	t := time.NewTimer(time.Duration(wk.rng.Int64N(int64(max) + 1)))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func tp(topic string, part int32, off int64) history.Offset {
+	return history.Offset{Topic: topic, Partition: part, Offset: off}
+}
+
+func fromRecords(rs []*kgo.Record, withOffsets bool) []history.Record {
+	out := make([]history.Record, len(rs))
+	for i, r := range rs {
+		off := int64(-1)
+		if withOffsets {
+			off = r.Offset
+		}
+		out[i] = history.Record{Topic: r.Topic, Partition: r.Partition, Offset: off, Key: string(r.Key), Value: string(r.Value)}
+	}
+	return out
+}
