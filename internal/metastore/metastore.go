@@ -143,6 +143,7 @@ type Store interface {
 	AgentRegistry
 	CommitWatcher
 	JobStore
+	UserStore
 
 	Close() error
 }

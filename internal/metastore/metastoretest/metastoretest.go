@@ -54,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 	// What agents need to trust each other's cache requests: peer
 	// addresses, the cluster secret, object sizes.
 	t.Run("Peers", func(t *testing.T) { testPeers(t, open) })
+	// SASL users and the Kafka listeners agents advertise.
+	t.Run("UserStore", func(t *testing.T) { testUsers(t, open) })
 	// The roles together: concurrent use of all of them, a model of
 	// commits, retention and compaction, cancellation and Close.
 	t.Run("Store", func(t *testing.T) {
