@@ -49,6 +49,10 @@ type Config struct {
 	// Groups coordinates the consumer groups this agent owns; nil answers
 	// every group request COORDINATOR_NOT_AVAILABLE.
 	Groups *coordinator.Coordinator
+	// Users keeps the SASL users' SCRAM credentials
+	// (DescribeUserScramCredentials, AlterUserScramCredentials); nil
+	// answers those APIs with an error.
+	Users metastore.UserStore
 }
 
 // Store is what the handlers read and change in the metadata store
