@@ -7,6 +7,7 @@
 //	floe bench        produce/consume load: latency, throughput, bucket requests, cost
 //	floe groups       consumer groups: state, members, committed offsets, lag
 //	floe jobs         background job leases and bucket use per topic
+//	floe users        SASL users (SCRAM credentials) in a metadata store
 //
 // This file and its siblings only wire configuration to the internal
 // packages; the behaviour lives there.
@@ -36,6 +37,7 @@ Commands:
   bench       measure produce/consume latency, throughput, bucket requests and cost
   groups      show consumer groups: state, members, committed offsets, lag
   jobs        show background job leases and bucket use per topic
+  users       set, delete and list SASL users in a metadata store
   help        print this list
 
 Run "floe COMMAND -h" for a command's arguments and flags.
@@ -70,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return groupsCmd(ctx, args[1:], stdout, stderr)
 	case "jobs":
 		return jobsCmd(ctx, args[1:], stdout, stderr)
+	case "users":
+		return usersCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ type agentFlags struct {
 	cfg        agent.Config
 	logs       logFlags
 	security   securityFlags
+	listeners  listenerFlags
 	autoCreate bool
 	partitions int
 	finish     func() error // copies parsed values into cfg
@@ -52,12 +54,16 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.Int64Var(&f.cfg.Jobs.BytesPerSecond, "job-bytes-per-second", 0, "bytes per second background jobs may move, all together (0: unlimited)")
 	f.logs.register(fs)
 	f.security.register(fs, &f.cfg)
+	f.listeners.register(fs)
 	f.finish = func() error {
 		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))
 		f.cfg.NodeID = int32(nodeID)
 		f.cfg.AutoCreateTopics = f.autoCreate
 		f.cfg.DefaultPartitions = int32(f.partitions)
 		f.cfg.Roles = strings.Split(*roles, ",")
+		if err := f.listeners.apply(context.Background(), &f.cfg, func() *slog.Logger { return f.cfg.Logger }); err != nil {
+			return err
+		}
 		return f.security.apply(&f.cfg)
 	}
 }

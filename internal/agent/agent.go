@@ -59,9 +59,12 @@ type Config struct {
 	// PrincipalRules map client certificates' subjects to user names on
 	// SSL listeners (ssl.principal.mapping.rules).
 	PrincipalRules PrincipalRules
-	// SASL authenticates clients of SASL_PLAINTEXT and SASL_SSL
-	// listeners.
-	SASL *sasl.Server
+	// SASLMechanisms are what SASL_PLAINTEXT and SASL_SSL listeners
+	// offer (sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256 and
+	// SCRAM-SHA-512 check the metadata store's users, OAUTHBEARER
+	// tokens are checked by OAuth.
+	SASLMechanisms []string
+	OAuth          *sasl.TokenVerifier
 	// MaxReauth is connections.max.reauth.ms (KIP-368): a SASL session
 	// lasts at most this long (and no longer than its token), then the
 	// client must authenticate again on the same connection or be
@@ -138,6 +141,7 @@ type Agent struct {
 	cfg       Config
 	log       *slog.Logger
 	listeners []*kafkaListener
+	sasl      *sasl.Server // nil without SASL listeners
 	admin     *http.Server
 	adminLn   net.Listener
 	writer    *produce.Writer
@@ -205,6 +209,11 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	if err != nil {
 		return err
 	}
+	if slices.ContainsFunc(specs, Listener.sasl) {
+		if a.sasl, err = sasl.NewServer(sasl.Config{Mechanisms: cfg.SASLMechanisms, Users: store, OAuth: cfg.OAuth}); err != nil {
+			return err
+		}
+	}
 	var advertisedListeners map[string]string
 	if len(cfg.Listeners) > 0 {
 		advertisedListeners = map[string]string{}
@@ -216,7 +225,15 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		}
 		a.actors.add("kafka listener "+spec.Name, func() { ln.Close() })
 		if spec.tls() {
-			ln = tls.NewListener(ln, cfg.TLS)
+			tc := cfg.TLS
+			if spec.Protocol == SASLSSL {
+				// SASL authenticates these clients; client certificates
+				// are asked for on SSL listeners only (as Kafka does
+				// without a listener-prefixed ssl.client.auth, KIP-684).
+				tc = tc.Clone()
+				tc.ClientAuth, tc.ClientCAs = tls.NoClientCert, nil
+			}
+			ln = tls.NewListener(ln, tc)
 		}
 		adv, err := advertisedAddr(spec.Advertise, ln.Addr())
 		if err != nil {

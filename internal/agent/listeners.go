@@ -156,7 +156,7 @@ func (cfg Config) listeners() ([]Listener, error) {
 		if l.tls() && cfg.TLS == nil {
 			return nil, fmt.Errorf("listener %s: %s needs a TLS certificate", l.Name, l.Protocol)
 		}
-		if l.sasl() && cfg.SASL == nil {
+		if l.sasl() && len(cfg.SASLMechanisms) == 0 {
 			return nil, fmt.Errorf("listener %s: %s needs SASL mechanisms", l.Name, l.Protocol)
 		}
 		ls[i] = l

@@ -45,10 +45,10 @@ var (
 type saslState int
 
 const (
-	saslHandshake      saslState = iota // waiting for SaslHandshake
-	saslAuthenticate                    // SaslAuthenticate requests carry the tokens
-	saslRawTokens                       // bare tokens (after SaslHandshake v0)
-	saslAuthenticated                   // done; SaslHandshake starts a re-authentication
+	saslHandshake     saslState = iota // waiting for SaslHandshake
+	saslAuthenticate                   // SaslAuthenticate requests carry the tokens
+	saslRawTokens                      // bare tokens (after SaslHandshake v0)
+	saslAuthenticated                  // done; SaslHandshake starts a re-authentication
 )
 
 // saslSession is a connection's authentication state; only the
@@ -81,7 +81,7 @@ func (c *conn) saslRequest(req *wire.Request) (kmsg.Response, error) {
 			return nil, fmt.Errorf("%w: SaslHandshake v%d", errUnsupportedSASL, r.Version)
 		}
 		resp := r.ResponseKind().(*kmsg.SASLHandshakeResponse)
-		resp.SupportedMechanisms = c.a.cfg.SASL.Mechanisms()
+		resp.SupportedMechanisms = c.a.sasl.Mechanisms()
 		switch {
 		case s.state == saslAuthenticated && r.Version == 0:
 			// Re-authentication needs v1 (KIP-368).
@@ -90,12 +90,12 @@ func (c *conn) saslRequest(req *wire.Request) (kmsg.Response, error) {
 		case s.state != saslHandshake && s.state != saslAuthenticated:
 			resp.ErrorCode = kerr.IllegalSaslState.Code
 			return resp, fmt.Errorf("%w: unexpected SaslHandshake", errAuthentication)
-		case !c.a.cfg.SASL.Offers(r.Mechanism):
+		case !c.a.sasl.Offers(r.Mechanism):
 			resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 			c.a.metrics.auths.WithLabelValues("unsupported", "failed").Inc()
 			return resp, fmt.Errorf("%w: mechanism %q not offered", errAuthentication, r.Mechanism)
 		}
-		ex, err := c.a.cfg.SASL.Start(r.Mechanism)
+		ex, err := c.a.sasl.Start(r.Mechanism)
 		if err != nil {
 			resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 			return resp, fmt.Errorf("%w: %v", errAuthentication, err)
