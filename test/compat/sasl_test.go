@@ -39,7 +39,7 @@ import (
 
 const (
 	saslUser     = "alice"
-	saslPassword = "alice-secret-ü"
+	saslPassword = "alice-secret"
 	jwtAudience  = "floe-test"
 	jwtIssuer    = "https://issuer.floe.test"
 )
