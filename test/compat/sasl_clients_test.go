@@ -151,3 +151,53 @@ func TestPythonSASL(t *testing.T) {
 		})
 	}
 }
+
+func TestKafkaJSSASL(t *testing.T) {
+	node := requireClient(t, "node")
+	if _, err := os.Stat(filepath.Join(kafkajsDir, "node_modules", "kafkajs", "package.json")); err != nil {
+		missingClient(t, "kafkajs is not installed (run npm ci in %s, as scripts/test does): %v", kafkajsDir, err)
+	}
+	a := startSecureAgent(t, nil)
+	ctx := context.Background()
+	run := func(t *testing.T, listener, topic, mechanism, password, cafile string) (offsets []struct {
+		Partition int32  `json:"partition"`
+		High      string `json:"high"`
+	}, authErr string) {
+		t.Helper()
+		out, err := runCmdErr(t, ctx, "", node, filepath.Join(kafkajsDir, "sasl.js"), a.ListenerAddr(listener), topic, mechanism, saslUser, password, cafile)
+		var res struct {
+			Offsets []struct {
+				Partition int32  `json:"partition"`
+				High      string `json:"high"`
+			} `json:"offsets"`
+			Error string `json:"error"`
+		}
+		if jerr := json.Unmarshal([]byte(lastLine(out)), &res); jerr != nil {
+			t.Fatalf("sasl.js: %v, %v\n%s", err, jerr, out)
+		}
+		return res.Offsets, res.Error
+	}
+	for _, c := range []struct{ name, listener, mechanism, cafile string }{
+		{"SCRAM-SHA-256", "SASL_PLAINTEXT", "scram-sha-256", ""},
+		{"SCRAM-SHA-512 over TLS", "SASL_SSL", "scram-sha-512", a.caFile},
+		{"PLAIN", "SASL_PLAINTEXT", "plain", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			topic := "kafkajs-" + c.mechanism
+			offsets, authErr := run(t, c.listener, topic, c.mechanism, saslPassword, c.cafile)
+			if authErr != "" || len(offsets) != 1 || offsets[0].High != "10" {
+				t.Fatalf("offsets %+v, error %q", offsets, authErr)
+			}
+			if got := consumeAll(t, ctx, a.ListenerAddr("PLAINTEXT"), topic); len(got) != 10 || string(got[9].Value) != "v9" {
+				t.Fatalf("franz-go read %d records", len(got))
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		_, authErr := run(t, "SASL_PLAINTEXT", "kafkajs-wrong", "scram-sha-512", "wrong", "")
+		if !strings.Contains(authErr, "SASL") {
+			t.Fatalf("error %q, want KafkaJS's SASL authentication error", authErr)
+		}
+		t.Logf("kafkajs: %s", authErr)
+	})
+}
