@@ -26,7 +26,7 @@ func TestParseListeners(t *testing.T) {
 			want: []agent.Listener{{Name: "PLAINTEXT", Protocol: "PLAINTEXT", Addr: "127.0.0.1:9092"}, {Name: "SASL_SSL", Protocol: "SASL_SSL", Addr: "0.0.0.0:9093"}}},
 		{name: "named with a protocol map", listeners: "INTERNAL://:9092,EXTERNAL://:9093", protocols: "INTERNAL:SASL_PLAINTEXT,EXTERNAL:SASL_SSL",
 			advertised: "EXTERNAL://kafka.example.com:443",
-			want: []agent.Listener{{Name: "INTERNAL", Protocol: "SASL_PLAINTEXT", Addr: ":9092"}, {Name: "EXTERNAL", Protocol: "SASL_SSL", Addr: ":9093", Advertise: "kafka.example.com:443"}}},
+			want:       []agent.Listener{{Name: "INTERNAL", Protocol: "SASL_PLAINTEXT", Addr: ":9092"}, {Name: "EXTERNAL", Protocol: "SASL_SSL", Addr: ":9093", Advertise: "kafka.example.com:443"}}},
 		{name: "unknown protocol", listeners: "FOO://:9092", wantErr: true},
 		{name: "no port", listeners: "PLAINTEXT://localhost", wantErr: true},
 		{name: "twice", listeners: "SSL://:1,SSL://:2", wantErr: true},
