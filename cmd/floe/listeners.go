@@ -60,7 +60,11 @@ func (f *listenerFlags) apply(ctx context.Context, cfg *agent.Config, log func()
 	switch {
 	case f.tlsCert != "" && f.tlsKey != "":
 		certs, err := agent.NewCertReloader(f.tlsCert, f.tlsKey, func(err error) {
-			log().Warn("TLS certificate reload failed; serving the previous one", "err", err)
+			l := log()
+			if l == nil {
+				l = slog.Default()
+			}
+			l.Warn("TLS certificate reload failed; serving the previous one", "err", err)
 		})
 		if err != nil {
 			return fmt.Errorf("TLS: %w", err)

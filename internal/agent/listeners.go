@@ -195,8 +195,8 @@ func (a *Agent) ListenerAddr(name string) string {
 // CertReloader serves a certificate from PEM files, read again when
 // either file's modification time changes (looked at no more than every
 // few seconds), so that renewed certificates are served without a
-// restart. A failed reload keeps the certificate in use and is reported
-// by the next successful one's absence in the log, not to clients.
+// restart. A failed reload (a half-written pair) keeps the certificate
+// in use and is reported to onError; the next change is tried again.
 type CertReloader struct {
 	certFile, keyFile string
 	every             time.Duration
