@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/floe-io/floe/internal/protocol"
@@ -197,28 +198,34 @@ func (a *Agent) ListenerAddr(name string) string {
 // few seconds), so that renewed certificates are served without a
 // restart. A failed reload (a half-written pair) keeps the certificate
 // in use and is reported to onError; the next change is tried again.
+// The files are read by the handshake that finds the check due, without
+// a lock; other handshakes meanwhile get the current certificate.
 type CertReloader struct {
 	certFile, keyFile string
 	every             time.Duration
+	onError           func(error)
+	cert              atomic.Pointer[tls.Certificate]
 
 	mu      sync.Mutex
-	cert    *tls.Certificate
 	mtimes  [2]time.Time
 	checked time.Time
-	onError func(error)
+	loading bool
 }
 
 // NewCertReloader loads the certificate once; onError (optional) hears
 // of failed reloads.
 func NewCertReloader(certFile, keyFile string, onError func(error)) (*CertReloader, error) {
 	r := &CertReloader{certFile: certFile, keyFile: keyFile, every: 5 * time.Second, onError: onError}
-	if err := r.load(); err != nil {
+	m, cert, err := r.read()
+	if err != nil {
 		return nil, err
 	}
+	r.mtimes, r.checked = m, time.Now()
+	r.cert.Store(cert)
 	return r, nil
 }
 
-func (r *CertReloader) mtimes2() ([2]time.Time, error) {
+func (r *CertReloader) modTimes() ([2]time.Time, error) {
 	var out [2]time.Time
 	for i, f := range []string{r.certFile, r.keyFile} {
 		fi, err := os.Stat(f)
@@ -230,32 +237,47 @@ func (r *CertReloader) mtimes2() ([2]time.Time, error) {
 	return out, nil
 }
 
-func (r *CertReloader) load() error {
-	m, err := r.mtimes2()
+func (r *CertReloader) read() ([2]time.Time, *tls.Certificate, error) {
+	m, err := r.modTimes()
 	if err != nil {
-		return err
+		return m, nil, err
 	}
 	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {
-		return err
+		return m, nil, err
 	}
-	r.cert, r.mtimes = &cert, m
-	return nil
+	return m, &cert, nil
 }
 
 // GetCertificate is tls.Config.GetCertificate.
 func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	now := time.Now()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now := time.Now(); now.Sub(r.checked) >= r.every {
-		r.checked = now
-		if m, err := r.mtimes2(); err == nil && m != r.mtimes {
-			if err := r.load(); err != nil && r.onError != nil {
-				r.onError(err)
+	due := !r.loading && now.Sub(r.checked) >= r.every
+	last := r.mtimes
+	if due {
+		r.checked, r.loading = now, true
+	}
+	r.mu.Unlock()
+	if due {
+		m, err := r.modTimes()
+		if err == nil && m != last {
+			var cert *tls.Certificate
+			if m, cert, err = r.read(); err == nil {
+				r.cert.Store(cert)
 			}
 		}
+		if err != nil && r.onError != nil {
+			r.onError(err)
+		}
+		r.mu.Lock()
+		if err == nil {
+			r.mtimes = m
+		}
+		r.loading = false
+		r.mu.Unlock()
 	}
-	return r.cert, nil
+	return r.cert.Load(), nil
 }
 
 // ServerTLS is the Kafka listeners' TLS: TLS 1.2 or later, the

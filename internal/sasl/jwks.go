@@ -16,27 +16,34 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // KeySet is a JSON Web Key Set (RFC 7517) read from a file or a URL:
 // the keys that sign OAUTHBEARER tokens. A file is read again when its
 // modification time changes (checked at most every few seconds); a URL
-// is fetched again every RefreshInterval, and sooner (at most once per
-// MinRefresh) when a token names a key id the set lacks, so that rotated
-// keys are picked up.
+// is fetched again every hour, and sooner (at most every 10 seconds)
+// when a token names a key id the set lacks, so that rotated keys are
+// picked up. The authentication that finds a refresh due does it,
+// without a lock; the others meanwhile use the keys they find.
 type KeySet struct {
 	source string // file path or http(s) URL
 	client *http.Client
 
-	refresh, minRefresh time.Duration
+	refresh, minRefresh, fileCheck time.Duration
+
+	keys atomic.Pointer[keyMap]
 
 	mu      sync.Mutex
-	keys    map[string]any // by kid ("" for keys without one)
-	algs    map[string]string
-	loaded  time.Time // when keys were last read
-	checked time.Time // when the file's mtime was last looked at
-	mtime   time.Time
+	loaded  time.Time // when keys were last read (or a read was tried)
+	mtime   time.Time // of the file, when keys were read
+	loading bool
+}
+
+type keyMap struct {
+	keys map[string]any // by kid ("" for keys without one)
+	algs map[string]string
 }
 
 // maxJWKSBytes bounds a key set read from a URL.
@@ -45,12 +52,14 @@ const maxJWKSBytes = 1 << 20
 // NewKeySet reads the key set at source (a file path, or an http:// or
 // https:// URL) once, so that a wrong source fails at start.
 func NewKeySet(ctx context.Context, source string) (*KeySet, error) {
-	ks := &KeySet{source: source, client: &http.Client{Timeout: 10 * time.Second}, refresh: time.Hour, minRefresh: 10 * time.Second}
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	if err := ks.load(ctx); err != nil {
+	ks := &KeySet{source: source, client: &http.Client{Timeout: 10 * time.Second},
+		refresh: time.Hour, minRefresh: 10 * time.Second, fileCheck: 2 * time.Second}
+	km, mtime, err := ks.read(ctx)
+	if err != nil {
 		return nil, err
 	}
+	ks.keys.Store(km)
+	ks.loaded, ks.mtime = time.Now(), mtime
 	return ks, nil
 }
 
@@ -60,73 +69,99 @@ func (ks *KeySet) isURL() bool {
 
 // Key returns the verification key with id kid for alg.
 func (ks *KeySet) Key(ctx context.Context, kid, alg string) (any, error) {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
+	km := ks.keys.Load()
+	_, known := km.keys[kid]
 	now := time.Now()
+	ks.mu.Lock()
+	age := now.Sub(ks.loaded)
+	var due bool
 	if ks.isURL() {
-		_, known := ks.keys[kid]
-		if now.Sub(ks.loaded) > ks.refresh || !known && now.Sub(ks.loaded) > ks.minRefresh {
-			if err := ks.load(ctx); err != nil && ks.keys == nil {
-				return nil, err
-			}
-		}
-	} else if now.Sub(ks.checked) > 2*time.Second {
-		ks.checked = now
-		if fi, err := os.Stat(ks.source); err == nil && !fi.ModTime().Equal(ks.mtime) {
-			ks.load(ctx) // on failure, the old keys stay
-		}
+		due = age > ks.refresh || !known && age > ks.minRefresh
+	} else {
+		due = age > ks.fileCheck
 	}
-	k, ok := ks.keys[kid]
-	if !ok && kid == "" && len(ks.keys) == 1 {
-		for _, only := range ks.keys {
+	due = due && !ks.loading
+	seen := ks.mtime
+	if due {
+		ks.loading, ks.loaded = true, now
+	}
+	ks.mu.Unlock()
+	if due {
+		ks.reload(ctx, seen)
+		km = ks.keys.Load()
+	}
+	k, ok := km.keys[kid]
+	if !ok && kid == "" && len(km.keys) == 1 {
+		for _, only := range km.keys {
 			k, ok = only, true
 		}
 	}
 	if !ok {
 		return nil, fmt.Errorf("no key with id %q", kid)
 	}
-	if want := ks.algs[kid]; want != "" && want != alg {
+	if want := km.algs[kid]; want != "" && want != alg {
 		return nil, fmt.Errorf("key %q is for %s, token is %s", kid, want, alg)
 	}
 	return k, nil
 }
 
-// load reads the source; ks.mu is held.
-func (ks *KeySet) load(ctx context.Context) error {
-	var raw []byte
+// reload reads the source again (a file only if its mtime is not seen);
+// on failure the keys in use stay.
+func (ks *KeySet) reload(ctx context.Context, seen time.Time) {
+	mtime := seen
+	if !ks.isURL() {
+		if fi, err := os.Stat(ks.source); err == nil {
+			mtime = fi.ModTime()
+		}
+	}
+	if ks.isURL() || !mtime.Equal(seen) {
+		if km, m, err := ks.read(ctx); err == nil {
+			ks.keys.Store(km)
+			mtime = m
+		}
+	}
+	ks.mu.Lock()
+	ks.mtime, ks.loading = mtime, false
+	ks.mu.Unlock()
+}
+
+// read reads and parses the source.
+func (ks *KeySet) read(ctx context.Context) (*keyMap, time.Time, error) {
+	var (
+		raw   []byte
+		mtime time.Time
+	)
 	if ks.isURL() {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ks.source, nil)
 		if err != nil {
-			return err
+			return nil, mtime, err
 		}
 		resp, err := ks.client.Do(req)
 		if err != nil {
-			return fmt.Errorf("JWKS %s: %w", ks.source, err)
+			return nil, mtime, fmt.Errorf("JWKS %s: %w", ks.source, err)
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("JWKS %s: %s", ks.source, resp.Status)
+			return nil, mtime, fmt.Errorf("JWKS %s: %s", ks.source, resp.Status)
 		}
 		if raw, err = io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes)); err != nil {
-			return fmt.Errorf("JWKS %s: %w", ks.source, err)
+			return nil, mtime, fmt.Errorf("JWKS %s: %w", ks.source, err)
 		}
-		ks.loaded = time.Now()
 	} else {
 		fi, err := os.Stat(ks.source)
 		if err != nil {
-			return fmt.Errorf("JWKS: %w", err)
+			return nil, mtime, fmt.Errorf("JWKS: %w", err)
 		}
 		if raw, err = os.ReadFile(ks.source); err != nil {
-			return fmt.Errorf("JWKS: %w", err)
+			return nil, mtime, fmt.Errorf("JWKS: %w", err)
 		}
-		ks.mtime, ks.loaded, ks.checked = fi.ModTime(), time.Now(), time.Now()
+		mtime = fi.ModTime()
 	}
 	keys, algs, err := ParseJWKS(raw)
 	if err != nil {
-		return fmt.Errorf("JWKS %s: %w", ks.source, err)
+		return nil, mtime, fmt.Errorf("JWKS %s: %w", ks.source, err)
 	}
-	ks.keys, ks.algs = keys, algs
-	return nil
+	return &keyMap{keys: keys, algs: algs}, mtime, nil
 }
 
 type jwk struct {
