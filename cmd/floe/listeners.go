@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,6 +87,9 @@ func (f *listenerFlags) apply(ctx context.Context, cfg *agent.Config, log func()
 		cfg.TLS = agent.ServerTLS(certs, pool, f.tlsClientAuth == "required")
 	case f.tlsCert != "" || f.tlsKey != "" || f.tlsClientCA != "":
 		return errors.New("TLS: --tls-cert and --tls-key go together (and --tls-client-ca needs them)")
+	}
+	if cfg.TLS != nil && !slices.ContainsFunc(cfg.Listeners, func(l agent.Listener) bool { return l.Protocol == agent.SSL || l.Protocol == agent.SASLSSL }) {
+		return errors.New("--tls-cert is for SSL and SASL_SSL listeners, and --listeners names none")
 	}
 	rules, err := agent.ParsePrincipalRules(f.principalRules)
 	if err != nil {

@@ -159,7 +159,11 @@ func (c *conn) read(queue chan<- inflight) error {
 			case req.Key == saslHandshakeKey || req.Key == saslAuthenticateKey:
 				resp, err := c.saslRequest(req)
 				if resp != nil {
-					queue <- inflight{hdr: req.Header, reply: func(context.Context) kmsg.Response { return resp }, start: start}
+					delay := time.Duration(0)
+					if err != nil {
+						delay = failedAuthDelay
+					}
+					queue <- inflight{hdr: req.Header, reply: delayed(resp, delay), start: start}
 				}
 				if err != nil {
 					return err

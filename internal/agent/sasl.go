@@ -34,7 +34,26 @@ const (
 	maxUnauthenticatedFrame = 512 << 10
 	// saslStepTimeout bounds one step's store or JWKS lookups.
 	saslStepTimeout = 10 * time.Second
+	// failedAuthDelay is Kafka's connection.failed.authentication.delay.ms:
+	// a failure is answered this late, which slows password guessing on
+	// one connection (the agent's other connections are not held up).
+	failedAuthDelay = 100 * time.Millisecond
 )
+
+// delayed answers resp after d (or at once when the agent drains).
+func delayed(resp kmsg.Response, d time.Duration) func(context.Context) kmsg.Response {
+	return func(ctx context.Context) kmsg.Response {
+		if d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
+		return resp
+	}
+}
 
 var (
 	errAuthentication  = errors.New("SASL authentication failed")
