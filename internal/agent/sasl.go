@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/protocol"
 	"github.com/floe-io/floe/internal/sasl"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -97,7 +98,7 @@ func (c *conn) saslRequest(req *wire.Request) (kmsg.Response, error) {
 	switch r := req.Req.(type) {
 	case *kmsg.SASLHandshakeRequest:
 		if r.Version > 1 {
-			return nil, fmt.Errorf("%w: SaslHandshake v%d", errUnsupportedSASL, r.Version)
+			return nil, fmt.Errorf("%w: SaslHandshake v%d", protocol.ErrUnsupported, r.Version)
 		}
 		resp := r.ResponseKind().(*kmsg.SASLHandshakeResponse)
 		resp.SupportedMechanisms = c.a.sasl.Mechanisms()
@@ -128,7 +129,7 @@ func (c *conn) saslRequest(req *wire.Request) (kmsg.Response, error) {
 
 	case *kmsg.SASLAuthenticateRequest:
 		if r.Version > 2 {
-			return nil, fmt.Errorf("%w: SaslAuthenticate v%d", errUnsupportedSASL, r.Version)
+			return nil, fmt.Errorf("%w: SaslAuthenticate v%d", protocol.ErrUnsupported, r.Version)
 		}
 		resp := r.ResponseKind().(*kmsg.SASLAuthenticateResponse)
 		if s.state != saslAuthenticate {
@@ -158,10 +159,8 @@ func (c *conn) saslRequest(req *wire.Request) (kmsg.Response, error) {
 		}
 		return resp, nil
 	}
-	return nil, fmt.Errorf("%w: key %d", errUnsupportedSASL, req.Key)
+	return nil, fmt.Errorf("%w: key %d", protocol.ErrUnsupported, req.Key)
 }
-
-var errUnsupportedSASL = errors.New("unsupported SASL request version")
 
 // rawToken takes one bare token after SaslHandshake v0 and returns the
 // bare answer; a failure closes the connection without an answer, as

@@ -320,6 +320,27 @@ func TestSASLBeforeAuthentication(t *testing.T) {
 	if err := c.ExpectClosed(5 * time.Second); err != nil {
 		t.Fatalf("Metadata before authentication: %v", err)
 	}
+
+	c = testutil.Dial(t, a.ListenerAddr("SASL_PLAINTEXT"))
+	auth := kmsg.NewPtrSASLAuthenticateRequest()
+	auth.SetVersion(1)
+	auth.SASLAuthBytes = []byte("\x00alice\x00x")
+	if r := c.Do(auth).(*kmsg.SASLAuthenticateResponse); r.ErrorCode != kerr.IllegalSaslState.Code {
+		t.Fatalf("SaslAuthenticate before SaslHandshake: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if err := c.ExpectClosed(5 * time.Second); err != nil {
+		t.Fatalf("after SaslAuthenticate before SaslHandshake: %v", err)
+	}
+
+	// A frame larger than Kafka's sasl.server.max.receive.size before
+	// authentication closes the connection before it is read.
+	c = testutil.Dial(t, a.ListenerAddr("SASL_PLAINTEXT"))
+	if err := c.WriteRaw([]byte{0, 0x10, 0, 0}); err != nil { // 1 MiB announced
+		t.Fatal(err)
+	}
+	if err := c.ExpectClosed(5 * time.Second); err != nil {
+		t.Fatalf("a 1 MiB frame before authentication: %v", err)
+	}
 }
 
 // TestSASLReauthentication: with connections.max.reauth.ms, SaslAuthenticate
