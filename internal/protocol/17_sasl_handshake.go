@@ -1,13 +1,12 @@
 package protocol
 
-// SaslHandshake v0-v1 (KIP-43, KIP-152) and SaslAuthenticate v0-v2
-// (KIP-152, KIP-368: v1 adds the session lifetime).
+// SaslHandshake v0-v1 (KIP-43; v1, KIP-152: SaslAuthenticate requests
+// carry the tokens).
 //
-// The connection of a SASL listener answers both itself, because they
-// change who the connection is (internal/agent/sasl.go). What reaches
-// these handlers comes from a listener without SASL, where Kafka answers
-// ILLEGAL_SASL_STATE; they are registered so that ApiVersions advertises
-// them.
+// The connection of a SASL listener answers it itself, because it changes
+// who the connection is (internal/agent/sasl.go). What reaches this
+// handler comes from a listener without SASL, where Kafka answers
+// ILLEGAL_SASL_STATE; it is registered so that ApiVersions advertises it.
 
 import (
 	"context"
@@ -18,21 +17,10 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() {
-	register(17, 0, 1, (*Handler).saslHandshake)
-	register(36, 0, 2, (*Handler).saslAuthenticate)
-}
+func init() { register(17, 0, 1, (*Handler).saslHandshake) }
 
 func (h *Handler) saslHandshake(_ context.Context, req *wire.Request) (Reply, error) {
 	resp := req.Req.ResponseKind().(*kmsg.SASLHandshakeResponse)
 	resp.ErrorCode = kerr.IllegalSaslState.Code
-	return now(resp), nil
-}
-
-func (h *Handler) saslAuthenticate(_ context.Context, req *wire.Request) (Reply, error) {
-	resp := req.Req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
-	resp.ErrorCode = kerr.IllegalSaslState.Code
-	msg := "SASL authentication is not enabled on this listener"
-	resp.ErrorMessage = &msg
 	return now(resp), nil
 }
