@@ -38,6 +38,7 @@ type benchFlags struct {
 	listPresets  bool
 	logLevel     string
 	retentionDay float64
+	security     clientSecurityFlags
 }
 
 func (b *benchFlags) register(fs *flag.FlagSet) {
@@ -88,6 +89,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.preset, "preset", "", "start from a named preset (see --list-presets); later flags override it")
 	fs.BoolVar(&b.listPresets, "list-presets", false, "list the presets and their command lines")
 	fs.StringVar(&b.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	b.security.register(fs)
 }
 
 // finish turns the string flags into the config.
@@ -121,6 +123,9 @@ func (b *benchFlags) finish() error {
 		errs = append(errs, fmt.Errorf("--bucket-proxy-latency: %w", err))
 	}
 	b.cfg.Prices.Retention = bench.Days(b.retentionDay)
+	if b.cfg.ClientOpts, err = b.security.opts(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

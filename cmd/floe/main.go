@@ -9,6 +9,7 @@
 //	floe jobs         background job leases and bucket use per topic
 //	floe record       record a checker workload's history against running agents
 //	floe check        check a recorded history for lost, duplicated, reordered records
+//	floe users        SASL users (SCRAM credentials) in a metadata store
 //
 // This file and its siblings only wire configuration to the internal
 // packages; the behaviour lives there.
@@ -40,6 +41,7 @@ Commands:
   jobs        show background job leases and bucket use per topic
   record      record a workload's history (sends, polls, commits) against running agents
   check       check a recorded history for anomalies (exit 0 only when there is none)
+  users       set, delete and list SASL users in a metadata store
   help        print this list
 
 Run "floe COMMAND -h" for a command's arguments and flags.
@@ -78,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return recordCmd(ctx, args[1:], stdout, stderr)
 	case "check":
 		return checkCmd(ctx, args[1:], stdout, stderr)
+	case "users":
+		return usersCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

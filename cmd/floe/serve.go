@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,7 @@ type agentFlags struct {
 	logs       logFlags
 	security   securityFlags
 	authz      authzFlags
+	listeners  listenerFlags
 	autoCreate bool
 	partitions int
 	finish     func() error // copies parsed values into cfg
@@ -57,6 +59,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	f.security.register(fs, &f.cfg)
 	f.authz.register(fs)
 	registerLimits(fs, &f.cfg)
+	f.listeners.register(fs)
 	f.finish = func() error {
 		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))
 		f.cfg.NodeID = int32(nodeID)
@@ -64,6 +67,9 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 		f.cfg.DefaultPartitions = int32(f.partitions)
 		f.cfg.Roles = strings.Split(*roles, ",")
 		if err := f.authz.apply(&f.cfg); err != nil {
+			return err
+		}
+		if err := f.listeners.apply(context.Background(), &f.cfg, func() *slog.Logger { return f.cfg.Logger }); err != nil {
 			return err
 		}
 		return f.security.apply(&f.cfg)

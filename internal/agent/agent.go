@@ -39,6 +39,7 @@ import (
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/protocol"
 	"github.com/floe-io/floe/internal/quota"
+	"github.com/floe-io/floe/internal/sasl"
 	"github.com/floe-io/floe/internal/wire"
 	"github.com/floe-io/floe/internal/zonecache"
 )
@@ -51,6 +52,26 @@ type Config struct {
 	// Advertise is the host:port clients are told to connect to
 	// (default: the bound listener address).
 	Advertise string
+	// Listeners, when set, replaces Listen and Advertise: Kafka listeners
+	// with their security protocols (see Listener). The first is the
+	// one the membership's Host and Port name.
+	Listeners []Listener
+	// TLS serves the SSL and SASL_SSL listeners (see ServerTLS).
+	TLS *tls.Config
+	// PrincipalRules map client certificates' subjects to user names on
+	// SSL listeners (ssl.principal.mapping.rules).
+	PrincipalRules PrincipalRules
+	// SASLMechanisms are what SASL_PLAINTEXT and SASL_SSL listeners
+	// offer (sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256 and
+	// SCRAM-SHA-512 check the metadata store's users, OAUTHBEARER
+	// tokens are checked by OAuth.
+	SASLMechanisms []string
+	OAuth          *sasl.TokenVerifier
+	// MaxReauth is connections.max.reauth.ms (KIP-368): a SASL session
+	// lasts at most this long (and no longer than its token), then the
+	// client must authenticate again on the same connection or be
+	// disconnected. 0: sessions last as long as the connection.
+	MaxReauth time.Duration
 	// AdminListen serves /metrics and /healthz; empty disables it.
 	AdminListen string
 	// AdminTLS, if set, serves the admin listener over TLS.
@@ -137,19 +158,20 @@ type Config struct {
 
 // Agent is a running agent.
 type Agent struct {
-	cfg      Config
-	log      *slog.Logger
-	ln       net.Listener
-	admin    *http.Server
-	adminLn  net.Listener
-	writer   *produce.Writer
-	handler  *protocol.Handler
-	reg      *prometheus.Registry
-	metrics  *metrics
-	store    metastore.Store
-	ctx      context.Context // of requests; cancelled when the drain ends long polls
-	cancel   context.CancelFunc
-	draining chan struct{} // closed when Close begins
+	cfg       Config
+	log       *slog.Logger
+	listeners []*kafkaListener
+	sasl      *sasl.Server // nil without SASL listeners
+	admin     *http.Server
+	adminLn   net.Listener
+	writer    *produce.Writer
+	handler   *protocol.Handler
+	reg       *prometheus.Registry
+	metrics   *metrics
+	store     metastore.Store
+	ctx       context.Context // of requests; cancelled when the drain ends long polls
+	cancel    context.CancelFunc
+	draining  chan struct{} // closed when Close begins
 
 	members    *cluster.Membership
 	peerServer *zonecache.Server
@@ -204,17 +226,47 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 // stops it (see actors).
 func (a *Agent) start(bucket objstore.Bucket) error {
 	cfg, log, store := a.cfg, a.log, a.store
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
-	a.ln = ln
-	a.actors.add("kafka listener", func() { ln.Close() })
-	self, err := advertised(cfg, ln.Addr())
+	specs, err := cfg.listeners()
 	if err != nil {
 		return err
 	}
-	peerLn, peerAddr, err := listenPeers(cfg, self)
+	if slices.ContainsFunc(specs, Listener.sasl) {
+		if a.sasl, err = sasl.NewServer(sasl.Config{Mechanisms: cfg.SASLMechanisms, Users: store, OAuth: cfg.OAuth}); err != nil {
+			return err
+		}
+	}
+	var advertisedListeners map[string]string
+	if len(cfg.Listeners) > 0 {
+		advertisedListeners = map[string]string{}
+	}
+	for _, spec := range specs {
+		ln, err := net.Listen("tcp", spec.Addr)
+		if err != nil {
+			return fmt.Errorf("listen %s (%s): %w", spec.Addr, spec.Name, err)
+		}
+		a.actors.add("kafka listener "+spec.Name, func() { ln.Close() })
+		if spec.tls() {
+			tc := cfg.TLS
+			if spec.Protocol == SASLSSL {
+				// SASL authenticates these clients; client certificates
+				// are asked for on SSL listeners only (as Kafka does
+				// without a listener-prefixed ssl.client.auth, KIP-684).
+				tc = tc.Clone()
+				tc.ClientAuth, tc.ClientCAs = tls.NoClientCert, nil
+			}
+			ln = tls.NewListener(ln, tc)
+		}
+		adv, err := advertisedAddr(spec.Advertise, ln.Addr())
+		if err != nil {
+			return fmt.Errorf("listener %s: %w", spec.Name, err)
+		}
+		a.listeners = append(a.listeners, &kafkaListener{Listener: spec, ln: ln, advertise: adv})
+		if advertisedListeners != nil {
+			advertisedListeners[spec.Name] = net.JoinHostPort(adv.Host, strconv.Itoa(int(adv.Port)))
+		}
+	}
+	self := a.listeners[0].advertise
+	peerLn, peerAddr, err := listenPeers(cfg, specs[0].Addr, self)
 	if err != nil {
 		return err
 	}
@@ -229,7 +281,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		}
 	}
 	members, err := cluster.Join(joinCtx, store, cluster.Options{
-		Host: self.Host, Port: self.Port, PeerAddr: peerAddr, Zone: cfg.Zone, Roles: cfg.Roles, NodeID: cfg.NodeID, Logger: log,
+		Host: self.Host, Port: self.Port, Listeners: advertisedListeners, PeerAddr: peerAddr, Zone: cfg.Zone, Roles: cfg.Roles, NodeID: cfg.NodeID, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -317,17 +369,22 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		return err
 	}
 	a.actors.add("quotas", runUntilStopped(a.quotas.Run))
-	a.handler = protocol.NewHandler(protocol.Config{
-		ClusterID:         cfg.ClusterID,
-		Cluster:           view,
-		Groups:            a.groups,
-		Authorizer:        authorizer,
-		TestPrincipal:     cfg.TestPrincipal,
-		Quotas:            a.quotas,
-		AutoCreateTopics:  cfg.AutoCreateTopics,
-		DefaultPartitions: cfg.DefaultPartitions,
-		Limits:            cfg.Limits,
-	}, store, a.writer, reader, notify, log)
+	// One handler per listener: each tells its clients the agents'
+	// addresses on that listener.
+	for _, l := range a.listeners {
+		l.handler = protocol.NewHandler(protocol.Config{
+			ClusterID:         cfg.ClusterID,
+			Cluster:           clusterView{m: members, listener: l.Name},
+			Groups:            a.groups,
+			Users:             store,
+			Authorizer:        authorizer,
+			TestPrincipal:     cfg.TestPrincipal,
+			Quotas:            a.quotas,
+			AutoCreateTopics:  cfg.AutoCreateTopics,
+			DefaultPartitions: cfg.DefaultPartitions,
+			Limits:            cfg.Limits,
+		}, store, a.writer, reader, notify, log)
+	}
 
 	if cfg.AdminListen != "" {
 		if err := a.startAdmin(); err != nil {
@@ -350,10 +407,16 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.actors.add("requests", a.cancel)
-	a.wg.Add(1)
-	go a.accept()
+	for _, l := range a.listeners {
+		a.wg.Add(1)
+		go a.accept(l)
+		if len(a.listeners) > 1 {
+			log.Info("kafka listener", "name", l.Name, "protocol", l.Protocol, "addr", l.ln.Addr().String(),
+				"advertised", net.JoinHostPort(l.advertise.Host, strconv.Itoa(int(l.advertise.Port))))
+		}
+	}
 	a.actors.add("connections", a.closeConnections)
-	log.Info("agent listening", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
+	log.Info("agent listening", "kafka", a.Addr(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
 		"peer", peerServer.Addr().String(), "peer_advertised", peerAddr, "admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", a.writer.Linger())
 	return nil
 }
@@ -392,33 +455,14 @@ func runUntilStopped(fn func(context.Context)) (stop func()) {
 	}
 }
 
-func advertised(cfg Config, bound net.Addr) (protocol.Broker, error) {
-	addr := cfg.Advertise
-	if addr == "" {
-		addr = bound.String()
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return protocol.Broker{}, fmt.Errorf("advertised address %q: %w", addr, err)
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return protocol.Broker{}, fmt.Errorf("advertised port %q: %w", port, err)
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return protocol.Broker{Host: host, Port: int32(p)}, nil
-}
-
 // listenPeers opens the peer listener and returns it with the address
 // other agents dial.
-func listenPeers(cfg Config, self protocol.Broker) (net.Listener, string, error) {
+func listenPeers(cfg Config, kafkaAddr string, self protocol.Broker) (net.Listener, string, error) {
 	addr := cfg.PeerListen
 	if addr == "" {
-		host, _, err := net.SplitHostPort(cfg.Listen)
+		host, _, err := net.SplitHostPort(kafkaAddr)
 		if err != nil {
-			return nil, "", fmt.Errorf("listener address %q: %w", cfg.Listen, err)
+			return nil, "", fmt.Errorf("listener address %q: %w", kafkaAddr, err)
 		}
 		addr = net.JoinHostPort(host, "0")
 	}
@@ -440,8 +484,8 @@ func listenPeers(cfg Config, self protocol.Broker) (net.Listener, string, error)
 // PeerAddr is the bound peer listener address.
 func (a *Agent) PeerAddr() string { return a.peerServer.Addr().String() }
 
-// Addr is the bound Kafka listener address.
-func (a *Agent) Addr() string { return a.ln.Addr().String() }
+// Addr is the bound address of the first Kafka listener.
+func (a *Agent) Addr() string { return a.listeners[0].ln.Addr().String() }
 
 // AdminAddr is the bound admin address, or "" without one.
 func (a *Agent) AdminAddr() string {
@@ -457,17 +501,17 @@ func (a *Agent) NodeID() int32 { return a.members.Self().NodeID }
 // Registry is the agent's metrics registry.
 func (a *Agent) Registry() *prometheus.Registry { return a.reg }
 
-func (a *Agent) accept() {
+func (a *Agent) accept(l *kafkaListener) {
 	defer a.wg.Done()
 	for {
-		nc, err := a.ln.Accept()
+		nc, err := l.ln.Accept()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				a.log.Error("accept failed", "err", err)
 			}
 			return
 		}
-		c := newConn(a, nc)
+		c := newConn(a, l, nc)
 		a.mu.Lock()
 		a.conns[c] = struct{}{}
 		a.mu.Unlock()
@@ -597,7 +641,9 @@ func (a *Agent) drain() {
 	a.actors.stop("heartbeats")
 	a.actors.stop("membership")
 	a.actors.stop("jobs")
-	a.actors.stop("kafka listener")
+	for _, l := range a.listeners {
+		a.actors.stop("kafka listener " + l.Name)
+	}
 	a.mu.Lock()
 	for c := range a.conns {
 		c.stopReading()
@@ -612,7 +658,9 @@ func (a *Agent) drain() {
 // closeConnections waits up to ShutdownTimeout for the connections to
 // finish, then closes those with requests still in flight.
 func (a *Agent) closeConnections() {
-	a.ln.Close()
+	for _, l := range a.listeners {
+		l.ln.Close()
+	}
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
 	select {

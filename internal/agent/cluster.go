@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/floe-io/floe/internal/cluster"
@@ -17,12 +19,24 @@ var AllRoles = []string{protocol.RoleProduce, protocol.RoleFetch, protocol.RoleJ
 type clusterView struct {
 	m      *cluster.Membership
 	agents []metastore.AgentInfo // nil: every live agent
+	// listener names the Kafka listener the client connected through:
+	// agents are shown at their address on the listener of that name.
+	listener string
 }
 
 var _ protocol.Cluster = clusterView{}
 
-func broker(a metastore.AgentInfo) protocol.Broker {
+func (v clusterView) broker(a metastore.AgentInfo) protocol.Broker {
 	b := protocol.Broker{NodeID: a.NodeID, Host: a.Host, Port: a.Port}
+	// An agent without this listener (one started with other listeners,
+	// during a change of configuration) is shown at its first one.
+	if addr, ok := a.Listeners[v.listener]; ok {
+		if host, port, err := net.SplitHostPort(addr); err == nil {
+			if p, err := strconv.ParseUint(port, 10, 16); err == nil {
+				b.Host, b.Port = host, int32(p)
+			}
+		}
+	}
 	if a.Zone != "" {
 		zone := a.Zone
 		b.Rack = &zone
@@ -37,18 +51,18 @@ func (v clusterView) live() []metastore.AgentInfo {
 	return v.m.Live()
 }
 
-func (v clusterView) Self() protocol.Broker { return broker(v.m.Self()) }
+func (v clusterView) Self() protocol.Broker { return v.broker(v.m.Self()) }
 
 func (v clusterView) Brokers() []protocol.Broker {
 	live := v.live()
 	out := make([]protocol.Broker, len(live))
 	for i, a := range live {
-		out[i] = broker(a)
+		out[i] = v.broker(a)
 	}
 	return out
 }
 
-func (v clusterView) Owner(key string) protocol.Broker { return broker(cluster.Owner(v.live(), key)) }
+func (v clusterView) Owner(key string) protocol.Broker { return v.broker(cluster.Owner(v.live(), key)) }
 
 func (v clusterView) Serves(role string) bool { return slices.Contains(v.m.Self().Roles, role) }
 
@@ -71,7 +85,7 @@ func (v clusterView) For(clientID string) protocol.Cluster {
 	if len(keep) == 0 {
 		return v
 	}
-	return clusterView{m: v.m, agents: keep}
+	return clusterView{m: v.m, agents: keep, listener: v.listener}
 }
 
 // clientRoles summarises the roles clients care about.

@@ -2,7 +2,11 @@ package agent
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -26,6 +30,7 @@ const maxInflight = 128
 // their work overlaps.
 type conn struct {
 	a      *Agent
+	l      *kafkaListener
 	nc     net.Conn
 	remote string
 	host   string // "/IP", as Kafka reports client hosts
@@ -38,6 +43,8 @@ type conn struct {
 	mutedUntil atomic.Int64
 	stopped    chan struct{} // closed by stopReading
 	stopOnce   sync.Once
+	// sasl is the authentication state on SASL listeners, nil on others.
+	sasl *saslSession
 }
 
 type inflight struct {
@@ -45,15 +52,43 @@ type inflight struct {
 	reply protocol.Reply
 	start time.Time
 	size  int // request frame bytes
+	// raw, when set, is a SASL token answered without Kafka framing
+	// (after SaslHandshake v0): only its length precedes it.
+	raw *[]byte
 }
 
-func newConn(a *Agent, nc net.Conn) *conn {
+func newConn(a *Agent, l *kafkaListener, nc net.Conn) *conn {
 	remote := nc.RemoteAddr().String()
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		host = remote
 	}
-	return &conn{a: a, nc: nc, remote: remote, host: "/" + host, principal: wire.AnonymousPrincipal, stopped: make(chan struct{})}
+	c := &conn{a: a, l: l, nc: nc, remote: remote, host: "/" + host, principal: wire.AnonymousPrincipal, stopped: make(chan struct{})}
+	if l.sasl() {
+		c.sasl = &saslSession{}
+	}
+	return c
+}
+
+// tlsHandshakeTimeout bounds a client's TLS handshake.
+const tlsHandshakeTimeout = 10 * time.Second
+
+// handshake completes a TLS listener's handshake and takes the client
+// certificate's principal on SSL listeners.
+func (c *conn) handshake() error {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.a.ctx, tlsHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	if c.l.Protocol == SSL {
+		c.principal = tlsPrincipal(tc.ConnectionState(), c.a.cfg.PrincipalRules)
+	}
+	return nil
 }
 
 // stopReading ends the reader; the writer answers what is in flight and
@@ -71,6 +106,12 @@ func (c *conn) serve() {
 	m := c.a.metrics
 	m.connections.Inc()
 	defer m.connections.Dec()
+	if err := c.handshake(); err != nil {
+		c.nc.Close()
+		m.tlsFailures.Inc()
+		c.a.log.Debug("TLS handshake failed", "remote", c.remote, "listener", c.l.Name, "err", err)
+		return
+	}
 	queue := make(chan inflight, maxInflight)
 	writerDone := make(chan struct{})
 	go func() {
@@ -84,6 +125,10 @@ func (c *conn) serve() {
 	switch {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.a.log.Debug("connection closed", "remote", c.remote)
+	case errors.Is(err, errAuthentication):
+		c.a.log.Info("closing connection after failed authentication", "remote", c.remote, "listener", c.l.Name, "err", err)
+	case errors.Is(err, errUnauthenticated), errors.Is(err, errSessionExpired):
+		c.a.log.Debug("closing connection", "remote", c.remote, "listener", c.l.Name, "err", err)
 	case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, protocol.ErrUnsupported):
 		m.rejected.Inc()
 		c.a.log.Warn("closing connection after bad request", "remote", c.remote, "err", err)
@@ -96,19 +141,56 @@ func (c *conn) read(queue chan<- inflight) error {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
 		c.waitUnmuted()
-		frame, err := wire.ReadFrame(br, c.a.cfg.MaxFrameBytes)
+		limit := c.a.cfg.MaxFrameBytes
+		if c.sasl != nil && !c.sasl.authenticated() {
+			// Kafka's sasl.server.max.receive.size: whoever has not
+			// authenticated sends small frames.
+			limit = min(limit, maxUnauthenticatedFrame)
+		}
+		frame, err := wire.ReadFrame(br, limit)
 		if err != nil {
 			return err
 		}
 		start := time.Now()
+		if c.sasl != nil && c.sasl.state == saslRawTokens {
+			out, err := c.rawToken(frame)
+			if err != nil {
+				return err
+			}
+			queue <- inflight{raw: &out, start: start}
+			continue
+		}
 		req, err := wire.ParseRequest(frame)
 		if err != nil {
 			return err
 		}
 		req.ClientHost = c.host
+		if c.sasl != nil {
+			switch {
+			case req.Key == saslHandshakeKey || req.Key == saslAuthenticateKey:
+				resp, err := c.saslRequest(req)
+				if resp != nil {
+					delay := time.Duration(0)
+					if err != nil {
+						delay = failedAuthDelay
+					}
+					queue <- inflight{hdr: req.Header, reply: delayed(resp, delay), start: start}
+				}
+				if err != nil {
+					return err
+				}
+				continue
+			case !c.sasl.authenticated():
+				if req.Key != wire.ApiVersionsKey {
+					return fmt.Errorf("%w: %s before SASL authentication", errUnauthenticated, keyName(req.Key))
+				}
+			case c.sasl.expired(start):
+				return fmt.Errorf("%w: %s after the session expired without re-authentication", errSessionExpired, keyName(req.Key))
+			}
+		}
 		req.Principal = c.principal
 		c.capFetch(req)
-		reply, err := c.a.handler.Handle(c.a.ctx, req)
+		reply, err := c.l.handler.Handle(c.a.ctx, req)
 		if err != nil {
 			return err
 		}
@@ -121,6 +203,17 @@ func (c *conn) write(queue <-chan inflight) {
 	var buf []byte
 	broken := false
 	for in := range queue {
+		if in.raw != nil {
+			if !broken {
+				buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(*in.raw)))
+				buf = append(buf, *in.raw...)
+				if _, err := bw.Write(buf); err != nil || bw.Flush() != nil {
+					broken = true
+					c.nc.Close()
+				}
+			}
+			continue
+		}
 		resp := in.reply(c.a.ctx)
 		c.a.metrics.observe(in.hdr.Key, time.Since(in.start))
 		if throttle := c.throttle(in, resp); throttle > 0 {

@@ -10,6 +10,10 @@ type metrics struct {
 	requests    *prometheus.HistogramVec
 	connections prometheus.Gauge
 	rejected    prometheus.Counter
+	tlsFailures prometheus.Counter
+	// auths counts SASL authentications by mechanism and result (ok,
+	// failed).
+	auths *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,8 +29,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "floe_connections_rejected_total", Help: "Connections closed because of a malformed, oversize or unsupported request.",
 		}),
+		tlsFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "floe_tls_handshake_failures_total", Help: "Kafka client connections closed because their TLS handshake failed (no TLS, an unknown client certificate, a timeout).",
+		}),
+		auths: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "floe_sasl_authentications_total", Help: "SASL authentications on the Kafka listeners, by mechanism and result (ok, failed).",
+		}, []string{"mechanism", "result"}),
 	}
-	reg.MustRegister(m.requests, m.connections, m.rejected)
+	reg.MustRegister(m.requests, m.connections, m.rejected, m.tlsFailures, m.auths)
 	return m
 }
 

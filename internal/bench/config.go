@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"io"
 	"log/slog"
 	"math"
@@ -47,6 +48,10 @@ type Config struct {
 	Drain time.Duration
 
 	Prices Prices // for the cost estimate
+
+	// ClientOpts are added to every client's options: TLS and SASL, to
+	// measure what security costs.
+	ClientOpts []kgo.Opt
 
 	// Progress, when set, receives a live status line every
 	// ProgressInterval (default 1s). ProgressInPlace redraws one line

@@ -69,8 +69,8 @@ func (s *stats) firstError() string {
 }
 
 // clientOpts are the options every client of a run shares.
-func clientOpts(brokers []string, id string) []kgo.Opt {
-	return []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID(id)}
+func clientOpts(cfg *Config, brokers []string, id string) []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID(id)}, cfg.ClientOpts...)
 }
 
 // producer sends records on a Pacer's schedule through one client.
@@ -91,7 +91,7 @@ type producer struct {
 }
 
 func newProducer(cfg *Config, brokers []string, id int, topics []string, st *stats, pacer *Pacer, keys [][]byte, limit int64) (*producer, error) {
-	opts := append(clientOpts(brokers, "floe-bench-producer-"+strconv.Itoa(id)),
+	opts := append(clientOpts(cfg, brokers, "floe-bench-producer-"+strconv.Itoa(id)),
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.MaxBufferedBytes(int(cfg.MaxBuffered)),
 		kgo.MaxBufferedRecords(int(max(cfg.MaxBuffered/int64(cfg.RecordSize), 1))),
@@ -268,7 +268,7 @@ type consumer struct {
 	bytes    atomic.Int64
 }
 
-func newConsumer(brokers []string, id int, topics []string, partitions int, st *stats) (*consumer, error) {
+func newConsumer(cfg *Config, brokers []string, id int, topics []string, partitions int, st *stats) (*consumer, error) {
 	assign := make(map[string]map[int32]kgo.Offset, len(topics))
 	for _, t := range topics {
 		m := make(map[int32]kgo.Offset, partitions)
@@ -277,7 +277,7 @@ func newConsumer(brokers []string, id int, topics []string, partitions int, st *
 		}
 		assign[t] = m
 	}
-	cl, err := kgo.NewClient(append(clientOpts(brokers, "floe-bench-consumer-"+strconv.Itoa(id)),
+	cl, err := kgo.NewClient(append(clientOpts(cfg, brokers, "floe-bench-consumer-"+strconv.Itoa(id)),
 		kgo.ConsumePartitions(assign),
 		kgo.FetchMaxWait(time.Second),
 	)...)

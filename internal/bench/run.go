@@ -60,7 +60,7 @@ func topicNames(prefix string, n int) []string {
 func (r *runner) createTopics(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cl, err := kgo.NewClient(clientOpts(r.tgt.Brokers(), "floe-bench-admin")...)
+	cl, err := kgo.NewClient(clientOpts(r.cfg, r.tgt.Brokers(), "floe-bench-admin")...)
 	if err != nil {
 		return err
 	}
@@ -323,7 +323,7 @@ func (r *runner) catchUp(ctx context.Context) (*Report, error) {
 func (r *runner) startConsumers(st *stats) ([]*consumer, error) {
 	var cs []*consumer
 	for i := range r.cfg.Consumers {
-		c, err := newConsumer(r.tgt.Brokers(), i, r.topics, r.cfg.Partitions, st)
+		c, err := newConsumer(r.cfg, r.tgt.Brokers(), i, r.topics, r.cfg.Partitions, st)
 		if err != nil {
 			closeConsumers(cs)
 			return nil, err

@@ -29,8 +29,11 @@ type Options struct {
 	Port int32
 	// PeerAddr is the HOST:PORT of the agent's peer listener ("": none).
 	PeerAddr string
-	Zone     string
-	Roles    []string
+	// Listeners maps Kafka listener names to advertised HOST:PORTs (nil
+	// for an agent with one listener, Host:Port).
+	Listeners map[string]string
+	Zone      string
+	Roles     []string
 	// NodeID, if >= 0, asks for a fixed broker id; otherwise the store
 	// assigns one.
 	NodeID int32
@@ -67,7 +70,7 @@ func Join(ctx context.Context, reg metastore.AgentRegistry, opts Options) (*Memb
 	m := &Membership{reg: reg, opts: opts, log: opts.Logger}
 	m.self = metastore.AgentInfo{
 		ID: uuid.NewString(), NodeID: opts.NodeID, Host: opts.Host, Port: opts.Port,
-		Zone: opts.Zone, Roles: opts.Roles, PeerAddr: opts.PeerAddr,
+		Zone: opts.Zone, Roles: opts.Roles, PeerAddr: opts.PeerAddr, Listeners: opts.Listeners,
 	}
 	if err := m.heartbeat(ctx); err != nil {
 		return nil, fmt.Errorf("join cluster: %w", err)

@@ -108,6 +108,10 @@ type AgentInfo struct {
 	// PeerAddr is the HOST:PORT of the agent's peer listener, where other
 	// agents of its zone ask it for cache blocks; "" if it has none.
 	PeerAddr string
+	// Listeners maps each Kafka listener's name (PLAINTEXT, SASL_SSL, …)
+	// to the HOST:PORT clients connecting through it are told to use;
+	// Host and Port are the first listener's. nil for agents with one.
+	Listeners map[string]string
 	// Expires is when the agent counts as dead unless it heartbeats
 	// again; set by the store from its own clock.
 	Expires time.Time

@@ -145,6 +145,7 @@ type Store interface {
 	CommitWatcher
 	JobStore
 	ACLStore
+	UserStore
 
 	Close() error
 }

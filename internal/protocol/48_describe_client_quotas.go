@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -25,6 +26,10 @@ func (h *Handler) describeClientQuotas(_ context.Context, req *wire.Request) (Re
 	r := req.Req.(*kmsg.DescribeClientQuotasRequest)
 	return func(ctx context.Context) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.DescribeClientQuotasResponse)
+		if !h.allowedOnCluster(req, acl.DescribeConfigs) {
+			resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+			return resp
+		}
 		if err := checkQuotaFilter(r.Components); err != nil {
 			resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, errMessage(err)
 			return resp

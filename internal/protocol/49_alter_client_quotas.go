@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -33,6 +34,7 @@ func (h *Handler) alterClientQuotas(ctx context.Context, req *wire.Request) (Rep
 	resp := r.ResponseKind().(*kmsg.AlterClientQuotasResponse)
 	var changes []metastore.QuotaChange
 	var valid []int // response entries of the changes
+	alterable := h.allowedOnCluster(req, acl.AlterConfigs)
 	for _, e := range r.Entries {
 		re := kmsg.NewAlterClientQuotasResponseEntry()
 		var c metastore.QuotaChange
@@ -52,7 +54,9 @@ func (h *Handler) alterClientQuotas(ctx context.Context, req *wire.Request) (Rep
 			}
 			c.Set[op.Key] = op.Value
 		}
-		if err := metastore.ValidateQuotaChange(c); err != nil {
+		if !alterable {
+			re.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		} else if err := metastore.ValidateQuotaChange(c); err != nil {
 			re.ErrorCode, re.ErrorMessage = kerr.InvalidRequest.Code, errMessage(err)
 		} else {
 			changes = append(changes, c)

@@ -64,6 +64,10 @@ type Config struct {
 	// Quotas, if set, is re-read after AlterClientQuotas, so that this
 	// agent enforces a change at once.
 	Quotas *quota.Manager
+	// Users keeps the SASL users' SCRAM credentials
+	// (DescribeUserScramCredentials, AlterUserScramCredentials); nil
+	// answers those APIs with an error.
+	Users metastore.UserStore
 }
 
 // Store is what the handlers read and change in the metadata store

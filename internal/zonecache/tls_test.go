@@ -2,13 +2,8 @@ package zonecache_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"testing"
 	"time"
@@ -16,56 +11,9 @@ import (
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/objstore/localdir"
+	"github.com/floe-io/floe/internal/testutil"
 	"github.com/floe-io/floe/internal/zonecache"
 )
-
-// testCA is a throwaway certificate authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "floe test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue signs a certificate for an agent, with no host name in it.
-func (ca *testCA) issue(t *testing.T, name string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 type oneObject struct{ size int64 }
 
@@ -86,8 +34,8 @@ func (m members) Live() []metastore.AgentInfo { return []metastore.AgentInfo{m.o
 // Mutual TLS between agents: a peer with a certificate from the cluster's
 // CA is served; one from another CA, or without TLS, is not.
 func TestMutualTLS(t *testing.T) {
-	ca, other := newCA(t), newCA(t)
-	serverTLS, _, err := agent.PeerTLS(ca.issue(t, "agent-1"), ca.pool)
+	ca, other := testutil.NewCA(t, "floe test CA"), testutil.NewCA(t, "other CA")
+	serverTLS, _, err := agent.PeerTLS(ca.Issue(t, pkix.Name{CommonName: "agent-1"}), ca.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,11 +64,11 @@ func TestMutualTLS(t *testing.T) {
 		_, err := r.Fetch(t.Context(), "segments/x", 1000, 0, 100)
 		return err
 	}
-	_, good, _ := agent.PeerTLS(ca.issue(t, "agent-2"), ca.pool)
+	_, good, _ := agent.PeerTLS(ca.Issue(t, pkix.Name{CommonName: "agent-2"}), ca.Pool)
 	if err := ask(good); err != nil {
 		t.Fatalf("peer with the cluster CA's certificate: %v", err)
 	}
-	_, stranger, _ := agent.PeerTLS(other.issue(t, "intruder"), other.pool)
+	_, stranger, _ := agent.PeerTLS(other.Issue(t, pkix.Name{CommonName: "intruder"}), other.Pool)
 	if err := ask(stranger); err == nil {
 		t.Fatal("peer with another CA's certificate was served")
 	}

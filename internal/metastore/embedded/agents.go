@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -32,6 +33,8 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		Zone:  a.Zone,
 		Roles: slices.Clone(a.Roles),
 		Peer:  a.PeerAddr,
+
+		Listeners: maps.Clone(a.Listeners),
 	}
 	var registered bool
 	err := s.update(ctx, func(tx *bolt.Tx) error {

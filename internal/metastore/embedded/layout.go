@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -32,6 +33,7 @@ import (
 //	groups      groupKey                                    → groupRecord (JSON)
 //	agents      agent ID                                    → agentRecord (JSON)
 //	quotas      QuotaEntity.Key()                           → metastore.ClientQuota (JSON)
+//	scram       user name, 0, mechanism(1)                  → scramRecord (JSON)
 //	meta        "next-producer-id"                          → producer id(8)
 //	            "next-node-id"                              → node id(8)
 //	            "objects-format"                            → 2 (8): objects values carry refs
@@ -70,6 +72,7 @@ const (
 	bucketUnref      = "unreferenced"
 	bucketLeases     = "leases"
 	bucketQuotas     = "quotas"
+	bucketScram      = "scram"
 
 	keyNextProducerID = "next-producer-id"
 	keyNextNodeID     = "next-node-id"
@@ -83,7 +86,7 @@ func buckets() []string {
 		bucketTopics, bucketNames, bucketPartitions, bucketExtents,
 		bucketSequences, bucketProducers, bucketObjects,
 		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
-		bucketUnref, bucketLeases, bucketQuotas,
+		bucketUnref, bucketLeases, bucketQuotas, bucketScram,
 	}
 }
 
@@ -327,13 +330,15 @@ func decodeGroup(v []byte) (*groupRecord, error) {
 
 // agentRecord is an agent's registration as stored; its ID is the key.
 type agentRecord struct {
-	NodeID  int32     `json:"node_id"`
-	Host    string    `json:"host"`
-	Port    int32     `json:"port"`
-	Zone    string    `json:"zone,omitempty"`
-	Roles   []string  `json:"roles,omitempty"`
-	Peer    string    `json:"peer,omitempty"`
-	Expires time.Time `json:"expires"`
+	NodeID int32    `json:"node_id"`
+	Host   string   `json:"host"`
+	Port   int32    `json:"port"`
+	Zone   string   `json:"zone,omitempty"`
+	Roles  []string `json:"roles,omitempty"`
+	Peer   string   `json:"peer,omitempty"`
+	// Listeners: listener name → advertised HOST:PORT.
+	Listeners map[string]string `json:"listeners,omitempty"`
+	Expires   time.Time         `json:"expires"`
 }
 
 func (r *agentRecord) agent(id string) metastore.AgentInfo {
@@ -346,6 +351,8 @@ func (r *agentRecord) agent(id string) metastore.AgentInfo {
 		Roles:    slices.Clone(r.Roles),
 		PeerAddr: r.Peer,
 		Expires:  r.Expires,
+
+		Listeners: maps.Clone(r.Listeners),
 	}
 }
 

@@ -58,6 +58,8 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 	t.Run("QuotaStore", func(t *testing.T) {
 		testQuotas(t, func(t *testing.T) metastore.QuotaStore { return open(t) })
 	})
+	// SASL users and the Kafka listeners agents advertise.
+	t.Run("UserStore", func(t *testing.T) { testUsers(t, open) })
 	// The roles together: concurrent use of all of them, a model of
 	// commits, retention and compaction, cancellation and Close.
 	t.Run("Store", func(t *testing.T) {
