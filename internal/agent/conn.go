@@ -51,7 +51,8 @@ type inflight struct {
 	hdr   wire.Header
 	reply protocol.Reply
 	start time.Time
-	size  int // request frame bytes
+	size  int           // request frame bytes
+	work  time.Duration // the agent's time handling it (request_percentage quotas)
 	// raw, when set, is a SASL token answered without Kafka framing
 	// (after SaslHandshake v0): only its length precedes it.
 	raw *[]byte
@@ -194,7 +195,7 @@ func (c *conn) read(queue chan<- inflight) error {
 		if err != nil {
 			return err
 		}
-		queue <- inflight{hdr: req.Header, reply: reply, start: start, size: len(frame)}
+		queue <- inflight{hdr: req.Header, reply: reply, start: start, size: len(frame), work: time.Since(start)}
 	}
 }
 
@@ -214,8 +215,12 @@ func (c *conn) write(queue <-chan inflight) {
 			}
 			continue
 		}
+		replyStart := time.Now()
 		resp := in.reply(c.a.ctx)
 		c.a.metrics.observe(in.hdr.Key, time.Since(in.start))
+		if !waitsInPurgatory(in.hdr.Key) {
+			in.work += time.Since(replyStart)
+		}
 		if throttle := c.throttle(in, resp); throttle > 0 {
 			if mutes(in.hdr) {
 				c.mutedUntil.Store(time.Now().Add(throttle).UnixNano())
@@ -228,7 +233,9 @@ func (c *conn) write(queue <-chan inflight) {
 		if resp == nil || broken {
 			continue
 		}
+		encodeStart := time.Now()
 		buf = wire.AppendResponse(buf[:0], in.hdr.CorrelationID, resp)
+		c.recordWork(in, time.Since(encodeStart))
 		if _, err := bw.Write(buf); err != nil {
 			broken = true
 			c.nc.Close() // unblocks the reader

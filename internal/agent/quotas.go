@@ -34,42 +34,66 @@ func mutes(h wire.Header) bool {
 	return true
 }
 
-// throttle records a produce or fetch against the client's quota and
-// returns how long the client must wait, after setting it in resp.
+// waitsInPurgatory reports the requests whose reply mostly waits (for
+// the linger and the commit, a long poll, a rebalance): as in Kafka,
+// where they wait in purgatory off the request threads, that wait is not
+// request time.
+func waitsInPurgatory(key int16) bool {
+	switch key {
+	case 0, 1, 11, 14: // Produce, Fetch, JoinGroup, SyncGroup
+		return true
+	}
+	return false
+}
+
+// throttle records a request against the client's quotas (produce or
+// fetch bytes, and the agent's time handling it) and returns how long the
+// client must wait, after setting it in resp.
 func (c *conn) throttle(in inflight, resp kmsg.Response) time.Duration {
 	q := c.a.quotas
 	if q == nil {
 		return 0
 	}
 	user := quota.User(c.principal)
-	var d time.Duration
+	d := q.Record(quota.RequestTime, user, in.hdr.ClientID, quota.RequestPercent(in.work))
 	switch in.hdr.Key {
 	case 0:
-		d = q.Record(quota.Produce, user, in.hdr.ClientID, int64(in.size))
+		d = max(d, q.Record(quota.Produce, user, in.hdr.ClientID, float64(in.size)))
 	case 1:
-		fr, ok := resp.(*kmsg.FetchResponse)
-		if !ok {
-			return 0
-		}
-		var n int64
-		for _, t := range fr.Topics {
-			for _, p := range t.Partitions {
-				n += int64(len(p.RecordBatches))
+		if fr, ok := resp.(*kmsg.FetchResponse); ok {
+			var n int64
+			for _, t := range fr.Topics {
+				for _, p := range t.Partitions {
+					n += int64(len(p.RecordBatches))
+				}
+			}
+			if n > 0 {
+				d = max(d, q.Record(quota.Fetch, user, in.hdr.ClientID, float64(n)))
 			}
 		}
-		if n == 0 {
-			return 0
-		}
-		d = q.Record(quota.Fetch, user, in.hdr.ClientID, n)
-	default:
-		return 0
 	}
-	if d > 0 {
+	if d > 0 && resp != nil {
 		if tr, ok := resp.(kmsg.SetThrottleResponse); ok {
 			tr.SetThrottle(int32(min(d.Milliseconds()+1, 1<<31-1)))
 		}
 	}
 	return d
+}
+
+// recordWork counts the time spent encoding a response as request time;
+// a client it puts over its quota is muted for the throttle (its next
+// response carries it).
+func (c *conn) recordWork(in inflight, d time.Duration) {
+	if c.a.quotas == nil {
+		return
+	}
+	t := c.a.quotas.Record(quota.RequestTime, quota.User(c.principal), in.hdr.ClientID, quota.RequestPercent(d))
+	if t > 0 && mutes(in.hdr) {
+		until := time.Now().Add(t).UnixNano()
+		if until > c.mutedUntil.Load() {
+			c.mutedUntil.Store(until)
+		}
+	}
 }
 
 // capFetch bounds a fetch of a client with a consumer quota to what the

@@ -10,10 +10,11 @@ package protocol
 // transaction unless validate_only is set. The agent's quotas are read
 // again at once, and every other agent's within its refresh interval.
 //
-// Quotas are cluster-wide: each agent enforces its share (see
-// internal/quota). producer_byte_rate and consumer_byte_rate are
-// enforced; request_percentage and controller_mutation_rate are stored
-// and described but not enforced yet.
+// Byte-rate quotas are cluster-wide: each agent enforces its share;
+// request_percentage is a share of each agent's time (see
+// internal/quota). controller_mutation_rate is stored and described but
+// not enforced from the store: the agent flag --controller-mutation-rate
+// limits partition mutations instead.
 
 import (
 	"context"

@@ -1,14 +1,17 @@
 // Package quota enforces Kafka client quotas on one agent: produce and
-// fetch byte rates per user and client id (KIP-13, KIP-55), resolved with
+// fetch byte rates (KIP-13, KIP-55) and request time (KIP-124) per user
+// and client id, resolved with
 // Kafka's precedence from the quotas in the metadata store, measured over
 // a sliding window, and answered with Kafka's throttle time (KIP-219): a
 // client over its quota gets its response at once with throttle_time_ms
 // set, and its connection is not read again until that time has passed.
 // A client over quota is slowed, never refused.
 //
-// Floe's agents are interchangeable, so a quota is for the whole cluster:
-// each agent enforces its share, the quota divided by the number of live
-// agents that serve the kind of traffic it limits.
+// Floe's agents are interchangeable, so a byte-rate quota is for the
+// whole cluster: each agent enforces its share, the quota divided by the
+// number of live agents that serve the kind of traffic it limits. A
+// request percentage is a share of each agent's time, and applies on
+// each.
 //
 // The package decides; the connection does the waiting.
 package quota
@@ -29,23 +32,40 @@ import (
 type Kind int
 
 const (
-	Produce Kind = iota // producer_byte_rate, request bytes
-	Fetch               // consumer_byte_rate, response bytes
+	Produce     Kind = iota // producer_byte_rate, request bytes
+	Fetch                   // consumer_byte_rate, response bytes
+	RequestTime             // request_percentage, the agent's time handling requests
 )
 
 func (k Kind) key() string {
-	if k == Produce {
+	switch k {
+	case Produce:
 		return metastore.QuotaProducerByteRate
+	case Fetch:
+		return metastore.QuotaConsumerByteRate
 	}
-	return metastore.QuotaConsumerByteRate
+	return metastore.QuotaRequestPercentage
 }
 
 func (k Kind) String() string {
-	if k == Produce {
+	switch k {
+	case Produce:
 		return "produce"
+	case Fetch:
+		return "fetch"
 	}
-	return "fetch"
+	return "request"
 }
+
+// shared reports whether a quota of kind k is for the whole cluster,
+// divided among the agents: byte rates are; a request percentage is a
+// share of one agent's time, as in Kafka, and applies on each agent.
+func (k Kind) shared() bool { return k != RequestTime }
+
+// RequestPercent is what Record takes for RequestTime: d of an agent's
+// time as percentage-seconds, so that the rate per second is the
+// percentage of one thread's time (Kafka's request_percentage).
+func RequestPercent(d time.Duration) float64 { return d.Seconds() * 100 }
 
 // Defaults of Options, Kafka's quota.window.num and
 // quota.window.size.seconds.
@@ -122,11 +142,11 @@ func New(store metastore.QuotaStore, opts Options) *Manager {
 		quotas: map[string]float64{}, sensors: map[sensorKey]*rate{},
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "floe_quota_throttled_total",
-			Help: "Responses sent with a throttle time because the client was over its byte-rate quota, by kind (produce, fetch).",
+			Help: "Responses sent with a throttle time because the client was over a quota, by kind (produce, fetch, request).",
 		}, []string{"kind"}),
 		throttle: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "floe_quota_throttle_seconds_total",
-			Help: "Throttle time given to clients over their byte-rate quota, by kind (produce, fetch).",
+			Help: "Throttle time given to clients over a quota, by kind (produce, fetch, request).",
 		}, []string{"kind"}),
 	}
 	if opts.Registerer != nil {
@@ -233,7 +253,14 @@ func (m *Manager) Limit(kind Kind, user, clientID string) (perSecond float64, ok
 	if !ok {
 		return 0, false
 	}
-	return q / float64(max(m.opts.Agents(kind), 1)), true
+	return q / m.agents(kind), true
+}
+
+func (m *Manager) agents(kind Kind) float64 {
+	if !kind.shared() {
+		return 1
+	}
+	return float64(max(m.opts.Agents(kind), 1))
 }
 
 // MaxFetchBytes bounds one fetch of a client with a consumer quota to what
@@ -249,10 +276,11 @@ func (m *Manager) MaxFetchBytes(user, clientID string) (int32, bool) {
 	return int32(min(max(limit*window, 1), 1<<31-1)), true
 }
 
-// Record adds bytes of kind to the client's rate and returns how long it
-// must be throttled (0 when within its quota or without one).
-func (m *Manager) Record(kind Kind, user, clientID string, bytes int64) time.Duration {
-	agents := float64(max(m.opts.Agents(kind), 1))
+// Record adds amount of kind (bytes, or RequestPercent) to the client's
+// rate and returns how long it must be throttled (0 when within its quota
+// or without one).
+func (m *Manager) Record(kind Kind, user, clientID string, amount float64) time.Duration {
+	agents := m.agents(kind)
 	now := m.opts.Now()
 	m.mu.Lock()
 	key, q, ok := m.resolve(kind, user, clientID)
@@ -265,7 +293,7 @@ func (m *Manager) Record(kind Kind, user, clientID string, bytes int64) time.Dur
 		r = &rate{}
 		m.sensors[key] = r
 	}
-	r.record(now, float64(bytes), m.opts.Samples, m.opts.SampleWindow)
+	r.record(now, amount, m.opts.Samples, m.opts.SampleWindow)
 	d := r.throttle(now, q/agents, m.opts.Samples, m.opts.SampleWindow)
 	m.mu.Unlock()
 	if d > 0 {

@@ -159,3 +159,32 @@ func TestMaxFetchBytes(t *testing.T) {
 		t.Fatal("no limit")
 	}
 }
+
+// A request percentage is a share of one agent's time, as in Kafka: it is
+// not divided among the agents, and a client using more is throttled.
+func TestRequestPercentage(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var none *string
+	st := &fakeStore{qs: []metastore.ClientQuota{{Entity: entity(nil, ptr(none)), Values: map[string]float64{metastore.QuotaRequestPercentage: 10}}}}
+	m := New(st, Options{Now: func() time.Time { return now }, Agents: func(Kind) int { return 4 }})
+	m.Refresh(t.Context())
+	if got, _ := m.Limit(RequestTime, "u", "c"); got != 10 {
+		t.Fatalf("request percentage with 4 agents: %v, want 10 (not divided)", got)
+	}
+	// 5 ms of work every 100 ms is 5%: never throttled.
+	for range 200 {
+		if d := m.Record(RequestTime, "u", "light", RequestPercent(5*time.Millisecond)); d != 0 {
+			t.Fatalf("throttled %v at 5%% of a 10%% quota", d)
+		}
+		now = now.Add(100 * time.Millisecond)
+	}
+	// 30 ms every 100 ms is 30%: throttled.
+	var d time.Duration
+	for range 200 {
+		d = m.Record(RequestTime, "u", "heavy", RequestPercent(30*time.Millisecond))
+		now = now.Add(100 * time.Millisecond)
+	}
+	if d == 0 {
+		t.Fatal("a client at 30% of an agent's time was not throttled against a 10% quota")
+	}
+}
