@@ -371,19 +371,28 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.actors.add("quotas", runUntilStopped(a.quotas.Run))
 	// One handler per listener: each tells its clients the agents'
 	// addresses on that listener.
+	// They share the clients' mutation and producer-id quotas and the
+	// agent's turn to create topics (Handler.ForCluster).
+	var handler *protocol.Handler
 	for _, l := range a.listeners {
-		l.handler = protocol.NewHandler(protocol.Config{
-			ClusterID:         cfg.ClusterID,
-			Cluster:           clusterView{m: members, listener: l.Name},
-			Groups:            a.groups,
-			Users:             store,
-			Authorizer:        authorizer,
-			TestPrincipal:     cfg.TestPrincipal,
-			Quotas:            a.quotas,
-			AutoCreateTopics:  cfg.AutoCreateTopics,
-			DefaultPartitions: cfg.DefaultPartitions,
-			Limits:            cfg.Limits,
-		}, store, a.writer, reader, notify, log)
+		view := clusterView{m: members, listener: l.Name}
+		if handler == nil {
+			handler = protocol.NewHandler(protocol.Config{
+				ClusterID:         cfg.ClusterID,
+				Cluster:           view,
+				Groups:            a.groups,
+				Users:             store,
+				Authorizer:        authorizer,
+				TestPrincipal:     cfg.TestPrincipal,
+				Quotas:            a.quotas,
+				AutoCreateTopics:  cfg.AutoCreateTopics,
+				DefaultPartitions: cfg.DefaultPartitions,
+				Limits:            cfg.Limits,
+			}, store, a.writer, reader, notify, log)
+			l.handler = handler
+			continue
+		}
+		l.handler = handler.ForCluster(view)
 	}
 
 	if cfg.AdminListen != "" {

@@ -125,6 +125,17 @@ func NewHandler(cfg Config, store Store, writer *produce.Writer, reader *fetch.R
 	}
 }
 
+// ForCluster returns a handler for another listener of the same agent: it
+// shows clients cluster (the agents' addresses on that listener) and
+// shares everything else with h, the clients' mutation and producer-id
+// quotas and the agent's turn to create topics included, so that a
+// client gains nothing by using several listeners.
+func (h *Handler) ForCluster(cluster Cluster) *Handler {
+	other := *h
+	other.cfg.Cluster = cluster
+	return &other
+}
+
 // Reply produces a request's response. It runs after every earlier
 // request's reply on the same connection, so it may block (a produce
 // waiting for its commit, a fetch long-polling) without reordering
