@@ -8,7 +8,8 @@
 // TestMain builds the floe binary once; the tests run it as a subprocess,
 // so SIGKILL really ends the process wherever it happens to be: in the
 // linger, in a PUT, between a PUT and its metadata commit, or between the
-// commit and the replies. TestKill9Secure does the same with a SASL_SSL
+// commit and the replies. TestKill9Secure and
+// TestGracefulShutdownLosesNothingSecure do the same with a SASL_SSL
 // listener, SCRAM users and ACLs.
 package crash
 
@@ -131,10 +132,21 @@ func kill9(t *testing.T, secure bool) {
 // TestGracefulShutdownLosesNothing sends SIGTERM while producers write at
 // full speed: the agent must drain and exit 0 within 10 s, and every record
 // it acknowledged must be there after a restart.
-func TestGracefulShutdownLosesNothing(t *testing.T) {
+func TestGracefulShutdownLosesNothing(t *testing.T) { gracefulShutdown(t, false) }
+
+// TestGracefulShutdownLosesNothingSecure is the same over SASL_SSL with
+// ACLs: draining ends reading differently on TLS connections (a read
+// deadline instead of a half close) and must still answer what it read.
+func TestGracefulShutdownLosesNothingSecure(t *testing.T) { gracefulShutdown(t, true) }
+
+func gracefulShutdown(t *testing.T, secure bool) {
 	dataDir := t.TempDir()
+	var sec *testutil.SecureKafka
+	if secure {
+		sec = newSecurity(t, dataDir)
+	}
 	led := newLedger()
-	pg := startFresh(t, dataDir, nil, "before-sigterm")
+	pg := startFresh(t, dataDir, sec, "before-sigterm")
 	createTopics(t, pg)
 
 	ps := startProducers(t, pg, 0, led)
