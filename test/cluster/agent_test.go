@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -56,11 +55,15 @@ func startAgent(t *testing.T, e *env, name string, o agentOpts) *agentProc {
 	args := []string{"agent",
 		"--bucket", e.bucketURL(o.endpoint),
 		"--metastore", e.dbURL,
-		"--listen", "127.0.0.1:0",
 		"--admin-listen", "127.0.0.1:0",
 		"--linger", o.linger.String(),
 		"--zone", o.zone,
 		"--log-level", "info",
+	}
+	if e.sec != nil {
+		args = append(args, e.sec.AgentArgs("127.0.0.1:0")...)
+	} else {
+		args = append(args, "--listen", "127.0.0.1:0")
 	}
 	args = append(args, o.extra...)
 	a := &agentProc{name: name, stderr: &syncBuffer{}, exited: make(chan struct{})}
@@ -265,9 +268,10 @@ next:
 	return total
 }
 
-// waitForView waits until every agent's Metadata lists exactly the given
-// agents, so that block owners and partition leaders agree everywhere.
-func waitForView(t *testing.T, agents []*agentProc, timeout time.Duration) {
+// waitForView waits until every agent's Metadata, asked by c, lists
+// exactly the given agents, so that block owners and partition leaders
+// agree everywhere.
+func waitForView(t *testing.T, c client, agents []*agentProc, timeout time.Duration) {
 	t.Helper()
 	want := map[int32]bool{}
 	for _, a := range agents {
@@ -276,7 +280,7 @@ func waitForView(t *testing.T, agents []*agentProc, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for _, a := range agents {
 		for {
-			got, err := brokersOf(a.addr)
+			got, err := brokersOf(t, c, a.addr)
 			if err == nil && sameSet(got, want) {
 				break
 			}
@@ -288,11 +292,8 @@ func waitForView(t *testing.T, agents []*agentProc, timeout time.Duration) {
 	}
 }
 
-func brokersOf(addr string) ([]int32, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		return nil, err
-	}
+func brokersOf(t *testing.T, c client, addr string) ([]int32, error) {
+	cl := c.newClient(t, []string{addr})
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -35,15 +35,15 @@ func TestBucketFaultsAreRetriable(t *testing.T) {
 	reader := startAgent(t, e, "b0", agentOpts{zone: "b", endpoint: proxy.url,
 		extra: []string{"--cache-bytes", "1048576", "--cache-block-bytes", "262144"}})
 	agents := []*agentProc{writers[0], writers[1], reader}
-	waitForView(t, agents, 15*time.Second)
+	waitForView(t, e.admin(), agents, 15*time.Second)
 	const topic = "faults"
 	const partitions = 4
-	createTopic(t, writers[0].addr, topic, partitions)
+	createTopic(t, e.admin(), writers[0].addr, topic, partitions)
 
 	flaky := faults{putFail: 0.2, getFail: 0.2, getSlow: 0.08, slowness: 400 * time.Millisecond}
 	proxy.set(flaky)
 	led := newLedger()
-	franz := startFranzProducers(t, led, addrs(writers), loadSpec{topic: topic, partitions: partitions, rate: 300, size: 1000, clientID: "floe_az=a"})
+	franz := startFranzProducers(t, led, addrs(writers), loadSpec{topic: topic, partitions: partitions, rate: 300, size: 1000, as: e.as(producerUser).withID("floe_az=a")})
 	pr := newProbes()
 	defer pr.stop()
 	for i, a := range writers {
@@ -104,7 +104,7 @@ func TestBucketFaultsAreRetriable(t *testing.T) {
 		t.Errorf("no client request failed during the bucket outage: the retries cannot have absorbed 2s of failures")
 	}
 	tail.check(t)
-	verifyLog(t, []string{reader.addr}, "floe_az=b", led, topic)
+	verifyLog(t, []string{reader.addr}, e.admin().withID("floe_az=b"), led, topic)
 }
 
 // highest returns a function giving, per partition of topic, one past the

@@ -41,14 +41,14 @@ func TestFiveConsumersOneGetPerBlock(t *testing.T) {
 	// ones the blocks are counted from.
 	opts := agentOpts{zone: zone, extra: []string{"--cache-block-bytes", fmt.Sprint(blockBytes), "--roles", "produce,fetch"}}
 	writers := []*agentProc{startAgent(t, e, "w0", opts), startAgent(t, e, "w1", opts), startAgent(t, e, "w2", opts)}
-	waitForView(t, writers, 15*time.Second)
+	waitForView(t, e.admin(), writers, 15*time.Second)
 	bucket := openTestBucket(t, e)
 
 	topics := []string{"replay-one", "replay-five"}
 	objects := map[string][]objstore.ObjectInfo{} // topic → objects holding it
 	known := map[string]bool{}
 	for _, topic := range topics {
-		createTopic(t, writers[0].addr, topic, partitions)
+		createTopic(t, e.admin(), writers[0].addr, topic, partitions)
 		produceBulk(t, addrs(writers), topic, partitions, topicBytes, recordSize)
 		for _, o := range listObjects(t, bucket) {
 			if !known[o.Key] {
@@ -61,7 +61,7 @@ func TestFiveConsumersOneGetPerBlock(t *testing.T) {
 		a.stop(t)
 	}
 	readers := []*agentProc{startAgent(t, e, "r0", opts), startAgent(t, e, "r1", opts), startAgent(t, e, "r2", opts)}
-	waitForView(t, readers, 15*time.Second)
+	waitForView(t, e.admin(), readers, 15*time.Second)
 
 	for i, topic := range topics {
 		consumers := []int{1, 5}[i]
@@ -70,7 +70,7 @@ func TestFiveConsumersOneGetPerBlock(t *testing.T) {
 			logBytes += o.Size
 			blocks += (o.Size + blockBytes - 1) / blockBytes
 		}
-		hwm := endOffsets(t, addrs(readers), "", topic)
+		hwm := endOffsets(t, addrs(readers), e.admin(), topic)
 		before := bucketReads(t, readers)
 		start := time.Now()
 		var wg sync.WaitGroup

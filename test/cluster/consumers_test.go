@@ -16,16 +16,9 @@ import (
 )
 
 // endOffsets lists the high watermark of every partition of topics.
-func endOffsets(t *testing.T, seeds []string, clientID string, topics ...string) map[tp]int64 {
+func endOffsets(t *testing.T, seeds []string, c client, topics ...string) map[tp]int64 {
 	t.Helper()
-	opts := []kgo.Opt{kgo.SeedBrokers(seeds...)}
-	if clientID != "" {
-		opts = append(opts, kgo.ClientID(clientID))
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := c.newClient(t, seeds)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -42,12 +35,12 @@ func endOffsets(t *testing.T, seeds []string, clientID string, topics ...string)
 }
 
 // readLog reads every partition of topics from 0 to its high watermark
-// through seeds (clientID names the zone, if any) and checks that offsets
-// are contiguous.
-func readLog(t *testing.T, seeds []string, clientID string, timeout time.Duration, topics ...string) consumedLog {
+// through seeds as c (whose client id names the zone, if any) and checks
+// that offsets are contiguous.
+func readLog(t *testing.T, seeds []string, c client, timeout time.Duration, topics ...string) consumedLog {
 	t.Helper()
 	start := time.Now()
-	hwm := endOffsets(t, seeds, clientID, topics...)
+	hwm := endOffsets(t, seeds, c, topics...)
 	assign := map[string]map[int32]kgo.Offset{}
 	log := consumedLog{}
 	remaining := 0
@@ -61,14 +54,7 @@ func readLog(t *testing.T, seeds []string, clientID string, timeout time.Duratio
 			remaining++
 		}
 	}
-	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ConsumePartitions(assign), kgo.FetchMaxWait(200 * time.Millisecond)}
-	if clientID != "" {
-		opts = append(opts, kgo.ClientID(clientID))
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := c.newClient(t, seeds, kgo.ConsumePartitions(assign), kgo.FetchMaxWait(200*time.Millisecond))
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -116,10 +102,10 @@ func readLog(t *testing.T, seeds []string, clientID string, timeout time.Duratio
 }
 
 // verifyLog reads the whole log and checks it against the ledger.
-func verifyLog(t *testing.T, seeds []string, clientID string, led *ledger, topics ...string) consumedLog {
+func verifyLog(t *testing.T, seeds []string, c client, led *ledger, topics ...string) consumedLog {
 	t.Helper()
 	led.report(t)
-	log := readLog(t, seeds, clientID, 60*time.Second, topics...)
+	log := readLog(t, seeds, c, 60*time.Second, topics...)
 	for _, s := range checkLog(log, led) {
 		t.Errorf("log: %s", s)
 	}
@@ -364,11 +350,11 @@ type groupMember struct {
 	errs   map[string]int
 }
 
-func startMember(t *testing.T, tr *groupTracker, id int, seed, group string, topics ...string) *groupMember {
+// startMember starts member id of group, connecting as c through seed.
+func startMember(t *testing.T, tr *groupTracker, id int, c client, seed, group string, topics ...string) *groupMember {
 	t.Helper()
 	m := &groupMember{id: id, tr: tr, done: make(chan struct{}), logs: &syncBuffer{}, errs: map[string]int{}}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(seed),
+	cl, err := kgo.NewClient(append(c.opts(t, seed),
 		kgo.ClientID(fmt.Sprintf("member-%d", id)),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topics...),
@@ -388,7 +374,7 @@ func startMember(t *testing.T, tr *groupTracker, id int, seed, group string, top
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { tr.revoke(id, ps, true) }),
 		kgo.WithLogger(kgo.BasicLogger(m.logs, kgo.LogLevelWarn, func() string { return fmt.Sprintf("[member %d] ", id) })),
-	)
+	)...)
 	if err != nil {
 		t.Fatal(err)
 	}

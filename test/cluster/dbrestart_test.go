@@ -27,12 +27,12 @@ func TestDatabaseRestartDuringLoad(t *testing.T) {
 		startAgent(t, e, "a1", agentOpts{}),
 		startAgent(t, e, "a2", agentOpts{}),
 	}
-	waitForView(t, agents, 15*time.Second)
+	waitForView(t, e.admin(), agents, 15*time.Second)
 	const topic = "db-restart"
-	createTopic(t, agents[0].addr, topic, 6)
+	createTopic(t, e.admin(), agents[0].addr, topic, 6)
 
 	led := newLedger()
-	franz := startFranzProducers(t, led, addrs(agents), loadSpec{topic: topic, partitions: 6, rate: 400, size: 200})
+	franz := startFranzProducers(t, led, addrs(agents), loadSpec{topic: topic, partitions: 6, rate: 400, size: 200, as: e.as(producerUser)})
 	pr := newProbes()
 	defer pr.stop()
 	for i, a := range agents {
@@ -137,7 +137,7 @@ func TestDatabaseRestartDuringLoad(t *testing.T) {
 			t.Errorf("a fetch waiting on %s took %v to see a record produced through %s; commit notices are not crossing agents", a.name, took, b.name)
 		}
 	}
-	verifyLog(t, addrs(agents), "", led, topic)
+	verifyLog(t, addrs(agents), e.admin(), led, topic)
 }
 
 // logTime returns the time of the last agent log line containing substr,

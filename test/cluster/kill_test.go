@@ -2,13 +2,17 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // liveAgents is the test's list of running agents, which kcat runs pick
@@ -47,39 +51,58 @@ func (l *liveAgents) pick(n int) string {
 // partition; the group must have consumed every record, restarting each
 // partition exactly at its committed offset (a record consumed twice only
 // after a failed commit); and the new agent must have served clients.
-func TestThreeAgentsKillAndReplace(t *testing.T) {
+func TestThreeAgentsKillAndReplace(t *testing.T) { killAndReplace(t, false) }
+
+// TestThreeAgentsKillAndReplaceSecure is the same with security on: the
+// agents listen for SASL_SSL only and authorize with ACLs; the producers
+// (franz-go and kcat) log in as a user granted WRITE on their topics, the
+// group's members as one granted READ on the topics and the group, and
+// the test's own requests are the super user's. A produce by the
+// consumer's user must be refused.
+func TestThreeAgentsKillAndReplaceSecure(t *testing.T) { killAndReplace(t, true) }
+
+func killAndReplace(t *testing.T, secure bool) {
 	kcat := requireKcat(t)
 	e := newEnv(t, "")
+	if secure {
+		e.secure(t)
+	}
 	agents := []*agentProc{
 		startAgent(t, e, "a0", agentOpts{}),
 		startAgent(t, e, "a1", agentOpts{}),
 		startAgent(t, e, "a2", agentOpts{}),
 	}
-	waitForView(t, agents, 15*time.Second)
+	waitForView(t, e.admin(), agents, 15*time.Second)
 	const (
 		franzTopic = "orders"
 		kcatTopic  = "events"
 		group      = "cluster-readers"
 	)
 	topics := []string{franzTopic, kcatTopic}
-	createTopic(t, agents[0].addr, franzTopic, 6)
-	createTopic(t, agents[1].addr, kcatTopic, 3)
+	createTopic(t, e.admin(), agents[0].addr, franzTopic, 6)
+	createTopic(t, e.admin(), agents[1].addr, kcatTopic, 3)
+	if secure {
+		e.sec.Grant(t, addrs(agents), producerUser, topics, nil, kadm.OpWrite)
+		e.sec.Grant(t, addrs(agents), consumerUser, topics, []string{group}, kadm.OpRead)
+		waitGranted(t, e, agents, topics, producerUser, consumerUser)
+		refusedProduce(t, e.as(consumerUser), agents[2].addr, franzTopic)
+	}
 	live := &liveAgents{}
 	live.set(agents)
 
 	tr := newGroupTracker()
 	var members []*groupMember
 	for i, a := range agents {
-		members = append(members, startMember(t, tr, i, a.addr, group, topics...))
+		members = append(members, startMember(t, tr, i, e.as(consumerUser), a.addr, group, topics...))
 	}
 	waitAssigned(t, tr, 9, 3, 30*time.Second)
 
 	led := newLedger()
-	franz := startFranzProducers(t, led, addrs(agents), loadSpec{topic: franzTopic, partitions: 6, rate: 300, size: 150})
-	kc := startKcat(t, led, kcat, 3, 200, loadSpec{topic: kcatTopic, partitions: 3, size: 150}, live.pick)
+	franz := startFranzProducers(t, led, addrs(agents), loadSpec{topic: franzTopic, partitions: 6, rate: 300, size: 150, as: e.as(producerUser)})
+	kc := startKcat(t, led, kcat, 3, 200, loadSpec{topic: kcatTopic, partitions: 3, size: 150, as: e.as(producerUser)}, live.pick)
 
 	time.Sleep(5 * time.Second)
-	victim := coordinatorOf(t, agents, group)
+	victim := coordinatorOf(t, e.admin(), agents, group)
 	sent, acked, _ := led.counts()
 	t.Logf("SIGKILL agent %s (node %d, the group's coordinator): %d records sent, %d acknowledged so far", victim.name, victim.nodeID, sent, acked)
 	victim.kill(t)
@@ -94,7 +117,7 @@ func TestThreeAgentsKillAndReplace(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	t.Logf("member 0 leaves the group; member 3 joins through the new agent %s", a3.name)
 	members[0].close()
-	members = append(members, startMember(t, tr, 3, a3.addr, group, topics...))
+	members = append(members, startMember(t, tr, 3, e.as(consumerUser), a3.addr, group, topics...))
 
 	time.Sleep(5 * time.Second)
 	franz.finish(t, 60*time.Second)
@@ -103,7 +126,7 @@ func TestThreeAgentsKillAndReplace(t *testing.T) {
 	t.Logf("load stopped: %d records sent, %d acknowledged, %d failed; kcat: %d runs, %d not fully delivered",
 		sent, acked, failed, kc.runs.Load(), kc.failedRun.Load())
 
-	hwm := endOffsets(t, addrs(agents), "", topics...)
+	hwm := endOffsets(t, addrs(agents), e.admin(), topics...)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ok, behind := tr.caughtUp(hwm)
@@ -122,7 +145,7 @@ func TestThreeAgentsKillAndReplace(t *testing.T) {
 		}
 	}
 
-	log := verifyLog(t, addrs(agents), "", led, topics...)
+	log := verifyLog(t, addrs(agents), e.admin(), led, topics...)
 	tr.check(t, log)
 
 	// The fourth agent took part: clients bootstrapped from it, and it
@@ -132,7 +155,7 @@ func TestThreeAgentsKillAndReplace(t *testing.T) {
 		t.Fatal(err)
 	}
 	led3 := 0
-	for _, id := range leaders(t, addrs(agents), topics...) {
+	for _, id := range leaders(t, e.admin(), addrs(agents), topics...) {
 		if id == a3.nodeID {
 			led3++
 		}
@@ -144,15 +167,84 @@ func TestThreeAgentsKillAndReplace(t *testing.T) {
 	if metadata == 0 || led3 > 0 && (produced == 0 || fetched == 0) {
 		t.Errorf("new agent %s (leading %d partitions) served %.0f metadata, %.0f produce and %.0f fetch requests; want all > 0", a3.name, led3, metadata, produced, fetched)
 	}
+	if secure {
+		// Every client logged in, each connection once: nothing failed.
+		ok := sumMetric(t, agents, "floe_sasl_authentications_total", "result", "ok")
+		failed := sumMetric(t, agents, "floe_sasl_authentications_total", "result", "failed")
+		denied := sumMetric(t, agents, "floe_acl_denied_total")
+		t.Logf("SASL authentications on the live agents: %.0f ok, %.0f failed; %.0f operations denied by ACLs; new agent %s: %.0f ok",
+			ok, failed, denied, a3.name, m.sum("floe_sasl_authentications_total", "result", "ok"))
+		if failed > 0 || m.sum("floe_sasl_authentications_total", "result", "ok") == 0 {
+			t.Errorf("SASL authentications: %.0f failed on the live agents, %.0f ok on the new agent; want none failed, some ok", failed, m.sum("floe_sasl_authentications_total", "result", "ok"))
+		}
+	}
+}
+
+// waitGranted waits until every agent lets each of users describe every
+// topic (ACLs reach the agents that did not create them within about a
+// second), asking each agent alone.
+func waitGranted(t *testing.T, e *env, agents []*agentProc, topics []string, users ...string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for _, a := range agents {
+		for _, u := range users {
+			cl := e.as(u).newClient(t, []string{a.addr})
+			for {
+				err := describable(cl, topics)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					cl.Close()
+					t.Fatalf("agent %s: %s: %v", a.name, u, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			cl.Close()
+		}
+	}
+}
+
+// describable asks cl's seed broker alone for the metadata of topics.
+func describable(cl *kgo.Client, topics []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	for _, topic := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl.SeedBrokers()[0])
+	if err != nil {
+		return err
+	}
+	for _, rt := range resp.Topics {
+		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {
+			return fmt.Errorf("topic %s: %w", *rt.Topic, err)
+		}
+	}
+	return nil
+}
+
+// refusedProduce checks that c, granted no WRITE, cannot produce to topic.
+func refusedProduce(t *testing.T, c client, addr, topic string) {
+	t.Helper()
+	cl := c.newClient(t, []string{addr}, kgo.DisableIdempotentWrite(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("must be refused")}).FirstErr()
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce to %s as %s without WRITE: %v, want %v", topic, c.user, err, kerr.TopicAuthorizationFailed)
+	}
+	t.Logf("produce to %s as %s without WRITE: %v", topic, c.user, err)
 }
 
 // leaders returns the node id leading each partition of topics.
-func leaders(t *testing.T, seeds []string, topics ...string) map[tp]int32 {
+func leaders(t *testing.T, c client, seeds []string, topics ...string) map[tp]int32 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := c.newClient(t, seeds)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -194,13 +286,10 @@ func waitAssigned(t *testing.T, tr *groupTracker, partitions, members int, timeo
 	}
 }
 
-// coordinatorOf returns the agent coordinating group.
-func coordinatorOf(t *testing.T, agents []*agentProc, group string) *agentProc {
+// coordinatorOf returns the agent coordinating group, asking as who.
+func coordinatorOf(t *testing.T, who client, agents []*agentProc, group string) *agentProc {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs(agents)...))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := who.newClient(t, addrs(agents))
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

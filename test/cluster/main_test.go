@@ -6,7 +6,9 @@
 //   - agents can be SIGKILLed and replaced under load without losing an
 //     acknowledged record, duplicating one for idempotent producers or
 //     reordering a partition, while a consumer group reads exactly once
-//     by its committed offsets (TestThreeAgentsKillAndReplace);
+//     by its committed offsets (TestThreeAgentsKillAndReplace), also with
+//     SASL_SSL listeners, SCRAM users and ACLs on
+//     (TestThreeAgentsKillAndReplaceSecure, see env.secure);
 //   - a database restart fails produce requests with retriable errors
 //     only, and they succeed again afterwards (TestDatabaseRestartDuringLoad);
 //   - bucket errors and slow GETs are retried and hedged, and what is not
@@ -42,6 +44,9 @@ type env struct {
 	serverURL string // the PostgreSQL server
 	dbURL     string // the test's database
 	prefix    string // the test's key prefix, without a trailing slash
+	// sec, if set, makes the agents listen for SASL_SSL only and
+	// authorize with ACLs; clients log in as e.as(user).
+	sec *testutil.SecureKafka
 }
 
 // newEnv checks for the servers and gives the test a database and a key
@@ -57,6 +62,16 @@ func newEnv(t *testing.T, serverURL string) *env {
 	e.dbURL = testutil.CreateDatabase(t, serverURL, "floe_cluster_")
 	t.Logf("database %s, objects under s3://%s/%s/", e.dbURL, s3.Bucket, e.prefix)
 	return e
+}
+
+// secure turns security on for e's agents, before the first starts: one
+// SASL_SSL listener each (a certificate from a test CA), SCRAM-SHA-512
+// users admin (the super user), producer and consumer in the test's
+// database, and --authorizer acl. Nothing is granted yet.
+func (e *env) secure(t *testing.T) {
+	t.Helper()
+	e.sec = testutil.NewSecureKafka(t, adminUser, producerUser, consumerUser)
+	e.sec.CreateUsers(t, floeBin, "--metastore", e.dbURL)
 }
 
 // requireServices skips (or fails) before a test starts anything of its own.

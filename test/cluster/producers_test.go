@@ -32,9 +32,9 @@ import (
 type loadSpec struct {
 	topic      string
 	partitions int32
-	rate       int // records per second per producer
-	size       int // bytes per record value
-	clientID   string
+	rate       int    // records per second per producer
+	size       int    // bytes per record value
+	as         client // who the producers connect as
 }
 
 // franzProducers are idempotent franz-go clients (acks=all), each writing
@@ -54,19 +54,15 @@ func startFranzProducers(t *testing.T, led *ledger, seeds []string, spec loadSpe
 	t.Helper()
 	ps := &franzProducers{led: led, logs: &syncBuffer{}, quit: make(chan struct{})}
 	for i, seed := range seeds {
-		opts := []kgo.Opt{
-			kgo.SeedBrokers(seed),
+		opts := append(spec.as.opts(t, seed),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.MetadataMaxAge(2 * time.Second),
-			kgo.MetadataMinAge(250 * time.Millisecond),
+			kgo.MetadataMaxAge(2*time.Second),
+			kgo.MetadataMinAge(250*time.Millisecond),
 			kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }),
 			kgo.ProducerOnDataLossDetected(led.dataLoss),
 			kgo.WithLogger(kgo.BasicLogger(ps.logs, kgo.LogLevelWarn, func() string { return fmt.Sprintf("[producer f%d] ", i) })),
-		}
-		if spec.clientID != "" {
-			opts = append(opts, kgo.ClientID(spec.clientID))
-		}
+		)
 		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			t.Fatal(err)
@@ -177,9 +173,10 @@ func requireKcat(t *testing.T) string {
 func startKcat(t *testing.T, led *ledger, kcat string, loops, perRun int, spec loadSpec, bootstrap func(n int) string) *kcatProducers {
 	t.Helper()
 	ks := &kcatProducers{led: led, quit: make(chan struct{}), logs: &syncBuffer{}}
+	security := spec.as.kcatArgs(t)
 	for i := range loops {
 		ks.loops.Add(1)
-		go ks.loop(kcat, i, loops, perRun, spec, bootstrap)
+		go ks.loop(kcat, i, loops, perRun, spec, security, bootstrap)
 	}
 	t.Cleanup(func() {
 		ks.stop()
@@ -193,7 +190,7 @@ func startKcat(t *testing.T, led *ledger, kcat string, loops, perRun int, spec l
 	return ks
 }
 
-func (ks *kcatProducers) loop(kcat string, i, loops, perRun int, spec loadSpec, bootstrap func(int) string) {
+func (ks *kcatProducers) loop(kcat string, i, loops, perRun int, spec loadSpec, security []string, bootstrap func(int) string) {
 	defer ks.loops.Done()
 	for run := 0; ; run++ {
 		select {
@@ -215,9 +212,10 @@ func (ks *kcatProducers) loop(kcat string, i, loops, perRun int, spec loadSpec, 
 		ks.runs.Add(1)
 		boot := bootstrap(n)
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		cmd := exec.CommandContext(ctx, kcat, "-b", boot, "-P", "-t", x.topic, "-p", strconv.Itoa(int(x.partition)),
+		args := append([]string{"-b", boot, "-P", "-t", x.topic, "-p", strconv.Itoa(int(x.partition)),
 			"-X", "enable.idempotence=true", "-X", "acks=all", "-X", "linger.ms=5",
-			"-X", "message.timeout.ms=60000", "-X", "topic.metadata.refresh.interval.ms=2000", "-vvv")
+			"-X", "message.timeout.ms=60000", "-X", "topic.metadata.refresh.interval.ms=2000", "-vvv"}, security...)
+		cmd := exec.CommandContext(ctx, kcat, args...)
 		var out bytes.Buffer
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = &in, &out, &out
 		err := cmd.Run()
@@ -276,13 +274,10 @@ func lastLines(s string, n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
-// createTopic creates a topic through addr.
-func createTopic(t *testing.T, addr, topic string, partitions int32) {
+// createTopic creates a topic through addr as c.
+func createTopic(t *testing.T, c client, addr, topic string, partitions int32) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := c.newClient(t, []string{addr})
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -551,7 +546,7 @@ func fetchWait(c *rawConn, x tp, offset int64, maxWait time.Duration) (int16, in
 // after that produce was sent the fetch returned the record.
 func wakeupLatency(t *testing.T, led *ledger, waiter, writer *agentProc, x tp) time.Duration {
 	t.Helper()
-	end := endOffsets(t, []string{waiter.addr}, "", x.topic)[x]
+	end := endOffsets(t, []string{waiter.addr}, client{}, x.topic)[x] // the probes below are PLAINTEXT too
 	type result struct {
 		at    time.Time
 		code  int16

@@ -28,14 +28,15 @@ type consumedLog map[tp][]string
 // verify reads every partition from 0 to its high watermark and checks it
 // against the ledger: offsets contiguous, every value well formed, in its
 // own partition, once, in each producer's order, and every acknowledged
-// record at the offset its acknowledgement reported.
-func verify(t *testing.T, addr string, led *ledger, when string) consumedLog {
+// record at the offset its acknowledgement reported. It reads as the
+// consumer user if pg is secure.
+func verify(t *testing.T, pg *playground, led *ledger, when string) consumedLog {
 	t.Helper()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	admCl, err := kgo.NewClient(pg.clientOpts(consumerUser)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func verify(t *testing.T, addr string, led *ledger, when string) consumedLog {
 		t.Fatalf("%s: end offsets for %d partitions, want %d", when, len(hwm), len(topics)*int(partitions))
 	}
 
-	cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(assign), kgo.FetchMaxWait(100*time.Millisecond))
+	cons, err := kgo.NewClient(append(pg.clientOpts(consumerUser), kgo.ConsumePartitions(assign), kgo.FetchMaxWait(100*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)
 	}

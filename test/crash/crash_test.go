@@ -8,7 +8,9 @@
 // TestMain builds the floe binary once; the tests run it as a subprocess,
 // so SIGKILL really ends the process wherever it happens to be: in the
 // linger, in a PUT, between a PUT and its metadata commit, or between the
-// commit and the replies.
+// commit and the replies. TestKill9Secure and
+// TestGracefulShutdownLosesNothingSecure do the same with a SASL_SSL
+// listener, SCRAM users and ACLs.
 package crash
 
 import (
@@ -46,7 +48,16 @@ func TestMain(m *testing.M) { testutil.RunWithFloeBinary(m, "crash", &floeBin) }
 // Producers that live on reconnect to the restarted playground and retry
 // what they had in flight, which idempotence must not duplicate; abandoned
 // producers leave records that may or may not be in the log, never twice.
-func TestKill9(t *testing.T) {
+func TestKill9(t *testing.T) { kill9(t, false) }
+
+// TestKill9Secure is TestKill9 with security on: the playground listens
+// for SASL_SSL only (a certificate from a test CA) and authorizes with
+// ACLs; the producers log in with SCRAM-SHA-512 as a user granted only
+// WRITE on the topics, and reconnect and log in again to every restarted
+// playground; the log is read back as a user granted only READ.
+func TestKill9Secure(t *testing.T) { kill9(t, true) }
+
+func kill9(t *testing.T, secure bool) {
 	rounds := []struct {
 		afterCommit bool // kill at the first commit after the delay
 		abandon     bool // close the producers instead of letting them retry
@@ -58,24 +69,31 @@ func TestKill9(t *testing.T) {
 		{afterCommit: true},
 	}
 	dataDir := t.TempDir()
+	var sec *testutil.SecureKafka
+	if secure {
+		sec = newSecurity(t, dataDir)
+	}
 	led := newLedger()
-	pg := startFresh(t, dataDir, "round-0")
-	createTopics(t, pg.addr)
+	pg := startFresh(t, dataDir, sec, "round-0")
+	createTopics(t, pg)
+	if secure {
+		refusedProduce(t, pg, consumerUser)
+	}
 
 	var retrying *producers // the previous round's producers, if they live on
 	for round, plan := range rounds {
 		if round > 0 {
-			pg = restart(t, dataDir, pg.port, fmt.Sprintf("round-%d", round))
+			pg = restart(t, dataDir, pg, fmt.Sprintf("round-%d", round))
 			if retrying != nil {
 				retrying.finish(t)
 			}
 			led.logRound(t, round-1)
-			verify(t, pg.addr, led, fmt.Sprintf("after kill %d", round))
+			verify(t, pg, led, fmt.Sprintf("after kill %d", round))
 			if t.Failed() {
 				return
 			}
 		}
-		ps := startProducers(t, pg.addr, round, led)
+		ps := startProducers(t, pg, round, led)
 		delay := 300*time.Millisecond + rand.N(1200*time.Millisecond)
 		time.Sleep(delay)
 		how, kill := "at a random moment", pg.kill
@@ -98,12 +116,12 @@ func TestKill9(t *testing.T) {
 		t.Logf("round %d: %d of %d objects orphaned after the kill", round, len(orphans.Orphans), orphans.Objects)
 	}
 
-	pg = restart(t, dataDir, pg.port, "final")
+	pg = restart(t, dataDir, pg, "final")
 	if retrying != nil {
 		retrying.finish(t)
 	}
 	led.logRound(t, len(rounds)-1)
-	log := verify(t, pg.addr, led, "final")
+	log := verify(t, pg, led, "final")
 	if t.Failed() {
 		return
 	}
@@ -114,13 +132,24 @@ func TestKill9(t *testing.T) {
 // TestGracefulShutdownLosesNothing sends SIGTERM while producers write at
 // full speed: the agent must drain and exit 0 within 10 s, and every record
 // it acknowledged must be there after a restart.
-func TestGracefulShutdownLosesNothing(t *testing.T) {
-	dataDir := t.TempDir()
-	led := newLedger()
-	pg := startFresh(t, dataDir, "before-sigterm")
-	createTopics(t, pg.addr)
+func TestGracefulShutdownLosesNothing(t *testing.T) { gracefulShutdown(t, false) }
 
-	ps := startProducers(t, pg.addr, 0, led)
+// TestGracefulShutdownLosesNothingSecure is the same over SASL_SSL with
+// ACLs: draining ends reading differently on TLS connections (a read
+// deadline instead of a half close) and must still answer what it read.
+func TestGracefulShutdownLosesNothingSecure(t *testing.T) { gracefulShutdown(t, true) }
+
+func gracefulShutdown(t *testing.T, secure bool) {
+	dataDir := t.TempDir()
+	var sec *testutil.SecureKafka
+	if secure {
+		sec = newSecurity(t, dataDir)
+	}
+	led := newLedger()
+	pg := startFresh(t, dataDir, sec, "before-sigterm")
+	createTopics(t, pg)
+
+	ps := startProducers(t, pg, 0, led)
 	delay := 300*time.Millisecond + rand.N(700*time.Millisecond)
 	time.Sleep(delay)
 	acked, sent := led.roundProgress(0)
@@ -132,10 +161,10 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 	t.Logf("after the drain: %d records sent, %d acknowledged; %d of %d objects orphaned",
 		sent, acked, len(orphans.Orphans), orphans.Objects)
 
-	pg = restart(t, dataDir, pg.port, "after-sigterm")
+	pg = restart(t, dataDir, pg, "after-sigterm")
 	ps.finish(t)
 	led.logRound(t, 0)
-	log := verify(t, pg.addr, led, "after graceful restart")
+	log := verify(t, pg, led, "after graceful restart")
 	if t.Failed() {
 		return
 	}

@@ -16,6 +16,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/testutil"
 )
 
 // playground is one running `floe playground` process.
@@ -24,6 +28,7 @@ type playground struct {
 	name   string
 	port   int
 	addr   string
+	sec    *testutil.SecureKafka // nil: PLAINTEXT; else SASL_SSL and ACLs
 	cmd    *exec.Cmd
 	stdout *lineBuffer
 	stderr *lineBuffer
@@ -34,12 +39,13 @@ type playground struct {
 var errAddrInUse = errors.New("address in use")
 
 // startFresh starts a playground on a free port, trying another port if the
-// chosen one was taken in between.
-func startFresh(t *testing.T, dataDir, name string) *playground {
+// chosen one was taken in between. With sec, it listens for SASL_SSL only
+// and authorizes with ACLs.
+func startFresh(t *testing.T, dataDir string, sec *testutil.SecureKafka, name string) *playground {
 	t.Helper()
 	var last error
 	for range 5 {
-		pg, err := startPlayground(t, dataDir, freePort(t), name)
+		pg, err := startPlayground(t, dataDir, sec, freePort(t), name)
 		if err == nil {
 			return pg
 		}
@@ -52,14 +58,15 @@ func startFresh(t *testing.T, dataDir, name string) *playground {
 	return nil
 }
 
-// restart starts a playground on the port the previous one used, so the
+// restart starts a playground like prev on the port prev used, so the
 // producers of the killed round reconnect to it and retry what they had in
 // flight.
-func restart(t *testing.T, dataDir string, port int, name string) *playground {
+func restart(t *testing.T, dataDir string, prev *playground, name string) *playground {
 	t.Helper()
+	port := prev.port
 	var last error
 	for range 10 {
-		pg, err := startPlayground(t, dataDir, port, name)
+		pg, err := startPlayground(t, dataDir, prev.sec, port, name)
 		if err == nil {
 			return pg
 		}
@@ -85,20 +92,26 @@ func freePort(t *testing.T) int {
 
 var bootstrapLine = regexp.MustCompile(`bootstrap server:\s+(\S+)\n`)
 
-func startPlayground(t *testing.T, dataDir string, port int, name string) (*playground, error) {
+func startPlayground(t *testing.T, dataDir string, sec *testutil.SecureKafka, port int, name string) (*playground, error) {
 	t.Helper()
 	pg := &playground{
-		t: t, name: name, port: port,
+		t: t, name: name, port: port, sec: sec,
 		stdout: &lineBuffer{}, stderr: &lineBuffer{},
 		exited: make(chan struct{}),
 	}
-	pg.cmd = exec.Command(floeBin, "playground",
-		"--listen", "127.0.0.1:"+strconv.Itoa(port),
+	args := []string{"playground",
 		"--admin-listen", "127.0.0.1:0",
 		"--data-dir", dataDir,
 		"--linger", "50ms",
 		"--log-level", "debug",
-	)
+	}
+	hostPort := "127.0.0.1:" + strconv.Itoa(port)
+	if sec != nil {
+		args = append(args, sec.AgentArgs(hostPort)...)
+	} else {
+		args = append(args, "--listen", hostPort)
+	}
+	pg.cmd = exec.Command(floeBin, args...)
 	pg.cmd.Stdout, pg.cmd.Stderr = pg.stdout, pg.stderr
 	if err := pg.cmd.Start(); err != nil {
 		return nil, err
@@ -133,6 +146,35 @@ func startPlayground(t *testing.T, dataDir string, port int, name string) (*play
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// The users of a secure playground: the super user creates the topics
+// and grants the others what they need; the producers may only write, and
+// the log is read back as a user who may only read.
+const (
+	adminUser    = "admin"
+	producerUser = "producer"
+	consumerUser = "consumer"
+)
+
+// newSecurity makes the CA, certificate and users of a secure playground
+// and sets the users in dataDir's metadata store, before it first starts.
+func newSecurity(t *testing.T, dataDir string) *testutil.SecureKafka {
+	t.Helper()
+	sec := testutil.NewSecureKafka(t, adminUser, producerUser, consumerUser)
+	sec.CreateUsers(t, floeBin, "--data-dir", dataDir)
+	return sec
+}
+
+// clientOpts are the options of a franz-go client of pg as user: its
+// address, and SCRAM-SHA-512 over TLS if pg is secure (user is ignored
+// otherwise).
+func (pg *playground) clientOpts(user string) []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(pg.addr)}
+	if pg.sec != nil {
+		opts = append(opts, pg.sec.KgoOpts(pg.t, user)...)
+	}
+	return opts
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -167,12 +168,13 @@ type producers struct {
 	stopped bool
 }
 
-func startProducers(t *testing.T, addr string, round int, led *ledger) *producers {
+// startProducers starts a round's producers on pg, as the producer user
+// if pg is secure.
+func startProducers(t *testing.T, pg *playground, round int, led *ledger) *producers {
 	t.Helper()
 	ps := &producers{round: round, led: led, logs: &lineBuffer{}, quit: make(chan struct{})}
 	for i := range producersPerRound {
-		cl, err := kgo.NewClient(
-			kgo.SeedBrokers(addr),
+		cl, err := kgo.NewClient(append(pg.clientOpts(producerUser),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
 			// Reconnect quickly once the playground is back.
@@ -182,7 +184,7 @@ func startProducers(t *testing.T, addr string, round int, led *ledger) *producer
 			kgo.WithLogger(kgo.BasicLogger(ps.logs, clientLogLevel(), func() string {
 				return fmt.Sprintf("[round %d producer %d] ", round, i)
 			})),
-		)
+		)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -307,9 +309,12 @@ func (ps *producers) finish(t *testing.T) {
 	}
 }
 
-func createTopics(t *testing.T, addr string) {
+// createTopics creates the topics on pg; if pg is secure, as the super
+// user, who then grants the producer user WRITE and the consumer user READ
+// on them.
+func createTopics(t *testing.T, pg *playground) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	cl, err := kgo.NewClient(pg.clientOpts(adminUser)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,4 +330,26 @@ func createTopics(t *testing.T, addr string) {
 			t.Fatalf("create %s: %v", r.Topic, r.Err)
 		}
 	}
+	if pg.sec != nil {
+		pg.sec.Grant(t, []string{pg.addr}, producerUser, topics, nil, kadm.OpWrite)
+		pg.sec.Grant(t, []string{pg.addr}, consumerUser, topics, nil, kadm.OpRead)
+	}
+}
+
+// refusedProduce checks that user, granted no WRITE, cannot produce to
+// pg's first topic.
+func refusedProduce(t *testing.T, pg *playground, user string) {
+	t.Helper()
+	cl, err := kgo.NewClient(append(pg.clientOpts(user), kgo.DisableIdempotentWrite())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err = cl.ProduceSync(ctx, &kgo.Record{Topic: topics[0], Value: []byte("must be refused")}).FirstErr()
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce to %s as %s without WRITE: %v, want %v", topics[0], user, err, kerr.TopicAuthorizationFailed)
+	}
+	t.Logf("produce to %s as %s without WRITE: %v", topics[0], user, err)
 }
