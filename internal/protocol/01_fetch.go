@@ -4,7 +4,9 @@ package protocol
 //
 // v4 is the first version that returns record batch format v2 and the last
 // stable offset. Fetch sessions (v7+, KIP-227) are not kept: every answer
-// has session id 0, which tells clients to send full requests. v11 adds
+// has session id 0, which tells clients to send full requests; a request
+// with epoch 0 or -1 is a full fetch whatever its session id, and an
+// incremental one (epoch > 0) gets FETCH_SESSION_ID_NOT_FOUND. v11 adds
 // rack-aware replica selection (KIP-392): PreferredReadReplica is always
 // -1. v13+ address topics by ID and are not advertised yet.
 //
@@ -71,7 +73,10 @@ func (h *Handler) fetch(_ context.Context, req *wire.Request) (Reply, error) {
 // topics fail with TOPIC_AUTHORIZATION_FAILED.
 func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, denied map[string]bool) (resp *kmsg.FetchResponse, total int, failed bool) {
 	resp = r.ResponseKind().(*kmsg.FetchResponse)
-	if r.Version >= 7 && r.SessionID != 0 {
+	// Epoch 0 (open a session) and -1 (close it, or none) ask for a full
+	// fetch whatever the session id; only an incremental fetch (epoch > 0)
+	// needs a session, which Floe never handed out.
+	if r.Version >= 7 && r.SessionID != 0 && r.SessionEpoch > 0 {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return resp, 0, true
 	}
