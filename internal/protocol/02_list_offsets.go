@@ -1,6 +1,12 @@
 package protocol
 
-// ListOffsets v1-v8.
+// ListOffsets v0-v8.
+//
+// v0 answers a list of offsets (old_style_offsets) instead of one: Kafka
+// lists segment base offsets, which Floe does not have, so it lists the
+// one offset v1+ would answer, and for "latest" with MaxNumOffsets > 1
+// also the log start offset (the oldest "segment" boundary), newest first.
+// A timestamp after every record gives an empty list.
 //
 // Timestamps: -1 latest (the high watermark), -2 earliest (the log start
 // offset), -3 the record with the largest timestamp (v7+, KIP-734), -4
@@ -19,7 +25,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(2, 1, 8, (*Handler).listOffsets) }
+func init() { register(2, 0, 8, (*Handler).listOffsets) }
 
 func (h *Handler) listOffsets(ctx context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.ListOffsetsRequest)
@@ -47,6 +53,10 @@ func (h *Handler) listOffsets(ctx context.Context, req *wire.Request) (Reply, er
 				if err == nil {
 					pr.LeaderEpoch = fetch.LeaderEpoch
 				}
+				if r.Version == 0 && err == nil {
+					pr.OldStyleOffsets, err = h.oldStyleOffsets(ctx, t.ID, rp.Partition, rp.Timestamp, pr.Offset, rp.MaxNumOffsets)
+					pr.ErrorCode = errorCode(err)
+				}
 			}
 			respTopic.Partitions = append(respTopic.Partitions, pr)
 		}
@@ -73,4 +83,23 @@ func (h *Handler) listOffset(ctx context.Context, id [16]byte, partition int32, 
 		off, rts, _, err := h.reader.OffsetForTimestamp(ctx, id, partition, ts)
 		return off, rts, err
 	}
+}
+
+// oldStyleOffsets is ListOffsets v0's answer for one partition, given the
+// offset v1+ would answer.
+func (h *Handler) oldStyleOffsets(ctx context.Context, id [16]byte, partition int32, ts, offset int64, maxNum int32) ([]int64, error) {
+	if offset < 0 || maxNum <= 0 {
+		return []int64{}, nil
+	}
+	out := []int64{offset}
+	if ts == -1 && maxNum > 1 {
+		offs, err := h.store.Offsets(ctx, id, partition)
+		if err != nil {
+			return nil, err
+		}
+		if offs.LogStartOffset < offset {
+			out = append(out, offs.LogStartOffset)
+		}
+	}
+	return out, nil
 }

@@ -65,3 +65,42 @@ func TestListOffsets(t *testing.T) {
 		})
 	}
 }
+
+// TestListOffsetsV0: v0 answers lists of offsets (old_style_offsets).
+func TestListOffsetsV0(t *testing.T) {
+	f := start(t)
+	f.createTopic("t", 1)
+	f.produce("t", 0, 3, 1000) // offsets 0-2
+	f.produce("t", 0, 2, 2000) // offsets 3-4
+	adv := kmsg.NewPtrDeleteRecordsRequest()
+	adv.Topics = []kmsg.DeleteRecordsRequestTopic{{Topic: "t", Partitions: []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: 1}}}}
+	do[*kmsg.DeleteRecordsResponse](f, 2, adv) // log start 1
+	for _, tc := range []struct {
+		name      string
+		timestamp int64
+		max       int32
+		want      []int64
+	}{
+		{"latest", -1, 1, []int64{5}},
+		{"latest and the oldest boundary", -1, 10, []int64{5, 1}},
+		{"earliest", -2, 1, []int64{1}},
+		{"by timestamp", 1500, 1, []int64{3}},
+		{"after every record", 5000, 1, []int64{}},
+		{"none asked", -1, 0, []int64{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := kmsg.NewPtrListOffsetsRequest()
+			req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "t", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, Timestamp: tc.timestamp, MaxNumOffsets: tc.max}}}}
+			p := do[*kmsg.ListOffsetsResponse](f, 0, req).Topics[0].Partitions[0]
+			expectCode(t, "partition", p.ErrorCode, 0)
+			if len(p.OldStyleOffsets) != len(tc.want) {
+				t.Fatalf("offsets %v, want %v", p.OldStyleOffsets, tc.want)
+			}
+			for i := range tc.want {
+				if p.OldStyleOffsets[i] != tc.want[i] {
+					t.Fatalf("offsets %v, want %v", p.OldStyleOffsets, tc.want)
+				}
+			}
+		})
+	}
+}

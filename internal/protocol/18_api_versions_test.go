@@ -14,7 +14,7 @@ import (
 var advertised = map[int16][2]int16{
 	0:  {0, 11}, // Produce (v0-2 answered UNSUPPORTED_VERSION, as Kafka 4)
 	1:  {4, 12}, // Fetch
-	2:  {1, 8},  // ListOffsets
+	2:  {0, 8},  // ListOffsets
 	3:  {0, 12}, // Metadata
 	8:  {2, 10}, // OffsetCommit
 	9:  {1, 10}, // OffsetFetch
