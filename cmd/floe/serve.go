@@ -55,12 +55,23 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.Int64Var(&f.cfg.Jobs.BytesPerSecond, "job-bytes-per-second", 0, "bytes per second background jobs may move, all together (0: unlimited)")
 	fs.IntVar(&f.cfg.QuotaSamples, "quota-window-num", 11, "samples client quotas are measured over (quota.window.num)")
 	fs.DurationVar(&f.cfg.QuotaSampleWindow, "quota-window-size", time.Second, "length of one quota sample (quota.window.size.seconds)")
+	fs.DurationVar(&f.cfg.Groups.Groups.MinSessionTimeout, "group-min-session-timeout", 6*time.Second, "shortest session timeout a consumer may ask for (group.min.session.timeout.ms; shorter: INVALID_SESSION_TIMEOUT)")
+	fs.DurationVar(&f.cfg.Groups.Groups.MaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer may ask for (group.max.session.timeout.ms)")
+	initialDelay := fs.Duration("group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms; 0: none)")
+	fs.DurationVar(&f.cfg.Groups.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long an empty group's committed offsets are kept (offsets.retention.minutes)")
 	f.logs.register(fs)
 	f.security.register(fs, &f.cfg)
 	f.authz.register(fs)
 	registerLimits(fs, &f.cfg)
 	f.listeners.register(fs)
 	f.finish = func() error {
+		f.cfg.Groups.Groups.InitialRebalanceDelay = *initialDelay
+		if *initialDelay == 0 {
+			f.cfg.Groups.Groups.InitialRebalanceDelay = -1 // none, not the default
+		}
+		if g := f.cfg.Groups.Groups; g.MinSessionTimeout <= 0 || g.MaxSessionTimeout < g.MinSessionTimeout {
+			return fmt.Errorf("--group-min-session-timeout %v and --group-max-session-timeout %v: want 0 < min <= max", g.MinSessionTimeout, g.MaxSessionTimeout)
+		}
 		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))
 		f.cfg.NodeID = int32(nodeID)
 		f.cfg.AutoCreateTopics = f.autoCreate
