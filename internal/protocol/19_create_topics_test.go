@@ -141,3 +141,33 @@ func TestCreateTopicsReportsConfigs(t *testing.T) {
 		t.Error("retention.ms not among the created topic's configs")
 	}
 }
+
+// TestKafkaTopicConfigsAccepted: configs tools set that make no sense
+// without local disks or replicas, and the deprecated ones Kafka 3.x still
+// accepts, are accepted and described back.
+func TestKafkaTopicConfigsAccepted(t *testing.T) {
+	f := start(t)
+	set := []string{
+		"preallocate", "true", "index.interval.bytes", "8192", "segment.index.bytes", "1048576",
+		"segment.jitter.ms", "1000", "message.format.version", "2.8", "message.downconversion.enable", "false",
+		"message.timestamp.difference.max.ms", "60000", "message.timestamp.before.max.ms", "60000",
+		"message.timestamp.after.max.ms", "60000", "local.retention.ms", "-2", "remote.storage.enable", "false",
+		"compression.zstd.level", "5", "leader.replication.throttled.replicas", "*",
+	}
+	f.createTopic("tooled", 1, set...)
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "tooled"
+	req.Resources = append(req.Resources, rr)
+	got := map[string]string{}
+	for _, c := range do[*kmsg.DescribeConfigsResponse](f, 4, req).Resources[0].Configs {
+		if c.Value != nil {
+			got[c.Name] = *c.Value
+		}
+	}
+	for i := 0; i < len(set); i += 2 {
+		if got[set[i]] != set[i+1] {
+			t.Errorf("%s described as %q, set to %q", set[i], got[set[i]], set[i+1])
+		}
+	}
+}
