@@ -21,11 +21,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/acl"
+	"github.com/floe-io/floe/internal/config"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/recordbatch"
@@ -85,6 +88,12 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 				if code != 0 {
 					pr.ErrorCode = code
 					pr.ErrorMessage = errMessage(err)
+					var re *recordErrors
+					if errors.As(err, &re) {
+						for _, i := range re.indexes {
+							pr.ErrorRecords = append(pr.ErrorRecords, kmsg.ProduceResponseTopicPartitionErrorRecord{RelativeOffset: i, ErrorMessage: &re.msg})
+						}
+					}
 					h.log.Debug("produce batch rejected", "topic", rt.Topic, "partition", rp.Partition, "client", req.ClientID, "err", err)
 					continue
 				}
@@ -159,8 +168,56 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 		if hdr.IsTransactional() || hdr.IsControl() {
 			return nil, kerr.TransactionalIDAuthorizationFailed.Code, errors.New("transactions are not supported by Floe yet")
 		}
+		if compacted(t) {
+			if err := checkKeys(t, b); err != nil {
+				return nil, kerr.InvalidRecord.Code, err
+			}
+		}
 	}
 	return batches, 0, nil
+}
+
+// compacted reports whether t's cleanup.policy includes compact.
+func compacted(t metastore.Topic) bool {
+	v, _ := config.TopicValue(t.Configs, "cleanup.policy")
+	return slices.Contains(config.SplitList(v), "compact")
+}
+
+// recordErrors are the records of a batch Kafka refuses one by one
+// (ProduceResponse v8+ record_errors, KIP-467).
+type recordErrors struct {
+	indexes []int32
+	msg     string
+}
+
+func (e *recordErrors) Error() string {
+	shown := e.indexes[:min(len(e.indexes), 3)]
+	parts := make([]string, len(shown))
+	for i, idx := range shown {
+		parts[i] = fmt.Sprintf("RecordError(batchIndex=%d, message='%s')", idx, e.msg)
+	}
+	return fmt.Sprintf("One or more records have been rejected due to %d record errors in total, and only showing the first three errors at most: [%s]",
+		len(e.indexes), strings.Join(parts, ", "))
+}
+
+// checkKeys refuses a batch for a compacted topic with records without a
+// key, as Kafka does: key compaction keeps the latest record per key, and
+// a record without one would have none.
+func checkKeys(t metastore.Topic, b []byte) error {
+	recs, err := recordbatch.Records(b)
+	if err != nil {
+		return err
+	}
+	var bad []int32
+	for i, r := range recs {
+		if r.Key == nil {
+			bad = append(bad, int32(i))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return &recordErrors{indexes: bad, msg: "Compacted topic cannot accept message without key in topic " + t.Name + "."}
 }
 
 func strPtr(s string) *string { return &s }

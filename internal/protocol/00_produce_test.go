@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -123,4 +124,29 @@ func TestProduceIdempotent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProduceCompactedNeedsKeys: a compacted topic refuses a batch with
+// records without a key (INVALID_RECORD, with record_errors naming each,
+// KIP-467), as Kafka does; a delete topic takes it.
+func TestProduceCompactedNeedsKeys(t *testing.T) {
+	f := start(t)
+	f.createTopic("compacted", 1, "cleanup.policy", "compact")
+	f.createTopic("plain", 1)
+	mixed := recordbatch.Build(recordbatch.BuildOptions{Codec: recordbatch.Zstd},
+		recordbatch.Record{Key: []byte("k"), Value: []byte("v"), Timestamp: 1},
+		recordbatch.Record{Value: []byte("no key"), Timestamp: 2},
+		recordbatch.Record{Key: []byte{}, Value: []byte("empty key is a key"), Timestamp: 3},
+		recordbatch.Record{Value: []byte("no key either"), Timestamp: 4},
+	)
+	p := do[*kmsg.ProduceResponse](f, 9, produceRequest("compacted", 0, mixed)).Topics[0].Partitions[0]
+	expectCode(t, "compacted", p.ErrorCode, kerr.InvalidRecord.Code)
+	if len(p.ErrorRecords) != 2 || p.ErrorRecords[0].RelativeOffset != 1 || p.ErrorRecords[1].RelativeOffset != 3 {
+		t.Fatalf("record errors %+v, want records 1 and 3", p.ErrorRecords)
+	}
+	if p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "without key") {
+		t.Fatalf("error message %v", p.ErrorMessage)
+	}
+	p = do[*kmsg.ProduceResponse](f, 9, produceRequest("plain", 0, mixed)).Topics[0].Partitions[0]
+	expectCode(t, "plain", p.ErrorCode, 0)
 }
