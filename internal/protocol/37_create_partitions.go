@@ -2,8 +2,10 @@ package protocol
 
 // CreatePartitions v0-v3.
 //
-// Raises a topic's partition count; assignments are accepted and ignored
-// because no partition lives on a particular agent. The count is bounded
+// Raises a topic's partition count. No partition lives on a particular
+// agent, so assignments decide nothing, but they are checked as Kafka
+// checks them (INVALID_REPLICA_ASSIGNMENT): one per new partition, each
+// naming live agents, none twice. The count is bounded
 // as CreateTopics' (limits.go); v3+ are refused THROTTLING_QUOTA_EXCEEDED
 // by the controller mutation quota, older versions answered late.
 
@@ -53,8 +55,10 @@ func (h *Handler) createPartitions(ctx context.Context, req *wire.Request) (Repl
 		t, err := h.store.Topic(ctx, rt.Topic)
 		var code int16
 		var limitErr error
+		var assignErr error
 		if err == nil && rt.Count > t.Partitions {
 			code, limitErr = h.checkCreate(ctx, rt.Topic, t.Partitions, rt.Count)
+			assignErr = h.checkAssignment(rt, t.Partitions)
 		}
 		ok, wait := h.mutations.admit(client)
 		switch {
@@ -63,6 +67,8 @@ func (h *Handler) createPartitions(ctx context.Context, req *wire.Request) (Repl
 		case rt.Count <= t.Partitions:
 			st.ErrorCode = kerr.InvalidPartitions.Code
 			st.ErrorMessage = strPtr(fmt.Sprintf("topic currently has %d partitions, which is higher than or equal to the requested %d", t.Partitions, rt.Count))
+		case assignErr != nil:
+			st.ErrorCode, st.ErrorMessage = kerr.InvalidReplicaAssignment.Code, errMessage(assignErr)
 		case code != 0:
 			st.ErrorCode, st.ErrorMessage = code, errMessage(limitErr)
 		case r.ValidateOnly:
@@ -81,4 +87,35 @@ func (h *Handler) createPartitions(ctx context.Context, req *wire.Request) (Repl
 		resp.Topics = append(resp.Topics, st)
 	}
 	return throttled(resp, throttle, old), nil
+}
+
+// checkAssignment checks a CreatePartitions replica assignment as Kafka
+// does; nil when there is none.
+func (h *Handler) checkAssignment(rt kmsg.CreatePartitionsRequestTopic, current int32) error {
+	if rt.Assignment == nil {
+		return nil
+	}
+	if want := rt.Count - current; int32(len(rt.Assignment)) != want {
+		return fmt.Errorf("increasing the number of partitions by %d but %d assignments provided", want, len(rt.Assignment))
+	}
+	live := map[int32]bool{}
+	for _, b := range h.cfg.Cluster.Brokers() {
+		live[b.NodeID] = true
+	}
+	for i, a := range rt.Assignment {
+		if len(a.Replicas) == 0 {
+			return fmt.Errorf("assignment %d is empty", i)
+		}
+		seen := map[int32]bool{}
+		for _, id := range a.Replicas {
+			if seen[id] {
+				return fmt.Errorf("assignment %d names broker %d twice", i, id)
+			}
+			seen[id] = true
+			if !live[id] {
+				return fmt.Errorf("unknown broker %d in assignment %d", id, i)
+			}
+		}
+	}
+	return nil
 }

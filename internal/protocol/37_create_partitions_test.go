@@ -44,3 +44,34 @@ func TestCreatePartitions(t *testing.T) {
 		t.Errorf("first offset of a new partition %d, want 0", off)
 	}
 }
+
+// TestCreatePartitionsAssignments: assignments decide nothing in Floe but
+// are checked as Kafka checks them.
+func TestCreatePartitionsAssignments(t *testing.T) {
+	f := start(t)
+	f.createTopic("a", 1)
+	self := f.a.NodeID()
+	for _, tc := range []struct {
+		name       string
+		count      int32
+		assignment [][]int32
+		want       int16
+	}{
+		{"too few", 3, [][]int32{{self}}, kerr.InvalidReplicaAssignment.Code},
+		{"unknown broker", 2, [][]int32{{self + 100}}, kerr.InvalidReplicaAssignment.Code},
+		{"broker twice", 2, [][]int32{{self, self}}, kerr.InvalidReplicaAssignment.Code},
+		{"empty", 2, [][]int32{{}}, kerr.InvalidReplicaAssignment.Code},
+		{"valid", 3, [][]int32{{self}, {self}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := kmsg.NewPtrCreatePartitionsRequest()
+			rt := kmsg.NewCreatePartitionsRequestTopic()
+			rt.Topic, rt.Count = "a", tc.count
+			for _, r := range tc.assignment {
+				rt.Assignment = append(rt.Assignment, kmsg.CreatePartitionsRequestTopicAssignment{Replicas: r})
+			}
+			req.Topics = append(req.Topics, rt)
+			expectCode(t, "topic", do[*kmsg.CreatePartitionsResponse](f, 3, req).Topics[0].ErrorCode, tc.want)
+		})
+	}
+}
