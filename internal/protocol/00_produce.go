@@ -21,8 +21,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -173,8 +176,59 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 				return nil, kerr.InvalidRecord.Code, err
 			}
 		}
+		if err := checkTimestamps(t, hdr, b, h.now()); err != nil {
+			return nil, kerr.InvalidTimestamp.Code, err
+		}
 	}
 	return batches, 0, nil
+}
+
+// timestampBounds are a topic's message.timestamp.before.max.ms and
+// after.max.ms (each narrowed by the deprecated difference.max.ms when
+// set), in milliseconds.
+func timestampBounds(t metastore.Topic) (before, after int64) {
+	get := func(name string) int64 {
+		v, _ := config.TopicValue(t.Configs, name)
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return math.MaxInt64
+		}
+		return n
+	}
+	before, after = get("message.timestamp.before.max.ms"), get("message.timestamp.after.max.ms")
+	if _, set := t.Configs["message.timestamp.difference.max.ms"]; set {
+		d := get("message.timestamp.difference.max.ms")
+		before, after = min(before, d), min(after, d)
+	}
+	return before, after
+}
+
+// checkTimestamps refuses a batch with a record timestamp further than the
+// topic allows before or after the agent's clock, as Kafka does
+// (INVALID_TIMESTAMP with the records named). The batch header's
+// maxTimestamp answers the "after" bound; the "before" bound needs every
+// record's timestamp, so records are decoded only when it is set.
+func checkTimestamps(t metastore.Topic, hdr recordbatch.Header, b []byte, nowMs int64) error {
+	before, after := timestampBounds(t)
+	tooNew := after != math.MaxInt64 && hdr.MaxTimestamp-nowMs > after
+	if !tooNew && before == math.MaxInt64 {
+		return nil
+	}
+	recs, err := recordbatch.Records(b)
+	if err != nil {
+		return err
+	}
+	var bad []int32
+	for i, r := range recs {
+		ts := r.Timestamp
+		if nowMs-ts > before || ts-nowMs > after {
+			bad = append(bad, int32(i))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return &recordErrors{indexes: bad, msg: fmt.Sprintf("Timestamp out of range: the record is more than %d ms before or %d ms after the broker's time", before, after)}
 }
 
 // compacted reports whether t's cleanup.policy includes compact.
@@ -221,3 +275,6 @@ func checkKeys(t metastore.Topic, b []byte) error {
 }
 
 func strPtr(s string) *string { return &s }
+
+// now is the agent's clock in milliseconds, for timestamp bounds.
+func (h *Handler) now() int64 { return time.Now().UnixMilli() }

@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -149,4 +150,47 @@ func TestProduceCompactedNeedsKeys(t *testing.T) {
 	}
 	p = do[*kmsg.ProduceResponse](f, 9, produceRequest("plain", 0, mixed)).Topics[0].Partitions[0]
 	expectCode(t, "plain", p.ErrorCode, 0)
+}
+
+// TestProduceTimestampBounds: message.timestamp.after.max.ms (one hour by
+// default, as in Kafka 4) and before.max.ms refuse records too far from
+// the agent's clock with INVALID_TIMESTAMP and the records named.
+func TestProduceTimestampBounds(t *testing.T) {
+	f := start(t)
+	f.createTopic("default", 1)
+	f.createTopic("recent", 1, "message.timestamp.before.max.ms", "60000")
+	f.createTopic("legacy", 1, "message.timestamp.difference.max.ms", "60000")
+	now := time.Now().UnixMilli()
+	build := func(ts ...int64) []byte {
+		var recs []recordbatch.Record
+		for _, t := range ts {
+			recs = append(recs, recordbatch.Record{Key: []byte("k"), Value: []byte("v"), Timestamp: t})
+		}
+		return recordbatch.Build(recordbatch.BuildOptions{}, recs...)
+	}
+	for _, tc := range []struct {
+		name, topic string
+		ts          []int64
+		want        int16
+		bad         []int32
+	}{
+		{"an hour and more ahead", "default", []int64{now, now + 2*3600_000}, kerr.InvalidTimestamp.Code, []int32{1}},
+		{"1970 is fine by default", "default", []int64{1000, now}, 0, nil},
+		{"older than before.max", "recent", []int64{now - 120_000, now, now - 90_000}, kerr.InvalidTimestamp.Code, []int32{0, 2}},
+		{"within before.max", "recent", []int64{now - 30_000}, 0, nil},
+		{"difference.max both ways", "legacy", []int64{now - 120_000, now + 120_000, now}, kerr.InvalidTimestamp.Code, []int32{0, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := do[*kmsg.ProduceResponse](f, 9, produceRequest(tc.topic, 0, build(tc.ts...))).Topics[0].Partitions[0]
+			expectCode(t, "partition", p.ErrorCode, tc.want)
+			if len(p.ErrorRecords) != len(tc.bad) {
+				t.Fatalf("record errors %+v, want %v", p.ErrorRecords, tc.bad)
+			}
+			for i, r := range p.ErrorRecords {
+				if r.RelativeOffset != tc.bad[i] {
+					t.Fatalf("record errors %+v, want %v", p.ErrorRecords, tc.bad)
+				}
+			}
+		})
+	}
 }
