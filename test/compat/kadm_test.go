@@ -113,14 +113,15 @@ func TestKadmTopicLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	if err := fresh.ProduceSync(ctx, &kgo.Record{Topic: "admin-a", Partition: 4, Value: []byte("new")}).FirstErr(); err != nil {
+	if err := fresh.ProduceSync(ctx, &kgo.Record{Topic: "admin-a", Partition: 4, Key: []byte("k"), Value: []byte("new")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 
 	// Offsets by time: three records with chosen timestamps.
 	base := time.UnixMilli(1_700_000_000_000)
 	for i, ts := range []time.Time{base, base.Add(time.Hour), base.Add(30 * time.Minute)} {
-		r := &kgo.Record{Topic: "admin-a", Partition: 1, Value: []byte{byte(i)}, Timestamp: ts}
+		// Keyed: admin-a is compacted now, which refuses records without a key.
+		r := &kgo.Record{Topic: "admin-a", Partition: 1, Key: []byte{byte(i)}, Value: []byte{byte(i)}, Timestamp: ts}
 		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
