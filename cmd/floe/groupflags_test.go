@@ -1,8 +1,6 @@
 package main
 
 import (
-	"flag"
-	"io"
 	"testing"
 	"time"
 
@@ -19,16 +17,7 @@ import (
 // offsets.retention.minutes), and a 3 s session timeout, refused by the
 // default minimum of 6 s, joins with --group-min-session-timeout 1s.
 func TestGroupFlags(t *testing.T) {
-	parse := func(args ...string) (agent.Config, error) {
-		fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		var f agentFlags
-		f.register(fs, "")
-		if err := fs.Parse(args); err != nil {
-			return agent.Config{}, err
-		}
-		return f.cfg, f.finish()
-	}
+	parse := parseAgentFlags
 	cfg, err := parse("--group-min-session-timeout", "1s", "--group-max-session-timeout", "1m",
 		"--group-initial-rebalance-delay", "0", "--offsets-retention", "48h")
 	if err != nil {

@@ -18,16 +18,7 @@ func TestListenerFlags(t *testing.T) {
 	ca := testutil.NewCA(t, "flags CA")
 	cert, key := testutil.WriteCert(t, ca.Issue(t, pkix.Name{CommonName: "agent"}, "127.0.0.1"), dir, "agent")
 	caFile := ca.WriteCA(t, dir, "ca.pem")
-	parse := func(args ...string) (agent.Config, error) {
-		fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		var f agentFlags
-		f.register(fs, "")
-		if err := fs.Parse(args); err != nil {
-			return agent.Config{}, err
-		}
-		return f.cfg, f.finish()
-	}
+	parse := parseAgentFlags
 	cfg, err := parse("--listeners", "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0", "--advertised-listeners", "SASL_SSL://kafka.example.com:9093",
 		"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", caFile, "--sasl-mechanisms", "scram-sha-512, PLAIN",
 		"--ssl-principal-mapping-rules", "RULE:^CN=(.*)$/$1/L,DEFAULT", "--connections-max-reauth", "1h")
@@ -52,4 +43,16 @@ func TestListenerFlags(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// parseAgentFlags parses args as the agent's flags and applies them.
+func parseAgentFlags(args ...string) (agent.Config, error) {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var f agentFlags
+	f.register(fs, "")
+	if err := fs.Parse(args); err != nil {
+		return agent.Config{}, err
+	}
+	return f.cfg, f.finish()
 }
