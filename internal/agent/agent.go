@@ -31,6 +31,7 @@ import (
 	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/cache"
 	"github.com/floe-io/floe/internal/cluster"
+	"github.com/floe-io/floe/internal/config"
 	"github.com/floe-io/floe/internal/coordinator"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/jobs"
@@ -388,6 +389,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				AutoCreateTopics:  cfg.AutoCreateTopics,
 				DefaultPartitions: cfg.DefaultPartitions,
 				Limits:            cfg.Limits,
+				Broker:            a.brokerConfigs(),
 			}, store, a.writer, reader, notify, log)
 			l.handler = handler
 			continue
@@ -428,6 +430,49 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	log.Info("agent listening", "kafka", a.Addr(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
 		"peer", peerServer.Addr().String(), "peer_advertised", peerAddr, "admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", a.writer.Linger())
 	return nil
+}
+
+// brokerConfigs are the broker configs DescribeConfigs reports that only
+// the agent knows: its listeners and the bounds of its groups and quotas.
+func (a *Agent) brokerConfigs() []protocol.BrokerConfig {
+	var listeners, advertised, protocols []string
+	for _, l := range a.listeners {
+		listeners = append(listeners, l.Name+"://"+l.ln.Addr().String())
+		advertised = append(advertised, l.Name+"://"+net.JoinHostPort(l.advertise.Host, strconv.Itoa(int(l.advertise.Port))))
+		protocols = append(protocols, l.Name+":"+l.Protocol)
+	}
+	g := a.groups.Config()
+	retention := a.cfg.Groups.OffsetsRetention
+	if retention <= 0 {
+		retention = 7 * 24 * time.Hour // the coordinator's default
+	}
+	ms := func(d time.Duration) string { return strconv.FormatInt(max(d.Milliseconds(), 0), 10) }
+	out := []protocol.BrokerConfig{
+		{Name: "listeners", Value: strings.Join(listeners, ","), Type: config.String},
+		{Name: "advertised.listeners", Value: strings.Join(advertised, ","), Type: config.String},
+		{Name: "listener.security.protocol.map", Value: strings.Join(protocols, ","), Type: config.String},
+		{Name: "group.min.session.timeout.ms", Value: ms(g.MinSessionTimeout), Type: config.Int},
+		{Name: "group.max.session.timeout.ms", Value: ms(g.MaxSessionTimeout), Type: config.Int},
+		{Name: "group.initial.rebalance.delay.ms", Value: ms(g.InitialRebalanceDelay), Type: config.Int},
+		{Name: "offsets.retention.minutes", Value: strconv.FormatInt(int64(retention/time.Minute), 10), Type: config.Int},
+		{Name: "socket.request.max.bytes", Value: strconv.Itoa(int(a.cfg.MaxFrameBytes)), Type: config.Int},
+		{Name: "quota.window.num", Value: strconv.Itoa(quotaSamples(a.cfg.QuotaSamples)), Type: config.Int},
+	}
+	if len(a.cfg.SASLMechanisms) > 0 {
+		out = append(out, protocol.BrokerConfig{Name: "sasl.enabled.mechanisms", Value: strings.Join(a.cfg.SASLMechanisms, ","), Type: config.List})
+	}
+	if a.cfg.ACL != nil {
+		out = append(out, protocol.BrokerConfig{Name: "authorizer.class.name", Value: "floe acl", Type: config.String})
+	}
+	return out
+}
+
+// quotaSamples is quota.window.num as the quota manager applies it.
+func quotaSamples(n int) int {
+	if n <= 1 {
+		return quota.DefaultSamples
+	}
+	return n
 }
 
 // quotaRole is the role of the agents that share quotas of kind k.

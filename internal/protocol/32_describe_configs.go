@@ -10,6 +10,7 @@ package protocol
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -109,29 +110,45 @@ func describeTopicConfigs(set map[string]string, names []string) []kmsg.Describe
 }
 
 func (h *Handler) describeBrokerConfigs(names []string) []kmsg.DescribeConfigsResponseResourceConfig {
-	static := []struct {
-		name, value string
-		typ         config.Type
-	}{
+	static := []BrokerConfig{
 		{"auto.create.topics.enable", strconv.FormatBool(h.cfg.AutoCreateTopics), config.Boolean},
 		{"default.replication.factor", "1", config.Short},
+		{"fetch.max.bytes", strconv.Itoa(int(h.cfg.Limits.FetchMaxBytes)), config.Int},
 		{"log.retention.ms", "604800000", config.Long},
 		{"message.max.bytes", strconv.Itoa(int(h.cfg.MaxMessageBytes)), config.Int},
 		{"min.insync.replicas", "1", config.Int},
+		{"node.id", strconv.Itoa(int(h.cfg.Cluster.Self().NodeID)), config.Int},
+		{"broker.id", strconv.Itoa(int(h.cfg.Cluster.Self().NodeID)), config.Int},
 		{"num.partitions", strconv.Itoa(int(h.cfg.DefaultPartitions)), config.Int},
 		{"offsets.topic.replication.factor", "1", config.Short},
 	}
+	if rack := h.cfg.Cluster.Self().Rack; rack != nil {
+		static = append(static, BrokerConfig{"broker.rack", *rack, config.String})
+	}
+	byName := map[string]BrokerConfig{}
+	for _, c := range append(static, h.cfg.Broker...) {
+		byName[c.Name] = c
+	}
+	sorted := slices.Sorted(maps.Keys(byName))
 	var out []kmsg.DescribeConfigsResponseResourceConfig
-	for _, c := range static {
-		if names != nil && !slices.Contains(names, c.name) {
+	for _, name := range sorted {
+		c := byName[name]
+		if names != nil && !slices.Contains(names, c.Name) {
 			continue
 		}
 		rc := kmsg.NewDescribeConfigsResponseResourceConfig()
-		rc.Name, rc.Value = c.name, strPtr(c.value)
+		rc.Name, rc.Value = c.Name, strPtr(c.Value)
 		rc.ReadOnly = true
 		rc.Source = sourceStaticBroker
-		rc.ConfigType = kmsg.ConfigType(c.typ)
+		rc.ConfigType = kmsg.ConfigType(c.Type)
 		out = append(out, rc)
 	}
 	return out
+}
+
+// BrokerConfig is one broker config DescribeConfigs reports with the
+// agent's real value (read-only: agents are configured by their flags).
+type BrokerConfig struct {
+	Name, Value string
+	Type        config.Type
 }

@@ -122,3 +122,30 @@ func derefOr(p *string, or string) string {
 	}
 	return *p
 }
+
+// TestDescribeBrokerConfigsTools: what tools read of a broker is there,
+// with the agent's real values.
+func TestDescribeBrokerConfigsTools(t *testing.T) {
+	f := start(t)
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, ""
+	req.Resources = append(req.Resources, rr)
+	got := map[string]string{}
+	for _, c := range do[*kmsg.DescribeConfigsResponse](f, 4, req).Resources[0].Configs {
+		got[c.Name] = *c.Value
+	}
+	for name, want := range map[string]string{
+		"advertised.listeners":           "PLAINTEXT://" + f.a.Addr(),
+		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT",
+		"group.min.session.timeout.ms":   "6000",
+		"group.max.session.timeout.ms":   "1800000",
+		"offsets.retention.minutes":      "10080",
+		"num.partitions":                 "1",
+		"quota.window.num":               "11",
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %q, want %q", name, got[name], want)
+		}
+	}
+}

@@ -61,6 +61,10 @@ type Config struct {
 	TestPrincipal func(req *wire.Request) string
 	// Limits bound what requests may create (limits.go).
 	Limits Limits
+	// Broker lists broker configs DescribeConfigs reports beside the ones
+	// the handler knows (advertised.listeners, group bounds, …), with the
+	// agent's values.
+	Broker []BrokerConfig
 	// Quotas, if set, is re-read after AlterClientQuotas, so that this
 	// agent enforces a change at once.
 	Quotas *quota.Manager
