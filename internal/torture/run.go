@@ -33,12 +33,15 @@ type Options struct {
 	Log, AgentLog io.Writer
 }
 
-// Availability is, for one fault kind (or "none": no fault active), the
-// sends invoked while it was active and how many were acknowledged.
+// Availability is, for one fault kind (or "none"), the sends that were
+// in flight at some time while a fault of that kind was active (for
+// "none": those that overlapped no fault), how many of them were
+// acknowledged, and the longest any of them took.
 type Availability struct {
 	Sends        int     `json:"sends"`
 	Acknowledged int     `json:"acknowledged"`
 	Fraction     float64 `json:"fraction"`
+	LongestMS    int64   `json:"longest_ms"`
 }
 
 // Report is a torture run's verdict and figures.
@@ -192,11 +195,21 @@ func checkHistory(path string) (Report, error) {
 	return rep, nil
 }
 
-// availability counts, per fault kind active when a send was invoked
-// ("none" when no fault was), the sends and the acknowledged ones.
+// availability counts, per fault kind, the sends in flight while a
+// fault of that kind was active ("none": the sends that overlapped no
+// fault) and the acknowledged ones.
 func availability(ops []history.Op, began time.Time, ivs []nemesis.Interval) map[string]Availability {
 	out := map[string]Availability{}
 	invoked := map[int]history.Op{}
+	add := func(kind string, ok bool, took time.Duration) {
+		a := out[kind]
+		a.Sends++
+		if ok {
+			a.Acknowledged++
+		}
+		a.LongestMS = max(a.LongestMS, took.Milliseconds())
+		out[kind] = a
+	}
 	for _, op := range ops {
 		if op.F != history.Send {
 			continue
@@ -210,20 +223,19 @@ func availability(ops []history.Op, began time.Time, ivs []nemesis.Interval) map
 			continue
 		}
 		delete(invoked, op.Process)
-		at := began.Add(time.Duration(inv.Time))
-		kind := "none"
+		from, to := began.Add(time.Duration(inv.Time)), began.Add(time.Duration(op.Time))
+		kinds := map[string]bool{}
 		for _, iv := range ivs {
-			if !at.Before(iv.Start) && at.Before(iv.End) {
-				kind = iv.Kind
-				break
+			if from.Before(iv.End) && to.After(iv.Start) {
+				kinds[iv.Kind] = true
 			}
 		}
-		a := out[kind]
-		a.Sends++
-		if op.Type == history.OK {
-			a.Acknowledged++
+		if len(kinds) == 0 {
+			kinds["none"] = true
 		}
-		out[kind] = a
+		for k := range kinds {
+			add(k, op.Type == history.OK, to.Sub(from))
+		}
 	}
 	for k, a := range out {
 		if a.Sends > 0 {
@@ -248,7 +260,7 @@ func (r Report) WriteText(w io.Writer) {
 		r.Operations, r.Sent, r.Acknowledged, r.Indeterminate, r.FinalRead)
 	for _, k := range slices.Sorted(maps.Keys(r.Availability)) {
 		a := r.Availability[k]
-		fmt.Fprintf(w, "availability while %s: %d/%d sends acknowledged (%.1f%%)\n", k, a.Acknowledged, a.Sends, 100*a.Fraction)
+		fmt.Fprintf(w, "availability during %s: %d/%d sends in flight acknowledged (%.1f%%), the longest took %dms\n", k, a.Acknowledged, a.Sends, 100*a.Fraction, a.LongestMS)
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.NotesByKind)) {
 		fmt.Fprintf(w, "note %s: %d\n", k, r.NotesByKind[k])
