@@ -56,9 +56,11 @@ func between(rng *rand.Rand, lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(rng.Int64N(int64(hi-lo)))
 }
 
-// NewSchedule draws a schedule from seed: one fault at a time, each
-// chosen uniformly from faults, separated by quiet periods, until
-// o.Duration is used up. The same seed and faults give the same schedule.
+// NewSchedule draws a schedule from seed: one fault at a time, its kind
+// chosen uniformly among the kinds of faults and then one fault of that
+// kind (a target) uniformly, separated by quiet periods, until
+// o.Duration is used up. The same seed and faults give the same
+// schedule.
 func NewSchedule(seed int64, faults []Fault, o ScheduleOptions) []Step {
 	if o.QuietMin <= 0 {
 		o.QuietMin = 2 * time.Second
@@ -75,12 +77,25 @@ func NewSchedule(seed int64, faults []Fault, o ScheduleOptions) []Step {
 	if len(faults) == 0 {
 		return nil
 	}
+	var kinds []string
+	byKind := map[string][]Fault{}
+	for _, f := range faults {
+		if byKind[f.Kind()] == nil {
+			kinds = append(kinds, f.Kind())
+		}
+		byKind[f.Kind()] = append(byKind[f.Kind()], f)
+	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6e656d65736973))
 	var steps []Step
 	var used time.Duration
 	for {
+		of := byKind[kinds[rng.IntN(len(kinds))]]
+		f := of[0]
+		if len(of) > 1 {
+			f = of[rng.IntN(len(of))]
+		}
 		s := Step{
-			Fault:  faults[rng.IntN(len(faults))],
+			Fault:  f,
 			Quiet:  between(rng, o.QuietMin, o.QuietMax),
 			Active: between(rng, o.ActiveMin, o.ActiveMax),
 		}

@@ -104,3 +104,21 @@ func TestBucketProxy(t *testing.T) {
 		t.Errorf("counters: lost %d, reset %d, failed %d; want 1 each", p.PutLost.Load(), p.Reset.Load(), p.PutFailed.Load())
 	}
 }
+
+// TestScheduleKindsFirst: kinds are drawn uniformly, whatever the number
+// of targets of each.
+func TestScheduleKindsFirst(t *testing.T) {
+	var fs []Fault
+	for _, target := range []string{"a", "b", "c", "d", "e", "f"} {
+		fs = append(fs, New("kill", target, nil, nil))
+	}
+	fs = append(fs, New("db-pause", "postgres", nil, nil))
+	steps := NewSchedule(5, fs, ScheduleOptions{Duration: time.Hour})
+	n := map[string]int{}
+	for _, s := range steps {
+		n[s.Fault.Kind()]++
+	}
+	if n["db-pause"] < len(steps)/3 || n["kill"] < len(steps)/3 {
+		t.Errorf("of %d steps: %v; want each kind about half", len(steps), n)
+	}
+}

@@ -66,7 +66,7 @@ func torture(t *testing.T, timeout time.Duration, args ...string) (map[string]an
 // 60 s; the history must check valid.
 func TestTortureShortRun(t *testing.T) {
 	requireServices(t)
-	rep, err := torture(t, 4*time.Minute, "--agents", "3", "--faults", "kill,pause,partition", "--duration", "60s", "--seed", "11")
+	rep, err := torture(t, 4*time.Minute, "--agents", "3", "--faults", "kill,pause,partition", "--duration", "60s", "--seed", "12")
 	if err != nil {
 		t.Errorf("floe torture exited with %v, want 0", err)
 	}
