@@ -119,7 +119,16 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	nctx, stopNemesis := context.WithCancel(ctx)
 	defer stopNemesis()
 	intervals := make(chan []nemesis.Interval, 1)
-	go func() { intervals <- nemesis.Run(nctx, steps, logf) }()
+	started := make(chan struct{})
+	go func() {
+		// The faults start with the workload's clock, once the group
+		// has formed and the producers run.
+		select {
+		case <-started:
+		case <-nctx.Done():
+		}
+		intervals <- nemesis.Run(nctx, steps, logf)
+	}()
 	sum, err := workload.Run(ctx, workload.Config{
 		Brokers:         c.Brokers,
 		Topic:           fmt.Sprintf("torture-%d", o.Seed),
@@ -131,6 +140,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		GroupConsumers:  2,
 		OpTimeout:       10 * time.Second,
 		DrainTimeout:    60 * time.Second,
+		Started:         func() { close(started) },
 	}, w)
 	stopNemesis()
 	ivs := <-intervals
