@@ -9,6 +9,7 @@
 //	floe jobs         background job leases and bucket use per topic
 //	floe record       record a checker workload's history against running agents
 //	floe check        check a recorded history for lost, duplicated, reordered records
+//	floe torture      a cluster under a seeded nemesis, its history checked
 //	floe users        SASL users (SCRAM credentials) in a metadata store
 //
 // This file and its siblings only wire configuration to the internal
@@ -41,6 +42,7 @@ Commands:
   jobs        show background job leases and bucket use per topic
   record      record a workload's history (sends, polls, commits) against running agents
   check       check a recorded history for anomalies (exit 0 only when there is none)
+  torture     start a cluster, inject faults while the workload runs, check the history
   users       set, delete and list SASL users in a metadata store
   help        print this list
 
@@ -80,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return recordCmd(ctx, args[1:], stdout, stderr)
 	case "check":
 		return checkCmd(ctx, args[1:], stdout, stderr)
+	case "torture":
+		return tortureCmd(ctx, args[1:], stdout, stderr)
 	case "users":
 		return usersCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

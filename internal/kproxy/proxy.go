@@ -121,6 +121,11 @@ type Proxy struct {
 	inj       *Injection // the batch the armed fault chose, once chosen
 	closed    bool
 	conns     map[net.Conn]struct{}
+	// cut holds the upstreams partitioned away (Cut): their connections
+	// are closed and new ones hang unanswered until Heal.
+	cut map[string]bool
+	// byUpstream holds the client connections of each upstream.
+	byUpstream map[string]map[net.Conn]struct{}
 
 	wg sync.WaitGroup
 }
@@ -136,7 +141,8 @@ func Start(upstream string, log *slog.Logger) (*Proxy, string, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{log: log, listeners: map[string]*listener{}, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{log: log, listeners: map[string]*listener{}, conns: map[net.Conn]struct{}{},
+		cut: map[string]bool{}, byUpstream: map[string]map[net.Conn]struct{}{}}
 	l, err := p.listen(upstream)
 	if err != nil {
 		return nil, "", err
@@ -241,12 +247,69 @@ type inflight struct {
 	swallow      bool // the proxy's own request: drop the response
 }
 
+// Listen returns the proxy's address for upstream, an agent's HOST:PORT,
+// starting a listener for it if there is none yet: a bootstrap address
+// for clients that must reach that agent through the proxy.
+func (p *Proxy) Listen(upstream string) (string, error) {
+	l, err := p.listen(upstream)
+	if err != nil {
+		return "", err
+	}
+	return l.ln.Addr().String(), nil
+}
+
+// Cut partitions the clients from upstream: the proxy closes every
+// connection it holds to it (requests in flight get no answer), and
+// connections made until Heal are accepted but never answered nor
+// forwarded, as across a network that drops every packet.
+func (p *Proxy) Cut(upstream string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut[upstream] = true
+	for c := range p.byUpstream[upstream] {
+		c.Close()
+	}
+}
+
+// Heal ends Cut: the connections that hung are closed, so clients
+// reconnect, and new ones are forwarded again.
+func (p *Proxy) Heal(upstream string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.cut, upstream)
+	for c := range p.byUpstream[upstream] {
+		c.Close()
+	}
+}
+
+// hold keeps a client connection of a cut upstream open, reading and
+// discarding what it sends, until it is closed (by Heal or the client).
+func hold(client net.Conn) {
+	io.Copy(io.Discard, client)
+}
+
 func (p *Proxy) serve(client net.Conn, upstream string) {
 	if !p.track(client) {
 		client.Close()
 		return
 	}
 	defer p.untrack(client)
+	p.mu.Lock()
+	if p.byUpstream[upstream] == nil {
+		p.byUpstream[upstream] = map[net.Conn]struct{}{}
+	}
+	p.byUpstream[upstream][client] = struct{}{}
+	cut := p.cut[upstream]
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.byUpstream[upstream], client)
+		p.mu.Unlock()
+	}()
+	if cut {
+		hold(client)
+		return
+	}
 	agent, err := net.DialTimeout("tcp", upstream, dialTimeout)
 	if err != nil {
 		p.log.Warn("kproxy dial", "upstream", upstream, "err", err)

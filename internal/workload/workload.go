@@ -61,6 +61,10 @@ type Config struct {
 	// ClientOpts are added to every client (e.g. a dialer, a logger).
 	ClientOpts []kgo.Opt
 	Logger     *slog.Logger
+	// Started, if set, is called when the clock of Duration starts (the
+	// group consumers have their first assignments and the producers
+	// start): floe torture starts its faults then.
+	Started func()
 }
 
 func (c *Config) defaults() error {
@@ -196,6 +200,9 @@ func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
 	}
 	waitJoined(runCtx, joined, cfg.GroupConsumers, cfg.GroupJoinTimeout)
 	joinWait := time.Since(began)
+	if cfg.Started != nil {
+		cfg.Started()
+	}
 	timer := time.AfterFunc(cfg.Duration, cancel)
 	defer timer.Stop()
 	for i := range cfg.Producers + cfg.AssignConsumers {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/nemesis"
 )
 
 // TestBucketFaultsAreRetriable puts a fault-injecting proxy between the
@@ -29,10 +31,10 @@ func TestBucketFaultsAreRetriable(t *testing.T) {
 	e := newEnv(t, "")
 	proxy := startFaultProxy(t, e.s3.Endpoint, e.s3.Bucket)
 	writers := []*agentProc{
-		startAgent(t, e, "a0", agentOpts{zone: "a", endpoint: proxy.url}),
-		startAgent(t, e, "a1", agentOpts{zone: "a", endpoint: proxy.url}),
+		startAgent(t, e, "a0", agentOpts{zone: "a", endpoint: proxy.URL}),
+		startAgent(t, e, "a1", agentOpts{zone: "a", endpoint: proxy.URL}),
 	}
-	reader := startAgent(t, e, "b0", agentOpts{zone: "b", endpoint: proxy.url,
+	reader := startAgent(t, e, "b0", agentOpts{zone: "b", endpoint: proxy.URL,
 		extra: []string{"--cache-bytes", "1048576", "--cache-block-bytes", "262144"}})
 	agents := []*agentProc{writers[0], writers[1], reader}
 	waitForView(t, e.admin(), agents, 15*time.Second)
@@ -40,8 +42,8 @@ func TestBucketFaultsAreRetriable(t *testing.T) {
 	const partitions = 4
 	createTopic(t, e.admin(), writers[0].addr, topic, partitions)
 
-	flaky := faults{putFail: 0.2, getFail: 0.2, getSlow: 0.08, slowness: 400 * time.Millisecond}
-	proxy.set(flaky)
+	flaky := nemesis.BucketFaults{PutFail: 0.2, GetFail: 0.2, GetSlow: 0.08, Slowness: 400 * time.Millisecond}
+	proxy.Set(flaky)
 	led := newLedger()
 	franz := startFranzProducers(t, led, addrs(writers), loadSpec{topic: topic, partitions: partitions, rate: 300, size: 1000, as: e.as(producerUser).withID("floe_az=a")})
 	pr := newProbes()
@@ -54,13 +56,13 @@ func TestBucketFaultsAreRetriable(t *testing.T) {
 
 	time.Sleep(4 * time.Second)
 	outageStart := time.Now()
-	proxy.set(faults{outage: true})
+	proxy.Set(nemesis.BucketFaults{Outage: true})
 	t.Logf("outage: every object PUT and GET fails for 2s")
 	time.Sleep(2 * time.Second)
-	proxy.set(flaky)
+	proxy.Set(flaky)
 	outageEnd := time.Now()
 	time.Sleep(3 * time.Second)
-	proxy.set(faults{})
+	proxy.Set(nemesis.BucketFaults{})
 	time.Sleep(time.Second)
 	pr.stop()
 	franz.finish(t, 60*time.Second)
@@ -68,7 +70,7 @@ func TestBucketFaultsAreRetriable(t *testing.T) {
 	tail.stop()
 
 	t.Logf("proxy: %d object PUTs and %d GETs failed with 503, %d GETs held back, %d requests forwarded",
-		proxy.putFailed.Load(), proxy.getFailed.Load(), proxy.getDelayed.Load(), proxy.forwarded.Load())
+		proxy.PutFailed.Load(), proxy.GetFailed.Load(), proxy.GetDelayed.Load(), proxy.Forwarded.Load())
 	retriesPut := sumMetric(t, agents, "floe_objstore_retries_total", "op", "put")
 	retriesGet := sumMetric(t, agents, "floe_objstore_retries_total", "op", "get")
 	hedges := map[string]float64{}
@@ -84,7 +86,7 @@ func TestBucketFaultsAreRetriable(t *testing.T) {
 		t.Errorf("floe_objstore_retries_total: put %.0f, get %.0f; want both > 0", retriesPut, retriesGet)
 	}
 	if hedges["won"]+hedges["lost"]+hedges["failed"] == 0 {
-		t.Errorf("floe_objstore_hedges_total: no hedged GET although %d GETs were held back", proxy.getDelayed.Load())
+		t.Errorf("floe_objstore_hedges_total: no hedged GET although %d GETs were held back", proxy.GetDelayed.Load())
 	}
 
 	// Clients saw retriable errors only, and the outage's did reach them.
