@@ -30,7 +30,7 @@ type Proc struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *OutputBuffer
 	exited chan struct{}
 	paused bool
 }
@@ -46,7 +46,7 @@ func (p *Proc) Start(ctx context.Context) error {
 			return fmt.Errorf("%s: already running", p.Name)
 		}
 	}
-	out := &syncBuffer{}
+	out := &OutputBuffer{}
 	var w io.Writer = out
 	if p.Output != nil {
 		w = io.MultiWriter(out, p.Output)
@@ -193,29 +193,33 @@ func Pause(p *Proc) Fault {
 		func(context.Context) error { return p.Resume() })
 }
 
-// syncBuffer collects a process's output; safe for the copying goroutine
-// and readers.
-type syncBuffer struct {
+// OutputBuffer collects a process's output; safe for the goroutine
+// copying into it and for readers.
+type OutputBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *OutputBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *OutputBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
+// Tail returns the last n lines collected.
+func (b *OutputBuffer) Tail(n int) string { return tail(b.String(), n) }
+
+// tail returns the last n lines of s, saying how many it left out.
 func tail(s string, n int) string {
 	lines := strings.SplitAfter(s, "\n")
 	if len(lines) <= n {
 		return s
 	}
-	return strings.Join(lines[len(lines)-n:], "")
+	return fmt.Sprintf("[%d earlier lines]\n", len(lines)-n) + strings.Join(lines[len(lines)-n:], "")
 }

@@ -4,7 +4,6 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,11 +14,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/floe-io/floe/internal/nemesis"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -38,7 +37,7 @@ type agentProc struct {
 	admin  string // /metrics, /healthz
 	nodeID int32
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *nemesis.OutputBuffer
 	exited chan struct{} // closed when the process is gone
 	state  *os.ProcessState
 }
@@ -66,7 +65,7 @@ func startAgent(t *testing.T, e *env, name string, o agentOpts) *agentProc {
 		args = append(args, "--listen", "127.0.0.1:0")
 	}
 	args = append(args, o.extra...)
-	a := &agentProc{name: name, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	a := &agentProc{name: name, stderr: &nemesis.OutputBuffer{}, exited: make(chan struct{})}
 	a.cmd = exec.Command(floeBin, args...)
 	a.cmd.Env = append(os.Environ(), e.s3.Env()...)
 	a.cmd.Stdout, a.cmd.Stderr = a.stderr, a.stderr
@@ -82,7 +81,7 @@ func startAgent(t *testing.T, e *env, name string, o agentOpts) *agentProc {
 		a.cmd.Process.Kill()
 		<-a.exited
 		if t.Failed() || verbose() {
-			t.Logf("agent %s (pid %d, node %d, %s) log:\n%s", a.name, a.cmd.Process.Pid, a.nodeID, a.addr, a.stderr.tail(120))
+			t.Logf("agent %s (pid %d, node %d, %s) log:\n%s", a.name, a.cmd.Process.Pid, a.nodeID, a.addr, a.stderr.Tail(120))
 		}
 	})
 	deadline := time.After(20 * time.Second)
@@ -327,33 +326,4 @@ func addrs(agents []*agentProc) []string {
 		out[i] = a.addr
 	}
 	return out
-}
-
-// syncBuffer collects a subprocess's output; safe for the copying
-// goroutine and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// tail returns the last n lines.
-func (b *syncBuffer) tail(n int) string {
-	s := b.String()
-	lines := strings.SplitAfter(s, "\n")
-	if len(lines) <= n {
-		return s
-	}
-	return fmt.Sprintf("[%d earlier lines]\n", len(lines)-n) + strings.Join(lines[len(lines)-n:], "")
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floe-io/floe/internal/nemesis"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -346,14 +347,14 @@ type groupMember struct {
 	tr     *groupTracker
 	cancel context.CancelFunc
 	done   chan struct{}
-	logs   *syncBuffer
+	logs   *nemesis.OutputBuffer
 	errs   map[string]int
 }
 
 // startMember starts member id of group, connecting as c through seed.
 func startMember(t *testing.T, tr *groupTracker, id int, c client, seed, group string, topics ...string) *groupMember {
 	t.Helper()
-	m := &groupMember{id: id, tr: tr, done: make(chan struct{}), logs: &syncBuffer{}, errs: map[string]int{}}
+	m := &groupMember{id: id, tr: tr, done: make(chan struct{}), logs: &nemesis.OutputBuffer{}, errs: map[string]int{}}
 	cl, err := kgo.NewClient(append(c.opts(t, seed),
 		kgo.ClientID(fmt.Sprintf("member-%d", id)),
 		kgo.ConsumerGroup(group),

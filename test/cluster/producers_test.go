@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/nemesis"
 	"github.com/floe-io/floe/internal/recordbatch"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -43,7 +44,7 @@ type loadSpec struct {
 type franzProducers struct {
 	led     *ledger
 	clients []*kgo.Client
-	logs    *syncBuffer
+	logs    *nemesis.OutputBuffer
 	quit    chan struct{}
 	loops   sync.WaitGroup
 	once    sync.Once
@@ -52,7 +53,7 @@ type franzProducers struct {
 
 func startFranzProducers(t *testing.T, led *ledger, seeds []string, spec loadSpec) *franzProducers {
 	t.Helper()
-	ps := &franzProducers{led: led, logs: &syncBuffer{}, quit: make(chan struct{})}
+	ps := &franzProducers{led: led, logs: &nemesis.OutputBuffer{}, quit: make(chan struct{})}
 	for i, seed := range seeds {
 		opts := append(spec.as.opts(t, seed),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -147,7 +148,7 @@ type kcatProducers struct {
 	once      sync.Once
 	runs      atomic.Int64
 	failedRun atomic.Int64
-	logs      *syncBuffer
+	logs      *nemesis.OutputBuffer
 }
 
 var kcatDelivered = regexp.MustCompile(`(?m)^% Message delivered to partition (\d+) \(offset (-?\d+)\)`)
@@ -172,7 +173,7 @@ func requireKcat(t *testing.T) string {
 // n-th run starts from.
 func startKcat(t *testing.T, led *ledger, kcat string, loops, perRun int, spec loadSpec, bootstrap func(n int) string) *kcatProducers {
 	t.Helper()
-	ks := &kcatProducers{led: led, quit: make(chan struct{}), logs: &syncBuffer{}}
+	ks := &kcatProducers{led: led, quit: make(chan struct{}), logs: &nemesis.OutputBuffer{}}
 	security := spec.as.kcatArgs(t)
 	for i := range loops {
 		ks.loops.Add(1)
