@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,6 +102,10 @@ type Manager struct {
 	throttled *prometheus.CounterVec
 	throttle  *prometheus.CounterVec
 
+	// any reports whether quotas holds anything, so that Record skips
+	// counting the live agents when no quota is set.
+	any atomic.Bool
+
 	mu      sync.Mutex
 	quotas  map[string]float64 // by entity key + "/" + quota key
 	sensors map[sensorKey]*rate
@@ -174,6 +179,7 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		m.quotas = quotas
 		clear(m.sensors)
 	}
+	m.any.Store(len(quotas) > 0)
 	return nil
 }
 
@@ -280,6 +286,9 @@ func (m *Manager) MaxFetchBytes(user, clientID string) (int32, bool) {
 // rate and returns how long it must be throttled (0 when within its quota
 // or without one).
 func (m *Manager) Record(kind Kind, user, clientID string, amount float64) time.Duration {
+	if !m.any.Load() {
+		return 0 // no quota at all: the usual case, on every request
+	}
 	agents := m.agents(kind)
 	now := m.opts.Now()
 	m.mu.Lock()
