@@ -73,6 +73,9 @@ type BatchCommit struct {
 	ProducerID    int64
 	ProducerEpoch int16
 	BaseSequence  int32
+	// Transactional is the batch header's transactional bit: the batch
+	// belongs to its producer's ongoing transaction (TxnStore).
+	Transactional bool
 }
 
 // BatchResult is the outcome of one BatchCommit, in the same order.
@@ -114,6 +117,9 @@ type Extent struct {
 type PartitionOffsets struct {
 	LogStartOffset int64
 	HighWatermark  int64 // next offset to be assigned
+	// LastStableOffset is the first offset of the oldest transaction
+	// still open on the partition, or HighWatermark when none is.
+	LastStableOffset int64
 }
 
 // Errors returned by stores. Callers map them to Kafka error codes.
