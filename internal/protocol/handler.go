@@ -91,6 +91,10 @@ type Store interface {
 	AdvanceLogStart(ctx context.Context, id metastore.TopicID, partition int32, offset int64) (metastore.PartitionOffsets, error)
 	// DescribeClientQuotas, AlterClientQuotas.
 	metastore.QuotaStore
+	// TxnOffsetCommit.
+	CommitTxnOffsets(ctx context.Context, transactionalID string, producerID int64, epoch int16, group string, offsets []metastore.CommittedOffset) error
+	// DescribeProducers.
+	ActiveProducers(ctx context.Context, id metastore.TopicID, partition int32) ([]metastore.ActiveProducer, error)
 }
 
 // Handler answers requests. It is safe for concurrent use by many
@@ -222,6 +226,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, metastore.ErrUnknownProducerID):
 		return kerr.UnknownProducerID.Code
+	case errors.Is(err, metastore.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
 	case errors.Is(err, fetch.ErrOffsetOutOfRange), errors.Is(err, metastore.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, produce.ErrClosed):
