@@ -93,6 +93,9 @@ type Store interface {
 	metastore.QuotaStore
 	// TxnOffsetCommit.
 	CommitTxnOffsets(ctx context.Context, transactionalID string, producerID int64, epoch int16, group string, offsets []metastore.CommittedOffset) error
+	// DescribeTransactions, ListTransactions.
+	LoadTxn(ctx context.Context, transactionalID string) (metastore.Txn, bool, error)
+	ListTxns(ctx context.Context) ([]metastore.Txn, error)
 	// DescribeProducers.
 	ActiveProducers(ctx context.Context, id metastore.TopicID, partition int32) ([]metastore.ActiveProducer, error)
 }
