@@ -52,6 +52,9 @@ type Config struct {
 	// Groups coordinates the consumer groups this agent owns; nil answers
 	// every group request COORDINATOR_NOT_AVAILABLE.
 	Groups *coordinator.Coordinator
+	// Transactions coordinates transactional ids; nil answers every
+	// transaction request COORDINATOR_NOT_AVAILABLE.
+	Transactions Transactions
 	// Authorizer decides with Kafka ACLs (--authorizer acl); nil allows
 	// everything and answers the ACL APIs SECURITY_DISABLED.
 	Authorizer *acl.Authorizer
