@@ -14,7 +14,8 @@ package protocol
 // earliest), and otherwise the first offset whose record timestamp is at or
 // after the given one (-1/-1 when there is none).
 //
-// isolation_level (v2+, KIP-98), as Kafka: with read_committed, latest is
+// isolation_level (v2+, KIP-98), as Kafka: with read_committed (1; any
+// other non-zero value is read the same way, as Fetch does), latest is
 // the last stable offset, and the answer of a timestamp lookup (-3 and
 // real timestamps) that is at or past the last stable offset is dropped
 // (-1/-1): a real timestamp's first match past it means no stable record
