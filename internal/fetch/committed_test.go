@@ -122,12 +122,21 @@ func (f *txnFixture) commit(t *testing.T, batches ...[]byte) {
 		h, _ := recordbatch.ParseHeader(batches[i])
 		c.Batches = append(c.Batches, metastore.BatchCommit{
 			TopicID: pl.TopicID, Partition: pl.Partition, ByteOffset: pl.ByteOffset, ByteLength: pl.ByteLength,
-			OffsetCount: int64(h.LastOffsetDelta) + 1, MaxTimestamp: h.MaxTimestamp, ProducerID: -1,
-			Transactional: h.IsTransactional(),
+			OffsetCount: int64(h.LastOffsetDelta) + 1, MaxTimestamp: h.MaxTimestamp,
+			// Neither producer nor transaction checks: the fake stands for
+			// the transaction store, and the reader goes by the bytes' own
+			// transactional bit.
+			ProducerID: -1,
 		})
 	}
-	if _, err := f.store.CommitSegment(context.Background(), c); err != nil {
+	res, err := f.store.CommitSegment(context.Background(), c)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
 	}
 	f.reader.Invalidate(f.topic.ID, 0)
 }

@@ -125,8 +125,11 @@ func (f *txnFixture) commit(tp metastore.TopicPartition, batches ...[]byte) {
 		h, _ := recordbatch.ParseHeader(batches[i])
 		c.Batches = append(c.Batches, metastore.BatchCommit{
 			TopicID: pl.TopicID, Partition: pl.Partition, ByteOffset: pl.ByteOffset, ByteLength: pl.ByteLength,
-			OffsetCount: int64(h.LastOffsetDelta) + 1, MaxTimestamp: h.MaxTimestamp, ProducerID: -1,
-			Transactional: h.IsTransactional(),
+			OffsetCount: int64(h.LastOffsetDelta) + 1, MaxTimestamp: h.MaxTimestamp,
+			// Neither producer nor transaction checks: the fake stands for
+			// the transaction store, and the reader goes by the bytes' own
+			// transactional bit.
+			ProducerID: -1,
 		})
 	}
 	res, err := f.a.Store.CommitSegment(ctx, c)
