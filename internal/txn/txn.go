@@ -140,3 +140,52 @@ type OffsetCommitRequest struct {
 	ProducerEpoch   int16
 	Offsets         []metastore.CommittedOffset
 }
+
+// Input is what a decision needs besides the record and the request.
+type Input struct {
+	// Now is the current time.
+	Now time.Time
+	// NewProducerID is a producer id allocated for this decision, or -1.
+	// A decision that needs one and has none asks for it
+	// (Effect.NeedProducerID).
+	NewProducerID int64
+}
+
+// Effect is what the caller must do after a decision, before answering.
+// At most one of Save and End is set.
+type Effect struct {
+	// NeedProducerID: allocate a producer id and decide again with
+	// Input.NewProducerID set; nothing else is set and the response is
+	// not an answer.
+	NeedProducerID bool
+	// Save is the record to write with TxnStore.SaveTxn; its Version is
+	// the version it replaces (0: none stored).
+	Save *metastore.Txn
+	// End is a transaction to end with TxnStore.EndTxn.
+	End *Ending
+	// Again: the write (an abort of a transaction past its timeout) was
+	// not the request's own: once it is stored, decide the request again
+	// on the new record; the response is not an answer.
+	Again bool
+}
+
+// Ending ends a transaction: the caller builds one control batch per
+// partition (producer ProducerID, epoch MarkerEpoch, COMMIT if Commit,
+// else ABORT), uploads them as one object and calls TxnStore.EndTxn with
+// Next, ProducerID, Commit, the markers and Groups.
+type Ending struct {
+	// Next is the record to store, Version the version it replaces.
+	Next       metastore.Txn
+	ProducerID int64
+	// MarkerEpoch is the epoch the markers carry: the ended producer's,
+	// or the bumped one when the end bumps it (fencing, transaction
+	// version 2), as Kafka writes them.
+	MarkerEpoch int16
+	Commit      bool
+	Partitions  []metastore.TopicPartition
+	Groups      []string
+	// Reason says why the transaction ends, for logs and metrics:
+	// "commit", "abort", "timeout" or "fence" (an InitProducerId of a
+	// new producer).
+	Reason string
+}
