@@ -3,6 +3,7 @@ package txncoord
 import (
 	"context"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -13,8 +14,8 @@ import (
 // Description is one transactional id in DescribeTransactions.
 type Description struct {
 	TransactionalID string
-	// Err is 0, NOT_COORDINATOR (not owned here),
-	// TRANSACTIONAL_ID_NOT_FOUND, or COORDINATOR_NOT_AVAILABLE.
+	// Err is 0, NOT_COORDINATOR (not owned here), INVALID_REQUEST (an
+	// empty id), TRANSACTIONAL_ID_NOT_FOUND, or COORDINATOR_NOT_AVAILABLE.
 	Err int16
 	// State is Kafka's name of the state ("Empty", "Ongoing",
 	// "CompleteCommit", "CompleteAbort").
@@ -33,10 +34,34 @@ type Description struct {
 }
 
 // Describe answers DescribeTransactions, one Description per id in order.
+// It reads the store without taking the ids' turns: a description is the
+// last stored state.
 func (c *Coordinator) Describe(ctx context.Context, ids []string) []Description {
 	out := make([]Description, len(ids))
 	for i, id := range ids {
-		out[i] = Description{TransactionalID: id, Err: kerr.CoordinatorNotAvailable.Code, StartTimestamp: -1, ProducerID: -1, ProducerEpoch: -1}
+		d := Description{TransactionalID: id, StartTimestamp: -1, ProducerID: -1, ProducerEpoch: -1}
+		switch {
+		case id == "":
+			d.Err = kerr.InvalidRequest.Code
+		case !c.Owns(id):
+			d.Err = kerr.NotCoordinator.Code
+		default:
+			rec, found, err := c.store.LoadTxn(ctx, id)
+			switch {
+			case err != nil:
+				d.Err = errCode(err)
+			case !found:
+				d.Err = kerr.TransactionalIDNotFound.Code
+			default:
+				d.State, d.TimeoutMs = string(rec.State), rec.TimeoutMs
+				d.ProducerID, d.ProducerEpoch = rec.ProducerID, rec.ProducerEpoch
+				d.Partitions, d.Groups = rec.Partitions, rec.Groups
+				if rec.State == metastore.TxnOngoing {
+					d.StartTimestamp = rec.StartedAt.UnixMilli()
+				}
+			}
+		}
+		out[i] = d
 	}
 	return out
 }
@@ -64,9 +89,42 @@ type Listing struct {
 	State           string
 }
 
+// kafkaStates are every state name Kafka knows; Floe stores four of them.
+var kafkaStates = []string{
+	"Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort", "Dead", "PrepareEpochFence",
+}
+
 // List answers ListTransactions with the ids this agent owns, sorted by
 // id, and the state filters Kafka does not know. err is a store failure
 // (COORDINATOR_NOT_AVAILABLE).
 func (c *Coordinator) List(ctx context.Context, f ListFilter) (txns []Listing, unknownStates []string, err error) {
-	return nil, nil, nil
+	var states []string
+	for _, s := range f.States {
+		if slices.Contains(kafkaStates, s) {
+			states = append(states, s)
+		} else {
+			unknownStates = append(unknownStates, s)
+		}
+	}
+	if len(f.States) > 0 && len(states) == 0 {
+		// Only unknown states: nothing can match (Kafka answers none).
+		return nil, unknownStates, nil
+	}
+	recs, err := c.store.ListTxns(ctx)
+	if err != nil {
+		return nil, unknownStates, err
+	}
+	now := c.opts.Now()
+	for _, rec := range recs {
+		switch {
+		case len(states) > 0 && !slices.Contains(states, string(rec.State)),
+			len(f.ProducerIDs) > 0 && !slices.Contains(f.ProducerIDs, rec.ProducerID),
+			f.MinDuration > 0 && (rec.State != metastore.TxnOngoing || now.Sub(rec.StartedAt) <= f.MinDuration),
+			f.Pattern != nil && !f.Pattern.MatchString(rec.TransactionalID),
+			!c.Owns(rec.TransactionalID):
+			continue
+		}
+		txns = append(txns, Listing{TransactionalID: rec.TransactionalID, ProducerID: rec.ProducerID, State: string(rec.State)})
+	}
+	return txns, unknownStates, nil
 }
