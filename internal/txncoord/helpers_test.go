@@ -168,7 +168,8 @@ func produce(t *testing.T, s metastore.Sequencer, p metastore.TopicPartition, pi
 		ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq, Transactional: true,
 	}}})
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err) // may run off the test's goroutine
+		return metastore.BatchResult{Err: err}
 	}
 	return res[0]
 }
