@@ -324,7 +324,10 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.actors.add("peer server", func() { peerServer.Close() })
 
 	notify := fetch.NewNotifier()
-	reader := fetch.NewReader(store, blocks)
+	// read_committed reads need the store's aborted transaction index;
+	// a store without one keeps no transactions (fetch.NewReader).
+	aborted, _ := store.(fetch.AbortedIndex)
+	reader := fetch.NewReader(store, aborted, blocks)
 	a.writer = produce.NewWriter(bucket, store, produce.Options{
 		Linger:          cfg.Linger,
 		MaxSegmentBytes: cfg.SegmentMaxBytes,

@@ -83,7 +83,9 @@ type Store interface {
 	metastore.TopicStore
 	// InitProducerId.
 	metastore.ProducerStore
-	// ListOffsets, OffsetForLeaderEpoch and Fetch's partition bounds.
+	// OffsetForLeaderEpoch and ListOffsets v0's oldest boundary; Fetch
+	// and ListOffsets read the other bounds through the reader, which
+	// keeps the last stable offset as reads use it.
 	Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error)
 	// CreateAcls, DescribeAcls, DeleteAcls.
 	metastore.ACLStore
