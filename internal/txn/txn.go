@@ -73,9 +73,9 @@ type InitProducerIDResponse struct {
 // AddPartitionsToTxn of v0-v3, or one transaction of a v4+ request (which
 // batches transactions, and is sent by brokers).
 type AddPartitionsRequest struct {
-	// Version is the request version (PRODUCER_FENCED from v2; v4+
-	// answers partitions missing from a verify-only check with
-	// TRANSACTION_ABORTABLE rather than INVALID_TXN_STATE from v5).
+	// Version is the request version: PRODUCER_FENCED from v2; a
+	// partition a verify-only request finds missing is
+	// TRANSACTION_ABORTABLE from v5, INVALID_TXN_STATE at v4.
 	Version         int16
 	TransactionalID string
 	ProducerID      int64
@@ -133,7 +133,10 @@ type EndTxnResponse struct {
 // (generation, member id, group instance id; KIP-447) is checked by the
 // group coordinator before.
 type OffsetCommitRequest struct {
-	Version         int16 // PRODUCER_FENCED from v3
+	// Version is the request version: a group missing from the
+	// transaction is TRANSACTION_ABORTABLE from v4, INVALID_TXN_STATE
+	// before; v5 (transaction version 2) adds the group itself.
+	Version         int16
 	TransactionalID string
 	Group           string
 	ProducerID      int64
