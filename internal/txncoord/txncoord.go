@@ -345,6 +345,11 @@ func (c *Coordinator) serve(ctx context.Context, api, id string, owned bool, d d
 // serveThen is serve, then runs then (if not nil) with the turn still
 // held and returns its code.
 func (c *Coordinator) serveThen(ctx context.Context, api, id string, owned bool, d decider, then func() int16) int16 {
+	if id == "" {
+		// No record to load: the state machine answers INVALID_REQUEST.
+		d(metastore.Txn{}, false, txn.Input{Now: c.opts.Now(), NewProducerID: -1})
+		return 0
+	}
 	if owned && !c.Owns(id) {
 		c.metrics.request(api, kerr.NotCoordinator.Code)
 		return kerr.NotCoordinator.Code
@@ -379,11 +384,6 @@ func (c *Coordinator) serveThen(ctx context.Context, api, id string, owned bool,
 // retriable.
 func (c *Coordinator) InitProducerID(ctx context.Context, r txn.InitProducerIDRequest) txn.InitProducerIDResponse {
 	var resp txn.InitProducerIDResponse
-	if r.TransactionalID == "" {
-		resp, _ = txn.InitProducerID(c.opts.Txn, metastore.Txn{}, false, r, txn.Input{Now: c.opts.Now(), NewProducerID: -1})
-		c.metrics.request("InitProducerId", resp.Err)
-		return resp
-	}
 	code := c.serve(ctx, "InitProducerId", r.TransactionalID, true, func(cur metastore.Txn, found bool, in txn.Input) txn.Effect {
 		var eff txn.Effect
 		resp, eff = txn.InitProducerID(c.opts.Txn, cur, found, r, in)

@@ -188,6 +188,22 @@ func TestNewInstanceFences(t *testing.T) {
 	if r := produce(t, s, p0, pid, epoch, 2, 1); !errors.Is(r.Err, metastore.ErrInvalidProducerEpoch) {
 		t.Fatalf("old instance's batch: %+v", r)
 	}
+	// The new instance writes with its epoch from sequence 0.
+	wantCode(t, "new instance AddPartitions", addPartitions(c, ctx, "tx", pid2, epoch2, p0), 0)
+	if r := produce(t, s, p0, pid2, epoch2, 0, 1); r.Err != nil || r.BaseOffset != 3 {
+		t.Fatalf("new instance's batch: %+v", r)
+	}
+	// Under transaction version 2 the epoch moves at every end, and the
+	// producer writes its next transaction with the new one.
+	e := c.EndTxn(ctx, txn.EndTxnRequest{Version: 5, TransactionalID: "tx", ProducerID: pid2, ProducerEpoch: epoch2, Commit: true})
+	wantCode(t, "EndTxn v5", e.Err, 0)
+	wantCode(t, "AddPartitions after EndTxn v5", addPartitions(c, ctx, "tx", e.ProducerID, e.ProducerEpoch, p0), 0)
+	if r := produce(t, s, p0, e.ProducerID, e.ProducerEpoch, 0, 1); r.Err != nil {
+		t.Fatalf("batch after EndTxn v5: %+v", r)
+	}
+	if r := produce(t, s, p0, pid2, epoch2, 1, 1); !errors.Is(r.Err, metastore.ErrInvalidProducerEpoch) {
+		t.Fatalf("batch of the epoch before EndTxn v5: %+v", r)
+	}
 }
 
 // TestTimeout: the timeout scan aborts an owned transaction past its
@@ -393,6 +409,9 @@ func TestNotCoordinator(t *testing.T) {
 	// TxnOffsetCommit goes to the group's coordinator: no ownership.
 	wantCode(t, "TxnOffsetCommit", c.CommitOffsets(ctx, txn.OffsetCommitRequest{TransactionalID: "tx", Group: "g"}), kerr.InvalidProducerIDMapping.Code)
 	wantCode(t, "empty id", c.InitProducerID(ctx, txn.InitProducerIDRequest{TimeoutMs: 1000, ProducerID: -1, ProducerEpoch: -1}).Err, kerr.InvalidRequest.Code)
+	wantCode(t, "empty id", c.EndTxn(ctx, txn.EndTxnRequest{}).Err, kerr.InvalidRequest.Code)
+	wantCode(t, "empty id", c.AddPartitions(ctx, txn.AddPartitionsRequest{Partitions: make([]metastore.TopicPartition, 1)}).Errs[0], kerr.InvalidRequest.Code)
+	wantCode(t, "empty id", c.CommitOffsets(ctx, txn.OffsetCommitRequest{Group: "g"}), kerr.InvalidRequest.Code)
 
 	c2 := txncoord.New(s, newBucket(), txncoord.Options{})
 	c2.Close()
