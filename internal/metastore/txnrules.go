@@ -193,7 +193,8 @@ const txnPartitionBytes = 16 + 4
 // errCorruptTxn marks stored transaction fields that cannot be decoded.
 var errCorruptTxn = errors.New("corrupt transaction record")
 
-// EncodeTxnPartitions encodes a record's partitions.
+// EncodeTxnPartitions encodes a record's partitions (never nil, so that
+// a database stores no partitions as empty bytes, not NULL).
 func EncodeTxnPartitions(ps []TopicPartition) []byte {
 	b := make([]byte, 0, len(ps)*txnPartitionBytes)
 	for _, tp := range ps {
@@ -225,9 +226,10 @@ func DecodeTxnPartitions(b []byte) ([]TopicPartition, error) {
 	return ps, nil
 }
 
-// EncodeTxnGroups encodes a record's groups.
+// EncodeTxnGroups encodes a record's groups (never nil, as
+// EncodeTxnPartitions).
 func EncodeTxnGroups(groups []string) []byte {
-	var b []byte
+	b := []byte{}
 	for _, g := range groups {
 		b = binary.AppendUvarint(b, uint64(len(g)))
 		b = append(b, g...)
