@@ -24,26 +24,6 @@ import (
 // ILLEGAL_GENERATION.
 func (c *Coordinator) CommitOffsets(ctx context.Context, group, memberID, instanceID string, generation int32, version int16,
 	offsets []metastore.CommittedOffset, names map[metastore.TopicID]string) (int16, []int16) {
-	return c.commitOffsets(ctx, group, memberID, instanceID, generation, version, offsets, names, nil)
-}
-
-// CommitTxnOffsets validates a TxnOffsetCommit's member and generation as
-// CommitOffsets does (KIP-447: a zombie member of an older generation is
-// fenced) and, if they pass, hands the offsets to write, which records
-// them as pending in the producer's transaction (they become the group's
-// committed offsets when the transaction commits) and answers a Kafka
-// error code. version is the
-// OffsetCommit version whose rules apply (TxnOffsetCommit v3+ carries
-// member fields as OffsetCommit v7 does).
-func (c *Coordinator) CommitTxnOffsets(ctx context.Context, group, memberID, instanceID string, generation int32, version int16,
-	offsets []metastore.CommittedOffset, write func(context.Context, []metastore.CommittedOffset) int16) (int16, []int16) {
-	return c.commitOffsets(ctx, group, memberID, instanceID, generation, version, offsets, nil, write)
-}
-
-// commitOffsets validates and writes offsets: with write nil into the
-// group's committed offsets, else through write.
-func (c *Coordinator) commitOffsets(ctx context.Context, group, memberID, instanceID string, generation int32, version int16,
-	offsets []metastore.CommittedOffset, names map[metastore.TopicID]string, write func(context.Context, []metastore.CommittedOffset) int16) (int16, []int16) {
 	e, err := c.lock(ctx, group)
 	if err != nil {
 		return errCode(err), nil
@@ -75,17 +55,6 @@ func (c *Coordinator) commitOffsets(ctx context.Context, group, memberID, instan
 		if code != 0 {
 			return code, nil
 		}
-	}
-	if write != nil {
-		if len(offsets) == 0 {
-			return 0, codes
-		}
-		var code int16
-		e.outside(func() { code = write(ctx, offsets) })
-		if code != 0 {
-			return code, nil
-		}
-		return 0, codes
 	}
 	if code := c.storeOffsets(ctx, e, generation, offsets, names); code != 0 {
 		return code, nil

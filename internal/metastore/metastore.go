@@ -152,6 +152,7 @@ type Store interface {
 	JobStore
 	ACLStore
 	UserStore
+	TxnStore
 
 	Close() error
 }

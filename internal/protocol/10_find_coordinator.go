@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/acl"
+	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -39,7 +40,7 @@ func (h *Handler) findCoordinator(_ context.Context, req *wire.Request) (Reply, 
 			c.ErrorCode = kerr.InvalidRequest.Code
 			c.ErrorMessage = strPtr("empty transactional id")
 		case r.CoordinatorType == 1:
-			b := h.cfg.Cluster.Owner(txnKey(key))
+			b := h.cfg.Cluster.Owner(txncoord.Key(key))
 			c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
 		case r.CoordinatorType != 0:
 			c.ErrorCode = kerr.InvalidRequest.Code

@@ -1,6 +1,6 @@
 package protocol
 
-// InitProducerId v0-v4.
+// InitProducerId v0-v5 (v5 adds only the TRANSACTION_ABORTABLE error).
 //
 // Idempotent producers get a producer id and epoch from the metadata
 // store, so sequence checks hold across agents. v3+ may pass the current
@@ -21,10 +21,11 @@ import (
 
 	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/txn"
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(22, 0, 4, (*Handler).initProducerID) }
+func init() { register(22, 0, 5, (*Handler).initProducerID) }
 
 func (h *Handler) initProducerID(ctx context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.InitProducerIDRequest)
@@ -80,7 +81,11 @@ func (h *Handler) initTransactionalProducer(req *wire.Request, r *kmsg.InitProdu
 			if r.Version >= 3 {
 				producerID, epoch = r.ProducerID, r.ProducerEpoch
 			}
-			resp.ProducerID, resp.ProducerEpoch, code = txns.InitProducerID(ctx, r.Version, id, r.TransactionTimeoutMillis, producerID, epoch)
+			res := txns.InitProducerID(ctx, txn.InitProducerIDRequest{
+				Version: r.Version, TransactionalID: id, TimeoutMs: r.TransactionTimeoutMillis,
+				ProducerID: producerID, ProducerEpoch: epoch,
+			})
+			resp.ProducerID, resp.ProducerEpoch, code = res.ProducerID, res.ProducerEpoch, res.Err
 		}
 		resp.ErrorCode = code
 		if code != 0 {

@@ -20,6 +20,8 @@ import (
 
 	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/txn"
+	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -120,11 +122,14 @@ func (h *Handler) addTxnPartitions(ctx context.Context, req *wire.Request, v int
 		}
 		return out
 	}
-	code, codes := txns.AddPartitions(ctx, v, id, producerID, epoch, parts, verifyOnly)
-	if code != 0 {
-		return fill(code)
+	res := txns.AddPartitions(ctx, txn.AddPartitionsRequest{
+		Version: v, TransactionalID: id, ProducerID: producerID, ProducerEpoch: epoch,
+		Partitions: parts, VerifyOnly: verifyOnly,
+	})
+	if res.Err != 0 {
+		return fill(res.Err)
 	}
-	for i, c := range codes {
+	for i, c := range res.Errs {
 		if i < len(answers) {
 			answers[i].ErrorCode = c
 		}
@@ -132,15 +137,24 @@ func (h *Handler) addTxnPartitions(ctx context.Context, req *wire.Request, v int
 	return out
 }
 
+// txnsOrErr returns the transaction coordinator, or
+// COORDINATOR_NOT_AVAILABLE when the agent has none.
+func (h *Handler) txnsOrErr() (*txncoord.Coordinator, int16) {
+	if h.cfg.Transactions == nil {
+		return nil, kerr.CoordinatorNotAvailable.Code
+	}
+	return h.cfg.Transactions, 0
+}
+
 // txnCoordinator returns the transaction coordinator for id, or the code
 // to answer: COORDINATOR_NOT_AVAILABLE when the agent has none,
 // NOT_COORDINATOR when another agent owns id (the client looks the
 // coordinator up again).
-func (h *Handler) txnCoordinator(id string) (Transactions, int16) {
+func (h *Handler) txnCoordinator(id string) (*txncoord.Coordinator, int16) {
 	switch {
 	case h.cfg.Transactions == nil:
 		return nil, kerr.CoordinatorNotAvailable.Code
-	case !sameBroker(h.cfg.Cluster.Owner(txnKey(id)), h.cfg.Cluster.Self()):
+	case !h.cfg.Transactions.Owns(id):
 		return nil, kerr.NotCoordinator.Code
 	}
 	return h.cfg.Transactions, 0

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/acl"
+	"github.com/floe-io/floe/internal/txn"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -32,7 +33,10 @@ func (h *Handler) addOffsetsToTxn(_ context.Context, req *wire.Request) (Reply, 
 		case r.Group == "":
 			code = kerr.InvalidGroupID.Code
 		default:
-			code = txns.AddOffsets(ctx, r.Version, r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Group)
+			code = txns.AddOffsets(ctx, txn.AddOffsetsRequest{
+				Version: r.Version, TransactionalID: r.TransactionalID,
+				ProducerID: r.ProducerID, ProducerEpoch: r.ProducerEpoch, Group: r.Group,
+			})
 		}
 		resp.ErrorCode = code
 		return resp

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/acl"
+	"github.com/floe-io/floe/internal/txn"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -32,7 +33,14 @@ func (h *Handler) endTxn(_ context.Context, req *wire.Request) (Reply, error) {
 		case !h.allowed(req, acl.Write, acl.TransactionalID, r.TransactionalID):
 			code = kerr.TransactionalIDAuthorizationFailed.Code
 		default:
-			resp.ProducerID, resp.ProducerEpoch, code = txns.EndTxn(ctx, r.Version, r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Commit)
+			res := txns.EndTxn(ctx, txn.EndTxnRequest{
+				Version: r.Version, TransactionalID: r.TransactionalID,
+				ProducerID: r.ProducerID, ProducerEpoch: r.ProducerEpoch, Commit: r.Commit,
+			})
+			code = res.Err
+			if r.Version >= 5 {
+				resp.ProducerID, resp.ProducerEpoch = res.ProducerID, res.ProducerEpoch
+			}
 		}
 		resp.ErrorCode = code
 		return resp

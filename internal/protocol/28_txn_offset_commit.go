@@ -1,6 +1,6 @@
 package protocol
 
-// TxnOffsetCommit v0-v4.
+// TxnOffsetCommit v0-v4 (v5 marks transaction version 2, not advertised).
 //
 // Sent to the group's coordinator by a transactional producer after
 // AddOffsetsToTxn: the offsets are checked as OffsetCommit's are (from v3
@@ -11,21 +11,20 @@ package protocol
 // in the same atomic step that commits the transaction, or are dropped if
 // it aborts. The store checks that the producer id and epoch are the
 // transaction's current ones (INVALID_PRODUCER_EPOCH) and that the group
-// was added to the ongoing transaction (INVALID_TXN_STATE). Needs WRITE
-// on the transactional id, READ on the group and on each topic.
-//
-// v5 belongs to transaction version 2, which Floe does not advertise;
-// v6 names topics by id.
+// was added to the ongoing transaction (INVALID_TXN_STATE, or from v4
+// TRANSACTION_ABORTABLE). Needs WRITE on the transactional id, READ on
+// the group and on each topic. Any agent can answer for any transactional
+// id. v6 names topics by id and is not advertised.
 
 import (
 	"context"
-	"errors"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/txn"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -95,41 +94,18 @@ func (h *Handler) txnOffsetCommit(_ context.Context, req *wire.Request) (Reply, 
 				}
 			}
 		}
-		generation, memberID := r.Generation, r.MemberID
-		// The OffsetCommit rules these fields follow: v3 carries what
-		// OffsetCommit v7 does; a KIP-848 member's generation is its
-		// member epoch, which OffsetCommit takes from v9.
-		version := int16(7)
-		if r.Version < 3 {
-			generation, memberID, version = -1, "", 2
-		} else if generation >= 0 && memberID != "" {
-			version = 9
+		txns, code := h.txnsOrErr()
+		if code == 0 {
+			code = co.ValidateTxnCommit(ctx, r.Group, r.MemberID, derefStr(r.InstanceID), r.Generation, r.Version)
 		}
-		write := func(ctx context.Context, offsets []metastore.CommittedOffset) int16 {
-			err := h.store.CommitTxnOffsets(ctx, r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Group, offsets)
-			switch {
-			case err == nil:
-				return 0
-			case errors.Is(err, metastore.ErrInvalidProducerEpoch):
-				return kerr.InvalidProducerEpoch.Code
-			case errors.Is(err, metastore.ErrInvalidTxnState), errors.Is(err, metastore.ErrUnknownTxn):
-				return kerr.InvalidTxnState.Code
-			case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
-				return kerr.UnknownTopicOrPartition.Code
-			default:
-				h.log.Warn("transactional offset commit failed", "group", r.Group, "transactional_id", r.TransactionalID, "err", err)
-				return kerr.CoordinatorNotAvailable.Code
-			}
+		if code == 0 && len(offsets) > 0 {
+			code = txns.CommitOffsets(ctx, txn.OffsetCommitRequest{
+				Version: r.Version, TransactionalID: r.TransactionalID, Group: r.Group,
+				ProducerID: r.ProducerID, ProducerEpoch: r.ProducerEpoch, Offsets: offsets,
+			})
 		}
-		code, codes := co.CommitTxnOffsets(ctx, r.Group, memberID, derefStr(r.InstanceID), generation, version, offsets, write)
-		if code == kerr.GroupIDNotFound.Code {
-			code = kerr.IllegalGeneration.Code
-		}
-		if code != 0 {
-			return fillAll(code)
-		}
-		for i, c := range codes {
-			answers[i].ErrorCode = c
+		for _, a := range answers {
+			a.ErrorCode = code
 		}
 		return resp
 	}, nil

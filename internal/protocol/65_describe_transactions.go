@@ -2,13 +2,13 @@ package protocol
 
 // DescribeTransactions v0 (KIP-664).
 //
-// Describes transactional ids from their records in the metadata store:
-// state (Kafka's names; Floe never stores PrepareCommit or PrepareAbort,
-// docs/transactions.md), producer id and epoch, timeout, start time of
-// the ongoing transaction (-1 when none) and its partitions. An id
-// without a record is TRANSACTIONAL_ID_NOT_FOUND; one the client may not
-// describe, TRANSACTIONAL_ID_AUTHORIZATION_FAILED. Any agent answers from
-// the store; clients ask the id's coordinator, and each id has one.
+// Describes the transactional ids this agent coordinates from their
+// records in the metadata store: state (Kafka's names; Floe never stores
+// PrepareCommit or PrepareAbort, docs/transactions.md), producer id and
+// epoch, timeout, start time of the ongoing transaction (-1 when none)
+// and its partitions. NOT_COORDINATOR for an id another agent owns,
+// TRANSACTIONAL_ID_NOT_FOUND for one without a record,
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED without DESCRIBE on it.
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -27,31 +28,35 @@ func (h *Handler) describeTransactions(_ context.Context, req *wire.Request) (Re
 	r := req.Req.(*kmsg.DescribeTransactionsRequest)
 	return func(ctx context.Context) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.DescribeTransactionsResponse)
+		txns, code := h.txnsOrErr()
+		var allowed []string
+		for _, id := range r.TransactionalIDs {
+			if code == 0 && h.allowed(req, acl.Describe, acl.TransactionalID, id) {
+				allowed = append(allowed, id)
+			}
+		}
+		var descs []txncoord.Description
+		if code == 0 {
+			descs = txns.Describe(ctx, allowed)
+		}
 		lookup := h.lookup(ctx)
 		for _, id := range r.TransactionalIDs {
 			s := kmsg.NewDescribeTransactionsResponseTransactionState()
 			s.TransactionalID = id
 			s.ProducerID, s.ProducerEpoch, s.StartTimestamp = -1, -1, -1
-			if !h.allowed(req, acl.Describe, acl.TransactionalID, id) {
-				s.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-				resp.TransactionStates = append(resp.TransactionStates, s)
-				continue
-			}
-			t, found, err := h.store.LoadTxn(ctx, id)
 			switch {
-			case err != nil:
-				h.log.Warn("describe transaction failed", "transactional_id", id, "err", err)
-				s.ErrorCode = kerr.CoordinatorNotAvailable.Code
-			case !found:
-				s.ErrorCode = kerr.TransactionalIDNotFound.Code
+			case code != 0:
+				s.ErrorCode = code
+			case len(descs) == 0 || descs[0].TransactionalID != id:
+				s.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 			default:
-				s.State = string(t.State)
-				s.TimeoutMillis = t.TimeoutMs
-				s.ProducerID, s.ProducerEpoch = t.ProducerID, t.ProducerEpoch
-				if t.State == metastore.TxnOngoing && !t.StartedAt.IsZero() {
-					s.StartTimestamp = t.StartedAt.UnixMilli()
+				d := descs[0]
+				descs = descs[1:]
+				s.ErrorCode, s.State, s.TimeoutMillis = d.Err, d.State, d.TimeoutMs
+				if d.Err == 0 {
+					s.StartTimestamp, s.ProducerID, s.ProducerEpoch = d.StartTimestamp, d.ProducerID, d.ProducerEpoch
+					s.Topics = describeTxnTopics(lookup, d.Partitions)
 				}
-				s.Topics = describeTxnTopics(lookup, t.Partitions)
 			}
 			resp.TransactionStates = append(resp.TransactionStates, s)
 		}
@@ -59,8 +64,8 @@ func (h *Handler) describeTransactions(_ context.Context, req *wire.Request) (Re
 	}, nil
 }
 
-// describeTxnTopics groups a transaction's partitions by topic name,
-// skipping topics deleted since they were added.
+// describeTxnTopics groups a transaction's partitions (sorted by topic id)
+// by topic name, skipping topics deleted since they were added.
 func describeTxnTopics(lookup *topicLookup, parts []metastore.TopicPartition) []kmsg.DescribeTransactionsResponseTransactionStateTopic {
 	var out []kmsg.DescribeTransactionsResponseTransactionStateTopic
 	for _, p := range parts {

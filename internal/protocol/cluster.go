@@ -30,9 +30,6 @@ const (
 
 func groupKey(group string) string { return "group:" + group }
 
-// txnKey is the ownership key of a transactional id.
-func txnKey(id string) string { return "txn:" + id }
-
 // partitionKeyPrefix is the key of a topic's partitions ("partition:
 // TOPICID/N") without N, which the caller appends for each partition.
 func partitionKeyPrefix(id [16]byte) []byte {

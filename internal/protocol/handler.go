@@ -25,6 +25,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/quota"
+	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -54,7 +55,7 @@ type Config struct {
 	Groups *coordinator.Coordinator
 	// Transactions coordinates transactional ids; nil answers every
 	// transaction request COORDINATOR_NOT_AVAILABLE.
-	Transactions Transactions
+	Transactions *txncoord.Coordinator
 	// Authorizer decides with Kafka ACLs (--authorizer acl); nil allows
 	// everything and answers the ACL APIs SECURITY_DISABLED.
 	Authorizer *acl.Authorizer
@@ -96,11 +97,6 @@ type Store interface {
 	AdvanceLogStart(ctx context.Context, id metastore.TopicID, partition int32, offset int64) (metastore.PartitionOffsets, error)
 	// DescribeClientQuotas, AlterClientQuotas.
 	metastore.QuotaStore
-	// TxnOffsetCommit.
-	CommitTxnOffsets(ctx context.Context, transactionalID string, producerID int64, epoch int16, group string, offsets []metastore.CommittedOffset) error
-	// DescribeTransactions, ListTransactions.
-	LoadTxn(ctx context.Context, transactionalID string) (metastore.Txn, bool, error)
-	ListTxns(ctx context.Context) ([]metastore.Txn, error)
 	// DescribeProducers.
 	ActiveProducers(ctx context.Context, id metastore.TopicID, partition int32) ([]metastore.ActiveProducer, error)
 }
