@@ -122,7 +122,8 @@ var (
 	// its producer's ongoing transaction, or a transactional offset
 	// commit outside one.
 	ErrInvalidTxnState = errors.New("invalid transaction state")
-	// ErrUnknownTxn: no record for the transactional id.
+	// ErrUnknownTxn: no record for the transactional id (DeleteTxn,
+	// EndTxn, CommitTxnOffsets).
 	ErrUnknownTxn = errors.New("unknown transactional id")
 )
 
@@ -130,10 +131,20 @@ var (
 // checks every batch with BatchCommit.Transactional set: its producer must
 // be the current producer (id and epoch) of an Ongoing transaction that
 // has its partition (else ErrInvalidProducerEpoch for another epoch of
-// that producer id, ErrInvalidTxnState otherwise), and the first such
-// batch of a transaction on a partition opens the partition's entry for
-// it at the batch's base offset. ExtentReader.Offsets reports the last
-// stable offset.
+// that producer id, ErrInvalidTxnState otherwise, a batch without a
+// producer id included), and the first such batch of a transaction on a
+// partition opens the partition's entry for it at the batch's base
+// offset. As in Kafka, a duplicate of a batch already committed is
+// answered as a duplicate before this check, and the check's rejection
+// comes before a sequence error. ExtentReader.Offsets,
+// RetentionStore.AdvanceLogStart and PartitionUsage report the last
+// stable offset; AdvanceLogStart also drops the aborted index entries
+// whose LastOffset is below the new log start, and DeleteTopic removes
+// the topic's open and aborted entries and every pending offset of it.
+//
+// SaveTxn and EndTxn refuse records that ValidateTxn rejects, and EndTxn
+// ends that ValidateTxnEnd rejects, before touching the store; a zero
+// UpdatedAt is set from the store's clock.
 type TxnStore interface {
 	// LoadTxn returns a transactional id's record; found is false if
 	// there is none.
@@ -142,30 +153,41 @@ type TxnStore interface {
 	// record) and returns the new version; else ErrTxnVersionConflict.
 	SaveTxn(ctx context.Context, t Txn) (int64, error)
 	// DeleteTxn removes a record at version (transactional.id
-	// expiration); ErrTxnVersionConflict if it moved.
+	// expiration), with any offsets pending in it; ErrTxnVersionConflict
+	// if it moved, ErrUnknownTxn if there is none.
 	DeleteTxn(ctx context.Context, transactionalID string, version int64) error
 	// ListTxns returns every record, sorted by transactional id.
 	ListTxns(ctx context.Context) ([]Txn, error)
 	// EndTxn ends a transaction in one atomic step: it checks the stored
-	// version (ErrTxnVersionConflict), commits the markers object giving
-	// each marker the next offset of its partition, closes the
-	// producer's open entries on those partitions (indexing
-	// [first, marker] as aborted when aborting), moves the pending
-	// offsets of e.Groups into the groups' committed offsets (commit) or
-	// drops them (abort), stores e.Next, and announces the commit.
+	// version (ErrTxnVersionConflict; ErrUnknownTxn without a record;
+	// e.ProducerID must be the stored record's), commits the markers
+	// object giving each marker the next offset of its partition,
+	// closes the producer's open entries on those partitions (indexing
+	// [first, marker] as aborted when aborting, where the producer had an
+	// open entry), moves the pending offsets of e.Groups into the groups'
+	// committed offsets (commit) or drops them (abort) — pending offsets
+	// of other groups are dropped either way, the transaction being
+	// over — stores e.Next at version e.Next.Version+1, and announces
+	// the commit for the partitions that got markers. On any error
+	// nothing is written.
 	EndTxn(ctx context.Context, e TxnEnd) (TxnEndResult, error)
 	// CommitTxnOffsets records offsets of a group pending in the ongoing
 	// transaction of transactionalID, whose current producer must be
-	// (producerID, epoch) (ErrInvalidProducerEpoch) and whose Groups
-	// must hold group (ErrInvalidTxnState). A later commit of the same
-	// partition in the transaction replaces the earlier one.
-	// ErrUnknownTopicOrPartition for an unknown partition.
+	// (producerID, epoch) (ErrInvalidProducerEpoch), whose State must be
+	// Ongoing and whose Groups must hold group (ErrInvalidTxnState);
+	// ErrUnknownTxn without a record. These are checked in that order,
+	// before the partitions. A later commit of the same partition in the
+	// transaction replaces the earlier one. An unknown partition fails
+	// the whole call with ErrUnknownTopicOrPartition. A zero CommittedAt
+	// is set from the store's clock, and published as it is.
 	CommitTxnOffsets(ctx context.Context, transactionalID string, producerID int64, epoch int16, group string, offsets []CommittedOffset) error
 	// AbortedTxns returns the aborted index entries of a partition
 	// overlapping [from, to): LastOffset >= from and FirstOffset < to,
-	// sorted by FirstOffset.
+	// sorted by FirstOffset (then ProducerID).
+	// ErrUnknownTopicOrPartition for an unknown partition.
 	AbortedTxns(ctx context.Context, id TopicID, partition int32, from, to int64) ([]AbortedTxn, error)
-	// ActiveProducers returns the producers with state on a partition,
-	// sorted by producer id.
+	// ActiveProducers returns the producers with state on a partition
+	// (idempotent sequence state or an open transaction), sorted by
+	// producer id. ErrUnknownTopicOrPartition for an unknown partition.
 	ActiveProducers(ctx context.Context, id TopicID, partition int32) ([]ActiveProducer, error)
 }

@@ -336,6 +336,16 @@ func testTxnBatches(t *testing.T, s txnStore) {
 	wantOffsets(t, s, id, 1, 0, 0, 4)
 	wantOffsets(t, s, id, 2, 0, 0, 0)
 
+	// The producer's idempotent batch outside the transaction, then a
+	// transactional one, on the same partition in one commit.
+	plain := txnBatch(id, 1, pid, epoch, 3, 1)
+	plain.Transactional = false
+	r = commitOK(t, s, segment(plain, txnBatch(id, 1, pid, epoch, 4, 1)))
+	if r[0].BaseOffset != 4 || r[1].BaseOffset != 5 {
+		t.Fatalf("idempotent then transactional batch at %d and %d, want 4 and 5", r[0].BaseOffset, r[1].BaseOffset)
+	}
+	wantOffsets(t, s, id, 1, 0, 0, 6)
+
 	// A record that is not Ongoing refuses the producer's batches.
 	empty := txn
 	empty.State, empty.StartedAt = metastore.TxnEmpty, time.Time{}

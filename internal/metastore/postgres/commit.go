@@ -179,13 +179,15 @@ func (p *plan) loadProducers(ctx context.Context, tx pgx.Tx) error {
 	)
 	for _, b := range p.commit.Batches {
 		sk := sequenceKey{partitionKey{b.TopicID, b.Partition}, b.ProducerID}
-		if b.ProducerID < 0 || p.partitions[sk.partitionKey] == nil || seen[sk] {
+		if b.ProducerID < 0 || p.partitions[sk.partitionKey] == nil {
 			continue
 		}
-		seen[sk] = true
-		ids, parts, producers = append(ids, sqlID(b.TopicID)), append(parts, b.Partition), append(producers, b.ProducerID)
 		if b.Transactional && !slices.Contains(txnal, b.ProducerID) {
 			txnal = append(txnal, b.ProducerID)
+		}
+		if !seen[sk] {
+			seen[sk] = true
+			ids, parts, producers = append(ids, sqlID(b.TopicID)), append(parts, b.Partition), append(producers, b.ProducerID)
 		}
 	}
 	if len(ids) == 0 {
