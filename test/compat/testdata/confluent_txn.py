@@ -1,0 +1,218 @@
+"""Kafka transactions through Floe with confluent-kafka-python (librdkafka).
+
+Usage: confluent_txn.py BOOTSTRAP PREFIX
+
+1. A transactional producer (init_transactions, begin_transaction,
+   produce, commit_transaction / abort_transaction) writes transactions to
+   PREFIX-a and PREFIX-b, committing some and aborting others. A last one
+   stays open while a read_committed consumer reads both topics to their
+   end: the consumer must stop before it (librdkafka reports the end of a
+   partition at its last stable offset), then see it once it commits.
+2. Consume-transform-produce: a group consumer (isolation.level
+   read_committed) reads PREFIX-in, and a transactional producer copies
+   each batch to PREFIX-out with the consumer's offsets
+   (send_offsets_to_transaction with consumer_group_metadata()) in the
+   same transaction. The second batch's transaction is aborted, its output
+   marked "aborted-", and the consumer rewinds to the group's committed
+   offsets, as an application does after an abort.
+3. A read_committed consumer reads PREFIX-out.
+
+Prints one JSON object for test/compat/txn_python_test.go to check.
+"""
+
+import json
+import sys
+import time
+
+from confluent_kafka import (Consumer, KafkaError, OFFSET_BEGINNING, OFFSET_INVALID, Producer,
+                             TopicPartition)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+PARTITIONS = 2
+INPUT = 60
+DEADLINE = time.monotonic() + 25
+
+
+def fail(msg):
+    print(msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def check_deadline(what):
+    if time.monotonic() > DEADLINE:
+        fail(f"timed out: {what}")
+
+
+def create_topics(bootstrap, topics):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in topics],
+                                  operation_timeout=10, request_timeout=10)
+    for f in futures.values():
+        f.result(timeout=15)  # raises on error
+
+
+def transactional_producer(bootstrap, txn_id):
+    errors = []
+
+    def delivered(err, msg):
+        if err is not None:
+            errors.append(str(err))
+
+    p = Producer({
+        "bootstrap.servers": bootstrap,
+        "transactional.id": txn_id,
+        "transaction.timeout.ms": 30000,
+        "linger.ms": 5,
+        "on_delivery": delivered,
+    })
+    p.init_transactions(15)
+    return p, errors
+
+
+def read_committed_consumer(bootstrap, topics, group):
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,  # required by librdkafka; assign() never joins it
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+    })
+    c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in range(PARTITIONS)])
+    return c
+
+
+def read_to_end(c, topics, what):
+    """Reads until every partition reports its end; returns the values."""
+    values = []
+    eof = set()
+    while len(eof) < len(topics) * PARTITIONS:
+        check_deadline(f"{what}: {len(values)} records, ends {sorted(eof)}")
+        msg = c.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                eof.add((msg.topic(), msg.partition()))
+                continue
+            fail(f"{what}: consume error: {msg.error()}")
+        values.append({"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+                       "value": msg.value().decode()})
+    return values
+
+
+def produce_transactions(bootstrap, prefix):
+    topics = [f"{prefix}-a", f"{prefix}-b"]
+    p, errors = transactional_producer(bootstrap, f"{prefix}-producer")
+    committed, aborted = [], []
+    for txn in range(5):
+        p.begin_transaction()
+        values = []
+        for i in range(8):
+            v = f"t{txn}-r{i}"
+            values.append(v)
+            p.produce(topics[i % 2], value=v.encode(), partition=(i // 2) % PARTITIONS)
+        if txn % 2 == 1:
+            # Flushed first, so that the aborted records are written (an
+            # abort purges the ones not yet sent).
+            if p.flush(15):
+                fail("aborted transaction: records not delivered")
+            p.abort_transaction(15)
+            aborted += values
+        else:
+            p.commit_transaction(15)
+            committed += values
+    if errors:
+        fail("delivery errors: " + "; ".join(errors[:10]))
+
+    # A transaction left open holds read_committed consumers back.
+    p.begin_transaction()
+    open_values = []
+    for i in range(4):
+        v = f"open-r{i}"
+        open_values.append(v)
+        p.produce(topics[i % 2], value=v.encode(), partition=(i // 2) % PARTITIONS)
+    if p.flush(15):
+        fail("open transaction: records not delivered")
+    c = read_committed_consumer(bootstrap, topics, f"{prefix}-reader")
+    before = read_to_end(c, topics, "read_committed with a transaction open")
+    p.commit_transaction(15)
+    committed += open_values
+    after = read_to_end(c, topics, "read_committed after the open transaction commits")
+    c.close()
+    if errors:
+        fail("delivery errors: " + "; ".join(errors[:10]))
+    return {"committed": committed, "aborted": aborted, "open": open_values,
+            "read_before_commit": before, "read_after_commit": after}
+
+
+def copy_transactionally(bootstrap, prefix):
+    src, dst, group = f"{prefix}-in", f"{prefix}-out", f"{prefix}-group"
+    plain = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i in range(INPUT):
+        plain.produce(src, value=f"v{i:03d}".encode(), partition=i % PARTITIONS)
+    if plain.flush(15):
+        fail("input: records not delivered")
+
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+    })
+    c.subscribe([src])
+    p, errors = transactional_producer(bootstrap, f"{prefix}-copier")
+    copied, aborted_out, rounds = 0, [], 0
+    while copied < INPUT:
+        check_deadline(f"copy: {copied} of {INPUT} records copied")
+        msgs = c.consume(num_messages=10, timeout=0.5)
+        msgs = [m for m in msgs if not m.error()]
+        if not msgs:
+            continue
+        rounds += 1
+        abort = rounds == 2
+        p.begin_transaction()
+        next_offsets = {}
+        for m in msgs:
+            v = ("aborted-" if abort else "out-") + m.value().decode()
+            p.produce(dst, value=v.encode(), partition=m.partition())
+            next_offsets[m.partition()] = m.offset() + 1
+            if abort:
+                aborted_out.append(v)
+        offsets = [TopicPartition(src, part, o) for part, o in sorted(next_offsets.items())]
+        p.send_offsets_to_transaction(offsets, c.consumer_group_metadata(), 15)
+        if abort:
+            if p.flush(15):
+                fail("aborted copy: records not delivered")
+            p.abort_transaction(15)
+            # Rewind to the offsets the group committed: the aborted
+            # batch is read again and copied in a later transaction.
+            for tp in c.committed(c.assignment(), timeout=10):
+                c.seek(TopicPartition(src, tp.partition, OFFSET_BEGINNING if tp.offset == OFFSET_INVALID else tp.offset))
+        else:
+            p.commit_transaction(15)
+            copied += len(msgs)
+    if errors:
+        fail("delivery errors: " + "; ".join(errors[:10]))
+    group_offsets = {str(tp.partition): tp.offset
+                     for tp in c.committed([TopicPartition(src, part) for part in range(PARTITIONS)], timeout=10)}
+    c.close()
+
+    out = read_committed_consumer(bootstrap, [dst], f"{prefix}-out-reader")
+    read = read_to_end(out, [dst], "read_committed of the copy")
+    out.close()
+    return {"rounds": rounds, "aborted": aborted_out, "group_offsets": group_offsets, "read": read}
+
+
+def main():
+    bootstrap, prefix = sys.argv[1], sys.argv[2]
+    create_topics(bootstrap, [f"{prefix}-{t}" for t in ("a", "b", "in", "out")])
+    result = {"produce": produce_transactions(bootstrap, prefix),
+              "copy": copy_transactionally(bootstrap, prefix)}
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

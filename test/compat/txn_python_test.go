@@ -1,0 +1,159 @@
+package compat
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
+)
+
+// txnRead is one record a read_committed consumer of a script returned.
+type txnRead struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Value     string `json:"value"`
+}
+
+func txnValues(rs []txnRead) []string {
+	var vs []string
+	for _, r := range rs {
+		vs = append(vs, r.Value)
+	}
+	return vs
+}
+
+// TestConfluentKafkaPythonTransactions runs testdata/confluent_txn.py:
+// librdkafka's transactional producer commits and aborts transactions
+// across two topics and leaves one open while a read_committed consumer
+// reads, then copies a topic in a consume-transform-produce loop with
+// send_offsets_to_transaction, one of its transactions aborted.
+func TestConfluentKafkaPythonTransactions(t *testing.T) {
+	if _, err := os.Stat(debianPython); err != nil {
+		testutil.MissingClient(t, "%s: %v", debianPython, err)
+	}
+	if out, err := exec.Command(debianPython, "-c", "import confluent_kafka").CombinedOutput(); err != nil {
+		testutil.MissingClient(t, "%s cannot import confluent_kafka: %v\n%s", debianPython, err, out)
+	}
+	a := agenttest.Start(t, groupAgentOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	start := time.Now()
+	out := runCmd(t, ctx, "", debianPython, "testdata/confluent_txn.py", a.Addr(), "pytxn")
+	t.Logf("confluent_txn.py ran in %v", time.Since(start).Round(time.Millisecond))
+	var res struct {
+		Produce struct {
+			Committed        []string  `json:"committed"`
+			Aborted          []string  `json:"aborted"`
+			Open             []string  `json:"open"`
+			ReadBeforeCommit []txnRead `json:"read_before_commit"`
+			ReadAfterCommit  []txnRead `json:"read_after_commit"`
+		} `json:"produce"`
+		Copy struct {
+			Rounds       int              `json:"rounds"`
+			Aborted      []string         `json:"aborted"`
+			GroupOffsets map[string]int64 `json:"group_offsets"`
+			Read         []txnRead        `json:"read"`
+		} `json:"copy"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("confluent_txn.py output: %v\n%.2000s", err, out)
+	}
+
+	p := res.Produce
+	if len(p.Aborted) == 0 || len(p.Open) == 0 {
+		t.Fatalf("the script aborted %d records and left %d open; want some of each", len(p.Aborted), len(p.Open))
+	}
+	stable := slices.DeleteFunc(slices.Clone(p.Committed), func(v string) bool { return slices.Contains(p.Open, v) })
+	checkTxnRead(t, "read_committed with a transaction open", p.ReadBeforeCommit, stable)
+	checkTxnRead(t, "read_committed after it committed", p.ReadAfterCommit, p.Open)
+
+	c := res.Copy
+	if len(c.Aborted) == 0 {
+		t.Errorf("no copy transaction was aborted (%d rounds)", c.Rounds)
+	}
+	var want []string
+	for i := range 60 {
+		want = append(want, fmt.Sprintf("out-v%03d", i))
+	}
+	checkTxnRead(t, "read_committed of the copy", c.Read, want)
+	// 60 input records over two partitions, in turn.
+	if got := fmt.Sprint(c.GroupOffsets); got != "map[0:30 1:30]" {
+		t.Errorf("committed group offsets (confluent) %s, want map[0:30 1:30]", got)
+	}
+	checkGroupOffsets(t, ctx, a.Addr(), "pytxn-group", "pytxn-in", map[int32]int64{0: 30, 1: 30})
+
+	// The aborted records were written: read_committed had to skip them.
+	checkWritten(ctx, t, a.Addr(), []string{"pytxn-a", "pytxn-b"}, append(slices.Clone(p.Committed), p.Aborted...), p.Aborted)
+	checkWritten(ctx, t, a.Addr(), []string{"pytxn-out"}, append(want, c.Aborted...), c.Aborted)
+}
+
+// checkWritten reads topics read_uncommitted with franz-go until it has
+// all records and checks that the aborted ones are among them.
+func checkWritten(ctx context.Context, t *testing.T, addr string, topics, all, aborted []string) {
+	t.Helper()
+	got := consumeValues(ctx, t, addr, topics, len(all), kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
+	for _, v := range aborted {
+		if !slices.Contains(got, v) {
+			t.Errorf("aborted record %s is not in %v read_uncommitted", v, topics)
+		}
+	}
+}
+
+// checkTxnRead checks that a read_committed consumer read exactly want
+// (in any order across partitions), each once, and that in every
+// partition its offsets increase.
+func checkTxnRead(t *testing.T, what string, got []txnRead, want []string) {
+	t.Helper()
+	if g, w := sorted(txnValues(got)), sorted(want); !slices.Equal(g, w) {
+		var extra []string
+		for _, v := range g {
+			if !slices.Contains(w, v) {
+				extra = append(extra, v)
+			}
+		}
+		t.Errorf("%s: read %d records, want %d; not wanted: %v\ngot  %v\nwant %v", what, len(g), len(w), extra, g, w)
+	}
+	last := map[string]int64{}
+	for _, r := range got {
+		k := fmt.Sprintf("%s/%d", r.Topic, r.Partition)
+		if o, ok := last[k]; ok && r.Offset <= o {
+			t.Errorf("%s: %s offset %d after %d", what, k, r.Offset, o)
+		}
+		last[k] = r.Offset
+		if strings.HasPrefix(r.Value, "aborted-") {
+			t.Errorf("%s: aborted record %s/%d %s read", what, k, r.Offset, r.Value)
+		}
+	}
+}
+
+// checkGroupOffsets compares a group's committed offsets of topic, as
+// franz-go's admin client fetches them, with want.
+func checkGroupOffsets(t *testing.T, ctx context.Context, addr, group, topic string, want map[int32]int64) {
+	t.Helper()
+	offs, err := newAdmin(t, addr).FetchOffsets(ctx, group)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		t.Fatalf("fetch offsets of %s: %v", group, err)
+	}
+	got := map[int32]int64{}
+	for p, o := range offs[topic] {
+		got[p] = o.At
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("group %s: committed offsets of %s %v, want %v", group, topic, got, want)
+	}
+}
