@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
@@ -33,43 +34,84 @@ func txnValues(rs []txnRead) []string {
 	return vs
 }
 
-// TestConfluentKafkaPythonTransactions runs testdata/confluent_txn.py:
-// librdkafka's transactional producer commits and aborts transactions
-// across two topics and leaves one open while a read_committed consumer
-// reads, then copies a topic in a consume-transform-produce loop with
-// send_offsets_to_transaction, one of its transactions aborted.
-func TestConfluentKafkaPythonTransactions(t *testing.T) {
+// txnAgentOptions are groupAgentOptions with the transaction timeout loop
+// every 100ms, so that a timed-out transaction is aborted at once.
+func txnAgentOptions() agenttest.Options {
+	opts := groupAgentOptions()
+	groups := opts.Config
+	opts.Config = func(c *agent.Config) {
+		groups(c)
+		c.Transactions.AbortInterval = 100 * time.Millisecond
+	}
+	return opts
+}
+
+// confluentTxnResult is what testdata/confluent_txn.py prints, one field
+// per phase it ran.
+type confluentTxnResult struct {
+	Produce struct {
+		Committed        []string  `json:"committed"`
+		Aborted          []string  `json:"aborted"`
+		Open             []string  `json:"open"`
+		ReadBeforeCommit []txnRead `json:"read_before_commit"`
+		ReadAfterCommit  []txnRead `json:"read_after_commit"`
+	} `json:"produce"`
+	Copy struct {
+		Rounds       int              `json:"rounds"`
+		Aborted      []string         `json:"aborted"`
+		GroupOffsets map[string]int64 `json:"group_offsets"`
+		Read         []txnRead        `json:"read"`
+	} `json:"copy"`
+	Fence struct {
+		ZombieError *librdkafkaError `json:"zombie_error"`
+		Read        []txnRead        `json:"read"`
+	} `json:"fence"`
+	Timeout struct {
+		CommitError *librdkafkaError `json:"commit_error"`
+		Read        []txnRead        `json:"read"`
+	} `json:"timeout"`
+	Seconds map[string]float64 `json:"seconds"`
+}
+
+// librdkafkaError is a KafkaError as confluent_txn.py reports it.
+type librdkafkaError struct {
+	Name             string `json:"name"`
+	Fatal            bool   `json:"fatal"`
+	Retriable        bool   `json:"retriable"`
+	TxnRequiresAbort bool   `json:"txn_requires_abort"`
+	Str              string `json:"str"`
+}
+
+// runConfluentTxn runs phases of testdata/confluent_txn.py against a
+// fresh agent.
+func runConfluentTxn(t *testing.T, ctx context.Context, prefix string, phases ...string) (*agenttest.Agent, *confluentTxnResult) {
+	t.Helper()
 	if _, err := os.Stat(debianPython); err != nil {
 		testutil.MissingClient(t, "%s: %v", debianPython, err)
 	}
 	if out, err := exec.Command(debianPython, "-c", "import confluent_kafka").CombinedOutput(); err != nil {
 		testutil.MissingClient(t, "%s cannot import confluent_kafka: %v\n%s", debianPython, err, out)
 	}
-	a := agenttest.Start(t, groupAgentOptions())
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
+	a := agenttest.Start(t, txnAgentOptions())
 	start := time.Now()
-	out := runCmd(t, ctx, "", debianPython, "testdata/confluent_txn.py", a.Addr(), "pytxn")
-	t.Logf("confluent_txn.py ran in %v", time.Since(start).Round(time.Millisecond))
-	var res struct {
-		Produce struct {
-			Committed        []string  `json:"committed"`
-			Aborted          []string  `json:"aborted"`
-			Open             []string  `json:"open"`
-			ReadBeforeCommit []txnRead `json:"read_before_commit"`
-			ReadAfterCommit  []txnRead `json:"read_after_commit"`
-		} `json:"produce"`
-		Copy struct {
-			Rounds       int              `json:"rounds"`
-			Aborted      []string         `json:"aborted"`
-			GroupOffsets map[string]int64 `json:"group_offsets"`
-			Read         []txnRead        `json:"read"`
-		} `json:"copy"`
-	}
+	out := runCmd(t, ctx, "", debianPython, append([]string{"testdata/confluent_txn.py", a.Addr(), prefix}, phases...)...)
+	var res confluentTxnResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("confluent_txn.py output: %v\n%.2000s", err, out)
 	}
+	t.Logf("confluent_txn.py ran in %v; seconds per phase: %v", time.Since(start).Round(time.Millisecond), res.Seconds)
+	return a, &res
+}
+
+// TestConfluentKafkaPythonTransactions: librdkafka's transactional
+// producer (confluent-kafka-python) commits and aborts transactions across
+// two topics and leaves one open while a read_committed consumer reads;
+// then copies a topic in a consume-transform-produce loop with
+// send_offsets_to_transaction, one of its transactions aborted.
+func TestConfluentKafkaPythonTransactions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, res := runConfluentTxn(t, ctx, "pytxn", "produce", "copy")
 
 	p := res.Produce
 	if len(p.Aborted) == 0 || len(p.Open) == 0 {
@@ -97,6 +139,28 @@ func TestConfluentKafkaPythonTransactions(t *testing.T) {
 	// The aborted records were written: read_committed had to skip them.
 	checkWritten(ctx, t, a.Addr(), []string{"pytxn-a", "pytxn-b"}, append(slices.Clone(p.Committed), p.Aborted...), p.Aborted)
 	checkWritten(ctx, t, a.Addr(), []string{"pytxn-out"}, append(want, c.Aborted...), c.Aborted)
+}
+
+// TestConfluentKafkaPythonTransactionFencing: a second librdkafka producer
+// with the same transactional id fences the first, and a transaction that
+// outlives its timeout is aborted by the coordinator. librdkafka takes
+// INVALID_PRODUCER_EPOCH on a transactional produce, and PRODUCER_FENCED
+// on EndTxn, as fatal (_FENCED), as it does against Kafka: the coordinator
+// bumps the epoch of a timed-out transaction, so its producer is fenced
+// and a new instance takes over.
+func TestConfluentKafkaPythonTransactionFencing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, res := runConfluentTxn(t, ctx, "pyfence", "fence", "timeout")
+
+	if e := res.Fence.ZombieError; e == nil || e.Name != "_FENCED" || !e.Fatal {
+		t.Errorf("the fenced producer's commit: %+v, want a fatal _FENCED", e)
+	}
+	checkTxnRead(t, "read_committed after fencing", res.Fence.Read, []string{"fresh"})
+	if e := res.Timeout.CommitError; e == nil || e.Name != "_FENCED" || !e.Fatal {
+		t.Errorf("the commit of a transaction the coordinator timed out: %+v, want a fatal _FENCED", e)
+	}
+	checkTxnRead(t, "read_committed after the timeout", res.Timeout.Read, []string{"recovered"})
 }
 
 // checkWritten reads topics read_uncommitted with franz-go until it has

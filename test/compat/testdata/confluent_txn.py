@@ -1,21 +1,25 @@
 """Kafka transactions through Floe with confluent-kafka-python (librdkafka).
 
-Usage: confluent_txn.py BOOTSTRAP PREFIX
+Usage: confluent_txn.py BOOTSTRAP PREFIX PHASE...
 
-1. A transactional producer (init_transactions, begin_transaction,
+Runs the phases named, in order:
+
+produce: a transactional producer (init_transactions, begin_transaction,
    produce, commit_transaction / abort_transaction) writes transactions to
    PREFIX-a and PREFIX-b, committing some and aborting others. A last one
    stays open while a read_committed consumer reads both topics to their
    end: the consumer must stop before it (librdkafka reports the end of a
    partition at its last stable offset), then see it once it commits.
-2. Consume-transform-produce: a group consumer (isolation.level
+copy: consume-transform-produce: a group consumer (isolation.level
    read_committed) reads PREFIX-in, and a transactional producer copies
    each batch to PREFIX-out with the consumer's offsets
    (send_offsets_to_transaction with consumer_group_metadata()) in the
    same transaction. The second batch's transaction is aborted, its output
    marked "aborted-", and the consumer rewinds to the group's committed
    offsets, as an application does after an abort.
-3. A read_committed consumer reads PREFIX-out.
+   A read_committed consumer reads PREFIX-out.
+fence: a second producer with the same transactional id fences the first.
+timeout: a transaction outlives its timeout.
 
 Prints one JSON object for test/compat/txn_python_test.go to check.
 """
@@ -24,7 +28,7 @@ import json
 import sys
 import time
 
-from confluent_kafka import (Consumer, KafkaError, OFFSET_BEGINNING, OFFSET_INVALID, Producer,
+from confluent_kafka import (Consumer, KafkaError, KafkaException, OFFSET_BEGINNING, OFFSET_INVALID, Producer,
                              TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -43,15 +47,15 @@ def check_deadline(what):
         fail(f"timed out: {what}")
 
 
-def create_topics(bootstrap, topics):
+def create_topics(bootstrap, topics, partitions=PARTITIONS):
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in topics],
+    futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics],
                                   operation_timeout=10, request_timeout=10)
     for f in futures.values():
         f.result(timeout=15)  # raises on error
 
 
-def transactional_producer(bootstrap, txn_id):
+def transactional_producer(bootstrap, txn_id, timeout_ms=30000):
     errors = []
 
     def delivered(err, msg):
@@ -61,7 +65,7 @@ def transactional_producer(bootstrap, txn_id):
     p = Producer({
         "bootstrap.servers": bootstrap,
         "transactional.id": txn_id,
-        "transaction.timeout.ms": 30000,
+        "transaction.timeout.ms": timeout_ms,
         "linger.ms": 5,
         "on_delivery": delivered,
     })
@@ -69,7 +73,7 @@ def transactional_producer(bootstrap, txn_id):
     return p, errors
 
 
-def read_committed_consumer(bootstrap, topics, group):
+def read_committed_consumer(bootstrap, topics, group, partitions=PARTITIONS):
     c = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": group,  # required by librdkafka; assign() never joins it
@@ -78,15 +82,15 @@ def read_committed_consumer(bootstrap, topics, group):
         "enable.auto.offset.store": False,
         "enable.partition.eof": True,
     })
-    c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in range(PARTITIONS)])
+    c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in range(partitions)])
     return c
 
 
-def read_to_end(c, topics, what):
+def read_to_end(c, topics, what, partitions=PARTITIONS):
     """Reads until every partition reports its end; returns the values."""
     values = []
     eof = set()
-    while len(eof) < len(topics) * PARTITIONS:
+    while len(eof) < len(topics) * partitions:
         check_deadline(f"{what}: {len(values)} records, ends {sorted(eof)}")
         msg = c.poll(0.5)
         if msg is None:
@@ -206,11 +210,96 @@ def copy_transactionally(bootstrap, prefix):
     return {"rounds": rounds, "aborted": aborted_out, "group_offsets": group_offsets, "read": read}
 
 
+def kafka_error(e):
+    err = e.args[0]
+    return {"name": err.name(), "fatal": err.fatal(), "retriable": err.retriable(),
+            "txn_requires_abort": err.txn_requires_abort(), "str": err.str()}
+
+
+def fence(bootstrap, prefix):
+    """A second producer with the same transactional id fences the first,
+    whose open transaction is aborted and whose commit fails fatally."""
+    topic, txn_id = f"{prefix}-fence", f"{prefix}-fenced"
+    zombie, _ = transactional_producer(bootstrap, txn_id)
+    zombie.begin_transaction()
+    zombie.produce(topic, value=b"zombie", partition=0)
+    if zombie.flush(15):
+        fail("zombie: records not delivered")
+
+    fresh, errors = transactional_producer(bootstrap, txn_id)
+    fresh.begin_transaction()
+    fresh.produce(topic, value=b"fresh", partition=0)
+    fresh.commit_transaction(15)
+    if errors:
+        fail("fresh producer: " + "; ".join(errors))
+
+    zombie_error = None
+    try:
+        zombie.produce(topic, value=b"zombie-2", partition=0)
+        zombie.commit_transaction(15)
+    except KafkaException as e:
+        zombie_error = kafka_error(e)
+    c = read_committed_consumer(bootstrap, [topic], f"{prefix}-fence-reader", partitions=1)
+    read = read_to_end(c, [topic], "read_committed after fencing", partitions=1)
+    c.close()
+    return {"zombie_error": zombie_error, "read": read}
+
+
+def time_out(bootstrap, prefix):
+    """A transaction outlives its timeout and the coordinator aborts it,
+    bumping the producer's epoch. librdkafka then takes its commit's
+    PRODUCER_FENCED as fatal, as it does against Kafka; a new instance
+    with the same transactional id carries on."""
+    topic, txn_id = f"{prefix}-timeout", f"{prefix}-slow"
+    p, errors = transactional_producer(bootstrap, txn_id, timeout_ms=1000)
+    # Metadata first: librdkafka's produce() learns of a new topic only at
+    # its next one-second scan, which would outlast message.timeout.ms
+    # (capped at transaction.timeout.ms).
+    p.list_topics(topic, timeout=10)
+    p.begin_transaction()
+    p.produce(topic, value=b"timed-out", partition=0)
+    if p.flush(15) or errors:
+        fail(f"timed-out transaction: records not delivered {errors}")
+    # The coordinator's abort writes a marker after the record: the last
+    # stable offset (the high watermark a read_committed client is told)
+    # reaches 2.
+    watch = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{prefix}-timeout-watch",
+                      "isolation.level": "read_committed"})
+    while watch.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)[1] < 2:
+        check_deadline("the coordinator to abort the timed-out transaction")
+        time.sleep(0.05)
+    watch.close()
+    commit_error = None
+    try:
+        p.commit_transaction(15)
+    except KafkaException as e:
+        commit_error = kafka_error(e)
+
+    fresh, errors = transactional_producer(bootstrap, txn_id)
+    fresh.begin_transaction()
+    fresh.produce(topic, value=b"recovered", partition=0)
+    fresh.commit_transaction(15)
+    if errors:
+        fail("after the timeout: " + "; ".join(errors))
+    c = read_committed_consumer(bootstrap, [topic], f"{prefix}-timeout-reader", partitions=1)
+    read = read_to_end(c, [topic], "read_committed after the timeout", partitions=1)
+    c.close()
+    return {"commit_error": commit_error, "read": read}
+
+
+PHASES = {"produce": produce_transactions, "copy": copy_transactionally, "fence": fence, "timeout": time_out}
+
+
 def main():
-    bootstrap, prefix = sys.argv[1], sys.argv[2]
+    bootstrap, prefix, phases = sys.argv[1], sys.argv[2], sys.argv[3:]
     create_topics(bootstrap, [f"{prefix}-{t}" for t in ("a", "b", "in", "out")])
-    result = {"produce": produce_transactions(bootstrap, prefix),
-              "copy": copy_transactionally(bootstrap, prefix)}
+    create_topics(bootstrap, [f"{prefix}-fence", f"{prefix}-timeout"], partitions=1)
+    result, seconds = {}, {}
+    for name in phases:
+        start = time.monotonic()
+        result[name] = PHASES[name](bootstrap, prefix)
+        seconds[name] = round(time.monotonic() - start, 3)
+    result["seconds"] = seconds
     json.dump(result, sys.stdout)
 
 
