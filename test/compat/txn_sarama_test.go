@@ -110,6 +110,57 @@ func TestSaramaTransactions(t *testing.T) {
 	checkWritten(ctx, t, a.Addr(), topics, append(slices.Clone(committed), aborted...), aborted)
 }
 
+// TestSaramaTransactionFencing: a second sarama producer with the same
+// transactional id fences the first, whose open transaction is aborted:
+// the first one's next send fails, its abort is fenced, and only the
+// second one's records are read_committed.
+func TestSaramaTransactionFencing(t *testing.T) {
+	a := agenttest.Start(t, agenttest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const topic = "sarama-fence"
+	createTopics(ctx, t, a.Addr(), 1, topic)
+	send := func(p sarama.SyncProducer, v string) error {
+		_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v)})
+		return err
+	}
+
+	zombie := newSaramaTxnProducer(t, a.Addr(), "sarama-fenced")
+	defer zombie.Close()
+	if err := zombie.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(zombie, "zombie"); err != nil {
+		t.Fatal(err)
+	}
+
+	fresh := newSaramaTxnProducer(t, a.Addr(), "sarama-fenced")
+	defer fresh.Close()
+	if err := fresh.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(fresh, "fresh"); err != nil {
+		t.Fatalf("fresh producer: %v", err)
+	}
+	if err := fresh.CommitTxn(); err != nil {
+		t.Fatalf("fresh producer: %v", err)
+	}
+
+	// A produce with the old epoch is INVALID_PRODUCER_EPOCH, which sarama
+	// takes as abortable (KIP-588), as against Kafka; the abort that
+	// follows is PRODUCER_FENCED, which is fatal.
+	if err := send(zombie, "zombie-2"); !errors.Is(err, sarama.ErrInvalidProducerEpoch) {
+		t.Errorf("zombie's send after fencing: %v, want %v", err, sarama.ErrInvalidProducerEpoch)
+	}
+	if err := zombie.AbortTxn(); !errors.Is(err, sarama.ErrProducerFenced) {
+		t.Errorf("zombie's abort: %v, want PRODUCER_FENCED (%d)", err, sarama.ErrProducerFenced)
+	}
+	if s := zombie.TxnStatus(); s&sarama.ProducerTxnFlagFatalError == 0 {
+		t.Errorf("zombie's transaction status %v, want a fatal error", s)
+	}
+	checkTxnRead(t, "sarama read_committed", saramaReadCommitted(t, ctx, a.Addr(), []string{topic}, 1), []string{"fresh"})
+}
+
 // TestSaramaTransactionalCopy copies a topic in a consume-transform-produce
 // loop: a sarama ConsumerGroup (read_committed, no auto commit) hands each
 // record to a transactional producer, which writes its copy and the
