@@ -16,6 +16,7 @@
 // 4. read_committed group consumers read PREFIX-a and PREFIX-b, then
 //    PREFIX-out, each to the partitions' high watermarks (every
 //    transaction has ended, so the last stable offsets are there too).
+// 5. A second producer with the same transactional id fences the first.
 //
 // Prints one JSON object for test/compat/txn_kafkajs_test.go.
 
@@ -217,6 +218,39 @@ async function copyTransactionally (admin) {
   return { rounds, aborted: abortedOut, offsets_after_abort: offsetsAfterAbort, group_offsets: groupOffsets }
 }
 
+// fence: a second producer with the same transactional id fences the
+// first, whose open transaction is aborted and whose next send and commit
+// fail.
+async function fence (admin) {
+  const topic = `${prefix}-fence`
+  const zombie = transactionalProducer(`${prefix}-fenced`)
+  await zombie.connect()
+  const ztxn = await zombie.transaction()
+  await ztxn.send({ topic, acks: -1, messages: [{ partition: 0, value: 'zombie' }] })
+
+  const fresh = transactionalProducer(`${prefix}-fenced`)
+  await fresh.connect()
+  const ftxn = await fresh.transaction()
+  await ftxn.send({ topic, acks: -1, messages: [{ partition: 0, value: 'fresh' }] })
+  await ftxn.commit()
+  await fresh.disconnect()
+
+  const errors = {}
+  for (const [step, fn] of [
+    ['send', () => ztxn.send({ topic, acks: -1, messages: [{ partition: 0, value: 'zombie-2' }] })],
+    ['commit', () => ztxn.commit()]
+  ]) {
+    try {
+      await fn()
+      errors[step] = null
+    } catch (e) {
+      errors[step] = { name: e.name, type: e.type || null, retriable: e.retriable }
+    }
+  }
+  await zombie.disconnect()
+  return { errors, read: await readCommitted(admin, `${prefix}-fence-reader`, [topic]) }
+}
+
 async function main () {
   const admin = kafka.admin()
   await admin.connect()
@@ -230,8 +264,10 @@ async function main () {
   produce.read = await readCommitted(admin, `${prefix}-reader`, topics)
   const copy = await copyTransactionally(admin)
   copy.read = await readCommitted(admin, `${prefix}-out-reader`, [`${prefix}-out`])
+  await admin.createTopics({ waitForLeaders: true, topics: [{ topic: `${prefix}-fence`, numPartitions: 1, replicationFactor: 1 }] })
+  const fenced = await fence(admin)
   await admin.disconnect()
-  process.stdout.write(JSON.stringify({ produce, copy }))
+  process.stdout.write(JSON.stringify({ produce, copy, fence: fenced }))
 }
 
 main().catch(err => {
