@@ -329,29 +329,42 @@ func newSaramaPlainProducer(t *testing.T, addr string) sarama.SyncProducer {
 	return prod
 }
 
-// saramaEnd is the value of the record saramaReadCommitted writes at the
-// end of each partition, outside any transaction.
-const saramaEnd = "end-of-partition"
+// endRecord is the value of the record writeEndRecords writes at the end
+// of each partition, outside any transaction.
+const endRecord = "end-of-partition"
 
-// saramaReadCommitted writes a record outside any transaction at the end
-// of every partition of topics (all transactions on them must have
-// ended), then reads each partition with a read_committed sarama
-// consumer from the oldest offset up to that record: everything before it
-// has been read or skipped, so what was read is exactly what
-// read_committed returns, with no wait for records that might not come.
-func saramaReadCommitted(t *testing.T, ctx context.Context, addr string, topics []string, partitions int32) []txnRead {
+// writeEndRecords writes a record outside any transaction at the end of
+// every partition of topics. Once all transactions on them have ended, a
+// read_committed consumer that reaches it has read or skipped everything
+// before it: what it read is exactly what read_committed returns, with no
+// wait for records that might not come.
+func writeEndRecords(t *testing.T, addr string, topics []string, partitions int32) {
 	t.Helper()
 	plain := newSaramaPlainProducer(t, addr)
 	var ends []*sarama.ProducerMessage
 	for _, topic := range topics {
 		for p := range partitions {
-			ends = append(ends, &sarama.ProducerMessage{Topic: topic, Partition: p, Value: sarama.StringEncoder(saramaEnd)})
+			ends = append(ends, &sarama.ProducerMessage{Topic: topic, Partition: p, Value: sarama.StringEncoder(endRecord)})
 		}
 	}
 	if err := plain.SendMessages(ends); err != nil {
 		t.Fatalf("end records: %v", err)
 	}
+}
 
+// saramaReadCommitted writes end records (writeEndRecords) and reads up to
+// them with saramaReadToEnd.
+func saramaReadCommitted(t *testing.T, ctx context.Context, addr string, topics []string, partitions int32) []txnRead {
+	t.Helper()
+	writeEndRecords(t, addr, topics, partitions)
+	return saramaReadToEnd(t, ctx, addr, topics, partitions)
+}
+
+// saramaReadToEnd reads each partition of topics with a read_committed
+// sarama consumer from the oldest offset up to the first end record,
+// which it leaves out.
+func saramaReadToEnd(t *testing.T, ctx context.Context, addr string, topics []string, partitions int32) []txnRead {
+	t.Helper()
 	cfg := saramaConfig()
 	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
 	cons, err := sarama.NewConsumer([]string{addr}, cfg)
@@ -369,7 +382,7 @@ func saramaReadCommitted(t *testing.T, ctx context.Context, addr string, topics 
 			for done := false; !done; {
 				select {
 				case m := <-pc.Messages():
-					if string(m.Value) == saramaEnd {
+					if string(m.Value) == endRecord {
 						done = true
 						break
 					}

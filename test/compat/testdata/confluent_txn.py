@@ -1,8 +1,10 @@
 """Kafka transactions through Floe with confluent-kafka-python (librdkafka).
 
 Usage: confluent_txn.py BOOTSTRAP PREFIX PHASE...
+       confluent_txn.py BOOTSTRAP PREFIX read TOPIC PARTITIONS
 
-Runs the phases named, in order:
+Reads TOPIC read_committed to its end, or runs the phases named, in
+order:
 
 produce: a transactional producer (init_transactions, begin_transaction,
    produce, commit_transaction / abort_transaction) writes transactions to
@@ -292,6 +294,13 @@ PHASES = {"produce": produce_transactions, "copy": copy_transactionally, "fence"
 
 def main():
     bootstrap, prefix, phases = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if phases[0] == "read":
+        # read TOPIC PARTITIONS: read_committed, to the end.
+        topic, partitions = phases[1], int(phases[2])
+        c = read_committed_consumer(bootstrap, [topic], f"{prefix}-reader", partitions=partitions)
+        json.dump({"read": read_to_end(c, [topic], f"read_committed of {topic}", partitions=partitions)}, sys.stdout)
+        c.close()
+        return
     create_topics(bootstrap, [f"{prefix}-{t}" for t in ("a", "b", "in", "out")])
     create_topics(bootstrap, [f"{prefix}-fence", f"{prefix}-timeout"], partitions=1)
     result, seconds = {}, {}

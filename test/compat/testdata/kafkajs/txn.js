@@ -1,6 +1,10 @@
 // Kafka transactions through Floe with KafkaJS.
 //
 // Usage: node txn.js BOOTSTRAP PREFIX
+//        node txn.js BOOTSTRAP PREFIX read TOPIC
+//
+// With read, reads TOPIC read_committed to its high watermark (as in 4
+// below) and prints {"read": [...]}. Otherwise:
 //
 // 1. A transactional producer ({transactionalId, idempotent: true,
 //    maxInFlightRequests: 1}) writes transactions to PREFIX-a and PREFIX-b
@@ -24,9 +28,9 @@
 
 const { Kafka, logLevel } = require('kafkajs')
 
-const [bootstrap, prefix] = process.argv.slice(2)
-if (!bootstrap || !prefix) {
-  console.error('usage: node txn.js BOOTSTRAP PREFIX')
+const [bootstrap, prefix, mode, readTopic] = process.argv.slice(2)
+if (!bootstrap || !prefix || (mode && (mode !== 'read' || !readTopic))) {
+  console.error('usage: node txn.js BOOTSTRAP PREFIX [read TOPIC]')
   process.exit(2)
 }
 
@@ -254,6 +258,12 @@ async function fence (admin) {
 async function main () {
   const admin = kafka.admin()
   await admin.connect()
+  if (mode === 'read') {
+    const read = await readCommitted(admin, `${prefix}-reader`, [readTopic])
+    await admin.disconnect()
+    process.stdout.write(JSON.stringify({ read }))
+    return
+  }
   const topics = [`${prefix}-a`, `${prefix}-b`]
   await admin.createTopics({
     waitForLeaders: true,
