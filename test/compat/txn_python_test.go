@@ -70,7 +70,31 @@ type confluentTxnResult struct {
 		CommitError *librdkafkaError `json:"commit_error"`
 		Read        []txnRead        `json:"read"`
 	} `json:"timeout"`
+	Unstable struct {
+		ReadWhilePending []int64 `json:"read_while_pending"`
+		ReadAfterCommit  []int64 `json:"read_after_commit"`
+	} `json:"unstable"`
 	Seconds map[string]float64 `json:"seconds"`
+}
+
+// TestConfluentKafkaPythonTransactionPendingOffsets: a transaction sends
+// offset 10 of a group's partition; a read_committed librdkafka member of
+// the group, starting while the transaction is open, must wait for it
+// (OffsetFetch require_stable answered UNSTABLE_OFFSET_COMMIT, which
+// librdkafka retries, KIP-447) and then start at 10. Answering the
+// offsets committed before the transaction would have it start at 0 and
+// process records 0-9 again, which the transaction already claimed.
+func TestConfluentKafkaPythonTransactionPendingOffsets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, res := runConfluentTxn(t, ctx, "pyunstable", "unstable")
+	u := res.Unstable
+	if len(u.ReadWhilePending) > 0 {
+		t.Errorf("the member read offsets %v while the transaction held its group's offsets", u.ReadWhilePending)
+	}
+	if len(u.ReadAfterCommit) == 0 || u.ReadAfterCommit[0] != 10 {
+		t.Errorf("after the commit the member read offsets %v, want 10 to 19", u.ReadAfterCommit)
+	}
 }
 
 // librdkafkaError is a KafkaError as confluent_txn.py reports it.

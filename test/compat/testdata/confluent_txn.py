@@ -22,6 +22,8 @@ copy: consume-transform-produce: a group consumer (isolation.level
    A read_committed consumer reads PREFIX-out.
 fence: a second producer with the same transactional id fences the first.
 timeout: a transaction outlives its timeout.
+unstable: a group member starts while a transaction holds its group's
+   offsets.
 
 Prints one JSON object for test/compat/txn_python_test.go to check.
 """
@@ -289,7 +291,72 @@ def time_out(bootstrap, prefix):
     return {"commit_error": commit_error, "read": read}
 
 
-PHASES = {"produce": produce_transactions, "copy": copy_transactionally, "fence": fence, "timeout": time_out}
+def unstable(bootstrap, prefix):
+    """While a transaction holds offsets of a group, a read_committed
+    member of the group waits for it to end before it starts (librdkafka
+    sends OffsetFetch with require_stable and retries
+    UNSTABLE_OFFSET_COMMIT, KIP-447), so it starts from the offsets the
+    transaction commits rather than the ones before them."""
+    src, group = f"{prefix}-unstable", f"{prefix}-unstable-group"
+    plain = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i in range(20):
+        plain.produce(src, value=f"u{i:02d}".encode(), partition=0)
+    if plain.flush(15):
+        fail("unstable: records not delivered")
+
+    p, errors = transactional_producer(bootstrap, f"{prefix}-pending")
+    # Group metadata of no member (generation -1): the offsets are not
+    # checked against a member.
+    meta = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    p.begin_transaction()
+    p.send_offsets_to_transaction([TopicPartition(src, 0, 10)], meta.consumer_group_metadata(), 15)
+    meta.close()
+
+    assigned = []
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": 6000,
+    })
+    c.subscribe([src], on_assign=lambda consumer, parts: assigned.extend(parts))
+    early = []
+
+    def poll():
+        msg = c.poll(0.1)
+        if msg is not None and not msg.error():
+            return msg.offset()
+        return None
+
+    while not assigned:
+        check_deadline("unstable: the member's assignment")
+        o = poll()
+        if o is not None:
+            early.append(o)
+    # The member has its partition and asks for its offset: for a second,
+    # it must read nothing.
+    until = time.monotonic() + 1
+    while time.monotonic() < until:
+        o = poll()
+        if o is not None:
+            early.append(o)
+    p.commit_transaction(15)
+    read = []
+    while max(early + read, default=-1) < 19:
+        check_deadline(f"unstable: read offsets {read}")
+        o = poll()
+        if o is not None:
+            read.append(o)
+    c.close()
+    if errors:
+        fail("unstable: " + "; ".join(errors))
+    return {"read_while_pending": early, "read_after_commit": read}
+
+
+PHASES = {"produce": produce_transactions, "copy": copy_transactionally, "fence": fence, "timeout": time_out,
+          "unstable": unstable}
 
 
 def main():
@@ -302,7 +369,7 @@ def main():
         c.close()
         return
     create_topics(bootstrap, [f"{prefix}-{t}" for t in ("a", "b", "in", "out")])
-    create_topics(bootstrap, [f"{prefix}-fence", f"{prefix}-timeout"], partitions=1)
+    create_topics(bootstrap, [f"{prefix}-fence", f"{prefix}-timeout", f"{prefix}-unstable"], partitions=1)
     result, seconds = {}, {}
     for name in phases:
         start = time.monotonic()
