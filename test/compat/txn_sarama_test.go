@@ -84,7 +84,7 @@ func TestSaramaTransactions(t *testing.T) {
 		switch txn {
 		case 2: // committed: the group commits a/1 at 5
 			offsets = map[string][]*sarama.PartitionOffsetMetadata{topics[0]: {{Partition: 1, Offset: 5}}}
-		case 3: // aborted: the group commits neither
+		case 3: // aborted: the group commits neither (sarama sends offsets only when it commits)
 			offsets = map[string][]*sarama.PartitionOffsetMetadata{topics[0]: {{Partition: 0, Offset: 7}, {Partition: 1, Offset: 9}}}
 		}
 		if offsets != nil {
