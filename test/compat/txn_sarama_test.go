@@ -398,3 +398,99 @@ func saramaReadToEnd(t *testing.T, ctx context.Context, addr string, topics []st
 	}
 	return got
 }
+
+// TestSaramaTransactionAdmin: sarama's KIP-664 admin calls describe a
+// transaction while it is open and after it commits: DescribeTransactions
+// (state, producer, partitions), ListTransactions filtered by state, and
+// DescribeProducers (the open transaction's first offset).
+func TestSaramaTransactionAdmin(t *testing.T) {
+	a := agenttest.Start(t, agenttest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const topic, txnID = "sarama-txn-admin", "sarama-admin-txn"
+	createTopics(ctx, t, a.Addr(), 2, topic)
+	plain := newSaramaPlainProducer(t, a.Addr())
+	if _, _, err := plain.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: 1, Value: sarama.StringEncoder("plain")}); err != nil {
+		t.Fatal(err)
+	}
+
+	prod := newSaramaTxnProducer(t, a.Addr(), txnID)
+	defer prod.Close()
+	if err := prod.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.SendMessages([]*sarama.ProducerMessage{
+		{Topic: topic, Partition: 0, Value: sarama.StringEncoder("t0")},
+		{Topic: topic, Partition: 1, Value: sarama.StringEncoder("t1")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	ca, err := sarama.NewClusterAdmin([]string{a.Addr()}, saramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	admin := ca.(sarama.TransactionClusterAdmin)
+	describe := func() sarama.TransactionState {
+		t.Helper()
+		states, err := admin.DescribeTransactions([]string{txnID})
+		if err != nil {
+			t.Fatalf("DescribeTransactions: %v", err)
+		}
+		s, ok := states[txnID]
+		if !ok || s.ErrorCode != sarama.ErrNoError {
+			t.Fatalf("DescribeTransactions: %+v", states)
+		}
+		return s
+	}
+	listed := func(state string) []sarama.ListTransactionsResponseTransactionState {
+		t.Helper()
+		l, err := admin.ListTransactions([]string{state}, nil, -1)
+		if err != nil {
+			t.Fatalf("ListTransactions(%s): %v", state, err)
+		}
+		return l
+	}
+	txnStart := func(p int32) int64 {
+		t.Helper()
+		ps, err := admin.DescribeProducers(map[string][]int32{topic: {p}})
+		if err != nil {
+			t.Fatalf("DescribeProducers: %v", err)
+		}
+		part := ps[topic][p]
+		if part.ErrorCode != sarama.ErrNoError || len(part.ActiveProducers) != 1 {
+			t.Fatalf("DescribeProducers %s/%d: %+v", topic, p, part)
+		}
+		return part.ActiveProducers[0].CurrentTxnStartOffset
+	}
+
+	s := describe()
+	if s.TransactionState != "Ongoing" || s.TransactionTimeout != 30*time.Second || s.TransactionStartTime <= 0 ||
+		fmt.Sprint(s.Topics) != fmt.Sprintf("[{%s [0 1]}]", topic) {
+		t.Errorf("open transaction described as %+v", s)
+	}
+	if l := listed("Ongoing"); len(l) != 1 || l[0].TransactionalID != txnID || l[0].ProducerID != s.ProducerID {
+		t.Errorf("ongoing transactions listed: %+v, want %s (producer %d)", l, txnID, s.ProducerID)
+	}
+	if o := txnStart(1); o != 1 {
+		t.Errorf("open transaction starts at offset %d of partition 1, want 1", o)
+	}
+
+	if err := prod.CommitTxn(); err != nil {
+		t.Fatal(err)
+	}
+	after := describe()
+	if after.TransactionState != "CompleteCommit" || len(after.Topics) != 0 || after.ProducerID != s.ProducerID {
+		t.Errorf("committed transaction described as %+v", after)
+	}
+	if l := listed("Ongoing"); len(l) != 0 {
+		t.Errorf("ongoing transactions listed after the commit: %+v", l)
+	}
+	if l := listed("CompleteCommit"); len(l) != 1 || l[0].TransactionalID != txnID {
+		t.Errorf("committed transactions listed: %+v", l)
+	}
+	if o := txnStart(1); o != -1 {
+		t.Errorf("after the commit, a transaction starts at offset %d of partition 1, want -1", o)
+	}
+}
