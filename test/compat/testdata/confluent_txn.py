@@ -255,7 +255,10 @@ def time_out(bootstrap, prefix):
     PRODUCER_FENCED as fatal, as it does against Kafka; a new instance
     with the same transactional id carries on."""
     topic, txn_id = f"{prefix}-timeout", f"{prefix}-slow"
-    p, errors = transactional_producer(bootstrap, txn_id, timeout_ms=1000)
+    # Two seconds: long enough for the record to be written (librdkafka
+    # caps message.timeout.ms at the transaction timeout) on a loaded
+    # machine, short for the test.
+    p, errors = transactional_producer(bootstrap, txn_id, timeout_ms=2000)
     # Metadata first: librdkafka's produce() learns of a new topic only at
     # its next one-second scan, which would outlast message.timeout.ms
     # (capped at transaction.timeout.ms).
