@@ -46,6 +46,8 @@ import (
 // Store is what the coordinator needs from the metadata store.
 type Store interface {
 	metastore.GroupStore
+	// PendingTxnOffsets: OffsetFetch with RequireStable.
+	PendingTxnOffsets(ctx context.Context, group string) ([]metastore.TopicPartition, error)
 	Topics(ctx context.Context) ([]metastore.Topic, error)
 	Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error)
 }

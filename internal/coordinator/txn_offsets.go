@@ -4,7 +4,33 @@ import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/floe-io/floe/internal/metastore"
 )
+
+// FetchStableOffsets is FetchOffsets for a fetch that requires stable
+// offsets (OffsetFetch v7+ with RequireStable, KIP-447): it also returns
+// the partitions of which a transaction holds an offset of the group
+// pending, which are answered UNSTABLE_OFFSET_COMMIT, so that a member
+// does not start from an offset the transaction is about to replace and
+// process again what the transaction has processed. The pending
+// partitions are read first: a transaction that ends in between leaves
+// its partitions unstable in this answer (the client asks again), never
+// an offset stale.
+func (c *Coordinator) FetchStableOffsets(ctx context.Context, group string) ([]metastore.CommittedOffset, []metastore.TopicPartition, int16) {
+	if !c.opts.Owns(group) {
+		return nil, nil, kerr.NotCoordinator.Code
+	}
+	pending, err := c.store.PendingTxnOffsets(ctx, group)
+	if err != nil {
+		return nil, nil, errCode(err)
+	}
+	offs, code := c.FetchOffsets(ctx, group)
+	if code != 0 {
+		return nil, nil, code
+	}
+	return offs, pending, 0
+}
 
 // ValidateTxnCommit checks the group side of a TxnOffsetCommit (KIP-447):
 // v3+ carries the member id, group instance id and generation, checked as

@@ -181,6 +181,12 @@ type TxnStore interface {
 	// the whole call with ErrUnknownTopicOrPartition. A zero CommittedAt
 	// is set from the store's clock, and published as it is.
 	CommitTxnOffsets(ctx context.Context, transactionalID string, producerID int64, epoch int16, group string, offsets []CommittedOffset) error
+	// PendingTxnOffsets returns the partitions of which some transaction
+	// holds an offset of group pending (CommitTxnOffsets, not yet
+	// published or dropped by EndTxn, DeleteTxn or DeleteTopic), each
+	// once, sorted by CompareTopicPartitions. OffsetFetch answers them
+	// UNSTABLE_OFFSET_COMMIT when asked for stable offsets (KIP-447).
+	PendingTxnOffsets(ctx context.Context, group string) ([]TopicPartition, error)
 	// AbortedTxns returns the aborted index entries of a partition
 	// overlapping [from, to): LastOffset >= from and FirstOffset < to,
 	// sorted by FirstOffset (then ProducerID).

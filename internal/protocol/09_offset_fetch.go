@@ -6,9 +6,11 @@ package protocol
 // partition without a committed offset, and any partition of a group
 // that does not exist, is offset -1 with no error (clients depend on
 // this). Null topics (v2+) fetch every committed offset of the group.
-// v8+ fetches several groups at once. RequireStable (v7+, KIP-447) needs
-// no wait: Floe has no transactional offset commits, so none is ever
-// pending. v9's member id and epoch concern KIP-848 consumer groups: a
+// v8+ fetches several groups at once. RequireStable (v7+, KIP-447): a
+// partition of which a transaction holds an offset of the group pending
+// (TxnOffsetCommit, not yet ended) is UNSTABLE_OFFSET_COMMIT, offset -1,
+// which clients retry; a member then starts from what the transaction
+// commits, not from the offset before it. v9's member id and epoch concern KIP-848 consumer groups: a
 // member must exist (UNKNOWN_MEMBER_ID) and send its current epoch
 // (STALE_MEMBER_EPOCH); a request without them (null member id, epoch
 // -1: admins) is not checked. Classic groups ignore them, as in Kafka.
@@ -16,6 +18,7 @@ package protocol
 
 import (
 	"context"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -58,7 +61,7 @@ func (h *Handler) offsetFetch(_ context.Context, req *wire.Request) (Reply, erro
 			if r.Topics == nil && r.Version < 2 {
 				topics = []fetchTopic{} // null topics means "all" only from v2
 			}
-			parts, code := h.fetchOffsets(ctx, req, lookup, r.Group, topics, r.Topics == nil && r.Version >= 2, false)
+			parts, code := h.fetchOffsets(ctx, req, lookup, r.Group, topics, r.Topics == nil && r.Version >= 2, false, r.Version >= 7 && r.RequireStable)
 			resp.ErrorCode = code
 			byTopic := map[string]int{}
 			for _, p := range parts {
@@ -95,7 +98,7 @@ func (h *Handler) offsetFetch(_ context.Context, req *wire.Request) (Reply, erro
 			for _, t := range g.Topics {
 				topics = append(topics, fetchTopic{name: t.Topic, id: t.TopicID, partitions: t.Partitions})
 			}
-			parts, code := h.fetchOffsets(ctx, req, lookup, g.Group, topics, g.Topics == nil, r.Version >= 10)
+			parts, code := h.fetchOffsets(ctx, req, lookup, g.Group, topics, g.Topics == nil, r.Version >= 10, r.RequireStable)
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group, rg.ErrorCode = g.Group, code
 			byTopic := map[string]int{}
@@ -123,8 +126,11 @@ func (h *Handler) offsetFetch(_ context.Context, req *wire.Request) (Reply, erro
 // fetchOffsets answers one group: the requested partitions in request
 // order, or with all every committed offset of the group. It needs
 // DESCRIBE on the group; all leaves out the topics the principal may not
-// DESCRIBE, and requested ones fail with TOPIC_AUTHORIZATION_FAILED.
-func (h *Handler) fetchOffsets(ctx context.Context, req *wire.Request, lookup *topicLookup, group string, topics []fetchTopic, all, byID bool) ([]fetchedOffset, int16) {
+// DESCRIBE, and requested ones fail with TOPIC_AUTHORIZATION_FAILED. With
+// stable, partitions with offsets pending in a transaction are
+// UNSTABLE_OFFSET_COMMIT (with all, those with a committed offset, as
+// Kafka answers).
+func (h *Handler) fetchOffsets(ctx context.Context, req *wire.Request, lookup *topicLookup, group string, topics []fetchTopic, all, byID, stable bool) ([]fetchedOffset, int16) {
 	// Requested partitions are answered even when the group fails, so
 	// that per-partition error codes can be set by the caller.
 	unanswered := func(code int16) []fetchedOffset {
@@ -146,9 +152,23 @@ func (h *Handler) fetchOffsets(ctx context.Context, req *wire.Request, lookup *t
 	if code != 0 {
 		return unanswered(code), code
 	}
-	committed, code := co.FetchOffsets(ctx, group)
+	var (
+		committed []metastore.CommittedOffset
+		pending   []metastore.TopicPartition
+	)
+	if stable {
+		committed, pending, code = co.FetchStableOffsets(ctx, group)
+	} else {
+		committed, code = co.FetchOffsets(ctx, group)
+	}
 	if code != 0 {
 		return unanswered(code), code
+	}
+	// unstable marks f when a transaction holds its partition's offset.
+	unstable := func(f *fetchedOffset) {
+		if slices.Contains(pending, metastore.TopicPartition{TopicID: f.topicID, Partition: f.partition}) {
+			f.offset, f.epoch, f.metadata, f.code = -1, -1, "", kerr.UnstableOffsetCommit.Code
+		}
 	}
 	if all {
 		var out []fetchedOffset
@@ -160,8 +180,10 @@ func (h *Handler) fetchOffsets(ctx context.Context, req *wire.Request, lookup *t
 			if !h.visible(req, acl.Describe, acl.Topic, t.Name) {
 				continue
 			}
-			out = append(out, fetchedOffset{topic: t.Name, topicID: t.ID, partition: o.Partition,
-				offset: o.Offset, epoch: o.LeaderEpoch, metadata: o.Metadata})
+			f := fetchedOffset{topic: t.Name, topicID: t.ID, partition: o.Partition,
+				offset: o.Offset, epoch: o.LeaderEpoch, metadata: o.Metadata}
+			unstable(&f)
+			out = append(out, f)
 		}
 		return out, 0
 	}
@@ -199,6 +221,7 @@ func (h *Handler) fetchOffsets(ctx context.Context, req *wire.Request, lookup *t
 				if o, ok := byKey[key{topic.ID, p}]; ok {
 					f.offset, f.epoch, f.metadata = o.Offset, o.LeaderEpoch, o.Metadata
 				}
+				unstable(&f)
 			}
 			out = append(out, f)
 		}

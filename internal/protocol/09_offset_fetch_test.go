@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -137,5 +138,109 @@ func TestOffsetFetchGroups(t *testing.T) {
 				t.Errorf("offset %d, want %d", p.Offset, tc.want)
 			}
 		})
+	}
+}
+
+// TestOffsetFetchRequireStable: while a transaction holds an offset of a
+// group pending (TxnOffsetCommit, not yet ended), OffsetFetch with
+// RequireStable (v7+, KIP-447) answers that partition
+// UNSTABLE_OFFSET_COMMIT with offset -1, in every form of the request,
+// so that a new member does not start from the offset before the
+// transaction's; without RequireStable, or before v7, the committed
+// offset is answered. Other partitions and groups are unaffected, and the
+// transaction's commit makes its offset the stable one.
+func TestOffsetFetchRequireStable(t *testing.T) {
+	f := start(t)
+	f.createTopic("t", 2)
+	f.commit(9, "g", -1, "", "t", 0, 7)
+	f.commit(9, "g", -1, "", "t", 1, 3)
+
+	initReq := kmsg.NewPtrInitProducerIDRequest()
+	initReq.TransactionalID, initReq.TransactionTimeoutMillis = kmsg.StringPtr("tx"), 60_000
+	ip := do[*kmsg.InitProducerIDResponse](f, 4, initReq)
+	expectCode(t, "InitProducerId", ip.ErrorCode, 0)
+	addReq := kmsg.NewPtrAddOffsetsToTxnRequest()
+	addReq.TransactionalID, addReq.ProducerID, addReq.ProducerEpoch, addReq.Group = "tx", ip.ProducerID, ip.ProducerEpoch, "g"
+	expectCode(t, "AddOffsetsToTxn", do[*kmsg.AddOffsetsToTxnResponse](f, 3, addReq).ErrorCode, 0)
+	commitReq := kmsg.NewPtrTxnOffsetCommitRequest()
+	commitReq.TransactionalID, commitReq.Group, commitReq.ProducerID, commitReq.ProducerEpoch = "tx", "g", ip.ProducerID, ip.ProducerEpoch
+	commitReq.Generation = -1
+	commitReq.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 20, LeaderEpoch: -1}}}}
+	expectCode(t, "TxnOffsetCommit", do[*kmsg.TxnOffsetCommitResponse](f, 3, commitReq).Topics[0].Partitions[0].ErrorCode, 0)
+
+	// fetch answers "partition:offset/code" per partition of each group.
+	fetch := func(version int16, stable bool, groups []string, all bool) map[string][]string {
+		t.Helper()
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.RequireStable = stable
+		topics := []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0, 1}}}
+		if all {
+			topics = nil
+		}
+		if version < 8 {
+			req.Group, req.Topics = groups[0], topics
+		}
+		for _, g := range groups {
+			rg := kmsg.NewOffsetFetchRequestGroup()
+			rg.Group = g
+			if !all {
+				rg.Topics = []kmsg.OffsetFetchRequestGroupTopic{{Topic: "t", Partitions: []int32{0, 1}}}
+			}
+			req.Groups = append(req.Groups, rg)
+		}
+		r := do[*kmsg.OffsetFetchResponse](f, version, req)
+		out := map[string][]string{}
+		add := func(g string, p int32, offset int64, code int16) {
+			out[g] = append(out[g], fmt.Sprintf("%d:%d/%s", p, offset, codeName(code)))
+		}
+		if version < 8 {
+			for _, rt := range r.Topics {
+				for _, p := range rt.Partitions {
+					add(groups[0], p.Partition, p.Offset, p.ErrorCode)
+				}
+			}
+			return out
+		}
+		for _, rg := range r.Groups {
+			for _, rt := range rg.Topics {
+				for _, p := range rt.Partitions {
+					add(rg.Group, p.Partition, p.Offset, p.ErrorCode)
+				}
+			}
+		}
+		return out
+	}
+	unstable := kerr.UnstableOffsetCommit.Code
+	pending := []string{"0:-1/" + codeName(unstable), "1:3/NONE"}
+	committed := []string{"0:7/NONE", "1:3/NONE"}
+	for _, tc := range []struct {
+		name    string
+		version int16
+		stable  bool
+		groups  []string
+		all     bool
+		want    map[string][]string
+	}{
+		{"v7 stable", 7, true, []string{"g"}, false, map[string][]string{"g": pending}},
+		{"v7 stable, all", 7, true, []string{"g"}, true, map[string][]string{"g": pending}},
+		{"v7", 7, false, []string{"g"}, false, map[string][]string{"g": committed}},
+		{"v6 has no RequireStable", 6, true, []string{"g"}, false, map[string][]string{"g": committed}},
+		{"v8 stable, two groups", 8, true, []string{"g", "other"}, false,
+			map[string][]string{"g": pending, "other": {"0:-1/NONE", "1:-1/NONE"}}},
+		{"v8 stable, all", 8, true, []string{"g"}, true, map[string][]string{"g": pending}},
+		{"v8", 8, false, []string{"g"}, false, map[string][]string{"g": committed}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fetch(tc.version, tc.stable, tc.groups, tc.all); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	endReq := kmsg.NewPtrEndTxnRequest()
+	endReq.TransactionalID, endReq.ProducerID, endReq.ProducerEpoch, endReq.Commit = "tx", ip.ProducerID, ip.ProducerEpoch, true
+	expectCode(t, "EndTxn", do[*kmsg.EndTxnResponse](f, 3, endReq).ErrorCode, 0)
+	if got, want := fetch(7, true, []string{"g"}, false), map[string][]string{"g": {"0:20/NONE", "1:3/NONE"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after the commit: %v, want %v", got, want)
 	}
 }

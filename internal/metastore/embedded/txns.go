@@ -514,6 +514,40 @@ func (s *Store) CommitTxnOffsets(ctx context.Context, id string, producerID int6
 	return nil
 }
 
+// PendingTxnOffsets implements metastore.TxnStore. Pending offsets are
+// keyed by transaction first, so this reads the whole bucket, as
+// deleteTopicTxns does: it holds only the offsets of transactions not yet
+// ended, and only OffsetFetch with RequireStable asks.
+func (s *Store) PendingTxnOffsets(ctx context.Context, group string) ([]metastore.TopicPartition, error) {
+	var out []metastore.TopicPartition
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketTxnOffsets)).ForEach(func(k, v []byte) error {
+			_, rest, err := splitTxnKey(k)
+			if err != nil {
+				return err
+			}
+			g, pk, err := decodeGroupKey(rest)
+			if err != nil {
+				return err
+			}
+			if g != group {
+				return nil
+			}
+			o, err := decodeOffset(pk, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, metastore.TopicPartition{TopicID: o.TopicID, Partition: o.Partition})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pending transactional offsets of group %q: %w", group, err)
+	}
+	slices.SortFunc(out, metastore.CompareTopicPartitions)
+	return slices.Compact(out), nil
+}
+
 // AbortedTxns implements metastore.TxnStore. The index is in marker order
 // from from, and the scan stops at the first entry after which no entry
 // can start before to (metastore.AbortedScanDone).

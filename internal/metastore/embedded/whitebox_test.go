@@ -218,6 +218,10 @@ func TestCorruptTxnValues(t *testing.T) {
 		"Offsets":         func(s *Store) error { _, err := s.Offsets(t.Context(), topicID, 0); return err },
 		"ActiveProducers": func(s *Store) error { _, err := s.ActiveProducers(t.Context(), topicID, 0); return err },
 		"AbortedTxns":     func(s *Store) error { _, err := s.AbortedTxns(t.Context(), topicID, 0, 0, 100); return err },
+		"PendingTxnOffsets": func(s *Store) error {
+			_, err := s.PendingTxnOffsets(t.Context(), "g")
+			return err
+		},
 		"EndTxn": func(s *Store) error {
 			_, err := s.EndTxn(t.Context(), metastore.TxnEnd{Next: metastore.Txn{TransactionalID: "tx", State: metastore.TxnCompleteCommit, Version: 1},
 				ProducerID: 1000, Commit: true, Groups: []string{"g"}})
@@ -239,8 +243,8 @@ func TestCorruptTxnValues(t *testing.T) {
 		{"open entry of 3 bytes", plant{[]byte(bucketTxnOpen), sequenceKey{pk, 1000}.key(), []byte{1, 2, 3}}, []string{"Offsets", "ActiveProducers"}},
 		{"open entry key of 23 bytes", plant{[]byte(bucketTxnOpen), append(pk.bytes(), 1, 2, 3), make([]byte, 8)}, []string{"Offsets", "ActiveProducers"}},
 		{"aborted entry of 5 bytes", plant{[]byte(bucketTxnAborted), abortedKey(pk, 3), make([]byte, 5)}, []string{"AbortedTxns"}},
-		{"pending offset of 2 bytes", plant{[]byte(bucketTxnOffsets), slices.Concat(txKey, gk, pk.bytes()), []byte{1, 2}}, []string{"EndTxn"}},
-		{"pending offset key without a group", plant{[]byte(bucketTxnOffsets), slices.Concat(txKey, []byte{0xff}), make([]byte, offsetValueHeader)}, []string{"EndTxn", "DeleteTopic"}},
+		{"pending offset of 2 bytes", plant{[]byte(bucketTxnOffsets), slices.Concat(txKey, gk, pk.bytes()), []byte{1, 2}}, []string{"EndTxn", "PendingTxnOffsets"}},
+		{"pending offset key without a group", plant{[]byte(bucketTxnOffsets), slices.Concat(txKey, []byte{0xff}), make([]byte, offsetValueHeader)}, []string{"EndTxn", "DeleteTopic", "PendingTxnOffsets"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,6 +35,7 @@ func testTxns(t *testing.T, open func(t *testing.T) txnStore) {
 	t.Run("EndConflicts", func(t *testing.T) { testTxnEndConflicts(t, open(t)) })
 	t.Run("EndWithoutPartitions", func(t *testing.T) { testTxnEndWithoutPartitions(t, open(t)) })
 	t.Run("Offsets", func(t *testing.T) { testTxnOffsets(t, open(t)) })
+	t.Run("PendingOffsets", func(t *testing.T) { testTxnPendingOffsets(t, open(t)) })
 	t.Run("AbortedIndex", func(t *testing.T) { testAbortedIndex(t, open(t)) })
 	t.Run("ActiveProducers", func(t *testing.T) { testActiveProducers(t, open(t)) })
 	t.Run("DeleteTopic", func(t *testing.T) { testTxnDeleteTopic(t, open(t)) })
@@ -695,6 +696,66 @@ func testTxnOffsets(t *testing.T, s txnStore) {
 	if got := fetchOffsets(t, s, "g"); len(got) != 0 {
 		t.Fatalf("offsets published by an abort: %+v", got)
 	}
+}
+
+// testTxnPendingOffsets checks PendingTxnOffsets through the lives of
+// three transactions' pending offsets: each partition once, in order,
+// per group, until the transactions end (commit or abort), the topic is
+// deleted or the record is.
+func testTxnPendingOffsets(t *testing.T, s txnStore) {
+	ctx := t.Context()
+	in := createTopic(t, s, "in", 3)
+	doomed := createTopic(t, s, "doomed", 1)
+	txns := map[string]metastore.Txn{}
+	for i, id := range []string{"a", "b", "c"} {
+		txn := ongoing(id, 5000+int64(i), 0, 0, nil, "g", "h")
+		txn.Version = saveTxn(t, s, txn)
+		txns[id] = txn
+	}
+	wantPending := func(what, group string, want ...metastore.TopicPartition) {
+		t.Helper()
+		got, err := s.PendingTxnOffsets(ctx, group)
+		if err != nil {
+			t.Fatalf("%s: PendingTxnOffsets(%q): %v", what, group, err)
+		}
+		slices.SortFunc(want, metastore.CompareTopicPartitions)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: PendingTxnOffsets(%q) = %v, want %v", what, group, got, want)
+		}
+	}
+	commit := func(id, group string, offsets ...metastore.CommittedOffset) {
+		t.Helper()
+		txn := txns[id]
+		if err := s.CommitTxnOffsets(ctx, id, txn.ProducerID, txn.ProducerEpoch, group, offsets); err != nil {
+			t.Fatalf("CommitTxnOffsets(%q, %q): %v", id, group, err)
+		}
+	}
+	wantPending("before any", "g")
+	commit("a", "g", offset(in.ID, 2, 1), offset(in.ID, 0, 1))
+	commit("a", "h", offset(in.ID, 1, 1))
+	commit("b", "g", offset(in.ID, 0, 5), offset(doomed.ID, 0, 1))
+	commit("c", "g", offset(in.ID, 1, 9))
+	commit("c", "g", offset(in.ID, 1, 10)) // replaces
+	wantPending("pending", "g", tp(in.ID, 0), tp(in.ID, 1), tp(in.ID, 2), tp(doomed.ID, 0))
+	wantPending("pending", "h", tp(in.ID, 1))
+	wantPending("pending", "other")
+	if got := fetchOffsets(t, s, "g"); len(got) != 0 {
+		t.Fatalf("pending offsets committed before the end: %+v", got)
+	}
+
+	end(t, s, txns["a"], true)
+	wantPending("after a commit", "g", tp(in.ID, 0), tp(in.ID, 1), tp(doomed.ID, 0))
+	wantPending("after a commit", "h")
+	if _, err := s.DeleteTopic(ctx, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	wantPending("after the topic's deletion", "g", tp(in.ID, 0), tp(in.ID, 1))
+	end(t, s, txns["b"], false)
+	wantPending("after an abort", "g", tp(in.ID, 1))
+	if err := s.DeleteTxn(ctx, "c", txns["c"].Version); err != nil {
+		t.Fatal(err)
+	}
+	wantPending("after the record's deletion", "g")
 }
 
 // testAbortedIndex checks AbortedTxns' overlap rule and order, with

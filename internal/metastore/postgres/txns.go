@@ -450,6 +450,28 @@ func (s *Store) CommitTxnOffsets(ctx context.Context, id string, producerID int6
 	return nil
 }
 
+// PendingTxnOffsets implements metastore.TxnStore. txn_offsets holds only
+// the offsets of transactions not yet ended and is read by group only
+// here (OffsetFetch with RequireStable), so it has no index by group.
+func (s *Store) PendingTxnOffsets(ctx context.Context, group string) ([]metastore.TopicPartition, error) {
+	var keys []partitionKey
+	err := s.run(ctx, func(ctx context.Context) error {
+		rows, _ := s.pool.Query(ctx, `SELECT DISTINCT topic_id, part FROM txn_offsets WHERE group_name = $1`, []byte(group))
+		var err error
+		keys, err = pgx.CollectRows(rows, scanPartitionKey)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pending transactional offsets of group %q: %w", group, err)
+	}
+	out := make([]metastore.TopicPartition, len(keys))
+	for i, k := range keys {
+		out[i] = metastore.TopicPartition{TopicID: k.id, Partition: k.partition}
+	}
+	slices.SortFunc(out, metastore.CompareTopicPartitions)
+	return out, nil
+}
+
 // AbortedTxns implements metastore.TxnStore. The scan of the partition's
 // index in marker order stops at the first entry after which no entry can
 // start before to (metastore.AbortedScanDone): both bounds are seeks on
