@@ -20,7 +20,6 @@ package protocol
 import (
 	"context"
 	"errors"
-	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -129,16 +128,14 @@ func (h *Handler) topicMetadata(ctx context.Context, view Cluster, t metastore.T
 	// Every partition led by the same agent shares one replica list:
 	// the response is only read, to be encoded.
 	replicas := map[int32][]int32{}
-	key := partitionKeyPrefix(t.ID)
-	prefix := len(key)
+	leaders := leadersIn(view, t.ID)
 	for p := range t.Partitions {
 		if p%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return mt, err
 			}
 		}
-		key = strconv.AppendInt(key[:prefix], int64(p), 10)
-		leader := view.Owner(string(key)).NodeID
+		leader := leaders.leader(p)
 		list, ok := replicas[leader]
 		if !ok {
 			list = []int32{leader}

@@ -56,6 +56,7 @@ var advertised = map[int16][2]int16{
 	66: {0, 2},  // ListTransactions
 	68: {0, 1},  // ConsumerGroupHeartbeat
 	69: {0, 1},  // ConsumerGroupDescribe
+	75: {0, 0},  // DescribeTopicPartitions
 }
 
 func TestApiVersions(t *testing.T) {

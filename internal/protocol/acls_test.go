@@ -182,6 +182,9 @@ func TestAuthorizationPerAPI(t *testing.T) {
 			req.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "t"}}
 			return do[*kmsg.IncrementalAlterConfigsResponse](f, 1, req).Resources[0].ErrorCode
 		}},
+		{"DescribeTopicPartitions of a named topic", topicAuth, func(f *fixture) int16 {
+			return f.describeTopicPartitions(10, "", 0, "t").Topics[0].ErrorCode
+		}},
 		{"DescribeAcls", clusterAuth, func(f *fixture) int16 {
 			return do[*kmsg.DescribeACLsResponse](f, 3, describeAllACLs()).ErrorCode
 		}},

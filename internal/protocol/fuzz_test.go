@@ -259,6 +259,9 @@ func fillOne(req kmsg.Request) {
 	case *kmsg.ConsumerGroupHeartbeatRequest:
 		r.Group, r.MemberEpoch, r.RebalanceTimeoutMillis = "cg", 0, 10000
 		r.SubscribedTopicNames = []string{name}
+	case *kmsg.DescribeTopicPartitionsRequest:
+		r.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: name}}
+		r.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: name, Partition: 1}
 	case *kmsg.ProduceRequest:
 		r.Acks, r.TimeoutMillis = -1, 1000
 		r.Topics = []kmsg.ProduceRequestTopic{{Topic: name, Partitions: []kmsg.ProduceRequestTopicPartition{{Records: []byte{0}}}}}

@@ -134,16 +134,16 @@ func (h *Handler) checkCreate(ctx context.Context, name string, current, partiti
 var ErrNamesTooMany = fmt.Errorf("%w: the request names more than the cluster may have", wire.ErrMalformed)
 
 // checkNamed bounds the partitions a request names by MaxPartitions (and
-// a Metadata request's topics by MaxTopics), so that every answer built
-// per named partition is bounded by the limits, not only by the frame.
+// the topics of Metadata and DescribeTopicPartitions by MaxTopics), so
+// that every answer built per named partition is bounded by the limits,
+// not only by the frame.
 func (h *Handler) checkNamed(req kmsg.Request) error {
 	var n int64
 	switch r := req.(type) {
 	case *kmsg.MetadataRequest:
-		if max := h.cfg.Limits.MaxTopics; max > 0 && len(r.Topics) > max {
-			return fmt.Errorf("%w: %d topics, at most %d (--max-topics)", ErrNamesTooMany, len(r.Topics), max)
-		}
-		return nil
+		return h.checkTopicsNamed(len(r.Topics))
+	case *kmsg.DescribeTopicPartitionsRequest:
+		return h.checkTopicsNamed(len(r.Topics))
 	case *kmsg.ProduceRequest:
 		n = count(r.Topics, func(t kmsg.ProduceRequestTopic) int { return len(t.Partitions) })
 	case *kmsg.FetchRequest:
@@ -180,6 +180,14 @@ func (h *Handler) checkNamed(req kmsg.Request) error {
 	}
 	if max := h.cfg.Limits.MaxPartitions; max > 0 && n > max {
 		return fmt.Errorf("%w: %d partitions, at most %d (--max-partitions)", ErrNamesTooMany, n, max)
+	}
+	return nil
+}
+
+// checkTopicsNamed bounds the topics a request names by MaxTopics.
+func (h *Handler) checkTopicsNamed(n int) error {
+	if max := h.cfg.Limits.MaxTopics; max > 0 && n > max {
+		return fmt.Errorf("%w: %d topics, at most %d (--max-topics)", ErrNamesTooMany, n, max)
 	}
 	return nil
 }
