@@ -131,10 +131,15 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer store.Close()
-	bucket, err := bucketurl.Open(ctx, "file://"+filepath.Join(dir, "bucket"))
+	bucketSpec, err := bucketurl.Parse("file://" + filepath.Join(dir, "bucket"))
 	if err != nil {
 		return err
 	}
+	bucket, err := bucketurl.OpenSpec(ctx, bucketSpec)
+	if err != nil {
+		return err
+	}
+	f.cfg.LogDir = bucketSpec.Location()
 	a, err := agent.Start(f.cfg, store, bucket)
 	if err != nil {
 		return err
@@ -201,12 +206,17 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	// The bucket's retries and hedged GETs are counted on the agent's
 	// /metrics (floe_objstore_retries_total, floe_objstore_hedges_total).
 	f.cfg.Registry = prometheus.NewRegistry()
-	bucket, err := bucketurl.OpenWith(ctx, *bucketURL, bucketurl.Options{
+	bucketSpec, err := bucketurl.Parse(*bucketURL)
+	if err != nil {
+		return err
+	}
+	bucket, err := bucketurl.OpenSpecWith(ctx, bucketSpec, bucketurl.Options{
 		Resilience: objstore.ResilientOptions{Metrics: objstore.NewResilienceMetrics(f.cfg.Registry)},
 	})
 	if err != nil {
 		return err
 	}
+	f.cfg.LogDir = bucketSpec.Location()
 	a, err := agent.Start(f.cfg, store, bucket)
 	if err != nil {
 		return err

@@ -107,6 +107,11 @@ type Config struct {
 	// Roles this agent takes: produce, fetch, jobs (default: all).
 	Roles []string
 
+	// LogDir names the agent's one virtual log dir, the bucket, in
+	// DescribeLogDirs and the log.dirs broker config (the commands pass
+	// the bucket URL without its query; default "bucket://" + ClusterID).
+	LogDir string
+
 	Linger          time.Duration // default 250ms
 	SegmentMaxBytes int           // default 8 MiB
 	MaxFrameBytes   int32         // default 100 MiB
@@ -405,6 +410,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				DefaultPartitions: cfg.DefaultPartitions,
 				Limits:            cfg.Limits,
 				Broker:            a.brokerConfigs(),
+				LogDir:            cfg.LogDir,
 			}, store, a.writer, reader, notify, log)
 			l.handler = handler
 			continue

@@ -114,6 +114,7 @@ func (h *Handler) describeBrokerConfigs(names []string) []kmsg.DescribeConfigsRe
 		{"auto.create.topics.enable", strconv.FormatBool(h.cfg.AutoCreateTopics), config.Boolean},
 		{"default.replication.factor", "1", config.Short},
 		{"fetch.max.bytes", strconv.Itoa(int(h.cfg.Limits.FetchMaxBytes)), config.Int},
+		{"log.dirs", h.cfg.LogDir, config.List},
 		{"log.retention.ms", "604800000", config.Long},
 		{"message.max.bytes", strconv.Itoa(int(h.cfg.MaxMessageBytes)), config.Int},
 		{"min.insync.replicas", "1", config.Int},

@@ -143,6 +143,7 @@ func TestDescribeBrokerConfigsTools(t *testing.T) {
 		"offsets.retention.minutes":      "10080",
 		"num.partitions":                 "1",
 		"quota.window.num":               "11",
+		"log.dirs":                       "bucket://floe", // the agent's one virtual log dir
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %q, want %q", name, got[name], want)

@@ -185,6 +185,18 @@ func TestAuthorizationPerAPI(t *testing.T) {
 		{"DescribeTopicPartitions of a named topic", topicAuth, func(f *fixture) int16 {
 			return f.describeTopicPartitions(10, "", 0, "t").Topics[0].ErrorCode
 		}},
+		{"DescribeLogDirs", clusterAuth, func(f *fixture) int16 {
+			resp := do[*kmsg.DescribeLogDirsResponse](f, 4, kmsg.NewPtrDescribeLogDirsRequest())
+			if len(resp.Dirs) != 0 && resp.ErrorCode != 0 {
+				return -1 // dirs in an answer that is an error
+			}
+			return resp.ErrorCode
+		}},
+		{"AlterReplicaLogDirs", clusterAuth, func(f *fixture) int16 {
+			req := kmsg.NewPtrAlterReplicaLogDirsRequest()
+			req.Dirs = []kmsg.AlterReplicaLogDirsRequestDir{{Dir: "bucket://floe", Topics: []kmsg.AlterReplicaLogDirsRequestDirTopic{{Topic: "t", Partitions: []int32{0}}}}}
+			return do[*kmsg.AlterReplicaLogDirsResponse](f, 2, req).Topics[0].Partitions[0].ErrorCode
+		}},
 		{"DescribeAcls", clusterAuth, func(f *fixture) int16 {
 			return do[*kmsg.DescribeACLsResponse](f, 3, describeAllACLs()).ErrorCode
 		}},

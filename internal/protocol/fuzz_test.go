@@ -262,6 +262,10 @@ func fillOne(req kmsg.Request) {
 	case *kmsg.DescribeTopicPartitionsRequest:
 		r.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: name}}
 		r.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: name, Partition: 1}
+	case *kmsg.DescribeLogDirsRequest:
+		r.Topics = []kmsg.DescribeLogDirsRequestTopic{{Topic: name, Partitions: []int32{0, 1}}}
+	case *kmsg.AlterReplicaLogDirsRequest:
+		r.Dirs = []kmsg.AlterReplicaLogDirsRequestDir{{Dir: "bucket://fuzz", Topics: []kmsg.AlterReplicaLogDirsRequestDirTopic{{Topic: name, Partitions: []int32{0}}}}}
 	case *kmsg.ProduceRequest:
 		r.Acks, r.TimeoutMillis = -1, 1000
 		r.Topics = []kmsg.ProduceRequestTopic{{Topic: name, Partitions: []kmsg.ProduceRequestTopicPartition{{Records: []byte{0}}}}}

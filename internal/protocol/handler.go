@@ -72,6 +72,10 @@ type Config struct {
 	// Quotas, if set, is re-read after AlterClientQuotas, so that this
 	// agent enforces a change at once.
 	Quotas *quota.Manager
+	// LogDir names the agent's one virtual log dir (DescribeLogDirs,
+	// AlterReplicaLogDirs, the log.dirs broker config): the bucket every
+	// partition's data lives in. Default "bucket://" + ClusterID.
+	LogDir string
 	// Users keeps the SASL users' SCRAM credentials
 	// (DescribeUserScramCredentials, AlterUserScramCredentials); nil
 	// answers those APIs with an error.
@@ -99,6 +103,8 @@ type Store interface {
 	metastore.QuotaStore
 	// DescribeProducers.
 	ActiveProducers(ctx context.Context, id metastore.TopicID, partition int32) ([]metastore.ActiveProducer, error)
+	// DescribeLogDirs.
+	PartitionUsage(ctx context.Context, id metastore.TopicID) ([]metastore.PartitionUsage, error)
 }
 
 // Handler answers requests. It is safe for concurrent use by many
@@ -129,6 +135,9 @@ func NewHandler(cfg Config, store Store, writer *produce.Writer, reader *fetch.R
 		cfg.MaxMessageBytes = 1048588
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	if cfg.LogDir == "" {
+		cfg.LogDir = "bucket://" + cfg.ClusterID
+	}
 	return &Handler{
 		cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log,
 		mutations:   newQuotas(cfg.Limits.ControllerMutationRate, time.Now),

@@ -175,6 +175,12 @@ func (h *Handler) checkNamed(req kmsg.Request) error {
 		n = count(r.Topics, func(t kmsg.DescribeProducersRequestTopic) int { return len(t.Partitions) })
 	case *kmsg.DescribeTransactionsRequest:
 		n = int64(len(r.TransactionalIDs))
+	case *kmsg.DescribeLogDirsRequest:
+		n = count(r.Topics, func(t kmsg.DescribeLogDirsRequestTopic) int { return len(t.Partitions) })
+	case *kmsg.AlterReplicaLogDirsRequest:
+		for _, d := range r.Dirs {
+			n += count(d.Topics, func(t kmsg.AlterReplicaLogDirsRequestDirTopic) int { return len(t.Partitions) })
+		}
 	default:
 		return nil
 	}

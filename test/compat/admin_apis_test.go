@@ -2,12 +2,18 @@ package compat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/testutil"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
@@ -76,4 +82,147 @@ func TestDescribeTopicPartitionsPaged(t *testing.T) {
 	if len(seen) != len(want) || pages != 3 {
 		t.Fatalf("%d partitions in %d pages, want %d in 3", len(seen), pages, len(want))
 	}
+}
+
+// twoAgents starts two agents of one cluster and waits until the first
+// lists both, so that partitions spread over two leaders.
+func twoAgents(t *testing.T, ctx context.Context) (a, b *agenttest.Agent) {
+	t.Helper()
+	a = agenttest.Start(t, agenttest.Options{})
+	b = agenttest.StartPeer(t, a, agenttest.Options{})
+	// A raw connection: franz-go's clients would cache the first answer.
+	c := testutil.Dial(t, a.Addr())
+	req := kmsg.NewPtrMetadataRequest()
+	req.SetVersion(12)
+	for len(c.Do(req).(*kmsg.MetadataResponse).Brokers) < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the first agent never listed the second")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return a, b
+}
+
+// leadersOf returns each partition's leader as Metadata reports it.
+func leadersOf(t *testing.T, ctx context.Context, adm *kadm.Client, topic string) map[int32]int32 {
+	t.Helper()
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int32{}
+	for p, pd := range md.Topics[topic].Partitions {
+		out[p] = pd.Leader
+	}
+	return out
+}
+
+// TestLogDirs describes the agents' log dirs with kadm and sarama, which
+// ask every broker, and moves partitions between dirs with kadm: each
+// agent reports its one virtual dir with the partitions it leads, sized
+// as stored, and a move succeeds only to where the data is.
+func TestLogDirs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, _ := twoAgents(t, ctx)
+	const topic, partitions = "logdirs", 8
+	createTopic(t, ctx, a.Addr(), topic, partitions)
+	cl := newClient(t, a.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for p := range int32(partitions) {
+		for i := range int(p) + 1 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "record %d of %d", i, p)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	id, err := a.Store.Topic(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage, err := a.Store.PartitionUsage(ctx, id.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := newAdmin(t, a.Addr())
+	leaders := leadersOf(t, ctx, adm, topic)
+
+	all, err := adm.DescribeAllLogDirs(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 {
+		t.Fatalf("log dirs of %d brokers, want 2", len(all))
+	}
+	seen := map[int32]bool{}
+	all.Each(func(d kadm.DescribedLogDir) {
+		if d.Dir != "bucket://floe" || d.Err != nil {
+			t.Errorf("broker %d: dir %q error %v", d.Broker, d.Dir, d.Err)
+		}
+		for _, p := range d.Topics.Sorted() {
+			if seen[p.Partition] || leaders[p.Partition] != d.Broker || p.Size != usage[p.Partition].Bytes || p.Size == 0 {
+				t.Errorf("broker %d lists %s/%d with %d bytes (leader %d, %d bytes stored, seen %v)",
+					d.Broker, p.Topic, p.Partition, p.Size, leaders[p.Partition], usage[p.Partition].Bytes, seen[p.Partition])
+			}
+			seen[p.Partition] = true
+		}
+	})
+	if len(seen) != partitions {
+		t.Errorf("%d partitions listed, want %d", len(seen), partitions)
+	}
+
+	// sarama asks each broker at v4 with null topics.
+	sadm, err := sarama.NewClusterAdmin([]string{a.Addr()}, saramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sadm.Close()
+	var ids []int32
+	for id := range all {
+		ids = append(ids, id)
+	}
+	byBroker, err := sadm.DescribeLogDirs(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for broker, dirs := range byBroker {
+		if len(dirs) != 1 || dirs[0].Path != "bucket://floe" || dirs[0].TotalBytes != -1 || dirs[0].UsableBytes != -1 {
+			t.Fatalf("broker %d: dirs %+v, want the virtual one, of unknown volume size", broker, dirs)
+		}
+		for _, rt := range dirs[0].Topics {
+			for _, p := range rt.Partitions {
+				if leaders[p.PartitionID] != broker || p.Size != usage[p.PartitionID].Bytes {
+					t.Errorf("sarama: broker %d lists %d with %d bytes", broker, p.PartitionID, p.Size)
+				}
+				n++
+			}
+		}
+	}
+	if n != partitions {
+		t.Errorf("sarama: %d partitions listed, want %d", n, partitions)
+	}
+
+	// Moves: to the virtual dir, a no-op on the partition's leader and
+	// REPLICA_NOT_AVAILABLE elsewhere; to any other dir,
+	// LOG_DIR_NOT_FOUND.
+	var move kadm.AlterReplicaLogDirsReq
+	move.Add("bucket://floe", kadm.TopicsSet{topic: {0: {}, 1: {}, 2: {}, 3: {}}})
+	move.Add("/var/lib/kafka/data", kadm.TopicsSet{topic: {4: {}}})
+	moved, err := adm.AlterAllReplicaLogDirs(ctx, move)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved.Each(func(r kadm.AlterReplicaLogDirsResponse) {
+		var want error
+		switch {
+		case r.Partition == 4:
+			want = kerr.LogDirNotFound
+		case leaders[r.Partition] != r.Broker:
+			want = kerr.ReplicaNotAvailable
+		}
+		if !errors.Is(r.Err, want) || (want == nil && r.Err != nil) {
+			t.Errorf("move %d to %s on broker %d: %v, want %v", r.Partition, r.Dir, r.Broker, r.Err, want)
+		}
+	})
 }

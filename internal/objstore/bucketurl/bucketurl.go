@@ -365,6 +365,14 @@ func (s Spec) String() string {
 	return u.String()
 }
 
+// Location returns the bucket URL without its query (endpoint, region,
+// path style): which bucket and prefix, for display, such as the
+// agents' virtual log dir.
+func (s Spec) Location() string {
+	s.Endpoint, s.Region, s.PathStyle = "", "", false
+	return s.String()
+}
+
 // Options tunes what Open builds around a backend.
 type Options struct {
 	// Resilience configures the retries and hedged GETs wrapped around

@@ -83,6 +83,25 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestLocation: the URL without its query, the name the agents' virtual
+// log dir takes.
+func TestLocation(t *testing.T) {
+	for raw, want := range map[string]string{
+		"s3://logs/floe/?endpoint=http://127.0.0.1:9000&region=eu-west-1&path_style=true": "s3://logs/floe/",
+		"gs://bkt": "gs://bkt",
+		"azblob://container/a/b/?endpoint=https://x": "azblob://container/a/b/",
+		"file:///var/lib/floe/bucket":                "file:///var/lib/floe/bucket",
+	} {
+		spec, err := bucketurl.Parse(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if got := spec.Location(); got != want {
+			t.Errorf("%s: location %q, want %q", raw, got, want)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		raw     string
