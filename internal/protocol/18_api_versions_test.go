@@ -46,7 +46,10 @@ var advertised = map[int16][2]int16{
 	36: {0, 2},  // SaslAuthenticate
 	37: {0, 3},  // CreatePartitions
 	42: {0, 3},  // DeleteGroups
+	43: {0, 2},  // ElectLeaders
 	44: {0, 1},  // IncrementalAlterConfigs
+	45: {0, 1},  // AlterPartitionReassignments
+	46: {0, 0},  // ListPartitionReassignments
 	47: {0, 0},  // OffsetDelete
 	48: {0, 1},  // DescribeClientQuotas
 	49: {0, 1},  // AlterClientQuotas

@@ -197,6 +197,19 @@ func TestAuthorizationPerAPI(t *testing.T) {
 			req.Dirs = []kmsg.AlterReplicaLogDirsRequestDir{{Dir: "bucket://floe", Topics: []kmsg.AlterReplicaLogDirsRequestDirTopic{{Topic: "t", Partitions: []int32{0}}}}}
 			return do[*kmsg.AlterReplicaLogDirsResponse](f, 2, req).Topics[0].Partitions[0].ErrorCode
 		}},
+		{"ListPartitionReassignments", clusterAuth, func(f *fixture) int16 {
+			return do[*kmsg.ListPartitionReassignmentsResponse](f, 0, kmsg.NewPtrListPartitionReassignmentsRequest()).ErrorCode
+		}},
+		{"AlterPartitionReassignments", clusterAuth, func(f *fixture) int16 {
+			req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+			req.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{{Topic: "t", Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Partition: 0, Replicas: []int32{}}}}}
+			return do[*kmsg.AlterPartitionAssignmentsResponse](f, 1, req).Topics[0].Partitions[0].ErrorCode
+		}},
+		{"ElectLeaders", clusterAuth, func(f *fixture) int16 {
+			req := kmsg.NewPtrElectLeadersRequest()
+			req.Topics = []kmsg.ElectLeadersRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+			return do[*kmsg.ElectLeadersResponse](f, 2, req).Topics[0].Partitions[0].ErrorCode
+		}},
 		{"DescribeAcls", clusterAuth, func(f *fixture) int16 {
 			return do[*kmsg.DescribeACLsResponse](f, 3, describeAllACLs()).ErrorCode
 		}},

@@ -266,6 +266,12 @@ func fillOne(req kmsg.Request) {
 		r.Topics = []kmsg.DescribeLogDirsRequestTopic{{Topic: name, Partitions: []int32{0, 1}}}
 	case *kmsg.AlterReplicaLogDirsRequest:
 		r.Dirs = []kmsg.AlterReplicaLogDirsRequestDir{{Dir: "bucket://fuzz", Topics: []kmsg.AlterReplicaLogDirsRequestDirTopic{{Topic: name, Partitions: []int32{0}}}}}
+	case *kmsg.ElectLeadersRequest:
+		r.Topics = []kmsg.ElectLeadersRequestTopic{{Topic: name, Partitions: []int32{0, 5}}}
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		r.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{{Topic: name, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Replicas: []int32{0, 0, 1}}, {Partition: 1}}}}
+	case *kmsg.ListPartitionReassignmentsRequest:
+		r.Topics = []kmsg.ListPartitionReassignmentsRequestTopic{{Topic: name, Partitions: []int32{0}}}
 	case *kmsg.ProduceRequest:
 		r.Acks, r.TimeoutMillis = -1, 1000
 		r.Topics = []kmsg.ProduceRequestTopic{{Topic: name, Partitions: []kmsg.ProduceRequestTopicPartition{{Records: []byte{0}}}}}

@@ -181,6 +181,12 @@ func (h *Handler) checkNamed(req kmsg.Request) error {
 		for _, d := range r.Dirs {
 			n += count(d.Topics, func(t kmsg.AlterReplicaLogDirsRequestDirTopic) int { return len(t.Partitions) })
 		}
+	case *kmsg.ElectLeadersRequest:
+		n = count(r.Topics, func(t kmsg.ElectLeadersRequestTopic) int { return len(t.Partitions) })
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		n = count(r.Topics, func(t kmsg.AlterPartitionAssignmentsRequestTopic) int { return len(t.Partitions) })
+	case *kmsg.ListPartitionReassignmentsRequest:
+		n = count(r.Topics, func(t kmsg.ListPartitionReassignmentsRequestTopic) int { return len(t.Partitions) })
 	default:
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -225,4 +226,127 @@ func TestLogDirs(t *testing.T) {
 			t.Errorf("move %d to %s on broker %d: %v, want %v", r.Partition, r.Dir, r.Broker, r.Err, want)
 		}
 	})
+}
+
+// TestReassignmentsAndElections drives partition reassignment and leader
+// election with kadm, sarama's ClusterAdmin and kafka-go's Client, as
+// kafka-reassign-partitions.sh and kafka-leader-election.sh would: valid
+// targets are accepted and nothing moves, invalid ones get Kafka's
+// errors, none is ever in progress, and no election is needed.
+func TestReassignmentsAndElections(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b := twoAgents(t, ctx)
+	const topic = "reassign"
+	createTopic(t, ctx, a.Addr(), topic, 4)
+	adm := newAdmin(t, a.Addr())
+	before := leadersOf(t, ctx, adm, topic)
+	md, err := adm.BrokerMetadata(ctx)
+	if err != nil || len(md.Brokers) != 2 {
+		t.Fatalf("brokers %v: %v", md.Brokers, err)
+	}
+	one, two := md.Brokers[0].NodeID, md.Brokers[1].NodeID
+
+	// kadm: a move, a cancellation, an unknown broker, an unknown
+	// partition; with the replication factor forbidden to change.
+	var req kadm.AlterPartitionAssignmentsReq
+	req.Assign(topic, 0, []int32{two})
+	req.CancelAssign(topic, 1)
+	req.Assign(topic, 2, []int32{one, 99})
+	req.Assign(topic, 7, []int32{one})
+	resps, err := adm.AlterPartitionAssignments(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32]error{0: nil, 1: kerr.NoReassignmentInProgress, 2: kerr.InvalidReplicaAssignment, 7: kerr.UnknownTopicOrPartition}
+	resps.Each(func(r kadm.AlterPartitionAssignmentsResponse) {
+		if !errors.Is(r.Err, want[r.Partition]) || (want[r.Partition] == nil && r.Err != nil) {
+			t.Errorf("kadm: reassign %d: %v %s, want %v", r.Partition, r.Err, r.ErrMessage, want[r.Partition])
+		}
+	})
+	var grow kadm.AlterPartitionAssignmentsReq
+	grow.Assign(topic, 3, []int32{one, two})
+	resps, err = adm.AlterPartitionAssignments(kadm.ForbidAlterRf(ctx), grow)
+	if err != nil || !errors.Is(resps[topic][3].Err, kerr.InvalidReplicationFactor) {
+		t.Errorf("kadm: growing the replication factor when forbidden: %v %+v", err, resps)
+	}
+	listed, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}, 1: {}}})
+	if err != nil || len(listed) != 0 {
+		t.Errorf("kadm: reassignments in progress %+v, %v; want none", listed, err)
+	}
+	elected, err := adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}, 3: {}}, "nope": {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tn, ps := range map[string]map[int32]error{topic: {0: kerr.ElectionNotNeeded, 3: kerr.ElectionNotNeeded}, "nope": {0: kerr.UnknownTopicOrPartition}} {
+		for p, wantErr := range ps {
+			if got := elected[tn][p]; !errors.Is(got.Err, wantErr) {
+				t.Errorf("kadm: elect %s/%d: %v, want %v", tn, p, got.Err, wantErr)
+			}
+		}
+	}
+	if all, err := adm.ElectLeaders(ctx, kadm.ElectLiveReplica, nil); err != nil || len(all[topic]) != 0 {
+		t.Errorf("kadm: unclean election of everything: %+v %v, want nothing elected", all, err)
+	}
+
+	// sarama's ClusterAdmin.
+	sadm, err := sarama.NewClusterAdmin([]string{b.Addr()}, saramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sadm.Close()
+	if err := sadm.AlterPartitionReassignments(topic, [][]int32{{two}, {one}, {two}, {one}}); err != nil {
+		t.Errorf("sarama: reassign every partition: %v", err)
+	}
+	if err := sadm.AlterPartitionReassignments(topic, [][]int32{{one, one}}); !errors.Is(err, sarama.ErrInvalidReplicaAssignment) {
+		t.Errorf("sarama: a broker twice: %v, want %v", err, sarama.ErrInvalidReplicaAssignment)
+	}
+	status, err := sadm.ListPartitionReassignments(topic, []int32{0, 1, 2, 3})
+	if err != nil || len(status) != 0 {
+		t.Errorf("sarama: reassignments in progress %v, %v; want none", status, err)
+	}
+	results, err := sadm.ElectLeaders(sarama.PreferredElection, map[string][]int32{topic: {1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, r := range results[topic] {
+		if !errors.Is(r.ErrorCode, sarama.ErrElectionNotNeeded) {
+			t.Errorf("sarama: elect %d: %v", p, r.ErrorCode)
+		}
+	}
+
+	// kafka-go's Client.
+	kc := &kafkago.Client{Addr: kafkago.TCP(a.Addr()), Timeout: 10 * time.Second}
+	alter, err := kc.AlterPartitionReassignments(ctx, &kafkago.AlterPartitionReassignmentsRequest{
+		Topic:       topic,
+		Assignments: []kafkago.AlterPartitionReassignmentsRequestAssignment{{PartitionID: 0, BrokerIDs: []int{int(one)}}, {PartitionID: 1, BrokerIDs: []int{int(two) + 100}}},
+	})
+	if err != nil || alter.Error != nil {
+		t.Fatalf("kafka-go: reassign: %v %v", err, alter)
+	}
+	for _, r := range alter.PartitionResults {
+		if wantErr := map[int]error{0: nil, 1: kafkago.InvalidReplicaAssignment}[r.PartitionID]; !errors.Is(r.Error, wantErr) || (wantErr == nil && r.Error != nil) {
+			t.Errorf("kafka-go: reassign %d: %v, want %v", r.PartitionID, r.Error, wantErr)
+		}
+	}
+	list, err := kc.ListPartitionReassignments(ctx, &kafkago.ListPartitionReassignmentsRequest{
+		Topics: map[string]kafkago.ListPartitionReassignmentsRequestTopic{topic: {PartitionIndexes: []int{0, 1}}},
+	})
+	if err != nil || list.Error != nil || len(list.Topics) != 0 {
+		t.Errorf("kafka-go: reassignments in progress %+v, %v", list, err)
+	}
+	elect, err := kc.ElectLeaders(ctx, &kafkago.ElectLeadersRequest{Topic: topic, Partitions: []int{0, 1, 2, 3}})
+	if err != nil || elect.Error != nil || len(elect.PartitionResults) != 4 {
+		t.Fatalf("kafka-go: elect: %v %+v", err, elect)
+	}
+	for _, r := range elect.PartitionResults {
+		if !errors.Is(r.Error, kafkago.ElectionNotNeeded) {
+			t.Errorf("kafka-go: elect %d: %v", r.Partition, r.Error)
+		}
+	}
+
+	// After all that, leadership is where it was.
+	if after := leadersOf(t, ctx, newAdmin(t, a.Addr()), topic); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("leaders %v, were %v", after, before)
+	}
 }
