@@ -41,6 +41,7 @@ import (
 	"github.com/floe-io/floe/internal/protocol"
 	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/sasl"
+	"github.com/floe-io/floe/internal/telemetry"
 	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 	"github.com/floe-io/floe/internal/zonecache"
@@ -151,6 +152,11 @@ type Config struct {
 	// TestPrincipal, for tests only, names the principal of each request
 	// (protocol.Config.TestPrincipal). Never set from configuration.
 	TestPrincipal func(req *wire.Request) string
+
+	// ClientTelemetry configures what clients are asked to push about
+	// themselves (KIP-714) and the bounds on what is exposed of it
+	// (zero values: the defaults; Registerer is set by Start).
+	ClientTelemetry telemetry.Options
 
 	// Jobs configures the background jobs (retention, cleaner) of an
 	// agent with the jobs role (zero values take the defaults; Holder,
@@ -389,6 +395,9 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		return err
 	}
 	a.actors.add("quotas", runUntilStopped(a.quotas.Run))
+	telemetryOpts := cfg.ClientTelemetry
+	telemetryOpts.Registerer = reg
+	clientTelemetry := telemetry.New(telemetryOpts)
 	// One handler per listener: each tells its clients the agents'
 	// addresses on that listener.
 	// They share the clients' mutation and producer-id quotas and the
@@ -411,6 +420,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				Limits:            cfg.Limits,
 				Broker:            a.brokerConfigs(),
 				LogDir:            cfg.LogDir,
+				Telemetry:         clientTelemetry,
 			}, store, a.writer, reader, notify, log)
 			l.handler = handler
 			continue

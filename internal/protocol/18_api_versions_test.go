@@ -61,6 +61,8 @@ var advertised = map[int16][2]int16{
 	66: {0, 2},  // ListTransactions
 	68: {0, 1},  // ConsumerGroupHeartbeat
 	69: {0, 1},  // ConsumerGroupDescribe
+	71: {0, 0},  // GetTelemetrySubscriptions
+	72: {0, 0},  // PushTelemetry
 	75: {0, 0},  // DescribeTopicPartitions
 }
 

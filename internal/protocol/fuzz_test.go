@@ -29,6 +29,7 @@ import (
 	"github.com/floe-io/floe/internal/objstore/localdir"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/protocol"
+	"github.com/floe-io/floe/internal/telemetry/telemetrytest"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -272,6 +273,9 @@ func fillOne(req kmsg.Request) {
 		r.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{{Topic: name, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Replicas: []int32{0, 0, 1}}, {Partition: 1}}}}
 	case *kmsg.ListPartitionReassignmentsRequest:
 		r.Topics = []kmsg.ListPartitionReassignmentsRequestTopic{{Topic: name, Partitions: []int32{0}}}
+	case *kmsg.PushTelemetryRequest:
+		r.ClientInstanceID = [16]byte{0: 1}
+		r.Metrics = telemetrytest.MetricsData(telemetrytest.Gauge("org.apache.kafka.producer.record.queue.time.avg", telemetrytest.Point(1.5, "node.id", int64(0))))
 	case *kmsg.ProduceRequest:
 		r.Acks, r.TimeoutMillis = -1, 1000
 		r.Topics = []kmsg.ProduceRequestTopic{{Topic: name, Partitions: []kmsg.ProduceRequestTopicPartition{{Records: []byte{0}}}}}

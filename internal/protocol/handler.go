@@ -25,6 +25,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/quota"
+	"github.com/floe-io/floe/internal/telemetry"
 	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -76,6 +77,10 @@ type Config struct {
 	// AlterReplicaLogDirs, the log.dirs broker config): the bucket every
 	// partition's data lives in. Default "bucket://" + ClusterID.
 	LogDir string
+	// Telemetry takes what clients push (GetTelemetrySubscriptions,
+	// PushTelemetry); nil builds one with the defaults whose metrics
+	// are registered nowhere.
+	Telemetry *telemetry.Receiver
 	// Users keeps the SASL users' SCRAM credentials
 	// (DescribeUserScramCredentials, AlterUserScramCredentials); nil
 	// answers those APIs with an error.
@@ -135,6 +140,9 @@ func NewHandler(cfg Config, store Store, writer *produce.Writer, reader *fetch.R
 		cfg.MaxMessageBytes = 1048588
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	if cfg.Telemetry == nil {
+		cfg.Telemetry = telemetry.New(telemetry.Options{})
+	}
 	if cfg.LogDir == "" {
 		cfg.LogDir = "bucket://" + cfg.ClusterID
 	}
@@ -252,6 +260,19 @@ func errorCode(err error) int16 {
 	default:
 		return kerr.KafkaStorageError.Code
 	}
+}
+
+// kafkaCode is the Kafka error code of an error that wraps a
+// *kerr.Error, 0 for nil, and UNKNOWN_SERVER_ERROR otherwise.
+func kafkaCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	return kerr.UnknownServerError.Code
 }
 
 // errMessage returns a pointer to err's text for responses that carry an

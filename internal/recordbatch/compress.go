@@ -38,6 +38,14 @@ var zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
 	)
 })
 
+// Decompress returns src decompressed with codec c, as Kafka's clients
+// compress (snappy either framed as the Java client writes it or one raw
+// block), failing once the result would exceed limit bytes: src is
+// hostile input. A corrupt or oversized src is an ErrCorrupt.
+func Decompress(c Codec, src []byte, limit int) ([]byte, error) {
+	return decompress(c, src, limit)
+}
+
 // decompress returns the uncompressed records section of a batch, failing
 // once it would exceed limit bytes (MaxUncompressedSize outside tests).
 func decompress(c Codec, src []byte, limit int) ([]byte, error) {
