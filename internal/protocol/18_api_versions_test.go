@@ -63,6 +63,7 @@ var advertised = map[int16][2]int16{
 	69: {0, 1},  // ConsumerGroupDescribe
 	71: {0, 0},  // GetTelemetrySubscriptions
 	72: {0, 0},  // PushTelemetry
+	74: {0, 1},  // ListConfigResources
 	75: {0, 0},  // DescribeTopicPartitions
 }
 

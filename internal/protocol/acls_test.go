@@ -210,6 +210,9 @@ func TestAuthorizationPerAPI(t *testing.T) {
 			req.Topics = []kmsg.ElectLeadersRequestTopic{{Topic: "t", Partitions: []int32{0}}}
 			return do[*kmsg.ElectLeadersResponse](f, 2, req).Topics[0].Partitions[0].ErrorCode
 		}},
+		{"ListConfigResources", clusterAuth, func(f *fixture) int16 {
+			return do[*kmsg.ListConfigResourcesResponse](f, 1, kmsg.NewPtrListConfigResourcesRequest()).ErrorCode
+		}},
 		{"DescribeAcls", clusterAuth, func(f *fixture) int16 {
 			return do[*kmsg.DescribeACLsResponse](f, 3, describeAllACLs()).ErrorCode
 		}},

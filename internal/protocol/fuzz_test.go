@@ -276,6 +276,8 @@ func fillOne(req kmsg.Request) {
 	case *kmsg.PushTelemetryRequest:
 		r.ClientInstanceID = [16]byte{0: 1}
 		r.Metrics = telemetrytest.MetricsData(telemetrytest.Gauge("org.apache.kafka.producer.record.queue.time.avg", telemetrytest.Point(1.5, "node.id", int64(0))))
+	case *kmsg.ListConfigResourcesRequest:
+		r.ResourceTypes = []int8{2, 4}
 	case *kmsg.ProduceRequest:
 		r.Acks, r.TimeoutMillis = -1, 1000
 		r.Topics = []kmsg.ProduceRequestTopic{{Topic: name, Partitions: []kmsg.ProduceRequestTopicPartition{{Records: []byte{0}}}}}

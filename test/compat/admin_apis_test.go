@@ -350,3 +350,40 @@ func TestReassignmentsAndElections(t *testing.T) {
 		t.Errorf("leaders %v, were %v", after, before)
 	}
 }
+
+// TestListConfigResources lists config resources with kadm, as
+// kafka-configs.sh --describe --entity-type does on Kafka 4.1: every
+// topic and every agent, and nothing of the kinds Floe has no configs
+// for.
+func TestListConfigResources(t *testing.T) {
+	a := agenttest.Start(t, agenttest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	createTopic(t, ctx, a.Addr(), "lcr-one", 1)
+	createTopic(t, ctx, a.Addr(), "lcr-two", 1)
+	adm := newAdmin(t, a.Addr())
+	md, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := adm.ListConfigResources(ctx)
+	if err != nil || all.Err != nil {
+		t.Fatalf("list: %v %v", err, all.Err)
+	}
+	got := map[string]bool{}
+	for _, r := range all.Resources {
+		got[fmt.Sprintf("%v/%s", r.Type, r.Name)] = true
+	}
+	want := map[string]bool{
+		fmt.Sprintf("%v/lcr-one", kadm.ConfigResourceType(2)):                  true,
+		fmt.Sprintf("%v/lcr-two", kadm.ConfigResourceType(2)):                  true,
+		fmt.Sprintf("%v/%d", kadm.ConfigResourceType(4), md.Brokers[0].NodeID): true,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+	groups, err := adm.ListConfigResources(ctx, kadm.ConfigResourceType(32))
+	if err != nil || groups.Err != nil || len(groups.Resources) != 0 {
+		t.Errorf("groups with configs: %+v %v, want none", groups, err)
+	}
+}

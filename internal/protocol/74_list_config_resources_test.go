@@ -1,0 +1,65 @@
+package protocol_test
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/acl"
+)
+
+func (f *fixture) listConfigResources(version int16, types ...int8) (string, []string) {
+	f.t.Helper()
+	req := kmsg.NewPtrListConfigResourcesRequest()
+	req.ResourceTypes = types
+	resp := do[*kmsg.ListConfigResourcesResponse](f, version, req)
+	var out []string
+	for _, c := range resp.ConfigResources {
+		out = append(out, fmt.Sprintf("%d:%s", c.Type, c.Name))
+	}
+	return shortCode(resp.ErrorCode), out
+}
+
+func TestListConfigResources(t *testing.T) {
+	f := start(t)
+	f.createTopic("lcr-b", 1)
+	f.createTopic("lcr-a", 2)
+	broker := "4:" + strconv.Itoa(int(f.metadata(12, false).Brokers[0].NodeID))
+	for _, tc := range []struct {
+		name     string
+		version  int16
+		types    []int8
+		wantCode string
+		want     []string
+	}{
+		{name: "v0: client metrics, none", version: 0, wantCode: "NONE"},
+		{name: "every type", version: 1, wantCode: "NONE", want: []string{broker, "2:lcr-a", "2:lcr-b"}},
+		{name: "topics", version: 1, types: []int8{2}, wantCode: "NONE", want: []string{"2:lcr-a", "2:lcr-b"}},
+		{name: "brokers", version: 1, types: []int8{4}, wantCode: "NONE", want: []string{broker}},
+		{name: "loggers, client metrics, groups: none", version: 1, types: []int8{8, 16, 32}, wantCode: "NONE"},
+		{name: "an unknown type", version: 1, types: []int8{2, 3}, wantCode: "UNSUPPORTED_VERSION"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.t = t
+			code, got := f.listConfigResources(tc.version, tc.types...)
+			if code != tc.wantCode || !slices.Equal(got, tc.want) {
+				t.Errorf("got %s %v, want %s %v", code, got, tc.wantCode, tc.want)
+			}
+		})
+	}
+}
+
+func TestListConfigResourcesUnauthorized(t *testing.T) {
+	admin, mallory := aclFixtures(t, acl.Options{})
+	admin.createTopic("secret", 1)
+	if code, got := mallory.listConfigResources(1); code != "CLUSTER_AUTHORIZATION_FAILED" || len(got) != 0 {
+		t.Errorf("without DESCRIBE_CONFIGS on the cluster: %s %v", code, got)
+	}
+	admin.allow("User:mallory", kmsg.ACLResourceTypeCluster, "kafka-cluster", kmsg.ACLOperationDescribeConfigs)
+	if code, got := mallory.listConfigResources(1, 2); code != "NONE" || !slices.Equal(got, []string{"2:secret"}) {
+		t.Errorf("with it: %s %v", code, got)
+	}
+}
