@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -55,16 +56,17 @@ var advertised = map[int16][2]int16{
 	49: {0, 1},  // AlterClientQuotas
 	50: {0, 0},  // DescribeUserScramCredentials
 	51: {0, 0},  // AlterUserScramCredentials
-	60: {0, 1},  // DescribeCluster
-	61: {0, 0},  // DescribeProducers
-	65: {0, 0},  // DescribeTransactions
-	66: {0, 2},  // ListTransactions
-	68: {0, 1},  // ConsumerGroupHeartbeat
-	69: {0, 1},  // ConsumerGroupDescribe
-	71: {0, 0},  // GetTelemetrySubscriptions
-	72: {0, 0},  // PushTelemetry
-	74: {0, 1},  // ListConfigResources
-	75: {0, 0},  // DescribeTopicPartitions
+	// 55 DescribeQuorum is not served: see TestDescribeQuorumNotServed.
+	60: {0, 1}, // DescribeCluster
+	61: {0, 0}, // DescribeProducers
+	65: {0, 0}, // DescribeTransactions
+	66: {0, 2}, // ListTransactions
+	68: {0, 1}, // ConsumerGroupHeartbeat
+	69: {0, 1}, // ConsumerGroupDescribe
+	71: {0, 0}, // GetTelemetrySubscriptions
+	72: {0, 0}, // PushTelemetry
+	74: {0, 1}, // ListConfigResources
+	75: {0, 0}, // DescribeTopicPartitions
 }
 
 func TestApiVersions(t *testing.T) {
@@ -115,4 +117,31 @@ func TestApiVersionsTooNew(t *testing.T) {
 	// The connection stays usable.
 	again := do[*kmsg.ApiVersionsResponse](f, 3, kmsg.NewPtrApiVersionsRequest())
 	expectCode(t, "retry at v3", again.ErrorCode, 0)
+}
+
+// TestDescribeQuorumNotServed: DescribeQuorum describes the KRaft quorum
+// that holds Kafka's metadata: its voters and observers, their log end
+// offsets and fetch times. Floe's metadata is in a database (PostgreSQL,
+// or the embedded file), not in a Raft log replicated by Kafka nodes,
+// so there is nothing true to answer: any voter set, epoch or offset
+// would be made up, and kafka-metadata-quorum.sh would print it as the
+// cluster's health. A Kafka broker without a KRaft quorum (ZooKeeper
+// mode) did not enable the API either: it is not advertised, admin
+// clients fail before sending it (the Java client's
+// UnsupportedVersionException, "The node does not support
+// DESCRIBE_QUORUM"), and a request sent anyway closes the connection, as
+// Kafka's socket server does for an API it has not enabled.
+func TestDescribeQuorumNotServed(t *testing.T) {
+	f := start(t)
+	for _, k := range do[*kmsg.ApiVersionsResponse](f, 3, kmsg.NewPtrApiVersionsRequest()).ApiKeys {
+		if k.ApiKey == 55 {
+			t.Fatalf("DescribeQuorum advertised: %+v", k)
+		}
+	}
+	req := kmsg.NewPtrDescribeQuorumRequest()
+	req.SetVersion(2)
+	f.c.Send(req)
+	if err := f.c.ExpectClosed(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 }
