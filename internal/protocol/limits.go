@@ -134,11 +134,12 @@ func (h *Handler) checkCreate(ctx context.Context, name string, current, partiti
 var ErrNamesTooMany = fmt.Errorf("%w: the request names more than the cluster may have", wire.ErrMalformed)
 
 // checkNamed bounds the partitions a request names by MaxPartitions (and
-// the topics of Metadata and DescribeTopicPartitions by MaxTopics), so
-// that every answer built per named partition is bounded by the limits,
-// not only by the frame.
+// the topics of Metadata, DescribeTopicPartitions and the partition admin
+// APIs by MaxTopics), so that every answer built per named partition or
+// topic is bounded by the limits, not only by the frame.
 func (h *Handler) checkNamed(req kmsg.Request) error {
 	var n int64
+	var topics int
 	switch r := req.(type) {
 	case *kmsg.MetadataRequest:
 		return h.checkTopicsNamed(len(r.Topics))
@@ -175,20 +176,26 @@ func (h *Handler) checkNamed(req kmsg.Request) error {
 		n = count(r.Topics, func(t kmsg.DescribeProducersRequestTopic) int { return len(t.Partitions) })
 	case *kmsg.DescribeTransactionsRequest:
 		n = int64(len(r.TransactionalIDs))
+	// The admin APIs look each named topic up, partitions or not: their
+	// topics are bounded too.
 	case *kmsg.DescribeLogDirsRequest:
-		n = count(r.Topics, func(t kmsg.DescribeLogDirsRequestTopic) int { return len(t.Partitions) })
+		n, topics = count(r.Topics, func(t kmsg.DescribeLogDirsRequestTopic) int { return len(t.Partitions) }), len(r.Topics)
 	case *kmsg.AlterReplicaLogDirsRequest:
 		for _, d := range r.Dirs {
 			n += count(d.Topics, func(t kmsg.AlterReplicaLogDirsRequestDirTopic) int { return len(t.Partitions) })
+			topics += len(d.Topics)
 		}
 	case *kmsg.ElectLeadersRequest:
-		n = count(r.Topics, func(t kmsg.ElectLeadersRequestTopic) int { return len(t.Partitions) })
+		n, topics = count(r.Topics, func(t kmsg.ElectLeadersRequestTopic) int { return len(t.Partitions) }), len(r.Topics)
 	case *kmsg.AlterPartitionAssignmentsRequest:
-		n = count(r.Topics, func(t kmsg.AlterPartitionAssignmentsRequestTopic) int { return len(t.Partitions) })
+		n, topics = count(r.Topics, func(t kmsg.AlterPartitionAssignmentsRequestTopic) int { return len(t.Partitions) }), len(r.Topics)
 	case *kmsg.ListPartitionReassignmentsRequest:
-		n = count(r.Topics, func(t kmsg.ListPartitionReassignmentsRequestTopic) int { return len(t.Partitions) })
+		n, topics = count(r.Topics, func(t kmsg.ListPartitionReassignmentsRequestTopic) int { return len(t.Partitions) }), len(r.Topics)
 	default:
 		return nil
+	}
+	if err := h.checkTopicsNamed(topics); err != nil {
+		return err
 	}
 	if max := h.cfg.Limits.MaxPartitions; max > 0 && n > max {
 		return fmt.Errorf("%w: %d partitions, at most %d (--max-partitions)", ErrNamesTooMany, n, max)

@@ -1,9 +1,12 @@
 package protocol
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestQuotaBuckets(t *testing.T) {
@@ -53,5 +56,76 @@ func TestQuotaBuckets(t *testing.T) {
 	var none *quotas
 	if ok, _ := none.admit("a"); !ok || none.record("a", 1e9) != 0 {
 		t.Fatal("a nil quota limits")
+	}
+}
+
+// TestCheckNamedAdminAPIs: the partition admin APIs name at most
+// MaxPartitions partitions and MaxTopics topics.
+func TestCheckNamedAdminAPIs(t *testing.T) {
+	h := &Handler{cfg: Config{Limits: Limits{MaxPartitions: 4, MaxTopics: 2}}}
+	topics := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = string(rune('a' + i))
+		}
+		return out
+	}
+	parts := func(n int) []int32 { return make([]int32, n) }
+	for _, tc := range []struct {
+		name string
+		make func(nTopics, nPartitions int) kmsg.Request
+	}{
+		{"DescribeLogDirs", func(nt, np int) kmsg.Request {
+			r := kmsg.NewPtrDescribeLogDirsRequest()
+			for _, name := range topics(nt) {
+				r.Topics = append(r.Topics, kmsg.DescribeLogDirsRequestTopic{Topic: name, Partitions: parts(np)})
+			}
+			return r
+		}},
+		{"AlterReplicaLogDirs", func(nt, np int) kmsg.Request {
+			r := kmsg.NewPtrAlterReplicaLogDirsRequest()
+			for _, name := range topics(nt) {
+				r.Dirs = append(r.Dirs, kmsg.AlterReplicaLogDirsRequestDir{Dir: "d", Topics: []kmsg.AlterReplicaLogDirsRequestDirTopic{{Topic: name, Partitions: parts(np)}}})
+			}
+			return r
+		}},
+		{"ElectLeaders", func(nt, np int) kmsg.Request {
+			r := kmsg.NewPtrElectLeadersRequest()
+			for _, name := range topics(nt) {
+				r.Topics = append(r.Topics, kmsg.ElectLeadersRequestTopic{Topic: name, Partitions: parts(np)})
+			}
+			return r
+		}},
+		{"AlterPartitionAssignments", func(nt, np int) kmsg.Request {
+			r := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+			for _, name := range topics(nt) {
+				t := kmsg.AlterPartitionAssignmentsRequestTopic{Topic: name}
+				for range np {
+					t.Partitions = append(t.Partitions, kmsg.AlterPartitionAssignmentsRequestTopicPartition{})
+				}
+				r.Topics = append(r.Topics, t)
+			}
+			return r
+		}},
+		{"DescribeTopicPartitions", func(nt, np int) kmsg.Request {
+			r := kmsg.NewPtrDescribeTopicPartitionsRequest()
+			for _, name := range topics(nt) {
+				r.Topics = append(r.Topics, kmsg.DescribeTopicPartitionsRequestTopic{Topic: name})
+			}
+			return r
+		}},
+	} {
+		if err := h.checkNamed(tc.make(2, 2)); err != nil {
+			t.Errorf("%s: 2 topics of 2 partitions: %v", tc.name, err)
+		}
+		if err := h.checkNamed(tc.make(3, 0)); !errors.Is(err, ErrNamesTooMany) {
+			t.Errorf("%s: 3 topics: %v", tc.name, err)
+		}
+		if tc.name == "DescribeTopicPartitions" {
+			continue // names no partitions
+		}
+		if err := h.checkNamed(tc.make(1, 5)); !errors.Is(err, ErrNamesTooMany) {
+			t.Errorf("%s: 5 partitions: %v", tc.name, err)
+		}
 	}
 }
