@@ -18,6 +18,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
+	"github.com/floe-io/floe/internal/telemetry"
 )
 
 // agentFlags are the flags shared by playground and agent.
@@ -59,6 +60,8 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.cfg.Groups.Groups.MaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer may ask for (group.max.session.timeout.ms)")
 	initialDelay := fs.Duration("group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms; 0: none)")
 	fs.DurationVar(&f.cfg.Groups.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long an empty group's committed offsets are kept (offsets.retention.minutes)")
+	fs.DurationVar(&f.cfg.ClientTelemetry.PushInterval, "client-metrics-interval", telemetry.DefaultPushInterval, "how often clients that support KIP-714 (librdkafka >= 2.5, the Java client >= 3.7) push their metrics, shown on /metrics per client id (100ms to 1h)")
+	clientMetrics := fs.String("client-metrics", "default", "metric name prefixes clients are asked to push, comma-separated: default (a few standard producer and consumer metrics), * (all of them) or none")
 	f.logs.register(fs)
 	f.security.register(fs, &f.cfg)
 	f.authz.register(fs)
@@ -71,6 +74,16 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 		}
 		if g := f.cfg.Groups.Groups; g.MinSessionTimeout <= 0 || g.MaxSessionTimeout < g.MinSessionTimeout {
 			return fmt.Errorf("--group-min-session-timeout %v and --group-max-session-timeout %v: want 0 < min <= max", g.MinSessionTimeout, g.MaxSessionTimeout)
+		}
+		if d := f.cfg.ClientTelemetry.PushInterval; d < telemetry.MinPushInterval || d > telemetry.MaxPushInterval {
+			return fmt.Errorf("--client-metrics-interval %v: want %v to %v", d, telemetry.MinPushInterval, telemetry.MaxPushInterval)
+		}
+		switch *clientMetrics {
+		case "default":
+		case "none":
+			f.cfg.ClientTelemetry.Metrics = []string{}
+		default:
+			f.cfg.ClientTelemetry.Metrics = strings.Split(*clientMetrics, ",")
 		}
 		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))
 		f.cfg.NodeID = int32(nodeID)
