@@ -74,7 +74,7 @@ const (
 	// DefaultEvictionAge is Kafka's min.incremental.fetch.session.eviction.ms.
 	DefaultEvictionAge = 2 * time.Minute
 	// DefaultMaxPartitions bounds the partitions of all sessions: about
-	// 130 MB.
+	// 140 MB.
 	DefaultMaxPartitions = 1_000_000
 	// DefaultMaxSessionPartitions bounds one session's partitions.
 	DefaultMaxSessionPartitions = 100_000
@@ -207,6 +207,8 @@ type Fetch struct {
 }
 
 // Cache holds an agent's fetch sessions. It is safe for concurrent use.
+// A nil *Cache holds none: every full fetch is answered without a
+// session, and every incremental one with ErrSessionNotFound.
 type Cache struct {
 	opts    Options
 	metrics *metrics
@@ -280,6 +282,12 @@ func New(opts Options) *Cache {
 // session. An error means the fetch is answered with that error, session
 // id 0 and no partitions.
 func (c *Cache) Begin(req Request) (*Fetch, error) {
+	if c == nil {
+		if req.Epoch == NewSession || req.Epoch == NoSession {
+			return &Fetch{Kind: Sessionless, Partitions: req.Partitions}, nil
+		}
+		return nil, ErrSessionNotFound
+	}
 	if req.Epoch == NewSession || req.Epoch == NoSession {
 		kind := Full
 		if req.Epoch == NoSession || c.opts.Slots < 0 {
@@ -370,11 +378,23 @@ func (c *Cache) Finish(f *Fetch, results []Result) (sessionID int32, include []b
 
 // CloseConn drops the sessions of a closed connection.
 func (c *Cache) CloseConn(conn uint64) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range c.byConn[conn] {
 		c.remove(s)
 	}
+}
+
+// Slots is the most sessions the cache holds (Kafka's
+// max.incremental.fetch.session.cache.slots; 0: none).
+func (c *Cache) Slots() int {
+	if c == nil {
+		return 0
+	}
+	return max(c.opts.Slots, 0)
 }
 
 // Stats are the cache's sizes.

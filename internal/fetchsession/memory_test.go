@@ -10,7 +10,7 @@ import (
 
 // TestMemoryPerPartition measures the heap one cached partition costs,
 // the figure the package comment and the defaults rely on (about 140
-// bytes, so DefaultMaxPartitions is about 130 MB). Topic names are
+// bytes, so DefaultMaxPartitions is about 140 MB). Topic names are
 // shared with the request, as they are in the agent.
 func TestMemoryPerPartition(t *testing.T) {
 	if testing.Short() {
