@@ -457,8 +457,10 @@ func (c *Cache) create(conn uint64, parts []Partition, results []Result) int32 {
 		cp.Params = p.Params
 		cp.respond(results[i])
 	}
+	// An empty session is allowed, as in Kafka: its client may add
+	// partitions with its first incremental fetch.
 	size := len(s.parts)
-	if size == 0 || size > c.opts.MaxSessionPartitions {
+	if size > c.opts.MaxSessionPartitions {
 		return 0
 	}
 	c.mu.Lock()
