@@ -393,3 +393,18 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 	}
 	return 0
 }
+
+// TestFetchSessionOtherAgent: sessions live on the agent that made them;
+// another agent of the cluster does not know the id, and a full fetch
+// there opens a session of its own.
+func TestFetchSessionOtherAgent(t *testing.T) {
+	f := start(t)
+	f.createTopic("t", 1)
+	f.produce("t", 0, 1, 1000)
+	id := do[*kmsg.FetchResponse](f, 12, sessionFetch(t, 0, 0, []string{"t/0@0"})).SessionID
+	peer := agenttest.StartPeer(t, f.a, agenttest.Options{})
+	g := &fixture{t: t, a: peer, c: testutil.Dial(t, peer.Addr())}
+	expectAnswer(t, "incremental on another agent", do[*kmsg.FetchResponse](g, 12, sessionFetch(t, id, 1, nil)), kerr.FetchSessionIDNotFound.Code, 0)
+	expectAnswer(t, "starting over there", do[*kmsg.FetchResponse](g, 12, sessionFetch(t, id, 0, []string{"t/0@0"})), 0, newSession, "t/0[0]")
+	expectAnswer(t, "the first agent's session", do[*kmsg.FetchResponse](f, 12, sessionFetch(t, id, 1, nil)), 0, id, "t/0[0]")
+}
