@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/fetchsession"
 	"github.com/floe-io/floe/internal/protocol"
 )
 
@@ -23,6 +24,27 @@ func registerLimits(fs *flag.FlagSet, cfg *agent.Config) {
 	fs.IntVar(&cfg.Groups.MaxGroups, "max-groups", 100_000, "most consumer groups one agent keeps in memory; requests for more get COORDINATOR_NOT_AVAILABLE until idle groups are swept out (-1: unlimited)")
 	fs.IntVar(&cfg.Groups.Groups.MaxSize, "group-max-size", 1000, "most members of a classic consumer group (group.max.size; beyond it GROUP_MAX_SIZE_REACHED; -1: unlimited)")
 	fs.IntVar(&cfg.Groups.Consumer.MaxSize, "group-consumer-max-size", 1000, "most members of a KIP-848 consumer group (group.consumer.max.size; -1: unlimited)")
+	cfg.FetchSessions.Slots = fetchsession.DefaultSlots
+	fs.Var((*slotsFlag)(&cfg.FetchSessions.Slots), "fetch-session-cache-slots", "most incremental fetch sessions (KIP-227) the agent keeps for its clients (max.incremental.fetch.session.cache.slots; 0: none, every fetch is a full one)")
+	fs.IntVar(&cfg.FetchSessions.MaxPartitions, "fetch-session-cache-partitions", fetchsession.DefaultMaxPartitions, "most partitions all fetch sessions together remember (about 140 bytes each); a session that would pass it is not kept")
+}
+
+// slotsFlag is the number of fetch session slots, where 0 means none
+// (fetchsession.Options.Slots < 0) as in Kafka, not the default.
+type slotsFlag int
+
+func (f *slotsFlag) String() string { return strconv.Itoa(max(int(*f), 0)) }
+
+func (f *slotsFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return err
+	}
+	if n <= 0 {
+		n = -1
+	}
+	*f = slotsFlag(n)
+	return nil
 }
 
 // int32Flag is a flag.Value for an int32.

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,7 @@ import (
 	"github.com/floe-io/floe/internal/config"
 	"github.com/floe-io/floe/internal/coordinator"
 	"github.com/floe-io/floe/internal/fetch"
+	"github.com/floe-io/floe/internal/fetchsession"
 	"github.com/floe-io/floe/internal/jobs"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/objstore"
@@ -134,6 +136,12 @@ type Config struct {
 	QuotaSamples      int
 	QuotaSampleWindow time.Duration
 
+	// FetchSessions bound the incremental fetch sessions (KIP-227) the
+	// agent keeps for its clients (zero values: the defaults of package
+	// fetchsession, Kafka's 1,000 slots; Slots < 0 keeps none).
+	// Registerer is set by Start.
+	FetchSessions fetchsession.Options
+
 	// ShutdownTimeout bounds the graceful drain (default 10s).
 	ShutdownTimeout time.Duration
 
@@ -197,6 +205,11 @@ type Agent struct {
 	quotas     *quota.Manager
 	actors     *actors
 	closeOnce  sync.Once
+
+	// fetchSessions are the clients' incremental fetch sessions, shared
+	// by every listener.
+	fetchSessions *fetchsession.Cache
+	connIDs       atomic.Uint64
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -342,6 +355,9 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 
 	notify := fetch.NewNotifier()
 	reader := fetch.NewReader(store, store, blocks)
+	sessionOpts := cfg.FetchSessions
+	sessionOpts.Registerer = reg
+	a.fetchSessions = fetchsession.New(sessionOpts)
 	a.writer = produce.NewWriter(bucket, store, produce.Options{
 		Linger:          cfg.Linger,
 		MaxSegmentBytes: cfg.SegmentMaxBytes,
@@ -421,6 +437,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				Broker:            a.brokerConfigs(),
 				LogDir:            cfg.LogDir,
 				Telemetry:         clientTelemetry,
+				FetchSessions:     a.fetchSessions,
 			}, store, a.writer, reader, notify, log)
 			l.handler = handler
 			continue
@@ -488,6 +505,7 @@ func (a *Agent) brokerConfigs() []protocol.BrokerConfig {
 		{Name: "offsets.retention.minutes", Value: strconv.FormatInt(int64(retention/time.Minute), 10), Type: config.Int},
 		{Name: "socket.request.max.bytes", Value: strconv.Itoa(int(a.cfg.MaxFrameBytes)), Type: config.Int},
 		{Name: "quota.window.num", Value: strconv.Itoa(quotaSamples(a.cfg.QuotaSamples)), Type: config.Int},
+		{Name: "max.incremental.fetch.session.cache.slots", Value: strconv.Itoa(a.fetchSessions.Slots()), Type: config.Int},
 	}
 	if len(a.cfg.SASLMechanisms) > 0 {
 		out = append(out, protocol.BrokerConfig{Name: "sasl.enabled.mechanisms", Value: strings.Join(a.cfg.SASLMechanisms, ","), Type: config.List})

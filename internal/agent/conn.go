@@ -31,6 +31,7 @@ const maxInflight = 128
 type conn struct {
 	a      *Agent
 	l      *kafkaListener
+	id     uint64 // unique within the agent (wire.Request.Conn)
 	nc     net.Conn
 	remote string
 	host   string // "/IP", as Kafka reports client hosts
@@ -64,7 +65,7 @@ func newConn(a *Agent, l *kafkaListener, nc net.Conn) *conn {
 	if err != nil {
 		host = remote
 	}
-	c := &conn{a: a, l: l, nc: nc, remote: remote, host: "/" + host, principal: wire.AnonymousPrincipal, stopped: make(chan struct{})}
+	c := &conn{a: a, l: l, id: a.connIDs.Add(1), nc: nc, remote: remote, host: "/" + host, principal: wire.AnonymousPrincipal, stopped: make(chan struct{})}
 	if l.sasl() {
 		c.sasl = &saslSession{}
 	}
@@ -123,6 +124,9 @@ func (c *conn) serve() {
 	close(queue)
 	<-writerDone
 	c.nc.Close()
+	// Fetch sessions do not outlive their connection
+	// (internal/fetchsession).
+	c.a.fetchSessions.CloseConn(c.id)
 	switch {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.a.log.Debug("connection closed", "remote", c.remote)
@@ -166,6 +170,7 @@ func (c *conn) read(queue chan<- inflight) error {
 			return err
 		}
 		req.ClientHost = c.host
+		req.Conn = c.id
 		if c.sasl != nil {
 			switch {
 			case req.Key == saslHandshakeKey || req.Key == saslAuthenticateKey:

@@ -3,15 +3,31 @@ package protocol
 // Fetch v4-v12.
 //
 // v4 is the first version that returns record batch format v2 and the last
-// stable offset. Fetch sessions (v7+, KIP-227) are not kept: every answer
-// has session id 0, which tells clients to send full requests; a request
-// with epoch 0 or -1 is a full fetch whatever its session id, and an
-// incremental one (epoch > 0) gets FETCH_SESSION_ID_NOT_FOUND. v11 adds
-// rack-aware replica selection (KIP-392): PreferredReadReplica is always
-// -1. v13+ address topics by ID and are not advertised yet.
+// stable offset. v11 adds rack-aware replica selection (KIP-392):
+// PreferredReadReplica is always -1. v13+ address topics by ID and are not
+// advertised yet.
+//
+// Fetch sessions (v7+, KIP-227), kept by package fetchsession with Kafka's
+// rules: epoch 0 is a full fetch that asks for a session, and the answer
+// carries its id (or 0 when the agent's cache has no room: the client
+// goes on with full fetches); epoch -1 is a full fetch without a session,
+// closing the one named; an incremental fetch (the session's next epoch)
+// names only the partitions whose parameters changed, plus
+// ForgottenTopics to drop, and is answered only with the partitions that
+// have records, an error, or a new high watermark, last stable offset or
+// log start offset since the session's last answer carrying them. An
+// unknown session is FETCH_SESSION_ID_NOT_FOUND, a wrong epoch
+// INVALID_FETCH_SESSION_EPOCH, both with no partitions. Sessions belong to
+// the agent and the connection that made them: a client that reconnects
+// or moves to another agent starts over, as after an eviction. Versions
+// before 7 have no sessions. Partitions are read in the session's order,
+// and those that returned records move to its end, so a response cut by
+// MaxBytes leaves different partitions out each time.
 //
 // A fetch that finds fewer than MinBytes waits until a commit lands or
-// MaxWaitMs passes. It is woken by the commit itself, not by polling.
+// MaxWaitMs passes. It is woken by the commit itself, not by polling. An
+// incremental fetch waits the same way: its session's partitions are read
+// again when woken, and the answer is filtered once, when it is sent.
 // MaxBytes is lowered to the agent's fetch.max.bytes (Limits), and each
 // partition's PartitionMaxBytes to what is left of it.
 //
@@ -27,10 +43,14 @@ package protocol
 // a read_committed offset between the last stable offset and the high
 // watermark reads nothing. Its long poll counts only bytes below the last
 // stable offset, so it waits until the LSO moves; ending a transaction is
-// a commit that announces its markers' partitions and wakes it.
+// a commit that announces its markers' partitions and wakes it. All of
+// this is per partition, so it is the same for partitions of a session:
+// an incremental answer carries a partition whose last stable offset
+// moved even if nothing else did.
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -38,6 +58,7 @@ import (
 
 	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/fetch"
+	"github.com/floe-io/floe/internal/fetchsession"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -48,49 +69,95 @@ func init() { register(1, 4, 12, (*Handler).fetch) }
 // forever.
 const maxFetchWait = 5 * time.Minute
 
+// The session work runs in the reply, which runs after the connection's
+// earlier replies: a client's fetches reach its session in the order it
+// sent them.
 func (h *Handler) fetch(_ context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.FetchRequest)
-	denied := map[string]bool{}
-	for _, rt := range r.Topics {
-		denied[rt.Topic] = !h.allowed(req, acl.Read, acl.Topic, rt.Topic)
-	}
 	return func(ctx context.Context) kmsg.Response {
+		f, err := h.cfg.FetchSessions.Begin(sessionRequest(req.Conn, r))
+		if err != nil {
+			resp := r.ResponseKind().(*kmsg.FetchResponse)
+			resp.ErrorCode = sessionErrorCode(err)
+			return resp
+		}
+		denied := map[string]bool{}
+		for _, p := range f.Partitions {
+			if _, ok := denied[p.Topic]; !ok {
+				denied[p.Topic] = !h.allowed(req, acl.Read, acl.Topic, p.Topic)
+			}
+		}
 		wait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, maxFetchWait)
 		deadline := time.Now().Add(wait)
 		for {
 			changed := h.notify.Changed()
-			resp, n, failed := h.fetchOnce(ctx, r, denied)
-			if n >= int(r.MinBytes) || failed || !time.Now().Before(deadline) {
-				return resp
+			read := h.fetchOnce(ctx, r, f.Partitions, denied)
+			if read.bytes >= int(r.MinBytes) || read.failed || !time.Now().Before(deadline) {
+				return h.fetchResponse(r, f, read)
 			}
 			timer := time.NewTimer(time.Until(deadline))
 			select {
 			case <-changed:
 				timer.Stop()
 			case <-timer.C:
-				resp, _, _ = h.fetchOnce(ctx, r, denied)
-				return resp
+				return h.fetchResponse(r, f, h.fetchOnce(ctx, r, f.Partitions, denied))
 			case <-ctx.Done():
 				timer.Stop()
-				return resp
+				return h.fetchResponse(r, f, read)
 			}
 		}
 	}, nil
 }
 
-// fetchOnce reads every requested partition once and returns the
-// response, the number of record bytes in it, and whether any error must
-// be reported at once instead of waiting for data. Partitions of denied
-// topics fail with TOPIC_AUTHORIZATION_FAILED.
-func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, denied map[string]bool) (resp *kmsg.FetchResponse, total int, failed bool) {
-	resp = r.ResponseKind().(*kmsg.FetchResponse)
-	// Epoch 0 (open a session) and -1 (close it, or none) ask for a full
-	// fetch whatever the session id; only an incremental fetch (epoch > 0)
-	// needs a session, which Floe never handed out.
-	if r.Version >= 7 && r.SessionID != 0 && r.SessionEpoch > 0 {
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		return resp, 0, true
+// sessionRequest is what r says about sessions. Versions before 7 have
+// none: they are full fetches without a session.
+func sessionRequest(conn uint64, r *kmsg.FetchRequest) fetchsession.Request {
+	sr := fetchsession.Request{Conn: conn, SessionID: r.SessionID, Epoch: r.SessionEpoch}
+	if r.Version < 7 {
+		sr.SessionID, sr.Epoch = 0, fetchsession.NoSession
 	}
+	n := 0
+	for _, rt := range r.Topics {
+		n += len(rt.Partitions)
+	}
+	sr.Partitions = make([]fetchsession.Partition, 0, n)
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			sr.Partitions = append(sr.Partitions, fetchsession.Partition{
+				Key:    fetchsession.Key{Topic: rt.Topic, Partition: rp.Partition},
+				Params: fetchsession.Params{FetchOffset: rp.FetchOffset, MaxBytes: rp.PartitionMaxBytes, CurrentLeaderEpoch: rp.CurrentLeaderEpoch},
+			})
+		}
+	}
+	for _, ft := range r.ForgottenTopics {
+		for _, p := range ft.Partitions {
+			sr.Forgotten = append(sr.Forgotten, fetchsession.Key{Topic: ft.Topic, Partition: p})
+		}
+	}
+	return sr
+}
+
+func sessionErrorCode(err error) int16 {
+	if errors.Is(err, fetchsession.ErrInvalidEpoch) {
+		return kerr.InvalidFetchSessionEpoch.Code
+	}
+	return kerr.FetchSessionIDNotFound.Code
+}
+
+// fetched is one read of a fetch's partitions.
+type fetched struct {
+	// parts[i] answers the fetch's i-th partition.
+	parts []kmsg.FetchResponseTopicPartition
+	ids   map[string]metastore.TopicID
+	// bytes counts the record bytes read; failed is set when an error
+	// must be answered at once instead of waiting for data.
+	bytes  int
+	failed bool
+}
+
+// fetchOnce reads every partition once, in order. Partitions of denied
+// topics fail with TOPIC_AUTHORIZATION_FAILED.
+func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []fetchsession.Partition, denied map[string]bool) fetched {
 	maxBytes := int(r.MaxBytes)
 	if r.Version < 3 || maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
@@ -104,46 +171,78 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, denied ma
 	}
 	lookup := h.lookup(ctx)
 	reader := h.cfg.Cluster.Serves(RoleFetch)
-	for _, rt := range r.Topics {
-		t, terr := lookup.name(rt.Topic)
-		respTopic := kmsg.NewFetchResponseTopic()
-		respTopic.Topic = rt.Topic
-		respTopic.TopicID = t.ID
-		for _, rp := range rt.Partitions {
-			pr := kmsg.NewFetchResponseTopicPartition()
-			pr.Partition = rp.Partition
-			pr.HighWatermark, pr.LastStableOffset, pr.LogStartOffset = -1, -1, -1
-			pr.PreferredReadReplica = -1
-			if denied[rt.Topic] {
-				pr.ErrorCode = kerr.TopicAuthorizationFailed.Code
-			} else if code := partitionErr(t, terr, rp.Partition); code != 0 {
-				pr.ErrorCode = code
-			} else if !reader {
-				pr.ErrorCode = kerr.NotLeaderForPartition.Code
-			} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
-				pr.ErrorCode = code
-			} else {
-				h.fetchPartition(ctx, t, rp, &pr, maxBytes-total, total == 0, iso)
-				total += len(pr.RecordBatches)
-			}
-			if pr.RecordBatches == nil {
-				// Kafka never sends null records; librdkafka rejects a
-				// null (-1) MessageSetSize as a parse failure.
-				pr.RecordBatches = []byte{}
-			}
-			failed = failed || pr.ErrorCode != 0
-			respTopic.Partitions = append(respTopic.Partitions, pr)
+	out := fetched{parts: make([]kmsg.FetchResponseTopicPartition, len(parts)), ids: map[string]metastore.TopicID{}}
+	for i, p := range parts {
+		t, terr := lookup.name(p.Topic)
+		out.ids[p.Topic] = t.ID
+		pr := &out.parts[i]
+		pr.Default()
+		pr.Partition = p.Partition
+		pr.HighWatermark, pr.LastStableOffset, pr.LogStartOffset = -1, -1, -1
+		pr.PreferredReadReplica = -1
+		if denied[p.Topic] {
+			pr.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		} else if code := partitionErr(t, terr, p.Partition); code != 0 {
+			pr.ErrorCode = code
+		} else if !reader {
+			pr.ErrorCode = kerr.NotLeaderForPartition.Code
+		} else if code := checkLeaderEpoch(p.CurrentLeaderEpoch); code != 0 {
+			pr.ErrorCode = code
+		} else {
+			h.fetchPartition(ctx, t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso)
+			out.bytes += len(pr.RecordBatches)
 		}
-		resp.Topics = append(resp.Topics, respTopic)
+		if pr.RecordBatches == nil {
+			// Kafka never sends null records; librdkafka rejects a
+			// null (-1) MessageSetSize as a parse failure.
+			pr.RecordBatches = []byte{}
+		}
+		out.failed = out.failed || pr.ErrorCode != 0
 	}
-	return resp, total, failed
+	return out
 }
 
-func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, rp kmsg.FetchRequestTopicPartition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool, iso fetch.Isolation) {
-	limit := min(int(rp.PartitionMaxBytes), budget)
+// fetchResponse finishes the fetch with its session and answers the
+// partitions the session says to, grouped by topic in the order of their
+// first partition.
+func (h *Handler) fetchResponse(r *kmsg.FetchRequest, f *fetchsession.Fetch, read fetched) *kmsg.FetchResponse {
+	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	results := make([]fetchsession.Result, len(read.parts))
+	for i, p := range read.parts {
+		results[i] = fetchsession.Result{
+			HighWatermark: p.HighWatermark, LastStableOffset: p.LastStableOffset, LogStartOffset: p.LogStartOffset,
+			Records: len(p.RecordBatches) > 0, Failed: p.ErrorCode != 0,
+		}
+	}
+	id, include, err := h.cfg.FetchSessions.Finish(f, results)
+	resp.SessionID = id
+	if err != nil {
+		resp.ErrorCode = sessionErrorCode(err)
+		return resp
+	}
+	topic := map[string]int{}
+	for i, p := range f.Partitions {
+		if include != nil && !include[i] {
+			continue
+		}
+		ti, ok := topic[p.Topic]
+		if !ok {
+			ti = len(resp.Topics)
+			topic[p.Topic] = ti
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic, rt.TopicID = p.Topic, read.ids[p.Topic]
+			resp.Topics = append(resp.Topics, rt)
+		}
+		resp.Topics[ti].Partitions = append(resp.Topics[ti].Partitions, read.parts[i])
+	}
+	return resp
+}
+
+func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetchsession.Partition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool, iso fetch.Isolation) {
+	limit := min(int(p.MaxBytes), budget)
 	if limit <= 0 && !first {
 		// The response is full; report offsets without data.
-		offs, err := h.reader.Offsets(ctx, t.ID, rp.Partition)
+		offs, err := h.reader.Offsets(ctx, t.ID, p.Partition)
 		if err != nil {
 			pr.ErrorCode = errorCode(err)
 			return
@@ -154,12 +253,12 @@ func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, rp kmsg
 		}
 		return
 	}
-	res, err := h.reader.Read(ctx, t.ID, rp.Partition, rp.FetchOffset, limit, first, iso)
+	res, err := h.reader.Read(ctx, t.ID, p.Partition, p.FetchOffset, limit, first, iso)
 	setOffsets(pr, res.PartitionOffsets)
 	if err != nil {
 		pr.ErrorCode = errorCode(err)
 		if pr.ErrorCode == kerr.KafkaStorageError.Code {
-			h.log.Warn("fetch failed", "topic", t.Name, "partition", rp.Partition, "offset", rp.FetchOffset, "err", err)
+			h.log.Warn("fetch failed", "topic", t.Name, "partition", p.Partition, "offset", p.FetchOffset, "err", err)
 		}
 		return
 	}

@@ -71,33 +71,6 @@ func TestFetch(t *testing.T) {
 	}
 }
 
-// TestFetchSessions: Floe keeps no fetch sessions (KIP-227), so a request
-// naming one is FETCH_SESSION_ID_NOT_FOUND and answers carry session 0.
-func TestFetchSessions(t *testing.T) {
-	f := start(t)
-	f.createTopic("t", 1)
-	req := fetchRequest("t", 0, 0)
-	req.SessionEpoch = 0 // asks for a new session
-	if resp := do[*kmsg.FetchResponse](f, 12, req); resp.ErrorCode != 0 || resp.SessionID != 0 {
-		t.Errorf("new session: error %s, session id %d; want NONE, 0", codeName(resp.ErrorCode), resp.SessionID)
-	}
-	req = fetchRequest("t", 0, 0)
-	req.SessionID, req.SessionEpoch = 42, 1
-	expectCode(t, "unknown session", do[*kmsg.FetchResponse](f, 12, req).ErrorCode, kerr.FetchSessionIDNotFound.Code)
-	// Epoch -1 closes a session (or asks for none) and epoch 0 opens a
-	// new one: both are full fetches whatever the id, as in Kafka.
-	f.produce("t", 0, 3, 1000)
-	for _, epoch := range []int32{-1, 0} {
-		req = fetchRequest("t", 0, 0)
-		req.SessionID, req.SessionEpoch = 42, epoch
-		resp := do[*kmsg.FetchResponse](f, 12, req)
-		if resp.ErrorCode != 0 || resp.SessionID != 0 || len(resp.Topics[0].Partitions[0].RecordBatches) == 0 {
-			t.Errorf("session 42, epoch %d: error %s, session id %d, %d bytes; want a full fetch with data", epoch,
-				codeName(resp.ErrorCode), resp.SessionID, len(resp.Topics[0].Partitions[0].RecordBatches))
-		}
-	}
-}
-
 // TestFetchLongPoll: a fetch with nothing to read waits MaxWaitMillis and
 // answers empty; one that waits is answered when records arrive.
 func TestFetchLongPoll(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/coordinator"
 	"github.com/floe-io/floe/internal/fetch"
+	"github.com/floe-io/floe/internal/fetchsession"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/quota"
@@ -81,6 +82,10 @@ type Config struct {
 	// PushTelemetry); nil builds one with the defaults whose metrics
 	// are registered nowhere.
 	Telemetry *telemetry.Receiver
+	// FetchSessions keeps the agent's incremental fetch sessions
+	// (KIP-227), shared by every listener; nil answers every fetch
+	// without a session.
+	FetchSessions *fetchsession.Cache
 	// Users keeps the SASL users' SCRAM credentials
 	// (DescribeUserScramCredentials, AlterUserScramCredentials); nil
 	// answers those APIs with an error.

@@ -82,6 +82,10 @@ type Request struct {
 	// ("User:alice"); AnonymousPrincipal without authentication. Set by
 	// the server, not decoded.
 	Principal string
+	// Conn identifies the connection the request came on, unique within
+	// the server (fetch sessions belong to their connection); set by the
+	// server, not decoded.
+	Conn uint64
 }
 
 // AnonymousPrincipal is the principal of an unauthenticated connection,
