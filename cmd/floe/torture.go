@@ -20,7 +20,7 @@ func tortureCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("torture", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	agents := fs.Int("agents", 3, "agents in the cluster")
-	name := fs.String("workload", "kafka", "the workload: kafka (idempotent producers, assign and group consumers, a final read) or txn (transactional producers that commit or abort, consumers at read_committed)")
+	name := fs.String("workload", "kafka", "the workload: kafka (producers, assign and group consumers, a final read)")
 	faults := fs.String("faults", "kill,pause,db-restart,db-pause,bucket-errors,partition", "comma-separated faults the nemesis may apply (none: no faults)")
 	duration := fs.Duration("duration", 60*time.Second, "how long the workload runs; the nemesis stops 10s before it ends")
 	seed := fs.Int64("seed", 0, "seed of the workload's and the nemesis's schedules (0: from the clock, printed)")
