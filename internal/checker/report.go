@@ -26,13 +26,13 @@ func (r Result) WriteText(w io.Writer, quote func(line int) string) error {
 		fmt.Fprintf(w, "transactions: %d committed, %d aborted, %d indeterminate\n", t.Committed, t.Aborted, t.Indeterminate)
 	}
 	for _, k := range sortedKeys(toStringMap(r.AnomaliesByKind)) {
-		fmt.Fprintf(w, "  %-22s %d\n", k, r.AnomaliesByKind[Kind(k)])
+		fmt.Fprintf(w, "  %-26s %d\n", k, r.AnomaliesByKind[Kind(k)])
 	}
 	for _, a := range r.Anomalies {
 		writeAnomaly(w, a, quote)
 	}
 	for _, k := range sortedKeys(toStringMap(r.NotesByKind)) {
-		fmt.Fprintf(w, "note: %-22s %d\n", k, r.NotesByKind[Kind(k)])
+		fmt.Fprintf(w, "note: %-26s %d\n", k, r.NotesByKind[Kind(k)])
 	}
 	for _, a := range r.Notes {
 		writeAnomaly(w, a, quote)
