@@ -188,12 +188,21 @@ func (wk *worker) produceTxn(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() { s.Close() }()
+	defer func() {
+		if s != nil {
+			s.Close()
+		}
+	}()
 	renew := func() error {
 		s.Close()
-		s, err = wk.cfg.NewTxnSender(wk.cfg.Brokers, wk.txnID, opts...)
+		s = nil
 		wk.newProcess()
-		return err
+		next, err := wk.cfg.NewTxnSender(wk.cfg.Brokers, wk.txnID, opts...)
+		if err != nil {
+			return err
+		}
+		s = next
+		return nil
 	}
 	for k := 0; ctx.Err() == nil; k++ {
 		plan := wk.planTxn()
