@@ -44,6 +44,8 @@ func NewTransactionalSender(brokers []string, transactionalID string, opts ...kg
 	return &transactional{cl: cl}, nil
 }
 
+var _ TxnSender = (*transactional)(nil)
+
 type transactional struct {
 	cl   *kgo.Client
 	name string
@@ -91,6 +93,8 @@ func endRefused(err error) bool {
 	return errors.As(err, &ke) && !ke.Retriable && ke.Code != kerr.UnknownServerError.Code
 }
 
+// producerOpts are a producer's client options: the run's, and the
+// operation timeout as the records' delivery and request timeouts.
 func (wk *worker) producerOpts() []kgo.Opt {
 	return slices.Concat(wk.cfg.ClientOpts, []kgo.Opt{
 		kgo.RecordDeliveryTimeout(wk.cfg.OpTimeout), kgo.ProduceRequestTimeout(wk.cfg.OpTimeout),
