@@ -21,13 +21,15 @@ func recordCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("record", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated bootstrap addresses")
-	name := fs.String("workload", "kafka", "the workload: kafka (producers, assign and group consumers, a final read)")
+	name := fs.String("workload", "kafka", "the workload: kafka (idempotent producers, assign and group consumers, a final read) or txn (transactional producers that commit or abort, consumers at read_committed)")
 	duration := fs.Duration("duration", 10*time.Second, "how long producers and consumers run before the final read")
 	seed := fs.Int64("seed", 0, "seed of the schedule of operations (0: from the clock, printed)")
 	out := fs.String("out", "history.jsonl", "the history file to write")
 	topic := fs.String("topic", "", "a new topic to create and use (default floe-check-SEED-TIME)")
 	partitions := fs.Int("partitions", 3, "partitions of the topic")
-	producers := fs.Int("producers", 2, "idempotent producers")
+	producers := fs.Int("producers", 2, "producers (transactional in the txn workload)")
+	idempotent := fs.Int("idempotent-producers", 1, "txn workload: idempotent producers beside the transactional ones (0 for none)")
+	uncommitted := fs.Int("uncommitted-consumers", 1, "txn workload: assign consumers at read_uncommitted beside those at read_committed (0 for none)")
 	assigned := fs.Int("assign-consumers", 1, "consumers with assigned partitions (0 for none)")
 	grouped := fs.Int("group-consumers", 2, "consumers in one group that commit (0 for none)")
 	opTimeout := fs.Duration("op-timeout", 5*time.Second, "past this a send is indeterminate")
@@ -42,8 +44,8 @@ func recordCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *name != "kafka" {
-		return fmt.Errorf("record: unknown workload %q (kafka is the only one)", *name)
+	if !workload.Known(*name) {
+		return fmt.Errorf("record: unknown workload %q (known: %v)", *name, workload.Workloads)
 	}
 	if *seed == 0 {
 		*seed = time.Now().UnixNano() % 1_000_000_000
@@ -58,15 +60,18 @@ func recordCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	w := history.NewWriter(f)
 	fmt.Fprintf(stderr, "recording %s for %s with seed %d on topic %s to %s\n", *brokers, *duration, *seed, *topic, *out)
 	sum, err := workload.Run(ctx, workload.Config{
-		Brokers:         strings.Split(*brokers, ","),
-		Topic:           *topic,
-		Partitions:      int32(*partitions),
-		Seed:            *seed,
-		Duration:        *duration,
-		Producers:       *producers,
-		AssignConsumers: noneIfZero(*assigned),
-		GroupConsumers:  noneIfZero(*grouped),
-		OpTimeout:       *opTimeout,
+		Workload:             *name,
+		Brokers:              strings.Split(*brokers, ","),
+		Topic:                *topic,
+		Partitions:           int32(*partitions),
+		Seed:                 *seed,
+		Duration:             *duration,
+		Producers:            *producers,
+		IdempotentProducers:  noneIfZero(*idempotent),
+		AssignConsumers:      noneIfZero(*assigned),
+		UncommittedConsumers: noneIfZero(*uncommitted),
+		GroupConsumers:       noneIfZero(*grouped),
+		OpTimeout:            *opTimeout,
 	}, w)
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -74,8 +79,12 @@ func recordCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %d sends, %d polls, %d commits (the group formed in %s); final read complete: %v\n",
-		*out, sum.Sends, sum.Polls, sum.Commits, sum.GroupJoinWait.Round(time.Millisecond), sum.DrainComplete)
+	txns := ""
+	if *name == "txn" {
+		txns = fmt.Sprintf(", %d transactions committed and %d aborted (as asked)", sum.TxnCommits, sum.TxnAborts)
+	}
+	fmt.Fprintf(stdout, "%s: %d sends, %d polls, %d commits%s (the group formed in %s); final read complete: %v\n",
+		*out, sum.Sends, sum.Polls, sum.Commits, txns, sum.GroupJoinWait.Round(time.Millisecond), sum.DrainComplete)
 	if !*check {
 		return nil
 	}

@@ -3,6 +3,7 @@ package checker
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
@@ -36,7 +37,12 @@ type Result struct {
 	Acknowledged  int `json:"acknowledged"`
 	Failed        int `json:"failed"`
 	Indeterminate int `json:"indeterminate"`
-	Read          int `json:"read"`
+	// Aborted counts values sent in transactions that did not commit
+	// (and whose send did not fail definitely).
+	Aborted int `json:"aborted"`
+	Read    int `json:"read"`
+	// Transactions counts the history's transactions by how they ended.
+	Transactions TxnCounts `json:"transactions"`
 	// FinalRead says whether the history has a completed final read; without
 	// one, lost writes and commit skips are not decided.
 	FinalRead       bool            `json:"final_read"`
@@ -47,10 +53,23 @@ type Result struct {
 	Unchecked       map[Kind]string `json:"unchecked"`
 }
 
+// TxnCounts counts transactions: Committed, the commit was acknowledged;
+// Aborted, it never committed (its process aborted it, its commit failed,
+// or it never asked to commit); Indeterminate, its commit's outcome is
+// unknown.
+type TxnCounts struct {
+	Committed     int `json:"committed"`
+	Aborted       int `json:"aborted"`
+	Indeterminate int `json:"indeterminate"`
+}
+
 // pair is an operation: its invocation and completion. Rebalance lines
 // stand alone (inv == comp); an invocation never completed has comp nil.
 type pair struct {
 	inv, comp *history.Op
+	// committed: a poll made at read_committed (by the isolation level
+	// of its process's last assign or subscribe).
+	committed bool
 }
 
 func (p pair) status() history.Type {
@@ -77,7 +96,8 @@ type sent struct {
 	op        pair
 	process   int
 	tp        history.TopicPartition
-	ackOffset int64 // -1 unless acknowledged with an offset
+	ackOffset int64     // -1 unless acknowledged with an offset
+	txn       *txnState // nil unless sent in a transaction
 }
 
 type state struct {
@@ -88,27 +108,42 @@ type state struct {
 	values       map[string]*sent
 	readsByValue map[string]map[tpo][]int // value → where read → lines
 	readsByTPO   map[tpo]map[string][]int // offset → values read there → lines
-	known        map[history.TopicPartition][]int64
-	final        map[string]int // value → a final-read line
-	finalOffsets map[history.TopicPartition][]int64
-	finalLine    map[tpo]int
-	finalDone    bool
-	ackedAt      map[tpo]string // acknowledged offset → value
-	drain        []int          // lines of the drain operations
+	// known are the offsets any read or acknowledgement shows to hold a
+	// value; knownCommitted those that hold a value a read_committed
+	// consumer must see (not a value of a transaction that did not, or
+	// may not have, committed).
+	known          map[history.TopicPartition][]int64
+	knownCommitted map[history.TopicPartition][]int64
+	final          map[string]int // value → a final-read line
+	finalOffsets   map[history.TopicPartition][]int64
+	finalLine      map[tpo]int
+	finalDone      bool
+	finalCommitted bool           // the final read was at read_committed
+	ackedAt        map[tpo]string // acknowledged offset → value
+	drain          []int          // lines of the drain operations
+
+	txns     map[string]*txnState
+	txnNames []string // sorted
+	// committedReads are, for each transactional value, the lines of
+	// read_committed reads that show its transaction committed.
+	committedReads map[string][]int
 }
 
 // Check examines a history and reports every anomaly it can prove.
 func Check(ops []history.Op) Result {
 	s := &state{
-		ops:          ops,
-		values:       map[string]*sent{},
-		readsByValue: map[string]map[tpo][]int{},
-		readsByTPO:   map[tpo]map[string][]int{},
-		known:        map[history.TopicPartition][]int64{},
-		final:        map[string]int{},
-		finalOffsets: map[history.TopicPartition][]int64{},
-		finalLine:    map[tpo]int{},
-		ackedAt:      map[tpo]string{},
+		ops:            ops,
+		values:         map[string]*sent{},
+		readsByValue:   map[string]map[tpo][]int{},
+		readsByTPO:     map[tpo]map[string][]int{},
+		known:          map[history.TopicPartition][]int64{},
+		knownCommitted: map[history.TopicPartition][]int64{},
+		final:          map[string]int{},
+		finalOffsets:   map[history.TopicPartition][]int64{},
+		finalLine:      map[tpo]int{},
+		ackedAt:        map[tpo]string{},
+		txns:           map[string]*txnState{},
+		committedReads: map[string][]int{},
 	}
 	s.res.Anomalies, s.res.Notes = []Anomaly{}, []Anomaly{}
 	s.res.AnomaliesByKind = map[Kind]int{}
@@ -118,12 +153,17 @@ func Check(ops []history.Op) Result {
 		s.res.Unchecked[k] = why
 	}
 	s.pair()
+	s.isolation()
+	s.collectTxns()
 	s.collect()
+	s.resolveTxns()
 	s.checkFinal()
 	s.checkOffsets()
 	s.checkOrder()
 	s.checkPolls()
 	s.checkCommits()
+	s.checkTxnReads()
+	s.checkTornFinal()
 	slices.SortStableFunc(s.res.Anomalies, byFirstLine)
 	slices.SortStableFunc(s.res.Notes, byFirstLine)
 	s.res.Valid = len(s.res.Anomalies) == 0
@@ -138,10 +178,8 @@ func byFirstLine(a, b Anomaly) int {
 	if len(b.Lines) > 0 {
 		lb = b.Lines[0]
 	}
-	if c := cmp.Compare(la, lb); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Kind, b.Kind)
+	return cmp.Or(cmp.Compare(la, lb), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Partition, b.Partition),
+		cmp.Compare(a.Offset, b.Offset), cmp.Compare(a.Value, b.Value), cmp.Compare(a.Detail, b.Detail))
 }
 
 func (s *state) report(a Anomaly) {
@@ -227,20 +265,27 @@ func (s *state) collect() {
 					Detail: "value sent twice; values must be unique", Lines: append(prev.op.lines(), p.lines()...)})
 				continue
 			}
-			v := &sent{op: p, process: p.inv.Process, tp: r.TP(), ackOffset: -1}
+			v := &sent{op: p, process: p.inv.Process, tp: r.TP(), ackOffset: -1, txn: s.txns[p.inv.Txn]}
 			s.res.Sent++
-			switch p.status() {
-			case history.OK:
-				s.res.Acknowledged++
+			if p.status() == history.OK {
 				if o, ok := acked[r.Value]; ok && o >= 0 {
 					v.ackOffset = o
 					s.addKnown(r.TP(), o)
 					s.ackedAt[tpo{r.TP(), o}] = r.Value
 				}
-			case history.Fail:
+			}
+			switch s.class(v) {
+			case acknowledged:
+				s.res.Acknowledged++
+			case failed:
 				s.res.Failed++
+			case aborted:
+				s.res.Aborted++
 			default:
 				s.res.Indeterminate++
+			}
+			if v.txn != nil {
+				v.txn.values = append(v.txn.values, r.Value)
 			}
 			s.values[r.Value] = v
 		}
@@ -251,6 +296,9 @@ func (s *state) collect() {
 			if p.status() == history.OK {
 				s.finalDone = true
 			}
+		}
+		if p.inv.F == history.Assign && p.inv.Final {
+			s.finalCommitted = p.inv.Isolation == history.ReadCommitted
 		}
 		if p.inv.F != history.Poll || p.status() != history.OK {
 			continue
@@ -298,9 +346,13 @@ func (s *state) addKnown(tp history.TopicPartition, o int64) {
 }
 
 // knownBetween returns an offset of tp known to hold a value, strictly
-// between lo and hi, and whether there is one.
-func (s *state) knownBetween(tp history.TopicPartition, lo, hi int64) (int64, bool) {
+// between lo and hi, and whether there is one; with committed, only
+// offsets that hold a value a read_committed consumer must see count.
+func (s *state) knownBetween(tp history.TopicPartition, lo, hi int64, committed bool) (int64, bool) {
 	offs := s.known[tp]
+	if committed {
+		offs = s.knownCommitted[tp]
+	}
 	i := sort.Search(len(offs), func(i int) bool { return offs[i] > lo })
 	if i < len(offs) && offs[i] < hi {
 		return offs[i], true
@@ -332,26 +384,44 @@ func (s *state) checkFinal() {
 		v := s.values[value]
 		_, inFinal := s.final[value]
 		_, wasRead := s.readsByValue[value]
-		switch v.op.status() {
-		case history.OK:
+		switch s.class(v) {
+		case acknowledged:
 			if s.finalDone && !inFinal {
 				lines := append(v.op.lines(), s.readLines(value, 3)...)
 				s.report(Anomaly{Kind: LostWrite, Partition: v.tp.String(), Offset: v.ackOffset, Value: value,
 					Detail: fmt.Sprintf("acknowledged at offset %d, not in the final read (read %d times before)", v.ackOffset, len(s.readLines(value, 1<<30))),
 					Lines:  append(lines, s.drain...)})
 			}
-		case history.Fail:
+		case failed:
 			if wasRead {
 				s.report(Anomaly{Kind: FailedAppeared, Partition: v.tp.String(), Offset: -1, Value: value,
 					Detail: "the send failed definitely, yet the value was read", Lines: append(v.op.lines(), s.readLines(value, 3)...)})
 			}
+		case aborted:
+			// Its transaction never committed: whether it may be read
+			// depends on the reader's isolation level (checkTxnReads).
 		default:
-			if wasRead {
+			// Indeterminate: the send's or its transaction's outcome is
+			// unknown. A read shows it was written (and, for a
+			// transactional value, a read_committed read after the
+			// commit was asked for shows its transaction committed).
+			shown := s.shownWritten(value)
+			switch {
+			case len(shown) > 0 || inFinal:
+				at := shown
+				if len(at) == 0 {
+					at = []int{s.final[value]}
+				}
 				s.report(Anomaly{Kind: IndeterminateAppeared, Partition: v.tp.String(), Offset: -1, Value: value,
-					Detail: "the send's outcome was unknown; the value was read", Lines: append(v.op.lines(), s.readLines(value, 1)...)})
-			} else if s.finalDone {
+					Detail: "the outcome was unknown; the value was read", Lines: append(v.op.lines(), at[0])})
+				if s.finalDone && !inFinal {
+					s.report(Anomaly{Kind: LostWrite, Partition: v.tp.String(), Offset: v.ackOffset, Value: value,
+						Detail: fmt.Sprintf("the outcome was unknown, but line %d read the value, so it was written; it is not in the final read", shown[0]),
+						Lines:  append(append(v.op.lines(), shown[:min(3, len(shown))]...), s.drain...)})
+				}
+			case s.finalDone:
 				s.report(Anomaly{Kind: IndeterminateLost, Partition: v.tp.String(), Offset: -1, Value: value,
-					Detail: "the send's outcome was unknown; the value is not in the final read", Lines: v.op.lines()})
+					Detail: "the outcome was unknown; the value is not in the final read", Lines: v.op.lines()})
 			}
 		}
 	}
@@ -450,13 +520,25 @@ func (s *state) lowestRead(value string, tp history.TopicPartition) (int64, bool
 	return best, found
 }
 
-// checkPolls follows each consumer's position per partition.
+// checkPolls follows each consumer's position per partition. A
+// read_committed consumer's contiguous reads of a partition (a run: no
+// assign, rebalance, skip or step back between them) are also checked
+// for torn transactions.
 func (s *state) checkPolls() {
 	type pos struct {
 		offset int64
 		line   int
 	}
 	consumers := map[int]map[history.TopicPartition]pos{}
+	runs := map[int]map[history.TopicPartition]*run{}
+	endRuns := func(proc int, tps ...history.TopicPartition) {
+		for _, tp := range slices.SortedFunc(maps.Keys(runs[proc]), compareTP) {
+			if len(tps) == 0 || slices.Contains(tps, tp) {
+				s.checkTornRun(runs[proc][tp])
+				delete(runs[proc], tp)
+			}
+		}
+	}
 	// In completion order: a rebalance written while a poll was blocked
 	// (between its invocation and completion) happened before the poll
 	// returned its records.
@@ -467,11 +549,13 @@ func (s *state) checkPolls() {
 		proc := p.inv.Process
 		if consumers[proc] == nil {
 			consumers[proc] = map[history.TopicPartition]pos{}
+			runs[proc] = map[history.TopicPartition]*run{}
 		}
 		at := consumers[proc]
 		switch p.inv.F {
 		case history.Assign:
 			clear(at)
+			endRuns(proc)
 			for _, o := range p.comp.Offsets {
 				if o.Offset >= 0 {
 					// The first read should be o.Offset: as if o.Offset-1 was read.
@@ -480,30 +564,57 @@ func (s *state) checkPolls() {
 			}
 		case history.Subscribe:
 			clear(at)
+			endRuns(proc)
 		case history.Rebalance:
-			for _, o := range p.comp.Offsets {
+			var tps []history.TopicPartition
+			for _, o := range append(slices.Clone(p.comp.Offsets), p.comp.Revoked...) {
 				delete(at, o.TP())
+				tps = append(tps, o.TP())
 			}
-			for _, o := range p.comp.Revoked {
-				delete(at, o.TP())
-			}
+			endRuns(proc, tps...)
 		case history.Poll:
 			line := p.comp.Line()
 			for _, r := range p.comp.Records {
 				tp := r.TP()
+				continues := false
 				if l, ok := at[tp]; ok {
 					if r.Offset <= l.offset {
 						s.report(Anomaly{Kind: NonmonotonicPoll, Partition: tp.String(), Offset: r.Offset, Value: r.Value,
 							Detail: fmt.Sprintf("process %d read offset %d after %d", proc, r.Offset, l.offset),
 							Lines:  []int{l.line, line}})
-					} else if k, skipped := s.knownBetween(tp, l.offset, r.Offset); skipped {
+					} else if k, skipped := s.knownBetween(tp, l.offset, r.Offset, p.committed); skipped {
 						s.report(Anomaly{Kind: PollSkip, Partition: tp.String(), Offset: k,
 							Detail: fmt.Sprintf("process %d read offset %d after %d, skipping offset %d which holds a value", proc, r.Offset, l.offset, k),
 							Lines:  append([]int{l.line, line}, s.evidenceAt(tp, k)...)})
+					} else {
+						continues = true
 					}
 				}
 				at[tp] = pos{r.Offset, line}
+				if !p.committed || p.inv.Final {
+					// Only read_committed readers promise atomicity; the
+					// final read is checked whole (checkTornFinal).
+					continue
+				}
+				cur := runs[proc][tp]
+				if cur == nil || !continues {
+					if cur != nil {
+						s.checkTornRun(cur)
+					}
+					cur = &run{process: proc, tp: tp, lo: r.Offset, read: map[string]int{}}
+					runs[proc][tp] = cur
+				}
+				cur.hi = r.Offset
+				if _, ok := cur.read[r.Value]; !ok {
+					cur.read[r.Value] = line
+				}
 			}
+		}
+	}
+	for _, proc := range slices.Sorted(maps.Keys(runs)) {
+		rs := runs[proc]
+		for _, tp := range slices.SortedFunc(maps.Keys(rs), compareTP) {
+			s.checkTornRun(rs[tp])
 		}
 	}
 }
@@ -681,6 +792,10 @@ func (s *state) commitSent(group string, tp history.TopicPartition, offset int64
 		}
 	}
 	return false
+}
+
+func compareTP(a, b history.TopicPartition) int {
+	return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 }
 
 func compareTPO(a, b tpo) int {

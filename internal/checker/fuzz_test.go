@@ -23,6 +23,17 @@ func FuzzCheck(f *testing.F) {
 	}
 	w.Flush()
 	f.Add(buf.Bytes())
+	var tb hb
+	cleanTxns(&tb)
+	tb.poll(10, false, read{4, "p2-0"})
+	tb.pollIn(1, "t1", read{1, "p1-0"})
+	buf.Reset()
+	w = history.NewWriter(&buf)
+	for _, op := range tb.ops {
+		w.Write(op)
+	}
+	w.Flush()
+	f.Add(buf.Bytes())
 	f.Add([]byte(`{"type":"ok","f":"poll","process":1,"records":[{"topic":"t","partition":0,"offset":-5,"value":"x"}]}`))
 	f.Add([]byte("{\"type\":\"invoke\",\"f\":\"rebalance\",\"process\":1}\n{\"type\":\"ok\",\"f\":\"rebalance\",\"process\":1}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {

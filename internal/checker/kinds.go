@@ -1,12 +1,14 @@
 // Package checker decides whether a recorded history (package history)
 // shows a Kafka-semantics anomaly: acknowledged records lost, duplicated,
 // reordered, offsets that disagree, consumers that skip or go back,
-// group commits that regress or skip. It is pure: ops in, a Result out;
-// it never reads files or talks to a cluster.
+// group commits that regress or skip, and read_committed consumers that
+// see what transactions did not commit, or part of what they did. It is
+// pure: ops in, a Result out; it never reads files or talks to a cluster.
 //
 // The anomaly definitions follow Jepsen's Kafka workload (lost-write,
-// duplicate, inconsistent-offsets, poll-skip, nonmonotonic-poll), adapted
-// to what Floe promises; docs/correctness.md lists them with examples.
+// duplicate, inconsistent-offsets, poll-skip, nonmonotonic-poll, G1a as
+// aborted-read, precommitted reads as own-uncommitted-read), adapted to
+// what Floe promises; docs/correctness.md lists them with examples.
 package checker
 
 // Kind names an anomaly (or, for the indeterminate classes, a note).
@@ -60,22 +62,32 @@ const (
 	MalformedHistory Kind = "malformed-history"
 )
 
-// Transactional anomalies. Floe has no transactions yet (transactional
-// producers are refused), so no history can contain transactional sends
-// and the checker does not look for these. The kinds are named now so
-// that reports, the JSON output and the documentation keep one
-// vocabulary when transactions land; Result.Unchecked lists them.
+// Transactional anomalies: they need sends that name their transaction
+// (history.Op.Txn), the transactions' ends (history.TxnCommit,
+// history.TxnAbort) and consumers that say their isolation level.
 const (
-	// AbortedRead: a read_committed consumer read a value from a
-	// transaction that aborted, or had not committed yet.
+	// AbortedRead: a read_committed consumer read a value of a
+	// transaction that did not commit (its process aborted it, its commit
+	// failed, or it never asked to commit), or read it before the
+	// transaction's commit was even asked for.
 	AbortedRead Kind = "aborted-read"
-	// TornTransaction: a reader saw some but not all of a committed
-	// transaction's records in a partition range it read completely.
+	// TornTransaction: a read_committed reader that read a range of a
+	// partition completely saw some but not all of a committed (or
+	// possibly committed) transaction's values in it; or the final read,
+	// which reads every partition completely, has some of a
+	// transaction's values and not the others.
 	TornTransaction Kind = "torn-transaction"
 	// OwnUncommittedRead: a transactional process read its own writes
 	// before their transaction committed, through a read_committed
-	// consumer.
+	// consumer (a poll made inside the transaction returned one of its
+	// values).
 	OwnUncommittedRead Kind = "own-uncommitted-read"
+	// ReadPastOpenTransaction: a read_committed consumer read a value at
+	// an offset above the first offset of another transaction that was
+	// still open when the poll returned (it committed, and its commit was
+	// asked for only later): the last stable offset was at or below that
+	// first offset, so nothing past it could be returned.
+	ReadPastOpenTransaction Kind = "read-past-open-transaction"
 )
 
 // Notes that classify indeterminate sends; they are not anomalies.
@@ -88,9 +100,6 @@ const (
 )
 
 // Unchecked are the anomaly kinds the checker knows but cannot look for
-// yet, with the reason.
-var Unchecked = map[Kind]string{
-	AbortedRead:        "not checked until transactions exist in Floe",
-	TornTransaction:    "not checked until transactions exist in Floe",
-	OwnUncommittedRead: "not checked until transactions exist in Floe",
-}
+// yet, with the reason. None today: the transactional kinds are checked
+// since the workload records transactions.
+var Unchecked = map[Kind]string{}

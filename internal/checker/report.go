@@ -13,19 +13,26 @@ func (r Result) WriteText(w io.Writer, quote func(line int) string) error {
 	if !r.Valid {
 		verdict = fmt.Sprintf("INVALID: %d anomalies", len(r.Anomalies))
 	}
-	_, err := fmt.Fprintf(w, "%s\noperations %d, values sent %d (acknowledged %d, failed %d, indeterminate %d), read %d, final read %v\n",
-		verdict, r.Operations, r.Sent, r.Acknowledged, r.Failed, r.Indeterminate, r.Read, r.FinalRead)
+	aborted := ""
+	if r.Aborted > 0 {
+		aborted = fmt.Sprintf(", aborted %d", r.Aborted)
+	}
+	_, err := fmt.Fprintf(w, "%s\noperations %d, values sent %d (acknowledged %d, failed %d, indeterminate %d%s), read %d, final read %v\n",
+		verdict, r.Operations, r.Sent, r.Acknowledged, r.Failed, r.Indeterminate, aborted, r.Read, r.FinalRead)
 	if err != nil {
 		return err
 	}
+	if t := r.Transactions; t != (TxnCounts{}) {
+		fmt.Fprintf(w, "transactions: %d committed, %d aborted, %d indeterminate\n", t.Committed, t.Aborted, t.Indeterminate)
+	}
 	for _, k := range sortedKeys(toStringMap(r.AnomaliesByKind)) {
-		fmt.Fprintf(w, "  %-22s %d\n", k, r.AnomaliesByKind[Kind(k)])
+		fmt.Fprintf(w, "  %-26s %d\n", k, r.AnomaliesByKind[Kind(k)])
 	}
 	for _, a := range r.Anomalies {
 		writeAnomaly(w, a, quote)
 	}
 	for _, k := range sortedKeys(toStringMap(r.NotesByKind)) {
-		fmt.Fprintf(w, "note: %-22s %d\n", k, r.NotesByKind[Kind(k)])
+		fmt.Fprintf(w, "note: %-26s %d\n", k, r.NotesByKind[Kind(k)])
 	}
 	for _, a := range r.Notes {
 		writeAnomaly(w, a, quote)

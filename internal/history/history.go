@@ -63,6 +63,22 @@ const (
 	// ok when every partition reached the end offsets in Offsets, info
 	// when it gave up first.
 	Drain Func = "drain"
+	// TxnCommit asks to commit the transaction Txn (EndTxn with commit):
+	// ok, it committed; fail, it certainly did not; info, unknown.
+	TxnCommit Func = "txn-commit"
+	// TxnAbort aborts the transaction Txn. Whatever its completion says,
+	// the transaction never commits: its process never asked to.
+	TxnAbort Func = "txn-abort"
+)
+
+// Isolation levels of a consumer, on its Assign or Subscribe.
+const (
+	// ReadUncommitted is Kafka's default, and what an Assign or
+	// Subscribe without Isolation means.
+	ReadUncommitted = "read_uncommitted"
+	// ReadCommitted consumers must see only committed transactions'
+	// records, and nothing past a transaction still open.
+	ReadCommitted = "read_committed"
 )
 
 // Record is one record sent or read. Offset is -1 when not known (an
@@ -117,10 +133,17 @@ type Op struct {
 	// Group is the consumer group of Subscribe, Rebalance, Commit and
 	// Committed.
 	Group string `json:"group,omitempty"`
-	// Txn is the transactional id a send or commit ran in. Floe has no
-	// transactions yet, so the recorder never sets it; the field exists
-	// so that transactional workloads need no new format.
+	// Txn names the transaction a Send, TxnCommit, TxnAbort or Poll ran
+	// in: unique in the history (the workload writes "<transactional
+	// id>#<n>"). A Send without it is not transactional; a Poll with it
+	// was made by the transaction's own process while the transaction
+	// was open.
 	Txn string `json:"txn,omitempty"`
+	// Isolation is the isolation level of the consumer an Assign or
+	// Subscribe starts (ReadCommitted or ReadUncommitted; empty means
+	// ReadUncommitted); the process's Polls read at it until its next
+	// Assign or Subscribe.
+	Isolation string `json:"isolation,omitempty"`
 	// Final marks the Assign and Polls of the final read.
 	Final   bool     `json:"final,omitempty"`
 	Records []Record `json:"records,omitempty"`

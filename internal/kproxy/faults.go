@@ -27,6 +27,9 @@ const (
 func (p *Proxy) rewriteFetch(resp *kmsg.FetchResponse) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.fault == HideAborts {
+		return p.hideAborts(resp)
+	}
 	if p.fault != DropRecord && p.fault != SwapRecords && p.fault != ReorderBatches {
 		return false
 	}
@@ -255,4 +258,41 @@ func (p *Proxy) moveCommit(req *kmsg.OffsetCommitRequest) bool {
 		}
 	}
 	return changed
+}
+
+// hideAborts empties every aborted transactions list of resp (HideAborts).
+func (p *Proxy) hideAborts(resp *kmsg.FetchResponse) bool {
+	changed := false
+	for ti := range resp.Topics {
+		t := &resp.Topics[ti]
+		for pi := range t.Partitions {
+			part := &t.Partitions[pi]
+			if len(part.AbortedTransactions) == 0 {
+				continue
+			}
+			if p.inj == nil {
+				p.inj = &Injection{Fault: HideAborts, Topic: t.Topic, Partition: part.Partition, Offset: part.AbortedTransactions[0].FirstOffset}
+			}
+			part.AbortedTransactions = part.AbortedTransactions[:0]
+			p.inj.Applied++
+			changed = true
+		}
+	}
+	return changed
+}
+
+// uncommit turns a read_committed fetch into a read_uncommitted one
+// (ReadUncommitted), and says whether it did.
+func (p *Proxy) uncommit(req *kmsg.FetchRequest) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fault != ReadUncommitted || req.IsolationLevel == 0 {
+		return false
+	}
+	req.IsolationLevel = 0
+	if p.inj == nil {
+		p.inj = &Injection{Fault: ReadUncommitted, Offset: -1}
+	}
+	p.inj.Applied++
+	return true
 }

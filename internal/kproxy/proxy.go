@@ -1,8 +1,9 @@
 // Package kproxy is a Kafka proxy on loopback that can break the
 // guarantees Floe gives, on command, so that the checker can be shown to
 // catch each break: it drops one acknowledged record from every fetch
-// response that carries it, swaps two records of a batch, or writes a
-// produced batch twice. Without a fault armed it forwards frames
+// response that carries it, swaps two records of a batch, writes a
+// produced batch twice, or lets read_committed consumers see what
+// transactions did not commit. Without a fault armed it forwards frames
 // unchanged, except that it rewrites broker addresses in Metadata,
 // FindCoordinator and DescribeCluster responses to its own listeners, so
 // that clients never leave it.
@@ -65,6 +66,16 @@ const (
 	// no member committed, and a member given a partition afterwards
 	// starts past a record the group never read.
 	AdvanceCommits
+	// HideAborts empties the aborted transactions list of every fetch
+	// response: read_committed consumers keep the records of aborted
+	// transactions, as if the agent had forgotten its aborted index.
+	HideAborts
+	// ReadUncommitted forwards every read_committed fetch as a
+	// read_uncommitted one: read_committed consumers read up to the high
+	// watermark, past transactions still open (their own included) and
+	// through aborted ones, as if the agent ignored the last stable
+	// offset.
+	ReadUncommitted
 )
 
 func (f Fault) String() string {
@@ -83,6 +94,10 @@ func (f Fault) String() string {
 		return "rewind-commits"
 	case AdvanceCommits:
 		return "advance-commits"
+	case HideAborts:
+		return "hide-aborts"
+	case ReadUncommitted:
+		return "read-uncommitted"
 	}
 	return "fault(" + strconv.Itoa(int(f)) + ")"
 }
@@ -366,6 +381,9 @@ func (p *Proxy) requests(client, agent net.Conn, pending chan<- inflight, done <
 		}
 		if commit, ok := req.Req.(*kmsg.OffsetCommitRequest); ok && p.moveCommit(commit) {
 			frame = wire.AppendRequest(nil, req.CorrelationID, req.ClientID, commit)[4:]
+		}
+		if fetch, ok := req.Req.(*kmsg.FetchRequest); ok && p.uncommit(fetch) {
+			frame = wire.AppendRequest(nil, req.CorrelationID, req.ClientID, fetch)[4:]
 		}
 		if expectResponse {
 			if err := note(inflight{key: req.Key, version: req.Version}); err != nil {

@@ -21,9 +21,14 @@ import (
 
 const partitions = 3
 
-// record runs the workload through a proxy with fault armed, in front of
-// an in-process agent, and checks the history.
+// record runs the kafka workload through a proxy with fault armed, in
+// front of an in-process agent, and checks the history.
 func record(t *testing.T, fault kproxy.Fault, seed int64) (checker.Result, kproxy.Injection, bool) {
+	return recordWorkload(t, "kafka", fault, seed)
+}
+
+// recordWorkload is record for any workload.
+func recordWorkload(t *testing.T, name string, fault kproxy.Fault, seed int64) (checker.Result, kproxy.Injection, bool) {
 	t.Helper()
 	a := agenttest.Start(t, agenttest.Options{Config: func(c *agent.Config) {
 		c.Groups.Groups.InitialRebalanceDelay = 50 * time.Millisecond
@@ -35,11 +40,12 @@ func record(t *testing.T, fault kproxy.Fault, seed int64) (checker.Result, kprox
 	defer p.Close()
 	p.Arm(fault)
 	var buf bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	sum, err := workload.Run(ctx, workload.Config{
+		Workload:          name,
 		Brokers:           []string{addr},
-		Topic:             fmt.Sprintf("proxied-%s", fault),
+		Topic:             fmt.Sprintf("proxied-%s-%s", name, fault),
 		Seed:              seed,
 		Partitions:        partitions,
 		Duration:          1500 * time.Millisecond,
@@ -141,6 +147,54 @@ func TestCheckerCatchesInjectedBugs(t *testing.T) {
 			}
 			if tc.check != nil {
 				tc.check(t, res, inj)
+			}
+		})
+	}
+}
+
+// TestCheckerCatchesTxnBugs is the checker's self-test for transactions:
+// the txn workload through a clean proxy checks valid; when the proxy
+// hides the aborted index, read_committed consumers read aborted
+// transactions' values and the checker reports them and nothing else;
+// when it serves read_committed fetches as read_uncommitted, consumers
+// also read transactions before they commit, their own included, and
+// past transactions still open.
+func TestCheckerCatchesTxnBugs(t *testing.T) {
+	cases := []struct {
+		fault kproxy.Fault
+		// must be reported; may be reported besides
+		must, may []checker.Kind
+	}{
+		{kproxy.None, nil, nil},
+		{kproxy.HideAborts, []checker.Kind{checker.AbortedRead}, nil},
+		{kproxy.ReadUncommitted, []checker.Kind{checker.AbortedRead, checker.ReadPastOpenTransaction},
+			[]checker.Kind{checker.OwnUncommittedRead}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fault.String(), func(t *testing.T) {
+			res, _, chosen := recordWorkload(t, "txn", tc.fault, 5)
+			if tc.fault != kproxy.None && !chosen {
+				t.Fatalf("the fault found nothing to act on")
+			}
+			if !res.FinalRead {
+				t.Errorf("the final read did not complete")
+			}
+			if res.Transactions.Committed == 0 || res.Transactions.Aborted == 0 {
+				t.Fatalf("transactions %+v: want some committed and some aborted", res.Transactions)
+			}
+			for _, k := range tc.must {
+				if res.AnomaliesByKind[k] == 0 {
+					t.Errorf("no %s: %v", k, res.AnomaliesByKind)
+				}
+			}
+			for k := range res.AnomaliesByKind {
+				if !slices.Contains(tc.must, k) && !slices.Contains(tc.may, k) {
+					t.Errorf("%d %s, want none", res.AnomaliesByKind[k], k)
+				}
+			}
+			if n := res.AnomaliesByKind[checker.AbortedRead]; n > res.Aborted && tc.fault == kproxy.HideAborts {
+				// Once per value: at most every aborted value.
+				t.Errorf("%d aborted reads of %d aborted values", n, res.Aborted)
 			}
 		})
 	}

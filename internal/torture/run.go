@@ -19,7 +19,7 @@ import (
 // Options are one torture run.
 type Options struct {
 	Agents   int
-	Workload string // kafka
+	Workload string // kafka or txn (workload.Workloads)
 	Faults   []string
 	Duration time.Duration
 	Seed     int64
@@ -62,6 +62,9 @@ type Report struct {
 	Availability    map[string]Availability `json:"availability"`
 	FaultsApplied   []string                `json:"faults_applied"`
 	History         string                  `json:"history,omitempty"`
+	// Transactions are the txn workload's transactions by how they
+	// ended, and the values sent in those that did not commit.
+	Transactions *Transactions `json:"transactions,omitempty"`
 
 	// Result is the checker's full result (not in the JSON line).
 	Result checker.Result `json:"-"`
@@ -76,8 +79,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			fmt.Fprintf(o.Log, format+"\n", args...)
 		}
 	}
-	if o.Workload != "" && o.Workload != "kafka" {
-		return Report{}, fmt.Errorf("unknown workload %q (kafka is the only one)", o.Workload)
+	if !workload.Known(o.Workload) {
+		return Report{}, fmt.Errorf("unknown workload %q (known: %v)", o.Workload, workload.Workloads)
 	}
 	if o.Duration <= 0 {
 		o.Duration = 60 * time.Second
@@ -130,6 +133,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		intervals <- nemesis.Run(nctx, steps, logf)
 	}()
 	sum, err := workload.Run(ctx, workload.Config{
+		Workload:        o.Workload,
 		Brokers:         c.Brokers,
 		Topic:           fmt.Sprintf("torture-%d", o.Seed),
 		Partitions:      4,
@@ -202,7 +206,17 @@ func checkHistory(path string) (Report, error) {
 	for k, n := range res.NotesByKind {
 		rep.NotesByKind[string(k)] = n
 	}
+	if res.Transactions != (checker.TxnCounts{}) {
+		rep.Transactions = &Transactions{TxnCounts: res.Transactions, AbortedValues: res.Aborted}
+	}
 	return rep, nil
+}
+
+// Transactions are a run's transactions by how they ended, and the
+// values sent in those that did not commit.
+type Transactions struct {
+	checker.TxnCounts
+	AbortedValues int `json:"aborted_values"`
 }
 
 // availability counts, per fault kind, the sends in flight while a
@@ -274,6 +288,9 @@ func (r Report) WriteText(w io.Writer) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.NotesByKind)) {
 		fmt.Fprintf(w, "note %s: %d\n", k, r.NotesByKind[k])
+	}
+	if t := r.Transactions; t != nil {
+		fmt.Fprintf(w, "transactions: %d committed, %d aborted (%d values), %d indeterminate\n", t.Committed, t.Aborted, t.AbortedValues, t.Indeterminate)
 	}
 	kinds := slices.Sorted(maps.Keys(r.AnomaliesByKind))
 	sort.Strings(kinds)

@@ -3,6 +3,7 @@ package workload
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -21,20 +22,41 @@ const (
 	pollWait       = 250 * time.Millisecond
 )
 
-func consumerOpts() []kgo.Opt {
-	return []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}
+// consumerOpts are a consumer's options at isolation level iso
+// (history.ReadCommitted or not).
+func consumerOpts(iso string) []kgo.Opt {
+	opts := []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}
+	if iso == history.ReadCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	return opts
 }
 
 // poll records one poll: its invocation, then the records it returned.
-// Fetch errors are written on an ok completion: they are per partition,
-// and the records beside them were read.
 func (wk *worker) poll(ctx context.Context, cl *kgo.Client, final bool) []*kgo.Record {
-	wk.write(history.Op{Type: history.Invoke, F: history.Poll, Process: wk.process, Final: final})
-	pctx, cancel := context.WithTimeout(ctx, pollWait)
+	return wk.pollWith(ctx, cl, pollOptions{final: final})
+}
+
+type pollOptions struct {
+	final bool
+	txn   string        // the open transaction the poll is made in
+	wait  time.Duration // default pollWait
+}
+
+// pollWith records one poll. Fetch errors are written on an ok
+// completion: they are per partition, and the records beside them were
+// read.
+func (wk *worker) pollWith(ctx context.Context, cl *kgo.Client, o pollOptions) []*kgo.Record {
+	if o.wait == 0 {
+		o.wait = pollWait
+	}
+	final := o.final
+	wk.write(history.Op{Type: history.Invoke, F: history.Poll, Process: wk.process, Final: final, Txn: o.txn})
+	pctx, cancel := context.WithTimeout(ctx, o.wait)
 	fetches := cl.PollRecords(pctx, maxPollRecords)
 	cancel()
 	recs := fetches.Records()
-	done := history.Op{Type: history.OK, F: history.Poll, Process: wk.process, Final: final, Records: fromRecords(recs, true)}
+	done := history.Op{Type: history.OK, F: history.Poll, Process: wk.process, Final: final, Txn: o.txn, Records: fromRecords(recs, true)}
 	for _, e := range fetches.Errors() {
 		if errors.Is(e.Err, context.DeadlineExceeded) || errors.Is(e.Err, context.Canceled) {
 			continue
@@ -68,14 +90,14 @@ func (wk *worker) consumeAssigned(ctx context.Context) error {
 			assign[p] = kgo.NewOffset().At(at)
 			offs = append(offs, tp(wk.cfg.Topic, p, at))
 		}
-		wk.write(history.Op{Type: history.Invoke, F: history.Assign, Process: wk.process, Offsets: offs})
-		opts := append(consumerOpts(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{wk.cfg.Topic: assign}))
+		wk.write(history.Op{Type: history.Invoke, F: history.Assign, Process: wk.process, Offsets: offs, Isolation: wk.isolation})
+		opts := append(consumerOpts(wk.isolation), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{wk.cfg.Topic: assign}))
 		cl, err := wk.newClient(opts...)
 		if err != nil {
-			wk.write(history.Op{Type: history.Fail, F: history.Assign, Process: wk.process, Offsets: offs, Error: err.Error()})
+			wk.write(history.Op{Type: history.Fail, F: history.Assign, Process: wk.process, Offsets: offs, Isolation: wk.isolation, Error: err.Error()})
 			return err
 		}
-		wk.write(history.Op{Type: history.OK, F: history.Assign, Process: wk.process, Offsets: offs})
+		wk.write(history.Op{Type: history.OK, F: history.Assign, Process: wk.process, Offsets: offs, Isolation: wk.isolation})
 		polls := 5 + wk.rng.IntN(30)
 		for i := 0; i < polls && ctx.Err() == nil; i++ {
 			for _, r := range wk.poll(ctx, cl, false) {
@@ -125,8 +147,8 @@ func (wk *worker) groupSession(ctx context.Context, joinOnce *sync.Once, cycles 
 			wk.write(op)
 		}
 	}
-	wk.write(history.Op{Type: history.Invoke, F: history.Subscribe, Process: wk.process, Group: wk.cfg.Group})
-	opts := append(consumerOpts(),
+	wk.write(history.Op{Type: history.Invoke, F: history.Subscribe, Process: wk.process, Group: wk.cfg.Group, Isolation: wk.isolation})
+	opts := append(consumerOpts(wk.isolation),
 		kgo.ConsumerGroup(wk.cfg.Group),
 		kgo.ConsumeTopics(wk.cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -142,10 +164,10 @@ func (wk *worker) groupSession(ctx context.Context, joinOnce *sync.Once, cycles 
 	)
 	cl, err := wk.newClient(opts...)
 	if err != nil {
-		wk.write(history.Op{Type: history.Fail, F: history.Subscribe, Process: wk.process, Group: wk.cfg.Group, Error: err.Error()})
+		wk.write(history.Op{Type: history.Fail, F: history.Subscribe, Process: wk.process, Group: wk.cfg.Group, Isolation: wk.isolation, Error: err.Error()})
 		return err
 	}
-	wk.write(history.Op{Type: history.OK, F: history.Subscribe, Process: wk.process, Group: wk.cfg.Group})
+	wk.write(history.Op{Type: history.OK, F: history.Subscribe, Process: wk.process, Group: wk.cfg.Group, Isolation: wk.isolation})
 	defer func() {
 		// Leave without waiting on ctx, which may have ended.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wk.cfg.OpTimeout)
@@ -256,39 +278,53 @@ func (r *run) readCommitted(ctx context.Context, process int) {
 
 // drain is the final read: a new consumer reads every partition from
 // offset 0 until each reaches the end offset listed when it began, or
-// DrainTimeout passes.
+// DrainTimeout passes. In the txn workload it reads at read_committed,
+// and the end of each partition is a record it sends first (see
+// endMarkers).
 func (r *run) drain(ctx context.Context, process int) (bool, error) {
 	wk := &worker{run: r, process: process}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.DrainTimeout)
 	defer cancel()
-	admin, err := r.newClient()
-	if err != nil {
-		return false, err
+	var targets []history.Offset
+	if r.cfg.Workload == "txn" {
+		wk.isolation = history.ReadCommitted
+		r.fence(ctx)
+		var err error
+		if targets, err = wk.endMarkers(ctx); err != nil {
+			return false, err
+		}
+	} else {
+		admin, err := r.newClient()
+		if err != nil {
+			return false, err
+		}
+		ends, err := kadm.NewClient(admin).ListEndOffsets(ctx, r.cfg.Topic)
+		admin.Close()
+		if err == nil {
+			err = ends.Error()
+		}
+		if err != nil {
+			return false, err
+		}
+		for p := range r.cfg.Partitions {
+			end, _ := ends.Lookup(r.cfg.Topic, p)
+			targets = append(targets, tp(r.cfg.Topic, p, end.Offset))
+		}
 	}
-	ends, err := kadm.NewClient(admin).ListEndOffsets(ctx, r.cfg.Topic)
-	admin.Close()
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return false, err
-	}
-	var starts, targets []history.Offset
+	var starts []history.Offset
 	assign := map[int32]kgo.Offset{}
 	for p := range r.cfg.Partitions {
-		end, _ := ends.Lookup(r.cfg.Topic, p)
 		starts = append(starts, tp(r.cfg.Topic, p, 0))
-		targets = append(targets, tp(r.cfg.Topic, p, end.Offset))
 		assign[p] = kgo.NewOffset().At(0)
 	}
-	r.write(history.Op{Type: history.Invoke, F: history.Assign, Process: process, Final: true, Offsets: starts})
-	cl, err := r.newClient(append(consumerOpts(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.Topic: assign}))...)
+	r.write(history.Op{Type: history.Invoke, F: history.Assign, Process: process, Final: true, Offsets: starts, Isolation: wk.isolation})
+	cl, err := r.newClient(append(consumerOpts(wk.isolation), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.Topic: assign}))...)
 	if err != nil {
-		r.write(history.Op{Type: history.Fail, F: history.Assign, Process: process, Final: true, Offsets: starts, Error: err.Error()})
+		r.write(history.Op{Type: history.Fail, F: history.Assign, Process: process, Final: true, Offsets: starts, Isolation: wk.isolation, Error: err.Error()})
 		return false, err
 	}
 	defer cl.Close()
-	r.write(history.Op{Type: history.OK, F: history.Assign, Process: process, Final: true, Offsets: starts})
+	r.write(history.Op{Type: history.OK, F: history.Assign, Process: process, Final: true, Offsets: starts, Isolation: wk.isolation})
 	next := map[int32]int64{}
 	reached := func() bool {
 		for _, t := range targets {
@@ -311,6 +347,70 @@ func (r *run) drain(ctx context.Context, process int) (bool, error) {
 	}
 	r.write(history.Op{Type: status, F: history.Drain, Process: process, Offsets: targets})
 	return done, nil
+}
+
+// fence ends whatever transactions the transactional producers left
+// open (an end whose outcome was unknown leaves one open until the
+// coordinator's timeout): InitProducerId with each transactional id
+// bumps its epoch and aborts its open transaction, as a new producer
+// instance does. Best effort, and not in the history: it changes no
+// outcome the history could know, and the final read waits for the
+// timeout if it fails.
+func (r *run) fence(ctx context.Context) {
+	if len(r.txnIDs) == 0 {
+		return
+	}
+	cl, err := r.newClient()
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	for _, id := range r.txnIDs {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.TransactionalID = &id
+		req.TransactionTimeoutMillis = int32(r.cfg.TxnTimeout.Milliseconds())
+		req.ProducerID, req.ProducerEpoch = -1, -1
+		fctx, cancel := context.WithTimeout(ctx, r.cfg.OpTimeout)
+		resp, err := req.RequestWith(fctx, cl)
+		cancel()
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if err != nil {
+			r.cfg.Logger.Warn("fence transactional id", "transactional_id", id, "err", err)
+		}
+	}
+}
+
+// endMarkers sends one record to each partition, outside any
+// transaction, once every producer has stopped, and returns the offset
+// after each as the end the final read must reach. A read_committed
+// consumer cannot tell where a partition ends from the records it is
+// given (the last offsets are transaction markers, or records of aborted
+// transactions, which it never returns); the marker is the last record
+// it must read, and it can read it only once every transaction before it
+// has ended. The sends are in the history like any other (values
+// "end-<partition>-<attempt>"); each is tried up to three times.
+func (wk *worker) endMarkers(ctx context.Context) ([]history.Offset, error) {
+	s, err := wk.cfg.NewSender(wk.cfg.Brokers, wk.producerOpts()...)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	var targets []history.Offset
+	for p := range wk.cfg.Partitions {
+		for attempt := 0; ; attempt++ {
+			if attempt == 3 || ctx.Err() != nil {
+				return nil, fmt.Errorf("final read: no end marker on partition %d", p)
+			}
+			rec := &kgo.Record{Topic: wk.cfg.Topic, Partition: p, Key: []byte("end"), Value: fmt.Appendf(nil, "end-%d-%d", p, attempt)}
+			if wk.send(ctx, s, []*kgo.Record{rec}) == history.OK {
+				targets = append(targets, tp(wk.cfg.Topic, p, rec.Offset+1))
+				break
+			}
+		}
+	}
+	return targets, nil
 }
 
 func sortedParts(ps []int32) []int32 {

@@ -12,12 +12,10 @@ import (
 	"github.com/floe-io/floe/internal/history"
 )
 
-// Sender is how a producer process sends. The idempotent sender is the
-// only one today. A transactional sender (once Floe has transactions)
-// implements the same interface: Txn names the transaction its next Send
-// runs in, so the recorder can stamp it on the send's lines, and Send
-// wraps the records in a transaction that it commits or aborts, returning
-// an error that says which.
+// Sender is how a producer process sends: an idempotent producer's, or
+// a transactional one's (TxnSender, txn.go), whose Txn names the
+// transaction its next Send runs in so that the recorder can stamp it on
+// the send's lines.
 type Sender interface {
 	// Txn returns the transactional id of the next Send, "" for none.
 	Txn() string

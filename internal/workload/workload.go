@@ -2,9 +2,12 @@
 // address and records every operation they invoke and how it ended into a
 // history (package history): producers, consumers with assigned
 // partitions, consumers in a group that commit, and a final read of every
-// partition from offset 0. The schedule of operations (which partition,
-// how many records, when to commit or re-assign) comes from a seed; what
-// the cluster answers does not.
+// partition from offset 0. Two workloads: "kafka", idempotent producers
+// and consumers at read_uncommitted; "txn", transactional producers that
+// commit or abort, beside idempotent ones, and consumers at
+// read_committed (and one at read_uncommitted). The schedule of
+// operations (which partition, how many records, when to commit, abort
+// or re-assign) comes from a seed; what the cluster answers does not.
 //
 // It never decides whether a history is correct (package checker does)
 // and never injects faults (the proxy and, later, floe torture do).
@@ -16,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,9 +30,20 @@ import (
 	"github.com/floe-io/floe/internal/history"
 )
 
+// Workloads are the workloads Run knows.
+var Workloads = []string{"kafka", "txn"}
+
+// Known says whether name is a workload Run knows ("" is kafka).
+func Known(name string) bool { return name == "" || slices.Contains(Workloads, name) }
+
 // Config is a workload: who runs, for how long, on which topic.
 type Config struct {
-	Brokers []string
+	// Workload is "kafka" (the default) or "txn": the Producers are then
+	// transactional, IdempotentProducers run beside them, and the
+	// consumers (the final read included) read at read_committed, but
+	// for UncommittedConsumers.
+	Workload string
+	Brokers  []string
 	// Topic is created with Partitions partitions; it should be new, so
 	// that the final read finds no records of another run.
 	Topic      string
@@ -42,12 +57,25 @@ type Config struct {
 	Producers       int
 	AssignConsumers int
 	GroupConsumers  int
+	// IdempotentProducers and UncommittedConsumers (txn workload only;
+	// default 1 each, a negative count means none) are idempotent
+	// producers beside the transactional ones and assign consumers at
+	// read_uncommitted beside the read_committed ones.
+	IdempotentProducers  int
+	UncommittedConsumers int
 	// Group is the consumer group of the group consumers (default
 	// "<topic>-group").
 	Group string
 	// MaxRecordsPerSend bounds one send (default 4); the number is drawn
 	// from the schedule.
 	MaxRecordsPerSend int
+	// MaxSendsPerTxn bounds the sends of one transaction (default 4),
+	// AbortOneIn makes one transaction in that many abort (default 4),
+	// and TxnTimeout is the producers' transaction timeout (default
+	// 10s): past it the coordinator aborts a transaction left open.
+	MaxSendsPerTxn int
+	AbortOneIn     int
+	TxnTimeout     time.Duration
 	// OpTimeout bounds each operation (default 5s): past it a send is
 	// indeterminate.
 	OpTimeout time.Duration
@@ -56,8 +84,11 @@ type Config struct {
 	// GroupJoinTimeout bounds the wait for the group consumers' first
 	// assignments before the clock of Duration starts (default 30s).
 	GroupJoinTimeout time.Duration
-	// NewSender makes a producer's sender; nil makes idempotent ones.
-	NewSender func(brokers []string, opts ...kgo.Opt) (Sender, error)
+	// NewSender makes an idempotent producer's sender (nil:
+	// NewIdempotentSender), NewTxnSender a transactional one's (nil:
+	// NewTransactionalSender).
+	NewSender    func(brokers []string, opts ...kgo.Opt) (Sender, error)
+	NewTxnSender func(brokers []string, transactionalID string, opts ...kgo.Opt) (TxnSender, error)
 	// ClientOpts are added to every client (e.g. a dialer, a logger).
 	ClientOpts []kgo.Opt
 	Logger     *slog.Logger
@@ -73,6 +104,24 @@ func (c *Config) defaults() error {
 	}
 	if c.Topic == "" {
 		return errors.New("workload: no topic")
+	}
+	if !Known(c.Workload) {
+		return fmt.Errorf("workload: unknown workload %q (known: %v)", c.Workload, Workloads)
+	}
+	if c.Workload == "" {
+		c.Workload = "kafka"
+	}
+	txn := c.Workload == "txn"
+	c.IdempotentProducers = extra(txn, c.IdempotentProducers)
+	c.UncommittedConsumers = extra(txn, c.UncommittedConsumers)
+	if c.MaxSendsPerTxn <= 0 {
+		c.MaxSendsPerTxn = 4
+	}
+	if c.AbortOneIn <= 0 {
+		c.AbortOneIn = 4
+	}
+	if c.TxnTimeout <= 0 {
+		c.TxnTimeout = 10 * time.Second
 	}
 	if c.Partitions <= 0 {
 		c.Partitions = 3
@@ -103,6 +152,11 @@ func (c *Config) defaults() error {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 20 * time.Second
+		if txn {
+			// A transaction its producer could not end holds the last
+			// stable offset back until the coordinator aborts it.
+			c.DrainTimeout = 2*c.TxnTimeout + 20*time.Second
+		}
 	}
 	if c.GroupJoinTimeout <= 0 {
 		c.GroupJoinTimeout = 30 * time.Second
@@ -113,15 +167,33 @@ func (c *Config) defaults() error {
 	if c.NewSender == nil {
 		c.NewSender = NewIdempotentSender
 	}
+	if c.NewTxnSender == nil {
+		c.NewTxnSender = NewTransactionalSender
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
 }
 
+// extra is the count of a txn-workload-only worker kind: default 1,
+// negative none, and none in the kafka workload.
+func extra(txn bool, n int) int {
+	switch {
+	case !txn || n < 0:
+		return 0
+	case n == 0:
+		return 1
+	}
+	return n
+}
+
 // Summary counts what a run did; the history holds the detail.
 type Summary struct {
 	Sends, Polls, Commits int
+	// TxnCommits and TxnAborts count the transactions the producers
+	// asked to commit and to abort.
+	TxnCommits, TxnAborts int
 	// DrainComplete is false when the final read gave up before the end
 	// offsets.
 	DrainComplete bool
@@ -154,7 +226,7 @@ func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
 	}
 	r := &run{cfg: cfg, w: w}
 	if _, err := w.Write(history.Op{Type: history.OK, F: history.Start, Meta: &history.Meta{
-		Workload: "kafka", Seed: cfg.Seed, Topic: cfg.Topic, Partitions: cfg.Partitions,
+		Workload: cfg.Workload, Seed: cfg.Seed, Topic: cfg.Topic, Partitions: cfg.Partitions,
 		Duration: cfg.Duration.String(), Brokers: fmt.Sprint(cfg.Brokers),
 	}}); err != nil {
 		return Summary{}, err
@@ -165,21 +237,39 @@ func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Every worker has its own schedule, derived from the seed and its
-	// number, so the schedule does not depend on goroutine timing.
-	workers := cfg.Producers + cfg.AssignConsumers + cfg.GroupConsumers
+	// number, so the schedule does not depend on goroutine timing. The
+	// workers are numbered producers (transactional ones first), assign
+	// consumers (read_uncommitted ones last), then group consumers.
+	producers := cfg.Producers + cfg.IdempotentProducers
+	consumers := producers + cfg.AssignConsumers + cfg.UncommittedConsumers
+	workers := consumers + cfg.GroupConsumers
+	txn := cfg.Workload == "txn"
+	isolation := ""
+	if txn {
+		isolation = history.ReadCommitted
+		for i := range cfg.Producers {
+			r.txnIDs = append(r.txnIDs, fmt.Sprintf("%s-txn%d", cfg.Topic, i))
+		}
+	}
 	joined := make(chan struct{}, cfg.GroupConsumers)
 	var wg sync.WaitGroup
 	start := func(i int) {
 		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
-		wk := &worker{run: r, rng: rng, process: i, stride: workers + 1, joined: joined}
+		wk := &worker{run: r, rng: rng, process: i, stride: workers + 1, joined: joined, isolation: isolation}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var err error
 			switch {
-			case i < cfg.Producers:
+			case txn && i < cfg.Producers:
+				wk.txnID = r.txnIDs[i]
+				err = wk.produceTxn(runCtx)
+			case i < producers:
 				err = wk.produce(runCtx)
-			case i < cfg.Producers+cfg.AssignConsumers:
+			case i < producers+cfg.AssignConsumers:
+				err = wk.consumeAssigned(runCtx)
+			case i < consumers:
+				wk.isolation = history.ReadUncommitted
 				err = wk.consumeAssigned(runCtx)
 			default:
 				err = wk.consumeGroup(runCtx)
@@ -195,7 +285,7 @@ func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
 	// while members keep joining) before its first assignment, which
 	// would otherwise take most of a short run.
 	began := time.Now()
-	for i := cfg.Producers + cfg.AssignConsumers; i < workers; i++ {
+	for i := consumers; i < workers; i++ {
 		start(i)
 	}
 	waitJoined(runCtx, joined, cfg.GroupConsumers, cfg.GroupJoinTimeout)
@@ -205,7 +295,7 @@ func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
 	}
 	timer := time.AfterFunc(cfg.Duration, cancel)
 	defer timer.Stop()
-	for i := range cfg.Producers + cfg.AssignConsumers {
+	for i := range consumers {
 		start(i)
 	}
 	wg.Wait()
@@ -227,6 +317,8 @@ func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
 type run struct {
 	cfg Config
 	w   *history.Writer
+	// txnIDs are the transactional producers' ids.
+	txnIDs []string
 
 	mu  sync.Mutex
 	sum Summary
@@ -279,6 +371,11 @@ type worker struct {
 	process int
 	stride  int
 	n       int // values sent by this process
+	// isolation is a consumer's isolation level ("" for the kafka
+	// workload's, which name none: read_uncommitted).
+	isolation string
+	// txnID is a transactional producer's transactional id.
+	txnID string
 	// joined gets one signal when a group consumer is first assigned.
 	joined chan<- struct{}
 }
