@@ -22,6 +22,7 @@ package protocol
 
 import (
 	"context"
+	"errors"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -92,6 +93,10 @@ func (h *Handler) offsetCommit(_ context.Context, req *wire.Request) (Reply, err
 				switch {
 				case !readable:
 					rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				case err != nil && !errors.Is(err, metastore.ErrUnknownTopicOrPartition):
+					// The store failed, the topic may well exist: a
+					// retriable group error, not "unknown topic".
+					rp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 				case err != nil && r.Version >= 10:
 					rp.ErrorCode = kerr.UnknownTopicID.Code
 				case err != nil || p.Partition < 0 || p.Partition >= topic.Partitions:

@@ -1,9 +1,16 @@
 package protocol_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -103,5 +110,47 @@ func TestOffsetCommitByTopicID(t *testing.T) {
 	}
 	if got := f.fetchOffset("g", "t", 0).Offset; got != 3 {
 		t.Errorf("committed %d by topic id, want 3", got)
+	}
+}
+
+// failingTopics is a store whose topic reads fail, as when the database is
+// down.
+type failingTopics struct {
+	metastore.Store
+	fail atomic.Bool
+}
+
+func (s *failingTopics) Topic(ctx context.Context, name string) (metastore.Topic, error) {
+	if s.fail.Load() {
+		return metastore.Topic{}, errors.New("database unreachable")
+	}
+	return s.Store.Topic(ctx, name)
+}
+
+func (s *failingTopics) Topics(ctx context.Context) ([]metastore.Topic, error) {
+	if s.fail.Load() {
+		return nil, errors.New("database unreachable")
+	}
+	return s.Store.Topics(ctx)
+}
+
+// TestOffsetCommitStoreDown: a commit whose topic cannot be looked up
+// because the store fails is COORDINATOR_NOT_AVAILABLE (retriable), not
+// UNKNOWN_TOPIC_OR_PARTITION or UNKNOWN_TOPIC_ID: the topic may exist.
+func TestOffsetCommitStoreDown(t *testing.T) {
+	store := &failingTopics{}
+	a := agenttest.Start(t, agenttest.Options{WrapStore: func(s metastore.Store) metastore.Store {
+		store.Store = s
+		return store
+	}})
+	f := &fixture{t: t, a: a, c: testutil.Dial(t, a.Addr())}
+	f.createTopic("t", 1)
+	id := f.metadata(12, false, "t").Topics[0].TopicID
+	store.fail.Store(true)
+	for _, v := range []int16{9, 10} {
+		req := offsetCommitRequest("g", -1, "", "", 0, 3)
+		req.Topics[0].TopicID = id
+		r := do[*kmsg.OffsetCommitResponse](f, v, req)
+		expectCode(t, fmt.Sprintf("v%d commit", v), r.Topics[0].Partitions[0].ErrorCode, kerr.CoordinatorNotAvailable.Code)
 	}
 }
