@@ -87,21 +87,28 @@ func TestExactlyOnceUnderKills(t *testing.T) {
 		QuietMin: 1500 * time.Millisecond, QuietMax: 4 * time.Second,
 		ActiveMin: 200 * time.Millisecond, ActiveMax: 1500 * time.Millisecond,
 	})
+	// Now and then a member's application dies mid-transaction too.
+	crashes := nemesis.NewSchedule(seed+1, []nemesis.Fault{members[0].crashFault(), members[1].crashFault()}, nemesis.ScheduleOptions{
+		Duration: 45 * time.Second,
+		QuietMin: 4 * time.Second, QuietMax: 9 * time.Second,
+		ActiveMin: time.Millisecond, ActiveMax: 2 * time.Millisecond,
+	})
 	nctx, stopNemesis := context.WithCancel(context.Background())
-	nemesisDone := make(chan []nemesis.Interval, 1)
+	nemesisDone := make(chan []nemesis.Interval, 2)
 	go func() { nemesisDone <- nemesis.Run(nctx, steps, t.Logf) }()
+	go func() { nemesisDone <- nemesis.Run(nctx, crashes, t.Logf) }()
 
 	// The copy is done when the group has committed the input's ends.
 	copied := waitUntil(75*time.Second, func() bool { return groupCaughtUp(t, seeds, inEnds) })
 	copyTook := time.Since(began)
 	stopNemesis()
-	kills := <-nemesisDone
+	kills := append(<-nemesisDone, <-nemesisDone...)
 	for _, m := range members {
 		m.stop()
 	}
 	var during int
 	for _, iv := range kills {
-		if iv.Start.Before(began.Add(copyTook)) {
+		if iv.Kind == "kill" && iv.Start.Before(began.Add(copyTook)) {
 			during++
 		}
 		if iv.Err != "" {
@@ -236,6 +243,7 @@ type eosMember struct {
 	seeds []string
 	quit  chan struct{}
 	done  chan struct{}
+	crash chan struct{} // abandon the session in its next transaction
 	logs  *nemesis.OutputBuffer
 
 	mu       sync.Mutex
@@ -243,11 +251,12 @@ type eosMember struct {
 	outcomes map[string]fate // label → what End said (committed or aborted)
 	unsure   map[string]error
 	copied   int            // records in transactions End said committed
+	crashes  int            // sessions abandoned mid-transaction
 	failures map[string]int // why sessions ended
 }
 
 func newEosMember(t *testing.T, name string, seeds []string) *eosMember {
-	m := &eosMember{t: t, name: name, seeds: seeds, quit: make(chan struct{}), done: make(chan struct{}),
+	m := &eosMember{t: t, name: name, seeds: seeds, quit: make(chan struct{}), done: make(chan struct{}), crash: make(chan struct{}, 1),
 		logs: &nemesis.OutputBuffer{}, outcomes: map[string]fate{}, unsure: map[string]error{}, failures: map[string]int{}}
 	t.Cleanup(func() {
 		m.stop()
@@ -265,6 +274,21 @@ func (m *eosMember) stopping() bool {
 	default:
 		return false
 	}
+}
+
+// crashFault is the nemesis's fault that makes the member abandon its
+// session in the middle of its next transaction, as if its process died,
+// and start another.
+func (m *eosMember) crashFault() nemesis.Fault {
+	return nemesis.New("crash", m.name,
+		func(context.Context) error {
+			select {
+			case m.crash <- struct{}{}:
+			default:
+			}
+			return nil
+		},
+		func(context.Context) error { return nil })
 }
 
 // stop asks the member to stop after the transaction it is in, and waits.
@@ -352,6 +376,23 @@ func (m *eosMember) session(n int) string {
 			out := &kgo.Record{Key: r.Value, Value: []byte(string(r.Value) + "|" + label)}
 			sess.Produce(context.Background(), out, nil)
 		})
+		select {
+		case <-m.crash:
+			// The application dies mid-transaction: its records are
+			// written, its transaction open, and the next session's
+			// producer must abort it.
+			ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+			err := sess.Client().Flush(ctx)
+			cancel()
+			m.mu.Lock()
+			if err == nil {
+				m.outcomes[label] = aborted
+			}
+			m.crashes++
+			m.mu.Unlock()
+			return "crashed mid-transaction"
+		default:
+		}
 		ctx, cancel = context.WithTimeout(context.Background(), 60*time.Second)
 		ok, err := sess.End(ctx, kgo.TryCommit)
 		cancel()
@@ -389,8 +430,8 @@ func (m *eosMember) report(t *testing.T) {
 		why = append(why, fmt.Sprintf("%d× %s", n, w))
 	}
 	slices.Sort(why)
-	t.Logf("member %s: %d sessions, %d transactions committed (%d records), %d aborted, %d ended with an error; sessions ended by: %v",
-		m.name, m.sessions, c, m.copied, a, len(m.unsure), why)
+	t.Logf("member %s: %d sessions, %d transactions committed (%d records), %d aborted (%d of them abandoned by a crash), %d ended with an error; sessions ended by: %v",
+		m.name, m.sessions, c, m.copied, a, m.crashes, len(m.unsure), why)
 }
 
 // checkOutcomes compares what End told the member with the log.

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/kproxy"
 	"github.com/floe-io/floe/internal/nemesis"
@@ -36,6 +38,9 @@ const (
 //   - the coordinator is SIGKILLed inside EndTxn's store transaction,
 //     after it uploaded the markers (commit, and abort), and the producer's
 //     retry ends the transaction through a new owner;
+//   - the coordinator and the producer's application both die inside
+//     EndTxn's store transaction (a commit): a new instance of the
+//     transactional id must abort the transaction on every partition;
 //   - PostgreSQL is restarted (immediate stop: a crash) inside EndTxn's
 //     store transaction, and inside a transactional batch's commit;
 //   - EndTxn's store transaction commits but its answer is lost (the
@@ -70,6 +75,7 @@ func TestTransactionCrashPoints(t *testing.T) {
 		{"leader-killed-in-produce-commit", c.leaderKilledInProduceCommit},
 		{"coordinator-killed-in-end-commit", func(name string) { c.coordinatorKilledInEnd(name, true) }},
 		{"coordinator-killed-in-end-abort", func(name string) { c.coordinatorKilledInEnd(name, false) }},
+		{"coordinator-and-producer-killed-in-end", c.bothKilledInEnd},
 		{"db-restart-in-end", c.dbRestartInEnd},
 		{"db-restart-in-produce-commit", c.dbRestartInProduceCommit},
 		{"answer-lost-after-end", c.answerLostAfterEnd},
@@ -79,9 +85,6 @@ func TestTransactionCrashPoints(t *testing.T) {
 		start := time.Now()
 		sc.run(sc.name)
 		t.Logf("%s: done in %v", sc.name, time.Since(start).Round(time.Millisecond))
-		if t.Failed() {
-			return
-		}
 	}
 
 	waitStable(t, seeds, 30*time.Second, cpTopic)
@@ -384,6 +387,36 @@ func (c *crashPoints) coordinatorKilledInEnd(name string, commit bool) {
 	c.mustEnd(x, done, commit)
 }
 
+// bothKilledInEnd: the coordinator dies inside EndTxn's store transaction
+// (a commit), and the producer's application with it, so that nobody
+// retries the commit; a new instance of the transactional id must find
+// the transaction unfinished and abort it, everywhere.
+func (c *crashPoints) bothKilledInEnd(name string) {
+	x := c.newTxnClient(name, name, c.seeds)
+	x.begin()
+	x.mustProduce(c.all()...)
+	coordinator := c.coordinatorOf(name)
+	c.stall.arm("end " + name)
+	done := x.endAsync(true)
+	c.stall.waitStalled(15 * time.Second)
+	c.checkHidden(x)
+	x.cl.Close() // before the kill, so that it cannot retry through a new owner
+	c.t.Logf("%s: the producer is gone (its EndTxn: %v)", name, <-done)
+	c.kill(coordinator, "inside EndTxn's store transaction")
+	c.stall.release()
+	fresh := c.newTxnClient(name, name+"-new", c.seeds)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	_, _, err := fresh.cl.ProducerID(ctx)
+	cancel()
+	if err != nil {
+		c.t.Fatalf("%s: the new instance's InitProducerId: %v", name, err)
+	}
+	c.want[x.label] = aborted
+	fresh.begin()
+	fresh.mustProduce(0, 1)
+	c.mustEnd(fresh, fresh.endAsync(true), true)
+}
+
 // dbRestartInEnd: PostgreSQL crashes inside EndTxn's store transaction.
 func (c *crashPoints) dbRestartInEnd(name string) {
 	x := c.newTxnClient(name, name, c.seeds)
@@ -442,14 +475,18 @@ func (c *crashPoints) zombieFenced(name string) {
 	zombie := c.newTxnClient(name, name+"-zombie", c.seeds)
 	zombie.begin()
 	zombie.mustProduce(0, 1, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pid, epoch, err := zombie.cl.ProducerID(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
 	c.kill(c.coordinatorOf(name), "the transaction's coordinator")
 	fresh := c.newTxnClient(name, name+"-new", c.seeds)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	_, _, err := fresh.cl.ProducerID(ctx)
-	cancel()
-	if err != nil {
+	if _, _, err := fresh.cl.ProducerID(ctx); err != nil {
 		c.t.Fatalf("%s: the new instance's InitProducerId: %v", name, err)
 	}
+	c.checkFenced(ctx, name, pid, epoch)
 	perr := zombie.produce(3)
 	eerr := zombie.end(true)
 	c.t.Logf("%s: the fenced instance's produce: %v; its commit: %v", name, perr, eerr)
@@ -460,4 +497,51 @@ func (c *crashPoints) zombieFenced(name string) {
 	fresh.begin()
 	fresh.mustProduce(3, 4, 5)
 	c.mustEnd(fresh, fresh.endAsync(true), true)
+}
+
+// checkFenced sends AddPartitionsToTxn and EndTxn(commit) for
+// transactional id id as producer (pid, epoch), which a new instance has
+// fenced: the coordinator must refuse both, whatever the client library
+// would have sent.
+func (c *crashPoints) checkFenced(ctx context.Context, id string, pid int64, epoch int16) {
+	c.t.Helper()
+	cl := client{}.newClient(c.t, c.seeds)
+	defer cl.Close()
+	isFenced := func(code int16) bool {
+		return code == kerr.ProducerFenced.Code || code == kerr.InvalidProducerEpoch.Code
+	}
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, pid, epoch
+	rt := kmsg.NewAddPartitionsToTxnRequestTopic()
+	rt.Topic, rt.Partitions = cpTopic, []int32{3}
+	add.Topics = append(add.Topics, rt)
+	addResp, err := add.RequestWith(ctx, cl)
+	if err != nil {
+		c.t.Fatalf("AddPartitionsToTxn as the fenced producer: %v", err)
+	}
+	code := int16(-1)
+	for _, t := range addResp.Topics {
+		for _, p := range t.Partitions {
+			code = p.ErrorCode
+		}
+	}
+	for _, tx := range addResp.Transactions {
+		for _, t := range tx.Topics {
+			for _, p := range t.Partitions {
+				code = p.ErrorCode
+			}
+		}
+	}
+	if !isFenced(code) {
+		c.t.Errorf("%s: AddPartitionsToTxn as the fenced producer %d epoch %d: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", id, pid, epoch, kerr.ErrorForCode(code))
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = id, pid, epoch, true
+	endResp, err := end.RequestWith(ctx, cl)
+	if err != nil {
+		c.t.Fatalf("EndTxn as the fenced producer: %v", err)
+	}
+	if !isFenced(endResp.ErrorCode) {
+		c.t.Errorf("%s: EndTxn(commit) as the fenced producer %d epoch %d: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", id, pid, epoch, kerr.ErrorForCode(endResp.ErrorCode))
+	}
 }
