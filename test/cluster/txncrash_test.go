@@ -515,7 +515,11 @@ func (c *crashPoints) checkFenced(ctx context.Context, id string, pid int64, epo
 	rt := kmsg.NewAddPartitionsToTxnRequestTopic()
 	rt.Topic, rt.Partitions = cpTopic, []int32{3}
 	add.Topics = append(add.Topics, rt)
-	addResp, err := add.RequestWith(ctx, cl)
+	// Transport errors are retried: right after a restart, an agent may
+	// name a coordinator that the metadata franz-go holds does not list
+	// yet.
+	var addResp *kmsg.AddPartitionsToTxnResponse
+	err := retryRequest(ctx, func() (err error) { addResp, err = add.RequestWith(ctx, cl); return err })
 	if err != nil {
 		c.t.Fatalf("AddPartitionsToTxn as the fenced producer: %v", err)
 	}
@@ -537,11 +541,27 @@ func (c *crashPoints) checkFenced(ctx context.Context, id string, pid int64, epo
 	}
 	end := kmsg.NewPtrEndTxnRequest()
 	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = id, pid, epoch, true
-	endResp, err := end.RequestWith(ctx, cl)
+	var endResp *kmsg.EndTxnResponse
+	err = retryRequest(ctx, func() (err error) { endResp, err = end.RequestWith(ctx, cl); return err })
 	if err != nil {
 		c.t.Fatalf("EndTxn as the fenced producer: %v", err)
 	}
 	if !isFenced(endResp.ErrorCode) {
 		c.t.Errorf("%s: EndTxn(commit) as the fenced producer %d epoch %d: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", id, pid, epoch, kerr.ErrorForCode(endResp.ErrorCode))
+	}
+}
+
+// retryRequest calls do until it returns no error or ctx ends.
+func retryRequest(ctx context.Context, do func() error) error {
+	for {
+		err := do()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
