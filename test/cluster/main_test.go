@@ -15,6 +15,12 @@
 //     absorbed reaches clients as retriable errors (TestBucketFaultsAreRetriable);
 //   - consumers reading through several agents of a zone cost about one
 //     bucket GET per block (TestFiveConsumersOneGetPerBlock).
+//   - transactions survive crashes: a consume-transform-produce copy in
+//     transactions holds every input record exactly once while a seeded
+//     nemesis SIGKILLs and restarts the agents (TestExactlyOnceUnderKills),
+//     and a transaction whose coordinator, partition leader or database
+//     crashes at a chosen step ends committed or aborted as a whole,
+//     unseen by read_committed until then (TestTransactionCrashPoints).
 //
 // TestMain builds the floe binary once. The servers come from
 // scripts/services (eval "$(scripts/services postgres s3)"); without them
