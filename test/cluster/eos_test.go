@@ -122,7 +122,7 @@ func TestExactlyOnceUnderKills(t *testing.T) {
 		t.Fatalf("the group had not committed the input's end offsets %v after %v", inEnds, copyTook.Round(time.Second))
 	}
 	t.Logf("copy done in %v, with %d agent kills during it", copyTook.Round(time.Millisecond), during)
-	if during < 3 {
+	if during < 2 {
 		t.Errorf("only %d kills landed while the copy ran; the test did not test much", during)
 	}
 
