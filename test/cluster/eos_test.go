@@ -38,9 +38,12 @@ const (
 // turn and starts them again on their ports: the coordinators of the
 // transactional ids and of the group, and the agents the members produce
 // through and fetch from, die between and inside transactions, and a new
-// owner carries on from the metadata store. A member whose session fails
-// starts a new one with the same transactional id, as an application
-// would, which fences the old producer and aborts what it left open.
+// owner carries on from the metadata store. Every 4–9 s a member
+// abandons its session in the middle of a transaction (its records
+// written, no EndTxn), as a crashed application would. A member whose
+// session failed or was abandoned starts a new one with the same
+// transactional id, whose InitProducerId fences the old producer and
+// aborts what it left open.
 //
 // Afterwards, read back at read_uncommitted with the markers:
 //
