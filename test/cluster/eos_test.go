@@ -86,13 +86,13 @@ func TestExactlyOnceUnderKills(t *testing.T) {
 		faults = append(faults, a.killFault())
 	}
 	steps := nemesis.NewSchedule(seed, faults, nemesis.ScheduleOptions{
-		Duration: 45 * time.Second,
+		Duration: 35 * time.Second,
 		QuietMin: 1500 * time.Millisecond, QuietMax: 4 * time.Second,
 		ActiveMin: 200 * time.Millisecond, ActiveMax: 1500 * time.Millisecond,
 	})
 	// Now and then a member's application dies mid-transaction too.
 	crashes := nemesis.NewSchedule(seed+1, []nemesis.Fault{members[0].crashFault(), members[1].crashFault()}, nemesis.ScheduleOptions{
-		Duration: 45 * time.Second,
+		Duration: 35 * time.Second,
 		QuietMin: 4 * time.Second, QuietMax: 9 * time.Second,
 		ActiveMin: time.Millisecond, ActiveMax: 2 * time.Millisecond,
 	})
