@@ -24,6 +24,7 @@ func tortureCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	faults := fs.String("faults", "kill,pause,db-restart,db-pause,bucket-errors,partition", "comma-separated faults the nemesis may apply (none: no faults)")
 	duration := fs.Duration("duration", 60*time.Second, "how long the workload runs; the nemesis stops 10s before it ends")
 	seed := fs.Int64("seed", 0, "seed of the workload's and the nemesis's schedules (0: from the clock, printed)")
+	sendPause := fs.Duration("send-pause", 10*time.Millisecond, "each producer pauses up to this long after a send (a larger one makes a slower workload)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object on the last line")
 	keep := fs.String("keep-history", "", "write the history to `FILE` and keep it (default: a temporary file, kept only if it has anomalies)")
 	selfTest := fs.Bool("self-test", false, "inject known bugs through the Kafka proxy instead of faults, and pass only if the checker reports exactly them")
@@ -50,13 +51,14 @@ func tortureCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("torture: %w", err)
 	}
 	o := torture.Options{
-		Agents:   *agents,
-		Workload: *name,
-		Duration: *duration,
-		Seed:     *seed,
-		History:  *keep,
-		S3:       s3,
-		Log:      stderr,
+		Agents:    *agents,
+		Workload:  *name,
+		Duration:  *duration,
+		Seed:      *seed,
+		SendPause: *sendPause,
+		History:   *keep,
+		S3:        s3,
+		Log:       stderr,
 	}
 	if *verbose {
 		o.AgentLog = stderr

@@ -23,6 +23,9 @@ type Options struct {
 	Faults   []string
 	Duration time.Duration
 	Seed     int64
+	// SendPause bounds each producer's pause after a send (default
+	// 10ms): larger for a slower workload.
+	SendPause time.Duration
 	// History is the file the history is written to; "" for a temporary
 	// file, removed after the check unless it shows anomalies.
 	History string
@@ -139,6 +142,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		AssignConsumers: 1,
 		GroupConsumers:  2,
 		OpTimeout:       10 * time.Second,
+		SendPause:       o.SendPause,
 		DrainTimeout:    60 * time.Second,
 		Started:         func() { close(started) },
 	}, w)
