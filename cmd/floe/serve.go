@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,7 +30,9 @@ type agentFlags struct {
 	listeners  listenerFlags
 	autoCreate bool
 	partitions int
-	finish     func() error // copies parsed values into cfg
+	// clockSkew offsets the agent's clock (hidden, for floe torture).
+	clockSkew time.Duration
+	finish    func() error // copies parsed values into cfg
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
@@ -59,6 +62,8 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.cfg.Groups.Groups.MaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer may ask for (group.max.session.timeout.ms)")
 	initialDelay := fs.Duration("group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms; 0: none)")
 	fs.DurationVar(&f.cfg.Groups.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long an empty group's committed offsets are kept (offsets.retention.minutes)")
+	fs.DurationVar(&f.clockSkew, "clock-skew", 0, "testing only: offset the agent's wall clock by this much (floe torture's clock fault)")
+	hideFlags(fs, "clock-skew")
 	f.logs.register(fs)
 	f.security.register(fs, &f.cfg)
 	f.authz.register(fs)
@@ -77,6 +82,9 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 		f.cfg.AutoCreateTopics = f.autoCreate
 		f.cfg.DefaultPartitions = int32(f.partitions)
 		f.cfg.Roles = strings.Split(*roles, ",")
+		if skew := f.clockSkew; skew != 0 {
+			f.cfg.Clock = func() time.Time { return time.Now().Add(skew) }
+		}
 		if err := f.authz.apply(&f.cfg); err != nil {
 			return err
 		}
@@ -193,6 +201,9 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	f.cfg.Logger = log
+	if f.clockSkew != 0 {
+		log.Warn("the agent's clock is skewed (--clock-skew, for testing only)", "skew", f.clockSkew)
+	}
 	store, err := openMetastoreURL(ctx, *metaURL, log)
 	if err != nil {
 		return err
@@ -214,4 +225,21 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	<-ctx.Done()
 	log.Info("shutting down: draining")
 	return a.Close()
+}
+
+// hideFlags leaves names out of fs's usage: flags for tests, not for
+// operators.
+func hideFlags(fs *flag.FlagSet, names ...string) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+		shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+		shown.SetOutput(fs.Output())
+		fs.VisitAll(func(f *flag.Flag) {
+			if !slices.Contains(names, f.Name) {
+				shown.Var(f.Value, f.Name, f.Usage)
+				shown.Lookup(f.Name).DefValue = f.DefValue
+			}
+		})
+		shown.PrintDefaults()
+	}
 }

@@ -25,7 +25,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -277,4 +276,4 @@ func checkKeys(t metastore.Topic, b []byte) error {
 func strPtr(s string) *string { return &s }
 
 // now is the agent's clock in milliseconds, for timestamp bounds.
-func (h *Handler) now() int64 { return time.Now().UnixMilli() }
+func (h *Handler) now() int64 { return h.cfg.Now().UnixMilli() }

@@ -72,6 +72,9 @@ type Config struct {
 	// (DescribeUserScramCredentials, AlterUserScramCredentials); nil
 	// answers those APIs with an error.
 	Users metastore.UserStore
+	// Now is the agent's wall clock, which record timestamps are
+	// checked against (default time.Now).
+	Now func() time.Time
 }
 
 // Store is what the handlers read and change in the metadata store
@@ -121,6 +124,9 @@ func NewHandler(cfg Config, store Store, writer *produce.Writer, reader *fetch.R
 		cfg.MaxMessageBytes = 1048588
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Handler{
 		cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log,
 		mutations:   newQuotas(cfg.Limits.ControllerMutationRate, time.Now),
