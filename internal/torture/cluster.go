@@ -18,6 +18,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/floe-io/floe/internal/kproxy"
@@ -53,6 +54,10 @@ type Cluster struct {
 	Bucket *nemesis.BucketProxy
 	Proxy  *kproxy.Proxy
 	Agents []*nemesis.Proc
+	// DBPaths and BucketPaths are each agent's own way to the database
+	// and to the bucket proxy: TCP proxies that cut one agent off while
+	// the others keep theirs.
+	DBPaths, BucketPaths []*nemesis.TCPProxy
 	// Addrs are the agents' own listeners; Brokers the proxy's listener
 	// for each, which clients are given.
 	Addrs, Brokers []string
@@ -115,8 +120,7 @@ func StartCluster(ctx context.Context, o ClusterOptions) (_ *Cluster, err error)
 	if c.Bucket, err = nemesis.StartBucketProxy(o.S3.Endpoint, o.S3.Bucket, o.Seed); err != nil {
 		return nil, err
 	}
-	q := url.Values{"endpoint": {c.Bucket.URL}, "region": {"us-east-1"}, "path_style": {"true"}}
-	bucketURL := "s3://" + o.S3.Bucket + "/" + c.Prefix + "?" + q.Encode()
+	bucketAddr := strings.TrimPrefix(c.Bucket.URL, "http://")
 	env := []string{
 		"AWS_ACCESS_KEY_ID=" + o.S3.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + o.S3.SecretKey,
@@ -131,12 +135,23 @@ func StartCluster(ctx context.Context, o ClusterOptions) (_ *Cluster, err error)
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		name := fmt.Sprintf("agent-%d", i)
+		dbPath, err := nemesis.StartTCPProxy("127.0.0.1:" + strconv.Itoa(c.PG.Port))
+		if err != nil {
+			return nil, err
+		}
+		c.DBPaths = append(c.DBPaths, dbPath)
+		bucketPath, err := nemesis.StartTCPProxy(bucketAddr)
+		if err != nil {
+			return nil, err
+		}
+		c.BucketPaths = append(c.BucketPaths, bucketPath)
+		q := url.Values{"endpoint": {"http://" + bucketPath.Addr}, "region": {"us-east-1"}, "path_style": {"true"}}
 		p := &nemesis.Proc{
 			Name: name,
 			Path: o.Floe,
 			Args: []string{"agent",
-				"--bucket", bucketURL,
-				"--metastore", c.PG.URL(),
+				"--bucket", "s3://" + o.S3.Bucket + "/" + c.Prefix + "?" + q.Encode(),
+				"--metastore", "postgres://postgres@" + dbPath.Addr + "/postgres?sslmode=disable",
 				"--listen", addr,
 				"--admin-listen", "127.0.0.1:0",
 				"--linger", o.Linger.String(),
@@ -171,8 +186,10 @@ func StartCluster(ctx context.Context, o ClusterOptions) (_ *Cluster, err error)
 }
 
 // Faults returns the nemesis's faults of the given kinds on c: one per
-// agent for kill, pause and partition.
-func (c *Cluster) Faults(kinds []string) ([]nemesis.Fault, error) {
+// agent for kill, pause, clock, partition, db-partition and
+// bucket-partition. The clock faults draw their skews from seed (each
+// agent's from its own generator).
+func (c *Cluster) Faults(kinds []string, seed int64) ([]nemesis.Fault, error) {
 	var out []nemesis.Fault
 	for _, k := range kinds {
 		switch k {
@@ -184,9 +201,21 @@ func (c *Cluster) Faults(kinds []string) ([]nemesis.Fault, error) {
 			for _, a := range c.Agents {
 				out = append(out, nemesis.Pause(a))
 			}
+		case "clock":
+			for i, a := range c.Agents {
+				out = append(out, nemesis.Clock(a, seed*16+int64(i), nemesis.ClockOptions{}))
+			}
 		case "partition":
 			for i, a := range c.Agents {
 				out = append(out, nemesis.Partition(c.Proxy, a.Name, c.Addrs[i]))
+			}
+		case "db-partition":
+			for i, a := range c.Agents {
+				out = append(out, nemesis.DBPartition(c.DBPaths[i], a.Name))
+			}
+		case "bucket-partition":
+			for i, a := range c.Agents {
+				out = append(out, nemesis.BucketPartition(c.BucketPaths[i], a.Name))
 			}
 		case "db-restart":
 			out = append(out, nemesis.DBRestart(c.PG, "immediate"))
@@ -202,7 +231,7 @@ func (c *Cluster) Faults(kinds []string) ([]nemesis.Fault, error) {
 }
 
 // FaultKinds are the kinds Faults knows.
-var FaultKinds = []string{"kill", "pause", "db-restart", "db-pause", "bucket-errors", "partition"}
+var FaultKinds = []string{"kill", "pause", "clock", "db-restart", "db-pause", "db-partition", "bucket-errors", "bucket-partition", "partition"}
 
 // Close stops the proxies, the agents (SIGKILL: nothing of theirs is
 // kept) and PostgreSQL.
@@ -213,6 +242,9 @@ func (c *Cluster) Close() {
 	for _, a := range c.Agents {
 		a.Resume()
 		a.Kill()
+	}
+	for _, p := range append(c.DBPaths, c.BucketPaths...) {
+		p.Close()
 	}
 	if c.Bucket != nil {
 		c.Bucket.Close()
