@@ -52,22 +52,22 @@ type Availability struct {
 
 // Report is a torture run's verdict and figures.
 type Report struct {
-	Valid           bool                    `json:"valid"`
-	Seed            int64                   `json:"seed"`
-	Agents          int                     `json:"agents"`
-	Faults          []string                `json:"faults"`
-	Overlap         int                     `json:"overlap,omitempty"`
-	Duration        string                  `json:"duration"`
-	Operations      int                     `json:"operations"`
-	Sent            int                     `json:"sent"`
-	Acknowledged    int                     `json:"acknowledged"`
-	Indeterminate   int                     `json:"indeterminate"`
-	FinalRead       bool                    `json:"final_read"`
+	Valid         bool     `json:"valid"`
+	Seed          int64    `json:"seed"`
+	Agents        int      `json:"agents"`
+	Faults        []string `json:"faults"`
+	Overlap       int      `json:"overlap,omitempty"`
+	Duration      string   `json:"duration"`
+	Operations    int      `json:"operations"`
+	Sent          int      `json:"sent"`
+	Acknowledged  int      `json:"acknowledged"`
+	Indeterminate int      `json:"indeterminate"`
+	FinalRead     bool     `json:"final_read"`
 	// GroupCommits are the group consumers' acknowledged commits, and
 	// Assignments the rebalances that gave a member partitions: how well
 	// the consumer group kept working.
-	GroupCommits int `json:"group_commits"`
-	Assignments  int `json:"assignments"`
+	GroupCommits    int                     `json:"group_commits"`
+	Assignments     int                     `json:"assignments"`
 	Anomalies       int                     `json:"anomalies"`
 	AnomaliesByKind map[string]int          `json:"anomalies_by_kind"`
 	NotesByKind     map[string]int          `json:"notes_by_kind"`
