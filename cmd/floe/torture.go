@@ -30,6 +30,7 @@ func tortureCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	keep := fs.String("keep-history", "", "write the history to `FILE` and keep it (default: a temporary file, kept only if it has anomalies)")
 	selfTest := fs.Bool("self-test", false, "inject known bugs through the Kafka proxy instead of faults, and pass only if the checker reports exactly them")
 	verbose := fs.Bool("verbose", false, "show the agents' logs on stderr")
+	agentLogLevel := fs.String("agent-log-level", "info", "the agents' --log-level (with --verbose: debug follows each consumer group's rebalances)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: floe torture [--agents N] [--faults kill,pause,...] [--overlap N] [--duration D] [--seed N] [--json] [--keep-history FILE] [--self-test]")
 		fmt.Fprintln(stderr, "\nStarts a cluster (a PostgreSQL server of its own, floe agent processes, a bucket")
@@ -65,6 +66,7 @@ func tortureCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *verbose {
 		o.AgentLog = stderr
 	}
+	o.AgentLogLevel = *agentLogLevel
 	if *faults != "" && *faults != "none" {
 		o.Faults = strings.Split(*faults, ",")
 	}

@@ -74,6 +74,8 @@ type ClusterOptions struct {
 	Seed   int64
 	// Log gets the agents' output (nil: kept in memory only).
 	Log io.Writer
+	// LogLevel is the agents' --log-level (default info).
+	LogLevel string
 }
 
 var listening = regexp.MustCompile(`msg="agent listening"`)
@@ -102,6 +104,9 @@ func StartCluster(ctx context.Context, o ClusterOptions) (_ *Cluster, err error)
 	}
 	if o.Linger <= 0 {
 		o.Linger = 50 * time.Millisecond
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
 	}
 	if o.Floe == "" {
 		if o.Floe, err = os.Executable(); err != nil {
@@ -155,7 +160,7 @@ func StartCluster(ctx context.Context, o ClusterOptions) (_ *Cluster, err error)
 				"--listen", addr,
 				"--admin-listen", "127.0.0.1:0",
 				"--linger", o.Linger.String(),
-				"--log-level", "info",
+				"--log-level", o.LogLevel,
 			},
 			Env:   env,
 			Ready: func(out string) bool { return listening.MatchString(out) },

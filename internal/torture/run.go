@@ -35,8 +35,9 @@ type Options struct {
 	Floe    string
 	S3      S3
 	// Log gets progress lines (nemesis steps); AgentLog the agents'
-	// output (nil: dropped).
+	// output (nil: dropped), logged at AgentLogLevel (default info).
 	Log, AgentLog io.Writer
+	AgentLogLevel string
 }
 
 // Availability is, for one fault kind (or "none"), the sends that were
@@ -94,7 +95,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.Duration <= 0 {
 		o.Duration = 60 * time.Second
 	}
-	c, err := StartCluster(ctx, ClusterOptions{Agents: o.Agents, Floe: o.Floe, S3: o.S3, Seed: o.Seed, Log: o.AgentLog})
+	c, err := StartCluster(ctx, ClusterOptions{Agents: o.Agents, Floe: o.Floe, S3: o.S3, Seed: o.Seed, Log: o.AgentLog, LogLevel: o.AgentLogLevel})
 	if err != nil {
 		return Report{}, err
 	}
