@@ -74,13 +74,20 @@ func TestPostgresLifecycle(t *testing.T) {
 	if err := s.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	if st := procState(pid); st != "T" {
-		t.Errorf("paused postmaster in state %q, want T", st)
+	// Signals are delivered asynchronously: wait for the state.
+	waitState := func(want func(string) bool, what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for st := procState(pid); !want(st); st = procState(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: postmaster in state %q", what, st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
+	waitState(func(st string) bool { return st == "T" }, "paused")
 	s.Resume()
-	if st := procState(pid); st == "T" {
-		t.Errorf("resumed postmaster still stopped")
-	}
+	waitState(func(st string) bool { return st != "T" }, "resumed")
 	if err := s.Stop(ctx, "immediate"); err != nil {
 		t.Fatal(err)
 	}
