@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -176,7 +177,9 @@ func (a *Authorizer) Filtered(principal, host string, op kmsg.ACLOperation, rt k
 // deny counts a denial and logs it, at most once a second with the
 // number of denials left out since.
 func (a *Authorizer) deny(principal, host string, op kmsg.ACLOperation, rt kmsg.ACLResourceType, name string) {
-	a.denied.WithLabelValues(principal).Inc()
+	// Prometheus panics on a label that is not UTF-8; a principal from a
+	// certificate's subject or a SASL name need not be.
+	a.denied.WithLabelValues(strings.ToValidUTF8(principal, "\uFFFD")).Inc()
 	now := time.Now().UnixNano()
 	last := a.lastLog.Load()
 	if now-last < int64(time.Second) || !a.lastLog.CompareAndSwap(last, now) {

@@ -41,6 +41,7 @@ import (
 	"github.com/floe-io/floe/internal/protocol"
 	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/sasl"
+	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 	"github.com/floe-io/floe/internal/zonecache"
 )
@@ -133,6 +134,10 @@ type Config struct {
 	// Groups configures the consumer-group coordinator (zero values take
 	// Kafka's defaults; Owns, Registerer and Logger are set by Start).
 	Groups coordinator.Options
+	// Transactions configure the transaction coordinator (zero values:
+	// Kafka's defaults; Owns, Uploaded, Registerer and Logger are set by
+	// Start).
+	Transactions txncoord.Options
 
 	// ACL, if set, enables authorization with Kafka ACLs (--authorizer
 	// acl); Logger and Registerer are set by Start. Without it every
@@ -189,6 +194,7 @@ type Agent struct {
 	members    *cluster.Membership
 	peerServer *zonecache.Server
 	groups     *coordinator.Coordinator
+	txns       *txncoord.Coordinator
 	quotas     *quota.Manager
 	actors     *actors
 	closeOnce  sync.Once
@@ -339,7 +345,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.actors.add("peer server", func() { peerServer.Close() })
 
 	notify := fetch.NewNotifier()
-	reader := fetch.NewReader(store, blocks)
+	reader := fetch.NewReader(store, store, blocks)
 	a.writer = produce.NewWriter(bucket, store, produce.Options{
 		Linger:          cfg.Linger,
 		MaxSegmentBytes: cfg.SegmentMaxBytes,
@@ -370,6 +376,14 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	}
 	a.groups = coordinator.New(store, groupOpts)
 	a.actors.add("group coordinator", a.groups.Close)
+	txnOpts := cfg.Transactions
+	txnOpts.Owns = func(key string) bool { return protocol.OwnsKey(view, key) }
+	txnOpts.Registerer, txnOpts.Logger = reg, log
+	// Markers objects go to the block cache as segments do, so that
+	// consumers at the live edge read them from memory.
+	txnOpts.Uploaded = blocks.Insert
+	a.txns = txncoord.New(store, bucket, txnOpts)
+	a.actors.add("transaction coordinator", a.txns.Close)
 	var authorizer *acl.Authorizer
 	if cfg.ACL != nil {
 		opts := *cfg.ACL
@@ -400,6 +414,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				ClusterID:         cfg.ClusterID,
 				Cluster:           view,
 				Groups:            a.groups,
+				Transactions:      a.txns,
 				Users:             store,
 				Authorizer:        authorizer,
 				TestPrincipal:     cfg.TestPrincipal,

@@ -287,4 +287,20 @@ func TestRequestNamingTooManyPartitionsClosesTheConnection(t *testing.T) {
 	if err := c.ExpectClosed(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+
+	// The transaction requests that name partitions or ids are bounded
+	// the same way.
+	addPartitions := kmsg.NewPtrAddPartitionsToTxnRequest()
+	addPartitions.SetVersion(3)
+	addPartitions.TransactionalID = "tx"
+	addPartitions.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: "missing", Partitions: make([]int32, 101)}}
+	describe := kmsg.NewPtrDescribeTransactionsRequest()
+	describe.TransactionalIDs = make([]string, 101)
+	for _, req := range []kmsg.Request{addPartitions, describe} {
+		c := testutil.Dial(t, a.Addr())
+		c.Send(req)
+		if err := c.ExpectClosed(5 * time.Second); err != nil {
+			t.Errorf("%s naming 101: %v", kmsg.NameForKey(req.Key()), err)
+		}
+	}
 }

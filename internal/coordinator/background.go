@@ -73,7 +73,7 @@ func (c *Coordinator) sweep(ctx context.Context) {
 			}
 			c.forget(e)
 		default:
-			c.metrics.members.WithLabelValues(e.name).Set(float64(e.members()))
+			c.metrics.members.WithLabelValues(label(e.name)).Set(float64(e.members()))
 		}
 		c.unlock(e)
 	}

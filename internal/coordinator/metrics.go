@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -41,8 +42,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// label makes a client-chosen name a valid label value: Prometheus
+// panics on a label that is not UTF-8, and Kafka group names are any
+// bytes a client sends.
+func label(name string) string { return strings.ToValidUTF8(name, "\uFFFD") }
+
 func (m *Metrics) set(group, topic string, partition int32, committed, end int64) {
-	l := prometheus.Labels{"group": group, "topic": topic, "partition": strconv.Itoa(int(partition))}
+	l := prometheus.Labels{"group": label(group), "topic": label(topic), "partition": strconv.Itoa(int(partition))}
 	m.committed.With(l).Set(float64(committed))
 	if end >= 0 {
 		m.end.With(l).Set(float64(end))
@@ -64,7 +70,7 @@ func (m *Metrics) committedOffset(ctx context.Context, store Store, group, topic
 
 // forget removes every series of a group.
 func (m *Metrics) forget(group string) {
-	l := prometheus.Labels{"group": group}
+	l := prometheus.Labels{"group": label(group)}
 	m.committed.DeletePartialMatch(l)
 	m.end.DeletePartialMatch(l)
 	m.lag.DeletePartialMatch(l)

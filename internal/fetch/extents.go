@@ -13,7 +13,14 @@ import (
 //
 // A commit invalidates the partitions it touched (Invalidate); the next
 // reader reloads them. Each partition has a version so that a load racing
-// with a commit never stores what the commit already made stale.
+// with a commit never stores what the commit already made stale. Ending a
+// transaction is such a commit (its markers' partitions are announced), so
+// the cached last stable offset moves with it.
+//
+// A cached tail may also hold aborted transaction index entries, loaded by
+// the first read_committed read that returned a transactional batch from
+// it, so that the other consumers of the partition's live edge on this
+// agent do not read them again.
 type extentCache struct {
 	mu    sync.Mutex
 	parts map[partitionKey]*cachedTail
@@ -29,6 +36,14 @@ type cachedTail struct {
 	loaded  bool
 	offs    metastore.PartitionOffsets
 	extents []metastore.Extent // contiguous, ending at offs.HighWatermark
+	// aborted holds every aborted index entry overlapping [abortedFrom,
+	// abortedTo); abortedTo is 0 when none are cached. Entries for a
+	// range below a last stable offset are final (a transaction still
+	// open then starts at or after it), so they stay valid whatever
+	// commit comes later; they are dropped with the tail only to bound
+	// memory.
+	aborted                []metastore.AbortedTxn
+	abortedFrom, abortedTo int64
 }
 
 func newExtentCache() *extentCache {
@@ -87,6 +102,38 @@ func (c *extentCache) put(id metastore.TopicID, partition int32, version uint64,
 		return
 	}
 	t.loaded, t.offs, t.extents = true, offs, extents
+	t.aborted, t.abortedFrom, t.abortedTo = nil, 0, 0
+}
+
+// abortedTxns returns the cached aborted entries overlapping [from, to),
+// or ok=false if the cache does not cover that range.
+func (c *extentCache) abortedTxns(id metastore.TopicID, partition int32, from, to int64) (out []metastore.AbortedTxn, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.parts[partitionKey{id, partition}]
+	if t == nil || !t.loaded || from < t.abortedFrom || to > t.abortedTo {
+		return nil, false
+	}
+	out = []metastore.AbortedTxn{}
+	for _, a := range t.aborted {
+		if a.LastOffset >= from && a.FirstOffset < to {
+			out = append(out, a)
+		}
+	}
+	return out, true
+}
+
+// putAborted caches the aborted entries overlapping [from, to), read from
+// the store after offsets whose last stable offset was at least to, with
+// the partition's tail; without a cached tail it keeps nothing.
+func (c *extentCache) putAborted(id metastore.TopicID, partition int32, from, to int64, aborted []metastore.AbortedTxn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.parts[partitionKey{id, partition}]
+	if t == nil || !t.loaded || from >= to {
+		return
+	}
+	t.aborted, t.abortedFrom, t.abortedTo = aborted, from, to
 }
 
 // invalidateAll marks every partition stale.
@@ -94,8 +141,7 @@ func (c *extentCache) invalidateAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, t := range c.parts {
-		t.version++
-		t.loaded, t.extents = false, nil
+		t.drop()
 	}
 }
 
@@ -108,6 +154,12 @@ func (c *extentCache) invalidate(id metastore.TopicID, partition int32) {
 	if t == nil {
 		return
 	}
+	t.drop()
+}
+
+// drop marks the tail stale and frees what it held.
+func (t *cachedTail) drop() {
 	t.version++
 	t.loaded, t.extents = false, nil
+	t.aborted, t.abortedFrom, t.abortedTo = nil, 0, 0
 }

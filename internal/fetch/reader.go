@@ -3,6 +3,21 @@
 // the block cache, and patches each batch's baseOffset on the way out.
 // It also wakes long-polling fetches when a commit lands.
 //
+// Reads are read_uncommitted (up to the high watermark) or read_committed
+// (up to the last stable offset, with the aborted transactions the
+// returned batches need). Both cut at batch boundaries and return control
+// batches, as Kafka does; clients skip them.
+//
+// What a read costs the metadata store: at the live edge, one Offsets
+// and one Extents read per commit of the partition, shared by every
+// reader of it on this agent (the cached tail); a read further back, one
+// Extents read per 64 extents. A read_committed read whose returned
+// batches hold no transactional batch (the header's transactional bit,
+// which the reader parses anyway) costs nothing more, so non-transactional
+// topics pay nothing for read_committed consumers; one that returns a
+// transactional batch reads the aborted index once (AbortedTxns), unless
+// the cached tail already holds its entries for that range.
+//
 // It never changes stored bytes: patching happens on private copies.
 package fetch
 
@@ -25,16 +40,62 @@ const LeaderEpoch = 0
 // ErrOffsetOutOfRange reports a fetch offset outside [logStart, hwm].
 var ErrOffsetOutOfRange = errors.New("offset out of range")
 
+// Isolation is a read's isolation level, numbered as Kafka's.
+type Isolation int8
+
+// Isolation levels.
+const (
+	// ReadUncommitted reads up to the high watermark.
+	ReadUncommitted Isolation = 0
+	// ReadCommitted reads up to the last stable offset and lists the
+	// aborted transactions of what it returns.
+	ReadCommitted Isolation = 1
+)
+
+// AbortedIndex is what a Reader needs of the transaction store: the
+// aborted transaction index (metastore.TxnStore.AbortedTxns).
+type AbortedIndex interface {
+	// AbortedTxns returns the entries of a partition overlapping
+	// [from, to): LastOffset >= from and FirstOffset < to, sorted by
+	// FirstOffset.
+	AbortedTxns(ctx context.Context, id metastore.TopicID, partition int32, from, to int64) ([]metastore.AbortedTxn, error)
+}
+
 // Reader reads partitions.
 type Reader struct {
 	store   metastore.ExtentReader
+	aborted AbortedIndex // nil: the store keeps no transactions
 	blocks  *cache.Blocks
 	extents *extentCache
 }
 
-// NewReader returns a Reader over store and blocks.
-func NewReader(store metastore.ExtentReader, blocks *cache.Blocks) *Reader {
-	return &Reader{store: store, blocks: blocks, extents: newExtentCache()}
+// NewReader returns a Reader over store and blocks. aborted is the
+// store's aborted transaction index; nil means the store keeps no
+// transactions, so that every partition's last stable offset is its high
+// watermark whatever store reports.
+func NewReader(store metastore.ExtentReader, aborted AbortedIndex, blocks *cache.Blocks) *Reader {
+	return &Reader{store: store, aborted: aborted, blocks: blocks, extents: newExtentCache()}
+}
+
+// Offsets reads a partition's offsets from the store (never from the
+// cache, so a caller sees every commit made before it asked), with the
+// last stable offset as reads use it.
+func (r *Reader) Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error) {
+	offs, err := r.store.Offsets(ctx, id, partition)
+	return r.stable(offs), err
+}
+
+// stable returns offs with its last stable offset within [log start
+// offset, high watermark], as Kafka keeps it: an open transaction whose
+// start was deleted holds back nothing below the log start. Without
+// transactions it is the high watermark.
+func (r *Reader) stable(offs metastore.PartitionOffsets) metastore.PartitionOffsets {
+	if r.aborted == nil {
+		offs.LastStableOffset = offs.HighWatermark
+	} else {
+		offs.LastStableOffset = min(max(offs.LastStableOffset, offs.LogStartOffset), offs.HighWatermark)
+	}
+	return offs
 }
 
 // Invalidate drops what the reader remembers of a partition's extents;
@@ -54,7 +115,7 @@ func (r *Reader) tail(ctx context.Context, id metastore.TopicID, partition int32
 	if ok {
 		return offs, extents, nil
 	}
-	offs, err := r.store.Offsets(ctx, id, partition)
+	offs, err := r.Offsets(ctx, id, partition)
 	if err != nil {
 		return offs, nil, err
 	}
@@ -83,7 +144,15 @@ func (r *Reader) tail(ctx context.Context, id metastore.TopicID, partition int32
 // Partition is the result of reading one partition.
 type Partition struct {
 	Records []byte // complete batches with patched offsets
+	// PartitionOffsets are the partition's bounds as the read saw them;
+	// LastStableOffset is within [LogStartOffset, HighWatermark].
 	metastore.PartitionOffsets
+	// Aborted lists, for a ReadCommitted read, the aborted transactions
+	// overlapping [offset, end of Records): LastOffset >= offset and
+	// FirstOffset < the offset after the last returned batch, sorted by
+	// FirstOffset; empty but not nil when there are none. It is nil for
+	// ReadUncommitted, as Kafka answers null there.
+	Aborted []metastore.AbortedTxn
 }
 
 // extentsPerLookup bounds one metadata lookup; a read that needs more
@@ -93,7 +162,14 @@ const extentsPerLookup = 64
 // Read returns whole batches starting with the one that holds offset, up
 // to maxBytes. When atLeastOne is set, the first batch is returned even if
 // it is larger than maxBytes (KIP-74), so a consumer always progresses.
-func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, atLeastOne bool) (Partition, error) {
+//
+// ReadUncommitted returns batches below the high watermark; ReadCommitted
+// only batches that end at or below the last stable offset, and the
+// aborted transactions they need. An offset is out of range only outside
+// [log start offset, high watermark], whatever the isolation level: a
+// read_committed offset between the last stable offset and the high
+// watermark reads nothing and waits, as in Kafka.
+func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, atLeastOne bool, iso Isolation) (Partition, error) {
 	offs, extents, err := r.tail(ctx, id, partition, offset)
 	if err != nil {
 		return Partition{}, err
@@ -102,41 +178,82 @@ func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32
 	if offset < offs.LogStartOffset || offset > offs.HighWatermark {
 		return res, ErrOffsetOutOfRange
 	}
+	rd := read{res: &res, maxBytes: maxBytes, atLeastOne: atLeastOne, limit: offs.HighWatermark, end: offset}
+	if iso == ReadCommitted {
+		rd.limit = offs.LastStableOffset
+	}
+	if err := r.readExtents(ctx, id, partition, offset, extents, &rd); err != nil {
+		return res, err
+	}
+	if iso != ReadCommitted {
+		return res, nil
+	}
+	res.Aborted = []metastore.AbortedTxn{}
+	if rd.transactional && r.aborted != nil {
+		res.Aborted, err = r.abortedTxns(ctx, id, partition, offset, rd.end)
+	}
+	return res, err
+}
+
+// read is the state of one Read across extents.
+type read struct {
+	res        *Partition
+	maxBytes   int
+	atLeastOne bool
+	// limit is the offset no returned batch may reach past: the high
+	// watermark, or the last stable offset for read_committed.
+	limit int64
+	// end is the offset after the last returned batch (the fetch offset
+	// while none is).
+	end int64
+	// transactional is set once a returned batch has the transactional
+	// bit (control batches have it too).
+	transactional bool
+}
+
+// readExtents appends to rd the batches from offset on, starting with
+// extents (the cached tail or the store's first answer) and reading on
+// from the store, until the limit, maxBytes or the data runs out.
+func (r *Reader) readExtents(ctx context.Context, id metastore.TopicID, partition int32, offset int64, extents []metastore.Extent, rd *read) error {
+	if offset >= rd.limit {
+		return nil
+	}
 	// from is the next offset to serve. Extents read by a later lookup
 	// may have been replaced by compaction meanwhile and start before it:
 	// only their batches from it on are served, so none is served twice.
 	from := offset
 	for len(extents) > 0 {
 		for _, e := range extents {
-			full, err := r.appendExtent(ctx, &res, e, from, maxBytes, atLeastOne)
-			if err != nil || full {
-				return res, err
+			done, err := r.appendExtent(ctx, rd, e, from)
+			if err != nil || done {
+				return err
 			}
 			from = max(from, e.EndOffset)
 		}
 		next := extents[len(extents)-1].EndOffset
-		if next >= offs.HighWatermark {
-			break
+		if next >= rd.limit {
+			return nil
 		}
 		// More than one lookup's worth: read on from the store, within
 		// the offsets already reported.
 		more, err := r.store.Extents(ctx, id, partition, next, extentsPerLookup)
 		if err != nil {
-			return res, err
+			return err
 		}
 		extents = extents[:0:0]
 		for _, e := range more {
-			if e.BaseOffset < offs.HighWatermark {
+			if e.BaseOffset < rd.limit {
 				extents = append(extents, e)
 			}
 		}
 	}
-	return res, nil
+	return nil
 }
 
-// appendExtent appends the batches of e that end at or after from. It
-// reports whether maxBytes was reached.
-func (r *Reader) appendExtent(ctx context.Context, res *Partition, e metastore.Extent, from int64, maxBytes int, atLeastOne bool) (bool, error) {
+// appendExtent appends the batches of e that end after from. It reports
+// whether the read is done: maxBytes reached, or a batch that would pass
+// the limit.
+func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent, from int64) (bool, error) {
 	pos := e.ByteOffset
 	end := e.ByteOffset + e.ByteLength
 	base := e.BaseOffset
@@ -157,9 +274,15 @@ func (r *Reader) appendExtent(ctx context.Context, res *Partition, e metastore.E
 		if pos+size > end {
 			return false, fmt.Errorf("extent %s@%d: batch overruns extent", e.Object, e.BaseOffset)
 		}
+		if base+count > rd.limit {
+			// The last stable offset can fall inside an extent; it is
+			// always a batch boundary, so whole batches are cut.
+			return true, nil
+		}
 		if base+count > from {
+			res := rd.res
 			first := len(res.Records) == 0
-			if len(res.Records)+int(size) > maxBytes && !(first && atLeastOne) {
+			if len(res.Records)+int(size) > rd.maxBytes && !(first && rd.atLeastOne) {
 				return true, nil
 			}
 			b, err := r.blocks.ReadRange(ctx, e.Object, e.ObjectSize, pos, size)
@@ -169,7 +292,9 @@ func (r *Reader) appendExtent(ctx context.Context, res *Partition, e metastore.E
 			recordbatch.SetBaseOffset(b, base)
 			recordbatch.SetPartitionLeaderEpoch(b, LeaderEpoch)
 			res.Records = append(res.Records, b...)
-			if len(res.Records) >= maxBytes {
+			rd.end = base + count
+			rd.transactional = rd.transactional || h.IsTransactional()
+			if len(res.Records) >= rd.maxBytes {
 				return true, nil
 			}
 		}
@@ -177,6 +302,26 @@ func (r *Reader) appendExtent(ctx context.Context, res *Partition, e metastore.E
 		pos += size
 	}
 	return false, nil
+}
+
+// abortedTxns returns the aborted index entries overlapping [from, to),
+// from the cached tail if it holds them, else from the store, caching
+// them with the tail. to is at most the last stable offset of offsets
+// read before, so every transaction with records below it had ended then
+// and the entries read now are final.
+func (r *Reader) abortedTxns(ctx context.Context, id metastore.TopicID, partition int32, from, to int64) ([]metastore.AbortedTxn, error) {
+	if out, ok := r.extents.abortedTxns(id, partition, from, to); ok {
+		return out, nil
+	}
+	out, err := r.aborted.AbortedTxns(ctx, id, partition, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("aborted transactions: %w", err)
+	}
+	if out == nil {
+		out = []metastore.AbortedTxn{}
+	}
+	r.extents.putAborted(id, partition, from, to, out)
+	return out, nil
 }
 
 // Notifier wakes every waiter when a commit lands. Waiters take the

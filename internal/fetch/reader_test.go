@@ -37,7 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := fetch.NewReader(store, cache.New(b, cache.Options{BlockSize: 512}, nil))
+	r := fetch.NewReader(store, nil, cache.New(b, cache.Options{BlockSize: 512}, nil))
 	return &fixture{store: store, reader: r, bucket: b, topic: topic}
 }
 
@@ -96,7 +96,7 @@ func TestReadAcrossManyExtents(t *testing.T) {
 	for i := range 150 {
 		f.write(t, int64(i*10), 2)
 	}
-	res, err := f.reader.Read(context.Background(), f.topic.ID, 0, 37, 1<<20, true)
+	res, err := f.reader.Read(context.Background(), f.topic.ID, 0, 37, 1<<20, true, fetch.ReadUncommitted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,18 +113,18 @@ func TestReadLimits(t *testing.T) {
 	f := newFixture(t)
 	f.write(t, 0, 5, 5, 5)
 	ctx := context.Background()
-	one, _ := f.reader.Read(ctx, f.topic.ID, 0, 0, 1, true)
+	one, _ := f.reader.Read(ctx, f.topic.ID, 0, 0, 1, true, fetch.ReadUncommitted)
 	if got := baseOffsets(t, one.Records); len(got) != 1 {
 		t.Fatalf("maxBytes 1 with atLeastOne: %v batches, want 1", got)
 	}
-	none, _ := f.reader.Read(ctx, f.topic.ID, 0, 0, 1, false)
+	none, _ := f.reader.Read(ctx, f.topic.ID, 0, 0, 1, false, fetch.ReadUncommitted)
 	if len(none.Records) != 0 {
 		t.Fatalf("maxBytes 1 without atLeastOne: %d bytes, want none", len(none.Records))
 	}
-	if _, err := f.reader.Read(ctx, f.topic.ID, 0, 16, 1<<20, true); err != fetch.ErrOffsetOutOfRange {
+	if _, err := f.reader.Read(ctx, f.topic.ID, 0, 16, 1<<20, true, fetch.ReadUncommitted); err != fetch.ErrOffsetOutOfRange {
 		t.Fatalf("beyond hwm: %v", err)
 	}
-	at, err := f.reader.Read(ctx, f.topic.ID, 0, 15, 1<<20, true)
+	at, err := f.reader.Read(ctx, f.topic.ID, 0, 15, 1<<20, true, fetch.ReadUncommitted)
 	if err != nil || len(at.Records) != 0 || at.HighWatermark != 15 {
 		t.Fatalf("at hwm: %v %d bytes hwm %d", err, len(at.Records), at.HighWatermark)
 	}
@@ -136,11 +136,11 @@ func TestCachedTailFollowsCommits(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.write(t, 0, 3)
-	if r, _ := f.reader.Read(ctx, f.topic.ID, 0, 3, 1<<20, true); r.HighWatermark != 3 {
+	if r, _ := f.reader.Read(ctx, f.topic.ID, 0, 3, 1<<20, true, fetch.ReadUncommitted); r.HighWatermark != 3 {
 		t.Fatalf("hwm %d", r.HighWatermark)
 	}
 	f.write(t, 0, 4) // invalidates
-	r, err := f.reader.Read(ctx, f.topic.ID, 0, 3, 1<<20, true)
+	r, err := f.reader.Read(ctx, f.topic.ID, 0, 3, 1<<20, true, fetch.ReadUncommitted)
 	if err != nil || r.HighWatermark != 7 {
 		t.Fatalf("after second commit: hwm %d err %v", r.HighWatermark, err)
 	}
@@ -155,11 +155,11 @@ func TestCachedTailFollowsCommits(t *testing.T) {
 	f.store.CommitSegment(ctx, metastore.SegmentCommit{Object: "segments/manual", Size: int64(len(obj)), Batches: []metastore.BatchCommit{{
 		TopicID: f.topic.ID, ByteOffset: pls[0].ByteOffset, ByteLength: pls[0].ByteLength, OffsetCount: 1, ProducerID: -1,
 	}}})
-	if r, _ := f.reader.Read(ctx, f.topic.ID, 0, 7, 1<<20, true); r.HighWatermark != 7 {
+	if r, _ := f.reader.Read(ctx, f.topic.ID, 0, 7, 1<<20, true, fetch.ReadUncommitted); r.HighWatermark != 7 {
 		t.Fatalf("without invalidation the cached tail should still say 7, got %d", r.HighWatermark)
 	}
 	f.reader.InvalidateAll()
-	if r, _ := f.reader.Read(ctx, f.topic.ID, 0, 7, 1<<20, true); r.HighWatermark != 8 || len(r.Records) == 0 {
+	if r, _ := f.reader.Read(ctx, f.topic.ID, 0, 7, 1<<20, true, fetch.ReadUncommitted); r.HighWatermark != 8 || len(r.Records) == 0 {
 		t.Fatalf("after InvalidateAll: hwm %d, %d bytes", r.HighWatermark, len(r.Records))
 	}
 }

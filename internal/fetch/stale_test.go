@@ -19,7 +19,7 @@ func TestOffsetPastStaleTailIsReadFromTheStore(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.write(t, 0, 3)
-	if r, err := f.reader.Read(ctx, f.topic.ID, 0, 3, 1<<20, true); err != nil || r.HighWatermark != 3 {
+	if r, err := f.reader.Read(ctx, f.topic.ID, 0, 3, 1<<20, true, fetch.ReadUncommitted); err != nil || r.HighWatermark != 3 {
 		t.Fatalf("at the end: hwm %d, %v", r.HighWatermark, err)
 	}
 
@@ -41,7 +41,7 @@ func TestOffsetPastStaleTailIsReadFromTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r, err := f.reader.Read(ctx, f.topic.ID, 0, 5, 1<<20, true)
+	r, err := f.reader.Read(ctx, f.topic.ID, 0, 5, 1<<20, true, fetch.ReadUncommitted)
 	if err != nil {
 		t.Fatalf("read offset 5, committed but past the cached high watermark 3: %v", err)
 	}
@@ -49,7 +49,7 @@ func TestOffsetPastStaleTailIsReadFromTheStore(t *testing.T) {
 		t.Fatalf("read offset 5: batches %v, hwm %d; want [3], 7", got, r.HighWatermark)
 	}
 	// Really out of range, as the store confirms.
-	if _, err := f.reader.Read(ctx, f.topic.ID, 0, 9, 1<<20, true); err != fetch.ErrOffsetOutOfRange {
+	if _, err := f.reader.Read(ctx, f.topic.ID, 0, 9, 1<<20, true, fetch.ReadUncommitted); err != fetch.ErrOffsetOutOfRange {
 		t.Fatalf("read offset 9 of 7: %v, want ErrOffsetOutOfRange", err)
 	}
 }

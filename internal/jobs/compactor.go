@@ -21,6 +21,9 @@ type CompactionStore interface {
 	PartitionUsage(ctx context.Context, id metastore.TopicID) ([]metastore.PartitionUsage, error)
 	Extents(ctx context.Context, id metastore.TopicID, partition int32, from int64, limit int) ([]metastore.Extent, error)
 	ReplaceExtents(ctx context.Context, rs []metastore.PartitionReplacement) error
+	// AbortedTxns tells key compaction which transactional records to
+	// drop.
+	AbortedTxns(ctx context.Context, id metastore.TopicID, partition int32, from, to int64) ([]metastore.AbortedTxn, error)
 }
 
 // Compaction is the segment compaction job: it merges small extents into

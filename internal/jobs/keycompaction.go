@@ -178,8 +178,12 @@ func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Top
 		return fmt.Errorf("key compaction %s/%d: %w", t.Name, u.Partition, err)
 	}
 	now := env.Now()
+	// Only what is older than min.compaction.lag.ms and below the last
+	// stable offset is cleanable: an open transaction's records may
+	// still be aborted, as Kafka's cleaner stops at the first unstable
+	// offset.
 	n := 0
-	for n < len(extents) && now.Sub(extents[n].CommittedAt) >= p.MinLag {
+	for n < len(extents) && now.Sub(extents[n].CommittedAt) >= p.MinLag && extents[n].EndOffset <= u.LastStableOffset {
 		n++
 	}
 	extents = extents[:n]
@@ -198,8 +202,15 @@ func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Top
 	if err := reads.fetch(ctx); err != nil {
 		return fmt.Errorf("key compaction %s/%d: %w", t.Name, u.Partition, err)
 	}
+	aborted, err := k.Store.AbortedTxns(ctx, t.ID, u.Partition, extents[0].BaseOffset, extents[n-1].EndOffset)
+	if err != nil {
+		return fmt.Errorf("key compaction %s/%d: %w", t.Name, u.Partition, err)
+	}
 	var batches []batchAt
 	var keyed []KeyedRecord
+	// Records of aborted transactions are dropped whatever their keys,
+	// and never hide an older committed value of their key.
+	dropped := map[int64]bool{}
 	for i, e := range extents {
 		data := reads.get(e.Object, e.ByteOffset, e.ByteLength)
 		split, err := recordbatch.Split(data)
@@ -219,9 +230,15 @@ func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Top
 					return fmt.Errorf("key compaction %s/%d: batch at %d: %w", t.Name, u.Partition, base, err)
 				}
 				ba.recs = recs
+				abortedBatch := h.IsTransactional() && inAborted(aborted, h.ProducerID, base)
 				for _, r := range recs {
+					off := base + r.Offset - h.BaseOffset
+					if abortedBatch {
+						dropped[off] = true
+						continue
+					}
 					keyed = append(keyed, KeyedRecord{
-						Offset: base + r.Offset - h.BaseOffset, Key: r.Key, Tombstone: r.Value == nil, Committed: e.CommittedAt,
+						Offset: off, Key: r.Key, Tombstone: r.Value == nil, Committed: e.CommittedAt,
 					})
 				}
 			}
@@ -233,8 +250,11 @@ func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Top
 		}
 	}
 	d := PlanKeyCompaction(keyed, p, now)
-	if !d.Due {
+	if !d.Due && len(dropped) == 0 {
 		return nil
+	}
+	for off := range dropped {
+		d.Remove[off] = true
 	}
 	b := segment.NewBuilder()
 	first := -1
@@ -294,6 +314,17 @@ func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Top
 	log.Info("key compaction rewrote a partition", "topic", t.Name, "partition", u.Partition,
 		"records_removed", len(d.Remove), "records", len(keyed), "bytes_in", bytes, "bytes_out", len(object))
 	return nil
+}
+
+// inAborted reports whether the batch of producer pid at offset base
+// belongs to one of the aborted transactions.
+func inAborted(aborted []metastore.AbortedTxn, pid, base int64) bool {
+	for _, a := range aborted {
+		if a.ProducerID == pid && a.FirstOffset <= base && base <= a.LastOffset {
+			return true
+		}
+	}
+	return false
 }
 
 // rebuild re-encodes a batch with only the kept records, with the codec,

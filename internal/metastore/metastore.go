@@ -73,6 +73,9 @@ type BatchCommit struct {
 	ProducerID    int64
 	ProducerEpoch int16
 	BaseSequence  int32
+	// Transactional is the batch header's transactional bit: the batch
+	// belongs to its producer's ongoing transaction (TxnStore).
+	Transactional bool
 }
 
 // BatchResult is the outcome of one BatchCommit, in the same order.
@@ -87,7 +90,8 @@ type BatchResult struct {
 	// LogStartOffset of the partition after the commit; -1 when Err is set.
 	LogStartOffset int64
 	// Err is nil, or one of ErrUnknownTopicOrPartition,
-	// ErrOutOfOrderSequence, ErrInvalidProducerEpoch.
+	// ErrOutOfOrderSequence, ErrInvalidProducerEpoch, ErrInvalidTxnState
+	// (transactional batches, see TxnStore).
 	Err error
 }
 
@@ -114,6 +118,10 @@ type Extent struct {
 type PartitionOffsets struct {
 	LogStartOffset int64
 	HighWatermark  int64 // next offset to be assigned
+	// LastStableOffset is the first offset of the oldest transaction
+	// still open on the partition, or HighWatermark when none is; never
+	// below LogStartOffset (NewPartitionOffsets).
+	LastStableOffset int64
 }
 
 // Errors returned by stores. Callers map them to Kafka error codes.
@@ -146,6 +154,7 @@ type Store interface {
 	JobStore
 	ACLStore
 	UserStore
+	TxnStore
 
 	Close() error
 }
@@ -191,7 +200,8 @@ type Sequencer interface {
 // ExtentReader reads partitions' offsets and extents, for fetches and
 // offset lookups. Each call is one consistent read.
 type ExtentReader interface {
-	// Offsets returns the log start offset and high watermark.
+	// Offsets returns the log start offset, the high watermark and the
+	// last stable offset.
 	Offsets(ctx context.Context, id TopicID, partition int32) (PartitionOffsets, error)
 	// Extents returns, in offset order, up to limit extents whose
 	// EndOffset > from (so the first one contains from, or starts after

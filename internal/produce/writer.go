@@ -245,6 +245,7 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 			OffsetCount:  int64(h.LastOffsetDelta) + 1,
 			MaxTimestamp: h.MaxTimestamp,
 			ProducerID:   h.ProducerID, ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence,
+			Transactional: h.IsTransactional(),
 		}
 	}
 	commitStart := time.Now()

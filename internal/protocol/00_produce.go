@@ -15,7 +15,10 @@ package protocol
 // even when the client pipelines requests. The reply waits for the
 // segment's commit. acks=0 takes the same path and sends nothing back.
 //
-// Transactions are not supported yet: transactional batches are rejected.
+// Transactional batches are committed only into their producer's ongoing
+// transaction, on partitions added to it (the metadata store checks, in
+// the commit itself: INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH
+// for a fenced epoch). Control batches from clients are refused.
 
 import (
 	"context"
@@ -53,6 +56,10 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 
 	acksOK := r.Acks == 0 || r.Acks == 1 || r.Acks == -1
 	writer := h.cfg.Cluster.Serves(RoleProduce)
+	// A transactional producer needs WRITE on its transactional id; the
+	// metadata store checks that each transactional batch belongs to
+	// its producer's ongoing transaction (docs/transactions.md).
+	txnWritable := r.TransactionID == nil || h.allowed(req, acl.Write, acl.TransactionalID, *r.TransactionID)
 	for _, rt := range r.Topics {
 		t, terr := lookup.name(rt.Topic)
 		writable := h.allowed(req, acl.Write, acl.Topic, rt.Topic)
@@ -76,9 +83,8 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 				// have been given a writer's bootstrap address.
 				pr.ErrorCode = kerr.NotLeaderForPartition.Code
 				pr.ErrorMessage = strPtr("this agent does not have the produce role")
-			case r.TransactionID != nil:
+			case r.TransactionID != nil && !txnWritable:
 				pr.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-				pr.ErrorMessage = strPtr("transactions are not supported by Floe yet")
 			case !writable:
 				pr.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			default:
@@ -167,8 +173,11 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 		if int64(len(b)) > max {
 			return nil, kerr.MessageTooLarge.Code, fmt.Errorf("batch of %d bytes exceeds max.message.bytes %d", len(b), max)
 		}
-		if hdr.IsTransactional() || hdr.IsControl() {
-			return nil, kerr.TransactionalIDAuthorizationFailed.Code, errors.New("transactions are not supported by Floe yet")
+		if hdr.IsControl() {
+			return nil, kerr.InvalidRecord.Code, errors.New("control batches are written by transaction coordinators, not producers")
+		}
+		if hdr.IsTransactional() && hdr.ProducerID < 0 {
+			return nil, kerr.InvalidRecord.Code, errors.New("transactional batch without a producer id")
 		}
 		if compacted(t) {
 			if err := checkKeys(t, b); err != nil {

@@ -22,6 +22,8 @@ func TestProduce(t *testing.T) {
 	corrupt[len(corrupt)-1] ^= 0xff
 	big := recordbatch.Build(recordbatch.BuildOptions{}, recordbatch.Record{Value: make([]byte, 200), Timestamp: 1000})
 	txn := recordbatch.Build(recordbatch.BuildOptions{ProducerID: 7, Transactional: true}, recordbatch.Record{Value: []byte("x"), Timestamp: 1000})
+	txnNoPID := recordbatch.Build(recordbatch.BuildOptions{ProducerID: -1, Transactional: true}, recordbatch.Record{Value: []byte("x"), Timestamp: 1000})
+	control := recordbatch.Build(recordbatch.BuildOptions{ProducerID: 7, Transactional: true, Control: true}, recordbatch.Record{Key: []byte{0, 0, 0, 1}, Value: []byte{0, 0, 0, 0, 0, 0}, Timestamp: 1000})
 	magic1 := batch(1, 1000)
 	magic1[16] = 1 // the magic byte: record batch format v2 is 2
 	txnRequest := produceRequest("t", 0, batch(1, 1000))
@@ -52,9 +54,14 @@ func TestProduce(t *testing.T) {
 		{name: "magic 1", version: 9, req: produceRequest("t", 0, magic1), wantCode: kerr.InvalidRecord.Code},
 		{name: "two batches", version: 9, req: produceRequest("t", 0, append(batch(1, 1000), batch(1, 1001)...)), wantCode: kerr.InvalidRecord.Code},
 		{name: "batch above max.message.bytes", version: 9, req: produceRequest("small", 0, big), wantCode: kerr.MessageTooLarge.Code},
-		// Floe has no transactions yet; both are refused with a fatal error.
-		{name: "transactional batch", version: 9, req: produceRequest("t", 0, txn), wantCode: kerr.TransactionalIDAuthorizationFailed.Code},
-		{name: "transactional id", version: 9, req: txnRequest, wantCode: kerr.TransactionalIDAuthorizationFailed.Code},
+		// A transactional batch outside an ongoing transaction holding
+		// its partition (KIP-890's server-side check), a control batch
+		// from a client, a transactional batch without a producer id.
+		{name: "transactional batch outside a transaction", version: 9, req: produceRequest("t", 0, txn), wantCode: kerr.InvalidTxnState.Code},
+		{name: "control batch", version: 9, req: produceRequest("t", 0, control), wantCode: kerr.InvalidRecord.Code},
+		{name: "transactional batch without producer", version: 9, req: produceRequest("t", 0, txnNoPID), wantCode: kerr.InvalidRecord.Code},
+		// A transactional id on a request of plain batches changes nothing.
+		{name: "transactional id", version: 9, req: txnRequest, wantOffset: 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.acks != 0 {
@@ -72,8 +79,8 @@ func TestProduce(t *testing.T) {
 		})
 	}
 	// Only the accepted batches were written.
-	if got := f.listOffset("t", 0, -1).Offset; got != 5 {
-		t.Errorf("t/0 high watermark %d, want 5", got)
+	if got := f.listOffset("t", 0, -1).Offset; got != 6 {
+		t.Errorf("t/0 high watermark %d, want 6", got)
 	}
 }
 

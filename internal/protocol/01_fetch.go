@@ -14,9 +14,20 @@ package protocol
 // MaxWaitMs passes. It is woken by the commit itself, not by polling.
 // MaxBytes is lowered to the agent's fetch.max.bytes (Limits), and each
 // partition's PartitionMaxBytes to what is left of it.
-// isolation_level is accepted; without transactions read_committed and
-// read_uncommitted see the same records (last stable offset = high
-// watermark).
+//
+// isolation_level (KIP-98): read_uncommitted (0) returns batches up to
+// the high watermark and a null AbortedTransactions. read_committed (1;
+// any other non-zero value is read the same way, the safer reading)
+// returns only whole batches below the last stable offset, cut at a batch
+// boundary inside an extent if need be, and lists the aborted
+// transactions overlapping [fetch offset, end of the returned batches)
+// (an empty list, not null, when there are none: Kafka's answer). Control
+// batches are returned at both levels; clients skip them. Every partition
+// reports its LastStableOffset. Out-of-range stays on the high watermark:
+// a read_committed offset between the last stable offset and the high
+// watermark reads nothing. Its long poll counts only bytes below the last
+// stable offset, so it waits until the LSO moves; ending a transaction is
+// a commit that announces its markers' partitions and wakes it.
 
 import (
 	"context"
@@ -87,6 +98,10 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, denied ma
 	if limit := int(h.cfg.Limits.FetchMaxBytes); limit > 0 {
 		maxBytes = min(maxBytes, limit) // fetch.max.bytes
 	}
+	iso := fetch.ReadUncommitted
+	if r.IsolationLevel != 0 {
+		iso = fetch.ReadCommitted
+	}
 	lookup := h.lookup(ctx)
 	reader := h.cfg.Cluster.Serves(RoleFetch)
 	for _, rt := range r.Topics {
@@ -108,7 +123,7 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, denied ma
 			} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
 				pr.ErrorCode = code
 			} else {
-				h.fetchPartition(ctx, t, rp, &pr, maxBytes-total, total == 0)
+				h.fetchPartition(ctx, t, rp, &pr, maxBytes-total, total == 0, iso)
 				total += len(pr.RecordBatches)
 			}
 			if pr.RecordBatches == nil {
@@ -124,19 +139,22 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, denied ma
 	return resp, total, failed
 }
 
-func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, rp kmsg.FetchRequestTopicPartition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool) {
+func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, rp kmsg.FetchRequestTopicPartition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool, iso fetch.Isolation) {
 	limit := min(int(rp.PartitionMaxBytes), budget)
 	if limit <= 0 && !first {
 		// The response is full; report offsets without data.
-		offs, err := h.store.Offsets(ctx, t.ID, rp.Partition)
+		offs, err := h.reader.Offsets(ctx, t.ID, rp.Partition)
 		if err != nil {
 			pr.ErrorCode = errorCode(err)
 			return
 		}
 		setOffsets(pr, offs)
+		if iso == fetch.ReadCommitted {
+			pr.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+		}
 		return
 	}
-	res, err := h.reader.Read(ctx, t.ID, rp.Partition, rp.FetchOffset, limit, first)
+	res, err := h.reader.Read(ctx, t.ID, rp.Partition, rp.FetchOffset, limit, first, iso)
 	setOffsets(pr, res.PartitionOffsets)
 	if err != nil {
 		pr.ErrorCode = errorCode(err)
@@ -146,11 +164,19 @@ func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, rp kmsg
 		return
 	}
 	pr.RecordBatches = res.Records
+	if res.Aborted != nil {
+		pr.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(res.Aborted))
+		for _, a := range res.Aborted {
+			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+			pr.AbortedTransactions = append(pr.AbortedTransactions, at)
+		}
+	}
 }
 
 func setOffsets(pr *kmsg.FetchResponseTopicPartition, offs metastore.PartitionOffsets) {
 	pr.HighWatermark = offs.HighWatermark
-	pr.LastStableOffset = offs.HighWatermark
+	pr.LastStableOffset = offs.LastStableOffset
 	pr.LogStartOffset = offs.LogStartOffset
 }
 

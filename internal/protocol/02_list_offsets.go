@@ -13,6 +13,16 @@ package protocol
 // earliest local (v8+, KIP-405; Floe has no local tier, so it is the
 // earliest), and otherwise the first offset whose record timestamp is at or
 // after the given one (-1/-1 when there is none).
+//
+// isolation_level (v2+, KIP-98), as Kafka: with read_committed (1; any
+// other non-zero value is read the same way, as Fetch does), latest is
+// the last stable offset, and the answer of a timestamp lookup (-3 and
+// real timestamps) that is at or past the last stable offset is dropped
+// (-1/-1): a real timestamp's first match past it means no stable record
+// matches, and -3 answers the largest timestamp only if that record is
+// stable (Kafka does not look for the largest stable one). Earliest (-2,
+// -4) is the log start offset at both levels; it never passes the last
+// stable offset, which is at least the log start offset.
 
 import (
 	"context"
@@ -48,7 +58,7 @@ func (h *Handler) listOffsets(ctx context.Context, req *wire.Request) (Reply, er
 				pr.ErrorCode = code
 			} else {
 				var err error
-				pr.Offset, pr.Timestamp, err = h.listOffset(ctx, t.ID, rp.Partition, rp.Timestamp)
+				pr.Offset, pr.Timestamp, err = h.listOffset(ctx, t.ID, rp.Partition, rp.Timestamp, r.IsolationLevel != 0)
 				pr.ErrorCode = errorCode(err)
 				if err == nil {
 					pr.LeaderEpoch = fetch.LeaderEpoch
@@ -65,24 +75,43 @@ func (h *Handler) listOffsets(ctx context.Context, req *wire.Request) (Reply, er
 	return now(resp), nil
 }
 
-func (h *Handler) listOffset(ctx context.Context, id [16]byte, partition int32, ts int64) (offset, timestamp int64, err error) {
+// listOffset answers one partition; committed bounds the answer by the
+// last stable offset (read_committed).
+func (h *Handler) listOffset(ctx context.Context, id [16]byte, partition int32, ts int64, committed bool) (offset, timestamp int64, err error) {
 	switch ts {
 	case -1, -2, -4:
-		offs, err := h.store.Offsets(ctx, id, partition)
+		offs, err := h.reader.Offsets(ctx, id, partition)
 		if err != nil {
 			return -1, -1, err
 		}
-		if ts == -1 {
+		switch {
+		case ts != -1:
+			return offs.LogStartOffset, -1, nil
+		case committed:
+			return offs.LastStableOffset, -1, nil
+		default:
 			return offs.HighWatermark, -1, nil
 		}
-		return offs.LogStartOffset, -1, nil
-	case -3:
-		off, rts, _, err := h.reader.OffsetOfMaxTimestamp(ctx, id, partition)
-		return off, rts, err
-	default:
-		off, rts, _, err := h.reader.OffsetForTimestamp(ctx, id, partition, ts)
-		return off, rts, err
 	}
+	var found bool
+	if ts == -3 {
+		offset, timestamp, found, err = h.reader.OffsetOfMaxTimestamp(ctx, id, partition)
+	} else {
+		offset, timestamp, found, err = h.reader.OffsetForTimestamp(ctx, id, partition, ts)
+	}
+	if err != nil || !found || !committed {
+		return offset, timestamp, err
+	}
+	// The offsets are read after the lookup: an answer below this last
+	// stable offset is stable for good.
+	offs, err := h.reader.Offsets(ctx, id, partition)
+	if err != nil {
+		return -1, -1, err
+	}
+	if offset >= offs.LastStableOffset {
+		return -1, -1, nil
+	}
+	return offset, timestamp, nil
 }
 
 // oldStyleOffsets is ListOffsets v0's answer for one partition, given the

@@ -104,3 +104,63 @@ func TestListOffsetsV0(t *testing.T) {
 		})
 	}
 }
+
+// TestListOffsetsReadCommitted: with isolation_level 1, latest is the
+// last stable offset and a timestamp lookup answering at or past it is
+// dropped, as Kafka does; earliest and read_uncommitted are unchanged.
+func TestListOffsetsReadCommitted(t *testing.T) {
+	f := startTxns(t)
+	readCommittedLog(f) // high watermark 10, last stable offset 8
+
+	for _, tc := range []struct {
+		name       string
+		version    int16
+		isolation  int8
+		timestamp  int64
+		wantOffset int64
+		wantTS     int64
+	}{
+		{"latest", 8, 1, -1, 8, -1},
+		{"latest v2", 2, 1, -1, 8, -1},
+		{"latest uncommitted", 8, 0, -1, 10, -1},
+		{"latest v1 (no isolation level)", 1, 1, -1, 10, -1},
+		{"earliest", 8, 1, -2, 0, -1},
+		{"earliest local", 8, 1, -4, 0, -1},
+		{"timestamp of a stable record", 8, 1, 3000, 6, 3000},
+		{"timestamp inside the aborted transaction", 8, 1, 2001, 4, 2001},
+		{"timestamp only in the open transaction", 8, 1, 4000, -1, -1},
+		{"timestamp only in the open transaction, uncommitted", 8, 0, 4000, 8, 4000},
+		// -3 answers the largest timestamp only if its record is stable.
+		{"max timestamp in the open transaction", 8, 1, -3, -1, -1},
+		{"max timestamp uncommitted", 8, 0, -3, 9, 4001},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := kmsg.NewPtrListOffsetsRequest()
+			req.ReplicaID, req.IsolationLevel = -1, tc.isolation
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = "t"
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, tc.timestamp, -1
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			p := do[*kmsg.ListOffsetsResponse](f.fixture, tc.version, req).Topics[0].Partitions[0]
+			expectCode(t, "list offsets", p.ErrorCode, 0)
+			if p.Offset != tc.wantOffset || p.Timestamp != tc.wantTS {
+				t.Errorf("offset %d, timestamp %d; want %d, %d", p.Offset, p.Timestamp, tc.wantOffset, tc.wantTS)
+			}
+		})
+	}
+
+	// Once the transaction ends, its records answer read_committed too.
+	tp := f.partition("t", 0)
+	f.commit(tp, markerBatch(8, true, 3500)) // 10
+	f.txns.end(tp)
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.IsolationLevel = 1
+	req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "t", Partitions: []kmsg.ListOffsetsRequestTopicPartition{
+		{Partition: 0, Timestamp: -1, CurrentLeaderEpoch: -1}, {Partition: 0, Timestamp: -3, CurrentLeaderEpoch: -1}}}}
+	ps := do[*kmsg.ListOffsetsResponse](f.fixture, 8, req).Topics[0].Partitions
+	if ps[0].Offset != 11 || ps[1].Offset != 9 || ps[1].Timestamp != 4001 {
+		t.Errorf("after the commit: latest %d, max timestamp %d at %d; want 11, 9 at 4001", ps[0].Offset, ps[1].Offset, ps[1].Timestamp)
+	}
+}

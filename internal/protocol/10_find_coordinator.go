@@ -5,9 +5,9 @@ package protocol
 // A consumer group's coordinator is the live agent owning the key
 // "group:NAME" (rendezvous hashing over the live agents), so every agent
 // gives the same answer and a group moves only when its agent leaves or
-// dies. v4 batches keys (KIP-699). Transactions (key type 1) are not
-// supported yet: TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as InitProducerId
-// answers transactional producers. Other key types: INVALID_REQUEST.
+// dies. v4 batches keys (KIP-699). A transactional id's coordinator (key
+// type 1) is the owner of "txn:ID" by the same rule. Other key types:
+// INVALID_REQUEST.
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/acl"
+	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -35,9 +36,12 @@ func (h *Handler) findCoordinator(_ context.Context, req *wire.Request) (Reply, 
 		switch {
 		case r.CoordinatorType == 1 && !h.allowed(req, acl.Describe, acl.TransactionalID, key):
 			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		case r.CoordinatorType == 1 && key == "":
+			c.ErrorCode = kerr.InvalidRequest.Code
+			c.ErrorMessage = strPtr("empty transactional id")
 		case r.CoordinatorType == 1:
-			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-			c.ErrorMessage = strPtr("transactions are not supported by Floe yet")
+			b := h.cfg.Cluster.Owner(txncoord.Key(key))
+			c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
 		case r.CoordinatorType != 0:
 			c.ErrorCode = kerr.InvalidRequest.Code
 			c.ErrorMessage = strPtr("unknown coordinator type")

@@ -32,9 +32,9 @@ func TestFindCoordinator(t *testing.T) {
 		{name: "group v0", version: 0, keys: []string{"g"}, want: []answer{{key: "g"}}},
 		{name: "group v3", version: 3, keys: []string{"g"}, want: []answer{{key: "g"}}},
 		{name: "batched v4", version: 4, keys: []string{"g1", "g2"}, want: []answer{{key: "g1"}, {key: "g2"}}},
-		// Transactions are not supported yet: a fatal error, as
-		// InitProducerId answers transactional producers.
-		{name: "transaction coordinator", version: 3, typ: 1, keys: []string{"tx"}, want: []answer{{key: "tx", code: kerr.TransactionalIDAuthorizationFailed.Code}}},
+		{name: "transaction coordinator", version: 3, typ: 1, keys: []string{"tx"}, want: []answer{{key: "tx"}}},
+		{name: "transaction coordinators v4", version: 4, typ: 1, keys: []string{"tx1", "tx2"}, want: []answer{{key: "tx1"}, {key: "tx2"}}},
+		{name: "empty transactional id", version: 4, typ: 1, keys: []string{""}, want: []answer{{key: "", code: kerr.InvalidRequest.Code}}},
 		{name: "unknown key type", version: 4, typ: 9, keys: []string{"x"}, want: []answer{{key: "x", code: kerr.InvalidRequest.Code}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,11 +37,18 @@ func TestInitProducerID(t *testing.T) {
 		t.Errorf("re-init answered the same id and epoch %d/%d", again.ProducerID, again.ProducerEpoch)
 	}
 
-	// Transactions are not supported yet: a fatal error, not a retriable
-	// one a client would loop on.
+	// A transactional id gets a fresh producer at epoch 0; asking again
+	// fences it: same id, next epoch. An empty id is INVALID_REQUEST.
 	r := initPID(4, kmsg.StringPtr("tx"), -1, -1)
-	expectCode(t, "transactional id", r.ErrorCode, kerr.TransactionalIDAuthorizationFailed.Code)
-	if r.ProducerID != -1 || r.ProducerEpoch != -1 {
-		t.Errorf("transactional: producer id %d epoch %d, want -1/-1", r.ProducerID, r.ProducerEpoch)
+	expectCode(t, "transactional id", r.ErrorCode, 0)
+	if r.ProducerID < 0 || r.ProducerEpoch != 0 {
+		t.Errorf("transactional: producer id %d epoch %d, want a new id at epoch 0", r.ProducerID, r.ProducerEpoch)
 	}
+	r2 := initPID(5, kmsg.StringPtr("tx"), -1, -1)
+	expectCode(t, "transactional id again", r2.ErrorCode, 0)
+	if r2.ProducerID != r.ProducerID || r2.ProducerEpoch != 1 {
+		t.Errorf("transactional again: producer id %d epoch %d, want %d/1", r2.ProducerID, r2.ProducerEpoch, r.ProducerID)
+	}
+	r3 := initPID(4, kmsg.StringPtr(""), -1, -1)
+	expectCode(t, "empty transactional id", r3.ErrorCode, kerr.InvalidRequest.Code)
 }

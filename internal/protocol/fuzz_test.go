@@ -118,13 +118,14 @@ func newHarnessIn(tb testing.TB, c protocol.Cluster, limits ...protocol.Limits) 
 	if len(limits) > 0 {
 		lim = limits[0]
 	}
+	aborted, _ := any(store).(fetch.AbortedIndex) // as the agent wires it
 	h := protocol.NewHandler(protocol.Config{
 		ClusterID:        "fuzz",
 		Cluster:          c,
 		AutoCreateTopics: true,
 		Groups:           groups,
 		Limits:           lim,
-	}, store, writer, fetch.NewReader(store, blocks), fetch.NewNotifier(), nil)
+	}, store, writer, fetch.NewReader(store, aborted, blocks), fetch.NewNotifier(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	return &harness{h: h, ctx: ctx, samples: []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}}
@@ -183,7 +184,8 @@ func (hs *harness) do(t testing.TB, req kmsg.Request) kmsg.Response {
 }
 
 // seeds returns a valid frame of every registered key and version, with
-// kmsg's defaults and one element in each top-level array.
+// kmsg's defaults and one element in each top-level array, and for the
+// APIs that read with an isolation level, that frame at read_committed.
 func seeds() [][]byte {
 	var out [][]byte
 	for _, api := range protocol.Supported() {
@@ -195,9 +197,26 @@ func seeds() [][]byte {
 			req.SetVersion(v)
 			fillOne(req)
 			out = append(out, wire.AppendRequest(nil, 2, "fuzz", req)[4:])
+			if readCommitted(req) {
+				out = append(out, wire.AppendRequest(nil, 3, "fuzz", req)[4:])
+			}
 		}
 	}
 	return out
+}
+
+// readCommitted sets read_committed on a Fetch (v4+) or ListOffsets
+// (v2+) request and reports whether it did.
+func readCommitted(req kmsg.Request) bool {
+	switch r := req.(type) {
+	case *kmsg.FetchRequest:
+		r.IsolationLevel = 1
+		return r.Version >= 4
+	case *kmsg.ListOffsetsRequest:
+		r.IsolationLevel = 1
+		return r.Version >= 2
+	}
+	return false
 }
 
 // fillOne gives a request a topic named "t", a group "g" and one

@@ -14,6 +14,12 @@ func OwnsGroup(c Cluster, group string) bool {
 	return sameBroker(c.Owner(groupKey(group)), c.Self())
 }
 
+// OwnsKey reports whether the agent c.Self() owns an ownership key, such
+// as a transactional id's (txncoord.Key).
+func OwnsKey(c Cluster, key string) bool {
+	return sameBroker(c.Owner(key), c.Self())
+}
+
 func sameBroker(a, b Broker) bool {
 	return a.NodeID == b.NodeID && a.Host == b.Host && a.Port == b.Port
 }

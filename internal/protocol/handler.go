@@ -25,6 +25,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/quota"
+	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -52,6 +53,9 @@ type Config struct {
 	// Groups coordinates the consumer groups this agent owns; nil answers
 	// every group request COORDINATOR_NOT_AVAILABLE.
 	Groups *coordinator.Coordinator
+	// Transactions coordinates transactional ids; nil answers every
+	// transaction request COORDINATOR_NOT_AVAILABLE.
+	Transactions *txncoord.Coordinator
 	// Authorizer decides with Kafka ACLs (--authorizer acl); nil allows
 	// everything and answers the ACL APIs SECURITY_DISABLED.
 	Authorizer *acl.Authorizer
@@ -86,7 +90,9 @@ type Store interface {
 	metastore.TopicStore
 	// InitProducerId.
 	metastore.ProducerStore
-	// ListOffsets, OffsetForLeaderEpoch and Fetch's partition bounds.
+	// OffsetForLeaderEpoch and ListOffsets v0's oldest boundary; Fetch
+	// and ListOffsets read the other bounds through the reader, which
+	// keeps the last stable offset as reads use it.
 	Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error)
 	// CreateAcls, DescribeAcls, DeleteAcls.
 	metastore.ACLStore
@@ -94,6 +100,8 @@ type Store interface {
 	AdvanceLogStart(ctx context.Context, id metastore.TopicID, partition int32, offset int64) (metastore.PartitionOffsets, error)
 	// DescribeClientQuotas, AlterClientQuotas.
 	metastore.QuotaStore
+	// DescribeProducers.
+	ActiveProducers(ctx context.Context, id metastore.TopicID, partition int32) ([]metastore.ActiveProducer, error)
 }
 
 // Handler answers requests. It is safe for concurrent use by many
@@ -228,6 +236,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, metastore.ErrUnknownProducerID):
 		return kerr.UnknownProducerID.Code
+	case errors.Is(err, metastore.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
 	case errors.Is(err, fetch.ErrOffsetOutOfRange), errors.Is(err, metastore.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, produce.ErrClosed):

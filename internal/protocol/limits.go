@@ -161,6 +161,20 @@ func (h *Handler) checkNamed(req kmsg.Request) error {
 		for _, g := range r.Groups {
 			n += count(g.Topics, func(t kmsg.OffsetFetchRequestGroupTopic) int { return len(t.Partitions) })
 		}
+	case *kmsg.AddPartitionsToTxnRequest:
+		n = count(r.Topics, func(t kmsg.AddPartitionsToTxnRequestTopic) int { return len(t.Partitions) })
+		// v4+ batches transactions: each counts, so that a request of
+		// many empty ones is bounded too.
+		n += int64(len(r.Transactions))
+		for _, tx := range r.Transactions {
+			n += count(tx.Topics, func(t kmsg.AddPartitionsToTxnRequestTransactionTopic) int { return len(t.Partitions) })
+		}
+	case *kmsg.TxnOffsetCommitRequest:
+		n = count(r.Topics, func(t kmsg.TxnOffsetCommitRequestTopic) int { return len(t.Partitions) })
+	case *kmsg.DescribeProducersRequest:
+		n = count(r.Topics, func(t kmsg.DescribeProducersRequestTopic) int { return len(t.Partitions) })
+	case *kmsg.DescribeTransactionsRequest:
+		n = int64(len(r.TransactionalIDs))
 	default:
 		return nil
 	}

@@ -48,6 +48,12 @@ type BuildOptions struct {
 // opts.KeepOffsets says otherwise. Build panics if compression fails,
 // which only a bug can cause.
 func Build(opts BuildOptions, records ...Record) []byte {
+	return build(opts, opts.ProducerID == 0, records...)
+}
+
+// build is Build; noProducer writes -1 for the producer id, epoch and
+// base sequence whatever opts says.
+func build(opts BuildOptions, noProducer bool, records ...Record) []byte {
 	first := opts.FirstTimestamp
 	if first == 0 && len(records) > 0 {
 		first = records[0].Timestamp
@@ -84,7 +90,7 @@ func Build(opts BuildOptions, records ...Record) []byte {
 		attrs |= attrControl
 	}
 	pid, epoch, seq := opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence
-	if pid == 0 {
+	if noProducer {
 		pid, epoch, seq = -1, -1, -1
 	}
 

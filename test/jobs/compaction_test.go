@@ -99,12 +99,12 @@ func writeSegments(t *testing.T, store metastore.Store, bucket objstore.Bucket, 
 func replay(t *testing.T, store metastore.Store, bucket objstore.Bucket, tp metastore.Topic) [][]byte {
 	t.Helper()
 	blocks := cache.New(bucket, cache.Options{BlockSize: 1 << 20}, nil)
-	r := fetch.NewReader(store, blocks)
+	r := fetch.NewReader(store, nil, blocks)
 	out := make([][]byte, tp.Partitions)
 	for p := range tp.Partitions {
 		var off int64
 		for {
-			res, err := r.Read(t.Context(), tp.ID, p, off, 1<<20, true)
+			res, err := r.Read(t.Context(), tp.ID, p, off, 1<<20, true, fetch.ReadUncommitted)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,8 +185,8 @@ func TestCompactionWorkload(t *testing.T) {
 	bucket.mu.Unlock()
 	inFlight := make(chan []byte, 1)
 	go func() {
-		r := fetch.NewReader(store, cache.New(bucket, cache.Options{BlockSize: 1 << 20}, nil))
-		res, err := r.Read(context.Background(), tp.ID, 0, 0, 1<<20, true)
+		r := fetch.NewReader(store, nil, cache.New(bucket, cache.Options{BlockSize: 1 << 20}, nil))
+		res, err := r.Read(context.Background(), tp.ID, 0, 0, 1<<20, true, fetch.ReadUncommitted)
 		if err != nil {
 			t.Error(err)
 		}

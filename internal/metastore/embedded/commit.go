@@ -2,7 +2,7 @@ package embedded
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -56,9 +56,19 @@ type committer struct {
 	topics     map[metastore.TopicID]int32      // partition count; -1: no such topic
 	partitions map[partitionKey]*partitionState // nil: unknown partition
 	sequences  map[sequenceKey]*sequence.State  // nil: no state yet
-	changed    map[sequenceKey]bool             // sequences to write back
+	changed    map[sequenceKey]int64            // sequences to write back, with their last batch's max timestamp
+
+	txns     map[int64]*txnLookup  // transactions by current producer id
+	open     map[sequenceKey]bool  // open transaction entries that exist, stored or new
+	newOpens map[sequenceKey]int64 // entries this commit opens, at their first offset
 
 	extents *metastore.CommitExtents
+}
+
+// txnLookup is the transaction whose current producer an id is, if any.
+type txnLookup struct {
+	txn   metastore.Txn
+	found bool
 }
 
 func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time) *committer {
@@ -69,7 +79,10 @@ func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time) *commit
 		partitions: make(map[partitionKey]*partitionState),
 		topics:     make(map[metastore.TopicID]int32),
 		sequences:  make(map[sequenceKey]*sequence.State),
-		changed:    make(map[sequenceKey]bool),
+		changed:    make(map[sequenceKey]int64),
+		txns:       make(map[int64]*txnLookup),
+		open:       make(map[sequenceKey]bool),
+		newOpens:   make(map[sequenceKey]int64),
 		extents:    metastore.NewCommitExtents(c, now),
 	}
 }
@@ -90,6 +103,7 @@ func (cm *committer) add(b metastore.BatchCommit) (metastore.BatchResult, error)
 		sk                sequenceKey
 		st                *sequence.State
 		firstSeq, lastSeq int32
+		reject            error
 	)
 	if b.ProducerID >= 0 {
 		sk = sequenceKey{partitionKey: pk, producerID: b.ProducerID}
@@ -98,27 +112,82 @@ func (cm *committer) add(b metastore.BatchCommit) (metastore.BatchResult, error)
 		}
 		firstSeq, lastSeq = b.BaseSequence, sequence.Last(b.BaseSequence, b.OffsetCount)
 		dupBase, dup, err := st.Check(b.ProducerEpoch, firstSeq, lastSeq)
-		if err != nil || dup {
-			// The batch's bytes stay unreferenced, so the extent
-			// cannot run across them.
+		if err == nil && dup {
+			// A duplicate is answered before the transaction check, as
+			// Kafka does: it was written in its transaction. Its bytes
+			// stay unreferenced, so the extent cannot run across them.
 			cm.extents.EndRun(b.TopicID, b.Partition)
-		}
-		if err != nil {
-			return metastore.RejectedBatch(err), nil
-		}
-		if dup {
 			return metastore.BatchResult{BaseOffset: dupBase, Duplicate: true, LogStartOffset: ps.logStartOffset}, nil
 		}
+		reject = err
+	}
+	if b.Transactional {
+		t, err := cm.txn(b.ProducerID)
+		if err != nil {
+			return metastore.BatchResult{}, err
+		}
+		if err := metastore.TxnBatchError(t.txn, t.found, b); err != nil {
+			reject = err // before a sequence error, as in Kafka
+		}
+	}
+	if reject != nil {
+		cm.extents.EndRun(b.TopicID, b.Partition)
+		return metastore.RejectedBatch(reject), nil
 	}
 
 	base := ps.highWatermark
 	ps.highWatermark += b.OffsetCount
 	if b.ProducerID >= 0 {
 		cm.sequences[sk] = st.Accept(b.ProducerEpoch, firstSeq, lastSeq, base)
-		cm.changed[sk] = true
+		cm.changed[sk] = b.MaxTimestamp
+	}
+	if b.Transactional {
+		cm.openTxn(sk, base)
 	}
 	cm.extents.Add(b, base)
 	return metastore.BatchResult{BaseOffset: base, LogStartOffset: ps.logStartOffset}, nil
+}
+
+// addMarker gives a transaction marker (EndTxn) the next offset of its
+// partition: -1 if the partition does not exist.
+func (cm *committer) addMarker(b metastore.BatchCommit) (int64, error) {
+	ps, err := cm.partition(partitionKey{id: b.TopicID, partition: b.Partition})
+	if err != nil || ps == nil {
+		return -1, err
+	}
+	base := ps.highWatermark
+	ps.highWatermark += b.OffsetCount
+	cm.extents.Add(b, base)
+	return base, nil
+}
+
+// txn returns the transaction whose current producer is producerID,
+// loading it on first use.
+func (cm *committer) txn(producerID int64) (*txnLookup, error) {
+	if t, ok := cm.txns[producerID]; ok {
+		return t, nil
+	}
+	t := &txnLookup{}
+	if producerID >= 0 {
+		var err error
+		if t.txn, t.found, err = txnOfProducer(cm.tx, producerID); err != nil {
+			return nil, err
+		}
+	}
+	cm.txns[producerID] = t
+	return t, nil
+}
+
+// openTxn opens the producer's transaction on the partition at base,
+// unless it is open there already.
+func (cm *committer) openTxn(sk sequenceKey, base int64) {
+	if cm.open[sk] {
+		return
+	}
+	cm.open[sk] = true
+	if cm.tx.Bucket([]byte(bucketTxnOpen)).Get(sk.key()) == nil {
+		cm.newOpens[sk] = base
+	}
 }
 
 // partition returns the partition's state, loading it on first use, or nil
@@ -160,7 +229,7 @@ func (cm *committer) sequence(sk sequenceKey) (*sequence.State, error) {
 	if st, ok := cm.sequences[sk]; ok {
 		return st, nil
 	}
-	st, err := decodeSequence(cm.tx.Bucket([]byte(bucketSequences)).Get(sk.key()))
+	st, _, err := decodeSequence(cm.tx.Bucket([]byte(bucketSequences)).Get(sk.key()))
 	if err != nil {
 		return nil, err
 	}
@@ -183,12 +252,18 @@ func (cm *committer) write() error {
 		}
 	}
 	sequences := cm.tx.Bucket([]byte(bucketSequences))
-	for sk := range cm.changed {
-		v, err := json.Marshal(cm.sequences[sk])
+	for sk, ts := range cm.changed {
+		v, err := encodeSequence(cm.sequences[sk], ts)
 		if err != nil {
 			return err
 		}
 		if err := sequences.Put(sk.key(), v); err != nil {
+			return err
+		}
+	}
+	open := cm.tx.Bucket([]byte(bucketTxnOpen))
+	for sk, first := range cm.newOpens {
+		if err := open.Put(sk.key(), binary.BigEndian.AppendUint64(nil, uint64(first))); err != nil {
 			return err
 		}
 	}

@@ -13,19 +13,19 @@ import (
 // Offsets implements metastore.Store.
 func (s *Store) Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error) {
 	pk := partitionKey{id: id, partition: partition}
-	var ps partitionState
+	var o metastore.PartitionOffsets
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		if err := checkPartition(tx, pk); err != nil {
 			return err
 		}
 		var err error
-		ps, err = decodePartition(tx.Bucket([]byte(bucketPartitions)).Get(pk.bytes()))
+		o, err = partitionOffsets(tx, pk)
 		return err
 	})
 	if err != nil {
 		return metastore.PartitionOffsets{}, fmt.Errorf("offsets %s: %w", pk, err)
 	}
-	return metastore.PartitionOffsets{LogStartOffset: ps.logStartOffset, HighWatermark: ps.highWatermark}, nil
+	return o, nil
 }
 
 // Extents implements metastore.Store. It seeks to the last extent starting

@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,7 +151,7 @@ func (s *Store) Leases(ctx context.Context) ([]metastore.Lease, error) {
 func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, partition int32, offset int64) (metastore.PartitionOffsets, error) {
 	pk := partitionKey{id: id, partition: partition}
 	var (
-		ps      partitionState
+		o       metastore.PartitionOffsets
 		changed bool
 	)
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -158,16 +159,27 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 			return err
 		}
 		parts := tx.Bucket([]byte(bucketPartitions))
-		var err error
-		if ps, err = decodePartition(parts.Get(pk.bytes())); err != nil {
+		ps, err := decodePartition(parts.Get(pk.bytes()))
+		if err != nil {
 			return err
 		}
-		to, advance, err := metastore.NewLogStart(metastore.PartitionOffsets{LogStartOffset: ps.logStartOffset, HighWatermark: ps.highWatermark}, offset)
+		oldest, err := oldestOpen(tx, pk)
+		if err != nil {
+			return err
+		}
+		o = metastore.NewPartitionOffsets(ps.logStartOffset, ps.highWatermark, oldest)
+		to, advance, err := metastore.NewLogStart(o, offset)
 		if err != nil || !advance {
 			return err
 		}
 		ps.logStartOffset, changed = to, true
+		o = metastore.NewPartitionOffsets(ps.logStartOffset, ps.highWatermark, oldest)
 		if err := parts.Put(pk.bytes(), encodePartition(ps)); err != nil {
+			return err
+		}
+		// Aborted transactions whose markers lie below the new start go
+		// too; keys are in marker order.
+		if err := trimAborted(tx, pk, to); err != nil {
 			return err
 		}
 		// Extents ending at or below the new start go; keys are in offset
@@ -196,7 +208,31 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 	if changed {
 		s.Notify(metastore.CommitNotice{Partitions: []metastore.TopicPartition{{TopicID: id, Partition: partition}}})
 	}
-	return metastore.PartitionOffsets{LogStartOffset: ps.logStartOffset, HighWatermark: ps.highWatermark}, nil
+	return o, nil
+}
+
+// trimAborted deletes a partition's aborted transactions whose markers lie
+// below offset.
+func trimAborted(tx *bolt.Tx, pk partitionKey, offset int64) error {
+	b := tx.Bucket([]byte(bucketTxnAborted))
+	var keys [][]byte
+	prefix := pk.bytes()
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != 28 {
+			return fmt.Errorf("aborted transaction: %w: key %d bytes", errCorrupt, len(k))
+		}
+		if int64(binary.BigEndian.Uint64(k[20:])) >= offset {
+			break
+		}
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func deleteExtents(tx *bolt.Tx, es []metastore.Extent) error {
@@ -220,15 +256,14 @@ func (s *Store) PartitionUsage(ctx context.Context, id metastore.TopicID) ([]met
 			return err
 		}
 		out = make([]metastore.PartitionUsage, rec.Partitions)
-		parts := tx.Bucket([]byte(bucketPartitions))
 		for p := range out {
 			pk := partitionKey{id: id, partition: int32(p)}
-			ps, err := decodePartition(parts.Get(pk.bytes()))
+			o, err := partitionOffsets(tx, pk)
 			if err != nil {
 				return err
 			}
 			out[p].Partition = int32(p)
-			out[p].PartitionOffsets = metastore.PartitionOffsets{LogStartOffset: ps.logStartOffset, HighWatermark: ps.highWatermark}
+			out[p].PartitionOffsets = o
 		}
 		c := tx.Bucket([]byte(bucketExtents)).Cursor()
 		for k, v := c.Seek(id[:]); bytes.HasPrefix(k, id[:]); k, v = c.Next() {

@@ -24,7 +24,7 @@ import (
 //	names       topic name                                  → topicID(16)
 //	partitions  topicID(16) partition(4)                    → highWatermark(8) logStartOffset(8)
 //	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent)
-//	sequences   topicID(16) partition(4) producerID(8)      → sequence.State (JSON)
+//	sequences   topicID(16) partition(4) producerID(8)      → storedSequence (JSON)
 //	producers   producerID(8)                               → epoch(2)
 //	objects     object key                                  → object size(8) refs(8)
 //	unreferenced object key                                 → since (Unix ns, 8) object size(8)
@@ -34,6 +34,11 @@ import (
 //	agents      agent ID                                    → agentRecord (JSON)
 //	quotas      QuotaEntity.Key()                           → metastore.ClientQuota (JSON)
 //	scram       user name, 0, mechanism(1)                  → scramRecord (JSON)
+//	txns        txnKey                                      → txnRecord (JSON)
+//	txnproducers producerID(8)                              → txnKey of the record whose current producer it is
+//	txnopen     topicID(16) partition(4) producerID(8)      → first offset of its open transaction (8)
+//	txnaborted  topicID(16) partition(4) lastOffset(8)      → producerID(8) firstOffset(8) stableOffset(8)
+//	txnoffsets  txnKey groupKey topicID(16) partition(4)    → pending offset (see encodeOffset)
 //	meta        "next-producer-id"                          → producer id(8)
 //	            "next-node-id"                              → node id(8)
 //	            "objects-format"                            → 2 (8): objects values carry refs
@@ -52,6 +57,16 @@ import (
 // falls to zero is copied to unreferenced, which the cleaner lists, until
 // it is forgotten. Files written before the ledger existed have 8-byte
 // objects values; Open counts their references once (upgradeObjects).
+//
+// A txnKey is the transactional id's length(2) followed by the id, as a
+// groupKey is: one id's pending offsets are a prefix range of their own.
+// txnproducers indexes the records by current producer id, so that a
+// commit finds the transaction of a transactional batch without a scan;
+// SaveTxn, EndTxn and DeleteTxn keep it in step with the records. An
+// aborted entry's stableOffset bounds AbortedTxns' scan (see
+// metastore.AbortedScanDone). Files written before transactions simply
+// lack these buckets (Open creates them empty) and the last timestamp of
+// their sequences values (read as -1).
 //
 // Offsets are keyed by group first because commits and fetches are per
 // group and frequent; DeleteTopic, which is rare, scans the whole offsets
@@ -73,6 +88,11 @@ const (
 	bucketLeases     = "leases"
 	bucketQuotas     = "quotas"
 	bucketScram      = "scram"
+	bucketTxns       = "txns"
+	bucketTxnIndex   = "txnproducers"
+	bucketTxnOpen    = "txnopen"
+	bucketTxnAborted = "txnaborted"
+	bucketTxnOffsets = "txnoffsets"
 
 	keyNextProducerID = "next-producer-id"
 	keyNextNodeID     = "next-node-id"
@@ -87,6 +107,7 @@ func buckets() []string {
 		bucketSequences, bucketProducers, bucketObjects,
 		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
 		bucketUnref, bucketLeases, bucketQuotas, bucketScram,
+		bucketTxns, bucketTxnIndex, bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets,
 	}
 }
 
@@ -222,15 +243,33 @@ func decodeExtent(k, v []byte) (metastore.Extent, error) {
 	return e, nil
 }
 
-func decodeSequence(v []byte) (*sequence.State, error) {
+// storedSequence is a sequences value: the producer's sequence.State and
+// the max timestamp of its last batch, which values written before
+// transactions lack.
+type storedSequence struct {
+	sequence.State
+	LastTimestamp *int64 `json:"last_timestamp,omitempty"`
+}
+
+func encodeSequence(st *sequence.State, lastTimestamp int64) ([]byte, error) {
+	return json.Marshal(storedSequence{State: *st, LastTimestamp: &lastTimestamp})
+}
+
+// decodeSequence decodes a sequences value: nil (no state) for none, and
+// the last timestamp, -1 when unknown.
+func decodeSequence(v []byte) (*sequence.State, int64, error) {
 	if v == nil {
-		return nil, nil
+		return nil, -1, nil
 	}
-	var st sequence.State
+	var st storedSequence
 	if err := json.Unmarshal(v, &st); err != nil {
-		return nil, fmt.Errorf("producer sequence state: %w: %v", errCorrupt, err)
+		return nil, 0, fmt.Errorf("producer sequence state: %w: %v", errCorrupt, err)
 	}
-	return &st, nil
+	ts := int64(-1)
+	if st.LastTimestamp != nil {
+		ts = *st.LastTimestamp
+	}
+	return &st.State, ts, nil
 }
 
 func decodeInt64(v []byte, what string) (int64, error) {

@@ -87,6 +87,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 				return fmt.Errorf("%s: %w", b, err)
 			}
 		}
+		if err := deleteTopicTxns(tx, id); err != nil {
+			return err
+		}
 		// Committed offsets are keyed by group first.
 		return deleteTopicOffsets(tx, id)
 	})

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -92,5 +93,75 @@ func TestUpgradeObjects(t *testing.T) {
 	}
 	if del, _ = s.ListDeletable(ctx, time.Now().Add(time.Minute), 0); len(del) != 2 {
 		t.Fatalf("deletable after both partitions' retention: %+v", del)
+	}
+}
+
+// TestUpgradeTxns opens a file written before transactions: without the
+// transaction buckets, and with sequences values that lack the last
+// timestamp. Its partitions have nothing open, its producers an unknown
+// last timestamp, and transactions work on it.
+func TestUpgradeTxns(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := metastore.BatchCommit{TopicID: topic.ID, ByteLength: 10, OffsetCount: 2, MaxTimestamp: 5, ProducerID: 1000}
+	if _, err := s.CommitSegment(ctx, metastore.SegmentCommit{Object: "segments/old", Size: 10, Batches: []metastore.BatchCommit{b}}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{bucketTxns, bucketTxnIndex, bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets} {
+			if err := tx.DeleteBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		seqs := tx.Bucket([]byte(bucketSequences))
+		k := sequenceKey{partitionKey: partitionKey{id: topic.ID}, producerID: 1000}.key()
+		st, _, err := decodeSequence(seqs.Get(k))
+		if err != nil {
+			return err
+		}
+		old, err := json.Marshal(st) // the format before: no last timestamp
+		if err != nil {
+			return err
+		}
+		return seqs.Put(k, old)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if o, err := s.Offsets(ctx, topic.ID, 0); err != nil || o != (metastore.PartitionOffsets{HighWatermark: 2, LastStableOffset: 2}) {
+		t.Fatalf("Offsets after upgrade = %+v, %v", o, err)
+	}
+	ps, err := s.ActiveProducers(ctx, topic.ID, 0)
+	want := []metastore.ActiveProducer{{ProducerID: 1000, LastSequence: 1, LastTimestamp: -1, CurrentTxnStartOffset: -1}}
+	if err != nil || !slices.Equal(ps, want) {
+		t.Fatalf("ActiveProducers after upgrade = %+v, %v; want %+v", ps, err, want)
+	}
+	txn := metastore.Txn{TransactionalID: "tx", ProducerID: 1000, State: metastore.TxnOngoing,
+		Partitions: []metastore.TopicPartition{{TopicID: topic.ID}}}
+	if txn.Version, err = s.SaveTxn(ctx, txn); err != nil {
+		t.Fatal(err)
+	}
+	b.Transactional, b.BaseSequence = true, 2
+	res, err := s.CommitSegment(ctx, metastore.SegmentCommit{Object: "segments/new", Size: 10, Batches: []metastore.BatchCommit{b}})
+	if err != nil || res[0].Err != nil || res[0].BaseOffset != 2 {
+		t.Fatalf("transactional commit after upgrade: %+v, %v", res, err)
+	}
+	if o, _ := s.Offsets(ctx, topic.ID, 0); o.LastStableOffset != 2 || o.HighWatermark != 4 {
+		t.Fatalf("Offsets with an open transaction: %+v", o)
 	}
 }

@@ -45,7 +45,7 @@ func testCommit(t *testing.T, open func(t *testing.T) recordStore) {
 			}
 		}
 		for p, want := range hwm {
-			if o := offsets(t, s, p.id, p.p); o != (metastore.PartitionOffsets{HighWatermark: want}) {
+			if o := offsets(t, s, p.id, p.p); o != (metastore.PartitionOffsets{HighWatermark: want, LastStableOffset: want}) {
 				t.Errorf("Offsets(%d) = %+v, want high watermark %d", p.p, o, want)
 			}
 		}

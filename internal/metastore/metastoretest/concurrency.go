@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -205,6 +207,30 @@ func testLifecycle(t *testing.T, open func(t *testing.T) metastore.Store) {
 		}
 	})
 
+	t.Run("ClosedTxnStore", func(t *testing.T) {
+		s := open(t)
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		ctx := t.Context()
+		txn := metastore.Txn{TransactionalID: "tx", State: metastore.TxnEmpty}
+		calls := map[string]func() error{
+			"LoadTxn":   func() error { _, _, err := s.LoadTxn(ctx, "tx"); return err },
+			"SaveTxn":   func() error { _, err := s.SaveTxn(ctx, txn); return err },
+			"DeleteTxn": func() error { return s.DeleteTxn(ctx, "tx", 1) },
+			"ListTxns":  func() error { _, err := s.ListTxns(ctx); return err },
+			"EndTxn":    func() error { _, err := s.EndTxn(ctx, metastore.TxnEnd{Next: txn}); return err },
+			"CommitTxnOffsets": func() error {
+				return s.CommitTxnOffsets(ctx, "tx", 1, 0, "g", nil)
+			},
+			"AbortedTxns":     func() error { _, err := s.AbortedTxns(ctx, metastore.TopicID{}, 0, 0, 1); return err },
+			"ActiveProducers": func() error { _, err := s.ActiveProducers(ctx, metastore.TopicID{}, 0); return err },
+		}
+		for name, call := range calls {
+			wantErr(t, name+" after Close", call(), metastore.ErrClosed)
+		}
+	})
+
 	t.Run("ClosedAgentRegistry", func(t *testing.T) {
 		s := open(t)
 		if err := s.Close(); err != nil {
@@ -220,4 +246,139 @@ func testLifecycle(t *testing.T, open func(t *testing.T) metastore.Store) {
 			wantErr(t, name+" after Close", call(), metastore.ErrClosed)
 		}
 	})
+}
+
+// testTxnConcurrency ends transactions while their producers go on
+// committing transactional batches to the same partitions, round after
+// round: every batch of a transaction is committed before its marker, or
+// refused; none is ever committed after it. The ends race with the
+// commits at random moments, so some rounds end before any batch, some in
+// the middle of a stream.
+func testTxnConcurrency(t *testing.T, s txnStore) {
+	const (
+		rounds     = 20
+		producers  = 2
+		partitions = 3
+		maxBatches = 40
+	)
+	topic := createTopic(t, s, "t", partitions)
+	var parts []metastore.TopicPartition
+	for p := range int32(partitions) {
+		parts = append(parts, tp(topic.ID, p))
+	}
+	type written struct{ base, count int64 }
+	var (
+		versions [producers]int64
+		seqs     [producers][partitions]int32
+		// lastMarker is the marker offset of the previous round.
+		lastMarker [producers][partitions]int64
+	)
+	for i := range producers {
+		for p := range partitions {
+			lastMarker[i][p] = -1
+		}
+	}
+	var batches, emptyStreams, streams int
+	defer func() {
+		t.Logf("%d rounds: %d transactional batches committed; %d of %d streams ended before their first batch",
+			rounds, batches, emptyStreams, streams)
+	}()
+	for round := range rounds {
+		rng := rand.New(rand.NewPCG(uint64(round), 7))
+		txns := make([]metastore.Txn, producers)
+		for i := range producers {
+			txn := ongoing(fmt.Sprintf("tx-%d", i), int64(8000+i), 0, versions[i], parts)
+			txn.Version = saveTxn(t, s, txn)
+			txns[i] = txn
+		}
+		var (
+			wg       sync.WaitGroup
+			accepted [producers][partitions][]written
+			results  [producers]metastore.TxnEndResult
+			delays   [producers]time.Duration
+		)
+		for i := range producers {
+			delays[i] = time.Duration(rng.IntN(3000)) * time.Microsecond
+		}
+		for i := range producers {
+			for p := range int32(partitions) {
+				wg.Go(func() {
+					for k := range maxBatches {
+						count := int64(1 + k%3)
+						b := txnBatch(topic.ID, p, txns[i].ProducerID, 0, seqs[i][p], count)
+						c := segment(b)
+						if k%4 == 1 { // now and then with another producer's plain batch
+							c = segment(b, batch(topic.ID, p, 10, 10, 1))
+						}
+						r, err := s.CommitSegment(t.Context(), c)
+						if err != nil {
+							t.Errorf("round %d producer %d partition %d: %v", round, i, p, err)
+							return
+						}
+						switch {
+						case r[0].Err == nil && !r[0].Duplicate:
+							accepted[i][p] = append(accepted[i][p], written{r[0].BaseOffset, count})
+							seqs[i][p] += int32(count)
+						case errors.Is(r[0].Err, metastore.ErrInvalidTxnState):
+							return // the transaction ended
+						default:
+							t.Errorf("round %d producer %d partition %d batch %d: %+v", round, i, p, k, r[0])
+							return
+						}
+					}
+				})
+			}
+			wg.Go(func() {
+				time.Sleep(delays[i])
+				commit := (round+i)%2 == 0
+				e := metastore.TxnEnd{
+					Next: ended(txns[i], commit), ProducerID: txns[i].ProducerID, Commit: commit,
+					Markers: markers(txns[i].ProducerID, 0, parts...),
+				}
+				r, err := s.EndTxn(t.Context(), e)
+				if err != nil {
+					t.Errorf("round %d producer %d: EndTxn: %v", round, i, err)
+				}
+				results[i] = r
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		for i := range producers {
+			versions[i] = results[i].Version
+			commit := (round+i)%2 == 0
+			for p := range int32(partitions) {
+				marker := results[i].MarkerOffsets[p]
+				ws := accepted[i][p]
+				streams++
+				batches += len(ws)
+				if len(ws) == 0 {
+					emptyStreams++
+				}
+				for _, w := range ws {
+					if w.base+w.count > marker || w.base <= lastMarker[i][p] {
+						t.Fatalf("round %d producer %d partition %d: batch [%d, %d) outside its transaction (%d, %d)",
+							round, i, p, w.base, w.base+w.count, lastMarker[i][p], marker)
+					}
+				}
+				lastMarker[i][p] = marker
+				got := abortedTxns(t, s, topic.ID, p, marker, marker+1)
+				got = slices.DeleteFunc(got, func(a metastore.AbortedTxn) bool { return a.ProducerID != txns[i].ProducerID })
+				var want []metastore.AbortedTxn
+				if !commit && len(ws) > 0 {
+					want = []metastore.AbortedTxn{{ProducerID: txns[i].ProducerID, FirstOffset: ws[0].base, LastOffset: marker}}
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("round %d producer %d partition %d: aborted entries %+v, want %+v", round, i, p, got, want)
+				}
+			}
+		}
+		for p := range int32(partitions) {
+			if o := offsets(t, s, topic.ID, p); o.LastStableOffset != o.HighWatermark {
+				t.Fatalf("round %d partition %d: %+v with every transaction ended", round, p, o)
+			}
+		}
+	}
 }

@@ -60,10 +60,17 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 	})
 	// SASL users and the Kafka listeners agents advertise.
 	t.Run("UserStore", func(t *testing.T) { testUsers(t, open) })
-	// The roles together: concurrent use of all of them, a model of
+	// Transactions, checked through commits, reads, group offsets and
+	// retention.
+	t.Run("TxnStore", func(t *testing.T) {
+		testTxns(t, func(t *testing.T) txnStore { return open(t) })
+	})
+	// The roles together: concurrent use of all of them (commits, and
+	// transactions ending while their batches are committed), a model of
 	// commits, retention and compaction, cancellation and Close.
 	t.Run("Store", func(t *testing.T) {
 		t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
+		t.Run("TxnConcurrency", func(t *testing.T) { testTxnConcurrency(t, open(t)) })
 		t.Run("Model", func(t *testing.T) { testModel(t, open) })
 		t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
 	})

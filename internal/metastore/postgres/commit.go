@@ -20,13 +20,20 @@ import (
 //  1. lock the partitions rows of the commit, sorted by (topic_id, part),
 //     which serialises commits per partition and, by the fixed order,
 //     never deadlocks two commits;
-//  2. read the producer states of its idempotent batches;
+//  2. read the producer states of its idempotent batches and, only if it
+//     has transactional batches, share-lock their transactions rows
+//     (sorted by transactional_id), in one round trip;
 //  3. decide every batch in memory (plan, below);
-//  4. write the new high watermarks, producer states, extents and the
-//     object, and announce the commit (pg_notify), in one round trip.
+//  4. write the new high watermarks, producer states, open transaction
+//     entries, extents and the object, and announce the commit
+//     (pg_notify), in one round trip.
 //
 // Offsets are unique and contiguous because step 1 makes every commit to a
 // partition wait for the previous one, and steps 2–4 read what it wrote.
+// A transactional batch is never written after its transaction's marker:
+// EndTxn takes the same partition locks first and then the transaction's
+// row for update, so it waits for this commit or this commit waits for it
+// and then reads the ended record.
 func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([]metastore.BatchResult, error) {
 	if err := metastore.ValidateCommit(c); err != nil {
 		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
@@ -37,11 +44,15 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 		if err := p.lockPartitions(ctx, tx); err != nil {
 			return fmt.Errorf("lock partitions: %w", err)
 		}
-		if err := p.loadSequences(ctx, tx); err != nil {
+		if err := p.loadProducers(ctx, tx); err != nil {
 			return fmt.Errorf("producer state: %w", err)
 		}
 		p.decide()
-		return p.write(ctx, tx, s.notify, s.origin)
+		var batch pgx.Batch
+		if err := p.queue(&batch, s.notify, s.origin); err != nil {
+			return err
+		}
+		return tx.SendBatch(ctx, &batch).Close()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
@@ -80,7 +91,9 @@ type plan struct {
 	commit     metastore.SegmentCommit
 	partitions map[partitionKey]*partitionState // missing: unknown partition
 	sequences  map[sequenceKey]*sequence.State  // nil: no state yet
-	changed    map[sequenceKey]bool             // sequences to write back
+	changed    map[sequenceKey]int64            // sequences to write back, with their last batch's max timestamp
+	txns       map[int64]metastore.Txn          // transactions by current producer id; missing: none
+	opens      map[sequenceKey]int64            // first offset of each producer's first transactional batch per partition
 
 	results []metastore.BatchResult
 	extents *metastore.CommitExtents // CommittedAt left zero: the database's now()
@@ -91,7 +104,9 @@ func newPlan(c metastore.SegmentCommit) *plan {
 		commit:     c,
 		partitions: make(map[partitionKey]*partitionState),
 		sequences:  make(map[sequenceKey]*sequence.State),
-		changed:    make(map[sequenceKey]bool),
+		changed:    make(map[sequenceKey]int64),
+		txns:       make(map[int64]metastore.Txn),
+		opens:      make(map[sequenceKey]int64),
 		extents:    metastore.NewCommitExtents(c, time.Time{}),
 	}
 }
@@ -103,81 +118,119 @@ func (p *plan) lockPartitions(ctx context.Context, tx pgx.Tx) error {
 	for _, b := range p.commit.Batches {
 		keys = append(keys, partitionKey{b.TopicID, b.Partition})
 	}
+	var batch pgx.Batch
+	queueLockPartitions(&batch, keys, p.partitions)
+	if batch.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, &batch).Close()
+}
+
+// queueLockPartitions queues the statement that locks partitions rows for
+// update in (topic_id, part) order, the one order every transaction that
+// locks several takes, and reads their state into into. Partitions
+// without a row do not exist and are left out.
+func queueLockPartitions(batch *pgx.Batch, keys []partitionKey, into map[partitionKey]*partitionState) {
+	keys = slices.Clone(keys)
 	slices.SortFunc(keys, comparePartitions)
 	keys = slices.Compact(keys)
 	if len(keys) == 0 {
-		return nil
+		return
 	}
 	ids, parts := make([][]byte, len(keys)), make([]int32, len(keys))
 	for i, k := range keys {
 		ids[i], parts[i] = sqlID(k.id), k.partition
 	}
-	rows, _ := tx.Query(ctx, `
+	batch.Queue(`
 		SELECT topic_id, part, high_watermark, log_start_offset FROM partitions
 		WHERE (topic_id, part) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[]))
 		ORDER BY topic_id, part
-		FOR UPDATE`, ids, parts)
-	var (
-		id []byte
-		k  partitionKey
-		ps partitionState
-	)
-	_, err := pgx.ForEachRow(rows, []any{&id, &k.partition, &ps.highWatermark, &ps.logStartOffset}, func() error {
-		var err error
-		if k.id, err = topicID(id); err != nil {
-			return err
-		}
-		state := ps
-		p.partitions[k] = &state
-		return nil
+		FOR UPDATE`, ids, parts).Query(func(rows pgx.Rows) error {
+		var (
+			id []byte
+			k  partitionKey
+			ps partitionState
+		)
+		_, err := pgx.ForEachRow(rows, []any{&id, &k.partition, &ps.highWatermark, &ps.logStartOffset}, func() error {
+			var err error
+			if k.id, err = topicID(id); err != nil {
+				return err
+			}
+			state := ps
+			into[k] = &state
+			return nil
+		})
+		return err
 	})
-	return err
 }
 
-// loadSequences reads the state of every producer with idempotent batches
-// on known partitions. The partitions are locked, so nobody else changes
-// these rows until the transaction ends.
-func (p *plan) loadSequences(ctx context.Context, tx pgx.Tx) error {
+// loadProducers reads the state of every producer with idempotent batches
+// on known partitions and, if the commit has transactional batches, the
+// transactions of their producers, share-locked so that no EndTxn or
+// SaveTxn changes them before this commit ends. The partitions are
+// locked, so nobody else changes the producer rows meanwhile.
+func (p *plan) loadProducers(ctx context.Context, tx pgx.Tx) error {
 	var (
 		ids       [][]byte
 		parts     []int32
 		producers []int64
+		txnal     []int64
 		seen      = make(map[sequenceKey]bool)
 	)
 	for _, b := range p.commit.Batches {
 		sk := sequenceKey{partitionKey{b.TopicID, b.Partition}, b.ProducerID}
-		if b.ProducerID < 0 || p.partitions[sk.partitionKey] == nil || seen[sk] {
+		if b.ProducerID < 0 || p.partitions[sk.partitionKey] == nil {
 			continue
 		}
-		seen[sk] = true
-		ids, parts, producers = append(ids, sqlID(b.TopicID)), append(parts, b.Partition), append(producers, b.ProducerID)
+		if b.Transactional && !slices.Contains(txnal, b.ProducerID) {
+			txnal = append(txnal, b.ProducerID)
+		}
+		if !seen[sk] {
+			seen[sk] = true
+			ids, parts, producers = append(ids, sqlID(b.TopicID)), append(parts, b.Partition), append(producers, b.ProducerID)
+		}
 	}
 	if len(ids) == 0 {
 		return nil
 	}
-	rows, _ := tx.Query(ctx, `
+	var batch pgx.Batch
+	batch.Queue(`
 		SELECT topic_id, part, producer_id, epoch, last_seq, recent FROM producer_state
 		WHERE (topic_id, part, producer_id) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[]))`,
-		ids, parts, producers)
-	var (
-		id     []byte
-		sk     sequenceKey
-		st     sequence.State
-		recent string
-	)
-	_, err := pgx.ForEachRow(rows, []any{&id, &sk.partition, &sk.producerID, &st.Epoch, &st.LastSeq, &recent}, func() error {
-		var err error
-		if sk.id, err = topicID(id); err != nil {
-			return err
-		}
-		state := sequence.State{Epoch: st.Epoch, LastSeq: st.LastSeq}
-		if err := json.Unmarshal([]byte(recent), &state.Recent); err != nil {
-			return fmt.Errorf("producer %d on %s: %w", sk.producerID, partitionName(sk.id, sk.partition), err)
-		}
-		p.sequences[sk] = &state
-		return nil
+		ids, parts, producers).Query(func(rows pgx.Rows) error {
+		var (
+			id     []byte
+			sk     sequenceKey
+			st     sequence.State
+			recent string
+		)
+		_, err := pgx.ForEachRow(rows, []any{&id, &sk.partition, &sk.producerID, &st.Epoch, &st.LastSeq, &recent}, func() error {
+			var err error
+			if sk.id, err = topicID(id); err != nil {
+				return err
+			}
+			state := sequence.State{Epoch: st.Epoch, LastSeq: st.LastSeq}
+			if err := json.Unmarshal([]byte(recent), &state.Recent); err != nil {
+				return fmt.Errorf("producer %d on %s: %w", sk.producerID, partitionName(sk.id, sk.partition), err)
+			}
+			p.sequences[sk] = &state
+			return nil
+		})
+		return err
 	})
-	return err
+	if len(txnal) > 0 {
+		batch.Queue(`SELECT `+txnColumns+` FROM transactions WHERE producer_id = ANY($1)
+			ORDER BY transactional_id FOR SHARE`, txnal).Query(func(rows pgx.Rows) error {
+			txns, err := pgx.CollectRows(rows, scanTxn)
+			for _, t := range txns {
+				if _, dup := p.txns[t.ProducerID]; !dup {
+					p.txns[t.ProducerID] = t
+				}
+			}
+			return err
+		})
+	}
+	return tx.SendBatch(ctx, &batch).Close()
 }
 
 // decide assigns offsets to the batches in order, as the embedded store
@@ -200,59 +253,92 @@ func (p *plan) add(b metastore.BatchCommit) metastore.BatchResult {
 	var (
 		sk                sequenceKey
 		firstSeq, lastSeq int32
+		reject            error
 	)
 	if b.ProducerID >= 0 {
 		sk = sequenceKey{pk, b.ProducerID}
 		firstSeq, lastSeq = b.BaseSequence, sequence.Last(b.BaseSequence, b.OffsetCount)
 		dupBase, dup, err := p.sequences[sk].Check(b.ProducerEpoch, firstSeq, lastSeq)
-		if err != nil || dup {
-			// The batch's bytes stay unreferenced, so the extent
-			// cannot run across them.
+		if err == nil && dup {
+			// A duplicate is answered before the transaction check, as
+			// Kafka does: it was written in its transaction. Its bytes
+			// stay unreferenced, so the extent cannot run across them.
 			p.extents.EndRun(b.TopicID, b.Partition)
-		}
-		if err != nil {
-			return metastore.RejectedBatch(err)
-		}
-		if dup {
 			return metastore.BatchResult{BaseOffset: dupBase, Duplicate: true, LogStartOffset: ps.logStartOffset}
 		}
+		reject = err
+	}
+	if b.Transactional {
+		t, found := p.txns[b.ProducerID]
+		if err := metastore.TxnBatchError(t, found, b); err != nil {
+			reject = err // before a sequence error, as in Kafka
+		}
+	}
+	if reject != nil {
+		p.extents.EndRun(b.TopicID, b.Partition)
+		return metastore.RejectedBatch(reject)
 	}
 	base := ps.highWatermark
 	ps.highWatermark += b.OffsetCount
 	ps.changed = true
 	if b.ProducerID >= 0 {
 		p.sequences[sk] = p.sequences[sk].Accept(b.ProducerEpoch, firstSeq, lastSeq, base)
-		p.changed[sk] = true
+		p.changed[sk] = b.MaxTimestamp
+	}
+	if _, open := p.opens[sk]; b.Transactional && !open {
+		p.opens[sk] = base // a stored entry wins: see queue
 	}
 	p.extents.Add(b, base)
 	return metastore.BatchResult{BaseOffset: base, LogStartOffset: ps.logStartOffset}
 }
 
-// write stores what the commit changed, in one pipelined round trip, and
-// queues the notification, which the database delivers at commit.
-func (p *plan) write(ctx context.Context, tx pgx.Tx, notify bool, origin string) error {
+// addMarker gives a transaction marker (EndTxn) the next offset of its
+// partition, or rejects it if the partition does not exist.
+func (p *plan) addMarker(b metastore.BatchCommit) metastore.BatchResult {
+	ps := p.partitions[partitionKey{b.TopicID, b.Partition}]
+	if ps == nil {
+		return metastore.RejectedBatch(metastore.ErrUnknownTopicOrPartition)
+	}
+	base := ps.highWatermark
+	ps.highWatermark += b.OffsetCount
+	ps.changed = true
+	p.extents.Add(b, base)
+	return metastore.BatchResult{BaseOffset: base, LogStartOffset: ps.logStartOffset}
+}
+
+// queue queues the writes of what the commit changed, to go in one
+// pipelined round trip, and the notification, which the database delivers
+// at commit.
+func (p *plan) queue(batch *pgx.Batch, notify bool, origin string) error {
 	if len(p.extents.Extents) == 0 {
 		return nil // nothing accepted: the object stays unreferenced
 	}
-	var batch pgx.Batch
 	for pk, ps := range p.partitions {
 		if ps.changed {
 			batch.Queue(`UPDATE partitions SET high_watermark = $3 WHERE topic_id = $1 AND part = $2`,
 				sqlID(pk.id), pk.partition, ps.highWatermark)
 		}
 	}
-	for sk := range p.changed {
+	for sk, ts := range p.changed {
 		st := p.sequences[sk]
 		recent, err := json.Marshal(st.Recent)
 		if err != nil {
 			return err
 		}
 		batch.Queue(`
-			INSERT INTO producer_state (topic_id, part, producer_id, epoch, last_seq, recent)
-			VALUES ($1, $2, $3, $4, $5, $6)
+			INSERT INTO producer_state (topic_id, part, producer_id, epoch, last_seq, recent, last_timestamp)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (topic_id, part, producer_id)
-			DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq, recent = excluded.recent`,
-			sqlID(sk.id), sk.partition, sk.producerID, st.Epoch, st.LastSeq, string(recent))
+			DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq, recent = excluded.recent,
+				last_timestamp = excluded.last_timestamp`,
+			sqlID(sk.id), sk.partition, sk.producerID, st.Epoch, st.LastSeq, string(recent), ts)
+	}
+	// An entry already open stays where the transaction began.
+	for sk, first := range p.opens {
+		batch.Queue(`
+			INSERT INTO txn_open (topic_id, part, producer_id, first_offset) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (topic_id, part, producer_id) DO NOTHING`,
+			sqlID(sk.id), sk.partition, sk.producerID, first)
 	}
 	for _, e := range p.extents.Extents {
 		batch.Queue(`
@@ -274,5 +360,5 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx, notify bool, origin string)
 		batch.Queue(`SELECT pg_notify($1, $2)`, notifyChannel,
 			encodeNotice(origin, metastore.NoticeFor(p.commit, p.results)))
 	}
-	return tx.SendBatch(ctx, &batch).Close()
+	return nil
 }

@@ -11,16 +11,20 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 )
 
-// Offsets implements metastore.Store.
+// Offsets implements metastore.Store in one query: the last stable
+// offset is a seek on txn_open's primary key.
 func (s *Store) Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error) {
 	var o metastore.PartitionOffsets
 	err := s.run(ctx, func(ctx context.Context) error {
+		var logStart, hwm, oldest int64
 		err := s.pool.QueryRow(ctx, `
-			SELECT log_start_offset, high_watermark FROM partitions WHERE topic_id = $1 AND part = $2`,
-			sqlID(id), partition).Scan(&o.LogStartOffset, &o.HighWatermark)
+			SELECT p.log_start_offset, p.high_watermark, `+oldestOpenSQL+`
+			FROM partitions p WHERE p.topic_id = $1 AND p.part = $2`,
+			sqlID(id), partition).Scan(&logStart, &hwm, &oldest)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return metastore.ErrUnknownTopicOrPartition
 		}
+		o = metastore.NewPartitionOffsets(logStart, hwm, oldest)
 		return err
 	})
 	if err != nil {

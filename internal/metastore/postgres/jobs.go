@@ -141,22 +141,28 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 	tp := metastore.TopicPartition{TopicID: id, Partition: partition}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		changed = false
+		var logStart, hwm, oldest int64
 		err := tx.QueryRow(ctx, `
-			SELECT log_start_offset, high_watermark FROM partitions
-			WHERE topic_id = $1 AND part = $2 FOR UPDATE`, sqlID(id), partition).Scan(&o.LogStartOffset, &o.HighWatermark)
+			SELECT p.log_start_offset, p.high_watermark, `+oldestOpenSQL+` FROM partitions p
+			WHERE p.topic_id = $1 AND p.part = $2 FOR UPDATE`, sqlID(id), partition).Scan(&logStart, &hwm, &oldest)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return metastore.ErrUnknownTopicOrPartition
 		}
 		if err != nil {
 			return err
 		}
+		o = metastore.NewPartitionOffsets(logStart, hwm, oldest)
 		to, advance, err := metastore.NewLogStart(o, offset)
 		if err != nil || !advance {
 			return err
 		}
-		o.LogStartOffset, changed = to, true
-		if _, err := tx.Exec(ctx, `UPDATE partitions SET log_start_offset = $3 WHERE topic_id = $1 AND part = $2`,
-			sqlID(id), partition, to); err != nil {
+		o, changed = metastore.NewPartitionOffsets(to, hwm, oldest), true
+		// Aborted transactions whose markers lie below the new start go
+		// with the extents.
+		var batch pgx.Batch
+		batch.Queue(`UPDATE partitions SET log_start_offset = $3 WHERE topic_id = $1 AND part = $2`, sqlID(id), partition, to)
+		batch.Queue(`DELETE FROM txn_aborted WHERE topic_id = $1 AND part = $2 AND last_offset < $3`, sqlID(id), partition, to)
+		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 			return err
 		}
 		dropped, err := deleteReturning(ctx, tx, `
@@ -264,12 +270,17 @@ func (s *Store) PartitionUsage(ctx context.Context, id metastore.TopicID) ([]met
 	err := s.run(ctx, func(ctx context.Context) error {
 		out = nil
 		var batch pgx.Batch
-		batch.Queue(`SELECT part, log_start_offset, high_watermark FROM partitions WHERE topic_id = $1 ORDER BY part`,
+		batch.Queue(`SELECT p.part, p.log_start_offset, p.high_watermark, `+oldestOpenSQL+`
+			FROM partitions p WHERE p.topic_id = $1 ORDER BY p.part`,
 			sqlID(id)).Query(func(rows pgx.Rows) error {
 			var err error
 			out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (metastore.PartitionUsage, error) {
-				var u metastore.PartitionUsage
-				err := row.Scan(&u.Partition, &u.LogStartOffset, &u.HighWatermark)
+				var (
+					u                     metastore.PartitionUsage
+					logStart, hwm, oldest int64
+				)
+				err := row.Scan(&u.Partition, &logStart, &hwm, &oldest)
+				u.PartitionOffsets = metastore.NewPartitionOffsets(logStart, hwm, oldest)
 				return u, err
 			})
 			return err
