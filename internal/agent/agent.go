@@ -157,8 +157,9 @@ type Config struct {
 	// Clock is the wall clock the agent reads where it compares the
 	// time with a time set elsewhere: record timestamps
 	// (message.timestamp.*.max.ms), the metadata store's lease and
-	// commit times (background jobs, offsets.retention.minutes), token
-	// expiry and SASL session lifetimes. Default time.Now. floe agent
+	// commit times (background jobs, offsets.retention.minutes),
+	// transactions' start times (transaction.timeout.ms), token expiry
+	// and SASL session lifetimes. Default time.Now. floe agent
 	// --clock-skew offsets it, so that floe torture can give one agent a
 	// wrong clock (docs/correctness.md: what a skew does and does not
 	// reach). Durations the agent measures on its own (linger, timeouts,
@@ -379,6 +380,9 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	txnOpts := cfg.Transactions
 	txnOpts.Owns = func(key string) bool { return protocol.OwnsKey(view, key) }
 	txnOpts.Registerer, txnOpts.Logger = reg, log
+	if txnOpts.Now == nil {
+		txnOpts.Now = cfg.Clock
+	}
 	// Markers objects go to the block cache as segments do, so that
 	// consumers at the live edge read them from memory.
 	txnOpts.Uploaded = blocks.Insert
