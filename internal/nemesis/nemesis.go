@@ -130,10 +130,10 @@ func NewSchedule(seed int64, faults []Fault, o ScheduleOptions) []Step {
 	}
 }
 
-// drawOverlaps draws the faults that join first in a step: 1 to n-1 of
-// them, each of a kind and on a target no other fault of the step has
-// (two faults on one process or one server would undo each other), at
-// times in the first half of active, in order.
+// drawOverlaps draws the faults that join a step's first fault: 1 to
+// n-1 of them, each of a kind and on a target no other fault of the step
+// has (two faults on one process or one server would undo each other),
+// at times in the first half of active, in order.
 func drawOverlaps(rng *rand.Rand, kinds []string, byKind map[string][]Fault, first Fault, active time.Duration, n int) []Overlap {
 	usedKind := map[string]bool{first.Kind(): true}
 	usedTarget := map[string]bool{first.Target(): true}
