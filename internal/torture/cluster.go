@@ -1,7 +1,8 @@
 // Package torture runs Floe as a cluster of `floe agent` processes on a
 // PostgreSQL server of its own and an S3-compatible server, with clients
-// reaching the agents through a Kafka proxy (kproxy) and the agents
-// reaching the bucket through an HTTP fault proxy, runs the checker's
+// reaching the agents through a Kafka proxy (kproxy), the agents reaching
+// the bucket through an HTTP fault proxy, and each agent reaching the
+// database and that proxy through TCP paths of its own, runs the checker's
 // workload while a nemesis applies faults on a seeded schedule, heals,
 // and checks the history: what `floe torture` does.
 package torture
