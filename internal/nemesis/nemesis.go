@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -218,15 +219,19 @@ func Run(ctx context.Context, steps []Step, log Log) []Interval {
 			iv Interval
 		}
 		var on []*active
+		// A start that cannot finish (an agent restarted while the
+		// database is paused never serves) gives up when the step ends,
+		// so that it does not hold the step's other faults longer.
+		sctx, cancelStarts := context.WithDeadline(ctx, began.Add(s.Active))
 		start := func(f Fault, d time.Duration) {
 			a := &active{f: f, iv: Interval{Kind: f.Kind(), Target: f.Target(), Start: time.Now()}}
-			err := f.Start(ctx)
+			err := f.Start(sctx)
 			if dt, ok := f.(interface{ Detail() string }); ok {
 				a.iv.Detail = dt.Detail()
 			}
 			log("nemesis: %s %s: start (for %v)%s", a.iv.Kind, a.iv.Target, d.Round(time.Millisecond), detail(a.iv.Detail))
 			if err != nil {
-				a.iv.Err = "start: " + err.Error()
+				a.iv.Err = "start: " + firstLine(err)
 				log("nemesis: %s %s: start failed: %v", a.iv.Kind, a.iv.Target, err)
 			}
 			on = append(on, a)
@@ -239,6 +244,7 @@ func Run(ctx context.Context, steps []Step, log Log) []Interval {
 			start(w.Fault, s.Active-time.Since(began))
 		}
 		sleep(ctx, s.Active-time.Since(began))
+		cancelStarts()
 		slices.Reverse(on)
 		slices.SortStableFunc(on, func(a, b *active) int { return cmp.Compare(rank(a.iv.Kind), rank(b.iv.Kind)) })
 		hctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -247,7 +253,7 @@ func Run(ctx context.Context, steps []Step, log Log) []Interval {
 				if a.iv.Err != "" {
 					a.iv.Err += "; "
 				}
-				a.iv.Err += "heal: " + err.Error()
+				a.iv.Err += "heal: " + firstLine(err)
 				log("nemesis: %s %s: heal failed: %v", a.iv.Kind, a.iv.Target, err)
 			}
 			a.iv.End = time.Now()
@@ -263,6 +269,13 @@ func Run(ctx context.Context, steps []Step, log Log) []Interval {
 		}
 	}
 	return out
+}
+
+// firstLine is an error's first line, for an interval's one-line
+// account (a process that failed to start quotes its output).
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return strings.TrimSuffix(s, ":")
 }
 
 func rank(kind string) int {

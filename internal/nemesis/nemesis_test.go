@@ -2,6 +2,7 @@ package nemesis
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -208,5 +209,34 @@ func TestRunOverlapHealsTogether(t *testing.T) {
 		if !iv.Start.After(ivs[0].Start) || iv.Start.After(ivs[0].End) || iv.End.Sub(ivs[0].End).Abs() > 50*time.Millisecond {
 			t.Errorf("%v does not overlap %v and end with it", iv, ivs[0])
 		}
+	}
+}
+
+// TestRunBoundsStarts: a start that cannot finish (it waits for what
+// another fault of the step broke) gives up when the step ends instead
+// of holding the step's other faults; the interval says so in one line.
+func TestRunBoundsStarts(t *testing.T) {
+	var pausedFor atomic.Int64
+	var pausedAt time.Time
+	db := New("db-pause", "postgres",
+		func(context.Context) error { pausedAt = time.Now(); return nil },
+		func(context.Context) error { pausedFor.Store(int64(time.Since(pausedAt))); return nil })
+	stuck := New("clock", "agent-0",
+		func(ctx context.Context) error {
+			<-ctx.Done()
+			return fmt.Errorf("agent-0 not serving:\n%w", ctx.Err())
+		},
+		func(context.Context) error { return nil })
+	steps := []Step{{Fault: db, Quiet: time.Millisecond, Active: 300 * time.Millisecond, With: []Overlap{{Fault: stuck, After: 50 * time.Millisecond}}}}
+	start := time.Now()
+	ivs := Run(t.Context(), steps, nil)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the step took %v, want about 300ms", d)
+	}
+	if d := time.Duration(pausedFor.Load()); d > 2*time.Second {
+		t.Errorf("the database stayed paused %v, want about 300ms", d)
+	}
+	if len(ivs) != 2 || ivs[1].Err != "start: agent-0 not serving" {
+		t.Errorf("intervals %v, want the clock's start error in one line", ivs)
 	}
 }
