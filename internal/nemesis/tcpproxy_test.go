@@ -124,3 +124,31 @@ func TestTCPProxyUpstreamDown(t *testing.T) {
 		t.Fatal("the connection stayed open with nothing upstream")
 	}
 }
+
+// TestTCPProxyCutsOnePath: two agents' paths to one server; cutting one
+// leaves the other's open.
+func TestTCPProxyCutsOnePath(t *testing.T) {
+	addr, _ := echoServer(t)
+	var paths []*TCPProxy
+	for range 2 {
+		p, err := StartTCPProxy(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		paths = append(paths, p)
+	}
+	paths[0].Cut()
+	for i, p := range paths {
+		c, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "ping\n")
+		l, err := readLine(t, bufio.NewReader(c), c, 300*time.Millisecond)
+		if cut := i == 0; cut != (err != nil) {
+			t.Errorf("path %d (cut %v): %q, %v", i, cut, l, err)
+		}
+	}
+}
