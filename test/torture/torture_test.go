@@ -118,11 +118,11 @@ func TestTortureDatabaseAndBucket(t *testing.T) {
 // TestTortureOverlappingPartitionsAndClock: one agent restarted with a
 // skewed clock while another is cut off the database and a third off
 // the bucket, overlapping (seed 9 applies all three in its first step,
-// then a clock and a bucket partition together), for 30 s; the history
+// then a clock and a bucket partition together), for 25 s; the history
 // must check valid.
 func TestTortureOverlappingPartitionsAndClock(t *testing.T) {
 	requireServices(t)
-	rep, err := torture(t, 3*time.Minute, "--agents", "3", "--faults", "clock,db-partition,bucket-partition", "--overlap", "3", "--duration", "30s", "--seed", "9")
+	rep, err := torture(t, 3*time.Minute, "--agents", "3", "--faults", "clock,db-partition,bucket-partition", "--overlap", "3", "--duration", "25s", "--seed", "9")
 	if err != nil {
 		t.Errorf("floe torture exited with %v, want 0", err)
 	}
