@@ -108,7 +108,7 @@ func (f *listenerFlags) apply(ctx context.Context, cfg *agent.Config, log func()
 		if err != nil {
 			return err
 		}
-		cfg.OAuth = sasl.NewTokenVerifier(keys, sasl.TokenOptions{Audience: f.audience, Issuer: f.issuer, PrincipalClaim: f.claim})
+		cfg.OAuth = sasl.NewTokenVerifier(keys, sasl.TokenOptions{Audience: f.audience, Issuer: f.issuer, PrincipalClaim: f.claim, Now: cfg.Clock})
 	}
 	return nil
 }

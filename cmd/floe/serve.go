@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +31,9 @@ type agentFlags struct {
 	listeners  listenerFlags
 	autoCreate bool
 	partitions int
-	finish     func() error // copies parsed values into cfg
+	// clockSkew offsets the agent's clock (hidden, for floe torture).
+	clockSkew time.Duration
+	finish    func() error // copies parsed values into cfg
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
@@ -62,6 +65,8 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.cfg.Groups.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long an empty group's committed offsets are kept (offsets.retention.minutes)")
 	fs.DurationVar(&f.cfg.ClientTelemetry.PushInterval, "client-metrics-interval", telemetry.DefaultPushInterval, "how often clients that support KIP-714 (librdkafka >= 2.5, the Java client >= 3.7) push their metrics, shown on /metrics per client id (100ms to 1h)")
 	clientMetrics := fs.String("client-metrics", "default", "metric name prefixes clients are asked to push, comma-separated: default (a few standard producer and consumer metrics), * (all of them) or none")
+	fs.DurationVar(&f.clockSkew, "clock-skew", 0, "testing only: offset the agent's wall clock by this much (floe torture's clock fault)")
+	hideFlags(fs, "clock-skew")
 	f.logs.register(fs)
 	f.security.register(fs, &f.cfg)
 	f.authz.register(fs)
@@ -90,6 +95,9 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 		f.cfg.AutoCreateTopics = f.autoCreate
 		f.cfg.DefaultPartitions = int32(f.partitions)
 		f.cfg.Roles = strings.Split(*roles, ",")
+		if skew := f.clockSkew; skew != 0 {
+			f.cfg.Clock = func() time.Time { return time.Now().Add(skew) }
+		}
 		if err := f.authz.apply(&f.cfg); err != nil {
 			return err
 		}
@@ -211,6 +219,9 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	f.cfg.Logger = log
+	if f.clockSkew != 0 {
+		log.Warn("the agent's clock is skewed (--clock-skew, for testing only)", "skew", f.clockSkew)
+	}
 	store, err := openMetastoreURL(ctx, *metaURL, log)
 	if err != nil {
 		return err
@@ -237,4 +248,21 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	<-ctx.Done()
 	log.Info("shutting down: draining")
 	return a.Close()
+}
+
+// hideFlags leaves names out of fs's usage: flags for tests, not for
+// operators.
+func hideFlags(fs *flag.FlagSet, names ...string) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+		shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+		shown.SetOutput(fs.Output())
+		fs.VisitAll(func(f *flag.Flag) {
+			if !slices.Contains(names, f.Name) {
+				shown.Var(f.Value, f.Name, f.Usage)
+				shown.Lookup(f.Name).DefValue = f.DefValue
+			}
+		})
+		shown.PrintDefaults()
+	}
 }

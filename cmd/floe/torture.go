@@ -21,15 +21,18 @@ func tortureCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	agents := fs.Int("agents", 3, "agents in the cluster")
 	name := fs.String("workload", "kafka", "the workload: kafka (producers, assign and group consumers, a final read)")
-	faults := fs.String("faults", "kill,pause,db-restart,db-pause,bucket-errors,partition", "comma-separated faults the nemesis may apply (none: no faults)")
+	faults := fs.String("faults", "kill,pause,db-restart,db-pause,bucket-errors,partition", "comma-separated faults the nemesis may apply: kill, pause, clock, db-restart, db-pause, db-partition, bucket-errors, bucket-partition, partition (none: no faults)")
+	overlap := fs.Int("overlap", 0, "if 2 or more, up to this many faults of different kinds (on different targets) are active at once, healed together")
 	duration := fs.Duration("duration", 60*time.Second, "how long the workload runs; the nemesis stops 10s before it ends")
 	seed := fs.Int64("seed", 0, "seed of the workload's and the nemesis's schedules (0: from the clock, printed)")
+	sendPause := fs.Duration("send-pause", 10*time.Millisecond, "each producer pauses up to this long after a send (a larger one makes a slower workload)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object on the last line")
 	keep := fs.String("keep-history", "", "write the history to `FILE` and keep it (default: a temporary file, kept only if it has anomalies)")
 	selfTest := fs.Bool("self-test", false, "inject known bugs through the Kafka proxy instead of faults, and pass only if the checker reports exactly them")
 	verbose := fs.Bool("verbose", false, "show the agents' logs on stderr")
+	agentLogLevel := fs.String("agent-log-level", "info", "the agents' --log-level (with --verbose: debug follows each consumer group's rebalances)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: floe torture [--agents N] [--faults kill,pause,...] [--duration D] [--seed N] [--json] [--keep-history FILE] [--self-test]")
+		fmt.Fprintln(stderr, "Usage: floe torture [--agents N] [--faults kill,pause,...] [--overlap N] [--duration D] [--seed N] [--json] [--keep-history FILE] [--self-test]")
 		fmt.Fprintln(stderr, "\nStarts a cluster (a PostgreSQL server of its own, floe agent processes, a bucket")
 		fmt.Fprintln(stderr, "fault proxy and a Kafka proxy), runs the checker's workload while faults are")
 		fmt.Fprintln(stderr, "applied on a seeded schedule, heals, checks the history and prints the verdict.")
@@ -50,17 +53,20 @@ func tortureCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("torture: %w", err)
 	}
 	o := torture.Options{
-		Agents:   *agents,
-		Workload: *name,
-		Duration: *duration,
-		Seed:     *seed,
-		History:  *keep,
-		S3:       s3,
-		Log:      stderr,
+		Agents:    *agents,
+		Workload:  *name,
+		Duration:  *duration,
+		Seed:      *seed,
+		SendPause: *sendPause,
+		Overlap:   *overlap,
+		History:   *keep,
+		S3:        s3,
+		Log:       stderr,
 	}
 	if *verbose {
 		o.AgentLog = stderr
 	}
+	o.AgentLogLevel = *agentLogLevel
 	if *faults != "" && *faults != "none" {
 		o.Faults = strings.Split(*faults, ",")
 	}

@@ -173,6 +173,19 @@ type Config struct {
 
 	Logger *slog.Logger
 
+	// Clock is the wall clock the agent reads where it compares the
+	// time with a time set elsewhere: record timestamps
+	// (message.timestamp.*.max.ms), the metadata store's lease and
+	// commit times (background jobs, offsets.retention.minutes),
+	// transactions' start times (transaction.timeout.ms), token expiry
+	// and SASL session lifetimes. Default time.Now. floe agent
+	// --clock-skew offsets it, so that floe torture can give one agent a
+	// wrong clock (docs/correctness.md: what a skew does and does not
+	// reach). Durations the agent measures on its own (linger, timeouts,
+	// group session timers, quota windows) do not change under a
+	// constant offset, whichever clock measures them.
+	Clock func() time.Time
+
 	// Registry, if set, is the registry /metrics serves and the agent
 	// registers its metrics with, so that metrics of parts the caller
 	// builds before the agent (the bucket's retries and hedges) show up
@@ -233,6 +246,9 @@ func Start(cfg Config, store metastore.Store, bucket objstore.Bucket) (*Agent, e
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
 	}
 	if len(cfg.Roles) == 0 {
 		cfg.Roles = AllRoles
@@ -383,11 +399,17 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	groupOpts := cfg.Groups
 	groupOpts.Owns = func(group string) bool { return protocol.OwnsGroup(view, group) }
 	groupOpts.Registerer, groupOpts.Logger = reg, log
+	if groupOpts.Now == nil {
+		groupOpts.Now = cfg.Clock
+	}
 	a.groups = coordinator.New(store, groupOpts)
 	a.actors.add("group coordinator", a.groups.Close)
 	txnOpts := cfg.Transactions
 	txnOpts.Owns = func(key string) bool { return protocol.OwnsKey(view, key) }
 	txnOpts.Registerer, txnOpts.Logger = reg, log
+	if txnOpts.Now == nil {
+		txnOpts.Now = cfg.Clock
+	}
 	// Markers objects go to the block cache as segments do, so that
 	// consumers at the live edge read them from memory.
 	txnOpts.Uploaded = blocks.Insert
@@ -438,6 +460,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				LogDir:            cfg.LogDir,
 				Telemetry:         clientTelemetry,
 				FetchSessions:     a.fetchSessions,
+				Now:               cfg.Clock,
 			}, store, a.writer, reader, notify, log)
 			l.handler = handler
 			continue
@@ -455,6 +478,9 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	if slices.Contains(cfg.Roles, protocol.RoleJobs) {
 		jc := cfg.Jobs
 		jc.Holder, jc.Logger, jc.Registerer = members.Self().ID, log, reg
+		if jc.Clock == nil {
+			jc.Clock = cfg.Clock
+		}
 		// Stopping the jobs releases their leases, so another agent
 		// takes them at once.
 		sched := jobs.Standard(store, bucket, jc)

@@ -190,7 +190,7 @@ func (c *conn) read(queue chan<- inflight) error {
 				if req.Key != wire.ApiVersionsKey {
 					return fmt.Errorf("%w: %s before SASL authentication", errUnauthenticated, keyName(req.Key))
 				}
-			case c.sasl.expired(start):
+			case c.sasl.expired(c.a.cfg.Clock()):
 				return fmt.Errorf("%w: %s after the session expired without re-authentication", errSessionExpired, keyName(req.Key))
 			}
 		}

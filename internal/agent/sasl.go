@@ -147,14 +147,14 @@ func (c *conn) saslRequest(req *wire.Request) (kmsg.Response, error) {
 		}
 		resp.SASLAuthBytes = challenge
 		if s.exchange.Done() {
-			if err := c.authenticated(time.Now(), r.Version >= 1); err != nil {
+			if err := c.authenticated(c.a.cfg.Clock(), r.Version >= 1); err != nil {
 				resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 				msg := authMessage(err)
 				resp.ErrorMessage = &msg
 				return resp, err
 			}
 			if !s.expires.IsZero() {
-				resp.SessionLifetimeMillis = max(time.Until(s.expires).Milliseconds(), 1)
+				resp.SessionLifetimeMillis = max(s.expires.Sub(c.a.cfg.Clock()).Milliseconds(), 1)
 			}
 		}
 		return resp, nil
@@ -171,7 +171,7 @@ func (c *conn) rawToken(token []byte) ([]byte, error) {
 		return nil, err
 	}
 	if c.sasl.exchange.Done() {
-		if err := c.authenticated(time.Now(), false); err != nil {
+		if err := c.authenticated(c.a.cfg.Clock(), false); err != nil {
 			return nil, err
 		}
 	}

@@ -335,6 +335,7 @@ func (c *Coordinator) install(e *entry, rec metastore.Group, found bool) {
 		c.log.Info("consumer group loaded", "group", e.name, "state", e.cg.State(), "epoch", e.cg.Epoch(), "members", e.cg.Len())
 	case e.g != nil && e.g.Len() > 0:
 		c.log.Info("group loaded", "group", e.name, "state", e.g.State(), "generation", e.g.Generation(), "members", e.g.Len())
+		c.trace(e, "restored")
 	}
 	c.arm(e)
 }
@@ -487,8 +488,24 @@ func (c *Coordinator) arm(e *entry) {
 			c.apply(e, groups.Effects{Persist: e.cg.Tick(c.opts.Now()).Persist})
 		default:
 			c.apply(e, e.g.Tick(c.opts.Now()))
+			c.trace(e, "tick")
 		}
 	})
+}
+
+// trace logs, at debug level, what a call did to a classic group: the
+// group's state afterwards and the members it holds, to follow a
+// rebalance across agents in their logs.
+func (c *Coordinator) trace(e *entry, what string, args ...any) {
+	if !c.log.Enabled(context.Background(), slog.LevelDebug) || e.g == nil {
+		return
+	}
+	var ids []string
+	for _, m := range e.g.Members() {
+		ids = append(ids, m.ID)
+	}
+	c.log.Debug("group "+what, append([]any{"group", e.name, "state", e.g.State().String(),
+		"generation", e.g.Generation(), "members", ids, "dead", e.dead}, args...)...)
 }
 
 // waiter registers a token for a request that may wait.
@@ -542,6 +559,7 @@ func (c *Coordinator) Join(ctx context.Context, group string, r groups.JoinReque
 	}
 	tok, ch := c.waiter(e)
 	c.apply(e, e.g.Join(c.opts.Now(), tok, r))
+	c.trace(e, "join", "member", r.MemberID, "client", r.ClientID)
 	return func(ctx context.Context) groups.JoinResponse {
 		if rep := wait(ctx, ch); rep.Join != nil {
 			return *rep.Join
@@ -564,6 +582,7 @@ func (c *Coordinator) Sync(ctx context.Context, group string, r groups.SyncReque
 	}
 	tok, ch := c.waiter(e)
 	c.apply(e, e.g.Sync(c.opts.Now(), tok, r))
+	c.trace(e, "sync", "member", r.MemberID, "generation", r.Generation)
 	return func(ctx context.Context) groups.SyncResponse {
 		if rep := wait(ctx, ch); rep.Sync != nil {
 			return *rep.Sync
@@ -584,6 +603,9 @@ func (c *Coordinator) Heartbeat(ctx context.Context, group, memberID, instanceID
 	}
 	code := e.g.Heartbeat(c.opts.Now(), memberID, instanceID, generation)
 	c.arm(e)
+	if code != 0 {
+		c.trace(e, "heartbeat refused", "member", memberID, "generation", generation, "code", code)
+	}
 	return code
 }
 
@@ -604,6 +626,9 @@ func (c *Coordinator) Leave(ctx context.Context, group string, members []groups.
 	}
 	res, eff := e.g.Leave(c.opts.Now(), members)
 	c.apply(e, eff)
+	for _, r := range res {
+		c.trace(e, "leave", "member", r.MemberID, "code", r.Err)
+	}
 	if e.dead {
 		return nil, kerr.NotCoordinator.Code
 	}

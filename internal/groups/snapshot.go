@@ -8,9 +8,13 @@ import (
 
 // Snapshot is the durable part of a group: what a coordinator on another
 // agent needs to take over a stable group without making its members
-// rejoin. It is taken only in the Empty and Stable states (the points at
-// which Effects.Persist is set); requests waiting in a rebalance are not
-// part of it.
+// rejoin. It is taken when the group becomes Stable or Empty and when a
+// member is removed (it left, or timed out), the points at which
+// Effects.Persist is set; requests waiting in a rebalance are not part
+// of it. A snapshot taken in a rebalance lists the members still in the
+// group, so that a coordinator that takes over never brings back one
+// that left: it restores the group in PreparingRebalance, and the
+// members rejoin.
 type Snapshot struct {
 	State        string           `json:"state"`
 	Generation   int32            `json:"generation"`
@@ -54,15 +58,26 @@ func (g *Group) Snapshot() Snapshot {
 // Restore rebuilds a group from a snapshot at time now. Members get a
 // fresh session timeout from now, so that the members of a group whose
 // coordinator moved keep their generation and assignment if they
-// heartbeat the new coordinator in time.
+// heartbeat the new coordinator in time. A snapshot taken in a rebalance
+// (PreparingRebalance or CompletingRebalance) restores in
+// PreparingRebalance, with a fresh rebalance timeout: every member must
+// rejoin (a heartbeat answers REBALANCE_IN_PROGRESS, or
+// ILLEGAL_GENERATION to a member still at the previous generation).
 func Restore(name string, cfg Config, newMemberID func(string) string, s Snapshot, now time.Time) (*Group, error) {
 	g := New(name, cfg, newMemberID)
 	st, ok := ParseState(s.State)
-	if !ok || (st != Empty && st != Stable) {
+	rebalancing := st == PreparingRebalance || st == CompletingRebalance
+	if !ok || (st != Empty && st != Stable && !rebalancing) {
 		return nil, fmt.Errorf("group %q: snapshot in state %q", name, s.State)
 	}
 	if st == Stable && len(s.Members) == 0 {
 		return nil, fmt.Errorf("group %q: stable snapshot without members", name)
+	}
+	if rebalancing {
+		st = PreparingRebalance
+		if len(s.Members) == 0 {
+			st = Empty
+		}
 	}
 	g.state, g.generation = st, s.Generation
 	g.protocolType, g.protocol, g.leader = s.ProtocolType, s.Protocol, s.Leader
@@ -83,6 +98,12 @@ func Restore(name string, cfg Config, newMemberID func(string) string, s Snapsho
 	}
 	if st == Empty {
 		g.protocol, g.leader = "", ""
+	}
+	if st == PreparingRebalance {
+		g.joinDeadline = now.Add(g.rebalanceTimeout())
+		if _, ok := g.members[g.leader]; !ok {
+			g.leader = g.order[0]
+		}
 	}
 	return g, nil
 }

@@ -276,7 +276,11 @@ func (g *Group) completeJoin(now time.Time, e *Effects) {
 }
 
 // remove drops a member, answering its waiting requests with code.
+// remove drops m from the group and has the group persisted: a
+// coordinator that takes the group over must not bring m back from an
+// older snapshot (it would wait a whole session timeout for it).
 func (g *Group) remove(m *member, code int16, e *Effects) {
+	e.Persist = true
 	e.join(m.joining, JoinResponse{Err: code, MemberID: m.id, Generation: -1})
 	e.sync(m.syncing, SyncResponse{Err: code})
 	delete(g.members, m.id)

@@ -209,7 +209,10 @@ func (c *Cleaner) scanOrphans(ctx context.Context, env *Env, log *slog.Logger) e
 		if err != nil {
 			return err
 		}
-		orphans, _ := PlanOrphans(listed, known, prefixes, time.Now(), grace)
+		// The store's clock, not the agent's: an agent whose clock runs
+		// ahead by more than the grace would otherwise take an object
+		// whose commit is still on its way for an orphan.
+		orphans, _ := PlanOrphans(listed, known, prefixes, env.Now(), grace)
 		for _, o := range orphans {
 			if err := c.Bucket.Delete(ctx, o.Key); err != nil {
 				return fmt.Errorf("delete orphan %s: %w", o.Key, err)

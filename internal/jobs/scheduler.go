@@ -32,6 +32,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the per-job metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Clock is the agent's wall clock (default time.Now). Env.Now
+	// corrects it by the store's lease timestamps, so a job's decisions
+	// do not depend on how wrong it is.
+	Clock func() time.Time
 }
 
 // Scheduler runs jobs under leases. It is an actor: Run until its context
@@ -56,6 +60,9 @@ func NewScheduler(store metastore.LeaseStore, jobs []Job, opts Options) *Schedul
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 2
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
 	log := opts.Logger
 	if log == nil {
@@ -112,7 +119,7 @@ func (s *Scheduler) loop(ctx context.Context, j Job, slots chan struct{}) {
 		}
 		wait = s.opts.Interval
 		l, ok, err := s.store.AcquireLease(ctx, name, s.opts.Holder, s.opts.LeaseTTL)
-		local := time.Now()
+		local := s.opts.Clock()
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("acquire job lease failed", "err", err)
@@ -156,7 +163,7 @@ func (s *Scheduler) pass(ctx context.Context, j Job, l metastore.Lease, local ti
 	// The store's clock runs this far ahead of ours (less the round trip).
 	skew := l.Renewed.Sub(local)
 	env := &Env{
-		Now:      func() time.Time { return time.Now().Add(skew) },
+		Now:      func() time.Time { return s.opts.Clock().Add(skew) },
 		Throttle: s.throttle,
 		Stats:    stats,
 	}
@@ -180,13 +187,13 @@ func (s *Scheduler) pass(ctx context.Context, j Job, l metastore.Lease, local ti
 				return
 			case <-ticker.C:
 			}
-			asked := time.Now()
+			asked := s.opts.Clock()
 			next, err := s.store.RenewLease(runCtx, cur, s.opts.LeaseTTL)
 			if err == nil {
 				cur, deadline = next, asked.Add(s.opts.LeaseTTL)
 				continue
 			}
-			if errors.Is(err, metastore.ErrLeaseLost) || time.Now().After(deadline.Add(-s.opts.LeaseTTL/3)) {
+			if errors.Is(err, metastore.ErrLeaseLost) || s.opts.Clock().After(deadline.Add(-s.opts.LeaseTTL/3)) {
 				if runCtx.Err() == nil {
 					log.Warn("job lease lost: stopping the pass", "err", err)
 				}

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/floe-io/floe/internal/jobs"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
+	"github.com/floe-io/floe/internal/objstore/localdir"
 	"github.com/floe-io/floe/internal/testutil"
 )
 
@@ -170,3 +172,64 @@ func TestThrottle(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSchedulerCorrectsTheAgentsClock: an agent whose clock runs two
+// hours ahead gives its jobs the store's time (Env.Now), and its cleaner
+// keeps a young object the store does not know (a PUT whose commit may
+// still be on its way) while it deletes an old one. Before the cleaner
+// read Env.Now, the skewed clock made every unknown object an orphan.
+func TestSchedulerCorrectsTheAgentsClock(t *testing.T) {
+	dir := t.TempDir()
+	store, err := embedded.Open(filepath.Join(dir, "m.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	bucket, err := localdir.Open(filepath.Join(dir, "bucket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"segments/young", "segments/old"} {
+		if err := bucket.Put(t.Context(), key, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-3 * time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "bucket", "segments", "old"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	skewed := func() time.Time { return time.Now().Add(2 * time.Hour) }
+	var seen atomic.Int64 // |Env.Now - time.Now| of the probe's last pass, ns
+	seen.Store(-1)
+	probe := &funcJob{name: "probe", run: func(_ context.Context, env *jobs.Env) error {
+		seen.Store(int64((env.Now().Sub(time.Now())).Abs()))
+		return nil
+	}}
+	cleaner := &jobs.Cleaner{Store: store, Bucket: bucket, OrphanGrace: time.Hour}
+	s := jobs.NewScheduler(store, []jobs.Job{probe, cleaner}, jobs.Options{
+		Holder: "skewed", Interval: 20 * time.Millisecond, Clock: skewed,
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testutil.WaitFor(t, 10*time.Second, "the old orphan deleted", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "bucket", "segments", "old"))
+		return os.IsNotExist(err)
+	})
+	testutil.WaitFor(t, 10*time.Second, "a pass of the probe", func() bool { return seen.Load() >= 0 })
+	if d := time.Duration(seen.Load()); d > 5*time.Second {
+		t.Errorf("Env.Now is %v from the store's clock, with the agent's clock 2h ahead; want the skew corrected", d)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bucket", "segments", "young")); err != nil {
+		t.Errorf("the young unknown object was deleted as an orphan: %v", err)
+	}
+}
+
+type funcJob struct {
+	name string
+	run  func(context.Context, *jobs.Env) error
+}
+
+func (j *funcJob) Name() string                                 { return j.name }
+func (j *funcJob) Run(ctx context.Context, env *jobs.Env) error { return j.run(ctx, env) }

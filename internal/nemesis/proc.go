@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,7 +29,10 @@ type Proc struct {
 	// Output, if set, gets a copy of the process's output.
 	Output io.Writer
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// extra are arguments added after Args (SetExtraArgs), from the
+	// next start on.
+	extra  []string
 	cmd    *exec.Cmd
 	out    *OutputBuffer
 	exited chan struct{}
@@ -51,9 +55,10 @@ func (p *Proc) Start(ctx context.Context) error {
 	if p.Output != nil {
 		w = io.MultiWriter(out, p.Output)
 	}
-	cmd := exec.Command(p.Path, p.Args...)
+	cmd := exec.Command(p.Path, append(slices.Clip(p.Args), p.extra...)...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
 		return fmt.Errorf("start %s: %w", p.Name, err)
@@ -82,6 +87,37 @@ func (p *Proc) Start(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// childAttr makes a child process die with the process that started it
+// (Pdeathsig: even when that one is SIGKILLed, and whether or not the
+// child is stopped), and puts it in a process group of its own, so that
+// a terminal's ^C reaches floe torture, which stops its children itself.
+// Linux sends the signal when the thread that started the child exits;
+// Go's runtime does not end its threads while the process lives (only a
+// goroutine that locked its thread and returned would), so this is the
+// process's death.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+}
+
+// SetExtraArgs sets arguments added after Args from the next start on
+// (nil: none).
+func (p *Proc) SetExtraArgs(args ...string) {
+	p.mu.Lock()
+	p.extra = args
+	p.mu.Unlock()
+}
+
+// Restart stops the process (SIGTERM, SIGKILL after timeout) if it runs
+// and starts it again.
+func (p *Proc) Restart(ctx context.Context, timeout time.Duration) error {
+	if p.Running() {
+		if err := p.Terminate(timeout); err != nil {
+			return err
+		}
+	}
+	return p.Start(ctx)
 }
 
 // Pid is the process id of the running process (0 if none).

@@ -28,7 +28,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -286,4 +285,4 @@ func checkKeys(t metastore.Topic, b []byte) error {
 func strPtr(s string) *string { return &s }
 
 // now is the agent's clock in milliseconds, for timestamp bounds.
-func (h *Handler) now() int64 { return time.Now().UnixMilli() }
+func (h *Handler) now() int64 { return h.cfg.Now().UnixMilli() }

@@ -8,7 +8,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/recordbatch"
+	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 func TestProduce(t *testing.T) {
@@ -200,4 +203,18 @@ func TestProduceTimestampBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProduceTimestampAgentClock: the bounds are checked against the
+// agent's Clock (floe agent --clock-skew): an agent two hours behind
+// refuses records stamped now as too far ahead.
+func TestProduceTimestampAgentClock(t *testing.T) {
+	a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) {
+		cfg.Clock = func() time.Time { return time.Now().Add(-2 * time.Hour) }
+	}})
+	f := &fixture{t: t, a: a, c: testutil.Dial(t, a.Addr())}
+	f.createTopic("skewed", 1)
+	batch := recordbatch.Build(recordbatch.BuildOptions{}, recordbatch.Record{Key: []byte("k"), Value: []byte("v"), Timestamp: time.Now().UnixMilli()})
+	p := do[*kmsg.ProduceResponse](f, 9, produceRequest("skewed", 0, batch)).Topics[0].Partitions[0]
+	expectCode(t, "partition", p.ErrorCode, kerr.InvalidTimestamp.Code)
 }

@@ -90,6 +90,9 @@ type Config struct {
 	// (DescribeUserScramCredentials, AlterUserScramCredentials); nil
 	// answers those APIs with an error.
 	Users metastore.UserStore
+	// Now is the agent's wall clock, which record timestamps are
+	// checked against (default time.Now).
+	Now func() time.Time
 }
 
 // Store is what the handlers read and change in the metadata store
@@ -150,6 +153,9 @@ func NewHandler(cfg Config, store Store, writer *produce.Writer, reader *fetch.R
 	}
 	if cfg.LogDir == "" {
 		cfg.LogDir = "bucket://" + cfg.ClusterID
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	return &Handler{
 		cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log,

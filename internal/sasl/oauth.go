@@ -33,6 +33,9 @@ type TokenOptions struct {
 	PrincipalClaim string
 	// Leeway allows for clock skew (default 30s).
 	Leeway time.Duration
+	// Now is the clock expiry and not-before are checked against
+	// (default time.Now; an agent passes its Clock).
+	Now func() time.Time
 }
 
 // NewTokenVerifier returns a verifier of tokens signed by keys.
@@ -43,7 +46,10 @@ func NewTokenVerifier(keys *KeySet, opts TokenOptions) *TokenVerifier {
 	if opts.Leeway == 0 {
 		opts.Leeway = 30 * time.Second
 	}
-	return &TokenVerifier{keys: keys, audience: opts.Audience, issuer: opts.Issuer, claim: opts.PrincipalClaim, leeway: opts.Leeway, now: time.Now}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &TokenVerifier{keys: keys, audience: opts.Audience, issuer: opts.Issuer, claim: opts.PrincipalClaim, leeway: opts.Leeway, now: opts.Now}
 }
 
 // Verify returns the token's user and expiry.

@@ -1,7 +1,8 @@
 // Package torture runs Floe as a cluster of `floe agent` processes on a
 // PostgreSQL server of its own and an S3-compatible server, with clients
-// reaching the agents through a Kafka proxy (kproxy) and the agents
-// reaching the bucket through an HTTP fault proxy, runs the checker's
+// reaching the agents through a Kafka proxy (kproxy), the agents reaching
+// the bucket through an HTTP fault proxy, and each agent reaching the
+// database and that proxy through TCP paths of its own, runs the checker's
 // workload while a nemesis applies faults on a seeded schedule, heals,
 // and checks the history: what `floe torture` does.
 package torture
@@ -18,6 +19,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/floe-io/floe/internal/kproxy"
@@ -53,6 +55,10 @@ type Cluster struct {
 	Bucket *nemesis.BucketProxy
 	Proxy  *kproxy.Proxy
 	Agents []*nemesis.Proc
+	// DBPaths and BucketPaths are each agent's own way to the database
+	// and to the bucket proxy: TCP proxies that cut one agent off while
+	// the others keep theirs.
+	DBPaths, BucketPaths []*nemesis.TCPProxy
 	// Addrs are the agents' own listeners; Brokers the proxy's listener
 	// for each, which clients are given.
 	Addrs, Brokers []string
@@ -69,6 +75,8 @@ type ClusterOptions struct {
 	Seed   int64
 	// Log gets the agents' output (nil: kept in memory only).
 	Log io.Writer
+	// LogLevel is the agents' --log-level (default info).
+	LogLevel string
 }
 
 var listening = regexp.MustCompile(`msg="agent listening"`)
@@ -98,6 +106,9 @@ func StartCluster(ctx context.Context, o ClusterOptions) (_ *Cluster, err error)
 	if o.Linger <= 0 {
 		o.Linger = 50 * time.Millisecond
 	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
 	if o.Floe == "" {
 		if o.Floe, err = os.Executable(); err != nil {
 			return nil, err
@@ -115,8 +126,7 @@ func StartCluster(ctx context.Context, o ClusterOptions) (_ *Cluster, err error)
 	if c.Bucket, err = nemesis.StartBucketProxy(o.S3.Endpoint, o.S3.Bucket, o.Seed); err != nil {
 		return nil, err
 	}
-	q := url.Values{"endpoint": {c.Bucket.URL}, "region": {"us-east-1"}, "path_style": {"true"}}
-	bucketURL := "s3://" + o.S3.Bucket + "/" + c.Prefix + "?" + q.Encode()
+	bucketAddr := strings.TrimPrefix(c.Bucket.URL, "http://")
 	env := []string{
 		"AWS_ACCESS_KEY_ID=" + o.S3.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + o.S3.SecretKey,
@@ -131,16 +141,27 @@ func StartCluster(ctx context.Context, o ClusterOptions) (_ *Cluster, err error)
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		name := fmt.Sprintf("agent-%d", i)
+		dbPath, err := nemesis.StartTCPProxy("127.0.0.1:" + strconv.Itoa(c.PG.Port))
+		if err != nil {
+			return nil, err
+		}
+		c.DBPaths = append(c.DBPaths, dbPath)
+		bucketPath, err := nemesis.StartTCPProxy(bucketAddr)
+		if err != nil {
+			return nil, err
+		}
+		c.BucketPaths = append(c.BucketPaths, bucketPath)
+		q := url.Values{"endpoint": {"http://" + bucketPath.Addr}, "region": {"us-east-1"}, "path_style": {"true"}}
 		p := &nemesis.Proc{
 			Name: name,
 			Path: o.Floe,
 			Args: []string{"agent",
-				"--bucket", bucketURL,
-				"--metastore", c.PG.URL(),
+				"--bucket", "s3://" + o.S3.Bucket + "/" + c.Prefix + "?" + q.Encode(),
+				"--metastore", "postgres://postgres@" + dbPath.Addr + "/postgres?sslmode=disable",
 				"--listen", addr,
 				"--admin-listen", "127.0.0.1:0",
 				"--linger", o.Linger.String(),
-				"--log-level", "info",
+				"--log-level", o.LogLevel,
 			},
 			Env:   env,
 			Ready: func(out string) bool { return listening.MatchString(out) },
@@ -171,8 +192,10 @@ func StartCluster(ctx context.Context, o ClusterOptions) (_ *Cluster, err error)
 }
 
 // Faults returns the nemesis's faults of the given kinds on c: one per
-// agent for kill, pause and partition.
-func (c *Cluster) Faults(kinds []string) ([]nemesis.Fault, error) {
+// agent for kill, pause, clock, partition, db-partition and
+// bucket-partition. The clock faults draw their skews from seed (each
+// agent's from its own generator).
+func (c *Cluster) Faults(kinds []string, seed int64) ([]nemesis.Fault, error) {
 	var out []nemesis.Fault
 	for _, k := range kinds {
 		switch k {
@@ -184,9 +207,21 @@ func (c *Cluster) Faults(kinds []string) ([]nemesis.Fault, error) {
 			for _, a := range c.Agents {
 				out = append(out, nemesis.Pause(a))
 			}
+		case "clock":
+			for i, a := range c.Agents {
+				out = append(out, nemesis.Clock(a, seed*16+int64(i), nemesis.ClockOptions{}))
+			}
 		case "partition":
 			for i, a := range c.Agents {
 				out = append(out, nemesis.Partition(c.Proxy, a.Name, c.Addrs[i]))
+			}
+		case "db-partition":
+			for i, a := range c.Agents {
+				out = append(out, nemesis.DBPartition(c.DBPaths[i], a.Name))
+			}
+		case "bucket-partition":
+			for i, a := range c.Agents {
+				out = append(out, nemesis.BucketPartition(c.BucketPaths[i], a.Name))
 			}
 		case "db-restart":
 			out = append(out, nemesis.DBRestart(c.PG, "immediate"))
@@ -202,7 +237,7 @@ func (c *Cluster) Faults(kinds []string) ([]nemesis.Fault, error) {
 }
 
 // FaultKinds are the kinds Faults knows.
-var FaultKinds = []string{"kill", "pause", "db-restart", "db-pause", "bucket-errors", "partition"}
+var FaultKinds = []string{"kill", "pause", "clock", "db-restart", "db-pause", "db-partition", "bucket-errors", "bucket-partition", "partition"}
 
 // Close stops the proxies, the agents (SIGKILL: nothing of theirs is
 // kept) and PostgreSQL.
@@ -213,6 +248,9 @@ func (c *Cluster) Close() {
 	for _, a := range c.Agents {
 		a.Resume()
 		a.Kill()
+	}
+	for _, p := range append(c.DBPaths, c.BucketPaths...) {
+		p.Close()
 	}
 	if c.Bucket != nil {
 		c.Bucket.Close()

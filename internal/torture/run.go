@@ -23,14 +23,21 @@ type Options struct {
 	Faults   []string
 	Duration time.Duration
 	Seed     int64
+	// SendPause bounds each producer's pause after a send (default
+	// 10ms): larger for a slower workload.
+	SendPause time.Duration
+	// Overlap, if 2 or more, lets up to that many faults of different
+	// kinds be active at once (nemesis.ScheduleOptions.Overlap).
+	Overlap int
 	// History is the file the history is written to; "" for a temporary
 	// file, removed after the check unless it shows anomalies.
 	History string
 	Floe    string
 	S3      S3
 	// Log gets progress lines (nemesis steps); AgentLog the agents'
-	// output (nil: dropped).
+	// output (nil: dropped), logged at AgentLogLevel (default info).
 	Log, AgentLog io.Writer
+	AgentLogLevel string
 }
 
 // Availability is, for one fault kind (or "none"), the sends that were
@@ -46,16 +53,22 @@ type Availability struct {
 
 // Report is a torture run's verdict and figures.
 type Report struct {
-	Valid           bool                    `json:"valid"`
-	Seed            int64                   `json:"seed"`
-	Agents          int                     `json:"agents"`
-	Faults          []string                `json:"faults"`
-	Duration        string                  `json:"duration"`
-	Operations      int                     `json:"operations"`
-	Sent            int                     `json:"sent"`
-	Acknowledged    int                     `json:"acknowledged"`
-	Indeterminate   int                     `json:"indeterminate"`
-	FinalRead       bool                    `json:"final_read"`
+	Valid         bool     `json:"valid"`
+	Seed          int64    `json:"seed"`
+	Agents        int      `json:"agents"`
+	Faults        []string `json:"faults"`
+	Overlap       int      `json:"overlap,omitempty"`
+	Duration      string   `json:"duration"`
+	Operations    int      `json:"operations"`
+	Sent          int      `json:"sent"`
+	Acknowledged  int      `json:"acknowledged"`
+	Indeterminate int      `json:"indeterminate"`
+	FinalRead     bool     `json:"final_read"`
+	// GroupCommits are the group consumers' acknowledged commits, and
+	// Assignments the rebalances that gave a member partitions: how well
+	// the consumer group kept working.
+	GroupCommits    int                     `json:"group_commits"`
+	Assignments     int                     `json:"assignments"`
 	Anomalies       int                     `json:"anomalies"`
 	AnomaliesByKind map[string]int          `json:"anomalies_by_kind"`
 	NotesByKind     map[string]int          `json:"notes_by_kind"`
@@ -85,14 +98,14 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.Duration <= 0 {
 		o.Duration = 60 * time.Second
 	}
-	c, err := StartCluster(ctx, ClusterOptions{Agents: o.Agents, Floe: o.Floe, S3: o.S3, Seed: o.Seed, Log: o.AgentLog})
+	c, err := StartCluster(ctx, ClusterOptions{Agents: o.Agents, Floe: o.Floe, S3: o.S3, Seed: o.Seed, Log: o.AgentLog, LogLevel: o.AgentLogLevel})
 	if err != nil {
 		return Report{}, err
 	}
 	defer c.Close()
 	logf("torture: %d agents on %v (clients through %v), PostgreSQL on port %d, objects under %s/%s/ through %s",
 		len(c.Agents), c.Addrs, c.Brokers, c.PG.Port, o.S3.Bucket, c.Prefix, c.Bucket.URL)
-	faults, err := c.Faults(o.Faults)
+	faults, err := c.Faults(o.Faults, o.Seed)
 	if err != nil {
 		return Report{}, err
 	}
@@ -100,8 +113,12 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	// the workload does: what follows is the quiet in which the cluster
 	// must recover before the final read.
 	quiet := min(10*time.Second, o.Duration/4)
-	steps := nemesis.NewSchedule(o.Seed, faults, nemesis.ScheduleOptions{Duration: o.Duration - quiet})
-	logf("torture: %d faults scheduled over %v from seed %d", len(steps), o.Duration-quiet, o.Seed)
+	steps := nemesis.NewSchedule(o.Seed, faults, nemesis.ScheduleOptions{Duration: o.Duration - quiet, Overlap: o.Overlap})
+	n := 0
+	for _, s := range steps {
+		n += 1 + len(s.With)
+	}
+	logf("torture: %d faults in %d steps scheduled over %v from seed %d", n, len(steps), o.Duration-quiet, o.Seed)
 
 	path := o.History
 	keep := path != ""
@@ -143,6 +160,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		AssignConsumers: 1,
 		GroupConsumers:  2,
 		OpTimeout:       10 * time.Second,
+		SendPause:       o.SendPause,
 		DrainTimeout:    60 * time.Second,
 		Started:         func() { close(started) },
 	}, w)
@@ -159,9 +177,17 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	rep.Seed, rep.Agents, rep.Faults, rep.Duration = o.Seed, len(c.Agents), o.Faults, o.Duration.String()
+	rep.Seed, rep.Agents, rep.Faults, rep.Duration, rep.Overlap = o.Seed, len(c.Agents), o.Faults, o.Duration.String(), o.Overlap
 	ops, _ := readHistory(path)
 	rep.Availability = availability(ops, began, ivs)
+	for _, op := range ops {
+		switch {
+		case op.F == history.Commit && op.Type == history.OK:
+			rep.GroupCommits++
+		case op.F == history.Rebalance && len(op.Offsets) > 0:
+			rep.Assignments++
+		}
+	}
 	for _, iv := range ivs {
 		rep.FaultsApplied = append(rep.FaultsApplied, iv.String())
 	}
@@ -276,12 +302,17 @@ func (r Report) WriteText(w io.Writer) {
 	if !r.Valid {
 		verdict = fmt.Sprintf("INVALID: %d anomalies", r.Anomalies)
 	}
-	fmt.Fprintf(w, "torture: seed %d, %d agents, faults %v, %s\n", r.Seed, r.Agents, r.Faults, r.Duration)
+	overlap := ""
+	if r.Overlap >= 2 {
+		overlap = fmt.Sprintf(" (up to %d at once)", r.Overlap)
+	}
+	fmt.Fprintf(w, "torture: seed %d, %d agents, faults %v%s, %s\n", r.Seed, r.Agents, r.Faults, overlap, r.Duration)
 	for _, f := range r.FaultsApplied {
 		fmt.Fprintf(w, "  fault: %s\n", f)
 	}
 	fmt.Fprintf(w, "operations %d, values sent %d, acknowledged %d, indeterminate %d, final read complete %v\n",
 		r.Operations, r.Sent, r.Acknowledged, r.Indeterminate, r.FinalRead)
+	fmt.Fprintf(w, "group: %d commits acknowledged, %d assignments\n", r.GroupCommits, r.Assignments)
 	for _, k := range slices.Sorted(maps.Keys(r.Availability)) {
 		a := r.Availability[k]
 		fmt.Fprintf(w, "availability during %s: %d/%d sends in flight acknowledged (%.1f%%), the longest took %dms\n", k, a.Acknowledged, a.Sends, 100*a.Fraction, a.LongestMS)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -111,7 +110,7 @@ func (wk *worker) produce(ctx context.Context) error {
 			wk.process += wk.stride
 			wk.n = 0
 		}
-		wk.pause(ctx, 10*time.Millisecond)
+		wk.pause(ctx, wk.cfg.SendPause)
 	}
 	return nil
 }

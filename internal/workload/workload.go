@@ -79,6 +79,10 @@ type Config struct {
 	// OpTimeout bounds each operation (default 5s): past it a send is
 	// indeterminate.
 	OpTimeout time.Duration
+	// SendPause bounds the pause a producer takes after each send (drawn
+	// from the schedule between 0 and it; default 10ms): a larger one
+	// makes a slower workload for long runs on a shared machine.
+	SendPause time.Duration
 	// DrainTimeout bounds the final read (default 20s).
 	DrainTimeout time.Duration
 	// GroupJoinTimeout bounds the wait for the group consumers' first
@@ -149,6 +153,9 @@ func (c *Config) defaults() error {
 	}
 	if c.OpTimeout <= 0 {
 		c.OpTimeout = 5 * time.Second
+	}
+	if c.SendPause <= 0 {
+		c.SendPause = 10 * time.Millisecond
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 20 * time.Second

@@ -1,7 +1,8 @@
 // Package torture runs `floe torture` as users run it: short runs with
-// agents killed and paused, clients partitioned from agents, the
-// database restarted and paused and the bucket failing, which must
-// check valid, and the self-test, which must find exactly the bugs
+// agents killed, paused and restarted with a skewed clock, clients
+// partitioned from agents and agents from the database and the bucket
+// (overlapping), the database restarted and paused and the bucket
+// failing, which must check valid, and the self-test, which must find exactly the bugs
 // it injects. The servers come from scripts/services (eval
 // "$(scripts/services postgres s3)"); without them the tests skip,
 // unless FLOE_REQUIRE_SERVICES=1.
@@ -111,6 +112,35 @@ func TestTortureDatabaseAndBucket(t *testing.T) {
 	}
 	if !restarted {
 		t.Errorf("the database was not restarted: %v", applied)
+	}
+}
+
+// TestTortureOverlappingPartitionsAndClock: one agent restarted with a
+// skewed clock while another is cut off the database and a third off
+// the bucket, overlapping (seed 9 applies all three in its first step,
+// then a clock and a bucket partition together), for 25 s; the history
+// must check valid.
+func TestTortureOverlappingPartitionsAndClock(t *testing.T) {
+	requireServices(t)
+	rep, err := torture(t, 3*time.Minute, "--agents", "3", "--faults", "clock,db-partition,bucket-partition", "--overlap", "3", "--duration", "25s", "--seed", "9")
+	if err != nil {
+		t.Errorf("floe torture exited with %v, want 0", err)
+	}
+	if n, _ := rep["anomalies"].(float64); n != 0 || rep["valid"] != true {
+		t.Errorf("anomalies %v (%v), want none", rep["anomalies"], rep["anomalies_by_kind"])
+	}
+	if rep["final_read"] != true {
+		t.Errorf("the final read did not complete")
+	}
+	applied, _ := rep["faults_applied"].([]any)
+	kinds := map[string]int{}
+	for _, f := range applied {
+		s, _ := f.(string)
+		kind, _, _ := strings.Cut(s, " ")
+		kinds[kind]++
+	}
+	if kinds["clock"] == 0 || kinds["db-partition"] == 0 || kinds["bucket-partition"] == 0 || len(applied) < 4 {
+		t.Errorf("faults applied %v: want clock, db-partition and bucket-partition, overlapping", applied)
 	}
 }
 
