@@ -20,7 +20,7 @@ func tortureCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("torture", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	agents := fs.Int("agents", 3, "agents in the cluster")
-	name := fs.String("workload", "kafka", "the workload: kafka (producers, assign and group consumers, a final read)")
+	name := fs.String("workload", "kafka", "the workload: kafka (idempotent producers, assign and group consumers, a final read) or txn (transactional producers that commit or abort, consumers at read_committed)")
 	faults := fs.String("faults", "kill,pause,db-restart,db-pause,bucket-errors,partition", "comma-separated faults the nemesis may apply: kill, pause, clock, db-restart, db-pause, db-partition, bucket-errors, bucket-partition, partition (none: no faults)")
 	overlap := fs.Int("overlap", 0, "if 2 or more, up to this many faults of different kinds (on different targets) are active at once, healed together")
 	duration := fs.Duration("duration", 60*time.Second, "how long the workload runs; the nemesis stops 10s before it ends")

@@ -244,7 +244,7 @@ func (wk *worker) produceTxn(ctx context.Context) error {
 				return err
 			}
 		}
-		wk.pause(ctx, 10*time.Millisecond)
+		wk.pause(ctx, wk.cfg.SendPause)
 	}
 	return nil
 }
