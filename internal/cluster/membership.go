@@ -90,14 +90,7 @@ func (m *Membership) heartbeat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// An earlier incarnation of this agent (killed, its lease not yet
-	// expired) has this agent's address but another ID: only one process
-	// can listen there, so it is certainly gone.
-	// Likewise an agent that claims this agent's node id is a stale
-	// registration: two brokers with one id would confuse clients.
-	live = slices.DeleteFunc(live, func(a metastore.AgentInfo) bool {
-		return a.ID != got.ID && (a.Host == got.Host && a.Port == got.Port || a.NodeID == got.NodeID)
-	})
+	live = current(live, got)
 	if !slices.ContainsFunc(live, func(a metastore.AgentInfo) bool { return a.ID == got.ID }) {
 		live = append(live, got)
 		slices.SortFunc(live, func(a, b metastore.AgentInfo) int { return int(a.NodeID) - int(b.NodeID) })
@@ -110,6 +103,31 @@ func (m *Membership) heartbeat(ctx context.Context) error {
 		m.log.Info("cluster membership", "self", got.NodeID, "live", nodeIDs(live))
 	}
 	return nil
+}
+
+// current drops, of the registrations that share an address or a node
+// id, all but the one renewed last (the latest Expires), and never self:
+// only one process can listen at an address, and two brokers with one id
+// would confuse clients, so the others are earlier incarnations that died
+// (killed, their leases not yet expired). Every agent drops them, not
+// only the restarted one, so that their views agree as soon as they have
+// seen the new incarnation instead of a lease TTL later: while they
+// disagreed, each told clients another agent coordinated a group, and a
+// client's LeaveGroup bounced between them until it gave up (floe
+// torture, docs/correctness.md).
+func current(live []metastore.AgentInfo, self metastore.AgentInfo) []metastore.AgentInfo {
+	supersedes := func(a, b metastore.AgentInfo) bool {
+		switch {
+		case a.ID == b.ID || b.ID == self.ID:
+			return false
+		case a.Host == b.Host && a.Port == b.Port, a.NodeID == b.NodeID:
+			return a.ID == self.ID || a.Expires.After(b.Expires)
+		}
+		return false
+	}
+	return slices.DeleteFunc(slices.Clone(live), func(b metastore.AgentInfo) bool {
+		return slices.ContainsFunc(live, func(a metastore.AgentInfo) bool { return supersedes(a, b) })
+	})
 }
 
 func nodeIDs(as []metastore.AgentInfo) []int32 {
