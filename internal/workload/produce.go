@@ -90,23 +90,7 @@ func (wk *worker) produce(ctx context.Context) error {
 			}
 			wk.n++
 		}
-		txn := s.Txn()
-		wk.write(history.Op{Type: history.Invoke, F: history.Send, Process: wk.process, Txn: txn, Records: fromRecords(records, false)})
-		opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wk.cfg.OpTimeout)
-		err := s.Send(opCtx, records)
-		cancel()
-		done := history.Op{Type: history.OK, F: history.Send, Process: wk.process, Txn: txn}
-		switch {
-		case err == nil:
-			done.Records = fromRecords(records, true)
-		case definitelyRejected(err):
-			done.Type, done.Error = history.Fail, err.Error()
-		default:
-			done.Type, done.Error = history.Info, err.Error()
-		}
-		wk.write(done)
-		wk.count(func(s *Summary) { s.Sends++ })
-		if done.Type == history.Info {
+		if wk.send(ctx, s, records) == history.Info {
 			wk.process += wk.stride
 			wk.n = 0
 		}

@@ -118,8 +118,8 @@ func (wk *worker) records(part int32, n int) []*kgo.Record {
 }
 
 // send sends records through s and records the send, in s's current
-// transaction if it has one, as produce's loop does for the kafka
-// workload's producers; it returns how the send ended.
+// transaction if it has one; it returns how the send ended. Both
+// workloads' producers send through it.
 func (wk *worker) send(ctx context.Context, s Sender, records []*kgo.Record) history.Type {
 	txn := s.Txn()
 	wk.write(history.Op{Type: history.Invoke, F: history.Send, Process: wk.process, Txn: txn, Records: fromRecords(records, false)})
