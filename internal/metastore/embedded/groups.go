@@ -28,41 +28,48 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metas
 	}
 	now := time.Now()
 	err = s.update(ctx, func(tx *bolt.Tx) error {
-		// Commits name many partitions of few topics: decode each topic once.
-		partitions := make(map[metastore.TopicID]int32)
-		b := tx.Bucket([]byte(bucketOffsets))
-		for _, o := range offsets {
-			pk := partitionKey{id: o.TopicID, partition: o.Partition}
-			n, ok := partitions[pk.id]
-			if !ok {
-				_, rec, err := topicByID(tx, pk.id[:])
-				switch {
-				case err == nil:
-					n = rec.Partitions
-				case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
-					n = 0 // every partition is unknown
-				default:
-					return err
-				}
-				partitions[pk.id] = n
-			}
-			if pk.partition < 0 || pk.partition >= n {
-				// Returning rolls back what this call already wrote.
-				return fmt.Errorf("%s: %w", pk, metastore.ErrUnknownTopicOrPartition)
-			}
-			if o.CommittedAt.IsZero() {
-				o.CommittedAt = now
-			}
-			if err := b.Put(offsetKey(gk, pk), encodeOffset(&o)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putOffsets(tx, tx.Bucket([]byte(bucketOffsets)), gk, offsets, now)
 	})
 	if err != nil {
 		return fmt.Errorf("commit offsets %q: %w", group, err)
 	}
 	s.log.Debug("offsets committed", "group", group, "partitions", len(offsets))
+	return nil
+}
+
+// putOffsets writes offsets into b, each under prefix followed by its
+// partition's key (offsetKey), in tx. An offset of an unknown topic or
+// partition fails the whole call (returning rolls back what it already
+// wrote); a zero CommittedAt is set to now. Committed offsets and those
+// pending in a transaction are written by it alike.
+func putOffsets(tx *bolt.Tx, b *bolt.Bucket, prefix []byte, offsets []metastore.CommittedOffset, now time.Time) error {
+	// Commits name many partitions of few topics: decode each topic once.
+	partitions := make(map[metastore.TopicID]int32)
+	for _, o := range offsets {
+		pk := partitionKey{id: o.TopicID, partition: o.Partition}
+		n, ok := partitions[pk.id]
+		if !ok {
+			_, rec, err := topicByID(tx, pk.id[:])
+			switch {
+			case err == nil:
+				n = rec.Partitions
+			case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
+				n = 0 // every partition is unknown
+			default:
+				return err
+			}
+			partitions[pk.id] = n
+		}
+		if pk.partition < 0 || pk.partition >= n {
+			return fmt.Errorf("%s: %w", pk, metastore.ErrUnknownTopicOrPartition)
+		}
+		if o.CommittedAt.IsZero() {
+			o.CommittedAt = now
+		}
+		if err := b.Put(offsetKey(prefix, pk), encodeOffset(&o)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -478,35 +477,7 @@ func (s *Store) CommitTxnOffsets(ctx context.Context, id string, producerID int6
 		if err := metastore.TxnOffsetsError(t, found, producerID, epoch, group); err != nil {
 			return err
 		}
-		partitions := make(map[metastore.TopicID]int32)
-		b := tx.Bucket([]byte(bucketTxnOffsets))
-		prefix := slices.Concat(key, gk)
-		for _, o := range offsets {
-			pk := partitionKey{id: o.TopicID, partition: o.Partition}
-			n, ok := partitions[pk.id]
-			if !ok {
-				_, rec, err := topicByID(tx, pk.id[:])
-				switch {
-				case err == nil:
-					n = rec.Partitions
-				case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
-					n = 0
-				default:
-					return err
-				}
-				partitions[pk.id] = n
-			}
-			if pk.partition < 0 || pk.partition >= n {
-				return fmt.Errorf("%s: %w", pk, metastore.ErrUnknownTopicOrPartition)
-			}
-			if o.CommittedAt.IsZero() {
-				o.CommittedAt = now
-			}
-			if err := b.Put(slices.Concat(prefix, pk.bytes()), encodeOffset(&o)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putOffsets(tx, tx.Bucket([]byte(bucketTxnOffsets)), slices.Concat(key, gk), offsets, now)
 	})
 	if err != nil {
 		return fmt.Errorf("commit transactional offsets %q of group %q: %w", id, group, err)
