@@ -481,7 +481,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		l.handler = handler.ForCluster(view)
 	}
 	a.consoleListener = &kafkaListener{
-		Listener: Listener{Name: "CONSOLE", Protocol: Plaintext},
+		Listener:  Listener{Name: "CONSOLE", Protocol: Plaintext},
 		advertise: a.listeners[0].advertise, handler: a.listeners[0].handler,
 	}
 
@@ -685,12 +685,11 @@ func (a *Agent) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", a.authorized(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})))
 	mux.HandleFunc("/healthz", a.health)
-	mux.Handle("/jobs", a.authorized(http.HandlerFunc(a.jobsStatus)))
-	if !a.cfg.NoConsole {
-		if err := a.mountConsole(mux); err != nil {
-			ln.Close()
-			return err
-		}
+	if a.cfg.NoConsole {
+		mux.Handle("/jobs", a.authorized(http.HandlerFunc(a.jobsStatus)))
+	} else if err := a.mountConsole(mux); err != nil { // also /jobs
+		ln.Close()
+		return err
 	}
 	a.adminLn = ln
 	a.admin = &http.Server{

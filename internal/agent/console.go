@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/floe-io/floe/internal/console"
 )
@@ -18,6 +19,10 @@ const ConsolePrincipal = "User:floe-console"
 // speaks Kafka to this agent through in-process connections (dialConsole),
 // so its actions pass the same handlers, validation and ACLs as a client's.
 func (a *Agent) mountConsole(mux *http.ServeMux) error {
+	logDir := a.cfg.LogDir
+	if logDir == "" {
+		logDir = "bucket://" + a.cfg.ClusterID // protocol's default
+	}
 	c, err := console.New(console.Options{
 		Dial:          a.dialConsole,
 		Store:         a.store,
@@ -25,7 +30,7 @@ func (a *Agent) mountConsole(mux *http.ServeMux) error {
 		Token:         a.cfg.AdminToken,
 		Logger:        a.log,
 		MetastoreName: a.cfg.MetastoreName,
-		Bucket:        a.cfg.LogDir,
+		Bucket:        logDir,
 		Self: func() console.Self {
 			s := console.Self{ID: a.members.Self().ID, NodeID: a.members.Self().NodeID, Zone: a.cfg.Zone, Roles: a.cfg.Roles}
 			if a.serving.Load() { // started is written before serving
@@ -47,6 +52,16 @@ func (a *Agent) mountConsole(mux *http.ServeMux) error {
 	}
 	mux.Handle("/", c)
 	a.actors.add("console", c.Close)
+	// /jobs is floe jobs' JSON; a browser, which asks for HTML, gets the
+	// console's page there.
+	json := a.authorized(http.HandlerFunc(a.jobsStatus))
+	mux.Handle("/jobs", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Accept"), "text/html") {
+			c.ServeHTTP(w, r)
+			return
+		}
+		json.ServeHTTP(w, r)
+	}))
 	return nil
 }
 

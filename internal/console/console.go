@@ -146,7 +146,9 @@ func New(o Options) (*Console, error) {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.DisableIdempotentWrite(),
 		kgo.ProducerLinger(0),
-		kgo.MetadataMinAge(500*time.Millisecond),
+		// kadm answers from cached metadata younger than this; pages
+		// must show topics created a moment ago.
+		kgo.MetadataMinAge(10*time.Millisecond),
 		kgo.RetryTimeout(5*time.Second),
 		kgo.WithLogger(nil),
 	)
@@ -487,6 +489,8 @@ func safeNext(s string) string {
 	return s
 }
 
+// ctx bounds a page's requests. Its metadata requests bypass the
+// client's cache (kadm.WithAuthorizedOps), so lists are never stale.
 func (c *Console) ctx(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), requestTimeout)
+	return context.WithTimeout(kadm.WithAuthorizedOps(r.Context()), requestTimeout)
 }
