@@ -366,3 +366,9 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func ctxWithOps(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return kadm.WithAuthorizedOps(ctx)
+}
