@@ -372,3 +372,26 @@ func ctxWithOps(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return kadm.WithAuthorizedOps(ctx)
 }
+
+// /jobs answers floe jobs (JSON) unless a browser asks for HTML, and
+// --console=false leaves / unserved.
+func TestJobsJSONAndConsoleOff(t *testing.T) {
+	c := start(t, "")
+	resp, err := http.Get(c.base + "/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(b), `"leases"`) {
+		t.Errorf("GET /jobs without Accept: %s %.80s", resp.Header.Get("Content-Type"), b)
+	}
+	off := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) { cfg.NoConsole = true }})
+	hc := browser(t)
+	if code, _, _ := get(t, hc, "http://"+off.AdminAddr()+"/"); code != http.StatusNotFound {
+		t.Errorf("NoConsole: GET / %d", code)
+	}
+	if code, body, _ := get(t, hc, "http://"+off.AdminAddr()+"/jobs"); code != http.StatusOK || !strings.Contains(body, `"leases"`) {
+		t.Errorf("NoConsole: GET /jobs %d", code)
+	}
+}
