@@ -392,6 +392,8 @@ type page struct {
 	Refresh bool // live refresh of data-live parts
 	Errors  []string
 	Data    any
+	// Status is the HTTP status (0: 200).
+	Status int
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, name string, p page) {
@@ -413,6 +415,9 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, name string, p 
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if p.Status != 0 {
+		w.WriteHeader(p.Status)
+	}
 	_, _ = w.Write([]byte(buf.String()))
 }
 

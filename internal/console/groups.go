@@ -100,8 +100,9 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request) {
 			d.Error = err.Error()
 		}
 	}
+	status := 0
 	if d.State == "Dead" {
-		w.WriteHeader(http.StatusNotFound)
+		status = http.StatusNotFound
 		d.Error = "no group " + name
 	}
 	for _, m := range l.Members {
@@ -140,7 +141,7 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request) {
 		}
 		return d.Lags[i].Partition < d.Lags[j].Partition
 	})
-	c.render(w, r, "group", page{Title: name, Nav: "groups", Refresh: true, Data: d})
+	c.render(w, r, "group", page{Title: name, Nav: "groups", Refresh: true, Status: status, Data: d})
 }
 
 // resetOffsets commits new offsets for an empty group, as

@@ -168,8 +168,7 @@ func (c *Console) topic(w http.ResponseWriter, r *http.Request) {
 	}
 	t, ok := td[name]
 	if !ok || errors.Is(t.Err, kerr.UnknownTopicOrPartition) {
-		w.WriteHeader(http.StatusNotFound)
-		c.render(w, r, "topic", page{Title: name, Nav: "topics", Data: topicData{Name: name, Error: "no topic " + name}})
+		c.render(w, r, "topic", page{Title: name, Nav: "topics", Status: http.StatusNotFound, Data: topicData{Name: name, Error: "no topic " + name}})
 		return
 	}
 	d := topicData{Name: name, ID: t.ID.String(), InPerSec: c.samples.topicRates()[name]}
