@@ -1,10 +1,16 @@
 package console_test
 
 import (
+	"crypto/tls"
+	"crypto/x509/pkix"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 const token = "t0ken-for-the-console"
@@ -168,5 +174,53 @@ func TestPostsNeedTheCSRFToken(t *testing.T) {
 	big := url.Values{"name": {"x7"}, "csrf": {good}, "value": {strings.Repeat("v", 2<<20)}}
 	if code := send(big, "same-origin"); code != http.StatusBadRequest {
 		t.Errorf("a 2 MiB form: %d", code)
+	}
+}
+
+// Behind the admin listener's TLS, the console is HTTPS only and its
+// cookies are Secure.
+func TestConsoleOverTLS(t *testing.T) {
+	ca := testutil.NewCA(t, "console test CA")
+	cert := ca.Issue(t, pkix.Name{CommonName: "127.0.0.1"}, "127.0.0.1")
+	a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) {
+		cfg.AdminToken = token
+		cfg.AdminTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}})
+	hc := browser(t)
+	hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}
+	base := "https://" + a.AdminAddr()
+	// Plain HTTP gets nothing useful.
+	if resp, err := http.Get("http://" + a.AdminAddr() + "/"); err == nil {
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("plain HTTP: %d", resp.StatusCode)
+		}
+		resp.Body.Close()
+	}
+	_, body, hdr := get(t, hc, base+"/login")
+	if !strings.Contains(body, `name="token"`) {
+		t.Fatal("no login form over TLS")
+	}
+	if ck := hdr.Get("Set-Cookie"); !strings.Contains(ck, "floe_csrf=") || !strings.Contains(ck, "Secure") {
+		t.Errorf("CSRF cookie over TLS: %q", ck)
+	}
+	form := url.Values{"token": {token}, "next": {"/topics"}, "csrf": {csrfField.FindStringSubmatch(body)[1]}}
+	req, _ := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var secure bool
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "floe_session" {
+			secure = ck.Secure && ck.HttpOnly
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/topics" || !secure {
+		t.Errorf("login over TLS: %d to %q, Secure HttpOnly session cookie %v", resp.StatusCode, resp.Header.Get("Location"), secure)
+	}
+	if code, _, _ := get(t, hc, base+"/topics"); code != http.StatusOK {
+		t.Errorf("after login over TLS: GET /topics %d", code)
 	}
 }
