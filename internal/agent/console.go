@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/floe-io/floe/internal/console"
+	"github.com/floe-io/floe/internal/protocol"
 )
 
 // ConsolePrincipal is the principal of the console's Kafka requests. With
@@ -38,6 +39,7 @@ func (a *Agent) mountConsole(mux *http.ServeMux) error {
 			}
 			return s
 		},
+		OwnsGroup: func(group string) bool { return protocol.OwnsGroup(clusterView{m: a.members}, group) },
 		Health: func(ctx context.Context) error {
 			select {
 			case <-a.draining:

@@ -58,6 +58,9 @@ type Store interface {
 	jobs.StatusStore
 	LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error)
 	Topic(ctx context.Context, name string) (metastore.Topic, error)
+	// For groups another agent coordinates.
+	ListGroups(ctx context.Context) ([]metastore.GroupSummary, error)
+	FetchOffsets(ctx context.Context, group string) ([]metastore.CommittedOffset, error)
 }
 
 // Self is what the agent serving the console tells about itself.
@@ -83,6 +86,11 @@ type Options struct {
 	Token string
 	// Self describes the serving agent (required).
 	Self func() Self
+	// OwnsGroup reports whether this agent coordinates a group: the
+	// console's Kafka connections all lead to this agent, so it reads
+	// other groups from the store and leaves their actions to their
+	// coordinator's console. Nil: every group is this agent's.
+	OwnsGroup func(group string) bool
 	// Health reports whether the agent serves and its store answers.
 	Health func(ctx context.Context) error
 	// MetastoreName and Bucket name what the agent runs on.
@@ -134,6 +142,9 @@ func New(o Options) (*Console, error) {
 	}
 	if o.SampleInterval <= 0 {
 		o.SampleInterval = 5 * time.Second
+	}
+	if o.OwnsGroup == nil {
+		o.OwnsGroup = func(string) bool { return true }
 	}
 	if o.Health == nil {
 		o.Health = func(context.Context) error { return nil }

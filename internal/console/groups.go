@@ -14,14 +14,18 @@ import (
 type groupRow struct {
 	Name, State, Protocol string
 	Members               int
-	Lag                   int64
+	Lag                   int64 // -1: not computed (Elsewhere)
 	Err                   string
+	Elsewhere             bool // another agent coordinates it
 }
 
 type groupsData struct {
 	Groups []groupRow
 	Error  string
 }
+
+// elsewhere answers an action on a group another agent coordinates.
+const elsewhere = "another agent coordinates this group: reset or delete it on that agent's console"
 
 func (c *Console) groups(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := c.ctx(r)
@@ -45,6 +49,19 @@ func (c *Console) groups(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Groups = append(d.Groups, row)
 	}
+	// ListGroups reached only this agent: add the groups others
+	// coordinate, from the store.
+	if sums, err := c.opts.Store.ListGroups(ctx); err != nil {
+		c.log.Warn("console: listing groups in the store", "err", err)
+	} else {
+		for _, s := range sums {
+			if _, ok := lags[s.Name]; ok || c.opts.OwnsGroup(s.Name) {
+				continue
+			}
+			d.Groups = append(d.Groups, groupRow{Name: s.Name, State: s.State, Lag: -1, Elsewhere: true})
+		}
+		sort.Slice(d.Groups, func(i, j int) bool { return d.Groups[i].Name < d.Groups[j].Name })
+	}
 	c.render(w, r, "groups", page{Title: "Consumer groups", Nav: "groups", Refresh: true, Data: d})
 }
 
@@ -65,6 +82,7 @@ type lagRow struct {
 }
 
 type groupData struct {
+	Elsewhere             bool // another agent coordinates it: read from the store
 	Name, State, Protocol string
 	Members               []memberRow
 	Lags                  []lagRow
@@ -86,6 +104,10 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := c.ctx(r)
 	defer cancel()
+	if !c.opts.OwnsGroup(name) {
+		c.remoteGroup(w, r, name)
+		return
+	}
 	d := groupData{Name: name}
 	lags, err := c.admin.Lag(ctx, name)
 	l, found := lags[name]
@@ -144,6 +166,73 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, "group", page{Title: name, Nav: "groups", Refresh: true, Status: status, Data: d})
 }
 
+// remoteGroup shows a group another agent coordinates: its committed
+// offsets from the store and its lag, without members (the coordinator
+// keeps them) and without actions (they need the coordinator).
+func (c *Console) remoteGroup(w http.ResponseWriter, r *http.Request, name string) {
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	d := groupData{Name: name, Elsewhere: true}
+	state := "unknown"
+	if sums, err := c.opts.Store.ListGroups(ctx); err == nil {
+		for _, s := range sums {
+			if s.Name == name {
+				state = s.State
+			}
+		}
+	}
+	d.State = state
+	offs, err := c.opts.Store.FetchOffsets(ctx, name)
+	if err != nil {
+		c.log.Warn("console: group offsets from the store", "group", name, "err", err)
+		d.Error = "the metadata store did not answer"
+	}
+	topics, err := c.opts.Store.Topics(ctx)
+	if err != nil {
+		d.Error = "the metadata store did not answer"
+	}
+	names := map[string]string{}
+	for _, t := range topics {
+		names[string(t.ID[:])] = t.Name
+	}
+	var wanted []string
+	for _, o := range offs {
+		if n, ok := names[string(o.TopicID[:])]; ok && !contains(wanted, n) {
+			wanted = append(wanted, n)
+		}
+	}
+	var starts, ends kadm.ListedOffsets
+	if len(wanted) > 0 {
+		starts, _ = c.admin.ListStartOffsets(ctx, wanted...)
+		ends, _ = c.admin.ListEndOffsets(ctx, wanted...)
+	}
+	for _, o := range offs {
+		topic, ok := names[string(o.TopicID[:])]
+		if !ok {
+			continue
+		}
+		row := lagRow{Topic: topic, Partition: o.Partition, Committed: o.Offset, Lag: -1}
+		if s, ok := starts.Lookup(topic, o.Partition); ok && s.Err == nil {
+			row.Start = s.Offset
+		}
+		if e, ok := ends.Lookup(topic, o.Partition); ok && e.Err == nil {
+			row.End, row.Lag = e.Offset, max(e.Offset-o.Offset, 0)
+		}
+		d.Lags = append(d.Lags, row)
+	}
+	sort.Slice(d.Lags, func(i, j int) bool {
+		if d.Lags[i].Topic != d.Lags[j].Topic {
+			return d.Lags[i].Topic < d.Lags[j].Topic
+		}
+		return d.Lags[i].Partition < d.Lags[j].Partition
+	})
+	status := 0
+	if len(offs) == 0 && state == "unknown" {
+		status, d.Error = http.StatusNotFound, "no group "+name
+	}
+	c.render(w, r, "group", page{Title: name, Nav: "groups", Refresh: true, Status: status, Data: d})
+}
+
 // resetOffsets commits new offsets for an empty group, as
 // kafka-consumer-groups --reset-offsets --execute does: Kafka refuses
 // commits from outside the generation of a group with members.
@@ -154,6 +243,10 @@ func (c *Console) resetOffsets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back := "/groups/" + urlPathEscape(name)
+	if !c.opts.OwnsGroup(name) {
+		c.redirect(w, r, back, false, elsewhere)
+		return
+	}
 	f := r.PostForm
 	if f.Get("confirm") != name {
 		c.redirect(w, r, back+"#reset", false, "type the group's name to confirm the reset")
@@ -269,6 +362,10 @@ func (c *Console) deleteGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back := "/groups/" + urlPathEscape(name)
+	if !c.opts.OwnsGroup(name) {
+		c.redirect(w, r, back, false, elsewhere)
+		return
+	}
 	if r.PostForm.Get("confirm") != name {
 		c.redirect(w, r, back+"#danger", false, "type the group's name to confirm its deletion")
 		return
