@@ -262,9 +262,26 @@ func TestConsoleInABrowser(t *testing.T) {
 	if td, err := c.adm.ListTopics(actx2); err != nil || td.Has("from-browser") {
 		t.Errorf("topics through Kafka after delete: %v %v", td.Names(), err)
 	}
-	// Live refresh ran on the pages meanwhile without errors; wait for one
-	// more refresh on the cluster page and check the console again.
-	run("live refresh", chromedp.Navigate(c.base+"/"), chromedp.Sleep(6*time.Second))
+	// Live refresh: the topics page shows new records without a reload.
+	run("live refresh", chromedp.Navigate(c.base+"/topics"), chromedp.WaitVisible("#topics"))
+	if before := text("topics before", "#topics"); !strings.Contains(before, "orders\t2\t14\t") {
+		t.Errorf("topics table before producing: %q", before)
+	}
+	var more []*kgo.Record
+	for i := range 5 {
+		more = append(more, &kgo.Record{Topic: "orders", Partition: 1, Value: fmt.Appendf(nil, "more %d", i)})
+	}
+	if err := c.kafka.ProduceSync(actx2, more...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	refreshed := false
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end) && !refreshed; {
+		time.Sleep(500 * time.Millisecond)
+		refreshed = strings.Contains(text("topics after", "#topics"), "orders\t2\t19\t")
+	}
+	if !refreshed {
+		t.Errorf("the topics page did not refresh to 19 records of orders in 15s: %q", text("topics after", "#topics"))
+	}
 	checkProblems("actions and live refresh")
 	t.Logf("screenshots in %s", shots)
 }
