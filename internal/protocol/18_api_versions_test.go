@@ -13,7 +13,7 @@ import (
 // advertised is what README promises, API key → version range. A change
 // here is a change in what clients may send, so it is spelled out.
 var advertised = map[int16][2]int16{
-	0:  {0, 11}, // Produce (v0-2 answered UNSUPPORTED_VERSION, as Kafka 4)
+	0:  {0, 12}, // Produce (v0-2 answered UNSUPPORTED_VERSION, as Kafka 4; v12: transaction version 2)
 	1:  {4, 12}, // Fetch
 	2:  {0, 8},  // ListOffsets
 	3:  {0, 12}, // Metadata
@@ -35,8 +35,8 @@ var advertised = map[int16][2]int16{
 	23: {0, 4},  // OffsetForLeaderEpoch
 	24: {0, 5},  // AddPartitionsToTxn
 	25: {0, 4},  // AddOffsetsToTxn
-	26: {0, 4},  // EndTxn (v5: transaction version 2, not advertised)
-	28: {0, 4},  // TxnOffsetCommit
+	26: {0, 5},  // EndTxn (v5: transaction version 2)
+	28: {0, 5},  // TxnOffsetCommit (v5: transaction version 2)
 	29: {0, 3},  // DescribeAcls
 	30: {0, 3},  // CreateAcls
 	31: {0, 3},  // DeleteAcls

@@ -404,8 +404,22 @@ func (c *Coordinator) InitProducerID(ctx context.Context, r txn.InitProducerIDRe
 // apply to every partition; a verify-only request answers each partition
 // alone.
 func (c *Coordinator) AddPartitions(ctx context.Context, r txn.AddPartitionsRequest) txn.AddPartitionsResponse {
+	return c.addPartitions(ctx, "AddPartitionsToTxn", true, r)
+}
+
+// AddProducedPartitions adds the partitions of a Produce v12+ request's
+// transactional batches to their producer's transaction (transaction
+// version 2, KIP-890 part 2), as a Kafka broker asks the coordinator
+// before it appends them. It runs on the agent the produce reached, which
+// need not own the transactional id: the record's compare-and-swap keeps
+// it right beside the owner's requests, as for TxnOffsetCommit.
+func (c *Coordinator) AddProducedPartitions(ctx context.Context, r txn.AddPartitionsRequest) txn.AddPartitionsResponse {
+	return c.addPartitions(ctx, "Produce", false, r)
+}
+
+func (c *Coordinator) addPartitions(ctx context.Context, api string, owned bool, r txn.AddPartitionsRequest) txn.AddPartitionsResponse {
 	var resp txn.AddPartitionsResponse
-	code := c.serve(ctx, "AddPartitionsToTxn", r.TransactionalID, true, func(cur metastore.Txn, found bool, in txn.Input) txn.Effect {
+	code := c.serve(ctx, api, r.TransactionalID, owned, func(cur metastore.Txn, found bool, in txn.Input) txn.Effect {
 		var eff txn.Effect
 		resp, eff = txn.AddPartitions(cur, found, r, in)
 		return eff
@@ -417,7 +431,7 @@ func (c *Coordinator) AddPartitions(ctx context.Context, r txn.AddPartitionsRequ
 		}
 		return txn.AddPartitionsResponse{Err: code, Errs: errs}
 	}
-	c.metrics.request("AddPartitionsToTxn", resp.Err)
+	c.metrics.request(api, resp.Err)
 	return resp
 }
 
