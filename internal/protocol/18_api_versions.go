@@ -3,8 +3,11 @@ package protocol
 // ApiVersions v0-v4.
 //
 // Versions come from the registry (see register). A request for a version
-// above ours is answered at v0 with UNSUPPORTED_VERSION and our ranges, so
-// the client can retry with a version we know (KIP-511).
+// above ours is answered at v0 with UNSUPPORTED_VERSION and, as Kafka
+// answers it (KIP-511), only ApiVersions' own range, so that the client
+// asks again at the highest version we know and learns the other ranges
+// and the features from that answer. (franz-go takes a v0 answer that
+// lists every API as final, and would never see the features.)
 //
 // v3+ also lists feature levels (KIP-584), as a Kafka 4 broker of a new
 // cluster does: supported group.version 0-1 and transaction.version 0-2,
@@ -88,6 +91,7 @@ func unsupportedApiVersions() Reply {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	resp.SetVersion(0)
 	resp.ErrorCode = kerr.UnsupportedVersion.Code
-	resp.ApiKeys = Supported()
+	a := apis[wire.ApiVersionsKey]
+	resp.ApiKeys = []kmsg.ApiVersionsResponseApiKey{{ApiKey: a.key, MinVersion: a.min, MaxVersion: a.max}}
 	return now(resp)
 }
