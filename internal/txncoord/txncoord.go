@@ -85,8 +85,13 @@ type Options struct {
 	// (floe inspect); nil or "" leaves the name empty.
 	TopicName func(metastore.TopicID) string
 	// Uploaded is called after every markers object is uploaded, before
-	// the commit that makes it visible, as produce.Options.Uploaded.
+	// the commits that make it visible, as produce.Options.Uploaded.
 	Uploaded func(key string, object []byte)
+	// MarkerGather is how long the first EndTxn of a markers object waits
+	// for others to share its PUT (default 2ms; negative: none, one
+	// object per end). Ends that come together, such as those of
+	// producers acknowledged by one segment commit, then cost one PUT.
+	MarkerGather time.Duration
 	// Registerer receives the metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -102,6 +107,11 @@ type Coordinator struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *Metrics
+
+	// gatherMu guards gathering, the markers object that ends are
+	// joining (uploadMarkers); never held across I/O.
+	gatherMu  sync.Mutex
+	gathering *markerRound
 
 	mu       sync.Mutex
 	turns    map[string]*turn
@@ -148,6 +158,9 @@ func New(store Store, bucket Bucket, opts Options) *Coordinator {
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 30 * time.Second
+	}
+	if opts.MarkerGather == 0 {
+		opts.MarkerGather = 2 * time.Millisecond
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
