@@ -66,6 +66,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.cfg.Groups.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long an empty group's committed offsets are kept (offsets.retention.minutes)")
 	fs.DurationVar(&f.cfg.ClientTelemetry.PushInterval, "client-metrics-interval", telemetry.DefaultPushInterval, "how often clients that support KIP-714 (librdkafka >= 2.5, the Java client >= 3.7) push their metrics, shown on /metrics per client id (100ms to 1h)")
 	clientMetrics := fs.String("client-metrics", "default", "metric name prefixes clients are asked to push, comma-separated: default (a few standard producer and consumer metrics), * (all of them) or none")
+	txnVersion := fs.Int("transaction-version", 2, "transaction.version level clients are told is finalized: 2 (KIP-890 part 2: an epoch bump per transaction, no AddPartitionsToTxn round trip), or 1 or 0 to keep clients on transaction version 1")
 	fs.DurationVar(&f.clockSkew, "clock-skew", 0, "testing only: offset the agent's wall clock by this much (floe torture's clock fault)")
 	hideFlags(fs, "clock-skew")
 	f.logs.register(fs)
@@ -90,6 +91,14 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 			f.cfg.ClientTelemetry.Metrics = []string{}
 		default:
 			f.cfg.ClientTelemetry.Metrics = strings.Split(*clientMetrics, ",")
+		}
+		switch *txnVersion {
+		case 0:
+			f.cfg.TransactionVersion = -1 // level 0, not the default
+		case 1, 2:
+			f.cfg.TransactionVersion = int16(*txnVersion)
+		default:
+			return fmt.Errorf("--transaction-version %d: want 0, 1 or 2", *txnVersion)
 		}
 		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))
 		f.cfg.NodeID = int32(nodeID)

@@ -159,6 +159,10 @@ type Config struct {
 	// Kafka's defaults; Owns, Uploaded, Registerer and Logger are set by
 	// Start).
 	Transactions txncoord.Options
+	// TransactionVersion is the transaction.version level the agent
+	// finalizes in ApiVersions (protocol.Config.TransactionVersion: 0
+	// for the highest, 2; 1 pins transaction version 1; -1 for level 0).
+	TransactionVersion int16
 
 	// ACL, if set, enables authorization with Kafka ACLs (--authorizer
 	// acl); Logger and Registerer are set by Start. Without it every
@@ -474,6 +478,8 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				Telemetry:         clientTelemetry,
 				FetchSessions:     a.fetchSessions,
 				Now:               cfg.Clock,
+
+				TransactionVersion: cfg.TransactionVersion,
 			}, store, a.writer, reader, notify, log)
 			l.handler = handler
 			continue
