@@ -250,18 +250,33 @@ func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Top
 		}
 	}
 	d := PlanKeyCompaction(keyed, p, now)
-	if !d.Due && len(dropped) == 0 {
-		return nil
-	}
 	for off := range dropped {
 		d.Remove[off] = true
+	}
+	markers := removableMarkers(batches, extents, aborted, d.Remove, p.DeleteRet, now)
+	if !d.Due && len(dropped) == 0 && len(markers) == 0 {
+		return nil
+	}
+	var dropAborted []int64
+	for _, m := range markers {
+		if m.abort {
+			dropAborted = append(dropAborted, batches[m.batch].base)
+		}
 	}
 	b := segment.NewBuilder()
 	first := -1
 	var last int
-	for _, ba := range batches {
+	removeMarker := map[int]bool{}
+	for _, m := range markers {
+		removeMarker[m.batch] = true
+	}
+	for i, ba := range batches {
 		out := ba.data
-		if ba.recs != nil {
+		if removeMarker[i] {
+			// An empty batch keeps the marker's offset covered, as
+			// Kafka's cleaner keeps empty batches: readers step over it.
+			out = rebuild(ba.header, nil)
+		} else if ba.recs != nil {
 			kept := ba.recs[:0:0]
 			for _, r := range ba.recs {
 				if !d.Remove[ba.base+r.Offset-ba.header.BaseOffset] {
@@ -297,7 +312,9 @@ func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Top
 		ne.MaxTimestamp = max(ne.MaxTimestamp, e.MaxTimestamp)
 		objects[e.Object] = true
 	}
-	err = k.Store.ReplaceExtents(ctx, []metastore.PartitionReplacement{{TopicID: t.ID, Partition: u.Partition, Old: old, New: []metastore.Extent{ne}}})
+	err = k.Store.ReplaceExtents(ctx, []metastore.PartitionReplacement{{
+		TopicID: t.ID, Partition: u.Partition, Old: old, New: []metastore.Extent{ne}, DropAborted: dropAborted,
+	}})
 	if errors.Is(err, metastore.ErrExtentsChanged) || errors.Is(err, metastore.ErrInvalidReplacement) {
 		if derr := k.Bucket.Delete(context.WithoutCancel(ctx), key); derr != nil {
 			log.Warn("key compaction could not delete an abandoned object", "key", key, "err", derr)
@@ -312,8 +329,77 @@ func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Top
 	env.Stats.In(len(objects), bytes)
 	env.Stats.Out(1, int64(len(object)))
 	log.Info("key compaction rewrote a partition", "topic", t.Name, "partition", u.Partition,
-		"records_removed", len(d.Remove), "records", len(keyed), "bytes_in", bytes, "bytes_out", len(object))
+		"records_removed", len(d.Remove), "markers_removed", len(markers), "records", len(keyed), "bytes_in", bytes, "bytes_out", len(object))
 	return nil
+}
+
+// marker is a transaction marker key compaction removes: batches[batch],
+// an ABORT marker if abort (its aborted-index entry goes with it).
+type marker struct {
+	batch int
+	abort bool
+}
+
+// removableMarkers picks the transaction markers that can go, as Kafka's
+// cleaner removes them: a marker committed more than deleteRet ago whose
+// transaction has no record left in the partition. Batches are in offset
+// order from the log start, so a producer's transaction runs from its
+// previous marker (or the log start) to this one.
+//
+// A COMMIT marker goes when none of its transaction's records survives
+// this pass. An ABORT marker goes only when the records of its
+// transaction were already gone before this pass (an earlier pass dropped
+// them), with its aborted-index entry: a fetch that read the extents
+// before the earlier pass and the index after this one would otherwise
+// see aborted records no entry hides. Passes are seconds apart, markers
+// stay delete.retention.ms (a day by default).
+func removableMarkers(batches []batchAt, extents []metastore.Extent, aborted []metastore.AbortedTxn, remove map[int64]bool, deleteRet time.Duration, now time.Time) []marker {
+	entries := map[int64]int64{} // marker offset → producer
+	for _, a := range aborted {
+		entries[a.LastOffset] = a.ProducerID
+	}
+	kept := map[int64]bool{}    // producer → a record of its transaction survives this pass
+	present := map[int64]bool{} // producer → a record of its transaction was read
+	var out []marker
+	for i, ba := range batches {
+		h := ba.header
+		if !h.IsTransactional() {
+			continue
+		}
+		pid := h.ProducerID
+		if !h.IsControl() {
+			for _, r := range ba.recs {
+				present[pid] = true
+				if !remove[ba.base+r.Offset-h.BaseOffset] {
+					kept[pid] = true
+				}
+			}
+			continue
+		}
+		typ, ok := controlType(ba.data)
+		old := now.Sub(extents[ba.extent].CommittedAt) > deleteRet
+		switch {
+		case !ok, !old: // a batch Floe did not write as a marker stays
+		case typ == recordbatch.ControlCommit && !kept[pid]:
+			out = append(out, marker{batch: i})
+		case typ == recordbatch.ControlAbort && !present[pid]:
+			if p, ok := entries[ba.base]; ok && p == pid {
+				out = append(out, marker{batch: i, abort: true})
+			}
+		}
+		delete(kept, pid)
+		delete(present, pid)
+	}
+	return out
+}
+
+// controlType reads the type of a control batch's one marker record.
+func controlType(batch []byte) (recordbatch.ControlType, bool) {
+	recs, err := recordbatch.Records(batch)
+	if err != nil || len(recs) != 1 {
+		return 0, false
+	}
+	return recordbatch.ParseControlKey(recs[0].Key)
 }
 
 // inAborted reports whether the batch of producer pid at offset base

@@ -24,6 +24,7 @@ type txnStore interface {
 	metastore.RetentionStore
 	metastore.ObjectLedger
 	metastore.CommitWatcher
+	metastore.ExtentReplacer
 }
 
 func testTxns(t *testing.T, open func(t *testing.T) txnStore) {
@@ -41,6 +42,7 @@ func testTxns(t *testing.T, open func(t *testing.T) txnStore) {
 	t.Run("DeleteTopic", func(t *testing.T) { testTxnDeleteTopic(t, open(t)) })
 	t.Run("Retention", func(t *testing.T) { testTxnRetention(t, open(t)) })
 	t.Run("SharedMarkersObject", func(t *testing.T) { testTxnSharedMarkers(t, open(t)) })
+	t.Run("ReplaceDropsAborted", func(t *testing.T) { testReplaceDropsAborted(t, open(t)) })
 }
 
 // ongoing is an Ongoing transaction of producer (id, epoch) with the given
@@ -1050,4 +1052,53 @@ func testTxnSharedMarkers(t *testing.T, s txnStore) {
 	if size, known, err := s.ObjectSize(t.Context(), shared.Object); err != nil || !known || size != shared.Size {
 		t.Errorf("ObjectSize(shared) = %d, known %v, %v; want %d", size, known, err, shared.Size)
 	}
+}
+
+// testReplaceDropsAborted checks that ReplaceExtents removes the aborted
+// entries it names with the swap, and only then: not when the swap
+// conflicts, not when an entry lies outside the replaced range.
+func testReplaceDropsAborted(t *testing.T, s txnStore) {
+	const epoch = 0
+	ctx := t.Context()
+	topic := createTopic(t, s, "t", 1)
+	id := topic.ID
+	p0 := []metastore.TopicPartition{tp(id, 0)}
+	txns := map[string]metastore.Txn{}
+	for i, name := range []string{"a", "b"} {
+		txn := ongoing(name, int64(8000+i), epoch, 0, p0)
+		txn.Version = saveTxn(t, s, txn)
+		txns[name] = txn
+	}
+	commitOK(t, s, segment(txnBatch(id, 0, 8000, epoch, 0, 2))) // 0-1
+	end(t, s, txns["a"], false, p0...)                          // 2
+	commitOK(t, s, segment(txnBatch(id, 0, 8001, epoch, 0, 1))) // 3
+	end(t, s, txns["b"], false, p0...)                          // 4
+	a := metastore.AbortedTxn{ProducerID: 8000, FirstOffset: 0, LastOffset: 2}
+	b := metastore.AbortedTxn{ProducerID: 8001, FirstOffset: 3, LastOffset: 4}
+	if got := abortedTxns(t, s, id, 0, 0, 100); !slices.Equal(got, []metastore.AbortedTxn{a, b}) {
+		t.Fatalf("aborted before: %+v", got)
+	}
+	old := extents(t, s, id, 0, 0, 0)
+	swap := func(old []metastore.Extent, drop ...int64) error {
+		return s.ReplaceExtents(ctx, []metastore.PartitionReplacement{{
+			TopicID: id, Partition: 0, Old: refs(old...),
+			New:         []metastore.Extent{newExtent("compacted/"+uuid.NewString(), 500, 0, 100, old[0].BaseOffset, old[len(old)-1].EndOffset)},
+			DropAborted: drop,
+		}})
+	}
+	wantErr(t, "an entry outside the range", swap(old[:2], 4), metastore.ErrInvalidReplacement)
+	if err := swap(old[:2], 2, 1); err != nil { // 1 names no entry
+		t.Fatal(err)
+	}
+	if got := abortedTxns(t, s, id, 0, 0, 100); !slices.Equal(got, []metastore.AbortedTxn{b}) {
+		t.Fatalf("aborted after dropping a's entry: %+v, want only b", got)
+	}
+	// A conflicting swap (its old extents are gone) drops nothing.
+	if err := swap(old, 4); !errors.Is(err, metastore.ErrExtentsChanged) {
+		t.Fatalf("stale swap: %v, want ErrExtentsChanged", err)
+	}
+	if got := abortedTxns(t, s, id, 0, 0, 100); !slices.Equal(got, []metastore.AbortedTxn{b}) {
+		t.Fatalf("aborted after a conflicting swap: %+v, want b kept", got)
+	}
+	wantOffsets(t, s, id, 0, 0, 5, 5)
 }
