@@ -161,7 +161,7 @@ func inspectSegment(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "metadata store, each batch's assigned offsets and whether it is committed.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(reorder(args)); err != nil {
+	if err := parseFlags(ctx, fs, reorder(args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -315,7 +315,7 @@ func inspectOrphans(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "\nLists objects no metadata refers to (a PUT whose commit never happened).")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	if err := f.resolve(); err != nil {

@@ -26,7 +26,7 @@ func jobsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	metaURL := fs.String("metastore", "", "read the metadata store `URL` directly instead (embedded:///path or postgres://…)")
 	dataDir := fs.String("data-dir", "", "read a stopped playground's metadata store in `DIR` instead")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	if *dataDir != "" {

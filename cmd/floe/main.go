@@ -11,6 +11,7 @@
 //	floe check        check a recorded history for lost, duplicated, reordered records
 //	floe torture      a cluster under a seeded nemesis, its history checked
 //	floe users        SASL users (SCRAM credentials) in a metadata store
+//	floe config       the effective configuration: flags, FLOE_* environment, --config file
 //
 // This file and its siblings only wire configuration to the internal
 // packages; the behaviour lives there.
@@ -44,9 +45,12 @@ Commands:
   check       check a recorded history for anomalies (exit 0 only when there is none)
   torture     start a cluster, inject faults while the workload runs, check the history
   users       set, delete and list SASL users in a metadata store
+  config      print the effective configuration (flags, FLOE_* environment, --config file)
   help        print this list
 
-Run "floe COMMAND -h" for a command's arguments and flags.
+Run "floe COMMAND -h" for a command's arguments and flags. Flags can also
+come from FLOE_* environment variables and a YAML file (--config FILE);
+"floe config -h" says how.
 `
 
 func main() {
@@ -65,6 +69,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return run1(ctx, args, stdout, stderr)
+}
+
+// run1 runs the command args name.
+func run1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "playground":
 		return playground(ctx, args[1:], stdout, stderr)
@@ -86,6 +95,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return tortureCmd(ctx, args[1:], stdout, stderr)
 	case "users":
 		return usersCmd(ctx, args[1:], stdout, stderr)
+	case "config":
+		return configCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

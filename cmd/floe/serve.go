@@ -114,7 +114,7 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var f agentFlags
 	f.register(fs, "127.0.0.1:9644")
 	dataDir := fs.String("data-dir", "", "keep data in `DIR` so it survives a restart (default: a temporary directory, removed on exit)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	if err := f.finish(); err != nil {
@@ -205,7 +205,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	f.register(fs, "127.0.0.1:9644")
 	bucketURL := fs.String("bucket", "", "bucket `URL`: file:///path, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or azblob://CONTAINER/PREFIX (README: URLs)")
 	metaURL := fs.String("metastore", "", "metadata store `URL`: embedded:///path/to/file or postgres://user@host:port/db?sslmode=disable")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	if err := f.finish(); err != nil {
