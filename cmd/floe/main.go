@@ -80,7 +80,7 @@ func run1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "agent":
 		return agentCmd(ctx, args[1:], stderr)
 	case "inspect":
-		return inspect(ctx, args[1:], stdout, stderr)
+		return inspectCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "groups":

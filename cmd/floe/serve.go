@@ -165,6 +165,19 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if admin := a.AdminAddr(); admin != "" {
+		// Commands given --data-dir find the running playground here
+		// (its metadata store is locked while it runs).
+		scheme := "http://"
+		if f.cfg.AdminTLS != nil {
+			scheme = "https://"
+		}
+		urlFile := filepath.Join(dir, adminURLFile)
+		if err := os.WriteFile(urlFile, []byte(scheme+admin+"\n"), 0o600); err != nil {
+			log.Warn("cannot write the admin address; commands given --data-dir will not reach this playground", "err", err)
+		}
+		defer os.Remove(urlFile)
+	}
 	fmt.Fprintf(stdout, `Floe playground is running.
 
   bootstrap server:  %s
@@ -175,11 +188,13 @@ Try it (Debian package kcat):
   echo hello | kcat -b %s -t greetings -P
   kcat -b %s -t greetings -C -e
 
-Inspect what is stored:
+Inspect what is stored (while it runs, or after):
   floe inspect segment --data-dir %s segments/<id>
+  floe groups --data-dir %s
+  floe jobs --data-dir %s
 
 Ctrl-C stops it.
-`, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr()), a.Addr(), a.Addr(), dir)
+`, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr(), f.cfg.AdminTLS != nil), a.Addr(), a.Addr(), dir, dir, dir)
 	<-ctx.Done()
 	return a.Close()
 }
@@ -191,11 +206,15 @@ func tempNote(dataDir string) string {
 	return ""
 }
 
-func adminURL(addr string) string {
+func adminURL(addr string, tls bool) string {
 	if addr == "" {
 		return "off"
 	}
-	return "http://" + addr + "/metrics, http://" + addr + "/healthz"
+	base := "http://" + addr
+	if tls {
+		base = "https://" + addr
+	}
+	return base + "/metrics, " + base + "/healthz"
 }
 
 func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {

@@ -207,6 +207,7 @@ type Agent struct {
 	reg       *prometheus.Registry
 	metrics   *metrics
 	store     metastore.Store
+	bucket    objstore.Bucket // instrumented; read by the admin API
 	ctx       context.Context // of requests; cancelled when the drain ends long polls
 	cancel    context.CancelFunc
 	draining  chan struct{} // closed when Close begins
@@ -350,6 +351,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = newMetrics(reg)
 	bucket = objstore.Instrument(bucket, objstore.NewMetrics(reg))
+	a.bucket = bucket
 	blockSize := cfg.CacheBlockBytes
 	if blockSize <= 0 {
 		blockSize = cache.DefaultBlockSize
@@ -667,6 +669,8 @@ func (a *Agent) startAdmin() error {
 	mux.Handle("/metrics", a.authorized(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})))
 	mux.HandleFunc("/healthz", a.health)
 	mux.Handle("/jobs", a.authorized(http.HandlerFunc(a.jobsStatus)))
+	mux.Handle("GET /api/segment", a.authorized(http.HandlerFunc(a.inspectSegment)))
+	mux.Handle("GET /api/groups", a.authorized(http.HandlerFunc(a.inspectGroups)))
 	a.adminLn = ln
 	a.admin = &http.Server{
 		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
