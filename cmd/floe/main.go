@@ -2,6 +2,7 @@
 // every byte of record data in object storage.
 //
 //	floe playground   a temporary single-process cluster, ready for any Kafka client
+//	floe demo         the playground with a producer and a consumer group, shown live
 //	floe agent        a production agent on a bucket and a metadata store
 //	floe inspect      decode what is stored (segments, orphaned objects)
 //	floe bench        produce/consume load: latency, throughput, bucket requests, cost
@@ -36,6 +37,7 @@ Usage: floe COMMAND [ARGS] [flags]
 
 Commands:
   playground  run a temporary single-process cluster on a local directory
+  demo        run a playground with a producer and a consumer group, and watch it live
   agent       run an agent on a bucket and a metadata store (--bucket URL --metastore URL)
   inspect     print a segment object as JSON, or list objects no metadata refers to
   bench       measure produce/consume latency, throughput, bucket requests and cost
@@ -79,6 +81,8 @@ func run1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return playground(ctx, args[1:], stdout, stderr)
 	case "agent":
 		return agentCmd(ctx, args[1:], stderr)
+	case "demo":
+		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "inspect":
 		return inspectCmd(ctx, args[1:], stdout, stderr)
 	case "bench":

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,64 +121,16 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := f.finish(); err != nil {
 		return err
 	}
-	if f.cfg.NodeID < 0 {
-		// One agent alone: a stable broker id across restarts, so clients
-		// reconnecting after a restart find the same broker.
-		f.cfg.NodeID = 0
-	}
 	log, err := f.logs.logger(stderr)
 	if err != nil {
 		return err
 	}
-	f.cfg.Logger = log
-
-	dir := *dataDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "floe-playground-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	dir, err = filepath.Abs(dir)
+	pg, err := startLocal(ctx, &f, *dataDir, "floe-playground-", log)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	store, err := embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: log})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	bucketSpec, err := bucketurl.Parse("file://" + filepath.Join(dir, "bucket"))
-	if err != nil {
-		return err
-	}
-	bucket, err := bucketurl.OpenSpec(ctx, bucketSpec)
-	if err != nil {
-		return err
-	}
-	f.cfg.LogDir = bucketSpec.Location()
-	a, err := agent.Start(f.cfg, store, bucket)
-	if err != nil {
-		return err
-	}
-	if admin := a.AdminAddr(); admin != "" {
-		// Commands given --data-dir find the running playground here
-		// (its metadata store is locked while it runs).
-		scheme := "http://"
-		if f.cfg.AdminTLS != nil {
-			scheme = "https://"
-		}
-		urlFile := filepath.Join(dir, adminURLFile)
-		if err := os.WriteFile(urlFile, []byte(scheme+admin+"\n"), 0o600); err != nil {
-			log.Warn("cannot write the admin address; commands given --data-dir will not reach this playground", "err", err)
-		}
-		defer os.Remove(urlFile)
-	}
+	defer pg.close()
+	a, dir := pg.agent, pg.dir
 	fmt.Fprintf(stdout, `Floe playground is running.
 
   bootstrap server:  %s
@@ -196,7 +149,91 @@ Inspect what is stored (while it runs, or after):
 Ctrl-C stops it.
 `, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr(), f.cfg.AdminTLS != nil), a.Addr(), a.Addr(), dir, dir, dir)
 	<-ctx.Done()
-	return a.Close()
+	return nil
+}
+
+// localCluster is a playground's agent with its embedded metadata store
+// and local-directory bucket.
+type localCluster struct {
+	agent *agent.Agent
+	dir   string
+	close func() // stops the agent, closes the store, removes a temporary dir
+}
+
+// startLocal starts an agent configured by f on an embedded metadata
+// store and a local-directory bucket in dataDir (a new temporary
+// directory named tempPrefix... when empty, removed by close).
+func startLocal(ctx context.Context, f *agentFlags, dataDir, tempPrefix string, log *slog.Logger) (*localCluster, error) {
+	if f.cfg.NodeID < 0 {
+		// One agent alone: a stable broker id across restarts, so clients
+		// reconnecting after a restart find the same broker.
+		f.cfg.NodeID = 0
+	}
+	f.cfg.Logger = log
+	var cleanup []func()
+	undo := func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}
+	dir := dataDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", tempPrefix)
+		if err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { os.RemoveAll(tmp) })
+		dir = tmp
+	}
+	lc, err := func() (*localCluster, error) {
+		dir, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		store, err := embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { store.Close() })
+		bucketSpec, err := bucketurl.Parse("file://" + filepath.Join(dir, "bucket"))
+		if err != nil {
+			return nil, err
+		}
+		bucket, err := bucketurl.OpenSpec(ctx, bucketSpec)
+		if err != nil {
+			return nil, err
+		}
+		f.cfg.LogDir = bucketSpec.Location()
+		a, err := agent.Start(f.cfg, store, bucket)
+		if err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { a.Close() })
+		if admin := a.AdminAddr(); admin != "" {
+			// Commands given --data-dir find the running playground here
+			// (its metadata store is locked while it runs).
+			scheme := "http://"
+			if f.cfg.AdminTLS != nil {
+				scheme = "https://"
+			}
+			urlFile := filepath.Join(dir, adminURLFile)
+			if err := os.WriteFile(urlFile, []byte(scheme+admin+"\n"), 0o600); err != nil {
+				log.Warn("cannot write the admin address; commands given --data-dir will not reach this playground", "err", err)
+			}
+			cleanup = append(cleanup, func() { os.Remove(urlFile) })
+		}
+		return &localCluster{agent: a, dir: dir}, nil
+	}()
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	var once sync.Once
+	lc.close = func() { once.Do(undo) }
+	return lc, nil
 }
 
 func tempNote(dataDir string) string {
