@@ -350,6 +350,8 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.reg = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = newMetrics(reg)
+	probe := newStoreProbe(reg)
+	a.actors.add("metadata store probe", runUntilStopped(func(ctx context.Context) { probe.run(ctx, a) }))
 	bucket = objstore.Instrument(bucket, objstore.NewMetrics(reg))
 	a.bucket = bucket
 	blockSize := cfg.CacheBlockBytes
