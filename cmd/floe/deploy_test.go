@@ -130,8 +130,8 @@ func promMetricNames(expr string) ([]string, error) {
 func TestPromMetricNames(t *testing.T) {
 	for expr, want := range map[string][]string{
 		`histogram_quantile(0.99, sum by (le, instance) (rate(floe_segment_put_seconds_bucket{instance=~"$instance",op="put"}[$__rate_interval])))`: {"floe_segment_put_seconds_bucket"},
-		`sum(rate(a_total[5m])) / clamp_min(sum(rate(b_total[5m])) + sum(c), 1e-9) > 0.5 and on (job) d == 0`:                                   {"a_total", "b_total", "c", "d"},
-		`time() - max by (job) (floe_job_last_success_timestamp_seconds) > 1800`:                                                                 {"floe_job_last_success_timestamp_seconds"},
+		`sum(rate(a_total[5m])) / clamp_min(sum(rate(b_total[5m])) + sum(c), 1e-9) > 0.5 and on (job) d == 0`:                                       {"a_total", "b_total", "c", "d"},
+		`time() - max by (job) (floe_job_last_success_timestamp_seconds) > 1800`:                                                                    {"floe_job_last_success_timestamp_seconds"},
 		`x{l="a)b{"} * 2`: {"x"},
 	} {
 		got, err := promMetricNames(expr)
