@@ -52,6 +52,8 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	var nodeID int
 	fs.IntVar(&nodeID, "node-id", -1, "this agent's broker id (-1: assigned by the metadata store)")
 	fs.StringVar(&f.cfg.Zone, "zone", "", "this agent's availability zone, reported to clients as its rack; clients with floe_az=ZONE in their client id see only this zone's agents")
+	zoneLabel := fs.String("zone-from-node-label", "", "when --zone is empty, take the zone from this `LABEL` (e.g. topology.kubernetes.io/zone) of the Kubernetes node named by --node-name, read with the pod's service account (which needs get on nodes)")
+	nodeName := fs.String("node-name", "", "the Kubernetes node this agent runs on, for --zone-from-node-label (in a pod: spec.nodeName through the downward API, e.g. FLOE_NODE_NAME)")
 	roles := fs.String("roles", "produce,fetch,jobs", "what this agent does: any of produce, fetch, jobs")
 	fs.StringVar(&f.cfg.ClusterID, "cluster-id", "floe", "cluster id reported to clients")
 	fs.DurationVar(&f.cfg.Jobs.Interval, "job-interval", 5*time.Second, "time between two passes of each background job (retention, compaction, key compaction, cleaner) on agents with the jobs role")
@@ -96,6 +98,18 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 		f.cfg.AutoCreateTopics = f.autoCreate
 		f.cfg.DefaultPartitions = int32(f.partitions)
 		f.cfg.Roles = strings.Split(*roles, ",")
+		if f.cfg.Zone == "" && *zoneLabel != "" {
+			if *nodeName == "" {
+				return errors.New("--zone-from-node-label needs --node-name (FLOE_NODE_NAME)")
+			}
+			src, err := inClusterNodeLabels(serviceAccountDir)
+			if err != nil {
+				return fmt.Errorf("--zone-from-node-label: %w", err)
+			}
+			if f.cfg.Zone, err = src.label(context.Background(), *nodeName, *zoneLabel); err != nil {
+				return fmt.Errorf("--zone-from-node-label: %w", err)
+			}
+		}
 		if skew := f.clockSkew; skew != 0 {
 			f.cfg.Clock = func() time.Time { return time.Now().Add(skew) }
 		}
