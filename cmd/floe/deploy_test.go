@@ -25,6 +25,9 @@ import (
 const (
 	dashboardFile = "../../deploy/grafana/floe.json"
 	alertsFile    = "../../deploy/prometheus/alerts.yaml"
+	// metricsUsedFile lists the metrics both files select, as Prometheus'
+	// own parser reads them (deploy/prometheus, a module of its own).
+	metricsUsedFile = "../../deploy/prometheus/testdata/metrics-used.txt"
 )
 
 // promKeywords are PromQL words that are not metric names.
@@ -386,6 +389,27 @@ func TestDeployMetricsExist(t *testing.T) {
 			want[n] = where
 		}
 	}
+	// The lexer finds what Prometheus' parser finds (deploy/prometheus
+	// checks the parser's names against the same list).
+	rawUsed, err := os.ReadFile(metricsUsedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed, lexed []string
+	for _, l := range strings.Split(string(rawUsed), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			listed = append(listed, l)
+		}
+	}
+	for n := range want {
+		lexed = append(lexed, n)
+	}
+	slices.Sort(listed)
+	slices.Sort(lexed)
+	if !slices.Equal(listed, lexed) {
+		t.Errorf("%s lists\n  %v\nthe expressions name\n  %v", metricsUsedFile, listed, lexed)
+	}
+
 	var missing []string
 	for wait := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		have := metricSamples(t, admin)
