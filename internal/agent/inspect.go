@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -20,6 +21,10 @@ import (
 // maxInspectKey bounds the object key /api/segment accepts.
 const maxInspectKey = 256
 
+// maxInspectObject bounds the object /api/segment reads into memory
+// (segments are 8 MiB by default; compacted objects may be larger).
+const maxInspectObject = 256 << 20
+
 // inspectSegment answers GET /api/segment?key=segments/ID[&records=true]:
 // the segment object decoded as `floe inspect segment` prints it. Only
 // keys under the bucket's data prefixes are read.
@@ -31,6 +36,10 @@ func (a *Agent) inspectSegment(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
+	if size, known, err := a.store.ObjectSize(ctx, key); err == nil && known && size > maxInspectObject {
+		http.Error(w, fmt.Sprintf("object of %d bytes: larger than the %d the admin API decodes; use floe inspect segment --bucket", size, maxInspectObject), http.StatusRequestEntityTooLarge)
+		return
+	}
 	object, err := a.bucket.GetRange(ctx, key, 0, -1)
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
