@@ -340,6 +340,16 @@ func TestChartRenders(t *testing.T) {
 	}
 }
 
+// TestChartLints: helm lint finds nothing to say of the chart.
+func TestChartLints(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, helmBin, "lint", "--strict", "./floe", "-f", "testdata/minimal.yaml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm lint: %v\n%s", err, out)
+	}
+}
+
 func TestChartRefuses(t *testing.T) {
 	for values, want := range map[string]string{
 		"testdata/fail-no-bucket.yaml":               "bucket.url is required",
