@@ -127,7 +127,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	view := &demoView{
 		w: stdout, live: !d.plain && isTerminal(stdout), started: time.Now(),
-		bootstrap: a.Addr(), admin: demoAdminURL(a.AdminAddr(), f.cfg.AdminTLS != nil), dir: lc.dir, partitions: d.partitions,
+		bootstrap: a.Addr(), admin: demoAdminURL(a.AdminAddr(), f.cfg.AdminTLS != nil, f.cfg.NoConsole), dir: lc.dir, partitions: d.partitions,
 	}
 	admin := kadm.NewClient(cons)
 	sampler := newBucketSampler(a.Registry())
@@ -376,7 +376,7 @@ func (v *demoView) header() {
 		fmt.Fprint(v.w, ansiHideCursor+ansiClearAll+ansiHome)
 		return
 	}
-	fmt.Fprintf(v.w, "floe demo: bootstrap %s, admin %s, data %s\n", v.bootstrap, v.admin, v.dir)
+	fmt.Fprintf(v.w, "floe demo: bootstrap %s, console %s, data %s\n", v.bootstrap, v.admin, v.dir)
 	fmt.Fprintf(v.w, "floe demo: producing to %s (%d partitions each), consumer group %s; Ctrl-C stops\n",
 		strings.Join(demoTopics, ", "), v.partitions, demoGroup)
 }
@@ -403,7 +403,7 @@ func (v *demoView) frame(s statsSnapshot, b bucketRates, lag int64) {
 		fmt.Sprintf("Floe demo: a playground with a producer and a consumer group      up %s", up),
 		"",
 		fmt.Sprintf("  bootstrap   %s", v.bootstrap),
-		fmt.Sprintf("  admin       %s", v.admin),
+		fmt.Sprintf("  console     %s", v.admin),
 		fmt.Sprintf("  data        %s", v.dir),
 		fmt.Sprintf("  topics      %s (%d partitions each)", strings.Join(demoTopics, ", "), v.partitions),
 		fmt.Sprintf("  group       %s", demoGroup),
@@ -448,15 +448,20 @@ func (v *demoView) footer(s *demoStats) {
 		time.Since(v.started).Truncate(time.Second), s.produced.Load(), s.consumed.Load(), end)
 }
 
-// demoAdminURL is the admin listener's base URL, or "off".
-func demoAdminURL(addr string, tls bool) string {
-	switch {
-	case addr == "":
+// demoAdminURL is the web console's URL (the admin listener's root), or
+// its /metrics without the console, or "off".
+func demoAdminURL(addr string, tls, noConsole bool) string {
+	if addr == "" {
 		return "off"
-	case tls:
-		return "https://" + addr + "/"
 	}
-	return "http://" + addr + "/"
+	base := "http://" + addr + "/"
+	if tls {
+		base = "https://" + addr + "/"
+	}
+	if noConsole {
+		return base + "metrics"
+	}
+	return base
 }
 
 func ms(d time.Duration) string {

@@ -120,7 +120,7 @@ func TestDemoTerminal(t *testing.T) {
 	if strings.Contains(s, "in=") {
 		t.Error("plain lines on a terminal")
 	}
-	for _, want := range []string{"bootstrap   127.0.0.1:", "admin       http://127.0.0.1:", "demo-orders, demo-clicks, demo-payments", "consumer lag", "bucket GETs"} {
+	for _, want := range []string{"bootstrap   127.0.0.1:", "console     http://127.0.0.1:", "demo-orders, demo-clicks, demo-payments", "consumer lag", "bucket GETs"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the view lacks %q", want)
 		}

@@ -40,7 +40,8 @@ type agentFlags struct {
 func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.StringVar(&f.cfg.Listen, "listen", "127.0.0.1:9092", "Kafka listener `HOST:PORT`")
 	fs.StringVar(&f.cfg.Advertise, "advertise", "", "`HOST:PORT` clients are told to connect to (default: the listener address)")
-	fs.StringVar(&f.cfg.AdminListen, "admin-listen", adminDefault, "`HOST:PORT` for /metrics, /healthz and /jobs (empty: off)")
+	fs.StringVar(&f.cfg.AdminListen, "admin-listen", adminDefault, "`HOST:PORT` for /metrics, /healthz, /jobs and the web console (empty: off)")
+	registerConsoleFlags(fs, &f.cfg)
 	fs.DurationVar(&f.cfg.Linger, "linger", 250*time.Millisecond, "how long the open segment gathers batches before it is flushed")
 	fs.IntVar(&f.cfg.SegmentMaxBytes, "segment-bytes", 8<<20, "flush the open segment once it holds this many bytes")
 	var maxFrame int
@@ -150,6 +151,7 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
   bootstrap server:  %s
   data directory:    %s%s
   metrics, health:   %s
+  web console:       %s
 
 Try it (Debian package kcat):
   echo hello | kcat -b %s -t greetings -P
@@ -161,7 +163,7 @@ Inspect what is stored (while it runs, or after):
   floe jobs --data-dir %s
 
 Ctrl-C stops it.
-`, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr(), f.cfg.AdminTLS != nil), a.Addr(), a.Addr(), dir, dir, dir)
+`, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr(), f.cfg.AdminTLS != nil), consoleURL(a.AdminAddr(), f.cfg.NoConsole), a.Addr(), a.Addr(), dir, dir, dir)
 	<-ctx.Done()
 	return nil
 }
@@ -207,6 +209,7 @@ func startLocal(ctx context.Context, f *agentFlags, dataDir, tempPrefix string, 
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
+		f.cfg.MetastoreName = "embedded://" + filepath.Join(dir, "metadata.db")
 		store, err := embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: log})
 		if err != nil {
 			return nil, err
@@ -292,6 +295,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.clockSkew != 0 {
 		log.Warn("the agent's clock is skewed (--clock-skew, for testing only)", "skew", f.clockSkew)
 	}
+	f.cfg.MetastoreName = redactedURL(*metaURL)
 	store, err := openMetastoreURL(ctx, *metaURL, log)
 	if err != nil {
 		return err
