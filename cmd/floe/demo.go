@@ -65,15 +65,12 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr, "month, and the consumer lag. Ctrl-C stops everything.")
 		fs.PrintDefaults()
 	}
+	// Quieter than the playground by default (a flag, FLOE_LOG_LEVEL or
+	// the file may say otherwise): the view and the logs share a terminal.
+	f.logs.level = "warn"
+	fs.Lookup("log-level").DefValue = "warn"
 	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
-	}
-	// Quieter than the playground, unless asked otherwise (by a flag,
-	// FLOE_LOG_LEVEL or the file): the view and the logs share a terminal.
-	levelSet := false
-	fs.Visit(func(fl *flag.Flag) { levelSet = levelSet || fl.Name == "log-level" })
-	if !levelSet {
-		f.logs.level = "warn"
 	}
 	if d.rate <= 0 || d.rate > 100_000 || d.partitions < 1 || d.partitions > 1000 || d.recordBytes < 16 || d.recordBytes > 1<<20 || d.refresh < 50*time.Millisecond {
 		return errors.New("demo: want 0 < --rate <= 100000, 1 <= --partitions <= 1000, 16 <= --record-bytes <= 1048576, --refresh >= 50ms")
