@@ -218,6 +218,7 @@ type Agent struct {
 	reg       *prometheus.Registry
 	metrics   *metrics
 	store     metastore.Store
+	bucket    objstore.Bucket // instrumented; read by the admin API
 	ctx       context.Context // of requests; cancelled when the drain ends long polls
 	cancel    context.CancelFunc
 	draining  chan struct{} // closed when Close begins
@@ -366,7 +367,10 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.reg = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = newMetrics(reg)
+	probe := newStoreProbe(reg)
+	a.actors.add("metadata store probe", runUntilStopped(func(ctx context.Context) { probe.run(ctx, a) }))
 	bucket = objstore.Instrument(bucket, objstore.NewMetrics(reg))
+	a.bucket = bucket
 	blockSize := cfg.CacheBlockBytes
 	if blockSize <= 0 {
 		blockSize = cache.DefaultBlockSize
@@ -691,6 +695,10 @@ func (a *Agent) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", a.authorized(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})))
 	mux.HandleFunc("/healthz", a.health)
+	// JSON for floe inspect segment and floe groups --admin; more specific
+	// than the console's "/".
+	mux.Handle("GET /api/segment", a.authorized(http.HandlerFunc(a.inspectSegment)))
+	mux.Handle("GET /api/groups", a.authorized(http.HandlerFunc(a.inspectGroups)))
 	if a.cfg.NoConsole {
 		mux.Handle("/jobs", a.authorized(http.HandlerFunc(a.jobsStatus)))
 	} else if err := a.mountConsole(mux); err != nil { // also /jobs

@@ -22,6 +22,10 @@ type metrics struct {
 	// auths counts SASL authentications by mechanism and result (ok,
 	// failed).
 	auths *prometheus.CounterVec
+	// requestBytes and responseBytes count the Kafka frames' bytes by
+	// API: Produce's request bytes are what clients write, Fetch's
+	// response bytes what they read.
+	requestBytes, responseBytes *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,9 +51,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		auths: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "floe_sasl_authentications_total", Help: "SASL authentications on the Kafka listeners, by mechanism and result (ok, failed).",
 		}, []string{"mechanism", "result"}),
+		requestBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "floe_request_bytes_total", Help: "Bytes of Kafka requests read, by API.",
+		}, []string{"api"}),
+		responseBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "floe_response_bytes_total", Help: "Bytes of Kafka responses written, by API.",
+		}, []string{"api"}),
 	}
-	reg.MustRegister(m.requests, m.versions, m.connections, m.rejected, m.tlsFailures, m.auths)
+	reg.MustRegister(m.requests, m.versions, m.connections, m.rejected, m.tlsFailures, m.auths, m.requestBytes, m.responseBytes)
+	// The data APIs' series exist from the start, so that dashboards and
+	// alerts see zeros rather than nothing on an idle agent.
+	for _, api := range []string{"Produce", "Fetch"} {
+		m.requests.WithLabelValues(api)
+		m.requestBytes.WithLabelValues(api)
+		m.responseBytes.WithLabelValues(api)
+	}
 	return m
+}
+
+// frameBytes counts one request and its response.
+func (m *metrics) frameBytes(key int16, request, response int) {
+	name := keyName(key)
+	m.requestBytes.WithLabelValues(name).Add(float64(request))
+	m.responseBytes.WithLabelValues(name).Add(float64(response))
 }
 
 func (m *metrics) observe(hdr wire.Header, d time.Duration) {
