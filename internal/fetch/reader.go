@@ -25,7 +25,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/floe-io/floe/internal/cache"
 	"github.com/floe-io/floe/internal/metastore"
@@ -322,30 +321,4 @@ func (r *Reader) abortedTxns(ctx context.Context, id metastore.TopicID, partitio
 	}
 	r.extents.putAborted(id, partition, from, to, out)
 	return out, nil
-}
-
-// Notifier wakes every waiter when a commit lands. Waiters take the
-// channel before reading, so a commit between the read and the wait is
-// never missed.
-type Notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// NewNotifier returns a Notifier.
-func NewNotifier() *Notifier { return &Notifier{ch: make(chan struct{})} }
-
-// Changed returns a channel closed at the next Broadcast.
-func (n *Notifier) Changed() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ch
-}
-
-// Broadcast wakes everyone waiting on Changed.
-func (n *Notifier) Broadcast() {
-	n.mu.Lock()
-	close(n.ch)
-	n.ch = make(chan struct{})
-	n.mu.Unlock()
 }
