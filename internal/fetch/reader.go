@@ -84,6 +84,23 @@ func (r *Reader) Offsets(ctx context.Context, id metastore.TopicID, partition in
 	return r.stable(offs), err
 }
 
+// CachedOffsets returns a partition's offsets as the cached tail holds
+// them (kept fresh by commit notices, as reads are), reading the store
+// only when nothing is cached; for fetch answers that report offsets
+// without records.
+func (r *Reader) CachedOffsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error) {
+	offs, version, ok := r.extents.offsets(id, partition)
+	if ok {
+		return offs, nil
+	}
+	offs, err := r.Offsets(ctx, id, partition)
+	if err != nil {
+		return offs, err
+	}
+	r.extents.put(id, partition, version, offs, nil)
+	return offs, nil
+}
+
 // stable returns offs with its last stable offset within [log start
 // offset, high watermark], as Kafka keeps it: an open transaction whose
 // start was deleted holds back nothing below the log start. Without

@@ -248,8 +248,9 @@ func (h *Handler) fetchResponse(r *kmsg.FetchRequest, f *fetchsession.Fetch, rea
 func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetchsession.Partition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool, iso fetch.Isolation) {
 	limit := min(int(p.MaxBytes), budget)
 	if limit <= 0 && !first {
-		// The response is full; report offsets without data.
-		offs, err := h.reader.Offsets(ctx, t.ID, p.Partition)
+		// The response is full; report offsets without data, from the
+		// reader's cache as a read would.
+		offs, err := h.reader.CachedOffsets(ctx, t.ID, p.Partition)
 		if err != nil {
 			pr.ErrorCode = errorCode(err)
 			return
