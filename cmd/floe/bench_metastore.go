@@ -11,8 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 
 	"github.com/floe-io/floe/internal/bench"
+	"github.com/floe-io/floe/internal/metastore/postgres"
 )
 
 // benchMetastoreCmd is "floe bench metastore": a metadata store under
@@ -60,6 +63,7 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 		defer os.RemoveAll(dir)
 		*url = "embedded://" + filepath.Join(dir, "metadata.db")
 	}
+	*url = withPoolSize(*url, cfg.Agents+cfg.Readers)
 	store, err := openMetastoreURL(ctx, *url, log)
 	if err != nil {
 		return err
@@ -97,4 +101,22 @@ func redactedURL(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// withPoolSize gives a PostgreSQL URL without pool_max_conns a pool of n
+// connections: the simulated agents share one store, where real agents
+// would each have their own pool, and must not queue for a handful of
+// connections. Other URLs are returned as they are.
+func withPoolSize(raw string, n int) string {
+	u, err := neturl.Parse(raw)
+	if err != nil || !slices.Contains(postgres.URLSchemes, u.Scheme) {
+		return raw
+	}
+	q := u.Query()
+	if q.Has("pool_max_conns") {
+		return raw
+	}
+	q.Set("pool_max_conns", strconv.Itoa(max(n, 1)))
+	u.RawQuery = q.Encode()
+	return u.String()
 }
