@@ -128,8 +128,9 @@ func (p *plan) queueLockPartitions(batch *pgx.Batch) {
 }
 
 // queueLockPartitions queues the statement that locks partitions rows for
-// update in (topic_id, part) order, the one order every transaction that
-// locks several takes, and reads their state into into. Partitions
+// update in (topic_id, part) order (sorted here: bytes.Compare on the ids
+// is BYTEA's order), the one order every transaction that locks several
+// takes, and reads their state into into. Partitions
 // without a row do not exist and are left out.
 func queueLockPartitions(batch *pgx.Batch, keys []partitionKey, into map[partitionKey]*partitionState) {
 	keys = slices.Clone(keys)
@@ -142,11 +143,19 @@ func queueLockPartitions(batch *pgx.Batch, keys []partitionKey, into map[partiti
 	for i, k := range keys {
 		ids[i], parts[i] = sqlID(k.id), k.partition
 	}
+	// One primary-key lookup per partition, in the order of keys (a
+	// lateral subquery is not flattened into a join): the locks are taken
+	// in that order, and the planner cannot choose a scan of the whole
+	// table, which it did for a row-value IN list on a table of a few
+	// thousand partitions (three times the time of the lookups).
 	batch.Queue(`
-		SELECT topic_id, part, high_watermark, log_start_offset FROM partitions
-		WHERE (topic_id, part) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[]))
-		ORDER BY topic_id, part
-		FOR UPDATE`, ids, parts).Query(func(rows pgx.Rows) error {
+		SELECT p.topic_id, p.part, p.high_watermark, p.log_start_offset
+		FROM unnest($1::BYTEA[], $2::INTEGER[]) WITH ORDINALITY AS k(topic_id, part, n)
+		CROSS JOIN LATERAL (
+			SELECT topic_id, part, high_watermark, log_start_offset FROM partitions
+			WHERE topic_id = k.topic_id AND part = k.part
+			FOR UPDATE) AS p
+		ORDER BY k.n`, ids, parts).Query(func(rows pgx.Rows) error {
 		var (
 			id []byte
 			k  partitionKey
