@@ -29,6 +29,7 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	fs.IntVar(&cfg.PartitionsPerCommit, "partitions-per-commit", 10, "partitions each segment commit touches (one idempotent batch each)")
 	fs.IntVar(&cfg.Partitions, "partitions", 1000, "partitions of the benchmark's topic")
 	fs.IntVar(&cfg.Readers, "readers", 10, "simulated fetch loops reading offsets and extents")
+	fs.Float64Var(&cfg.ReadsPerSec, "reads-per-sec", 2000, "reads per second of all readers together (0: as fast as they can)")
 	fs.DurationVar(&cfg.Duration, "duration", 20e9, "how long to measure")
 	fs.DurationVar(&cfg.Warmup, "warmup", 3e9, "load before measuring")
 	fs.DurationVar(&cfg.ProgressInterval, "progress", 1e9, "progress line interval (0: none)")

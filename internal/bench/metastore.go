@@ -35,6 +35,9 @@ type MetastoreConfig struct {
 	// random partition's offsets and then up to 64 extents from 64
 	// offsets below its high watermark, as a reader's cache miss does.
 	Readers int
+	// ReadsPerSec paces the readers together (0: as fast as they can,
+	// which on a small machine takes the CPU the commits need).
+	ReadsPerSec float64
 	// Duration of the measured run, after Warmup.
 	Duration time.Duration
 	// Warmup runs the load before measuring (new connections, first
@@ -67,6 +70,8 @@ func (c *MetastoreConfig) validate() error {
 		return fmt.Errorf("partitions per commit %d: want 1 to %d (the partition count)", c.PartitionsPerCommit, min(c.Partitions, maxBenchPerCommit))
 	case c.Readers < 0 || c.Readers > maxBenchAgents:
 		return fmt.Errorf("readers %d: want 0 to %d", c.Readers, maxBenchAgents)
+	case c.ReadsPerSec < 0 || c.ReadsPerSec > 1e7:
+		return fmt.Errorf("reads per second %v: want 0 (unpaced) to 1e7", c.ReadsPerSec)
 	case c.Duration <= 0:
 		return errors.New("duration must be positive")
 	case c.Warmup < 0:
@@ -81,6 +86,7 @@ type MetastoreReport struct {
 	PartitionsPerCommit int     `json:"partitions_per_commit"`
 	Partitions          int     `json:"partitions"`
 	Readers             int     `json:"readers"`
+	ReadsPerSecTarget   float64 `json:"reads_per_sec_target,omitempty"`
 	Seconds             float64 `json:"seconds"`
 	Commits             uint64  `json:"commits"`
 	CommitsPerSec       float64 `json:"commits_per_sec"`
@@ -214,7 +220,7 @@ func RunMetastore(ctx context.Context, store metastore.Store, cfg MetastoreConfi
 	secs := elapsed.Seconds()
 	rep := &MetastoreReport{
 		Agents: cfg.Agents, PartitionsPerCommit: cfg.PartitionsPerCommit, Partitions: cfg.Partitions, Readers: cfg.Readers,
-		Seconds: secs, Commits: r.commitLat.Count(), Commit: r.commitLat.Summary(),
+		ReadsPerSecTarget: cfg.ReadsPerSec, Seconds: secs, Commits: r.commitLat.Count(), Commit: r.commitLat.Summary(),
 		CommitErrors: r.commitErr.Load(), RejectedBatches: r.rejected.Load(),
 		Reads: r.readLat.Count(), Read: r.readLat.Summary(), ReadErrors: r.readErr.Load(),
 	}
@@ -290,7 +296,20 @@ func (r *metastoreRun) agent(ctx context.Context, id int, pid int64, epoch int16
 // reader reads random partitions' offsets and extents until ctx ends.
 func (r *metastoreRun) reader(ctx context.Context, id int) {
 	rng := rand.New(rand.NewPCG(uint64(id), 7))
+	var pace <-chan time.Time
+	if r.cfg.ReadsPerSec > 0 {
+		t := time.NewTicker(time.Duration(float64(r.cfg.Readers) / r.cfg.ReadsPerSec * float64(time.Second)))
+		defer t.Stop()
+		pace = t.C
+	}
 	for ctx.Err() == nil {
+		if pace != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-pace:
+			}
+		}
 		p := int32(rng.IntN(r.cfg.Partitions))
 		measured := r.measuring.Load()
 		start := time.Now()

@@ -21,7 +21,7 @@ func TestRunMetastore(t *testing.T) {
 	defer store.Close()
 	var progress bytes.Buffer
 	rep, err := RunMetastore(t.Context(), store, MetastoreConfig{
-		Agents: 4, PartitionsPerCommit: 3, Partitions: 20, Readers: 2,
+		Agents: 4, PartitionsPerCommit: 3, Partitions: 20, Readers: 2, ReadsPerSec: 200,
 		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		Progress: &progress, ProgressInterval: 100 * time.Millisecond,
 	})
@@ -30,6 +30,9 @@ func TestRunMetastore(t *testing.T) {
 	}
 	if rep.Commits == 0 || rep.Reads == 0 || rep.CommitErrors != 0 || rep.ReadErrors != 0 || rep.RejectedBatches != 0 {
 		t.Fatalf("report %+v: want commits and reads, no errors or rejections", rep)
+	}
+	if rep.Reads > 300 { // 200/s for 0.5 s; unpaced readers make thousands
+		t.Errorf("%d reads in %.2f s at 200 reads/s: the readers are not paced", rep.Reads, rep.Seconds)
 	}
 	if rep.Commit.Count != rep.Commits || !rep.Commit.Ordered() || !rep.Read.Ordered() || rep.CommitsPerSec <= 0 {
 		t.Errorf("inconsistent figures: %+v", rep)
@@ -58,6 +61,7 @@ func TestMetastoreConfigBounds(t *testing.T) {
 		func(c *MetastoreConfig) { c.PartitionsPerCommit = 2 }, // more than the partitions
 		func(c *MetastoreConfig) { c.Partitions = maxBenchPartitions + 1 },
 		func(c *MetastoreConfig) { c.Readers = -1 },
+		func(c *MetastoreConfig) { c.ReadsPerSec = -1 },
 		func(c *MetastoreConfig) { c.Duration = 0 },
 		func(c *MetastoreConfig) { c.Warmup = -1 },
 	} {
