@@ -100,3 +100,33 @@ func TestFetchReadCommittedWokenByItsTransactionEnd(t *testing.T) {
 		t.Errorf("record offsets %v, want [0 1 2]", got)
 	}
 }
+
+// TestFetchWokenByAnyOfItsPartitions: a long poll on t/0 and t/1 is
+// answered when t/1, its second partition, gets data.
+func TestFetchWokenByAnyOfItsPartitions(t *testing.T) {
+	f := start(t)
+	f.createTopic("t", 2)
+	req := fetchTwo(0, 0, 1<<20, 0)
+	req.MaxWaitMillis = int32(2 * within / time.Millisecond)
+	req.SetVersion(12)
+	begin := time.Now()
+	corr := f.c.Send(req)
+	waitWatching(t, f, 2)
+
+	producer := &fixture{t: t, a: f.a, c: dial(t, f)}
+	producer.produce("t", 1, 3, 1000)
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	f.c.Receive(corr, resp)
+	if took := time.Since(begin); took > within {
+		t.Errorf("answered after %v: the commit on its second partition did not wake it", took)
+	}
+	for _, p := range resp.Topics[0].Partitions {
+		want := []int64(nil)
+		if p.Partition == 1 {
+			want = []int64{0, 1, 2}
+		}
+		if got := recordOffsets(t, p.RecordBatches); !slices.Equal(got, want) {
+			t.Errorf("t/%d: offsets %v, want %v", p.Partition, got, want)
+		}
+	}
+}
