@@ -145,6 +145,9 @@ func presetName(args []string) string {
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "metastore" {
+		return benchMetastoreCmd(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var b benchFlags

@@ -390,7 +390,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.peerServer = peerServer
 	a.actors.add("peer server", func() { peerServer.Close() })
 
-	notify := fetch.NewNotifier()
+	notify := fetch.NewNotifier(reg)
 	reader := fetch.NewReader(store, store, blocks)
 	sessionOpts := cfg.FetchSessions
 	sessionOpts.Registerer = reg
@@ -406,15 +406,18 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	})
 	a.actors.add("writer", a.writer.Close)
 	// Every commit, through this agent or another, drops the cached
-	// extents of its partitions and wakes waiting fetches.
+	// extents of its partitions and then wakes the fetches waiting on
+	// them (not before: a woken fetch must not read the stale tail).
 	a.actors.add("commit watch", store.WatchCommits(func(n metastore.CommitNotice) {
 		if n.Partitions == nil { // "anything may have changed"
 			reader.InvalidateAll()
+			notify.NotifyAll()
+			return
 		}
 		for _, tp := range n.Partitions {
 			reader.Invalidate(tp.TopicID, tp.Partition)
 		}
-		notify.Broadcast()
+		notify.Notify(n.Partitions)
 	}))
 	view := clusterView{m: members}
 	groupOpts := cfg.Groups
