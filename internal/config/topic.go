@@ -128,7 +128,7 @@ var Topics = []Topic{
 	{Name: "compression.zstd.level", Type: Int, Default: "3", Range: between(-131072, 22),
 		Broker: []Synonym{{Name: "compression.zstd.level", Value: "3"}},
 		Doc:    "Level of zstd compression when compression.type is zstd, -131072 to 22.",
-		Floe:   "used when the agent recompresses batches to zstd, mapped to the encoder's four levels (fastest below 2, default to 3, better to 7, best above)."},
+		Floe:   "used when the agent recompresses batches to zstd, mapped to the encoder's four speeds: fastest below 3, default from 3, better from 6, best from 10."},
 	{Name: "delete.retention.ms", Type: Long, Default: "86400000", Range: atLeast(0),
 		Broker: []Synonym{{Name: "log.cleaner.delete.retention.ms", Value: "86400000"}},
 		Doc:    "How long a tombstone (a record with a key and no value) stays in a compacted topic, so that consumers see the deletion.",

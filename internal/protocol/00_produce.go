@@ -105,6 +105,7 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 					h.log.Debug("produce batch rejected", "topic", rt.Topic, "partition", rp.Partition, "client", req.ClientID, "err", err)
 					continue
 				}
+				pr.LogAppendTime = produce.TopicRewrite(t.Configs).AppendTime(batches)
 				for _, b := range batches {
 					pp.pending = append(pp.pending, h.writer.Append(t.ID, t.Name, rp.Partition, b))
 				}
@@ -162,7 +163,9 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 		return nil, kerr.InvalidRecord.Code, fmt.Errorf("%d record batches for one partition; produce requests carry exactly one", len(batches))
 	}
 	max := h.maxMessageBytes(t)
-	for _, b := range batches {
+	rewrite := produce.TopicRewrite(t.Configs)
+	nowMs := h.now()
+	for i, b := range batches {
 		hdr, err := recordbatch.Validate(b)
 		if err != nil {
 			if errors.Is(err, recordbatch.ErrUnsupportedMagic) {
@@ -184,8 +187,23 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 				return nil, kerr.InvalidRecord.Code, err
 			}
 		}
-		if err := checkTimestamps(t, hdr, b, h.now()); err != nil {
-			return nil, kerr.InvalidTimestamp.Code, err
+		if !rewrite.LogAppendTime {
+			if err := checkTimestamps(t, hdr, b, nowMs); err != nil {
+				return nil, kerr.InvalidTimestamp.Code, err
+			}
+		}
+		// compression.type and message.timestamp.type (produce.Rewrite);
+		// a batch that grew past max.message.bytes is refused, as Kafka
+		// checks the size again after recompressing.
+		if rewrite.Needed() {
+			nb, err := rewrite.Apply(b, hdr, nowMs)
+			if err != nil {
+				return nil, kerr.CorruptMessage.Code, err
+			}
+			if int64(len(nb)) > max {
+				return nil, kerr.MessageTooLarge.Code, fmt.Errorf("batch of %d bytes after recompression to %s exceeds max.message.bytes %d", len(nb), rewrite.Codec, max)
+			}
+			batches[i] = nb
 		}
 	}
 	return batches, 0, nil
