@@ -31,13 +31,13 @@ type Config struct {
 	// over all producers. 0 produces as fast as the clients can.
 	Rate int64
 
-	Acks        string        // all (default), leader or none
-	Compression string        // none (default), gzip, snappy, lz4, zstd
+	Acks        string // all (default), leader or none
+	Compression string // none (default), gzip, snappy, lz4, zstd
 	// TopicCompression is the created topics' compression.type (empty:
 	// not set, the server's default), to measure a server that
 	// recompresses batches whose codec differs.
 	TopicCompression string
-	Linger      time.Duration // the producer client's linger (franz-go: 10ms)
+	Linger           time.Duration // the producer client's linger (franz-go: 10ms)
 	// MaxBuffered bounds each producer client's unacknowledged bytes.
 	MaxBuffered int64
 
