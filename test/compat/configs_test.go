@@ -342,3 +342,34 @@ func TestConfigsKafkaJS(t *testing.T) {
 		t.Errorf("broker: advertised.listeners %s log.cleanup.policy %s", val(res.Broker, "advertised.listeners"), val(res.Broker, "log.cleanup.policy"))
 	}
 }
+
+// TestConfigsAgentFlagAsTopicDefault: an agent flag that sets a topic
+// config's default (--file-delete-delay, Kafka's
+// log.segment.delete.delay.ms) shows in the topic's config with source
+// STATIC_BROKER_CONFIG and its value, as a broker's server.properties
+// would, and in the broker's configs.
+func TestConfigsAgentFlagAsTopicDefault(t *testing.T) {
+	a := agenttest.Start(t, agenttest.Options{Jobs: true}) // --file-delete-delay 200ms
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := newAdmin(t, a.Addr())
+	if r, err := adm.CreateTopic(ctx, 1, 1, nil, "flag-default"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v %v", err, r.Err)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, "flag-default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := rcs.On("flag-default", nil)
+	for _, c := range rc.Configs {
+		if c.Key != "file.delete.delay.ms" {
+			continue
+		}
+		if c.MaybeValue() != "200" || c.Source != srcStaticBroker || len(c.Synonyms) != 1 ||
+			c.Synonyms[0].Key != "log.segment.delete.delay.ms" || c.Synonyms[0].Value == nil || *c.Synonyms[0].Value != "200" {
+			t.Errorf("file.delete.delay.ms: %+v", c)
+		}
+		return
+	}
+	t.Error("file.delete.delay.ms not described")
+}
