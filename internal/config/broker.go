@@ -15,7 +15,7 @@ type Broker struct {
 // Brokers lists the broker configs agents report, by name. Their values
 // come from the agent (protocol.Config.Broker and the handler's own).
 var Brokers = map[string]Broker{
-	"advertised.listeners":                      {Type: List, Doc: "Addresses clients are told to connect to, per listener (--advertised-listeners, --advertise)."},
+	"advertised.listeners":                      {Type: String, Doc: "Addresses clients are told to connect to, per listener (--advertised-listeners, --advertise)."},
 	"authorizer.class.name":                     {Type: String, Doc: "The authorizer in use (--authorizer acl)."},
 	"auto.create.topics.enable":                 {Type: Boolean, Default: "true", Doc: "Whether Metadata and Produce create topics that do not exist (--auto-create-topics)."},
 	"broker.id":                                 {Type: Int, Default: "-1", Doc: "The agent's id (--node-id, else assigned by the metadata store)."},
@@ -27,7 +27,7 @@ var Brokers = map[string]Broker{
 	"group.max.session.timeout.ms":              {Type: Int, Default: "1800000", Doc: "Longest session timeout a consumer may ask for (--group-max-session-timeout)."},
 	"group.min.session.timeout.ms":              {Type: Int, Default: "6000", Doc: "Shortest session timeout a consumer may ask for (--group-min-session-timeout)."},
 	"listener.security.protocol.map":            {Type: String, Doc: "Security protocol of each listener name (--listener-security-protocol-map)."},
-	"listeners":                                 {Type: List, Doc: "Addresses the agent listens on for Kafka clients (--listeners, --listen)."},
+	"listeners":                                 {Type: String, Doc: "Addresses the agent listens on for Kafka clients (--listeners, --listen)."},
 	"log.cleaner.enable":                        {Type: Boolean, Default: "true", Doc: "Whether compacted topics are cleaned; key compaction runs on agents with the jobs role."},
 	"log.dirs":                                  {Type: List, Doc: "The agent's one virtual log dir: the bucket."},
 	"max.incremental.fetch.session.cache.slots": {Type: Int, Default: "1000", Doc: "Incremental fetch sessions the agent keeps (--fetch-session-cache-slots)."},

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -23,6 +25,18 @@ func TopicsMarkdown() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n",
 			name, t.Type, code(t.Default), validValues(t), synonyms(t), escape(effect))
+	}
+	return b.String()
+}
+
+// BrokersMarkdown renders Brokers as the broker table of docs/configs.md.
+func BrokersMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| broker config | type | Kafka's default | in Floe |\n")
+	b.WriteString("| --- | --- | --- | --- |\n")
+	for _, name := range slices.Sorted(maps.Keys(Brokers)) {
+		c := Brokers[name]
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", name, c.Type, code(c.Default), escape(c.Doc))
 	}
 	return b.String()
 }

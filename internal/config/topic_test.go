@@ -32,6 +32,17 @@ func TestTopicsCatalogue(t *testing.T) {
 	}
 }
 
+func TestBrokersCatalogue(t *testing.T) {
+	for name, b := range Brokers {
+		if b.Doc == "" || typeNames[b.Type] == "" {
+			t.Errorf("%s needs a type and Doc", name)
+		}
+		if _, _, ok := BrokerSynonym(name); ok {
+			t.Errorf("%s is a topic config's broker synonym already", name)
+		}
+	}
+}
+
 // kafka4Topics are the topic configs of Kafka 4.x (LogConfig), and the
 // ones Kafka 3.x still accepted; each must be in the catalogue.
 var kafka4Topics = []string{
@@ -120,21 +131,24 @@ func TestValidateTopic(t *testing.T) {
 	}
 }
 
-// TestDocsTable keeps docs/configs.md's table equal to the catalogue;
-// FLOE_UPDATE_DOCS=1 rewrites it.
+// TestDocsTable keeps docs/configs.md's tables equal to the catalogue;
+// FLOE_UPDATE_DOCS=1 rewrites them.
 func TestDocsTable(t *testing.T) {
 	const path = "../../docs/configs.md"
-	const begin, end = "<!-- topic configs: generated from internal/config, do not edit -->\n", "<!-- end of topic configs -->\n"
 	doc, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, rest, ok1 := strings.Cut(string(doc), begin)
-	_, after, ok2 := strings.Cut(rest, end)
-	if !ok1 || !ok2 {
-		t.Fatalf("%s lacks the markers %q and %q", path, begin, end)
+	want := string(doc)
+	for _, table := range []struct{ what, text string }{{"topic configs", TopicsMarkdown()}, {"broker configs", BrokersMarkdown()}} {
+		begin, end := "<!-- "+table.what+": generated from internal/config, do not edit -->\n", "<!-- end of "+table.what+" -->\n"
+		before, rest, ok1 := strings.Cut(want, begin)
+		_, after, ok2 := strings.Cut(rest, end)
+		if !ok1 || !ok2 {
+			t.Fatalf("%s lacks the markers %q and %q", path, begin, end)
+		}
+		want = before + begin + table.text + end + after
 	}
-	want := before + begin + TopicsMarkdown() + end + after
 	if want == string(doc) {
 		return
 	}

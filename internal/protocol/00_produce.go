@@ -19,6 +19,10 @@ package protocol
 // transaction, on partitions added to it (the metadata store checks, in
 // the commit itself: INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH
 // for a fenced epoch). Control batches from clients are refused.
+//
+// A topic's compression.type and message.timestamp.type may make the agent
+// recompress or stamp a batch before it is stored (produce.Rewrite), as
+// Kafka's log validator does; the size is checked again afterwards.
 
 import (
 	"context"

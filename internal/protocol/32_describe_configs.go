@@ -127,6 +127,9 @@ func (h *Handler) brokerValues() map[string]brokerValue {
 			if bv.doc == "" {
 				bv.doc = b.Doc
 			}
+			if b.Type != 0 {
+				bv.typ = b.Type
+			}
 			def, known = b.Default, b.Default != ""
 		}
 		if _, s, ok := config.BrokerSynonym(c.Name); ok && s.Value != "" {
