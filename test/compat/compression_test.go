@@ -127,8 +127,9 @@ func TestTopicCompressionEveryCodec(t *testing.T) {
 
 // TestLogAppendTimeAndRecompressedSize: a LogAppendTime topic stamps
 // batches with the agent's clock (old producer timestamps are not
-// INVALID_TIMESTAMP), and a batch that recompression makes larger than
-// max.message.bytes is MESSAGE_TOO_LARGE.
+// INVALID_TIMESTAMP), a batch that recompression makes larger than
+// max.message.bytes is MESSAGE_TOO_LARGE, and so is any batch when
+// max.message.bytes is 0.
 func TestLogAppendTimeAndRecompressedSize(t *testing.T) {
 	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -137,6 +138,8 @@ func TestLogAppendTimeAndRecompressedSize(t *testing.T) {
 	for topic, cfg := range map[string]map[string]*string{
 		"append-time": {"message.timestamp.type": strp("LogAppendTime"), "message.timestamp.before.max.ms": strp("1000")},
 		"small":       {"compression.type": strp("uncompressed"), "max.message.bytes": strp("4000")},
+		// Kafka accepts 0, and then every batch is too large.
+		"closed": {"max.message.bytes": strp("0")},
 	} {
 		if r, err := adm.CreateTopic(ctx, 1, 1, cfg, topic); err != nil || r.Err != nil {
 			t.Fatalf("create %s: %v %v", topic, err, r.Err)
@@ -164,5 +167,8 @@ func TestLogAppendTimeAndRecompressedSize(t *testing.T) {
 	}
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "small", Value: make([]byte, 1000)}).FirstErr(); err != nil {
 		t.Fatalf("a small batch: %v", err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "closed", Value: []byte("v")}).FirstErr(); !errors.Is(err, kerr.MessageTooLarge) {
+		t.Fatalf("produce to max.message.bytes=0: %v, want MESSAGE_TOO_LARGE", err)
 	}
 }
