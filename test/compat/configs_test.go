@@ -8,12 +8,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/testutil"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
@@ -372,4 +375,70 @@ func TestConfigsAgentFlagAsTopicDefault(t *testing.T) {
 		return
 	}
 	t.Error("file.delete.delay.ms not described")
+}
+
+// TestCreatePartitionsAssignmentsKadm: on two agents, kadm's
+// CreatePartitions with assignments is checked as Kafka checks them, with
+// Kafka's messages: one live agent per new partition is accepted, two
+// replicas are not (every Floe partition has one), nor an unknown agent
+// or too few assignments.
+func TestCreatePartitionsAssignmentsKadm(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, b := twoAgents(t, ctx)
+	adm := newAdmin(t, a.Addr())
+	if r, err := adm.CreateTopic(ctx, 1, 1, nil, "grow"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v %v", err, r.Err)
+	}
+	ida, idb := a.NodeID(), b.NodeID()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, tc := range []struct {
+		name       string
+		count      int
+		assignment [][]int32
+		want       error
+		msg        string
+	}{
+		{"two replicas", 2, [][]int32{{ida, idb}}, kerr.InvalidReplicaAssignment, "a partition with 2 replica(s), but this is not consistent with previous partitions, which have 1 replica(s)"},
+		{"unknown agent", 2, [][]int32{{idb + 1000}}, kerr.InvalidReplicaAssignment, "no broker with that ID is registered"},
+		{"too few", 3, [][]int32{{ida}}, kerr.InvalidReplicaAssignment, "Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."},
+		{"one agent each", 3, [][]int32{{idb}, {ida}}, nil, ""},
+	} {
+		req := kmsg.NewPtrCreatePartitionsRequest()
+		rt := kmsg.NewCreatePartitionsRequestTopic()
+		rt.Topic, rt.Count = "grow", int32(tc.count)
+		for _, r := range tc.assignment {
+			rt.Assignment = append(rt.Assignment, kmsg.CreatePartitionsRequestTopicAssignment{Replicas: r})
+		}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := resp.Topics[0]
+		if err := kerr.ErrorForCode(st.ErrorCode); !errors.Is(err, tc.want) && err != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		if msg := derefStr(st.ErrorMessage); !strings.Contains(msg, tc.msg) {
+			t.Errorf("%s: message %q, want it to contain %q", tc.name, msg, tc.msg)
+		}
+	}
+	parts, err := adm.ListEndOffsets(ctx, "grow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(parts["grow"]); n != 3 {
+		t.Errorf("%d partitions, want 3", n)
+	}
+}
+
+func derefStr(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
