@@ -96,6 +96,10 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 					pr.ErrorCode = code
 					continue
 				}
+				if r.Version < 7 && zstdBatch(rp.Records) {
+					pr.ErrorCode = kerr.UnsupportedCompressionType.Code
+					continue
+				}
 				batches, code, err := h.validateBatches(t, rp.Records)
 				if code != 0 {
 					pr.ErrorCode = code

@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,27 @@ func TestProduceTopicRewrites(t *testing.T) {
 	expectCode(t, "zstd topic, records short of their count", p.ErrorCode, kerr.CorruptMessage.Code)
 	if p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "recompress") {
 		t.Errorf("error message %v, want it to come from recompression", p.ErrorMessage)
+	}
+}
+
+// TestProduceZstdNeedsV7: zstd batches in Produce v3-v6 are
+// UNSUPPORTED_COMPRESSION_TYPE, as in Kafka (KIP-110); v7 takes them.
+func TestProduceZstdNeedsV7(t *testing.T) {
+	f := start(t)
+	f.createTopic("t", 1)
+	zstd := recordbatch.Build(recordbatch.BuildOptions{Codec: recordbatch.Zstd}, recordbatch.Record{Value: []byte("v"), Timestamp: time.Now().UnixMilli()})
+	lz4 := recordbatch.Build(recordbatch.BuildOptions{Codec: recordbatch.LZ4}, recordbatch.Record{Value: []byte("v"), Timestamp: time.Now().UnixMilli()})
+	for _, tc := range []struct {
+		version int16
+		records []byte
+		want    int16
+	}{
+		{6, zstd, kerr.UnsupportedCompressionType.Code},
+		{3, zstd, kerr.UnsupportedCompressionType.Code},
+		{6, lz4, 0},
+		{7, zstd, 0},
+	} {
+		p := do[*kmsg.ProduceResponse](f, tc.version, produceRequest("t", 0, tc.records)).Topics[0].Partitions[0]
+		expectCode(t, "produce v"+strconv.Itoa(int(tc.version)), p.ErrorCode, tc.want)
 	}
 }
