@@ -39,7 +39,8 @@ type agentFlags struct {
 func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.StringVar(&f.cfg.Listen, "listen", "127.0.0.1:9092", "Kafka listener `HOST:PORT`")
 	fs.StringVar(&f.cfg.Advertise, "advertise", "", "`HOST:PORT` clients are told to connect to (default: the listener address)")
-	fs.StringVar(&f.cfg.AdminListen, "admin-listen", adminDefault, "`HOST:PORT` for /metrics, /healthz and /jobs (empty: off)")
+	fs.StringVar(&f.cfg.AdminListen, "admin-listen", adminDefault, "`HOST:PORT` for /metrics, /healthz, /jobs and the web console (empty: off)")
+	registerConsoleFlags(fs, &f.cfg)
 	fs.DurationVar(&f.cfg.Linger, "linger", 250*time.Millisecond, "how long the open segment gathers batches before it is flushed")
 	fs.IntVar(&f.cfg.SegmentMaxBytes, "segment-bytes", 8<<20, "flush the open segment once it holds this many bytes")
 	var maxFrame int
@@ -65,6 +66,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.cfg.Groups.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long an empty group's committed offsets are kept (offsets.retention.minutes)")
 	fs.DurationVar(&f.cfg.ClientTelemetry.PushInterval, "client-metrics-interval", telemetry.DefaultPushInterval, "how often clients that support KIP-714 (librdkafka >= 2.5, the Java client >= 3.7) push their metrics, shown on /metrics per client id (100ms to 1h)")
 	clientMetrics := fs.String("client-metrics", "default", "metric name prefixes clients are asked to push, comma-separated: default (a few standard producer and consumer metrics), * (all of them) or none")
+	txnVersion := fs.Int("transaction-version", 2, "transaction.version level clients are told is finalized: 2 (KIP-890 part 2: an epoch bump per transaction, no AddPartitionsToTxn round trip), or 1 or 0 to keep clients on transaction version 1")
 	fs.DurationVar(&f.clockSkew, "clock-skew", 0, "testing only: offset the agent's wall clock by this much (floe torture's clock fault)")
 	hideFlags(fs, "clock-skew")
 	f.logs.register(fs)
@@ -89,6 +91,14 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 			f.cfg.ClientTelemetry.Metrics = []string{}
 		default:
 			f.cfg.ClientTelemetry.Metrics = strings.Split(*clientMetrics, ",")
+		}
+		switch *txnVersion {
+		case 0:
+			f.cfg.TransactionVersion = -1 // level 0, not the default
+		case 1, 2:
+			f.cfg.TransactionVersion = int16(*txnVersion)
+		default:
+			return fmt.Errorf("--transaction-version %d: want 0, 1 or 2", *txnVersion)
 		}
 		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))
 		f.cfg.NodeID = int32(nodeID)
@@ -147,6 +157,7 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	f.cfg.MetastoreName = "embedded://" + filepath.Join(dir, "metadata.db")
 	store, err := embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: log})
 	if err != nil {
 		return err
@@ -170,6 +181,7 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
   bootstrap server:  %s
   data directory:    %s%s
   metrics, health:   %s
+  web console:       %s
 
 Try it (Debian package kcat):
   echo hello | kcat -b %s -t greetings -P
@@ -179,7 +191,7 @@ Inspect what is stored:
   floe inspect segment --data-dir %s segments/<id>
 
 Ctrl-C stops it.
-`, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr()), a.Addr(), a.Addr(), dir)
+`, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr()), consoleURL(a.AdminAddr(), f.cfg.NoConsole), a.Addr(), a.Addr(), dir)
 	<-ctx.Done()
 	return a.Close()
 }
@@ -222,6 +234,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.clockSkew != 0 {
 		log.Warn("the agent's clock is skewed (--clock-skew, for testing only)", "skew", f.clockSkew)
 	}
+	f.cfg.MetastoreName = redactedURL(*metaURL)
 	store, err := openMetastoreURL(ctx, *metaURL, log)
 	if err != nil {
 		return err

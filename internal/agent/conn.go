@@ -222,7 +222,7 @@ func (c *conn) write(queue <-chan inflight) {
 		}
 		replyStart := time.Now()
 		resp := in.reply(c.a.ctx)
-		c.a.metrics.observe(in.hdr.Key, time.Since(in.start))
+		c.a.metrics.observe(in.hdr, time.Since(in.start))
 		if !waitsInPurgatory(in.hdr.Key) {
 			in.work += time.Since(replyStart)
 		}

@@ -1,13 +1,21 @@
 package agent
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/floe-io/floe/internal/wire"
 )
 
 type metrics struct {
-	requests    *prometheus.HistogramVec
+	requests *prometheus.HistogramVec
+	// versions counts requests answered by API and version, so that an
+	// operator sees which request versions clients use (transaction
+	// version 2 shows as EndTxn 5 and Produce 12). Only advertised
+	// versions are answered, which bounds the labels.
+	versions    *prometheus.CounterVec
 	connections prometheus.Gauge
 	rejected    prometheus.Counter
 	tlsFailures prometheus.Counter
@@ -23,6 +31,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from reading a Kafka request to having its response ready, by API.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 16),
 		}, []string{"api"}),
+		versions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "floe_api_requests_total",
+			Help: "Kafka requests answered, by API and request version.",
+		}, []string{"api", "version"}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "floe_connections", Help: "Open Kafka client connections.",
 		}),
@@ -36,10 +48,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "floe_sasl_authentications_total", Help: "SASL authentications on the Kafka listeners, by mechanism and result (ok, failed).",
 		}, []string{"mechanism", "result"}),
 	}
-	reg.MustRegister(m.requests, m.connections, m.rejected, m.tlsFailures, m.auths)
+	reg.MustRegister(m.requests, m.versions, m.connections, m.rejected, m.tlsFailures, m.auths)
 	return m
 }
 
-func (m *metrics) observe(key int16, d time.Duration) {
-	m.requests.WithLabelValues(keyName(key)).Observe(d.Seconds())
+func (m *metrics) observe(hdr wire.Header, d time.Duration) {
+	m.requests.WithLabelValues(keyName(hdr.Key)).Observe(d.Seconds())
+	m.versions.WithLabelValues(keyName(hdr.Key), strconv.Itoa(int(hdr.Version))).Inc()
 }

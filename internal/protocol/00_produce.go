@@ -1,6 +1,6 @@
 package protocol
 
-// Produce v0-v11; v0-v2 are answered UNSUPPORTED_VERSION.
+// Produce v0-v12; v0-v2 are answered UNSUPPORTED_VERSION.
 //
 // v3 is the first version with record batch format v2 (magic 2), which is
 // all Floe stores; librdkafka only uses v2 batches, idempotence and headers
@@ -19,6 +19,9 @@ package protocol
 // transaction, on partitions added to it (the metadata store checks, in
 // the commit itself: INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH
 // for a fenced epoch). Control batches from clients are refused.
+// v12 is transaction version 2 (KIP-890 part 2): its transactional
+// batches' partitions join their producer's transaction without
+// AddPartitionsToTxn (produce_txn.go).
 //
 // A topic's compression.type and message.timestamp.type may make the agent
 // recompress or stamp a batch before it is stored (produce.Rewrite), as
@@ -44,7 +47,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(0, 0, 11, (*Handler).produce) }
+func init() { register(0, 0, 12, (*Handler).produce) }
 
 // producePartition tracks one partition of a produce request.
 type producePartition struct {
@@ -57,6 +60,7 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 	lookup := h.lookup(ctx)
 	var parts []*producePartition
+	var appends []produceAppend // validated, appended once all are
 
 	acksOK := r.Acks == 0 || r.Acks == 1 || r.Acks == -1
 	writer := h.cfg.Cluster.Serves(RoleProduce)
@@ -114,12 +118,21 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 					continue
 				}
 				pr.LogAppendTime = produce.TopicRewrite(t.Configs).AppendTime(batches)
-				for _, b := range batches {
-					pp.pending = append(pp.pending, h.writer.Append(t.ID, t.Name, rp.Partition, b))
-				}
+				appends = append(appends, produceAppend{pp: pp, topic: t, partition: rp.Partition, batches: batches})
 			}
 		}
 		resp.Topics = append(resp.Topics, respTopic)
+	}
+	if r.Version >= 12 {
+		h.addProducedToTxn(ctx, r, appends)
+	}
+	for _, a := range appends {
+		if a.pp.resp.ErrorCode != 0 {
+			continue
+		}
+		for _, b := range a.batches {
+			a.pp.pending = append(a.pp.pending, h.writer.Append(a.topic.ID, a.topic.Name, a.partition, b))
+		}
 	}
 
 	return func(ctx context.Context) kmsg.Response {
