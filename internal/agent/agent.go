@@ -565,6 +565,13 @@ func (a *Agent) brokerConfigs() []protocol.BrokerConfig {
 		{Name: "quota.window.num", Value: strconv.Itoa(quotaSamples(a.cfg.QuotaSamples)), Type: config.Int},
 		{Name: "max.incremental.fetch.session.cache.slots", Value: strconv.Itoa(a.fetchSessions.Slots()), Type: config.Int},
 	}
+	// --file-delete-delay is the default of file.delete.delay.ms, as
+	// Kafka's log.segment.delete.delay.ms is.
+	deleteDelay := a.cfg.Jobs.DeleteDelay
+	if deleteDelay <= 0 {
+		deleteDelay = jobs.DefaultDeleteDelay
+	}
+	out = append(out, protocol.BrokerConfig{Name: "log.segment.delete.delay.ms", Value: ms(deleteDelay), Type: config.Long})
 	if len(a.cfg.SASLMechanisms) > 0 {
 		out = append(out, protocol.BrokerConfig{Name: "sasl.enabled.mechanisms", Value: strings.Join(a.cfg.SASLMechanisms, ","), Type: config.List})
 	}

@@ -22,6 +22,10 @@ package protocol
 // v12 is transaction version 2 (KIP-890 part 2): its transactional
 // batches' partitions join their producer's transaction without
 // AddPartitionsToTxn (produce_txn.go).
+//
+// A topic's compression.type and message.timestamp.type may make the agent
+// recompress or stamp a batch before it is stored (produce.Rewrite), as
+// Kafka's log validator does; the size is checked again afterwards.
 
 import (
 	"context"
@@ -96,6 +100,10 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 					pr.ErrorCode = code
 					continue
 				}
+				if r.Version < 7 && zstdBatch(rp.Records) {
+					pr.ErrorCode = kerr.UnsupportedCompressionType.Code
+					continue
+				}
 				batches, code, err := h.validateBatches(t, rp.Records)
 				if code != 0 {
 					pr.ErrorCode = code
@@ -109,6 +117,7 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 					h.log.Debug("produce batch rejected", "topic", rt.Topic, "partition", rp.Partition, "client", req.ClientID, "err", err)
 					continue
 				}
+				pr.LogAppendTime = produce.TopicRewrite(t.Configs).AppendTime(batches)
 				appends = append(appends, produceAppend{pp: pp, topic: t, partition: rp.Partition, batches: batches})
 			}
 		}
@@ -175,7 +184,9 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 		return nil, kerr.InvalidRecord.Code, fmt.Errorf("%d record batches for one partition; produce requests carry exactly one", len(batches))
 	}
 	max := h.maxMessageBytes(t)
-	for _, b := range batches {
+	rewrite := produce.TopicRewrite(t.Configs)
+	nowMs := h.now()
+	for i, b := range batches {
 		hdr, err := recordbatch.Validate(b)
 		if err != nil {
 			if errors.Is(err, recordbatch.ErrUnsupportedMagic) {
@@ -197,8 +208,23 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 				return nil, kerr.InvalidRecord.Code, err
 			}
 		}
-		if err := checkTimestamps(t, hdr, b, h.now()); err != nil {
-			return nil, kerr.InvalidTimestamp.Code, err
+		if !rewrite.LogAppendTime {
+			if err := checkTimestamps(t, hdr, b, nowMs); err != nil {
+				return nil, kerr.InvalidTimestamp.Code, err
+			}
+		}
+		// compression.type and message.timestamp.type (produce.Rewrite);
+		// a batch that grew past max.message.bytes is refused, as Kafka
+		// checks the size again after recompressing.
+		if rewrite.Needed() {
+			nb, err := rewrite.Apply(b, hdr, nowMs)
+			if err != nil {
+				return nil, kerr.CorruptMessage.Code, err
+			}
+			if int64(len(nb)) > max {
+				return nil, kerr.MessageTooLarge.Code, fmt.Errorf("batch of %d bytes after recompression to %s exceeds max.message.bytes %d", len(nb), rewrite.Codec, max)
+			}
+			batches[i] = nb
 		}
 	}
 	return batches, 0, nil
