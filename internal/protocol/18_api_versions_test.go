@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -101,7 +102,8 @@ func TestApiVersions(t *testing.T) {
 }
 
 // TestApiVersionsTooNew: a version above ours is answered at v0 with
-// UNSUPPORTED_VERSION and our ranges, so the client can retry (KIP-511).
+// UNSUPPORTED_VERSION and, as Kafka's ApiVersionsRequest.getErrorResponse
+// does, only ApiVersions' own range, so the client can retry (KIP-511).
 func TestApiVersionsTooNew(t *testing.T) {
 	f := start(t)
 	req := kmsg.NewPtrApiVersionsRequest()
@@ -111,12 +113,49 @@ func TestApiVersionsTooNew(t *testing.T) {
 	resp.SetVersion(0)
 	f.c.Receive(corr, resp)
 	expectCode(t, "too new", resp.ErrorCode, kerr.UnsupportedVersion.Code)
-	if len(resp.ApiKeys) != len(advertised) {
-		t.Errorf("%d APIs listed, want %d", len(resp.ApiKeys), len(advertised))
+	want := advertised[18]
+	if len(resp.ApiKeys) != 1 || resp.ApiKeys[0].ApiKey != 18 || resp.ApiKeys[0].MinVersion != want[0] || resp.ApiKeys[0].MaxVersion != want[1] {
+		t.Errorf("listed %+v, want only ApiVersions %v", resp.ApiKeys, want)
 	}
 	// The connection stays usable.
-	again := do[*kmsg.ApiVersionsResponse](f, 3, kmsg.NewPtrApiVersionsRequest())
+	retry := kmsg.NewPtrApiVersionsRequest()
+	retry.ClientSoftwareName, retry.ClientSoftwareVersion = "protocol-test", "1.0"
+	again := do[*kmsg.ApiVersionsResponse](f, 3, retry)
 	expectCode(t, "retry at v3", again.ErrorCode, 0)
+}
+
+// TestApiVersionsSoftwareName: from v3, Kafka answers INVALID_REQUEST when
+// the client's software name or version is not letters, digits, '.' and
+// '-' starting and ending with a letter or digit (KIP-511).
+func TestApiVersionsSoftwareName(t *testing.T) {
+	f := start(t)
+	for _, tc := range []struct {
+		name, version string
+		want          int16
+	}{
+		{"librdkafka", "2.0.2", 0},
+		{"apache-kafka-java", "4.1.0", 0},
+		{"a", "1", 0},
+		{"", "1", kerr.InvalidRequest.Code},
+		{"kgo", "", kerr.InvalidRequest.Code},
+		{"-kgo", "1", kerr.InvalidRequest.Code},
+		{"kgo.", "1", kerr.InvalidRequest.Code},
+		{"k go", "1", kerr.InvalidRequest.Code},
+		{"kgo", "v1_2", kerr.InvalidRequest.Code},
+	} {
+		for _, v := range []int16{3, 4} {
+			req := kmsg.NewPtrApiVersionsRequest()
+			req.ClientSoftwareName, req.ClientSoftwareVersion = tc.name, tc.version
+			resp := do[*kmsg.ApiVersionsResponse](f, v, req)
+			expectCode(t, "v"+strconv.Itoa(int(v))+" "+tc.name+"/"+tc.version, resp.ErrorCode, tc.want)
+			if tc.want == 0 && len(resp.ApiKeys) != len(advertised) {
+				t.Errorf("%s/%s: %d APIs listed", tc.name, tc.version, len(resp.ApiKeys))
+			}
+		}
+	}
+	// Before v3 the fields do not exist.
+	resp := do[*kmsg.ApiVersionsResponse](f, 2, kmsg.NewPtrApiVersionsRequest())
+	expectCode(t, "v2", resp.ErrorCode, 0)
 }
 
 // TestDescribeQuorumNotServed: DescribeQuorum describes the KRaft quorum
