@@ -45,7 +45,7 @@ func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error
 	allowAuto := r.Version < 4 || r.AllowAutoTopicCreation
 	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
 	if all {
-		topics, err := h.store.Topics(ctx)
+		topics, err := h.topics.Topics(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +81,7 @@ func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error
 				var code int16
 				t, code, err = h.createTopic(ctx, *rt.Topic, -1, -1, nil, false)
 				if code == kerr.TopicAlreadyExists.Code {
-					t, err = h.store.Topic(ctx, *rt.Topic)
+					t, err = h.topics.Topic(ctx, *rt.Topic)
 				} else if code != 0 {
 					name := *rt.Topic
 					resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{Topic: &name, ErrorCode: code})

@@ -16,7 +16,6 @@ type topicLookup struct {
 	h      *Handler
 	ctx    context.Context
 	byName map[string]topicResult
-	all    []metastore.Topic
 }
 
 type topicResult struct {
@@ -28,29 +27,20 @@ func (h *Handler) lookup(ctx context.Context) *topicLookup {
 	return &topicLookup{h: h, ctx: ctx, byName: map[string]topicResult{}}
 }
 
+// name looks a topic up by name in the agent's topic cache, the same
+// answer for the whole request.
 func (l *topicLookup) name(name string) (metastore.Topic, error) {
 	if r, ok := l.byName[name]; ok {
 		return r.t, r.err
 	}
-	t, err := l.h.store.Topic(l.ctx, name)
+	t, err := l.h.topics.Topic(l.ctx, name)
 	l.byName[name] = topicResult{t, err}
 	return t, err
 }
 
+// id looks a topic up by ID in the agent's topic cache.
 func (l *topicLookup) id(id [16]byte) (metastore.Topic, error) {
-	if l.all == nil {
-		all, err := l.h.store.Topics(l.ctx)
-		if err != nil {
-			return metastore.Topic{}, err
-		}
-		l.all = all
-	}
-	for _, t := range l.all {
-		if t.ID == id {
-			return t, nil
-		}
-	}
-	return metastore.Topic{}, metastore.ErrUnknownTopicOrPartition
+	return l.h.topics.TopicByID(l.ctx, id)
 }
 
 // partition checks that the topic has partition p.

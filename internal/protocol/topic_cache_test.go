@@ -1,0 +1,101 @@
+package protocol_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
+)
+
+// topicReads counts the store's topic reads.
+type topicReads struct {
+	metastore.Store
+	n atomic.Int64
+}
+
+func (s *topicReads) Topic(ctx context.Context, name string) (metastore.Topic, error) {
+	s.n.Add(1)
+	return s.Store.Topic(ctx, name)
+}
+
+func (s *topicReads) Topics(ctx context.Context) ([]metastore.Topic, error) {
+	s.n.Add(1)
+	return s.Store.Topics(ctx)
+}
+
+// TestNoTopicReadsPerRequest: at steady state Produce, Fetch, ListOffsets and Metadata read no topic from the metadata
+// store: the agent's topic cache answers (internal/topiccache).
+func TestNoTopicReadsPerRequest(t *testing.T) {
+	store := &topicReads{}
+	a := agenttest.Start(t, agenttest.Options{WrapStore: func(s metastore.Store) metastore.Store {
+		store.Store = s
+		return store
+	}})
+	f := &fixture{t: t, a: a, c: testutil.Dial(t, a.Addr())}
+	f.createTopic("t", 2)
+	before := store.n.Load()
+	const n = 50
+	for i := range n {
+		f.produce("t", int32(i%2), 1, int64(i))
+		fr := do[*kmsg.FetchResponse](f, 12, fetchRequest("t", 0, 0))
+		expectCode(t, "fetch", fr.Topics[0].Partitions[0].ErrorCode, 0)
+		expectCode(t, "list offsets", f.listOffset("t", 0, -1).ErrorCode, 0)
+		if md := f.metadata(12, false, "t"); md.Topics[0].ErrorCode != 0 {
+			t.Fatalf("metadata: %s", codeName(md.Topics[0].ErrorCode))
+		}
+		f.metadata(12, false) // every topic
+	}
+	if got := store.n.Load() - before; got != 0 {
+		t.Errorf("%d topic reads from the store for %d produce, fetch, list offsets and metadata requests, want 0", got, 5*n)
+	}
+}
+
+// TestTopicChangesSeen: what admin requests change is seen by the next
+// request on the same agent: new partitions, a config, a deletion and a
+// re-creation (a new topic ID).
+func TestTopicChangesSeen(t *testing.T) {
+	f := start(t)
+	f.createTopic("t", 1)
+	old := f.metadata(12, false, "t").Topics[0].TopicID
+
+	cp := kmsg.NewPtrCreatePartitionsRequest()
+	ct := kmsg.NewCreatePartitionsRequestTopic()
+	ct.Topic, ct.Count = "t", 3
+	cp.Topics = append(cp.Topics, ct)
+	cp.TimeoutMillis = 10_000
+	expectCode(t, "create partitions", do[*kmsg.CreatePartitionsResponse](f, 3, cp).Topics[0].ErrorCode, 0)
+	f.produce("t", 2, 1, 1)
+
+	ac := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, "t"
+	cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	small := "100"
+	cfg.Name, cfg.Value = "max.message.bytes", &small
+	res.Configs = append(res.Configs, cfg)
+	ac.Resources = append(ac.Resources, res)
+	expectCode(t, "alter configs", do[*kmsg.IncrementalAlterConfigsResponse](f, 1, ac).Resources[0].ErrorCode, 0)
+	pr := do[*kmsg.ProduceResponse](f, 9, produceRequest("t", 0, batch(20, 1)))
+	expectCode(t, "produce over max.message.bytes", pr.Topics[0].Partitions[0].ErrorCode, kerr.MessageTooLarge.Code)
+
+	dt := kmsg.NewPtrDeleteTopicsRequest()
+	dt.TopicNames = []string{"t"}
+	dt.TimeoutMillis = 10_000
+	expectCode(t, "delete", do[*kmsg.DeleteTopicsResponse](f, 5, dt).Topics[0].ErrorCode, 0)
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.TopicID = old
+	req.Topics = append(req.Topics, rt)
+	expectCode(t, "metadata of the deleted id", do[*kmsg.MetadataResponse](f, 12, req).Topics[0].ErrorCode, kerr.UnknownTopicID.Code)
+
+	f.createTopic("t", 1)
+	if id := f.metadata(12, false, "t").Topics[0].TopicID; id == old {
+		t.Fatal("re-created topic has the old id")
+	}
+}
