@@ -1,6 +1,6 @@
 package protocol
 
-// Metadata v0-v12.
+// Metadata v0-v13.
 //
 // Every agent answers for every partition: Floe has no replicas and no
 // partition depends on a particular agent. Each partition's nominal leader
@@ -11,7 +11,10 @@ package protocol
 //
 // v1+: a null topic list means all topics, an empty one none.
 // v4+: AllowAutoTopicCreation (KIP-204 semantics); before v4 it is implied.
-// v10+: topic IDs (KIP-516); v12 may ask by ID only.
+// v10+: topic IDs (KIP-516); v12 may ask by ID only (an unknown ID is
+// UNKNOWN_TOPIC_ID). v13 adds a top-level error code (KIP-1102, for
+// clients to rebootstrap on REBOOTSTRAP_REQUIRED), always 0 here: every
+// agent knows every agent.
 //
 // ACLs: a list of all topics leaves out those the principal may not
 // DESCRIBE; a named one answers TOPIC_AUTHORIZATION_FAILED, whether it
@@ -30,7 +33,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(3, 0, 12, (*Handler).metadata) }
+func init() { register(3, 0, 13, (*Handler).metadata) }
 
 func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.MetadataRequest)

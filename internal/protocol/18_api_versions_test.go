@@ -14,10 +14,10 @@ import (
 // advertised is what README promises, API key → version range. A change
 // here is a change in what clients may send, so it is spelled out.
 var advertised = map[int16][2]int16{
-	0:  {0, 11}, // Produce (v0-2 answered UNSUPPORTED_VERSION, as Kafka 4)
-	1:  {4, 12}, // Fetch
-	2:  {0, 8},  // ListOffsets
-	3:  {0, 12}, // Metadata
+	0:  {0, 13}, // Produce (v0-2 answered UNSUPPORTED_VERSION, as Kafka 4)
+	1:  {4, 17}, // Fetch
+	2:  {0, 10}, // ListOffsets
+	3:  {0, 13}, // Metadata
 	8:  {2, 10}, // OffsetCommit
 	9:  {1, 10}, // OffsetFetch
 	10: {0, 4},  // FindCoordinator

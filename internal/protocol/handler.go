@@ -255,6 +255,8 @@ func errorCode(err error) int16 {
 	switch {
 	case err == nil:
 		return 0
+	case isUnknownTopicID(err):
+		return kerr.UnknownTopicID.Code
 	case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, metastore.ErrTopicExists):

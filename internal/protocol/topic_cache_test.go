@@ -29,7 +29,8 @@ func (s *topicReads) Topics(ctx context.Context) ([]metastore.Topic, error) {
 	return s.Store.Topics(ctx)
 }
 
-// TestNoTopicReadsPerRequest: at steady state Produce, Fetch, ListOffsets and Metadata read no topic from the metadata
+// TestNoTopicReadsPerRequest: at steady state Produce and Fetch (by name
+// and by topic ID), ListOffsets and Metadata read no topic from the metadata
 // store: the agent's topic cache answers (internal/topiccache).
 func TestNoTopicReadsPerRequest(t *testing.T) {
 	store := &topicReads{}
@@ -39,12 +40,18 @@ func TestNoTopicReadsPerRequest(t *testing.T) {
 	}})
 	f := &fixture{t: t, a: a, c: testutil.Dial(t, a.Addr())}
 	f.createTopic("t", 2)
+	id := f.metadata(13, false, "t").Topics[0].TopicID
 	before := store.n.Load()
 	const n = 50
 	for i := range n {
 		f.produce("t", int32(i%2), 1, int64(i))
 		fr := do[*kmsg.FetchResponse](f, 12, fetchRequest("t", 0, 0))
 		expectCode(t, "fetch", fr.Topics[0].Partitions[0].ErrorCode, 0)
+		fr = do[*kmsg.FetchResponse](f, 17, fetchByID(id, 1, 0))
+		expectCode(t, "fetch by id", fr.Topics[0].Partitions[0].ErrorCode, 0)
+		pr := produceRequest("", 1, batch(1, int64(i)))
+		pr.Topics[0].TopicID = id
+		expectCode(t, "produce by id", do[*kmsg.ProduceResponse](f, 13, pr).Topics[0].Partitions[0].ErrorCode, 0)
 		expectCode(t, "list offsets", f.listOffset("t", 0, -1).ErrorCode, 0)
 		if md := f.metadata(12, false, "t"); md.Topics[0].ErrorCode != 0 {
 			t.Fatalf("metadata: %s", codeName(md.Topics[0].ErrorCode))
@@ -52,7 +59,7 @@ func TestNoTopicReadsPerRequest(t *testing.T) {
 		f.metadata(12, false) // every topic
 	}
 	if got := store.n.Load() - before; got != 0 {
-		t.Errorf("%d topic reads from the store for %d produce, fetch, list offsets and metadata requests, want 0", got, 5*n)
+		t.Errorf("%d topic reads from the store for %d produce, fetch, list offsets and metadata requests, want 0", got, 7*n)
 	}
 }
 

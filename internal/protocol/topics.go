@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -38,10 +39,31 @@ func (l *topicLookup) name(name string) (metastore.Topic, error) {
 	return t, err
 }
 
-// id looks a topic up by ID in the agent's topic cache.
+// id looks a topic up by ID in the agent's topic cache. An unknown ID's
+// error is both metastore.ErrUnknownTopicOrPartition and
+// errUnknownTopicID, which errorCode answers UNKNOWN_TOPIC_ID.
 func (l *topicLookup) id(id [16]byte) (metastore.Topic, error) {
-	return l.h.topics.TopicByID(l.ctx, id)
+	t, err := l.h.topics.TopicByID(l.ctx, id)
+	if errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
+		return t, fmt.Errorf("%w: %w", errUnknownTopicID, err)
+	}
+	return t, err
 }
+
+// named looks a topic up by ID when byID (the versions of a request that
+// name topics by ID), else by name.
+func (l *topicLookup) named(byID bool, name string, id [16]byte) (metastore.Topic, error) {
+	if byID {
+		return l.id(id)
+	}
+	return l.name(name)
+}
+
+// errUnknownTopicID marks a lookup of a topic ID the agent does not know.
+var errUnknownTopicID = errors.New("unknown topic id")
+
+// isUnknownTopicID reports a lookup of an unknown topic ID.
+func isUnknownTopicID(err error) bool { return errors.Is(err, errUnknownTopicID) }
 
 // partition checks that the topic has partition p.
 func partitionErr(t metastore.Topic, err error, p int32) int16 {
