@@ -44,6 +44,7 @@ Commands:
   check       check a recorded history for anomalies (exit 0 only when there is none)
   torture     start a cluster, inject faults while the workload runs, check the history
   users       set, delete and list SASL users in a metadata store
+  docs        print documents generated from the code (docs compatibility)
   help        print this list
 
 Run "floe COMMAND -h" for a command's arguments and flags.
@@ -86,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return tortureCmd(ctx, args[1:], stdout, stderr)
 	case "users":
 		return usersCmd(ctx, args[1:], stdout, stderr)
+	case "docs":
+		return docsCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
