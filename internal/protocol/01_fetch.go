@@ -93,23 +93,17 @@ func (h *Handler) fetch(_ context.Context, req *wire.Request) (Reply, error) {
 			resp.ErrorCode = sessionErrorCode(err)
 			return resp
 		}
-		denied := map[string]bool{}
-		lookup := h.lookup(ctx)
-		for _, p := range f.Partitions {
-			if _, ok := denied[p.Topic]; !ok {
-				// A topic ID the agent does not know is not denied but
-				// unknown (fetchOnce).
-				name := p.Topic
-				if id, ok := keyTopicID(p.Key); ok {
-					t, err := lookup.id(id)
-					if err != nil {
-						denied[p.Topic] = false
-						continue
-					}
-					name = t.Name
-				}
-				denied[p.Topic] = !h.allowed(req, acl.Read, acl.Topic, name)
+		// READ on each topic, decided once per topic name and request. A
+		// topic named by an ID the agent does not know is answered
+		// UNKNOWN_TOPIC_ID before this is asked (fetchOnce).
+		decided := map[string]bool{}
+		denied := func(name string) bool {
+			d, ok := decided[name]
+			if !ok {
+				d = !h.allowed(req, acl.Read, acl.Topic, name)
+				decided[name] = d
 			}
+			return d
 		}
 		wait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, maxFetchWait)
 		deadline := time.Now().Add(wait)
@@ -225,7 +219,7 @@ type fetched struct {
 
 // fetchOnce reads every partition once, in order. Partitions of denied
 // topics fail with TOPIC_AUTHORIZATION_FAILED.
-func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []fetchsession.Partition, denied map[string]bool) fetched {
+func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []fetchsession.Partition, denied func(topic string) bool) fetched {
 	maxBytes := int(r.MaxBytes)
 	if r.Version < 3 || maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
@@ -258,9 +252,13 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 		pr.Partition = p.Partition
 		pr.HighWatermark, pr.LastStableOffset, pr.LogStartOffset = -1, -1, -1
 		pr.PreferredReadReplica = -1
-		if byID && terr != nil && errors.Is(terr, metastore.ErrUnknownTopicOrPartition) {
+		name := p.Topic
+		if byID {
+			name = t.Name
+		}
+		if byID && isUnknownTopicID(terr) {
 			pr.ErrorCode = kerr.UnknownTopicID.Code
-		} else if denied[p.Topic] {
+		} else if (!byID || terr == nil) && denied(name) {
 			pr.ErrorCode = kerr.TopicAuthorizationFailed.Code
 		} else if code := partitionErr(t, terr, p.Partition); code != 0 {
 			pr.ErrorCode = code
