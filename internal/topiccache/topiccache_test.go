@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -330,4 +331,53 @@ func TestLateReadDoesNotWin(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, c, "held", a.ID, 6, "")
+}
+
+// BenchmarkTopicLookup compares a lookup by name in the cache with the
+// store read it replaces, on the embedded store and, when one is
+// available, PostgreSQL: the cost each Produce and Fetch paid per topic
+// before the cache.
+func BenchmarkTopicLookup(b *testing.B) {
+	stores := map[string]metastore.Store{}
+	e, err := embedded.Open(filepath.Join(b.TempDir(), "meta.db"), embedded.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	stores["embedded"] = e
+	if server := os.Getenv("FLOE_TEST_POSTGRES_URL"); server != "" {
+		p, err := postgres.Open(b.Context(), testutil.CreateDatabase(b, server, "topiccache_bench"), postgres.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { p.Close() })
+		stores["postgres"] = p
+	}
+	for _, name := range []string{"embedded", "postgres"} {
+		s, ok := stores[name]
+		if !ok {
+			continue
+		}
+		for i := range 100 {
+			if _, err := s.CreateTopic(b.Context(), metastore.TopicSpec{Name: fmt.Sprintf("t%03d", i), Partitions: 8}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(name+"/store", func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.Topic(b.Context(), fmt.Sprintf("t%03d", i%100)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		c := topiccache.New(s, topiccache.Options{})
+		b.Cleanup(c.Close)
+		b.Run(name+"/cache", func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if _, err := c.Topic(b.Context(), fmt.Sprintf("t%03d", i%100)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
