@@ -9,7 +9,8 @@ package protocol
 // the agent's topic cache does not know is UNKNOWN_TOPIC_ID for each of
 // its partitions. A session is made of names (v7-v12) or of IDs (v13+);
 // an incremental fetch that uses the other kind gets
-// FETCH_SESSION_TOPIC_ID_ERROR, as Kafka answers. v14 only says the
+// FETCH_SESSION_TOPIC_ID_ERROR and leaves the session as it was, as
+// Kafka answers. v14 only says the
 // client understands OFFSET_MOVED_TO_TIERED_STORAGE (KIP-405), which Floe
 // never sends; v15 replaces ReplicaID with ReplicaState (KIP-903), v16 adds
 // leader hints to NOT_LEADER_OR_FOLLOWER answers (KIP-951), left empty as
@@ -85,9 +86,6 @@ func (h *Handler) fetch(_ context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.FetchRequest)
 	return func(ctx context.Context) kmsg.Response {
 		f, err := h.cfg.FetchSessions.Begin(sessionRequest(req.Conn, r))
-		if err == nil && f.Kind == fetchsession.Incremental && mixesTopicIDs(f.Partitions, r.Version >= 13) {
-			err = errSessionTopicIDs
-		}
 		if err != nil {
 			resp := r.ResponseKind().(*kmsg.FetchResponse)
 			resp.ErrorCode = sessionErrorCode(err)
@@ -140,6 +138,7 @@ func sessionRequest(conn uint64, r *kmsg.FetchRequest) fetchsession.Request {
 	}
 	sr.Partitions = make([]fetchsession.Partition, 0, n)
 	byID := r.Version >= 13
+	sr.TopicIDs = byID
 	for _, rt := range r.Topics {
 		topic := sessionTopic(byID, rt.Topic, rt.TopicID)
 		for _, rp := range rt.Partitions {
@@ -181,26 +180,12 @@ func keyTopicID(k fetchsession.Key) (metastore.TopicID, bool) {
 	return id, true
 }
 
-// mixesTopicIDs reports a session holding partitions of the other kind
-// than the request's (names before v13, IDs from v13).
-func mixesTopicIDs(parts []fetchsession.Partition, byID bool) bool {
-	for _, p := range parts {
-		if _, ok := keyTopicID(p.Key); ok != byID {
-			return true
-		}
-	}
-	return false
-}
-
-// errSessionTopicIDs: an incremental fetch whose version uses topic IDs
-// differently from its session.
-var errSessionTopicIDs = errors.New("fetch session topic id usage changed")
 
 func sessionErrorCode(err error) int16 {
 	if errors.Is(err, fetchsession.ErrInvalidEpoch) {
 		return kerr.InvalidFetchSessionEpoch.Code
 	}
-	if errors.Is(err, errSessionTopicIDs) {
+	if errors.Is(err, fetchsession.ErrTopicIDUsage) {
 		return kerr.FetchSessionTopicIDError.Code
 	}
 	return kerr.FetchSessionIDNotFound.Code
