@@ -180,7 +180,6 @@ func keyTopicID(k fetchsession.Key) (metastore.TopicID, bool) {
 	return id, true
 }
 
-
 func sessionErrorCode(err error) int16 {
 	if errors.Is(err, fetchsession.ErrInvalidEpoch) {
 		return kerr.InvalidFetchSessionEpoch.Code
