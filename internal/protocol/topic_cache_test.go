@@ -106,3 +106,33 @@ func TestTopicChangesSeen(t *testing.T) {
 		t.Fatal("re-created topic has the old id")
 	}
 }
+
+// TestTopicChangesAcrossAgents: two agents on one metadata store (as
+// agents of one process share it): what one agent's admin requests change,
+// the other's next request sees, by name and by ID.
+func TestTopicChangesAcrossAgents(t *testing.T) {
+	a := start(t)
+	peer := agenttest.StartPeer(t, a.a, agenttest.Options{})
+	b := &fixture{t: t, a: peer, c: testutil.Dial(t, peer.Addr())}
+	b.metadata(13, false) // b's cache is loaded, without the topic
+	a.createTopic("t", 1)
+	id := b.metadata(13, false, "t").Topics[0].TopicID
+	pr := produceRequest("", 0, batch(2, 1))
+	pr.Topics[0].TopicID = id
+	expectCode(t, "produce through b by id", do[*kmsg.ProduceResponse](b, 13, pr).Topics[0].Partitions[0].ErrorCode, 0)
+
+	cp := kmsg.NewPtrCreatePartitionsRequest()
+	cp.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: "t", Count: 2}}
+	cp.TimeoutMillis = 10_000
+	expectCode(t, "create partitions through a", do[*kmsg.CreatePartitionsResponse](a, 3, cp).Topics[0].ErrorCode, 0)
+	pr.Topics[0].Partitions[0].Partition = 1
+	expectCode(t, "produce to the new partition through b", do[*kmsg.ProduceResponse](b, 13, pr).Topics[0].Partitions[0].ErrorCode, 0)
+
+	dt := kmsg.NewPtrDeleteTopicsRequest()
+	dt.Topics = []kmsg.DeleteTopicsRequestTopic{{TopicID: id}}
+	expectCode(t, "delete through a", do[*kmsg.DeleteTopicsResponse](a, 6, dt).Topics[0].ErrorCode, 0)
+	fr := do[*kmsg.FetchResponse](b, 17, fetchByID(id, 0, 0))
+	expectCode(t, "fetch the deleted id through b", fr.Topics[0].Partitions[0].ErrorCode, kerr.UnknownTopicID.Code)
+	fr = do[*kmsg.FetchResponse](b, 12, fetchRequest("t", 0, 0))
+	expectCode(t, "fetch the deleted name through b", fr.Topics[0].Partitions[0].ErrorCode, kerr.UnknownTopicOrPartition.Code)
+}
