@@ -29,7 +29,7 @@ var servedNotes = map[int16]servedNote{
 	0: {"Appends batches to the agent's open segment; acknowledged after the segment's PUT and metadata commit. Idempotent and transactional producers. v13 names topics by ID.",
 		"v0-v2 (message formats 0 and 1) are advertised, as Kafka 4 does, and refused per partition with UNSUPPORTED_VERSION. Latency is the agent's linger plus a PUT. KIP-951 leader hints are left empty. Transaction version 2 (v12's implicit partition adds) is not enabled."},
 	1: {"Reads batches from the bucket through the zone's block cache, long-polls on commit notices; incremental fetch sessions (KIP-227); read_committed; v13+ by topic ID.",
-		"PreferredReadReplica is always -1; KIP-951 leader hints are left empty. Sessions belong to one agent and one connection."},
+		"PreferredReadReplica is always -1; KIP-951 leader hints are left empty. Sessions belong to one agent and one connection. INCONSISTENT_TOPIC_ID is never answered: Kafka sends it when a replica's log has another ID than its metadata, but a Floe partition's data is found by its topic ID."},
 	2: {"Latest, earliest, by timestamp, max timestamp (-3), earliest local (-4, the earliest), latest tiered (-5: -1); read_committed bounds by the last stable offset.",
 		"v0's list of segment offsets is the one offset v1+ answers (plus the log start for latest). Nothing is tiered."},
 	3: {"Every live agent of the client's zone and pool; every partition led by its rendezvous owner, one replica, leader epoch 0; topic IDs; auto-creation (KIP-204).",
