@@ -223,7 +223,11 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			t    metastore.Topic
 			terr error
 		)
-		id, byID := keyTopicID(p.Key)
+		// A session keeps one kind of key (fetchsession.ErrTopicIDUsage):
+		// IDs exactly when the request names topics by ID, so that no name
+		// sent before v13 is ever read as an ID.
+		byID := r.Version >= 13
+		id, _ := keyTopicID(p.Key)
 		if byID {
 			t, terr = lookup.id(id)
 			out.ids[p.Topic] = id // an unknown ID is answered as asked
