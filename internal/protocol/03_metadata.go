@@ -84,7 +84,9 @@ func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error
 				var code int16
 				t, code, err = h.createTopic(ctx, *rt.Topic, -1, -1, nil, false)
 				if code == kerr.TopicAlreadyExists.Code {
-					t, err = h.topics.Topic(ctx, *rt.Topic)
+					// Created by another agent just now: its notice may
+					// not have reached this agent's cache yet.
+					t, err = h.store.Topic(ctx, *rt.Topic)
 				} else if code != 0 {
 					name := *rt.Topic
 					resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{Topic: &name, ErrorCode: code})
