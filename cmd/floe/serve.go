@@ -39,7 +39,8 @@ type agentFlags struct {
 func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.StringVar(&f.cfg.Listen, "listen", "127.0.0.1:9092", "Kafka listener `HOST:PORT`")
 	fs.StringVar(&f.cfg.Advertise, "advertise", "", "`HOST:PORT` clients are told to connect to (default: the listener address)")
-	fs.StringVar(&f.cfg.AdminListen, "admin-listen", adminDefault, "`HOST:PORT` for /metrics, /healthz and /jobs (empty: off)")
+	fs.StringVar(&f.cfg.AdminListen, "admin-listen", adminDefault, "`HOST:PORT` for /metrics, /healthz, /jobs and the web console (empty: off)")
+	registerConsoleFlags(fs, &f.cfg)
 	fs.DurationVar(&f.cfg.Linger, "linger", 250*time.Millisecond, "how long the open segment gathers batches before it is flushed")
 	fs.IntVar(&f.cfg.SegmentMaxBytes, "segment-bytes", 8<<20, "flush the open segment once it holds this many bytes")
 	var maxFrame int
@@ -147,6 +148,7 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	f.cfg.MetastoreName = "embedded://" + filepath.Join(dir, "metadata.db")
 	store, err := embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: log})
 	if err != nil {
 		return err
@@ -170,6 +172,7 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
   bootstrap server:  %s
   data directory:    %s%s
   metrics, health:   %s
+  web console:       %s
 
 Try it (Debian package kcat):
   echo hello | kcat -b %s -t greetings -P
@@ -179,7 +182,7 @@ Inspect what is stored:
   floe inspect segment --data-dir %s segments/<id>
 
 Ctrl-C stops it.
-`, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr()), a.Addr(), a.Addr(), dir)
+`, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr()), consoleURL(a.AdminAddr(), f.cfg.NoConsole), a.Addr(), a.Addr(), dir)
 	<-ctx.Done()
 	return a.Close()
 }
@@ -222,6 +225,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.clockSkew != 0 {
 		log.Warn("the agent's clock is skewed (--clock-skew, for testing only)", "skew", f.clockSkew)
 	}
+	f.cfg.MetastoreName = redactedURL(*metaURL)
 	store, err := openMetastoreURL(ctx, *metaURL, log)
 	if err != nil {
 		return err

@@ -83,8 +83,15 @@ type Config struct {
 	// AdminTLS, if set, serves the admin listener over TLS.
 	AdminTLS *tls.Config
 	// AdminToken, if set, is the bearer token every admin request but
-	// /healthz must carry.
+	// /healthz must carry (the console also takes it from a login form,
+	// docs/console.md).
 	AdminToken string
+	// NoConsole leaves the web console (internal/console) off the admin
+	// listener; by default it is served at / beside /metrics.
+	NoConsole bool
+	// MetastoreName is what the console shows of the metadata store (its
+	// URL without credentials); "" shows nothing.
+	MetastoreName string
 
 	// PeerListen is the peer listener, where the agents of a zone ask
 	// each other for cache blocks (default: the Kafka listener's host,
@@ -228,6 +235,12 @@ type Agent struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 	wg    sync.WaitGroup
+
+	// consoleListener serves the console's in-process connections
+	// (dialConsole); serving is set once the agent takes requests.
+	consoleListener *kafkaListener
+	serving         atomic.Bool
+	started         time.Time
 }
 
 // Start opens the listeners and starts serving. The caller owns store and
@@ -477,6 +490,10 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		}
 		l.handler = handler.ForCluster(view)
 	}
+	a.consoleListener = &kafkaListener{
+		Listener:  Listener{Name: "CONSOLE", Protocol: Plaintext},
+		advertise: a.listeners[0].advertise, handler: a.listeners[0].handler,
+	}
 
 	if cfg.AdminListen != "" {
 		if err := a.startAdmin(); err != nil {
@@ -511,6 +528,8 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		}
 	}
 	a.actors.add("connections", a.closeConnections)
+	a.started = time.Now()
+	a.serving.Store(true)
 	log.Info("agent listening", "kafka", a.Addr(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
 		"peer", peerServer.Addr().String(), "peer_advertised", peerAddr, "admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", a.writer.Linger())
 	return nil
@@ -676,7 +695,12 @@ func (a *Agent) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", a.authorized(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})))
 	mux.HandleFunc("/healthz", a.health)
-	mux.Handle("/jobs", a.authorized(http.HandlerFunc(a.jobsStatus)))
+	if a.cfg.NoConsole {
+		mux.Handle("/jobs", a.authorized(http.HandlerFunc(a.jobsStatus)))
+	} else if err := a.mountConsole(mux); err != nil { // also /jobs
+		ln.Close()
+		return err
+	}
 	a.adminLn = ln
 	a.admin = &http.Server{
 		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
@@ -728,14 +752,21 @@ func (a *Agent) health(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if _, err := a.store.Topics(ctx); err != nil {
-		// The error may name the store's host: it goes to the log, not to
-		// whoever asks.
-		a.log.Warn("health check: metadata store failed", "err", err)
-		http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
+	if err := a.storeHealth(ctx); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	fmt.Fprintln(w, "ok")
+}
+
+// storeHealth asks the metadata store for its topics. The store's error
+// may name its host: it goes to the log, and the caller gets a sentence.
+func (a *Agent) storeHealth(ctx context.Context) error {
+	if _, err := a.store.Topics(ctx); err != nil {
+		a.log.Warn("health check: metadata store failed", "err", err)
+		return errors.New("metadata store unavailable")
+	}
+	return nil
 }
 
 // jobsStatus answers the job leases and the bucket's use per topic as
