@@ -452,7 +452,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	clientTelemetry := telemetry.New(telemetryOpts)
 	// Every handler looks topics up in one cache that follows the
 	// store's topic notices (internal/topiccache).
-	topics := topiccache.New(store, topiccache.Options{Logger: log})
+	topics := topiccache.New(store, topiccache.Options{Logger: log, Registerer: reg})
 	a.actors.add("topic cache", topics.Close)
 	if err := topics.Load(joinCtx); err != nil {
 		return err

@@ -41,6 +41,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -58,6 +60,8 @@ type Options struct {
 	ResyncInterval time.Duration
 	// ReadTimeout bounds each re-read a notice causes; default 10 s.
 	ReadTimeout time.Duration
+	// Registerer registers the cache's metrics (nil: not registered).
+	Registerer prometheus.Registerer
 }
 
 // maxAbsent bounds the names remembered as absent, which clients choose.
@@ -67,10 +71,11 @@ const maxAbsent = 4096
 // concurrent use. The Topic values it returns share their Configs map
 // with the cache: callers must not modify them.
 type Cache struct {
-	store Store
-	opts  Options
-	log   *slog.Logger
-	stop  func()
+	store   Store
+	opts    Options
+	log     *slog.Logger
+	stop    func()
+	metrics *metrics
 
 	mu     sync.RWMutex
 	loaded bool
@@ -104,6 +109,7 @@ func New(store Store, opts Options) *Cache {
 		store: store, opts: opts, log: opts.Logger,
 		byName: map[string]metastore.Topic{}, byID: map[metastore.TopicID]string{},
 		applied: map[string]uint64{}, absent: map[string]uint64{},
+		metrics: newMetrics(opts.Registerer),
 	}
 	// Watch before loading, so that no change falls between the two.
 	c.stop = store.WatchTopics(c.notice)
@@ -137,8 +143,10 @@ func (c *Cache) reload(ctx context.Context, onlyIfUnloaded bool) error {
 	c.seq++
 	start := c.seq
 	c.mu.Unlock()
+	c.metrics.reads.WithLabelValues("load").Inc()
 	topics, err := c.store.Topics(ctx)
 	if err != nil {
+		c.metrics.failed.Inc()
 		return fmt.Errorf("load topics: %w", err)
 	}
 	c.mu.Lock()
@@ -167,6 +175,7 @@ func (c *Cache) reload(ctx context.Context, onlyIfUnloaded bool) error {
 		}
 	}
 	c.loaded, c.stale = true, false
+	c.metrics.topics.Set(float64(len(c.byName)))
 	return nil
 }
 
@@ -243,9 +252,11 @@ func (c *Cache) refresh(ctx context.Context, name string) error {
 	start := c.seq
 	delete(c.absent, name)
 	c.mu.Unlock()
+	c.metrics.reads.WithLabelValues("notice").Inc()
 	t, err := c.store.Topic(ctx, name)
 	exists := err == nil
 	if err != nil && !errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
+		c.metrics.failed.Inc()
 		return err
 	}
 	c.mu.Lock()
@@ -255,6 +266,7 @@ func (c *Cache) refresh(ctx context.Context, name string) error {
 	}
 	c.applied[name] = start
 	c.set(name, t, exists)
+	c.metrics.topics.Set(float64(len(c.byName)))
 	return nil
 }
 
@@ -278,8 +290,10 @@ func (c *Cache) Topic(ctx context.Context, name string) (metastore.Topic, error)
 	c.seq++
 	start := c.seq
 	c.mu.Unlock()
+	c.metrics.reads.WithLabelValues("miss").Inc()
 	t, err := c.store.Topic(ctx, name)
 	if err != nil && !errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
+		c.metrics.failed.Inc()
 		return metastore.Topic{}, err
 	}
 	c.mu.Lock()
@@ -300,6 +314,7 @@ func (c *Cache) Topic(ctx context.Context, name string) (metastore.Topic, error)
 		return metastore.Topic{}, err
 	}
 	c.set(name, t, true)
+	c.metrics.topics.Set(float64(len(c.byName)))
 	return t, nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/metastore/postgres"
@@ -379,5 +381,51 @@ func BenchmarkTopicLookup(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestMetrics: the cache counts its store reads by reason and its topics.
+func TestMetrics(t *testing.T) {
+	s := openEmbedded(t)
+	create(t, s, "a", 1)
+	reg := prometheus.NewRegistry()
+	c := topiccache.New(s, topiccache.Options{Registerer: reg})
+	t.Cleanup(c.Close)
+	ctx := t.Context()
+	for range 10 {
+		if _, err := c.Topic(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		c.Topic(ctx, "missing")
+	}
+	create(t, s, "b", 1)
+	got := map[string]float64{}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "/" + l.GetValue()
+			}
+			if m.GetCounter() != nil {
+				got[key] = m.GetCounter().GetValue()
+			} else {
+				got[key] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	for key, want := range map[string]float64{
+		"floe_topic_cache_store_reads_total/load":   1,
+		"floe_topic_cache_store_reads_total/miss":   1,
+		"floe_topic_cache_store_reads_total/notice": 1,
+		"floe_topic_cache_read_failures_total":      0,
+		"floe_topic_cache_topics":                   2,
+	} {
+		if got[key] != want {
+			t.Errorf("%s = %v, want %v", key, got[key], want)
+		}
 	}
 }
