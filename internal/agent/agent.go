@@ -44,6 +44,7 @@ import (
 	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/sasl"
 	"github.com/floe-io/floe/internal/telemetry"
+	"github.com/floe-io/floe/internal/topiccache"
 	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 	"github.com/floe-io/floe/internal/zonecache"
@@ -460,6 +461,14 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	telemetryOpts := cfg.ClientTelemetry
 	telemetryOpts.Registerer = reg
 	clientTelemetry := telemetry.New(telemetryOpts)
+	// Every handler looks topics up in one cache that follows the
+	// store's topic notices (internal/topiccache).
+	topics := topiccache.New(store, topiccache.Options{Logger: log, Registerer: reg})
+	a.actors.add("topic cache", topics.Close)
+	if err := topics.Load(joinCtx); err != nil {
+		return err
+	}
+	a.actors.add("topic cache resync", runUntilStopped(topics.Run))
 	// One handler per listener: each tells its clients the agents'
 	// addresses on that listener.
 	// They share the clients' mutation and producer-id quotas and the
@@ -487,6 +496,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				Now:               cfg.Clock,
 
 				TransactionVersion: cfg.TransactionVersion,
+				Topics:             topics,
 			}, store, a.writer, reader, notify, log)
 			l.handler = handler
 			continue
