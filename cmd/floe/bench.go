@@ -48,6 +48,8 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.targets, "target", "", "run against in-process servers instead of --brokers: floe, kfake, or floe,kfake (side by side, with ratios)")
 	fs.DurationVar(&b.floe.Linger, "floe-linger", 250*time.Millisecond, "in-process Floe: agent linger")
 	fs.IntVar(&b.floe.SegmentBytes, "floe-segment-bytes", 8<<20, "in-process Floe: flush the open segment at this size")
+	fs.BoolVar(&b.floe.DisableEarlyFlush, "floe-no-early-flush", false, "in-process Floe: keep every segment open for its whole linger (the agent's --early-flush=false)")
+	fs.DurationVar(&b.floe.FlushMinInterval, "floe-flush-min-interval", 0, "in-process Floe: the agent's --flush-min-interval (0: linger / 2)")
 	fs.Int64Var(&b.floe.CacheBytes, "floe-cache-bytes", 256<<20, "in-process Floe: block cache size")
 	fs.StringVar(&b.floe.Bucket, "floe-bucket", "", "in-process Floe: bucket `URL` (file://, s3://, gs://, azblob://); each run uses a fresh prefix and deletes it (default: a temporary local directory)")
 	fs.StringVar(&b.bucketLat, "bucket-latency", "0", "in-process Floe: delay every bucket request in the process, e.g. 20ms-50ms (uniform) or 30ms")

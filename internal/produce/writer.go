@@ -1,6 +1,8 @@
 // Package produce holds the agent's open segment: record batches from every
 // connection, for all topics and partitions, gathered into one object that
-// is flushed when the linger time passes or it grows past a size limit.
+// is flushed when the linger time passes, when it grows past a size limit,
+// or early, when every connection with data in it has its whole window of
+// produce requests waiting on it (see flush.go).
 // A flush PUTs one immutable object, then makes one metadata commit that
 // assigns offsets to every batch in it, then answers the producers.
 //
@@ -50,6 +52,15 @@ type Options struct {
 	// the commit find the object in the agent's cache. An object whose
 	// commit then fails is never referenced; caching it is harmless.
 	Uploaded func(key string, object []byte)
+
+	// DisableEarlyFlush keeps segments open for their whole linger even
+	// when nothing more can arrive (see earlyFlush).
+	DisableEarlyFlush bool
+	// FlushMinInterval is the shortest time between the start of one
+	// flush and an early flush of the next segment, which bounds the
+	// PUTs early flushes add to 1 / FlushMinInterval per second.
+	// Default Linger / 2.
+	FlushMinInterval time.Duration
 }
 
 // Writer gathers batches into segments and flushes them.
@@ -68,12 +79,24 @@ type Writer struct {
 	slots   int           // uploads in flight
 	lastCmt chan struct{} // closed when the previous flush has committed (or failed)
 	flushes sync.WaitGroup
+
+	// conns are the produce windows of the connections with requests in
+	// flight or a window learnt, by connection id (see Begin).
+	conns     map[uint64]*connWindow
+	lastFlush time.Time   // when the last flush started
+	early     *time.Timer // re-checks an early flush the minimum interval delayed
 }
 
 type openSegment struct {
 	builder *segment.Builder
 	pending []*Pending
 	started time.Time
+	// conns counts, per connection, its tracked requests with batches
+	// in this segment; untracked is set when a batch arrived from a
+	// request whose sender does not wait for it (acks=0, or no
+	// connection), which may send more at any time.
+	conns     map[uint64]int
+	untracked bool
 }
 
 // Pending is the future result of one appended batch.
@@ -119,13 +142,16 @@ func NewWriter(bucket objstore.Bucket, store metastore.Sequencer, opts Options) 
 	if opts.FlushTimeout <= 0 {
 		opts.FlushTimeout = 30 * time.Second
 	}
+	if opts.FlushMinInterval <= 0 {
+		opts.FlushMinInterval = opts.Linger / 2
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	w := &Writer{bucket: bucket, store: store, opts: opts, log: opts.Logger, m: opts.Metrics}
+	w := &Writer{bucket: bucket, store: store, opts: opts, log: opts.Logger, m: opts.Metrics, conns: make(map[uint64]*connWindow)}
 	w.cond = sync.NewCond(&w.mu)
 	w.lastCmt = make(chan struct{})
 	close(w.lastCmt)
@@ -133,16 +159,22 @@ func NewWriter(bucket objstore.Bucket, store metastore.Sequencer, opts Options) 
 }
 
 // Append adds one validated batch to the open segment and returns its
-// future. Batches appended by one goroutine are committed in that order.
-// Append blocks while the open segment is full and every flush slot is
-// busy, which pushes back on the connection that sends too fast.
+// future, for a sender the writer does not track (see Begin): the segment
+// it lands in is then never flushed early. Batches appended by one
+// goroutine are committed in that order. Append blocks while the open
+// segment is full and every flush slot is busy, which pushes back on the
+// connection that sends too fast.
 func (w *Writer) Append(topicID metastore.TopicID, topic string, partition int32, batch []byte) *Pending {
+	return w.append(nil, topicID, topic, partition, batch)
+}
+
+func (w *Writer) append(r *Request, topicID metastore.TopicID, topic string, partition int32, batch []byte) *Pending {
 	p := &Pending{done: make(chan struct{}), appended: time.Now()}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for !w.closed && w.open != nil && w.open.builder.Size() >= w.opts.MaxSegmentBytes {
 		if w.slots < w.opts.MaxInflightFlushes {
-			w.startFlushLocked()
+			w.startFlushLocked("size")
 			break
 		}
 		w.cond.Wait()
@@ -153,14 +185,15 @@ func (w *Writer) Append(topicID metastore.TopicID, topic string, partition int32
 		return p
 	}
 	if w.open == nil {
-		seg := &openSegment{builder: segment.NewBuilder(), started: time.Now()}
+		seg := &openSegment{builder: segment.NewBuilder(), started: time.Now(), conns: make(map[uint64]int)}
 		w.open = seg
 		w.timer = time.AfterFunc(w.opts.Linger, func() { w.lingerExpired(seg) })
 	}
 	w.open.builder.Add(topicID, topic, partition, batch)
 	w.open.pending = append(w.open.pending, p)
+	w.track(r)
 	if w.open.builder.Size() >= w.opts.MaxSegmentBytes && w.slots < w.opts.MaxInflightFlushes {
-		w.startFlushLocked()
+		w.startFlushLocked("size")
 	}
 	return p
 }
@@ -174,19 +207,25 @@ func (w *Writer) lingerExpired(seg *openSegment) {
 		w.cond.Wait()
 	}
 	if w.open == seg {
-		w.startFlushLocked()
+		w.startFlushLocked("linger")
 	}
 }
 
 // startFlushLocked takes the open segment and flushes it in the
-// background. w.mu must be held.
-func (w *Writer) startFlushLocked() {
+// background; trigger names why, for the metrics. w.mu must be held.
+func (w *Writer) startFlushLocked(trigger string) {
 	seg := w.open
 	w.open = nil
 	if w.timer != nil {
 		w.timer.Stop()
 		w.timer = nil
 	}
+	if w.early != nil {
+		w.early.Stop()
+		w.early = nil
+	}
+	w.lastFlush = time.Now()
+	w.m.triggers.WithLabelValues(trigger).Inc()
 	w.slots++
 	prev := w.lastCmt
 	mine := make(chan struct{})
@@ -200,8 +239,10 @@ func (w *Writer) startFlushLocked() {
 		// A segment that filled up while every slot was busy goes now,
 		// not when its linger expires.
 		if w.open != nil && w.open.builder.Size() >= w.opts.MaxSegmentBytes {
-			w.startFlushLocked()
+			w.startFlushLocked("size")
 		}
+		// An early flush that found every slot busy goes now.
+		w.maybeFlushEarlyLocked()
 		w.cond.Broadcast()
 		w.mu.Unlock()
 	}()
@@ -290,7 +331,7 @@ func (w *Writer) Flush() {
 		w.cond.Wait()
 	}
 	if w.open != nil {
-		w.startFlushLocked()
+		w.startFlushLocked("explicit")
 	}
 }
 
@@ -305,7 +346,7 @@ func (w *Writer) Close() {
 		w.cond.Wait()
 	}
 	if w.open != nil {
-		w.startFlushLocked()
+		w.startFlushLocked("close")
 	}
 	w.mu.Unlock()
 	w.flushes.Wait()
@@ -314,6 +355,7 @@ func (w *Writer) Close() {
 // Metrics are the write path's Prometheus metrics.
 type Metrics struct {
 	flushes        *prometheus.CounterVec
+	triggers       *prometheus.CounterVec
 	putSeconds     prometheus.Histogram
 	commitSeconds  prometheus.Histogram
 	ackSeconds     prometheus.Histogram
@@ -327,6 +369,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "floe_segment_flushes_total", Help: "Segment flushes by result.",
 		}, []string{"result"}),
+		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "floe_segment_flush_triggers_total",
+			Help: "Segment flushes started, by trigger: linger, size, early (every sender's window waiting on the segment), explicit, close.",
+		}, []string{"trigger"}),
 		putSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "floe_segment_put_seconds", Help: "Time to upload a segment object.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
@@ -349,7 +395,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.flushes, m.putSeconds, m.commitSeconds, m.ackSeconds, m.segmentBytes, m.segmentBatches)
+		reg.MustRegister(m.flushes, m.triggers, m.putSeconds, m.commitSeconds, m.ackSeconds, m.segmentBytes, m.segmentBatches)
 	}
 	return m
 }

@@ -55,6 +55,9 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 	var parts []*producePartition
 
 	acksOK := r.Acks == 0 || r.Acks == 1 || r.Acks == -1
+	// The writer tracks each connection's requests waiting on the open
+	// segment, to flush it early when nothing more can arrive.
+	preq := h.writer.Begin(req.Conn, r.Acks != 0)
 	writer := h.cfg.Cluster.Serves(RoleProduce)
 	// A transactional producer needs WRITE on its transactional id; the
 	// metadata store checks that each transactional batch belongs to
@@ -106,14 +109,16 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 					continue
 				}
 				for _, b := range batches {
-					pp.pending = append(pp.pending, h.writer.Append(t.ID, t.Name, rp.Partition, b))
+					pp.pending = append(pp.pending, preq.Append(t.ID, t.Name, rp.Partition, b))
 				}
 			}
 		}
 		resp.Topics = append(resp.Topics, respTopic)
 	}
+	preq.Parked()
 
 	return func(ctx context.Context) kmsg.Response {
+		defer preq.End()
 		if r.Acks == 0 {
 			return nil
 		}

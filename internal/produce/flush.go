@@ -1,0 +1,217 @@
+package produce
+
+import (
+	"time"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// Early flush.
+//
+// The linger exists to fill objects, not to make clients wait. A producer
+// keeps a bounded window of produce requests in flight on a connection (5
+// for idempotent Kafka clients); once that many are waiting on the open
+// segment it cannot send another until one is answered, and no request is
+// answered before the segment is flushed and committed. When every
+// connection with data in the open segment is in that state, nothing more
+// can arrive for it, and the rest of the linger only adds latency: the
+// writer flushes it then ("early"), no sooner than FlushMinInterval after
+// the previous flush started, so that producers whose windows fill quickly
+// cannot make a PUT per request.
+//
+// The writer does not know a client's window; it learns it: a connection's
+// window is the most produce requests it has been seen to have in flight
+// at once. Until the client has once filled its real window, the learnt
+// one is smaller, and a segment may be flushed while the client could
+// still send; that costs a PUT (bounded by the minimum interval), never
+// correctness: where a batch lands changes only which object holds it,
+// and commits stay in flush order.
+//
+// Requests whose senders do not wait (acks=0) may send at any time; a
+// segment holding one of their batches is never flushed early.
+
+// connWindow is what the writer knows of one connection's produce
+// requests.
+type connWindow struct {
+	inflight int // tracked requests appended and not yet ended
+	window   int // the most that were in flight at once
+}
+
+// connWait is one connection with data in the open segment, as the early
+// flush decision sees it.
+type connWait struct {
+	Inflight int // its produce requests in flight (read, not answered)
+	Window   int // the most it has had in flight at once
+	InOpen   int // of Inflight, those with batches in the open segment
+}
+
+// windowsFull reports whether nothing more can arrive for the open
+// segment: it holds no batch of an untracked sender, and every connection
+// with data in it has its whole window in flight, all of it waiting on
+// the open segment (a request still waiting on an earlier segment will be
+// answered before this one is flushed, and its sender may then send
+// again).
+func windowsFull(conns []connWait, untracked bool) bool {
+	if untracked || len(conns) == 0 {
+		return false
+	}
+	for _, c := range conns {
+		if c.InOpen < c.Inflight || c.Inflight < max(c.Window, 1) {
+			return false
+		}
+	}
+	return true
+}
+
+// earlyFlushAt decides an early flush of a segment whose senders' windows
+// are full: now, if the minimum interval since the last flush started has
+// passed, or else at the returned time (when the decision must be made
+// again, as a sender may have come since).
+func earlyFlushAt(now, lastFlush time.Time, minInterval time.Duration) (flushNow bool, at time.Time) {
+	at = lastFlush.Add(minInterval)
+	if !now.Before(at) {
+		return true, now
+	}
+	return false, at
+}
+
+// Request is one produce request's batches, appended to the writer by the
+// connection that read it. Begin it before its first batch, End it once
+// its answer is known.
+type Request struct {
+	w       *Writer
+	conn    uint64
+	waits   bool         // the sender waits for the answer (acks != 0)
+	tracked bool         // counted in its connection's inflight
+	seg     *openSegment // the segment its last batch went to
+	ended   bool
+}
+
+// Begin starts a produce request from connection conn (0: not a client
+// connection). waits is false for acks=0, whose sender does not wait for
+// the answer and so never stops sending.
+func (w *Writer) Begin(conn uint64, waits bool) *Request {
+	return &Request{w: w, conn: conn, waits: waits && conn != 0}
+}
+
+// Append adds one validated batch of the request to the open segment
+// (see Writer.Append).
+func (r *Request) Append(topicID metastore.TopicID, topic string, partition int32, batch []byte) *Pending {
+	return r.w.append(r, topicID, topic, partition, batch)
+}
+
+// track records that r (nil: an untracked sender) just appended a batch
+// to the open segment. w.mu must be held.
+func (w *Writer) track(r *Request) {
+	if r == nil || !r.waits || r.ended {
+		w.open.untracked = true
+		return
+	}
+	if !r.tracked {
+		r.tracked = true
+		cw := w.conns[r.conn]
+		if cw == nil {
+			cw = &connWindow{}
+			w.conns[r.conn] = cw
+		}
+		cw.inflight++
+		cw.window = max(cw.window, cw.inflight)
+	}
+	if r.seg != w.open {
+		r.seg = w.open
+		w.open.conns[r.conn]++
+	}
+}
+
+// Parked tells the writer that every batch of the request is in: the
+// moment a request can complete its connection's window.
+func (r *Request) Parked() {
+	if !r.tracked {
+		return
+	}
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	r.w.maybeFlushEarlyLocked()
+}
+
+// End tells the writer the request is answered (or abandoned): its
+// connection may send another.
+func (r *Request) End() {
+	w := r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if r.ended {
+		return
+	}
+	r.ended = true
+	if !r.tracked {
+		return
+	}
+	if cw := w.conns[r.conn]; cw != nil {
+		cw.inflight--
+	}
+	// Abandoned while its batches wait (the agent is stopping): it no
+	// longer waits on the open segment.
+	if r.seg != nil && r.seg == w.open {
+		if w.open.conns[r.conn]--; w.open.conns[r.conn] <= 0 {
+			delete(w.open.conns, r.conn)
+		}
+	}
+	w.maybeFlushEarlyLocked()
+}
+
+// CloseConn forgets connection conn's window once it has closed.
+func (w *Writer) CloseConn(conn uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cw := w.conns[conn]; cw != nil && cw.inflight <= 0 {
+		delete(w.conns, conn)
+	}
+}
+
+// maybeFlushEarlyLocked flushes the open segment early if nothing more can
+// arrive for it, or arranges to decide again when the minimum interval
+// ends. w.mu must be held.
+func (w *Writer) maybeFlushEarlyLocked() {
+	seg := w.open
+	if w.opts.DisableEarlyFlush || seg == nil || w.closed || !w.segmentWaitedOn(seg) {
+		return
+	}
+	now, at := earlyFlushAt(time.Now(), w.lastFlush, w.opts.FlushMinInterval)
+	switch {
+	case !now:
+		if w.early == nil {
+			w.early = time.AfterFunc(time.Until(at), func() {
+				w.mu.Lock()
+				defer w.mu.Unlock()
+				if w.open == seg {
+					w.early = nil
+					w.maybeFlushEarlyLocked()
+				}
+			})
+		}
+	case w.slots < w.opts.MaxInflightFlushes:
+		w.startFlushLocked("early")
+	}
+	// Every slot busy: the flush that frees one decides again.
+}
+
+// segmentWaitedOn reports whether every sender with data in seg has its
+// whole window waiting on it. w.mu must be held.
+func (w *Writer) segmentWaitedOn(seg *openSegment) bool {
+	if seg.untracked || len(seg.conns) == 0 {
+		return false
+	}
+	waits := make([]connWait, 0, len(seg.conns))
+	for id, n := range seg.conns {
+		cw := w.conns[id]
+		if cw == nil { // closed: it sends nothing more
+			continue
+		}
+		waits = append(waits, connWait{Inflight: cw.inflight, Window: cw.window, InOpen: n})
+	}
+	if len(waits) == 0 {
+		return true
+	}
+	return windowsFull(waits, false)
+}
