@@ -234,8 +234,8 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "  CPU:         %.1f s over the window = %.2f cores (this process: %s); machine load average %.1f → %.1f on %d cores\n",
 		rep.ClientCPUSeconds, rep.CPUCores, who, rep.Load[0], rep.Load[1], rep.Cores)
 	if s := rep.ServerFigures; s != nil {
-		fmt.Fprintf(w, "  server:      %.0f PUTs (%.2f/s, avg %.0f KiB, avg %.1f ms), %.0f GETs (%.2f/s, %.1f MiB), %.0f segment commits (avg %.1f ms), cache %0.f hits / %.0f misses, store errors %.0f\n",
-			s.Puts, s.PutsPerSec, s.AvgObjectKB, s.AvgPutMillis, s.Gets, s.GetsPerSec, s.GetBytes/(1<<20), s.Flushes, s.AvgCommitMilli, s.CacheHits, s.CacheMisses, s.Errors)
+		fmt.Fprintf(w, "  server:      %.0f PUTs (%.2f/s, avg %.0f KiB, avg %.1f ms), %.0f GETs (%.2f/s, %.1f MiB), %.0f segment commits (avg %.1f ms, %.0f flushed early), cache %0.f hits / %.0f misses, store errors %.0f\n",
+			s.Puts, s.PutsPerSec, s.AvgObjectKB, s.AvgPutMillis, s.Gets, s.GetsPerSec, s.GetBytes/(1<<20), s.Flushes, s.AvgCommitMilli, s.EarlyFlushes, s.CacheHits, s.CacheMisses, s.Errors)
 		cpu := fmt.Sprintf("%.1f s", s.CPUSeconds)
 		if s.SameProcess {
 			cpu += " (same process as the clients)"

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/recordbatch"
 )
 
 // Early flush.
@@ -21,20 +22,43 @@ import (
 //
 // The writer does not know a client's window; it learns it: a connection's
 // window is the most produce requests it has been seen to have in flight
-// at once. Until the client has once filled its real window, the learnt
-// one is smaller, and a segment may be flushed while the client could
-// still send; that costs a PUT (bounded by the minimum interval), never
-// correctness: where a batch lands changes only which object holds it,
-// and commits stay in flush order.
+// at once. An idempotent producer (batches with a producer id) may have up
+// to 5 in flight (Kafka's limit, the default of franz-go, the Java client
+// and librdkafka), so for its first learnWindowRequests requests the
+// window is taken to be at least 5; after that, what was seen. Without
+// that prior, each early flush would come at the smallest window seen so
+// far and keep the client from ever showing a larger one. A learnt window
+// smaller than the client's real one makes the writer flush while the
+// client could still send; that costs a PUT (bounded by the minimum
+// interval), never correctness: where a batch lands changes only which
+// object holds it, and commits stay in flush order.
 //
 // Requests whose senders do not wait (acks=0) may send at any time; a
 // segment holding one of their batches is never flushed early.
+
+// idempotentWindow is the most produce requests an idempotent producer
+// keeps in flight on one connection (Kafka refuses more).
+const idempotentWindow = 5
+
+// learnWindowRequests is how many requests of a connection must end before
+// the window seen replaces the idempotent prior.
+const learnWindowRequests = 32
 
 // connWindow is what the writer knows of one connection's produce
 // requests.
 type connWindow struct {
 	inflight int // tracked requests appended and not yet ended
-	window   int // the most that were in flight at once
+	seen     int // the most that were in flight at once
+	ended    int // requests ended, up to learnWindowRequests
+	prior    int // the window assumed until learnWindowRequests have ended
+}
+
+// window is the connection's window as the early flush assumes it.
+func (c *connWindow) window() int {
+	if c.ended < learnWindowRequests {
+		return max(c.seen, c.prior)
+	}
+	return c.seen
 }
 
 // connWait is one connection with data in the open segment, as the early
@@ -102,7 +126,7 @@ func (r *Request) Append(topicID metastore.TopicID, topic string, partition int3
 
 // track records that r (nil: an untracked sender) just appended a batch
 // to the open segment. w.mu must be held.
-func (w *Writer) track(r *Request) {
+func (w *Writer) track(r *Request, batch []byte) {
 	if r == nil || !r.waits || r.ended {
 		w.open.untracked = true
 		return
@@ -115,7 +139,10 @@ func (w *Writer) track(r *Request) {
 			w.conns[r.conn] = cw
 		}
 		cw.inflight++
-		cw.window = max(cw.window, cw.inflight)
+		cw.seen = max(cw.seen, cw.inflight)
+		if h, err := recordbatch.ParseHeader(batch); err == nil && h.ProducerID >= 0 {
+			cw.prior = idempotentWindow
+		}
 	}
 	if r.seg != w.open {
 		r.seg = w.open
@@ -149,6 +176,7 @@ func (r *Request) End() {
 	}
 	if cw := w.conns[r.conn]; cw != nil {
 		cw.inflight--
+		cw.ended = min(cw.ended+1, learnWindowRequests)
 	}
 	// Abandoned while its batches wait (the agent is stopping): it no
 	// longer waits on the open segment.
@@ -208,7 +236,7 @@ func (w *Writer) segmentWaitedOn(seg *openSegment) bool {
 		if cw == nil { // closed: it sends nothing more
 			continue
 		}
-		waits = append(waits, connWait{Inflight: cw.inflight, Window: cw.window, InOpen: n})
+		waits = append(waits, connWait{Inflight: cw.inflight, Window: cw.window(), InOpen: n})
 	}
 	if len(waits) == 0 {
 		return true

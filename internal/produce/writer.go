@@ -191,7 +191,7 @@ func (w *Writer) append(r *Request, topicID metastore.TopicID, topic string, par
 	}
 	w.open.builder.Add(topicID, topic, partition, batch)
 	w.open.pending = append(w.open.pending, p)
-	w.track(r)
+	w.track(r, batch)
 	if w.open.builder.Size() >= w.opts.MaxSegmentBytes && w.slots < w.opts.MaxInflightFlushes {
 		w.startFlushLocked("size")
 	}
