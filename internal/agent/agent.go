@@ -122,8 +122,10 @@ type Config struct {
 	// at most once per FlushMinInterval, default Linger / 2).
 	DisableEarlyFlush bool
 	FlushMinInterval  time.Duration
-	MaxFrameBytes     int32 // default 100 MiB
-	CacheBytes        int64 // default 256 MiB
+	// FlushTimeout bounds one segment's PUT and commit (default 30s).
+	FlushTimeout  time.Duration
+	MaxFrameBytes int32 // default 100 MiB
+	CacheBytes    int64 // default 256 MiB
 	// CacheBlockBytes is the block cache's unit of fetching and caching,
 	// and of ownership in the zone's shared cache (default 4 MiB).
 	CacheBlockBytes int64
@@ -384,6 +386,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		MaxSegmentBytes:   cfg.SegmentMaxBytes,
 		DisableEarlyFlush: cfg.DisableEarlyFlush,
 		FlushMinInterval:  cfg.FlushMinInterval,
+		FlushTimeout:      cfg.FlushTimeout,
 		Logger:            log,
 		Metrics:           produce.NewMetrics(reg),
 		// Write-through: consumers at the live edge read the new object
