@@ -9,6 +9,7 @@ import (
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/faulty"
 	"github.com/floe-io/floe/internal/produce"
+	"github.com/floe-io/floe/internal/recordbatch"
 )
 
 // open reports whether p is still unanswered after a short wait: its
@@ -231,4 +232,44 @@ func TestEarlyFlushOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.End()
+}
+
+// TestIdempotentWindowPrior: a connection sending idempotent batches is
+// assumed to have 5 requests in flight at most, not 1, until it has shown
+// its real window: one request does not flush the segment, five do.
+func TestIdempotentWindowPrior(t *testing.T) {
+	f := newFixture(t, 1)
+	w := produce.NewWriter(f.bucket, f.store, produce.Options{Linger: time.Hour, FlushMinInterval: time.Nanosecond})
+	defer w.Close()
+	pid, epoch, err := f.store.InitProducerID(context.Background(), -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []*produce.Request
+	var ps []*produce.Pending
+	for i := range 5 {
+		b := recordbatch.Build(recordbatch.BuildOptions{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: int32(i)}, recordbatch.Record{Value: []byte("v")})
+		r := w.Begin(9, true)
+		ps = append(ps, r.Append(f.topic.ID, "t", 0, b))
+		r.Parked()
+		reqs = append(reqs, r)
+		if i == 0 && !stillOpen(ps[0]) {
+			t.Fatal("an idempotent producer's first request flushed the segment early")
+		}
+	}
+	for i, p := range ps {
+		res, err := wait(t, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.BaseOffset != int64(i) {
+			t.Fatalf("request %d: offset %d", i, res.BaseOffset)
+		}
+	}
+	for _, r := range reqs {
+		r.End()
+	}
+	if puts := f.bucket.Calls(faulty.Put); puts != 1 {
+		t.Fatalf("%d PUTs, want one early flush of the five", puts)
+	}
 }
