@@ -49,6 +49,7 @@ var Topics = []Topic{
 	{Name: "compression.zstd.level", Default: "3", Type: Int, Min: -131072, Doc: "no effect: batches are stored as produced"},
 	{Name: "delete.retention.ms", Default: "86400000", Type: Long, Doc: "stored; applied by background jobs"},
 	{Name: "file.delete.delay.ms", Default: "60000", Type: Long, Doc: "how long an unreferenced object stays in the bucket; the largest among topics applies (docs/jobs.md)"},
+	{Name: "floe.latency.target.ms", Default: "0", Type: Long, Min: 0, Doc: "Floe only: the longest time the topic's batches wait in an agent's open segment before their upload starts; below the agent's --linger, the topic shares a faster segment stream with the topics of the same target, paying its PUTs (docs/flush.md). 0: the agent's linger"},
 	{Name: "flush.messages", Default: "9223372036854775807", Type: Long, Min: 1, Doc: "no effect: every acknowledged batch is already in the bucket"},
 	{Name: "flush.ms", Default: "9223372036854775807", Type: Long, Doc: "no effect: every acknowledged batch is already in the bucket"},
 	{Name: "follower.replication.throttled.replicas", Default: "", Type: List, Doc: "no effect: there are no replicas"},
