@@ -1,6 +1,7 @@
 package produce
 
 import (
+	"slices"
 	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
@@ -105,9 +106,9 @@ func earlyFlushAt(now, lastFlush time.Time, minInterval time.Duration) (flushNow
 type Request struct {
 	w       *Writer
 	conn    uint64
-	waits   bool         // the sender waits for the answer (acks != 0)
-	tracked bool         // counted in its connection's inflight
-	seg     *openSegment // the segment its last batch went to
+	waits   bool           // the sender waits for the answer (acks != 0)
+	tracked bool           // counted in its connection's inflight
+	segs    []*openSegment // the segments it is counted in (one per stream at most, while open)
 	ended   bool
 }
 
@@ -121,14 +122,21 @@ func (w *Writer) Begin(conn uint64, waits bool) *Request {
 // Append adds one validated batch of the request to the open segment
 // (see Writer.Append).
 func (r *Request) Append(topicID metastore.TopicID, topic string, partition int32, batch []byte) *Pending {
-	return r.w.append(r, topicID, topic, partition, batch)
+	return r.w.append(r, 0, topicID, topic, partition, batch)
+}
+
+// AppendWithin is Append for a topic whose batches should wait at most
+// linger in an open segment (a latency target, streams.go); 0 or anything
+// not below the agent's linger is the agent's stream.
+func (r *Request) AppendWithin(linger time.Duration, topicID metastore.TopicID, topic string, partition int32, batch []byte) *Pending {
+	return r.w.append(r, linger, topicID, topic, partition, batch)
 }
 
 // track records that r (nil: an untracked sender) just appended a batch
-// to the open segment. w.mu must be held.
-func (w *Writer) track(r *Request, batch []byte) {
+// to seg. w.mu must be held.
+func (w *Writer) track(r *Request, seg *openSegment, batch []byte) {
 	if r == nil || !r.waits || r.ended {
-		w.open.untracked = true
+		seg.untracked = true
 		return
 	}
 	if !r.tracked {
@@ -144,10 +152,15 @@ func (w *Writer) track(r *Request, batch []byte) {
 			cw.prior = idempotentWindow
 		}
 	}
-	if r.seg != w.open {
-		r.seg = w.open
-		w.open.conns[r.conn]++
+	for _, s := range r.segs {
+		if s == seg {
+			return
+		}
 	}
+	// Segments flushed since are no longer counted.
+	r.segs = slices.DeleteFunc(r.segs, func(s *openSegment) bool { return s.st.open != s })
+	r.segs = append(r.segs, seg)
+	seg.conns[r.conn]++
 }
 
 // Parked tells the writer that every batch of the request is in: the
@@ -158,7 +171,11 @@ func (r *Request) Parked() {
 	}
 	r.w.mu.Lock()
 	defer r.w.mu.Unlock()
-	r.w.maybeFlushEarlyLocked()
+	for _, seg := range r.segs {
+		if seg.st.open == seg {
+			r.w.maybeFlushEarlyLocked(seg.st)
+		}
+	}
 }
 
 // End tells the writer the request is answered (or abandoned): its
@@ -179,13 +196,19 @@ func (r *Request) End() {
 		cw.ended = min(cw.ended+1, learnWindowRequests)
 	}
 	// Abandoned while its batches wait (the agent is stopping): it no
-	// longer waits on the open segment.
-	if r.seg != nil && r.seg == w.open {
-		if w.open.conns[r.conn]--; w.open.conns[r.conn] <= 0 {
-			delete(w.open.conns, r.conn)
+	// longer waits on those open segments.
+	for _, seg := range r.segs {
+		if seg.st.open == seg {
+			if seg.conns[r.conn]--; seg.conns[r.conn] <= 0 {
+				delete(seg.conns, r.conn)
+			}
 		}
 	}
-	w.maybeFlushEarlyLocked()
+	r.segs = nil
+	// Its connection may now complete a window elsewhere.
+	for _, st := range w.streams {
+		w.maybeFlushEarlyLocked(st)
+	}
 }
 
 // CloseConn forgets connection conn's window once it has closed.
@@ -197,29 +220,29 @@ func (w *Writer) CloseConn(conn uint64) {
 	}
 }
 
-// maybeFlushEarlyLocked flushes the open segment early if nothing more can
-// arrive for it, or arranges to decide again when the minimum interval
+// maybeFlushEarlyLocked flushes st's open segment early if nothing more
+// can arrive for it, or arranges to decide again when the minimum interval
 // ends. w.mu must be held.
-func (w *Writer) maybeFlushEarlyLocked() {
-	seg := w.open
+func (w *Writer) maybeFlushEarlyLocked(st *stream) {
+	seg := st.open
 	if w.opts.DisableEarlyFlush || seg == nil || w.closed || !w.segmentWaitedOn(seg) {
 		return
 	}
-	now, at := earlyFlushAt(time.Now(), w.lastFlush, w.opts.FlushMinInterval)
+	now, at := earlyFlushAt(time.Now(), st.lastFlush, st.minInterval)
 	switch {
 	case !now:
-		if w.early == nil {
-			w.early = time.AfterFunc(time.Until(at), func() {
+		if st.early == nil {
+			st.early = time.AfterFunc(time.Until(at), func() {
 				w.mu.Lock()
 				defer w.mu.Unlock()
-				if w.open == seg {
-					w.early = nil
-					w.maybeFlushEarlyLocked()
+				if st.open == seg {
+					st.early = nil
+					w.maybeFlushEarlyLocked(st)
 				}
 			})
 		}
 	case w.slots < w.opts.MaxInflightFlushes:
-		w.startFlushLocked("early")
+		w.startFlushLocked(st, "early")
 	}
 	// Every slot busy: the flush that frees one decides again.
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/faulty"
 	"github.com/floe-io/floe/internal/produce"
@@ -272,4 +273,71 @@ func TestIdempotentWindowPrior(t *testing.T) {
 	if puts := f.bucket.Calls(faulty.Put); puts != 1 {
 		t.Fatalf("%d PUTs, want one early flush of the five", puts)
 	}
+}
+
+// TestLatencyTargetStream: batches asking for a shorter linger go to a
+// faster stream of their own, flushed on its linger while the agent's
+// stream keeps its own; commits keep flush order.
+func TestLatencyTargetStream(t *testing.T) {
+	f := newFixture(t, 2)
+	other, err := f.store.CreateTopic(context.Background(), metastore.TopicSpec{Name: "slow", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := produce.NewWriter(f.bucket, f.store, produce.Options{Linger: time.Hour, DisableEarlyFlush: true})
+	defer w.Close()
+	slow := w.Begin(1, true)
+	pSlow := slow.Append(other.ID, "slow", 0, batch(1, "slow"))
+	fast := w.Begin(2, true)
+	pFast := fast.AppendWithin(50*time.Millisecond, f.topic.ID, "t", 0, batch(1, "fast"))
+	if _, err := wait(t, pFast); err != nil {
+		t.Fatal(err)
+	}
+	if !stillOpen(pSlow) {
+		t.Fatal("the agent's stream was flushed with the fast one")
+	}
+	// A second topic with the same target shares the fast stream.
+	fast2 := w.Begin(3, true)
+	pFast2 := fast2.AppendWithin(50*time.Millisecond, f.topic.ID, "t", 1, batch(1, "fast2"))
+	res, err := wait(t, pFast2)
+	if err != nil || res.BaseOffset != 0 {
+		t.Fatalf("second fast batch: offset %d, err %v", res.BaseOffset, err)
+	}
+	w.Flush()
+	if _, err := wait(t, pSlow); err != nil {
+		t.Fatal(err)
+	}
+	if puts := f.bucket.Calls(faulty.Put); puts != 3 {
+		t.Fatalf("%d PUTs, want 2 fast segments and 1 slow", puts)
+	}
+	slow.End()
+	fast.End()
+	fast2.End()
+}
+
+// TestTopicKeepsItsStreamWhileBatchesWait: a topic whose target changes
+// while a batch of it waits in the agent's open segment keeps going to
+// that segment, so its partition's batches commit in order.
+func TestTopicKeepsItsStreamWhileBatchesWait(t *testing.T) {
+	f := newFixture(t, 1)
+	w := produce.NewWriter(f.bucket, f.store, produce.Options{Linger: 300 * time.Millisecond, DisableEarlyFlush: true})
+	defer w.Close()
+	r := w.Begin(1, true)
+	first := r.Append(f.topic.ID, "t", 0, batch(1, "first"))
+	r2 := w.Begin(1, true)
+	second := r2.AppendWithin(10*time.Millisecond, f.topic.ID, "t", 0, batch(1, "second"))
+	for i, p := range []*produce.Pending{first, second} {
+		res, err := wait(t, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.BaseOffset != int64(i) {
+			t.Fatalf("batch %d at offset %d: reordered across streams", i, res.BaseOffset)
+		}
+	}
+	if puts := f.bucket.Calls(faulty.Put); puts != 1 {
+		t.Fatalf("%d PUTs, want both batches in the agent's segment", puts)
+	}
+	r.End()
+	r2.End()
 }

@@ -73,24 +73,41 @@ type Writer struct {
 
 	mu      sync.Mutex
 	cond    *sync.Cond // signalled when a flush slot frees up or the writer closes
-	open    *openSegment
-	timer   *time.Timer
 	closed  bool
-	slots   int           // uploads in flight
+	slots   int           // uploads in flight, all streams together
 	lastCmt chan struct{} // closed when the previous flush has committed (or failed)
 	flushes sync.WaitGroup
 
+	// main is the stream of the agent's linger; streams holds it and the
+	// faster ones of topics with a latency target, by linger (streams.go).
+	main    *stream
+	streams map[time.Duration]*stream
+
 	// conns are the produce windows of the connections with requests in
 	// flight or a window learnt, by connection id (see Begin).
-	conns     map[uint64]*connWindow
-	lastFlush time.Time   // when the last flush started
-	early     *time.Timer // re-checks an early flush the minimum interval delayed
+	conns map[uint64]*connWindow
+}
+
+// stream is a sequence of segments flushed with one linger. Each has at
+// most one open segment; the flush slots and the commit chain are shared,
+// so commits follow flush order across streams.
+type stream struct {
+	linger      time.Duration
+	minInterval time.Duration // between flush starts, for early flushes
+	open        *openSegment
+	timer       *time.Timer // the open segment's linger
+	early       *time.Timer // re-checks an early flush the minimum interval delayed
+	lastFlush   time.Time   // when this stream's last flush started
 }
 
 type openSegment struct {
+	st      *stream
 	builder *segment.Builder
 	pending []*Pending
 	started time.Time
+	// topics holds every topic with a batch in the segment, so that a
+	// topic whose stream changes keeps its batches in order (streams.go).
+	topics map[metastore.TopicID]struct{}
 	// conns counts, per connection, its tracked requests with batches
 	// in this segment; untracked is set when a batch arrived from a
 	// request whose sender does not wait for it (acks=0, or no
@@ -152,6 +169,8 @@ func NewWriter(bucket objstore.Bucket, store metastore.Sequencer, opts Options) 
 		opts.Metrics = NewMetrics(nil)
 	}
 	w := &Writer{bucket: bucket, store: store, opts: opts, log: opts.Logger, m: opts.Metrics, conns: make(map[uint64]*connWindow)}
+	w.main = &stream{linger: opts.Linger, minInterval: opts.FlushMinInterval}
+	w.streams = map[time.Duration]*stream{opts.Linger: w.main}
 	w.cond = sync.NewCond(&w.mu)
 	w.lastCmt = make(chan struct{})
 	close(w.lastCmt)
@@ -165,16 +184,25 @@ func NewWriter(bucket objstore.Bucket, store metastore.Sequencer, opts Options) 
 // segment is full and every flush slot is busy, which pushes back on the
 // connection that sends too fast.
 func (w *Writer) Append(topicID metastore.TopicID, topic string, partition int32, batch []byte) *Pending {
-	return w.append(nil, topicID, topic, partition, batch)
+	return w.append(nil, 0, topicID, topic, partition, batch)
 }
 
-func (w *Writer) append(r *Request, topicID metastore.TopicID, topic string, partition int32, batch []byte) *Pending {
+// append adds a batch for r (nil: untracked) to the open segment of the
+// stream of linger (0: the agent's).
+func (w *Writer) append(r *Request, linger time.Duration, topicID metastore.TopicID, topic string, partition int32, batch []byte) *Pending {
 	p := &Pending{done: make(chan struct{}), appended: time.Now()}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for !w.closed && w.open != nil && w.open.builder.Size() >= w.opts.MaxSegmentBytes {
+	var st *stream
+	for {
+		// Chosen again after every wait: the segment that held the
+		// topic may have gone.
+		st = w.streamForLocked(linger, topicID)
+		if w.closed || st.open == nil || st.open.builder.Size() < w.opts.MaxSegmentBytes {
+			break
+		}
 		if w.slots < w.opts.MaxInflightFlushes {
-			w.startFlushLocked("size")
+			w.startFlushLocked(st, "size")
 			break
 		}
 		w.cond.Wait()
@@ -184,47 +212,51 @@ func (w *Writer) append(r *Request, topicID metastore.TopicID, topic string, par
 		close(p.done)
 		return p
 	}
-	if w.open == nil {
-		seg := &openSegment{builder: segment.NewBuilder(), started: time.Now(), conns: make(map[uint64]int)}
-		w.open = seg
-		w.timer = time.AfterFunc(w.opts.Linger, func() { w.lingerExpired(seg) })
+	if st.open == nil {
+		seg := &openSegment{st: st, builder: segment.NewBuilder(), started: time.Now(),
+			conns: make(map[uint64]int), topics: make(map[metastore.TopicID]struct{})}
+		st.open = seg
+		st.timer = time.AfterFunc(st.linger, func() { w.lingerExpired(seg) })
 	}
-	w.open.builder.Add(topicID, topic, partition, batch)
-	w.open.pending = append(w.open.pending, p)
-	w.track(r, batch)
-	if w.open.builder.Size() >= w.opts.MaxSegmentBytes && w.slots < w.opts.MaxInflightFlushes {
-		w.startFlushLocked("size")
+	seg := st.open
+	seg.builder.Add(topicID, topic, partition, batch)
+	seg.pending = append(seg.pending, p)
+	seg.topics[topicID] = struct{}{}
+	w.track(r, seg, batch)
+	if seg.builder.Size() >= w.opts.MaxSegmentBytes && w.slots < w.opts.MaxInflightFlushes {
+		w.startFlushLocked(st, "size")
 	}
 	return p
 }
 
-// lingerExpired flushes seg if it is still the open segment: a size flush
-// may have taken it while the timer fired.
+// lingerExpired flushes seg if it is still its stream's open segment: a
+// size or early flush may have taken it while the timer fired.
 func (w *Writer) lingerExpired(seg *openSegment) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.open == seg && w.slots >= w.opts.MaxInflightFlushes && !w.closed {
+	st := seg.st
+	for st.open == seg && w.slots >= w.opts.MaxInflightFlushes && !w.closed {
 		w.cond.Wait()
 	}
-	if w.open == seg {
-		w.startFlushLocked("linger")
+	if st.open == seg {
+		w.startFlushLocked(st, "linger")
 	}
 }
 
-// startFlushLocked takes the open segment and flushes it in the
+// startFlushLocked takes st's open segment and flushes it in the
 // background; trigger names why, for the metrics. w.mu must be held.
-func (w *Writer) startFlushLocked(trigger string) {
-	seg := w.open
-	w.open = nil
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
+func (w *Writer) startFlushLocked(st *stream, trigger string) {
+	seg := st.open
+	st.open = nil
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
 	}
-	if w.early != nil {
-		w.early.Stop()
-		w.early = nil
+	if st.early != nil {
+		st.early.Stop()
+		st.early = nil
 	}
-	w.lastFlush = time.Now()
+	st.lastFlush = time.Now()
 	w.m.triggers.WithLabelValues(trigger).Inc()
 	w.slots++
 	prev := w.lastCmt
@@ -236,13 +268,15 @@ func (w *Writer) startFlushLocked(trigger string) {
 		w.flush(seg, prev, mine)
 		w.mu.Lock()
 		w.slots--
-		// A segment that filled up while every slot was busy goes now,
-		// not when its linger expires.
-		if w.open != nil && w.open.builder.Size() >= w.opts.MaxSegmentBytes {
-			w.startFlushLocked("size")
+		for _, st := range w.streams {
+			// A segment that filled up while every slot was busy goes
+			// now, not when its linger expires.
+			if st.open != nil && st.open.builder.Size() >= w.opts.MaxSegmentBytes && w.slots < w.opts.MaxInflightFlushes {
+				w.startFlushLocked(st, "size")
+			}
+			// An early flush that found every slot busy goes now.
+			w.maybeFlushEarlyLocked(st)
 		}
-		// An early flush that found every slot busy goes now.
-		w.maybeFlushEarlyLocked()
 		w.cond.Broadcast()
 		w.mu.Unlock()
 	}()
@@ -323,15 +357,29 @@ func (w *Writer) failAll(seg *openSegment, err error) {
 // Linger is the configured linger time.
 func (w *Writer) Linger() time.Duration { return w.opts.Linger }
 
-// Flush starts flushing the open segment now, without waiting for linger.
+// Flush starts flushing the open segments now, without waiting for linger.
 func (w *Writer) Flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.open != nil && w.slots >= w.opts.MaxInflightFlushes {
-		w.cond.Wait()
+	w.flushAllLocked("explicit")
+}
+
+// flushAllLocked starts a flush of every segment open when it is called,
+// waiting for free slots. w.mu must be held.
+func (w *Writer) flushAllLocked(trigger string) {
+	var segs []*openSegment
+	for _, st := range w.streams {
+		if st.open != nil {
+			segs = append(segs, st.open)
+		}
 	}
-	if w.open != nil {
-		w.startFlushLocked("explicit")
+	for _, seg := range segs {
+		for seg.st.open == seg && w.slots >= w.opts.MaxInflightFlushes {
+			w.cond.Wait()
+		}
+		if seg.st.open == seg {
+			w.startFlushLocked(seg.st, trigger)
+		}
 	}
 }
 
@@ -342,12 +390,7 @@ func (w *Writer) Close() {
 	// Closed first: no batch can slip into a segment nobody flushes.
 	w.closed = true
 	w.cond.Broadcast()
-	for w.open != nil && w.slots >= w.opts.MaxInflightFlushes {
-		w.cond.Wait()
-	}
-	if w.open != nil {
-		w.startFlushLocked("close")
-	}
+	w.flushAllLocked("close")
 	w.mu.Unlock()
 	w.flushes.Wait()
 }

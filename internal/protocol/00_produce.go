@@ -109,7 +109,7 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 					continue
 				}
 				for _, b := range batches {
-					pp.pending = append(pp.pending, preq.Append(t.ID, t.Name, rp.Partition, b))
+					pp.pending = append(pp.pending, preq.AppendWithin(latencyTarget(t), t.ID, t.Name, rp.Partition, b))
 				}
 			}
 		}
