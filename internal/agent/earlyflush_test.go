@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/objstore"
@@ -227,4 +229,60 @@ func (b *scriptedPuts) Put(ctx context.Context, key string, data []byte) error {
 	}
 	b.mu.Unlock()
 	return b.Bucket.Put(ctx, key, data)
+}
+
+// TestLatencyTargetTopic: on an agent whose linger is long and whose early
+// flush is off, a topic with floe.latency.target.ms is acknowledged on its
+// target's linger while a topic without keeps waiting for the agent's.
+func TestLatencyTargetTopic(t *testing.T) {
+	a := agenttest.Start(t, agenttest.Options{
+		Linger: time.Minute,
+		Config: func(cfg *agent.Config) { cfg.DisableEarlyFlush = true },
+	})
+	c := testutil.Dial(t, a.Addr())
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.SetVersion(5)
+	for _, name := range []string{"fast", "slow"} {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, -1
+		if name == "fast" {
+			cfg := kmsg.NewCreateTopicsRequestTopicConfig()
+			cfg.Name, cfg.Value = "floe.latency.target.ms", kmsg.StringPtr("20")
+			rt.Configs = append(rt.Configs, cfg)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	for _, rt := range c.Do(req).(*kmsg.CreateTopicsResponse).Topics {
+		if rt.ErrorCode != 0 {
+			t.Fatalf("create %s: %v", rt.Topic, kerr.ErrorForCode(rt.ErrorCode))
+		}
+	}
+	slow := testutil.Dial(t, a.Addr())
+	slowDone := make(chan kmsg.Response, 1)
+	go func() { slowDone <- slow.Do(produceRequest("slow", -1, batchSpec{records: 1})) }()
+	fastDone := make(chan kmsg.Response, 1)
+	go func() { fastDone <- c.Do(produceRequest("fast", -1, batchSpec{records: 3})) }()
+	select {
+	case resp := <-fastDone:
+		if r := partitionResults(resp.(*kmsg.ProduceResponse))[0]; r.ErrorCode != 0 || r.BaseOffset != 0 {
+			t.Fatalf("fast topic: error %d offset %d", r.ErrorCode, r.BaseOffset)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fast topic waited for the agent's linger")
+	}
+	select {
+	case <-slowDone:
+		t.Fatal("the slow topic was acknowledged before the agent's linger, with the fast one")
+	case <-time.After(200 * time.Millisecond):
+	}
+	// Draining the agent flushes the agent's stream and answers it.
+	go a.Close()
+	select {
+	case resp := <-slowDone:
+		if r := partitionResults(resp.(*kmsg.ProduceResponse))[0]; r.ErrorCode != 0 {
+			t.Fatalf("slow topic: error %d", r.ErrorCode)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the slow topic was never answered")
+	}
 }
