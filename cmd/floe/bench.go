@@ -59,6 +59,19 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", 12, "partitions per topic")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", -1, "replication factor of created topics (-1: broker default)")
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", "floe-bench", "created topics are named `PREFIX`-RUNID-N")
+	fs.Func("topic-config", "set `NAME=VALUE` on the created topics (repeatable, or comma-separated), e.g. floe.latency.target.ms=50", func(v string) error {
+		for _, kv := range strings.Split(v, ",") {
+			k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok || k == "" {
+				return fmt.Errorf("%q is not NAME=VALUE", kv)
+			}
+			if c.TopicConfigs == nil {
+				c.TopicConfigs = make(map[string]string)
+			}
+			c.TopicConfigs[k] = val
+		}
+		return nil
+	})
 	fs.IntVar(&c.Producers, "producers", 1, "producer clients")
 	fs.IntVar(&c.Consumers, "consumers", 1, "consumer clients; each reads every partition, like one consumer group")
 	fs.StringVar(&b.recordSize, "record-size", "1KiB", "record value `SIZE` (at least 8 bytes)")

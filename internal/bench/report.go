@@ -3,7 +3,9 @@ package bench
 import (
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -58,6 +60,8 @@ type Workload struct {
 	WarmupSec   float64 `json:"warmup_seconds"`
 	DurationSec float64 `json:"duration_seconds"`
 	CatchUpMiB  float64 `json:"catch_up_mib,omitempty"`
+	// TopicConfigs were set on the created topics.
+	TopicConfigs map[string]string `json:"topic_configs,omitempty"`
 }
 
 // ProduceFigures describe the producers. Latency runs from each record's
@@ -114,6 +118,7 @@ func (r *runner) report(st *stats, cs []*consumer, window time.Duration, partial
 			RecordSize: cfg.RecordSize, Keys: cfg.Keys, RateMiBps: float64(cfg.Rate) / (1 << 20),
 			Acks: cfg.Acks, Compression: cfg.Compression, LingerMs: float64(cfg.Linger) / float64(time.Millisecond),
 			WarmupSec: cfg.Warmup.Seconds(), DurationSec: cfg.Duration.Seconds(), CatchUpMiB: float64(cfg.CatchUp) / (1 << 20),
+			TopicConfigs: cfg.TopicConfigs,
 		},
 		Produce: ProduceFigures{
 			Records: st.winAcked.Load(), Bytes: st.winBytes.Load(), Seconds: secs,
@@ -191,6 +196,13 @@ func (rep *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  workload: %d topic(s) × %d partitions, %d producer(s), %d consumer(s), %d-byte records, keys %s, rate %s, acks %s, compression %s, client linger %gms\n",
 		wl.Topics, wl.Partitions, wl.Producers, wl.Consumers, wl.RecordSize, wl.Keys, rate, wl.Acks, wl.Compression, wl.LingerMs)
+	if len(wl.TopicConfigs) > 0 {
+		keys := slices.Sorted(maps.Keys(wl.TopicConfigs))
+		for i, k := range keys {
+			keys[i] = k + "=" + wl.TopicConfigs[k]
+		}
+		fmt.Fprintf(w, "  topics:   created with %s\n", strings.Join(keys, ", "))
+	}
 	if rep.CatchUp != nil {
 		fmt.Fprintf(w, "  catch-up: %.0f MiB of history written as fast as possible, then read from offset 0 (server restarted cold: %v)\n",
 			float64(rep.CatchUp.Bytes)/(1<<20), rep.CatchUp.ColdRestart)

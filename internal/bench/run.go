@@ -65,7 +65,14 @@ func (r *runner) createTopics(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(r.cfg.Partitions), int16(r.cfg.ReplicationFactor), nil, r.topics...)
+	var configs map[string]*string
+	for k, v := range r.cfg.TopicConfigs {
+		if configs == nil {
+			configs = make(map[string]*string)
+		}
+		configs[k] = &v
+	}
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(r.cfg.Partitions), int16(r.cfg.ReplicationFactor), configs, r.topics...)
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
