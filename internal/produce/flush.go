@@ -110,6 +110,12 @@ type Request struct {
 	tracked bool           // counted in its connection's inflight
 	segs    []*openSegment // the segments it is counted in (one per stream at most, while open)
 	ended   bool
+
+	// The segment, topic and linger of its last batch, so that the next
+	// batch of the same topic needs no stream lookup.
+	lastSeg    *openSegment
+	lastTopic  metastore.TopicID
+	lastLinger time.Duration
 }
 
 // Begin starts a produce request from connection conn (0: not a client

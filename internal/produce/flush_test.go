@@ -341,3 +341,33 @@ func TestTopicKeepsItsStreamWhileBatchesWait(t *testing.T) {
 	r.End()
 	r2.End()
 }
+
+// TestRequestAcrossSizeFlushes: one request's batches of one topic that
+// fill several segments keep their order, whichever segment each lands in.
+func TestRequestAcrossSizeFlushes(t *testing.T) {
+	f := newFixture(t, 3)
+	w := produce.NewWriter(f.bucket, f.store, produce.Options{Linger: time.Hour, MaxSegmentBytes: 1000, FlushMinInterval: time.Nanosecond})
+	defer w.Close()
+	r := w.Begin(1, true)
+	var ps []*produce.Pending
+	for i := range 60 { // ~90 bytes each: several size flushes
+		ps = append(ps, r.AppendWithin(time.Duration(i%2)*20*time.Millisecond, f.topic.ID, "t", int32(i%3), batch(1, "s")))
+	}
+	r.Parked()
+	next := map[int32]int64{}
+	for i, p := range ps {
+		res, err := wait(t, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := int32(i % 3)
+		if res.BaseOffset != next[part] {
+			t.Fatalf("batch %d (partition %d): offset %d, want %d", i, part, res.BaseOffset, next[part])
+		}
+		next[part]++
+	}
+	r.End()
+	if puts := f.bucket.Calls(faulty.Put); puts < 3 {
+		t.Fatalf("%d PUTs, want several size flushes", puts)
+	}
+}

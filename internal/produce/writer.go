@@ -196,8 +196,14 @@ func (w *Writer) append(r *Request, linger time.Duration, topicID metastore.Topi
 	var st *stream
 	for {
 		// Chosen again after every wait: the segment that held the
-		// topic may have gone.
-		st = w.streamForLocked(linger, topicID)
+		// topic may have gone. A topic is in one open segment at most,
+		// so while the request's previous batch's segment is open and
+		// was for this topic, it is the choice (no lookups per batch).
+		if r != nil && r.lastSeg != nil && r.lastSeg.st.open == r.lastSeg && r.lastTopic == topicID && r.lastLinger == linger {
+			st = r.lastSeg.st
+		} else {
+			st = w.streamForLocked(linger, topicID)
+		}
 		if w.closed || st.open == nil || st.open.builder.Size() < w.opts.MaxSegmentBytes {
 			break
 		}
@@ -221,7 +227,12 @@ func (w *Writer) append(r *Request, linger time.Duration, topicID metastore.Topi
 	seg := st.open
 	seg.builder.Add(topicID, topic, partition, batch)
 	seg.pending = append(seg.pending, p)
-	seg.topics[topicID] = struct{}{}
+	if r == nil || r.lastSeg != seg || r.lastTopic != topicID {
+		seg.topics[topicID] = struct{}{}
+	}
+	if r != nil {
+		r.lastSeg, r.lastTopic, r.lastLinger = seg, topicID, linger
+	}
 	w.track(r, seg, batch)
 	if seg.builder.Size() >= w.opts.MaxSegmentBytes && w.slots < w.opts.MaxInflightFlushes {
 		w.startFlushLocked(st, "size")
