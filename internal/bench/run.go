@@ -66,6 +66,9 @@ func (r *runner) createTopics(ctx context.Context) error {
 	}
 	defer cl.Close()
 	var configs map[string]*string
+	if r.cfg.TopicCompression != "" {
+		configs = map[string]*string{"compression.type": &r.cfg.TopicCompression}
+	}
 	for k, v := range r.cfg.TopicConfigs {
 		if configs == nil {
 			configs = make(map[string]*string)
