@@ -53,3 +53,39 @@ func TestEarlyFlushAt(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamsBounded: distinct latency targets make at most maxStreams
+// streams; a target beyond them goes to the slowest stream at least as
+// fast as asked, or to the fastest; targets at or above the linger, or
+// unset, go to the agent's stream.
+func TestStreamsBounded(t *testing.T) {
+	w := NewWriter(nil, nil, Options{Linger: 250 * time.Millisecond})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var id [16]byte
+	if st := w.streamForLocked(0, id); st != w.main {
+		t.Fatal("no target: not the agent's stream")
+	}
+	if st := w.streamForLocked(time.Second, id); st != w.main {
+		t.Fatal("a target above the linger: not the agent's stream")
+	}
+	if st := w.streamForLocked(time.Millisecond, id); st.linger != minStreamLinger {
+		t.Fatalf("a 1 ms target got linger %v, want the %v floor", st.linger, minStreamLinger)
+	}
+	for i := range 20 {
+		w.streamForLocked(time.Duration(10+10*i)*time.Millisecond, id)
+	}
+	if len(w.streams) != maxStreams {
+		t.Fatalf("%d streams, want at most %d", len(w.streams), maxStreams)
+	}
+	// Made so far: 250 (agent), 5, 10, 20, 30, 40, 50, 60.
+	if st := w.streamForLocked(95*time.Millisecond, id); st.linger != 60*time.Millisecond {
+		t.Fatalf("95 ms target went to %v, want the 60 ms stream", st.linger)
+	}
+	if st := w.streamForLocked(7*time.Millisecond, id); st.linger != 5*time.Millisecond {
+		t.Fatalf("7 ms target went to %v, want the 5 ms stream", st.linger)
+	}
+	if st := w.streams[50*time.Millisecond]; st.minInterval != 25*time.Millisecond {
+		t.Fatalf("50 ms stream's minimum interval %v, want the agent's scaled: 25ms", st.minInterval)
+	}
+}
