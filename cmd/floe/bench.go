@@ -48,6 +48,8 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.targets, "target", "", "run against in-process servers instead of --brokers: floe, kfake, or floe,kfake (side by side, with ratios)")
 	fs.DurationVar(&b.floe.Linger, "floe-linger", 250*time.Millisecond, "in-process Floe: agent linger")
 	fs.IntVar(&b.floe.SegmentBytes, "floe-segment-bytes", 8<<20, "in-process Floe: flush the open segment at this size")
+	fs.BoolVar(&b.floe.DisableEarlyFlush, "floe-no-early-flush", false, "in-process Floe: keep every segment open for its whole linger (the agent's --early-flush=false)")
+	fs.DurationVar(&b.floe.FlushMinInterval, "floe-flush-min-interval", 0, "in-process Floe: the agent's --flush-min-interval (0: linger / 2)")
 	fs.Int64Var(&b.floe.CacheBytes, "floe-cache-bytes", 256<<20, "in-process Floe: block cache size")
 	fs.StringVar(&b.floe.Bucket, "floe-bucket", "", "in-process Floe: bucket `URL` (file://, s3://, gs://, azblob://); each run uses a fresh prefix and deletes it (default: a temporary local directory)")
 	fs.StringVar(&b.bucketLat, "bucket-latency", "0", "in-process Floe: delay every bucket request in the process, e.g. 20ms-50ms (uniform) or 30ms")
@@ -57,6 +59,19 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", 12, "partitions per topic")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", -1, "replication factor of created topics (-1: broker default)")
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", "floe-bench", "created topics are named `PREFIX`-RUNID-N")
+	fs.Func("topic-config", "set `NAME=VALUE` on the created topics (repeatable, or comma-separated), e.g. floe.latency.target.ms=50", func(v string) error {
+		for _, kv := range strings.Split(v, ",") {
+			k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok || k == "" {
+				return fmt.Errorf("%q is not NAME=VALUE", kv)
+			}
+			if c.TopicConfigs == nil {
+				c.TopicConfigs = make(map[string]string)
+			}
+			c.TopicConfigs[k] = val
+		}
+		return nil
+	})
 	fs.IntVar(&c.Producers, "producers", 1, "producer clients")
 	fs.IntVar(&c.Consumers, "consumers", 1, "consumer clients; each reads every partition, like one consumer group")
 	fs.StringVar(&b.recordSize, "record-size", "1KiB", "record value `SIZE` (at least 8 bytes)")

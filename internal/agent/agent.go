@@ -125,8 +125,15 @@ type Config struct {
 
 	Linger          time.Duration // default 250ms
 	SegmentMaxBytes int           // default 8 MiB
-	MaxFrameBytes   int32         // default 100 MiB
-	CacheBytes      int64         // default 256 MiB
+	// DisableEarlyFlush and FlushMinInterval: see produce.Options
+	// (early flush when every sender's window waits on the open segment,
+	// at most once per FlushMinInterval, default Linger / 2).
+	DisableEarlyFlush bool
+	FlushMinInterval  time.Duration
+	// FlushTimeout bounds one segment's PUT and commit (default 30s).
+	FlushTimeout  time.Duration
+	MaxFrameBytes int32 // default 100 MiB
+	CacheBytes    int64 // default 256 MiB
 	// CacheBlockBytes is the block cache's unit of fetching and caching,
 	// and of ownership in the zone's shared cache (default 4 MiB).
 	CacheBlockBytes int64
@@ -397,10 +404,13 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	sessionOpts.Registerer = reg
 	a.fetchSessions = fetchsession.New(sessionOpts)
 	a.writer = produce.NewWriter(bucket, store, produce.Options{
-		Linger:          cfg.Linger,
-		MaxSegmentBytes: cfg.SegmentMaxBytes,
-		Logger:          log,
-		Metrics:         produce.NewMetrics(reg),
+		Linger:            cfg.Linger,
+		MaxSegmentBytes:   cfg.SegmentMaxBytes,
+		DisableEarlyFlush: cfg.DisableEarlyFlush,
+		FlushMinInterval:  cfg.FlushMinInterval,
+		FlushTimeout:      cfg.FlushTimeout,
+		Logger:            log,
+		Metrics:           produce.NewMetrics(reg),
 		// Write-through: consumers at the live edge read the new object
 		// from memory, never from the bucket.
 		Uploaded: blocks.Insert,

@@ -20,6 +20,9 @@ type Config struct {
 	Partitions        int    // partitions per topic (default 12)
 	ReplicationFactor int    // for created topics; -1 takes the broker default
 	TopicPrefix       string // created topics are PREFIX-RUNID-N (default floe-bench)
+	// TopicConfigs are set on the created topics (e.g.
+	// floe.latency.target.ms).
+	TopicConfigs map[string]string
 
 	Producers  int // producer clients (default 1)
 	Consumers  int // consumer clients, each reading every partition (a "group" each)

@@ -69,6 +69,12 @@ func (r *runner) createTopics(ctx context.Context) error {
 	if r.cfg.TopicCompression != "" {
 		configs = map[string]*string{"compression.type": &r.cfg.TopicCompression}
 	}
+	for k, v := range r.cfg.TopicConfigs {
+		if configs == nil {
+			configs = make(map[string]*string)
+		}
+		configs[k] = &v
+	}
 	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(r.cfg.Partitions), int16(r.cfg.ReplicationFactor), configs, r.topics...)
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)

@@ -87,6 +87,10 @@ type FloeOptions struct {
 	Linger       time.Duration // agent linger (default 250ms)
 	SegmentBytes int           // flush size (default 8 MiB)
 	CacheBytes   int64         // block cache (default 256 MiB)
+	// DisableEarlyFlush and FlushMinInterval: the agent's early flush
+	// (agent.Config).
+	DisableEarlyFlush bool
+	FlushMinInterval  time.Duration
 	// Bucket is a bucket URL (see bucketurl) for the agent's objects; ""
 	// uses a local directory in the temporary directory. Each run writes
 	// under a fresh prefix of the bucket (a subdirectory for file URLs)
@@ -239,6 +243,8 @@ func (f *Floe) startAgent() error {
 		AdminListen:       "127.0.0.1:0",
 		Linger:            f.opts.Linger,
 		SegmentMaxBytes:   f.opts.SegmentBytes,
+		DisableEarlyFlush: f.opts.DisableEarlyFlush,
+		FlushMinInterval:  f.opts.FlushMinInterval,
 		CacheBytes:        f.opts.CacheBytes,
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
@@ -258,6 +264,11 @@ func (f *Floe) InProcess() bool    { return true }
 
 func (f *Floe) Describe() string {
 	d := fmt.Sprintf("in-process Floe agent: linger %v, embedded metadata store, %s", f.opts.Linger, f.bucketD)
+	if f.opts.DisableEarlyFlush {
+		d += ", early flush off"
+	} else if f.opts.FlushMinInterval > 0 {
+		d += fmt.Sprintf(", early flush at most every %v", f.opts.FlushMinInterval)
+	}
 	if f.opts.BucketLatency.Max > 0 {
 		d += fmt.Sprintf(", injected bucket latency %v", f.opts.BucketLatency)
 	}

@@ -67,6 +67,9 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 	var appends []produceAppend // validated, appended once all are
 
 	acksOK := r.Acks == 0 || r.Acks == 1 || r.Acks == -1
+	// The writer tracks each connection's requests waiting on the open
+	// segment, to flush it early when nothing more can arrive.
+	preq := h.writer.Begin(req.Conn, r.Acks != 0)
 	writer := h.cfg.Cluster.Serves(RoleProduce)
 	// A transactional producer needs WRITE on its transactional id; the
 	// metadata store checks that each transactional batch belongs to
@@ -137,11 +140,13 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 			continue
 		}
 		for _, b := range a.batches {
-			a.pp.pending = append(a.pp.pending, h.writer.Append(a.topic.ID, a.topic.Name, a.partition, b))
+			a.pp.pending = append(a.pp.pending, preq.AppendWithin(latencyTarget(a.topic), a.topic.ID, a.topic.Name, a.partition, b))
 		}
 	}
+	preq.Parked()
 
 	return func(ctx context.Context) kmsg.Response {
+		defer preq.End()
 		if r.Acks == 0 {
 			return nil
 		}
