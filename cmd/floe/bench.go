@@ -70,6 +70,8 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "warm-up excluded from the figures")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured duration")
 	fs.StringVar(&b.catchUp, "catch-up", "0", "catch-up scenario: write `SIZE` of history as fast as possible, then measure reading it from the start")
+	fs.BoolVar(&c.CatchUpCompact, "catch-up-compact", false, "catch-up scenario, in-process Floe: compact the history (few large objects) before the cold read")
+	fs.Int64Var(&b.floe.ReadAheadBytes, "floe-read-ahead-bytes", 0, "in-process Floe: read-ahead memory (0: half the cache; -1: no read-ahead)")
 	fs.DurationVar(&c.Drain, "drain", time.Minute, "how long to wait after the run for acks and consumers")
 
 	p := &c.Prices
@@ -111,6 +113,10 @@ func (b *benchFlags) finish() error {
 		parse("rate", b.rate, &b.cfg.Rate)
 	}
 	parse("catch-up", b.catchUp, &b.cfg.CatchUp)
+	// No background job may rewrite the history while it is read: the
+	// catch-up scenario compacts it first (--catch-up-compact) or not at
+	// all.
+	b.floe.NoJobs = b.cfg.CatchUp > 0
 	parse("max-buffered", b.maxBuffered, &b.cfg.MaxBuffered)
 	var err error
 	if b.cfg.Keys, err = bench.ParseKeyDist(b.keys); err != nil {

@@ -43,6 +43,10 @@ type Config struct {
 	// bytes of history as fast as possible, restart the target when it can
 	// (so its caches are cold), then measure consumers reading it all.
 	CatchUp int64
+	// CatchUpCompact compacts the history before the catch-up read, on
+	// targets that can (an in-process Floe), so that the read is of few
+	// large objects.
+	CatchUpCompact bool
 	// Drain bounds the wait, after the run, for outstanding acks and for
 	// consumers to read everything (default 60s).
 	Drain time.Duration

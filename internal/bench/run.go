@@ -274,7 +274,15 @@ func (r *runner) catchUp(ctx context.Context) (*Report, error) {
 	}
 
 	restarted := false
-	if ctx.Err() == nil {
+	var compacted *CompactFigures
+	if c, ok := r.tgt.(Compacter); ok && cfg.CatchUpCompact && ctx.Err() == nil {
+		prog.line("compact")
+		fig, err := c.Compact(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("compact history: %w", err)
+		}
+		compacted, restarted = &fig, true
+	} else if ctx.Err() == nil {
 		var err error
 		if restarted, err = r.tgt.Restart(ctx); err != nil {
 			return nil, err
@@ -310,7 +318,7 @@ func (r *runner) catchUp(ctx context.Context) (*Report, error) {
 	rep := r.report(st, consumers, window, ctx.Err() != nil, drained)
 	rep.Produce = fillProduce
 	rep.Produce.Seconds = fillSeconds
-	rep.CatchUp = &CatchUpFigures{Bytes: fillProduce.Bytes, Seconds: window.Seconds(), ColdRestart: restarted}
+	rep.CatchUp = &CatchUpFigures{Bytes: fillProduce.Bytes, Seconds: window.Seconds(), ColdRestart: restarted, Compacted: compacted}
 	if before != nil && after != nil {
 		rep.ServerFigures = serverFigures(before, after, window.Seconds(), r.peakRSS)
 		rep.ServerFigures.SameProcess = r.tgt.InProcess()

@@ -48,7 +48,7 @@ type Options struct {
 	// return exactly end-start bytes.
 	Fetch func(ctx context.Context, key string, objectSize, start, end int64) ([]byte, error)
 	// ReadAheadBytes bounds the bytes of read-ahead GETs (Prefetch) in
-	// flight at once; 0 means a quarter of Capacity, negative disables
+	// flight at once; 0 means half of Capacity, negative disables
 	// read-ahead.
 	ReadAheadBytes int64
 	// ReadAheadGets bounds the read-ahead GETs in flight at once
@@ -194,7 +194,7 @@ func New(b objstore.Bucket, opts Options, reg prometheus.Registerer) *Blocks {
 	}
 	raBytes := opts.ReadAheadBytes
 	if raBytes == 0 {
-		raBytes = opts.Capacity / 4
+		raBytes = opts.Capacity / 2
 	}
 	raBytes = max(raBytes, 0)
 	raGets := opts.ReadAheadGets
@@ -498,12 +498,12 @@ func (c *Blocks) Prefetch(key string, objectSize, offset, length int64) bool {
 	var runBytes int64
 	for i := first; i <= last; i++ {
 		id := blockID{key, i}
-		if el, ok := c.blocks[id]; ok && el.Value.(*block).objectSize == objectSize {
-			run = nil
-			continue
-		}
-		if _, ok := c.inflight[id]; ok {
-			run = nil
+		_, fetching := c.inflight[id]
+		if el, ok := c.blocks[id]; fetching || ok && el.Value.(*block).objectSize == objectSize {
+			if run != nil {
+				c.startReadAhead(key, objectSize, run, runBytes)
+				run = nil
+			}
 			continue
 		}
 		size := min((i+1)*c.blockSize, objectSize) - i*c.blockSize

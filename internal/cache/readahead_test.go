@@ -248,3 +248,38 @@ func TestReadAheadDisabled(t *testing.T) {
 		t.Fatalf("%d GETs with read-ahead disabled", len(gets))
 	}
 }
+
+// Runs of missing blocks separated by cached ones are each fetched, and
+// a read of the whole range, which waits for them, returns.
+func TestPrefetchAroundCachedBlocks(t *testing.T) {
+	b := newHeldBucket()
+	b.openAll()
+	c := cache.New(b, cache.Options{BlockSize: 100, Capacity: 10_000}, nil)
+	defer c.Close()
+	if _, err := c.ReadRange(context.Background(), "obj", 1000, 250, 10); err != nil { // block 2
+		t.Fatal(err)
+	}
+	if _, err := c.ReadRange(context.Background(), "obj", 1000, 650, 10); err != nil { // block 6
+		t.Fatal(err)
+	}
+	if !c.Prefetch("obj", 1000, 0, 1000) {
+		t.Fatal("Prefetch within the bounds reported it could not start everything")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := c.ReadRange(ctx, "obj", 1000, 0, 1000)
+	if err != nil || !bytes.Equal(got, objectBytes(0, 1000)) {
+		t.Fatalf("read around cached blocks: %v", err)
+	}
+	waitIdle(t, c)
+	_, _, gets := b.stats()
+	want := map[getCall]bool{{"obj", 200, 100}: true, {"obj", 600, 100}: true, {"obj", 0, 200}: true, {"obj", 300, 300}: true, {"obj", 700, 300}: true}
+	if len(gets) != len(want) {
+		t.Fatalf("GETs %v, want %v", gets, want)
+	}
+	for _, g := range gets {
+		if !want[g] {
+			t.Fatalf("GETs %v, want %v", gets, want)
+		}
+	}
+}

@@ -67,6 +67,7 @@ type Reader struct {
 	aborted AbortedIndex // nil: the store keeps no transactions
 	blocks  *cache.Blocks
 	extents *extentCache
+	ahead   *readAhead // nil: no read-ahead (readahead.go)
 }
 
 // NewReader returns a Reader over store and blocks. aborted is the
@@ -185,6 +186,7 @@ func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32
 	if err := r.readExtents(ctx, id, partition, offset, extents, &rd); err != nil {
 		return res, err
 	}
+	r.readAheadAfter(id, partition, iso, &rd)
 	if iso != ReadCommitted {
 		return res, nil
 	}
@@ -209,6 +211,11 @@ type read struct {
 	// transactional is set once a returned batch has the transactional
 	// bit (control batches have it too).
 	transactional bool
+	// ahead holds, when the read stopped before the data ran out, the
+	// extents from the one it stopped in (the first batch not returned
+	// starts at byte aheadPos of ahead[0]): where read-ahead goes on.
+	ahead    []metastore.Extent
+	aheadPos int64
 }
 
 // readExtents appends to rd the batches from offset on, starting with
@@ -218,15 +225,30 @@ func (r *Reader) readExtents(ctx context.Context, id metastore.TopicID, partitio
 	if offset >= rd.limit {
 		return nil
 	}
+	// Size the records once, from the extents in hand, up to maxBytes.
+	var want int64
+	for _, e := range extents {
+		if want >= int64(rd.maxBytes) || e.BaseOffset >= rd.limit {
+			break
+		}
+		want += max(e.ByteLength, 0)
+	}
+	if want = min(want, int64(rd.maxBytes)); want > 0 {
+		rd.res.Records = make([]byte, 0, want)
+	}
 	// from is the next offset to serve. Extents read by a later lookup
 	// may have been replaced by compaction meanwhile and start before it:
 	// only their batches from it on are served, so none is served twice.
 	from := offset
 	for len(extents) > 0 {
-		for _, e := range extents {
-			done, err := r.appendExtent(ctx, rd, e, from)
-			if err != nil || done {
+		for i, e := range extents {
+			done, pos, err := r.appendExtent(ctx, rd, e, from)
+			if err != nil {
 				return err
+			}
+			if done {
+				rd.ahead, rd.aheadPos = extents[i:], pos
+				return nil
 			}
 			from = max(from, e.EndOffset)
 		}
@@ -251,57 +273,67 @@ func (r *Reader) readExtents(ctx context.Context, id metastore.TopicID, partitio
 }
 
 // appendExtent appends the batches of e that end after from. It reports
-// whether the read is done: maxBytes reached, or a batch that would pass
-// the limit.
-func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent, from int64) (bool, error) {
+// whether the read is done (maxBytes reached, or a batch that would pass
+// the limit) and where in e it stopped.
+//
+// Each batch is copied once, from the block cache into the records, and
+// its offsets are patched there.
+func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent, from int64) (bool, int64, error) {
 	pos := e.ByteOffset
 	end := e.ByteOffset + e.ByteLength
 	base := e.BaseOffset
+	var hbuf [recordbatch.HeaderSize]byte
 	for pos < end {
 		if end-pos < recordbatch.HeaderSize {
-			return false, fmt.Errorf("extent %s@%d: truncated batch header at %d", e.Object, e.BaseOffset, pos)
+			return false, pos, fmt.Errorf("extent %s@%d: truncated batch header at %d", e.Object, e.BaseOffset, pos)
 		}
-		hb, err := r.blocks.ReadRange(ctx, e.Object, e.ObjectSize, pos, recordbatch.HeaderSize)
+		hb, err := r.blocks.AppendRange(ctx, hbuf[:0], e.Object, e.ObjectSize, pos, recordbatch.HeaderSize)
 		if err != nil {
-			return false, fmt.Errorf("read %s: %w", e.Object, err)
+			return false, pos, fmt.Errorf("read %s: %w", e.Object, err)
 		}
 		h, err := recordbatch.ParseHeader(hb)
 		if err != nil {
-			return false, fmt.Errorf("extent %s@%d: %w", e.Object, e.BaseOffset, err)
+			return false, pos, fmt.Errorf("extent %s@%d: %w", e.Object, e.BaseOffset, err)
 		}
 		size := int64(h.Size())
 		count := int64(h.LastOffsetDelta) + 1
 		if pos+size > end {
-			return false, fmt.Errorf("extent %s@%d: batch overruns extent", e.Object, e.BaseOffset)
+			return false, pos, fmt.Errorf("extent %s@%d: batch overruns extent", e.Object, e.BaseOffset)
 		}
 		if base+count > rd.limit {
 			// The last stable offset can fall inside an extent; it is
 			// always a batch boundary, so whole batches are cut.
-			return true, nil
+			return true, pos, nil
 		}
 		if base+count > from {
 			res := rd.res
 			first := len(res.Records) == 0
 			if len(res.Records)+int(size) > rd.maxBytes && !(first && rd.atLeastOne) {
-				return true, nil
+				return true, pos, nil
 			}
-			b, err := r.blocks.ReadRange(ctx, e.Object, e.ObjectSize, pos, size)
+			if res.Records == nil {
+				// Sized once: the smaller of maxBytes and what the
+				// extent holds from here, or this batch if larger.
+				res.Records = make([]byte, 0, max(min(int64(rd.maxBytes), end-pos), size))
+			}
+			n := len(res.Records)
+			res.Records, err = r.blocks.AppendRange(ctx, res.Records, e.Object, e.ObjectSize, pos, size)
 			if err != nil {
-				return false, fmt.Errorf("read %s: %w", e.Object, err)
+				return false, pos, fmt.Errorf("read %s: %w", e.Object, err)
 			}
+			b := res.Records[n:]
 			recordbatch.SetBaseOffset(b, base)
 			recordbatch.SetPartitionLeaderEpoch(b, LeaderEpoch)
-			res.Records = append(res.Records, b...)
 			rd.end = base + count
 			rd.transactional = rd.transactional || h.IsTransactional()
 			if len(res.Records) >= rd.maxBytes {
-				return true, nil
+				return true, pos + size, nil
 			}
 		}
 		base += count
 		pos += size
 	}
-	return false, nil
+	return false, pos, nil
 }
 
 // abortedTxns returns the aborted index entries overlapping [from, to),

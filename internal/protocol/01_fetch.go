@@ -171,6 +171,9 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 	}
 	lookup := h.lookup(ctx)
 	reader := h.cfg.Cluster.Serves(RoleFetch)
+	if reader {
+		h.readAhead(ctx, lookup, parts, denied, maxBytes, iso)
+	}
 	out := fetched{parts: make([]kmsg.FetchResponseTopicPartition, len(parts)), ids: map[string]metastore.TopicID{}}
 	for i, p := range parts {
 		t, terr := lookup.name(p.Topic)
@@ -200,6 +203,26 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 		out.failed = out.failed || pr.ErrorCode != 0
 	}
 	return out
+}
+
+// readAhead starts, before the partitions are read one by one, the bucket
+// GETs each partition's share of the fetch will need, so that they run
+// in parallel (fetch.Reader.ReadAhead; it never waits for the bucket).
+// Shares are given in order, as the reads will take them.
+func (h *Handler) readAhead(ctx context.Context, lookup *topicLookup, parts []fetchsession.Partition, denied map[string]bool, maxBytes int, iso fetch.Isolation) {
+	left := maxBytes
+	for _, p := range parts {
+		if left <= 0 {
+			return
+		}
+		t, terr := lookup.name(p.Topic)
+		if denied[p.Topic] || partitionErr(t, terr, p.Partition) != 0 || checkLeaderEpoch(p.CurrentLeaderEpoch) != 0 {
+			continue
+		}
+		share := min(int(p.MaxBytes), left)
+		h.reader.ReadAhead(ctx, t.ID, p.Partition, p.FetchOffset, share, iso)
+		left -= share
+	}
 }
 
 // fetchResponse finishes the fetch with its session and answers the
