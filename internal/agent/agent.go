@@ -126,7 +126,7 @@ type Config struct {
 	// the bytes of blocks fetched ahead of them, in flight and waiting
 	// to be read, all partitions together (default half of CacheBytes;
 	// negative disables read-ahead). ReadAheadGets bounds its GETs in
-	// flight (default 8). See internal/fetch/readahead.go.
+	// flight (default 16). See internal/fetch/readahead.go.
 	ReadAheadBytes int64
 	ReadAheadGets  int
 

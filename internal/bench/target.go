@@ -315,8 +315,9 @@ func (f *Floe) Restart(context.Context) (bool, error) {
 // compaction job does (docs/jobs.md): it restarts the agent with the
 // jobs role and passes every 200 ms, waits until every partition's
 // extents have been merged (at most one extent per partition, or no
-// change for 3 s), then restarts the agent as configured, with cold
-// caches. It reports the extents before and after.
+// change for 3 s after a first one: a pass swaps each object's extents
+// at once), then restarts the agent as configured, with cold caches. It
+// reports the extents before and after.
 func (f *Floe) Compact(ctx context.Context) (CompactFigures, error) {
 	var fig CompactFigures
 	start := time.Now()
@@ -352,9 +353,9 @@ func (f *Floe) Compact(ctx context.Context) (CompactFigures, error) {
 	}); err != nil {
 		return fig, err
 	}
-	last, lastChange := fig.ExtentsBefore, time.Now()
+	last, lastChange, changed := fig.ExtentsBefore, time.Now(), false
 	deadline := time.Now().Add(5 * time.Minute)
-	for fig.ExtentsAfter = last; fig.ExtentsAfter > partitions && time.Since(lastChange) < 3*time.Second; {
+	for fig.ExtentsAfter = last; fig.ExtentsAfter > partitions && (!changed || time.Since(lastChange) < 3*time.Second); {
 		if time.Now().After(deadline) {
 			return fig, errors.New("compaction did not finish within 5 minutes")
 		}
@@ -366,7 +367,7 @@ func (f *Floe) Compact(ctx context.Context) (CompactFigures, error) {
 			return fig, err
 		}
 		if n != last {
-			last, lastChange = n, time.Now()
+			last, lastChange, changed = n, time.Now(), true
 		}
 		fig.ExtentsAfter = n
 	}

@@ -61,7 +61,7 @@ type Options struct {
 }
 
 // DefaultReadAheadGets is the default bound on concurrent read-ahead GETs.
-const DefaultReadAheadGets = 8
+const DefaultReadAheadGets = 16
 
 // DefaultReadAheadRun bounds one read-ahead GET: runs of missing blocks
 // longer than this are split into several GETs that run in parallel.

@@ -273,10 +273,11 @@ func (r *Reader) prefetch(extents []metastore.Extent, pos, offset, limit, demand
 			}
 		}
 		// The window: count the blocks this piece adds, and stop at the
-		// block where the window is full.
+		// block where the window is full. The block the read stopped in
+		// is not counted: the consumer is reading it now.
 		first := start / bs
-		if e.Object == lastKey && first == lastBlock {
-			first++ // already counted
+		if e.Object == lastKey && first == lastBlock || i == 0 && pos >= 0 {
+			first++ // already counted, or being read
 		}
 		last := (end - 1) / bs
 		if first <= last {

@@ -68,6 +68,7 @@ type Reader struct {
 	blocks  *cache.Blocks
 	extents *extentCache
 	ahead   *readAhead // nil: no read-ahead (readahead.go)
+	pos     *positions
 }
 
 // NewReader returns a Reader over store and blocks. aborted is the
@@ -75,7 +76,7 @@ type Reader struct {
 // transactions, so that every partition's last stable offset is its high
 // watermark whatever store reports.
 func NewReader(store metastore.ExtentReader, aborted AbortedIndex, blocks *cache.Blocks) *Reader {
-	return &Reader{store: store, aborted: aborted, blocks: blocks, extents: newExtentCache()}
+	return &Reader{store: store, aborted: aborted, blocks: blocks, extents: newExtentCache(), pos: newPositions()}
 }
 
 // Offsets reads a partition's offsets from the store (never from the
@@ -179,7 +180,7 @@ func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32
 	if offset < offs.LogStartOffset || offset > offs.HighWatermark {
 		return res, ErrOffsetOutOfRange
 	}
-	rd := read{res: &res, maxBytes: maxBytes, atLeastOne: atLeastOne, limit: offs.HighWatermark, end: offset}
+	rd := read{key: partitionKey{id, partition}, res: &res, maxBytes: maxBytes, atLeastOne: atLeastOne, limit: offs.HighWatermark, end: offset}
 	if iso == ReadCommitted {
 		rd.limit = offs.LastStableOffset
 	}
@@ -199,6 +200,7 @@ func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32
 
 // read is the state of one Read across extents.
 type read struct {
+	key        partitionKey
 	res        *Partition
 	maxBytes   int
 	atLeastOne bool
@@ -216,6 +218,16 @@ type read struct {
 	// starts at byte aheadPos of ahead[0]): where read-ahead goes on.
 	ahead    []metastore.Extent
 	aheadPos int64
+}
+
+// stop records that the read stopped in extents[0], before the batch of
+// base offset base at byte pos, so that the next read of the partition
+// starts there (positions) and read-ahead goes on from there.
+func (r *Reader) stop(rd *read, extents []metastore.Extent, base, pos int64) {
+	rd.ahead, rd.aheadPos = extents, pos
+	if pos < extents[0].ByteOffset+extents[0].ByteLength {
+		r.pos.keep(rd.key, extents[0], base, pos)
+	}
 }
 
 // readExtents appends to rd the batches from offset on, starting with
@@ -242,12 +254,12 @@ func (r *Reader) readExtents(ctx context.Context, id metastore.TopicID, partitio
 	from := offset
 	for len(extents) > 0 {
 		for i, e := range extents {
-			done, pos, err := r.appendExtent(ctx, rd, e, from)
+			done, pos, base, err := r.appendExtent(ctx, rd, e, from)
 			if err != nil {
 				return err
 			}
 			if done {
-				rd.ahead, rd.aheadPos = extents[i:], pos
+				r.stop(rd, extents[i:], base, pos)
 				return nil
 			}
 			from = max(from, e.EndOffset)
@@ -274,42 +286,44 @@ func (r *Reader) readExtents(ctx context.Context, id metastore.TopicID, partitio
 
 // appendExtent appends the batches of e that end after from. It reports
 // whether the read is done (maxBytes reached, or a batch that would pass
-// the limit) and where in e it stopped.
+// the limit) and where in e it stopped: the byte position and base
+// offset of the first batch it did not return.
 //
-// Each batch is copied once, from the block cache into the records, and
-// its offsets are patched there.
-func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent, from int64) (bool, int64, error) {
-	pos := e.ByteOffset
+// It walks e's batch headers from where the partition's last read
+// stopped, when that was in e before from (positions), else from e's
+// start. Each batch is copied once, from the block cache into the
+// records, and its offsets are patched there.
+func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent, from int64) (bool, int64, int64, error) {
+	pos, base := r.pos.start(rd.key, e, from)
 	end := e.ByteOffset + e.ByteLength
-	base := e.BaseOffset
 	var hbuf [recordbatch.HeaderSize]byte
 	for pos < end {
 		if end-pos < recordbatch.HeaderSize {
-			return false, pos, fmt.Errorf("extent %s@%d: truncated batch header at %d", e.Object, e.BaseOffset, pos)
+			return false, pos, base, fmt.Errorf("extent %s@%d: truncated batch header at %d", e.Object, e.BaseOffset, pos)
 		}
 		hb, err := r.blocks.AppendRange(ctx, hbuf[:0], e.Object, e.ObjectSize, pos, recordbatch.HeaderSize)
 		if err != nil {
-			return false, pos, fmt.Errorf("read %s: %w", e.Object, err)
+			return false, pos, base, fmt.Errorf("read %s: %w", e.Object, err)
 		}
 		h, err := recordbatch.ParseHeader(hb)
 		if err != nil {
-			return false, pos, fmt.Errorf("extent %s@%d: %w", e.Object, e.BaseOffset, err)
+			return false, pos, base, fmt.Errorf("extent %s@%d: %w", e.Object, e.BaseOffset, err)
 		}
 		size := int64(h.Size())
 		count := int64(h.LastOffsetDelta) + 1
 		if pos+size > end {
-			return false, pos, fmt.Errorf("extent %s@%d: batch overruns extent", e.Object, e.BaseOffset)
+			return false, pos, base, fmt.Errorf("extent %s@%d: batch overruns extent", e.Object, e.BaseOffset)
 		}
 		if base+count > rd.limit {
 			// The last stable offset can fall inside an extent; it is
 			// always a batch boundary, so whole batches are cut.
-			return true, pos, nil
+			return true, pos, base, nil
 		}
 		if base+count > from {
 			res := rd.res
 			first := len(res.Records) == 0
 			if len(res.Records)+int(size) > rd.maxBytes && !(first && rd.atLeastOne) {
-				return true, pos, nil
+				return true, pos, base, nil
 			}
 			if res.Records == nil {
 				// Sized once: the smaller of maxBytes and what the
@@ -319,7 +333,7 @@ func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent,
 			n := len(res.Records)
 			res.Records, err = r.blocks.AppendRange(ctx, res.Records, e.Object, e.ObjectSize, pos, size)
 			if err != nil {
-				return false, pos, fmt.Errorf("read %s: %w", e.Object, err)
+				return false, pos, base, fmt.Errorf("read %s: %w", e.Object, err)
 			}
 			b := res.Records[n:]
 			recordbatch.SetBaseOffset(b, base)
@@ -327,13 +341,13 @@ func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent,
 			rd.end = base + count
 			rd.transactional = rd.transactional || h.IsTransactional()
 			if len(res.Records) >= rd.maxBytes {
-				return true, pos + size, nil
+				return true, pos + size, base + count, nil
 			}
 		}
 		base += count
 		pos += size
 	}
-	return false, pos, nil
+	return false, pos, base, nil
 }
 
 // abortedTxns returns the aborted index entries overlapping [from, to),
