@@ -254,6 +254,12 @@ func (r *Reader) readExtents(ctx context.Context, id metastore.TopicID, partitio
 	from := offset
 	for len(extents) > 0 {
 		for i, e := range extents {
+			if e.BaseOffset >= rd.limit {
+				// Nothing of it can be returned: not even its first
+				// header is read.
+				r.stop(rd, extents[i:], e.BaseOffset, e.ByteOffset)
+				return nil
+			}
 			done, pos, base, err := r.appendExtent(ctx, rd, e, from)
 			if err != nil {
 				return err
