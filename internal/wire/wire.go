@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -175,7 +174,11 @@ func skipTags(r *kbin.Reader) {
 // its record bytes are copied once instead of re-growing the buffer.
 func AppendResponse(dst []byte, correlationID int32, resp kmsg.Response) []byte {
 	if f, ok := resp.(*kmsg.FetchResponse); ok {
-		dst = slices.Grow(dst, 4+4+1+FetchResponseSize(f))
+		if n := 4 + 4 + 1 + FetchResponseSize(f); cap(dst)-len(dst) < n {
+			grown := make([]byte, len(dst), len(dst)+n)
+			copy(grown, dst)
+			dst = grown
+		}
 	}
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
