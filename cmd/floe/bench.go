@@ -19,26 +19,27 @@ import (
 // benchFlags are the flags of `floe bench` that need parsing beyond the
 // flag package's types.
 type benchFlags struct {
-	cfg          bench.Config
-	brokers      string
-	admin        string
-	targets      string
-	floe         bench.FloeOptions
-	bucketLat    string
-	proxyLat     string
-	recordSize   string
-	rate         string
-	catchUp      string
-	maxBuffered  string
-	keys         string
-	jsonOut      bool
-	progress     time.Duration
-	cpuProfile   string
-	preset       string
-	listPresets  bool
-	logLevel     string
-	retentionDay float64
-	security     clientSecurityFlags
+	cfg           bench.Config
+	brokers       string
+	admin         string
+	targets       string
+	floe          bench.FloeOptions
+	bucketLat     string
+	proxyLat      string
+	recordSize    string
+	rate          string
+	catchUp       string
+	maxBuffered   string
+	keys          string
+	jsonOut       bool
+	progress      time.Duration
+	cpuProfile    string
+	windowProfile string
+	preset        string
+	listPresets   bool
+	logLevel      string
+	retentionDay  float64
+	security      clientSecurityFlags
 }
 
 func (b *benchFlags) register(fs *flag.FlagSet) {
@@ -88,6 +89,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&b.jsonOut, "json", false, "print the report as JSON")
 	fs.DurationVar(&b.progress, "progress", time.Second, "progress line interval on stderr (0: none)")
 	fs.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (clients and in-process servers) to `FILE`")
+	fs.StringVar(&b.windowProfile, "cpuprofile-window", "", "write a CPU profile of each target's measured window only (the read, for --catch-up) to `PREFIX`-TARGET.pprof")
 	fs.StringVar(&b.preset, "preset", "", "start from a named preset (see --list-presets); later flags override it")
 	fs.BoolVar(&b.listPresets, "list-presets", false, "list the presets and their command lines")
 	fs.StringVar(&b.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
@@ -217,7 +219,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		fmt.Fprintf(stderr, "floe bench: %s\n", tgt.Describe())
-		rep, err := bench.Run(ctx, b.cfg, tgt)
+		cfg := b.cfg
+		if b.windowProfile != "" && b.cpuProfile == "" {
+			cfg.Measuring = windowProfiler(b.windowProfile+"-"+tgt.Name()+".pprof", stderr)
+		}
+		rep, err := bench.Run(ctx, cfg, tgt)
 		if f, ok := tgt.(*bench.Floe); ok && f.ProxyStats() != "" {
 			fmt.Fprintf(stderr, "floe bench: the latency proxy forwarded %s over the whole run\n", f.ProxyStats())
 		}
@@ -230,6 +236,30 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		reports = append(reports, rep)
 	}
 	return writeReports(stdout, b.jsonOut, preset, reports)
+}
+
+// windowProfiler returns a Config.Measuring hook that profiles the CPU
+// while the window is open, into file.
+func windowProfiler(file string, stderr io.Writer) func(bool) {
+	var f *os.File
+	return func(on bool) {
+		if on {
+			var err error
+			if f, err = os.Create(file); err == nil {
+				err = pprof.StartCPUProfile(f)
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "floe bench: window profile: %v\n", err)
+				f = nil
+			}
+			return
+		}
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+			f = nil
+		}
+	}
 }
 
 func targetNames(targets string) []string {

@@ -64,6 +64,11 @@ type Config struct {
 	ProgressInterval time.Duration
 	ProgressInPlace  bool
 
+	// Measuring, when set, is called with true when the measured window
+	// opens (after the warm-up; for catch-up, when the read starts) and
+	// with false when it closes: a CPU profile of the window alone.
+	Measuring func(on bool)
+
 	Logger *slog.Logger
 }
 

@@ -152,6 +152,9 @@ func (r *runner) live(ctx context.Context) (*Report, error) {
 	windowOpen := false
 	openWindow := func() {
 		windowOpen = true
+		if cfg.Measuring != nil {
+			cfg.Measuring(true)
+		}
 		before = r.scrape(ctx)
 		cpuBefore = processCPU()
 	}
@@ -185,6 +188,9 @@ watch:
 		closedAt = measureStart // nothing was measured
 	}
 	st.measureEnd.Store(closedAt.UnixNano())
+	if windowOpen && cfg.Measuring != nil {
+		cfg.Measuring(false)
+	}
 	if windowOpen {
 		after = r.scrape(context.WithoutCancel(ctx))
 		cpuAfter = processCPU()
@@ -291,6 +297,9 @@ func (r *runner) catchUp(ctx context.Context) (*Report, error) {
 
 	readStart := time.Now()
 	st.measureStart = readStart.UnixNano()
+	if cfg.Measuring != nil {
+		cfg.Measuring(true)
+	}
 	before := r.scrape(ctx)
 	cpuBefore := processCPU()
 	consumers, err := r.startConsumers(st)
@@ -308,6 +317,9 @@ func (r *runner) catchUp(ctx context.Context) (*Report, error) {
 	cancelDrain()
 	readEnd := time.Now()
 	st.measureEnd.Store(readEnd.UnixNano())
+	if cfg.Measuring != nil {
+		cfg.Measuring(false)
+	}
 	after := r.scrape(context.WithoutCancel(ctx))
 	cpuAfter := processCPU()
 	stopConsumers()

@@ -21,6 +21,9 @@ import (
 //   - after a Read, the blocks of the partition's next bytes, up to its
 //     window, so that the consumer's next fetch finds them in memory.
 //
+// The first come before the second: what a fetch needs now is asked
+// for before anything it may need next.
+//
 // What bounds it:
 //
 //   - the block cache's read-ahead bounds (bytes and GETs in flight):
@@ -109,8 +112,9 @@ func (r *Reader) SetReadAhead(opts ReadAheadOptions) {
 }
 
 // ReadAhead starts, in the background, the GETs that a Read of the
-// partition from offset of up to maxBytes will need, and those of the
-// partition's window after them. It never waits for the bucket. It
+// partition from offset of up to maxBytes will need (the window after
+// them is the Read's to plan, once it has served them). It never waits
+// for the bucket. It
 // plans from the partition's cursor; without one it reads the extents
 // (as the Read that follows would) unless the partition's tail is cached
 // (a consumer at the live edge, whose data this agent holds). It does
@@ -135,7 +139,7 @@ func (r *Reader) ReadAhead(ctx context.Context, id metastore.TopicID, partition 
 			limit = offs.LastStableOffset
 		}
 	}
-	r.prefetch(extents, -1, offset, limit, int64(maxBytes), ra.window(key))
+	r.prefetch(extents, -1, offset, limit, int64(maxBytes), 0)
 }
 
 // readAheadAfter is called by Read once it has served rd: it keeps the
