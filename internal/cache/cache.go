@@ -116,8 +116,10 @@ type block struct {
 	// to the size, so a wrong size would make a truncated block.
 	objectSize int64
 	// readAhead is set while a block fetched by read-ahead has not been
-	// read yet; evicting it then counts as wasted read-ahead.
+	// read yet; evicting it then counts as wasted read-ahead. spared is
+	// set once eviction has passed it over for that reason.
 	readAhead bool
+	spared    bool
 }
 
 // fetch is one GET of a run of consecutive blocks [first, last]. Readers
@@ -440,14 +442,24 @@ func (c *Blocks) add(id blockID, data []byte, objectSize int64, readAhead bool) 
 	if el, ok := c.blocks[id]; ok {
 		b := el.Value.(*block)
 		c.size += int64(len(data)) - int64(len(b.data))
-		b.data, b.objectSize, b.readAhead = data, objectSize, readAhead
+		b.data, b.objectSize, b.readAhead, b.spared = data, objectSize, readAhead, false
 		c.lru.MoveToFront(el)
 	} else {
 		c.blocks[id] = c.lru.PushFront(&block{id: id, data: data, objectSize: objectSize, readAhead: readAhead})
 		c.size += int64(len(data))
 	}
 	for c.size > c.capacity {
-		c.remove(c.lru.Back())
+		el := c.lru.Back()
+		if b := el.Value.(*block); b.readAhead && !b.spared {
+			// Fetched ahead and not read yet: its reader is coming, while
+			// the blocks readers have moved past are what LRU order keeps
+			// instead. One second chance, so each block is passed over
+			// at most once and the loop ends.
+			b.spared = true
+			c.lru.MoveToFront(el)
+			continue
+		}
+		c.remove(el)
 	}
 	c.metrics.bytes.Set(float64(c.size))
 }

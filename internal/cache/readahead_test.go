@@ -283,3 +283,44 @@ func TestPrefetchAroundCachedBlocks(t *testing.T) {
 		}
 	}
 }
+
+// A block fetched ahead and not read yet is passed over once by
+// eviction: blocks readers have used go first. Read, it is an ordinary
+// block again.
+func TestUnreadReadAheadBlocksAreEvictedLast(t *testing.T) {
+	b := newHeldBucket()
+	b.openAll()
+	reg := prometheus.NewRegistry()
+	c := cache.New(b, cache.Options{BlockSize: 100, Capacity: 300}, reg)
+	f := &fixture{cache: c, reg: reg}
+	defer c.Close()
+	c.Prefetch("ahead", 1000, 0, 100) // block 0 of "ahead", unread
+	waitIdle(t, c)
+	for i := range int64(3) { // three blocks read: one must go
+		if _, err := c.ReadRange(context.Background(), "read", 1000, i*100, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, gets := b.stats()
+	if _, err := c.ReadRange(context.Background(), "ahead", 1000, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, after := b.stats(); len(after) != len(gets) {
+		t.Fatal("the unread read-ahead block was evicted before blocks already read")
+	}
+	if got := f.metric(t, "floe_cache_readahead_unused_total"); got != 0 {
+		t.Fatalf("unused read-ahead blocks %v, want 0", got)
+	}
+	// Now read, it is evicted in LRU order like any other.
+	for i := range int64(3) {
+		if _, err := c.ReadRange(context.Background(), "other", 1000, i*100, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.ReadRange(context.Background(), "ahead", 1000, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, after := b.stats(); len(after) != len(gets)+4 {
+		t.Fatalf("%d GETs, want 4 more: three blocks and the evicted one again", len(after)-len(gets))
+	}
+}
