@@ -127,6 +127,9 @@ func (r *Reader) ReadAhead(ctx context.Context, id metastore.TopicID, partition 
 	key := cursorKey{partitionKey{id, partition}, iso}
 	extents, limit, ok := ra.take(key, offset)
 	if !ok {
+		// Counted among the partitions read ahead from now on, so that
+		// the windows this fetch's Reads plan share the budget with it.
+		ra.touch(key)
 		if _, _, _, cached := r.extents.get(id, partition, offset); cached {
 			return
 		}
@@ -152,7 +155,34 @@ func (r *Reader) readAheadAfter(id metastore.TopicID, partition int32, iso Isola
 	}
 	key := cursorKey{partitionKey{id, partition}, iso}
 	ra.keep(key, rd.ahead, rd.limit)
-	r.prefetch(rd.ahead, rd.aheadPos, rd.end, rd.limit, 0, ra.window(key))
+	r.prefetch(rd.ahead, rd.aheadPos, rd.end, rd.limit, 0, ra.window())
+}
+
+// touch marks the partition as read ahead now, counting it among the
+// active partitions if it was not.
+func (ra *readAhead) touch(key cursorKey) {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	ra.cursorFor(key).used = ra.now()
+}
+
+// cursorFor returns the partition's cursor, made (and counted active)
+// if it has none, or counted active again if it was stale. ra.mu must be
+// held.
+func (ra *readAhead) cursorFor(key cursorKey) *cursor {
+	now := ra.now()
+	c := ra.cursors[key]
+	if c == nil {
+		if len(ra.cursors) >= maxCursors {
+			ra.sweep(true)
+		}
+		c = &cursor{}
+		ra.cursors[key] = c
+		ra.active++
+	} else if now.Sub(c.used) >= activeFor {
+		ra.active++
+	}
+	return c
 }
 
 // take returns the cursor's extents from the one holding offset, if the
@@ -178,21 +208,14 @@ func (ra *readAhead) keep(key cursorKey, extents []metastore.Extent, limit int64
 	extents = slices.Clone(extents[:min(len(extents), extentsPerLookup)])
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
-	c := ra.cursors[key]
-	if c == nil {
-		if len(ra.cursors) >= maxCursors {
-			ra.sweep(true)
-		}
-		c = &cursor{}
-		ra.cursors[key] = c
-	}
+	c := ra.cursorFor(key)
 	c.extents, c.limit, c.used = extents, limit, ra.now()
 }
 
-// window returns the partition's window: the budget shared among the
-// partitions read ahead recently, at most maxWindow; 0 when the share is
-// less than a block.
-func (ra *readAhead) window(key cursorKey) int64 {
+// window returns a partition's window: the budget shared among the
+// partitions read ahead recently (the caller's is counted: it has a
+// cursor), at most maxWindow; 0 when the share is less than a block.
+func (ra *readAhead) window() int64 {
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	now := ra.now()
@@ -200,11 +223,7 @@ func (ra *readAhead) window(key cursorKey) int64 {
 		ra.sweep(false)
 		ra.counted = now
 	}
-	active := ra.active
-	if c := ra.cursors[key]; c == nil || now.Sub(c.used) >= activeFor {
-		active++ // a partition new to the count
-	}
-	w := min(ra.budget/int64(max(active, 1)), ra.maxWindow)
+	w := min(ra.budget/int64(max(ra.active, 1)), ra.maxWindow)
 	if w < ra.blockSize {
 		return 0
 	}

@@ -27,6 +27,7 @@ type recordingBucket struct {
 
 	mu          sync.Mutex
 	gets        []string // object keys, in order
+	bytes       int64    // bytes asked for
 	held        bool
 	release     chan struct{}
 	inflight    int
@@ -36,6 +37,7 @@ type recordingBucket struct {
 func (b *recordingBucket) GetRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
 	b.mu.Lock()
 	b.gets = append(b.gets, key)
+	b.bytes += length
 	b.inflight++
 	b.maxInflight = max(b.maxInflight, b.inflight)
 	held, release := b.held, b.release
@@ -356,5 +358,46 @@ func TestReadsInsideALargeExtentStartWhereTheLastStopped(t *testing.T) {
 	}
 	if b := baseOffsets(t, res.Records); len(b) == 0 || b[0] != 30 {
 		t.Fatalf("read at 31 after the end: batches %v, want from 30", b)
+	}
+}
+
+// The read-ahead windows of all partitions together stay within the
+// budget: one fetch of eight partitions, each reading a little, fetches
+// its own blocks and at most the budget more (plus a block per partition
+// for rounding), however much history lies ahead.
+func TestReadAheadWindowsShareTheBudget(t *testing.T) {
+	f := newRAFixture(t, 8, cache.Options{BlockSize: 256, Capacity: 1 << 20, ReadAheadBytes: 1 << 20})
+	for range 20 {
+		f.write(t, 10, 1) // per object: 10 batches of ~100 bytes per partition
+	}
+	const budget = 4096
+	r := fetch.NewReader(f.store, nil, f.blocks)
+	r.SetReadAhead(fetch.ReadAheadOptions{Budget: budget})
+	ctx := context.Background()
+	var read int64
+	for p := range f.topic.Partitions {
+		r.ReadAhead(ctx, f.topic.ID, p, 0, 150, fetch.ReadUncommitted)
+	}
+	for p := range f.topic.Partitions {
+		res, err := r.Read(ctx, f.topic.ID, p, 0, 150, true, fetch.ReadUncommitted)
+		if err != nil || len(res.Records) == 0 {
+			t.Fatalf("partition %d: %d bytes, %v", p, len(res.Records), err)
+		}
+		read += int64(len(res.Records))
+	}
+	testutil.WaitFor(t, 5*time.Second, "read-ahead to finish", func() bool {
+		gets, _ := f.blocks.ReadAheadInFlight()
+		return gets == 0
+	})
+	f.bucket.mu.Lock()
+	got := f.bucket.bytes
+	f.bucket.mu.Unlock()
+	// What the reads needed: their blocks (each partition's read lies in
+	// at most two); the rest is read-ahead.
+	if limit := int64(8*2*256 + budget + 8*256); got > limit {
+		t.Fatalf("one fetch of 8 partitions fetched %d bytes; at most %d with a read-ahead budget of %d", got, limit, budget)
+	}
+	if got <= int64(8*2*256) {
+		t.Fatalf("one fetch fetched %d bytes: no read-ahead happened", got)
 	}
 }
