@@ -572,6 +572,27 @@ func (c *Blocks) startReadAhead(key string, objectSize int64, f *fetch, bytes in
 	}()
 }
 
+// Cached reports whether every block of [offset, offset+length) of key
+// is in memory, so that reading it makes no GET and waits for none. It
+// changes nothing (no LRU move, no metric).
+func (c *Blocks) Cached(key string, objectSize, offset, length int64) bool {
+	if checkRange(key, objectSize, offset, length) != nil {
+		return false
+	}
+	if length == 0 {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := offset / c.blockSize; i <= (offset+length-1)/c.blockSize; i++ {
+		el, ok := c.blocks[blockID{key, i}]
+		if !ok || el.Value.(*block).objectSize != objectSize {
+			return false
+		}
+	}
+	return true
+}
+
 // ReadAheadInFlight returns the read-ahead GETs and bytes in flight.
 func (c *Blocks) ReadAheadInFlight() (gets int, bytes int64) {
 	c.mu.Lock()

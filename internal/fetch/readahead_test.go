@@ -153,7 +153,8 @@ func (f *raFixture) write(t *testing.T, batches, records int) {
 
 // consume reads every partition from offset 0 to its high watermark as a
 // consumer's fetches would (ReadAhead for every partition, then a Read
-// of each), maxBytes per partition and fetch, and returns each
+// of each, ReadReady once the fetch has records), maxBytes per partition
+// and fetch, and returns each
 // partition's records. It checks that each fetch starts at the offset
 // the last one ended at, and that the reads end at the high watermark.
 func (f *raFixture) consume(t *testing.T, r *fetch.Reader, maxBytes int) map[int32][]byte {
@@ -170,12 +171,21 @@ func (f *raFixture) consume(t *testing.T, r *fetch.Reader, maxBytes int) map[int
 		}
 		progressed := false
 		for p := range f.topic.Partitions {
-			res, err := r.Read(ctx, f.topic.ID, p, next[p], maxBytes, true, fetch.ReadUncommitted)
+			// As the handler does: once the fetch has records, the other
+			// partitions do not wait for GETs.
+			var res fetch.Partition
+			var err error
+			waiting := false
+			if progressed {
+				res, waiting, err = r.ReadReady(ctx, f.topic.ID, p, next[p], maxBytes, fetch.ReadUncommitted)
+			} else {
+				res, err = r.Read(ctx, f.topic.ID, p, next[p], maxBytes, true, fetch.ReadUncommitted)
+			}
 			if err != nil {
 				t.Fatalf("read partition %d at %d: %v", p, next[p], err)
 			}
 			if len(res.Records) == 0 {
-				if next[p] != res.HighWatermark {
+				if next[p] != res.HighWatermark && !waiting {
 					t.Fatalf("partition %d: nothing read at %d, below the high watermark %d", p, next[p], res.HighWatermark)
 				}
 				continue
@@ -399,5 +409,49 @@ func TestReadAheadWindowsShareTheBudget(t *testing.T) {
 	}
 	if got <= int64(8*2*256) {
 		t.Fatalf("one fetch fetched %d bytes: no read-ahead happened", got)
+	}
+}
+
+// ReadReady does not wait for the bucket: it stops where a GET is
+// bringing the bytes and says so, returning a prefix of what Read
+// returns; with read-ahead off (no GET it could start) it reads.
+func TestReadReadyDoesNotWaitForGets(t *testing.T) {
+	f := newRAFixture(t, 1, cache.Options{BlockSize: 512, Capacity: 1 << 20, ReadAheadBytes: 1 << 20})
+	for range 4 {
+		f.write(t, 3, 4)
+	}
+	f.bucket.mu.Lock()
+	f.bucket.held, f.bucket.release = true, make(chan struct{})
+	f.bucket.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, waiting, err := f.reader.ReadReady(ctx, f.topic.ID, 0, 0, 1<<20, fetch.ReadUncommitted)
+	if err != nil || !waiting || len(res.Records) != 0 || res.HighWatermark != 48 {
+		t.Fatalf("ReadReady with nothing cached: %d bytes, waiting %v, hwm %d, %v; want nothing, waiting, 48", len(res.Records), waiting, res.HighWatermark, err)
+	}
+	f.bucket.mu.Lock()
+	f.bucket.held = false
+	close(f.bucket.release)
+	f.bucket.mu.Unlock()
+	full, err := f.reader.Read(ctx, f.topic.ID, 0, 0, 1<<20, true, fetch.ReadUncommitted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "read-ahead to finish", func() bool {
+		gets, _ := f.blocks.ReadAheadInFlight()
+		return gets == 0
+	})
+	res, waiting, err = f.reader.ReadReady(ctx, f.topic.ID, 0, 0, 1<<20, fetch.ReadUncommitted)
+	if err != nil || waiting || !bytes.Equal(res.Records, full.Records) {
+		t.Fatalf("ReadReady with everything cached: %d bytes (Read: %d), waiting %v, %v", len(res.Records), len(full.Records), waiting, err)
+	}
+
+	// Read-ahead off: nothing would bring the bytes, so it reads them.
+	off := newRAFixture(t, 1, cache.Options{BlockSize: 512, Capacity: 1 << 20, ReadAheadBytes: -1})
+	off.write(t, 3, 4)
+	r := fetch.NewReader(off.store, nil, off.blocks)
+	res, waiting, err = r.ReadReady(ctx, off.topic.ID, 0, 0, 1<<20, fetch.ReadUncommitted)
+	if err != nil || waiting || len(baseOffsets(t, res.Records)) != 3 {
+		t.Fatalf("ReadReady without read-ahead: %d bytes, waiting %v, %v; want the 3 batches", len(res.Records), waiting, err)
 	}
 }

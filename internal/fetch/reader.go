@@ -172,30 +172,46 @@ const extentsPerLookup = 64
 // read_committed offset between the last stable offset and the high
 // watermark reads nothing and waits, as in Kafka.
 func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, atLeastOne bool, iso Isolation) (Partition, error) {
+	res, _, err := r.read(ctx, id, partition, offset, maxBytes, atLeastOne, iso, false)
+	return res, err
+}
+
+// ReadReady is Read without waiting for the bucket: it stops at the
+// first batch whose bytes are not in the block cache but on their way
+// (a GET in flight, or a read-ahead GET it starts) and reports waiting. A fetch that already
+// has records for other partitions reads the rest this way, so that it
+// answers with what is ready instead of waiting for a GET; the consumer's
+// next fetch finds the rest. What it returns is a prefix of what Read
+// would return.
+func (r *Reader) ReadReady(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, iso Isolation) (res Partition, waiting bool, err error) {
+	return r.read(ctx, id, partition, offset, maxBytes, false, iso, true)
+}
+
+func (r *Reader) read(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, atLeastOne bool, iso Isolation, ready bool) (Partition, bool, error) {
 	offs, extents, err := r.tail(ctx, id, partition, offset)
 	if err != nil {
-		return Partition{}, err
+		return Partition{}, false, err
 	}
 	res := Partition{PartitionOffsets: offs}
+	rd := read{key: partitionKey{id, partition}, res: &res, maxBytes: maxBytes, atLeastOne: atLeastOne, limit: offs.HighWatermark, end: offset, ready: ready}
 	if offset < offs.LogStartOffset || offset > offs.HighWatermark {
-		return res, ErrOffsetOutOfRange
+		return res, false, ErrOffsetOutOfRange
 	}
-	rd := read{key: partitionKey{id, partition}, res: &res, maxBytes: maxBytes, atLeastOne: atLeastOne, limit: offs.HighWatermark, end: offset}
 	if iso == ReadCommitted {
 		rd.limit = offs.LastStableOffset
 	}
 	if err := r.readExtents(ctx, id, partition, offset, extents, &rd); err != nil {
-		return res, err
+		return res, false, err
 	}
 	r.readAheadAfter(id, partition, iso, &rd)
 	if iso != ReadCommitted {
-		return res, nil
+		return res, rd.waiting, nil
 	}
 	res.Aborted = []metastore.AbortedTxn{}
 	if rd.transactional && r.aborted != nil {
 		res.Aborted, err = r.abortedTxns(ctx, id, partition, offset, rd.end)
 	}
-	return res, err
+	return res, rd.waiting, err
 }
 
 // read is the state of one Read across extents.
@@ -213,6 +229,9 @@ type read struct {
 	// transactional is set once a returned batch has the transactional
 	// bit (control batches have it too).
 	transactional bool
+	// ready: stop at the first batch not in the block cache, and set
+	// waiting (ReadReady).
+	ready, waiting bool
 	// ahead holds, when the read stopped before the data ran out, the
 	// extents from the one it stopped in (the first batch not returned
 	// starts at byte aheadPos of ahead[0]): where read-ahead goes on.
@@ -307,6 +326,10 @@ func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent,
 		if end-pos < recordbatch.HeaderSize {
 			return false, pos, base, fmt.Errorf("extent %s@%d: truncated batch header at %d", e.Object, e.BaseOffset, pos)
 		}
+		if rd.ready && r.notReady(e, pos, recordbatch.HeaderSize) {
+			rd.waiting = true
+			return true, pos, base, nil
+		}
 		hb, err := r.blocks.AppendRange(ctx, hbuf[:0], e.Object, e.ObjectSize, pos, recordbatch.HeaderSize)
 		if err != nil {
 			return false, pos, base, fmt.Errorf("read %s: %w", e.Object, err)
@@ -329,6 +352,10 @@ func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent,
 			res := rd.res
 			first := len(res.Records) == 0
 			if len(res.Records)+int(size) > rd.maxBytes && !(first && rd.atLeastOne) {
+				return true, pos, base, nil
+			}
+			if rd.ready && r.notReady(e, pos, size) {
+				rd.waiting = true
 				return true, pos, base, nil
 			}
 			if res.Records == nil {
@@ -354,6 +381,15 @@ func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent,
 		pos += size
 	}
 	return false, pos, base, nil
+}
+
+// notReady reports whether [pos, pos+n) of e's object is missing from
+// the block cache while a GET brings it: ReadReady then stops there. A
+// range read-ahead cannot start (disabled, or at its bounds) is read
+// anyway, waiting, so that no partition waits forever for a GET nobody
+// makes.
+func (r *Reader) notReady(e metastore.Extent, pos, n int64) bool {
+	return !r.blocks.Cached(e.Object, e.ObjectSize, pos, n) && r.blocks.Prefetch(e.Object, e.ObjectSize, pos, n)
 }
 
 // abortedTxns returns the aborted index entries overlapping [from, to),

@@ -24,6 +24,14 @@ package protocol
 // and those that returned records move to its end, so a response cut by
 // MaxBytes leaves different partitions out each time.
 //
+// Reading history (read-ahead, internal/fetch/readahead.go): before the
+// partitions are read one by one, the bucket GETs each one's share needs
+// are started in parallel; once the response holds records, the other
+// partitions give what is in memory and do not wait for the GETs bringing
+// the rest (fetch.Reader.ReadReady), unless that leaves fewer than
+// MinBytes. A catch-up consumer then never waits for a GET while data is
+// ready, and finds the rest in its next fetch.
+//
 // A fetch that finds fewer than MinBytes waits until a commit lands or
 // MaxWaitMs passes. It is woken by the commit itself, not by polling. An
 // incremental fetch waits the same way: its session's partitions are read
@@ -175,6 +183,7 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 		h.readAhead(ctx, lookup, parts, denied, maxBytes, iso)
 	}
 	out := fetched{parts: make([]kmsg.FetchResponseTopicPartition, len(parts)), ids: map[string]metastore.TopicID{}}
+	var waiting []int // partitions that stopped at bytes a GET is bringing
 	for i, p := range parts {
 		t, terr := lookup.name(p.Topic)
 		out.ids[p.Topic] = t.ID
@@ -192,7 +201,11 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 		} else if code := checkLeaderEpoch(p.CurrentLeaderEpoch); code != 0 {
 			pr.ErrorCode = code
 		} else {
-			h.fetchPartition(ctx, t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso)
+			// Once the response holds records, the other partitions
+			// give what is in memory and do not wait for a bucket GET.
+			if h.fetchPartition(ctx, t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso, out.bytes > 0) {
+				waiting = append(waiting, i)
+			}
 			out.bytes += len(pr.RecordBatches)
 		}
 		if pr.RecordBatches == nil {
@@ -200,6 +213,25 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			// null (-1) MessageSetSize as a parse failure.
 			pr.RecordBatches = []byte{}
 		}
+		out.failed = out.failed || pr.ErrorCode != 0
+	}
+	// Fewer bytes than the client waits for: the partitions that did not
+	// wait for their GETs do now, rather than the fetch waiting for a
+	// commit that a catch-up does not need.
+	for _, i := range waiting {
+		if out.bytes >= int(r.MinBytes) {
+			break
+		}
+		p, pr := parts[i], &out.parts[i]
+		if len(pr.RecordBatches) > 0 {
+			continue
+		}
+		t, _ := lookup.name(p.Topic)
+		h.fetchPartition(ctx, t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso, false)
+		if pr.RecordBatches == nil {
+			pr.RecordBatches = []byte{}
+		}
+		out.bytes += len(pr.RecordBatches)
 		out.failed = out.failed || pr.ErrorCode != 0
 	}
 	return out
@@ -261,29 +293,38 @@ func (h *Handler) fetchResponse(r *kmsg.FetchRequest, f *fetchsession.Fetch, rea
 	return resp
 }
 
-func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetchsession.Partition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool, iso fetch.Isolation) {
+// fetchPartition reads one partition into pr. With ready set it does not
+// wait for the bucket (fetch.Reader.ReadReady) and reports whether it
+// stopped at bytes a GET is bringing.
+func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetchsession.Partition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool, iso fetch.Isolation, ready bool) (waiting bool) {
 	limit := min(int(p.MaxBytes), budget)
 	if limit <= 0 && !first {
 		// The response is full; report offsets without data.
 		offs, err := h.reader.Offsets(ctx, t.ID, p.Partition)
 		if err != nil {
 			pr.ErrorCode = errorCode(err)
-			return
+			return false
 		}
 		setOffsets(pr, offs)
 		if iso == fetch.ReadCommitted {
 			pr.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 		}
-		return
+		return false
 	}
-	res, err := h.reader.Read(ctx, t.ID, p.Partition, p.FetchOffset, limit, first, iso)
+	var res fetch.Partition
+	var err error
+	if ready {
+		res, waiting, err = h.reader.ReadReady(ctx, t.ID, p.Partition, p.FetchOffset, limit, iso)
+	} else {
+		res, err = h.reader.Read(ctx, t.ID, p.Partition, p.FetchOffset, limit, first, iso)
+	}
 	setOffsets(pr, res.PartitionOffsets)
 	if err != nil {
 		pr.ErrorCode = errorCode(err)
 		if pr.ErrorCode == kerr.KafkaStorageError.Code {
 			h.log.Warn("fetch failed", "topic", t.Name, "partition", p.Partition, "offset", p.FetchOffset, "err", err)
 		}
-		return
+		return false
 	}
 	pr.RecordBatches = res.Records
 	if res.Aborted != nil {
@@ -294,6 +335,7 @@ func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetch
 			pr.AbortedTransactions = append(pr.AbortedTransactions, at)
 		}
 	}
+	return waiting
 }
 
 func setOffsets(pr *kmsg.FetchResponseTopicPartition, offs metastore.PartitionOffsets) {
