@@ -3,13 +3,14 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"io"
 	"log/slog"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config is one workload. The same Config runs unchanged against every
