@@ -31,9 +31,11 @@ import (
 //     planned again by the next read;
 //   - a window per partition, counted in bytes of the blocks it touches
 //     (a block of a multi-partition object costs its whole size):
-//     Budget divided by the partitions read ahead in the last few
-//     seconds, at most MaxWindow, and none at all below one block. The
-//     windows of all partitions together stay within about Budget;
+//     Budget divided by the partitions whose read-ahead needed GETs in
+//     the last few seconds (readers of the live edge, whose blocks are
+//     cached, do not count), at most MaxWindow, and none at all below
+//     one block. The windows of all partitions together stay within
+//     about Budget;
 //   - nothing runs by itself: read-ahead is planned only by a consumer's
 //     fetch, so when consumers stop, it stops once the GETs already in
 //     flight end (the cache's Close cancels those);
@@ -93,6 +95,11 @@ type cursor struct {
 	extents []metastore.Extent
 	limit   int64
 	used    time.Time
+	// fetched is when the partition's read-ahead last found blocks
+	// missing: a partition counts among those sharing the budget only
+	// while it needs GETs, not while it reads what is cached (the live
+	// edge).
+	fetched time.Time
 }
 
 // SetReadAhead enables read-ahead with opts (or disables it when
@@ -114,8 +121,7 @@ func (r *Reader) SetReadAhead(opts ReadAheadOptions) {
 // ReadAhead starts, in the background, the GETs that a Read of the
 // partition from offset of up to maxBytes will need (the window after
 // them is the Read's to plan, once it has served them). It never waits
-// for the bucket. It
-// plans from the partition's cursor; without one it reads the extents
+// for the bucket. It plans from the partition's cursor; without one it reads the extents
 // (as the Read that follows would) unless the partition's tail is cached
 // (a consumer at the live edge, whose data this agent holds). It does
 // nothing when read-ahead is disabled.
@@ -127,9 +133,6 @@ func (r *Reader) ReadAhead(ctx context.Context, id metastore.TopicID, partition 
 	key := cursorKey{partitionKey{id, partition}, iso}
 	extents, limit, ok := ra.take(key, offset)
 	if !ok {
-		// Counted among the partitions read ahead from now on, so that
-		// the windows this fetch's Reads plan share the budget with it.
-		ra.touch(key)
 		if _, _, _, cached := r.extents.get(id, partition, offset); cached {
 			return
 		}
@@ -142,7 +145,11 @@ func (r *Reader) ReadAhead(ctx context.Context, id metastore.TopicID, partition 
 			limit = offs.LastStableOffset
 		}
 	}
-	r.prefetch(extents, -1, offset, limit, int64(maxBytes), 0)
+	if r.prefetch(extents, -1, offset, limit, int64(maxBytes), 0) {
+		// Counted among the partitions read ahead from now on, so that
+		// the windows this fetch's Reads plan share the budget with it.
+		ra.fetching(key)
+	}
 }
 
 // readAheadAfter is called by Read once it has served rd: it keeps the
@@ -155,22 +162,31 @@ func (r *Reader) readAheadAfter(id metastore.TopicID, partition int32, iso Isola
 	}
 	key := cursorKey{partitionKey{id, partition}, iso}
 	ra.keep(key, rd.ahead, rd.limit)
-	r.prefetch(rd.ahead, rd.aheadPos, rd.end, rd.limit, 0, ra.window())
+	if r.prefetch(rd.ahead, rd.aheadPos, rd.end, rd.limit, 0, ra.window()) {
+		ra.fetching(key)
+	}
 }
 
-// touch marks the partition as read ahead now, counting it among the
-// active partitions if it was not.
-func (ra *readAhead) touch(key cursorKey) {
+// fetching records that the partition's read-ahead found blocks
+// missing, counting it among the active partitions if it was not.
+func (ra *readAhead) fetching(key cursorKey) {
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
-	ra.cursorFor(key).used = ra.now()
+	now := ra.now()
+	c := ra.cursorFor(key)
+	if !ra.isActive(c, now) {
+		ra.active++
+	}
+	c.fetched, c.used = now, now
 }
 
-// cursorFor returns the partition's cursor, made (and counted active)
-// if it has none, or counted active again if it was stale. ra.mu must be
-// held.
+func (ra *readAhead) isActive(c *cursor, now time.Time) bool {
+	return !c.fetched.IsZero() && now.Sub(c.fetched) < activeFor
+}
+
+// cursorFor returns the partition's cursor, made if it has none. ra.mu
+// must be held.
 func (ra *readAhead) cursorFor(key cursorKey) *cursor {
-	now := ra.now()
 	c := ra.cursors[key]
 	if c == nil {
 		if len(ra.cursors) >= maxCursors {
@@ -178,9 +194,6 @@ func (ra *readAhead) cursorFor(key cursorKey) *cursor {
 		}
 		c = &cursor{}
 		ra.cursors[key] = c
-		ra.active++
-	} else if now.Sub(c.used) >= activeFor {
-		ra.active++
 	}
 	return c
 }
@@ -213,8 +226,8 @@ func (ra *readAhead) keep(key cursorKey, extents []metastore.Extent, limit int64
 }
 
 // window returns a partition's window: the budget shared among the
-// partitions read ahead recently (the caller's is counted: it has a
-// cursor), at most maxWindow; 0 when the share is less than a block.
+// partitions whose read-ahead needed GETs recently, at most maxWindow;
+// 0 when the share is less than a block.
 func (ra *readAhead) window() int64 {
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
@@ -230,9 +243,9 @@ func (ra *readAhead) window() int64 {
 	return w
 }
 
-// sweep drops cursors unused for activeFor and counts the others; when
-// full it drops one more (any) so that a new cursor fits. ra.mu must be
-// held.
+// sweep drops cursors unused for activeFor and counts the active ones;
+// when full it drops one more (any) so that a new cursor fits. ra.mu
+// must be held.
 func (ra *readAhead) sweep(full bool) {
 	now := ra.now()
 	ra.active = 0
@@ -241,12 +254,16 @@ func (ra *readAhead) sweep(full bool) {
 			delete(ra.cursors, k)
 			continue
 		}
-		ra.active++
+		if ra.isActive(c, now) {
+			ra.active++
+		}
 	}
 	if full && len(ra.cursors) >= maxCursors {
-		for k := range ra.cursors {
+		for k, c := range ra.cursors {
+			if ra.isActive(c, now) {
+				ra.active--
+			}
 			delete(ra.cursors, k)
-			ra.active--
 			break
 		}
 	}
@@ -256,8 +273,9 @@ func (ra *readAhead) sweep(full bool) {
 // from byte pos of it (or, when pos < 0, from offset's estimated
 // position), first demand bytes of the partition, then blocks up to
 // window bytes of blocks; never past limit. It stops when the cache's
-// read-ahead bounds are full.
-func (r *Reader) prefetch(extents []metastore.Extent, pos, offset, limit, demand, window int64) {
+// read-ahead bounds are full. It reports whether any of those blocks
+// was missing from the cache.
+func (r *Reader) prefetch(extents []metastore.Extent, pos, offset, limit, demand, window int64) (missing bool) {
 	bs := r.ahead.blockSize
 	var (
 		spanned   int64 // bytes of the blocks the window touched
@@ -285,8 +303,11 @@ func (r *Reader) prefetch(extents []metastore.Extent, pos, offset, limit, demand
 		}
 		if demand > 0 {
 			n := min(demand, end-start)
-			if !r.blocks.Prefetch(e.Object, e.ObjectSize, start, n) {
-				return
+			if !r.blocks.Cached(e.Object, e.ObjectSize, start, n) {
+				missing = true
+				if !r.blocks.Prefetch(e.Object, e.ObjectSize, start, n) {
+					return
+				}
 			}
 			demand -= n
 			lastKey, lastBlock = e.Object, (start+n-1)/bs
@@ -314,11 +335,15 @@ func (r *Reader) prefetch(extents []metastore.Extent, pos, offset, limit, demand
 			}
 			spanned += (last - first + 1) * bs
 		}
-		if !r.blocks.Prefetch(e.Object, e.ObjectSize, start, end-start) {
-			return
+		if !r.blocks.Cached(e.Object, e.ObjectSize, start, end-start) {
+			missing = true
+			if !r.blocks.Prefetch(e.Object, e.ObjectSize, start, end-start) {
+				return
+			}
 		}
 		lastKey, lastBlock = e.Object, (end-1)/bs
 	}
+	return missing
 }
 
 // bytePosition estimates where offset lies in e's bytes, assuming
