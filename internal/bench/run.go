@@ -316,6 +316,17 @@ func (r *runner) catchUp(ctx context.Context) (*Report, error) {
 	drained := waitConsumers(drainCtx, consumers, st, prog)
 	cancelDrain()
 	readEnd := time.Now()
+	if drained {
+		// waitConsumers notices the end within a 50 ms tick; the read
+		// ended when the last consumer received its last records.
+		var last int64
+		for _, c := range consumers {
+			last = max(last, c.lastAt.Load())
+		}
+		if last > readStart.UnixNano() {
+			readEnd = time.Unix(0, last)
+		}
+	}
 	st.measureEnd.Store(readEnd.UnixNano())
 	if cfg.Measuring != nil {
 		cfg.Measuring(false)
