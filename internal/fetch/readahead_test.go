@@ -112,15 +112,22 @@ func newRAFixture(t *testing.T, partitions int32, opts cache.Options) *raFixture
 // of records records, as the write path does.
 func (f *raFixture) write(t *testing.T, batches, records int) {
 	t.Helper()
+	f.writeTopic(t, f.topic, batches, records)
+}
+
+// writeTopic is write for any topic of the fixture's store; it returns
+// the object, as the writer would insert it into the cache.
+func (f *raFixture) writeTopic(t *testing.T, topic metastore.Topic, batches, records int) (string, []byte) {
+	t.Helper()
 	sb := segment.NewBuilder()
 	var counts []int64
-	for p := range f.topic.Partitions {
+	for p := range topic.Partitions {
 		for range batches {
 			recs := make([]recordbatch.Record, records)
 			for j := range recs {
 				recs[j] = recordbatch.Record{Value: bytes.Repeat([]byte{byte(p), byte(j)}, 20), Timestamp: int64(j)}
 			}
-			sb.Add(f.topic.ID, "t", p, recordbatch.Build(recordbatch.BuildOptions{}, recs...))
+			sb.Add(topic.ID, topic.Name, p, recordbatch.Build(recordbatch.BuildOptions{}, recs...))
 			counts = append(counts, int64(records))
 		}
 	}
@@ -140,15 +147,18 @@ func (f *raFixture) write(t *testing.T, batches, records int) {
 	if _, err := f.store.CommitSegment(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	for p := range f.topic.Partitions {
-		offs, err := f.store.Offsets(context.Background(), f.topic.ID, p)
+	for p := range topic.Partitions {
+		offs, err := f.store.Offsets(context.Background(), topic.ID, p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.objects[p] = append(f.objects[p], objectAt{key, offs.HighWatermark - int64(batches*records)})
-		f.reader.Invalidate(f.topic.ID, p)
-		f.plain.Invalidate(f.topic.ID, p)
+		if topic.ID == f.topic.ID {
+			f.objects[p] = append(f.objects[p], objectAt{key, offs.HighWatermark - int64(batches*records)})
+		}
+		f.reader.Invalidate(topic.ID, p)
+		f.plain.Invalidate(topic.ID, p)
 	}
+	return key, obj
 }
 
 // consume reads every partition from offset 0 to its high watermark as a
@@ -453,5 +463,52 @@ func TestReadReadyDoesNotWaitForGets(t *testing.T) {
 	res, waiting, err = r.ReadReady(ctx, off.topic.ID, 0, 0, 1<<20, fetch.ReadUncommitted)
 	if err != nil || waiting || len(baseOffsets(t, res.Records)) != 3 {
 		t.Fatalf("ReadReady without read-ahead: %d bytes, waiting %v, %v; want the 3 batches", len(res.Records), waiting, err)
+	}
+}
+
+// Partitions read at the live edge, whose blocks this agent holds (the
+// writer inserted them), do not share the read-ahead budget: a partition
+// caught up beside eight of them gets the whole budget, not a ninth.
+func TestLiveEdgeReadsDoNotShrinkReadAhead(t *testing.T) {
+	f := newRAFixture(t, 1, cache.Options{BlockSize: 256, Capacity: 1 << 20, ReadAheadBytes: 1 << 20})
+	ctx := context.Background()
+	live, err := f.store.CreateTopic(ctx, metastore.TopicSpec{Name: "live", Partitions: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		key, obj := f.writeTopic(t, live, 4, 2)
+		f.blocks.Insert(key, obj)
+		f.write(t, 4, 2)
+	}
+	const budget = 8 * 256
+	r := fetch.NewReader(f.store, nil, f.blocks)
+	r.SetReadAhead(fetch.ReadAheadOptions{Budget: budget})
+	// The live partitions' consumers read a little at a time (their
+	// reads stop before the data ends, and plan windows: all cached).
+	for p := range live.Partitions {
+		r.ReadAhead(ctx, live.ID, p, 0, 100, fetch.ReadUncommitted)
+		if res, err := r.Read(ctx, live.ID, p, 0, 100, true, fetch.ReadUncommitted); err != nil || len(res.Records) == 0 {
+			t.Fatalf("live partition %d: %d bytes, %v", p, len(res.Records), err)
+		}
+	}
+	if gets := len(f.bucket.objects()); gets != 0 {
+		t.Fatalf("%d GETs for reads of cached objects", gets)
+	}
+	r.ReadAhead(ctx, f.topic.ID, 0, 0, 100, fetch.ReadUncommitted)
+	if _, err := r.Read(ctx, f.topic.ID, 0, 0, 100, true, fetch.ReadUncommitted); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "read-ahead to finish", func() bool {
+		gets, _ := f.blocks.ReadAheadInFlight()
+		return gets == 0
+	})
+	f.bucket.mu.Lock()
+	got := f.bucket.bytes
+	f.bucket.mu.Unlock()
+	// Its own block, then a window of the whole budget (a ninth of it
+	// would be less than a block: no window at all).
+	if got < budget {
+		t.Fatalf("the partition being caught up fetched %d bytes; with the whole read-ahead budget of %d it fetches more", got, budget)
 	}
 }
