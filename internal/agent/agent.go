@@ -44,6 +44,7 @@ import (
 	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/sasl"
 	"github.com/floe-io/floe/internal/telemetry"
+	"github.com/floe-io/floe/internal/topiccache"
 	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 	"github.com/floe-io/floe/internal/zonecache"
@@ -82,8 +83,15 @@ type Config struct {
 	// AdminTLS, if set, serves the admin listener over TLS.
 	AdminTLS *tls.Config
 	// AdminToken, if set, is the bearer token every admin request but
-	// /healthz must carry.
+	// /healthz must carry (the console also takes it from a login form,
+	// docs/console.md).
 	AdminToken string
+	// NoConsole leaves the web console (internal/console) off the admin
+	// listener; by default it is served at / beside /metrics.
+	NoConsole bool
+	// MetastoreName is what the console shows of the metadata store (its
+	// URL without credentials); "" shows nothing.
+	MetastoreName string
 
 	// PeerListen is the peer listener, where the agents of a zone ask
 	// each other for cache blocks (default: the Kafka listener's host,
@@ -159,6 +167,10 @@ type Config struct {
 	// Kafka's defaults; Owns, Uploaded, Registerer and Logger are set by
 	// Start).
 	Transactions txncoord.Options
+	// TransactionVersion is the transaction.version level the agent
+	// finalizes in ApiVersions (protocol.Config.TransactionVersion: 0
+	// for the highest, 2; 1 pins transaction version 1; -1 for level 0).
+	TransactionVersion int16
 
 	// ACL, if set, enables authorization with Kafka ACLs (--authorizer
 	// acl); Logger and Registerer are set by Start. Without it every
@@ -214,6 +226,7 @@ type Agent struct {
 	reg       *prometheus.Registry
 	metrics   *metrics
 	store     metastore.Store
+	bucket    objstore.Bucket // instrumented; read by the admin API
 	ctx       context.Context // of requests; cancelled when the drain ends long polls
 	cancel    context.CancelFunc
 	draining  chan struct{} // closed when Close begins
@@ -234,6 +247,12 @@ type Agent struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 	wg    sync.WaitGroup
+
+	// consoleListener serves the console's in-process connections
+	// (dialConsole); serving is set once the agent takes requests.
+	consoleListener *kafkaListener
+	serving         atomic.Bool
+	started         time.Time
 }
 
 // Start opens the listeners and starts serving. The caller owns store and
@@ -356,7 +375,10 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.reg = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = newMetrics(reg)
+	probe := newStoreProbe(reg)
+	a.actors.add("metadata store probe", runUntilStopped(func(ctx context.Context) { probe.run(ctx, a) }))
 	bucket = objstore.Instrument(bucket, objstore.NewMetrics(reg))
+	a.bucket = bucket
 	blockSize := cfg.CacheBlockBytes
 	if blockSize <= 0 {
 		blockSize = cache.DefaultBlockSize
@@ -390,7 +412,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.peerServer = peerServer
 	a.actors.add("peer server", func() { peerServer.Close() })
 
-	notify := fetch.NewNotifier()
+	notify := fetch.NewNotifier(reg)
 	reader := fetch.NewReader(store, store, blocks)
 	reader.SetReadAhead(fetch.ReadAheadOptions{Budget: max(readAhead, 0)})
 	sessionOpts := cfg.FetchSessions
@@ -407,15 +429,18 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	})
 	a.actors.add("writer", a.writer.Close)
 	// Every commit, through this agent or another, drops the cached
-	// extents of its partitions and wakes waiting fetches.
+	// extents of its partitions and then wakes the fetches waiting on
+	// them (not before: a woken fetch must not read the stale tail).
 	a.actors.add("commit watch", store.WatchCommits(func(n metastore.CommitNotice) {
 		if n.Partitions == nil { // "anything may have changed"
 			reader.InvalidateAll()
+			notify.NotifyAll()
+			return
 		}
 		for _, tp := range n.Partitions {
 			reader.Invalidate(tp.TopicID, tp.Partition)
 		}
-		notify.Broadcast()
+		notify.Notify(n.Partitions)
 	}))
 	view := clusterView{m: members}
 	groupOpts := cfg.Groups
@@ -458,6 +483,14 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	telemetryOpts := cfg.ClientTelemetry
 	telemetryOpts.Registerer = reg
 	clientTelemetry := telemetry.New(telemetryOpts)
+	// Every handler looks topics up in one cache that follows the
+	// store's topic notices (internal/topiccache).
+	topics := topiccache.New(store, topiccache.Options{Logger: log, Registerer: reg})
+	a.actors.add("topic cache", topics.Close)
+	if err := topics.Load(joinCtx); err != nil {
+		return err
+	}
+	a.actors.add("topic cache resync", runUntilStopped(topics.Run))
 	// One handler per listener: each tells its clients the agents'
 	// addresses on that listener.
 	// They share the clients' mutation and producer-id quotas and the
@@ -483,11 +516,18 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				Telemetry:         clientTelemetry,
 				FetchSessions:     a.fetchSessions,
 				Now:               cfg.Clock,
+
+				TransactionVersion: cfg.TransactionVersion,
+				Topics:             topics,
 			}, store, a.writer, reader, notify, log)
 			l.handler = handler
 			continue
 		}
 		l.handler = handler.ForCluster(view)
+	}
+	a.consoleListener = &kafkaListener{
+		Listener:  Listener{Name: "CONSOLE", Protocol: Plaintext},
+		advertise: a.listeners[0].advertise, handler: a.listeners[0].handler,
 	}
 
 	if cfg.AdminListen != "" {
@@ -523,6 +563,8 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		}
 	}
 	a.actors.add("connections", a.closeConnections)
+	a.started = time.Now()
+	a.serving.Store(true)
 	log.Info("agent listening", "kafka", a.Addr(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
 		"peer", peerServer.Addr().String(), "peer_advertised", peerAddr, "admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", a.writer.Linger())
 	return nil
@@ -555,6 +597,13 @@ func (a *Agent) brokerConfigs() []protocol.BrokerConfig {
 		{Name: "quota.window.num", Value: strconv.Itoa(quotaSamples(a.cfg.QuotaSamples)), Type: config.Int},
 		{Name: "max.incremental.fetch.session.cache.slots", Value: strconv.Itoa(a.fetchSessions.Slots()), Type: config.Int},
 	}
+	// --file-delete-delay is the default of file.delete.delay.ms, as
+	// Kafka's log.segment.delete.delay.ms is.
+	deleteDelay := a.cfg.Jobs.DeleteDelay
+	if deleteDelay <= 0 {
+		deleteDelay = jobs.DefaultDeleteDelay
+	}
+	out = append(out, protocol.BrokerConfig{Name: "log.segment.delete.delay.ms", Value: ms(deleteDelay), Type: config.Long})
 	if len(a.cfg.SASLMechanisms) > 0 {
 		out = append(out, protocol.BrokerConfig{Name: "sasl.enabled.mechanisms", Value: strings.Join(a.cfg.SASLMechanisms, ","), Type: config.List})
 	}
@@ -688,7 +737,16 @@ func (a *Agent) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", a.authorized(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})))
 	mux.HandleFunc("/healthz", a.health)
-	mux.Handle("/jobs", a.authorized(http.HandlerFunc(a.jobsStatus)))
+	// JSON for floe inspect segment and floe groups --admin; more specific
+	// than the console's "/".
+	mux.Handle("GET /api/segment", a.authorized(http.HandlerFunc(a.inspectSegment)))
+	mux.Handle("GET /api/groups", a.authorized(http.HandlerFunc(a.inspectGroups)))
+	if a.cfg.NoConsole {
+		mux.Handle("/jobs", a.authorized(http.HandlerFunc(a.jobsStatus)))
+	} else if err := a.mountConsole(mux); err != nil { // also /jobs
+		ln.Close()
+		return err
+	}
 	a.adminLn = ln
 	a.admin = &http.Server{
 		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
@@ -740,14 +798,21 @@ func (a *Agent) health(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if _, err := a.store.Topics(ctx); err != nil {
-		// The error may name the store's host: it goes to the log, not to
-		// whoever asks.
-		a.log.Warn("health check: metadata store failed", "err", err)
-		http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
+	if err := a.storeHealth(ctx); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	fmt.Fprintln(w, "ok")
+}
+
+// storeHealth asks the metadata store for its topics. The store's error
+// may name its host: it goes to the log, and the caller gets a sentence.
+func (a *Agent) storeHealth(ctx context.Context) error {
+	if _, err := a.store.Topics(ctx); err != nil {
+		a.log.Warn("health check: metadata store failed", "err", err)
+		return errors.New("metadata store unavailable")
+	}
+	return nil
 }
 
 // jobsStatus answers the job leases and the bucket's use per topic as

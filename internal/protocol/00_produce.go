@@ -1,6 +1,6 @@
 package protocol
 
-// Produce v0-v11; v0-v2 are answered UNSUPPORTED_VERSION.
+// Produce v0-v13; v0-v2 are answered UNSUPPORTED_VERSION.
 //
 // v3 is the first version with record batch format v2 (magic 2), which is
 // all Floe stores; librdkafka only uses v2 batches, idempotence and headers
@@ -8,7 +8,11 @@ package protocol
 // librdkafka also reads a minimum above 0 as "no compression support" and
 // silently sends gzip, snappy and lz4 batches uncompressed (Apache Kafka 4
 // does the same, KAFKA-18659): older versions are refused per partition. v9+ are flexible; v10 and v11 add only
-// fields Floe leaves empty (KIP-951 leader hints).
+// fields Floe leaves empty (KIP-951 leader hints). v12 is the version
+// of transaction version 2 (KIP-890), which changes nothing while the
+// transaction.version feature is not finalized (ApiVersions lists none).
+// v13 names topics by ID (KIP-516): an ID the agent's topic cache does
+// not know is UNKNOWN_TOPIC_ID for each of its partitions.
 //
 // Every batch goes into the agent's open segment before Handle returns, so
 // batches from one connection are committed in the order they were sent,
@@ -19,6 +23,13 @@ package protocol
 // transaction, on partitions added to it (the metadata store checks, in
 // the commit itself: INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH
 // for a fenced epoch). Control batches from clients are refused.
+// v12 is transaction version 2 (KIP-890 part 2): its transactional
+// batches' partitions join their producer's transaction without
+// AddPartitionsToTxn (produce_txn.go).
+//
+// A topic's compression.type and message.timestamp.type may make the agent
+// recompress or stamp a batch before it is stored (produce.Rewrite), as
+// Kafka's log validator does; the size is checked again afterwards.
 
 import (
 	"context"
@@ -40,7 +51,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(0, 0, 11, (*Handler).produce) }
+func init() { register(0, 0, 13, (*Handler).produce) }
 
 // producePartition tracks one partition of a produce request.
 type producePartition struct {
@@ -53,6 +64,7 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 	lookup := h.lookup(ctx)
 	var parts []*producePartition
+	var appends []produceAppend // validated, appended once all are
 
 	acksOK := r.Acks == 0 || r.Acks == 1 || r.Acks == -1
 	writer := h.cfg.Cluster.Serves(RoleProduce)
@@ -61,10 +73,12 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 	// its producer's ongoing transaction (docs/transactions.md).
 	txnWritable := r.TransactionID == nil || h.allowed(req, acl.Write, acl.TransactionalID, *r.TransactionID)
 	for _, rt := range r.Topics {
-		t, terr := lookup.name(rt.Topic)
-		writable := h.allowed(req, acl.Write, acl.Topic, rt.Topic)
+		t, terr := lookup.named(r.Version >= 13, rt.Topic, rt.TopicID)
+		// An unknown topic ID is UNKNOWN_TOPIC_ID: there is no name to
+		// authorize (partitionErr answers it).
+		writable := isUnknownTopicID(terr) || h.allowed(req, acl.Write, acl.Topic, t.Name)
 		respTopic := kmsg.NewProduceResponseTopic()
-		respTopic.Topic = rt.Topic
+		respTopic.Topic, respTopic.TopicID = rt.Topic, rt.TopicID
 		respTopic.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for i, rp := range rt.Partitions {
 			pr := &respTopic.Partitions[i]
@@ -92,6 +106,10 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 					pr.ErrorCode = code
 					continue
 				}
+				if r.Version < 7 && zstdBatch(rp.Records) {
+					pr.ErrorCode = kerr.UnsupportedCompressionType.Code
+					continue
+				}
 				batches, code, err := h.validateBatches(t, rp.Records)
 				if code != 0 {
 					pr.ErrorCode = code
@@ -105,12 +123,22 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 					h.log.Debug("produce batch rejected", "topic", rt.Topic, "partition", rp.Partition, "client", req.ClientID, "err", err)
 					continue
 				}
-				for _, b := range batches {
-					pp.pending = append(pp.pending, h.writer.Append(t.ID, t.Name, rp.Partition, b))
-				}
+				pr.LogAppendTime = produce.TopicRewrite(t.Configs).AppendTime(batches)
+				appends = append(appends, produceAppend{pp: pp, topic: t, partition: rp.Partition, batches: batches})
 			}
 		}
 		resp.Topics = append(resp.Topics, respTopic)
+	}
+	if r.Version >= 12 {
+		h.addProducedToTxn(ctx, r, appends)
+	}
+	for _, a := range appends {
+		if a.pp.resp.ErrorCode != 0 {
+			continue
+		}
+		for _, b := range a.batches {
+			a.pp.pending = append(a.pp.pending, h.writer.Append(a.topic.ID, a.topic.Name, a.partition, b))
+		}
 	}
 
 	return func(ctx context.Context) kmsg.Response {
@@ -162,7 +190,9 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 		return nil, kerr.InvalidRecord.Code, fmt.Errorf("%d record batches for one partition; produce requests carry exactly one", len(batches))
 	}
 	max := h.maxMessageBytes(t)
-	for _, b := range batches {
+	rewrite := produce.TopicRewrite(t.Configs)
+	nowMs := h.now()
+	for i, b := range batches {
 		hdr, err := recordbatch.Validate(b)
 		if err != nil {
 			if errors.Is(err, recordbatch.ErrUnsupportedMagic) {
@@ -184,8 +214,23 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 				return nil, kerr.InvalidRecord.Code, err
 			}
 		}
-		if err := checkTimestamps(t, hdr, b, h.now()); err != nil {
-			return nil, kerr.InvalidTimestamp.Code, err
+		if !rewrite.LogAppendTime {
+			if err := checkTimestamps(t, hdr, b, nowMs); err != nil {
+				return nil, kerr.InvalidTimestamp.Code, err
+			}
+		}
+		// compression.type and message.timestamp.type (produce.Rewrite);
+		// a batch that grew past max.message.bytes is refused, as Kafka
+		// checks the size again after recompressing.
+		if rewrite.Needed() {
+			nb, err := rewrite.Apply(b, hdr, nowMs)
+			if err != nil {
+				return nil, kerr.CorruptMessage.Code, err
+			}
+			if int64(len(nb)) > max {
+				return nil, kerr.MessageTooLarge.Code, fmt.Errorf("batch of %d bytes after recompression to %s exceeds max.message.bytes %d", len(nb), rewrite.Codec, max)
+			}
+			batches[i] = nb
 		}
 	}
 	return batches, 0, nil

@@ -27,6 +27,7 @@ import (
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/telemetry"
+	"github.com/floe-io/floe/internal/topiccache"
 	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -58,6 +59,12 @@ type Config struct {
 	// Transactions coordinates transactional ids; nil answers every
 	// transaction request COORDINATOR_NOT_AVAILABLE.
 	Transactions *txncoord.Coordinator
+	// TransactionVersion is the transaction.version level ApiVersions
+	// finalizes (18_api_versions.go): 0 means MaxTransactionVersion (2,
+	// what Kafka 4 finalizes for a new cluster), 1 pins transaction
+	// version 1, -1 finalizes none (level 0). Requests are served by their
+	// versions whatever it is; it decides which versions clients use.
+	TransactionVersion int16
 	// Authorizer decides with Kafka ACLs (--authorizer acl); nil allows
 	// everything and answers the ACL APIs SECURITY_DISABLED.
 	Authorizer *acl.Authorizer
@@ -93,6 +100,9 @@ type Config struct {
 	// Now is the agent's wall clock, which record timestamps are
 	// checked against (default time.Now).
 	Now func() time.Time
+	// Topics is the agent's topic cache, which every handler looks
+	// topics up in; nil builds one on the store (loaded on first use).
+	Topics *topiccache.Cache
 }
 
 // Store is what the handlers read and change in the metadata store
@@ -100,8 +110,9 @@ type Config struct {
 // and the coordinator.
 type Store interface {
 	// Metadata, CreateTopics, DeleteTopics, CreatePartitions and the
-	// config APIs.
+	// config APIs; lookups go through the topic cache, which watches.
 	metastore.TopicStore
+	metastore.TopicWatcher
 	// InitProducerId.
 	metastore.ProducerStore
 	// OffsetForLeaderEpoch and ListOffsets v0's oldest boundary; Fetch
@@ -128,6 +139,7 @@ type Handler struct {
 	writer *produce.Writer
 	reader *fetch.Reader
 	notify *fetch.Notifier
+	topics *topiccache.Cache
 	log    *slog.Logger
 	// mutations and producerIDs are the clients' quotas (limits.go).
 	mutations, producerIDs *quotas
@@ -157,8 +169,11 @@ func NewHandler(cfg Config, store Store, writer *produce.Writer, reader *fetch.R
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Topics == nil {
+		cfg.Topics = topiccache.New(store, topiccache.Options{Logger: log})
+	}
 	return &Handler{
-		cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log,
+		cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log, topics: cfg.Topics,
 		mutations:   newQuotas(cfg.Limits.ControllerMutationRate, time.Now),
 		producerIDs: newQuotas(cfg.Limits.ProducerIDRate, time.Now),
 		creating:    make(chan struct{}, 1),
@@ -246,6 +261,8 @@ func errorCode(err error) int16 {
 	switch {
 	case err == nil:
 		return 0
+	case isUnknownTopicID(err):
+		return kerr.UnknownTopicID.Code
 	case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, metastore.ErrTopicExists):

@@ -40,7 +40,8 @@ type Options struct {
 
 // Store is the embedded metadata store. It is safe for concurrent use.
 type Store struct {
-	metastore.Watchers // commit notices for agents sharing this store in one process
+	metastore.Watchers      // commit notices for agents sharing this store in one process
+	metastore.TopicWatchers // topic notices, likewise
 
 	db     *bolt.DB
 	log    *slog.Logger
@@ -71,7 +72,10 @@ func Open(path string, opts Options) (*Store, error) {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
-		return upgradeObjects(tx)
+		if err := upgradeObjects(tx); err != nil {
+			return err
+		}
+		return upgradeSequences(tx)
 	})
 	if err != nil {
 		db.Close()
