@@ -19,26 +19,27 @@ import (
 // benchFlags are the flags of `floe bench` that need parsing beyond the
 // flag package's types.
 type benchFlags struct {
-	cfg          bench.Config
-	brokers      string
-	admin        string
-	targets      string
-	floe         bench.FloeOptions
-	bucketLat    string
-	proxyLat     string
-	recordSize   string
-	rate         string
-	catchUp      string
-	maxBuffered  string
-	keys         string
-	jsonOut      bool
-	progress     time.Duration
-	cpuProfile   string
-	preset       string
-	listPresets  bool
-	logLevel     string
-	retentionDay float64
-	security     clientSecurityFlags
+	cfg           bench.Config
+	brokers       string
+	admin         string
+	targets       string
+	floe          bench.FloeOptions
+	bucketLat     string
+	proxyLat      string
+	recordSize    string
+	rate          string
+	catchUp       string
+	maxBuffered   string
+	keys          string
+	jsonOut       bool
+	progress      time.Duration
+	cpuProfile    string
+	windowProfile string
+	preset        string
+	listPresets   bool
+	logLevel      string
+	retentionDay  float64
+	security      clientSecurityFlags
 }
 
 func (b *benchFlags) register(fs *flag.FlagSet) {
@@ -86,6 +87,8 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "warm-up excluded from the figures")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured duration")
 	fs.StringVar(&b.catchUp, "catch-up", "0", "catch-up scenario: write `SIZE` of history as fast as possible, then measure reading it from the start")
+	fs.BoolVar(&c.CatchUpCompact, "catch-up-compact", false, "catch-up scenario, in-process Floe: compact the history (few large objects) before the cold read")
+	fs.Int64Var(&b.floe.ReadAheadBytes, "floe-read-ahead-bytes", 0, "in-process Floe: read-ahead memory (0: half the cache; -1: no read-ahead)")
 	fs.DurationVar(&c.Drain, "drain", time.Minute, "how long to wait after the run for acks and consumers")
 
 	p := &c.Prices
@@ -102,6 +105,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&b.jsonOut, "json", false, "print the report as JSON")
 	fs.DurationVar(&b.progress, "progress", time.Second, "progress line interval on stderr (0: none)")
 	fs.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (clients and in-process servers) to `FILE`")
+	fs.StringVar(&b.windowProfile, "cpuprofile-window", "", "write a CPU profile of each target's measured window only (the read, for --catch-up) to `PREFIX`-TARGET.pprof")
 	fs.StringVar(&b.preset, "preset", "", "start from a named preset (see --list-presets); later flags override it")
 	fs.BoolVar(&b.listPresets, "list-presets", false, "list the presets and their command lines")
 	fs.StringVar(&b.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
@@ -127,6 +131,10 @@ func (b *benchFlags) finish() error {
 		parse("rate", b.rate, &b.cfg.Rate)
 	}
 	parse("catch-up", b.catchUp, &b.cfg.CatchUp)
+	// No background job may rewrite the history while it is read: the
+	// catch-up scenario compacts it first (--catch-up-compact) or not at
+	// all.
+	b.floe.NoJobs = b.cfg.CatchUp > 0
 	parse("max-buffered", b.maxBuffered, &b.cfg.MaxBuffered)
 	var err error
 	if b.cfg.Keys, err = bench.ParseKeyDist(b.keys); err != nil {
@@ -230,7 +238,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		fmt.Fprintf(stderr, "floe bench: %s\n", tgt.Describe())
-		rep, err := bench.Run(ctx, b.cfg, tgt)
+		cfg := b.cfg
+		if b.windowProfile != "" && b.cpuProfile == "" {
+			cfg.Measuring = windowProfiler(b.windowProfile+"-"+tgt.Name()+".pprof", stderr)
+		}
+		rep, err := bench.Run(ctx, cfg, tgt)
 		if f, ok := tgt.(*bench.Floe); ok && f.ProxyStats() != "" {
 			fmt.Fprintf(stderr, "floe bench: the latency proxy forwarded %s over the whole run\n", f.ProxyStats())
 		}
@@ -243,6 +255,30 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		reports = append(reports, rep)
 	}
 	return writeReports(stdout, b.jsonOut, preset, reports)
+}
+
+// windowProfiler returns a Config.Measuring hook that profiles the CPU
+// while the window is open, into file.
+func windowProfiler(file string, stderr io.Writer) func(bool) {
+	var f *os.File
+	return func(on bool) {
+		if on {
+			var err error
+			if f, err = os.Create(file); err == nil {
+				err = pprof.StartCPUProfile(f)
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "floe bench: window profile: %v\n", err)
+				f = nil
+			}
+			return
+		}
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+			f = nil
+		}
+	}
 }
 
 func targetNames(targets string) []string {

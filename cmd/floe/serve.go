@@ -50,6 +50,8 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.IntVar(&maxFrame, "max-request-bytes", 100<<20, "largest request frame accepted (socket.request.max.bytes)")
 	fs.Int64Var(&f.cfg.CacheBytes, "cache-bytes", 256<<20, "memory for the block cache")
 	fs.Int64Var(&f.cfg.CacheBlockBytes, "cache-block-bytes", 4<<20, "block size of the read cache: each bucket GET fetches whole blocks, and each block has one owner agent per zone")
+	fs.Int64Var(&f.cfg.ReadAheadBytes, "read-ahead-bytes", 0, "memory for read-ahead of consumers reading history: blocks fetched ahead of them, all partitions together (0: half of --cache-bytes; -1: no read-ahead)")
+	fs.IntVar(&f.cfg.ReadAheadGets, "read-ahead-gets", 16, "read-ahead GETs in flight at once")
 	fs.BoolVar(&f.autoCreate, "auto-create-topics", true, "create unknown topics when clients ask for them (auto.create.topics.enable)")
 	fs.IntVar(&f.partitions, "default-partitions", 1, "partitions of auto-created topics (num.partitions)")
 	var nodeID int

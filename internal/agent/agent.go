@@ -137,6 +137,13 @@ type Config struct {
 	// CacheBlockBytes is the block cache's unit of fetching and caching,
 	// and of ownership in the zone's shared cache (default 4 MiB).
 	CacheBlockBytes int64
+	// ReadAheadBytes bounds read-ahead for consumers reading history:
+	// the bytes of blocks fetched ahead of them, in flight and waiting
+	// to be read, all partitions together (default half of CacheBytes;
+	// negative disables read-ahead). ReadAheadGets bounds its GETs in
+	// flight (default 16). See internal/fetch/readahead.go.
+	ReadAheadBytes int64
+	ReadAheadGets  int
 
 	AutoCreateTopics  bool
 	DefaultPartitions int32 // default 1
@@ -388,7 +395,21 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		Logger: log, Registerer: reg,
 	})
 	a.actors.add("cache ring", ring.Close)
-	blocks := cache.New(bucket, cache.Options{Capacity: cfg.CacheBytes, BlockSize: blockSize, Fetch: ring.Fetch}, reg)
+	cacheBytes := cfg.CacheBytes
+	if cacheBytes <= 0 {
+		cacheBytes = cache.DefaultCapacity
+	}
+	readAhead := cfg.ReadAheadBytes
+	if readAhead == 0 {
+		readAhead = cacheBytes / 2
+	}
+	blocks := cache.New(bucket, cache.Options{
+		Capacity: cacheBytes, BlockSize: blockSize, Fetch: ring.Fetch,
+		ReadAheadBytes: readAhead, ReadAheadGets: cfg.ReadAheadGets,
+	}, reg)
+	// Stopped after the requests (actors stop in reverse): cancels the
+	// read-ahead GETs still in flight and waits for them.
+	a.actors.add("read-ahead", blocks.Close)
 	peerServer, err := zonecache.Serve(peerLn, zonecache.ServerOptions{
 		Secret: secret, TLS: cfg.PeerServerTLS, Sizes: store, Blocks: blocks, Logger: log, Registerer: reg,
 	})
@@ -400,6 +421,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 
 	notify := fetch.NewNotifier(reg)
 	reader := fetch.NewReader(store, store, blocks)
+	reader.SetReadAhead(fetch.ReadAheadOptions{Budget: max(readAhead, 0)})
 	sessionOpts := cfg.FetchSessions
 	sessionOpts.Registerer = reg
 	a.fetchSessions = fetchsession.New(sessionOpts)

@@ -96,6 +96,17 @@ type CatchUpFigures struct {
 	Bytes       int64   `json:"bytes"`
 	Seconds     float64 `json:"seconds"`
 	ColdRestart bool    `json:"server_restarted_cold"`
+	// Compacted is set when the history was compacted before the read
+	// (Config.CatchUpCompact, a target that can).
+	Compacted *CompactFigures `json:"compacted,omitempty"`
+}
+
+// CompactFigures describe a compaction of the history before a catch-up
+// read: the partitions' extents before and after, and how long it took.
+type CompactFigures struct {
+	ExtentsBefore int64   `json:"extents_before"`
+	ExtentsAfter  int64   `json:"extents_after"`
+	Seconds       float64 `json:"seconds"`
 }
 
 // Consistency checks what can be checked without trusting speed: every
@@ -211,6 +222,9 @@ func (rep *Report) WriteText(w io.Writer) {
 	if rep.CatchUp != nil {
 		fmt.Fprintf(w, "  catch-up: %.0f MiB of history written as fast as possible, then read from offset 0 (server restarted cold: %v)\n",
 			float64(rep.CatchUp.Bytes)/(1<<20), rep.CatchUp.ColdRestart)
+		if c := rep.CatchUp.Compacted; c != nil {
+			fmt.Fprintf(w, "  compacted before the read: %d extents → %d in %.1f s\n", c.ExtentsBefore, c.ExtentsAfter, c.Seconds)
+		}
 	} else {
 		fmt.Fprintf(w, "  window:   %.1fs measured after %.0fs warm-up; latency from each record's intended send time\n", rep.Seconds, wl.WarmupSec)
 	}

@@ -42,6 +42,14 @@ type Target interface {
 	Close() error
 }
 
+// Compacter is a target that can compact its history and restart cold
+// (an in-process Floe).
+type Compacter interface {
+	Compact(ctx context.Context) (CompactFigures, error)
+}
+
+var _ Compacter = (*Floe)(nil)
+
 // External is a server started elsewhere: only its address is known, and
 // its metrics URL when given.
 type External struct {
@@ -105,7 +113,13 @@ type FloeOptions struct {
 	// URL's endpoint (a local S3-compatible server), so that every
 	// request crosses the network and waits like one to a cloud bucket.
 	ProxyLatency LatencyRange
-	Logger       *slog.Logger
+	// NoJobs runs the agent without the jobs role: no compaction rewrites
+	// history while it is read (the catch-up scenario).
+	NoJobs bool
+	// ReadAheadBytes is the agent's read-ahead memory (0: its default,
+	// negative: none).
+	ReadAheadBytes int64
+	Logger         *slog.Logger
 }
 
 // Floe is an in-process agent with an embedded metadata store in a
@@ -237,8 +251,12 @@ func deleteAll(b objstore.Bucket) error {
 	return errors.Join(errs...)
 }
 
-func (f *Floe) startAgent() error {
-	a, err := agent.Start(agent.Config{
+func (f *Floe) startAgent() error { return f.startAgentWith(nil) }
+
+// startAgentWith starts the agent, with adjust (if not nil) applied to
+// its config.
+func (f *Floe) startAgentWith(adjust func(*agent.Config)) error {
+	cfg := agent.Config{
 		Listen:            "127.0.0.1:0",
 		AdminListen:       "127.0.0.1:0",
 		Linger:            f.opts.Linger,
@@ -246,10 +264,18 @@ func (f *Floe) startAgent() error {
 		DisableEarlyFlush: f.opts.DisableEarlyFlush,
 		FlushMinInterval:  f.opts.FlushMinInterval,
 		CacheBytes:        f.opts.CacheBytes,
+		ReadAheadBytes:    f.opts.ReadAheadBytes,
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
 		Logger:            f.opts.Logger,
-	}, f.store, f.bucket)
+	}
+	if f.opts.NoJobs {
+		cfg.Roles = []string{"produce", "fetch"}
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	a, err := agent.Start(cfg, f.store, f.bucket)
 	if err != nil {
 		return fmt.Errorf("start in-process agent: %w", err)
 	}
@@ -294,6 +320,85 @@ func (f *Floe) Restart(context.Context) (bool, error) {
 	}
 	f.agent = nil
 	return true, f.startAgent()
+}
+
+// Compact rewrites the history into compacted objects, as the agents'
+// compaction job does (docs/jobs.md): it restarts the agent with the
+// jobs role and passes every 200 ms, waits until every partition's
+// extents have been merged (at most one extent per partition, or no
+// change for 3 s after a first one: a pass swaps each object's extents
+// at once), then restarts the agent as configured, with cold caches. It
+// reports the extents before and after.
+func (f *Floe) Compact(ctx context.Context) (CompactFigures, error) {
+	var fig CompactFigures
+	start := time.Now()
+	count := func() (extents, partitions int64, err error) {
+		topics, err := f.store.Topics(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, t := range topics {
+			usage, err := f.store.PartitionUsage(ctx, t.ID)
+			if err != nil {
+				return 0, 0, err
+			}
+			for _, u := range usage {
+				extents += u.Extents
+				partitions++
+			}
+		}
+		return extents, partitions, nil
+	}
+	var err error
+	var partitions int64
+	if fig.ExtentsBefore, partitions, err = count(); err != nil {
+		return fig, err
+	}
+	if err := f.agent.Close(); err != nil {
+		return fig, fmt.Errorf("stop agent: %w", err)
+	}
+	f.agent = nil
+	if err := f.startAgentWith(func(c *agent.Config) {
+		c.Roles = []string{"produce", "fetch", "jobs"}
+		c.Jobs.Options.Interval = 200 * time.Millisecond
+	}); err != nil {
+		return fig, err
+	}
+	last, lastChange, changed := fig.ExtentsBefore, time.Now(), false
+	deadline := time.Now().Add(5 * time.Minute)
+	for fig.ExtentsAfter = last; fig.ExtentsAfter > partitions && (!changed || time.Since(lastChange) < 3*time.Second); {
+		if time.Now().After(deadline) {
+			return fig, errors.New("compaction did not finish within 5 minutes")
+		}
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			return fig, err
+		}
+		n, _, err := count()
+		if err != nil {
+			return fig, err
+		}
+		if n != last {
+			last, lastChange, changed = n, time.Now(), true
+		}
+		fig.ExtentsAfter = n
+	}
+	fig.Seconds = time.Since(start).Seconds()
+	if err := f.agent.Close(); err != nil {
+		return fig, fmt.Errorf("stop agent: %w", err)
+	}
+	f.agent = nil
+	return fig, f.startAgent()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close stops the agent and removes its data, from a given bucket URL too.

@@ -34,6 +34,14 @@ package protocol
 // and those that returned records move to its end, so a response cut by
 // MaxBytes leaves different partitions out each time.
 //
+// Reading history (read-ahead, internal/fetch/readahead.go): before the
+// partitions are read one by one, the bucket GETs each one's share needs
+// are started in parallel; once the response holds records, the other
+// partitions give what is in memory and do not wait for the GETs bringing
+// the rest (fetch.Reader.ReadReady), unless that leaves fewer than
+// MinBytes. A catch-up consumer then never waits for a GET while data is
+// ready, and finds the rest in its next fetch.
+//
 // A fetch that finds fewer than MinBytes waits until a commit lands on one
 // of its partitions or MaxWaitMs passes. It is woken by the commit itself,
 // not by polling, and only by commits on the partitions it reads. An
@@ -223,7 +231,17 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 	}
 	lookup := h.lookup(ctx)
 	reader := h.cfg.Cluster.Serves(RoleFetch)
+	if reader {
+		h.readAhead(ctx, r, lookup, parts, denied, maxBytes, iso)
+	}
 	out := fetched{parts: make([]kmsg.FetchResponseTopicPartition, len(parts)), ids: map[string]metastore.TopicID{}}
+	// The partitions that stopped at bytes a GET is bringing, with their
+	// topics.
+	type waitingPart struct {
+		i int
+		t metastore.Topic
+	}
+	var waiting []waitingPart
 	for i, p := range parts {
 		var (
 			t    metastore.Topic
@@ -262,7 +280,11 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			pr.ErrorCode = code
 		} else {
 			w.Watch(t.ID, p.Partition)
-			h.fetchPartition(ctx, t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso)
+			// Once the response holds records, the other partitions
+			// give what is in memory and do not wait for a bucket GET.
+			if h.fetchPartition(ctx, t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso, out.bytes > 0) {
+				waiting = append(waiting, waitingPart{i, t})
+			}
 			out.bytes += len(pr.RecordBatches)
 		}
 		if pr.RecordBatches == nil {
@@ -272,7 +294,53 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 		}
 		out.failed = out.failed || pr.ErrorCode != 0
 	}
+	// Fewer bytes than the client waits for: the partitions that did not
+	// wait for their GETs do now, rather than the fetch waiting for a
+	// commit that a catch-up does not need.
+	for _, wp := range waiting {
+		if out.bytes >= int(r.MinBytes) {
+			break
+		}
+		p, pr := parts[wp.i], &out.parts[wp.i]
+		if len(pr.RecordBatches) > 0 {
+			continue
+		}
+		h.fetchPartition(ctx, wp.t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso, false)
+		if pr.RecordBatches == nil {
+			pr.RecordBatches = []byte{}
+		}
+		out.bytes += len(pr.RecordBatches)
+		out.failed = out.failed || pr.ErrorCode != 0
+	}
 	return out
+}
+
+// readAhead starts, before the partitions are read one by one, the bucket
+// GETs each partition's share of the fetch will need, so that they run
+// in parallel (fetch.Reader.ReadAhead; it never waits for the bucket).
+// Shares are given in order, as the reads will take them.
+func (h *Handler) readAhead(ctx context.Context, r *kmsg.FetchRequest, lookup *topicLookup, parts []fetchsession.Partition, denied func(topic string) bool, maxBytes int, iso fetch.Isolation) {
+	left := maxBytes
+	for _, p := range parts {
+		if left <= 0 {
+			return
+		}
+		// The topic as fetchOnce finds it: by ID from v13, else by name.
+		var t metastore.Topic
+		var terr error
+		if r.Version >= 13 {
+			id, _ := keyTopicID(p.Key)
+			t, terr = lookup.id(id)
+		} else {
+			t, terr = lookup.name(p.Topic)
+		}
+		if terr != nil || denied(t.Name) || partitionErr(t, terr, p.Partition) != 0 || checkLeaderEpoch(p.CurrentLeaderEpoch) != 0 {
+			continue
+		}
+		share := min(int(p.MaxBytes), left)
+		h.reader.ReadAhead(ctx, t.ID, p.Partition, p.FetchOffset, share, iso)
+		left -= share
+	}
 }
 
 // fetchResponse finishes the fetch with its session and answers the
@@ -314,7 +382,10 @@ func (h *Handler) fetchResponse(r *kmsg.FetchRequest, f *fetchsession.Fetch, rea
 	return resp
 }
 
-func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetchsession.Partition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool, iso fetch.Isolation) {
+// fetchPartition reads one partition into pr. With ready set it does not
+// wait for the bucket (fetch.Reader.ReadReady) and reports whether it
+// stopped at bytes a GET is bringing.
+func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetchsession.Partition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool, iso fetch.Isolation, ready bool) (waiting bool) {
 	limit := min(int(p.MaxBytes), budget)
 	if limit <= 0 && !first {
 		// The response is full; report offsets without data, from the
@@ -322,22 +393,28 @@ func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetch
 		offs, err := h.reader.CachedOffsets(ctx, t.ID, p.Partition)
 		if err != nil {
 			pr.ErrorCode = errorCode(err)
-			return
+			return false
 		}
 		setOffsets(pr, offs)
 		if iso == fetch.ReadCommitted {
 			pr.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 		}
-		return
+		return false
 	}
-	res, err := h.reader.Read(ctx, t.ID, p.Partition, p.FetchOffset, limit, first, iso)
+	var res fetch.Partition
+	var err error
+	if ready {
+		res, waiting, err = h.reader.ReadReady(ctx, t.ID, p.Partition, p.FetchOffset, limit, iso)
+	} else {
+		res, err = h.reader.Read(ctx, t.ID, p.Partition, p.FetchOffset, limit, first, iso)
+	}
 	setOffsets(pr, res.PartitionOffsets)
 	if err != nil {
 		pr.ErrorCode = errorCode(err)
 		if pr.ErrorCode == kerr.KafkaStorageError.Code {
 			h.log.Warn("fetch failed", "topic", t.Name, "partition", p.Partition, "offset", p.FetchOffset, "err", err)
 		}
-		return
+		return false
 	}
 	pr.RecordBatches = res.Records
 	if res.Aborted != nil {
@@ -348,6 +425,7 @@ func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetch
 			pr.AbortedTransactions = append(pr.AbortedTransactions, at)
 		}
 	}
+	return waiting
 }
 
 func setOffsets(pr *kmsg.FetchResponseTopicPartition, offs metastore.PartitionOffsets) {
