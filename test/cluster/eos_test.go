@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/floe-io/floe/internal/nemesis"
 )
@@ -195,8 +196,12 @@ func eosLabel(v string) string {
 func produceInput(t *testing.T, seeds []string, topic string, n int) {
 	t.Helper()
 	start := time.Now()
+	// Produce v11 at most, so that every Produce v12+ the agents count
+	// is a transactional one (the version check below).
+	versions := kversion.Stable()
+	versions.SetMaxKeyVersion(0, 11)
 	cl := client{}.newClient(t, seeds, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
-		kgo.ProducerLinger(20*time.Millisecond))
+		kgo.ProducerLinger(20*time.Millisecond), kgo.MaxVersions(versions))
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
