@@ -155,6 +155,7 @@ type Store interface {
 	ACLStore
 	UserStore
 	TxnStore
+	ShareStore
 
 	Close() error
 }

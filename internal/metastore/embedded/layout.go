@@ -93,6 +93,7 @@ const (
 	bucketTxnOpen    = "txnopen"
 	bucketTxnAborted = "txnaborted"
 	bucketTxnOffsets = "txnoffsets"
+	bucketShares     = "shares"
 
 	keyNextProducerID = "next-producer-id"
 	keyNextNodeID     = "next-node-id"
@@ -108,6 +109,7 @@ func buckets() []string {
 		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
 		bucketUnref, bucketLeases, bucketQuotas, bucketScram,
 		bucketTxns, bucketTxnIndex, bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets,
+		bucketShares,
 	}
 }
 
