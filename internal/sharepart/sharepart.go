@@ -150,9 +150,10 @@ type Acquisition struct {
 }
 
 // Acquire hands member up to maxRecords records at now: available
-// records in the window first, oldest first, then new offsets below
-// logEnd (the high watermark, or the last stable offset) as far as the
-// window bound allows. Lock deadlines passed by now are applied first.
+// records in the window first, oldest first, then new offsets, all below
+// logEnd (the high watermark, the last stable offset, or the end of the
+// records the caller has read for the member), as far as the window
+// bound allows. Lock deadlines passed by now are applied first.
 // The caller reads the records at the returned offsets; an offset where
 // no record exists is acknowledged by the client as a Gap.
 func (p *Partition) Acquire(now time.Time, member string, maxRecords int, logEnd int64) []Acquisition {
@@ -177,7 +178,7 @@ func (p *Partition) Acquire(now time.Time, member string, maxRecords int, logEnd
 		maxRecords--
 	}
 	for i := range p.window {
-		if maxRecords == 0 {
+		if maxRecords == 0 || p.start+int64(i) >= logEnd {
 			return out
 		}
 		if p.window[i].state == Available {
@@ -438,4 +439,17 @@ func Restore(cfg Config, s Snapshot) (*Partition, error) {
 	}
 	p.advance()
 	return p, nil
+}
+
+// NextCandidate is the first offset Acquire would hand out at now: the
+// oldest available record in the window, or Next. The caller reads the
+// log from there before acquiring.
+func (p *Partition) NextCandidate(now time.Time) int64 {
+	p.Expire(now)
+	for i := range p.window {
+		if p.window[i].state == Available {
+			return p.start + int64(i)
+		}
+	}
+	return p.Next()
 }
