@@ -1,0 +1,184 @@
+// Package sharecoord runs share groups (KIP-932) on an agent: the
+// membership of the share groups it coordinates (internal/sharegroup),
+// the share partitions it leads (internal/sharepart), each loaded from
+// and written to the metadata store's ShareStore, and the members' share
+// sessions. It reads no records itself: ShareFetch hands it a function
+// that does.
+//
+// A share group's membership belongs to its group coordinator (the same
+// rendezvous rule as consumer groups); a share partition belongs to the
+// partition's nominal leader, where clients send ShareFetch and
+// ShareAcknowledge. Membership and acquisition locks live in memory only;
+// a share partition's start offset, acknowledged and archived records and
+// delivery counts are written to the store before an acknowledgement is
+// answered, so an agent that takes a share partition over loses none and
+// never delivers an acknowledged record again (docs/share-groups.md).
+package sharecoord
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/floe-io/floe/internal/groups/consumer"
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/sharegroup"
+	"github.com/floe-io/floe/internal/sharepart"
+)
+
+// Store is what share groups need from the metadata store.
+type Store interface {
+	metastore.ShareStore
+}
+
+// DefaultMaxSessions is group.share.max.share.sessions.
+const DefaultMaxSessions = 2000
+
+// Options configure a Coordinator; zero values take Kafka's defaults.
+type Options struct {
+	Group     sharegroup.Config
+	Partition sharepart.Config
+	// Reset is share.auto.offset.reset (default latest).
+	Reset sharepart.Reset
+	// MaxSessions bounds the share sessions this agent keeps.
+	MaxSessions int
+	// Owns reports whether this agent coordinates the group (default:
+	// all).
+	Owns   func(group string) bool
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// TP names a partition.
+type TP struct {
+	Topic     metastore.TopicID
+	Partition int32
+}
+
+// Coordinator runs this agent's share groups and share partitions. Safe
+// for concurrent use.
+type Coordinator struct {
+	store Store
+	opts  Options
+	log   *slog.Logger
+
+	mu       sync.Mutex // guards the maps below and every sharegroup.Group
+	groups   map[string]*sharegroup.Group
+	states   map[string]*groupStates
+	sessions map[sessionKey]*session
+}
+
+// New returns a Coordinator.
+func New(store Store, opts Options) *Coordinator {
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.Owns == nil {
+		opts.Owns = func(string) bool { return true }
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	opts.Group = opts.Group.WithDefaults()
+	return &Coordinator{
+		store: store, opts: opts, log: opts.Logger,
+		groups:   map[string]*sharegroup.Group{},
+		states:   map[string]*groupStates{},
+		sessions: map[sessionKey]*session{},
+	}
+}
+
+// LockDuration is share.record.lock.duration.ms, which ShareFetch
+// reports.
+func (c *Coordinator) LockDuration() time.Duration {
+	if c.opts.Partition.LockDuration > 0 {
+		return c.opts.Partition.LockDuration
+	}
+	return sharepart.DefaultLockDuration
+}
+
+// Heartbeat handles a ShareGroupHeartbeat for a group this agent
+// coordinates (NOT_COORDINATOR otherwise). img is the cluster's topics.
+func (c *Coordinator) Heartbeat(group string, img consumer.Image, r sharegroup.HeartbeatRequest) sharegroup.HeartbeatResponse {
+	if !c.opts.Owns(group) {
+		return sharegroup.HeartbeatResponse{Err: kerr.NotCoordinator.Code, MemberID: r.MemberID, MemberEpoch: r.MemberEpoch}
+	}
+	now := c.opts.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groups[group]
+	if g == nil {
+		g = sharegroup.New(group, c.opts.Group)
+		c.groups[group] = g
+	}
+	for _, id := range g.Tick(now, img) {
+		c.log.Info("share group member expired", "group", group, "member", id)
+	}
+	resp, changed := g.Heartbeat(now, img, r)
+	if changed {
+		c.log.Debug("share group changed", "group", group, "epoch", g.Epoch(), "members", g.Len())
+	}
+	return resp
+}
+
+// Describe describes a share group: GROUP_ID_NOT_FOUND if this agent
+// has none by that name, NOT_COORDINATOR if it is not its coordinator.
+func (c *Coordinator) Describe(group string, img consumer.Image) (sharegroup.Description, int16) {
+	if !c.opts.Owns(group) {
+		return sharegroup.Description{}, kerr.NotCoordinator.Code
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groups[group]
+	if g == nil {
+		return sharegroup.Description{}, kerr.GroupIDNotFound.Code
+	}
+	g.Tick(c.opts.Now(), img)
+	return g.Describe(), 0
+}
+
+// Groups lists the share groups this agent coordinates, with their
+// state (Empty or Stable), sorted by name.
+func (c *Coordinator) Groups() [][2]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out [][2]string
+	for name, g := range c.groups {
+		if !c.opts.Owns(name) {
+			continue
+		}
+		out = append(out, [2]string{name, g.Describe().State})
+	}
+	slices.SortFunc(out, func(a, b [2]string) int {
+		switch {
+		case a[0] < b[0]:
+			return -1
+		case a[0] > b[0]:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// errCode maps a store error to a partition error code.
+func errCode(err error) int16 {
+	switch {
+	case errors.Is(err, metastore.ErrShareVersionConflict):
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	}
+	return kerr.UnknownServerError.Code
+}

@@ -1,0 +1,195 @@
+package sharecoord_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/embedded"
+	"github.com/floe-io/floe/internal/sharecoord"
+	"github.com/floe-io/floe/internal/sharepart"
+)
+
+type clock struct{ now time.Time }
+
+func (c *clock) Now() time.Time { return c.now }
+
+func setup(t *testing.T) (*embedded.Store, metastore.Topic) {
+	t.Helper()
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "meta.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	topic, err := s.CreateTopic(t.Context(), metastore.TopicSpec{Name: "t", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, topic
+}
+
+// readAll pretends the log holds one record per offset: it "reads" every
+// offset from from to the end, which it reports.
+func readAll(end int64) sharecoord.ReadFunc {
+	return func(_ context.Context, from int64) ([]byte, int64, error) {
+		return []byte(fmt.Sprintf("records %d-%d", from, end-1)), end, nil
+	}
+}
+
+func acquired(f sharecoord.Fetched) string {
+	s := ""
+	for _, a := range f.Acquired {
+		s += fmt.Sprintf("[%d-%d #%d]", a.First, a.Last, a.DeliveryCount)
+	}
+	return s
+}
+
+// TestHandover: a share partition's acknowledgements survive a change of
+// owner; the records the old owner had handed out come back, the
+// acknowledged and rejected ones never.
+func TestHandover(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	opts := sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}}
+	a := sharecoord.New(store, opts)
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 1}
+	offs := sharecoord.Offsets{LogStart: 0, End: 10}
+
+	f, code := a.Acquire(ctx, "g", "m1", tp, 6, offs, readAll(10))
+	if code != 0 || acquired(f) != "[0-5 #1]" {
+		t.Fatalf("first acquire: %s, code %d", acquired(f), code)
+	}
+	codes := a.Acknowledge(ctx, "g", "m1", map[sharecoord.TP][]sharepart.AckBatch{
+		tp: {{First: 0, Last: 2, Types: []sharepart.AckType{sharepart.Accept}}, {First: 4, Last: 4, Types: []sharepart.AckType{sharepart.Reject}}},
+	})
+	if codes[tp] != 0 {
+		t.Fatalf("ack: %d", codes[tp])
+	}
+	// A second agent takes over (the first is still running, unaware).
+	b := sharecoord.New(store, opts)
+	f, code = b.Acquire(ctx, "g", "m2", tp, 100, offs, readAll(10))
+	if code != 0 || acquired(f) != "[3-3 #2][5-5 #2][6-9 #1]" {
+		t.Fatalf("new owner acquired %s, code %d; want 3 and 5 again (second delivery), then 6-9", acquired(f), code)
+	}
+	codes = b.Acknowledge(ctx, "g", "m2", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 3, Last: 3, Types: []sharepart.AckType{sharepart.Accept}}}})
+	if codes[tp] != 0 {
+		t.Fatalf("new owner's ack: %d", codes[tp])
+	}
+	// The deposed owner's write fails on the version: it does not
+	// overwrite, and answers an error the client retries elsewhere.
+	codes = a.Acknowledge(ctx, "g", "m1", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 5, Last: 5, Types: []sharepart.AckType{sharepart.Accept}}}})
+	if codes[tp] != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("deposed owner's ack: %d, want NOT_LEADER_OR_FOLLOWER", codes[tp])
+	}
+	st, ok, err := b.Partition(ctx, "g", tp)
+	if err != nil || !ok || st.Start != 5 {
+		t.Fatalf("new owner's partition: %+v %v %v; want start 5 (0-3 acknowledged, 4 rejected)", st, ok, err)
+	}
+	// The other partition was never touched: it has no state.
+	if _, ok, _ := b.Partition(ctx, "g", sharecoord.TP{Topic: topic.ID, Partition: 0}); ok {
+		t.Fatal("untouched partition has state")
+	}
+}
+
+// TestAutoOffsetReset: latest (the default) starts at the log end, and
+// the start is stored at once, so a later owner starts there too.
+func TestAutoOffsetReset(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 0}
+	a := sharecoord.New(store, sharecoord.Options{Now: clk.Now})
+	if f, code := a.Acquire(ctx, "g", "m", tp, 10, sharecoord.Offsets{LogStart: 2, End: 7}, readAll(7)); code != 0 || len(f.Acquired) != 0 {
+		t.Fatalf("latest acquired %s, code %d", acquired(f), code)
+	}
+	b := sharecoord.New(store, sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	if f, _ := b.Acquire(ctx, "g", "m", tp, 10, sharecoord.Offsets{LogStart: 2, End: 9}, readAll(9)); acquired(f) != "[7-8 #1]" {
+		t.Fatalf("after the log grew: %s, want 7-8 (the stored start wins over earliest)", acquired(f))
+	}
+}
+
+// TestLockTimeout: records of a member that stops are handed to another
+// after share.record.lock.duration.ms, and archived at the delivery
+// limit.
+func TestLockTimeout(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest},
+		Partition: sharepart.Config{LockDuration: time.Second, DeliveryCountLimit: 2}})
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 0}
+	offs := sharecoord.Offsets{End: 3}
+	for i, want := range []string{"[0-2 #1]", "", "[0-2 #2]", ""} {
+		f, code := c.Acquire(ctx, "g", fmt.Sprint("m", i), tp, 10, offs, readAll(3))
+		if code != 0 || acquired(f) != want {
+			t.Fatalf("round %d: %s, code %d; want %s", i, acquired(f), code, want)
+		}
+		if i%2 == 1 {
+			clk.now = clk.now.Add(time.Second)
+		}
+	}
+	st, _, _ := c.Partition(ctx, "g", tp)
+	if st.Start != 3 {
+		t.Fatalf("start %d after two failed deliveries with limit 2, want 3 (archived)", st.Start)
+	}
+}
+
+func TestSessions(t *testing.T) {
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, MaxSessions: 2})
+	p0, p1 := sharecoord.TP{Topic: topic.ID, Partition: 0}, sharecoord.TP{Topic: topic.ID, Partition: 1}
+	check := func(what string, r sharecoord.SessionResult, code int16, fetch, released int) {
+		t.Helper()
+		if r.Err != code || len(r.Fetch) != fetch || len(r.Released) != released {
+			t.Fatalf("%s: %+v; want code %d, %d to fetch, %d released", what, r, code, fetch, released)
+		}
+	}
+	check("incremental without a session", c.FetchSession("g", "a", 1, nil, nil, false), kerr.ShareSessionNotFound.Code, 0, 0)
+	check("open with acks", c.FetchSession("g", "a", 0, []sharecoord.TP{p0}, nil, true), kerr.InvalidRequest.Code, 0, 0)
+	check("open", c.FetchSession("g", "a", 0, []sharecoord.TP{p0, p0}, nil, false), 0, 1, 0)
+	check("wrong epoch", c.FetchSession("g", "a", 2, nil, nil, false), kerr.InvalidShareSessionEpoch.Code, 0, 0)
+	check("add", c.FetchSession("g", "a", 1, []sharecoord.TP{p1}, nil, false), 0, 2, 0)
+	check("forget", c.FetchSession("g", "a", 2, nil, []sharecoord.TP{p0}, false), 0, 1, 1)
+	check("ack at 0", c.AckSession("g", "a", 0), kerr.InvalidShareSessionEpoch.Code, 0, 0)
+	check("ack", c.AckSession("g", "a", 3), 0, 1, 0)
+	check("replayed epoch", c.FetchSession("g", "a", 3, nil, nil, false), kerr.InvalidShareSessionEpoch.Code, 0, 0)
+	check("second member", c.FetchSession("g", "b", 0, []sharecoord.TP{p0}, nil, false), 0, 1, 0)
+	check("over the limit", c.FetchSession("g", "c", 0, []sharecoord.TP{p0}, nil, false), kerr.ShareSessionLimitReached.Code, 0, 0)
+	clk.now = clk.now.Add(time.Minute) // both idle past the session timeout
+	check("limit after idle sessions", c.FetchSession("g", "c", 0, []sharecoord.TP{p0}, nil, false), 0, 1, 0)
+	check("reopen replaces", c.FetchSession("g", "c", 0, []sharecoord.TP{p1}, nil, false), 0, 1, 1)
+	check("close", c.FetchSession("g", "c", -1, nil, nil, false), 0, 0, 1)
+	check("closed", c.AckSession("g", "c", 2), kerr.ShareSessionNotFound.Code, 0, 0)
+	many := make([]sharecoord.TP, sharecoord.MaxSessionPartitions+1)
+	for i := range many {
+		many[i] = sharecoord.TP{Partition: int32(i)}
+	}
+	check("too many partitions", c.FetchSession("g", "d", 0, many, nil, false), kerr.InvalidRequest.Code, 0, 0)
+}
+
+// failing fails every write.
+type failing struct {
+	*embedded.Store
+}
+
+func (f failing) WriteShareStates(context.Context, string, []metastore.ShareState) ([]int64, error) {
+	return nil, errors.New("store down")
+}
+
+func TestWriteFailure(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	c := sharecoord.New(failing{store}, sharecoord.Options{})
+	f, code := c.Acquire(ctx, "g", "m", sharecoord.TP{Topic: topic.ID}, 10, sharecoord.Offsets{End: 5}, readAll(5))
+	if code != kerr.UnknownServerError.Code || len(f.Acquired) != 0 {
+		t.Fatalf("acquire with the store down: %s, %d", acquired(f), code)
+	}
+}
