@@ -242,4 +242,3 @@ func (c *Coordinator) Partition(ctx context.Context, group string, tp TP) (Parti
 	ps.p.Expire(c.opts.Now())
 	return PartitionState{Start: ps.p.Start(), Next: ps.p.Next(), Records: ps.p.Records()}, true, nil
 }
-
