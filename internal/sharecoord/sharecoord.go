@@ -182,3 +182,45 @@ func errCode(err error) int16 {
 	}
 	return kerr.UnknownServerError.Code
 }
+
+// DeleteGroup deletes a share group without members, with every share
+// partition's state in the store (DeleteGroups): NON_EMPTY_GROUP while
+// members remain, NOT_COORDINATOR on another agent. isShare is false when
+// neither this agent nor the store knows a share group by that name, for
+// the caller to try the consumer groups. Agents leading the group's share
+// partitions find their next write refused and start them again.
+func (c *Coordinator) DeleteGroup(ctx context.Context, group string) (code int16, isShare bool) {
+	if !c.opts.Owns(group) {
+		return kerr.NotCoordinator.Code, false
+	}
+	c.mu.Lock()
+	g := c.groups[group]
+	c.mu.Unlock()
+	if g != nil && g.Len() > 0 {
+		return kerr.NonEmptyGroup.Code, true
+	}
+	if g == nil {
+		stored, err := c.store.LoadShareStates(ctx, group)
+		if err != nil {
+			return errCode(err), true
+		}
+		if len(stored) == 0 {
+			return 0, false
+		}
+	}
+	if err := c.store.DeleteShareStates(ctx, group, nil); err != nil {
+		return errCode(err), true
+	}
+	c.mu.Lock()
+	if g := c.groups[group]; g != nil && g.Len() == 0 {
+		delete(c.groups, group)
+	}
+	if gs := c.states[group]; gs != nil {
+		// Dropped without its turn: a request holding the turn keeps its
+		// own pointer, and its write is refused by the store.
+		delete(c.states, group)
+	}
+	c.mu.Unlock()
+	c.log.Info("share group deleted", "group", group)
+	return 0, true
+}

@@ -6,11 +6,14 @@ package compat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -262,5 +265,84 @@ func TestShareGroupDeliveryLimit(t *testing.T) {
 		if got := pollShare(t, ctx, cl, d, kgo.AckRelease); got != 0 {
 			t.Fatalf("%d records delivered past the delivery limit", got)
 		}
+	}
+}
+
+// TestShareGroupAdmin: ShareGroupDescribe, ListGroups and DeleteGroups
+// see share groups; deleting one drops its share partitions' states, so
+// the group starts again from share.auto.offset.reset.
+func TestShareGroupAdmin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := agenttest.Start(t, shareAgentOptions(30*time.Second, 5))
+	const topic, group, n = "share-admin", "sg-admin", 10
+	createTopic(t, ctx, a.Addr(), topic, 2)
+	produceSpread(t, ctx, a.Addr(), topic, 2, n)
+	admin := newAdmin(t, a.Addr())
+
+	m1, m2 := shareConsumer(t, a.Addr(), group, topic), shareConsumer(t, a.Addr(), group, topic)
+	d := newShareDeliveries()
+	for i := 0; i < 30 && d.distinct() < n; i++ {
+		pollShare(t, ctx, m1, d, kgo.AckAccept)
+		pollShare(t, ctx, m2, d, kgo.AckAccept)
+	}
+	for _, cl := range []*kgo.Client{m1, m2} {
+		if err := cl.FlushAcks(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d.distinct() != n {
+		t.Fatalf("received %d of %d", d.distinct(), n)
+	}
+	var described kadm.DescribedShareGroup
+	for i := 0; i < 50; i++ {
+		ds, err := admin.DescribeShareGroups(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		described = ds[group]
+		if described.Err == nil && len(described.Members) == 2 && len(ds.AssignedPartitions()[topic]) == 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if described.Err != nil || described.GroupState != "Stable" || len(described.Members) != 2 || described.Assignor != "simple" {
+		t.Fatalf("described %+v", described)
+	}
+	listed, err := admin.ListGroupsByType(ctx, []string{"share"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, ok := listed[group]; !ok || g.ProtocolType != "share" || g.State != "Stable" {
+		t.Fatalf("ListGroups(share) = %+v", listed)
+	}
+	del, err := admin.DeleteGroups(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(del[group].Err, kerr.NonEmptyGroup) {
+		t.Fatalf("deleting a share group with members: %v, want NON_EMPTY_GROUP", del[group].Err)
+	}
+	m1.Close()
+	m2.Close()
+	for i := 0; i < 50; i++ {
+		ds, _ := admin.DescribeShareGroups(ctx, group)
+		if ds[group].GroupState == "Empty" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	del, err = admin.DeleteGroups(ctx, group)
+	if err != nil || del[group].Err != nil {
+		t.Fatalf("deleting the empty share group: %v, %v", err, del[group].Err)
+	}
+	// The group starts again: every record is delivered once more.
+	again := newShareDeliveries()
+	m3 := shareConsumer(t, a.Addr(), group, topic)
+	for i := 0; i < 30 && again.distinct() < n; i++ {
+		pollShare(t, ctx, m3, again, kgo.AckAccept)
+	}
+	if again.distinct() != n {
+		t.Fatalf("after deleting the group, a new member received %d of %d", again.distinct(), n)
 	}
 }
