@@ -192,7 +192,15 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 				}
 				return res.Records, batchesEnd(res.Records, from), nil
 			}
-			f, code := co.Acquire(ctx, sh.group, member, tp, maxRecords-got, sharecoord.Offsets{LogStart: offs.LogStartOffset, End: offs.HighWatermark}, read)
+			forTime := func(ms int64) int64 {
+				off, _, found, err := h.reader.OffsetForTimestamp(ctx, tp.Topic, tp.Partition, ms)
+				if err != nil || !found {
+					return offs.HighWatermark
+				}
+				return off
+			}
+			f, code := co.Acquire(ctx, sh.group, member, tp, maxRecords-got,
+				sharecoord.Offsets{LogStart: offs.LogStartOffset, End: offs.HighWatermark, ForTime: forTime}, read)
 			e := entry(tp)
 			e.ErrorCode = code
 			if len(f.Acquired) == 0 {

@@ -120,6 +120,10 @@ type Offsets struct {
 	// End is the first offset a share group may not deliver yet: the
 	// high watermark (read_uncommitted).
 	End int64
+	// ForTime, when set, is the first offset whose record's timestamp is
+	// at or after ms (End when none is), for share.auto.offset.reset
+	// by_duration; it is called only for a share partition's start.
+	ForTime func(ms int64) int64
 }
 
 // ReadFunc reads records of a partition from offset from: whole
@@ -146,7 +150,7 @@ func (c *Coordinator) Acquire(ctx context.Context, group, member string, tp TP, 
 	now := c.opts.Now()
 	ps := gs.parts[tp]
 	if ps == nil {
-		start := c.opts.Reset.StartOffset(now, offs.LogStart, offs.End, nil)
+		start := c.opts.Reset.StartOffset(now, offs.LogStart, offs.End, offs.ForTime)
 		ps = &partState{p: sharepart.New(c.opts.Partition, start)}
 		gs.parts[tp] = ps
 		if err := c.write(ctx, group, gs, []TP{tp}); err != nil {

@@ -193,3 +193,18 @@ func TestWriteFailure(t *testing.T) {
 		t.Fatalf("acquire with the store down: %s, %d", acquired(f), code)
 	}
 }
+
+// TestResetByDuration: by_duration starts at the first record at or
+// after now minus the duration.
+func TestResetByDuration(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.UnixMilli(100_000)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetByDuration, Duration: 30 * time.Second}})
+	var asked int64
+	offs := sharecoord.Offsets{End: 10, ForTime: func(ms int64) int64 { asked = ms; return 6 }}
+	f, code := c.Acquire(ctx, "g", "m", sharecoord.TP{Topic: topic.ID}, 10, offs, readAll(10))
+	if code != 0 || acquired(f) != "[6-9 #1]" || asked != 70_000 {
+		t.Fatalf("by_duration acquired %s (code %d), asked for time %d; want 6-9 and 70000", acquired(f), code, asked)
+	}
+}
