@@ -65,6 +65,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.rate, "rate", "4MiB", "target produce `RATE` in bytes/s over all producers (e.g. 4MiB), or max")
 	fs.StringVar(&c.Acks, "acks", "all", "acks: all, leader, none (leader and none disable idempotence)")
 	fs.StringVar(&c.Compression, "compression", "none", "batch compression: none, gzip, snappy, lz4, zstd")
+	fs.StringVar(&c.TopicCompression, "topic-compression", "", "compression.type of the created topics: producer, uncompressed, gzip, snappy, lz4, zstd (default: not set); batches of another codec are recompressed by the server")
 	fs.DurationVar(&c.Linger, "linger", 10*time.Millisecond, "producer client linger")
 	fs.StringVar(&b.maxBuffered, "max-buffered", "256MiB", "unacknowledged bytes each producer may buffer")
 	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "warm-up excluded from the figures")
@@ -145,6 +146,9 @@ func presetName(args []string) string {
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "metastore" {
+		return benchMetastoreCmd(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var b benchFlags
@@ -159,7 +163,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("preset %s: %w", name, err)
 		}
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	if b.listPresets {

@@ -1,62 +1,53 @@
 package main
 
 // floe groups: consumer groups and their lag, read through the Kafka
-// protocol from running agents (the embedded store file is locked by the
-// agent that uses it, so the admin path is the protocol).
+// protocol from running agents, through an agent's admin API, or from a
+// metadata store offline.
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/floe-io/floe/internal/inspect"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// groupRow is one partition of one group in `floe groups` output.
-type groupRow struct {
-	Group     string `json:"group"`
-	State     string `json:"state"`
-	Protocol  string `json:"protocol,omitempty"`
-	Members   int    `json:"members"`
-	Topic     string `json:"topic,omitempty"`
-	Partition int32  `json:"partition"`
-	Committed int64  `json:"committed"`
-	End       int64  `json:"end"`
-	Lag       int64  `json:"lag"`
-	Member    string `json:"member,omitempty"` // client id/host of the consuming member
-	Error     string `json:"error,omitempty"`
-}
-
 func groupsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("groups", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated bootstrap addresses of running agents")
+	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated bootstrap addresses of running agents (read through the Kafka protocol)")
+	var admin adminFlags
+	admin.register(fs, "")
+	metaURL := fs.String("metastore", "", "read the metadata store `URL` directly instead (embedded:///path or postgres://…)")
+	dataDir := fs.String("data-dir", "", "a playground's data `DIR`: through its admin API while it runs, else its metadata store")
 	asJSON := fs.Bool("json", false, "print one JSON object per partition instead of a table")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: floe groups [--brokers HOST:PORT,...] [--json] [GROUP ...]")
+		fmt.Fprintln(stderr, "Usage: floe groups [--brokers HOST:PORT,... | --admin HOST:PORT | --data-dir DIR | --metastore URL] [--json] [GROUP ...]")
 		fmt.Fprintln(stderr, "\nLists consumer groups (all, or the named ones) with their state, members and,")
-		fmt.Fprintln(stderr, "per partition, the committed offset, the end offset and the lag.")
+		fmt.Fprintln(stderr, "per partition, the committed offset, the end offset and the lag. Through the")
+		fmt.Fprintln(stderr, "Kafka protocol (--brokers, the default) states and members are live; through")
+		fmt.Fprintln(stderr, "the admin API or the metadata store they are what the coordinator last saved.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.ClientID("floe-groups"))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	rows, err := groupRows(ctx, kadm.NewClient(cl), fs.Args())
+	rows, err := readGroups(ctx, &admin, *brokers, *metaURL, *dataDir, fs.Args())
 	if err != nil {
 		return err
 	}
@@ -81,9 +72,9 @@ func groupsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return tw.Flush()
 }
 
-// groupRows describes the groups (every group when names is empty) and
+// groupRows describes, through the Kafka protocol, the groups (every group when names is empty) and
 // their lag per partition, sorted by group, topic and partition.
-func groupRows(ctx context.Context, admin *kadm.Client, names []string) ([]groupRow, error) {
+func groupRows(ctx context.Context, admin *kadm.Client, names []string) ([]inspect.GroupRow, error) {
 	if len(names) == 0 {
 		listed, err := admin.ListGroups(ctx)
 		if err != nil {
@@ -98,7 +89,7 @@ func groupRows(ctx context.Context, admin *kadm.Client, names []string) ([]group
 	if err != nil {
 		return nil, fmt.Errorf("group lag: %w", err)
 	}
-	var rows []groupRow
+	var rows []inspect.GroupRow
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		for n := range lags {
 			if !yield(n) {
@@ -107,7 +98,7 @@ func groupRows(ctx context.Context, admin *kadm.Client, names []string) ([]group
 		}
 	}) {
 		l := lags[name]
-		base := groupRow{Group: name, State: l.State, Protocol: l.Protocol, Members: len(l.Members)}
+		base := inspect.GroupRow{Group: name, State: l.State, Protocol: l.Protocol, Members: len(l.Members)}
 		if err := l.Error(); err != nil {
 			base.Error = err.Error()
 		}
@@ -130,4 +121,56 @@ func groupRows(ctx context.Context, admin *kadm.Client, names []string) ([]group
 		}
 	}
 	return rows, nil
+}
+
+// readGroups reads the groups from where the flags say: the admin API
+// (--admin, or the playground running in --data-dir), the metadata store
+// (--metastore, or a stopped playground's --data-dir), or else the Kafka
+// protocol (--brokers).
+func readGroups(ctx context.Context, admin *adminFlags, brokers, metaURL, dataDir string, names []string) ([]inspect.GroupRow, error) {
+	addr := admin.addr
+	if addr == "" && metaURL == "" {
+		addr = runningAdmin(dataDir)
+	}
+	if addr != "" {
+		q := url.Values{}
+		for _, n := range names {
+			q.Add("group", n)
+		}
+		body, err := admin.get(ctx, addr, "/api/groups", q)
+		var nerr *net.OpError
+		switch {
+		case err == nil:
+			var rows []inspect.GroupRow
+			if err := json.Unmarshal(body, &rows); err != nil {
+				return nil, fmt.Errorf("agent admin %s/api/groups: bad answer: %w", addr, err)
+			}
+			return rows, nil
+		case admin.addr != "" || !errors.As(err, &nerr):
+			return nil, err
+		}
+		// The playground that wrote dataDir's admin-url is gone: read
+		// its store.
+	}
+	if dataDir != "" && metaURL == "" {
+		abs, err := filepath.Abs(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		metaURL = "embedded://" + filepath.Join(abs, "metadata.db")
+	}
+	if metaURL != "" {
+		store, err := openMetastoreURL(ctx, metaURL, nil)
+		if err != nil {
+			return nil, err
+		}
+		defer store.Close()
+		return inspect.Groups(ctx, store, names)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.ClientID("floe-groups"))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	return groupRows(ctx, kadm.NewClient(cl), names)
 }

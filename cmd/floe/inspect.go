@@ -2,22 +2,19 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
-	"unicode/utf8"
 
+	"github.com/floe-io/floe/internal/inspect"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
-	"github.com/floe-io/floe/internal/recordbatch"
-	"github.com/floe-io/floe/internal/segment"
 )
 
 // inspectFlags locate the bucket and metadata store: either a playground
@@ -49,7 +46,7 @@ func (f *inspectFlags) resolve() error {
 	return nil
 }
 
-func inspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func inspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("inspect what? segment PATH_OR_KEY, or orphans")
 	}
@@ -76,203 +73,72 @@ const inspectUsage = `Usage:
 Run "floe inspect segment -h" or "floe inspect orphans -h" for the flags.
 `
 
-type segmentJSON struct {
-	Object     string          `json:"object"`
-	Size       int             `json:"size"`
-	Version    uint8           `json:"version"`
-	Flags      uint16          `json:"flags"`
-	IndexBytes uint32          `json:"index_bytes"`
-	IndexCRC   string          `json:"index_crc32c"`
-	DataBytes  uint64          `json:"data_bytes"`
-	Committed  *bool           `json:"committed,omitempty"`
-	Partitions []partitionJSON `json:"partitions"`
-}
-
-type partitionJSON struct {
-	Topic        string      `json:"topic"`
-	TopicID      string      `json:"topic_id"`
-	Partition    int32       `json:"partition"`
-	DataOffset   uint64      `json:"data_offset"`
-	DataLength   uint64      `json:"data_length"`
-	BatchCount   uint32      `json:"batch_count"`
-	OffsetCount  uint64      `json:"offset_count"`
-	MinTimestamp int64       `json:"min_timestamp"`
-	MaxTimestamp int64       `json:"max_timestamp"`
-	Batches      []batchJSON `json:"batches"`
-}
-
-type batchJSON struct {
-	ByteOffset     int64        `json:"byte_offset"`
-	Length         int          `json:"length"`
-	BaseOffset     *int64       `json:"base_offset,omitempty"`
-	LastOffset     *int64       `json:"last_offset,omitempty"`
-	Committed      *bool        `json:"committed,omitempty"`
-	Records        int32        `json:"record_count"`
-	Compression    string       `json:"compression"`
-	FirstTimestamp int64        `json:"first_timestamp"`
-	MaxTimestamp   int64        `json:"max_timestamp"`
-	ProducerID     int64        `json:"producer_id"`
-	ProducerEpoch  int16        `json:"producer_epoch"`
-	BaseSequence   int32        `json:"base_sequence"`
-	CRC            string       `json:"crc32c"`
-	RecordList     []recordJSON `json:"records,omitempty"`
-}
-
-type recordJSON struct {
-	Offset    int64        `json:"offset"`
-	Timestamp int64        `json:"timestamp"`
-	Key       *bytesJSON   `json:"key"`
-	Value     *bytesJSON   `json:"value"`
-	Headers   []headerJSON `json:"headers,omitempty"`
-}
-
-type headerJSON struct {
-	Key   string     `json:"key"`
-	Value *bytesJSON `json:"value"`
-}
-
-// bytesJSON shows bytes as text when they are UTF-8, base64 otherwise.
-type bytesJSON struct {
-	Text   *string `json:"text,omitempty"`
-	Base64 *string `json:"base64,omitempty"`
-}
-
-func showBytes(b []byte) *bytesJSON {
-	if b == nil {
-		return nil
-	}
-	s := string(b)
-	if utf8.ValidString(s) {
-		return &bytesJSON{Text: &s}
-	}
-	enc := base64.StdEncoding.EncodeToString(b)
-	return &bytesJSON{Base64: &enc}
-}
-
 func inspectSegment(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("inspect segment", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f inspectFlags
 	f.register(fs)
+	var admin adminFlags
+	admin.register(fs, "")
 	withRecords := fs.Bool("records", false, "decode every record (decompressing batches)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: floe inspect segment [--data-dir DIR | --bucket URL [--metastore URL]] [--records] PATH_OR_KEY")
+		fmt.Fprintln(stderr, "Usage: floe inspect segment [--admin HOST:PORT | --data-dir DIR | --bucket URL [--metastore URL]] [--records] PATH_OR_KEY")
 		fmt.Fprintln(stderr, "\nPrints a segment object (a file, or a key in the bucket) as JSON; with the")
 		fmt.Fprintln(stderr, "metadata store, each batch's assigned offsets and whether it is committed.")
+		fmt.Fprintln(stderr, "With --admin, or --data-dir of a playground that is running, a running agent")
+		fmt.Fprintln(stderr, "reads it through its admin API (the playground holds its metadata store's lock).")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(reorder(args)); err != nil {
+	if err := parseFlags(ctx, fs, reorder(args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: floe inspect segment [--data-dir DIR | --bucket URL [--metastore URL]] [--records] PATH_OR_KEY")
+		return errors.New("usage: floe inspect segment [--admin HOST:PORT | --data-dir DIR | --bucket URL [--metastore URL]] [--records] PATH_OR_KEY")
+	}
+	target := fs.Arg(0)
+	query := url.Values{"key": {segmentKey(target)}}
+	if *withRecords {
+		query.Set("records", "true")
+	}
+	if ok, err := admin.tryJSON(ctx, f.dataDir, "/api/segment", query, stdout); ok || err != nil {
+		return err
 	}
 	if err := f.resolve(); err != nil {
 		return err
 	}
-	target := fs.Arg(0)
 	object, key, err := readObject(ctx, f.bucket, target)
 	if err != nil {
 		return err
-	}
-	seg, err := segment.Decode(object)
-	if err != nil {
-		return fmt.Errorf("decode %s: %w", target, err)
 	}
 	var store metastore.Store
 	if f.metastore != "" {
 		s, err := openMetastoreURL(ctx, f.metastore, nil)
 		if err != nil {
-			return fmt.Errorf("metadata store (is the playground still running? it holds the lock): %w", err)
+			return fmt.Errorf("metadata store (is an agent using it? pass its --admin address): %w", err)
 		}
 		defer s.Close()
 		store = s
 	}
-	out := segmentJSON{
-		Object: key, Size: len(object), Version: seg.Header.Version, Flags: seg.Header.Flags,
-		IndexBytes: seg.Header.IndexLength, IndexCRC: fmt.Sprintf("%08x", seg.Header.IndexCRC), DataBytes: seg.Header.DataLength,
-	}
-	anyCommitted := false
-	for _, p := range seg.Partitions {
-		pj := partitionJSON{
-			Topic: p.Topic, TopicID: hex.EncodeToString(p.TopicID[:]), Partition: p.Partition,
-			DataOffset: p.DataOffset, DataLength: p.DataLength, BatchCount: p.BatchCount, OffsetCount: p.OffsetCount,
-			MinTimestamp: p.MinTimestamp, MaxTimestamp: p.MaxTimestamp,
-		}
-		var extents []metastore.Extent
-		if store != nil {
-			all, err := store.Extents(ctx, p.TopicID, p.Partition, 0, 0)
-			if err != nil && !errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
-				return err
-			}
-			for _, e := range all {
-				if e.Object == key {
-					extents = append(extents, e)
-				}
-			}
-		}
-		for _, b := range p.Batches {
-			bj := batchJSON{
-				ByteOffset: b.ByteOffset, Length: len(b.Data), Records: b.Header.NumRecords,
-				Compression: b.Header.Compression().String(), FirstTimestamp: b.Header.FirstTimestamp,
-				MaxTimestamp: b.Header.MaxTimestamp, ProducerID: b.Header.ProducerID,
-				ProducerEpoch: b.Header.ProducerEpoch, BaseSequence: b.Header.BaseSequence,
-				CRC: fmt.Sprintf("%08x", b.Header.CRC),
-			}
-			base, committed := offsetOf(extents, p.Batches, b)
-			if store != nil {
-				bj.Committed = &committed
-				anyCommitted = anyCommitted || committed
-			}
-			if committed {
-				last := base + int64(b.Header.LastOffsetDelta)
-				bj.BaseOffset, bj.LastOffset = &base, &last
-			}
-			if *withRecords {
-				data := append([]byte(nil), b.Data...)
-				recordbatch.SetBaseOffset(data, max(base, 0))
-				recs, err := recordbatch.Records(data)
-				if err != nil {
-					return fmt.Errorf("batch at byte %d: %w", b.ByteOffset, err)
-				}
-				for _, r := range recs {
-					rj := recordJSON{Offset: r.Offset, Timestamp: r.Timestamp, Key: showBytes(r.Key), Value: showBytes(r.Value)}
-					for _, h := range r.Headers {
-						rj.Headers = append(rj.Headers, headerJSON{Key: h.Key, Value: showBytes(h.Value)})
-					}
-					bj.RecordList = append(bj.RecordList, rj)
-				}
-			}
-			pj.Batches = append(pj.Batches, bj)
-		}
-		out.Partitions = append(out.Partitions, pj)
-	}
+	var extents inspect.ExtentReader
 	if store != nil {
-		out.Committed = &anyCommitted
+		extents = store
+	}
+	out, err := inspect.DecodeSegment(ctx, key, object, extents, *withRecords)
+	if err != nil {
+		return err
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
 
-// offsetOf finds the offset the metadata store assigned to batch b, which
-// lies in one of extents (all of the same partition and object) unless it
-// was never committed (an orphaned object, or a duplicate the sequence
-// checks dropped).
-func offsetOf(extents []metastore.Extent, batches []segment.Batch, b segment.Batch) (int64, bool) {
-	for _, e := range extents {
-		if b.ByteOffset < e.ByteOffset || b.ByteOffset >= e.ByteOffset+e.ByteLength {
-			continue
-		}
-		off := e.BaseOffset
-		for _, o := range batches {
-			if o.ByteOffset >= e.ByteOffset && o.ByteOffset < b.ByteOffset {
-				off += int64(o.Header.LastOffsetDelta) + 1
-			}
-		}
-		return off, true
+// segmentKey is the bucket key of a segment named by its key or by a
+// path to its file in a local-directory bucket.
+func segmentKey(target string) string {
+	if dir := filepath.Base(filepath.Dir(target)); dir == "segments" {
+		return "segments/" + filepath.Base(target)
 	}
-	return -1, false
+	return target
 }
 
 // readObject reads target from a local file if one exists at that path,
@@ -315,7 +181,7 @@ func inspectOrphans(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "\nLists objects no metadata refers to (a PUT whose commit never happened).")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	if err := f.resolve(); err != nil {

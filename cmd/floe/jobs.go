@@ -7,10 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
+	"net"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,29 +20,15 @@ import (
 func jobsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("jobs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	admin := fs.String("admin", "127.0.0.1:9644", "admin `HOST:PORT` (or https://HOST:PORT) of a running agent (its /jobs; FLOE_ADMIN_TOKEN is sent as its bearer token)")
+	var admin adminFlags
+	admin.register(fs, "127.0.0.1:9644")
 	metaURL := fs.String("metastore", "", "read the metadata store `URL` directly instead (embedded:///path or postgres://…)")
-	dataDir := fs.String("data-dir", "", "read a stopped playground's metadata store in `DIR` instead")
+	dataDir := fs.String("data-dir", "", "a playground's data `DIR`: through its admin API while it runs, else its metadata store")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
-	if *dataDir != "" {
-		abs, err := filepath.Abs(*dataDir)
-		if err != nil {
-			return err
-		}
-		*metaURL = "embedded://" + filepath.Join(abs, "metadata.db")
-	}
-	var (
-		st  jobs.Status
-		err error
-	)
-	if *metaURL != "" {
-		st, err = statusFromStore(ctx, *metaURL)
-	} else {
-		st, err = statusFromAdmin(ctx, *admin)
-	}
+	st, err := readJobs(ctx, &admin, *metaURL, *dataDir)
 	if err != nil {
 		return err
 	}
@@ -57,6 +41,31 @@ func jobsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// readJobs reads the jobs' status from the metadata store (--metastore),
+// the playground in --data-dir (through its admin API while it runs,
+// else its store), or the agent at --admin.
+func readJobs(ctx context.Context, admin *adminFlags, metaURL, dataDir string) (jobs.Status, error) {
+	if metaURL != "" {
+		return statusFromStore(ctx, metaURL)
+	}
+	if dataDir == "" {
+		return statusFromAdmin(ctx, admin, admin.addr)
+	}
+	if addr := runningAdmin(dataDir); addr != "" {
+		st, err := statusFromAdmin(ctx, admin, addr)
+		var nerr *net.OpError
+		if err == nil || !errors.As(err, &nerr) {
+			return st, err
+		}
+		// The playground that wrote its admin-url is gone.
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return jobs.Status{}, err
+	}
+	return statusFromStore(ctx, "embedded://"+filepath.Join(abs, "metadata.db"))
+}
+
 func statusFromStore(ctx context.Context, url string) (jobs.Status, error) {
 	store, err := openMetastoreURL(ctx, url, nil)
 	if err != nil {
@@ -66,32 +75,13 @@ func statusFromStore(ctx context.Context, url string) (jobs.Status, error) {
 	return jobs.ReadStatus(ctx, store)
 }
 
-func statusFromAdmin(ctx context.Context, addr string) (jobs.Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	base := addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/jobs", nil)
+func statusFromAdmin(ctx context.Context, admin *adminFlags, addr string) (jobs.Status, error) {
+	body, err := admin.get(ctx, addr, "/jobs", nil)
 	if err != nil {
 		return jobs.Status{}, err
 	}
-	// An agent started with --admin-token-file wants the same token.
-	if token := os.Getenv("FLOE_ADMIN_TOKEN"); token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return jobs.Status{}, fmt.Errorf("agent admin %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return jobs.Status{}, fmt.Errorf("agent admin %s/jobs: %s: %s", addr, resp.Status, body)
-	}
 	var st jobs.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+	if err := json.Unmarshal(body, &st); err != nil {
 		return jobs.Status{}, errors.Join(fmt.Errorf("agent admin %s/jobs: bad answer", addr), err)
 	}
 	return st, nil

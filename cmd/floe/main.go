@@ -2,6 +2,7 @@
 // every byte of record data in object storage.
 //
 //	floe playground   a temporary single-process cluster, ready for any Kafka client
+//	floe demo         the playground with a producer and a consumer group, shown live
 //	floe agent        a production agent on a bucket and a metadata store
 //	floe inspect      decode what is stored (segments, orphaned objects)
 //	floe bench        produce/consume load: latency, throughput, bucket requests, cost
@@ -11,6 +12,7 @@
 //	floe check        check a recorded history for lost, duplicated, reordered records
 //	floe torture      a cluster under a seeded nemesis, its history checked
 //	floe users        SASL users (SCRAM credentials) in a metadata store
+//	floe config       the effective configuration: flags, FLOE_* environment, --config file
 //
 // This file and its siblings only wire configuration to the internal
 // packages; the behaviour lives there.
@@ -35,6 +37,7 @@ Usage: floe COMMAND [ARGS] [flags]
 
 Commands:
   playground  run a temporary single-process cluster on a local directory
+  demo        run a playground with a producer and a consumer group, and watch it live
   agent       run an agent on a bucket and a metadata store (--bucket URL --metastore URL)
   inspect     print a segment object as JSON, or list objects no metadata refers to
   bench       measure produce/consume latency, throughput, bucket requests and cost
@@ -44,9 +47,12 @@ Commands:
   check       check a recorded history for anomalies (exit 0 only when there is none)
   torture     start a cluster, inject faults while the workload runs, check the history
   users       set, delete and list SASL users in a metadata store
+  config      print the effective configuration (flags, FLOE_* environment, --config file)
   help        print this list
 
-Run "floe COMMAND -h" for a command's arguments and flags.
+Run "floe COMMAND -h" for a command's arguments and flags. Flags can also
+come from FLOE_* environment variables and a YAML file (--config FILE);
+"floe config -h" says how.
 `
 
 func main() {
@@ -65,13 +71,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return run1(ctx, args, stdout, stderr)
+}
+
+// run1 runs the command args name.
+func run1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "playground":
 		return playground(ctx, args[1:], stdout, stderr)
 	case "agent":
 		return agentCmd(ctx, args[1:], stderr)
+	case "demo":
+		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "inspect":
-		return inspect(ctx, args[1:], stdout, stderr)
+		return inspectCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "groups":
@@ -86,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return tortureCmd(ctx, args[1:], stdout, stderr)
 	case "users":
 		return usersCmd(ctx, args[1:], stdout, stderr)
+	case "config":
+		return configCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

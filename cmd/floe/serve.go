@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,8 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	var nodeID int
 	fs.IntVar(&nodeID, "node-id", -1, "this agent's broker id (-1: assigned by the metadata store)")
 	fs.StringVar(&f.cfg.Zone, "zone", "", "this agent's availability zone, reported to clients as its rack; clients with floe_az=ZONE in their client id see only this zone's agents")
+	zoneLabel := fs.String("zone-from-node-label", "", "when --zone is empty, take the zone from this `LABEL` (e.g. topology.kubernetes.io/zone) of the Kubernetes node named by --node-name, read with the pod's service account (which needs get on nodes)")
+	nodeName := fs.String("node-name", "", "the Kubernetes node this agent runs on, for --zone-from-node-label (in a pod: spec.nodeName through the downward API, e.g. FLOE_NODE_NAME)")
 	roles := fs.String("roles", "produce,fetch,jobs", "what this agent does: any of produce, fetch, jobs")
 	fs.StringVar(&f.cfg.ClusterID, "cluster-id", "floe", "cluster id reported to clients")
 	fs.DurationVar(&f.cfg.Jobs.Interval, "job-interval", 5*time.Second, "time between two passes of each background job (retention, compaction, key compaction, cleaner) on agents with the jobs role")
@@ -66,6 +69,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.cfg.Groups.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long an empty group's committed offsets are kept (offsets.retention.minutes)")
 	fs.DurationVar(&f.cfg.ClientTelemetry.PushInterval, "client-metrics-interval", telemetry.DefaultPushInterval, "how often clients that support KIP-714 (librdkafka >= 2.5, the Java client >= 3.7) push their metrics, shown on /metrics per client id (100ms to 1h)")
 	clientMetrics := fs.String("client-metrics", "default", "metric name prefixes clients are asked to push, comma-separated: default (a few standard producer and consumer metrics), * (all of them) or none")
+	txnVersion := fs.Int("transaction-version", 2, "transaction.version level clients are told is finalized: 2 (KIP-890 part 2: an epoch bump per transaction, no AddPartitionsToTxn round trip), or 1 or 0 to keep clients on transaction version 1")
 	fs.DurationVar(&f.clockSkew, "clock-skew", 0, "testing only: offset the agent's wall clock by this much (floe torture's clock fault)")
 	hideFlags(fs, "clock-skew")
 	f.logs.register(fs)
@@ -92,11 +96,31 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 		default:
 			f.cfg.ClientTelemetry.Metrics = strings.Split(*clientMetrics, ",")
 		}
+		switch *txnVersion {
+		case 0:
+			f.cfg.TransactionVersion = -1 // level 0, not the default
+		case 1, 2:
+			f.cfg.TransactionVersion = int16(*txnVersion)
+		default:
+			return fmt.Errorf("--transaction-version %d: want 0, 1 or 2", *txnVersion)
+		}
 		f.cfg.MaxFrameBytes = int32(min(maxFrame, 1<<31-1))
 		f.cfg.NodeID = int32(nodeID)
 		f.cfg.AutoCreateTopics = f.autoCreate
 		f.cfg.DefaultPartitions = int32(f.partitions)
 		f.cfg.Roles = strings.Split(*roles, ",")
+		if f.cfg.Zone == "" && *zoneLabel != "" {
+			if *nodeName == "" {
+				return errors.New("--zone-from-node-label needs --node-name (FLOE_NODE_NAME)")
+			}
+			src, err := inClusterNodeLabels(serviceAccountDir)
+			if err != nil {
+				return fmt.Errorf("--zone-from-node-label: %w", err)
+			}
+			if f.cfg.Zone, err = src.label(context.Background(), *nodeName, *zoneLabel); err != nil {
+				return fmt.Errorf("--zone-from-node-label: %w", err)
+			}
+		}
 		if skew := f.clockSkew; skew != 0 {
 			f.cfg.Clock = func() time.Time { return time.Now().Add(skew) }
 		}
@@ -116,58 +140,22 @@ func playground(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var f agentFlags
 	f.register(fs, "127.0.0.1:9644")
 	dataDir := fs.String("data-dir", "", "keep data in `DIR` so it survives a restart (default: a temporary directory, removed on exit)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	if err := f.finish(); err != nil {
 		return err
 	}
-	if f.cfg.NodeID < 0 {
-		// One agent alone: a stable broker id across restarts, so clients
-		// reconnecting after a restart find the same broker.
-		f.cfg.NodeID = 0
-	}
 	log, err := f.logs.logger(stderr)
 	if err != nil {
 		return err
 	}
-	f.cfg.Logger = log
-
-	dir := *dataDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "floe-playground-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	dir, err = filepath.Abs(dir)
+	pg, err := startLocal(ctx, &f, *dataDir, "floe-playground-", log)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f.cfg.MetastoreName = "embedded://" + filepath.Join(dir, "metadata.db")
-	store, err := embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: log})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	bucketSpec, err := bucketurl.Parse("file://" + filepath.Join(dir, "bucket"))
-	if err != nil {
-		return err
-	}
-	bucket, err := bucketurl.OpenSpec(ctx, bucketSpec)
-	if err != nil {
-		return err
-	}
-	f.cfg.LogDir = bucketSpec.Location()
-	a, err := agent.Start(f.cfg, store, bucket)
-	if err != nil {
-		return err
-	}
+	defer pg.close()
+	a, dir := pg.agent, pg.dir
 	fmt.Fprintf(stdout, `Floe playground is running.
 
   bootstrap server:  %s
@@ -179,13 +167,100 @@ Try it (Debian package kcat):
   echo hello | kcat -b %s -t greetings -P
   kcat -b %s -t greetings -C -e
 
-Inspect what is stored:
+Inspect what is stored (while it runs, or after):
   floe inspect segment --data-dir %s segments/<id>
+  floe groups --data-dir %s
+  floe jobs --data-dir %s
 
 Ctrl-C stops it.
-`, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr()), consoleURL(a.AdminAddr(), f.cfg.NoConsole), a.Addr(), a.Addr(), dir)
+`, a.Addr(), dir, tempNote(*dataDir), adminURL(a.AdminAddr(), f.cfg.AdminTLS != nil), consoleURL(a.AdminAddr(), f.cfg.NoConsole), a.Addr(), a.Addr(), dir, dir, dir)
 	<-ctx.Done()
-	return a.Close()
+	return nil
+}
+
+// localCluster is a playground's agent with its embedded metadata store
+// and local-directory bucket.
+type localCluster struct {
+	agent *agent.Agent
+	dir   string
+	close func() // stops the agent, closes the store, removes a temporary dir
+}
+
+// startLocal starts an agent configured by f on an embedded metadata
+// store and a local-directory bucket in dataDir (a new temporary
+// directory named tempPrefix... when empty, removed by close).
+func startLocal(ctx context.Context, f *agentFlags, dataDir, tempPrefix string, log *slog.Logger) (*localCluster, error) {
+	if f.cfg.NodeID < 0 {
+		// One agent alone: a stable broker id across restarts, so clients
+		// reconnecting after a restart find the same broker.
+		f.cfg.NodeID = 0
+	}
+	f.cfg.Logger = log
+	var cleanup []func()
+	undo := func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}
+	dir := dataDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", tempPrefix)
+		if err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { os.RemoveAll(tmp) })
+		dir = tmp
+	}
+	lc, err := func() (*localCluster, error) {
+		dir, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		f.cfg.MetastoreName = "embedded://" + filepath.Join(dir, "metadata.db")
+		store, err := embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { store.Close() })
+		bucketSpec, err := bucketurl.Parse("file://" + filepath.Join(dir, "bucket"))
+		if err != nil {
+			return nil, err
+		}
+		bucket, err := bucketurl.OpenSpec(ctx, bucketSpec)
+		if err != nil {
+			return nil, err
+		}
+		f.cfg.LogDir = bucketSpec.Location()
+		a, err := agent.Start(f.cfg, store, bucket)
+		if err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { a.Close() })
+		if admin := a.AdminAddr(); admin != "" {
+			// Commands given --data-dir find the running playground here
+			// (its metadata store is locked while it runs).
+			scheme := "http://"
+			if f.cfg.AdminTLS != nil {
+				scheme = "https://"
+			}
+			urlFile := filepath.Join(dir, adminURLFile)
+			if err := os.WriteFile(urlFile, []byte(scheme+admin+"\n"), 0o600); err != nil {
+				log.Warn("cannot write the admin address; commands given --data-dir will not reach this playground", "err", err)
+			}
+			cleanup = append(cleanup, func() { os.Remove(urlFile) })
+		}
+		return &localCluster{agent: a, dir: dir}, nil
+	}()
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	var once sync.Once
+	lc.close = func() { once.Do(undo) }
+	return lc, nil
 }
 
 func tempNote(dataDir string) string {
@@ -195,11 +270,15 @@ func tempNote(dataDir string) string {
 	return ""
 }
 
-func adminURL(addr string) string {
+func adminURL(addr string, tls bool) string {
 	if addr == "" {
 		return "off"
 	}
-	return "http://" + addr + "/metrics, http://" + addr + "/healthz"
+	base := "http://" + addr
+	if tls {
+		base = "https://" + addr
+	}
+	return base + "/metrics, " + base + "/healthz"
 }
 
 func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
@@ -209,7 +288,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	f.register(fs, "127.0.0.1:9644")
 	bucketURL := fs.String("bucket", "", "bucket `URL`: file:///path, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or azblob://CONTAINER/PREFIX (README: URLs)")
 	metaURL := fs.String("metastore", "", "metadata store `URL`: embedded:///path/to/file or postgres://user@host:port/db?sslmode=disable")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	if err := f.finish(); err != nil {

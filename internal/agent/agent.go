@@ -163,6 +163,10 @@ type Config struct {
 	// Kafka's defaults; Owns, Uploaded, Registerer and Logger are set by
 	// Start).
 	Transactions txncoord.Options
+	// TransactionVersion is the transaction.version level the agent
+	// finalizes in ApiVersions (protocol.Config.TransactionVersion: 0
+	// for the highest, 2; 1 pins transaction version 1; -1 for level 0).
+	TransactionVersion int16
 
 	// ACL, if set, enables authorization with Kafka ACLs (--authorizer
 	// acl); Logger and Registerer are set by Start. Without it every
@@ -218,6 +222,7 @@ type Agent struct {
 	reg       *prometheus.Registry
 	metrics   *metrics
 	store     metastore.Store
+	bucket    objstore.Bucket // instrumented; read by the admin API
 	ctx       context.Context // of requests; cancelled when the drain ends long polls
 	cancel    context.CancelFunc
 	draining  chan struct{} // closed when Close begins
@@ -367,7 +372,10 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.reg = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = newMetrics(reg)
+	probe := newStoreProbe(reg)
+	a.actors.add("metadata store probe", runUntilStopped(func(ctx context.Context) { probe.run(ctx, a) }))
 	bucket = objstore.Instrument(bucket, objstore.NewMetrics(reg))
+	a.bucket = bucket
 	blockSize := cfg.CacheBlockBytes
 	if blockSize <= 0 {
 		blockSize = cache.DefaultBlockSize
@@ -387,7 +395,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.peerServer = peerServer
 	a.actors.add("peer server", func() { peerServer.Close() })
 
-	notify := fetch.NewNotifier()
+	notify := fetch.NewNotifier(reg)
 	reader := fetch.NewReader(store, store, blocks)
 	sessionOpts := cfg.FetchSessions
 	sessionOpts.Registerer = reg
@@ -403,15 +411,18 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	})
 	a.actors.add("writer", a.writer.Close)
 	// Every commit, through this agent or another, drops the cached
-	// extents of its partitions and wakes waiting fetches.
+	// extents of its partitions and then wakes the fetches waiting on
+	// them (not before: a woken fetch must not read the stale tail).
 	a.actors.add("commit watch", store.WatchCommits(func(n metastore.CommitNotice) {
 		if n.Partitions == nil { // "anything may have changed"
 			reader.InvalidateAll()
+			notify.NotifyAll()
+			return
 		}
 		for _, tp := range n.Partitions {
 			reader.Invalidate(tp.TopicID, tp.Partition)
 		}
-		notify.Broadcast()
+		notify.Notify(n.Partitions)
 	}))
 	view := clusterView{m: members}
 	groupOpts := cfg.Groups
@@ -487,6 +498,8 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				Telemetry:         clientTelemetry,
 				FetchSessions:     a.fetchSessions,
 				Now:               cfg.Clock,
+
+				TransactionVersion: cfg.TransactionVersion,
 			}, store, a.writer, reader, notify, log)
 			l.handler = handler
 			continue
@@ -565,6 +578,13 @@ func (a *Agent) brokerConfigs() []protocol.BrokerConfig {
 		{Name: "quota.window.num", Value: strconv.Itoa(quotaSamples(a.cfg.QuotaSamples)), Type: config.Int},
 		{Name: "max.incremental.fetch.session.cache.slots", Value: strconv.Itoa(a.fetchSessions.Slots()), Type: config.Int},
 	}
+	// --file-delete-delay is the default of file.delete.delay.ms, as
+	// Kafka's log.segment.delete.delay.ms is.
+	deleteDelay := a.cfg.Jobs.DeleteDelay
+	if deleteDelay <= 0 {
+		deleteDelay = jobs.DefaultDeleteDelay
+	}
+	out = append(out, protocol.BrokerConfig{Name: "log.segment.delete.delay.ms", Value: ms(deleteDelay), Type: config.Long})
 	if len(a.cfg.SASLMechanisms) > 0 {
 		out = append(out, protocol.BrokerConfig{Name: "sasl.enabled.mechanisms", Value: strings.Join(a.cfg.SASLMechanisms, ","), Type: config.List})
 	}
@@ -698,6 +718,10 @@ func (a *Agent) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", a.authorized(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})))
 	mux.HandleFunc("/healthz", a.health)
+	// JSON for floe inspect segment and floe groups --admin; more specific
+	// than the console's "/".
+	mux.Handle("GET /api/segment", a.authorized(http.HandlerFunc(a.inspectSegment)))
+	mux.Handle("GET /api/groups", a.authorized(http.HandlerFunc(a.inspectGroups)))
 	if a.cfg.NoConsole {
 		mux.Handle("/jobs", a.authorized(http.HandlerFunc(a.jobsStatus)))
 	} else if err := a.mountConsole(mux); err != nil { // also /jobs

@@ -222,7 +222,7 @@ func (c *conn) write(queue <-chan inflight) {
 		}
 		replyStart := time.Now()
 		resp := in.reply(c.a.ctx)
-		c.a.metrics.observe(in.hdr.Key, time.Since(in.start))
+		c.a.metrics.observe(in.hdr, time.Since(in.start))
 		if !waitsInPurgatory(in.hdr.Key) {
 			in.work += time.Since(replyStart)
 		}
@@ -241,6 +241,7 @@ func (c *conn) write(queue <-chan inflight) {
 		encodeStart := time.Now()
 		buf = wire.AppendResponse(buf[:0], in.hdr.CorrelationID, resp)
 		c.recordWork(in, time.Since(encodeStart))
+		c.a.metrics.frameBytes(in.hdr.Key, in.size, len(buf))
 		if _, err := bw.Write(buf); err != nil {
 			broken = true
 			c.nc.Close() // unblocks the reader

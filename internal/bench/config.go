@@ -3,13 +3,14 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"io"
 	"log/slog"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config is one workload. The same Config runs unchanged against every
@@ -31,9 +32,13 @@ type Config struct {
 	// over all producers. 0 produces as fast as the clients can.
 	Rate int64
 
-	Acks        string        // all (default), leader or none
-	Compression string        // none (default), gzip, snappy, lz4, zstd
-	Linger      time.Duration // the producer client's linger (franz-go: 10ms)
+	Acks        string // all (default), leader or none
+	Compression string // none (default), gzip, snappy, lz4, zstd
+	// TopicCompression is the created topics' compression.type (empty:
+	// not set, the server's default), to measure a server that
+	// recompresses batches whose codec differs.
+	TopicCompression string
+	Linger           time.Duration // the producer client's linger (franz-go: 10ms)
 	// MaxBuffered bounds each producer client's unacknowledged bytes.
 	MaxBuffered int64
 
@@ -135,6 +140,11 @@ func (c *Config) validate() error {
 	case "none", "gzip", "snappy", "lz4", "zstd":
 	default:
 		errs = append(errs, fmt.Errorf("compression %q: want none, gzip, snappy, lz4 or zstd", c.Compression))
+	}
+	switch c.TopicCompression {
+	case "", "producer", "uncompressed", "gzip", "snappy", "lz4", "zstd":
+	default:
+		errs = append(errs, fmt.Errorf("topic compression %q: want producer, uncompressed, gzip, snappy, lz4 or zstd", c.TopicCompression))
 	}
 	return errors.Join(errs...)
 }

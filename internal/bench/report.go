@@ -54,10 +54,12 @@ type Workload struct {
 	RateMiBps   float64 `json:"target_mib_per_sec"` // 0: as fast as possible
 	Acks        string  `json:"acks"`
 	Compression string  `json:"compression"`
-	LingerMs    float64 `json:"client_linger_ms"`
-	WarmupSec   float64 `json:"warmup_seconds"`
-	DurationSec float64 `json:"duration_seconds"`
-	CatchUpMiB  float64 `json:"catch_up_mib,omitempty"`
+	// TopicCompression is the topics' compression.type, when set.
+	TopicCompression string  `json:"topic_compression,omitempty"`
+	LingerMs         float64 `json:"client_linger_ms"`
+	WarmupSec        float64 `json:"warmup_seconds"`
+	DurationSec      float64 `json:"duration_seconds"`
+	CatchUpMiB       float64 `json:"catch_up_mib,omitempty"`
 }
 
 // ProduceFigures describe the producers. Latency runs from each record's
@@ -112,7 +114,7 @@ func (r *runner) report(st *stats, cs []*consumer, window time.Duration, partial
 		Workload: Workload{
 			Topics: cfg.Topics, Partitions: cfg.Partitions, Producers: cfg.Producers, Consumers: cfg.Consumers,
 			RecordSize: cfg.RecordSize, Keys: cfg.Keys, RateMiBps: float64(cfg.Rate) / (1 << 20),
-			Acks: cfg.Acks, Compression: cfg.Compression, LingerMs: float64(cfg.Linger) / float64(time.Millisecond),
+			Acks: cfg.Acks, Compression: cfg.Compression, TopicCompression: cfg.TopicCompression, LingerMs: float64(cfg.Linger) / float64(time.Millisecond),
 			WarmupSec: cfg.Warmup.Seconds(), DurationSec: cfg.Duration.Seconds(), CatchUpMiB: float64(cfg.CatchUp) / (1 << 20),
 		},
 		Produce: ProduceFigures{
@@ -191,6 +193,9 @@ func (rep *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  workload: %d topic(s) × %d partitions, %d producer(s), %d consumer(s), %d-byte records, keys %s, rate %s, acks %s, compression %s, client linger %gms\n",
 		wl.Topics, wl.Partitions, wl.Producers, wl.Consumers, wl.RecordSize, wl.Keys, rate, wl.Acks, wl.Compression, wl.LingerMs)
+	if wl.TopicCompression != "" {
+		fmt.Fprintf(w, "  topics: compression.type=%s\n", wl.TopicCompression)
+	}
 	if rep.CatchUp != nil {
 		fmt.Fprintf(w, "  catch-up: %.0f MiB of history written as fast as possible, then read from offset 0 (server restarted cold: %v)\n",
 			float64(rep.CatchUp.Bytes)/(1<<20), rep.CatchUp.ColdRestart)

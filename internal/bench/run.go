@@ -65,7 +65,11 @@ func (r *runner) createTopics(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(r.cfg.Partitions), int16(r.cfg.ReplicationFactor), nil, r.topics...)
+	var configs map[string]*string
+	if r.cfg.TopicCompression != "" {
+		configs = map[string]*string{"compression.type": &r.cfg.TopicCompression}
+	}
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(r.cfg.Partitions), int16(r.cfg.ReplicationFactor), configs, r.topics...)
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}

@@ -87,6 +87,20 @@ func (c *extentCache) get(id metastore.TopicID, partition int32, from int64) (of
 	return t.offs, t.extents[i:], t.version, true
 }
 
+// offsets returns a partition's cached offsets, or ok=false with the
+// version to pass to put after reading them.
+func (c *extentCache) offsets(id metastore.TopicID, partition int32) (offs metastore.PartitionOffsets, version uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := partitionKey{id, partition}
+	t := c.parts[k]
+	if t == nil {
+		t = &cachedTail{} // recorded now, as in get
+		c.parts[k] = t
+	}
+	return t.offs, t.version, t.loaded
+}
+
 // put stores a partition's tail loaded at version; it is dropped if a
 // commit invalidated the partition meanwhile.
 func (c *extentCache) put(id metastore.TopicID, partition int32, version uint64, offs metastore.PartitionOffsets, extents []metastore.Extent) {

@@ -25,7 +25,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/floe-io/floe/internal/cache"
 	"github.com/floe-io/floe/internal/metastore"
@@ -83,6 +82,23 @@ func NewReader(store metastore.ExtentReader, aborted AbortedIndex, blocks *cache
 func (r *Reader) Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error) {
 	offs, err := r.store.Offsets(ctx, id, partition)
 	return r.stable(offs), err
+}
+
+// CachedOffsets returns a partition's offsets as the cached tail holds
+// them (kept fresh by commit notices, as reads are), reading the store
+// only when nothing is cached; for fetch answers that report offsets
+// without records.
+func (r *Reader) CachedOffsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error) {
+	offs, version, ok := r.extents.offsets(id, partition)
+	if ok {
+		return offs, nil
+	}
+	offs, err := r.Offsets(ctx, id, partition)
+	if err != nil {
+		return offs, err
+	}
+	r.extents.put(id, partition, version, offs, nil)
+	return offs, nil
 }
 
 // stable returns offs with its last stable offset within [log start
@@ -322,30 +338,4 @@ func (r *Reader) abortedTxns(ctx context.Context, id metastore.TopicID, partitio
 	}
 	r.extents.putAborted(id, partition, from, to, out)
 	return out, nil
-}
-
-// Notifier wakes every waiter when a commit lands. Waiters take the
-// channel before reading, so a commit between the read and the wait is
-// never missed.
-type Notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// NewNotifier returns a Notifier.
-func NewNotifier() *Notifier { return &Notifier{ch: make(chan struct{})} }
-
-// Changed returns a channel closed at the next Broadcast.
-func (n *Notifier) Changed() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ch
-}
-
-// Broadcast wakes everyone waiting on Changed.
-func (n *Notifier) Broadcast() {
-	n.mu.Lock()
-	close(n.ch)
-	n.ch = make(chan struct{})
-	n.mu.Unlock()
 }

@@ -114,6 +114,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) stats(job string) *Stats {
+	m.failures.WithLabelValues(job) // zero from the start, for alerts on its rate
 	return &Stats{
 		bytesIn: m.bytesIn.WithLabelValues(job), bytesOut: m.bytesOut.WithLabelValues(job),
 		objectsIn: m.objectsIn.WithLabelValues(job), objectsOut: m.objectsOut.WithLabelValues(job),

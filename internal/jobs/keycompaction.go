@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/floe-io/floe/internal/config"
@@ -70,8 +71,10 @@ type KeyDecision struct {
 // record committed at least min.compaction.lag.ms ago, from the log
 // start, in offset order) to keep: the latest record of every key, and a
 // tombstone only until delete.retention.ms after its commit. Records
-// without a key are kept.
-func PlanKeyCompaction(records []KeyedRecord, p KeyPolicy, now time.Time) KeyDecision {
+// without a key are kept. dirty is the share of the range's bytes not
+// cleaned by an earlier pass (DirtyRatio), which min.cleanable.dirty.ratio
+// bounds, as in Kafka.
+func PlanKeyCompaction(records []KeyedRecord, p KeyPolicy, now time.Time, dirty float64) KeyDecision {
 	latest := make(map[string]int64, len(records)/4+1)
 	for _, r := range records {
 		if r.Key != nil {
@@ -96,9 +99,27 @@ func PlanKeyCompaction(records []KeyedRecord, p KeyPolicy, now time.Time) KeyDec
 	if len(d.Remove) == 0 {
 		return d
 	}
-	ratio := float64(len(d.Remove)) / float64(len(records))
-	d.Due = ratio >= p.DirtyRatio || (p.maxLagLimit && now.Sub(oldest) > p.MaxLag)
+	d.Due = dirty >= p.DirtyRatio || (p.maxLagLimit && now.Sub(oldest) > p.MaxLag)
 	return d
+}
+
+// DirtyRatio is Kafka's dirty ratio of a cleanable range: the share of
+// its bytes at or after cleanEnd, the offset up to which an earlier pass
+// cleaned it. sizes[i] is the size of the batch starting at offset
+// bases[i]. An empty range is not dirty.
+func DirtyRatio(bases, sizes []int64, cleanEnd int64) float64 {
+	var clean, dirty int64
+	for i, b := range bases {
+		if b < cleanEnd {
+			clean += sizes[i]
+		} else {
+			dirty += sizes[i]
+		}
+	}
+	if clean+dirty == 0 {
+		return 0
+	}
+	return float64(dirty) / float64(clean+dirty)
 }
 
 // KeyCompaction is the job that compacts topics whose cleanup.policy
@@ -111,6 +132,34 @@ type KeyCompaction struct {
 	// PageExtents bounds the extents read per partition and pass
 	// (default 10,000).
 	PageExtents int
+
+	// cleaned is, per partition, the offset up to which a pass of this
+	// job cleaned it: Kafka's cleaner checkpoint. It is kept in memory:
+	// an agent that takes the job over treats the whole range as dirty,
+	// as Kafka's cleaner does without its checkpoint file, and cleans it
+	// once more at most.
+	mu      sync.Mutex
+	cleaned map[partitionKey]int64
+}
+
+type partitionKey struct {
+	topic     metastore.TopicID
+	partition int32
+}
+
+func (k *KeyCompaction) cleanEnd(t metastore.TopicID, p int32) int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.cleaned[partitionKey{t, p}]
+}
+
+func (k *KeyCompaction) setCleanEnd(t metastore.TopicID, p int32, end int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cleaned == nil {
+		k.cleaned = map[partitionKey]int64{}
+	}
+	k.cleaned[partitionKey{t, p}] = end
 }
 
 var _ Job = (*KeyCompaction)(nil)
@@ -249,19 +298,46 @@ func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Top
 			return fmt.Errorf("key compaction %s/%d: extent %s@%d: batches end at %d, the extent at %d", t.Name, u.Partition, e.Object, e.BaseOffset, base, e.EndOffset)
 		}
 	}
-	d := PlanKeyCompaction(keyed, p, now)
-	if !d.Due && len(dropped) == 0 {
-		return nil
+	bases, sizes := make([]int64, len(batches)), make([]int64, len(batches))
+	for i, ba := range batches {
+		bases[i], sizes[i] = ba.base, int64(len(ba.data))
 	}
+	end := extents[n-1].EndOffset
+	dirty := DirtyRatio(bases, sizes, k.cleanEnd(t.ID, u.Partition))
+	d := PlanKeyCompaction(keyed, p, now, dirty)
+	noDrops := len(d.Remove) == 0 && len(dropped) == 0
 	for off := range dropped {
 		d.Remove[off] = true
+	}
+	markers := removableMarkers(batches, extents, aborted, d.Remove, p.DeleteRet, now)
+	if !d.Due && len(dropped) == 0 && len(markers) == 0 {
+		if noDrops && dirty >= p.DirtyRatio {
+			// Nothing to drop: the range is as clean as a pass would
+			// leave it, as Kafka's cleaner moves its checkpoint.
+			k.setCleanEnd(t.ID, u.Partition, end)
+		}
+		return nil
+	}
+	var dropAborted []int64
+	for _, m := range markers {
+		if m.abort {
+			dropAborted = append(dropAborted, batches[m.batch].base)
+		}
 	}
 	b := segment.NewBuilder()
 	first := -1
 	var last int
-	for _, ba := range batches {
+	removeMarker := map[int]bool{}
+	for _, m := range markers {
+		removeMarker[m.batch] = true
+	}
+	for i, ba := range batches {
 		out := ba.data
-		if ba.recs != nil {
+		if removeMarker[i] {
+			// An empty batch keeps the marker's offset covered, as
+			// Kafka's cleaner keeps empty batches: readers step over it.
+			out = rebuild(ba.header, nil)
+		} else if ba.recs != nil {
 			kept := ba.recs[:0:0]
 			for _, r := range ba.recs {
 				if !d.Remove[ba.base+r.Offset-ba.header.BaseOffset] {
@@ -297,7 +373,9 @@ func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Top
 		ne.MaxTimestamp = max(ne.MaxTimestamp, e.MaxTimestamp)
 		objects[e.Object] = true
 	}
-	err = k.Store.ReplaceExtents(ctx, []metastore.PartitionReplacement{{TopicID: t.ID, Partition: u.Partition, Old: old, New: []metastore.Extent{ne}}})
+	err = k.Store.ReplaceExtents(ctx, []metastore.PartitionReplacement{{
+		TopicID: t.ID, Partition: u.Partition, Old: old, New: []metastore.Extent{ne}, DropAborted: dropAborted,
+	}})
 	if errors.Is(err, metastore.ErrExtentsChanged) || errors.Is(err, metastore.ErrInvalidReplacement) {
 		if derr := k.Bucket.Delete(context.WithoutCancel(ctx), key); derr != nil {
 			log.Warn("key compaction could not delete an abandoned object", "key", key, "err", derr)
@@ -309,11 +387,81 @@ func (k *KeyCompaction) partition(ctx context.Context, env *Env, t metastore.Top
 	if err != nil {
 		return fmt.Errorf("key compaction %s/%d: replace extents: %w", t.Name, u.Partition, err)
 	}
+	k.setCleanEnd(t.ID, u.Partition, end)
 	env.Stats.In(len(objects), bytes)
 	env.Stats.Out(1, int64(len(object)))
 	log.Info("key compaction rewrote a partition", "topic", t.Name, "partition", u.Partition,
-		"records_removed", len(d.Remove), "records", len(keyed), "bytes_in", bytes, "bytes_out", len(object))
+		"records_removed", len(d.Remove), "markers_removed", len(markers), "records", len(keyed), "bytes_in", bytes, "bytes_out", len(object))
 	return nil
+}
+
+// marker is a transaction marker key compaction removes: batches[batch],
+// an ABORT marker if abort (its aborted-index entry goes with it).
+type marker struct {
+	batch int
+	abort bool
+}
+
+// removableMarkers picks the transaction markers that can go, as Kafka's
+// cleaner removes them: a marker committed more than deleteRet ago whose
+// transaction has no record left in the partition. Batches are in offset
+// order from the log start, so a producer's transaction runs from its
+// previous marker (or the log start) to this one.
+//
+// A COMMIT marker goes when none of its transaction's records survives
+// this pass. An ABORT marker goes only when the records of its
+// transaction were already gone before this pass (an earlier pass dropped
+// them), with its aborted-index entry: a fetch that read the extents
+// before the earlier pass and the index after this one would otherwise
+// see aborted records no entry hides. Passes are seconds apart, markers
+// stay delete.retention.ms (a day by default).
+func removableMarkers(batches []batchAt, extents []metastore.Extent, aborted []metastore.AbortedTxn, remove map[int64]bool, deleteRet time.Duration, now time.Time) []marker {
+	entries := map[int64]int64{} // marker offset → producer
+	for _, a := range aborted {
+		entries[a.LastOffset] = a.ProducerID
+	}
+	kept := map[int64]bool{}    // producer → a record of its transaction survives this pass
+	present := map[int64]bool{} // producer → a record of its transaction was read
+	var out []marker
+	for i, ba := range batches {
+		h := ba.header
+		if !h.IsTransactional() {
+			continue
+		}
+		pid := h.ProducerID
+		if !h.IsControl() {
+			for _, r := range ba.recs {
+				present[pid] = true
+				if !remove[ba.base+r.Offset-h.BaseOffset] {
+					kept[pid] = true
+				}
+			}
+			continue
+		}
+		typ, ok := controlType(ba.data)
+		old := now.Sub(extents[ba.extent].CommittedAt) > deleteRet
+		switch {
+		case !ok, !old: // a batch Floe did not write as a marker stays
+		case typ == recordbatch.ControlCommit && !kept[pid]:
+			out = append(out, marker{batch: i})
+		case typ == recordbatch.ControlAbort && !present[pid]:
+			if p, ok := entries[ba.base]; ok && p == pid {
+				out = append(out, marker{batch: i, abort: true})
+			}
+		}
+		delete(kept, pid)
+		delete(present, pid)
+	}
+	return out
+}
+
+// controlType reads the type of a control batch's one marker record.
+func controlType(batch []byte) (recordbatch.ControlType, bool) {
+	recs, err := recordbatch.Records(batch)
+	if err != nil || len(recs) != 1 {
+		return 0, false
+	}
+	return recordbatch.ParseControlKey(recs[0].Key)
 }
 
 // inAborted reports whether the batch of producer pid at offset base

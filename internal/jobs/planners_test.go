@@ -130,3 +130,43 @@ func TestPlanOrphans(t *testing.T) {
 		t.Errorf("PlanOrphans = %v, %d pending; want only segments/orphan-old, 2 pending", del, pending)
 	}
 }
+
+func TestDirtyRatio(t *testing.T) {
+	bases := []int64{0, 10, 20, 30}
+	sizes := []int64{100, 100, 300, 500}
+	for _, tc := range []struct {
+		cleanEnd int64
+		want     float64
+	}{
+		{0, 1}, {10, 0.9}, {20, 0.8}, {30, 0.5}, {40, 0},
+	} {
+		if got := jobs.DirtyRatio(bases, sizes, tc.cleanEnd); got != tc.want {
+			t.Errorf("clean to %d: %v, want %v", tc.cleanEnd, got, tc.want)
+		}
+	}
+	if got := jobs.DirtyRatio(nil, nil, 0); got != 0 {
+		t.Errorf("empty range: %v", got)
+	}
+}
+
+// TestPlanKeyCompactionDirtyRatio: the rewrite is due by the share of
+// bytes not yet cleaned (Kafka's min.cleanable.dirty.ratio), not by the
+// share of records to drop.
+func TestPlanKeyCompactionDirtyRatio(t *testing.T) {
+	now := time.Now()
+	recs := []jobs.KeyedRecord{
+		{Offset: 0, Key: []byte("a"), Committed: now}, {Offset: 1, Key: []byte("b"), Committed: now},
+		{Offset: 2, Key: []byte("c"), Committed: now}, {Offset: 3, Key: []byte("a"), Committed: now},
+	}
+	p := jobs.TopicKeyPolicy(map[string]string{"cleanup.policy": "compact"})
+	if d := jobs.PlanKeyCompaction(recs, p, now, 0.6); !d.Due || len(d.Remove) != 1 {
+		t.Errorf("dirty 0.6 over ratio 0.5: %+v", d)
+	}
+	if d := jobs.PlanKeyCompaction(recs, p, now, 0.4); d.Due || len(d.Remove) != 1 {
+		t.Errorf("dirty 0.4 under ratio 0.5: %+v", d)
+	}
+	p = jobs.TopicKeyPolicy(map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.3"})
+	if d := jobs.PlanKeyCompaction(recs, p, now, 0.4); !d.Due {
+		t.Errorf("dirty 0.4 over ratio 0.3: %+v", d)
+	}
+}

@@ -151,6 +151,13 @@ type PartitionReplacement struct {
 	// the old extents it overlaps; MaxTimestamp is the caller's to set
 	// (the largest timestamp of the records it holds).
 	New []Extent
+	// DropAborted names aborted-index entries removed with the swap, by
+	// the offset of their ABORT marker (AbortedTxn.LastOffset), each
+	// inside the old range: key compaction drops a marker whose
+	// transaction has no record left, and its entry must go with it, or
+	// a read_committed reader would skip the producer's later batches
+	// waiting for a marker that is gone. A name with no entry is ignored.
+	DropAborted []int64
 }
 
 // ErrExtentsChanged reports a replacement whose old extents are not all

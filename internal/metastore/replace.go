@@ -42,6 +42,11 @@ func validateReplacement(r PartitionReplacement) error {
 	if r.New[0].BaseOffset != r.Old[0].BaseOffset {
 		return fmt.Errorf("new extents start at %d, old at %d", r.New[0].BaseOffset, r.Old[0].BaseOffset)
 	}
+	for _, m := range r.DropAborted {
+		if m < r.New[0].BaseOffset || m >= r.New[len(r.New)-1].EndOffset {
+			return fmt.Errorf("aborted entry at %d outside the replaced range [%d, %d)", m, r.New[0].BaseOffset, r.New[len(r.New)-1].EndOffset)
+		}
+	}
 	for i, e := range r.New {
 		switch {
 		case e.TopicID != (TopicID{}) && e.TopicID != r.TopicID, e.TopicID != (TopicID{}) && e.Partition != r.Partition:

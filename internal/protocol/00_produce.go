@@ -1,6 +1,6 @@
 package protocol
 
-// Produce v0-v11; v0-v2 are answered UNSUPPORTED_VERSION.
+// Produce v0-v12; v0-v2 are answered UNSUPPORTED_VERSION.
 //
 // v3 is the first version with record batch format v2 (magic 2), which is
 // all Floe stores; librdkafka only uses v2 batches, idempotence and headers
@@ -19,6 +19,13 @@ package protocol
 // transaction, on partitions added to it (the metadata store checks, in
 // the commit itself: INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH
 // for a fenced epoch). Control batches from clients are refused.
+// v12 is transaction version 2 (KIP-890 part 2): its transactional
+// batches' partitions join their producer's transaction without
+// AddPartitionsToTxn (produce_txn.go).
+//
+// A topic's compression.type and message.timestamp.type may make the agent
+// recompress or stamp a batch before it is stored (produce.Rewrite), as
+// Kafka's log validator does; the size is checked again afterwards.
 
 import (
 	"context"
@@ -40,7 +47,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(0, 0, 11, (*Handler).produce) }
+func init() { register(0, 0, 12, (*Handler).produce) }
 
 // producePartition tracks one partition of a produce request.
 type producePartition struct {
@@ -53,6 +60,7 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 	lookup := h.lookup(ctx)
 	var parts []*producePartition
+	var appends []produceAppend // validated, appended once all are
 
 	acksOK := r.Acks == 0 || r.Acks == 1 || r.Acks == -1
 	writer := h.cfg.Cluster.Serves(RoleProduce)
@@ -92,6 +100,10 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 					pr.ErrorCode = code
 					continue
 				}
+				if r.Version < 7 && zstdBatch(rp.Records) {
+					pr.ErrorCode = kerr.UnsupportedCompressionType.Code
+					continue
+				}
 				batches, code, err := h.validateBatches(t, rp.Records)
 				if code != 0 {
 					pr.ErrorCode = code
@@ -105,12 +117,22 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 					h.log.Debug("produce batch rejected", "topic", rt.Topic, "partition", rp.Partition, "client", req.ClientID, "err", err)
 					continue
 				}
-				for _, b := range batches {
-					pp.pending = append(pp.pending, h.writer.Append(t.ID, t.Name, rp.Partition, b))
-				}
+				pr.LogAppendTime = produce.TopicRewrite(t.Configs).AppendTime(batches)
+				appends = append(appends, produceAppend{pp: pp, topic: t, partition: rp.Partition, batches: batches})
 			}
 		}
 		resp.Topics = append(resp.Topics, respTopic)
+	}
+	if r.Version >= 12 {
+		h.addProducedToTxn(ctx, r, appends)
+	}
+	for _, a := range appends {
+		if a.pp.resp.ErrorCode != 0 {
+			continue
+		}
+		for _, b := range a.batches {
+			a.pp.pending = append(a.pp.pending, h.writer.Append(a.topic.ID, a.topic.Name, a.partition, b))
+		}
 	}
 
 	return func(ctx context.Context) kmsg.Response {
@@ -162,7 +184,9 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 		return nil, kerr.InvalidRecord.Code, fmt.Errorf("%d record batches for one partition; produce requests carry exactly one", len(batches))
 	}
 	max := h.maxMessageBytes(t)
-	for _, b := range batches {
+	rewrite := produce.TopicRewrite(t.Configs)
+	nowMs := h.now()
+	for i, b := range batches {
 		hdr, err := recordbatch.Validate(b)
 		if err != nil {
 			if errors.Is(err, recordbatch.ErrUnsupportedMagic) {
@@ -184,8 +208,23 @@ func (h *Handler) validateBatches(t metastore.Topic, records []byte) ([][]byte, 
 				return nil, kerr.InvalidRecord.Code, err
 			}
 		}
-		if err := checkTimestamps(t, hdr, b, h.now()); err != nil {
-			return nil, kerr.InvalidTimestamp.Code, err
+		if !rewrite.LogAppendTime {
+			if err := checkTimestamps(t, hdr, b, nowMs); err != nil {
+				return nil, kerr.InvalidTimestamp.Code, err
+			}
+		}
+		// compression.type and message.timestamp.type (produce.Rewrite);
+		// a batch that grew past max.message.bytes is refused, as Kafka
+		// checks the size again after recompressing.
+		if rewrite.Needed() {
+			nb, err := rewrite.Apply(b, hdr, nowMs)
+			if err != nil {
+				return nil, kerr.CorruptMessage.Code, err
+			}
+			if int64(len(nb)) > max {
+				return nil, kerr.MessageTooLarge.Code, fmt.Errorf("batch of %d bytes after recompression to %s exceeds max.message.bytes %d", len(nb), rewrite.Codec, max)
+			}
+			batches[i] = nb
 		}
 	}
 	return batches, 0, nil

@@ -24,8 +24,9 @@ package protocol
 // and those that returned records move to its end, so a response cut by
 // MaxBytes leaves different partitions out each time.
 //
-// A fetch that finds fewer than MinBytes waits until a commit lands or
-// MaxWaitMs passes. It is woken by the commit itself, not by polling. An
+// A fetch that finds fewer than MinBytes waits until a commit lands on one
+// of its partitions or MaxWaitMs passes. It is woken by the commit itself,
+// not by polling, and only by commits on the partitions it reads. An
 // incremental fetch waits the same way: its session's partitions are read
 // again when woken, and the answer is filtered once, when it is sent.
 // MaxBytes is lowered to the agent's fetch.max.bytes (Limits), and each
@@ -89,18 +90,22 @@ func (h *Handler) fetch(_ context.Context, req *wire.Request) (Reply, error) {
 		}
 		wait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, maxFetchWait)
 		deadline := time.Now().Add(wait)
+		// Woken only by commits on the partitions read (see
+		// fetch.Notifier): each is watched before it is read.
+		w := h.notify.NewWaiter()
+		defer w.Close()
 		for {
-			changed := h.notify.Changed()
-			read := h.fetchOnce(ctx, r, f.Partitions, denied)
+			w.Arm()
+			read := h.fetchOnce(ctx, r, f.Partitions, denied, w)
 			if read.bytes >= int(r.MinBytes) || read.failed || !time.Now().Before(deadline) {
 				return h.fetchResponse(r, f, read)
 			}
 			timer := time.NewTimer(time.Until(deadline))
 			select {
-			case <-changed:
+			case <-w.C():
 				timer.Stop()
 			case <-timer.C:
-				return h.fetchResponse(r, f, h.fetchOnce(ctx, r, f.Partitions, denied))
+				return h.fetchResponse(r, f, h.fetchOnce(ctx, r, f.Partitions, denied, nil))
 			case <-ctx.Done():
 				timer.Stop()
 				return h.fetchResponse(r, f, read)
@@ -155,9 +160,10 @@ type fetched struct {
 	failed bool
 }
 
-// fetchOnce reads every partition once, in order. Partitions of denied
-// topics fail with TOPIC_AUTHORIZATION_FAILED.
-func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []fetchsession.Partition, denied map[string]bool) fetched {
+// fetchOnce reads every partition once, in order, each watched by w
+// (nil: none) before it is read. Partitions of denied topics fail with
+// TOPIC_AUTHORIZATION_FAILED.
+func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []fetchsession.Partition, denied map[string]bool, w *fetch.Waiter) fetched {
 	maxBytes := int(r.MaxBytes)
 	if r.Version < 3 || maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
@@ -189,6 +195,7 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 		} else if code := checkLeaderEpoch(p.CurrentLeaderEpoch); code != 0 {
 			pr.ErrorCode = code
 		} else {
+			w.Watch(t.ID, p.Partition)
 			h.fetchPartition(ctx, t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso)
 			out.bytes += len(pr.RecordBatches)
 		}
@@ -241,8 +248,9 @@ func (h *Handler) fetchResponse(r *kmsg.FetchRequest, f *fetchsession.Fetch, rea
 func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetchsession.Partition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool, iso fetch.Isolation) {
 	limit := min(int(p.MaxBytes), budget)
 	if limit <= 0 && !first {
-		// The response is full; report offsets without data.
-		offs, err := h.reader.Offsets(ctx, t.ID, p.Partition)
+		// The response is full; report offsets without data, from the
+		// reader's cache as a read would.
+		offs, err := h.reader.CachedOffsets(ctx, t.ID, p.Partition)
 		if err != nil {
 			pr.ErrorCode = errorCode(err)
 			return

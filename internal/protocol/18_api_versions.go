@@ -3,8 +3,28 @@ package protocol
 // ApiVersions v0-v4.
 //
 // Versions come from the registry (see register). A request for a version
-// above ours is answered at v0 with UNSUPPORTED_VERSION and our ranges, so
-// the client can retry with a version we know (KIP-511).
+// above ours is answered at v0 with UNSUPPORTED_VERSION and, as Kafka
+// answers it (KIP-511), only ApiVersions' own range, so that the client
+// asks again at the highest version we know and learns the other ranges
+// and the features from that answer. (franz-go takes a v0 answer that
+// lists every API as final, and would never see the features.)
+//
+// v3+ also lists feature levels (KIP-584), as a Kafka 4 broker of a new
+// cluster does: supported group.version 0-1 and transaction.version 0-2,
+// and the finalized levels, group.version 1 (the consumer rebalance
+// protocol, KIP-848, which ConsumerGroupHeartbeat serves) and
+// transaction.version Config.TransactionVersion (2 unless pinned lower).
+// Clients decide on the finalized level: franz-go and the Java client use
+// transaction version 2 (KIP-890 part 2: Produce v12 without
+// AddPartitionsToTxn, TxnOffsetCommit v5 without AddOffsetsToTxn, EndTxn
+// v5) only when transaction.version is finalized at 2. As in Kafka, the
+// request versions are advertised whatever the level, and each request is
+// served by its own version's semantics. Kafka leaves a feature at level
+// 0 out of the finalized list. Floe has no feature log whose offset could
+// be the finalized features' epoch: the epoch is the transaction.version
+// level, so that raising it (a rolling restart with a new
+// --transaction-version) is newer for clients that keep the features of
+// the highest epoch they saw (the Java client).
 
 import (
 	"context"
@@ -17,16 +37,61 @@ import (
 
 func init() { register(18, 0, 4, (*Handler).apiVersions) }
 
+// Feature names and the highest levels Floe serves (KIP-584).
+const (
+	FeatureTransactionVersion = "transaction.version"
+	FeatureGroupVersion       = "group.version"
+	// MaxTransactionVersion is transaction version 2 (KIP-890 part 2):
+	// every EndTxn bumps the producer epoch, and Produce and
+	// TxnOffsetCommit add partitions and groups to the transaction
+	// themselves.
+	MaxTransactionVersion = 2
+	// MaxGroupVersion is the consumer rebalance protocol (KIP-848).
+	MaxGroupVersion = 1
+)
+
 func (h *Handler) apiVersions(_ context.Context, req *wire.Request) (Reply, error) {
 	resp := req.Req.ResponseKind().(*kmsg.ApiVersionsResponse)
 	resp.ApiKeys = Supported()
+	h.features(resp)
 	return now(resp), nil
+}
+
+// features fills the feature levels of an ApiVersions response (sent from
+// v3 on; kmsg leaves them out of older versions).
+func (h *Handler) features(resp *kmsg.ApiVersionsResponse) {
+	tv := h.transactionVersion()
+	resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{
+		{Name: FeatureGroupVersion, MinVersion: 0, MaxVersion: MaxGroupVersion},
+		{Name: FeatureTransactionVersion, MinVersion: 0, MaxVersion: MaxTransactionVersion},
+	}
+	resp.FinalizedFeaturesEpoch = int64(tv)
+	resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{
+		{Name: FeatureGroupVersion, MinVersionLevel: MaxGroupVersion, MaxVersionLevel: MaxGroupVersion},
+	}
+	if tv > 0 {
+		resp.FinalizedFeatures = append(resp.FinalizedFeatures,
+			kmsg.ApiVersionsResponseFinalizedFeature{Name: FeatureTransactionVersion, MinVersionLevel: tv, MaxVersionLevel: tv})
+	}
+}
+
+// transactionVersion is the finalized transaction.version level.
+func (h *Handler) transactionVersion() int16 {
+	switch v := h.cfg.TransactionVersion; {
+	case v < 0:
+		return 0
+	case v == 0 || v > MaxTransactionVersion:
+		return MaxTransactionVersion
+	default:
+		return v
+	}
 }
 
 func unsupportedApiVersions() Reply {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	resp.SetVersion(0)
 	resp.ErrorCode = kerr.UnsupportedVersion.Code
-	resp.ApiKeys = Supported()
+	a := apis[wire.ApiVersionsKey]
+	resp.ApiKeys = []kmsg.ApiVersionsResponseApiKey{{ApiKey: a.key, MinVersion: a.min, MaxVersion: a.max}}
 	return now(resp)
 }

@@ -13,7 +13,7 @@ import (
 // advertised is what README promises, API key → version range. A change
 // here is a change in what clients may send, so it is spelled out.
 var advertised = map[int16][2]int16{
-	0:  {0, 11}, // Produce (v0-2 answered UNSUPPORTED_VERSION, as Kafka 4)
+	0:  {0, 12}, // Produce (v0-2 answered UNSUPPORTED_VERSION, as Kafka 4; v12: transaction version 2)
 	1:  {4, 12}, // Fetch
 	2:  {0, 8},  // ListOffsets
 	3:  {0, 12}, // Metadata
@@ -35,8 +35,8 @@ var advertised = map[int16][2]int16{
 	23: {0, 4},  // OffsetForLeaderEpoch
 	24: {0, 5},  // AddPartitionsToTxn
 	25: {0, 4},  // AddOffsetsToTxn
-	26: {0, 4},  // EndTxn (v5: transaction version 2, not advertised)
-	28: {0, 4},  // TxnOffsetCommit
+	26: {0, 5},  // EndTxn (v5: transaction version 2)
+	28: {0, 5},  // TxnOffsetCommit (v5: transaction version 2)
 	29: {0, 3},  // DescribeAcls
 	30: {0, 3},  // CreateAcls
 	31: {0, 3},  // DeleteAcls
@@ -105,7 +105,9 @@ func TestApiVersions(t *testing.T) {
 }
 
 // TestApiVersionsTooNew: a version above ours is answered at v0 with
-// UNSUPPORTED_VERSION and our ranges, so the client can retry (KIP-511).
+// UNSUPPORTED_VERSION and, as Kafka does (KIP-511), only ApiVersions' own
+// range, so the client retries at our highest version (and reads the
+// other ranges and the features there).
 func TestApiVersionsTooNew(t *testing.T) {
 	f := start(t)
 	req := kmsg.NewPtrApiVersionsRequest()
@@ -115,8 +117,8 @@ func TestApiVersionsTooNew(t *testing.T) {
 	resp.SetVersion(0)
 	f.c.Receive(corr, resp)
 	expectCode(t, "too new", resp.ErrorCode, kerr.UnsupportedVersion.Code)
-	if len(resp.ApiKeys) != len(advertised) {
-		t.Errorf("%d APIs listed, want %d", len(resp.ApiKeys), len(advertised))
+	if k := resp.ApiKeys; len(k) != 1 || k[0].ApiKey != 18 || [2]int16{k[0].MinVersion, k[0].MaxVersion} != advertised[18] {
+		t.Errorf("APIs listed %+v, want only ApiVersions %v", k, advertised[18])
 	}
 	// The connection stays usable.
 	again := do[*kmsg.ApiVersionsResponse](f, 3, kmsg.NewPtrApiVersionsRequest())

@@ -106,7 +106,7 @@ func (h *Handler) createTopics(ctx context.Context, req *wire.Request) (Reply, e
 				resp.Topics = append(resp.Topics, st)
 				continue
 			}
-			for _, c := range describeTopicConfigs(t.Configs, nil) {
+			for _, c := range describeTopicConfigs(t.Configs, nil, h.brokerValues()) {
 				st.Configs = append(st.Configs, kmsg.CreateTopicsResponseTopicConfig{
 					Name: c.Name, Value: c.Value, ReadOnly: c.ReadOnly, Source: int8(c.Source), IsSensitive: c.IsSensitive,
 				})

@@ -1,13 +1,18 @@
 package protocol
 
-// EndTxn v0-v4.
+// EndTxn v0-v5.
 //
 // Commits or aborts the producer's ongoing transaction: the coordinator
 // writes a COMMIT or ABORT marker into every partition of the transaction
 // and publishes or drops its group offsets, in one atomic metadata store
 // step (docs/transactions.md), and answers once that step is durable.
-// Needs WRITE on the transactional id. v5 (transaction version 2, which
-// bumps the epoch at every end and returns it) is not advertised.
+// Needs WRITE on the transactional id. v5 is transaction version 2
+// (KIP-890 part 2): every end, commit or abort, bumps the producer epoch
+// (or moves to a new producer id once the epoch is exhausted), the
+// markers carry the new epoch, and the response hands out the producer to
+// continue with; a retry of an end whose answer was lost is recognised
+// (the last producer, one epoch below) and answered the same; an abort
+// with no transaction open is an end of its own.
 
 import (
 	"context"
@@ -20,7 +25,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(26, 0, 4, (*Handler).endTxn) }
+func init() { register(26, 0, 5, (*Handler).endTxn) }
 
 func (h *Handler) endTxn(_ context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.EndTxnRequest)

@@ -1,6 +1,6 @@
 package protocol
 
-// TxnOffsetCommit v0-v4 (v5 marks transaction version 2, not advertised).
+// TxnOffsetCommit v0-v5.
 //
 // Sent to the group's coordinator by a transactional producer after
 // AddOffsetsToTxn: the offsets are checked as OffsetCommit's are (from v3
@@ -14,7 +14,9 @@ package protocol
 // was added to the ongoing transaction (INVALID_TXN_STATE, or from v4
 // TRANSACTION_ABORTABLE). Needs WRITE on the transactional id, READ on
 // the group and on each topic. Any agent can answer for any transactional
-// id. v6 names topics by id and is not advertised.
+// id. v5 is transaction version 2 (KIP-890 part 2): the group joins the
+// transaction here, without AddOffsetsToTxn, starting the transaction if
+// none is open. v6 names topics by id and is not advertised.
 
 import (
 	"context"
@@ -28,7 +30,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(28, 0, 4, (*Handler).txnOffsetCommit) }
+func init() { register(28, 0, 5, (*Handler).txnOffsetCommit) }
 
 func (h *Handler) txnOffsetCommit(_ context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.TxnOffsetCommitRequest)

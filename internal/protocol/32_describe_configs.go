@@ -2,11 +2,14 @@ package protocol
 
 // DescribeConfigs v0-v4.
 //
-// Topics (resource type 2) report every config Floe accepts, with source
-// DYNAMIC_TOPIC_CONFIG when set on the topic and DEFAULT_CONFIG otherwise.
-// Brokers (type 4) report the agent's static settings that clients and
-// admin tools commonly read. v1+: synonyms (KIP-226); v3+: config types
-// and documentation (KIP-569).
+// Topics (resource type 2) report every config of internal/config's
+// catalogue, with source DYNAMIC_TOPIC_CONFIG when set on the topic, else
+// their broker synonym's (STATIC_BROKER_CONFIG when an agent flag sets it
+// to other than Kafka's default, DEFAULT_CONFIG otherwise). Brokers (type
+// 4) report the broker synonyms of every topic config and the agent's
+// settings that clients and admin tools read, all read-only. v1+:
+// synonyms (KIP-226), the topic's value then its broker synonyms; v3+:
+// config types and documentation (KIP-569). docs/configs.md.
 
 import (
 	"context"
@@ -37,6 +40,7 @@ const (
 func (h *Handler) describeConfigs(ctx context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.DescribeConfigsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	broker := h.brokerValues()
 	for _, rr := range r.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
@@ -52,31 +56,29 @@ func (h *Handler) describeConfigs(ctx context.Context, req *wire.Request) (Reply
 				sr.ErrorMessage = errMessage(err)
 				break
 			}
-			sr.Configs = describeTopicConfigs(t.Configs, rr.ConfigNames)
+			sr.Configs = describeTopicConfigs(t.Configs, rr.ConfigNames, broker)
 		case resourceBroker:
 			if !h.allowedOnCluster(req, acl.DescribeConfigs) {
 				sr.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 				break
 			}
-			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(h.cfg.Cluster.Self().NodeID)) {
+			if !h.isThisBroker(rr.ResourceName) {
 				sr.ErrorCode = kerr.InvalidRequest.Code
 				sr.ErrorMessage = strPtr("unknown broker " + rr.ResourceName)
 				break
 			}
-			sr.Configs = h.describeBrokerConfigs(rr.ConfigNames)
+			sr.Configs = describeBrokerConfigs(broker, rr.ConfigNames)
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code
 			sr.ErrorMessage = strPtr("unsupported resource type " + strconv.Itoa(int(rr.ResourceType)))
 		}
-		if r.Version >= 1 && r.IncludeSynonyms {
-			for i := range sr.Configs {
-				c := &sr.Configs[i]
-				c.ConfigSynonyms = []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{{Name: c.Name, Value: c.Value, Source: c.Source}}
+		for i := range sr.Configs {
+			c := &sr.Configs[i]
+			if r.Version < 1 || !r.IncludeSynonyms {
+				c.ConfigSynonyms = nil
 			}
-		}
-		if r.Version < 3 || !r.IncludeDocumentation {
-			for i := range sr.Configs {
-				sr.Configs[i].Documentation = nil
+			if r.Version < 3 || !r.IncludeDocumentation {
+				c.Documentation = nil
 			}
 		}
 		resp.Resources = append(resp.Resources, sr)
@@ -84,71 +86,157 @@ func (h *Handler) describeConfigs(ctx context.Context, req *wire.Request) (Reply
 	return now(resp), nil
 }
 
+// isThisBroker reports whether a broker resource name is this agent (its
+// node id) or the cluster default (empty).
+func (h *Handler) isThisBroker(name string) bool {
+	return name == "" || name == strconv.Itoa(int(h.cfg.Cluster.Self().NodeID))
+}
+
+// brokerValue is a broker config as this agent reports it.
+type brokerValue struct {
+	value  *string // nil: not set
+	typ    config.Type
+	source int8
+	doc    string
+}
+
+// brokerValues are this agent's broker configs: the broker synonyms of
+// every topic config (Kafka's defaults unless the agent sets them) and
+// the configs the handler and the agent know. A value equal to Kafka's
+// default has source DEFAULT_CONFIG, any other STATIC_BROKER_CONFIG.
+func (h *Handler) brokerValues() map[string]brokerValue {
+	out := map[string]brokerValue{}
+	for _, t := range config.Topics {
+		for _, s := range t.Broker {
+			bv := brokerValue{typ: s.Type, source: sourceDefault,
+				doc: "Default of the topic config " + t.Name + " for topics that do not set it. " + t.Documentation()}
+			if bv.typ == 0 {
+				bv.typ = t.Type
+			}
+			if s.Value != "" {
+				bv.value = strPtr(s.Value)
+			}
+			out[s.Name] = bv
+		}
+	}
+	for _, c := range append(h.staticBrokerConfigs(), h.cfg.Broker...) {
+		bv := out[c.Name]
+		bv.value, bv.typ, bv.source = strPtr(c.Value), c.Type, sourceStaticBroker
+		def, known := "", false
+		if b, ok := config.Brokers[c.Name]; ok {
+			if bv.doc == "" {
+				bv.doc = b.Doc
+			}
+			if b.Type != 0 {
+				bv.typ = b.Type
+			}
+			def, known = b.Default, b.Default != ""
+		}
+		if _, s, ok := config.BrokerSynonym(c.Name); ok && s.Value != "" {
+			def, known = s.Value, true
+		}
+		if known && def == c.Value {
+			bv.source = sourceDefault
+		}
+		out[c.Name] = bv
+	}
+	return out
+}
+
 // describeTopicConfigs lists a topic's effective configs, limited to names
-// when it is not nil.
-func describeTopicConfigs(set map[string]string, names []string) []kmsg.DescribeConfigsResponseResourceConfig {
+// when it is not nil, with their synonyms: the topic's own value, then the
+// broker configs it falls back to, in Kafka's order.
+func describeTopicConfigs(set map[string]string, names []string, broker map[string]brokerValue) []kmsg.DescribeConfigsResponseResourceConfig {
 	var out []kmsg.DescribeConfigsResponseResourceConfig
 	for _, c := range config.Topics {
 		if names != nil && !slices.Contains(names, c.Name) {
 			continue
 		}
-		v, explicit := config.TopicValue(set, c.Name)
 		rc := kmsg.NewDescribeConfigsResponseResourceConfig()
 		rc.Name = c.Name
-		rc.Value = strPtr(v)
 		rc.ConfigType = kmsg.ConfigType(c.Type)
-		rc.Documentation = strPtr(c.Doc)
-		rc.Source = sourceDefault
-		rc.IsDefault = true
-		if explicit {
-			rc.Source = sourceDynamicTopic
-			rc.IsDefault = false
+		rc.Documentation = strPtr(c.Documentation())
+		rc.Value, rc.Source, rc.IsDefault = strPtr(c.Default), sourceDefault, true
+		if v, ok := set[c.Name]; ok {
+			rc.Value, rc.Source, rc.IsDefault = strPtr(v), sourceDynamicTopic, false
+			rc.ConfigSynonyms = append(rc.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: c.Name, Value: rc.Value, Source: sourceDynamicTopic})
+		}
+		resolved := rc.Source == sourceDynamicTopic
+		for _, s := range c.Broker {
+			bv, ok := broker[s.Name]
+			if !ok || bv.value == nil {
+				continue
+			}
+			rc.ConfigSynonyms = append(rc.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: s.Name, Value: bv.value, Source: kmsg.ConfigSource(bv.source)})
+			// The first broker synonym with a value gives the default; an
+			// agent flag sets only those in the topic config's own unit.
+			if !resolved {
+				resolved = true
+				if bv.source == sourceStaticBroker && s.Type == 0 {
+					rc.Value, rc.Source = bv.value, sourceStaticBroker
+				}
+			}
 		}
 		out = append(out, rc)
 	}
 	return out
 }
 
-func (h *Handler) describeBrokerConfigs(names []string) []kmsg.DescribeConfigsResponseResourceConfig {
+// describeBrokerConfigs lists an agent's broker configs, sorted by name,
+// limited to names when it is not nil. All are read-only: agents are
+// configured by their flags.
+func describeBrokerConfigs(broker map[string]brokerValue, names []string) []kmsg.DescribeConfigsResponseResourceConfig {
+	var out []kmsg.DescribeConfigsResponseResourceConfig
+	for _, name := range slices.Sorted(maps.Keys(broker)) {
+		if names != nil && !slices.Contains(names, name) {
+			continue
+		}
+		bv := broker[name]
+		rc := kmsg.NewDescribeConfigsResponseResourceConfig()
+		rc.Name, rc.Value = name, bv.value
+		rc.ReadOnly = true
+		rc.Source = kmsg.ConfigSource(bv.source)
+		rc.IsDefault = bv.source == sourceDefault
+		rc.ConfigType = kmsg.ConfigType(bv.typ)
+		if bv.doc != "" {
+			rc.Documentation = strPtr(bv.doc)
+		}
+		if bv.value != nil {
+			rc.ConfigSynonyms = []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{{Name: name, Value: bv.value, Source: rc.Source}}
+		}
+		out = append(out, rc)
+	}
+	return out
+}
+
+// staticBrokerConfigs are the broker configs the handler knows.
+func (h *Handler) staticBrokerConfigs() []BrokerConfig {
+	id := strconv.Itoa(int(h.cfg.Cluster.Self().NodeID))
 	static := []BrokerConfig{
 		{"auto.create.topics.enable", strconv.FormatBool(h.cfg.AutoCreateTopics), config.Boolean},
-		{"default.replication.factor", "1", config.Short},
+		{"default.replication.factor", "1", config.Int},
+		{"delete.topic.enable", "true", config.Boolean},
 		{"fetch.max.bytes", strconv.Itoa(int(h.cfg.Limits.FetchMaxBytes)), config.Int},
+		{"log.cleaner.enable", "true", config.Boolean},
 		{"log.dirs", h.cfg.LogDir, config.List},
-		{"log.retention.ms", "604800000", config.Long},
 		{"message.max.bytes", strconv.Itoa(int(h.cfg.MaxMessageBytes)), config.Int},
-		{"min.insync.replicas", "1", config.Int},
-		{"node.id", strconv.Itoa(int(h.cfg.Cluster.Self().NodeID)), config.Int},
-		{"broker.id", strconv.Itoa(int(h.cfg.Cluster.Self().NodeID)), config.Int},
+		{"node.id", id, config.Int},
+		{"broker.id", id, config.Int},
 		{"num.partitions", strconv.Itoa(int(h.cfg.DefaultPartitions)), config.Int},
 		{"offsets.topic.replication.factor", "1", config.Short},
+		{"transaction.state.log.min.isr", "1", config.Int},
+		{"transaction.state.log.replication.factor", "1", config.Short},
 	}
 	if rack := h.cfg.Cluster.Self().Rack; rack != nil {
 		static = append(static, BrokerConfig{"broker.rack", *rack, config.String})
 	}
-	byName := map[string]BrokerConfig{}
-	for _, c := range append(static, h.cfg.Broker...) {
-		byName[c.Name] = c
-	}
-	sorted := slices.Sorted(maps.Keys(byName))
-	var out []kmsg.DescribeConfigsResponseResourceConfig
-	for _, name := range sorted {
-		c := byName[name]
-		if names != nil && !slices.Contains(names, c.Name) {
-			continue
-		}
-		rc := kmsg.NewDescribeConfigsResponseResourceConfig()
-		rc.Name, rc.Value = c.Name, strPtr(c.Value)
-		rc.ReadOnly = true
-		rc.Source = sourceStaticBroker
-		rc.ConfigType = kmsg.ConfigType(c.Type)
-		out = append(out, rc)
-	}
-	return out
+	return static
 }
 
 // BrokerConfig is one broker config DescribeConfigs reports with the
 // agent's real value (read-only: agents are configured by their flags).
+// A broker synonym of a topic config (log.segment.delete.delay.ms) also
+// sets the default of topics that do not set it.
 type BrokerConfig struct {
 	Name, Value string
 	Type        config.Type

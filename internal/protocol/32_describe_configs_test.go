@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -58,9 +59,17 @@ func TestDescribeConfigs(t *testing.T) {
 		{name: "topic, unknown config", version: 4, typ: kmsg.ConfigResourceTypeTopic, resource: "t", names: []string{"no.such.config"}, wantCount: -1},
 		{name: "unknown topic", version: 4, typ: kmsg.ConfigResourceTypeTopic, resource: "nope", wantCode: kerr.UnknownTopicOrPartition.Code, wantCount: -1},
 		{name: "this broker", version: 4, typ: kmsg.ConfigResourceTypeBroker, resource: brokerID, names: []string{"num.partitions", "auto.create.topics.enable"},
-			want: map[string]string{"num.partitions": "1@4", "auto.create.topics.enable": "true@4"}, wantCount: 2},
+			want: map[string]string{"num.partitions": "1@5", "auto.create.topics.enable": "true@5"}, wantCount: 2},
 		{name: "default broker", version: 4, typ: kmsg.ConfigResourceTypeBroker, resource: "", names: []string{"message.max.bytes"},
-			want: map[string]string{"message.max.bytes": "1048588@4"}, wantCount: 1},
+			want: map[string]string{"message.max.bytes": "1048588@5"}, wantCount: 1},
+		// What the agent sets to other than Kafka's default is static.
+		{name: "broker, not Kafka's default", version: 4, typ: kmsg.ConfigResourceTypeBroker, resource: "", names: []string{"offsets.topic.replication.factor"},
+			want: map[string]string{"offsets.topic.replication.factor": "1@4"}, wantCount: 1},
+		// Broker synonyms of topic configs, with Kafka's defaults.
+		{name: "broker synonyms", version: 4, typ: kmsg.ConfigResourceTypeBroker, resource: brokerID,
+			names: []string{"log.retention.hours", "log.retention.ms", "log.cleanup.policy", "compression.type", "log.segment.bytes", "log.cleaner.min.cleanable.ratio"},
+			want: map[string]string{"log.retention.hours": "168@5", "log.retention.ms": "<null>@5", "log.cleanup.policy": "delete@5",
+				"compression.type": "producer@5", "log.segment.bytes": "1073741824@5", "log.cleaner.min.cleanable.ratio": "0.5@5"}, wantCount: 6},
 		{name: "another broker", version: 4, typ: kmsg.ConfigResourceTypeBroker, resource: "999", wantCode: kerr.InvalidRequest.Code, wantCount: -1},
 		{name: "unknown resource type", version: 4, typ: kmsg.ConfigResourceType(99), resource: "x", wantCode: kerr.InvalidRequest.Code, wantCount: -1},
 		{name: "synonyms", version: 4, typ: kmsg.ConfigResourceTypeTopic, resource: "t", names: []string{"retention.ms"}, synonyms: true,
@@ -133,9 +142,15 @@ func TestDescribeBrokerConfigsTools(t *testing.T) {
 	req.Resources = append(req.Resources, rr)
 	got := map[string]string{}
 	for _, c := range do[*kmsg.DescribeConfigsResponse](f, 4, req).Resources[0].Configs {
-		got[c.Name] = *c.Value
+		got[c.Name] = derefOr(c.Value, "<null>")
 	}
 	for name, want := range map[string]string{
+		"message.max.bytes":              "1048588",
+		"log.retention.hours":            "168",
+		"log.retention.bytes":            "-1",
+		"compression.type":               "producer",
+		"default.replication.factor":     "1",
+		"auto.create.topics.enable":      "true",
 		"advertised.listeners":           "PLAINTEXT://" + f.a.Addr(),
 		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT",
 		"group.min.session.timeout.ms":   "6000",
@@ -148,5 +163,43 @@ func TestDescribeBrokerConfigsTools(t *testing.T) {
 		if got[name] != want {
 			t.Errorf("%s = %q, want %q", name, got[name], want)
 		}
+	}
+}
+
+// TestDescribeTopicConfigSynonyms: with IncludeSynonyms a topic config
+// lists its own value, then the broker configs it falls back to, each
+// with its source, as Kafka does; the documentation says what Floe does.
+func TestDescribeTopicConfigSynonyms(t *testing.T) {
+	f := start(t)
+	f.createTopic("t", 1, "retention.ms", "1000")
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.IncludeSynonyms, req.IncludeDocumentation = true, true
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "t"
+	rr.ConfigNames = []string{"retention.ms", "max.message.bytes", "preallocate", "leader.replication.throttled.replicas"}
+	req.Resources = append(req.Resources, rr)
+	got := map[string]string{}
+	docs := map[string]string{}
+	for _, c := range do[*kmsg.DescribeConfigsResponse](f, 4, req).Resources[0].Configs {
+		var syn []string
+		for _, s := range c.ConfigSynonyms {
+			syn = append(syn, s.Name+"="+derefOr(s.Value, "<null>")+"@"+strconv.Itoa(int(s.Source)))
+		}
+		got[c.Name] = strings.Join(syn, " ")
+		docs[c.Name] = derefOr(c.Documentation, "")
+	}
+	for name, want := range map[string]string{
+		"retention.ms":      "retention.ms=1000@1 log.retention.hours=168@5",
+		"max.message.bytes": "message.max.bytes=1048588@5",
+		"preallocate":       "log.preallocate=false@5",
+		// No broker synonym and not set: nothing to list.
+		"leader.replication.throttled.replicas": "",
+	} {
+		if got[name] != want {
+			t.Errorf("%s synonyms: %q, want %q", name, got[name], want)
+		}
+	}
+	if !strings.Contains(docs["preallocate"], "No effect in Floe") || !strings.Contains(docs["retention.ms"], "In Floe") {
+		t.Errorf("documentation does not say what Floe does: %q, %q", docs["preallocate"], docs["retention.ms"])
 	}
 }

@@ -4,10 +4,14 @@ package protocol
 //
 // Replaces the whole set of explicit configs of a topic, as Kafka's
 // non-incremental AlterConfigs does. Broker configs are static in Floe
-// (set by flags), so altering them fails with INVALID_REQUEST.
+// (set by flags): altering them gets Kafka's answer for configs that
+// cannot be updated dynamically, INVALID_REQUEST naming them.
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -33,6 +37,15 @@ func (h *Handler) alterConfigs(ctx context.Context, req *wire.Request) (Reply, e
 			sr.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		}
 		if sr.ErrorCode != 0 {
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
+		if rr.ResourceType == resourceBroker {
+			names := make([]string, len(rr.Configs))
+			for i, c := range rr.Configs {
+				names[i] = c.Name
+			}
+			sr.ErrorCode, sr.ErrorMessage = h.alterBrokerConfigs(rr.ResourceName, names)
 			resp.Resources = append(resp.Resources, sr)
 			continue
 		}
@@ -83,4 +96,20 @@ func (h *Handler) replaceTopicConfigs(ctx context.Context, topic string, want ma
 	}
 	h.log.Info("topic configs altered", "topic", topic, "configs", want)
 	return 0, nil
+}
+
+// alterBrokerConfigs answers an AlterConfigs or IncrementalAlterConfigs
+// of a broker resource as Kafka answers configs it cannot update
+// dynamically: INVALID_REQUEST, naming them. Every broker config of an
+// agent is a flag.
+func (h *Handler) alterBrokerConfigs(resource string, names []string) (int16, *string) {
+	if !h.isThisBroker(resource) {
+		return kerr.InvalidRequest.Code, strPtr("unknown broker " + resource)
+	}
+	if len(names) == 0 {
+		return 0, nil
+	}
+	slices.Sort(names)
+	return kerr.InvalidRequest.Code, strPtr(fmt.Sprintf("Invalid config value for resource ConfigResource(type=BROKER, name='%s'): Cannot update these configs dynamically: [%s] (an agent's configs are its flags)",
+		resource, strings.Join(slices.Compact(names), ", ")))
 }

@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -21,6 +22,7 @@ func TestAlterConfigs(t *testing.T) {
 		configs      []string // name, value pairs
 		validateOnly bool
 		wantCode     int16
+		wantMsg      string
 		want         map[string]string // value@source afterwards
 	}{
 		{name: "validate only", typ: kmsg.ConfigResourceTypeTopic, resource: "t", configs: []string{"retention.bytes", "100"}, validateOnly: true,
@@ -33,7 +35,16 @@ func TestAlterConfigs(t *testing.T) {
 			want: map[string]string{"retention.bytes": "100@1"}},
 		{name: "unknown topic", typ: kmsg.ConfigResourceTypeTopic, resource: "nope", configs: []string{"retention.ms", "1"}, wantCode: kerr.UnknownTopicOrPartition.Code},
 		// Agent settings are static flags in Floe.
-		{name: "broker", typ: kmsg.ConfigResourceTypeBroker, resource: "", configs: []string{"num.partitions", "3"}, wantCode: kerr.InvalidRequest.Code},
+		// Agent settings are static flags in Floe: Kafka's answer for
+		// configs that cannot be updated dynamically.
+		{name: "broker", typ: kmsg.ConfigResourceTypeBroker, resource: "", configs: []string{"num.partitions", "3", "log.retention.ms", "1"}, wantCode: kerr.InvalidRequest.Code,
+			wantMsg: "Cannot update these configs dynamically: [log.retention.ms, num.partitions]"},
+		{name: "broker, nothing to change", typ: kmsg.ConfigResourceTypeBroker, resource: ""},
+		{name: "another broker", typ: kmsg.ConfigResourceTypeBroker, resource: "999", configs: []string{"num.partitions", "3"}, wantCode: kerr.InvalidRequest.Code, wantMsg: "unknown broker 999"},
+		{name: "compression.type zstd", typ: kmsg.ConfigResourceTypeTopic, resource: "t", configs: []string{"compression.type", "zstd", "message.timestamp.type", "LogAppendTime", "preallocate", "true"},
+			want: map[string]string{"compression.type": "zstd@1", "message.timestamp.type": "LogAppendTime@1", "preallocate": "true@1"}},
+		{name: "out of range", typ: kmsg.ConfigResourceTypeTopic, resource: "t", configs: []string{"min.cleanable.dirty.ratio", "2"}, wantCode: kerr.InvalidConfig.Code,
+			wantMsg: "value must be no less than 0 and no greater than 1", want: map[string]string{"compression.type": "zstd@1"}},
 		{name: "empty set clears", typ: kmsg.ConfigResourceTypeTopic, resource: "t",
 			want: map[string]string{"retention.bytes": "-1@5"}},
 	} {
@@ -48,6 +59,9 @@ func TestAlterConfigs(t *testing.T) {
 			req.Resources = append(req.Resources, rr)
 			sr := do[*kmsg.AlterConfigsResponse](f, 2, req).Resources[0]
 			expectCode(t, "alter configs", sr.ErrorCode, tc.wantCode)
+			if msg := derefOr(sr.ErrorMessage, ""); !strings.Contains(msg, tc.wantMsg) {
+				t.Errorf("message %q, want it to contain %q", msg, tc.wantMsg)
+			}
 			expectConfigs(t, f, "t", tc.want)
 		})
 	}

@@ -4,13 +4,15 @@ package protocol
 //
 // Raises a topic's partition count. No partition lives on a particular
 // agent, so assignments decide nothing, but they are checked as Kafka
-// checks them (INVALID_REPLICA_ASSIGNMENT): one per new partition, each
-// naming live agents, none twice. The count is bounded
+// checks them (INVALID_REPLICA_ASSIGNMENT, Kafka's messages): one per new
+// partition, each naming live agents, none twice, as many as the topic's
+// replication factor (one: Metadata lists one replica per partition). The count is bounded
 // as CreateTopics' (limits.go); v3+ are refused THROTTLING_QUOTA_EXCEEDED
 // by the controller mutation quota, older versions answered late.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -90,31 +92,37 @@ func (h *Handler) createPartitions(ctx context.Context, req *wire.Request) (Repl
 }
 
 // checkAssignment checks a CreatePartitions replica assignment as Kafka
-// does; nil when there is none.
+// does, with Kafka's messages; nil when there is none. Every partition
+// of a Floe topic has one replica (Metadata lists its leader), so a new
+// partition's assignment names exactly one live agent, as Kafka requires
+// the topic's replication factor.
 func (h *Handler) checkAssignment(rt kmsg.CreatePartitionsRequestTopic, current int32) error {
 	if rt.Assignment == nil {
 		return nil
 	}
 	if want := rt.Count - current; int32(len(rt.Assignment)) != want {
-		return fmt.Errorf("increasing the number of partitions by %d but %d assignments provided", want, len(rt.Assignment))
+		return fmt.Errorf("Attempted to add %d additional partition(s), but only %d assignment(s) were specified.", want, len(rt.Assignment))
 	}
 	live := map[int32]bool{}
 	for _, b := range h.cfg.Cluster.Brokers() {
 		live[b.NodeID] = true
 	}
-	for i, a := range rt.Assignment {
+	for _, a := range rt.Assignment {
 		if len(a.Replicas) == 0 {
-			return fmt.Errorf("assignment %d is empty", i)
+			return errors.New("The manual partition assignment includes an empty replica list.")
 		}
 		seen := map[int32]bool{}
 		for _, id := range a.Replicas {
 			if seen[id] {
-				return fmt.Errorf("assignment %d names broker %d twice", i, id)
+				return fmt.Errorf("The manual partition assignment includes the broker %d more than once.", id)
 			}
 			seen[id] = true
 			if !live[id] {
-				return fmt.Errorf("unknown broker %d in assignment %d", id, i)
+				return fmt.Errorf("The manual partition assignment includes broker %d, but no broker with that ID is registered.", id)
 			}
+		}
+		if len(a.Replicas) != 1 {
+			return fmt.Errorf("The manual partition assignment includes a partition with %d replica(s), but this is not consistent with previous partitions, which have 1 replica(s).", len(a.Replicas))
 		}
 	}
 	return nil

@@ -37,6 +37,15 @@ func (h *Handler) incrementalAlterConfigs(ctx context.Context, req *wire.Request
 			resp.Resources = append(resp.Resources, sr)
 			continue
 		}
+		if rr.ResourceType == resourceBroker {
+			names := make([]string, len(rr.Configs))
+			for i, c := range rr.Configs {
+				names[i] = c.Name
+			}
+			sr.ErrorCode, sr.ErrorMessage = h.alterBrokerConfigs(rr.ResourceName, names)
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		if rr.ResourceType != resourceTopic {
 			sr.ErrorCode = kerr.InvalidRequest.Code
 			sr.ErrorMessage = strPtr("only topic configs can be altered; agent settings are static flags")

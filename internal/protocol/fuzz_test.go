@@ -126,7 +126,7 @@ func newHarnessIn(tb testing.TB, c protocol.Cluster, limits ...protocol.Limits) 
 		AutoCreateTopics: true,
 		Groups:           groups,
 		Limits:           lim,
-	}, store, writer, fetch.NewReader(store, aborted, blocks), fetch.NewNotifier(), nil)
+	}, store, writer, fetch.NewReader(store, aborted, blocks), fetch.NewNotifier(nil), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	return &harness{h: h, ctx: ctx, samples: []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}}

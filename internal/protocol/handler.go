@@ -62,6 +62,12 @@ type Config struct {
 	// Transactions coordinates transactional ids; nil answers every
 	// transaction request COORDINATOR_NOT_AVAILABLE.
 	Transactions *txncoord.Coordinator
+	// TransactionVersion is the transaction.version level ApiVersions
+	// finalizes (18_api_versions.go): 0 means MaxTransactionVersion (2,
+	// what Kafka 4 finalizes for a new cluster), 1 pins transaction
+	// version 1, -1 finalizes none (level 0). Requests are served by their
+	// versions whatever it is; it decides which versions clients use.
+	TransactionVersion int16
 	// Authorizer decides with Kafka ACLs (--authorizer acl); nil allows
 	// everything and answers the ACL APIs SECURITY_DISABLED.
 	Authorizer *acl.Authorizer

@@ -84,9 +84,6 @@ func (h *Handler) createTopic(ctx context.Context, name string, partitions int32
 			return metastore.Topic{}, kerr.InvalidConfig.Code, err
 		}
 	}
-	if max := config.TopicInt(configs, "max.message.bytes"); max <= 0 {
-		return metastore.Topic{}, kerr.InvalidConfig.Code, errors.New("max.message.bytes must be positive")
-	}
 	if !validateOnly {
 		release, err := h.creationTurn(ctx)
 		if err != nil {

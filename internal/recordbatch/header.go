@@ -11,7 +11,10 @@
 // lookups, inspect, compaction).
 //
 // This package must never modify a batch other than through SetBaseOffset
-// and SetPartitionLeaderEpoch, whose fields lie outside the CRC; never trust a
+// and SetPartitionLeaderEpoch, whose fields lie outside the CRC, and the
+// two changes a topic's configs ask of a broker, Recompress
+// (compression.type, into a new batch) and SetLogAppendTime
+// (message.timestamp.type), which recompute the CRC; never trust a
 // length from the input beyond the bytes actually present; and never panic
 // on hostile input. Every decompression is capped at MaxUncompressedSize.
 package recordbatch

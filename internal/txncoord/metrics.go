@@ -15,6 +15,8 @@ type Metrics struct {
 	endSeconds prometheus.Histogram
 	conflicts  prometheus.Counter
 	ongoing    prometheus.Gauge
+	objects    prometheus.Counter
+	perObject  prometheus.Histogram
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -36,9 +38,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ongoing: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "floe_txn_ongoing", Help: "Ongoing transactions coordinated by this agent, at the last timeout scan.",
 		}),
+		objects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "floe_txn_marker_objects_total", Help: "Objects of COMMIT/ABORT markers uploaded (one PUT each); ends that come together share one.",
+		}),
+		perObject: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "floe_txn_ends_per_marker_object", Help: "Transaction ends whose markers shared one uploaded object.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.ends, m.endSeconds, m.conflicts, m.ongoing)
+		reg.MustRegister(m.requests, m.ends, m.endSeconds, m.conflicts, m.ongoing, m.objects, m.perObject)
 	}
 	return m
 }
@@ -54,6 +63,11 @@ func (m *Metrics) request(api string, code int16) {
 func (m *Metrics) ended(reason string, took time.Duration) {
 	m.ends.WithLabelValues(reason).Inc()
 	m.endSeconds.Observe(took.Seconds())
+}
+
+func (m *Metrics) markerObject(ends int) {
+	m.objects.Inc()
+	m.perObject.Observe(float64(ends))
 }
 
 // slogLevel is the level of the log line of an ended transaction: the

@@ -85,8 +85,13 @@ type Options struct {
 	// (floe inspect); nil or "" leaves the name empty.
 	TopicName func(metastore.TopicID) string
 	// Uploaded is called after every markers object is uploaded, before
-	// the commit that makes it visible, as produce.Options.Uploaded.
+	// the commits that make it visible, as produce.Options.Uploaded.
 	Uploaded func(key string, object []byte)
+	// MarkerGather is how long the first EndTxn of a markers object waits
+	// for others to share its PUT (default 2ms; negative: none, one
+	// object per end). Ends that come together, such as those of
+	// producers acknowledged by one segment commit, then cost one PUT.
+	MarkerGather time.Duration
 	// Registerer receives the metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -102,6 +107,11 @@ type Coordinator struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *Metrics
+
+	// gatherMu guards gathering, the markers object that ends are
+	// joining (uploadMarkers); never held across I/O.
+	gatherMu  sync.Mutex
+	gathering *markerRound
 
 	mu       sync.Mutex
 	turns    map[string]*turn
@@ -148,6 +158,9 @@ func New(store Store, bucket Bucket, opts Options) *Coordinator {
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 30 * time.Second
+	}
+	if opts.MarkerGather == 0 {
+		opts.MarkerGather = 2 * time.Millisecond
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -404,8 +417,22 @@ func (c *Coordinator) InitProducerID(ctx context.Context, r txn.InitProducerIDRe
 // apply to every partition; a verify-only request answers each partition
 // alone.
 func (c *Coordinator) AddPartitions(ctx context.Context, r txn.AddPartitionsRequest) txn.AddPartitionsResponse {
+	return c.addPartitions(ctx, "AddPartitionsToTxn", true, r)
+}
+
+// AddProducedPartitions adds the partitions of a Produce v12+ request's
+// transactional batches to their producer's transaction (transaction
+// version 2, KIP-890 part 2), as a Kafka broker asks the coordinator
+// before it appends them. It runs on the agent the produce reached, which
+// need not own the transactional id: the record's compare-and-swap keeps
+// it right beside the owner's requests, as for TxnOffsetCommit.
+func (c *Coordinator) AddProducedPartitions(ctx context.Context, r txn.AddPartitionsRequest) txn.AddPartitionsResponse {
+	return c.addPartitions(ctx, "Produce", false, r)
+}
+
+func (c *Coordinator) addPartitions(ctx context.Context, api string, owned bool, r txn.AddPartitionsRequest) txn.AddPartitionsResponse {
 	var resp txn.AddPartitionsResponse
-	code := c.serve(ctx, "AddPartitionsToTxn", r.TransactionalID, true, func(cur metastore.Txn, found bool, in txn.Input) txn.Effect {
+	code := c.serve(ctx, api, r.TransactionalID, owned, func(cur metastore.Txn, found bool, in txn.Input) txn.Effect {
 		var eff txn.Effect
 		resp, eff = txn.AddPartitions(cur, found, r, in)
 		return eff
@@ -417,7 +444,7 @@ func (c *Coordinator) AddPartitions(ctx context.Context, r txn.AddPartitionsRequ
 		}
 		return txn.AddPartitionsResponse{Err: code, Errs: errs}
 	}
-	c.metrics.request("AddPartitionsToTxn", resp.Err)
+	c.metrics.request(api, resp.Err)
 	return resp
 }
 

@@ -96,6 +96,9 @@ func NewRing(members Members, bucket objstore.Bucket, opts RingOptions) *Ring {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.requests)
 	}
+	for _, source := range []string{"bucket", "peer", "fallback"} {
+		r.requests.WithLabelValues(source) // zeros from the start, for dashboards
+	}
 	return r
 }
 

@@ -56,8 +56,23 @@ const (
 //   - a read_committed consumer that ran throughout never read a record
 //     that is not committed.
 //
+// The agents finalize transaction version 2 (their default), so the
+// members run KIP-890 part 2: partitions join a transaction through
+// Produce v12, the group's offsets through TxnOffsetCommit v5, and every
+// EndTxn (v5) bumps the epoch; the agents' request counters must show
+// it. TestExactlyOnceUnderKillsTV1 runs the same with the agents pinned
+// to version 1.
+//
 // FLOE_EOS_SEED=N repeats a run's kill schedule (the seed is logged).
-func TestExactlyOnceUnderKills(t *testing.T) {
+func TestExactlyOnceUnderKills(t *testing.T) { exactlyOnceUnderKills(t, 2) }
+
+// TestExactlyOnceUnderKillsTV1 is TestExactlyOnceUnderKills with the
+// agents pinned to transaction version 1 (--transaction-version 1):
+// AddPartitionsToTxn, AddOffsetsToTxn and EndTxn v4, which keeps the
+// epoch.
+func TestExactlyOnceUnderKillsTV1(t *testing.T) { exactlyOnceUnderKills(t, 1) }
+
+func exactlyOnceUnderKills(t *testing.T, tv int) {
 	requireServices(t)
 	seed := time.Now().UnixNano() % 1_000_000
 	if s := os.Getenv("FLOE_EOS_SEED"); s != "" {
@@ -68,7 +83,7 @@ func TestExactlyOnceUnderKills(t *testing.T) {
 	}
 	t.Logf("seed %d (FLOE_EOS_SEED=%d repeats the kill schedule)", seed, seed)
 	e := newEnv(t, "")
-	agents := startFixedAgents(t, e, 3)
+	agents := startFixedAgents(t, e, 3, "--transaction-version", strconv.Itoa(tv))
 	seeds := fixedAddrs(agents)
 	createTopic(t, e.admin(), seeds[0], eosIn, 4)
 	createTopic(t, e.admin(), seeds[0], eosOut, 4)
@@ -121,6 +136,7 @@ func TestExactlyOnceUnderKills(t *testing.T) {
 	for _, m := range members {
 		m.report(t)
 	}
+	checkEosVersions(t, agents, tv)
 	if !copied {
 		t.Fatalf("the group had not committed the input's end offsets %v after %v", inEnds, copyTook.Round(time.Second))
 	}
@@ -468,4 +484,53 @@ func shortErr(err error) string {
 		s = s[:80] + "…"
 	}
 	return s
+}
+
+// checkEosVersions checks, on the agents' request counters (of the
+// processes running now: a kill resets them), that the members used
+// transaction version tv: EndTxn v5, Produce v12 and TxnOffsetCommit v5
+// under 2, and no AddOffsetsToTxn after the first transaction of a
+// session; EndTxn v4 and AddPartitionsToTxn, never v5 or v12, under 1.
+func checkEosVersions(t *testing.T, agents []*fixedAgent, tv int) {
+	t.Helper()
+	// count sums the requests of api at version ("": any version).
+	count := func(api, version string) float64 {
+		labels := []string{"api", api}
+		if version != "" {
+			labels = append(labels, "version", version)
+		}
+		total := 0.0
+		for _, a := range agents {
+			m, err := a.metrics()
+			if err != nil {
+				t.Logf("metrics of agent %s: %v", a.Name, err)
+				continue
+			}
+			total += m.sum("floe_api_requests_total", labels...)
+		}
+		return total
+	}
+	end4, end5 := count("EndTxn", "4"), count("EndTxn", "5")
+	p11, p12 := count("Produce", "11"), count("Produce", "12")
+	adds, offsets := count("AddPartitionsToTxn", ""), count("AddOffsetsToTxn", "")
+	commit5 := count("TxnOffsetCommit", "5")
+	t.Logf("requests the agents answered since their last start: EndTxn v4 %.0f v5 %.0f, Produce v11 %.0f v12 %.0f, AddPartitionsToTxn %.0f, AddOffsetsToTxn %.0f, TxnOffsetCommit v5 %.0f",
+		end4, end5, p11, p12, adds, offsets, commit5)
+	switch tv {
+	case 2:
+		if end5 == 0 || p12 == 0 || commit5 == 0 {
+			t.Errorf("transaction version 2: EndTxn v5 %.0f, Produce v12 %.0f, TxnOffsetCommit v5 %.0f; want some of each", end5, p12, commit5)
+		}
+		// A session that began a transaction before its client had
+		// talked to any agent runs that one under version 1 (franz-go
+		// decides at BeginTransaction), never more.
+		if end4 > end5/4 || offsets > end4 {
+			t.Errorf("transaction version 2: EndTxn v4 %.0f against v5 %.0f, AddOffsetsToTxn %.0f", end4, end5, offsets)
+		}
+	default:
+		if end5 != 0 || p12 != 0 || commit5 != 0 || end4 == 0 || adds == 0 || offsets == 0 {
+			t.Errorf("transaction version 1: EndTxn v4 %.0f v5 %.0f, Produce v12 %.0f, TxnOffsetCommit v5 %.0f, AddPartitionsToTxn %.0f, AddOffsetsToTxn %.0f",
+				end4, end5, p12, commit5, adds, offsets)
+		}
+	}
 }

@@ -79,6 +79,15 @@ func (a *fixedAgent) nodeID() int32 {
 	return int32(id)
 }
 
+// metrics scrapes the /metrics of the process the agent is now.
+func (a *fixedAgent) metrics() (promText, error) {
+	m := listeningLine.FindStringSubmatch(a.OutputText())
+	if m == nil {
+		return nil, fmt.Errorf("agent %s is not listening", a.Name)
+	}
+	return (&agentProc{name: a.Name, admin: m[2]}).metrics()
+}
+
 // restart SIGKILLs the agent and starts it again on its port.
 func (a *fixedAgent) restart(t *testing.T) {
 	t.Helper()

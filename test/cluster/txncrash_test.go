@@ -14,6 +14,7 @@ import (
 
 	"github.com/floe-io/floe/internal/kproxy"
 	"github.com/floe-io/floe/internal/nemesis"
+	"github.com/floe-io/floe/internal/recordbatch"
 )
 
 const (
@@ -499,10 +500,11 @@ func (c *crashPoints) zombieFenced(name string) {
 	c.mustEnd(fresh, fresh.endAsync(true), true)
 }
 
-// checkFenced sends AddPartitionsToTxn and EndTxn(commit) for
-// transactional id id as producer (pid, epoch), which a new instance has
-// fenced: the coordinator must refuse both, whatever the client library
-// would have sent.
+// checkFenced sends AddPartitionsToTxn, a transactional Produce (v12,
+// transaction version 2, which adds its partition itself) and
+// EndTxn(commit) for transactional id id as producer (pid, epoch), which
+// a new instance has fenced: all three must be refused, whatever the
+// client library would have sent.
 func (c *crashPoints) checkFenced(ctx context.Context, id string, pid int64, epoch int16) {
 	c.t.Helper()
 	cl := client{}.newClient(c.t, c.seeds)
@@ -538,6 +540,22 @@ func (c *crashPoints) checkFenced(ctx context.Context, id string, pid int64, epo
 	}
 	if !isFenced(code) {
 		c.t.Errorf("%s: AddPartitionsToTxn as the fenced producer %d epoch %d: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", id, pid, epoch, kerr.ErrorForCode(code))
+	}
+	prod := kmsg.NewPtrProduceRequest()
+	prod.TransactionID, prod.Acks, prod.TimeoutMillis = kmsg.StringPtr(id), -1, 10_000
+	prod.Topics = []kmsg.ProduceRequestTopic{{Topic: cpTopic, Partitions: []kmsg.ProduceRequestTopicPartition{{
+		Partition: 3,
+		Records: recordbatch.Build(recordbatch.BuildOptions{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 1000, Transactional: true},
+			recordbatch.Record{Value: []byte(id + "#zombie-raw"), Timestamp: time.Now().UnixMilli()}),
+	}}}}
+	var prodResp *kmsg.ProduceResponse
+	err = retryRequest(ctx, func() (err error) { prodResp, err = prod.RequestWith(ctx, cl); return err })
+	if err != nil {
+		c.t.Fatalf("Produce as the fenced producer: %v", err)
+	}
+	if code := prodResp.Topics[0].Partitions[0].ErrorCode; prodResp.Version < 12 || code != kerr.InvalidProducerEpoch.Code {
+		c.t.Errorf("%s: Produce v%d as the fenced producer %d epoch %d: %v, want v12 and INVALID_PRODUCER_EPOCH",
+			id, prodResp.Version, pid, epoch, kerr.ErrorForCode(code))
 	}
 	end := kmsg.NewPtrEndTxnRequest()
 	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = id, pid, epoch, true

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
@@ -20,9 +21,18 @@ import (
 // aborts transactions across two topics; a read_committed consumer sees
 // exactly the committed records, in order, and a read_uncommitted one
 // sees every record, the aborted ones included. While a transaction is
-// open, read_committed stops at its first offset.
+// open, read_committed stops at its first offset. Under transaction
+// version 2 (the default) franz-go adds partitions through Produce v12
+// and ends with EndTxn v5; pinned to version 1 it sends
+// AddPartitionsToTxn and EndTxn v4.
 func TestFranzTransactions(t *testing.T) {
-	a := agenttest.Start(t, agenttest.Options{})
+	for _, tv := range []int{2, 1} {
+		t.Run(fmt.Sprintf("tv%d", tv), func(t *testing.T) { testFranzTransactions(t, tv) })
+	}
+}
+
+func testFranzTransactions(t *testing.T, tv int) {
+	a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) { cfg.TransactionVersion = int16(tv) }})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	topics := []string{"txn-a", "txn-b"}
@@ -99,6 +109,7 @@ func TestFranzTransactions(t *testing.T) {
 	if lso.Offset != hwm.Offset+1 {
 		t.Errorf("after commit: last stable offset %d, want %d (past the marker)", lso.Offset, hwm.Offset+1)
 	}
+	checkTxnVersions(t, a.Registry(), tv, false, 1)
 }
 
 // TestFranzTransactionFencing: a second producer with the same
@@ -113,6 +124,11 @@ func TestFranzTransactionFencing(t *testing.T) {
 
 	opts := []kgo.Opt{kgo.TransactionalID("fenced-id"), kgo.DefaultProduceTopic("fence"), kgo.TransactionTimeout(30 * time.Second)}
 	zombie := newClient(t, a.Addr(), opts...)
+	// Talking to the agent first lets franz-go see transaction version 2
+	// finalized before its first transaction begins.
+	if err := zombie.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := zombie.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +137,9 @@ func TestFranzTransactionFencing(t *testing.T) {
 	}
 
 	fresh := newClient(t, a.Addr(), opts...)
+	if err := fresh.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := fresh.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +161,7 @@ func TestFranzTransactionFencing(t *testing.T) {
 	if !slices.Equal(got, []string{"fresh"}) {
 		t.Errorf("read_committed %v, want [fresh]", got)
 	}
+	checkTxnVersions(t, a.Registry(), 2, false, 0)
 }
 
 // TestFranzGroupTransactSession copies an input topic to an output topic
@@ -243,6 +263,7 @@ func TestFranzGroupTransactSession(t *testing.T) {
 			t.Errorf("eos-in/%d: committed %d, end %d", e.Partition, o.At, e.Offset)
 		}
 	})
+	checkTxnVersions(t, a.Registry(), 2, true, 0)
 }
 
 func createTopics(ctx context.Context, t *testing.T, addr string, partitions int32, topics ...string) {

@@ -95,4 +95,7 @@ func TestKafkaJSTransactions(t *testing.T) {
 
 	checkWritten(ctx, t, a.Addr(), []string{"jstxn-a", "jstxn-b"}, append(slices.Clone(p.Committed), p.Aborted...), p.Aborted)
 	checkWritten(ctx, t, a.Addr(), []string{"jstxn-out"}, append(want, c.Aborted...), c.Aborted)
+	// KafkaJS knows no transaction version 2 (nor features): it stays on
+	// version 1 when the agent finalizes 2.
+	checkTxnVersions(t, a.Registry(), 1, true, 0)
 }

@@ -108,6 +108,9 @@ func TestSaramaTransactions(t *testing.T) {
 	checkTxnRead(t, "sarama read_committed", got, committed)
 	checkGroupOffsets(t, ctx, a.Addr(), group, topics[0], map[int32]int64{1: 5})
 	checkWritten(ctx, t, a.Addr(), topics, append(slices.Clone(committed), aborted...), aborted)
+	// sarama knows no transaction version 2: it stays on version 1 when
+	// the agent finalizes 2.
+	checkTxnVersions(t, a.Registry(), 1, true, 0)
 }
 
 // TestSaramaTransactionFencing: a second sarama producer with the same

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/faulty"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
@@ -40,7 +41,10 @@ const (
 // commit or the last acknowledgement), the EndTxn latency of
 // transactions (after the flush) and PUTs per second, and the ratios of
 // each transactional case to the idempotent one of the same B, measured
-// in the same run. Each b.N iteration is one full run per agent linger.
+// in the same run. The transactions run again on a second agent whose
+// every EndTxn uploads its own markers object (MarkerGather off), for the
+// ratios of sharing one PUT among EndTxns that come together. Each b.N
+// iteration is one full run per agent linger.
 func BenchmarkTransactions(b *testing.B) {
 	for _, linger := range []time.Duration{250 * time.Millisecond, 50 * time.Millisecond} {
 		b.Run(fmt.Sprintf("linger=%v", linger), func(b *testing.B) {
@@ -80,7 +84,10 @@ func pct(ds []time.Duration, p float64) time.Duration {
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
-func runTxnBench(b *testing.B, linger, warmup, duration time.Duration) {
+// startTxnBenchAgent starts an agent on a bucket whose PUTs take
+// txnPutLatency, with the txn-perf topic; gather is its
+// txncoord.Options.MarkerGather.
+func startTxnBenchAgent(ctx context.Context, b *testing.B, linger, gather time.Duration) (string, *faulty.Bucket) {
 	var fb *faulty.Bucket
 	a := agenttest.Start(b, agenttest.Options{
 		Linger: linger,
@@ -89,9 +96,8 @@ func runTxnBench(b *testing.B, linger, warmup, duration time.Duration) {
 			fb.SetLatency(faulty.Put, txnPutLatency)
 			return fb
 		},
+		Config: func(cfg *agent.Config) { cfg.Transactions.MarkerGather = gather },
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
 	admin, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()))
 	if err != nil {
 		b.Fatal(err)
@@ -104,15 +110,31 @@ func runTxnBench(b *testing.B, linger, warmup, duration time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return a.Addr(), fb
+}
+
+func runTxnBench(b *testing.B, linger, warmup, duration time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	// The agent as configured (EndTxns that come together share their
+	// markers' PUT), and one whose every EndTxn uploads its own.
+	addr, fb := startTxnBenchAgent(ctx, b, linger, 0)
+	soloAddr, soloFB := startTxnBenchAgent(ctx, b, linger, -1)
 	load := loadAvg()
 	var cases []*txnCase
 	for _, batches := range []int{1, 10, 100} {
-		for _, txn := range []bool{false, true} {
-			c := &txnCase{txn: txn, batches: batches, name: fmt.Sprintf("idempotent, %d batches", batches)}
-			if txn {
+		for _, kind := range []string{"idempotent", "transaction", "unshared"} {
+			c := &txnCase{txn: kind != "idempotent", batches: batches, name: fmt.Sprintf("idempotent, %d batches", batches)}
+			switch kind {
+			case "transaction":
 				c.name = fmt.Sprintf("transaction of %d batches", batches)
+				runTxnCase(ctx, b, addr, fb, c, warmup, duration)
+			case "unshared":
+				c.name = fmt.Sprintf("  markers unshared, %d", batches)
+				runTxnCase(ctx, b, soloAddr, soloFB, c, warmup, duration)
+			default:
+				runTxnCase(ctx, b, addr, fb, c, warmup, duration)
 			}
-			runTxnCase(ctx, b, a.Addr(), fb, c, warmup, duration)
 			cases = append(cases, c)
 		}
 	}
@@ -131,15 +153,29 @@ func runTxnBench(b *testing.B, linger, warmup, duration time.Duration) {
 	}
 	fmt.Fprintf(tw, "\n")
 	fmt.Fprintf(tw, "transaction / idempotent\tunits/s\tMiB/s\tunit p50\tunit p99\t\t\tPUT/s\t\n")
-	for i := 0; i+1 < len(cases); i += 2 {
+	ratio := func(x, y float64) string { return fmt.Sprintf("%.2f×", x/y) }
+	putRate := func(c *txnCase) float64 { return float64(c.puts) / c.elapsed.Seconds() }
+	for i := 0; i+2 < len(cases); i += 3 {
 		idem, txn := cases[i], cases[i+1]
-		ratio := func(x, y float64) string { return fmt.Sprintf("%.2f×", x/y) }
 		fmt.Fprintf(tw, "%d batches\t%s\t%s\t%s\t%s\t\t\t%s\t\n", txn.batches,
 			ratio(txn.unitsPerSec(), idem.unitsPerSec()), ratio(txn.mibPerSec(), idem.mibPerSec()),
 			ratio(float64(pct(txn.unit, 0.5)), float64(pct(idem.unit, 0.5))),
 			ratio(float64(pct(txn.unit, 0.99)), float64(pct(idem.unit, 0.99))),
-			ratio(float64(txn.puts)/txn.elapsed.Seconds(), float64(idem.puts)/idem.elapsed.Seconds()))
+			ratio(putRate(txn), putRate(idem)))
 		b.ReportMetric(txn.mibPerSec()/idem.mibPerSec(), fmt.Sprintf("txn%d/idem-MiB/s", txn.batches))
+	}
+	fmt.Fprintf(tw, "\n")
+	fmt.Fprintf(tw, "markers shared / unshared\tunits/s\t\tunit p50\tunit p99\tEndTxn p50\tEndTxn p99\tPUT/s\t\n")
+	for i := 0; i+2 < len(cases); i += 3 {
+		txn, solo := cases[i+1], cases[i+2]
+		fmt.Fprintf(tw, "%d batches\t%s\t\t%s\t%s\t%s\t%s\t%s\t\n", txn.batches,
+			ratio(txn.unitsPerSec(), solo.unitsPerSec()),
+			ratio(float64(pct(txn.unit, 0.5)), float64(pct(solo.unit, 0.5))),
+			ratio(float64(pct(txn.unit, 0.99)), float64(pct(solo.unit, 0.99))),
+			ratio(float64(pct(txn.commit, 0.5)), float64(pct(solo.commit, 0.5))),
+			ratio(float64(pct(txn.commit, 0.99)), float64(pct(solo.commit, 0.99))),
+			ratio(putRate(txn), putRate(solo)))
+		b.ReportMetric(putRate(txn)/putRate(solo), fmt.Sprintf("txn%d-shared/unshared-PUT/s", txn.batches))
 	}
 	tw.Flush()
 	failures := 0

@@ -1,10 +1,14 @@
 package embedded
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -242,18 +246,27 @@ func (cm *committer) write() error {
 	if len(cm.extents.Extents) == 0 {
 		return nil // nothing accepted: the object stays unreferenced
 	}
+	// Keys are written in key order: bbolt then walks its tree forwards
+	// instead of seeking from the root for every key at random.
 	partitions := cm.tx.Bucket([]byte(bucketPartitions))
+	pks := make([]partitionKey, 0, len(cm.partitions))
 	for pk, ps := range cm.partitions {
-		if ps == nil {
-			continue
+		if ps != nil {
+			pks = append(pks, pk)
 		}
-		if err := partitions.Put(pk.bytes(), encodePartition(*ps)); err != nil {
+	}
+	slices.SortFunc(pks, comparePartitions)
+	for _, pk := range pks {
+		if err := partitions.Put(pk.bytes(), encodePartition(*cm.partitions[pk])); err != nil {
 			return err
 		}
 	}
 	sequences := cm.tx.Bucket([]byte(bucketSequences))
-	for sk, ts := range cm.changed {
-		v, err := encodeSequence(cm.sequences[sk], ts)
+	sks := slices.SortedFunc(maps.Keys(cm.changed), func(a, b sequenceKey) int {
+		return cmp.Or(comparePartitions(a.partitionKey, b.partitionKey), cmp.Compare(a.producerID, b.producerID))
+	})
+	for _, sk := range sks {
+		v, err := encodeSequence(cm.sequences[sk], cm.changed[sk])
 		if err != nil {
 			return err
 		}
@@ -268,12 +281,24 @@ func (cm *committer) write() error {
 		}
 	}
 	extents := cm.tx.Bucket([]byte(bucketExtents))
+	byKey := make([]*metastore.Extent, len(cm.extents.Extents))
 	for i := range cm.extents.Extents {
-		e := &cm.extents.Extents[i]
+		byKey[i] = &cm.extents.Extents[i]
+	}
+	slices.SortFunc(byKey, func(a, b *metastore.Extent) int {
+		return cmp.Or(comparePartitions(partitionKey{a.TopicID, a.Partition}, partitionKey{b.TopicID, b.Partition}), cmp.Compare(a.BaseOffset, b.BaseOffset))
+	})
+	for _, e := range byKey {
 		pk := partitionKey{id: e.TopicID, partition: e.Partition}
 		if err := extents.Put(pk.extentKey(e.BaseOffset), encodeExtent(e)); err != nil {
 			return err
 		}
 	}
 	return applyRefs(cm.tx, metastore.RefChanges(nil, cm.extents.Extents), cm.now, true)
+}
+
+// comparePartitions orders partitions as their keys are: topic ID, then
+// partition (never negative, so its unsigned encoding keeps the order).
+func comparePartitions(a, b partitionKey) int {
+	return cmp.Or(bytes.Compare(a.id[:], b.id[:]), cmp.Compare(a.partition, b.partition))
 }

@@ -71,7 +71,10 @@ func Open(path string, opts Options) (*Store, error) {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
-		return upgradeObjects(tx)
+		if err := upgradeObjects(tx); err != nil {
+			return err
+		}
+		return upgradeSequences(tx)
 	})
 	if err != nil {
 		db.Close()

@@ -300,6 +300,7 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 		var (
 			conflicts      []metastore.TopicPartition
 			removed, added []metastore.Extent
+			dropAborted    [][]byte
 		)
 		for _, r := range rs {
 			tp := metastore.TopicPartition{TopicID: r.TopicID, Partition: r.Partition}
@@ -326,12 +327,20 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 			}
 			removed, added = append(removed, old...), append(added, newExtents...)
 			notice.Partitions = append(notice.Partitions, tp)
+			for _, m := range r.DropAborted {
+				dropAborted = append(dropAborted, abortedKey(pk, m))
+			}
 		}
 		if len(conflicts) > 0 {
 			return &metastore.ReplaceConflictError{Partitions: conflicts}
 		}
 		if err := deleteExtents(tx, removed); err != nil {
 			return err
+		}
+		for _, k := range dropAborted {
+			if err := tx.Bucket([]byte(bucketTxnAborted)).Delete(k); err != nil {
+				return err
+			}
 		}
 		b := tx.Bucket([]byte(bucketExtents))
 		for i := range added {

@@ -24,7 +24,7 @@ import (
 //	names       topic name                                  → topicID(16)
 //	partitions  topicID(16) partition(4)                    → highWatermark(8) logStartOffset(8)
 //	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent)
-//	sequences   topicID(16) partition(4) producerID(8)      → storedSequence (JSON)
+//	sequences   topicID(16) partition(4) producerID(8)      → sequence state (binary, see encodeSequence)
 //	producers   producerID(8)                               → epoch(2)
 //	objects     object key                                  → object size(8) refs(8)
 //	unreferenced object key                                 → since (Unix ns, 8) object size(8)
@@ -42,6 +42,7 @@ import (
 //	meta        "next-producer-id"                          → producer id(8)
 //	            "next-node-id"                              → node id(8)
 //	            "objects-format"                            → 2 (8): objects values carry refs
+//	            "sequences-format"                          → 1 (8): sequences values are binary
 //	            "cluster-secret"                            → the peer listeners' secret (32)
 //
 // Partitions, offsets and producer ids are never negative, so encoding them
@@ -98,6 +99,7 @@ const (
 	keyNextProducerID = "next-producer-id"
 	keyNextNodeID     = "next-node-id"
 	keyObjectsFormat  = "objects-format"
+	keySequencesFmt   = "sequences-format"
 	keyClusterSecret  = "cluster-secret"
 )
 
@@ -245,27 +247,92 @@ func decodeExtent(k, v []byte) (metastore.Extent, error) {
 	return e, nil
 }
 
-// storedSequence is a sequences value: the producer's sequence.State and
-// the max timestamp of its last batch, which values written before
-// transactions lack.
+// A sequences value is binary (sequenceFormatBinary), the producer's
+// sequence.State and the max timestamp of its last batch:
+//
+//	format(1)=1 epoch(2) lastSeq(4) lastTimestamp(8) n(1)
+//	n × [ firstSeq(4) lastSeq(4) baseOffset(8) ]      n <= sequence.RecentBatches
+//
+// Files written before it hold JSON values (storedSequence), which begin
+// with '{'; they are still read, and Open rewrites them once
+// (upgradeSequences). The binary form is decoded without allocating
+// more than the State itself: commits read one per producer and
+// partition, under bbolt's single writer.
+const (
+	sequenceFormatBinary = 1
+	sequenceHeader       = 1 + 2 + 4 + 8 + 1
+	sequenceBatch        = 4 + 4 + 8
+)
+
+// storedSequence is a sequences value as JSON, the layout before the
+// binary one; values written before transactions lack the last timestamp.
 type storedSequence struct {
 	sequence.State
 	LastTimestamp *int64 `json:"last_timestamp,omitempty"`
 }
 
 func encodeSequence(st *sequence.State, lastTimestamp int64) ([]byte, error) {
-	return json.Marshal(storedSequence{State: *st, LastTimestamp: &lastTimestamp})
+	if len(st.Recent) > sequence.RecentBatches {
+		return nil, fmt.Errorf("producer sequence state: %d recent batches, at most %d", len(st.Recent), sequence.RecentBatches)
+	}
+	v := make([]byte, 0, sequenceHeader+sequenceBatch*len(st.Recent))
+	v = append(v, sequenceFormatBinary)
+	v = binary.BigEndian.AppendUint16(v, uint16(st.Epoch))
+	v = binary.BigEndian.AppendUint32(v, uint32(st.LastSeq))
+	v = binary.BigEndian.AppendUint64(v, uint64(lastTimestamp))
+	v = append(v, byte(len(st.Recent)))
+	for _, b := range st.Recent {
+		v = binary.BigEndian.AppendUint32(v, uint32(b.FirstSeq))
+		v = binary.BigEndian.AppendUint32(v, uint32(b.LastSeq))
+		v = binary.BigEndian.AppendUint64(v, uint64(b.BaseOffset))
+	}
+	return v, nil
 }
 
-// decodeSequence decodes a sequences value: nil (no state) for none, and
-// the last timestamp, -1 when unknown.
+// decodeSequence decodes a sequences value, binary or JSON: nil (no
+// state) for none, and the last timestamp, -1 when unknown. Every length
+// is checked against the value: the file is input too.
 func decodeSequence(v []byte) (*sequence.State, int64, error) {
-	if v == nil {
+	switch {
+	case v == nil:
 		return nil, -1, nil
+	case len(v) > 0 && v[0] == '{':
+		return decodeSequenceJSON(v)
+	case len(v) < sequenceHeader || v[0] != sequenceFormatBinary:
+		return nil, 0, fmt.Errorf("producer sequence state: %w: %d bytes", errCorrupt, len(v))
 	}
+	n := int(v[sequenceHeader-1])
+	if n > sequence.RecentBatches || len(v) != sequenceHeader+n*sequenceBatch {
+		return nil, 0, fmt.Errorf("producer sequence state: %w: %d recent batches in %d bytes", errCorrupt, n, len(v))
+	}
+	st := &sequence.State{
+		Epoch:   int16(binary.BigEndian.Uint16(v[1:])),
+		LastSeq: int32(binary.BigEndian.Uint32(v[3:])),
+	}
+	ts := int64(binary.BigEndian.Uint64(v[7:]))
+	if n > 0 {
+		st.Recent = make([]sequence.Batch, n)
+		for i := range st.Recent {
+			b := v[sequenceHeader+i*sequenceBatch:]
+			st.Recent[i] = sequence.Batch{
+				FirstSeq:   int32(binary.BigEndian.Uint32(b)),
+				LastSeq:    int32(binary.BigEndian.Uint32(b[4:])),
+				BaseOffset: int64(binary.BigEndian.Uint64(b[8:])),
+			}
+		}
+	}
+	return st, ts, nil
+}
+
+// decodeSequenceJSON decodes a sequences value of the layout before the
+// binary one.
+func decodeSequenceJSON(v []byte) (*sequence.State, int64, error) {
 	var st storedSequence
 	if err := json.Unmarshal(v, &st); err != nil {
 		return nil, 0, fmt.Errorf("producer sequence state: %w: %v", errCorrupt, err)
+	}
+	if len(st.Recent) > sequence.RecentBatches {
+		st.Recent = st.Recent[len(st.Recent)-sequence.RecentBatches:]
 	}
 	ts := int64(-1)
 	if st.LastTimestamp != nil {

@@ -24,6 +24,7 @@ type txnStore interface {
 	metastore.RetentionStore
 	metastore.ObjectLedger
 	metastore.CommitWatcher
+	metastore.ExtentReplacer
 }
 
 func testTxns(t *testing.T, open func(t *testing.T) txnStore) {
@@ -40,6 +41,8 @@ func testTxns(t *testing.T, open func(t *testing.T) txnStore) {
 	t.Run("ActiveProducers", func(t *testing.T) { testActiveProducers(t, open(t)) })
 	t.Run("DeleteTopic", func(t *testing.T) { testTxnDeleteTopic(t, open(t)) })
 	t.Run("Retention", func(t *testing.T) { testTxnRetention(t, open(t)) })
+	t.Run("SharedMarkersObject", func(t *testing.T) { testTxnSharedMarkers(t, open(t)) })
+	t.Run("ReplaceDropsAborted", func(t *testing.T) { testReplaceDropsAborted(t, open(t)) })
 }
 
 // ongoing is an Ongoing transaction of producer (id, epoch) with the given
@@ -993,4 +996,109 @@ func testTxnRetention(t *testing.T, s txnStore) {
 	}
 	end(t, s, open, true, p0...) // 18
 	wantOffsets(t, s, id, 0, 16, 19, 19)
+}
+
+// testTxnSharedMarkers: the markers of two transactions that end at once
+// may share one object (txncoord uploads them together); each EndTxn
+// names its own batches in it. Both commit, the object is referenced by
+// both ends' extents, and it becomes deletable only once neither refers to
+// it any more (here: never, while the partitions exist); the ledger knows
+// it once, at its one size.
+func testTxnSharedMarkers(t *testing.T, s txnStore) {
+	out := createTopic(t, s, "out", 2)
+	a := ongoing("a", 7000, 0, 0, []metastore.TopicPartition{tp(out.ID, 0)})
+	a.Version = saveTxn(t, s, a)
+	b := ongoing("b", 7001, 0, 0, []metastore.TopicPartition{tp(out.ID, 0), tp(out.ID, 1)})
+	b.Version = saveTxn(t, s, b)
+	commitOK(t, s, segment(txnBatch(out.ID, 0, 7000, 0, 0, 2), txnBatch(out.ID, 0, 7001, 0, 0, 3), txnBatch(out.ID, 1, 7001, 0, 0, 1)))
+
+	shared := markers(7000, 0, tp(out.ID, 0), tp(out.ID, 0), tp(out.ID, 1))
+	ca := metastore.SegmentCommit{Object: shared.Object, Size: shared.Size, Batches: shared.Batches[:1]}
+	ca.Batches[0].ProducerID = 7000
+	cb := metastore.SegmentCommit{Object: shared.Object, Size: shared.Size, Batches: slices.Clone(shared.Batches[1:])}
+	for i := range cb.Batches {
+		cb.Batches[i].ProducerID = 7001
+	}
+	ra := endTxn(t, s, metastore.TxnEnd{Next: ended(a, true), ProducerID: 7000, Commit: true, Markers: ca})
+	rb := endTxn(t, s, metastore.TxnEnd{Next: ended(b, false), ProducerID: 7001, Commit: false, Markers: cb})
+	if !slices.Equal(ra.MarkerOffsets, []int64{5}) || !slices.Equal(rb.MarkerOffsets, []int64{6, 1}) {
+		t.Fatalf("marker offsets %v and %v, want [5] and [6 1]", ra.MarkerOffsets, rb.MarkerOffsets)
+	}
+	wantOffsets(t, s, out.ID, 0, 0, 7, 7)
+	wantOffsets(t, s, out.ID, 1, 0, 2, 2)
+	var named []string
+	for p := range int32(2) {
+		for _, e := range extents(t, s, out.ID, p, 0, 10) {
+			if e.Object == shared.Object {
+				named = append(named, fmt.Sprintf("%d@%d+%d", p, e.BaseOffset, e.ByteOffset))
+			}
+		}
+	}
+	if want := []string{"0@5+0", "0@6+30", "1@1+60"}; !slices.Equal(named, want) {
+		t.Errorf("extents in the shared object %v, want %v", named, want)
+	}
+	if got := abortedTxns(t, s, out.ID, 0, 0, 100); len(got) != 1 || got[0].ProducerID != 7001 {
+		t.Errorf("aborted index of out/0: %+v, want b's transaction only", got)
+	}
+	del, err := s.ListDeletable(t.Context(), time.Now().Add(clockSlack), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range del {
+		if o.Key == shared.Object {
+			t.Errorf("the shared markers object is deletable while both ends refer to it")
+		}
+	}
+	if size, known, err := s.ObjectSize(t.Context(), shared.Object); err != nil || !known || size != shared.Size {
+		t.Errorf("ObjectSize(shared) = %d, known %v, %v; want %d", size, known, err, shared.Size)
+	}
+}
+
+// testReplaceDropsAborted checks that ReplaceExtents removes the aborted
+// entries it names with the swap, and only then: not when the swap
+// conflicts, not when an entry lies outside the replaced range.
+func testReplaceDropsAborted(t *testing.T, s txnStore) {
+	const epoch = 0
+	ctx := t.Context()
+	topic := createTopic(t, s, "t", 1)
+	id := topic.ID
+	p0 := []metastore.TopicPartition{tp(id, 0)}
+	txns := map[string]metastore.Txn{}
+	for i, name := range []string{"a", "b"} {
+		txn := ongoing(name, int64(8000+i), epoch, 0, p0)
+		txn.Version = saveTxn(t, s, txn)
+		txns[name] = txn
+	}
+	commitOK(t, s, segment(txnBatch(id, 0, 8000, epoch, 0, 2))) // 0-1
+	end(t, s, txns["a"], false, p0...)                          // 2
+	commitOK(t, s, segment(txnBatch(id, 0, 8001, epoch, 0, 1))) // 3
+	end(t, s, txns["b"], false, p0...)                          // 4
+	a := metastore.AbortedTxn{ProducerID: 8000, FirstOffset: 0, LastOffset: 2}
+	b := metastore.AbortedTxn{ProducerID: 8001, FirstOffset: 3, LastOffset: 4}
+	if got := abortedTxns(t, s, id, 0, 0, 100); !slices.Equal(got, []metastore.AbortedTxn{a, b}) {
+		t.Fatalf("aborted before: %+v", got)
+	}
+	old := extents(t, s, id, 0, 0, 0)
+	swap := func(old []metastore.Extent, drop ...int64) error {
+		return s.ReplaceExtents(ctx, []metastore.PartitionReplacement{{
+			TopicID: id, Partition: 0, Old: refs(old...),
+			New:         []metastore.Extent{newExtent("compacted/"+uuid.NewString(), 500, 0, 100, old[0].BaseOffset, old[len(old)-1].EndOffset)},
+			DropAborted: drop,
+		}})
+	}
+	wantErr(t, "an entry outside the range", swap(old[:2], 4), metastore.ErrInvalidReplacement)
+	if err := swap(old[:2], 2, 1); err != nil { // 1 names no entry
+		t.Fatal(err)
+	}
+	if got := abortedTxns(t, s, id, 0, 0, 100); !slices.Equal(got, []metastore.AbortedTxn{b}) {
+		t.Fatalf("aborted after dropping a's entry: %+v, want only b", got)
+	}
+	// A conflicting swap (its old extents are gone) drops nothing.
+	if err := swap(old, 4); !errors.Is(err, metastore.ErrExtentsChanged) {
+		t.Fatalf("stale swap: %v, want ErrExtentsChanged", err)
+	}
+	if got := abortedTxns(t, s, id, 0, 0, 100); !slices.Equal(got, []metastore.AbortedTxn{b}) {
+		t.Fatalf("aborted after a conflicting swap: %+v, want b kept", got)
+	}
+	wantOffsets(t, s, id, 0, 0, 5, 5)
 }

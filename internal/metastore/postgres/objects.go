@@ -90,6 +90,12 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 			return &metastore.ReplaceConflictError{Partitions: conflicts}
 		}
 		var batch pgx.Batch
+		for _, r := range sorted {
+			if len(r.DropAborted) > 0 {
+				batch.Queue(`DELETE FROM txn_aborted WHERE topic_id = $1 AND part = $2 AND last_offset = ANY($3)`,
+					sqlID(r.TopicID), r.Partition, r.DropAborted)
+			}
+		}
 		for _, e := range removed {
 			batch.Queue(`DELETE FROM extents WHERE topic_id = $1 AND part = $2 AND base_offset = $3`,
 				sqlID(e.TopicID), e.Partition, e.BaseOffset)

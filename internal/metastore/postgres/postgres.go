@@ -179,6 +179,55 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	})
 }
 
+// inTwoTrips runs a transaction in two round trips on one connection,
+// retried as run does: BEGIN pipelined with the statements read queues,
+// then the statements write returns (called once read's results are in)
+// pipelined with COMMIT. Row locks taken by read are then held for one
+// round trip, not three (BEGIN, the writes and COMMIT each waiting for an
+// answer as in inTx), which is what commits contending for partitions
+// wait on. On any error the transaction is rolled back; a connection
+// that cannot roll back is closed, so the pool never reuses it.
+func (s *Store) inTwoTrips(ctx context.Context, read func(*pgx.Batch), write func() (*pgx.Batch, error)) error {
+	return s.run(ctx, func(ctx context.Context) error {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Release()
+		fail := func(err error) error {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			defer cancel()
+			if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
+				conn.Conn().Close(rctx)
+			}
+			return err
+		}
+		var first pgx.Batch
+		first.Queue("BEGIN")
+		read(&first)
+		if err := conn.SendBatch(ctx, &first).Close(); err != nil {
+			return fail(err)
+		}
+		second, err := write()
+		if err != nil {
+			return fail(err)
+		}
+		second.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
+			if tag.String() != "COMMIT" {
+				return fmt.Errorf("transaction ended with %q", tag.String())
+			}
+			return nil
+		})
+		if err := conn.SendBatch(ctx, second).Close(); err != nil {
+			return fail(err)
+		}
+		return nil
+	})
+}
+
+// rollbackTimeout bounds the ROLLBACK after a failed inTwoTrips.
+const rollbackTimeout = 5 * time.Second
+
 // retryable reports a transaction that the database rolled back to
 // resolve a conflict, and that may therefore run again.
 func retryable(err error) bool {

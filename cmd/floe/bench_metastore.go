@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	neturl "net/url"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+
+	"github.com/floe-io/floe/internal/bench"
+	"github.com/floe-io/floe/internal/metastore/postgres"
+)
+
+// benchMetastoreCmd is "floe bench metastore": a metadata store under
+// simulated agents' segment commits and fetch-side reads.
+func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench metastore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bench.MetastoreConfig{}
+	url := fs.String("metastore", "", "metadata store URL: embedded:///abs/path or postgres://user@host:port/db (default: a new embedded file in a temporary directory)")
+	fs.IntVar(&cfg.Agents, "agents", 50, "simulated agents, each committing one segment after another")
+	fs.IntVar(&cfg.PartitionsPerCommit, "partitions-per-commit", 10, "partitions each segment commit touches (one idempotent batch each)")
+	fs.IntVar(&cfg.Partitions, "partitions", 1000, "partitions of the benchmark's topic")
+	fs.IntVar(&cfg.Readers, "readers", 10, "simulated fetch loops reading offsets and extents")
+	fs.Float64Var(&cfg.ReadsPerSec, "reads-per-sec", 2000, "reads per second of all readers together (0: as fast as they can)")
+	fs.DurationVar(&cfg.Duration, "duration", 20e9, "how long to measure")
+	fs.DurationVar(&cfg.Warmup, "warmup", 3e9, "load before measuring")
+	fs.DurationVar(&cfg.ProgressInterval, "progress", 1e9, "progress line interval (0: none)")
+	fs.BoolVar(&cfg.KeepTopic, "keep-topic", false, "leave the benchmark topic in the store")
+	jsonOut := fs.Bool("json", false, "print the report as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	logLevel := fs.String("log-level", "warn", "log level")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: floe bench metastore [--metastore URL] [--agents N] [--partitions-per-commit K] [--partitions P] [--readers R] [--duration D]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
+	if cfg.ProgressInterval > 0 {
+		cfg.Progress = stderr
+	}
+	if *url == "" {
+		dir, err := os.MkdirTemp("", "floe-bench-metastore-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		*url = "embedded://" + filepath.Join(dir, "metadata.db")
+	}
+	*url = withPoolSize(*url, cfg.Agents+cfg.Readers)
+	store, err := openMetastoreURL(ctx, *url, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	fmt.Fprintf(stderr, "floe bench metastore: %d agents × %d partitions per commit, %d readers, on %s\n", cfg.Agents, cfg.PartitionsPerCommit, cfg.Readers, redactedURL(*url))
+	rep, err := bench.RunMetastore(ctx, store, cfg)
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.WriteText(stdout)
+	return nil
+}
+
+// withPoolSize gives a PostgreSQL URL without pool_max_conns a pool of n
+// connections: the simulated agents share one store, where real agents
+// would each have their own pool, and must not queue for a handful of
+// connections. Other URLs are returned as they are.
+func withPoolSize(raw string, n int) string {
+	u, err := neturl.Parse(raw)
+	if err != nil || !slices.Contains(postgres.URLSchemes, u.Scheme) {
+		return raw
+	}
+	q := u.Query()
+	if q.Has("pool_max_conns") {
+		return raw
+	}
+	q.Set("pool_max_conns", strconv.Itoa(max(n, 1)))
+	u.RawQuery = q.Encode()
+	return u.String()
+}

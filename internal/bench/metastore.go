@@ -1,0 +1,367 @@
+package bench
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// MetastoreConfig is a load on a metadata store alone: simulated agents
+// committing segments, and simulated fetches reading offsets and extents.
+// No bucket and no Kafka client are involved.
+type MetastoreConfig struct {
+	// Agents is the number of simulated agents. Each commits its segments
+	// one after another, as an agent's commit chain does, so the commit
+	// rate is Agents / commit latency: a closed loop, which is what the
+	// store serves in production (agents wait for their commit before the
+	// next).
+	Agents int
+	// PartitionsPerCommit is how many partitions each commit touches (one
+	// batch each), chosen at random among Partitions.
+	PartitionsPerCommit int
+	// Partitions is the topic's partition count.
+	Partitions int
+	// Readers is the number of simulated fetch loops, each reading one
+	// random partition's offsets and then up to 64 extents from 64
+	// offsets below its high watermark, as a reader's cache miss does.
+	Readers int
+	// ReadsPerSec paces the readers together (0: as fast as they can,
+	// which on a small machine takes the CPU the commits need).
+	ReadsPerSec float64
+	// Duration of the measured run, after Warmup.
+	Duration time.Duration
+	// Warmup runs the load before measuring (new connections, first
+	// producer states).
+	Warmup time.Duration
+	// Progress, when set, receives a line every ProgressInterval.
+	Progress         io.Writer
+	ProgressInterval time.Duration
+	// KeepTopic leaves the benchmark's topic (and its extents) in the
+	// store; by default it is deleted at the end.
+	KeepTopic bool
+	Logger    *slog.Logger
+}
+
+// Bounds on a MetastoreConfig: enough for any load this machine could
+// drive, small enough that a typo cannot exhaust memory.
+const (
+	maxBenchAgents     = 10_000
+	maxBenchPartitions = 1_000_000
+	maxBenchPerCommit  = 100_000
+)
+
+func (c *MetastoreConfig) validate() error {
+	switch {
+	case c.Agents < 1 || c.Agents > maxBenchAgents:
+		return fmt.Errorf("agents %d: want 1 to %d", c.Agents, maxBenchAgents)
+	case c.Partitions < 1 || c.Partitions > maxBenchPartitions:
+		return fmt.Errorf("partitions %d: want 1 to %d", c.Partitions, maxBenchPartitions)
+	case c.PartitionsPerCommit < 1 || c.PartitionsPerCommit > min(c.Partitions, maxBenchPerCommit):
+		return fmt.Errorf("partitions per commit %d: want 1 to %d (the partition count)", c.PartitionsPerCommit, min(c.Partitions, maxBenchPerCommit))
+	case c.Readers < 0 || c.Readers > maxBenchAgents:
+		return fmt.Errorf("readers %d: want 0 to %d", c.Readers, maxBenchAgents)
+	case c.ReadsPerSec < 0 || c.ReadsPerSec > 1e7:
+		return fmt.Errorf("reads per second %v: want 0 (unpaced) to 1e7", c.ReadsPerSec)
+	case c.Duration <= 0:
+		return errors.New("duration must be positive")
+	case c.Warmup < 0:
+		return errors.New("warmup must not be negative")
+	}
+	return nil
+}
+
+// MetastoreReport is what a metadata store run measured.
+type MetastoreReport struct {
+	Agents              int     `json:"agents"`
+	PartitionsPerCommit int     `json:"partitions_per_commit"`
+	Partitions          int     `json:"partitions"`
+	Readers             int     `json:"readers"`
+	ReadsPerSecTarget   float64 `json:"reads_per_sec_target,omitempty"`
+	Seconds             float64 `json:"seconds"`
+	Commits             uint64  `json:"commits"`
+	CommitsPerSec       float64 `json:"commits_per_sec"`
+	BatchesPerSec       float64 `json:"batches_per_sec"`
+	Commit              Summary `json:"commit_latency"`
+	CommitErrors        int64   `json:"commit_errors"`
+	RejectedBatches     int64   `json:"rejected_batches"`
+	Reads               uint64  `json:"reads"`
+	ReadsPerSec         float64 `json:"reads_per_sec"`
+	Read                Summary `json:"read_latency"` // one Offsets plus one Extents
+	ReadErrors          int64   `json:"read_errors"`
+}
+
+// WriteText prints the report.
+func (r *MetastoreReport) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "metadata store: %d agents, %d partitions per commit (of %d), %d readers, %.1f s measured\n",
+		r.Agents, r.PartitionsPerCommit, r.Partitions, r.Readers, r.Seconds)
+	fmt.Fprintf(w, "commits: %s in all, %.0f commits/s (%s batches/s), latency p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms, errors %d, rejected batches %d\n",
+		count(int64(r.Commits)), r.CommitsPerSec, count(int64(r.BatchesPerSec)), r.Commit.P50, r.Commit.P90, r.Commit.P99, r.Commit.Max, r.CommitErrors, r.RejectedBatches)
+	if r.Readers > 0 {
+		fmt.Fprintf(w, "reads (offsets + extents): %s in all, %.0f reads/s, latency p50 %.2f ms  p99 %.2f ms  max %.2f ms, errors %d\n",
+			count(int64(r.Reads)), r.ReadsPerSec, r.Read.P50, r.Read.P99, r.Read.Max, r.ReadErrors)
+	}
+}
+
+// metastoreRun is one run's shared state.
+type metastoreRun struct {
+	cfg   MetastoreConfig
+	store metastore.Store
+	topic metastore.Topic
+	run   string // random, so object keys never repeat across runs
+
+	measuring atomic.Bool
+	commitLat *Histogram
+	readLat   *Histogram
+	commits   atomic.Int64 // all, measured or not, for progress
+	reads     atomic.Int64
+	commitErr atomic.Int64
+	rejected  atomic.Int64
+	readErr   atomic.Int64
+}
+
+// RunMetastore drives store with cfg's load and reports commits per
+// second and latency percentiles. It creates a topic of its own
+// (floe-bench-metastore-<random>) and, unless KeepTopic, deletes it at
+// the end. It measures; it asserts nothing.
+func RunMetastore(ctx context.Context, store metastore.Store, cfg MetastoreConfig) (*MetastoreReport, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var rb [6]byte
+	if _, err := crand.Read(rb[:]); err != nil {
+		return nil, err
+	}
+	r := &metastoreRun{cfg: cfg, store: store, run: hex.EncodeToString(rb[:]), commitLat: NewHistogram(), readLat: NewHistogram()}
+	var err error
+	r.topic, err = store.CreateTopic(ctx, metastore.TopicSpec{Name: "floe-bench-metastore-" + r.run, Partitions: int32(cfg.Partitions)})
+	if err != nil {
+		return nil, fmt.Errorf("create the benchmark topic: %w", err)
+	}
+	if !cfg.KeepTopic {
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if _, err := store.DeleteTopic(dctx, r.topic.Name); err != nil {
+				log.Warn("delete the benchmark topic", "topic", r.topic.Name, "err", err)
+			}
+		}()
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	for i := range cfg.Agents {
+		pid, epoch, err := store.InitProducerID(ctx, -1, 0)
+		if err != nil {
+			return nil, fmt.Errorf("agent %d: init producer id: %w", i, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.agent(runCtx, i, pid, epoch)
+		}()
+	}
+	for i := range cfg.Readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.reader(runCtx, i)
+		}()
+	}
+
+	p := &metastoreProgress{r: r, last: time.Now()}
+	tick := time.NewTicker(cfg.ProgressInterval)
+	defer tick.Stop()
+	wait := func(d time.Duration, phase string) bool {
+		end := time.NewTimer(d)
+		defer end.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-end.C:
+				return true
+			case <-tick.C:
+				p.line(phase)
+			}
+		}
+	}
+	completed := wait(cfg.Warmup, "warmup")
+	var began time.Time
+	if completed {
+		r.measuring.Store(true)
+		began = time.Now()
+		completed = wait(cfg.Duration, "measure")
+	}
+	r.measuring.Store(false)
+	elapsed := time.Since(began)
+	stop()
+	wg.Wait()
+	if began.IsZero() {
+		return nil, fmt.Errorf("interrupted during warmup: %w", ctx.Err())
+	}
+	secs := elapsed.Seconds()
+	rep := &MetastoreReport{
+		Agents: cfg.Agents, PartitionsPerCommit: cfg.PartitionsPerCommit, Partitions: cfg.Partitions, Readers: cfg.Readers,
+		ReadsPerSecTarget: cfg.ReadsPerSec, Seconds: secs, Commits: r.commitLat.Count(), Commit: r.commitLat.Summary(),
+		CommitErrors: r.commitErr.Load(), RejectedBatches: r.rejected.Load(),
+		Reads: r.readLat.Count(), Read: r.readLat.Summary(), ReadErrors: r.readErr.Load(),
+	}
+	rep.CommitsPerSec = float64(rep.Commits) / secs
+	rep.BatchesPerSec = rep.CommitsPerSec * float64(cfg.PartitionsPerCommit)
+	rep.ReadsPerSec = float64(rep.Reads) / secs
+	if !completed {
+		log.Warn("interrupted: the report covers the run so far", "seconds", secs)
+	}
+	return rep, nil
+}
+
+// agent commits segments one after another until ctx ends, each touching
+// PartitionsPerCommit distinct partitions with one idempotent batch each.
+func (r *metastoreRun) agent(ctx context.Context, id int, pid int64, epoch int16) {
+	rng := rand.New(rand.NewPCG(uint64(id), uint64(pid)))
+	seq := map[int32]int32{} // next sequence per partition; bounded by Partitions
+	picked := make(map[int32]bool, r.cfg.PartitionsPerCommit)
+	const batchBytes, batchRecords = 1024, 4
+	for n := 0; ctx.Err() == nil; n++ {
+		c := metastore.SegmentCommit{
+			Object:  fmt.Sprintf("bench-metastore/%s/%d/%d", r.run, id, n),
+			Size:    int64(r.cfg.PartitionsPerCommit) * batchBytes,
+			Batches: make([]metastore.BatchCommit, 0, r.cfg.PartitionsPerCommit),
+		}
+		clear(picked)
+		for len(c.Batches) < r.cfg.PartitionsPerCommit {
+			p := int32(rng.IntN(r.cfg.Partitions))
+			if picked[p] {
+				continue
+			}
+			picked[p] = true
+			c.Batches = append(c.Batches, metastore.BatchCommit{
+				TopicID: r.topic.ID, Partition: p,
+				ByteOffset: int64(len(c.Batches)) * batchBytes, ByteLength: batchBytes,
+				OffsetCount: batchRecords, MaxTimestamp: time.Now().UnixMilli(),
+				ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq[p],
+			})
+		}
+		measured := r.measuring.Load()
+		start := time.Now()
+		res, err := r.store.CommitSegment(ctx, c)
+		took := time.Since(start)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.commitErr.Add(1)
+			// The commit may or may not have happened: the sequences
+			// stay where they were (a batch that did commit comes back
+			// as a duplicate next time). A short pause keeps a failing
+			// store from being hammered.
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		for i, b := range c.Batches {
+			if i < len(res) && res[i].Err == nil {
+				seq[b.Partition] = b.BaseSequence + batchRecords
+			} else {
+				r.rejected.Add(1)
+			}
+		}
+		r.commits.Add(1)
+		if measured && r.measuring.Load() {
+			r.commitLat.Record(took)
+		}
+	}
+}
+
+// reader reads random partitions' offsets and extents until ctx ends.
+func (r *metastoreRun) reader(ctx context.Context, id int) {
+	rng := rand.New(rand.NewPCG(uint64(id), 7))
+	var pace <-chan time.Time
+	if r.cfg.ReadsPerSec > 0 {
+		t := time.NewTicker(time.Duration(float64(r.cfg.Readers) / r.cfg.ReadsPerSec * float64(time.Second)))
+		defer t.Stop()
+		pace = t.C
+	}
+	for ctx.Err() == nil {
+		if pace != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-pace:
+			}
+		}
+		p := int32(rng.IntN(r.cfg.Partitions))
+		measured := r.measuring.Load()
+		start := time.Now()
+		offs, err := r.store.Offsets(ctx, r.topic.ID, p)
+		if err == nil {
+			_, err = r.store.Extents(ctx, r.topic.ID, p, max(offs.LogStartOffset, offs.HighWatermark-64), 64)
+		}
+		took := time.Since(start)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.readErr.Add(1)
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		r.reads.Add(1)
+		if measured && r.measuring.Load() {
+			r.readLat.Record(took)
+		}
+	}
+}
+
+// metastoreProgress prints a line per interval: rates over the interval,
+// the commit p99 measured so far, errors.
+type metastoreProgress struct {
+	r                    *metastoreRun
+	last                 time.Time
+	lastCommits, lastRds int64
+	started              time.Time
+}
+
+func (p *metastoreProgress) line(phase string) {
+	r := p.r
+	if r.cfg.Progress == nil {
+		return
+	}
+	now := time.Now()
+	if p.started.IsZero() {
+		p.started = p.last
+	}
+	secs := now.Sub(p.last).Seconds()
+	if secs <= 0 {
+		return
+	}
+	commits, reads := r.commits.Load(), r.reads.Load()
+	fmt.Fprintf(r.cfg.Progress, "[metastore] %5.1fs %-7s %6.0f commits/s  commit p99 %.1fms  %6.0f reads/s  errors %d\n",
+		now.Sub(p.started).Seconds(), phase, float64(commits-p.lastCommits)/secs,
+		float64(r.commitLat.Quantile(0.99))/float64(time.Millisecond), float64(reads-p.lastRds)/secs,
+		r.commitErr.Load()+r.readErr.Load())
+	p.last, p.lastCommits, p.lastRds = now, commits, reads
+}
