@@ -167,8 +167,12 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 		maxBytes = 1 << 20
 	}
 	deadline := time.Now().Add(min(time.Duration(r.MaxWaitMillis)*time.Millisecond, maxFetchWait))
+	// Woken by commits on the session's partitions, each watched before
+	// it is read (fetch.Notifier).
+	w := h.notify.NewWaiter()
+	defer w.Close()
 	for {
-		changed := h.notify.Changed()
+		w.Arm()
 		got, bytes := 0, 0
 		for _, tp := range tps {
 			st := sh.resolve(tp)
@@ -179,6 +183,7 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 			if got >= maxRecords || bytes >= maxBytes {
 				break
 			}
+			w.Watch(tp.Topic, tp.Partition)
 			offs, err := h.reader.Offsets(ctx, tp.Topic, tp.Partition)
 			if err != nil {
 				entry(tp).ErrorCode = errorCode(err)
@@ -220,7 +225,7 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 		}
 		timer := time.NewTimer(min(time.Until(deadline), shareWaitStep))
 		select {
-		case <-changed:
+		case <-w.C():
 			timer.Stop()
 		case <-timer.C:
 		case <-ctx.Done():
