@@ -17,6 +17,10 @@ type groupStates struct {
 	turn   chan struct{}
 	loaded bool
 	parts  map[TP]*partState
+	// evicted is set (with c.mu and the turn held) when the entry is
+	// dropped from Coordinator.states; a request that reaches its turn
+	// afterwards looks the group up again.
+	evicted bool
 }
 
 type partState struct {
@@ -25,25 +29,58 @@ type partState struct {
 	stateEpoch int32
 }
 
-func (c *Coordinator) groupStates(group string) *groupStates {
+func (c *Coordinator) groupStates(group string) (*groupStates, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	gs := c.states[group]
 	if gs == nil {
+		if len(c.states) >= c.opts.MaxGroups && !c.evictIdleStates() {
+			return nil, errTooManyGroups
+		}
 		gs = &groupStates{turn: make(chan struct{}, 1), parts: map[TP]*partState{}}
 		c.states[group] = gs
 	}
-	return gs
+	return gs, nil
+}
+
+// evictIdleStates drops one group's share partitions that no request is
+// using. Its stored state stays; its locks are lost, so its acquired
+// records are delivered again. c.mu is held.
+func (c *Coordinator) evictIdleStates() bool {
+	for name, gs := range c.states {
+		select {
+		case gs.turn <- struct{}{}:
+			gs.evicted = true
+			delete(c.states, name)
+			<-gs.turn
+			return true
+		default:
+		}
+	}
+	return false
 }
 
 // take waits for the group's turn and loads its stored states the first
 // time.
 func (c *Coordinator) take(ctx context.Context, group string) (*groupStates, error) {
-	gs := c.groupStates(group)
-	select {
-	case gs.turn <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	var gs *groupStates
+	for {
+		var err error
+		if gs, err = c.groupStates(group); err != nil {
+			return nil, err
+		}
+		select {
+		case gs.turn <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		c.mu.Lock()
+		evicted := gs.evicted
+		c.mu.Unlock()
+		if !evicted {
+			break
+		}
+		<-gs.turn
 	}
 	if gs.loaded {
 		return gs, nil

@@ -39,6 +39,15 @@ type Store interface {
 // DefaultMaxSessions is group.share.max.share.sessions.
 const DefaultMaxSessions = 2000
 
+// DefaultMaxGroups bounds the share groups an agent keeps in memory, as
+// coordinator and as share-partition leader (each count apart).
+const DefaultMaxGroups = 10_000
+
+// errTooManyGroups reports a group that would pass Options.MaxGroups with
+// none to evict; it is answered COORDINATOR_NOT_AVAILABLE, which clients
+// retry.
+var errTooManyGroups = errors.New("too many share groups in memory")
+
 // Options configure a Coordinator; zero values take Kafka's defaults.
 type Options struct {
 	Group     sharegroup.Config
@@ -47,6 +56,13 @@ type Options struct {
 	Reset sharepart.Reset
 	// MaxSessions bounds the share sessions this agent keeps.
 	MaxSessions int
+	// MaxGroups bounds the share groups kept in memory (default
+	// DefaultMaxGroups), so that a client naming ever new groups cannot
+	// grow the agent: past it, a group without members (as coordinator)
+	// or not in use (as share-partition leader; its locks are lost, its
+	// stored state is kept) is dropped, or the request is answered
+	// COORDINATOR_NOT_AVAILABLE.
+	MaxGroups int
 	// Owns reports whether this agent coordinates the group (default:
 	// all).
 	Owns   func(group string) bool
@@ -78,6 +94,9 @@ type Coordinator struct {
 func New(store Store, opts Options) *Coordinator {
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.MaxGroups <= 0 {
+		opts.MaxGroups = DefaultMaxGroups
 	}
 	if opts.Owns == nil {
 		opts.Owns = func(string) bool { return true }
@@ -117,6 +136,9 @@ func (c *Coordinator) Heartbeat(group string, img consumer.Image, r sharegroup.H
 	defer c.mu.Unlock()
 	g := c.groups[group]
 	if g == nil {
+		if len(c.groups) >= c.opts.MaxGroups && !c.evictEmptyGroup(now, img) {
+			return sharegroup.HeartbeatResponse{Err: kerr.CoordinatorNotAvailable.Code, MemberID: r.MemberID, MemberEpoch: r.MemberEpoch}
+		}
 		g = sharegroup.New(group, c.opts.Group)
 		c.groups[group] = g
 	}
@@ -128,6 +150,19 @@ func (c *Coordinator) Heartbeat(group string, img consumer.Image, r sharegroup.H
 		c.log.Debug("share group changed", "group", group, "epoch", g.Epoch(), "members", g.Len())
 	}
 	return resp
+}
+
+// evictEmptyGroup drops one group without members (after expiring
+// sessions), reporting whether it found one. c.mu is held.
+func (c *Coordinator) evictEmptyGroup(now time.Time, img consumer.Image) bool {
+	for name, g := range c.groups {
+		g.Tick(now, img)
+		if g.Len() == 0 {
+			delete(c.groups, name)
+			return true
+		}
+	}
+	return false
 }
 
 // Describe describes a share group: GROUP_ID_NOT_FOUND if this agent
@@ -179,6 +214,8 @@ func errCode(err error) int16 {
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return kerr.RequestTimedOut.Code
+	case errors.Is(err, errTooManyGroups):
+		return kerr.CoordinatorNotAvailable.Code
 	}
 	return kerr.UnknownServerError.Code
 }

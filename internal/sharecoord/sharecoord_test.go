@@ -10,9 +10,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/sharecoord"
+	"github.com/floe-io/floe/internal/sharegroup"
 	"github.com/floe-io/floe/internal/sharepart"
 )
 
@@ -206,5 +208,48 @@ func TestResetByDuration(t *testing.T) {
 	f, code := c.Acquire(ctx, "g", "m", sharecoord.TP{Topic: topic.ID}, 10, offs, readAll(10))
 	if code != 0 || acquired(f) != "[6-9 #1]" || asked != 70_000 {
 		t.Fatalf("by_duration acquired %s (code %d), asked for time %d; want 6-9 and 70000", acquired(f), code, asked)
+	}
+}
+
+// TestMaxGroups: a client naming ever new groups cannot grow the agent:
+// empty groups and idle share partitions are dropped for new ones, and a
+// new group is refused when none can be.
+func TestMaxGroups(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, MaxGroups: 2, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	img := consumer.NewImage([]consumer.Topic{{ID: consumer.TopicID(topic.ID), Name: "t", Partitions: 2}})
+	join := func(group string) int16 {
+		return c.Heartbeat(group, img, sharegroup.HeartbeatRequest{MemberID: "m", SubscribedTopicNames: []string{"t"}}).Err
+	}
+	for _, g := range []string{"a", "b"} {
+		if code := join(g); code != 0 {
+			t.Fatalf("join %s: %d", g, code)
+		}
+	}
+	if code := join("c"); code != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("a third group with two full ones: %d, want COORDINATOR_NOT_AVAILABLE", code)
+	}
+	if r := c.Heartbeat("a", img, sharegroup.HeartbeatRequest{MemberID: "m", MemberEpoch: -1}); r.Err != 0 {
+		t.Fatalf("leave: %d", r.Err)
+	}
+	if code := join("c"); code != 0 {
+		t.Fatalf("a third group once one is empty: %d", code)
+	}
+	// Share partitions: idle groups make way; acknowledgements stay stored.
+	tp := sharecoord.TP{Topic: topic.ID}
+	for _, g := range []string{"a", "b", "c", "d"} {
+		f, code := c.Acquire(ctx, g, "m", tp, 1, sharecoord.Offsets{End: 3}, readAll(3))
+		if code != 0 || acquired(f) != "[0-0 #1]" {
+			t.Fatalf("group %s: %s %d", g, acquired(f), code)
+		}
+		if codes := c.Acknowledge(ctx, g, "m", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 0, Last: 0, Types: []sharepart.AckType{sharepart.Accept}}}}); codes[tp] != 0 {
+			t.Fatalf("group %s ack: %d", g, codes[tp])
+		}
+	}
+	// "a" was dropped from memory on the way; it comes back from the store.
+	if f, _ := c.Acquire(ctx, "a", "m", tp, 5, sharecoord.Offsets{End: 3}, readAll(3)); acquired(f) != "[1-2 #1]" {
+		t.Fatalf("group a after eviction: %s, want 1-2", acquired(f))
 	}
 }
