@@ -71,6 +71,7 @@ var advertised = map[int16][2]int16{
 	77: {1, 1}, // ShareGroupDescribe
 	78: {1, 1}, // ShareFetch
 	79: {1, 1}, // ShareAcknowledge
+	90: {0, 1}, // DescribeShareGroupOffsets
 }
 
 func TestApiVersions(t *testing.T) {

@@ -261,3 +261,39 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, group string) (code int16
 	c.log.Info("share group deleted", "group", group)
 	return 0, true
 }
+
+// StoredStates returns a share group's stored share-partition states for
+// DescribeShareGroupOffsets: NOT_COORDINATOR on another agent,
+// GROUP_ID_NOT_FOUND when neither this agent nor the store knows a share
+// group by that name. They are as of the last write (every
+// acknowledgement is written before it is answered).
+func (c *Coordinator) StoredStates(ctx context.Context, group string) ([]metastore.ShareState, int16) {
+	if !c.opts.Owns(group) {
+		return nil, kerr.NotCoordinator.Code
+	}
+	states, err := c.store.LoadShareStates(ctx, group)
+	if err != nil {
+		return nil, errCode(err)
+	}
+	c.mu.Lock()
+	known := c.groups[group] != nil
+	c.mu.Unlock()
+	if !known && len(states) == 0 {
+		return nil, kerr.GroupIDNotFound.Code
+	}
+	return states, 0
+}
+
+// Lag is the number of records between a share partition's start offset
+// and end that the group has not finished with (neither acknowledged nor
+// archived), as KIP-1226 defines it for DescribeShareGroupOffsets v1.
+func Lag(st metastore.ShareState, end int64) int64 {
+	lag := end - st.StartOffset
+	for _, b := range st.Batches {
+		if b.State != metastore.ShareAcknowledged && b.State != metastore.ShareArchived || b.First >= end {
+			continue
+		}
+		lag -= min(b.Last, end-1) - b.First + 1
+	}
+	return max(lag, 0)
+}

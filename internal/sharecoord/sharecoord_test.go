@@ -253,3 +253,17 @@ func TestMaxGroups(t *testing.T) {
 		t.Fatalf("group a after eviction: %s, want 1-2", acquired(f))
 	}
 }
+
+func TestLag(t *testing.T) {
+	st := metastore.ShareState{StartOffset: 10, Batches: []metastore.ShareBatch{
+		{First: 10, Last: 11, State: metastore.ShareAvailable, DeliveryCount: 1},
+		{First: 12, Last: 14, State: metastore.ShareAcknowledged, DeliveryCount: 1},
+		{First: 15, Last: 15, State: metastore.ShareArchived, DeliveryCount: 5},
+		{First: 16, Last: 19, State: metastore.ShareAcknowledged, DeliveryCount: 1},
+	}}
+	for _, c := range []struct{ end, want int64 }{{20, 2}, {30, 12}, {18, 2}, {13, 2}, {10, 0}, {5, 0}} {
+		if got := sharecoord.Lag(st, c.end); got != c.want {
+			t.Errorf("Lag(end %d) = %d, want %d", c.end, got, c.want)
+		}
+	}
+}
