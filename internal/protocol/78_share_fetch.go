@@ -133,6 +133,9 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 		if err := co.Release(ctx, group, member, sr.Released); err != nil {
 			h.log.Warn("share records not released", "group", group, "member", member, "err", err)
 		}
+		if r.ShareSessionEpoch == -1 {
+			co.ForgetIdle(group)
+		}
 		for _, tp := range add {
 			entry(tp)
 		}

@@ -73,6 +73,9 @@ func (h *Handler) shareAcknowledge(_ context.Context, req *wire.Request) (Reply,
 		if err := co.Release(ctx, group, member, sr.Released); err != nil {
 			h.log.Warn("share records not released", "group", group, "member", member, "err", err)
 		}
+		if r.ShareSessionEpoch == -1 {
+			co.ForgetIdle(group)
+		}
 		topics := map[[16]byte]int{}
 		for _, tp := range sortedTPs(codes) {
 			i, ok := topics[tp.Topic]

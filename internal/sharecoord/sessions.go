@@ -152,3 +152,32 @@ func (c *Coordinator) evictIdle(now time.Time) bool {
 	}
 	return evicted
 }
+
+// ForgetIdle drops a group's share partitions from memory when no share
+// session of the group is left on this agent and no request is using
+// them: every member closed its session (and so released its records), so
+// memory holds nothing the store lacks but delivery counts of released
+// records. The next request loads the group from the store, and so sees
+// what another agent changed meanwhile (DeleteGroups on the coordinator).
+func (c *Coordinator) ForgetIdle(group string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.sessions {
+		if k.group == group {
+			return false
+		}
+	}
+	gs := c.states[group]
+	if gs == nil {
+		return false
+	}
+	select {
+	case gs.turn <- struct{}{}:
+		gs.evicted = true
+		delete(c.states, group)
+		<-gs.turn
+		return true
+	default:
+		return false
+	}
+}

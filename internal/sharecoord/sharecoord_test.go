@@ -267,3 +267,39 @@ func TestLag(t *testing.T) {
 		}
 	}
 }
+
+// TestForgetIdle: when the last share session of a group on an agent
+// closes, the agent drops the group's share partitions, so it sees what
+// another agent stored meanwhile (here: the group deleted by its
+// coordinator).
+func TestForgetIdle(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	opts := sharecoord.Options{Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}}
+	leader := sharecoord.New(store, opts)
+	tp := sharecoord.TP{Topic: topic.ID}
+	offs := sharecoord.Offsets{End: 4}
+	acceptAll := func(c *sharecoord.Coordinator) {
+		t.Helper()
+		if codes := c.Acknowledge(ctx, "g", "m", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 0, Last: 3, Types: []sharepart.AckType{sharepart.Accept}}}}); codes[tp] != 0 {
+			t.Fatalf("ack: %d", codes[tp])
+		}
+	}
+	leader.FetchSession("g", "m", 0, []sharecoord.TP{tp}, nil, false)
+	leader.Acquire(ctx, "g", "m", tp, 10, offs, readAll(4))
+	acceptAll(leader)
+	if leader.ForgetIdle("g") {
+		t.Fatal("forgot a group with an open session")
+	}
+	leader.FetchSession("g", "m", -1, nil, nil, false)
+	if !leader.ForgetIdle("g") {
+		t.Fatal("kept a group without sessions")
+	}
+	// Meanwhile the group is deleted and its state gone.
+	if err := store.DeleteShareStates(ctx, "g", nil); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := leader.Acquire(ctx, "g", "m", tp, 10, offs, readAll(4)); acquired(f) != "[0-3 #1]" {
+		t.Fatalf("after the group was deleted elsewhere: %s, want everything again", acquired(f))
+	}
+}
