@@ -72,6 +72,8 @@ var advertised = map[int16][2]int16{
 	78: {1, 1}, // ShareFetch
 	79: {1, 1}, // ShareAcknowledge
 	90: {0, 1}, // DescribeShareGroupOffsets
+	91: {0, 0}, // AlterShareGroupOffsets
+	92: {0, 0}, // DeleteShareGroupOffsets
 }
 
 func TestApiVersions(t *testing.T) {

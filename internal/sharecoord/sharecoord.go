@@ -297,3 +297,84 @@ func Lag(st metastore.ShareState, end int64) int64 {
 	}
 	return max(lag, 0)
 }
+
+// AlterStarts sets share partitions' start offsets (AlterShareGroupOffsets):
+// their in-flight records are dropped, their state epoch moves on, and
+// the share group must have no members (NON_EMPTY_GROUP). The states are
+// written in one call. It answers a group error, or nil-or-zero codes per
+// partition.
+func (c *Coordinator) AlterStarts(ctx context.Context, group string, starts map[TP]int64) (int16, map[TP]int16) {
+	if code := c.checkEmpty(group); code != 0 {
+		return code, nil
+	}
+	stored, err := c.store.LoadShareStates(ctx, group)
+	if err != nil {
+		return errCode(err), nil
+	}
+	old := make(map[TP]metastore.ShareState, len(stored))
+	for _, st := range stored {
+		old[TP{st.TopicID, st.Partition}] = st
+	}
+	states := make([]metastore.ShareState, 0, len(starts))
+	for tp, off := range starts {
+		prev := old[tp]
+		states = append(states, metastore.ShareState{TopicID: tp.Topic, Partition: tp.Partition,
+			StateEpoch: prev.StateEpoch + 1, StartOffset: off, Version: prev.Version})
+	}
+	codes := make(map[TP]int16, len(starts))
+	_, err = c.store.WriteShareStates(ctx, group, states)
+	for tp := range starts {
+		if err != nil {
+			codes[tp] = errCode(err)
+		} else {
+			codes[tp] = 0
+		}
+	}
+	c.forgetStates(group)
+	return 0, codes
+}
+
+// DeleteStarts deletes share partitions' states (DeleteShareGroupOffsets):
+// they start again by share.auto.offset.reset. The group must have no
+// members.
+func (c *Coordinator) DeleteStarts(ctx context.Context, group string, tps []metastore.TopicPartition) int16 {
+	if code := c.checkEmpty(group); code != 0 {
+		return code
+	}
+	if err := c.store.DeleteShareStates(ctx, group, tps); err != nil {
+		return errCode(err)
+	}
+	c.forgetStates(group)
+	return 0
+}
+
+// checkEmpty is the group check of the share-offset admin APIs.
+func (c *Coordinator) checkEmpty(group string) int16 {
+	if !c.opts.Owns(group) {
+		return kerr.NotCoordinator.Code
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if g := c.groups[group]; g != nil && g.Len() > 0 {
+		return kerr.NonEmptyGroup.Code
+	}
+	return 0
+}
+
+// forgetStates drops this agent's copy of a group's share partitions if
+// no request is using it (one that is will find its next write refused).
+func (c *Coordinator) forgetStates(group string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gs := c.states[group]
+	if gs == nil {
+		return
+	}
+	select {
+	case gs.turn <- struct{}{}:
+		gs.evicted = true
+		delete(c.states, group)
+		<-gs.turn
+	default:
+	}
+}

@@ -348,6 +348,16 @@ func TestShareGroupAdmin(t *testing.T) {
 	if !errors.Is(del[group].Err, kerr.NonEmptyGroup) {
 		t.Fatalf("deleting a share group with members: %v, want NON_EMPTY_GROUP", del[group].Err)
 	}
+	alter := func(p0, p1 int64) (kadm.AlterShareGroupOffsetsResponses, error) {
+		t.Helper()
+		os := kadm.Offsets{}
+		os.Add(kadm.Offset{Topic: topic, Partition: 0, At: p0})
+		os.Add(kadm.Offset{Topic: topic, Partition: 1, At: p1})
+		return admin.AlterShareGroupOffsets(ctx, group, os)
+	}
+	if _, err := alter(1, 0); !errors.Is(err, kerr.NonEmptyGroup) {
+		t.Fatalf("altering the offsets of a group with members: %v, want NON_EMPTY_GROUP", err)
+	}
 	m1.Close()
 	m2.Close()
 	for i := 0; i < 50; i++ {
@@ -357,11 +367,41 @@ func TestShareGroupAdmin(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	if res, err := alter(1000, 0); err != nil {
+		t.Fatal(err)
+	} else if perr, _ := res.Lookup(topic, 0); !errors.Is(perr, kerr.OffsetOutOfRange) {
+		t.Fatalf("altering to past the log end: %v, want OFFSET_OUT_OF_RANGE", perr)
+	}
+	res, err := alter(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(2) {
+		if err, ok := res.Lookup(topic, p); !ok || err != nil {
+			t.Fatalf("AlterShareGroupOffsets partition %d: %v (found %v)", p, err, ok)
+		}
+	}
+	offs, err := admin.DescribeShareGroupOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o0, _ := offs[group].Offsets.Lookup(topic, 0)
+	o1, _ := offs[group].Offsets.Lookup(topic, 1)
+	if o0.StartOffset != 1 || o1.StartOffset != 0 || o0.Lag+o1.Lag != n+3-1 {
+		t.Fatalf("after AlterShareGroupOffsets: %+v %+v; want starts 1 and 0, lag %d", o0, o1, n+3-1)
+	}
+	dres, err := admin.DeleteShareGroupOffsets(ctx, group, topic)
+	if err != nil || dres[topic] != nil {
+		t.Fatalf("DeleteShareGroupOffsets: %v, %v", err, dres[topic])
+	}
+	if offs, err := admin.DescribeShareGroupOffsets(ctx, group); err != nil || len(offs[group].Offsets[topic]) != 0 {
+		t.Fatalf("after DeleteShareGroupOffsets: %+v, %v", offs[group], err)
+	}
 	del, err = admin.DeleteGroups(ctx, group)
 	if err != nil || del[group].Err != nil {
 		t.Fatalf("deleting the empty share group: %v, %v", err, del[group].Err)
 	}
-	offs, err := admin.DescribeShareGroupOffsets(ctx, group)
+	offs, err = admin.DescribeShareGroupOffsets(ctx, group)
 	if err != nil || !errors.Is(offs[group].Err, kerr.GroupIDNotFound) {
 		t.Fatalf("offsets of the deleted group: %v, %v; want GROUP_ID_NOT_FOUND", err, offs[group].Err)
 	}
