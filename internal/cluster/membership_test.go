@@ -48,3 +48,41 @@ func TestOwnerSpreadsAndMovesOnlyTheDeadAgentsKeys(t *testing.T) {
 		t.Fatalf("moved %d keys, agent 2 owned %d", moved, counts[2])
 	}
 }
+
+// An agent restarted at its address (a new process id and node id) owns
+// exactly the keys it owned before: groups and transactions do not move
+// at every restart of any agent.
+func TestOwnerKeepsKeysAcrossRestartAtTheSameAddress(t *testing.T) {
+	var before []metastore.AgentInfo
+	for i := range 3 {
+		before = append(before, metastore.AgentInfo{ID: fmt.Sprintf("process-%d", i), NodeID: int32(i), Host: "127.0.0.1", Port: int32(9092 + i)})
+	}
+	after := append([]metastore.AgentInfo(nil), before...)
+	after[1].ID, after[1].NodeID = "process-1-restarted", 7
+	owned := 0
+	for i := range 3000 {
+		key := fmt.Sprintf("group-%d", i)
+		b, a := cluster.Owner(before, key), cluster.Owner(after, key)
+		if b.Port != a.Port {
+			t.Fatalf("%s moved from %s:%d to %s:%d when agent 1 restarted at its address", key, b.Host, b.Port, a.Host, a.Port)
+		}
+		if a.ID == "process-1-restarted" {
+			owned++
+		}
+	}
+	if owned < 800 {
+		t.Fatalf("the restarted agent owns %d of 3000 keys, want about 1000", owned)
+	}
+	// At another address it is another agent: its keys move.
+	after[1].Port = 9999
+	moved := 0
+	for i := range 3000 {
+		key := fmt.Sprintf("group-%d", i)
+		if cluster.Owner(before, key).Port != cluster.Owner(after, key).Port {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Fatal("no key moved when agent 1 came back at another address")
+	}
+}
