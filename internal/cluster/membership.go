@@ -58,7 +58,7 @@ type Membership struct {
 	// them, also one that was under way when they were set.
 	admin   string
 	started time.Time
-	live []metastore.AgentInfo // sorted by NodeID, always includes self
+	live    []metastore.AgentInfo // sorted by NodeID, always includes self
 }
 
 // Join registers the agent and reads the live list once. Call Run to keep

@@ -158,6 +158,9 @@ type fetched struct {
 	// must be answered at once instead of waiting for data.
 	bytes  int
 	failed bool
+	// names[i] is the name of parts[i]'s topic, "" if unknown
+	// (fetch_served.go counts by it).
+	names []string
 }
 
 // fetchOnce reads every partition once, in order, each watched by w
@@ -205,6 +208,10 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			pr.RecordBatches = []byte{}
 		}
 		out.failed = out.failed || pr.ErrorCode != 0
+		if out.names == nil {
+			out.names = make([]string, len(parts))
+		}
+		out.names[i] = t.Name
 	}
 	return out
 }
@@ -242,6 +249,7 @@ func (h *Handler) fetchResponse(r *kmsg.FetchRequest, f *fetchsession.Fetch, rea
 		}
 		resp.Topics[ti].Partitions = append(resp.Topics[ti].Partitions, read.parts[i])
 	}
+	h.countServed(f, include, read)
 	return resp
 }
 
