@@ -97,6 +97,9 @@ type Config struct {
 	// AdminClientTLS is what this agent's console trusts when it asks
 	// other agents' https admin APIs (nil: the system's roots).
 	AdminClientTLS *tls.Config
+	// ConsoleSampleInterval is how often the console samples counters
+	// for its rates (default 5s; tests shorten it).
+	ConsoleSampleInterval time.Duration
 	// MetastoreName is what the console shows of the metadata store (its
 	// URL without credentials); "" shows nothing.
 	MetastoreName string

@@ -38,6 +38,8 @@ func (a *Agent) mountConsole(mux *http.ServeMux) error {
 		Coordinator:   func(group string) metastore.AgentInfo { return a.members.Owner(protocol.GroupKey(group)) },
 		PeerTLS:       a.cfg.AdminClientTLS,
 		Health:        a.consoleHealth,
+
+		SampleInterval: a.cfg.ConsoleSampleInterval,
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
 )
@@ -200,7 +201,9 @@ func (c *Console) forwardedGroup(w http.ResponseWriter, r *http.Request, name st
 		c.remoteGroup(w, r, name, err.Error())
 		return
 	}
-	ctx, cancel := c.ctx(r)
+	// The coordinator answers from its memory and a few Kafka requests
+	// to itself: a page does not wait for it long.
+	ctx, cancel := context.WithTimeout(r.Context(), groupAskTimeout)
 	defer cancel()
 	var d groupData
 	if err := c.peerDo(ctx, http.MethodGet, a.Admin, apiPrefix+"groups/"+urlPathEscape(name), nil, &d); err != nil {
@@ -217,6 +220,10 @@ func (c *Console) forwardedGroup(w http.ResponseWriter, r *http.Request, name st
 	d.Coordinator = fmt.Sprintf("node %d", a.NodeID)
 	c.render(w, r, "group", page{Title: name, Nav: "groups", Refresh: true, Data: d})
 }
+
+// groupAskTimeout bounds how long a group's page waits for the
+// coordinating agent's console.
+const groupAskTimeout = 5 * time.Second
 
 // Bounds on a group as another agent's console describes it.
 const (
