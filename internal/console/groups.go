@@ -17,7 +17,8 @@ type groupRow struct {
 	Members               int
 	Lag                   int64 // -1: not computed (Elsewhere)
 	Err                   string
-	Elsewhere             bool // another agent coordinates it
+	Elsewhere             bool  // another agent coordinates it
+	Coordinator           int32 // its node id (-1: unknown), when Elsewhere
 }
 
 type groupsData struct {
@@ -34,6 +35,9 @@ func (c *Console) groups(w http.ResponseWriter, r *http.Request) {
 		d.Error = "listing groups: " + err.Error()
 	}
 	for _, l := range lags.Sorted() {
+		if !c.opts.OwnsGroup(l.Group) {
+			continue // listed from the store below
+		}
 		row := groupRow{Name: l.Group, State: l.State, Protocol: l.Protocol, Members: len(l.Members)}
 		if err := l.Error(); err != nil {
 			row.Err = err.Error()
@@ -53,10 +57,14 @@ func (c *Console) groups(w http.ResponseWriter, r *http.Request) {
 		c.log.Warn("console: listing groups in the store", "err", err)
 	} else {
 		for _, s := range sums {
-			if _, ok := lags[s.Name]; ok || c.opts.OwnsGroup(s.Name) {
+			if c.opts.OwnsGroup(s.Name) {
 				continue
 			}
-			d.Groups = append(d.Groups, groupRow{Name: s.Name, State: s.State, Lag: -1, Elsewhere: true})
+			row := groupRow{Name: s.Name, State: s.State, Lag: -1, Elsewhere: true, Coordinator: -1}
+			if c.opts.Coordinator != nil {
+				row.Coordinator = c.opts.Coordinator(s.Name).NodeID
+			}
+			d.Groups = append(d.Groups, row)
 		}
 		sort.Slice(d.Groups, func(i, j int) bool { return d.Groups[i].Name < d.Groups[j].Name })
 	}

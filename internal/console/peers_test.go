@@ -56,6 +56,15 @@ func twoAgents(t *testing.T, token string) (a, b *agenttest.Agent, c *cluster) {
 	a = agenttest.Start(t, agenttest.Options{Jobs: true, Config: fast})
 	c = withData(t, a)
 	b = agenttest.StartPeer(t, a, agenttest.Options{Config: fast})
+	waitForEachOther(t, c, b)
+	return a, b, c
+}
+
+// waitForEachOther waits until both agents registered their admin
+// addresses and each lists the other.
+func waitForEachOther(t *testing.T, c *cluster, b *agenttest.Agent) {
+	t.Helper()
+	a := c.a
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		live, err := a.Store.LiveAgents(t.Context())
@@ -85,7 +94,6 @@ func twoAgents(t *testing.T, token string) (a, b *agenttest.Agent, c *cluster) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return a, b, c
 }
 
 // agentRow returns the agents table's row of node id.
