@@ -413,7 +413,10 @@ func TestMigrateTransactions(t *testing.T) {
 	// Back to version 6, as a binary before transactions left it.
 	admin(t, db, `DROP TABLE transactions, txn_open, txn_aborted, txn_offsets`)
 	admin(t, db, `ALTER TABLE producer_state DROP COLUMN last_timestamp`)
-	admin(t, db, `DELETE FROM schema_migrations WHERE version = 7`)
+	// And migration 8, which came after it (agents' admin URL, version
+	// and start).
+	admin(t, db, `ALTER TABLE agents DROP COLUMN admin, DROP COLUMN version, DROP COLUMN started`)
+	admin(t, db, `DELETE FROM schema_migrations WHERE version >= 7`)
 
 	s = openStore(t, db, postgres.Options{})
 	ps, err := s.ActiveProducers(ctx, topic.ID, 0)
