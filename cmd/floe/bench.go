@@ -19,26 +19,27 @@ import (
 // benchFlags are the flags of `floe bench` that need parsing beyond the
 // flag package's types.
 type benchFlags struct {
-	cfg          bench.Config
-	brokers      string
-	admin        string
-	targets      string
-	floe         bench.FloeOptions
-	bucketLat    string
-	proxyLat     string
-	recordSize   string
-	rate         string
-	catchUp      string
-	maxBuffered  string
-	keys         string
-	jsonOut      bool
-	progress     time.Duration
-	cpuProfile   string
-	preset       string
-	listPresets  bool
-	logLevel     string
-	retentionDay float64
-	security     clientSecurityFlags
+	cfg           bench.Config
+	brokers       string
+	admin         string
+	targets       string
+	floe          bench.FloeOptions
+	bucketLat     string
+	proxyLat      string
+	recordSize    string
+	rate          string
+	catchUp       string
+	maxBuffered   string
+	keys          string
+	jsonOut       bool
+	progress      time.Duration
+	cpuProfile    string
+	windowProfile string
+	preset        string
+	listPresets   bool
+	logLevel      string
+	retentionDay  float64
+	security      clientSecurityFlags
 }
 
 func (b *benchFlags) register(fs *flag.FlagSet) {
@@ -48,6 +49,8 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.targets, "target", "", "run against in-process servers instead of --brokers: floe, kfake, or floe,kfake (side by side, with ratios)")
 	fs.DurationVar(&b.floe.Linger, "floe-linger", 250*time.Millisecond, "in-process Floe: agent linger")
 	fs.IntVar(&b.floe.SegmentBytes, "floe-segment-bytes", 8<<20, "in-process Floe: flush the open segment at this size")
+	fs.BoolVar(&b.floe.DisableEarlyFlush, "floe-no-early-flush", false, "in-process Floe: keep every segment open for its whole linger (the agent's --early-flush=false)")
+	fs.DurationVar(&b.floe.FlushMinInterval, "floe-flush-min-interval", 0, "in-process Floe: the agent's --flush-min-interval (0: linger / 2)")
 	fs.Int64Var(&b.floe.CacheBytes, "floe-cache-bytes", 256<<20, "in-process Floe: block cache size")
 	fs.StringVar(&b.floe.Bucket, "floe-bucket", "", "in-process Floe: bucket `URL` (file://, s3://, gs://, azblob://); each run uses a fresh prefix and deletes it (default: a temporary local directory)")
 	fs.StringVar(&b.bucketLat, "bucket-latency", "0", "in-process Floe: delay every bucket request in the process, e.g. 20ms-50ms (uniform) or 30ms")
@@ -57,6 +60,19 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", 12, "partitions per topic")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", -1, "replication factor of created topics (-1: broker default)")
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", "floe-bench", "created topics are named `PREFIX`-RUNID-N")
+	fs.Func("topic-config", "set `NAME=VALUE` on the created topics (repeatable, or comma-separated), e.g. floe.latency.target.ms=50", func(v string) error {
+		for _, kv := range strings.Split(v, ",") {
+			k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok || k == "" {
+				return fmt.Errorf("%q is not NAME=VALUE", kv)
+			}
+			if c.TopicConfigs == nil {
+				c.TopicConfigs = make(map[string]string)
+			}
+			c.TopicConfigs[k] = val
+		}
+		return nil
+	})
 	fs.IntVar(&c.Producers, "producers", 1, "producer clients")
 	fs.IntVar(&c.Consumers, "consumers", 1, "consumer clients; each reads every partition, like one consumer group")
 	fs.StringVar(&b.recordSize, "record-size", "1KiB", "record value `SIZE` (at least 8 bytes)")
@@ -71,6 +87,8 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "warm-up excluded from the figures")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured duration")
 	fs.StringVar(&b.catchUp, "catch-up", "0", "catch-up scenario: write `SIZE` of history as fast as possible, then measure reading it from the start")
+	fs.BoolVar(&c.CatchUpCompact, "catch-up-compact", false, "catch-up scenario, in-process Floe: compact the history (few large objects) before the cold read")
+	fs.Int64Var(&b.floe.ReadAheadBytes, "floe-read-ahead-bytes", 0, "in-process Floe: read-ahead memory (0: half the cache; -1: no read-ahead)")
 	fs.DurationVar(&c.Drain, "drain", time.Minute, "how long to wait after the run for acks and consumers")
 
 	p := &c.Prices
@@ -87,6 +105,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&b.jsonOut, "json", false, "print the report as JSON")
 	fs.DurationVar(&b.progress, "progress", time.Second, "progress line interval on stderr (0: none)")
 	fs.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (clients and in-process servers) to `FILE`")
+	fs.StringVar(&b.windowProfile, "cpuprofile-window", "", "write a CPU profile of each target's measured window only (the read, for --catch-up) to `PREFIX`-TARGET.pprof")
 	fs.StringVar(&b.preset, "preset", "", "start from a named preset (see --list-presets); later flags override it")
 	fs.BoolVar(&b.listPresets, "list-presets", false, "list the presets and their command lines")
 	fs.StringVar(&b.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
@@ -112,6 +131,10 @@ func (b *benchFlags) finish() error {
 		parse("rate", b.rate, &b.cfg.Rate)
 	}
 	parse("catch-up", b.catchUp, &b.cfg.CatchUp)
+	// No background job may rewrite the history while it is read: the
+	// catch-up scenario compacts it first (--catch-up-compact) or not at
+	// all.
+	b.floe.NoJobs = b.cfg.CatchUp > 0
 	parse("max-buffered", b.maxBuffered, &b.cfg.MaxBuffered)
 	var err error
 	if b.cfg.Keys, err = bench.ParseKeyDist(b.keys); err != nil {
@@ -215,7 +238,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		fmt.Fprintf(stderr, "floe bench: %s\n", tgt.Describe())
-		rep, err := bench.Run(ctx, b.cfg, tgt)
+		cfg := b.cfg
+		if b.windowProfile != "" && b.cpuProfile == "" {
+			cfg.Measuring = windowProfiler(b.windowProfile+"-"+tgt.Name()+".pprof", stderr)
+		}
+		rep, err := bench.Run(ctx, cfg, tgt)
 		if f, ok := tgt.(*bench.Floe); ok && f.ProxyStats() != "" {
 			fmt.Fprintf(stderr, "floe bench: the latency proxy forwarded %s over the whole run\n", f.ProxyStats())
 		}
@@ -228,6 +255,30 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		reports = append(reports, rep)
 	}
 	return writeReports(stdout, b.jsonOut, preset, reports)
+}
+
+// windowProfiler returns a Config.Measuring hook that profiles the CPU
+// while the window is open, into file.
+func windowProfiler(file string, stderr io.Writer) func(bool) {
+	var f *os.File
+	return func(on bool) {
+		if on {
+			var err error
+			if f, err = os.Create(file); err == nil {
+				err = pprof.StartCPUProfile(f)
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "floe bench: window profile: %v\n", err)
+				f = nil
+			}
+			return
+		}
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+			f = nil
+		}
+	}
 }
 
 func targetNames(targets string) []string {

@@ -48,6 +48,7 @@ Commands:
   torture     start a cluster, inject faults while the workload runs, check the history
   users       set, delete and list SASL users in a metadata store
   config      print the effective configuration (flags, FLOE_* environment, --config file)
+  docs        print documents generated from the code (docs compatibility)
   help        print this list
 
 Run "floe COMMAND -h" for a command's arguments and flags. Flags can also
@@ -101,6 +102,8 @@ func run1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usersCmd(ctx, args[1:], stdout, stderr)
 	case "config":
 		return configCmd(ctx, args[1:], stdout, stderr)
+	case "docs":
+		return docsCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

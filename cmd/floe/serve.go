@@ -44,10 +44,14 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	registerConsoleFlags(fs, &f.cfg)
 	fs.DurationVar(&f.cfg.Linger, "linger", 250*time.Millisecond, "how long the open segment gathers batches before it is flushed")
 	fs.IntVar(&f.cfg.SegmentMaxBytes, "segment-bytes", 8<<20, "flush the open segment once it holds this many bytes")
+	earlyFlush := fs.Bool("early-flush", true, "flush the open segment before the linger ends when every producer with data in it has its whole window of requests waiting on it")
+	fs.DurationVar(&f.cfg.FlushMinInterval, "flush-min-interval", 0, "shortest time from one flush to an early flush of the next segment, bounding the PUTs early flushes add (0: linger / 2)")
 	var maxFrame int
 	fs.IntVar(&maxFrame, "max-request-bytes", 100<<20, "largest request frame accepted (socket.request.max.bytes)")
 	fs.Int64Var(&f.cfg.CacheBytes, "cache-bytes", 256<<20, "memory for the block cache")
 	fs.Int64Var(&f.cfg.CacheBlockBytes, "cache-block-bytes", 4<<20, "block size of the read cache: each bucket GET fetches whole blocks, and each block has one owner agent per zone")
+	fs.Int64Var(&f.cfg.ReadAheadBytes, "read-ahead-bytes", 0, "memory for read-ahead of consumers reading history: blocks fetched ahead of them, all partitions together (0: half of --cache-bytes; -1: no read-ahead)")
+	fs.IntVar(&f.cfg.ReadAheadGets, "read-ahead-gets", 16, "read-ahead GETs in flight at once")
 	fs.BoolVar(&f.autoCreate, "auto-create-topics", true, "create unknown topics when clients ask for them (auto.create.topics.enable)")
 	fs.IntVar(&f.partitions, "default-partitions", 1, "partitions of auto-created topics (num.partitions)")
 	var nodeID int
@@ -108,6 +112,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 		f.cfg.AutoCreateTopics = f.autoCreate
 		f.cfg.DefaultPartitions = int32(f.partitions)
 		f.cfg.Roles = strings.Split(*roles, ",")
+		f.cfg.DisableEarlyFlush = !*earlyFlush
 		if f.cfg.Zone == "" && *zoneLabel != "" {
 			if *nodeName == "" {
 				return errors.New("--zone-from-node-label needs --node-name (FLOE_NODE_NAME)")

@@ -33,6 +33,7 @@ func TestTransactionVersionFlag(t *testing.T) {
 			a := agenttest.Start(t, agenttest.Options{Config: func(c *agent.Config) { c.TransactionVersion = cfg.TransactionVersion }})
 			req := kmsg.NewPtrApiVersionsRequest()
 			req.SetVersion(3)
+			req.ClientSoftwareName, req.ClientSoftwareVersion = "floe-test", "1"
 			resp := testutil.Dial(t, a.Addr()).Do(req).(*kmsg.ApiVersionsResponse)
 			level := int16(-1)
 			for _, f := range resp.FinalizedFeatures {

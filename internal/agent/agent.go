@@ -45,6 +45,7 @@ import (
 	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/sasl"
 	"github.com/floe-io/floe/internal/telemetry"
+	"github.com/floe-io/floe/internal/topiccache"
 	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 	"github.com/floe-io/floe/internal/zonecache"
@@ -136,11 +137,25 @@ type Config struct {
 
 	Linger          time.Duration // default 250ms
 	SegmentMaxBytes int           // default 8 MiB
-	MaxFrameBytes   int32         // default 100 MiB
-	CacheBytes      int64         // default 256 MiB
+	// DisableEarlyFlush and FlushMinInterval: see produce.Options
+	// (early flush when every sender's window waits on the open segment,
+	// at most once per FlushMinInterval, default Linger / 2).
+	DisableEarlyFlush bool
+	FlushMinInterval  time.Duration
+	// FlushTimeout bounds one segment's PUT and commit (default 30s).
+	FlushTimeout  time.Duration
+	MaxFrameBytes int32 // default 100 MiB
+	CacheBytes    int64 // default 256 MiB
 	// CacheBlockBytes is the block cache's unit of fetching and caching,
 	// and of ownership in the zone's shared cache (default 4 MiB).
 	CacheBlockBytes int64
+	// ReadAheadBytes bounds read-ahead for consumers reading history:
+	// the bytes of blocks fetched ahead of them, in flight and waiting
+	// to be read, all partitions together (default half of CacheBytes;
+	// negative disables read-ahead). ReadAheadGets bounds its GETs in
+	// flight (default 16). See internal/fetch/readahead.go.
+	ReadAheadBytes int64
+	ReadAheadGets  int
 
 	AutoCreateTopics  bool
 	DefaultPartitions int32 // default 1
@@ -393,7 +408,21 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		Logger: log, Registerer: reg,
 	})
 	a.actors.add("cache ring", ring.Close)
-	blocks := cache.New(bucket, cache.Options{Capacity: cfg.CacheBytes, BlockSize: blockSize, Fetch: ring.Fetch}, reg)
+	cacheBytes := cfg.CacheBytes
+	if cacheBytes <= 0 {
+		cacheBytes = cache.DefaultCapacity
+	}
+	readAhead := cfg.ReadAheadBytes
+	if readAhead == 0 {
+		readAhead = cacheBytes / 2
+	}
+	blocks := cache.New(bucket, cache.Options{
+		Capacity: cacheBytes, BlockSize: blockSize, Fetch: ring.Fetch,
+		ReadAheadBytes: readAhead, ReadAheadGets: cfg.ReadAheadGets,
+	}, reg)
+	// Stopped after the requests (actors stop in reverse): cancels the
+	// read-ahead GETs still in flight and waits for them.
+	a.actors.add("read-ahead", blocks.Close)
 	peerServer, err := zonecache.Serve(peerLn, zonecache.ServerOptions{
 		Secret: secret, TLS: cfg.PeerServerTLS, Sizes: store, Blocks: blocks, Logger: log, Registerer: reg,
 	})
@@ -405,14 +434,18 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 
 	notify := fetch.NewNotifier(reg)
 	reader := fetch.NewReader(store, store, blocks)
+	reader.SetReadAhead(fetch.ReadAheadOptions{Budget: max(readAhead, 0)})
 	sessionOpts := cfg.FetchSessions
 	sessionOpts.Registerer = reg
 	a.fetchSessions = fetchsession.New(sessionOpts)
 	a.writer = produce.NewWriter(bucket, store, produce.Options{
-		Linger:          cfg.Linger,
-		MaxSegmentBytes: cfg.SegmentMaxBytes,
-		Logger:          log,
-		Metrics:         produce.NewMetrics(reg),
+		Linger:            cfg.Linger,
+		MaxSegmentBytes:   cfg.SegmentMaxBytes,
+		DisableEarlyFlush: cfg.DisableEarlyFlush,
+		FlushMinInterval:  cfg.FlushMinInterval,
+		FlushTimeout:      cfg.FlushTimeout,
+		Logger:            log,
+		Metrics:           produce.NewMetrics(reg),
 		// Write-through: consumers at the live edge read the new object
 		// from memory, never from the bucket.
 		Uploaded: blocks.Insert,
@@ -473,6 +506,14 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	telemetryOpts := cfg.ClientTelemetry
 	telemetryOpts.Registerer = reg
 	clientTelemetry := telemetry.New(telemetryOpts)
+	// Every handler looks topics up in one cache that follows the
+	// store's topic notices (internal/topiccache).
+	topics := topiccache.New(store, topiccache.Options{Logger: log, Registerer: reg})
+	a.actors.add("topic cache", topics.Close)
+	if err := topics.Load(joinCtx); err != nil {
+		return err
+	}
+	a.actors.add("topic cache resync", runUntilStopped(topics.Run))
 	// One handler per listener: each tells its clients the agents'
 	// addresses on that listener.
 	// They share the clients' mutation and producer-id quotas and the
@@ -501,6 +542,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				Now:               cfg.Clock,
 
 				TransactionVersion: cfg.TransactionVersion,
+				Topics:             topics,
 			}, store, a.writer, reader, notify, log)
 			l.handler = handler
 			continue

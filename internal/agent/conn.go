@@ -127,6 +127,8 @@ func (c *conn) serve() {
 	// Fetch sessions do not outlive their connection
 	// (internal/fetchsession).
 	c.a.fetchSessions.CloseConn(c.id)
+	// Nor does the writer's knowledge of its produce window.
+	c.a.writer.CloseConn(c.id)
 	switch {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.a.log.Debug("connection closed", "remote", c.remote)

@@ -91,11 +91,13 @@ func TestCreateBeyondLimitsIsRefused(t *testing.T) {
 // within its quota again.
 func TestControllerMutationQuota(t *testing.T) {
 	a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) {
-		// A burst of 11 × 100 = 1,100 partitions, then 100 a second.
-		cfg.Limits = protocol.Limits{ControllerMutationRate: 100}
+		// A burst of 11 × 10 = 110 partitions, then 10 a second: 30
+		// partitions of debt take 3 s to repay, far longer than the
+		// steps between going into debt and the v5 request below.
+		cfg.Limits = protocol.Limits{ControllerMutationRate: 10}
 	}})
 	c := testutil.Dial(t, a.Addr())
-	if st := createTopics(c, 7, 1100, "burst").Topics[0]; st.ErrorCode != 0 {
+	if st := createTopics(c, 7, 110, "burst").Topics[0]; st.ErrorCode != 0 {
 		t.Fatalf("within the burst: %v", kerr.ErrorForCode(st.ErrorCode))
 	}
 	// Credits are zero: still admitted, and now 30 partitions in debt.
@@ -104,7 +106,7 @@ func TestControllerMutationQuota(t *testing.T) {
 		t.Fatalf("at zero credits: %v", kerr.ErrorForCode(st.ErrorCode))
 	}
 	if resp.ThrottleMillis < 200 {
-		t.Fatalf("throttle %d ms after going 30 partitions into debt at 100/s", resp.ThrottleMillis)
+		t.Fatalf("throttle %d ms after going 30 partitions into debt at 10/s", resp.ThrottleMillis)
 	}
 	resp = createTopics(c, 7, 1, "refused")
 	if st := resp.Topics[0]; st.ErrorCode != kerr.ThrottlingQuotaExceeded.Code || resp.ThrottleMillis <= 0 {
@@ -135,7 +137,7 @@ func TestControllerMutationQuota(t *testing.T) {
 	}
 	name = "debt"
 	if code := c.Do(del).(*kmsg.DeleteTopicsResponse).Topics[0].ErrorCode; code != kerr.ThrottlingQuotaExceeded.Code {
-		t.Fatalf("delete after 1,100 partitions deleted: %v", kerr.ErrorForCode(code))
+		t.Fatalf("delete after 110 partitions deleted: %v", kerr.ErrorForCode(code))
 	}
 }
 

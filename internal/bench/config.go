@@ -20,6 +20,9 @@ type Config struct {
 	Partitions        int    // partitions per topic (default 12)
 	ReplicationFactor int    // for created topics; -1 takes the broker default
 	TopicPrefix       string // created topics are PREFIX-RUNID-N (default floe-bench)
+	// TopicConfigs are set on the created topics (e.g.
+	// floe.latency.target.ms).
+	TopicConfigs map[string]string
 
 	Producers  int // producer clients (default 1)
 	Consumers  int // consumer clients, each reading every partition (a "group" each)
@@ -48,6 +51,10 @@ type Config struct {
 	// bytes of history as fast as possible, restart the target when it can
 	// (so its caches are cold), then measure consumers reading it all.
 	CatchUp int64
+	// CatchUpCompact compacts the history before the catch-up read, on
+	// targets that can (an in-process Floe), so that the read is of few
+	// large objects.
+	CatchUpCompact bool
 	// Drain bounds the wait, after the run, for outstanding acks and for
 	// consumers to read everything (default 60s).
 	Drain time.Duration
@@ -64,6 +71,11 @@ type Config struct {
 	Progress         io.Writer
 	ProgressInterval time.Duration
 	ProgressInPlace  bool
+
+	// Measuring, when set, is called with true when the measured window
+	// opens (after the warm-up; for catch-up, when the read starts) and
+	// with false when it closes: a CPU profile of the window alone.
+	Measuring func(on bool)
 
 	Logger *slog.Logger
 }

@@ -266,6 +266,9 @@ type consumer struct {
 	st       *stats
 	consumed atomic.Int64
 	bytes    atomic.Int64
+	// lastAt is when the consumer last received records (Unix ns): the
+	// end of a catch-up read, to the fetch rather than to a poll tick.
+	lastAt atomic.Int64
 }
 
 func newConsumer(cfg *Config, brokers []string, id int, topics []string, partitions int, st *stats) (*consumer, error) {
@@ -310,6 +313,9 @@ func (c *consumer) run(ctx context.Context) {
 				}
 			}
 		})
+		if n > 0 {
+			c.lastAt.Store(nowNs)
+		}
 		c.consumed.Add(n)
 		c.bytes.Add(b)
 		if c.st.inWindow(nowNs) {

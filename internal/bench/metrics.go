@@ -128,8 +128,12 @@ type ServerFigures struct {
 	PutMiBps    float64 `json:"put_mib_per_sec"`
 	AvgObjectKB float64 `json:"avg_object_kib"`
 
-	Flushes        float64 `json:"segment_flushes"` // = metadata commits
-	FlushErrors    float64 `json:"segment_flush_errors"`
+	Flushes     float64 `json:"segment_flushes"` // = metadata commits
+	FlushErrors float64 `json:"segment_flush_errors"`
+	// EarlyFlushes are the flushes started because every producer with
+	// data in the segment had its window waiting on it (the rest: linger,
+	// size).
+	EarlyFlushes   float64 `json:"segment_early_flushes"`
 	AvgPutMillis   float64 `json:"avg_segment_put_ms"`
 	AvgCommitMilli float64 `json:"avg_segment_commit_ms"`
 	CacheHits      float64 `json:"cache_hits"`
@@ -162,6 +166,7 @@ func serverFigures(before, after Sample, seconds, peakRSS float64) *ServerFigure
 		GetBytes:       d("floe_objstore_bytes_total", "op", "get"),
 		Flushes:        d("floe_segment_flushes_total", "result", "ok"),
 		FlushErrors:    d("floe_segment_flushes_total") - d("floe_segment_flushes_total", "result", "ok"),
+		EarlyFlushes:   d("floe_segment_flush_triggers_total", "trigger", "early"),
 		AvgPutMillis:   avgMillis("floe_segment_put_seconds"),
 		AvgCommitMilli: avgMillis("floe_segment_commit_seconds"),
 		CacheHits:      d("floe_cache_hits_total"),

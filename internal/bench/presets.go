@@ -80,8 +80,14 @@ func Presets() []Preset {
 		{
 			Name:  "catch-up",
 			Title: "catch-up read of 256 MiB of history",
-			Why:   "history is written as fast as possible, Floe is restarted so its cache is cold, then one consumer reads it all; reading it again after compaction is not measured yet",
+			Why:   "history is written as fast as possible (into 8 MiB objects of all partitions), Floe is restarted so its cache is cold, then one consumer reads it all; no background job runs",
 			Args:  with("--record-size", "1KiB", "--catch-up", "256MiB", "--producers", "2", "--partitions", "12", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms"),
+		},
+		{
+			Name:  "catch-up-compacted",
+			Title: "catch-up read of 256 MiB of compacted history",
+			Why:   "as catch-up, but Floe compacts the history (few large objects, each partition's bytes contiguous) before the cold read",
+			Args:  with("--record-size", "1KiB", "--catch-up", "256MiB", "--catch-up-compact", "--producers", "2", "--partitions", "12", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms"),
 		},
 		{
 			Name:  "s3-latency",

@@ -3,7 +3,9 @@ package bench
 import (
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,6 +62,8 @@ type Workload struct {
 	WarmupSec        float64 `json:"warmup_seconds"`
 	DurationSec      float64 `json:"duration_seconds"`
 	CatchUpMiB       float64 `json:"catch_up_mib,omitempty"`
+	// TopicConfigs were set on the created topics.
+	TopicConfigs map[string]string `json:"topic_configs,omitempty"`
 }
 
 // ProduceFigures describe the producers. Latency runs from each record's
@@ -92,6 +96,17 @@ type CatchUpFigures struct {
 	Bytes       int64   `json:"bytes"`
 	Seconds     float64 `json:"seconds"`
 	ColdRestart bool    `json:"server_restarted_cold"`
+	// Compacted is set when the history was compacted before the read
+	// (Config.CatchUpCompact, a target that can).
+	Compacted *CompactFigures `json:"compacted,omitempty"`
+}
+
+// CompactFigures describe a compaction of the history before a catch-up
+// read: the partitions' extents before and after, and how long it took.
+type CompactFigures struct {
+	ExtentsBefore int64   `json:"extents_before"`
+	ExtentsAfter  int64   `json:"extents_after"`
+	Seconds       float64 `json:"seconds"`
 }
 
 // Consistency checks what can be checked without trusting speed: every
@@ -116,6 +131,7 @@ func (r *runner) report(st *stats, cs []*consumer, window time.Duration, partial
 			RecordSize: cfg.RecordSize, Keys: cfg.Keys, RateMiBps: float64(cfg.Rate) / (1 << 20),
 			Acks: cfg.Acks, Compression: cfg.Compression, TopicCompression: cfg.TopicCompression, LingerMs: float64(cfg.Linger) / float64(time.Millisecond),
 			WarmupSec: cfg.Warmup.Seconds(), DurationSec: cfg.Duration.Seconds(), CatchUpMiB: float64(cfg.CatchUp) / (1 << 20),
+			TopicConfigs: cfg.TopicConfigs,
 		},
 		Produce: ProduceFigures{
 			Records: st.winAcked.Load(), Bytes: st.winBytes.Load(), Seconds: secs,
@@ -196,9 +212,19 @@ func (rep *Report) WriteText(w io.Writer) {
 	if wl.TopicCompression != "" {
 		fmt.Fprintf(w, "  topics: compression.type=%s\n", wl.TopicCompression)
 	}
+	if len(wl.TopicConfigs) > 0 {
+		keys := slices.Sorted(maps.Keys(wl.TopicConfigs))
+		for i, k := range keys {
+			keys[i] = k + "=" + wl.TopicConfigs[k]
+		}
+		fmt.Fprintf(w, "  topics:   created with %s\n", strings.Join(keys, ", "))
+	}
 	if rep.CatchUp != nil {
 		fmt.Fprintf(w, "  catch-up: %.0f MiB of history written as fast as possible, then read from offset 0 (server restarted cold: %v)\n",
 			float64(rep.CatchUp.Bytes)/(1<<20), rep.CatchUp.ColdRestart)
+		if c := rep.CatchUp.Compacted; c != nil {
+			fmt.Fprintf(w, "  compacted before the read: %d extents → %d in %.1f s\n", c.ExtentsBefore, c.ExtentsAfter, c.Seconds)
+		}
 	} else {
 		fmt.Fprintf(w, "  window:   %.1fs measured after %.0fs warm-up; latency from each record's intended send time\n", rep.Seconds, wl.WarmupSec)
 	}
@@ -239,8 +265,8 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "  CPU:         %.1f s over the window = %.2f cores (this process: %s); machine load average %.1f → %.1f on %d cores\n",
 		rep.ClientCPUSeconds, rep.CPUCores, who, rep.Load[0], rep.Load[1], rep.Cores)
 	if s := rep.ServerFigures; s != nil {
-		fmt.Fprintf(w, "  server:      %.0f PUTs (%.2f/s, avg %.0f KiB, avg %.1f ms), %.0f GETs (%.2f/s, %.1f MiB), %.0f segment commits (avg %.1f ms), cache %0.f hits / %.0f misses, store errors %.0f\n",
-			s.Puts, s.PutsPerSec, s.AvgObjectKB, s.AvgPutMillis, s.Gets, s.GetsPerSec, s.GetBytes/(1<<20), s.Flushes, s.AvgCommitMilli, s.CacheHits, s.CacheMisses, s.Errors)
+		fmt.Fprintf(w, "  server:      %.0f PUTs (%.2f/s, avg %.0f KiB, avg %.1f ms), %.0f GETs (%.2f/s, %.1f MiB), %.0f segment commits (avg %.1f ms, %.0f flushed early), cache %0.f hits / %.0f misses, store errors %.0f\n",
+			s.Puts, s.PutsPerSec, s.AvgObjectKB, s.AvgPutMillis, s.Gets, s.GetsPerSec, s.GetBytes/(1<<20), s.Flushes, s.AvgCommitMilli, s.EarlyFlushes, s.CacheHits, s.CacheMisses, s.Errors)
 		cpu := fmt.Sprintf("%.1f s", s.CPUSeconds)
 		if s.SameProcess {
 			cpu += " (same process as the clients)"

@@ -69,6 +69,12 @@ func (r *runner) createTopics(ctx context.Context) error {
 	if r.cfg.TopicCompression != "" {
 		configs = map[string]*string{"compression.type": &r.cfg.TopicCompression}
 	}
+	for k, v := range r.cfg.TopicConfigs {
+		if configs == nil {
+			configs = make(map[string]*string)
+		}
+		configs[k] = &v
+	}
 	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(r.cfg.Partitions), int16(r.cfg.ReplicationFactor), configs, r.topics...)
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
@@ -156,6 +162,9 @@ func (r *runner) live(ctx context.Context) (*Report, error) {
 	windowOpen := false
 	openWindow := func() {
 		windowOpen = true
+		if cfg.Measuring != nil {
+			cfg.Measuring(true)
+		}
 		before = r.scrape(ctx)
 		cpuBefore = processCPU()
 	}
@@ -189,6 +198,9 @@ watch:
 		closedAt = measureStart // nothing was measured
 	}
 	st.measureEnd.Store(closedAt.UnixNano())
+	if windowOpen && cfg.Measuring != nil {
+		cfg.Measuring(false)
+	}
 	if windowOpen {
 		after = r.scrape(context.WithoutCancel(ctx))
 		cpuAfter = processCPU()
@@ -278,7 +290,15 @@ func (r *runner) catchUp(ctx context.Context) (*Report, error) {
 	}
 
 	restarted := false
-	if ctx.Err() == nil {
+	var compacted *CompactFigures
+	if c, ok := r.tgt.(Compacter); ok && cfg.CatchUpCompact && ctx.Err() == nil {
+		prog.line("compact")
+		fig, err := c.Compact(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("compact history: %w", err)
+		}
+		compacted, restarted = &fig, true
+	} else if ctx.Err() == nil {
 		var err error
 		if restarted, err = r.tgt.Restart(ctx); err != nil {
 			return nil, err
@@ -287,6 +307,9 @@ func (r *runner) catchUp(ctx context.Context) (*Report, error) {
 
 	readStart := time.Now()
 	st.measureStart = readStart.UnixNano()
+	if cfg.Measuring != nil {
+		cfg.Measuring(true)
+	}
 	before := r.scrape(ctx)
 	cpuBefore := processCPU()
 	consumers, err := r.startConsumers(st)
@@ -303,7 +326,21 @@ func (r *runner) catchUp(ctx context.Context) (*Report, error) {
 	drained := waitConsumers(drainCtx, consumers, st, prog)
 	cancelDrain()
 	readEnd := time.Now()
+	if drained {
+		// waitConsumers notices the end within a 50 ms tick; the read
+		// ended when the last consumer received its last records.
+		var last int64
+		for _, c := range consumers {
+			last = max(last, c.lastAt.Load())
+		}
+		if last > readStart.UnixNano() {
+			readEnd = time.Unix(0, last)
+		}
+	}
 	st.measureEnd.Store(readEnd.UnixNano())
+	if cfg.Measuring != nil {
+		cfg.Measuring(false)
+	}
 	after := r.scrape(context.WithoutCancel(ctx))
 	cpuAfter := processCPU()
 	stopConsumers()
@@ -314,7 +351,7 @@ func (r *runner) catchUp(ctx context.Context) (*Report, error) {
 	rep := r.report(st, consumers, window, ctx.Err() != nil, drained)
 	rep.Produce = fillProduce
 	rep.Produce.Seconds = fillSeconds
-	rep.CatchUp = &CatchUpFigures{Bytes: fillProduce.Bytes, Seconds: window.Seconds(), ColdRestart: restarted}
+	rep.CatchUp = &CatchUpFigures{Bytes: fillProduce.Bytes, Seconds: window.Seconds(), ColdRestart: restarted, Compacted: compacted}
 	if before != nil && after != nil {
 		rep.ServerFigures = serverFigures(before, after, window.Seconds(), r.peakRSS)
 		rep.ServerFigures.SameProcess = r.tgt.InProcess()

@@ -42,6 +42,14 @@ type Target interface {
 	Close() error
 }
 
+// Compacter is a target that can compact its history and restart cold
+// (an in-process Floe).
+type Compacter interface {
+	Compact(ctx context.Context) (CompactFigures, error)
+}
+
+var _ Compacter = (*Floe)(nil)
+
 // External is a server started elsewhere: only its address is known, and
 // its metrics URL when given.
 type External struct {
@@ -87,6 +95,10 @@ type FloeOptions struct {
 	Linger       time.Duration // agent linger (default 250ms)
 	SegmentBytes int           // flush size (default 8 MiB)
 	CacheBytes   int64         // block cache (default 256 MiB)
+	// DisableEarlyFlush and FlushMinInterval: the agent's early flush
+	// (agent.Config).
+	DisableEarlyFlush bool
+	FlushMinInterval  time.Duration
 	// Bucket is a bucket URL (see bucketurl) for the agent's objects; ""
 	// uses a local directory in the temporary directory. Each run writes
 	// under a fresh prefix of the bucket (a subdirectory for file URLs)
@@ -101,7 +113,13 @@ type FloeOptions struct {
 	// URL's endpoint (a local S3-compatible server), so that every
 	// request crosses the network and waits like one to a cloud bucket.
 	ProxyLatency LatencyRange
-	Logger       *slog.Logger
+	// NoJobs runs the agent without the jobs role: no compaction rewrites
+	// history while it is read (the catch-up scenario).
+	NoJobs bool
+	// ReadAheadBytes is the agent's read-ahead memory (0: its default,
+	// negative: none).
+	ReadAheadBytes int64
+	Logger         *slog.Logger
 }
 
 // Floe is an in-process agent with an embedded metadata store in a
@@ -233,17 +251,31 @@ func deleteAll(b objstore.Bucket) error {
 	return errors.Join(errs...)
 }
 
-func (f *Floe) startAgent() error {
-	a, err := agent.Start(agent.Config{
+func (f *Floe) startAgent() error { return f.startAgentWith(nil) }
+
+// startAgentWith starts the agent, with adjust (if not nil) applied to
+// its config.
+func (f *Floe) startAgentWith(adjust func(*agent.Config)) error {
+	cfg := agent.Config{
 		Listen:            "127.0.0.1:0",
 		AdminListen:       "127.0.0.1:0",
 		Linger:            f.opts.Linger,
 		SegmentMaxBytes:   f.opts.SegmentBytes,
+		DisableEarlyFlush: f.opts.DisableEarlyFlush,
+		FlushMinInterval:  f.opts.FlushMinInterval,
 		CacheBytes:        f.opts.CacheBytes,
+		ReadAheadBytes:    f.opts.ReadAheadBytes,
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
 		Logger:            f.opts.Logger,
-	}, f.store, f.bucket)
+	}
+	if f.opts.NoJobs {
+		cfg.Roles = []string{"produce", "fetch"}
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	a, err := agent.Start(cfg, f.store, f.bucket)
 	if err != nil {
 		return fmt.Errorf("start in-process agent: %w", err)
 	}
@@ -258,6 +290,11 @@ func (f *Floe) InProcess() bool    { return true }
 
 func (f *Floe) Describe() string {
 	d := fmt.Sprintf("in-process Floe agent: linger %v, embedded metadata store, %s", f.opts.Linger, f.bucketD)
+	if f.opts.DisableEarlyFlush {
+		d += ", early flush off"
+	} else if f.opts.FlushMinInterval > 0 {
+		d += fmt.Sprintf(", early flush at most every %v", f.opts.FlushMinInterval)
+	}
 	if f.opts.BucketLatency.Max > 0 {
 		d += fmt.Sprintf(", injected bucket latency %v", f.opts.BucketLatency)
 	}
@@ -283,6 +320,85 @@ func (f *Floe) Restart(context.Context) (bool, error) {
 	}
 	f.agent = nil
 	return true, f.startAgent()
+}
+
+// Compact rewrites the history into compacted objects, as the agents'
+// compaction job does (docs/jobs.md): it restarts the agent with the
+// jobs role and passes every 200 ms, waits until every partition's
+// extents have been merged (at most one extent per partition, or no
+// change for 3 s after a first one: a pass swaps each object's extents
+// at once), then restarts the agent as configured, with cold caches. It
+// reports the extents before and after.
+func (f *Floe) Compact(ctx context.Context) (CompactFigures, error) {
+	var fig CompactFigures
+	start := time.Now()
+	count := func() (extents, partitions int64, err error) {
+		topics, err := f.store.Topics(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, t := range topics {
+			usage, err := f.store.PartitionUsage(ctx, t.ID)
+			if err != nil {
+				return 0, 0, err
+			}
+			for _, u := range usage {
+				extents += u.Extents
+				partitions++
+			}
+		}
+		return extents, partitions, nil
+	}
+	var err error
+	var partitions int64
+	if fig.ExtentsBefore, partitions, err = count(); err != nil {
+		return fig, err
+	}
+	if err := f.agent.Close(); err != nil {
+		return fig, fmt.Errorf("stop agent: %w", err)
+	}
+	f.agent = nil
+	if err := f.startAgentWith(func(c *agent.Config) {
+		c.Roles = []string{"produce", "fetch", "jobs"}
+		c.Jobs.Options.Interval = 200 * time.Millisecond
+	}); err != nil {
+		return fig, err
+	}
+	last, lastChange, changed := fig.ExtentsBefore, time.Now(), false
+	deadline := time.Now().Add(5 * time.Minute)
+	for fig.ExtentsAfter = last; fig.ExtentsAfter > partitions && (!changed || time.Since(lastChange) < 3*time.Second); {
+		if time.Now().After(deadline) {
+			return fig, errors.New("compaction did not finish within 5 minutes")
+		}
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			return fig, err
+		}
+		n, _, err := count()
+		if err != nil {
+			return fig, err
+		}
+		if n != last {
+			last, lastChange, changed = n, time.Now(), true
+		}
+		fig.ExtentsAfter = n
+	}
+	fig.Seconds = time.Since(start).Seconds()
+	if err := f.agent.Close(); err != nil {
+		return fig, fmt.Errorf("stop agent: %w", err)
+	}
+	f.agent = nil
+	return fig, f.startAgent()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close stops the agent and removes its data, from a given bucket URL too.

@@ -15,6 +15,7 @@
 package cache
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -46,7 +47,32 @@ type Options struct {
 	// ask the block's owner in its zone instead of the bucket. It must
 	// return exactly end-start bytes.
 	Fetch func(ctx context.Context, key string, objectSize, start, end int64) ([]byte, error)
+	// ReadAheadBytes bounds the bytes of read-ahead GETs (Prefetch) in
+	// flight at once; 0 means half of Capacity, negative disables
+	// read-ahead.
+	ReadAheadBytes int64
+	// ReadAheadGets bounds the read-ahead GETs in flight at once
+	// (default DefaultReadAheadGets).
+	ReadAheadGets int
+	// ReadAheadRunBytes bounds one read-ahead GET (default
+	// DefaultReadAheadRun, at least one block): longer runs of missing
+	// blocks are split into GETs that run in parallel.
+	ReadAheadRunBytes int64
 }
+
+// DefaultReadAheadGets is the default bound on concurrent read-ahead GETs.
+const DefaultReadAheadGets = 16
+
+// DefaultReadAheadRun bounds one read-ahead GET: runs of missing blocks
+// longer than this are split into several GETs that run in parallel.
+// Ranged GETs of 8–16 MiB are what object stores serve best, and 16 MiB
+// is the peer protocol's default limit on one request.
+const DefaultReadAheadRun = 16 << 20
+
+// maxReadAttempts bounds how often a read starts over because a GET it
+// shared was given up by its owner (a canceled reader, a failed or
+// stopped read-ahead).
+const maxReadAttempts = 8
 
 // Blocks is a block cache in front of a bucket. It is safe for concurrent
 // use.
@@ -62,6 +88,19 @@ type Blocks struct {
 	blocks   map[blockID]*list.Element
 	inflight map[blockID]*fetch
 	size     int64 // bytes of block data held
+
+	// Read-ahead: GETs started by Prefetch run on raCtx, counted in
+	// raGets and raBytes (under mu) against their bounds; Close cancels
+	// them and waits for their goroutines.
+	raMaxBytes int64 // 0: read-ahead disabled
+	raMaxGets  int
+	raMaxRun   int64 // blocks per read-ahead GET
+	raGets     int
+	raBytes    int64
+	raClosed   bool
+	raCtx      context.Context
+	raCancel   context.CancelFunc
+	raWG       sync.WaitGroup
 }
 
 type blockID struct {
@@ -76,6 +115,11 @@ type block struct {
 	// that knows another size does not use it: the last block is clamped
 	// to the size, so a wrong size would make a truncated block.
 	objectSize int64
+	// readAhead is set while a block fetched by read-ahead has not been
+	// read yet; evicting it then counts as wasted read-ahead. spared is
+	// set once eviction has passed it over for that reason.
+	readAhead bool
+	spared    bool
 }
 
 // fetch is one GET of a run of consecutive blocks [first, last]. Readers
@@ -86,12 +130,20 @@ type fetch struct {
 	done        chan struct{}
 	blocks      [][]byte
 	err         error
+	// readAhead marks a GET started by Prefetch: best effort, so a
+	// reader that shared it and saw it fail reads the block itself.
+	readAhead bool
 }
 
 type metrics struct {
 	hits   prometheus.Counter
 	misses prometheus.Counter
 	bytes  prometheus.Gauge
+	// read-ahead: blocks fetched, blocks evicted before any read used
+	// them, and Prefetch calls that found the bounds full.
+	raBlocks  prometheus.Counter
+	raUnused  prometheus.Counter
+	raSkipped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -109,8 +161,20 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Help: "Bytes of block data held by the cache.",
 		}),
 	}
+	m.raBlocks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "floe_cache_readahead_blocks_total",
+		Help: "Blocks fetched ahead of readers (read-ahead), also counted in floe_cache_misses_total.",
+	})
+	m.raUnused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "floe_cache_readahead_unused_total",
+		Help: "Blocks fetched by read-ahead and evicted before any reader used them (wasted GETs).",
+	})
+	m.raSkipped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "floe_cache_readahead_skipped_total",
+		Help: "Read-ahead requests not (fully) started because the read-ahead bounds on bytes or GETs in flight were reached.",
+	})
 	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.bytes)
+		reg.MustRegister(m.hits, m.misses, m.bytes, m.raBlocks, m.raUnused, m.raSkipped)
 	}
 	return m
 }
@@ -130,15 +194,29 @@ func New(b objstore.Bucket, opts Options, reg prometheus.Registerer) *Blocks {
 			return b.GetRange(ctx, key, start, end-start)
 		}
 	}
-	return &Blocks{
-		bucket:    b,
-		fetchFn:   fetchFn,
-		blockSize: opts.BlockSize,
-		capacity:  opts.Capacity,
-		metrics:   newMetrics(reg),
-		blocks:    make(map[blockID]*list.Element),
-		inflight:  make(map[blockID]*fetch),
+	raBytes := opts.ReadAheadBytes
+	if raBytes == 0 {
+		raBytes = opts.Capacity / 2
 	}
+	raBytes = max(raBytes, 0)
+	raGets := opts.ReadAheadGets
+	if raGets <= 0 {
+		raGets = DefaultReadAheadGets
+	}
+	c := &Blocks{
+		bucket:     b,
+		fetchFn:    fetchFn,
+		blockSize:  opts.BlockSize,
+		capacity:   opts.Capacity,
+		metrics:    newMetrics(reg),
+		blocks:     make(map[blockID]*list.Element),
+		inflight:   make(map[blockID]*fetch),
+		raMaxBytes: raBytes,
+		raMaxGets:  raGets,
+		raMaxRun:   max(cmp.Or(opts.ReadAheadRunBytes, DefaultReadAheadRun)/opts.BlockSize, 1),
+	}
+	c.raCtx, c.raCancel = context.WithCancel(context.Background())
+	return c
 }
 
 // BlockSize is the cache's block size.
@@ -148,25 +226,47 @@ func (c *Blocks) BlockSize() int64 { return c.blockSize }
 // a new slice the caller may modify. objectSize must be the object's true
 // size (from the metadata store); the last block is clamped to it.
 func (c *Blocks) ReadRange(ctx context.Context, key string, objectSize, offset, length int64) ([]byte, error) {
-	if objectSize < 0 || offset < 0 || length < 0 || offset > objectSize || length > objectSize-offset {
-		return nil, fmt.Errorf("read %s: range %d+%d outside an object of %d bytes", key, offset, length, objectSize)
+	if err := checkRange(key, objectSize, offset, length); err != nil {
+		return nil, err
+	}
+	return c.AppendRange(ctx, make([]byte, 0, length), key, objectSize, offset, length)
+}
+
+// AppendRange appends exactly length bytes of the object key from offset
+// to dst and returns the extended slice: the bytes are copied once, from
+// the cached blocks to dst. On error dst is returned unchanged in length.
+// objectSize is as for ReadRange.
+func (c *Blocks) AppendRange(ctx context.Context, dst []byte, key string, objectSize, offset, length int64) ([]byte, error) {
+	if err := checkRange(key, objectSize, offset, length); err != nil {
+		return dst, err
 	}
 	if length == 0 {
-		return []byte{}, nil
+		return dst, nil
 	}
 	first, last := offset/c.blockSize, (offset+length-1)/c.blockSize
-	for {
+	for attempt := 1; ; attempt++ {
 		parts, retry, err := c.blocksFor(ctx, key, objectSize, first, last)
-		if retry {
-			// A GET we shared was canceled by its owner's context, not
-			// ours: look again, and fetch ourselves if still missing.
+		if retry && attempt < maxReadAttempts {
+			// A GET we shared was given up by its owner (a canceled
+			// reader, a failed read-ahead), not by us: look again, and
+			// fetch ourselves if still missing.
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s [%d, %d): %w", key, offset, offset+length, err)
+		if err == nil && retry {
+			err = errors.New("blocks given up by other readers too often")
 		}
-		return c.assemble(key, parts, first, offset, length)
+		if err != nil {
+			return dst, fmt.Errorf("read %s [%d, %d): %w", key, offset, offset+length, err)
+		}
+		return c.assemble(dst, key, parts, first, offset, length)
 	}
+}
+
+func checkRange(key string, objectSize, offset, length int64) error {
+	if objectSize < 0 || offset < 0 || length < 0 || offset > objectSize || length > objectSize-offset {
+		return fmt.Errorf("read %s: range %d+%d outside an object of %d bytes", key, offset, length, objectSize)
+	}
+	return nil
 }
 
 // blocksFor returns the data of blocks first..last of key, from memory,
@@ -185,6 +285,7 @@ func (c *Blocks) blocksFor(ctx context.Context, key string, objectSize, first, l
 			if b := el.Value.(*block); b.objectSize == objectSize {
 				c.lru.MoveToFront(el)
 				parts[i-first] = b.data
+				b.readAhead = false
 				hits++
 				run = nil
 				continue
@@ -237,7 +338,7 @@ func (c *Blocks) blocksFor(ctx context.Context, key string, objectSize, first, l
 			return nil, false, ctx.Err()
 		}
 		if f.err != nil {
-			ownerGaveUp := errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)
+			ownerGaveUp := f.readAhead || errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)
 			if ownerGaveUp && ctx.Err() == nil {
 				return nil, true, nil
 			}
@@ -265,7 +366,7 @@ func (c *Blocks) get(ctx context.Context, key string, objectSize int64, f *fetch
 		}
 		if f.err == nil {
 			for i, data := range f.blocks {
-				c.add(blockID{key, f.first + int64(i)}, data, objectSize)
+				c.add(blockID{key, f.first + int64(i)}, data, objectSize, f.readAhead)
 			}
 		}
 		c.mu.Unlock()
@@ -299,23 +400,23 @@ func (c *Blocks) get(ctx context.Context, key string, objectSize int64, f *fetch
 	f.err = nil
 }
 
-// assemble copies [offset, offset+length) out of the blocks first... into
-// a new slice.
-func (c *Blocks) assemble(key string, parts [][]byte, first, offset, length int64) ([]byte, error) {
-	out := make([]byte, length)
-	var n int64
+// assemble appends [offset, offset+length) out of the blocks first... to
+// dst.
+func (c *Blocks) assemble(dst []byte, key string, parts [][]byte, first, offset, length int64) ([]byte, error) {
+	n := len(dst)
+	dst = slices.Grow(dst, int(length))
 	for i, data := range parts {
 		blockStart := (first + int64(i)) * c.blockSize
 		from := max(offset-blockStart, 0)
 		to := min(offset+length-blockStart, c.blockSize)
 		if to > int64(len(data)) {
 			// Only possible if callers disagree about the object's size.
-			return nil, fmt.Errorf("read %s: block %d holds %d bytes, need %d; wrong object size?",
+			return dst[:n], fmt.Errorf("read %s: block %d holds %d bytes, need %d; wrong object size?",
 				key, first+int64(i), len(data), to)
 		}
-		n += int64(copy(out[n:], data[from:to]))
+		dst = append(dst, data[from:to]...)
 	}
-	return out, nil
+	return dst, nil
 }
 
 // Insert caches a whole object, typically one this agent has just written,
@@ -329,25 +430,36 @@ func (c *Blocks) Insert(key string, object []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, data := range blocks {
-		c.add(blockID{key, int64(i)}, data, size)
+		c.add(blockID{key, int64(i)}, data, size, false)
 	}
 }
 
 // add caches one block of an object of objectSize bytes and evicts least
-// recently used blocks until the cache fits its capacity. c.mu must be
+// recently used blocks until the cache fits its capacity. readAhead says
+// a read-ahead fetched it and no reader has used it yet. c.mu must be
 // held.
-func (c *Blocks) add(id blockID, data []byte, objectSize int64) {
+func (c *Blocks) add(id blockID, data []byte, objectSize int64, readAhead bool) {
 	if el, ok := c.blocks[id]; ok {
 		b := el.Value.(*block)
 		c.size += int64(len(data)) - int64(len(b.data))
-		b.data, b.objectSize = data, objectSize
+		b.data, b.objectSize, b.readAhead, b.spared = data, objectSize, readAhead, false
 		c.lru.MoveToFront(el)
 	} else {
-		c.blocks[id] = c.lru.PushFront(&block{id: id, data: data, objectSize: objectSize})
+		c.blocks[id] = c.lru.PushFront(&block{id: id, data: data, objectSize: objectSize, readAhead: readAhead})
 		c.size += int64(len(data))
 	}
 	for c.size > c.capacity {
-		c.remove(c.lru.Back())
+		el := c.lru.Back()
+		if b := el.Value.(*block); b.readAhead && !b.spared {
+			// Fetched ahead and not read yet: its reader is coming, while
+			// the blocks readers have moved past are what LRU order keeps
+			// instead. One second chance, so each block is passed over
+			// at most once and the loop ends.
+			b.spared = true
+			c.lru.MoveToFront(el)
+			continue
+		}
+		c.remove(el)
 	}
 	c.metrics.bytes.Set(float64(c.size))
 }
@@ -357,6 +469,9 @@ func (c *Blocks) remove(el *list.Element) {
 	b := c.lru.Remove(el).(*block)
 	delete(c.blocks, b.id)
 	c.size -= int64(len(b.data))
+	if b.readAhead {
+		c.metrics.raUnused.Inc()
+	}
 	c.metrics.bytes.Set(float64(c.size))
 }
 
@@ -365,4 +480,133 @@ func (c *Blocks) Size() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.size
+}
+
+// Prefetch starts, in the background, the GETs of the blocks of
+// [offset, offset+length) of key that are neither cached nor already
+// being fetched, so that a later read finds them in memory. It never
+// waits for the network: a run is started only while the read-ahead
+// bounds (bytes and GETs in flight) allow it, and Prefetch reports
+// whether every missing block was started, so that a caller planning
+// further ahead can stop. Runs longer than ReadAheadRunBytes are split
+// into GETs that run in parallel. The GETs go through the cache's fetch hook, so
+// a block owned by a zone peer is asked of that peer.
+//
+// A read-ahead GET that fails is forgotten: nothing is cached and a
+// reader that was waiting for it fetches the block itself. Close stops
+// the GETs in flight.
+func (c *Blocks) Prefetch(key string, objectSize, offset, length int64) bool {
+	if c.raMaxBytes <= 0 || checkRange(key, objectSize, offset, length) != nil {
+		return false
+	}
+	if length == 0 {
+		return true
+	}
+	first, last := offset/c.blockSize, (offset+length-1)/c.blockSize
+	var started []*fetch
+	complete := true
+	c.mu.Lock()
+	var run *fetch
+	var runBytes int64
+	for i := first; i <= last; i++ {
+		id := blockID{key, i}
+		_, fetching := c.inflight[id]
+		if el, ok := c.blocks[id]; fetching || ok && el.Value.(*block).objectSize == objectSize {
+			if run != nil {
+				c.startReadAhead(key, objectSize, run, runBytes)
+				run = nil
+			}
+			continue
+		}
+		size := min((i+1)*c.blockSize, objectSize) - i*c.blockSize
+		if run != nil && run.last-run.first+1 < c.raMaxRun && c.raBytes+size <= c.raMaxBytes {
+			run.last = i
+			runBytes += size
+			c.raBytes += size
+			c.inflight[id] = run
+			continue
+		}
+		if run != nil {
+			c.startReadAhead(key, objectSize, run, runBytes)
+			run = nil
+		}
+		if c.raClosed || c.raGets >= c.raMaxGets || c.raBytes+size > c.raMaxBytes {
+			complete = false
+			break
+		}
+		run = &fetch{first: i, last: i, done: make(chan struct{}), readAhead: true}
+		runBytes = size
+		c.raGets++
+		c.raBytes += size
+		c.inflight[id] = run
+		started = append(started, run)
+	}
+	if run != nil {
+		c.startReadAhead(key, objectSize, run, runBytes)
+	}
+	c.mu.Unlock()
+	if !complete {
+		c.metrics.raSkipped.Inc()
+	}
+	var blocks int64
+	for _, f := range started {
+		blocks += f.last - f.first + 1
+	}
+	c.metrics.misses.Add(float64(blocks))
+	c.metrics.raBlocks.Add(float64(blocks))
+	return complete
+}
+
+// startReadAhead runs the GET of read-ahead run f, whose bytes are
+// already counted in raBytes and which is already counted in raGets and
+// registered in inflight. c.mu must be held.
+func (c *Blocks) startReadAhead(key string, objectSize int64, f *fetch, bytes int64) {
+	c.raWG.Add(1)
+	go func() {
+		defer c.raWG.Done()
+		c.get(c.raCtx, key, objectSize, f)
+		c.mu.Lock()
+		c.raGets--
+		c.raBytes -= bytes
+		c.mu.Unlock()
+	}()
+}
+
+// Cached reports whether every block of [offset, offset+length) of key
+// is in memory, so that reading it makes no GET and waits for none. It
+// changes nothing (no LRU move, no metric).
+func (c *Blocks) Cached(key string, objectSize, offset, length int64) bool {
+	if checkRange(key, objectSize, offset, length) != nil {
+		return false
+	}
+	if length == 0 {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := offset / c.blockSize; i <= (offset+length-1)/c.blockSize; i++ {
+		el, ok := c.blocks[blockID{key, i}]
+		if !ok || el.Value.(*block).objectSize != objectSize {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadAheadInFlight returns the read-ahead GETs and bytes in flight.
+func (c *Blocks) ReadAheadInFlight() (gets int, bytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.raGets, c.raBytes
+}
+
+// Close stops read-ahead: no new read-ahead starts, the GETs in flight
+// are canceled, and Close returns once their goroutines have ended.
+// Reads keep working. It may be called more than once.
+func (c *Blocks) Close() {
+	c.mu.Lock()
+	c.raClosed = true
+	c.mu.Unlock()
+	c.raCancel()
+	c.raWG.Wait()
 }

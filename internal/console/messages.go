@@ -218,6 +218,16 @@ const (
 // keep accepts (the newest ones when more match: the caller asked for the
 // window ending at end).
 func (c *Console) read(ctx context.Context, topic string, partition int32, from, end int64, budget int, keep func(*kgo.Record) bool, want int) (rows []*kgo.Record, scanned int, stopped string, err error) {
+	// The client negotiates Fetch v13+ with Floe (and Kafka 3.1+), which
+	// names the topic by ID only: look the ID up (kgo's cached metadata).
+	td, err := c.admin.ListTopics(ctx, topic)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("topic id: %w", err)
+	}
+	detail, ok := td[topic]
+	if !ok || detail.Err != nil {
+		return nil, 0, "", fmt.Errorf("topic id of %s: %v", topic, detail.Err)
+	}
 	off := from
 	for calls := 0; off < end && scanned < budget; calls++ {
 		if calls >= maxFetchCalls {
@@ -230,7 +240,7 @@ func (c *Console) read(ctx context.Context, topic string, partition int32, from,
 		req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 0, 1, fetchBytes
 		req.IsolationLevel = 0
 		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = topic
+		rt.Topic, rt.TopicID = topic, detail.ID
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes, rp.LogStartOffset = partition, off, fetchBytes, -1
 		rp.CurrentLeaderEpoch = -1

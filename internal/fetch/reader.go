@@ -66,6 +66,8 @@ type Reader struct {
 	aborted AbortedIndex // nil: the store keeps no transactions
 	blocks  *cache.Blocks
 	extents *extentCache
+	ahead   *readAhead // nil: no read-ahead (readahead.go)
+	pos     *positions
 }
 
 // NewReader returns a Reader over store and blocks. aborted is the
@@ -73,7 +75,7 @@ type Reader struct {
 // transactions, so that every partition's last stable offset is its high
 // watermark whatever store reports.
 func NewReader(store metastore.ExtentReader, aborted AbortedIndex, blocks *cache.Blocks) *Reader {
-	return &Reader{store: store, aborted: aborted, blocks: blocks, extents: newExtentCache()}
+	return &Reader{store: store, aborted: aborted, blocks: blocks, extents: newExtentCache(), pos: newPositions()}
 }
 
 // Offsets reads a partition's offsets from the store (never from the
@@ -186,33 +188,51 @@ const extentsPerLookup = 64
 // read_committed offset between the last stable offset and the high
 // watermark reads nothing and waits, as in Kafka.
 func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, atLeastOne bool, iso Isolation) (Partition, error) {
+	res, _, err := r.read(ctx, id, partition, offset, maxBytes, atLeastOne, iso, false)
+	return res, err
+}
+
+// ReadReady is Read without waiting for the bucket: it stops at the
+// first batch whose bytes are not in the block cache but on their way
+// (a GET in flight, or a read-ahead GET it starts) and reports waiting. A fetch that already
+// has records for other partitions reads the rest this way, so that it
+// answers with what is ready instead of waiting for a GET; the consumer's
+// next fetch finds the rest. What it returns is a prefix of what Read
+// would return.
+func (r *Reader) ReadReady(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, iso Isolation) (res Partition, waiting bool, err error) {
+	return r.read(ctx, id, partition, offset, maxBytes, false, iso, true)
+}
+
+func (r *Reader) read(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, atLeastOne bool, iso Isolation, ready bool) (Partition, bool, error) {
 	offs, extents, err := r.tail(ctx, id, partition, offset)
 	if err != nil {
-		return Partition{}, err
+		return Partition{}, false, err
 	}
 	res := Partition{PartitionOffsets: offs}
+	rd := read{key: partitionKey{id, partition}, res: &res, maxBytes: maxBytes, atLeastOne: atLeastOne, limit: offs.HighWatermark, end: offset, ready: ready}
 	if offset < offs.LogStartOffset || offset > offs.HighWatermark {
-		return res, ErrOffsetOutOfRange
+		return res, false, ErrOffsetOutOfRange
 	}
-	rd := read{res: &res, maxBytes: maxBytes, atLeastOne: atLeastOne, limit: offs.HighWatermark, end: offset}
 	if iso == ReadCommitted {
 		rd.limit = offs.LastStableOffset
 	}
 	if err := r.readExtents(ctx, id, partition, offset, extents, &rd); err != nil {
-		return res, err
+		return res, false, err
 	}
+	r.readAheadAfter(id, partition, iso, &rd)
 	if iso != ReadCommitted {
-		return res, nil
+		return res, rd.waiting, nil
 	}
 	res.Aborted = []metastore.AbortedTxn{}
 	if rd.transactional && r.aborted != nil {
 		res.Aborted, err = r.abortedTxns(ctx, id, partition, offset, rd.end)
 	}
-	return res, err
+	return res, rd.waiting, err
 }
 
 // read is the state of one Read across extents.
 type read struct {
+	key        partitionKey
 	res        *Partition
 	maxBytes   int
 	atLeastOne bool
@@ -225,6 +245,24 @@ type read struct {
 	// transactional is set once a returned batch has the transactional
 	// bit (control batches have it too).
 	transactional bool
+	// ready: stop at the first batch not in the block cache, and set
+	// waiting (ReadReady).
+	ready, waiting bool
+	// ahead holds, when the read stopped before the data ran out, the
+	// extents from the one it stopped in (the first batch not returned
+	// starts at byte aheadPos of ahead[0]): where read-ahead goes on.
+	ahead    []metastore.Extent
+	aheadPos int64
+}
+
+// stop records that the read stopped in extents[0], before the batch of
+// base offset base at byte pos, so that the next read of the partition
+// starts there (positions) and read-ahead goes on from there.
+func (r *Reader) stop(rd *read, extents []metastore.Extent, base, pos int64) {
+	rd.ahead, rd.aheadPos = extents, pos
+	if pos < extents[0].ByteOffset+extents[0].ByteLength {
+		r.pos.keep(rd.key, extents[0], base, pos)
+	}
 }
 
 // readExtents appends to rd the batches from offset on, starting with
@@ -234,15 +272,36 @@ func (r *Reader) readExtents(ctx context.Context, id metastore.TopicID, partitio
 	if offset >= rd.limit {
 		return nil
 	}
+	// Size the records once, from the extents in hand, up to maxBytes.
+	var want int64
+	for _, e := range extents {
+		if want >= int64(rd.maxBytes) || e.BaseOffset >= rd.limit {
+			break
+		}
+		want += max(e.ByteLength, 0)
+	}
+	if want = min(want, int64(rd.maxBytes)); want > 0 {
+		rd.res.Records = make([]byte, 0, want)
+	}
 	// from is the next offset to serve. Extents read by a later lookup
 	// may have been replaced by compaction meanwhile and start before it:
 	// only their batches from it on are served, so none is served twice.
 	from := offset
 	for len(extents) > 0 {
-		for _, e := range extents {
-			done, err := r.appendExtent(ctx, rd, e, from)
-			if err != nil || done {
+		for i, e := range extents {
+			if e.BaseOffset >= rd.limit {
+				// Nothing of it can be returned: not even its first
+				// header is read.
+				r.stop(rd, extents[i:], e.BaseOffset, e.ByteOffset)
+				return nil
+			}
+			done, pos, base, err := r.appendExtent(ctx, rd, e, from)
+			if err != nil {
 				return err
+			}
+			if done {
+				r.stop(rd, extents[i:], base, pos)
+				return nil
 			}
 			from = max(from, e.EndOffset)
 		}
@@ -267,57 +326,86 @@ func (r *Reader) readExtents(ctx context.Context, id metastore.TopicID, partitio
 }
 
 // appendExtent appends the batches of e that end after from. It reports
-// whether the read is done: maxBytes reached, or a batch that would pass
-// the limit.
-func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent, from int64) (bool, error) {
-	pos := e.ByteOffset
+// whether the read is done (maxBytes reached, or a batch that would pass
+// the limit) and where in e it stopped: the byte position and base
+// offset of the first batch it did not return.
+//
+// It walks e's batch headers from where the partition's last read
+// stopped, when that was in e before from (positions), else from e's
+// start. Each batch is copied once, from the block cache into the
+// records, and its offsets are patched there.
+func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent, from int64) (bool, int64, int64, error) {
+	pos, base := r.pos.start(rd.key, e, from)
 	end := e.ByteOffset + e.ByteLength
-	base := e.BaseOffset
+	var hbuf [recordbatch.HeaderSize]byte
 	for pos < end {
 		if end-pos < recordbatch.HeaderSize {
-			return false, fmt.Errorf("extent %s@%d: truncated batch header at %d", e.Object, e.BaseOffset, pos)
+			return false, pos, base, fmt.Errorf("extent %s@%d: truncated batch header at %d", e.Object, e.BaseOffset, pos)
 		}
-		hb, err := r.blocks.ReadRange(ctx, e.Object, e.ObjectSize, pos, recordbatch.HeaderSize)
+		if rd.ready && r.notReady(e, pos, recordbatch.HeaderSize) {
+			rd.waiting = true
+			return true, pos, base, nil
+		}
+		hb, err := r.blocks.AppendRange(ctx, hbuf[:0], e.Object, e.ObjectSize, pos, recordbatch.HeaderSize)
 		if err != nil {
-			return false, fmt.Errorf("read %s: %w", e.Object, err)
+			return false, pos, base, fmt.Errorf("read %s: %w", e.Object, err)
 		}
 		h, err := recordbatch.ParseHeader(hb)
 		if err != nil {
-			return false, fmt.Errorf("extent %s@%d: %w", e.Object, e.BaseOffset, err)
+			return false, pos, base, fmt.Errorf("extent %s@%d: %w", e.Object, e.BaseOffset, err)
 		}
 		size := int64(h.Size())
 		count := int64(h.LastOffsetDelta) + 1
 		if pos+size > end {
-			return false, fmt.Errorf("extent %s@%d: batch overruns extent", e.Object, e.BaseOffset)
+			return false, pos, base, fmt.Errorf("extent %s@%d: batch overruns extent", e.Object, e.BaseOffset)
 		}
 		if base+count > rd.limit {
 			// The last stable offset can fall inside an extent; it is
 			// always a batch boundary, so whole batches are cut.
-			return true, nil
+			return true, pos, base, nil
 		}
 		if base+count > from {
 			res := rd.res
 			first := len(res.Records) == 0
 			if len(res.Records)+int(size) > rd.maxBytes && !(first && rd.atLeastOne) {
-				return true, nil
+				return true, pos, base, nil
 			}
-			b, err := r.blocks.ReadRange(ctx, e.Object, e.ObjectSize, pos, size)
+			if rd.ready && r.notReady(e, pos, size) {
+				rd.waiting = true
+				return true, pos, base, nil
+			}
+			if res.Records == nil {
+				// Sized once: the smaller of maxBytes and what the
+				// extent holds from here, or this batch if larger.
+				res.Records = make([]byte, 0, max(min(int64(rd.maxBytes), end-pos), size))
+			}
+			n := len(res.Records)
+			res.Records, err = r.blocks.AppendRange(ctx, res.Records, e.Object, e.ObjectSize, pos, size)
 			if err != nil {
-				return false, fmt.Errorf("read %s: %w", e.Object, err)
+				return false, pos, base, fmt.Errorf("read %s: %w", e.Object, err)
 			}
+			b := res.Records[n:]
 			recordbatch.SetBaseOffset(b, base)
 			recordbatch.SetPartitionLeaderEpoch(b, LeaderEpoch)
-			res.Records = append(res.Records, b...)
 			rd.end = base + count
 			rd.transactional = rd.transactional || h.IsTransactional()
 			if len(res.Records) >= rd.maxBytes {
-				return true, nil
+				return true, pos + size, base + count, nil
 			}
 		}
 		base += count
 		pos += size
 	}
-	return false, nil
+	return false, pos, base, nil
+}
+
+// notReady reports whether [pos, pos+n) of e's object is missing from
+// the block cache while a GET brings it: ReadReady then stops there. A
+// range read-ahead cannot start (disabled, or at its bounds) is read
+// anyway, waiting, so that no partition waits forever for a GET nobody
+// makes.
+func (r *Reader) notReady(e metastore.Extent, pos, n int64) bool {
+	return !r.blocks.Cached(e.Object, e.ObjectSize, pos, n) && r.blocks.Prefetch(e.Object, e.ObjectSize, pos, n)
 }
 
 // abortedTxns returns the aborted index entries overlapping [from, to),

@@ -91,6 +91,10 @@ var (
 	ErrSessionNotFound = errors.New("fetch session not found")
 	// ErrInvalidEpoch is INVALID_FETCH_SESSION_EPOCH.
 	ErrInvalidEpoch = errors.New("invalid fetch session epoch")
+	// ErrTopicIDUsage is FETCH_SESSION_TOPIC_ID_ERROR: an incremental
+	// fetch that names topics by ID on a session made of names, or the
+	// other way round (KIP-516); the session is left as it was.
+	ErrTopicIDUsage = errors.New("fetch session topic id usage changed")
 )
 
 // Epochs with a meaning of their own.
@@ -166,6 +170,9 @@ type Request struct {
 	Epoch      int32
 	Partitions []Partition
 	Forgotten  []Key
+	// TopicIDs is set when the request names topics by ID (Fetch v13+):
+	// a session keeps the kind it was made with.
+	TopicIDs bool
 }
 
 // Kind is what Begin decided a fetch is.
@@ -204,6 +211,7 @@ type Fetch struct {
 	conn       uint64
 	session    *session
 	epoch      int32 // the session's epoch Finish must find
+	topicIDs   bool  // a session Finish creates names topics by ID
 }
 
 // Cache holds an agent's fetch sessions. It is safe for concurrent use.
@@ -230,6 +238,8 @@ type session struct {
 	// Guarded by Cache.mu.
 	lastUsed time.Time
 	size     int // len(parts) as last counted under Cache.mu
+
+	topicIDs bool // made by a request naming topics by ID; never changes
 
 	mu    sync.Mutex
 	epoch int32
@@ -301,7 +311,7 @@ func (c *Cache) Begin(req Request) (*Fetch, error) {
 			}
 			c.mu.Unlock()
 		}
-		return &Fetch{Kind: kind, Partitions: req.Partitions, conn: req.Conn}, nil
+		return &Fetch{Kind: kind, Partitions: req.Partitions, conn: req.Conn, topicIDs: req.TopicIDs}, nil
 	}
 
 	c.mu.Lock()
@@ -316,6 +326,10 @@ func (c *Cache) Begin(req Request) (*Fetch, error) {
 	if s.epoch != req.Epoch {
 		c.metrics.requests.WithLabelValues("invalid_epoch").Inc()
 		return nil, ErrInvalidEpoch
+	}
+	if s.topicIDs != req.TopicIDs {
+		c.metrics.requests.WithLabelValues("topic_id_usage").Inc()
+		return nil, ErrTopicIDUsage
 	}
 	s.update(req.Partitions, req.Forgotten)
 	size := len(s.parts)
@@ -348,7 +362,7 @@ func (c *Cache) Finish(f *Fetch, results []Result) (sessionID int32, include []b
 	case Sessionless:
 		return 0, nil, nil
 	case Full:
-		return c.create(f.conn, f.Partitions, results), nil, nil
+		return c.create(f.conn, f.Partitions, results, f.topicIDs), nil, nil
 	}
 	s := f.session
 	s.mu.Lock()
@@ -445,8 +459,8 @@ func (c *Cache) Sessions() []Session {
 
 // create makes a session of a full fetch's partitions if the cache has
 // room, and returns its id, or 0.
-func (c *Cache) create(conn uint64, parts []Partition, results []Result) int32 {
-	s := &session{conn: conn, epoch: 1, parts: make(map[Key]*cached, len(parts)), order: make([]*cached, 0, len(parts))}
+func (c *Cache) create(conn uint64, parts []Partition, results []Result, topicIDs bool) int32 {
+	s := &session{conn: conn, epoch: 1, topicIDs: topicIDs, parts: make(map[Key]*cached, len(parts)), order: make([]*cached, 0, len(parts))}
 	for i, p := range parts {
 		cp := s.parts[p.Key]
 		if cp == nil {

@@ -23,13 +23,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "floe_fetch_session_requests_total",
-			Help: "Fetch requests by what they were to the session cache: full (epoch 0, asks for a session), incremental, sessionless (epoch -1, versions before 7, or a session closed by the request), not_found and invalid_epoch (answered with that error).",
+			Help: "Fetch requests by what they were to the session cache: full (epoch 0, asks for a session), incremental, sessionless (epoch -1, versions before 7, or a session closed by the request), not_found, invalid_epoch and topic_id_usage (answered with that error).",
 		}, []string{"kind"}),
 	}
 	for _, r := range []string{"stale", "smaller", "per_connection", "too_large"} {
 		m.evictions.WithLabelValues(r)
 	}
-	for _, k := range []string{"full", "incremental", "sessionless", "not_found", "invalid_epoch"} {
+	for _, k := range []string{"full", "incremental", "sessionless", "not_found", "invalid_epoch", "topic_id_usage"} {
 		m.requests.WithLabelValues(k)
 	}
 	if reg != nil {

@@ -38,7 +38,7 @@ func (p *Proxy) rewriteFetch(resp *kmsg.FetchResponse) bool {
 		t := &resp.Topics[ti]
 		for pi := range t.Partitions {
 			part := &t.Partitions[pi]
-			out, ok := p.rewriteBatches(t.Topic, part.Partition, part.RecordBatches)
+			out, ok := p.rewriteBatches(p.topicName(t.Topic, t.TopicID), part.Partition, part.RecordBatches)
 			if ok {
 				part.RecordBatches = out
 				changed = true
@@ -166,13 +166,13 @@ func (p *Proxy) duplicate(req *kmsg.ProduceRequest, clientID string) []byte {
 			copyReq.Acks = -1
 			copyReq.TimeoutMillis = req.TimeoutMillis
 			ct := kmsg.NewProduceRequestTopic()
-			ct.Topic = t.Topic
+			ct.Topic, ct.TopicID = t.Topic, t.TopicID
 			cp := kmsg.NewProduceRequestTopicPartition()
 			cp.Partition = part.Partition
 			cp.Records = encodeBatch(&batch)
 			ct.Partitions = append(ct.Partitions, cp)
 			copyReq.Topics = append(copyReq.Topics, ct)
-			p.inj = &Injection{Fault: DuplicateBatch, Topic: t.Topic, Partition: part.Partition, Offset: -1, Records: int(batch.NumRecords), Applied: 1}
+			p.inj = &Injection{Fault: DuplicateBatch, Topic: p.topicName(t.Topic, t.TopicID), Partition: part.Partition, Offset: -1, Records: int(batch.NumRecords), Applied: 1}
 			// Responses are matched to requests by their order on the
 			// connection, so the copy's correlation id only has to be
 			// valid; -1 makes it easy to spot in a capture.
@@ -250,7 +250,7 @@ func (p *Proxy) moveCommit(req *kmsg.OffsetCommitRequest) bool {
 				continue
 			}
 			if p.inj == nil {
-				p.inj = &Injection{Fault: p.fault, Topic: t.Topic, Partition: part.Partition, Offset: part.Offset}
+				p.inj = &Injection{Fault: p.fault, Topic: p.topicName(t.Topic, t.TopicID), Partition: part.Partition, Offset: part.Offset}
 			}
 			part.Offset += by
 			p.inj.Applied++
@@ -271,7 +271,7 @@ func (p *Proxy) hideAborts(resp *kmsg.FetchResponse) bool {
 				continue
 			}
 			if p.inj == nil {
-				p.inj = &Injection{Fault: HideAborts, Topic: t.Topic, Partition: part.Partition, Offset: part.AbortedTransactions[0].FirstOffset}
+				p.inj = &Injection{Fault: HideAborts, Topic: p.topicName(t.Topic, t.TopicID), Partition: part.Partition, Offset: part.AbortedTransactions[0].FirstOffset}
 			}
 			part.AbortedTransactions = part.AbortedTransactions[:0]
 			p.inj.Applied++

@@ -141,6 +141,11 @@ type Proxy struct {
 	cut map[string]bool
 	// byUpstream holds the client connections of each upstream.
 	byUpstream map[string]map[net.Conn]struct{}
+	// topicNames maps the topic IDs seen in Metadata answers to names,
+	// for requests and answers that name topics by ID only (Produce v13,
+	// Fetch v13+, OffsetCommit v10): faults are chosen and reported by
+	// name. At most maxTopicNames entries.
+	topicNames map[[16]byte]string
 
 	wg sync.WaitGroup
 }
@@ -157,7 +162,7 @@ func Start(upstream string, log *slog.Logger) (*Proxy, string, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{log: log, listeners: map[string]*listener{}, conns: map[net.Conn]struct{}{},
-		cut: map[string]bool{}, byUpstream: map[string]map[net.Conn]struct{}{}}
+		cut: map[string]bool{}, byUpstream: map[string]map[net.Conn]struct{}{}, topicNames: map[[16]byte]string{}}
 	l, err := p.listen(upstream)
 	if err != nil {
 		return nil, "", err
@@ -468,6 +473,7 @@ func (p *Proxy) rewrite(in inflight, frame []byte) ([]byte, error) {
 	case *kmsg.FetchResponse:
 		changed = p.rewriteFetch(resp)
 	case *kmsg.MetadataResponse:
+		p.learnTopicNames(resp)
 		for i := range resp.Brokers {
 			b := &resp.Brokers[i]
 			if b.Host, b.Port, err = p.addressFor(b.Host, b.Port); err != nil {
@@ -526,4 +532,31 @@ func skipTags(r *kbin.Reader) {
 		}
 		r.Span(int(size))
 	}
+}
+
+// maxTopicNames bounds Proxy.topicNames.
+const maxTopicNames = 100_000
+
+// learnTopicNames remembers the topic IDs of a Metadata answer.
+func (p *Proxy) learnTopicNames(resp *kmsg.MetadataResponse) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range resp.Topics {
+		if t.Topic == nil || t.TopicID == ([16]byte{}) {
+			continue
+		}
+		if len(p.topicNames) >= maxTopicNames {
+			clear(p.topicNames)
+		}
+		p.topicNames[t.TopicID] = *t.Topic
+	}
+}
+
+// topicName is name, or, for a request or answer that names the topic by
+// ID only, the name Metadata gave for id. p.mu must be held.
+func (p *Proxy) topicName(name string, id [16]byte) string {
+	if name != "" {
+		return name
+	}
+	return p.topicNames[id]
 }

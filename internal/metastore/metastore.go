@@ -151,6 +151,7 @@ type Store interface {
 	GroupStore
 	AgentRegistry
 	CommitWatcher
+	TopicWatcher
 	JobStore
 	ACLStore
 	UserStore

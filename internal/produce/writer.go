@@ -1,6 +1,8 @@
 // Package produce holds the agent's open segment: record batches from every
 // connection, for all topics and partitions, gathered into one object that
-// is flushed when the linger time passes or it grows past a size limit.
+// is flushed when the linger time passes, when it grows past a size limit,
+// or early, when every connection with data in it has its whole window of
+// produce requests waiting on it (see flush.go).
 // A flush PUTs one immutable object, then makes one metadata commit that
 // assigns offsets to every batch in it, then answers the producers.
 //
@@ -50,6 +52,15 @@ type Options struct {
 	// the commit find the object in the agent's cache. An object whose
 	// commit then fails is never referenced; caching it is harmless.
 	Uploaded func(key string, object []byte)
+
+	// DisableEarlyFlush keeps segments open for their whole linger even
+	// when nothing more can arrive (see earlyFlush).
+	DisableEarlyFlush bool
+	// FlushMinInterval is the shortest time between the start of one
+	// flush and an early flush of the next segment, which bounds the
+	// PUTs early flushes add to 1 / FlushMinInterval per second.
+	// Default Linger / 2.
+	FlushMinInterval time.Duration
 }
 
 // Writer gathers batches into segments and flushes them.
@@ -62,18 +73,47 @@ type Writer struct {
 
 	mu      sync.Mutex
 	cond    *sync.Cond // signalled when a flush slot frees up or the writer closes
-	open    *openSegment
-	timer   *time.Timer
 	closed  bool
-	slots   int           // uploads in flight
+	slots   int           // uploads in flight, all streams together
 	lastCmt chan struct{} // closed when the previous flush has committed (or failed)
 	flushes sync.WaitGroup
+
+	// main is the stream of the agent's linger; streams holds it and the
+	// faster ones of topics with a latency target, by linger (streams.go).
+	main    *stream
+	streams map[time.Duration]*stream
+
+	// conns are the produce windows of the connections with requests in
+	// flight or a window learnt, by connection id (see Begin).
+	conns map[uint64]*connWindow
+}
+
+// stream is a sequence of segments flushed with one linger. Each has at
+// most one open segment; the flush slots and the commit chain are shared,
+// so commits follow flush order across streams.
+type stream struct {
+	linger      time.Duration
+	minInterval time.Duration // between flush starts, for early flushes
+	open        *openSegment
+	timer       *time.Timer // the open segment's linger
+	early       *time.Timer // re-checks an early flush the minimum interval delayed
+	lastFlush   time.Time   // when this stream's last flush started
 }
 
 type openSegment struct {
+	st      *stream
 	builder *segment.Builder
 	pending []*Pending
 	started time.Time
+	// topics holds every topic with a batch in the segment, so that a
+	// topic whose stream changes keeps its batches in order (streams.go).
+	topics map[metastore.TopicID]struct{}
+	// conns counts, per connection, its tracked requests with batches
+	// in this segment; untracked is set when a batch arrived from a
+	// request whose sender does not wait for it (acks=0, or no
+	// connection), which may send more at any time.
+	conns     map[uint64]int
+	untracked bool
 }
 
 // Pending is the future result of one appended batch.
@@ -119,13 +159,18 @@ func NewWriter(bucket objstore.Bucket, store metastore.Sequencer, opts Options) 
 	if opts.FlushTimeout <= 0 {
 		opts.FlushTimeout = 30 * time.Second
 	}
+	if opts.FlushMinInterval <= 0 {
+		opts.FlushMinInterval = opts.Linger / 2
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	w := &Writer{bucket: bucket, store: store, opts: opts, log: opts.Logger, m: opts.Metrics}
+	w := &Writer{bucket: bucket, store: store, opts: opts, log: opts.Logger, m: opts.Metrics, conns: make(map[uint64]*connWindow)}
+	w.main = &stream{linger: opts.Linger, minInterval: opts.FlushMinInterval}
+	w.streams = map[time.Duration]*stream{opts.Linger: w.main}
 	w.cond = sync.NewCond(&w.mu)
 	w.lastCmt = make(chan struct{})
 	close(w.lastCmt)
@@ -133,16 +178,37 @@ func NewWriter(bucket objstore.Bucket, store metastore.Sequencer, opts Options) 
 }
 
 // Append adds one validated batch to the open segment and returns its
-// future. Batches appended by one goroutine are committed in that order.
-// Append blocks while the open segment is full and every flush slot is
-// busy, which pushes back on the connection that sends too fast.
+// future, for a sender the writer does not track (see Begin): the segment
+// it lands in is then never flushed early. Batches appended by one
+// goroutine are committed in that order. Append blocks while the open
+// segment is full and every flush slot is busy, which pushes back on the
+// connection that sends too fast.
 func (w *Writer) Append(topicID metastore.TopicID, topic string, partition int32, batch []byte) *Pending {
+	return w.append(nil, 0, topicID, topic, partition, batch)
+}
+
+// append adds a batch for r (nil: untracked) to the open segment of the
+// stream of linger (0: the agent's).
+func (w *Writer) append(r *Request, linger time.Duration, topicID metastore.TopicID, topic string, partition int32, batch []byte) *Pending {
 	p := &Pending{done: make(chan struct{}), appended: time.Now()}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for !w.closed && w.open != nil && w.open.builder.Size() >= w.opts.MaxSegmentBytes {
+	var st *stream
+	for {
+		// Chosen again after every wait: the segment that held the
+		// topic may have gone. A topic is in one open segment at most,
+		// so while the request's previous batch's segment is open and
+		// was for this topic, it is the choice (no lookups per batch).
+		if r != nil && r.lastSeg != nil && r.lastSeg.st.open == r.lastSeg && r.lastTopic == topicID && r.lastLinger == linger {
+			st = r.lastSeg.st
+		} else {
+			st = w.streamForLocked(linger, topicID)
+		}
+		if w.closed || st.open == nil || st.open.builder.Size() < w.opts.MaxSegmentBytes {
+			break
+		}
 		if w.slots < w.opts.MaxInflightFlushes {
-			w.startFlushLocked()
+			w.startFlushLocked(st, "size")
 			break
 		}
 		w.cond.Wait()
@@ -152,41 +218,57 @@ func (w *Writer) Append(topicID metastore.TopicID, topic string, partition int32
 		close(p.done)
 		return p
 	}
-	if w.open == nil {
-		seg := &openSegment{builder: segment.NewBuilder(), started: time.Now()}
-		w.open = seg
-		w.timer = time.AfterFunc(w.opts.Linger, func() { w.lingerExpired(seg) })
+	if st.open == nil {
+		seg := &openSegment{st: st, builder: segment.NewBuilder(), started: time.Now(),
+			conns: make(map[uint64]int), topics: make(map[metastore.TopicID]struct{})}
+		st.open = seg
+		st.timer = time.AfterFunc(st.linger, func() { w.lingerExpired(seg) })
 	}
-	w.open.builder.Add(topicID, topic, partition, batch)
-	w.open.pending = append(w.open.pending, p)
-	if w.open.builder.Size() >= w.opts.MaxSegmentBytes && w.slots < w.opts.MaxInflightFlushes {
-		w.startFlushLocked()
+	seg := st.open
+	seg.builder.Add(topicID, topic, partition, batch)
+	seg.pending = append(seg.pending, p)
+	if r == nil || r.lastSeg != seg || r.lastTopic != topicID {
+		seg.topics[topicID] = struct{}{}
+	}
+	if r != nil {
+		r.lastSeg, r.lastTopic, r.lastLinger = seg, topicID, linger
+	}
+	w.track(r, seg, batch)
+	if seg.builder.Size() >= w.opts.MaxSegmentBytes && w.slots < w.opts.MaxInflightFlushes {
+		w.startFlushLocked(st, "size")
 	}
 	return p
 }
 
-// lingerExpired flushes seg if it is still the open segment: a size flush
-// may have taken it while the timer fired.
+// lingerExpired flushes seg if it is still its stream's open segment: a
+// size or early flush may have taken it while the timer fired.
 func (w *Writer) lingerExpired(seg *openSegment) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.open == seg && w.slots >= w.opts.MaxInflightFlushes && !w.closed {
+	st := seg.st
+	for st.open == seg && w.slots >= w.opts.MaxInflightFlushes && !w.closed {
 		w.cond.Wait()
 	}
-	if w.open == seg {
-		w.startFlushLocked()
+	if st.open == seg {
+		w.startFlushLocked(st, "linger")
 	}
 }
 
-// startFlushLocked takes the open segment and flushes it in the
-// background. w.mu must be held.
-func (w *Writer) startFlushLocked() {
-	seg := w.open
-	w.open = nil
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
+// startFlushLocked takes st's open segment and flushes it in the
+// background; trigger names why, for the metrics. w.mu must be held.
+func (w *Writer) startFlushLocked(st *stream, trigger string) {
+	seg := st.open
+	st.open = nil
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
 	}
+	if st.early != nil {
+		st.early.Stop()
+		st.early = nil
+	}
+	st.lastFlush = time.Now()
+	w.m.triggers.WithLabelValues(trigger).Inc()
 	w.slots++
 	prev := w.lastCmt
 	mine := make(chan struct{})
@@ -197,10 +279,14 @@ func (w *Writer) startFlushLocked() {
 		w.flush(seg, prev, mine)
 		w.mu.Lock()
 		w.slots--
-		// A segment that filled up while every slot was busy goes now,
-		// not when its linger expires.
-		if w.open != nil && w.open.builder.Size() >= w.opts.MaxSegmentBytes {
-			w.startFlushLocked()
+		for _, st := range w.streams {
+			// A segment that filled up while every slot was busy goes
+			// now, not when its linger expires.
+			if st.open != nil && st.open.builder.Size() >= w.opts.MaxSegmentBytes && w.slots < w.opts.MaxInflightFlushes {
+				w.startFlushLocked(st, "size")
+			}
+			// An early flush that found every slot busy goes now.
+			w.maybeFlushEarlyLocked(st)
 		}
 		w.cond.Broadcast()
 		w.mu.Unlock()
@@ -282,15 +368,29 @@ func (w *Writer) failAll(seg *openSegment, err error) {
 // Linger is the configured linger time.
 func (w *Writer) Linger() time.Duration { return w.opts.Linger }
 
-// Flush starts flushing the open segment now, without waiting for linger.
+// Flush starts flushing the open segments now, without waiting for linger.
 func (w *Writer) Flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.open != nil && w.slots >= w.opts.MaxInflightFlushes {
-		w.cond.Wait()
+	w.flushAllLocked("explicit")
+}
+
+// flushAllLocked starts a flush of every segment open when it is called,
+// waiting for free slots. w.mu must be held.
+func (w *Writer) flushAllLocked(trigger string) {
+	var segs []*openSegment
+	for _, st := range w.streams {
+		if st.open != nil {
+			segs = append(segs, st.open)
+		}
 	}
-	if w.open != nil {
-		w.startFlushLocked()
+	for _, seg := range segs {
+		for seg.st.open == seg && w.slots >= w.opts.MaxInflightFlushes {
+			w.cond.Wait()
+		}
+		if seg.st.open == seg {
+			w.startFlushLocked(seg.st, trigger)
+		}
 	}
 }
 
@@ -301,12 +401,7 @@ func (w *Writer) Close() {
 	// Closed first: no batch can slip into a segment nobody flushes.
 	w.closed = true
 	w.cond.Broadcast()
-	for w.open != nil && w.slots >= w.opts.MaxInflightFlushes {
-		w.cond.Wait()
-	}
-	if w.open != nil {
-		w.startFlushLocked()
-	}
+	w.flushAllLocked("close")
 	w.mu.Unlock()
 	w.flushes.Wait()
 }
@@ -314,6 +409,7 @@ func (w *Writer) Close() {
 // Metrics are the write path's Prometheus metrics.
 type Metrics struct {
 	flushes        *prometheus.CounterVec
+	triggers       *prometheus.CounterVec
 	putSeconds     prometheus.Histogram
 	commitSeconds  prometheus.Histogram
 	ackSeconds     prometheus.Histogram
@@ -327,6 +423,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "floe_segment_flushes_total", Help: "Segment flushes by result.",
 		}, []string{"result"}),
+		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "floe_segment_flush_triggers_total",
+			Help: "Segment flushes started, by trigger: linger, size, early (every sender's window waiting on the segment), explicit, close.",
+		}, []string{"trigger"}),
 		putSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "floe_segment_put_seconds", Help: "Time to upload a segment object.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
@@ -349,7 +449,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.flushes, m.putSeconds, m.commitSeconds, m.ackSeconds, m.segmentBytes, m.segmentBatches)
+		reg.MustRegister(m.flushes, m.triggers, m.putSeconds, m.commitSeconds, m.ackSeconds, m.segmentBytes, m.segmentBatches)
 	}
 	return m
 }

@@ -1,6 +1,6 @@
 package protocol
 
-// Produce v0-v12; v0-v2 are answered UNSUPPORTED_VERSION.
+// Produce v0-v13; v0-v2 are answered UNSUPPORTED_VERSION.
 //
 // v3 is the first version with record batch format v2 (magic 2), which is
 // all Floe stores; librdkafka only uses v2 batches, idempotence and headers
@@ -8,7 +8,11 @@ package protocol
 // librdkafka also reads a minimum above 0 as "no compression support" and
 // silently sends gzip, snappy and lz4 batches uncompressed (Apache Kafka 4
 // does the same, KAFKA-18659): older versions are refused per partition. v9+ are flexible; v10 and v11 add only
-// fields Floe leaves empty (KIP-951 leader hints).
+// fields Floe leaves empty (KIP-951 leader hints). v12 is the version
+// of transaction version 2 (KIP-890), which changes nothing while the
+// transaction.version feature is not finalized (ApiVersions lists none).
+// v13 names topics by ID (KIP-516): an ID the agent's topic cache does
+// not know is UNKNOWN_TOPIC_ID for each of its partitions.
 //
 // Every batch goes into the agent's open segment before Handle returns, so
 // batches from one connection are committed in the order they were sent,
@@ -47,7 +51,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(0, 0, 12, (*Handler).produce) }
+func init() { register(0, 0, 13, (*Handler).produce) }
 
 // producePartition tracks one partition of a produce request.
 type producePartition struct {
@@ -63,16 +67,21 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 	var appends []produceAppend // validated, appended once all are
 
 	acksOK := r.Acks == 0 || r.Acks == 1 || r.Acks == -1
+	// The writer tracks each connection's requests waiting on the open
+	// segment, to flush it early when nothing more can arrive.
+	preq := h.writer.Begin(req.Conn, r.Acks != 0)
 	writer := h.cfg.Cluster.Serves(RoleProduce)
 	// A transactional producer needs WRITE on its transactional id; the
 	// metadata store checks that each transactional batch belongs to
 	// its producer's ongoing transaction (docs/transactions.md).
 	txnWritable := r.TransactionID == nil || h.allowed(req, acl.Write, acl.TransactionalID, *r.TransactionID)
 	for _, rt := range r.Topics {
-		t, terr := lookup.name(rt.Topic)
-		writable := h.allowed(req, acl.Write, acl.Topic, rt.Topic)
+		t, terr := lookup.named(r.Version >= 13, rt.Topic, rt.TopicID)
+		// An unknown topic ID is UNKNOWN_TOPIC_ID: there is no name to
+		// authorize (partitionErr answers it).
+		writable := isUnknownTopicID(terr) || h.allowed(req, acl.Write, acl.Topic, t.Name)
 		respTopic := kmsg.NewProduceResponseTopic()
-		respTopic.Topic = rt.Topic
+		respTopic.Topic, respTopic.TopicID = rt.Topic, rt.TopicID
 		respTopic.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for i, rp := range rt.Partitions {
 			pr := &respTopic.Partitions[i]
@@ -131,11 +140,13 @@ func (h *Handler) produce(ctx context.Context, req *wire.Request) (Reply, error)
 			continue
 		}
 		for _, b := range a.batches {
-			a.pp.pending = append(a.pp.pending, h.writer.Append(a.topic.ID, a.topic.Name, a.partition, b))
+			a.pp.pending = append(a.pp.pending, preq.AppendWithin(latencyTarget(a.topic), a.topic.ID, a.topic.Name, a.partition, b))
 		}
 	}
+	preq.Parked()
 
 	return func(ctx context.Context) kmsg.Response {
+		defer preq.End()
 		if r.Acks == 0 {
 			return nil
 		}

@@ -1,11 +1,21 @@
 package protocol
 
-// Fetch v4-v12.
+// Fetch v4-v17.
 //
 // v4 is the first version that returns record batch format v2 and the last
 // stable offset. v11 adds rack-aware replica selection (KIP-392):
-// PreferredReadReplica is always -1. v13+ address topics by ID and are not
-// advertised yet.
+// PreferredReadReplica is always -1. v13+ address topics by ID (KIP-516),
+// in Topics and ForgottenTopics, and the answer carries IDs only: an ID
+// the agent's topic cache does not know is UNKNOWN_TOPIC_ID for each of
+// its partitions. A session is made of names (v7-v12) or of IDs (v13+);
+// an incremental fetch that uses the other kind gets
+// FETCH_SESSION_TOPIC_ID_ERROR and leaves the session as it was, as
+// Kafka answers. v14 only says the
+// client understands OFFSET_MOVED_TO_TIERED_STORAGE (KIP-405), which Floe
+// never sends; v15 replaces ReplicaID with ReplicaState (KIP-903), v16 adds
+// leader hints to NOT_LEADER_OR_FOLLOWER answers (KIP-951), left empty as
+// in Produce: any agent that serves fetches can answer; v17 adds the
+// follower's ReplicaDirectoryID (KIP-853), which consumers do not send.
 //
 // Fetch sessions (v7+, KIP-227), kept by package fetchsession with Kafka's
 // rules: epoch 0 is a full fetch that asks for a session, and the answer
@@ -23,6 +33,14 @@ package protocol
 // before 7 have no sessions. Partitions are read in the session's order,
 // and those that returned records move to its end, so a response cut by
 // MaxBytes leaves different partitions out each time.
+//
+// Reading history (read-ahead, internal/fetch/readahead.go): before the
+// partitions are read one by one, the bucket GETs each one's share needs
+// are started in parallel; once the response holds records, the other
+// partitions give what is in memory and do not wait for the GETs bringing
+// the rest (fetch.Reader.ReadReady), unless that leaves fewer than
+// MinBytes. A catch-up consumer then never waits for a GET while data is
+// ready, and finds the rest in its next fetch.
 //
 // A fetch that finds fewer than MinBytes waits until a commit lands on one
 // of its partitions or MaxWaitMs passes. It is woken by the commit itself,
@@ -64,7 +82,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(1, 4, 12, (*Handler).fetch) }
+func init() { register(1, 4, 17, (*Handler).fetch) }
 
 // maxFetchWait bounds MaxWaitMs so a hostile client cannot park a request
 // forever.
@@ -82,11 +100,17 @@ func (h *Handler) fetch(_ context.Context, req *wire.Request) (Reply, error) {
 			resp.ErrorCode = sessionErrorCode(err)
 			return resp
 		}
-		denied := map[string]bool{}
-		for _, p := range f.Partitions {
-			if _, ok := denied[p.Topic]; !ok {
-				denied[p.Topic] = !h.allowed(req, acl.Read, acl.Topic, p.Topic)
+		// READ on each topic, decided once per topic name and request. A
+		// topic named by an ID the agent does not know is answered
+		// UNKNOWN_TOPIC_ID before this is asked (fetchOnce).
+		decided := map[string]bool{}
+		denied := func(name string) bool {
+			d, ok := decided[name]
+			if !ok {
+				d = !h.allowed(req, acl.Read, acl.Topic, name)
+				decided[name] = d
 			}
+			return d
 		}
 		wait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, maxFetchWait)
 		deadline := time.Now().Add(wait)
@@ -126,25 +150,55 @@ func sessionRequest(conn uint64, r *kmsg.FetchRequest) fetchsession.Request {
 		n += len(rt.Partitions)
 	}
 	sr.Partitions = make([]fetchsession.Partition, 0, n)
+	byID := r.Version >= 13
+	sr.TopicIDs = byID
 	for _, rt := range r.Topics {
+		topic := sessionTopic(byID, rt.Topic, rt.TopicID)
 		for _, rp := range rt.Partitions {
 			sr.Partitions = append(sr.Partitions, fetchsession.Partition{
-				Key:    fetchsession.Key{Topic: rt.Topic, Partition: rp.Partition},
+				Key:    fetchsession.Key{Topic: topic, Partition: rp.Partition},
 				Params: fetchsession.Params{FetchOffset: rp.FetchOffset, MaxBytes: rp.PartitionMaxBytes, CurrentLeaderEpoch: rp.CurrentLeaderEpoch},
 			})
 		}
 	}
 	for _, ft := range r.ForgottenTopics {
+		topic := sessionTopic(byID, ft.Topic, ft.TopicID)
 		for _, p := range ft.Partitions {
-			sr.Forgotten = append(sr.Forgotten, fetchsession.Key{Topic: ft.Topic, Partition: p})
+			sr.Forgotten = append(sr.Forgotten, fetchsession.Key{Topic: topic, Partition: p})
 		}
 	}
 	return sr
 }
 
+// idKeyPrefix starts a session key that holds a topic ID (v13+) instead
+// of a name: no topic name contains a NUL byte.
+const idKeyPrefix = "\x00"
+
+// sessionTopic is the topic part of a session key: the name before v13,
+// the ID from v13.
+func sessionTopic(byID bool, name string, id [16]byte) string {
+	if byID {
+		return idKeyPrefix + string(id[:])
+	}
+	return name
+}
+
+// keyTopicID returns the topic ID of a v13+ session key.
+func keyTopicID(k fetchsession.Key) (metastore.TopicID, bool) {
+	var id metastore.TopicID
+	if len(k.Topic) != len(idKeyPrefix)+len(id) || k.Topic[:len(idKeyPrefix)] != idKeyPrefix {
+		return id, false
+	}
+	copy(id[:], k.Topic[len(idKeyPrefix):])
+	return id, true
+}
+
 func sessionErrorCode(err error) int16 {
 	if errors.Is(err, fetchsession.ErrInvalidEpoch) {
 		return kerr.InvalidFetchSessionEpoch.Code
+	}
+	if errors.Is(err, fetchsession.ErrTopicIDUsage) {
+		return kerr.FetchSessionTopicIDError.Code
 	}
 	return kerr.FetchSessionIDNotFound.Code
 }
@@ -166,7 +220,7 @@ type fetched struct {
 // fetchOnce reads every partition once, in order, each watched by w
 // (nil: none) before it is read. Partitions of denied topics fail with
 // TOPIC_AUTHORIZATION_FAILED.
-func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []fetchsession.Partition, denied map[string]bool, w *fetch.Waiter) fetched {
+func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []fetchsession.Partition, denied func(topic string) bool, w *fetch.Waiter) fetched {
 	maxBytes := int(r.MaxBytes)
 	if r.Version < 3 || maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
@@ -180,16 +234,46 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 	}
 	lookup := h.lookup(ctx)
 	reader := h.cfg.Cluster.Serves(RoleFetch)
+	if reader {
+		h.readAhead(ctx, r, lookup, parts, denied, maxBytes, iso)
+	}
 	out := fetched{parts: make([]kmsg.FetchResponseTopicPartition, len(parts)), ids: map[string]metastore.TopicID{}}
+	// The partitions that stopped at bytes a GET is bringing, with their
+	// topics.
+	type waitingPart struct {
+		i int
+		t metastore.Topic
+	}
+	var waiting []waitingPart
 	for i, p := range parts {
-		t, terr := lookup.name(p.Topic)
-		out.ids[p.Topic] = t.ID
+		var (
+			t    metastore.Topic
+			terr error
+		)
+		// A session keeps one kind of key (fetchsession.ErrTopicIDUsage):
+		// IDs exactly when the request names topics by ID, so that no name
+		// sent before v13 is ever read as an ID.
+		byID := r.Version >= 13
+		id, _ := keyTopicID(p.Key)
+		if byID {
+			t, terr = lookup.id(id)
+			out.ids[p.Topic] = id // an unknown ID is answered as asked
+		} else {
+			t, terr = lookup.name(p.Topic)
+			out.ids[p.Topic] = t.ID
+		}
 		pr := &out.parts[i]
 		pr.Default()
 		pr.Partition = p.Partition
 		pr.HighWatermark, pr.LastStableOffset, pr.LogStartOffset = -1, -1, -1
 		pr.PreferredReadReplica = -1
-		if denied[p.Topic] {
+		name := p.Topic
+		if byID {
+			name = t.Name
+		}
+		if byID && isUnknownTopicID(terr) {
+			pr.ErrorCode = kerr.UnknownTopicID.Code
+		} else if (!byID || terr == nil) && denied(name) {
 			pr.ErrorCode = kerr.TopicAuthorizationFailed.Code
 		} else if code := partitionErr(t, terr, p.Partition); code != 0 {
 			pr.ErrorCode = code
@@ -199,7 +283,11 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			pr.ErrorCode = code
 		} else {
 			w.Watch(t.ID, p.Partition)
-			h.fetchPartition(ctx, t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso)
+			// Once the response holds records, the other partitions
+			// give what is in memory and do not wait for a bucket GET.
+			if h.fetchPartition(ctx, t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso, out.bytes > 0) {
+				waiting = append(waiting, waitingPart{i, t})
+			}
 			out.bytes += len(pr.RecordBatches)
 		}
 		if pr.RecordBatches == nil {
@@ -213,7 +301,53 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 		}
 		out.names[i] = t.Name
 	}
+	// Fewer bytes than the client waits for: the partitions that did not
+	// wait for their GETs do now, rather than the fetch waiting for a
+	// commit that a catch-up does not need.
+	for _, wp := range waiting {
+		if out.bytes >= int(r.MinBytes) {
+			break
+		}
+		p, pr := parts[wp.i], &out.parts[wp.i]
+		if len(pr.RecordBatches) > 0 {
+			continue
+		}
+		h.fetchPartition(ctx, wp.t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso, false)
+		if pr.RecordBatches == nil {
+			pr.RecordBatches = []byte{}
+		}
+		out.bytes += len(pr.RecordBatches)
+		out.failed = out.failed || pr.ErrorCode != 0
+	}
 	return out
+}
+
+// readAhead starts, before the partitions are read one by one, the bucket
+// GETs each partition's share of the fetch will need, so that they run
+// in parallel (fetch.Reader.ReadAhead; it never waits for the bucket).
+// Shares are given in order, as the reads will take them.
+func (h *Handler) readAhead(ctx context.Context, r *kmsg.FetchRequest, lookup *topicLookup, parts []fetchsession.Partition, denied func(topic string) bool, maxBytes int, iso fetch.Isolation) {
+	left := maxBytes
+	for _, p := range parts {
+		if left <= 0 {
+			return
+		}
+		// The topic as fetchOnce finds it: by ID from v13, else by name.
+		var t metastore.Topic
+		var terr error
+		if r.Version >= 13 {
+			id, _ := keyTopicID(p.Key)
+			t, terr = lookup.id(id)
+		} else {
+			t, terr = lookup.name(p.Topic)
+		}
+		if terr != nil || denied(t.Name) || partitionErr(t, terr, p.Partition) != 0 || checkLeaderEpoch(p.CurrentLeaderEpoch) != 0 {
+			continue
+		}
+		share := min(int(p.MaxBytes), left)
+		h.reader.ReadAhead(ctx, t.ID, p.Partition, p.FetchOffset, share, iso)
+		left -= share
+	}
 }
 
 // fetchResponse finishes the fetch with its session and answers the
@@ -244,7 +378,10 @@ func (h *Handler) fetchResponse(r *kmsg.FetchRequest, f *fetchsession.Fetch, rea
 			ti = len(resp.Topics)
 			topic[p.Topic] = ti
 			rt := kmsg.NewFetchResponseTopic()
-			rt.Topic, rt.TopicID = p.Topic, read.ids[p.Topic]
+			rt.TopicID = read.ids[p.Topic]
+			if r.Version < 13 {
+				rt.Topic = p.Topic
+			}
 			resp.Topics = append(resp.Topics, rt)
 		}
 		resp.Topics[ti].Partitions = append(resp.Topics[ti].Partitions, read.parts[i])
@@ -253,7 +390,10 @@ func (h *Handler) fetchResponse(r *kmsg.FetchRequest, f *fetchsession.Fetch, rea
 	return resp
 }
 
-func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetchsession.Partition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool, iso fetch.Isolation) {
+// fetchPartition reads one partition into pr. With ready set it does not
+// wait for the bucket (fetch.Reader.ReadReady) and reports whether it
+// stopped at bytes a GET is bringing.
+func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetchsession.Partition, pr *kmsg.FetchResponseTopicPartition, budget int, first bool, iso fetch.Isolation, ready bool) (waiting bool) {
 	limit := min(int(p.MaxBytes), budget)
 	if limit <= 0 && !first {
 		// The response is full; report offsets without data, from the
@@ -261,22 +401,28 @@ func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetch
 		offs, err := h.reader.CachedOffsets(ctx, t.ID, p.Partition)
 		if err != nil {
 			pr.ErrorCode = errorCode(err)
-			return
+			return false
 		}
 		setOffsets(pr, offs)
 		if iso == fetch.ReadCommitted {
 			pr.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 		}
-		return
+		return false
 	}
-	res, err := h.reader.Read(ctx, t.ID, p.Partition, p.FetchOffset, limit, first, iso)
+	var res fetch.Partition
+	var err error
+	if ready {
+		res, waiting, err = h.reader.ReadReady(ctx, t.ID, p.Partition, p.FetchOffset, limit, iso)
+	} else {
+		res, err = h.reader.Read(ctx, t.ID, p.Partition, p.FetchOffset, limit, first, iso)
+	}
 	setOffsets(pr, res.PartitionOffsets)
 	if err != nil {
 		pr.ErrorCode = errorCode(err)
 		if pr.ErrorCode == kerr.KafkaStorageError.Code {
 			h.log.Warn("fetch failed", "topic", t.Name, "partition", p.Partition, "offset", p.FetchOffset, "err", err)
 		}
-		return
+		return false
 	}
 	pr.RecordBatches = res.Records
 	if res.Aborted != nil {
@@ -287,6 +433,7 @@ func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetch
 			pr.AbortedTransactions = append(pr.AbortedTransactions, at)
 		}
 	}
+	return waiting
 }
 
 func setOffsets(pr *kmsg.FetchResponseTopicPartition, offs metastore.PartitionOffsets) {

@@ -1,6 +1,6 @@
 package protocol
 
-// ListOffsets v0-v8.
+// ListOffsets v0-v10.
 //
 // v0 answers a list of offsets (old_style_offsets) instead of one: Kafka
 // lists segment base offsets, which Floe does not have, so it lists the
@@ -11,8 +11,15 @@ package protocol
 // Timestamps: -1 latest (the high watermark), -2 earliest (the log start
 // offset), -3 the record with the largest timestamp (v7+, KIP-734), -4
 // earliest local (v8+, KIP-405; Floe has no local tier, so it is the
-// earliest), and otherwise the first offset whose record timestamp is at or
-// after the given one (-1/-1 when there is none).
+// earliest), -5 the latest tiered offset (v9+, KIP-1005: as on a Kafka
+// topic without remote storage, offset -1, timestamp -1, leader epoch -1),
+// and otherwise the first offset whose record timestamp is at or after
+// the given one (-1/-1 when there is none). As Kafka does, a negative
+// timestamp it does not define, or one sent at a version before the one
+// that defines it, is UNSUPPORTED_VERSION for its partition, and a
+// partition named twice is INVALID_REQUEST (each time). v10 adds
+// TimeoutMillis for lookups in remote storage (KIP-1075): Floe answers at
+// once.
 //
 // isolation_level (v2+, KIP-98), as Kafka: with read_committed (1; any
 // other non-zero value is read the same way, as Fetch does), latest is
@@ -35,12 +42,22 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(2, 0, 8, (*Handler).listOffsets) }
+func init() { register(2, 0, 10, (*Handler).listOffsets) }
 
 func (h *Handler) listOffsets(ctx context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.ListOffsetsRequest)
 	resp := r.ResponseKind().(*kmsg.ListOffsetsResponse)
 	lookup := h.lookup(ctx)
+	type key struct {
+		topic     string
+		partition int32
+	}
+	seen := map[key]int{}
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			seen[key{rt.Topic, rp.Partition}]++
+		}
+	}
 	for _, rt := range r.Topics {
 		t, terr := lookup.name(rt.Topic)
 		describable := h.allowed(req, acl.Describe, acl.Topic, rt.Topic)
@@ -52,6 +69,10 @@ func (h *Handler) listOffsets(ctx context.Context, req *wire.Request) (Reply, er
 			pr.Timestamp, pr.Offset = -1, -1
 			if !describable {
 				pr.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if seen[key{rt.Topic, rp.Partition}] > 1 {
+				pr.ErrorCode = kerr.InvalidRequest.Code
+			} else if timestampUnsupported(rp.Timestamp, r.Version) {
+				pr.ErrorCode = kerr.UnsupportedVersion.Code
 			} else if code := partitionErr(t, terr, rp.Partition); code != 0 {
 				pr.ErrorCode = code
 			} else if code := checkLeaderEpoch(rp.CurrentLeaderEpoch); code != 0 {
@@ -60,7 +81,7 @@ func (h *Handler) listOffsets(ctx context.Context, req *wire.Request) (Reply, er
 				var err error
 				pr.Offset, pr.Timestamp, err = h.listOffset(ctx, t.ID, rp.Partition, rp.Timestamp, r.IsolationLevel != 0)
 				pr.ErrorCode = errorCode(err)
-				if err == nil {
+				if err == nil && rp.Timestamp != -5 {
 					pr.LeaderEpoch = fetch.LeaderEpoch
 				}
 				if r.Version == 0 && err == nil {
@@ -73,6 +94,21 @@ func (h *Handler) listOffsets(ctx context.Context, req *wire.Request) (Reply, er
 		resp.Topics = append(resp.Topics, respTopic)
 	}
 	return now(resp), nil
+}
+
+// timestampMinVersion is the first version that defines each special
+// timestamp.
+var timestampMinVersion = map[int64]int16{-1: 0, -2: 0, -3: 7, -4: 8, -5: 9}
+
+// timestampUnsupported reports a negative timestamp the version does not
+// define (Kafka: ReplicaManager.isListOffsetsTimestampUnsupported; it
+// lists -1 and -2 from v1, but v0 has them too).
+func timestampUnsupported(ts int64, version int16) bool {
+	if ts >= 0 {
+		return false
+	}
+	min, ok := timestampMinVersion[ts]
+	return !ok || version < min
 }
 
 // listOffset answers one partition; committed bounds the answer by the
@@ -92,6 +128,9 @@ func (h *Handler) listOffset(ctx context.Context, id [16]byte, partition int32, 
 		default:
 			return offs.HighWatermark, -1, nil
 		}
+	}
+	if ts == -5 {
+		return -1, -1, nil // no tiered storage: nothing is tiered
 	}
 	var found bool
 	if ts == -3 {

@@ -155,11 +155,16 @@ func TestListOffsetsReadCommitted(t *testing.T) {
 	tp := f.partition("t", 0)
 	f.commit(tp, markerBatch(8, true, 3500)) // 10
 	f.txns.end(tp)
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.IsolationLevel = 1
-	req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "t", Partitions: []kmsg.ListOffsetsRequestTopicPartition{
-		{Partition: 0, Timestamp: -1, CurrentLeaderEpoch: -1}, {Partition: 0, Timestamp: -3, CurrentLeaderEpoch: -1}}}}
-	ps := do[*kmsg.ListOffsetsResponse](f.fixture, 8, req).Topics[0].Partitions
+	// (One request per timestamp: Kafka answers a partition named twice
+	// INVALID_REQUEST.)
+	var ps []kmsg.ListOffsetsResponseTopicPartition
+	for _, ts := range []int64{-1, -3} {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.IsolationLevel = 1
+		req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "t", Partitions: []kmsg.ListOffsetsRequestTopicPartition{
+			{Partition: 0, Timestamp: ts, CurrentLeaderEpoch: -1}}}}
+		ps = append(ps, do[*kmsg.ListOffsetsResponse](f.fixture, 8, req).Topics[0].Partitions[0])
+	}
 	if ps[0].Offset != 11 || ps[1].Offset != 9 || ps[1].Timestamp != 4001 {
 		t.Errorf("after the commit: latest %d, max timestamp %d at %d; want 11, 9 at 4001", ps[0].Offset, ps[1].Offset, ps[1].Timestamp)
 	}

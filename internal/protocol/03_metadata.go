@@ -1,6 +1,6 @@
 package protocol
 
-// Metadata v0-v12.
+// Metadata v0-v13.
 //
 // Every agent answers for every partition: Floe has no replicas and no
 // partition depends on a particular agent. Each partition's nominal leader
@@ -11,7 +11,10 @@ package protocol
 //
 // v1+: a null topic list means all topics, an empty one none.
 // v4+: AllowAutoTopicCreation (KIP-204 semantics); before v4 it is implied.
-// v10+: topic IDs (KIP-516); v12 may ask by ID only.
+// v10+: topic IDs (KIP-516); v12 may ask by ID only (an unknown ID is
+// UNKNOWN_TOPIC_ID). v13 adds a top-level error code (KIP-1102, for
+// clients to rebootstrap on REBOOTSTRAP_REQUIRED), always 0 here: every
+// agent knows every agent.
 //
 // ACLs: a list of all topics leaves out those the principal may not
 // DESCRIBE; a named one answers TOPIC_AUTHORIZATION_FAILED, whether it
@@ -30,7 +33,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(3, 0, 12, (*Handler).metadata) }
+func init() { register(3, 0, 13, (*Handler).metadata) }
 
 func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.MetadataRequest)
@@ -45,7 +48,7 @@ func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error
 	allowAuto := r.Version < 4 || r.AllowAutoTopicCreation
 	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
 	if all {
-		topics, err := h.store.Topics(ctx)
+		topics, err := h.topics.Topics(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -81,6 +84,8 @@ func (h *Handler) metadata(ctx context.Context, req *wire.Request) (Reply, error
 				var code int16
 				t, code, err = h.createTopic(ctx, *rt.Topic, -1, -1, nil, false)
 				if code == kerr.TopicAlreadyExists.Code {
+					// Created by another agent just now: its notice may
+					// not have reached this agent's cache yet.
 					t, err = h.store.Topic(ctx, *rt.Topic)
 				} else if code != 0 {
 					name := *rt.Topic

@@ -3,11 +3,16 @@ package protocol
 // ApiVersions v0-v4.
 //
 // Versions come from the registry (see register). A request for a version
-// above ours is answered at v0 with UNSUPPORTED_VERSION and, as Kafka
-// answers it (KIP-511), only ApiVersions' own range, so that the client
-// asks again at the highest version we know and learns the other ranges
-// and the features from that answer. (franz-go takes a v0 answer that
-// lists every API as final, and would never see the features.)
+// above ours (or below 0) is answered at v0 with UNSUPPORTED_VERSION and,
+// as Kafka answers it (KIP-511), only ApiVersions' own range, so that the
+// client asks again at the highest version we know and learns the other
+// ranges and the features from that answer. (franz-go takes a v0 answer
+// that lists every API as final, and would never see the features.)
+//
+// From v3 the client names its software (KIP-511); Kafka answers
+// INVALID_REQUEST when the name or version is not made of letters,
+// digits, '.' and '-', starting and ending with a letter or digit, and so
+// do we.
 //
 // v3+ also lists feature levels (KIP-584), as a Kafka 4 broker of a new
 // cluster does: supported group.version 0-1 and transaction.version 0-2,
@@ -28,6 +33,7 @@ package protocol
 
 import (
 	"context"
+	"regexp"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -50,8 +56,17 @@ const (
 	MaxGroupVersion = 1
 )
 
+// softwareNamePattern is what Kafka accepts as ClientSoftwareName and
+// ClientSoftwareVersion (KIP-511).
+var softwareNamePattern = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$`)
+
 func (h *Handler) apiVersions(_ context.Context, req *wire.Request) (Reply, error) {
+	r := req.Req.(*kmsg.ApiVersionsRequest)
 	resp := req.Req.ResponseKind().(*kmsg.ApiVersionsResponse)
+	if r.Version >= 3 && (!softwareNamePattern.MatchString(r.ClientSoftwareName) || !softwareNamePattern.MatchString(r.ClientSoftwareVersion)) {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		return now(resp), nil
+	}
 	resp.ApiKeys = Supported()
 	h.features(resp)
 	return now(resp), nil

@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,10 +14,10 @@ import (
 // advertised is what README promises, API key → version range. A change
 // here is a change in what clients may send, so it is spelled out.
 var advertised = map[int16][2]int16{
-	0:  {0, 12}, // Produce (v0-2 answered UNSUPPORTED_VERSION, as Kafka 4; v12: transaction version 2)
-	1:  {4, 12}, // Fetch
-	2:  {0, 8},  // ListOffsets
-	3:  {0, 12}, // Metadata
+	0:  {0, 13}, // Produce (v0-2 answered UNSUPPORTED_VERSION, as Kafka 4; v12: transaction version 2)
+	1:  {4, 17}, // Fetch
+	2:  {0, 10}, // ListOffsets
+	3:  {0, 13}, // Metadata
 	8:  {2, 10}, // OffsetCommit
 	9:  {1, 10}, // OffsetFetch
 	10: {0, 4},  // FindCoordinator
@@ -117,8 +118,44 @@ func TestApiVersionsTooNew(t *testing.T) {
 		t.Errorf("APIs listed %+v, want only ApiVersions %v", k, advertised[18])
 	}
 	// The connection stays usable.
-	again := do[*kmsg.ApiVersionsResponse](f, 3, kmsg.NewPtrApiVersionsRequest())
+	retry := kmsg.NewPtrApiVersionsRequest()
+	retry.ClientSoftwareName, retry.ClientSoftwareVersion = "protocol-test", "1.0"
+	again := do[*kmsg.ApiVersionsResponse](f, 3, retry)
 	expectCode(t, "retry at v3", again.ErrorCode, 0)
+}
+
+// TestApiVersionsSoftwareName: from v3, Kafka answers INVALID_REQUEST when
+// the client's software name or version is not letters, digits, '.' and
+// '-' starting and ending with a letter or digit (KIP-511).
+func TestApiVersionsSoftwareName(t *testing.T) {
+	f := start(t)
+	for _, tc := range []struct {
+		name, version string
+		want          int16
+	}{
+		{"librdkafka", "2.0.2", 0},
+		{"apache-kafka-java", "4.1.0", 0},
+		{"a", "1", 0},
+		{"", "1", kerr.InvalidRequest.Code},
+		{"kgo", "", kerr.InvalidRequest.Code},
+		{"-kgo", "1", kerr.InvalidRequest.Code},
+		{"kgo.", "1", kerr.InvalidRequest.Code},
+		{"k go", "1", kerr.InvalidRequest.Code},
+		{"kgo", "v1_2", kerr.InvalidRequest.Code},
+	} {
+		for _, v := range []int16{3, 4} {
+			req := kmsg.NewPtrApiVersionsRequest()
+			req.ClientSoftwareName, req.ClientSoftwareVersion = tc.name, tc.version
+			resp := do[*kmsg.ApiVersionsResponse](f, v, req)
+			expectCode(t, "v"+strconv.Itoa(int(v))+" "+tc.name+"/"+tc.version, resp.ErrorCode, tc.want)
+			if tc.want == 0 && len(resp.ApiKeys) != len(advertised) {
+				t.Errorf("%s/%s: %d APIs listed", tc.name, tc.version, len(resp.ApiKeys))
+			}
+		}
+	}
+	// Before v3 the fields do not exist.
+	resp := do[*kmsg.ApiVersionsResponse](f, 2, kmsg.NewPtrApiVersionsRequest())
+	expectCode(t, "v2", resp.ErrorCode, 0)
 }
 
 // TestDescribeQuorumNotServed: DescribeQuorum describes the KRaft quorum

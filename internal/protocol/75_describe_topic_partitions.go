@@ -72,7 +72,7 @@ func (h *Handler) describeTopicPartitions(ctx context.Context, req *wire.Request
 	var names []string
 	byName := map[string]metastore.Topic{}
 	if all {
-		topics, err := h.store.Topics(ctx)
+		topics, err := h.topics.Topics(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -48,6 +48,7 @@ func TestAuthorizationPerAPI(t *testing.T) {
 	admin, mallory := aclFixtures(t, acl.Options{})
 	admin.createTopic("t", 1)
 	admin.produce("t", 0, 1, 1_700_000_000_000)
+	tID := admin.metadata(13, false, "t").Topics[0].TopicID
 	str := kmsg.StringPtr
 	topicAuth, groupAuth, clusterAuth := kerr.TopicAuthorizationFailed.Code, kerr.GroupAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Code
 	cases := []struct {
@@ -60,6 +61,14 @@ func TestAuthorizationPerAPI(t *testing.T) {
 		}},
 		{"Fetch", topicAuth, func(f *fixture) int16 {
 			return do[*kmsg.FetchResponse](f, 12, fetchRequest("t", 0, 0)).Topics[0].Partitions[0].ErrorCode
+		}},
+		{"Fetch by topic ID", topicAuth, func(f *fixture) int16 {
+			return do[*kmsg.FetchResponse](f, 17, fetchByID(tID, 0, 0)).Topics[0].Partitions[0].ErrorCode
+		}},
+		{"Produce by topic ID", topicAuth, func(f *fixture) int16 {
+			req := produceRequest("", 0, batch(1, 1))
+			req.Topics[0].TopicID = tID
+			return do[*kmsg.ProduceResponse](f, 13, req).Topics[0].Partitions[0].ErrorCode
 		}},
 		{"ListOffsets", topicAuth, func(f *fixture) int16 { return f.listOffset("t", 0, -1).ErrorCode }},
 		{"Metadata of a named topic", topicAuth, func(f *fixture) int16 {

@@ -27,6 +27,7 @@ import (
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/telemetry"
+	"github.com/floe-io/floe/internal/topiccache"
 	"github.com/floe-io/floe/internal/txncoord"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -102,6 +103,9 @@ type Config struct {
 	// Now is the agent's wall clock, which record timestamps are
 	// checked against (default time.Now).
 	Now func() time.Time
+	// Topics is the agent's topic cache, which every handler looks
+	// topics up in; nil builds one on the store (loaded on first use).
+	Topics *topiccache.Cache
 }
 
 // Store is what the handlers read and change in the metadata store
@@ -109,8 +113,9 @@ type Config struct {
 // and the coordinator.
 type Store interface {
 	// Metadata, CreateTopics, DeleteTopics, CreatePartitions and the
-	// config APIs.
+	// config APIs; lookups go through the topic cache, which watches.
 	metastore.TopicStore
+	metastore.TopicWatcher
 	// InitProducerId.
 	metastore.ProducerStore
 	// OffsetForLeaderEpoch and ListOffsets v0's oldest boundary; Fetch
@@ -137,6 +142,7 @@ type Handler struct {
 	writer *produce.Writer
 	reader *fetch.Reader
 	notify *fetch.Notifier
+	topics *topiccache.Cache
 	log    *slog.Logger
 	// mutations and producerIDs are the clients' quotas (limits.go).
 	mutations, producerIDs *quotas
@@ -166,8 +172,11 @@ func NewHandler(cfg Config, store Store, writer *produce.Writer, reader *fetch.R
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Topics == nil {
+		cfg.Topics = topiccache.New(store, topiccache.Options{Logger: log})
+	}
 	return &Handler{
-		cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log,
+		cfg: cfg, store: store, writer: writer, reader: reader, notify: notify, log: log, topics: cfg.Topics,
 		mutations:   newQuotas(cfg.Limits.ControllerMutationRate, time.Now),
 		producerIDs: newQuotas(cfg.Limits.ProducerIDRate, time.Now),
 		creating:    make(chan struct{}, 1),
@@ -255,6 +264,8 @@ func errorCode(err error) int16 {
 	switch {
 	case err == nil:
 		return 0
+	case isUnknownTopicID(err):
+		return kerr.UnknownTopicID.Code
 	case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, metastore.ErrTopicExists):

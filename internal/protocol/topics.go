@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -16,7 +17,6 @@ type topicLookup struct {
 	h      *Handler
 	ctx    context.Context
 	byName map[string]topicResult
-	all    []metastore.Topic
 }
 
 type topicResult struct {
@@ -28,30 +28,42 @@ func (h *Handler) lookup(ctx context.Context) *topicLookup {
 	return &topicLookup{h: h, ctx: ctx, byName: map[string]topicResult{}}
 }
 
+// name looks a topic up by name in the agent's topic cache, the same
+// answer for the whole request.
 func (l *topicLookup) name(name string) (metastore.Topic, error) {
 	if r, ok := l.byName[name]; ok {
 		return r.t, r.err
 	}
-	t, err := l.h.store.Topic(l.ctx, name)
+	t, err := l.h.topics.Topic(l.ctx, name)
 	l.byName[name] = topicResult{t, err}
 	return t, err
 }
 
+// id looks a topic up by ID in the agent's topic cache. An unknown ID's
+// error is both metastore.ErrUnknownTopicOrPartition and
+// errUnknownTopicID, which errorCode answers UNKNOWN_TOPIC_ID.
 func (l *topicLookup) id(id [16]byte) (metastore.Topic, error) {
-	if l.all == nil {
-		all, err := l.h.store.Topics(l.ctx)
-		if err != nil {
-			return metastore.Topic{}, err
-		}
-		l.all = all
+	t, err := l.h.topics.TopicByID(l.ctx, id)
+	if errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
+		return t, fmt.Errorf("%w: %w", errUnknownTopicID, err)
 	}
-	for _, t := range l.all {
-		if t.ID == id {
-			return t, nil
-		}
-	}
-	return metastore.Topic{}, metastore.ErrUnknownTopicOrPartition
+	return t, err
 }
+
+// named looks a topic up by ID when byID (the versions of a request that
+// name topics by ID), else by name.
+func (l *topicLookup) named(byID bool, name string, id [16]byte) (metastore.Topic, error) {
+	if byID {
+		return l.id(id)
+	}
+	return l.name(name)
+}
+
+// errUnknownTopicID marks a lookup of a topic ID the agent does not know.
+var errUnknownTopicID = errors.New("unknown topic id")
+
+// isUnknownTopicID reports a lookup of an unknown topic ID.
+func isUnknownTopicID(err error) bool { return errors.Is(err, errUnknownTopicID) }
 
 // partition checks that the topic has partition p.
 func partitionErr(t metastore.Topic, err error, p int32) int16 {

@@ -61,7 +61,9 @@ func TestApiVersionsFeatures(t *testing.T) {
 			a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) { cfg.TransactionVersion = tc.pin }})
 			f := &fixture{t: t, a: a, c: testutil.Dial(t, a.Addr())}
 			for _, v := range []int16{3, 4} {
-				resp := do[*kmsg.ApiVersionsResponse](f, v, kmsg.NewPtrApiVersionsRequest())
+				req := kmsg.NewPtrApiVersionsRequest()
+				req.ClientSoftwareName, req.ClientSoftwareVersion = "floe-test", "1"
+				resp := do[*kmsg.ApiVersionsResponse](f, v, req)
 				s, fin := features(resp)
 				if !slices.Equal(s, supported) || !slices.Equal(fin, tc.finalized) || resp.FinalizedFeaturesEpoch != tc.epoch {
 					t.Errorf("v%d: supported %v, finalized %v epoch %d; want %v, %v epoch %d",

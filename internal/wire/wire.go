@@ -169,8 +169,17 @@ func skipTags(r *kbin.Reader) {
 	}
 }
 
-// AppendResponse appends a complete size-prefixed response frame.
+// AppendResponse appends a complete size-prefixed response frame. A
+// Fetch response is sized before encoding (FetchResponseSize), so that
+// its record bytes are copied once instead of re-growing the buffer.
 func AppendResponse(dst []byte, correlationID int32, resp kmsg.Response) []byte {
+	if f, ok := resp.(*kmsg.FetchResponse); ok {
+		if n := 4 + 4 + 1 + FetchResponseSize(f); cap(dst)-len(dst) < n {
+			grown := make([]byte, len(dst), len(dst)+n)
+			copy(grown, dst)
+			dst = grown
+		}
+	}
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
 	dst = kbin.AppendInt32(dst, correlationID)
@@ -197,4 +206,21 @@ func AppendRequest(dst []byte, correlationID int32, clientID string, req kmsg.Re
 	dst = req.AppendTo(dst)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
+}
+
+// FetchResponseSize returns an upper bound of the bytes r encodes to, at
+// any version: its record bytes plus a generous allowance per topic,
+// partition and aborted transaction for the fixed fields, lengths and
+// tags. It reads only lengths, so it costs a pass over the partitions.
+func FetchResponseSize(r *kmsg.FetchResponse) int {
+	n := 64
+	for i := range r.Topics {
+		t := &r.Topics[i]
+		n += 64 + len(t.Topic)
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			n += 96 + len(p.RecordBatches) + 32*len(p.AbortedTransactions)
+		}
+	}
+	return n
 }

@@ -201,7 +201,7 @@ func TestTxnScheduleFromSeed(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_, err := workload.Run(ctx, workload.Config{
-			Workload: "txn", Brokers: []string{a.Addr()}, Topic: topic, Seed: 5, Duration: time.Second,
+			Workload: "txn", Brokers: []string{a.Addr()}, Topic: topic, Seed: 5, Duration: 3 * time.Second,
 			IdempotentProducers: -1, AssignConsumers: -1, UncommittedConsumers: -1, GroupConsumers: -1,
 		}, history.NewWriter(&buf))
 		if err != nil {

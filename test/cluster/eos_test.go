@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/floe-io/floe/internal/nemesis"
 )
@@ -195,8 +196,12 @@ func eosLabel(v string) string {
 func produceInput(t *testing.T, seeds []string, topic string, n int) {
 	t.Helper()
 	start := time.Now()
+	// Produce v11 at most, so that every Produce v12+ the agents count
+	// is a transactional one (the version check below).
+	versions := kversion.Stable()
+	versions.SetMaxKeyVersion(0, 11)
 	cl := client{}.newClient(t, seeds, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
-		kgo.ProducerLinger(20*time.Millisecond))
+		kgo.ProducerLinger(20*time.Millisecond), kgo.MaxVersions(versions))
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -511,15 +516,16 @@ func checkEosVersions(t *testing.T, agents []*fixedAgent, tv int) {
 		return total
 	}
 	end4, end5 := count("EndTxn", "4"), count("EndTxn", "5")
-	p11, p12 := count("Produce", "11"), count("Produce", "12")
+	// Produce v12 and v13 (topic IDs) both add partitions themselves.
+	p11, p12 := count("Produce", "11"), count("Produce", "12")+count("Produce", "13")
 	adds, offsets := count("AddPartitionsToTxn", ""), count("AddOffsetsToTxn", "")
 	commit5 := count("TxnOffsetCommit", "5")
-	t.Logf("requests the agents answered since their last start: EndTxn v4 %.0f v5 %.0f, Produce v11 %.0f v12 %.0f, AddPartitionsToTxn %.0f, AddOffsetsToTxn %.0f, TxnOffsetCommit v5 %.0f",
+	t.Logf("requests the agents answered since their last start: EndTxn v4 %.0f v5 %.0f, Produce v11 %.0f v12+ %.0f, AddPartitionsToTxn %.0f, AddOffsetsToTxn %.0f, TxnOffsetCommit v5 %.0f",
 		end4, end5, p11, p12, adds, offsets, commit5)
 	switch tv {
 	case 2:
 		if end5 == 0 || p12 == 0 || commit5 == 0 {
-			t.Errorf("transaction version 2: EndTxn v5 %.0f, Produce v12 %.0f, TxnOffsetCommit v5 %.0f; want some of each", end5, p12, commit5)
+			t.Errorf("transaction version 2: EndTxn v5 %.0f, Produce v12+ %.0f, TxnOffsetCommit v5 %.0f; want some of each", end5, p12, commit5)
 		}
 		// A session that began a transaction before its client had
 		// talked to any agent runs that one under version 1 (franz-go
@@ -529,7 +535,7 @@ func checkEosVersions(t *testing.T, agents []*fixedAgent, tv int) {
 		}
 	default:
 		if end5 != 0 || p12 != 0 || commit5 != 0 || end4 == 0 || adds == 0 || offsets == 0 {
-			t.Errorf("transaction version 1: EndTxn v4 %.0f v5 %.0f, Produce v12 %.0f, TxnOffsetCommit v5 %.0f, AddPartitionsToTxn %.0f, AddOffsetsToTxn %.0f",
+			t.Errorf("transaction version 1: EndTxn v4 %.0f v5 %.0f, Produce v12+ %.0f, TxnOffsetCommit v5 %.0f, AddPartitionsToTxn %.0f, AddOffsetsToTxn %.0f",
 				end4, end5, p12, commit5, adds, offsets)
 		}
 	}

@@ -500,7 +500,7 @@ func (c *crashPoints) zombieFenced(name string) {
 	c.mustEnd(fresh, fresh.endAsync(true), true)
 }
 
-// checkFenced sends AddPartitionsToTxn, a transactional Produce (v12,
+// checkFenced sends AddPartitionsToTxn, a transactional Produce (v12+,
 // transaction version 2, which adds its partition itself) and
 // EndTxn(commit) for transactional id id as producer (pid, epoch), which
 // a new instance has fenced: all three must be refused, whatever the
@@ -541,9 +541,15 @@ func (c *crashPoints) checkFenced(ctx context.Context, id string, pid int64, epo
 	if !isFenced(code) {
 		c.t.Errorf("%s: AddPartitionsToTxn as the fenced producer %d epoch %d: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", id, pid, epoch, kerr.ErrorForCode(code))
 	}
+	// franz-go sends the highest Produce version the agent serves, v13,
+	// which names the topic by ID.
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, cpTopic)
+	if err != nil || topics[cpTopic].Err != nil {
+		c.t.Fatalf("topic ID of %s: %v %v", cpTopic, err, topics[cpTopic].Err)
+	}
 	prod := kmsg.NewPtrProduceRequest()
 	prod.TransactionID, prod.Acks, prod.TimeoutMillis = kmsg.StringPtr(id), -1, 10_000
-	prod.Topics = []kmsg.ProduceRequestTopic{{Topic: cpTopic, Partitions: []kmsg.ProduceRequestTopicPartition{{
+	prod.Topics = []kmsg.ProduceRequestTopic{{Topic: cpTopic, TopicID: topics[cpTopic].ID, Partitions: []kmsg.ProduceRequestTopicPartition{{
 		Partition: 3,
 		Records: recordbatch.Build(recordbatch.BuildOptions{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 1000, Transactional: true},
 			recordbatch.Record{Value: []byte(id + "#zombie-raw"), Timestamp: time.Now().UnixMilli()}),
@@ -554,7 +560,7 @@ func (c *crashPoints) checkFenced(ctx context.Context, id string, pid int64, epo
 		c.t.Fatalf("Produce as the fenced producer: %v", err)
 	}
 	if code := prodResp.Topics[0].Partitions[0].ErrorCode; prodResp.Version < 12 || code != kerr.InvalidProducerEpoch.Code {
-		c.t.Errorf("%s: Produce v%d as the fenced producer %d epoch %d: %v, want v12 and INVALID_PRODUCER_EPOCH",
+		c.t.Errorf("%s: Produce v%d as the fenced producer %d epoch %d: %v, want v12+ and INVALID_PRODUCER_EPOCH",
 			id, prodResp.Version, pid, epoch, kerr.ErrorForCode(code))
 	}
 	end := kmsg.NewPtrEndTxnRequest()

@@ -107,8 +107,14 @@ func TestACLsKadm(t *testing.T) {
 		t.Helper()
 		req := kmsg.NewPtrFetchRequest()
 		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 10, 1, 1<<20
+		// kgo sends the agent's newest Fetch, which names topics by ID
+		// (v13+): the admin looks the ID up.
+		described, err := admin.ListTopics(ctx, topic)
+		if err != nil {
+			t.Fatalf("topic id of %s: %v", topic, err)
+		}
 		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = topic
+		rt.Topic, rt.TopicID = topic, described[topic].ID
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.PartitionMaxBytes = 1 << 20
 		rt.Partitions = append(rt.Partitions, rp)

@@ -190,7 +190,23 @@ func TestSaramaAsyncProducer(t *testing.T) {
 			cfg.Producer.Flush.Messages = 64
 			cfg.Producer.Flush.Frequency = 5 * time.Millisecond
 			cfg.Producer.Retry.Max = 0 // a retry could reorder; there must be none
-			prod, err := sarama.NewAsyncProducer([]string{a.Addr()}, cfg)
+			// Without retries, sarama's async producer fails a first send
+			// that races its own connection to the broker it has just
+			// registered ("broker not connected", a client-side race seen
+			// more often once Metadata was answered from the agent's topic
+			// cache): connect to every broker before producing.
+			client, err := sarama.NewClient([]string{a.Addr()}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			for _, b := range client.Brokers() {
+				_ = b.Open(cfg) // ErrAlreadyConnected is fine
+				if ok, err := b.Connected(); !ok {
+					t.Fatalf("broker %d not connected: %v", b.ID(), err)
+				}
+			}
+			prod, err := sarama.NewAsyncProducerFromClient(client)
 			if err != nil {
 				t.Fatal(err)
 			}

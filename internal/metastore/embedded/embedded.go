@@ -40,7 +40,8 @@ type Options struct {
 
 // Store is the embedded metadata store. It is safe for concurrent use.
 type Store struct {
-	metastore.Watchers // commit notices for agents sharing this store in one process
+	metastore.Watchers      // commit notices for agents sharing this store in one process
+	metastore.TopicWatchers // topic notices, likewise
 
 	db     *bolt.DB
 	log    *slog.Logger

@@ -49,6 +49,7 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, err)
 	}
+	s.NotifyTopics(metastore.TopicNotice{Names: []string{spec.Name}})
 	return rec.topic(id), nil
 }
 
@@ -96,6 +97,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("delete topic %s: %w", name, err)
 	}
+	s.NotifyTopics(metastore.TopicNotice{Names: []string{name}})
 	return t, nil
 }
 
@@ -140,6 +142,9 @@ func (s *Store) alterTopic(ctx context.Context, name string, change func(*topicR
 		t = rec.topic(id)
 		return putTopic(tx, id, rec)
 	})
+	if err == nil {
+		s.NotifyTopics(metastore.TopicNotice{Names: []string{name}})
+	}
 	return t, err
 }
 

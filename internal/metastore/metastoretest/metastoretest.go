@@ -44,6 +44,9 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 	t.Run("CommitWatcher", func(t *testing.T) {
 		testWatch(t, func(t *testing.T) commitWatcher { return open(t) })
 	})
+	t.Run("TopicWatcher", func(t *testing.T) {
+		testTopicWatch(t, func(t *testing.T) topicWatcher { return open(t) })
+	})
 	t.Run("LeaseStore", func(t *testing.T) {
 		testLeases(t, func(t *testing.T) metastore.LeaseStore { return open(t) })
 	})

@@ -59,6 +59,7 @@ type Options struct {
 // Store is the PostgreSQL metadata store. It is safe for concurrent use.
 type Store struct {
 	metastore.Watchers
+	metastore.TopicWatchers
 
 	pool   *pgxpool.Pool
 	log    *slog.Logger

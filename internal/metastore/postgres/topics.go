@@ -46,11 +46,15 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 		if err != nil {
 			return err
 		}
-		return insertPartitions(ctx, tx, id, 0, spec.Partitions)
+		if err := insertPartitions(ctx, tx, id, 0, spec.Partitions); err != nil {
+			return err
+		}
+		return s.announceTopic(ctx, tx, spec.Name)
 	})
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, err)
 	}
+	s.NotifyTopics(metastore.TopicNotice{Names: []string{spec.Name}})
 	return metastore.Topic{
 		ID:         id,
 		Name:       spec.Name,
@@ -97,11 +101,15 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 		if err != nil {
 			return fmt.Errorf("delete from extents: %w", err)
 		}
-		return applyRefs(ctx, tx, metastore.RefChanges(dropped, nil), false)
+		if err := applyRefs(ctx, tx, metastore.RefChanges(dropped, nil), false); err != nil {
+			return err
+		}
+		return s.announceTopic(ctx, tx, name)
 	})
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("delete topic %s: %w", name, err)
 	}
+	s.NotifyTopics(metastore.TopicNotice{Names: []string{name}})
 	return t, nil
 }
 
@@ -120,12 +128,15 @@ func (s *Store) CreatePartitions(ctx context.Context, name string, total int32) 
 			return err
 		}
 		t.Partitions = total
-		_, err = tx.Exec(ctx, `UPDATE topics SET partitions = $2 WHERE id = $1`, sqlID(t.ID), total)
-		return err
+		if _, err = tx.Exec(ctx, `UPDATE topics SET partitions = $2 WHERE id = $1`, sqlID(t.ID), total); err != nil {
+			return err
+		}
+		return s.announceTopic(ctx, tx, name)
 	})
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("create partitions %s: %w", name, err)
 	}
+	s.NotifyTopics(metastore.TopicNotice{Names: []string{name}})
 	return t, nil
 }
 
@@ -142,12 +153,15 @@ func (s *Store) AlterTopicConfigs(ctx context.Context, name string, changes []me
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE topics SET configs = $2 WHERE id = $1`, sqlID(t.ID), string(configs))
-		return err
+		if _, err = tx.Exec(ctx, `UPDATE topics SET configs = $2 WHERE id = $1`, sqlID(t.ID), string(configs)); err != nil {
+			return err
+		}
+		return s.announceTopic(ctx, tx, name)
 	})
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("alter topic configs %s: %w", name, err)
 	}
+	s.NotifyTopics(metastore.TopicNotice{Names: []string{name}})
 	return t, nil
 }
 
@@ -180,6 +194,17 @@ func (s *Store) Topics(ctx context.Context) ([]metastore.Topic, error) {
 	}
 	slices.SortFunc(topics, func(a, b metastore.Topic) int { return cmp.Compare(a.Name, b.Name) })
 	return topics, nil
+}
+
+// announceTopic tells the other agents' listeners, when the transaction
+// commits, that a topic changed (docs/postgres.md). Databases that cannot
+// notify are polled instead (topicsFingerprint).
+func (s *Store) announceTopic(ctx context.Context, tx pgx.Tx, name string) error {
+	if !s.notify {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, topicsChannel, s.origin+"|"+name)
+	return err
 }
 
 const topicColumns = `id, name, partitions, configs, created_at`

@@ -37,6 +37,10 @@ import (
 // notifyChannel is the LISTEN/NOTIFY channel of commit notices.
 const notifyChannel = "floe_commits"
 
+// topicsChannel is the LISTEN/NOTIFY channel of topic notices, one per
+// changed topic: "origin|name". Agents that predate it do not listen.
+const topicsChannel = "floe_topics"
+
 // maxPayload keeps notification payloads under PostgreSQL's 8000-byte
 // limit; larger notices become "everything".
 const maxPayload = 7900
@@ -153,6 +157,10 @@ func (s *Store) connectListener(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	if _, err := conn.Exec(ctx, "LISTEN "+topicsChannel); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("listen: %w", err)
+	}
 	return conn, nil
 }
 
@@ -185,6 +193,7 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig)
 		s.log.Info("commit listener reconnected")
 		// Notifications sent while it was away are lost.
 		s.Notify(metastore.CommitNotice{})
+		s.NotifyTopics(metastore.TopicNotice{})
 	}
 }
 
@@ -210,6 +219,15 @@ func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 		if err != nil {
 			return err
 		}
+		if n.Channel == topicsChannel {
+			if origin, name, ok := strings.Cut(n.Payload, "|"); !ok {
+				s.log.Warn("unreadable topic notice, announcing every topic", "payload", n.Payload)
+				s.NotifyTopics(metastore.TopicNotice{})
+			} else if origin != s.origin {
+				s.NotifyTopics(metastore.TopicNotice{Names: []string{name}})
+			}
+			continue
+		}
 		if n.Channel != notifyChannel {
 			continue
 		}
@@ -233,6 +251,7 @@ func (s *Store) poll(ctx context.Context, every time.Duration) {
 	defer s.watching.Done()
 	var (
 		seen   map[partitionKey]int64
+		topics string // fingerprint of the topics table
 		failed bool
 	)
 	ticker := time.NewTicker(every)
@@ -244,6 +263,10 @@ func (s *Store) poll(ctx context.Context, every time.Duration) {
 		case <-ticker.C:
 		}
 		now, err := s.highWatermarks(ctx)
+		var fp string
+		if err == nil {
+			fp, err = s.topicsFingerprint(ctx)
+		}
 		if err != nil {
 			if ctx.Err() == nil && !failed {
 				s.log.Warn("polling for commits failed", "err", err)
@@ -262,9 +285,16 @@ func (s *Store) poll(ctx context.Context, every time.Duration) {
 		case failed:
 			failed = false
 			s.Notify(metastore.CommitNotice{})
+			s.NotifyTopics(metastore.TopicNotice{})
 		case len(notice.Partitions) > 0:
 			s.Notify(notice)
 		}
+		// The first poll has nothing to compare with: a topic changed
+		// since the store opened must not go unheard.
+		if fp != topics {
+			s.NotifyTopics(metastore.TopicNotice{})
+		}
+		topics = fp
 	}
 }
 
@@ -283,4 +313,14 @@ func (s *Store) highWatermarks(ctx context.Context) (map[partitionKey]int64, err
 		return err
 	})
 	return hwms, err
+}
+
+// topicsFingerprint digests every topic's id, partition count and configs,
+// so that the poller notices any topic change in one short answer.
+func (s *Store) topicsFingerprint(ctx context.Context) (string, error) {
+	var fp string
+	err := s.pool.QueryRow(ctx, `
+		SELECT count(*) || ':' || coalesce(md5(string_agg(encode(id, 'hex') || ':' || partitions || ':' || configs, ',' ORDER BY id)), '')
+		FROM topics`).Scan(&fp)
+	return fp, err
 }
