@@ -101,10 +101,11 @@ func (c *Console) apiGroup(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := c.ctx(r)
 	defer cancel()
 	d, status := c.ownGroup(ctx, name)
-	if status == 0 {
-		status = http.StatusOK
+	if status == http.StatusNotFound {
+		writeJSON(w, status, actionResult{Message: "no group " + name})
+		return
 	}
-	writeJSON(w, status, d)
+	writeJSON(w, http.StatusOK, d)
 }
 
 func (c *Console) apiReset(w http.ResponseWriter, r *http.Request) {
@@ -207,12 +208,8 @@ func (c *Console) forwardedGroup(w http.ResponseWriter, r *http.Request, name st
 	defer cancel()
 	var d groupData
 	if err := c.peerDo(ctx, http.MethodGet, a.Admin, apiPrefix+"groups/"+urlPathEscape(name), nil, &d); err != nil {
-		var perr *peerError
-		if errors.As(err, &perr) && perr.code == http.StatusNotFound {
-			c.render(w, r, "group", page{Title: name, Nav: "groups", Status: http.StatusNotFound,
-				Data: groupData{Name: name, Error: "no group " + name, Coordinator: fmt.Sprintf("node %d", a.NodeID)}})
-			return
-		}
+		// Also a 404: the group is unknown there, or its console is off;
+		// the store's view tells which.
 		c.remoteGroup(w, r, name, fmt.Sprintf("node %d, which coordinates this group, did not answer (%v): showing what the metadata store holds", a.NodeID, err))
 		return
 	}

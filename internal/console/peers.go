@@ -82,6 +82,9 @@ func (e *peerError) Error() string {
 	if e.msg != "" {
 		return fmt.Sprintf("HTTP %d: %s", e.code, e.msg)
 	}
+	if e.code == http.StatusNotFound {
+		return "HTTP 404: its console is off (--console=false) or older than this one"
+	}
 	return fmt.Sprintf("HTTP %d", e.code)
 }
 

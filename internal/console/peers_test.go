@@ -415,3 +415,29 @@ func TestUnreachableAgents(t *testing.T) {
 		}
 	}
 }
+
+// TestCoordinatorWithoutConsole: a group coordinated by an agent whose
+// console is off is shown from the store, and its actions say why they
+// cannot be done.
+func TestCoordinatorWithoutConsole(t *testing.T) {
+	c := start(t, "")
+	b := agenttest.StartPeer(t, c.a, agenttest.Options{Config: func(cfg *agent.Config) { cfg.NoConsole = true }})
+	waitForEachOther(t, c, b)
+	g := groupOwnedBy(t, c.a.Store, b, "headless")
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 2, LeaderEpoch: -1})
+	if resp, err := c.adm.CommitOffsets(ctxWithOps(t), g, offs); err != nil || resp.Error() != nil {
+		t.Fatalf("commit %s: %v %v", g, err, resp.Error())
+	}
+	hc := browser(t)
+	code, body, _ := get(t, hc, c.base+"/groups/"+g)
+	if code != http.StatusOK || !strings.Contains(body, `id="elsewhere"`) || !strings.Contains(body, "its console is off") || !strings.Contains(body, `<td class="lagv">8</td>`) {
+		t.Errorf("/groups/%s (coordinator's console off): %d\n%s", g, code, body)
+	}
+	if _, flash := post(t, hc, c.base, "/topics", "/groups/"+g+"/delete", url.Values{"confirm": {g}}); !strings.Contains(flash, "its console is off") {
+		t.Errorf("delete %s (coordinator's console off): flash %q", g, flash)
+	}
+	if code, _, _ := get(t, hc, c.base+"/groups/no-such-group-"+g); code != http.StatusNotFound {
+		t.Errorf("an unknown group: %d, want 404", code)
+	}
+}
