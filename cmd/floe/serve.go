@@ -80,6 +80,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	f.security.register(fs, &f.cfg)
 	f.authz.register(fs)
 	registerLimits(fs, &f.cfg)
+	registerShares(fs, &f.cfg)
 	f.listeners.register(fs)
 	f.finish = func() error {
 		f.cfg.Groups.Groups.InitialRebalanceDelay = *initialDelay

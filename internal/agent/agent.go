@@ -44,6 +44,7 @@ import (
 	"github.com/floe-io/floe/internal/protocol"
 	"github.com/floe-io/floe/internal/quota"
 	"github.com/floe-io/floe/internal/sasl"
+	"github.com/floe-io/floe/internal/sharecoord"
 	"github.com/floe-io/floe/internal/telemetry"
 	"github.com/floe-io/floe/internal/topiccache"
 	"github.com/floe-io/floe/internal/txncoord"
@@ -182,6 +183,9 @@ type Config struct {
 	// Groups configures the consumer-group coordinator (zero values take
 	// Kafka's defaults; Owns, Registerer and Logger are set by Start).
 	Groups coordinator.Options
+	// Shares configures share groups (KIP-932; zero values take Kafka's
+	// defaults; Owns, Logger and Now are set by Start).
+	Shares sharecoord.Options
 	// Transactions configure the transaction coordinator (zero values:
 	// Kafka's defaults; Owns, Uploaded, Registerer and Logger are set by
 	// Start).
@@ -253,6 +257,7 @@ type Agent struct {
 	members    *cluster.Membership
 	peerServer *zonecache.Server
 	groups     *coordinator.Coordinator
+	shares     *sharecoord.Coordinator
 	txns       *txncoord.Coordinator
 	quotas     *quota.Manager
 	actors     *actors
@@ -474,6 +479,13 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	}
 	a.groups = coordinator.New(store, groupOpts)
 	a.actors.add("group coordinator", a.groups.Close)
+	shareOpts := cfg.Shares
+	shareOpts.Owns = func(group string) bool { return protocol.OwnsGroup(view, group) }
+	shareOpts.Logger = log
+	if shareOpts.Now == nil {
+		shareOpts.Now = cfg.Clock
+	}
+	a.shares = sharecoord.New(store, shareOpts)
 	txnOpts := cfg.Transactions
 	txnOpts.Owns = func(key string) bool { return protocol.OwnsKey(view, key) }
 	txnOpts.Registerer, txnOpts.Logger = reg, log
@@ -526,6 +538,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				ClusterID:         cfg.ClusterID,
 				Cluster:           view,
 				Groups:            a.groups,
+				Shares:            a.shares,
 				Transactions:      a.txns,
 				Users:             store,
 				Authorizer:        authorizer,

@@ -156,6 +156,7 @@ type Store interface {
 	ACLStore
 	UserStore
 	TxnStore
+	ShareStore
 
 	Close() error
 }

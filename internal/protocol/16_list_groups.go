@@ -6,7 +6,8 @@ package protocol
 // merge). v4+ filters by state (KIP-518, case-insensitive) and returns
 // each group's state (consumer-protocol groups have KIP-848's states:
 // Empty, Assigning, Reconciling, Stable); v5+ filters by type and returns
-// it: "classic" or "consumer" (KIP-848).
+// it: "classic" or "consumer" (KIP-848), or "share" (KIP-932: share
+// groups, protocol type "share", state Empty or Stable).
 
 import (
 	"context"
@@ -58,6 +59,21 @@ func (h *Handler) listGroups(_ context.Context, req *wire.Request) (Reply, error
 			g := kmsg.NewListGroupsResponseGroup()
 			g.Group, g.ProtocolType = s.Name, s.ProtocolType
 			g.GroupState, g.GroupType = s.State, s.Type
+			resp.Groups = append(resp.Groups, g)
+		}
+		if h.cfg.Shares == nil {
+			return resp
+		}
+		for _, s := range h.cfg.Shares.Groups() {
+			name, state := s[0], s[1]
+			if !matches(r.StatesFilter, state) || !matches(r.TypesFilter, "share") {
+				continue
+			}
+			if !everything && !h.visible(req, acl.Describe, acl.Group, name) {
+				continue
+			}
+			g := kmsg.NewListGroupsResponseGroup()
+			g.Group, g.ProtocolType, g.GroupState, g.GroupType = name, "share", state, "share"
 			resp.Groups = append(resp.Groups, g)
 		}
 		return resp

@@ -68,6 +68,13 @@ var advertised = map[int16][2]int16{
 	72: {0, 0}, // PushTelemetry
 	74: {0, 1}, // ListConfigResources
 	75: {0, 0}, // DescribeTopicPartitions
+	76: {1, 1}, // ShareGroupHeartbeat
+	77: {1, 1}, // ShareGroupDescribe
+	78: {1, 1}, // ShareFetch
+	79: {1, 1}, // ShareAcknowledge
+	90: {0, 1}, // DescribeShareGroupOffsets
+	91: {0, 0}, // AlterShareGroupOffsets
+	92: {0, 0}, // DeleteShareGroupOffsets
 }
 
 func TestApiVersions(t *testing.T) {

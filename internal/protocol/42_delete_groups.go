@@ -4,8 +4,9 @@ package protocol
 //
 // Deletes groups without members, with their committed offsets:
 // NON_EMPTY_GROUP while members remain, GROUP_ID_NOT_FOUND for an unknown
-// group, NOT_COORDINATOR when another agent coordinates it. v3 adds an
-// error message.
+// group, NOT_COORDINATOR when another agent coordinates it. A share
+// group (KIP-932) is deleted with its share partitions' states. v3 adds
+// an error message.
 
 import (
 	"context"
@@ -35,7 +36,15 @@ func (h *Handler) deleteGroups(_ context.Context, req *wire.Request) (Reply, err
 			case name == "":
 				g.ErrorCode = kerr.InvalidGroupID.Code
 			default:
-				g.ErrorCode = co.DeleteGroup(ctx, name)
+				shareCode, isShare := int16(0), false
+				if h.cfg.Shares != nil {
+					shareCode, isShare = h.cfg.Shares.DeleteGroup(ctx, name)
+				}
+				if isShare {
+					g.ErrorCode = shareCode
+				} else {
+					g.ErrorCode = co.DeleteGroup(ctx, name)
+				}
 			}
 			if g.ErrorCode != 0 && r.Version >= 3 {
 				if e := kerr.ErrorForCode(g.ErrorCode); e != nil {

@@ -83,6 +83,13 @@ var servedNotes = map[int16]servedNote{
 	72: {"Takes pushed metrics, exposed on /metrics per client id (bounded).", ""},
 	74: {"Topics and agents as config resources (KIP-1142).", "No broker-logger, client-metrics or group config resources."},
 	75: {"Metadata's topic answer, paged by cursor (KIP-966).", "Eligible leader replicas and offline replicas are always empty."},
+	76: {"KIP-932 share groups: client-chosen member ids, the simple assignor (partitions shared when members outnumber them), member epochs.", "Membership is not persisted: after a coordinator change members rejoin. A consumer group and a share group may share a name."},
+	77: {"Describes share groups.", ""},
+	78: {"Acquires records for a share-group member at the partition's leader, in share sessions; acknowledgements are stored before they are answered. See docs/share-groups.md.", "v2 (renewed acknowledgements, acquire modes) is not served. Sessions are not tied to a connection. read_uncommitted only. Share-group configs are agent flags."},
+	79: {"Acknowledges acquired records in the member's share session.", "v2 (renewed acknowledgements) is not served."},
+	90: {"Share-partition start offsets as stored, and lag (v1, KIP-1226).", "Leader epochs are -1."},
+	91: {"Sets start offsets of a share group without members.", "Offsets must lie within the log."},
+	92: {"Deletes share-partition states of whole topics of a share group without members.", ""},
 }
 
 // unservedNotes says why Floe does not serve an API Kafka defines. A
@@ -112,10 +119,6 @@ var unservedNotes = map[int16]string{
 	67: "Broker to controller: the metadata store hands out producer ids.",
 	70: "KRaft controller registration.",
 	73: "Broker to controller (JBOD directories): no local disks.",
-	76: "Share groups (KIP-932) are not implemented.",
-	77: "Share groups (KIP-932) are not implemented.",
-	78: "Share groups (KIP-932) are not implemented.",
-	79: "Share groups (KIP-932) are not implemented.",
 	80: "KRaft voter changes (KIP-853).",
 	81: "KRaft voter changes (KIP-853).",
 	82: "KRaft voter changes (KIP-853).",
@@ -126,9 +129,6 @@ var unservedNotes = map[int16]string{
 	87: "Share group state, broker to share coordinator (KIP-932).",
 	88: "Streams groups (KIP-1071) are not implemented.",
 	89: "Streams groups (KIP-1071) are not implemented.",
-	90: "Share groups (KIP-932) are not implemented.",
-	91: "Share groups (KIP-932) are not implemented.",
-	92: "Share groups (KIP-932) are not implemented.",
 	93: "Streams groups (KIP-1071) are not implemented.",
 	94: "KRaft controller deregistration.",
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/floe-io/floe/internal/objstore/localdir"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/protocol"
+	"github.com/floe-io/floe/internal/sharecoord"
 	"github.com/floe-io/floe/internal/telemetry/telemetrytest"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -125,6 +126,7 @@ func newHarnessIn(tb testing.TB, c protocol.Cluster, limits ...protocol.Limits) 
 		Cluster:          c,
 		AutoCreateTopics: true,
 		Groups:           groups,
+		Shares:           sharecoord.New(store, sharecoord.Options{MaxGroups: 100, MaxSessions: 100}),
 		Limits:           lim,
 	}, store, writer, fetch.NewReader(store, aborted, blocks), fetch.NewNotifier(nil), nil)
 	ctx, cancel := context.WithCancel(context.Background())

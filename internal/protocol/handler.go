@@ -26,6 +26,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/quota"
+	"github.com/floe-io/floe/internal/sharecoord"
 	"github.com/floe-io/floe/internal/telemetry"
 	"github.com/floe-io/floe/internal/topiccache"
 	"github.com/floe-io/floe/internal/txncoord"
@@ -56,6 +57,9 @@ type Config struct {
 	// Groups coordinates the consumer groups this agent owns; nil answers
 	// every group request COORDINATOR_NOT_AVAILABLE.
 	Groups *coordinator.Coordinator
+	// Shares runs the share groups and share partitions this agent owns;
+	// nil answers share-group requests COORDINATOR_NOT_AVAILABLE.
+	Shares *sharecoord.Coordinator
 	// Transactions coordinates transactional ids; nil answers every
 	// transaction request COORDINATOR_NOT_AVAILABLE.
 	Transactions *txncoord.Coordinator

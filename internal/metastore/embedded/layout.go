@@ -94,6 +94,7 @@ const (
 	bucketTxnOpen    = "txnopen"
 	bucketTxnAborted = "txnaborted"
 	bucketTxnOffsets = "txnoffsets"
+	bucketShares     = "shares"
 
 	keyNextProducerID = "next-producer-id"
 	keyNextNodeID     = "next-node-id"
@@ -110,6 +111,7 @@ func buckets() []string {
 		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
 		bucketUnref, bucketLeases, bucketQuotas, bucketScram,
 		bucketTxns, bucketTxnIndex, bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets,
+		bucketShares,
 	}
 }
 

@@ -91,6 +91,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 		if err := deleteTopicTxns(tx, id); err != nil {
 			return err
 		}
+		if err := deleteTopicShares(tx, id); err != nil {
+			return err
+		}
 		// Committed offsets are keyed by group first.
 		return deleteTopicOffsets(tx, id)
 	})

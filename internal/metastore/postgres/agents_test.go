@@ -8,8 +8,8 @@ import (
 	"github.com/floe-io/floe/internal/metastore/postgres"
 )
 
-// TestMigrateAgentAdmin opens a database of schema version 7 with an
-// agent registered then: migration 8 adds the admin URL, version and
+// TestMigrateAgentAdmin opens a database of schema version 8 with an
+// agent registered then: migration 9 adds the admin URL, version and
 // start, and the old row reads with them empty until it heartbeats them.
 func TestMigrateAgentAdmin(t *testing.T) {
 	ctx := t.Context()
@@ -20,7 +20,7 @@ func TestMigrateAgentAdmin(t *testing.T) {
 	}
 	s.Close()
 	admin(t, db, `ALTER TABLE agents DROP COLUMN admin, DROP COLUMN version, DROP COLUMN started`)
-	admin(t, db, `DELETE FROM schema_migrations WHERE version = 8`)
+	admin(t, db, `DELETE FROM schema_migrations WHERE version = 9`)
 
 	s = openStore(t, db, postgres.Options{})
 	live, err := s.LiveAgents(ctx)

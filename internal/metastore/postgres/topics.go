@@ -90,7 +90,8 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 		}
 		for _, table := range []string{"topics WHERE id = $1", "partitions WHERE topic_id = $1",
 			"producer_state WHERE topic_id = $1", "group_offsets WHERE topic_id = $1",
-			"txn_open WHERE topic_id = $1", "txn_aborted WHERE topic_id = $1", "txn_offsets WHERE topic_id = $1"} {
+			"txn_open WHERE topic_id = $1", "txn_aborted WHERE topic_id = $1", "txn_offsets WHERE topic_id = $1",
+			"share_partitions WHERE topic_id = $1"} {
 			if _, err := tx.Exec(ctx, "DELETE FROM "+table, id); err != nil {
 				return fmt.Errorf("delete from %s: %w", table, err)
 			}

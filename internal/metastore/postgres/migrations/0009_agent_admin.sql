@@ -1,4 +1,4 @@
--- Floe metadata schema, version 8: what agents tell each other's web
+-- Floe metadata schema, version 9: what agents tell each other's web
 -- consoles. Same portability rules as 0001_init.sql. Rows written
 -- before this version get the defaults: no admin URL, no version, not
 -- known to serve.

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"flag"
+	"time"
+
+	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/sharepart"
+)
+
+// registerShares adds the share-group (KIP-932) flags. Kafka has them as
+// group configs; Floe has them for the whole cluster, per agent, for now
+// (docs/share-groups.md).
+func registerShares(fs *flag.FlagSet, cfg *agent.Config) {
+	fs.Func("share-auto-offset-reset", "where a share group starts reading a partition it has never read: latest, earliest or by_duration:PnDTnHnMn.nS (share.auto.offset.reset; default latest)", func(s string) error {
+		r, err := sharepart.ParseReset(s)
+		cfg.Shares.Reset = r
+		return err
+	})
+	fs.DurationVar(&cfg.Shares.Partition.LockDuration, "share-record-lock-duration", sharepart.DefaultLockDuration, "how long a share consumer holds a record it fetched before it is delivered to another (share.record.lock.duration.ms)")
+	fs.IntVar(&cfg.Shares.Partition.DeliveryCountLimit, "share-delivery-count-limit", sharepart.DefaultDeliveryCountLimit, "deliveries of a record before a share group gives up on it and archives it (share.delivery.count.limit)")
+	fs.IntVar(&cfg.Shares.Partition.MaxRecordLocks, "share-partition-max-record-locks", sharepart.DefaultMaxRecordLocks, "most records of one share partition in flight at once (group.share.partition.max.record.locks)")
+	fs.DurationVar(&cfg.Shares.Group.SessionTimeout, "share-session-timeout", 45*time.Second, "a share group member is removed this long after its last heartbeat (group.share.session.timeout.ms)")
+	fs.IntVar(&cfg.Shares.Group.MaxSize, "share-group-max-size", 200, "most members of a share group (group.share.max.size)")
+}

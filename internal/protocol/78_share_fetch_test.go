@@ -1,0 +1,201 @@
+package protocol_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/sharepart"
+	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
+)
+
+// startShares starts an agent whose share groups start at the earliest
+// offset.
+func startShares(t *testing.T) *fixture {
+	t.Helper()
+	a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) {
+		cfg.Shares.Reset = sharepart.Reset{Kind: sharepart.ResetEarliest}
+	}})
+	return &fixture{t: t, a: a, c: testutil.Dial(t, a.Addr())}
+}
+
+func (f *fixture) topicID(topic string) [16]byte {
+	f.t.Helper()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = []kmsg.MetadataRequestTopic{rt}
+	resp := do[*kmsg.MetadataResponse](f, 12, req)
+	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		f.t.Fatalf("metadata %s: %+v", topic, resp.Topics)
+	}
+	return resp.Topics[0].TopicID
+}
+
+func shareHeartbeat(f *fixture, group, member string, epoch int32, topics ...string) *kmsg.ShareGroupHeartbeatResponse {
+	req := kmsg.NewPtrShareGroupHeartbeatRequest()
+	req.GroupID, req.MemberID, req.MemberEpoch = group, member, epoch
+	if topics != nil {
+		req.SubscribedTopicNames = topics
+	}
+	return do[*kmsg.ShareGroupHeartbeatResponse](f, 1, req)
+}
+
+type shareAck struct {
+	first, last int64
+	types       []int8
+}
+
+func shareFetchReq(group, member string, epoch int32, id [16]byte, partition int32, acks ...shareAck) *kmsg.ShareFetchRequest {
+	req := kmsg.NewPtrShareFetchRequest()
+	req.GroupID, req.MemberID, req.ShareSessionEpoch = kmsg.StringPtr(group), kmsg.StringPtr(member), epoch
+	req.MaxWaitMillis, req.MaxBytes, req.MaxRecords = 0, 1<<20, 100
+	rt := kmsg.NewShareFetchRequestTopic()
+	rt.TopicID = id
+	rp := kmsg.NewShareFetchRequestTopicPartition()
+	rp.Partition, rp.PartitionMaxBytes = partition, 1<<20
+	for _, a := range acks {
+		b := kmsg.NewShareFetchRequestTopicPartitionAcknowledgementBatch()
+		b.FirstOffset, b.LastOffset, b.AcknowledgeTypes = a.first, a.last, a.types
+		rp.AcknowledgementBatches = append(rp.AcknowledgementBatches, b)
+	}
+	rt.Partitions = []kmsg.ShareFetchRequestTopicPartition{rp}
+	req.Topics = []kmsg.ShareFetchRequestTopic{rt}
+	return req
+}
+
+func onlyPartition(t *testing.T, resp *kmsg.ShareFetchResponse) kmsg.ShareFetchResponseTopicPartition {
+	t.Helper()
+	if resp.ErrorCode != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("share fetch: %s, %+v", codeName(resp.ErrorCode), resp.Topics)
+	}
+	return resp.Topics[0].Partitions[0]
+}
+
+func TestShareGroupHeartbeatRequests(t *testing.T) {
+	f := startShares(t)
+	f.createTopic("t", 2)
+	id := f.topicID("t")
+	expectCode(t, "empty group", shareHeartbeat(f, "", "m", 0, "t").ErrorCode, kerr.InvalidRequest.Code)
+	expectCode(t, "empty member", shareHeartbeat(f, "g", "", 0, "t").ErrorCode, kerr.InvalidRequest.Code)
+	expectCode(t, "no subscription", shareHeartbeat(f, "g", "m", 0).ErrorCode, kerr.InvalidRequest.Code)
+	expectCode(t, "unknown member", shareHeartbeat(f, "g", "m", 3).ErrorCode, kerr.UnknownMemberID.Code)
+	r := shareHeartbeat(f, "g", "m", 0, "t")
+	if r.ErrorCode != 0 || r.MemberEpoch != 1 || r.Assignment == nil || len(r.Assignment.TopicPartitions) != 1 ||
+		r.Assignment.TopicPartitions[0].TopicID != id || len(r.Assignment.TopicPartitions[0].Partitions) != 2 || r.HeartbeatIntervalMillis != 5000 {
+		t.Fatalf("join: %+v", r)
+	}
+	if r := shareHeartbeat(f, "g", "m", 1); r.ErrorCode != 0 || r.Assignment != nil {
+		t.Fatalf("heartbeat: %+v (no assignment expected: unchanged)", r)
+	}
+	expectCode(t, "future epoch", shareHeartbeat(f, "g", "m", 7).ErrorCode, kerr.FencedMemberEpoch.Code)
+
+	desc := kmsg.NewPtrShareGroupDescribeRequest()
+	desc.GroupIDs = []string{"g", "nope", ""}
+	groups := do[*kmsg.ShareGroupDescribeResponse](f, 1, desc).Groups
+	if len(groups) != 3 || groups[0].ErrorCode != 0 || groups[0].GroupState != "Stable" || len(groups[0].Members) != 1 ||
+		groups[0].Members[0].Assignment.TopicPartitions[0].Topic != "t" {
+		t.Fatalf("describe: %+v", groups)
+	}
+	expectCode(t, "describe unknown", groups[1].ErrorCode, kerr.GroupIDNotFound.Code)
+	expectCode(t, "describe empty id", groups[2].ErrorCode, kerr.InvalidGroupID.Code)
+	if r := shareHeartbeat(f, "g", "m", -1); r.ErrorCode != 0 || r.MemberEpoch != -1 {
+		t.Fatalf("leave: %+v", r)
+	}
+}
+
+func TestShareFetchRequests(t *testing.T) {
+	f := startShares(t)
+	f.createTopic("t", 2)
+	id := f.topicID("t")
+	f.produce("t", 0, 5, time.Now().UnixMilli())
+
+	sf := func(req *kmsg.ShareFetchRequest) *kmsg.ShareFetchResponse {
+		t.Helper()
+		return do[*kmsg.ShareFetchResponse](f, 1, req)
+	}
+	noGroup := shareFetchReq("g", "m", 0, id, 0)
+	noGroup.GroupID = nil
+	expectCode(t, "no group", sf(noGroup).ErrorCode, kerr.InvalidRequest.Code)
+	expectCode(t, "no session", sf(shareFetchReq("g", "m", 1, id, 0)).ErrorCode, kerr.ShareSessionNotFound.Code)
+	expectCode(t, "acks when opening", sf(shareFetchReq("g", "m", 0, id, 0, shareAck{0, 0, []int8{1}})).ErrorCode, kerr.InvalidRequest.Code)
+
+	p := onlyPartition(t, sf(shareFetchReq("g", "m", 0, id, 0)))
+	if p.ErrorCode != 0 || len(p.AcquiredRecords) != 1 || p.AcquiredRecords[0].FirstOffset != 0 || p.AcquiredRecords[0].LastOffset != 4 ||
+		p.AcquiredRecords[0].DeliveryCount != 1 || len(recordOffsets(t, p.Records)) != 5 {
+		t.Fatalf("first fetch: %+v", p)
+	}
+	expectCode(t, "replayed epoch", sf(shareFetchReq("g", "m", 0+2, id, 0)).ErrorCode, kerr.InvalidShareSessionEpoch.Code)
+
+	// Hostile acknowledgements: a range to the end of int64, a wrong type
+	// count, an unknown type. Each is refused whole, nothing changes.
+	for i, c := range []struct {
+		ack  shareAck
+		want int16
+	}{
+		{shareAck{0, math.MaxInt64, []int8{1}}, kerr.InvalidRecordState.Code},
+		{shareAck{0, 4, []int8{1, 1}}, kerr.InvalidRequest.Code},
+		{shareAck{0, 0, []int8{9}}, kerr.InvalidRequest.Code},
+		{shareAck{3, 1, []int8{1}}, kerr.InvalidRequest.Code},
+	} {
+		p := onlyPartition(t, sf(shareFetchReq("g", "m", int32(1+i), id, 0, c.ack)))
+		expectCode(t, "hostile ack", p.AcknowledgeErrorCode, c.want)
+	}
+	// Accept 0-1, release 2, reject 3, keep 4: the released record comes
+	// back at once, in this very response, with delivery count 2.
+	p = onlyPartition(t, sf(shareFetchReq("g", "m", 5, id, 0, shareAck{0, 3, []int8{1, 1, 2, 3}})))
+	expectCode(t, "ack", p.AcknowledgeErrorCode, 0)
+	if len(p.AcquiredRecords) != 1 || p.AcquiredRecords[0].FirstOffset != 2 || p.AcquiredRecords[0].LastOffset != 2 || p.AcquiredRecords[0].DeliveryCount != 2 {
+		t.Fatalf("after release: %+v", p.AcquiredRecords)
+	}
+	// Another member gets nothing: 2 and 4 are held, the rest done.
+	other := onlyPartition(t, sf(shareFetchReq("g", "other", 0, id, 0)))
+	if len(other.AcquiredRecords) != 0 {
+		t.Fatalf("another member acquired %+v", other.AcquiredRecords)
+	}
+
+	ack := func(epoch int32, acks ...shareAck) *kmsg.ShareAcknowledgeResponse {
+		req := kmsg.NewPtrShareAcknowledgeRequest()
+		req.GroupID, req.MemberID, req.ShareSessionEpoch = kmsg.StringPtr("g"), kmsg.StringPtr("m"), epoch
+		rt := kmsg.NewShareAcknowledgeRequestTopic()
+		rt.TopicID = id
+		rp := kmsg.NewShareAcknowledgeRequestTopicPartition()
+		for _, a := range acks {
+			b := kmsg.NewShareAcknowledgeRequestTopicPartitionAcknowledgementBatch()
+			b.FirstOffset, b.LastOffset, b.AcknowledgeTypes = a.first, a.last, a.types
+			rp.AcknowledgementBatches = append(rp.AcknowledgementBatches, b)
+		}
+		rt.Partitions = []kmsg.ShareAcknowledgeRequestTopicPartition{rp}
+		req.Topics = []kmsg.ShareAcknowledgeRequestTopic{rt}
+		return do[*kmsg.ShareAcknowledgeResponse](f, 1, req)
+	}
+	expectCode(t, "ack at epoch 0", ack(0).ErrorCode, kerr.InvalidShareSessionEpoch.Code)
+	if r := ack(6, shareAck{2, 2, []int8{1}}, shareAck{4, 4, []int8{1}}); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("ShareAcknowledge: %+v", r)
+	}
+	if r := ack(7, shareAck{2, 2, []int8{1}}); r.Topics[0].Partitions[0].ErrorCode != kerr.InvalidRecordState.Code {
+		t.Fatalf("acknowledging twice: %+v", r)
+	}
+	if r := ack(-1); r.ErrorCode != 0 {
+		t.Fatalf("closing: %+v", r)
+	}
+	expectCode(t, "closed session", ack(9).ErrorCode, kerr.ShareSessionNotFound.Code)
+
+	// Partitions that do not exist.
+	p = onlyPartition(t, sf(shareFetchReq("g", "x", 0, [16]byte{1}, 0)))
+	expectCode(t, "unknown topic id", p.ErrorCode, kerr.UnknownTopicID.Code)
+	p = onlyPartition(t, sf(shareFetchReq("g", "y", 0, id, 7)))
+	expectCode(t, "unknown partition", p.ErrorCode, kerr.UnknownTopicOrPartition.Code)
+
+	// Too many partitions in one request.
+	many := shareFetchReq("g", "z", 0, id, 0)
+	for i := range 10_001 {
+		many.Topics[0].Partitions = append(many.Topics[0].Partitions, kmsg.ShareFetchRequestTopicPartition{Partition: int32(i)})
+	}
+	expectCode(t, "too many partitions", sf(many).ErrorCode, kerr.InvalidRequest.Code)
+}

@@ -1,0 +1,183 @@
+package sharecoord
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Share sessions (KIP-932): a member's ShareFetch and ShareAcknowledge
+// requests to one agent form a session that remembers the partitions it
+// fetches, so that later requests name only changes. Epoch 0 opens a
+// session (replacing the member's previous one), -1 closes it (the
+// request may still acknowledge), and every other request must carry the
+// epoch that follows the previous request's. Sessions are this agent's
+// alone, in memory: a client whose agent went away opens a new one.
+
+// MaxSessionPartitions bounds the partitions of one share session.
+const MaxSessionPartitions = 10_000
+
+type sessionKey struct{ group, member string }
+
+type session struct {
+	epoch int32 // the epoch the next request carries
+	parts []TP  // in the order they were added
+	in    map[TP]bool
+	used  time.Time
+}
+
+func nextEpoch(e int32) int32 {
+	if e == math.MaxInt32 {
+		return 1
+	}
+	return e + 1
+}
+
+// SessionResult is what a request's session fields decide.
+type SessionResult struct {
+	Err int16
+	// Fetch are the session's partitions after the request (none for a
+	// closing request).
+	Fetch []TP
+	// Released are partitions the member no longer fetches from this
+	// agent (forgotten, dropped with a replaced session, or the whole
+	// session closed): the caller releases the member's records there
+	// once the request's acknowledgements are applied.
+	Released []TP
+}
+
+// FetchSession applies a ShareFetch's session fields: epoch, partitions
+// named (added to the session) and forgotten. hasAcks reports
+// acknowledgements in the request, which an opening request may not
+// carry.
+func (c *Coordinator) FetchSession(group, member string, epoch int32, add, forget []TP, hasAcks bool) SessionResult {
+	now := c.opts.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := sessionKey{group, member}
+	s := c.sessions[key]
+	switch {
+	case epoch == 0:
+		if hasAcks {
+			return SessionResult{Err: kerr.InvalidRequest.Code}
+		}
+		var released []TP
+		if s != nil {
+			released = s.parts
+		} else if len(c.sessions) >= c.opts.MaxSessions && !c.evictIdle(now) {
+			return SessionResult{Err: kerr.ShareSessionLimitReached.Code}
+		}
+		s = &session{in: map[TP]bool{}}
+		if !s.add(add) {
+			return SessionResult{Err: kerr.InvalidRequest.Code}
+		}
+		s.epoch, s.used = 1, now
+		c.sessions[key] = s
+		released = slices.DeleteFunc(slices.Clone(released), func(tp TP) bool { return s.in[tp] })
+		return SessionResult{Fetch: slices.Clone(s.parts), Released: released}
+	case s == nil:
+		return SessionResult{Err: kerr.ShareSessionNotFound.Code}
+	case epoch == -1:
+		delete(c.sessions, key)
+		return SessionResult{Released: s.parts}
+	case epoch != s.epoch:
+		return SessionResult{Err: kerr.InvalidShareSessionEpoch.Code}
+	}
+	if !s.add(add) {
+		return SessionResult{Err: kerr.InvalidRequest.Code}
+	}
+	var released []TP
+	for _, tp := range forget {
+		if s.in[tp] {
+			delete(s.in, tp)
+			released = append(released, tp)
+		}
+	}
+	if len(released) > 0 {
+		s.parts = slices.DeleteFunc(s.parts, func(tp TP) bool { return !s.in[tp] })
+	}
+	s.epoch, s.used = nextEpoch(s.epoch), now
+	return SessionResult{Fetch: slices.Clone(s.parts), Released: released}
+}
+
+// AckSession applies a ShareAcknowledge's epoch: 0 is not allowed, -1
+// closes the session after the acknowledgements.
+func (c *Coordinator) AckSession(group, member string, epoch int32) SessionResult {
+	now := c.opts.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := sessionKey{group, member}
+	s := c.sessions[key]
+	switch {
+	case epoch == 0:
+		return SessionResult{Err: kerr.InvalidShareSessionEpoch.Code}
+	case s == nil:
+		return SessionResult{Err: kerr.ShareSessionNotFound.Code}
+	case epoch == -1:
+		delete(c.sessions, key)
+		return SessionResult{Released: s.parts}
+	case epoch != s.epoch:
+		return SessionResult{Err: kerr.InvalidShareSessionEpoch.Code}
+	}
+	s.epoch, s.used = nextEpoch(s.epoch), now
+	return SessionResult{Fetch: slices.Clone(s.parts)}
+}
+
+// add adds partitions not yet in the session, false past the bound.
+func (s *session) add(tps []TP) bool {
+	for _, tp := range tps {
+		if s.in[tp] {
+			continue
+		}
+		if len(s.parts) >= MaxSessionPartitions {
+			return false
+		}
+		s.in[tp] = true
+		s.parts = append(s.parts, tp)
+	}
+	return true
+}
+
+// evictIdle drops the sessions unused for a group session timeout (their
+// members are gone or opened another), reporting whether any went.
+func (c *Coordinator) evictIdle(now time.Time) bool {
+	evicted := false
+	for k, s := range c.sessions {
+		if now.Sub(s.used) >= c.opts.Group.SessionTimeout {
+			delete(c.sessions, k)
+			evicted = true
+		}
+	}
+	return evicted
+}
+
+// ForgetIdle drops a group's share partitions from memory when no share
+// session of the group is left on this agent and no request is using
+// them: every member closed its session (and so released its records), so
+// memory holds nothing the store lacks but delivery counts of released
+// records. The next request loads the group from the store, and so sees
+// what another agent changed meanwhile (DeleteGroups on the coordinator).
+func (c *Coordinator) ForgetIdle(group string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.sessions {
+		if k.group == group {
+			return false
+		}
+	}
+	gs := c.states[group]
+	if gs == nil {
+		return false
+	}
+	select {
+	case gs.turn <- struct{}{}:
+		gs.evicted = true
+		delete(c.states, group)
+		<-gs.turn
+		return true
+	default:
+		return false
+	}
+}

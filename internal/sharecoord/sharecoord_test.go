@@ -1,0 +1,305 @@
+package sharecoord_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/floe-io/floe/internal/groups/consumer"
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/embedded"
+	"github.com/floe-io/floe/internal/sharecoord"
+	"github.com/floe-io/floe/internal/sharegroup"
+	"github.com/floe-io/floe/internal/sharepart"
+)
+
+type clock struct{ now time.Time }
+
+func (c *clock) Now() time.Time { return c.now }
+
+func setup(t *testing.T) (*embedded.Store, metastore.Topic) {
+	t.Helper()
+	s, err := embedded.Open(filepath.Join(t.TempDir(), "meta.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	topic, err := s.CreateTopic(t.Context(), metastore.TopicSpec{Name: "t", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, topic
+}
+
+// readAll pretends the log holds one record per offset: it "reads" every
+// offset from from to the end, which it reports.
+func readAll(end int64) sharecoord.ReadFunc {
+	return func(_ context.Context, from int64) ([]byte, int64, error) {
+		return []byte(fmt.Sprintf("records %d-%d", from, end-1)), end, nil
+	}
+}
+
+func acquired(f sharecoord.Fetched) string {
+	s := ""
+	for _, a := range f.Acquired {
+		s += fmt.Sprintf("[%d-%d #%d]", a.First, a.Last, a.DeliveryCount)
+	}
+	return s
+}
+
+// TestHandover: a share partition's acknowledgements survive a change of
+// owner; the records the old owner had handed out come back, the
+// acknowledged and rejected ones never.
+func TestHandover(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	opts := sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}}
+	a := sharecoord.New(store, opts)
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 1}
+	offs := sharecoord.Offsets{LogStart: 0, End: 10}
+
+	f, code := a.Acquire(ctx, "g", "m1", tp, 6, offs, readAll(10))
+	if code != 0 || acquired(f) != "[0-5 #1]" {
+		t.Fatalf("first acquire: %s, code %d", acquired(f), code)
+	}
+	codes := a.Acknowledge(ctx, "g", "m1", map[sharecoord.TP][]sharepart.AckBatch{
+		tp: {{First: 0, Last: 2, Types: []sharepart.AckType{sharepart.Accept}}, {First: 4, Last: 4, Types: []sharepart.AckType{sharepart.Reject}}},
+	})
+	if codes[tp] != 0 {
+		t.Fatalf("ack: %d", codes[tp])
+	}
+	// A second agent takes over (the first is still running, unaware).
+	b := sharecoord.New(store, opts)
+	f, code = b.Acquire(ctx, "g", "m2", tp, 100, offs, readAll(10))
+	if code != 0 || acquired(f) != "[3-3 #2][5-5 #2][6-9 #1]" {
+		t.Fatalf("new owner acquired %s, code %d; want 3 and 5 again (second delivery), then 6-9", acquired(f), code)
+	}
+	codes = b.Acknowledge(ctx, "g", "m2", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 3, Last: 3, Types: []sharepart.AckType{sharepart.Accept}}}})
+	if codes[tp] != 0 {
+		t.Fatalf("new owner's ack: %d", codes[tp])
+	}
+	// The deposed owner's write fails on the version: it does not
+	// overwrite, and answers an error the client retries elsewhere.
+	codes = a.Acknowledge(ctx, "g", "m1", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 5, Last: 5, Types: []sharepart.AckType{sharepart.Accept}}}})
+	if codes[tp] != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("deposed owner's ack: %d, want NOT_LEADER_OR_FOLLOWER", codes[tp])
+	}
+	st, ok, err := b.Partition(ctx, "g", tp)
+	if err != nil || !ok || st.Start != 5 {
+		t.Fatalf("new owner's partition: %+v %v %v; want start 5 (0-3 acknowledged, 4 rejected)", st, ok, err)
+	}
+	// The other partition was never touched: it has no state.
+	if _, ok, _ := b.Partition(ctx, "g", sharecoord.TP{Topic: topic.ID, Partition: 0}); ok {
+		t.Fatal("untouched partition has state")
+	}
+}
+
+// TestAutoOffsetReset: latest (the default) starts at the log end, and
+// the start is stored at once, so a later owner starts there too.
+func TestAutoOffsetReset(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 0}
+	a := sharecoord.New(store, sharecoord.Options{Now: clk.Now})
+	if f, code := a.Acquire(ctx, "g", "m", tp, 10, sharecoord.Offsets{LogStart: 2, End: 7}, readAll(7)); code != 0 || len(f.Acquired) != 0 {
+		t.Fatalf("latest acquired %s, code %d", acquired(f), code)
+	}
+	b := sharecoord.New(store, sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	if f, _ := b.Acquire(ctx, "g", "m", tp, 10, sharecoord.Offsets{LogStart: 2, End: 9}, readAll(9)); acquired(f) != "[7-8 #1]" {
+		t.Fatalf("after the log grew: %s, want 7-8 (the stored start wins over earliest)", acquired(f))
+	}
+}
+
+// TestLockTimeout: records of a member that stops are handed to another
+// after share.record.lock.duration.ms, and archived at the delivery
+// limit.
+func TestLockTimeout(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest},
+		Partition: sharepart.Config{LockDuration: time.Second, DeliveryCountLimit: 2}})
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 0}
+	offs := sharecoord.Offsets{End: 3}
+	for i, want := range []string{"[0-2 #1]", "", "[0-2 #2]", ""} {
+		f, code := c.Acquire(ctx, "g", fmt.Sprint("m", i), tp, 10, offs, readAll(3))
+		if code != 0 || acquired(f) != want {
+			t.Fatalf("round %d: %s, code %d; want %s", i, acquired(f), code, want)
+		}
+		if i%2 == 1 {
+			clk.now = clk.now.Add(time.Second)
+		}
+	}
+	st, _, _ := c.Partition(ctx, "g", tp)
+	if st.Start != 3 {
+		t.Fatalf("start %d after two failed deliveries with limit 2, want 3 (archived)", st.Start)
+	}
+}
+
+func TestSessions(t *testing.T) {
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, MaxSessions: 2})
+	p0, p1 := sharecoord.TP{Topic: topic.ID, Partition: 0}, sharecoord.TP{Topic: topic.ID, Partition: 1}
+	check := func(what string, r sharecoord.SessionResult, code int16, fetch, released int) {
+		t.Helper()
+		if r.Err != code || len(r.Fetch) != fetch || len(r.Released) != released {
+			t.Fatalf("%s: %+v; want code %d, %d to fetch, %d released", what, r, code, fetch, released)
+		}
+	}
+	check("incremental without a session", c.FetchSession("g", "a", 1, nil, nil, false), kerr.ShareSessionNotFound.Code, 0, 0)
+	check("open with acks", c.FetchSession("g", "a", 0, []sharecoord.TP{p0}, nil, true), kerr.InvalidRequest.Code, 0, 0)
+	check("open", c.FetchSession("g", "a", 0, []sharecoord.TP{p0, p0}, nil, false), 0, 1, 0)
+	check("wrong epoch", c.FetchSession("g", "a", 2, nil, nil, false), kerr.InvalidShareSessionEpoch.Code, 0, 0)
+	check("add", c.FetchSession("g", "a", 1, []sharecoord.TP{p1}, nil, false), 0, 2, 0)
+	check("forget", c.FetchSession("g", "a", 2, nil, []sharecoord.TP{p0}, false), 0, 1, 1)
+	check("ack at 0", c.AckSession("g", "a", 0), kerr.InvalidShareSessionEpoch.Code, 0, 0)
+	check("ack", c.AckSession("g", "a", 3), 0, 1, 0)
+	check("replayed epoch", c.FetchSession("g", "a", 3, nil, nil, false), kerr.InvalidShareSessionEpoch.Code, 0, 0)
+	check("second member", c.FetchSession("g", "b", 0, []sharecoord.TP{p0}, nil, false), 0, 1, 0)
+	check("over the limit", c.FetchSession("g", "c", 0, []sharecoord.TP{p0}, nil, false), kerr.ShareSessionLimitReached.Code, 0, 0)
+	clk.now = clk.now.Add(time.Minute) // both idle past the session timeout
+	check("limit after idle sessions", c.FetchSession("g", "c", 0, []sharecoord.TP{p0}, nil, false), 0, 1, 0)
+	check("reopen replaces", c.FetchSession("g", "c", 0, []sharecoord.TP{p1}, nil, false), 0, 1, 1)
+	check("close", c.FetchSession("g", "c", -1, nil, nil, false), 0, 0, 1)
+	check("closed", c.AckSession("g", "c", 2), kerr.ShareSessionNotFound.Code, 0, 0)
+	many := make([]sharecoord.TP, sharecoord.MaxSessionPartitions+1)
+	for i := range many {
+		many[i] = sharecoord.TP{Partition: int32(i)}
+	}
+	check("too many partitions", c.FetchSession("g", "d", 0, many, nil, false), kerr.InvalidRequest.Code, 0, 0)
+}
+
+// failing fails every write.
+type failing struct {
+	*embedded.Store
+}
+
+func (f failing) WriteShareStates(context.Context, string, []metastore.ShareState) ([]int64, error) {
+	return nil, errors.New("store down")
+}
+
+func TestWriteFailure(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	c := sharecoord.New(failing{store}, sharecoord.Options{})
+	f, code := c.Acquire(ctx, "g", "m", sharecoord.TP{Topic: topic.ID}, 10, sharecoord.Offsets{End: 5}, readAll(5))
+	if code != kerr.UnknownServerError.Code || len(f.Acquired) != 0 {
+		t.Fatalf("acquire with the store down: %s, %d", acquired(f), code)
+	}
+}
+
+// TestResetByDuration: by_duration starts at the first record at or
+// after now minus the duration.
+func TestResetByDuration(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.UnixMilli(100_000)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetByDuration, Duration: 30 * time.Second}})
+	var asked int64
+	offs := sharecoord.Offsets{End: 10, ForTime: func(ms int64) int64 { asked = ms; return 6 }}
+	f, code := c.Acquire(ctx, "g", "m", sharecoord.TP{Topic: topic.ID}, 10, offs, readAll(10))
+	if code != 0 || acquired(f) != "[6-9 #1]" || asked != 70_000 {
+		t.Fatalf("by_duration acquired %s (code %d), asked for time %d; want 6-9 and 70000", acquired(f), code, asked)
+	}
+}
+
+// TestMaxGroups: a client naming ever new groups cannot grow the agent:
+// empty groups and idle share partitions are dropped for new ones, and a
+// new group is refused when none can be.
+func TestMaxGroups(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, MaxGroups: 2, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	img := consumer.NewImage([]consumer.Topic{{ID: consumer.TopicID(topic.ID), Name: "t", Partitions: 2}})
+	join := func(group string) int16 {
+		return c.Heartbeat(group, img, sharegroup.HeartbeatRequest{MemberID: "m", SubscribedTopicNames: []string{"t"}}).Err
+	}
+	for _, g := range []string{"a", "b"} {
+		if code := join(g); code != 0 {
+			t.Fatalf("join %s: %d", g, code)
+		}
+	}
+	if code := join("c"); code != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("a third group with two full ones: %d, want COORDINATOR_NOT_AVAILABLE", code)
+	}
+	if r := c.Heartbeat("a", img, sharegroup.HeartbeatRequest{MemberID: "m", MemberEpoch: -1}); r.Err != 0 {
+		t.Fatalf("leave: %d", r.Err)
+	}
+	if code := join("c"); code != 0 {
+		t.Fatalf("a third group once one is empty: %d", code)
+	}
+	// Share partitions: idle groups make way; acknowledgements stay stored.
+	tp := sharecoord.TP{Topic: topic.ID}
+	for _, g := range []string{"a", "b", "c", "d"} {
+		f, code := c.Acquire(ctx, g, "m", tp, 1, sharecoord.Offsets{End: 3}, readAll(3))
+		if code != 0 || acquired(f) != "[0-0 #1]" {
+			t.Fatalf("group %s: %s %d", g, acquired(f), code)
+		}
+		if codes := c.Acknowledge(ctx, g, "m", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 0, Last: 0, Types: []sharepart.AckType{sharepart.Accept}}}}); codes[tp] != 0 {
+			t.Fatalf("group %s ack: %d", g, codes[tp])
+		}
+	}
+	// "a" was dropped from memory on the way; it comes back from the store.
+	if f, _ := c.Acquire(ctx, "a", "m", tp, 5, sharecoord.Offsets{End: 3}, readAll(3)); acquired(f) != "[1-2 #1]" {
+		t.Fatalf("group a after eviction: %s, want 1-2", acquired(f))
+	}
+}
+
+func TestLag(t *testing.T) {
+	st := metastore.ShareState{StartOffset: 10, Batches: []metastore.ShareBatch{
+		{First: 10, Last: 11, State: metastore.ShareAvailable, DeliveryCount: 1},
+		{First: 12, Last: 14, State: metastore.ShareAcknowledged, DeliveryCount: 1},
+		{First: 15, Last: 15, State: metastore.ShareArchived, DeliveryCount: 5},
+		{First: 16, Last: 19, State: metastore.ShareAcknowledged, DeliveryCount: 1},
+	}}
+	for _, c := range []struct{ end, want int64 }{{20, 2}, {30, 12}, {18, 2}, {13, 2}, {10, 0}, {5, 0}} {
+		if got := sharecoord.Lag(st, c.end); got != c.want {
+			t.Errorf("Lag(end %d) = %d, want %d", c.end, got, c.want)
+		}
+	}
+}
+
+// TestForgetIdle: when the last share session of a group on an agent
+// closes, the agent drops the group's share partitions, so it sees what
+// another agent stored meanwhile (here: the group deleted by its
+// coordinator).
+func TestForgetIdle(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	opts := sharecoord.Options{Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}}
+	leader := sharecoord.New(store, opts)
+	tp := sharecoord.TP{Topic: topic.ID}
+	offs := sharecoord.Offsets{End: 4}
+	acceptAll := func(c *sharecoord.Coordinator) {
+		t.Helper()
+		if codes := c.Acknowledge(ctx, "g", "m", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 0, Last: 3, Types: []sharepart.AckType{sharepart.Accept}}}}); codes[tp] != 0 {
+			t.Fatalf("ack: %d", codes[tp])
+		}
+	}
+	leader.FetchSession("g", "m", 0, []sharecoord.TP{tp}, nil, false)
+	leader.Acquire(ctx, "g", "m", tp, 10, offs, readAll(4))
+	acceptAll(leader)
+	if leader.ForgetIdle("g") {
+		t.Fatal("forgot a group with an open session")
+	}
+	leader.FetchSession("g", "m", -1, nil, nil, false)
+	if !leader.ForgetIdle("g") {
+		t.Fatal("kept a group without sessions")
+	}
+	// Meanwhile the group is deleted and its state gone.
+	if err := store.DeleteShareStates(ctx, "g", nil); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := leader.Acquire(ctx, "g", "m", tp, 10, offs, readAll(4)); acquired(f) != "[0-3 #1]" {
+		t.Fatalf("after the group was deleted elsewhere: %s, want everything again", acquired(f))
+	}
+}
