@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/floe-io/floe/internal/agent"
@@ -33,6 +35,43 @@ func TestConsoleFlag(t *testing.T) {
 		}
 		if err := fs.Parse(a); err != nil || cfg.NoConsole != off {
 			t.Errorf("%q: NoConsole %v (%v), want %v", args, cfg.NoConsole, err, off)
+		}
+	}
+}
+
+// TestAdminAdvertiseAndPeerCA: --admin-advertise takes only a base
+// http(s) URL, and --admin-peer-ca must hold a certificate.
+func TestAdminAdvertiseAndPeerCA(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true},
+		{[]string{"--admin-advertise", "https://10.0.0.1:9644"}, true},
+		{[]string{"--admin-advertise", "http://agent-1.internal:9644/"}, true},
+		{[]string{"--admin-advertise", "10.0.0.1:9644"}, false},
+		{[]string{"--admin-advertise", "javascript:alert(1)"}, false},
+		{[]string{"--admin-advertise", "http://u:p@10.0.0.1:9644"}, false},
+		{[]string{"--admin-advertise", "http://10.0.0.1:9644/console"}, false},
+		{[]string{"--admin-peer-ca", notPEM}, false},
+		{[]string{"--admin-peer-ca", filepath.Join(dir, "missing.pem")}, false},
+	} {
+		var cfg agent.Config
+		var f securityFlags
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		f.register(fs, &cfg)
+		err := fs.Parse(tc.args)
+		if err == nil {
+			err = f.apply(&cfg)
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: %v, want ok=%v", tc.args, err, tc.ok)
 		}
 	}
 }

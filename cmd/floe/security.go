@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 
 	"github.com/floe-io/floe/internal/agent"
@@ -19,6 +20,7 @@ type securityFlags struct {
 	peerSecretFile                        string
 	peerTLSCert, peerTLSKey, peerTLSCA    string
 	adminTLSCert, adminTLSKey, adminToken string
+	adminPeerCA                           string
 }
 
 // minSecretBytes is the shortest cluster secret accepted from a file or
@@ -34,6 +36,8 @@ func (f *securityFlags) register(fs *flag.FlagSet, cfg *agent.Config) {
 	fs.StringVar(&f.peerTLSCA, "peer-tls-ca", "", "PEM `FILE` of the CA that signs every agent's peer certificate")
 	fs.StringVar(&f.adminTLSCert, "admin-tls-cert", "", "PEM certificate `FILE`: serve the admin listener over HTTPS (with --admin-tls-key)")
 	fs.StringVar(&f.adminTLSKey, "admin-tls-key", "", "PEM private key `FILE` of --admin-tls-cert")
+	fs.StringVar(&cfg.AdminAdvertise, "admin-advertise", "", "`URL` (http://HOST:PORT or https://HOST:PORT) other agents' consoles use for this agent's admin API (default: the admin listener's scheme and address, the advertised host when it listens on all addresses)")
+	fs.StringVar(&f.adminPeerCA, "admin-peer-ca", "", "PEM `FILE` of the CA that signed the other agents' https admin certificates, which this agent's console asks (default: the system's roots and --admin-tls-cert's own certificates)")
 	fs.StringVar(&f.adminToken, "admin-token-file", "", "`FILE` holding a bearer token that every admin request but /healthz must carry (also FLOE_ADMIN_TOKEN)")
 }
 
@@ -59,6 +63,14 @@ func (f *securityFlags) apply(cfg *agent.Config) error {
 		cfg.AdminTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	case f.adminTLSCert != "" || f.adminTLSKey != "":
 		return errors.New("admin TLS: --admin-tls-cert and --admin-tls-key go together")
+	}
+	if cfg.AdminClientTLS, err = adminClientTLS(f.adminTLSCert, f.adminPeerCA); err != nil {
+		return fmt.Errorf("admin peer CA: %w", err)
+	}
+	if a := cfg.AdminAdvertise; a != "" {
+		if u, err := url.Parse(a); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("--admin-advertise %q: want http://HOST:PORT or https://HOST:PORT", a)
+		}
 	}
 	token, err := secretFrom(f.adminToken, "FLOE_ADMIN_TOKEN")
 	if err != nil {
@@ -114,4 +126,32 @@ func peerTLS(certFile, keyFile, caFile string) (server, client *tls.Config, err 
 		return nil, nil, fmt.Errorf("%s: no PEM certificate", caFile)
 	}
 	return agent.PeerTLS(cert, pool)
+}
+
+// adminClientTLS is what the console trusts when it asks other agents'
+// https admin APIs: the system's roots, the certificates in the agent's
+// own admin certificate file (agents that share one self-signed
+// certificate trust each other) and those in caFile. nil when there is
+// neither file: the system's roots.
+func adminClientTLS(certFile, caFile string) (*tls.Config, error) {
+	if certFile == "" && caFile == "" {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, f := range []string{certFile, caFile} {
+		if f == "" {
+			continue
+		}
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if !pool.AppendCertsFromPEM(pem) && f == caFile {
+			return nil, fmt.Errorf("%s holds no PEM certificate", f)
+		}
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

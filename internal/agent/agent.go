@@ -33,6 +33,7 @@ import (
 	"github.com/floe-io/floe/internal/cache"
 	"github.com/floe-io/floe/internal/cluster"
 	"github.com/floe-io/floe/internal/config"
+	"github.com/floe-io/floe/internal/console"
 	"github.com/floe-io/floe/internal/coordinator"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/fetchsession"
@@ -90,6 +91,17 @@ type Config struct {
 	// NoConsole leaves the web console (internal/console) off the admin
 	// listener; by default it is served at / beside /metrics.
 	NoConsole bool
+	// AdminAdvertise is the base URL (http://HOST:PORT or
+	// https://HOST:PORT) other agents' consoles use for this agent's
+	// admin API; default: the bound admin address, its host replaced by
+	// the advertised Kafka host when it is unspecified (0.0.0.0, ::).
+	AdminAdvertise string
+	// AdminClientTLS is what this agent's console trusts when it asks
+	// other agents' https admin APIs (nil: the system's roots).
+	AdminClientTLS *tls.Config
+	// ConsoleSampleInterval is how often the console samples counters
+	// for its rates (default 5s; tests shorten it).
+	ConsoleSampleInterval time.Duration
 	// MetastoreName is what the console shows of the metadata store (its
 	// URL without credentials); "" shows nothing.
 	MetastoreName string
@@ -367,6 +379,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	}
 	members, err := cluster.Join(joinCtx, store, cluster.Options{
 		Host: self.Host, Port: self.Port, Listeners: advertisedListeners, PeerAddr: peerAddr, Zone: cfg.Zone, Roles: cfg.Roles, NodeID: cfg.NodeID, Logger: log,
+		Version: console.BuildVersion(),
 	})
 	if err != nil {
 		return err
@@ -538,6 +551,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				LogDir:            cfg.LogDir,
 				Telemetry:         clientTelemetry,
 				FetchSessions:     a.fetchSessions,
+				FetchServed:       protocol.NewFetchServed(reg, 0),
 				Now:               cfg.Clock,
 
 				TransactionVersion: cfg.TransactionVersion,
@@ -588,6 +602,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.actors.add("connections", a.closeConnections)
 	a.started = time.Now()
 	a.serving.Store(true)
+	a.announce(joinCtx)
 	log.Info("agent listening", "kafka", a.Addr(), "advertised", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
 		"peer", peerServer.Addr().String(), "peer_advertised", peerAddr, "admin", a.AdminAddr(), "node_id", members.Self().NodeID, "linger", a.writer.Linger())
 	return nil
@@ -764,6 +779,7 @@ func (a *Agent) startAdmin() error {
 	// than the console's "/".
 	mux.Handle("GET /api/segment", a.authorized(http.HandlerFunc(a.inspectSegment)))
 	mux.Handle("GET /api/groups", a.authorized(http.HandlerFunc(a.inspectGroups)))
+	mux.Handle("GET /api/status", a.authorized(a.statusHandler()))
 	if a.cfg.NoConsole {
 		mux.Handle("/jobs", a.authorized(http.HandlerFunc(a.jobsStatus)))
 	} else if err := a.mountConsole(mux); err != nil { // also /jobs

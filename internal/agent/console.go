@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/floe-io/floe/internal/console"
+	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/protocol"
 )
 
@@ -32,22 +33,13 @@ func (a *Agent) mountConsole(mux *http.ServeMux) error {
 		Logger:        a.log,
 		MetastoreName: a.cfg.MetastoreName,
 		Bucket:        logDir,
-		Self: func() console.Self {
-			s := console.Self{ID: a.members.Self().ID, NodeID: a.members.Self().NodeID, Zone: a.cfg.Zone, Roles: a.cfg.Roles}
-			if a.serving.Load() { // started is written before serving
-				s.Started = a.started
-			}
-			return s
-		},
-		OwnsGroup: func(group string) bool { return protocol.OwnsGroup(clusterView{m: a.members}, group) },
-		Health: func(ctx context.Context) error {
-			select {
-			case <-a.draining:
-				return errors.New("draining")
-			default:
-			}
-			return a.storeHealth(ctx)
-		},
+		Self:          a.consoleSelf,
+		OwnsGroup:     func(group string) bool { return protocol.OwnsGroup(clusterView{m: a.members}, group) },
+		Coordinator:   func(group string) metastore.AgentInfo { return a.members.Owner(protocol.GroupKey(group)) },
+		PeerTLS:       a.cfg.AdminClientTLS,
+		Health:        a.consoleHealth,
+
+		SampleInterval: a.cfg.ConsoleSampleInterval,
 	})
 	if err != nil {
 		return err
@@ -65,6 +57,62 @@ func (a *Agent) mountConsole(mux *http.ServeMux) error {
 		json.ServeHTTP(w, r)
 	}))
 	return nil
+}
+
+func (a *Agent) consoleSelf() console.Self {
+	s := console.Self{ID: a.members.Self().ID, NodeID: a.members.Self().NodeID, Zone: a.cfg.Zone, Roles: a.cfg.Roles}
+	if a.serving.Load() { // started is written before serving
+		s.Started = a.started
+	}
+	return s
+}
+
+// consoleHealth is the agent's health as the console and /api/status
+// tell it: draining, or whether the metadata store answers.
+func (a *Agent) consoleHealth(ctx context.Context) error {
+	select {
+	case <-a.draining:
+		return errors.New("draining")
+	default:
+	}
+	return a.storeHealth(ctx)
+}
+
+// statusHandler answers /api/status (console.Status), which the other
+// agents' consoles read.
+func (a *Agent) statusHandler() http.Handler {
+	return console.StatusHandler(console.StatusOptions{Gatherer: a.reg, Self: a.consoleSelf, Health: a.consoleHealth, Logger: a.log})
+}
+
+// adminURL is the base URL other agents use for this agent's admin API
+// (Config.AdminAdvertise), "" without an admin listener.
+func (a *Agent) adminURL() string {
+	if a.adminLn == nil {
+		return ""
+	}
+	if a.cfg.AdminAdvertise != "" {
+		return strings.TrimSuffix(a.cfg.AdminAdvertise, "/")
+	}
+	scheme := "http://"
+	if a.cfg.AdminTLS != nil {
+		scheme = "https://"
+	}
+	host, port, err := net.SplitHostPort(a.adminLn.Addr().String())
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = a.listeners[0].advertise.Host
+	}
+	return scheme + net.JoinHostPort(host, port)
+}
+
+// announce puts the admin URL and the start time in the agent's
+// registration; a failure is logged and the next heartbeat carries them.
+func (a *Agent) announce(ctx context.Context) {
+	if err := a.members.Announce(ctx, a.adminURL(), a.started); err != nil {
+		a.log.Warn("announcing the admin address failed; the next heartbeat carries it", "err", err)
+	}
 }
 
 // errNotServing answers the console's dials before the agent serves and

@@ -36,6 +36,8 @@ type Options struct {
 	Listeners map[string]string
 	Zone      string
 	Roles     []string
+	// Version is the agent's build, shown on the other agents' consoles.
+	Version string
 	// NodeID, if >= 0, asks for a fixed broker id; otherwise the store
 	// assigns one.
 	NodeID int32
@@ -54,7 +56,11 @@ type Membership struct {
 
 	mu   sync.RWMutex
 	self metastore.AgentInfo
-	live []metastore.AgentInfo // sorted by NodeID, always includes self
+	// admin and started are what Announce set; every heartbeat carries
+	// them, also one that was under way when they were set.
+	admin   string
+	started time.Time
+	live    []metastore.AgentInfo // sorted by NodeID, always includes self
 }
 
 // Join registers the agent and reads the live list once. Call Run to keep
@@ -72,7 +78,7 @@ func Join(ctx context.Context, reg metastore.AgentRegistry, opts Options) (*Memb
 	m := &Membership{reg: reg, opts: opts, log: opts.Logger}
 	m.self = metastore.AgentInfo{
 		ID: uuid.NewString(), NodeID: opts.NodeID, Host: opts.Host, Port: opts.Port,
-		Zone: opts.Zone, Roles: opts.Roles, PeerAddr: opts.PeerAddr, Listeners: opts.Listeners,
+		Zone: opts.Zone, Roles: opts.Roles, PeerAddr: opts.PeerAddr, Listeners: opts.Listeners, Version: opts.Version,
 	}
 	if err := m.heartbeat(ctx); err != nil {
 		return nil, fmt.Errorf("join cluster: %w", err)
@@ -83,6 +89,7 @@ func Join(ctx context.Context, reg metastore.AgentRegistry, opts Options) (*Memb
 func (m *Membership) heartbeat(ctx context.Context) error {
 	m.mu.RLock()
 	self := m.self
+	self.Admin, self.Started = m.admin, m.started
 	m.mu.RUnlock()
 	got, err := m.reg.Heartbeat(ctx, self, m.opts.TTL)
 	if err != nil {
@@ -157,6 +164,17 @@ func (m *Membership) Run(ctx context.Context) {
 			cancel()
 		}
 	}
+}
+
+// Announce records in the agent's registration the base URL of its admin
+// API ("" for none) and when it began serving, and heartbeats at once so
+// that the other agents' consoles see them. A failed heartbeat is
+// returned; the next one carries them anyway.
+func (m *Membership) Announce(ctx context.Context, admin string, started time.Time) error {
+	m.mu.Lock()
+	m.admin, m.started = admin, started
+	m.mu.Unlock()
+	return m.heartbeat(ctx)
 }
 
 // Leave deregisters the agent, so others stop routing to it at once.

@@ -14,6 +14,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
 // screenshotsEnv names a directory to keep the browser test's
@@ -45,6 +48,10 @@ func chromium(t *testing.T) string {
 func TestConsoleInABrowser(t *testing.T) {
 	exe := chromium(t)
 	c := start(t, token)
+	// A second agent with the same token: the cluster page shows its
+	// health, and the groups it coordinates are forwarded to it.
+	b := agenttest.StartPeer(t, c.a, agenttest.Options{Config: func(cfg *agent.Config) { cfg.AdminToken = token }})
+	waitForEachOther(t, c, b)
 	shots := os.Getenv(screenshotsEnv)
 	if shots == "" {
 		shots = filepath.Join(t.TempDir(), "screenshots")
@@ -179,6 +186,36 @@ func TestConsoleInABrowser(t *testing.T) {
 		screenshot(p.file)
 		checkProblems(p.path)
 	}
+	// The other agent's row, from its /api/status.
+	run("agents", chromedp.Navigate(c.base+"/agents"), chromedp.WaitReady("footer"))
+	if h := text("the other agent's health", fmt.Sprintf(`tr[data-node="%d"] .agent-health`, b.NodeID())); h != "ok" {
+		t.Errorf("the other agent's health on /agents: %q", h)
+	}
+	// A group the other agent coordinates: shown as it answers, and
+	// reset through it.
+	forwarded := groupOwnedBy(t, c.a.Store, b, "forwarded")
+	fo := kadm.Offsets{}
+	fo.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 7, LeaderEpoch: -1})
+	if resp, err := c.adm.CommitOffsets(ctxWithOps(t), forwarded, fo); err != nil || resp.Error() != nil {
+		t.Fatalf("commit %s: %v %v", forwarded, err, resp.Error())
+	}
+	run("forwarded group", chromedp.Navigate(c.base+"/groups/"+forwarded), chromedp.WaitVisible("#coordinator-node"))
+	if n := text("coordinator", "#coordinator-node"); n != fmt.Sprintf("node %d", b.NodeID()) {
+		t.Errorf("/groups/%s names the coordinator %q", forwarded, n)
+	}
+	screenshot("group-forwarded")
+	run("forwarded reset", chromedp.SetValue("#reset-to", "earliest"), chromedp.SendKeys("#reset-confirm", forwarded), chromedp.Click("#reset-go"))
+	run("forwarded reset: result", chromedp.WaitVisible("#flash"))
+	if f := text("forwarded reset", "#flash"); !strings.Contains(f, "partitions of orders to earliest") || !strings.Contains(f, fmt.Sprintf("by node %d", b.NodeID())) {
+		t.Errorf("forwarded reset: %q", f)
+	}
+	if offs, err := c.adm.FetchOffsets(ctxWithOps(t), forwarded); err != nil {
+		t.Error(err)
+	} else if o, _ := offs.Lookup("orders", 0); o.At != 0 {
+		t.Errorf("%s orders/0 after the forwarded reset to earliest: %d, want 0", forwarded, o.At)
+	}
+	checkProblems("other agent")
+
 	// The lag of shipping on orders/0 is 10 - committed.
 	run("lag", chromedp.Navigate(c.base+"/groups/shipping"))
 	lag := text("lag", "#lag")

@@ -24,6 +24,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"embed"
 	"encoding/base64"
 	"encoding/hex"
@@ -91,6 +92,13 @@ type Options struct {
 	// other groups from the store and leaves their actions to their
 	// coordinator's console. Nil: every group is this agent's.
 	OwnsGroup func(group string) bool
+	// Coordinator is the registration of the agent that coordinates a
+	// group: the console forwards actions on a group it does not own to
+	// that agent's admin API (AgentInfo.Admin). Nil: none are forwarded.
+	Coordinator func(group string) metastore.AgentInfo
+	// PeerTLS is what the console trusts when it asks other agents'
+	// https admin APIs (nil: the system's roots).
+	PeerTLS *tls.Config
 	// Health reports whether the agent serves and its store answers.
 	Health func(ctx context.Context) error
 	// MetastoreName and Bucket name what the agent runs on.
@@ -115,6 +123,10 @@ type Console struct {
 	csrfKey []byte
 	version string
 	samples *sampler
+	// peers are the other agents' status; peerClient asks their admin
+	// APIs.
+	peers      *peers
+	peerClient *http.Client
 
 	stop     context.CancelFunc
 	stopped  chan struct{}
@@ -169,7 +181,9 @@ func New(o Options) (*Console, error) {
 	c := &Console{
 		opts: o, log: o.Logger.With("part", "console"), client: cl, admin: kadm.NewClient(cl),
 		csrfKey: make([]byte, 32), version: version(), stopped: make(chan struct{}),
+		peerClient: newPeerClient(o.PeerTLS),
 	}
+	c.peers = &peers{c: c}
 	if _, err := rand.Read(c.csrfKey); err != nil {
 		cl.Close()
 		return nil, err
@@ -195,8 +209,13 @@ func (c *Console) Close() {
 		c.stop()
 		<-c.stopped
 		c.client.Close()
+		c.peerClient.CloseIdleConnections()
 	})
 }
+
+// BuildVersion is the running binary's module version and VCS revision,
+// as the console shows it and agents register it.
+func BuildVersion() string { return version() }
 
 func version() string {
 	bi, ok := debug.ReadBuildInfo()
@@ -277,6 +296,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /groups/{name}/delete", c.deleteGroup)
 	m.HandleFunc("GET /jobs", c.jobs)
 	m.HandleFunc("GET /cost", c.cost)
+	c.apiRoutes(m)
 	c.mux = m
 	// Browsers send Sec-Fetch-Site (or Origin) with every POST; a
 	// cross-origin one is refused before the CSRF token is looked at.
@@ -308,6 +328,10 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
+	if strings.HasPrefix(r.URL.Path, apiPrefix) {
+		c.serveAPI(w, r)
+		return
+	}
 	if !c.public(r) && !c.authenticated(r) {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)

@@ -35,6 +35,12 @@ func start(t *testing.T, token string) *cluster {
 		cfg.AdminToken = token
 		cfg.MetastoreName = "embedded (test)"
 	}})
+	return withData(t, a)
+}
+
+// withData gives agent a the test data: topic orders and group billing.
+func withData(t *testing.T, a *agenttest.Agent) *cluster {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MetadataMinAge(10*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,16 +17,14 @@ type groupRow struct {
 	Members               int
 	Lag                   int64 // -1: not computed (Elsewhere)
 	Err                   string
-	Elsewhere             bool // another agent coordinates it
+	Elsewhere             bool  // another agent coordinates it
+	Coordinator           int32 // its node id (-1: unknown), when Elsewhere
 }
 
 type groupsData struct {
 	Groups []groupRow
 	Error  string
 }
-
-// elsewhere answers an action on a group another agent coordinates.
-const elsewhere = "another agent coordinates this group: reset or delete it on that agent's console"
 
 func (c *Console) groups(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := c.ctx(r)
@@ -36,6 +35,9 @@ func (c *Console) groups(w http.ResponseWriter, r *http.Request) {
 		d.Error = "listing groups: " + err.Error()
 	}
 	for _, l := range lags.Sorted() {
+		if !c.opts.OwnsGroup(l.Group) {
+			continue // listed from the store below
+		}
 		row := groupRow{Name: l.Group, State: l.State, Protocol: l.Protocol, Members: len(l.Members)}
 		if err := l.Error(); err != nil {
 			row.Err = err.Error()
@@ -55,10 +57,14 @@ func (c *Console) groups(w http.ResponseWriter, r *http.Request) {
 		c.log.Warn("console: listing groups in the store", "err", err)
 	} else {
 		for _, s := range sums {
-			if _, ok := lags[s.Name]; ok || c.opts.OwnsGroup(s.Name) {
+			if c.opts.OwnsGroup(s.Name) {
 				continue
 			}
-			d.Groups = append(d.Groups, groupRow{Name: s.Name, State: s.State, Lag: -1, Elsewhere: true})
+			row := groupRow{Name: s.Name, State: s.State, Lag: -1, Elsewhere: true, Coordinator: -1}
+			if c.opts.Coordinator != nil {
+				row.Coordinator = c.opts.Coordinator(s.Name).NodeID
+			}
+			d.Groups = append(d.Groups, row)
 		}
 		sort.Slice(d.Groups, func(i, j int) bool { return d.Groups[i].Name < d.Groups[j].Name })
 	}
@@ -82,7 +88,11 @@ type lagRow struct {
 }
 
 type groupData struct {
-	Elsewhere             bool // another agent coordinates it: read from the store
+	Elsewhere bool // another agent coordinates it: read from the store
+	// Coordinator names the agent that coordinates a group another agent
+	// does, when its console answered ("node 2"); the page then shows
+	// what that agent said and its forms are forwarded there.
+	Coordinator           string
 	Name, State, Protocol string
 	Members               []memberRow
 	Lags                  []lagRow
@@ -105,10 +115,18 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := c.ctx(r)
 	defer cancel()
 	if !c.opts.OwnsGroup(name) {
-		c.remoteGroup(w, r, name)
+		c.forwardedGroup(w, r, name)
 		return
 	}
-	d := groupData{Name: name}
+	d, status := c.ownGroup(ctx, name)
+	c.render(w, r, "group", page{Title: name, Nav: "groups", Refresh: true, Status: status, Data: d})
+}
+
+// ownGroup reads a group this agent coordinates through Kafka, with its
+// lag trend from this agent's samples; status is the page's HTTP status
+// (0: 200).
+func (c *Console) ownGroup(ctx context.Context, name string) (d groupData, status int) {
+	d = groupData{Name: name}
 	lags, err := c.admin.Lag(ctx, name)
 	l, found := lags[name]
 	switch {
@@ -122,7 +140,6 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request) {
 			d.Error = err.Error()
 		}
 	}
-	status := 0
 	if d.State == "Dead" {
 		status = http.StatusNotFound
 		d.Error = "no group " + name
@@ -157,22 +174,26 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sort.Strings(d.Topics)
-	sort.Slice(d.Lags, func(i, j int) bool {
-		if d.Lags[i].Topic != d.Lags[j].Topic {
-			return d.Lags[i].Topic < d.Lags[j].Topic
+	sortLags(d.Lags)
+	return d, status
+}
+
+func sortLags(lags []lagRow) {
+	sort.Slice(lags, func(i, j int) bool {
+		if lags[i].Topic != lags[j].Topic {
+			return lags[i].Topic < lags[j].Topic
 		}
-		return d.Lags[i].Partition < d.Lags[j].Partition
+		return lags[i].Partition < lags[j].Partition
 	})
-	c.render(w, r, "group", page{Title: name, Nav: "groups", Refresh: true, Status: status, Data: d})
 }
 
 // remoteGroup shows a group another agent coordinates: its committed
 // offsets from the store and its lag, without members (the coordinator
 // keeps them) and without actions (they need the coordinator).
-func (c *Console) remoteGroup(w http.ResponseWriter, r *http.Request, name string) {
+func (c *Console) remoteGroup(w http.ResponseWriter, r *http.Request, name, why string) {
 	ctx, cancel := c.ctx(r)
 	defer cancel()
-	d := groupData{Name: name, Elsewhere: true}
+	d := groupData{Name: name, Elsewhere: true, Error: why}
 	state := "unknown"
 	if sums, err := c.opts.Store.ListGroups(ctx); err == nil {
 		for _, s := range sums {
@@ -220,12 +241,7 @@ func (c *Console) remoteGroup(w http.ResponseWriter, r *http.Request, name strin
 		}
 		d.Lags = append(d.Lags, row)
 	}
-	sort.Slice(d.Lags, func(i, j int) bool {
-		if d.Lags[i].Topic != d.Lags[j].Topic {
-			return d.Lags[i].Topic < d.Lags[j].Topic
-		}
-		return d.Lags[i].Partition < d.Lags[j].Partition
-	})
+	sortLags(d.Lags)
 	status := 0
 	if len(offs) == 0 && state == "unknown" {
 		status, d.Error = http.StatusNotFound, "no group "+name
@@ -233,9 +249,25 @@ func (c *Console) remoteGroup(w http.ResponseWriter, r *http.Request, name strin
 	c.render(w, r, "group", page{Title: name, Nav: "groups", Refresh: true, Status: status, Data: d})
 }
 
+// resetRequest is an offset reset, from the form or forwarded from
+// another agent's console as JSON.
+type resetRequest struct {
+	Topic     string `json:"topic"`
+	To        string `json:"to"`
+	Timestamp string `json:"timestamp"`
+	Offset    string `json:"offset"`
+	Confirm   string `json:"confirm"`
+}
+
+// deleteRequest is a group deletion, forwarded as JSON.
+type deleteRequest struct {
+	Confirm string `json:"confirm"`
+}
+
 // resetOffsets commits new offsets for an empty group, as
 // kafka-consumer-groups --reset-offsets --execute does: Kafka refuses
-// commits from outside the generation of a group with members.
+// commits from outside the generation of a group with members. A group
+// another agent coordinates is reset by that agent (forward).
 func (c *Console) resetOffsets(w http.ResponseWriter, r *http.Request) {
 	name, ok := groupPath(r)
 	if !ok {
@@ -243,53 +275,59 @@ func (c *Console) resetOffsets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back := "/groups/" + urlPathEscape(name)
-	if !c.opts.OwnsGroup(name) {
-		c.redirect(w, r, back, false, elsewhere)
-		return
-	}
 	f := r.PostForm
-	if f.Get("confirm") != name {
+	req := resetRequest{Topic: f.Get("topic"), To: f.Get("to"), Timestamp: f.Get("timestamp"), Offset: f.Get("offset"), Confirm: f.Get("confirm")}
+	if req.Confirm != name {
 		c.redirect(w, r, back+"#reset", false, "type the group's name to confirm the reset")
-		return
-	}
-	topic := f.Get("topic")
-	if topic != "" && !validTopic(topic) {
-		c.redirect(w, r, back, false, "invalid topic name")
-		return
-	}
-	to := f.Get("to")
-	if !contains([]string{"earliest", "latest", "timestamp", "offset"}, to) {
-		c.redirect(w, r, back, false, "reset to: earliest, latest, timestamp or offset")
 		return
 	}
 	ctx, cancel := c.ctx(r)
 	defer cancel()
+	var msg string
+	var err error
+	if c.opts.OwnsGroup(name) {
+		msg, err = c.reset(ctx, name, req)
+	} else {
+		msg, err = c.forward(ctx, name, "reset", req)
+	}
+	if err != nil {
+		c.redirect(w, r, back, false, err.Error())
+		return
+	}
+	c.redirect(w, r, back, true, msg)
+}
+
+// reset resets the offsets of a group this agent coordinates.
+func (c *Console) reset(ctx context.Context, name string, req resetRequest) (string, error) {
+	topic := req.Topic
+	if topic != "" && !validTopic(topic) {
+		return "", errors.New("invalid topic name")
+	}
+	to := req.To
+	if !contains([]string{"earliest", "latest", "timestamp", "offset"}, to) {
+		return "", errors.New("reset to: earliest, latest, timestamp or offset")
+	}
 	described, err := c.admin.DescribeGroups(ctx, name)
 	if err != nil {
-		c.redirect(w, r, back, false, "describe group: "+err.Error())
-		return
+		return "", fmt.Errorf("describe group: %w", err)
 	}
 	g := described[name]
 	if g.Err != nil {
-		c.redirect(w, r, back, false, "describe group: "+g.Err.Error())
-		return
+		return "", fmt.Errorf("describe group: %w", g.Err)
 	}
 	if g.State != "Empty" && g.State != "Dead" {
-		c.redirect(w, r, back, false, fmt.Sprintf("group %s is %s with %d members: offsets can be reset only while it is empty (stop its consumers first)", name, g.State, len(g.Members)))
-		return
+		return "", fmt.Errorf("group %s is %s with %d members: offsets can be reset only while it is empty (stop its consumers first)", name, g.State, len(g.Members))
 	}
 	// The topics: the one named, or every topic the group has offsets for.
 	topics := []string{topic}
 	if topic == "" {
 		fetched, err := c.admin.FetchOffsets(ctx, name)
 		if err != nil {
-			c.redirect(w, r, back, false, "fetch offsets: "+err.Error())
-			return
+			return "", fmt.Errorf("fetch offsets: %w", err)
 		}
 		topics = fetched.Offsets().TopicsSet().Topics()
 		if len(topics) == 0 {
-			c.redirect(w, r, back, false, "the group has no offsets: name a topic")
-			return
+			return "", errors.New("the group has no offsets: name a topic")
 		}
 	}
 	var listed kadm.ListedOffsets
@@ -301,11 +339,11 @@ func (c *Console) resetOffsets(w http.ResponseWriter, r *http.Request) {
 		listed, err = c.admin.ListEndOffsets(ctx, topics...)
 	case "timestamp":
 		var ms int64
-		if ms, err = parseTimestamp(strings.TrimSpace(f.Get("timestamp"))); err == nil {
+		if ms, err = parseTimestamp(strings.TrimSpace(req.Timestamp)); err == nil {
 			listed, err = c.admin.ListOffsetsAfterMilli(ctx, ms, topics...)
 		}
 	case "offset":
-		if target, err = intParam(f.Get("offset"), -1, 0, 1<<62); err == nil && target < 0 {
+		if target, err = intParam(req.Offset, -1, 0, 1<<62); err == nil && target < 0 {
 			err = errors.New("an offset is needed")
 		}
 		if err == nil {
@@ -316,8 +354,7 @@ func (c *Console) resetOffsets(w http.ResponseWriter, r *http.Request) {
 		err = listed.Error()
 	}
 	if err != nil {
-		c.redirect(w, r, back, false, "reset offsets: "+err.Error())
-		return
+		return "", fmt.Errorf("reset offsets: %w", err)
 	}
 	var starts kadm.ListedOffsets
 	if to == "offset" {
@@ -325,8 +362,7 @@ func (c *Console) resetOffsets(w http.ResponseWriter, r *http.Request) {
 			err = starts.Error()
 		}
 		if err != nil {
-			c.redirect(w, r, back, false, "reset offsets: "+err.Error())
-			return
+			return "", fmt.Errorf("reset offsets: %w", err)
 		}
 	}
 	offsets := kadm.Offsets{}
@@ -349,10 +385,9 @@ func (c *Console) resetOffsets(w http.ResponseWriter, r *http.Request) {
 		err = resps.Error()
 	}
 	if err != nil {
-		c.redirect(w, r, back, false, "commit offsets: "+err.Error())
-		return
+		return "", fmt.Errorf("commit offsets: %w", err)
 	}
-	c.redirect(w, r, back, true, fmt.Sprintf("reset %d partitions of %s to %s", n, strings.Join(topics, ", "), to))
+	return fmt.Sprintf("reset %d partitions of %s to %s", n, strings.Join(topics, ", "), to), nil
 }
 
 func (c *Console) deleteGroup(w http.ResponseWriter, r *http.Request) {
@@ -362,23 +397,34 @@ func (c *Console) deleteGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back := "/groups/" + urlPathEscape(name)
-	if !c.opts.OwnsGroup(name) {
-		c.redirect(w, r, back, false, elsewhere)
-		return
-	}
 	if r.PostForm.Get("confirm") != name {
 		c.redirect(w, r, back+"#danger", false, "type the group's name to confirm its deletion")
 		return
 	}
 	ctx, cancel := c.ctx(r)
 	defer cancel()
+	var msg string
+	var err error
+	if c.opts.OwnsGroup(name) {
+		msg, err = c.delete(ctx, name)
+	} else {
+		msg, err = c.forward(ctx, name, "delete", deleteRequest{Confirm: name})
+	}
+	if err != nil {
+		c.redirect(w, r, back, false, err.Error())
+		return
+	}
+	c.redirect(w, r, "/groups", true, msg)
+}
+
+// delete deletes a group this agent coordinates.
+func (c *Console) delete(ctx context.Context, name string) (string, error) {
 	resp, err := c.admin.DeleteGroup(ctx, name)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil {
-		c.redirect(w, r, back, false, "delete group: "+err.Error())
-		return
+		return "", fmt.Errorf("delete group: %w", err)
 	}
-	c.redirect(w, r, "/groups", true, "deleted group "+name)
+	return "deleted group " + name, nil
 }

@@ -3,7 +3,10 @@ package console
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/floe-io/floe/internal/metastore"
 )
 
 type agentRow struct {
@@ -13,6 +16,20 @@ type agentRow struct {
 	Roles   []string
 	Expires time.Time
 	Self    bool
+	// From the agent's registration, and for other agents from their
+	// admin API's /api/status.
+	Admin   string
+	Version string
+	Uptime  time.Duration // 0: unknown
+	// Status is "ok", why the agent is unhealthy, "unreachable: …" or
+	// "no admin address"; Healthy is set for "ok".
+	Status      string
+	Healthy     bool
+	HasLoad     bool
+	Connections float64
+	Goroutines  float64
+	CPU         float64
+	RSS         int64
 }
 
 type opRate struct {
@@ -83,13 +100,55 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		c.log.Warn("console: live agents", "err", err)
 		d.AgentsErr = "the metadata store did not answer"
 	}
+	if len(agents) > 1 {
+		c.peers.refresh(ctx, agents, self.ID)
+	}
 	for _, a := range agents {
-		d.Agents = append(d.Agents, agentRow{NodeID: a.NodeID, Addr: joinHostPort(a.Host, a.Port), Zone: a.Zone,
-			Roles: slices.Clone(a.Roles), Expires: a.Expires, Self: a.ID == self.ID})
+		row := agentRow{NodeID: a.NodeID, Addr: joinHostPort(a.Host, a.Port), Zone: a.Zone,
+			Roles: slices.Clone(a.Roles), Expires: a.Expires, Self: a.ID == self.ID, Version: a.Version}
+		if _, err := peerURL(a.Admin, "/"); err == nil {
+			row.Admin = strings.TrimSuffix(a.Admin, "/")
+		}
+		if !a.Started.IsZero() {
+			row.Uptime = time.Since(a.Started)
+		}
+		if row.Self {
+			row.Version, row.Uptime, row.Status, row.Healthy = d.Version, d.Uptime, d.Health, d.Healthy
+			row.HasLoad, row.Connections, row.Goroutines, row.CPU, row.RSS = true, d.Connections, d.Goroutines, d.CPU, d.RSS
+		} else {
+			c.peerRow(&row, a)
+		}
+		d.Agents = append(d.Agents, row)
 	}
 	nav := "overview"
 	if r.URL.Path == "/agents" {
 		nav = "agents"
 	}
 	c.render(w, r, "overview", page{Title: "Cluster", Nav: nav, Refresh: true, Data: d})
+}
+
+// peerRow fills in what another agent's admin API said of it.
+func (c *Console) peerRow(row *agentRow, a metastore.AgentInfo) {
+	if row.Admin == "" {
+		row.Status = "no admin address registered"
+		return
+	}
+	v := c.peers.view(a.ID)
+	switch {
+	case !v.Known:
+		row.Status = "not asked yet"
+		return
+	case !v.Reachable:
+		row.Status = "unreachable: " + v.Err
+		return
+	}
+	st := v.Status
+	if st.Version != "" {
+		row.Version = st.Version
+	}
+	if !st.Started.IsZero() {
+		row.Uptime = max(time.Since(st.Started), 0)
+	}
+	row.Status, row.Healthy = st.Health, st.Health == "ok"
+	row.HasLoad, row.Connections, row.Goroutines, row.CPU, row.RSS = true, st.Connections, st.Goroutines, v.CPU, int64(st.RSSBytes)
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 )
@@ -67,11 +68,18 @@ func (s *sampler) take(ctx context.Context) {
 }
 
 func gather(c *Console) map[string]float64 {
-	out := map[string]float64{}
-	mfs, err := c.opts.Gatherer.Gather()
+	out, err := gatherMetrics(c.opts.Gatherer)
 	if err != nil {
 		c.log.Debug("console: gathering metrics", "err", err)
 	}
+	return out
+}
+
+// gatherMetrics reads the floe_, process_ and go_goroutines series of g
+// (what it could read, with the error of what it could not).
+func gatherMetrics(g prometheus.Gatherer) (map[string]float64, error) {
+	out := map[string]float64{}
+	mfs, err := g.Gather()
 	for _, mf := range mfs {
 		name := mf.GetName()
 		if !strings.HasPrefix(name, "floe_") && !strings.HasPrefix(name, "process_") && !strings.HasPrefix(name, "go_goroutines") {
@@ -95,7 +103,7 @@ func gather(c *Console) map[string]float64 {
 			}
 		}
 	}
-	return out
+	return out, err
 }
 
 func labelKey(ls []*dto.LabelPair) string {
@@ -222,4 +230,42 @@ func (s *sampler) warm() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.ring) >= 2
+}
+
+// fetchRates are the records and bytes per second this agent's Fetch
+// answers carried over the last minute, by topic
+// (floe_fetch_records_total, floe_fetch_bytes_total).
+func (s *sampler) fetchRates() map[string]Served {
+	out := map[string]Served{}
+	old, cur, ok := s.window(rateSpan)
+	if !ok {
+		return out
+	}
+	dt := cur.at.Sub(old.at).Seconds()
+	if dt <= 0 {
+		return out
+	}
+	for k, v := range cur.metrics {
+		for _, m := range []struct {
+			prefix string
+			set    func(*Served, float64)
+		}{
+			{"floe_fetch_records_total{topic=", func(s *Served, r float64) { s.Records = r }},
+			{"floe_fetch_bytes_total{topic=", func(s *Served, r float64) { s.Bytes = r }},
+		} {
+			topic, ok := strings.CutPrefix(k, m.prefix)
+			if !ok || !strings.HasSuffix(topic, "}") {
+				continue
+			}
+			topic = strings.TrimSuffix(topic, "}")
+			d := v - old.metrics[k] // a series new since old started at 0
+			if d < 0 {
+				d = 0
+			}
+			sv := out[topic]
+			m.set(&sv, d/dt)
+			out[topic] = sv
+		}
+	}
+	return out
 }

@@ -21,13 +21,17 @@ type topicRow struct {
 	Records    int64
 	Bytes      int64
 	InPerSec   float64
-	Err        string
+	// Out is what Fetch served of the topic per second over the last
+	// minute, on the agents of Fetched.
+	Out Served
+	Err string
 }
 
 type topicsData struct {
-	Topics []topicRow
-	Warm   bool
-	Error  string
+	Topics  []topicRow
+	Warm    bool
+	Fetched fetchRates
+	Error   string
 }
 
 // usage reads the bytes each topic takes in the bucket.
@@ -62,8 +66,9 @@ func (c *Console) topics(w http.ResponseWriter, r *http.Request) {
 		c.log.Warn("console: bucket usage", "err", err)
 	}
 	rates := c.samples.topicRates()
+	d.Fetched = c.clusterFetchRates(ctx)
 	for _, t := range td.Sorted() {
-		row := topicRow{Name: t.Topic, ID: t.ID.String(), Partitions: len(t.Partitions), InPerSec: rates[t.Topic]}
+		row := topicRow{Name: t.Topic, ID: t.ID.String(), Partitions: len(t.Partitions), InPerSec: rates[t.Topic], Out: d.Fetched.ByTopic[t.Topic]}
 		if t.Err != nil {
 			row.Err = t.Err.Error()
 		}
@@ -143,6 +148,8 @@ type topicData struct {
 	Records    int64
 	Bytes      int64
 	InPerSec   float64
+	Out        Served
+	Fetched    fetchRates
 	Messages   messagesData
 	Error      string
 }
@@ -171,7 +178,8 @@ func (c *Console) topic(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, "topic", page{Title: name, Nav: "topics", Status: http.StatusNotFound, Data: topicData{Name: name, Error: "no topic " + name}})
 		return
 	}
-	d := topicData{Name: name, ID: t.ID.String(), InPerSec: c.samples.topicRates()[name]}
+	d := topicData{Name: name, ID: t.ID.String(), InPerSec: c.samples.topicRates()[name], Fetched: c.clusterFetchRates(ctx)}
+	d.Out = d.Fetched.ByTopic[name]
 	starts, err1 := c.admin.ListStartOffsets(ctx, name)
 	ends, err2 := c.admin.ListEndOffsets(ctx, name)
 	stable, err3 := c.admin.ListCommittedOffsets(ctx, name)

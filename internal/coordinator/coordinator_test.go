@@ -147,3 +147,45 @@ func TestOffsetRetention(t *testing.T) {
 		t.Errorf("groups after retention: %+v", list)
 	}
 }
+
+// TestListLeavesOutGroupsThatMoved: once the membership says another
+// agent coordinates a group, List stops naming it at once, before the
+// background sweep drops it, so that Kafka clients (kadm merges every
+// agent's ListGroups) do not see a group its coordinator has deleted.
+func TestListLeavesOutGroupsThatMoved(t *testing.T) {
+	s := openStore(t)
+	var mu sync.Mutex
+	owned := true
+	c := coordinator.New(s, coordinator.Options{
+		Groups: groups.Config{InitialRebalanceDelay: -1, MinSessionTimeout: time.Second},
+		Owns: func(string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return owned
+		},
+	})
+	t.Cleanup(c.Close)
+	if j := join(t, c, "g", ""); j.Err != 0 {
+		t.Fatalf("join: %v", kerr.ErrorForCode(j.Err))
+	}
+	names := func() []string {
+		list, err := c.List(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range list {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	if got := names(); len(got) != 1 || got[0] != "g" {
+		t.Fatalf("List while owned: %v", got)
+	}
+	mu.Lock()
+	owned = false
+	mu.Unlock()
+	if got := names(); len(got) != 0 {
+		t.Fatalf("List after the group moved: %v, want none", got)
+	}
+}

@@ -214,9 +214,13 @@ func (c *Coordinator) List(ctx context.Context) ([]Summary, error) {
 	c.mu.Unlock()
 	byName := map[string]Summary{}
 	for _, e := range entries {
+		// A group that moved to another agent is listed by that agent
+		// only, also before the sweep drops it here. Owns reads the
+		// membership's lock: not under e.mu.
+		owned := c.opts.Owns(e.name)
 		e.mu.Lock()
 		switch {
-		case e.dead || (e.g == nil && e.cg == nil) || (e.members() == 0 && !e.stored):
+		case e.dead || !owned || (e.g == nil && e.cg == nil) || (e.members() == 0 && !e.stored):
 		case e.cg != nil:
 			byName[e.name] = Summary{Name: e.name, Type: TypeConsumer, ProtocolType: consumer.Type, State: e.cg.State().String()}
 		default:

@@ -112,6 +112,15 @@ type AgentInfo struct {
 	// to the HOST:PORT clients connecting through it are told to use;
 	// Host and Port are the first listener's. nil for agents with one.
 	Listeners map[string]string
+	// Admin is the base URL of the agent's admin API (http://HOST:PORT
+	// or https://HOST:PORT), where other agents' consoles ask for its
+	// status and forward group actions; "" if it has none.
+	Admin string
+	// Version is the agent's build, as its console shows it; Started is
+	// when it began serving (zero until then). Records written before
+	// these fields existed have them empty.
+	Version string
+	Started time.Time
 	// Expires is when the agent counts as dead unless it heartbeats
 	// again; set by the store from its own clock.
 	Expires time.Time

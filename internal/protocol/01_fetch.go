@@ -212,6 +212,9 @@ type fetched struct {
 	// must be answered at once instead of waiting for data.
 	bytes  int
 	failed bool
+	// names[i] is the name of parts[i]'s topic, "" if unknown
+	// (fetch_served.go counts by it).
+	names []string
 }
 
 // fetchOnce reads every partition once, in order, each watched by w
@@ -293,6 +296,10 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			pr.RecordBatches = []byte{}
 		}
 		out.failed = out.failed || pr.ErrorCode != 0
+		if out.names == nil {
+			out.names = make([]string, len(parts))
+		}
+		out.names[i] = t.Name
 	}
 	// Fewer bytes than the client waits for: the partitions that did not
 	// wait for their GETs do now, rather than the fetch waiting for a
@@ -379,6 +386,7 @@ func (h *Handler) fetchResponse(r *kmsg.FetchRequest, f *fetchsession.Fetch, rea
 		}
 		resp.Topics[ti].Partitions = append(resp.Topics[ti].Partitions, read.parts[i])
 	}
+	h.countServed(f, include, read)
 	return resp
 }
 

@@ -117,6 +117,7 @@ func (h *Handler) deleteTopics(ctx context.Context, req *wire.Request) (Reply, e
 			throttle = max(throttle, h.mutations.record(client, float64(t.Partitions)))
 			st.TopicID = t.ID
 			h.log.Info("topic deleted", "topic", name, "id", topicIDString(t.ID))
+			h.cfg.FetchServed.Forget(name)
 		} else if st.ErrorCode != kerr.UnknownTopicOrPartition.Code {
 			st.ErrorMessage = errMessage(err)
 		}

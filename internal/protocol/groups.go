@@ -14,6 +14,10 @@ func OwnsGroup(c Cluster, group string) bool {
 	return sameBroker(c.Owner(groupKey(group)), c.Self())
 }
 
+// GroupKey is the ownership key of a consumer group: the agent that owns
+// it (cluster.Owner) coordinates the group.
+func GroupKey(group string) string { return groupKey(group) }
+
 // OwnsKey reports whether the agent c.Self() owns an ownership key, such
 // as a transactional id's (txncoord.Key).
 func OwnsKey(c Cluster, key string) bool {

@@ -97,6 +97,9 @@ type Config struct {
 	// (KIP-227), shared by every listener; nil answers every fetch
 	// without a session.
 	FetchSessions *fetchsession.Cache
+	// FetchServed counts the records and bytes Fetch answers per topic
+	// (fetch_served.go); nil counts nothing.
+	FetchServed *FetchServed
 	// Users keeps the SASL users' SCRAM credentials
 	// (DescribeUserScramCredentials, AlterUserScramCredentials); nil
 	// answers those APIs with an error.

@@ -35,6 +35,9 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		Peer:  a.PeerAddr,
 
 		Listeners: maps.Clone(a.Listeners),
+		Admin:     a.Admin,
+		Version:   a.Version,
+		Started:   a.Started.UTC().Round(0),
 	}
 	var registered bool
 	err := s.update(ctx, func(tx *bolt.Tx) error {

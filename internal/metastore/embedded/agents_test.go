@@ -90,3 +90,27 @@ func TestGroupKey(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentRecordBeforeAdmin decodes a registration written before
+// agents recorded their admin URL, version and start: it is live, with
+// those fields empty.
+func TestAgentRecordBeforeAdmin(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "meta.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	expires := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
+	old := `{"node_id":3,"host":"10.0.0.1","port":9092,"zone":"a","roles":["fetch"],"peer":"10.0.0.1:9095","expires":"` + expires + `"}`
+	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucketAgents)).Put([]byte("old-agent"), []byte(old)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := s.LiveAgents(t.Context())
+	if err != nil || len(live) != 1 {
+		t.Fatalf("LiveAgents: %+v, %v", live, err)
+	}
+	if a := live[0]; a.NodeID != 3 || a.Host != "10.0.0.1" || a.PeerAddr != "10.0.0.1:9095" || a.Admin != "" || a.Version != "" || !a.Started.IsZero() {
+		t.Fatalf("old record decoded as %+v", a)
+	}
+}

@@ -447,6 +447,11 @@ type agentRecord struct {
 	// Listeners: listener name → advertised HOST:PORT.
 	Listeners map[string]string `json:"listeners,omitempty"`
 	Expires   time.Time         `json:"expires"`
+	// Admin, Version and Started came later: records without them
+	// decode with them empty.
+	Admin   string    `json:"admin,omitempty"`
+	Version string    `json:"version,omitempty"`
+	Started time.Time `json:"started,omitzero"`
 }
 
 func (r *agentRecord) agent(id string) metastore.AgentInfo {
@@ -461,6 +466,9 @@ func (r *agentRecord) agent(id string) metastore.AgentInfo {
 		Expires:  r.Expires,
 
 		Listeners: maps.Clone(r.Listeners),
+		Admin:     r.Admin,
+		Version:   r.Version,
+		Started:   r.Started,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
 )
@@ -26,6 +27,30 @@ func testPeers(t *testing.T, open func(t *testing.T) metastore.Store) {
 		heartbeat(t, s, a, longTTL)
 		if live := liveAgents(t, s); len(live) != 1 || live[0].PeerAddr != "" {
 			t.Fatalf("LiveAgents after a heartbeat without a peer address: %+v", live)
+		}
+	})
+
+	// Consoles read each other's admin URL, version and start from the
+	// registrations.
+	t.Run("AdminVersionStarted", func(t *testing.T) {
+		s := open(t)
+		a := agent("a", -1)
+		if live := heartbeat(t, s, a, longTTL); live.Admin != "" || live.Version != "" || !live.Started.IsZero() {
+			t.Fatalf("Heartbeat without them: %+v", live)
+		}
+		a.Admin, a.Version = "https://10.0.0.1:9644", "v1.2.3 (0123456789ab)"
+		a.Started = time.Date(2026, 12, 3, 12, 0, 0, 123456000, time.UTC)
+		if got := heartbeat(t, s, a, longTTL); got.Admin != a.Admin || got.Version != a.Version || !got.Started.Equal(a.Started) {
+			t.Fatalf("Heartbeat: admin %q version %q started %v, want %q %q %v", got.Admin, got.Version, got.Started, a.Admin, a.Version, a.Started)
+		}
+		live := liveAgents(t, s)
+		if len(live) != 1 || live[0].Admin != a.Admin || live[0].Version != a.Version || !live[0].Started.Equal(a.Started) {
+			t.Fatalf("LiveAgents: %+v, want admin %q version %q started %v", live, a.Admin, a.Version, a.Started)
+		}
+		a.Admin, a.Started = "", time.Time{} // restarted without an admin listener, not serving yet
+		heartbeat(t, s, a, longTTL)
+		if live := liveAgents(t, s); len(live) != 1 || live[0].Admin != "" || !live[0].Started.IsZero() || live[0].Version != a.Version {
+			t.Fatalf("LiveAgents after a heartbeat without admin and start: %+v", live)
 		}
 	})
 

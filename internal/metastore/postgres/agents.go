@@ -36,17 +36,22 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: %w", a.ID, err)
 	}
 	got := metastore.AgentInfo{ID: a.ID, Host: a.Host, Port: a.Port, Zone: a.Zone, Roles: slices.Clone(a.Roles), PeerAddr: a.PeerAddr,
-		Listeners: maps.Clone(a.Listeners)}
+		Listeners: maps.Clone(a.Listeners), Admin: a.Admin, Version: a.Version, Started: a.Started}
+	var started *time.Time // NULL: not serving yet
+	if !a.Started.IsZero() {
+		started = &a.Started
+	}
 	ttlMicros := max(ttl.Microseconds(), 1)
 	var registered bool
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		registered = false
 		err := tx.QueryRow(ctx, `
 			UPDATE agents SET host = $2, port = $3, zone = $4, roles = $5,
-				expires = now() + $6::BIGINT * INTERVAL '1 microsecond', peer_addr = $7, listeners = $8
+				expires = now() + $6::BIGINT * INTERVAL '1 microsecond', peer_addr = $7, listeners = $8,
+				admin = $9, version = $10, started = $11
 			WHERE id = $1
 			RETURNING node_id, expires`,
-			a.ID, a.Host, a.Port, a.Zone, string(roles), ttlMicros, a.PeerAddr, string(listeners)).Scan(&got.NodeID, &got.Expires)
+			a.ID, a.Host, a.Port, a.Zone, string(roles), ttlMicros, a.PeerAddr, string(listeners), a.Admin, a.Version, started).Scan(&got.NodeID, &got.Expires)
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
@@ -62,11 +67,11 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 			return err
 		}
 		err = tx.QueryRow(ctx, `
-			INSERT INTO agents (id, node_id, host, port, zone, roles, expires, peer_addr, listeners)
-			VALUES ($1, $2, $3, $4, $5, $6, now() + $7::BIGINT * INTERVAL '1 microsecond', $8, $9)
+			INSERT INTO agents (id, node_id, host, port, zone, roles, expires, peer_addr, listeners, admin, version, started)
+			VALUES ($1, $2, $3, $4, $5, $6, now() + $7::BIGINT * INTERVAL '1 microsecond', $8, $9, $10, $11, $12)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING expires`,
-			a.ID, got.NodeID, a.Host, a.Port, a.Zone, string(roles), ttlMicros, a.PeerAddr, string(listeners)).Scan(&got.Expires)
+			a.ID, got.NodeID, a.Host, a.Port, a.Zone, string(roles), ttlMicros, a.PeerAddr, string(listeners), a.Admin, a.Version, started).Scan(&got.Expires)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// A concurrent first heartbeat of the same agent won; the
 			// next attempt updates its row.
@@ -109,16 +114,21 @@ func (s *Store) LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error) {
 	var agents []metastore.AgentInfo
 	err := s.run(ctx, func(ctx context.Context) error {
 		rows, _ := s.pool.Query(ctx, `
-			SELECT id, node_id, host, port, zone, roles, expires, peer_addr, listeners FROM agents WHERE expires > now()`)
+			SELECT id, node_id, host, port, zone, roles, expires, peer_addr, listeners, admin, version, started FROM agents WHERE expires > now()`)
 		var err error
 		agents, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (metastore.AgentInfo, error) {
 			var (
 				a         metastore.AgentInfo
 				roles     string
 				listeners string
+				started   *time.Time
 			)
-			if err := row.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &roles, &a.Expires, &a.PeerAddr, &listeners); err != nil {
+			if err := row.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &roles, &a.Expires, &a.PeerAddr, &listeners,
+				&a.Admin, &a.Version, &started); err != nil {
 				return a, err
+			}
+			if started != nil {
+				a.Started = *started
 			}
 			if err := json.Unmarshal([]byte(roles), &a.Roles); err != nil {
 				return a, fmt.Errorf("agent %s roles: %w", a.ID, err)

@@ -413,8 +413,10 @@ func TestMigrateTransactions(t *testing.T) {
 	// Back to version 6, as a binary before transactions left it.
 	admin(t, db, `DROP TABLE transactions, txn_open, txn_aborted, txn_offsets`)
 	admin(t, db, `ALTER TABLE producer_state DROP COLUMN last_timestamp`)
-	// Later migrations go too, so that 7 is the first one missing.
+	// Later migrations go too, so that 7 is the first one missing: 8
+	// (share groups) and 9 (agents' admin URL, version and start).
 	admin(t, db, `DROP TABLE share_partitions`)
+	admin(t, db, `ALTER TABLE agents DROP COLUMN admin, DROP COLUMN version, DROP COLUMN started`)
 	admin(t, db, `DELETE FROM schema_migrations WHERE version >= 7`)
 
 	s = openStore(t, db, postgres.Options{})

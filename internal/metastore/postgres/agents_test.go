@@ -1,0 +1,40 @@
+package postgres_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/postgres"
+)
+
+// TestMigrateAgentAdmin opens a database of schema version 8 with an
+// agent registered then: migration 9 adds the admin URL, version and
+// start, and the old row reads with them empty until it heartbeats them.
+func TestMigrateAgentAdmin(t *testing.T) {
+	ctx := t.Context()
+	db := freshDatabase(t)
+	s := openStore(t, db, postgres.Options{})
+	if _, err := s.Heartbeat(ctx, metastore.AgentInfo{ID: "old", NodeID: 4, Host: "10.0.0.1", Port: 9092, Roles: []string{"fetch"}}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	admin(t, db, `ALTER TABLE agents DROP COLUMN admin, DROP COLUMN version, DROP COLUMN started`)
+	admin(t, db, `DELETE FROM schema_migrations WHERE version = 9`)
+
+	s = openStore(t, db, postgres.Options{})
+	live, err := s.LiveAgents(ctx)
+	if err != nil || len(live) != 1 {
+		t.Fatalf("LiveAgents after migration: %+v, %v", live, err)
+	}
+	if a := live[0]; a.ID != "old" || a.NodeID != 4 || a.Host != "10.0.0.1" || a.Admin != "" || a.Version != "" || !a.Started.IsZero() {
+		t.Fatalf("old row after migration: %+v", a)
+	}
+	started := time.Now().UTC().Truncate(time.Microsecond)
+	if _, err := s.Heartbeat(ctx, metastore.AgentInfo{ID: "old", NodeID: 4, Host: "10.0.0.1", Port: 9092, Admin: "http://10.0.0.1:9644", Version: "v2", Started: started}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if live, err := s.LiveAgents(ctx); err != nil || len(live) != 1 || live[0].Admin != "http://10.0.0.1:9644" || !live[0].Started.Equal(started) {
+		t.Fatalf("after a heartbeat with them: %+v, %v", live, err)
+	}
+}
