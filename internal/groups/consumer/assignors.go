@@ -21,22 +21,61 @@ const (
 type AssignMember struct {
 	ID         string
 	InstanceID string    // "" for a dynamic member
+	Rack       string    // the member's RackId, "" when it sent none
 	Topics     []TopicID // subscribed topics that exist
 	Current    []TP      // its previous target, for stickiness
 }
 
+// Rack awareness. Kafka takes a partition's racks from its replicas'
+// brokers and prefers to give a partition to a member in one of them, so
+// that the member reads it without crossing zones. In Floe every agent
+// serves every partition and each zone's agents read the bucket through
+// their own block ring, so every partition can be read in every zone
+// that has a live agent: those zones are the racks of every partition
+// (Image.Racks). A member whose RackId is one of them is "in rack" for
+// all partitions; one whose RackId names a zone without agents (or that
+// sent none) is not. Balance comes first: rack awareness only decides
+// which members take the partitions that balance leaves open, so members
+// in rack get the extra partitions and members out of rack give up their
+// previous partitions to members in rack.
+
+// inRack reports whether m is in one of racks. It is false when racks or
+// m's rack are unknown.
+func inRack(m AssignMember, racks []string) bool {
+	return m.Rack != "" && slices.Contains(racks, m.Rack)
+}
+
+// rackAware reports whether rack awareness applies: the partitions' racks
+// are known and at least one member is in one of them (otherwise no
+// member is preferred to another).
+func rackAware(members []AssignMember, racks []string) bool {
+	if len(racks) == 0 {
+		return false
+	}
+	for _, m := range members {
+		if inRack(m, racks) {
+			return true
+		}
+	}
+	return false
+}
+
 // Assign runs the named assignor over members and topics (topic id →
-// partition count). Every partition of a topic some member subscribes to
+// partition count); racks are the racks every partition can be read in
+// (nil: unknown, no rack awareness). Every partition of a topic some member subscribes to
 // goes to exactly one member that subscribes to it; a member without
 // partitions is absent from the result. It is a pure function:
 // deterministic for a given input, whatever the order of members.
-func Assign(assignor string, members []AssignMember, topics map[TopicID]int32) map[string][]TP {
+func Assign(assignor string, members []AssignMember, topics map[TopicID]int32, racks []string) map[string][]TP {
+	if !rackAware(members, racks) {
+		racks = nil
+	}
 	var out map[string][]TP
 	switch assignor {
 	case Range:
-		out = assignRange(members, topics)
+		out = assignRange(members, topics, racks)
 	default:
-		out = assignUniform(members, topics)
+		out = assignUniform(members, topics, racks)
 	}
 	for id, tps := range out {
 		if len(tps) == 0 {
@@ -78,9 +117,19 @@ func subscriptions(members []AssignMember, topics map[TopicID]int32) (sorted []A
 // can: each member first keeps what its previous target gave it, then
 // unowned partitions go to the least loaded eligible members, then
 // partitions move from the most to the least loaded members while that
-// narrows the gap.
-func assignUniform(members []AssignMember, topics map[TopicID]int32) map[string][]TP {
+// narrows the gap. With racks, a member out of rack keeps its previous
+// partitions of a topic only if no member subscribing to it is in rack,
+// and ties between equally loaded members go to members in rack.
+func assignUniform(members []AssignMember, topics map[TopicID]int32, racks []string) map[string][]TP {
 	sorted, eligible, all := subscriptions(members, topics)
+	in := make([]bool, len(sorted))
+	for i, m := range sorted {
+		in[i] = inRack(m, racks)
+	}
+	// anyInRack reports whether a member in rack subscribes to topic t.
+	anyInRack := func(t TopicID) bool {
+		return slices.ContainsFunc(eligible[t], func(i int) bool { return in[i] })
+	}
 	owned := make([]map[TP]struct{}, len(sorted))
 	taken := map[TP]bool{}
 	for i, m := range sorted {
@@ -90,16 +139,23 @@ func assignUniform(members []AssignMember, topics map[TopicID]int32) map[string]
 			if !exists || tp.Partition >= n || taken[tp] || !slices.Contains(eligible[tp.Topic], i) {
 				continue
 			}
+			if racks != nil && !in[i] && anyInRack(tp.Topic) {
+				continue
+			}
 			owned[i][tp] = struct{}{}
 			taken[tp] = true
 		}
 	}
-	// leastLoaded is the eligible member with the fewest partitions,
-	// the first in id order on ties; -1 if none is below limit.
+	// leastLoaded is the eligible member with the fewest partitions, on
+	// ties the first in rack, then the first in id order; -1 if none is
+	// below limit.
 	leastLoaded := func(tp TP, limit int) int {
 		best := -1
 		for _, i := range eligible[tp.Topic] {
-			if len(owned[i]) < limit && (best < 0 || len(owned[i]) < len(owned[best])) {
+			if len(owned[i]) >= limit {
+				continue
+			}
+			if best < 0 || len(owned[i]) < len(owned[best]) || (len(owned[i]) == len(owned[best]) && in[i] && !in[best]) {
 				best = i
 			}
 		}
@@ -162,10 +218,19 @@ func assignUniform(members []AssignMember, topics map[TopicID]int32) map[string]
 // contiguous ranges of partitions, the first members one more when the
 // count does not divide. Static members come first, by instance id, so
 // that a static member that restarts gets the same range; then dynamic
-// members by member id.
-func assignRange(members []AssignMember, topics map[TopicID]int32) map[string][]TP {
+// members by member id. With racks, members in rack come before those
+// out of rack, so that they take the larger ranges and members out of
+// rack only what is left; the order is the same for every topic, so
+// co-partitioned topics still land together.
+func assignRange(members []AssignMember, topics map[TopicID]int32, racks []string) map[string][]TP {
 	sorted := slices.Clone(members)
 	slices.SortFunc(sorted, func(a, b AssignMember) int {
+		if ia, ib := inRack(a, racks), inRack(b, racks); ia != ib {
+			if ia {
+				return -1
+			}
+			return 1
+		}
 		switch {
 		case a.InstanceID != "" && b.InstanceID == "":
 			return -1

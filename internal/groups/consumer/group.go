@@ -97,6 +97,10 @@ type Topic struct {
 type Image struct {
 	byName map[string]Topic
 	names  []string // sorted
+	// Racks are the racks every partition can be read in: the zones of
+	// the live agents (see the rack awareness note in assignors.go); nil
+	// when unknown.
+	Racks []string
 }
 
 // NewImage indexes topics.

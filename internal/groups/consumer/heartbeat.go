@@ -90,7 +90,7 @@ func (g *Group) Heartbeat(now time.Time, img Image, r HeartbeatRequest) (Heartbe
 		e.Persist = true
 	}
 	if g.epoch > g.assignmentEpoch {
-		g.computeTarget()
+		g.computeTarget(img.Racks)
 		e.Persist = true
 	}
 	before := maps.Clone(m.assigned)
@@ -303,8 +303,9 @@ func (g *Group) refreshSubscriptions(img Image) bool {
 	return true
 }
 
-// computeTarget runs the group's assignor for the group epoch.
-func (g *Group) computeTarget() {
+// computeTarget runs the group's assignor for the group epoch; racks are
+// the racks every partition can be read in.
+func (g *Group) computeTarget(racks []string) {
 	g.assignor = g.chooseAssignor()
 	partitions := make(map[TopicID]int32, len(g.subscribed))
 	for _, t := range g.subscribed {
@@ -313,7 +314,7 @@ func (g *Group) computeTarget() {
 	in := make([]AssignMember, 0, len(g.members))
 	for _, id := range g.memberIDs() {
 		m := g.members[id]
-		am := AssignMember{ID: id, InstanceID: m.instanceID}
+		am := AssignMember{ID: id, InstanceID: m.instanceID, Rack: m.rackID}
 		for name, t := range g.subscribed {
 			if m.subscribedTo(name) {
 				am.Topics = append(am.Topics, t.ID)
@@ -327,7 +328,7 @@ func (g *Group) computeTarget() {
 		in = append(in, am)
 	}
 	g.target = map[string]map[TP]struct{}{}
-	for id, tps := range Assign(g.assignor, in, partitions) {
+	for id, tps := range Assign(g.assignor, in, partitions, racks) {
 		set := make(map[TP]struct{}, len(tps))
 		for _, tp := range tps {
 			set[tp] = struct{}{}
