@@ -3,7 +3,8 @@ package protocol
 // Fetch v4-v12.
 //
 // v4 is the first version that returns record batch format v2 and the last
-// stable offset. v11 adds rack-aware replica selection (KIP-392):
+// stable offset. Below v10, zstd is UNSUPPORTED_COMPRESSION_TYPE for the
+// partition (KIP-110; see zstdForOldFetch). v11 adds rack-aware replica selection (KIP-392):
 // PreferredReadReplica is always -1. v13+ address topics by ID and are not
 // advertised yet.
 //
@@ -197,6 +198,9 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 		} else {
 			w.Watch(t.ID, p.Partition)
 			h.fetchPartition(ctx, t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso)
+			if r.Version < 10 {
+				zstdForOldFetch(t, pr)
+			}
 			out.bytes += len(pr.RecordBatches)
 		}
 		if pr.RecordBatches == nil {
