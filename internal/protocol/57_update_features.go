@@ -36,8 +36,8 @@ func init() { register(57, 0, 2, (*Handler).updateFeatures) }
 
 // UpgradeType values (v1+).
 const (
-	featureUpgrade        = 1
-	featureSafeDowngrade  = 2
+	featureUpgrade         = 1
+	featureSafeDowngrade   = 2
 	featureUnsafeDowngrade = 3
 )
 
