@@ -3,8 +3,8 @@ package protocol
 // Fetch v4-v12.
 //
 // v4 is the first version that returns record batch format v2 and the last
-// stable offset. Below v10, zstd is UNSUPPORTED_COMPRESSION_TYPE for the
-// partition (KIP-110; see zstdForOldFetch). v11 adds rack-aware replica selection (KIP-392):
+// stable offset. Below v10, a partition of a topic whose compression.type
+// is zstd is UNSUPPORTED_COMPRESSION_TYPE (KIP-110; zstdForOldFetch). v11 adds rack-aware replica selection (KIP-392):
 // PreferredReadReplica is always -1. v13+ address topics by ID and are not
 // advertised yet.
 //

@@ -19,40 +19,20 @@ func zstdBatch(records []byte) bool {
 	return err == nil && h.Compression() == recordbatch.Zstd
 }
 
-// zstdForOldFetch answers a Fetch below v10 (KIP-110) for a partition
-// that would give zstd to a client too old to read it:
-// UNSUPPORTED_COMPRESSION_TYPE and no records, as Kafka does for a topic
-// whose compression.type is zstd. Floe stores batches as producers sent
-// them, so a topic of compression.type producer can hold zstd batches
-// too: those are refused the same way, when one is in the answer.
+// zstdForOldFetch answers a Fetch below v10 (KIP-110) for a partition of
+// a topic whose compression.type is zstd: UNSUPPORTED_COMPRESSION_TYPE
+// and no records, as Kafka does. Like Kafka, it looks at the topic's
+// config, not at the batches: a topic of compression.type producer may
+// hold zstd batches, which are returned at any version (kafka-python
+// 2.0.2 fetches at v4 and reads the zstd it produced).
 func zstdForOldFetch(t metastore.Topic, pr *kmsg.FetchResponseTopicPartition) {
 	if pr.ErrorCode != 0 {
 		return
 	}
-	if codec, _ := config.TopicValue(t.Configs, "compression.type"); codec != "zstd" && !anyZstd(pr.RecordBatches) {
+	if codec, _ := config.TopicValue(t.Configs, "compression.type"); codec != "zstd" {
 		return
 	}
 	pr.ErrorCode = kerr.UnsupportedCompressionType.Code
 	pr.HighWatermark, pr.LastStableOffset, pr.LogStartOffset = -1, -1, -1
 	pr.RecordBatches, pr.AbortedTransactions = nil, nil
-}
-
-// anyZstd reports whether a zstd batch is among records, concatenated
-// batches whose last may be cut short. Only headers are read; each step
-// moves past one whole batch, so the loop ends.
-func anyZstd(records []byte) bool {
-	for len(records) >= recordbatch.HeaderSize {
-		h, err := recordbatch.ParseHeader(records)
-		if err != nil {
-			return false
-		}
-		if h.Compression() == recordbatch.Zstd {
-			return true
-		}
-		if h.Size() > len(records) {
-			return false
-		}
-		records = records[h.Size():]
-	}
-	return false
 }
