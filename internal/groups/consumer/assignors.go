@@ -35,9 +35,10 @@ type AssignMember struct {
 // (Image.Racks). A member whose RackId is one of them is "in rack" for
 // all partitions; one whose RackId names a zone without agents (or that
 // sent none) is not. Balance comes first: rack awareness only decides
-// which members take the partitions that balance leaves open, so members
-// in rack get the extra partitions and members out of rack give up their
-// previous partitions to members in rack.
+// which members take the partitions that balance leaves open: members in
+// rack get the extra partitions, and a member out of rack holding more
+// than a member in rack hands one over. A change of the racks bumps the
+// group epoch (Group.racks).
 
 // inRack reports whether m is in one of racks. It is false when racks or
 // m's rack are unknown.
@@ -117,18 +118,17 @@ func subscriptions(members []AssignMember, topics map[TopicID]int32) (sorted []A
 // can: each member first keeps what its previous target gave it, then
 // unowned partitions go to the least loaded eligible members, then
 // partitions move from the most to the least loaded members while that
-// narrows the gap. With racks, a member out of rack keeps its previous
-// partitions of a topic only if no member subscribing to it is in rack,
-// and ties between equally loaded members go to members in rack.
+// narrows the gap. With racks, ties between equally loaded members go to
+// members in rack, and then a partition moves from a member out of rack
+// to an eligible member in rack with fewer partitions, while there is
+// one: balance is kept (the two counts swap), the members in rack end
+// with the larger shares, and a member out of rack keeps its partitions
+// when no member in rack has fewer.
 func assignUniform(members []AssignMember, topics map[TopicID]int32, racks []string) map[string][]TP {
 	sorted, eligible, all := subscriptions(members, topics)
 	in := make([]bool, len(sorted))
 	for i, m := range sorted {
 		in[i] = inRack(m, racks)
-	}
-	// anyInRack reports whether a member in rack subscribes to topic t.
-	anyInRack := func(t TopicID) bool {
-		return slices.ContainsFunc(eligible[t], func(i int) bool { return in[i] })
 	}
 	owned := make([]map[TP]struct{}, len(sorted))
 	taken := map[TP]bool{}
@@ -137,9 +137,6 @@ func assignUniform(members []AssignMember, topics map[TopicID]int32, racks []str
 		for _, tp := range m.Current {
 			n, exists := topics[tp.Topic]
 			if !exists || tp.Partition >= n || taken[tp] || !slices.Contains(eligible[tp.Topic], i) {
-				continue
-			}
-			if racks != nil && !in[i] && anyInRack(tp.Topic) {
 				continue
 			}
 			owned[i][tp] = struct{}{}
@@ -205,6 +202,9 @@ func assignUniform(members []AssignMember, topics map[TopicID]int32, racks []str
 			break
 		}
 	}
+	if racks != nil {
+		rackPass(sorted, eligible, owned, in)
+	}
 	out := make(map[string][]TP, len(sorted))
 	for i, m := range sorted {
 		for tp := range owned[i] {
@@ -212,6 +212,51 @@ func assignUniform(members []AssignMember, topics map[TopicID]int32, racks []str
 		}
 	}
 	return out
+}
+
+// rackPass moves partitions from members out of rack to eligible members
+// in rack holding fewer, one at a time: the most loaded member out of
+// rack (first in id order) gives its highest partition that a member in
+// rack with fewer partitions may take, to the least loaded of them. Each
+// move lowers the partitions held out of rack by one, so the loop ends.
+func rackPass(sorted []AssignMember, eligible map[TopicID][]int, owned []map[TP]struct{}, in []bool) {
+	for {
+		order := make([]int, 0, len(sorted))
+		for i := range sorted {
+			if !in[i] && len(owned[i]) > 0 {
+				order = append(order, i)
+			}
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(owned[b]), len(owned[a])) })
+		moved := false
+		for _, from := range order {
+			tps := make([]TP, 0, len(owned[from]))
+			for tp := range owned[from] {
+				tps = append(tps, tp)
+			}
+			slices.SortFunc(tps, func(a, b TP) int { return compareTPs(b, a) })
+			for _, tp := range tps {
+				to := -1
+				for _, i := range eligible[tp.Topic] {
+					if in[i] && len(owned[i]) < len(owned[from]) && (to < 0 || len(owned[i]) < len(owned[to])) {
+						to = i
+					}
+				}
+				if to >= 0 {
+					delete(owned[from], tp)
+					owned[to][tp] = struct{}{}
+					moved = true
+					break
+				}
+			}
+			if moved {
+				break
+			}
+		}
+		if !moved {
+			return
+		}
+	}
 }
 
 // assignRange gives, for each topic, the members subscribing to it

@@ -253,7 +253,11 @@ type Group struct {
 	// to that exists, as of the last heartbeat: a change bumps the
 	// group epoch.
 	subscribed map[string]Topic
-	owner      map[TP]string // member holding each partition (assigned or pending revocation)
+	// racks are the partitions' racks the target assignment was computed
+	// with: a change bumps the group epoch while a member has a rack
+	// (KIP-1101).
+	racks []string
+	owner map[TP]string // member holding each partition (assigned or pending revocation)
 	dead       bool
 
 	newMemberID func() string

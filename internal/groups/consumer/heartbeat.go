@@ -83,9 +83,12 @@ func (g *Group) Heartbeat(now time.Time, img Image, r HeartbeatRequest) (Heartbe
 	subscriptionChanged, dirty := g.update(m, r)
 	e.Persist = dirty || joined || replaced
 
-	// One bump for whatever changed: the member set, its subscription, or
-	// the metadata of the subscribed topics.
-	if metadataChanged := g.refreshSubscriptions(img); joined || subscriptionChanged || metadataChanged {
+	// One bump for whatever changed: the member set, its subscription,
+	// the metadata of the subscribed topics, or the partitions' racks
+	// when a member has a rack that they may matter to.
+	metadataChanged := g.refreshSubscriptions(img)
+	racksChanged := !slices.Equal(img.Racks, g.racks) && g.anyRack()
+	if joined || subscriptionChanged || metadataChanged || racksChanged {
 		g.epoch++
 		e.Persist = true
 	}
@@ -303,10 +306,21 @@ func (g *Group) refreshSubscriptions(img Image) bool {
 	return true
 }
 
+// anyRack reports whether a member sent a RackId.
+func (g *Group) anyRack() bool {
+	for _, m := range g.members {
+		if m.rackID != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // computeTarget runs the group's assignor for the group epoch; racks are
 // the racks every partition can be read in.
 func (g *Group) computeTarget(racks []string) {
 	g.assignor = g.chooseAssignor()
+	g.racks = slices.Clone(racks)
 	partitions := make(map[TopicID]int32, len(g.subscribed))
 	for _, t := range g.subscribed {
 		partitions[t.ID] = t.Partitions
