@@ -258,7 +258,7 @@ type Group struct {
 	// (KIP-1101).
 	racks []string
 	owner map[TP]string // member holding each partition (assigned or pending revocation)
-	dead       bool
+	dead  bool
 
 	newMemberID func() string
 }
