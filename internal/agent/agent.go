@@ -473,6 +473,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	view := clusterView{m: members}
 	groupOpts := cfg.Groups
 	groupOpts.Owns = func(group string) bool { return protocol.OwnsGroup(view, group) }
+	groupOpts.Racks = view.readRacks
 	groupOpts.Registerer, groupOpts.Logger = reg, log
 	if groupOpts.Now == nil {
 		groupOpts.Now = cfg.Clock

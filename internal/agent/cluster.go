@@ -51,6 +51,20 @@ func (v clusterView) live() []metastore.AgentInfo {
 	return v.m.Live()
 }
 
+// readRacks are the zones in which a partition can be read: those of the
+// live agents that serve fetches. They are every partition's racks for
+// the consumer groups' rack-aware assignors.
+func (v clusterView) readRacks() []string {
+	var zones []string
+	for _, a := range v.live() {
+		if a.Zone != "" && (len(a.Roles) == 0 || slices.Contains(a.Roles, protocol.RoleFetch)) && !slices.Contains(zones, a.Zone) {
+			zones = append(zones, a.Zone)
+		}
+	}
+	slices.Sort(zones)
+	return zones
+}
+
 func (v clusterView) Self() protocol.Broker { return v.broker(v.m.Self()) }
 
 func (v clusterView) Brokers() []protocol.Broker {

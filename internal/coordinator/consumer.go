@@ -46,7 +46,11 @@ func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, group string, r con
 		}
 		e.g, e.cg = nil, consumer.New(group, c.opts.Consumer, newConsumerMemberID)
 	}
-	resp, eff := e.cg.Heartbeat(c.opts.Now(), consumer.NewImage(image), r)
+	img := consumer.NewImage(image)
+	if c.opts.Racks != nil {
+		img.Racks = c.opts.Racks()
+	}
+	resp, eff := e.cg.Heartbeat(c.opts.Now(), img, r)
 	c.apply(e, groups.Effects{Persist: eff.Persist})
 	if e.dead {
 		return fail(kerr.NotCoordinator.Code, "")

@@ -77,6 +77,10 @@ type Options struct {
 	MaxGroups int
 	// Owns reports whether this agent coordinates group (default: all).
 	Owns func(group string) bool
+	// Racks returns the racks every partition can be read in, for the
+	// consumer groups' rack-aware assignment (the zones of the live
+	// agents that serve fetches); nil: racks unknown.
+	Racks func() []string
 	// Registerer receives the lag metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger

@@ -3,7 +3,8 @@ package protocol
 // Fetch v4-v17.
 //
 // v4 is the first version that returns record batch format v2 and the last
-// stable offset. v11 adds rack-aware replica selection (KIP-392):
+// stable offset. Below v10, a partition of a topic whose compression.type
+// is zstd is UNSUPPORTED_COMPRESSION_TYPE (KIP-110; zstdTopic). v11 adds rack-aware replica selection (KIP-392):
 // PreferredReadReplica is always -1. v13+ address topics by ID (KIP-516),
 // in Topics and ForgottenTopics, and the answer carries IDs only: an ID
 // the agent's topic cache does not know is UNKNOWN_TOPIC_ID for each of
@@ -281,6 +282,8 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			pr.ErrorCode = kerr.NotLeaderForPartition.Code
 		} else if code := checkLeaderEpoch(p.CurrentLeaderEpoch); code != 0 {
 			pr.ErrorCode = code
+		} else if r.Version < 10 && zstdTopic(t) {
+			pr.ErrorCode = kerr.UnsupportedCompressionType.Code
 		} else {
 			w.Watch(t.ID, p.Partition)
 			// Once the response holds records, the other partitions

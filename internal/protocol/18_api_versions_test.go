@@ -57,6 +57,7 @@ var advertised = map[int16][2]int16{
 	49: {0, 1},  // AlterClientQuotas
 	50: {0, 0},  // DescribeUserScramCredentials
 	51: {0, 0},  // AlterUserScramCredentials
+	57: {0, 2},  // UpdateFeatures (refuses changes: levels are agent flags)
 	// 55 DescribeQuorum is not served: see TestDescribeQuorumNotServed.
 	60: {0, 1}, // DescribeCluster
 	61: {0, 0}, // DescribeProducers

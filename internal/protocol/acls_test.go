@@ -219,6 +219,11 @@ func TestAuthorizationPerAPI(t *testing.T) {
 			req.Topics = []kmsg.ElectLeadersRequestTopic{{Topic: "t", Partitions: []int32{0}}}
 			return do[*kmsg.ElectLeadersResponse](f, 2, req).Topics[0].Partitions[0].ErrorCode
 		}},
+		{"UpdateFeatures", clusterAuth, func(f *fixture) int16 {
+			req := kmsg.NewPtrUpdateFeaturesRequest()
+			req.FeatureUpdates = []kmsg.UpdateFeaturesRequestFeatureUpdate{{Feature: "group.version", MaxVersionLevel: 1, UpgradeType: 1}}
+			return do[*kmsg.UpdateFeaturesResponse](f, 2, req).ErrorCode
+		}},
 		{"ListConfigResources", clusterAuth, func(f *fixture) int16 {
 			return do[*kmsg.ListConfigResourcesResponse](f, 1, kmsg.NewPtrListConfigResourcesRequest()).ErrorCode
 		}},

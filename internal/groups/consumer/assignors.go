@@ -21,22 +21,62 @@ const (
 type AssignMember struct {
 	ID         string
 	InstanceID string    // "" for a dynamic member
+	Rack       string    // the member's RackId, "" when it sent none
 	Topics     []TopicID // subscribed topics that exist
 	Current    []TP      // its previous target, for stickiness
 }
 
+// Rack awareness. Kafka takes a partition's racks from its replicas'
+// brokers and prefers to give a partition to a member in one of them, so
+// that the member reads it without crossing zones. In Floe every agent
+// serves every partition and each zone's agents read the bucket through
+// their own block ring, so every partition can be read in every zone
+// that has a live agent: those zones are the racks of every partition
+// (Image.Racks). A member whose RackId is one of them is "in rack" for
+// all partitions; one whose RackId names a zone without agents (or that
+// sent none) is not. Balance comes first: rack awareness only decides
+// which members take the partitions that balance leaves open: members in
+// rack get the extra partitions, and a member out of rack holding more
+// than a member in rack hands one over. A change of the racks bumps the
+// group epoch (Group.racks).
+
+// inRack reports whether m is in one of racks. It is false when racks or
+// m's rack are unknown.
+func inRack(m AssignMember, racks []string) bool {
+	return m.Rack != "" && slices.Contains(racks, m.Rack)
+}
+
+// rackAware reports whether rack awareness applies: the partitions' racks
+// are known and at least one member is in one of them (otherwise no
+// member is preferred to another).
+func rackAware(members []AssignMember, racks []string) bool {
+	if len(racks) == 0 {
+		return false
+	}
+	for _, m := range members {
+		if inRack(m, racks) {
+			return true
+		}
+	}
+	return false
+}
+
 // Assign runs the named assignor over members and topics (topic id →
-// partition count). Every partition of a topic some member subscribes to
+// partition count); racks are the racks every partition can be read in
+// (nil: unknown, no rack awareness). Every partition of a topic some member subscribes to
 // goes to exactly one member that subscribes to it; a member without
 // partitions is absent from the result. It is a pure function:
 // deterministic for a given input, whatever the order of members.
-func Assign(assignor string, members []AssignMember, topics map[TopicID]int32) map[string][]TP {
+func Assign(assignor string, members []AssignMember, topics map[TopicID]int32, racks []string) map[string][]TP {
+	if !rackAware(members, racks) {
+		racks = nil
+	}
 	var out map[string][]TP
 	switch assignor {
 	case Range:
-		out = assignRange(members, topics)
+		out = assignRange(members, topics, racks)
 	default:
-		out = assignUniform(members, topics)
+		out = assignUniform(members, topics, racks)
 	}
 	for id, tps := range out {
 		if len(tps) == 0 {
@@ -78,9 +118,18 @@ func subscriptions(members []AssignMember, topics map[TopicID]int32) (sorted []A
 // can: each member first keeps what its previous target gave it, then
 // unowned partitions go to the least loaded eligible members, then
 // partitions move from the most to the least loaded members while that
-// narrows the gap.
-func assignUniform(members []AssignMember, topics map[TopicID]int32) map[string][]TP {
+// narrows the gap. With racks, ties between equally loaded members go to
+// members in rack, and then a partition moves from a member out of rack
+// to an eligible member in rack with fewer partitions, while there is
+// one: balance is kept (the two counts swap), the members in rack end
+// with the larger shares, and a member out of rack keeps its partitions
+// when no member in rack has fewer.
+func assignUniform(members []AssignMember, topics map[TopicID]int32, racks []string) map[string][]TP {
 	sorted, eligible, all := subscriptions(members, topics)
+	in := make([]bool, len(sorted))
+	for i, m := range sorted {
+		in[i] = inRack(m, racks)
+	}
 	owned := make([]map[TP]struct{}, len(sorted))
 	taken := map[TP]bool{}
 	for i, m := range sorted {
@@ -94,12 +143,16 @@ func assignUniform(members []AssignMember, topics map[TopicID]int32) map[string]
 			taken[tp] = true
 		}
 	}
-	// leastLoaded is the eligible member with the fewest partitions,
-	// the first in id order on ties; -1 if none is below limit.
+	// leastLoaded is the eligible member with the fewest partitions, on
+	// ties the first in rack, then the first in id order; -1 if none is
+	// below limit.
 	leastLoaded := func(tp TP, limit int) int {
 		best := -1
 		for _, i := range eligible[tp.Topic] {
-			if len(owned[i]) < limit && (best < 0 || len(owned[i]) < len(owned[best])) {
+			if len(owned[i]) >= limit {
+				continue
+			}
+			if best < 0 || len(owned[i]) < len(owned[best]) || (len(owned[i]) == len(owned[best]) && in[i] && !in[best]) {
 				best = i
 			}
 		}
@@ -149,6 +202,9 @@ func assignUniform(members []AssignMember, topics map[TopicID]int32) map[string]
 			break
 		}
 	}
+	if racks != nil {
+		rackPass(sorted, eligible, owned, in)
+	}
 	out := make(map[string][]TP, len(sorted))
 	for i, m := range sorted {
 		for tp := range owned[i] {
@@ -158,14 +214,68 @@ func assignUniform(members []AssignMember, topics map[TopicID]int32) map[string]
 	return out
 }
 
+// rackPass moves partitions from members out of rack to eligible members
+// in rack holding fewer, one at a time: the most loaded member out of
+// rack (first in id order) gives its highest partition that a member in
+// rack with fewer partitions may take, to the least loaded of them. Each
+// move lowers the partitions held out of rack by one, so the loop ends.
+func rackPass(sorted []AssignMember, eligible map[TopicID][]int, owned []map[TP]struct{}, in []bool) {
+	for {
+		order := make([]int, 0, len(sorted))
+		for i := range sorted {
+			if !in[i] && len(owned[i]) > 0 {
+				order = append(order, i)
+			}
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(owned[b]), len(owned[a])) })
+		moved := false
+		for _, from := range order {
+			tps := make([]TP, 0, len(owned[from]))
+			for tp := range owned[from] {
+				tps = append(tps, tp)
+			}
+			slices.SortFunc(tps, func(a, b TP) int { return compareTPs(b, a) })
+			for _, tp := range tps {
+				to := -1
+				for _, i := range eligible[tp.Topic] {
+					if in[i] && len(owned[i]) < len(owned[from]) && (to < 0 || len(owned[i]) < len(owned[to])) {
+						to = i
+					}
+				}
+				if to >= 0 {
+					delete(owned[from], tp)
+					owned[to][tp] = struct{}{}
+					moved = true
+					break
+				}
+			}
+			if moved {
+				break
+			}
+		}
+		if !moved {
+			return
+		}
+	}
+}
+
 // assignRange gives, for each topic, the members subscribing to it
 // contiguous ranges of partitions, the first members one more when the
 // count does not divide. Static members come first, by instance id, so
 // that a static member that restarts gets the same range; then dynamic
-// members by member id.
-func assignRange(members []AssignMember, topics map[TopicID]int32) map[string][]TP {
+// members by member id. With racks, members in rack come before those
+// out of rack, so that they take the larger ranges and members out of
+// rack only what is left; the order is the same for every topic, so
+// co-partitioned topics still land together.
+func assignRange(members []AssignMember, topics map[TopicID]int32, racks []string) map[string][]TP {
 	sorted := slices.Clone(members)
 	slices.SortFunc(sorted, func(a, b AssignMember) int {
+		if ia, ib := inRack(a, racks), inRack(b, racks); ia != ib {
+			if ia {
+				return -1
+			}
+			return 1
+		}
 		switch {
 		case a.InstanceID != "" && b.InstanceID == "":
 			return -1

@@ -97,6 +97,10 @@ type Topic struct {
 type Image struct {
 	byName map[string]Topic
 	names  []string // sorted
+	// Racks are the racks every partition can be read in: the zones of
+	// the live agents (see the rack awareness note in assignors.go); nil
+	// when unknown.
+	Racks []string
 }
 
 // NewImage indexes topics.
@@ -249,8 +253,12 @@ type Group struct {
 	// to that exists, as of the last heartbeat: a change bumps the
 	// group epoch.
 	subscribed map[string]Topic
-	owner      map[TP]string // member holding each partition (assigned or pending revocation)
-	dead       bool
+	// racks are the partitions' racks the target assignment was computed
+	// with: a change bumps the group epoch while a member has a rack
+	// (KIP-1101).
+	racks []string
+	owner map[TP]string // member holding each partition (assigned or pending revocation)
+	dead  bool
 
 	newMemberID func() string
 }

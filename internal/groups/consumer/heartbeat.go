@@ -83,14 +83,17 @@ func (g *Group) Heartbeat(now time.Time, img Image, r HeartbeatRequest) (Heartbe
 	subscriptionChanged, dirty := g.update(m, r)
 	e.Persist = dirty || joined || replaced
 
-	// One bump for whatever changed: the member set, its subscription, or
-	// the metadata of the subscribed topics.
-	if metadataChanged := g.refreshSubscriptions(img); joined || subscriptionChanged || metadataChanged {
+	// One bump for whatever changed: the member set, its subscription,
+	// the metadata of the subscribed topics, or the partitions' racks
+	// when a member has a rack that they may matter to.
+	metadataChanged := g.refreshSubscriptions(img)
+	racksChanged := !slices.Equal(img.Racks, g.racks) && g.anyRack()
+	if joined || subscriptionChanged || metadataChanged || racksChanged {
 		g.epoch++
 		e.Persist = true
 	}
 	if g.epoch > g.assignmentEpoch {
-		g.computeTarget()
+		g.computeTarget(img.Racks)
 		e.Persist = true
 	}
 	before := maps.Clone(m.assigned)
@@ -303,9 +306,21 @@ func (g *Group) refreshSubscriptions(img Image) bool {
 	return true
 }
 
-// computeTarget runs the group's assignor for the group epoch.
-func (g *Group) computeTarget() {
+// anyRack reports whether a member sent a RackId.
+func (g *Group) anyRack() bool {
+	for _, m := range g.members {
+		if m.rackID != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// computeTarget runs the group's assignor for the group epoch; racks are
+// the racks every partition can be read in.
+func (g *Group) computeTarget(racks []string) {
 	g.assignor = g.chooseAssignor()
+	g.racks = slices.Clone(racks)
 	partitions := make(map[TopicID]int32, len(g.subscribed))
 	for _, t := range g.subscribed {
 		partitions[t.ID] = t.Partitions
@@ -313,7 +328,7 @@ func (g *Group) computeTarget() {
 	in := make([]AssignMember, 0, len(g.members))
 	for _, id := range g.memberIDs() {
 		m := g.members[id]
-		am := AssignMember{ID: id, InstanceID: m.instanceID}
+		am := AssignMember{ID: id, InstanceID: m.instanceID, Rack: m.rackID}
 		for name, t := range g.subscribed {
 			if m.subscribedTo(name) {
 				am.Topics = append(am.Topics, t.ID)
@@ -327,7 +342,7 @@ func (g *Group) computeTarget() {
 		in = append(in, am)
 	}
 	g.target = map[string]map[TP]struct{}{}
-	for id, tps := range Assign(g.assignor, in, partitions) {
+	for id, tps := range Assign(g.assignor, in, partitions, racks) {
 		set := make(map[TP]struct{}, len(tps))
 		for _, tp := range tps {
 			set[tp] = struct{}{}

@@ -24,6 +24,7 @@ type Snapshot struct {
 	Epoch           int32            `json:"epoch"`
 	AssignmentEpoch int32            `json:"assignment_epoch"`
 	Assignor        string           `json:"assignor,omitempty"`
+	Racks           []string         `json:"racks,omitempty"`
 	Subscribed      []Topic          `json:"subscribed,omitempty"`
 	Members         []SnapshotMember `json:"members,omitempty"`
 }
@@ -70,7 +71,7 @@ func snapshotPartitions[V any](set map[TP]V, epoch func(TP) int32) []SnapshotPar
 func (g *Group) Snapshot() Snapshot {
 	s := Snapshot{
 		Type: Type, State: g.State().String(), Epoch: g.epoch, AssignmentEpoch: g.assignmentEpoch,
-		Assignor: g.assignor,
+		Assignor: g.assignor, Racks: slices.Clone(g.racks),
 	}
 	for _, t := range g.subscribed {
 		s.Subscribed = append(s.Subscribed, t)
@@ -102,6 +103,7 @@ func Restore(name string, cfg Config, newMemberID func() string, s Snapshot, now
 	}
 	g := New(name, cfg, newMemberID)
 	g.epoch, g.assignmentEpoch, g.assignor = s.Epoch, s.AssignmentEpoch, s.Assignor
+	g.racks = slices.Clone(s.Racks)
 	for _, t := range s.Subscribed {
 		g.subscribed[t.Name] = t
 	}

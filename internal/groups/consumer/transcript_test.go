@@ -99,7 +99,13 @@ func (h *harness) run(t *testing.T, cmd string) []string {
 			topics = append(topics, Topic{ID: topicID(name), Name: name, Partitions: int32(p)})
 			h.names[topicID(name)] = name
 		}
+		racks := h.img.Racks
 		h.img = NewImage(topics)
+		h.img.Racks = racks
+		return nil
+	case "racks":
+		// racks ZONE...: the zones partitions can be read in.
+		h.img.Racks = pos
 		return nil
 	case "join", "hb", "leave":
 		r := HeartbeatRequest{Version: 1, MemberID: pos[0], RebalanceTimeout: -1, ClientID: "client", ClientHost: "/127.0.0.1"}
