@@ -80,6 +80,8 @@ type costData struct {
 	StoredBytes             int64
 	Warm                    bool
 	Error                   string
+	// Agents of TotalAgents live agents are in the request rates.
+	Agents, TotalAgents int
 }
 
 func (c *Console) cost(w http.ResponseWriter, r *http.Request) {
@@ -87,9 +89,15 @@ func (c *Console) cost(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := c.ctx(r)
 	defer cancel()
 	s := c.samples
+	// The bucket's rates are the cluster's: this agent's and those of the
+	// other agents that answered.
+	rates := c.clusterBucketRates(ctx, BucketTotals{
+		Puts: s.rate("floe_objstore_requests_total", "op=put"), Gets: s.rate("floe_objstore_requests_total", "op=get"),
+		AppendedBytes: s.rate("floe_segment_bytes_sum"),
+	})
 	d := costData{Prices: prices, Warm: s.warm(),
-		PutSec: s.rate("floe_objstore_requests_total", "op=put"), GetSec: s.rate("floe_objstore_requests_total", "op=get"),
-		InBytes: s.rate("floe_segment_bytes_sum"),
+		PutSec: rates.Puts, GetSec: rates.Gets, InBytes: rates.AppendedBytes,
+		Agents: rates.Agents, TotalAgents: rates.Total,
 	}
 	st, err := jobs.ReadStatus(ctx, c.opts.Store)
 	if err != nil {
@@ -111,15 +119,15 @@ func (c *Console) cost(w http.ResponseWriter, r *http.Request) {
 	// By topic: storage is the topic's own; PUTs and the transfer are
 	// shared by the topics in each object, so they are split by the
 	// topics' shares of the records appended; GETs are not attributed.
-	rates := s.topicRates()
+	topicRates := s.topicRates()
 	totalRate := 0.0
-	for _, v := range rates {
+	for _, v := range topicRates {
 		totalRate += v
 	}
 	for _, t := range st.Topics {
 		tc := topicCost{Topic: t.Name, Bytes: t.Bytes}
 		if totalRate > 0 {
-			tc.Share = rates[t.Name] / totalRate
+			tc.Share = topicRates[t.Name] / totalRate
 		}
 		tc.Put, tc.CrossZone = put*tc.Share, cross*tc.Share
 		tc.Storage = float64(t.Bytes) / gib * prices.StorageGiBMonth / daysInMonth

@@ -256,7 +256,7 @@ func checkStatus(st *Status, a metastore.AgentInfo) error {
 			delete(st.Fetch, t)
 		}
 	}
-	for _, f := range []*float64{&st.Connections, &st.Goroutines, &st.CPUSeconds, &st.RSSBytes} {
+	for _, f := range []*float64{&st.Connections, &st.Goroutines, &st.CPUSeconds, &st.RSSBytes, &st.Bucket.Puts, &st.Bucket.Gets, &st.Bucket.AppendedBytes} {
 		*f = max(*f, 0)
 	}
 	return nil
@@ -274,6 +274,7 @@ type peerView struct {
 	Status    Status
 	CPU       float64           // CPU seconds per second
 	Fetch     map[string]Served // per second, by topic
+	Bucket    BucketTotals      // per second
 	Warm      bool              // two answers to take rates from
 }
 
@@ -303,6 +304,8 @@ func (p *peers) view(id string) peerView {
 		return (b - a) / dt
 	}
 	v.CPU = perSec(old.st.CPUSeconds, cur.st.CPUSeconds)
+	ob, cb := old.st.Bucket, cur.st.Bucket
+	v.Bucket = BucketTotals{Puts: perSec(ob.Puts, cb.Puts), Gets: perSec(ob.Gets, cb.Gets), AppendedBytes: perSec(ob.AppendedBytes, cb.AppendedBytes)}
 	v.Fetch = map[string]Served{}
 	for t, s := range cur.st.Fetch {
 		o := old.st.Fetch[t]
@@ -346,6 +349,43 @@ func (c *Console) clusterFetchRates(ctx context.Context) fetchRates {
 			sum.Bytes += s.Bytes
 			out.ByTopic[t] = sum
 		}
+	}
+	out.Total = max(out.Total, 1)
+	return out
+}
+
+// bucketRates are PUTs, GETs and appended bytes per second: this
+// agent's, plus every other live agent's that answered (Agents of Total
+// live agents).
+type bucketRates struct {
+	BucketTotals
+	Agents, Total int
+}
+
+// clusterBucketRates asks the other agents (refresh) and adds up their
+// bucket rates to own, this agent's.
+func (c *Console) clusterBucketRates(ctx context.Context, own BucketTotals) bucketRates {
+	out := bucketRates{BucketTotals: own, Agents: 1, Total: 1}
+	agents, err := c.opts.Store.LiveAgents(ctx)
+	if err != nil {
+		return out
+	}
+	self := c.opts.Self().ID
+	c.peers.refresh(ctx, agents, self)
+	out.Total = 0
+	for _, a := range agents {
+		out.Total++
+		if a.ID == self {
+			continue
+		}
+		v := c.peers.view(a.ID)
+		if !v.Reachable || !v.Warm {
+			continue
+		}
+		out.Agents++
+		out.Puts += v.Bucket.Puts
+		out.Gets += v.Bucket.Gets
+		out.AppendedBytes += v.Bucket.AppendedBytes
 	}
 	out.Total = max(out.Total, 1)
 	return out

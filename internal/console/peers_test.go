@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -207,6 +208,64 @@ func TestFetchRatesAcrossAgents(t *testing.T) {
 	_, body, _ := get(t, hc, base+"/topics/orders")
 	if m := regexp.MustCompile(`<span id="topic-out">([0-9.]+)</span>`).FindStringSubmatch(body); m == nil || m[1] == "0.00" {
 		t.Errorf("/topics/orders shows no out rate: %v", m)
+	}
+}
+
+// TestCostAcrossAgents: the cost page prices the cluster's bucket
+// requests, this agent's and the other agents' (their /api/status), not
+// only its own: records produced through B alone show as PUTs on A's
+// page.
+func TestCostAcrossAgents(t *testing.T) {
+	// No jobs and no data through A: every PUT the page counts is B's.
+	fast := func(cfg *agent.Config) { cfg.ConsoleSampleInterval = 300 * time.Millisecond }
+	a := agenttest.Start(t, agenttest.Options{Config: fast})
+	b := agenttest.StartPeer(t, a, agenttest.Options{Config: fast})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		live, err := a.Store.LiveAgents(t.Context())
+		if err == nil && len(live) == 2 && live[0].Admin != "" && live[1].Admin != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agents did not both register an admin address: %+v %v", live, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := b.Store.CreateTopic(t.Context(), metastore.TopicSpec{Name: "orders", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	hc := browser(t)
+	base := "http://" + a.AdminAddr()
+	// Every connection goes to B, whichever agent Metadata names as the
+	// partition's leader (any agent takes any produce).
+	toB := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, b.Addr())
+	}
+	producer, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("orders"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.Dialer(toB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	putRate := regexp.MustCompile(`([0-9.]+) PUT/s`)
+	deadline = time.Now().Add(20 * time.Second)
+	for i := 0; ; i++ {
+		// Keep B's PUTs going while A's page warms up.
+		if err := producer.ProduceSync(t.Context(), &kgo.Record{Partition: 0, Value: []byte(fmt.Sprintf("cost-%d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		_, body, _ := get(t, hc, base+"/cost")
+		m := putRate.FindStringSubmatch(body)
+		if m != nil && m[1] != "0.000" && strings.Contains(body, "summed over all 2 live agents") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/cost shows no PUT rate summed over both agents: %v\n%s", m, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if st := status(t, hc, b); st.Bucket.Puts <= 0 || st.Bucket.AppendedBytes <= 0 {
+		t.Errorf("B's status counts %+v of the bucket, want its PUTs and appended bytes", st.Bucket)
 	}
 }
 

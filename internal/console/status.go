@@ -32,6 +32,17 @@ type Status struct {
 	// Fetch is, per topic, what Fetch answered since the agent started
 	// (floe_fetch_records_total, floe_fetch_bytes_total).
 	Fetch map[string]Served `json:"fetch,omitempty"`
+	// Bucket is what the agent asked of the bucket and appended since it
+	// started: what the cost page adds up over the cluster.
+	Bucket BucketTotals `json:"bucket"`
+}
+
+// BucketTotals are an agent's bucket requests and appended bytes since it
+// started (floe_objstore_requests_total by op, floe_segment_bytes_sum).
+type BucketTotals struct {
+	Puts          float64 `json:"puts"`
+	Gets          float64 `json:"gets"`
+	AppendedBytes float64 `json:"appended_bytes"`
 }
 
 // Served counts records and bytes.
@@ -69,6 +80,10 @@ func StatusHandler(o StatusOptions) http.Handler {
 			o.Logger.Debug("status: gathering metrics", "err", err)
 		}
 		st.Connections, st.Goroutines = m["floe_connections"], m["go_goroutines"]
+		st.Bucket = BucketTotals{
+			Puts: sum(m, "floe_objstore_requests_total", "op=put"), Gets: sum(m, "floe_objstore_requests_total", "op=get"),
+			AppendedBytes: sum(m, "floe_segment_bytes_sum"),
+		}
 		st.CPUSeconds, st.RSSBytes = m["process_cpu_seconds_total"], m["process_resident_memory_bytes"]
 		for k, v := range m {
 			for _, c := range []struct {
