@@ -155,7 +155,8 @@ func (c *Coordinator) write(ctx context.Context, group string, gs *groupStates, 
 type Offsets struct {
 	LogStart int64
 	// End is the first offset a share group may not deliver yet: the
-	// high watermark (read_uncommitted).
+	// high watermark (read_uncommitted) or the last stable offset
+	// (read_committed).
 	End int64
 	// ForTime, when set, is the first offset whose record's timestamp is
 	// at or after ms (End when none is), for share.auto.offset.reset
@@ -163,16 +164,31 @@ type Offsets struct {
 	ForTime func(ms int64) int64
 }
 
-// ReadFunc reads records of a partition from offset from: whole
-// batches, at least one if there is one, and the offset after the last
-// record returned.
-type ReadFunc func(ctx context.Context, from int64) (records []byte, end int64, err error)
+// Read is what a ReadFunc returns.
+type Read struct {
+	// Records are whole batches, at least one if there is one.
+	Records []byte
+	// End is the offset after the last record returned.
+	End int64
+	// Skip lists offsets of Records no member may be handed (records of
+	// aborted transactions and transaction markers, for a read_committed
+	// group), sorted; they are archived.
+	Skip []sharepart.Span
+}
+
+// ReadFunc reads records of a partition from offset from.
+type ReadFunc func(ctx context.Context, from int64) (Read, error)
 
 // Fetched is what a ShareFetch returns for one partition.
 type Fetched struct {
 	Records  []byte
 	Acquired []sharepart.Acquisition
 }
+
+// maxSkippingReads bounds the reads of one Acquire that found only
+// offsets to skip, so that a long aborted transaction costs a few
+// requests rather than one read per request.
+const maxSkippingReads = 4
 
 // Acquire hands member up to maxRecords records of a partition: it
 // creates the share partition at share.auto.offset.reset the first time
@@ -196,19 +212,24 @@ func (c *Coordinator) Acquire(ctx context.Context, group, member string, tp TP, 
 		c.log.Info("share partition started", "group", group, "partition", tp.Partition, "start", start)
 	}
 	ps.p.AdvanceStart(offs.LogStart)
-	from := ps.p.NextCandidate(now)
-	if from >= offs.End {
-		return Fetched{}, 0
+	for range maxSkippingReads {
+		from := ps.p.NextCandidate(now)
+		if from >= offs.End {
+			return Fetched{}, 0
+		}
+		rd, err := read(ctx, from)
+		if err != nil {
+			return Fetched{}, errCode(err)
+		}
+		acq := ps.p.AcquireSkipping(now, member, maxRecords, min(rd.End, offs.End), rd.Skip)
+		if len(acq) > 0 {
+			return Fetched{Records: rd.Records, Acquired: acq}, 0
+		}
+		if len(rd.Skip) == 0 || ps.p.NextCandidate(now) <= from {
+			return Fetched{}, 0
+		}
 	}
-	records, end, err := read(ctx, from)
-	if err != nil {
-		return Fetched{}, errCode(err)
-	}
-	acq := ps.p.Acquire(now, member, maxRecords, min(end, offs.End))
-	if len(acq) == 0 {
-		return Fetched{}, 0
-	}
-	return Fetched{Records: records, Acquired: acq}, 0
+	return Fetched{}, 0
 }
 
 // Acknowledge applies member's acknowledgements and stores every share

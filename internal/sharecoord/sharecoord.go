@@ -54,6 +54,11 @@ type Options struct {
 	Partition sharepart.Config
 	// Reset is share.auto.offset.reset (default latest).
 	Reset sharepart.Reset
+	// ReadCommitted is share.isolation.level read_committed: a share
+	// partition ends at the last stable offset, and the caller's reads
+	// list the offsets of aborted transactions and markers to skip
+	// (default read_uncommitted, as Kafka).
+	ReadCommitted bool
 	// MaxSessions bounds the share sessions this agent keeps.
 	MaxSessions int
 	// MaxGroups bounds the share groups kept in memory (default
@@ -115,6 +120,10 @@ func New(store Store, opts Options) *Coordinator {
 		sessions: map[sessionKey]*session{},
 	}
 }
+
+// ReadCommitted reports whether share groups read committed records only
+// (share.isolation.level read_committed).
+func (c *Coordinator) ReadCommitted() bool { return c.opts.ReadCommitted }
 
 // LockDuration is share.record.lock.duration.ms, which ShareFetch
 // reports.

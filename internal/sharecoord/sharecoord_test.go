@@ -39,8 +39,52 @@ func setup(t *testing.T) (*embedded.Store, metastore.Topic) {
 // readAll pretends the log holds one record per offset: it "reads" every
 // offset from from to the end, which it reports.
 func readAll(end int64) sharecoord.ReadFunc {
-	return func(_ context.Context, from int64) ([]byte, int64, error) {
-		return []byte(fmt.Sprintf("records %d-%d", from, end-1)), end, nil
+	return func(_ context.Context, from int64) (sharecoord.Read, error) {
+		return sharecoord.Read{Records: []byte(fmt.Sprintf("records %d-%d", from, end-1)), End: end}, nil
+	}
+}
+
+// TestAcquireSkipsAbortedRuns: a read that finds only offsets to skip
+// (an aborted transaction) archives them and reads on, a bounded number
+// of times, so the member gets the committed records after them.
+func TestAcquireSkipsAbortedRuns(t *testing.T) {
+	store, topic := setup(t)
+	clk := &clock{now: time.Unix(1000, 0)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, ReadCommitted: true, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 0}
+	const aborted = 25 // offsets 0-24 belong to an aborted transaction
+	reads := 0
+	read := func(_ context.Context, from int64) (sharecoord.Read, error) {
+		reads++
+		end := min(from+10, 40)
+		rd := sharecoord.Read{Records: []byte(fmt.Sprintf("records %d-%d", from, end-1)), End: end}
+		if from < aborted {
+			rd.Skip = []sharepart.Span{{First: from, Last: min(end, aborted) - 1}}
+		}
+		return rd, nil
+	}
+	f, code := c.Acquire(context.Background(), "g", "m", tp, 100, sharecoord.Offsets{End: 40}, read)
+	if code != 0 || acquired(f) != "[25-29 #1]" || reads != 3 {
+		t.Fatalf("acquired %s (code %d) in %d reads; want [25-29 #1] in 3", acquired(f), code, reads)
+	}
+	ps, _, _ := c.Partition(context.Background(), "g", tp)
+	if ps.Start != aborted {
+		t.Fatalf("start %d, want %d: the aborted offsets are archived", ps.Start, aborted)
+	}
+
+	// A transaction aborted over more than maxSkippingReads reads: the
+	// fetch answers nothing but the next one goes on from there.
+	reads = 0
+	long := func(_ context.Context, from int64) (sharecoord.Read, error) {
+		reads++
+		return sharecoord.Read{Records: []byte("x"), End: from + 10, Skip: []sharepart.Span{{First: from, Last: from + 9}}}, nil
+	}
+	tp1 := sharecoord.TP{Topic: topic.ID, Partition: 1}
+	if f, _ := c.Acquire(context.Background(), "g", "m", tp1, 100, sharecoord.Offsets{End: 1000}, long); len(f.Acquired) != 0 || reads != 4 {
+		t.Fatalf("acquired %s in %d reads; want nothing in 4", acquired(f), reads)
+	}
+	if ps, _, _ := c.Partition(context.Background(), "g", tp1); ps.Start != 40 {
+		t.Fatalf("start %d after four skipping reads, want 40", ps.Start)
 	}
 }
 

@@ -157,7 +157,30 @@ type Acquisition struct {
 // The caller reads the records at the returned offsets; an offset where
 // no record exists is acknowledged by the client as a Gap.
 func (p *Partition) Acquire(now time.Time, member string, maxRecords int, logEnd int64) []Acquisition {
+	return p.AcquireSkipping(now, member, maxRecords, logEnd, nil)
+}
+
+// Span is a run of offsets First..Last.
+type Span struct{ First, Last int64 }
+
+// AcquireSkipping is Acquire where the offsets of skip (sorted, not
+// overlapping) are archived instead of acquired when Acquire would reach
+// them: the records of aborted transactions and the transaction markers
+// of a read_committed share group, which no member may be handed. An
+// offset of skip held by a member is left to it. Archived offsets count
+// against the window bound but not against maxRecords; the start offset
+// moves over them as over any finished offset.
+func (p *Partition) AcquireSkipping(now time.Time, member string, maxRecords int, logEnd int64, skip []Span) []Acquisition {
 	p.Expire(now)
+	if len(skip) > 0 {
+		defer p.advance()
+	}
+	skipped := func(off int64) bool {
+		for len(skip) > 0 && skip[0].Last < off {
+			skip = skip[1:]
+		}
+		return len(skip) > 0 && skip[0].First <= off
+	}
 	if maxRecords <= 0 || member == "" {
 		return nil
 	}
@@ -182,10 +205,18 @@ func (p *Partition) Acquire(now time.Time, member string, maxRecords int, logEnd
 			return out
 		}
 		if p.window[i].state == Available {
+			if skipped(p.start + int64(i)) {
+				p.settle(&p.window[i], Archived)
+				continue
+			}
 			add(p.start+int64(i), &p.window[i])
 		}
 	}
 	for maxRecords > 0 && len(p.window) < p.cfg.MaxRecordLocks && p.Next() < logEnd {
+		if skipped(p.Next()) {
+			p.window = append(p.window, record{state: Archived})
+			continue
+		}
 		p.window = append(p.window, record{})
 		add(p.Next()-1, &p.window[len(p.window)-1])
 	}
