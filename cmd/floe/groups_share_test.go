@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,7 +23,8 @@ import (
 // TestGroupsShareGroups: `floe groups` shows a share group after a
 // member accepted, rejected and released records: through the Kafka
 // protocol its state, member, start offsets and lag; through the admin
-// API (the metadata store) the in-flight records by state as well.
+// API (the metadata store) the in-flight records by state as well, and
+// offline from the store; the agent's /metrics count what happened.
 func TestGroupsShareGroups(t *testing.T) {
 	a := agenttest.Start(t, agenttest.Options{Config: func(c *agent.Config) {
 		c.Shares.Reset = sharepart.Reset{Kind: sharepart.ResetEarliest}
@@ -126,6 +129,27 @@ func TestGroupsShareGroups(t *testing.T) {
 			t.Errorf("row %d = %+v, want %+v", i, g, w)
 		}
 	}
+
+	// The agent's /metrics count the acknowledgements: 8 accepted, 1
+	// rejected (and archived), at least 1 released.
+	resp, err := http.Get("http://" + a.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	metrics := string(body)
+	for _, want := range []string{"floe_share_records_acknowledged_total 8", "floe_share_records_rejected_total 1", "floe_share_records_archived_total 1"} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", want, grepLines(metrics, "floe_share"))
+		}
+	}
+	for _, name := range []string{"floe_share_records_released_total", "floe_share_records_acquired_total", "floe_share_records_in_flight", "floe_share_lock_expiries_total", "floe_share_sessions"} {
+		if !strings.Contains(metrics, "\n"+name+" ") {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	t.Logf("\n%s", grepLines(metrics, "floe_share"))
 
 	// Offline, from the stopped agent's metadata store: the same rows.
 	cons.Close()

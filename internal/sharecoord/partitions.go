@@ -3,6 +3,7 @@ package sharecoord
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -21,12 +22,18 @@ type groupStates struct {
 	// dropped from Coordinator.states; a request that reaches its turn
 	// afterwards looks the group up again.
 	evicted bool
+	// inFlight is the sum of the parts' in-flight offsets as last
+	// observed, read by the metrics without the turn.
+	inFlight atomic.Int64
 }
 
 type partState struct {
 	p          *sharepart.Partition
 	version    int64
 	stateEpoch int32
+	// seen and inFlight are what the metrics last observed.
+	seen     sharepart.Counts
+	inFlight int64
 }
 
 func (c *Coordinator) groupStates(group string) (*groupStates, error) {
@@ -97,7 +104,9 @@ func (c *Coordinator) take(ctx context.Context, group string) (*groupStates, err
 			c.log.Error("share partition state unreadable, starting it again", "group", group, "partition", st.Partition, "err", err)
 			continue
 		}
-		gs.parts[TP{st.TopicID, st.Partition}] = &partState{p: p, version: st.Version, stateEpoch: st.StateEpoch}
+		tp := TP{st.TopicID, st.Partition}
+		gs.parts[tp] = &partState{p: p, version: st.Version, stateEpoch: st.StateEpoch}
+		c.observe(gs, tp, gs.parts[tp])
 	}
 	gs.loaded = true
 	return gs, nil
@@ -109,6 +118,7 @@ func (c *Coordinator) take(ctx context.Context, group string) (*groupStates, err
 func (gs *groupStates) forget() {
 	gs.loaded = false
 	gs.parts = map[TP]*partState{}
+	gs.inFlight.Store(0)
 }
 
 func toSnapshot(st metastore.ShareState) sharepart.Snapshot {
@@ -211,6 +221,7 @@ func (c *Coordinator) Acquire(ctx context.Context, group, member string, tp TP, 
 		}
 		c.log.Info("share partition started", "group", group, "partition", tp.Partition, "start", start)
 	}
+	defer c.observe(gs, tp, ps)
 	ps.p.AdvanceStart(offs.LogStart)
 	for range maxSkippingReads {
 		from := ps.p.NextCandidate(now)
@@ -255,6 +266,7 @@ func (c *Coordinator) Acknowledge(ctx context.Context, group, member string, ack
 			continue
 		}
 		codes[tp] = ps.p.Acknowledge(now, member, batches)
+		c.observe(gs, tp, ps)
 		if codes[tp] == 0 {
 			changed = append(changed, tp)
 		}
@@ -278,6 +290,7 @@ func (c *Coordinator) Release(ctx context.Context, group, member string, tps []T
 	for _, tp := range tps {
 		if ps := gs.parts[tp]; ps != nil {
 			ps.p.ReleaseMember(member)
+			c.observe(gs, tp, ps)
 		}
 	}
 	return nil

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/floe-io/floe/internal/groups/consumer"
@@ -72,6 +74,8 @@ type Options struct {
 	// all).
 	Owns   func(group string) bool
 	Logger *slog.Logger
+	// Registerer receives the share-group metrics; nil registers nothing.
+	Registerer prometheus.Registerer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -93,6 +97,8 @@ type Coordinator struct {
 	groups   map[string]*sharegroup.Group
 	states   map[string]*groupStates
 	sessions map[sessionKey]*session
+
+	metrics *metrics
 }
 
 // New returns a Coordinator.
@@ -113,12 +119,14 @@ func New(store Store, opts Options) *Coordinator {
 		opts.Now = time.Now
 	}
 	opts.Group = opts.Group.WithDefaults()
-	return &Coordinator{
+	c := &Coordinator{
 		store: store, opts: opts, log: opts.Logger,
 		groups:   map[string]*sharegroup.Group{},
 		states:   map[string]*groupStates{},
 		sessions: map[sessionKey]*session{},
 	}
+	c.metrics = newMetrics(c, opts.Registerer)
+	return c
 }
 
 // ReadCommitted reports whether share groups read committed records only

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/floe-io/floe/internal/groups/consumer"
@@ -346,4 +348,70 @@ func TestForgetIdle(t *testing.T) {
 	if f, _ := leader.Acquire(ctx, "g", "m", tp, 10, offs, readAll(4)); acquired(f) != "[0-3 #1]" {
 		t.Fatalf("after the group was deleted elsewhere: %s, want everything again", acquired(f))
 	}
+}
+
+// TestMetrics: the share-group counters and the in-flight gauge follow
+// acquisitions, acknowledgements of each type and lock expiries.
+func TestMetrics(t *testing.T) {
+	store, topic := setup(t)
+	clk := &clock{now: time.Unix(1000, 0)}
+	reg := prometheus.NewRegistry()
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, Registerer: reg, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest},
+		Partition: sharepart.Config{LockDuration: 30 * time.Second}})
+	ctx := context.Background()
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 0}
+	metrics := func() map[string]float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]float64{}
+		for _, f := range families {
+			for _, x := range f.GetMetric() {
+				if x.Counter != nil {
+					m[f.GetName()] = x.Counter.GetValue()
+				} else {
+					m[f.GetName()] = x.Gauge.GetValue()
+				}
+			}
+		}
+		return m
+	}
+	check := func(what string, want map[string]float64) {
+		t.Helper()
+		got := metrics()
+		for name, v := range want {
+			if got[name] != v {
+				t.Errorf("%s: %s = %v, want %v", what, name, got[name], v)
+			}
+		}
+	}
+	if f, _ := c.Acquire(ctx, "g", "m", tp, 100, sharecoord.Offsets{End: 10}, readAll(10)); len(f.Acquired) == 0 {
+		t.Fatal("nothing acquired")
+	}
+	check("after acquiring 0-9", map[string]float64{"floe_share_records_acquired_total": 10, "floe_share_records_in_flight": 10})
+	codes := c.Acknowledge(ctx, "g", "m", map[sharecoord.TP][]sharepart.AckBatch{tp: {
+		{First: 0, Last: 3, Types: []sharepart.AckType{sharepart.Accept}},
+		{First: 4, Last: 4, Types: []sharepart.AckType{sharepart.Reject}},
+		{First: 5, Last: 5, Types: []sharepart.AckType{sharepart.Release}},
+	}})
+	if codes[tp] != 0 {
+		t.Fatalf("acknowledge: %d", codes[tp])
+	}
+	check("after accept 0-3, reject 4, release 5", map[string]float64{
+		"floe_share_records_acknowledged_total": 4, "floe_share_records_rejected_total": 1, "floe_share_records_archived_total": 1,
+		"floe_share_records_released_total": 1, "floe_share_records_in_flight": 5,
+	})
+	clk.now = clk.now.Add(time.Minute) // the locks of 6-9 expire
+	if f, _ := c.Acquire(ctx, "g", "n", tp, 100, sharecoord.Offsets{End: 10}, readAll(10)); acquired(f) != "[5-9 #2]" {
+		t.Fatalf("second member acquired %s, want [5-9 #2]", acquired(f))
+	}
+	check("after the locks expired and 5-9 went to another member", map[string]float64{
+		"floe_share_lock_expiries_total": 4, "floe_share_records_acquired_total": 15, "floe_share_records_in_flight": 5,
+	})
+	if err := c.Release(ctx, "g", "n", []sharecoord.TP{tp}); err != nil {
+		t.Fatal(err)
+	}
+	check("after the member's session closed", map[string]float64{"floe_share_records_released_total": 6, "floe_share_records_in_flight": 5})
 }

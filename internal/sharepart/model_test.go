@@ -69,6 +69,9 @@ type model struct {
 	// abortEvery > 0 makes every offset that is a multiple of it one a
 	// read_committed group skips.
 	abortEvery int64
+	// acquired counts the deliveries handed out since the last restore,
+	// which Counts().Acquired must equal.
+	acquired int64
 }
 
 func (m *model) aborted(off int64) bool { return m.abortEvery > 0 && off%m.abortEvery == 0 }
@@ -121,6 +124,7 @@ func (m *model) step() {
 			}
 		}
 		for _, a := range got {
+			m.acquired += a.Last - a.First + 1
 			if a.First > a.Last || a.First < m.p.Start() || a.Last >= end {
 				t.Fatalf("acquired %d-%d outside [%d, %d)", a.First, a.Last, m.p.Start(), end)
 			}
@@ -234,6 +238,7 @@ func (m *model) step() {
 			t.Fatalf("restore %+v: %v", s, err)
 		}
 		m.p = p
+		m.acquired = 0
 		for off := range m.held {
 			m.fail(off)
 		}
@@ -242,6 +247,9 @@ func (m *model) step() {
 
 func (m *model) check() {
 	t := m.t
+	if got := m.p.Counts().Acquired; got != m.acquired {
+		t.Fatalf("Counts().Acquired = %d, model %d", got, m.acquired)
+	}
 	start := m.p.Start()
 	if start < m.lastStart {
 		t.Fatalf("start offset moved back from %d to %d", m.lastStart, start)

@@ -12,6 +12,7 @@ package sharepart
 //	advance 10s                                  the clock, expiring locks
 //	logstart 7                                   retention removed records
 //	snapshot / restore                           a change of owner
+//	counts                                       running totals, for metrics
 
 import (
 	"flag"
@@ -149,6 +150,10 @@ func (h *harness) run(t *testing.T, line string) []string {
 		out = append(out, fmt.Sprintf("expire changed=%v", h.p.Expire(h.now)))
 	case "logstart":
 		out = append(out, fmt.Sprintf("logstart changed=%v", h.p.AdvanceStart(num(t, fields[1], 0))))
+	case "counts":
+		c := h.p.Counts()
+		out = append(out, fmt.Sprintf("acquired=%d accepted=%d released=%d rejected=%d expired=%d archived=%d",
+			c.Acquired, c.Accepted, c.Released, c.Rejected, c.LockExpired, c.Archived))
 	case "snapshot":
 		h.snap = h.p.Snapshot()
 		var bs []string
