@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"time"
 
 	"github.com/floe-io/floe/internal/agent"
@@ -16,6 +17,17 @@ func registerShares(fs *flag.FlagSet, cfg *agent.Config) {
 		r, err := sharepart.ParseReset(s)
 		cfg.Shares.Reset = r
 		return err
+	})
+	fs.Func("share-isolation-level", "which records share groups read: read_uncommitted (default, as Kafka) or read_committed, which skips aborted transactions and stops at the last stable offset (share.isolation.level)", func(s string) error {
+		switch s {
+		case "read_uncommitted":
+			cfg.Shares.ReadCommitted = false
+		case "read_committed":
+			cfg.Shares.ReadCommitted = true
+		default:
+			return fmt.Errorf("share isolation level %q: want read_uncommitted or read_committed", s)
+		}
+		return nil
 	})
 	fs.DurationVar(&cfg.Shares.Partition.LockDuration, "share-record-lock-duration", sharepart.DefaultLockDuration, "how long a share consumer holds a record it fetched before it is delivered to another (share.record.lock.duration.ms)")
 	fs.IntVar(&cfg.Shares.Partition.DeliveryCountLimit, "share-delivery-count-limit", sharepart.DefaultDeliveryCountLimit, "deliveries of a record before a share group gives up on it and archives it (share.delivery.count.limit)")

@@ -75,11 +75,17 @@ func validDataKey(key string) bool {
 
 // inspectGroups answers GET /api/groups[?group=NAME...]: every consumer
 // group of the cluster (or the named ones) with its committed offsets,
-// end offsets and lag, read from the metadata store.
+// end offsets and lag, then every share group with stored state, read
+// from the metadata store.
 func (a *Agent) inspectGroups(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	rows, err := inspect.Groups(ctx, a.store, r.URL.Query()["group"])
+	if err == nil {
+		var shares []inspect.GroupRow
+		shares, err = inspect.ShareGroups(ctx, a.store, r.URL.Query()["group"])
+		rows = append(rows, shares...)
+	}
 	if err != nil {
 		a.log.Warn("admin: read groups failed", "err", err)
 		http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)

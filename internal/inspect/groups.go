@@ -26,6 +26,15 @@ type GroupRow struct {
 	Lag       int64  `json:"lag"`
 	Member    string `json:"member,omitempty"` // client id/member id of the consuming member
 	Error     string `json:"error,omitempty"`
+	// Type is "share" for a share group (KIP-932), whose Committed is
+	// the share-partition start offset and Lag the records between it
+	// and End neither acknowledged nor archived; empty for consumer
+	// groups.
+	Type string `json:"type,omitempty"`
+	// InFlight counts a share partition's in-flight records by state,
+	// when known (from the metadata store, not through the Kafka
+	// protocol, which has no API for it).
+	InFlight *ShareInFlight `json:"in_flight,omitempty"`
 }
 
 // GroupReader is the part of the metadata store Groups reads.

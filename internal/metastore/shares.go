@@ -73,6 +73,11 @@ type ShareStore interface {
 	// group (none, without error, for an unknown group), sorted by topic
 	// id and partition.
 	LoadShareStates(ctx context.Context, group string) ([]ShareState, error)
+	// ListShareGroups returns the names of the groups with at least one
+	// stored share-partition state, sorted bytewise; for tools (membership
+	// is not stored, so a share group that never started a share
+	// partition is not listed).
+	ListShareGroups(ctx context.Context) ([]string, error)
 	// WriteShareStates writes states of one group all or nothing: each
 	// state is written only if its Version is the stored one (0 when none
 	// is stored), and then gets Version+1, returned in call order. One

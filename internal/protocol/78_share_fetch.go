@@ -193,12 +193,20 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 				continue
 			}
 			budget := maxBytes - bytes
-			read := func(ctx context.Context, from int64) ([]byte, int64, error) {
-				res, err := h.reader.Read(ctx, tp.Topic, tp.Partition, from, budget, true, fetch.ReadUncommitted)
+			iso, end := fetch.ReadUncommitted, offs.HighWatermark
+			if co.ReadCommitted() {
+				iso, end = fetch.ReadCommitted, offs.LastStableOffset
+			}
+			read := func(ctx context.Context, from int64) (sharecoord.Read, error) {
+				res, err := h.reader.Read(ctx, tp.Topic, tp.Partition, from, budget, true, iso)
 				if err != nil {
-					return nil, from, err
+					return sharecoord.Read{End: from}, err
 				}
-				return res.Records, batchesEnd(res.Records, from), nil
+				rd := sharecoord.Read{Records: res.Records, End: batchesEnd(res.Records, from)}
+				if iso == fetch.ReadCommitted {
+					rd.Skip = uncommitted(res.Records, res.Aborted)
+				}
+				return rd, nil
 			}
 			forTime := func(ms int64) int64 {
 				off, _, found, err := h.reader.OffsetForTimestamp(ctx, tp.Topic, tp.Partition, ms)
@@ -208,7 +216,7 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 				return off
 			}
 			f, code := co.Acquire(ctx, sh.group, member, tp, maxRecords-got,
-				sharecoord.Offsets{LogStart: offs.LogStartOffset, End: offs.HighWatermark, ForTime: forTime}, read)
+				sharecoord.Offsets{LogStart: offs.LogStartOffset, End: end, ForTime: forTime}, read)
 			e := entry(tp)
 			e.ErrorCode = code
 			if len(f.Acquired) == 0 {

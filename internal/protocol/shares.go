@@ -9,7 +9,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/floe-io/floe/internal/groups/consumer"
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/recordbatch"
 	"github.com/floe-io/floe/internal/sharecoord"
+	"github.com/floe-io/floe/internal/sharepart"
 )
 
 // sharesOrErr returns the share-group runtime, or the code to answer when
@@ -50,4 +53,40 @@ func batchesEnd(records []byte, from int64) int64 {
 		records = records[size:]
 	}
 	return end
+}
+
+// uncommitted lists the offsets of records (whole v2 batches) that a
+// read_committed share group must never hand out: transaction markers
+// (control batches) and the batches of aborted transactions, a
+// transactional batch being aborted when an aborted transaction of its
+// producer spans its base offset. aborted is sorted by FirstOffset (as
+// fetch.Partition.Aborted); one pass over both, as a consumer does. The
+// spans are sorted and merged.
+func uncommitted(records []byte, aborted []metastore.AbortedTxn) []sharepart.Span {
+	var skip []sharepart.Span
+	// open maps a producer to the last offset of its latest aborted
+	// transaction begun at or before the current batch.
+	open := map[int64]int64{}
+	for len(records) >= recordbatch.HeaderSize {
+		h, err := recordbatch.ParseHeader(records)
+		if err != nil || h.Size() > len(records) {
+			break
+		}
+		records = records[h.Size():]
+		for len(aborted) > 0 && aborted[0].FirstOffset <= h.BaseOffset {
+			open[aborted[0].ProducerID] = aborted[0].LastOffset
+			aborted = aborted[1:]
+		}
+		last, isOpen := open[h.ProducerID]
+		if !h.IsControl() && !(h.IsTransactional() && isOpen && h.BaseOffset <= last) {
+			continue
+		}
+		first, end := h.BaseOffset, h.BaseOffset+int64(h.LastOffsetDelta)
+		if n := len(skip); n > 0 && skip[n-1].Last+1 >= first {
+			skip[n-1].Last = max(skip[n-1].Last, end)
+			continue
+		}
+		skip = append(skip, sharepart.Span{First: first, Last: end})
+	}
+	return skip
 }

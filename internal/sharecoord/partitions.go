@@ -3,6 +3,7 @@ package sharecoord
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -21,12 +22,18 @@ type groupStates struct {
 	// dropped from Coordinator.states; a request that reaches its turn
 	// afterwards looks the group up again.
 	evicted bool
+	// inFlight is the sum of the parts' in-flight offsets as last
+	// observed, read by the metrics without the turn.
+	inFlight atomic.Int64
 }
 
 type partState struct {
 	p          *sharepart.Partition
 	version    int64
 	stateEpoch int32
+	// seen and inFlight are what the metrics last observed.
+	seen     sharepart.Counts
+	inFlight int64
 }
 
 func (c *Coordinator) groupStates(group string) (*groupStates, error) {
@@ -97,7 +104,9 @@ func (c *Coordinator) take(ctx context.Context, group string) (*groupStates, err
 			c.log.Error("share partition state unreadable, starting it again", "group", group, "partition", st.Partition, "err", err)
 			continue
 		}
-		gs.parts[TP{st.TopicID, st.Partition}] = &partState{p: p, version: st.Version, stateEpoch: st.StateEpoch}
+		tp := TP{st.TopicID, st.Partition}
+		gs.parts[tp] = &partState{p: p, version: st.Version, stateEpoch: st.StateEpoch}
+		c.observe(gs, tp, gs.parts[tp])
 	}
 	gs.loaded = true
 	return gs, nil
@@ -109,6 +118,7 @@ func (c *Coordinator) take(ctx context.Context, group string) (*groupStates, err
 func (gs *groupStates) forget() {
 	gs.loaded = false
 	gs.parts = map[TP]*partState{}
+	gs.inFlight.Store(0)
 }
 
 func toSnapshot(st metastore.ShareState) sharepart.Snapshot {
@@ -155,7 +165,8 @@ func (c *Coordinator) write(ctx context.Context, group string, gs *groupStates, 
 type Offsets struct {
 	LogStart int64
 	// End is the first offset a share group may not deliver yet: the
-	// high watermark (read_uncommitted).
+	// high watermark (read_uncommitted) or the last stable offset
+	// (read_committed).
 	End int64
 	// ForTime, when set, is the first offset whose record's timestamp is
 	// at or after ms (End when none is), for share.auto.offset.reset
@@ -163,16 +174,31 @@ type Offsets struct {
 	ForTime func(ms int64) int64
 }
 
-// ReadFunc reads records of a partition from offset from: whole
-// batches, at least one if there is one, and the offset after the last
-// record returned.
-type ReadFunc func(ctx context.Context, from int64) (records []byte, end int64, err error)
+// Read is what a ReadFunc returns.
+type Read struct {
+	// Records are whole batches, at least one if there is one.
+	Records []byte
+	// End is the offset after the last record returned.
+	End int64
+	// Skip lists offsets of Records no member may be handed (records of
+	// aborted transactions and transaction markers, for a read_committed
+	// group), sorted; they are archived.
+	Skip []sharepart.Span
+}
+
+// ReadFunc reads records of a partition from offset from.
+type ReadFunc func(ctx context.Context, from int64) (Read, error)
 
 // Fetched is what a ShareFetch returns for one partition.
 type Fetched struct {
 	Records  []byte
 	Acquired []sharepart.Acquisition
 }
+
+// maxSkippingReads bounds the reads of one Acquire that found only
+// offsets to skip, so that a long aborted transaction costs a few
+// requests rather than one read per request.
+const maxSkippingReads = 4
 
 // Acquire hands member up to maxRecords records of a partition: it
 // creates the share partition at share.auto.offset.reset the first time
@@ -195,20 +221,26 @@ func (c *Coordinator) Acquire(ctx context.Context, group, member string, tp TP, 
 		}
 		c.log.Info("share partition started", "group", group, "partition", tp.Partition, "start", start)
 	}
+	defer c.observe(gs, tp, ps)
 	ps.p.AdvanceStart(offs.LogStart)
-	from := ps.p.NextCandidate(now)
-	if from >= offs.End {
-		return Fetched{}, 0
+	for range maxSkippingReads {
+		from := ps.p.NextCandidate(now)
+		if from >= offs.End {
+			return Fetched{}, 0
+		}
+		rd, err := read(ctx, from)
+		if err != nil {
+			return Fetched{}, errCode(err)
+		}
+		acq := ps.p.AcquireSkipping(now, member, maxRecords, min(rd.End, offs.End), rd.Skip)
+		if len(acq) > 0 {
+			return Fetched{Records: rd.Records, Acquired: acq}, 0
+		}
+		if len(rd.Skip) == 0 || ps.p.NextCandidate(now) <= from {
+			return Fetched{}, 0
+		}
 	}
-	records, end, err := read(ctx, from)
-	if err != nil {
-		return Fetched{}, errCode(err)
-	}
-	acq := ps.p.Acquire(now, member, maxRecords, min(end, offs.End))
-	if len(acq) == 0 {
-		return Fetched{}, 0
-	}
-	return Fetched{Records: records, Acquired: acq}, 0
+	return Fetched{}, 0
 }
 
 // Acknowledge applies member's acknowledgements and stores every share
@@ -234,6 +266,7 @@ func (c *Coordinator) Acknowledge(ctx context.Context, group, member string, ack
 			continue
 		}
 		codes[tp] = ps.p.Acknowledge(now, member, batches)
+		c.observe(gs, tp, ps)
 		if codes[tp] == 0 {
 			changed = append(changed, tp)
 		}
@@ -257,6 +290,7 @@ func (c *Coordinator) Release(ctx context.Context, group, member string, tps []T
 	for _, tp := range tps {
 		if ps := gs.parts[tp]; ps != nil {
 			ps.p.ReleaseMember(member)
+			c.observe(gs, tp, ps)
 		}
 	}
 	return nil

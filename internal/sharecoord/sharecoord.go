@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/floe-io/floe/internal/groups/consumer"
@@ -54,6 +56,11 @@ type Options struct {
 	Partition sharepart.Config
 	// Reset is share.auto.offset.reset (default latest).
 	Reset sharepart.Reset
+	// ReadCommitted is share.isolation.level read_committed: a share
+	// partition ends at the last stable offset, and the caller's reads
+	// list the offsets of aborted transactions and markers to skip
+	// (default read_uncommitted, as Kafka).
+	ReadCommitted bool
 	// MaxSessions bounds the share sessions this agent keeps.
 	MaxSessions int
 	// MaxGroups bounds the share groups kept in memory (default
@@ -67,6 +74,8 @@ type Options struct {
 	// all).
 	Owns   func(group string) bool
 	Logger *slog.Logger
+	// Registerer receives the share-group metrics; nil registers nothing.
+	Registerer prometheus.Registerer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -88,6 +97,8 @@ type Coordinator struct {
 	groups   map[string]*sharegroup.Group
 	states   map[string]*groupStates
 	sessions map[sessionKey]*session
+
+	metrics *metrics
 }
 
 // New returns a Coordinator.
@@ -108,13 +119,19 @@ func New(store Store, opts Options) *Coordinator {
 		opts.Now = time.Now
 	}
 	opts.Group = opts.Group.WithDefaults()
-	return &Coordinator{
+	c := &Coordinator{
 		store: store, opts: opts, log: opts.Logger,
 		groups:   map[string]*sharegroup.Group{},
 		states:   map[string]*groupStates{},
 		sessions: map[sessionKey]*session{},
 	}
+	c.metrics = newMetrics(c, opts.Registerer)
+	return c
 }
+
+// ReadCommitted reports whether share groups read committed records only
+// (share.isolation.level read_committed).
+func (c *Coordinator) ReadCommitted() bool { return c.opts.ReadCommitted }
 
 // LockDuration is share.record.lock.duration.ms, which ShareFetch
 // reports.

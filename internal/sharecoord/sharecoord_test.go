@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/floe-io/floe/internal/groups/consumer"
@@ -39,8 +41,52 @@ func setup(t *testing.T) (*embedded.Store, metastore.Topic) {
 // readAll pretends the log holds one record per offset: it "reads" every
 // offset from from to the end, which it reports.
 func readAll(end int64) sharecoord.ReadFunc {
-	return func(_ context.Context, from int64) ([]byte, int64, error) {
-		return []byte(fmt.Sprintf("records %d-%d", from, end-1)), end, nil
+	return func(_ context.Context, from int64) (sharecoord.Read, error) {
+		return sharecoord.Read{Records: []byte(fmt.Sprintf("records %d-%d", from, end-1)), End: end}, nil
+	}
+}
+
+// TestAcquireSkipsAbortedRuns: a read that finds only offsets to skip
+// (an aborted transaction) archives them and reads on, a bounded number
+// of times, so the member gets the committed records after them.
+func TestAcquireSkipsAbortedRuns(t *testing.T) {
+	store, topic := setup(t)
+	clk := &clock{now: time.Unix(1000, 0)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, ReadCommitted: true, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 0}
+	const aborted = 25 // offsets 0-24 belong to an aborted transaction
+	reads := 0
+	read := func(_ context.Context, from int64) (sharecoord.Read, error) {
+		reads++
+		end := min(from+10, 40)
+		rd := sharecoord.Read{Records: []byte(fmt.Sprintf("records %d-%d", from, end-1)), End: end}
+		if from < aborted {
+			rd.Skip = []sharepart.Span{{First: from, Last: min(end, aborted) - 1}}
+		}
+		return rd, nil
+	}
+	f, code := c.Acquire(context.Background(), "g", "m", tp, 100, sharecoord.Offsets{End: 40}, read)
+	if code != 0 || acquired(f) != "[25-29 #1]" || reads != 3 {
+		t.Fatalf("acquired %s (code %d) in %d reads; want [25-29 #1] in 3", acquired(f), code, reads)
+	}
+	ps, _, _ := c.Partition(context.Background(), "g", tp)
+	if ps.Start != aborted {
+		t.Fatalf("start %d, want %d: the aborted offsets are archived", ps.Start, aborted)
+	}
+
+	// A transaction aborted over more than maxSkippingReads reads: the
+	// fetch answers nothing but the next one goes on from there.
+	reads = 0
+	long := func(_ context.Context, from int64) (sharecoord.Read, error) {
+		reads++
+		return sharecoord.Read{Records: []byte("x"), End: from + 10, Skip: []sharepart.Span{{First: from, Last: from + 9}}}, nil
+	}
+	tp1 := sharecoord.TP{Topic: topic.ID, Partition: 1}
+	if f, _ := c.Acquire(context.Background(), "g", "m", tp1, 100, sharecoord.Offsets{End: 1000}, long); len(f.Acquired) != 0 || reads != 4 {
+		t.Fatalf("acquired %s in %d reads; want nothing in 4", acquired(f), reads)
+	}
+	if ps, _, _ := c.Partition(context.Background(), "g", tp1); ps.Start != 40 {
+		t.Fatalf("start %d after four skipping reads, want 40", ps.Start)
 	}
 }
 
@@ -302,4 +348,70 @@ func TestForgetIdle(t *testing.T) {
 	if f, _ := leader.Acquire(ctx, "g", "m", tp, 10, offs, readAll(4)); acquired(f) != "[0-3 #1]" {
 		t.Fatalf("after the group was deleted elsewhere: %s, want everything again", acquired(f))
 	}
+}
+
+// TestMetrics: the share-group counters and the in-flight gauge follow
+// acquisitions, acknowledgements of each type and lock expiries.
+func TestMetrics(t *testing.T) {
+	store, topic := setup(t)
+	clk := &clock{now: time.Unix(1000, 0)}
+	reg := prometheus.NewRegistry()
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, Registerer: reg, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest},
+		Partition: sharepart.Config{LockDuration: 30 * time.Second}})
+	ctx := context.Background()
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 0}
+	metrics := func() map[string]float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]float64{}
+		for _, f := range families {
+			for _, x := range f.GetMetric() {
+				if x.Counter != nil {
+					m[f.GetName()] = x.Counter.GetValue()
+				} else {
+					m[f.GetName()] = x.Gauge.GetValue()
+				}
+			}
+		}
+		return m
+	}
+	check := func(what string, want map[string]float64) {
+		t.Helper()
+		got := metrics()
+		for name, v := range want {
+			if got[name] != v {
+				t.Errorf("%s: %s = %v, want %v", what, name, got[name], v)
+			}
+		}
+	}
+	if f, _ := c.Acquire(ctx, "g", "m", tp, 100, sharecoord.Offsets{End: 10}, readAll(10)); len(f.Acquired) == 0 {
+		t.Fatal("nothing acquired")
+	}
+	check("after acquiring 0-9", map[string]float64{"floe_share_records_acquired_total": 10, "floe_share_records_in_flight": 10})
+	codes := c.Acknowledge(ctx, "g", "m", map[sharecoord.TP][]sharepart.AckBatch{tp: {
+		{First: 0, Last: 3, Types: []sharepart.AckType{sharepart.Accept}},
+		{First: 4, Last: 4, Types: []sharepart.AckType{sharepart.Reject}},
+		{First: 5, Last: 5, Types: []sharepart.AckType{sharepart.Release}},
+	}})
+	if codes[tp] != 0 {
+		t.Fatalf("acknowledge: %d", codes[tp])
+	}
+	check("after accept 0-3, reject 4, release 5", map[string]float64{
+		"floe_share_records_acknowledged_total": 4, "floe_share_records_rejected_total": 1, "floe_share_records_archived_total": 1,
+		"floe_share_records_released_total": 1, "floe_share_records_in_flight": 5,
+	})
+	clk.now = clk.now.Add(time.Minute) // the locks of 6-9 expire
+	if f, _ := c.Acquire(ctx, "g", "n", tp, 100, sharecoord.Offsets{End: 10}, readAll(10)); acquired(f) != "[5-9 #2]" {
+		t.Fatalf("second member acquired %s, want [5-9 #2]", acquired(f))
+	}
+	check("after the locks expired and 5-9 went to another member", map[string]float64{
+		"floe_share_lock_expiries_total": 4, "floe_share_records_acquired_total": 15, "floe_share_records_in_flight": 5,
+	})
+	if err := c.Release(ctx, "g", "n", []sharecoord.TP{tp}); err != nil {
+		t.Fatal(err)
+	}
+	check("after the member's session closed", map[string]float64{"floe_share_records_released_total": 6, "floe_share_records_in_flight": 5})
 }

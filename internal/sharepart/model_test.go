@@ -22,7 +22,9 @@ import (
 //   - no record is delivered more than the delivery count limit, and the
 //     delivery count it carries is the number of times it was handed out;
 //   - the window never exceeds max.record.locks;
-//   - a record whose delivery failed at the limit is archived.
+//   - a record whose delivery failed at the limit is archived;
+//   - an offset to skip (read_committed: an aborted transaction's or a
+//     marker's) is never handed out, and is archived once reached.
 func TestModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		cfg := Config{
@@ -37,6 +39,7 @@ func TestModel(t *testing.T) {
 			done:       map[int64]bool{},
 			deliveries: map[int64]int16{},
 			members:    []string{"a", "b", "c"},
+			abortEvery: int64(rapid.IntRange(0, 4).Draw(t, "abortEvery")),
 		}
 		steps := rapid.IntRange(1, 150).Draw(t, "steps")
 		for range steps {
@@ -63,6 +66,25 @@ type model struct {
 	done       map[int64]bool // acknowledged or archived
 	deliveries map[int64]int16
 	members    []string
+	// abortEvery > 0 makes every offset that is a multiple of it one a
+	// read_committed group skips.
+	abortEvery int64
+	// acquired counts the deliveries handed out since the last restore,
+	// which Counts().Acquired must equal.
+	acquired int64
+}
+
+func (m *model) aborted(off int64) bool { return m.abortEvery > 0 && off%m.abortEvery == 0 }
+
+// skip lists the offsets to skip in [from, end) as Acquire takes them.
+func (m *model) skip(from, end int64) []Span {
+	var out []Span
+	for off := from; off < end; off++ {
+		if m.aborted(off) {
+			out = append(out, Span{off, off})
+		}
+	}
+	return out
 }
 
 // expire drops the model's locks that the partition must have expired,
@@ -92,14 +114,26 @@ func (m *model) step() {
 		m.expire()
 		// The caller may have read less than the whole log.
 		end := m.logEnd - int64(rapid.IntRange(0, 2).Draw(t, "short"))
-		got := m.p.Acquire(m.now, member, rapid.IntRange(0, 8).Draw(t, "max"), end)
+		next := m.p.Next()
+		got := m.p.AcquireSkipping(m.now, member, rapid.IntRange(0, 8).Draw(t, "max"), end, m.skip(m.p.Start(), end))
+		// Skipped offsets are never acquired, so they entered the window
+		// archived.
+		for off := next; off < m.p.Next(); off++ {
+			if m.aborted(off) {
+				m.done[off] = true
+			}
+		}
 		for _, a := range got {
+			m.acquired += a.Last - a.First + 1
 			if a.First > a.Last || a.First < m.p.Start() || a.Last >= end {
 				t.Fatalf("acquired %d-%d outside [%d, %d)", a.First, a.Last, m.p.Start(), end)
 			}
 			for off := a.First; off <= a.Last; off++ {
 				if h, ok := m.held[off]; ok {
 					t.Fatalf("offset %d handed to %s while %s holds it until %s", off, member, h.member, h.deadline)
+				}
+				if m.aborted(off) {
+					t.Fatalf("offset %d of an aborted transaction handed out", off)
 				}
 				if m.done[off] {
 					t.Fatalf("offset %d handed out again after it was acknowledged or archived", off)
@@ -204,6 +238,7 @@ func (m *model) step() {
 			t.Fatalf("restore %+v: %v", s, err)
 		}
 		m.p = p
+		m.acquired = 0
 		for off := range m.held {
 			m.fail(off)
 		}
@@ -212,6 +247,9 @@ func (m *model) step() {
 
 func (m *model) check() {
 	t := m.t
+	if got := m.p.Counts().Acquired; got != m.acquired {
+		t.Fatalf("Counts().Acquired = %d, model %d", got, m.acquired)
+	}
 	start := m.p.Start()
 	if start < m.lastStart {
 		t.Fatalf("start offset moved back from %d to %d", m.lastStart, start)

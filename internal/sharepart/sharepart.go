@@ -116,7 +116,28 @@ type Partition struct {
 	start int64
 	// window[i] is offset start+i.
 	window []record
+	counts Counts
 }
+
+// Counts are running totals of what happened to a partition's records
+// since New or Restore, for metrics; they are not part of a Snapshot.
+type Counts struct {
+	// Acquired counts deliveries: records handed to a member.
+	Acquired int64
+	// Accepted, Released and Rejected count acknowledgements by type;
+	// Released also counts records given back when their member's
+	// session closed or forgot the partition.
+	Accepted, Released, Rejected int64
+	// LockExpired counts deliveries whose lock expired.
+	LockExpired int64
+	// Archived counts records archived for any reason: rejected,
+	// acknowledged as gaps, at the delivery limit, or skipped by a
+	// read_committed group.
+	Archived int64
+}
+
+// Counts returns the partition's running totals.
+func (p *Partition) Counts() Counts { return p.counts }
 
 // New starts a share partition with no history at offset start, which
 // the caller chose by share.auto.offset.reset (see InitialOffset).
@@ -157,13 +178,37 @@ type Acquisition struct {
 // The caller reads the records at the returned offsets; an offset where
 // no record exists is acknowledged by the client as a Gap.
 func (p *Partition) Acquire(now time.Time, member string, maxRecords int, logEnd int64) []Acquisition {
+	return p.AcquireSkipping(now, member, maxRecords, logEnd, nil)
+}
+
+// Span is a run of offsets First..Last.
+type Span struct{ First, Last int64 }
+
+// AcquireSkipping is Acquire where the offsets of skip (sorted, not
+// overlapping) are archived instead of acquired when Acquire would reach
+// them: the records of aborted transactions and the transaction markers
+// of a read_committed share group, which no member may be handed. An
+// offset of skip held by a member is left to it. Archived offsets count
+// against the window bound but not against maxRecords; the start offset
+// moves over them as over any finished offset.
+func (p *Partition) AcquireSkipping(now time.Time, member string, maxRecords int, logEnd int64, skip []Span) []Acquisition {
 	p.Expire(now)
+	if len(skip) > 0 {
+		defer p.advance()
+	}
+	skipped := func(off int64) bool {
+		for len(skip) > 0 && skip[0].Last < off {
+			skip = skip[1:]
+		}
+		return len(skip) > 0 && skip[0].First <= off
+	}
 	if maxRecords <= 0 || member == "" {
 		return nil
 	}
 	deadline := now.Add(p.cfg.LockDuration)
 	var out []Acquisition
 	add := func(off int64, r *record) {
+		p.counts.Acquired++
 		r.state = Acquired
 		r.member = member
 		r.deadline = deadline
@@ -182,10 +227,19 @@ func (p *Partition) Acquire(now time.Time, member string, maxRecords int, logEnd
 			return out
 		}
 		if p.window[i].state == Available {
+			if skipped(p.start + int64(i)) {
+				p.settle(&p.window[i], Archived)
+				continue
+			}
 			add(p.start+int64(i), &p.window[i])
 		}
 	}
 	for maxRecords > 0 && len(p.window) < p.cfg.MaxRecordLocks && p.Next() < logEnd {
+		if skipped(p.Next()) {
+			p.window = append(p.window, record{state: Archived})
+			p.counts.Archived++
+			continue
+		}
 		p.window = append(p.window, record{})
 		add(p.Next()-1, &p.window[len(p.window)-1])
 	}
@@ -240,10 +294,15 @@ func (p *Partition) Acknowledge(now time.Time, member string, batches []AckBatch
 			r := &p.window[off-p.start]
 			switch ty {
 			case Accept:
+				p.counts.Accepted++
 				p.settle(r, Acknowledged)
-			case Gap, Reject:
+			case Gap:
+				p.settle(r, Archived)
+			case Reject:
+				p.counts.Rejected++
 				p.settle(r, Archived)
 			case Release:
+				p.counts.Released++
 				p.release(r)
 			}
 		}
@@ -259,6 +318,7 @@ func (p *Partition) ReleaseMember(member string) bool {
 	changed := false
 	for i := range p.window {
 		if r := &p.window[i]; r.state == Acquired && r.member == member {
+			p.counts.Released++
 			p.release(r)
 			changed = true
 		}
@@ -274,6 +334,7 @@ func (p *Partition) Expire(now time.Time) bool {
 	changed := false
 	for i := range p.window {
 		if r := &p.window[i]; r.state == Acquired && !r.deadline.After(now) {
+			p.counts.LockExpired++
 			p.release(r)
 			changed = true
 		}
@@ -312,6 +373,9 @@ func (p *Partition) AdvanceStart(logStart int64) bool {
 }
 
 func (p *Partition) settle(r *record, s State) {
+	if s == Archived {
+		p.counts.Archived++
+	}
 	r.state = s
 	r.member = ""
 	r.deadline = time.Time{}

@@ -6,11 +6,13 @@ package sharepart
 //
 //	config lock=30s limit=5 locks=2000 start=0   a fresh partition
 //	acquire member=a max=10 end=20               ShareFetch acquiring
+//	acquire member=a end=20 skip=3-5,9-9         read_committed: 3-5 and 9 archived
 //	ack member=a batches=0-2:accept,3:release,4-5:accept/reject
 //	release member=a                             member left
 //	advance 10s                                  the clock, expiring locks
 //	logstart 7                                   retention removed records
 //	snapshot / restore                           a change of owner
+//	counts                                       running totals, for metrics
 
 import (
 	"flag"
@@ -125,7 +127,15 @@ func (h *harness) run(t *testing.T, line string) []string {
 		}
 		h.p = New(h.cfg, num(t, a["start"], 0))
 	case "acquire":
-		for _, acq := range h.p.Acquire(h.now, a["member"], int(num(t, a["max"], 500)), num(t, a["end"], 0)) {
+		var skip []Span
+		for _, r := range strings.Split(a["skip"], ",") {
+			if r == "" {
+				continue
+			}
+			first, last, _ := strings.Cut(r, "-")
+			skip = append(skip, Span{num(t, first, 0), num(t, last, 0)})
+		}
+		for _, acq := range h.p.AcquireSkipping(h.now, a["member"], int(num(t, a["max"], 500)), num(t, a["end"], 0), skip) {
 			out = append(out, fmt.Sprintf("acquired %s %d-%d count=%d", a["member"], acq.First, acq.Last, acq.DeliveryCount))
 		}
 		if len(out) == 0 {
@@ -140,6 +150,10 @@ func (h *harness) run(t *testing.T, line string) []string {
 		out = append(out, fmt.Sprintf("expire changed=%v", h.p.Expire(h.now)))
 	case "logstart":
 		out = append(out, fmt.Sprintf("logstart changed=%v", h.p.AdvanceStart(num(t, fields[1], 0))))
+	case "counts":
+		c := h.p.Counts()
+		out = append(out, fmt.Sprintf("acquired=%d accepted=%d released=%d rejected=%d expired=%d archived=%d",
+			c.Acquired, c.Accepted, c.Released, c.Rejected, c.LockExpired, c.Archived))
 	case "snapshot":
 		h.snap = h.p.Snapshot()
 		var bs []string

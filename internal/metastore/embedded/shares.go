@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -82,6 +83,32 @@ func (s *Store) LoadShareStates(ctx context.Context, group string) ([]metastore.
 		return nil, fmt.Errorf("load share states %q: %w", group, err)
 	}
 	return states, nil
+}
+
+// ListShareGroups implements metastore.ShareStore: the keys start with
+// the length-prefixed group name, so one pass over the bucket sees each
+// group's states together.
+func (s *Store) ListShareGroups(ctx context.Context) ([]string, error) {
+	var groups []string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(bucketShares)).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			g, _, err := decodeGroupKey(k)
+			if err != nil {
+				return err
+			}
+			if n := len(groups); n == 0 || groups[n-1] != g {
+				groups = append(groups, g)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list share groups: %w", err)
+	}
+	// Keys sort by length first; the interface sorts by name.
+	slices.Sort(groups)
+	return slices.Compact(groups), nil
 }
 
 // WriteShareStates implements metastore.ShareStore: one bolt

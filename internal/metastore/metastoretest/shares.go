@@ -173,6 +173,7 @@ func testShares(t *testing.T, open func(t *testing.T) shareStore) {
 		}
 	})
 
+	t.Run("List", func(t *testing.T) { testListShareGroups(t, open) })
 	t.Run("Delete", func(t *testing.T) {
 		s := open(t)
 		a := createTopic(t, s, "a", 3)
@@ -217,6 +218,37 @@ func testShares(t *testing.T, open func(t *testing.T) shareStore) {
 			t.Fatalf("version after re-creating %d, want 1", v[0])
 		}
 	})
+}
+
+func testListShareGroups(t *testing.T, open func(t *testing.T) shareStore) {
+	s := open(t)
+	a := createTopic(t, s, "a", 2)
+	list := func() []string {
+		t.Helper()
+		got, err := s.ListShareGroups(t.Context())
+		if err != nil {
+			t.Fatalf("ListShareGroups: %v", err)
+		}
+		return got
+	}
+	if got := list(); len(got) != 0 {
+		t.Fatalf("empty store lists %v", got)
+	}
+	// Names of different lengths, one a prefix of another, and one group
+	// with two states, listed once each, sorted by name.
+	for _, g := range []string{"queue-b", "q", "queue", "queue-a"} {
+		writeShares(t, s, g, metastore.ShareState{TopicID: a.ID, Partition: 0})
+	}
+	writeShares(t, s, "queue", metastore.ShareState{TopicID: a.ID, Partition: 1})
+	if got, want := list(), []string{"q", "queue", "queue-a", "queue-b"}; !slices.Equal(got, want) {
+		t.Fatalf("ListShareGroups = %v, want %v", got, want)
+	}
+	if err := s.DeleteShareStates(t.Context(), "queue-a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := list(), []string{"q", "queue", "queue-b"}; !slices.Equal(got, want) {
+		t.Fatalf("after deleting queue-a: %v, want %v", got, want)
+	}
 }
 
 func writeShares(t *testing.T, s metastore.ShareStore, group string, states ...metastore.ShareState) []int64 {

@@ -44,6 +44,26 @@ func (s *Store) LoadShareStates(ctx context.Context, group string) ([]metastore.
 	return states, nil
 }
 
+// ListShareGroups implements metastore.ShareStore. Group names are
+// stored as BYTEA, which sorts bytewise.
+func (s *Store) ListShareGroups(ctx context.Context) ([]string, error) {
+	var groups []string
+	err := s.run(ctx, func(ctx context.Context) error {
+		rows, _ := s.pool.Query(ctx, `SELECT DISTINCT group_name FROM share_partitions ORDER BY group_name`)
+		var err error
+		groups, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
+			var name []byte
+			err := row.Scan(&name)
+			return string(name), err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list share groups: %w", err)
+	}
+	return groups, nil
+}
+
 // WriteShareStates implements metastore.ShareStore. One transaction
 // checks that the partitions exist (holding them against DeleteTopic, as
 // CommitOffsets does) and writes each state by an update conditional on

@@ -1,0 +1,151 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestShareGroupAgentKilled: three agents, a topic of 6 partitions, and
+// three franz-go share consumers (50 records a fetch, accepting every
+// record, flushing their acknowledgements after every poll) reading through all of them. When
+// about a third of the records are in, the agent leading share partitions
+// of the group is SIGKILLed. Every record must still be delivered, at
+// least once, and no record whose acknowledgement an agent confirmed
+// (the partition's result in the ack callback was a success, and
+// FlushAcks returned) may ever be delivered again: confirmed
+// acknowledgements are in the store.
+func TestShareGroupAgentKilled(t *testing.T) {
+	requireServices(t)
+	e := newEnv(t, "")
+	opts := agentOpts{extra: []string{"--share-auto-offset-reset", "earliest", "--share-record-lock-duration", "5s"}}
+	agents := []*agentProc{startAgent(t, e, "a", opts), startAgent(t, e, "b", opts), startAgent(t, e, "c", opts)}
+	c := e.admin()
+	waitForView(t, c, agents, 30*time.Second)
+	const topic, partitions, n = "share-kill", 6, 3000
+	createTopic(t, c, agents[0].addr, topic, partitions)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	seeds := addrs(agents)
+	prod := c.newClient(t, seeds, kgo.DefaultProduceTopic(topic))
+	defer prod.Close()
+	var produceErr error
+	var pmu sync.Mutex
+	for i := range n {
+		prod.Produce(ctx, &kgo.Record{Value: fmt.Appendf(nil, "v%d", i)}, func(_ *kgo.Record, err error) {
+			pmu.Lock()
+			defer pmu.Unlock()
+			if err != nil && produceErr == nil {
+				produceErr = err
+			}
+		})
+	}
+	if err := prod.Flush(ctx); err != nil || produceErr != nil {
+		t.Fatalf("produce: %v %v", err, produceErr)
+	}
+
+	var (
+		mu         sync.Mutex
+		deliveries = map[string]int{}
+		confirmed  = map[string]bool{}
+		violations []string
+	)
+	distinct := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(deliveries)
+	}
+	var wg sync.WaitGroup
+	for m := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var (
+				rmu     sync.Mutex
+				results []kgo.ShareAckResult
+			)
+			cl := c.newClient(t, seeds, kgo.ConsumeTopics(topic), kgo.ShareGroup("workers"),
+				kgo.FetchMaxWait(500*time.Millisecond), kgo.ShareMaxRecords(50), kgo.ClientID(fmt.Sprintf("worker-%d", m)),
+				kgo.ShareAckCallback(func(_ *kgo.Client, rs kgo.ShareAckResults) {
+					rmu.Lock()
+					results = append(results, rs...)
+					rmu.Unlock()
+				}))
+			defer cl.Close()
+			for i := 0; i < 600 && distinct() < n && ctx.Err() == nil; i++ {
+				pctx, pcancel := context.WithTimeout(ctx, time.Second)
+				fs := cl.PollFetches(pctx)
+				pcancel()
+				var polled []*kgo.Record
+				mu.Lock()
+				fs.EachRecord(func(r *kgo.Record) {
+					v := string(r.Value)
+					if confirmed[v] {
+						violations = append(violations, fmt.Sprintf("%s (partition %d offset %d) delivered to worker-%d after its acknowledgement was confirmed", v, r.Partition, r.Offset, m))
+					}
+					deliveries[v]++
+					polled = append(polled, r)
+					r.Ack(kgo.AckAccept)
+				})
+				mu.Unlock()
+				fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+				err := cl.FlushAcks(fctx)
+				fcancel()
+				rmu.Lock()
+				failed := map[int32]bool{}
+				reported := map[int32]bool{}
+				for _, r := range results {
+					reported[r.Partition] = true
+					if r.Err != nil {
+						failed[r.Partition] = true
+					}
+				}
+				results = nil
+				rmu.Unlock()
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				for _, r := range polled {
+					if reported[r.Partition] && !failed[r.Partition] {
+						confirmed[string(r.Value)] = true
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+
+	// SIGKILL one agent when a third of the records are in.
+	for distinct() < n/3 && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	victim := agents[1]
+	victim.kill(t)
+	t.Logf("killed agent %s (node %d) after %d of %d records", victim.name, victim.nodeID, distinct(), n)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, v := range violations {
+		t.Error(v)
+	}
+	if len(deliveries) != n {
+		t.Fatalf("%d of %d records delivered", len(deliveries), n)
+	}
+	again := 0
+	for _, k := range deliveries {
+		if k > 1 {
+			again++
+		}
+	}
+	t.Logf("%d records delivered, %d of them more than once (unconfirmed acknowledgements or locks held on the killed agent); %d acknowledgements confirmed",
+		len(deliveries), again, len(confirmed))
+	if len(confirmed) == 0 {
+		t.Fatal("no acknowledgement was ever confirmed: the check above checked nothing")
+	}
+}
