@@ -18,20 +18,33 @@ func registerShares(fs *flag.FlagSet, cfg *agent.Config) {
 		cfg.Shares.Reset = r
 		return err
 	})
-	fs.Func("share-isolation-level", "which records share groups read: read_uncommitted (default, as Kafka) or read_committed, which skips aborted transactions and stops at the last stable offset (share.isolation.level)", func(s string) error {
-		switch s {
-		case "read_uncommitted":
-			cfg.Shares.ReadCommitted = false
-		case "read_committed":
-			cfg.Shares.ReadCommitted = true
-		default:
-			return fmt.Errorf("share isolation level %q: want read_uncommitted or read_committed", s)
-		}
-		return nil
-	})
+	fs.Var(shareIsolation{&cfg.Shares.ReadCommitted}, "share-isolation-level", "which records share groups read: read_uncommitted (as Kafka) or read_committed, which skips aborted transactions and stops at the last stable offset (share.isolation.level)")
 	fs.DurationVar(&cfg.Shares.Partition.LockDuration, "share-record-lock-duration", sharepart.DefaultLockDuration, "how long a share consumer holds a record it fetched before it is delivered to another (share.record.lock.duration.ms)")
 	fs.IntVar(&cfg.Shares.Partition.DeliveryCountLimit, "share-delivery-count-limit", sharepart.DefaultDeliveryCountLimit, "deliveries of a record before a share group gives up on it and archives it (share.delivery.count.limit)")
 	fs.IntVar(&cfg.Shares.Partition.MaxRecordLocks, "share-partition-max-record-locks", sharepart.DefaultMaxRecordLocks, "most records of one share partition in flight at once (group.share.partition.max.record.locks)")
 	fs.DurationVar(&cfg.Shares.Group.SessionTimeout, "share-session-timeout", 45*time.Second, "a share group member is removed this long after its last heartbeat (group.share.session.timeout.ms)")
 	fs.IntVar(&cfg.Shares.Group.MaxSize, "share-group-max-size", 200, "most members of a share group (group.share.max.size)")
+}
+
+// shareIsolation is --share-isolation-level: a flag.Value that prints
+// its level, so that `floe config print` writes a value it reads back.
+type shareIsolation struct{ readCommitted *bool }
+
+func (v shareIsolation) String() string {
+	if v.readCommitted != nil && *v.readCommitted {
+		return "read_committed"
+	}
+	return "read_uncommitted"
+}
+
+func (v shareIsolation) Set(s string) error {
+	switch s {
+	case "read_uncommitted":
+		*v.readCommitted = false
+	case "read_committed":
+		*v.readCommitted = true
+	default:
+		return fmt.Errorf("share isolation level %q: want read_uncommitted or read_committed", s)
+	}
+	return nil
 }
