@@ -1,11 +1,5 @@
 package metastore
 
-import (
-	"slices"
-	"sync"
-	"sync/atomic"
-)
-
 // TopicNotice tells that topics were created, deleted, given partitions or
 // reconfigured: Names lists them. It carries no data: a watcher re-reads
 // what it caches.
@@ -37,42 +31,14 @@ type TopicWatcher interface {
 // TopicWatchers is a TopicWatcher for backends to embed: they call
 // NotifyTopics after each topic change, outside any lock and transaction
 // of theirs. Like Watchers, the list is copied on write and no callback
-// runs under mu.
+// runs under its lock.
 type TopicWatchers struct {
-	mu   sync.Mutex
-	list []*topicWatcher
-}
-
-type topicWatcher struct {
-	fn      func(TopicNotice)
-	stopped atomic.Bool
+	list watchList[TopicNotice]
 }
 
 // WatchTopics implements TopicWatcher.
-func (w *TopicWatchers) WatchTopics(fn func(TopicNotice)) (stop func()) {
-	wt := &topicWatcher{fn: fn}
-	w.mu.Lock()
-	w.list = append(slices.Clip(w.list), wt)
-	w.mu.Unlock()
-	return func() {
-		wt.stopped.Store(true)
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if i := slices.Index(w.list, wt); i >= 0 {
-			w.list = slices.Delete(slices.Clone(w.list), i, i+1)
-		}
-	}
-}
+func (w *TopicWatchers) WatchTopics(fn func(TopicNotice)) (stop func()) { return w.list.add(fn) }
 
 // NotifyTopics calls every watcher with n, on the calling goroutine, with
 // no lock held.
-func (w *TopicWatchers) NotifyTopics(n TopicNotice) {
-	w.mu.Lock()
-	list := w.list
-	w.mu.Unlock()
-	for _, wt := range list {
-		if !wt.stopped.Load() {
-			wt.fn(n)
-		}
-	}
-}
+func (w *TopicWatchers) NotifyTopics(n TopicNotice) { w.list.notify(n) }

@@ -47,22 +47,34 @@ type CommitWatcher interface {
 // Watchers is a CommitWatcher for backends to embed: they call Notify
 // after each commit, outside any lock and transaction of theirs.
 //
-// mu guards only the list of watchers, which is copied on write: Notify
-// takes the list under mu and calls the watchers after releasing it, so
-// no callback ever runs under mu (docs/locking.md).
+// The list of watchers is copied on write (watchList): no callback ever
+// runs under its lock (docs/locking.md).
 type Watchers struct {
-	mu   sync.Mutex
-	list []*watcher // never modified in place; replaced on every change
-}
-
-type watcher struct {
-	fn      func(CommitNotice)
-	stopped atomic.Bool // set by stop, for deliveries that took the list before it
+	list watchList[CommitNotice]
 }
 
 // WatchCommits implements CommitWatcher.
-func (w *Watchers) WatchCommits(fn func(CommitNotice)) (stop func()) {
-	wt := &watcher{fn: fn}
+func (w *Watchers) WatchCommits(fn func(CommitNotice)) (stop func()) { return w.list.add(fn) }
+
+// Notify calls every watcher with n, on the calling goroutine, with no
+// lock held.
+func (w *Watchers) Notify(n CommitNotice) { w.list.notify(n) }
+
+// watchList is the list of callbacks behind Watchers and TopicWatchers.
+// mu guards only the list, which is copied on write: notify takes it
+// under mu and calls the callbacks after releasing it.
+type watchList[N any] struct {
+	mu   sync.Mutex
+	list []*watchFn[N] // never modified in place; replaced on every change
+}
+
+type watchFn[N any] struct {
+	fn      func(N)
+	stopped atomic.Bool // set by stop, for deliveries that took the list before it
+}
+
+func (w *watchList[N]) add(fn func(N)) (stop func()) {
+	wt := &watchFn[N]{fn: fn}
 	w.mu.Lock()
 	w.list = append(slices.Clip(w.list), wt)
 	w.mu.Unlock()
@@ -76,9 +88,7 @@ func (w *Watchers) WatchCommits(fn func(CommitNotice)) (stop func()) {
 	}
 }
 
-// Notify calls every watcher with n, on the calling goroutine, with no
-// lock held.
-func (w *Watchers) Notify(n CommitNotice) {
+func (w *watchList[N]) notify(n N) {
 	w.mu.Lock()
 	list := w.list
 	w.mu.Unlock()
