@@ -45,20 +45,9 @@ func (h *Handler) consumerGroupHeartbeat(_ context.Context, req *wire.Request) (
 			resp.ErrorCode = code
 			return resp
 		}
-		if !h.allowed(req, acl.Read, acl.Group, r.Group) {
-			resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		if code, msg := h.checkHeartbeat(req, r.Group, r.SubscribedTopicNames); code != 0 {
+			resp.ErrorCode, resp.ErrorMessage = code, msg
 			return resp
-		}
-		if r.Group == "" {
-			resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strPtr("GroupId can't be empty.")
-			return resp
-		}
-		// Subscribing needs DESCRIBE on every named topic, as in Kafka 4.
-		for _, t := range r.SubscribedTopicNames {
-			if !h.allowed(req, acl.Describe, acl.Topic, t) {
-				resp.ErrorCode, resp.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strPtr("not authorized to describe topic "+t)
-				return resp
-			}
 		}
 		hr := consumer.HeartbeatRequest{
 			Version: r.Version, MemberID: r.MemberID, MemberEpoch: r.MemberEpoch,
@@ -103,4 +92,22 @@ func (h *Handler) consumerGroupHeartbeat(_ context.Context, req *wire.Request) (
 		}
 		return resp
 	}, nil
+}
+
+// checkHeartbeat is what ConsumerGroupHeartbeat and ShareGroupHeartbeat
+// check before their coordinator is asked: READ on the group, a group id,
+// and DESCRIBE on every subscribed topic, as in Kafka 4.
+func (h *Handler) checkHeartbeat(req *wire.Request, group string, topics []string) (int16, *string) {
+	if !h.allowed(req, acl.Read, acl.Group, group) {
+		return kerr.GroupAuthorizationFailed.Code, nil
+	}
+	if group == "" {
+		return kerr.InvalidRequest.Code, strPtr("GroupId can't be empty.")
+	}
+	for _, t := range topics {
+		if !h.allowed(req, acl.Describe, acl.Topic, t) {
+			return kerr.TopicAuthorizationFailed.Code, strPtr("not authorized to describe topic " + t)
+		}
+	}
+	return 0, nil
 }

@@ -18,10 +18,8 @@ package protocol
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/sharegroup"
 	"github.com/floe-io/floe/internal/wire"
 )
@@ -38,19 +36,9 @@ func (h *Handler) shareGroupHeartbeat(_ context.Context, req *wire.Request) (Rep
 			resp.ErrorCode = code
 			return resp
 		}
-		if !h.allowed(req, acl.Read, acl.Group, r.GroupID) {
-			resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		if code, msg := h.checkHeartbeat(req, r.GroupID, r.SubscribedTopicNames); code != 0 {
+			resp.ErrorCode, resp.ErrorMessage = code, msg
 			return resp
-		}
-		if r.GroupID == "" {
-			resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strPtr("GroupId can't be empty.")
-			return resp
-		}
-		for _, t := range r.SubscribedTopicNames {
-			if !h.allowed(req, acl.Describe, acl.Topic, t) {
-				resp.ErrorCode, resp.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strPtr("not authorized to describe topic "+t)
-				return resp
-			}
 		}
 		img, err := h.topicImage(ctx)
 		if err != nil {
