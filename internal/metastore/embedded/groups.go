@@ -306,7 +306,16 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 // inside DeleteTopic's transaction. Offsets are keyed by group, so this
 // reads the whole bucket (see the layout).
 func deleteTopicOffsets(tx *bolt.Tx, id metastore.TopicID) error {
-	b := tx.Bucket([]byte(bucketOffsets))
+	if err := deleteTopicOfGroups(tx.Bucket([]byte(bucketOffsets)), id); err != nil {
+		return fmt.Errorf("offsets of topic %s: %w", uuid.UUID(id), err)
+	}
+	return nil
+}
+
+// deleteTopicOfGroups deletes a topic's entries from a bucket keyed by
+// group first and then topic ID (committed offsets, share states): it
+// reads the whole bucket.
+func deleteTopicOfGroups(b *bolt.Bucket, id metastore.TopicID) error {
 	var keys [][]byte
 	err := b.ForEach(func(k, _ []byte) error {
 		_, rest, err := decodeGroupKey(k)
@@ -319,7 +328,7 @@ func deleteTopicOffsets(tx *bolt.Tx, id metastore.TopicID) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("offsets of topic %s: %w", uuid.UUID(id), err)
+		return err
 	}
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {

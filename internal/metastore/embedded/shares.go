@@ -211,25 +211,8 @@ func (s *Store) DeleteShareStates(ctx context.Context, group string, partitions 
 // keyed by group first, so the whole bucket is read; topics are deleted
 // rarely.
 func deleteTopicShares(tx *bolt.Tx, id metastore.TopicID) error {
-	b := tx.Bucket([]byte(bucketShares))
-	var keys [][]byte
-	err := b.ForEach(func(k, _ []byte) error {
-		_, rest, err := decodeGroupKey(k)
-		if err != nil {
-			return err
-		}
-		if bytes.HasPrefix(rest, id[:]) {
-			keys = append(keys, bytes.Clone(k))
-		}
-		return nil
-	})
-	if err != nil {
+	if err := deleteTopicOfGroups(tx.Bucket([]byte(bucketShares)), id); err != nil {
 		return fmt.Errorf("share states of topic %x: %w", id[:], err)
-	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
 	}
 	return nil
 }
