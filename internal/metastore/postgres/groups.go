@@ -23,46 +23,15 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metas
 	if len(offsets) == 0 {
 		return s.ready(ctx)
 	}
-	var (
-		keys  []partitionKey
-		ids   [][]byte
-		parts []int32
-	)
+	var keys []partitionKey
 	for _, o := range offsets {
 		keys = append(keys, partitionKey{o.TopicID, o.Partition})
 	}
 	slices.SortFunc(keys, comparePartitions)
 	keys = slices.Compact(keys)
-	for _, k := range keys {
-		ids, parts = append(ids, sqlID(k.id)), append(parts, k.partition)
-	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `
-			SELECT topic_id, part FROM partitions
-			WHERE (topic_id, part) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[]))
-			ORDER BY topic_id, part
-			FOR SHARE`, ids, parts)
-		found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (partitionKey, error) {
-			var (
-				k  partitionKey
-				id []byte
-			)
-			if err := row.Scan(&id, &k.partition); err != nil {
-				return k, err
-			}
-			var err error
-			k.id, err = topicID(id)
-			return k, err
-		})
-		if err != nil {
+		if err := lockPartitionsShared(ctx, tx, keys); err != nil {
 			return err
-		}
-		if len(found) != len(keys) {
-			for _, k := range keys {
-				if !slices.Contains(found, k) {
-					return fmt.Errorf("%s: %w", partitionName(k.id, k.partition), metastore.ErrUnknownTopicOrPartition)
-				}
-			}
 		}
 		// In call order, so that a partition named twice keeps the last.
 		var batch pgx.Batch
@@ -276,6 +245,44 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("delete group %q: %w", name, err)
+	}
+	return nil
+}
+
+// lockPartitionsShared takes a share lock on the rows of keys (sorted,
+// distinct) in the partitions table, in order, so that a concurrent
+// DeleteTopic waits for the caller's transaction, and fails with
+// ErrUnknownTopicOrPartition naming the first partition that is not
+// there.
+func lockPartitionsShared(ctx context.Context, tx pgx.Tx, keys []partitionKey) error {
+	ids, parts := make([][]byte, 0, len(keys)), make([]int32, 0, len(keys))
+	for _, k := range keys {
+		ids, parts = append(ids, sqlID(k.id)), append(parts, k.partition)
+	}
+	rows, _ := tx.Query(ctx, `
+		SELECT topic_id, part FROM partitions
+		WHERE (topic_id, part) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[]))
+		ORDER BY topic_id, part
+		FOR SHARE`, ids, parts)
+	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (partitionKey, error) {
+		var (
+			k  partitionKey
+			id []byte
+		)
+		if err := row.Scan(&id, &k.partition); err != nil {
+			return k, err
+		}
+		var err error
+		k.id, err = topicID(id)
+		return k, err
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if !slices.Contains(found, k) {
+			return fmt.Errorf("%s: %w", partitionName(k.id, k.partition), metastore.ErrUnknownTopicOrPartition)
+		}
 	}
 	return nil
 }

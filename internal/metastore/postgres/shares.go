@@ -81,36 +81,10 @@ func (s *Store) WriteShareStates(ctx context.Context, group string, states []met
 		keys = append(keys, partitionKey{st.TopicID, st.Partition})
 	}
 	slices.SortFunc(keys, comparePartitions)
-	ids, parts := make([][]byte, 0, len(keys)), make([]int32, 0, len(keys))
-	for _, k := range keys {
-		ids, parts = append(ids, sqlID(k.id)), append(parts, k.partition)
-	}
 	versions := make([]int64, len(states))
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `
-			SELECT topic_id, part FROM partitions
-			WHERE (topic_id, part) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[]))
-			ORDER BY topic_id, part
-			FOR SHARE`, ids, parts)
-		found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (partitionKey, error) {
-			var (
-				k  partitionKey
-				id []byte
-			)
-			if err := row.Scan(&id, &k.partition); err != nil {
-				return k, err
-			}
-			var err error
-			k.id, err = topicID(id)
-			return k, err
-		})
-		if err != nil {
+		if err := lockPartitionsShared(ctx, tx, keys); err != nil {
 			return err
-		}
-		for _, k := range keys {
-			if !slices.Contains(found, k) {
-				return fmt.Errorf("%s: %w", partitionName(k.id, k.partition), metastore.ErrUnknownTopicOrPartition)
-			}
 		}
 		var batch pgx.Batch
 		for _, st := range states {
