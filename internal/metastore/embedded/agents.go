@@ -3,10 +3,10 @@ package embedded
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"slices"
@@ -43,7 +43,7 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		// The clock is read inside the transaction, so that a heartbeat
 		// waiting for bbolt's writer lock does not lose part of its ttl.
-		now := time.Now()
+		now := s.now()
 		rec.Expires = now.Add(ttl).UTC().Round(0)
 		agents := tx.Bucket([]byte(bucketAgents))
 		if v := agents.Get([]byte(a.ID)); v != nil {
@@ -136,7 +136,7 @@ func pruneAgents(b *bolt.Bucket, now time.Time) error {
 func (s *Store) LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error) {
 	var agents []metastore.AgentInfo
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		now := time.Now()
+		now := s.now()
 		return tx.Bucket([]byte(bucketAgents)).ForEach(func(k, v []byte) error {
 			rec, err := decodeAgent(v)
 			if err != nil {
@@ -192,7 +192,7 @@ func (s *Store) ClusterSecret(ctx context.Context) ([]byte, error) {
 				return nil
 			}
 			secret = make([]byte, metastore.ClusterSecretBytes)
-			if _, err := rand.Read(secret); err != nil {
+			if _, err := io.ReadFull(s.rand, secret); err != nil {
 				return err
 			}
 			return meta.Put([]byte(keyClusterSecret), secret)

@@ -29,7 +29,7 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 		extents int
 	)
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		cm := newCommitter(tx, c, time.Now())
+		cm := newCommitter(tx, c, s.now())
 		results = make([]metastore.BatchResult, len(c.Batches))
 		for i, b := range c.Batches {
 			r, err := cm.add(b)

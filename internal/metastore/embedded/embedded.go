@@ -10,8 +10,10 @@ package embedded
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -36,6 +38,18 @@ const URLScheme = "embedded"
 type Options struct {
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
+	// Now is the store's clock; nil is time.Now. A replicated state
+	// machine (internal/control) sets it to the time its leader stamped
+	// on the command being applied, so that replaying a journal gives
+	// the same records.
+	Now func() time.Time
+	// Rand is where topic ids and the cluster secret come from; nil is
+	// crypto/rand. internal/control sets it to bytes its leader stamped
+	// on the command, for the same reason.
+	Rand io.Reader
+	// NoSync skips fsync on every write: for a store whose durability is
+	// elsewhere (internal/control's journal), never for a store of record.
+	NoSync bool
 }
 
 // Store is the embedded metadata store. It is safe for concurrent use.
@@ -45,6 +59,8 @@ type Store struct {
 
 	db     *bolt.DB
 	log    *slog.Logger
+	now    func() time.Time
+	rand   io.Reader
 	closed atomic.Bool
 }
 
@@ -59,6 +75,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	boltOpts := *bolt.DefaultOptions
 	boltOpts.Timeout = lockTimeout
+	boltOpts.NoSync = opts.NoSync
 	db, err := bolt.Open(path, 0o600, &boltOpts)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open metadata store %s: file is locked by another process or store (gave up after %s): %w", path, lockTimeout, err)
@@ -82,7 +99,14 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open metadata store %s: %w", path, err)
 	}
 	log.Info("metadata store opened", "path", path)
-	return &Store{db: db, log: log}, nil
+	s := &Store{db: db, log: log, now: opts.Now, rand: opts.Rand}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	return s, nil
 }
 
 // OpenURL opens the store named by a URL of the form

@@ -26,7 +26,7 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metas
 	if err != nil {
 		return fmt.Errorf("commit offsets %q: %w", group, err)
 	}
-	now := time.Now()
+	now := s.now()
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		return putOffsets(tx, tx.Bucket([]byte(bucketOffsets)), gk, offsets, now)
 	})
@@ -195,7 +195,7 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group) (int64, error)
 		UpdatedAt:    g.UpdatedAt.UTC().Round(0),
 	}
 	if g.UpdatedAt.IsZero() {
-		rec.UpdatedAt = time.Now().UTC().Round(0)
+		rec.UpdatedAt = s.now().UTC().Round(0)
 	}
 	// Encoded before the transaction: the caller's Data is not retained.
 	v, err := json.Marshal(rec)

@@ -60,7 +60,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 		acquired bool
 	)
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		now := time.Now().UTC()
+		now := s.now().UTC()
 		r, err := getLease(tx, name)
 		if err != nil {
 			return err
@@ -93,7 +93,7 @@ func (s *Store) RenewLease(ctx context.Context, l metastore.Lease, ttl time.Dura
 	}
 	var out metastore.Lease
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		now := time.Now().UTC()
+		now := s.now().UTC()
 		r, err := getLease(tx, l.Name)
 		if err != nil {
 			return err
@@ -114,7 +114,7 @@ func (s *Store) RenewLease(ctx context.Context, l metastore.Lease, ttl time.Dura
 // ReleaseLease implements metastore.LeaseStore.
 func (s *Store) ReleaseLease(ctx context.Context, l metastore.Lease) error {
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		now := time.Now().UTC()
+		now := s.now().UTC()
 		r, err := getLease(tx, l.Name)
 		if err != nil || r == nil || r.Holder != l.Holder || r.Epoch != l.Epoch || !now.Before(r.Expires) {
 			return err
@@ -200,7 +200,7 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 		if err := deleteExtents(tx, dropped); err != nil {
 			return err
 		}
-		return applyRefs(tx, metastore.RefChanges(dropped, nil), time.Now(), false)
+		return applyRefs(tx, metastore.RefChanges(dropped, nil), s.now(), false)
 	})
 	if err != nil {
 		return metastore.PartitionOffsets{}, fmt.Errorf("advance log start %s to %d: %w", pk, offset, err)
@@ -350,7 +350,7 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 				return err
 			}
 		}
-		return applyRefs(tx, metastore.RefChanges(removed, added), time.Now(), false)
+		return applyRefs(tx, metastore.RefChanges(removed, added), s.now(), false)
 	})
 	if err != nil {
 		return fmt.Errorf("replace extents: %w", err)

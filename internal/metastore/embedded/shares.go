@@ -121,7 +121,7 @@ func (s *Store) WriteShareStates(ctx context.Context, group string, states []met
 	if err := metastore.CheckShareStates(states); err != nil {
 		return nil, fmt.Errorf("write share states %q: %w", group, err)
 	}
-	now := time.Now()
+	now := s.now()
 	versions := make([]int64, len(states))
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketShares))

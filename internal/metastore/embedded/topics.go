@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
@@ -19,7 +18,7 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 	if err := metastore.CheckTopicSpec(spec); err != nil {
 		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, err)
 	}
-	u, err := uuid.NewRandom()
+	u, err := uuid.NewRandomFromReader(s.rand)
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, err)
 	}
@@ -28,7 +27,7 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 		Name:       spec.Name,
 		Partitions: spec.Partitions,
 		Configs:    make(map[string]string, len(spec.Configs)),
-		CreatedAt:  time.Now().UTC().Round(0),
+		CreatedAt:  s.now().UTC().Round(0),
 	}
 	for k, v := range spec.Configs {
 		rec.Configs[k] = v
@@ -79,7 +78,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 			}
 			removed = append(removed, e)
 		}
-		if err := applyRefs(tx, metastore.RefChanges(removed, nil), time.Now(), false); err != nil {
+		if err := applyRefs(tx, metastore.RefChanges(removed, nil), s.now(), false); err != nil {
 			return err
 		}
 		// Every per-partition key starts with the topic ID.

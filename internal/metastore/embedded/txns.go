@@ -196,7 +196,7 @@ func (s *Store) SaveTxn(ctx context.Context, t metastore.Txn) (int64, error) {
 	next := t
 	next.Version = t.Version + 1
 	if next.UpdatedAt.IsZero() {
-		next.UpdatedAt = time.Now()
+		next.UpdatedAt = s.now()
 	}
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		old, found, err := getTxn(tx, key)
@@ -290,7 +290,7 @@ func (s *Store) EndTxn(ctx context.Context, e metastore.TxnEnd) (metastore.TxnEn
 	next := e.Next
 	next.Version = e.Next.Version + 1
 	if next.UpdatedAt.IsZero() {
-		next.UpdatedAt = time.Now()
+		next.UpdatedAt = s.now()
 	}
 	res := metastore.TxnEndResult{MarkerOffsets: make([]int64, len(e.Markers.Batches)), Version: next.Version}
 	notice := metastore.CommitNotice{Partitions: []metastore.TopicPartition{}}
@@ -302,7 +302,7 @@ func (s *Store) EndTxn(ctx context.Context, e metastore.TxnEnd) (metastore.TxnEn
 		if err := metastore.TxnEndError(stored, found, e); err != nil {
 			return err
 		}
-		cm := newCommitter(tx, e.Markers, time.Now())
+		cm := newCommitter(tx, e.Markers, s.now())
 		for i, b := range e.Markers.Batches {
 			if res.MarkerOffsets[i], err = cm.addMarker(b); err != nil {
 				return fmt.Errorf("marker %d: %w", i, err)
@@ -468,7 +468,7 @@ func (s *Store) CommitTxnOffsets(ctx context.Context, id string, producerID int6
 	if err != nil {
 		return fmt.Errorf("commit transactional offsets %q: %w", id, err)
 	}
-	now := time.Now()
+	now := s.now()
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		t, found, err := getTxn(tx, key)
 		if err != nil {
