@@ -1,0 +1,302 @@
+// Package control is `floe control`: the metadata store served over the
+// network for many isolated virtual clusters. Each vcluster is a state
+// machine whose commands are journaled in PostgreSQL (internal/journal)
+// before they are applied to an in-memory state and answered; agents
+// reach it with internal/metastore/remote. docs/control-plane.md has the
+// design.
+//
+// A session is bound to one vcluster by its key and can never name
+// another's state: each vcluster has a store of its own.
+package control
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/floe-io/floe/internal/journal"
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/remote"
+)
+
+// Options configure a Server.
+type Options struct {
+	Journal *journal.Journal
+	// Dir holds the vclusters' state files; "" is a new temporary
+	// directory, removed by Close.
+	Dir string
+	// TLS, when set, is required of every connection.
+	TLS    *tls.Config
+	Logger *slog.Logger
+}
+
+// Server serves the vclusters of one journal.
+type Server struct {
+	journal *journal.Journal
+	dir     string
+	ownDir  bool
+	tls     *tls.Config
+	log     *slog.Logger
+	holder  string
+
+	mu        sync.Mutex
+	vclusters map[string]*vcluster
+	keys      map[string]journal.VCluster
+	listeners []net.Listener
+	conns     map[net.Conn]bool
+	closed    bool
+	wg        sync.WaitGroup
+}
+
+// New opens every registered vcluster, replaying its journal.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		journal: opts.Journal, dir: opts.Dir, tls: opts.TLS, log: log,
+		holder:    "control-" + uuid.NewString(),
+		vclusters: map[string]*vcluster{}, keys: map[string]journal.VCluster{}, conns: map[net.Conn]bool{},
+	}
+	if s.dir == "" {
+		d, err := os.MkdirTemp("", "floe-control-")
+		if err != nil {
+			return nil, err
+		}
+		s.dir, s.ownDir = d, true
+	}
+	vcs, err := s.journal.VClusters(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	for _, vc := range vcs {
+		v, err := openVCluster(ctx, vc.Name, s.journal, s.holder, s.dir, s.log)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open virtual cluster %s: %w", vc.Name, err)
+		}
+		s.vclusters[vc.Name] = v
+		s.keys[vc.Name] = vc
+	}
+	return s, nil
+}
+
+// NewKey returns a fresh agent key.
+func NewKey() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// CreateVCluster registers a new, empty vcluster and returns its agent
+// key.
+func (s *Server) CreateVCluster(ctx context.Context, name string) (string, error) {
+	key := NewKey()
+	if err := s.journal.CreateVCluster(ctx, name, key); err != nil {
+		return "", err
+	}
+	v, err := openVCluster(ctx, name, s.journal, s.holder, s.dir, s.log)
+	if err != nil {
+		return "", fmt.Errorf("open virtual cluster %s: %w", name, err)
+	}
+	vcs, err := s.journal.VClusters(ctx)
+	if err != nil {
+		v.close()
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		v.close()
+		return "", metastore.ErrClosed
+	}
+	for _, vc := range vcs {
+		if vc.Name == name {
+			s.keys[name] = vc
+		}
+	}
+	s.vclusters[name] = v
+	s.log.Info("virtual cluster created", "vcluster", name)
+	return key, nil
+}
+
+// VClusterInfo is what the admin API lists of a vcluster.
+type VClusterInfo struct {
+	Name      string    `cbor:"name"`
+	CreatedAt time.Time `cbor:"created_at"`
+	Sessions  int       `cbor:"sessions"`
+	Epoch     int64     `cbor:"epoch"`
+}
+
+// VClusters lists the vclusters this server serves, sorted by name.
+func (s *Server) VClusters() []VClusterInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]VClusterInfo, 0, len(s.vclusters))
+	for name, v := range s.vclusters {
+		out = append(out, VClusterInfo{Name: name, CreatedAt: s.keys[name].CreatedAt, Sessions: len(v.sessionList()), Epoch: v.epoch})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// DeleteVCluster stops a vcluster, ends its sessions and deletes its
+// journal.
+func (s *Server) DeleteVCluster(ctx context.Context, name string) error {
+	s.mu.Lock()
+	v := s.vclusters[name]
+	delete(s.vclusters, name)
+	delete(s.keys, name)
+	s.mu.Unlock()
+	if v != nil {
+		v.close()
+	}
+	if err := s.journal.DeleteVCluster(ctx, name); err != nil {
+		return err
+	}
+	s.log.Info("virtual cluster deleted", "vcluster", name)
+	return nil
+}
+
+// Serve accepts connections on l until Close.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return metastore.ErrClosed
+	}
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		s.conns[nc] = true
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(nc)
+			s.mu.Lock()
+			delete(s.conns, nc)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops listening, ends every session and closes every vcluster.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	for nc := range s.conns {
+		nc.Close()
+	}
+	vcs := s.vclusters
+	s.vclusters = map[string]*vcluster{}
+	s.mu.Unlock()
+	for _, v := range vcs {
+		v.close()
+	}
+	s.wg.Wait()
+	if s.ownDir {
+		os.RemoveAll(s.dir)
+	}
+	return nil
+}
+
+// serveConn authenticates a connection and serves its session.
+func (s *Server) serveConn(nc net.Conn) {
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(remote.HandshakeTimeout))
+	if s.tls != nil {
+		tc := tls.Server(nc, s.tls)
+		if err := tc.Handshake(); err != nil {
+			s.log.Debug("TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
+			return
+		}
+		nc = tc
+	}
+	r := bufio.NewReaderSize(nc, 64<<10)
+	w := bufio.NewWriterSize(nc, 64<<10)
+	f, err := remote.ReadFrameMax(r, remote.MaxHelloFrame)
+	if err != nil {
+		return
+	}
+	var hello remote.Hello
+	if f.Kind != remote.KindHello || remote.Unmarshal(f.Payload, &hello) != nil {
+		return
+	}
+	v, err := s.admit(hello)
+	welcome := remote.Welcome{}
+	if err != nil {
+		welcome.Err = err.Error()
+	}
+	payload, _ := remote.Marshal(welcome)
+	b, _ := remote.AppendFrame(nil, remote.Frame{Kind: remote.KindWelcome, Payload: payload})
+	if _, err := w.Write(b); err != nil || w.Flush() != nil || v == nil {
+		if v == nil {
+			s.log.Warn("control plane connection refused", "remote", nc.RemoteAddr(), "vcluster", hello.VCluster, "reason", welcome.Err)
+		}
+		return
+	}
+	nc.SetDeadline(time.Time{})
+	ss := newSession(v, nc, r, w, s.log)
+	v.addSession(ss)
+	defer v.removeSession(ss)
+	ss.serve()
+}
+
+// admit checks a hello: the version, the vcluster and its key. The
+// answer does not tell an unknown vcluster from a wrong key.
+func (s *Server) admit(h remote.Hello) (*vcluster, error) {
+	if h.V != remote.Version {
+		return nil, fmt.Errorf("protocol version %d, this control plane speaks %d", h.V, remote.Version)
+	}
+	s.mu.Lock()
+	v := s.vclusters[h.VCluster]
+	vc, ok := s.keys[h.VCluster]
+	s.mu.Unlock()
+	if !ok || v == nil || !vc.CheckKey(h.Key) {
+		return nil, errors.New("unknown virtual cluster or wrong key")
+	}
+	return v, nil
+}

@@ -1,0 +1,190 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/remote"
+)
+
+// outQueue bounds the frames waiting to be written to a session; beyond
+// it notices collapse into "everything changed" (responses wait).
+const outQueue = 1024
+
+// session is one agent connection, bound to one vcluster.
+type session struct {
+	v   *vcluster
+	nc  net.Conn
+	r   *bufio.Reader
+	w   *bufio.Writer
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	out          chan remote.Frame
+	lostCommits  atomic.Bool // a commit notice did not fit in out
+	lostTopics   atomic.Bool
+	closeOnce    sync.Once
+	writerDone   chan struct{}
+	inFlight     chan struct{} // semaphore of MaxInFlight
+	requestsDone sync.WaitGroup
+}
+
+func newSession(v *vcluster, nc net.Conn, r *bufio.Reader, w *bufio.Writer, log *slog.Logger) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &session{
+		v: v, nc: nc, r: r, w: w, log: log.With("vcluster", v.name, "remote", nc.RemoteAddr().String()),
+		ctx: ctx, cancel: cancel,
+		out: make(chan remote.Frame, outQueue), writerDone: make(chan struct{}),
+		inFlight: make(chan struct{}, remote.MaxInFlight),
+	}
+}
+
+// serve reads requests until the connection ends.
+func (s *session) serve() {
+	go s.writeLoop()
+	defer func() {
+		s.close()
+		s.requestsDone.Wait()
+		<-s.writerDone
+	}()
+	for {
+		f, err := remote.ReadFrame(s.r)
+		if err != nil {
+			return
+		}
+		if f.Kind != remote.KindRequest {
+			s.log.Warn("unexpected frame kind; closing", "kind", f.Kind)
+			return
+		}
+		select {
+		case s.inFlight <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		s.requestsDone.Add(1)
+		go func() {
+			defer s.requestsDone.Done()
+			defer func() { <-s.inFlight }()
+			resp := s.handle(f.Payload)
+			payload, err := remote.Marshal(resp)
+			if err != nil {
+				payload, _ = remote.Marshal(remote.Response{Err: remote.EncodeError(err)})
+			}
+			select {
+			case s.out <- remote.Frame{Kind: remote.KindResponse, ID: f.ID, Payload: payload}:
+			case <-s.ctx.Done():
+			}
+		}()
+	}
+}
+
+// handle answers one request: reads from the state, mutations through the
+// journal.
+func (s *session) handle(payload []byte) remote.Response {
+	var req remote.Request
+	if err := remote.Unmarshal(payload, &req); err != nil {
+		return remote.Response{Err: &remote.WireError{Msg: fmt.Sprintf("malformed request: %v", err)}}
+	}
+	op, ok := remote.Lookup(req.Op)
+	if !ok {
+		return remote.Response{Err: &remote.WireError{Msg: fmt.Sprintf("unknown op %q", req.Op)}}
+	}
+	args, err := op.Decode(req.Args)
+	if err != nil {
+		return remote.Response{Err: remote.EncodeError(err)}
+	}
+	if !op.Mutates {
+		res, err := op.Apply(s.ctx, s.v.store, args)
+		return remote.Response{Result: res, Err: remote.EncodeError(err)}
+	}
+	return s.v.submit(s.ctx, &command{Command: Command{Op: op.Name, Args: req.Args}, op: op, args: args, origin: s})
+}
+
+// pushNotice queues a notice without ever blocking the applier: when the
+// queue is full, the session is sent "everything changed" later.
+func (s *session) pushNotice(kind byte, n any) {
+	payload, err := remote.Marshal(n)
+	if err == nil {
+		select {
+		case s.out <- remote.Frame{Kind: kind, Payload: payload}:
+			return
+		default:
+		}
+	}
+	if kind == remote.KindCommitNotice {
+		s.lostCommits.Store(true)
+	} else {
+		s.lostTopics.Store(true)
+	}
+}
+
+// writeLoop writes queued frames, flushing when the queue is empty.
+func (s *session) writeLoop() {
+	defer close(s.writerDone)
+	var buf []byte
+	write := func(f remote.Frame) bool {
+		var err error
+		buf, err = remote.AppendFrame(buf[:0], f)
+		if err == nil {
+			_, err = s.w.Write(buf)
+		}
+		if err != nil {
+			s.close()
+			return false
+		}
+		return true
+	}
+	for {
+		var f remote.Frame
+		select {
+		case f = <-s.out:
+		case <-s.ctx.Done():
+			return
+		}
+		if !write(f) {
+			return
+		}
+	drain:
+		for {
+			select {
+			case f = <-s.out:
+				if !write(f) {
+					return
+				}
+			default:
+				break drain
+			}
+		}
+		if s.lostCommits.Swap(false) {
+			p, _ := remote.Marshal(metastore.CommitNotice{})
+			if !write(remote.Frame{Kind: remote.KindCommitNotice, Payload: p}) {
+				return
+			}
+		}
+		if s.lostTopics.Swap(false) {
+			p, _ := remote.Marshal(metastore.TopicNotice{})
+			if !write(remote.Frame{Kind: remote.KindTopicNotice, Payload: p}) {
+				return
+			}
+		}
+		if err := s.w.Flush(); err != nil {
+			s.close()
+			return
+		}
+	}
+}
+
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.nc.Close()
+	})
+}

@@ -1,0 +1,275 @@
+// Package journal is the control plane's durable log: for every virtual
+// cluster, a sequence of batches of commands, appended by the vcluster's
+// leader and replayed by whoever rebuilds its state. It lives in
+// PostgreSQL, one row per batch, and also keeps the registry of vclusters
+// (their agent keys' hashes) and each vcluster's leader lease, whose
+// epoch fences appends.
+//
+// It stores opaque bytes: what a batch means is internal/control's.
+package journal
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Errors of the journal.
+var (
+	// ErrFenced: the lease moved to a newer epoch; the caller is no longer
+	// the vcluster's leader and must stop.
+	ErrFenced = errors.New("journal: fenced by a newer leader")
+	// ErrSeqTaken: a row with that sequence number exists already.
+	ErrSeqTaken = errors.New("journal: sequence number already appended")
+	// ErrVClusterExists and ErrUnknownVCluster: the registry.
+	ErrVClusterExists  = errors.New("virtual cluster already exists")
+	ErrUnknownVCluster = errors.New("unknown virtual cluster")
+	// ErrBadKey: the key does not match the vcluster's.
+	ErrBadKey = errors.New("wrong key for virtual cluster")
+)
+
+// MaxBatchBytes bounds one appended batch.
+const MaxBatchBytes = 64 << 20
+
+const schema = `
+CREATE TABLE IF NOT EXISTS floe_control_vclusters (
+	name       text PRIMARY KEY,
+	key_hash   bytea NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS floe_control_leases (
+	vcluster    text PRIMARY KEY,
+	epoch       bigint NOT NULL,
+	holder      text NOT NULL,
+	acquired_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS floe_control_journal (
+	vcluster    text NOT NULL,
+	seq         bigint NOT NULL,
+	epoch       bigint NOT NULL,
+	batch       bytea NOT NULL,
+	appended_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (vcluster, seq)
+);
+`
+
+// Journal is a PostgreSQL journal. Safe for concurrent use.
+type Journal struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+}
+
+// Open connects to the database at dbURL and creates the tables if they
+// are missing.
+func Open(ctx context.Context, dbURL string, log *slog.Logger) (*Journal, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	redacted := dbURL
+	if u, err := url.Parse(dbURL); err == nil {
+		redacted = u.Redacted()
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", redacted, err)
+	}
+	// Concurrent CREATE TABLE IF NOT EXISTS can still collide in the
+	// catalog; an advisory lock serialises control processes starting
+	// together.
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7400216)`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, schema)
+		return err
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("journal %s: schema: %w", redacted, err)
+	}
+	log.Info("journal opened", "url", redacted)
+	return &Journal{pool: pool, log: log}, nil
+}
+
+// Close closes the connections.
+func (j *Journal) Close() { j.pool.Close() }
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// CheckName validates a vcluster name: 1 to 63 characters, lower-case
+// letters, digits, '-' and '_', starting with a letter or digit.
+func CheckName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("virtual cluster name %q: want 1-63 of a-z, 0-9, '-', '_', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// HashKey is what the registry keeps of an agent key.
+func HashKey(key string) []byte {
+	h := sha256.Sum256([]byte(key))
+	return h[:]
+}
+
+// VCluster is a registry entry.
+type VCluster struct {
+	Name      string
+	CreatedAt time.Time
+	keyHash   []byte
+}
+
+// CreateVCluster registers a vcluster whose agents prove key.
+func (j *Journal) CreateVCluster(ctx context.Context, name, key string) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	_, err := j.pool.Exec(ctx, `INSERT INTO floe_control_vclusters (name, key_hash) VALUES ($1, $2)`, name, HashKey(key))
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return fmt.Errorf("%w: %s", ErrVClusterExists, name)
+	}
+	if err != nil {
+		return fmt.Errorf("create virtual cluster %s: %w", name, err)
+	}
+	return nil
+}
+
+// VClusters lists the registry, sorted by name.
+func (j *Journal) VClusters(ctx context.Context) ([]VCluster, error) {
+	rows, err := j.pool.Query(ctx, `SELECT name, key_hash, created_at FROM floe_control_vclusters ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list virtual clusters: %w", err)
+	}
+	var out []VCluster
+	for rows.Next() {
+		var v VCluster
+		if err := rows.Scan(&v.Name, &v.keyHash, &v.CreatedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list virtual clusters: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list virtual clusters: %w", err)
+	}
+	return out, nil
+}
+
+// CheckKey reports whether key is v's agent key, in constant time.
+func (v VCluster) CheckKey(key string) bool {
+	return subtle.ConstantTimeCompare(HashKey(key), v.keyHash) == 1
+}
+
+// DeleteVCluster removes a vcluster: its registry entry, its lease and
+// its journal.
+func (j *Journal) DeleteVCluster(ctx context.Context, name string) error {
+	return pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM floe_control_vclusters WHERE name = $1`, name)
+		if err != nil {
+			return fmt.Errorf("delete virtual cluster %s: %w", name, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("%w: %s", ErrUnknownVCluster, name)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM floe_control_leases WHERE vcluster = $1`, name); err != nil {
+			return fmt.Errorf("delete virtual cluster %s: %w", name, err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM floe_control_journal WHERE vcluster = $1`, name); err != nil {
+			return fmt.Errorf("delete virtual cluster %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// TakeLease makes holder the vcluster's leader at a new epoch, which it
+// returns: appends under older epochs fail from now on. Appends in flight
+// under the old epoch finish first (they hold the lease row).
+//
+// There are no standbys yet, so taking the lease never waits for the old
+// one to expire: a starting control process takes over.
+func (j *Journal) TakeLease(ctx context.Context, vcluster, holder string) (int64, error) {
+	var epoch int64
+	err := j.pool.QueryRow(ctx, `
+		INSERT INTO floe_control_leases AS l (vcluster, epoch, holder) VALUES ($1, 1, $2)
+		ON CONFLICT (vcluster) DO UPDATE SET epoch = l.epoch + 1, holder = $2, acquired_at = now()
+		RETURNING epoch`, vcluster, holder).Scan(&epoch)
+	if err != nil {
+		return 0, fmt.Errorf("take lease of %s: %w", vcluster, err)
+	}
+	return epoch, nil
+}
+
+// Append adds one batch at seq, if epoch is still the vcluster's lease
+// epoch (ErrFenced) and seq is free (ErrSeqTaken).
+func (j *Journal) Append(ctx context.Context, vcluster string, epoch, seq int64, batch []byte) error {
+	if len(batch) > MaxBatchBytes {
+		return fmt.Errorf("journal %s: batch of %d bytes over %d", vcluster, len(batch), MaxBatchBytes)
+	}
+	tag, err := j.pool.Exec(ctx, `
+		INSERT INTO floe_control_journal (vcluster, seq, epoch, batch)
+		SELECT $1, $2, $3, $4 FROM floe_control_leases WHERE vcluster = $1 AND epoch = $3 FOR SHARE`,
+		vcluster, seq, epoch, batch)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return fmt.Errorf("%w: %s #%d", ErrSeqTaken, vcluster, seq)
+	}
+	if err != nil {
+		return fmt.Errorf("journal %s: append #%d: %w", vcluster, seq, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %s epoch %d", ErrFenced, vcluster, epoch)
+	}
+	return nil
+}
+
+// Entry is one appended batch.
+type Entry struct {
+	Seq   int64
+	Batch []byte
+}
+
+// Read calls fn with every batch of vcluster from seq from on, in order,
+// reading limit rows at a time.
+func (j *Journal) Read(ctx context.Context, vcluster string, from int64, fn func(Entry) error) error {
+	const limit = 256
+	for {
+		rows, err := j.pool.Query(ctx, `SELECT seq, batch FROM floe_control_journal WHERE vcluster = $1 AND seq >= $2 ORDER BY seq LIMIT $3`, vcluster, from, limit)
+		if err != nil {
+			return fmt.Errorf("journal %s: read from #%d: %w", vcluster, from, err)
+		}
+		var batch []Entry
+		for rows.Next() {
+			var e Entry
+			if err := rows.Scan(&e.Seq, &e.Batch); err != nil {
+				rows.Close()
+				return fmt.Errorf("journal %s: read from #%d: %w", vcluster, from, err)
+			}
+			batch = append(batch, e)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("journal %s: read from #%d: %w", vcluster, from, err)
+		}
+		for _, e := range batch {
+			if e.Seq != from {
+				return fmt.Errorf("journal %s: gap: #%d after #%d", vcluster, e.Seq, from-1)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+			from++
+		}
+		if len(batch) < limit {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,458 @@
+package remote
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// URLScheme is the scheme of a control plane's URL:
+// floe://HOST:PORT/VCLUSTER?key=KEY[&tls=true&ca=/path/ca.pem&server_name=NAME].
+const URLScheme = "floe"
+
+// HandshakeTimeout bounds the hello and its welcome.
+const HandshakeTimeout = 10 * time.Second
+
+// mutationTimeout bounds how long a mutating call waits for its answer
+// once sent, whatever its context says: past it the connection is
+// dropped, since its answer can no longer be trusted to arrive.
+const mutationTimeout = 2 * time.Minute
+
+// noticeQueue bounds the notices waiting for the watchers; beyond it they
+// collapse into one "everything changed" notice.
+const noticeQueue = 1024
+
+// Options configure a Client.
+type Options struct {
+	Addr     string // HOST:PORT of the control plane's listener
+	VCluster string
+	Key      string
+	// TLS, when set, makes the connection TLS.
+	TLS    *tls.Config
+	Logger *slog.Logger
+}
+
+// ParseURL reads a floe:// URL into Options.
+func ParseURL(raw string) (Options, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Options{}, errors.New("control plane URL is not a URL")
+	}
+	if u.Scheme != URLScheme {
+		return Options{}, fmt.Errorf("control plane URL: scheme %q, want %s", u.Scheme, URLScheme)
+	}
+	o := Options{Addr: u.Host, VCluster: strings.TrimPrefix(u.Path, "/")}
+	q := u.Query()
+	o.Key = q.Get("key")
+	switch {
+	case o.Addr == "" || o.VCluster == "" || strings.Contains(o.VCluster, "/"):
+		return Options{}, fmt.Errorf("control plane URL: want %s://HOST:PORT/VCLUSTER?key=KEY", URLScheme)
+	case o.Key == "":
+		return Options{}, errors.New("control plane URL: no key (…?key=KEY)")
+	}
+	if q.Get("tls") == "true" || q.Has("ca") {
+		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: q.Get("server_name")}
+		if o.TLS.ServerName == "" {
+			o.TLS.ServerName, _, _ = net.SplitHostPort(o.Addr)
+		}
+		if ca := q.Get("ca"); ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return Options{}, fmt.Errorf("control plane URL: ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return Options{}, fmt.Errorf("control plane URL: no certificate in %s", ca)
+			}
+			o.TLS.RootCAs = pool
+		}
+	}
+	return o, nil
+}
+
+// Client is a metastore.Store served by `floe control`. It keeps one
+// connection, redialled on the next call after it is lost; watchers hear
+// every notice the control plane pushes, and one "everything changed"
+// notice after a reconnection (notices may have been missed meanwhile).
+type Client struct {
+	metastore.Watchers
+	metastore.TopicWatchers
+
+	opts   Options
+	log    *slog.Logger
+	closed atomic.Bool
+	done   chan struct{} // closed by Close
+
+	mu      sync.Mutex
+	conn    *clientConn // nil until dialled, and after it is lost
+	dialled bool        // a connection existed before: notices may have been missed
+
+	notices chan func() // notice deliveries, run by the dispatcher in order
+	lost    atomic.Bool // the notice queue overflowed
+}
+
+var _ metastore.Store = (*Client)(nil)
+
+// Open connects to a control plane and checks the vcluster and key.
+func Open(ctx context.Context, opts Options) (*Client, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{opts: opts, log: log, done: make(chan struct{}), notices: make(chan func(), noticeQueue)}
+	if _, err := c.connection(ctx); err != nil {
+		return nil, err
+	}
+	go c.dispatch()
+	return c, nil
+}
+
+// OpenURL opens the client a floe:// URL names.
+func OpenURL(ctx context.Context, raw string, log *slog.Logger) (*Client, error) {
+	o, err := ParseURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	o.Logger = log
+	return Open(ctx, o)
+}
+
+// Close drops the connection; later calls fail with metastore.ErrClosed.
+func (c *Client) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	close(c.done)
+	c.mu.Lock()
+	cc := c.conn
+	c.conn = nil
+	c.mu.Unlock()
+	if cc != nil {
+		cc.fail(metastore.ErrClosed)
+	}
+	return nil
+}
+
+// dispatch runs notice deliveries on their own goroutine: a watcher may
+// read from the store, whose answers the connection's reader delivers.
+func (c *Client) dispatch() {
+	for {
+		select {
+		case <-c.done:
+			return
+		case fn := <-c.notices:
+			fn()
+			if c.lost.Swap(false) {
+				c.Notify(metastore.CommitNotice{})
+				c.NotifyTopics(metastore.TopicNotice{})
+			}
+		}
+	}
+}
+
+// queueNotice hands fn to the dispatcher, or records that a notice was
+// lost when its queue is full.
+func (c *Client) queueNotice(fn func()) {
+	select {
+	case c.notices <- fn:
+	default:
+		c.lost.Store(true)
+		select { // make sure the dispatcher wakes up to announce the loss
+		case c.notices <- func() {}:
+		default:
+		}
+	}
+}
+
+// connection returns the live connection, dialling one if needed.
+func (c *Client) connection(ctx context.Context) (*clientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return nil, metastore.ErrClosed
+	}
+	if c.conn != nil && !c.conn.dead() {
+		return c.conn, nil
+	}
+	cc, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.dialled {
+		// Notices may have been missed while there was no connection.
+		c.queueNotice(func() {
+			c.Notify(metastore.CommitNotice{})
+			c.NotifyTopics(metastore.TopicNotice{})
+		})
+		c.log.Info("reconnected to the control plane", "addr", c.opts.Addr, "vcluster", c.opts.VCluster)
+	}
+	c.dialled = true
+	c.conn = cc
+	return cc, nil
+}
+
+func (c *Client) dial(ctx context.Context) (*clientConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", c.opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("control plane %s: %w", c.opts.Addr, err)
+	}
+	if c.opts.TLS != nil {
+		tc := tls.Client(nc, c.opts.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("control plane %s: TLS: %w", c.opts.Addr, err)
+		}
+		nc = tc
+	}
+	deadline, _ := ctx.Deadline()
+	nc.SetDeadline(deadline)
+	hello, _ := Marshal(Hello{V: Version, VCluster: c.opts.VCluster, Key: c.opts.Key})
+	r := bufio.NewReaderSize(nc, 64<<10)
+	b, _ := AppendFrame(nil, Frame{Kind: KindHello, Payload: hello})
+	if _, err := nc.Write(b); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("control plane %s: hello: %w", c.opts.Addr, err)
+	}
+	f, err := ReadFrame(r)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("control plane %s: welcome: %w", c.opts.Addr, err)
+	}
+	var w Welcome
+	if f.Kind != KindWelcome || Unmarshal(f.Payload, &w) != nil {
+		nc.Close()
+		return nil, fmt.Errorf("control plane %s: malformed welcome", c.opts.Addr)
+	}
+	if w.Err != "" {
+		nc.Close()
+		return nil, fmt.Errorf("control plane %s, vcluster %s: %s", c.opts.Addr, c.opts.VCluster, w.Err)
+	}
+	nc.SetDeadline(time.Time{})
+	cc := &clientConn{c: c, nc: nc, r: r, w: bufio.NewWriterSize(nc, 64<<10), pending: map[uint64]chan Response{}, gone: make(chan struct{})}
+	go cc.read()
+	return cc, nil
+}
+
+// clientConn is one connection and its calls in flight.
+type clientConn struct {
+	c  *Client
+	nc net.Conn
+	r  *bufio.Reader
+
+	wmu sync.Mutex
+	w   *bufio.Writer
+	buf []byte
+
+	mu      sync.Mutex
+	nextID  uint64
+	pending map[uint64]chan Response
+	err     error         // why the connection ended
+	gone    chan struct{} // closed when it ends
+}
+
+func (cc *clientConn) dead() bool {
+	select {
+	case <-cc.gone:
+		return true
+	default:
+		return false
+	}
+}
+
+// fail ends the connection with err, once.
+func (cc *clientConn) fail(err error) {
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return
+	}
+	cc.err = err
+	close(cc.gone)
+	cc.mu.Unlock()
+	cc.nc.Close()
+}
+
+func (cc *clientConn) read() {
+	for {
+		f, err := ReadFrame(cc.r)
+		if err != nil {
+			if !cc.c.closed.Load() {
+				cc.c.log.Warn("connection to the control plane lost", "addr", cc.c.opts.Addr, "err", err)
+			}
+			cc.fail(fmt.Errorf("control plane %s: connection lost: %w", cc.c.opts.Addr, err))
+			return
+		}
+		switch f.Kind {
+		case KindResponse:
+			var resp Response
+			if err := Unmarshal(f.Payload, &resp); err != nil {
+				cc.fail(fmt.Errorf("control plane %s: malformed response: %w", cc.c.opts.Addr, err))
+				return
+			}
+			cc.mu.Lock()
+			ch := cc.pending[f.ID]
+			delete(cc.pending, f.ID)
+			cc.mu.Unlock()
+			if ch != nil {
+				ch <- resp // buffered
+			}
+		case KindCommitNotice:
+			var n metastore.CommitNotice
+			if err := Unmarshal(f.Payload, &n); err != nil {
+				cc.fail(fmt.Errorf("control plane %s: malformed notice: %w", cc.c.opts.Addr, err))
+				return
+			}
+			cc.c.queueNotice(func() { cc.c.Notify(n) })
+		case KindTopicNotice:
+			var n metastore.TopicNotice
+			if err := Unmarshal(f.Payload, &n); err != nil {
+				cc.fail(fmt.Errorf("control plane %s: malformed notice: %w", cc.c.opts.Addr, err))
+				return
+			}
+			cc.c.queueNotice(func() { cc.c.NotifyTopics(n) })
+		default:
+			cc.fail(fmt.Errorf("control plane %s: unexpected frame kind %d", cc.c.opts.Addr, f.Kind))
+			return
+		}
+	}
+}
+
+// send writes a request and returns the channel its response comes on.
+func (cc *clientConn) send(o *Op, args []byte) (uint64, chan Response, error) {
+	payload, err := Marshal(Request{Op: o.Name, Args: args})
+	if err != nil {
+		return 0, nil, err
+	}
+	ch := make(chan Response, 1)
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return 0, nil, cc.err
+	}
+	cc.nextID++
+	id := cc.nextID
+	cc.pending[id] = ch
+	cc.mu.Unlock()
+
+	cc.wmu.Lock()
+	cc.buf, err = AppendFrame(cc.buf[:0], Frame{Kind: KindRequest, ID: id, Payload: payload})
+	if err == nil {
+		_, err = cc.w.Write(cc.buf)
+	}
+	if err == nil {
+		err = cc.w.Flush()
+	}
+	if cap(cc.buf) > 1<<20 {
+		cc.buf = nil
+	}
+	cc.wmu.Unlock()
+	if err != nil {
+		cc.forget(id)
+		if errors.Is(err, ErrFrameTooLarge) {
+			return 0, nil, fmt.Errorf("%s: %w", o.Name, err)
+		}
+		cc.fail(fmt.Errorf("control plane %s: send: %w", cc.c.opts.Addr, err))
+		return 0, nil, cc.err
+	}
+	return id, ch, nil
+}
+
+func (cc *clientConn) forget(id uint64) {
+	cc.mu.Lock()
+	delete(cc.pending, id)
+	cc.mu.Unlock()
+}
+
+// do runs one op and returns its encoded result.
+func (c *Client) do(ctx context.Context, o *Op, args any) (RawMessage, error) {
+	if c.closed.Load() {
+		return nil, metastore.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	raw, err := Marshal(args)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.Name, err)
+	}
+	cc, err := c.connection(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, ch, err := cc.send(o, raw)
+	if err != nil {
+		return nil, c.closedOr(err)
+	}
+	var resp Response
+	if o.Mutates {
+		// Once sent, a mutation may be applied: wait for its answer, so
+		// that an error means it was not.
+		t := time.NewTimer(mutationTimeout)
+		defer t.Stop()
+		select {
+		case resp = <-ch:
+		case <-cc.gone:
+			return nil, c.closedOr(cc.err)
+		case <-t.C:
+			cc.fail(fmt.Errorf("control plane %s: no answer to %s within %v", c.opts.Addr, o.Name, mutationTimeout))
+			return nil, cc.err
+		}
+	} else {
+		select {
+		case resp = <-ch:
+		case <-cc.gone:
+			return nil, c.closedOr(cc.err)
+		case <-ctx.Done():
+			cc.forget(id)
+			return nil, ctx.Err()
+		}
+	}
+	// Announce what this call changed before it returns (the watchers'
+	// contract); the other sessions hear it as pushed notices.
+	for _, n := range resp.Commits {
+		c.Notify(n)
+	}
+	for _, n := range resp.Topics {
+		c.NotifyTopics(n)
+	}
+	if resp.Err != nil {
+		return nil, resp.Err.Err()
+	}
+	return resp.Result, nil
+}
+
+func (c *Client) closedOr(err error) error {
+	if c.closed.Load() {
+		return metastore.ErrClosed
+	}
+	return err
+}
+
+// call runs o with a and decodes its result.
+func (o op[A, R]) call(ctx context.Context, c *Client, a A) (R, error) {
+	var r R
+	raw, err := c.do(ctx, o.Op, a)
+	if err != nil {
+		return r, err
+	}
+	if err := Unmarshal(raw, &r); err != nil {
+		return r, fmt.Errorf("%s: malformed result: %w", o.Name, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,100 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// WireError is an error as it crosses the network: the name of the
+// sentinel it wraps (so that errors.Is works on the other side), its
+// message, and the partitions of a *metastore.ReplaceConflictError.
+type WireError struct {
+	Code       string                     `cbor:"code,omitempty"`
+	Msg        string                     `cbor:"msg"`
+	Partitions []metastore.TopicPartition `cbor:"partitions,omitempty"`
+}
+
+// sentinels are the errors callers test with errors.Is, by the stable
+// name they have on the wire. A new metastore sentinel is added here.
+var sentinels = map[string]error{
+	"TopicExists":             metastore.ErrTopicExists,
+	"UnknownTopicOrPartition": metastore.ErrUnknownTopicOrPartition,
+	"InvalidPartitions":       metastore.ErrInvalidPartitions,
+	"OutOfOrderSequence":      metastore.ErrOutOfOrderSequence,
+	"InvalidProducerEpoch":    metastore.ErrInvalidProducerEpoch,
+	"UnknownProducerID":       metastore.ErrUnknownProducerID,
+	"Closed":                  metastore.ErrClosed,
+	"GroupVersionConflict":    metastore.ErrGroupVersionConflict,
+	"UnknownGroup":            metastore.ErrUnknownGroup,
+	"LeaseLost":               metastore.ErrLeaseLost,
+	"OffsetOutOfRange":        metastore.ErrOffsetOutOfRange,
+	"ExtentsChanged":          metastore.ErrExtentsChanged,
+	"InvalidReplacement":      metastore.ErrInvalidReplacement,
+	"ObjectReferenced":        metastore.ErrObjectReferenced,
+	"InvalidQuota":            metastore.ErrInvalidQuota,
+	"NoCredential":            metastore.ErrNoCredential,
+	"TxnVersionConflict":      metastore.ErrTxnVersionConflict,
+	"InvalidTxnState":         metastore.ErrInvalidTxnState,
+	"UnknownTxn":              metastore.ErrUnknownTxn,
+	"ShareVersionConflict":    metastore.ErrShareVersionConflict,
+	"InvalidShareState":       metastore.ErrInvalidShareState,
+	"Canceled":                context.Canceled,
+	"DeadlineExceeded":        context.DeadlineExceeded,
+}
+
+// sentinelOrder fixes which name an error matching several sentinels
+// gets: the most specific first (a conflict error also matches
+// ErrExtentsChanged).
+var sentinelOrder = func() []string {
+	names := make([]string, 0, len(sentinels))
+	for name := range sentinels {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}()
+
+// EncodeError turns err into its wire form; nil stays nil.
+func EncodeError(err error) *WireError {
+	if err == nil {
+		return nil
+	}
+	w := &WireError{Msg: err.Error()}
+	var conflict *metastore.ReplaceConflictError
+	if errors.As(err, &conflict) {
+		w.Code = "ReplaceConflict"
+		w.Partitions = conflict.Partitions
+		return w
+	}
+	for _, name := range sentinelOrder {
+		if errors.Is(err, sentinels[name]) {
+			w.Code = name
+			break
+		}
+	}
+	return w
+}
+
+// Err turns a wire error back into an error that wraps its sentinel.
+func (w *WireError) Err() error {
+	if w == nil {
+		return nil
+	}
+	if w.Code == "ReplaceConflict" {
+		return &metastore.ReplaceConflictError{Partitions: w.Partitions}
+	}
+	return &remoteError{msg: w.Msg, sentinel: sentinels[w.Code]}
+}
+
+// remoteError is an error the server returned: its message as the server
+// wrote it, matching its sentinel (nil for an error without one).
+type remoteError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }
