@@ -49,6 +49,7 @@ Commands:
   users       set, delete and list SASL users in a metadata store
   config      print the effective configuration (flags, FLOE_* environment, --config file)
   docs        print documents generated from the code (docs compatibility)
+  control     serve the metadata store of many virtual clusters (--journal URL); control vcluster create|list|delete
   help        print this list
 
 Run "floe COMMAND -h" for a command's arguments and flags. Flags can also
@@ -104,6 +105,8 @@ func run1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return configCmd(ctx, args[1:], stdout, stderr)
 	case "docs":
 		return docsCmd(args[1:], stdout, stderr)
+	case "control":
+		return controlCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

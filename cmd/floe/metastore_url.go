@@ -11,12 +11,14 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/metastore/postgres"
+	"github.com/floe-io/floe/internal/metastore/remote"
 )
 
 // openMetastoreURL opens the metadata store a --metastore URL names, by
 // scheme: embedded:///abs/path/to/file (one process) or a standard
 // PostgreSQL URL, postgres://user@host:port/db?sslmode=disable (a cluster
-// of agents). Errors show the URL without its password.
+// of agents), or floe://HOST:PORT/VCLUSTER?key=KEY (a virtual cluster of
+// `floe control`). Errors show the URL without its password or key.
 func openMetastoreURL(ctx context.Context, raw string, log *slog.Logger) (metastore.Store, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -30,6 +32,12 @@ func openMetastoreURL(ctx context.Context, raw string, log *slog.Logger) (metast
 			return nil, err
 		}
 		return s, nil
+	case u.Scheme == remote.URLScheme:
+		s, err := remote.OpenURL(ctx, raw, log)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	case slices.Contains(postgres.URLSchemes, u.Scheme):
 		s, err := postgres.Open(ctx, raw, postgres.Options{Logger: log})
 		if err != nil {
@@ -37,5 +45,5 @@ func openMetastoreURL(ctx context.Context, raw string, log *slog.Logger) (metast
 		}
 		return s, nil
 	}
-	return nil, fmt.Errorf("metadata store %s: unknown scheme %q (want %s:///path or postgres://…)", u.Redacted(), u.Scheme, embedded.URLScheme)
+	return nil, fmt.Errorf("metadata store %s: unknown scheme %q (want %s:///path, postgres://… or %s://HOST:PORT/VCLUSTER?key=KEY)", redactedURL(raw), u.Scheme, embedded.URLScheme, remote.URLScheme)
 }

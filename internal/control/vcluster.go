@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,7 +49,7 @@ const (
 
 // ErrUnavailable reports a vcluster that stopped serving: its journal
 // refused an append (a newer leader, or the database failed).
-var ErrUnavailable = errors.New("virtual cluster unavailable")
+var ErrUnavailable = remote.ErrUnavailable
 
 // command is a Command in flight: its decoded arguments, who sent it and
 // where its answer goes.

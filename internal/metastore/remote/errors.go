@@ -17,6 +17,12 @@ type WireError struct {
 	Partitions []metastore.TopicPartition `cbor:"partitions,omitempty"`
 }
 
+// ErrUnavailable reports a virtual cluster that stopped serving on the
+// control plane: its journal refused an append (a newer leader took it
+// over, or the database failed). Agents retry; another connection may
+// reach its new leader.
+var ErrUnavailable = errors.New("virtual cluster unavailable")
+
 // sentinels are the errors callers test with errors.Is, by the stable
 // name they have on the wire. A new metastore sentinel is added here.
 var sentinels = map[string]error{
@@ -41,6 +47,7 @@ var sentinels = map[string]error{
 	"UnknownTxn":              metastore.ErrUnknownTxn,
 	"ShareVersionConflict":    metastore.ErrShareVersionConflict,
 	"InvalidShareState":       metastore.ErrInvalidShareState,
+	"Unavailable":             ErrUnavailable,
 	"Canceled":                context.Canceled,
 	"DeadlineExceeded":        context.DeadlineExceeded,
 }

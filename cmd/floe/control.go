@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/floe-io/floe/internal/control"
+	"github.com/floe-io/floe/internal/journal"
+)
+
+// controlCmd is "floe control": the control plane serving the metadata
+// store of many virtual clusters (docs/control-plane.md), or, with
+// "vcluster", an operator's call to its admin API.
+func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "vcluster" {
+		return vclusterCmd(ctx, args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("control", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:9700", "HOST:PORT agents connect to (floe://HOST:PORT/VCLUSTER?key=KEY)")
+	adminListen := fs.String("admin-listen", "127.0.0.1:9701", "HOST:PORT of the admin API (vclusters); empty: none")
+	journalURL := fs.String("journal", "", "PostgreSQL URL of the journal (required)")
+	dataDir := fs.String("data-dir", "", "directory for the vclusters' in-memory state files (default: a temporary directory)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate for TLS on --listen (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key for TLS on --listen")
+	tokenFile := fs.String("admin-token-file", "", "file holding the bearer token the admin API requires (default: $FLOE_CONTROL_ADMIN_TOKEN, else none)")
+	var lf logFlags
+	lf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: floe control --journal URL [--listen HOST:PORT] [--admin-listen HOST:PORT] [--tls-cert F --tls-key F]")
+		fmt.Fprintln(stderr, "       floe control vcluster create|list|delete [NAME] --control HOST:PORT")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *journalURL == "" {
+		return errors.New("--journal is required (a PostgreSQL URL)")
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	token, err := adminToken(*tokenFile)
+	if err != nil {
+		return err
+	}
+	var tlsConf *tls.Config
+	if *tlsCert != "" || *tlsKey != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	j, err := journal.Open(ctx, *journalURL, log)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	srv, err := control.New(ctx, control.Options{Journal: j, Dir: *dataDir, TLS: tlsConf, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(l) }()
+	adminAddr := ""
+	if *adminListen != "" {
+		al, err := net.Listen("tcp", *adminListen)
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: control.AdminHandler(srv, token, log), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- hs.Serve(al) }()
+		defer hs.Close()
+		adminAddr = al.Addr().String()
+	}
+	log.Info("control plane listening", "listen", l.Addr().String(), "admin", adminAddr, "tls", tlsConf != nil, "vclusters", len(srv.VClusters()))
+	select {
+	case <-ctx.Done():
+		log.Info("control plane stopping")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// adminToken reads the admin API's bearer token from file, else from
+// $FLOE_CONTROL_ADMIN_TOKEN.
+func adminToken(file string) (string, error) {
+	if file == "" {
+		return os.Getenv("FLOE_CONTROL_ADMIN_TOKEN"), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--admin-token-file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// vclusterCmd is "floe control vcluster create|list|delete".
+func vclusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("control vcluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("control", "127.0.0.1:9701", "HOST:PORT (or http[s]://HOST:PORT) of the control plane's admin API")
+	tokenFile := fs.String("admin-token-file", "", "file holding the admin API's bearer token (default: $FLOE_CONTROL_ADMIN_TOKEN)")
+	jsonOut := fs.Bool("json", false, "list as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: floe control vcluster create NAME | list | delete NAME  [--control HOST:PORT]")
+		fmt.Fprintln(stderr, "create prints the new virtual cluster's agent key as its last line.")
+		fs.PrintDefaults()
+	}
+	// Flags may come before or after the positional arguments.
+	var pos []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(pos) == 0 {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	token, err := adminToken(*tokenFile)
+	if err != nil {
+		return err
+	}
+	base := *addr
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	do := func(method, path string, body any, out any) error {
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+path, rd)
+		if err != nil {
+			return err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode >= 300 {
+			var e struct{ Error string }
+			if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+				return fmt.Errorf("%s %s: %s", method, path, e.Error)
+			}
+			return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		}
+		if out != nil {
+			return json.Unmarshal(raw, out)
+		}
+		return nil
+	}
+	switch verb := pos[0]; {
+	case verb == "create" && len(pos) == 2:
+		var res struct{ Name, Key string }
+		if err := do("POST", "/api/vclusters", map[string]string{"name": pos[1]}, &res); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "virtual cluster %s created; agents connect with --metastore 'floe://CONTROL_HOST:PORT/%s?key=KEY'\n", res.Name, res.Name)
+		fmt.Fprintln(stdout, res.Key)
+		return nil
+	case verb == "list" && len(pos) == 1:
+		var list []control.VClusterInfo
+		if err := do("GET", "/api/vclusters", nil, &list); err != nil {
+			return err
+		}
+		if *jsonOut {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(list)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tCREATED\tSESSIONS\tEPOCH")
+		for _, v := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", v.Name, v.CreatedAt.UTC().Format(time.RFC3339), v.Sessions, v.Epoch)
+		}
+		return tw.Flush()
+	case verb == "delete" && len(pos) == 2:
+		if err := do("DELETE", "/api/vclusters/"+pos[1], nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "virtual cluster %s deleted\n", pos[1])
+		return nil
+	}
+	fs.Usage()
+	return fmt.Errorf("unexpected arguments %q", pos)
+}
