@@ -154,6 +154,17 @@ func (s *Server) VClusters() []VClusterInfo {
 	return out
 }
 
+// Stats returns a vcluster's counters.
+func (s *Server) Stats(name string) (Stats, bool) {
+	s.mu.Lock()
+	v := s.vclusters[name]
+	s.mu.Unlock()
+	if v == nil {
+		return Stats{}, false
+	}
+	return v.statsNow(), true
+}
+
 // DeleteVCluster stops a vcluster, ends its sessions and deletes its
 // journal.
 func (s *Server) DeleteVCluster(ctx context.Context, name string) error {

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,6 +76,7 @@ type vcluster struct {
 	applyAt atomic.Int64 // stamped time of the command being applied; 0 between commands
 	randBuf []byte       // its random bytes; touched only by the applier
 	current *command     // the command being applied, for its notices; applier only
+	pushes  []push       // notices of the batch being applied; applier only
 	lastAt  int64        // the latest stamped time; batcher (after replay) only
 
 	queue    chan *command
@@ -88,6 +90,46 @@ type vcluster struct {
 	sessions map[*session]bool
 
 	stopWatch []func()
+
+	stats vclusterStats
+}
+
+// vclusterStats count where a vcluster's time goes, for its close log
+// and the benchmark notes.
+type vclusterStats struct {
+	batches, commands atomic.Int64
+	slowBatches       atomic.Int64 // applied one command per transaction
+	appendNanos       atomic.Int64 // encoding and journal appends
+	applyNanos        atomic.Int64 // applying to the state
+	maxBatch          atomic.Int64
+}
+
+// Stats are a vcluster's counters since it started.
+type Stats struct {
+	Batches, Commands int64
+	// SlowBatches were applied one command per transaction, because a
+	// command failed inside the batch's.
+	SlowBatches int64
+	MaxBatch    int64
+	// Append is the time spent encoding and appending batches, Apply the
+	// time spent applying them (both summed over batches).
+	Append, Apply time.Duration
+}
+
+func (st Stats) String() string {
+	if st.Batches == 0 {
+		return "no batches"
+	}
+	return fmt.Sprintf("%d batches (%d one by one), %d commands (mean %.1f, max %d per batch), mean append %v, mean apply %v per batch",
+		st.Batches, st.SlowBatches, st.Commands, float64(st.Commands)/float64(st.Batches), st.MaxBatch,
+		st.Append/time.Duration(st.Batches), st.Apply/time.Duration(st.Batches))
+}
+
+func (v *vcluster) statsNow() Stats {
+	return Stats{
+		Batches: v.stats.batches.Load(), SlowBatches: v.stats.slowBatches.Load(), Commands: v.stats.commands.Load(), MaxBatch: v.stats.maxBatch.Load(),
+		Append: time.Duration(v.stats.appendNanos.Load()), Apply: time.Duration(v.stats.applyNanos.Load()),
+	}
 }
 
 // openVCluster takes the vcluster's lease and rebuilds its state from the
@@ -123,6 +165,7 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 		if b.V != BatchVersion {
 			return fmt.Errorf("journal %s #%d: batch version %d, this build reads %d", name, e.Seq, b.V, BatchVersion)
 		}
+		cmds := make([]*command, 0, len(b.Commands))
 		for _, c := range b.Commands {
 			op, ok := remote.Lookup(c.Op)
 			if !ok {
@@ -130,12 +173,13 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 			}
 			cmd := &command{Command: c, op: op}
 			cmd.args, err = op.Decode(c.Args)
-			if err == nil {
-				v.apply(cmd)
+			if err == nil { // the leader journals only what it decoded
+				cmds = append(cmds, cmd)
 			}
 			v.lastAt = max(v.lastAt, c.At)
 			commands++
 		}
+		v.applyBatch(cmds)
 		seq = e.Seq
 		return nil
 	})
@@ -176,15 +220,49 @@ func (r randSource) Read(p []byte) (int, error) {
 
 // apply applies one command to the state, with its stamped time and
 // bytes, and records its answer.
-func (v *vcluster) apply(c *command) {
+func (v *vcluster) apply(ctx context.Context, c *command) {
 	v.applyAt.Store(c.At)
 	v.randBuf = c.Rand
 	v.current = c
-	res, err := c.op.Apply(context.Background(), v.store, c.args)
+	res, err := c.op.Apply(ctx, v.store, c.args)
 	v.current = nil
 	v.randBuf = nil
 	v.applyAt.Store(0)
 	c.resp.Result, c.resp.Err = res, remote.EncodeError(err)
+}
+
+// applyBatch applies commands in order, in one transaction of the state
+// when every one of them succeeds inside it (embedded.Store.Batch),
+// otherwise one transaction each: the answers are the same either way.
+// The notices they cause are pushed to other sessions once the state
+// shows them.
+func (v *vcluster) applyBatch(batch []*command) {
+	err := v.store.Batch(func(ctx context.Context) error {
+		for _, c := range batch {
+			v.apply(ctx, c)
+		}
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, embedded.ErrBatchFailed) {
+			v.log.Warn("batch transaction failed; applying its commands one by one", "err", err)
+		}
+		v.pushes = v.pushes[:0]
+		for _, c := range batch {
+			c.resp = remote.Response{}
+			v.apply(context.Background(), c)
+		}
+		v.stats.slowBatches.Add(1)
+	}
+	for _, p := range v.pushes {
+		for _, s := range v.sessionList() {
+			if s != p.origin {
+				s.pushNotice(p.kind, p.notice)
+			}
+		}
+	}
+	clear(v.pushes)
+	v.pushes = v.pushes[:0]
 }
 
 // submit queues a decoded mutating command and waits for its answer.
@@ -244,6 +322,7 @@ func (v *vcluster) batchLoop(seq int64, appended chan<- []*command) {
 			}
 			b.Commands[i] = c.Command
 		}
+		appendStart := time.Now()
 		raw, err := remote.Marshal(b)
 		if err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
@@ -260,6 +339,12 @@ func (v *vcluster) batchLoop(seq int64, appended chan<- []*command) {
 			}
 			v.drainQueue(unavailable(err))
 			return
+		}
+		v.stats.appendNanos.Add(int64(time.Since(appendStart)))
+		v.stats.batches.Add(1)
+		v.stats.commands.Add(int64(len(batch)))
+		if n := int64(len(batch)); n > v.stats.maxBatch.Load() {
+			v.stats.maxBatch.Store(n)
 		}
 		seq++
 		appended <- batch
@@ -283,40 +368,41 @@ func (v *vcluster) drainQueue(resp remote.Response) {
 func (v *vcluster) applyLoop(appended <-chan []*command) {
 	defer v.loops.Done()
 	for batch := range appended {
+		start := time.Now()
+		v.applyBatch(batch)
 		for _, c := range batch {
-			v.apply(c)
 			close(c.done)
 		}
+		v.stats.applyNanos.Add(int64(time.Since(start)))
 	}
 }
 
 // onCommit and onTopics hear the state's notices, on the applier's
 // goroutine: the command being applied gets them in its response, every
-// other session of the vcluster as pushed frames.
+// other session of the vcluster as pushed frames once the batch is
+// visible (applyBatch).
 func (v *vcluster) onCommit(n metastore.CommitNotice) {
-	var origin *session
-	if c := v.current; c != nil {
-		c.resp.Commits = append(c.resp.Commits, n)
-		origin = c.origin
-	}
-	for _, s := range v.sessionList() {
-		if s != origin {
-			s.pushNotice(remote.KindCommitNotice, n)
-		}
-	}
+	v.noticed(remote.KindCommitNotice, n, func(r *remote.Response) { r.Commits = append(r.Commits, n) })
 }
 
 func (v *vcluster) onTopics(n metastore.TopicNotice) {
+	v.noticed(remote.KindTopicNotice, n, func(r *remote.Response) { r.Topics = append(r.Topics, n) })
+}
+
+func (v *vcluster) noticed(kind byte, n any, add func(*remote.Response)) {
 	var origin *session
 	if c := v.current; c != nil {
-		c.resp.Topics = append(c.resp.Topics, n)
+		add(&c.resp)
 		origin = c.origin
 	}
-	for _, s := range v.sessionList() {
-		if s != origin {
-			s.pushNotice(remote.KindTopicNotice, n)
-		}
-	}
+	v.pushes = append(v.pushes, push{origin: origin, kind: kind, notice: n})
+}
+
+// push is a notice waiting for its batch to be visible.
+type push struct {
+	origin *session // not sent to the session that caused it
+	kind   byte
+	notice any
 }
 
 func (v *vcluster) sessionList() []*session {
@@ -347,6 +433,7 @@ func (v *vcluster) close() {
 	v.stopOnce.Do(func() {
 		close(v.stop)
 		v.loops.Wait()
+		v.log.Info("virtual cluster closed", "stats", v.statsNow())
 		for _, s := range v.sessionList() {
 			s.close()
 		}

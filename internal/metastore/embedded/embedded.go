@@ -47,8 +47,9 @@ type Options struct {
 	// crypto/rand. internal/control sets it to bytes its leader stamped
 	// on the command, for the same reason.
 	Rand io.Reader
-	// NoSync skips fsync on every write: for a store whose durability is
-	// elsewhere (internal/control's journal), never for a store of record.
+	// NoSync skips fsync on every write, and the freelist's write: for a
+	// store whose durability is elsewhere (internal/control's journal),
+	// never for a store of record.
 	NoSync bool
 }
 
@@ -75,7 +76,17 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	boltOpts := *bolt.DefaultOptions
 	boltOpts.Timeout = lockTimeout
-	boltOpts.NoSync = opts.NoSync
+	if opts.NoSync {
+		// The file is a cache of state kept elsewhere: no fsync, no
+		// freelist written on every commit, and a mapping large enough
+		// that growing the file does not remap it (a remap waits for
+		// every reader).
+		boltOpts.NoSync = true
+		boltOpts.NoGrowSync = true
+		boltOpts.NoFreelistSync = true
+		boltOpts.FreelistType = bolt.FreelistMapType
+		boltOpts.InitialMmapSize = 1 << 30
+	}
 	db, err := bolt.Open(path, 0o600, &boltOpts)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open metadata store %s: file is locked by another process or store (gave up after %s): %w", path, lockTimeout, err)
@@ -168,21 +179,88 @@ func (s *Store) Objects(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// view runs fn in a read-only transaction.
+// view runs fn in a read-only transaction, or in the batch's (Batch).
 func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
+	if b, ok := ctx.Value(batchKey{}).(*batch); ok && b.store == s {
+		return b.run(fn)
+	}
 	return closedErr(s.db.View(fn))
 }
 
-// update runs fn in a read-write transaction; an error from fn rolls it
-// back.
+// update runs fn in a read-write transaction, or in the batch's (Batch);
+// an error from fn rolls it back.
 func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
+	if b, ok := ctx.Value(batchKey{}).(*batch); ok && b.store == s {
+		return b.run(fn)
+	}
 	return closedErr(s.db.Update(fn))
+}
+
+// ErrBatchFailed reports a Batch in which a transaction function failed:
+// nothing of the batch was committed.
+var ErrBatchFailed = errors.New("a call of the batch failed; nothing was committed")
+
+type batchKey struct{}
+
+// batch is one Batch's transaction.
+type batch struct {
+	store  *Store
+	tx     *bolt.Tx
+	failed bool
+}
+
+func (b *batch) run(fn func(*bolt.Tx) error) error {
+	if b.failed {
+		return ErrBatchFailed
+	}
+	if err := fn(b.tx); err != nil {
+		// fn may have written part of its changes: the batch is lost.
+		b.failed = true
+		return err
+	}
+	return nil
+}
+
+// Batch runs fn with a context under which every call of this store's
+// methods runs in one read-write transaction, committed when fn returns
+// nil: many calls then cost one commit. Calls made with that context
+// must be sequential, on fn's goroutine; calls with other contexts (other
+// goroutines' reads) see the store as it was before the batch until it
+// commits.
+//
+// A method whose transaction function fails (a conflict, an unknown
+// topic found inside the transaction) may have written part of its
+// changes, which cannot be undone alone: the whole batch then fails with
+// ErrBatchFailed, nothing is committed, and the caller applies the calls
+// again one by one. Every call that succeeded in a batch that committed
+// behaves as it would have alone, in the same order. Watchers hear a
+// call's notices when it returns, before the batch commits: a caller
+// using Batch holds them back until Batch returns (internal/control does).
+func (s *Store) Batch(fn func(ctx context.Context) error) error {
+	if err := s.ready(context.Background()); err != nil {
+		return err
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return closedErr(err)
+	}
+	b := &batch{store: s, tx: tx}
+	ctx := context.WithValue(context.Background(), batchKey{}, b)
+	err = fn(ctx)
+	if b.failed {
+		err = ErrBatchFailed
+	}
+	if err != nil {
+		tx.Rollback()
+		return err
+	}
+	return closedErr(tx.Commit())
 }
 
 func (s *Store) ready(ctx context.Context) error {
