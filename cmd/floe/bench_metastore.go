@@ -21,6 +21,9 @@ import (
 // benchMetastoreCmd is "floe bench metastore": a metadata store under
 // simulated agents' segment commits and fetch-side reads.
 func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if handled, err := benchMetastoreCompare(ctx, args, stdout, stderr); handled {
+		return err
+	}
 	fs := flag.NewFlagSet("bench metastore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := bench.MetastoreConfig{}
@@ -39,6 +42,7 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	logLevel := fs.String("log-level", "warn", "log level")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: floe bench metastore [--metastore URL] [--agents N] [--partitions-per-commit K] [--partitions P] [--readers R] [--duration D]")
+		fmt.Fprintln(stderr, "       floe bench metastore --metastore URL --compare URL2 [--rounds N] [flags]: both stores alternately, and the ratios")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

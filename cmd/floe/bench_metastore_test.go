@@ -33,3 +33,24 @@ func TestBenchMetastoreCommand(t *testing.T) {
 		t.Error("more partitions per commit than partitions accepted")
 	}
 }
+
+// --compare runs two stores alternately and prints the ratios.
+func TestBenchMetastoreCompare(t *testing.T) {
+	var out, errs strings.Builder
+	a := "embedded://" + t.TempDir() + "/a.db"
+	b := "embedded://" + t.TempDir() + "/b.db"
+	err := run([]string{"bench", "metastore", "--metastore", a, "--compare", b, "--rounds", "2", "--agents", "2", "--partitions", "10",
+		"--partitions-per-commit", "2", "--readers", "1", "--duration", "200ms", "--warmup", "0s", "--progress", "0"}, &out, &errs)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	if got := strings.Count(out.String(), "commits/s  p50"); got != 4 {
+		t.Errorf("%d runs reported, want 4:\n%s", got, out.String())
+	}
+	if !strings.Contains(out.String(), "commits/s ratio") || !strings.Contains(out.String(), "1.00×") {
+		t.Errorf("no ratios:\n%s", out.String())
+	}
+	if err := run([]string{"bench", "metastore", "--compare", b, "--rounds", "0"}, &out, &errs); err == nil {
+		t.Error("--rounds 0 accepted")
+	}
+}
