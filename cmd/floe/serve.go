@@ -292,7 +292,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	var f agentFlags
 	f.register(fs, "127.0.0.1:9644")
 	bucketURL := fs.String("bucket", "", "bucket `URL`: file:///path, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or azblob://CONTAINER/PREFIX (README: URLs)")
-	metaURL := fs.String("metastore", "", "metadata store `URL`: embedded:///path/to/file or postgres://user@host:port/db?sslmode=disable")
+	metaURL := fs.String("metastore", "", "metadata store `URL`: embedded:///path/to/file, postgres://user@host:port/db?sslmode=disable or floe://HOST:PORT/VCLUSTER?key=KEY (floe control)")
 	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
