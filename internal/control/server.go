@@ -31,6 +31,9 @@ import (
 	"github.com/floe-io/floe/internal/metastore/remote"
 )
 
+// MaxConnections bounds a server's connections, authenticated or not.
+const MaxConnections = 4096
+
 // Options configure a Server.
 type Options struct {
 	Journal *journal.Journal
@@ -214,6 +217,12 @@ func (s *Server) Serve(l net.Listener) error {
 			nc.Close()
 			return nil
 		}
+		if len(s.conns) >= MaxConnections {
+			s.mu.Unlock()
+			s.log.Warn("too many connections; refusing one", "remote", nc.RemoteAddr(), "max", MaxConnections)
+			nc.Close()
+			continue
+		}
 		s.conns[nc] = true
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -266,9 +275,9 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		nc = tc
 	}
-	r := bufio.NewReaderSize(nc, 64<<10)
-	w := bufio.NewWriterSize(nc, 64<<10)
-	f, err := remote.ReadFrameMax(r, remote.MaxHelloFrame)
+	// Small buffers until the peer has proved its key.
+	hr := bufio.NewReaderSize(nc, remote.MaxHelloFrame+16)
+	f, err := remote.ReadFrameMax(hr, remote.MaxHelloFrame)
 	if err != nil {
 		return
 	}
@@ -283,14 +292,14 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 	payload, _ := remote.Marshal(welcome)
 	b, _ := remote.AppendFrame(nil, remote.Frame{Kind: remote.KindWelcome, Payload: payload})
-	if _, err := w.Write(b); err != nil || w.Flush() != nil || v == nil {
+	if _, err := nc.Write(b); err != nil || v == nil {
 		if v == nil {
 			s.log.Warn("control plane connection refused", "remote", nc.RemoteAddr(), "vcluster", hello.VCluster, "reason", welcome.Err)
 		}
 		return
 	}
 	nc.SetDeadline(time.Time{})
-	ss := newSession(v, nc, r, w, s.log)
+	ss := newSession(v, nc, bufio.NewReaderSize(hr, 64<<10), bufio.NewWriterSize(nc, 64<<10), s.log)
 	v.addSession(ss)
 	defer v.removeSession(ss)
 	ss.serve()

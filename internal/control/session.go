@@ -13,6 +13,11 @@ import (
 	"github.com/floe-io/floe/internal/metastore/remote"
 )
 
+// budgetUnit is the share of a session's request budget one unit is:
+// MaxInFlight units, so MaxInFlight small requests or one of MaxFrame
+// bytes at a time.
+const budgetUnit = remote.MaxFrame / remote.MaxInFlight
+
 // outQueue bounds the frames waiting to be written to a session; beyond
 // it notices collapse into "everything changed" (responses wait).
 const outQueue = 1024
@@ -33,7 +38,7 @@ type session struct {
 	lostTopics   atomic.Bool
 	closeOnce    sync.Once
 	writerDone   chan struct{}
-	inFlight     chan struct{} // semaphore of MaxInFlight
+	inFlight     chan struct{} // budget of MaxInFlight units, taken by the reader only
 	requestsDone sync.WaitGroup
 }
 
@@ -64,17 +69,30 @@ func (s *session) serve() {
 			s.log.Warn("unexpected frame kind; closing", "kind", f.Kind)
 			return
 		}
-		select {
-		case s.inFlight <- struct{}{}:
-		case <-s.ctx.Done():
-			return
+		// Every request takes a share of the session's budget in
+		// proportion to its size (at least one unit): the requests being
+		// decoded and run are bounded in number and in bytes.
+		units := min(max(len(f.Payload)/budgetUnit, 1), remote.MaxInFlight)
+		for range units {
+			select {
+			case s.inFlight <- struct{}{}:
+			case <-s.ctx.Done():
+				return
+			}
 		}
 		s.requestsDone.Add(1)
 		go func() {
 			defer s.requestsDone.Done()
-			defer func() { <-s.inFlight }()
+			defer func() {
+				for range units {
+					<-s.inFlight
+				}
+			}()
 			resp := s.handle(f.Payload)
 			payload, err := remote.Marshal(resp)
+			if err == nil && len(payload) > remote.MaxFrame-64 {
+				err = fmt.Errorf("response of %d bytes is over the frame limit of %d; ask for less (a limit)", len(payload), remote.MaxFrame)
+			}
 			if err != nil {
 				payload, _ = remote.Marshal(remote.Response{Err: remote.EncodeError(err)})
 			}

@@ -11,6 +11,11 @@ import "github.com/fxamacker/cbor/v2"
 // RawMessage is an encoded value, decoded later.
 type RawMessage = cbor.RawMessage
 
+// MaxArrayElements bounds every array and map of a payload (the batches of
+// a segment commit, the extents of an answer): with MaxFrame it bounds
+// what decoding a frame allocates.
+const MaxArrayElements = 1 << 17
+
 var (
 	encMode cbor.EncMode
 	decMode cbor.DecMode
@@ -25,8 +30,8 @@ func init() {
 	decMode, err = cbor.DecOptions{
 		UTF8:             cbor.UTF8DecodeInvalid,
 		MaxNestedLevels:  32,
-		MaxArrayElements: MaxFrame, // a frame cannot hold more
-		MaxMapPairs:      MaxFrame,
+		MaxArrayElements: MaxArrayElements,
+		MaxMapPairs:      MaxArrayElements,
 	}.DecMode()
 	if err != nil {
 		panic(err)
