@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/floe-io/floe/internal/journal"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // AdminHandler is the admin API of a Server, for operators:
@@ -17,6 +19,7 @@ import (
 //	POST   /api/vclusters          {"name": NAME} → {"name": NAME, "key": KEY}
 //	GET    /api/vclusters          → [{"name", "created_at", "sessions", "epoch"}]
 //	DELETE /api/vclusters/NAME
+//	GET    /metrics                Prometheus: per-vcluster counters (floe_control_vcluster_*)
 //
 // A non-empty token must be sent as "Authorization: Bearer TOKEN".
 func AdminHandler(s *Server, token string, log *slog.Logger) http.Handler {
@@ -63,6 +66,9 @@ func AdminHandler(s *Server, token string, log *slog.Logger) http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(s))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	if token == "" {
 		return mux

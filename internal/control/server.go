@@ -139,10 +139,10 @@ func (s *Server) CreateVCluster(ctx context.Context, name string) (string, error
 
 // VClusterInfo is what the admin API lists of a vcluster.
 type VClusterInfo struct {
-	Name      string    `cbor:"name"`
-	CreatedAt time.Time `cbor:"created_at"`
-	Sessions  int       `cbor:"sessions"`
-	Epoch     int64     `cbor:"epoch"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	Sessions  int       `json:"sessions"`
+	Epoch     int64     `json:"epoch"`
 }
 
 // VClusters lists the vclusters this server serves, sorted by name.

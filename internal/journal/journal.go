@@ -241,7 +241,7 @@ type Entry struct {
 // Read calls fn with every batch of vcluster from seq from on, in order,
 // reading limit rows at a time.
 func (j *Journal) Read(ctx context.Context, vcluster string, from int64, fn func(Entry) error) error {
-	const limit = 256
+	const limit = 32 // rows of at most MaxBatchBytes each held at once
 	for {
 		rows, err := j.pool.Query(ctx, `SELECT seq, batch FROM floe_control_journal WHERE vcluster = $1 AND seq >= $2 ORDER BY seq LIMIT $3`, vcluster, from, limit)
 		if err != nil {
