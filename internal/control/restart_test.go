@@ -38,8 +38,10 @@ func snapshot(t *testing.T, s metastore.Store, topics []metastore.Topic) []byte 
 	}
 	add(s.FetchOffsets(ctx, "g"))
 	add(s.ListGroups(ctx))
-	g, _, err := s.LoadGroup(ctx, "g")
-	add(g, err)
+	for _, name := range []string{"g", "race"} {
+		g, _, err := s.LoadGroup(ctx, name)
+		add(g, err)
+	}
 	add(s.ClusterSecret(ctx))
 	acls, v, err := s.ACLs(ctx)
 	add(fmt.Sprint(acls, v), err)
@@ -153,6 +155,40 @@ func TestRestartReplaysJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	topics = topics[:2]
+	// Commands that fail inside a batch's transaction (a topic that
+	// exists, a group version that moved) make the batch apply one by
+	// one; the replay must decide them alike.
+	errc = make(chan error, 40)
+	for i := range 40 {
+		go func() {
+			var err error
+			if i%2 == 0 {
+				_, err = c.CreateTopic(ctx, metastore.TopicSpec{Name: "dup", Partitions: 1})
+			} else {
+				_, err = c.SaveGroup(ctx, metastore.Group{Name: "race", State: "Stable", Data: []byte{byte(i)}})
+			}
+			errc <- err
+		}()
+	}
+	var failed int
+	for range 40 {
+		if err := <-errc; errors.Is(err, metastore.ErrTopicExists) || errors.Is(err, metastore.ErrGroupVersionConflict) {
+			failed++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed != 38 {
+		t.Fatalf("%d of 40 racing creates and saves failed, want 38", failed)
+	}
+	if st, _ := srv.Stats("restart"); st.SlowBatches == 0 {
+		t.Fatalf("no batch was applied one by one: %v", st)
+	}
+	dup, err := c.Topic(ctx, "dup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics = append(topics, dup)
 	before := snapshot(t, c, topics)
 
 	notices := make(chan metastore.CommitNotice, 64)
