@@ -17,6 +17,11 @@ func TestBenchCommits(t *testing.T) {
 		t.Skip("FLOE_CONTROL_BENCH not set")
 	}
 	cp := newControl(t)
+	if dir := os.Getenv("FLOE_CONTROL_BENCH_DIR"); dir != "" {
+		// Another server on the same journal, its state under dir (a
+		// tmpfs, say).
+		cp = startControlIn(t, cp.dbURL, dir)
+	}
 	key, err := cp.server.CreateVCluster(t.Context(), "bench")
 	if err != nil {
 		t.Fatal(err)

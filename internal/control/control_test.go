@@ -24,12 +24,18 @@ type controlPlane struct {
 
 func startControl(t *testing.T, dbURL string) *controlPlane {
 	t.Helper()
+	return startControlIn(t, dbURL, t.TempDir())
+}
+
+// startControlIn is startControl with the vclusters' state under dir.
+func startControlIn(t *testing.T, dbURL, dir string) *controlPlane {
+	t.Helper()
 	j, err := journal.Open(t.Context(), dbURL, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(j.Close)
-	srv, err := control.New(t.Context(), control.Options{Journal: j, Dir: t.TempDir(), Logger: testutil.Logger(t)})
+	srv, err := control.New(t.Context(), control.Options{Journal: j, Dir: dir, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
