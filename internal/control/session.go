@@ -3,6 +3,7 @@ package control
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -121,6 +122,11 @@ func (s *session) handle(payload []byte) remote.Response {
 	}
 	if !op.Mutates {
 		res, err := op.Apply(s.ctx, s.v.store, args)
+		if errors.Is(err, metastore.ErrClosed) {
+			// The vcluster is closing (deleted, or the server stops):
+			// the agent's store is not closed, this one is unavailable.
+			return unavailable(err)
+		}
 		return remote.Response{Result: res, Err: remote.EncodeError(err)}
 	}
 	return s.v.submit(s.ctx, &command{Command: Command{Op: op.Name, Args: req.Args}, op: op, args: args, origin: s})
