@@ -87,7 +87,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	for _, vc := range vcs {
-		v, err := openVCluster(ctx, vc.Name, s.journal, s.holder, s.dir, s.log)
+		v, err := s.open(ctx, vc.Name)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("open virtual cluster %s: %w", vc.Name, err)
@@ -96,6 +96,55 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		s.keys[vc.Name] = vc
 	}
 	return s, nil
+}
+
+// open opens a vcluster that the server rebuilds when its journal fails.
+func (s *Server) open(ctx context.Context, name string) (*vcluster, error) {
+	v, err := openVCluster(ctx, name, s.journal, s.holder, s.dir, s.log)
+	if err != nil {
+		return nil, err
+	}
+	v.onFail = s.rebuild
+	return v, nil
+}
+
+// rebuild replaces a vcluster whose journal append failed (the database
+// restarted, say) by a new one replayed from the journal, retrying with
+// backoff until it succeeds, the vcluster is deleted or the server
+// closes. The old one's sessions are closed, so that agents reconnect to
+// the new one. An append whose answer was lost may or may not be in the
+// journal; the replay decides, as a database would after a lost commit
+// acknowledgement.
+func (s *Server) rebuild(old *vcluster) {
+	backoff := 100 * time.Millisecond
+	for {
+		s.mu.Lock()
+		current := !s.closed && s.vclusters[old.name] == old
+		s.mu.Unlock()
+		if !current {
+			return
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		v, err := s.open(ctx, old.name)
+		cancel()
+		if err != nil {
+			s.log.Warn("rebuilding virtual cluster failed; retrying", "vcluster", old.name, "err", err, "backoff", backoff)
+			continue
+		}
+		s.mu.Lock()
+		if s.closed || s.vclusters[old.name] != old {
+			s.mu.Unlock()
+			v.close()
+			return
+		}
+		s.vclusters[old.name] = v
+		s.mu.Unlock()
+		old.close()
+		s.log.Info("virtual cluster rebuilt from its journal", "vcluster", old.name, "epoch", v.epoch)
+		return
+	}
 }
 
 // NewKey returns a fresh agent key.
@@ -112,7 +161,7 @@ func (s *Server) CreateVCluster(ctx context.Context, name string) (string, error
 	if err := s.journal.CreateVCluster(ctx, name, key); err != nil {
 		return "", err
 	}
-	v, err := openVCluster(ctx, name, s.journal, s.holder, s.dir, s.log)
+	v, err := s.open(ctx, name)
 	if err != nil {
 		return "", fmt.Errorf("open virtual cluster %s: %w", name, err)
 	}

@@ -79,17 +79,23 @@ type vcluster struct {
 	pushes  []push       // notices of the batch being applied; applier only
 	lastAt  int64        // the latest stamped time; batcher (after replay) only
 
-	queue    chan *command
-	stopOnce sync.Once
-	stop     chan struct{} // closed by close
-	failed   chan struct{} // closed when the journal refused an append
-	failErr  error
-	loops    sync.WaitGroup
+	queue     chan *command
+	loopsDone chan struct{} // closed when the batcher and the applier have stopped
+	stopOnce  sync.Once
+	stop      chan struct{} // closed by close
+	failed    chan struct{} // closed when the journal refused an append
+	failErr   error
+	loops     sync.WaitGroup
 
 	mu       sync.Mutex
 	sessions map[*session]bool
 
 	stopWatch []func()
+
+	// onFail, if set, is called once (on its own goroutine) when an
+	// append failed for another reason than a newer leader: the server
+	// rebuilds the vcluster from the journal.
+	onFail func(*vcluster)
 
 	stats vclusterStats
 }
@@ -142,7 +148,8 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 	v := &vcluster{
 		name: name, log: log.With("vcluster", name), journal: j, dir: vdir,
 		queue: make(chan *command, queueLength), stop: make(chan struct{}), failed: make(chan struct{}),
-		sessions: map[*session]bool{},
+		loopsDone: make(chan struct{}),
+		sessions:  map[*session]bool{},
 	}
 	v.store, err = embedded.Open(filepath.Join(vdir, "state.db"), embedded.Options{
 		Logger: v.log, Now: v.now, Rand: randSource{v}, NoSync: true,
@@ -195,6 +202,10 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 	v.loops.Add(2)
 	go v.batchLoop(seq+1, appended)
 	go v.applyLoop(appended)
+	go func() {
+		v.loops.Wait()
+		close(v.loopsDone)
+	}()
 	return v, nil
 }
 
@@ -278,8 +289,21 @@ func (v *vcluster) submit(ctx context.Context, c *command) remote.Response {
 		return remote.Response{Err: remote.EncodeError(ctx.Err())}
 	}
 	// Queued: it will be journaled and applied, or failed; wait for it
-	// whatever ctx says, so that its answer is the truth.
-	<-c.done
+	// whatever ctx says, so that its answer is the truth. If the loops
+	// stopped without taking it (it was queued after the batcher's last
+	// drain), nothing was done with it.
+	select {
+	case <-c.done:
+	case <-v.loopsDone:
+		select {
+		case <-c.done:
+		default:
+			if v.failErr != nil {
+				return unavailable(v.failErr)
+			}
+			return unavailable(metastore.ErrClosed)
+		}
+	}
 	return c.resp
 }
 
@@ -338,6 +362,9 @@ func (v *vcluster) batchLoop(seq int64, appended chan<- []*command) {
 				close(c.done)
 			}
 			v.drainQueue(unavailable(err))
+			if v.onFail != nil && !errors.Is(err, journal.ErrFenced) {
+				go v.onFail(v)
+			}
 			return
 		}
 		v.stats.appendNanos.Add(int64(time.Since(appendStart)))
