@@ -341,9 +341,25 @@ const endRecord = "end-of-partition"
 // read_committed consumer that reaches it has read or skipped everything
 // before it: what it read is exactly what read_committed returns, with no
 // wait for records that might not come.
+//
+// The producer is idempotent: sarama retries a request whose connection it
+// closed itself after sending (a race in its broker registration seen on
+// loaded machines), and without idempotence the retry writes the end record
+// twice, as it would against Kafka.
 func writeEndRecords(t *testing.T, addr string, topics []string, partitions int32) {
 	t.Helper()
-	plain := newSaramaPlainProducer(t, addr)
+	cfg := saramaConfig()
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Retry.Max = 5
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	plain, err := sarama.NewSyncProducer([]string{addr}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
 	var ends []*sarama.ProducerMessage
 	for _, topic := range topics {
 		for p := range partitions {
