@@ -86,6 +86,9 @@ func (h *Handler) consumerGroupDescribe(_ context.Context, req *wire.Request) (R
 				}
 				rm.Assignment, rm.TargetAssignment = assignment(m.Assignment), assignment(m.Target)
 				rm.MemberType = 1 // the consumer protocol
+				if m.Classic {
+					rm.MemberType = 0 // a classic member (KIP-848's migration)
+				}
 				g.Members = append(g.Members, rm)
 			}
 			resp.Groups = append(resp.Groups, g)

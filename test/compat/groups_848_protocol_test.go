@@ -312,11 +312,11 @@ func TestConsumerProtocolErrors(t *testing.T) {
 			p.join("a", "t") // a rejoin is not a new member
 			return p.do(p.request("d", "t")).ErrorCode
 		}, kerr.GroupMaxSizeReached},
-		{"consumer heartbeat into a classic group with members", "KIP-848", func(p cgp) int16 {
+		{"consumer heartbeat into a classic group whose subscription is not the consumer protocol's", "KIP-848", func(p cgp) int16 {
 			proto{t: t, c: p.c, group: p.group}.member("", nil)
 			return p.do(p.request("a", "t")).ErrorCode
 		}, kerr.GroupIDNotFound},
-		{"classic JoinGroup into a consumer group with members", "KIP-848", func(p cgp) int16 {
+		{"classic JoinGroup with a malformed subscription into a consumer group with members", "KIP-848", func(p cgp) int16 {
 			p.join("a", "t")
 			return proto{t: t, c: p.c, group: p.group}.join(9, "", "", 6*time.Second, "consumer", "range", nil).ErrorCode
 		}, kerr.InconsistentGroupProtocol},

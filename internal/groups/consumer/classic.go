@@ -263,7 +263,7 @@ func (g *Group) ClassicJoin(now time.Time, img Image, r groups.JoinRequest) (gro
 	m.classic.syncDeadline = now.Add(m.rebalanceTimeout)
 	e.Persist = true
 	// The last member of the consumer protocol was replaced by this one.
-	e.Downgrade = replacedConsumer && g.shouldDowngrade()
+	e.Downgrade = replacedConsumer && g.shouldDowngrade(g.epoch)
 
 	resp.MemberID = m.id
 	resp.Generation = m.epoch
@@ -436,8 +436,15 @@ func (g *Group) onlyClassic() bool {
 // shouldDowngrade is checked after a member of the consumer protocol
 // left or was removed: the group goes back to the classic protocol when
 // only classic members remain and the policy allows it.
-func (g *Group) shouldDowngrade() bool {
-	return g.cfg.MigrationPolicy.DowngradeEnabled() && g.onlyClassic()
+// before is the group epoch before the removal: the classic group's
+// generation, as in Kafka, where the downgraded group takes the epoch the
+// remaining members were at.
+func (g *Group) shouldDowngrade(before int32) bool {
+	if !g.cfg.MigrationPolicy.DowngradeEnabled() || !g.onlyClassic() {
+		return false
+	}
+	g.downgradeEpoch = before
+	return true
 }
 
 // FromClassic converts a classic group with members (its snapshot) into a
@@ -524,13 +531,18 @@ func FromClassic(name string, cfg Config, newMemberID func() string, s groups.Sn
 
 // ToClassic is the classic group a consumer group becomes when it is
 // downgraded (Effects.Downgrade): every member is a classic member. As in
-// Kafka the generation is the group epoch, members keep their protocols
+// Kafka the generation is the group epoch before the member that made
+// the downgrade left (so members at it are told to rejoin), members keep their protocols
 // and their assigned partitions (encoded as their SyncGroup would
 // receive them), and the group is in PreparingRebalance, so that every
 // member rejoins and the group's classic leader assigns again. The
 // caller restores it with groups.Restore.
 func (g *Group) ToClassic() groups.Snapshot {
-	s := groups.Snapshot{State: groups.PreparingRebalance.String(), Generation: g.epoch, ProtocolType: Type}
+	generation := g.epoch
+	if g.downgradeEpoch != 0 {
+		generation = g.downgradeEpoch
+	}
+	s := groups.Snapshot{State: groups.PreparingRebalance.String(), Generation: generation, ProtocolType: Type}
 	for _, id := range g.memberIDs() {
 		m := g.members[id]
 		if m.classic == nil {

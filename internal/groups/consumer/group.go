@@ -267,6 +267,10 @@ type Group struct {
 	racks []string
 	owner map[TP]string // member holding each partition (assigned or pending revocation)
 	dead  bool
+	// downgradeEpoch is the group epoch before the removals that made
+	// Effects.Downgrade: the classic group's generation (ToClassic), so
+	// that members at that epoch are told to rejoin, not fenced.
+	downgradeEpoch int32
 
 	newMemberID func() string
 }
@@ -360,7 +364,7 @@ func (g *Group) Tick(now time.Time) Effects {
 		return e
 	}
 	over := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
-	removedConsumer := false
+	removedConsumer, before := false, g.epoch
 	for _, id := range g.memberIDs() {
 		m := g.members[id]
 		expired := over(m.sessionDeadline) || over(m.rebalanceDeadline)
@@ -373,7 +377,7 @@ func (g *Group) Tick(now time.Time) Effects {
 			e.Persist = true
 		}
 	}
-	e.Downgrade = removedConsumer && g.shouldDowngrade()
+	e.Downgrade = removedConsumer && g.shouldDowngrade(before)
 	return e
 }
 

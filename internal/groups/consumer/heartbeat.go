@@ -484,8 +484,9 @@ func (g *Group) leave(now time.Time, r HeartbeatRequest, resp HeartbeatResponse)
 		g.setOwned(m, m.assigned, nil) // what it was revoking is free
 		return resp, e
 	}
+	before := g.epoch
 	g.remove(m)
-	e.Downgrade = g.shouldDowngrade()
+	e.Downgrade = g.shouldDowngrade(before)
 	return resp, e
 }
 
