@@ -28,6 +28,7 @@ package consumer
 // (Effects.Downgrade).
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -237,8 +238,12 @@ func (g *Group) ClassicJoin(now time.Time, img Image, r groups.JoinRequest) (gro
 		joined = true
 	}
 	noAssignor := ""
+	rebalance := r.RebalanceTimeout
+	if rebalance <= 0 {
+		rebalance = r.SessionTimeout // JoinGroup v0 has none
+	}
 	hr := HeartbeatRequest{
-		RebalanceTimeout: r.RebalanceTimeout, SubscribedTopicNames: sub.Topics, ServerAssignor: &noAssignor,
+		RebalanceTimeout: rebalance, SubscribedTopicNames: sub.Topics, ServerAssignor: &noAssignor,
 		RackID: sub.Rack, ClientID: r.ClientID, ClientHost: r.ClientHost,
 	}
 	if hr.SubscribedTopicNames == nil {
@@ -489,7 +494,7 @@ func FromClassic(name string, cfg Config, newMemberID func() string, s groups.Sn
 		}
 		m := &member{
 			id: sm.ID, instanceID: sm.InstanceID, clientID: sm.ClientID, clientHost: sm.ClientHost,
-			rebalanceTimeout: time.Duration(sm.RebalanceTimeoutMs) * time.Millisecond,
+			rebalanceTimeout: time.Duration(cmp.Or(sm.RebalanceTimeoutMs, sm.SessionTimeoutMs)) * time.Millisecond,
 			topicNames:       slices.Compact(slices.Sorted(slices.Values(sub.Topics))),
 			epoch:            s.Generation, previousEpoch: s.Generation, state: memberStable,
 			classic: &classicMember{
