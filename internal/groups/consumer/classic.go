@@ -417,16 +417,6 @@ func (g *Group) ClassicLeave(leaving []groups.LeaveMember) ([]groups.LeaveResult
 	return out, e
 }
 
-// UsesClassicProtocol reports whether a member speaks the classic
-// protocol (nil if there is no such member).
-func (g *Group) UsesClassicProtocol(memberID string) (classic, ok bool) {
-	m := g.members[memberID]
-	if m == nil {
-		return false, false
-	}
-	return m.classic != nil, true
-}
-
 // onlyClassic reports a group whose members all speak the classic
 // protocol (and that has some).
 func (g *Group) onlyClassic() bool {
