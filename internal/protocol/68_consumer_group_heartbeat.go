@@ -18,6 +18,7 @@ package protocol
 // subscription that is not the ConsumerProtocol's), NOT_COORDINATOR. A
 // joining member upgrades a classic group with members otherwise
 // (KIP-848's online migration; docs/consumer-groups.md).
+// UNSUPPORTED_VERSION while group.version is finalized below 1 (Kafka).
 // v1: members generate their own ids (v0: the coordinator does) and may
 // subscribe with a regular expression (RE2 syntax, matched against whole
 // topic names; INVALID_REGULAR_EXPRESSION). The heartbeat interval
@@ -45,6 +46,9 @@ func (h *Handler) consumerGroupHeartbeat(_ context.Context, req *wire.Request) (
 		resp := r.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 		resp.MemberEpoch = r.MemberEpoch
 		co, code := h.groupsOrErr()
+		if code == 0 && !h.consumerProtocolEnabled() {
+			code = kerr.UnsupportedVersion.Code // group.version 0
+		}
 		if code != 0 {
 			resp.ErrorCode = code
 			return resp

@@ -30,6 +30,9 @@ func (h *Handler) consumerGroupDescribe(_ context.Context, req *wire.Request) (R
 	return func(ctx context.Context) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 		co, code := h.groupsOrErr()
+		if code == 0 && !h.consumerProtocolEnabled() {
+			code = kerr.UnsupportedVersion.Code // group.version 0, as Kafka
+		}
 		lookup := h.lookup(ctx)
 		assignment := func(a consumer.Assignment) kmsg.Assignment {
 			var out kmsg.Assignment
