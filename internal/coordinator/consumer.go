@@ -36,7 +36,7 @@ func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, group string, r con
 	defer c.unlock(e)
 	if e.cg == nil {
 		switch {
-		case e.g.Idle():
+		case e.g.Idle() || e.g.Len() == 0: // no members (pending ones are not)
 			if e.stored {
 				c.log.Info("empty classic group becomes a consumer group", "group", group)
 			}
