@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
@@ -70,6 +71,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.cfg.Groups.Groups.MinSessionTimeout, "group-min-session-timeout", 6*time.Second, "shortest session timeout a consumer may ask for (group.min.session.timeout.ms; shorter: INVALID_SESSION_TIMEOUT)")
 	fs.DurationVar(&f.cfg.Groups.Groups.MaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer may ask for (group.max.session.timeout.ms)")
 	initialDelay := fs.Duration("group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms; 0: none)")
+	migration := fs.String("group-consumer-migration-policy", "bidirectional", "whether groups with members move between the classic and the KIP-848 consumer protocol (group.consumer.migration.policy): bidirectional, upgrade, downgrade or disabled")
 	fs.DurationVar(&f.cfg.Groups.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long an empty group's committed offsets are kept (offsets.retention.minutes)")
 	fs.DurationVar(&f.cfg.ClientTelemetry.PushInterval, "client-metrics-interval", telemetry.DefaultPushInterval, "how often clients that support KIP-714 (librdkafka >= 2.5, the Java client >= 3.7) push their metrics, shown on /metrics per client id (100ms to 1h)")
 	clientMetrics := fs.String("client-metrics", "default", "metric name prefixes clients are asked to push, comma-separated: default (a few standard producer and consumer metrics), * (all of them) or none")
@@ -90,6 +92,11 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 		if g := f.cfg.Groups.Groups; g.MinSessionTimeout <= 0 || g.MaxSessionTimeout < g.MinSessionTimeout {
 			return fmt.Errorf("--group-min-session-timeout %v and --group-max-session-timeout %v: want 0 < min <= max", g.MinSessionTimeout, g.MaxSessionTimeout)
 		}
+		policy, ok := consumer.ParseMigrationPolicy(*migration)
+		if !ok {
+			return fmt.Errorf("--group-consumer-migration-policy %q: want bidirectional, upgrade, downgrade or disabled", *migration)
+		}
+		f.cfg.Groups.Consumer.MigrationPolicy = policy
 		if d := f.cfg.ClientTelemetry.PushInterval; d < telemetry.MinPushInterval || d > telemetry.MaxPushInterval {
 			return fmt.Errorf("--client-metrics-interval %v: want %v to %v", d, telemetry.MinPushInterval, telemetry.MaxPushInterval)
 		}

@@ -35,6 +35,7 @@ import (
 	"github.com/floe-io/floe/internal/config"
 	"github.com/floe-io/floe/internal/console"
 	"github.com/floe-io/floe/internal/coordinator"
+	"github.com/floe-io/floe/internal/features"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/fetchsession"
 	"github.com/floe-io/floe/internal/jobs"
@@ -190,9 +191,12 @@ type Config struct {
 	// Kafka's defaults; Owns, Uploaded, Registerer and Logger are set by
 	// Start).
 	Transactions txncoord.Options
-	// TransactionVersion is the transaction.version level the agent
-	// finalizes in ApiVersions (protocol.Config.TransactionVersion: 0
-	// for the highest, 2; 1 pins transaction version 1; -1 for level 0).
+	// TransactionVersion is the transaction.version level a new cluster
+	// finalizes (protocol.Config.TransactionVersion: 0 for the highest,
+	// 2; 1 pins transaction version 1; -1 for level 0). Once finalized,
+	// the level is cluster state in the metadata store, changed by
+	// UpdateFeatures; with a store that does not keep feature levels it
+	// is what this agent finalizes.
 	TransactionVersion int16
 
 	// ACL, if set, enables authorization with Kafka ACLs (--authorizer
@@ -519,6 +523,16 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	telemetryOpts := cfg.ClientTelemetry
 	telemetryOpts.Registerer = reg
 	clientTelemetry := telemetry.New(telemetryOpts)
+	// The finalized feature levels are cluster state when the store
+	// keeps them (the flags are a new cluster's levels).
+	var featureLevels *features.Levels
+	if fs, ok := store.(metastore.FeatureStore); ok {
+		featureLevels = features.New(fs, protocol.DefaultFeatureLevels(cfg.TransactionVersion), features.Options{Logger: log})
+		if err := featureLevels.Init(joinCtx); err != nil {
+			return fmt.Errorf("feature levels: %w", err)
+		}
+		a.actors.add("feature levels", runUntilStopped(featureLevels.Run))
+	}
 	// Every handler looks topics up in one cache that follows the
 	// store's topic notices (internal/topiccache).
 	topics := topiccache.New(store, topiccache.Options{Logger: log, Registerer: reg})
@@ -556,6 +570,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 				Now:               cfg.Clock,
 
 				TransactionVersion: cfg.TransactionVersion,
+				Features:           featureLevels,
 				Topics:             topics,
 			}, store, a.writer, reader, notify, log)
 			l.handler = handler

@@ -93,8 +93,9 @@ func TestConsumerGroupHandover(t *testing.T) {
 	if r := consumerJoin(first, "g", "c", "t"); r.Err != kerr.NotCoordinator.Code {
 		t.Fatalf("stale coordinator's join: %+v", r)
 	}
-	// A classic join into the consumer group is refused while it has
-	// members.
+	// A classic join into the consumer group whose subscription is not
+	// the consumer protocol's is refused while it has members (a
+	// well-formed one joins as a classic member: migrate_test.go).
 	if j := join(t, second, "g", ""); j.Err != kerr.InconsistentGroupProtocol.Code {
 		t.Fatalf("classic join into a consumer group: %v", kerr.ErrorForCode(j.Err))
 	}
@@ -138,8 +139,10 @@ func TestConsumerGroupSessionTimeoutAndConversion(t *testing.T) {
 	if j := join(t, c, "g", ""); j.Err != 0 {
 		t.Fatalf("classic join into an empty consumer group: %v", kerr.ErrorForCode(j.Err))
 	}
+	// The classic member's subscription is not the consumer protocol's:
+	// the group cannot be upgraded (Kafka answers the same).
 	if r := consumerJoin(c, "g", "b", "t"); r.Err != kerr.GroupIDNotFound.Code {
-		t.Fatalf("consumer heartbeat into a classic group with members: %v", kerr.ErrorForCode(r.Err))
+		t.Fatalf("consumer heartbeat into a classic group with a malformed subscription: %v", kerr.ErrorForCode(r.Err))
 	}
 	if _, code := c.DescribeConsumer(ctx, "g"); code != kerr.GroupIDNotFound.Code {
 		t.Fatalf("ConsumerGroupDescribe of a classic group: %v", kerr.ErrorForCode(code))

@@ -7,8 +7,11 @@
 //
 // A group is either classic or consumer: the first request of either
 // protocol decides, and an empty group changes protocol when a request of
-// the other protocol arrives (KIP-848's online upgrade of non-empty groups
-// is not supported).
+// the other protocol arrives. A classic group with members becomes a
+// consumer group when a ConsumerGroupHeartbeat joins it, and a consumer
+// group left with classic members only becomes classic again, as
+// group.consumer.migration.policy allows (KIP-848's online migration);
+// classic members of a consumer group are served by its state machine.
 //
 // An agent coordinates the groups it owns (rendezvous hashing over the
 // live agents; Options.Owns). It keeps membership in memory only: if the
@@ -489,7 +492,7 @@ func (c *Coordinator) arm(e *entry) {
 		switch {
 		case e.dead:
 		case e.cg != nil:
-			c.apply(e, groups.Effects{Persist: e.cg.Tick(c.opts.Now()).Persist})
+			c.applyConsumer(e, e.cg.Tick(c.opts.Now()))
 		default:
 			c.apply(e, e.g.Tick(c.opts.Now()))
 			c.trace(e, "tick")
@@ -550,14 +553,31 @@ func (c *Coordinator) Join(ctx context.Context, group string, r groups.JoinReque
 		resp := groups.JoinResponse{Err: errCode(err), MemberID: r.MemberID, Generation: -1}
 		return func(context.Context) groups.JoinResponse { return resp }
 	}
-	defer c.unlock(e)
-	if e.cg != nil {
-		if !e.cg.Idle() {
-			// A consumer-protocol group with members: KIP-848's online
-			// migration of classic members is not supported.
-			resp := groups.JoinResponse{Err: kerr.InconsistentGroupProtocol.Code, MemberID: r.MemberID, Generation: -1}
+	defer func() {
+		if e != nil {
+			c.unlock(e)
+		}
+	}()
+	if e.cg != nil && !e.cg.Idle() {
+		// A consumer group with members: the member joins it as a
+		// classic member (KIP-848's online migration), which needs the
+		// topics, read with the group's turn released.
+		c.unlock(e)
+		img, err := c.image(ctx)
+		if err == nil {
+			e, err = c.lock(ctx, group)
+		}
+		if err != nil {
+			e = nil
+			resp := groups.JoinResponse{Err: errCode(err), MemberID: r.MemberID, Generation: -1}
 			return func(context.Context) groups.JoinResponse { return resp }
 		}
+		if e.cg != nil && !e.cg.Idle() {
+			resp := c.classicJoin(e, img, r)
+			return func(context.Context) groups.JoinResponse { return resp }
+		}
+	}
+	if e.cg != nil {
 		c.log.Info("empty consumer group becomes a classic group", "group", group)
 		e.cg, e.g = nil, groups.New(group, c.opts.Groups, newMemberID)
 	}
@@ -581,7 +601,8 @@ func (c *Coordinator) Sync(ctx context.Context, group string, r groups.SyncReque
 	}
 	defer c.unlock(e)
 	if e.cg != nil {
-		resp := groups.SyncResponse{Err: kerr.UnknownMemberID.Code}
+		resp := e.cg.ClassicSync(c.opts.Now(), r)
+		c.arm(e)
 		return func(context.Context) groups.SyncResponse { return resp }
 	}
 	tok, ch := c.waiter(e)
@@ -603,7 +624,9 @@ func (c *Coordinator) Heartbeat(ctx context.Context, group, memberID, instanceID
 	}
 	defer c.unlock(e)
 	if e.cg != nil {
-		return kerr.UnknownMemberID.Code
+		code := e.cg.ClassicHeartbeat(c.opts.Now(), memberID, instanceID, generation)
+		c.arm(e)
+		return code
 	}
 	code := e.g.Heartbeat(c.opts.Now(), memberID, instanceID, generation)
 	c.arm(e)
@@ -621,10 +644,12 @@ func (c *Coordinator) Leave(ctx context.Context, group string, members []groups.
 	}
 	defer c.unlock(e)
 	if e.cg != nil {
-		// Consumer-protocol members leave with ConsumerGroupHeartbeat.
-		res := make([]groups.LeaveResult, len(members))
-		for i, m := range members {
-			res[i] = groups.LeaveResult{MemberID: m.MemberID, InstanceID: m.InstanceID, Err: kerr.UnknownMemberID.Code}
+		// Classic members of a consumer group; members of the consumer
+		// protocol leave with ConsumerGroupHeartbeat.
+		res, eff := e.cg.ClassicLeave(members)
+		c.applyConsumer(e, eff)
+		if e.dead {
+			return nil, kerr.NotCoordinator.Code
 		}
 		return res, 0
 	}

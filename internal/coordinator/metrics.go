@@ -17,6 +17,9 @@ type Metrics struct {
 	end       *prometheus.GaugeVec
 	lag       *prometheus.GaugeVec
 	members   *prometheus.GaugeVec
+	// migrations counts groups converted between the classic and the
+	// consumer protocol (KIP-848's online migration), by direction.
+	migrations *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -35,9 +38,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "floe_group_members", Help: "Members of a consumer group coordinated by this agent.",
 		}, []string{"group"}),
+		migrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "floe_group_migrations_total", Help: "Groups with members converted between the classic and the consumer protocol, by direction (upgrade, downgrade).",
+		}, []string{"direction"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.committed, m.end, m.lag, m.members)
+		reg.MustRegister(m.committed, m.end, m.lag, m.members, m.migrations)
 	}
 	return m
 }

@@ -9,7 +9,9 @@ package protocol
 // protocol type; v8+ carries a reason (logged); v9+ may tell a restarted
 // static leader to skip its assignor (KIP-814). The response waits for
 // the rebalance, which only delays later responses on this connection,
-// as in Kafka.
+// as in Kafka. A JoinGroup into a KIP-848 consumer group with members
+// joins it as a classic member and is answered at once (KIP-848's online
+// migration, internal/groups/consumer/classic.go).
 
 import (
 	"context"

@@ -102,9 +102,14 @@ func (h *Handler) describeConsumerMembers(ctx context.Context, d *consumer.Descr
 		if m.InstanceID != "" {
 			rm.InstanceID = strPtr(m.InstanceID)
 		}
-		meta := kmsg.NewConsumerMemberMetadata()
-		meta.Topics = m.SubscribedTopics
-		rm.ProtocolMetadata = meta.AppendTo(nil)
+		if len(m.ClassicProtocols) > 0 {
+			// A classic member (KIP-848's migration): its own subscription.
+			rm.ProtocolMetadata = m.ClassicProtocols[0].Metadata
+		} else {
+			meta := kmsg.NewConsumerMemberMetadata()
+			meta.Topics = m.SubscribedTopics
+			rm.ProtocolMetadata = meta.AppendTo(nil)
+		}
 		assignment := kmsg.NewConsumerMemberAssignment()
 		for _, id := range m.Assignment.TopicIDs() {
 			t, err := lookup.id(id)

@@ -25,11 +25,14 @@ package protocol
 // v5) only when transaction.version is finalized at 2. As in Kafka, the
 // request versions are advertised whatever the level, and each request is
 // served by its own version's semantics. Kafka leaves a feature at level
-// 0 out of the finalized list. Floe has no feature log whose offset could
-// be the finalized features' epoch: the epoch is the transaction.version
-// level, so that raising it (a rolling restart with a new
-// --transaction-version) is newer for clients that keep the features of
-// the highest epoch they saw (the Java client).
+// 0 out of the finalized list. The finalized levels are cluster state in
+// the metadata store (internal/features; UpdateFeatures changes them), the
+// agents' flags being a new cluster's levels; the epoch counts their
+// updates (Kafka's is the offset of their record in its metadata log), so
+// it grows with every change, as clients that keep the features of the
+// highest epoch they saw (the Java client) need. With a store that does
+// not keep them, each agent finalizes its flags and the epoch is the
+// transaction.version level.
 
 import (
 	"context"
@@ -75,11 +78,22 @@ func (h *Handler) apiVersions(_ context.Context, req *wire.Request) (Reply, erro
 // features fills the feature levels of an ApiVersions response (sent from
 // v3 on; kmsg leaves them out of older versions).
 func (h *Handler) features(resp *kmsg.ApiVersionsResponse) {
-	tv := h.transactionVersion()
 	resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{
 		{Name: FeatureGroupVersion, MinVersion: 0, MaxVersion: MaxGroupVersion},
 		{Name: FeatureTransactionVersion, MinVersion: 0, MaxVersion: MaxTransactionVersion},
 	}
+	if h.cfg.Features != nil {
+		f := h.cfg.Features.Finalized()
+		resp.FinalizedFeaturesEpoch = f.Epoch
+		for _, name := range []string{FeatureGroupVersion, FeatureTransactionVersion} {
+			if l := f.Levels[name]; l > 0 {
+				resp.FinalizedFeatures = append(resp.FinalizedFeatures,
+					kmsg.ApiVersionsResponseFinalizedFeature{Name: name, MinVersionLevel: l, MaxVersionLevel: l})
+			}
+		}
+		return
+	}
+	tv := h.transactionVersion()
 	resp.FinalizedFeaturesEpoch = int64(tv)
 	resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{
 		{Name: FeatureGroupVersion, MinVersionLevel: MaxGroupVersion, MaxVersionLevel: MaxGroupVersion},
@@ -90,9 +104,37 @@ func (h *Handler) features(resp *kmsg.ApiVersionsResponse) {
 	}
 }
 
-// transactionVersion is the finalized transaction.version level.
+// finalizedLevels are the finalized levels of the features Floe knows:
+// the cluster's (Config.Features), or this agent's flags.
+func (h *Handler) finalizedLevels() map[string]int16 {
+	if h.cfg.Features != nil {
+		return h.cfg.Features.Finalized().Levels
+	}
+	return map[string]int16{FeatureGroupVersion: MaxGroupVersion, FeatureTransactionVersion: h.transactionVersion()}
+}
+
+// consumerProtocolEnabled reports group.version 1 finalized: Kafka
+// answers ConsumerGroupHeartbeat and ConsumerGroupDescribe
+// UNSUPPORTED_VERSION below it.
+func (h *Handler) consumerProtocolEnabled() bool {
+	return h.finalizedLevels()[FeatureGroupVersion] >= 1
+}
+
+// DefaultFeatureLevels are the levels a new cluster finalizes, from the
+// agent's transaction.version setting (Config.TransactionVersion's
+// meaning): group.version 1 and transaction.version 2 unless pinned.
+func DefaultFeatureLevels(transactionVersion int16) map[string]int16 {
+	return map[string]int16{FeatureGroupVersion: MaxGroupVersion, FeatureTransactionVersion: normalTransactionVersion(transactionVersion)}
+}
+
+// transactionVersion is the transaction.version level of this agent's
+// flag.
 func (h *Handler) transactionVersion() int16 {
-	switch v := h.cfg.TransactionVersion; {
+	return normalTransactionVersion(h.cfg.TransactionVersion)
+}
+
+func normalTransactionVersion(v int16) int16 {
+	switch {
 	case v < 0:
 		return 0
 	case v == 0 || v > MaxTransactionVersion:

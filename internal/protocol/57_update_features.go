@@ -3,17 +3,25 @@ package protocol
 // UpdateFeatures v0-v2 (KIP-584; v1 UpgradeType and ValidateOnly, KIP-778;
 // v2 drops the per-feature results).
 //
-// Floe's finalized feature levels (18_api_versions.go) are not stored in
-// the metadata store: each agent finalizes transaction.version from its
-// --transaction-version flag, and group.version is 1 on every agent
-// (ConsumerGroupHeartbeat is always served). So an update is answered
-// truthfully: one that asks for the level already finalized succeeds
-// (nothing to change); one Kafka would refuse is refused with Kafka's
-// error and reason; and a change Kafka would make is refused with
-// INVALID_UPDATE_VERSION and a message saying how to make it in Floe (a
-// rolling restart with another --transaction-version), since no request
-// can change the flags of every agent. ValidateOnly answers the same.
-// The reading side, DescribeFeatures, is ApiVersions v3+.
+// The finalized feature levels are cluster state in the metadata store
+// (internal/features, metastore.FeatureStore): an update validated as
+// Kafka's controller validates it is written there (compare-and-set on
+// the levels' epoch, so concurrent updates on several agents apply one
+// after the other, each validated against the levels the previous one
+// left), answered by ApiVersions at once on this agent and within the
+// refresh interval on the others. Kafka's checks: a feature Floe does not
+// know, a level above the supported range, a downgrade without the safe
+// or unsafe downgrade type (v0: AllowDowngrade), an upgrade with a
+// downgrade type, and an unknown upgrade type are INVALID_UPDATE_VERSION
+// with Kafka's reason; a level below 1 removes the feature (level 0).
+// ValidateOnly validates against the current levels and writes nothing.
+// The levels are read by clients (transaction.version: KIP-890 part 2)
+// and by the handlers (group.version 0 turns ConsumerGroupHeartbeat and
+// ConsumerGroupDescribe into UNSUPPORTED_VERSION, as in Kafka).
+//
+// With a store that does not keep them (Config.Features nil) each agent
+// finalizes its flags: asking for the finalized level succeeds, and a
+// change is INVALID_UPDATE_VERSION with a message saying how to make it.
 //
 // As Kafka's controller: the updates are applied all or none, so the
 // first failing update's error is the request's, and (v0-v1) every
@@ -23,12 +31,16 @@ package protocol
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/acl"
+	"github.com/floe-io/floe/internal/features"
+	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/wire"
 )
 
@@ -43,27 +55,29 @@ const (
 
 func (h *Handler) updateFeatures(_ context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.UpdateFeaturesRequest)
-	resp := r.ResponseKind().(*kmsg.UpdateFeaturesResponse)
-	code, msg := h.checkFeatureUpdates(req, r)
-	if code != 0 {
-		resp.ErrorCode, resp.ErrorMessage = code, &msg
-	}
-	if r.Version < 2 {
-		for _, u := range r.FeatureUpdates {
-			res := kmsg.NewUpdateFeaturesResponseResult()
-			res.Feature, res.ErrorCode = u.Feature, code
-			if code != 0 {
-				res.ErrorMessage = &msg
-			}
-			resp.Results = append(resp.Results, res)
+	return func(ctx context.Context) kmsg.Response {
+		resp := r.ResponseKind().(*kmsg.UpdateFeaturesResponse)
+		code, msg := h.applyFeatureUpdates(ctx, req, r)
+		if code != 0 {
+			resp.ErrorCode, resp.ErrorMessage = code, &msg
 		}
-	}
-	return now(resp), nil
+		if r.Version < 2 {
+			for _, u := range r.FeatureUpdates {
+				res := kmsg.NewUpdateFeaturesResponseResult()
+				res.Feature, res.ErrorCode = u.Feature, code
+				if code != 0 {
+					res.ErrorMessage = &msg
+				}
+				resp.Results = append(resp.Results, res)
+			}
+		}
+		return resp
+	}, nil
 }
 
-// checkFeatureUpdates returns the error of the first update that cannot
-// be made (0 when every update asks for the level already finalized).
-func (h *Handler) checkFeatureUpdates(req *wire.Request, r *kmsg.UpdateFeaturesRequest) (int16, string) {
+// applyFeatureUpdates validates the updates against the finalized levels
+// and, unless validate-only, writes the new levels.
+func (h *Handler) applyFeatureUpdates(ctx context.Context, req *wire.Request, r *kmsg.UpdateFeaturesRequest) (int16, string) {
 	if !h.allowedOnCluster(req, acl.Alter) {
 		return kerr.ClusterAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Description
 	}
@@ -77,24 +91,66 @@ func (h *Handler) checkFeatureUpdates(req *wire.Request, r *kmsg.UpdateFeaturesR
 		}
 		seen[u.Feature] = true
 	}
-	for _, u := range r.FeatureUpdates {
-		if code, msg := h.checkFeatureUpdate(r.Version, u); code != 0 {
-			return code, msg
+	validateOnly := r.Version >= 1 && r.ValidateOnly
+	if h.cfg.Features == nil {
+		code, msg, next := h.checkFeatureUpdates(r, h.finalizedLevels())
+		if code == 0 && !maps.Equal(next, metastore.PositiveLevels(h.finalizedLevels())) {
+			return h.flagsOnly(r, next)
 		}
+		return code, msg
 	}
-	return 0, ""
+	var code int16
+	var msg string
+	_, err := h.cfg.Features.Update(ctx, func(cur metastore.FinalizedFeatures) (map[string]int16, error) {
+		var next map[string]int16
+		code, msg, next = h.checkFeatureUpdates(r, cur.Levels)
+		if code != 0 || validateOnly || maps.Equal(next, metastore.PositiveLevels(cur.Levels)) {
+			return nil, features.ErrNoChange
+		}
+		return next, nil
+	})
+	switch {
+	case err == nil, errors.Is(err, features.ErrNoChange):
+		return code, msg
+	case ctx.Err() != nil:
+		return kerr.RequestTimedOut.Code, "The feature levels could not be updated in time."
+	default:
+		h.log.Warn("UpdateFeatures failed", "err", err)
+		return kerr.UnknownServerError.Code, "The feature levels could not be updated: " + err.Error()
+	}
 }
 
-func (h *Handler) checkFeatureUpdate(version int16, u kmsg.UpdateFeaturesRequestFeatureUpdate) (int16, string) {
-	invalid := func(format string, args ...any) (int16, string) {
-		return kerr.InvalidUpdateVersion.Code, fmt.Sprintf("Invalid update version %d for feature %s. ", u.MaxVersionLevel, u.Feature) + fmt.Sprintf(format, args...)
+// checkFeatureUpdates validates every update against the finalized levels
+// cur, returning the error of the first that cannot be made, or the new
+// levels (only those above 0).
+func (h *Handler) checkFeatureUpdates(r *kmsg.UpdateFeaturesRequest, cur map[string]int16) (int16, string, map[string]int16) {
+	next := metastore.PositiveLevels(cur)
+	for _, u := range r.FeatureUpdates {
+		level, code, msg := checkFeatureUpdate(r.Version, u, cur[u.Feature])
+		if code != 0 {
+			return code, msg, nil
+		}
+		if level > 0 {
+			next[u.Feature] = level
+		} else {
+			delete(next, u.Feature)
+		}
 	}
-	var current, maxLevel int16
+	return 0, "", next
+}
+
+// checkFeatureUpdate validates one update from the current level,
+// returning the level it asks for.
+func checkFeatureUpdate(version int16, u kmsg.UpdateFeaturesRequestFeatureUpdate, current int16) (int16, int16, string) {
+	invalid := func(format string, args ...any) (int16, int16, string) {
+		return 0, kerr.InvalidUpdateVersion.Code, fmt.Sprintf("Invalid update version %d for feature %s. ", u.MaxVersionLevel, u.Feature) + fmt.Sprintf(format, args...)
+	}
+	var maxLevel int16
 	switch u.Feature {
 	case FeatureTransactionVersion:
-		current, maxLevel = h.transactionVersion(), MaxTransactionVersion
+		maxLevel = MaxTransactionVersion
 	case FeatureGroupVersion:
-		current, maxLevel = MaxGroupVersion, MaxGroupVersion
+		maxLevel = MaxGroupVersion
 	default:
 		return invalid("The controller does not support the given feature.")
 	}
@@ -114,15 +170,27 @@ func (h *Handler) checkFeatureUpdate(version int16, u kmsg.UpdateFeaturesRequest
 	switch {
 	case level > maxLevel:
 		return invalid("Floe supports versions 0-%d.", maxLevel)
-	case level == current:
-		return 0, ""
 	case level < current && upgradeType == featureUpgrade:
 		return invalid("Can't downgrade the version of this feature without setting the upgrade type to either safe or unsafe downgrade.")
 	case level > current && upgradeType != featureUpgrade:
 		return invalid("Can't downgrade to a newer version.")
 	}
-	if u.Feature == FeatureGroupVersion {
-		return invalid("In Floe group.version is always %d: every agent serves the consumer group protocol (KIP-848).", MaxGroupVersion)
+	return level, 0, ""
+}
+
+// flagsOnly refuses a valid change on an agent whose store does not keep
+// the feature levels: they are its flags.
+func (h *Handler) flagsOnly(r *kmsg.UpdateFeaturesRequest, next map[string]int16) (int16, string) {
+	cur := h.finalizedLevels()
+	for _, u := range r.FeatureUpdates {
+		if next[u.Feature] == cur[u.Feature] {
+			continue
+		}
+		msg := fmt.Sprintf("Invalid update version %d for feature %s. ", u.MaxVersionLevel, u.Feature)
+		if u.Feature == FeatureGroupVersion {
+			return kerr.InvalidUpdateVersion.Code, msg + fmt.Sprintf("In Floe group.version is always %d with this metadata store.", MaxGroupVersion)
+		}
+		return kerr.InvalidUpdateVersion.Code, msg + fmt.Sprintf("This metadata store does not keep feature levels: Floe finalizes %s from each agent's --transaction-version flag (now %d on this agent): restart every agent with --transaction-version %d to change it.", u.Feature, cur[u.Feature], next[u.Feature])
 	}
-	return invalid("Floe finalizes %s from each agent's --transaction-version flag (now %d on this agent), not from the metadata store: restart every agent with --transaction-version %d to change it.", u.Feature, current, level)
+	return 0, ""
 }

@@ -13,7 +13,12 @@ package protocol
 // (KIP-848's field rules: group id, member id from v1, first-heartbeat
 // fields), UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, FENCED_INSTANCE_ID,
 // UNRELEASED_INSTANCE_ID, UNSUPPORTED_ASSIGNOR, GROUP_MAX_SIZE_REACHED,
-// GROUP_ID_NOT_FOUND (a classic group with members), NOT_COORDINATOR.
+// GROUP_ID_NOT_FOUND (a classic group with members that cannot be
+// upgraded: group.consumer.migration.policy, protocol type, size, or a
+// subscription that is not the ConsumerProtocol's), NOT_COORDINATOR. A
+// joining member upgrades a classic group with members otherwise
+// (KIP-848's online migration; docs/consumer-groups.md).
+// UNSUPPORTED_VERSION while group.version is finalized below 1 (Kafka).
 // v1: members generate their own ids (v0: the coordinator does) and may
 // subscribe with a regular expression (RE2 syntax, matched against whole
 // topic names; INVALID_REGULAR_EXPRESSION). The heartbeat interval
@@ -41,6 +46,9 @@ func (h *Handler) consumerGroupHeartbeat(_ context.Context, req *wire.Request) (
 		resp := r.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 		resp.MemberEpoch = r.MemberEpoch
 		co, code := h.groupsOrErr()
+		if code == 0 && !h.consumerProtocolEnabled() {
+			code = kerr.UnsupportedVersion.Code // group.version 0
+		}
 		if code != 0 {
 			resp.ErrorCode = code
 			return resp

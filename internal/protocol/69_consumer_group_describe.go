@@ -30,6 +30,9 @@ func (h *Handler) consumerGroupDescribe(_ context.Context, req *wire.Request) (R
 	return func(ctx context.Context) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 		co, code := h.groupsOrErr()
+		if code == 0 && !h.consumerProtocolEnabled() {
+			code = kerr.UnsupportedVersion.Code // group.version 0, as Kafka
+		}
 		lookup := h.lookup(ctx)
 		assignment := func(a consumer.Assignment) kmsg.Assignment {
 			var out kmsg.Assignment
@@ -86,6 +89,9 @@ func (h *Handler) consumerGroupDescribe(_ context.Context, req *wire.Request) (R
 				}
 				rm.Assignment, rm.TargetAssignment = assignment(m.Assignment), assignment(m.Target)
 				rm.MemberType = 1 // the consumer protocol
+				if m.Classic {
+					rm.MemberType = 0 // a classic member (KIP-848's migration)
+				}
 				g.Members = append(g.Members, rm)
 			}
 			resp.Groups = append(resp.Groups, g)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/coordinator"
+	"github.com/floe-io/floe/internal/features"
 	"github.com/floe-io/floe/internal/fetch"
 	"github.com/floe-io/floe/internal/fetchsession"
 	"github.com/floe-io/floe/internal/metastore"
@@ -69,6 +70,12 @@ type Config struct {
 	// version 1, -1 finalizes none (level 0). Requests are served by their
 	// versions whatever it is; it decides which versions clients use.
 	TransactionVersion int16
+	// Features are the cluster's finalized feature levels, kept in the
+	// metadata store and changed by UpdateFeatures (the flags, including
+	// TransactionVersion, are then only a new cluster's levels); nil
+	// finalizes TransactionVersion and group.version 1 on this agent
+	// alone, and UpdateFeatures changes nothing.
+	Features *features.Levels
 	// Authorizer decides with Kafka ACLs (--authorizer acl); nil allows
 	// everything and answers the ACL APIs SECURITY_DISABLED.
 	Authorizer *acl.Authorizer

@@ -52,10 +52,12 @@ func TestApiVersionsFeatures(t *testing.T) {
 		finalized []string
 		epoch     int64
 	}{
-		{0, []string{"group.version=1", "transaction.version=2"}, 2},
-		{2, []string{"group.version=1", "transaction.version=2"}, 2},
+		// A new cluster finalizes the agent's levels at epoch 1 (one
+		// update of the metadata store's feature levels).
+		{0, []string{"group.version=1", "transaction.version=2"}, 1},
+		{2, []string{"group.version=1", "transaction.version=2"}, 1},
 		{1, []string{"group.version=1", "transaction.version=1"}, 1},
-		{-1, []string{"group.version=1"}, 0},
+		{-1, []string{"group.version=1"}, 1},
 	} {
 		t.Run(fmt.Sprintf("pin %d", tc.pin), func(t *testing.T) {
 			a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) { cfg.TransactionVersion = tc.pin }})

@@ -60,17 +60,13 @@ func TestSaramaClusterAdmin(t *testing.T) {
 		t.Fatalf("describe topics: %+v", md)
 	}
 
-	producer, err := sarama.NewSyncProducer([]string{a.Addr()}, cfg)
-	must("producer", err)
-	defer producer.Close()
+	producer := newSaramaIdempotentProducer(t, a.Addr())
 	for p := range int32(3) {
 		for range 10 {
 			_, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: p, Value: sarama.StringEncoder("v")})
 			must("send", err)
 		}
 	}
-	// (sarama's default partitioner hashes; the counts below hold
-	// whatever partition each record went to.)
 	offsets := func(ts int64) map[int32]int64 {
 		t.Helper()
 		res, err := admin.ListOffsets(map[string]map[int32]int64{topic: {0: ts, 1: ts, 2: ts}}, nil)

@@ -312,13 +312,59 @@ func TestConsumerProtocolErrors(t *testing.T) {
 			p.join("a", "t") // a rejoin is not a new member
 			return p.do(p.request("d", "t")).ErrorCode
 		}, kerr.GroupMaxSizeReached},
-		{"consumer heartbeat into a classic group with members", "KIP-848", func(p cgp) int16 {
+		{"consumer heartbeat into a classic group whose subscription is not the consumer protocol's", "KIP-848", func(p cgp) int16 {
 			proto{t: t, c: p.c, group: p.group}.member("", nil)
 			return p.do(p.request("a", "t")).ErrorCode
 		}, kerr.GroupIDNotFound},
-		{"classic JoinGroup into a consumer group with members", "KIP-848", func(p cgp) int16 {
+		{"classic JoinGroup with a malformed subscription into a consumer group with members", "KIP-848", func(p cgp) int16 {
 			p.join("a", "t")
 			return proto{t: t, c: p.c, group: p.group}.join(9, "", "", 6*time.Second, "consumer", "range", nil).ErrorCode
+		}, kerr.InconsistentGroupProtocol},
+		{"consumer heartbeat into a classic group upgrades it", "KIP-848", func(p cgp) int16 {
+			classic := proto{t: t, c: p.c, group: p.group}
+			j := classic.join(9, "", "", 6*time.Second, "consumer", "range", migrationSubscription("t"))
+			j = classic.join(9, j.MemberID, "", 6*time.Second, "consumer", "range", migrationSubscription("t"))
+			id, gen := j.MemberID, j.Generation
+			all := kmsg.NewConsumerMemberAssignment()
+			all.Topics = []kmsg.ConsumerMemberAssignmentTopic{{Topic: "t", Partitions: []int32{0, 1}}}
+			if s := classic.sync(id, "", gen, map[string][]byte{id: all.AppendTo(nil)}); j.ErrorCode != 0 || s.ErrorCode != 0 {
+				t.Fatalf("classic member: %v %v", kerr.ErrorForCode(j.ErrorCode), kerr.ErrorForCode(s.ErrorCode))
+			}
+			r := p.do(p.request("a", "t"))
+			if r.ErrorCode == 0 && r.MemberEpoch != gen+1 {
+				t.Errorf("epoch %d after generation %d", r.MemberEpoch, gen)
+			}
+			// The classic member is told to rejoin, and joins as a
+			// classic member of the consumer group.
+			if code := classic.heartbeat(id, "", gen); code != kerr.RebalanceInProgress.Code {
+				t.Errorf("classic heartbeat: %v", kerr.ErrorForCode(code))
+			}
+			j = classic.join(9, id, "", 6*time.Second, "consumer", "range", migrationSubscription("t"))
+			if j.ErrorCode != 0 || j.Generation != r.MemberEpoch || j.LeaderID != "" || j.Protocol == nil || *j.Protocol != "range" {
+				t.Errorf("classic rejoin: %v generation %d leader %q", kerr.ErrorForCode(j.ErrorCode), j.Generation, j.LeaderID)
+			}
+			sync := classic.sync(id, "", j.Generation, nil)
+			var a kmsg.ConsumerMemberAssignment
+			if sync.ErrorCode != 0 || a.ReadFrom(sync.MemberAssignment) != nil {
+				t.Errorf("classic sync: %v %x", kerr.ErrorForCode(sync.ErrorCode), sync.MemberAssignment)
+			}
+			if d := p.describe(); len(d.Members) != 2 || d.Members[0].MemberType+d.Members[1].MemberType != 1 {
+				t.Errorf("described: %+v", d.Members)
+			}
+			return r.ErrorCode
+		}, nil},
+		{"classic JoinGroup into a consumer group with members", "KIP-848", func(p cgp) int16 {
+			p.join("a", "t")
+			classic := proto{t: t, c: p.c, group: p.group}
+			j := classic.join(9, "", "", 6*time.Second, "consumer", "range", migrationSubscription("t"))
+			if j.ErrorCode != kerr.MemberIDRequired.Code {
+				t.Errorf("first join: %v", kerr.ErrorForCode(j.ErrorCode))
+			}
+			return classic.join(9, j.MemberID, "", 6*time.Second, "consumer", "range", migrationSubscription("t")).ErrorCode
+		}, nil},
+		{"classic JoinGroup of another protocol type into a consumer group", "KIP-848", func(p cgp) int16 {
+			p.join("a", "t")
+			return proto{t: t, c: p.c, group: p.group}.join(9, "x", "", 6*time.Second, "connect", "range", migrationSubscription("t")).ErrorCode
 		}, kerr.InconsistentGroupProtocol},
 		{"classic JoinGroup into an empty consumer group converts it", "KIP-848", func(p cgp) int16 {
 			p.join("a", "t")
@@ -469,4 +515,12 @@ func topicIDOf(t *testing.T, p cgp) [16]byte {
 		t.Fatal("no assignment to learn the topic id from")
 	}
 	return r.Assignment.Topics[0].TopicID
+}
+
+// migrationSubscription is a ConsumerProtocol subscription to topics.
+func migrationSubscription(topics ...string) []byte {
+	m := kmsg.NewConsumerMemberMetadata()
+	m.Version = 1
+	m.Topics = topics
+	return m.AppendTo(nil)
 }

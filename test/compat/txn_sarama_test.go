@@ -178,7 +178,7 @@ func TestSaramaTransactionalCopy(t *testing.T) {
 	defer cancel()
 	const in, out, group, partitions, total = "sarama-eos-in", "sarama-eos-out", "sarama-eos-group", 2, 40
 	createTopics(ctx, t, a.Addr(), partitions, in, out)
-	plain := newSaramaPlainProducer(t, a.Addr())
+	plain := newSaramaIdempotentProducer(t, a.Addr())
 	var msgs []*sarama.ProducerMessage
 	for i := range total {
 		msgs = append(msgs, &sarama.ProducerMessage{Topic: in, Partition: int32(i % partitions), Value: sarama.StringEncoder(fmt.Sprintf("v%03d", i))})
@@ -332,6 +332,29 @@ func newSaramaPlainProducer(t *testing.T, addr string) sarama.SyncProducer {
 	return prod
 }
 
+// newSaramaIdempotentProducer returns a sync producer writing outside any
+// transaction, idempotently: sarama retries a request whose connection it
+// closed itself after sending it (a race in its broker registration, seen
+// on loaded machines), and without idempotence the retry writes the
+// records twice, as it would against Kafka. Tests that count records
+// write with it.
+func newSaramaIdempotentProducer(t *testing.T, addr string) sarama.SyncProducer {
+	t.Helper()
+	cfg := saramaConfig()
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Retry.Max = 5
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	prod, err := sarama.NewSyncProducer([]string{addr}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prod.Close() })
+	return prod
+}
+
 // endRecord is the value of the record writeEndRecords writes at the end
 // of each partition, outside any transaction.
 const endRecord = "end-of-partition"
@@ -343,7 +366,7 @@ const endRecord = "end-of-partition"
 // wait for records that might not come.
 func writeEndRecords(t *testing.T, addr string, topics []string, partitions int32) {
 	t.Helper()
-	plain := newSaramaPlainProducer(t, addr)
+	plain := newSaramaIdempotentProducer(t, addr)
 	var ends []*sarama.ProducerMessage
 	for _, topic := range topics {
 		for p := range partitions {

@@ -25,8 +25,12 @@ func TestCompactionWithProducersAndConsumers(t *testing.T) {
 
 	// Producers: one per partition, through different agents; each record
 	// is acknowledged before the next five are sent, so each send is a
-	// segment of its own.
-	ctx, stop := context.WithTimeout(t.Context(), 3*time.Second)
+	// segment of its own. They stop after sends sends (or 60s): a fixed
+	// count, so that the objects compaction leaves (a few per partition
+	// at the live edge) are compared with enough segments however loaded
+	// the machine is.
+	const sends = 150
+	ctx, stop := context.WithTimeout(t.Context(), 60*time.Second)
 	defer stop()
 	acked := make([][]int64, partitions) // acked[p][seq] = offset
 	var wg sync.WaitGroup
@@ -39,7 +43,7 @@ func TestCompactionWithProducersAndConsumers(t *testing.T) {
 			}
 			defer cl.Close()
 			seq := 0
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && seq < 5*sends {
 				var rs []*kgo.Record
 				for range 5 {
 					rs = append(rs, &kgo.Record{Topic: "live", Partition: p, Value: fmt.Appendf(nil, "%d-%d", p, seq)})
@@ -76,7 +80,7 @@ func TestCompactionWithProducersAndConsumers(t *testing.T) {
 				return
 			}
 			defer cl.Close()
-			deadline := time.Now().Add(40 * time.Second)
+			deadline := time.Now().Add(90 * time.Second)
 			for time.Now().Before(deadline) {
 				select {
 				case <-producersDone:

@@ -4,6 +4,8 @@ import (
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/floe-io/floe/internal/groups"
 )
 
 // ValidateCommit checks an OffsetCommit into the group, returning a code
@@ -28,6 +30,14 @@ func (g *Group) ValidateCommit(memberID string, epoch int32, version int16, part
 		return 0, make([]int16, len(partitions))
 	}
 	m := g.members[memberID]
+	if m != nil && m.classic != nil {
+		// A classic member commits with its generation, the member
+		// epoch, at any OffsetCommit version (as in a classic group).
+		if epoch != m.epoch {
+			return kerr.IllegalGeneration.Code, nil
+		}
+		return 0, make([]int16, len(partitions))
+	}
 	switch {
 	case m == nil:
 		return kerr.UnknownMemberID.Code, nil
@@ -101,6 +111,11 @@ type MemberDescription struct {
 	SubscribedTopics []string
 	Assignment       Assignment // what the member holds (not pending revocation)
 	Target           Assignment
+	// Classic is set for a member that speaks the classic protocol
+	// (ConsumerGroupDescribe v1's MemberType 0), with the protocols it
+	// joined with.
+	Classic          bool
+	ClassicProtocols []groups.Protocol
 }
 
 // Describe describes the group, members sorted by id.
@@ -115,6 +130,9 @@ func (g *Group) Describe() Description {
 			ID: id, InstanceID: m.instanceID, RackID: m.rackID, ClientID: m.clientID, ClientHost: m.clientHost,
 			Epoch: m.epoch, SubscribedTopicNames: slices.Clone(m.topicNames), SubscribedTopicRegex: m.regex,
 			Assignment: toAssignment(m.assigned), Target: toAssignment(g.target[id]),
+		}
+		if m.classic != nil {
+			md.Classic, md.ClassicProtocols = true, slices.Clone(m.classic.protocols)
 		}
 		for name := range g.subscribed {
 			if m.subscribedTo(name) {

@@ -51,6 +51,10 @@ type Config struct {
 	// members may name, the first being the default (Kafka: uniform,
 	// range). Only "uniform" and "range" exist.
 	Assignors []string
+	// MigrationPolicy is group.consumer.migration.policy: whether groups
+	// with members move between the classic and the consumer protocol
+	// (the zero value is Kafka 4's default, bidirectional).
+	MigrationPolicy MigrationPolicy
 }
 
 // WithDefaults fills zero fields with Kafka's defaults.
@@ -236,6 +240,10 @@ type member struct {
 
 	sessionDeadline   time.Time
 	rebalanceDeadline time.Time // zero unless state is unrevoked
+
+	// classic is set for a member that speaks the classic protocol
+	// (classic.go).
+	classic *classicMember
 }
 
 // Group is one consumer group. It is not safe for concurrent use.
@@ -259,6 +267,10 @@ type Group struct {
 	racks []string
 	owner map[TP]string // member holding each partition (assigned or pending revocation)
 	dead  bool
+	// downgradeEpoch is the group epoch before the removals that made
+	// Effects.Downgrade: the classic group's generation (ToClassic), so
+	// that members at that epoch are told to rejoin, not fenced.
+	downgradeEpoch int32
 
 	newMemberID func() string
 }
@@ -321,6 +333,10 @@ func (g *Group) NextDeadline() time.Time {
 	for _, m := range g.members {
 		at(m.sessionDeadline)
 		at(m.rebalanceDeadline)
+		if m.classic != nil {
+			at(m.classic.joinDeadline)
+			at(m.classic.syncDeadline)
+		}
 	}
 	return next
 }
@@ -330,25 +346,38 @@ func (g *Group) NextDeadline() time.Time {
 // persisting fails, the caller drops the group from memory and answers
 // NOT_COORDINATOR, so that members find the coordinator again and carry
 // on from the last stored state.
+//
+// Downgrade asks the caller to convert the group into a classic group
+// (ToClassic) before persisting it: the last member of the consumer
+// protocol left and only classic members remain, and the migration
+// policy allows it.
 type Effects struct {
-	Persist bool
+	Persist   bool
+	Downgrade bool
 }
 
-// Tick removes the members whose session or rebalance timeout passed.
+// Tick removes the members whose session or rebalance timeout passed,
+// and the classic members that did not rejoin or sync in time.
 func (g *Group) Tick(now time.Time) Effects {
 	var e Effects
 	if g.dead {
 		return e
 	}
+	over := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
+	removedConsumer, before := false, g.epoch
 	for _, id := range g.memberIDs() {
 		m := g.members[id]
-		sessionOver := !now.Before(m.sessionDeadline)
-		revocationOver := !m.rebalanceDeadline.IsZero() && !now.Before(m.rebalanceDeadline)
-		if sessionOver || revocationOver {
+		expired := over(m.sessionDeadline) || over(m.rebalanceDeadline)
+		if m.classic != nil {
+			expired = expired || over(m.classic.joinDeadline) || over(m.classic.syncDeadline)
+		}
+		if expired {
+			removedConsumer = removedConsumer || m.classic == nil
 			g.remove(m)
 			e.Persist = true
 		}
 	}
+	e.Downgrade = removedConsumer && g.shouldDowngrade(before)
 	return e
 }
 

@@ -100,7 +100,7 @@ func (g *Group) Heartbeat(now time.Time, img Image, r HeartbeatRequest) (Heartbe
 	if g.reconcile(now, m, r.Owned) {
 		e.Persist = true
 	}
-	m.sessionDeadline = now.Add(g.cfg.SessionTimeout)
+	g.touch(now, m)
 
 	resp.MemberEpoch = m.epoch
 	if r.MemberEpoch == 0 || r.full() || !sameKeys(before, m.assigned) {
@@ -166,6 +166,9 @@ func (g *Group) join(r HeartbeatRequest) (m *member, joined, replaced bool, code
 		}
 	}
 	if m := g.members[id]; m != nil {
+		if m.classic != nil {
+			return nil, false, false, kerr.UnknownMemberID.Code, "member " + id + " uses the classic protocol"
+		}
 		if r.InstanceID != nil && *r.InstanceID != m.instanceID {
 			return nil, false, false, kerr.FencedInstanceID.Code, "member " + id + " joined with another instance id"
 		}
@@ -218,7 +221,7 @@ func (g *Group) current(r HeartbeatRequest) (*member, int16, string) {
 		}
 	}
 	m := g.members[r.MemberID]
-	if m == nil {
+	if m == nil || m.classic != nil {
 		return nil, kerr.UnknownMemberID.Code, "member " + r.MemberID + " is unknown"
 	}
 	switch {
@@ -466,7 +469,7 @@ func (g *Group) leave(now time.Time, r HeartbeatRequest, resp HeartbeatResponse)
 		}
 	}
 	m := g.members[r.MemberID]
-	if m == nil {
+	if m == nil || m.classic != nil {
 		resp.Err = kerr.UnknownMemberID.Code
 		return resp, e
 	}
@@ -481,7 +484,9 @@ func (g *Group) leave(now time.Time, r HeartbeatRequest, resp HeartbeatResponse)
 		g.setOwned(m, m.assigned, nil) // what it was revoking is free
 		return resp, e
 	}
+	before := g.epoch
 	g.remove(m)
+	e.Downgrade = g.shouldDowngrade(before)
 	return resp, e
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/floe-io/floe/internal/groups"
 )
 
 // Type is the value of Snapshot.Type, which tells a consumer group's
@@ -46,6 +48,16 @@ type SnapshotMember struct {
 	Assigned           []SnapshotPartition `json:"assigned,omitempty"`
 	Pending            []SnapshotPartition `json:"pending,omitempty"`
 	Target             []SnapshotPartition `json:"target,omitempty"`
+	// Classic is set for a member that speaks the classic protocol.
+	Classic *SnapshotClassic `json:"classic,omitempty"`
+}
+
+// SnapshotClassic is what a classic member adds: its session timeout and
+// the protocols it joined with (metadata in base64). Its join and sync
+// deadlines are not kept: they are not running after a restore.
+type SnapshotClassic struct {
+	SessionTimeoutMs int64             `json:"session_timeout_ms"`
+	Protocols        []groups.Protocol `json:"protocols"`
 }
 
 // SnapshotPartition is a partition, with the epoch at which the member
@@ -88,6 +100,11 @@ func (g *Group) Snapshot() Snapshot {
 			Pending:  snapshotPartitions(m.pending, func(tp TP) int32 { return m.pending[tp] }),
 			Target:   snapshotPartitions(g.target[id], func(TP) int32 { return 0 }),
 		})
+		if m.classic != nil {
+			s.Members[len(s.Members)-1].Classic = &SnapshotClassic{
+				SessionTimeoutMs: m.classic.sessionTimeout.Milliseconds(), Protocols: m.classic.protocols,
+			}
+		}
 	}
 	return s
 }
@@ -139,8 +156,17 @@ func Restore(name string, cfg Config, newMemberID func() string, s Snapshot, now
 			}
 			g.target[m.id] = target
 		}
+		if sm.Classic != nil {
+			if len(sm.Classic.Protocols) == 0 {
+				return nil, fmt.Errorf("group %q: classic member %q without protocols", name, sm.ID)
+			}
+			m.classic = &classicMember{
+				sessionTimeout: time.Duration(sm.Classic.SessionTimeoutMs) * time.Millisecond,
+				protocols:      sm.Classic.Protocols,
+			}
+		}
 		g.setOwned(m, assigned, pending)
-		m.sessionDeadline = now.Add(g.cfg.SessionTimeout)
+		g.touch(now, m)
 		if m.state == memberUnrevoked {
 			m.rebalanceDeadline = now.Add(m.rebalanceTimeout)
 		}

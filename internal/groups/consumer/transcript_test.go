@@ -22,6 +22,18 @@ package consumer
 //	fetch ID|- e=EPOCH
 //	restore                               snapshot, encode, decode, restore at the current time
 //	describe
+//
+// Classic members (classic.go):
+//
+//	upgrade gen=N ID=TOPICS|ASSIGNMENT ... a classic group at generation N, each member
+//	                                      subscribed to TOPICS (a,b) holding ASSIGNMENT
+//	                                      (a:0,1;b:2), converted by FromClassic
+//	cjoin ID|- [sub=T,T] [owned=T:P;..] [instance=I] [v=N] [session=D] [rebalance=D] [protocols=P,P] [type=T]
+//	csync ID gen=N [protocol=P]
+//	chb ID gen=N [instance=I]
+//	cleave ID|instance=I ...
+//	downgrade                             ToClassic, printed, then restored as a classic group
+//	policy NAME                           group.consumer.migration.policy from now on
 
 import (
 	"flag"
@@ -159,9 +171,7 @@ func (h *harness) run(t *testing.T, cmd string) []string {
 			r.SubscribedTopicNames = []string{}
 		}
 		resp, e := h.g.Heartbeat(h.now, h.img, r)
-		if e.Persist {
-			out = append(out, "persist")
-		}
+		out = append(out, effects(e)...)
 		line := fmt.Sprintf("%s: %s", orDash(resp.MemberID), codeName(resp.Err))
 		if resp.Err == 0 {
 			line += fmt.Sprintf(" epoch=%d", resp.MemberEpoch)
@@ -178,9 +188,7 @@ func (h *harness) run(t *testing.T, cmd string) []string {
 			t.Fatalf("%s: %v", cmd, err)
 		}
 		h.now = h.now.Add(d)
-		if h.g.Tick(h.now).Persist {
-			out = append(out, "persist")
-		}
+		out = append(out, effects(h.g.Tick(h.now))...)
 	case "commit":
 		version := int16(9)
 		if v, ok := args["v"]; ok {
@@ -233,10 +241,23 @@ func (h *harness) run(t *testing.T, cmd string) []string {
 				h.format(m.Assignment), h.format(m.Target)))
 		}
 		return out
+	case "upgrade", "cjoin", "csync", "chb", "cleave", "downgrade", "policy":
+		return h.runClassic(t, cmd, fields[0], pos, args)
 	default:
 		t.Fatalf("unknown command %q", cmd)
 	}
 	return append(out, h.state()...)
+}
+
+func effects(e Effects) []string {
+	var out []string
+	if e.Persist {
+		out = append(out, "persist")
+	}
+	if e.Downgrade {
+		out = append(out, "downgrade")
+	}
+	return out
 }
 
 func (h *harness) atoi(t *testing.T, s string) int {
@@ -321,6 +342,9 @@ func (h *harness) state() []string {
 		l += " target=[" + h.formatSet(target, false) + "]"
 		if m.instanceID != "" {
 			l += " instance=" + m.instanceID
+		}
+		if m.classic != nil {
+			l += " classic"
 		}
 		out = append(out, l)
 	}

@@ -71,6 +71,14 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 	t.Run("ShareStore", func(t *testing.T) {
 		testShares(t, func(t *testing.T) shareStore { return open(t) })
 	})
+	// The finalized feature levels (KIP-584), for backends that keep
+	// them (metastore.FeatureStore is optional).
+	t.Run("FeatureStore", func(t *testing.T) {
+		if _, ok := open(t).(metastore.FeatureStore); !ok {
+			t.Skip("the backend does not keep finalized feature levels")
+		}
+		testFeatures(t, func(t *testing.T) metastore.FeatureStore { return open(t).(metastore.FeatureStore) })
+	})
 	// The roles together: concurrent use of all of them (commits, and
 	// transactions ending while their batches are committed), a model of
 	// commits, retention and compaction, cancellation and Close.

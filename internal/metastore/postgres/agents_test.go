@@ -20,7 +20,10 @@ func TestMigrateAgentAdmin(t *testing.T) {
 	}
 	s.Close()
 	admin(t, db, `ALTER TABLE agents DROP COLUMN admin, DROP COLUMN version, DROP COLUMN started`)
-	admin(t, db, `DELETE FROM schema_migrations WHERE version = 9`)
+	// Later migrations go too, so that 9 is the first one missing: 10
+	// (finalized feature levels).
+	admin(t, db, `DROP TABLE finalized_features, finalized_features_epoch`)
+	admin(t, db, `DELETE FROM schema_migrations WHERE version >= 9`)
 
 	s = openStore(t, db, postgres.Options{})
 	live, err := s.LiveAgents(ctx)
@@ -36,5 +39,32 @@ func TestMigrateAgentAdmin(t *testing.T) {
 	}
 	if live, err := s.LiveAgents(ctx); err != nil || len(live) != 1 || live[0].Admin != "http://10.0.0.1:9644" || !live[0].Started.Equal(started) {
 		t.Fatalf("after a heartbeat with them: %+v, %v", live, err)
+	}
+}
+
+// TestMigrateFeatures opens a database of schema version 9, which has no
+// finalized feature levels: migration 10 adds their tables, the levels
+// read as never finalized, and the first update finalizes them at epoch
+// 1.
+func TestMigrateFeatures(t *testing.T) {
+	ctx := t.Context()
+	db := freshDatabase(t)
+	s := openStore(t, db, postgres.Options{})
+	s.Close()
+	admin(t, db, `DROP TABLE finalized_features, finalized_features_epoch`)
+	admin(t, db, `DELETE FROM schema_migrations WHERE version = 10`)
+
+	s = openStore(t, db, postgres.Options{})
+	f, err := s.FinalizedFeatures(ctx)
+	if err != nil || f.Epoch != 0 || len(f.Levels) != 0 {
+		t.Fatalf("features after migration: %+v, %v", f, err)
+	}
+	if f, err = s.UpdateFeatures(ctx, 0, map[string]int16{"transaction.version": 2}); err != nil || f.Epoch != 1 {
+		t.Fatalf("first update: %+v, %v", f, err)
+	}
+	s.Close()
+	s = openStore(t, db, postgres.Options{})
+	if f, err = s.FinalizedFeatures(ctx); err != nil || f.Epoch != 1 || f.Levels["transaction.version"] != 2 {
+		t.Fatalf("features after a reopen: %+v, %v", f, err)
 	}
 }
