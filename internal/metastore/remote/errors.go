@@ -47,6 +47,7 @@ var sentinels = map[string]error{
 	"UnknownTxn":              metastore.ErrUnknownTxn,
 	"ShareVersionConflict":    metastore.ErrShareVersionConflict,
 	"InvalidShareState":       metastore.ErrInvalidShareState,
+	"FeaturesChanged":         metastore.ErrFeaturesChanged,
 	"Unavailable":             ErrUnavailable,
 	"Canceled":                context.Canceled,
 	"DeadlineExceeded":        context.DeadlineExceeded,

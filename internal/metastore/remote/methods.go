@@ -274,3 +274,13 @@ func (c *Client) DeleteShareStates(ctx context.Context, group string, partitions
 	_, err := opDeleteShareStates.call(ctx, c, groupPartitionsArgs{group, partitions})
 	return err
 }
+
+var _ metastore.FeatureStore = (*Client)(nil)
+
+func (c *Client) FinalizedFeatures(ctx context.Context) (metastore.FinalizedFeatures, error) {
+	return opFinalizedFeatures.call(ctx, c, none{})
+}
+
+func (c *Client) UpdateFeatures(ctx context.Context, epoch int64, levels map[string]int16) (metastore.FinalizedFeatures, error) {
+	return opUpdateFeatures.call(ctx, c, updateFeaturesArgs{epoch, levels})
+}

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -203,6 +204,10 @@ type (
 		ID        metastore.TopicID
 		Partition int32
 		From, To  int64
+	}
+	updateFeaturesArgs struct {
+		Epoch  int64
+		Levels map[string]int16
 	}
 	shareStatesArgs struct {
 		Group  string
@@ -437,7 +442,32 @@ var (
 	opWriteShareStates = define("WriteShareStates", mutate, func(ctx context.Context, s metastore.Store, a shareStatesArgs) ([]int64, error) {
 		return s.WriteShareStates(ctx, a.Group, a.States)
 	})
+	// FeatureStore (optional in metastore; the control plane's state,
+	// the embedded store, has it)
+	opFinalizedFeatures = define("FinalizedFeatures", read, func(ctx context.Context, s metastore.Store, _ none) (metastore.FinalizedFeatures, error) {
+		fs, err := featureStore(s)
+		if err != nil {
+			return metastore.FinalizedFeatures{}, err
+		}
+		return fs.FinalizedFeatures(ctx)
+	})
+	opUpdateFeatures = define("UpdateFeatures", mutate, func(ctx context.Context, s metastore.Store, a updateFeaturesArgs) (metastore.FinalizedFeatures, error) {
+		fs, err := featureStore(s)
+		if err != nil {
+			return metastore.FinalizedFeatures{}, err
+		}
+		return fs.UpdateFeatures(ctx, a.Epoch, a.Levels)
+	})
+
 	opDeleteShareStates = define("DeleteShareStates", mutate, func(ctx context.Context, s metastore.Store, a groupPartitionsArgs) (none, error) {
 		return none{}, s.DeleteShareStates(ctx, a.Group, a.Partitions)
 	})
 )
+
+func featureStore(s metastore.Store) (metastore.FeatureStore, error) {
+	fs, ok := s.(metastore.FeatureStore)
+	if !ok {
+		return nil, errors.New("this store keeps no finalized features")
+	}
+	return fs, nil
+}
