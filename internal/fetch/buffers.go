@@ -14,7 +14,8 @@ import (
 // Capacities are powers of two from 64 KiB to 16 MiB, one pool each;
 // smaller and larger slices are allocated and left to the garbage
 // collector. A slice must be given back (Put) only once nothing refers to
-// it any more: its bytes are handed to the next Get as they are.
+// it any more: its bytes are handed to the next Get as they are. A nil
+// *Buffers pools nothing.
 type Buffers struct {
 	classes [numClasses]sync.Pool // of *[]byte
 }
@@ -39,7 +40,7 @@ func classOf(n int) int {
 // contents beyond its length are whatever they were.
 func (p *Buffers) Get(n int) []byte {
 	c := classOf(n)
-	if c < 0 || n < 1<<(minClassBits-1) {
+	if p == nil || c < 0 || n < 1<<(minClassBits-1) {
 		// Small reads (the live edge) are cheap to allocate and would
 		// waste most of a 64 KiB buffer.
 		return make([]byte, 0, n)
@@ -55,7 +56,7 @@ func (p *Buffers) Get(n int) []byte {
 func (p *Buffers) Put(b []byte) {
 	n := cap(b)
 	c := classOf(n)
-	if c < 0 || n != 1<<(c+minClassBits) {
+	if p == nil || c < 0 || n != 1<<(c+minClassBits) {
 		return
 	}
 	b = b[:0]

@@ -29,3 +29,11 @@ func TestBuffersClasses(t *testing.T) {
 	p.Put(make([]byte, 0, 3<<20))
 	p.Put(nil)
 }
+
+func TestNilBuffersPoolNothing(t *testing.T) {
+	var p *Buffers
+	if b := p.Get(1 << 20); cap(b) != 1<<20 || len(b) != 0 {
+		t.Fatalf("nil Buffers Get: len %d cap %d", len(b), cap(b))
+	}
+	p.Put(make([]byte, 0, 1<<20))
+}

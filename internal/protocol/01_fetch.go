@@ -441,7 +441,13 @@ func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetch
 
 // Buffers is the memory the reader's records come from, for the
 // connection to take large response frames from as well.
-func (h *Handler) Buffers() *fetch.Buffers { return h.reader.Buffers() }
+// Without a reader it is nil, which pools nothing.
+func (h *Handler) Buffers() *fetch.Buffers {
+	if h.reader == nil {
+		return nil
+	}
+	return h.reader.Buffers()
+}
 
 // ReleaseResponse gives the records of a Fetch response this handler
 // made back to the reader, once the response is encoded and nothing
@@ -452,7 +458,7 @@ func (h *Handler) ReleaseResponse(resp kmsg.Response) {
 	if !ok {
 		return
 	}
-	bufs := h.reader.Buffers()
+	bufs := h.Buffers()
 	for i := range f.Topics {
 		for j := range f.Topics[i].Partitions {
 			p := &f.Topics[i].Partitions[j]
