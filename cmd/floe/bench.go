@@ -34,6 +34,9 @@ type benchFlags struct {
 	jsonOut       bool
 	progress      time.Duration
 	cpuProfile    string
+	memProfile    string
+	runs          int
+	vsPartitions  int
 	windowProfile string
 	preset        string
 	listPresets   bool
@@ -105,6 +108,9 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&b.jsonOut, "json", false, "print the report as JSON")
 	fs.DurationVar(&b.progress, "progress", time.Second, "progress line interval on stderr (0: none)")
 	fs.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (clients and in-process servers) to `FILE`")
+	fs.StringVar(&b.memProfile, "memprofile", "", "write an allocation profile of the whole run (clients and in-process servers) to `FILE`")
+	fs.IntVar(&b.runs, "runs", 1, "repeat the whole workload `N` times (every target each time) and print the medians and the per-run ratios")
+	fs.IntVar(&b.vsPartitions, "vs-partitions", 0, "run the workload a second time with `N` partitions per topic after each --partitions run, on every target, and print the ratios between the two (e.g. 10,000 against 12)")
 	fs.StringVar(&b.windowProfile, "cpuprofile-window", "", "write a CPU profile of each target's measured window only (the read, for --catch-up) to `PREFIX`-TARGET.pprof")
 	fs.StringVar(&b.preset, "preset", "", "start from a named preset (see --list-presets); later flags override it")
 	fs.BoolVar(&b.listPresets, "list-presets", false, "list the presets and their command lines")
@@ -228,33 +234,106 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer pprof.StopCPUProfile()
 	}
 
-	var reports []*bench.Report
-	for _, name := range targetNames(b.targets) {
-		if ctx.Err() != nil {
-			break // interrupted: report what ran
-		}
-		tgt, err := startTarget(name, b.brokers, b.admin, b.floe)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "floe bench: %s\n", tgt.Describe())
-		cfg := b.cfg
-		if b.windowProfile != "" && b.cpuProfile == "" {
-			cfg.Measuring = windowProfiler(b.windowProfile+"-"+tgt.Name()+".pprof", stderr)
-		}
-		rep, err := bench.Run(ctx, cfg, tgt)
-		if f, ok := tgt.(*bench.Floe); ok && f.ProxyStats() != "" {
-			fmt.Fprintf(stderr, "floe bench: the latency proxy forwarded %s over the whole run\n", f.ProxyStats())
-		}
-		if cerr := tgt.Close(); cerr != nil {
-			fmt.Fprintf(stderr, "floe bench: closing %s: %v\n", tgt.Name(), cerr)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", tgt.Name(), err)
-		}
-		reports = append(reports, rep)
+	if b.memProfile != "" {
+		defer writeAllocProfile(b.memProfile, stderr)
 	}
-	return writeReports(stdout, b.jsonOut, preset, reports)
+	if b.runs < 1 {
+		return fmt.Errorf("--runs %d: want at least 1", b.runs)
+	}
+	if b.vsPartitions < 0 {
+		return fmt.Errorf("--vs-partitions %d: want a partition count", b.vsPartitions)
+	}
+	type variant struct {
+		name       string
+		partitions int
+	}
+	variants := []variant{{"", b.cfg.Partitions}}
+	if b.vsPartitions > 0 {
+		variants = []variant{
+			{fmt.Sprintf("partitions=%d", b.cfg.Partitions), b.cfg.Partitions},
+			{fmt.Sprintf("partitions=%d", b.vsPartitions), b.vsPartitions},
+		}
+	}
+	var (
+		sets    []reportSet
+		results []bench.RunResult
+	)
+runs:
+	for run := 1; run <= b.runs; run++ {
+		for _, v := range variants {
+			set := reportSet{run: run, variant: v.name}
+			for _, name := range targetNames(b.targets) {
+				if ctx.Err() != nil {
+					break runs // interrupted: report what ran
+				}
+				tgt, err := startTarget(name, b.brokers, b.admin, b.floe)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "floe bench: %s\n", tgt.Describe())
+				if b.runs > 1 || v.name != "" {
+					fmt.Fprintf(stderr, "floe bench: run %d of %d %s\n", run, b.runs, v.name)
+				}
+				cfg := b.cfg
+				cfg.Partitions = v.partitions
+				if b.windowProfile != "" && b.cpuProfile == "" {
+					cfg.Measuring = windowProfiler(windowProfileName(b.windowProfile, tgt.Name(), run, b.runs, v.name), stderr)
+				}
+				rep, err := bench.Run(ctx, cfg, tgt)
+				if f, ok := tgt.(*bench.Floe); ok && f.ProxyStats() != "" {
+					fmt.Fprintf(stderr, "floe bench: the latency proxy forwarded %s over the whole run\n", f.ProxyStats())
+				}
+				if cerr := tgt.Close(); cerr != nil {
+					fmt.Fprintf(stderr, "floe bench: closing %s: %v\n", tgt.Name(), cerr)
+				}
+				if err != nil {
+					return fmt.Errorf("%s: %w", tgt.Name(), err)
+				}
+				set.reports = append(set.reports, rep)
+				results = append(results, bench.RunResult{Run: run, Variant: v.name, Target: rep.Target, Figures: bench.FiguresOf(rep, b.cfg.Prices)})
+			}
+			sets = append(sets, set)
+		}
+	}
+	var medians *bench.Medians
+	if b.runs > 1 || len(variants) > 1 {
+		m := bench.Summarize(results)
+		medians = &m
+	}
+	return writeReports(stdout, b.jsonOut, preset, sets, results, medians)
+}
+
+// reportSet is every target's report of one run of one variant.
+type reportSet struct {
+	run     int
+	variant string
+	reports []*bench.Report
+}
+
+func windowProfileName(prefix, target string, run, runs int, variant string) string {
+	name := prefix + "-" + target
+	if variant != "" {
+		name += "-" + strings.ReplaceAll(variant, "=", "")
+	}
+	if runs > 1 {
+		name += fmt.Sprintf("-run%d", run)
+	}
+	return name + ".pprof"
+}
+
+// writeAllocProfile writes the allocations made since the process
+// started (pprof's allocs profile) to file.
+func writeAllocProfile(file string, stderr io.Writer) {
+	f, err := os.Create(file)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "floe bench: allocation profile: %v\n", err)
+	}
 }
 
 // windowProfiler returns a Config.Measuring hook that profiles the CPU
@@ -300,30 +379,62 @@ func startTarget(name, brokers, admin string, floe bench.FloeOptions) (bench.Tar
 	return nil, fmt.Errorf("--target %q: want floe, kfake, or both separated by a comma", name)
 }
 
-func writeReports(w io.Writer, asJSON bool, preset bench.Preset, reports []*bench.Report) error {
-	var ratios []bench.Ratio
-	if len(reports) == 2 {
-		ratios = bench.Compare(reports[0], reports[1])
-	}
+func writeReports(w io.Writer, asJSON bool, preset bench.Preset, sets []reportSet, results []bench.RunResult, medians *bench.Medians) error {
 	if asJSON {
+		type set struct {
+			Run        int             `json:"run,omitempty"`
+			Variant    string          `json:"variant,omitempty"`
+			Comparison []bench.Ratio   `json:"comparison,omitempty"`
+			Reports    []*bench.Report `json:"reports"`
+		}
+		out := struct {
+			Preset     string            `json:"preset,omitempty"`
+			Command    string            `json:"preset_command,omitempty"`
+			Runs       []*bench.Report   `json:"runs"`
+			Comparison []bench.Ratio     `json:"comparison,omitempty"`
+			Sets       []set             `json:"sets,omitempty"`
+			Results    []bench.RunResult `json:"results,omitempty"`
+			Medians    *bench.Medians    `json:"medians,omitempty"`
+		}{Preset: preset.Name, Command: commandOf(preset), Medians: medians}
+		for _, s := range sets {
+			out.Runs = append(out.Runs, s.reports...)
+			js := set{Run: s.run, Variant: s.variant, Reports: s.reports}
+			if len(s.reports) == 2 {
+				js.Comparison = bench.Compare(s.reports[0], s.reports[1])
+			}
+			out.Sets = append(out.Sets, js)
+		}
+		if len(sets) == 1 {
+			// One run of one variant: the layout of a single run.
+			out.Comparison, out.Sets = out.Sets[0].Comparison, nil
+		} else {
+			out.Results = results
+		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Preset     string          `json:"preset,omitempty"`
-			Command    string          `json:"preset_command,omitempty"`
-			Runs       []*bench.Report `json:"runs"`
-			Comparison []bench.Ratio   `json:"comparison,omitempty"`
-		}{preset.Name, commandOf(preset), reports, ratios})
+		return enc.Encode(out)
 	}
-	for i, rep := range reports {
+	for i, s := range sets {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		rep.WriteText(w)
+		if len(sets) > 1 {
+			fmt.Fprintf(w, "=== run %d %s\n\n", s.run, s.variant)
+		}
+		for j, rep := range s.reports {
+			if j > 0 {
+				fmt.Fprintln(w)
+			}
+			rep.WriteText(w)
+		}
+		if len(s.reports) == 2 {
+			fmt.Fprintln(w)
+			bench.WriteComparison(w, s.reports[0].Target, s.reports[1].Target, bench.Compare(s.reports[0], s.reports[1]))
+		}
 	}
-	if ratios != nil {
+	if medians != nil {
 		fmt.Fprintln(w)
-		bench.WriteComparison(w, reports[0].Target, reports[1].Target, ratios)
+		medians.WriteText(w)
 	}
 	return nil
 }

@@ -209,6 +209,7 @@ func (c *conn) read(queue chan<- inflight) error {
 func (c *conn) write(queue <-chan inflight) {
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
 	var buf []byte
+	bufs := c.l.handler.Buffers()
 	broken := false
 	for in := range queue {
 		if in.raw != nil {
@@ -241,7 +242,16 @@ func (c *conn) write(queue <-chan inflight) {
 			continue
 		}
 		encodeStart := time.Now()
+		if n := wire.ResponseSizeBound(resp); n > cap(buf) {
+			// A large fetch response: a recycled buffer, not a new one
+			// that Go would zero first.
+			bufs.Put(buf)
+			buf = bufs.Get(n)
+		}
 		buf = wire.AppendResponse(buf[:0], in.hdr.CorrelationID, resp)
+		// The records are in buf now: their buffers go back to the
+		// reader for the next fetch.
+		c.l.handler.ReleaseResponse(resp)
 		c.recordWork(in, time.Since(encodeStart))
 		c.a.metrics.frameBytes(in.hdr.Key, in.size, len(buf))
 		if _, err := bw.Write(buf); err != nil {
@@ -256,7 +266,10 @@ func (c *conn) write(queue <-chan inflight) {
 			}
 		}
 		if cap(buf) > 1<<20 {
-			buf = nil // do not pin a large fetch response's buffer
+			// Do not pin a large fetch response's buffer to the
+			// connection: give it back for any connection's next one.
+			bufs.Put(buf)
+			buf = nil
 		}
 	}
 	if !broken {

@@ -72,6 +72,12 @@ func Presets() []Preset {
 			Args:  with(append(live, "--partitions", "10000", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms")...),
 		},
 		{
+			Name:  "partitions-10k-vs-12",
+			Title: "10,000 partitions against 12, at 4 MiB/s",
+			Why:   "produce p99 must not grow with partitions: each target runs 10,000 partitions, then the same workload at 12, and the ratios between the two are printed",
+			Args:  with(append(live, "--partitions", "10000", "--vs-partitions", "12", "--consumers", "1", "--floe-linger", "250ms", "--linger", "50ms")...),
+		},
+		{
 			Name:  "fan-out",
 			Title: "1 producer, 10 consumers",
 			Why:   "ten independent readers of the live edge; GETs must not grow with readers (the bench does not use consumer groups: each consumer assigns itself every partition)",

@@ -31,11 +31,15 @@ import (
 //     planned again by the next read;
 //   - a window per partition, counted in bytes of the blocks it touches
 //     (a block of a multi-partition object costs its whole size):
-//     Budget divided by the partitions whose read-ahead needed GETs in
-//     the last few seconds (readers of the live edge, whose blocks are
-//     cached, do not count), at most MaxWindow, and none at all below
-//     one block. The windows of all partitions together stay within
-//     about Budget;
+//     Budget divided by the groups of partitions whose read-ahead needed
+//     GETs in the last few seconds (readers of the live edge, whose
+//     blocks are cached, do not count), at most MaxWindow, and none at
+//     all below one block. A group is the partitions whose reads stopped
+//     in the same block: they read the same blocks next (a catch-up of
+//     multi-partition objects reads its partitions in step), so their
+//     windows overlap and are counted once; partitions of a compacted
+//     object, each in its own blocks, are groups of one. The windows of
+//     all groups together stay within about Budget;
 //   - nothing runs by itself: read-ahead is planned only by a consumer's
 //     fetch, so when consumers stop, it stops once the GETs already in
 //     flight end (the cache's Close cancels those);
@@ -71,17 +75,27 @@ const (
 	maxCursors = 4096
 )
 
-// readAhead is a Reader's read-ahead state: the cursors, and how many
-// partitions were read ahead recently.
+// readAhead is a Reader's read-ahead state: the cursors, and the groups
+// of partitions read ahead recently.
 type readAhead struct {
 	budget, maxWindow int64
 
-	mu        sync.Mutex
-	cursors   map[cursorKey]*cursor
-	active    int       // cursors used within activeFor, as of counted
-	counted   time.Time // when active was last counted
+	mu      sync.Mutex
+	cursors map[cursorKey]*cursor
+	// groups counts the active cursors (read ahead within activeFor, as
+	// of counted) by the block their reads stopped in.
+	groups    map[groupKey]int
+	counted   time.Time // when groups was last recounted
 	now       func() time.Time
 	blockSize int64
+}
+
+// groupKey is a block of an object: the partitions whose reads stopped
+// in it read ahead through the same blocks and share a window's worth
+// of the budget.
+type groupKey struct {
+	object string
+	block  int64
 }
 
 type cursorKey struct {
@@ -100,6 +114,10 @@ type cursor struct {
 	// while it needs GETs, not while it reads what is cached (the live
 	// edge).
 	fetched time.Time
+	// group is the block the partition's read-ahead last started from;
+	// inGroups is set while it is counted in readAhead.groups.
+	group    groupKey
+	inGroups bool
 }
 
 // SetReadAhead enables read-ahead with opts (or disables it when
@@ -114,7 +132,7 @@ func (r *Reader) SetReadAhead(opts ReadAheadOptions) {
 	}
 	r.ahead = &readAhead{
 		budget: opts.Budget, maxWindow: opts.MaxWindow,
-		cursors: map[cursorKey]*cursor{}, now: time.Now, blockSize: r.blocks.BlockSize(),
+		cursors: map[cursorKey]*cursor{}, groups: map[groupKey]int{}, now: time.Now, blockSize: r.blocks.BlockSize(),
 	}
 }
 
@@ -148,7 +166,7 @@ func (r *Reader) ReadAhead(ctx context.Context, id metastore.TopicID, partition 
 	if r.prefetch(extents, -1, offset, limit, int64(maxBytes), 0) {
 		// Counted among the partitions read ahead from now on, so that
 		// the windows this fetch's Reads plan share the budget with it.
-		ra.fetching(key)
+		ra.fetching(key, groupKey{extents[0].Object, bytePosition(extents[0], offset) / ra.blockSize})
 	}
 }
 
@@ -163,21 +181,32 @@ func (r *Reader) readAheadAfter(id metastore.TopicID, partition int32, iso Isola
 	key := cursorKey{partitionKey{id, partition}, iso}
 	ra.keep(key, rd.ahead, rd.limit)
 	if r.prefetch(rd.ahead, rd.aheadPos, rd.end, rd.limit, 0, ra.window()) {
-		ra.fetching(key)
+		ra.fetching(key, groupKey{rd.ahead[0].Object, rd.aheadPos / ra.blockSize})
 	}
 }
 
-// fetching records that the partition's read-ahead found blocks
-// missing, counting it among the active partitions if it was not.
-func (ra *readAhead) fetching(key cursorKey) {
+// fetching records that the partition's read-ahead, starting in block
+// g, found blocks missing: it counts in g's group from now on.
+func (ra *readAhead) fetching(key cursorKey, g groupKey) {
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	now := ra.now()
 	c := ra.cursorFor(key)
-	if !ra.isActive(c, now) {
-		ra.active++
-	}
+	ra.ungroup(c)
+	c.group, c.inGroups = g, true
+	ra.groups[g]++
 	c.fetched, c.used = now, now
+}
+
+// ungroup removes c from its group's count. ra.mu must be held.
+func (ra *readAhead) ungroup(c *cursor) {
+	if !c.inGroups {
+		return
+	}
+	c.inGroups = false
+	if ra.groups[c.group]--; ra.groups[c.group] <= 0 {
+		delete(ra.groups, c.group)
+	}
 }
 
 func (ra *readAhead) isActive(c *cursor, now time.Time) bool {
@@ -226,8 +255,8 @@ func (ra *readAhead) keep(key cursorKey, extents []metastore.Extent, limit int64
 }
 
 // window returns a partition's window: the budget shared among the
-// partitions whose read-ahead needed GETs recently, at most maxWindow;
-// 0 when the share is less than a block.
+// groups of partitions whose read-ahead needed GETs recently, at most
+// maxWindow; 0 when the share is less than a block.
 func (ra *readAhead) window() int64 {
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
@@ -236,33 +265,33 @@ func (ra *readAhead) window() int64 {
 		ra.sweep(false)
 		ra.counted = now
 	}
-	w := min(ra.budget/int64(max(ra.active, 1)), ra.maxWindow)
+	w := min(ra.budget/int64(max(len(ra.groups), 1)), ra.maxWindow)
 	if w < ra.blockSize {
 		return 0
 	}
 	return w
 }
 
-// sweep drops cursors unused for activeFor and counts the active ones;
-// when full it drops one more (any) so that a new cursor fits. ra.mu
-// must be held.
+// sweep drops cursors unused for activeFor and counts the active ones
+// by group; when full it drops one more (any) so that a new cursor
+// fits. ra.mu must be held.
 func (ra *readAhead) sweep(full bool) {
 	now := ra.now()
-	ra.active = 0
+	clear(ra.groups)
 	for k, c := range ra.cursors {
+		c.inGroups = false
 		if now.Sub(c.used) >= activeFor {
 			delete(ra.cursors, k)
 			continue
 		}
 		if ra.isActive(c, now) {
-			ra.active++
+			c.inGroups = true
+			ra.groups[c.group]++
 		}
 	}
 	if full && len(ra.cursors) >= maxCursors {
 		for k, c := range ra.cursors {
-			if ra.isActive(c, now) {
-				ra.active--
-			}
+			ra.ungroup(c)
 			delete(ra.cursors, k)
 			break
 		}

@@ -512,3 +512,50 @@ func TestLiveEdgeReadsDoNotShrinkReadAhead(t *testing.T) {
 		t.Fatalf("the partition being caught up fetched %d bytes; with the whole read-ahead budget of %d it fetches more", got, budget)
 	}
 }
+
+// Partitions read in step through multi-partition objects stop in the
+// same blocks and read the same blocks next: they share one window of
+// the budget instead of a share each, so a catch-up of many partitions
+// reads as far ahead as one would. One fetch of eight partitions whose
+// first reads all stop in the first block reads ahead about the whole
+// budget; counted as eight (a window of one block each) it would fetch
+// a quarter of it.
+func TestPartitionsInStepShareOneWindow(t *testing.T) {
+	const block = 4096
+	f := newRAFixture(t, 8, cache.Options{BlockSize: block, Capacity: 1 << 20, ReadAheadBytes: 1 << 20})
+	for range 40 {
+		f.write(t, 1, 1) // per object: one ~70-byte batch per partition, all in one block
+	}
+	const budget = 8 * block
+	r := fetch.NewReader(f.store, nil, f.blocks)
+	r.SetReadAhead(fetch.ReadAheadOptions{Budget: budget})
+	ctx := context.Background()
+	for p := range f.topic.Partitions {
+		r.ReadAhead(ctx, f.topic.ID, p, 0, 100, fetch.ReadUncommitted)
+	}
+	for p := range f.topic.Partitions {
+		if res, err := r.Read(ctx, f.topic.ID, p, 0, 100, true, fetch.ReadUncommitted); err != nil || len(res.Records) == 0 {
+			t.Fatalf("partition %d: %d bytes, %v", p, len(res.Records), err)
+		}
+	}
+	testutil.WaitFor(t, 5*time.Second, "read-ahead to finish", func() bool {
+		gets, _ := f.blocks.ReadAheadInFlight()
+		return gets == 0
+	})
+	f.bucket.mu.Lock()
+	got := f.bucket.bytes
+	f.bucket.mu.Unlock()
+	objSize, _, _ := f.store.ObjectSize(ctx, f.objects[0][0].key)
+	if objSize > block {
+		t.Fatalf("objects of %d bytes: the test needs each in one block", objSize)
+	}
+	// The first object, then objects up to the budget (each object is
+	// one block, smaller than a block's size: count objects).
+	if objects := len(f.bucket.objects()); objects < budget/block {
+		t.Fatalf("one fetch of 8 partitions in step fetched %d objects (%d bytes); with one shared window of %d bytes it fetches at least %d",
+			objects, got, budget, budget/block)
+	}
+	if objects := len(f.bucket.objects()); objects > budget/block+2 {
+		t.Fatalf("one fetch of 8 partitions in step fetched %d objects: more than the budget of %d blocks", objects, budget/block)
+	}
+}

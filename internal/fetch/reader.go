@@ -68,6 +68,7 @@ type Reader struct {
 	extents *extentCache
 	ahead   *readAhead // nil: no read-ahead (readahead.go)
 	pos     *positions
+	bufs    *Buffers // records' memory (buffers.go)
 }
 
 // NewReader returns a Reader over store and blocks. aborted is the
@@ -75,8 +76,13 @@ type Reader struct {
 // transactions, so that every partition's last stable offset is its high
 // watermark whatever store reports.
 func NewReader(store metastore.ExtentReader, aborted AbortedIndex, blocks *cache.Blocks) *Reader {
-	return &Reader{store: store, aborted: aborted, blocks: blocks, extents: newExtentCache(), pos: newPositions()}
+	return &Reader{store: store, aborted: aborted, blocks: blocks, extents: newExtentCache(), pos: newPositions(), bufs: &Buffers{}}
 }
+
+// Buffers is where the records Read returns come from: a caller that is
+// done with a Partition's Records (its response is encoded and nothing
+// else holds them) may Put them back there, for the next Read.
+func (r *Reader) Buffers() *Buffers { return r.bufs }
 
 // Offsets reads a partition's offsets from the store (never from the
 // cache, so a caller sees every commit made before it asked), with the
@@ -281,7 +287,7 @@ func (r *Reader) readExtents(ctx context.Context, id metastore.TopicID, partitio
 		want += max(e.ByteLength, 0)
 	}
 	if want = min(want, int64(rd.maxBytes)); want > 0 {
-		rd.res.Records = make([]byte, 0, want)
+		rd.res.Records = r.bufs.Get(int(want))
 	}
 	// from is the next offset to serve. Extents read by a later lookup
 	// may have been replaced by compaction meanwhile and start before it:
@@ -377,7 +383,7 @@ func (r *Reader) appendExtent(ctx context.Context, rd *read, e metastore.Extent,
 			if res.Records == nil {
 				// Sized once: the smaller of maxBytes and what the
 				// extent holds from here, or this batch if larger.
-				res.Records = make([]byte, 0, max(min(int64(rd.maxBytes), end-pos), size))
+				res.Records = r.bufs.Get(int(max(min(int64(rd.maxBytes), end-pos), size)))
 			}
 			n := len(res.Records)
 			res.Records, err = r.blocks.AppendRange(ctx, res.Records, e.Object, e.ObjectSize, pos, size)

@@ -305,9 +305,11 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 	putCtx, cancelPut := context.WithTimeout(context.Background(), w.opts.FlushTimeout)
 	putErr := w.bucket.Put(putCtx, key, object)
 	cancelPut()
-	w.m.putSeconds.Observe(time.Since(start).Seconds())
+	putDone := time.Now()
+	w.m.putSeconds.Observe(putDone.Sub(start).Seconds())
 	<-prev
 	defer close(mine)
+	chainWait := time.Since(putDone)
 	if putErr != nil {
 		w.m.flushes.WithLabelValues("put_error").Inc()
 		w.log.Warn("segment upload failed", "object", key, "bytes", len(object), "batches", len(seg.pending), "err", putErr)
@@ -355,7 +357,8 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		close(p.done)
 	}
 	w.log.Debug("segment committed", "object", key, "bytes", len(object), "batches", len(placements),
-		"age", now.Sub(seg.started))
+		"age", now.Sub(seg.started), "open", start.Sub(seg.started), "put", putDone.Sub(start),
+		"chain_wait", chainWait, "commit", now.Sub(commitStart))
 }
 
 func (w *Writer) failAll(seg *openSegment, err error) {

@@ -439,6 +439,35 @@ func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetch
 	return waiting
 }
 
+// Buffers is the memory the reader's records come from, for the
+// connection to take large response frames from as well.
+// Without a reader it is nil, which pools nothing.
+func (h *Handler) Buffers() *fetch.Buffers {
+	if h.reader == nil {
+		return nil
+	}
+	return h.reader.Buffers()
+}
+
+// ReleaseResponse gives the records of a Fetch response this handler
+// made back to the reader, once the response is encoded and nothing
+// refers to them; other responses are left alone. Every non-empty
+// RecordBatches of a Fetch response is a Read's own Records (fetchPartition).
+func (h *Handler) ReleaseResponse(resp kmsg.Response) {
+	f, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return
+	}
+	bufs := h.Buffers()
+	for i := range f.Topics {
+		for j := range f.Topics[i].Partitions {
+			p := &f.Topics[i].Partitions[j]
+			bufs.Put(p.RecordBatches)
+			p.RecordBatches = nil
+		}
+	}
+}
+
 func setOffsets(pr *kmsg.FetchResponseTopicPartition, offs metastore.PartitionOffsets) {
 	pr.HighWatermark = offs.HighWatermark
 	pr.LastStableOffset = offs.LastStableOffset

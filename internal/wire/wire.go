@@ -173,12 +173,10 @@ func skipTags(r *kbin.Reader) {
 // Fetch response is sized before encoding (FetchResponseSize), so that
 // its record bytes are copied once instead of re-growing the buffer.
 func AppendResponse(dst []byte, correlationID int32, resp kmsg.Response) []byte {
-	if f, ok := resp.(*kmsg.FetchResponse); ok {
-		if n := 4 + 4 + 1 + FetchResponseSize(f); cap(dst)-len(dst) < n {
-			grown := make([]byte, len(dst), len(dst)+n)
-			copy(grown, dst)
-			dst = grown
-		}
+	if n := ResponseSizeBound(resp); cap(dst)-len(dst) < n {
+		grown := make([]byte, len(dst), len(dst)+n)
+		copy(grown, dst)
+		dst = grown
 	}
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
@@ -206,6 +204,17 @@ func AppendRequest(dst []byte, correlationID int32, clientID string, req kmsg.Re
 	dst = req.AppendTo(dst)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
+}
+
+// ResponseSizeBound returns an upper bound of the frame AppendResponse
+// makes of resp, for the responses that are sized before encoding
+// (Fetch), and 0 for the others: a caller may provide a buffer that
+// large.
+func ResponseSizeBound(resp kmsg.Response) int {
+	if f, ok := resp.(*kmsg.FetchResponse); ok {
+		return 4 + 4 + 1 + FetchResponseSize(f)
+	}
+	return 0
 }
 
 // FetchResponseSize returns an upper bound of the bytes r encodes to, at

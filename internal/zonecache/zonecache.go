@@ -133,7 +133,7 @@ func (r *Ring) Fetch(ctx context.Context, key string, objectSize, start, end int
 	self, zone := r.zone()
 	fromPeer := servingPeer(ctx)
 	maxRun := max(r.opts.MaxRunBytes/bs, 1) * bs
-	out := make([]byte, 0, end-start)
+	var out []byte
 	for pos := start; pos < end; {
 		owner := r.owner(zone, self, key, pos/bs)
 		runEnd := min((pos/bs+1)*bs, end)
@@ -163,6 +163,12 @@ func (r *Ring) Fetch(ctx context.Context, key string, objectSize, start, end int
 		}
 		if int64(len(data)) != runEnd-pos {
 			return nil, fmt.Errorf("got %d bytes for [%d, %d) of %s", len(data), pos, runEnd, key)
+		}
+		if pos == start && runEnd == end {
+			return data, nil // one run (the usual case): no copy
+		}
+		if out == nil {
+			out = make([]byte, 0, end-start)
 		}
 		out = append(out, data...)
 		pos = runEnd
