@@ -43,6 +43,21 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 	if err := metastore.ValidateCommit(c); err != nil {
 		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
 	}
+	if !hasTransactional(c) {
+		p, err := s.commitUnlocked(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
+		}
+		s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", len(p.extents.Extents))
+		if len(p.extents.Extents) > 0 {
+			notice := metastore.NoticeFor(c, p.results)
+			s.announce(notice)
+			if s.notifier != nil {
+				s.notifier.add(notice)
+			}
+		}
+		return p.results, nil
+	}
 	var p *plan
 	// Steps 1 and 2 go with BEGIN in one round trip (the statements run
 	// in order, so the producer rows are read with the partitions
@@ -64,9 +79,21 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 	}
 	s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", len(p.extents.Extents))
 	if len(p.extents.Extents) > 0 {
-		s.Notify(metastore.NoticeFor(c, p.results))
+		s.announce(metastore.NoticeFor(c, p.results))
 	}
 	return p.results, nil
+}
+
+// hasTransactional reports a commit with a transactional batch, which
+// takes the two-trip path: its transactions are share-locked after its
+// partitions (the lock order of docs/postgres.md).
+func hasTransactional(c metastore.SegmentCommit) bool {
+	for _, b := range c.Batches {
+		if b.Transactional {
+			return true
+		}
+	}
+	return false
 }
 
 // partitionKey names one partition of one topic incarnation.
@@ -102,6 +129,13 @@ type plan struct {
 
 	results []metastore.BatchResult
 	extents *metastore.CommitExtents // CommittedAt left zero: the database's now()
+
+	// For commitUnlocked: the batches each producer state accepted in
+	// this commit, and the recent batches as stored (compared, as
+	// written, before the state is replaced).
+	accepted     map[sequenceKey]int
+	storedRecent map[sequenceKey]string
+	freshDup     []bool // by batch: a duplicate of a batch accepted in this commit
 }
 
 func newPlan(c metastore.SegmentCommit) *plan {
@@ -112,6 +146,8 @@ func newPlan(c metastore.SegmentCommit) *plan {
 		changed:    make(map[sequenceKey]int64),
 		txns:       make(map[int64]metastore.Txn),
 		opens:      make(map[sequenceKey]int64),
+		accepted:     make(map[sequenceKey]int),
+		storedRecent: make(map[sequenceKey]string),
 		extents:    metastore.NewCommitExtents(c, time.Time{}),
 	}
 }
@@ -225,6 +261,7 @@ func (p *plan) queueLoadProducers(batch *pgx.Batch) {
 				return fmt.Errorf("producer %d on %s: %w", sk.producerID, partitionName(sk.id, sk.partition), err)
 			}
 			p.sequences[sk] = &state
+			p.storedRecent[sk] = recent
 			return nil
 		})
 		return err
@@ -249,9 +286,29 @@ func (p *plan) queueLoadProducers(batch *pgx.Batch) {
 // follow it.
 func (p *plan) decide() {
 	p.results = make([]metastore.BatchResult, len(p.commit.Batches))
+	p.freshDup = make([]bool, len(p.commit.Batches))
 	for i, b := range p.commit.Batches {
 		p.results[i] = p.add(b)
+		p.freshDup[i] = p.results[i].Duplicate && p.acceptedHere(b)
 	}
+}
+
+// acceptedHere reports whether a duplicate batch repeats one that this
+// very commit accepted (a retry that reached the same segment), whose
+// offset commitUnlocked knows only relative to the partition.
+func (p *plan) acceptedHere(b metastore.BatchCommit) bool {
+	sk := sequenceKey{partitionKey{b.TopicID, b.Partition}, b.ProducerID}
+	st := p.sequences[sk]
+	if st == nil {
+		return false
+	}
+	last := sequence.Last(b.BaseSequence, b.OffsetCount)
+	for _, r := range st.Recent[len(st.Recent)-min(p.accepted[sk], len(st.Recent)):] {
+		if r.FirstSeq == b.BaseSequence && r.LastSeq == last {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *plan) add(b metastore.BatchCommit) metastore.BatchResult {
@@ -294,6 +351,7 @@ func (p *plan) add(b metastore.BatchCommit) metastore.BatchResult {
 	if b.ProducerID >= 0 {
 		p.sequences[sk] = p.sequences[sk].Accept(b.ProducerEpoch, firstSeq, lastSeq, base)
 		p.changed[sk] = b.MaxTimestamp
+		p.accepted[sk]++
 	}
 	if _, open := p.opens[sk]; b.Transactional && !open {
 		p.opens[sk] = base // a stored entry wins: see queue
