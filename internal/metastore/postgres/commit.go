@@ -140,15 +140,15 @@ type plan struct {
 
 func newPlan(c metastore.SegmentCommit) *plan {
 	return &plan{
-		commit:     c,
-		partitions: make(map[partitionKey]*partitionState),
-		sequences:  make(map[sequenceKey]*sequence.State),
-		changed:    make(map[sequenceKey]int64),
-		txns:       make(map[int64]metastore.Txn),
-		opens:      make(map[sequenceKey]int64),
+		commit:       c,
+		partitions:   make(map[partitionKey]*partitionState),
+		sequences:    make(map[sequenceKey]*sequence.State),
+		changed:      make(map[sequenceKey]int64),
+		txns:         make(map[int64]metastore.Txn),
+		opens:        make(map[sequenceKey]int64),
 		accepted:     make(map[sequenceKey]int),
 		storedRecent: make(map[sequenceKey]string),
-		extents:    metastore.NewCommitExtents(c, time.Time{}),
+		extents:      metastore.NewCommitExtents(c, time.Time{}),
 	}
 }
 

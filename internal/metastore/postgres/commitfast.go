@@ -217,17 +217,17 @@ func (p *plan) queueRelativeWrites(batch *pgx.Batch, stored map[sequenceKey]*seq
 	// (else a division by zero fails the transaction), new ones inserted
 	// (a unique violation if one appeared meanwhile).
 	type stateRows struct {
-		ids                    [][]byte
-		parts                  []int32
-		producers              []int64
-		epochs                 []int16
-		lastSeqs               []int32
-		recents                []string
-		rel                    [offsetHoles][]int64
-		stamps                 []int64
-		oldEpochs              []int16
-		oldLastSeqs            []int32
-		oldRecents             []string
+		ids         [][]byte
+		parts       []int32
+		producers   []int64
+		epochs      []int16
+		lastSeqs    []int32
+		recents     []string
+		rel         [offsetHoles][]int64
+		stamps      []int64
+		oldEpochs   []int16
+		oldLastSeqs []int32
+		oldRecents  []string
 	}
 	var upd, ins stateRows
 	for sk, ts := range p.changed {
