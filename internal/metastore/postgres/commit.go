@@ -219,11 +219,9 @@ func queueLockPartitions(batch *pgx.Batch, keys []partitionKey, into map[partiti
 // not exist do not exist either.
 func (p *plan) queueLoadProducers(batch *pgx.Batch) {
 	var (
-		ids       [][]byte
-		parts     []int32
-		producers []int64
-		txnal     []int64
-		seen      = make(map[sequenceKey]bool)
+		keys  []sequenceKey
+		txnal []int64
+		seen  = make(map[sequenceKey]bool)
 	)
 	for _, b := range p.commit.Batches {
 		sk := sequenceKey{partitionKey{b.TopicID, b.Partition}, b.ProducerID}
@@ -235,11 +233,33 @@ func (p *plan) queueLoadProducers(batch *pgx.Batch) {
 		}
 		if !seen[sk] {
 			seen[sk] = true
-			ids, parts, producers = append(ids, sqlID(b.TopicID)), append(parts, b.Partition), append(producers, b.ProducerID)
+			keys = append(keys, sk)
 		}
 	}
-	if len(ids) == 0 {
+	if len(keys) == 0 {
 		return
+	}
+	p.queueLoadProducerKeys(batch, keys)
+	if len(txnal) > 0 {
+		batch.Queue(`SELECT `+txnColumns+` FROM transactions WHERE producer_id = ANY($1)
+			ORDER BY transactional_id FOR SHARE`, txnal).Query(func(rows pgx.Rows) error {
+			txns, err := pgx.CollectRows(rows, scanTxn)
+			for _, t := range txns {
+				if _, dup := p.txns[t.ProducerID]; !dup {
+					p.txns[t.ProducerID] = t
+				}
+			}
+			return err
+		})
+	}
+}
+
+// queueLoadProducerKeys queues the read of the stored states of keys
+// into p.sequences (missing: no state) and p.storedRecent.
+func (p *plan) queueLoadProducerKeys(batch *pgx.Batch, keys []sequenceKey) {
+	ids, parts, producers := make([][]byte, len(keys)), make([]int32, len(keys)), make([]int64, len(keys))
+	for i, sk := range keys {
+		ids[i], parts[i], producers[i] = sqlID(sk.id), sk.partition, sk.producerID
 	}
 	batch.Queue(`
 		SELECT topic_id, part, producer_id, epoch, last_seq, recent FROM producer_state
@@ -266,18 +286,6 @@ func (p *plan) queueLoadProducers(batch *pgx.Batch) {
 		})
 		return err
 	})
-	if len(txnal) > 0 {
-		batch.Queue(`SELECT `+txnColumns+` FROM transactions WHERE producer_id = ANY($1)
-			ORDER BY transactional_id FOR SHARE`, txnal).Query(func(rows pgx.Rows) error {
-			txns, err := pgx.CollectRows(rows, scanTxn)
-			for _, t := range txns {
-				if _, dup := p.txns[t.ProducerID]; !dup {
-					p.txns[t.ProducerID] = t
-				}
-			}
-			return err
-		})
-	}
 }
 
 // decide assigns offsets to the batches in order, as the embedded store

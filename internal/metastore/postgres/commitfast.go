@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -55,41 +56,65 @@ const producerStatePKey = "producer_state_pkey"
 
 // commitUnlocked commits c, which has no transactional batch, as above.
 func (s *Store) commitUnlocked(ctx context.Context, c metastore.SegmentCommit) (*plan, error) {
-	var p *plan
+	var (
+		p        *plan
+		conflict bool // a previous attempt found a producer state changed: read them all afresh
+	)
 	err := s.run(ctx, func(ctx context.Context) error {
-		p = newPlan(c)
-		// Every partition is assumed to exist at high watermark 0, so
-		// that decide assigns offsets relative to the partition's
-		// watermark; the lock in step 3 says which exist.
-		for _, b := range c.Batches {
-			pk := partitionKey{b.TopicID, b.Partition}
-			if p.partitions[pk] == nil {
-				p.partitions[pk] = &partitionState{}
-			}
-		}
 		conn, err := s.pool.Acquire(ctx)
 		if err != nil {
 			return err
 		}
 		defer conn.Release()
-		if err := loadProducers(ctx, conn, p); err != nil {
-			return err
-		}
-		stored := make(map[sequenceKey]*sequence.State, len(p.sequences))
-		for sk, st := range p.sequences {
-			stored[sk] = st
-		}
-		p.decide()
-		if len(p.extents.Extents) == 0 {
-			return nil // nothing accepted: nothing to write
+		var stored map[sequenceKey]*sequence.State
+		for {
+			p = newPlan(c)
+			// Every partition is assumed to exist at high watermark 0,
+			// so that decide assigns offsets relative to the
+			// partition's watermark; the lock in step 3 says which
+			// exist.
+			for _, b := range c.Batches {
+				pk := partitionKey{b.TopicID, b.Partition}
+				if p.partitions[pk] == nil {
+					p.partitions[pk] = &partitionState{}
+				}
+			}
+			cached, err := s.loadProducers(ctx, conn, p, conflict)
+			if err != nil {
+				return err
+			}
+			stored = make(map[sequenceKey]*sequence.State, len(p.sequences))
+			for sk, st := range p.sequences {
+				stored[sk] = st
+			}
+			p.decide()
+			// A batch refused or found a duplicate by a cached state is
+			// decided again from the stored one: only what is written
+			// is checked against the database.
+			if !cached || !p.refusedAny() {
+				break
+			}
+			conflict = true
+			s.producerConflicts.Add(1)
 		}
 		locked := make(map[partitionKey]*partitionState, len(p.partitions))
-		var write pgx.Batch
-		write.Queue("BEGIN")
 		keys := make([]partitionKey, 0, len(p.partitions))
 		for pk := range p.partitions {
 			keys = append(keys, pk)
 		}
+		if len(p.extents.Extents) == 0 {
+			// Nothing accepted, nothing to write: the answers need only
+			// the partitions' log start offsets, and which exist.
+			var read pgx.Batch
+			queueReadPartitions(&read, keys, locked)
+			if err := conn.SendBatch(ctx, &read).Close(); err != nil {
+				return err
+			}
+			p.settle(locked)
+			return nil
+		}
+		var write pgx.Batch
+		write.Queue("BEGIN")
 		queueLockPartitions(&write, keys, locked)
 		p.queueRelativeWrites(&write, stored)
 		committed := false
@@ -101,6 +126,9 @@ func (s *Store) commitUnlocked(ctx context.Context, c metastore.SegmentCommit) (
 			return nil
 		})
 		if err := conn.SendBatch(ctx, &write).Close(); err != nil {
+			// Whatever happened, the cached states of this commit's
+			// producers may be wrong now.
+			s.producers.forget(p.changed)
 			if !committed {
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 				defer cancel()
@@ -108,12 +136,47 @@ func (s *Store) commitUnlocked(ctx context.Context, c metastore.SegmentCommit) (
 					conn.Conn().Close(rctx)
 				}
 			}
-			return conflictOrErr(err)
+			err = conflictOrErr(err)
+			if errors.Is(err, errRetry) {
+				conflict = true
+				s.producerConflicts.Add(1)
+			}
+			return err
 		}
 		p.settle(locked)
+		s.producers.remember(p, locked)
 		return nil
 	})
 	return p, err
+}
+
+// queueReadPartitions queues the read of partitions' states, without
+// locks, into into; partitions without a row are left out.
+func queueReadPartitions(batch *pgx.Batch, keys []partitionKey, into map[partitionKey]*partitionState) {
+	ids, parts := make([][]byte, len(keys)), make([]int32, len(keys))
+	for i, k := range keys {
+		ids[i], parts[i] = sqlID(k.id), k.partition
+	}
+	batch.Queue(`
+		SELECT p.topic_id, p.part, p.high_watermark, p.log_start_offset
+		FROM unnest($1::BYTEA[], $2::INTEGER[]) AS k(topic_id, part)
+		JOIN partitions AS p ON p.topic_id = k.topic_id AND p.part = k.part`, ids, parts).Query(func(rows pgx.Rows) error {
+		var (
+			id []byte
+			k  partitionKey
+			ps partitionState
+		)
+		_, err := pgx.ForEachRow(rows, []any{&id, &k.partition, &ps.highWatermark, &ps.logStartOffset}, func() error {
+			var err error
+			if k.id, err = topicID(id); err != nil {
+				return err
+			}
+			state := ps
+			into[k] = &state
+			return nil
+		})
+		return err
+	})
 }
 
 // conflictOrErr turns the errors by which the writes report a producer
@@ -127,15 +190,41 @@ func conflictOrErr(err error) error {
 	return err
 }
 
-// loadProducers reads the stored states of the commit's idempotent
-// batches, without locks.
-func loadProducers(ctx context.Context, conn *pgxpool.Conn, p *plan) error {
-	var read pgx.Batch
-	p.queueLoadProducers(&read)
-	if read.Len() == 0 {
-		return nil
+// loadProducers fills in the states of the commit's idempotent batches
+// from the store's cache and reads, without locks, those it lacks (all of
+// them when afresh); cached reports states taken from the cache.
+func (s *Store) loadProducers(ctx context.Context, conn *pgxpool.Conn, p *plan, afresh bool) (cached bool, err error) {
+	var missing []sequenceKey
+	seen := make(map[sequenceKey]bool)
+	for _, b := range p.commit.Batches {
+		sk := sequenceKey{partitionKey{b.TopicID, b.Partition}, b.ProducerID}
+		if b.ProducerID < 0 || seen[sk] {
+			continue
+		}
+		seen[sk] = true
+		if !afresh && s.producers.lookup(sk, p) {
+			cached = true
+		} else {
+			missing = append(missing, sk)
+		}
 	}
-	return conn.SendBatch(ctx, &read).Close()
+	if len(missing) == 0 {
+		return cached, nil
+	}
+	var read pgx.Batch
+	p.queueLoadProducerKeys(&read, missing)
+	return cached, conn.SendBatch(ctx, &read).Close()
+}
+
+// refusedAny reports an idempotent batch that decide refused or found a
+// duplicate.
+func (p *plan) refusedAny() bool {
+	for i, b := range p.commit.Batches {
+		if b.ProducerID >= 0 && (p.results[i].Err != nil || p.results[i].Duplicate) {
+			return true
+		}
+	}
+	return false
 }
 
 // offsetHoles is how many new batches a written producer state can hold
@@ -332,5 +421,85 @@ func (p *plan) settle(locked map[partitionKey]*partitionState) {
 			r.BaseOffset += ps.highWatermark
 			r.LogStartOffset = ps.logStartOffset
 		}
+	}
+}
+
+// maxCachedProducers bounds the producer states a store keeps between its
+// commits (a few hundred bytes each).
+const maxCachedProducers = 1 << 15
+
+// producerCache keeps the producer states this store's commits wrote, so
+// that the next commit of the same producer and partition skips step 1's
+// read. A cached state is only a guess: step 3 writes a state only where
+// the stored one is still the one expected, so a stale entry (the
+// producer committing through another agent, a deleted topic) fails the
+// transaction and the commit runs again with every state read afresh.
+type producerCache struct {
+	mu sync.Mutex
+	m  map[sequenceKey]cachedProducer
+}
+
+type cachedProducer struct {
+	state  *sequence.State // not modified once cached
+	recent string          // the recent batches as stored
+}
+
+// lookup fills in p's state of sk from the cache, reporting whether it
+// was there.
+func (c *producerCache) lookup(sk sequenceKey, p *plan) bool {
+	c.mu.Lock()
+	e, ok := c.m[sk]
+	c.mu.Unlock()
+	if ok {
+		p.sequences[sk] = e.state
+		p.storedRecent[sk] = e.recent
+	}
+	return ok
+}
+
+// remember caches the states a successful commit wrote, as written: the
+// recent batches with their offsets filled in from the locked high
+// watermarks. The states of partitions that no longer exist are
+// forgotten.
+func (c *producerCache) remember(p *plan, locked map[partitionKey]*partitionState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[sequenceKey]cachedProducer)
+	}
+	for sk := range p.changed {
+		ps := locked[sk.partitionKey]
+		if ps == nil {
+			delete(c.m, sk)
+			continue
+		}
+		st := p.sequences[sk]
+		fresh := min(p.accepted[sk], len(st.Recent))
+		abs := &sequence.State{Epoch: st.Epoch, LastSeq: st.LastSeq, Recent: make([]sequence.Batch, len(st.Recent))}
+		copy(abs.Recent, st.Recent)
+		for i := len(abs.Recent) - fresh; i < len(abs.Recent); i++ {
+			abs.Recent[i].BaseOffset += ps.highWatermark
+		}
+		tmpl, _ := encodeRecentTemplate(abs.Recent, 0)
+		if len(c.m) >= maxCachedProducers {
+			// Drop about an eighth, at random (map order).
+			n := maxCachedProducers / 8
+			for k := range c.m {
+				delete(c.m, k)
+				if n--; n == 0 {
+					break
+				}
+			}
+		}
+		c.m[sk] = cachedProducer{state: abs, recent: tmpl}
+	}
+}
+
+// forget drops the states of keys.
+func (c *producerCache) forget(keys map[sequenceKey]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for sk := range keys {
+		delete(c.m, sk)
 	}
 }

@@ -4,3 +4,7 @@ package postgres
 // while drop returns true, as an agent that dies between its commits and
 // their notices would.
 func SetTestDropNotices(s *Store, drop func() bool) { s.testDropNotices = drop }
+
+// ProducerConflicts counts the commits of s that found a producer state
+// other than expected and ran again.
+func ProducerConflicts(s *Store) int64 { return s.producerConflicts.Load() }

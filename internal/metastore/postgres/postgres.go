@@ -75,6 +75,11 @@ type Store struct {
 	notifier *notifier // sends notices after commit; nil when not notifying
 	heard    heard     // when notices reached the watchers, for the lost-notice poll
 
+	producers producerCache // states this store's commits wrote (commitfast.go)
+	// producerConflicts counts commits that found a producer state not
+	// as expected (cached or read) and ran again.
+	producerConflicts atomic.Int64
+
 	// testDropNotices, when set and returning true, makes the notifier
 	// drop the notices it would send, as an agent dying between its
 	// commit and its notice would.
