@@ -173,13 +173,23 @@ func encodeNotices(origin string, parts []metastore.TopicPartition) []string {
 // heard of after it needs no announcement from the poll.
 type heard struct {
 	mu         sync.Mutex
+	on         bool // the poll runs (and prunes at): otherwise nothing is recorded
 	at         map[metastore.TopicPartition]time.Time
 	everything time.Time
+}
+
+func (h *heard) start() {
+	h.mu.Lock()
+	h.on = true
+	h.mu.Unlock()
 }
 
 func (h *heard) record(n metastore.CommitNotice, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !h.on {
+		return
+	}
 	if n.Partitions == nil {
 		h.everything = now
 		return
@@ -223,6 +233,7 @@ func (s *Store) announce(n metastore.CommitNotice) {
 // notice announced after the later one: those whose notice was lost.
 func (s *Store) pollLost(ctx context.Context, every time.Duration) {
 	defer s.watching.Done()
+	s.heard.start()
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	var (
