@@ -238,8 +238,8 @@ func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 			}
 			continue
 		}
-		if n.Channel != notifyChannel {
-			continue
+		if n.Channel != notifyChannel || strings.HasPrefix(n.Payload, s.origin+"|") {
+			continue // this store announced its own commits already
 		}
 		origin, notice, err := decodeNotice(n.Payload)
 		if err != nil {
