@@ -20,20 +20,24 @@ import (
 // partition locks only while the database runs its writes, never across
 // a round trip to the agent (commitUnlocked):
 //
-//  1. read the producer states of its idempotent batches, outside any
-//     transaction and without locks (no round trip at all when the
-//     commit has no idempotent batch);
+//  1. take the producer states of its idempotent batches from the
+//     store's cache of the states its own commits wrote (producerCache)
+//     or read those it lacks, outside any transaction and without locks
+//     (no round trip at all when it lacks none);
 //  2. decide every batch in memory as CommitSegment does, but with
 //     offsets relative to each partition's high watermark, which the
 //     agent does not know yet;
-//  3. in one pipelined round trip: BEGIN, lock the partitions (the one
+//  3. in one pipelined round trip: BEGIN (with generic plans), lock the
+//     partitions (the one
 //     sorted order of docs/postgres.md), insert the extents and write the
 //     producer states with the offsets computed by the database from the
 //     locked high watermarks, move the high watermarks, COMMIT.
 //
-// The producer states read in step 1 may have changed by step 3 (the
-// same producer committing through another agent at the same moment,
-// which only a client's retry after a failover does): step 3 writes a
+// The producer states of step 1 may be stale (the same producer
+// committing through another agent, which only a client's retry after a
+// failover does, or a deleted topic). A batch that a cached state refuses
+// or finds a duplicate is decided again from the stored state, since
+// refusals write nothing that could be checked; and step 3 writes a
 // state only where the stored one is still the one read, and fails the
 // transaction otherwise (a division by zero, below; a unique violation
 // for a state that appeared meanwhile), and the commit runs again from
