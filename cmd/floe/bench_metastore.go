@@ -68,7 +68,7 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 		defer os.RemoveAll(dir)
 		*url = "embedded://" + filepath.Join(dir, "metadata.db")
 	}
-	*url = withPoolSize(*url, cfg.Agents+cfg.Readers)
+	*url = withPoolSize(*url, cfg.Agents+cfg.Readers+4)
 	store, err := openMetastoreURL(ctx, *url, log)
 	if err != nil {
 		return err
@@ -102,7 +102,9 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 // withPoolSize gives a PostgreSQL URL without pool_max_conns a pool of n
 // connections: the simulated agents share one store, where real agents
 // would each have their own pool, and must not queue for a handful of
-// connections. Other URLs are returned as they are.
+// connections (n leaves a few for the store's own: its commit notifier
+// and lost-notice poll take one each now and then). Other URLs are
+// returned as they are.
 func withPoolSize(raw string, n int) string {
 	u, err := neturl.Parse(raw)
 	if err != nil || !slices.Contains(postgres.URLSchemes, u.Scheme) {

@@ -126,6 +126,27 @@ func testIdempotence(t *testing.T, open func(t *testing.T) recordStore) {
 			hwm: [2]int64{5},
 		},
 		{
+			// A store that assigns offsets relative to the partition's
+			// high watermark must give duplicates within a commit the
+			// absolute offset too.
+			name: "duplicates within a commit on a partition that has offsets",
+			commits: [][]idem{
+				{ok(0, 0, 3, 0)},
+				{ok(0, 3, 2, 3), dup(0, 3, 2, 3), ok(0, 5, 1, 5)},
+				{dup(0, 3, 2, 3), dup(0, 5, 1, 5), ok(0, 6, 1, 6)},
+			},
+			hwm: [2]int64{7},
+		},
+		{
+			name: "more batches in one commit than are remembered",
+			commits: [][]idem{
+				{ok(0, 0, 1, 0)},
+				{ok(0, 1, 1, 1), ok(0, 2, 1, 2), ok(0, 3, 1, 3), ok(0, 4, 1, 4), ok(0, 5, 1, 5), ok(0, 6, 1, 6), dup(0, 2, 1, 2), bad(0, 1, 1, errSeq)},
+				{dup(0, 6, 1, 6), dup(0, 2, 1, 2), bad(0, 1, 1, errSeq), ok(0, 7, 1, 7)},
+			},
+			hwm: [2]int64{8},
+		},
+		{
 			name: "producers and partitions are independent",
 			commits: [][]idem{
 				{ok(0, 0, 1, 0), ok(0, 0, 1, 0).on(defaultProducer, 1), ok(0, 0, 1, 1).on(defaultProducer+1, 0)},

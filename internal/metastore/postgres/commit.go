@@ -43,6 +43,21 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 	if err := metastore.ValidateCommit(c); err != nil {
 		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
 	}
+	if !hasTransactional(c) {
+		p, err := s.commitUnlocked(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
+		}
+		s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", len(p.extents.Extents))
+		if len(p.extents.Extents) > 0 {
+			notice := metastore.NoticeFor(c, p.results)
+			s.announce(notice)
+			if s.notifier != nil {
+				s.notifier.add(notice)
+			}
+		}
+		return p.results, nil
+	}
 	var p *plan
 	// Steps 1 and 2 go with BEGIN in one round trip (the statements run
 	// in order, so the producer rows are read with the partitions
@@ -64,9 +79,21 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 	}
 	s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", len(p.extents.Extents))
 	if len(p.extents.Extents) > 0 {
-		s.Notify(metastore.NoticeFor(c, p.results))
+		s.announce(metastore.NoticeFor(c, p.results))
 	}
 	return p.results, nil
+}
+
+// hasTransactional reports a commit with a transactional batch, which
+// takes the two-trip path: its transactions are share-locked after its
+// partitions (the lock order of docs/postgres.md).
+func hasTransactional(c metastore.SegmentCommit) bool {
+	for _, b := range c.Batches {
+		if b.Transactional {
+			return true
+		}
+	}
+	return false
 }
 
 // partitionKey names one partition of one topic incarnation.
@@ -102,17 +129,26 @@ type plan struct {
 
 	results []metastore.BatchResult
 	extents *metastore.CommitExtents // CommittedAt left zero: the database's now()
+
+	// For commitUnlocked: the batches each producer state accepted in
+	// this commit, and the recent batches as stored (compared, as
+	// written, before the state is replaced).
+	accepted     map[sequenceKey]int
+	storedRecent map[sequenceKey]string
+	freshDup     []bool // by batch: a duplicate of a batch accepted in this commit
 }
 
 func newPlan(c metastore.SegmentCommit) *plan {
 	return &plan{
-		commit:     c,
-		partitions: make(map[partitionKey]*partitionState),
-		sequences:  make(map[sequenceKey]*sequence.State),
-		changed:    make(map[sequenceKey]int64),
-		txns:       make(map[int64]metastore.Txn),
-		opens:      make(map[sequenceKey]int64),
-		extents:    metastore.NewCommitExtents(c, time.Time{}),
+		commit:       c,
+		partitions:   make(map[partitionKey]*partitionState),
+		sequences:    make(map[sequenceKey]*sequence.State),
+		changed:      make(map[sequenceKey]int64),
+		txns:         make(map[int64]metastore.Txn),
+		opens:        make(map[sequenceKey]int64),
+		accepted:     make(map[sequenceKey]int),
+		storedRecent: make(map[sequenceKey]string),
+		extents:      metastore.NewCommitExtents(c, time.Time{}),
 	}
 }
 
@@ -183,11 +219,9 @@ func queueLockPartitions(batch *pgx.Batch, keys []partitionKey, into map[partiti
 // not exist do not exist either.
 func (p *plan) queueLoadProducers(batch *pgx.Batch) {
 	var (
-		ids       [][]byte
-		parts     []int32
-		producers []int64
-		txnal     []int64
-		seen      = make(map[sequenceKey]bool)
+		keys  []sequenceKey
+		txnal []int64
+		seen  = make(map[sequenceKey]bool)
 	)
 	for _, b := range p.commit.Batches {
 		sk := sequenceKey{partitionKey{b.TopicID, b.Partition}, b.ProducerID}
@@ -199,11 +233,33 @@ func (p *plan) queueLoadProducers(batch *pgx.Batch) {
 		}
 		if !seen[sk] {
 			seen[sk] = true
-			ids, parts, producers = append(ids, sqlID(b.TopicID)), append(parts, b.Partition), append(producers, b.ProducerID)
+			keys = append(keys, sk)
 		}
 	}
-	if len(ids) == 0 {
+	if len(keys) == 0 {
 		return
+	}
+	p.queueLoadProducerKeys(batch, keys)
+	if len(txnal) > 0 {
+		batch.Queue(`SELECT `+txnColumns+` FROM transactions WHERE producer_id = ANY($1)
+			ORDER BY transactional_id FOR SHARE`, txnal).Query(func(rows pgx.Rows) error {
+			txns, err := pgx.CollectRows(rows, scanTxn)
+			for _, t := range txns {
+				if _, dup := p.txns[t.ProducerID]; !dup {
+					p.txns[t.ProducerID] = t
+				}
+			}
+			return err
+		})
+	}
+}
+
+// queueLoadProducerKeys queues the read of the stored states of keys
+// into p.sequences (missing: no state) and p.storedRecent.
+func (p *plan) queueLoadProducerKeys(batch *pgx.Batch, keys []sequenceKey) {
+	ids, parts, producers := make([][]byte, len(keys)), make([]int32, len(keys)), make([]int64, len(keys))
+	for i, sk := range keys {
+		ids[i], parts[i], producers[i] = sqlID(sk.id), sk.partition, sk.producerID
 	}
 	batch.Queue(`
 		SELECT topic_id, part, producer_id, epoch, last_seq, recent FROM producer_state
@@ -225,22 +281,11 @@ func (p *plan) queueLoadProducers(batch *pgx.Batch) {
 				return fmt.Errorf("producer %d on %s: %w", sk.producerID, partitionName(sk.id, sk.partition), err)
 			}
 			p.sequences[sk] = &state
+			p.storedRecent[sk] = recent
 			return nil
 		})
 		return err
 	})
-	if len(txnal) > 0 {
-		batch.Queue(`SELECT `+txnColumns+` FROM transactions WHERE producer_id = ANY($1)
-			ORDER BY transactional_id FOR SHARE`, txnal).Query(func(rows pgx.Rows) error {
-			txns, err := pgx.CollectRows(rows, scanTxn)
-			for _, t := range txns {
-				if _, dup := p.txns[t.ProducerID]; !dup {
-					p.txns[t.ProducerID] = t
-				}
-			}
-			return err
-		})
-	}
 }
 
 // decide assigns offsets to the batches in order, as the embedded store
@@ -249,9 +294,29 @@ func (p *plan) queueLoadProducers(batch *pgx.Batch) {
 // follow it.
 func (p *plan) decide() {
 	p.results = make([]metastore.BatchResult, len(p.commit.Batches))
+	p.freshDup = make([]bool, len(p.commit.Batches))
 	for i, b := range p.commit.Batches {
 		p.results[i] = p.add(b)
+		p.freshDup[i] = p.results[i].Duplicate && p.acceptedHere(b)
 	}
+}
+
+// acceptedHere reports whether a duplicate batch repeats one that this
+// very commit accepted (a retry that reached the same segment), whose
+// offset commitUnlocked knows only relative to the partition.
+func (p *plan) acceptedHere(b metastore.BatchCommit) bool {
+	sk := sequenceKey{partitionKey{b.TopicID, b.Partition}, b.ProducerID}
+	st := p.sequences[sk]
+	if st == nil {
+		return false
+	}
+	last := sequence.Last(b.BaseSequence, b.OffsetCount)
+	for _, r := range st.Recent[len(st.Recent)-min(p.accepted[sk], len(st.Recent)):] {
+		if r.FirstSeq == b.BaseSequence && r.LastSeq == last {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *plan) add(b metastore.BatchCommit) metastore.BatchResult {
@@ -294,6 +359,7 @@ func (p *plan) add(b metastore.BatchCommit) metastore.BatchResult {
 	if b.ProducerID >= 0 {
 		p.sequences[sk] = p.sequences[sk].Accept(b.ProducerEpoch, firstSeq, lastSeq, base)
 		p.changed[sk] = b.MaxTimestamp
+		p.accepted[sk]++
 	}
 	if _, open := p.opens[sk]; b.Transactional && !open {
 		p.opens[sk] = base // a stored entry wins: see queue

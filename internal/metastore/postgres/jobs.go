@@ -180,7 +180,7 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 		return metastore.PartitionOffsets{}, fmt.Errorf("advance log start %s to %d: %w", partitionName(id, partition), offset, err)
 	}
 	if changed {
-		s.Notify(metastore.CommitNotice{Partitions: []metastore.TopicPartition{tp}})
+		s.announce(metastore.CommitNotice{Partitions: []metastore.TopicPartition{tp}})
 	}
 	return o, nil
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
 )
@@ -45,5 +46,48 @@ func TestBadNotices(t *testing.T) {
 		if _, _, err := decodeNotice(payload); err == nil {
 			t.Errorf("decodeNotice(%q) succeeded", payload)
 		}
+	}
+}
+
+// Without the lost-notice poll nothing prunes what heard records, so it
+// records nothing.
+func TestHeardOnlyWithThePoll(t *testing.T) {
+	var h heard
+	tp := metastore.TopicPartition{Partition: 3}
+	h.record(metastore.CommitNotice{Partitions: []metastore.TopicPartition{tp}}, time.Now())
+	if len(h.at) != 0 {
+		t.Fatalf("recorded %d partitions with the poll off", len(h.at))
+	}
+	h.start()
+	before := time.Now()
+	h.record(metastore.CommitNotice{Partitions: []metastore.TopicPartition{tp}}, before.Add(time.Millisecond))
+	if !h.since(tp, before) || h.since(tp, before.Add(time.Second)) {
+		t.Fatal("since does not compare the recorded time")
+	}
+	h.prune(before.Add(time.Second))
+	if len(h.at) != 0 {
+		t.Fatal("prune kept an entry older than its time")
+	}
+}
+
+func TestEncodeNoticesSplits(t *testing.T) {
+	var parts []metastore.TopicPartition
+	for p := range int32(5000) {
+		parts = append(parts, metastore.TopicPartition{TopicID: metastore.TopicID{byte(p % 7)}, Partition: p})
+	}
+	payloads := encodeNotices("o", parts)
+	var got []metastore.TopicPartition
+	for _, p := range payloads {
+		if len(p) > maxPayload {
+			t.Fatalf("payload of %d bytes", len(p))
+		}
+		_, n, err := decodeNotice(p)
+		if err != nil || n.Partitions == nil {
+			t.Fatalf("payload %.40q: %v, everything=%v", p, err, n.Partitions == nil)
+		}
+		got = append(got, n.Partitions...)
+	}
+	if len(payloads) < 2 || len(got) != len(parts) {
+		t.Fatalf("%d payloads with %d partitions, want several with %d", len(payloads), len(got), len(parts))
 	}
 }

@@ -119,7 +119,7 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 	if err != nil {
 		return fmt.Errorf("replace extents: %w", err)
 	}
-	s.Notify(notice)
+	s.announce(notice)
 	return nil
 }
 

@@ -54,6 +54,12 @@ type Options struct {
 	// DisableNotify skips LISTEN/NOTIFY even where the database has it,
 	// and polls instead.
 	DisableNotify bool
+	// NoticePollInterval is how often a store that listens reads every
+	// partition's high watermark to make up for commit notices lost
+	// between a commit and its notice (an agent dying there); such a
+	// commit is announced within two intervals (default 1s; negative: no
+	// poll). See notifier.go.
+	NoticePollInterval time.Duration
 }
 
 // Store is the PostgreSQL metadata store. It is safe for concurrent use.
@@ -65,6 +71,19 @@ type Store struct {
 	log    *slog.Logger
 	origin string // tags this store's notifications, to skip them on return
 	notify bool   // commits call pg_notify
+
+	notifier *notifier // sends notices after commit; nil when not notifying
+	heard    heard     // when notices reached the watchers, for the lost-notice poll
+
+	producers producerCache // states this store's commits wrote (commitfast.go)
+	// producerConflicts counts commits that found a producer state not
+	// as expected (cached or read) and ran again.
+	producerConflicts atomic.Int64
+
+	// testDropNotices, when set and returning true, makes the notifier
+	// drop the notices it would send, as an agent dying between its
+	// commit and its notice would.
+	testDropNotices func() bool
 
 	closed   atomic.Bool
 	stop     context.CancelFunc // stops the watch goroutine

@@ -340,7 +340,7 @@ func (s *Store) EndTxn(ctx context.Context, e metastore.TxnEnd) (metastore.TxnEn
 	}
 	s.log.Debug("transaction ended", "transactional_id", id, "commit", e.Commit, "markers", len(notice.Partitions))
 	if len(p.extents.Extents) > 0 {
-		s.Notify(notice)
+		s.announce(notice)
 	}
 	return res, nil
 }

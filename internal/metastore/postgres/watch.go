@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -121,8 +122,17 @@ func (s *Store) startWatching(ctx context.Context, cfg *pgx.ConnConfig, opts Opt
 		conn, err := s.connectListener(ctx, cfg)
 		if err == nil {
 			s.notify = true
-			s.watching.Add(1)
+			s.notifier = newNotifier(s)
+			s.watching.Add(2)
 			go s.listen(watchCtx, conn, cfg)
+			go func() {
+				defer s.watching.Done()
+				s.notifier.run(watchCtx)
+			}()
+			if every := cmp.Or(opts.NoticePollInterval, defaultNoticePollInterval); every > 0 {
+				s.watching.Add(1)
+				go s.pollLost(watchCtx, every)
+			}
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -192,7 +202,7 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig)
 		}
 		s.log.Info("commit listener reconnected")
 		// Notifications sent while it was away are lost.
-		s.Notify(metastore.CommitNotice{})
+		s.announce(metastore.CommitNotice{})
 		s.NotifyTopics(metastore.TopicNotice{})
 	}
 }
@@ -228,17 +238,17 @@ func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 			}
 			continue
 		}
-		if n.Channel != notifyChannel {
-			continue
+		if n.Channel != notifyChannel || strings.HasPrefix(n.Payload, s.origin+"|") {
+			continue // this store announced its own commits already
 		}
 		origin, notice, err := decodeNotice(n.Payload)
 		if err != nil {
 			s.log.Warn("unreadable commit notice, announcing everything", "payload", n.Payload, "err", err)
-			s.Notify(metastore.CommitNotice{})
+			s.announce(metastore.CommitNotice{})
 			continue
 		}
 		if origin != s.origin {
-			s.Notify(notice)
+			s.announce(notice)
 		}
 	}
 }
@@ -284,10 +294,10 @@ func (s *Store) poll(ctx context.Context, every time.Duration) {
 		switch {
 		case failed:
 			failed = false
-			s.Notify(metastore.CommitNotice{})
+			s.announce(metastore.CommitNotice{})
 			s.NotifyTopics(metastore.TopicNotice{})
 		case len(notice.Partitions) > 0:
-			s.Notify(notice)
+			s.announce(notice)
 		}
 		// The first poll has nothing to compare with: a topic changed
 		// since the store opened must not go unheard.

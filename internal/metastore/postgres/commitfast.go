@@ -1,0 +1,516 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/sequence"
+)
+
+// The commit of a segment without transactional batches holds its
+// partition locks only while the database runs its writes, never across
+// a round trip to the agent (commitUnlocked):
+//
+//  1. take the producer states of its idempotent batches from the
+//     store's cache of the states its own commits wrote (producerCache)
+//     or read those it lacks, outside any transaction and without locks
+//     (no round trip at all when it lacks none);
+//  2. decide every batch in memory as CommitSegment does, but with
+//     offsets relative to each partition's high watermark, which the
+//     agent does not know yet;
+//  3. in one pipelined round trip: BEGIN (with generic plans), lock the
+//     partitions (the one
+//     sorted order of docs/postgres.md), insert the extents and write the
+//     producer states with the offsets computed by the database from the
+//     locked high watermarks, move the high watermarks, COMMIT.
+//
+// The producer states of step 1 may be stale (the same producer
+// committing through another agent, which only a client's retry after a
+// failover does, or a deleted topic). A batch that a cached state refuses
+// or finds a duplicate is decided again from the stored state, since
+// refusals write nothing that could be checked; and step 3 writes a
+// state only where the stored one is still the one read, and fails the
+// transaction otherwise (a division by zero, below; a unique violation
+// for a state that appeared meanwhile), and the commit runs again from
+// step 1. Partitions deleted meanwhile are simply missing from step 3's
+// lock: their rows join with nothing and their batches are answered
+// UNKNOWN_TOPIC_OR_PARTITION.
+//
+// A commit's partitions were locked for a round trip to the agent and
+// back in the two-trip commit (inTwoTrips), which under load is what the
+// commits queued on a hot partition waited for; here the wait is the
+// database's own work.
+
+// conflictDivisor is the SQLSTATE (division_by_zero) of the statement
+// that finds a producer state changed since it was read.
+const conflictDivisor = "22012"
+
+// producerStatePKey is the primary key of producer_state, which a state
+// inserted concurrently violates.
+const producerStatePKey = "producer_state_pkey"
+
+// commitUnlocked commits c, which has no transactional batch, as above.
+func (s *Store) commitUnlocked(ctx context.Context, c metastore.SegmentCommit) (*plan, error) {
+	var (
+		p        *plan
+		conflict bool // a previous attempt found a producer state changed: read them all afresh
+	)
+	err := s.run(ctx, func(ctx context.Context) error {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Release()
+		var stored map[sequenceKey]*sequence.State
+		for {
+			p = newPlan(c)
+			// Every partition is assumed to exist at high watermark 0,
+			// so that decide assigns offsets relative to the
+			// partition's watermark; the lock in step 3 says which
+			// exist.
+			for _, b := range c.Batches {
+				pk := partitionKey{b.TopicID, b.Partition}
+				if p.partitions[pk] == nil {
+					p.partitions[pk] = &partitionState{}
+				}
+			}
+			cached, err := s.loadProducers(ctx, conn, p, conflict)
+			if err != nil {
+				return err
+			}
+			stored = make(map[sequenceKey]*sequence.State, len(p.sequences))
+			for sk, st := range p.sequences {
+				stored[sk] = st
+			}
+			p.decide()
+			// A batch refused or found a duplicate by a cached state is
+			// decided again from the stored one: only what is written
+			// is checked against the database.
+			if !cached || !p.refusedAny() {
+				break
+			}
+			conflict = true
+			s.producerConflicts.Add(1)
+		}
+		locked := make(map[partitionKey]*partitionState, len(p.partitions))
+		keys := make([]partitionKey, 0, len(p.partitions))
+		for pk := range p.partitions {
+			keys = append(keys, pk)
+		}
+		if len(p.extents.Extents) == 0 {
+			// Nothing accepted, nothing to write: the answers need only
+			// the partitions' log start offsets, and which exist.
+			var read pgx.Batch
+			queueReadPartitions(&read, keys, locked)
+			if err := conn.SendBatch(ctx, &read).Close(); err != nil {
+				return err
+			}
+			p.settle(locked)
+			return nil
+		}
+		var write pgx.Batch
+		write.Queue("BEGIN")
+		// The statements' plans do not depend on their arrays' contents
+		// (primary-key lookups per element): plan them once per
+		// connection, not at every commit, which PostgreSQL otherwise
+		// does for statements with parameters whose custom plan looks
+		// cheaper (a fifth of the database's CPU in the commit's profile).
+		write.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
+		queueLockPartitions(&write, keys, locked)
+		p.queueRelativeWrites(&write, stored)
+		committed := false
+		write.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
+			if tag.String() != "COMMIT" {
+				return fmt.Errorf("transaction ended with %q", tag.String())
+			}
+			committed = true
+			return nil
+		})
+		if err := conn.SendBatch(ctx, &write).Close(); err != nil {
+			// Whatever happened, the cached states of this commit's
+			// producers may be wrong now.
+			s.producers.forget(p.changed)
+			if !committed {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+				defer cancel()
+				if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
+					conn.Conn().Close(rctx)
+				}
+			}
+			err = conflictOrErr(err)
+			if errors.Is(err, errRetry) {
+				conflict = true
+				s.producerConflicts.Add(1)
+			}
+			return err
+		}
+		p.settle(locked)
+		s.producers.remember(p, locked)
+		return nil
+	})
+	return p, err
+}
+
+// queueReadPartitions queues the read of partitions' states, without
+// locks, into into; partitions without a row are left out.
+func queueReadPartitions(batch *pgx.Batch, keys []partitionKey, into map[partitionKey]*partitionState) {
+	ids, parts := make([][]byte, len(keys)), make([]int32, len(keys))
+	for i, k := range keys {
+		ids[i], parts[i] = sqlID(k.id), k.partition
+	}
+	batch.Queue(`
+		SELECT p.topic_id, p.part, p.high_watermark, p.log_start_offset
+		FROM unnest($1::BYTEA[], $2::INTEGER[]) AS k(topic_id, part)
+		JOIN partitions AS p ON p.topic_id = k.topic_id AND p.part = k.part`, ids, parts).Query(func(rows pgx.Rows) error {
+		var (
+			id []byte
+			k  partitionKey
+			ps partitionState
+		)
+		_, err := pgx.ForEachRow(rows, []any{&id, &k.partition, &ps.highWatermark, &ps.logStartOffset}, func() error {
+			var err error
+			if k.id, err = topicID(id); err != nil {
+				return err
+			}
+			state := ps
+			into[k] = &state
+			return nil
+		})
+		return err
+	})
+}
+
+// conflictOrErr turns the errors by which the writes report a producer
+// state changed by a concurrent commit into errRetry.
+func conflictOrErr(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == conflictDivisor ||
+		pgErr.Code == "23505" && pgErr.ConstraintName == producerStatePKey) {
+		return fmt.Errorf("%w: producer state: %v", errRetry, err)
+	}
+	return err
+}
+
+// loadProducers fills in the states of the commit's idempotent batches
+// from the store's cache and reads, without locks, those it lacks (all of
+// them when afresh); cached reports states taken from the cache.
+func (s *Store) loadProducers(ctx context.Context, conn *pgxpool.Conn, p *plan, afresh bool) (cached bool, err error) {
+	var missing []sequenceKey
+	seen := make(map[sequenceKey]bool)
+	for _, b := range p.commit.Batches {
+		sk := sequenceKey{partitionKey{b.TopicID, b.Partition}, b.ProducerID}
+		if b.ProducerID < 0 || seen[sk] {
+			continue
+		}
+		seen[sk] = true
+		if !afresh && s.producers.lookup(sk, p) {
+			cached = true
+		} else {
+			missing = append(missing, sk)
+		}
+	}
+	if len(missing) == 0 {
+		return cached, nil
+	}
+	var read pgx.Batch
+	p.queueLoadProducerKeys(&read, missing)
+	return cached, conn.SendBatch(ctx, &read).Close()
+}
+
+// refusedAny reports an idempotent batch that decide refused or found a
+// duplicate.
+func (p *plan) refusedAny() bool {
+	for i, b := range p.commit.Batches {
+		if b.ProducerID >= 0 && (p.results[i].Err != nil || p.results[i].Duplicate) {
+			return true
+		}
+	}
+	return false
+}
+
+// offsetHoles is how many new batches a written producer state can hold
+// whose offsets the database fills in: all of them, since a state keeps at
+// most sequence.RecentBatches.
+const offsetHoles = sequence.RecentBatches
+
+// hole is the placeholder of the i-th relative offset in a state's
+// encoded recent batches; the database replaces it with the offset.
+func hole(i int) string { return "@" + strconv.Itoa(i) + "@" }
+
+// encodeRecentTemplate writes a state's recent batches as the JSON the
+// other commit path writes, except that the base offsets of the last
+// fresh ones (accepted in this commit, relative to the partition's high
+// watermark) are holes for the database to fill in; rel lists them.
+func encodeRecentTemplate(recent []sequence.Batch, fresh int) (template string, rel [offsetHoles]int64) {
+	var b strings.Builder
+	b.WriteByte('[')
+	first := len(recent) - fresh
+	for i, r := range recent {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"first_seq":`)
+		b.WriteString(strconv.FormatInt(int64(r.FirstSeq), 10))
+		b.WriteString(`,"last_seq":`)
+		b.WriteString(strconv.FormatInt(int64(r.LastSeq), 10))
+		b.WriteString(`,"base_offset":`)
+		if i >= first {
+			b.WriteString(hole(i - first))
+			rel[i-first] = r.BaseOffset
+		} else {
+			b.WriteString(strconv.FormatInt(r.BaseOffset, 10))
+		}
+		b.WriteByte('}')
+	}
+	b.WriteByte(']')
+	return b.String(), rel
+}
+
+// queueRelativeWrites queues the commit's writes with offsets relative to
+// the locked partitions' high watermarks, which the statements read (the
+// partitions rows are locked by this transaction, and the watermarks are
+// moved last). stored are the producer states read before deciding.
+func (p *plan) queueRelativeWrites(batch *pgx.Batch, stored map[sequenceKey]*sequence.State) {
+	// Extents and the object's reference count, in one statement: an
+	// extent of a partition deleted meanwhile joins nothing and is not
+	// counted.
+	n := len(p.extents.Extents)
+	var (
+		ids      = make([][]byte, 0, n)
+		parts    = make([]int32, 0, n)
+		bases    = make([]int64, 0, n)
+		ends     = make([]int64, 0, n)
+		offsets  = make([]int64, 0, n)
+		lengths  = make([]int64, 0, n)
+		maxTimes = make([]int64, 0, n)
+	)
+	for _, e := range p.extents.Extents {
+		ids, parts, bases, ends = append(ids, sqlID(e.TopicID)), append(parts, e.Partition), append(bases, e.BaseOffset), append(ends, e.EndOffset)
+		offsets, lengths, maxTimes = append(offsets, e.ByteOffset), append(lengths, e.ByteLength), append(maxTimes, e.MaxTimestamp)
+	}
+	batch.Queue(`
+		WITH added AS (
+			INSERT INTO extents (topic_id, part, base_offset, end_offset, object, object_size,
+				byte_offset, byte_length, max_timestamp, committed_at)
+			SELECT u.topic_id, u.part, p.high_watermark + u.base_offset, p.high_watermark + u.end_offset, $8, $9,
+				u.byte_offset, u.byte_length, u.max_timestamp, now()
+			FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[])
+				AS u(topic_id, part, base_offset, end_offset, byte_offset, byte_length, max_timestamp)
+			JOIN partitions AS p ON p.topic_id = u.topic_id AND p.part = u.part
+			RETURNING 1)
+		INSERT INTO objects (object, size, refs)
+		SELECT $8, $9, count(*) FROM added HAVING count(*) > 0
+		ON CONFLICT (object) DO UPDATE SET refs = objects.refs + excluded.refs`,
+		ids, parts, bases, ends, offsets, lengths, maxTimes, p.commit.Object, p.commit.Size)
+
+	// Producer states: those read are updated only if still as read
+	// (else a division by zero fails the transaction), new ones inserted
+	// (a unique violation if one appeared meanwhile).
+	type stateRows struct {
+		ids         [][]byte
+		parts       []int32
+		producers   []int64
+		epochs      []int16
+		lastSeqs    []int32
+		recents     []string
+		rel         [offsetHoles][]int64
+		stamps      []int64
+		oldEpochs   []int16
+		oldLastSeqs []int32
+		oldRecents  []string
+	}
+	var upd, ins stateRows
+	for sk, ts := range p.changed {
+		st := p.sequences[sk]
+		old := stored[sk]
+		rows := &ins
+		if old != nil {
+			rows = &upd
+		}
+		// The batches this commit accepted are the last of Recent (at
+		// most all of them).
+		fresh := min(p.accepted[sk], len(st.Recent))
+		tmpl, rel := encodeRecentTemplate(st.Recent, fresh)
+		rows.ids, rows.parts, rows.producers = append(rows.ids, sqlID(sk.id)), append(rows.parts, sk.partition), append(rows.producers, sk.producerID)
+		rows.epochs, rows.lastSeqs = append(rows.epochs, st.Epoch), append(rows.lastSeqs, st.LastSeq)
+		rows.recents, rows.stamps = append(rows.recents, tmpl), append(rows.stamps, ts)
+		for i := range rel {
+			rows.rel[i] = append(rows.rel[i], rel[i])
+		}
+		if old != nil {
+			rows.oldEpochs, rows.oldLastSeqs = append(rows.oldEpochs, old.Epoch), append(rows.oldLastSeqs, old.LastSeq)
+			rows.oldRecents = append(rows.oldRecents, p.storedRecent[sk])
+		}
+	}
+	// The recent batches with their holes filled from the partition's
+	// locked high watermark; offsetHoles replace calls.
+	filled := "u.recent"
+	for i := range offsetHoles {
+		filled = fmt.Sprintf("replace(%s, '%s', (p.high_watermark + u.r%d)::TEXT)", filled, hole(i), i)
+	}
+	if len(upd.ids) > 0 {
+		batch.Queue(`
+			WITH changed AS (
+				UPDATE producer_state AS s SET epoch = u.epoch, last_seq = u.last_seq, recent = `+filled+`,
+					last_timestamp = u.stamp
+				FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[], $4::SMALLINT[], $5::INTEGER[], $6::TEXT[], $7::BIGINT[],
+					$8::SMALLINT[], $9::INTEGER[], $10::TEXT[],
+					$11::BIGINT[], $12::BIGINT[], $13::BIGINT[], $14::BIGINT[], $15::BIGINT[])
+					AS u(topic_id, part, producer_id, epoch, last_seq, recent, stamp, old_epoch, old_last_seq, old_recent,
+						r0, r1, r2, r3, r4)
+				JOIN partitions AS p ON p.topic_id = u.topic_id AND p.part = u.part
+				WHERE s.topic_id = u.topic_id AND s.part = u.part AND s.producer_id = u.producer_id
+					AND s.epoch = u.old_epoch AND s.last_seq = u.old_last_seq AND s.recent = u.old_recent
+				RETURNING 1)
+			SELECT 1 / (count(*) = $16)::INTEGER FROM changed`,
+			upd.ids, upd.parts, upd.producers, upd.epochs, upd.lastSeqs, upd.recents, upd.stamps,
+			upd.oldEpochs, upd.oldLastSeqs, upd.oldRecents,
+			upd.rel[0], upd.rel[1], upd.rel[2], upd.rel[3], upd.rel[4], len(upd.ids))
+	}
+	if len(ins.ids) > 0 {
+		batch.Queue(`
+			INSERT INTO producer_state (topic_id, part, producer_id, epoch, last_seq, recent, last_timestamp)
+			SELECT u.topic_id, u.part, u.producer_id, u.epoch, u.last_seq, `+filled+`, u.stamp
+			FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[], $4::SMALLINT[], $5::INTEGER[], $6::TEXT[], $7::BIGINT[],
+				$8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[])
+				AS u(topic_id, part, producer_id, epoch, last_seq, recent, stamp, r0, r1, r2, r3, r4)
+			JOIN partitions AS p ON p.topic_id = u.topic_id AND p.part = u.part`,
+			ins.ids, ins.parts, ins.producers, ins.epochs, ins.lastSeqs, ins.recents, ins.stamps,
+			ins.rel[0], ins.rel[1], ins.rel[2], ins.rel[3], ins.rel[4])
+	}
+
+	// The high watermarks move last: the statements above read them.
+	var hw struct {
+		ids    [][]byte
+		parts  []int32
+		deltas []int64
+	}
+	for k, ps := range p.partitions {
+		if ps.changed {
+			hw.ids, hw.parts, hw.deltas = append(hw.ids, sqlID(k.id)), append(hw.parts, k.partition), append(hw.deltas, ps.highWatermark)
+		}
+	}
+	batch.Queue(`
+		UPDATE partitions AS p SET high_watermark = p.high_watermark + u.delta
+		FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[]) AS u(topic_id, part, delta)
+		WHERE p.topic_id = u.topic_id AND p.part = u.part`,
+		hw.ids, hw.parts, hw.deltas)
+	// The object is the cleaner's no more, if an extent references it.
+	batch.Queue(`
+		DELETE FROM unreferenced_objects WHERE object = $1
+			AND EXISTS (SELECT 1 FROM objects WHERE object = $1 AND refs > 0)`, p.commit.Object)
+}
+
+// settle turns the relative offsets of the decided results into the
+// offsets the database gave them, from the partitions' high watermarks
+// when they were locked; batches of partitions that were not there are
+// refused.
+func (p *plan) settle(locked map[partitionKey]*partitionState) {
+	for i, b := range p.commit.Batches {
+		r := &p.results[i]
+		ps := locked[partitionKey{b.TopicID, b.Partition}]
+		switch {
+		case ps == nil:
+			*r = metastore.RejectedBatch(metastore.ErrUnknownTopicOrPartition)
+		case r.Err != nil:
+		case r.Duplicate:
+			if p.freshDup[i] {
+				r.BaseOffset += ps.highWatermark
+			}
+			r.LogStartOffset = ps.logStartOffset
+		default:
+			r.BaseOffset += ps.highWatermark
+			r.LogStartOffset = ps.logStartOffset
+		}
+	}
+}
+
+// maxCachedProducers bounds the producer states a store keeps between its
+// commits (about 150 bytes each, so about 10 MB): an agent's producers
+// times the partitions each writes through it.
+const maxCachedProducers = 1 << 16
+
+// producerCache keeps the producer states this store's commits wrote, so
+// that the next commit of the same producer and partition skips step 1's
+// read. A cached state is only a guess: step 3 writes a state only where
+// the stored one is still the one expected, so a stale entry (the
+// producer committing through another agent, a deleted topic) fails the
+// transaction and the commit runs again with every state read afresh.
+type producerCache struct {
+	mu sync.Mutex
+	m  map[sequenceKey]cachedProducer
+}
+
+// cachedProducer is a state as this store wrote it; its recent batches
+// were stored as encodeRecentTemplate(state.Recent, 0) writes them.
+type cachedProducer struct {
+	state *sequence.State // not modified once cached
+}
+
+// lookup fills in p's state of sk from the cache, reporting whether it
+// was there.
+func (c *producerCache) lookup(sk sequenceKey, p *plan) bool {
+	c.mu.Lock()
+	e, ok := c.m[sk]
+	c.mu.Unlock()
+	if ok {
+		p.sequences[sk] = e.state
+		p.storedRecent[sk], _ = encodeRecentTemplate(e.state.Recent, 0)
+	}
+	return ok
+}
+
+// remember caches the states a successful commit wrote, as written: the
+// recent batches with their offsets filled in from the locked high
+// watermarks. The states of partitions that no longer exist are
+// forgotten.
+func (c *producerCache) remember(p *plan, locked map[partitionKey]*partitionState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[sequenceKey]cachedProducer)
+	}
+	for sk := range p.changed {
+		ps := locked[sk.partitionKey]
+		if ps == nil {
+			delete(c.m, sk)
+			continue
+		}
+		st := p.sequences[sk]
+		fresh := min(p.accepted[sk], len(st.Recent))
+		abs := &sequence.State{Epoch: st.Epoch, LastSeq: st.LastSeq, Recent: make([]sequence.Batch, len(st.Recent))}
+		copy(abs.Recent, st.Recent)
+		for i := len(abs.Recent) - fresh; i < len(abs.Recent); i++ {
+			abs.Recent[i].BaseOffset += ps.highWatermark
+		}
+		if len(c.m) >= maxCachedProducers {
+			// Drop about an eighth, at random (map order).
+			n := maxCachedProducers / 8
+			for k := range c.m {
+				delete(c.m, k)
+				if n--; n == 0 {
+					break
+				}
+			}
+		}
+		c.m[sk] = cachedProducer{state: abs}
+	}
+}
+
+// forget drops the states of keys.
+func (c *producerCache) forget(keys map[sequenceKey]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for sk := range keys {
+		delete(c.m, sk)
+	}
+}

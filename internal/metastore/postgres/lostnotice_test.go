@@ -1,0 +1,57 @@
+package postgres_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/postgres"
+)
+
+// TestLostNoticeIsPolled kills the committing store's notifier between
+// its commit and its notice (the notice is never sent, as when the agent
+// dies right after COMMIT): another store must still announce the
+// partition, from its lost-notice poll, within two poll intervals; a store
+// without the poll must not (which shows that the notice really was
+// lost, so the first store heard it from its poll).
+func TestLostNoticeIsPolled(t *testing.T) {
+	db := freshDatabase(t)
+	const every = 100 * time.Millisecond
+	committer := openStore(t, db, postgres.Options{NoticePollInterval: -1})
+	var dead atomic.Bool
+	postgres.SetTestDropNotices(committer, dead.Load)
+	polling := openStore(t, db, postgres.Options{NoticePollInterval: every})
+	deaf := openStore(t, db, postgres.Options{NoticePollInterval: -1})
+	topic, err := committer.CreateTopic(t.Context(), metastore.TopicSpec{Name: "t", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollingNotices, deafNotices := watch(t, polling), watch(t, deaf)
+
+	// With the notifier alive, both hear the commit.
+	commitOne(t, committer, topic.ID, 0)
+	waitNotice(t, deafNotices, "from a live notifier", names(topic.ID, 0))
+	waitNotice(t, pollingNotices, "from a live notifier", names(topic.ID, 0))
+
+	time.Sleep(3 * every) // the poll has read the commit above
+	dead.Store(true)
+	commitOne(t, committer, topic.ID, 1)
+	start := time.Now()
+	waitNotice(t, pollingNotices, "from the lost-notice poll", names(topic.ID, 1))
+	if took := time.Since(start); took > 2*every+time.Second {
+		t.Errorf("the poll announced the commit after %v, want at most two intervals of %v (plus slack)", took, every)
+	}
+	deadline := time.After(5 * every)
+	for {
+		select {
+		case n := <-deafNotices:
+			if names(topic.ID, 1)(n) || n.Partitions == nil {
+				t.Fatalf("a store without the poll heard %+v: the notice was not lost", n)
+			}
+			continue
+		case <-deadline:
+		}
+		break
+	}
+}
