@@ -41,10 +41,13 @@ type SessionResult struct {
 	// Fetch are the session's partitions after the request (none for a
 	// closing request).
 	Fetch []TP
-	// Released are partitions the member no longer fetches from this
-	// agent (forgotten, dropped with a replaced session, or the whole
-	// session closed): the caller releases the member's records there
-	// once the request's acknowledgements are applied.
+	// Released are the partitions of a session the request closed
+	// (epoch -1): the caller releases the member's records there once
+	// the request's acknowledgements are applied. Forgetting a partition
+	// or opening a new session releases nothing, as in Kafka: a client
+	// still acknowledges records of a partition it forgot (naming it
+	// again with its acknowledgements only), and records it can no longer
+	// acknowledge come back when their locks expire.
 	Released []TP
 }
 
@@ -63,10 +66,7 @@ func (c *Coordinator) FetchSession(group, member string, epoch int32, add, forge
 		if hasAcks {
 			return SessionResult{Err: kerr.InvalidRequest.Code}
 		}
-		var released []TP
-		if s != nil {
-			released = s.parts
-		} else if len(c.sessions) >= c.opts.MaxSessions && !c.evictIdle(now) {
+		if s == nil && len(c.sessions) >= c.opts.MaxSessions && !c.evictIdle(now) {
 			return SessionResult{Err: kerr.ShareSessionLimitReached.Code}
 		}
 		s = &session{in: map[TP]bool{}}
@@ -75,8 +75,7 @@ func (c *Coordinator) FetchSession(group, member string, epoch int32, add, forge
 		}
 		s.epoch, s.used = 1, now
 		c.sessions[key] = s
-		released = slices.DeleteFunc(slices.Clone(released), func(tp TP) bool { return s.in[tp] })
-		return SessionResult{Fetch: slices.Clone(s.parts), Released: released}
+		return SessionResult{Fetch: slices.Clone(s.parts)}
 	case s == nil:
 		return SessionResult{Err: kerr.ShareSessionNotFound.Code}
 	case epoch == -1:
@@ -88,18 +87,18 @@ func (c *Coordinator) FetchSession(group, member string, epoch int32, add, forge
 	if !s.add(add) {
 		return SessionResult{Err: kerr.InvalidRequest.Code}
 	}
-	var released []TP
+	forgot := false
 	for _, tp := range forget {
 		if s.in[tp] {
 			delete(s.in, tp)
-			released = append(released, tp)
+			forgot = true
 		}
 	}
-	if len(released) > 0 {
+	if forgot {
 		s.parts = slices.DeleteFunc(s.parts, func(tp TP) bool { return !s.in[tp] })
 	}
 	s.epoch, s.used = nextEpoch(s.epoch), now
-	return SessionResult{Fetch: slices.Clone(s.parts), Released: released}
+	return SessionResult{Fetch: slices.Clone(s.parts)}
 }
 
 // AckSession applies a ShareAcknowledge's epoch: 0 is not allowed, -1

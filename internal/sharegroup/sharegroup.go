@@ -160,6 +160,11 @@ func (g *Group) Heartbeat(now time.Time, img consumer.Image, r HeartbeatRequest)
 		// The answer that moved the member to its epoch was lost.
 		m.sent = false
 	}
+	if r.MemberEpoch > 0 {
+		// The member is at this epoch: should the answer be lost, its
+		// next heartbeat carries it again.
+		m.prevEpoch = r.MemberEpoch
+	}
 	m.deadline = now.Add(g.cfg.SessionTimeout)
 	m.clientID, m.clientHost = r.ClientID, r.ClientHost
 	if r.RackID != nil {
@@ -238,7 +243,14 @@ func (g *Group) reassign(img consumer.Image) bool {
 			g.epoch++
 			changed = true
 		}
-		m.prevEpoch, m.epoch = m.epoch, g.epoch
+		// The member stays at the last epoch it was told until it hears
+		// of the new one: changes it has not heard of yet (members
+		// joining one after another between two of its heartbeats) must
+		// not fence it.
+		if m.sent {
+			m.prevEpoch = m.epoch
+		}
+		m.epoch = g.epoch
 		m.assignment = a
 		m.sent = false
 	}

@@ -126,7 +126,7 @@ type Counts struct {
 	Acquired int64
 	// Accepted, Released and Rejected count acknowledgements by type;
 	// Released also counts records given back when their member's
-	// session closed or forgot the partition.
+	// session closed.
 	Accepted, Released, Rejected int64
 	// LockExpired counts deliveries whose lock expired.
 	LockExpired int64
