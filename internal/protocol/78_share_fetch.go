@@ -9,8 +9,9 @@ package protocol
 // then), -1 closes it after applying the request's acknowledgements, and
 // every other request carries the next epoch (INVALID_SHARE_SESSION_EPOCH,
 // SHARE_SESSION_NOT_FOUND, SHARE_SESSION_LIMIT_REACHED). Acknowledgements
-// are applied and stored before anything is fetched, and answered per
-// partition in AcknowledgeErrorCode. Each partition then reads whole
+// are applied before anything is fetched, stored while records are read
+// (one write for the group's concurrent requests), and answered per
+// partition in AcknowledgeErrorCode once stored. Each partition then reads whole
 // batches from the first record it could hand out and acquires up to
 // MaxRecords of them for the member for share.record.lock.duration.ms
 // (AcquisitionLockTimeoutMillis), answered in AcquiredRecords; the client
@@ -127,20 +128,24 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 				}
 			}
 		}
-		for tp, code := range sh.acknowledge(co, member, acks) {
-			entry(tp).AcknowledgeErrorCode = code
-		}
+		// The acknowledgements are applied now and stored while records
+		// are read; their codes are answered once stored.
+		ackCodes, stored := sh.acknowledgeAsync(co, member, acks)
 		if err := co.Release(ctx, group, member, sr.Released); err != nil {
 			h.log.Warn("share records not released", "group", group, "member", member, "err", err)
-		}
-		if r.ShareSessionEpoch == -1 {
-			co.ForgetIdle(group)
 		}
 		for _, tp := range add {
 			entry(tp)
 		}
 		if r.ShareSessionEpoch != -1 {
 			h.shareFetchRecords(ctx, co, r, sh, member, sr.Fetch, entry)
+		}
+		stored()
+		for tp, code := range ackCodes {
+			entry(tp).AcknowledgeErrorCode = code
+		}
+		if r.ShareSessionEpoch == -1 {
+			co.ForgetIdle(group)
 		}
 		topics := map[[16]byte]int{}
 		for _, tp := range sortedTPs(parts) {
@@ -304,6 +309,15 @@ func (s *shareRequest) resolve(tp sharecoord.TP) shareTP {
 // acknowledge applies acknowledgements on the partitions that resolve,
 // answering the others' errors.
 func (s *shareRequest) acknowledge(co *sharecoord.Coordinator, member string, acks map[sharecoord.TP][]sharepart.AckBatch) map[sharecoord.TP]int16 {
+	codes, stored := s.acknowledgeAsync(co, member, acks)
+	stored()
+	return codes
+}
+
+// acknowledgeAsync is acknowledge that returns before the
+// acknowledgements are stored: the codes may be read only after stored
+// returns.
+func (s *shareRequest) acknowledgeAsync(co *sharecoord.Coordinator, member string, acks map[sharecoord.TP][]sharepart.AckBatch) (map[sharecoord.TP]int16, func()) {
 	codes := map[sharecoord.TP]int16{}
 	ok := map[sharecoord.TP][]sharepart.AckBatch{}
 	for tp, b := range acks {
@@ -313,12 +327,16 @@ func (s *shareRequest) acknowledge(co *sharecoord.Coordinator, member string, ac
 		}
 		ok[tp] = b
 	}
-	if len(ok) > 0 {
-		for tp, code := range co.Acknowledge(s.ctx, s.group, member, ok) {
+	if len(ok) == 0 {
+		return codes, func() {}
+	}
+	applied, stored := co.AcknowledgeAsync(s.ctx, s.group, member, ok)
+	return codes, func() {
+		stored()
+		for tp, code := range applied {
 			codes[tp] = code
 		}
 	}
-	return codes
 }
 
 func ackBatch(first, last int64, types []int8) sharepart.AckBatch {

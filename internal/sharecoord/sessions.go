@@ -170,13 +170,10 @@ func (c *Coordinator) ForgetIdle(group string) bool {
 	if gs == nil {
 		return false
 	}
-	select {
-	case gs.turn <- struct{}{}:
-		gs.evicted = true
-		delete(c.states, group)
-		<-gs.turn
-		return true
-	default:
+	if gs.users > 0 {
 		return false
 	}
+	gs.evicted.Store(true)
+	delete(c.states, group)
+	return true
 }

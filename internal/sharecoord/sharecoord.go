@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,7 +100,13 @@ type Coordinator struct {
 	sessions map[sessionKey]*session
 
 	metrics *metrics
+	// writes counts the store writes of share-partition states.
+	writes atomic.Int64
 }
+
+// Writes is the number of share-partition state writes this agent made
+// (each one WriteShareStates call, for any number of partitions).
+func (c *Coordinator) Writes() int64 { return c.writes.Load() }
 
 // New returns a Coordinator.
 func New(store Store, opts Options) *Coordinator {
@@ -270,8 +277,10 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, group string) (code int16
 		delete(c.groups, group)
 	}
 	if gs := c.states[group]; gs != nil {
-		// Dropped without its turn: a request holding the turn keeps its
-		// own pointer, and its write is refused by the store.
+		// Dropped even while requests use it: they answer an error
+		// (their group is evicted), and a write already under way is
+		// refused by the store.
+		gs.evicted.Store(true)
 		delete(c.states, group)
 	}
 	c.mu.Unlock()
@@ -384,14 +393,9 @@ func (c *Coordinator) forgetStates(group string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	gs := c.states[group]
-	if gs == nil {
+	if gs == nil || gs.users > 0 {
 		return
 	}
-	select {
-	case gs.turn <- struct{}{}:
-		gs.evicted = true
-		delete(c.states, group)
-		<-gs.turn
-	default:
-	}
+	gs.evicted.Store(true)
+	delete(c.states, group)
 }

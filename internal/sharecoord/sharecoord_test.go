@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -414,4 +415,108 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after the member's session closed", map[string]float64{"floe_share_records_released_total": 6, "floe_share_records_in_flight": 5})
+}
+
+// slow delays every write, so that acknowledgements arriving meanwhile
+// queue for the next one.
+type slow struct {
+	*embedded.Store
+	delay time.Duration
+}
+
+func (s slow) WriteShareStates(ctx context.Context, group string, states []metastore.ShareState) ([]int64, error) {
+	time.Sleep(s.delay)
+	return s.Store.WriteShareStates(ctx, group, states)
+}
+
+// TestGroupCommit: members acknowledging concurrently share store writes
+// (fewer writes than acknowledgements), and every acknowledgement
+// answered is in the store when it is answered.
+func TestGroupCommit(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	c := sharecoord.New(slow{store, 20 * time.Millisecond}, sharecoord.Options{Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	const members, rounds = 8, 5
+	tps := []sharecoord.TP{{Topic: topic.ID, Partition: 0}, {Topic: topic.ID, Partition: 1}}
+	offs := sharecoord.Offsets{End: 1000}
+	// Create both share partitions first (their first write is waited for).
+	for _, tp := range tps {
+		if _, code := c.Acquire(ctx, "g", "init", tp, 0, offs, readAll(1000)); code != 0 {
+			t.Fatalf("create: %d", code)
+		}
+	}
+	before := c.Writes()
+	errs := make(chan error, members*rounds)
+	var wg sync.WaitGroup
+	for m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			member := fmt.Sprintf("m%d", m)
+			tp := tps[m%2]
+			for range rounds {
+				f, code := c.Acquire(ctx, "g", member, tp, 3, offs, readAll(1000))
+				if code != 0 || len(f.Acquired) != 1 {
+					errs <- fmt.Errorf("%s acquired %s, code %d", member, acquired(f), code)
+					return
+				}
+				a := f.Acquired[0]
+				codes := c.Acknowledge(ctx, "g", member, map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: a.First, Last: a.Last, Types: []sharepart.AckType{sharepart.Accept}}}})
+				if codes[tp] != 0 {
+					errs <- fmt.Errorf("%s ack %d-%d: %d", member, a.First, a.Last, codes[tp])
+					return
+				}
+				// Answered: it must be in the store now.
+				stored, err := store.LoadShareStates(ctx, "g")
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !acknowledgedIn(stored, tp, a.First, a.Last) {
+					errs <- fmt.Errorf("%s's acknowledgement of %d-%d answered but not stored: %+v", member, a.First, a.Last, stored)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	writes := c.Writes() - before
+	if writes >= members*rounds {
+		t.Errorf("%d writes for %d acknowledgements: none shared", writes, members*rounds)
+	}
+	t.Logf("%d acknowledgements, %d writes", members*rounds, writes)
+	// A new owner sees every record acknowledged.
+	next := sharecoord.New(store, sharecoord.Options{})
+	for _, tp := range tps {
+		st, _, err := next.Partition(ctx, "g", tp)
+		if err != nil || st.Start != members/2*rounds*3 {
+			t.Errorf("partition %d after handover: start %d (%v), want %d", tp.Partition, st.Start, err, members/2*rounds*3)
+		}
+	}
+}
+
+func acknowledgedIn(states []metastore.ShareState, tp sharecoord.TP, first, last int64) bool {
+	for _, st := range states {
+		if st.TopicID != tp.Topic || st.Partition != tp.Partition {
+			continue
+		}
+		for off := first; off <= last; off++ {
+			if off < st.StartOffset {
+				continue
+			}
+			ok := false
+			for _, b := range st.Batches {
+				ok = ok || b.First <= off && off <= b.Last && b.State == metastore.ShareAcknowledged
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }

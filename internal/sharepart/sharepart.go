@@ -192,6 +192,14 @@ type Span struct{ First, Last int64 }
 // against the window bound but not against maxRecords; the start offset
 // moves over them as over any finished offset.
 func (p *Partition) AcquireSkipping(now time.Time, member string, maxRecords int, logEnd int64, skip []Span) []Acquisition {
+	return p.AcquireFrom(now, member, maxRecords, 0, logEnd, skip)
+}
+
+// AcquireFrom is AcquireSkipping that hands out no offset below from:
+// the caller read the log from there (NextCandidate), and a record made
+// available below it since (released by another request meanwhile) was
+// not read, so it is left for the next fetch.
+func (p *Partition) AcquireFrom(now time.Time, member string, maxRecords int, from, logEnd int64, skip []Span) []Acquisition {
 	p.Expire(now)
 	if len(skip) > 0 {
 		defer p.advance()
@@ -222,8 +230,8 @@ func (p *Partition) AcquireSkipping(now time.Time, member string, maxRecords int
 		}
 		maxRecords--
 	}
-	for i := range p.window {
-		if maxRecords == 0 || p.start+int64(i) >= logEnd {
+	for i := max(from-p.start, 0); i < int64(len(p.window)); i++ {
+		if maxRecords == 0 || p.start+i >= logEnd {
 			return out
 		}
 		if p.window[i].state == Available {
@@ -231,10 +239,10 @@ func (p *Partition) AcquireSkipping(now time.Time, member string, maxRecords int
 				p.settle(&p.window[i], Archived)
 				continue
 			}
-			add(p.start+int64(i), &p.window[i])
+			add(p.start+i, &p.window[i])
 		}
 	}
-	for maxRecords > 0 && len(p.window) < p.cfg.MaxRecordLocks && p.Next() < logEnd {
+	for maxRecords > 0 && len(p.window) < p.cfg.MaxRecordLocks && p.Next() < logEnd && p.Next() >= from {
 		if skipped(p.Next()) {
 			p.window = append(p.window, record{state: Archived})
 			p.counts.Archived++
