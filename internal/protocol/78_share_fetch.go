@@ -207,7 +207,7 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 				if err != nil {
 					return sharecoord.Read{End: from}, err
 				}
-				rd := sharecoord.Read{Records: res.Records, End: batchesEnd(res.Records, from)}
+				rd := sharecoord.Read{Records: res.Records, End: batchesEnd(res.Records, from), Batches: batchBounds(res.Records)}
 				if iso == fetch.ReadCommitted {
 					rd.Skip = uncommitted(res.Records, res.Aborted)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -359,6 +360,20 @@ type Read struct {
 	// aborted transactions and transaction markers, for a read_committed
 	// group), sorted; they are archived.
 	Skip []sharepart.Span
+	// Batches, when set, are the record batches of Records in order:
+	// their offsets and where each ends in Records. Acquire then hands
+	// out whole batches (MaxRecords is a soft limit, as in Kafka's
+	// batch-optimized acquire mode) and returns only the batches that
+	// hold acquired records, so a client decodes each batch about once
+	// rather than once per fetch that takes a part of it.
+	Batches []Batch
+}
+
+// Batch is one record batch of a Read.
+type Batch struct {
+	First, Last int64
+	// End is the byte offset in Read.Records after the batch.
+	End int
 }
 
 // ReadFunc reads records of a partition from offset from.
@@ -412,7 +427,13 @@ func (c *Coordinator) Acquire(ctx context.Context, group, member string, tp TP, 
 		}
 		ps.mu.Lock()
 		before := ps.p.Counts().Archived
-		acq := ps.p.AcquireFrom(c.opts.Now(), member, maxRecords, from, min(rd.End, offs.End), rd.Skip)
+		end := min(rd.End, offs.End)
+		acq := ps.p.AcquireFrom(c.opts.Now(), member, maxRecords, from, end, rd.Skip)
+		if b, ok := batchOf(rd.Batches, lastOf(acq)); ok && b.Last > lastOf(acq) && b.Last < end {
+			// The limit fell inside a batch: take the rest of it too.
+			more := ps.p.AcquireFrom(c.opts.Now(), member, int(b.Last-lastOf(acq)), lastOf(acq)+1, b.Last+1, rd.Skip)
+			acq = appendAcquisitions(acq, more)
+		}
 		if ps.p.Counts().Archived != before {
 			ps.changed()
 		}
@@ -423,7 +444,7 @@ func (c *Coordinator) Acquire(ctx context.Context, group, member string, tp TP, 
 			c.mark(gs, tp, ps)
 		}
 		if len(acq) > 0 {
-			return Fetched{Records: rd.Records, Acquired: acq}, 0
+			return Fetched{Records: trim(rd, acq), Acquired: acq}, 0
 		}
 		if next >= offs.End || next <= from {
 			// Nothing left to hand out, or nothing moved on: read again
@@ -566,4 +587,68 @@ func (c *Coordinator) Partition(ctx context.Context, group string, tp TP) (Parti
 	ps.p.Expire(c.opts.Now())
 	c.observe(gs, ps)
 	return PartitionState{Start: ps.p.Start(), Next: ps.p.Next(), Records: ps.p.Records()}, true, nil
+}
+
+func lastOf(acq []sharepart.Acquisition) int64 {
+	if len(acq) == 0 {
+		return -1
+	}
+	return acq[len(acq)-1].Last
+}
+
+// batchOf finds the batch holding offset off.
+func batchOf(batches []Batch, off int64) (Batch, bool) {
+	i, found := slices.BinarySearchFunc(batches, off, func(b Batch, off int64) int {
+		switch {
+		case b.Last < off:
+			return -1
+		case b.First > off:
+			return 1
+		}
+		return 0
+	})
+	if !found {
+		return Batch{}, false
+	}
+	return batches[i], true
+}
+
+// appendAcquisitions appends more to acq, merging runs that meet with
+// the same delivery count.
+func appendAcquisitions(acq, more []sharepart.Acquisition) []sharepart.Acquisition {
+	for _, a := range more {
+		if n := len(acq); n > 0 && acq[n-1].Last+1 == a.First && acq[n-1].DeliveryCount == a.DeliveryCount {
+			acq[n-1].Last = a.Last
+			continue
+		}
+		acq = append(acq, a)
+	}
+	return acq
+}
+
+// trim returns the batches of rd that hold acquired offsets, from the
+// first such batch to the last: the records read past the last acquired
+// one are not sent.
+func trim(rd Read, acq []sharepart.Acquisition) []byte {
+	if len(rd.Batches) == 0 || len(acq) == 0 {
+		return rd.Records
+	}
+	first, last := acq[0].First, lastOf(acq)
+	start, end := 0, len(rd.Records)
+	for i, b := range rd.Batches {
+		if b.Last < first {
+			start = b.End
+		}
+		if b.First <= last && b.Last >= last {
+			end = b.End
+			break
+		}
+		if i == len(rd.Batches)-1 {
+			end = b.End
+		}
+	}
+	if start > end || end > len(rd.Records) {
+		return rd.Records
+	}
+	return rd.Records[start:end]
 }

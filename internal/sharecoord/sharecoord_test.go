@@ -520,3 +520,41 @@ func acknowledgedIn(states []metastore.ShareState, tp sharecoord.TP, first, last
 	}
 	return false
 }
+
+// TestAcquireWholeBatches: with the batches of a read known, MaxRecords
+// is a soft limit rounded up to the end of a batch (Kafka's
+// batch-optimized mode), and only the batches holding acquired records
+// are returned.
+func TestAcquireWholeBatches(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	c := sharecoord.New(store, sharecoord.Options{Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	tp := sharecoord.TP{Topic: topic.ID}
+	// Batches of ten offsets, each written as ten bytes "bNNNNNNNNN".
+	read := func(_ context.Context, from int64) (sharecoord.Read, error) {
+		rd := sharecoord.Read{End: 100}
+		for b := from / 10 * 10; b < 100; b += 10 {
+			rd.Records = append(rd.Records, fmt.Sprintf("b%09d", b)...)
+			rd.Batches = append(rd.Batches, sharecoord.Batch{First: b, Last: b + 9, End: len(rd.Records)})
+		}
+		return rd, nil
+	}
+	offs := sharecoord.Offsets{End: 100}
+	f, code := c.Acquire(ctx, "g", "m", tp, 3, offs, read)
+	if code != 0 || acquired(f) != "[0-9 #1]" || string(f.Records) != "b000000000" {
+		t.Fatalf("acquired %s with records %q (code %d); want the whole first batch, alone", acquired(f), f.Records, code)
+	}
+	f, _ = c.Acquire(ctx, "g", "n", tp, 15, offs, read)
+	if acquired(f) != "[10-29 #1]" || string(f.Records) != "b000000010b000000020" {
+		t.Fatalf("acquired %s with records %q; want 10-29 in two batches", acquired(f), f.Records)
+	}
+	// Offsets 12-14 released: a fetch gets them from their batch, with
+	// nothing past it; the batch's other records are held by "n".
+	if codes := c.Acknowledge(ctx, "g", "n", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 12, Last: 14, Types: []sharepart.AckType{sharepart.Release}}}}); codes[tp] != 0 {
+		t.Fatalf("release: %d", codes[tp])
+	}
+	f, _ = c.Acquire(ctx, "g", "m", tp, 1, offs, read)
+	if acquired(f) != "[12-14 #2]" || string(f.Records) != "b000000010" {
+		t.Fatalf("acquired %s with records %q; want 12-14 from batch 10", acquired(f), f.Records)
+	}
+}
