@@ -21,8 +21,8 @@ import (
 // writes go through one committer that batches them (group commit):
 // every change waiting to be stored when a write starts goes into the
 // next one, one WriteShareStates call for all the group's partitions
-// that changed. Lock order: Coordinator.mu, groupStates.mu, partState.mu,
-// committer.mu.
+// that changed. Lock order: Coordinator.mu before groupStates.mu;
+// committer.mu before partState.mu; none is held across I/O.
 //
 // What is durable before an answer (docs/share-groups.md): an
 // acknowledgement, always (Acknowledge returns only after the write that
