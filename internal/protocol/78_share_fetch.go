@@ -61,7 +61,6 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 			resp.ErrorCode = code
 			return resp
 		}
-		resp.AcquisitionLockTimeoutMillis = int32(co.LockDuration().Milliseconds())
 		group, member := deref(r.GroupID), deref(r.MemberID)
 		switch {
 		case group == "" || member == "":
@@ -97,6 +96,8 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 				forget = append(forget, sharecoord.TP{Topic: f.TopicID, Partition: p})
 			}
 		}
+		cfg := co.Config(ctx, group)
+		resp.AcquisitionLockTimeoutMillis = int32(cfg.Partition.LockDuration.Milliseconds())
 		sr := co.FetchSession(group, member, r.ShareSessionEpoch, add, forget, hasAcks)
 		if sr.Err != 0 {
 			resp.ErrorCode = sr.Err
@@ -138,7 +139,7 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 			entry(tp)
 		}
 		if r.ShareSessionEpoch != -1 {
-			h.shareFetchRecords(ctx, co, r, sh, member, sr.Fetch, entry)
+			h.shareFetchRecords(ctx, co, r, sh, member, cfg.ReadCommitted, sr.Fetch, entry)
 		}
 		stored()
 		for tp, code := range ackCodes {
@@ -165,7 +166,7 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 
 // shareFetchRecords acquires records on the session's partitions,
 // waiting up to the request's MaxWaitMillis while there are none.
-func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordinator, r *kmsg.ShareFetchRequest, sh *shareRequest, member string, tps []sharecoord.TP, entry func(sharecoord.TP) *kmsg.ShareFetchResponseTopicPartition) {
+func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordinator, r *kmsg.ShareFetchRequest, sh *shareRequest, member string, readCommitted bool, tps []sharecoord.TP, entry func(sharecoord.TP) *kmsg.ShareFetchResponseTopicPartition) {
 	maxRecords := int(r.MaxRecords)
 	if maxRecords <= 0 {
 		maxRecords = defaultShareMaxRecords
@@ -199,7 +200,7 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 			}
 			budget := maxBytes - bytes
 			iso, end := fetch.ReadUncommitted, offs.HighWatermark
-			if co.ReadCommitted() {
+			if readCommitted {
 				iso, end = fetch.ReadCommitted, offs.LastStableOffset
 			}
 			read := func(ctx context.Context, from int64) (sharecoord.Read, error) {

@@ -52,6 +52,10 @@ type groupStates struct {
 	mu    sync.Mutex // guards parts
 	parts map[TP]*partState
 
+	// cfg is the group's configs as the share partitions last applied
+	// them (under mu).
+	cfg GroupConfig
+
 	commit committer
 	// inFlight is the sum of the parts' in-flight offsets as last
 	// observed, read by the metrics.
@@ -132,9 +136,11 @@ func (c *Coordinator) take(ctx context.Context, group string) (*groupStates, err
 	if err != nil {
 		return nil, err
 	}
+	cfg := c.Config(ctx, group)
 	gs.load.Lock()
 	defer gs.load.Unlock()
 	if gs.loaded {
+		gs.apply(cfg)
 		return gs, nil
 	}
 	stored, err := c.store.LoadShareStates(ctx, group)
@@ -144,7 +150,7 @@ func (c *Coordinator) take(ctx context.Context, group string) (*groupStates, err
 	}
 	parts := map[TP]*partState{}
 	for _, st := range stored {
-		p, err := sharepart.Restore(c.opts.Partition, toSnapshot(st))
+		p, err := sharepart.Restore(cfg.Partition, toSnapshot(st))
 		if err != nil {
 			c.log.Error("share partition state unreadable, starting it again", "group", group, "partition", st.Partition, "err", err)
 			continue
@@ -156,9 +162,25 @@ func (c *Coordinator) take(ctx context.Context, group string) (*groupStates, err
 	}
 	gs.mu.Lock()
 	gs.parts = parts
+	gs.cfg = cfg
 	gs.mu.Unlock()
 	gs.loaded = true
 	return gs, nil
+}
+
+// apply makes the share partitions follow changed group configs.
+func (gs *groupStates) apply(cfg GroupConfig) {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if gs.cfg == cfg {
+		return
+	}
+	gs.cfg = cfg
+	for _, ps := range gs.parts {
+		ps.mu.Lock()
+		ps.p.SetConfig(cfg.Partition)
+		ps.mu.Unlock()
+	}
 }
 
 // part returns a share partition's state, nil if there is none.
@@ -461,8 +483,8 @@ func (c *Coordinator) partition(ctx context.Context, group string, gs *groupStat
 	gs.mu.Lock()
 	ps := gs.parts[tp]
 	if ps == nil {
-		start := c.opts.Reset.StartOffset(c.opts.Now(), offs.LogStart, offs.End, offs.ForTime)
-		ps = &partState{p: sharepart.New(c.opts.Partition, start), fresh: true}
+		start := gs.cfg.Reset.StartOffset(c.opts.Now(), offs.LogStart, offs.End, offs.ForTime)
+		ps = &partState{p: sharepart.New(gs.cfg.Partition, start), fresh: true}
 		ps.changed()
 		gs.parts[tp] = ps
 		c.log.Info("share partition started", "group", group, "partition", tp.Partition, "start", start)

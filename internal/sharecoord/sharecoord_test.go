@@ -558,3 +558,56 @@ func TestAcquireWholeBatches(t *testing.T) {
 		t.Fatalf("acquired %s with records %q; want 12-14 from batch 10", acquired(f), f.Records)
 	}
 }
+
+// TestGroupConfigs: a group's stored configs override the agent's
+// defaults, also for share partitions already in memory, and other
+// groups keep the defaults.
+func TestGroupConfigs(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Unix(1000, 0)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	tp := sharecoord.TP{Topic: topic.ID}
+	offs := sharecoord.Offsets{End: 10}
+	if f, _ := c.Acquire(ctx, "g", "m", tp, 10, offs, readAll(10)); acquired(f) != "[0-9 #1]" {
+		t.Fatalf("acquired %s", acquired(f))
+	}
+	deadline := func(group string, off int) time.Duration {
+		t.Helper()
+		st, _, err := c.Partition(ctx, group, tp)
+		if err != nil || len(st.Records) <= off {
+			t.Fatalf("partition: %+v, %v", st, err)
+		}
+		return st.Records[off].Deadline.Sub(clk.now)
+	}
+	if d := deadline("g", 0); d != 30*time.Second {
+		t.Fatalf("default lock %v, want 30s", d)
+	}
+	if err := c.ValidateConfig(sharecoord.ConfigLockDuration, "5000"); err == nil {
+		t.Fatal("a lock duration below 15 s accepted")
+	}
+	v := func(s string) *string { return &s }
+	if err := c.AlterConfigs(ctx, "g", []metastore.ConfigChange{{Name: sharecoord.ConfigLockDuration, Value: v("20000")}, {Name: sharecoord.ConfigDeliveryCountLimit, Value: v("2")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Release everything: the next delivery is locked for 20 s, and the
+	// second delivery is the last (limit 2).
+	if codes := c.Acknowledge(ctx, "g", "m", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 0, Last: 9, Types: []sharepart.AckType{sharepart.Release}}}}); codes[tp] != 0 {
+		t.Fatalf("release: %d", codes[tp])
+	}
+	if f, _ := c.Acquire(ctx, "g", "m", tp, 10, offs, readAll(10)); acquired(f) != "[0-9 #2]" {
+		t.Fatalf("second delivery %s", acquired(f))
+	}
+	if d := deadline("g", 0); d != 20*time.Second {
+		t.Fatalf("group lock %v, want 20s", d)
+	}
+	c.Acknowledge(ctx, "g", "m", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 0, Last: 9, Types: []sharepart.AckType{sharepart.Release}}}})
+	if st, _, _ := c.Partition(ctx, "g", tp); st.Start != 10 {
+		t.Fatalf("start %d after two deliveries with the group's limit 2, want 10 (all archived)", st.Start)
+	}
+	// Another group keeps the agent's defaults.
+	c.Acquire(ctx, "other", "m", tp, 1, offs, readAll(10))
+	if d := deadline("other", 0); d != 30*time.Second {
+		t.Fatalf("other group's lock %v, want 30s", d)
+	}
+}

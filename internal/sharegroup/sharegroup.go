@@ -78,6 +78,12 @@ func New(name string, cfg Config) *Group {
 	return &Group{name: name, cfg: cfg.WithDefaults(), members: map[string]*member{}, partitions: map[string]consumer.Topic{}}
 }
 
+// SetConfig applies changed group configs (share.session.timeout.ms,
+// share.heartbeat.interval.ms): members' sessions are measured by the new
+// timeout from their next heartbeat, and members hear the new interval
+// in their next answer.
+func (g *Group) SetConfig(cfg Config) { g.cfg = cfg.WithDefaults() }
+
 // Name is the group id.
 func (g *Group) Name() string { return g.name }
 

@@ -56,10 +56,10 @@ type shareCase struct {
 	// maxRecords is the share consumers' ShareMaxRecords (their
 	// max.poll.records; 0: franz-go's default, 500).
 	maxRecords int32
-	received  int64 // records delivered, duplicates included
-	distinct  int
-	first     time.Duration // start → first record delivered
-	elapsed   time.Duration // first record → every record delivered
+	received   int64 // records delivered, duplicates included
+	distinct   int
+	first      time.Duration // start → first record delivered
+	elapsed    time.Duration // first record → every record delivered
 }
 
 func (c shareCase) perSec() float64 { return float64(c.distinct) / c.elapsed.Seconds() }
