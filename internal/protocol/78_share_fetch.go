@@ -103,6 +103,7 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 			resp.ErrorCode = sr.Err
 			return resp
 		}
+		co.BindSession(group, member, req.Conn)
 		sh := h.shareRequest(ctx, req, group)
 		parts := map[sharecoord.TP]*kmsg.ShareFetchResponseTopicPartition{}
 		entry := func(tp sharecoord.TP) *kmsg.ShareFetchResponseTopicPartition {

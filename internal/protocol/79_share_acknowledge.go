@@ -59,6 +59,7 @@ func (h *Handler) shareAcknowledge(_ context.Context, req *wire.Request) (Reply,
 			resp.ErrorCode = sr.Err
 			return resp
 		}
+		co.BindSession(group, member, req.Conn)
 		sh := h.shareRequest(ctx, req, group)
 		acks := map[sharecoord.TP][]sharepart.AckBatch{}
 		for _, t := range r.Topics {

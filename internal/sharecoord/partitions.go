@@ -561,8 +561,10 @@ func (c *Coordinator) AcknowledgeAsync(ctx context.Context, group, member string
 }
 
 // Release makes the records member holds on tps available again: its
-// share session closed. The release is stored with the group's next
-// write.
+// share session closed, or its connection. The share partitions are
+// stored before it returns (a session's end is rare, and the group may
+// be dropped from memory next, ForgetIdle, which must not lose the
+// delivery counts of the records released).
 func (c *Coordinator) Release(ctx context.Context, group, member string, tps []TP) error {
 	if len(tps) == 0 {
 		return nil
@@ -572,16 +574,20 @@ func (c *Coordinator) Release(ctx context.Context, group, member string, tps []T
 		return fmt.Errorf("release %s's records of group %s: %w", member, group, err)
 	}
 	defer c.done(gs)
+	var ws []want
 	for _, tp := range tps {
 		if ps := gs.part(tp); ps != nil {
 			ps.mu.Lock()
-			if ps.p.ReleaseMember(member) {
-				ps.changed()
-			}
+			ps.p.ReleaseMember(member)
+			// Written even when this member held nothing: the
+			// partition may hold other changes not stored yet.
+			ws = append(ws, want{tp, ps, ps.changed()})
 			c.observe(gs, ps)
 			ps.mu.Unlock()
-			c.mark(gs, tp, ps)
 		}
+	}
+	if err := c.persist(ctx, group, gs, ws); err != nil {
+		return fmt.Errorf("store the release of %s's records of group %s: %w", member, group, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package sharecoord
 
 import (
+	"context"
 	"math"
 	"slices"
 	"time"
@@ -14,7 +15,9 @@ import (
 // session (replacing the member's previous one), -1 closes it (the
 // request may still acknowledge), and every other request must carry the
 // epoch that follows the previous request's. Sessions are this agent's
-// alone, in memory: a client whose agent went away opens a new one.
+// alone, in memory: a client whose agent went away opens a new one. A
+// session ends with the connection of its last request, as in Kafka,
+// releasing the member's records (CloseConn).
 
 // MaxSessionPartitions bounds the partitions of one share session.
 const MaxSessionPartitions = 10_000
@@ -22,6 +25,9 @@ const MaxSessionPartitions = 10_000
 type sessionKey struct{ group, member string }
 
 type session struct {
+	// conn is the connection of the session's last request: when it
+	// closes, the session ends (CloseConn).
+	conn  uint64
 	epoch int32 // the epoch the next request carries
 	parts []TP  // in the order they were added
 	in    map[TP]bool
@@ -176,4 +182,43 @@ func (c *Coordinator) ForgetIdle(group string) bool {
 	gs.evicted.Store(true)
 	delete(c.states, group)
 	return true
+}
+
+// BindSession records that the member's session is used on connection
+// conn (the connection of its latest request).
+func (c *Coordinator) BindSession(group, member string, conn uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.sessions[sessionKey{group, member}]; s != nil {
+		s.conn = conn
+	}
+}
+
+// CloseConn ends the share sessions whose last request came on a
+// connection that closed, releasing their members' records there, as
+// Kafka does: the client can no longer acknowledge them on that session
+// (it opens a new one), so they go to other members at once rather than
+// when their locks expire.
+func (c *Coordinator) CloseConn(ctx context.Context, conn uint64) {
+	type ended struct {
+		key   sessionKey
+		parts []TP
+	}
+	var gone []ended
+	c.mu.Lock()
+	for k, s := range c.sessions {
+		if s.conn == conn {
+			delete(c.sessions, k)
+			gone = append(gone, ended{k, s.parts})
+		}
+	}
+	c.mu.Unlock()
+	for _, e := range gone {
+		if err := c.Release(ctx, e.key.group, e.key.member, e.parts); err != nil {
+			c.log.Warn("share records of a closed connection not released", "group", e.key.group, "member", e.key.member, "err", err)
+			continue
+		}
+		c.log.Debug("share session ended with its connection", "group", e.key.group, "member", e.key.member, "partitions", len(e.parts))
+		c.ForgetIdle(e.key.group)
+	}
 }

@@ -611,3 +611,33 @@ func TestGroupConfigs(t *testing.T) {
 		t.Fatalf("other group's lock %v, want 30s", d)
 	}
 }
+
+// TestCloseConn: a connection that closes ends the share sessions whose
+// last request came on it and releases their members' records; sessions
+// on other connections stay.
+func TestCloseConn(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	c := sharecoord.New(store, sharecoord.Options{Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	tp := sharecoord.TP{Topic: topic.ID}
+	offs := sharecoord.Offsets{End: 10}
+	for i, m := range []string{"a", "b"} {
+		if r := c.FetchSession("g", m, 0, []sharecoord.TP{tp}, nil, false); r.Err != 0 {
+			t.Fatalf("open %s: %d", m, r.Err)
+		}
+		c.BindSession("g", m, uint64(i+1))
+		if f, _ := c.Acquire(ctx, "g", m, tp, 5, offs, readAll(10)); len(f.Acquired) == 0 {
+			t.Fatalf("%s acquired nothing", m)
+		}
+	}
+	c.CloseConn(ctx, 1)
+	if r := c.AckSession("g", "a", 1); r.Err != kerr.ShareSessionNotFound.Code {
+		t.Fatalf("a's session after its connection closed: %d, want SHARE_SESSION_NOT_FOUND", r.Err)
+	}
+	if r := c.AckSession("g", "b", 1); r.Err != 0 {
+		t.Fatalf("b's session on another connection: %d", r.Err)
+	}
+	if f, _ := c.Acquire(ctx, "g", "b", tp, 10, offs, readAll(10)); acquired(f) != "[0-4 #2]" {
+		t.Fatalf("after a's connection closed, b acquired %s, want a's records 0-4 again", acquired(f))
+	}
+}
