@@ -1,6 +1,7 @@
 package protocol
 
-// ShareFetch v1 (KIP-932).
+// ShareFetch v1-v2 (KIP-932; v2: renewed acknowledgements, KIP-1222, and
+// acquire modes, KIP-1206).
 //
 // A member of a share group fetches from the share partitions this agent
 // leads (the partition's nominal leader, as Metadata reports;
@@ -22,6 +23,7 @@ package protocol
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -35,7 +37,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(78, 1, 1, (*Handler).shareFetch) }
+func init() { register(78, 1, 2, (*Handler).shareFetch) }
 
 // defaultShareMaxRecords is the most records one ShareFetch acquires when
 // the request names no limit (the share consumer's max.poll.records).
@@ -71,12 +73,24 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 			return resp
 		}
 		n := len(r.ForgottenTopicsData)
-		hasAcks := false
+		hasAcks, hasRenew := false, false
 		for _, t := range r.Topics {
 			n += len(t.Partitions)
 			for _, p := range t.Partitions {
 				hasAcks = hasAcks || len(p.AcknowledgementBatches) > 0
+				for _, b := range p.AcknowledgementBatches {
+					hasRenew = hasRenew || slices.Contains(b.AcknowledgeTypes, int8(sharepart.Renew))
+				}
 			}
+		}
+		renew := r.Version >= 2 && r.IsRenewAck
+		switch {
+		case hasRenew && !renew:
+			resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strPtr("Renew acknowledgements need IsRenewAck (v2).")
+			return resp
+		case r.Version >= 2 && r.ShareAcquireMode != 0 && r.ShareAcquireMode != 1:
+			resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strPtr("Unknown ShareAcquireMode.")
+			return resp
 		}
 		for _, f := range r.ForgottenTopicsData {
 			n += len(f.Partitions)
@@ -139,7 +153,9 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 		for _, tp := range add {
 			entry(tp)
 		}
-		if r.ShareSessionEpoch != -1 {
+		// A request that renews locks fetches nothing (KIP-1222): the
+		// member is still processing what it holds.
+		if r.ShareSessionEpoch != -1 && !renew {
 			h.shareFetchRecords(ctx, co, r, sh, member, cfg.ReadCommitted, sr.Fetch, entry)
 		}
 		stored()
@@ -222,7 +238,11 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 				}
 				return off
 			}
-			f, code := co.Acquire(ctx, sh.group, member, tp, maxRecords-got,
+			acquire := co.Acquire
+			if r.Version >= 2 && r.ShareAcquireMode == 1 {
+				acquire = co.AcquireStrict // record-limit mode (KIP-1206)
+			}
+			f, code := acquire(ctx, sh.group, member, tp, maxRecords-got,
 				sharecoord.Offsets{LogStart: offs.LogStartOffset, End: end, ForTime: forTime}, read)
 			e := entry(tp)
 			e.ErrorCode = code

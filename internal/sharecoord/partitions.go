@@ -421,6 +421,16 @@ const maxSkippingReads = 4
 // acquire concurrently; what another request took meanwhile is not
 // acquired twice (the state machine decides under the lock).
 func (c *Coordinator) Acquire(ctx context.Context, group, member string, tp TP, maxRecords int, offs Offsets, read ReadFunc) (Fetched, int16) {
+	return c.acquire(ctx, group, member, tp, maxRecords, false, offs, read)
+}
+
+// AcquireStrict is Acquire in the record-limit acquire mode (ShareFetch
+// v2, KIP-1206): never more than maxRecords, even inside a batch.
+func (c *Coordinator) AcquireStrict(ctx context.Context, group, member string, tp TP, maxRecords int, offs Offsets, read ReadFunc) (Fetched, int16) {
+	return c.acquire(ctx, group, member, tp, maxRecords, true, offs, read)
+}
+
+func (c *Coordinator) acquire(ctx context.Context, group, member string, tp TP, maxRecords int, strict bool, offs Offsets, read ReadFunc) (Fetched, int16) {
 	gs, err := c.take(ctx, group)
 	if err != nil {
 		return Fetched{}, errCode(err)
@@ -451,7 +461,7 @@ func (c *Coordinator) Acquire(ctx context.Context, group, member string, tp TP, 
 		before := ps.p.Counts().Archived
 		end := min(rd.End, offs.End)
 		acq := ps.p.AcquireFrom(c.opts.Now(), member, maxRecords, from, end, rd.Skip)
-		if b, ok := batchOf(rd.Batches, lastOf(acq)); ok && b.Last > lastOf(acq) && b.Last < end {
+		if b, ok := batchOf(rd.Batches, lastOf(acq)); ok && !strict && b.Last > lastOf(acq) && b.Last < end {
 			// The limit fell inside a batch: take the rest of it too.
 			more := ps.p.AcquireFrom(c.opts.Now(), member, int(b.Last-lastOf(acq)), lastOf(acq)+1, b.Last+1, rd.Skip)
 			acq = appendAcquisitions(acq, more)

@@ -548,6 +548,10 @@ func TestAcquireWholeBatches(t *testing.T) {
 	if acquired(f) != "[10-29 #1]" || string(f.Records) != "b000000010b000000020" {
 		t.Fatalf("acquired %s with records %q; want 10-29 in two batches", acquired(f), f.Records)
 	}
+	// The record-limit mode (ShareFetch v2) stops at the limit.
+	if f, _ := c.AcquireStrict(ctx, "g", "o", tp, 3, offs, read); acquired(f) != "[30-32 #1]" || string(f.Records) != "b000000030" {
+		t.Fatalf("strict: acquired %s with records %q; want 30-32 of batch 30", acquired(f), f.Records)
+	}
 	// Offsets 12-14 released: a fetch gets them from their batch, with
 	// nothing past it; the batch's other records are held by "n".
 	if codes := c.Acknowledge(ctx, "g", "n", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 12, Last: 14, Types: []sharepart.AckType{sharepart.Release}}}}); codes[tp] != 0 {

@@ -60,6 +60,10 @@ const (
 	Accept  AckType = 1
 	Release AckType = 2
 	Reject  AckType = 3
+	// Renew (KIP-1222, ShareFetch and ShareAcknowledge v2) keeps the
+	// record acquired by its member and starts its lock again: the
+	// member needs longer to process it. The delivery count is unchanged.
+	Renew AckType = 4
 )
 
 // Defaults as Apache Kafka 4.x has them.
@@ -282,7 +286,7 @@ func (p *Partition) Acknowledge(now time.Time, member string, batches []AckBatch
 			return kerr.InvalidRequest.Code
 		}
 		for _, ty := range b.Types {
-			if ty < Gap || ty > Reject {
+			if ty < Gap || ty > Renew {
 				return kerr.InvalidRequest.Code
 			}
 		}
@@ -312,6 +316,8 @@ func (p *Partition) Acknowledge(now time.Time, member string, batches []AckBatch
 			case Release:
 				p.counts.Released++
 				p.release(r)
+			case Renew:
+				r.deadline = now.Add(p.cfg.LockDuration)
 			}
 		}
 	}
