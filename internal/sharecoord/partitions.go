@@ -329,6 +329,9 @@ func (c *Coordinator) writeStates(group string, gs *groupStates, parts map[TP]*p
 	if gs.evicted.Load() {
 		return errEvicted
 	}
+	if len(parts) == 0 {
+		return nil
+	}
 	tps := make([]TP, 0, len(parts))
 	states := make([]metastore.ShareState, 0, len(parts))
 	marks := make([]uint64, 0, len(parts))
