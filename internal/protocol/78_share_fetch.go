@@ -17,9 +17,9 @@ package protocol
 // MaxRecords of them for the member for share.record.lock.duration.ms
 // (AcquisitionLockTimeoutMillis), answered in AcquiredRecords; the client
 // delivers only those. With nothing to acquire the request waits up to
-// MaxWaitMillis for new records or expired locks. Records are read
-// read_uncommitted (share groups over read_committed data are not built
-// yet). See internal/sharecoord and docs/share-groups.md.
+// MaxWaitMillis for new records or expired locks. Records are read as the
+// group's share.isolation.level says. See internal/sharecoord and
+// docs/share-groups.md.
 
 import (
 	"context"
