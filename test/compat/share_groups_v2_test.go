@@ -21,7 +21,7 @@ import (
 func TestShareFetchV2(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	const lock = 2 * time.Second
+	const lock = 4 * time.Second
 	a := agenttest.Start(t, shareAgentOptions(lock, 5))
 	const topic, group = "share-v2", "sg"
 	createTopic(t, ctx, a.Addr(), topic, 1)
@@ -124,10 +124,10 @@ func TestShareFetchV2(t *testing.T) {
 	if r := renewAll(2, false); r.ErrorCode != kerr.InvalidRequest.Code {
 		t.Fatalf("renew without IsRenewAck: %d, want INVALID_REQUEST", r.ErrorCode)
 	}
-	// Renew twice, 1.5 s apart: 3 s after the fetch, past the 2 s lock,
+	// Renew twice, 2.5 s apart: 5 s after the fetch, past the 4 s lock,
 	// the records are still m1's.
 	for range 2 {
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(2500 * time.Millisecond)
 		r := renewAll(2, true)
 		if r.ErrorCode != 0 || r.AcquisitionLockTimeoutMillis != int32(lock.Milliseconds()) || len(r.Topics) != 1 || r.Topics[0].Partitions[0].ErrorCode != 0 {
 			t.Fatalf("renew: %+v", r)
