@@ -203,17 +203,35 @@ func TestSaramaClusterAdmin(t *testing.T) {
 		t.Errorf("describe client quotas: %+v", quotas)
 	}
 
-	// Features: the finalized level is accepted, a change refused.
+	// Features (kept by the metadata store, changed by UpdateFeatures as
+	// Kafka's controller changes them): the finalized level is accepted;
+	// a downgrade without AllowDowngrade and a level above the supported
+	// range are refused; a downgrade with it, and the upgrade back, apply.
 	same, err := admin.UpdateFeatures([]sarama.FeatureUpdate{{Feature: "group.version", MaxVersionLevel: 1}})
 	must("update features", err)
 	if len(same) != 1 || same[0].ErrorCode != sarama.ErrNoError {
 		t.Errorf("update group.version to its level: %+v", same)
 	}
-	down, err := admin.UpdateFeatures([]sarama.FeatureUpdate{{Feature: "transaction.version", MaxVersionLevel: 1, AllowDowngrade: true}})
-	if err == nil && (len(down) != 1 || down[0].ErrorCode != sarama.ErrInvalidUpdateVersion) {
-		t.Errorf("downgrade transaction.version: %+v, want INVALID_UPDATE_VERSION", down)
-	} else if err != nil && !errors.Is(err, sarama.ErrInvalidUpdateVersion) {
-		t.Errorf("downgrade transaction.version: %v, want INVALID_UPDATE_VERSION", err)
+	refused := func(what string, u sarama.FeatureUpdate) {
+		t.Helper()
+		res, err := admin.UpdateFeatures([]sarama.FeatureUpdate{u})
+		if err == nil && (len(res) != 1 || res[0].ErrorCode != sarama.ErrInvalidUpdateVersion) {
+			t.Errorf("%s: %+v, want INVALID_UPDATE_VERSION", what, res)
+		} else if err != nil && !errors.Is(err, sarama.ErrInvalidUpdateVersion) {
+			t.Errorf("%s: %v, want INVALID_UPDATE_VERSION", what, err)
+		}
+	}
+	refused("downgrade transaction.version without AllowDowngrade", sarama.FeatureUpdate{Feature: "transaction.version", MaxVersionLevel: 1})
+	refused("transaction.version above its range", sarama.FeatureUpdate{Feature: "transaction.version", MaxVersionLevel: 9})
+	for _, u := range []sarama.FeatureUpdate{
+		{Feature: "transaction.version", MaxVersionLevel: 1, AllowDowngrade: true},
+		{Feature: "transaction.version", MaxVersionLevel: 2},
+	} {
+		res, err := admin.UpdateFeatures([]sarama.FeatureUpdate{u})
+		must("update transaction.version", err)
+		if len(res) != 1 || res[0].ErrorCode != sarama.ErrNoError {
+			t.Errorf("update %+v: %+v", u, res)
+		}
 	}
 }
 
