@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"time"
 
@@ -72,6 +73,9 @@ func define[A, R any](name string, k opKind, fn func(ctx context.Context, s meta
 		Decode: func(raw RawMessage) (any, error) {
 			var a A
 			if len(raw) > 0 {
+				if err := checkDecodeCost(raw, reflect.TypeFor[A]()); err != nil {
+					return nil, fmt.Errorf("%s: %w", name, err)
+				}
 				if err := Unmarshal(raw, &a); err != nil {
 					return nil, fmt.Errorf("%s: bad arguments: %w", name, err)
 				}
