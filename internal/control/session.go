@@ -120,6 +120,11 @@ func (s *session) handle(payload []byte) remote.Response {
 	if err != nil {
 		return remote.Response{Err: remote.EncodeError(err)}
 	}
+	if err := s.v.checkLease(); err != nil {
+		// Past its lease another process may lead the vcluster: this
+		// state may be stale.
+		return unavailable(err)
+	}
 	if !op.Mutates {
 		res, err := op.Apply(s.ctx, s.v.store, args)
 		if errors.Is(err, metastore.ErrClosed) {
