@@ -132,6 +132,16 @@ func (s *Server) open(ctx context.Context, name string) (*vcluster, error) {
 // whose journal failed otherwise is rebuilt.
 func (s *Server) failed(v *vcluster, err error) {
 	if errors.Is(err, journal.ErrFenced) || errors.Is(err, errLeaseLost) {
+		select {
+		case <-v.failed:
+			if !errors.Is(v.failErr, journal.ErrFenced) && !errors.Is(v.failErr, errLeaseLost) {
+				// Being rebuilt after a failed append: the rebuild took
+				// the lease at a new epoch (fencing this one's renewals),
+				// or gives up if another process took it.
+				return
+			}
+		default:
+		}
 		s.drop(v)
 		return
 	}
@@ -175,6 +185,17 @@ func (s *Server) takeOver(ctx context.Context) {
 		s.log.Warn("listing virtual clusters failed", "err", err)
 		return
 	}
+	registered := make(map[string]bool, len(vcs))
+	for _, vc := range vcs {
+		registered[vc.Name] = true
+	}
+	s.mu.Lock()
+	for name := range s.keys {
+		if _, served := s.vclusters[name]; !served && !registered[name] && !s.opening[name] {
+			delete(s.keys, name) // deleted by another process
+		}
+	}
+	s.mu.Unlock()
 	for _, vc := range vcs {
 		s.mu.Lock()
 		if s.closed {
@@ -266,6 +287,19 @@ func NewKey() string {
 // key.
 func (s *Server) CreateVCluster(ctx context.Context, name string) (string, error) {
 	key := NewKey()
+	// The takeover loop leaves a vcluster being opened alone.
+	s.mu.Lock()
+	if s.opening[name] {
+		s.mu.Unlock()
+		return "", fmt.Errorf("virtual cluster %s is being opened", name)
+	}
+	s.opening[name] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.opening, name)
+		s.mu.Unlock()
+	}()
 	if err := s.journal.CreateVCluster(ctx, name, key); err != nil {
 		return "", err
 	}

@@ -212,6 +212,11 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 		close(v.stop)
 		<-v.renewDone
 		v.closeStore()
+		// Give the lease up, so that another process need not wait for it
+		// to expire (the next try here takes it again anyway).
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		v.release(rctx)
+		cancel()
 		return nil, err
 	}
 	v.log.Info("virtual cluster replayed", "epoch", v.epoch, "batches", seq, "commands", commands, "took", time.Since(start).Round(time.Millisecond))
