@@ -9,8 +9,8 @@ import (
 	"github.com/floe-io/floe/internal/sharepart"
 )
 
-// registerShares adds the share-group (KIP-932) flags. Kafka has them as
-// group configs; Floe has them for the whole cluster, per agent, for now
+// registerShares adds the share-group (KIP-932) flags: the defaults of
+// every share group, which a group overrides with its GROUP configs
 // (docs/share-groups.md).
 func registerShares(fs *flag.FlagSet, cfg *agent.Config) {
 	fs.Func("share-auto-offset-reset", "where a share group starts reading a partition it has never read: latest, earliest or by_duration:PnDTnHnMn.nS (share.auto.offset.reset; default latest)", func(s string) error {

@@ -129,6 +129,12 @@ func (c *conn) serve() {
 	c.a.fetchSessions.CloseConn(c.id)
 	// Nor does the writer's knowledge of its produce window.
 	c.a.writer.CloseConn(c.id)
+	// Nor do share sessions: their members' records are released.
+	if c.a.shares != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c.a.shares.CloseConn(ctx, c.id)
+		cancel()
+	}
 	switch {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.a.log.Debug("connection closed", "remote", c.remote)

@@ -8,8 +8,10 @@ import (
 	"strings"
 
 	"github.com/floe-io/floe/internal/console"
+	"github.com/floe-io/floe/internal/inspect"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/protocol"
+	"github.com/floe-io/floe/internal/sharecoord"
 )
 
 // ConsolePrincipal is the principal of the console's Kafka requests. With
@@ -38,6 +40,7 @@ func (a *Agent) mountConsole(mux *http.ServeMux) error {
 		Coordinator:   func(group string) metastore.AgentInfo { return a.members.Owner(protocol.GroupKey(group)) },
 		PeerTLS:       a.cfg.AdminClientTLS,
 		Health:        a.consoleHealth,
+		ShareGroups:   a.consoleShareGroups,
 
 		SampleInterval: a.cfg.ConsoleSampleInterval,
 	})
@@ -147,4 +150,14 @@ func (a *Agent) dialConsole(context.Context) (net.Conn, error) {
 		a.mu.Unlock()
 	}()
 	return client, nil
+}
+
+// consoleShareGroups lists the share groups for the console: the stored
+// states with this agent's live view laid over them.
+func (a *Agent) consoleShareGroups(ctx context.Context) ([]inspect.GroupRow, error) {
+	var live func(string) sharecoord.LiveGroup
+	if a.shares != nil {
+		live = a.shares.Live
+	}
+	return inspect.ShareGroupsLive(ctx, a.store, nil, live)
 }

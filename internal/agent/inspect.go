@@ -12,6 +12,7 @@ import (
 	"github.com/floe-io/floe/internal/inspect"
 	"github.com/floe-io/floe/internal/jobs"
 	"github.com/floe-io/floe/internal/objstore"
+	"github.com/floe-io/floe/internal/sharecoord"
 )
 
 // The admin API's read-only JSON endpoints for `floe inspect segment` and
@@ -76,14 +77,19 @@ func validDataKey(key string) bool {
 // inspectGroups answers GET /api/groups[?group=NAME...]: every consumer
 // group of the cluster (or the named ones) with its committed offsets,
 // end offsets and lag, then every share group with stored state, read
-// from the metadata store.
+// from the metadata store, with what this agent holds in memory laid
+// over it (members, acquisitions, delivery counts).
 func (a *Agent) inspectGroups(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	rows, err := inspect.Groups(ctx, a.store, r.URL.Query()["group"])
 	if err == nil {
 		var shares []inspect.GroupRow
-		shares, err = inspect.ShareGroups(ctx, a.store, r.URL.Query()["group"])
+		var live func(string) sharecoord.LiveGroup
+		if a.shares != nil {
+			live = a.shares.Live
+		}
+		shares, err = inspect.ShareGroupsLive(ctx, a.store, r.URL.Query()["group"], live)
 		rows = append(rows, shares...)
 	}
 	if err != nil {

@@ -44,6 +44,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/floe-io/floe/internal/inspect"
 	"github.com/floe-io/floe/internal/jobs"
 	"github.com/floe-io/floe/internal/metastore"
 )
@@ -99,6 +100,10 @@ type Options struct {
 	// PeerTLS is what the console trusts when it asks other agents'
 	// https admin APIs (nil: the system's roots).
 	PeerTLS *tls.Config
+	// ShareGroups lists the share groups (KIP-932) with one row per share
+	// partition, the agent's live view laid over the store's
+	// (inspect.ShareGroupsLive). Nil: the groups page shows none.
+	ShareGroups func(ctx context.Context) ([]inspect.GroupRow, error)
 	// Health reports whether the agent serves and its store answers.
 	Health func(ctx context.Context) error
 	// MetastoreName and Bucket name what the agent runs on.

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/floe-io/floe/internal/inspect"
 )
 
 type groupRow struct {
@@ -24,6 +26,10 @@ type groupRow struct {
 type groupsData struct {
 	Groups []groupRow
 	Error  string
+	// Shares are the share groups' partitions (KIP-932), and ShareError
+	// why they could not be listed.
+	Shares     []inspect.GroupRow
+	ShareError string
 }
 
 func (c *Console) groups(w http.ResponseWriter, r *http.Request) {
@@ -67,6 +73,13 @@ func (c *Console) groups(w http.ResponseWriter, r *http.Request) {
 			d.Groups = append(d.Groups, row)
 		}
 		sort.Slice(d.Groups, func(i, j int) bool { return d.Groups[i].Name < d.Groups[j].Name })
+	}
+	if c.opts.ShareGroups != nil {
+		shares, err := c.opts.ShareGroups(ctx)
+		if err != nil {
+			d.ShareError = "listing share groups: " + err.Error()
+		}
+		d.Shares = shares
 	}
 	c.render(w, r, "groups", page{Title: "Consumer groups", Nav: "groups", Refresh: true, Data: d})
 }

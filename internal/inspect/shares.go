@@ -19,6 +19,12 @@ type ShareInFlight struct {
 	Acquired     int64 `json:"acquired"`
 	Acknowledged int64 `json:"acknowledged"`
 	Archived     int64 `json:"archived"`
+	// MaxDeliveryCount is the highest delivery count of the in-flight
+	// records.
+	MaxDeliveryCount int16 `json:"max_delivery_count"`
+	// Live: counted from the memory of the agent leading the share
+	// partition (acquisitions included), not from the store.
+	Live bool `json:"live,omitempty"`
 }
 
 // ShareReader is the part of the metadata store ShareGroups reads.
@@ -36,6 +42,14 @@ type ShareReader interface {
 // group, topic and partition. Membership is not stored: the state is
 // "Unknown" and the members 0.
 func ShareGroups(ctx context.Context, store ShareReader, names []string) ([]GroupRow, error) {
+	return ShareGroupsLive(ctx, store, names, nil)
+}
+
+// ShareGroupsLive is ShareGroups with what an agent holds in memory laid
+// over the store (live may be nil): the state and members of the groups
+// it coordinates, and the in-flight records, acquisitions and delivery
+// counts of the share partitions it leads.
+func ShareGroupsLive(ctx context.Context, store ShareReader, names []string, live func(group string) sharecoord.LiveGroup) ([]GroupRow, error) {
 	groups, err := store.ListShareGroups(ctx)
 	if err != nil {
 		return nil, err
@@ -57,10 +71,21 @@ func ShareGroups(ctx context.Context, store ShareReader, names []string) ([]Grou
 		if err != nil {
 			return nil, fmt.Errorf("share group %s: %w", g, err)
 		}
+		var lg sharecoord.LiveGroup
+		if live != nil {
+			lg = live(g)
+		}
 		var groupRows []GroupRow
 		for _, st := range states {
 			r := GroupRow{Group: g, Type: "share", Protocol: "share", State: "Unknown",
 				Partition: st.Partition, Committed: st.StartOffset, InFlight: inFlight(st)}
+			if lg.Coordinated {
+				r.State, r.Members = lg.State, lg.Members
+			}
+			if f, ok := lg.Parts[sharecoord.TP{Topic: st.TopicID, Partition: st.Partition}]; ok {
+				r.InFlight = &ShareInFlight{Available: f.Available, Acquired: f.Acquired, Acknowledged: f.Acknowledged,
+					Archived: f.Archived, MaxDeliveryCount: f.MaxDeliveryCount, Live: true}
+			}
 			r.Topic = topicNames[st.TopicID]
 			if r.Topic == "" {
 				r.Topic = fmt.Sprintf("(deleted topic %x)", st.TopicID[:])
@@ -94,6 +119,7 @@ func inFlight(st metastore.ShareState) *ShareInFlight {
 	f := &ShareInFlight{}
 	for _, b := range st.Batches {
 		n := b.Last - b.First + 1
+		f.MaxDeliveryCount = max(f.MaxDeliveryCount, b.DeliveryCount)
 		switch b.State {
 		case metastore.ShareAvailable:
 			f.Available += n

@@ -157,6 +157,7 @@ type Store interface {
 	UserStore
 	TxnStore
 	ShareStore
+	GroupConfigStore
 
 	Close() error
 }

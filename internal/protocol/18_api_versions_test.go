@@ -71,8 +71,8 @@ var advertised = map[int16][2]int16{
 	75: {0, 0}, // DescribeTopicPartitions
 	76: {1, 1}, // ShareGroupHeartbeat
 	77: {1, 1}, // ShareGroupDescribe
-	78: {1, 1}, // ShareFetch
-	79: {1, 1}, // ShareAcknowledge
+	78: {1, 2}, // ShareFetch
+	79: {1, 2}, // ShareAcknowledge
 	90: {0, 1}, // DescribeShareGroupOffsets
 	91: {0, 0}, // AlterShareGroupOffsets
 	92: {0, 0}, // DeleteShareGroupOffsets

@@ -9,7 +9,8 @@ package protocol
 // 4) report the broker synonyms of every topic config and the agent's
 // settings that clients and admin tools read, all read-only. v1+:
 // synonyms (KIP-226), the topic's value then its broker synonyms; v3+:
-// config types and documentation (KIP-569). docs/configs.md.
+// config types and documentation (KIP-569). Groups (type 32): the
+// share-group configs (group_configs.go). docs/configs.md.
 
 import (
 	"context"
@@ -68,6 +69,8 @@ func (h *Handler) describeConfigs(ctx context.Context, req *wire.Request) (Reply
 				break
 			}
 			sr.Configs = describeBrokerConfigs(broker, rr.ConfigNames)
+		case resourceGroup:
+			sr.Configs, sr.ErrorCode, sr.ErrorMessage = h.describeGroupConfigs(ctx, req, rr.ResourceName, rr.ConfigNames)
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code
 			sr.ErrorMessage = strPtr("unsupported resource type " + strconv.Itoa(int(rr.ResourceType)))

@@ -3,7 +3,8 @@ package protocol
 // IncrementalAlterConfigs v0-v1 (KIP-339).
 //
 // Operations: SET (0), DELETE (1), APPEND (2) and SUBTRACT (3), the last
-// two for list configs such as cleanup.policy.
+// two for list configs such as cleanup.policy. Topics (type 2) and
+// groups (type 32, the share-group configs: group_configs.go).
 
 import (
 	"context"
@@ -43,6 +44,11 @@ func (h *Handler) incrementalAlterConfigs(ctx context.Context, req *wire.Request
 				names[i] = c.Name
 			}
 			sr.ErrorCode, sr.ErrorMessage = h.alterBrokerConfigs(rr.ResourceName, names)
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
+		if rr.ResourceType == resourceGroup {
+			sr.ErrorCode, sr.ErrorMessage = h.alterGroupConfigs(ctx, req, rr.ResourceName, rr.Configs, r.ValidateOnly)
 			resp.Resources = append(resp.Resources, sr)
 			continue
 		}

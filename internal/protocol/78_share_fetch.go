@@ -1,6 +1,7 @@
 package protocol
 
-// ShareFetch v1 (KIP-932).
+// ShareFetch v1-v2 (KIP-932; v2: renewed acknowledgements, KIP-1222, and
+// acquire modes, KIP-1206).
 //
 // A member of a share group fetches from the share partitions this agent
 // leads (the partition's nominal leader, as Metadata reports;
@@ -9,18 +10,20 @@ package protocol
 // then), -1 closes it after applying the request's acknowledgements, and
 // every other request carries the next epoch (INVALID_SHARE_SESSION_EPOCH,
 // SHARE_SESSION_NOT_FOUND, SHARE_SESSION_LIMIT_REACHED). Acknowledgements
-// are applied and stored before anything is fetched, and answered per
-// partition in AcknowledgeErrorCode. Each partition then reads whole
+// are applied before anything is fetched, stored while records are read
+// (one write for the group's concurrent requests), and answered per
+// partition in AcknowledgeErrorCode once stored. Each partition then reads whole
 // batches from the first record it could hand out and acquires up to
 // MaxRecords of them for the member for share.record.lock.duration.ms
 // (AcquisitionLockTimeoutMillis), answered in AcquiredRecords; the client
 // delivers only those. With nothing to acquire the request waits up to
-// MaxWaitMillis for new records or expired locks. Records are read
-// read_uncommitted (share groups over read_committed data are not built
-// yet). See internal/sharecoord and docs/share-groups.md.
+// MaxWaitMillis for new records or expired locks. Records are read as the
+// group's share.isolation.level says. See internal/sharecoord and
+// docs/share-groups.md.
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -34,7 +37,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(78, 1, 1, (*Handler).shareFetch) }
+func init() { register(78, 1, 2, (*Handler).shareFetch) }
 
 // defaultShareMaxRecords is the most records one ShareFetch acquires when
 // the request names no limit (the share consumer's max.poll.records).
@@ -60,7 +63,6 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 			resp.ErrorCode = code
 			return resp
 		}
-		resp.AcquisitionLockTimeoutMillis = int32(co.LockDuration().Milliseconds())
 		group, member := deref(r.GroupID), deref(r.MemberID)
 		switch {
 		case group == "" || member == "":
@@ -71,12 +73,24 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 			return resp
 		}
 		n := len(r.ForgottenTopicsData)
-		hasAcks := false
+		hasAcks, hasRenew := false, false
 		for _, t := range r.Topics {
 			n += len(t.Partitions)
 			for _, p := range t.Partitions {
 				hasAcks = hasAcks || len(p.AcknowledgementBatches) > 0
+				for _, b := range p.AcknowledgementBatches {
+					hasRenew = hasRenew || slices.Contains(b.AcknowledgeTypes, int8(sharepart.Renew))
+				}
 			}
+		}
+		renew := r.Version >= 2 && r.IsRenewAck
+		switch {
+		case hasRenew && !renew:
+			resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strPtr("Renew acknowledgements need IsRenewAck (v2).")
+			return resp
+		case r.Version >= 2 && r.ShareAcquireMode != 0 && r.ShareAcquireMode != 1:
+			resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strPtr("Unknown ShareAcquireMode.")
+			return resp
 		}
 		for _, f := range r.ForgottenTopicsData {
 			n += len(f.Partitions)
@@ -96,11 +110,14 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 				forget = append(forget, sharecoord.TP{Topic: f.TopicID, Partition: p})
 			}
 		}
+		cfg := co.Config(ctx, group)
+		resp.AcquisitionLockTimeoutMillis = int32(cfg.Partition.LockDuration.Milliseconds())
 		sr := co.FetchSession(group, member, r.ShareSessionEpoch, add, forget, hasAcks)
 		if sr.Err != 0 {
 			resp.ErrorCode = sr.Err
 			return resp
 		}
+		co.BindSession(group, member, req.Conn)
 		sh := h.shareRequest(ctx, req, group)
 		parts := map[sharecoord.TP]*kmsg.ShareFetchResponseTopicPartition{}
 		entry := func(tp sharecoord.TP) *kmsg.ShareFetchResponseTopicPartition {
@@ -127,20 +144,26 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 				}
 			}
 		}
-		for tp, code := range sh.acknowledge(co, member, acks) {
-			entry(tp).AcknowledgeErrorCode = code
-		}
+		// The acknowledgements are applied now and stored while records
+		// are read; their codes are answered once stored.
+		ackCodes, stored := sh.acknowledgeAsync(co, member, acks)
 		if err := co.Release(ctx, group, member, sr.Released); err != nil {
 			h.log.Warn("share records not released", "group", group, "member", member, "err", err)
-		}
-		if r.ShareSessionEpoch == -1 {
-			co.ForgetIdle(group)
 		}
 		for _, tp := range add {
 			entry(tp)
 		}
-		if r.ShareSessionEpoch != -1 {
-			h.shareFetchRecords(ctx, co, r, sh, member, sr.Fetch, entry)
+		// A request that renews locks fetches nothing (KIP-1222): the
+		// member is still processing what it holds.
+		if r.ShareSessionEpoch != -1 && !renew {
+			h.shareFetchRecords(ctx, co, r, sh, member, cfg.ReadCommitted, sr.Fetch, entry)
+		}
+		stored()
+		for tp, code := range ackCodes {
+			entry(tp).AcknowledgeErrorCode = code
+		}
+		if r.ShareSessionEpoch == -1 {
+			co.ForgetIdle(group)
 		}
 		topics := map[[16]byte]int{}
 		for _, tp := range sortedTPs(parts) {
@@ -160,7 +183,7 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 
 // shareFetchRecords acquires records on the session's partitions,
 // waiting up to the request's MaxWaitMillis while there are none.
-func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordinator, r *kmsg.ShareFetchRequest, sh *shareRequest, member string, tps []sharecoord.TP, entry func(sharecoord.TP) *kmsg.ShareFetchResponseTopicPartition) {
+func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordinator, r *kmsg.ShareFetchRequest, sh *shareRequest, member string, readCommitted bool, tps []sharecoord.TP, entry func(sharecoord.TP) *kmsg.ShareFetchResponseTopicPartition) {
 	maxRecords := int(r.MaxRecords)
 	if maxRecords <= 0 {
 		maxRecords = defaultShareMaxRecords
@@ -194,7 +217,7 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 			}
 			budget := maxBytes - bytes
 			iso, end := fetch.ReadUncommitted, offs.HighWatermark
-			if co.ReadCommitted() {
+			if readCommitted {
 				iso, end = fetch.ReadCommitted, offs.LastStableOffset
 			}
 			read := func(ctx context.Context, from int64) (sharecoord.Read, error) {
@@ -202,7 +225,7 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 				if err != nil {
 					return sharecoord.Read{End: from}, err
 				}
-				rd := sharecoord.Read{Records: res.Records, End: batchesEnd(res.Records, from)}
+				rd := sharecoord.Read{Records: res.Records, End: batchesEnd(res.Records, from), Batches: batchBounds(res.Records)}
 				if iso == fetch.ReadCommitted {
 					rd.Skip = uncommitted(res.Records, res.Aborted)
 				}
@@ -215,7 +238,11 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 				}
 				return off
 			}
-			f, code := co.Acquire(ctx, sh.group, member, tp, maxRecords-got,
+			acquire := co.Acquire
+			if r.Version >= 2 && r.ShareAcquireMode == 1 {
+				acquire = co.AcquireStrict // record-limit mode (KIP-1206)
+			}
+			f, code := acquire(ctx, sh.group, member, tp, maxRecords-got,
 				sharecoord.Offsets{LogStart: offs.LogStartOffset, End: end, ForTime: forTime}, read)
 			e := entry(tp)
 			e.ErrorCode = code
@@ -304,6 +331,15 @@ func (s *shareRequest) resolve(tp sharecoord.TP) shareTP {
 // acknowledge applies acknowledgements on the partitions that resolve,
 // answering the others' errors.
 func (s *shareRequest) acknowledge(co *sharecoord.Coordinator, member string, acks map[sharecoord.TP][]sharepart.AckBatch) map[sharecoord.TP]int16 {
+	codes, stored := s.acknowledgeAsync(co, member, acks)
+	stored()
+	return codes
+}
+
+// acknowledgeAsync is acknowledge that returns before the
+// acknowledgements are stored: the codes may be read only after stored
+// returns.
+func (s *shareRequest) acknowledgeAsync(co *sharecoord.Coordinator, member string, acks map[sharecoord.TP][]sharepart.AckBatch) (map[sharecoord.TP]int16, func()) {
 	codes := map[sharecoord.TP]int16{}
 	ok := map[sharecoord.TP][]sharepart.AckBatch{}
 	for tp, b := range acks {
@@ -313,12 +349,16 @@ func (s *shareRequest) acknowledge(co *sharecoord.Coordinator, member string, ac
 		}
 		ok[tp] = b
 	}
-	if len(ok) > 0 {
-		for tp, code := range co.Acknowledge(s.ctx, s.group, member, ok) {
+	if len(ok) == 0 {
+		return codes, func() {}
+	}
+	applied, stored := co.AcknowledgeAsync(s.ctx, s.group, member, ok)
+	return codes, func() {
+		stored()
+		for tp, code := range applied {
 			codes[tp] = code
 		}
 	}
-	return codes
 }
 
 func ackBatch(first, last int64, types []int8) sharepart.AckBatch {

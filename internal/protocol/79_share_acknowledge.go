@@ -1,6 +1,9 @@
 package protocol
 
-// ShareAcknowledge v1 (KIP-932): acknowledgements of records a member
+// ShareAcknowledge v1-v2 (KIP-932; v2: renewed acknowledgements, KIP-1222,
+// type 4 when IsRenewAck is set, which start the records' locks again,
+// and AcquisitionLockTimeoutMillis in the answer): acknowledgements of
+// records a member
 // acquired through ShareFetch, outside a fetch, in the member's share
 // session on this agent (epoch 0 is INVALID_SHARE_SESSION_EPOCH; -1
 // closes the session after applying them and releases the member's other
@@ -26,7 +29,7 @@ import (
 	"github.com/floe-io/floe/internal/wire"
 )
 
-func init() { register(79, 1, 1, (*Handler).shareAcknowledge) }
+func init() { register(79, 1, 2, (*Handler).shareAcknowledge) }
 
 func (h *Handler) shareAcknowledge(_ context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.ShareAcknowledgeRequest)
@@ -54,11 +57,26 @@ func (h *Handler) shareAcknowledge(_ context.Context, req *wire.Request) (Reply,
 			resp.ErrorCode = kerr.InvalidRequest.Code
 			return resp
 		}
+		renewAllowed := r.Version >= 2 && r.IsRenewAck
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				for _, b := range p.AcknowledgementBatches {
+					if !renewAllowed && slices.Contains(b.AcknowledgeTypes, int8(sharepart.Renew)) {
+						resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strPtr("Renew acknowledgements need IsRenewAck (v2).")
+						return resp
+					}
+				}
+			}
+		}
+		if r.Version >= 2 {
+			resp.AcquisitionLockTimeoutMillis = int32(co.Config(ctx, group).Partition.LockDuration.Milliseconds())
+		}
 		sr := co.AckSession(group, member, r.ShareSessionEpoch)
 		if sr.Err != 0 {
 			resp.ErrorCode = sr.Err
 			return resp
 		}
+		co.BindSession(group, member, req.Conn)
 		sh := h.shareRequest(ctx, req, group)
 		acks := map[sharecoord.TP][]sharepart.AckBatch{}
 		for _, t := range r.Topics {

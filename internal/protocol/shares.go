@@ -55,6 +55,26 @@ func batchesEnd(records []byte, from int64) int64 {
 	return end
 }
 
+// batchBounds lists the whole v2 record batches of records: their first
+// and last offsets and where each ends. A truncated trailing batch is
+// left out, as batchesEnd does.
+func batchBounds(records []byte) []sharecoord.Batch {
+	var out []sharecoord.Batch
+	pos := 0
+	for len(records)-pos >= 27 {
+		b := records[pos:]
+		size := int64(binary.BigEndian.Uint32(b[8:])) + 12
+		if size < 27 || size > int64(len(b)) {
+			break
+		}
+		base := int64(binary.BigEndian.Uint64(b))
+		last := base + int64(int32(binary.BigEndian.Uint32(b[23:])))
+		pos += int(size)
+		out = append(out, sharecoord.Batch{First: base, Last: last, End: pos})
+	}
+	return out
+}
+
 // uncommitted lists the offsets of records (whole v2 batches) that a
 // read_committed share group must never hand out: transaction markers
 // (control batches) and the batches of aborted transactions, a

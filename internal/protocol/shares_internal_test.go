@@ -7,6 +7,7 @@ import (
 
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/recordbatch"
+	"github.com/floe-io/floe/internal/sharecoord"
 	"github.com/floe-io/floe/internal/sharepart"
 )
 
@@ -55,5 +56,31 @@ func TestUncommitted(t *testing.T) {
 	}
 	if got := uncommitted(nil, aborted); got != nil {
 		t.Fatalf("no records: skip %v", got)
+	}
+}
+
+// TestBatchBounds: each whole batch with its offsets and where it ends;
+// a truncated trailing batch is left out.
+func TestBatchBounds(t *testing.T) {
+	build := func(base int64, n int) []byte {
+		recs := make([]recordbatch.Record, n)
+		for i := range recs {
+			recs[i] = recordbatch.Record{Value: []byte("v")}
+		}
+		b := recordbatch.Build(recordbatch.BuildOptions{}, recs...)
+		binary.BigEndian.PutUint64(b, uint64(base))
+		return b
+	}
+	a, b := build(10, 3), build(13, 5)
+	log := append(slices.Clone(a), b...)
+	want := []sharecoord.Batch{{First: 10, Last: 12, End: len(a)}, {First: 13, Last: 17, End: len(log)}}
+	if got := batchBounds(log); !slices.Equal(got, want) {
+		t.Fatalf("bounds %+v, want %+v", got, want)
+	}
+	if got := batchBounds(log[:len(log)-1]); !slices.Equal(got, want[:1]) {
+		t.Fatalf("truncated: bounds %+v, want %+v", got, want[:1])
+	}
+	if got := batchBounds(nil); got != nil {
+		t.Fatalf("no records: %+v", got)
 	}
 }

@@ -57,10 +57,10 @@ func (m *metrics) add(d sharepart.Counts) {
 }
 
 // observe adds what happened to a share partition since it was last
-// observed to the metrics; call it, with the group's turn held, after
-// every change. The in-flight count follows only partitions still in
-// the group's memory (a failed write drops them all).
-func (c *Coordinator) observe(gs *groupStates, tp TP, ps *partState) {
+// observed to the metrics; call it, with ps.mu held, after every change.
+// The in-flight count follows the groups in memory (a dropped group's
+// count goes with it).
+func (c *Coordinator) observe(gs *groupStates, ps *partState) {
 	now := ps.p.Counts()
 	c.metrics.add(sharepart.Counts{
 		Acquired: now.Acquired - ps.seen.Acquired, Accepted: now.Accepted - ps.seen.Accepted,
@@ -68,9 +68,6 @@ func (c *Coordinator) observe(gs *groupStates, tp TP, ps *partState) {
 		Archived: now.Archived - ps.seen.Archived, LockExpired: now.LockExpired - ps.seen.LockExpired,
 	})
 	ps.seen = now
-	if gs.parts[tp] != ps {
-		return
-	}
 	n := int64(ps.p.InFlight())
 	gs.inFlight.Add(n - ps.inFlight)
 	ps.inFlight = n

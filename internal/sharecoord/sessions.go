@@ -1,6 +1,7 @@
 package sharecoord
 
 import (
+	"context"
 	"math"
 	"slices"
 	"time"
@@ -14,7 +15,9 @@ import (
 // session (replacing the member's previous one), -1 closes it (the
 // request may still acknowledge), and every other request must carry the
 // epoch that follows the previous request's. Sessions are this agent's
-// alone, in memory: a client whose agent went away opens a new one.
+// alone, in memory: a client whose agent went away opens a new one. A
+// session ends with the connection of its last request, as in Kafka,
+// releasing the member's records (CloseConn).
 
 // MaxSessionPartitions bounds the partitions of one share session.
 const MaxSessionPartitions = 10_000
@@ -22,6 +25,9 @@ const MaxSessionPartitions = 10_000
 type sessionKey struct{ group, member string }
 
 type session struct {
+	// conn is the connection of the session's last request: when it
+	// closes, the session ends (CloseConn).
+	conn  uint64
 	epoch int32 // the epoch the next request carries
 	parts []TP  // in the order they were added
 	in    map[TP]bool
@@ -41,10 +47,13 @@ type SessionResult struct {
 	// Fetch are the session's partitions after the request (none for a
 	// closing request).
 	Fetch []TP
-	// Released are partitions the member no longer fetches from this
-	// agent (forgotten, dropped with a replaced session, or the whole
-	// session closed): the caller releases the member's records there
-	// once the request's acknowledgements are applied.
+	// Released are the partitions of a session the request closed
+	// (epoch -1): the caller releases the member's records there once
+	// the request's acknowledgements are applied. Forgetting a partition
+	// or opening a new session releases nothing, as in Kafka: a client
+	// still acknowledges records of a partition it forgot (naming it
+	// again with its acknowledgements only), and records it can no longer
+	// acknowledge come back when their locks expire.
 	Released []TP
 }
 
@@ -63,10 +72,7 @@ func (c *Coordinator) FetchSession(group, member string, epoch int32, add, forge
 		if hasAcks {
 			return SessionResult{Err: kerr.InvalidRequest.Code}
 		}
-		var released []TP
-		if s != nil {
-			released = s.parts
-		} else if len(c.sessions) >= c.opts.MaxSessions && !c.evictIdle(now) {
+		if s == nil && len(c.sessions) >= c.opts.MaxSessions && !c.evictIdle(now) {
 			return SessionResult{Err: kerr.ShareSessionLimitReached.Code}
 		}
 		s = &session{in: map[TP]bool{}}
@@ -75,8 +81,7 @@ func (c *Coordinator) FetchSession(group, member string, epoch int32, add, forge
 		}
 		s.epoch, s.used = 1, now
 		c.sessions[key] = s
-		released = slices.DeleteFunc(slices.Clone(released), func(tp TP) bool { return s.in[tp] })
-		return SessionResult{Fetch: slices.Clone(s.parts), Released: released}
+		return SessionResult{Fetch: slices.Clone(s.parts)}
 	case s == nil:
 		return SessionResult{Err: kerr.ShareSessionNotFound.Code}
 	case epoch == -1:
@@ -88,18 +93,18 @@ func (c *Coordinator) FetchSession(group, member string, epoch int32, add, forge
 	if !s.add(add) {
 		return SessionResult{Err: kerr.InvalidRequest.Code}
 	}
-	var released []TP
+	forgot := false
 	for _, tp := range forget {
 		if s.in[tp] {
 			delete(s.in, tp)
-			released = append(released, tp)
+			forgot = true
 		}
 	}
-	if len(released) > 0 {
+	if forgot {
 		s.parts = slices.DeleteFunc(s.parts, func(tp TP) bool { return !s.in[tp] })
 	}
 	s.epoch, s.used = nextEpoch(s.epoch), now
-	return SessionResult{Fetch: slices.Clone(s.parts), Released: released}
+	return SessionResult{Fetch: slices.Clone(s.parts)}
 }
 
 // AckSession applies a ShareAcknowledge's epoch: 0 is not allowed, -1
@@ -171,13 +176,49 @@ func (c *Coordinator) ForgetIdle(group string) bool {
 	if gs == nil {
 		return false
 	}
-	select {
-	case gs.turn <- struct{}{}:
-		gs.evicted = true
-		delete(c.states, group)
-		<-gs.turn
-		return true
-	default:
+	if gs.users > 0 {
 		return false
+	}
+	gs.evicted.Store(true)
+	delete(c.states, group)
+	return true
+}
+
+// BindSession records that the member's session is used on connection
+// conn (the connection of its latest request).
+func (c *Coordinator) BindSession(group, member string, conn uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.sessions[sessionKey{group, member}]; s != nil {
+		s.conn = conn
+	}
+}
+
+// CloseConn ends the share sessions whose last request came on a
+// connection that closed, releasing their members' records there, as
+// Kafka does: the client can no longer acknowledge them on that session
+// (it opens a new one), so they go to other members at once rather than
+// when their locks expire.
+func (c *Coordinator) CloseConn(ctx context.Context, conn uint64) {
+	type ended struct {
+		key   sessionKey
+		parts []TP
+	}
+	var gone []ended
+	c.mu.Lock()
+	for k, s := range c.sessions {
+		if s.conn == conn {
+			delete(c.sessions, k)
+			gone = append(gone, ended{k, s.parts})
+		}
+	}
+	c.mu.Unlock()
+	for _, e := range gone {
+		if err := c.Release(ctx, e.key.group, e.key.member, e.parts); err != nil {
+			c.log.Warn("share records of a closed connection not released", "group", e.key.group, "member", e.key.member, "err", err)
+			continue
+		}
+		c.log.Debug("share session ended with its connection", "group", e.key.group, "member", e.key.member, "partitions", len(e.parts))
+		c.ForgetIdle(e.key.group)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,7 +37,12 @@ import (
 // Store is what share groups need from the metadata store.
 type Store interface {
 	metastore.ShareStore
+	metastore.GroupConfigStore
 }
+
+// configReadTimeout bounds a read of a group's configs on the heartbeat
+// path.
+const configReadTimeout = 5 * time.Second
 
 // DefaultMaxSessions is group.share.max.share.sessions.
 const DefaultMaxSessions = 2000
@@ -99,7 +105,14 @@ type Coordinator struct {
 	sessions map[sessionKey]*session
 
 	metrics *metrics
+	configs configCache
+	// writes counts the store writes of share-partition states.
+	writes atomic.Int64
 }
+
+// Writes is the number of share-partition state writes this agent made
+// (each one WriteShareStates call, for any number of partitions).
+func (c *Coordinator) Writes() int64 { return c.writes.Load() }
 
 // New returns a Coordinator.
 func New(store Store, opts Options) *Coordinator {
@@ -129,25 +142,15 @@ func New(store Store, opts Options) *Coordinator {
 	return c
 }
 
-// ReadCommitted reports whether share groups read committed records only
-// (share.isolation.level read_committed).
-func (c *Coordinator) ReadCommitted() bool { return c.opts.ReadCommitted }
-
-// LockDuration is share.record.lock.duration.ms, which ShareFetch
-// reports.
-func (c *Coordinator) LockDuration() time.Duration {
-	if c.opts.Partition.LockDuration > 0 {
-		return c.opts.Partition.LockDuration
-	}
-	return sharepart.DefaultLockDuration
-}
-
 // Heartbeat handles a ShareGroupHeartbeat for a group this agent
 // coordinates (NOT_COORDINATOR otherwise). img is the cluster's topics.
 func (c *Coordinator) Heartbeat(group string, img consumer.Image, r sharegroup.HeartbeatRequest) sharegroup.HeartbeatResponse {
 	if !c.opts.Owns(group) {
 		return sharegroup.HeartbeatResponse{Err: kerr.NotCoordinator.Code, MemberID: r.MemberID, MemberEpoch: r.MemberEpoch}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), configReadTimeout)
+	cfg := c.Config(ctx, group)
+	cancel()
 	now := c.opts.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -156,9 +159,10 @@ func (c *Coordinator) Heartbeat(group string, img consumer.Image, r sharegroup.H
 		if len(c.groups) >= c.opts.MaxGroups && !c.evictEmptyGroup(now, img) {
 			return sharegroup.HeartbeatResponse{Err: kerr.CoordinatorNotAvailable.Code, MemberID: r.MemberID, MemberEpoch: r.MemberEpoch}
 		}
-		g = sharegroup.New(group, c.opts.Group)
+		g = sharegroup.New(group, cfg.Group)
 		c.groups[group] = g
 	}
+	g.SetConfig(cfg.Group)
 	for _, id := range g.Tick(now, img) {
 		c.log.Info("share group member expired", "group", group, "member", id)
 	}
@@ -270,8 +274,10 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, group string) (code int16
 		delete(c.groups, group)
 	}
 	if gs := c.states[group]; gs != nil {
-		// Dropped without its turn: a request holding the turn keeps its
-		// own pointer, and its write is refused by the store.
+		// Dropped even while requests use it: they answer an error
+		// (their group is evicted), and a write already under way is
+		// refused by the store.
+		gs.evicted.Store(true)
 		delete(c.states, group)
 	}
 	c.mu.Unlock()
@@ -384,14 +390,9 @@ func (c *Coordinator) forgetStates(group string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	gs := c.states[group]
-	if gs == nil {
+	if gs == nil || gs.users > 0 {
 		return
 	}
-	select {
-	case gs.turn <- struct{}{}:
-		gs.evicted = true
-		delete(c.states, group)
-		<-gs.turn
-	default:
-	}
+	gs.evicted.Store(true)
+	delete(c.states, group)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,7 +206,7 @@ func TestSessions(t *testing.T) {
 	check("open", c.FetchSession("g", "a", 0, []sharecoord.TP{p0, p0}, nil, false), 0, 1, 0)
 	check("wrong epoch", c.FetchSession("g", "a", 2, nil, nil, false), kerr.InvalidShareSessionEpoch.Code, 0, 0)
 	check("add", c.FetchSession("g", "a", 1, []sharecoord.TP{p1}, nil, false), 0, 2, 0)
-	check("forget", c.FetchSession("g", "a", 2, nil, []sharecoord.TP{p0}, false), 0, 1, 1)
+	check("forget (releases nothing, as Kafka)", c.FetchSession("g", "a", 2, nil, []sharecoord.TP{p0}, false), 0, 1, 0)
 	check("ack at 0", c.AckSession("g", "a", 0), kerr.InvalidShareSessionEpoch.Code, 0, 0)
 	check("ack", c.AckSession("g", "a", 3), 0, 1, 0)
 	check("replayed epoch", c.FetchSession("g", "a", 3, nil, nil, false), kerr.InvalidShareSessionEpoch.Code, 0, 0)
@@ -213,7 +214,7 @@ func TestSessions(t *testing.T) {
 	check("over the limit", c.FetchSession("g", "c", 0, []sharecoord.TP{p0}, nil, false), kerr.ShareSessionLimitReached.Code, 0, 0)
 	clk.now = clk.now.Add(time.Minute) // both idle past the session timeout
 	check("limit after idle sessions", c.FetchSession("g", "c", 0, []sharecoord.TP{p0}, nil, false), 0, 1, 0)
-	check("reopen replaces", c.FetchSession("g", "c", 0, []sharecoord.TP{p1}, nil, false), 0, 1, 1)
+	check("reopen replaces (releases nothing, as Kafka)", c.FetchSession("g", "c", 0, []sharecoord.TP{p1}, nil, false), 0, 1, 0)
 	check("close", c.FetchSession("g", "c", -1, nil, nil, false), 0, 0, 1)
 	check("closed", c.AckSession("g", "c", 2), kerr.ShareSessionNotFound.Code, 0, 0)
 	many := make([]sharecoord.TP, sharecoord.MaxSessionPartitions+1)
@@ -414,4 +415,233 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after the member's session closed", map[string]float64{"floe_share_records_released_total": 6, "floe_share_records_in_flight": 5})
+}
+
+// slow delays every write, so that acknowledgements arriving meanwhile
+// queue for the next one.
+type slow struct {
+	*embedded.Store
+	delay time.Duration
+}
+
+func (s slow) WriteShareStates(ctx context.Context, group string, states []metastore.ShareState) ([]int64, error) {
+	time.Sleep(s.delay)
+	return s.Store.WriteShareStates(ctx, group, states)
+}
+
+// TestGroupCommit: members acknowledging concurrently share store writes
+// (fewer writes than acknowledgements), and every acknowledgement
+// answered is in the store when it is answered.
+func TestGroupCommit(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	c := sharecoord.New(slow{store, 20 * time.Millisecond}, sharecoord.Options{Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	const members, rounds = 8, 5
+	tps := []sharecoord.TP{{Topic: topic.ID, Partition: 0}, {Topic: topic.ID, Partition: 1}}
+	offs := sharecoord.Offsets{End: 1000}
+	// Create both share partitions first (their first write is waited for).
+	for _, tp := range tps {
+		if _, code := c.Acquire(ctx, "g", "init", tp, 0, offs, readAll(1000)); code != 0 {
+			t.Fatalf("create: %d", code)
+		}
+	}
+	before := c.Writes()
+	errs := make(chan error, members*rounds)
+	var wg sync.WaitGroup
+	for m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			member := fmt.Sprintf("m%d", m)
+			tp := tps[m%2]
+			for range rounds {
+				f, code := c.Acquire(ctx, "g", member, tp, 3, offs, readAll(1000))
+				if code != 0 || len(f.Acquired) != 1 {
+					errs <- fmt.Errorf("%s acquired %s, code %d", member, acquired(f), code)
+					return
+				}
+				a := f.Acquired[0]
+				codes := c.Acknowledge(ctx, "g", member, map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: a.First, Last: a.Last, Types: []sharepart.AckType{sharepart.Accept}}}})
+				if codes[tp] != 0 {
+					errs <- fmt.Errorf("%s ack %d-%d: %d", member, a.First, a.Last, codes[tp])
+					return
+				}
+				// Answered: it must be in the store now.
+				stored, err := store.LoadShareStates(ctx, "g")
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !acknowledgedIn(stored, tp, a.First, a.Last) {
+					errs <- fmt.Errorf("%s's acknowledgement of %d-%d answered but not stored: %+v", member, a.First, a.Last, stored)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	writes := c.Writes() - before
+	if writes >= members*rounds {
+		t.Errorf("%d writes for %d acknowledgements: none shared", writes, members*rounds)
+	}
+	t.Logf("%d acknowledgements, %d writes", members*rounds, writes)
+	// A new owner sees every record acknowledged.
+	next := sharecoord.New(store, sharecoord.Options{})
+	for _, tp := range tps {
+		st, _, err := next.Partition(ctx, "g", tp)
+		if err != nil || st.Start != members/2*rounds*3 {
+			t.Errorf("partition %d after handover: start %d (%v), want %d", tp.Partition, st.Start, err, members/2*rounds*3)
+		}
+	}
+}
+
+func acknowledgedIn(states []metastore.ShareState, tp sharecoord.TP, first, last int64) bool {
+	for _, st := range states {
+		if st.TopicID != tp.Topic || st.Partition != tp.Partition {
+			continue
+		}
+		for off := first; off <= last; off++ {
+			if off < st.StartOffset {
+				continue
+			}
+			ok := false
+			for _, b := range st.Batches {
+				ok = ok || b.First <= off && off <= b.Last && b.State == metastore.ShareAcknowledged
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// TestAcquireWholeBatches: with the batches of a read known, MaxRecords
+// is a soft limit rounded up to the end of a batch (Kafka's
+// batch-optimized mode), and only the batches holding acquired records
+// are returned.
+func TestAcquireWholeBatches(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	c := sharecoord.New(store, sharecoord.Options{Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	tp := sharecoord.TP{Topic: topic.ID}
+	// Batches of ten offsets, each written as ten bytes "bNNNNNNNNN".
+	read := func(_ context.Context, from int64) (sharecoord.Read, error) {
+		rd := sharecoord.Read{End: 100}
+		for b := from / 10 * 10; b < 100; b += 10 {
+			rd.Records = append(rd.Records, fmt.Sprintf("b%09d", b)...)
+			rd.Batches = append(rd.Batches, sharecoord.Batch{First: b, Last: b + 9, End: len(rd.Records)})
+		}
+		return rd, nil
+	}
+	offs := sharecoord.Offsets{End: 100}
+	f, code := c.Acquire(ctx, "g", "m", tp, 3, offs, read)
+	if code != 0 || acquired(f) != "[0-9 #1]" || string(f.Records) != "b000000000" {
+		t.Fatalf("acquired %s with records %q (code %d); want the whole first batch, alone", acquired(f), f.Records, code)
+	}
+	f, _ = c.Acquire(ctx, "g", "n", tp, 15, offs, read)
+	if acquired(f) != "[10-29 #1]" || string(f.Records) != "b000000010b000000020" {
+		t.Fatalf("acquired %s with records %q; want 10-29 in two batches", acquired(f), f.Records)
+	}
+	// The record-limit mode (ShareFetch v2) stops at the limit.
+	if f, _ := c.AcquireStrict(ctx, "g", "o", tp, 3, offs, read); acquired(f) != "[30-32 #1]" || string(f.Records) != "b000000030" {
+		t.Fatalf("strict: acquired %s with records %q; want 30-32 of batch 30", acquired(f), f.Records)
+	}
+	// Offsets 12-14 released: a fetch gets them from their batch, with
+	// nothing past it; the batch's other records are held by "n".
+	if codes := c.Acknowledge(ctx, "g", "n", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 12, Last: 14, Types: []sharepart.AckType{sharepart.Release}}}}); codes[tp] != 0 {
+		t.Fatalf("release: %d", codes[tp])
+	}
+	f, _ = c.Acquire(ctx, "g", "m", tp, 1, offs, read)
+	if acquired(f) != "[12-14 #2]" || string(f.Records) != "b000000010" {
+		t.Fatalf("acquired %s with records %q; want 12-14 from batch 10", acquired(f), f.Records)
+	}
+}
+
+// TestGroupConfigs: a group's stored configs override the agent's
+// defaults, also for share partitions already in memory, and other
+// groups keep the defaults.
+func TestGroupConfigs(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Unix(1000, 0)}
+	c := sharecoord.New(store, sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	tp := sharecoord.TP{Topic: topic.ID}
+	offs := sharecoord.Offsets{End: 10}
+	if f, _ := c.Acquire(ctx, "g", "m", tp, 10, offs, readAll(10)); acquired(f) != "[0-9 #1]" {
+		t.Fatalf("acquired %s", acquired(f))
+	}
+	deadline := func(group string, off int) time.Duration {
+		t.Helper()
+		st, _, err := c.Partition(ctx, group, tp)
+		if err != nil || len(st.Records) <= off {
+			t.Fatalf("partition: %+v, %v", st, err)
+		}
+		return st.Records[off].Deadline.Sub(clk.now)
+	}
+	if d := deadline("g", 0); d != 30*time.Second {
+		t.Fatalf("default lock %v, want 30s", d)
+	}
+	if err := c.ValidateConfig(sharecoord.ConfigLockDuration, "5000"); err == nil {
+		t.Fatal("a lock duration below 15 s accepted")
+	}
+	v := func(s string) *string { return &s }
+	if err := c.AlterConfigs(ctx, "g", []metastore.ConfigChange{{Name: sharecoord.ConfigLockDuration, Value: v("20000")}, {Name: sharecoord.ConfigDeliveryCountLimit, Value: v("2")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Release everything: the next delivery is locked for 20 s, and the
+	// second delivery is the last (limit 2).
+	if codes := c.Acknowledge(ctx, "g", "m", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 0, Last: 9, Types: []sharepart.AckType{sharepart.Release}}}}); codes[tp] != 0 {
+		t.Fatalf("release: %d", codes[tp])
+	}
+	if f, _ := c.Acquire(ctx, "g", "m", tp, 10, offs, readAll(10)); acquired(f) != "[0-9 #2]" {
+		t.Fatalf("second delivery %s", acquired(f))
+	}
+	if d := deadline("g", 0); d != 20*time.Second {
+		t.Fatalf("group lock %v, want 20s", d)
+	}
+	c.Acknowledge(ctx, "g", "m", map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: 0, Last: 9, Types: []sharepart.AckType{sharepart.Release}}}})
+	if st, _, _ := c.Partition(ctx, "g", tp); st.Start != 10 {
+		t.Fatalf("start %d after two deliveries with the group's limit 2, want 10 (all archived)", st.Start)
+	}
+	// Another group keeps the agent's defaults.
+	c.Acquire(ctx, "other", "m", tp, 1, offs, readAll(10))
+	if d := deadline("other", 0); d != 30*time.Second {
+		t.Fatalf("other group's lock %v, want 30s", d)
+	}
+}
+
+// TestCloseConn: a connection that closes ends the share sessions whose
+// last request came on it and releases their members' records; sessions
+// on other connections stay.
+func TestCloseConn(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	c := sharecoord.New(store, sharecoord.Options{Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}})
+	tp := sharecoord.TP{Topic: topic.ID}
+	offs := sharecoord.Offsets{End: 10}
+	for i, m := range []string{"a", "b"} {
+		if r := c.FetchSession("g", m, 0, []sharecoord.TP{tp}, nil, false); r.Err != 0 {
+			t.Fatalf("open %s: %d", m, r.Err)
+		}
+		c.BindSession("g", m, uint64(i+1))
+		if f, _ := c.Acquire(ctx, "g", m, tp, 5, offs, readAll(10)); len(f.Acquired) == 0 {
+			t.Fatalf("%s acquired nothing", m)
+		}
+	}
+	c.CloseConn(ctx, 1)
+	if r := c.AckSession("g", "a", 1); r.Err != kerr.ShareSessionNotFound.Code {
+		t.Fatalf("a's session after its connection closed: %d, want SHARE_SESSION_NOT_FOUND", r.Err)
+	}
+	if r := c.AckSession("g", "b", 1); r.Err != 0 {
+		t.Fatalf("b's session on another connection: %d", r.Err)
+	}
+	if f, _ := c.Acquire(ctx, "g", "b", tp, 10, offs, readAll(10)); acquired(f) != "[0-4 #2]" {
+		t.Fatalf("after a's connection closed, b acquired %s, want a's records 0-4 again", acquired(f))
+	}
 }

@@ -78,6 +78,12 @@ func New(name string, cfg Config) *Group {
 	return &Group{name: name, cfg: cfg.WithDefaults(), members: map[string]*member{}, partitions: map[string]consumer.Topic{}}
 }
 
+// SetConfig applies changed group configs (share.session.timeout.ms,
+// share.heartbeat.interval.ms): members' sessions are measured by the new
+// timeout from their next heartbeat, and members hear the new interval
+// in their next answer.
+func (g *Group) SetConfig(cfg Config) { g.cfg = cfg.WithDefaults() }
+
 // Name is the group id.
 func (g *Group) Name() string { return g.name }
 
@@ -160,6 +166,11 @@ func (g *Group) Heartbeat(now time.Time, img consumer.Image, r HeartbeatRequest)
 		// The answer that moved the member to its epoch was lost.
 		m.sent = false
 	}
+	if r.MemberEpoch > 0 {
+		// The member is at this epoch: should the answer be lost, its
+		// next heartbeat carries it again.
+		m.prevEpoch = r.MemberEpoch
+	}
 	m.deadline = now.Add(g.cfg.SessionTimeout)
 	m.clientID, m.clientHost = r.ClientID, r.ClientHost
 	if r.RackID != nil {
@@ -238,7 +249,14 @@ func (g *Group) reassign(img consumer.Image) bool {
 			g.epoch++
 			changed = true
 		}
-		m.prevEpoch, m.epoch = m.epoch, g.epoch
+		// The member stays at the last epoch it was told until it hears
+		// of the new one: changes it has not heard of yet (members
+		// joining one after another between two of its heartbeats) must
+		// not fence it.
+		if m.sent {
+			m.prevEpoch = m.epoch
+		}
+		m.epoch = g.epoch
 		m.assignment = a
 		m.sent = false
 	}

@@ -159,10 +159,10 @@ func (m *model) step() {
 			b := AckBatch{First: first, Last: last}
 			if rapid.Bool().Draw(t, "per-offset") && last >= first {
 				for range last - first + 1 {
-					b.Types = append(b.Types, AckType(rapid.IntRange(0, 3).Draw(t, "type")))
+					b.Types = append(b.Types, AckType(rapid.IntRange(0, 4).Draw(t, "type")))
 				}
 			} else {
-				b.Types = []AckType{AckType(rapid.IntRange(-1, 4).Draw(t, "type"))}
+				b.Types = []AckType{AckType(rapid.IntRange(-1, 5).Draw(t, "type"))}
 			}
 			batches = append(batches, b)
 			next = last + 1 + int64(rapid.IntRange(0, 2).Draw(t, "skip"))
@@ -180,7 +180,7 @@ func (m *model) step() {
 				ok = false
 			}
 			for _, ty := range b.Types {
-				ok = ok && ty >= Gap && ty <= Reject
+				ok = ok && ty >= Gap && ty <= Renew
 			}
 			for off := b.First; off <= b.Last; off++ {
 				ok = ok && m.held[off].member == member
@@ -202,6 +202,8 @@ func (m *model) step() {
 				switch ty {
 				case Release:
 					m.fail(off)
+				case Renew:
+					m.held[off] = hold{member, m.now.Add(m.cfg.LockDuration)}
 				default:
 					delete(m.held, off)
 					m.done[off] = true

@@ -113,3 +113,14 @@ func (r Reset) StartOffset(now time.Time, logStart, logEnd int64, offsetForTime 
 	}
 	return logEnd
 }
+
+// String is the config value: latest, earliest or by_duration:PTnS.
+func (r Reset) String() string {
+	switch r.Kind {
+	case ResetEarliest:
+		return "earliest"
+	case ResetByDuration:
+		return "by_duration:PT" + strconv.FormatFloat(r.Duration.Seconds(), 'f', -1, 64) + "S"
+	}
+	return "latest"
+}

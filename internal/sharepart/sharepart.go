@@ -60,6 +60,10 @@ const (
 	Accept  AckType = 1
 	Release AckType = 2
 	Reject  AckType = 3
+	// Renew (KIP-1222, ShareFetch and ShareAcknowledge v2) keeps the
+	// record acquired by its member and starts its lock again: the
+	// member needs longer to process it. The delivery count is unchanged.
+	Renew AckType = 4
 )
 
 // Defaults as Apache Kafka 4.x has them.
@@ -126,7 +130,7 @@ type Counts struct {
 	Acquired int64
 	// Accepted, Released and Rejected count acknowledgements by type;
 	// Released also counts records given back when their member's
-	// session closed or forgot the partition.
+	// session closed.
 	Accepted, Released, Rejected int64
 	// LockExpired counts deliveries whose lock expired.
 	LockExpired int64
@@ -192,6 +196,14 @@ type Span struct{ First, Last int64 }
 // against the window bound but not against maxRecords; the start offset
 // moves over them as over any finished offset.
 func (p *Partition) AcquireSkipping(now time.Time, member string, maxRecords int, logEnd int64, skip []Span) []Acquisition {
+	return p.AcquireFrom(now, member, maxRecords, 0, logEnd, skip)
+}
+
+// AcquireFrom is AcquireSkipping that hands out no offset below from:
+// the caller read the log from there (NextCandidate), and a record made
+// available below it since (released by another request meanwhile) was
+// not read, so it is left for the next fetch.
+func (p *Partition) AcquireFrom(now time.Time, member string, maxRecords int, from, logEnd int64, skip []Span) []Acquisition {
 	p.Expire(now)
 	if len(skip) > 0 {
 		defer p.advance()
@@ -222,8 +234,8 @@ func (p *Partition) AcquireSkipping(now time.Time, member string, maxRecords int
 		}
 		maxRecords--
 	}
-	for i := range p.window {
-		if maxRecords == 0 || p.start+int64(i) >= logEnd {
+	for i := max(from-p.start, 0); i < int64(len(p.window)); i++ {
+		if maxRecords == 0 || p.start+i >= logEnd {
 			return out
 		}
 		if p.window[i].state == Available {
@@ -231,10 +243,10 @@ func (p *Partition) AcquireSkipping(now time.Time, member string, maxRecords int
 				p.settle(&p.window[i], Archived)
 				continue
 			}
-			add(p.start+int64(i), &p.window[i])
+			add(p.start+i, &p.window[i])
 		}
 	}
-	for maxRecords > 0 && len(p.window) < p.cfg.MaxRecordLocks && p.Next() < logEnd {
+	for maxRecords > 0 && len(p.window) < p.cfg.MaxRecordLocks && p.Next() < logEnd && p.Next() >= from {
 		if skipped(p.Next()) {
 			p.window = append(p.window, record{state: Archived})
 			p.counts.Archived++
@@ -274,7 +286,7 @@ func (p *Partition) Acknowledge(now time.Time, member string, batches []AckBatch
 			return kerr.InvalidRequest.Code
 		}
 		for _, ty := range b.Types {
-			if ty < Gap || ty > Reject {
+			if ty < Gap || ty > Renew {
 				return kerr.InvalidRequest.Code
 			}
 		}
@@ -304,6 +316,8 @@ func (p *Partition) Acknowledge(now time.Time, member string, batches []AckBatch
 			case Release:
 				p.counts.Released++
 				p.release(r)
+			case Renew:
+				r.deadline = now.Add(p.cfg.LockDuration)
 			}
 		}
 	}

@@ -78,7 +78,7 @@ func dur(t *testing.T, s string) time.Duration {
 	return d
 }
 
-var ackNames = map[string]AckType{"gap": Gap, "accept": Accept, "release": Release, "reject": Reject}
+var ackNames = map[string]AckType{"gap": Gap, "accept": Accept, "release": Release, "reject": Reject, "renew": Renew}
 
 func parseAcks(t *testing.T, spec string) []AckBatch {
 	var out []AckBatch

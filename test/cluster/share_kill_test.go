@@ -11,22 +11,29 @@ import (
 )
 
 // TestShareGroupAgentKilled: three agents, a topic of 6 partitions, and
-// three franz-go share consumers (50 records a fetch, accepting every
-// record, flushing their acknowledgements after every poll) reading through all of them. When
-// about a third of the records are in, the agent leading share partitions
-// of the group is SIGKILLed. Every record must still be delivered, at
-// least once, and no record whose acknowledgement an agent confirmed
-// (the partition's result in the ack callback was a success, and
-// FlushAcks returned) may ever be delivered again: confirmed
-// acknowledgements are in the store.
+// three franz-go share consumers (50 records a fetch in the record-limit
+// mode, accepting every record, 50 ms of "processing" a poll, flushing
+// their acknowledgements after every poll) reading
+// through all of them. Agents are SIGKILLed while the consumers read and
+// acknowledge: one when a quarter of the records are in (a new agent
+// joins in its place), another at half. The recorded history of
+// deliveries is then checked:
+//   - every record is delivered at least once;
+//   - no record whose acknowledgement an agent confirmed (the
+//     partition's result in the ack callback was a success, and
+//     FlushAcks returned) is ever delivered again: confirmed
+//     acknowledgements are in the store;
+//   - every delivery's count is within 1..share.delivery.count.limit.
 func TestShareGroupAgentKilled(t *testing.T) {
 	requireServices(t)
 	e := newEnv(t, "")
-	opts := agentOpts{extra: []string{"--share-auto-offset-reset", "earliest", "--share-record-lock-duration", "5s"}}
+	const limit = 5
+	opts := agentOpts{extra: []string{"--share-auto-offset-reset", "earliest", "--share-record-lock-duration", "5s",
+		"--share-delivery-count-limit", fmt.Sprint(limit)}}
 	agents := []*agentProc{startAgent(t, e, "a", opts), startAgent(t, e, "b", opts), startAgent(t, e, "c", opts)}
 	c := e.admin()
 	waitForView(t, c, agents, 30*time.Second)
-	const topic, partitions, n = "share-kill", 6, 3000
+	const topic, partitions, n = "share-kill", 6, 6000
 	createTopic(t, c, agents[0].addr, topic, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -52,7 +59,12 @@ func TestShareGroupAgentKilled(t *testing.T) {
 		mu         sync.Mutex
 		deliveries = map[string]int{}
 		confirmed  = map[string]bool{}
+		lastCount  = map[string]int32{}
 		violations []string
+		// countWentBack counts deliveries whose count was below an
+		// earlier delivery's of the same record: acquisitions are not
+		// stored, so a delivery in progress on a killed agent is lost.
+		countWentBack int
 	)
 	distinct := func() int {
 		mu.Lock()
@@ -69,7 +81,7 @@ func TestShareGroupAgentKilled(t *testing.T) {
 				results []kgo.ShareAckResult
 			)
 			cl := c.newClient(t, seeds, kgo.ConsumeTopics(topic), kgo.ShareGroup("workers"),
-				kgo.FetchMaxWait(500*time.Millisecond), kgo.ShareMaxRecords(50), kgo.ClientID(fmt.Sprintf("worker-%d", m)),
+				kgo.FetchMaxWait(500*time.Millisecond), kgo.ShareMaxRecords(50), kgo.ShareMaxRecordsStrict(), kgo.ClientID(fmt.Sprintf("worker-%d", m)),
 				kgo.ShareAckCallback(func(_ *kgo.Client, rs kgo.ShareAckResults) {
 					rmu.Lock()
 					results = append(results, rs...)
@@ -88,10 +100,20 @@ func TestShareGroupAgentKilled(t *testing.T) {
 						violations = append(violations, fmt.Sprintf("%s (partition %d offset %d) delivered to worker-%d after its acknowledgement was confirmed", v, r.Partition, r.Offset, m))
 					}
 					deliveries[v]++
+					if dc := r.DeliveryCount(); dc < 1 || dc > limit {
+						violations = append(violations, fmt.Sprintf("%s (partition %d offset %d) delivered to worker-%d with delivery count %d, outside 1..%d", v, r.Partition, r.Offset, m, dc, limit))
+					}
+					if dc := r.DeliveryCount(); dc < lastCount[v] {
+						countWentBack++
+					}
+					lastCount[v] = max(lastCount[v], r.DeliveryCount())
 					polled = append(polled, r)
 					r.Ack(kgo.AckAccept)
 				})
 				mu.Unlock()
+				// Processing takes a while, so that the kills come while
+				// records are held and acknowledgements are in flight.
+				time.Sleep(50 * time.Millisecond)
 				fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
 				err := cl.FlushAcks(fctx)
 				fcancel()
@@ -120,13 +142,19 @@ func TestShareGroupAgentKilled(t *testing.T) {
 		}()
 	}
 
-	// SIGKILL one agent when a third of the records are in.
-	for distinct() < n/3 && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
+	// SIGKILL an agent when a quarter of the records are in, and start a
+	// new one in its place; SIGKILL another at half.
+	for i, at := range []int{n / 4, n / 2} {
+		for distinct() < at && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		victim := agents[1+i]
+		victim.kill(t)
+		t.Logf("killed agent %s (node %d) after %d of %d records", victim.name, victim.nodeID, distinct(), n)
+		if i == 0 {
+			agents = append(agents, startAgent(t, e, "d", opts))
+		}
 	}
-	victim := agents[1]
-	victim.kill(t)
-	t.Logf("killed agent %s (node %d) after %d of %d records", victim.name, victim.nodeID, distinct(), n)
 	wg.Wait()
 
 	mu.Lock()
@@ -143,8 +171,8 @@ func TestShareGroupAgentKilled(t *testing.T) {
 			again++
 		}
 	}
-	t.Logf("%d records delivered, %d of them more than once (unconfirmed acknowledgements or locks held on the killed agent); %d acknowledgements confirmed",
-		len(deliveries), again, len(confirmed))
+	t.Logf("%d records delivered, %d of them more than once (unconfirmed acknowledgements or locks held on the killed agents); %d acknowledgements confirmed; %d deliveries with a count below an earlier one",
+		len(deliveries), again, len(confirmed), countWentBack)
 	if len(confirmed) == 0 {
 		t.Fatal("no acknowledgement was ever confirmed: the check above checked nothing")
 	}

@@ -417,3 +417,61 @@ func TestShareGroupAdmin(t *testing.T) {
 		t.Fatalf("after deleting the group, a new member received %d of %d", got, n+3)
 	}
 }
+
+// TestShareGroupConnectionClosed: a member whose connection closes while
+// it holds records (it fetched them and sends nothing more) has its
+// share session ended with the connection, as in Kafka: another member
+// receives the records at once, not after their 30 s lock timeout.
+func TestShareGroupConnectionClosed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const lock = 30 * time.Second
+	a := agenttest.Start(t, shareAgentOptions(lock, 5))
+	const topic, group, n = "share-conn", "sg", 30
+	createTopic(t, ctx, a.Addr(), topic, 1)
+	produceSpread(t, ctx, a.Addr(), topic, 1, n)
+
+	raw, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := kmsg.NewPtrShareGroupHeartbeatRequest()
+	hb.GroupID, hb.MemberID, hb.SubscribedTopicNames = group, "gone-member", []string{topic}
+	hresp, err := hb.RequestWith(ctx, raw)
+	if err != nil || hresp.ErrorCode != 0 || hresp.Assignment == nil || len(hresp.Assignment.TopicPartitions) != 1 {
+		t.Fatalf("join: %+v, %v", hresp, err)
+	}
+	sf := kmsg.NewPtrShareFetchRequest()
+	sf.GroupID, sf.MemberID = kmsg.StringPtr(group), kmsg.StringPtr("gone-member")
+	sf.MaxWaitMillis, sf.MaxBytes, sf.MaxRecords = 1000, 1<<20, 10
+	ft := kmsg.NewShareFetchRequestTopic()
+	ft.TopicID = hresp.Assignment.TopicPartitions[0].TopicID
+	ft.Partitions = []kmsg.ShareFetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20}}
+	sf.Topics = []kmsg.ShareFetchRequestTopic{ft}
+	fresp, err := sf.RequestWith(ctx, raw)
+	if err != nil || fresp.ErrorCode != 0 || len(fresp.Topics) != 1 || len(fresp.Topics[0].Partitions[0].AcquiredRecords) == 0 {
+		t.Fatalf("fetch: %+v, %v", fresp, err)
+	}
+	acq := fresp.Topics[0].Partitions[0].AcquiredRecords
+	raw.Close() // the connection closes; no acknowledgement, no leave
+
+	start := time.Now()
+	other := shareConsumer(t, a.Addr(), group, topic)
+	got := newShareDeliveries()
+	for i := 0; i < 20 && got.distinct() < n; i++ {
+		pollShare(t, ctx, other, got, kgo.AckAccept)
+	}
+	if got.distinct() != n {
+		t.Fatalf("the second member received %d of %d records", got.distinct(), n)
+	}
+	if took := time.Since(start); took > lock/2 {
+		t.Errorf("records of the closed connection redelivered after %v: the lock timeout, not the connection's end", took)
+	}
+	for _, r := range acq {
+		for o := r.FirstOffset; o <= r.LastOffset; o++ {
+			if v := fmt.Sprintf("v%d", o); got.maxDC[v] != 2 {
+				t.Errorf("record %s held on the closed connection came back with delivery count %d, want 2", v, got.maxDC[v])
+			}
+		}
+	}
+}

@@ -24,6 +24,9 @@ const (
 	shareRecords     = 1_000_000
 	shareRecordBytes = 100
 	shareDeadline    = 2 * time.Minute // per case; a case that misses it prints as incomplete
+	// shareBigPoll is the ShareMaxRecords of the third case of each
+	// consumer count: the 10,000 records each PollRecords asks for.
+	shareBigPoll = 10_000
 )
 
 // BenchmarkShareGroupThroughput reads one topic (8 partitions, 1,000,000
@@ -50,10 +53,13 @@ func BenchmarkShareGroupThroughput(b *testing.B) {
 type shareCase struct {
 	consumers int
 	share     bool
-	received  int64 // records delivered, duplicates included
-	distinct  int
-	first     time.Duration // start → first record delivered
-	elapsed   time.Duration // first record → every record delivered
+	// maxRecords is the share consumers' ShareMaxRecords (their
+	// max.poll.records; 0: franz-go's default, 500).
+	maxRecords int32
+	received   int64 // records delivered, duplicates included
+	distinct   int
+	first      time.Duration // start → first record delivered
+	elapsed    time.Duration // first record → every record delivered
 }
 
 func (c shareCase) perSec() float64 { return float64(c.distinct) / c.elapsed.Seconds() }
@@ -97,9 +103,8 @@ func runShareBench(b *testing.B) {
 	b.StartTimer()
 	var cases []shareCase
 	for _, n := range []int{1, 2, 4} {
-		for _, share := range []bool{false, true} {
-			c := shareCase{consumers: n, share: share}
-			readAll(ctx, b, a.Addr(), topic, fmt.Sprintf("g-%d-%v", n, share), &c)
+		for _, c := range []shareCase{{consumers: n}, {consumers: n, share: true}, {consumers: n, share: true, maxRecords: shareBigPoll}} {
+			readAll(ctx, b, a.Addr(), topic, fmt.Sprintf("g-%d-%v-%d", n, c.share, c.maxRecords), &c)
 			cases = append(cases, c)
 		}
 	}
@@ -111,17 +116,21 @@ func runShareBench(b *testing.B) {
 	fmt.Fprintln(tw, "consumers\tgroup\trecords/s whole read\trecords/s after the first\tfirst record s\tthen s\tdelivered\tdistinct\t")
 	for _, c := range cases {
 		kind := "classic"
-		if c.share {
+		switch {
+		case c.share && c.maxRecords > 0:
+			kind = fmt.Sprintf("share, max records %d", c.maxRecords)
+		case c.share:
 			kind = "share"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.2f\t%.2f\t%d\t%d\t\n", c.consumers, kind, c.totalPerSec(), c.perSec(),
 			c.first.Seconds(), c.elapsed.Seconds(), c.received, c.distinct)
 	}
 	tw.Flush()
-	fmt.Fprintln(os.Stdout, "share / classic records/s, same consumers (whole read; after the first record):")
-	for i := 0; i+1 < len(cases); i += 2 {
-		fmt.Fprintf(os.Stdout, "  %d consumers: %.2fx; %.3fx\n", cases[i].consumers,
-			cases[i+1].totalPerSec()/cases[i].totalPerSec(), cases[i+1].perSec()/cases[i].perSec())
+	fmt.Fprintln(os.Stdout, "share / classic records/s, same consumers (whole read; after the first record), default then big polls:")
+	for i := 0; i+2 < len(cases); i += 3 {
+		fmt.Fprintf(os.Stdout, "  %d consumers: %.2fx; %.3fx    %.2fx; %.3fx\n", cases[i].consumers,
+			cases[i+1].totalPerSec()/cases[i].totalPerSec(), cases[i+1].perSec()/cases[i].perSec(),
+			cases[i+2].totalPerSec()/cases[i].totalPerSec(), cases[i+2].perSec()/cases[i].perSec())
 	}
 }
 
@@ -145,6 +154,9 @@ func readAll(ctx context.Context, b *testing.B, addr, topic, group string, c *sh
 	opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.FetchMaxWait(500 * time.Millisecond)}
 	if c.share {
 		opts = append(opts, kgo.ShareGroup(group))
+		if c.maxRecords > 0 {
+			opts = append(opts, kgo.ShareMaxRecords(c.maxRecords))
+		}
 	} else {
 		opts = append(opts, kgo.ConsumerGroup(group), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.DisableAutoCommit())

@@ -95,6 +95,10 @@ const (
 	bucketTxnAborted = "txnaborted"
 	bucketTxnOffsets = "txnoffsets"
 	bucketShares     = "shares"
+	// bucketGroupConfigs: key groupKey, value the group's configs as a
+	// JSON object of strings. Files written before group configs lack the
+	// bucket; Open creates it empty.
+	bucketGroupConfigs = "groupconfigs"
 
 	keyNextProducerID = "next-producer-id"
 	keyNextNodeID     = "next-node-id"
@@ -111,7 +115,7 @@ func buckets() []string {
 		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
 		bucketUnref, bucketLeases, bucketQuotas, bucketScram,
 		bucketTxns, bucketTxnIndex, bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets,
-		bucketShares,
+		bucketShares, bucketGroupConfigs,
 	}
 }
 

@@ -79,6 +79,9 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		}
 		testFeatures(t, func(t *testing.T) metastore.FeatureStore { return open(t).(metastore.FeatureStore) })
 	})
+	t.Run("GroupConfigStore", func(t *testing.T) {
+		testGroupConfigs(t, func(t *testing.T) metastore.GroupConfigStore { return open(t) })
+	})
 	// The roles together: concurrent use of all of them (commits, and
 	// transactions ending while their batches are committed), a model of
 	// commits, retention and compaction, cancellation and Close.

@@ -53,6 +53,7 @@ var sentinels = map[string]error{
 	"ShareVersionConflict":    metastore.ErrShareVersionConflict,
 	"InvalidShareState":       metastore.ErrInvalidShareState,
 	"FeaturesChanged":         metastore.ErrFeaturesChanged,
+	"InvalidGroupConfig":      metastore.ErrInvalidGroupConfig,
 	"Unavailable":             ErrUnavailable,
 	"Canceled":                context.Canceled,
 	"DeadlineExceeded":        context.DeadlineExceeded,

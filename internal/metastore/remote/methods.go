@@ -284,3 +284,19 @@ func (c *Client) FinalizedFeatures(ctx context.Context) (metastore.FinalizedFeat
 func (c *Client) UpdateFeatures(ctx context.Context, epoch int64, levels map[string]int16) (metastore.FinalizedFeatures, error) {
 	return opUpdateFeatures.call(ctx, c, updateFeaturesArgs{epoch, levels})
 }
+
+func (c *Client) GroupConfigs(ctx context.Context, group string) (map[string]string, error) {
+	configs, err := opGroupConfigs.call(ctx, c, group)
+	if err == nil && configs == nil {
+		configs = map[string]string{}
+	}
+	return configs, err
+}
+
+func (c *Client) AlterGroupConfigs(ctx context.Context, group string, changes []metastore.ConfigChange) (map[string]string, error) {
+	configs, err := opAlterGroupConfigs.call(ctx, c, groupConfigArgs{group, changes})
+	if err == nil && configs == nil {
+		configs = map[string]string{}
+	}
+	return configs, err
+}

@@ -209,6 +209,10 @@ type (
 		Partition int32
 		From, To  int64
 	}
+	groupConfigArgs struct {
+		Group   string
+		Changes []metastore.ConfigChange
+	}
 	updateFeaturesArgs struct {
 		Epoch  int64
 		Levels map[string]int16
@@ -461,6 +465,14 @@ var (
 			return metastore.FinalizedFeatures{}, err
 		}
 		return fs.UpdateFeatures(ctx, a.Epoch, a.Levels)
+	})
+
+	// GroupConfigStore
+	opGroupConfigs = define("GroupConfigs", read, func(ctx context.Context, s metastore.Store, group string) (map[string]string, error) {
+		return s.GroupConfigs(ctx, group)
+	})
+	opAlterGroupConfigs = define("AlterGroupConfigs", mutate, func(ctx context.Context, s metastore.Store, a groupConfigArgs) (map[string]string, error) {
+		return s.AlterGroupConfigs(ctx, a.Group, a.Changes)
 	})
 
 	opDeleteShareStates = define("DeleteShareStates", mutate, func(ctx context.Context, s metastore.Store, a groupPartitionsArgs) (none, error) {
