@@ -68,6 +68,7 @@ type Server struct {
 	listeners []net.Listener
 	conns     map[net.Conn]bool
 	opening   map[string]bool // vclusters being taken over
+	requests  *budget         // request bytes in flight, all sessions
 	closed    bool
 	stop      chan struct{} // closed by Close: stops the takeover loop
 	ctx       context.Context
@@ -86,6 +87,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		holder:    "control-" + uuid.NewString(),
 		vclusters: map[string]*vcluster{}, keys: map[string]journal.VCluster{}, conns: map[net.Conn]bool{},
 		opening: map[string]bool{}, stop: make(chan struct{}), ttl: opts.LeaseTTL,
+		requests: newBudget(serverRequestBytes),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.ttl <= 0 {
@@ -123,7 +125,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 
 // open opens a vcluster that the server rebuilds when its journal fails.
 func (s *Server) open(ctx context.Context, name string) (*vcluster, error) {
-	return openVCluster(ctx, name, s.journal, s.holder, s.dir, s.ttl, s.failed, s.log)
+	v, err := openVCluster(ctx, name, s.journal, s.holder, s.dir, s.ttl, s.failed, s.log)
+	if err != nil {
+		return nil, err
+	}
+	v.serverRequests = s.requests // before any session can reach it
+	return v, nil
 }
 
 // failed handles a vcluster that stopped serving: a vcluster whose lease

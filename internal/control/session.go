@@ -81,10 +81,24 @@ func (s *session) serve() {
 				return
 			}
 		}
+		// Then its share of the vcluster's and the server's budgets
+		// (taken in that order by every session: no cycle).
+		bytes := int64(max(len(f.Payload), budgetUnit))
+		if s.v.requests.take(s.ctx, bytes) != nil {
+			return
+		}
+		if s.v.serverRequests != nil && s.v.serverRequests.take(s.ctx, bytes) != nil {
+			s.v.requests.give(bytes)
+			return
+		}
 		s.requestsDone.Add(1)
 		go func() {
 			defer s.requestsDone.Done()
 			defer func() {
+				if s.v.serverRequests != nil {
+					s.v.serverRequests.give(bytes)
+				}
+				s.v.requests.give(bytes)
 				for range units {
 					<-s.inFlight
 				}

@@ -99,6 +99,11 @@ type vcluster struct {
 	mu       sync.Mutex
 	sessions map[*session]bool
 
+	// requests bounds the request bytes its sessions decode and run at
+	// once; serverRequests (shared by the server's vclusters) all of them.
+	requests       *budget
+	serverRequests *budget
+
 	stopWatch []func()
 
 	// onFail, if set, is called once (on its own goroutine) when an
@@ -162,6 +167,7 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 		loopsDone: make(chan struct{}), renewDone: make(chan struct{}),
 		sessions: map[*session]bool{},
 		ttl:      ttl, leaseBase: time.Now(), onFail: onFail,
+		requests: newBudget(vclusterRequestBytes),
 	}
 	v.store, err = embedded.Open(filepath.Join(vdir, "state.db"), embedded.Options{
 		Logger: v.log, Now: v.now, Rand: randSource{v}, NoSync: true,
