@@ -203,7 +203,7 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 				return fmt.Errorf("journal %s #%d: unknown op %q (written by a newer build?)", name, e.Seq, c.Op)
 			}
 			cmd := &command{Command: c, op: op}
-			cmd.args, err = op.Decode(c.Args)
+			cmd.args, err = op.DecodeJournaled(c.Args)
 			if err == nil { // the leader journals only what it decoded
 				cmds = append(cmds, cmd)
 			}
