@@ -2,7 +2,6 @@ package control_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -254,9 +253,10 @@ func TestRestartReplaysJournal(t *testing.T) {
 	}
 }
 
-// TestFencedLeader checks that a control process whose lease was taken
-// by another cannot append: its callers get an error, nothing is
-// applied, and the newer process is unaffected.
+// TestFencedLeader checks that a second control process does not take a
+// live leader's vcluster, and that the journal's lease fences: a holder
+// whose lease was taken (once expired) or released can neither renew
+// nor append. TestFailover checks the takeover itself.
 func TestFencedLeader(t *testing.T) {
 	dbURL := testutil.CreateDatabase(t, testutil.RequirePostgres(t), "floe_control_")
 	ctx := t.Context()
@@ -274,27 +274,34 @@ func TestFencedLeader(t *testing.T) {
 	if _, err := c.CreateTopic(ctx, metastore.TopicSpec{Name: "before", Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
-	// A second process takes over the vcluster (replaying it).
+	// A second process started on the same journal does not take the
+	// vcluster of a live leader: agents pointed at it are told so.
 	newer := startControl(t, dbURL)
-	if _, err := c.CreateTopic(ctx, metastore.TopicSpec{Name: "stale", Partitions: 1}); !errors.Is(err, control.ErrUnavailable) {
-		t.Fatalf("deposed leader's write: %v, want ErrUnavailable", err)
+	if _, err := remote.Open(ctx, remote.Options{Addr: newer.addr, VCluster: "fenced", Key: key}); !errors.Is(err, remote.ErrNotLeader) {
+		t.Fatalf("client of a process that does not lead the vcluster: %v, want ErrNotLeader", err)
 	}
-	c2 := newer.client(t, "fenced", key)
-	if _, err := c2.Topic(ctx, "before"); err != nil {
-		t.Fatalf("new leader lost a topic: %v", err)
-	}
-	if _, err := c2.Topic(ctx, "stale"); !errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
-		t.Fatalf("deposed leader's write reached the journal: %v", err)
-	}
-	if _, err := c2.CreateTopic(context.Background(), metastore.TopicSpec{Name: "after", Partitions: 1}); err != nil {
-		t.Fatal(err)
+	if _, err := c.CreateTopic(ctx, metastore.TopicSpec{Name: "after", Partitions: 1}); err != nil {
+		t.Fatalf("the leader stopped serving when a second process started: %v", err)
 	}
 	// And the journal itself refuses an append at an old epoch.
-	epoch, err := j.TakeLease(ctx, "other", "x")
+	// A lease taken for no time has expired at once: another holder
+	// takes it, and the first can neither renew nor append.
+	l, err := j.TakeLease(ctx, "other", "x", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := j.TakeLease(ctx, "other", "y"); err != nil {
+	epoch := l.Epoch
+	if _, err := j.TakeLease(ctx, "other", "y", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.RenewLease(ctx, "other", epoch, time.Minute); !errors.Is(err, journal.ErrFenced) {
+		t.Fatalf("renewing a superseded lease: %v", err)
+	}
+	// A live lease is not taken; renewed, it lasts; released, it is free.
+	if _, err := j.TakeLease(ctx, "other", "z", time.Minute); !errors.Is(err, journal.ErrLeaseHeld) {
+		t.Fatalf("taking a live lease: %v, want ErrLeaseHeld", err)
+	}
+	if err := j.RenewLease(ctx, "other", epoch+1, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := j.Append(ctx, "other", epoch, 1, []byte("b")); !errors.Is(err, journal.ErrFenced) {
@@ -305,5 +312,14 @@ func TestFencedLeader(t *testing.T) {
 	}
 	if err := j.Append(ctx, "other", epoch+1, 1, []byte("b")); !errors.Is(err, journal.ErrSeqTaken) {
 		t.Fatalf("second append at one sequence number: %v", err)
+	}
+	if err := j.ReleaseLease(ctx, "other", epoch+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(ctx, "other", epoch+1, 2, []byte("b")); !errors.Is(err, journal.ErrFenced) {
+		t.Fatalf("append under a released lease: %v", err)
+	}
+	if l, err := j.TakeLease(ctx, "other", "z", time.Minute); err != nil || l.Epoch != epoch+2 {
+		t.Fatalf("taking a released lease: %+v, %v", l, err)
 	}
 }

@@ -43,7 +43,14 @@ type Options struct {
 	// TLS, when set, is required of every connection.
 	TLS    *tls.Config
 	Logger *slog.Logger
+	// LeaseTTL is how long a vcluster's leader lease lasts unless renewed
+	// (default DefaultLeaseTTL): how long a vcluster is unavailable when
+	// its leader dies without releasing it.
+	LeaseTTL time.Duration
 }
+
+// DefaultLeaseTTL is Options.LeaseTTL's default.
+const DefaultLeaseTTL = 10 * time.Second
 
 // Server serves the vclusters of one journal.
 type Server struct {
@@ -53,13 +60,19 @@ type Server struct {
 	tls     *tls.Config
 	log     *slog.Logger
 	holder  string
+	ttl     time.Duration
 
 	mu        sync.Mutex
 	vclusters map[string]*vcluster
 	keys      map[string]journal.VCluster
 	listeners []net.Listener
 	conns     map[net.Conn]bool
+	opening   map[string]bool // vclusters being taken over
+	requests  *budget         // request bytes in flight, all sessions
 	closed    bool
+	stop      chan struct{} // closed by Close: stops the takeover loop
+	ctx       context.Context
+	cancel    context.CancelFunc // cancelled by Close: stops takeovers in progress
 	wg        sync.WaitGroup
 }
 
@@ -73,6 +86,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		journal: opts.Journal, dir: opts.Dir, tls: opts.TLS, log: log,
 		holder:    "control-" + uuid.NewString(),
 		vclusters: map[string]*vcluster{}, keys: map[string]journal.VCluster{}, conns: map[net.Conn]bool{},
+		opening: map[string]bool{}, stop: make(chan struct{}), ttl: opts.LeaseTTL,
+		requests: newBudget(serverRequestBytes),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if s.ttl <= 0 {
+		s.ttl = DefaultLeaseTTL
 	}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "floe-control-")
@@ -87,25 +106,137 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	for _, vc := range vcs {
+		s.keys[vc.Name] = vc
 		v, err := s.open(ctx, vc.Name)
+		if errors.Is(err, journal.ErrLeaseHeld) {
+			s.log.Info("virtual cluster led by another control process; standing by", "vcluster", vc.Name, "err", err)
+			continue
+		}
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("open virtual cluster %s: %w", vc.Name, err)
 		}
 		s.vclusters[vc.Name] = v
-		s.keys[vc.Name] = vc
 	}
+	s.wg.Add(1)
+	go s.takeoverLoop()
 	return s, nil
 }
 
 // open opens a vcluster that the server rebuilds when its journal fails.
 func (s *Server) open(ctx context.Context, name string) (*vcluster, error) {
-	v, err := openVCluster(ctx, name, s.journal, s.holder, s.dir, s.log)
+	v, err := openVCluster(ctx, name, s.journal, s.holder, s.dir, s.ttl, s.failed, s.log)
 	if err != nil {
 		return nil, err
 	}
-	v.onFail = s.rebuild
+	v.serverRequests = s.requests // before any session can reach it
 	return v, nil
+}
+
+// failed handles a vcluster that stopped serving: a vcluster whose lease
+// is lost (fenced by a newer leader, or not renewed in time) is dropped,
+// for the takeover loop to take again if its lease becomes free; one
+// whose journal failed otherwise is rebuilt.
+func (s *Server) failed(v *vcluster, err error) {
+	if errors.Is(err, journal.ErrFenced) || errors.Is(err, errLeaseLost) {
+		select {
+		case <-v.failed:
+			if !errors.Is(v.failErr, journal.ErrFenced) && !errors.Is(v.failErr, errLeaseLost) {
+				// Being rebuilt after a failed append: the rebuild took
+				// the lease at a new epoch (fencing this one's renewals),
+				// or gives up if another process took it.
+				return
+			}
+		default:
+		}
+		s.drop(v)
+		return
+	}
+	s.rebuild(v)
+}
+
+// drop stops serving v, if it is still the one served.
+func (s *Server) drop(v *vcluster) {
+	s.mu.Lock()
+	current := s.vclusters[v.name] == v
+	if current {
+		delete(s.vclusters, v.name)
+	}
+	s.mu.Unlock()
+	if current {
+		v.close()
+		s.log.Info("virtual cluster no longer served here", "vcluster", v.name, "epoch", v.epoch)
+	}
+}
+
+// takeoverLoop takes the vclusters of the registry that this process
+// does not serve, once their leases are free (expired or released),
+// until Close.
+func (s *Server) takeoverLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.ttl / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.takeOver(s.ctx)
+	}
+}
+
+func (s *Server) takeOver(ctx context.Context) {
+	vcs, err := s.journal.VClusters(ctx)
+	if err != nil {
+		s.log.Warn("listing virtual clusters failed", "err", err)
+		return
+	}
+	registered := make(map[string]bool, len(vcs))
+	for _, vc := range vcs {
+		registered[vc.Name] = true
+	}
+	s.mu.Lock()
+	for name := range s.keys {
+		if _, served := s.vclusters[name]; !served && !registered[name] && !s.opening[name] {
+			delete(s.keys, name) // deleted by another process
+		}
+	}
+	s.mu.Unlock()
+	for _, vc := range vcs {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		_, served := s.vclusters[vc.Name]
+		if _, known := s.keys[vc.Name]; !known {
+			s.keys[vc.Name] = vc
+		}
+		if served || s.opening[vc.Name] {
+			s.mu.Unlock()
+			continue
+		}
+		s.opening[vc.Name] = true
+		s.mu.Unlock()
+		v, err := s.open(ctx, vc.Name)
+		s.mu.Lock()
+		delete(s.opening, vc.Name)
+		switch {
+		case errors.Is(err, journal.ErrLeaseHeld):
+		case err != nil:
+			s.log.Warn("taking over a virtual cluster failed", "vcluster", vc.Name, "err", err)
+		case s.closed || s.vclusters[vc.Name] != nil || s.keys[vc.Name].Name == "":
+			s.mu.Unlock()
+			v.close()
+			v.release(ctx)
+			s.mu.Lock()
+		default:
+			s.vclusters[vc.Name] = v
+			s.log.Info("virtual cluster taken over", "vcluster", vc.Name, "epoch", v.epoch)
+		}
+		s.mu.Unlock()
+	}
 }
 
 // rebuild replaces a vcluster whose journal append failed (the database
@@ -129,6 +260,11 @@ func (s *Server) rebuild(old *vcluster) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		v, err := s.open(ctx, old.name)
 		cancel()
+		if errors.Is(err, journal.ErrLeaseHeld) {
+			// Another process took over meanwhile.
+			s.drop(old)
+			return
+		}
 		if err != nil {
 			s.log.Warn("rebuilding virtual cluster failed; retrying", "vcluster", old.name, "err", err, "backoff", backoff)
 			continue
@@ -158,6 +294,19 @@ func NewKey() string {
 // key.
 func (s *Server) CreateVCluster(ctx context.Context, name string) (string, error) {
 	key := NewKey()
+	// The takeover loop leaves a vcluster being opened alone.
+	s.mu.Lock()
+	if s.opening[name] {
+		s.mu.Unlock()
+		return "", fmt.Errorf("virtual cluster %s is being opened", name)
+	}
+	s.opening[name] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.opening, name)
+		s.mu.Unlock()
+	}()
 	if err := s.journal.CreateVCluster(ctx, name, key); err != nil {
 		return "", err
 	}
@@ -285,14 +434,21 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
-// Close stops listening, ends every session and closes every vcluster.
-func (s *Server) Close() error {
+// Close stops listening, ends every session, closes every vcluster and
+// releases their leases, so that another process can take them at once.
+func (s *Server) Close() error { return s.close(true) }
+
+// close is Close; without release, the leases expire by themselves (as
+// when the process dies).
+func (s *Server) close(release bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	close(s.stop)
+	s.cancel()
 	for _, l := range s.listeners {
 		l.Close()
 	}
@@ -304,6 +460,11 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	for _, v := range vcs {
 		v.close()
+		if release {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			v.release(ctx)
+			cancel()
+		}
 	}
 	s.wg.Wait()
 	if s.ownDir {
@@ -338,6 +499,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	welcome := remote.Welcome{}
 	if err != nil {
 		welcome.Err = err.Error()
+		welcome.NotLeader = errors.As(err, new(notLeaderError))
 	}
 	payload, _ := remote.Marshal(welcome)
 	b, _ := remote.AppendFrame(nil, remote.Frame{Kind: remote.KindWelcome, Payload: payload})
@@ -364,8 +526,19 @@ func (s *Server) admit(h remote.Hello) (*vcluster, error) {
 	v := s.vclusters[h.VCluster]
 	vc, ok := s.keys[h.VCluster]
 	s.mu.Unlock()
-	if !ok || v == nil || !vc.CheckKey(h.Key) {
+	if !ok || !vc.CheckKey(h.Key) {
 		return nil, errors.New("unknown virtual cluster or wrong key")
 	}
+	if v == nil {
+		return nil, notLeaderError{h.VCluster}
+	}
 	return v, nil
+}
+
+// notLeaderError answers an agent whose key is right but whose vcluster
+// this process does not lead.
+type notLeaderError struct{ vcluster string }
+
+func (e notLeaderError) Error() string {
+	return "virtual cluster " + e.vcluster + " is led by another control process (or is being taken over): try another address"
 }

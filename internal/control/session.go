@@ -81,10 +81,24 @@ func (s *session) serve() {
 				return
 			}
 		}
+		// Then its share of the vcluster's and the server's budgets
+		// (taken in that order by every session: no cycle).
+		bytes := int64(max(len(f.Payload), budgetUnit))
+		if s.v.requests.take(s.ctx, bytes) != nil {
+			return
+		}
+		if s.v.serverRequests != nil && s.v.serverRequests.take(s.ctx, bytes) != nil {
+			s.v.requests.give(bytes)
+			return
+		}
 		s.requestsDone.Add(1)
 		go func() {
 			defer s.requestsDone.Done()
 			defer func() {
+				if s.v.serverRequests != nil {
+					s.v.serverRequests.give(bytes)
+				}
+				s.v.requests.give(bytes)
 				for range units {
 					<-s.inFlight
 				}
@@ -119,6 +133,11 @@ func (s *session) handle(payload []byte) remote.Response {
 	args, err := op.Decode(req.Args)
 	if err != nil {
 		return remote.Response{Err: remote.EncodeError(err)}
+	}
+	if err := s.v.checkLease(); err != nil {
+		// Past its lease another process may lead the vcluster: this
+		// state may be stale.
+		return unavailable(err)
 	}
 	if !op.Mutates {
 		res, err := op.Apply(s.ctx, s.v.store, args)

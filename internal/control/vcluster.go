@@ -73,6 +73,15 @@ type vcluster struct {
 	store   *embedded.Store
 	epoch   int64
 
+	// The lease: ttl as taken and renewed; leaseBase and leaseUntil the
+	// local deadline to stop serving by, in monotonic nanoseconds since
+	// leaseBase (docs/control-plane.md: lease rules).
+	ttl        time.Duration
+	leaseBase  time.Time
+	leaseUntil atomic.Int64
+	lostOnce   sync.Once
+	renewDone  chan struct{}
+
 	applyAt atomic.Int64 // stamped time of the command being applied; 0 between commands
 	randBuf []byte       // its random bytes; touched only by the applier
 	current *command     // the command being applied, for its notices; applier only
@@ -90,12 +99,18 @@ type vcluster struct {
 	mu       sync.Mutex
 	sessions map[*session]bool
 
+	// requests bounds the request bytes its sessions decode and run at
+	// once; serverRequests (shared by the server's vclusters) all of them.
+	requests       *budget
+	serverRequests *budget
+
 	stopWatch []func()
 
 	// onFail, if set, is called once (on its own goroutine) when an
-	// append failed for another reason than a newer leader: the server
-	// rebuilds the vcluster from the journal.
-	onFail func(*vcluster)
+	// append failed or the lease was lost, with the cause: the server
+	// rebuilds the vcluster from the journal, or (fenced, lease lost)
+	// stops serving it.
+	onFail func(*vcluster, error)
 
 	stats vclusterStats
 }
@@ -138,9 +153,10 @@ func (v *vcluster) statsNow() Stats {
 	}
 }
 
-// openVCluster takes the vcluster's lease and rebuilds its state from the
-// journal, in a new directory under dir.
-func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, dir string, log *slog.Logger) (*vcluster, error) {
+// openVCluster takes the vcluster's lease for ttl (journal.ErrLeaseHeld
+// if another process holds it) and rebuilds its state from the journal,
+// in a new directory under dir.
+func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, dir string, ttl time.Duration, onFail func(*vcluster, error), log *slog.Logger) (*vcluster, error) {
 	vdir, err := os.MkdirTemp(dir, "vcluster-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -148,8 +164,10 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 	v := &vcluster{
 		name: name, log: log.With("vcluster", name), journal: j, dir: vdir,
 		queue: make(chan *command, queueLength), stop: make(chan struct{}), failed: make(chan struct{}),
-		loopsDone: make(chan struct{}),
-		sessions:  map[*session]bool{},
+		loopsDone: make(chan struct{}), renewDone: make(chan struct{}),
+		sessions: map[*session]bool{},
+		ttl:      ttl, leaseBase: time.Now(), onFail: onFail,
+		requests: newBudget(vclusterRequestBytes),
 	}
 	v.store, err = embedded.Open(filepath.Join(vdir, "state.db"), embedded.Options{
 		Logger: v.log, Now: v.now, Rand: randSource{v}, NoSync: true,
@@ -158,10 +176,16 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 		os.RemoveAll(vdir)
 		return nil, err
 	}
-	if v.epoch, err = j.TakeLease(ctx, name, holder); err != nil {
+	sent := v.sinceBase()
+	lease, err := j.TakeLease(ctx, name, holder, ttl)
+	if err != nil {
 		v.closeStore()
 		return nil, err
 	}
+	v.epoch = lease.Epoch
+	v.leaseUntil.Store(sent + int64(ttl-leaseMargin(ttl)))
+	// Renew while replaying: a long replay must not lose the lease.
+	go v.renewLoop()
 	start := time.Now()
 	var seq, commands int64
 	err = j.Read(ctx, name, 1, func(e journal.Entry) error {
@@ -179,7 +203,7 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 				return fmt.Errorf("journal %s #%d: unknown op %q (written by a newer build?)", name, e.Seq, c.Op)
 			}
 			cmd := &command{Command: c, op: op}
-			cmd.args, err = op.Decode(c.Args)
+			cmd.args, err = op.DecodeJournaled(c.Args)
 			if err == nil { // the leader journals only what it decoded
 				cmds = append(cmds, cmd)
 			}
@@ -191,7 +215,14 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 		return nil
 	})
 	if err != nil {
+		close(v.stop)
+		<-v.renewDone
 		v.closeStore()
+		// Give the lease up, so that another process need not wait for it
+		// to expire (the next try here takes it again anyway).
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		v.release(rctx)
+		cancel()
 		return nil, err
 	}
 	v.log.Info("virtual cluster replayed", "epoch", v.epoch, "batches", seq, "commands", commands, "took", time.Since(start).Round(time.Millisecond))
@@ -349,9 +380,12 @@ func (v *vcluster) batchLoop(seq int64, appended chan<- []*command) {
 		appendStart := time.Now()
 		raw, err := remote.Marshal(b)
 		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
-			err = v.journal.Append(ctx, v.name, v.epoch, seq, raw)
-			cancel()
+			err = v.checkLease()
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), min(appendTimeout, v.leaseLeft()))
+				err = v.journal.Append(ctx, v.name, v.epoch, seq, raw)
+				cancel()
+			}
 		}
 		if err != nil {
 			v.log.Error("journal append failed: the virtual cluster stops serving", "seq", seq, "err", err)
@@ -362,8 +396,8 @@ func (v *vcluster) batchLoop(seq int64, appended chan<- []*command) {
 				close(c.done)
 			}
 			v.drainQueue(unavailable(err))
-			if v.onFail != nil && !errors.Is(err, journal.ErrFenced) {
-				go v.onFail(v)
+			if v.onFail != nil {
+				go v.onFail(v, err)
 			}
 			return
 		}
@@ -455,11 +489,12 @@ func (v *vcluster) removeSession(s *session) {
 }
 
 // close stops the loops (queued commands fail), ends the sessions and
-// removes the state.
+// removes the state. It does not release the lease (release does).
 func (v *vcluster) close() {
 	v.stopOnce.Do(func() {
 		close(v.stop)
 		v.loops.Wait()
+		<-v.renewDone
 		v.log.Info("virtual cluster closed", "stats", v.statsNow())
 		for _, s := range v.sessionList() {
 			s.close()
@@ -474,4 +509,85 @@ func (v *vcluster) closeStore() {
 	}
 	v.store.Close()
 	os.RemoveAll(v.dir)
+}
+
+// Lease timing, as fractions of the TTL: the leader renews every fifth of
+// it, and stops serving once a fifth of it is left since the last renewal
+// it sent that succeeded (leaseMargin), so that it has stopped before the
+// database's clock expires the lease even if this process's clock ran 20%
+// slower than the database's meanwhile. The deadline is measured from
+// when the renewal was sent, on the monotonic clock: the database stamps
+// the expiry after it received the request, so the offset between the
+// clocks does not matter, only their rates.
+func leaseMargin(ttl time.Duration) time.Duration { return ttl / 5 }
+
+func renewInterval(ttl time.Duration) time.Duration { return ttl / 5 }
+
+// errLeaseLost reports a vcluster whose leader could not renew its lease
+// in time: it stopped serving, and another process may take it.
+var errLeaseLost = errors.New("leader lease not renewed in time")
+
+func (v *vcluster) sinceBase() int64 { return int64(time.Since(v.leaseBase)) }
+
+// leaseLeft is how long the vcluster may still serve (≤ 0: no more).
+func (v *vcluster) leaseLeft() time.Duration {
+	return time.Duration(v.leaseUntil.Load() - v.sinceBase())
+}
+
+// checkLease fails once the vcluster must no longer serve.
+func (v *vcluster) checkLease() error {
+	if v.leaseLeft() <= 0 {
+		v.lose(errLeaseLost)
+		return fmt.Errorf("%w: %s epoch %d", errLeaseLost, v.name, v.epoch)
+	}
+	return nil
+}
+
+// lose tells the server, once, that the vcluster lost its lease.
+func (v *vcluster) lose(err error) {
+	v.lostOnce.Do(func() {
+		v.log.Error("virtual cluster stops serving: lease lost", "epoch", v.epoch, "err", err)
+		if v.onFail != nil {
+			go v.onFail(v, err)
+		}
+	})
+}
+
+// renewLoop renews the lease until close, or until renewing fails in a
+// way that means it is lost.
+func (v *vcluster) renewLoop() {
+	defer close(v.renewDone)
+	t := time.NewTicker(renewInterval(v.ttl))
+	defer t.Stop()
+	for {
+		select {
+		case <-v.stop:
+			return
+		case <-t.C:
+		}
+		if v.checkLease() != nil {
+			return
+		}
+		sent := v.sinceBase()
+		ctx, cancel := context.WithTimeout(context.Background(), v.leaseLeft())
+		err := v.journal.RenewLease(ctx, v.name, v.epoch, v.ttl)
+		cancel()
+		switch {
+		case err == nil:
+			v.leaseUntil.Store(sent + int64(v.ttl-leaseMargin(v.ttl)))
+		case errors.Is(err, journal.ErrFenced):
+			v.lose(err)
+			return
+		default:
+			v.log.Warn("lease renewal failed; retrying", "err", err, "left", v.leaseLeft())
+		}
+	}
+}
+
+// release gives the lease up after close, so that another process can
+// take the vcluster at once.
+func (v *vcluster) release(ctx context.Context) {
+	if err := v.journal.ReleaseLease(ctx, v.name, v.epoch); err != nil {
+		v.log.Warn("releasing the lease failed; it expires by itself", "err", err)
+	}
 }

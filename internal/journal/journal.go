@@ -36,6 +36,8 @@ var (
 	ErrUnknownVCluster = errors.New("unknown virtual cluster")
 	// ErrBadKey: the key does not match the vcluster's.
 	ErrBadKey = errors.New("wrong key for virtual cluster")
+	// ErrLeaseHeld: another holder's lease has not expired.
+	ErrLeaseHeld = errors.New("journal: lease held by another control process")
 )
 
 // MaxBatchBytes bounds one appended batch.
@@ -53,6 +55,7 @@ CREATE TABLE IF NOT EXISTS floe_control_leases (
 	holder      text NOT NULL,
 	acquired_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE floe_control_leases ADD COLUMN IF NOT EXISTS expires_at timestamptz NOT NULL DEFAULT now();
 CREATE TABLE IF NOT EXISTS floe_control_journal (
 	vcluster    text NOT NULL,
 	seq         bigint NOT NULL,
@@ -191,33 +194,80 @@ func (j *Journal) DeleteVCluster(ctx context.Context, name string) error {
 	})
 }
 
-// TakeLease makes holder the vcluster's leader at a new epoch, which it
-// returns: appends under older epochs fail from now on. Appends in flight
-// under the old epoch finish first (they hold the lease row).
-//
-// There are no standbys yet, so taking the lease never waits for the old
-// one to expire: a starting control process takes over.
-func (j *Journal) TakeLease(ctx context.Context, vcluster, holder string) (int64, error) {
-	var epoch int64
+// Lease is a holder's leadership of a vcluster.
+type Lease struct {
+	Epoch int64
+	// Holder and Expires describe the lease that TakeLease found held
+	// (with ErrLeaseHeld).
+	Holder  string
+	Expires time.Time
+}
+
+// TakeLease makes holder the vcluster's leader at a new epoch for ttl,
+// if the lease is free: never taken, released, expired (by the
+// database's clock), or already holder's. Appends under older epochs fail
+// from now on; appends in flight under the old epoch finish first (they
+// hold the lease row). Otherwise it returns ErrLeaseHeld, with the
+// holder and expiry it found.
+func (j *Journal) TakeLease(ctx context.Context, vcluster, holder string, ttl time.Duration) (Lease, error) {
+	var l Lease
 	err := j.pool.QueryRow(ctx, `
-		INSERT INTO floe_control_leases AS l (vcluster, epoch, holder) VALUES ($1, 1, $2)
-		ON CONFLICT (vcluster) DO UPDATE SET epoch = l.epoch + 1, holder = $2, acquired_at = now()
-		RETURNING epoch`, vcluster, holder).Scan(&epoch)
-	if err != nil {
-		return 0, fmt.Errorf("take lease of %s: %w", vcluster, err)
+		INSERT INTO floe_control_leases AS l (vcluster, epoch, holder, expires_at)
+		VALUES ($1, 1, $2, now() + $3 * interval '1 microsecond')
+		ON CONFLICT (vcluster) DO UPDATE SET epoch = l.epoch + 1, holder = $2, acquired_at = now(), expires_at = excluded.expires_at
+		WHERE l.expires_at <= now() OR l.holder = '' OR l.holder = $2
+		RETURNING epoch`, vcluster, holder, ttl.Microseconds()).Scan(&l.Epoch)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = j.pool.QueryRow(ctx, `SELECT holder, expires_at FROM floe_control_leases WHERE vcluster = $1`, vcluster).Scan(&l.Holder, &l.Expires)
+		if err != nil {
+			return Lease{}, fmt.Errorf("take lease of %s: %w", vcluster, err)
+		}
+		return l, fmt.Errorf("%w: %s, by %s until %s", ErrLeaseHeld, vcluster, l.Holder, l.Expires.UTC().Format(time.RFC3339Nano))
 	}
-	return epoch, nil
+	if err != nil {
+		return Lease{}, fmt.Errorf("take lease of %s: %w", vcluster, err)
+	}
+	return l, nil
+}
+
+// RenewLease extends the lease at epoch to ttl from now (the database's
+// clock). ErrFenced: the lease is at another epoch, or expired and so may
+// have been taken (a leader whose lease expired must not extend it: it
+// may have stopped serving and must take it again, replaying).
+func (j *Journal) RenewLease(ctx context.Context, vcluster string, epoch int64, ttl time.Duration) error {
+	tag, err := j.pool.Exec(ctx, `
+		UPDATE floe_control_leases SET expires_at = now() + $3 * interval '1 microsecond'
+		WHERE vcluster = $1 AND epoch = $2 AND holder <> '' AND expires_at > now()`, vcluster, epoch, ttl.Microseconds())
+	if err != nil {
+		return fmt.Errorf("renew lease of %s: %w", vcluster, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %s epoch %d", ErrFenced, vcluster, epoch)
+	}
+	return nil
+}
+
+// ReleaseLease gives the lease at epoch up, so that another process can
+// take it without waiting for it to expire. Releasing a lease that moved
+// on does nothing.
+func (j *Journal) ReleaseLease(ctx context.Context, vcluster string, epoch int64) error {
+	_, err := j.pool.Exec(ctx, `UPDATE floe_control_leases SET holder = '', expires_at = now() WHERE vcluster = $1 AND epoch = $2`, vcluster, epoch)
+	if err != nil {
+		return fmt.Errorf("release lease of %s: %w", vcluster, err)
+	}
+	return nil
 }
 
 // Append adds one batch at seq, if epoch is still the vcluster's lease
-// epoch (ErrFenced) and seq is free (ErrSeqTaken).
+// epoch and the lease has not expired nor been released (ErrFenced), and
+// seq is free (ErrSeqTaken).
 func (j *Journal) Append(ctx context.Context, vcluster string, epoch, seq int64, batch []byte) error {
 	if len(batch) > MaxBatchBytes {
 		return fmt.Errorf("journal %s: batch of %d bytes over %d", vcluster, len(batch), MaxBatchBytes)
 	}
 	tag, err := j.pool.Exec(ctx, `
 		INSERT INTO floe_control_journal (vcluster, seq, epoch, batch)
-		SELECT $1, $2, $3, $4 FROM floe_control_leases WHERE vcluster = $1 AND epoch = $3 FOR SHARE`,
+		SELECT $1, $2, $3, $4 FROM floe_control_leases WHERE vcluster = $1 AND epoch = $3 AND holder <> '' AND expires_at > now() FOR SHARE`,
 		vcluster, seq, epoch, batch)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {

@@ -20,7 +20,9 @@ import (
 )
 
 // URLScheme is the scheme of a control plane's URL:
-// floe://HOST:PORT/VCLUSTER?key=KEY[&tls=true&ca=/path/ca.pem&server_name=NAME].
+// floe://HOST:PORT[,HOST:PORT…]/VCLUSTER?key=KEY[&tls=true&ca=/path/ca.pem&server_name=NAME].
+// With several addresses the client connects to the first that leads the
+// vcluster, trying them in turn.
 const URLScheme = "floe"
 
 // HandshakeTimeout bounds the hello and its welcome.
@@ -37,7 +39,9 @@ const noticeQueue = 1024
 
 // Options configure a Client.
 type Options struct {
-	Addr     string // HOST:PORT of the control plane's listener
+	// Addr is HOST:PORT of the control plane's listener, or several
+	// separated by commas (the control processes sharing one journal).
+	Addr     string
 	VCluster string
 	Key      string
 	// TLS, when set, makes the connection TLS.
@@ -65,7 +69,7 @@ func ParseURL(raw string) (Options, error) {
 	}
 	if q.Get("tls") == "true" || q.Has("ca") {
 		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: q.Get("server_name")}
-		if o.TLS.ServerName == "" {
+		if o.TLS.ServerName == "" && !strings.Contains(o.Addr, ",") {
 			o.TLS.ServerName, _, _ = net.SplitHostPort(o.Addr)
 		}
 		if ca := q.Get("ca"); ca != "" {
@@ -97,6 +101,7 @@ type Client struct {
 	done   chan struct{} // closed by Close
 
 	mu      sync.Mutex
+	next    int         // the address to try first: the last that worked
 	conn    *clientConn // nil until dialled, and after it is lost
 	dialled bool        // a connection existed before: notices may have been missed
 
@@ -204,19 +209,50 @@ func (c *Client) connection(ctx context.Context) (*clientConn, error) {
 	return cc, nil
 }
 
+// maxAddrs bounds the addresses a client tries.
+const maxAddrs = 16
+
+// dial connects to the first of the addresses, from the last that
+// worked, that admits the session; c.mu is held.
 func (c *Client) dial(ctx context.Context) (*clientConn, error) {
+	addrs := strings.Split(c.opts.Addr, ",")
+	if len(addrs) > maxAddrs {
+		return nil, fmt.Errorf("control plane: %d addresses, at most %d", len(addrs), maxAddrs)
+	}
+	var errs []error
+	for i := range addrs {
+		k := (c.next + i) % len(addrs)
+		cc, err := c.dialAddr(ctx, strings.TrimSpace(addrs[k]))
+		if err == nil {
+			c.next = k
+			return cc, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (c *Client) dialAddr(ctx context.Context, addr string) (*clientConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", c.opts.Addr)
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("control plane %s: %w", c.opts.Addr, err)
+		return nil, fmt.Errorf("control plane %s: %w", addr, err)
 	}
 	if c.opts.TLS != nil {
-		tc := tls.Client(nc, c.opts.TLS)
+		conf := c.opts.TLS
+		if conf.ServerName == "" {
+			conf = conf.Clone()
+			conf.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(nc, conf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("control plane %s: TLS: %w", c.opts.Addr, err)
+			return nil, fmt.Errorf("control plane %s: TLS: %w", addr, err)
 		}
 		nc = tc
 	}
@@ -227,21 +263,25 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 	b, _ := AppendFrame(nil, Frame{Kind: KindHello, Payload: hello})
 	if _, err := nc.Write(b); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("control plane %s: hello: %w", c.opts.Addr, err)
+		return nil, fmt.Errorf("control plane %s: hello: %w", addr, err)
 	}
 	f, err := ReadFrame(r)
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("control plane %s: welcome: %w", c.opts.Addr, err)
+		return nil, fmt.Errorf("control plane %s: welcome: %w", addr, err)
 	}
 	var w Welcome
 	if f.Kind != KindWelcome || Unmarshal(f.Payload, &w) != nil {
 		nc.Close()
-		return nil, fmt.Errorf("control plane %s: malformed welcome", c.opts.Addr)
+		return nil, fmt.Errorf("control plane %s: malformed welcome", addr)
+	}
+	if w.NotLeader {
+		nc.Close()
+		return nil, fmt.Errorf("control plane %s: %w: %s", addr, ErrNotLeader, w.Err)
 	}
 	if w.Err != "" {
 		nc.Close()
-		return nil, fmt.Errorf("control plane %s, vcluster %s: %s", c.opts.Addr, c.opts.VCluster, w.Err)
+		return nil, fmt.Errorf("control plane %s, vcluster %s: %s", addr, c.opts.VCluster, w.Err)
 	}
 	nc.SetDeadline(time.Time{})
 	cc := &clientConn{c: c, nc: nc, r: r, w: bufio.NewWriterSize(nc, 64<<10), pending: map[uint64]chan Response{}, gone: make(chan struct{})}

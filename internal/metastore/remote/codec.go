@@ -29,6 +29,7 @@ func init() {
 	}
 	decMode, err = cbor.DecOptions{
 		UTF8:             cbor.UTF8DecodeInvalid,
+		IndefLength:      cbor.IndefLengthForbidden, // as checkDecodeCost
 		MaxNestedLevels:  32,
 		MaxArrayElements: MaxArrayElements,
 		MaxMapPairs:      MaxArrayElements,

@@ -23,6 +23,11 @@ type WireError struct {
 // reach its new leader.
 var ErrUnavailable = errors.New("virtual cluster unavailable")
 
+// ErrNotLeader reports a control process that knows the vcluster and key
+// but does not lead it: another process does (or will, once its lease is
+// taken over). The client tries its other addresses.
+var ErrNotLeader = errors.New("not the leader of the virtual cluster")
+
 // sentinels are the errors callers test with errors.Is, by the stable
 // name they have on the wire. A new metastore sentinel is added here.
 var sentinels = map[string]error{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"time"
 
@@ -21,8 +22,13 @@ type Op struct {
 	// Entropy is how many random bytes the method reads from the store's
 	// random source (embedded.Options.Rand) when it is applied.
 	Entropy int
-	// Decode checks a request's arguments and decodes them.
+	// Decode checks a request's arguments and decodes them, refusing
+	// arguments that would decode into too much memory (checkDecodeCost).
 	Decode func(args RawMessage) (any, error)
+	// DecodeJournaled decodes arguments read back from the journal: they
+	// passed Decode when they were journaled, and must replay the same
+	// way even if the memory bound changed since.
+	DecodeJournaled func(args RawMessage) (any, error)
 	// Apply calls the method with Decode's value and encodes its result.
 	Apply func(ctx context.Context, s metastore.Store, args any) (RawMessage, error)
 }
@@ -70,14 +76,14 @@ func define[A, R any](name string, k opKind, fn func(ctx context.Context, s meta
 		Mutates: k.mutates,
 		Entropy: k.entropy,
 		Decode: func(raw RawMessage) (any, error) {
-			var a A
 			if len(raw) > 0 {
-				if err := Unmarshal(raw, &a); err != nil {
-					return nil, fmt.Errorf("%s: bad arguments: %w", name, err)
+				if err := checkDecodeCost(raw, reflect.TypeFor[A]()); err != nil {
+					return nil, fmt.Errorf("%s: %w", name, err)
 				}
 			}
-			return a, nil
+			return decodeArgs[A](name, raw)
 		},
+		DecodeJournaled: func(raw RawMessage) (any, error) { return decodeArgs[A](name, raw) },
 		Apply: func(ctx context.Context, s metastore.Store, a any) (RawMessage, error) {
 			r, err := fn(ctx, s, a.(A))
 			if err != nil {
@@ -88,6 +94,16 @@ func define[A, R any](name string, k opKind, fn func(ctx context.Context, s meta
 	}
 	ops[name] = o
 	return op[A, R]{o}
+}
+
+func decodeArgs[A any](name string, raw RawMessage) (any, error) {
+	var a A
+	if len(raw) > 0 {
+		if err := Unmarshal(raw, &a); err != nil {
+			return nil, fmt.Errorf("%s: bad arguments: %w", name, err)
+		}
+	}
+	return a, nil
 }
 
 // none is the result (or the arguments) of a method that has none.

@@ -94,9 +94,12 @@ type Hello struct {
 	Key      string `cbor:"key"`
 }
 
-// Welcome answers a hello: an empty Err admits the session.
+// Welcome answers a hello: an empty Err admits the session. NotLeader
+// says that the server knows the vcluster and key but another control
+// process leads it: the client tries its other addresses.
 type Welcome struct {
-	Err string `cbor:"err,omitempty"`
+	Err       string `cbor:"err,omitempty"`
+	NotLeader bool   `cbor:"notleader,omitempty"`
 }
 
 // Request asks for one operation.

@@ -96,3 +96,22 @@ func TestOpsDecodeHostile(t *testing.T) {
 		}
 	}
 }
+
+// TestParseURLSeveralAddresses reads a URL naming several control
+// processes; TLS then checks each host's own name.
+func TestParseURLSeveralAddresses(t *testing.T) {
+	o, err := ParseURL("floe://10.0.0.1:9700,10.0.0.2:9700/prod?key=k&tls=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Addr != "10.0.0.1:9700,10.0.0.2:9700" || o.VCluster != "prod" || o.Key != "k" {
+		t.Fatalf("ParseURL = %+v", o)
+	}
+	if o.TLS == nil || o.TLS.ServerName != "" {
+		t.Fatalf("TLS server name %q with several hosts, want none (each host's own)", o.TLS.ServerName)
+	}
+	o, err = ParseURL("floe://10.0.0.1:9700/prod?key=k&tls=true")
+	if err != nil || o.TLS.ServerName != "10.0.0.1" {
+		t.Fatalf("one host: %+v, %v", o, err)
+	}
+}
