@@ -36,10 +36,11 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tlsCert := fs.String("tls-cert", "", "PEM certificate for TLS on --listen (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key for TLS on --listen")
 	tokenFile := fs.String("admin-token-file", "", "file holding the bearer token the admin API requires (default: $FLOE_CONTROL_ADMIN_TOKEN, else none)")
+	leaseTTL := fs.Duration("lease-ttl", control.DefaultLeaseTTL, "how long a vcluster's leader lease lasts unless renewed: how long its vcluster is unavailable after its leader dies; every process sharing a journal must use the same")
 	var lf logFlags
 	lf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: floe control --journal URL [--listen HOST:PORT] [--admin-listen HOST:PORT] [--tls-cert F --tls-key F]")
+		fmt.Fprintln(stderr, "Usage: floe control --journal URL [--listen HOST:PORT] [--admin-listen HOST:PORT] [--lease-ttl D] [--tls-cert F --tls-key F]")
 		fmt.Fprintln(stderr, "       floe control vcluster create|list|delete [NAME] --control HOST:PORT")
 		fs.PrintDefaults()
 	}
@@ -51,6 +52,9 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *journalURL == "" {
 		return errors.New("--journal is required (a PostgreSQL URL)")
+	}
+	if *leaseTTL < time.Second {
+		return fmt.Errorf("--lease-ttl %v: at least 1s", *leaseTTL)
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
@@ -73,7 +77,7 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer j.Close()
-	srv, err := control.New(ctx, control.Options{Journal: j, Dir: *dataDir, TLS: tlsConf, Logger: log})
+	srv, err := control.New(ctx, control.Options{Journal: j, Dir: *dataDir, TLS: tlsConf, Logger: log, LeaseTTL: *leaseTTL})
 	if err != nil {
 		return err
 	}

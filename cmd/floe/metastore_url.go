@@ -17,8 +17,9 @@ import (
 // openMetastoreURL opens the metadata store a --metastore URL names, by
 // scheme: embedded:///abs/path/to/file (one process) or a standard
 // PostgreSQL URL, postgres://user@host:port/db?sslmode=disable (a cluster
-// of agents), or floe://HOST:PORT/VCLUSTER?key=KEY (a virtual cluster of
-// `floe control`). Errors show the URL without its password or key.
+// of agents), or floe://HOST:PORT[,HOST:PORT...]/VCLUSTER?key=KEY (a
+// virtual cluster of `floe control`; with several addresses, tried in
+// turn until the one leading the vcluster answers). Errors show the URL without its password or key.
 func openMetastoreURL(ctx context.Context, raw string, log *slog.Logger) (metastore.Store, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
