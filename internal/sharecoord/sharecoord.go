@@ -155,6 +155,21 @@ func New(store Store, opts Options) *Coordinator {
 // Heartbeat handles a ShareGroupHeartbeat for a group this agent
 // coordinates (NOT_COORDINATOR otherwise). img is the cluster's topics.
 func (c *Coordinator) Heartbeat(group string, img consumer.Image, r sharegroup.HeartbeatRequest) sharegroup.HeartbeatResponse {
+	resp := c.heartbeat(group, img, r)
+	if resp.Err != 0 {
+		name := "UNKNOWN"
+		if e, ok := kerr.ErrorForCode(resp.Err).(*kerr.Error); ok {
+			name = e.Message
+		}
+		c.metrics.heartbeatErrors.WithLabelValues(name).Inc()
+		if resp.Err == kerr.FencedMemberEpoch.Code || resp.Err == kerr.UnknownMemberID.Code {
+			c.log.Info("share group heartbeat refused", "group", group, "member", r.MemberID, "epoch", r.MemberEpoch, "err", name)
+		}
+	}
+	return resp
+}
+
+func (c *Coordinator) heartbeat(group string, img consumer.Image, r sharegroup.HeartbeatRequest) sharegroup.HeartbeatResponse {
 	fail := func(code int16) sharegroup.HeartbeatResponse {
 		return sharegroup.HeartbeatResponse{Err: code, MemberID: r.MemberID, MemberEpoch: r.MemberEpoch}
 	}
@@ -224,6 +239,9 @@ func (c *Coordinator) group(ctx context.Context, name string, cfg sharegroup.Con
 			g = sharegroup.New(name, cfg)
 		} else {
 			c.log.Info("share group loaded", "group", name, "epoch", g.Epoch(), "members", g.Len())
+			if g.Len() > 0 {
+				c.metrics.loaded.Inc()
+			}
 		}
 	case create:
 		g = sharegroup.New(name, cfg)
