@@ -119,8 +119,9 @@ type ShareGroupRecord struct {
 	UpdatedAt time.Time
 }
 
-// MaxShareGroupRecordBytes bounds a stored membership record.
-const MaxShareGroupRecordBytes = 32 << 20
+// MaxShareGroupRecordBytes bounds a stored membership record; with
+// room to spare in a control-plane frame (remote.MaxFrame, 16 MiB).
+const MaxShareGroupRecordBytes = 8 << 20
 
 // CheckShareGroupRecord validates a SaveShareGroup call, for backends.
 func CheckShareGroupRecord(rec ShareGroupRecord) error {

@@ -259,6 +259,14 @@ func (c *Coordinator) group(ctx context.Context, name string, cfg sharegroup.Con
 func (c *Coordinator) save(ctx context.Context, g *sharegroup.Group) int16 {
 	name := g.Name()
 	data, err := g.Snapshot()
+	if err == nil && len(data) > metastore.MaxShareGroupRecordBytes {
+		// Too big to store (thousands of members or subscribed topics):
+		// the group goes on in memory, and its stale record is deleted so
+		// that a next coordinator starts it empty rather than from an
+		// old membership.
+		c.log.Warn("share group membership too large to store; a next coordinator starts it empty", "group", name, "bytes", len(data))
+		data = nil
+	}
 	if err == nil {
 		var v int64
 		v, err = c.store.SaveShareGroup(ctx, name, metastore.ShareGroupRecord{Data: data, Version: c.versions[name]})

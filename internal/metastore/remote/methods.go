@@ -281,6 +281,9 @@ func (c *Client) LoadShareGroup(ctx context.Context, group string) (metastore.Sh
 }
 
 func (c *Client) SaveShareGroup(ctx context.Context, group string, rec metastore.ShareGroupRecord) (int64, error) {
+	if err := metastore.CheckShareGroupRecord(rec); err != nil {
+		return 0, err // before it makes a frame too large to send
+	}
 	return opSaveShareGroup.call(ctx, c, shareGroupArgs{group, rec})
 }
 
