@@ -105,8 +105,8 @@ type Coordinator struct {
 	opts  Options
 	log   *slog.Logger
 
-	mu       sync.Mutex // guards the maps below and every sharegroup.Group
-	groups   map[string]*sharegroup.Group
+	mu     sync.Mutex // guards the maps below and every sharegroup.Group
+	groups map[string]*sharegroup.Group
 	// versions holds the stored membership record's version of every
 	// group in groups (0: none stored yet), for SaveShareGroup.
 	versions map[string]int64
