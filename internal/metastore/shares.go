@@ -90,6 +90,48 @@ type ShareStore interface {
 	// partitions, or all of them when partitions is nil. Partitions
 	// without a state are ignored.
 	DeleteShareStates(ctx context.Context, group string, partitions []TopicPartition) error
+
+	// LoadShareGroup returns a share group's membership record as its
+	// coordinator last saved it; found is false when none is stored.
+	LoadShareGroup(ctx context.Context, group string) (rec ShareGroupRecord, found bool, err error)
+	// SaveShareGroup writes a share group's membership record if the
+	// stored version equals rec.Version (0 when none is stored) and
+	// returns the new version; empty Data deletes the record (and
+	// returns 0). Otherwise it fails with ErrShareVersionConflict and
+	// writes nothing; Data longer than MaxShareGroupRecordBytes fails
+	// with ErrInvalidShareState. A zero UpdatedAt is set from the
+	// store's clock.
+	SaveShareGroup(ctx context.Context, group string, rec ShareGroupRecord) (int64, error)
+}
+
+// ShareGroupRecord is a share group's membership (members, their epochs
+// and assignments, the group epoch), so that a coordinator that takes
+// the group over continues it instead of fencing every member. The
+// store never interprets Data: internal/sharegroup encodes it. It is
+// kept apart from consumer groups' records (GroupStore): a share group
+// and a consumer group may have one name.
+type ShareGroupRecord struct {
+	Data []byte
+	// Version increases with every SaveShareGroup, which compares it, so
+	// that two agents that both think they coordinate the group cannot
+	// overwrite each other unnoticed.
+	Version   int64
+	UpdatedAt time.Time
+}
+
+// MaxShareGroupRecordBytes bounds a stored membership record; with
+// room to spare in a control-plane frame (remote.MaxFrame, 16 MiB).
+const MaxShareGroupRecordBytes = 8 << 20
+
+// CheckShareGroupRecord validates a SaveShareGroup call, for backends.
+func CheckShareGroupRecord(rec ShareGroupRecord) error {
+	switch {
+	case len(rec.Data) > MaxShareGroupRecordBytes:
+		return fmt.Errorf("membership record of %d bytes, more than %d: %w", len(rec.Data), MaxShareGroupRecordBytes, ErrInvalidShareState)
+	case rec.Version < 0:
+		return fmt.Errorf("membership record version %d: %w", rec.Version, ErrInvalidShareState)
+	}
+	return nil
 }
 
 // CheckShareStates validates the states of a WriteShareStates call, for

@@ -12,6 +12,11 @@ import (
 // agent may hold thousands of groups.
 type metrics struct {
 	acquired, accepted, released, rejected, archived, expired prometheus.Counter
+	// heartbeatErrors counts ShareGroupHeartbeat answers by error
+	// (Kafka's name: a small, fixed set); loaded counts groups whose
+	// stored membership this agent took over.
+	heartbeatErrors *prometheus.CounterVec
+	loaded          prometheus.Counter
 }
 
 func newMetrics(c *Coordinator, reg prometheus.Registerer) *metrics {
@@ -25,6 +30,11 @@ func newMetrics(c *Coordinator, reg prometheus.Registerer) *metrics {
 		rejected: counter("floe_share_records_rejected_total", "Records share group members rejected."),
 		archived: counter("floe_share_records_archived_total", "Records archived: rejected, acknowledged as gaps, at the delivery count limit, or skipped by a read_committed share group."),
 		expired:  counter("floe_share_lock_expiries_total", "Deliveries whose acquisition lock expired before the member acknowledged the record."),
+		heartbeatErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "floe_share_heartbeat_errors_total",
+			Help: "ShareGroupHeartbeat requests answered with an error, by error (FENCED_MEMBER_EPOCH, UNKNOWN_MEMBER_ID, NOT_COORDINATOR, ...).",
+		}, []string{"error"}),
+		loaded: counter("floe_share_groups_loaded_total", "Share groups whose stored membership, with members, this agent loaded: groups it took over."),
 	}
 	if reg == nil {
 		return m
@@ -41,7 +51,7 @@ func newMetrics(c *Coordinator, reg prometheus.Registerer) *metrics {
 		defer c.mu.Unlock()
 		return float64(len(c.sessions))
 	})
-	reg.MustRegister(m.acquired, m.accepted, m.released, m.rejected, m.archived, m.expired, inFlight, sessions)
+	reg.MustRegister(m.acquired, m.accepted, m.released, m.rejected, m.archived, m.expired, m.heartbeatErrors, m.loaded, inFlight, sessions)
 	return m
 }
 

@@ -8,8 +8,11 @@
 // A share group's membership belongs to its group coordinator (the same
 // rendezvous rule as consumer groups); a share partition belongs to the
 // partition's nominal leader, where clients send ShareFetch and
-// ShareAcknowledge. Membership and acquisition locks live in memory only;
-// a share partition's start offset, acknowledged and archived records and
+// ShareAcknowledge. A group's membership is written to the store
+// (ShareStore.SaveShareGroup) at every change of members or assignment,
+// before the answer, so that a coordinator that takes the group over
+// continues it; heartbeats that change nothing write nothing.
+// Acquisition locks live in memory only; a share partition's start offset, acknowledged and archived records and
 // delivery counts are written to the store before an acknowledgement is
 // answered, so an agent that takes a share partition over loses none and
 // never delivers an acknowledged record again (docs/share-groups.md).
@@ -41,8 +44,11 @@ type Store interface {
 }
 
 // configReadTimeout bounds a read of a group's configs on the heartbeat
-// path.
-const configReadTimeout = 5 * time.Second
+// path, and storeTimeout a load or save of a group's membership.
+const (
+	configReadTimeout = 5 * time.Second
+	storeTimeout      = 5 * time.Second
+)
 
 // DefaultMaxSessions is group.share.max.share.sessions.
 const DefaultMaxSessions = 2000
@@ -99,8 +105,11 @@ type Coordinator struct {
 	opts  Options
 	log   *slog.Logger
 
-	mu       sync.Mutex // guards the maps below and every sharegroup.Group
-	groups   map[string]*sharegroup.Group
+	mu     sync.Mutex // guards the maps below and every sharegroup.Group
+	groups map[string]*sharegroup.Group
+	// versions holds the stored membership record's version of every
+	// group in groups (0: none stored yet), for SaveShareGroup.
+	versions map[string]int64
 	states   map[string]*groupStates
 	sessions map[sessionKey]*session
 
@@ -135,6 +144,7 @@ func New(store Store, opts Options) *Coordinator {
 	c := &Coordinator{
 		store: store, opts: opts, log: opts.Logger,
 		groups:   map[string]*sharegroup.Group{},
+		versions: map[string]int64{},
 		states:   map[string]*groupStates{},
 		sessions: map[sessionKey]*session{},
 	}
@@ -145,41 +155,151 @@ func New(store Store, opts Options) *Coordinator {
 // Heartbeat handles a ShareGroupHeartbeat for a group this agent
 // coordinates (NOT_COORDINATOR otherwise). img is the cluster's topics.
 func (c *Coordinator) Heartbeat(group string, img consumer.Image, r sharegroup.HeartbeatRequest) sharegroup.HeartbeatResponse {
+	resp := c.heartbeat(group, img, r)
+	if resp.Err != 0 {
+		name := "UNKNOWN"
+		if e, ok := kerr.ErrorForCode(resp.Err).(*kerr.Error); ok {
+			name = e.Message
+		}
+		c.metrics.heartbeatErrors.WithLabelValues(name).Inc()
+		if resp.Err == kerr.FencedMemberEpoch.Code || resp.Err == kerr.UnknownMemberID.Code {
+			c.log.Info("share group heartbeat refused", "group", group, "member", r.MemberID, "epoch", r.MemberEpoch, "err", name)
+		}
+	}
+	return resp
+}
+
+func (c *Coordinator) heartbeat(group string, img consumer.Image, r sharegroup.HeartbeatRequest) sharegroup.HeartbeatResponse {
+	fail := func(code int16) sharegroup.HeartbeatResponse {
+		return sharegroup.HeartbeatResponse{Err: code, MemberID: r.MemberID, MemberEpoch: r.MemberEpoch}
+	}
 	if !c.opts.Owns(group) {
-		return sharegroup.HeartbeatResponse{Err: kerr.NotCoordinator.Code, MemberID: r.MemberID, MemberEpoch: r.MemberEpoch}
+		// The group moved: a copy kept here would be stale when it
+		// comes back, so the next coordination here loads it again.
+		c.mu.Lock()
+		c.forgetGroup(group)
+		c.mu.Unlock()
+		return fail(kerr.NotCoordinator.Code)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), configReadTimeout)
 	cfg := c.Config(ctx, group)
 	cancel()
+	ctx, cancel = context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
 	now := c.opts.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g := c.groups[group]
-	if g == nil {
-		if len(c.groups) >= c.opts.MaxGroups && !c.evictEmptyGroup(now, img) {
-			return sharegroup.HeartbeatResponse{Err: kerr.CoordinatorNotAvailable.Code, MemberID: r.MemberID, MemberEpoch: r.MemberEpoch}
-		}
-		g = sharegroup.New(group, cfg.Group)
-		c.groups[group] = g
+	g, code := c.group(ctx, group, cfg.Group, now, img, true)
+	if code != 0 {
+		return fail(code)
 	}
 	g.SetConfig(cfg.Group)
-	for _, id := range g.Tick(now, img) {
+	expired := g.Tick(now, img)
+	for _, id := range expired {
 		c.log.Info("share group member expired", "group", group, "member", id)
 	}
 	resp, changed := g.Heartbeat(now, img, r)
+	if g.TakeDirty() {
+		// Written before the answer: a member is never told an epoch
+		// or assignment the next coordinator would not know.
+		if code := c.save(ctx, g); code != 0 {
+			return fail(code)
+		}
+	}
 	if changed {
 		c.log.Debug("share group changed", "group", group, "epoch", g.Epoch(), "members", g.Len())
 	}
 	return resp
 }
 
+// group returns the group from memory or, the first time this agent
+// coordinates it (it started here, took it over from an agent that died,
+// or it moved here), from its stored membership record: members continue
+// at their epochs, their sessions starting now. With create, a group
+// neither here nor stored starts empty; without, it is nil. c.mu is held.
+func (c *Coordinator) group(ctx context.Context, name string, cfg sharegroup.Config, now time.Time, img consumer.Image, create bool) (*sharegroup.Group, int16) {
+	if g := c.groups[name]; g != nil {
+		return g, 0
+	}
+	if len(c.groups) >= c.opts.MaxGroups && !c.evictEmptyGroup(ctx, now, img) {
+		return nil, kerr.CoordinatorNotAvailable.Code
+	}
+	rec, found, err := c.store.LoadShareGroup(ctx, name)
+	if err != nil {
+		c.log.Warn("share group: loading membership", "group", name, "err", err)
+		return nil, kerr.CoordinatorNotAvailable.Code
+	}
+	var g *sharegroup.Group
+	switch {
+	case found:
+		if g, err = sharegroup.Restore(name, cfg, rec.Data, now); err != nil {
+			// The record's version is kept, so the next change
+			// overwrites it; members rejoin (UNKNOWN_MEMBER_ID).
+			c.log.Warn("share group: stored membership unreadable, starting empty", "group", name, "err", err)
+			g = sharegroup.New(name, cfg)
+		} else {
+			c.log.Info("share group loaded", "group", name, "epoch", g.Epoch(), "members", g.Len())
+			if g.Len() > 0 {
+				c.metrics.loaded.Inc()
+			}
+		}
+	case create:
+		g = sharegroup.New(name, cfg)
+	default:
+		return nil, 0
+	}
+	c.groups[name], c.versions[name] = g, rec.Version
+	return g, 0
+}
+
+// save writes the group's membership at its version. On failure the
+// group leaves memory (the next request loads it again) and the answer
+// is NOT_COORDINATOR when another agent wrote it meanwhile (clients find
+// the coordinator again), else COORDINATOR_NOT_AVAILABLE. c.mu is held.
+func (c *Coordinator) save(ctx context.Context, g *sharegroup.Group) int16 {
+	name := g.Name()
+	data, err := g.Snapshot()
+	if err == nil && len(data) > metastore.MaxShareGroupRecordBytes {
+		// Too big to store (thousands of members or subscribed topics):
+		// the group goes on in memory, and its stale record is deleted so
+		// that a next coordinator starts it empty rather than from an
+		// old membership.
+		c.log.Warn("share group membership too large to store; a next coordinator starts it empty", "group", name, "bytes", len(data))
+		data = nil
+	}
+	if err == nil {
+		var v int64
+		v, err = c.store.SaveShareGroup(ctx, name, metastore.ShareGroupRecord{Data: data, Version: c.versions[name]})
+		if err == nil {
+			c.versions[name] = v
+			return 0
+		}
+	}
+	c.forgetGroup(name)
+	if errors.Is(err, metastore.ErrShareVersionConflict) {
+		c.log.Info("share group written by another coordinator", "group", name, "err", err)
+		return kerr.NotCoordinator.Code
+	}
+	c.log.Warn("share group: saving membership", "group", name, "err", err)
+	return kerr.CoordinatorNotAvailable.Code
+}
+
+// forgetGroup drops a group's membership from memory. c.mu is held.
+func (c *Coordinator) forgetGroup(name string) {
+	delete(c.groups, name)
+	delete(c.versions, name)
+}
+
 // evictEmptyGroup drops one group without members (after expiring
-// sessions), reporting whether it found one. c.mu is held.
-func (c *Coordinator) evictEmptyGroup(now time.Time, img consumer.Image) bool {
+// sessions, which it stores), reporting whether it found one. c.mu is
+// held.
+func (c *Coordinator) evictEmptyGroup(ctx context.Context, now time.Time, img consumer.Image) bool {
 	for name, g := range c.groups {
-		g.Tick(now, img)
+		if g.Tick(now, img); g.TakeDirty() && c.save(ctx, g) != 0 {
+			continue // save dropped it; its record keeps the members
+		}
 		if g.Len() == 0 {
-			delete(c.groups, name)
+			c.forgetGroup(name)
 			return true
 		}
 	}
@@ -192,13 +312,24 @@ func (c *Coordinator) Describe(group string, img consumer.Image) (sharegroup.Des
 	if !c.opts.Owns(group) {
 		return sharegroup.Description{}, kerr.NotCoordinator.Code
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	now := c.opts.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g := c.groups[group]
-	if g == nil {
+	g, code := c.group(ctx, group, c.opts.Group, now, img, false)
+	switch {
+	case code != 0:
+		return sharegroup.Description{}, code
+	case g == nil:
 		return sharegroup.Description{}, kerr.GroupIDNotFound.Code
 	}
-	g.Tick(c.opts.Now(), img)
+	g.Tick(now, img)
+	if g.TakeDirty() {
+		if code := c.save(ctx, g); code != 0 {
+			return sharegroup.Description{}, code
+		}
+	}
 	return g.Describe(), 0
 }
 
@@ -251,13 +382,14 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, group string) (code int16
 	if !c.opts.Owns(group) {
 		return kerr.NotCoordinator.Code, false
 	}
-	c.mu.Lock()
-	g := c.groups[group]
-	c.mu.Unlock()
-	if g != nil && g.Len() > 0 {
+	members, version, found, code := c.members(ctx, group)
+	switch {
+	case code != 0:
+		return code, true
+	case members > 0:
 		return kerr.NonEmptyGroup.Code, true
 	}
-	if g == nil {
+	if !found {
 		stored, err := c.store.LoadShareStates(ctx, group)
 		if err != nil {
 			return errCode(err), true
@@ -269,9 +401,19 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, group string) (code int16
 	if err := c.store.DeleteShareStates(ctx, group, nil); err != nil {
 		return errCode(err), true
 	}
+	if version > 0 {
+		// At the version seen empty: a member that joined meanwhile
+		// makes this fail, and the group stays.
+		if _, err := c.store.SaveShareGroup(ctx, group, metastore.ShareGroupRecord{Version: version}); err != nil {
+			if errors.Is(err, metastore.ErrShareVersionConflict) {
+				return kerr.NonEmptyGroup.Code, true
+			}
+			return errCode(err), true
+		}
+	}
 	c.mu.Lock()
 	if g := c.groups[group]; g != nil && g.Len() == 0 {
-		delete(c.groups, group)
+		c.forgetGroup(group)
 	}
 	if gs := c.states[group]; gs != nil {
 		// Dropped even while requests use it: they answer an error
@@ -298,9 +440,10 @@ func (c *Coordinator) StoredStates(ctx context.Context, group string) ([]metasto
 	if err != nil {
 		return nil, errCode(err)
 	}
-	c.mu.Lock()
-	known := c.groups[group] != nil
-	c.mu.Unlock()
+	_, _, known, code := c.members(ctx, group)
+	if code != 0 {
+		return nil, code
+	}
 	if !known && len(states) == 0 {
 		return nil, kerr.GroupIDNotFound.Code
 	}
@@ -327,7 +470,7 @@ func Lag(st metastore.ShareState, end int64) int64 {
 // written in one call. It answers a group error, or nil-or-zero codes per
 // partition.
 func (c *Coordinator) AlterStarts(ctx context.Context, group string, starts map[TP]int64) (int16, map[TP]int16) {
-	if code := c.checkEmpty(group); code != 0 {
+	if code := c.checkEmpty(ctx, group); code != 0 {
 		return code, nil
 	}
 	stored, err := c.store.LoadShareStates(ctx, group)
@@ -361,7 +504,7 @@ func (c *Coordinator) AlterStarts(ctx context.Context, group string, starts map[
 // they start again by share.auto.offset.reset. The group must have no
 // members.
 func (c *Coordinator) DeleteStarts(ctx context.Context, group string, tps []metastore.TopicPartition) int16 {
-	if code := c.checkEmpty(group); code != 0 {
+	if code := c.checkEmpty(ctx, group); code != 0 {
 		return code
 	}
 	if err := c.store.DeleteShareStates(ctx, group, tps); err != nil {
@@ -372,16 +515,47 @@ func (c *Coordinator) DeleteStarts(ctx context.Context, group string, tps []meta
 }
 
 // checkEmpty is the group check of the share-offset admin APIs.
-func (c *Coordinator) checkEmpty(group string) int16 {
+func (c *Coordinator) checkEmpty(ctx context.Context, group string) int16 {
 	if !c.opts.Owns(group) {
 		return kerr.NotCoordinator.Code
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if g := c.groups[group]; g != nil && g.Len() > 0 {
+	members, _, _, code := c.members(ctx, group)
+	switch {
+	case code != 0:
+		return code
+	case members > 0:
 		return kerr.NonEmptyGroup.Code
 	}
 	return 0
+}
+
+// members counts a group's members, in memory or, when this agent has
+// not loaded the group, in its stored record (whose members' sessions
+// then start: a group taken over is not empty until they expire). found
+// reports that the group is in memory or stored; version is the stored
+// record's.
+func (c *Coordinator) members(ctx context.Context, group string) (members int, version int64, found bool, code int16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if g := c.groups[group]; g != nil {
+		return g.Len(), c.versions[group], true, 0
+	}
+	rec, found, err := c.store.LoadShareGroup(ctx, group)
+	if err != nil {
+		return 0, 0, false, errCode(err)
+	}
+	if !found {
+		return 0, 0, false, 0
+	}
+	g, err := sharegroup.Restore(group, c.opts.Group, rec.Data, c.opts.Now())
+	if err != nil {
+		c.log.Warn("share group: stored membership unreadable", "group", group, "err", err)
+		return 0, rec.Version, true, 0
+	}
+	if g.Len() > 0 && len(c.groups) < c.opts.MaxGroups {
+		c.groups[group], c.versions[group] = g, rec.Version
+	}
+	return g.Len(), rec.Version, true, 0
 }
 
 // forgetStates drops this agent's copy of a group's share partitions if

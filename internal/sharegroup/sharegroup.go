@@ -71,6 +71,8 @@ type Group struct {
 	// every subscribed topic, so a heartbeat notices topics created,
 	// deleted or grown.
 	partitions map[string]consumer.Topic
+	// dirty: something a snapshot holds changed since TakeDirty.
+	dirty bool
 }
 
 // New makes an empty share group.
@@ -89,6 +91,17 @@ func (g *Group) Name() string { return g.name }
 
 // Epoch is the group epoch.
 func (g *Group) Epoch() int32 { return g.epoch }
+
+// TakeDirty reports whether anything a snapshot holds changed since the
+// last call (membership, assignments, the epochs members are known to
+// be at, whether they were told their assignment), and clears it. A
+// heartbeat that changes nothing but the member's session leaves it
+// clear, so a coordinator storing snapshots writes only on changes.
+func (g *Group) TakeDirty() bool {
+	d := g.dirty
+	g.dirty = false
+	return d
+}
 
 // Len is the number of members.
 func (g *Group) Len() int { return len(g.members) }
@@ -145,6 +158,7 @@ func (g *Group) Heartbeat(now time.Time, img consumer.Image, r HeartbeatRequest)
 		g.remove(m)
 		g.reassign(img)
 		resp.MemberEpoch = -1
+		g.dirty = true
 		return resp, true
 	case r.MemberEpoch == 0:
 		if m == nil {
@@ -166,6 +180,7 @@ func (g *Group) Heartbeat(now time.Time, img consumer.Image, r HeartbeatRequest)
 		// The answer that moved the member to its epoch was lost.
 		m.sent = false
 	}
+	before := *m
 	if r.MemberEpoch > 0 {
 		// The member is at this epoch: should the answer be lost, its
 		// next heartbeat carries it again.
@@ -176,6 +191,12 @@ func (g *Group) Heartbeat(now time.Time, img consumer.Image, r HeartbeatRequest)
 	if r.RackID != nil {
 		m.rack = *r.RackID
 	}
+	defer func() {
+		if changed || m.prevEpoch != before.prevEpoch || m.sent != before.sent || m.clientID != before.clientID ||
+			m.clientHost != before.clientHost || m.rack != before.rack {
+			g.dirty = true
+		}
+	}()
 	if r.SubscribedTopicNames != nil {
 		subs := slices.Clone(r.SubscribedTopicNames)
 		slices.Sort(subs)
@@ -355,6 +376,7 @@ func (g *Group) Tick(now time.Time, img consumer.Image) []string {
 	}
 	if len(gone) > 0 {
 		g.reassign(img)
+		g.dirty = true
 	}
 	return gone
 }

@@ -3,10 +3,14 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -142,20 +146,42 @@ func TestShareGroupAgentKilled(t *testing.T) {
 		}()
 	}
 
-	// SIGKILL an agent when a quarter of the records are in, and start a
-	// new one in its place; SIGKILL another at half.
+	// SIGKILL the group's coordinator when a quarter of the records are
+	// in, and start a new agent in its place; SIGKILL the coordinator
+	// again at half. Members must continue on the next coordinator at
+	// their epochs (the membership is stored).
+	all := slices.Clone(agents)
+	live := slices.Clone(agents)
 	for i, at := range []int{n / 4, n / 2} {
 		for distinct() < at && ctx.Err() == nil {
 			time.Sleep(10 * time.Millisecond)
 		}
-		victim := agents[1+i]
+		victim := liveCoordinator(t, c, live, "workers")
 		victim.kill(t)
-		t.Logf("killed agent %s (node %d) after %d of %d records", victim.name, victim.nodeID, distinct(), n)
+		live = slices.DeleteFunc(live, func(a *agentProc) bool { return a == victim })
+		t.Logf("killed agent %s (node %d), the group's coordinator, after %d of %d records", victim.name, victim.nodeID, distinct(), n)
 		if i == 0 {
-			agents = append(agents, startAgent(t, e, "d", opts))
+			d := startAgent(t, e, "d", opts)
+			live, all = append(live, d), append(all, d)
 		}
 	}
 	wg.Wait()
+	// Every agent's log, the killed ones' too: no heartbeat was answered
+	// FENCED_MEMBER_EPOCH or UNKNOWN_MEMBER_ID, and some agent took the
+	// group over from the store.
+	refused, loaded := 0, 0
+	for _, a := range all {
+		log := a.stderr.String()
+		refused += strings.Count(log, `msg="share group heartbeat refused"`)
+		loaded += len(groupLoaded.FindAllString(log, -1))
+	}
+	t.Logf("heartbeats refused (fenced or unknown member): %d; takeovers of the group from the store: %d", refused, loaded)
+	if refused != 0 {
+		t.Errorf("%d share group heartbeats were refused across the coordinator's kills; want none", refused)
+	}
+	if loaded == 0 {
+		t.Error("no agent loaded the group's membership: the coordinator never moved")
+	}
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -175,5 +201,32 @@ func TestShareGroupAgentKilled(t *testing.T) {
 		len(deliveries), again, len(confirmed), countWentBack)
 	if len(confirmed) == 0 {
 		t.Fatal("no acknowledgement was ever confirmed: the check above checked nothing")
+	}
+}
+
+var groupLoaded = regexp.MustCompile(`msg="share group loaded".* group=workers `)
+
+// liveCoordinator returns the agent coordinating group among live, once
+// the agents' views agree that it is one of them (within 30 s).
+func liveCoordinator(t *testing.T, who client, live []*agentProc, group string) *agentProc {
+	t.Helper()
+	cl := who.newClient(t, addrs(live))
+	defer cl.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp := kadm.NewClient(cl).FindGroupCoordinators(ctx, group)
+		cancel()
+		if c, ok := resp[group]; ok && c.Err == nil {
+			for _, a := range live {
+				if a.nodeID == c.NodeID {
+					return a
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no live agent coordinates %s after 30 s", group)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

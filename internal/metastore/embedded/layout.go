@@ -99,6 +99,10 @@ const (
 	// JSON object of strings. Files written before group configs lack the
 	// bucket; Open creates it empty.
 	bucketGroupConfigs = "groupconfigs"
+	// bucketShareGroups: key groupKey, value a share group's membership
+	// record: version(8) updatedAt(8, Unix ns) data, big-endian. Files
+	// written before it lack the bucket; Open creates it empty.
+	bucketShareGroups = "sharegroups"
 
 	keyNextProducerID = "next-producer-id"
 	keyNextNodeID     = "next-node-id"
@@ -115,7 +119,7 @@ func buckets() []string {
 		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
 		bucketUnref, bucketLeases, bucketQuotas, bucketScram,
 		bucketTxns, bucketTxnIndex, bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets,
-		bucketShares, bucketGroupConfigs,
+		bucketShares, bucketGroupConfigs, bucketShareGroups,
 	}
 }
 

@@ -174,6 +174,7 @@ func testShares(t *testing.T, open func(t *testing.T) shareStore) {
 	})
 
 	t.Run("List", func(t *testing.T) { testListShareGroups(t, open) })
+	t.Run("Membership", func(t *testing.T) { testShareGroupRecords(t, open(t)) })
 	t.Run("Delete", func(t *testing.T) {
 		s := open(t)
 		a := createTopic(t, s, "a", 3)
@@ -218,6 +219,73 @@ func testShares(t *testing.T, open func(t *testing.T) shareStore) {
 			t.Fatalf("version after re-creating %d, want 1", v[0])
 		}
 	})
+}
+
+// testShareGroupRecords checks LoadShareGroup and SaveShareGroup: round
+// trip, compare-and-set, delete, bounds, and that records of two groups
+// (one name a prefix of the other) are apart.
+func testShareGroupRecords(t *testing.T, s metastore.ShareStore) {
+	ctx := t.Context()
+	load := func(group string) (metastore.ShareGroupRecord, bool) {
+		t.Helper()
+		rec, found, err := s.LoadShareGroup(ctx, group)
+		if err != nil {
+			t.Fatalf("LoadShareGroup(%q): %v", group, err)
+		}
+		return rec, found
+	}
+	if _, found := load("g"); found {
+		t.Fatal("LoadShareGroup of an unknown group found a record")
+	}
+	at := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
+	v, err := s.SaveShareGroup(ctx, "g", metastore.ShareGroupRecord{Data: []byte("one"), UpdatedAt: at})
+	if err != nil || v != 1 {
+		t.Fatalf("first SaveShareGroup = %d, %v; want 1", v, err)
+	}
+	if rec, found := load("g"); !found || string(rec.Data) != "one" || rec.Version != 1 || !rec.UpdatedAt.Equal(at) {
+		t.Fatalf("after the first save: %+v, %v", rec, found)
+	}
+	if v, err := s.SaveShareGroup(ctx, "g", metastore.ShareGroupRecord{Data: []byte("zero again")}); !errors.Is(err, metastore.ErrShareVersionConflict) {
+		t.Fatalf("a second create = %d, %v; want ErrShareVersionConflict", v, err)
+	}
+	if v, err := s.SaveShareGroup(ctx, "g", metastore.ShareGroupRecord{Data: []byte("future"), Version: 2}); !errors.Is(err, metastore.ErrShareVersionConflict) {
+		t.Fatalf("a future version = %d, %v; want ErrShareVersionConflict", v, err)
+	}
+	if v, err = s.SaveShareGroup(ctx, "g", metastore.ShareGroupRecord{Data: []byte("two"), Version: 1}); err != nil || v != 2 {
+		t.Fatalf("second SaveShareGroup = %d, %v; want 2", v, err)
+	}
+	if v, err := s.SaveShareGroup(ctx, "gg", metastore.ShareGroupRecord{Data: []byte("other")}); err != nil || v != 1 {
+		t.Fatalf("another group's first save = %d, %v", v, err)
+	}
+	if rec, found := load("g"); !found || string(rec.Data) != "two" || rec.Version != 2 || rec.UpdatedAt.IsZero() {
+		t.Fatalf("after the second save: %+v, %v", rec, found)
+	}
+	big := make([]byte, metastore.MaxShareGroupRecordBytes+1)
+	if _, err := s.SaveShareGroup(ctx, "g", metastore.ShareGroupRecord{Data: big, Version: 2}); !errors.Is(err, metastore.ErrInvalidShareState) {
+		t.Fatalf("an oversized record: %v; want ErrInvalidShareState", err)
+	}
+	// Empty data deletes, at the stored version only.
+	if _, err := s.SaveShareGroup(ctx, "g", metastore.ShareGroupRecord{Version: 1}); !errors.Is(err, metastore.ErrShareVersionConflict) {
+		t.Fatalf("a stale delete: %v; want ErrShareVersionConflict", err)
+	}
+	if _, err := s.SaveShareGroup(ctx, "g", metastore.ShareGroupRecord{}); !errors.Is(err, metastore.ErrShareVersionConflict) {
+		t.Fatalf("a delete at version 0 of a stored record: %v; want ErrShareVersionConflict", err)
+	}
+	if v, err := s.SaveShareGroup(ctx, "g", metastore.ShareGroupRecord{Version: 2}); err != nil || v != 0 {
+		t.Fatalf("delete = %d, %v", v, err)
+	}
+	if _, found := load("g"); found {
+		t.Fatal("a deleted record is still found")
+	}
+	if v, err := s.SaveShareGroup(ctx, "g", metastore.ShareGroupRecord{}); err != nil || v != 0 {
+		t.Fatalf("deleting a missing record at version 0 = %d, %v", v, err)
+	}
+	if rec, found := load("gg"); !found || string(rec.Data) != "other" {
+		t.Fatalf("deleting g touched gg: %+v, %v", rec, found)
+	}
+	if v, err := s.SaveShareGroup(ctx, "g", metastore.ShareGroupRecord{Data: []byte("again")}); err != nil || v != 1 {
+		t.Fatalf("re-creating after a delete = %d, %v; want 1", v, err)
+	}
 }
 
 func testListShareGroups(t *testing.T, open func(t *testing.T) shareStore) {

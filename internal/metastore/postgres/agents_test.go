@@ -21,9 +21,10 @@ func TestMigrateAgentAdmin(t *testing.T) {
 	s.Close()
 	admin(t, db, `ALTER TABLE agents DROP COLUMN admin, DROP COLUMN version, DROP COLUMN started`)
 	// Later migrations go too, so that 9 is the first one missing: 10
-	// (finalized feature levels) and 11 (group configs).
+	// (finalized feature levels), 11 (group configs) and 12 (share groups' membership).
 	admin(t, db, `DROP TABLE finalized_features, finalized_features_epoch`)
 	admin(t, db, `DROP TABLE group_configs`)
+	admin(t, db, `DROP TABLE share_groups`)
 	admin(t, db, `DELETE FROM schema_migrations WHERE version >= 9`)
 
 	s = openStore(t, db, postgres.Options{})
@@ -53,7 +54,7 @@ func TestMigrateFeatures(t *testing.T) {
 	s := openStore(t, db, postgres.Options{})
 	s.Close()
 	admin(t, db, `DROP TABLE finalized_features, finalized_features_epoch`)
-	admin(t, db, `DROP TABLE group_configs`) // 11 goes too: 10 is the first missing
+	admin(t, db, `DROP TABLE group_configs, share_groups`) // 11 and 12 go too: 10 is the first missing
 	admin(t, db, `DELETE FROM schema_migrations WHERE version >= 10`)
 
 	s = openStore(t, db, postgres.Options{})

@@ -275,6 +275,18 @@ func (c *Client) DeleteShareStates(ctx context.Context, group string, partitions
 	return err
 }
 
+func (c *Client) LoadShareGroup(ctx context.Context, group string) (metastore.ShareGroupRecord, bool, error) {
+	r, err := opLoadShareGroup.call(ctx, c, group)
+	return r.Record, r.Found, err
+}
+
+func (c *Client) SaveShareGroup(ctx context.Context, group string, rec metastore.ShareGroupRecord) (int64, error) {
+	if err := metastore.CheckShareGroupRecord(rec); err != nil {
+		return 0, err // before it makes a frame too large to send
+	}
+	return opSaveShareGroup.call(ctx, c, shareGroupArgs{group, rec})
+}
+
 var _ metastore.FeatureStore = (*Client)(nil)
 
 func (c *Client) FinalizedFeatures(ctx context.Context) (metastore.FinalizedFeatures, error) {

@@ -233,6 +233,14 @@ type (
 		Group  string
 		States []metastore.ShareState
 	}
+	shareGroupArgs struct {
+		Group  string
+		Record metastore.ShareGroupRecord
+	}
+	foundShareGroup struct {
+		Record metastore.ShareGroupRecord
+		Found  bool
+	}
 	// batchResult is metastore.BatchResult with its error in wire form.
 	batchResult struct {
 		BaseOffset     int64
@@ -487,6 +495,13 @@ var (
 		return s.AlterGroupConfigs(ctx, a.Group, a.Changes)
 	})
 
+	opLoadShareGroup = define("LoadShareGroup", read, func(ctx context.Context, s metastore.Store, group string) (foundShareGroup, error) {
+		rec, found, err := s.LoadShareGroup(ctx, group)
+		return foundShareGroup{rec, found}, err
+	})
+	opSaveShareGroup = define("SaveShareGroup", mutate, func(ctx context.Context, s metastore.Store, a shareGroupArgs) (int64, error) {
+		return s.SaveShareGroup(ctx, a.Group, a.Record)
+	})
 	opDeleteShareStates = define("DeleteShareStates", mutate, func(ctx context.Context, s metastore.Store, a groupPartitionsArgs) (none, error) {
 		return none{}, s.DeleteShareStates(ctx, a.Group, a.Partitions)
 	})
