@@ -100,15 +100,27 @@ type FloeOptions struct {
 	DisableEarlyFlush bool
 	FlushMinInterval  time.Duration
 	// Bucket is a bucket URL (see bucketurl) for the agent's objects; ""
-	// uses a local directory in the temporary directory. Each run writes
+	// uses the simulated bucket SimBucket names. Each run writes
 	// under a fresh prefix of the bucket (a subdirectory for file URLs)
 	// and deletes it on Close: the metadata that refers to the objects is
 	// temporary too.
 	Bucket string
+	// SimBucket is the bucket used when Bucket is "": SimBucketMemory
+	// (the default: objects in memory, so that a request costs exactly
+	// BucketLatency) or SimBucketDirectory (a local directory in the
+	// temporary directory, which writes and fsyncs every PUT on top of
+	// BucketLatency, as the bench did before).
+	SimBucket string
 	// BucketLatency delays every bucket request inside the process (a
 	// wrapper around the bucket), to resemble a cloud object store instead
 	// of a local disk.
 	BucketLatency LatencyRange
+	// MetastoreNoSync opens the embedded metadata store without fsync
+	// (embedded.Options.NoSync): a commit then costs bbolt's work, not
+	// the disk's flush, which on a shared, loaded disk is most of it.
+	// Production stores (PostgreSQL, floe control) sync on their own
+	// disks; the playground's embedded store syncs.
+	MetastoreNoSync bool
 	// ProxyLatency, when set, puts a LatencyProxy in front of the Bucket
 	// URL's endpoint (a local S3-compatible server), so that every
 	// request crosses the network and waits like one to a cloud bucket.
@@ -122,8 +134,15 @@ type FloeOptions struct {
 	Logger         *slog.Logger
 }
 
+// The simulated buckets of FloeOptions.SimBucket.
+const (
+	SimBucketMemory    = "memory"
+	SimBucketDirectory = "directory"
+)
+
 // Floe is an in-process agent with an embedded metadata store in a
-// temporary directory and a bucket: a local directory there, or any bucket
+// temporary directory and a bucket: a simulated one (in memory or a local
+// directory there), or any bucket
 // URL, optionally behind an injected-latency wrapper or proxy.
 type Floe struct {
 	opts    FloeOptions
@@ -146,12 +165,19 @@ func StartFloe(opts FloeOptions) (*Floe, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	switch opts.SimBucket {
+	case "":
+		opts.SimBucket = SimBucketMemory
+	case SimBucketMemory, SimBucketDirectory:
+	default:
+		return nil, fmt.Errorf("simulated bucket %q: want %s or %s", opts.SimBucket, SimBucketMemory, SimBucketDirectory)
+	}
 	dir, err := os.MkdirTemp("", "floe-bench-")
 	if err != nil {
 		return nil, err
 	}
 	f := &Floe{opts: opts, dir: dir}
-	f.store, err = embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: opts.Logger})
+	f.store, err = embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: opts.Logger, NoSync: opts.MetastoreNoSync})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -170,12 +196,17 @@ func StartFloe(opts FloeOptions) (*Floe, error) {
 	return f, nil
 }
 
-// openBucket opens the temporary local directory, or a fresh prefix of
-// the bucket URL, behind the latency proxy when asked.
+// openBucket opens the simulated bucket (in memory or a temporary local
+// directory), or a fresh prefix of the bucket URL, behind the latency
+// proxy when asked.
 func (f *Floe) openBucket() error {
 	if f.opts.Bucket == "" {
 		if f.opts.ProxyLatency.Max > 0 {
 			return errors.New("a latency proxy needs a bucket URL with an endpoint (an S3-compatible server)")
+		}
+		if f.opts.SimBucket == SimBucketMemory {
+			f.bucket, f.bucketD = newMemBucket(), "in-memory bucket"
+			return nil
 		}
 		local, err := localdir.Open(filepath.Join(f.dir, "bucket"))
 		if err != nil {
@@ -289,7 +320,11 @@ func (f *Floe) MetricsURL() string { return "http://" + f.agent.AdminAddr() + "/
 func (f *Floe) InProcess() bool    { return true }
 
 func (f *Floe) Describe() string {
-	d := fmt.Sprintf("in-process Floe agent: linger %v, embedded metadata store, %s", f.opts.Linger, f.bucketD)
+	store := "embedded metadata store"
+	if f.opts.MetastoreNoSync {
+		store += " without fsync"
+	}
+	d := fmt.Sprintf("in-process Floe agent: linger %v, %s, %s", f.opts.Linger, store, f.bucketD)
 	if f.opts.DisableEarlyFlush {
 		d += ", early flush off"
 	} else if f.opts.FlushMinInterval > 0 {
@@ -453,8 +488,10 @@ func (k *Kfake) Close() error { k.c.Close(); return nil }
 func (k *Kfake) Restart(context.Context) (bool, error) { return false, nil }
 
 // latencyBucket delays every request by a random duration in a range, so
-// that a local directory behaves more like a cloud bucket (tens of
-// milliseconds per request, never the same twice).
+// that a simulated bucket behaves more like a cloud bucket (tens of
+// milliseconds per request, never the same twice). In front of memBucket
+// a request takes the drawn delay and the Go timer's lateness, nothing
+// else.
 type latencyBucket struct {
 	inner objstore.Bucket
 	lat   LatencyRange
