@@ -285,6 +285,9 @@ runs:
 				if f, ok := tgt.(*bench.Floe); ok && f.ProxyStats() != "" {
 					fmt.Fprintf(stderr, "floe bench: the latency proxy forwarded %s over the whole run\n", f.ProxyStats())
 				}
+				if f, ok := tgt.(*bench.Floe); ok && f.BucketLatencyStats() != "" {
+					fmt.Fprintf(stderr, "floe bench: simulated bucket over the whole run (warm-up included): %s\n", f.BucketLatencyStats())
+				}
 				if cerr := tgt.Close(); cerr != nil {
 					fmt.Fprintf(stderr, "floe bench: closing %s: %v\n", tgt.Name(), cerr)
 				}

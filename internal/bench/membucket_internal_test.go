@@ -20,7 +20,7 @@ func TestMemBucketContract(t *testing.T) {
 // report, not for a test to assert.
 func TestLatencyBucketDelaysEveryRequest(t *testing.T) {
 	const min = 15 * time.Millisecond
-	b := &latencyBucket{inner: newMemBucket(), lat: LatencyRange{Min: min, Max: 20 * time.Millisecond}}
+	b := newLatencyBucket(newMemBucket(), LatencyRange{Min: min, Max: 20 * time.Millisecond})
 	ctx := context.Background()
 	ops := []struct {
 		name string
@@ -38,6 +38,12 @@ func TestLatencyBucketDelaysEveryRequest(t *testing.T) {
 		}
 		if took := time.Since(start); took < min {
 			t.Errorf("%s took %v, less than the injected minimum %v", op.name, took, min)
+		}
+	}
+	// One PUT and one GET, each with a drawn delay in the range.
+	for _, h := range []*Histogram{b.putDrawn, b.putServed, b.getDrawn, b.getServed} {
+		if s := h.Summary(); s.Count != 1 || s.Min < float64(min/time.Millisecond) {
+			t.Errorf("recorded %+v, want one request of at least %v", s, min)
 		}
 	}
 }

@@ -149,9 +149,10 @@ type Floe struct {
 	dir     string
 	store   *embedded.Store
 	bucket  objstore.Bucket
-	bucketD string        // the bucket, for Describe
-	proxy   *LatencyProxy // nil without ProxyLatency
-	cleanup func() error  // removes what this run wrote to a given bucket URL
+	bucketD string         // the bucket, for Describe
+	proxy   *LatencyProxy  // nil without ProxyLatency
+	latency *latencyBucket // nil without BucketLatency
+	cleanup func() error   // removes what this run wrote to a given bucket URL
 	agent   *agent.Agent
 }
 
@@ -187,7 +188,8 @@ func StartFloe(opts FloeOptions) (*Floe, error) {
 		return nil, err
 	}
 	if opts.BucketLatency.Max > 0 {
-		f.bucket = &latencyBucket{inner: f.bucket, lat: opts.BucketLatency}
+		f.latency = newLatencyBucket(f.bucket, opts.BucketLatency)
+		f.bucket = f.latency
 	}
 	if err := f.startAgent(); err != nil {
 		f.Close()
@@ -334,6 +336,15 @@ func (f *Floe) Describe() string {
 		d += fmt.Sprintf(", injected bucket latency %v", f.opts.BucketLatency)
 	}
 	return d
+}
+
+// BucketLatencyStats describes the requests the injected-latency wrapper
+// delayed (see latencyBucket.Stats), or returns "" when there is none.
+func (f *Floe) BucketLatencyStats() string {
+	if f.latency == nil {
+		return ""
+	}
+	return f.latency.Stats()
 }
 
 // ProxyStats counts the requests that went through the latency proxy, or
@@ -492,39 +503,77 @@ func (k *Kfake) Restart(context.Context) (bool, error) { return false, nil }
 // milliseconds per request, never the same twice). In front of memBucket
 // a request takes the drawn delay and the Go timer's lateness, nothing
 // else.
+//
+// It records, for PUTs and GETs, the delay drawn and the time the request
+// took inside the bucket (delay and inner bucket), so that a report can
+// tell the bucket's latency from the agent's wait around it.
 type latencyBucket struct {
 	inner objstore.Bucket
 	lat   LatencyRange
+
+	putDrawn, putServed *Histogram
+	getDrawn, getServed *Histogram
 }
 
 var _ objstore.Bucket = (*latencyBucket)(nil)
 
-func (l *latencyBucket) wait(ctx context.Context) error { return l.lat.sleep(ctx) }
+func newLatencyBucket(inner objstore.Bucket, lat LatencyRange) *latencyBucket {
+	return &latencyBucket{inner: inner, lat: lat,
+		putDrawn: NewHistogram(), putServed: NewHistogram(),
+		getDrawn: NewHistogram(), getServed: NewHistogram()}
+}
+
+// wait sleeps for one draw and returns it.
+func (l *latencyBucket) wait(ctx context.Context) (time.Duration, error) {
+	d := l.lat.draw()
+	return d, sleepCtx(ctx, d)
+}
 
 func (l *latencyBucket) Put(ctx context.Context, key string, data []byte) error {
-	if err := l.wait(ctx); err != nil {
+	start := time.Now()
+	d, err := l.wait(ctx)
+	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	return l.inner.Put(ctx, key, data)
+	err = l.inner.Put(ctx, key, data)
+	l.putDrawn.Record(d)
+	l.putServed.Record(time.Since(start))
+	return err
 }
 
 func (l *latencyBucket) GetRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
-	if err := l.wait(ctx); err != nil {
+	start := time.Now()
+	d, err := l.wait(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
-	return l.inner.GetRange(ctx, key, offset, length)
+	b, err := l.inner.GetRange(ctx, key, offset, length)
+	l.getDrawn.Record(d)
+	l.getServed.Record(time.Since(start))
+	return b, err
 }
 
 func (l *latencyBucket) Delete(ctx context.Context, key string) error {
-	if err := l.wait(ctx); err != nil {
+	if _, err := l.wait(ctx); err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return l.inner.Delete(ctx, key)
 }
 
 func (l *latencyBucket) List(ctx context.Context, prefix string, fn func(objstore.ObjectInfo) error) error {
-	if err := l.wait(ctx); err != nil {
+	if _, err := l.wait(ctx); err != nil {
 		return fmt.Errorf("list %q: %w", prefix, err)
 	}
 	return l.inner.List(ctx, prefix, fn)
+}
+
+// Stats describes the PUTs and GETs so far: how many, the injected delay
+// drawn and the time each took in the bucket (p50 / p99 / max, ms).
+func (l *latencyBucket) Stats() string {
+	line := func(op string, drawn, served *Histogram) string {
+		d, s := drawn.Summary(), served.Summary()
+		return fmt.Sprintf("%d %ss, injected p50/p99/max %.1f/%.1f/%.1f ms, taken %.1f/%.1f/%.1f ms",
+			s.Count, op, d.P50, d.P99, d.Max, s.P50, s.P99, s.Max)
+	}
+	return line("PUT", l.putDrawn, l.putServed) + "; " + line("GET", l.getDrawn, l.getServed)
 }
