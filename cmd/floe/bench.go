@@ -55,7 +55,9 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&b.floe.DisableEarlyFlush, "floe-no-early-flush", false, "in-process Floe: keep every segment open for its whole linger (the agent's --early-flush=false)")
 	fs.DurationVar(&b.floe.FlushMinInterval, "floe-flush-min-interval", 0, "in-process Floe: the agent's --flush-min-interval (0: linger / 2)")
 	fs.Int64Var(&b.floe.CacheBytes, "floe-cache-bytes", 256<<20, "in-process Floe: block cache size")
-	fs.StringVar(&b.floe.Bucket, "floe-bucket", "", "in-process Floe: bucket `URL` (file://, s3://, gs://, azblob://); each run uses a fresh prefix and deletes it (default: a temporary local directory)")
+	fs.StringVar(&b.floe.Bucket, "floe-bucket", "", "in-process Floe: bucket `URL` (file://, s3://, gs://, azblob://); each run uses a fresh prefix and deletes it (default: the simulated bucket of --floe-sim-bucket)")
+	fs.StringVar(&b.floe.SimBucket, "floe-sim-bucket", bench.SimBucketMemory, "in-process Floe without --floe-bucket: memory (objects in memory, a request costs exactly --bucket-latency) or directory (a temporary local directory that also writes and fsyncs every PUT)")
+	fs.BoolVar(&b.floe.MetastoreNoSync, "floe-metastore-nosync", false, "in-process Floe: open the embedded metadata store without fsync (commits cost bbolt's work, not the disk's flush)")
 	fs.StringVar(&b.bucketLat, "bucket-latency", "0", "in-process Floe: delay every bucket request in the process, e.g. 20ms-50ms (uniform) or 30ms")
 	fs.StringVar(&b.proxyLat, "bucket-proxy-latency", "0", "in-process Floe: put an HTTP proxy delaying every request, e.g. 20ms-50ms, in front of the --floe-bucket endpoint")
 
@@ -282,6 +284,9 @@ runs:
 				rep, err := bench.Run(ctx, cfg, tgt)
 				if f, ok := tgt.(*bench.Floe); ok && f.ProxyStats() != "" {
 					fmt.Fprintf(stderr, "floe bench: the latency proxy forwarded %s over the whole run\n", f.ProxyStats())
+				}
+				if f, ok := tgt.(*bench.Floe); ok && f.BucketLatencyStats() != "" {
+					fmt.Fprintf(stderr, "floe bench: simulated bucket over the whole run (warm-up included): %s\n", f.BucketLatencyStats())
 				}
 				if cerr := tgt.Close(); cerr != nil {
 					fmt.Fprintf(stderr, "floe bench: closing %s: %v\n", tgt.Name(), cerr)

@@ -15,9 +15,21 @@ import (
 // TestRunAgainstFloe is the short run CI does: a few seconds against an
 // in-process agent. It asserts only that the report is complete and
 // consistent, never a speed.
+// It runs over both simulated buckets: the bucket's request counts come
+// from the agent's instrumented wrapper whichever is behind it.
 func TestRunAgainstFloe(t *testing.T) {
+	for _, sim := range []struct{ name, describe string }{
+		{bench.SimBucketMemory, "in-memory bucket"},
+		{bench.SimBucketDirectory, "local-directory bucket"},
+	} {
+		t.Run(sim.name, func(t *testing.T) { testRunAgainstFloe(t, sim.name, sim.describe) })
+	}
+}
+
+func testRunAgainstFloe(t *testing.T, simBucket, describe string) {
 	tgt, err := bench.StartFloe(bench.FloeOptions{
 		Linger:        50 * time.Millisecond,
+		SimBucket:     simBucket,
 		BucketLatency: bench.LatencyRange{Min: time.Millisecond, Max: 5 * time.Millisecond},
 		Logger:        testutil.Logger(t),
 	})
@@ -25,6 +37,9 @@ func TestRunAgainstFloe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tgt.Close()
+	if d := tgt.Describe(); !strings.Contains(d, describe) {
+		t.Errorf("Describe() = %q, want it to name the %s", d, describe)
+	}
 	var progress bytes.Buffer
 	rep, err := bench.Run(context.Background(), bench.Config{
 		Topics: 2, Partitions: 3, Producers: 2, Consumers: 2, RecordSize: 256,

@@ -100,15 +100,27 @@ type FloeOptions struct {
 	DisableEarlyFlush bool
 	FlushMinInterval  time.Duration
 	// Bucket is a bucket URL (see bucketurl) for the agent's objects; ""
-	// uses a local directory in the temporary directory. Each run writes
+	// uses the simulated bucket SimBucket names. Each run writes
 	// under a fresh prefix of the bucket (a subdirectory for file URLs)
 	// and deletes it on Close: the metadata that refers to the objects is
 	// temporary too.
 	Bucket string
+	// SimBucket is the bucket used when Bucket is "": SimBucketMemory
+	// (the default: objects in memory, so that a request costs exactly
+	// BucketLatency) or SimBucketDirectory (a local directory in the
+	// temporary directory, which writes and fsyncs every PUT on top of
+	// BucketLatency, as the bench did before).
+	SimBucket string
 	// BucketLatency delays every bucket request inside the process (a
 	// wrapper around the bucket), to resemble a cloud object store instead
 	// of a local disk.
 	BucketLatency LatencyRange
+	// MetastoreNoSync opens the embedded metadata store without fsync
+	// (embedded.Options.NoSync): a commit then costs bbolt's work, not
+	// the disk's flush, which on a shared, loaded disk is most of it.
+	// Production stores (PostgreSQL, floe control) sync on their own
+	// disks; the playground's embedded store syncs.
+	MetastoreNoSync bool
 	// ProxyLatency, when set, puts a LatencyProxy in front of the Bucket
 	// URL's endpoint (a local S3-compatible server), so that every
 	// request crosses the network and waits like one to a cloud bucket.
@@ -122,17 +134,25 @@ type FloeOptions struct {
 	Logger         *slog.Logger
 }
 
+// The simulated buckets of FloeOptions.SimBucket.
+const (
+	SimBucketMemory    = "memory"
+	SimBucketDirectory = "directory"
+)
+
 // Floe is an in-process agent with an embedded metadata store in a
-// temporary directory and a bucket: a local directory there, or any bucket
+// temporary directory and a bucket: a simulated one (in memory or a local
+// directory there), or any bucket
 // URL, optionally behind an injected-latency wrapper or proxy.
 type Floe struct {
 	opts    FloeOptions
 	dir     string
 	store   *embedded.Store
 	bucket  objstore.Bucket
-	bucketD string        // the bucket, for Describe
-	proxy   *LatencyProxy // nil without ProxyLatency
-	cleanup func() error  // removes what this run wrote to a given bucket URL
+	bucketD string         // the bucket, for Describe
+	proxy   *LatencyProxy  // nil without ProxyLatency
+	latency *latencyBucket // nil without BucketLatency
+	cleanup func() error   // removes what this run wrote to a given bucket URL
 	agent   *agent.Agent
 }
 
@@ -146,12 +166,19 @@ func StartFloe(opts FloeOptions) (*Floe, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	switch opts.SimBucket {
+	case "":
+		opts.SimBucket = SimBucketMemory
+	case SimBucketMemory, SimBucketDirectory:
+	default:
+		return nil, fmt.Errorf("simulated bucket %q: want %s or %s", opts.SimBucket, SimBucketMemory, SimBucketDirectory)
+	}
 	dir, err := os.MkdirTemp("", "floe-bench-")
 	if err != nil {
 		return nil, err
 	}
 	f := &Floe{opts: opts, dir: dir}
-	f.store, err = embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: opts.Logger})
+	f.store, err = embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: opts.Logger, NoSync: opts.MetastoreNoSync})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -161,7 +188,8 @@ func StartFloe(opts FloeOptions) (*Floe, error) {
 		return nil, err
 	}
 	if opts.BucketLatency.Max > 0 {
-		f.bucket = &latencyBucket{inner: f.bucket, lat: opts.BucketLatency}
+		f.latency = newLatencyBucket(f.bucket, opts.BucketLatency)
+		f.bucket = f.latency
 	}
 	if err := f.startAgent(); err != nil {
 		f.Close()
@@ -170,12 +198,17 @@ func StartFloe(opts FloeOptions) (*Floe, error) {
 	return f, nil
 }
 
-// openBucket opens the temporary local directory, or a fresh prefix of
-// the bucket URL, behind the latency proxy when asked.
+// openBucket opens the simulated bucket (in memory or a temporary local
+// directory), or a fresh prefix of the bucket URL, behind the latency
+// proxy when asked.
 func (f *Floe) openBucket() error {
 	if f.opts.Bucket == "" {
 		if f.opts.ProxyLatency.Max > 0 {
 			return errors.New("a latency proxy needs a bucket URL with an endpoint (an S3-compatible server)")
+		}
+		if f.opts.SimBucket == SimBucketMemory {
+			f.bucket, f.bucketD = newMemBucket(), "in-memory bucket"
+			return nil
 		}
 		local, err := localdir.Open(filepath.Join(f.dir, "bucket"))
 		if err != nil {
@@ -289,7 +322,11 @@ func (f *Floe) MetricsURL() string { return "http://" + f.agent.AdminAddr() + "/
 func (f *Floe) InProcess() bool    { return true }
 
 func (f *Floe) Describe() string {
-	d := fmt.Sprintf("in-process Floe agent: linger %v, embedded metadata store, %s", f.opts.Linger, f.bucketD)
+	store := "embedded metadata store"
+	if f.opts.MetastoreNoSync {
+		store += " without fsync"
+	}
+	d := fmt.Sprintf("in-process Floe agent: linger %v, %s, %s", f.opts.Linger, store, f.bucketD)
 	if f.opts.DisableEarlyFlush {
 		d += ", early flush off"
 	} else if f.opts.FlushMinInterval > 0 {
@@ -299,6 +336,15 @@ func (f *Floe) Describe() string {
 		d += fmt.Sprintf(", injected bucket latency %v", f.opts.BucketLatency)
 	}
 	return d
+}
+
+// BucketLatencyStats describes the requests the injected-latency wrapper
+// delayed (see latencyBucket.Stats), or returns "" when there is none.
+func (f *Floe) BucketLatencyStats() string {
+	if f.latency == nil {
+		return ""
+	}
+	return f.latency.Stats()
 }
 
 // ProxyStats counts the requests that went through the latency proxy, or
@@ -453,41 +499,81 @@ func (k *Kfake) Close() error { k.c.Close(); return nil }
 func (k *Kfake) Restart(context.Context) (bool, error) { return false, nil }
 
 // latencyBucket delays every request by a random duration in a range, so
-// that a local directory behaves more like a cloud bucket (tens of
-// milliseconds per request, never the same twice).
+// that a simulated bucket behaves more like a cloud bucket (tens of
+// milliseconds per request, never the same twice). In front of memBucket
+// a request takes the drawn delay and the Go timer's lateness, nothing
+// else.
+//
+// It records, for PUTs and GETs, the delay drawn and the time the request
+// took inside the bucket (delay and inner bucket), so that a report can
+// tell the bucket's latency from the agent's wait around it.
 type latencyBucket struct {
 	inner objstore.Bucket
 	lat   LatencyRange
+
+	putDrawn, putServed *Histogram
+	getDrawn, getServed *Histogram
 }
 
 var _ objstore.Bucket = (*latencyBucket)(nil)
 
-func (l *latencyBucket) wait(ctx context.Context) error { return l.lat.sleep(ctx) }
+func newLatencyBucket(inner objstore.Bucket, lat LatencyRange) *latencyBucket {
+	return &latencyBucket{inner: inner, lat: lat,
+		putDrawn: NewHistogram(), putServed: NewHistogram(),
+		getDrawn: NewHistogram(), getServed: NewHistogram()}
+}
+
+// wait sleeps for one draw and returns it.
+func (l *latencyBucket) wait(ctx context.Context) (time.Duration, error) {
+	d := l.lat.draw()
+	return d, sleepCtx(ctx, d)
+}
 
 func (l *latencyBucket) Put(ctx context.Context, key string, data []byte) error {
-	if err := l.wait(ctx); err != nil {
+	start := time.Now()
+	d, err := l.wait(ctx)
+	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	return l.inner.Put(ctx, key, data)
+	err = l.inner.Put(ctx, key, data)
+	l.putDrawn.Record(d)
+	l.putServed.Record(time.Since(start))
+	return err
 }
 
 func (l *latencyBucket) GetRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
-	if err := l.wait(ctx); err != nil {
+	start := time.Now()
+	d, err := l.wait(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
-	return l.inner.GetRange(ctx, key, offset, length)
+	b, err := l.inner.GetRange(ctx, key, offset, length)
+	l.getDrawn.Record(d)
+	l.getServed.Record(time.Since(start))
+	return b, err
 }
 
 func (l *latencyBucket) Delete(ctx context.Context, key string) error {
-	if err := l.wait(ctx); err != nil {
+	if _, err := l.wait(ctx); err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return l.inner.Delete(ctx, key)
 }
 
 func (l *latencyBucket) List(ctx context.Context, prefix string, fn func(objstore.ObjectInfo) error) error {
-	if err := l.wait(ctx); err != nil {
+	if _, err := l.wait(ctx); err != nil {
 		return fmt.Errorf("list %q: %w", prefix, err)
 	}
 	return l.inner.List(ctx, prefix, fn)
+}
+
+// Stats describes the PUTs and GETs so far: how many, the injected delay
+// drawn and the time each took in the bucket (p50 / p99 / max, ms).
+func (l *latencyBucket) Stats() string {
+	line := func(op string, drawn, served *Histogram) string {
+		d, s := drawn.Summary(), served.Summary()
+		return fmt.Sprintf("%d %ss, injected p50/p99/max %.1f/%.1f/%.1f ms, taken %.1f/%.1f/%.1f ms",
+			s.Count, op, d.P50, d.P99, d.Max, s.P50, s.P99, s.Max)
+	}
+	return line("PUT", l.putDrawn, l.putServed) + "; " + line("GET", l.getDrawn, l.getServed)
 }
