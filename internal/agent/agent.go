@@ -486,6 +486,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	a.actors.add("group coordinator", a.groups.Close)
 	shareOpts := cfg.Shares
 	shareOpts.Owns = func(group string) bool { return protocol.OwnsGroup(view, group) }
+	shareOpts.ViewGeneration = members.Generation
 	shareOpts.Logger, shareOpts.Registerer = log, reg
 	if shareOpts.Now == nil {
 		shareOpts.Now = cfg.Clock

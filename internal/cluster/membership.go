@@ -61,6 +61,9 @@ type Membership struct {
 	admin   string
 	started time.Time
 	live    []metastore.AgentInfo // sorted by NodeID, always includes self
+	// generation moves on whenever the set of live agents changes (see
+	// Generation).
+	generation uint64
 }
 
 // Join registers the agent and reads the live list once. Call Run to keep
@@ -105,7 +108,10 @@ func (m *Membership) heartbeat(ctx context.Context) error {
 		slices.SortFunc(live, func(a, b metastore.AgentInfo) int { return int(a.NodeID) - int(b.NodeID) })
 	}
 	m.mu.Lock()
-	changed := len(live) != len(m.live)
+	changed := !sameAgents(live, m.live)
+	if changed {
+		m.generation++
+	}
 	m.self, m.live = got, live
 	m.mu.Unlock()
 	if changed {
@@ -137,6 +143,12 @@ func current(live []metastore.AgentInfo, self metastore.AgentInfo) []metastore.A
 	return slices.DeleteFunc(slices.Clone(live), func(b metastore.AgentInfo) bool {
 		return slices.ContainsFunc(live, func(a metastore.AgentInfo) bool { return supersedes(a, b) })
 	})
+}
+
+// sameAgents reports whether two live lists (sorted by node id) hold the
+// same registrations.
+func sameAgents(a, b []metastore.AgentInfo) bool {
+	return slices.EqualFunc(a, b, func(x, y metastore.AgentInfo) bool { return x.ID == y.ID })
 }
 
 func nodeIDs(as []metastore.AgentInfo) []int32 {
@@ -190,6 +202,17 @@ func (m *Membership) Self() metastore.AgentInfo {
 }
 
 // Live is the last known list of live agents, sorted by node id.
+// Generation counts the changes of the set of live agents this agent has
+// seen: what a partition's or a key's owner is can only have changed
+// when it moves on. An owner that led something, lost it and got it
+// back has seen it move at least twice; state it kept in memory from
+// before may be behind what the other owner stored meanwhile.
+func (m *Membership) Generation() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.generation
+}
+
 func (m *Membership) Live() []metastore.AgentInfo {
 	m.mu.RLock()
 	defer m.mu.RUnlock()

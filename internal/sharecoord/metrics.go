@@ -17,6 +17,9 @@ type metrics struct {
 	// stored membership this agent took over.
 	heartbeatErrors *prometheus.CounterVec
 	loaded          prometheus.Counter
+	// viewReloads counts groups' share-partition states dropped from
+	// memory because the live agents changed (Options.ViewGeneration).
+	viewReloads prometheus.Counter
 }
 
 func newMetrics(c *Coordinator, reg prometheus.Registerer) *metrics {
@@ -34,7 +37,8 @@ func newMetrics(c *Coordinator, reg prometheus.Registerer) *metrics {
 			Name: "floe_share_heartbeat_errors_total",
 			Help: "ShareGroupHeartbeat requests answered with an error, by error (FENCED_MEMBER_EPOCH, UNKNOWN_MEMBER_ID, NOT_COORDINATOR, ...).",
 		}, []string{"error"}),
-		loaded: counter("floe_share_groups_loaded_total", "Share groups whose stored membership, with members, this agent loaded: groups it took over."),
+		loaded:      counter("floe_share_groups_loaded_total", "Share groups whose stored membership, with members, this agent loaded: groups it took over."),
+		viewReloads: counter("floe_share_state_view_reloads_total", "Share groups whose share-partition states this agent dropped and read again from the store because the live agents changed (a partition may have been led elsewhere meanwhile)."),
 	}
 	if reg == nil {
 		return m
@@ -51,7 +55,7 @@ func newMetrics(c *Coordinator, reg prometheus.Registerer) *metrics {
 		defer c.mu.Unlock()
 		return float64(len(c.sessions))
 	})
-	reg.MustRegister(m.acquired, m.accepted, m.released, m.rejected, m.archived, m.expired, m.heartbeatErrors, m.loaded, inFlight, sessions)
+	reg.MustRegister(m.acquired, m.accepted, m.released, m.rejected, m.archived, m.expired, m.heartbeatErrors, m.loaded, m.viewReloads, inFlight, sessions)
 	return m
 }
 

@@ -44,6 +44,9 @@ type groupStates struct {
 	// request holding it answers an error rather than acquire from, or
 	// acknowledge into, memory the store no longer follows.
 	evicted atomic.Bool
+	// generation is the agents' view generation (Options.ViewGeneration)
+	// the entry was created under; under another one it is dropped.
+	generation uint64
 
 	// load is held while the stored states are read, the first time.
 	load   sync.Mutex
@@ -86,12 +89,24 @@ var errEvicted = errors.New("share partition states dropped from memory")
 func (c *Coordinator) groupStates(group string) (*groupStates, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	gen := c.opts.ViewGeneration()
 	gs := c.states[group]
+	if gs != nil && gs.generation != gen {
+		// The live agents changed since these states were read: one of
+		// the group's share partitions may have been led elsewhere in
+		// the meantime (this agent lost it and got it back), and what
+		// was acknowledged there is in the store, not here. Requests
+		// still holding the old entry find it evicted.
+		gs.evicted.Store(true)
+		delete(c.states, group)
+		gs = nil
+		c.metrics.viewReloads.Inc()
+	}
 	if gs == nil {
 		if len(c.states) >= c.opts.MaxGroups && !c.evictIdleStates() {
 			return nil, errTooManyGroups
 		}
-		gs = &groupStates{parts: map[TP]*partState{}}
+		gs = &groupStates{parts: map[TP]*partState{}, generation: gen}
 		c.states[group] = gs
 	}
 	gs.users++

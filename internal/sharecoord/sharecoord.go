@@ -84,8 +84,15 @@ type Options struct {
 	MaxGroups int
 	// Owns reports whether this agent coordinates the group (default:
 	// all).
-	Owns   func(group string) bool
-	Logger *slog.Logger
+	Owns func(group string) bool
+	// ViewGeneration moves on whenever the set of live agents changes
+	// (cluster.Membership.Generation; default: never). Share-partition
+	// states loaded under another generation are dropped and read again
+	// from the store: their partition may have been led by another agent
+	// in between, which acknowledged records this memory still holds as
+	// available.
+	ViewGeneration func() uint64
+	Logger         *slog.Logger
 	// Registerer receives the share-group metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Now is the clock (default time.Now).
@@ -130,6 +137,9 @@ func New(store Store, opts Options) *Coordinator {
 	}
 	if opts.MaxGroups <= 0 {
 		opts.MaxGroups = DefaultMaxGroups
+	}
+	if opts.ViewGeneration == nil {
+		opts.ViewGeneration = func() uint64 { return 0 }
 	}
 	if opts.Owns == nil {
 		opts.Owns = func(string) bool { return true }

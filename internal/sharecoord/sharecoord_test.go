@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -643,5 +644,47 @@ func TestCloseConn(t *testing.T) {
 	}
 	if f, _ := c.Acquire(ctx, "g", "b", tp, 10, offs, readAll(10)); acquired(f) != "[0-4 #2]" {
 		t.Fatalf("after a's connection closed, b acquired %s, want a's records 0-4 again", acquired(f))
+	}
+}
+
+// TestLeadershipRegained: an agent leads a share partition, loses it to
+// another agent (which hands out and acknowledges records), and gets it
+// back. What the other acknowledged must not be handed out again from the
+// memory the first kept: once the live agents have changed (the view
+// generation moved), the states are read again from the store.
+func TestLeadershipRegained(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var gen atomic.Uint64
+	opts := sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}, ViewGeneration: gen.Load}
+	a := sharecoord.New(store, opts)
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 0}
+	offs := sharecoord.Offsets{LogStart: 0, End: 10}
+	accept := func(c *sharecoord.Coordinator, member string, first, last int64) {
+		t.Helper()
+		codes := c.Acknowledge(ctx, "g", member, map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: first, Last: last, Types: []sharepart.AckType{sharepart.Accept}}}})
+		if codes[tp] != 0 {
+			t.Fatalf("%s's ack of %d-%d: %d", member, first, last, codes[tp])
+		}
+	}
+	// a leads: hands out 0-3, acknowledged.
+	if f, code := a.Acquire(ctx, "g", "m1", tp, 4, offs, readAll(10)); code != 0 || acquired(f) != "[0-3 #1]" {
+		t.Fatalf("a's first acquire: %s, code %d", acquired(f), code)
+	}
+	accept(a, "m1", 0, 3)
+	// An agent joins and leads the partition: it hands out and
+	// acknowledges 4-7.
+	gen.Add(1)
+	b := sharecoord.New(store, opts)
+	if f, code := b.Acquire(ctx, "g", "m2", tp, 4, offs, readAll(10)); code != 0 || acquired(f) != "[4-7 #1]" {
+		t.Fatalf("b's acquire: %s, code %d", acquired(f), code)
+	}
+	accept(b, "m2", 4, 7)
+	// It dies: the partition is a's again.
+	gen.Add(1)
+	f, code := a.Acquire(ctx, "g", "m1", tp, 100, offs, readAll(10))
+	if code != 0 || acquired(f) != "[8-9 #1]" {
+		t.Fatalf("a, leading again, acquired %s (code %d); want only 8-9: 4-7 were acknowledged on b", acquired(f), code)
 	}
 }
