@@ -191,23 +191,7 @@ func queueLockPartitions(batch *pgx.Batch, keys []partitionKey, into map[partiti
 			SELECT topic_id, part, high_watermark, log_start_offset FROM partitions
 			WHERE topic_id = k.topic_id AND part = k.part
 			FOR UPDATE) AS p
-		ORDER BY k.n`, ids, parts).Query(func(rows pgx.Rows) error {
-		var (
-			id []byte
-			k  partitionKey
-			ps partitionState
-		)
-		_, err := pgx.ForEachRow(rows, []any{&id, &k.partition, &ps.highWatermark, &ps.logStartOffset}, func() error {
-			var err error
-			if k.id, err = topicID(id); err != nil {
-				return err
-			}
-			state := ps
-			into[k] = &state
-			return nil
-		})
-		return err
-	})
+		ORDER BY k.n`, ids, parts).Query(scanPartitionStates(into))
 }
 
 // queueLoadProducers queues the reads of the state of every producer
@@ -491,4 +475,26 @@ func (p *plan) queue(batch *pgx.Batch, notify bool, origin string) error {
 			encodeNotice(origin, metastore.NoticeFor(p.commit, p.results)))
 	}
 	return nil
+}
+
+// scanPartitionStates reads rows of (topic_id, part, high_watermark,
+// log_start_offset) into into.
+func scanPartitionStates(into map[partitionKey]*partitionState) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		var (
+			id []byte
+			k  partitionKey
+			ps partitionState
+		)
+		_, err := pgx.ForEachRow(rows, []any{&id, &k.partition, &ps.highWatermark, &ps.logStartOffset}, func() error {
+			var err error
+			if k.id, err = topicID(id); err != nil {
+				return err
+			}
+			state := ps
+			into[k] = &state
+			return nil
+		})
+		return err
+	}
 }

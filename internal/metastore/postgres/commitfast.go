@@ -170,23 +170,7 @@ func queueReadPartitions(batch *pgx.Batch, keys []partitionKey, into map[partiti
 	batch.Queue(`
 		SELECT p.topic_id, p.part, p.high_watermark, p.log_start_offset
 		FROM unnest($1::BYTEA[], $2::INTEGER[]) AS k(topic_id, part)
-		JOIN partitions AS p ON p.topic_id = k.topic_id AND p.part = k.part`, ids, parts).Query(func(rows pgx.Rows) error {
-		var (
-			id []byte
-			k  partitionKey
-			ps partitionState
-		)
-		_, err := pgx.ForEachRow(rows, []any{&id, &k.partition, &ps.highWatermark, &ps.logStartOffset}, func() error {
-			var err error
-			if k.id, err = topicID(id); err != nil {
-				return err
-			}
-			state := ps
-			into[k] = &state
-			return nil
-		})
-		return err
-	})
+		JOIN partitions AS p ON p.topic_id = k.topic_id AND p.part = k.part`, ids, parts).Query(scanPartitionStates(into))
 }
 
 // conflictOrErr turns the errors by which the writes report a producer
