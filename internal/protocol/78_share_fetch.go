@@ -58,18 +58,9 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 	r := req.Req.(*kmsg.ShareFetchRequest)
 	return func(ctx context.Context) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.ShareFetchResponse)
-		co, code := h.sharesOrErr()
+		co, group, member, code, msg := h.shareMember(req, r.GroupID, r.MemberID)
 		if code != 0 {
-			resp.ErrorCode = code
-			return resp
-		}
-		group, member := deref(r.GroupID), deref(r.MemberID)
-		switch {
-		case group == "" || member == "":
-			resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strPtr("GroupId and MemberId must be set.")
-			return resp
-		case !h.allowed(req, acl.Read, acl.Group, group):
-			resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.ErrorCode, resp.ErrorMessage = code, msg
 			return resp
 		}
 		n := len(r.ForgottenTopicsData)

@@ -23,7 +23,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/sharecoord"
 	"github.com/floe-io/floe/internal/sharepart"
 	"github.com/floe-io/floe/internal/wire"
@@ -35,18 +34,9 @@ func (h *Handler) shareAcknowledge(_ context.Context, req *wire.Request) (Reply,
 	r := req.Req.(*kmsg.ShareAcknowledgeRequest)
 	return func(ctx context.Context) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
-		co, code := h.sharesOrErr()
+		co, group, member, code, msg := h.shareMember(req, r.GroupID, r.MemberID)
 		if code != 0 {
-			resp.ErrorCode = code
-			return resp
-		}
-		group, member := deref(r.GroupID), deref(r.MemberID)
-		switch {
-		case group == "" || member == "":
-			resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strPtr("GroupId and MemberId must be set.")
-			return resp
-		case !h.allowed(req, acl.Read, acl.Group, group):
-			resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.ErrorCode, resp.ErrorMessage = code, msg
 			return resp
 		}
 		n := 0

@@ -8,11 +8,13 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/floe-io/floe/internal/acl"
 	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/recordbatch"
 	"github.com/floe-io/floe/internal/sharecoord"
 	"github.com/floe-io/floe/internal/sharepart"
+	"github.com/floe-io/floe/internal/wire"
 )
 
 // sharesOrErr returns the share-group runtime, or the code to answer when
@@ -22,6 +24,26 @@ func (h *Handler) sharesOrErr() (*sharecoord.Coordinator, int16) {
 		return nil, kerr.CoordinatorNotAvailable.Code
 	}
 	return h.cfg.Shares, 0
+}
+
+// shareMember checks what ShareFetch and ShareAcknowledge check before
+// anything else: share groups are served here, the group and member ids
+// are set (INVALID_REQUEST) and the client may read the group
+// (GROUP_AUTHORIZATION_FAILED). A non-zero code, with msg, answers the
+// request.
+func (h *Handler) shareMember(req *wire.Request, groupID, memberID *string) (co *sharecoord.Coordinator, group, member string, code int16, msg *string) {
+	co, code = h.sharesOrErr()
+	if code != 0 {
+		return nil, "", "", code, nil
+	}
+	group, member = deref(groupID), deref(memberID)
+	switch {
+	case group == "" || member == "":
+		return nil, "", "", kerr.InvalidRequest.Code, strPtr("GroupId and MemberId must be set.")
+	case !h.allowed(req, acl.Read, acl.Group, group):
+		return nil, "", "", kerr.GroupAuthorizationFailed.Code, nil
+	}
+	return co, group, member, 0, nil
 }
 
 // topicImage is the cluster's topics as share-group assignment sees them.
