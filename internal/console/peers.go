@@ -325,16 +325,32 @@ type fetchRates struct {
 
 // clusterFetchRates asks the other agents (refresh) and adds up.
 func (c *Console) clusterFetchRates(ctx context.Context) fetchRates {
-	out := fetchRates{ByTopic: c.samples.fetchRates(), Agents: 1, Total: 1}
-	agents, err := c.opts.Store.LiveAgents(ctx)
+	out := fetchRates{ByTopic: c.samples.fetchRates()}
+	out.Agents, out.Total = c.eachWarmPeer(ctx, func(v peerView) {
+		for t, s := range v.Fetch {
+			sum := out.ByTopic[t]
+			sum.Records += s.Records
+			sum.Bytes += s.Bytes
+			out.ByTopic[t] = sum
+		}
+	})
+	return out
+}
+
+// eachWarmPeer asks the other live agents (refresh) and calls add with
+// the view of each one that answered and has rates (Warm). It returns
+// the agents counted, this one included, of total live agents (1 of 1
+// when the live list cannot be read).
+func (c *Console) eachWarmPeer(ctx context.Context, add func(peerView)) (agents, total int) {
+	live, err := c.opts.Store.LiveAgents(ctx)
 	if err != nil {
-		return out
+		return 1, 1
 	}
 	self := c.opts.Self().ID
-	c.peers.refresh(ctx, agents, self)
-	out.Total = 0
-	for _, a := range agents {
-		out.Total++
+	c.peers.refresh(ctx, live, self)
+	agents = 1
+	for _, a := range live {
+		total++
 		if a.ID == self {
 			continue
 		}
@@ -342,16 +358,10 @@ func (c *Console) clusterFetchRates(ctx context.Context) fetchRates {
 		if !v.Reachable || !v.Warm {
 			continue
 		}
-		out.Agents++
-		for t, s := range v.Fetch {
-			sum := out.ByTopic[t]
-			sum.Records += s.Records
-			sum.Bytes += s.Bytes
-			out.ByTopic[t] = sum
-		}
+		agents++
+		add(v)
 	}
-	out.Total = max(out.Total, 1)
-	return out
+	return agents, max(total, 1)
 }
 
 // bucketRates are PUTs, GETs and appended bytes per second: this
@@ -365,28 +375,11 @@ type bucketRates struct {
 // clusterBucketRates asks the other agents (refresh) and adds up their
 // bucket rates to own, this agent's.
 func (c *Console) clusterBucketRates(ctx context.Context, own BucketTotals) bucketRates {
-	out := bucketRates{BucketTotals: own, Agents: 1, Total: 1}
-	agents, err := c.opts.Store.LiveAgents(ctx)
-	if err != nil {
-		return out
-	}
-	self := c.opts.Self().ID
-	c.peers.refresh(ctx, agents, self)
-	out.Total = 0
-	for _, a := range agents {
-		out.Total++
-		if a.ID == self {
-			continue
-		}
-		v := c.peers.view(a.ID)
-		if !v.Reachable || !v.Warm {
-			continue
-		}
-		out.Agents++
+	out := bucketRates{BucketTotals: own}
+	out.Agents, out.Total = c.eachWarmPeer(ctx, func(v peerView) {
 		out.Puts += v.Bucket.Puts
 		out.Gets += v.Bucket.Gets
 		out.AppendedBytes += v.Bucket.AppendedBytes
-	}
-	out.Total = max(out.Total, 1)
+	})
 	return out
 }
