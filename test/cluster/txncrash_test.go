@@ -248,6 +248,11 @@ func (c *crashPoints) newTxnClient(id, label string, seeds []string) *txnClient 
 		kgo.MetadataMinAge(250*time.Millisecond),
 		kgo.MetadataMaxAge(2*time.Second),
 		kgo.RetryBackoffFn(txnBackoff),
+		// The proxy's Heal closes the connections a client opened while
+		// it was cut, before their first answer; franz-go takes an EOF on
+		// a connection's first read for a TLS or SASL misconfiguration
+		// and does not retry it unless told the configuration is right.
+		kgo.AlwaysRetryEOF(),
 		kgo.WithLogger(kgo.BasicLogger(logs, kgo.LogLevelInfo, func() string { return time.Now().Format("15:04:05.000 ") + label + " " })),
 	)
 	c.t.Cleanup(func() {
