@@ -1,0 +1,320 @@
+package control
+
+// Scheduling from the control plane (docs/control-plane.md,
+// Scheduling): the agents holding a session to a vcluster and announcing
+// themselves with remote.OpSchedule are its schedule's members; Assign
+// decides from them alone which agent runs each job and which agents form
+// each zone's cache ring, and every change is pushed to the members as a
+// KindSchedule frame stamped (lease epoch, version). Nothing here is
+// journaled: a new leader starts from the sessions that reconnect to it,
+// with a higher epoch. The job leases, which are journaled, remain the
+// fence: an agent runs a job only while it is assigned it and holds its
+// lease.
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/remote"
+)
+
+// Assign decides the jobs and the cache rings of a schedule from its
+// members, at most one per agent ID (a later duplicate is ignored). It is
+// pure: the same members in any order give the same answer.
+//
+// Jobs: every job some member announces goes to one of the members that
+// announce it, by rendezvous hashing of (job, agent address) with bounded
+// loads: a job goes to its highest-scoring candidate that runs fewer
+// than ⌈jobs / runners⌉ jobs (runners: members announcing any job), or
+// to its highest-scoring candidate if all are that loaded. Rendezvous
+// keeps a job where it is when other agents come and go (mostly: only
+// when a load bound changes does a job other than the leaver's or the
+// newcomer's move); the bound spreads a handful of jobs over the agents
+// instead of leaving them where the hash happens to put them. Agents are
+// ranked by address, as cluster.Owner ranks them, so an agent restarted
+// at its address gets its jobs back.
+//
+// Rings: each zone's ring is the members of that zone with Ring set and
+// a peer address, sorted by ID.
+func Assign(members []metastore.ScheduleMember) (jobs map[string]string, rings map[string][]metastore.AgentInfo) {
+	seen := map[string]bool{}
+	var ms []metastore.ScheduleMember
+	for _, m := range members {
+		if m.Agent.ID == "" || seen[m.Agent.ID] {
+			continue
+		}
+		seen[m.Agent.ID] = true
+		ms = append(ms, m)
+	}
+	slices.SortFunc(ms, func(a, b metastore.ScheduleMember) int { return cmp.Compare(a.Agent.ID, b.Agent.ID) })
+
+	names := map[string]bool{}
+	runners := 0
+	for _, m := range ms {
+		for _, j := range m.Jobs {
+			names[j] = true
+		}
+		if len(m.Jobs) > 0 {
+			runners++
+		}
+	}
+	if runners > 0 {
+		jobs = make(map[string]string, len(names))
+		bound := (len(names) + runners - 1) / runners
+		load := map[string]int{}
+		for _, job := range slices.Sorted(maps.Keys(names)) {
+			type candidate struct {
+				id    string
+				score uint64
+			}
+			var cs []candidate
+			for _, m := range ms {
+				if slices.Contains(m.Jobs, job) {
+					cs = append(cs, candidate{m.Agent.ID, jobScore(job, rank(m.Agent))})
+				}
+			}
+			slices.SortFunc(cs, func(a, b candidate) int {
+				if c := cmp.Compare(b.score, a.score); c != 0 {
+					return c
+				}
+				return cmp.Compare(a.id, b.id)
+			})
+			pick := cs[0].id
+			for _, c := range cs {
+				if load[c.id] < bound {
+					pick = c.id
+					break
+				}
+			}
+			jobs[job] = pick
+			load[pick]++
+		}
+	}
+	for _, m := range ms {
+		if !m.Ring || m.Agent.PeerAddr == "" {
+			continue
+		}
+		if rings == nil {
+			rings = map[string][]metastore.AgentInfo{}
+		}
+		a := m.Agent
+		rings[a.Zone] = append(rings[a.Zone], metastore.AgentInfo{
+			ID: a.ID, NodeID: a.NodeID, Host: a.Host, Port: a.Port, Zone: a.Zone, Roles: a.Roles, PeerAddr: a.PeerAddr,
+		})
+	}
+	return jobs, rings
+}
+
+// rank is what an agent is hashed by: its advertised address, which a
+// restart keeps (as cluster.Owner), or its ID if it has none.
+func rank(a metastore.AgentInfo) string {
+	if a.Host == "" {
+		return a.ID
+	}
+	return net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port)))
+}
+
+func jobScore(job, rank string) uint64 {
+	d := xxhash.New()
+	d.WriteString("job:")
+	d.WriteString(job)
+	d.Write([]byte{0})
+	d.WriteString(rank)
+	return d.Sum64()
+}
+
+// schedule is one vcluster's schedule: its members (one per subscribed
+// session) and the schedule last decided.
+type schedule struct {
+	v *vcluster
+
+	mu      sync.Mutex
+	members map[*session]*scheduled
+	order   int64 // subscriptions so far: the later of two with one agent ID wins
+	current metastore.Schedule
+
+	changes, moves atomic.Int64
+}
+
+// scheduled is one subscribed session.
+type scheduled struct {
+	member metastore.ScheduleMember
+	order  int64
+	latest atomic.Pointer[[]byte] // the newest schedule frame's payload
+	wake   chan struct{}
+}
+
+func newSchedule(v *vcluster) *schedule {
+	return &schedule{v: v, members: map[*session]*scheduled{}}
+}
+
+// subscribe answers remote.OpSchedule: it makes the session a member (or
+// withdraws it, for an empty agent ID) and answers the current schedule.
+func (sc *schedule) subscribe(s *session, args remote.RawMessage) remote.Response {
+	if len(args) > remote.MaxScheduleArgs {
+		return remote.Response{Err: &remote.WireError{Msg: fmt.Sprintf("%s: %d bytes of arguments, at most %d", remote.OpSchedule, len(args), remote.MaxScheduleArgs)}}
+	}
+	var m metastore.ScheduleMember
+	if err := remote.Unmarshal(args, &m); err != nil {
+		return remote.Response{Err: &remote.WireError{Msg: fmt.Sprintf("%s: bad arguments: %v", remote.OpSchedule, err)}}
+	}
+	if m.Agent.ID == "" {
+		sc.leave(s)
+		return remote.Response{}
+	}
+	if err := m.Check(); err != nil {
+		return remote.Response{Err: remote.EncodeError(err)}
+	}
+	sc.mu.Lock()
+	mem := sc.members[s]
+	if mem == nil {
+		mem = &scheduled{wake: make(chan struct{}, 1)}
+		sc.members[s] = mem
+		go sc.pushLoop(s, mem)
+	}
+	sc.order++
+	mem.member, mem.order = m, sc.order
+	changed := sc.decide()
+	cur := sc.current
+	sc.mu.Unlock()
+	if changed {
+		sc.push(cur)
+	}
+	res, err := remote.Marshal(cur)
+	return remote.Response{Result: res, Err: remote.EncodeError(err)}
+}
+
+// leave removes a session's member, if it has one (its session ended or
+// it withdrew).
+func (sc *schedule) leave(s *session) {
+	sc.mu.Lock()
+	_, ok := sc.members[s]
+	delete(sc.members, s)
+	changed := ok && sc.decide()
+	cur := sc.current
+	sc.mu.Unlock()
+	if changed {
+		sc.push(cur)
+	}
+}
+
+// decide computes the schedule of the current members and, if it
+// differs from the last, makes it the next version. sc.mu is held.
+func (sc *schedule) decide() bool {
+	list := make([]*scheduled, 0, len(sc.members))
+	for _, m := range sc.members {
+		list = append(list, m)
+	}
+	// Of two sessions of one agent (a reconnection the server has not yet
+	// seen end), the later subscription counts.
+	slices.SortFunc(list, func(a, b *scheduled) int { return cmp.Compare(b.order, a.order) })
+	ms := make([]metastore.ScheduleMember, len(list))
+	for i, m := range list {
+		ms[i] = m.member
+	}
+	jobs, rings := Assign(ms)
+	if sc.current.Version > 0 && maps.Equal(jobs, sc.current.Jobs) && maps.EqualFunc(rings, sc.current.Rings, sameRing) {
+		return false
+	}
+	for job, agent := range sc.current.Jobs {
+		if jobs[job] != agent {
+			sc.moves.Add(1)
+		}
+	}
+	sc.changes.Add(1)
+	sc.current = metastore.Schedule{Epoch: sc.v.epoch, Version: sc.current.Version + 1, Jobs: jobs, Rings: rings}
+	sc.v.log.Info("schedule", "epoch", sc.current.Epoch, "version", sc.current.Version, "members", len(ms), "jobs", jobs, "rings", ringSizes(rings))
+	return true
+}
+
+func sameRing(a, b []metastore.AgentInfo) bool {
+	return slices.EqualFunc(a, b, func(x, y metastore.AgentInfo) bool {
+		return x.ID == y.ID && x.PeerAddr == y.PeerAddr && x.Host == y.Host && x.Port == y.Port && x.NodeID == y.NodeID
+	})
+}
+
+func ringSizes(rings map[string][]metastore.AgentInfo) map[string]int {
+	out := make(map[string]int, len(rings))
+	for z, r := range rings {
+		out[z] = len(r)
+	}
+	return out
+}
+
+// push hands cur to every member's push loop. A member whose session is
+// slow gets only the newest schedule once it can take one.
+func (sc *schedule) push(cur metastore.Schedule) {
+	payload, err := remote.Marshal(cur)
+	if err != nil {
+		sc.v.log.Error("encoding the schedule failed", "err", err)
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if cur.Version != sc.current.Version {
+		return // a newer one is being pushed
+	}
+	for _, m := range sc.members {
+		m.latest.Store(&payload)
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pushLoop writes the newest schedule to a member's session, until the
+// session ends. Schedules pushed while its queue was full are skipped:
+// only the newest matters, and the agent ignores older ones anyway.
+func (sc *schedule) pushLoop(s *session, m *scheduled) {
+	for {
+		select {
+		case <-m.wake:
+		case <-s.ctx.Done():
+			return
+		}
+		p := m.latest.Load()
+		if p == nil {
+			continue
+		}
+		select {
+		case s.out <- remote.Frame{Kind: remote.KindSchedule, Payload: *p}:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// ScheduleInfo is a vcluster's schedule and its counters.
+type ScheduleInfo struct {
+	metastore.Schedule
+	// Members counts the subscribed sessions.
+	Members int `json:"members"`
+	// Changes counts the schedules decided since the vcluster opened
+	// here; Moves the jobs that changed agent in them.
+	Changes int64 `json:"changes"`
+	Moves   int64 `json:"moves"`
+}
+
+// Schedule returns a vcluster's current schedule.
+func (s *Server) Schedule(name string) (ScheduleInfo, bool) {
+	s.mu.Lock()
+	v := s.vclusters[name]
+	s.mu.Unlock()
+	if v == nil {
+		return ScheduleInfo{}, false
+	}
+	sc := v.sched
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return ScheduleInfo{Schedule: sc.current, Members: len(sc.members), Changes: sc.changes.Load(), Moves: sc.moves.Load()}, true
+}
