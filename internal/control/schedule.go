@@ -27,25 +27,40 @@ import (
 	"github.com/floe-io/floe/internal/metastore/remote"
 )
 
+// MaxScheduledJobs bounds the distinct job names a vcluster's schedule
+// assigns (the standard jobs are four); names beyond it, in sorted
+// order, are not assigned.
+const MaxScheduledJobs = 256
+
 // Assign decides the jobs and the cache rings of a schedule from its
-// members, at most one per agent ID (a later duplicate is ignored). It is
-// pure: the same members in any order give the same answer.
+// members, at most one per agent ID (a later duplicate is ignored), and
+// the previous schedule's jobs (nil for a first schedule). It is pure:
+// the same arguments, members in any order, give the same answer.
 //
 // Jobs: every job some member announces goes to one of the members that
-// announce it, by rendezvous hashing of (job, agent address) with bounded
-// loads: a job goes to its highest-scoring candidate that runs fewer
-// than ⌈jobs / runners⌉ jobs (runners: members announcing any job), or
-// to its highest-scoring candidate if all are that loaded. Rendezvous
-// keeps a job where it is when other agents come and go (mostly: only
-// when a load bound changes does a job other than the leaver's or the
-// newcomer's move); the bound spreads a handful of jobs over the agents
-// instead of leaving them where the hash happens to put them. Agents are
-// ranked by address, as cluster.Owner ranks them, so an agent restarted
-// at its address gets its jobs back.
+// announce it ("runners"), with the loads bounded by lo = ⌊jobs/runners⌋
+// and hi = ⌈jobs/runners⌉ (candidates permitting):
+//
+//  1. a job stays on its previous agent if that agent is still a
+//     candidate and runs fewer than hi jobs: nothing moves without a
+//     reason;
+//  2. the others go to their highest-scoring candidate running fewer
+//     than hi jobs (rendezvous hashing of job and agent address), or
+//     the highest-scoring one if all run that many;
+//  3. while some runner has fewer than lo jobs, it takes one from a
+//     runner with more than lo: preferably a job that moved in step 2
+//     anyway, then the one it scores highest for.
+//
+// So when an agent leaves only its jobs move, plus what evens the loads
+// out; when one joins it takes ⌊jobs/runners⌋ jobs and nothing else
+// moves; and a handful of jobs spreads over the agents instead of
+// sitting where the hash happens to put them. Agents are ranked by
+// address, as cluster.Owner ranks them, so a new leader (no previous
+// schedule) puts a job where the hash put it before, wherever it can.
 //
 // Rings: each zone's ring is the members of that zone with Ring set and
 // a peer address, sorted by ID.
-func Assign(members []metastore.ScheduleMember) (jobs map[string]string, rings map[string][]metastore.AgentInfo) {
+func Assign(prev map[string]string, members []metastore.ScheduleMember) (jobs map[string]string, rings map[string][]metastore.AgentInfo) {
 	seen := map[string]bool{}
 	var ms []metastore.ScheduleMember
 	for _, m := range members {
@@ -56,49 +71,7 @@ func Assign(members []metastore.ScheduleMember) (jobs map[string]string, rings m
 		ms = append(ms, m)
 	}
 	slices.SortFunc(ms, func(a, b metastore.ScheduleMember) int { return cmp.Compare(a.Agent.ID, b.Agent.ID) })
-
-	names := map[string]bool{}
-	runners := 0
-	for _, m := range ms {
-		for _, j := range m.Jobs {
-			names[j] = true
-		}
-		if len(m.Jobs) > 0 {
-			runners++
-		}
-	}
-	if runners > 0 {
-		jobs = make(map[string]string, len(names))
-		bound := (len(names) + runners - 1) / runners
-		load := map[string]int{}
-		for _, job := range slices.Sorted(maps.Keys(names)) {
-			type candidate struct {
-				id    string
-				score uint64
-			}
-			var cs []candidate
-			for _, m := range ms {
-				if slices.Contains(m.Jobs, job) {
-					cs = append(cs, candidate{m.Agent.ID, jobScore(job, rank(m.Agent))})
-				}
-			}
-			slices.SortFunc(cs, func(a, b candidate) int {
-				if c := cmp.Compare(b.score, a.score); c != 0 {
-					return c
-				}
-				return cmp.Compare(a.id, b.id)
-			})
-			pick := cs[0].id
-			for _, c := range cs {
-				if load[c.id] < bound {
-					pick = c.id
-					break
-				}
-			}
-			jobs[job] = pick
-			load[pick]++
-		}
-	}
+	jobs = assignJobs(prev, ms)
 	for _, m := range ms {
 		if !m.Ring || m.Agent.PeerAddr == "" {
 			continue
@@ -112,6 +85,102 @@ func Assign(members []metastore.ScheduleMember) (jobs map[string]string, rings m
 		})
 	}
 	return jobs, rings
+}
+
+// assignJobs is Assign's jobs, of members sorted by ID without
+// duplicates.
+func assignJobs(prev map[string]string, ms []metastore.ScheduleMember) map[string]string {
+	type candidate struct {
+		id    string
+		score uint64
+	}
+	cands := map[string][]candidate{} // job → its candidates, best first
+	var runners []string
+	for _, m := range ms {
+		if len(m.Jobs) > 0 {
+			runners = append(runners, m.Agent.ID)
+		}
+		r := rank(m.Agent)
+		for _, j := range m.Jobs {
+			if _, ok := cands[j]; ok || len(cands) < MaxScheduledJobs {
+				cands[j] = append(cands[j], candidate{m.Agent.ID, jobScore(j, r)})
+			}
+		}
+	}
+	if len(runners) == 0 {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(cands))
+	for _, j := range names {
+		slices.SortFunc(cands[j], func(a, b candidate) int {
+			if c := cmp.Compare(b.score, a.score); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.id, b.id)
+		})
+	}
+	lo, hi := len(names)/len(runners), (len(names)+len(runners)-1)/len(runners)
+	jobs := make(map[string]string, len(names))
+	load := map[string]int{}
+	kept := map[string]bool{}
+	// 1. Stay where you were.
+	for _, j := range names {
+		p, ok := prev[j]
+		if ok && load[p] < hi && slices.ContainsFunc(cands[j], func(c candidate) bool { return c.id == p }) {
+			jobs[j], kept[j] = p, true
+			load[p]++
+		}
+	}
+	// 2. The rest by rendezvous, bounded.
+	for _, j := range names {
+		if kept[j] {
+			continue
+		}
+		pick := cands[j][0].id
+		for _, c := range cands[j] {
+			if load[c.id] < hi {
+				pick = c.id
+				break
+			}
+		}
+		jobs[j] = pick
+		load[pick]++
+	}
+	// 3. Even out: each move raises a runner below lo, so at most
+	// len(names) moves.
+	for range names {
+		under := ""
+		for _, r := range runners {
+			if load[r] < lo && (under == "" || load[r] < load[under]) {
+				under = r
+			}
+		}
+		if under == "" {
+			break
+		}
+		best, bestKept, bestScore := "", true, uint64(0)
+		for _, j := range names {
+			if load[jobs[j]] <= lo {
+				continue
+			}
+			i := slices.IndexFunc(cands[j], func(c candidate) bool { return c.id == under })
+			if i < 0 {
+				continue
+			}
+			sc := cands[j][i].score
+			if best == "" || (bestKept && !kept[j]) || (bestKept == kept[j] && sc > bestScore) {
+				best, bestKept, bestScore = j, kept[j], sc
+			}
+		}
+		if best == "" {
+			break // nothing it can take
+		}
+		load[jobs[best]]--
+		jobs[best] = under
+		kept[best] = false
+		load[under]++
+	}
+	return jobs
 }
 
 // rank is what an agent is hashed by: its advertised address, which a
@@ -221,7 +290,7 @@ func (sc *schedule) decide() bool {
 	for i, m := range list {
 		ms[i] = m.member
 	}
-	jobs, rings := Assign(ms)
+	jobs, rings := Assign(sc.current.Jobs, ms)
 	if sc.current.Version > 0 && maps.Equal(jobs, sc.current.Jobs) && maps.EqualFunc(rings, sc.current.Rings, sameRing) {
 		return false
 	}
