@@ -176,9 +176,9 @@ func TestAssignCandidates(t *testing.T) {
 	ms := []metastore.ScheduleMember{
 		runner(0, "a", "cleaner"),
 		runner(1, "a", "cleaner", "retention"),
-		runner(2, "b"),       // no jobs role
-		runner(3, "b", "x"),  // the only one for x
-		runner(4, "a"),       // ring only
+		runner(2, "b"),      // no jobs role
+		runner(3, "b", "x"), // the only one for x
+		runner(4, "a"),      // ring only
 		{Agent: metastore.AgentInfo{ID: "no-peer", Zone: "a"}, Ring: true},
 		{Agent: metastore.AgentInfo{ID: "not-ring", Zone: "b", PeerAddr: "h:1"}},
 	}
