@@ -2,9 +2,13 @@ package control_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"net/http/httptest"
+	"strings"
 	"slices"
 	"sync"
 	"testing"
@@ -77,6 +81,12 @@ func (w *watcher) update(s metastore.Schedule) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.seen = append(w.seen, s)
+}
+
+func (w *watcher) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.seen)
 }
 
 func (w *watcher) last() metastore.Schedule {
@@ -210,7 +220,7 @@ func TestScheduleFollowsSessions(t *testing.T) {
 
 	// agent-1's connection is cut: it hears that its schedule is lost,
 	// reconnects by itself, and is in the schedule again.
-	before := len(ws[1].seen)
+	before := ws[1].count()
 	proxy.cut()
 	testutil.WaitFor(t, 10*time.Second, "agent-1 told its schedule is lost", func() bool {
 		ws[1].mu.Lock()
@@ -230,7 +240,33 @@ func TestScheduleFollowsSessions(t *testing.T) {
 		w.checkOrder(t)
 	}
 	info, _ := cp.server.Schedule("sched")
-	t.Logf("schedule %d.%d after %d changes, %d job moves; agent-1 saw %d schedules", info.Epoch, info.Version, info.Changes, info.Moves, len(ws[1].seen))
+	t.Logf("schedule %d.%d after %d changes, %d job moves; agent-1 saw %d schedules", info.Epoch, info.Version, info.Changes, info.Moves, ws[1].count())
+
+	// The operator's view: the admin API and the metrics.
+	admin := control.AdminHandler(cp.server, "", nil)
+	get := func(path string) string {
+		rec := httptest.NewRecorder()
+		admin.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 {
+			t.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body)
+		}
+		return rec.Body.String()
+	}
+	var got control.ScheduleInfo
+	if err := json.Unmarshal([]byte(get("/api/vclusters/sched/schedule")), &got); err != nil || got.Version != info.Version || !maps.Equal(got.Jobs, info.Jobs) || got.Members != 2 {
+		t.Errorf("schedule from the admin API: %+v (%v), want %+v", got, err, info)
+	}
+	metrics := get("/metrics")
+	want := []string{`floe_control_schedule_members{vcluster="sched"} 2`, fmt.Sprintf(`floe_control_schedule_version{vcluster="sched"} %d`, info.Version),
+		`floe_control_ring_members{vcluster="sched",zone="a"} 2`}
+	for job, agent := range info.Jobs {
+		want = append(want, fmt.Sprintf(`floe_control_job_assignment{agent=%q,job=%q,vcluster="sched"} 1`, agent, job))
+	}
+	for _, w := range want {
+		if !strings.Contains(metrics, w) {
+			t.Errorf("metrics lack %s", w)
+		}
+	}
 }
 
 // overlapDetector fails the test if two agents run one job at once, and
