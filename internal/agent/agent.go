@@ -259,6 +259,7 @@ type Agent struct {
 	draining  chan struct{} // closed when Close begins
 
 	members    *cluster.Membership
+	schedule   *scheduleView // nil unless the store schedules (floe://)
 	peerServer *zonecache.Server
 	groups     *coordinator.Coordinator
 	shares     *sharecoord.Coordinator
@@ -418,6 +419,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	schedule := newScheduleView(store, members, log)
 	if schedule != nil {
 		ringMembers = schedule
+		a.schedule = schedule
 	}
 	ring := zonecache.NewRing(ringMembers, bucket, zonecache.RingOptions{
 		BlockSize: blockSize, Role: protocol.RoleFetch, Secret: secret, TLS: cfg.PeerClientTLS,
