@@ -125,7 +125,6 @@ func (s *Scheduler) loop(ctx context.Context, j Job, slots chan struct{}) {
 		var changed <-chan struct{} // nil without an assignment: never ready
 		if assignment != nil {
 			changed = assignment.Changed()
-			s.metrics.assigned.WithLabelValues(name).Set(b2f(assigned()))
 		}
 		select {
 		case <-ctx.Done():
@@ -134,6 +133,9 @@ func (s *Scheduler) loop(ctx context.Context, j Job, slots chan struct{}) {
 		case <-changed:
 		}
 		wait = s.opts.Interval
+		if assignment != nil {
+			s.metrics.assigned.WithLabelValues(name).Set(b2f(assigned()))
+		}
 		if !assigned() {
 			if lease != nil {
 				// Released only now that no pass runs: the agent the job
