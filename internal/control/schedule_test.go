@@ -1,6 +1,7 @@
 package control_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -557,5 +558,78 @@ func TestScheduleFailover(t *testing.T) {
 		if len(ran) != 1 || ran[0] != after.Jobs[job] {
 			t.Errorf("after the failover %s ran on %v, assigned to %s", job, ran, after.Jobs[job])
 		}
+	}
+}
+
+// TestScheduleRefusesHostileMembers: what an agent announces is checked
+// before it counts: too large, malformed, or over the bounds of names and
+// jobs, the subscription is refused with an error answer and the
+// schedule has no member.
+func TestScheduleRefusesHostileMembers(t *testing.T) {
+	cp := newControl(t)
+	key, err := cp.server.CreateVCluster(t.Context(), "hostile-sched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", metastore.MaxScheduleNameLen+1)
+	tooMany := make([]string, metastore.MaxScheduleJobs+1)
+	for i := range tooMany {
+		tooMany[i] = fmt.Sprint("job-", i)
+	}
+	ok := member("agent-1", "z", true, "cleaner")
+	cases := map[string]remote.RawMessage{
+		"not a member":   must(remote.Marshal([]int{5})),
+		"too large":      must(remote.Marshal(map[string]string{"Pad": strings.Repeat("p", remote.MaxScheduleArgs)})),
+		"long agent id":  must(remote.Marshal(metastore.ScheduleMember{Agent: metastore.AgentInfo{ID: long}})),
+		"long job name":  must(remote.Marshal(metastore.ScheduleMember{Agent: ok.Agent, Jobs: []string{long}})),
+		"empty job name": must(remote.Marshal(metastore.ScheduleMember{Agent: ok.Agent, Jobs: []string{""}})),
+		"too many jobs":  must(remote.Marshal(metastore.ScheduleMember{Agent: ok.Agent, Jobs: tooMany})),
+		"long zone":      must(remote.Marshal(metastore.ScheduleMember{Agent: metastore.AgentInfo{ID: "a", Zone: long}})),
+		"many roles":     must(remote.Marshal(metastore.ScheduleMember{Agent: metastore.AgentInfo{ID: "a", Roles: make([]string, 17)}})),
+	}
+	nc, err := net.Dial("tcp", cp.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	w := bufio.NewWriter(nc)
+	r := bufio.NewReader(nc)
+	send := func(kind byte, id uint64, payload []byte) remote.Frame {
+		t.Helper()
+		b, err := remote.AppendFrame(nil, remote.Frame{Kind: kind, ID: id, Payload: payload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(b)
+		w.Flush()
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		f, err := remote.ReadFrame(r)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		return f
+	}
+	send(remote.KindHello, 0, must(remote.Marshal(remote.Hello{V: remote.Version, VCluster: "hostile-sched", Key: key})))
+	var id uint64
+	for name, args := range cases {
+		id++
+		f := send(remote.KindRequest, id, must(remote.Marshal(remote.Request{Op: remote.OpSchedule, Args: args})))
+		var resp remote.Response
+		if f.Kind != remote.KindResponse || remote.Unmarshal(f.Payload, &resp) != nil || resp.Err == nil {
+			t.Errorf("%s: answered %d %+v, want an error", name, f.Kind, resp)
+			continue
+		}
+		t.Logf("%s: %s", name, resp.Err.Msg)
+	}
+	if info, _ := cp.server.Schedule("hostile-sched"); info.Members != 0 || info.Version != 0 {
+		t.Errorf("refused subscriptions made members: %+v", info)
+	}
+	// The session still works: a valid member joins.
+	id++
+	f := send(remote.KindRequest, id, must(remote.Marshal(remote.Request{Op: remote.OpSchedule, Args: must(remote.Marshal(ok))})))
+	var resp remote.Response
+	var s metastore.Schedule
+	if remote.Unmarshal(f.Payload, &resp) != nil || resp.Err != nil || remote.Unmarshal(resp.Result, &s) != nil || s.Jobs["cleaner"] != "agent-1" {
+		t.Fatalf("valid member: %+v, schedule %+v", resp, s)
 	}
 }
