@@ -6,7 +6,9 @@
 //
 // Every job is leased through the metadata store (metastore.LeaseStore),
 // so exactly one agent runs it at a time; a dead agent's lease expires
-// and another agent takes the job. Each job splits into a pure planner
+// and another agent takes the job. On a store that schedules (the control
+// plane), an Assignment further restricts each agent to the jobs assigned
+// to it; the lease stays the fence. Each job splits into a pure planner
 // (state in, decisions out: PlanRetention, PlanPartitionCompaction and
 // PackCompaction, PlanKeyCompaction, PlanOrphans, DeleteDelay) and an
 // executor that reads the state and applies the decisions.
