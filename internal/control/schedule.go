@@ -220,6 +220,7 @@ type scheduled struct {
 	order  int64
 	latest atomic.Pointer[[]byte] // the newest schedule frame's payload
 	wake   chan struct{}
+	quit   chan struct{} // closed when the member leaves: its push loop ends
 }
 
 func newSchedule(v *vcluster) *schedule {
@@ -246,7 +247,7 @@ func (sc *schedule) subscribe(s *session, args remote.RawMessage) remote.Respons
 	sc.mu.Lock()
 	mem := sc.members[s]
 	if mem == nil {
-		mem = &scheduled{wake: make(chan struct{}, 1)}
+		mem = &scheduled{wake: make(chan struct{}, 1), quit: make(chan struct{})}
 		sc.members[s] = mem
 		go sc.pushLoop(s, mem)
 	}
@@ -266,7 +267,10 @@ func (sc *schedule) subscribe(s *session, args remote.RawMessage) remote.Respons
 // it withdrew).
 func (sc *schedule) leave(s *session) {
 	sc.mu.Lock()
-	_, ok := sc.members[s]
+	mem, ok := sc.members[s]
+	if ok {
+		close(mem.quit)
+	}
 	delete(sc.members, s)
 	changed := ok && sc.decide()
 	cur := sc.current
@@ -348,6 +352,8 @@ func (sc *schedule) pushLoop(s *session, m *scheduled) {
 	for {
 		select {
 		case <-m.wake:
+		case <-m.quit:
+			return
 		case <-s.ctx.Done():
 			return
 		}
@@ -357,6 +363,8 @@ func (sc *schedule) pushLoop(s *session, m *scheduled) {
 		}
 		select {
 		case s.out <- remote.Frame{Kind: remote.KindSchedule, Payload: *p}:
+		case <-m.quit:
+			return
 		case <-s.ctx.Done():
 			return
 		}
