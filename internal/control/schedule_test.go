@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http/httptest"
 	"slices"
@@ -632,4 +633,43 @@ func TestScheduleRefusesHostileMembers(t *testing.T) {
 	if remote.Unmarshal(f.Payload, &resp) != nil || resp.Err != nil || remote.Unmarshal(resp.Result, &s) != nil || s.Jobs["cleaner"] != "agent-1" {
 		t.Fatalf("valid member: %+v, schedule %+v", resp, s)
 	}
+}
+
+// TestScheduleChurn cuts the agents' connections again and again while
+// their jobs run (each agent reconnects by itself, and the schedule moves
+// its jobs away and back): no job ever runs on two agents at once, and
+// every job keeps running.
+func TestScheduleChurn(t *testing.T) {
+	cp := newControl(t)
+	key, err := cp.server.CreateVCluster(t.Context(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &overlapDetector{t: t, running: map[string]string{}}
+	var proxies []*cutProxy
+	for i := range 3 {
+		p := newCutProxy(t, cp.addr)
+		proxies = append(proxies, p)
+		startScheduledAgent(t, p.addr(), key, fmt.Sprintf("agent-%d", i), d, 80*time.Millisecond)
+	}
+	testutil.WaitFor(t, 10*time.Second, "three agents scheduled", func() bool {
+		info, _ := cp.server.Schedule("jobs")
+		return info.Members == 3
+	})
+	r := rand.New(rand.NewPCG(7, 7))
+	start := time.Now()
+	const cuts = 20
+	for range cuts {
+		time.Sleep(time.Duration(100+r.IntN(300)) * time.Millisecond)
+		proxies[r.IntN(len(proxies))].cut()
+	}
+	// Once the cuts stop, every job runs again.
+	calm := time.Now()
+	testutil.WaitFor(t, 15*time.Second, "every job running after the cuts", func() bool {
+		return len(d.runsBetween(calm, time.Now())) == 4
+	})
+	info, _ := cp.server.Schedule("jobs")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t.Logf("%d cuts in %v: %d passes, %d overlaps; %d schedules, %d job moves", cuts, calm.Sub(start).Round(time.Millisecond), len(d.runs), d.overlap, info.Changes, info.Moves)
 }
