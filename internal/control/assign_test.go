@@ -204,3 +204,31 @@ func TestAssignCandidates(t *testing.T) {
 		t.Errorf("no members: %v %v", jobs, rings)
 	}
 }
+
+// BenchmarkAssign times one decision: the schedule is decided again,
+// under the vcluster's schedule lock, whenever a session joins or leaves.
+// "worst" is what the bounds admit: 4,096 sessions (a server's
+// connections) announcing 64 jobs each out of 256 names.
+func BenchmarkAssign(b *testing.B) {
+	for _, tc := range []struct {
+		name           string
+		agents, perJob int
+		names          int
+	}{{"10-agents-4-jobs", 10, 4, 4}, {"100-agents-4-jobs", 100, 4, 4}, {"worst-4096-agents-256-jobs", 4096, 64, control.MaxScheduledJobs}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var ms []metastore.ScheduleMember
+			for i := range tc.agents {
+				var jobs []string
+				for k := range tc.perJob {
+					jobs = append(jobs, fmt.Sprintf("job-%03d", (i*7+k)%tc.names))
+				}
+				ms = append(ms, runner(i, fmt.Sprintf("z%d", i%3), jobs...))
+			}
+			prev, _ := control.Assign(nil, ms[1:])
+			b.ResetTimer()
+			for b.Loop() {
+				control.Assign(prev, ms)
+			}
+		})
+	}
+}

@@ -62,15 +62,16 @@ const MaxScheduledJobs = 256
 // a peer address, sorted by ID.
 func Assign(prev map[string]string, members []metastore.ScheduleMember) (jobs map[string]string, rings map[string][]metastore.AgentInfo) {
 	seen := map[string]bool{}
-	var ms []metastore.ScheduleMember
-	for _, m := range members {
+	var ms []*metastore.ScheduleMember
+	for i := range members {
+		m := &members[i]
 		if m.Agent.ID == "" || seen[m.Agent.ID] {
 			continue
 		}
 		seen[m.Agent.ID] = true
 		ms = append(ms, m)
 	}
-	slices.SortFunc(ms, func(a, b metastore.ScheduleMember) int { return cmp.Compare(a.Agent.ID, b.Agent.ID) })
+	slices.SortFunc(ms, func(a, b *metastore.ScheduleMember) int { return cmp.Compare(a.Agent.ID, b.Agent.ID) })
 	jobs = assignJobs(prev, ms)
 	for _, m := range ms {
 		if !m.Ring || m.Agent.PeerAddr == "" {
@@ -89,18 +90,21 @@ func Assign(prev map[string]string, members []metastore.ScheduleMember) (jobs ma
 
 // assignJobs is Assign's jobs, of members sorted by ID without
 // duplicates.
-func assignJobs(prev map[string]string, ms []metastore.ScheduleMember) map[string]string {
+func assignJobs(prev map[string]string, ms []*metastore.ScheduleMember) map[string]string {
 	type candidate struct {
 		id    string
 		score uint64
 	}
 	cands := map[string][]candidate{} // job → its candidates, best first
 	var runners []string
+	announced := map[string][]string{} // agent → the jobs it runs
+	ranks := map[string]string{}
 	for _, m := range ms {
 		if len(m.Jobs) > 0 {
 			runners = append(runners, m.Agent.ID)
 		}
 		r := rank(m.Agent)
+		announced[m.Agent.ID], ranks[m.Agent.ID] = m.Jobs, r
 		for _, j := range m.Jobs {
 			if _, ok := cands[j]; ok || len(cands) < MaxScheduledJobs {
 				cands[j] = append(cands[j], candidate{m.Agent.ID, jobScore(j, r)})
@@ -126,7 +130,7 @@ func assignJobs(prev map[string]string, ms []metastore.ScheduleMember) map[strin
 	// 1. Stay where you were.
 	for _, j := range names {
 		p, ok := prev[j]
-		if ok && load[p] < hi && slices.ContainsFunc(cands[j], func(c candidate) bool { return c.id == p }) {
+		if ok && load[p] < hi && slices.Contains(announced[p], j) {
 			jobs[j], kept[j] = p, true
 			load[p]++
 		}
@@ -160,14 +164,10 @@ func assignJobs(prev map[string]string, ms []metastore.ScheduleMember) map[strin
 		}
 		best, bestKept, bestScore := "", true, uint64(0)
 		for _, j := range names {
-			if load[jobs[j]] <= lo {
+			if load[jobs[j]] <= lo || !slices.Contains(announced[under], j) {
 				continue
 			}
-			i := slices.IndexFunc(cands[j], func(c candidate) bool { return c.id == under })
-			if i < 0 {
-				continue
-			}
-			sc := cands[j][i].score
+			sc := jobScore(j, ranks[under])
 			if best == "" || (bestKept && !kept[j]) || (bestKept == kept[j] && sc > bestScore) {
 				best, bestKept, bestScore = j, kept[j], sc
 			}
