@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -201,17 +202,35 @@ func jobScore(job, rank string) uint64 {
 	return d.Sum64()
 }
 
+// DefaultScheduleGrace is Options.ScheduleGrace's default: longer than a
+// reconnection, shorter than the agents' job lease TTL (30 s by
+// default), so that it delays nothing when an agent was killed: its jobs
+// wait for its leases to expire anyway.
+const DefaultScheduleGrace = 5 * time.Second
+
 // schedule is one vcluster's schedule: its members (one per subscribed
-// session) and the schedule last decided.
+// session), the agents whose session ended within the grace period, and
+// the schedule last decided.
 type schedule struct {
-	v *vcluster
+	v     *vcluster
+	grace time.Duration // set by the server before any session
 
 	mu      sync.Mutex
 	members map[*session]*scheduled
-	order   int64 // subscriptions so far: the later of two with one agent ID wins
+	gone    map[string]goneMember // agent ID → its member, until its grace ends
+	order   int64                 // subscriptions so far: the later of two with one agent ID wins
 	current metastore.Schedule
 
 	changes, moves atomic.Int64
+}
+
+// goneMember is an agent whose session ended without withdrawing: it
+// keeps its jobs (not its ring place) until its grace ends, in case it
+// reconnects.
+type goneMember struct {
+	member metastore.ScheduleMember
+	order  int64
+	until  time.Time
 }
 
 // scheduled is one subscribed session.
@@ -224,7 +243,7 @@ type scheduled struct {
 }
 
 func newSchedule(v *vcluster) *schedule {
-	return &schedule{v: v, members: map[*session]*scheduled{}}
+	return &schedule{v: v, members: map[*session]*scheduled{}, gone: map[string]goneMember{}}
 }
 
 // subscribe answers remote.OpSchedule: it makes the session a member (or
@@ -238,7 +257,7 @@ func (sc *schedule) subscribe(s *session, args remote.RawMessage) remote.Respons
 		return remote.Response{Err: &remote.WireError{Msg: fmt.Sprintf("%s: bad arguments: %v", remote.OpSchedule, err)}}
 	}
 	if m.Agent.ID == "" {
-		sc.leave(s)
+		sc.remove(s, false)
 		return remote.Response{}
 	}
 	if err := m.Check(); err != nil {
@@ -253,6 +272,7 @@ func (sc *schedule) subscribe(s *session, args remote.RawMessage) remote.Respons
 	}
 	sc.order++
 	mem.member, mem.order = m, sc.order
+	delete(sc.gone, m.Agent.ID) // back within its grace
 	changed := sc.decide()
 	cur := sc.current
 	sc.mu.Unlock()
@@ -263,16 +283,56 @@ func (sc *schedule) subscribe(s *session, args remote.RawMessage) remote.Respons
 	return remote.Response{Result: res, Err: remote.EncodeError(err)}
 }
 
-// leave removes a session's member, if it has one (its session ended or
-// it withdrew).
-func (sc *schedule) leave(s *session) {
+// leave removes the member of a session that ended; its jobs stay
+// assigned to its agent for the grace period.
+func (sc *schedule) leave(s *session) { sc.remove(s, true) }
+
+// remove removes a session's member, if it has one, keeping its jobs for
+// the grace period if grace is set (a session that ended, not one that
+// withdrew).
+func (sc *schedule) remove(s *session, grace bool) {
 	sc.mu.Lock()
 	mem, ok := sc.members[s]
 	if ok {
 		close(mem.quit)
+		delete(sc.members, s)
+		if grace && sc.grace > 0 && len(mem.member.Jobs) > 0 && !sc.liveLocked(mem.member.Agent.ID) {
+			g := goneMember{member: mem.member, order: mem.order, until: time.Now().Add(sc.grace)}
+			g.member.Ring = false // reads must not wait on an agent that may be dead
+			sc.gone[mem.member.Agent.ID] = g
+			time.AfterFunc(sc.grace, sc.expire)
+		}
 	}
-	delete(sc.members, s)
 	changed := ok && sc.decide()
+	cur := sc.current
+	sc.mu.Unlock()
+	if changed {
+		sc.push(cur)
+	}
+}
+
+// liveLocked reports whether an agent has a subscribed session.
+func (sc *schedule) liveLocked(id string) bool {
+	for _, m := range sc.members {
+		if m.member.Agent.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// expire ends the grace periods that are over.
+func (sc *schedule) expire() {
+	sc.mu.Lock()
+	now := time.Now()
+	expired := false
+	for id, g := range sc.gone {
+		if !now.Before(g.until) {
+			delete(sc.gone, id)
+			expired = true
+		}
+	}
+	changed := expired && sc.decide()
 	cur := sc.current
 	sc.mu.Unlock()
 	if changed {
@@ -283,16 +343,23 @@ func (sc *schedule) leave(s *session) {
 // decide computes the schedule of the current members and, if it
 // differs from the last, makes it the next version. sc.mu is held.
 func (sc *schedule) decide() bool {
-	list := make([]*scheduled, 0, len(sc.members))
+	type entry struct {
+		member metastore.ScheduleMember
+		order  int64
+	}
+	list := make([]entry, 0, len(sc.members)+len(sc.gone))
 	for _, m := range sc.members {
-		list = append(list, m)
+		list = append(list, entry{m.member, m.order})
+	}
+	for _, g := range sc.gone {
+		list = append(list, entry{g.member, g.order})
 	}
 	// Of two sessions of one agent (a reconnection the server has not yet
 	// seen end), the later subscription counts.
-	slices.SortFunc(list, func(a, b *scheduled) int { return cmp.Compare(b.order, a.order) })
+	slices.SortFunc(list, func(a, b entry) int { return cmp.Compare(b.order, a.order) })
 	ms := make([]metastore.ScheduleMember, len(list))
-	for i, m := range list {
-		ms[i] = m.member
+	for i, e := range list {
+		ms[i] = e.member
 	}
 	jobs, rings := Assign(sc.current.Jobs, ms)
 	if sc.current.Version > 0 && maps.Equal(jobs, sc.current.Jobs) && maps.EqualFunc(rings, sc.current.Rings, sameRing) {
@@ -305,7 +372,7 @@ func (sc *schedule) decide() bool {
 	}
 	sc.changes.Add(1)
 	sc.current = metastore.Schedule{Epoch: sc.v.epoch, Version: sc.current.Version + 1, Jobs: jobs, Rings: rings}
-	sc.v.log.Info("schedule", "epoch", sc.current.Epoch, "version", sc.current.Version, "members", len(ms), "jobs", jobs, "rings", ringSizes(rings))
+	sc.v.log.Info("schedule", "epoch", sc.current.Epoch, "version", sc.current.Version, "members", len(sc.members), "in_grace", len(sc.gone), "jobs", jobs, "rings", ringSizes(rings))
 	return true
 }
 
@@ -374,8 +441,10 @@ func (sc *schedule) pushLoop(s *session, m *scheduled) {
 // ScheduleInfo is a vcluster's schedule and its counters.
 type ScheduleInfo struct {
 	metastore.Schedule
-	// Members counts the subscribed sessions.
+	// Members counts the subscribed sessions; InGrace the agents whose
+	// session ended and who keep their jobs until their grace ends.
 	Members int `json:"members"`
+	InGrace int `json:"in_grace"`
 	// Changes counts the schedules decided since the vcluster opened
 	// here; Moves the jobs that changed agent in them.
 	Changes int64 `json:"changes"`
@@ -393,5 +462,5 @@ func (s *Server) Schedule(name string) (ScheduleInfo, bool) {
 	sc := v.sched
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	return ScheduleInfo{Schedule: sc.current, Members: len(sc.members), Changes: sc.changes.Load(), Moves: sc.moves.Load()}, true
+	return ScheduleInfo{Schedule: sc.current, Members: len(sc.members), InGrace: len(sc.gone), Changes: sc.changes.Load(), Moves: sc.moves.Load()}, true
 }

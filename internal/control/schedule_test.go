@@ -18,10 +18,33 @@ import (
 
 	"github.com/floe-io/floe/internal/control"
 	"github.com/floe-io/floe/internal/jobs"
+	"github.com/floe-io/floe/internal/journal"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/remote"
 	"github.com/floe-io/floe/internal/testutil"
 )
+
+// newControlGrace is newControl with Options.ScheduleGrace.
+func newControlGrace(t *testing.T, grace time.Duration) *controlPlane {
+	t.Helper()
+	dbURL := testutil.CreateDatabase(t, testutil.RequirePostgres(t), "floe_control_")
+	j, err := journal.Open(t.Context(), dbURL, testutil.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(j.Close)
+	srv, err := control.New(t.Context(), control.Options{Journal: j, Dir: t.TempDir(), Logger: testutil.Logger(t), ScheduleGrace: grace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return &controlPlane{dbURL: dbURL, server: srv, addr: l.Addr().String()}
+}
 
 // cutProxy forwards TCP connections to a control plane; cut breaks the
 // connections open now (an agent's session drops; it reconnects).
@@ -131,12 +154,14 @@ func ringIDs(s metastore.Schedule, zone string) []string {
 
 // TestScheduleFollowsSessions: agents that join the schedule through the
 // control plane get the jobs spread over them and a ring per zone; when
-// a session ends its agent's jobs move and it leaves its ring; a session
-// cut by the network is reported lost, and the agent is back in the
-// schedule once its client reconnected. Every watcher sees the versions
-// in order.
+// a session ends its agent leaves its ring at once, and its jobs move
+// once its grace period (1 s here) is over; a session cut by the network
+// is reported lost, and the agent is back in the schedule once its
+// client reconnected, within its grace: its jobs never moved. Every
+// watcher sees the versions in order.
 func TestScheduleFollowsSessions(t *testing.T) {
-	cp := newControl(t)
+	const grace = time.Second
+	cp := newControlGrace(t, grace)
 	key, err := cp.server.CreateVCluster(t.Context(), "sched")
 	if err != nil {
 		t.Fatal(err)
@@ -169,6 +194,11 @@ func TestScheduleFollowsSessions(t *testing.T) {
 		testutil.WaitFor(t, 10*time.Second, what, func() bool {
 			info, _ := cp.server.Schedule("sched")
 			s = info.Schedule
+			for _, a := range s.Jobs {
+				if !slices.Contains(want, a) {
+					return false // in its grace period
+				}
+			}
 			var members []string
 			for _, as := range s.Rings {
 				for _, a := range as {
@@ -204,10 +234,21 @@ func TestScheduleFollowsSessions(t *testing.T) {
 		}
 	}
 
-	// agent-2's session ends: its jobs move, nothing else does, and zone b
-	// has no ring any more.
+	// agent-2's session ends: zone b has no ring any more at once; after
+	// the grace period its jobs move, and nothing else does.
 	clients[2].Close()
+	closed := time.Now()
+	testutil.WaitFor(t, 10*time.Second, "zone b's ring gone", func() bool {
+		info, _ := cp.server.Schedule("sched")
+		return info.Rings["b"] == nil
+	})
+	if info, _ := cp.server.Schedule("sched"); time.Since(closed) < grace/2 && (info.InGrace != 1 || len(info.JobsOf("agent-2")) != len(s.JobsOf("agent-2"))) {
+		t.Errorf("agent-2's jobs left before its grace period: %+v", info)
+	}
 	s2 := settled("agent-2 gone", []string{"agent-0", "agent-1"})
+	if d := time.Since(closed); d < grace {
+		t.Errorf("agent-2's jobs moved %v after its session ended, within its grace of %v", d, grace)
+	}
 	for job, agent := range s.Jobs {
 		switch {
 		case agent == "agent-2" && s2.Jobs[job] == "agent-2":
@@ -235,8 +276,11 @@ func TestScheduleFollowsSessions(t *testing.T) {
 		return false
 	})
 	s3 := settled("agent-1 back", []string{"agent-0", "agent-1"})
-	if !s3.Newer(s) {
-		t.Errorf("schedule after the reconnection %d.%d not newer than %d.%d", s3.Epoch, s3.Version, s.Epoch, s.Version)
+	if !s3.Newer(s2) {
+		t.Errorf("schedule after the reconnection %d.%d not newer than %d.%d", s3.Epoch, s3.Version, s2.Epoch, s2.Version)
+	}
+	if !maps.Equal(s3.Jobs, s2.Jobs) {
+		t.Errorf("agent-1 reconnected within its grace, yet jobs moved: %v, then %v", s2.Jobs, s3.Jobs)
 	}
 	for _, w := range ws {
 		w.checkOrder(t)
@@ -416,11 +460,11 @@ func (a *scheduledAgent) kill() { a.client.Close() }
 // a vcluster of a real control plane (journal in PostgreSQL): each job
 // runs only on the agent the schedule assigns it to; when an agent shuts
 // down, or its session drops while its jobs run (a killed agent: it
-// releases nothing), its jobs move to the others, which start them only
-// once its leases are released or expired; no job ever runs on two agents
-// at once.
+// releases nothing; its jobs move after the grace period), its jobs move
+// to the others, which start them only once its leases are released or
+// expired; no job ever runs on two agents at once.
 func TestScheduledJobsRunWhereAssigned(t *testing.T) {
-	cp := newControl(t)
+	cp := newControlGrace(t, time.Second) // as long as the job leases
 	key, err := cp.server.CreateVCluster(t.Context(), "jobs")
 	if err != nil {
 		t.Fatal(err)
@@ -440,7 +484,7 @@ func TestScheduledJobsRunWhereAssigned(t *testing.T) {
 		testutil.WaitFor(t, 10*time.Second, what, func() bool {
 			info, _ := cp.server.Schedule("jobs")
 			s = info.Schedule
-			return info.Members == want && len(s.Jobs) == 4
+			return info.Members == want && info.InGrace == 0 && len(s.Jobs) == 4
 		})
 		// Leases handed over from a killed agent wait for its TTL.
 		time.Sleep(1500 * time.Millisecond)
@@ -636,11 +680,17 @@ func TestScheduleRefusesHostileMembers(t *testing.T) {
 }
 
 // TestScheduleChurn cuts the agents' connections again and again while
-// their jobs run (each agent reconnects by itself, and the schedule moves
-// its jobs away and back): no job ever runs on two agents at once, and
-// every job keeps running.
+// their jobs run (each agent reconnects by itself; without a grace
+// period the schedule moves its jobs away and back): no job ever runs on
+// two agents at once, and every job keeps running.
 func TestScheduleChurn(t *testing.T) {
-	cp := newControl(t)
+	for _, grace := range []time.Duration{-1, 2 * time.Second} {
+		t.Run(fmt.Sprint("grace ", max(grace, 0)), func(t *testing.T) { scheduleChurn(t, grace) })
+	}
+}
+
+func scheduleChurn(t *testing.T, grace time.Duration) {
+	cp := newControlGrace(t, grace)
 	key, err := cp.server.CreateVCluster(t.Context(), "jobs")
 	if err != nil {
 		t.Fatal(err)

@@ -40,8 +40,8 @@ func (c *controlProc) schedule(t *testing.T, vcluster string) control.ScheduleIn
 // spread over them, each job is assigned to one agent and runs there
 // only (floe_job_assigned, floe_job_runs_total), and the rings are per
 // zone. An agent stopped with SIGTERM leaves the schedule and its jobs
-// run on the others at once; one SIGKILLed leaves it as soon as its
-// session ends.
+// run on the others at once; one SIGKILLed leaves its ring as soon as
+// its session ends, and its jobs go after the grace period.
 func TestControlPlaneSchedulesAgents(t *testing.T) {
 	e := newEnv(t, "")
 	ctl := startControl(t, e)
@@ -63,7 +63,7 @@ func TestControlPlaneSchedulesAgents(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			info = ctl.schedule(t, "prod")
-			if info.Members == len(live) && len(info.Jobs) == len(names) {
+			if info.Members == len(live) && info.InGrace == 0 && len(info.Jobs) == len(names) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -135,14 +135,15 @@ func TestControlPlaneSchedulesAgents(t *testing.T) {
 		t.Errorf("ring of z1 after a0 stopped: %v", info.Rings["z1"])
 	}
 
-	// A SIGKILLed agent's session ends with it: it leaves the schedule at
-	// once (its jobs wait for its leases to expire before they run
-	// elsewhere, docs/jobs.md; not waited for here).
+	// A SIGKILLed agent's session ends with it: it leaves its ring at
+	// once and, after the grace period (5 s), the jobs (which wait for its
+	// leases to expire before they run elsewhere, docs/jobs.md; not
+	// waited for here).
 	agents[2].kill(t)
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		info = ctl.schedule(t, "prod")
-		if info.Members == 1 {
+		if info.Members == 1 && info.InGrace == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
