@@ -8,7 +8,8 @@ import (
 // time: floe_control_schedule_* and floe_control_job_assignment.
 type scheduleCollector struct {
 	s                       *Server
-	members, version, epoch *prometheus.Desc
+	members, inGrace        *prometheus.Desc
+	version, epoch          *prometheus.Desc
 	changes, moves          *prometheus.Desc
 	assignment, ringMembers *prometheus.Desc
 }
@@ -22,6 +23,7 @@ func NewScheduleCollector(s *Server) prometheus.Collector {
 	return &scheduleCollector{
 		s:           s,
 		members:     d("schedule_members", "Agent sessions that joined the vcluster's schedule."),
+		inGrace:     d("schedule_in_grace", "Agents whose session ended that keep their jobs until their grace period ends."),
 		version:     d("schedule_version", "Version of the current schedule within its epoch."),
 		epoch:       d("schedule_epoch", "Epoch of the current schedule (the vcluster's lease epoch)."),
 		changes:     d("schedule_changes_total", "Schedules decided since the vcluster opened in this process."),
@@ -32,7 +34,7 @@ func NewScheduleCollector(s *Server) prometheus.Collector {
 }
 
 func (c *scheduleCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.members, c.version, c.epoch, c.changes, c.moves, c.assignment, c.ringMembers} {
+	for _, d := range []*prometheus.Desc{c.members, c.inGrace, c.version, c.epoch, c.changes, c.moves, c.assignment, c.ringMembers} {
 		ch <- d
 	}
 }
@@ -44,6 +46,7 @@ func (c *scheduleCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(info.Members), v.Name)
+		ch <- prometheus.MustNewConstMetric(c.inGrace, prometheus.GaugeValue, float64(info.InGrace), v.Name)
 		ch <- prometheus.MustNewConstMetric(c.version, prometheus.GaugeValue, float64(info.Version), v.Name)
 		ch <- prometheus.MustNewConstMetric(c.epoch, prometheus.GaugeValue, float64(info.Epoch), v.Name)
 		ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(info.Changes), v.Name)
