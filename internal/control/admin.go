@@ -18,7 +18,7 @@ import (
 //
 //	POST   /api/vclusters          {"name": NAME} → {"name": NAME, "key": KEY}
 //	GET    /api/vclusters          → [{"name", "created_at", "sessions", "epoch"}]
-//	GET    /api/vclusters/NAME/schedule → {"epoch", "version", "jobs", "rings", "members", "changes", "moves"}
+//	GET    /api/vclusters/NAME/schedule → {"epoch", "version", "jobs", "rings", "members", "in_grace", "changes", "moves"}
 //	DELETE /api/vclusters/NAME
 //	GET    /metrics                Prometheus: per-vcluster counters (floe_control_vcluster_*, floe_control_schedule_*)
 //
