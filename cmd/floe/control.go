@@ -37,10 +37,11 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tlsKey := fs.String("tls-key", "", "PEM private key for TLS on --listen")
 	tokenFile := fs.String("admin-token-file", "", "file holding the bearer token the admin API requires (default: $FLOE_CONTROL_ADMIN_TOKEN, else none)")
 	leaseTTL := fs.Duration("lease-ttl", control.DefaultLeaseTTL, "how long a vcluster's leader lease lasts unless renewed: how long its vcluster is unavailable after its leader dies; every process sharing a journal must use the same")
+	scheduleGrace := fs.Duration("schedule-grace", control.DefaultScheduleGrace, "how long an agent whose session ended keeps its jobs in the schedule, in case it reconnects (0: none); keep it below the agents' job lease TTL (30s)")
 	var lf logFlags
 	lf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: floe control --journal URL [--listen HOST:PORT] [--admin-listen HOST:PORT] [--lease-ttl D] [--tls-cert F --tls-key F]")
+		fmt.Fprintln(stderr, "Usage: floe control --journal URL [--listen HOST:PORT] [--admin-listen HOST:PORT] [--lease-ttl D] [--schedule-grace D] [--tls-cert F --tls-key F]")
 		fmt.Fprintln(stderr, "       floe control vcluster create|list|delete [NAME] --control HOST:PORT")
 		fs.PrintDefaults()
 	}
@@ -77,7 +78,7 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer j.Close()
-	srv, err := control.New(ctx, control.Options{Journal: j, Dir: *dataDir, TLS: tlsConf, Logger: log, LeaseTTL: *leaseTTL})
+	srv, err := control.New(ctx, control.Options{Journal: j, Dir: *dataDir, TLS: tlsConf, Logger: log, LeaseTTL: *leaseTTL, ScheduleGrace: graceOption(*scheduleGrace)})
 	if err != nil {
 		return err
 	}
@@ -228,4 +229,13 @@ func vclusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fs.Usage()
 	return fmt.Errorf("unexpected arguments %q", pos)
+}
+
+// graceOption turns --schedule-grace into control.Options.ScheduleGrace,
+// where 0 means the default and a negative value none.
+func graceOption(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

@@ -259,6 +259,7 @@ type Agent struct {
 	draining  chan struct{} // closed when Close begins
 
 	members    *cluster.Membership
+	schedule   *scheduleView // nil unless the store schedules (floe://)
 	peerServer *zonecache.Server
 	groups     *coordinator.Coordinator
 	shares     *sharecoord.Coordinator
@@ -412,7 +413,15 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	if blockSize <= 0 {
 		blockSize = cache.DefaultBlockSize
 	}
-	ring := zonecache.NewRing(members, bucket, zonecache.RingOptions{
+	// On a store that schedules (floe://), the ring is the control
+	// plane's and the jobs run where it assigns them (schedule.go).
+	var ringMembers zonecache.Members = members
+	schedule := newScheduleView(store, members, log)
+	if schedule != nil {
+		ringMembers = schedule
+		a.schedule = schedule
+	}
+	ring := zonecache.NewRing(ringMembers, bucket, zonecache.RingOptions{
 		BlockSize: blockSize, Role: protocol.RoleFetch, Secret: secret, TLS: cfg.PeerClientTLS,
 		Logger: log, Registerer: reg,
 	})
@@ -591,9 +600,18 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	}
 	heartbeats := runUntilStopped(members.Run)
 	a.actors.add("heartbeats", heartbeats)
+	var assignment *jobs.Assignment
+	if schedule != nil {
+		var stop func()
+		if assignment, stop, err = schedule.watch(cfg.Roles, slices.Contains(cfg.Roles, protocol.RoleJobs)); err != nil {
+			return fmt.Errorf("join the control plane's schedule: %w", err)
+		}
+		a.actors.add("schedule", stop)
+	}
 	if slices.Contains(cfg.Roles, protocol.RoleJobs) {
 		jc := cfg.Jobs
 		jc.Holder, jc.Logger, jc.Registerer = members.Self().ID, log, reg
+		jc.Assignment = assignment
 		if jc.Clock == nil {
 			jc.Clock = cfg.Clock
 		}

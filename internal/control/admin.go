@@ -18,8 +18,9 @@ import (
 //
 //	POST   /api/vclusters          {"name": NAME} → {"name": NAME, "key": KEY}
 //	GET    /api/vclusters          → [{"name", "created_at", "sessions", "epoch"}]
+//	GET    /api/vclusters/NAME/schedule → {"epoch", "version", "jobs", "rings", "members", "in_grace", "changes", "moves"}
 //	DELETE /api/vclusters/NAME
-//	GET    /metrics                Prometheus: per-vcluster counters (floe_control_vcluster_*)
+//	GET    /metrics                Prometheus: per-vcluster counters (floe_control_vcluster_*, floe_control_schedule_*)
 //
 // A non-empty token must be sent as "Authorization: Bearer TOKEN".
 func AdminHandler(s *Server, token string, log *slog.Logger) http.Handler {
@@ -54,6 +55,14 @@ func AdminHandler(s *Server, token string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /api/vclusters", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.VClusters())
 	})
+	mux.HandleFunc("GET /api/vclusters/{name}/schedule", func(w http.ResponseWriter, r *http.Request) {
+		info, ok := s.Schedule(r.PathValue("name"))
+		if !ok {
+			httpError(w, http.StatusNotFound, "virtual cluster not served here")
+			return
+		}
+		writeJSON(w, http.StatusOK, info)
+	})
 	mux.HandleFunc("DELETE /api/vclusters/{name}", func(w http.ResponseWriter, r *http.Request) {
 		err := s.DeleteVCluster(r.Context(), r.PathValue("name"))
 		switch {
@@ -67,7 +76,7 @@ func AdminHandler(s *Server, token string, log *slog.Logger) http.Handler {
 		}
 	})
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(s))
+	reg.MustRegister(NewCollector(s), NewScheduleCollector(s))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	if token == "" {

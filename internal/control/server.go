@@ -47,6 +47,11 @@ type Options struct {
 	// (default DefaultLeaseTTL): how long a vcluster is unavailable when
 	// its leader dies without releasing it.
 	LeaseTTL time.Duration
+	// ScheduleGrace is how long the jobs of an agent whose session ended
+	// without withdrawing stay assigned to it (default
+	// DefaultScheduleGrace; negative: none): an agent that reconnects
+	// within it keeps them (docs/control-plane.md, Scheduling).
+	ScheduleGrace time.Duration
 }
 
 // DefaultLeaseTTL is Options.LeaseTTL's default.
@@ -61,6 +66,7 @@ type Server struct {
 	log     *slog.Logger
 	holder  string
 	ttl     time.Duration
+	grace   time.Duration // Options.ScheduleGrace
 
 	mu        sync.Mutex
 	vclusters map[string]*vcluster
@@ -92,6 +98,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.ttl <= 0 {
 		s.ttl = DefaultLeaseTTL
+	}
+	switch s.grace = opts.ScheduleGrace; {
+	case s.grace == 0:
+		s.grace = DefaultScheduleGrace
+	case s.grace < 0:
+		s.grace = 0
 	}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "floe-control-")
@@ -130,6 +142,7 @@ func (s *Server) open(ctx context.Context, name string) (*vcluster, error) {
 		return nil, err
 	}
 	v.serverRequests = s.requests // before any session can reach it
+	v.sched.grace = s.grace
 	return v, nil
 }
 

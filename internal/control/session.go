@@ -126,6 +126,13 @@ func (s *session) handle(payload []byte) remote.Response {
 	if err := remote.Unmarshal(payload, &req); err != nil {
 		return remote.Response{Err: &remote.WireError{Msg: fmt.Sprintf("malformed request: %v", err)}}
 	}
+	if req.Op == remote.OpSchedule {
+		// Not a store method: the session joins the schedule.
+		if err := s.v.checkLease(); err != nil {
+			return unavailable(err)
+		}
+		return s.v.sched.subscribe(s, req.Args)
+	}
 	op, ok := remote.Lookup(req.Op)
 	if !ok {
 		return remote.Response{Err: &remote.WireError{Msg: fmt.Sprintf("unknown op %q", req.Op)}}

@@ -99,6 +99,9 @@ type vcluster struct {
 	mu       sync.Mutex
 	sessions map[*session]bool
 
+	// sched is the vcluster's job and cache-ring schedule (schedule.go).
+	sched *schedule
+
 	// requests bounds the request bytes its sessions decode and run at
 	// once; serverRequests (shared by the server's vclusters) all of them.
 	requests       *budget
@@ -169,6 +172,7 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 		ttl:      ttl, leaseBase: time.Now(), onFail: onFail,
 		requests: newBudget(vclusterRequestBytes),
 	}
+	v.sched = newSchedule(v)
 	v.store, err = embedded.Open(filepath.Join(vdir, "state.db"), embedded.Options{
 		Logger: v.log, Now: v.now, Rand: randSource{v}, NoSync: true,
 	})
@@ -486,6 +490,7 @@ func (v *vcluster) removeSession(s *session) {
 	v.mu.Lock()
 	delete(v.sessions, s)
 	v.mu.Unlock()
+	v.sched.leave(s)
 }
 
 // close stops the loops (queued commands fail), ends the sessions and

@@ -6,7 +6,9 @@
 //
 // Every job is leased through the metadata store (metastore.LeaseStore),
 // so exactly one agent runs it at a time; a dead agent's lease expires
-// and another agent takes the job. Each job splits into a pure planner
+// and another agent takes the job. On a store that schedules (the control
+// plane), an Assignment further restricts each agent to the jobs assigned
+// to it; the lease stays the fence. Each job splits into a pure planner
 // (state in, decisions out: PlanRetention, PlanPartitionCompaction and
 // PackCompaction, PlanKeyCompaction, PlanOrphans, DeleteDelay) and an
 // executor that reads the state and applies the decisions.
@@ -82,6 +84,7 @@ type metrics struct {
 	bytesIn, bytesOut     *prometheus.CounterVec
 	objectsIn, objectsOut *prometheus.CounterVec
 	lag, held, lastOK     *prometheus.GaugeVec
+	assigned              *prometheus.GaugeVec
 	duration              *prometheus.HistogramVec
 }
 
@@ -101,6 +104,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		objectsOut: counter("objects_out_total", "Objects the job wrote."),
 		lag:        gauge("lag_seconds", "How long the oldest work the job has not done yet has been due."),
 		held:       gauge("lease_held", "1 while this agent holds the job's lease."),
+		assigned:   gauge("assigned", "1 while the control plane's schedule assigns the job to this agent (agents on floe:// only)."),
 		lastOK:     gauge("last_success_timestamp_seconds", "When the job last completed a pass on this agent."),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "floe", Subsystem: "job", Name: "run_seconds", Help: "Duration of the job's passes.",
@@ -108,7 +112,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"job"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.runs, m.failures, m.bytesIn, m.bytesOut, m.objectsIn, m.objectsOut, m.lag, m.held, m.lastOK, m.duration)
+		reg.MustRegister(m.runs, m.failures, m.bytesIn, m.bytesOut, m.objectsIn, m.objectsOut, m.lag, m.held, m.lastOK, m.assigned, m.duration)
 	}
 	return m
 }
@@ -155,7 +159,21 @@ type StandardStore interface {
 // Standard returns the scheduler of the agent's standard jobs: retention,
 // segment compaction, key compaction and the cleaner.
 func Standard(store StandardStore, bucket objstore.Bucket, cfg Config) *Scheduler {
-	return NewScheduler(store, []Job{
+	return NewScheduler(store, standardJobs(store, bucket, cfg), cfg.Options)
+}
+
+// StandardNames names the standard jobs, as a scheduler announces them
+// (metastore.ScheduleMember.Jobs).
+func StandardNames() []string {
+	var names []string
+	for _, j := range standardJobs(nil, nil, Config{}) {
+		names = append(names, j.Name())
+	}
+	return names
+}
+
+func standardJobs(store StandardStore, bucket objstore.Bucket, cfg Config) []Job {
+	return []Job{
 		&Retention{Store: store, Logger: cfg.Logger},
 		&Compaction{
 			Store: store, Bucket: bucket, Logger: cfg.Logger,
@@ -166,5 +184,5 @@ func Standard(store StandardStore, bucket objstore.Bucket, cfg Config) *Schedule
 			Store: store, Bucket: bucket, Logger: cfg.Logger,
 			DefaultDeleteDelay: cfg.DeleteDelay, OrphanGrace: cfg.OrphanGrace, OrphanScanInterval: cfg.OrphanScanInterval,
 		},
-	}, cfg.Options)
+	}
 }

@@ -36,6 +36,11 @@ type Options struct {
 	// corrects it by the store's lease timestamps, so a job's decisions
 	// do not depend on how wrong it is.
 	Clock func() time.Time
+	// Assignment, when set, says which jobs this agent may run (the
+	// control plane's schedule): a job not assigned is not tried, and a
+	// pass running when its job is taken away is cancelled and its lease
+	// released. nil: every job, to whichever agent takes its lease.
+	Assignment *Assignment
 }
 
 // Scheduler runs jobs under leases. It is an actor: Run until its context
@@ -89,7 +94,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return nil
 }
 
-// loop runs one job every Interval while this agent can hold its lease.
+// loop runs one job every Interval while this agent can hold its lease
+// (and, with Options.Assignment, while the job is assigned to it).
 // Between passes the lease is kept by acquiring it again (a renewal) as
 // long as Interval < LeaseTTL.
 func (s *Scheduler) loop(ctx context.Context, j Job, slots chan struct{}) {
@@ -97,8 +103,10 @@ func (s *Scheduler) loop(ctx context.Context, j Job, slots chan struct{}) {
 	log := s.log.With("job", name)
 	held := s.metrics.held.WithLabelValues(name)
 	stats := s.metrics.stats(name)
+	assignment := s.opts.Assignment
+	assigned := func() bool { return assignment == nil || assignment.Has(name) }
 	var lease *metastore.Lease
-	defer func() {
+	release := func() {
 		held.Set(0)
 		if lease == nil {
 			return
@@ -108,16 +116,35 @@ func (s *Scheduler) loop(ctx context.Context, j Job, slots chan struct{}) {
 		if err := s.store.ReleaseLease(releaseCtx, *lease); err != nil {
 			log.Warn("release job lease failed; it will expire", "err", err)
 		}
-	}()
+		lease = nil
+	}
+	defer release()
 	// Agents started together do not all ask for the lease at once.
 	wait := time.Duration(rand.Int64N(int64(s.opts.Interval)/4 + 1))
 	for {
+		var changed <-chan struct{} // nil without an assignment: never ready
+		if assignment != nil {
+			changed = assignment.Changed()
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-changed:
 		}
 		wait = s.opts.Interval
+		if assignment != nil {
+			s.metrics.assigned.WithLabelValues(name).Set(b2f(assigned()))
+		}
+		if !assigned() {
+			if lease != nil {
+				// Released only now that no pass runs: the agent the job
+				// moved to may take it at once.
+				log.Info("job assigned to another agent: lease released", "epoch", lease.Epoch)
+				release()
+			}
+			continue
+		}
 		l, ok, err := s.store.AcquireLease(ctx, name, s.opts.Holder, s.opts.LeaseTTL)
 		local := s.opts.Clock()
 		if err != nil {
@@ -132,6 +159,11 @@ func (s *Scheduler) loop(ctx context.Context, j Job, slots chan struct{}) {
 			}
 			lease = nil
 			held.Set(0)
+			if assignment != nil {
+				// Assigned here: the previous holder releases the lease
+				// once its pass stopped, or it expires. Ask again soon.
+				wait = min(s.opts.Interval, time.Second)
+			}
 			continue
 		}
 		if lease == nil {
@@ -152,7 +184,17 @@ func (s *Scheduler) loop(ctx context.Context, j Job, slots chan struct{}) {
 		} else {
 			lease = &final
 		}
+		if !assigned() {
+			wait = 0 // release it now
+		}
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // pass runs one pass of j under lease l, renewing it every third of its
@@ -169,6 +211,25 @@ func (s *Scheduler) pass(ctx context.Context, j Job, l metastore.Lease, local ti
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if a := s.opts.Assignment; a != nil {
+		// The job moved to another agent: stop the pass (the loop then
+		// releases the lease, once the pass returned).
+		go func() {
+			for {
+				changed := a.Changed()
+				if !a.Has(name) {
+					log.Info("job assigned to another agent: stopping the pass")
+					cancel()
+					return
+				}
+				select {
+				case <-changed:
+				case <-runCtx.Done():
+					return
+				}
+			}
+		}()
+	}
 	type renewal struct {
 		lease metastore.Lease
 		lost  bool
@@ -214,7 +275,7 @@ func (s *Scheduler) pass(ctx context.Context, j Job, l metastore.Lease, local ti
 	switch {
 	case err == nil:
 		s.metrics.lastOK.WithLabelValues(name).SetToCurrentTime()
-	case ctx.Err() != nil, r.lost:
+	case ctx.Err() != nil, r.lost, s.opts.Assignment != nil && !s.opts.Assignment.Has(name):
 		// Stopping, or another agent's turn: not a failure of the job.
 	default:
 		s.metrics.failures.WithLabelValues(name).Inc()

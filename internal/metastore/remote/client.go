@@ -107,6 +107,8 @@ type Client struct {
 
 	notices chan func() // notice deliveries, run by the dispatcher in order
 	lost    atomic.Bool // the notice queue overflowed
+
+	schedule atomic.Pointer[scheduleWatch] // WatchSchedule's, if any
 }
 
 var _ metastore.Store = (*Client)(nil)
@@ -366,6 +368,13 @@ func (cc *clientConn) read() {
 				return
 			}
 			cc.c.queueNotice(func() { cc.c.NotifyTopics(n) })
+		case KindSchedule:
+			var s metastore.Schedule
+			if err := Unmarshal(f.Payload, &s); err != nil {
+				cc.fail(fmt.Errorf("control plane %s: malformed schedule: %w", cc.c.opts.Addr, err))
+				return
+			}
+			cc.c.offerSchedule(s)
 		default:
 			cc.fail(fmt.Errorf("control plane %s: unexpected frame kind %d", cc.c.opts.Addr, f.Kind))
 			return

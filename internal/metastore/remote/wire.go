@@ -37,6 +37,7 @@ const (
 	KindResponse      byte = 4
 	KindCommitNotice  byte = 5 // server → client, id 0
 	KindTopicNotice   byte = 6 // server → client, id 0
+	KindSchedule      byte = 7 // server → client, id 0: a metastore.Schedule (schedule.go)
 	frameHeaderLength      = 1 + 8
 )
 
