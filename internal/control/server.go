@@ -47,6 +47,10 @@ type Options struct {
 	// (default DefaultLeaseTTL): how long a vcluster is unavailable when
 	// its leader dies without releasing it.
 	LeaseTTL time.Duration
+	// Backup, with a bucket, writes every vcluster's snapshots and log
+	// tail there, and opens vclusters from their newest snapshot
+	// (backup.go).
+	Backup BackupOptions
 }
 
 // DefaultLeaseTTL is Options.LeaseTTL's default.
@@ -61,6 +65,7 @@ type Server struct {
 	log     *slog.Logger
 	holder  string
 	ttl     time.Duration
+	backup  *BackupOptions
 
 	mu        sync.Mutex
 	vclusters map[string]*vcluster
@@ -92,6 +97,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.ttl <= 0 {
 		s.ttl = DefaultLeaseTTL
+	}
+	if opts.Backup.Bucket != nil {
+		b := opts.Backup.withDefaults()
+		s.backup = &b
 	}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "floe-control-")
@@ -125,7 +134,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 
 // open opens a vcluster that the server rebuilds when its journal fails.
 func (s *Server) open(ctx context.Context, name string) (*vcluster, error) {
-	v, err := openVCluster(ctx, name, s.journal, s.holder, s.dir, s.ttl, s.failed, s.log)
+	v, err := openVCluster(ctx, name, s.journal, s.holder, s.dir, s.ttl, s.backup, s.failed, s.log)
 	if err != nil {
 		return nil, err
 	}
