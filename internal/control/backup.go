@@ -131,7 +131,7 @@ func newBackupState(opts *BackupOptions, reg journal.VCluster) *backupState {
 }
 
 func (b *backupState) header() BackupHeader {
-	return BackupHeader{VCluster: b.reg.Name, ID: b.reg.ID, KeyHash: b.reg.KeyHash(), CreatedAt: b.reg.CreatedAt.UnixNano()}
+	return BackupHeader{VCluster: b.reg.Name, ID: b.reg.ID, KeyHash: b.reg.KeyHash(), CreatedAt: b.reg.CreatedAt.UnixNano(), WrittenAt: time.Now().UnixNano()}
 }
 
 // listBackups lists the backup objects of one vcluster incarnation

@@ -87,6 +87,9 @@ type vcluster struct {
 	current *command     // the command being applied, for its notices; applier only
 	pushes  []push       // notices of the batch being applied; applier only
 	lastAt  int64        // the latest stamped time; batcher (after replay) only
+	// appliedAt is the latest stamped time applied, recorded in the state
+	// with each batch's sequence number; applier only.
+	appliedAt int64
 
 	queue     chan *command
 	loopsDone chan struct{} // closed when the batcher and the applier have stopped
@@ -240,9 +243,11 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 	if err != nil {
 		return giveUp(err)
 	}
-	if got, err := v.store.AppliedSeq(ctx); err != nil || got != seq {
+	got, at, err := v.store.AppliedSeq(ctx)
+	if err != nil || got != seq {
 		return giveUp(fmt.Errorf("state of %s: applied sequence %d (%v), loaded #%d", name, got, err, seq))
 	}
+	v.lastAt, v.appliedAt = at, at // stamped times never go backwards
 	v.stats.snapshotSeq.Store(seq)
 	var commands int64
 	err = j.Read(ctx, name, seq+1, func(e journal.Entry) error {
@@ -350,11 +355,14 @@ func (v *vcluster) apply(ctx context.Context, c *command) {
 // a snapshot, taken only between batches (applyLoop), says which
 // batches it holds.
 func (v *vcluster) applyBatch(seq int64, batch []*command) {
+	for _, c := range batch {
+		v.appliedAt = max(v.appliedAt, c.At)
+	}
 	err := v.store.Batch(func(ctx context.Context) error {
 		for _, c := range batch {
 			v.apply(ctx, c)
 		}
-		return v.store.SetAppliedSeq(ctx, seq)
+		return v.store.SetAppliedSeq(ctx, seq, v.appliedAt)
 	})
 	if err != nil {
 		if !errors.Is(err, embedded.ErrBatchFailed) {
@@ -365,7 +373,7 @@ func (v *vcluster) applyBatch(seq int64, batch []*command) {
 			c.resp = remote.Response{}
 			v.apply(context.Background(), c)
 		}
-		if err := v.store.SetAppliedSeq(context.Background(), seq); err != nil {
+		if err := v.store.SetAppliedSeq(context.Background(), seq, v.appliedAt); err != nil {
 			v.log.Error("recording the applied sequence number failed", "seq", seq, "err", err)
 		}
 		v.stats.slowBatches.Add(1)

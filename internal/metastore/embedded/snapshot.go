@@ -10,43 +10,45 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// keyAppliedSeq, in the meta bucket, is the sequence number of the last
-// journal batch applied to a replicated state (internal/control): it is
-// written in the same transaction as the batch, so a snapshot of the
-// file says exactly which batches it holds.
-const keyAppliedSeq = "applied_seq"
+// keyApplied, in the meta bucket, is the sequence number of the last
+// journal batch applied to a replicated state (internal/control) and the
+// latest time stamped on its commands: written in the same transaction
+// as the batch, so a snapshot of the file says exactly which batches it
+// holds, and a state started from it never stamps an earlier time.
+const keyApplied = "applied_seq"
 
 // SetAppliedSeq records seq as the last journal batch applied to the
-// store. Under Batch it joins the batch's transaction.
-func (s *Store) SetAppliedSeq(ctx context.Context, seq int64) error {
+// store, and at (Unix nanoseconds) as the latest time stamped on a
+// command so far. Under Batch it joins the batch's transaction.
+func (s *Store) SetAppliedSeq(ctx context.Context, seq, at int64) error {
 	if seq < 0 {
 		return fmt.Errorf("applied sequence %d: negative", seq)
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte(bucketMeta)).Put([]byte(keyAppliedSeq), binary.BigEndian.AppendUint64(nil, uint64(seq)))
+		v := binary.BigEndian.AppendUint64(nil, uint64(seq))
+		v = binary.BigEndian.AppendUint64(v, uint64(at))
+		return tx.Bucket([]byte(bucketMeta)).Put([]byte(keyApplied), v)
 	})
 }
 
-// AppliedSeq is what SetAppliedSeq last recorded, 0 if never.
-func (s *Store) AppliedSeq(ctx context.Context) (int64, error) {
-	var seq int64
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		var err error
-		seq, err = appliedSeq(tx)
+// AppliedSeq is what SetAppliedSeq last recorded, zeros if never.
+func (s *Store) AppliedSeq(ctx context.Context) (seq, at int64, err error) {
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		seq, at, err = applied(tx)
 		return err
 	})
-	return seq, err
+	return seq, at, err
 }
 
-func appliedSeq(tx *bolt.Tx) (int64, error) {
-	v := tx.Bucket([]byte(bucketMeta)).Get([]byte(keyAppliedSeq))
+func applied(tx *bolt.Tx) (seq, at int64, err error) {
+	v := tx.Bucket([]byte(bucketMeta)).Get([]byte(keyApplied))
 	if v == nil {
-		return 0, nil
+		return 0, 0, nil
 	}
-	if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0 {
-		return 0, fmt.Errorf("%w: applied sequence of %d bytes", errCorrupt, len(v))
+	if len(v) != 16 || int64(binary.BigEndian.Uint64(v)) < 0 {
+		return 0, 0, fmt.Errorf("%w: applied sequence of %d bytes", errCorrupt, len(v))
 	}
-	return int64(binary.BigEndian.Uint64(v)), nil
+	return int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:])), nil
 }
 
 // Snapshot is a consistent read-only view of the whole store, held open
@@ -66,7 +68,7 @@ func (s *Store) BeginSnapshot() (*Snapshot, error) {
 	if err != nil {
 		return nil, closedErr(err)
 	}
-	seq, err := appliedSeq(tx)
+	seq, _, err := applied(tx)
 	if err != nil {
 		tx.Rollback()
 		return nil, err
