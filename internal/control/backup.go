@@ -336,6 +336,7 @@ func (v *vcluster) backupLoop() {
 	for {
 		select {
 		case <-v.stop:
+			<-v.loopsDone // the batcher's last appends, too
 			v.uploadTail(ctx)
 			return
 		case <-t.C:
