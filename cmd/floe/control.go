@@ -46,6 +46,7 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	snapshotBytes := fs.Int64("snapshot-bytes", control.DefaultSnapshotBytes, "journal bytes after which a vcluster writes a new snapshot to the bucket")
 	snapshotInterval := fs.Duration("snapshot-interval", control.DefaultSnapshotInterval, "a vcluster that changed writes a snapshot at least this often")
 	keepSnapshots := fs.Int("keep-snapshots", control.DefaultKeepSnapshots, "snapshots kept per vcluster in the bucket (at least 2), with the journal tail after the oldest; older objects are deleted")
+	trimJournal := fs.Bool("trim-journal", false, "with --bucket: delete journal rows up to the oldest kept snapshot once it reads back from the bucket (opening a vcluster then needs the bucket)")
 	var lf logFlags
 	lf.register(fs)
 	fs.Usage = func() {
@@ -88,11 +89,13 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *tailInterval <= 0 || *snapshotBytes <= 0 || *snapshotInterval <= 0 {
 		return errors.New("--backup-interval, --snapshot-bytes and --snapshot-interval must be positive")
 	}
-	backup := control.BackupOptions{TailInterval: *tailInterval, SnapshotBytes: *snapshotBytes, SnapshotInterval: *snapshotInterval, Keep: *keepSnapshots}
+	backup := control.BackupOptions{TailInterval: *tailInterval, SnapshotBytes: *snapshotBytes, SnapshotInterval: *snapshotInterval, Keep: *keepSnapshots, TrimJournal: *trimJournal}
 	if *bucketURL != "" {
 		if backup.Bucket, err = bucketurl.Open(ctx, *bucketURL); err != nil {
 			return fmt.Errorf("--bucket: %w", err)
 		}
+	} else if *trimJournal {
+		return errors.New("--trim-journal needs --bucket")
 	} else {
 		log.Warn("no --bucket: virtual clusters are not backed up, and open by replaying their whole journal")
 	}

@@ -40,6 +40,11 @@ type BackupOptions struct {
 	// least 2, the default), with the log objects after the oldest of
 	// them; older ones are deleted.
 	Keep int
+	// TrimJournal deletes the journal rows up to the oldest kept snapshot
+	// once it has been read back whole from the bucket (and at least
+	// Keep snapshots are there): the journal stops growing, and opening
+	// the vcluster then needs the bucket.
+	TrimJournal bool
 }
 
 // Defaults of BackupOptions.
@@ -97,6 +102,8 @@ type BackupStats struct {
 	Snapshot                  int64
 	SnapshotsWritten, Written int64 // snapshot and log objects written
 	Failures                  int64 // uploads that failed (retried)
+	// Trimmed: the journal rows up to it were deleted (TrimJournal).
+	Trimmed int64
 }
 
 // backupState is one vcluster's backup: what the bucket holds and the
@@ -124,10 +131,11 @@ type backupState struct {
 	written      int64
 	snapWritten  int64
 	failures     int64
+	trimmed      int64
 }
 
 func newBackupState(opts *BackupOptions, reg journal.VCluster) *backupState {
-	return &backupState{opts: opts.withDefaults(), bucket: opts.Bucket, reg: reg, wake: make(chan struct{}, 1)}
+	return &backupState{opts: opts.withDefaults(), bucket: opts.Bucket, reg: reg, wake: make(chan struct{}, 1), trimmed: reg.BaseSeq}
 }
 
 func (b *backupState) header() BackupHeader {
@@ -298,7 +306,7 @@ func (b *backupState) stats() BackupStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := BackupStats{BackedUp: b.uploaded, LagBatches: b.lastAppended - b.uploaded,
-		SnapshotsWritten: b.snapWritten, Written: b.written, Failures: b.failures}
+		SnapshotsWritten: b.snapWritten, Written: b.written, Failures: b.failures, Trimmed: b.trimmed}
 	if n := len(b.snapshots); n > 0 {
 		st.Snapshot = b.snapshots[n-1]
 	}
@@ -521,6 +529,45 @@ func (v *vcluster) writeSnapshot(ctx context.Context) {
 			v.log.Warn("deleting an old backup object failed", "key", key, "err", err)
 		}
 	}
+	if b.opts.TrimJournal {
+		v.trimJournal(ctx)
+	}
+}
+
+// trimJournal deletes the journal rows up to the oldest snapshot kept in
+// the bucket, once there are Keep of them and that one reads back whole:
+// the newer ones are the margin if it is damaged later.
+func (v *vcluster) trimJournal(ctx context.Context) {
+	b := v.backup
+	b.mu.Lock()
+	var floor int64
+	if len(b.snapshots) >= b.opts.Keep {
+		floor = b.snapshots[len(b.snapshots)-b.opts.Keep]
+	}
+	trimmed := b.trimmed
+	b.mu.Unlock()
+	if floor <= trimmed {
+		return
+	}
+	want := backupKey{name: v.name, id: b.reg.ID, kind: kindSnapshot, first: floor, last: floor}
+	raw, err := b.bucket.GetRange(ctx, snapshotKey(v.name, b.reg.ID, floor), 0, -1)
+	if err == nil {
+		_, err = decodeSnapshot(raw, want, func(_, _, _ []byte) error { return nil })
+	}
+	if err != nil {
+		v.log.Warn("the snapshot to trim the journal to does not read back; not trimming", "seq", floor, "err", err)
+		b.failed()
+		return
+	}
+	n, err := v.journal.Trim(ctx, v.name, v.epoch, floor)
+	if err != nil {
+		v.log.Warn("trimming the journal failed", "seq", floor, "err", err)
+		return
+	}
+	v.log.Info("journal trimmed", "up_to", floor, "rows", n)
+	b.mu.Lock()
+	b.trimmed = max(b.trimmed, floor)
+	b.mu.Unlock()
 }
 
 func (b *backupState) snapshotFailed() {

@@ -39,15 +39,19 @@ func testBucket(t *testing.T) objstore.Bucket {
 // backedUpControl is a control plane on the journal at dbURL that backs
 // up to bucket, with small thresholds so that a test sees several
 // snapshots and log objects.
-func backedUpControl(t *testing.T, dbURL string, bucket objstore.Bucket) (*control.Server, string, error) {
+func backedUpControl(t *testing.T, dbURL string, bucket objstore.Bucket, opts ...func(*control.Options)) (*control.Server, string, error) {
 	t.Helper()
 	j, err := journal.Open(t.Context(), dbURL, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(j.Close)
-	srv, err := control.New(t.Context(), control.Options{Journal: j, Dir: t.TempDir(), Logger: testutil.Logger(t),
-		Backup: control.BackupOptions{Bucket: bucket, TailInterval: 100 * time.Millisecond, SnapshotBytes: 16 << 10}})
+	o := control.Options{Journal: j, Dir: t.TempDir(), Logger: testutil.Logger(t),
+		Backup: control.BackupOptions{Bucket: bucket, TailInterval: 100 * time.Millisecond, SnapshotBytes: 16 << 10}}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := control.New(t.Context(), o)
 	if err != nil {
 		return nil, "", err
 	}
@@ -405,5 +409,90 @@ func TestBackupAheadOfJournal(t *testing.T) {
 	}
 	if _, _, err := backedUpControl(t, db, bucket); !errors.Is(err, control.ErrBackupAhead) {
 		t.Fatalf("opening a journal behind its backup: %v, want ErrBackupAhead", err)
+	}
+}
+
+// TestTrimJournal: with TrimJournal, the journal's rows up to the oldest
+// kept snapshot are deleted once it reads back from the bucket; a
+// restart opens from the bucket to the same state, and a control process
+// without the bucket refuses the trimmed vcluster instead of starting it
+// empty.
+func TestTrimJournal(t *testing.T) {
+	pg := testutil.RequirePostgres(t)
+	bucket := testBucket(t)
+	ctx := t.Context()
+	db := testutil.CreateDatabase(t, pg, "floe_control_")
+	trim := func(o *control.Options) { o.Backup.TrimJournal = true }
+	srv, addr, err := backedUpControl(t, db, bucket, trim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := srv.CreateVCluster(ctx, "trim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := remote.Open(ctx, remote.Options{Addr: addr, VCluster: "trim", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := fill(t, c, 20)
+	var st control.Stats
+	for i := 0; ; i++ {
+		if st, _ = srv.Stats("trim"); st.Backup.Trimmed > 0 {
+			break
+		}
+		if i == 20 {
+			t.Fatalf("journal not trimmed: %+v", st.Backup)
+		}
+		for r := range 10 {
+			if err := c.CommitOffsets(ctx, "more", []metastore.CommittedOffset{{TopicID: topics[0].ID, Partition: 0, Offset: int64(r), LeaderEpoch: -1, Metadata: strings.Repeat("x", 1000)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitBackedUp(t, srv, "trim")
+	}
+	before := snapshot(t, c, topics)
+	c.Close()
+	srv.Close()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var first, base int64
+	if err := conn.QueryRow(ctx, `SELECT COALESCE(min(seq), 0) FROM floe_control_journal WHERE vcluster = 'trim'`).Scan(&first); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT base_seq FROM floe_control_vclusters WHERE name = 'trim'`).Scan(&base); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("trimmed up to #%d: first row #%d, base #%d", st.Backup.Trimmed, first, base)
+	if base < st.Backup.Trimmed || (first != 0 && first != base+1) {
+		t.Fatalf("after trimming to #%d: first row #%d, base_seq %d", st.Backup.Trimmed, first, base)
+	}
+	// Without the bucket, the trimmed vcluster cannot be rebuilt: refused.
+	j, err := journal.Open(ctx, db, testutil.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if s, err := control.New(ctx, control.Options{Journal: j, Dir: t.TempDir(), Logger: testutil.Logger(t)}); err == nil {
+		s.Close()
+		t.Fatal("a control process without the bucket opened a trimmed journal")
+	}
+	srv2, addr2, err := backedUpControl(t, db, bucket, trim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := remote.Open(ctx, remote.Options{Addr: addr2, VCluster: "trim", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if after := snapshot(t, c2, topics); canonical(t, before) != canonical(t, after) {
+		t.Fatalf("state after a trimmed journal's restart differs:\nbefore %s\nafter  %s", canonical(t, before), canonical(t, after))
+	}
+	if st2, _ := srv2.Stats("trim"); st2.SnapshotSeq < base {
+		t.Fatalf("opened from snapshot #%d, below the journal's base #%d", st2.SnapshotSeq, base)
 	}
 }

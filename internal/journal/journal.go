@@ -346,6 +346,36 @@ func (j *Journal) Append(ctx context.Context, vcluster string, epoch, seq int64,
 	return nil
 }
 
+// Trim deletes the vcluster's rows up to upTo and raises its BaseSeq to
+// it, if epoch still holds the lease (ErrFenced otherwise): the caller
+// guarantees that a snapshot of the state after batch upTo is safely
+// elsewhere (the bucket), since the journal alone no longer rebuilds the
+// vcluster. It returns the number of rows deleted.
+func (j *Journal) Trim(ctx context.Context, vcluster string, epoch, upTo int64) (int64, error) {
+	var deleted int64
+	err := pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM floe_control_leases WHERE vcluster = $1 AND epoch = $2 AND holder <> '' AND expires_at > now() FOR SHARE`,
+			vcluster, epoch).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %s epoch %d", ErrFenced, vcluster, epoch)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE floe_control_vclusters SET base_seq = GREATEST(base_seq, $2) WHERE name = $1`, vcluster, upTo); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM floe_control_journal WHERE vcluster = $1 AND seq <= $2`, vcluster, upTo)
+		deleted = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("journal %s: trim up to #%d: %w", vcluster, upTo, err)
+	}
+	return deleted, nil
+}
+
 // Entry is one appended batch.
 type Entry struct {
 	Seq   int64
