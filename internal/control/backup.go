@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -212,7 +213,7 @@ func (b *backupState) load(ctx context.Context, log *slog.Logger, path string, l
 	// The chain the bucket holds: the loaded snapshot (or the empty state
 	// before #1) and the log objects that follow it without a gap.
 	b.uploaded = loaded
-	slices.SortFunc(b.logs, func(x, y backupKey) int { return int(min(max(x.first-y.first, -1), 1)) })
+	slices.SortFunc(b.logs, func(x, y backupKey) int { return cmp.Compare(x.first, y.first) })
 	for _, k := range b.logs {
 		if k.first <= b.uploaded+1 && k.last > b.uploaded {
 			b.uploaded = k.last

@@ -14,6 +14,7 @@ type collector struct {
 	replayed, backedUp          *prometheus.Desc
 	lagBatches, lagSeconds      *prometheus.Desc
 	snapshotSeq, backupFailures *prometheus.Desc
+	trimmed                     *prometheus.Desc
 }
 
 // NewCollector returns the Prometheus collector of s's vclusters.
@@ -36,12 +37,13 @@ func NewCollector(s *Server) prometheus.Collector {
 		lagSeconds:     d("backup_lag_seconds", "Age of the oldest journaled batch not yet in the bucket (0: none)."),
 		snapshotSeq:    d("snapshot_seq", "Sequence number of the newest snapshot in the bucket."),
 		backupFailures: d("backup_failures_total", "Backup uploads (log objects, snapshots) that failed and are retried."),
+		trimmed:        d("journal_trimmed_seq", "Journal rows up to this sequence number were deleted (--trim-journal)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.batches, c.slow, c.commands, c.appendSeconds, c.applySeconds, c.sessions, c.epoch,
-		c.replayed, c.backedUp, c.lagBatches, c.lagSeconds, c.snapshotSeq, c.backupFailures} {
+		c.replayed, c.backedUp, c.lagBatches, c.lagSeconds, c.snapshotSeq, c.backupFailures, c.trimmed} {
 		ch <- d
 	}
 }
@@ -66,6 +68,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.lagSeconds, prometheus.GaugeValue, st.Backup.Lag.Seconds(), v.Name)
 			ch <- prometheus.MustNewConstMetric(c.snapshotSeq, prometheus.GaugeValue, float64(st.Backup.Snapshot), v.Name)
 			ch <- prometheus.MustNewConstMetric(c.backupFailures, prometheus.CounterValue, float64(st.Backup.Failures), v.Name)
+			ch <- prometheus.MustNewConstMetric(c.trimmed, prometheus.GaugeValue, float64(st.Backup.Trimmed), v.Name)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -164,7 +165,7 @@ func restoreOne(ctx context.Context, opts RestoreOptions, log *slog.Logger, dir,
 		return r, errors.New("no snapshot in the bucket")
 	}
 	slices.Sort(snaps)
-	slices.SortFunc(logs, func(x, y backupKey) int { return int(min(max(x.first-y.first, -1), 1)) })
+	slices.SortFunc(logs, func(x, y backupKey) int { return cmp.Compare(x.first, y.first) })
 	vdir, err := os.MkdirTemp(dir, "restore-"+name+"-")
 	if err != nil {
 		return r, err

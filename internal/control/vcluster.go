@@ -159,9 +159,9 @@ func (st Stats) String() string {
 	if st.Batches == 0 {
 		return "no batches"
 	}
-	return fmt.Sprintf("%d batches (%d one by one), %d commands (mean %.1f, max %d per batch), mean append %v, mean apply %v per batch",
+	return fmt.Sprintf("%d batches (%d one by one), %d commands (mean %.1f, max %d per batch), mean append %v, mean apply %v per batch; opened from snapshot #%d + %d rows",
 		st.Batches, st.SlowBatches, st.Commands, float64(st.Commands)/float64(st.Batches), st.MaxBatch,
-		st.Append/time.Duration(st.Batches), st.Apply/time.Duration(st.Batches))
+		st.Append/time.Duration(st.Batches), st.Apply/time.Duration(st.Batches), st.SnapshotSeq, st.Replayed)
 }
 
 func (v *vcluster) statsNow() Stats {
