@@ -244,7 +244,7 @@ func loadSnapshot(ctx context.Context, bucket objstore.Bucket, want backupKey, s
 	if size > MaxSnapshotObject {
 		return fmt.Errorf("%w: snapshot of %d bytes over %d", ErrBadBackup, size, MaxSnapshotObject)
 	}
-	raw, err := bucket.GetRange(ctx, snapshotKey(want.name, want.id, want.last), 0, -1)
+	raw, err := getBounded(ctx, bucket, snapshotKey(want.name, want.id, want.last), size, MaxSnapshotObject)
 	if err != nil {
 		return err
 	}
@@ -261,6 +261,24 @@ func loadSnapshot(ctx context.Context, bucket objstore.Bucket, want backupKey, s
 		os.Remove(path)
 	}
 	return err
+}
+
+// getBounded reads a whole object whose listed size was size, never more
+// than limit bytes: the listed size is read (an object replaced since the
+// listing then fails its checksum); unknown (0), the object's first
+// limit+1 bytes, and more than limit is refused.
+func getBounded(ctx context.Context, bucket objstore.Bucket, key string, size, limit int64) ([]byte, error) {
+	if size > limit {
+		return nil, fmt.Errorf("%w: %s of %d bytes over %d", ErrBadBackup, key, size, limit)
+	}
+	if size > 0 {
+		return bucket.GetRange(ctx, key, 0, size)
+	}
+	raw, err := bucket.GetRange(ctx, key, 0, -1)
+	if err == nil && int64(len(raw)) > limit {
+		return nil, fmt.Errorf("%w: %s of %d bytes over %d", ErrBadBackup, key, len(raw), limit)
+	}
+	return raw, err
 }
 
 // appended hears a batch the journal holds (replayed or just appended).
@@ -551,7 +569,7 @@ func (v *vcluster) trimJournal(ctx context.Context) {
 		return
 	}
 	want := backupKey{name: v.name, id: b.reg.ID, kind: kindSnapshot, first: floor, last: floor}
-	raw, err := b.bucket.GetRange(ctx, snapshotKey(v.name, b.reg.ID, floor), 0, -1)
+	raw, err := getBounded(ctx, b.bucket, snapshotKey(v.name, b.reg.ID, floor), 0, MaxSnapshotObject)
 	if err == nil {
 		_, err = decodeSnapshot(raw, want, func(_, _, _ []byte) error { return nil })
 	}

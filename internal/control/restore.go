@@ -205,10 +205,7 @@ func restoreOne(ctx context.Context, opts RestoreOptions, log *slog.Logger, dir,
 		if k.first > seq+1 {
 			return r, fmt.Errorf("log objects jump from #%d to #%d..#%d: batches missing from the bucket", seq, k.first, k.last)
 		}
-		if sizes[k] > MaxLogObject {
-			return r, fmt.Errorf("%w: log object #%d..#%d of %d bytes", ErrBadBackup, k.first, k.last, sizes[k])
-		}
-		raw, err := opts.Bucket.GetRange(ctx, logKey(name, id, k.first, k.last), 0, -1)
+		raw, err := getBounded(ctx, opts.Bucket, logKey(name, id, k.first, k.last), sizes[k], MaxLogObject)
 		if err != nil {
 			return r, fmt.Errorf("log object #%d..#%d: %w", k.first, k.last, err)
 		}
@@ -232,7 +229,8 @@ func restoreOne(ctx context.Context, opts RestoreOptions, log *slog.Logger, dir,
 	if hdr.VCluster == "" {
 		// No log object after the snapshot: the registry entry comes
 		// from the snapshot's header.
-		raw, err := opts.Bucket.GetRange(ctx, snapshotKey(name, id, r.Snapshot), 0, -1)
+		snapKey := backupKey{name: name, id: id, kind: kindSnapshot, first: r.Snapshot, last: r.Snapshot}
+		raw, err := getBounded(ctx, opts.Bucket, snapshotKey(name, id, r.Snapshot), sizes[snapKey], MaxSnapshotObject)
 		if err != nil {
 			return r, err
 		}
