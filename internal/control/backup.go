@@ -56,10 +56,6 @@ const (
 	DefaultSnapshotInterval = time.Hour
 	DefaultKeepSnapshots    = 2
 
-	// maxPendingBytes bounds the batches a vcluster holds in memory for
-	// the bucket; past it, it drops them and reads them back from the
-	// journal when the bucket answers again.
-	maxPendingBytes = 256 << 20
 	// A log object holds at most logObjectBatches batches or about
 	// logObjectBytes bytes (and one batch at least).
 	logObjectBatches = 4096
@@ -82,6 +78,11 @@ func (o BackupOptions) withDefaults() BackupOptions {
 	o.Keep = max(o.Keep, DefaultKeepSnapshots)
 	return o
 }
+
+// maxPendingBytes bounds the batches a vcluster holds in memory for the
+// bucket; past it, it drops them and reads them back from the journal
+// when the bucket answers again. A variable for the tests.
+var maxPendingBytes int64 = 256 << 20
 
 // ErrBackupAhead reports a bucket holding batches the journal does not:
 // the journal lost appends (a database restored to an earlier point, a

@@ -18,6 +18,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore/remote"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
+	"github.com/floe-io/floe/internal/objstore/faulty"
 	"github.com/floe-io/floe/internal/testutil"
 )
 
@@ -494,5 +495,71 @@ func TestTrimJournal(t *testing.T) {
 	}
 	if st2, _ := srv2.Stats("trim"); st2.SnapshotSeq < base {
 		t.Fatalf("opened from snapshot #%d, below the journal's base #%d", st2.SnapshotSeq, base)
+	}
+}
+
+// TestBackupAfterBucketOutage: while the bucket refuses every upload, the
+// batches waiting for it outgrow what a vcluster holds in memory; once
+// the bucket answers again, the backup reads them back from the journal
+// and catches up, and a restore from it has everything.
+func TestBackupAfterBucketOutage(t *testing.T) {
+	control.SetMaxPendingBytes(t, 8<<10)
+	pg := testutil.RequirePostgres(t)
+	bucket := faulty.New(testBucket(t))
+	ctx := t.Context()
+	db := testutil.CreateDatabase(t, pg, "floe_control_")
+	srv, addr, err := backedUpControl(t, db, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := srv.CreateVCluster(ctx, "outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := remote.Open(ctx, remote.Options{Addr: addr, VCluster: "outage", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := fill(t, c, 5)
+	waitBackedUp(t, srv, "outage")
+	bucket.FailNext(faulty.Put, 1<<30, nil)
+	for r := range 40 {
+		if err := c.CommitOffsets(ctx, "outage", []metastore.CommittedOffset{{TopicID: topics[1].ID, Partition: 2, Offset: int64(r), LeaderEpoch: -1, Metadata: strings.Repeat("y", 1000)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // a few upload attempts
+	st, _ := srv.Stats("outage")
+	t.Logf("during the outage: %+v", st.Backup)
+	if st.Backup.Failures == 0 || st.Backup.LagBatches < 40 || st.Backup.Lag <= 0 {
+		t.Fatalf("during the outage: %+v, want failures and a lag of at least 40 batches", st.Backup)
+	}
+	bucket.FailNext(faulty.Put, 0, nil)
+	st = waitBackedUp(t, srv, "outage")
+	before := snapshot(t, c, topics)
+	c.Close()
+	srv.Close()
+	dropDatabase(t, db)
+	db2 := testutil.CreateDatabase(t, pg, "floe_control_")
+	j, err := journal.Open(ctx, db2, testutil.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	done, err := control.Restore(ctx, control.RestoreOptions{Bucket: bucket, Journal: j, VCluster: "outage", Logger: testutil.Logger(t)})
+	if err != nil || len(done) != 1 || done[0].Last < st.Backup.BackedUp {
+		t.Fatalf("restore: %+v, %v; want up to #%d", done, err, st.Backup.BackedUp)
+	}
+	_, addr2, err := backedUpControl(t, db2, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := remote.Open(ctx, remote.Options{Addr: addr2, VCluster: "outage", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if after := snapshot(t, c2, topics); canonical(t, before) != canonical(t, after) {
+		t.Fatalf("restored state differs:\nbefore %s\nafter  %s", canonical(t, before), canonical(t, after))
 	}
 }
