@@ -146,10 +146,12 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	name := fs.String("vcluster", "", "restore only this virtual cluster (default: every one in the bucket)")
 	id := fs.String("id", "", "with --vcluster: the incarnation to restore, when the bucket holds several")
 	dataDir := fs.String("data-dir", "", "scratch directory for the state being rebuilt (default: a temporary directory)")
+	list := fs.Bool("list", false, "only list the backups in the bucket (name, id, snapshots, last batch); needs no --journal")
 	var lf logFlags
 	lf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: floe control restore --bucket URL --journal URL [--vcluster NAME [--id ID]]")
+		fmt.Fprintln(stderr, "       floe control restore --bucket URL --list")
 		fmt.Fprintln(stderr, "Rebuilds virtual clusters from their snapshots and journal tail in the bucket; then start floe control on that journal.")
 		fs.PrintDefaults()
 	}
@@ -159,7 +161,7 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *bucketURL == "" || *journalURL == "" {
+	if *bucketURL == "" || (*journalURL == "" && !*list) {
 		fs.Usage()
 		return errors.New("--bucket and --journal are required")
 	}
@@ -170,6 +172,18 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	bucket, err := bucketurl.Open(ctx, *bucketURL)
 	if err != nil {
 		return fmt.Errorf("--bucket: %w", err)
+	}
+	if *list {
+		infos, err := control.ListBackups(ctx, bucket)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tID\tSNAPSHOTS\tLAST\tOBJECTS\tNEWEST")
+		for _, in := range infos {
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\t%s\n", in.Name, in.ID, in.Snapshots, in.Last, in.Objects, in.Modified.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
 	}
 	j, err := journal.Open(ctx, *journalURL, log)
 	if err != nil {

@@ -299,6 +299,28 @@ func TestRestoreFromBucket(t *testing.T) {
 	if st2.Backup.BackedUp <= done[0].Last {
 		t.Fatalf("restored vcluster's backup did not move: %+v", st2.Backup)
 	}
+	// The bucket now holds two incarnations of prod: a restore must be
+	// told which.
+	infos, err := control.ListBackups(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 2 || infos[0].Name != "prod" || infos[1].Name != "prod" {
+		t.Fatalf("listed %+v, want two incarnations of prod", infos)
+	}
+	for _, in := range infos {
+		if in.ID == done[0].ID && (in.Last < st2.Backup.BackedUp || in.Snapshots[0] != done[0].Last) {
+			t.Errorf("restored incarnation listed %+v, want its first snapshot #%d and up to #%d", in, done[0].Last, st2.Backup.BackedUp)
+		}
+	}
+	j3, err := journal.Open(ctx, testutil.CreateDatabase(t, pg, "floe_control_"), testutil.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j3.Close()
+	if _, err := control.Restore(ctx, control.RestoreOptions{Bucket: bucket, Journal: j3, VCluster: "prod"}); !errors.Is(err, control.ErrAmbiguousBackup) {
+		t.Fatalf("restore of a name with two incarnations and no id: %v", err)
+	}
 }
 
 // TestOpenFromSnapshot checks that a process taking over a vcluster loads

@@ -261,3 +261,71 @@ func restoreOne(ctx context.Context, opts RestoreOptions, log *slog.Logger, dir,
 	log.Info("virtual cluster restored", "vcluster", name, "from_id", id, "id", r.ID, "snapshot", r.Snapshot, "last", r.Last, "replayed", r.Replayed)
 	return r, nil
 }
+
+// BackupInfo describes one vcluster incarnation's backup in a bucket, as
+// listed (nothing is read or checked but the keys).
+type BackupInfo struct {
+	Name, ID  string
+	Snapshots []int64 // batches of its snapshots, increasing
+	// Last is the last batch a restore would reach if every object reads
+	// back: the newest snapshot and the log objects after it without a
+	// gap.
+	Last     int64
+	Objects  int
+	Modified time.Time // the newest object's
+}
+
+// ListBackups lists the vcluster incarnations backed up in bucket, by
+// name then id.
+func ListBackups(ctx context.Context, bucket objstore.Bucket) ([]BackupInfo, error) {
+	type key struct{ name, id string }
+	infos := map[key]*BackupInfo{}
+	logs := map[key][]backupKey{}
+	err := bucket.List(ctx, backupRoot, func(o objstore.ObjectInfo) error {
+		k, ok := parseBackupKey(o.Key)
+		if !ok {
+			return nil
+		}
+		ik := key{k.name, k.id}
+		in := infos[ik]
+		if in == nil {
+			in = &BackupInfo{Name: k.name, ID: k.id}
+			infos[ik] = in
+		}
+		in.Objects++
+		if o.Modified.After(in.Modified) {
+			in.Modified = o.Modified
+		}
+		if k.kind == kindSnapshot {
+			in.Snapshots = append(in.Snapshots, k.last)
+		} else {
+			logs[ik] = append(logs[ik], k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list backups: %w", err)
+	}
+	out := make([]BackupInfo, 0, len(infos))
+	for ik, in := range infos {
+		slices.Sort(in.Snapshots)
+		if n := len(in.Snapshots); n > 0 {
+			in.Last = in.Snapshots[n-1]
+			ls := logs[ik]
+			slices.SortFunc(ls, func(x, y backupKey) int { return cmp.Compare(x.first, y.first) })
+			for _, k := range ls {
+				if k.first <= in.Last+1 && k.last > in.Last {
+					in.Last = k.last
+				}
+			}
+		}
+		out = append(out, *in)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
