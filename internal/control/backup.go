@@ -504,6 +504,11 @@ func (v *vcluster) writeSnapshot(ctx context.Context) {
 	seq := sn.AppliedSeq()
 	raw, err := encodeSnapshot(b.header(), sn)
 	sn.Close()
+	if err == nil && len(raw) > MaxSnapshotObject {
+		// A reader would refuse it: an unusable backup is worse than a
+		// failure that shows.
+		err = fmt.Errorf("snapshot of %d bytes over the %d a reader accepts", len(raw), MaxSnapshotObject)
+	}
 	if err == nil {
 		err = b.bucket.Put(ctx, snapshotKey(v.name, b.reg.ID, seq), raw)
 	}
