@@ -18,6 +18,7 @@ import (
 
 	"github.com/floe-io/floe/internal/control"
 	"github.com/floe-io/floe/internal/journal"
+	"github.com/floe-io/floe/internal/objstore/bucketurl"
 )
 
 // controlCmd is "floe control": the control plane serving the metadata
@@ -26,6 +27,9 @@ import (
 func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "vcluster" {
 		return vclusterCmd(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "restore" {
+		return restoreCmd(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("control", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -38,11 +42,18 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tokenFile := fs.String("admin-token-file", "", "file holding the bearer token the admin API requires (default: $FLOE_CONTROL_ADMIN_TOKEN, else none)")
 	leaseTTL := fs.Duration("lease-ttl", control.DefaultLeaseTTL, "how long a vcluster's leader lease lasts unless renewed: how long its vcluster is unavailable after its leader dies; every process sharing a journal must use the same")
 	scheduleGrace := fs.Duration("schedule-grace", control.DefaultScheduleGrace, "how long an agent whose session ended keeps its jobs in the schedule, in case it reconnects (0: none); keep it below the agents' job lease TTL (30s)")
+	bucketURL := fs.String("bucket", "", "bucket URL (as the agents' --bucket) for the vclusters' snapshots and journal tail (control/<vcluster>/<id>/...); vclusters open from their newest snapshot there. Empty: no backups, whole-journal replays")
+	tailInterval := fs.Duration("backup-interval", control.DefaultTailInterval, "how often the journal batches not yet in the bucket are uploaded: the backup's lag behind the journal")
+	snapshotBytes := fs.Int64("snapshot-bytes", control.DefaultSnapshotBytes, "journal bytes after which a vcluster writes a new snapshot to the bucket")
+	snapshotInterval := fs.Duration("snapshot-interval", control.DefaultSnapshotInterval, "a vcluster that changed writes a snapshot at least this often")
+	keepSnapshots := fs.Int("keep-snapshots", control.DefaultKeepSnapshots, "snapshots kept per vcluster in the bucket (at least 2), with the journal tail after the oldest; older objects are deleted")
+	trimJournal := fs.Bool("trim-journal", false, "with --bucket: delete journal rows up to the oldest kept snapshot once it reads back from the bucket (opening a vcluster then needs the bucket)")
 	var lf logFlags
 	lf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: floe control --journal URL [--listen HOST:PORT] [--admin-listen HOST:PORT] [--lease-ttl D] [--schedule-grace D] [--tls-cert F --tls-key F]")
+		fmt.Fprintln(stderr, "Usage: floe control --journal URL [--bucket URL] [--listen HOST:PORT] [--admin-listen HOST:PORT] [--lease-ttl D] [--schedule-grace D] [--tls-cert F --tls-key F]")
 		fmt.Fprintln(stderr, "       floe control vcluster create|list|delete [NAME] --control HOST:PORT")
+		fmt.Fprintln(stderr, "       floe control restore --bucket URL --journal URL [--vcluster NAME [--id ID]]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -73,12 +84,28 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	if *keepSnapshots < 2 {
+		return fmt.Errorf("--keep-snapshots %d: at least 2", *keepSnapshots)
+	}
+	if *tailInterval <= 0 || *snapshotBytes <= 0 || *snapshotInterval <= 0 {
+		return errors.New("--backup-interval, --snapshot-bytes and --snapshot-interval must be positive")
+	}
+	backup := control.BackupOptions{TailInterval: *tailInterval, SnapshotBytes: *snapshotBytes, SnapshotInterval: *snapshotInterval, Keep: *keepSnapshots, TrimJournal: *trimJournal}
+	if *bucketURL != "" {
+		if backup.Bucket, err = bucketurl.Open(ctx, *bucketURL); err != nil {
+			return fmt.Errorf("--bucket: %w", err)
+		}
+	} else if *trimJournal {
+		return errors.New("--trim-journal needs --bucket")
+	} else {
+		log.Warn("no --bucket: virtual clusters are not backed up, and open by replaying their whole journal")
+	}
 	j, err := journal.Open(ctx, *journalURL, log)
 	if err != nil {
 		return err
 	}
 	defer j.Close()
-	srv, err := control.New(ctx, control.Options{Journal: j, Dir: *dataDir, TLS: tlsConf, Logger: log, LeaseTTL: *leaseTTL, ScheduleGrace: graceOption(*scheduleGrace)})
+	srv, err := control.New(ctx, control.Options{Journal: j, Dir: *dataDir, TLS: tlsConf, Logger: log, LeaseTTL: *leaseTTL, ScheduleGrace: graceOption(*scheduleGrace), Backup: backup})
 	if err != nil {
 		return err
 	}
@@ -108,6 +135,68 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case err := <-errc:
 		return err
 	}
+}
+
+// restoreCmd is "floe control restore": rebuild vclusters from the bucket
+// alone into a journal that does not know them.
+func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("control restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bucketURL := fs.String("bucket", "", "bucket URL the control plane backed up to (required)")
+	journalURL := fs.String("journal", "", "PostgreSQL URL of the journal to restore into (required; must not know the vclusters)")
+	name := fs.String("vcluster", "", "restore only this virtual cluster (default: every one in the bucket)")
+	id := fs.String("id", "", "with --vcluster: the incarnation to restore, when the bucket holds several")
+	dataDir := fs.String("data-dir", "", "scratch directory for the state being rebuilt (default: a temporary directory)")
+	list := fs.Bool("list", false, "only list the backups in the bucket (name, id, snapshots, last batch); needs no --journal")
+	var lf logFlags
+	lf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: floe control restore --bucket URL --journal URL [--vcluster NAME [--id ID]]")
+		fmt.Fprintln(stderr, "       floe control restore --bucket URL --list")
+		fmt.Fprintln(stderr, "Rebuilds virtual clusters from their snapshots and journal tail in the bucket; then start floe control on that journal.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *bucketURL == "" || (*journalURL == "" && !*list) {
+		fs.Usage()
+		return errors.New("--bucket and --journal are required")
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	bucket, err := bucketurl.Open(ctx, *bucketURL)
+	if err != nil {
+		return fmt.Errorf("--bucket: %w", err)
+	}
+	if *list {
+		infos, err := control.ListBackups(ctx, bucket)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tID\tSNAPSHOTS\tLAST\tOBJECTS\tNEWEST")
+		for _, in := range infos {
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\t%s\n", in.Name, in.ID, in.Snapshots, in.Last, in.Objects, in.Modified.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	}
+	j, err := journal.Open(ctx, *journalURL, log)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	done, err := control.Restore(ctx, control.RestoreOptions{Bucket: bucket, Journal: j, VCluster: *name, ID: *id, Dir: *dataDir, Logger: log})
+	for _, r := range done {
+		fmt.Fprintf(stdout, "virtual cluster %s restored: snapshot #%d + %d batches, up to #%d (backup id %s, new id %s)\n",
+			r.Name, r.Snapshot, r.Replayed, r.Last, r.FromID, r.ID)
+	}
+	return err
 }
 
 // adminToken reads the admin API's bearer token from file, else from

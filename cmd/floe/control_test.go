@@ -38,4 +38,21 @@ func TestControlCommandUsage(t *testing.T) {
 	if err := run([]string{"control", "vcluster", "create", "x", "--control", "127.0.0.1:1"}, &out, &errOut); err == nil {
 		t.Error("create against no control plane succeeded")
 	}
+	// Backup flags are checked before anything is dialled.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"control", "--journal", "postgres://127.0.0.1:1/x", "--trim-journal"}, "--trim-journal needs --bucket"},
+		{[]string{"control", "--journal", "postgres://127.0.0.1:1/x", "--keep-snapshots", "1"}, "--keep-snapshots"},
+		{[]string{"control", "--journal", "postgres://127.0.0.1:1/x", "--backup-interval", "0s"}, "must be positive"},
+		{[]string{"control", "--journal", "postgres://127.0.0.1:1/x", "--bucket", "ftp://nope"}, "--bucket"},
+		{[]string{"control", "restore", "--journal", "postgres://127.0.0.1:1/x"}, "--bucket and --journal are required"},
+		{[]string{"control", "restore", "--bucket", "file:///tmp/x"}, "--bucket and --journal are required"},
+		{[]string{"control", "restore", "--bucket", "file:///tmp/x", "--journal", "postgres://127.0.0.1:1/x", "extra"}, "unexpected arguments"},
+	} {
+		if err := run(tc.args, &out, &errOut); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
 }

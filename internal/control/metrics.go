@@ -11,6 +11,10 @@ type collector struct {
 	batches, slow, commands     *prometheus.Desc
 	appendSeconds, applySeconds *prometheus.Desc
 	sessions, epoch             *prometheus.Desc
+	replayed, backedUp          *prometheus.Desc
+	lagBatches, lagSeconds      *prometheus.Desc
+	snapshotSeq, backupFailures *prometheus.Desc
+	trimmed                     *prometheus.Desc
 }
 
 // NewCollector returns the Prometheus collector of s's vclusters.
@@ -19,19 +23,27 @@ func NewCollector(s *Server) prometheus.Collector {
 		return prometheus.NewDesc("floe_control_vcluster_"+name, help, []string{"vcluster"}, nil)
 	}
 	return &collector{
-		s:             s,
-		batches:       d("batches_total", "Journal rows appended (batches of commands)."),
-		slow:          d("batches_one_by_one_total", "Batches applied one command per state transaction because one failed inside the batch's."),
-		commands:      d("commands_total", "Mutating commands journaled and applied."),
-		appendSeconds: d("append_seconds_total", "Time spent encoding and appending batches to the journal."),
-		applySeconds:  d("apply_seconds_total", "Time spent applying batches to the in-memory state."),
-		sessions:      d("sessions", "Agent connections open."),
-		epoch:         d("epoch", "Journal lease epoch this process holds."),
+		s:              s,
+		batches:        d("batches_total", "Journal rows appended (batches of commands)."),
+		slow:           d("batches_one_by_one_total", "Batches applied one command per state transaction because one failed inside the batch's."),
+		commands:       d("commands_total", "Mutating commands journaled and applied."),
+		appendSeconds:  d("append_seconds_total", "Time spent encoding and appending batches to the journal."),
+		applySeconds:   d("apply_seconds_total", "Time spent applying batches to the in-memory state."),
+		sessions:       d("sessions", "Agent connections open."),
+		epoch:          d("epoch", "Journal lease epoch this process holds."),
+		replayed:       d("replayed_batches", "Journal rows replayed when this process opened the vcluster (after its snapshot)."),
+		backedUp:       d("backup_seq", "Every journal batch up to this sequence number is in the bucket (snapshot and log objects)."),
+		lagBatches:     d("backup_lag_batches", "Journaled batches not yet in the bucket."),
+		lagSeconds:     d("backup_lag_seconds", "Age of the oldest journaled batch not yet in the bucket (0: none)."),
+		snapshotSeq:    d("snapshot_seq", "Sequence number of the newest snapshot in the bucket."),
+		backupFailures: d("backup_failures_total", "Backup uploads (log objects, snapshots) that failed and are retried."),
+		trimmed:        d("journal_trimmed_seq", "Journal rows up to this sequence number were deleted (--trim-journal)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.batches, c.slow, c.commands, c.appendSeconds, c.applySeconds, c.sessions, c.epoch} {
+	for _, d := range []*prometheus.Desc{c.batches, c.slow, c.commands, c.appendSeconds, c.applySeconds, c.sessions, c.epoch,
+		c.replayed, c.backedUp, c.lagBatches, c.lagSeconds, c.snapshotSeq, c.backupFailures, c.trimmed} {
 		ch <- d
 	}
 }
@@ -49,5 +61,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.applySeconds, prometheus.CounterValue, st.Apply.Seconds(), v.Name)
 		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(v.Sessions), v.Name)
 		ch <- prometheus.MustNewConstMetric(c.epoch, prometheus.GaugeValue, float64(v.Epoch), v.Name)
+		ch <- prometheus.MustNewConstMetric(c.replayed, prometheus.GaugeValue, float64(st.Replayed), v.Name)
+		if st.Backup != (BackupStats{}) {
+			ch <- prometheus.MustNewConstMetric(c.backedUp, prometheus.GaugeValue, float64(st.Backup.BackedUp), v.Name)
+			ch <- prometheus.MustNewConstMetric(c.lagBatches, prometheus.GaugeValue, float64(st.Backup.LagBatches), v.Name)
+			ch <- prometheus.MustNewConstMetric(c.lagSeconds, prometheus.GaugeValue, st.Backup.Lag.Seconds(), v.Name)
+			ch <- prometheus.MustNewConstMetric(c.snapshotSeq, prometheus.GaugeValue, float64(st.Backup.Snapshot), v.Name)
+			ch <- prometheus.MustNewConstMetric(c.backupFailures, prometheus.CounterValue, float64(st.Backup.Failures), v.Name)
+			ch <- prometheus.MustNewConstMetric(c.trimmed, prometheus.GaugeValue, float64(st.Backup.Trimmed), v.Name)
+		}
 	}
 }

@@ -52,6 +52,10 @@ type Options struct {
 	// DefaultScheduleGrace; negative: none): an agent that reconnects
 	// within it keeps them (docs/control-plane.md, Scheduling).
 	ScheduleGrace time.Duration
+	// Backup, with a bucket, writes every vcluster's snapshots and log
+	// tail there, and opens vclusters from their newest snapshot
+	// (backup.go).
+	Backup BackupOptions
 }
 
 // DefaultLeaseTTL is Options.LeaseTTL's default.
@@ -67,6 +71,7 @@ type Server struct {
 	holder  string
 	ttl     time.Duration
 	grace   time.Duration // Options.ScheduleGrace
+	backup  *BackupOptions
 
 	mu        sync.Mutex
 	vclusters map[string]*vcluster
@@ -105,6 +110,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	case s.grace < 0:
 		s.grace = 0
 	}
+	if opts.Backup.Bucket != nil {
+		b := opts.Backup.withDefaults()
+		s.backup = &b
+	}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "floe-control-")
 		if err != nil {
@@ -137,7 +146,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 
 // open opens a vcluster that the server rebuilds when its journal fails.
 func (s *Server) open(ctx context.Context, name string) (*vcluster, error) {
-	v, err := openVCluster(ctx, name, s.journal, s.holder, s.dir, s.ttl, s.failed, s.log)
+	v, err := openVCluster(ctx, name, s.journal, s.holder, s.dir, s.ttl, s.backup, s.failed, s.log)
 	if err != nil {
 		return nil, err
 	}

@@ -87,6 +87,9 @@ type vcluster struct {
 	current *command     // the command being applied, for its notices; applier only
 	pushes  []push       // notices of the batch being applied; applier only
 	lastAt  int64        // the latest stamped time; batcher (after replay) only
+	// appliedAt is the latest stamped time applied, recorded in the state
+	// with each batch's sequence number; applier only.
+	appliedAt int64
 
 	queue     chan *command
 	loopsDone chan struct{} // closed when the batcher and the applier have stopped
@@ -109,6 +112,13 @@ type vcluster struct {
 
 	stopWatch []func()
 
+	// backup, when the server has a bucket, writes the vcluster's
+	// snapshots and log tail to it (backup.go); snapReq is how its loop
+	// asks the applier for a snapshot between batches.
+	backup     *backupState
+	snapReq    chan chan *embedded.Snapshot
+	backupDone chan struct{}
+
 	// onFail, if set, is called once (on its own goroutine) when an
 	// append failed or the lease was lost, with the cause: the server
 	// rebuilds the vcluster from the journal, or (fenced, lease lost)
@@ -126,6 +136,8 @@ type vclusterStats struct {
 	appendNanos       atomic.Int64 // encoding and journal appends
 	applyNanos        atomic.Int64 // applying to the state
 	maxBatch          atomic.Int64
+	replayed          atomic.Int64 // journal rows replayed when the vcluster opened
+	snapshotSeq       atomic.Int64 // the batch of the snapshot it opened from (0: none)
 }
 
 // Stats are a vcluster's counters since it started.
@@ -138,28 +150,37 @@ type Stats struct {
 	// Append is the time spent encoding and appending batches, Apply the
 	// time spent applying them (both summed over batches).
 	Append, Apply time.Duration
+	// Replayed is the number of journal rows replayed when the vcluster
+	// opened, after the snapshot of batch SnapshotSeq (0: from the start).
+	Replayed, SnapshotSeq int64
+	// Backup is the state of its backups in the bucket (zero without
+	// one).
+	Backup BackupStats
 }
 
 func (st Stats) String() string {
 	if st.Batches == 0 {
 		return "no batches"
 	}
-	return fmt.Sprintf("%d batches (%d one by one), %d commands (mean %.1f, max %d per batch), mean append %v, mean apply %v per batch",
+	return fmt.Sprintf("%d batches (%d one by one), %d commands (mean %.1f, max %d per batch), mean append %v, mean apply %v per batch; opened from snapshot #%d + %d rows",
 		st.Batches, st.SlowBatches, st.Commands, float64(st.Commands)/float64(st.Batches), st.MaxBatch,
-		st.Append/time.Duration(st.Batches), st.Apply/time.Duration(st.Batches))
+		st.Append/time.Duration(st.Batches), st.Apply/time.Duration(st.Batches), st.SnapshotSeq, st.Replayed)
 }
 
 func (v *vcluster) statsNow() Stats {
 	return Stats{
 		Batches: v.stats.batches.Load(), SlowBatches: v.stats.slowBatches.Load(), Commands: v.stats.commands.Load(), MaxBatch: v.stats.maxBatch.Load(),
 		Append: time.Duration(v.stats.appendNanos.Load()), Apply: time.Duration(v.stats.applyNanos.Load()),
+		Replayed: v.stats.replayed.Load(), SnapshotSeq: v.stats.snapshotSeq.Load(),
+		Backup: v.backup.stats(),
 	}
 }
 
 // openVCluster takes the vcluster's lease for ttl (journal.ErrLeaseHeld
-// if another process holds it) and rebuilds its state from the journal,
-// in a new directory under dir.
-func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, dir string, ttl time.Duration, onFail func(*vcluster, error), log *slog.Logger) (*vcluster, error) {
+// if another process holds it) and rebuilds its state in a new directory
+// under dir: from the newest usable snapshot in the bucket (backup set)
+// and the journal rows after it, or from the whole journal.
+func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, dir string, ttl time.Duration, backup *BackupOptions, onFail func(*vcluster, error), log *slog.Logger) (*vcluster, error) {
 	vdir, err := os.MkdirTemp(dir, "vcluster-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -171,57 +192,28 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 		sessions: map[*session]bool{},
 		ttl:      ttl, leaseBase: time.Now(), onFail: onFail,
 		requests: newBudget(vclusterRequestBytes),
+		snapReq:  make(chan chan *embedded.Snapshot),
 	}
 	v.sched = newSchedule(v)
-	v.store, err = embedded.Open(filepath.Join(vdir, "state.db"), embedded.Options{
-		Logger: v.log, Now: v.now, Rand: randSource{v}, NoSync: true,
-	})
+	sent := v.sinceBase()
+	lease, err := j.TakeLease(ctx, name, holder, ttl)
 	if err != nil {
 		os.RemoveAll(vdir)
 		return nil, err
 	}
-	sent := v.sinceBase()
-	lease, err := j.TakeLease(ctx, name, holder, ttl)
-	if err != nil {
-		v.closeStore()
-		return nil, err
-	}
 	v.epoch = lease.Epoch
 	v.leaseUntil.Store(sent + int64(ttl-leaseMargin(ttl)))
-	// Renew while replaying: a long replay must not lose the lease.
+	// Renew while loading and replaying: a long replay must not lose the
+	// lease.
 	go v.renewLoop()
-	start := time.Now()
-	var seq, commands int64
-	err = j.Read(ctx, name, 1, func(e journal.Entry) error {
-		var b Batch
-		if err := remote.Unmarshal(e.Batch, &b); err != nil {
-			return fmt.Errorf("journal %s #%d: %w", name, e.Seq, err)
-		}
-		if b.V != BatchVersion {
-			return fmt.Errorf("journal %s #%d: batch version %d, this build reads %d", name, e.Seq, b.V, BatchVersion)
-		}
-		cmds := make([]*command, 0, len(b.Commands))
-		for _, c := range b.Commands {
-			op, ok := remote.Lookup(c.Op)
-			if !ok {
-				return fmt.Errorf("journal %s #%d: unknown op %q (written by a newer build?)", name, e.Seq, c.Op)
-			}
-			cmd := &command{Command: c, op: op}
-			cmd.args, err = op.DecodeJournaled(c.Args)
-			if err == nil { // the leader journals only what it decoded
-				cmds = append(cmds, cmd)
-			}
-			v.lastAt = max(v.lastAt, c.At)
-			commands++
-		}
-		v.applyBatch(cmds)
-		seq = e.Seq
-		return nil
-	})
-	if err != nil {
+	giveUp := func(err error) (*vcluster, error) {
 		close(v.stop)
 		<-v.renewDone
-		v.closeStore()
+		if v.store != nil {
+			v.closeStore()
+		} else {
+			os.RemoveAll(v.dir)
+		}
 		// Give the lease up, so that another process need not wait for it
 		// to expire (the next try here takes it again anyway).
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -229,19 +221,98 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 		cancel()
 		return nil, err
 	}
-	v.log.Info("virtual cluster replayed", "epoch", v.epoch, "batches", seq, "commands", commands, "took", time.Since(start).Round(time.Millisecond))
+	start := time.Now()
+	reg, err := j.VCluster(ctx, name)
+	if err != nil {
+		return giveUp(err)
+	}
+	last, err := j.LastSeq(ctx, name)
+	if err != nil {
+		return giveUp(err)
+	}
+	statePath := filepath.Join(vdir, "state.db")
+	var seq int64 // the state's applied sequence number
+	if backup != nil && backup.Bucket != nil {
+		v.backup = newBackupState(backup, reg)
+		seq, err = v.backup.load(ctx, v.log, statePath, last)
+		if err != nil {
+			return giveUp(err)
+		}
+	} else if reg.BaseSeq > 0 {
+		return giveUp(fmt.Errorf("journal of %s starts after #%d: its state needs a snapshot from the bucket (--bucket)", name, reg.BaseSeq))
+	}
+	v.store, err = embedded.Open(statePath, embedded.Options{
+		Logger: v.log, Now: v.now, Rand: randSource{v}, NoSync: true,
+	})
+	if err != nil {
+		return giveUp(err)
+	}
+	got, at, err := v.store.AppliedSeq(ctx)
+	if err != nil || got != seq {
+		return giveUp(fmt.Errorf("state of %s: applied sequence %d (%v), loaded #%d", name, got, err, seq))
+	}
+	v.lastAt, v.appliedAt = at, at // stamped times never go backwards
+	v.stats.snapshotSeq.Store(seq)
+	var commands int64
+	err = j.Read(ctx, name, seq+1, func(e journal.Entry) error {
+		n, err := v.replay(e)
+		commands += int64(n)
+		seq = e.Seq
+		if v.backup != nil {
+			v.backup.appended(e)
+		}
+		return err
+	})
+	if err == nil && seq < last {
+		err = fmt.Errorf("journal %s: replayed up to #%d, its last batch is #%d (rows missing after the snapshot)", name, seq, last)
+	}
+	if err != nil {
+		return giveUp(err)
+	}
+	v.log.Info("virtual cluster replayed", "epoch", v.epoch, "from_snapshot", v.stats.snapshotSeq.Load(), "batches", v.stats.replayed.Load(), "last", seq, "commands", commands, "took", time.Since(start).Round(time.Millisecond))
 	v.stopWatch = append(v.stopWatch,
 		v.store.WatchCommits(v.onCommit),
 		v.store.WatchTopics(v.onTopics))
-	appended := make(chan []*command, 1) // appending batch N+1 while N is applied
+	appended := make(chan appendedBatch, 1) // appending batch N+1 while N is applied
 	v.loops.Add(2)
 	go v.batchLoop(seq+1, appended)
 	go v.applyLoop(appended)
+	if v.backup != nil {
+		v.backupDone = make(chan struct{})
+		go v.backupLoop()
+	}
 	go func() {
 		v.loops.Wait()
 		close(v.loopsDone)
 	}()
 	return v, nil
+}
+
+// replay applies one journal row to the state.
+func (v *vcluster) replay(e journal.Entry) (commands int, err error) {
+	var b Batch
+	if err := remote.Unmarshal(e.Batch, &b); err != nil {
+		return 0, fmt.Errorf("journal %s #%d: %w", v.name, e.Seq, err)
+	}
+	if b.V != BatchVersion {
+		return 0, fmt.Errorf("journal %s #%d: batch version %d, this build reads %d", v.name, e.Seq, b.V, BatchVersion)
+	}
+	cmds := make([]*command, 0, len(b.Commands))
+	for _, c := range b.Commands {
+		op, ok := remote.Lookup(c.Op)
+		if !ok {
+			return 0, fmt.Errorf("journal %s #%d: unknown op %q (written by a newer build?)", v.name, e.Seq, c.Op)
+		}
+		cmd := &command{Command: c, op: op}
+		cmd.args, err = op.DecodeJournaled(c.Args)
+		if err == nil { // the leader journals only what it decoded
+			cmds = append(cmds, cmd)
+		}
+		v.lastAt = max(v.lastAt, c.At)
+	}
+	v.applyBatch(e.Seq, cmds)
+	v.stats.replayed.Add(1)
+	return len(b.Commands), nil
 }
 
 // now is the store's clock: the stamped time while a command is applied.
@@ -282,12 +353,20 @@ func (v *vcluster) apply(ctx context.Context, c *command) {
 // otherwise one transaction each: the answers are the same either way.
 // The notices they cause are pushed to other sessions once the state
 // shows them.
-func (v *vcluster) applyBatch(batch []*command) {
+//
+// The batch's sequence number is recorded in the state with it (in its
+// transaction, or after its commands when they are applied one by one):
+// a snapshot, taken only between batches (applyLoop), says which
+// batches it holds.
+func (v *vcluster) applyBatch(seq int64, batch []*command) {
+	for _, c := range batch {
+		v.appliedAt = max(v.appliedAt, c.At)
+	}
 	err := v.store.Batch(func(ctx context.Context) error {
 		for _, c := range batch {
 			v.apply(ctx, c)
 		}
-		return nil
+		return v.store.SetAppliedSeq(ctx, seq, v.appliedAt)
 	})
 	if err != nil {
 		if !errors.Is(err, embedded.ErrBatchFailed) {
@@ -297,6 +376,9 @@ func (v *vcluster) applyBatch(batch []*command) {
 		for _, c := range batch {
 			c.resp = remote.Response{}
 			v.apply(context.Background(), c)
+		}
+		if err := v.store.SetAppliedSeq(context.Background(), seq, v.appliedAt); err != nil {
+			v.log.Error("recording the applied sequence number failed", "seq", seq, "err", err)
 		}
 		v.stats.slowBatches.Add(1)
 	}
@@ -348,7 +430,7 @@ func unavailable(err error) remote.Response {
 
 // batchLoop takes queued commands, stamps them, and appends them to the
 // journal one batch at a time.
-func (v *vcluster) batchLoop(seq int64, appended chan<- []*command) {
+func (v *vcluster) batchLoop(seq int64, appended chan<- appendedBatch) {
 	defer v.loops.Done()
 	defer close(appended)
 	for {
@@ -411,8 +493,11 @@ func (v *vcluster) batchLoop(seq int64, appended chan<- []*command) {
 		if n := int64(len(batch)); n > v.stats.maxBatch.Load() {
 			v.stats.maxBatch.Store(n)
 		}
+		if v.backup != nil {
+			v.backup.appended(journal.Entry{Seq: seq, Batch: raw})
+		}
+		appended <- appendedBatch{seq: seq, cmds: batch}
 		seq++
-		appended <- batch
 	}
 }
 
@@ -429,13 +514,36 @@ func (v *vcluster) drainQueue(resp remote.Response) {
 	}
 }
 
+// appendedBatch is a batch the journal holds at seq.
+type appendedBatch struct {
+	seq  int64
+	cmds []*command
+}
+
 // applyLoop applies journaled batches in order and answers their callers.
-func (v *vcluster) applyLoop(appended <-chan []*command) {
+// Between batches it opens the snapshots the backup asks for, so that a
+// snapshot always holds whole batches.
+func (v *vcluster) applyLoop(appended <-chan appendedBatch) {
 	defer v.loops.Done()
-	for batch := range appended {
+	for {
+		var b appendedBatch
+		var ok bool
+		select {
+		case b, ok = <-appended:
+			if !ok {
+				return
+			}
+		case reply := <-v.snapReq:
+			sn, err := v.store.BeginSnapshot()
+			if err != nil {
+				v.log.Warn("opening a snapshot failed", "err", err)
+			}
+			reply <- sn // nil after an error
+			continue
+		}
 		start := time.Now()
-		v.applyBatch(batch)
-		for _, c := range batch {
+		v.applyBatch(b.seq, b.cmds)
+		for _, c := range b.cmds {
 			close(c.done)
 		}
 		v.stats.applyNanos.Add(int64(time.Since(start)))
@@ -500,6 +608,9 @@ func (v *vcluster) close() {
 		close(v.stop)
 		v.loops.Wait()
 		<-v.renewDone
+		if v.backupDone != nil {
+			<-v.backupDone
+		}
 		v.log.Info("virtual cluster closed", "stats", v.statsNow())
 		for _, s := range v.sessionList() {
 			s.close()

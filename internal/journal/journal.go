@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -56,6 +57,9 @@ CREATE TABLE IF NOT EXISTS floe_control_leases (
 	acquired_at timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE floe_control_leases ADD COLUMN IF NOT EXISTS expires_at timestamptz NOT NULL DEFAULT now();
+ALTER TABLE floe_control_vclusters ADD COLUMN IF NOT EXISTS id text NOT NULL DEFAULT '';
+ALTER TABLE floe_control_vclusters ADD COLUMN IF NOT EXISTS base_seq bigint NOT NULL DEFAULT 0;
+UPDATE floe_control_vclusters SET id = gen_random_uuid()::text WHERE id = '';
 CREATE TABLE IF NOT EXISTS floe_control_journal (
 	vcluster    text NOT NULL,
 	seq         bigint NOT NULL,
@@ -126,17 +130,50 @@ func HashKey(key string) []byte {
 
 // VCluster is a registry entry.
 type VCluster struct {
-	Name      string
+	Name string
+	// ID is unique to this incarnation of the name (a UUID): a vcluster
+	// deleted and created again, or restored from a backup, has a new
+	// one, so that its backups never mix with another's.
+	ID        string
 	CreatedAt time.Time
-	keyHash   []byte
+	// BaseSeq is the sequence number the journal's rows start after: 0,
+	// or the batch of the snapshot a restore started it from (rows up to
+	// BaseSeq are not in the journal; the state comes from the snapshot).
+	BaseSeq int64
+	keyHash []byte
 }
+
+// KeyHash is the SHA-256 of the vcluster's agent key.
+func (v VCluster) KeyHash() []byte { return v.keyHash }
 
 // CreateVCluster registers a vcluster whose agents prove key.
 func (j *Journal) CreateVCluster(ctx context.Context, name, key string) error {
+	return j.insertVCluster(ctx, name, uuid.NewString(), HashKey(key), time.Time{}, 0)
+}
+
+// RestoreVCluster registers a vcluster restored from a backup: its key's
+// hash and creation time as the backup has them, a new id, and the
+// sequence number of the snapshot its state starts from (BaseSeq).
+func (j *Journal) RestoreVCluster(ctx context.Context, name, id string, keyHash []byte, createdAt time.Time, baseSeq int64) error {
+	if len(keyHash) != sha256.Size {
+		return fmt.Errorf("restore virtual cluster %s: key hash of %d bytes", name, len(keyHash))
+	}
+	if baseSeq < 0 {
+		return fmt.Errorf("restore virtual cluster %s: base sequence %d", name, baseSeq)
+	}
+	return j.insertVCluster(ctx, name, id, keyHash, createdAt, baseSeq)
+}
+
+func (j *Journal) insertVCluster(ctx context.Context, name, id string, keyHash []byte, createdAt time.Time, baseSeq int64) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
-	_, err := j.pool.Exec(ctx, `INSERT INTO floe_control_vclusters (name, key_hash) VALUES ($1, $2)`, name, HashKey(key))
+	var at any
+	if !createdAt.IsZero() {
+		at = createdAt
+	}
+	_, err := j.pool.Exec(ctx, `INSERT INTO floe_control_vclusters (name, id, key_hash, created_at, base_seq) VALUES ($1, $2, $3, COALESCE($4, now()), $5)`,
+		name, id, keyHash, at, baseSeq)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		return fmt.Errorf("%w: %s", ErrVClusterExists, name)
@@ -147,16 +184,43 @@ func (j *Journal) CreateVCluster(ctx context.Context, name, key string) error {
 	return nil
 }
 
+// VCluster returns one registry entry (ErrUnknownVCluster if none).
+func (j *Journal) VCluster(ctx context.Context, name string) (VCluster, error) {
+	v := VCluster{Name: name}
+	err := j.pool.QueryRow(ctx, `SELECT id, key_hash, created_at, base_seq FROM floe_control_vclusters WHERE name = $1`, name).
+		Scan(&v.ID, &v.keyHash, &v.CreatedAt, &v.BaseSeq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, fmt.Errorf("%w: %s", ErrUnknownVCluster, name)
+	}
+	if err != nil {
+		return v, fmt.Errorf("virtual cluster %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// LastSeq is the sequence number of the vcluster's last batch: its last
+// row, or its BaseSeq if it has none after it.
+func (j *Journal) LastSeq(ctx context.Context, name string) (int64, error) {
+	var last int64
+	err := j.pool.QueryRow(ctx, `
+		SELECT GREATEST(COALESCE((SELECT max(seq) FROM floe_control_journal WHERE vcluster = $1), 0),
+		                COALESCE((SELECT base_seq FROM floe_control_vclusters WHERE name = $1), 0))`, name).Scan(&last)
+	if err != nil {
+		return 0, fmt.Errorf("journal %s: last sequence: %w", name, err)
+	}
+	return last, nil
+}
+
 // VClusters lists the registry, sorted by name.
 func (j *Journal) VClusters(ctx context.Context) ([]VCluster, error) {
-	rows, err := j.pool.Query(ctx, `SELECT name, key_hash, created_at FROM floe_control_vclusters ORDER BY name`)
+	rows, err := j.pool.Query(ctx, `SELECT name, id, key_hash, created_at, base_seq FROM floe_control_vclusters ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list virtual clusters: %w", err)
 	}
 	var out []VCluster
 	for rows.Next() {
 		var v VCluster
-		if err := rows.Scan(&v.Name, &v.keyHash, &v.CreatedAt); err != nil {
+		if err := rows.Scan(&v.Name, &v.ID, &v.keyHash, &v.CreatedAt, &v.BaseSeq); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("list virtual clusters: %w", err)
 		}
@@ -280,6 +344,36 @@ func (j *Journal) Append(ctx context.Context, vcluster string, epoch, seq int64,
 		return fmt.Errorf("%w: %s epoch %d", ErrFenced, vcluster, epoch)
 	}
 	return nil
+}
+
+// Trim deletes the vcluster's rows up to upTo and raises its BaseSeq to
+// it, if epoch still holds the lease (ErrFenced otherwise): the caller
+// guarantees that a snapshot of the state after batch upTo is safely
+// elsewhere (the bucket), since the journal alone no longer rebuilds the
+// vcluster. It returns the number of rows deleted.
+func (j *Journal) Trim(ctx context.Context, vcluster string, epoch, upTo int64) (int64, error) {
+	var deleted int64
+	err := pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM floe_control_leases WHERE vcluster = $1 AND epoch = $2 AND holder <> '' AND expires_at > now() FOR SHARE`,
+			vcluster, epoch).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %s epoch %d", ErrFenced, vcluster, epoch)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE floe_control_vclusters SET base_seq = GREATEST(base_seq, $2) WHERE name = $1`, vcluster, upTo); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM floe_control_journal WHERE vcluster = $1 AND seq <= $2`, vcluster, upTo)
+		deleted = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("journal %s: trim up to #%d: %w", vcluster, upTo, err)
+	}
+	return deleted, nil
 }
 
 // Entry is one appended batch.
