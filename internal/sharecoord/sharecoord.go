@@ -370,7 +370,10 @@ func (c *Coordinator) Groups() [][2]string {
 // errCode maps a store error to a partition error code.
 func errCode(err error) int16 {
 	switch {
-	case errors.Is(err, metastore.ErrShareVersionConflict):
+	case errors.Is(err, metastore.ErrShareVersionConflict), errors.Is(err, errEvicted):
+		// Another agent wrote the share partition since this one did,
+		// or this one dropped its memory because another may have: it
+		// does not lead it (now), and its acquisitions are gone.
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
 		return kerr.UnknownTopicOrPartition.Code
