@@ -23,6 +23,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -343,8 +344,8 @@ func (c *Coordinator) Describe(group string, img consumer.Image) (sharegroup.Des
 	return g.Describe(), 0
 }
 
-// Groups lists the share groups this agent coordinates, with their
-// state (Empty or Stable), sorted by name.
+// Groups lists the share groups this agent coordinates and has in
+// memory, with their state (Empty or Stable), sorted by name.
 func (c *Coordinator) Groups() [][2]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -355,15 +356,58 @@ func (c *Coordinator) Groups() [][2]string {
 		}
 		out = append(out, [2]string{name, g.Describe().State})
 	}
-	slices.SortFunc(out, func(a, b [2]string) int {
-		switch {
-		case a[0] < b[0]:
-			return -1
-		case a[0] > b[0]:
-			return 1
+	sortGroups(out)
+	return out
+}
+
+func sortGroups(groups [][2]string) {
+	slices.SortFunc(groups, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+}
+
+// ListGroups lists the share groups this agent coordinates, with their
+// state, sorted by name (ListGroups): those in memory and those only in
+// the store (a group another coordinator ran, or this one before it
+// restarted, not touched here since). A stored group's membership is
+// loaded as the group's next request would load it: one with members
+// stays in memory, Stable, with the members' sessions starting now; one
+// without is Empty. A store that fails lists what is in memory.
+func (c *Coordinator) ListGroups(ctx context.Context) [][2]string {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	names, err := c.store.ListShareGroups(ctx)
+	if err != nil {
+		c.log.Warn("share groups: listing the stored groups", "err", err)
+		return c.Groups()
+	}
+	var stored [][2]string
+	for _, name := range names {
+		if !c.opts.Owns(name) {
+			continue
 		}
-		return 0
-	})
+		c.mu.Lock()
+		_, loaded := c.groups[name]
+		c.mu.Unlock()
+		if loaded {
+			continue // listed by Groups
+		}
+		members, _, _, code := c.members(ctx, name)
+		if code != 0 {
+			c.log.Warn("share groups: loading a stored group to list it", "group", name, "err", code)
+			continue
+		}
+		state := sharegroup.StateEmpty
+		if members > 0 {
+			state = sharegroup.StateStable
+		}
+		stored = append(stored, [2]string{name, state})
+	}
+	out := c.Groups()
+	for _, g := range stored {
+		if !slices.ContainsFunc(out, func(o [2]string) bool { return o[0] == g[0] }) {
+			out = append(out, g)
+		}
+	}
+	sortGroups(out)
 	return out
 }
 
