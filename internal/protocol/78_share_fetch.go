@@ -45,6 +45,10 @@ func init() { register(78, 1, 2, (*Handler).shareFetch) }
 // the request names no limit (the share consumer's max.poll.records).
 const defaultShareMaxRecords = 500
 
+// shareReadBytes bounds one read of a share partition's records (at
+// least one batch is read, whatever its size).
+const shareReadBytes = 1 << 20
+
 // shareWaitStep bounds one wait of a ShareFetch, so that records whose
 // locks expired are found without a commit to wake the request.
 const shareWaitStep = 250 * time.Millisecond
@@ -168,6 +172,7 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 		if !acksStored {
 			setAckFailures(ackCodes, failed)
 		}
+		h.notifyAcked(acks, ackCodes)
 		for tp, code := range failed {
 			if p := parts[tp]; p != nil && len(p.AcquiredRecords) > 0 {
 				p.Records, p.AcquiredRecords, p.ErrorCode = nil, nil, code
@@ -231,7 +236,11 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 				entry(tp).ErrorCode = errorCode(err)
 				continue
 			}
-			budget := maxBytes - bytes
+			// One read takes at most shareReadBytes: a fetch acquires
+			// about MaxRecords, usually a small part of the byte budget
+			// (50 MiB from franz-go), and reading the rest only to drop
+			// it cost more than anything else the agent did per fetch.
+			budget := min(maxBytes-bytes, shareReadBytes)
 			iso, end := fetch.ReadUncommitted, offs.HighWatermark
 			if readCommitted {
 				iso, end = fetch.ReadCommitted, offs.LastStableOffset
@@ -372,6 +381,22 @@ func (s *shareRequest) acknowledgeInto(co *sharecoord.Coordinator, member string
 		codes[tp] = code
 	}
 	return codes
+}
+
+// notifyAcked wakes the share fetches waiting on partitions whose
+// acknowledgements were stored: released records are available again and
+// a moved start offset makes room in the in-flight window, so a member
+// waiting for records gets them now rather than at its next wait step.
+func (h *Handler) notifyAcked(acks map[sharecoord.TP][]sharepart.AckBatch, codes map[sharecoord.TP]int16) {
+	var parts []metastore.TopicPartition
+	for tp := range acks {
+		if codes[tp] == 0 {
+			parts = append(parts, metastore.TopicPartition{TopicID: tp.Topic, Partition: tp.Partition})
+		}
+	}
+	if len(parts) > 0 {
+		h.notify.Notify(parts)
+	}
 }
 
 // setAckFailures answers the write's error for acknowledgements that
