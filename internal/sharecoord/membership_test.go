@@ -184,4 +184,10 @@ func TestListStoredGroups(t *testing.T) {
 	if got := fmt.Sprint(second.ListGroups(t.Context())); got != "[[members Stable] [states-only Empty]]" {
 		t.Fatalf("listed again: %s", got)
 	}
+	// Past MaxListLoads stored groups, the others are listed unloaded,
+	// as Unknown.
+	third := sharecoord.New(store, sharecoord.Options{MaxListLoads: 1})
+	if got, want := fmt.Sprint(third.ListGroups(t.Context())), "[[elsewhere Empty] [members Unknown] [states-only Unknown]]"; got != want {
+		t.Fatalf("with one load: %s, want %s", got, want)
+	}
 }

@@ -83,6 +83,10 @@ type Options struct {
 	// stored state is kept) is dropped, or the request is answered
 	// COORDINATOR_NOT_AVAILABLE.
 	MaxGroups int
+	// MaxListLoads bounds the stored groups one ListGroups loads to tell
+	// Empty from Stable (default DefaultMaxListLoads); past it, groups
+	// are listed as Unknown.
+	MaxListLoads int
 	// Owns reports whether this agent coordinates the group (default:
 	// all).
 	Owns func(group string) bool
@@ -138,6 +142,9 @@ func New(store Store, opts Options) *Coordinator {
 	}
 	if opts.MaxGroups <= 0 {
 		opts.MaxGroups = DefaultMaxGroups
+	}
+	if opts.MaxListLoads <= 0 {
+		opts.MaxListLoads = DefaultMaxListLoads
 	}
 	if opts.ViewGeneration == nil {
 		opts.ViewGeneration = func() uint64 { return 0 }
@@ -360,6 +367,14 @@ func (c *Coordinator) Groups() [][2]string {
 	return out
 }
 
+// DefaultMaxListLoads bounds the stored groups one ListGroups loads;
+// stateUnknown is the state it lists the others with (Kafka's share
+// group state for one it cannot tell).
+const (
+	DefaultMaxListLoads = 1000
+	stateUnknown        = "Unknown"
+)
+
 func sortGroups(groups [][2]string) {
 	slices.SortFunc(groups, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 }
@@ -370,7 +385,9 @@ func sortGroups(groups [][2]string) {
 // restarted, not touched here since). A stored group's membership is
 // loaded as the group's next request would load it: one with members
 // stays in memory, Stable, with the members' sessions starting now; one
-// without is Empty. A store that fails lists what is in memory.
+// without is Empty. At most Options.MaxListLoads stored groups are loaded per
+// call (a client may have made many groups); the others are listed as
+// Unknown. A store that fails lists what is in memory.
 func (c *Coordinator) ListGroups(ctx context.Context) [][2]string {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
@@ -380,6 +397,7 @@ func (c *Coordinator) ListGroups(ctx context.Context) [][2]string {
 		return c.Groups()
 	}
 	var stored [][2]string
+	loads := 0
 	for _, name := range names {
 		if !c.opts.Owns(name) {
 			continue
@@ -390,6 +408,11 @@ func (c *Coordinator) ListGroups(ctx context.Context) [][2]string {
 		if loaded {
 			continue // listed by Groups
 		}
+		if loads >= c.opts.MaxListLoads {
+			stored = append(stored, [2]string{name, stateUnknown})
+			continue
+		}
+		loads++
 		members, _, _, code := c.members(ctx, name)
 		if code != 0 {
 			c.log.Warn("share groups: loading a stored group to list it", "group", name, "err", code)
