@@ -12,10 +12,13 @@
 // (ShareStore.SaveShareGroup) at every change of members or assignment,
 // before the answer, so that a coordinator that takes the group over
 // continues it; heartbeats that change nothing write nothing.
-// Acquisition locks live in memory only; a share partition's start offset, acknowledged and archived records and
-// delivery counts are written to the store before an acknowledgement is
-// answered, so an agent that takes a share partition over loses none and
-// never delivers an acknowledged record again (docs/share-groups.md).
+// Acquisition locks live in memory only; a share partition's start
+// offset, acknowledged and archived records and delivery counts are
+// written to the store before an acknowledgement is answered and before
+// acquired records are handed out, at the version this agent last wrote,
+// so an agent that takes a share partition over loses none and never
+// delivers an acknowledged record again, and an agent another has
+// replaced delivers nothing (docs/share-groups.md).
 package sharecoord
 
 import (
