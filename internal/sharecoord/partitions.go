@@ -618,7 +618,8 @@ func (c *Coordinator) AcknowledgeInto(ctx context.Context, ch *Changes, member s
 // Changes collects what one request changed in memory and must store
 // before it answers (acknowledgements, acquisitions), so that they go
 // into one write, shared with the group's concurrent requests. Not safe
-// for concurrent use.
+// for concurrent use; every Changes with changes must be Stored (the
+// group's memory stays in use until then).
 type Changes struct {
 	c     *Coordinator
 	group string
@@ -633,7 +634,14 @@ type pendingWant struct {
 // Changes starts collecting a request's changes of group.
 func (c *Coordinator) Changes(group string) *Changes { return &Changes{c: c, group: group} }
 
-func (ch *Changes) add(gs *groupStates, w want) { ch.pend = append(ch.pend, pendingWant{gs, w}) }
+// add queues a change; gs stays in use (not evicted as idle) until
+// Store has written it.
+func (ch *Changes) add(gs *groupStates, w want) {
+	ch.c.mu.Lock()
+	gs.users++
+	ch.c.mu.Unlock()
+	ch.pend = append(ch.pend, pendingWant{gs, w})
+}
 
 // Store writes the changes collected since the last Store and returns
 // the partitions whose write failed, with the error code to answer
@@ -655,6 +663,11 @@ func (ch *Changes) Store(ctx context.Context) map[TP]int16 {
 		}
 		by[p.gs] = append(by[p.gs], p.w)
 	}
+	defer func() {
+		for _, p := range pend {
+			ch.c.done(p.gs)
+		}
+	}()
 	var failed map[TP]int16
 	for _, gs := range order {
 		if err := ch.c.persist(ctx, ch.group, gs, by[gs]); err != nil {
