@@ -185,7 +185,7 @@ func byFirstLine(a, b Anomaly) int {
 func (s *state) report(a Anomaly) {
 	a.Lines = uniqueSorted(a.Lines)
 	switch a.Kind {
-	case IndeterminateAppeared, IndeterminateLost:
+	case IndeterminateAppeared, IndeterminateLost, ShareRedelivered:
 		s.res.Notes = append(s.res.Notes, a)
 		s.res.NotesByKind[a.Kind]++
 	default:

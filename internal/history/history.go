@@ -69,6 +69,22 @@ const (
 	// TxnAbort aborts the transaction Txn. Whatever its completion says,
 	// the transaction never commits: its process never asked to.
 	TxnAbort Func = "txn-abort"
+	// SharePoll is one poll of a share consumer of Group (KIP-932); its
+	// completion carries the records delivered, each with its delivery
+	// count.
+	SharePoll Func = "share-poll"
+	// ShareAck acknowledges Records (one partition, delivered to this
+	// process) of Group with Ack: ok, the cluster confirmed it (the
+	// partition's acknowledgement result was a success); fail, it
+	// refused it; info, unknown.
+	ShareAck Func = "share-ack"
+)
+
+// Acknowledgement types of a ShareAck.
+const (
+	AckAccept  = "accept"
+	AckRelease = "release"
+	AckReject  = "reject"
 )
 
 // Isolation levels of a consumer, on its Assign or Subscribe.
@@ -89,6 +105,9 @@ type Record struct {
 	Offset    int64  `json:"offset"`
 	Key       string `json:"key,omitempty"`
 	Value     string `json:"value"`
+	// DeliveryCount is the delivery count a share group delivered the
+	// record with (SharePoll), 0 elsewhere.
+	DeliveryCount int16 `json:"delivery_count,omitempty"`
 }
 
 // Offset is a partition and an offset in it.
@@ -145,7 +164,9 @@ type Op struct {
 	// Assign or Subscribe.
 	Isolation string `json:"isolation,omitempty"`
 	// Final marks the Assign and Polls of the final read.
-	Final   bool     `json:"final,omitempty"`
+	Final bool `json:"final,omitempty"`
+	// Ack is a ShareAck's acknowledgement type (AckAccept, ...).
+	Ack     string   `json:"ack,omitempty"`
 	Records []Record `json:"records,omitempty"`
 	Offsets []Offset `json:"offsets,omitempty"`
 	Revoked []Offset `json:"revoked,omitempty"`

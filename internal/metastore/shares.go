@@ -74,9 +74,8 @@ type ShareStore interface {
 	// id and partition.
 	LoadShareStates(ctx context.Context, group string) ([]ShareState, error)
 	// ListShareGroups returns the names of the groups with at least one
-	// stored share-partition state, sorted bytewise; for tools (membership
-	// is not stored, so a share group that never started a share
-	// partition is not listed).
+	// stored share-partition state or a stored membership record, each
+	// once, sorted bytewise: every share group the store knows.
 	ListShareGroups(ctx context.Context) ([]string, error)
 	// WriteShareStates writes states of one group all or nothing: each
 	// state is written only if its Version is the stored one (0 when none

@@ -7,7 +7,8 @@ package protocol
 // each group's state (consumer-protocol groups have KIP-848's states:
 // Empty, Assigning, Reconciling, Stable); v5+ filters by type and returns
 // it: "classic" or "consumer" (KIP-848), or "share" (KIP-932: share
-// groups, protocol type "share", state Empty or Stable).
+// groups, protocol type "share", state Empty or Stable; those stored as
+// well as those in memory, sharecoord.Coordinator.ListGroups).
 
 import (
 	"context"
@@ -64,7 +65,7 @@ func (h *Handler) listGroups(_ context.Context, req *wire.Request) (Reply, error
 		if h.cfg.Shares == nil {
 			return resp
 		}
-		for _, s := range h.cfg.Shares.Groups() {
+		for _, s := range h.cfg.Shares.ListGroups(ctx) {
 			name, state := s[0], s[1]
 			if !matches(r.StatesFilter, state) || !matches(r.TypesFilter, "share") {
 				continue

@@ -10,13 +10,15 @@ package protocol
 // then), -1 closes it after applying the request's acknowledgements, and
 // every other request carries the next epoch (INVALID_SHARE_SESSION_EPOCH,
 // SHARE_SESSION_NOT_FOUND, SHARE_SESSION_LIMIT_REACHED). Acknowledgements
-// are applied before anything is fetched, stored while records are read
-// (one write for the group's concurrent requests), and answered per
-// partition in AcknowledgeErrorCode once stored. Each partition then reads whole
+// are applied before anything is fetched. Each partition then reads whole
 // batches from the first record it could hand out and acquires up to
 // MaxRecords of them for the member for share.record.lock.duration.ms
 // (AcquisitionLockTimeoutMillis), answered in AcquiredRecords; the client
-// delivers only those. With nothing to acquire the request waits up to
+// delivers only those. The acknowledgements and acquisitions are stored
+// in one write (shared with the group's concurrent requests) before the
+// answer: AcknowledgeErrorCode once stored, and records only if their
+// acquisition was, which fails (NOT_LEADER_OR_FOLLOWER, no records) on an
+// agent that another agent has replaced as the partition's leader. With nothing to acquire the request waits up to
 // MaxWaitMillis for new records or expired locks. Records are read as the
 // group's share.isolation.level says. See internal/sharecoord and
 // docs/share-groups.md.
@@ -42,6 +44,10 @@ func init() { register(78, 1, 2, (*Handler).shareFetch) }
 // defaultShareMaxRecords is the most records one ShareFetch acquires when
 // the request names no limit (the share consumer's max.poll.records).
 const defaultShareMaxRecords = 500
+
+// shareReadBytes bounds one read of a share partition's records (at
+// least one batch is read, whatever its size).
+const shareReadBytes = 1 << 20
 
 // shareWaitStep bounds one wait of a ShareFetch, so that records whose
 // locks expired are found without a commit to wake the request.
@@ -135,21 +141,43 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 				}
 			}
 		}
-		// The acknowledgements are applied now and stored while records
-		// are read; their codes are answered once stored.
-		ackCodes, stored := sh.acknowledgeAsync(co, member, acks)
+		// The acknowledgements are applied in memory now, and stored
+		// with the acquisitions of this request in one write (before the
+		// request waits for records, if it does); their codes are
+		// answered once stored.
+		ch := co.Changes(group)
+		ackCodes := sh.acknowledgeInto(co, member, acks, ch)
 		if err := co.Release(ctx, group, member, sr.Released); err != nil {
 			h.log.Warn("share records not released", "group", group, "member", member, "err", err)
 		}
 		for _, tp := range add {
 			entry(tp)
 		}
+		acksStored := false
+		storeAcks := func() {
+			if !acksStored {
+				acksStored = true
+				setAckFailures(ackCodes, ch.Store(ctx))
+			}
+		}
 		// A request that renews locks fetches nothing (KIP-1222): the
 		// member is still processing what it holds.
 		if r.ShareSessionEpoch != -1 && !renew {
-			h.shareFetchRecords(ctx, co, r, sh, member, cfg.ReadCommitted, sr.Fetch, entry)
+			h.shareFetchRecords(ctx, co, r, sh, member, cfg.ReadCommitted, sr.Fetch, entry, ch, storeAcks)
 		}
-		stored()
+		// The fence: records are sent only once their acquisition is
+		// stored, which fails on an agent that no longer leads the
+		// partition (another wrote it since).
+		failed := ch.Store(ctx)
+		if !acksStored {
+			setAckFailures(ackCodes, failed)
+		}
+		h.notifyAcked(acks, ackCodes)
+		for tp, code := range failed {
+			if p := parts[tp]; p != nil && len(p.AcquiredRecords) > 0 {
+				p.Records, p.AcquiredRecords, p.ErrorCode = nil, nil, code
+			}
+		}
 		for tp, code := range ackCodes {
 			entry(tp).AcknowledgeErrorCode = code
 		}
@@ -174,7 +202,9 @@ func (h *Handler) shareFetch(_ context.Context, req *wire.Request) (Reply, error
 
 // shareFetchRecords acquires records on the session's partitions,
 // waiting up to the request's MaxWaitMillis while there are none.
-func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordinator, r *kmsg.ShareFetchRequest, sh *shareRequest, member string, readCommitted bool, tps []sharecoord.TP, entry func(sharecoord.TP) *kmsg.ShareFetchResponseTopicPartition) {
+// Acquisitions go into ch, for the caller to store before answering;
+// beforeWait is called before the request first waits.
+func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordinator, r *kmsg.ShareFetchRequest, sh *shareRequest, member string, readCommitted bool, tps []sharecoord.TP, entry func(sharecoord.TP) *kmsg.ShareFetchResponseTopicPartition, ch *sharecoord.Changes, beforeWait func()) {
 	maxRecords := int(r.MaxRecords)
 	if maxRecords <= 0 {
 		maxRecords = defaultShareMaxRecords
@@ -206,7 +236,11 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 				entry(tp).ErrorCode = errorCode(err)
 				continue
 			}
-			budget := maxBytes - bytes
+			// One read takes at most shareReadBytes: a fetch acquires
+			// about MaxRecords, usually a small part of the byte budget
+			// (50 MiB from franz-go), and reading the rest only to drop
+			// it cost more than anything else the agent did per fetch.
+			budget := min(maxBytes-bytes, shareReadBytes)
 			iso, end := fetch.ReadUncommitted, offs.HighWatermark
 			if readCommitted {
 				iso, end = fetch.ReadCommitted, offs.LastStableOffset
@@ -229,11 +263,8 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 				}
 				return off
 			}
-			acquire := co.Acquire
-			if r.Version >= 2 && r.ShareAcquireMode == 1 {
-				acquire = co.AcquireStrict // record-limit mode (KIP-1206)
-			}
-			f, code := acquire(ctx, sh.group, member, tp, maxRecords-got,
+			strict := r.Version >= 2 && r.ShareAcquireMode == 1 // record-limit mode (KIP-1206)
+			f, code := co.AcquireInto(ctx, ch, member, tp, maxRecords-got, strict,
 				sharecoord.Offsets{LogStart: offs.LogStartOffset, End: end, ForTime: forTime}, read)
 			e := entry(tp)
 			e.ErrorCode = code
@@ -252,6 +283,8 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 		if got > 0 || !time.Now().Before(deadline) || len(tps) == 0 {
 			return
 		}
+		// Acknowledgements are not held back while the request waits.
+		beforeWait()
 		timer := time.NewTimer(min(time.Until(deadline), shareWaitStep))
 		select {
 		case <-w.C():
@@ -320,17 +353,18 @@ func (s *shareRequest) resolve(tp sharecoord.TP) shareTP {
 }
 
 // acknowledge applies acknowledgements on the partitions that resolve,
-// answering the others' errors.
+// answering the others' errors, and stores them.
 func (s *shareRequest) acknowledge(co *sharecoord.Coordinator, member string, acks map[sharecoord.TP][]sharepart.AckBatch) map[sharecoord.TP]int16 {
-	codes, stored := s.acknowledgeAsync(co, member, acks)
-	stored()
+	ch := co.Changes(s.group)
+	codes := s.acknowledgeInto(co, member, acks, ch)
+	setAckFailures(codes, ch.Store(s.ctx))
 	return codes
 }
 
-// acknowledgeAsync is acknowledge that returns before the
-// acknowledgements are stored: the codes may be read only after stored
-// returns.
-func (s *shareRequest) acknowledgeAsync(co *sharecoord.Coordinator, member string, acks map[sharecoord.TP][]sharepart.AckBatch) (map[sharecoord.TP]int16, func()) {
+// acknowledgeInto is acknowledge that leaves the write to ch: the codes
+// may be answered only after ch.Store, whose failures replace them
+// (setAckFailures).
+func (s *shareRequest) acknowledgeInto(co *sharecoord.Coordinator, member string, acks map[sharecoord.TP][]sharepart.AckBatch, ch *sharecoord.Changes) map[sharecoord.TP]int16 {
 	codes := map[sharecoord.TP]int16{}
 	ok := map[sharecoord.TP][]sharepart.AckBatch{}
 	for tp, b := range acks {
@@ -341,12 +375,35 @@ func (s *shareRequest) acknowledgeAsync(co *sharecoord.Coordinator, member strin
 		ok[tp] = b
 	}
 	if len(ok) == 0 {
-		return codes, func() {}
+		return codes
 	}
-	applied, stored := co.AcknowledgeAsync(s.ctx, s.group, member, ok)
-	return codes, func() {
-		stored()
-		for tp, code := range applied {
+	for tp, code := range co.AcknowledgeInto(s.ctx, ch, member, ok) {
+		codes[tp] = code
+	}
+	return codes
+}
+
+// notifyAcked wakes the share fetches waiting on partitions whose
+// acknowledgements were stored: released records are available again and
+// a moved start offset makes room in the in-flight window, so a member
+// waiting for records gets them now rather than at its next wait step.
+func (h *Handler) notifyAcked(acks map[sharecoord.TP][]sharepart.AckBatch, codes map[sharecoord.TP]int16) {
+	var parts []metastore.TopicPartition
+	for tp := range acks {
+		if codes[tp] == 0 {
+			parts = append(parts, metastore.TopicPartition{TopicID: tp.Topic, Partition: tp.Partition})
+		}
+	}
+	if len(parts) > 0 {
+		h.notify.Notify(parts)
+	}
+}
+
+// setAckFailures answers the write's error for acknowledgements that
+// were applied but not stored.
+func setAckFailures(codes, failed map[sharecoord.TP]int16) {
+	for tp, code := range failed {
+		if c, ok := codes[tp]; ok && c == 0 {
 			codes[tp] = code
 		}
 	}

@@ -1,7 +1,10 @@
 package protocol_test
 
 import (
+	"context"
+	"fmt"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -9,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/sharepart"
 	"github.com/floe-io/floe/internal/testutil"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
@@ -198,4 +202,62 @@ func TestShareFetchRequests(t *testing.T) {
 		many.Topics[0].Partitions = append(many.Topics[0].Partitions, kmsg.ShareFetchRequestTopicPartition{Partition: int32(i)})
 	}
 	expectCode(t, "too many partitions", sf(many).ErrorCode, kerr.InvalidRequest.Code)
+}
+
+// conflictingStore refuses WriteShareStates as if another agent had
+// written the share partition since, while conflict is set.
+type conflictingStore struct {
+	metastore.Store
+	conflict *atomic.Bool
+}
+
+func (s conflictingStore) WriteShareStates(ctx context.Context, group string, states []metastore.ShareState) ([]int64, error) {
+	if s.conflict.Load() {
+		return nil, fmt.Errorf("test: %w", metastore.ErrShareVersionConflict)
+	}
+	return s.Store.WriteShareStates(ctx, group, states)
+}
+
+// TestShareFetchFenced: a ShareFetch whose acquisition cannot be stored
+// (another agent wrote the share partition since: it leads it now)
+// answers NOT_LEADER_OR_FOLLOWER without the records it acquired, and
+// the acquisition is forgotten: once the store accepts writes again, the
+// records are delivered for the first time.
+func TestShareFetchFenced(t *testing.T) {
+	var conflict atomic.Bool
+	a := agenttest.Start(t, agenttest.Options{
+		Config:    func(cfg *agent.Config) { cfg.Shares.Reset = sharepart.Reset{Kind: sharepart.ResetEarliest} },
+		WrapStore: func(s metastore.Store) metastore.Store { return conflictingStore{s, &conflict} },
+	})
+	f := &fixture{t: t, a: a, c: testutil.Dial(t, a.Addr())}
+	f.createTopic("t", 1)
+	id := f.topicID("t")
+	f.produce("t", 0, 3, time.Now().UnixMilli())
+	sf := func(req *kmsg.ShareFetchRequest) kmsg.ShareFetchResponseTopicPartition {
+		t.Helper()
+		return onlyPartition(t, do[*kmsg.ShareFetchResponse](f, 1, req))
+	}
+	if p := sf(shareFetchReq("g", "m", 0, id, 0)); p.ErrorCode != 0 || len(p.AcquiredRecords) != 1 || p.AcquiredRecords[0].LastOffset != 2 {
+		t.Fatalf("first fetch: %+v", p)
+	}
+	f.produce("t", 0, 3, time.Now().UnixMilli())
+	conflict.Store(true)
+	p := sf(shareFetchReq("g", "m", 1, id, 0, shareAck{0, 2, []int8{1}}))
+	if p.ErrorCode != kerr.NotLeaderForPartition.Code || len(p.AcquiredRecords) != 0 || len(p.Records) != 0 ||
+		p.AcknowledgeErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("fenced fetch: error %s, ack error %s, acquired %+v, %d record bytes; want NOT_LEADER_OR_FOLLOWER for both and nothing sent",
+			codeName(p.ErrorCode), codeName(p.AcknowledgeErrorCode), p.AcquiredRecords, len(p.Records))
+	}
+	conflict.Store(false)
+	// The memory was dropped: the records of the refused acquisition (3-5)
+	// and the ones acquired before (0-2, whose acceptance was not stored)
+	// come as the store has them.
+	p = sf(shareFetchReq("g", "m", 2, id, 0))
+	got := ""
+	for _, r := range p.AcquiredRecords {
+		got += fmt.Sprintf("[%d-%d #%d]", r.FirstOffset, r.LastOffset, r.DeliveryCount)
+	}
+	if p.ErrorCode != 0 || got != "[0-2 #2][3-5 #1]" {
+		t.Fatalf("after the fence: error %s, acquired %s; want [0-2 #2][3-5 #1]", codeName(p.ErrorCode), got)
+	}
 }

@@ -78,6 +78,7 @@ func (h *Handler) shareAcknowledge(_ context.Context, req *wire.Request) (Reply,
 			}
 		}
 		codes := sh.acknowledge(co, member, acks)
+		h.notifyAcked(acks, codes)
 		if err := co.Release(ctx, group, member, sr.Released); err != nil {
 			h.log.Warn("share records not released", "group", group, "member", member, "err", err)
 		}

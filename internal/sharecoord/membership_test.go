@@ -1,6 +1,7 @@
 package sharecoord_test
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -147,5 +148,46 @@ func TestMembershipConflict(t *testing.T) {
 	}
 	if d, _ := a.Describe("g", img); len(d.Members) != 3 {
 		t.Fatalf("members after reloading: %+v", d.Members)
+	}
+}
+
+// TestListStoredGroups: a coordinator lists the share groups it
+// coordinates that are only in the store (here: run by another agent
+// before), not only those a request touched here: one with stored
+// members as Stable, one with only share-partition states as Empty; and
+// none that another agent coordinates.
+func TestListStoredGroups(t *testing.T) {
+	store, topic := setup(t)
+	img := consumer.NewImage([]consumer.Topic{{ID: consumer.TopicID(topic.ID), Name: "t", Partitions: 2}})
+	first := sharecoord.New(store, sharecoord.Options{})
+	if resp := first.Heartbeat("members", img, sharegroup.HeartbeatRequest{MemberID: "m", SubscribedTopicNames: []string{"t"}}); resp.Err != 0 {
+		t.Fatalf("join: %+v", resp)
+	}
+	tp := sharecoord.TP{Topic: topic.ID}
+	for _, g := range []string{"states-only", "elsewhere"} {
+		if _, code := first.Acquire(t.Context(), g, "m", tp, 1, sharecoord.Offsets{End: 3}, readAll(3)); code != 0 {
+			t.Fatalf("acquire %s: %d", g, code)
+		}
+	}
+	second := sharecoord.New(store, sharecoord.Options{Owns: func(g string) bool { return g != "elsewhere" }})
+	if got := second.Groups(); len(got) != 0 {
+		t.Fatalf("in memory before anything touched them: %v", got)
+	}
+	got := fmt.Sprint(second.ListGroups(t.Context()))
+	if want := "[[members Stable] [states-only Empty]]"; got != want {
+		t.Fatalf("ListGroups = %s, want %s", got, want)
+	}
+	// Listing loaded the group with members, as its next request would.
+	if got := fmt.Sprint(second.Groups()); got != "[[members Stable]]" {
+		t.Fatalf("in memory after listing: %s", got)
+	}
+	if got := fmt.Sprint(second.ListGroups(t.Context())); got != "[[members Stable] [states-only Empty]]" {
+		t.Fatalf("listed again: %s", got)
+	}
+	// Past MaxListLoads stored groups, the others are listed unloaded,
+	// as Unknown.
+	third := sharecoord.New(store, sharecoord.Options{MaxListLoads: 1})
+	if got, want := fmt.Sprint(third.ListGroups(t.Context())), "[[elsewhere Empty] [members Unknown] [states-only Unknown]]"; got != want {
+		t.Fatalf("with one load: %s, want %s", got, want)
 	}
 }

@@ -28,11 +28,16 @@ import (
 // acknowledgement, always (Acknowledge returns only after the write that
 // holds it); a new share partition's start offset, before its first
 // records are handed out (so that the next owner starts at the same
-// place). Acquisitions, releases, lock expiries and the archiving of
-// skipped offsets are not waited for: they ride along with the next write.
-// Losing them loses a delivery in progress (the record comes back
-// available with the delivery count of the last write, and is delivered
-// again) or a decision the next owner makes again from the log.
+// place); and an acquisition, before its records are handed out: the
+// write compares the version this agent last wrote, so an agent that
+// lost the partition to another (which wrote since) cannot deliver, even
+// while the agents' views of who leads it disagree (the fence). A
+// request's acknowledgements and acquisitions go into one write
+// (Changes). Releases, lock expiries and the archiving of skipped offsets
+// are not waited for: they ride along with the next write. Losing them
+// loses a delivery in progress (the record comes back available with the
+// delivery count of the last write, and is delivered again) or a
+// decision the next owner makes again from the log.
 
 // groupStates are one group's share partitions that this agent leads.
 type groupStates struct {
@@ -438,17 +443,35 @@ const maxSkippingReads = 4
 // The read runs without the partition's lock, so requests of one group
 // acquire concurrently; what another request took meanwhile is not
 // acquired twice (the state machine decides under the lock).
+//
+// The acquisition is stored before Acquire returns (see AcquireInto).
 func (c *Coordinator) Acquire(ctx context.Context, group, member string, tp TP, maxRecords int, offs Offsets, read ReadFunc) (Fetched, int16) {
-	return c.acquire(ctx, group, member, tp, maxRecords, false, offs, read)
+	return c.acquireStored(ctx, group, member, tp, maxRecords, false, offs, read)
 }
 
 // AcquireStrict is Acquire in the record-limit acquire mode (ShareFetch
 // v2, KIP-1206): never more than maxRecords, even inside a batch.
 func (c *Coordinator) AcquireStrict(ctx context.Context, group, member string, tp TP, maxRecords int, offs Offsets, read ReadFunc) (Fetched, int16) {
-	return c.acquire(ctx, group, member, tp, maxRecords, true, offs, read)
+	return c.acquireStored(ctx, group, member, tp, maxRecords, true, offs, read)
 }
 
-func (c *Coordinator) acquire(ctx context.Context, group, member string, tp TP, maxRecords int, strict bool, offs Offsets, read ReadFunc) (Fetched, int16) {
+func (c *Coordinator) acquireStored(ctx context.Context, group, member string, tp TP, maxRecords int, strict bool, offs Offsets, read ReadFunc) (Fetched, int16) {
+	ch := c.Changes(group)
+	f, code := c.AcquireInto(ctx, ch, member, tp, maxRecords, strict, offs, read)
+	if failed := ch.Store(ctx); failed[tp] != 0 {
+		return Fetched{}, failed[tp]
+	}
+	return f, code
+}
+
+// AcquireInto is Acquire (strict: AcquireStrict) that leaves the
+// acquisition's write to ch: its records may be handed to the member
+// only once ch.Store reports the partition stored. A write that fails
+// (another agent wrote the partition since this one last did: it leads
+// it now) drops the group's memory here, acquisitions included, and the
+// records must not be sent.
+func (c *Coordinator) AcquireInto(ctx context.Context, ch *Changes, member string, tp TP, maxRecords int, strict bool, offs Offsets, read ReadFunc) (Fetched, int16) {
+	group := ch.group
 	gs, err := c.take(ctx, group)
 	if err != nil {
 		return Fetched{}, errCode(err)
@@ -487,6 +510,10 @@ func (c *Coordinator) acquire(ctx context.Context, group, member string, tp TP, 
 		if ps.p.Counts().Archived != before {
 			ps.changed()
 		}
+		var w want
+		if len(acq) > 0 {
+			w = want{tp, ps, ps.changed()}
+		}
 		next := ps.p.NextCandidate(c.opts.Now())
 		c.observe(gs, ps)
 		ps.mu.Unlock()
@@ -494,6 +521,7 @@ func (c *Coordinator) acquire(ctx context.Context, group, member string, tp TP, 
 			c.mark(gs, tp, ps)
 		}
 		if len(acq) > 0 {
+			ch.add(gs, w)
 			return Fetched{Records: trim(rd, acq), Acquired: acq}, 0
 		}
 		if next >= offs.End || next <= from {
@@ -537,33 +565,35 @@ func (c *Coordinator) partition(ctx context.Context, group string, gs *groupStat
 // INVALID_REQUEST (malformed batches), or the write's error. The write
 // is shared with the group's other requests (group commit).
 func (c *Coordinator) Acknowledge(ctx context.Context, group, member string, acks map[TP][]sharepart.AckBatch) map[TP]int16 {
-	codes, wait := c.AcknowledgeAsync(ctx, group, member, acks)
-	wait()
+	ch := c.Changes(group)
+	codes := c.AcknowledgeInto(ctx, ch, member, acks)
+	for tp, code := range ch.Store(ctx) {
+		codes[tp] = code
+	}
 	return codes
 }
 
-// AcknowledgeAsync applies member's acknowledgements in memory and
-// returns their codes with a wait function, which returns when the
-// changes are stored and sets the codes of the partitions whose write
-// failed. The codes must not be answered before wait returns; the caller
-// may read records meanwhile (the ShareFetch of the acknowledgements).
-func (c *Coordinator) AcknowledgeAsync(ctx context.Context, group, member string, acks map[TP][]sharepart.AckBatch) (map[TP]int16, func()) {
+// AcknowledgeInto applies member's acknowledgements in memory and
+// returns their codes, leaving their write to ch: the codes must not be
+// answered before ch.Store, whose failures replace them. The caller may
+// read and acquire records meanwhile (the ShareFetch of the
+// acknowledgements), whose acquisitions then go into the same write.
+func (c *Coordinator) AcknowledgeInto(ctx context.Context, ch *Changes, member string, acks map[TP][]sharepart.AckBatch) map[TP]int16 {
 	codes := make(map[TP]int16, len(acks))
-	gs, err := c.take(ctx, group)
+	gs, err := c.take(ctx, ch.group)
 	if err != nil {
 		for tp := range acks {
 			codes[tp] = errCode(err)
 		}
-		return codes, func() {}
+		return codes
 	}
+	defer c.done(gs)
 	if gs.evicted.Load() {
-		c.done(gs)
 		for tp := range acks {
 			codes[tp] = errCode(errEvicted)
 		}
-		return codes, func() {}
+		return codes
 	}
-	var ws []want
 	for tp, batches := range acks {
 		ps := gs.part(tp)
 		if ps == nil {
@@ -572,20 +602,84 @@ func (c *Coordinator) AcknowledgeAsync(ctx context.Context, group, member string
 		}
 		ps.mu.Lock()
 		codes[tp] = ps.p.Acknowledge(c.opts.Now(), member, batches)
+		var w want
 		if codes[tp] == 0 {
-			ws = append(ws, want{tp, ps, ps.changed()})
+			w = want{tp, ps, ps.changed()}
 		}
 		c.observe(gs, ps)
 		ps.mu.Unlock()
+		if codes[tp] == 0 {
+			ch.add(gs, w)
+		}
 	}
-	return codes, func() {
-		defer c.done(gs)
-		if err := c.persist(ctx, group, gs, ws); err != nil {
-			for _, w := range ws {
-				codes[w.tp] = errCode(err)
+	return codes
+}
+
+// Changes collects what one request changed in memory and must store
+// before it answers (acknowledgements, acquisitions), so that they go
+// into one write, shared with the group's concurrent requests. Not safe
+// for concurrent use; every Changes with changes must be Stored (the
+// group's memory stays in use until then).
+type Changes struct {
+	c     *Coordinator
+	group string
+	pend  []pendingWant
+}
+
+type pendingWant struct {
+	gs *groupStates
+	w  want
+}
+
+// Changes starts collecting a request's changes of group.
+func (c *Coordinator) Changes(group string) *Changes { return &Changes{c: c, group: group} }
+
+// add queues a change; gs stays in use (not evicted as idle) until
+// Store has written it.
+func (ch *Changes) add(gs *groupStates, w want) {
+	ch.c.mu.Lock()
+	gs.users++
+	ch.c.mu.Unlock()
+	ch.pend = append(ch.pend, pendingWant{gs, w})
+}
+
+// Store writes the changes collected since the last Store and returns
+// the partitions whose write failed, with the error code to answer
+// (NOT_LEADER_OR_FOLLOWER when another agent wrote the partition since
+// this one did); nil when all are stored.
+func (ch *Changes) Store(ctx context.Context) map[TP]int16 {
+	pend := ch.pend
+	ch.pend = nil
+	if len(pend) == 0 {
+		return nil
+	}
+	// Usually one entry: the group's memory is replaced only when it was
+	// dropped, and a write to dropped memory fails (errEvicted).
+	var order []*groupStates
+	by := map[*groupStates][]want{}
+	for _, p := range pend {
+		if _, ok := by[p.gs]; !ok {
+			order = append(order, p.gs)
+		}
+		by[p.gs] = append(by[p.gs], p.w)
+	}
+	defer func() {
+		for _, p := range pend {
+			ch.c.done(p.gs)
+		}
+	}()
+	var failed map[TP]int16
+	for _, gs := range order {
+		if err := ch.c.persist(ctx, ch.group, gs, by[gs]); err != nil {
+			if failed == nil {
+				failed = map[TP]int16{}
+			}
+			for _, w := range by[gs] {
+				failed[w.tp] = errCode(err)
 			}
 		}
 	}
+	return failed
 }
 
 // Release makes the records member holds on tps available again: its

@@ -12,10 +12,13 @@
 // (ShareStore.SaveShareGroup) at every change of members or assignment,
 // before the answer, so that a coordinator that takes the group over
 // continues it; heartbeats that change nothing write nothing.
-// Acquisition locks live in memory only; a share partition's start offset, acknowledged and archived records and
-// delivery counts are written to the store before an acknowledgement is
-// answered, so an agent that takes a share partition over loses none and
-// never delivers an acknowledged record again (docs/share-groups.md).
+// Acquisition locks live in memory only; a share partition's start
+// offset, acknowledged and archived records and delivery counts are
+// written to the store before an acknowledgement is answered and before
+// acquired records are handed out, at the version this agent last wrote,
+// so an agent that takes a share partition over loses none and never
+// delivers an acknowledged record again, and an agent another has
+// replaced delivers nothing (docs/share-groups.md).
 package sharecoord
 
 import (
@@ -23,6 +26,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,6 +86,10 @@ type Options struct {
 	// stored state is kept) is dropped, or the request is answered
 	// COORDINATOR_NOT_AVAILABLE.
 	MaxGroups int
+	// MaxListLoads bounds the stored groups one ListGroups loads to tell
+	// Empty from Stable (default DefaultMaxListLoads); past it, groups
+	// are listed as Unknown.
+	MaxListLoads int
 	// Owns reports whether this agent coordinates the group (default:
 	// all).
 	Owns func(group string) bool
@@ -137,6 +145,9 @@ func New(store Store, opts Options) *Coordinator {
 	}
 	if opts.MaxGroups <= 0 {
 		opts.MaxGroups = DefaultMaxGroups
+	}
+	if opts.MaxListLoads <= 0 {
+		opts.MaxListLoads = DefaultMaxListLoads
 	}
 	if opts.ViewGeneration == nil {
 		opts.ViewGeneration = func() uint64 { return 0 }
@@ -343,8 +354,8 @@ func (c *Coordinator) Describe(group string, img consumer.Image) (sharegroup.Des
 	return g.Describe(), 0
 }
 
-// Groups lists the share groups this agent coordinates, with their
-// state (Empty or Stable), sorted by name.
+// Groups lists the share groups this agent coordinates and has in
+// memory, with their state (Empty or Stable), sorted by name.
 func (c *Coordinator) Groups() [][2]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -355,22 +366,84 @@ func (c *Coordinator) Groups() [][2]string {
 		}
 		out = append(out, [2]string{name, g.Describe().State})
 	}
-	slices.SortFunc(out, func(a, b [2]string) int {
-		switch {
-		case a[0] < b[0]:
-			return -1
-		case a[0] > b[0]:
-			return 1
+	sortGroups(out)
+	return out
+}
+
+// DefaultMaxListLoads bounds the stored groups one ListGroups loads;
+// stateUnknown is the state it lists the others with (Kafka's share
+// group state for one it cannot tell).
+const (
+	DefaultMaxListLoads = 1000
+	stateUnknown        = "Unknown"
+)
+
+func sortGroups(groups [][2]string) {
+	slices.SortFunc(groups, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+}
+
+// ListGroups lists the share groups this agent coordinates, with their
+// state, sorted by name (ListGroups): those in memory and those only in
+// the store (a group another coordinator ran, or this one before it
+// restarted, not touched here since). A stored group's membership is
+// loaded as the group's next request would load it: one with members
+// stays in memory, Stable, with the members' sessions starting now; one
+// without is Empty. At most Options.MaxListLoads stored groups are loaded per
+// call (a client may have made many groups); the others are listed as
+// Unknown. A store that fails lists what is in memory.
+func (c *Coordinator) ListGroups(ctx context.Context) [][2]string {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	names, err := c.store.ListShareGroups(ctx)
+	if err != nil {
+		c.log.Warn("share groups: listing the stored groups", "err", err)
+		return c.Groups()
+	}
+	var stored [][2]string
+	loads := 0
+	for _, name := range names {
+		if !c.opts.Owns(name) {
+			continue
 		}
-		return 0
-	})
+		c.mu.Lock()
+		_, loaded := c.groups[name]
+		c.mu.Unlock()
+		if loaded {
+			continue // listed by Groups
+		}
+		if loads >= c.opts.MaxListLoads {
+			stored = append(stored, [2]string{name, stateUnknown})
+			continue
+		}
+		loads++
+		members, _, _, code := c.members(ctx, name)
+		if code != 0 {
+			c.log.Warn("share groups: loading a stored group to list it", "group", name, "err", code)
+			continue
+		}
+		state := sharegroup.StateEmpty
+		if members > 0 {
+			state = sharegroup.StateStable
+		}
+		stored = append(stored, [2]string{name, state})
+	}
+	out := c.Groups()
+	for _, g := range stored {
+		if !slices.ContainsFunc(out, func(o [2]string) bool { return o[0] == g[0] }) {
+			out = append(out, g)
+		}
+	}
+	sortGroups(out)
 	return out
 }
 
 // errCode maps a store error to a partition error code.
 func errCode(err error) int16 {
 	switch {
-	case errors.Is(err, metastore.ErrShareVersionConflict):
+	case errors.Is(err, metastore.ErrShareVersionConflict), errors.Is(err, errEvicted):
+		// Another agent wrote the share partition since this one did,
+		// or this one dropped its memory because another may have: it
+		// does not lead it (now), and its acquisitions are gone.
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
 		return kerr.UnknownTopicOrPartition.Code

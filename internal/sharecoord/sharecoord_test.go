@@ -688,3 +688,75 @@ func TestLeadershipRegained(t *testing.T) {
 		t.Fatalf("a, leading again, acquired %s (code %d); want only 8-9: 4-7 were acknowledged on b", acquired(f), code)
 	}
 }
+
+// TestViewsDisagree: while two agents both take themselves for a share
+// partition's leader (their views of the live agents disagree), each
+// hands out records only once its acquisition is stored at the version
+// it last wrote: the one that another agent has written over since gets
+// NOT_LEADER_OR_FOLLOWER and no records, so no record is handed out by
+// both at one delivery count, and one acknowledged is never handed out
+// again. Without the fence the deposed agent handed out, from memory,
+// records the other had already handed out.
+func TestViewsDisagree(t *testing.T) {
+	ctx := t.Context()
+	store, topic := setup(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	opts := sharecoord.Options{Now: clk.Now, Reset: sharepart.Reset{Kind: sharepart.ResetEarliest}}
+	agents := []*sharecoord.Coordinator{sharecoord.New(store, opts), sharecoord.New(store, opts)}
+	tp := sharecoord.TP{Topic: topic.ID, Partition: 0}
+	offs := sharecoord.Offsets{End: 1000}
+	type delivery struct {
+		off   int64
+		count int16
+	}
+	delivered := map[delivery]int{} // → agent
+	accepted := map[int64]bool{}
+	// Both agents load the partition before either hands anything out.
+	for i, a := range agents {
+		if _, code := a.Acquire(ctx, "g", "init", tp, 0, offs, readAll(1000)); code != 0 {
+			t.Fatalf("agent %d: load: %d", i, code)
+		}
+	}
+	refused := 0
+	// A fixed schedule: agents take turns, sometimes twice in a row; each
+	// accepts half of what it got, through the agent that delivered it.
+	schedule := []int{0, 1, 0, 0, 1, 1, 0, 1, 0, 1, 1, 0}
+	for step, i := range schedule {
+		a := agents[i]
+		member := fmt.Sprintf("m%d", i)
+		f, code := a.Acquire(ctx, "g", member, tp, 4, offs, readAll(1000))
+		if code != 0 {
+			if code != kerr.NotLeaderForPartition.Code || len(f.Acquired) != 0 {
+				t.Fatalf("step %d agent %d: code %d with %s", step, i, code, acquired(f))
+			}
+			refused++
+			continue
+		}
+		for _, r := range f.Acquired {
+			for off := r.First; off <= r.Last; off++ {
+				d := delivery{off, r.DeliveryCount}
+				if prev, ok := delivered[d]; ok {
+					t.Fatalf("step %d: agent %d handed out offset %d at delivery %d, which agent %d had handed out", step, i, off, r.DeliveryCount, prev)
+				}
+				if accepted[off] {
+					t.Fatalf("step %d: agent %d handed out offset %d, accepted before", step, i, off)
+				}
+				delivered[d] = i
+			}
+		}
+		if len(f.Acquired) == 0 {
+			continue
+		}
+		r := f.Acquired[0]
+		codes := a.Acknowledge(ctx, "g", member, map[sharecoord.TP][]sharepart.AckBatch{tp: {{First: r.First, Last: r.First, Types: []sharepart.AckType{sharepart.Accept}}}})
+		if codes[tp] == 0 {
+			accepted[r.First] = true
+		}
+	}
+	if refused == 0 {
+		t.Fatal("no acquisition was refused: the schedule never deposed an agent")
+	}
+	if len(accepted) == 0 {
+		t.Fatal("nothing was accepted")
+	}
+}

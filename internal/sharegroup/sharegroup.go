@@ -399,6 +399,13 @@ type MemberDescription struct {
 	Assignment                             consumer.Assignment
 }
 
+// The states a share group is in (as ListGroups and ShareGroupDescribe
+// name them).
+const (
+	StateEmpty  = "Empty"
+	StateStable = "Stable"
+)
+
 // Description is what ShareGroupDescribe shows of the group.
 type Description struct {
 	State           string // Empty or Stable
@@ -409,9 +416,9 @@ type Description struct {
 
 // Describe describes the group, members sorted by id.
 func (g *Group) Describe() Description {
-	d := Description{State: "Empty", GroupEpoch: g.epoch, AssignmentEpoch: g.epoch}
+	d := Description{State: StateEmpty, GroupEpoch: g.epoch, AssignmentEpoch: g.epoch}
 	if len(g.members) > 0 {
-		d.State = "Stable"
+		d.State = StateStable
 	}
 	for _, m := range g.sortedMembers() {
 		d.Members = append(d.Members, MemberDescription{

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,6 +14,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/checker"
+	"github.com/floe-io/floe/internal/history"
 )
 
 // TestShareGroupAgentKilled: three agents, a topic of 6 partitions, and
@@ -20,14 +25,19 @@ import (
 // their acknowledgements after every poll) reading
 // through all of them. Agents are SIGKILLed while the consumers read and
 // acknowledge: one when a quarter of the records are in (a new agent
-// joins in its place), another at half. The recorded history of
-// deliveries is then checked:
+// joins in its place), another at half. The sends, polls and
+// acknowledgements are recorded as a history (internal/history), which
+// checker.CheckShare then checks:
 //   - every record is delivered at least once;
 //   - no record whose acknowledgement an agent confirmed (the
 //     partition's result in the ack callback was a success, and
-//     FlushAcks returned) is ever delivered again: confirmed
-//     acknowledgements are in the store;
-//   - every delivery's count is within 1..share.delivery.count.limit.
+//     FlushAcks returned) is delivered by a poll begun after that:
+//     confirmed acknowledgements are in the store;
+//   - every delivery's count is within 1..share.delivery.count.limit,
+//     and a record's deliveries have distinct counts, growing: each
+//     acquisition is stored before its records are handed out, so a
+//     delivery on a killed agent is counted by the next, and no two
+//     agents hand out one delivery.
 func TestShareGroupAgentKilled(t *testing.T) {
 	requireServices(t)
 	e := newEnv(t, "")
@@ -42,17 +52,34 @@ func TestShareGroupAgentKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	seeds := addrs(agents)
+	var hbuf syncBuffer
+	hist := history.NewWriter(&hbuf)
+	record := func(op history.Op) {
+		if _, err := hist.Write(op); err != nil {
+			t.Errorf("history: %v", err)
+		}
+	}
+	record(history.Op{Type: history.OK, F: history.Start, Meta: &history.Meta{Workload: "share-kill", Topic: topic, Partitions: partitions}})
 	prod := c.newClient(t, seeds, kgo.DefaultProduceTopic(topic))
 	defer prod.Close()
 	var produceErr error
 	var pmu sync.Mutex
 	for i := range n {
-		prod.Produce(ctx, &kgo.Record{Value: fmt.Appendf(nil, "v%d", i)}, func(_ *kgo.Record, err error) {
+		// One process per send: sends are concurrent.
+		proc := sendProcess + i
+		value := fmt.Sprintf("v%d", i)
+		record(history.Op{Type: history.Invoke, F: history.Send, Process: proc, Records: []history.Record{{Topic: topic, Partition: -1, Offset: -1, Value: value}}})
+		prod.Produce(ctx, &kgo.Record{Value: []byte(value)}, func(r *kgo.Record, err error) {
 			pmu.Lock()
 			defer pmu.Unlock()
-			if err != nil && produceErr == nil {
-				produceErr = err
+			if err != nil {
+				record(history.Op{Type: history.Info, F: history.Send, Process: proc, Error: err.Error()})
+				if produceErr == nil {
+					produceErr = err
+				}
+				return
 			}
+			record(history.Op{Type: history.OK, F: history.Send, Process: proc, Records: []history.Record{{Topic: topic, Partition: r.Partition, Offset: r.Offset, Value: value}}})
 		})
 	}
 	if err := prod.Flush(ctx); err != nil || produceErr != nil {
@@ -63,12 +90,6 @@ func TestShareGroupAgentKilled(t *testing.T) {
 		mu         sync.Mutex
 		deliveries = map[string]int{}
 		confirmed  = map[string]bool{}
-		lastCount  = map[string]int32{}
-		violations []string
-		// countWentBack counts deliveries whose count was below an
-		// earlier delivery's of the same record: acquisitions are not
-		// stored, so a delivery in progress on a killed agent is lost.
-		countWentBack int
 	)
 	distinct := func() int {
 		mu.Lock()
@@ -93,28 +114,27 @@ func TestShareGroupAgentKilled(t *testing.T) {
 				}))
 			defer cl.Close()
 			for i := 0; i < 600 && distinct() < n && ctx.Err() == nil; i++ {
+				record(history.Op{Type: history.Invoke, F: history.SharePoll, Process: m, Group: "workers"})
 				pctx, pcancel := context.WithTimeout(ctx, time.Second)
 				fs := cl.PollFetches(pctx)
 				pcancel()
 				var polled []*kgo.Record
+				var got []history.Record
 				mu.Lock()
 				fs.EachRecord(func(r *kgo.Record) {
-					v := string(r.Value)
-					if confirmed[v] {
-						violations = append(violations, fmt.Sprintf("%s (partition %d offset %d) delivered to worker-%d after its acknowledgement was confirmed", v, r.Partition, r.Offset, m))
-					}
-					deliveries[v]++
-					if dc := r.DeliveryCount(); dc < 1 || dc > limit {
-						violations = append(violations, fmt.Sprintf("%s (partition %d offset %d) delivered to worker-%d with delivery count %d, outside 1..%d", v, r.Partition, r.Offset, m, dc, limit))
-					}
-					if dc := r.DeliveryCount(); dc < lastCount[v] {
-						countWentBack++
-					}
-					lastCount[v] = max(lastCount[v], r.DeliveryCount())
+					deliveries[string(r.Value)]++
+					got = append(got, history.Record{Topic: topic, Partition: r.Partition, Offset: r.Offset, Value: string(r.Value), DeliveryCount: int16(r.DeliveryCount())})
 					polled = append(polled, r)
-					r.Ack(kgo.AckAccept)
 				})
 				mu.Unlock()
+				record(history.Op{Type: history.OK, F: history.SharePoll, Process: m, Group: "workers", Records: got})
+				if len(got) == 0 {
+					continue
+				}
+				record(history.Op{Type: history.Invoke, F: history.ShareAck, Process: m, Group: "workers", Ack: history.AckAccept, Records: got})
+				for _, r := range polled {
+					r.Ack(kgo.AckAccept)
+				}
 				// Processing takes a while, so that the kills come while
 				// records are held and acknowledgements are in flight.
 				time.Sleep(50 * time.Millisecond)
@@ -133,15 +153,19 @@ func TestShareGroupAgentKilled(t *testing.T) {
 				results = nil
 				rmu.Unlock()
 				if err != nil {
+					record(history.Op{Type: history.Info, F: history.ShareAck, Process: m, Group: "workers", Error: err.Error()})
 					continue
 				}
+				var ok []history.Record
 				mu.Lock()
-				for _, r := range polled {
+				for i, r := range polled {
 					if reported[r.Partition] && !failed[r.Partition] {
 						confirmed[string(r.Value)] = true
+						ok = append(ok, got[i])
 					}
 				}
 				mu.Unlock()
+				record(history.Op{Type: history.OK, F: history.ShareAck, Process: m, Group: "workers", Records: ok})
 			}
 		}()
 	}
@@ -185,23 +209,63 @@ func TestShareGroupAgentKilled(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	for _, v := range violations {
-		t.Error(v)
+	if len(deliveries) == n {
+		record(history.Op{Type: history.Invoke, F: history.Drain, Process: drainProcess, Group: "workers"})
+		record(history.Op{Type: history.OK, F: history.Drain, Process: drainProcess, Group: "workers"})
+	}
+	if err := hist.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ops, err := history.Read(bytes.NewReader(hbuf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := checker.CheckShare(ops, limit)
+	var report strings.Builder
+	res.WriteText(&report, nil)
+	if !res.Valid {
+		kept := "not kept"
+		if f, err := os.CreateTemp("", "share-kill-*.history"); err == nil {
+			f.Write(hbuf.Bytes())
+			f.Close()
+			kept = "kept at " + f.Name()
+		}
+		t.Errorf("share history (%d lines, %s) is not valid:\n%s", len(ops), kept, report.String())
 	}
 	if len(deliveries) != n {
 		t.Fatalf("%d of %d records delivered", len(deliveries), n)
 	}
-	again := 0
-	for _, k := range deliveries {
-		if k > 1 {
-			again++
-		}
-	}
-	t.Logf("%d records delivered, %d of them more than once (unconfirmed acknowledgements or locks held on the killed agents); %d acknowledgements confirmed; %d deliveries with a count below an earlier one",
-		len(deliveries), again, len(confirmed), countWentBack)
+	t.Logf("%d records delivered, %d of them more than once (unconfirmed acknowledgements or locks held on the killed agents); %d acknowledgements confirmed; checker: %d sends acknowledged, %d values delivered, %d anomalies, %d notes",
+		len(deliveries), res.NotesByKind[checker.ShareRedelivered], len(confirmed), res.Acknowledged, res.Read, len(res.Anomalies), len(res.Notes))
 	if len(confirmed) == 0 {
 		t.Fatal("no acknowledgement was ever confirmed: the check above checked nothing")
 	}
+}
+
+// Process numbers of the share history: workers are 0..2.
+const (
+	drainProcess = 99
+	sendProcess  = 1000
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes (the history
+// writer serialises its own, but the final read comes from another
+// goroutine).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
 
 var groupLoaded = regexp.MustCompile(`msg="share group loaded".* group=workers `)

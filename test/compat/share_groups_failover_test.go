@@ -125,3 +125,82 @@ func TestShareGroupHandover(t *testing.T) {
 		t.Fatalf("after the handover: %d of %d new records", after.distinct(), half)
 	}
 }
+
+// TestShareGroupListedFromStore: a share group whose coordinator stops is
+// listed by the agent that takes it over (ListGroups, type share) before
+// any request of the group reaches that agent: it is listed from the
+// store, not only once touched there.
+func TestShareGroupListedFromStore(t *testing.T) {
+	opts := shareAgentOptions(30*time.Second, 5)
+	first := agenttest.Start(t, opts)
+	second := agenttest.StartPeer(t, first, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const topic, group = "share-listed", "sg-listed"
+	createTopic(t, ctx, first.Addr(), topic, 2)
+	admin, err := kgo.NewClient(kgo.SeedBrokers(first.Addr(), second.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	// The group's coordinator, once both agents see each other.
+	var coordinator int32 = -1
+	testutil.WaitFor(t, 10*time.Second, "both agents coordinate", func() bool {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.CoordinatorKeys = []string{group}
+		resp, err := req.RequestWith(ctx, admin)
+		if err != nil || len(resp.Coordinators) != 1 || resp.Coordinators[0].ErrorCode != 0 {
+			return false
+		}
+		meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, admin)
+		if err != nil || len(meta.Brokers) != 2 {
+			return false
+		}
+		coordinator = resp.Coordinators[0].NodeID
+		return true
+	})
+	victim, survivor := first, second
+	if coordinator == second.NodeID() {
+		victim, survivor = second, first
+	}
+	// A member joins, reads a record and leaves: the membership is stored
+	// on the coordinator, which then stops.
+	produceSpread(t, ctx, victim.Addr(), topic, 2, 2)
+	c := shareConsumer(t, victim.Addr(), group, topic, kgo.SeedBrokers(victim.Addr()))
+	d := newShareDeliveries()
+	for i := 0; i < 30 && d.distinct() == 0; i++ {
+		pollShare(t, ctx, c, d, kgo.AckAccept)
+	}
+	if d.distinct() == 0 {
+		t.Fatal("the member received nothing")
+	}
+	c.Close()
+	if err := victim.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(survivor.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	listed := ""
+	testutil.WaitFor(t, 20*time.Second, "the survivor lists the share group", func() bool {
+		req := kmsg.NewPtrListGroupsRequest()
+		req.TypesFilter = []string{"share"}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || resp.ErrorCode != 0 {
+			return false
+		}
+		listed = fmt.Sprint(resp.Groups)
+		for _, g := range resp.Groups {
+			if g.Group == group && g.GroupType == "share" && g.ProtocolType == "share" {
+				return true
+			}
+		}
+		return false
+	})
+	// No heartbeat of the group reached the survivor (the member
+	// heartbeated to the victim, and left before it stopped): it listed
+	// the group from the store.
+	t.Logf("listed: %s", listed)
+}

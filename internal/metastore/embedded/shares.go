@@ -85,20 +85,23 @@ func (s *Store) LoadShareStates(ctx context.Context, group string) ([]metastore.
 	return states, nil
 }
 
-// ListShareGroups implements metastore.ShareStore: the keys start with
-// the length-prefixed group name, so one pass over the bucket sees each
-// group's states together.
+// ListShareGroups implements metastore.ShareStore: the groups of the
+// shares bucket and of the sharegroups bucket (membership records). The
+// shares keys start with the length-prefixed group name, so one pass over
+// the bucket sees each group's states together.
 func (s *Store) ListShareGroups(ctx context.Context) ([]string, error) {
 	var groups []string
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket([]byte(bucketShares)).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			g, _, err := decodeGroupKey(k)
-			if err != nil {
-				return err
-			}
-			if n := len(groups); n == 0 || groups[n-1] != g {
-				groups = append(groups, g)
+		for _, bucket := range []string{bucketShares, bucketShareGroups} {
+			c := tx.Bucket([]byte(bucket)).Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				g, _, err := decodeGroupKey(k)
+				if err != nil {
+					return err
+				}
+				if n := len(groups); n == 0 || groups[n-1] != g {
+					groups = append(groups, g)
+				}
 			}
 		}
 		return nil

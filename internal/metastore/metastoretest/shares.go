@@ -317,6 +317,26 @@ func testListShareGroups(t *testing.T, open func(t *testing.T) shareStore) {
 	if got, want := list(), []string{"q", "queue", "queue-b"}; !slices.Equal(got, want) {
 		t.Fatalf("after deleting queue-a: %v, want %v", got, want)
 	}
+	// A group with only a membership record (members joined, none
+	// fetched yet) is listed too, and one with both once.
+	save := func(g string, rec metastore.ShareGroupRecord) int64 {
+		t.Helper()
+		v, err := s.SaveShareGroup(t.Context(), g, rec)
+		if err != nil {
+			t.Fatalf("SaveShareGroup(%q): %v", g, err)
+		}
+		return v
+	}
+	v := save("members-only", metastore.ShareGroupRecord{Data: []byte("m")})
+	save("queue", metastore.ShareGroupRecord{Data: []byte("m")})
+	if got, want := list(), []string{"members-only", "q", "queue", "queue-b"}; !slices.Equal(got, want) {
+		t.Fatalf("with membership records: %v, want %v", got, want)
+	}
+	// Deleting the record (empty data) unlists a group without states.
+	save("members-only", metastore.ShareGroupRecord{Version: v})
+	if got, want := list(), []string{"q", "queue", "queue-b"}; !slices.Equal(got, want) {
+		t.Fatalf("after deleting members-only's record: %v, want %v", got, want)
+	}
 }
 
 func writeShares(t *testing.T, s metastore.ShareStore, group string, states ...metastore.ShareState) []int64 {

@@ -44,12 +44,13 @@ func (s *Store) LoadShareStates(ctx context.Context, group string) ([]metastore.
 	return states, nil
 }
 
-// ListShareGroups implements metastore.ShareStore. Group names are
-// stored as BYTEA, which sorts bytewise.
+// ListShareGroups implements metastore.ShareStore: the groups with
+// share-partition states and those with a membership record. Group names
+// are stored as BYTEA, which sorts bytewise.
 func (s *Store) ListShareGroups(ctx context.Context) ([]string, error) {
 	var groups []string
 	err := s.run(ctx, func(ctx context.Context) error {
-		rows, _ := s.pool.Query(ctx, `SELECT DISTINCT group_name FROM share_partitions ORDER BY group_name`)
+		rows, _ := s.pool.Query(ctx, `SELECT group_name FROM share_partitions UNION SELECT group_name FROM share_groups ORDER BY group_name`)
 		var err error
 		groups, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
 			var name []byte
