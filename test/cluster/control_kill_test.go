@@ -3,7 +3,7 @@ package cluster
 // The control plane's leader killed under load (issue 16): two `floe
 // control` processes on one PostgreSQL journal, three agents that list
 // both, idempotent producers and a consumer group; the process leading
-// the vcluster is SIGKILLed twice.
+// the vcluster is SIGKILLed twice, then SIGSTOPped past its lease.
 
 import (
 	"context"
@@ -25,7 +25,9 @@ import (
 // the process leading the vcluster (found by its lease epoch on
 // /metrics): the other must take the vcluster over once the lease
 // expired, and the agents carry on through it. The killed process is
-// started again (standing by), and the new leader is SIGKILLed too. At
+// started again (standing by), and the new leader is SIGKILLed too;
+// after a restart again, the third leader is SIGSTOPped until the other
+// process took over, then continued: it must stop serving. At
 // the end every acknowledged record must be in the log once, at its
 // acknowledged offset, in producer order; the group's committed offsets,
 // read from the store throughout, must never go back, and the group must
@@ -71,14 +73,18 @@ func TestControlLeaderKilledUnderLoad(t *testing.T) {
 
 	time.Sleep(4 * time.Second)
 	var failovers []failover
-	failovers = append(failovers, killControlLeader(t, ctls, vcluster, agents, led, acks, ttl))
-	killed := failovers[0].killed
-	if err := killed.Start(context.Background()); err != nil {
-		t.Fatalf("restart %s: %v\n%s", killed.Name, err, killed.log.Tail(50))
+	for range 2 {
+		f := failControlLeader(t, ctls, vcluster, agents, led, acks, ttl, false)
+		failovers = append(failovers, f)
+		if err := f.old.Start(context.Background()); err != nil {
+			t.Fatalf("restart %s: %v\n%s", f.old.Name, err, f.old.log.Tail(50))
+		}
+		t.Logf("%s started again on %s (standing by)", f.old.Name, f.old.listen)
+		time.Sleep(3 * time.Second)
 	}
-	t.Logf("%s started again on %s (standing by)", killed.Name, killed.listen)
-	time.Sleep(3 * time.Second)
-	failovers = append(failovers, killControlLeader(t, ctls, vcluster, agents, led, acks, ttl))
+	// A leader that hangs instead of dying: stopped past its lease, it
+	// must not serve once it runs again.
+	failovers = append(failovers, failControlLeader(t, ctls, vcluster, agents, led, acks, ttl, true))
 	time.Sleep(3 * time.Second)
 
 	franz.finish(t, 60*time.Second)
@@ -106,11 +112,12 @@ func TestControlLeaderKilledUnderLoad(t *testing.T) {
 	tr.check(t, log)
 }
 
-// failover is what one SIGKILL of the control leader showed.
+// failover is what one SIGKILL (or SIGSTOP) of the control leader showed.
 type failover struct {
-	killed, took *controlProc
-	epoch, next  int // lease epochs of the killed leader and its successor
-	acked        int // records acknowledged when it was killed
+	signal       string
+	old, took    *controlProc
+	epoch, next  int // lease epochs of the old leader and its successor
+	acked        int // records acknowledged when it failed
 	takeover     time.Duration
 	resumed      time.Duration // first acknowledgement after the takeover, from the kill
 	stall        time.Duration // longest time without an acknowledgement around it
@@ -118,24 +125,35 @@ type failover struct {
 }
 
 func (f failover) String() string {
-	return fmt.Sprintf("SIGKILL %s (epoch %d) with %d records acknowledged; %s took over at epoch %d after %v; acknowledgements resumed %v after the kill, longest stall %v; %.0f segment commits failed on the agents",
-		f.killed.Name, f.epoch, f.acked, f.took.Name, f.next, f.takeover.Round(time.Millisecond), f.resumed.Round(time.Millisecond), f.stall.Round(time.Millisecond), f.commitErrors)
+	return fmt.Sprintf("%s %s (epoch %d) with %d records acknowledged; %s took over at epoch %d after %v; acknowledgements resumed %v after the kill, longest stall %v; %.0f segment commits failed on the agents",
+		f.signal, f.old.Name, f.epoch, f.acked, f.took.Name, f.next, f.takeover.Round(time.Millisecond), f.resumed.Round(time.Millisecond), f.stall.Round(time.Millisecond), f.commitErrors)
 }
 
-// killControlLeader SIGKILLs the process leading vcluster and waits until
-// another takes it over and acknowledgements resume.
-func killControlLeader(t *testing.T, ctls []*controlProc, vcluster string, agents []*agentProc, led *ledger, acks *ackWatch, ttl time.Duration) failover {
+// failControlLeader SIGKILLs the process leading vcluster (or, if
+// pause, SIGSTOPs it) and waits until another takes it over and
+// acknowledgements resume. A paused leader is continued once the other
+// took over, and must then stop serving the vcluster: its lease is lost.
+func failControlLeader(t *testing.T, ctls []*controlProc, vcluster string, agents []*agentProc, led *ledger, acks *ackWatch, ttl time.Duration, pause bool) failover {
 	t.Helper()
 	leader, epoch := controlLeader(t, ctls, vcluster, 15*time.Second)
 	errsBefore := sumMetric(t, agents, "floe_segment_flushes_total", "result", "commit_error")
 	_, ackedBefore, _ := led.counts()
-	f := failover{killed: leader, epoch: epoch, acked: ackedBefore}
-	t.Logf("SIGKILL %s, leading %s at epoch %d: %d records acknowledged so far", leader.Name, vcluster, epoch, ackedBefore)
-	killedAt := time.Now()
-	if err := leader.Kill(); err != nil {
-		t.Fatalf("kill %s: %v", leader.Name, err)
+	f := failover{signal: "SIGKILL", old: leader, epoch: epoch, acked: ackedBefore}
+	if pause {
+		f.signal = "SIGSTOP"
 	}
-	deadline := killedAt.Add(10 * ttl)
+	t.Logf("%s %s, leading %s at epoch %d: %d records acknowledged so far", f.signal, leader.Name, vcluster, epoch, ackedBefore)
+	failedAt := time.Now()
+	var err error
+	if pause {
+		err = leader.Pause()
+	} else {
+		err = leader.Kill()
+	}
+	if err != nil {
+		t.Fatalf("%s %s: %v", f.signal, leader.Name, err)
+	}
+	deadline := failedAt.Add(10 * ttl)
 	for f.took == nil {
 		if time.Now().After(deadline) {
 			t.Fatalf("no control process took %s over %v after its leader died", vcluster, 10*ttl)
@@ -150,9 +168,14 @@ func killControlLeader(t *testing.T, ctls []*controlProc, vcluster string, agent
 			}
 		}
 	}
-	f.takeover = time.Since(killedAt)
+	f.takeover = time.Since(failedAt)
 	tookAt := time.Now()
-	// The killed leader never released its lease: no other process may
+	if pause {
+		if err := leader.Resume(); err != nil {
+			t.Fatalf("SIGCONT %s: %v", leader.Name, err)
+		}
+	}
+	// The old leader never released its lease: no other process may
 	// lead before it expired, at least TTL − TTL/5 after its last renewal
 	// (which is at most TTL/5 before the kill).
 	if f.takeover < ttl/2 {
@@ -162,9 +185,24 @@ func killControlLeader(t *testing.T, ctls []*controlProc, vcluster string, agent
 	if !ok {
 		t.Fatalf("no record acknowledged within 30s of the takeover by %s", f.took.Name)
 	}
-	f.resumed = resumedAt.Sub(killedAt)
-	f.stall = acks.longestGap(killedAt.Add(-time.Second), resumedAt)
+	f.resumed = resumedAt.Sub(failedAt)
+	f.stall = acks.longestGap(failedAt.Add(-time.Second), resumedAt)
 	f.commitErrors = sumMetric(t, agents, "floe_segment_flushes_total", "result", "commit_error") - errsBefore
+	if pause {
+		// Continued, the old leader finds its lease lost (its local
+		// deadline passed, or its renewal finds a newer epoch) and drops
+		// the vcluster.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			e, err := leader.epoch(vcluster)
+			if err == nil && e == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still serves %s at epoch %d (%v) 10s after it was continued; %s leads at epoch %d", leader.Name, vcluster, e, err, f.took.Name, f.next)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	t.Logf("%s took over %s at epoch %d after %v; acknowledgements resumed %v after the kill", f.took.Name, vcluster, f.next, f.takeover.Round(time.Millisecond), f.resumed.Round(time.Millisecond))
 	return f
 }
