@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"sync"
 	"testing"
@@ -32,7 +33,18 @@ import (
 // acknowledged offset, in producer order; the group's committed offsets,
 // read from the store throughout, must never go back, and the group must
 // have consumed everything exactly as the committed offsets say.
-func TestControlLeaderKilledUnderLoad(t *testing.T) {
+func TestControlLeaderKilledUnderLoad(t *testing.T) { controlLeaderKilled(t, false) }
+
+// TestControlLeaderKilledUnderLoadFromSnapshots is the same with the
+// control processes backing the vcluster up to the bucket (--bucket,
+// a snapshot every second, --trim-journal): each takeover opens the
+// vcluster from the newest snapshot and replays the journal after it,
+// which must hold every acknowledged commit just as a whole replay does.
+func TestControlLeaderKilledUnderLoadFromSnapshots(t *testing.T) { controlLeaderKilled(t, true) }
+
+var controlReplayed = regexp.MustCompile(`msg="virtual cluster replayed" vcluster=\S+ epoch=(\d+) from_snapshot=(\d+) batches=(\d+)`)
+
+func controlLeaderKilled(t *testing.T, fromSnapshots bool) {
 	const (
 		ttl        = 2 * time.Second
 		vcluster   = "prod"
@@ -41,10 +53,13 @@ func TestControlLeaderKilledUnderLoad(t *testing.T) {
 		partitions = 6
 	)
 	e := newEnv(t, "")
-	ctls := []*controlProc{
-		startControl(t, e, "--lease-ttl", ttl.String()),
-		startControl(t, e, "--lease-ttl", ttl.String()),
+	flags := []string{"--lease-ttl", ttl.String()}
+	if fromSnapshots {
+		// A key prefix of their own: the agents' cleaner owns theirs.
+		flags = append(flags, "--bucket", e.s3.BucketURL(e.s3.Endpoint, e.prefix+"-control"),
+			"--snapshot-interval", "1s", "--trim-journal")
 	}
+	ctls := []*controlProc{startControl(t, e, flags...), startControl(t, e, flags...)}
 	for i, c := range ctls {
 		c.Name = fmt.Sprintf("control c%d", i)
 	}
@@ -110,6 +125,24 @@ func TestControlLeaderKilledUnderLoad(t *testing.T) {
 
 	log := verifyLog(t, addrs(agents), client{}, led, topic)
 	tr.check(t, log)
+
+	// How each process opened the vcluster: from which snapshot, how
+	// many journal batches replayed after it.
+	takeovers, fromSnapshot := 0, 0
+	for _, c := range ctls {
+		for _, m := range controlReplayed.FindAllStringSubmatch(c.log.String(), -1) {
+			t.Logf("%s opened %s at epoch %s: from the snapshot at batch %s, %s batches replayed", c.Name, vcluster, m[1], m[2], m[3])
+			if m[1] != "1" {
+				takeovers++
+				if m[2] != "0" {
+					fromSnapshot++
+				}
+			}
+		}
+	}
+	if fromSnapshots && fromSnapshot < 2 {
+		t.Errorf("%d of %d takeovers opened the vcluster from a snapshot, want at least 2 (a snapshot every second)", fromSnapshot, takeovers)
+	}
 }
 
 // failover is what one SIGKILL (or SIGSTOP) of the control leader showed.

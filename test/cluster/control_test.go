@@ -54,6 +54,7 @@ func startControl(t *testing.T, e *env, extra ...string) *controlProc {
 			"--admin-listen", c.admin,
 			"--log-level", "info",
 		}, extra...),
+		Env:    e.s3.Env(), // for --bucket
 		Ready:  func(out string) bool { return controlListening.MatchString(out) },
 		Output: c.log,
 	}
