@@ -24,7 +24,9 @@
 //   - agents on `floe control` with two control processes on one journal
 //     lose, duplicate and reorder nothing while the control leader is
 //     SIGKILLed (twice) or stopped past its lease under load
-//     (TestControlLeaderKilledUnderLoad).
+//     (TestControlLeaderKilledUnderLoad), also when takeovers open the
+//     vcluster from snapshots in the bucket
+//     (TestControlLeaderKilledUnderLoadFromSnapshots).
 //
 // TestMain builds the floe binary once. The servers come from
 // scripts/services (eval "$(scripts/services postgres s3)"); without them
