@@ -40,18 +40,21 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startControl(t *testing.T, e *env) *controlProc {
+// startControl starts a `floe control` process on e's database, with
+// extra flags (say --lease-ttl) after the test's own.
+func startControl(t *testing.T, e *env, extra ...string) *controlProc {
 	t.Helper()
 	c := &controlProc{listen: freeAddr(t), admin: freeAddr(t), log: &nemesis.OutputBuffer{}}
 	c.Proc = &nemesis.Proc{
 		Name: "control",
 		Path: floeBin,
-		Args: []string{"control",
+		Args: append([]string{"control",
 			"--journal", e.dbURL,
 			"--listen", c.listen,
 			"--admin-listen", c.admin,
 			"--log-level", "info",
-		},
+		}, extra...),
+		Env:    e.s3.Env(), // for --bucket
 		Ready:  func(out string) bool { return controlListening.MatchString(out) },
 		Output: c.log,
 	}

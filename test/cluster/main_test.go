@@ -21,6 +21,12 @@
 //     and a transaction whose coordinator, partition leader or database
 //     crashes at a chosen step ends committed or aborted as a whole,
 //     unseen by read_committed until then (TestTransactionCrashPoints).
+//   - agents on `floe control` with two control processes on one journal
+//     lose, duplicate and reorder nothing while the control leader is
+//     SIGKILLed (twice) or stopped past its lease under load
+//     (TestControlLeaderKilledUnderLoad), also when takeovers open the
+//     vcluster from snapshots in the bucket
+//     (TestControlLeaderKilledUnderLoadFromSnapshots).
 //
 // TestMain builds the floe binary once. The servers come from
 // scripts/services (eval "$(scripts/services postgres s3)"); without them
