@@ -97,12 +97,12 @@ type Server struct {
 	// standbyAfter: no new warm standby of the vcluster before then (one
 	// dropped its state not long ago).
 	standbyAfter map[string]time.Time
-	requests  *budget         // request bytes in flight, all sessions
-	closed    bool
-	stop      chan struct{} // closed by Close: stops the takeover loop
-	ctx       context.Context
-	cancel    context.CancelFunc // cancelled by Close: stops takeovers in progress
-	wg        sync.WaitGroup
+	requests     *budget // request bytes in flight, all sessions
+	closed       bool
+	stop         chan struct{} // closed by Close: stops the takeover loop
+	ctx          context.Context
+	cancel       context.CancelFunc // cancelled by Close: stops takeovers in progress
+	wg           sync.WaitGroup
 }
 
 // New opens every registered vcluster, replaying its journal.
