@@ -157,10 +157,10 @@ func (sb *standby) promote(ctx context.Context, holder string) (*vcluster, error
 		return nil, errStandbyDropped
 	}
 	v := sb.v
-	start := time.Now()
 	if err := v.takeLease(ctx, holder); err != nil {
 		return nil, err // held, or the journal failed: still standing by
 	}
+	start := time.Now()
 	sb.done = true
 	last, err := v.journal.LastSeq(ctx, v.name)
 	if err != nil {

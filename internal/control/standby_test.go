@@ -405,3 +405,69 @@ func TestStandbyAppliesRowsAfterLastPoll(t *testing.T) {
 		t.Fatalf("commit after the takeover: %v %+v", err, rs)
 	}
 }
+
+// TestStandbyTakeoverTime measures two takeovers of one vcluster in one
+// run, after a journal of a few thousand batches: by a warm standby, then
+// by a process without one (StandbyInterval < 0), which replays the
+// whole journal. Both wait for the dead leader's lease to expire.
+func TestStandbyTakeoverTime(t *testing.T) {
+	const ttl = 2 * time.Second
+	dbURL := testutil.CreateDatabase(t, testutil.RequirePostgres(t), "floe_control_")
+	ctx := t.Context()
+	a := startControlTTL(t, dbURL, ttl)
+	key, err := a.server.CreateVCluster(ctx, "timed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := startControlTTL(t, dbURL, ttl)
+	c, err := remote.Open(ctx, remote.Options{Addr: a.addr, VCluster: "timed", Key: key, Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	topic, err := c.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Load: 4 committers until the journal holds 4,000 batches (at most
+	// 30 s).
+	const rows = 4000
+	ld := startCommits(t, c, topic, "load")
+	loadStart := time.Now()
+	for lastSeq(t, dbURL, "timed") < rows {
+		if time.Since(loadStart) > 30*time.Second {
+			t.Fatalf("journal at #%d after 30s, want %d batches", lastSeq(t, dbURL, "timed"), rows)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ld.stop()
+	last := lastSeq(t, dbURL, "timed")
+	waitStandby(t, warm, "timed", last)
+
+	crashed := time.Now()
+	control.Crash(a.server)
+	warmTook := waitServed(t, warm, "timed", crashed, ttl)
+	ws, _ := warm.server.Stats("timed")
+
+	cold := startControlOpts(t, dbURL, ttl, func(o *control.Options) { o.StandbyInterval = -1 })
+	time.Sleep(ttl / 2) // its takeover loop finds the lease held at least once
+	if _, _, ok := control.StandbyState(cold.server, "timed"); ok {
+		t.Fatal("a process with StandbyInterval < 0 keeps a standby")
+	}
+	crashed = time.Now()
+	control.Crash(warm.server)
+	coldTook := waitServed(t, cold, "timed", crashed, ttl)
+	cs, _ := cold.server.Stats("timed")
+
+	t.Logf("journal of %d batches (%d commits, TTL %v): warm standby took over %v after the kill (open %v, %d rows replayed after its #%d); without one %v (open %v, %d rows replayed)",
+		last, len(ld.acks), ttl, warmTook.Round(time.Millisecond), ws.Open.Round(time.Millisecond), ws.Replayed, ws.StandbySeq,
+		coldTook.Round(time.Millisecond), cs.Open.Round(time.Millisecond), cs.Replayed)
+	if ws.StandbySeq != last || ws.Replayed != 0 {
+		t.Fatalf("warm takeover: standby at #%d replayed %d rows, want #%d and 0", ws.StandbySeq, ws.Replayed, last)
+	}
+	if cs.StandbySeq != 0 || cs.Replayed != last {
+		t.Fatalf("cold takeover: standby #%d, replayed %d rows, want 0 and %d", cs.StandbySeq, cs.Replayed, last)
+	}
+	cc := cold.client(t, "timed", key)
+	checkAcks(t, cc, topic, ld.acks)
+}

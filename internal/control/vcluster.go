@@ -138,6 +138,7 @@ type vclusterStats struct {
 	maxBatch          atomic.Int64
 	replayed          atomic.Int64 // journal rows replayed when the vcluster opened
 	standbySeq        atomic.Int64 // the batch its warm standby held when it took the lease (0: none)
+	openNanos         atomic.Int64 // from taking the lease to serving
 	snapshotSeq       atomic.Int64 // the batch of the snapshot it opened from (0: none)
 }
 
@@ -158,6 +159,9 @@ type Stats struct {
 	// the lease (0: opened without one); Replayed then counts the rows
 	// after it.
 	StandbySeq int64
+	// Open is how long opening took, from taking the lease to serving
+	// (loading, replaying).
+	Open time.Duration
 	// Backup is the state of its backups in the bucket (zero without
 	// one).
 	Backup BackupStats
@@ -177,6 +181,7 @@ func (v *vcluster) statsNow() Stats {
 		Batches: v.stats.batches.Load(), SlowBatches: v.stats.slowBatches.Load(), Commands: v.stats.commands.Load(), MaxBatch: v.stats.maxBatch.Load(),
 		Append: time.Duration(v.stats.appendNanos.Load()), Apply: time.Duration(v.stats.applyNanos.Load()),
 		Replayed: v.stats.replayed.Load(), SnapshotSeq: v.stats.snapshotSeq.Load(), StandbySeq: v.stats.standbySeq.Load(),
+		Open: time.Duration(v.stats.openNanos.Load()),
 		Backup: v.backup.stats(),
 	}
 }
@@ -336,6 +341,7 @@ func (v *vcluster) catchUp(ctx context.Context, seq, last int64, start time.Time
 	if err != nil {
 		return err
 	}
+	v.stats.openNanos.Store(int64(time.Since(start)))
 	v.log.Info("virtual cluster replayed", "epoch", v.epoch, "from_snapshot", v.stats.snapshotSeq.Load(), "standby_seq", v.stats.standbySeq.Load(), "batches", v.stats.replayed.Load(), "last", seq, "commands", commands, "took", time.Since(start).Round(time.Millisecond))
 	v.stopWatch = append(v.stopWatch,
 		v.store.WatchCommits(v.onCommit),
