@@ -181,7 +181,7 @@ func (v *vcluster) statsNow() Stats {
 		Batches: v.stats.batches.Load(), SlowBatches: v.stats.slowBatches.Load(), Commands: v.stats.commands.Load(), MaxBatch: v.stats.maxBatch.Load(),
 		Append: time.Duration(v.stats.appendNanos.Load()), Apply: time.Duration(v.stats.applyNanos.Load()),
 		Replayed: v.stats.replayed.Load(), SnapshotSeq: v.stats.snapshotSeq.Load(), StandbySeq: v.stats.standbySeq.Load(),
-		Open: time.Duration(v.stats.openNanos.Load()),
+		Open:   time.Duration(v.stats.openNanos.Load()),
 		Backup: v.backup.stats(),
 	}
 }
