@@ -228,6 +228,9 @@ func (s *Server) takeVCluster(ctx context.Context, name string) (*vcluster, erro
 	sb, serr := openStandby(ctx, name, s.journal, s.dir, s.ttl, s.standbyEvery, s.standbyLag, s.failed, s.log)
 	if serr != nil {
 		s.log.Warn("starting a warm standby failed", "vcluster", name, "err", serr)
+		s.mu.Lock()
+		s.standbyAfter[name] = time.Now().Add(10 * s.ttl)
+		s.mu.Unlock()
 		return nil, err
 	}
 	s.mu.Lock()

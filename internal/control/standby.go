@@ -27,6 +27,9 @@ const (
 	// standby catching up from far behind does not hold its lock (and a
 	// takeover) for long.
 	standbyPollRows = 4096
+	// standbyMaxFailures: a standby that fails to read the journal that
+	// many polls in a row drops its state.
+	standbyMaxFailures = 50
 )
 
 // errStandbyDropped: the standby dropped its state (it fell too far
@@ -45,6 +48,7 @@ type standby struct {
 	mu       sync.Mutex // held by each poll, by promote and by close
 	seq      int64      // the state's applied sequence number
 	caughtUp bool       // reached the journal's end once: maxLag applies from then on
+	failures int        // polls in a row that failed to read the journal
 	dropped  error      // why the state was dropped (nil: usable)
 	done     bool       // promoted or closed: v is no longer the standby's
 
@@ -103,34 +107,43 @@ func (sb *standby) tailLoop() {
 	}
 }
 
-// poll applies the rows appended since the last poll (at most
-// standbyPollRows). It reports ok false once the standby is done or
-// dropped its state, more true if rows remain to apply at once.
+// poll applies the rows appended since the last poll, at most
+// standbyPollRows: one query when the standby keeps up. It reports ok
+// false once the standby is done or dropped its state, more true if
+// rows remain to apply at once.
 func (sb *standby) poll(ctx context.Context) (ok, more bool) {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
 	if sb.done || sb.dropped != nil {
 		return false, false
 	}
-	last, err := sb.v.journal.LastSeq(ctx, sb.v.name)
-	if err != nil {
+	prev := sb.seq
+	seq, _, err := sb.v.readAfter(ctx, sb.seq, standbyPollRows)
+	sb.seq = seq
+	if errors.Is(err, errBadRow) || (err != nil && sb.failures+1 >= standbyMaxFailures) {
 		sb.drop(err)
 		return false, false
 	}
-	if behind := last - sb.seq; sb.caughtUp && behind > sb.maxLag {
+	if err != nil {
+		sb.failures++
+		sb.log.Warn("warm standby: reading the journal failed; retrying", "seq", sb.seq, "err", err)
+		return true, false
+	}
+	sb.failures = 0
+	if seq-prev < standbyPollRows {
+		sb.caughtUp = true
+		return true, false
+	}
+	// A full poll: how far behind is it?
+	last, err := sb.v.journal.LastSeq(ctx, sb.v.name)
+	if err != nil {
+		return true, true
+	}
+	if behind := last - seq; sb.caughtUp && behind > sb.maxLag {
 		sb.drop(fmt.Errorf("%d batches behind the journal, over %d", behind, sb.maxLag))
 		return false, false
 	}
-	seq, _, err := sb.v.readAfter(ctx, sb.seq, standbyPollRows)
-	sb.seq = seq
-	if err != nil {
-		sb.drop(err)
-		return false, false
-	}
-	if seq >= last {
-		sb.caughtUp = true
-	}
-	return true, seq < last
+	return true, true
 }
 
 // drop removes the standby's state; under mu.
@@ -163,6 +176,15 @@ func (sb *standby) promote(ctx context.Context, holder string) (*vcluster, error
 	start := time.Now()
 	sb.done = true
 	last, err := v.journal.LastSeq(ctx, v.name)
+	if err != nil {
+		return v.giveUp(err)
+	}
+	// The name may have been deleted and created again since the state
+	// was loaded: a new incarnation, another journal.
+	reg, err := v.journal.VCluster(ctx, v.name)
+	if err == nil && reg.ID != v.id {
+		err = fmt.Errorf("virtual cluster %s was deleted and created again (id %s, the standby's state is of %s)", v.name, reg.ID, v.id)
+	}
 	if err != nil {
 		return v.giveUp(err)
 	}

@@ -72,6 +72,7 @@ type vcluster struct {
 	dir     string
 	store   *embedded.Store
 	epoch   int64
+	id      string // the incarnation (journal.VCluster.ID) its state is of
 
 	// The lease: ttl as taken and renewed; leaseBase and leaseUntil the
 	// local deadline to stop serving by, in monotonic nanoseconds since
@@ -274,6 +275,7 @@ func (v *vcluster) loadState(ctx context.Context, backup *BackupOptions, last in
 	if err != nil {
 		return 0, err
 	}
+	v.id = reg.ID
 	statePath := filepath.Join(v.dir, "state.db")
 	var seq int64 // the state's applied sequence number
 	if backup != nil && backup.Bucket != nil {
@@ -302,7 +304,8 @@ func (v *vcluster) loadState(ctx context.Context, backup *BackupOptions, last in
 
 // readAfter applies the journal rows after seq to the state, at most limit
 // of them (limit 0: all), and returns the sequence number of the last one
-// applied (seq if none) and their commands.
+// applied (seq if none) and their commands. A row that could not be
+// applied fails with errBadRow.
 func (v *vcluster) readAfter(ctx context.Context, seq, limit int64) (int64, int64, error) {
 	var commands, n int64
 	err := v.journal.Read(ctx, v.name, seq+1, func(e journal.Entry) error {
@@ -311,7 +314,7 @@ func (v *vcluster) readAfter(ctx context.Context, seq, limit int64) (int64, int6
 		}
 		c, err := v.replay(e)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errBadRow, err)
 		}
 		commands += int64(c)
 		n++
@@ -328,6 +331,10 @@ func (v *vcluster) readAfter(ctx context.Context, seq, limit int64) (int64, int6
 }
 
 var errEnough = errors.New("enough rows for now")
+
+// errBadRow wraps the error of a journal row that could not be applied
+// (as opposed to one reading the journal).
+var errBadRow = errors.New("journal row not applied")
 
 // catchUp replays the journal rows after seq, which must reach last (the
 // journal's last batch, read under the lease: no other process appends
