@@ -58,3 +58,11 @@ func LeaderState(s *Server, name string) (*embedded.Store, bool) {
 	}
 	return v.store, true
 }
+
+// SetStandbyPollRows sets the rows a standby's poll applies at most, for
+// the test, and puts it back after.
+func SetStandbyPollRows(t interface{ Cleanup(func()) }, n int64) {
+	old := standbyPollRows
+	standbyPollRows = n
+	t.Cleanup(func() { standbyPollRows = old })
+}

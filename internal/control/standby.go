@@ -23,14 +23,15 @@ import (
 const (
 	DefaultStandbyInterval = 200 * time.Millisecond
 	DefaultStandbyMaxLag   = 100_000
-	// standbyPollRows bounds the rows one poll applies, so that a
-	// standby catching up from far behind does not hold its lock (and a
-	// takeover) for long.
-	standbyPollRows = 4096
 	// standbyMaxFailures: a standby that fails to read the journal that
 	// many polls in a row drops its state.
 	standbyMaxFailures = 50
 )
+
+// standbyPollRows bounds the rows one poll applies, so that a standby
+// catching up from far behind does not hold its lock (and a takeover)
+// for long. A variable for the tests.
+var standbyPollRows int64 = 4096
 
 // errStandbyDropped: the standby dropped its state (it fell too far
 // behind, or failed to apply a row); the process opens the vcluster the

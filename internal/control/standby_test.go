@@ -471,3 +471,67 @@ func TestStandbyTakeoverTime(t *testing.T) {
 	cc := cold.client(t, "timed", key)
 	checkAcks(t, cc, topic, ld.acks)
 }
+
+// TestStandbyFallsBehind makes a standby fall more batches behind the
+// journal than StandbyMaxLag allows: it drops its state, and the takeover
+// after the leader is killed opens the vcluster the ordinary way,
+// replaying the whole journal, every acknowledged commit there once.
+func TestStandbyFallsBehind(t *testing.T) {
+	const ttl = 2 * time.Second
+	control.SetStandbyPollRows(t, 2) // the lag is checked after a full poll
+	dbURL := testutil.CreateDatabase(t, testutil.RequirePostgres(t), "floe_control_")
+	ctx := t.Context()
+	a := startControlTTL(t, dbURL, ttl)
+	key, err := a.server.CreateVCluster(ctx, "behind")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startControlOpts(t, dbURL, ttl, func(o *control.Options) {
+		o.StandbyInterval = 50 * time.Millisecond
+		o.StandbyMaxLag = 5
+	})
+	c := a.client(t, "behind", key)
+	topic, err := c.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acks []ack
+	commit := func(i int) {
+		obj := fmt.Sprintf("segments/%d", i)
+		rs, err := c.CommitSegment(ctx, metastore.SegmentCommit{Object: obj, Size: 10,
+			Batches: []metastore.BatchCommit{{TopicID: topic.ID, ByteLength: 10, OffsetCount: 1, ProducerID: -1}}})
+		if err != nil || rs[0].Err != nil {
+			t.Fatalf("commit %d: %v %+v", i, err, rs)
+		}
+		acks = append(acks, ack{obj, rs[0].BaseOffset})
+	}
+	for i := range 3 {
+		commit(i)
+	}
+	waitStandby(t, b, "behind", lastSeq(t, dbURL, "behind"))
+	control.PauseStandby(b.server, "behind", true)
+	for i := 3; i < 23; i++ { // 20 rows: more than StandbyMaxLag behind
+		commit(i)
+	}
+	control.PauseStandby(b.server, "behind", false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, _, ok := control.StandbyState(b.server, "behind"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a standby 20 batches behind (max 5) kept its state for 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	last := lastSeq(t, dbURL, "behind")
+	crashed := time.Now()
+	control.Crash(a.server)
+	took := waitServed(t, b, "behind", crashed, ttl)
+	st, _ := b.server.Stats("behind")
+	t.Logf("taken over %v after the leader died, without the dropped standby: %d rows replayed of %d", took.Round(time.Millisecond), st.Replayed, last)
+	if st.StandbySeq != 0 || st.Replayed != last {
+		t.Fatalf("takeover from standby #%d replaying %d rows, want a whole replay of %d", st.StandbySeq, st.Replayed, last)
+	}
+	checkAcks(t, b.client(t, "behind", key), topic, acks)
+}
