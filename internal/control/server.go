@@ -342,8 +342,8 @@ func (s *Server) takeOver(ctx context.Context) {
 			return
 		}
 		_, served := s.vclusters[vc.Name]
-		if _, known := s.keys[vc.Name]; !known {
-			s.keys[vc.Name] = vc
+		if k, known := s.keys[vc.Name]; !known || k.ID != vc.ID {
+			s.keys[vc.Name] = vc // new, or deleted and created again elsewhere: a new key
 		}
 		if served || s.opening[vc.Name] {
 			s.mu.Unlock()

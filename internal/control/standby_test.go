@@ -535,3 +535,52 @@ func TestStandbyFallsBehind(t *testing.T) {
 	}
 	checkAcks(t, b.client(t, "behind", key), topic, acks)
 }
+
+// TestStandbyOfDeletedVCluster deletes a vcluster and creates it again
+// under the same name while another process stands by for it: the
+// standby's state is of the old incarnation, with more batches than the
+// new one's journal, and must not be served after a takeover.
+func TestStandbyOfDeletedVCluster(t *testing.T) {
+	const ttl = 2 * time.Second
+	dbURL := testutil.CreateDatabase(t, testutil.RequirePostgres(t), "floe_control_")
+	ctx := t.Context()
+	a := startControlTTL(t, dbURL, ttl)
+	key, err := a.server.CreateVCluster(ctx, "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startControlOpts(t, dbURL, ttl, func(o *control.Options) { o.StandbyInterval = 50 * time.Millisecond })
+	c := a.client(t, "again", key)
+	for i := range 10 {
+		if _, err := c.CreateTopic(ctx, metastore.TopicSpec{Name: fmt.Sprintf("old%d", i), Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, oldSeq := waitStandby(t, b, "again", lastSeq(t, dbURL, "again"))
+	if err := a.server.DeleteVCluster(ctx, "again"); err != nil {
+		t.Fatal(err)
+	}
+	key, err = a.server.CreateVCluster(ctx, "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := a.client(t, "again", key)
+	if _, err := c2.CreateTopic(ctx, metastore.TopicSpec{Name: "new", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, seq, kept := control.StandbyState(b.server, "again")
+	t.Logf("old incarnation's standby at #%d; after the delete and create: standby kept %v at #%d, new journal at #%d", oldSeq, kept, seq, lastSeq(t, dbURL, "again"))
+	crashed := time.Now()
+	control.Crash(a.server)
+	waitServed(t, b, "again", crashed, ttl)
+	st, _ := b.server.Stats("again")
+	t.Logf("taken over from standby #%d, %d rows replayed", st.StandbySeq, st.Replayed)
+	cb := b.client(t, "again", key)
+	topics, err := cb.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topics) != 1 || topics[0].Name != "new" {
+		t.Fatalf("topics after the takeover: %+v, want only the new incarnation's", topics)
+	}
+}
