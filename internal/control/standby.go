@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,8 @@ func openStandby(ctx context.Context, name string, j *journal.Journal, dir strin
 	if err != nil {
 		if v.store != nil {
 			v.closeStore()
+		} else {
+			os.RemoveAll(v.dir)
 		}
 		return nil, err
 	}
