@@ -42,6 +42,7 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tokenFile := fs.String("admin-token-file", "", "file holding the bearer token the admin API requires (default: $FLOE_CONTROL_ADMIN_TOKEN, else none)")
 	leaseTTL := fs.Duration("lease-ttl", control.DefaultLeaseTTL, "how long a vcluster's leader lease lasts unless renewed: how long its vcluster is unavailable after its leader dies; every process sharing a journal must use the same")
 	scheduleGrace := fs.Duration("schedule-grace", control.DefaultScheduleGrace, "how long an agent whose session ended keeps its jobs in the schedule, in case it reconnects (0: none); keep it below the agents' job lease TTL (30s)")
+	standbyInterval := fs.Duration("standby-interval", control.DefaultStandbyInterval, "how often a warm standby of a vcluster led by another process reads the journal rows appended since (0: no warm standbys: a takeover replays the whole journal); not with --bucket yet")
 	bucketURL := fs.String("bucket", "", "bucket URL (as the agents' --bucket) for the vclusters' snapshots and journal tail (control/<vcluster>/<id>/...); vclusters open from their newest snapshot there. Empty: no backups, whole-journal replays")
 	tailInterval := fs.Duration("backup-interval", control.DefaultTailInterval, "how often the journal batches not yet in the bucket are uploaded: the backup's lag behind the journal")
 	snapshotBytes := fs.Int64("snapshot-bytes", control.DefaultSnapshotBytes, "journal bytes after which a vcluster writes a new snapshot to the bucket")
@@ -51,7 +52,7 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var lf logFlags
 	lf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: floe control --journal URL [--bucket URL] [--listen HOST:PORT] [--admin-listen HOST:PORT] [--lease-ttl D] [--schedule-grace D] [--tls-cert F --tls-key F]")
+		fmt.Fprintln(stderr, "Usage: floe control --journal URL [--bucket URL] [--listen HOST:PORT] [--admin-listen HOST:PORT] [--lease-ttl D] [--schedule-grace D] [--standby-interval D] [--tls-cert F --tls-key F]")
 		fmt.Fprintln(stderr, "       floe control vcluster create|list|delete [NAME] --control HOST:PORT")
 		fmt.Fprintln(stderr, "       floe control restore --bucket URL --journal URL [--vcluster NAME [--id ID]]")
 		fs.PrintDefaults()
@@ -105,7 +106,7 @@ func controlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer j.Close()
-	srv, err := control.New(ctx, control.Options{Journal: j, Dir: *dataDir, TLS: tlsConf, Logger: log, LeaseTTL: *leaseTTL, ScheduleGrace: graceOption(*scheduleGrace), Backup: backup})
+	srv, err := control.New(ctx, control.Options{Journal: j, Dir: *dataDir, TLS: tlsConf, Logger: log, LeaseTTL: *leaseTTL, ScheduleGrace: graceOption(*scheduleGrace), StandbyInterval: standbyOption(*standbyInterval), Backup: backup})
 	if err != nil {
 		return err
 	}
@@ -323,6 +324,16 @@ func vclusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // graceOption turns --schedule-grace into control.Options.ScheduleGrace,
 // where 0 means the default and a negative value none.
 func graceOption(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
+
+// standbyOption turns --standby-interval into
+// control.Options.StandbyInterval, where 0 means the default and a
+// negative value none.
+func standbyOption(d time.Duration) time.Duration {
 	if d <= 0 {
 		return -1
 	}

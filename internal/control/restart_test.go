@@ -94,100 +94,10 @@ func TestRestartReplaysJournal(t *testing.T) {
 	}
 	defer c.Close()
 
-	var topics []metastore.Topic
-	for i := range 3 {
-		tp, err := c.CreateTopic(ctx, metastore.TopicSpec{Name: fmt.Sprintf("t%d", i), Partitions: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		topics = append(topics, tp)
-	}
-	pid, epoch, err := c.InitProducerID(ctx, -1, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Concurrent commits, so that batches hold several commands.
-	errc := make(chan error, 40)
-	for i := range 40 {
-		go func() {
-			tp := topics[i%3]
-			seg := metastore.SegmentCommit{Object: fmt.Sprintf("segments/%d", i), Size: 200, Batches: []metastore.BatchCommit{
-				{TopicID: tp.ID, Partition: int32(i % 4), ByteLength: 100, OffsetCount: 10, ProducerID: -1, MaxTimestamp: int64(i)},
-				{TopicID: tp.ID, Partition: int32((i + 1) % 4), ByteOffset: 100, ByteLength: 100, OffsetCount: 3, ProducerID: -1},
-			}}
-			_, err := c.CommitSegment(ctx, seg)
-			errc <- err
-		}()
-	}
-	for range 40 {
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := c.CommitSegment(ctx, metastore.SegmentCommit{Object: "segments/idem", Size: 10, Batches: []metastore.BatchCommit{
-		{TopicID: topics[0].ID, Partition: 0, ByteLength: 10, OffsetCount: 2, ProducerID: pid, ProducerEpoch: epoch},
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	var offs []metastore.CommittedOffset
-	for _, tp := range topics {
-		for p := range tp.Partitions {
-			offs = append(offs, metastore.CommittedOffset{TopicID: tp.ID, Partition: p, Offset: int64(p) + 1, LeaderEpoch: -1, Metadata: "m\xff"})
-		}
-	}
-	if err := c.CommitOffsets(ctx, "g", offs); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.SaveGroup(ctx, metastore.Group{Name: "g", ProtocolType: "consumer", State: "Stable", Data: []byte{1, 2, 3}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.CreateACLs(ctx, []metastore.ACL{{ResourceType: 2, ResourceName: "t0", PatternType: 3, Principal: "User:a", Host: "*", Operation: 3, Permission: 3}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := c.AcquireLease(ctx, "compaction", "agent-1", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.AdvanceLogStart(ctx, topics[1].ID, 0, 5); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.DeleteTopic(ctx, "t2"); err != nil {
-		t.Fatal(err)
-	}
-	topics = topics[:2]
-	// Commands that fail inside a batch's transaction (a topic that
-	// exists, a group version that moved) make the batch apply one by
-	// one; the replay must decide them alike.
-	errc = make(chan error, 40)
-	for i := range 40 {
-		go func() {
-			var err error
-			if i%2 == 0 {
-				_, err = c.CreateTopic(ctx, metastore.TopicSpec{Name: "dup", Partitions: 1})
-			} else {
-				_, err = c.SaveGroup(ctx, metastore.Group{Name: "race", State: "Stable", Data: []byte{byte(i)}})
-			}
-			errc <- err
-		}()
-	}
-	var failed int
-	for range 40 {
-		if err := <-errc; errors.Is(err, metastore.ErrTopicExists) || errors.Is(err, metastore.ErrGroupVersionConflict) {
-			failed++
-		} else if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if failed != 38 {
-		t.Fatalf("%d of 40 racing creates and saves failed, want 38", failed)
-	}
+	topics, pid, epoch := writeWorkload(t, c)
 	if st, _ := srv.Stats("restart"); st.SlowBatches == 0 {
 		t.Fatalf("no batch was applied one by one: %v", st)
 	}
-	dup, err := c.Topic(ctx, "dup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	topics = append(topics, dup)
 	before := snapshot(t, c, topics)
 
 	notices := make(chan metastore.CommitNotice, 64)
@@ -322,4 +232,106 @@ func TestFencedLeader(t *testing.T) {
 	if l, err := j.TakeLease(ctx, "other", "z", time.Minute); err != nil || l.Epoch != epoch+2 {
 		t.Fatalf("taking a released lease: %+v, %v", l, err)
 	}
+}
+
+// writeWorkload writes a bit of every kind of state through c: topics,
+// concurrent segment commits (batches of several commands), an
+// idempotent producer's commit, committed offsets, a group, an ACL, a
+// lease, a log start, a deleted topic, and racing creates and saves that
+// make batches apply one by one. It returns the topics that exist and
+// the producer.
+func writeWorkload(t *testing.T, c metastore.Store) (topics []metastore.Topic, pid int64, epoch int16) {
+	t.Helper()
+	ctx := t.Context()
+	for i := range 3 {
+		tp, err := c.CreateTopic(ctx, metastore.TopicSpec{Name: fmt.Sprintf("t%d", i), Partitions: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		topics = append(topics, tp)
+	}
+	pid, epoch, err := c.InitProducerID(ctx, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Concurrent commits, so that batches hold several commands.
+	errc := make(chan error, 40)
+	for i := range 40 {
+		go func() {
+			tp := topics[i%3]
+			seg := metastore.SegmentCommit{Object: fmt.Sprintf("segments/%d", i), Size: 200, Batches: []metastore.BatchCommit{
+				{TopicID: tp.ID, Partition: int32(i % 4), ByteLength: 100, OffsetCount: 10, ProducerID: -1, MaxTimestamp: int64(i)},
+				{TopicID: tp.ID, Partition: int32((i + 1) % 4), ByteOffset: 100, ByteLength: 100, OffsetCount: 3, ProducerID: -1},
+			}}
+			_, err := c.CommitSegment(ctx, seg)
+			errc <- err
+		}()
+	}
+	for range 40 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.CommitSegment(ctx, metastore.SegmentCommit{Object: "segments/idem", Size: 10, Batches: []metastore.BatchCommit{
+		{TopicID: topics[0].ID, Partition: 0, ByteLength: 10, OffsetCount: 2, ProducerID: pid, ProducerEpoch: epoch},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var offs []metastore.CommittedOffset
+	for _, tp := range topics {
+		for p := range tp.Partitions {
+			offs = append(offs, metastore.CommittedOffset{TopicID: tp.ID, Partition: p, Offset: int64(p) + 1, LeaderEpoch: -1, Metadata: "m\xff"})
+		}
+	}
+	if err := c.CommitOffsets(ctx, "g", offs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SaveGroup(ctx, metastore.Group{Name: "g", ProtocolType: "consumer", State: "Stable", Data: []byte{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateACLs(ctx, []metastore.ACL{{ResourceType: 2, ResourceName: "t0", PatternType: 3, Principal: "User:a", Host: "*", Operation: 3, Permission: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.AcquireLease(ctx, "compaction", "agent-1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AdvanceLogStart(ctx, topics[1].ID, 0, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteTopic(ctx, "t2"); err != nil {
+		t.Fatal(err)
+	}
+	topics = topics[:2]
+	// Commands that fail inside a batch's transaction (a topic that
+	// exists, a group version that moved) make the batch apply one by
+	// one; the replay must decide them alike.
+	errc = make(chan error, 40)
+	for i := range 40 {
+		go func() {
+			var err error
+			if i%2 == 0 {
+				_, err = c.CreateTopic(ctx, metastore.TopicSpec{Name: "dup", Partitions: 1})
+			} else {
+				_, err = c.SaveGroup(ctx, metastore.Group{Name: "race", State: "Stable", Data: []byte{byte(i)}})
+			}
+			errc <- err
+		}()
+	}
+	var failed int
+	for range 40 {
+		if err := <-errc; errors.Is(err, metastore.ErrTopicExists) || errors.Is(err, metastore.ErrGroupVersionConflict) {
+			failed++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed != 38 {
+		t.Fatalf("%d of 40 racing creates and saves failed, want 38", failed)
+	}
+	dup, err := c.Topic(ctx, "dup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics = append(topics, dup)
+	return topics, pid, epoch
 }

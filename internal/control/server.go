@@ -52,6 +52,16 @@ type Options struct {
 	// DefaultScheduleGrace; negative: none): an agent that reconnects
 	// within it keeps them (docs/control-plane.md, Scheduling).
 	ScheduleGrace time.Duration
+	// StandbyInterval is how often a warm standby of a vcluster this
+	// process does not lead reads the journal rows appended since
+	// (default DefaultStandbyInterval; negative: no warm standbys, a
+	// takeover replays the whole journal). With a Backup bucket there
+	// are no warm standbys yet (standby.go).
+	StandbyInterval time.Duration
+	// StandbyMaxLag is how many batches a warm standby that caught up
+	// once may fall behind the journal before it drops its state
+	// (default DefaultStandbyMaxLag).
+	StandbyMaxLag int64
 	// Backup, with a bucket, writes every vcluster's snapshots and log
 	// tail there, and opens vclusters from their newest snapshot
 	// (backup.go).
@@ -72,6 +82,10 @@ type Server struct {
 	ttl     time.Duration
 	grace   time.Duration // Options.ScheduleGrace
 	backup  *BackupOptions
+	// standbyEvery and standbyLag: Options.StandbyInterval (0: no warm
+	// standbys) and StandbyMaxLag.
+	standbyEvery time.Duration
+	standbyLag   int64
 
 	mu        sync.Mutex
 	vclusters map[string]*vcluster
@@ -79,12 +93,16 @@ type Server struct {
 	listeners []net.Listener
 	conns     map[net.Conn]bool
 	opening   map[string]bool // vclusters being taken over
-	requests  *budget         // request bytes in flight, all sessions
-	closed    bool
-	stop      chan struct{} // closed by Close: stops the takeover loop
-	ctx       context.Context
-	cancel    context.CancelFunc // cancelled by Close: stops takeovers in progress
-	wg        sync.WaitGroup
+	standbys  map[string]*standby
+	// standbyAfter: no new warm standby of the vcluster before then (one
+	// dropped its state not long ago).
+	standbyAfter map[string]time.Time
+	requests     *budget // request bytes in flight, all sessions
+	closed       bool
+	stop         chan struct{} // closed by Close: stops the takeover loop
+	ctx          context.Context
+	cancel       context.CancelFunc // cancelled by Close: stops takeovers in progress
+	wg           sync.WaitGroup
 }
 
 // New opens every registered vcluster, replaying its journal.
@@ -98,6 +116,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		holder:    "control-" + uuid.NewString(),
 		vclusters: map[string]*vcluster{}, keys: map[string]journal.VCluster{}, conns: map[net.Conn]bool{},
 		opening: map[string]bool{}, stop: make(chan struct{}), ttl: opts.LeaseTTL,
+		standbys: map[string]*standby{}, standbyAfter: map[string]time.Time{},
 		requests: newBudget(serverRequestBytes),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -113,6 +132,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Backup.Bucket != nil {
 		b := opts.Backup.withDefaults()
 		s.backup = &b
+	}
+	switch s.standbyEvery, s.standbyLag = opts.StandbyInterval, opts.StandbyMaxLag; {
+	case s.backup != nil || s.standbyEvery < 0:
+		s.standbyEvery = 0
+	case s.standbyEvery == 0:
+		s.standbyEvery = DefaultStandbyInterval
+	}
+	if s.standbyLag <= 0 {
+		s.standbyLag = DefaultStandbyMaxLag
 	}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "floe-control-")
@@ -150,9 +178,81 @@ func (s *Server) open(ctx context.Context, name string) (*vcluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.serverRequests = s.requests // before any session can reach it
-	v.sched.grace = s.grace
+	s.serving(v)
 	return v, nil
+}
+
+// serving readies a vcluster about to be served, before any session can
+// reach it.
+func (s *Server) serving(v *vcluster) {
+	v.serverRequests = s.requests
+	v.sched.grace = s.grace
+}
+
+// takeVCluster takes a vcluster this process does not serve, once its
+// lease is free: through its warm standby if it has a usable one (only
+// the journal rows after the standby's state are replayed), otherwise
+// by opening it. While the lease is held elsewhere it starts a warm
+// standby of it (journal.ErrLeaseHeld is returned either way). The
+// caller marks name as opening.
+func (s *Server) takeVCluster(ctx context.Context, name string) (*vcluster, error) {
+	s.mu.Lock()
+	sb := s.standbys[name]
+	s.mu.Unlock()
+	if sb != nil {
+		v, err := sb.promote(ctx, s.holder)
+		if err == nil {
+			s.removeStandby(name, sb)
+			s.serving(v)
+			return v, nil
+		}
+		if _, usable := sb.status(); usable {
+			return nil, err // the lease is held, or the journal failed
+		}
+		s.log.Warn("warm standby unusable; opening from the journal", "vcluster", name, "err", err)
+		s.removeStandby(name, sb)
+		s.mu.Lock()
+		s.standbyAfter[name] = time.Now().Add(10 * s.ttl) // do not rebuild one at once
+		s.mu.Unlock()
+	}
+	v, err := s.open(ctx, name)
+	if !errors.Is(err, journal.ErrLeaseHeld) || s.standbyEvery == 0 {
+		return v, err
+	}
+	s.mu.Lock()
+	wait := time.Now().Before(s.standbyAfter[name]) || s.standbys[name] != nil
+	s.mu.Unlock()
+	if wait {
+		return nil, err
+	}
+	sb, serr := openStandby(ctx, name, s.journal, s.dir, s.ttl, s.standbyEvery, s.standbyLag, s.failed, s.log)
+	if serr != nil {
+		s.log.Warn("starting a warm standby failed", "vcluster", name, "err", serr)
+		s.mu.Lock()
+		s.standbyAfter[name] = time.Now().Add(10 * s.ttl)
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		sb.close()
+		return nil, err
+	}
+	s.standbys[name] = sb
+	s.mu.Unlock()
+	return nil, err
+}
+
+// removeStandby closes a vcluster's standby (its state, unless promoted)
+// and forgets it.
+func (s *Server) removeStandby(name string, sb *standby) {
+	s.mu.Lock()
+	if s.standbys[name] == sb {
+		delete(s.standbys, name)
+	}
+	s.mu.Unlock()
+	sb.close()
 }
 
 // failed handles a vcluster that stopped serving: a vcluster whose lease
@@ -224,7 +324,17 @@ func (s *Server) takeOver(ctx context.Context) {
 			delete(s.keys, name) // deleted by another process
 		}
 	}
+	var gone []*standby
+	for name, sb := range s.standbys {
+		if !registered[name] && !s.opening[name] {
+			delete(s.standbys, name)
+			gone = append(gone, sb)
+		}
+	}
 	s.mu.Unlock()
+	for _, sb := range gone {
+		sb.close()
+	}
 	for _, vc := range vcs {
 		s.mu.Lock()
 		if s.closed {
@@ -232,8 +342,8 @@ func (s *Server) takeOver(ctx context.Context) {
 			return
 		}
 		_, served := s.vclusters[vc.Name]
-		if _, known := s.keys[vc.Name]; !known {
-			s.keys[vc.Name] = vc
+		if k, known := s.keys[vc.Name]; !known || k.ID != vc.ID {
+			s.keys[vc.Name] = vc // new, or deleted and created again elsewhere: a new key
 		}
 		if served || s.opening[vc.Name] {
 			s.mu.Unlock()
@@ -241,7 +351,7 @@ func (s *Server) takeOver(ctx context.Context) {
 		}
 		s.opening[vc.Name] = true
 		s.mu.Unlock()
-		v, err := s.open(ctx, vc.Name)
+		v, err := s.takeVCluster(ctx, vc.Name)
 		s.mu.Lock()
 		delete(s.opening, vc.Name)
 		switch {
@@ -393,11 +503,15 @@ func (s *Server) Stats(name string) (Stats, bool) {
 func (s *Server) DeleteVCluster(ctx context.Context, name string) error {
 	s.mu.Lock()
 	v := s.vclusters[name]
+	sb := s.standbys[name]
 	delete(s.vclusters, name)
 	delete(s.keys, name)
 	s.mu.Unlock()
 	if v != nil {
 		v.close()
+	}
+	if sb != nil {
+		s.removeStandby(name, sb)
 	}
 	if err := s.journal.DeleteVCluster(ctx, name); err != nil {
 		return err
@@ -479,7 +593,12 @@ func (s *Server) close(release bool) error {
 	}
 	vcs := s.vclusters
 	s.vclusters = map[string]*vcluster{}
+	sbs := s.standbys
+	s.standbys = map[string]*standby{}
 	s.mu.Unlock()
+	for _, sb := range sbs {
+		sb.close()
+	}
 	for _, v := range vcs {
 		v.close()
 		if release {

@@ -72,6 +72,7 @@ type vcluster struct {
 	dir     string
 	store   *embedded.Store
 	epoch   int64
+	id      string // the incarnation (journal.VCluster.ID) its state is of
 
 	// The lease: ttl as taken and renewed; leaseBase and leaseUntil the
 	// local deadline to stop serving by, in monotonic nanoseconds since
@@ -137,6 +138,8 @@ type vclusterStats struct {
 	applyNanos        atomic.Int64 // applying to the state
 	maxBatch          atomic.Int64
 	replayed          atomic.Int64 // journal rows replayed when the vcluster opened
+	standbySeq        atomic.Int64 // the batch its warm standby held when it took the lease (0: none)
+	openNanos         atomic.Int64 // from taking the lease to serving
 	snapshotSeq       atomic.Int64 // the batch of the snapshot it opened from (0: none)
 }
 
@@ -153,6 +156,13 @@ type Stats struct {
 	// Replayed is the number of journal rows replayed when the vcluster
 	// opened, after the snapshot of batch SnapshotSeq (0: from the start).
 	Replayed, SnapshotSeq int64
+	// StandbySeq is the batch a warm standby's state held when it took
+	// the lease (0: opened without one); Replayed then counts the rows
+	// after it.
+	StandbySeq int64
+	// Open is how long opening took, from taking the lease to serving
+	// (loading, replaying).
+	Open time.Duration
 	// Backup is the state of its backups in the bucket (zero without
 	// one).
 	Backup BackupStats
@@ -171,7 +181,8 @@ func (v *vcluster) statsNow() Stats {
 	return Stats{
 		Batches: v.stats.batches.Load(), SlowBatches: v.stats.slowBatches.Load(), Commands: v.stats.commands.Load(), MaxBatch: v.stats.maxBatch.Load(),
 		Append: time.Duration(v.stats.appendNanos.Load()), Apply: time.Duration(v.stats.applyNanos.Load()),
-		Replayed: v.stats.replayed.Load(), SnapshotSeq: v.stats.snapshotSeq.Load(),
+		Replayed: v.stats.replayed.Load(), SnapshotSeq: v.stats.snapshotSeq.Load(), StandbySeq: v.stats.standbySeq.Load(),
+		Open:   time.Duration(v.stats.openNanos.Load()),
 		Backup: v.backup.stats(),
 	}
 }
@@ -181,6 +192,32 @@ func (v *vcluster) statsNow() Stats {
 // under dir: from the newest usable snapshot in the bucket (backup set)
 // and the journal rows after it, or from the whole journal.
 func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, dir string, ttl time.Duration, backup *BackupOptions, onFail func(*vcluster, error), log *slog.Logger) (*vcluster, error) {
+	v, err := newVCluster(name, j, dir, ttl, onFail, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.takeLease(ctx, holder); err != nil {
+		os.RemoveAll(v.dir)
+		return nil, err
+	}
+	start := time.Now()
+	last, err := j.LastSeq(ctx, name)
+	if err != nil {
+		return v.giveUp(err)
+	}
+	seq, err := v.loadState(ctx, backup, last)
+	if err != nil {
+		return v.giveUp(err)
+	}
+	if err := v.catchUp(ctx, seq, last, start); err != nil {
+		return v.giveUp(err)
+	}
+	return v, nil
+}
+
+// newVCluster is a vcluster with no state, lease or loops yet, its
+// directory made under dir.
+func newVCluster(name string, j *journal.Journal, dir string, ttl time.Duration, onFail func(*vcluster, error), log *slog.Logger) (*vcluster, error) {
 	vdir, err := os.MkdirTemp(dir, "vcluster-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -195,81 +232,124 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 		snapReq:  make(chan chan *embedded.Snapshot),
 	}
 	v.sched = newSchedule(v)
+	return v, nil
+}
+
+// takeLease takes the vcluster's lease (epoch + 1) if it is free, and
+// renews it from then on: a long replay must not lose it.
+func (v *vcluster) takeLease(ctx context.Context, holder string) error {
 	sent := v.sinceBase()
-	lease, err := j.TakeLease(ctx, name, holder, ttl)
+	lease, err := v.journal.TakeLease(ctx, v.name, holder, v.ttl)
 	if err != nil {
-		os.RemoveAll(vdir)
-		return nil, err
+		return err
 	}
 	v.epoch = lease.Epoch
-	v.leaseUntil.Store(sent + int64(ttl-leaseMargin(ttl)))
-	// Renew while loading and replaying: a long replay must not lose the
-	// lease.
+	v.leaseUntil.Store(sent + int64(v.ttl-leaseMargin(v.ttl)))
 	go v.renewLoop()
-	giveUp := func(err error) (*vcluster, error) {
-		close(v.stop)
-		<-v.renewDone
-		if v.store != nil {
-			v.closeStore()
-		} else {
-			os.RemoveAll(v.dir)
-		}
-		// Give the lease up, so that another process need not wait for it
-		// to expire (the next try here takes it again anyway).
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		v.release(rctx)
-		cancel()
-		return nil, err
+	return nil
+}
+
+// giveUp undoes a takeLease whose open failed: the renewals stop, the
+// state is removed and the lease released, so that another process need
+// not wait for it to expire (the next try here takes it again anyway).
+func (v *vcluster) giveUp(err error) (*vcluster, error) {
+	close(v.stop)
+	<-v.renewDone
+	if v.store != nil {
+		v.closeStore()
+	} else {
+		os.RemoveAll(v.dir)
 	}
-	start := time.Now()
-	reg, err := j.VCluster(ctx, name)
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	v.release(rctx)
+	cancel()
+	return nil, err
+}
+
+// loadState opens the vcluster's state: the newest usable snapshot in the
+// bucket (backup set; last is the journal's last batch, which the bucket
+// must not be ahead of), or an empty state. It returns the state's
+// applied sequence number.
+func (v *vcluster) loadState(ctx context.Context, backup *BackupOptions, last int64) (int64, error) {
+	reg, err := v.journal.VCluster(ctx, v.name)
 	if err != nil {
-		return giveUp(err)
+		return 0, err
 	}
-	last, err := j.LastSeq(ctx, name)
-	if err != nil {
-		return giveUp(err)
-	}
-	statePath := filepath.Join(vdir, "state.db")
+	v.id = reg.ID
+	statePath := filepath.Join(v.dir, "state.db")
 	var seq int64 // the state's applied sequence number
 	if backup != nil && backup.Bucket != nil {
 		v.backup = newBackupState(backup, reg)
 		seq, err = v.backup.load(ctx, v.log, statePath, last)
 		if err != nil {
-			return giveUp(err)
+			return 0, err
 		}
 	} else if reg.BaseSeq > 0 {
-		return giveUp(fmt.Errorf("journal of %s starts after #%d: its state needs a snapshot from the bucket (--bucket)", name, reg.BaseSeq))
+		return 0, fmt.Errorf("journal of %s starts after #%d: its state needs a snapshot from the bucket (--bucket)", v.name, reg.BaseSeq)
 	}
 	v.store, err = embedded.Open(statePath, embedded.Options{
 		Logger: v.log, Now: v.now, Rand: randSource{v}, NoSync: true,
 	})
 	if err != nil {
-		return giveUp(err)
+		return 0, err
 	}
 	got, at, err := v.store.AppliedSeq(ctx)
 	if err != nil || got != seq {
-		return giveUp(fmt.Errorf("state of %s: applied sequence %d (%v), loaded #%d", name, got, err, seq))
+		return 0, fmt.Errorf("state of %s: applied sequence %d (%v), loaded #%d", v.name, got, err, seq)
 	}
 	v.lastAt, v.appliedAt = at, at // stamped times never go backwards
 	v.stats.snapshotSeq.Store(seq)
-	var commands int64
-	err = j.Read(ctx, name, seq+1, func(e journal.Entry) error {
-		n, err := v.replay(e)
-		commands += int64(n)
+	return seq, nil
+}
+
+// readAfter applies the journal rows after seq to the state, at most limit
+// of them (limit 0: all), and returns the sequence number of the last one
+// applied (seq if none) and their commands. A row that could not be
+// applied fails with errBadRow.
+func (v *vcluster) readAfter(ctx context.Context, seq, limit int64) (int64, int64, error) {
+	var commands, n int64
+	err := v.journal.Read(ctx, v.name, seq+1, func(e journal.Entry) error {
+		if limit > 0 && n >= limit {
+			return errEnough
+		}
+		c, err := v.replay(e)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errBadRow, err)
+		}
+		commands += int64(c)
+		n++
 		seq = e.Seq
 		if v.backup != nil {
 			v.backup.appended(e)
 		}
-		return err
+		return nil
 	})
+	if errors.Is(err, errEnough) {
+		err = nil
+	}
+	return seq, commands, err
+}
+
+var errEnough = errors.New("enough rows for now")
+
+// errBadRow wraps the error of a journal row that could not be applied
+// (as opposed to one reading the journal).
+var errBadRow = errors.New("journal row not applied")
+
+// catchUp replays the journal rows after seq, which must reach last (the
+// journal's last batch, read under the lease: no other process appends
+// after it), then starts serving: the batcher appends from the next
+// sequence number. start is when opening began, for the log.
+func (v *vcluster) catchUp(ctx context.Context, seq, last int64, start time.Time) error {
+	seq, commands, err := v.readAfter(ctx, seq, 0)
 	if err == nil && seq < last {
-		err = fmt.Errorf("journal %s: replayed up to #%d, its last batch is #%d (rows missing after the snapshot)", name, seq, last)
+		err = fmt.Errorf("journal %s: replayed up to #%d, its last batch is #%d (rows missing after the snapshot)", v.name, seq, last)
 	}
 	if err != nil {
-		return giveUp(err)
+		return err
 	}
-	v.log.Info("virtual cluster replayed", "epoch", v.epoch, "from_snapshot", v.stats.snapshotSeq.Load(), "batches", v.stats.replayed.Load(), "last", seq, "commands", commands, "took", time.Since(start).Round(time.Millisecond))
+	v.stats.openNanos.Store(int64(time.Since(start)))
+	v.log.Info("virtual cluster replayed", "epoch", v.epoch, "from_snapshot", v.stats.snapshotSeq.Load(), "standby_seq", v.stats.standbySeq.Load(), "batches", v.stats.replayed.Load(), "last", seq, "commands", commands, "took", time.Since(start).Round(time.Millisecond))
 	v.stopWatch = append(v.stopWatch,
 		v.store.WatchCommits(v.onCommit),
 		v.store.WatchTopics(v.onTopics))
@@ -285,7 +365,7 @@ func openVCluster(ctx context.Context, name string, j *journal.Journal, holder, 
 		v.loops.Wait()
 		close(v.loopsDone)
 	}()
-	return v, nil
+	return nil
 }
 
 // replay applies one journal row to the state.
