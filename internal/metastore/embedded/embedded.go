@@ -103,6 +103,9 @@ func Open(path string, opts Options) (*Store, error) {
 		if err := upgradeObjects(tx); err != nil {
 			return err
 		}
+		if err := upgradePartitions(tx); err != nil {
+			return err
+		}
 		return upgradeSequences(tx)
 	})
 	if err != nil {

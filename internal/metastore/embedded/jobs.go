@@ -155,11 +155,7 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 		changed bool
 	)
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		if err := checkPartition(tx, pk); err != nil {
-			return err
-		}
-		parts := tx.Bucket([]byte(bucketPartitions))
-		ps, err := decodePartition(parts.Get(pk.bytes()))
+		ps, err := readPartition(tx, pk)
 		if err != nil {
 			return err
 		}
@@ -174,7 +170,7 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 		}
 		ps.logStartOffset, changed = to, true
 		o = metastore.NewPartitionOffsets(ps.logStartOffset, ps.highWatermark, oldest)
-		if err := parts.Put(pk.bytes(), encodePartition(ps)); err != nil {
+		if err := writePartition(tx, pk, ps); err != nil {
 			return err
 		}
 		// Aborted transactions whose markers lie below the new start go
@@ -313,7 +309,7 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 			if err != nil {
 				return err
 			}
-			ps, err := decodePartition(tx.Bucket([]byte(bucketPartitions)).Get(pk.bytes()))
+			ps, err := readPartition(tx, pk)
 			if err != nil {
 				return err
 			}

@@ -22,7 +22,7 @@ import (
 //
 //	topics      topicID(16)                                 → topicRecord (JSON)
 //	names       topic name                                  → topicID(16)
-//	partitions  topicID(16) partition(4)                    → highWatermark(8) logStartOffset(8)
+//	partitions  topicID(16)                                 → every partition's highWatermark(8) logStartOffset(8) (see partstate.go)
 //	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent)
 //	sequences   topicID(16) partition(4) producerID(8)      → sequence state (binary, see encodeSequence)
 //	producers   producerID(8)                               → epoch(2)
@@ -43,6 +43,7 @@ import (
 //	            "next-node-id"                              → node id(8)
 //	            "objects-format"                            → 2 (8): objects values carry refs
 //	            "sequences-format"                          → 1 (8): sequences values are binary
+//	            "partitions-format"                         → 2 (8): partitions values are per topic
 //	            "cluster-secret"                            → the peer listeners' secret (32)
 //
 // Partitions, offsets and producer ids are never negative, so encoding them
@@ -104,11 +105,12 @@ const (
 	// written before it lack the bucket; Open creates it empty.
 	bucketShareGroups = "sharegroups"
 
-	keyNextProducerID = "next-producer-id"
-	keyNextNodeID     = "next-node-id"
-	keyObjectsFormat  = "objects-format"
-	keySequencesFmt   = "sequences-format"
-	keyClusterSecret  = "cluster-secret"
+	keyNextProducerID   = "next-producer-id"
+	keyNextNodeID       = "next-node-id"
+	keyObjectsFormat    = "objects-format"
+	keySequencesFmt     = "sequences-format"
+	keyPartitionsFormat = "partitions-format"
+	keyClusterSecret    = "cluster-secret"
 )
 
 // buckets lists every bucket, created when the file is opened.
@@ -195,30 +197,6 @@ func (sk sequenceKey) key() []byte {
 
 func producerKey(producerID int64) []byte {
 	return binary.BigEndian.AppendUint64(nil, uint64(producerID))
-}
-
-// partitionState is the mutable per-partition log bounds.
-type partitionState struct {
-	highWatermark  int64
-	logStartOffset int64
-}
-
-func encodePartition(ps partitionState) []byte {
-	v := binary.BigEndian.AppendUint64(nil, uint64(ps.highWatermark))
-	return binary.BigEndian.AppendUint64(v, uint64(ps.logStartOffset))
-}
-
-func decodePartition(v []byte) (partitionState, error) {
-	if v == nil {
-		return partitionState{}, nil // never written: empty log
-	}
-	if len(v) != 16 {
-		return partitionState{}, fmt.Errorf("partition state: %w: %d bytes", errCorrupt, len(v))
-	}
-	return partitionState{
-		highWatermark:  int64(binary.BigEndian.Uint64(v)),
-		logStartOffset: int64(binary.BigEndian.Uint64(v[8:])),
-	}, nil
 }
 
 // extentValueHeader is the fixed part of an extent value: endOffset,

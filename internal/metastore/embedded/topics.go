@@ -43,6 +43,9 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 		if err := names.Put([]byte(spec.Name), id[:]); err != nil {
 			return err
 		}
+		if err := resizeTopicStates(tx, id, rec.Partitions); err != nil {
+			return err
+		}
 		return putTopic(tx, id, rec)
 	})
 	if err != nil {
@@ -81,7 +84,8 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 		if err := applyRefs(tx, metastore.RefChanges(removed, nil), s.now(), false); err != nil {
 			return err
 		}
-		// Every per-partition key starts with the topic ID.
+		// Every per-partition key starts with the topic ID (the
+		// partitions value's key is the ID itself).
 		for _, b := range []string{bucketPartitions, bucketExtents, bucketSequences} {
 			if err := deletePrefix(tx.Bucket([]byte(b)), id[:]); err != nil {
 				return fmt.Errorf("%s: %w", b, err)
@@ -142,6 +146,9 @@ func (s *Store) alterTopic(ctx context.Context, name string, change func(*topicR
 			return err
 		}
 		t = rec.topic(id)
+		if err := resizeTopicStates(tx, id, rec.Partitions); err != nil {
+			return err
+		}
 		return putTopic(tx, id, rec)
 	})
 	if err == nil {
@@ -210,16 +217,11 @@ func topicByID(tx *bolt.Tx, idBytes []byte) (metastore.TopicID, *topicRecord, er
 }
 
 // checkPartition fails with ErrUnknownTopicOrPartition unless the topic
-// incarnation exists and has the partition.
+// incarnation exists and has the partition. It reads the topic's
+// partition states (a header and a length), not its JSON record.
 func checkPartition(tx *bolt.Tx, pk partitionKey) error {
-	_, rec, err := topicByID(tx, pk.id[:])
-	if err != nil {
-		return err
-	}
-	if pk.partition < 0 || pk.partition >= rec.Partitions {
-		return metastore.ErrUnknownTopicOrPartition
-	}
-	return nil
+	_, err := readPartition(tx, pk)
+	return err
 }
 
 func putTopic(tx *bolt.Tx, id metastore.TopicID, rec *topicRecord) error {

@@ -410,7 +410,7 @@ func oldestOpen(tx *bolt.Tx, pk partitionKey) (int64, error) {
 // partitionOffsets reads a partition's offsets with its last stable
 // offset.
 func partitionOffsets(tx *bolt.Tx, pk partitionKey) (metastore.PartitionOffsets, error) {
-	ps, err := decodePartition(tx.Bucket([]byte(bucketPartitions)).Get(pk.bytes()))
+	ps, err := readPartition(tx, pk)
 	if err != nil {
 		return metastore.PartitionOffsets{}, err
 	}

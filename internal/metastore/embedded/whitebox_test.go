@@ -261,6 +261,9 @@ func TestCorruptTxnValues(t *testing.T) {
 				if err := putTopic(tx, topicID, &topicRecord{Name: "t", Partitions: 1}); err != nil {
 					return err
 				}
+				if err := resizeTopicStates(tx, topicID, 1); err != nil {
+					return err
+				}
 				if tc.plant.bucket != nil && string(tc.plant.bucket) == bucketTxns {
 					if err := tx.Bucket([]byte(bucketTxnIndex)).Put(producerKey(1000), tc.plant.key); err != nil {
 						return err

@@ -1,0 +1,86 @@
+package embedded
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// FuzzTopicStates feeds arbitrary partitions values to the decoders: they
+// answer an error or states that encode back to the same bytes, and never
+// panic or size anything from an unchecked count.
+func FuzzTopicStates(f *testing.F) {
+	f.Add(topicStates{{5, 1}, {0, 0}, {1 << 40, 3}}.encode())
+	f.Add(topicStates{}.encode())
+	f.Add([]byte{topicStatesVersion, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{topicStatesVersion, 0, 0, 0, 1, 1, 2, 3})
+	f.Add([]byte{2, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		n, err := checkTopicStates(v)
+		ts, derr := decodeTopicStates(v)
+		if (err == nil) != (derr == nil) {
+			t.Fatalf("check %v, decode %v", err, derr)
+		}
+		if err != nil {
+			if !errors.Is(err, errCorrupt) {
+				t.Fatalf("error %v is not errCorrupt", err)
+			}
+			return
+		}
+		if int(n) != len(ts) {
+			t.Fatalf("count %d, decoded %d", n, len(ts))
+		}
+		if !bytes.Equal(ts.encode(), v) {
+			t.Fatalf("value %x re-encodes as %x", v, ts.encode())
+		}
+		for p := range n {
+			if stateAt(v, p) != ts[p] {
+				t.Fatalf("partition %d: stateAt %+v, decoded %+v", p, stateAt(v, p), ts[p])
+			}
+		}
+	})
+}
+
+// TestCorruptPartitionStates plants bad partitions values: reads and
+// commits of the topic fail with errCorrupt, none panics.
+func TestCorruptPartitionStates(t *testing.T) {
+	for _, v := range [][]byte{
+		nil, {}, {topicStatesVersion}, {9, 0, 0, 0, 0},
+		{topicStatesVersion, 0, 0, 0, 2, 1, 2, 3},
+		{topicStatesVersion, 0xff, 0xff, 0xff, 0xff},
+		{topicStatesVersion, 0x80, 0, 0, 0},
+	} {
+		s, err := Open(filepath.Join(t.TempDir(), "meta.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := t.Context()
+		topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte(bucketPartitions)).Put(topic.ID[:], v)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Offsets(ctx, topic.ID, 0); !errors.Is(err, errCorrupt) {
+			t.Errorf("value %x: Offsets: %v, want a corrupt value error", v, err)
+		}
+		_, err = s.CommitSegment(ctx, metastore.SegmentCommit{Object: "o", Size: 1, Batches: []metastore.BatchCommit{
+			{TopicID: topic.ID, ByteLength: 1, OffsetCount: 1, ProducerID: -1}}})
+		if !errors.Is(err, errCorrupt) {
+			t.Errorf("value %x: CommitSegment: %v, want a corrupt value error", v, err)
+		}
+		if _, err := s.CreatePartitions(ctx, "t", 3); !errors.Is(err, errCorrupt) {
+			t.Errorf("value %x: CreatePartitions: %v, want a corrupt value error", v, err)
+		}
+		s.Close()
+	}
+}
