@@ -28,7 +28,7 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 		extents int
 	)
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		cm := newCommitter(tx, c, s.now())
+		cm := newCommitter(tx, c, s.now(), s.fold)
 		results = make([]metastore.BatchResult, len(c.Batches))
 		for i, b := range c.Batches {
 			r, err := cm.add(b)
@@ -65,6 +65,8 @@ type committer struct {
 	newOpens map[sequenceKey]int64 // entries this commit opens, at their first offset
 
 	extents *metastore.CommitExtents
+
+	foldRecords, foldExtents int
 }
 
 // txnLookup is the transaction whose current producer an id is, if any.
@@ -73,18 +75,26 @@ type txnLookup struct {
 	found bool
 }
 
-func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time) *committer {
+// foldLimits bound the extent log (extentlog.go); zero values are the
+// defaults.
+type foldLimits struct {
+	records, extents int
+}
+
+func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time, limits foldLimits) *committer {
 	return &committer{
-		tx:        tx,
-		commit:    c,
-		now:       now,
-		topics:    make(map[metastore.TopicID]*topicCommit),
-		sequences: make(map[sequenceKey]*sequence.State),
-		changed:   make(map[sequenceKey]int64),
-		txns:      make(map[int64]*txnLookup),
-		open:      make(map[sequenceKey]bool),
-		newOpens:  make(map[sequenceKey]int64),
-		extents:   metastore.NewCommitExtents(c, now),
+		foldRecords: cmp.Or(limits.records, defaultFoldRecords),
+		foldExtents: cmp.Or(limits.extents, defaultFoldExtents),
+		tx:          tx,
+		commit:      c,
+		now:         now,
+		topics:      make(map[metastore.TopicID]*topicCommit),
+		sequences:   make(map[sequenceKey]*sequence.State),
+		changed:     make(map[sequenceKey]int64),
+		txns:        make(map[int64]*txnLookup),
+		open:        make(map[sequenceKey]bool),
+		newOpens:    make(map[sequenceKey]int64),
+		extents:     metastore.NewCommitExtents(c, now),
 	}
 }
 
@@ -249,15 +259,6 @@ func (cm *committer) write() error {
 	}
 	// Keys are written in key order: bbolt then walks its tree forwards
 	// instead of seeking from the root for every key at random.
-	partitions := cm.tx.Bucket([]byte(bucketPartitions))
-	ids := slices.SortedFunc(maps.Keys(cm.topics), func(a, b metastore.TopicID) int { return bytes.Compare(a[:], b[:]) })
-	for _, id := range ids {
-		if t := cm.topics[id]; t != nil && t.changed {
-			if err := partitions.Put(bytes.Clone(id[:]), t.states.encode()); err != nil {
-				return err
-			}
-		}
-	}
 	sequences := cm.tx.Bucket([]byte(bucketSequences))
 	sks := slices.SortedFunc(maps.Keys(cm.changed), func(a, b sequenceKey) int {
 		return cmp.Or(comparePartitions(a.partitionKey, b.partitionKey), cmp.Compare(a.producerID, b.producerID))
@@ -277,7 +278,6 @@ func (cm *committer) write() error {
 			return err
 		}
 	}
-	extents := cm.tx.Bucket([]byte(bucketExtents))
 	byKey := make([]*metastore.Extent, len(cm.extents.Extents))
 	for i := range cm.extents.Extents {
 		byKey[i] = &cm.extents.Extents[i]
@@ -285,13 +285,65 @@ func (cm *committer) write() error {
 	slices.SortFunc(byKey, func(a, b *metastore.Extent) int {
 		return cmp.Or(comparePartitions(partitionKey{a.TopicID, a.Partition}, partitionKey{b.TopicID, b.Partition}), cmp.Compare(a.BaseOffset, b.BaseOffset))
 	})
+	// One record at the end of the extent log, not one key per extent
+	// (extentlog.go).
+	seq, err := appendLog(cm.tx, byKey)
+	if err != nil {
+		return err
+	}
 	for _, e := range byKey {
-		pk := partitionKey{id: e.TopicID, partition: e.Partition}
-		if err := extents.Put(pk.extentKey(e.BaseOffset), encodeExtent(e)); err != nil {
+		ps, err := cm.partition(partitionKey{id: e.TopicID, partition: e.Partition})
+		if err != nil {
 			return err
 		}
+		if ps.pendingSeq == 0 {
+			ps.pendingSeq = seq
+			cm.moved(e.TopicID)
+		}
+	}
+	if err := cm.folder().trim(cm.foldRecords, cm.foldExtents); err != nil {
+		return err
+	}
+	if err := cm.writeStates(); err != nil {
+		return err
 	}
 	return applyRefs(cm.tx, metastore.RefChanges(nil, cm.extents.Extents), cm.now, true)
+}
+
+// folder folds partitions through the commit's topic states.
+func (cm *committer) folder() *folder {
+	return &folder{tx: cm.tx, states: func(pk partitionKey) (*partitionState, error) {
+		ps, err := cm.partition(pk)
+		if ps != nil {
+			cm.moved(pk.id)
+		}
+		return ps, err
+	}}
+}
+
+// writeStates stores the partition states of every topic a batch or a
+// fold changed, in key order.
+func (cm *committer) writeStates() error {
+	partitions := cm.tx.Bucket([]byte(bucketPartitions))
+	ids := slices.SortedFunc(maps.Keys(cm.topics), func(a, b metastore.TopicID) int { return bytes.Compare(a[:], b[:]) })
+	for _, id := range ids {
+		if t := cm.topics[id]; t != nil && t.changed {
+			if err := partitions.Put(bytes.Clone(id[:]), t.states.encode()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// foldNow folds partitions (sorted, no duplicates) outside a commit, for
+// calls that change their extents in the extents bucket.
+func foldNow(tx *bolt.Tx, pks []partitionKey) error {
+	cm := newCommitter(tx, metastore.SegmentCommit{}, time.Time{}, foldLimits{})
+	if err := cm.folder().foldPartitions(pks); err != nil {
+		return err
+	}
+	return cm.writeStates()
 }
 
 // comparePartitions orders partitions as their keys are: topic ID, then

@@ -63,6 +63,7 @@ type Store struct {
 	now    func() time.Time
 	rand   io.Reader
 	closed atomic.Bool
+	fold   foldLimits // zero but in tests
 }
 
 var _ metastore.Store = (*Store)(nil)

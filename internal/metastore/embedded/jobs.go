@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -155,6 +156,13 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 		changed bool
 	)
 	err := s.update(ctx, func(tx *bolt.Tx) error {
+		if err := checkPartition(tx, pk); err != nil {
+			return err
+		}
+		// The extents it drops must all be in the extents bucket.
+		if err := foldNow(tx, []partitionKey{pk}); err != nil {
+			return err
+		}
 		ps, err := readPartition(tx, pk)
 		if err != nil {
 			return err
@@ -277,6 +285,29 @@ func (s *Store) PartitionUsage(ctx context.Context, id metastore.TopicID) ([]met
 			u.Extents++
 			u.Bytes += e.ByteLength
 		}
+		// Then the extents still in the log.
+		v := tx.Bucket([]byte(bucketPartitions)).Get(id[:])
+		if _, err := checkTopicStates(v); err != nil {
+			return err
+		}
+		for p := range out {
+			u := &out[p]
+			pk := partitionKey{id: id, partition: int32(p)}
+			if p >= (len(v)-topicStatesHeader)/partitionStateSize {
+				break
+			}
+			err := pendingExtents(tx, pk, stateAt(v, int32(p)), func(e metastore.Extent) bool {
+				if u.Extents == 0 {
+					u.First = e
+				}
+				u.Extents++
+				u.Bytes += e.ByteLength
+				return true
+			})
+			if err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -298,6 +329,18 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 			removed, added []metastore.Extent
 			dropAborted    [][]byte
 		)
+		// The extents it replaces must all be in the extents bucket.
+		var pks []partitionKey
+		for _, r := range rs {
+			pk := partitionKey{id: r.TopicID, partition: r.Partition}
+			if checkPartition(tx, pk) == nil {
+				pks = append(pks, pk)
+			}
+		}
+		slices.SortFunc(pks, comparePartitions)
+		if err := foldNow(tx, slices.Compact(pks)); err != nil {
+			return err
+		}
 		for _, r := range rs {
 			tp := metastore.TopicPartition{TopicID: r.TopicID, Partition: r.Partition}
 			pk := partitionKey{id: r.TopicID, partition: r.Partition}

@@ -23,7 +23,7 @@ import (
 //	topics      topicID(16)                                 → topicRecord (JSON)
 //	names       topic name                                  → topicID(16)
 //	partitions  topicID(16)                                 → every partition's highWatermark(8) logStartOffset(8) (see partstate.go)
-//	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent)
+//	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent), once folded from extentlog
 //	sequences   topicID(16) partition(4) producerID(8)      → sequence state (binary, see encodeSequence)
 //	producers   producerID(8)                               → epoch(2)
 //	objects     object key                                  → object size(8) refs(8)
@@ -44,6 +44,8 @@ import (
 //	            "objects-format"                            → 2 (8): objects values carry refs
 //	            "sequences-format"                          → 1 (8): sequences values are binary
 //	            "partitions-format"                         → 2 (8): partitions values are per topic
+//	            "extentlog-entries"                         → entries in the extent log's records (8)
+//	extentlog   seq(8)                                      → one commit's extents (see extentlog.go)
 //	            "cluster-secret"                            → the peer listeners' secret (32)
 //
 // Partitions, offsets and producer ids are never negative, so encoding them
@@ -96,6 +98,9 @@ const (
 	bucketTxnAborted = "txnaborted"
 	bucketTxnOffsets = "txnoffsets"
 	bucketShares     = "shares"
+	// bucketExtentLog: see extentlog.go. Files written before it lack
+	// the bucket; Open creates it empty.
+	bucketExtentLog = "extentlog"
 	// bucketGroupConfigs: key groupKey, value the group's configs as a
 	// JSON object of strings. Files written before group configs lack the
 	// bucket; Open creates it empty.
@@ -110,6 +115,7 @@ const (
 	keyObjectsFormat    = "objects-format"
 	keySequencesFmt     = "sequences-format"
 	keyPartitionsFormat = "partitions-format"
+	keyExtentLogEntries = "extentlog-entries"
 	keyClusterSecret    = "cluster-secret"
 )
 
@@ -121,7 +127,7 @@ func buckets() []string {
 		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
 		bucketUnref, bucketLeases, bucketQuotas, bucketScram,
 		bucketTxns, bucketTxnIndex, bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets,
-		bucketShares, bucketGroupConfigs, bucketShareGroups,
+		bucketShares, bucketGroupConfigs, bucketShareGroups, bucketExtentLog,
 	}
 }
 

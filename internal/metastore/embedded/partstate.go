@@ -14,7 +14,7 @@ import (
 // A partitions value holds the log bounds of every partition of one topic
 // incarnation, keyed by the topic ID alone:
 //
-//	version(1)=1 count(4) count × [ highWatermark(8) logStartOffset(8) ]
+//	version(1)=1 count(4) count × [ highWatermark(8) logStartOffset(8) pendingSeq(8) ]
 //
 // count is the topic's partition count: CreateTopic writes the value,
 // CreatePartitions extends it, DeleteTopic deletes it, so a partition
@@ -29,17 +29,22 @@ import (
 // partition, topicID(16) partition(4) → highWatermark(8)
 // logStartOffset(8), absent for a partition never written; Open rewrites
 // them once (upgradePartitions).
+//
+// pendingSeq is the first record of the extent log (extentlog.go) that
+// holds an extent of the partition not yet moved to the extents bucket,
+// or 0 when the extents bucket holds all of them.
 const (
 	partitionsFormat   = 2
 	topicStatesVersion = 1
 	topicStatesHeader  = 1 + 4
-	partitionStateSize = 8 + 8
+	partitionStateSize = 8 + 8 + 8
 )
 
 // partitionState is the mutable per-partition log bounds.
 type partitionState struct {
 	highWatermark  int64
 	logStartOffset int64
+	pendingSeq     uint64 // 0: no extent in the log
 }
 
 // topicStates is a decoded partitions value: one state per partition.
@@ -52,6 +57,7 @@ func (ts topicStates) encode() []byte {
 	for _, ps := range ts {
 		v = binary.BigEndian.AppendUint64(v, uint64(ps.highWatermark))
 		v = binary.BigEndian.AppendUint64(v, uint64(ps.logStartOffset))
+		v = binary.BigEndian.AppendUint64(v, ps.pendingSeq)
 	}
 	return v
 }
@@ -89,6 +95,7 @@ func stateAt(v []byte, p int32) partitionState {
 	return partitionState{
 		highWatermark:  int64(binary.BigEndian.Uint64(b)),
 		logStartOffset: int64(binary.BigEndian.Uint64(b[8:])),
+		pendingSeq:     binary.BigEndian.Uint64(b[16:]),
 	}
 }
 
@@ -128,6 +135,7 @@ func writePartition(tx *bolt.Tx, pk partitionKey, ps partitionState) error {
 	at := topicStatesHeader + int(pk.partition)*partitionStateSize
 	binary.BigEndian.PutUint64(nv[at:], uint64(ps.highWatermark))
 	binary.BigEndian.PutUint64(nv[at+8:], uint64(ps.logStartOffset))
+	binary.BigEndian.PutUint64(nv[at+16:], ps.pendingSeq)
 	return b.Put(pk.id[:], nv)
 }
 
@@ -169,7 +177,7 @@ func upgradePartitions(tx *bolt.Tx) error {
 	old := map[metastore.TopicID]map[int32]partitionState{}
 	var keys [][]byte
 	err := parts.ForEach(func(k, v []byte) error {
-		if len(k) != 20 || len(v) != partitionStateSize {
+		if len(k) != 20 || len(v) != 16 {
 			return fmt.Errorf("upgrade partition state %x: %w: %d bytes", k, errCorrupt, len(v))
 		}
 		var id metastore.TopicID

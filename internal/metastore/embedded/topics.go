@@ -64,6 +64,11 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 			return err
 		}
 		t = rec.topic(id)
+		// Its extents still in the log go to the extents bucket first,
+		// to be counted off their objects and deleted with the rest.
+		if err := foldTopic(tx, id); err != nil {
+			return err
+		}
 		if err := tx.Bucket([]byte(bucketNames)).Delete([]byte(name)); err != nil {
 			return err
 		}
@@ -246,4 +251,20 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 		}
 	}
 	return nil
+}
+
+// foldTopic folds every pending partition of a topic (extentlog.go).
+func foldTopic(tx *bolt.Tx, id metastore.TopicID) error {
+	v := tx.Bucket([]byte(bucketPartitions)).Get(id[:])
+	n, err := checkTopicStates(v)
+	if err != nil {
+		return err
+	}
+	var pks []partitionKey
+	for p := range n {
+		if stateAt(v, p).pendingSeq != 0 {
+			pks = append(pks, partitionKey{id: id, partition: p})
+		}
+	}
+	return foldNow(tx, pks)
 }
