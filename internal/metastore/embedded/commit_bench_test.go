@@ -142,3 +142,48 @@ func BenchmarkDecodeSequence(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTailRead reads what a fetch at the live edge reads after a
+// commit (the partition's offsets, then its extents from the last
+// committed offset) for random partitions of a topic of 10,000 that
+// commits of 1,500 random partitions have written to, as in
+// BenchmarkCommitSegment's partitions-10k shape, at steady state (the
+// extent log as long as it gets).
+func BenchmarkTailRead(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "meta.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	s.db.NoSync = true
+	ctx := b.Context()
+	const parts, touched = 10000, 1500
+	topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: parts})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := range 60 {
+		c := metastore.SegmentCommit{Object: fmt.Sprintf("segments/%d", n), Size: touched * 100}
+		ps := rng.Perm(parts)[:touched]
+		slices.Sort(ps)
+		for i, p := range ps {
+			c.Batches = append(c.Batches, metastore.BatchCommit{TopicID: topic.ID, Partition: int32(p),
+				ByteOffset: int64(i) * 100, ByteLength: 100, OffsetCount: 1, MaxTimestamp: int64(n), ProducerID: -1})
+		}
+		if _, err := s.CommitSegment(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		p := rng.Int32N(parts)
+		o, err := s.Offsets(ctx, topic.ID, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Extents(ctx, topic.ID, p, max(o.HighWatermark-1, 0), 64); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
