@@ -25,7 +25,9 @@ import (
 //     (a 4 MiB/s segment of ~1,500 records);
 //   - partitions=1000/touched=10: 10 random partitions of 1,000 per
 //     commit, from 50 producers in turn, the shape of floe bench
-//     metastore's default load (50 agents, 10 partitions per commit).
+//     metastore's default load (50 agents, 10 partitions per commit);
+//   - partitions=12/touched=all: the 12 partitions of floe bench's
+//     default preset, one producer, the reference for partitions-10k.
 //
 // Each shape first commits enough to reach its steady state (every
 // producer has state; the extent log is as long as it gets).
@@ -37,6 +39,7 @@ func BenchmarkCommitSegment(b *testing.B) {
 		{1000, 1000, 1, 3, false}, {10000, 10000, 10, 3, false}, {10000, 10000, 10, 3, true},
 		{10000, 1500, 1, 60, false}, {10000, 1500, 1, 60, true},
 		{1000, 10, 50, 500, true},
+		{12, 12, 1, 200, false}, {12, 12, 1, 200, true},
 	} {
 		touched := "all"
 		if tc.touched < tc.parts {
