@@ -298,8 +298,9 @@ func (cm *committer) write() error {
 		}
 		if ps.pendingSeq == 0 {
 			ps.pendingSeq = seq
-			cm.moved(e.TopicID)
 		}
+		ps.pendingCount++
+		cm.moved(e.TopicID)
 	}
 	if err := cm.folder().trim(cm.foldRecords, cm.foldExtents); err != nil {
 		return err

@@ -189,14 +189,16 @@ func pendingExtents(tx *bolt.Tx, pk partitionKey, ps partitionState, fn func(met
 		return nil
 	}
 	key := pk.bytes()
+	left := ps.pendingCount
 	c := tx.Bucket([]byte(bucketExtentLog)).Cursor()
-	for k, v := c.Seek(logKey(ps.pendingSeq)); k != nil; k, v = c.Next() {
+	for k, v := c.Seek(logKey(ps.pendingSeq)); k != nil && left > 0; k, v = c.Next() {
 		r, err := decodeLogRecord(k, v)
 		if err != nil {
 			return err
 		}
 		lo, hi := r.find(key)
-		for i := lo; i < hi; i++ {
+		for i := lo; i < hi && left > 0; i++ {
+			left--
 			if !fn(r.extent(i)) {
 				return nil
 			}
@@ -264,19 +266,14 @@ type folder struct {
 	states func(pk partitionKey) (*partitionState, error)
 }
 
-// foldPartitions folds the given partitions (each pending, sorted, no
-// duplicates) and sets their pendingSeq to 0.
+// foldPartitions folds the given partitions (sorted, no duplicates; those
+// not pending are skipped) and sets their pendingSeq and pendingCount to
+// 0.
 func (f *folder) foldPartitions(pks []partitionKey) error {
 	if len(pks) == 0 {
 		return nil
 	}
-	from := uint64(math.MaxUint64)
-	type pending struct {
-		pk  partitionKey
-		key []byte
-		ps  *partitionState
-	}
-	ps := make([]pending, 0, len(pks))
+	extents := f.tx.Bucket([]byte(bucketExtents))
 	for _, pk := range pks {
 		st, err := f.states(pk)
 		if err != nil {
@@ -285,41 +282,27 @@ func (f *folder) foldPartitions(pks []partitionKey) error {
 		if st == nil || st.pendingSeq == 0 {
 			continue
 		}
-		from = min(from, st.pendingSeq)
-		ps = append(ps, pending{pk: pk, key: pk.bytes(), ps: st})
-	}
-	if len(ps) == 0 {
-		return nil
-	}
-	var records []logRecord
-	c := f.tx.Bucket([]byte(bucketExtentLog)).Cursor()
-	for k, v := c.Seek(logKey(from)); k != nil; k, v = c.Next() {
-		r, err := decodeLogRecord(k, v)
-		if err != nil {
+		// Its extents, in offset order, from its first pending record
+		// until all pendingCount are found: one record for a partition
+		// that one commit wrote to since its last fold.
+		var (
+			found  uint64
+			putErr error
+		)
+		err = pendingExtents(f.tx, pk, *st, func(e metastore.Extent) bool {
+			found++
+			putErr = extents.Put(pk.extentKey(e.BaseOffset), encodeExtent(&e))
+			return putErr == nil
+		})
+		switch {
+		case err != nil:
 			return err
+		case putErr != nil:
+			return putErr
+		case found != st.pendingCount:
+			return fmt.Errorf("extent log: %w: %d of partition %s's %d pending extents found", errCorrupt, found, pk, st.pendingCount)
 		}
-		records = append(records, r)
-	}
-	// Partitions in key order, each one's records in offset order: the
-	// Puts go in key order, and bbolt walks its tree forwards.
-	extents := f.tx.Bucket([]byte(bucketExtents))
-	for _, p := range ps {
-		for i := range records {
-			r := &records[i]
-			if r.seq < p.ps.pendingSeq {
-				continue
-			}
-			lo, hi := r.find(p.key)
-			for j := lo; j < hi; j++ {
-				e := r.extent(j)
-				if err := extents.Put(p.pk.extentKey(e.BaseOffset), encodeExtent(&e)); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	for _, p := range ps {
-		p.ps.pendingSeq = 0
+		st.pendingSeq, st.pendingCount = 0, 0
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 // A partitions value holds the log bounds of every partition of one topic
 // incarnation, keyed by the topic ID alone:
 //
-//	version(1)=1 count(4) count × [ highWatermark(8) logStartOffset(8) pendingSeq(8) ]
+//	version(1)=1 count(4) count × [ highWatermark(8) logStartOffset(8) pendingSeq(8) pendingCount(8) ]
 //
 // count is the topic's partition count: CreateTopic writes the value,
 // CreatePartitions extends it, DeleteTopic deletes it, so a partition
@@ -32,12 +32,14 @@ import (
 //
 // pendingSeq is the first record of the extent log (extentlog.go) that
 // holds an extent of the partition not yet moved to the extents bucket,
-// or 0 when the extents bucket holds all of them.
+// or 0 when the extents bucket holds all of them, and pendingCount how
+// many of its extents the log holds: a read or a fold stops looking
+// through the log once it has found them all.
 const (
 	partitionsFormat   = 2
 	topicStatesVersion = 1
 	topicStatesHeader  = 1 + 4
-	partitionStateSize = 8 + 8 + 8
+	partitionStateSize = 8 + 8 + 8 + 8
 )
 
 // partitionState is the mutable per-partition log bounds.
@@ -45,6 +47,7 @@ type partitionState struct {
 	highWatermark  int64
 	logStartOffset int64
 	pendingSeq     uint64 // 0: no extent in the log
+	pendingCount   uint64
 }
 
 // topicStates is a decoded partitions value: one state per partition.
@@ -58,6 +61,7 @@ func (ts topicStates) encode() []byte {
 		v = binary.BigEndian.AppendUint64(v, uint64(ps.highWatermark))
 		v = binary.BigEndian.AppendUint64(v, uint64(ps.logStartOffset))
 		v = binary.BigEndian.AppendUint64(v, ps.pendingSeq)
+		v = binary.BigEndian.AppendUint64(v, ps.pendingCount)
 	}
 	return v
 }
@@ -96,6 +100,7 @@ func stateAt(v []byte, p int32) partitionState {
 		highWatermark:  int64(binary.BigEndian.Uint64(b)),
 		logStartOffset: int64(binary.BigEndian.Uint64(b[8:])),
 		pendingSeq:     binary.BigEndian.Uint64(b[16:]),
+		pendingCount:   binary.BigEndian.Uint64(b[24:]),
 	}
 }
 
@@ -136,6 +141,7 @@ func writePartition(tx *bolt.Tx, pk partitionKey, ps partitionState) error {
 	binary.BigEndian.PutUint64(nv[at:], uint64(ps.highWatermark))
 	binary.BigEndian.PutUint64(nv[at+8:], uint64(ps.logStartOffset))
 	binary.BigEndian.PutUint64(nv[at+16:], ps.pendingSeq)
+	binary.BigEndian.PutUint64(nv[at+24:], ps.pendingCount)
 	return b.Put(pk.id[:], nv)
 }
 

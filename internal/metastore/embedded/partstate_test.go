@@ -15,7 +15,7 @@ import (
 // answer an error or states that encode back to the same bytes, and never
 // panic or size anything from an unchecked count.
 func FuzzTopicStates(f *testing.F) {
-	f.Add(topicStates{{5, 1, 0}, {0, 0, 7}, {1 << 40, 3, 1}}.encode())
+	f.Add(topicStates{{5, 1, 0, 0}, {0, 0, 7, 2}, {1 << 40, 3, 1, 1}}.encode())
 	f.Add(topicStates{}.encode())
 	f.Add([]byte{topicStatesVersion, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{topicStatesVersion, 0, 0, 0, 1, 1, 2, 3})
