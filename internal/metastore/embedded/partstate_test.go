@@ -84,3 +84,48 @@ func TestCorruptPartitionStates(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestUpgradeCorruptPartitions opens files of the old layout whose
+// per-partition keys are damaged: Open fails with errCorrupt and does
+// not convert anything.
+func TestUpgradeCorruptPartitions(t *testing.T) {
+	for name, plant := range map[string]func(id metastore.TopicID) (k, v []byte){
+		"value of 15 bytes":      func(id metastore.TopicID) ([]byte, []byte) { return partitionKey{id, 0}.bytes(), make([]byte, 15) },
+		"key of 19 bytes":        func(id metastore.TopicID) ([]byte, []byte) { return partitionKey{id, 0}.bytes()[:19], make([]byte, 16) },
+		"partition out of range": func(id metastore.TopicID) ([]byte, []byte) { return partitionKey{id, 2}.bytes(), make([]byte, 16) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "meta.db")
+			s, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			topic, err := s.CreateTopic(t.Context(), metastore.TopicSpec{Name: "t", Partitions: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The old layout: no format key, one key per partition.
+			err = s.db.Update(func(tx *bolt.Tx) error {
+				parts := tx.Bucket([]byte(bucketPartitions))
+				if err := parts.Delete(topic.ID[:]); err != nil {
+					return err
+				}
+				k, v := plant(topic.ID)
+				if err := parts.Put(k, v); err != nil {
+					return err
+				}
+				return tx.Bucket([]byte(bucketMeta)).Delete([]byte(keyPartitionsFormat))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			if s, err := Open(path, Options{}); !errors.Is(err, errCorrupt) {
+				if err == nil {
+					s.Close()
+				}
+				t.Fatalf("Open: %v, want a corrupt value error", err)
+			}
+		})
+	}
+}
