@@ -42,6 +42,11 @@ const (
 	partitionStateSize = 8 + 8 + 8 + 8
 )
 
+// maxTopicPartitions bounds a topic's partition count in this store: its
+// partitions value (32 bytes a partition, 128 MiB at the bound) is read
+// and written whole, and a count read from a file sizes nothing above it.
+const maxTopicPartitions = 1 << 22
+
 // partitionState is the mutable per-partition log bounds.
 type partitionState struct {
 	highWatermark  int64
@@ -158,6 +163,8 @@ func resizeTopicStates(tx *bolt.Tx, id metastore.TopicID, count int32) error {
 		}
 	}
 	switch {
+	case count > maxTopicPartitions:
+		return fmt.Errorf("%d partitions: %w: this store holds at most %d per topic", count, metastore.ErrInvalidPartitions, maxTopicPartitions)
 	case int(count) < len(ts):
 		return fmt.Errorf("partition states: %w: %d partitions stored, topic has %d", errCorrupt, len(ts), count)
 	case int(count) == len(ts) && ts != nil:
@@ -216,7 +223,7 @@ func upgradePartitions(tx *bolt.Tx) error {
 		if err != nil {
 			return err
 		}
-		if rec.Partitions < 0 {
+		if rec.Partitions < 0 || rec.Partitions > maxTopicPartitions {
 			return fmt.Errorf("upgrade partition states: topic %s: %w: %d partitions", rec.Name, errCorrupt, rec.Partitions)
 		}
 		ts := make(topicStates, rec.Partitions)
