@@ -218,7 +218,7 @@ func (cm *committer) partition(pk partitionKey) (*partitionState, error) {
 	if !ok {
 		// A segment holds many partitions of few topics: one read and
 		// one decode per topic and commit.
-		if v := cm.tx.Bucket([]byte(bucketPartitions)).Get(pk.id[:]); v != nil {
+		if v := cm.tx.Bucket([]byte(bucketPartStates)).Get(pk.id[:]); v != nil {
 			states, err := decodeTopicStates(v)
 			if err != nil {
 				return nil, fmt.Errorf("topic %s: %w", pk, err)
@@ -325,7 +325,7 @@ func (cm *committer) folder() *folder {
 // writeStates stores the partition states of every topic a batch or a
 // fold changed, in key order.
 func (cm *committer) writeStates() error {
-	partitions := cm.tx.Bucket([]byte(bucketPartitions))
+	partitions := cm.tx.Bucket([]byte(bucketPartStates))
 	ids := slices.SortedFunc(maps.Keys(cm.topics), func(a, b metastore.TopicID) int { return bytes.Compare(a[:], b[:]) })
 	for _, id := range ids {
 		if t := cm.topics[id]; t != nil && t.changed {

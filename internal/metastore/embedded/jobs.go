@@ -286,7 +286,7 @@ func (s *Store) PartitionUsage(ctx context.Context, id metastore.TopicID) ([]met
 			u.Bytes += e.ByteLength
 		}
 		// Then the extents still in the log.
-		v := tx.Bucket([]byte(bucketPartitions)).Get(id[:])
+		v := tx.Bucket([]byte(bucketPartStates)).Get(id[:])
 		if _, err := checkTopicStates(v); err != nil {
 			return err
 		}

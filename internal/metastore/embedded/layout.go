@@ -22,7 +22,8 @@ import (
 //
 //	topics      topicID(16)                                 → topicRecord (JSON)
 //	names       topic name                                  → topicID(16)
-//	partitions  topicID(16)                                 → every partition's highWatermark(8) logStartOffset(8) (see partstate.go)
+//	partstates  topicID(16)                                 → every partition's state (see partstate.go)
+//	partitions  topicID(16) partition(4)                    → 0xff: a guard against older binaries (see partstate.go)
 //	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent), once folded from extentlog
 //	sequences   topicID(16) partition(4) producerID(8)      → sequence state (binary, see encodeSequence)
 //	producers   producerID(8)                               → epoch(2)
@@ -80,6 +81,8 @@ const (
 	bucketTopics     = "topics"
 	bucketNames      = "names"
 	bucketPartitions = "partitions"
+	// bucketPartStates: see partstate.go.
+	bucketPartStates = "partstates"
 	bucketExtents    = "extents"
 	bucketSequences  = "sequences"
 	bucketProducers  = "producers"
@@ -127,7 +130,7 @@ func buckets() []string {
 		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
 		bucketUnref, bucketLeases, bucketQuotas, bucketScram,
 		bucketTxns, bucketTxnIndex, bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets,
-		bucketShares, bucketGroupConfigs, bucketShareGroups, bucketExtentLog,
+		bucketShares, bucketGroupConfigs, bucketShareGroups, bucketExtentLog, bucketPartStates,
 	}
 }
 

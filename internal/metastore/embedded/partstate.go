@@ -11,7 +11,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 )
 
-// A partitions value holds the log bounds of every partition of one topic
+// A partstates value holds the log bounds of every partition of one topic
 // incarnation, keyed by the topic ID alone:
 //
 //	version(1)=1 count(4) count × [ highWatermark(8) logStartOffset(8) pendingSeq(8) pendingCount(8) ]
@@ -26,9 +26,14 @@ import (
 // leaf page per partition for their bounds.
 //
 // Files written before this layout (partitionsFormat 1) have one key per
-// partition, topicID(16) partition(4) → highWatermark(8)
-// logStartOffset(8), absent for a partition never written; Open rewrites
-// them once (upgradePartitions).
+// partition in the partitions bucket, topicID(16) partition(4) →
+// highWatermark(8) logStartOffset(8), absent for a partition never
+// written; Open rewrites them once (upgradePartitions). The partitions
+// bucket keeps a key per partition whose value is the single byte 0xff
+// (guardValue): a binary of the old layout reading the file fails on it
+// (a corrupt value) instead of reading an absent key as an empty
+// partition and handing out its offsets again. Those keys are written
+// when a partition is created, never by a commit.
 //
 // pendingSeq is the first record of the extent log (extentlog.go) that
 // holds an extent of the partition not yet moved to the extents bucket,
@@ -36,6 +41,7 @@ import (
 // many of its extents the log holds: a read or a fold stops looking
 // through the log once it has found them all.
 const (
+	guardValue         = 0xff
 	partitionsFormat   = 2
 	topicStatesVersion = 1
 	topicStatesHeader  = 1 + 4
@@ -112,7 +118,7 @@ func stateAt(v []byte, p int32) partitionState {
 // readPartition returns a partition's state, or ErrUnknownTopicOrPartition
 // unless its topic incarnation exists and has it.
 func readPartition(tx *bolt.Tx, pk partitionKey) (partitionState, error) {
-	v := tx.Bucket([]byte(bucketPartitions)).Get(pk.id[:])
+	v := tx.Bucket([]byte(bucketPartStates)).Get(pk.id[:])
 	if v == nil {
 		return partitionState{}, metastore.ErrUnknownTopicOrPartition
 	}
@@ -129,7 +135,7 @@ func readPartition(tx *bolt.Tx, pk partitionKey) (partitionState, error) {
 // writePartition stores one partition's state, rewriting its topic's
 // value: for the rare calls that change one partition (AdvanceLogStart).
 func writePartition(tx *bolt.Tx, pk partitionKey, ps partitionState) error {
-	b := tx.Bucket([]byte(bucketPartitions))
+	b := tx.Bucket([]byte(bucketPartStates))
 	v := b.Get(pk.id[:])
 	if v == nil {
 		return metastore.ErrUnknownTopicOrPartition
@@ -154,7 +160,7 @@ func writePartition(tx *bolt.Tx, pk partitionKey, ps partitionState) error {
 // it (new topic) or extending it with empty partitions (CreatePartitions).
 // Partition counts never shrink.
 func resizeTopicStates(tx *bolt.Tx, id metastore.TopicID, count int32) error {
-	b := tx.Bucket([]byte(bucketPartitions))
+	b := tx.Bucket([]byte(bucketPartStates))
 	var ts topicStates
 	if v := b.Get(id[:]); v != nil {
 		var err error
@@ -170,8 +176,23 @@ func resizeTopicStates(tx *bolt.Tx, id metastore.TopicID, count int32) error {
 	case int(count) == len(ts) && ts != nil:
 		return nil
 	}
+	if err := putGuards(tx, id, int32(len(ts)), count); err != nil {
+		return err
+	}
 	ts = append(ts, make(topicStates, int(count)-len(ts))...)
 	return b.Put(id[:], ts.encode())
+}
+
+// putGuards writes the partitions bucket's guard keys of partitions
+// [from, to) of a topic.
+func putGuards(tx *bolt.Tx, id metastore.TopicID, from, to int32) error {
+	parts := tx.Bucket([]byte(bucketPartitions))
+	for p := from; p < to; p++ {
+		if err := parts.Put(partitionKey{id: id, partition: p}.bytes(), []byte{guardValue}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // upgradePartitions rewrites a file's per-partition keys (the layout
@@ -234,7 +255,10 @@ func upgradePartitions(tx *bolt.Tx) error {
 			ts[p] = ps
 		}
 		delete(old, id)
-		return parts.Put(id[:], ts.encode())
+		if err := putGuards(tx, id, 0, rec.Partitions); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bucketPartStates)).Put(id[:], ts.encode())
 	})
 	if err != nil {
 		return err

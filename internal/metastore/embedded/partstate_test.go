@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -65,7 +66,7 @@ func TestCorruptPartitionStates(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = s.db.Update(func(tx *bolt.Tx) error {
-			return tx.Bucket([]byte(bucketPartitions)).Put(topic.ID[:], v)
+			return tx.Bucket([]byte(bucketPartStates)).Put(topic.ID[:], v)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -107,7 +108,10 @@ func TestUpgradeCorruptPartitions(t *testing.T) {
 			// The old layout: no format key, one key per partition.
 			err = s.db.Update(func(tx *bolt.Tx) error {
 				parts := tx.Bucket([]byte(bucketPartitions))
-				if err := parts.Delete(topic.ID[:]); err != nil {
+				if err := deletePrefix(parts, topic.ID[:]); err != nil {
+					return err
+				}
+				if err := tx.Bucket([]byte(bucketPartStates)).Delete(topic.ID[:]); err != nil {
 					return err
 				}
 				k, v := plant(topic.ID)
@@ -127,5 +131,57 @@ func TestUpgradeCorruptPartitions(t *testing.T) {
 				t.Fatalf("Open: %v, want a corrupt value error", err)
 			}
 		})
+	}
+}
+
+// TestOldBinaryGuard checks that every partition of every topic, created,
+// extended or converted from the old layout, has a guard key in the
+// partitions bucket that the old layout's decoder refuses (it wanted 16
+// bytes), so that an older binary fails instead of reading the
+// partition as empty.
+func TestOldBinaryGuard(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	orig, err := os.ReadFile(formatFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "new", Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreatePartitions(ctx, "new", 5); err != nil {
+		t.Fatal(err)
+	}
+	topics, err := s.Topics(ctx)
+	if err != nil || len(topics) != 3 {
+		t.Fatalf("topics: %v, %v", topics, err)
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		parts := tx.Bucket([]byte(bucketPartitions))
+		n := 0
+		for _, tp := range topics {
+			for p := range tp.Partitions {
+				v := parts.Get(partitionKey{id: tp.ID, partition: p}.bytes())
+				if len(v) == 0 || len(v) == 16 {
+					t.Errorf("%s/%d: guard value %x, want one an old binary refuses", tp.Name, p, v)
+				}
+				n++
+			}
+		}
+		if got := parts.Stats().KeyN; got != n {
+			t.Errorf("partitions bucket holds %d keys, want %d guards", got, n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

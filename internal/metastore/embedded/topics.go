@@ -91,7 +91,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 		}
 		// Every per-partition key starts with the topic ID (the
 		// partitions value's key is the ID itself).
-		for _, b := range []string{bucketPartitions, bucketExtents, bucketSequences} {
+		for _, b := range []string{bucketPartitions, bucketPartStates, bucketExtents, bucketSequences} {
 			if err := deletePrefix(tx.Bucket([]byte(b)), id[:]); err != nil {
 				return fmt.Errorf("%s: %w", b, err)
 			}
@@ -255,7 +255,7 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 
 // foldTopic folds every pending partition of a topic (extentlog.go).
 func foldTopic(tx *bolt.Tx, id metastore.TopicID) error {
-	v := tx.Bucket([]byte(bucketPartitions)).Get(id[:])
+	v := tx.Bucket([]byte(bucketPartStates)).Get(id[:])
 	n, err := checkTopicStates(v)
 	if err != nil {
 		return err
