@@ -195,22 +195,28 @@ func putGuards(tx *bolt.Tx, id metastore.TopicID, from, to int32) error {
 	return nil
 }
 
-// upgradePartitions rewrites a file's per-partition keys (the layout
-// before partitionsFormat 2) as one value per topic, once: the format key
-// records it. A topic with no key for a partition had never written to
-// it: its state is empty, as the old code read it.
+// upgradePartitions rewrites a file's per-partition keys of the layout
+// before partitionsFormat 2 as one value per topic, and records the
+// format. It runs at every Open, so that what an older binary did to a
+// converted file is taken in too: the guards stop it on the partitions
+// that exist, but it can create topics and partitions, and write to
+// those (old-layout keys, no states value). A topic with no key for a
+// partition had never written to it: its state is empty, as the old code
+// read it. The scan is one pass over the partitions bucket's keys.
 func upgradePartitions(tx *bolt.Tx) error {
 	meta := tx.Bucket([]byte(bucketMeta))
 	if v := meta.Get([]byte(keyPartitionsFormat)); v != nil {
 		if f, err := decodeInt64(v, "partitions format"); err != nil || f != partitionsFormat {
 			return fmt.Errorf("partitions format %x: %w: this code reads format %d", v, errCorrupt, partitionsFormat)
 		}
-		return nil
 	}
 	parts := tx.Bucket([]byte(bucketPartitions))
 	old := map[metastore.TopicID]map[int32]partitionState{}
 	var keys [][]byte
 	err := parts.ForEach(func(k, v []byte) error {
+		if len(k) == 20 && len(v) == 1 && v[0] == guardValue {
+			return nil
+		}
 		if len(k) != 20 || len(v) != 16 {
 			return fmt.Errorf("upgrade partition state %x: %w: %d bytes", k, errCorrupt, len(v))
 		}
@@ -234,36 +240,54 @@ func upgradePartitions(tx *bolt.Tx) error {
 			return err
 		}
 	}
+	states := tx.Bucket([]byte(bucketPartStates))
 	err = tx.Bucket([]byte(bucketTopics)).ForEach(func(k, v []byte) error {
 		var id metastore.TopicID
 		if len(k) != len(id) {
 			return fmt.Errorf("upgrade partition states: topic id: %w: %d bytes", errCorrupt, len(k))
 		}
 		copy(id[:], k)
+		var ts topicStates
+		if sv := states.Get(id[:]); sv != nil {
+			var err error
+			if ts, err = decodeTopicStates(sv); err != nil {
+				return err
+			}
+		}
+		// Usually the topic is converted already and nothing changed;
+		// the topic's JSON is decoded only when that is not so, or to
+		// check that its partition count did not grow.
 		rec, err := decodeTopic(v)
 		if err != nil {
 			return err
 		}
-		if rec.Partitions < 0 || rec.Partitions > maxTopicPartitions {
-			return fmt.Errorf("upgrade partition states: topic %s: %w: %d partitions", rec.Name, errCorrupt, rec.Partitions)
+		if ts != nil && len(old[id]) == 0 && int(rec.Partitions) == len(ts) {
+			return nil
 		}
-		ts := make(topicStates, rec.Partitions)
+		if rec.Partitions < 0 || rec.Partitions > maxTopicPartitions || int(rec.Partitions) < len(ts) {
+			return fmt.Errorf("upgrade partition states: topic %s: %w: %d partitions, %d states", rec.Name, errCorrupt, rec.Partitions, len(ts))
+		}
+		known := int32(len(ts))
+		ts = append(ts, make(topicStates, int(rec.Partitions)-len(ts))...)
 		for p, ps := range old[id] {
-			if p < 0 || p >= rec.Partitions {
-				return fmt.Errorf("upgrade partition states: topic %s: %w: state of partition %d of %d", rec.Name, errCorrupt, p, rec.Partitions)
+			if p < known || p >= rec.Partitions {
+				return fmt.Errorf("upgrade partition states: topic %s: %w: old state of partition %d (%d known, %d in all)", rec.Name, errCorrupt, p, known, rec.Partitions)
 			}
 			ts[p] = ps
 		}
 		delete(old, id)
-		if err := putGuards(tx, id, 0, rec.Partitions); err != nil {
+		if err := putGuards(tx, id, known, rec.Partitions); err != nil {
 			return err
 		}
-		return tx.Bucket([]byte(bucketPartStates)).Put(id[:], ts.encode())
+		return states.Put(id[:], ts.encode())
 	})
 	if err != nil {
 		return err
 	}
 	// What is left in old belongs to no topic (the old code deleted a
 	// topic's keys with it): nothing could read it, so it is dropped.
+	if meta.Get([]byte(keyPartitionsFormat)) != nil {
+		return nil
+	}
 	return meta.Put([]byte(keyPartitionsFormat), binary.BigEndian.AppendUint64(nil, partitionsFormat))
 }

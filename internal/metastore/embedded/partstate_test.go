@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -180,6 +181,80 @@ func TestOldBinaryGuard(t *testing.T) {
 			t.Errorf("partitions bucket holds %d keys, want %d guards", got, n)
 		}
 		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOldBinaryAfterConversion does to a converted file what an older
+// binary could (its guards stop it on existing partitions only): create a
+// topic and commit to it, add a partition to a converted topic and commit
+// to that, all in the old layout. Open takes them in.
+func TestOldBinaryAfterConversion(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "kept", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitSegment(ctx, metastore.SegmentCommit{Object: "o", Size: 10, Batches: []metastore.BatchCommit{
+		{TopicID: kept.ID, ByteLength: 10, OffsetCount: 4, ProducerID: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	oldTopic := metastore.TopicID{9}
+	oldState := func(hw, lso int64) []byte {
+		v := binary.BigEndian.AppendUint64(nil, uint64(hw))
+		return binary.BigEndian.AppendUint64(v, uint64(lso))
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		// The old binary's CreateTopic and a commit to partition 1.
+		if err := tx.Bucket([]byte(bucketNames)).Put([]byte("old"), oldTopic[:]); err != nil {
+			return err
+		}
+		if err := putTopic(tx, oldTopic, &topicRecord{Name: "old", Partitions: 2}); err != nil {
+			return err
+		}
+		parts := tx.Bucket([]byte(bucketPartitions))
+		if err := parts.Put(partitionKey{oldTopic, 1}.bytes(), oldState(7, 2)); err != nil {
+			return err
+		}
+		// Its CreatePartitions on "kept" and a commit to the new one.
+		if err := putTopic(tx, kept.ID, &topicRecord{Name: "kept", Partitions: 2}); err != nil {
+			return err
+		}
+		return parts.Put(partitionKey{kept.ID, 1}.bytes(), oldState(3, 0))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		id      metastore.TopicID
+		p       int32
+		hw, lso int64
+	}{{oldTopic, 0, 0, 0}, {oldTopic, 1, 7, 2}, {kept.ID, 0, 4, 0}, {kept.ID, 1, 3, 0}} {
+		o, err := s.Offsets(ctx, c.id, c.p)
+		if err != nil || o.HighWatermark != c.hw || o.LogStartOffset != c.lso {
+			t.Errorf("%x/%d: %+v, %v; want high watermark %d, log start %d", c.id, c.p, o, err, c.hw, c.lso)
+		}
+	}
+	// Converted again: guards everywhere, no old keys left.
+	err = s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketPartitions)).ForEach(func(k, v []byte) error {
+			if len(v) != 1 || v[0] != guardValue {
+				t.Errorf("key %x: value %x, want a guard", k, v)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
