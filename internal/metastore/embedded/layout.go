@@ -44,10 +44,10 @@ import (
 //	            "next-node-id"                              → node id(8)
 //	            "objects-format"                            → 2 (8): objects values carry refs
 //	            "sequences-format"                          → 1 (8): sequences values are binary
-//	            "partitions-format"                         → 2 (8): partitions values are per topic
+//	            "partitions-format"                         → 2 (8): partition states are per topic (partstates)
 //	            "extentlog-entries"                         → entries in the extent log's records (8)
-//	extentlog   seq(8)                                      → one commit's extents (see extentlog.go)
 //	            "cluster-secret"                            → the peer listeners' secret (32)
+//	extentlog   seq(8)                                      → one commit's extents (see extentlog.go)
 //
 // Partitions, offsets and producer ids are never negative, so encoding them
 // as unsigned keeps the order.

@@ -28,7 +28,8 @@ import (
 // Files written before this layout (partitionsFormat 1) have one key per
 // partition in the partitions bucket, topicID(16) partition(4) →
 // highWatermark(8) logStartOffset(8), absent for a partition never
-// written; Open rewrites them once (upgradePartitions). The partitions
+// written; Open rewrites them (upgradePartitions, which also takes in what
+// an older binary wrote to a converted file). The partitions
 // bucket keeps a key per partition whose value is the single byte 0xff
 // (guardValue): a binary of the old layout reading the file fails on it
 // (a corrupt value) instead of reading an absent key as an empty
