@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -29,7 +28,7 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 		extents int
 	)
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		cm := newCommitter(tx, c, s.now())
+		cm := newCommitter(tx, c, s.now(), s.fold)
 		results = make([]metastore.BatchResult, len(c.Batches))
 		for i, b := range c.Batches {
 			r, err := cm.add(b)
@@ -57,16 +56,17 @@ type committer struct {
 	commit metastore.SegmentCommit
 	now    time.Time
 
-	topics     map[metastore.TopicID]int32      // partition count; -1: no such topic
-	partitions map[partitionKey]*partitionState // nil: unknown partition
-	sequences  map[sequenceKey]*sequence.State  // nil: no state yet
-	changed    map[sequenceKey]int64            // sequences to write back, with their last batch's max timestamp
+	topics    map[metastore.TopicID]*topicCommit // nil: no such topic
+	sequences map[sequenceKey]*sequence.State    // nil: no state yet
+	changed   map[sequenceKey]int64              // sequences to write back, with their last batch's max timestamp
 
 	txns     map[int64]*txnLookup  // transactions by current producer id
 	open     map[sequenceKey]bool  // open transaction entries that exist, stored or new
 	newOpens map[sequenceKey]int64 // entries this commit opens, at their first offset
 
 	extents *metastore.CommitExtents
+
+	foldRecords, foldExtents int
 }
 
 // txnLookup is the transaction whose current producer an id is, if any.
@@ -75,19 +75,26 @@ type txnLookup struct {
 	found bool
 }
 
-func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time) *committer {
+// foldLimits bound the extent log (extentlog.go); zero values are the
+// defaults.
+type foldLimits struct {
+	records, extents int
+}
+
+func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time, limits foldLimits) *committer {
 	return &committer{
-		tx:         tx,
-		commit:     c,
-		now:        now,
-		partitions: make(map[partitionKey]*partitionState),
-		topics:     make(map[metastore.TopicID]int32),
-		sequences:  make(map[sequenceKey]*sequence.State),
-		changed:    make(map[sequenceKey]int64),
-		txns:       make(map[int64]*txnLookup),
-		open:       make(map[sequenceKey]bool),
-		newOpens:   make(map[sequenceKey]int64),
-		extents:    metastore.NewCommitExtents(c, now),
+		foldRecords: cmp.Or(limits.records, defaultFoldRecords),
+		foldExtents: cmp.Or(limits.extents, defaultFoldExtents),
+		tx:          tx,
+		commit:      c,
+		now:         now,
+		topics:      make(map[metastore.TopicID]*topicCommit),
+		sequences:   make(map[sequenceKey]*sequence.State),
+		changed:     make(map[sequenceKey]int64),
+		txns:        make(map[int64]*txnLookup),
+		open:        make(map[sequenceKey]bool),
+		newOpens:    make(map[sequenceKey]int64),
+		extents:     metastore.NewCommitExtents(c, now),
 	}
 }
 
@@ -141,6 +148,7 @@ func (cm *committer) add(b metastore.BatchCommit) (metastore.BatchResult, error)
 
 	base := ps.highWatermark
 	ps.highWatermark += b.OffsetCount
+	cm.moved(b.TopicID)
 	if b.ProducerID >= 0 {
 		cm.sequences[sk] = st.Accept(b.ProducerEpoch, firstSeq, lastSeq, base)
 		cm.changed[sk] = b.MaxTimestamp
@@ -161,6 +169,7 @@ func (cm *committer) addMarker(b metastore.BatchCommit) (int64, error) {
 	}
 	base := ps.highWatermark
 	ps.highWatermark += b.OffsetCount
+	cm.moved(b.TopicID)
 	cm.extents.Add(b, base)
 	return base, nil
 }
@@ -194,37 +203,39 @@ func (cm *committer) openTxn(sk sequenceKey, base int64) {
 	}
 }
 
-// partition returns the partition's state, loading it on first use, or nil
-// if the topic incarnation or partition does not exist.
+// topicCommit is one topic's partition states during a commit, decoded
+// once and written back once if a batch changed them.
+type topicCommit struct {
+	states  topicStates
+	changed bool
+}
+
+// partition returns the partition's state, loading its topic's states on
+// first use, or nil if the topic incarnation or partition does not exist.
+// The caller that changes the state marks its topic changed (moved).
 func (cm *committer) partition(pk partitionKey) (*partitionState, error) {
-	if ps, ok := cm.partitions[pk]; ok {
-		return ps, nil
-	}
-	// A segment holds many partitions of few topics: decode each topic
-	// record once per commit, not once per partition.
-	count, ok := cm.topics[pk.id]
+	t, ok := cm.topics[pk.id]
 	if !ok {
-		_, rec, err := topicByID(cm.tx, pk.id[:])
-		switch {
-		case errors.Is(err, metastore.ErrUnknownTopicOrPartition):
-			count = -1
-		case err != nil:
-			return nil, err
-		default:
-			count = rec.Partitions
+		// A segment holds many partitions of few topics: one read and
+		// one decode per topic and commit.
+		if v := cm.tx.Bucket([]byte(bucketPartStates)).Get(pk.id[:]); v != nil {
+			states, err := decodeTopicStates(v)
+			if err != nil {
+				return nil, fmt.Errorf("topic %s: %w", pk, err)
+			}
+			t = &topicCommit{states: states}
 		}
-		cm.topics[pk.id] = count
+		cm.topics[pk.id] = t
 	}
-	if pk.partition < 0 || pk.partition >= count {
-		cm.partitions[pk] = nil
+	if t == nil || pk.partition < 0 || int(pk.partition) >= len(t.states) {
 		return nil, nil
 	}
-	ps, err := decodePartition(cm.tx.Bucket([]byte(bucketPartitions)).Get(pk.bytes()))
-	if err != nil {
-		return nil, err
-	}
-	cm.partitions[pk] = &ps
-	return &ps, nil
+	return &t.states[pk.partition], nil
+}
+
+// moved records that a batch moved a partition of the topic.
+func (cm *committer) moved(id metastore.TopicID) {
+	cm.topics[id].changed = true
 }
 
 // sequence returns a producer's state on a partition, loading it on first
@@ -248,19 +259,6 @@ func (cm *committer) write() error {
 	}
 	// Keys are written in key order: bbolt then walks its tree forwards
 	// instead of seeking from the root for every key at random.
-	partitions := cm.tx.Bucket([]byte(bucketPartitions))
-	pks := make([]partitionKey, 0, len(cm.partitions))
-	for pk, ps := range cm.partitions {
-		if ps != nil {
-			pks = append(pks, pk)
-		}
-	}
-	slices.SortFunc(pks, comparePartitions)
-	for _, pk := range pks {
-		if err := partitions.Put(pk.bytes(), encodePartition(*cm.partitions[pk])); err != nil {
-			return err
-		}
-	}
 	sequences := cm.tx.Bucket([]byte(bucketSequences))
 	sks := slices.SortedFunc(maps.Keys(cm.changed), func(a, b sequenceKey) int {
 		return cmp.Or(comparePartitions(a.partitionKey, b.partitionKey), cmp.Compare(a.producerID, b.producerID))
@@ -280,7 +278,6 @@ func (cm *committer) write() error {
 			return err
 		}
 	}
-	extents := cm.tx.Bucket([]byte(bucketExtents))
 	byKey := make([]*metastore.Extent, len(cm.extents.Extents))
 	for i := range cm.extents.Extents {
 		byKey[i] = &cm.extents.Extents[i]
@@ -288,13 +285,66 @@ func (cm *committer) write() error {
 	slices.SortFunc(byKey, func(a, b *metastore.Extent) int {
 		return cmp.Or(comparePartitions(partitionKey{a.TopicID, a.Partition}, partitionKey{b.TopicID, b.Partition}), cmp.Compare(a.BaseOffset, b.BaseOffset))
 	})
+	// One record at the end of the extent log, not one key per extent
+	// (extentlog.go).
+	seq, err := appendLog(cm.tx, byKey)
+	if err != nil {
+		return err
+	}
 	for _, e := range byKey {
-		pk := partitionKey{id: e.TopicID, partition: e.Partition}
-		if err := extents.Put(pk.extentKey(e.BaseOffset), encodeExtent(e)); err != nil {
+		ps, err := cm.partition(partitionKey{id: e.TopicID, partition: e.Partition})
+		if err != nil {
 			return err
 		}
+		if ps.pendingSeq == 0 {
+			ps.pendingSeq = seq
+		}
+		ps.pendingCount++
+		cm.moved(e.TopicID)
+	}
+	if err := cm.folder().trim(cm.foldRecords, cm.foldExtents); err != nil {
+		return err
+	}
+	if err := cm.writeStates(); err != nil {
+		return err
 	}
 	return applyRefs(cm.tx, metastore.RefChanges(nil, cm.extents.Extents), cm.now, true)
+}
+
+// folder folds partitions through the commit's topic states.
+func (cm *committer) folder() *folder {
+	return &folder{tx: cm.tx, states: func(pk partitionKey) (*partitionState, error) {
+		ps, err := cm.partition(pk)
+		if ps != nil {
+			cm.moved(pk.id)
+		}
+		return ps, err
+	}}
+}
+
+// writeStates stores the partition states of every topic a batch or a
+// fold changed, in key order.
+func (cm *committer) writeStates() error {
+	partitions := cm.tx.Bucket([]byte(bucketPartStates))
+	ids := slices.SortedFunc(maps.Keys(cm.topics), func(a, b metastore.TopicID) int { return bytes.Compare(a[:], b[:]) })
+	for _, id := range ids {
+		if t := cm.topics[id]; t != nil && t.changed {
+			if err := partitions.Put(bytes.Clone(id[:]), t.states.encode()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// foldNow folds partitions (sorted, no duplicates) outside a commit, for
+// calls that change their extents in the extents bucket.
+func foldNow(tx *bolt.Tx, pks []partitionKey) error {
+	cm := newCommitter(tx, metastore.SegmentCommit{}, time.Time{}, foldLimits{})
+	if err := cm.folder().foldPartitions(pks); err != nil {
+		return err
+	}
+	return cm.writeStates()
 }
 
 // comparePartitions orders partitions as their keys are: topic ID, then

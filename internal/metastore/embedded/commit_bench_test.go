@@ -3,26 +3,51 @@ package embedded
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/sequence"
 )
 
-// BenchmarkCommitSegment commits segments touching every partition of a
-// topic once, as a segment of round-robin produce does at 1,000 and 10,000
-// partitions, from idempotent producers (one per 1,000 partitions, as
-// producers of a large topic each write to many partitions), so every
-// batch reads and writes its producer's sequence state. It reports the
-// time of one commit.
+// BenchmarkCommitSegment commits segments of three shapes, from
+// idempotent producers, so every batch reads and writes its producer's
+// sequence state, and reports the time and the pages bbolt writes per
+// commit:
+//
+//   - touched=all: every partition of a topic of 1,000 or 10,000, once,
+//     as a segment of round-robin produce at that many partitions does,
+//     one producer per 1,000 partitions;
+//   - partitions=10000/touched=1500: 1,500 random partitions of 10,000
+//     per commit, one producer, the shape of floe bench's partitions-10k
+//     (a 4 MiB/s segment of ~1,500 records);
+//   - partitions=1000/touched=10: 10 random partitions of 1,000 per
+//     commit, from 50 producers in turn, the shape of floe bench
+//     metastore's default load (50 agents, 10 partitions per commit);
+//   - partitions=12/touched=all: the 12 partitions of floe bench's
+//     default preset, one producer, the reference for partitions-10k.
+//
+// Each shape first commits enough to reach its steady state (every
+// producer has state; the extent log is as long as it gets).
 func BenchmarkCommitSegment(b *testing.B) {
 	for _, tc := range []struct {
-		parts  int
-		noSync bool
-	}{{1000, false}, {10000, false}, {10000, true}} {
-		parts := tc.parts
-		b.Run(fmt.Sprintf("partitions=%d/fsync=%v", parts, !tc.noSync), func(b *testing.B) {
+		parts, touched, producers, warm int
+		noSync                          bool
+	}{
+		{1000, 1000, 1, 3, false}, {10000, 10000, 10, 3, false}, {10000, 10000, 10, 3, true},
+		{10000, 1500, 1, 60, false}, {10000, 1500, 1, 60, true},
+		{1000, 10, 50, 500, true},
+		{12, 12, 1, 200, false}, {12, 12, 1, 200, true},
+	} {
+		touched := "all"
+		if tc.touched < tc.parts {
+			touched = fmt.Sprint(tc.touched)
+		}
+		b.Run(fmt.Sprintf("partitions=%d/touched=%s/fsync=%v", tc.parts, touched, !tc.noSync), func(b *testing.B) {
 			s, err := Open(filepath.Join(b.TempDir(), "meta.db"), Options{})
 			if err != nil {
 				b.Fatal(err)
@@ -31,26 +56,40 @@ func BenchmarkCommitSegment(b *testing.B) {
 			// Without fsync: the CPU work of a commit alone.
 			s.db.NoSync = tc.noSync
 			ctx := b.Context()
-			topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: int32(parts)})
+			topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: int32(tc.parts)})
 			if err != nil {
 				b.Fatal(err)
 			}
-			producers := max(1, parts/1000)
-			pids := make([]int64, producers)
+			pids := make([]int64, tc.producers)
 			for i := range pids {
 				if pids[i], _, err = s.InitProducerID(ctx, -1, 0); err != nil {
 					b.Fatal(err)
 				}
 			}
-			seq := make([]int32, parts)
+			seq := map[[2]int64]int32{}
+			rng := rand.New(rand.NewPCG(1, 2))
 			commit := func(n int) {
-				c := metastore.SegmentCommit{Object: fmt.Sprintf("segments/%d", n), Size: int64(parts) * 100}
-				for p := range parts {
+				c := metastore.SegmentCommit{Object: fmt.Sprintf("segments/%d", n), Size: int64(tc.touched) * 100}
+				parts := make([]int, tc.touched)
+				if tc.touched == tc.parts {
+					for p := range parts {
+						parts[p] = p
+					}
+				} else {
+					parts = rng.Perm(tc.parts)[:tc.touched]
+					slices.Sort(parts)
+				}
+				for i, p := range parts {
+					pid := pids[p%tc.producers]
+					if tc.touched < tc.parts && tc.producers > 1 {
+						pid = pids[(n%tc.producers+tc.producers)%tc.producers] // one agent's commit
+					}
+					k := [2]int64{int64(p), pid}
 					c.Batches = append(c.Batches, metastore.BatchCommit{
-						TopicID: topic.ID, Partition: int32(p), ByteOffset: int64(p) * 100, ByteLength: 100,
-						OffsetCount: 1, MaxTimestamp: int64(n), ProducerID: pids[p%producers], BaseSequence: seq[p],
+						TopicID: topic.ID, Partition: int32(p), ByteOffset: int64(i) * 100, ByteLength: 100,
+						OffsetCount: 1, MaxTimestamp: int64(n), ProducerID: pid, BaseSequence: seq[k],
 					})
-					seq[p]++
+					seq[k]++
 				}
 				res, err := s.CommitSegment(ctx, c)
 				if err != nil {
@@ -60,15 +99,20 @@ func BenchmarkCommitSegment(b *testing.B) {
 					b.Fatal(res[0].Err)
 				}
 			}
-			for i := range 3 { // producer state exists, as at steady state
+			for i := range tc.warm { // steady state
 				commit(-1 - i)
 			}
 			before := s.db.Stats().TxStats
+			cpuBefore := processCPU()
 			b.ResetTimer()
 			for i := range b.N {
 				commit(i)
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/commit")
+			// The process's CPU time (user and system) per commit: on a
+			// shared machine, less sensitive to other processes than the
+			// elapsed time.
+			b.ReportMetric(float64((processCPU()-cpuBefore).Microseconds())/1000/float64(b.N), "cpu-ms/commit")
 			// Pages bbolt allocated per commit: its copy-on-write rewrites
 			// every page a commit dirtied.
 			after := s.db.Stats().TxStats
@@ -107,4 +151,58 @@ func BenchmarkDecodeSequence(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkTailRead reads what a fetch at the live edge reads after a
+// commit (the partition's offsets, then its extents from the last
+// committed offset) for random partitions of a topic of 10,000 that
+// commits of 1,500 random partitions have written to, as in
+// BenchmarkCommitSegment's partitions-10k shape, at steady state (the
+// extent log as long as it gets).
+func BenchmarkTailRead(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "meta.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	s.db.NoSync = true
+	ctx := b.Context()
+	const parts, touched = 10000, 1500
+	topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: parts})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := range 60 {
+		c := metastore.SegmentCommit{Object: fmt.Sprintf("segments/%d", n), Size: touched * 100}
+		ps := rng.Perm(parts)[:touched]
+		slices.Sort(ps)
+		for i, p := range ps {
+			c.Batches = append(c.Batches, metastore.BatchCommit{TopicID: topic.ID, Partition: int32(p),
+				ByteOffset: int64(i) * 100, ByteLength: 100, OffsetCount: 1, MaxTimestamp: int64(n), ProducerID: -1})
+		}
+		if _, err := s.CommitSegment(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		p := rng.Int32N(parts)
+		o, err := s.Offsets(ctx, topic.ID, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Extents(ctx, topic.ID, p, max(o.HighWatermark-1, 0), 64); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// processCPU is the CPU time (user and system) the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -63,6 +63,7 @@ type Store struct {
 	now    func() time.Time
 	rand   io.Reader
 	closed atomic.Bool
+	fold   foldLimits // zero but in tests
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -101,6 +102,9 @@ func Open(path string, opts Options) (*Store, error) {
 			}
 		}
 		if err := upgradeObjects(tx); err != nil {
+			return err
+		}
+		if err := upgradePartitions(tx); err != nil {
 			return err
 		}
 		return upgradeSequences(tx)

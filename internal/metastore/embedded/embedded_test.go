@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -34,6 +35,21 @@ func TestContract(t *testing.T) {
 	metastoretest.Run(t, func(t *testing.T) metastore.Store {
 		return openAt(t, filepath.Join(t.TempDir(), "meta.db"))
 	})
+}
+
+// TestContractFolding runs the contract suite with an extent log of at
+// most two records and three entries, so that nearly every commit folds
+// partitions into the extents bucket and reads see both halves.
+func TestContractFolding(t *testing.T) {
+	for _, limits := range []struct{ records, extents int }{{1, 1 << 20}, {2, 3}} {
+		t.Run(fmt.Sprintf("records=%d/extents=%d", limits.records, limits.extents), func(t *testing.T) {
+			metastoretest.Run(t, func(t *testing.T) metastore.Store {
+				s := openAt(t, filepath.Join(t.TempDir(), "meta.db"))
+				embedded.SetFoldLimits(s, limits.records, limits.extents)
+				return s
+			})
+		})
+	}
 }
 
 // TestReopen checks that everything a commit or an admin call changes is in

@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
@@ -15,11 +14,8 @@ func (s *Store) Offsets(ctx context.Context, id metastore.TopicID, partition int
 	pk := partitionKey{id: id, partition: partition}
 	var o metastore.PartitionOffsets
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		if err := checkPartition(tx, pk); err != nil {
-			return err
-		}
 		var err error
-		o, err = partitionOffsets(tx, pk)
+		o, err = partitionOffsets(tx, pk) // fails for an unknown partition
 		return err
 	})
 	if err != nil {
@@ -28,46 +24,16 @@ func (s *Store) Offsets(ctx context.Context, id metastore.TopicID, partition int
 	return o, nil
 }
 
-// Extents implements metastore.Store. It seeks to the last extent starting
-// at or before from, which is the one containing it if any, and reads on in
-// key (= offset) order.
+// Extents implements metastore.Store (partitionExtents).
 func (s *Store) Extents(ctx context.Context, id metastore.TopicID, partition int32, from int64, limit int) ([]metastore.Extent, error) {
 	pk := partitionKey{id: id, partition: partition}
 	from = max(from, 0)
 	var extents []metastore.Extent
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		if err := checkPartition(tx, pk); err != nil {
-			return err
-		}
-		prefix := pk.bytes()
-		c := tx.Bucket([]byte(bucketExtents)).Cursor()
-		start := pk.extentKey(from)
-		k, _ := c.Seek(start)
-		if !bytes.Equal(k, start) {
-			// Step back to the extent before the seek position.
-			if k == nil {
-				k, _ = c.Last()
-			} else {
-				k, _ = c.Prev()
-			}
-			if bytes.HasPrefix(k, prefix) {
-				start = bytes.Clone(k)
-			}
-		}
-		for k, v := c.Seek(start); bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			e, err := decodeExtent(k, v)
-			if err != nil {
-				return err
-			}
-			if e.EndOffset <= from {
-				continue // the extent before from ends before it
-			}
+		return partitionExtents(tx, pk, from, func(e metastore.Extent) bool {
 			extents = append(extents, e)
-			if limit > 0 && len(extents) == limit {
-				break
-			}
-		}
-		return nil
+			return limit <= 0 || len(extents) < limit
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("extents %s from %d: %w", pk, from, err)
@@ -120,20 +86,6 @@ func (s *Store) ExtentWithMaxTimestamp(ctx context.Context, id metastore.TopicID
 // until fn returns false.
 func (s *Store) scanExtents(ctx context.Context, pk partitionKey, fn func(metastore.Extent) bool) error {
 	return s.view(ctx, func(tx *bolt.Tx) error {
-		if err := checkPartition(tx, pk); err != nil {
-			return err
-		}
-		prefix := pk.bytes()
-		c := tx.Bucket([]byte(bucketExtents)).Cursor()
-		for k, v := c.Seek(prefix); bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			e, err := decodeExtent(k, v)
-			if err != nil {
-				return err
-			}
-			if !fn(e) {
-				return nil
-			}
-		}
-		return nil
+		return partitionExtents(tx, pk, 0, fn)
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -158,8 +159,11 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 		if err := checkPartition(tx, pk); err != nil {
 			return err
 		}
-		parts := tx.Bucket([]byte(bucketPartitions))
-		ps, err := decodePartition(parts.Get(pk.bytes()))
+		// The extents it drops must all be in the extents bucket.
+		if err := foldNow(tx, []partitionKey{pk}); err != nil {
+			return err
+		}
+		ps, err := readPartition(tx, pk)
 		if err != nil {
 			return err
 		}
@@ -174,7 +178,7 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 		}
 		ps.logStartOffset, changed = to, true
 		o = metastore.NewPartitionOffsets(ps.logStartOffset, ps.highWatermark, oldest)
-		if err := parts.Put(pk.bytes(), encodePartition(ps)); err != nil {
+		if err := writePartition(tx, pk, ps); err != nil {
 			return err
 		}
 		// Aborted transactions whose markers lie below the new start go
@@ -281,6 +285,29 @@ func (s *Store) PartitionUsage(ctx context.Context, id metastore.TopicID) ([]met
 			u.Extents++
 			u.Bytes += e.ByteLength
 		}
+		// Then the extents still in the log.
+		v := tx.Bucket([]byte(bucketPartStates)).Get(id[:])
+		if _, err := checkTopicStates(v); err != nil {
+			return err
+		}
+		for p := range out {
+			u := &out[p]
+			pk := partitionKey{id: id, partition: int32(p)}
+			if p >= (len(v)-topicStatesHeader)/partitionStateSize {
+				break
+			}
+			err := pendingExtents(tx, pk, stateAt(v, int32(p)), func(e metastore.Extent) bool {
+				if u.Extents == 0 {
+					u.First = e
+				}
+				u.Extents++
+				u.Bytes += e.ByteLength
+				return true
+			})
+			if err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -302,6 +329,18 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 			removed, added []metastore.Extent
 			dropAborted    [][]byte
 		)
+		// The extents it replaces must all be in the extents bucket.
+		var pks []partitionKey
+		for _, r := range rs {
+			pk := partitionKey{id: r.TopicID, partition: r.Partition}
+			if checkPartition(tx, pk) == nil {
+				pks = append(pks, pk)
+			}
+		}
+		slices.SortFunc(pks, comparePartitions)
+		if err := foldNow(tx, slices.Compact(pks)); err != nil {
+			return err
+		}
 		for _, r := range rs {
 			tp := metastore.TopicPartition{TopicID: r.TopicID, Partition: r.Partition}
 			pk := partitionKey{id: r.TopicID, partition: r.Partition}
@@ -313,7 +352,7 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 			if err != nil {
 				return err
 			}
-			ps, err := decodePartition(tx.Bucket([]byte(bucketPartitions)).Get(pk.bytes()))
+			ps, err := readPartition(tx, pk)
 			if err != nil {
 				return err
 			}

@@ -22,8 +22,9 @@ import (
 //
 //	topics      topicID(16)                                 → topicRecord (JSON)
 //	names       topic name                                  → topicID(16)
-//	partitions  topicID(16) partition(4)                    → highWatermark(8) logStartOffset(8)
-//	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent)
+//	partstates  topicID(16)                                 → every partition's state (see partstate.go)
+//	partitions  topicID(16) partition(4)                    → 0xff: a guard against older binaries (see partstate.go)
+//	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent), once folded from extentlog
 //	sequences   topicID(16) partition(4) producerID(8)      → sequence state (binary, see encodeSequence)
 //	producers   producerID(8)                               → epoch(2)
 //	objects     object key                                  → object size(8) refs(8)
@@ -43,7 +44,10 @@ import (
 //	            "next-node-id"                              → node id(8)
 //	            "objects-format"                            → 2 (8): objects values carry refs
 //	            "sequences-format"                          → 1 (8): sequences values are binary
+//	            "partitions-format"                         → 2 (8): partition states are per topic (partstates)
+//	            "extentlog-entries"                         → entries in the extent log's records (8)
 //	            "cluster-secret"                            → the peer listeners' secret (32)
+//	extentlog   seq(8)                                      → one commit's extents (see extentlog.go)
 //
 // Partitions, offsets and producer ids are never negative, so encoding them
 // as unsigned keeps the order.
@@ -77,6 +81,8 @@ const (
 	bucketTopics     = "topics"
 	bucketNames      = "names"
 	bucketPartitions = "partitions"
+	// bucketPartStates: see partstate.go.
+	bucketPartStates = "partstates"
 	bucketExtents    = "extents"
 	bucketSequences  = "sequences"
 	bucketProducers  = "producers"
@@ -95,6 +101,9 @@ const (
 	bucketTxnAborted = "txnaborted"
 	bucketTxnOffsets = "txnoffsets"
 	bucketShares     = "shares"
+	// bucketExtentLog: see extentlog.go. Files written before it lack
+	// the bucket; Open creates it empty.
+	bucketExtentLog = "extentlog"
 	// bucketGroupConfigs: key groupKey, value the group's configs as a
 	// JSON object of strings. Files written before group configs lack the
 	// bucket; Open creates it empty.
@@ -104,11 +113,13 @@ const (
 	// written before it lack the bucket; Open creates it empty.
 	bucketShareGroups = "sharegroups"
 
-	keyNextProducerID = "next-producer-id"
-	keyNextNodeID     = "next-node-id"
-	keyObjectsFormat  = "objects-format"
-	keySequencesFmt   = "sequences-format"
-	keyClusterSecret  = "cluster-secret"
+	keyNextProducerID   = "next-producer-id"
+	keyNextNodeID       = "next-node-id"
+	keyObjectsFormat    = "objects-format"
+	keySequencesFmt     = "sequences-format"
+	keyPartitionsFormat = "partitions-format"
+	keyExtentLogEntries = "extentlog-entries"
+	keyClusterSecret    = "cluster-secret"
 )
 
 // buckets lists every bucket, created when the file is opened.
@@ -119,7 +130,7 @@ func buckets() []string {
 		bucketOffsets, bucketGroups, bucketAgents, bucketMeta,
 		bucketUnref, bucketLeases, bucketQuotas, bucketScram,
 		bucketTxns, bucketTxnIndex, bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets,
-		bucketShares, bucketGroupConfigs, bucketShareGroups,
+		bucketShares, bucketGroupConfigs, bucketShareGroups, bucketExtentLog, bucketPartStates,
 	}
 }
 
@@ -195,30 +206,6 @@ func (sk sequenceKey) key() []byte {
 
 func producerKey(producerID int64) []byte {
 	return binary.BigEndian.AppendUint64(nil, uint64(producerID))
-}
-
-// partitionState is the mutable per-partition log bounds.
-type partitionState struct {
-	highWatermark  int64
-	logStartOffset int64
-}
-
-func encodePartition(ps partitionState) []byte {
-	v := binary.BigEndian.AppendUint64(nil, uint64(ps.highWatermark))
-	return binary.BigEndian.AppendUint64(v, uint64(ps.logStartOffset))
-}
-
-func decodePartition(v []byte) (partitionState, error) {
-	if v == nil {
-		return partitionState{}, nil // never written: empty log
-	}
-	if len(v) != 16 {
-		return partitionState{}, fmt.Errorf("partition state: %w: %d bytes", errCorrupt, len(v))
-	}
-	return partitionState{
-		highWatermark:  int64(binary.BigEndian.Uint64(v)),
-		logStartOffset: int64(binary.BigEndian.Uint64(v[8:])),
-	}, nil
 }
 
 // extentValueHeader is the fixed part of an extent value: endOffset,

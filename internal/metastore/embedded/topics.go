@@ -43,6 +43,9 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 		if err := names.Put([]byte(spec.Name), id[:]); err != nil {
 			return err
 		}
+		if err := resizeTopicStates(tx, id, rec.Partitions); err != nil {
+			return err
+		}
 		return putTopic(tx, id, rec)
 	})
 	if err != nil {
@@ -61,6 +64,11 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 			return err
 		}
 		t = rec.topic(id)
+		// Its extents still in the log go to the extents bucket first,
+		// to be counted off their objects and deleted with the rest.
+		if err := foldTopic(tx, id); err != nil {
+			return err
+		}
 		if err := tx.Bucket([]byte(bucketNames)).Delete([]byte(name)); err != nil {
 			return err
 		}
@@ -81,8 +89,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 		if err := applyRefs(tx, metastore.RefChanges(removed, nil), s.now(), false); err != nil {
 			return err
 		}
-		// Every per-partition key starts with the topic ID.
-		for _, b := range []string{bucketPartitions, bucketExtents, bucketSequences} {
+		// Every per-partition key starts with the topic ID (the
+		// partitions value's key is the ID itself).
+		for _, b := range []string{bucketPartitions, bucketPartStates, bucketExtents, bucketSequences} {
 			if err := deletePrefix(tx.Bucket([]byte(b)), id[:]); err != nil {
 				return fmt.Errorf("%s: %w", b, err)
 			}
@@ -142,6 +151,9 @@ func (s *Store) alterTopic(ctx context.Context, name string, change func(*topicR
 			return err
 		}
 		t = rec.topic(id)
+		if err := resizeTopicStates(tx, id, rec.Partitions); err != nil {
+			return err
+		}
 		return putTopic(tx, id, rec)
 	})
 	if err == nil {
@@ -210,16 +222,11 @@ func topicByID(tx *bolt.Tx, idBytes []byte) (metastore.TopicID, *topicRecord, er
 }
 
 // checkPartition fails with ErrUnknownTopicOrPartition unless the topic
-// incarnation exists and has the partition.
+// incarnation exists and has the partition. It reads the topic's
+// partition states (a header and a length), not its JSON record.
 func checkPartition(tx *bolt.Tx, pk partitionKey) error {
-	_, rec, err := topicByID(tx, pk.id[:])
-	if err != nil {
-		return err
-	}
-	if pk.partition < 0 || pk.partition >= rec.Partitions {
-		return metastore.ErrUnknownTopicOrPartition
-	}
-	return nil
+	_, err := readPartition(tx, pk)
+	return err
 }
 
 func putTopic(tx *bolt.Tx, id metastore.TopicID, rec *topicRecord) error {
@@ -244,4 +251,20 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 		}
 	}
 	return nil
+}
+
+// foldTopic folds every pending partition of a topic (extentlog.go).
+func foldTopic(tx *bolt.Tx, id metastore.TopicID) error {
+	v := tx.Bucket([]byte(bucketPartStates)).Get(id[:])
+	n, err := checkTopicStates(v)
+	if err != nil {
+		return err
+	}
+	var pks []partitionKey
+	for p := range n {
+		if stateAt(v, p).pendingSeq != 0 {
+			pks = append(pks, partitionKey{id: id, partition: p})
+		}
+	}
+	return foldNow(tx, pks)
 }

@@ -302,7 +302,7 @@ func (s *Store) EndTxn(ctx context.Context, e metastore.TxnEnd) (metastore.TxnEn
 		if err := metastore.TxnEndError(stored, found, e); err != nil {
 			return err
 		}
-		cm := newCommitter(tx, e.Markers, s.now())
+		cm := newCommitter(tx, e.Markers, s.now(), s.fold)
 		for i, b := range e.Markers.Batches {
 			if res.MarkerOffsets[i], err = cm.addMarker(b); err != nil {
 				return fmt.Errorf("marker %d: %w", i, err)
@@ -410,7 +410,7 @@ func oldestOpen(tx *bolt.Tx, pk partitionKey) (int64, error) {
 // partitionOffsets reads a partition's offsets with its last stable
 // offset.
 func partitionOffsets(tx *bolt.Tx, pk partitionKey) (metastore.PartitionOffsets, error) {
-	ps, err := decodePartition(tx.Bucket([]byte(bucketPartitions)).Get(pk.bytes()))
+	ps, err := readPartition(tx, pk)
 	if err != nil {
 		return metastore.PartitionOffsets{}, err
 	}

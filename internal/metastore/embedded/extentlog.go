@@ -1,0 +1,403 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// The extent log: a commit writes its extents as one record, instead of
+// one key per extent in the extents bucket. The extents bucket orders
+// extents by partition, so a commit touching thousands of partitions
+// dirtied (and bbolt copied and wrote) one leaf page per partition; the
+// log's keys only grow, so a commit appends one value at its end.
+//
+//	extentlog  seq(8) → version(1)=1 committedAt(8, Unix ns) objectSize(8)
+//	                    objectLen(4) object count(4)
+//	                    count × [ topicID(16) partition(4) baseOffset(8) endOffset(8)
+//	                              byteOffset(8) byteLength(8) maxTimestamp(8) ]
+//
+// seq is the log bucket's NextSequence, so records are numbered 1, 2, …
+// with no gaps, and the live records are one contiguous range (the oldest
+// is always the one removed). Entries are sorted by topic, partition and
+// base offset, so a partition's entries in a record are found by binary
+// search.
+//
+// A partition's pendingSeq (partstate.go) is the first record holding an
+// extent of it that the extents bucket does not: its extents are those of
+// the extents bucket, then its entries in records pendingSeq, pendingSeq+1,
+// … up to the newest (entries of records before pendingSeq, or of any
+// record when pendingSeq is 0, were moved already and are ignored). Every
+// extent of the log has a higher offset than every extent of the bucket
+// for the same partition, so this is offset order.
+//
+// Moving (folding) a partition copies all its pending entries to the
+// extents bucket at once and sets pendingSeq to 0. When the log holds
+// more than foldRecords records or foldExtents entries, a commit folds
+// every partition pending in the oldest record and deletes it: a
+// partition's extents reach the bucket a few at a time, one page write
+// for several commits. Calls that change a partition's extents otherwise
+// (AdvanceLogStart, ReplaceExtents, DeleteTopic) fold it first.
+//
+// The meta key "extentlog-entries" counts the entries of the live
+// records (folded or not), for the limit.
+const (
+	extentLogVersion = 1
+	extentLogFixed   = 1 + 8 + 8 + 4 + 4 // without the object key
+	extentLogEntry   = 16 + 4 + 8*5
+
+	// defaultFoldRecords and defaultFoldExtents bound the log. A read of
+	// a pending partition visits at most that many records (a binary
+	// search in each); a partition is folded at most once per commit
+	// that removes a record holding it.
+	defaultFoldRecords = 64
+	defaultFoldExtents = 1 << 15
+)
+
+// logRecord is a decoded extentlog value; it aliases the value's bytes.
+type logRecord struct {
+	seq         uint64
+	committedAt int64
+	objectSize  int64
+	object      []byte
+	entries     []byte
+	n           int
+}
+
+func logKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// encodeLogRecord encodes one commit's extents, which must share an
+// object and a commit time (CommitExtents makes them so).
+func encodeLogRecord(es []*metastore.Extent) ([]byte, error) {
+	if len(es) == 0 || len(es) > math.MaxInt32 {
+		return nil, fmt.Errorf("extent log record of %d extents", len(es))
+	}
+	first := es[0]
+	if len(first.Object) > math.MaxInt32 {
+		return nil, fmt.Errorf("extent log record: object key of %d bytes", len(first.Object))
+	}
+	v := make([]byte, 0, extentLogFixed+len(first.Object)+len(es)*extentLogEntry)
+	v = append(v, extentLogVersion)
+	v = binary.BigEndian.AppendUint64(v, uint64(first.CommittedAt.UnixNano()))
+	v = binary.BigEndian.AppendUint64(v, uint64(first.ObjectSize))
+	v = binary.BigEndian.AppendUint32(v, uint32(len(first.Object)))
+	v = append(v, first.Object...)
+	v = binary.BigEndian.AppendUint32(v, uint32(len(es)))
+	for _, e := range es {
+		if e.Object != first.Object || e.ObjectSize != first.ObjectSize || !e.CommittedAt.Equal(first.CommittedAt) {
+			return nil, fmt.Errorf("extent log record: extents of objects %s and %s in one commit", first.Object, e.Object)
+		}
+		v = append(v, e.TopicID[:]...)
+		v = binary.BigEndian.AppendUint32(v, uint32(e.Partition))
+		for _, n := range []int64{e.BaseOffset, e.EndOffset, e.ByteOffset, e.ByteLength, e.MaxTimestamp} {
+			v = binary.BigEndian.AppendUint64(v, uint64(n))
+		}
+	}
+	return v, nil
+}
+
+// decodeLogRecord checks a record's lengths against its bytes. It does
+// not check that entries are sorted (a read would then miss entries of a
+// corrupt record, not fail), which would cost a pass over every record
+// on every read.
+func decodeLogRecord(k, v []byte) (logRecord, error) {
+	bad := func(what string) (logRecord, error) {
+		return logRecord{}, fmt.Errorf("extent log record %x: %w: %s (%d bytes)", k, errCorrupt, what, len(v))
+	}
+	if len(k) != 8 {
+		return bad("key length")
+	}
+	if len(v) < extentLogFixed || v[0] != extentLogVersion {
+		return bad("header")
+	}
+	r := logRecord{
+		seq:         binary.BigEndian.Uint64(k),
+		committedAt: int64(binary.BigEndian.Uint64(v[1:])),
+		objectSize:  int64(binary.BigEndian.Uint64(v[9:])),
+	}
+	ol := uint64(binary.BigEndian.Uint32(v[17:]))
+	if ol > uint64(len(v)-extentLogFixed) {
+		return bad("object key length")
+	}
+	at := 21 + int(ol)
+	r.object = v[21:at]
+	n := uint64(binary.BigEndian.Uint32(v[at:]))
+	r.entries = v[at+4:]
+	if n == 0 || uint64(len(r.entries)) != n*extentLogEntry {
+		return bad("entry count")
+	}
+	r.n = int(n)
+	return r, nil
+}
+
+// entryKey is entry i's topicID(16) partition(4), comparable with
+// partitionKey.bytes.
+func (r *logRecord) entryKey(i int) []byte {
+	return r.entries[i*extentLogEntry : i*extentLogEntry+20]
+}
+
+func (r *logRecord) extent(i int) metastore.Extent {
+	b := r.entries[i*extentLogEntry:]
+	n := func(j int) int64 { return int64(binary.BigEndian.Uint64(b[20+8*j:])) }
+	e := metastore.Extent{
+		Partition:    int32(binary.BigEndian.Uint32(b[16:])),
+		BaseOffset:   n(0),
+		EndOffset:    n(1),
+		ByteOffset:   n(2),
+		ByteLength:   n(3),
+		MaxTimestamp: n(4),
+		Object:       string(r.object),
+		ObjectSize:   r.objectSize,
+		CommittedAt:  time.Unix(0, r.committedAt).UTC(),
+	}
+	copy(e.TopicID[:], b)
+	return e
+}
+
+// find returns the range [lo, hi) of the partition's entries.
+func (r *logRecord) find(pk []byte) (int, int) {
+	return searchEntries(r, pk, false), searchEntries(r, pk, true)
+}
+
+// searchEntries returns the first entry whose key is >= pk (after false)
+// or > pk (after true).
+func searchEntries(r *logRecord, pk []byte, after bool) int {
+	lo, hi := 0, r.n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		c := bytes.Compare(r.entryKey(mid), pk)
+		if c < 0 || (after && c == 0) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// pendingExtents calls fn, in offset order, for each extent of the
+// partition that is still in the log (ps.pendingSeq onwards), until fn
+// returns false.
+func pendingExtents(tx *bolt.Tx, pk partitionKey, ps partitionState, fn func(metastore.Extent) bool) error {
+	if ps.pendingSeq == 0 {
+		return nil
+	}
+	key := pk.bytes()
+	left := ps.pendingCount
+	c := tx.Bucket([]byte(bucketExtentLog)).Cursor()
+	for k, v := c.Seek(logKey(ps.pendingSeq)); k != nil && left > 0; k, v = c.Next() {
+		r, err := decodeLogRecord(k, v)
+		if err != nil {
+			return err
+		}
+		lo, hi := r.find(key)
+		for i := lo; i < hi && left > 0; i++ {
+			left--
+			if !fn(r.extent(i)) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// partitionExtents calls fn, in offset order, for every extent of the
+// partition whose base offset is >= from, then the one before it if that
+// one ends after from (the extent containing from comes first), until fn
+// returns false: the extents bucket's, then the log's.
+func partitionExtents(tx *bolt.Tx, pk partitionKey, from int64, fn func(metastore.Extent) bool) error {
+	ps, err := readPartition(tx, pk)
+	if err != nil {
+		return err
+	}
+	from = max(from, 0)
+	prefix := pk.bytes()
+	c := tx.Bucket([]byte(bucketExtents)).Cursor()
+	start := pk.extentKey(from)
+	k, _ := c.Seek(start)
+	if !bytes.Equal(k, start) {
+		// Step back to the extent before the seek position.
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		if bytes.HasPrefix(k, prefix) {
+			start = bytes.Clone(k)
+		}
+	}
+	for k, v := c.Seek(start); bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		e, err := decodeExtent(k, v)
+		if err != nil {
+			return err
+		}
+		if e.EndOffset <= from {
+			continue // the extent before from ends before it
+		}
+		if !fn(e) {
+			return nil
+		}
+	}
+	done := false
+	err = pendingExtents(tx, pk, ps, func(e metastore.Extent) bool {
+		if e.EndOffset <= from {
+			return true
+		}
+		if !fn(e) {
+			done = true
+		}
+		return !done
+	})
+	return err
+}
+
+// folder moves partitions' pending extents from the log to the extents
+// bucket, inside one write transaction. states returns a partition's
+// state for update (nil for a partition that no longer exists) and marks
+// its topic's states changed.
+type folder struct {
+	tx     *bolt.Tx
+	states func(pk partitionKey) (*partitionState, error)
+}
+
+// foldPartitions folds the given partitions (sorted, no duplicates; those
+// not pending are skipped) and sets their pendingSeq and pendingCount to
+// 0.
+func (f *folder) foldPartitions(pks []partitionKey) error {
+	if len(pks) == 0 {
+		return nil
+	}
+	extents := f.tx.Bucket([]byte(bucketExtents))
+	for _, pk := range pks {
+		st, err := f.states(pk)
+		if err != nil {
+			return err
+		}
+		if st == nil || st.pendingSeq == 0 {
+			continue
+		}
+		// Its extents, in offset order, from its first pending record
+		// until all pendingCount are found: one record for a partition
+		// that one commit wrote to since its last fold.
+		var (
+			found  uint64
+			putErr error
+		)
+		err = pendingExtents(f.tx, pk, *st, func(e metastore.Extent) bool {
+			found++
+			putErr = extents.Put(pk.extentKey(e.BaseOffset), encodeExtent(&e))
+			return putErr == nil
+		})
+		switch {
+		case err != nil:
+			return err
+		case putErr != nil:
+			return putErr
+		case found != st.pendingCount:
+			return fmt.Errorf("extent log: %w: %d of partition %s's %d pending extents found", errCorrupt, found, pk, st.pendingCount)
+		}
+		st.pendingSeq, st.pendingCount = 0, 0
+	}
+	return nil
+}
+
+// trim removes the oldest records while the log holds more than
+// maxRecords records or maxEntries entries, folding first every partition
+// pending in each.
+func (f *folder) trim(maxRecords, maxEntries int) error {
+	log := f.tx.Bucket([]byte(bucketExtentLog))
+	meta := f.tx.Bucket([]byte(bucketMeta))
+	entries, err := logEntries(meta)
+	if err != nil {
+		return err
+	}
+	c := log.Cursor()
+	for {
+		first, v := c.First()
+		if first == nil {
+			break
+		}
+		last, _ := c.Last()
+		if len(first) != 8 || len(last) != 8 {
+			return fmt.Errorf("extent log: %w: key of %d bytes", errCorrupt, len(first))
+		}
+		records := binary.BigEndian.Uint64(last) - binary.BigEndian.Uint64(first) + 1
+		if records <= uint64(maxRecords) && entries <= uint64(maxEntries) {
+			break
+		}
+		r, err := decodeLogRecord(first, v)
+		if err != nil {
+			return err
+		}
+		var pks []partitionKey
+		for i := 0; i < r.n; i++ {
+			var pk partitionKey
+			copy(pk.id[:], r.entryKey(i))
+			pk.partition = int32(binary.BigEndian.Uint32(r.entryKey(i)[16:]))
+			if len(pks) > 0 && pks[len(pks)-1] == pk {
+				continue
+			}
+			st, err := f.states(pk)
+			if err != nil {
+				return err
+			}
+			// A partition whose pendingSeq is later was folded since
+			// this record was written; one whose topic is gone was
+			// folded by DeleteTopic.
+			if st != nil && st.pendingSeq != 0 && st.pendingSeq <= r.seq {
+				pks = append(pks, pk)
+			}
+		}
+		n := uint64(r.n)
+		if err := f.foldPartitions(pks); err != nil {
+			return err
+		}
+		if err := log.Delete(bytes.Clone(first)); err != nil {
+			return err
+		}
+		entries -= min(entries, n)
+		c = log.Cursor()
+	}
+	return meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, entries))
+}
+
+// logEntries reads the count of entries in the live records.
+func logEntries(meta *bolt.Bucket) (uint64, error) {
+	v := meta.Get([]byte(keyExtentLogEntries))
+	if v == nil {
+		return 0, nil
+	}
+	n, err := decodeInt64(v, "extent log entries")
+	return uint64(n), err
+}
+
+// appendLog writes one commit's extents (sorted by key) as the next
+// record and returns its seq; the caller sets the partitions' pendingSeq.
+func appendLog(tx *bolt.Tx, es []*metastore.Extent) (uint64, error) {
+	v, err := encodeLogRecord(es)
+	if err != nil {
+		return 0, err
+	}
+	log := tx.Bucket([]byte(bucketExtentLog))
+	// Records only ever go at the end: pages full, not split in half.
+	log.FillPercent = 1
+	seq, err := log.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	if err := log.Put(logKey(seq), v); err != nil {
+		return 0, err
+	}
+	meta := tx.Bucket([]byte(bucketMeta))
+	n, err := logEntries(meta)
+	if err != nil {
+		return 0, err
+	}
+	return seq, meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, n+uint64(len(es))))
+}
