@@ -144,6 +144,9 @@ type Config struct {
 	// at most once per FlushMinInterval, default Linger / 2).
 	DisableEarlyFlush bool
 	FlushMinInterval  time.Duration
+	// FlushObserver, when set, sees every flushed segment
+	// (produce.Options.Observe): a measurement hook for floe bench.
+	FlushObserver func(produce.FlushTrace)
 	// FlushTimeout bounds one segment's PUT and commit (default 30s).
 	FlushTimeout  time.Duration
 	MaxFrameBytes int32 // default 100 MiB
@@ -453,6 +456,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		DisableEarlyFlush: cfg.DisableEarlyFlush,
 		FlushMinInterval:  cfg.FlushMinInterval,
 		FlushTimeout:      cfg.FlushTimeout,
+		Observe:           cfg.FlushObserver,
 		Logger:            log,
 		Metrics:           produce.NewMetrics(reg),
 		// Write-through: consumers at the live edge read the new object

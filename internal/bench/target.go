@@ -154,6 +154,7 @@ type Floe struct {
 	latency *latencyBucket // nil without BucketLatency
 	cleanup func() error   // removes what this run wrote to a given bucket URL
 	agent   *agent.Agent
+	tracer  *flushTracer // every flushed segment, for the produce breakdown
 }
 
 var _ Target = (*Floe)(nil)
@@ -177,7 +178,7 @@ func StartFloe(opts FloeOptions) (*Floe, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Floe{opts: opts, dir: dir}
+	f := &Floe{opts: opts, dir: dir, tracer: newFlushTracer()}
 	f.store, err = embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: opts.Logger, NoSync: opts.MetastoreNoSync})
 	if err != nil {
 		os.RemoveAll(dir)
@@ -300,6 +301,7 @@ func (f *Floe) startAgentWith(adjust func(*agent.Config)) error {
 		ReadAheadBytes:    f.opts.ReadAheadBytes,
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
+		FlushObserver:     f.tracer.observe,
 		Logger:            f.opts.Logger,
 	}
 	if f.opts.NoJobs {

@@ -61,6 +61,12 @@ type Options struct {
 	// PUTs early flushes add to 1 / FlushMinInterval per second.
 	// Default Linger / 2.
 	FlushMinInterval time.Duration
+
+	// Observe, when set, is called once per flushed segment, after its
+	// batches are answered (or failed), with what the flush took (a
+	// measurement hook for floe bench; trace.go). It runs on the flush's
+	// goroutine and must be quick.
+	Observe func(FlushTrace)
 }
 
 // Writer gathers batches into segments and flushes them.
@@ -114,6 +120,11 @@ type openSegment struct {
 	// connection), which may send more at any time.
 	conns     map[uint64]int
 	untracked bool
+
+	// Set when the flush starts, for Options.Observe.
+	trigger      string
+	flushStart   time.Time
+	connsAtFlush []ConnAtFlush
 }
 
 // Pending is the future result of one appended batch.
@@ -268,6 +279,10 @@ func (w *Writer) startFlushLocked(st *stream, trigger string) {
 		st.early = nil
 	}
 	st.lastFlush = time.Now()
+	seg.trigger, seg.flushStart = trigger, st.lastFlush
+	if w.opts.Observe != nil {
+		seg.connsAtFlush = w.connsAtFlushLocked(seg)
+	}
 	w.m.triggers.WithLabelValues(trigger).Inc()
 	w.slots++
 	prev := w.lastCmt
@@ -314,6 +329,9 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		w.m.flushes.WithLabelValues("put_error").Inc()
 		w.log.Warn("segment upload failed", "object", key, "bytes", len(object), "batches", len(seg.pending), "err", putErr)
 		w.failAll(seg, fmt.Errorf("%w: put %s: %v", ErrStorage, key, putErr))
+		if w.opts.Observe != nil {
+			w.observe(seg, object, placements, putDone, time.Time{}, putErr)
+		}
 		return
 	}
 
@@ -345,6 +363,9 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		w.m.flushes.WithLabelValues("commit_error").Inc()
 		w.log.Warn("segment commit failed", "object", key, "batches", len(seg.pending), "err", err)
 		w.failAll(seg, fmt.Errorf("%w: commit %s: %v", ErrStorage, key, err))
+		if w.opts.Observe != nil {
+			w.observe(seg, object, placements, putDone, time.Time{}, err)
+		}
 		return
 	}
 	w.m.flushes.WithLabelValues("ok").Inc()
@@ -359,6 +380,9 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 	w.log.Debug("segment committed", "object", key, "bytes", len(object), "batches", len(placements),
 		"age", now.Sub(seg.started), "open", start.Sub(seg.started), "put", putDone.Sub(start),
 		"chain_wait", chainWait, "commit", now.Sub(commitStart))
+	if w.opts.Observe != nil {
+		w.observe(seg, object, placements, putDone, now, nil)
+	}
 }
 
 func (w *Writer) failAll(seg *openSegment, err error) {
