@@ -99,6 +99,9 @@ type FloeOptions struct {
 	// (agent.Config).
 	DisableEarlyFlush bool
 	FlushMinInterval  time.Duration
+	// FlushWindowReserve: the agent's early flush leaves this many
+	// requests of each window free (agent.Config).
+	FlushWindowReserve int
 	// Bucket is a bucket URL (see bucketurl) for the agent's objects; ""
 	// uses the simulated bucket SimBucket names. Each run writes
 	// under a fresh prefix of the bucket (a subdirectory for file URLs)
@@ -291,18 +294,19 @@ func (f *Floe) startAgent() error { return f.startAgentWith(nil) }
 // its config.
 func (f *Floe) startAgentWith(adjust func(*agent.Config)) error {
 	cfg := agent.Config{
-		Listen:            "127.0.0.1:0",
-		AdminListen:       "127.0.0.1:0",
-		Linger:            f.opts.Linger,
-		SegmentMaxBytes:   f.opts.SegmentBytes,
-		DisableEarlyFlush: f.opts.DisableEarlyFlush,
-		FlushMinInterval:  f.opts.FlushMinInterval,
-		CacheBytes:        f.opts.CacheBytes,
-		ReadAheadBytes:    f.opts.ReadAheadBytes,
-		AutoCreateTopics:  true,
-		DefaultPartitions: 1,
-		FlushObserver:     f.tracer.observe,
-		Logger:            f.opts.Logger,
+		Listen:             "127.0.0.1:0",
+		AdminListen:        "127.0.0.1:0",
+		Linger:             f.opts.Linger,
+		SegmentMaxBytes:    f.opts.SegmentBytes,
+		DisableEarlyFlush:  f.opts.DisableEarlyFlush,
+		FlushMinInterval:   f.opts.FlushMinInterval,
+		FlushWindowReserve: f.opts.FlushWindowReserve,
+		CacheBytes:         f.opts.CacheBytes,
+		ReadAheadBytes:     f.opts.ReadAheadBytes,
+		AutoCreateTopics:   true,
+		DefaultPartitions:  1,
+		FlushObserver:      f.tracer.observe,
+		Logger:             f.opts.Logger,
 	}
 	if f.opts.NoJobs {
 		cfg.Roles = []string{"produce", "fetch"}
@@ -333,6 +337,9 @@ func (f *Floe) Describe() string {
 		d += ", early flush off"
 	} else if f.opts.FlushMinInterval > 0 {
 		d += fmt.Sprintf(", early flush at most every %v", f.opts.FlushMinInterval)
+	}
+	if !f.opts.DisableEarlyFlush && f.opts.FlushWindowReserve > 0 {
+		d += fmt.Sprintf(", early flush with %d request(s) of each window free", f.opts.FlushWindowReserve)
 	}
 	if f.opts.BucketLatency.Max > 0 {
 		d += fmt.Sprintf(", injected bucket latency %v", f.opts.BucketLatency)

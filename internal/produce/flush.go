@@ -76,12 +76,12 @@ type connWait struct {
 // the open segment (a request still waiting on an earlier segment will be
 // answered before this one is flushed, and its sender may then send
 // again).
-func windowsFull(conns []connWait, untracked bool) bool {
+func windowsFull(conns []connWait, untracked bool, reserve int) bool {
 	if untracked || len(conns) == 0 {
 		return false
 	}
 	for _, c := range conns {
-		if c.InOpen < c.Inflight || c.Inflight < max(c.Window, 1) {
+		if c.InOpen < c.Inflight || c.Inflight < max(c.Window-reserve, 1) {
 			return false
 		}
 	}
@@ -270,5 +270,5 @@ func (w *Writer) segmentWaitedOn(seg *openSegment) bool {
 	if len(waits) == 0 {
 		return true
 	}
-	return windowsFull(waits, false)
+	return windowsFull(waits, false, w.opts.FlushWindowReserve)
 }

@@ -24,7 +24,7 @@ func TestWindowsFull(t *testing.T) {
 		{"nothing in flight", []connWait{{Inflight: 0, Window: 0, InOpen: 0}}, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := windowsFull(tc.conns, tc.untracked); got != tc.want {
+			if got := windowsFull(tc.conns, tc.untracked, 0); got != tc.want {
 				t.Fatalf("windowsFull(%+v, %v) = %v, want %v", tc.conns, tc.untracked, got, tc.want)
 			}
 		})

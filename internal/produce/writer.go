@@ -61,6 +61,10 @@ type Options struct {
 	// PUTs early flushes add to 1 / FlushMinInterval per second.
 	// Default Linger / 2.
 	FlushMinInterval time.Duration
+	// FlushWindowReserve is how many requests of a connection's window
+	// the early flush leaves free: the segment goes when every sender
+	// has its window less this many waiting on it (at least one).
+	FlushWindowReserve int
 
 	// Observe, when set, is called once per flushed segment, after its
 	// batches are answered (or failed), with what the flush took (a
