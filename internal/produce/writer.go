@@ -62,8 +62,10 @@ type Options struct {
 	// Default Linger / 2.
 	FlushMinInterval time.Duration
 	// FlushWindowReserve is how many requests of a connection's window
-	// the early flush leaves free: the segment goes when every sender
-	// has its window less this many waiting on it (at least one).
+	// the early flush leaves free (flush.go): 0 (the default) estimates
+	// it per connection, the requests it sends during one flush, at most
+	// half its window; n > 0 fixes it (at most the window less one); -1
+	// reserves none, flushing only when whole windows wait.
 	FlushWindowReserve int
 
 	// Observe, when set, is called once per flushed segment, after its
@@ -96,6 +98,9 @@ type Writer struct {
 	// conns are the produce windows of the connections with requests in
 	// flight or a window learnt, by connection id (see Begin).
 	conns map[uint64]*connWindow
+	// flushTime is a moving average of the time from a flush's start to
+	// its commit, for the early flush's reserve (flush.go).
+	flushTime time.Duration
 }
 
 // stream is a sequence of segments flushed with one linger. Each has at
@@ -295,9 +300,16 @@ func (w *Writer) startFlushLocked(st *stream, trigger string) {
 	w.flushes.Add(1)
 	go func() {
 		defer w.flushes.Done()
-		w.flush(seg, prev, mine)
+		took, ok := w.flush(seg, prev, mine)
 		w.mu.Lock()
 		w.slots--
+		if ok {
+			if w.flushTime == 0 {
+				w.flushTime = took
+			} else {
+				w.flushTime += (took - w.flushTime) >> ewmaShift
+			}
+		}
 		for _, st := range w.streams {
 			// A segment that filled up while every slot was busy goes
 			// now, not when its linger expires.
@@ -314,7 +326,8 @@ func (w *Writer) startFlushLocked(st *stream, trigger string) {
 
 // flush uploads one segment, waits for the previous flush to commit so
 // that commits happen in append order, commits, and answers every batch.
-func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struct{}) {
+// It returns how long that took and whether it succeeded.
+func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struct{}) (time.Duration, bool) {
 	// A segment in flight is not cancelled by any client's context: it
 	// completes or fails on its own, within FlushTimeout per step.
 	start := time.Now()
@@ -336,7 +349,7 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		if w.opts.Observe != nil {
 			w.observe(seg, object, placements, putDone, time.Time{}, putErr)
 		}
-		return
+		return 0, false
 	}
 
 	if w.opts.Uploaded != nil {
@@ -347,7 +360,7 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		h, err := recordbatch.ParseHeader(object[pl.ByteOffset : pl.ByteOffset+pl.ByteLength])
 		if err != nil { // validated on Append; cannot happen
 			w.failAll(seg, fmt.Errorf("%w: batch %d of %s: %v", ErrStorage, i, key, err))
-			return
+			return 0, false
 		}
 		commit.Batches[i] = metastore.BatchCommit{
 			TopicID: pl.TopicID, Partition: pl.Partition,
@@ -370,7 +383,7 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		if w.opts.Observe != nil {
 			w.observe(seg, object, placements, putDone, time.Time{}, err)
 		}
-		return
+		return 0, false
 	}
 	w.m.flushes.WithLabelValues("ok").Inc()
 	w.m.segmentBytes.Observe(float64(len(object)))
@@ -387,6 +400,7 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 	if w.opts.Observe != nil {
 		w.observe(seg, object, placements, putDone, now, nil)
 	}
+	return now.Sub(start), true
 }
 
 func (w *Writer) failAll(seg *openSegment, err error) {
