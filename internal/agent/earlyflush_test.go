@@ -52,8 +52,19 @@ func scrape(t *testing.T, a *agenttest.Agent, sample string) float64 {
 // flushes, while the bucket fails PUTs, loses PUT acknowledgements (the
 // object is written, the writer is told it is not) and holds PUTs past the
 // flush timeout. Every acknowledged record must then be read back exactly
-// once, each producer's records in each partition in the order sent.
+// once, each producer's records in each partition in the order sent. It
+// runs with whole windows (no reserve), with the estimated reserve, and
+// with a fixed reserve of two requests per window.
 func TestEarlyFlushKeepsIdempotentOrderUnderBucketFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		reserve int
+	}{{"whole windows", -1}, {"estimated reserve", 0}, {"reserve 2", 2}} {
+		t.Run(tc.name, func(t *testing.T) { earlyFlushUnderFaults(t, tc.reserve) })
+	}
+}
+
+func earlyFlushUnderFaults(t *testing.T, reserve int) {
 	var fb *faulty.Bucket
 	sp := &scriptedPuts{}
 	a := agenttest.Start(t, agenttest.Options{
@@ -66,6 +77,7 @@ func TestEarlyFlushKeepsIdempotentOrderUnderBucketFaults(t *testing.T) {
 		Config: func(cfg *agent.Config) {
 			cfg.FlushMinInterval = 5 * time.Millisecond
 			cfg.FlushTimeout = 300 * time.Millisecond
+			cfg.FlushWindowReserve = reserve
 		},
 	})
 	fb.SetLatency(faulty.Put, 15*time.Millisecond)
