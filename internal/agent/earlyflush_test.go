@@ -18,6 +18,7 @@ import (
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/faulty"
+	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/testutil"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
@@ -59,7 +60,7 @@ func TestEarlyFlushKeepsIdempotentOrderUnderBucketFaults(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		reserve int
-	}{{"whole windows", -1}, {"estimated reserve", 0}, {"reserve 2", 2}} {
+	}{{"whole windows", 0}, {"estimated reserve", produce.ReserveEstimated}, {"reserve 2", 2}} {
 		t.Run(tc.name, func(t *testing.T) { earlyFlushUnderFaults(t, tc.reserve) })
 	}
 }

@@ -100,7 +100,7 @@ type FloeOptions struct {
 	DisableEarlyFlush bool
 	FlushMinInterval  time.Duration
 	// FlushWindowReserve: the agent's early flush leaves this many
-	// requests of each window free (agent.Config).
+	// requests of each window free (agent.Config; -1: estimated).
 	FlushWindowReserve int
 	// Bucket is a bucket URL (see bucketurl) for the agent's objects; ""
 	// uses the simulated bucket SimBucket names. Each run writes
@@ -338,8 +338,12 @@ func (f *Floe) Describe() string {
 	} else if f.opts.FlushMinInterval > 0 {
 		d += fmt.Sprintf(", early flush at most every %v", f.opts.FlushMinInterval)
 	}
-	if !f.opts.DisableEarlyFlush && f.opts.FlushWindowReserve > 0 {
-		d += fmt.Sprintf(", early flush with %d request(s) of each window free", f.opts.FlushWindowReserve)
+	switch r := f.opts.FlushWindowReserve; {
+	case f.opts.DisableEarlyFlush || r == 0:
+	case r > 0:
+		d += fmt.Sprintf(", early flush with %d request(s) of each window free", r)
+	default:
+		d += ", early flush with an estimated reserve of each window free"
 	}
 	if f.opts.BucketLatency.Max > 0 {
 		d += fmt.Sprintf(", injected bucket latency %v", f.opts.BucketLatency)

@@ -41,13 +41,14 @@ import (
 // answer (the PUT and the commit) the client can send nothing, and the
 // records it makes meanwhile are sent after the answer, into a segment
 // that then waits for a whole window again: two flushes and a window's
-// fill. So the early flush leaves part of each window free, a reserve:
-// the requests the connection sends during one flush (the writer's recent
-// flush time over the connection's recent time between requests, rounded
-// up), at most half its window. The client then keeps sending into the
-// next segment while this one uploads. The reserve costs PUTs (segments
-// of fewer requests), within the same bound of one early flush per
-// FlushMinInterval.
+// fill. So the early flush can leave part of each window free, a reserve
+// (Options.FlushWindowReserve; none by default): a fixed number of
+// requests, or estimated per connection as the requests it sends during
+// one flush (the writer's recent flush time over the connection's recent
+// time between requests, rounded up), at most half its window. The
+// client then keeps sending into the next segment while this one
+// uploads. The reserve costs PUTs (segments of fewer requests), within
+// the same bound of one early flush per FlushMinInterval.
 
 // windowMaxReserveShare caps the reserve at this share of the window:
 // with less than half the window in a segment, the rule that all of a
@@ -100,17 +101,24 @@ func (c *connWindow) noteRequest(now time.Time) {
 // a connection's pace.
 const maxRequestGap = 10 * time.Second
 
+// ReserveEstimated, as Options.FlushWindowReserve, estimates each
+// connection's reserve: the requests it sends during one flush, at most
+// half its window.
+const ReserveEstimated = -1
+
 // reserve is how many requests of window the early flush leaves free for
 // a connection that sends one every interval while a flush takes
-// flushTime; fixed > 0 overrides the estimate, fixed < 0 reserves none.
-func reserve(window int, interval, flushTime time.Duration, fixed int) int {
+// flushTime: setting (Options.FlushWindowReserve) if it is > 0 (at most
+// the window less one), the estimate if it is ReserveEstimated (or any
+// negative value), none if it is 0.
+func reserve(window int, interval, flushTime time.Duration, setting int) int {
 	limit := window / windowMaxReserveShare
 	switch {
-	case fixed < 0 || limit <= 0:
+	case setting == 0 || window <= 1:
 		return 0
-	case fixed > 0:
-		return min(fixed, window-1)
-	case interval <= 0 || flushTime <= 0:
+	case setting > 0:
+		return min(setting, window-1)
+	case limit <= 0 || interval <= 0 || flushTime <= 0:
 		return 0
 	}
 	n := (flushTime + interval - 1) / interval

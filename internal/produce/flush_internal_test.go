@@ -45,18 +45,19 @@ func TestReserve(t *testing.T) {
 		fixed               int
 		want                int
 	}{
-		{"nothing known yet", 5, 0, 0, 0, 0},
-		{"no flush yet", 5, 10 * ms, 0, 0, 0},
-		{"no pace yet", 5, 0, 40 * ms, 0, 0},
-		{"one request during a flush", 5, 50 * ms, 40 * ms, 0, 1},
-		{"exactly one", 5, 40 * ms, 40 * ms, 0, 1},
-		{"just over one", 5, 40 * ms, 41 * ms, 0, 2},
-		{"four, capped at half the window", 5, 10 * ms, 40 * ms, 0, 2},
-		{"window 1 has none to spare", 1, 10 * ms, 40 * ms, 0, 0},
-		{"window 3 spares one", 3, 10 * ms, 40 * ms, 0, 1},
+		{"estimated, nothing known yet", 5, 0, 0, -1, 0},
+		{"estimated, no flush yet", 5, 10 * ms, 0, -1, 0},
+		{"estimated, no pace yet", 5, 0, 40 * ms, -1, 0},
+		{"estimated, one request during a flush", 5, 50 * ms, 40 * ms, -1, 1},
+		{"estimated, exactly one", 5, 40 * ms, 40 * ms, -1, 1},
+		{"estimated, just over one", 5, 40 * ms, 41 * ms, -1, 2},
+		{"estimated, four, capped at half the window", 5, 10 * ms, 40 * ms, -1, 2},
+		{"estimated, window 1 has none to spare", 1, 10 * ms, 40 * ms, -1, 0},
+		{"estimated, window 3 spares one", 3, 10 * ms, 40 * ms, -1, 1},
 		{"fixed", 5, 50 * ms, 40 * ms, 3, 3},
 		{"fixed, at most the window less one", 5, 50 * ms, 40 * ms, 9, 4},
-		{"none", 5, 10 * ms, 40 * ms, -1, 0},
+		{"fixed, window 1", 1, 50 * ms, 40 * ms, 2, 0},
+		{"none (the default)", 5, 10 * ms, 40 * ms, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := reserve(tc.window, tc.interval, tc.flushTime, tc.fixed); got != tc.want {

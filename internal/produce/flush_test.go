@@ -24,12 +24,12 @@ func stillOpen(p *produce.Pending) bool {
 	}
 }
 
-// TestEarlyFlushWhenEveryWindowWaits: with a linger of an hour and no
-// reserve, a segment is flushed only when every sender with data in it has
+// TestEarlyFlushWhenEveryWindowWaits: with a linger of an hour (and no
+// reserve, the default), a segment is flushed only when every sender with data in it has
 // its whole window of requests waiting on it.
 func TestEarlyFlushWhenEveryWindowWaits(t *testing.T) {
 	f := newFixture(t, 2)
-	w := produce.NewWriter(f.bucket, f.store, produce.Options{Linger: time.Hour, FlushMinInterval: time.Nanosecond, FlushWindowReserve: -1})
+	w := produce.NewWriter(f.bucket, f.store, produce.Options{Linger: time.Hour, FlushMinInterval: time.Nanosecond})
 	defer w.Close()
 
 	// A connection with one request in flight, seen for the first time:
@@ -169,7 +169,7 @@ func (b *heldPuts) Put(ctx context.Context, key string, data []byte) error {
 // sender that does not wait (acks=0) keeps the segment open (no reserve).
 func TestNoEarlyFlushWhileASenderMaySend(t *testing.T) {
 	f := newFixture(t, 1)
-	w := produce.NewWriter(f.bucket, f.store, produce.Options{Linger: time.Hour, FlushMinInterval: time.Nanosecond, FlushWindowReserve: -1})
+	w := produce.NewWriter(f.bucket, f.store, produce.Options{Linger: time.Hour, FlushMinInterval: time.Nanosecond})
 	defer w.Close()
 
 	// acks=0 beside a full window.

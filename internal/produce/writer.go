@@ -62,10 +62,11 @@ type Options struct {
 	// Default Linger / 2.
 	FlushMinInterval time.Duration
 	// FlushWindowReserve is how many requests of a connection's window
-	// the early flush leaves free (flush.go): 0 (the default) estimates
-	// it per connection, the requests it sends during one flush, at most
-	// half its window; n > 0 fixes it (at most the window less one); -1
-	// reserves none, flushing only when whole windows wait.
+	// the early flush leaves free (flush.go): 0 (the default) none, the
+	// early flush waits for whole windows; n > 0 that many (at most the
+	// window less one); ReserveEstimated (-1) estimates it per
+	// connection, the requests it sends during one flush, at most half
+	// its window.
 	FlushWindowReserve int
 
 	// Observe, when set, is called once per flushed segment, after its
