@@ -54,6 +54,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&b.floe.SegmentBytes, "floe-segment-bytes", 8<<20, "in-process Floe: flush the open segment at this size")
 	fs.BoolVar(&b.floe.DisableEarlyFlush, "floe-no-early-flush", false, "in-process Floe: keep every segment open for its whole linger (the agent's --early-flush=false)")
 	fs.DurationVar(&b.floe.FlushMinInterval, "floe-flush-min-interval", 0, "in-process Floe: the agent's --flush-min-interval (0: linger / 2)")
+	fs.IntVar(&b.floe.FlushWindowReserve, "floe-flush-window-reserve", 0, "in-process Floe: the agent's --flush-window-reserve (0: none; -1: estimated per connection)")
 	fs.Int64Var(&b.floe.CacheBytes, "floe-cache-bytes", 256<<20, "in-process Floe: block cache size")
 	fs.StringVar(&b.floe.Bucket, "floe-bucket", "", "in-process Floe: bucket `URL` (file://, s3://, gs://, azblob://); each run uses a fresh prefix and deletes it (default: the simulated bucket of --floe-sim-bucket)")
 	fs.StringVar(&b.floe.SimBucket, "floe-sim-bucket", bench.SimBucketMemory, "in-process Floe without --floe-bucket: memory (objects in memory, a request costs exactly --bucket-latency) or directory (a temporary local directory that also writes and fsyncs every PUT)")

@@ -47,6 +47,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.IntVar(&f.cfg.SegmentMaxBytes, "segment-bytes", 8<<20, "flush the open segment once it holds this many bytes")
 	earlyFlush := fs.Bool("early-flush", true, "flush the open segment before the linger ends when every producer with data in it has its whole window of requests waiting on it")
 	fs.DurationVar(&f.cfg.FlushMinInterval, "flush-min-interval", 0, "shortest time from one flush to an early flush of the next segment, bounding the PUTs early flushes add (0: linger / 2)")
+	fs.IntVar(&f.cfg.FlushWindowReserve, "flush-window-reserve", 0, "requests of each producer's window the early flush leaves free, so that it keeps sending while a segment uploads (0: none, wait for whole windows; -1: estimated per connection, the requests it sends during one flush, at most half its window)")
 	var maxFrame int
 	fs.IntVar(&maxFrame, "max-request-bytes", 100<<20, "largest request frame accepted (socket.request.max.bytes)")
 	fs.Int64Var(&f.cfg.CacheBytes, "cache-bytes", 256<<20, "memory for the block cache")

@@ -144,6 +144,11 @@ type Config struct {
 	// at most once per FlushMinInterval, default Linger / 2).
 	DisableEarlyFlush bool
 	FlushMinInterval  time.Duration
+	// FlushWindowReserve: see produce.Options.
+	FlushWindowReserve int
+	// FlushObserver, when set, sees every flushed segment
+	// (produce.Options.Observe): a measurement hook for floe bench.
+	FlushObserver func(produce.FlushTrace)
 	// FlushTimeout bounds one segment's PUT and commit (default 30s).
 	FlushTimeout  time.Duration
 	MaxFrameBytes int32 // default 100 MiB
@@ -457,13 +462,15 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	sessionOpts.Registerer = reg
 	a.fetchSessions = fetchsession.New(sessionOpts)
 	a.writer = produce.NewWriter(bucket, store, produce.Options{
-		Linger:            cfg.Linger,
-		MaxSegmentBytes:   cfg.SegmentMaxBytes,
-		DisableEarlyFlush: cfg.DisableEarlyFlush,
-		FlushMinInterval:  cfg.FlushMinInterval,
-		FlushTimeout:      cfg.FlushTimeout,
-		Logger:            log,
-		Metrics:           produce.NewMetrics(reg),
+		Linger:             cfg.Linger,
+		MaxSegmentBytes:    cfg.SegmentMaxBytes,
+		DisableEarlyFlush:  cfg.DisableEarlyFlush,
+		FlushMinInterval:   cfg.FlushMinInterval,
+		FlushWindowReserve: cfg.FlushWindowReserve,
+		FlushTimeout:       cfg.FlushTimeout,
+		Observe:            cfg.FlushObserver,
+		Logger:             log,
+		Metrics:            produce.NewMetrics(reg),
 		// Write-through: consumers at the live edge read the new object
 		// from memory, never from the bucket.
 		Uploaded: blocks.Insert,

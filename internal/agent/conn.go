@@ -229,6 +229,16 @@ func (c *conn) write(queue <-chan inflight) {
 			}
 			continue
 		}
+		// A reply that may wait (a produce for its segment's commit, a
+		// fetch for data) must not hold back the answers already
+		// written to the buffer: the client's next requests wait on
+		// them (an idempotent producer has at most 5 in flight).
+		if waitsInPurgatory(in.hdr.Key) && bw.Buffered() > 0 && !broken {
+			if err := bw.Flush(); err != nil {
+				broken = true
+				c.nc.Close()
+			}
+		}
 		replyStart := time.Now()
 		resp := in.reply(c.a.ctx)
 		c.a.metrics.observe(in.hdr, time.Since(in.start))

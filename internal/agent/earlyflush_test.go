@@ -18,6 +18,7 @@ import (
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/faulty"
+	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/testutil"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
@@ -52,8 +53,19 @@ func scrape(t *testing.T, a *agenttest.Agent, sample string) float64 {
 // flushes, while the bucket fails PUTs, loses PUT acknowledgements (the
 // object is written, the writer is told it is not) and holds PUTs past the
 // flush timeout. Every acknowledged record must then be read back exactly
-// once, each producer's records in each partition in the order sent.
+// once, each producer's records in each partition in the order sent. It
+// runs with whole windows (no reserve), with the estimated reserve, and
+// with a fixed reserve of two requests per window.
 func TestEarlyFlushKeepsIdempotentOrderUnderBucketFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		reserve int
+	}{{"whole windows", 0}, {"estimated reserve", produce.ReserveEstimated}, {"reserve 2", 2}} {
+		t.Run(tc.name, func(t *testing.T) { earlyFlushUnderFaults(t, tc.reserve) })
+	}
+}
+
+func earlyFlushUnderFaults(t *testing.T, reserve int) {
 	var fb *faulty.Bucket
 	sp := &scriptedPuts{}
 	a := agenttest.Start(t, agenttest.Options{
@@ -66,6 +78,7 @@ func TestEarlyFlushKeepsIdempotentOrderUnderBucketFaults(t *testing.T) {
 		Config: func(cfg *agent.Config) {
 			cfg.FlushMinInterval = 5 * time.Millisecond
 			cfg.FlushTimeout = 300 * time.Millisecond
+			cfg.FlushWindowReserve = reserve
 		},
 	})
 	fb.SetLatency(faulty.Put, 15*time.Millisecond)

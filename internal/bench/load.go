@@ -90,8 +90,9 @@ type producer struct {
 	keyNext int
 }
 
-func newProducer(cfg *Config, brokers []string, id int, topics []string, st *stats, pacer *Pacer, keys [][]byte, limit int64) (*producer, error) {
+func newProducer(cfg *Config, brokers []string, id int, topics []string, st *stats, pacer *Pacer, keys [][]byte, limit int64, hooks ...kgo.Hook) (*producer, error) {
 	opts := append(clientOpts(cfg, brokers, "floe-bench-producer-"+strconv.Itoa(id)),
+		kgo.WithHooks(hooks...),
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.MaxBufferedBytes(int(cfg.MaxBuffered)),
 		kgo.MaxBufferedRecords(int(max(cfg.MaxBuffered/int64(cfg.RecordSize), 1))),

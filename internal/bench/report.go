@@ -43,6 +43,10 @@ type Report struct {
 
 	ServerFigures *ServerFigures `json:"server_metrics,omitempty"`
 	Cost          *Cost          `json:"monthly_cost,omitempty"`
+
+	// Breakdown is where the produce latency of a live run went (the
+	// agent's part only for an in-process Floe).
+	Breakdown *Breakdown `json:"produce_breakdown,omitempty"`
 }
 
 // Workload is the part of the Config that defines the load.
@@ -275,6 +279,9 @@ func (rep *Report) WriteText(w io.Writer) {
 	}
 	if rep.ServerFigures == nil {
 		fmt.Fprintln(w, "  server:      no Floe metrics (not a Floe agent, or no --admin URL)")
+	}
+	if rep.Breakdown != nil {
+		rep.Breakdown.WriteText(w)
 	}
 	if rep.FirstError != "" {
 		fmt.Fprintf(w, "  first error: %s\n", rep.FirstError)

@@ -125,6 +125,19 @@ func (r *runner) live(ctx context.Context) (*Report, error) {
 		cwg.Go(func() { c.run(consumeCtx) })
 	}
 
+	// The breakdown of produce latency: the agent's flush trace (an
+	// in-process Floe) and the producer clients' hooks.
+	var tracer *flushTracer
+	if f, ok := r.tgt.(*Floe); ok {
+		tracer = f.tracer
+		tracer.reset(measureStart.UnixNano(), end.UnixNano())
+	}
+	inflightMax := 1 // franz-go's in-flight limit without idempotence
+	if cfg.Acks == "all" {
+		inflightMax = 5
+	}
+	var traces []*clientTrace
+
 	keys := makeKeys(cfg)
 	perProducer := cfg.recordsPerSecond() / float64(cfg.Producers)
 	producers := make([]*producer, 0, cfg.Producers)
@@ -139,7 +152,9 @@ func (r *runner) live(ctx context.Context) (*Report, error) {
 		if perProducer > 0 {
 			offset = time.Duration(float64(time.Second) / perProducer * float64(i) / float64(cfg.Producers))
 		}
-		p, err := newProducer(cfg, r.tgt.Brokers(), i, r.topics, st, NewPacer(start.Add(offset), perProducer), keys, 0)
+		ct := newClientTrace(st, inflightMax)
+		traces = append(traces, ct)
+		p, err := newProducer(cfg, r.tgt.Brokers(), i, r.topics, st, NewPacer(start.Add(offset), perProducer), keys, 0, ct)
 		if err != nil {
 			stopConsumers()
 			return nil, err
@@ -198,6 +213,9 @@ watch:
 		closedAt = measureStart // nothing was measured
 	}
 	st.measureEnd.Store(closedAt.UnixNano())
+	if tracer != nil {
+		tracer.closeWindow(closedAt.UnixNano())
+	}
 	if windowOpen && cfg.Measuring != nil {
 		cfg.Measuring(false)
 	}
@@ -232,6 +250,7 @@ watch:
 
 	window := max(closedAt.Sub(measureStart), 0)
 	rep := r.report(st, consumers, window, partial, drained)
+	rep.Breakdown = breakdown(tracer, traces, window)
 	if before != nil && after != nil {
 		rep.ServerFigures = serverFigures(before, after, window.Seconds(), r.peakRSS)
 		rep.ServerFigures.SameProcess = r.tgt.InProcess()

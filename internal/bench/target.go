@@ -99,6 +99,9 @@ type FloeOptions struct {
 	// (agent.Config).
 	DisableEarlyFlush bool
 	FlushMinInterval  time.Duration
+	// FlushWindowReserve: the agent's early flush leaves this many
+	// requests of each window free (agent.Config; -1: estimated).
+	FlushWindowReserve int
 	// Bucket is a bucket URL (see bucketurl) for the agent's objects; ""
 	// uses the simulated bucket SimBucket names. Each run writes
 	// under a fresh prefix of the bucket (a subdirectory for file URLs)
@@ -154,6 +157,7 @@ type Floe struct {
 	latency *latencyBucket // nil without BucketLatency
 	cleanup func() error   // removes what this run wrote to a given bucket URL
 	agent   *agent.Agent
+	tracer  *flushTracer // every flushed segment, for the produce breakdown
 }
 
 var _ Target = (*Floe)(nil)
@@ -177,7 +181,7 @@ func StartFloe(opts FloeOptions) (*Floe, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Floe{opts: opts, dir: dir}
+	f := &Floe{opts: opts, dir: dir, tracer: newFlushTracer()}
 	f.store, err = embedded.Open(filepath.Join(dir, "metadata.db"), embedded.Options{Logger: opts.Logger, NoSync: opts.MetastoreNoSync})
 	if err != nil {
 		os.RemoveAll(dir)
@@ -290,17 +294,19 @@ func (f *Floe) startAgent() error { return f.startAgentWith(nil) }
 // its config.
 func (f *Floe) startAgentWith(adjust func(*agent.Config)) error {
 	cfg := agent.Config{
-		Listen:            "127.0.0.1:0",
-		AdminListen:       "127.0.0.1:0",
-		Linger:            f.opts.Linger,
-		SegmentMaxBytes:   f.opts.SegmentBytes,
-		DisableEarlyFlush: f.opts.DisableEarlyFlush,
-		FlushMinInterval:  f.opts.FlushMinInterval,
-		CacheBytes:        f.opts.CacheBytes,
-		ReadAheadBytes:    f.opts.ReadAheadBytes,
-		AutoCreateTopics:  true,
-		DefaultPartitions: 1,
-		Logger:            f.opts.Logger,
+		Listen:             "127.0.0.1:0",
+		AdminListen:        "127.0.0.1:0",
+		Linger:             f.opts.Linger,
+		SegmentMaxBytes:    f.opts.SegmentBytes,
+		DisableEarlyFlush:  f.opts.DisableEarlyFlush,
+		FlushMinInterval:   f.opts.FlushMinInterval,
+		FlushWindowReserve: f.opts.FlushWindowReserve,
+		CacheBytes:         f.opts.CacheBytes,
+		ReadAheadBytes:     f.opts.ReadAheadBytes,
+		AutoCreateTopics:   true,
+		DefaultPartitions:  1,
+		FlushObserver:      f.tracer.observe,
+		Logger:             f.opts.Logger,
 	}
 	if f.opts.NoJobs {
 		cfg.Roles = []string{"produce", "fetch"}
@@ -331,6 +337,13 @@ func (f *Floe) Describe() string {
 		d += ", early flush off"
 	} else if f.opts.FlushMinInterval > 0 {
 		d += fmt.Sprintf(", early flush at most every %v", f.opts.FlushMinInterval)
+	}
+	switch r := f.opts.FlushWindowReserve; {
+	case f.opts.DisableEarlyFlush || r == 0:
+	case r > 0:
+		d += fmt.Sprintf(", early flush with %d request(s) of each window free", r)
+	default:
+		d += ", early flush with an estimated reserve of each window free"
 	}
 	if f.opts.BucketLatency.Max > 0 {
 		d += fmt.Sprintf(", injected bucket latency %v", f.opts.BucketLatency)

@@ -36,6 +36,30 @@ import (
 //
 // Requests whose senders do not wait (acks=0) may send at any time; a
 // segment holding one of their batches is never flushed early.
+//
+// Waiting for the whole window has a price: from the flush until the
+// answer (the PUT and the commit) the client can send nothing, and the
+// records it makes meanwhile are sent after the answer, into a segment
+// that then waits for a whole window again: two flushes and a window's
+// fill. So the early flush can leave part of each window free, a reserve
+// (Options.FlushWindowReserve; none by default): a fixed number of
+// requests, or estimated per connection as the requests it sends during
+// one flush (the writer's recent flush time over the connection's recent
+// time between requests, rounded up), at most half its window. The
+// client then keeps sending into the next segment while this one
+// uploads. The reserve costs PUTs (segments of fewer requests), within
+// the same bound of one early flush per FlushMinInterval.
+
+// windowMaxReserveShare caps the reserve at this share of the window:
+// with less than half the window in a segment, the rule that all of a
+// connection's requests in flight wait on the open segment keeps each
+// segment waiting for the previous one's answer, and segments of one
+// request cost a PUT each for nothing.
+const windowMaxReserveShare = 2
+
+// ewmaShift weighs a new sample by 1 / 2^ewmaShift in the moving
+// averages of flush time and of time between requests.
+const ewmaShift = 2
 
 // idempotentWindow is the most produce requests an idempotent producer
 // keeps in flight on one connection (Kafka refuses more).
@@ -52,6 +76,53 @@ type connWindow struct {
 	seen     int // the most that were in flight at once
 	ended    int // requests ended, up to learnWindowRequests
 	prior    int // the window assumed until learnWindowRequests have ended
+
+	lastBegin time.Time     // when its last tracked request appended its first batch
+	interval  time.Duration // moving average of the time between those
+}
+
+// noteRequest updates the connection's time between requests with one
+// that begins at now. A pause longer than maxRequestGap (an idle
+// producer) is not a pace and is left out.
+func (c *connWindow) noteRequest(now time.Time) {
+	if !c.lastBegin.IsZero() {
+		if gap := now.Sub(c.lastBegin); gap >= 0 && gap <= maxRequestGap {
+			if c.interval == 0 {
+				c.interval = gap
+			} else {
+				c.interval += (gap - c.interval) >> ewmaShift
+			}
+		}
+	}
+	c.lastBegin = now
+}
+
+// maxRequestGap is the longest time between two requests that counts in
+// a connection's pace.
+const maxRequestGap = 10 * time.Second
+
+// ReserveEstimated, as Options.FlushWindowReserve, estimates each
+// connection's reserve: the requests it sends during one flush, at most
+// half its window.
+const ReserveEstimated = -1
+
+// reserve is how many requests of window the early flush leaves free for
+// a connection that sends one every interval while a flush takes
+// flushTime: setting (Options.FlushWindowReserve) if it is > 0 (at most
+// the window less one), the estimate if it is ReserveEstimated (or any
+// negative value), none if it is 0.
+func reserve(window int, interval, flushTime time.Duration, setting int) int {
+	limit := window / windowMaxReserveShare
+	switch {
+	case setting == 0 || window <= 1:
+		return 0
+	case setting > 0:
+		return min(setting, window-1)
+	case limit <= 0 || interval <= 0 || flushTime <= 0:
+		return 0
+	}
+	n := (flushTime + interval - 1) / interval
+	return int(min(n, time.Duration(limit)))
 }
 
 // window is the connection's window as the early flush assumes it.
@@ -68,20 +139,20 @@ type connWait struct {
 	Inflight int // its produce requests in flight (read, not answered)
 	Window   int // the most it has had in flight at once
 	InOpen   int // of Inflight, those with batches in the open segment
+	Reserve  int // of Window, how many the early flush leaves free
 }
 
-// windowsFull reports whether nothing more can arrive for the open
-// segment: it holds no batch of an untracked sender, and every connection
-// with data in it has its whole window in flight, all of it waiting on
-// the open segment (a request still waiting on an earlier segment will be
-// answered before this one is flushed, and its sender may then send
-// again).
+// windowsFull reports whether the open segment should go: it holds no
+// batch of an untracked sender, and every connection with data in it has
+// its window, less its reserve, in flight, all of it waiting on the open
+// segment (a request still waiting on an earlier segment will be answered
+// before this one is flushed, and its sender may then send again).
 func windowsFull(conns []connWait, untracked bool) bool {
 	if untracked || len(conns) == 0 {
 		return false
 	}
 	for _, c := range conns {
-		if c.InOpen < c.Inflight || c.Inflight < max(c.Window, 1) {
+		if c.InOpen < c.Inflight || c.Inflight < max(c.Window-c.Reserve, 1) {
 			return false
 		}
 	}
@@ -154,6 +225,7 @@ func (w *Writer) track(r *Request, seg *openSegment, batch []byte) {
 		}
 		cw.inflight++
 		cw.seen = max(cw.seen, cw.inflight)
+		cw.noteRequest(time.Now())
 		if h, err := recordbatch.ParseHeader(batch); err == nil && h.ProducerID >= 0 {
 			cw.prior = idempotentWindow
 		}
@@ -265,7 +337,9 @@ func (w *Writer) segmentWaitedOn(seg *openSegment) bool {
 		if cw == nil { // closed: it sends nothing more
 			continue
 		}
-		waits = append(waits, connWait{Inflight: cw.inflight, Window: cw.window(), InOpen: n})
+		win := cw.window()
+		waits = append(waits, connWait{Inflight: cw.inflight, Window: win, InOpen: n,
+			Reserve: reserve(win, cw.interval, w.flushTime, w.opts.FlushWindowReserve)})
 	}
 	if len(waits) == 0 {
 		return true

@@ -22,12 +22,69 @@ func TestWindowsFull(t *testing.T) {
 		{"one of two not full", []connWait{{Inflight: 5, Window: 5, InOpen: 5}, {Inflight: 2, Window: 3, InOpen: 2}}, false, false},
 		{"window not learnt yet counts as 1", []connWait{{Inflight: 1, Window: 0, InOpen: 1}}, false, true},
 		{"nothing in flight", []connWait{{Inflight: 0, Window: 0, InOpen: 0}}, false, false},
+		{"window 5 less a reserve of 1, 4 waiting", []connWait{{Inflight: 4, Window: 5, InOpen: 4, Reserve: 1}}, false, true},
+		{"window 5 less a reserve of 2, 2 waiting", []connWait{{Inflight: 2, Window: 5, InOpen: 2, Reserve: 2}}, false, false},
+		{"window 5 less a reserve of 2, 3 waiting", []connWait{{Inflight: 3, Window: 5, InOpen: 3, Reserve: 2}}, false, true},
+		{"a reserve, one still on an earlier segment", []connWait{{Inflight: 4, Window: 5, InOpen: 3, Reserve: 1}}, false, false},
+		{"a reserve as large as the window still needs one waiting", []connWait{{Inflight: 0, Window: 2, InOpen: 0, Reserve: 2}}, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := windowsFull(tc.conns, tc.untracked); got != tc.want {
 				t.Fatalf("windowsFull(%+v, %v) = %v, want %v", tc.conns, tc.untracked, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestReserve(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name                string
+		window              int
+		interval, flushTime time.Duration
+		fixed               int
+		want                int
+	}{
+		{"estimated, nothing known yet", 5, 0, 0, -1, 0},
+		{"estimated, no flush yet", 5, 10 * ms, 0, -1, 0},
+		{"estimated, no pace yet", 5, 0, 40 * ms, -1, 0},
+		{"estimated, one request during a flush", 5, 50 * ms, 40 * ms, -1, 1},
+		{"estimated, exactly one", 5, 40 * ms, 40 * ms, -1, 1},
+		{"estimated, just over one", 5, 40 * ms, 41 * ms, -1, 2},
+		{"estimated, four, capped at half the window", 5, 10 * ms, 40 * ms, -1, 2},
+		{"estimated, window 1 has none to spare", 1, 10 * ms, 40 * ms, -1, 0},
+		{"estimated, window 3 spares one", 3, 10 * ms, 40 * ms, -1, 1},
+		{"fixed", 5, 50 * ms, 40 * ms, 3, 3},
+		{"fixed, at most the window less one", 5, 50 * ms, 40 * ms, 9, 4},
+		{"fixed, window 1", 1, 50 * ms, 40 * ms, 2, 0},
+		{"none (the default)", 5, 10 * ms, 40 * ms, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := reserve(tc.window, tc.interval, tc.flushTime, tc.fixed); got != tc.want {
+				t.Fatalf("reserve(%d, %v, %v, %d) = %d, want %d", tc.window, tc.interval, tc.flushTime, tc.fixed, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNoteRequest(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	var c connWindow
+	c.noteRequest(t0)
+	if c.interval != 0 {
+		t.Fatalf("one request: interval %v, want 0", c.interval)
+	}
+	c.noteRequest(t0.Add(40 * time.Millisecond))
+	if c.interval != 40*time.Millisecond {
+		t.Fatalf("first gap: interval %v, want 40ms", c.interval)
+	}
+	c.noteRequest(t0.Add(60 * time.Millisecond)) // gap 20ms: 40 + (20-40)/4
+	if c.interval != 35*time.Millisecond {
+		t.Fatalf("second gap: interval %v, want 35ms", c.interval)
+	}
+	c.noteRequest(t0.Add(time.Minute)) // idle, not a pace
+	if c.interval != 35*time.Millisecond {
+		t.Fatalf("after an idle minute: interval %v, want 35ms", c.interval)
 	}
 }
 

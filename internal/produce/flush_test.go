@@ -24,9 +24,9 @@ func stillOpen(p *produce.Pending) bool {
 	}
 }
 
-// TestEarlyFlushWhenEveryWindowWaits: with a linger of an hour, a segment
-// is flushed only when every sender with data in it has its whole window
-// of requests waiting on it.
+// TestEarlyFlushWhenEveryWindowWaits: with a linger of an hour (and no
+// reserve, the default), a segment is flushed only when every sender with data in it has
+// its whole window of requests waiting on it.
 func TestEarlyFlushWhenEveryWindowWaits(t *testing.T) {
 	f := newFixture(t, 2)
 	w := produce.NewWriter(f.bucket, f.store, produce.Options{Linger: time.Hour, FlushMinInterval: time.Nanosecond})
@@ -83,9 +83,90 @@ func TestEarlyFlushWhenEveryWindowWaits(t *testing.T) {
 	}
 }
 
+// idemBatch is a one-record batch of producer 7 at sequence seq.
+func idemBatch(seq int32, tag string) []byte {
+	return recordbatch.Build(recordbatch.BuildOptions{ProducerID: 7, BaseSequence: seq},
+		recordbatch.Record{Value: []byte(tag)})
+}
+
+// TestEarlyFlushLeavesAReserve: with a reserve of two, an idempotent
+// connection's segment (window 5) goes once three of its requests wait on
+// it, not five; a request that arrives while that segment is in flight
+// waits in the next one until three wait there, and the batches keep
+// their order.
+func TestEarlyFlushLeavesAReserve(t *testing.T) {
+	f := newFixture(t, 1)
+	hold := make(chan struct{})
+	rec := &heldPuts{Bucket: f.bucket, hold: hold}
+	w := produce.NewWriter(rec, f.store, produce.Options{Linger: time.Hour, FlushMinInterval: time.Nanosecond, FlushWindowReserve: 2})
+	defer w.Close()
+
+	var seq int32
+	send := func() (*produce.Request, *produce.Pending) {
+		r := w.Begin(1, true)
+		p := r.Append(f.topic.ID, "t", 0, idemBatch(seq, "v"))
+		seq++
+		r.Parked()
+		return r, p
+	}
+	r0, p0 := send()
+	r1, p1 := send()
+	if !stillOpen(p0) {
+		t.Fatal("flushed with two of five waiting and a reserve of two")
+	}
+	r2, p2 := send() // three of five: the segment goes; its PUT is held
+	// A fourth request comes while the first three are in flight: it
+	// waits in the next segment, which is not waited on alone.
+	r3, p3 := send()
+	close(hold)
+	for _, p := range []*produce.Pending{p0, p1, p2} {
+		if _, err := wait(t, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r0.End()
+	r1.End()
+	r2.End()
+	if !stillOpen(p3) {
+		t.Fatal("flushed with one of five waiting")
+	}
+	r4, p4 := send()
+	r5, p5 := send()
+	for i, p := range []*produce.Pending{p3, p4, p5} {
+		res, err := wait(t, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := int64(3 + i); res.BaseOffset != want {
+			t.Fatalf("batch %d: offset %d, want %d", 3+i, res.BaseOffset, want)
+		}
+	}
+	r3.End()
+	r4.End()
+	r5.End()
+	if puts := f.bucket.Calls(faulty.Put); puts != 2 {
+		t.Fatalf("%d PUTs, want 2 early flushes of three requests each", puts)
+	}
+}
+
+// heldPuts holds every PUT until hold is closed.
+type heldPuts struct {
+	objstore.Bucket
+	hold chan struct{}
+}
+
+func (b *heldPuts) Put(ctx context.Context, key string, data []byte) error {
+	select {
+	case <-b.hold:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return b.Bucket.Put(ctx, key, data)
+}
+
 // TestNoEarlyFlushWhileASenderMaySend: a second connection with a free
 // slot, a request still waiting on an earlier segment, or a batch from a
-// sender that does not wait (acks=0) keeps the segment open.
+// sender that does not wait (acks=0) keeps the segment open (no reserve).
 func TestNoEarlyFlushWhileASenderMaySend(t *testing.T) {
 	f := newFixture(t, 1)
 	w := produce.NewWriter(f.bucket, f.store, produce.Options{Linger: time.Hour, FlushMinInterval: time.Nanosecond})

@@ -61,6 +61,19 @@ type Options struct {
 	// PUTs early flushes add to 1 / FlushMinInterval per second.
 	// Default Linger / 2.
 	FlushMinInterval time.Duration
+	// FlushWindowReserve is how many requests of a connection's window
+	// the early flush leaves free (flush.go): 0 (the default) none, the
+	// early flush waits for whole windows; n > 0 that many (at most the
+	// window less one); ReserveEstimated (-1) estimates it per
+	// connection, the requests it sends during one flush, at most half
+	// its window.
+	FlushWindowReserve int
+
+	// Observe, when set, is called once per flushed segment, after its
+	// batches are answered (or failed), with what the flush took (a
+	// measurement hook for floe bench; trace.go). It runs on the flush's
+	// goroutine and must be quick.
+	Observe func(FlushTrace)
 }
 
 // Writer gathers batches into segments and flushes them.
@@ -86,6 +99,9 @@ type Writer struct {
 	// conns are the produce windows of the connections with requests in
 	// flight or a window learnt, by connection id (see Begin).
 	conns map[uint64]*connWindow
+	// flushTime is a moving average of the time from a flush's start to
+	// its commit, for the early flush's reserve (flush.go).
+	flushTime time.Duration
 }
 
 // stream is a sequence of segments flushed with one linger. Each has at
@@ -114,6 +130,11 @@ type openSegment struct {
 	// connection), which may send more at any time.
 	conns     map[uint64]int
 	untracked bool
+
+	// Set when the flush starts, for Options.Observe.
+	trigger      string
+	flushStart   time.Time
+	connsAtFlush []ConnAtFlush
 }
 
 // Pending is the future result of one appended batch.
@@ -268,6 +289,10 @@ func (w *Writer) startFlushLocked(st *stream, trigger string) {
 		st.early = nil
 	}
 	st.lastFlush = time.Now()
+	seg.trigger, seg.flushStart = trigger, st.lastFlush
+	if w.opts.Observe != nil {
+		seg.connsAtFlush = w.connsAtFlushLocked(seg)
+	}
 	w.m.triggers.WithLabelValues(trigger).Inc()
 	w.slots++
 	prev := w.lastCmt
@@ -276,9 +301,16 @@ func (w *Writer) startFlushLocked(st *stream, trigger string) {
 	w.flushes.Add(1)
 	go func() {
 		defer w.flushes.Done()
-		w.flush(seg, prev, mine)
+		took, ok := w.flush(seg, prev, mine)
 		w.mu.Lock()
 		w.slots--
+		if ok {
+			if w.flushTime == 0 {
+				w.flushTime = took
+			} else {
+				w.flushTime += (took - w.flushTime) >> ewmaShift
+			}
+		}
 		for _, st := range w.streams {
 			// A segment that filled up while every slot was busy goes
 			// now, not when its linger expires.
@@ -295,7 +327,8 @@ func (w *Writer) startFlushLocked(st *stream, trigger string) {
 
 // flush uploads one segment, waits for the previous flush to commit so
 // that commits happen in append order, commits, and answers every batch.
-func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struct{}) {
+// It returns how long that took and whether it succeeded.
+func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struct{}) (time.Duration, bool) {
 	// A segment in flight is not cancelled by any client's context: it
 	// completes or fails on its own, within FlushTimeout per step.
 	start := time.Now()
@@ -314,7 +347,10 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		w.m.flushes.WithLabelValues("put_error").Inc()
 		w.log.Warn("segment upload failed", "object", key, "bytes", len(object), "batches", len(seg.pending), "err", putErr)
 		w.failAll(seg, fmt.Errorf("%w: put %s: %v", ErrStorage, key, putErr))
-		return
+		if w.opts.Observe != nil {
+			w.observe(seg, object, placements, putDone, time.Time{}, putErr)
+		}
+		return 0, false
 	}
 
 	if w.opts.Uploaded != nil {
@@ -325,7 +361,7 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		h, err := recordbatch.ParseHeader(object[pl.ByteOffset : pl.ByteOffset+pl.ByteLength])
 		if err != nil { // validated on Append; cannot happen
 			w.failAll(seg, fmt.Errorf("%w: batch %d of %s: %v", ErrStorage, i, key, err))
-			return
+			return 0, false
 		}
 		commit.Batches[i] = metastore.BatchCommit{
 			TopicID: pl.TopicID, Partition: pl.Partition,
@@ -345,7 +381,10 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		w.m.flushes.WithLabelValues("commit_error").Inc()
 		w.log.Warn("segment commit failed", "object", key, "batches", len(seg.pending), "err", err)
 		w.failAll(seg, fmt.Errorf("%w: commit %s: %v", ErrStorage, key, err))
-		return
+		if w.opts.Observe != nil {
+			w.observe(seg, object, placements, putDone, time.Time{}, err)
+		}
+		return 0, false
 	}
 	w.m.flushes.WithLabelValues("ok").Inc()
 	w.m.segmentBytes.Observe(float64(len(object)))
@@ -359,6 +398,10 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 	w.log.Debug("segment committed", "object", key, "bytes", len(object), "batches", len(placements),
 		"age", now.Sub(seg.started), "open", start.Sub(seg.started), "put", putDone.Sub(start),
 		"chain_wait", chainWait, "commit", now.Sub(commitStart))
+	if w.opts.Observe != nil {
+		w.observe(seg, object, placements, putDone, now, nil)
+	}
+	return now.Sub(start), true
 }
 
 func (w *Writer) failAll(seg *openSegment, err error) {
