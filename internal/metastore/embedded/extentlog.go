@@ -23,8 +23,12 @@ import (
 //	                    count × [ topicID(16) partition(4) baseOffset(8) endOffset(8)
 //	                              byteOffset(8) byteLength(8) maxTimestamp(8) ]
 //
-// seq is the log bucket's NextSequence, so records are numbered 1, 2, …
-// with no gaps, and the live records are one contiguous range (the oldest
+// seq is the meta key "extentlog-seq" plus one (the log bucket's own
+// sequence for a file written before that key existed), so records are
+// numbered 1, 2, … with no gaps. It is a key, not the bucket's sequence,
+// because a state snapshot (snapshot.go) carries keys and values only: a
+// store loaded from one numbered its records from 1 again, over live
+// ones, and the live records are one contiguous range (the oldest
 // is always the one removed). Entries are sorted by topic, partition and
 // base offset, so a partition's entries in a record are found by binary
 // search.
@@ -387,14 +391,25 @@ func appendLog(tx *bolt.Tx, es []*metastore.Extent) (uint64, error) {
 	log := tx.Bucket([]byte(bucketExtentLog))
 	// Records only ever go at the end: pages full, not split in half.
 	log.FillPercent = 1
-	seq, err := log.NextSequence()
-	if err != nil {
+	meta := tx.Bucket([]byte(bucketMeta))
+	seq := log.Sequence()
+	if k, _ := log.Cursor().Last(); len(k) == 8 {
+		seq = max(seq, binary.BigEndian.Uint64(k))
+	}
+	if last := meta.Get([]byte(keyExtentLogSeq)); last != nil {
+		n, err := decodeInt64(last, "extent log seq")
+		if err != nil {
+			return 0, err
+		}
+		seq = uint64(n)
+	}
+	seq++
+	if err := meta.Put([]byte(keyExtentLogSeq), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 		return 0, err
 	}
 	if err := log.Put(logKey(seq), v); err != nil {
 		return 0, err
 	}
-	meta := tx.Bucket([]byte(bucketMeta))
 	n, err := logEntries(meta)
 	if err != nil {
 		return 0, err

@@ -119,6 +119,7 @@ const (
 	keySequencesFmt     = "sequences-format"
 	keyPartitionsFormat = "partitions-format"
 	keyExtentLogEntries = "extentlog-entries"
+	keyExtentLogSeq     = "extentlog-seq"
 	keyClusterSecret    = "cluster-secret"
 )
 
