@@ -42,7 +42,7 @@ func TestControlLeaderKilledUnderLoad(t *testing.T) { controlLeaderKilled(t, fal
 // which must hold every acknowledged commit just as a whole replay does.
 func TestControlLeaderKilledUnderLoadFromSnapshots(t *testing.T) { controlLeaderKilled(t, true) }
 
-var controlReplayed = regexp.MustCompile(`msg="virtual cluster replayed" vcluster=\S+ epoch=(\d+) from_snapshot=(\d+) batches=(\d+)`)
+var controlReplayed = regexp.MustCompile(`msg="virtual cluster replayed" vcluster=\S+ epoch=(\d+) from_snapshot=(\d+) (?:standby_seq=\d+ )?batches=(\d+)`)
 
 func controlLeaderKilled(t *testing.T, fromSnapshots bool) {
 	const (
