@@ -143,6 +143,11 @@ func (sb *standby) poll(ctx context.Context) (ok, more bool) {
 	if err != nil {
 		return true, true
 	}
+	if last <= seq {
+		// It reached the end with a full poll: as caught up as a short
+		// poll would have said.
+		sb.caughtUp = true
+	}
 	if behind := last - seq; sb.caughtUp && behind > sb.maxLag {
 		sb.drop(fmt.Errorf("%d batches behind the journal, over %d", behind, sb.maxLag))
 		return false, false
