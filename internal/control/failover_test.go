@@ -66,10 +66,6 @@ func TestFailover(t *testing.T) {
 	}
 
 	// Commits, each under a new object name, acknowledged or not.
-	type ack struct {
-		object string
-		base   int64
-	}
 	var (
 		mu     sync.Mutex
 		acks   []ack
@@ -159,31 +155,7 @@ func TestFailover(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	t.Logf("%d commits acknowledged (%d before the standby check), %d failed", len(acks), before, failed)
-	es, err := c.Extents(ctx, topic.ID, 0, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := map[string]int64{}
-	next := int64(0)
-	for _, e := range es {
-		if _, dup := at[e.Object]; dup {
-			t.Fatalf("object %s committed twice", e.Object)
-		}
-		if e.BaseOffset != next {
-			t.Fatalf("extent of %s at %d, want %d: offsets not contiguous", e.Object, e.BaseOffset, next)
-		}
-		next = e.EndOffset
-		at[e.Object] = e.BaseOffset
-	}
-	for _, k := range acks {
-		base, ok := at[k.object]
-		if !ok {
-			t.Fatalf("acknowledged commit %s lost", k.object)
-		}
-		if base != k.base {
-			t.Fatalf("acknowledged commit %s at offset %d, now at %d", k.object, k.base, base)
-		}
-	}
+	checkAcks(t, c, topic, acks)
 }
 
 // TestLeaderStopsBeforeLeaseExpires cuts a leader off its journal: it
