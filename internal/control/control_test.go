@@ -1,13 +1,11 @@
 package control_test
 
 import (
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/floe-io/floe/internal/control"
-	"github.com/floe-io/floe/internal/journal"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/metastoretest"
 	"github.com/floe-io/floe/internal/metastore/remote"
@@ -30,22 +28,7 @@ func startControl(t *testing.T, dbURL string) *controlPlane {
 // startControlIn is startControl with the vclusters' state under dir.
 func startControlIn(t *testing.T, dbURL, dir string) *controlPlane {
 	t.Helper()
-	j, err := journal.Open(t.Context(), dbURL, testutil.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(j.Close)
-	srv, err := control.New(t.Context(), control.Options{Journal: j, Dir: dir, Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return &controlPlane{dbURL: dbURL, server: srv, addr: l.Addr().String()}
+	return startControlOpts(t, dbURL, 0, func(o *control.Options) { o.Dir = dir })
 }
 
 func newControl(t *testing.T) *controlPlane {

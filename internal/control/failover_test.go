@@ -20,22 +20,7 @@ import (
 // startControlTTL is startControl with a lease TTL.
 func startControlTTL(t *testing.T, dbURL string, ttl time.Duration) *controlPlane {
 	t.Helper()
-	j, err := journal.Open(t.Context(), dbURL, testutil.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(j.Close)
-	srv, err := control.New(t.Context(), control.Options{Journal: j, Dir: t.TempDir(), Logger: testutil.Logger(t), LeaseTTL: ttl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return &controlPlane{dbURL: dbURL, server: srv, addr: l.Addr().String()}
+	return startControlOpts(t, dbURL, ttl, nil)
 }
 
 // TestFailover runs two control processes on one journal: the second

@@ -18,7 +18,6 @@ import (
 
 	"github.com/floe-io/floe/internal/control"
 	"github.com/floe-io/floe/internal/jobs"
-	"github.com/floe-io/floe/internal/journal"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/remote"
 	"github.com/floe-io/floe/internal/testutil"
@@ -28,22 +27,7 @@ import (
 func newControlGrace(t *testing.T, grace time.Duration) *controlPlane {
 	t.Helper()
 	dbURL := testutil.CreateDatabase(t, testutil.RequirePostgres(t), "floe_control_")
-	j, err := journal.Open(t.Context(), dbURL, testutil.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(j.Close)
-	srv, err := control.New(t.Context(), control.Options{Journal: j, Dir: t.TempDir(), Logger: testutil.Logger(t), ScheduleGrace: grace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return &controlPlane{dbURL: dbURL, server: srv, addr: l.Addr().String()}
+	return startControlOpts(t, dbURL, 0, func(o *control.Options) { o.ScheduleGrace = grace })
 }
 
 // cutProxy forwards TCP connections to a control plane; cut breaks the
