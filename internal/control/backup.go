@@ -232,6 +232,76 @@ func (b *backupState) load(ctx context.Context, log *slog.Logger, path string, l
 	return loaded, nil
 }
 
+// maxAdoptedObjects bounds the backup objects adopt accepts from a
+// listing of one vcluster: a healthy backup has a few snapshots and the
+// log objects since the oldest (thousands at most).
+const maxAdoptedObjects = 1 << 20
+
+// adopt learns what the bucket holds of the vcluster from its listing
+// alone (names, sizes and times; no object is read): a warm standby
+// taking the vcluster over (standby.go) already holds the state and
+// only continues the backups. last is the journal's last batch, read
+// under the lease (the bucket must not be ahead of it), held the
+// state's applied sequence number. The chain the bucket holds is
+// counted from its newest snapshot, as the old leader wrote it; the
+// batches after it the bucket lacks, up to held, are read back from the
+// journal by the next upload (as after an outage: the rows after a
+// snapshot are never trimmed), and the rows the takeover applies after
+// held are held in memory as an open holds them.
+func (b *backupState) adopt(ctx context.Context, log *slog.Logger, last, held int64) error {
+	prefix := backupPrefix(b.reg.Name, b.reg.ID)
+	var newestAt time.Time
+	var n int
+	err := b.bucket.List(ctx, prefix, func(o objstore.ObjectInfo) error {
+		k, ok := parseBackupKey(o.Key)
+		if !ok || k.name != b.reg.Name || k.id != b.reg.ID {
+			return nil
+		}
+		if n++; n > maxAdoptedObjects {
+			return fmt.Errorf("more than %d backup objects under %s", maxAdoptedObjects, prefix)
+		}
+		if k.last > last {
+			return fmt.Errorf("%w: %s has %s #%d..#%d in the bucket, the journal ends at #%d",
+				ErrBackupAhead, b.reg.Name, kindName(k.kind), k.first, k.last, last)
+		}
+		switch k.kind {
+		case kindSnapshot:
+			if len(b.snapshots) == 0 || k.last > b.snapshots[len(b.snapshots)-1] {
+				newestAt = o.Modified
+			}
+			b.snapshots = append(b.snapshots, k.last)
+		case kindLog:
+			b.logs = append(b.logs, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list backups under %s: %w", prefix, err)
+	}
+	slices.Sort(b.snapshots)
+	slices.SortFunc(b.logs, func(x, y backupKey) int { return cmp.Compare(x.first, y.first) })
+	if k := len(b.snapshots); k > 0 {
+		b.uploaded = b.snapshots[k-1]
+		b.snapAt = time.Now()
+		if !newestAt.IsZero() && newestAt.Before(b.snapAt) {
+			b.snapAt = newestAt // the interval runs from the old leader's snapshot
+		}
+	}
+	// No snapshot (the old leader died before its first): one is due at
+	// once, and the chain starts before #1.
+	for _, k := range b.logs {
+		if k.first <= b.uploaded+1 && k.last > b.uploaded {
+			b.uploaded = k.last
+		}
+	}
+	b.lastAppended = max(held, b.uploaded)
+	if b.uploaded < held {
+		b.overflow, b.overflowAt = true, time.Now()
+	}
+	log.Info("backup adopted from the bucket's listing", "snapshots", len(b.snapshots), "logs", len(b.logs), "backed_up", b.uploaded, "state", held, "journal_last", last)
+	return nil
+}
+
 func kindName(k byte) string {
 	if k == kindSnapshot {
 		return "snapshot"
@@ -365,7 +435,12 @@ func (v *vcluster) backupLoop() {
 		select {
 		case <-v.stop:
 			<-v.loopsDone // the batcher's last appends, too
-			v.uploadTail(ctx)
+			if v.failErr == nil {
+				// Not after a failed append: whoever opens the vcluster
+				// next (a rebuild, another process) lists the bucket and
+				// uploads what it lacks, and two uploaders would overlap.
+				v.uploadTail(ctx)
+			}
 			return
 		case <-t.C:
 		case <-b.wake:
@@ -391,69 +466,98 @@ func (b *backupState) snapshotDue() bool {
 }
 
 // uploadTail uploads the batches not yet in the bucket, as log objects,
-// until none is left or an upload fails.
+// until none is left or an upload fails. It stops once the lease is lost
+// (below leaseCtx): the next leader continues from the bucket's listing.
 func (v *vcluster) uploadTail(ctx context.Context) {
-	b := v.backup
 	for ctx.Err() == nil {
-		b.mu.Lock()
-		overflow, from, to := b.overflow, b.uploaded+1, b.lastAppended
-		var entries []journal.Entry
-		if !overflow {
-			var size int
-			for _, e := range b.pending {
-				if len(entries) > 0 && (len(entries) == logObjectBatches || size+len(e.Batch) > logObjectBytes) {
-					break
-				}
-				entries = append(entries, e)
-				size += len(e.Batch)
-			}
-		}
-		b.mu.Unlock()
-		if from > to {
+		lctx, cancel, ok := v.leaseCtx(ctx)
+		if !ok {
 			return
 		}
-		if overflow {
-			var err error
-			if entries, err = readJournal(ctx, v.journal, v.name, from, to); err != nil {
-				v.log.Warn("reading the journal for the backup failed", "from", from, "err", err)
-				b.failed()
-				return
-			}
-		}
-		if len(entries) == 0 {
+		more := v.uploadOne(lctx)
+		cancel()
+		if !more {
 			return
 		}
-		first, last := entries[0].Seq, entries[len(entries)-1].Seq
-		raw, err := encodeLog(b.header(), entries)
-		if err == nil {
-			err = b.bucket.Put(ctx, logKey(v.name, b.reg.ID, first, last), raw)
-		}
-		if err != nil {
-			v.log.Warn("uploading the journal tail failed; retrying", "first", first, "last", last, "err", err)
-			b.failed()
-			return
-		}
-		b.mu.Lock()
-		b.uploaded = last
-		b.written++
-		b.logs = append(b.logs, backupKey{name: v.name, id: b.reg.ID, kind: kindLog, first: first, last: last})
-		if b.overflow {
-			if b.uploaded >= b.lastAppended {
-				b.overflow = false // caught up: new batches are held again
-			} else {
-				b.overflowAt = time.Now() // not known exactly: the lag is at least this
-			}
-		} else {
-			n := 0
-			for n < len(b.pending) && b.pending[n].Seq <= last {
-				b.pendingBytes -= int64(len(b.pending[n].Batch))
-				n++
-			}
-			b.pending = slices.Delete(b.pending, 0, n)
-			b.pendingAt = slices.Delete(b.pendingAt, 0, n)
-		}
-		b.mu.Unlock()
 	}
+}
+
+// leaseCtx bounds ctx by the lease's local deadline; ok is false once
+// the lease is lost or past it. A leader uploads and deletes backup
+// objects only under its lease, so that a new leader's listing (adopt)
+// is not changed behind it, short of a request already on the wire.
+func (v *vcluster) leaseCtx(ctx context.Context) (context.Context, context.CancelFunc, bool) {
+	left := v.leaseLeft()
+	if v.leaseLost.Load() || left <= 0 {
+		return ctx, func() {}, false
+	}
+	c, cancel := context.WithTimeout(ctx, left)
+	return c, cancel, true
+}
+
+// uploadOne uploads one log object of the batches not yet in the
+// bucket; more is true if it did and more may wait.
+func (v *vcluster) uploadOne(ctx context.Context) (more bool) {
+	b := v.backup
+	b.mu.Lock()
+	overflow, from, to := b.overflow, b.uploaded+1, b.lastAppended
+	var entries []journal.Entry
+	if !overflow {
+		var size int
+		for _, e := range b.pending {
+			if len(entries) > 0 && (len(entries) == logObjectBatches || size+len(e.Batch) > logObjectBytes) {
+				break
+			}
+			entries = append(entries, e)
+			size += len(e.Batch)
+		}
+	}
+	b.mu.Unlock()
+	if from > to {
+		return false
+	}
+	if overflow {
+		var err error
+		if entries, err = readJournal(ctx, v.journal, v.name, from, to); err != nil {
+			v.log.Warn("reading the journal for the backup failed", "from", from, "err", err)
+			b.failed()
+			return false
+		}
+	}
+	if len(entries) == 0 {
+		return false
+	}
+	first, last := entries[0].Seq, entries[len(entries)-1].Seq
+	raw, err := encodeLog(b.header(), entries)
+	if err == nil {
+		err = b.bucket.Put(ctx, logKey(v.name, b.reg.ID, first, last), raw)
+	}
+	if err != nil {
+		v.log.Warn("uploading the journal tail failed; retrying", "first", first, "last", last, "err", err)
+		b.failed()
+		return false
+	}
+	b.mu.Lock()
+	b.uploaded = last
+	b.written++
+	b.logs = append(b.logs, backupKey{name: v.name, id: b.reg.ID, kind: kindLog, first: first, last: last})
+	if b.overflow {
+		if b.uploaded >= b.lastAppended {
+			b.overflow = false // caught up: new batches are held again
+		} else {
+			b.overflowAt = time.Now() // not known exactly: the lag is at least this
+		}
+	} else {
+		n := 0
+		for n < len(b.pending) && b.pending[n].Seq <= last {
+			b.pendingBytes -= int64(len(b.pending[n].Batch))
+			n++
+		}
+		b.pending = slices.Delete(b.pending, 0, n)
+		b.pendingAt = slices.Delete(b.pendingAt, 0, n)
+	}
+	b.mu.Unlock()
+	return true
 }
 
 func (b *backupState) failed() {
@@ -510,7 +614,12 @@ func (v *vcluster) writeSnapshot(ctx context.Context) {
 		err = fmt.Errorf("snapshot of %d bytes over the %d a reader accepts", len(raw), MaxSnapshotObject)
 	}
 	if err == nil {
-		err = b.bucket.Put(ctx, snapshotKey(v.name, b.reg.ID, seq), raw)
+		lctx, cancel, ok := v.leaseCtx(ctx)
+		if !ok {
+			return // lost the lease meanwhile
+		}
+		err = b.bucket.Put(lctx, snapshotKey(v.name, b.reg.ID, seq), raw)
+		cancel()
 	}
 	if err != nil {
 		v.log.Warn("writing a snapshot failed; retrying later", "seq", seq, "err", err)
@@ -550,9 +659,14 @@ func (v *vcluster) writeSnapshot(ctx context.Context) {
 		if k.kind == kindSnapshot {
 			key = snapshotKey(k.name, k.id, k.last)
 		}
-		if err := b.bucket.Delete(ctx, key); err != nil {
+		lctx, cancel, ok := v.leaseCtx(ctx)
+		if !ok {
+			return
+		}
+		if err := b.bucket.Delete(lctx, key); err != nil {
 			v.log.Warn("deleting an old backup object failed", "key", key, "err", err)
 		}
+		cancel()
 	}
 	if b.opts.TrimJournal {
 		v.trimJournal(ctx)
