@@ -211,15 +211,6 @@ func (b *backupState) load(ctx context.Context, log *slog.Logger, path string, l
 	if !found && b.reg.BaseSeq > 0 {
 		return 0, fmt.Errorf("journal of %s starts after #%d and the bucket has no usable snapshot at or after it", b.reg.Name, b.reg.BaseSeq)
 	}
-	// The chain the bucket holds: the loaded snapshot (or the empty state
-	// before #1) and the log objects that follow it without a gap.
-	b.uploaded = loaded
-	slices.SortFunc(b.logs, func(x, y backupKey) int { return cmp.Compare(x.first, y.first) })
-	for _, k := range b.logs {
-		if k.first <= b.uploaded+1 && k.last > b.uploaded {
-			b.uploaded = k.last
-		}
-	}
 	if found {
 		b.snapAt = time.Now()
 		// A newer snapshot that does not read back does not count.
@@ -227,7 +218,13 @@ func (b *backupState) load(ctx context.Context, log *slog.Logger, path string, l
 	} else {
 		b.snapshots = nil // none usable: one is written at once
 	}
+	b.chain()
 	b.lastAppended = max(loaded, b.uploaded)
+	if b.uploaded < loaded {
+		// Batches up to the snapshot the log objects lack: read back
+		// from the journal by the next upload.
+		b.overflow, b.overflowAt = true, time.Now()
+	}
 	log.Info("backup found in the bucket", "snapshot", loaded, "found", found, "backed_up", b.uploaded, "journal_last", last)
 	return loaded, nil
 }
@@ -279,9 +276,7 @@ func (b *backupState) adopt(ctx context.Context, log *slog.Logger, last, held in
 		return fmt.Errorf("list backups under %s: %w", prefix, err)
 	}
 	slices.Sort(b.snapshots)
-	slices.SortFunc(b.logs, func(x, y backupKey) int { return cmp.Compare(x.first, y.first) })
-	if k := len(b.snapshots); k > 0 {
-		b.uploaded = b.snapshots[k-1]
+	if len(b.snapshots) > 0 {
 		b.snapAt = time.Now()
 		if !newestAt.IsZero() && newestAt.Before(b.snapAt) {
 			b.snapAt = newestAt // the interval runs from the old leader's snapshot
@@ -289,17 +284,41 @@ func (b *backupState) adopt(ctx context.Context, log *slog.Logger, last, held in
 	}
 	// No snapshot (the old leader died before its first): one is due at
 	// once, and the chain starts before #1.
-	for _, k := range b.logs {
-		if k.first <= b.uploaded+1 && k.last > b.uploaded {
-			b.uploaded = k.last
-		}
-	}
+	b.chain()
 	b.lastAppended = max(held, b.uploaded)
 	if b.uploaded < held {
 		b.overflow, b.overflowAt = true, time.Now()
 	}
 	log.Info("backup adopted from the bucket's listing", "snapshots", len(b.snapshots), "logs", len(b.logs), "backed_up", b.uploaded, "state", held, "journal_last", last)
 	return nil
+}
+
+// chain sets uploaded to the end of the chain the bucket holds: the
+// oldest kept snapshot at or after the journal's base (or the empty
+// state before #1, if there is none and the journal is whole) and the
+// log objects that follow it without a gap. Counting from the oldest,
+// not the newest, makes the next uploads fill a gap in the log objects
+// after it (the journal holds those rows: it is trimmed only up to
+// batches in log objects), so that a restore that falls back to an
+// older snapshot still finds every batch after it. Under mu or before
+// the backup is shared.
+func (b *backupState) chain() {
+	b.uploaded = 0
+	i := slices.IndexFunc(b.snapshots, func(s int64) bool { return s >= b.reg.BaseSeq })
+	switch {
+	case i >= 0:
+		b.uploaded = b.snapshots[i]
+	case len(b.snapshots) > 0:
+		// None after the base: the newest, whose gaps only a new
+		// snapshot closes (writeSnapshot).
+		b.uploaded = b.snapshots[len(b.snapshots)-1]
+	}
+	slices.SortFunc(b.logs, func(x, y backupKey) int { return cmp.Compare(x.first, y.first) })
+	for _, k := range b.logs {
+		if k.first <= b.uploaded+1 && k.last > b.uploaded {
+			b.uploaded = k.last
+		}
+	}
 }
 
 func kindName(k byte) string {
@@ -634,18 +653,14 @@ func (v *vcluster) writeSnapshot(ctx context.Context) {
 	b.snapAt = time.Now()
 	b.sinceSnap = max(0, b.sinceSnap-since)
 	b.snapWritten++
-	if b.uploaded < seq {
-		// The log objects lag behind the snapshot: the chain starts from
-		// it (pending holds uploaded+1.., consecutive, so what is left
-		// starts at seq+1).
+	if b.uploaded < seq && b.uploaded < b.trimmed {
+		// The log objects lack batches the journal no longer holds (a
+		// bucket that lost objects): the chain starts from this
+		// snapshot. Otherwise the log objects go on without a gap, so
+		// that an older snapshot's chain stays whole.
 		b.uploaded = seq
-		n := 0
-		for n < len(b.pending) && b.pending[n].Seq <= seq {
-			b.pendingBytes -= int64(len(b.pending[n].Batch))
-			n++
-		}
-		b.pending = slices.Delete(b.pending, 0, n)
-		b.pendingAt = slices.Delete(b.pendingAt, 0, n)
+		b.overflow, b.overflowAt = true, time.Now()
+		b.pending, b.pendingAt, b.pendingBytes = nil, nil, 0
 	}
 	drop := b.prunable()
 	b.mu.Unlock()
@@ -683,9 +698,12 @@ func (v *vcluster) trimJournal(ctx context.Context) {
 	if len(b.snapshots) >= b.opts.Keep {
 		floor = b.snapshots[len(b.snapshots)-b.opts.Keep]
 	}
-	trimmed := b.trimmed
+	trimmed, uploaded := b.trimmed, b.uploaded
 	b.mu.Unlock()
-	if floor <= trimmed {
+	if floor <= trimmed || floor > uploaded {
+		// Nothing new to trim, or the log objects lag behind the
+		// snapshot: their batches must stay in the journal until they
+		// are uploaded, so that every kept snapshot's chain is whole.
 		return
 	}
 	want := backupKey{name: v.name, id: b.reg.ID, kind: kindSnapshot, first: floor, last: floor}
