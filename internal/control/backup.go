@@ -294,7 +294,7 @@ func (b *backupState) adopt(ctx context.Context, log *slog.Logger, last, held in
 }
 
 // chain sets uploaded to the end of the chain the bucket holds: the
-// oldest kept snapshot at or after the journal's base (or the empty
+// oldest of the Keep newest snapshots at or after the journal's base (or the empty
 // state before #1, if there is none and the journal is whole) and the
 // log objects that follow it without a gap. Counting from the oldest,
 // not the newest, makes the next uploads fill a gap in the log objects
@@ -304,10 +304,13 @@ func (b *backupState) adopt(ctx context.Context, log *slog.Logger, last, held in
 // the backup is shared.
 func (b *backupState) chain() {
 	b.uploaded = 0
-	i := slices.IndexFunc(b.snapshots, func(s int64) bool { return s >= b.reg.BaseSeq })
+	// Older snapshots than the newest Keep are leftovers of a pruning
+	// that stopped midway (their log objects may be gone): not counted.
+	kept := b.snapshots[max(0, len(b.snapshots)-b.opts.Keep):]
+	i := slices.IndexFunc(kept, func(s int64) bool { return s >= b.reg.BaseSeq })
 	switch {
 	case i >= 0:
-		b.uploaded = b.snapshots[i]
+		b.uploaded = kept[i]
 	case len(b.snapshots) > 0:
 		// None after the base: the newest, whose gaps only a new
 		// snapshot closes (writeSnapshot).
