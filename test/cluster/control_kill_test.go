@@ -46,6 +46,8 @@ func TestControlLeaderKilledUnderLoadFromSnapshots(t *testing.T) { controlLeader
 
 var controlReplayed = regexp.MustCompile(`msg="virtual cluster replayed" vcluster=\S+ epoch=(\d+) from_snapshot=(\d+) (?:standby_seq=(\d+) )?batches=(\d+)`)
 
+var controlBackupLines = regexp.MustCompile(`msg="(?:backup adopted from the bucket's listing|warm standby restarted from a snapshot|warm standby drops its state[^"]*)"[^\n]*`)
+
 func controlLeaderKilled(t *testing.T, fromSnapshots bool) {
 	const (
 		ttl        = 2 * time.Second
@@ -151,6 +153,14 @@ func controlLeaderKilled(t *testing.T, fromSnapshots bool) {
 					fromStandby++
 				}
 			}
+		}
+	}
+	// With the bucket, how each new leader found the backups (from the
+	// listing: no object read) and whether a standby had to load a
+	// snapshot again after a trim.
+	for _, c := range ctls {
+		for _, line := range controlBackupLines.FindAllString(c.log.String(), -1) {
+			t.Logf("%s: %s", c.Name, line)
 		}
 	}
 	if takeovers != len(failovers) || fromStandby != takeovers {
