@@ -211,15 +211,6 @@ func (b *backupState) load(ctx context.Context, log *slog.Logger, path string, l
 	if !found && b.reg.BaseSeq > 0 {
 		return 0, fmt.Errorf("journal of %s starts after #%d and the bucket has no usable snapshot at or after it", b.reg.Name, b.reg.BaseSeq)
 	}
-	// The chain the bucket holds: the loaded snapshot (or the empty state
-	// before #1) and the log objects that follow it without a gap.
-	b.uploaded = loaded
-	slices.SortFunc(b.logs, func(x, y backupKey) int { return cmp.Compare(x.first, y.first) })
-	for _, k := range b.logs {
-		if k.first <= b.uploaded+1 && k.last > b.uploaded {
-			b.uploaded = k.last
-		}
-	}
 	if found {
 		b.snapAt = time.Now()
 		// A newer snapshot that does not read back does not count.
@@ -227,9 +218,110 @@ func (b *backupState) load(ctx context.Context, log *slog.Logger, path string, l
 	} else {
 		b.snapshots = nil // none usable: one is written at once
 	}
+	b.chain()
 	b.lastAppended = max(loaded, b.uploaded)
+	if b.uploaded < loaded {
+		// Batches up to the snapshot the log objects lack: read back
+		// from the journal by the next upload.
+		b.overflow, b.overflowAt = true, time.Now()
+	}
 	log.Info("backup found in the bucket", "snapshot", loaded, "found", found, "backed_up", b.uploaded, "journal_last", last)
 	return loaded, nil
+}
+
+// maxAdoptedObjects bounds the backup objects adopt accepts from a
+// listing of one vcluster: a healthy backup has a few snapshots and the
+// log objects since the oldest (thousands at most).
+const maxAdoptedObjects = 1 << 20
+
+// adopt learns what the bucket holds of the vcluster from its listing
+// alone (names, sizes and times; no object is read): a warm standby
+// taking the vcluster over (standby.go) already holds the state and
+// only continues the backups. last is the journal's last batch, read
+// under the lease (the bucket must not be ahead of it), held the
+// state's applied sequence number. The chain the bucket holds is
+// counted from its newest snapshot, as the old leader wrote it; the
+// batches after it the bucket lacks, up to held, are read back from the
+// journal by the next upload (as after an outage: the rows after a
+// snapshot are never trimmed), and the rows the takeover applies after
+// held are held in memory as an open holds them.
+func (b *backupState) adopt(ctx context.Context, log *slog.Logger, last, held int64) error {
+	prefix := backupPrefix(b.reg.Name, b.reg.ID)
+	var newestAt time.Time
+	var n int
+	err := b.bucket.List(ctx, prefix, func(o objstore.ObjectInfo) error {
+		k, ok := parseBackupKey(o.Key)
+		if !ok || k.name != b.reg.Name || k.id != b.reg.ID {
+			return nil
+		}
+		if n++; n > maxAdoptedObjects {
+			return fmt.Errorf("more than %d backup objects under %s", maxAdoptedObjects, prefix)
+		}
+		if k.last > last {
+			return fmt.Errorf("%w: %s has %s #%d..#%d in the bucket, the journal ends at #%d",
+				ErrBackupAhead, b.reg.Name, kindName(k.kind), k.first, k.last, last)
+		}
+		switch k.kind {
+		case kindSnapshot:
+			if len(b.snapshots) == 0 || k.last > b.snapshots[len(b.snapshots)-1] {
+				newestAt = o.Modified
+			}
+			b.snapshots = append(b.snapshots, k.last)
+		case kindLog:
+			b.logs = append(b.logs, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list backups under %s: %w", prefix, err)
+	}
+	slices.Sort(b.snapshots)
+	if len(b.snapshots) > 0 {
+		b.snapAt = time.Now()
+		if !newestAt.IsZero() && newestAt.Before(b.snapAt) {
+			b.snapAt = newestAt // the interval runs from the old leader's snapshot
+		}
+	}
+	// No snapshot (the old leader died before its first): one is due at
+	// once, and the chain starts before #1.
+	b.chain()
+	b.lastAppended = max(held, b.uploaded)
+	if b.uploaded < held {
+		b.overflow, b.overflowAt = true, time.Now()
+	}
+	log.Info("backup adopted from the bucket's listing", "snapshots", len(b.snapshots), "logs", len(b.logs), "backed_up", b.uploaded, "state", held, "journal_last", last)
+	return nil
+}
+
+// chain sets uploaded to the end of the chain the bucket holds: the
+// oldest of the Keep newest snapshots at or after the journal's base (or the empty
+// state before #1, if there is none and the journal is whole) and the
+// log objects that follow it without a gap. Counting from the oldest,
+// not the newest, makes the next uploads fill a gap in the log objects
+// after it (the journal holds those rows: it is trimmed only up to
+// batches in log objects), so that a restore that falls back to an
+// older snapshot still finds every batch after it. Under mu or before
+// the backup is shared.
+func (b *backupState) chain() {
+	b.uploaded = 0
+	// Older snapshots than the newest Keep are leftovers of a pruning
+	// that stopped midway (their log objects may be gone): not counted.
+	kept := b.snapshots[max(0, len(b.snapshots)-b.opts.Keep):]
+	i := slices.IndexFunc(kept, func(s int64) bool { return s >= b.reg.BaseSeq })
+	switch {
+	case i >= 0:
+		b.uploaded = kept[i]
+	case len(b.snapshots) > 0:
+		// None after the base: the newest, whose gaps only a new
+		// snapshot closes (writeSnapshot).
+		b.uploaded = b.snapshots[len(b.snapshots)-1]
+	}
+	slices.SortFunc(b.logs, func(x, y backupKey) int { return cmp.Compare(x.first, y.first) })
+	for _, k := range b.logs {
+		if k.first <= b.uploaded+1 && k.last > b.uploaded {
+			b.uploaded = k.last
+		}
+	}
 }
 
 func kindName(k byte) string {
@@ -365,7 +457,12 @@ func (v *vcluster) backupLoop() {
 		select {
 		case <-v.stop:
 			<-v.loopsDone // the batcher's last appends, too
-			v.uploadTail(ctx)
+			if v.failErr == nil {
+				// Not after a failed append: whoever opens the vcluster
+				// next (a rebuild, another process) lists the bucket and
+				// uploads what it lacks, and two uploaders would overlap.
+				v.uploadTail(ctx)
+			}
 			return
 		case <-t.C:
 		case <-b.wake:
@@ -391,69 +488,98 @@ func (b *backupState) snapshotDue() bool {
 }
 
 // uploadTail uploads the batches not yet in the bucket, as log objects,
-// until none is left or an upload fails.
+// until none is left or an upload fails. It stops once the lease is lost
+// (below leaseCtx): the next leader continues from the bucket's listing.
 func (v *vcluster) uploadTail(ctx context.Context) {
-	b := v.backup
 	for ctx.Err() == nil {
-		b.mu.Lock()
-		overflow, from, to := b.overflow, b.uploaded+1, b.lastAppended
-		var entries []journal.Entry
-		if !overflow {
-			var size int
-			for _, e := range b.pending {
-				if len(entries) > 0 && (len(entries) == logObjectBatches || size+len(e.Batch) > logObjectBytes) {
-					break
-				}
-				entries = append(entries, e)
-				size += len(e.Batch)
-			}
-		}
-		b.mu.Unlock()
-		if from > to {
+		lctx, cancel, ok := v.leaseCtx(ctx)
+		if !ok {
 			return
 		}
-		if overflow {
-			var err error
-			if entries, err = readJournal(ctx, v.journal, v.name, from, to); err != nil {
-				v.log.Warn("reading the journal for the backup failed", "from", from, "err", err)
-				b.failed()
-				return
-			}
-		}
-		if len(entries) == 0 {
+		more := v.uploadOne(lctx)
+		cancel()
+		if !more {
 			return
 		}
-		first, last := entries[0].Seq, entries[len(entries)-1].Seq
-		raw, err := encodeLog(b.header(), entries)
-		if err == nil {
-			err = b.bucket.Put(ctx, logKey(v.name, b.reg.ID, first, last), raw)
-		}
-		if err != nil {
-			v.log.Warn("uploading the journal tail failed; retrying", "first", first, "last", last, "err", err)
-			b.failed()
-			return
-		}
-		b.mu.Lock()
-		b.uploaded = last
-		b.written++
-		b.logs = append(b.logs, backupKey{name: v.name, id: b.reg.ID, kind: kindLog, first: first, last: last})
-		if b.overflow {
-			if b.uploaded >= b.lastAppended {
-				b.overflow = false // caught up: new batches are held again
-			} else {
-				b.overflowAt = time.Now() // not known exactly: the lag is at least this
-			}
-		} else {
-			n := 0
-			for n < len(b.pending) && b.pending[n].Seq <= last {
-				b.pendingBytes -= int64(len(b.pending[n].Batch))
-				n++
-			}
-			b.pending = slices.Delete(b.pending, 0, n)
-			b.pendingAt = slices.Delete(b.pendingAt, 0, n)
-		}
-		b.mu.Unlock()
 	}
+}
+
+// leaseCtx bounds ctx by the lease's local deadline; ok is false once
+// the lease is lost or past it. A leader uploads and deletes backup
+// objects only under its lease, so that a new leader's listing (adopt)
+// is not changed behind it, short of a request already on the wire.
+func (v *vcluster) leaseCtx(ctx context.Context) (context.Context, context.CancelFunc, bool) {
+	left := v.leaseLeft()
+	if v.leaseLost.Load() || left <= 0 {
+		return ctx, func() {}, false
+	}
+	c, cancel := context.WithTimeout(ctx, left)
+	return c, cancel, true
+}
+
+// uploadOne uploads one log object of the batches not yet in the
+// bucket; more is true if it did and more may wait.
+func (v *vcluster) uploadOne(ctx context.Context) (more bool) {
+	b := v.backup
+	b.mu.Lock()
+	overflow, from, to := b.overflow, b.uploaded+1, b.lastAppended
+	var entries []journal.Entry
+	if !overflow {
+		var size int
+		for _, e := range b.pending {
+			if len(entries) > 0 && (len(entries) == logObjectBatches || size+len(e.Batch) > logObjectBytes) {
+				break
+			}
+			entries = append(entries, e)
+			size += len(e.Batch)
+		}
+	}
+	b.mu.Unlock()
+	if from > to {
+		return false
+	}
+	if overflow {
+		var err error
+		if entries, err = readJournal(ctx, v.journal, v.name, from, to); err != nil {
+			v.log.Warn("reading the journal for the backup failed", "from", from, "err", err)
+			b.failed()
+			return false
+		}
+	}
+	if len(entries) == 0 {
+		return false
+	}
+	first, last := entries[0].Seq, entries[len(entries)-1].Seq
+	raw, err := encodeLog(b.header(), entries)
+	if err == nil {
+		err = b.bucket.Put(ctx, logKey(v.name, b.reg.ID, first, last), raw)
+	}
+	if err != nil {
+		v.log.Warn("uploading the journal tail failed; retrying", "first", first, "last", last, "err", err)
+		b.failed()
+		return false
+	}
+	b.mu.Lock()
+	b.uploaded = last
+	b.written++
+	b.logs = append(b.logs, backupKey{name: v.name, id: b.reg.ID, kind: kindLog, first: first, last: last})
+	if b.overflow {
+		if b.uploaded >= b.lastAppended {
+			b.overflow = false // caught up: new batches are held again
+		} else {
+			b.overflowAt = time.Now() // not known exactly: the lag is at least this
+		}
+	} else {
+		n := 0
+		for n < len(b.pending) && b.pending[n].Seq <= last {
+			b.pendingBytes -= int64(len(b.pending[n].Batch))
+			n++
+		}
+		b.pending = slices.Delete(b.pending, 0, n)
+		b.pendingAt = slices.Delete(b.pendingAt, 0, n)
+	}
+	b.mu.Unlock()
+	return true
 }
 
 func (b *backupState) failed() {
@@ -510,7 +636,12 @@ func (v *vcluster) writeSnapshot(ctx context.Context) {
 		err = fmt.Errorf("snapshot of %d bytes over the %d a reader accepts", len(raw), MaxSnapshotObject)
 	}
 	if err == nil {
-		err = b.bucket.Put(ctx, snapshotKey(v.name, b.reg.ID, seq), raw)
+		lctx, cancel, ok := v.leaseCtx(ctx)
+		if !ok {
+			return // lost the lease meanwhile
+		}
+		err = b.bucket.Put(lctx, snapshotKey(v.name, b.reg.ID, seq), raw)
+		cancel()
 	}
 	if err != nil {
 		v.log.Warn("writing a snapshot failed; retrying later", "seq", seq, "err", err)
@@ -525,18 +656,14 @@ func (v *vcluster) writeSnapshot(ctx context.Context) {
 	b.snapAt = time.Now()
 	b.sinceSnap = max(0, b.sinceSnap-since)
 	b.snapWritten++
-	if b.uploaded < seq {
-		// The log objects lag behind the snapshot: the chain starts from
-		// it (pending holds uploaded+1.., consecutive, so what is left
-		// starts at seq+1).
+	if b.uploaded < seq && b.uploaded < b.trimmed {
+		// The log objects lack batches the journal no longer holds (a
+		// bucket that lost objects): the chain starts from this
+		// snapshot. Otherwise the log objects go on without a gap, so
+		// that an older snapshot's chain stays whole.
 		b.uploaded = seq
-		n := 0
-		for n < len(b.pending) && b.pending[n].Seq <= seq {
-			b.pendingBytes -= int64(len(b.pending[n].Batch))
-			n++
-		}
-		b.pending = slices.Delete(b.pending, 0, n)
-		b.pendingAt = slices.Delete(b.pendingAt, 0, n)
+		b.overflow, b.overflowAt = true, time.Now()
+		b.pending, b.pendingAt, b.pendingBytes = nil, nil, 0
 	}
 	drop := b.prunable()
 	b.mu.Unlock()
@@ -550,9 +677,14 @@ func (v *vcluster) writeSnapshot(ctx context.Context) {
 		if k.kind == kindSnapshot {
 			key = snapshotKey(k.name, k.id, k.last)
 		}
-		if err := b.bucket.Delete(ctx, key); err != nil {
+		lctx, cancel, ok := v.leaseCtx(ctx)
+		if !ok {
+			return
+		}
+		if err := b.bucket.Delete(lctx, key); err != nil {
 			v.log.Warn("deleting an old backup object failed", "key", key, "err", err)
 		}
+		cancel()
 	}
 	if b.opts.TrimJournal {
 		v.trimJournal(ctx)
@@ -569,9 +701,12 @@ func (v *vcluster) trimJournal(ctx context.Context) {
 	if len(b.snapshots) >= b.opts.Keep {
 		floor = b.snapshots[len(b.snapshots)-b.opts.Keep]
 	}
-	trimmed := b.trimmed
+	trimmed, uploaded := b.trimmed, b.uploaded
 	b.mu.Unlock()
-	if floor <= trimmed {
+	if floor <= trimmed || floor > uploaded {
+		// Nothing new to trim, or the log objects lag behind the
+		// snapshot: their batches must stay in the journal until they
+		// are uploaded, so that every kept snapshot's chain is whole.
 		return
 	}
 	want := backupKey{name: v.name, id: b.reg.ID, kind: kindSnapshot, first: floor, last: floor}

@@ -358,7 +358,8 @@ func TestOpenFromSnapshot(t *testing.T) {
 	c.Close()
 	control.Crash(srv) // the lease is not released: it expires
 
-	srv2, addr2, err := backedUpControl(t, db, bucket)
+	// Without a warm standby, which would take over from its own state.
+	srv2, addr2, err := backedUpControl(t, db, bucket, func(o *control.Options) { o.StandbyInterval = -1 })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package control
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,6 +17,8 @@ type collector struct {
 	lagBatches, lagSeconds      *prometheus.Desc
 	snapshotSeq, backupFailures *prometheus.Desc
 	trimmed                     *prometheus.Desc
+	standbySeq, standbyLag      *prometheus.Desc
+	standbyPollAge, restarts    *prometheus.Desc
 }
 
 // NewCollector returns the Prometheus collector of s's vclusters.
@@ -38,12 +42,17 @@ func NewCollector(s *Server) prometheus.Collector {
 		snapshotSeq:    d("snapshot_seq", "Sequence number of the newest snapshot in the bucket."),
 		backupFailures: d("backup_failures_total", "Backup uploads (log objects, snapshots) that failed and are retried."),
 		trimmed:        d("journal_trimmed_seq", "Journal rows up to this sequence number were deleted (--trim-journal)."),
+		standbySeq:     d("standby_seq", "Last journal batch applied by this process's warm standby of a vcluster it does not lead."),
+		standbyLag:     d("standby_lag_batches", "Journal batches after the warm standby's state when it last polled (0: it reached the journal's end)."),
+		standbyPollAge: d("standby_poll_age_seconds", "Time since the warm standby last read the journal successfully."),
+		restarts:       d("standby_restarts_total", "Warm standby states rebuilt from the newest snapshot because the journal was trimmed past them."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.batches, c.slow, c.commands, c.appendSeconds, c.applySeconds, c.sessions, c.epoch,
-		c.replayed, c.backedUp, c.lagBatches, c.lagSeconds, c.snapshotSeq, c.backupFailures, c.trimmed} {
+		c.replayed, c.backedUp, c.lagBatches, c.lagSeconds, c.snapshotSeq, c.backupFailures, c.trimmed,
+		c.standbySeq, c.standbyLag, c.standbyPollAge, c.restarts} {
 		ch <- d
 	}
 }
@@ -70,5 +79,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.backupFailures, prometheus.CounterValue, float64(st.Backup.Failures), v.Name)
 			ch <- prometheus.MustNewConstMetric(c.trimmed, prometheus.GaugeValue, float64(st.Backup.Trimmed), v.Name)
 		}
+	}
+	for _, name := range c.s.standbyNames() {
+		st, ok := c.s.Standby(name)
+		if !ok {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.standbySeq, prometheus.GaugeValue, float64(st.Seq), name)
+		ch <- prometheus.MustNewConstMetric(c.standbyLag, prometheus.GaugeValue, float64(st.Behind), name)
+		if !st.Polled.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.standbyPollAge, prometheus.GaugeValue, time.Since(st.Polled).Seconds(), name)
+		}
+		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(st.Restarts), name)
 	}
 }

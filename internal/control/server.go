@@ -55,8 +55,8 @@ type Options struct {
 	// StandbyInterval is how often a warm standby of a vcluster this
 	// process does not lead reads the journal rows appended since
 	// (default DefaultStandbyInterval; negative: no warm standbys, a
-	// takeover replays the whole journal). With a Backup bucket there
-	// are no warm standbys yet (standby.go).
+	// takeover replays the whole journal). With a Backup bucket, a
+	// standby starts from the newest snapshot there (standby.go).
 	StandbyInterval time.Duration
 	// StandbyMaxLag is how many batches a warm standby that caught up
 	// once may fall behind the journal before it drops its state
@@ -134,7 +134,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		s.backup = &b
 	}
 	switch s.standbyEvery, s.standbyLag = opts.StandbyInterval, opts.StandbyMaxLag; {
-	case s.backup != nil || s.standbyEvery < 0:
+	case s.standbyEvery < 0:
 		s.standbyEvery = 0
 	case s.standbyEvery == 0:
 		s.standbyEvery = DefaultStandbyInterval
@@ -225,7 +225,7 @@ func (s *Server) takeVCluster(ctx context.Context, name string) (*vcluster, erro
 	if wait {
 		return nil, err
 	}
-	sb, serr := openStandby(ctx, name, s.journal, s.dir, s.ttl, s.standbyEvery, s.standbyLag, s.failed, s.log)
+	sb, serr := openStandby(ctx, name, s.journal, s.dir, s.ttl, s.standbyEvery, s.standbyLag, s.backup, s.failed, s.log)
 	if serr != nil {
 		s.log.Warn("starting a warm standby failed", "vcluster", name, "err", serr)
 		s.mu.Lock()
@@ -496,6 +496,30 @@ func (s *Server) Stats(name string) (Stats, bool) {
 		return Stats{}, false
 	}
 	return v.statsNow(), true
+}
+
+// Standby returns the counters of this process's warm standby of a
+// vcluster (ok false: none with a state).
+func (s *Server) Standby(name string) (StandbyStats, bool) {
+	s.mu.Lock()
+	sb := s.standbys[name]
+	s.mu.Unlock()
+	if sb == nil {
+		return StandbyStats{}, false
+	}
+	return sb.stats()
+}
+
+// standbyNames lists the vclusters this process keeps a standby of.
+func (s *Server) standbyNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.standbys))
+	for name := range s.standbys {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // DeleteVCluster stops a vcluster, ends its sessions and deletes its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -15,10 +16,13 @@ import (
 
 // Warm standbys (docs/control-plane.md): a process that does not lead a
 // vcluster keeps a state of it anyway, built as an open builds it but
-// without the lease, and tails the journal into it, so that when the
-// lease becomes free it takes it and replays only the rows appended since
-// its last poll instead of the whole journal. A standby serves nothing:
-// agents asking it are told it does not lead.
+// without the lease (from the newest snapshot in the bucket, with one),
+// and tails the journal into it, so that when the lease becomes free it
+// takes it and replays only the rows appended since its last poll
+// instead of the whole journal. A standby serves nothing: agents asking
+// it are told it does not lead. With a bucket, it uploads nothing
+// either; the takeover learns where the old leader's backups stand from
+// the bucket's listing (backupState.adopt) and continues them.
 
 // Defaults of Options.StandbyInterval and Options.StandbyMaxLag.
 const (
@@ -46,6 +50,10 @@ type standby struct {
 	interval time.Duration
 	maxLag   int64
 	log      *slog.Logger
+	// build makes a new state (restart, after the journal was trimmed
+	// under it); backup is the server's bucket (nil: none).
+	build  func(context.Context) (*vcluster, int64, error)
+	backup *BackupOptions
 
 	mu       sync.Mutex // held by each poll, by promote and by close
 	seq      int64      // the state's applied sequence number
@@ -53,6 +61,12 @@ type standby struct {
 	failures int        // polls in a row that failed to read the journal
 	dropped  error      // why the state was dropped (nil: usable)
 	done     bool       // promoted or closed: v is no longer the standby's
+	// end is the journal's last batch as the last successful poll saw it
+	// (its own last row after a poll that was not full), polled when.
+	end      int64
+	polled   time.Time
+	restarts int64 // states rebuilt from a snapshot after a trim under it
+	loaded   int64 // the snapshot its current state started from (0: none)
 
 	paused   atomic.Bool // tests: polls do nothing
 	stopOnce sync.Once
@@ -60,27 +74,61 @@ type standby struct {
 	loopDone chan struct{}
 }
 
-// openStandby builds a standby's state from the journal (every row, as
-// an open without a bucket does; the first polls apply them) and starts
-// tailing it every interval. It takes no lease.
-func openStandby(ctx context.Context, name string, j *journal.Journal, dir string, ttl, interval time.Duration, maxLag int64, onFail func(*vcluster, error), log *slog.Logger) (*standby, error) {
-	v, err := newVCluster(name, j, dir, ttl, onFail, log)
+// StandbyStats describe a warm standby (Server.Standby).
+type StandbyStats struct {
+	// Seq is the last batch its state applied; Behind how many batches
+	// the journal held after it when it last polled (Polled).
+	Seq, Behind int64
+	Polled      time.Time
+	// Snapshot is the batch of the snapshot its state was loaded from (0:
+	// from the journal's start); Restarts counts the states it rebuilt
+	// from the newest snapshot because the journal was trimmed past it.
+	Snapshot, Restarts int64
+}
+
+// openStandby builds a standby's state as an open builds it (from the
+// newest snapshot in the bucket that reads back whole, with backup, then
+// the journal's rows, which the first polls apply) and starts tailing the
+// journal every interval. It takes no lease.
+func openStandby(ctx context.Context, name string, j *journal.Journal, dir string, ttl, interval time.Duration, maxLag int64, backup *BackupOptions, onFail func(*vcluster, error), log *slog.Logger) (*standby, error) {
+	build := func(ctx context.Context) (*vcluster, int64, error) {
+		return standbyState(ctx, name, j, dir, ttl, backup, onFail, log)
+	}
+	v, seq, err := build(ctx)
 	if err != nil {
 		return nil, err
 	}
-	seq, err := v.loadState(ctx, nil, 0)
+	sb := &standby{v: v, interval: interval, maxLag: maxLag, log: v.log, build: build, backup: backup,
+		seq: seq, loaded: seq, stop: make(chan struct{}), loopDone: make(chan struct{})}
+	go sb.tailLoop()
+	v.log.Info("warm standby started", "interval", interval, "from_snapshot", seq)
+	return sb, nil
+}
+
+// standbyState is a new standby state: a vcluster without a lease whose
+// store holds the newest usable snapshot (backup set) or nothing, and
+// that snapshot's batch.
+func standbyState(ctx context.Context, name string, j *journal.Journal, dir string, ttl time.Duration, backup *BackupOptions, onFail func(*vcluster, error), log *slog.Logger) (*vcluster, int64, error) {
+	v, err := newVCluster(name, j, dir, ttl, onFail, log)
+	if err != nil {
+		return nil, 0, err
+	}
+	// The bucket is not checked against the journal here: the leader
+	// uploads what it appends, so a journal end read before the listing
+	// may be behind it. The takeover checks, under the lease (adopt).
+	seq, err := v.loadState(ctx, backup, math.MaxInt64)
 	if err != nil {
 		if v.store != nil {
 			v.closeStore()
 		} else {
 			os.RemoveAll(v.dir)
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	sb := &standby{v: v, interval: interval, maxLag: maxLag, log: v.log, seq: seq, stop: make(chan struct{}), loopDone: make(chan struct{})}
-	go sb.tailLoop()
-	v.log.Info("warm standby started", "interval", interval)
-	return sb, nil
+	// A standby holds no batches for the bucket: the takeover adopts the
+	// backups from the bucket's listing.
+	v.backup = nil
+	return v, seq, nil
 }
 
 func (sb *standby) tailLoop() {
@@ -114,7 +162,9 @@ func (sb *standby) tailLoop() {
 // poll applies the rows appended since the last poll, at most
 // standbyPollRows: one query when the standby keeps up. It reports ok
 // false once the standby is done or dropped its state, more true if
-// rows remain to apply at once.
+// rows remain to apply at once. Rows deleted before it applied them (the
+// leader trimmed the journal past its state) make it load the newest
+// snapshot again.
 func (sb *standby) poll(ctx context.Context) (ok, more bool) {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
@@ -124,7 +174,17 @@ func (sb *standby) poll(ctx context.Context) (ok, more bool) {
 	prev := sb.seq
 	seq, _, err := sb.v.readAfter(ctx, sb.seq, standbyPollRows)
 	sb.seq = seq
-	if errors.Is(err, errBadRow) || (err != nil && sb.failures+1 >= standbyMaxFailures) {
+	if errors.Is(err, journal.ErrGap) && seq == prev {
+		err = sb.restart(ctx)
+		if errors.Is(err, errBadRow) {
+			sb.drop(err)
+			return false, false
+		}
+		if err == nil {
+			return true, true
+		}
+	}
+	if errors.Is(err, errBadRow) || errors.Is(err, journal.ErrGap) || (err != nil && sb.failures+1 >= standbyMaxFailures) {
 		sb.drop(err)
 		return false, false
 	}
@@ -136,6 +196,7 @@ func (sb *standby) poll(ctx context.Context) (ok, more bool) {
 	sb.failures = 0
 	if seq-prev < standbyPollRows {
 		sb.caughtUp = true
+		sb.end, sb.polled = seq, time.Now()
 		return true, false
 	}
 	// A full poll: how far behind is it?
@@ -143,6 +204,7 @@ func (sb *standby) poll(ctx context.Context) (ok, more bool) {
 	if err != nil {
 		return true, true
 	}
+	sb.end, sb.polled = max(last, seq), time.Now()
 	if last <= seq {
 		// It reached the end with a full poll: as caught up as a short
 		// poll would have said.
@@ -153,6 +215,32 @@ func (sb *standby) poll(ctx context.Context) (ok, more bool) {
 		return false, false
 	}
 	return true, true
+}
+
+// restart replaces the state, whose next rows the journal no longer
+// holds, by one loaded from the newest snapshot (the bucket's: the
+// journal is trimmed only up to a snapshot there); under mu. A gap the
+// registry's base does not explain fails with errBadRow (rows lost, not
+// trimmed); other errors (the bucket, the journal) are retried.
+func (sb *standby) restart(ctx context.Context) error {
+	reg, err := sb.v.journal.VCluster(ctx, sb.v.name)
+	if err != nil {
+		return err
+	}
+	if reg.BaseSeq <= sb.seq || reg.ID != sb.v.id {
+		return fmt.Errorf("%w: journal rows missing after #%d (trimmed up to #%d, incarnation %s, the state's %s)", errBadRow, sb.seq, reg.BaseSeq, reg.ID, sb.v.id)
+	}
+	sb.log.Info("warm standby: the journal was trimmed past its state; loading the newest snapshot", "seq", sb.seq, "trimmed_to", reg.BaseSeq)
+	v, seq, err := sb.build(ctx)
+	if err != nil {
+		return err
+	}
+	old := sb.v
+	sb.v, sb.seq, sb.loaded, sb.caughtUp = v, seq, seq, false
+	sb.restarts++
+	old.closeStore()
+	sb.log.Info("warm standby restarted from a snapshot", "from_snapshot", seq, "restarts", sb.restarts)
+	return nil
 }
 
 // drop removes the standby's state; under mu.
@@ -197,6 +285,22 @@ func (sb *standby) promote(ctx context.Context, holder string) (*vcluster, error
 	if err != nil {
 		return v.giveUp(err)
 	}
+	switch {
+	case reg.BaseSeq > sb.seq:
+		err = fmt.Errorf("%w: the journal was trimmed up to #%d, past its state at #%d", errStandbyDropped, reg.BaseSeq, sb.seq)
+	case sb.seq > last:
+		err = fmt.Errorf("%w: its state holds #%d, the journal ends at #%d (the journal lost rows)", errStandbyDropped, sb.seq, last)
+	}
+	if err != nil {
+		return v.giveUp(err)
+	}
+	if sb.backup != nil && sb.backup.Bucket != nil {
+		// Continue the old leader's backups where the bucket stands.
+		v.backup = newBackupState(sb.backup, reg)
+		if err := v.backup.adopt(ctx, v.log, last, sb.seq); err != nil {
+			return v.giveUp(err)
+		}
+	}
 	v.stats.standbySeq.Store(sb.seq)
 	v.stats.replayed.Store(0) // from here on: the rows this takeover replays
 	if err := v.catchUp(ctx, sb.seq, last, start); err != nil {
@@ -223,4 +327,11 @@ func (sb *standby) status() (int64, bool) {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
 	return sb.seq, !sb.done
+}
+
+// stats describes the standby (ok false: it has no state).
+func (sb *standby) stats() (StandbyStats, bool) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return StandbyStats{Seq: sb.seq, Behind: max(0, sb.end-sb.seq), Polled: sb.polled, Snapshot: sb.loaded, Restarts: sb.restarts}, !sb.done
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
 	"github.com/floe-io/floe/internal/metastore/remote"
+	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/testutil"
 )
 
@@ -410,16 +411,29 @@ func TestStandbyAppliesRowsAfterLastPoll(t *testing.T) {
 // run, after a journal of a few thousand batches: by a warm standby, then
 // by a process without one (StandbyInterval < 0), which replays the
 // whole journal. Both wait for the dead leader's lease to expire.
-func TestStandbyTakeoverTime(t *testing.T) {
+func TestStandbyTakeoverTime(t *testing.T) { standbyTakeoverTime(t, nil) }
+
+// standbyTakeoverTime is TestStandbyTakeoverTime; with a bucket (every
+// process backing up to it), the process without a standby opens from
+// the newest snapshot there and replays the rows after it.
+func standbyTakeoverTime(t *testing.T, bucket objstore.Bucket) {
 	const ttl = 2 * time.Second
 	dbURL := testutil.CreateDatabase(t, testutil.RequirePostgres(t), "floe_control_")
 	ctx := t.Context()
-	a := startControlTTL(t, dbURL, ttl)
+	opts := func(interval time.Duration) func(*control.Options) {
+		return func(o *control.Options) {
+			o.StandbyInterval = interval
+			if bucket != nil {
+				o.Backup = control.BackupOptions{Bucket: bucket, SnapshotBytes: 256 << 10}
+			}
+		}
+	}
+	a := startControlOpts(t, dbURL, ttl, opts(0))
 	key, err := a.server.CreateVCluster(ctx, "timed")
 	if err != nil {
 		t.Fatal(err)
 	}
-	warm := startControlTTL(t, dbURL, ttl)
+	warm := startControlOpts(t, dbURL, ttl, opts(0))
 	c, err := remote.Open(ctx, remote.Options{Addr: a.addr, VCluster: "timed", Key: key, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -430,26 +444,35 @@ func TestStandbyTakeoverTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Load: 4 committers until the journal holds 4,000 batches (at most
-	// 30 s).
+	// 90 s: slower with -race and a bucket).
 	const rows = 4000
 	ld := startCommits(t, c, topic, "load")
 	loadStart := time.Now()
 	for lastSeq(t, dbURL, "timed") < rows {
-		if time.Since(loadStart) > 30*time.Second {
-			t.Fatalf("journal at #%d after 30s, want %d batches", lastSeq(t, dbURL, "timed"), rows)
+		if time.Since(loadStart) > 90*time.Second {
+			t.Fatalf("journal at #%d after 90s, want %d batches", lastSeq(t, dbURL, "timed"), rows)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	ld.stop()
 	last := lastSeq(t, dbURL, "timed")
 	waitStandby(t, warm, "timed", last)
+	var snap int64
+	if bucket != nil {
+		snap = waitBackedUp(t, a.server, "timed").Backup.Snapshot
+	}
 
 	crashed := time.Now()
 	control.Crash(a.server)
 	warmTook := waitServed(t, warm, "timed", crashed, ttl)
 	ws, _ := warm.server.Stats("timed")
+	if bucket != nil {
+		// The new leader's backup catches up (its first snapshot too),
+		// so that the next open has a snapshot near the journal's end.
+		waitBackedUp(t, warm.server, "timed")
+	}
 
-	cold := startControlOpts(t, dbURL, ttl, func(o *control.Options) { o.StandbyInterval = -1 })
+	cold := startControlOpts(t, dbURL, ttl, opts(-1))
 	time.Sleep(ttl / 2) // its takeover loop finds the lease held at least once
 	if _, _, ok := control.StandbyState(cold.server, "timed"); ok {
 		t.Fatal("a process with StandbyInterval < 0 keeps a standby")
@@ -459,14 +482,17 @@ func TestStandbyTakeoverTime(t *testing.T) {
 	coldTook := waitServed(t, cold, "timed", crashed, ttl)
 	cs, _ := cold.server.Stats("timed")
 
-	t.Logf("journal of %d batches (%d commits, TTL %v): warm standby took over %v after the kill (open %v, %d rows replayed after its #%d); without one %v (open %v, %d rows replayed)",
-		last, len(ld.acks), ttl, warmTook.Round(time.Millisecond), ws.Open.Round(time.Millisecond), ws.Replayed, ws.StandbySeq,
-		coldTook.Round(time.Millisecond), cs.Open.Round(time.Millisecond), cs.Replayed)
+	t.Logf("journal of %d batches (%d commits, TTL %v, bucket %v, newest snapshot #%d): warm standby took over %v after the kill (open %v, %d rows replayed after its #%d); without one %v (open %v, from snapshot #%d, %d rows replayed)",
+		last, len(ld.acks), ttl, bucket != nil, snap, warmTook.Round(time.Millisecond), ws.Open.Round(time.Millisecond), ws.Replayed, ws.StandbySeq,
+		coldTook.Round(time.Millisecond), cs.Open.Round(time.Millisecond), cs.SnapshotSeq, cs.Replayed)
 	if ws.StandbySeq != last || ws.Replayed != 0 {
 		t.Fatalf("warm takeover: standby at #%d replayed %d rows, want #%d and 0", ws.StandbySeq, ws.Replayed, last)
 	}
-	if cs.StandbySeq != 0 || cs.Replayed != last {
-		t.Fatalf("cold takeover: standby #%d, replayed %d rows, want 0 and %d", cs.StandbySeq, cs.Replayed, last)
+	if cs.StandbySeq != 0 || cs.SnapshotSeq+cs.Replayed != last {
+		t.Fatalf("cold takeover: standby #%d, from snapshot #%d, replayed %d rows, want no standby and %d rows in all", cs.StandbySeq, cs.SnapshotSeq, cs.Replayed, last)
+	}
+	if (bucket != nil) != (cs.SnapshotSeq > 0) {
+		t.Fatalf("cold takeover from snapshot #%d, with a bucket %v", cs.SnapshotSeq, bucket != nil)
 	}
 	cc := cold.client(t, "timed", key)
 	checkAcks(t, cc, topic, ld.acks)

@@ -81,6 +81,7 @@ type vcluster struct {
 	leaseBase  time.Time
 	leaseUntil atomic.Int64
 	lostOnce   sync.Once
+	leaseLost  atomic.Bool // set by lose: another process may lead it now
 	renewDone  chan struct{}
 
 	applyAt atomic.Int64 // stamped time of the command being applied; 0 between commands
@@ -741,6 +742,7 @@ func (v *vcluster) checkLease() error {
 
 // lose tells the server, once, that the vcluster lost its lease.
 func (v *vcluster) lose(err error) {
+	v.leaseLost.Store(true)
 	v.lostOnce.Do(func() {
 		v.log.Error("virtual cluster stops serving: lease lost", "epoch", v.epoch, "err", err)
 		if v.onFail != nil {

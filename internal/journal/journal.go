@@ -39,6 +39,9 @@ var (
 	ErrBadKey = errors.New("wrong key for virtual cluster")
 	// ErrLeaseHeld: another holder's lease has not expired.
 	ErrLeaseHeld = errors.New("journal: lease held by another control process")
+	// ErrGap: Read found a row after a missing one (rows deleted by
+	// Trim under a reader that had not read them, or lost).
+	ErrGap = errors.New("journal: rows missing")
 )
 
 // MaxBatchBytes bounds one appended batch.
@@ -405,7 +408,7 @@ func (j *Journal) Read(ctx context.Context, vcluster string, from int64, fn func
 		}
 		for _, e := range batch {
 			if e.Seq != from {
-				return fmt.Errorf("journal %s: gap: #%d after #%d", vcluster, e.Seq, from-1)
+				return fmt.Errorf("%w: journal %s: #%d after #%d", ErrGap, vcluster, e.Seq, from-1)
 			}
 			if err := fn(e); err != nil {
 				return err

@@ -38,11 +38,15 @@ func TestControlLeaderKilledUnderLoad(t *testing.T) { controlLeaderKilled(t, fal
 // TestControlLeaderKilledUnderLoadFromSnapshots is the same with the
 // control processes backing the vcluster up to the bucket (--bucket,
 // a snapshot every second, --trim-journal): each takeover opens the
-// vcluster from the newest snapshot and replays the journal after it,
-// which must hold every acknowledged commit just as a whole replay does.
+// vcluster through a warm standby that started from the newest snapshot
+// and tailed the journal, survives its trims, and continues the old
+// leader's backups; it must hold every acknowledged commit just as a
+// whole replay does.
 func TestControlLeaderKilledUnderLoadFromSnapshots(t *testing.T) { controlLeaderKilled(t, true) }
 
-var controlReplayed = regexp.MustCompile(`msg="virtual cluster replayed" vcluster=\S+ epoch=(\d+) from_snapshot=(\d+) (?:standby_seq=\d+ )?batches=(\d+)`)
+var controlReplayed = regexp.MustCompile(`msg="virtual cluster replayed" vcluster=\S+ epoch=(\d+) from_snapshot=(\d+) (?:standby_seq=(\d+) )?batches=(\d+)`)
+
+var controlBackupLines = regexp.MustCompile(`msg="(?:backup adopted from the bucket's listing|warm standby restarted from a snapshot|warm standby drops its state[^"]*)"[^\n]*`)
 
 func controlLeaderKilled(t *testing.T, fromSnapshots bool) {
 	const (
@@ -126,22 +130,44 @@ func controlLeaderKilled(t *testing.T, fromSnapshots bool) {
 	log := verifyLog(t, addrs(agents), client{}, led, topic)
 	tr.check(t, log)
 
-	// How each process opened the vcluster: from which snapshot, how
-	// many journal batches replayed after it.
-	takeovers, fromSnapshot := 0, 0
+	// How each process opened the vcluster: from which snapshot, from
+	// which warm standby's state, how many journal batches replayed
+	// after it. A process restarted during the run stands by for 3 s
+	// before the next failure, so every takeover is by a warm standby;
+	// with the bucket, the standbys of restarted processes start from a
+	// snapshot.
+	takeovers, fromSnapshot, fromStandby := 0, 0, 0
 	for _, c := range ctls {
 		for _, m := range controlReplayed.FindAllStringSubmatch(c.log.String(), -1) {
-			t.Logf("%s opened %s at epoch %s: from the snapshot at batch %s, %s batches replayed", c.Name, vcluster, m[1], m[2], m[3])
+			standby := m[3]
+			if standby == "" {
+				standby = "0"
+			}
+			t.Logf("%s opened %s at epoch %s: from the snapshot at batch %s, the warm standby at batch %s, %s batches replayed", c.Name, vcluster, m[1], m[2], standby, m[4])
 			if m[1] != "1" {
 				takeovers++
 				if m[2] != "0" {
 					fromSnapshot++
 				}
+				if standby != "0" {
+					fromStandby++
+				}
 			}
 		}
 	}
+	// With the bucket, how each new leader found the backups (from the
+	// listing: no object read) and whether a standby had to load a
+	// snapshot again after a trim.
+	for _, c := range ctls {
+		for _, line := range controlBackupLines.FindAllString(c.log.String(), -1) {
+			t.Logf("%s: %s", c.Name, line)
+		}
+	}
+	if takeovers != len(failovers) || fromStandby != takeovers {
+		t.Errorf("%d takeovers logged for %d failovers, %d of them by a warm standby: want every one", takeovers, len(failovers), fromStandby)
+	}
 	if fromSnapshots && fromSnapshot < 2 {
-		t.Errorf("%d of %d takeovers opened the vcluster from a snapshot, want at least 2 (a snapshot every second)", fromSnapshot, takeovers)
+		t.Errorf("%d of %d takeovers started from a snapshot, want at least 2 (a snapshot every second; the standbys of the restarted processes load the newest)", fromSnapshot, takeovers)
 	}
 }
 
