@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,11 @@ type ShareInFlight struct {
 	// MaxDeliveryCount is the highest delivery count of the in-flight
 	// records.
 	MaxDeliveryCount int16 `json:"max_delivery_count"`
+	// Pending counts the records neither acknowledged nor archived
+	// (available or acquired) by their delivery count so far (0: never
+	// delivered; from the store, a record being delivered has its
+	// delivery counted).
+	Pending map[int16]int64 `json:"pending_by_delivery_count,omitempty"`
 	// Live: counted from the memory of the agent leading the share
 	// partition (acquisitions included), not from the store.
 	Live bool `json:"live,omitempty"`
@@ -92,7 +98,7 @@ func ShareGroupsLive(ctx context.Context, store ShareReader, names []string, liv
 			r.Member = strings.Join(stored.Assigned[sharecoord.TP{Topic: st.TopicID, Partition: st.Partition}], ",")
 			if f, ok := lg.Parts[sharecoord.TP{Topic: st.TopicID, Partition: st.Partition}]; ok {
 				r.InFlight = &ShareInFlight{Available: f.Available, Acquired: f.Acquired, Acknowledged: f.Acknowledged,
-					Archived: f.Archived, MaxDeliveryCount: f.MaxDeliveryCount, Live: true}
+					Archived: f.Archived, MaxDeliveryCount: f.MaxDeliveryCount, Pending: f.Pending, Live: true}
 			}
 			r.Topic = topicNames[st.TopicID]
 			if r.Topic == "" {
@@ -124,13 +130,14 @@ func ShareGroupsLive(ctx context.Context, store ShareReader, names []string, liv
 }
 
 func inFlight(st metastore.ShareState) *ShareInFlight {
-	f := &ShareInFlight{}
+	f := &ShareInFlight{Pending: map[int16]int64{}}
 	for _, b := range st.Batches {
 		n := b.Last - b.First + 1
 		f.MaxDeliveryCount = max(f.MaxDeliveryCount, b.DeliveryCount)
 		switch b.State {
 		case metastore.ShareAvailable:
 			f.Available += n
+			f.Pending[b.DeliveryCount] += n
 		case metastore.ShareAcknowledged:
 			f.Acknowledged += n
 		case metastore.ShareArchived:
@@ -181,4 +188,23 @@ func StoredMembership(ctx context.Context, store ShareReader, group string) Memb
 		slices.Sort(names)
 	}
 	return m
+}
+
+// PendingString writes f.Pending as "COUNT:RECORDS" pairs by delivery
+// count ("1:88,2:4"), "-" when no record is pending.
+func (f *ShareInFlight) PendingString() string {
+	if f == nil || len(f.Pending) == 0 {
+		return "-"
+	}
+	counts := slices.Sorted(maps.Keys(f.Pending))
+	parts := make([]string, 0, len(counts))
+	for _, c := range counts {
+		if f.Pending[c] > 0 {
+			parts = append(parts, fmt.Sprintf("%d:%d", c, f.Pending[c]))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
 }
