@@ -86,18 +86,19 @@ func groupsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // printShareGroups prints share groups (KIP-932): per share partition
 // its start offset, the end offset, the lag (records in between neither
 // acknowledged nor archived), the in-flight records by state and their
-// highest delivery count when known ("-" through the Kafka protocol) and
+// highest delivery count, the records not yet finished by delivery count
+// ("COUNT:RECORDS,..."), when known ("-" through the Kafka protocol), and
 // the members assigned it.
 func printShareGroups(tw io.Writer, rows []inspect.GroupRow) {
-	fmt.Fprintln(tw, "SHARE GROUP\tSTATE\tMEMBERS\tTOPIC\tPARTITION\tSTART\tEND\tLAG\tAVAILABLE\tACQUIRED\tACKNOWLEDGED\tARCHIVED\tMAX DELIVERIES\tMEMBER")
+	fmt.Fprintln(tw, "SHARE GROUP\tSTATE\tMEMBERS\tTOPIC\tPARTITION\tSTART\tEND\tLAG\tAVAILABLE\tACQUIRED\tACKNOWLEDGED\tARCHIVED\tMAX DELIVERIES\tPENDING BY DELIVERIES\tMEMBER")
 	for _, r := range rows {
 		if r.Topic == "" {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.Group, r.State, r.Members, r.Error)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.Group, r.State, r.Members, r.Error)
 			continue
 		}
-		counts := "-\t-\t-\t-\t-"
+		counts := "-\t-\t-\t-\t-\t-"
 		if f := r.InFlight; f != nil {
-			counts = fmt.Sprintf("%d\t%d\t%d\t%d\t%d", f.Available, f.Acquired, f.Acknowledged, f.Archived, f.MaxDeliveryCount)
+			counts = fmt.Sprintf("%d\t%d\t%d\t%d\t%d\t%s", f.Available, f.Acquired, f.Acknowledged, f.Archived, f.MaxDeliveryCount, f.PendingString())
 		}
 		member := r.Member
 		if r.Error != "" {

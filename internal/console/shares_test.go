@@ -74,4 +74,15 @@ func TestShareGroupsPage(t *testing.T) {
 			t.Errorf("the share groups table lacks %s:\n%s", want, table[:min(len(table), 3000)])
 		}
 	}
+	// Pending records by delivery count: partition 0's ten acquired
+	// once; nothing pending on partition 1.
+	for _, want := range []string{"<td>1:10</td></tr>", "<td>-</td></tr>"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("the share groups table lacks the pending records %s:\n%s", want, table[:min(len(table), 3000)])
+		}
+	}
+	// The member assigned each partition (client id/member id).
+	if end := strings.Index(table, "</table>"); end < 0 || strings.Count(table[:end], "<td>kgo/") != 2 {
+		t.Errorf("the share groups table does not name the member on both partitions:\n%s", table[:min(len(table), 3000)])
+	}
 }

@@ -18,8 +18,11 @@ package protocol
 // in one write (shared with the group's concurrent requests) before the
 // answer: AcknowledgeErrorCode once stored, and records only if their
 // acquisition was, which fails (NOT_LEADER_OR_FOLLOWER, no records) on an
-// agent that another agent has replaced as the partition's leader. With nothing to acquire the request waits up to
-// MaxWaitMillis for new records or expired locks. Records are read as the
+// agent that another agent has replaced as the partition's leader. With
+// nothing to acquire the request waits up to MaxWaitMillis for new
+// records or expired locks, or 10 ms when the member's own records fill
+// the in-flight window of a partition with more records to hand out
+// (its acknowledgements, which would make room, come after the answer). Records are read as the
 // group's share.isolation.level says. See internal/sharecoord and
 // docs/share-groups.md.
 
@@ -52,6 +55,16 @@ const shareReadBytes = 1 << 20
 // shareWaitStep bounds one wait of a ShareFetch, so that records whose
 // locks expired are found without a commit to wake the request.
 const shareWaitStep = 250 * time.Millisecond
+
+// shareHeldWait is the longest a ShareFetch waits when its member's own
+// records fill the in-flight windows of partitions with more records to
+// hand out (sharecoord.Coordinator.HeldBy): the acknowledgements that
+// would make room are in the client, behind this request (a client
+// keeps one ShareFetch in flight per agent and piggybacks its
+// acknowledgements on it), so waiting MaxWaitMillis for them stalls the
+// member. The short wait bounds how often a member that is still
+// processing its records asks again.
+const shareHeldWait = 10 * time.Millisecond
 
 // shareTP is a partition of a share request with its topic.
 type shareTP struct {
@@ -221,6 +234,7 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 	for {
 		w.Arm()
 		got, bytes := 0, 0
+		held := false
 		for _, tp := range tps {
 			st := sh.resolve(tp)
 			if st.err != 0 {
@@ -269,6 +283,7 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 			e := entry(tp)
 			e.ErrorCode = code
 			if len(f.Acquired) == 0 {
+				held = held || code == 0 && co.HeldBy(ctx, sh.group, member, tp, end)
 				continue
 			}
 			e.Records = f.Records
@@ -282,6 +297,9 @@ func (h *Handler) shareFetchRecords(ctx context.Context, co *sharecoord.Coordina
 		}
 		if got > 0 || !time.Now().Before(deadline) || len(tps) == 0 {
 			return
+		}
+		if d := time.Now().Add(shareHeldWait); held && d.Before(deadline) {
+			deadline = d
 		}
 		// Acknowledgements are not held back while the request waits.
 		beforeWait()

@@ -261,3 +261,56 @@ func TestShareFetchFenced(t *testing.T) {
 		t.Fatalf("after the fence: error %s, acquired %s; want [0-2 #2][3-5 #1]", codeName(p.ErrorCode), got)
 	}
 }
+
+// TestShareFetchHeldByMember: a ShareFetch that finds nothing to acquire
+// because the member's own records fill the in-flight window (more
+// records wait past it) answers at once rather than after MaxWaitMillis:
+// the acknowledgements that would make room come with the member's next
+// request, which this one would hold back. Another member, which holds
+// nothing there, waits as usual. Without the early answer a share
+// consumer whose polls are larger than its partitions' windows stalled
+// for MaxWaitMillis every other fetch (docs/benchmarks.md, issue 17).
+func TestShareFetchHeldByMember(t *testing.T) {
+	a := agenttest.Start(t, agenttest.Options{Config: func(cfg *agent.Config) {
+		cfg.Shares.Reset = sharepart.Reset{Kind: sharepart.ResetEarliest}
+		cfg.Shares.Partition.MaxRecordLocks = 4
+	}})
+	f := &fixture{t: t, a: a, c: testutil.Dial(t, a.Addr())}
+	f.createTopic("t", 1)
+	id := f.topicID("t")
+	for range 10 {
+		f.produce("t", 0, 1, time.Now().UnixMilli()) // one record a batch
+	}
+	sf := func(req *kmsg.ShareFetchRequest, wait time.Duration) (kmsg.ShareFetchResponseTopicPartition, time.Duration) {
+		t.Helper()
+		req.MaxWaitMillis = int32(wait.Milliseconds())
+		start := time.Now()
+		p := onlyPartition(t, do[*kmsg.ShareFetchResponse](f, 1, req))
+		return p, time.Since(start)
+	}
+	acquired := func(p kmsg.ShareFetchResponseTopicPartition) string {
+		s := ""
+		for _, r := range p.AcquiredRecords {
+			s += fmt.Sprintf("[%d-%d]", r.FirstOffset, r.LastOffset)
+		}
+		return s
+	}
+	if p, _ := sf(shareFetchReq("g", "m", 0, id, 0), 0); p.ErrorCode != 0 || acquired(p) != "[0-3]" {
+		t.Fatalf("first fetch: error %s, acquired %s; want [0-3], the window's 4", codeName(p.ErrorCode), acquired(p))
+	}
+	const maxWait = 5 * time.Second
+	p, took := sf(shareFetchReq("g", "m", 1, id, 0), maxWait)
+	if p.ErrorCode != 0 || len(p.AcquiredRecords) != 0 || took > maxWait/2 {
+		t.Fatalf("fetch held up by the member's own records: error %s, acquired %s after %v; want nothing, well before MaxWait %v",
+			codeName(p.ErrorCode), acquired(p), took, maxWait)
+	}
+	const otherWait = 600 * time.Millisecond
+	if p, took := sf(shareFetchReq("g", "other", 0, id, 0), otherWait); p.ErrorCode != 0 || len(p.AcquiredRecords) != 0 || took < otherWait*3/4 {
+		t.Fatalf("another member: error %s, acquired %s after %v; want nothing after about MaxWait %v",
+			codeName(p.ErrorCode), acquired(p), took, otherWait)
+	}
+	// The member's acknowledgements make room, in the same request.
+	if p, _ := sf(shareFetchReq("g", "m", 2, id, 0, shareAck{0, 3, []int8{1}}), maxWait); p.AcknowledgeErrorCode != 0 || acquired(p) != "[4-7]" {
+		t.Fatalf("after accepting 0-3: ack %s, acquired %s; want [4-7]", codeName(p.AcknowledgeErrorCode), acquired(p))
+	}
+}

@@ -8,6 +8,9 @@ type InFlight struct {
 	Available, Acquired, Acknowledged, Archived int64
 	// MaxDeliveryCount is the highest delivery count in the window.
 	MaxDeliveryCount int16
+	// Pending counts the records not yet acknowledged or archived
+	// (available or acquired) by delivery count (0: never delivered).
+	Pending map[int16]int64
 }
 
 // LiveGroup is what this agent knows of a share group beyond the store:
@@ -45,7 +48,7 @@ func (c *Coordinator) Live(group string) LiveGroup {
 	now := c.opts.Now()
 	lg.Parts = make(map[TP]InFlight, len(parts))
 	for tp, ps := range parts {
-		var f InFlight
+		f := InFlight{Pending: map[int16]int64{}}
 		ps.mu.Lock()
 		ps.p.Expire(now)
 		for _, r := range ps.p.Records() {
@@ -53,8 +56,10 @@ func (c *Coordinator) Live(group string) LiveGroup {
 			switch r.State {
 			case sharepart.Available:
 				f.Available++
+				f.Pending[r.DeliveryCount]++
 			case sharepart.Acquired:
 				f.Acquired++
+				f.Pending[r.DeliveryCount]++
 			case sharepart.Acknowledged:
 				f.Acknowledged++
 			case sharepart.Archived:

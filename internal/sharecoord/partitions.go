@@ -533,6 +533,29 @@ func (c *Coordinator) AcquireInto(ctx context.Context, ch *Changes, member strin
 	return Fetched{}, 0
 }
 
+// HeldBy reports whether tp's share partition has nothing to hand out
+// below end only because its in-flight window is full, partly of records
+// member holds (sharepart.Partition.HeldBy): a ShareFetch of member that
+// waited for records would wait for its own acknowledgements, which the
+// client sends with its next request. False when the agent holds no
+// state for the partition.
+func (c *Coordinator) HeldBy(ctx context.Context, group, member string, tp TP, end int64) bool {
+	gs, err := c.take(ctx, group)
+	if err != nil {
+		return false
+	}
+	defer c.done(gs)
+	ps := gs.part(tp)
+	if ps == nil {
+		return false
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	held := ps.p.HeldBy(c.opts.Now(), member, end)
+	c.observe(gs, ps)
+	return held
+}
+
 // partition returns tp's share partition, creating it at
 // share.auto.offset.reset and storing it before it is used.
 func (c *Coordinator) partition(ctx context.Context, group string, gs *groupStates, tp TP, offs Offsets) (*partState, error) {

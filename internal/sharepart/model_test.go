@@ -115,7 +115,27 @@ func (m *model) step() {
 		// The caller may have read less than the whole log.
 		end := m.logEnd - int64(rapid.IntRange(0, 2).Draw(t, "short"))
 		next := m.p.Next()
+		// A partition held up by some member has nothing to hand out to
+		// anyone, and that member holds one of its records.
+		heldBy := ""
+		for _, mb := range m.members {
+			if m.p.HeldBy(m.now, mb, end) {
+				heldBy = mb
+			}
+		}
 		got := m.p.AcquireSkipping(m.now, member, rapid.IntRange(0, 8).Draw(t, "max"), end, m.skip(m.p.Start(), end))
+		if heldBy != "" {
+			if len(got) > 0 {
+				t.Fatalf("held up by %s, yet %s acquired %+v", heldBy, member, got)
+			}
+			holds := false
+			for _, h := range m.held {
+				holds = holds || h.member == heldBy
+			}
+			if !holds {
+				t.Fatalf("held up by %s, which holds nothing", heldBy)
+			}
+		}
 		// Skipped offsets are never acquired, so they entered the window
 		// archived.
 		for off := next; off < m.p.Next(); off++ {

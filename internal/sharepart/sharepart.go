@@ -357,6 +357,29 @@ func (p *Partition) Expire(now time.Time) bool {
 	return changed
 }
 
+// HeldBy reports whether, at now, nothing below logEnd can be acquired
+// only because the window is full (no record in it is available, and
+// there are offsets past it below logEnd) while member holds records in
+// it: member's own acknowledgements are what would make room. A
+// ShareFetch of that member need not wait for records, since the
+// acknowledgements it is waiting for travel behind it.
+func (p *Partition) HeldBy(now time.Time, member string, logEnd int64) bool {
+	p.Expire(now)
+	if len(p.window) < p.cfg.MaxRecordLocks || p.Next() >= logEnd || member == "" {
+		return false
+	}
+	holds := false
+	for i := range p.window {
+		switch r := &p.window[i]; r.state {
+		case Available:
+			return false
+		case Acquired:
+			holds = holds || r.member == member
+		}
+	}
+	return holds
+}
+
 // NextDeadline is the earliest lock deadline, or zero when no record is
 // acquired.
 func (p *Partition) NextDeadline() time.Time {

@@ -143,6 +143,8 @@ func (h *harness) run(t *testing.T, line string) []string {
 		}
 	case "ack":
 		out = append(out, "ack "+codeName(h.p.Acknowledge(h.now, a["member"], parseAcks(t, a["batches"]))))
+	case "heldby":
+		out = append(out, fmt.Sprintf("held by %s: %v", a["member"], h.p.HeldBy(h.now, a["member"], num(t, a["end"], 0))))
 	case "release":
 		out = append(out, fmt.Sprintf("release changed=%v", h.p.ReleaseMember(a["member"])))
 	case "advance":

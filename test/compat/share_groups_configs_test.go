@@ -142,3 +142,64 @@ func TestShareGroupConfigs(t *testing.T) {
 		t.Fatalf("after deleting the group's limit: %+v, want the default 5", c)
 	}
 }
+
+// TestShareGroupLockConfig: share.record.lock.duration.ms set on a
+// group's GROUP resource decides how long its records stay locked. The
+// agent's default is 1 s (the range then takes in 1 s); a group set to
+// 4 s is answered AcquisitionLockTimeoutMillis 4000, and the records of
+// a member that dies holding them come back to another member no
+// sooner than that, while a group at the default is answered 1000.
+func TestShareGroupLockConfig(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := agenttest.Start(t, shareAgentOptions(time.Second, 5))
+	const topic, group, n = "share-lock-config", "sg-lock", 10
+	createTopic(t, ctx, a.Addr(), topic, 1)
+	produceSpread(t, ctx, a.Addr(), topic, 1, n)
+	const lock = 4 * time.Second
+	alterGroupConfig(t, ctx, a.Addr(), group, "share.record.lock.duration.ms", fmt.Sprint(lock.Milliseconds()))
+
+	raw := newClient(t, a.Addr())
+	// acquire joins member to g and fetches once, holding what it gets.
+	acquire := func(g, member string) *kmsg.ShareFetchResponse {
+		t.Helper()
+		hb := kmsg.NewPtrShareGroupHeartbeatRequest()
+		hb.GroupID, hb.MemberID, hb.SubscribedTopicNames = g, member, []string{topic}
+		hresp, err := hb.RequestWith(ctx, raw)
+		if err != nil || hresp.ErrorCode != 0 || hresp.Assignment == nil || len(hresp.Assignment.TopicPartitions) != 1 {
+			t.Fatalf("join %s: %+v, %v", g, hresp, err)
+		}
+		sf := kmsg.NewPtrShareFetchRequest()
+		sf.GroupID, sf.MemberID = kmsg.StringPtr(g), kmsg.StringPtr(member)
+		sf.MaxWaitMillis, sf.MaxBytes, sf.MaxRecords = 1000, 1<<20, 100
+		ft := kmsg.NewShareFetchRequestTopic()
+		ft.TopicID = hresp.Assignment.TopicPartitions[0].TopicID
+		ft.Partitions = []kmsg.ShareFetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20}}
+		sf.Topics = []kmsg.ShareFetchRequestTopic{ft}
+		fresp, err := sf.RequestWith(ctx, raw)
+		if err != nil || fresp.ErrorCode != 0 || len(fresp.Topics) != 1 || len(fresp.Topics[0].Partitions[0].AcquiredRecords) == 0 {
+			t.Fatalf("fetch %s: %+v, %v", g, fresp, err)
+		}
+		return fresp
+	}
+	if r := acquire("sg-default", "m"); r.AcquisitionLockTimeoutMillis != 1000 {
+		t.Errorf("a group at the default: lock %d ms, want 1000", r.AcquisitionLockTimeoutMillis)
+	}
+	held := acquire(group, "dead-member")
+	if held.AcquisitionLockTimeoutMillis != int32(lock.Milliseconds()) {
+		t.Fatalf("the group's lock: %d ms, want %d", held.AcquisitionLockTimeoutMillis, lock.Milliseconds())
+	}
+	start := time.Now()
+	other := shareConsumer(t, a.Addr(), group, topic)
+	got := newShareDeliveries()
+	for i := 0; i < 40 && got.distinct() < n; i++ {
+		pollShare(t, ctx, other, got, kgo.AckAccept)
+	}
+	took := time.Since(start)
+	if got.distinct() != n {
+		t.Fatalf("the second member received %d of %d records", got.distinct(), n)
+	}
+	if took < lock*3/4 {
+		t.Errorf("the dead member's records came back after %v: the agent's default lock, not the group's %v", took, lock)
+	}
+}

@@ -475,3 +475,75 @@ func TestShareGroupConnectionClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestShareGroupImplicitAck: records a franz-go share consumer does not
+// acknowledge are accepted at its next poll (implicit acknowledgement,
+// as the Java client's implicit mode), while those it releases in the
+// same polls come back: every record is delivered, the released ones
+// exactly twice and the others once, and afterwards nothing is left
+// (lag 0, a new member receives nothing).
+func TestShareGroupImplicitAck(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := agenttest.Start(t, shareAgentOptions(30*time.Second, 5))
+	const topic, group, n = "share-implicit", "sg", 40
+	createTopic(t, ctx, a.Addr(), topic, 2)
+	produceSpread(t, ctx, a.Addr(), topic, 2, n)
+	cl := shareConsumer(t, a.Addr(), group, topic)
+	d := newShareDeliveries()
+	released := map[string]bool{}
+	for i := 0; i < 40 && ctx.Err() == nil; i++ {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		pcancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			d.add(r)
+			v := string(r.Value)
+			// Release every fifth record on its first delivery; leave
+			// the rest unacknowledged (accepted at the next poll).
+			if r.DeliveryCount() == 1 && len(v) > 1 && (v[len(v)-1]-'0')%5 == 0 {
+				released[v] = true
+				r.Ack(kgo.AckRelease)
+			}
+		})
+		d.mu.Lock()
+		done := len(d.counts) == n
+		for v := range released {
+			done = done && d.counts[v] == 2
+		}
+		d.mu.Unlock()
+		if done {
+			break
+		}
+	}
+	// One more poll accepts the last poll's records; then flush.
+	pctx, pcancel := context.WithTimeout(ctx, time.Second)
+	cl.PollFetches(pctx)
+	pcancel()
+	if err := cl.FlushAcks(ctx); err != nil {
+		t.Fatalf("FlushAcks: %v", err)
+	}
+	if d.distinct() != n || len(released) == 0 {
+		t.Fatalf("received %d of %d records, %d released", d.distinct(), n, len(released))
+	}
+	for v, c := range d.counts {
+		if want := map[bool]int{true: 2, false: 1}[released[v]]; c != want {
+			t.Errorf("record %s delivered %d times, want %d (released: %v)", v, c, want, released[v])
+		}
+	}
+	offs, err := newAdmin(t, a.Addr()).DescribeShareGroupOffsets(ctx, group)
+	if err != nil || offs[group].Err != nil {
+		t.Fatalf("DescribeShareGroupOffsets: %v, %v", err, offs[group].Err)
+	}
+	for p := range int32(2) {
+		if o, ok := offs[group].Offsets.Lookup(topic, p); !ok || o.Lag != 0 || o.StartOffset != n/2 {
+			t.Errorf("partition %d: %+v (found %v), want start %d and lag 0: every record accepted", p, o, ok, n/2)
+		}
+	}
+	late := shareConsumer(t, a.Addr(), group, topic)
+	for range 2 {
+		if got := pollShare(t, ctx, late, newShareDeliveries(), kgo.AckAccept); got != 0 {
+			t.Fatalf("a new member received %d records", got)
+		}
+	}
+}
