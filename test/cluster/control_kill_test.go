@@ -52,7 +52,7 @@ func controlLeaderKilled(t *testing.T, fromSnapshots bool) {
 		group      = "control-kill-readers"
 		partitions = 6
 	)
-	e := newEnv(t, "")
+	e := newPostgresEnv(t, "")
 	flags := []string{"--lease-ttl", ttl.String()}
 	if fromSnapshots {
 		// A key prefix of their own: the agents' cleaner owns theirs.
