@@ -134,7 +134,7 @@ func TestDatabaseRestartDuringLoad(t *testing.T) {
 		}) {
 			t.Fatalf("agent %s: no %s 15s after the database's restart", a.name, reconnected)
 		}
-		t.Logf("agent %s: commit listener reconnected %v after pg_ctl start began (it returned after %v)", a.name, at.Sub(starting).Round(time.Millisecond), up.Sub(starting).Round(time.Millisecond))
+		t.Logf("agent %s: %s %v after pg_ctl start began (it returned after %v)", a.name, reconnected, at.Sub(starting).Round(time.Millisecond), up.Sub(starting).Round(time.Millisecond))
 	}
 	for i, a := range agents {
 		b := agents[(i+1)%len(agents)]

@@ -101,6 +101,10 @@ func exactlyOnceUnderKills(t *testing.T, tv int) {
 	for _, a := range agents {
 		faults = append(faults, a.killFault())
 	}
+	if onControlPlane() {
+		// The control process leading the vcluster dies too.
+		faults = append(faults, e.controlKillFault())
+	}
 	steps := nemesis.NewSchedule(seed, faults, nemesis.ScheduleOptions{
 		Duration: 35 * time.Second,
 		QuietMin: 1500 * time.Millisecond, QuietMax: 4 * time.Second,

@@ -43,11 +43,13 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/floe-io/floe/internal/nemesis"
 	"github.com/floe-io/floe/internal/testutil"
 )
 
@@ -108,6 +110,32 @@ func (e *env) startControlPlane(t *testing.T) {
 	key := e.ctls[0].createVCluster(t, "cluster")
 	e.dbURL = fmt.Sprintf("floe://%s,%s/cluster?key=%s&ping_timeout=%v", e.ctls[0].listen, e.ctls[1].listen, key, controlTTL)
 	t.Logf("agents on floe control: %s and %s, journal %s", e.ctls[0].listen, e.ctls[1].listen, e.pgURL)
+}
+
+// controlKillFault is, on the control plane, a nemesis fault that
+// SIGKILLs the process leading the vcluster (none while a takeover is
+// under way) and, healed, starts every stopped one again (standing by).
+func (e *env) controlKillFault() nemesis.Fault {
+	return nemesis.New("kill", "control-leader",
+		func(context.Context) error {
+			for _, c := range e.ctls {
+				if ep, _ := c.epoch("cluster"); ep > 0 {
+					fmt.Fprintf(c.log, "--- %s: SIGKILL (leading at epoch %d) ---\n", time.Now().Format("15:04:05.000"), ep)
+					return c.Kill()
+				}
+			}
+			return nil
+		},
+		func(ctx context.Context) error {
+			for _, c := range e.ctls {
+				if !c.Running() {
+					if err := c.Start(ctx); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
 }
 
 // newPostgresEnv is newEnv with the agents on PostgreSQL whatever the
