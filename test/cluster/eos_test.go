@@ -64,6 +64,10 @@ const (
 // it. TestExactlyOnceUnderKillsTV1 runs the same with the agents pinned
 // to version 1.
 //
+// On the control plane (FLOE_TEST_CLUSTER_METASTORE=control) the
+// nemesis also SIGKILLs the control process leading the vcluster, and
+// starts it again standing by.
+//
 // FLOE_EOS_SEED=N repeats a run's kill schedule (the seed is logged).
 func TestExactlyOnceUnderKills(t *testing.T) { exactlyOnceUnderKills(t, 2) }
 

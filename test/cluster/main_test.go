@@ -94,7 +94,7 @@ func newEnv(t *testing.T, serverURL string) *env {
 
 // controlTTL is the lease TTL of the control plane of newEnv, and the
 // agents' ping timeout.
-const controlTTL = 5 * time.Second
+const controlTTL = 3 * time.Second
 
 // startControlPlane starts two `floe control` processes with e's
 // database as their journal and the test bucket (a prefix of their own)
