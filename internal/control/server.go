@@ -661,7 +661,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		return
 	}
 	v, err := s.admit(hello)
-	welcome := remote.Welcome{}
+	welcome := remote.Welcome{Ping: true} // session.serve answers pings
 	if err != nil {
 		welcome.Err = err.Error()
 		welcome.NotLeader = errors.As(err, new(notLeaderError))

@@ -23,6 +23,10 @@ const budgetUnit = remote.MaxFrame / remote.MaxInFlight
 // it notices collapse into "everything changed" (responses wait).
 const outQueue = 1024
 
+// pongQueue bounds the pings waiting for their answer (a client has one
+// in flight at a time); beyond it pings are dropped.
+const pongQueue = 4
+
 // session is one agent connection, bound to one vcluster.
 type session struct {
 	v   *vcluster
@@ -35,6 +39,7 @@ type session struct {
 	cancel context.CancelFunc
 
 	out          chan remote.Frame
+	pongs        chan uint64 // ids of pings to answer, ahead of out
 	lostCommits  atomic.Bool // a commit notice did not fit in out
 	lostTopics   atomic.Bool
 	closeOnce    sync.Once
@@ -48,7 +53,7 @@ func newSession(v *vcluster, nc net.Conn, r *bufio.Reader, w *bufio.Writer, log 
 	return &session{
 		v: v, nc: nc, r: r, w: w, log: log.With("vcluster", v.name, "remote", nc.RemoteAddr().String()),
 		ctx: ctx, cancel: cancel,
-		out: make(chan remote.Frame, outQueue), writerDone: make(chan struct{}),
+		out: make(chan remote.Frame, outQueue), pongs: make(chan uint64, pongQueue), writerDone: make(chan struct{}),
 		inFlight: make(chan struct{}, remote.MaxInFlight),
 	}
 }
@@ -65,6 +70,16 @@ func (s *session) serve() {
 		f, err := remote.ReadFrame(s.r)
 		if err != nil {
 			return
+		}
+		if f.Kind == remote.KindPing {
+			// Answered as it is read, whatever the requests wait for
+			// (the applier, the journal): the client asks whether this
+			// process runs, not whether its vcluster keeps up.
+			select {
+			case s.pongs <- f.ID:
+			default:
+			}
+			continue
 		}
 		if f.Kind != remote.KindRequest {
 			s.log.Warn("unexpected frame kind; closing", "kind", f.Kind)
@@ -196,6 +211,8 @@ func (s *session) writeLoop() {
 		var f remote.Frame
 		select {
 		case f = <-s.out:
+		case id := <-s.pongs:
+			f = remote.Frame{Kind: remote.KindPong, ID: id}
 		case <-s.ctx.Done():
 			return
 		}
@@ -205,12 +222,17 @@ func (s *session) writeLoop() {
 	drain:
 		for {
 			select {
-			case f = <-s.out:
-				if !write(f) {
-					return
-				}
+			case id := <-s.pongs:
+				f = remote.Frame{Kind: remote.KindPong, ID: id}
 			default:
-				break drain
+				select {
+				case f = <-s.out:
+				default:
+					break drain
+				}
+			}
+			if !write(f) {
+				return
 			}
 		}
 		if s.lostCommits.Swap(false) {

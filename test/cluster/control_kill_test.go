@@ -56,7 +56,7 @@ func controlLeaderKilled(t *testing.T, fromSnapshots bool) {
 		group      = "control-kill-readers"
 		partitions = 6
 	)
-	e := newEnv(t, "")
+	e := newPostgresEnv(t, "")
 	flags := []string{"--lease-ttl", ttl.String()}
 	if fromSnapshots {
 		// A key prefix of their own: the agents' cleaner owns theirs.
@@ -69,7 +69,9 @@ func controlLeaderKilled(t *testing.T, fromSnapshots bool) {
 	}
 	key := ctls[0].createVCluster(t, vcluster)
 	onControl := *e
-	onControl.dbURL = fmt.Sprintf("floe://%s,%s/%s?key=%s", ctls[0].listen, ctls[1].listen, vcluster, key)
+	// The agents ping their control connection and give it up after a
+	// TTL of silence: a stopped leader keeps them waiting about that long.
+	onControl.dbURL = fmt.Sprintf("floe://%s,%s/%s?key=%s&ping_timeout=%v", ctls[0].listen, ctls[1].listen, vcluster, key, ttl)
 	agents := []*agentProc{
 		startAgent(t, &onControl, "a0", agentOpts{}),
 		startAgent(t, &onControl, "a1", agentOpts{}),
@@ -101,8 +103,9 @@ func controlLeaderKilled(t *testing.T, fromSnapshots bool) {
 		t.Logf("%s started again on %s (standing by)", f.old.Name, f.old.listen)
 		time.Sleep(3 * time.Second)
 	}
-	// A leader that hangs instead of dying: stopped past its lease, it
-	// must not serve once it runs again.
+	// A leader that hangs instead of dying: stopped until the agents
+	// found the new leader (their pings unanswered), it must not serve
+	// once it runs again.
 	failovers = append(failovers, failControlLeader(t, ctls, vcluster, agents, led, acks, ttl, true))
 	time.Sleep(3 * time.Second)
 
@@ -229,9 +232,11 @@ func failControlLeader(t *testing.T, ctls []*controlProc, vcluster string, agent
 	}
 	f.takeover = time.Since(failedAt)
 	tookAt := time.Now()
-	if pause {
-		if err := leader.Resume(); err != nil {
-			t.Fatalf("SIGCONT %s: %v", leader.Name, err)
+	resume := func() {
+		if pause {
+			if err := leader.Resume(); err != nil {
+				t.Fatalf("SIGCONT %s: %v", leader.Name, err)
+			}
 		}
 	}
 	// The old leader never released its lease: no other process may
@@ -240,12 +245,22 @@ func failControlLeader(t *testing.T, ctls []*controlProc, vcluster string, agent
 	if f.takeover < ttl/2 {
 		t.Errorf("%s took %s over %v after the leader died: before its lease (TTL %v) could expire", f.took.Name, vcluster, f.takeover, ttl)
 	}
+	// A stopped leader stays stopped until acknowledgements resume: the
+	// agents must leave it by themselves (their pings go unanswered),
+	// not when it runs again and closes their sessions.
 	resumedAt, ok := acks.firstAfter(tookAt, 30*time.Second)
+	resume()
 	if !ok {
-		t.Fatalf("no record acknowledged within 30s of the takeover by %s", f.took.Name)
+		t.Fatalf("no record acknowledged within 30s of the takeover by %s (old leader %s)", f.took.Name, f.signal)
 	}
 	f.resumed = resumedAt.Sub(failedAt)
 	f.stall = acks.longestGap(failedAt.Add(-time.Second), resumedAt)
+	// Loosely bounded (a loaded machine is slow, not 2 minutes slow):
+	// before pings, agents stayed on a stopped leader until its
+	// connections broke or their mutations' 2-minute timeout.
+	if limit := 15 * ttl; f.stall > limit {
+		t.Errorf("%s: no record acknowledged for %v, want well below the agents' 2-minute mutation timeout (at most %v)", f.signal, f.stall, limit)
+	}
 	f.commitErrors = sumMetric(t, agents, "floe_segment_flushes_total", "result", "commit_error") - errsBefore
 	if pause {
 		// Continued, the old leader finds its lease lost (its local

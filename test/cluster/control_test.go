@@ -49,7 +49,7 @@ func startControl(t *testing.T, e *env, extra ...string) *controlProc {
 		Name: "control",
 		Path: floeBin,
 		Args: append([]string{"control",
-			"--journal", e.dbURL,
+			"--journal", e.pgURL,
 			"--listen", c.listen,
 			"--admin-listen", c.admin,
 			"--log-level", "info",
@@ -88,7 +88,7 @@ func (c *controlProc) createVCluster(t *testing.T, name string) string {
 // and checks that the agent reconnected by itself, every committed offset
 // is still there, and producing and consuming go on where they were.
 func TestAgentOnControlPlane(t *testing.T) {
-	e := newEnv(t, "")
+	e := newPostgresEnv(t, "")
 	ctl := startControl(t, e)
 	key := ctl.createVCluster(t, "prod")
 	onControl := *e

@@ -64,6 +64,10 @@ const (
 // it. TestExactlyOnceUnderKillsTV1 runs the same with the agents pinned
 // to version 1.
 //
+// On the control plane (FLOE_TEST_CLUSTER_METASTORE=control) the
+// nemesis also SIGKILLs the control process leading the vcluster, and
+// starts it again standing by.
+//
 // FLOE_EOS_SEED=N repeats a run's kill schedule (the seed is logged).
 func TestExactlyOnceUnderKills(t *testing.T) { exactlyOnceUnderKills(t, 2) }
 
@@ -100,6 +104,10 @@ func exactlyOnceUnderKills(t *testing.T, tv int) {
 	var faults []nemesis.Fault
 	for _, a := range agents {
 		faults = append(faults, a.killFault())
+	}
+	if onControlPlane() {
+		// The control process leading the vcluster dies too.
+		faults = append(faults, e.controlKillFault())
 	}
 	steps := nemesis.NewSchedule(seed, faults, nemesis.ScheduleOptions{
 		Duration: 35 * time.Second,

@@ -28,6 +28,13 @@
 //     vcluster from snapshots in the bucket
 //     (TestControlLeaderKilledUnderLoadFromSnapshots).
 //
+// With FLOE_TEST_CLUSTER_METASTORE=control, the agents of every test
+// that does not start its own control plane run on `floe control`
+// instead of PostgreSQL: two control processes on the test's database
+// as their journal, backing up to the test bucket, and agents whose
+// --metastore lists both (env.startControlPlane). Tests whose meaning
+// depends on PostgreSQL say what they do there (onControlPlane).
+//
 // TestMain builds the floe binary once. The servers come from
 // scripts/services (eval "$(scripts/services postgres s3)"); without them
 // the tests skip, unless FLOE_REQUIRE_SERVICES=1. Every test has its own
@@ -36,9 +43,13 @@
 package cluster
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"testing"
+	"time"
 
+	"github.com/floe-io/floe/internal/nemesis"
 	"github.com/floe-io/floe/internal/testutil"
 )
 
@@ -49,13 +60,19 @@ func TestMain(m *testing.M) { testutil.RunWithFloeBinary(m, "cluster", &floeBin)
 
 func verbose() bool { return os.Getenv("FLOE_CLUSTER_VERBOSE") != "" }
 
+// onControlPlane reports whether the tests' agents run on `floe control`
+// (FLOE_TEST_CLUSTER_METASTORE=control) rather than on PostgreSQL.
+func onControlPlane() bool { return os.Getenv("FLOE_TEST_CLUSTER_METASTORE") == "control" }
+
 // env is what one test's agents run on: a fresh database and a key prefix
 // of its own in the test bucket.
 type env struct {
 	s3        testutil.S3Server
-	serverURL string // the PostgreSQL server
-	dbURL     string // the test's database
-	prefix    string // the test's key prefix, without a trailing slash
+	serverURL string         // the PostgreSQL server
+	pgURL     string         // the test's database: the agents' store, or the control plane's journal
+	dbURL     string         // the agents' --metastore: pgURL, or the vcluster of ctls
+	prefix    string         // the test's key prefix, without a trailing slash
+	ctls      []*controlProc // on the control plane: its two processes
 	// sec, if set, makes the agents listen for SASL_SSL only and
 	// authorize with ACLs; clients log in as e.as(user).
 	sec *testutil.SecureKafka
@@ -63,16 +80,76 @@ type env struct {
 
 // newEnv checks for the servers and gives the test a database and a key
 // prefix. serverURL, if set, is a PostgreSQL server the test started
-// itself; otherwise the one of FLOE_TEST_POSTGRES_URL.
+// itself; otherwise the one of FLOE_TEST_POSTGRES_URL. On the control
+// plane (onControlPlane), the agents' store is a vcluster of two control
+// processes journaling in that database.
 func newEnv(t *testing.T, serverURL string) *env {
+	t.Helper()
+	e := newPostgresEnv(t, serverURL)
+	if onControlPlane() {
+		e.startControlPlane(t)
+	}
+	return e
+}
+
+// controlTTL is the lease TTL of the control plane of newEnv, and the
+// agents' ping timeout.
+const controlTTL = 3 * time.Second
+
+// startControlPlane starts two `floe control` processes with e's
+// database as their journal and the test bucket (a prefix of their own)
+// as their backup bucket, creates a vcluster, and points e's agents at
+// both processes.
+func (e *env) startControlPlane(t *testing.T) {
+	t.Helper()
+	flags := []string{"--lease-ttl", controlTTL.String(), "--bucket", e.s3.BucketURL(e.s3.Endpoint, e.prefix+"-control")}
+	e.ctls = []*controlProc{startControl(t, e, flags...), startControl(t, e, flags...)}
+	for i, c := range e.ctls {
+		c.Name = fmt.Sprintf("control c%d", i)
+	}
+	key := e.ctls[0].createVCluster(t, "cluster")
+	e.dbURL = fmt.Sprintf("floe://%s,%s/cluster?key=%s&ping_timeout=%v", e.ctls[0].listen, e.ctls[1].listen, key, controlTTL)
+	t.Logf("agents on floe control: %s and %s, journal %s", e.ctls[0].listen, e.ctls[1].listen, e.pgURL)
+}
+
+// controlKillFault is, on the control plane, a nemesis fault that
+// SIGKILLs the process leading the vcluster (none while a takeover is
+// under way) and, healed, starts every stopped one again (standing by).
+func (e *env) controlKillFault() nemesis.Fault {
+	return nemesis.New("kill", "control-leader",
+		func(context.Context) error {
+			for _, c := range e.ctls {
+				if ep, _ := c.epoch("cluster"); ep > 0 {
+					fmt.Fprintf(c.log, "--- %s: SIGKILL (leading at epoch %d) ---\n", time.Now().Format("15:04:05.000"), ep)
+					return c.Kill()
+				}
+			}
+			return nil
+		},
+		func(ctx context.Context) error {
+			for _, c := range e.ctls {
+				if !c.Running() {
+					if err := c.Start(ctx); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+}
+
+// newPostgresEnv is newEnv with the agents on PostgreSQL whatever the
+// mode: for the tests that start control processes of their own.
+func newPostgresEnv(t *testing.T, serverURL string) *env {
 	t.Helper()
 	if serverURL == "" {
 		serverURL = testutil.RequirePostgres(t)
 	}
 	s3 := testutil.RequireS3(t)
 	e := &env{s3: s3, serverURL: serverURL, prefix: testutil.RandomName("cluster-")}
-	e.dbURL = testutil.CreateDatabase(t, serverURL, "floe_cluster_")
-	t.Logf("database %s, objects under s3://%s/%s/", e.dbURL, s3.Bucket, e.prefix)
+	e.pgURL = testutil.CreateDatabase(t, serverURL, "floe_cluster_")
+	e.dbURL = e.pgURL
+	t.Logf("database %s, objects under s3://%s/%s/", e.pgURL, s3.Bucket, e.prefix)
 	return e
 }
 

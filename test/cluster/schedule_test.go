@@ -43,7 +43,7 @@ func (c *controlProc) schedule(t *testing.T, vcluster string) control.ScheduleIn
 // run on the others at once; one SIGKILLed leaves its ring as soon as
 // its session ends, and its jobs go after the grace period.
 func TestControlPlaneSchedulesAgents(t *testing.T) {
-	e := newEnv(t, "")
+	e := newPostgresEnv(t, "")
 	ctl := startControl(t, e)
 	key := ctl.createVCluster(t, "prod")
 	onControl := *e

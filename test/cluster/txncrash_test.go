@@ -58,6 +58,13 @@ const (
 // the end, every transaction must be committed or aborted as a whole, as
 // its client was told, and read_committed must return exactly the
 // committed records (txnlog_test.go).
+//
+// On the control plane (FLOE_TEST_CLUSTER_METASTORE=control) the steps
+// inside a PostgreSQL store transaction do not exist: the database holds
+// only the journal, and a command is applied whole in memory. There the
+// scenarios that hold one open are skipped, and one of the control
+// plane's own runs instead: the control leader SIGKILLed mid-transaction
+// and again while EndTxn is in flight.
 func TestTransactionCrashPoints(t *testing.T) {
 	requireServices(t)
 	pg := startPostgres(t)
@@ -66,22 +73,36 @@ func TestTransactionCrashPoints(t *testing.T) {
 	seeds := fixedAddrs(agents)
 	createTopic(t, e.admin(), seeds[0], cpTopic, cpPartitions)
 	proxy, proxied := startKafkaProxy(t, seeds)
-	c := &crashPoints{t: t, pg: pg, agents: agents, seeds: seeds, proxy: proxy, proxied: proxied,
-		stall: installStall(t, e.dbURL), tail: startCommittedTail(t, seeds, cpTopic), want: map[string]fate{}}
+	c := &crashPoints{t: t, e: e, pg: pg, agents: agents, seeds: seeds, proxy: proxy, proxied: proxied,
+		tail: startCommittedTail(t, seeds, cpTopic), want: map[string]fate{}}
+	if !onControlPlane() {
+		c.stall = installStall(t, e.pgURL)
+	}
 	for _, sc := range []struct {
 		name string
 		run  func(name string)
+		// inStore: the scenario holds a PostgreSQL store transaction
+		// open (stall_test.go); control: it kills the control plane.
+		inStore, control bool
 	}{
-		{"coordinator-killed-mid-txn", c.coordinatorKilledMidTxn},
-		{"leader-killed-in-produce-commit", c.leaderKilledInProduceCommit},
-		{"coordinator-killed-in-end-commit", func(name string) { c.coordinatorKilledInEnd(name, true) }},
-		{"coordinator-killed-in-end-abort", func(name string) { c.coordinatorKilledInEnd(name, false) }},
-		{"coordinator-and-producer-killed-in-end", c.bothKilledInEnd},
-		{"db-restart-in-end", c.dbRestartInEnd},
-		{"db-restart-in-produce-commit", c.dbRestartInProduceCommit},
-		{"answer-lost-after-end", c.answerLostAfterEnd},
-		{"zombie-fenced-after-coordinator-kill", c.zombieFenced},
+		{name: "coordinator-killed-mid-txn", run: c.coordinatorKilledMidTxn},
+		{name: "leader-killed-in-produce-commit", run: c.leaderKilledInProduceCommit, inStore: true},
+		{name: "coordinator-killed-in-end-commit", run: func(name string) { c.coordinatorKilledInEnd(name, true) }, inStore: true},
+		{name: "coordinator-killed-in-end-abort", run: func(name string) { c.coordinatorKilledInEnd(name, false) }, inStore: true},
+		{name: "coordinator-and-producer-killed-in-end", run: c.bothKilledInEnd, inStore: true},
+		{name: "db-restart-in-end", run: c.dbRestartInEnd, inStore: true},
+		{name: "db-restart-in-produce-commit", run: c.dbRestartInProduceCommit, inStore: true},
+		{name: "answer-lost-after-end", run: c.answerLostAfterEnd, inStore: true},
+		{name: "zombie-fenced-after-coordinator-kill", run: c.zombieFenced},
+		{name: "control-leader-killed-mid-txn-and-in-end", run: c.controlLeaderKilled, control: true},
 	} {
+		if onControlPlane() && sc.inStore {
+			t.Logf("%s: skipped on the control plane (no store transaction to hold open)", sc.name)
+			continue
+		}
+		if !onControlPlane() && sc.control {
+			continue
+		}
 		c.settle()
 		start := time.Now()
 		sc.run(sc.name)
@@ -133,7 +154,8 @@ type crashPoints struct {
 	seeds   []string
 	proxy   *kproxy.Proxy
 	proxied []string // the proxy's addresses of the agents
-	stall   *dbStall
+	stall   *dbStall // nil on the control plane
+	e       *env
 	tail    *committedTail
 	want    map[string]fate // transaction label → the outcome its client was told
 }
@@ -354,6 +376,36 @@ func (c *crashPoints) coordinatorKilledMidTxn(name string) {
 	c.kill(c.coordinatorOf(name), "the transaction's coordinator")
 	x.mustProduce(3, 4, 5)
 	c.mustEnd(x, x.endAsync(true), true)
+}
+
+// controlLeaderKilled (control plane only): the control process leading
+// the vcluster is SIGKILLed after the transaction's first produces, and
+// started again standing by; the other process takes over and the
+// transaction goes on; then the new leader is SIGKILLed as EndTxn is
+// sent (its store commands may or may not have been journaled, or are
+// asked during the takeover), and the commit must end committed, once,
+// through the process that takes over again.
+func (c *crashPoints) controlLeaderKilled(name string) {
+	killLeader := func(when string) {
+		leader, epoch := controlLeader(c.t, c.e.ctls, "cluster", 20*time.Second)
+		c.t.Logf("%s: SIGKILL %s, leading the vcluster at epoch %d, %s; start it again", name, leader.Name, epoch, when)
+		if err := leader.Kill(); err != nil {
+			c.t.Fatal(err)
+		}
+		if err := leader.Start(context.Background()); err != nil {
+			c.t.Fatalf("restart %s: %v", leader.Name, err)
+		}
+	}
+	x := c.newTxnClient(name, name, c.seeds)
+	x.begin()
+	x.mustProduce(0, 1, 2)
+	killLeader("mid-transaction")
+	x.mustProduce(3, 4, 5)
+	done := x.endAsync(true)
+	killLeader("as EndTxn is sent")
+	c.mustEnd(x, done, true)
+	_, epoch := controlLeader(c.t, c.e.ctls, "cluster", 20*time.Second)
+	c.t.Logf("%s: the vcluster is led at epoch %d", name, epoch)
 }
 
 // leaderKilledInProduceCommit: the agent committing the transaction's

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -73,12 +74,23 @@ func stableOffsets(t *testing.T, seeds []string, topics ...string) (stable, end 
 		fn  func(context.Context, ...string) (kadm.ListedOffsets, error)
 		out map[tp]int64
 	}{{adm.ListCommittedOffsets, stable}, {adm.ListEndOffsets, end}} {
-		offs, err := list.fn(ctx, topics...)
-		if err == nil {
-			err = offs.Error()
-		}
-		if err != nil {
-			t.Fatalf("list offsets: %v", err)
+		var offs kadm.ListedOffsets
+		for {
+			var err error
+			offs, err = list.fn(ctx, topics...)
+			if err == nil {
+				err = offs.Error()
+			}
+			if err == nil {
+				break
+			}
+			// A retriable error (the store unavailable for a moment, as
+			// while a control process takes the vcluster over) is asked
+			// again, as a client would, until the deadline.
+			if !kerr.IsRetriable(err) || ctx.Err() != nil {
+				t.Fatalf("list offsets: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 		offs.Each(func(o kadm.ListedOffset) { list.out[tp{o.Topic, o.Partition}] = o.Offset })
 	}

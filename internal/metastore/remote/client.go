@@ -20,7 +20,7 @@ import (
 )
 
 // URLScheme is the scheme of a control plane's URL:
-// floe://HOST:PORT[,HOST:PORT…]/VCLUSTER?key=KEY[&tls=true&ca=/path/ca.pem&server_name=NAME].
+// floe://HOST:PORT[,HOST:PORT…]/VCLUSTER?key=KEY[&tls=true&ca=/path/ca.pem&server_name=NAME][&ping_timeout=D&ping_interval=D].
 // With several addresses the client connects to the first that leads the
 // vcluster, trying them in turn.
 const URLScheme = "floe"
@@ -32,6 +32,21 @@ const HandshakeTimeout = 10 * time.Second
 // once sent, whatever its context says: past it the connection is
 // dropped, since its answer can no longer be trusted to arrive.
 const mutationTimeout = 2 * time.Minute
+
+// DefaultPingTimeout is how long a connection may stay silent (no frame
+// from the server, pings unanswered) before the client declares it dead:
+// the control plane's default lease TTL, after which another process
+// may have taken the vcluster over.
+const DefaultPingTimeout = 10 * time.Second
+
+// minPingTimeout bounds how eagerly a URL may ask for pings.
+const minPingTimeout = 100 * time.Millisecond
+
+// ErrSilent reports a connection declared dead because the server sent
+// nothing, not even an answer to a ping, for the ping timeout: a server
+// process stopped or cut off by a network that drops packets. Calls in
+// flight on it fail as on any lost connection.
+var ErrSilent = errors.New("control plane connection silent")
 
 // noticeQueue bounds the notices waiting for the watchers; beyond it they
 // collapse into one "everything changed" notice.
@@ -47,6 +62,33 @@ type Options struct {
 	// TLS, when set, makes the connection TLS.
 	TLS    *tls.Config
 	Logger *slog.Logger
+	// PingTimeout is how long a connection may go without a frame from
+	// the server before it is declared dead (closed, its calls failed
+	// as on a lost connection, the next address tried); it also bounds
+	// the hello's welcome. 0 means DefaultPingTimeout, negative turns
+	// the check off. Only servers whose welcome says they answer pings
+	// are pinged; with older ones the check is off.
+	PingTimeout time.Duration
+	// PingInterval is how long a connection stays silent before the
+	// client pings; 0 means a quarter of PingTimeout.
+	PingInterval time.Duration
+}
+
+// pingTimes returns the ping interval and timeout o asks for; a zero
+// timeout: no pings.
+func (o Options) pingTimes() (interval, timeout time.Duration) {
+	timeout = o.PingTimeout
+	switch {
+	case timeout < 0:
+		return 0, 0
+	case timeout == 0:
+		timeout = DefaultPingTimeout
+	}
+	interval = o.PingInterval
+	if interval <= 0 || interval > timeout/2 {
+		interval = timeout / 4
+	}
+	return interval, timeout
 }
 
 // ParseURL reads a floe:// URL into Options.
@@ -66,6 +108,23 @@ func ParseURL(raw string) (Options, error) {
 		return Options{}, fmt.Errorf("control plane URL: want %s://HOST:PORT/VCLUSTER?key=KEY", URLScheme)
 	case o.Key == "":
 		return Options{}, errors.New("control plane URL: no key (…?key=KEY)")
+	}
+	for name, d := range map[string]*time.Duration{"ping_timeout": &o.PingTimeout, "ping_interval": &o.PingInterval} {
+		if !q.Has(name) {
+			continue
+		}
+		v, err := time.ParseDuration(q.Get(name))
+		switch {
+		case err != nil:
+			return Options{}, fmt.Errorf("control plane URL: %s: %w", name, err)
+		case v == 0:
+			if name == "ping_timeout" {
+				v = -1 // off
+			}
+		case v < minPingTimeout/4 || (name == "ping_timeout" && v < minPingTimeout):
+			return Options{}, fmt.Errorf("control plane URL: %s %v is too short (ping_timeout=0 turns pings off)", name, v)
+		}
+		*d = v
 	}
 	if q.Get("tls") == "true" || q.Has("ca") {
 		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: q.Get("server_name")}
@@ -102,6 +161,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	next    int         // the address to try first: the last that worked
+	silent  int         // 1 + the address of the last connection that went silent; 0: none
 	conn    *clientConn // nil until dialled, and after it is lost
 	dialled bool        // a connection existed before: notices may have been missed
 
@@ -221,10 +281,16 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 	if len(addrs) > maxAddrs {
 		return nil, fmt.Errorf("control plane: %d addresses, at most %d", len(addrs), maxAddrs)
 	}
+	start := c.next
+	if c.silent == start+1 {
+		// That one stopped answering: another may lead by now.
+		start = (start + 1) % len(addrs)
+	}
+	c.silent = 0
 	var errs []error
 	for i := range addrs {
-		k := (c.next + i) % len(addrs)
-		cc, err := c.dialAddr(ctx, strings.TrimSpace(addrs[k]))
+		k := (start + i) % len(addrs)
+		cc, err := c.dialAddr(ctx, strings.TrimSpace(addrs[k]), k)
 		if err == nil {
 			c.next = k
 			return cc, nil
@@ -237,8 +303,16 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 	return nil, errors.Join(errs...)
 }
 
-func (c *Client) dialAddr(ctx context.Context, addr string) (*clientConn, error) {
-	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
+func (c *Client) dialAddr(ctx context.Context, addr string, index int) (*clientConn, error) {
+	interval, timeout := c.opts.pingTimes()
+	// A server that does not welcome within the ping timeout is as
+	// silent as one that stops answering pings (a stopped process still
+	// accepts connections: its kernel does).
+	handshake := HandshakeTimeout
+	if timeout > 0 {
+		handshake = min(handshake, timeout)
+	}
+	ctx, cancel := context.WithTimeout(ctx, handshake)
 	defer cancel()
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
@@ -286,16 +360,28 @@ func (c *Client) dialAddr(ctx context.Context, addr string) (*clientConn, error)
 		return nil, fmt.Errorf("control plane %s, vcluster %s: %s", addr, c.opts.VCluster, w.Err)
 	}
 	nc.SetDeadline(time.Time{})
-	cc := &clientConn{c: c, nc: nc, r: r, w: bufio.NewWriterSize(nc, 64<<10), pending: map[uint64]chan Response{}, gone: make(chan struct{})}
+	cc := &clientConn{c: c, addr: addr, index: index, nc: nc, r: r, w: bufio.NewWriterSize(nc, 64<<10),
+		pending: map[uint64]chan Response{}, gone: make(chan struct{}), born: time.Now()}
+	cc.heard.Store(int64(time.Since(cc.born)))
 	go cc.read()
+	if w.Ping && timeout > 0 {
+		go cc.watch(interval, timeout)
+	}
 	return cc, nil
 }
 
 // clientConn is one connection and its calls in flight.
 type clientConn struct {
-	c  *Client
-	nc net.Conn
-	r  *bufio.Reader
+	c     *Client
+	addr  string
+	index int // of addr in the client's addresses
+	nc    net.Conn
+	r     *bufio.Reader
+
+	born    time.Time    // when it was dialled: the origin of heard
+	heard   atomic.Int64 // when its last frame arrived, in ns since born (monotonic)
+	pinging atomic.Bool  // a ping is being written
+	pings   atomic.Uint64
 
 	wmu sync.Mutex
 	w   *bufio.Writer
@@ -333,6 +419,7 @@ func (cc *clientConn) fail(err error) {
 func (cc *clientConn) read() {
 	for {
 		f, err := ReadFrame(cc.r)
+		cc.heard.Store(int64(time.Since(cc.born)))
 		if err != nil {
 			if !cc.c.closed.Load() {
 				cc.c.log.Warn("connection to the control plane lost", "addr", cc.c.opts.Addr, "err", err)
@@ -375,10 +462,74 @@ func (cc *clientConn) read() {
 				return
 			}
 			cc.c.offerSchedule(s)
+		case KindPong:
+			// Hearing it was the point (heard, above).
 		default:
 			cc.fail(fmt.Errorf("control plane %s: unexpected frame kind %d", cc.c.opts.Addr, f.Kind))
 			return
 		}
+	}
+}
+
+// watch checks the connection's liveness until it ends: silent for
+// interval, it pings the server; silent for timeout, it declares the
+// connection dead, which fails its calls in flight as the connection's
+// loss does (a mutation sent on it has an unknown outcome, as when the
+// connection breaks) and makes the next dial start at another address.
+func (cc *clientConn) watch(interval, timeout time.Duration) {
+	period := max(interval/2, 5*time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-cc.gone:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		// Woken late, this process was not running (starved of CPU,
+		// stopped): frames that arrived meanwhile may not be read yet,
+		// so no verdict this time.
+		late := now.Sub(last) > 2*period+100*time.Millisecond
+		last = now
+		quiet := time.Duration(int64(now.Sub(cc.born)) - cc.heard.Load())
+		if quiet >= timeout && !late {
+			err := fmt.Errorf("control plane %s: connection lost: %w: nothing received for %v (ping timeout %v)",
+				cc.addr, ErrSilent, quiet.Round(time.Millisecond), timeout)
+			if !cc.c.closed.Load() {
+				cc.c.log.Warn("control plane connection silent; closing it", "addr", cc.addr, "quiet", quiet.Round(time.Millisecond), "ping_timeout", timeout)
+			}
+			cc.c.mu.Lock()
+			if cc.c.conn == cc {
+				cc.c.silent = cc.index + 1
+			}
+			cc.c.mu.Unlock()
+			cc.fail(err)
+			return
+		}
+		if quiet >= interval && !cc.pinging.Swap(true) {
+			// Written on its own goroutine: a write blocked on a full
+			// socket (the server not reading) must not stop the verdict.
+			go func() {
+				defer cc.pinging.Store(false)
+				cc.ping()
+			}()
+		}
+	}
+}
+
+// ping writes one ping frame.
+func (cc *clientConn) ping() {
+	b, _ := AppendFrame(nil, Frame{Kind: KindPing, ID: cc.pings.Add(1)})
+	cc.wmu.Lock()
+	_, err := cc.w.Write(b)
+	if err == nil {
+		err = cc.w.Flush()
+	}
+	cc.wmu.Unlock()
+	if err != nil {
+		cc.fail(fmt.Errorf("control plane %s: send: %w", cc.addr, err))
 	}
 }
 

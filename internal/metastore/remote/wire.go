@@ -31,13 +31,19 @@ const MaxInFlight = 256
 
 // Frame kinds.
 const (
-	KindHello         byte = 1 // client → server, first frame
-	KindWelcome       byte = 2 // server → client, answer to the hello
-	KindRequest       byte = 3
-	KindResponse      byte = 4
-	KindCommitNotice  byte = 5 // server → client, id 0
-	KindTopicNotice   byte = 6 // server → client, id 0
-	KindSchedule      byte = 7 // server → client, id 0: a metastore.Schedule (schedule.go)
+	KindHello        byte = 1 // client → server, first frame
+	KindWelcome      byte = 2 // server → client, answer to the hello
+	KindRequest      byte = 3
+	KindResponse     byte = 4
+	KindCommitNotice byte = 5 // server → client, id 0
+	KindTopicNotice  byte = 6 // server → client, id 0
+	KindSchedule     byte = 7 // server → client, id 0: a metastore.Schedule (schedule.go)
+	// KindPing asks the server for a KindPong with the same id and no
+	// payload; a client sends it only to a server whose welcome set
+	// Ping (an older server closes the connection on a kind it does not
+	// know). The server answers it as it reads it, not behind requests.
+	KindPing          byte = 8 // client → server, empty payload
+	KindPong          byte = 9 // server → client, the ping's id, empty payload
 	frameHeaderLength      = 1 + 8
 )
 
@@ -98,9 +104,11 @@ type Hello struct {
 // Welcome answers a hello: an empty Err admits the session. NotLeader
 // says that the server knows the vcluster and key but another control
 // process leads it: the client tries its other addresses.
+// Ping says that the server answers KindPing frames.
 type Welcome struct {
 	Err       string `cbor:"err,omitempty"`
 	NotLeader bool   `cbor:"notleader,omitempty"`
+	Ping      bool   `cbor:"ping,omitempty"`
 }
 
 // Request asks for one operation.
