@@ -196,58 +196,14 @@ func TestBucketStandbyTakeoverRestore(t *testing.T) {
 	ctx := t.Context()
 	// Every snapshot kept: the chain from the first one must run through
 	// the takeover.
-	keepAll := func(o *control.Options) {
+	tk := warmTakeoverUnderLoad(t, dbURL, func(o *control.Options) {
 		withBucket(bucket, 0, false)(o)
 		o.Backup.Keep = 1000
+	})
+	if tk.old.Backup.SnapshotsWritten == 0 {
+		t.Fatalf("leader's backup %+v: no snapshot written before it died", tk.old.Backup)
 	}
-	a := startControlOpts(t, dbURL, ttl, keepAll)
-	key, err := a.server.CreateVCluster(ctx, "ha")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := startControlOpts(t, dbURL, ttl, keepAll)
-	c, err := remote.Open(ctx, remote.Options{Addr: b.addr + "," + a.addr, VCluster: "ha", Key: key, Logger: testutil.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	topic, err := c.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ld := startCommits(t, c, topic, "x")
-	time.Sleep(2 * ttl)
-	if _, _, ok := control.StandbyState(b.server, "ha"); !ok {
-		t.Fatal("no warm standby after 2 TTLs")
-	}
-	old, _ := a.server.Stats("ha")
-	if ld.acked() == 0 || old.Backup.SnapshotsWritten == 0 {
-		t.Fatalf("%d commits acknowledged, leader's backup %+v: want both", ld.acked(), old.Backup)
-	}
-
-	crashed := time.Now()
-	control.Crash(a.server)
-	took := waitServed(t, b, "ha", crashed, ttl)
-	for n := ld.acked(); ld.acked() < n+20; {
-		if time.Since(crashed) > 10*ttl {
-			t.Fatalf("no commits through the new leader: %d acknowledged", ld.acked())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	ld.stop()
-	st, _ := b.server.Stats("ha")
-	first := firstSeqOfEpoch(t, dbURL, "ha")
-	t.Logf("taken over %v after the leader died (TTL %v): standby at #%d, %d rows replayed, new leader appends from #%d; old leader backed up to #%d (snapshot #%d); %d commits acknowledged, %d failed",
-		took.Round(time.Millisecond), ttl, st.StandbySeq, st.Replayed, first, old.Backup.BackedUp, old.Backup.Snapshot, len(ld.acks), ld.failed)
-	if st.StandbySeq == 0 {
-		t.Fatalf("not taken over by the warm standby: %+v", st)
-	}
-	if st.StandbySeq+st.Replayed != first-1 {
-		t.Fatalf("standby at #%d replayed %d rows, but the new leader appended from #%d", st.StandbySeq, st.Replayed, first)
-	}
-	if st.Replayed*10 > st.StandbySeq {
-		t.Fatalf("the takeover replayed %d rows after the standby's #%d: not warm", st.Replayed, st.StandbySeq)
-	}
+	b, c, topic, ld, key, first := tk.b, tk.c, tk.topic, tk.ld, tk.key, tk.first
 	checkAcks(t, c, topic, ld.acks)
 
 	// More commits through the new leader, then its backup catches up.
@@ -257,7 +213,7 @@ func TestBucketStandbyTakeoverRestore(t *testing.T) {
 	}
 	ld2.stop()
 	acks := append(append([]ack(nil), ld.acks...), ld2.acks...)
-	st = waitBackedUp(t, b.server, "ha")
+	st := waitBackedUp(t, b.server, "ha")
 	ch := checkChain(t, bucket, dbURL, "ha")
 	t.Logf("after %d more commits: backed up to #%d, %d snapshots written by the new leader; bucket: snapshots %v, %d log objects, %d batches compared with the journal",
 		len(ld2.acks), st.Backup.BackedUp, st.Backup.SnapshotsWritten, ch.Snapshots, len(ch.Logs), ch.Compared)

@@ -290,60 +290,95 @@ func firstSeqOfEpoch(t *testing.T, dbURL, vcluster string) int64 {
 // after its state (Stats.StandbySeq, Stats.Replayed), and every
 // acknowledged commit is there once, at its offset.
 func TestStandbyTakeover(t *testing.T) {
-	const ttl = 2 * time.Second
 	dbURL := testutil.CreateDatabase(t, testutil.RequirePostgres(t), "floe_control_")
+	tk := warmTakeoverUnderLoad(t, dbURL, nil)
+	if tk.took < tk.ttl/2 {
+		t.Fatalf("taken over after %v: before the lease (TTL %v) could expire", tk.took, tk.ttl)
+	}
+	checkAcks(t, tk.c, tk.topic, tk.ld.acks)
+}
+
+// takeover is what warmTakeoverUnderLoad leaves for its test to check
+// further: the two processes (a killed), the client, its topic and load
+// (stopped), and the new leader's figures.
+type takeover struct {
+	ttl   time.Duration
+	a, b  *controlPlane
+	key   string
+	c     *remote.Client
+	topic metastore.Topic
+	ld    *commitLoad
+	old   control.Stats // a's, just before it was killed
+	st    control.Stats // b's, after the takeover
+	took  time.Duration
+	first int64 // the new leader's first journal row
+}
+
+// warmTakeoverUnderLoad starts two processes on dbURL (set, if not nil,
+// adjusts both), a vcluster "ha" led by the first and a commit load,
+// waits for the second's warm standby, kills the leader and waits until
+// the standby serves and 20 more commits are acknowledged. It fails the
+// test unless the takeover was by the warm standby, from where its state
+// was, replaying few rows.
+func warmTakeoverUnderLoad(t *testing.T, dbURL string, set func(*control.Options)) *takeover {
+	t.Helper()
+	const ttl = 2 * time.Second
+	if set == nil {
+		set = func(*control.Options) {}
+	}
 	ctx := t.Context()
-	a := startControlTTL(t, dbURL, ttl)
-	key, err := a.server.CreateVCluster(ctx, "ha")
+	tk := &takeover{ttl: ttl}
+	tk.a = startControlOpts(t, dbURL, ttl, set)
+	key, err := tk.a.server.CreateVCluster(ctx, "ha")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := startControlTTL(t, dbURL, ttl) // the default interval
-	c, err := remote.Open(ctx, remote.Options{Addr: b.addr + "," + a.addr, VCluster: "ha", Key: key, Logger: testutil.Logger(t)})
+	tk.key = key
+	tk.b = startControlOpts(t, dbURL, ttl, set) // the default interval
+	c, err := remote.Open(ctx, remote.Options{Addr: tk.b.addr + "," + tk.a.addr, VCluster: "ha", Key: key, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	topic, err := c.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 1})
-	if err != nil {
+	t.Cleanup(func() { c.Close() })
+	tk.c = c
+	if tk.topic, err = c.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
-	ld := startCommits(t, c, topic, "x")
+	tk.ld = startCommits(t, c, tk.topic, "x")
 	time.Sleep(2 * ttl)
-	if _, _, ok := control.StandbyState(b.server, "ha"); !ok {
+	if _, _, ok := control.StandbyState(tk.b.server, "ha"); !ok {
 		t.Fatal("no warm standby after 2 TTLs")
 	}
-	if ld.acked() == 0 {
+	if tk.ld.acked() == 0 {
 		t.Fatal("no commit acknowledged by the leader")
 	}
 
+	tk.old, _ = tk.a.server.Stats("ha")
 	crashed := time.Now()
-	control.Crash(a.server)
-	took := waitServed(t, b, "ha", crashed, ttl)
-	if took < ttl/2 {
-		t.Fatalf("taken over after %v: before the lease (TTL %v) could expire", took, ttl)
-	}
-	for n := ld.acked(); ld.acked() < n+20; {
+	control.Crash(tk.a.server)
+	tk.took = waitServed(t, tk.b, "ha", crashed, ttl)
+	for n := tk.ld.acked(); tk.ld.acked() < n+20; {
 		if time.Since(crashed) > 10*ttl {
-			t.Fatalf("no commits through the new leader: %d acknowledged", ld.acked())
+			t.Fatalf("no commits through the new leader: %d acknowledged", tk.ld.acked())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ld.stop()
-	st, _ := b.server.Stats("ha")
-	first := firstSeqOfEpoch(t, dbURL, "ha")
-	t.Logf("taken over %v after the leader died (TTL %v): standby at #%d, %d rows replayed, new leader appends from #%d; %d commits acknowledged, %d failed",
-		took.Round(time.Millisecond), ttl, st.StandbySeq, st.Replayed, first, len(ld.acks), ld.failed)
+	tk.ld.stop()
+	tk.st, _ = tk.b.server.Stats("ha")
+	tk.first = firstSeqOfEpoch(t, dbURL, "ha")
+	st := tk.st
+	t.Logf("taken over %v after the leader died (TTL %v): standby at #%d, %d rows replayed, new leader appends from #%d; old leader backed up to #%d (snapshot #%d); %d commits acknowledged, %d failed",
+		tk.took.Round(time.Millisecond), ttl, st.StandbySeq, st.Replayed, tk.first, tk.old.Backup.BackedUp, tk.old.Backup.Snapshot, len(tk.ld.acks), tk.ld.failed)
 	if st.StandbySeq == 0 {
 		t.Fatalf("not taken over by the warm standby: %+v", st)
 	}
-	if st.StandbySeq+st.Replayed != first-1 {
-		t.Fatalf("standby at #%d replayed %d rows, but the new leader appended from #%d", st.StandbySeq, st.Replayed, first)
+	if st.StandbySeq+st.Replayed != tk.first-1 {
+		t.Fatalf("standby at #%d replayed %d rows, but the new leader appended from #%d", st.StandbySeq, st.Replayed, tk.first)
 	}
 	if st.Replayed*10 > st.StandbySeq {
 		t.Fatalf("the takeover replayed %d rows after the standby's #%d: not warm", st.Replayed, st.StandbySeq)
 	}
-	checkAcks(t, c, topic, ld.acks)
+	return tk
 }
 
 // TestStandbyAppliesRowsAfterLastPoll stops the standby's polls, lets
