@@ -169,17 +169,7 @@ func TestShareGroupLockConfig(t *testing.T) {
 		if err != nil || hresp.ErrorCode != 0 || hresp.Assignment == nil || len(hresp.Assignment.TopicPartitions) != 1 {
 			t.Fatalf("join %s: %+v, %v", g, hresp, err)
 		}
-		sf := kmsg.NewPtrShareFetchRequest()
-		sf.GroupID, sf.MemberID = kmsg.StringPtr(g), kmsg.StringPtr(member)
-		sf.MaxWaitMillis, sf.MaxBytes, sf.MaxRecords = 1000, 1<<20, 100
-		ft := kmsg.NewShareFetchRequestTopic()
-		ft.TopicID = hresp.Assignment.TopicPartitions[0].TopicID
-		ft.Partitions = []kmsg.ShareFetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20}}
-		sf.Topics = []kmsg.ShareFetchRequestTopic{ft}
-		fresp, err := sf.RequestWith(ctx, raw)
-		if err != nil || fresp.ErrorCode != 0 || len(fresp.Topics) != 1 || len(fresp.Topics[0].Partitions[0].AcquiredRecords) == 0 {
-			t.Fatalf("fetch %s: %+v, %v", g, fresp, err)
-		}
+		fresp := rawShareFetch(t, ctx, raw, g, member, hresp, 100)
 		return fresp
 	}
 	if r := acquire("sg-default", "m"); r.AcquisitionLockTimeoutMillis != 1000 {

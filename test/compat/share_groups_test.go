@@ -441,17 +441,7 @@ func TestShareGroupConnectionClosed(t *testing.T) {
 	if err != nil || hresp.ErrorCode != 0 || hresp.Assignment == nil || len(hresp.Assignment.TopicPartitions) != 1 {
 		t.Fatalf("join: %+v, %v", hresp, err)
 	}
-	sf := kmsg.NewPtrShareFetchRequest()
-	sf.GroupID, sf.MemberID = kmsg.StringPtr(group), kmsg.StringPtr("gone-member")
-	sf.MaxWaitMillis, sf.MaxBytes, sf.MaxRecords = 1000, 1<<20, 10
-	ft := kmsg.NewShareFetchRequestTopic()
-	ft.TopicID = hresp.Assignment.TopicPartitions[0].TopicID
-	ft.Partitions = []kmsg.ShareFetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20}}
-	sf.Topics = []kmsg.ShareFetchRequestTopic{ft}
-	fresp, err := sf.RequestWith(ctx, raw)
-	if err != nil || fresp.ErrorCode != 0 || len(fresp.Topics) != 1 || len(fresp.Topics[0].Partitions[0].AcquiredRecords) == 0 {
-		t.Fatalf("fetch: %+v, %v", fresp, err)
-	}
+	fresp := rawShareFetch(t, ctx, raw, group, "gone-member", hresp, 10)
 	acq := fresp.Topics[0].Partitions[0].AcquiredRecords
 	raw.Close() // the connection closes; no acknowledgement, no leave
 
@@ -546,4 +536,23 @@ func TestShareGroupImplicitAck(t *testing.T) {
 			t.Fatalf("a new member received %d records", got)
 		}
 	}
+}
+
+// rawShareFetch sends one ShareFetch as member of group for partition 0
+// of the first topic of the heartbeat's assignment, asking for up to
+// maxRecords, and fails the test unless it answers records.
+func rawShareFetch(t *testing.T, ctx context.Context, raw *kgo.Client, group, member string, hresp *kmsg.ShareGroupHeartbeatResponse, maxRecords int32) *kmsg.ShareFetchResponse {
+	t.Helper()
+	sf := kmsg.NewPtrShareFetchRequest()
+	sf.GroupID, sf.MemberID = kmsg.StringPtr(group), kmsg.StringPtr(member)
+	sf.MaxWaitMillis, sf.MaxBytes, sf.MaxRecords = 1000, 1<<20, maxRecords
+	ft := kmsg.NewShareFetchRequestTopic()
+	ft.TopicID = hresp.Assignment.TopicPartitions[0].TopicID
+	ft.Partitions = []kmsg.ShareFetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20}}
+	sf.Topics = []kmsg.ShareFetchRequestTopic{ft}
+	fresp, err := sf.RequestWith(ctx, raw)
+	if err != nil || fresp.ErrorCode != 0 || len(fresp.Topics) != 1 || len(fresp.Topics[0].Partitions[0].AcquiredRecords) == 0 {
+		t.Fatalf("fetch %s as %s: %+v, %v", group, member, fresp, err)
+	}
+	return fresp
 }
