@@ -1,0 +1,556 @@
+package produce
+
+// Producing through a metadata store outage (opt-in, Options.Outage;
+// docs/design.md "Producing through a metadata outage").
+//
+// When a segment's commit fails because the store cannot be reached (not
+// because it refused the commit), the segment's object is already in the
+// bucket: the writer acknowledges its batches without offsets (base
+// offset -1) and queues the commit. Every later segment is uploaded,
+// acknowledged and queued behind it, in flush order, until the queue is
+// empty again; a background loop retries the queue's head with backoff
+// and commits the queue strictly in order once the store answers.
+//
+// The queue lives only in this process's memory: an agent that dies
+// while it holds commits loses those acknowledged records (their objects
+// stay in the bucket, unreferenced, until the cleaner deletes them).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// OutageOptions turn on producing through a metadata store outage.
+type OutageOptions struct {
+	// MaxBytes bounds the bytes of the objects whose commits are queued
+	// (the records acknowledged but not yet visible). Default 1 GiB.
+	MaxBytes int64
+	// MaxSegments bounds the commits queued. Default 10,000.
+	MaxSegments int
+	// MaxDuration bounds how long the agent keeps acknowledging without
+	// the store: once the oldest queued commit is older, new segments fail
+	// as they would without this mode (the queue is still replayed).
+	// Default 5 minutes.
+	MaxDuration time.Duration
+	// Unreachable tells an error of CommitSegment that means the store
+	// could not be reached (the commit may or may not have been applied)
+	// from a refusal. Default: Unreachable.
+	Unreachable func(error) bool
+	// RetryMin and RetryMax bound the backoff between attempts to commit
+	// the queue's head. Defaults 100ms and 2s.
+	RetryMin, RetryMax time.Duration
+}
+
+// ObjectLookup is what the replay needs besides CommitSegment to learn
+// whether a commit whose answer was lost was applied (the object ledger's
+// KnownObjects, metastore.ObjectLedger).
+type ObjectLookup interface {
+	KnownObjects(ctx context.Context, keys []string) (map[string]bool, error)
+}
+
+// Unreachable reports whether err looks like a store that could not be
+// reached or did not answer: connections refused, reset or closed,
+// network timeouts, a deadline. A store's refusal (a sentinel such as
+// ErrUnknownTopicOrPartition) is not.
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	return false
+}
+
+// ErrOutageQueueFull reports a segment that could not be queued during a
+// store outage: the queue is at its bound (bytes, segments or age). Its
+// producers retry, as for any failed commit.
+var ErrOutageQueueFull = errors.New("metadata store unreachable and the outage queue is full")
+
+// ErrOutageTransactional reports a transactional batch flushed while the
+// store is unreachable: transactions need the store, so it is never
+// queued. Its producer retries.
+var ErrOutageTransactional = errors.New("metadata store unreachable: transactional batches are not queued")
+
+// queuedCommit is one segment commit waiting for the store.
+type queuedCommit struct {
+	commit metastore.SegmentCommit
+	queued time.Time
+	// attempted is set once a commit of it was sent and failed: it may
+	// have been applied, so before sending it again the replay asks the
+	// object ledger (unless unchecked).
+	attempted bool
+	// unchecked is set for the follow-up commit of batches the store
+	// refused by their sequences: sent without producer ids.
+	unchecked bool
+	keys      []seqKey // the idempotent batches it holds, to release on replay
+}
+
+// seqKey is one producer's partition.
+type seqKey struct {
+	pid       int64
+	topic     metastore.TopicID
+	partition int32
+}
+
+// seqRange is one queued batch of a producer.
+type seqRange struct {
+	epoch       int16
+	first, last int32
+}
+
+// seqState is what the queue knows of one producer's partition: its
+// batches queued most recently, to refuse a gap and to recognise a retry.
+type seqState struct {
+	epoch  int16
+	last   int32      // the last sequence accepted (or expected minus one)
+	recent []seqRange // up to 5, oldest first
+}
+
+// maxSeqStates bounds the producer partitions the queue tracks.
+const maxSeqStates = 1 << 20
+
+// outage is the queue of commits and its replay loop.
+type outage struct {
+	w    *Writer
+	opts OutageOptions
+
+	mu      sync.Mutex
+	queue   []*queuedCommit
+	bytes   int64
+	seqs    map[seqKey]*seqState
+	wake    chan struct{} // signals the replay loop that the queue has a head
+	stop    chan struct{} // closed by Close
+	stopped chan struct{} // closed when the replay loop returned
+	closing bool
+}
+
+func newOutage(w *Writer, o OutageOptions) *outage {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 1 << 30
+	}
+	if o.MaxSegments <= 0 {
+		o.MaxSegments = 10_000
+	}
+	if o.MaxDuration <= 0 {
+		o.MaxDuration = 5 * time.Minute
+	}
+	if o.Unreachable == nil {
+		o.Unreachable = Unreachable
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 100 * time.Millisecond
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = max(2*time.Second, o.RetryMin)
+	}
+	q := &outage{w: w, opts: o, seqs: map[seqKey]*seqState{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	go q.replayLoop()
+	return q
+}
+
+// active reports whether commits are queued: a new segment then goes
+// behind them.
+func (q *outage) active() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.queue) > 0
+}
+
+// offer queues the commit of seg (object uploaded as commit.Object) and
+// answers its batches, if the queue has room (or is empty and may take it
+// when force is set: the direct commit just failed as unreachable). It
+// returns false, answering nothing, when the writer must commit directly
+// (the queue is empty and force is not set). Called on the commit chain,
+// so offers are in flush order.
+func (q *outage) offer(seg *openSegment, commit metastore.SegmentCommit, force, attempted bool) bool {
+	q.mu.Lock()
+	if len(q.queue) == 0 && !force {
+		q.mu.Unlock()
+		return false
+	}
+	now := time.Now()
+	reason := ""
+	switch {
+	case q.closing:
+		reason = "closing"
+	case len(q.queue) >= q.opts.MaxSegments:
+		reason = "segments"
+	case q.bytes+commit.Size > q.opts.MaxBytes:
+		reason = "bytes"
+	case len(q.queue) > 0 && now.Sub(q.queue[0].queued) > q.opts.MaxDuration:
+		reason = "duration"
+	case len(q.seqs) >= maxSeqStates:
+		reason = "producers"
+	}
+	if reason != "" {
+		// Later batches of these producers must not be queued past the
+		// gap these leave: the queue expects their retry next.
+		for _, b := range commit.Batches {
+			if b.ProducerID >= 0 && !b.Transactional {
+				q.expectLocked(b)
+			}
+		}
+		q.w.m.outageRefused.WithLabelValues(reason).Add(float64(len(commit.Batches)))
+		q.mu.Unlock()
+		q.w.log.Warn("segment not queued: the outage queue is full", "object", commit.Object, "reason", reason, "batches", len(seg.pending))
+		q.w.failAll(seg, fmt.Errorf("%w: %w (%s)", ErrStorage, ErrOutageQueueFull, reason))
+		return true
+	}
+
+	// Decide every batch: queue it, answer it as a duplicate of a queued
+	// one, or refuse it (transactional, or out of order after a queued
+	// batch of its producer).
+	results := make([]metastore.BatchResult, len(commit.Batches))
+	errs := make([]error, len(commit.Batches))
+	kept := commit.Batches[:0:0]
+	var keys []seqKey
+	for i, b := range commit.Batches {
+		results[i] = metastore.BatchResult{BaseOffset: -1, LogStartOffset: -1}
+		if b.Transactional {
+			errs[i] = fmt.Errorf("%w: %w", ErrStorage, ErrOutageTransactional)
+			q.w.m.outageRefused.WithLabelValues("transactional").Inc()
+			continue
+		}
+		if b.ProducerID >= 0 {
+			dup, err := q.checkLocked(b)
+			if err != nil {
+				errs[i] = err
+				q.w.m.outageRefused.WithLabelValues("sequence").Inc()
+				continue
+			}
+			if dup {
+				results[i].Duplicate = true
+				continue
+			}
+			keys = append(keys, seqKey{b.ProducerID, b.TopicID, b.Partition})
+		}
+		kept = append(kept, b)
+	}
+	if len(kept) > 0 {
+		commit.Batches = kept
+		q.queue = append(q.queue, &queuedCommit{commit: commit, queued: now, attempted: attempted, keys: keys})
+		q.bytes += commit.Size
+		q.w.m.outageQueued.Inc()
+		q.w.m.outageSegments.Set(float64(len(q.queue)))
+		q.w.m.outageBytes.Set(float64(q.bytes))
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	depth, bytes := len(q.queue), q.bytes
+	q.mu.Unlock()
+	q.w.log.Info("segment acknowledged, its commit queued until the metadata store answers",
+		"object", commit.Object, "batches", len(kept), "queued_segments", depth, "queued_bytes", bytes)
+	for i, p := range seg.pending {
+		p.result, p.err = results[i], errs[i]
+		close(p.done)
+	}
+	return true
+}
+
+// nextSeq is the sequence after s (sequences wrap to 0).
+func nextSeq(s int32) int32 {
+	if s == 1<<31-1 {
+		return 0
+	}
+	return s + 1
+}
+
+// checkLocked decides an idempotent batch against the producer's queued
+// batches: a duplicate of one of them, accepted (and recorded), or an
+// error (out of order, or a stale epoch). A producer with nothing queued
+// here is accepted: the store checks it on replay.
+func (q *outage) checkLocked(b metastore.BatchCommit) (dup bool, err error) {
+	k := seqKey{b.ProducerID, b.TopicID, b.Partition}
+	last := int32((int64(b.BaseSequence) + b.OffsetCount - 1) % (1 << 31)) // sequences wrap
+	st := q.seqs[k]
+	if st != nil {
+		for _, r := range st.recent {
+			if r.epoch == b.ProducerEpoch && r.first == b.BaseSequence && r.last == last {
+				return true, nil
+			}
+		}
+		switch {
+		case b.ProducerEpoch < st.epoch:
+			return false, fmt.Errorf("%w: epoch %d, the queue holds epoch %d", metastore.ErrInvalidProducerEpoch, b.ProducerEpoch, st.epoch)
+		case b.ProducerEpoch == st.epoch && b.BaseSequence != nextSeq(st.last):
+			return false, fmt.Errorf("%w: sequence %d, expected %d", metastore.ErrOutOfOrderSequence, b.BaseSequence, nextSeq(st.last))
+		case b.ProducerEpoch > st.epoch && b.BaseSequence != 0:
+			return false, fmt.Errorf("%w: sequence %d of a new epoch, expected 0", metastore.ErrOutOfOrderSequence, b.BaseSequence)
+		}
+	} else {
+		st = &seqState{}
+		q.seqs[k] = st
+	}
+	if b.ProducerEpoch != st.epoch {
+		st.recent = st.recent[:0]
+	}
+	st.epoch, st.last = b.ProducerEpoch, last
+	st.recent = append(st.recent, seqRange{epoch: b.ProducerEpoch, first: b.BaseSequence, last: last})
+	if len(st.recent) > 5 {
+		st.recent = append(st.recent[:0], st.recent[1:]...)
+	}
+	return false, nil
+}
+
+// expectLocked records that b failed: the producer's next batch queued
+// must be b again (its retry), not one after it.
+func (q *outage) expectLocked(b metastore.BatchCommit) {
+	k := seqKey{b.ProducerID, b.TopicID, b.Partition}
+	st := q.seqs[k]
+	if st == nil {
+		if len(q.seqs) >= maxSeqStates {
+			return
+		}
+		st = &seqState{}
+		q.seqs[k] = st
+	}
+	prev := b.BaseSequence - 1
+	if b.BaseSequence == 0 {
+		prev = 1<<31 - 1
+	}
+	if b.ProducerEpoch > st.epoch || (b.ProducerEpoch == st.epoch && st.last != prev) {
+		// Only move back: a batch after the failed one must wait for it.
+		st.epoch, st.last = b.ProducerEpoch, prev
+	}
+}
+
+// failed records that the batches of a segment that was not stored (its
+// PUT failed) must be retried before anything after them is queued.
+func (q *outage) failed(commit metastore.SegmentCommit) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) == 0 && len(q.seqs) == 0 {
+		return // no outage: the store checks the retries
+	}
+	for _, b := range commit.Batches {
+		if b.ProducerID >= 0 && !b.Transactional {
+			q.expectLocked(b)
+		}
+	}
+}
+
+// committed is called after a commit made directly succeeded: the store
+// answers, and checks every batch again, so the queue's producer states
+// (kept while it was empty after a refusal) are dropped.
+func (q *outage) committed() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) == 0 && len(q.seqs) > 0 {
+		clear(q.seqs)
+	}
+}
+
+// head returns the queue's first commit, or nil.
+func (q *outage) head() *queuedCommit {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) == 0 {
+		return nil
+	}
+	return q.queue[0]
+}
+
+// pop removes the head once it is committed (or replaced by next, a
+// follow-up commit of its refused batches, which takes its place).
+func (q *outage) pop(h *queuedCommit, next *queuedCommit) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) == 0 || q.queue[0] != h {
+		return
+	}
+	if next != nil {
+		q.queue[0] = next
+		return
+	}
+	q.queue[0] = nil
+	q.queue = q.queue[1:]
+	q.bytes -= h.commit.Size
+	q.w.m.outageSegments.Set(float64(len(q.queue)))
+	q.w.m.outageBytes.Set(float64(q.bytes))
+	if len(q.queue) == 0 {
+		clear(q.seqs)
+		q.queue = nil
+	}
+}
+
+// oldest is the age of the queue's head (0 when empty).
+func (q *outage) oldest() time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) == 0 {
+		return 0
+	}
+	return time.Since(q.queue[0].queued)
+}
+
+// replayLoop commits the queue's head whenever there is one, backing off
+// while the store stays unreachable.
+func (q *outage) replayLoop() {
+	defer close(q.stopped)
+	backoff := q.opts.RetryMin
+	for {
+		h := q.head()
+		if h == nil {
+			select {
+			case <-q.stop:
+				return
+			case <-q.wake:
+			}
+			continue
+		}
+		if q.replay(h) {
+			backoff = q.opts.RetryMin
+			continue
+		}
+		select {
+		case <-q.stop:
+			// Close keeps trying within its own deadline (drain).
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, q.opts.RetryMax)
+	}
+}
+
+// replay tries to commit h once; it reports whether the head moved on.
+func (q *outage) replay(h *queuedCommit) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), q.w.opts.FlushTimeout)
+	defer cancel()
+	m := q.w.m
+	if h.attempted && !h.unchecked {
+		// A commit sent before may have been applied with its answer
+		// lost: the object ledger knows every committed object.
+		if lookup, ok := q.w.store.(ObjectLookup); ok {
+			known, err := lookup.KnownObjects(ctx, []string{h.commit.Object})
+			if err != nil {
+				m.outageReplays.WithLabelValues("unreachable").Inc()
+				q.w.log.Debug("outage queue: store still unreachable", "object", h.commit.Object, "err", err)
+				return false
+			}
+			if known[h.commit.Object] {
+				m.outageReplays.WithLabelValues("already_committed").Inc()
+				q.w.log.Info("queued commit was applied before its answer was lost", "object", h.commit.Object,
+					"queued_for", time.Since(h.queued).Round(time.Millisecond))
+				q.pop(h, nil)
+				return true
+			}
+		}
+	}
+	h.attempted = true
+	results, err := q.w.store.CommitSegment(ctx, h.commit)
+	if err != nil {
+		if q.opts.Unreachable(err) {
+			m.outageReplays.WithLabelValues("unreachable").Inc()
+			q.w.log.Debug("outage queue: store still unreachable", "object", h.commit.Object, "err", err)
+			return false
+		}
+		// A refusal of the whole commit (a malformed one cannot come from
+		// this writer; the store's own failure): keep it and retry, since
+		// its batches were acknowledged.
+		m.outageReplays.WithLabelValues("error").Inc()
+		q.w.log.Error("queued commit refused by the metadata store; retrying", "object", h.commit.Object, "err", err)
+		return false
+	}
+	if len(results) != len(h.commit.Batches) {
+		m.outageReplays.WithLabelValues("error").Inc()
+		q.w.log.Error("queued commit answered with the wrong number of results; retrying", "object", h.commit.Object,
+			"results", len(results), "batches", len(h.commit.Batches))
+		return false
+	}
+	// Batches refused by their producer's sequence or epoch were
+	// acknowledged: their producer wrote through another agent too (or
+	// its epoch moved on) while this one queued them. They are committed
+	// again without the sequence check, right behind this commit.
+	var again []metastore.BatchCommit
+	dups, lost := 0, 0
+	for i, r := range results {
+		switch {
+		case r.Err == nil:
+			if r.Duplicate {
+				dups++
+			}
+		case errors.Is(r.Err, metastore.ErrOutOfOrderSequence), errors.Is(r.Err, metastore.ErrInvalidProducerEpoch),
+			errors.Is(r.Err, metastore.ErrUnknownProducerID):
+			b := h.commit.Batches[i]
+			b.ProducerID, b.ProducerEpoch, b.BaseSequence = -1, -1, -1
+			again = append(again, b)
+		default:
+			// The partition or topic is gone (deleted during the
+			// outage): its acknowledged records go with it.
+			lost++
+			q.w.log.Warn("queued batch refused by the metadata store: its acknowledged records are dropped",
+				"object", h.commit.Object, "topic_id", h.commit.Batches[i].TopicID, "partition", h.commit.Batches[i].Partition, "err", r.Err)
+		}
+	}
+	m.outageReplayedBatches.WithLabelValues("duplicate").Add(float64(dups))
+	m.outageReplayedBatches.WithLabelValues("dropped").Add(float64(lost))
+	m.outageReplayedBatches.WithLabelValues("committed").Add(float64(len(results) - dups - lost - len(again)))
+	if len(again) > 0 {
+		m.outageReplayedBatches.WithLabelValues("unchecked").Add(float64(len(again)))
+		q.w.log.Warn("queued batches refused by their producers' sequences; committing them without the check",
+			"object", h.commit.Object, "batches", len(again))
+		next := &queuedCommit{commit: metastore.SegmentCommit{Object: h.commit.Object, Size: h.commit.Size, Batches: again},
+			queued: h.queued, unchecked: true}
+		m.outageReplays.WithLabelValues("partial").Inc()
+		q.pop(h, next)
+		return true
+	}
+	m.outageReplays.WithLabelValues("committed").Inc()
+	q.w.log.Info("queued commit replayed", "object", h.commit.Object, "batches", len(results),
+		"duplicates", dups, "queued_for", time.Since(h.queued).Round(time.Millisecond))
+	q.pop(h, nil)
+	return true
+}
+
+// close stops queueing and tries to replay what is queued until ctx
+// ends; what is left then is lost, and logged as such.
+func (q *outage) close(ctx context.Context) {
+	q.mu.Lock()
+	q.closing = true
+	q.mu.Unlock()
+	close(q.stop)
+	<-q.stopped
+	backoff := q.opts.RetryMin
+	for {
+		h := q.head()
+		if h == nil {
+			return
+		}
+		if q.replay(h) {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			q.mu.Lock()
+			n, batches, bytes := len(q.queue), 0, q.bytes
+			for _, c := range q.queue {
+				batches += len(c.commit.Batches)
+			}
+			q.mu.Unlock()
+			q.w.m.outageLost.Add(float64(batches))
+			q.w.log.Error("writer closed with commits still queued: their acknowledged records are lost",
+				"segments", n, "batches", batches, "bytes", bytes)
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, q.opts.RetryMax)
+	}
+}
