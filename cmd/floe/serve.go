@@ -18,9 +18,12 @@ import (
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/groups/consumer"
+	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
+	"github.com/floe-io/floe/internal/metastore/remote"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
+	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/telemetry"
 )
 
@@ -301,6 +304,11 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	f.register(fs, "127.0.0.1:9644")
 	bucketURL := fs.String("bucket", "", "bucket `URL`: file:///path, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or azblob://CONTAINER/PREFIX (README: URLs)")
 	metaURL := fs.String("metastore", "", "metadata store `URL`: embedded:///path/to/file, postgres://user@host:port/db?sslmode=disable or floe://HOST:PORT/VCLUSTER?key=KEY (floe control)")
+	throughOutage := fs.Bool("produce-through-metastore-outage", false, "keep acknowledging produce requests while the metadata store is unreachable: segments are uploaded, acknowledged without offsets (-1) and their commits queued in this agent's memory, replayed in order when the store answers; an agent that dies meanwhile loses its queue (docs/design.md: Producing through a metadata outage)")
+	var outage produce.OutageOptions
+	fs.Int64Var(&outage.MaxBytes, "outage-queue-bytes", 1<<30, "with --produce-through-metastore-outage: bytes of segments whose commits may be queued; beyond it produce fails (retriable) as without the mode")
+	fs.IntVar(&outage.MaxSegments, "outage-queue-segments", 10_000, "with --produce-through-metastore-outage: segment commits that may be queued")
+	fs.DurationVar(&outage.MaxDuration, "outage-max-duration", 5*time.Minute, "with --produce-through-metastore-outage: how long the agent acknowledges without the store; once the oldest queued commit is older, new segments fail (retriable) as without the mode, and the queue is still replayed")
 	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
@@ -324,6 +332,18 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	if *throughOutage {
+		if outage.MaxBytes <= 0 || outage.MaxSegments <= 0 || outage.MaxDuration <= 0 {
+			return errors.New("--outage-queue-bytes, --outage-queue-segments and --outage-max-duration must be positive")
+		}
+		outage.Unreachable = metastore.Unreachable
+		if _, ok := store.(*remote.Client); ok {
+			outage.Unreachable = remote.Unreachable
+		}
+		f.cfg.Outage = &outage
+		log.Info("producing through metadata store outages", "queue_bytes", outage.MaxBytes,
+			"queue_segments", outage.MaxSegments, "max_duration", outage.MaxDuration)
+	}
 	// The bucket's retries and hedged GETs are counted on the agent's
 	// /metrics (floe_objstore_retries_total, floe_objstore_hedges_total).
 	f.cfg.Registry = prometheus.NewRegistry()

@@ -19,10 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
@@ -42,7 +39,7 @@ type OutageOptions struct {
 	MaxDuration time.Duration
 	// Unreachable tells an error of CommitSegment that means the store
 	// could not be reached (the commit may or may not have been applied)
-	// from a refusal. Default: Unreachable.
+	// from a refusal. Default: metastore.Unreachable.
 	Unreachable func(error) bool
 	// RetryMin and RetryMax bound the backoff between attempts to commit
 	// the queue's head. Defaults 100ms and 2s.
@@ -54,26 +51,6 @@ type OutageOptions struct {
 // KnownObjects, metastore.ObjectLedger).
 type ObjectLookup interface {
 	KnownObjects(ctx context.Context, keys []string) (map[string]bool, error)
-}
-
-// Unreachable reports whether err looks like a store that could not be
-// reached or did not answer: connections refused, reset or closed,
-// network timeouts, a deadline. A store's refusal (a sentinel such as
-// ErrUnknownTopicOrPartition) is not.
-func Unreachable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, context.DeadlineExceeded):
-		return true
-	}
-	return false
 }
 
 // ErrOutageQueueFull reports a segment that could not be queued during a
@@ -150,7 +127,7 @@ func newOutage(w *Writer, o OutageOptions) *outage {
 		o.MaxDuration = 5 * time.Minute
 	}
 	if o.Unreachable == nil {
-		o.Unreachable = Unreachable
+		o.Unreachable = metastore.Unreachable
 	}
 	if o.RetryMin <= 0 {
 		o.RetryMin = 100 * time.Millisecond

@@ -360,7 +360,7 @@ func TestUnreachable(t *testing.T) {
 		{metastore.ErrClosed, false},
 		{nil, false},
 	} {
-		if got := produce.Unreachable(c.err); got != c.want {
+		if got := metastore.Unreachable(c.err); got != c.want {
 			t.Errorf("Unreachable(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
