@@ -114,6 +114,11 @@ type outage struct {
 	stop    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the replay loop returned
 	closing bool
+	// since is when the queue last went from empty to one commit, and
+	// replayed the commits replayed since, for the log line when it
+	// empties.
+	since    time.Time
+	replayed int
 }
 
 func newOutage(w *Writer, o OutageOptions) *outage {
@@ -221,6 +226,9 @@ func (q *outage) offer(seg *openSegment, commit metastore.SegmentCommit, force, 
 	}
 	if len(kept) > 0 {
 		commit.Batches = kept
+		if len(q.queue) == 0 {
+			q.since = now
+		}
 		q.queue = append(q.queue, &queuedCommit{commit: commit, queued: now, attempted: attempted, keys: keys})
 		q.bytes += commit.Size
 		q.w.m.outageQueued.Inc()
@@ -233,7 +241,11 @@ func (q *outage) offer(seg *openSegment, commit metastore.SegmentCommit, force, 
 	}
 	depth, bytes := len(q.queue), q.bytes
 	q.mu.Unlock()
-	q.w.log.Info("segment acknowledged, its commit queued until the metadata store answers",
+	if depth == 1 && len(kept) > 0 {
+		q.w.log.Warn("metadata store unreachable: acknowledging segments without offsets and queueing their commits",
+			"object", commit.Object, "batches", len(kept))
+	}
+	q.w.log.Debug("segment acknowledged, its commit queued until the metadata store answers",
 		"object", commit.Object, "batches", len(kept), "queued_segments", depth, "queued_bytes", bytes)
 	for i, p := range seg.pending {
 		p.result, p.err = results[i], errs[i]
@@ -362,9 +374,13 @@ func (q *outage) pop(h *queuedCommit, next *queuedCommit) {
 	q.bytes -= h.commit.Size
 	q.w.m.outageSegments.Set(float64(len(q.queue)))
 	q.w.m.outageBytes.Set(float64(q.bytes))
+	q.replayed++
 	if len(q.queue) == 0 {
 		clear(q.seqs)
 		q.queue = nil
+		q.w.log.Info("outage queue replayed: every queued commit is in the metadata store",
+			"segments", q.replayed, "oldest_waited", time.Since(q.since).Round(time.Millisecond))
+		q.replayed = 0
 	}
 }
 
@@ -491,7 +507,7 @@ func (q *outage) replay(h *queuedCommit) bool {
 		return true
 	}
 	m.outageReplays.WithLabelValues("committed").Inc()
-	q.w.log.Info("queued commit replayed", "object", h.commit.Object, "batches", len(results),
+	q.w.log.Debug("queued commit replayed", "object", h.commit.Object, "batches", len(results),
 		"duplicates", dups, "queued_for", time.Since(h.queued).Round(time.Millisecond))
 	q.pop(h, nil)
 	return true
