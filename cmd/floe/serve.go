@@ -336,6 +336,15 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		if outage.MaxBytes <= 0 || outage.MaxSegments <= 0 || outage.MaxDuration <= 0 {
 			return errors.New("--outage-queue-bytes, --outage-queue-segments and --outage-max-duration must be positive")
 		}
+		grace := f.cfg.Jobs.OrphanGrace
+		if grace <= 0 {
+			grace = time.Hour // the cleaner's default
+		}
+		if outage.MaxDuration*2 > grace {
+			// A queued segment's object is an orphan until its commit is
+			// replayed: a cleaner must not delete it meanwhile.
+			return fmt.Errorf("--outage-max-duration %v must be at most half of --orphan-grace %v (queued objects are unreferenced until replayed)", outage.MaxDuration, grace)
+		}
 		outage.Unreachable = metastore.Unreachable
 		if _, ok := store.(*remote.Client); ok {
 			outage.Unreachable = remote.Unreachable

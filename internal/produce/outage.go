@@ -249,6 +249,9 @@ func (q *outage) offer(seg *openSegment, commit metastore.SegmentCommit, force, 
 		"object", commit.Object, "batches", len(kept), "queued_segments", depth, "queued_bytes", bytes)
 	for i, p := range seg.pending {
 		p.result, p.err = results[i], errs[i]
+		if errs[i] == nil {
+			q.w.m.ackSeconds.Observe(now.Sub(p.appended).Seconds())
+		}
 		close(p.done)
 	}
 	return true
