@@ -27,6 +27,10 @@
 //     (TestControlLeaderKilledUnderLoad), also when takeovers open the
 //     vcluster from snapshots in the bucket
 //     (TestControlLeaderKilledUnderLoadFromSnapshots).
+//   - agents with --produce-through-metastore-outage keep acknowledging
+//     while the only control process is dead for 60 s, and every
+//     acknowledged record is in the log once afterwards, in order per
+//     producer and partition (TestProduceThroughControlOutage).
 //
 // TestMain builds the floe binary once. The servers come from
 // scripts/services (eval "$(scripts/services postgres s3)"); without them
