@@ -20,6 +20,7 @@ import (
 	"github.com/floe-io/floe/internal/groups/consumer"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
+	"github.com/floe-io/floe/internal/metastore/postgres"
 	"github.com/floe-io/floe/internal/metastore/remote"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
@@ -345,9 +346,13 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 			// replayed: a cleaner must not delete it meanwhile.
 			return fmt.Errorf("--outage-max-duration %v must be at most half of --orphan-grace %v (queued objects are unreferenced until replayed)", outage.MaxDuration, grace)
 		}
-		outage.Unreachable = metastore.Unreachable
-		if _, ok := store.(*remote.Client); ok {
+		switch store.(type) {
+		case *remote.Client:
 			outage.Unreachable = remote.Unreachable
+		case *postgres.Store:
+			outage.Unreachable = postgres.Unreachable
+		default:
+			outage.Unreachable = metastore.Unreachable
 		}
 		f.cfg.Outage = &outage
 		log.Info("producing through metadata store outages", "queue_bytes", outage.MaxBytes,
