@@ -78,19 +78,40 @@ func (a *outageAcks) during(from, to time.Time) (n int, gap time.Duration) {
 // load from two idempotent franz-go producers, keeps it dead for 60 s,
 // produces with kcat meanwhile, then starts it again.
 func TestProduceThroughControlOutage(t *testing.T) {
-	const (
-		topic      = "through-outage"
-		partitions = 4
-		outage     = 60 * time.Second
-		rate       = 200 // records per second per producer
-	)
 	e := newEnv(t, "")
 	ctl := startControl(t, e)
 	key := ctl.createVCluster(t, "prod")
 	onControl := *e
 	onControl.dbURL = fmt.Sprintf("floe://%s/prod?key=%s", ctl.listen, key)
+	produceThroughOutage(t, &onControl, 60*time.Second, "control process SIGKILLed", func() { ctl.Kill() }, func() {
+		if err := ctl.Start(context.Background()); err != nil {
+			t.Fatalf("restart control: %v\n%s", err, ctl.log.Tail(50))
+		}
+	})
+}
+
+// TestProduceThroughDatabaseOutage does the same with the agents on
+// PostgreSQL, stopped for 20 s (pg_ctl stop -m fast: connections are
+// terminated, new ones refused).
+func TestProduceThroughDatabaseOutage(t *testing.T) {
+	requireServices(t)
+	pg := startPostgres(t)
+	e := newEnv(t, pg.url())
+	produceThroughOutage(t, e, 20*time.Second, "PostgreSQL stopped", func() { pg.stop(t) }, func() { pg.start(t) })
+}
+
+// produceThroughOutage runs two agents with the mode on e's metadata
+// store, two idempotent franz-go producers and an idempotent kcat through
+// them, makes the store unreachable with stop for outage, then start
+// again, and checks what the producers were told against the log.
+func produceThroughOutage(t *testing.T, e *env, outage time.Duration, what string, stop, start func()) {
+	const (
+		topic      = "through-outage"
+		partitions = 4
+		rate       = 200 // records per second per producer
+	)
 	mode := agentOpts{extra: []string{"--produce-through-metastore-outage", "--outage-max-duration", "3m"}}
-	agents := []*agentProc{startAgent(t, &onControl, "a0", mode), startAgent(t, &onControl, "a1", mode)}
+	agents := []*agentProc{startAgent(t, e, "a0", mode), startAgent(t, e, "a1", mode)}
 	waitForView(t, client{}, agents, 15*time.Second)
 	createTopic(t, client{}, agents[0].addr, topic, partitions)
 
@@ -164,11 +185,11 @@ func TestProduceThroughControlOutage(t *testing.T) {
 	}
 
 	time.Sleep(5 * time.Second)
-	ctl.Kill()
+	stop()
 	down := time.Now()
-	t.Logf("control process SIGKILLed; keeping it down %v", outage)
+	t.Logf("%s; keeping it down %v", what, outage)
 
-	time.Sleep(10 * time.Second)
+	time.Sleep(outage / 6)
 	for i := kcatBefore; i < kcatBefore+kcatDuring; i++ {
 		fmt.Fprintf(kin, "%s\n", makeValue("kcat", int64(i), 50))
 	}
@@ -177,16 +198,14 @@ func TestProduceThroughControlOutage(t *testing.T) {
 	if kerr != nil || strings.Contains(kout.String(), "Delivery failed") || time.Since(down) > outage {
 		t.Errorf("kcat during the outage: %v after %v\n%s", kerr, time.Since(down).Round(time.Millisecond), kout.String())
 	} else {
-		t.Logf("kcat produced %d records during the outage and exited 0, %v after the kill", kcatDuring, time.Since(down).Round(time.Millisecond))
+		t.Logf("kcat produced %d records during the outage and exited 0, %v after the store went down", kcatDuring, time.Since(down).Round(time.Millisecond))
 	}
 
 	time.Sleep(time.Until(down.Add(outage)))
-	if err := ctl.Start(context.Background()); err != nil {
-		t.Fatalf("restart control: %v\n%s", err, ctl.log.Tail(50))
-	}
+	start()
 	up := time.Now()
 	n, gap := acks.during(down, up)
-	t.Logf("control process started again after %v: %d records acknowledged meanwhile, longest gap %v", up.Sub(down).Round(time.Millisecond), n, gap.Round(time.Millisecond))
+	t.Logf("metadata store back after %v: %d records acknowledged meanwhile, longest gap %v", up.Sub(down).Round(time.Millisecond), n, gap.Round(time.Millisecond))
 	if n < rate*int(outage/time.Second)/2 {
 		t.Errorf("%d records acknowledged during the %v outage, want at least %d (half the load)", n, outage, rate*int(outage/time.Second)/2)
 	}
@@ -194,7 +213,8 @@ func TestProduceThroughControlOutage(t *testing.T) {
 		t.Errorf("no record acknowledged for %v during the outage", gap)
 	}
 	queued := sumMetric(t, agents, "floe_outage_queued_segments_total")
-	t.Logf("segments queued on the agents during the outage: %v", queued)
+	t.Logf("segments queued on the agents during the outage: %v (segment commits failed instead: %v)", queued,
+		sumMetric(t, agents, "floe_segment_flushes_total", "result", "commit_error"))
 	if queued == 0 {
 		t.Errorf("no segment was queued: the outage was not seen")
 	}
@@ -203,11 +223,11 @@ func TestProduceThroughControlOutage(t *testing.T) {
 	deadline := time.Now().Add(45 * time.Second)
 	for sumMetric(t, agents, "floe_outage_queue_segments") > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("outage queues still hold %v segments 45s after the control plane came back", sumMetric(t, agents, "floe_outage_queue_segments"))
+			t.Fatalf("outage queues still hold %v segments 45s after the store came back", sumMetric(t, agents, "floe_outage_queue_segments"))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Logf("queues replayed %v after the control plane came back (replays: %v committed, %v already committed, %v unreachable attempts)",
+	t.Logf("queues replayed %v after the store came back (replays: %v committed, %v already committed, %v unreachable attempts)",
 		time.Since(up).Round(time.Millisecond),
 		sumMetric(t, agents, "floe_outage_replays_total", "result", "committed"),
 		sumMetric(t, agents, "floe_outage_replays_total", "result", "already_committed"),
