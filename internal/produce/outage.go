@@ -516,6 +516,14 @@ func (q *outage) replay(h *queuedCommit) bool {
 	return true
 }
 
+// stopQueueing makes later offers fail their segments (the writer is
+// closing); what is queued is still replayed.
+func (q *outage) stopQueueing() {
+	q.mu.Lock()
+	q.closing = true
+	q.mu.Unlock()
+}
+
 // close stops queueing and tries to replay what is queued until ctx
 // ends; what is left then is lost, and logged as such.
 func (q *outage) close(ctx context.Context) {

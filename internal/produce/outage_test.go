@@ -365,3 +365,34 @@ func TestUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// TestOutageClose: a writer closed during an outage fails the segments it
+// flushes then (its producers retry elsewhere) instead of queueing them,
+// replays what it queued before if the store answers within its flush
+// timeout, and reports what it could not replay.
+func TestOutageClose(t *testing.T) {
+	s := &flakyStore{fixture: newFixture(t, 1)}
+	o := produce.OutageOptions{RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
+	w := produce.NewWriter(s.bucket, s, produce.Options{Linger: time.Hour, FlushTimeout: 2 * time.Second, Outage: &o})
+	s.down.Store(true)
+	first := w.Append(s.topic.ID, "t", 0, batch(1, "queued"))
+	w.Flush()
+	if _, err := wait(t, first); err != nil {
+		t.Fatal(err)
+	}
+	last := w.Append(s.topic.ID, "t", 0, batch(1, "at-close")) // flushed by Close
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		s.down.Store(false)
+	}()
+	w.Close()
+	if _, err := wait(t, last); !errors.Is(err, produce.ErrOutageQueueFull) {
+		t.Fatalf("segment flushed by Close during the outage: %v, want it failed", err)
+	}
+	if n, _ := w.OutageQueue(); n != 0 {
+		t.Fatalf("%d segments still queued after Close with the store back", n)
+	}
+	if got, want := fmt.Sprint(s.readPartition(t, 0)), "[queued-0]"; got != want {
+		t.Fatalf("partition: %s, want %s", got, want)
+	}
+}

@@ -487,6 +487,11 @@ func (w *Writer) Close() {
 	w.mu.Lock()
 	// Closed first: no batch can slip into a segment nobody flushes.
 	w.closed = true
+	if w.outage != nil {
+		// Segments flushed from now on fail rather than queue during an
+		// outage: this agent may not be there to replay them.
+		w.outage.stopQueueing()
+	}
 	w.cond.Broadcast()
 	w.flushAllLocked("close")
 	w.mu.Unlock()
