@@ -99,7 +99,7 @@ type seqState struct {
 }
 
 // maxSeqStates bounds the producer partitions the queue tracks.
-const maxSeqStates = 1 << 20
+const maxSeqStates = 1 << 18
 
 // outage is the queue of commits and its replay loop.
 type outage struct {
