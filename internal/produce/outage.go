@@ -69,12 +69,14 @@ type queuedCommit struct {
 	queued time.Time
 	// attempted is set once a commit of it was sent and failed: it may
 	// have been applied, so before sending it again the replay asks the
-	// object ledger (unless unchecked).
+	// object ledger (unless skipLedger).
 	attempted bool
-	// unchecked is set for the follow-up commit of batches the store
-	// refused by their sequences: sent without producer ids.
-	unchecked bool
-	keys      []seqKey // the idempotent batches it holds, to release on replay
+	// skipLedger is set for commits of an object the ledger already
+	// knows (a follow-up of batches the store refused by sequence, sent
+	// without producer ids; the idempotent batches of a commit whose
+	// answer was lost, sent again for the store to call duplicates).
+	skipLedger bool
+	keys       []seqKey // the idempotent batches it holds, to release on replay
 }
 
 // seqKey is one producer's partition.
@@ -431,7 +433,7 @@ func (q *outage) replay(h *queuedCommit) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), q.w.opts.FlushTimeout)
 	defer cancel()
 	m := q.w.m
-	if h.attempted && !h.unchecked {
+	if h.attempted && !h.skipLedger {
 		// A commit sent before may have been applied with its answer
 		// lost: the object ledger knows every committed object.
 		if lookup, ok := q.w.store.(ObjectLookup); ok {
@@ -442,10 +444,26 @@ func (q *outage) replay(h *queuedCommit) bool {
 				return false
 			}
 			if known[h.commit.Object] {
+				// Applied. Its plain batches were all accepted (a commit
+				// is atomic, and only sequences refuse single batches);
+				// its idempotent ones may have been refused in the lost
+				// answer, so they are sent again: the store calls those
+				// it accepted duplicates.
 				m.outageReplays.WithLabelValues("already_committed").Inc()
 				q.w.log.Info("queued commit was applied before its answer was lost", "object", h.commit.Object,
 					"queued_for", time.Since(h.queued).Round(time.Millisecond))
-				q.pop(h, nil)
+				var idem []metastore.BatchCommit
+				for _, b := range h.commit.Batches {
+					if b.ProducerID >= 0 {
+						idem = append(idem, b)
+					}
+				}
+				var next *queuedCommit
+				if len(idem) > 0 {
+					next = &queuedCommit{commit: metastore.SegmentCommit{Object: h.commit.Object, Size: h.commit.Size, Batches: idem},
+						queued: h.queued, skipLedger: true}
+				}
+				q.pop(h, next)
 				return true
 			}
 		}
@@ -504,7 +522,7 @@ func (q *outage) replay(h *queuedCommit) bool {
 		q.w.log.Warn("queued batches refused by their producers' sequences; committing them without the check",
 			"object", h.commit.Object, "batches", len(again))
 		next := &queuedCommit{commit: metastore.SegmentCommit{Object: h.commit.Object, Size: h.commit.Size, Batches: again},
-			queued: h.queued, unchecked: true}
+			queued: h.queued, skipLedger: true}
 		m.outageReplays.WithLabelValues("partial").Inc()
 		q.pop(h, next)
 		return true

@@ -269,6 +269,22 @@ func TestOutageAmbiguousCommitNotAppliedTwice(t *testing.T) {
 	if got, want := fmt.Sprint(s.readPartition(t, 0)), "[once-0 once-1 next-0]"; got != want {
 		t.Fatalf("partition: %s, want %s", got, want)
 	}
+
+	// An idempotent batch is sent again (it may have been refused in the
+	// lost answer); the store calls it a duplicate.
+	s.applyThenFail.Store(1)
+	if _, err := wait(t, w.Append(s.topic.ID, "t", 0, producerBatch(8, 0, 0, 1, "idem"))); err != nil {
+		t.Fatal(err)
+	}
+	waitQueue(t, w, 0)
+	if got, want := fmt.Sprint(s.readPartition(t, 0)), "[once-0 once-1 next-0 idem-0]"; got != want {
+		t.Fatalf("partition: %s, want %s", got, want)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last := s.results[len(s.results)-1]; len(last) != 1 || !last[0].Duplicate {
+		t.Fatalf("the idempotent batch sent again: %+v, want a duplicate", last)
+	}
 }
 
 // TestOutageQueueBound: past its bound the queue refuses new segments
