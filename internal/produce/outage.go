@@ -108,14 +108,15 @@ type outage struct {
 	w    *Writer
 	opts OutageOptions
 
-	mu      sync.Mutex
-	queue   []*queuedCommit
-	bytes   int64
-	seqs    map[seqKey]*seqState
-	wake    chan struct{} // signals the replay loop that the queue has a head
-	stop    chan struct{} // closed by Close
-	stopped chan struct{} // closed when the replay loop returned
-	closing bool
+	mu       sync.Mutex
+	queue    []*queuedCommit
+	bytes    int64
+	seqs     map[seqKey]*seqState
+	wake     chan struct{} // signals the replay loop that the queue has a head
+	stop     chan struct{} // closed by close
+	stopOnce sync.Once
+	stopped  chan struct{} // closed when the replay loop returned
+	closing  bool
 	// since is when the queue last went from empty to one commit, and
 	// replayed the commits replayed since, for the log line when it
 	// empties.
@@ -548,7 +549,7 @@ func (q *outage) close(ctx context.Context) {
 	q.mu.Lock()
 	q.closing = true
 	q.mu.Unlock()
-	close(q.stop)
+	q.stopOnce.Do(func() { close(q.stop) })
 	<-q.stopped
 	backoff := q.opts.RetryMin
 	for {

@@ -412,3 +412,11 @@ func TestOutageClose(t *testing.T) {
 		t.Fatalf("partition: %s, want %s", got, want)
 	}
 }
+
+// TestOutageCloseTwice: closing a writer with the mode on twice is safe.
+func TestOutageCloseTwice(t *testing.T) {
+	s := &flakyStore{fixture: newFixture(t, 1)}
+	w := produce.NewWriter(s.bucket, s, produce.Options{Linger: 10 * time.Millisecond, Outage: &produce.OutageOptions{}})
+	w.Close()
+	w.Close()
+}

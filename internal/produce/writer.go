@@ -407,7 +407,7 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 	cancelCommit()
 	w.m.commitSeconds.Observe(time.Since(commitStart).Seconds())
 	if err != nil && w.outage != nil && w.outage.opts.Unreachable(err) {
-		w.log.Warn("metadata store unreachable: segment acknowledged and its commit queued", "object", key, "batches", len(seg.pending), "err", err)
+		w.log.Warn("metadata store unreachable: offering the segment's commit to the outage queue", "object", key, "batches", len(seg.pending), "err", err)
 		w.outage.offer(seg, commit, true, true)
 		w.m.flushes.WithLabelValues("outage").Inc()
 		if w.opts.Observe != nil {
