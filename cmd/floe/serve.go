@@ -309,6 +309,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	var outage produce.OutageOptions
 	fs.Int64Var(&outage.MaxBytes, "outage-queue-bytes", 1<<30, "with --produce-through-metastore-outage: bytes of segments whose commits may be queued; beyond it produce fails (retriable) as without the mode")
 	fs.IntVar(&outage.MaxSegments, "outage-queue-segments", 10_000, "with --produce-through-metastore-outage: segment commits that may be queued")
+	fs.StringVar(&outage.ManifestName, "outage-manifest-name", "", "with --produce-through-metastore-outage: write each queued commit to the bucket under outage/`NAME`/ before acknowledging it, and replay those a previous run under this name left; NAME must be stable across restarts and unique among running agents (e.g. the StatefulSet pod name). Empty: the queue is only in memory")
 	fs.DurationVar(&outage.MaxDuration, "outage-max-duration", 5*time.Minute, "with --produce-through-metastore-outage: how long the agent acknowledges without the store; once the oldest queued commit is older, new segments fail (retriable) as without the mode, and the queue is still replayed")
 	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
@@ -337,6 +338,9 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		if outage.MaxBytes <= 0 || outage.MaxSegments <= 0 || outage.MaxDuration <= 0 {
 			return errors.New("--outage-queue-bytes, --outage-queue-segments and --outage-max-duration must be positive")
 		}
+		if outage.ManifestName != "" && !produce.ValidManifestName(outage.ManifestName) {
+			return fmt.Errorf("--outage-manifest-name %q: want 1 to 128 letters, digits, '.', '_' or '-'", outage.ManifestName)
+		}
 		grace := f.cfg.Jobs.OrphanGrace
 		if grace <= 0 {
 			grace = time.Hour // the cleaner's default
@@ -355,7 +359,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 			outage.Unreachable = metastore.Unreachable
 		}
 		f.cfg.Outage = &outage
-		log.Info("producing through metadata store outages", "queue_bytes", outage.MaxBytes,
+		log.Info("producing through metadata store outages", "manifest_name", outage.ManifestName, "queue_bytes", outage.MaxBytes,
 			"queue_segments", outage.MaxSegments, "max_duration", outage.MaxDuration)
 	}
 	// The bucket's retries and hedged GETs are counted on the agent's

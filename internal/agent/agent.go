@@ -481,6 +481,14 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		Uploaded: blocks.Insert,
 	})
 	a.actors.add("writer", a.writer.Close)
+	loadCtx, cancelLoad := context.WithTimeout(context.Background(), 2*time.Minute)
+	n, err := a.writer.LoadOutageManifests(loadCtx)
+	cancelLoad()
+	if err != nil {
+		return fmt.Errorf("outage queue: %w", err)
+	} else if n > 0 {
+		log.Warn("replaying commits a previous run of this agent acknowledged during a metadata store outage", "segments", n)
+	}
 	// Every commit, through this agent or another, drops the cached
 	// extents of its partitions and then wakes the fetches waiting on
 	// them (not before: a woken fetch must not read the stale tail).

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/objstore"
 )
 
 // OutageOptions turn on producing through a metadata store outage.
@@ -41,6 +42,13 @@ type OutageOptions struct {
 	// could not be reached (the commit may or may not have been applied)
 	// from a refusal. Default: metastore.Unreachable.
 	Unreachable func(error) bool
+	// ManifestName, when set, makes the queue survive the agent: each
+	// queued commit is written to the bucket (outage/NAME/…) before its
+	// batches are acknowledged, and Writer.LoadOutageManifests loads
+	// those a previous run under the same name left. The name must be
+	// stable across restarts and unique among running agents (a
+	// StatefulSet pod's name). Empty: the queue is only in memory.
+	ManifestName string
 	// RetryMin and RetryMax bound the backoff between attempts to commit
 	// the queue's head. Defaults 100ms and 2s.
 	RetryMin, RetryMax time.Duration
@@ -76,7 +84,14 @@ type queuedCommit struct {
 	// without producer ids; the idempotent batches of a commit whose
 	// answer was lost, sent again for the store to call duplicates).
 	skipLedger bool
-	keys       []seqKey // the idempotent batches it holds, to release on replay
+	// loaded is set for a commit read from a manifest at start: found
+	// committed, it is dropped whole (its idempotent batches are not
+	// sent again: the producer has moved on since).
+	loaded bool
+	// manifest is its manifest's key (ManifestName), and done the keys
+	// of earlier manifests of the same commit, deleted with it.
+	manifest string
+	done     []string
 }
 
 // seqKey is one producer's partition.
@@ -204,7 +219,11 @@ func (q *outage) offer(seg *openSegment, commit metastore.SegmentCommit, force, 
 	results := make([]metastore.BatchResult, len(commit.Batches))
 	errs := make([]error, len(commit.Batches))
 	kept := commit.Batches[:0:0]
-	var keys []seqKey
+	manifestKey := ""
+	var saved map[seqKey]*seqState
+	if q.opts.ManifestName != "" {
+		saved = q.saveLocked(commit)
+	}
 	for i, b := range commit.Batches {
 		results[i] = metastore.BatchResult{BaseOffset: -1, LogStartOffset: -1}
 		if b.Transactional {
@@ -223,16 +242,33 @@ func (q *outage) offer(seg *openSegment, commit metastore.SegmentCommit, force, 
 				results[i].Duplicate = true
 				continue
 			}
-			keys = append(keys, seqKey{b.ProducerID, b.TopicID, b.Partition})
 		}
 		kept = append(kept, b)
+	}
+	if len(kept) > 0 && q.opts.ManifestName != "" {
+		// Durable before acknowledged. Offers are serialised by the
+		// commit chain; the replay loop may pop meanwhile.
+		commit.Batches = kept
+		key := q.newManifestKey()
+		q.mu.Unlock()
+		err := q.putManifest(key, now, commit, false)
+		q.mu.Lock()
+		if err != nil {
+			q.restoreLocked(saved)
+			q.mu.Unlock()
+			q.w.m.outageRefused.WithLabelValues("manifest").Add(float64(len(commit.Batches)))
+			q.w.log.Warn("segment not queued: its outage manifest could not be stored", "object", commit.Object, "err", err)
+			q.w.failAll(seg, fmt.Errorf("%w: outage manifest: %v", ErrStorage, err))
+			return true
+		}
+		manifestKey = key
 	}
 	if len(kept) > 0 {
 		commit.Batches = kept
 		if len(q.queue) == 0 {
 			q.since = now
 		}
-		q.queue = append(q.queue, &queuedCommit{commit: commit, queued: now, attempted: attempted, keys: keys})
+		q.queue = append(q.queue, &queuedCommit{commit: commit, queued: now, attempted: attempted, manifest: manifestKey})
 		q.bytes += commit.Size
 		q.w.m.outageQueued.Inc()
 		q.w.m.outageSegments.Set(float64(len(q.queue)))
@@ -327,6 +363,37 @@ func (q *outage) expectLocked(b metastore.BatchCommit) {
 	}
 }
 
+// saveLocked copies the producer states c's batches may change, for
+// restoreLocked (nil: the key had none).
+func (q *outage) saveLocked(c metastore.SegmentCommit) map[seqKey]*seqState {
+	saved := map[seqKey]*seqState{}
+	for _, b := range c.Batches {
+		k := seqKey{b.ProducerID, b.TopicID, b.Partition}
+		if _, done := saved[k]; done || b.ProducerID < 0 {
+			continue
+		}
+		if st := q.seqs[k]; st != nil {
+			cp := *st
+			cp.recent = append([]seqRange(nil), st.recent...)
+			saved[k] = &cp
+		} else {
+			saved[k] = nil
+		}
+	}
+	return saved
+}
+
+// restoreLocked undoes what deciding a commit's batches recorded.
+func (q *outage) restoreLocked(saved map[seqKey]*seqState) {
+	for k, st := range saved {
+		if st == nil {
+			delete(q.seqs, k)
+		} else {
+			q.seqs[k] = st
+		}
+	}
+}
+
 // failed records that the batches of a segment that was not stored (its
 // PUT failed) must be retried before anything after them is queued.
 func (q *outage) failed(commit metastore.SegmentCommit) {
@@ -390,6 +457,14 @@ func (q *outage) pop(h *queuedCommit, next *queuedCommit) {
 	}
 }
 
+// deleteManifests removes the manifests of a commit that left the queue.
+func (q *outage) deleteManifests(h *queuedCommit) {
+	for _, k := range h.done {
+		q.deleteManifest(k)
+	}
+	q.deleteManifest(h.manifest)
+}
+
 // oldest is the age of the queue's head (0 when empty).
 func (q *outage) oldest() time.Duration {
 	q.mu.Lock()
@@ -434,6 +509,19 @@ func (q *outage) replay(h *queuedCommit) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), q.w.opts.FlushTimeout)
 	defer cancel()
 	m := q.w.m
+	if h.loaded {
+		// Written by a previous run: its object may be gone if that run
+		// died longer ago than the cleaner's orphan grace.
+		if _, err := q.w.bucket.GetRange(ctx, h.commit.Object, 0, 1); errors.Is(err, objstore.ErrNotFound) {
+			m.outageReplays.WithLabelValues("object_missing").Inc()
+			m.outageLost.Add(float64(len(h.commit.Batches)))
+			q.w.log.Error("queued commit's object is gone from the bucket: its acknowledged records are lost",
+				"object", h.commit.Object, "manifest", h.manifest, "batches", len(h.commit.Batches))
+			q.pop(h, nil)
+			q.deleteManifests(h)
+			return true
+		}
+	}
 	if h.attempted && !h.skipLedger {
 		// A commit sent before may have been applied with its answer
 		// lost: the object ledger knows every committed object.
@@ -455,15 +543,18 @@ func (q *outage) replay(h *queuedCommit) bool {
 					"queued_for", time.Since(h.queued).Round(time.Millisecond))
 				var idem []metastore.BatchCommit
 				for _, b := range h.commit.Batches {
-					if b.ProducerID >= 0 {
+					if b.ProducerID >= 0 && !h.loaded {
 						idem = append(idem, b)
 					}
 				}
-				var next *queuedCommit
-				if len(idem) > 0 {
-					next = &queuedCommit{commit: metastore.SegmentCommit{Object: h.commit.Object, Size: h.commit.Size, Batches: idem},
-						queued: h.queued, skipLedger: true}
+				if len(idem) == 0 {
+					q.pop(h, nil)
+					q.deleteManifests(h)
+					return true
 				}
+				// The manifest stays: the batches are still to commit.
+				next := &queuedCommit{commit: metastore.SegmentCommit{Object: h.commit.Object, Size: h.commit.Size, Batches: idem},
+					queued: h.queued, skipLedger: true, manifest: h.manifest, done: h.done}
 				q.pop(h, next)
 				return true
 			}
@@ -523,7 +614,22 @@ func (q *outage) replay(h *queuedCommit) bool {
 		q.w.log.Warn("queued batches refused by their producers' sequences; committing them without the check",
 			"object", h.commit.Object, "batches", len(again))
 		next := &queuedCommit{commit: metastore.SegmentCommit{Object: h.commit.Object, Size: h.commit.Size, Batches: again},
-			queued: h.queued, skipLedger: true}
+			queued: h.queued, skipLedger: true, manifest: h.manifest, done: h.done}
+		if h.manifest != "" {
+			// The follow-up replaces the manifest (its key sorts right
+			// after the original's): a restart must not find the whole
+			// commit applied and forget these.
+			next.manifest = h.manifest + ".f"
+			next.done = append(append([]string(nil), h.done...), h.manifest)
+			if err := q.putManifest(next.manifest, h.queued, next.commit, true); err != nil {
+				// The commit is applied; retried, the ledger finds it and
+				// its idempotent batches are sent again.
+				h.skipLedger = false
+				m.outageReplays.WithLabelValues("error").Inc()
+				q.w.log.Warn("outage manifest of a follow-up commit not stored; retrying", "object", h.commit.Object, "err", err)
+				return false
+			}
+		}
 		m.outageReplays.WithLabelValues("partial").Inc()
 		q.pop(h, next)
 		return true
@@ -532,6 +638,7 @@ func (q *outage) replay(h *queuedCommit) bool {
 	q.w.log.Debug("queued commit replayed", "object", h.commit.Object, "batches", len(results),
 		"duplicates", dups, "queued_for", time.Since(h.queued).Round(time.Millisecond))
 	q.pop(h, nil)
+	q.deleteManifests(h)
 	return true
 }
 
@@ -568,6 +675,11 @@ func (q *outage) close(ctx context.Context) {
 				batches += len(c.commit.Batches)
 			}
 			q.mu.Unlock()
+			if q.opts.ManifestName != "" {
+				q.w.log.Error("writer closed with commits still queued: their manifests stay in the bucket, replayed when an agent starts again under the same manifest name",
+					"manifest_name", q.opts.ManifestName, "segments", n, "batches", batches, "bytes", bytes)
+				return
+			}
 			q.w.m.outageLost.Add(float64(batches))
 			q.w.log.Error("writer closed with commits still queued: their acknowledged records are lost",
 				"segments", n, "batches", batches, "bytes", bytes)

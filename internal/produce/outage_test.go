@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/recordbatch"
 )
@@ -419,4 +420,88 @@ func TestOutageCloseTwice(t *testing.T) {
 	w := produce.NewWriter(s.bucket, s, produce.Options{Linger: 10 * time.Millisecond, Outage: &produce.OutageOptions{}})
 	w.Close()
 	w.Close()
+}
+
+// manifests lists the outage manifests in the fixture's bucket.
+func (f *fixture) manifests(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	if err := f.bucket.List(context.Background(), produce.ManifestPrefix, func(o objstore.ObjectInfo) error {
+		keys = append(keys, o.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// TestOutageManifestSurvivesRestart: with a manifest name, the queue of a
+// writer that stops during an outage without replaying is in the bucket;
+// a writer started under the same name loads it ahead of its own
+// segments and replays it once the store answers. A commit the first
+// writer had applied (its answer lost) is not applied twice.
+func TestOutageManifestSurvivesRestart(t *testing.T) {
+	s := &flakyStore{fixture: newFixture(t, 1)}
+	o := produce.OutageOptions{ManifestName: "agent-0", RetryMin: time.Minute, RetryMax: time.Minute}
+	w1 := produce.NewWriter(s.bucket, s, produce.Options{Linger: 10 * time.Millisecond, FlushTimeout: 300 * time.Millisecond, Outage: &o})
+	s.applyThenFail.Store(1) // the first commit is applied, its answer lost
+	if _, err := wait(t, w1.Append(s.topic.ID, "t", 0, batch(1, "applied"))); err != nil {
+		t.Fatal(err)
+	}
+	s.down.Store(true)
+	for i := range 3 {
+		if _, err := wait(t, w1.Append(s.topic.ID, "t", 0, producerBatch(6, 0, int32(i), 1, fmt.Sprint("q", i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(s.manifests(t)); got != 4 {
+		t.Fatalf("%d manifests in the bucket, want 4", got)
+	}
+	w1.Close() // the store is down: nothing replayed, the manifests stay
+	if got := len(s.manifests(t)); got != 4 {
+		t.Fatalf("%d manifests after the first writer closed, want 4", got)
+	}
+
+	o2 := produce.OutageOptions{ManifestName: "agent-0", RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
+	w2 := produce.NewWriter(s.bucket, s, produce.Options{Linger: 10 * time.Millisecond, FlushTimeout: 2 * time.Second, Outage: &o2})
+	defer w2.Close()
+	n, err := w2.LoadOutageManifests(context.Background())
+	if err != nil || n != 4 {
+		t.Fatalf("LoadOutageManifests: %d, %v; want 4", n, err)
+	}
+	// A segment of the new writer goes behind the loaded ones.
+	after := w2.Append(s.topic.ID, "t", 0, producerBatch(6, 0, 3, 1, "after"))
+	if _, err := wait(t, after); err != nil {
+		t.Fatal(err)
+	}
+	s.down.Store(false)
+	waitQueue(t, w2, 0)
+	if got, want := fmt.Sprint(s.readPartition(t, 0)), "[applied-0 q0-0 q1-0 q2-0 after-0]"; got != want {
+		t.Fatalf("partition: %s, want %s", got, want)
+	}
+	if got := s.manifests(t); len(got) != 0 {
+		t.Fatalf("manifests left after the replay: %v", got)
+	}
+}
+
+// TestOutageManifestHostile: a manifest that is not one Floe writes
+// stops the load with an error instead of queueing it.
+func TestOutageManifestHostile(t *testing.T) {
+	s := &flakyStore{fixture: newFixture(t, 1)}
+	for name, body := range map[string]string{
+		"garbage":      "{not json",
+		"wrong object": `{"v":1,"commit":{"Object":"elsewhere/x","Size":10,"Batches":[{"OffsetCount":1,"ByteLength":5}]}}`,
+		"out of range": `{"v":1,"commit":{"Object":"segments/x","Size":10,"Batches":[{"OffsetCount":1,"ByteOffset":8,"ByteLength":5}]}}`,
+		"no batches":   `{"v":1,"commit":{"Object":"segments/x","Size":10}}`,
+	} {
+		if err := s.bucket.Put(context.Background(), produce.ManifestPrefix+"bad/0001", []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		o := produce.OutageOptions{ManifestName: "bad"}
+		w := produce.NewWriter(s.bucket, s, produce.Options{Outage: &o})
+		if n, err := w.LoadOutageManifests(context.Background()); err == nil {
+			t.Errorf("%s: loaded %d manifests, want an error", name, n)
+		}
+		w.Close()
+	}
 }
