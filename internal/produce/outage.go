@@ -11,9 +11,12 @@ package produce
 // empty again; a background loop retries the queue's head with backoff
 // and commits the queue strictly in order once the store answers.
 //
-// The queue lives only in this process's memory: an agent that dies
-// while it holds commits loses those acknowledged records (their objects
-// stay in the bucket, unreferenced, until the cleaner deletes them).
+// Without a manifest name the queue lives only in this process's
+// memory: an agent that dies while it holds commits loses those
+// acknowledged records (their objects stay in the bucket, unreferenced,
+// until the cleaner deletes them). With one, each queued commit is also
+// in the bucket before it is acknowledged (manifest.go), and an agent
+// started again under the name replays them.
 
 import (
 	"context"

@@ -30,7 +30,10 @@
 //   - agents with --produce-through-metastore-outage keep acknowledging
 //     while the only control process is dead for 60 s, and every
 //     acknowledged record is in the log once afterwards, in order per
-//     producer and partition (TestProduceThroughControlOutage).
+//     producer and partition (TestProduceThroughControlOutage; on
+//     PostgreSQL TestProduceThroughDatabaseOutage), also when an agent
+//     is SIGKILLed during the outage and started again under its
+//     --outage-manifest-name (TestProduceThroughOutageAgentKilled).
 //
 // TestMain builds the floe binary once. The servers come from
 // scripts/services (eval "$(scripts/services postgres s3)"); without them
