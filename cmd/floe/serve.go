@@ -339,7 +339,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 			return errors.New("--outage-queue-bytes, --outage-queue-segments and --outage-max-duration must be positive")
 		}
 		if outage.ManifestName != "" && !produce.ValidManifestName(outage.ManifestName) {
-			return fmt.Errorf("--outage-manifest-name %q: want 1 to 128 letters, digits, '.', '_' or '-'", outage.ManifestName)
+			return fmt.Errorf("--outage-manifest-name %q: want 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'", outage.ManifestName)
 		}
 		grace := f.cfg.Jobs.OrphanGrace
 		if grace <= 0 {

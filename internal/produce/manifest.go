@@ -32,7 +32,9 @@ const maxManifestBytes = 64 << 20
 // maxManifests bounds the manifests loaded at start.
 const maxManifests = 1 << 20
 
-var manifestName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+// manifestName: no leading dot, so that no name is "." or ".." (a
+// local directory bucket maps keys to paths).
+var manifestName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$`)
 
 // ValidManifestName reports whether name can name an agent's manifests.
 func ValidManifestName(name string) bool { return manifestName.MatchString(name) }

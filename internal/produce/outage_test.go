@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -503,5 +504,17 @@ func TestOutageManifestHostile(t *testing.T) {
 			t.Errorf("%s: loaded %d manifests, want an error", name, n)
 		}
 		w.Close()
+	}
+}
+
+func TestValidManifestName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"agent-0": true, "floe-agent-2.zone_a": true, "a": true,
+		"": false, ".": false, "..": false, ".hidden": false, "a/b": false, "a b": false,
+		strings.Repeat("x", 128): true, strings.Repeat("x", 129): false,
+	} {
+		if got := produce.ValidManifestName(name); got != want {
+			t.Errorf("ValidManifestName(%q) = %v, want %v", name, got, want)
+		}
 	}
 }
