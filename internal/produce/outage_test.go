@@ -26,6 +26,7 @@ type flakyStore struct {
 	*fixture
 	down          atomic.Bool
 	applyThenFail atomic.Int32
+	downAfterLost atomic.Bool // the store goes down with the answer it loses
 	mu            sync.Mutex
 	commits       []metastore.SegmentCommit // reached the store, in order
 	results       [][]metastore.BatchResult
@@ -46,6 +47,9 @@ func (s *flakyStore) CommitSegment(ctx context.Context, c metastore.SegmentCommi
 	}
 	if err == nil && s.applyThenFail.Load() > 0 {
 		s.applyThenFail.Add(-1)
+		if s.downAfterLost.Load() {
+			s.down.Store(true)
+		}
 		return nil, fmt.Errorf("connection lost: %w", syscall.ECONNRESET)
 	}
 	return rs, err
@@ -445,11 +449,13 @@ func TestOutageManifestSurvivesRestart(t *testing.T) {
 	s := &flakyStore{fixture: newFixture(t, 1)}
 	o := produce.OutageOptions{ManifestName: "agent-0", RetryMin: time.Minute, RetryMax: time.Minute}
 	w1 := produce.NewWriter(s.bucket, s, produce.Options{Linger: 10 * time.Millisecond, FlushTimeout: 300 * time.Millisecond, Outage: &o})
-	s.applyThenFail.Store(1) // the first commit is applied, its answer lost
+	// The first commit is applied, its answer lost, and the store is
+	// down from then on.
+	s.applyThenFail.Store(1)
+	s.downAfterLost.Store(true)
 	if _, err := wait(t, w1.Append(s.topic.ID, "t", 0, batch(1, "applied"))); err != nil {
 		t.Fatal(err)
 	}
-	s.down.Store(true)
 	for i := range 3 {
 		if _, err := wait(t, w1.Append(s.topic.ID, "t", 0, producerBatch(6, 0, int32(i), 1, fmt.Sprint("q", i)))); err != nil {
 			t.Fatal(err)
