@@ -68,17 +68,39 @@ func (q *outage) putManifest(key string, queued time.Time, c metastore.SegmentCo
 	return q.w.bucket.Put(ctx, key, data)
 }
 
-// deleteManifest removes a replayed commit's manifest; one left behind
-// (the delete failed) is loaded again at the next start and found
-// committed by the object ledger.
+// deleteManifest removes a replayed commit's manifest, in the
+// background so that the replay does not wait for it (inline when the
+// deleter is behind); one left behind (the delete failed, the agent
+// stopped first) is loaded again at the next start and found committed
+// by the object ledger.
 func (q *outage) deleteManifest(key string) {
 	if key == "" {
 		return
 	}
+	if q.deletesClosed.Load() { // the writer closed: a second Close replays
+		q.deleteNow(key)
+		return
+	}
+	select {
+	case q.deletes <- key:
+	default:
+		q.deleteNow(key)
+	}
+}
+
+func (q *outage) deleteNow(key string) {
 	ctx, cancel := context.WithTimeout(context.Background(), q.w.opts.FlushTimeout)
 	defer cancel()
 	if err := q.w.bucket.Delete(ctx, key); err != nil {
 		q.w.log.Warn("outage manifest not deleted after its replay", "key", key, "err", err)
+	}
+}
+
+// deleter runs the background deletes until deletes is closed.
+func (q *outage) deleter() {
+	defer close(q.deleted)
+	for key := range q.deletes {
+		q.deleteNow(key)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
@@ -133,13 +134,21 @@ type outage struct {
 	wake     chan struct{} // signals the replay loop that the queue has a head
 	stop     chan struct{} // closed by close
 	stopOnce sync.Once
-	stopped  chan struct{} // closed when the replay loop returned
-	closing  bool
+	// deleteOnce closes deletes once.
+	deleteOnce    sync.Once
+	deletesClosed atomic.Bool
+	stopped       chan struct{} // closed when the replay loop returned
+	closing       bool
 	// since is when the queue last went from empty to one commit, and
 	// replayed the commits replayed since, for the log line when it
 	// empties.
 	since    time.Time
 	replayed int
+
+	// deletes feeds the manifest deleter (ManifestName); deleted is
+	// closed when it has finished.
+	deletes chan string
+	deleted chan struct{}
 }
 
 func newOutage(w *Writer, o OutageOptions) *outage {
@@ -163,6 +172,8 @@ func newOutage(w *Writer, o OutageOptions) *outage {
 	}
 	q := &outage{w: w, opts: o, seqs: map[seqKey]*seqState{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	q.deletes, q.deleted = make(chan string, 4096), make(chan struct{})
+	go q.deleter()
 	go q.replayLoop()
 	return q
 }
@@ -661,6 +672,16 @@ func (q *outage) close(ctx context.Context) {
 	q.mu.Unlock()
 	q.stopOnce.Do(func() { close(q.stop) })
 	<-q.stopped
+	defer func() {
+		q.deleteOnce.Do(func() {
+			q.deletesClosed.Store(true)
+			close(q.deletes)
+		})
+		select { // the deletes still queued, within ctx
+		case <-q.deleted:
+		case <-ctx.Done():
+		}
+	}()
 	backoff := q.opts.RetryMin
 	for {
 		h := q.head()
