@@ -18,9 +18,13 @@ import (
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/groups/consumer"
+	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/embedded"
+	"github.com/floe-io/floe/internal/metastore/postgres"
+	"github.com/floe-io/floe/internal/metastore/remote"
 	"github.com/floe-io/floe/internal/objstore"
 	"github.com/floe-io/floe/internal/objstore/bucketurl"
+	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/telemetry"
 )
 
@@ -301,6 +305,12 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	f.register(fs, "127.0.0.1:9644")
 	bucketURL := fs.String("bucket", "", "bucket `URL`: file:///path, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or azblob://CONTAINER/PREFIX (README: URLs)")
 	metaURL := fs.String("metastore", "", "metadata store `URL`: embedded:///path/to/file, postgres://user@host:port/db?sslmode=disable or floe://HOST:PORT/VCLUSTER?key=KEY (floe control)")
+	throughOutage := fs.Bool("produce-through-metastore-outage", false, "keep acknowledging produce requests while the metadata store is unreachable: segments are uploaded, acknowledged without offsets (-1) and their commits queued in this agent's memory, replayed in order when the store answers; an agent that dies meanwhile loses its queue (docs/design.md: Producing through a metadata outage)")
+	var outage produce.OutageOptions
+	fs.Int64Var(&outage.MaxBytes, "outage-queue-bytes", 1<<30, "with --produce-through-metastore-outage: bytes of segments whose commits may be queued; beyond it produce fails (retriable) as without the mode")
+	fs.IntVar(&outage.MaxSegments, "outage-queue-segments", 10_000, "with --produce-through-metastore-outage: segment commits that may be queued")
+	fs.StringVar(&outage.ManifestName, "outage-manifest-name", "", "with --produce-through-metastore-outage: write each queued commit to the bucket under outage/`NAME`/ before acknowledging it, and replay those a previous run under this name left; NAME must be stable across restarts and unique among running agents (e.g. the StatefulSet pod name). Empty: the queue is only in memory")
+	fs.DurationVar(&outage.MaxDuration, "outage-max-duration", 5*time.Minute, "with --produce-through-metastore-outage: how long the agent acknowledges without the store; once the oldest queued commit is older, new segments fail (retriable) as without the mode, and the queue is still replayed")
 	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
@@ -324,6 +334,34 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	if *throughOutage {
+		if outage.MaxBytes <= 0 || outage.MaxSegments <= 0 || outage.MaxDuration <= 0 {
+			return errors.New("--outage-queue-bytes, --outage-queue-segments and --outage-max-duration must be positive")
+		}
+		if outage.ManifestName != "" && !produce.ValidManifestName(outage.ManifestName) {
+			return fmt.Errorf("--outage-manifest-name %q: want 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'", outage.ManifestName)
+		}
+		grace := f.cfg.Jobs.OrphanGrace
+		if grace <= 0 {
+			grace = time.Hour // the cleaner's default
+		}
+		if outage.MaxDuration*2 > grace {
+			// A queued segment's object is an orphan until its commit is
+			// replayed: a cleaner must not delete it meanwhile.
+			return fmt.Errorf("--outage-max-duration %v must be at most half of --orphan-grace %v (queued objects are unreferenced until replayed)", outage.MaxDuration, grace)
+		}
+		switch store.(type) {
+		case *remote.Client:
+			outage.Unreachable = remote.Unreachable
+		case *postgres.Store:
+			outage.Unreachable = postgres.Unreachable
+		default:
+			outage.Unreachable = metastore.Unreachable
+		}
+		f.cfg.Outage = &outage
+		log.Info("producing through metadata store outages", "manifest_name", outage.ManifestName, "queue_bytes", outage.MaxBytes,
+			"queue_segments", outage.MaxSegments, "max_duration", outage.MaxDuration)
+	}
 	// The bucket's retries and hedged GETs are counted on the agent's
 	// /metrics (floe_objstore_retries_total, floe_objstore_hedges_total).
 	f.cfg.Registry = prometheus.NewRegistry()

@@ -150,7 +150,11 @@ type Config struct {
 	// (produce.Options.Observe): a measurement hook for floe bench.
 	FlushObserver func(produce.FlushTrace)
 	// FlushTimeout bounds one segment's PUT and commit (default 30s).
-	FlushTimeout  time.Duration
+	FlushTimeout time.Duration
+	// Outage, when set, keeps producing while the metadata store is
+	// unreachable (produce.Options.Outage; docs/design.md). Off (nil) by
+	// default.
+	Outage        *produce.OutageOptions
 	MaxFrameBytes int32 // default 100 MiB
 	CacheBytes    int64 // default 256 MiB
 	// CacheBlockBytes is the block cache's unit of fetching and caching,
@@ -468,6 +472,7 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		FlushMinInterval:   cfg.FlushMinInterval,
 		FlushWindowReserve: cfg.FlushWindowReserve,
 		FlushTimeout:       cfg.FlushTimeout,
+		Outage:             cfg.Outage,
 		Observe:            cfg.FlushObserver,
 		Logger:             log,
 		Metrics:            produce.NewMetrics(reg),
@@ -476,6 +481,14 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 		Uploaded: blocks.Insert,
 	})
 	a.actors.add("writer", a.writer.Close)
+	loadCtx, cancelLoad := context.WithTimeout(context.Background(), 2*time.Minute)
+	n, err := a.writer.LoadOutageManifests(loadCtx)
+	cancelLoad()
+	if err != nil {
+		return fmt.Errorf("outage queue: %w", err)
+	} else if n > 0 {
+		log.Warn("replaying commits a previous run of this agent acknowledged during a metadata store outage", "segments", n)
+	}
 	// Every commit, through this agent or another, drops the cached
 	// extents of its partitions and then wakes the fetches waiting on
 	// them (not before: a woken fetch must not read the stale tail).

@@ -74,6 +74,12 @@ type Options struct {
 	// measurement hook for floe bench; trace.go). It runs on the flush's
 	// goroutine and must be quick.
 	Observe func(FlushTrace)
+
+	// Outage, when set, keeps producing while the metadata store is
+	// unreachable: segments are acknowledged after their PUT and their
+	// commits queued in memory and replayed in order (outage.go). Off
+	// (nil) by default.
+	Outage *OutageOptions
 }
 
 // Writer gathers batches into segments and flushes them.
@@ -99,6 +105,9 @@ type Writer struct {
 	// conns are the produce windows of the connections with requests in
 	// flight or a window learnt, by connection id (see Begin).
 	conns map[uint64]*connWindow
+	// outage queues commits while the store is unreachable (nil: off).
+	outage *outage
+
 	// flushTime is a moving average of the time from a flush's start to
 	// its commit, for the early flush's reserve (flush.go).
 	flushTime time.Duration
@@ -195,6 +204,10 @@ func NewWriter(bucket objstore.Bucket, store metastore.Sequencer, opts Options) 
 	w.cond = sync.NewCond(&w.mu)
 	w.lastCmt = make(chan struct{})
 	close(w.lastCmt)
+	if opts.Outage != nil {
+		w.outage = newOutage(w, *opts.Outage)
+		w.m.outageOldest = func() float64 { return w.outage.oldest().Seconds() }
+	}
 	return w
 }
 
@@ -335,31 +348,12 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 	object, placements := seg.builder.Build()
 	key := segment.NewKey()
 
-	putCtx, cancelPut := context.WithTimeout(context.Background(), w.opts.FlushTimeout)
-	putErr := w.bucket.Put(putCtx, key, object)
-	cancelPut()
-	putDone := time.Now()
-	w.m.putSeconds.Observe(putDone.Sub(start).Seconds())
-	<-prev
-	defer close(mine)
-	chainWait := time.Since(putDone)
-	if putErr != nil {
-		w.m.flushes.WithLabelValues("put_error").Inc()
-		w.log.Warn("segment upload failed", "object", key, "bytes", len(object), "batches", len(seg.pending), "err", putErr)
-		w.failAll(seg, fmt.Errorf("%w: put %s: %v", ErrStorage, key, putErr))
-		if w.opts.Observe != nil {
-			w.observe(seg, object, placements, putDone, time.Time{}, putErr)
-		}
-		return 0, false
-	}
-
-	if w.opts.Uploaded != nil {
-		w.opts.Uploaded(key, object)
-	}
 	commit := metastore.SegmentCommit{Object: key, Size: int64(len(object)), Batches: make([]metastore.BatchCommit, len(placements))}
 	for i, pl := range placements {
 		h, err := recordbatch.ParseHeader(object[pl.ByteOffset : pl.ByteOffset+pl.ByteLength])
 		if err != nil { // validated on Append; cannot happen
+			<-prev
+			close(mine)
 			w.failAll(seg, fmt.Errorf("%w: batch %d of %s: %v", ErrStorage, i, key, err))
 			return 0, false
 		}
@@ -372,11 +366,55 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 			Transactional: h.IsTransactional(),
 		}
 	}
+
+	putCtx, cancelPut := context.WithTimeout(context.Background(), w.opts.FlushTimeout)
+	putErr := w.bucket.Put(putCtx, key, object)
+	cancelPut()
+	putDone := time.Now()
+	w.m.putSeconds.Observe(putDone.Sub(start).Seconds())
+	<-prev
+	defer close(mine)
+	chainWait := time.Since(putDone)
+	if putErr != nil {
+		w.m.flushes.WithLabelValues("put_error").Inc()
+		w.log.Warn("segment upload failed", "object", key, "bytes", len(object), "batches", len(seg.pending), "err", putErr)
+		if w.outage != nil {
+			// Their producers' later batches must not be queued past them.
+			w.outage.failed(commit)
+		}
+		w.failAll(seg, fmt.Errorf("%w: put %s: %v", ErrStorage, key, putErr))
+		if w.opts.Observe != nil {
+			w.observe(seg, object, placements, putDone, time.Time{}, putErr)
+		}
+		return 0, false
+	}
+
+	if w.opts.Uploaded != nil {
+		w.opts.Uploaded(key, object)
+	}
+	// During a store outage the commit goes behind those queued before
+	// it; the batches are answered without offsets (outage.go).
+	if w.outage != nil && w.outage.offer(seg, commit, false, false) {
+		w.m.flushes.WithLabelValues("outage").Inc()
+		if w.opts.Observe != nil {
+			w.observe(seg, object, placements, putDone, time.Now(), nil)
+		}
+		return 0, false
+	}
 	commitStart := time.Now()
 	commitCtx, cancelCommit := context.WithTimeout(context.Background(), w.opts.FlushTimeout)
 	results, err := w.store.CommitSegment(commitCtx, commit)
 	cancelCommit()
 	w.m.commitSeconds.Observe(time.Since(commitStart).Seconds())
+	if err != nil && w.outage != nil && w.outage.opts.Unreachable(err) {
+		w.log.Warn("metadata store unreachable: offering the segment's commit to the outage queue", "object", key, "batches", len(seg.pending), "err", err)
+		w.outage.offer(seg, commit, true, true)
+		w.m.flushes.WithLabelValues("outage").Inc()
+		if w.opts.Observe != nil {
+			w.observe(seg, object, placements, putDone, time.Now(), nil)
+		}
+		return 0, false
+	}
 	if err != nil {
 		w.m.flushes.WithLabelValues("commit_error").Inc()
 		w.log.Warn("segment commit failed", "object", key, "batches", len(seg.pending), "err", err)
@@ -385,6 +423,9 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 			w.observe(seg, object, placements, putDone, time.Time{}, err)
 		}
 		return 0, false
+	}
+	if w.outage != nil {
+		w.outage.committed()
 	}
 	w.m.flushes.WithLabelValues("ok").Inc()
 	w.m.segmentBytes.Observe(float64(len(object)))
@@ -446,10 +487,33 @@ func (w *Writer) Close() {
 	w.mu.Lock()
 	// Closed first: no batch can slip into a segment nobody flushes.
 	w.closed = true
+	if w.outage != nil {
+		// Segments flushed from now on fail rather than queue during an
+		// outage: this agent may not be there to replay them.
+		w.outage.stopQueueing()
+	}
 	w.cond.Broadcast()
 	w.flushAllLocked("close")
 	w.mu.Unlock()
 	w.flushes.Wait()
+	if w.outage != nil {
+		// Commits still queued were acknowledged: try to replay them
+		// for a while before giving up on them.
+		ctx, cancel := context.WithTimeout(context.Background(), w.opts.FlushTimeout)
+		w.outage.close(ctx)
+		cancel()
+	}
+}
+
+// OutageQueue reports the commits queued during a metadata store outage
+// and their objects' bytes (0, 0 when the mode is off or nothing waits).
+func (w *Writer) OutageQueue() (segments int, bytes int64) {
+	if w.outage == nil {
+		return 0, 0
+	}
+	w.outage.mu.Lock()
+	defer w.outage.mu.Unlock()
+	return len(w.outage.queue), w.outage.bytes
 }
 
 // Metrics are the write path's Prometheus metrics.
@@ -461,6 +525,15 @@ type Metrics struct {
 	ackSeconds     prometheus.Histogram
 	segmentBytes   prometheus.Histogram
 	segmentBatches prometheus.Histogram
+
+	outageSegments        prometheus.Gauge
+	outageBytes           prometheus.Gauge
+	outageQueued          prometheus.Counter
+	outageRefused         *prometheus.CounterVec
+	outageReplays         *prometheus.CounterVec
+	outageReplayedBatches *prometheus.CounterVec
+	outageLost            prometheus.Counter
+	outageOldest          func() float64 // set by the writer with the mode on
 }
 
 // NewMetrics registers the write path's metrics with reg (nil: unregistered).
@@ -494,8 +567,38 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 		}),
 	}
+	m.outageSegments = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "floe_outage_queue_segments", Help: "Segment commits queued while the metadata store is unreachable (acknowledged, not yet visible).",
+	})
+	m.outageBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "floe_outage_queue_bytes", Help: "Bytes of the objects whose commits are queued while the metadata store is unreachable.",
+	})
+	oldest := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "floe_outage_queue_oldest_seconds", Help: "Age of the oldest queued segment commit (0: none).",
+	}, func() float64 {
+		if m.outageOldest == nil {
+			return 0
+		}
+		return m.outageOldest()
+	})
+	m.outageQueued = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "floe_outage_queued_segments_total", Help: "Segments acknowledged with their commit queued because the metadata store was unreachable.",
+	})
+	m.outageRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "floe_outage_refused_batches_total", Help: "Batches answered with an error during a metadata store outage, by reason: segments, bytes, duration (queue bounds), producers, closing, transactional, sequence (out of order after a queued batch).",
+	}, []string{"reason"})
+	m.outageReplays = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "floe_outage_replays_total", Help: "Attempts to commit the head of the outage queue, by result: committed, partial (some batches committed again without sequence checks), already_committed, unreachable, error.",
+	}, []string{"result"})
+	m.outageReplayedBatches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "floe_outage_replayed_batches_total", Help: "Batches of replayed commits, by outcome: committed, duplicate, unchecked (refused by sequence, committed without the check), dropped (topic or partition gone).",
+	}, []string{"outcome"})
+	m.outageLost = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "floe_outage_lost_batches_total", Help: "Acknowledged batches still queued when the writer closed (lost).",
+	})
 	if reg != nil {
-		reg.MustRegister(m.flushes, m.triggers, m.putSeconds, m.commitSeconds, m.ackSeconds, m.segmentBytes, m.segmentBatches)
+		reg.MustRegister(m.flushes, m.triggers, m.putSeconds, m.commitSeconds, m.ackSeconds, m.segmentBytes, m.segmentBatches,
+			m.outageSegments, m.outageBytes, oldest, m.outageQueued, m.outageRefused, m.outageReplays, m.outageReplayedBatches, m.outageLost)
 	}
 	return m
 }

@@ -27,6 +27,13 @@
 //     (TestControlLeaderKilledUnderLoad), also when takeovers open the
 //     vcluster from snapshots in the bucket
 //     (TestControlLeaderKilledUnderLoadFromSnapshots).
+//   - agents with --produce-through-metastore-outage keep acknowledging
+//     while the only control process is dead for 60 s, and every
+//     acknowledged record is in the log once afterwards, in order per
+//     producer and partition (TestProduceThroughControlOutage; on
+//     PostgreSQL TestProduceThroughDatabaseOutage), also when an agent
+//     is SIGKILLed during the outage and started again under its
+//     --outage-manifest-name (TestProduceThroughOutageAgentKilled).
 //
 // With FLOE_TEST_CLUSTER_METASTORE=control, the agents of every test
 // that does not start its own control plane run on `floe control`

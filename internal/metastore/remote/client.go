@@ -424,7 +424,7 @@ func (cc *clientConn) read() {
 			if !cc.c.closed.Load() {
 				cc.c.log.Warn("connection to the control plane lost", "addr", cc.c.opts.Addr, "err", err)
 			}
-			cc.fail(fmt.Errorf("control plane %s: connection lost: %w", cc.c.opts.Addr, err))
+			cc.fail(fmt.Errorf("control plane %s: %w: %w", cc.c.opts.Addr, errConnLost, err))
 			return
 		}
 		switch f.Kind {
@@ -567,7 +567,7 @@ func (cc *clientConn) send(o *Op, args []byte) (uint64, chan Response, error) {
 		if errors.Is(err, ErrFrameTooLarge) {
 			return 0, nil, fmt.Errorf("%s: %w", o.Name, err)
 		}
-		cc.fail(fmt.Errorf("control plane %s: send: %w", cc.c.opts.Addr, err))
+		cc.fail(fmt.Errorf("control plane %s: send: %w: %w", cc.c.opts.Addr, errConnLost, err))
 		return 0, nil, cc.err
 	}
 	return id, ch, nil
@@ -610,7 +610,7 @@ func (c *Client) do(ctx context.Context, o *Op, args any) (RawMessage, error) {
 		case <-cc.gone:
 			return nil, c.closedOr(cc.err)
 		case <-t.C:
-			cc.fail(fmt.Errorf("control plane %s: no answer to %s within %v", c.opts.Addr, o.Name, mutationTimeout))
+			cc.fail(fmt.Errorf("control plane %s: %w to %s within %v", c.opts.Addr, ErrNoAnswer, o.Name, mutationTimeout))
 			return nil, cc.err
 		}
 	} else {

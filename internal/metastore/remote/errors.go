@@ -28,6 +28,40 @@ var ErrUnavailable = errors.New("virtual cluster unavailable")
 // taken over). The client tries its other addresses.
 var ErrNotLeader = errors.New("not the leader of the virtual cluster")
 
+// ErrNoAnswer reports a mutation sent to the control plane whose answer
+// did not come within mutationTimeout: the connection was dropped, and the
+// mutation may or may not have been applied.
+var ErrNoAnswer = errors.New("no answer from the control plane")
+
+// Unreachable reports whether err, from a Client call, means the control
+// plane could not be reached or did not answer (the call may have been
+// applied), rather than a refusal: metastore.Unreachable's network
+// errors, the connection's loss, no answer in time, a vcluster that
+// stopped serving (its journal failed, or it is being taken over) or no
+// process leading it. A Client closed by its owner is not.
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var re *remoteError
+	if errors.As(err, &re) {
+		// The control plane answered, with an error of its own state.
+		switch re.sentinel {
+		case ErrUnavailable, metastore.ErrClosed, context.DeadlineExceeded, context.Canceled:
+			return true
+		}
+		return false
+	}
+	if errors.Is(err, metastore.ErrClosed) {
+		return false // this client was closed
+	}
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoAnswer) ||
+		errors.Is(err, errConnLost) || metastore.Unreachable(err)
+}
+
+// errConnLost marks a call that failed because its connection ended.
+var errConnLost = errors.New("connection lost")
+
 // sentinels are the errors callers test with errors.Is, by the stable
 // name they have on the wire. A new metastore sentinel is added here.
 var sentinels = map[string]error{

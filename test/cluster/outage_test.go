@@ -1,0 +1,360 @@
+package cluster
+
+// Producing through a metadata store outage (docs/design.md, "Producing
+// through a metadata outage"): agents on `floe control` with
+// --produce-through-metastore-outage keep acknowledging while the control
+// process is dead for 60 s, and every acknowledged record is in the log
+// once afterwards, in each partition in the order it was acknowledged.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// streamPart is one producer's records in one partition.
+type streamPart struct {
+	tp
+	stream string
+}
+
+// outageAcks is what the producers were told, per producer and partition
+// in the order the acknowledgements came.
+type outageAcks struct {
+	mu       sync.Mutex
+	order    map[streamPart][]string
+	offsets  map[string]int64 // value → acknowledged offset (-1: not known yet)
+	at       []time.Time      // every acknowledgement's time
+	unknown  int              // acknowledged with offset -1
+	failed   int
+	errKinds map[string]int
+}
+
+func (a *outageAcks) ack(r *kgo.Record) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	stream, _, _ := parseValue(string(r.Value))
+	x := streamPart{tp{r.Topic, r.Partition}, stream}
+	a.order[x] = append(a.order[x], string(r.Value))
+	a.offsets[string(r.Value)] = r.Offset
+	a.at = append(a.at, time.Now())
+	if r.Offset < 0 {
+		a.unknown++
+	}
+}
+
+func (a *outageAcks) fail(err error) {
+	a.mu.Lock()
+	a.failed++
+	a.errKinds[err.Error()]++
+	a.mu.Unlock()
+}
+
+// during counts the acknowledgements in [from, to) and the longest time
+// without one there.
+func (a *outageAcks) during(from, to time.Time) (n int, gap time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	prev := from
+	for _, t := range a.at {
+		if t.Before(from) || !t.Before(to) {
+			continue
+		}
+		n++
+		gap = max(gap, t.Sub(prev))
+		prev = t
+	}
+	return n, max(gap, to.Sub(prev))
+}
+
+// TestProduceThroughControlOutage SIGKILLs the only control process under
+// load from two idempotent franz-go producers, keeps it dead for 60 s,
+// produces with kcat meanwhile, then starts it again.
+func TestProduceThroughControlOutage(t *testing.T) {
+	e := newEnv(t, "")
+	ctl := startControl(t, e)
+	key := ctl.createVCluster(t, "prod")
+	onControl := *e
+	onControl.dbURL = fmt.Sprintf("floe://%s/prod?key=%s", ctl.listen, key)
+	produceThroughOutage(t, &onControl, 60*time.Second, false, "control process SIGKILLed", func() { ctl.Kill() }, func() {
+		if err := ctl.Start(context.Background()); err != nil {
+			t.Fatalf("restart control: %v\n%s", err, ctl.log.Tail(50))
+		}
+	})
+}
+
+// TestProduceThroughDatabaseOutage does the same with the agents on
+// PostgreSQL, stopped for 20 s (pg_ctl stop -m fast: connections are
+// terminated, new ones refused).
+func TestProduceThroughDatabaseOutage(t *testing.T) {
+	requireServices(t)
+	pg := startPostgres(t)
+	e := newEnv(t, pg.url())
+	produceThroughOutage(t, e, 20*time.Second, false, "PostgreSQL stopped", func() { pg.stop(t) }, func() { pg.start(t) })
+}
+
+// TestProduceThroughOutageAgentKilled stops PostgreSQL for 20 s and
+// SIGKILLs one of the agents in the middle of it, with the commits it
+// queued in the bucket (--outage-manifest-name): started again under the
+// same name once the database is back, the agent replays them, and no
+// acknowledged record is lost. Order is not checked: the producers'
+// later records went through the other agent, committed before the
+// restarted agent's replay (docs/design.md).
+func TestProduceThroughOutageAgentKilled(t *testing.T) {
+	requireServices(t)
+	pg := startPostgres(t)
+	e := newEnv(t, pg.url())
+	produceThroughOutage(t, e, 20*time.Second, true, "PostgreSQL stopped", func() { pg.stop(t) }, func() { pg.start(t) })
+}
+
+// produceThroughOutage runs two agents with the mode on e's metadata
+// store (each with its manifest name), two idempotent franz-go producers
+// and an idempotent kcat through them, makes the store unreachable with
+// stop for outage, then start again, and checks what the producers were
+// told against the log. With killAgent, agent a1 is SIGKILLed halfway
+// through the outage and started again after it.
+func produceThroughOutage(t *testing.T, e *env, outage time.Duration, killAgent bool, what string, stop, start func()) {
+	const (
+		topic      = "through-outage"
+		partitions = 4
+		rate       = 200 // records per second per producer
+	)
+	mode := func(name string) agentOpts {
+		return agentOpts{extra: []string{"--produce-through-metastore-outage", "--outage-max-duration", "3m", "--outage-manifest-name", name}}
+	}
+	agents := []*agentProc{startAgent(t, e, "a0", mode("a0")), startAgent(t, e, "a1", mode("a1"))}
+	waitForView(t, client{}, agents, 15*time.Second)
+	createTopic(t, client{}, agents[0].addr, topic, partitions)
+
+	acks := &outageAcks{order: map[streamPart][]string{}, offsets: map[string]int64{}, errKinds: map[string]int{}}
+	quit := make(chan struct{})
+	var loops sync.WaitGroup
+	var clients []*kgo.Client
+	for i, a := range agents {
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(a.addr),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }),
+			kgo.ProducerOnDataLossDetected(func(topic string, p int32) {
+				if killAgent {
+					// Expected: its later batches reach the store before
+					// the restarted agent replays the earlier ones.
+					t.Logf("franz-go detected data loss on %s/%d (sequence gap while the killed agent's queue waited)", topic, p)
+					return
+				}
+				t.Errorf("franz-go detected data loss on %s/%d", topic, p)
+			}),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		clients = append(clients, cl)
+		stream := fmt.Sprintf("f%d", i)
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for seq := int64(0); ; {
+				select {
+				case <-quit:
+					return
+				case <-tick.C:
+				}
+				for range rate / 50 {
+					r := &kgo.Record{Topic: topic, Partition: int32(seq % partitions), Value: makeValue(stream, seq, 100)}
+					seq++
+					cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+						if err != nil {
+							acks.fail(err)
+							return
+						}
+						acks.ack(r)
+					})
+				}
+			}
+		}()
+	}
+
+	// kcat (librdkafka) produces through the outage too, idempotent: it
+	// gets its producer id before the outage (a new idempotent producer
+	// cannot start without the store), then writes 20 records during it,
+	// which must be acknowledged (exit status 0, no delivery failure)
+	// and, after the replay, read back.
+	kctx, kcancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer kcancel()
+	kcat := exec.CommandContext(kctx, "kcat", "-b", agents[1].addr, "-P", "-t", topic, "-p", "0",
+		"-X", "enable.idempotence=true", "-X", "message.timeout.ms=30000", "-X", "linger.ms=5")
+	kin, err := kcat.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kout bytes.Buffer
+	kcat.Stdout, kcat.Stderr = &kout, &kout
+	if err := kcat.Start(); err != nil {
+		t.Fatalf("kcat: %v", err)
+	}
+	const kcatBefore, kcatDuring = 10, 20
+	for i := range kcatBefore {
+		fmt.Fprintf(kin, "%s\n", makeValue("kcat", int64(i), 50))
+	}
+
+	time.Sleep(5 * time.Second)
+	stop()
+	down := time.Now()
+	t.Logf("%s; keeping it down %v", what, outage)
+
+	time.Sleep(outage / 6)
+	for i := kcatBefore; i < kcatBefore+kcatDuring; i++ {
+		fmt.Fprintf(kin, "%s\n", makeValue("kcat", int64(i), 50))
+	}
+	kin.Close() // kcat flushes and exits
+	kerr := kcat.Wait()
+	if kerr != nil || strings.Contains(kout.String(), "Delivery failed") || time.Since(down) > outage {
+		t.Errorf("kcat during the outage: %v after %v\n%s", kerr, time.Since(down).Round(time.Millisecond), kout.String())
+	} else {
+		t.Logf("kcat produced %d records during the outage and exited 0, %v after the store went down", kcatDuring, time.Since(down).Round(time.Millisecond))
+	}
+
+	var queuedKilled float64
+	if killAgent {
+		time.Sleep(time.Until(down.Add(outage / 2)))
+		queuedKilled = sumMetric(t, agents[1:], "floe_outage_queue_segments")
+		agents[1].kill(t)
+		t.Logf("agent a1 SIGKILLed during the outage with %v segment commits queued", queuedKilled)
+		if queuedKilled == 0 {
+			t.Errorf("agent a1 had nothing queued when killed: the test tests nothing")
+		}
+	}
+	time.Sleep(time.Until(down.Add(outage)))
+	start()
+	up := time.Now()
+	if killAgent {
+		agents[1] = startAgent(t, e, "a1", mode("a1"))
+		t.Logf("agent a1 started again under its manifest name %v after the store came back", time.Since(up).Round(time.Millisecond))
+	}
+	n, gap := acks.during(down, up)
+	t.Logf("metadata store back after %v: %d records acknowledged meanwhile, longest gap %v", up.Sub(down).Round(time.Millisecond), n, gap.Round(time.Millisecond))
+	if want := rate * int(outage/time.Second) / 4; n < want {
+		t.Errorf("%d records acknowledged during the %v outage, want at least %d (a quarter of the load)", n, outage, want)
+	}
+	if gap > 10*time.Second {
+		t.Errorf("no record acknowledged for %v during the outage", gap)
+	}
+	queued := sumMetric(t, agents, "floe_outage_queued_segments_total")
+	t.Logf("segments queued on the agents during the outage: %v (segment commits failed instead: %v)", queued,
+		sumMetric(t, agents, "floe_segment_flushes_total", "result", "commit_error"))
+	if queued == 0 {
+		t.Errorf("no segment was queued: the outage was not seen")
+	}
+
+	// The queues drain once the control plane is back.
+	deadline := time.Now().Add(45 * time.Second)
+	for sumMetric(t, agents, "floe_outage_queue_segments") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("outage queues still hold %v segments 45s after the store came back", sumMetric(t, agents, "floe_outage_queue_segments"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if killAgent {
+		m := regexp.MustCompile(`msg="outage queue loaded from the bucket[^"]*" segments=(\d+)`).FindStringSubmatch(agents[1].stderr.String())
+		if m == nil {
+			t.Errorf("the restarted agent a1 loaded no outage queue from the bucket")
+		} else {
+			t.Logf("the restarted agent a1 loaded %s queued commits from the bucket", m[1])
+		}
+	}
+	t.Logf("queues replayed %v after the store came back (replays: %v committed, %v already committed, %v unreachable attempts)",
+		time.Since(up).Round(time.Millisecond),
+		sumMetric(t, agents, "floe_outage_replays_total", "result", "committed"),
+		sumMetric(t, agents, "floe_outage_replays_total", "result", "already_committed"),
+		sumMetric(t, agents, "floe_outage_replays_total", "result", "unreachable"))
+
+	time.Sleep(3 * time.Second)
+	close(quit)
+	loops.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i, cl := range clients {
+		if err := cl.Flush(ctx); err != nil {
+			t.Fatalf("producer f%d: records unresolved 60s after the load stopped: %v", i, err)
+		}
+	}
+
+	acks.mu.Lock()
+	defer acks.mu.Unlock()
+	total := 0
+	for _, vs := range acks.order {
+		total += len(vs)
+	}
+	t.Logf("%d records acknowledged (%d without an offset), %d failed", total, acks.unknown, acks.failed)
+	for e, n := range acks.errKinds {
+		t.Logf("  produce error %d×: %s", n, e)
+	}
+	if acks.unknown == 0 {
+		t.Errorf("no acknowledgement without an offset: nothing was produced through the outage")
+	}
+
+	log := readLog(t, addrs(agents), client{}, 60*time.Second, topic)
+	where := map[string]int{} // value → index in its partition
+	for x, vs := range log {
+		for i, v := range vs {
+			if _, _, err := parseValue(v); err != nil {
+				t.Errorf("%s offset %d: %v", x, i, err)
+			}
+			if prev, ok := where[v]; ok && killAgent {
+				// A batch the killed agent queued (manifest stored) but
+				// had not answered yet, retried through the other agent.
+				t.Logf("%s: %.30q at offsets %d and %d (duplicated: in the killed agent's queue and retried)", x, v, prev, i)
+			} else if ok {
+				t.Errorf("%s: %.30q at offsets %d and %d (duplicated)", x, v, prev, i)
+			}
+			where[v] = i
+		}
+	}
+	lost := 0
+	for x, vs := range acks.order {
+		last := -1
+		for _, v := range vs {
+			i, ok := where[v]
+			switch {
+			case !ok:
+				lost++
+				if lost <= 10 {
+					t.Errorf("%s: acknowledged %.30q is not in the log (LOST)", x, v)
+				}
+				continue
+			case i <= last && !killAgent:
+				t.Errorf("%s: %.30q acknowledged after the record at offset %d but stored at %d (reordered)", x, v, last, i)
+			}
+			if off := acks.offsets[v]; off >= 0 && int64(i) != off && !killAgent {
+				t.Errorf("%s: %.30q acknowledged at offset %d, stored at %d", x, v, off, i)
+			}
+			last = i
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d acknowledged records lost", lost)
+	}
+	last := -1
+	for i := range kcatBefore + kcatDuring {
+		at, ok := where[string(makeValue("kcat", int64(i), 50))]
+		switch {
+		case !ok && kerr == nil:
+			t.Errorf("kcat's record %d, acknowledged, is not in the log", i)
+		case ok && at <= last:
+			t.Errorf("kcat's record %d at offset %d, after its record at %d (reordered)", i, at, last)
+		}
+		last = max(last, at)
+	}
+}
