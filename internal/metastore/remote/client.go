@@ -495,8 +495,8 @@ func (cc *clientConn) watch(interval, timeout time.Duration) {
 		last = now
 		quiet := time.Duration(int64(now.Sub(cc.born)) - cc.heard.Load())
 		if quiet >= timeout && !late {
-			err := fmt.Errorf("control plane %s: connection lost: %w: nothing received for %v (ping timeout %v)",
-				cc.addr, ErrSilent, quiet.Round(time.Millisecond), timeout)
+			err := fmt.Errorf("control plane %s: %w: %w: nothing received for %v (ping timeout %v)",
+				cc.addr, errConnLost, ErrSilent, quiet.Round(time.Millisecond), timeout)
 			if !cc.c.closed.Load() {
 				cc.c.log.Warn("control plane connection silent; closing it", "addr", cc.addr, "quiet", quiet.Round(time.Millisecond), "ping_timeout", timeout)
 			}

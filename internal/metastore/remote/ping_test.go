@@ -181,6 +181,10 @@ func TestPingSilentServer(t *testing.T) {
 	if !errors.Is(err, ErrSilent) || !strings.Contains(err.Error(), "connection lost") {
 		t.Fatalf("CreateTopic on a stopped server: %v, want a lost connection (ErrSilent)", err)
 	}
+	// An agent producing through an outage queues on such an error.
+	if !Unreachable(err) {
+		t.Fatalf("Unreachable(%v) = false: a silent control plane is unreachable", err)
+	}
 	if took < timeout {
 		t.Errorf("declared dead after %v, before the ping timeout %v", took, timeout)
 	}
