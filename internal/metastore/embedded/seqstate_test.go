@@ -2,10 +2,13 @@ package embedded
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -193,3 +196,166 @@ func TestCorruptSeqStates(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestOlderBinaryWritesAfterSeqConversion does to a converted file what
+// a binary older than partitions format 2 still could (the partitions
+// guards stop it on existing partitions, and it does not check the
+// format): write old-layout sequence keys for a partition it added to a
+// converted topic and for a topic it created, and delete a topic
+// without its seqstates values. Open takes the keys in, merged with the
+// producer's value, and drops the deleted topic's values.
+func TestOlderBinaryWritesAfterSeqConversion(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "kept", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "gone", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []metastore.TopicID{kept.ID, gone.ID} {
+		if _, err := s.CommitSegment(ctx, metastore.SegmentCommit{Object: "segments/" + uuidString(id), Size: 10, Batches: []metastore.BatchCommit{
+			{TopicID: id, ByteLength: 10, OffsetCount: 3, MaxTimestamp: 9, ProducerID: 1000}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldTopic := metastore.TopicID{7}
+	added := &sequence.State{Epoch: 0, LastSeq: 1, Recent: []sequence.Batch{{FirstSeq: 0, LastSeq: 1, BaseOffset: 0}}}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		old := tx.Bucket([]byte(bucketSequences))
+		v, err := encodeSequence(added, 4)
+		if err != nil {
+			return err
+		}
+		// Its CreatePartitions on "kept" and an idempotent commit to
+		// the new partition 2.
+		if err := putTopic(tx, kept.ID, &topicRecord{Name: "kept", Partitions: 3}); err != nil {
+			return err
+		}
+		if err := old.Put(sequenceKey{partitionKey{kept.ID, 2}, 1000}.key(), v); err != nil {
+			return err
+		}
+		// Its CreateTopic "old" and a commit to it.
+		if err := tx.Bucket([]byte(bucketNames)).Put([]byte("old"), oldTopic[:]); err != nil {
+			return err
+		}
+		if err := putTopic(tx, oldTopic, &topicRecord{Name: "old", Partitions: 1}); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte(bucketPartitions)).Put(partitionKey{oldTopic, 0}.bytes(), binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, 2), 0)); err != nil {
+			return err
+		}
+		if err := old.Put(sequenceKey{partitionKey{oldTopic, 0}, 1001}.key(), v); err != nil {
+			return err
+		}
+		// Its DeleteTopic of "gone": the topic's keys, not seqstates.
+		if err := tx.Bucket([]byte(bucketNames)).Delete([]byte("gone")); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bucketTopics)).Delete(gone.ID[:])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		id   metastore.TopicID
+		p    int32
+		want []metastore.ActiveProducer
+	}{
+		{kept.ID, 0, []metastore.ActiveProducer{{ProducerID: 1000, LastSequence: 2, LastTimestamp: 9, CurrentTxnStartOffset: -1}}},
+		{kept.ID, 1, nil},
+		{kept.ID, 2, []metastore.ActiveProducer{{ProducerID: 1000, LastSequence: 1, LastTimestamp: 4, CurrentTxnStartOffset: -1}}},
+		{oldTopic, 0, []metastore.ActiveProducer{{ProducerID: 1001, LastSequence: 1, LastTimestamp: 4, CurrentTxnStartOffset: -1}}},
+	} {
+		got, err := s.ActiveProducers(ctx, c.id, c.p)
+		if err != nil || !reflect.DeepEqual(got, c.want) && len(got)+len(c.want) > 0 {
+			t.Errorf("%x/%d: %+v, %v; want %+v", c.id[:1], c.p, got, err, c.want)
+		}
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket([]byte(bucketSequences)).Stats().KeyN; n != 0 {
+			t.Errorf("%d old keys left", n)
+		}
+		c := tx.Bucket([]byte(bucketSeqStates)).Cursor()
+		if k, _ := c.Seek(gone.ID[:]); bytes.HasPrefix(k, gone.ID[:]) {
+			t.Error("the deleted topic's seqstates value is left")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The retried batch on the added partition is a duplicate.
+	res, err := s.CommitSegment(ctx, metastore.SegmentCommit{Object: "segments/retry", Size: 10, Batches: []metastore.BatchCommit{
+		{TopicID: kept.ID, Partition: 2, ByteLength: 10, OffsetCount: 2, ProducerID: 1000}}})
+	if err != nil || !res[0].Duplicate || res[0].BaseOffset != 0 {
+		t.Fatalf("retry on the added partition: %+v, %v; want a duplicate at 0", res, err)
+	}
+}
+
+// TestSnapshotCarriesSeqStates loads a store from a snapshot's keys and
+// values (as the control plane does) and checks that the producers'
+// states came with it: a retried batch is still a duplicate.
+func TestSnapshotCarriesSeqStates(t *testing.T) {
+	ctx := t.Context()
+	a, err := Open(filepath.Join(t.TempDir(), "a.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	topic, err := a.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := func(p int32, seq int32) metastore.BatchCommit {
+		return metastore.BatchCommit{TopicID: topic.ID, Partition: p, ByteLength: 10, OffsetCount: 2, MaxTimestamp: 5, ProducerID: 1000, BaseSequence: seq}
+	}
+	if _, err := a.CommitSegment(ctx, metastore.SegmentCommit{Object: "segments/1", Size: 30, Batches: []metastore.BatchCommit{batch(0, 0), batch(2, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := a.BeginSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bPath := filepath.Join(t.TempDir(), "b.db")
+	l, err := NewLoader(bPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.ForEach(func(bucket, k, v []byte) error { return l.Put(bucket, k, v) }); err != nil {
+		t.Fatal(err)
+	}
+	snap.Close()
+	if err := l.Close(true); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(bPath, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for p := range int32(3) {
+		pa, errA := a.ActiveProducers(ctx, topic.ID, p)
+		pb, errB := b.ActiveProducers(ctx, topic.ID, p)
+		if errA != nil || errB != nil || !slices.Equal(pa, pb) {
+			t.Errorf("partition %d: %+v (%v) in the original, %+v (%v) loaded", p, pa, errA, pb, errB)
+		}
+	}
+	res, err := b.CommitSegment(ctx, metastore.SegmentCommit{Object: "segments/2", Size: 20, Batches: []metastore.BatchCommit{batch(2, 0), batch(2, 2)}})
+	if err != nil || !res[0].Duplicate || res[0].BaseOffset != 0 || res[1].Err != nil || res[1].BaseOffset != 2 {
+		t.Fatalf("commit to the loaded store: %+v, %v", res, err)
+	}
+}
+
+func uuidString(id metastore.TopicID) string { return fmt.Sprintf("%x", id[:]) }
