@@ -44,7 +44,7 @@ import (
 //	meta        "next-producer-id"                          → producer id(8)
 //	            "next-node-id"                              → node id(8)
 //	            "objects-format"                            → 2 (8): objects values carry refs
-//	            "sequences-format"                          → 1 (8): sequences values are binary
+//	            "sequences-format"                          → 1 (8): written by older code (sequences values binary); unused since seqstates
 //	            "partitions-format"                         → 3 (8): partition states are per topic (partstates),
 //	                                                          sequence states per topic and producer (seqstates)
 //	            "extentlog-entries"                         → entries in the extent log's records (8)
