@@ -59,6 +59,7 @@ type committer struct {
 	topics    map[metastore.TopicID]*topicCommit // nil: no such topic
 	sequences map[sequenceKey]*sequence.State    // nil: no state yet
 	changed   map[sequenceKey]int64              // sequences to write back, with their last batch's max timestamp
+	seqValues map[seqStatesKey]*seqValue         // producers' stored states per topic (seqstate.go), read once
 
 	txns     map[int64]*txnLookup  // transactions by current producer id
 	open     map[sequenceKey]bool  // open transaction entries that exist, stored or new
@@ -91,6 +92,7 @@ func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time, limits 
 		topics:      make(map[metastore.TopicID]*topicCommit),
 		sequences:   make(map[sequenceKey]*sequence.State),
 		changed:     make(map[sequenceKey]int64),
+		seqValues:   make(map[seqStatesKey]*seqValue),
 		txns:        make(map[int64]*txnLookup),
 		open:        make(map[sequenceKey]bool),
 		newOpens:    make(map[sequenceKey]int64),
@@ -244,9 +246,19 @@ func (cm *committer) sequence(sk sequenceKey) (*sequence.State, error) {
 	if st, ok := cm.sequences[sk]; ok {
 		return st, nil
 	}
-	st, _, err := decodeSequence(cm.tx.Bucket([]byte(bucketSequences)).Get(sk.key()))
+	k := seqStatesKey{id: sk.id, producerID: sk.producerID}
+	sv, ok := cm.seqValues[k]
+	if !ok {
+		// One read and one index per producer, topic and commit.
+		var err error
+		if sv, err = loadSeqValue(cm.tx, k); err != nil {
+			return nil, fmt.Errorf("topic %s: %w", sk.partitionKey, err)
+		}
+		cm.seqValues[k] = sv
+	}
+	st, err := sv.lookup(sk.partition)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("topic %s producer %d: %w", sk.partitionKey, sk.producerID, err)
 	}
 	cm.sequences[sk] = st
 	return st, nil
@@ -257,20 +269,13 @@ func (cm *committer) write() error {
 	if len(cm.extents.Extents) == 0 {
 		return nil // nothing accepted: the object stays unreferenced
 	}
-	// Keys are written in key order: bbolt then walks its tree forwards
-	// instead of seeking from the root for every key at random.
-	sequences := cm.tx.Bucket([]byte(bucketSequences))
-	sks := slices.SortedFunc(maps.Keys(cm.changed), func(a, b sequenceKey) int {
-		return cmp.Or(comparePartitions(a.partitionKey, b.partitionKey), cmp.Compare(a.producerID, b.producerID))
-	})
-	for _, sk := range sks {
-		v, err := encodeSequence(cm.sequences[sk], cm.changed[sk])
-		if err != nil {
-			return err
-		}
-		if err := sequences.Put(sk.key(), v); err != nil {
-			return err
-		}
+	// One value per producer and topic (seqstate.go).
+	changed := make(map[sequenceKey]seqEntry, len(cm.changed))
+	for sk, ts := range cm.changed {
+		changed[sk] = seqEntry{partition: sk.partition, state: cm.sequences[sk], lastTimestamp: ts}
+	}
+	if err := writeSeqStates(cm.tx, cm.seqValues, changed); err != nil {
+		return err
 	}
 	open := cm.tx.Bucket([]byte(bucketTxnOpen))
 	for sk, first := range cm.newOpens {

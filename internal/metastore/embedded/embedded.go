@@ -107,7 +107,10 @@ func Open(path string, opts Options) (*Store, error) {
 		if err := upgradePartitions(tx); err != nil {
 			return err
 		}
-		return upgradeSequences(tx)
+		if err := upgradeSeqStates(tx); err != nil {
+			return err
+		}
+		return putPartitionsFormat(tx)
 	})
 	if err != nil {
 		db.Close()

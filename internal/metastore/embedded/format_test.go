@@ -11,18 +11,26 @@ import (
 	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
+	bolt "go.etcd.io/bbolt"
 )
 
 // testdata/format1.db is a file written by the code before the packed
 // partition states (per-partition keys in the partitions bucket), and
-// testdata/format1.json what that code read from it (formatDump). With
-// FLOE_WRITE_FORMAT_TESTDATA=1 TestOldFormatFile writes both again with
-// the code of the day instead of checking them: only do that at a commit
-// whose layout the file is meant to keep.
+// testdata/format1.json what that code read from it (formatDump).
+// testdata/format2.db and format2.json are the same for the code before
+// seqstates (partition states per topic, a key per partition and
+// producer for sequence state, partitions format 2). With
+// FLOE_WRITE_FORMAT_TESTDATA=testdata/formatN TestOldFormatFile writes
+// formatN.db and formatN.json again with the code of the day instead of
+// checking the files: only do that at a commit whose layout the file is
+// meant to keep.
 const (
 	formatFile = "testdata/format1.db"
 	formatDump = "testdata/format1.json"
 )
+
+// formatFiles are the old files TestOldFormatFile opens.
+var formatFiles = []string{"testdata/format1", "testdata/format2"}
 
 // formatClock is a deterministic clock and random source, so that the
 // written file does not depend on the day.
@@ -178,25 +186,31 @@ func dumpState(t *testing.T, s *Store) []byte {
 // keeps working (a duplicate is still recognised from the old sequence
 // state, a new commit continues the offsets).
 func TestOldFormatFile(t *testing.T) {
-	if os.Getenv("FLOE_WRITE_FORMAT_TESTDATA") != "" {
-		os.Remove(formatFile)
-		writeFormatFile(t, formatFile)
-		s, err := Open(formatFile, Options{})
+	if prefix := os.Getenv("FLOE_WRITE_FORMAT_TESTDATA"); prefix != "" {
+		os.Remove(prefix + ".db")
+		writeFormatFile(t, prefix+".db")
+		s, err := Open(prefix+".db", Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		dump := dumpState(t, s)
 		s.Close()
-		if err := os.WriteFile(formatDump, dump, 0o644); err != nil {
+		if err := os.WriteFile(prefix+".json", dump, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	want, err := os.ReadFile(formatDump)
+	for _, prefix := range formatFiles {
+		t.Run(filepath.Base(prefix), func(t *testing.T) { checkOldFormatFile(t, prefix) })
+	}
+}
+
+func checkOldFormatFile(t *testing.T, prefix string) {
+	want, err := os.ReadFile(prefix + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	orig, err := os.ReadFile(formatFile)
+	orig, err := os.ReadFile(prefix + ".db")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +234,32 @@ func TestOldFormatFile(t *testing.T) {
 	if got := dumpState(t, s); !bytes.Equal(got, want) {
 		t.Fatalf("reads of the file opened twice differ:\n%s\nwant:\n%s", got, want)
 	}
+	checkConverted(t, s)
 	checkOldFileStillCommits(t, s)
+}
+
+// checkConverted checks a converted file's layout: nothing left in the
+// old sequences bucket, and the partitions format that a binary of the
+// layout before refuses (it reads format 2 only, and fails Open on any
+// other: upgradePartitions of that code).
+func checkConverted(t *testing.T, s *Store) {
+	t.Helper()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket([]byte(bucketSequences)).Stats().KeyN; n != 0 {
+			t.Errorf("%d keys left in the sequences bucket", n)
+		}
+		if n := tx.Bucket([]byte(bucketSeqStates)).Stats().KeyN; n == 0 {
+			t.Error("no producer's sequence states converted")
+		}
+		f, err := decodeInt64(tx.Bucket([]byte(bucketMeta)).Get([]byte(keyPartitionsFormat)), "partitions format")
+		if err != nil || f != partitionsFormat || f == partitionsFormatV2 {
+			t.Errorf("partitions format %d, %v; want %d", f, err, partitionsFormat)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkOldFileStillCommits commits to the converted file: topic b's

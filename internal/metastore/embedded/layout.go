@@ -25,7 +25,8 @@ import (
 //	partstates  topicID(16)                                 → every partition's state (see partstate.go)
 //	partitions  topicID(16) partition(4)                    → 0xff: a guard against older binaries (see partstate.go)
 //	extents     topicID(16) partition(4) baseOffset(8)      → extent value (see encodeExtent), once folded from extentlog
-//	sequences   topicID(16) partition(4) producerID(8)      → sequence state (binary, see encodeSequence)
+//	seqstates   topicID(16) producerID(8)                   → the producer's sequence state on each partition (see seqstate.go)
+//	sequences   topicID(16) partition(4) producerID(8)      → the layout before seqstates: empty once Open has run
 //	producers   producerID(8)                               → epoch(2)
 //	objects     object key                                  → object size(8) refs(8)
 //	unreferenced object key                                 → since (Unix ns, 8) object size(8)
@@ -43,8 +44,9 @@ import (
 //	meta        "next-producer-id"                          → producer id(8)
 //	            "next-node-id"                              → node id(8)
 //	            "objects-format"                            → 2 (8): objects values carry refs
-//	            "sequences-format"                          → 1 (8): sequences values are binary
-//	            "partitions-format"                         → 2 (8): partition states are per topic (partstates)
+//	            "sequences-format"                          → 1 (8): written by older code (sequences values binary); unused since seqstates
+//	            "partitions-format"                         → 3 (8): partition states are per topic (partstates),
+//	                                                          sequence states per topic and producer (seqstates)
 //	            "extentlog-entries"                         → entries in the extent log's records (8)
 //	            "cluster-secret"                            → the peer listeners' secret (32)
 //	extentlog   seq(8)                                      → one commit's extents (see extentlog.go)
@@ -84,7 +86,10 @@ const (
 	// bucketPartStates: see partstate.go.
 	bucketPartStates = "partstates"
 	bucketExtents    = "extents"
+	// bucketSequences: the layout before bucketSeqStates, read only by
+	// Open's upgrade (seqstate.go).
 	bucketSequences  = "sequences"
+	bucketSeqStates  = "seqstates"
 	bucketProducers  = "producers"
 	bucketObjects    = "objects"
 	bucketOffsets    = "offsets"
@@ -132,6 +137,7 @@ func buckets() []string {
 		bucketUnref, bucketLeases, bucketQuotas, bucketScram,
 		bucketTxns, bucketTxnIndex, bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets,
 		bucketShares, bucketGroupConfigs, bucketShareGroups, bucketExtentLog, bucketPartStates,
+		bucketSeqStates,
 	}
 }
 
@@ -243,17 +249,15 @@ func decodeExtent(k, v []byte) (metastore.Extent, error) {
 	return e, nil
 }
 
-// A sequences value is binary (sequenceFormatBinary), the producer's
+// A value of the sequences bucket, the layout before seqstates (read
+// only to convert it), is binary (sequenceFormatBinary), the producer's
 // sequence.State and the max timestamp of its last batch:
 //
 //	format(1)=1 epoch(2) lastSeq(4) lastTimestamp(8) n(1)
 //	n × [ firstSeq(4) lastSeq(4) baseOffset(8) ]      n <= sequence.RecentBatches
 //
 // Files written before it hold JSON values (storedSequence), which begin
-// with '{'; they are still read, and Open rewrites them once
-// (upgradeSequences). The binary form is decoded without allocating
-// more than the State itself: commits read one per producer and
-// partition, under bbolt's single writer.
+// with '{'; both are read by Open's conversion (upgradeSeqStates).
 const (
 	sequenceFormatBinary = 1
 	sequenceHeader       = 1 + 2 + 4 + 8 + 1

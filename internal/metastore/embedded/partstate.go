@@ -42,8 +42,14 @@ import (
 // many of its extents the log holds: a read or a fold stops looking
 // through the log once it has found them all.
 const (
-	guardValue         = 0xff
-	partitionsFormat   = 2
+	guardValue = 0xff
+	// partitionsFormat is the meta key "partitions-format": 2 for
+	// partition states per topic, 3 when sequence states are per topic
+	// and producer too (seqstate.go). A binary of format 2 refuses a file
+	// of any other, which is the guard that keeps it from reading a
+	// converted file's producers as absent.
+	partitionsFormat   = 3
+	partitionsFormatV2 = 2
 	topicStatesVersion = 1
 	topicStatesHeader  = 1 + 4
 	partitionStateSize = 8 + 8 + 8 + 8
@@ -207,8 +213,8 @@ func putGuards(tx *bolt.Tx, id metastore.TopicID, from, to int32) error {
 func upgradePartitions(tx *bolt.Tx) error {
 	meta := tx.Bucket([]byte(bucketMeta))
 	if v := meta.Get([]byte(keyPartitionsFormat)); v != nil {
-		if f, err := decodeInt64(v, "partitions format"); err != nil || f != partitionsFormat {
-			return fmt.Errorf("partitions format %x: %w: this code reads format %d", v, errCorrupt, partitionsFormat)
+		if f, err := decodeInt64(v, "partitions format"); err != nil || (f != partitionsFormat && f != partitionsFormatV2) {
+			return fmt.Errorf("partitions format %x: %w: this code reads formats %d and %d", v, errCorrupt, partitionsFormatV2, partitionsFormat)
 		}
 	}
 	parts := tx.Bucket([]byte(bucketPartitions))
@@ -287,8 +293,16 @@ func upgradePartitions(tx *bolt.Tx) error {
 	}
 	// What is left in old belongs to no topic (the old code deleted a
 	// topic's keys with it): nothing could read it, so it is dropped.
-	if meta.Get([]byte(keyPartitionsFormat)) != nil {
+	return nil
+}
+
+// putPartitionsFormat records the layout, once Open's conversions have
+// run in its transaction.
+func putPartitionsFormat(tx *bolt.Tx) error {
+	meta := tx.Bucket([]byte(bucketMeta))
+	want := binary.BigEndian.AppendUint64(nil, partitionsFormat)
+	if bytes.Equal(meta.Get([]byte(keyPartitionsFormat)), want) {
 		return nil
 	}
-	return meta.Put([]byte(keyPartitionsFormat), binary.BigEndian.AppendUint64(nil, partitionsFormat))
+	return meta.Put([]byte(keyPartitionsFormat), want)
 }

@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -71,42 +70,4 @@ func allocateProducerID(tx *bolt.Tx) (int64, error) {
 
 func putProducer(b *bolt.Bucket, id int64, epoch int16) error {
 	return b.Put(producerKey(id), binary.BigEndian.AppendUint16(nil, uint16(epoch)))
-}
-
-// upgradeSequences rewrites the sequences values of a file written before
-// the binary layout (JSON) as binary, once: the format key records it.
-// Values are decoded by decodeSequence, which reads both layouts, so a
-// value this misses is still read correctly.
-func upgradeSequences(tx *bolt.Tx) error {
-	meta := tx.Bucket([]byte(bucketMeta))
-	if v := meta.Get([]byte(keySequencesFmt)); v != nil {
-		return nil
-	}
-	type rewrite struct{ k, v []byte }
-	var rewrites []rewrite
-	sequences := tx.Bucket([]byte(bucketSequences))
-	err := sequences.ForEach(func(k, v []byte) error {
-		if len(v) == 0 || v[0] != '{' {
-			return nil
-		}
-		st, ts, err := decodeSequence(v)
-		if err != nil {
-			return fmt.Errorf("upgrade sequence state %x: %w", k, err)
-		}
-		nv, err := encodeSequence(st, ts)
-		if err != nil {
-			return err
-		}
-		rewrites = append(rewrites, rewrite{bytes.Clone(k), nv})
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, r := range rewrites {
-		if err := sequences.Put(r.k, r.v); err != nil {
-			return err
-		}
-	}
-	return meta.Put([]byte(keySequencesFmt), binary.BigEndian.AppendUint64(nil, sequenceFormatBinary))
 }

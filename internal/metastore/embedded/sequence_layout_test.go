@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -86,8 +88,10 @@ func FuzzDecodeSequence(f *testing.F) {
 }
 
 // TestUpgradeSequences opens a file whose sequences values are JSON (the
-// layout before the binary one, with and without the last timestamp):
-// Open rewrites them as binary once, and the producers' state is intact:
+// layout before the binary one, with and without the last timestamp) and
+// keyed per partition and producer (the layout before seqstates): Open
+// moves them to one value per producer and topic, and the producers'
+// state is intact:
 // a retried batch is still a duplicate with its first offsets, the next
 // sequence is accepted, a gap is not.
 func TestUpgradeSequences(t *testing.T) {
@@ -123,6 +127,11 @@ func TestUpgradeSequences(t *testing.T) {
 	}
 	want := map[string]*sequence.State{}
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		// Back to the layouts before: one key per partition and
+		// producer, JSON values, format 2.
+		if err := toOldSequences(tx); err != nil {
+			return err
+		}
 		seqs := tx.Bucket([]byte(bucketSequences))
 		for i, k := range keys {
 			st, ts, err := decodeSequence(seqs.Get(k))
@@ -155,21 +164,20 @@ func TestUpgradeSequences(t *testing.T) {
 	}
 	defer s.Close()
 	err = s.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket([]byte(bucketMeta)).Get([]byte(keySequencesFmt)) == nil {
-			t.Error("no sequences-format key after the upgrade")
+		if n := tx.Bucket([]byte(bucketSequences)).Stats().KeyN; n != 0 {
+			t.Errorf("%d keys left in the old sequences bucket", n)
 		}
+		if f, _ := decodeInt64(tx.Bucket([]byte(bucketMeta)).Get([]byte(keyPartitionsFormat)), "format"); f != partitionsFormat {
+			t.Errorf("partitions format %d after the upgrade, want %d", f, partitionsFormat)
+		}
+		v := tx.Bucket([]byte(bucketSeqStates)).Get(seqStatesKey{id: topic.ID, producerID: 1000}.bytes())
 		for i, k := range keys {
-			v := tx.Bucket([]byte(bucketSequences)).Get(k)
-			if len(v) == 0 || v[0] != sequenceFormatBinary {
-				t.Errorf("value %d not rewritten as binary: %q", i, v)
-				continue
-			}
-			st, ts, err := decodeSequence(v)
+			st, ts, err := findSeqState(v, int32(i))
 			if err != nil || !reflect.DeepEqual(st, want[string(k)]) {
-				t.Errorf("value %d after the upgrade: %+v, %v; want %+v", i, st, err, want[string(k)])
+				t.Errorf("partition %d after the upgrade: %+v, %v; want %+v", i, st, err, want[string(k)])
 			}
 			if wantTS := []int64{50, -1}[i]; ts != wantTS {
-				t.Errorf("value %d: last timestamp %d, want %d", i, ts, wantTS)
+				t.Errorf("partition %d: last timestamp %d, want %d", i, ts, wantTS)
 			}
 		}
 		return nil
@@ -188,4 +196,44 @@ func TestUpgradeSequences(t *testing.T) {
 	if r := res[2]; !errors.Is(r.Err, metastore.ErrOutOfOrderSequence) {
 		t.Errorf("batch after a gap: %+v, want ErrOutOfOrderSequence", r)
 	}
+}
+
+// toOldSequences rewrites a store's sequence states as the layout before
+// seqstates had them (binary values keyed per partition and producer,
+// partitions format 2), for the upgrade tests.
+func toOldSequences(tx *bolt.Tx) error {
+	states := tx.Bucket([]byte(bucketSeqStates))
+	old := tx.Bucket([]byte(bucketSequences))
+	var keys [][]byte
+	err := states.ForEach(func(k, v []byte) error {
+		sk, err := decodeSeqStatesKey(k)
+		if err != nil {
+			return err
+		}
+		es, err := decodeSeqStates(v)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			ov, err := encodeSequence(e.state, e.lastTimestamp)
+			if err != nil {
+				return err
+			}
+			key := sequenceKey{partitionKey: partitionKey{id: sk.id, partition: e.partition}, producerID: sk.producerID}.key()
+			if err := old.Put(key, ov); err != nil {
+				return err
+			}
+		}
+		keys = append(keys, bytes.Clone(k))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := states.Delete(k); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket([]byte(bucketMeta)).Put([]byte(keyPartitionsFormat), binary.BigEndian.AppendUint64(nil, partitionsFormatV2))
 }

@@ -90,8 +90,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 			return err
 		}
 		// Every per-partition key starts with the topic ID (the
-		// partitions value's key is the ID itself).
-		for _, b := range []string{bucketPartitions, bucketPartStates, bucketExtents, bucketSequences} {
+		// partitions value's key is the ID itself), and so does every
+		// producer's sequence states value of the topic.
+		for _, b := range []string{bucketPartitions, bucketPartStates, bucketExtents, bucketSeqStates} {
 			if err := deletePrefix(tx.Bucket([]byte(b)), id[:]); err != nil {
 				return fmt.Errorf("%s: %w", b, err)
 			}

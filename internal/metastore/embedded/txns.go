@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/sequence"
 )
 
 var _ metastore.TxnStore = (*Store)(nil)
@@ -553,8 +554,8 @@ func (s *Store) AbortedTxns(ctx context.Context, id metastore.TopicID, partition
 }
 
 // ActiveProducers implements metastore.TxnStore: the producers with
-// sequence state on the partition, and those with an open transaction
-// there. Both buckets iterate in producer id order.
+// sequence state on the partition (each producer's value of the topic,
+// seqstate.go), and those with an open transaction there.
 func (s *Store) ActiveProducers(ctx context.Context, id metastore.TopicID, partition int32) ([]metastore.ActiveProducer, error) {
 	pk := partitionKey{id: id, partition: partition}
 	byID := map[int64]*metastore.ActiveProducer{}
@@ -574,20 +575,19 @@ func (s *Store) ActiveProducers(ctx context.Context, id metastore.TopicID, parti
 		if err := checkPartition(tx, pk); err != nil {
 			return err
 		}
-		prefix := pk.bytes()
-		c := tx.Bucket([]byte(bucketSequences)).Cursor()
-		for k, v := c.Seek(prefix); bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			st, ts, err := decodeSequence(v)
-			if err != nil {
-				return err
-			}
-			p, err := get(k)
+		err := producersOnPartition(tx, pk, func(pid int64, st *sequence.State, ts int64) error {
+			p, err := get(sequenceKey{partitionKey: pk, producerID: pid}.key())
 			if err != nil {
 				return err
 			}
 			p.ProducerEpoch, p.LastSequence, p.LastTimestamp = st.Epoch, st.LastSeq, ts
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		c = tx.Bucket([]byte(bucketTxnOpen)).Cursor()
+		prefix := pk.bytes()
+		c := tx.Bucket([]byte(bucketTxnOpen)).Cursor()
 		for k, v := c.Seek(prefix); bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			first, err := decodeInt64(v, "open transaction")
 			if err != nil {

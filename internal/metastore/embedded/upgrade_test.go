@@ -124,6 +124,9 @@ func TestUpgradeTxns(t *testing.T) {
 				return err
 			}
 		}
+		if err := toOldSequences(tx); err != nil {
+			return err
+		}
 		seqs := tx.Bucket([]byte(bucketSequences))
 		k := sequenceKey{partitionKey: partitionKey{id: topic.ID}, producerID: 1000}.key()
 		st, _, err := decodeSequence(seqs.Get(k))

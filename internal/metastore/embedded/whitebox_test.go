@@ -86,7 +86,7 @@ func TestDeleteTopicRemovesState(t *testing.T) {
 		return n
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
-		for _, b := range []string{bucketTopics, bucketPartitions, bucketPartStates, bucketExtents, bucketSequences} {
+		for _, b := range []string{bucketTopics, bucketPartitions, bucketPartStates, bucketExtents, bucketSeqStates} {
 			if n := count(tx, b, ids[0]); n != 0 {
 				t.Errorf("bucket %s: %d keys of the deleted topic left", b, n)
 			}

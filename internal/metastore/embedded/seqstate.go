@@ -1,0 +1,509 @@
+package embedded
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/sequence"
+)
+
+// The seqstates bucket holds idempotent producers' sequence state, one
+// value per topic incarnation and producer, holding the producer's state
+// on every partition of the topic it has written to:
+//
+//	seqstates  topicID(16) producerID(8) → version(1)=1 entry…
+//	entry      length(1) body                          (length = len(body) <= maxSeqEntryBody)
+//	body       partition(uvarint) epoch(2) lastSeq(uvarint) lastTimestamp(varint) n(1) n × batch
+//	batch      firstSeq(uvarint) span(uvarint) baseOffset(uvarint)
+//
+// Entries are in increasing partition order, one per partition. n is at
+// most sequence.RecentBatches. The first batch holds its first sequence
+// and base offset as they are; each later one holds them as the
+// difference from the batch before (its first sequence less the previous
+// batch's last sequence and one, its base offset less the previous
+// batch's), and every batch its last sequence as the difference from its
+// first (span). Differences are taken modulo 2^32 for sequences and
+// 2^64 for offsets, so every state round-trips, and a producer's usual
+// batches (consecutive sequences, nearby offsets) take a few bytes each:
+// about 35 bytes a partition with five recent batches, against 123 bytes
+// and a key of 28 for the layout before.
+//
+// A commit reads a producer's value once per topic, finds the partitions
+// it needs by their length bytes (no decoding of the others), and writes
+// the value once: one key per producer and topic instead of one per
+// producer and partition, so a commit touching thousands of partitions
+// does not dirty a leaf page for each of their sequence states. The
+// untouched entries are copied as they are.
+//
+// Files written before this layout have one key per partition and
+// producer in the sequences bucket, topicID(16) partition(4)
+// producerID(8) → encodeSequence's value (or JSON, older still); Open
+// moves them here (upgradeSeqStates), at every open, so that what an
+// older binary wrote to a converted file is taken in too. The guard
+// against a binary of the layout before is the partitions format
+// (partstate.go): such a binary refuses a file whose format is not the
+// one it reads, and those older still fail on the partitions bucket's
+// guard keys.
+const (
+	seqStatesVersion = 1
+	// maxSeqEntryBody: partition 5, epoch 2, lastSeq 5, lastTimestamp
+	// 10, n 1, and per batch 5 + 5 + 10.
+	maxSeqEntryBody = 5 + 2 + 5 + binary.MaxVarintLen64 + 1 + sequence.RecentBatches*(5+5+binary.MaxVarintLen64)
+	minSeqEntryBody = 1 + 2 + 1 + 1 + 1
+)
+
+// seqStatesKey names one producer's value of one topic incarnation.
+type seqStatesKey struct {
+	id         metastore.TopicID
+	producerID int64
+}
+
+func (k seqStatesKey) bytes() []byte {
+	b := make([]byte, 0, 24)
+	b = append(b, k.id[:]...)
+	return binary.BigEndian.AppendUint64(b, uint64(k.producerID))
+}
+
+func compareSeqStatesKeys(a, b seqStatesKey) int {
+	return cmp.Or(bytes.Compare(a.id[:], b.id[:]), cmp.Compare(a.producerID, b.producerID))
+}
+
+// decodeSeqStatesKey splits a seqstates key.
+func decodeSeqStatesKey(k []byte) (seqStatesKey, error) {
+	var sk seqStatesKey
+	if len(k) != 24 || binary.BigEndian.Uint64(k[16:]) > math.MaxInt64 {
+		return sk, fmt.Errorf("producer sequence states key %x: %w", k, errCorrupt)
+	}
+	copy(sk.id[:], k)
+	sk.producerID = int64(binary.BigEndian.Uint64(k[16:]))
+	return sk, nil
+}
+
+// seqEntry is one partition's sequence state and its last batch's max
+// timestamp.
+type seqEntry struct {
+	partition     int32
+	state         *sequence.State
+	lastTimestamp int64
+}
+
+// appendSeqEntry appends one entry, its length byte first.
+func appendSeqEntry(v []byte, e seqEntry) ([]byte, error) {
+	st := e.state
+	if e.partition < 0 || st == nil || len(st.Recent) > sequence.RecentBatches {
+		return nil, fmt.Errorf("producer sequence state of partition %d: nothing or too many recent batches", e.partition)
+	}
+	at := len(v)
+	v = append(v, 0)
+	v = binary.AppendUvarint(v, uint64(e.partition))
+	v = binary.BigEndian.AppendUint16(v, uint16(st.Epoch))
+	v = binary.AppendUvarint(v, uint64(uint32(st.LastSeq)))
+	v = binary.AppendVarint(v, e.lastTimestamp)
+	v = append(v, byte(len(st.Recent)))
+	var prevLast uint32
+	var prevBase uint64
+	for i, b := range st.Recent {
+		first, base := uint32(b.FirstSeq), uint64(b.BaseOffset)
+		if i > 0 {
+			first -= prevLast + 1
+			base -= prevBase
+		}
+		v = binary.AppendUvarint(v, uint64(first))
+		v = binary.AppendUvarint(v, uint64(uint32(b.LastSeq)-uint32(b.FirstSeq)))
+		v = binary.AppendUvarint(v, base)
+		prevLast, prevBase = uint32(b.LastSeq), uint64(b.BaseOffset)
+	}
+	v[at] = byte(len(v) - at - 1)
+	return v, nil
+}
+
+// seqBody reads an entry's body: every varint must fit what it encodes
+// and the body must hold nothing after the last batch. The file is input
+// like any other.
+type seqBody struct {
+	b   []byte
+	err bool
+}
+
+func (r *seqBody) uvarint(limit uint64) uint64 {
+	n, k := binary.Uvarint(r.b)
+	if k <= 0 || n > limit {
+		r.err, r.b = true, nil
+		return 0
+	}
+	r.b = r.b[k:]
+	return n
+}
+
+func (r *seqBody) varint() int64 {
+	n, k := binary.Varint(r.b)
+	if k <= 0 {
+		r.err, r.b = true, nil
+		return 0
+	}
+	r.b = r.b[k:]
+	return n
+}
+
+func (r *seqBody) fixed(n int) []byte {
+	if len(r.b) < n {
+		r.err, r.b = true, nil
+		return make([]byte, n)
+	}
+	b := r.b[:n]
+	r.b = r.b[n:]
+	return b
+}
+
+// entryPartition reads the partition at the start of a body.
+func entryPartition(body []byte) (int32, bool) {
+	r := seqBody{b: body}
+	p := r.uvarint(math.MaxInt32)
+	return int32(p), !r.err
+}
+
+// decodeSeqEntry decodes one entry's body.
+func decodeSeqEntry(body []byte) (seqEntry, error) {
+	r := seqBody{b: body}
+	e := seqEntry{partition: int32(r.uvarint(math.MaxInt32))}
+	st := &sequence.State{Epoch: int16(binary.BigEndian.Uint16(r.fixed(2)))}
+	st.LastSeq = int32(uint32(r.uvarint(math.MaxUint32)))
+	e.lastTimestamp = r.varint()
+	n := int(r.fixed(1)[0])
+	if r.err || n > sequence.RecentBatches {
+		return seqEntry{}, fmt.Errorf("producer sequence state: %w: entry of %d bytes", errCorrupt, len(body))
+	}
+	if n > 0 {
+		st.Recent = make([]sequence.Batch, n)
+	}
+	var prevLast uint32
+	var prevBase uint64
+	for i := range st.Recent {
+		first := uint32(r.uvarint(math.MaxUint32))
+		span := uint32(r.uvarint(math.MaxUint32))
+		base := r.uvarint(math.MaxUint64)
+		if i > 0 {
+			first += prevLast + 1
+			base += prevBase
+		}
+		last := first + span
+		st.Recent[i] = sequence.Batch{FirstSeq: int32(first), LastSeq: int32(last), BaseOffset: int64(base)}
+		prevLast, prevBase = last, base
+	}
+	if r.err || len(r.b) != 0 {
+		return seqEntry{}, fmt.Errorf("producer sequence state of partition %d: %w: entry of %d bytes", e.partition, errCorrupt, len(body))
+	}
+	e.state = st
+	return e, nil
+}
+
+// seqRef is where one entry's body lies in a value.
+type seqRef struct {
+	partition int32
+	at, end   int
+}
+
+// walkSeqStates calls fn with every entry's partition and body, checking
+// the framing (the version, every length against the bytes left and the
+// bounds of a body) and the partition order, but not the bodies past
+// their partition.
+func walkSeqStates(v []byte, fn func(p int32, at, end int) bool) error {
+	if len(v) < 1 || v[0] != seqStatesVersion {
+		return fmt.Errorf("producer sequence states: %w: %d bytes", errCorrupt, len(v))
+	}
+	prev := int32(-1)
+	for at := 1; at < len(v); {
+		n := int(v[at])
+		if n < minSeqEntryBody || n > maxSeqEntryBody || n > len(v)-at-1 {
+			return fmt.Errorf("producer sequence states: %w: entry of %d bytes at %d of %d", errCorrupt, n, at, len(v))
+		}
+		p, ok := entryPartition(v[at+1 : at+1+n])
+		if !ok || p <= prev {
+			return fmt.Errorf("producer sequence states: %w: partition out of order at %d", errCorrupt, at)
+		}
+		prev = p
+		if !fn(p, at+1, at+1+n) {
+			return nil
+		}
+		at += 1 + n
+	}
+	return nil
+}
+
+// indexSeqStates returns where every entry of a value lies. The count is
+// taken from a first walk, so a value sizes nothing beyond its entries.
+func indexSeqStates(v []byte) ([]seqRef, error) {
+	n := 0
+	if err := walkSeqStates(v, func(int32, int, int) bool { n++; return true }); err != nil {
+		return nil, err
+	}
+	refs := make([]seqRef, 0, n)
+	err := walkSeqStates(v, func(p int32, at, end int) bool {
+		refs = append(refs, seqRef{partition: p, at: at, end: end})
+		return true
+	})
+	return refs, err
+}
+
+// decodeSeqStates decodes a whole value.
+func decodeSeqStates(v []byte) ([]seqEntry, error) {
+	refs, err := indexSeqStates(v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]seqEntry, len(refs))
+	for i, r := range refs {
+		if out[i], err = decodeSeqEntry(v[r.at:r.end]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// encodeSeqStates encodes entries in increasing partition order.
+func encodeSeqStates(es []seqEntry) ([]byte, error) {
+	v := make([]byte, 1, 1+40*len(es))
+	v[0] = seqStatesVersion
+	for i, e := range es {
+		if i > 0 && e.partition <= es[i-1].partition {
+			return nil, fmt.Errorf("producer sequence states: partition %d after %d", e.partition, es[i-1].partition)
+		}
+		var err error
+		if v, err = appendSeqEntry(v, e); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// findSeqState returns a partition's state in a value, nil if it has
+// none, without decoding the other entries.
+func findSeqState(v []byte, partition int32) (*sequence.State, int64, error) {
+	var body []byte
+	err := walkSeqStates(v, func(p int32, at, end int) bool {
+		if p == partition {
+			body = v[at:end]
+		}
+		return p < partition
+	})
+	if err != nil || body == nil {
+		return nil, -1, err
+	}
+	e, err := decodeSeqEntry(body)
+	if err != nil {
+		return nil, 0, err
+	}
+	return e.state, e.lastTimestamp, nil
+}
+
+// seqValue is one producer's value of one topic during a commit: the
+// stored bytes (bbolt's, valid until the transaction ends and not
+// written before the commit's last read) and where its entries lie.
+type seqValue struct {
+	v    []byte
+	refs []seqRef
+}
+
+// lookup decodes a partition's state, nil if none.
+func (sv *seqValue) lookup(partition int32) (*sequence.State, error) {
+	i, ok := slices.BinarySearchFunc(sv.refs, partition, func(r seqRef, p int32) int { return cmp.Compare(r.partition, p) })
+	if !ok {
+		return nil, nil
+	}
+	e, err := decodeSeqEntry(sv.v[sv.refs[i].at:sv.refs[i].end])
+	if err != nil {
+		return nil, err
+	}
+	return e.state, nil
+}
+
+// merge returns the value with the changed entries (in increasing
+// partition order) in place of, or added to, the stored ones; entries
+// not changed are copied as they are.
+func (sv *seqValue) merge(changed []seqEntry) ([]byte, error) {
+	out := make([]byte, 1, len(sv.v)+40*len(changed)+1)
+	out[0] = seqStatesVersion
+	i := 0
+	var err error
+	for _, e := range changed {
+		for ; i < len(sv.refs) && sv.refs[i].partition < e.partition; i++ {
+			r := sv.refs[i]
+			out = append(out, sv.v[r.at-1:r.end]...) // its length byte, then its body
+		}
+		if i < len(sv.refs) && sv.refs[i].partition == e.partition {
+			i++
+		}
+		if out, err = appendSeqEntry(out, e); err != nil {
+			return nil, err
+		}
+	}
+	for ; i < len(sv.refs); i++ {
+		r := sv.refs[i]
+		out = append(out, sv.v[r.at-1:r.end]...)
+	}
+	return out, nil
+}
+
+// loadSeqValue reads and indexes one producer's value of one topic.
+func loadSeqValue(tx *bolt.Tx, k seqStatesKey) (*seqValue, error) {
+	v := tx.Bucket([]byte(bucketSeqStates)).Get(k.bytes())
+	if v == nil {
+		return &seqValue{}, nil
+	}
+	refs, err := indexSeqStates(v)
+	if err != nil {
+		return nil, fmt.Errorf("producer %d: %w", k.producerID, err)
+	}
+	return &seqValue{v: v, refs: refs}, nil
+}
+
+// writeSeqStates stores the changed states of a commit: changed maps a
+// producer's partition to its new state and last timestamp. Values are
+// built first, then written in key order, so that no stored value a
+// merge copies from is overwritten before it is read.
+func writeSeqStates(tx *bolt.Tx, values map[seqStatesKey]*seqValue, changed map[sequenceKey]seqEntry) error {
+	groups := map[seqStatesKey][]seqEntry{}
+	for sk, e := range changed {
+		k := seqStatesKey{id: sk.id, producerID: sk.producerID}
+		groups[k] = append(groups[k], e)
+	}
+	keys := slices.SortedFunc(maps.Keys(groups), compareSeqStatesKeys)
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		es := groups[k]
+		slices.SortFunc(es, func(a, b seqEntry) int { return cmp.Compare(a.partition, b.partition) })
+		sv := values[k]
+		if sv == nil {
+			var err error
+			if sv, err = loadSeqValue(tx, k); err != nil {
+				return err
+			}
+		}
+		var err error
+		if out[i], err = sv.merge(es); err != nil {
+			return err
+		}
+	}
+	b := tx.Bucket([]byte(bucketSeqStates))
+	for i, k := range keys {
+		if err := b.Put(k.bytes(), out[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// producersOnPartition calls fn with every producer that has sequence
+// state on the partition, in producer id order.
+func producersOnPartition(tx *bolt.Tx, pk partitionKey, fn func(producerID int64, st *sequence.State, lastTimestamp int64) error) error {
+	c := tx.Bucket([]byte(bucketSeqStates)).Cursor()
+	for k, v := c.Seek(pk.id[:]); bytes.HasPrefix(k, pk.id[:]); k, v = c.Next() {
+		sk, err := decodeSeqStatesKey(k)
+		if err != nil {
+			return err
+		}
+		st, ts, err := findSeqState(v, pk.partition)
+		if err != nil {
+			return fmt.Errorf("producer %d: %w", sk.producerID, err)
+		}
+		if st != nil {
+			if err := fn(sk.producerID, st, ts); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// upgradeSeqStates moves the sequences bucket's per-partition keys (the
+// layout before, binary or JSON) into seqstates values, and drops the
+// values of topics that no longer exist (an older binary deletes a
+// topic's old keys only). It runs at every Open: usually the old bucket
+// is empty and the scan of seqstates' keys is all it costs. An old key
+// for a partition that also has an entry wins: only an older binary,
+// after the conversion, can have written it, and only on a partition it
+// created (the partitions guard stops it on the others).
+func upgradeSeqStates(tx *bolt.Tx) error {
+	old := tx.Bucket([]byte(bucketSequences))
+	topics := tx.Bucket([]byte(bucketTopics))
+	groups := map[seqStatesKey][]seqEntry{}
+	var keys [][]byte
+	err := old.ForEach(func(k, v []byte) error {
+		if len(k) != 28 || v == nil || binary.BigEndian.Uint32(k[16:]) > math.MaxInt32 || binary.BigEndian.Uint64(k[20:]) > math.MaxInt64 {
+			return fmt.Errorf("upgrade producer sequence state %x: %w", k, errCorrupt)
+		}
+		keys = append(keys, bytes.Clone(k))
+		if topics.Get(k[:16]) == nil {
+			return nil // the old code deleted these with their topic
+		}
+		st, ts, err := decodeSequence(v)
+		if err != nil {
+			return fmt.Errorf("upgrade producer sequence state %x: %w", k, err)
+		}
+		var sk seqStatesKey
+		copy(sk.id[:], k)
+		sk.producerID = int64(binary.BigEndian.Uint64(k[20:]))
+		groups[sk] = append(groups[sk], seqEntry{partition: int32(binary.BigEndian.Uint32(k[16:])), state: st, lastTimestamp: ts})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := old.Delete(k); err != nil {
+			return err
+		}
+	}
+	states := tx.Bucket([]byte(bucketSeqStates))
+	for _, sk := range slices.SortedFunc(maps.Keys(groups), compareSeqStatesKeys) {
+		es := groups[sk] // in partition order: the old keys were
+		if v := states.Get(sk.bytes()); v != nil {
+			have, err := decodeSeqStates(v)
+			if err != nil {
+				return fmt.Errorf("upgrade producer sequence states of producer %d: %w", sk.producerID, err)
+			}
+			byPartition := map[int32]seqEntry{}
+			for _, e := range have {
+				byPartition[e.partition] = e
+			}
+			for _, e := range es {
+				byPartition[e.partition] = e
+			}
+			es = slices.SortedFunc(maps.Values(byPartition), func(a, b seqEntry) int { return cmp.Compare(a.partition, b.partition) })
+		}
+		nv, err := encodeSeqStates(es)
+		if err != nil {
+			return err
+		}
+		if err := states.Put(sk.bytes(), nv); err != nil {
+			return err
+		}
+	}
+	var orphans [][]byte
+	err = states.ForEach(func(k, _ []byte) error {
+		if _, err := decodeSeqStatesKey(k); err != nil {
+			return err
+		}
+		if topics.Get(k[:16]) == nil {
+			orphans = append(orphans, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range orphans {
+		if err := states.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
