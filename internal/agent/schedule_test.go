@@ -19,29 +19,11 @@ import (
 	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
 
-// jobCounter reads a per-job metric of an agent's registry.
+// jobMetric reads a per-job metric of an agent's registry (0: none).
 func jobMetric(t *testing.T, reg *prometheus.Registry, name, job string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "job" && l.GetValue() == job {
-					if m.Counter != nil {
-						return m.Counter.GetValue()
-					}
-					return m.Gauge.GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	v, _ := testutil.MetricValue(t, reg, name, "job", job)
+	return v
 }
 
 func ids(as []metastore.AgentInfo) []string {

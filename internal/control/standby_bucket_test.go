@@ -57,26 +57,7 @@ func metricValue(t *testing.T, cp *controlPlane, name, vcluster string) (float64
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(control.NewCollector(cp.server))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "vcluster" && l.GetValue() == vcluster {
-					if m.GetGauge() != nil {
-						return m.GetGauge().GetValue(), true
-					}
-					return m.GetCounter().GetValue(), true
-				}
-			}
-		}
-	}
-	return 0, false
+	return testutil.MetricValue(t, reg, name, "vcluster", vcluster)
 }
 
 // sequential commits one segment at a time (one journal row each)
