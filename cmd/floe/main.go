@@ -13,6 +13,7 @@
 //	floe torture      a cluster under a seeded nemesis, its history checked
 //	floe users        SASL users (SCRAM credentials) in a metadata store
 //	floe config       the effective configuration: flags, FLOE_* environment, --config file
+//	floe outage       list and replay the outage manifests of agents that are gone
 //
 // This file and its siblings only wire configuration to the internal
 // packages; the behaviour lives there.
@@ -49,6 +50,7 @@ Commands:
   users       set, delete and list SASL users in a metadata store
   config      print the effective configuration (flags, FLOE_* environment, --config file)
   docs        print documents generated from the code (docs compatibility)
+  outage      list and replay the outage manifests an agent lost during a metadata outage left
   control     serve the metadata store of many virtual clusters (--journal URL); control vcluster create|list|delete
   help        print this list
 
@@ -107,6 +109,8 @@ func run1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return docsCmd(args[1:], stdout, stderr)
 	case "control":
 		return controlCmd(ctx, args[1:], stdout, stderr)
+	case "outage":
+		return outageCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,8 +27,8 @@ const ManifestPrefix = "outage/"
 
 // maxManifestBytes bounds one manifest read back from the bucket; a
 // segment commit of the most batches a control plane accepts (131,072)
-// is about 40 MiB of JSON.
-const maxManifestBytes = 64 << 20
+// is about 40 MiB of JSON. A variable for tests.
+var maxManifestBytes int64 = 64 << 20
 
 // maxManifests bounds the manifests loaded at start.
 const maxManifests = 1 << 20
@@ -108,44 +109,17 @@ func (q *outage) deleter() {
 // incarnation left in the bucket (OutageOptions.ManifestName), ahead of
 // anything this one flushes: call it before the first Append. Their
 // batches were acknowledged; each is replayed as any queued commit, after
-// asking the object ledger whether it was committed already.
+// asking the object ledger whether it was committed already. `floe
+// outage replay` calls it too, for an agent that does not come back
+// (ReplayOutageManifests).
 func (w *Writer) LoadOutageManifests(ctx context.Context) (int, error) {
 	if w.outage == nil || w.outage.opts.ManifestName == "" {
 		return 0, nil
 	}
 	q := w.outage
-	prefix := ManifestPrefix + q.opts.ManifestName + "/"
-	var infos []objstore.ObjectInfo
-	err := w.bucket.List(ctx, prefix, func(o objstore.ObjectInfo) error {
-		if len(infos) >= maxManifests {
-			return fmt.Errorf("more than %d outage manifests under %s", maxManifests, prefix)
-		}
-		infos = append(infos, o)
-		return nil
-	})
+	loaded, err := readManifests(ctx, w.bucket, q.opts.ManifestName)
 	if err != nil {
-		return 0, fmt.Errorf("list outage manifests: %w", err)
-	}
-	var loaded []*queuedCommit
-	for _, o := range infos {
-		if o.Size < 0 || o.Size > maxManifestBytes {
-			return 0, fmt.Errorf("outage manifest %s: %d bytes, at most %d", o.Key, o.Size, maxManifestBytes)
-		}
-		data, err := w.bucket.GetRange(ctx, o.Key, 0, o.Size)
-		if err != nil {
-			return 0, fmt.Errorf("read outage manifest %s: %w", o.Key, err)
-		}
-		var m manifest
-		if err := json.Unmarshal(data, &m); err != nil {
-			return 0, fmt.Errorf("outage manifest %s: %w", o.Key, err)
-		}
-		if m.V != 1 || !strings.HasPrefix(m.Commit.Object, "segments/") || len(m.Commit.Batches) == 0 {
-			return 0, fmt.Errorf("outage manifest %s: not one this version writes", o.Key)
-		}
-		if err := metastore.ValidateCommit(m.Commit); err != nil {
-			return 0, fmt.Errorf("outage manifest %s: %w", o.Key, err)
-		}
-		loaded = append(loaded, &queuedCommit{commit: m.Commit, queued: m.Queued, attempted: true, loaded: true, skipLedger: m.SkipLedger, manifest: o.Key})
+		return 0, err
 	}
 	if len(loaded) == 0 {
 		return 0, nil
@@ -169,4 +143,56 @@ func (w *Writer) LoadOutageManifests(ctx context.Context) (int, error) {
 	w.log.Warn("outage queue loaded from the bucket: commits a previous run of this agent acknowledged and had not replayed",
 		"segments", len(loaded), "bytes", q.bytes)
 	return len(loaded), nil
+}
+
+// listManifests lists the objects under prefix, in key order (queue
+// order), at most maxManifests of them.
+func listManifests(ctx context.Context, bucket objstore.Bucket, prefix string) ([]objstore.ObjectInfo, error) {
+	var infos []objstore.ObjectInfo
+	err := bucket.List(ctx, prefix, func(o objstore.ObjectInfo) error {
+		if len(infos) >= maxManifests {
+			return fmt.Errorf("more than %d outage manifests under %s", maxManifests, prefix)
+		}
+		infos = append(infos, o)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list outage manifests: %w", err)
+	}
+	// Queue order is key order; a bucket's listing is, but a hostile or
+	// odd backend must not reorder acknowledged records.
+	slices.SortFunc(infos, func(a, b objstore.ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
+	return infos, nil
+}
+
+// readManifests reads and checks the manifests under name, in key
+// order. The first one that is too large, unreadable or not one this
+// version writes stops it, with an error naming its key.
+func readManifests(ctx context.Context, bucket objstore.Bucket, name string) ([]*queuedCommit, error) {
+	infos, err := listManifests(ctx, bucket, ManifestPrefix+name+"/")
+	if err != nil {
+		return nil, err
+	}
+	var loaded []*queuedCommit
+	for _, o := range infos {
+		if o.Size < 0 || o.Size > maxManifestBytes {
+			return nil, fmt.Errorf("outage manifest %s: %d bytes, at most %d", o.Key, o.Size, maxManifestBytes)
+		}
+		data, err := bucket.GetRange(ctx, o.Key, 0, o.Size)
+		if err != nil {
+			return nil, fmt.Errorf("read outage manifest %s: %w", o.Key, err)
+		}
+		var m manifest
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, fmt.Errorf("outage manifest %s: %w", o.Key, err)
+		}
+		if m.V != 1 || !strings.HasPrefix(m.Commit.Object, "segments/") || len(m.Commit.Batches) == 0 {
+			return nil, fmt.Errorf("outage manifest %s: not one this version writes", o.Key)
+		}
+		if err := metastore.ValidateCommit(m.Commit); err != nil {
+			return nil, fmt.Errorf("outage manifest %s: %w", o.Key, err)
+		}
+		loaded = append(loaded, &queuedCommit{commit: m.Commit, queued: m.Queued, attempted: true, loaded: true, skipLedger: m.SkipLedger, manifest: o.Key})
+	}
+	return loaded, nil
 }

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -84,7 +85,7 @@ func TestProduceThroughControlOutage(t *testing.T) {
 	key := ctl.createVCluster(t, "prod")
 	onControl := *e
 	onControl.dbURL = fmt.Sprintf("floe://%s/prod?key=%s", ctl.listen, key)
-	produceThroughOutage(t, &onControl, 60*time.Second, false, "control process SIGKILLed", func() { ctl.Kill() }, func() {
+	produceThroughOutage(t, &onControl, 60*time.Second, noKill, "control process SIGKILLed", func() { ctl.Kill() }, func() {
 		if err := ctl.Start(context.Background()); err != nil {
 			t.Fatalf("restart control: %v\n%s", err, ctl.log.Tail(50))
 		}
@@ -98,7 +99,7 @@ func TestProduceThroughDatabaseOutage(t *testing.T) {
 	requireServices(t)
 	pg := startPostgres(t)
 	e := newEnv(t, pg.url())
-	produceThroughOutage(t, e, 20*time.Second, false, "PostgreSQL stopped", func() { pg.stop(t) }, func() { pg.start(t) })
+	produceThroughOutage(t, e, 20*time.Second, noKill, "PostgreSQL stopped", func() { pg.stop(t) }, func() { pg.start(t) })
 }
 
 // TestProduceThroughOutageAgentKilled stops PostgreSQL for 20 s and
@@ -112,16 +113,40 @@ func TestProduceThroughOutageAgentKilled(t *testing.T) {
 	requireServices(t)
 	pg := startPostgres(t)
 	e := newEnv(t, pg.url())
-	produceThroughOutage(t, e, 20*time.Second, true, "PostgreSQL stopped", func() { pg.stop(t) }, func() { pg.start(t) })
+	produceThroughOutage(t, e, 20*time.Second, killRestart, "PostgreSQL stopped", func() { pg.stop(t) }, func() { pg.start(t) })
 }
+
+// TestProduceThroughOutageAgentLost is TestProduceThroughOutageAgentKilled
+// with an agent that never comes back: once the database is back,
+// `floe outage replay --name a1` replays the commits a1 left in the
+// bucket, and no acknowledged record is lost.
+func TestProduceThroughOutageAgentLost(t *testing.T) {
+	requireServices(t)
+	pg := startPostgres(t)
+	e := newEnv(t, pg.url())
+	produceThroughOutage(t, e, 20*time.Second, killReplay, "PostgreSQL stopped", func() { pg.stop(t) }, func() { pg.start(t) })
+}
+
+// killMode says whether agent a1 is SIGKILLed during the outage, and
+// what becomes of it.
+type killMode int
+
+const (
+	noKill      killMode = iota
+	killRestart          // started again under its manifest name
+	killReplay           // never started again: floe outage replay replays its manifests
+)
 
 // produceThroughOutage runs two agents with the mode on e's metadata
 // store (each with its manifest name), two idempotent franz-go producers
 // and an idempotent kcat through them, makes the store unreachable with
 // stop for outage, then start again, and checks what the producers were
-// told against the log. With killAgent, agent a1 is SIGKILLed halfway
-// through the outage and started again after it.
-func produceThroughOutage(t *testing.T, e *env, outage time.Duration, killAgent bool, what string, stop, start func()) {
+// told against the log. Unless kill is noKill, agent a1 is SIGKILLed
+// halfway through the outage, and after it started again (killRestart)
+// or left dead while `floe outage replay` replays its manifests
+// (killReplay).
+func produceThroughOutage(t *testing.T, e *env, outage time.Duration, kill killMode, what string, stop, start func()) {
+	killAgent := kill != noKill
 	const (
 		topic      = "through-outage"
 		partitions = 4
@@ -239,9 +264,14 @@ func produceThroughOutage(t *testing.T, e *env, outage time.Duration, killAgent 
 	time.Sleep(time.Until(down.Add(outage)))
 	start()
 	up := time.Now()
-	if killAgent {
+	switch kill {
+	case killRestart:
 		agents[1] = startAgent(t, e, "a1", mode("a1"))
 		t.Logf("agent a1 started again under its manifest name %v after the store came back", time.Since(up).Round(time.Millisecond))
+	case killReplay:
+		agents = agents[:1]
+		replayLost(t, e, "a1")
+		t.Logf("floe outage replay --name a1 done %v after the store came back", time.Since(up).Round(time.Millisecond))
 	}
 	n, gap := acks.during(down, up)
 	t.Logf("metadata store back after %v: %d records acknowledged meanwhile, longest gap %v", up.Sub(down).Round(time.Millisecond), n, gap.Round(time.Millisecond))
@@ -266,7 +296,7 @@ func produceThroughOutage(t *testing.T, e *env, outage time.Duration, killAgent 
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if killAgent {
+	if kill == killRestart {
 		m := regexp.MustCompile(`msg="outage queue loaded from the bucket[^"]*" segments=(\d+)`).FindStringSubmatch(agents[1].stderr.String())
 		if m == nil {
 			t.Errorf("the restarted agent a1 loaded no outage queue from the bucket")
@@ -356,5 +386,39 @@ func produceThroughOutage(t *testing.T, e *env, outage time.Duration, killAgent 
 			t.Errorf("kcat's record %d at offset %d, after its record at %d (reordered)", i, at, last)
 		}
 		last = max(last, at)
+	}
+}
+
+// replayLost runs floe outage list and floe outage replay --name name on
+// e's bucket and store, and checks that it replayed something and left
+// nothing.
+func replayLost(t *testing.T, e *env, name string) {
+	t.Helper()
+	floe := func(args ...string) (string, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, floeBin, args...)
+		cmd.Env = append(os.Environ(), e.s3.Env()...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("floe %s: %v\n%s%s", strings.Join(args[:2], " "), err, stdout.String(), stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+	list, _ := floe("outage", "list", "--bucket", e.bucketURL(""))
+	t.Logf("floe outage list:\n%s", list)
+	if !strings.Contains(list, name) {
+		t.Errorf("floe outage list shows no manifests of %s", name)
+	}
+	out, progress := floe("outage", "replay", "--bucket", e.bucketURL(""), "--metastore", e.dbURL, "--name", name, "--timeout", "60s", "--log-level", "warn")
+	t.Logf("floe outage replay: %s(progress and log on stderr: %d lines)", out, strings.Count(progress, "\n"))
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `: (\d+) manifests loaded, 0 left;`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" {
+		t.Errorf("floe outage replay --name %s replayed nothing:\n%s\n%s", name, out, progress)
+	}
+	if list, _ := floe("outage", "list", "--bucket", e.bucketURL("")); strings.Contains(list, name) {
+		t.Errorf("manifests of %s left after the replay:\n%s", name, list)
 	}
 }
