@@ -76,6 +76,11 @@ func outageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if sub == "replay" {
 		switch {
+		case (*name != "" && !onCommandLine(args[1:], "name")) || (*all && !onCommandLine(args[1:], "all")):
+			// What to replay is chosen on the command line only: a
+			// FLOE_NAME or FLOE_ALL left in an environment (or a
+			// --config file) must not pick a live agent's manifests.
+			return errors.New("outage replay: --name or --all must be given on the command line, not by FLOE_* or --config")
 		case *metaURL == "":
 			return errors.New("outage replay: --metastore is needed")
 		case (*name == "") == !*all:
@@ -203,4 +208,21 @@ func formatCounts(c map[string]int) string {
 		return "none"
 	}
 	return strings.Join(parts, " ")
+}
+
+// onCommandLine reports whether flag name is set in args (before a "--").
+func onCommandLine(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
 }

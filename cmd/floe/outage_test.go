@@ -45,6 +45,16 @@ func TestOutageFlags(t *testing.T) {
 			t.Errorf("%q: %v, want an error containing %q", c.args, err, c.want)
 		}
 	}
+	// What to replay comes from the command line only.
+	for env, v := range map[string]string{"FLOE_NAME": "a", "FLOE_ALL": "true"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, v)
+			args := []string{"outage", "replay", "--bucket", "file:///tmp/x", "--metastore", "embedded:///tmp/x.db"}
+			if err := run(args, &out, &errOut); err == nil || !strings.Contains(err.Error(), "on the command line") {
+				t.Errorf("%s=%s: %v, want a refusal", env, v, err)
+			}
+		})
+	}
 }
 
 // downStore is a metadata store that cannot be reached for commits.
