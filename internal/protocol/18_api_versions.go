@@ -33,6 +33,16 @@ package protocol
 // highest epoch they saw (the Java client) need. With a store that does
 // not keep them, each agent finalizes its flags and the epoch is the
 // transaction.version level.
+//
+// The APIs a feature gates are listed whatever its level, as Kafka's
+// broker lists them (DefaultApiVersionManager builds the list from the
+// listener's APIs, the unstable-versions setting and client telemetry,
+// never from finalized features): at group.version 0 ConsumerGroupHeartbeat
+// and ConsumerGroupDescribe stay listed and answer UNSUPPORTED_VERSION
+// (consumerProtocolEnabled), and clients that try them fall back to the
+// classic protocol (franz-go does). Leaving them out would also outlive
+// the level on every open connection, since clients keep the list a
+// connection was first answered.
 
 import (
 	"context"

@@ -192,3 +192,79 @@ func TestDescribeQuorumNotServed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestApiVersionsWhateverGroupVersion: the APIs group.version gates are
+// listed at every level, as Kafka's broker lists them (its ApiVersions
+// list comes from the listener's APIs, the unstable-versions setting and
+// client telemetry, never from finalized features): at group.version 0
+// only the finalized level tells clients that ConsumerGroupHeartbeat and
+// ConsumerGroupDescribe answer UNSUPPORTED_VERSION, and clients that try
+// them fall back to the classic protocol (franz-go does).
+func TestApiVersionsWhateverGroupVersion(t *testing.T) {
+	f := start(t) // a new cluster: group.version 1
+	setGroupVersion := func(level int16, upgradeType int8) {
+		req := kmsg.NewPtrUpdateFeaturesRequest()
+		req.FeatureUpdates = []kmsg.UpdateFeaturesRequestFeatureUpdate{{Feature: protocol.FeatureGroupVersion, MaxVersionLevel: level, UpgradeType: upgradeType}}
+		expectCode(t, "update group.version", do[*kmsg.UpdateFeaturesResponse](f, 2, req).ErrorCode, 0)
+	}
+	heartbeat := func() int16 {
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.RebalanceTimeoutMillis = "g", "m", 10000
+		req.SubscribedTopicNames, req.Topics = []string{}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		return do[*kmsg.ConsumerGroupHeartbeatResponse](f, 1, req).ErrorCode
+	}
+	describe := func() int16 {
+		req := kmsg.NewPtrConsumerGroupDescribeRequest()
+		req.Groups = []string{"g"}
+		resp := do[*kmsg.ConsumerGroupDescribeResponse](f, 1, req)
+		if len(resp.Groups) != 1 {
+			t.Fatalf("%d groups described, want 1", len(resp.Groups))
+		}
+		return resp.Groups[0].ErrorCode
+	}
+	for _, tc := range []struct {
+		name      string
+		level     int16
+		upgrade   int8 // UpdateFeatures' upgrade type; 0: leave the level as it is
+		finalized bool
+		want      int16 // ConsumerGroupHeartbeat's and ConsumerGroupDescribe's code
+	}{
+		{"default group.version 1", 1, 0, true, 0},
+		{"group.version 0", 0, 3, false, kerr.UnsupportedVersion.Code},
+		{"group.version 1 again", 1, 1, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.upgrade != 0 {
+				setGroupVersion(tc.level, tc.upgrade)
+			}
+			req := kmsg.NewPtrApiVersionsRequest()
+			req.ClientSoftwareName, req.ClientSoftwareVersion = "protocol-test", "1"
+			resp := do[*kmsg.ApiVersionsResponse](f, 4, req)
+			expectCode(t, "api versions", resp.ErrorCode, 0)
+			listed := map[int16][2]int16{}
+			for _, k := range resp.ApiKeys {
+				listed[k.ApiKey] = [2]int16{k.MinVersion, k.MaxVersion}
+			}
+			for _, key := range []int16{68, 69} {
+				if listed[key] != advertised[key] {
+					t.Errorf("%s listed %v, want %v", kmsg.NameForKey(key), listed[key], advertised[key])
+				}
+			}
+			finalized := false
+			for _, ff := range resp.FinalizedFeatures {
+				if ff.Name == protocol.FeatureGroupVersion {
+					finalized = ff.MaxVersionLevel == tc.level
+				}
+			}
+			if finalized != tc.finalized {
+				t.Errorf("group.version %d finalized: %v, want %v (%+v)", tc.level, finalized, tc.finalized, resp.FinalizedFeatures)
+			}
+			if code := heartbeat(); tc.want != 0 && code != tc.want || tc.want == 0 && code == kerr.UnsupportedVersion.Code {
+				t.Errorf("ConsumerGroupHeartbeat: %s, want %s", codeName(code), codeName(tc.want))
+			}
+			if code := describe(); tc.want != 0 && code != tc.want || tc.want == 0 && code == kerr.UnsupportedVersion.Code {
+				t.Errorf("ConsumerGroupDescribe: %s, want %s", codeName(code), codeName(tc.want))
+			}
+		})
+	}
+}

@@ -44,7 +44,7 @@ var servedNotes = map[int16]servedNote{
 	15: {"Classic and KIP-848 groups, as classic tools expect.", ""},
 	16: {"Groups this agent coordinates (clients ask every agent); state and type filters.", ""},
 	17: {"SASL listeners: PLAIN, SCRAM-SHA-256/512, OAUTHBEARER.", "On a listener without SASL it answers ILLEGAL_SASL_STATE."},
-	18: {"Versions from the handler registry.", "Unsupported versions get v0 UNSUPPORTED_VERSION listing ApiVersions' own range, as Kafka. No feature levels (KIP-584): Floe has no finalized features."},
+	18: {"Versions from the handler registry.", "Unsupported versions get v0 UNSUPPORTED_VERSION listing ApiVersions' own range, as Kafka. v3+ lists feature levels (KIP-584): group.version 0-1 and transaction.version 0-2 supported, the cluster's finalized levels. As in Kafka, the APIs a feature gates are listed whatever its level (ConsumerGroupHeartbeat and ConsumerGroupDescribe at group.version 0 answer UNSUPPORTED_VERSION)."},
 	19: {"Creates topics in the metadata store (validate-only, configs, KIP-525 answers, topic IDs); limits and the controller mutation quota (KIP-599).", "Any replication factor is accepted and reported as one replica; manual assignments decide nothing."},
 	20: {"Deletes topics by name or ID (v6); objects are left to the cleaner.", ""},
 	21: {"Moves log start offsets; extents below are dropped, objects deleted by the cleaner.", ""},

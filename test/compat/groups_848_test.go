@@ -6,13 +6,18 @@ package compat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/testutil"
@@ -234,5 +239,87 @@ func TestConsumerProtocolStaticRestart(t *testing.T) {
 	}
 	if log.dups != 0 {
 		t.Errorf("%d records consumed twice (of %d)", log.dups, log.total)
+	}
+}
+
+// messageLog is a kgo.Logger that keeps the messages franz-go logs at
+// info and above.
+type messageLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *messageLog) Level() kgo.LogLevel { return kgo.LogLevelInfo }
+
+func (l *messageLog) Log(_ kgo.LogLevel, msg string, _ ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, msg)
+}
+
+func (l *messageLog) contains(part string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.ContainsFunc(l.msgs, func(m string) bool { return strings.Contains(m, part) })
+}
+
+// TestConsumerProtocolGroupVersion0: with group.version finalized at 0,
+// ApiVersions still lists ConsumerGroupHeartbeat v0-v1 (Kafka's broker
+// lists it whatever the level), so a franz-go member asked to use the
+// consumer protocol (kgo.ServerSideBalancer) sends it, gets
+// UNSUPPORTED_VERSION and falls back to the classic protocol: it consumes
+// every record in a classic group, which ConsumerGroupDescribe calls
+// GROUP_ID_NOT_FOUND once group.version is 1 again.
+func TestConsumerProtocolGroupVersion0(t *testing.T) {
+	a := agenttest.Start(t, consumerProtocolOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin := newAdmin(t, a.Addr())
+	setGroupVersion := func(level int16, upgradeType int8) {
+		t.Helper()
+		res, err := admin.UpdateFeatures(ctx, false, kadm.FeatureUpdate{Feature: "group.version", MaxVersionLevel: level, UpgradeType: upgradeType})
+		if err == nil {
+			err = res["group.version"].Err
+		}
+		if err != nil {
+			t.Fatalf("group.version %d: %v", level, err)
+		}
+	}
+	setGroupVersion(0, 3) // an unsafe downgrade, as Kafka's controller wants for group.version
+
+	raw := testutil.Dial(t, a.Addr())
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.ClientSoftwareName, req.ClientSoftwareVersion = "compat-test", "1"
+	resp := raw.Do(req).(*kmsg.ApiVersionsResponse)
+	listed := false
+	for _, k := range resp.ApiKeys {
+		listed = listed || k.ApiKey == int16(kmsg.ConsumerGroupHeartbeat) && k.MaxVersion >= 1
+	}
+	for _, f := range resp.FinalizedFeatures {
+		if f.Name == "group.version" {
+			t.Fatalf("group.version finalized at %d, want it left out at 0", f.MaxVersionLevel)
+		}
+	}
+	if !listed {
+		t.Fatal("ConsumerGroupHeartbeat v1 is not listed at group.version 0")
+	}
+
+	const topic, group, partitions, records = "gv0", "gv0-group", 4, 200
+	createTopic(t, ctx, a.Addr(), topic, partitions)
+	produceSpread(t, ctx, a.Addr(), topic, partitions, records)
+	consumed, logged := newConsumedLog(), &messageLog{}
+	m := consumerProtocolMember(t, a.Addr(), group, topic, consumed, kgo.RangeBalancer(), kgo.WithLogger(logged))
+	defer m.stop()
+	testutil.WaitFor(t, 30*time.Second, "every record consumed", func() bool { return consumed.distinct() == records })
+	if !logged.contains("falling back to standard consumer group management") {
+		t.Errorf("franz-go did not log its fallback to the classic protocol: %q", logged.msgs)
+	}
+	if g := describeGroup(t, ctx, admin, group); g.ProtocolType != "consumer" || g.Protocol != "range" || len(g.Members) != 1 {
+		t.Errorf("group %s: protocol type %q, protocol %q, %d members; want a classic consumer group with range and 1 member", group, g.ProtocolType, g.Protocol, len(g.Members))
+	}
+
+	setGroupVersion(1, 1)
+	if _, err := tryDescribeConsumerGroup(ctx, admin, group); !errors.Is(err, kerr.GroupIDNotFound) {
+		t.Errorf("ConsumerGroupDescribe of the group at group.version 1: %v, want GROUP_ID_NOT_FOUND (a classic group)", err)
 	}
 }
