@@ -33,6 +33,12 @@ type GroupConfigStore interface {
 	// Past MaxGroupConfigs configs, or a name or value longer than
 	// MaxGroupConfigBytes, nothing changes: ErrInvalidGroupConfig.
 	AlterGroupConfigs(ctx context.Context, group string, changes []ConfigChange) (map[string]string, error)
+	// GroupsWithConfigs returns the names of the groups that have at
+	// least one config, shorter names first and names of one length in
+	// byte order, at most limit of them: past limit, the rest are left
+	// out, and a caller that must know asks for one more than it keeps.
+	// A limit below 1 returns none.
+	GroupsWithConfigs(ctx context.Context, limit int) ([]string, error)
 }
 
 // ApplyGroupConfigChanges applies changes to configs (a copy) and checks

@@ -7,12 +7,17 @@ package protocol
 // the types it names, or, naming none, every type the version supports
 // (topics, brokers, broker loggers, client metrics, groups); a type
 // outside those is UNSUPPORTED_VERSION, with nothing listed. Listed are
-// every topic, and every agent as a broker (those Metadata shows the
-// client). What Floe does not have is not listed: broker loggers (an
-// agent's log level is a flag, not a config DescribeConfigs serves),
+// every topic, every agent as a broker (those Metadata shows the
+// client), and every group with at least one dynamic config (set with
+// IncrementalAlterConfigs; see group_configs.go), the first
+// maxListedGroups of them, shorter names first, when there are more
+// (the response has no way to say it is cut short; the agent logs it).
+// What Floe does not have is not listed: broker loggers (an agent's log
+// level is a flag, not a config DescribeConfigs serves) and
 // client-metrics subscriptions (the agent's options decide what clients
-// push, see GetTelemetrySubscriptions) and group configs. Needs
-// DESCRIBE_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED).
+// push, see GetTelemetrySubscriptions). Needs DESCRIBE_CONFIGS on the
+// cluster (CLUSTER_AUTHORIZATION_FAILED), as in Kafka; a group's own
+// ACLs do not hide it.
 
 import (
 	"context"
@@ -34,6 +39,11 @@ const (
 	resourceClientMetrics = 16
 	resourceGroup         = 32
 )
+
+// maxListedGroups bounds the groups one response lists, so that a
+// cluster with very many configured groups answers in a bounded time
+// and size.
+const maxListedGroups = 10_000
 
 func (h *Handler) listConfigResources(ctx context.Context, req *wire.Request) (Reply, error) {
 	r := req.Req.(*kmsg.ListConfigResourcesRequest)
@@ -74,6 +84,20 @@ func (h *Handler) listConfigResources(ctx context.Context, req *wire.Request) (R
 		}
 		for _, t := range topics {
 			add(t.Name, resourceTopic)
+		}
+	}
+	if slices.Contains(types, resourceGroup) {
+		groups, err := h.store.GroupsWithConfigs(ctx, maxListedGroups+1)
+		if err != nil {
+			resp.ErrorCode, resp.ConfigResources = errorCode(err), nil
+			return now(resp), nil
+		}
+		if len(groups) > maxListedGroups {
+			h.log.Warn("list config resources: more groups with configs than one response lists", "listed", maxListedGroups, "client", req.ClientID)
+			groups = groups[:maxListedGroups]
+		}
+		for _, g := range groups {
+			add(g, resourceGroup)
 		}
 	}
 	return now(resp), nil

@@ -52,6 +52,58 @@ func TestListConfigResources(t *testing.T) {
 	}
 }
 
+// alterGroupConfig sets (a non-nil value) or deletes a group's config
+// with IncrementalAlterConfigs, and fails the test if it is refused.
+func (f *fixture) alterGroupConfig(group, name string, value *string) {
+	f.t.Helper()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Value, c.Op = name, value, kmsg.IncrementalAlterConfigOpSet
+	if value == nil {
+		c.Op = kmsg.IncrementalAlterConfigOpDelete
+	}
+	rr.Configs = append(rr.Configs, c)
+	req.Resources = append(req.Resources, rr)
+	if r := do[*kmsg.IncrementalAlterConfigsResponse](f, 1, req).Resources; len(r) != 1 || r[0].ErrorCode != 0 {
+		f.t.Fatalf("IncrementalAlterConfigs on group %s, %s: %+v", group, name, r)
+	}
+}
+
+// TestListConfigResourcesGroups: a group is listed (type 32) while it
+// has a dynamic config, asked for by type or with every type, and not
+// by v0 or another type; deleting its last config unlists it.
+func TestListConfigResourcesGroups(t *testing.T) {
+	f := startShares(t)
+	f.createTopic("lcr", 1)
+	broker := "4:" + strconv.Itoa(int(f.metadata(12, false).Brokers[0].NodeID))
+	f.alterGroupConfig("sg-b", "share.delivery.count.limit", kmsg.StringPtr("3"))
+	f.alterGroupConfig("sg-a", "share.record.lock.duration.ms", kmsg.StringPtr("20000"))
+	f.alterGroupConfig("sg-a", "share.delivery.count.limit", kmsg.StringPtr("4"))
+	check := func(version int16, types []int8, want ...string) {
+		t.Helper()
+		code, got := f.listConfigResources(version, types...)
+		slices.Sort(got)
+		if code != "NONE" || !slices.Equal(got, want) {
+			t.Errorf("v%d %v: %s %v, want %v", version, types, code, got, want)
+		}
+	}
+	check(1, []int8{32}, "32:sg-a", "32:sg-b")
+	check(1, nil, "2:lcr", "32:sg-a", "32:sg-b", broker)
+	check(1, []int8{2, 32}, "2:lcr", "32:sg-a", "32:sg-b")
+	check(1, []int8{2, 4}, "2:lcr", broker)
+	check(0, nil)
+
+	// One of sg-a's two configs deleted: still listed; sg-b's only
+	// one: not.
+	f.alterGroupConfig("sg-a", "share.delivery.count.limit", nil)
+	f.alterGroupConfig("sg-b", "share.delivery.count.limit", nil)
+	check(1, []int8{32}, "32:sg-a")
+	f.alterGroupConfig("sg-a", "share.record.lock.duration.ms", nil)
+	check(1, []int8{32})
+}
+
 func TestListConfigResourcesUnauthorized(t *testing.T) {
 	admin, mallory := aclFixtures(t, acl.Options{})
 	admin.createTopic("secret", 1)

@@ -143,6 +143,9 @@ type Store interface {
 	ActiveProducers(ctx context.Context, id metastore.TopicID, partition int32) ([]metastore.ActiveProducer, error)
 	// DescribeLogDirs.
 	PartitionUsage(ctx context.Context, id metastore.TopicID) ([]metastore.PartitionUsage, error)
+	// ListConfigResources; groups' configs are otherwise read and
+	// changed through the share coordinator (Config.Shares).
+	GroupsWithConfigs(ctx context.Context, limit int) ([]string, error)
 }
 
 // Handler answers requests. It is safe for concurrent use by many

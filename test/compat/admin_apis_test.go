@@ -353,8 +353,9 @@ func TestReassignmentsAndElections(t *testing.T) {
 
 // TestListConfigResources lists config resources with kadm, as
 // kafka-configs.sh --describe --entity-type does on Kafka 4.1: every
-// topic and every agent, and nothing of the kinds Floe has no configs
-// for.
+// topic, every agent, and the groups with dynamic configs (set with
+// IncrementalAlterConfigs through a kgo client: kadm has no helper for
+// GROUP configs), and nothing of the kinds Floe has no configs for.
 func TestListConfigResources(t *testing.T) {
 	a := agenttest.Start(t, agenttest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -382,8 +383,52 @@ func TestListConfigResources(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("listed %v, want %v", got, want)
 	}
-	groups, err := adm.ListConfigResources(ctx, kadm.ConfigResourceType(32))
-	if err != nil || groups.Err != nil || len(groups.Resources) != 0 {
-		t.Errorf("groups with configs: %+v %v, want none", groups, err)
+	listGroups := func() []string {
+		t.Helper()
+		groups, err := adm.ListConfigResources(ctx, kadm.ConfigResourceType(32))
+		if err != nil || groups.Err != nil {
+			t.Fatalf("list groups: %v %v", err, groups.Err)
+		}
+		for _, r := range groups.Resources {
+			if r.Type != kadm.ConfigResourceType(32) {
+				t.Errorf("asked for groups, listed %v/%s", r.Type, r.Name)
+			}
+		}
+		return groups.Names()
+	}
+	if got := listGroups(); len(got) != 0 {
+		t.Errorf("groups with configs: %v, want none", got)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	alter := func(op kmsg.IncrementalAlterConfigOp, value *string) {
+		t.Helper()
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeGroupConfig, "lcr-group"
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op, c.Value = "share.delivery.count.limit", op, value
+		rr.Configs = append(rr.Configs, c)
+		req.Resources = append(req.Resources, rr)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Resources) != 1 || resp.Resources[0].ErrorCode != 0 {
+			t.Fatalf("IncrementalAlterConfigs %v: %+v %v", op, resp, err)
+		}
+	}
+	alter(kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("3"))
+	if got := listGroups(); fmt.Sprint(got) != "[lcr-group]" {
+		t.Errorf("groups with configs: %v, want [lcr-group]", got)
+	}
+	all, err = adm.ListConfigResources(ctx)
+	if err != nil || all.Err != nil || len(all.FilterTypes(kadm.ConfigResourceType(32))) != 1 || len(all.Resources) != 4 {
+		t.Errorf("every type: %+v %v, want the topics, the agent and lcr-group", all, err)
+	}
+	alter(kmsg.IncrementalAlterConfigOpDelete, nil)
+	if got := listGroups(); len(got) != 0 {
+		t.Errorf("after deleting the config: %v, want none", got)
 	}
 }

@@ -71,3 +71,31 @@ func (s *Store) AlterGroupConfigs(ctx context.Context, group string, changes []m
 	}
 	return configs, nil
 }
+
+// GroupsWithConfigs implements metastore.GroupConfigStore. A group's key
+// is its name's length and then the name, so the bucket's order is the
+// one the interface promises; a group left with no config has no key.
+func (s *Store) GroupsWithConfigs(ctx context.Context, limit int) ([]string, error) {
+	var groups []string
+	if limit < 1 {
+		return groups, nil
+	}
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(bucketGroupConfigs)).Cursor()
+		for k, _ := c.First(); k != nil && len(groups) < limit; k, _ = c.Next() {
+			group, rest, err := decodeGroupKey(k)
+			if err != nil {
+				return err
+			}
+			if len(rest) != 0 {
+				return fmt.Errorf("group configs key: %w: %d bytes after the name", errCorrupt, len(rest))
+			}
+			groups = append(groups, group)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("groups with configs: %w", err)
+	}
+	return groups, nil
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -64,6 +65,62 @@ func testGroupConfigs(t *testing.T, open func(t *testing.T) metastore.GroupConfi
 		}
 		if got, err := s.GroupConfigs(ctx, "g"); err != nil || len(got) != 0 {
 			t.Fatalf("refused changes left %v, %v", got, err)
+		}
+	})
+	t.Run("GroupsWithConfigs", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		list := func(limit int) []string {
+			t.Helper()
+			got, err := s.GroupsWithConfigs(ctx, limit)
+			if err != nil {
+				t.Fatalf("GroupsWithConfigs(%d): %v", limit, err)
+			}
+			return got
+		}
+		if got := list(10); len(got) != 0 {
+			t.Fatalf("a store without configs lists %q", got)
+		}
+		for _, g := range []string{"bb", "b", "ab", "a\x00", "\xff", "c"} {
+			if _, err := s.AlterGroupConfigs(ctx, g, []metastore.ConfigChange{{Name: "share.delivery.count.limit", Value: str("3")}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A change that deletes a config the group does not have
+		// leaves it without configs, and unlisted.
+		if _, err := s.AlterGroupConfigs(ctx, "none", []metastore.ConfigChange{{Name: "share.delivery.count.limit"}}); err != nil {
+			t.Fatal(err)
+		}
+		// Shorter names first, one length's names in byte order.
+		all := []string{"b", "c", "\xff", "a\x00", "ab", "bb"}
+		if got := list(10); !slices.Equal(got, all) {
+			t.Fatalf("listed %q, want %q", got, all)
+		}
+		if got := list(len(all)); !slices.Equal(got, all) {
+			t.Fatalf("limit %d: %q, want %q", len(all), got, all)
+		}
+		if got := list(4); !slices.Equal(got, all[:4]) {
+			t.Fatalf("limit 4: %q, want %q", got, all[:4])
+		}
+		for _, limit := range []int{0, -1} {
+			if got := list(limit); len(got) != 0 {
+				t.Fatalf("limit %d: %q", limit, got)
+			}
+		}
+		// Deleting a group's last config unlists it; deleting one of
+		// two does not.
+		if _, err := s.AlterGroupConfigs(ctx, "c", []metastore.ConfigChange{{Name: "share.delivery.count.limit"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AlterGroupConfigs(ctx, "b", []metastore.ConfigChange{{Name: "share.record.lock.duration.ms", Value: str("20000")}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AlterGroupConfigs(ctx, "b", []metastore.ConfigChange{{Name: "share.delivery.count.limit"}}); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"b", "\xff", "a\x00", "ab", "bb"}
+		if got := list(10); !slices.Equal(got, want) {
+			t.Fatalf("after deleting c's only config: %q, want %q", got, want)
 		}
 	})
 	t.Run("Concurrent", func(t *testing.T) {

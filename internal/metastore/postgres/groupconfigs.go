@@ -78,3 +78,34 @@ func (s *Store) AlterGroupConfigs(ctx context.Context, group string, changes []m
 	}
 	return configs, nil
 }
+
+// GroupsWithConfigs implements metastore.GroupConfigStore. A row exists
+// only while its group has a config (AlterGroupConfigs deletes it when
+// the last goes), but an empty object is skipped all the same.
+func (s *Store) GroupsWithConfigs(ctx context.Context, limit int) ([]string, error) {
+	groups := []string{}
+	if limit < 1 {
+		return groups, nil
+	}
+	err := s.run(ctx, func(ctx context.Context) error {
+		groups = groups[:0]
+		rows, err := s.pool.Query(ctx, `SELECT group_name FROM group_configs WHERE configs <> '{}'
+			ORDER BY octet_length(group_name), group_name LIMIT $1`, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name []byte
+			if err := rows.Scan(&name); err != nil {
+				return err
+			}
+			groups = append(groups, string(name))
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("groups with configs: %w", err)
+	}
+	return groups, nil
+}

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
@@ -311,4 +312,14 @@ func (c *Client) AlterGroupConfigs(ctx context.Context, group string, changes []
 		configs = map[string]string{}
 	}
 	return configs, err
+}
+
+// GroupsWithConfigs holds the server to limit too: a longer answer is
+// an error, not a list the caller did not bound.
+func (c *Client) GroupsWithConfigs(ctx context.Context, limit int) ([]string, error) {
+	groups, err := opGroupsWithConfigs.call(ctx, c, limit)
+	if err == nil && len(groups) > max(limit, 0) {
+		return nil, fmt.Errorf("groups with configs: %d names for a limit of %d", len(groups), limit)
+	}
+	return groups, err
 }

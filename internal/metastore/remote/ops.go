@@ -494,6 +494,9 @@ var (
 	opAlterGroupConfigs = define("AlterGroupConfigs", mutate, func(ctx context.Context, s metastore.Store, a groupConfigArgs) (map[string]string, error) {
 		return s.AlterGroupConfigs(ctx, a.Group, a.Changes)
 	})
+	opGroupsWithConfigs = define("GroupsWithConfigs", read, func(ctx context.Context, s metastore.Store, limit int) ([]string, error) {
+		return s.GroupsWithConfigs(ctx, limit)
+	})
 
 	opLoadShareGroup = define("LoadShareGroup", read, func(ctx context.Context, s metastore.Store, group string) (foundShareGroup, error) {
 		rec, found, err := s.LoadShareGroup(ctx, group)
