@@ -294,6 +294,23 @@ func (g *groupTracker) caughtUp(hwm map[tp]int64) (bool, string) {
 	return true, ""
 }
 
+// waitCaughtUp waits, up to 60 s, for the committed offsets to reach hwm
+// everywhere, and fails the test if they do not.
+func (g *groupTracker) waitCaughtUp(t *testing.T, hwm map[tp]int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok, behind := g.caughtUp(hwm)
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer group not caught up 60s after the load stopped: %s", behind)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // check compares the group's deliveries with the log: every record
 // consumed, in log order, and consumed again only past the committed
 // offset (after a failed commit).

@@ -117,17 +117,7 @@ func controlLeaderKilled(t *testing.T, fromSnapshots bool) {
 	}
 
 	hwm := endOffsets(t, addrs(agents), client{}, topic)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok, behind := tr.caughtUp(hwm)
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer group not caught up 60s after the load stopped: %s", behind)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	tr.waitCaughtUp(t, hwm)
 	stored.check(t, hwm)
 
 	log := verifyLog(t, addrs(agents), client{}, led, topic)

@@ -127,17 +127,7 @@ func killAndReplace(t *testing.T, secure bool) {
 		sent, acked, failed, kc.runs.Load(), kc.failedRun.Load())
 
 	hwm := endOffsets(t, addrs(agents), e.admin(), topics...)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok, behind := tr.caughtUp(hwm)
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer group not caught up 60s after the load stopped: %s", behind)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	tr.waitCaughtUp(t, hwm)
 	for _, m := range members {
 		m.close()
 		for e, n := range m.errs {

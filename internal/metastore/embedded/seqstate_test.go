@@ -324,22 +324,7 @@ func TestSnapshotCarriesSeqStates(t *testing.T) {
 	if _, err := a.CommitSegment(ctx, metastore.SegmentCommit{Object: "segments/1", Size: 30, Batches: []metastore.BatchCommit{batch(0, 0), batch(2, 0)}}); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := a.BeginSnapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bPath := filepath.Join(t.TempDir(), "b.db")
-	l, err := NewLoader(bPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := snap.ForEach(func(bucket, k, v []byte) error { return l.Put(bucket, k, v) }); err != nil {
-		t.Fatal(err)
-	}
-	snap.Close()
-	if err := l.Close(true); err != nil {
-		t.Fatal(err)
-	}
+	bPath := loadSnapshot(t, a)
 	b, err := Open(bPath, Options{})
 	if err != nil {
 		t.Fatal(err)

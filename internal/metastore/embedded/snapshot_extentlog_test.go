@@ -45,22 +45,7 @@ func TestSnapshotContinuesExtentLog(t *testing.T) {
 	for i := range 7 {
 		commit(a, i)
 	}
-	snap, err := a.BeginSnapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bPath := filepath.Join(t.TempDir(), "b.db")
-	l, err := NewLoader(bPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := snap.ForEach(func(bucket, k, v []byte) error { return l.Put(bucket, k, v) }); err != nil {
-		t.Fatal(err)
-	}
-	snap.Close()
-	if err := l.Close(true); err != nil {
-		t.Fatal(err)
-	}
+	bPath := loadSnapshot(t, a)
 	b := open(bPath)
 	for i := 7; i < 20; i++ {
 		commit(a, i)
@@ -82,4 +67,28 @@ func TestSnapshotContinuesExtentLog(t *testing.T) {
 			t.Fatalf("partition %d: %d extents (%v) from the original store, %d (%v) from the loaded one", p, len(ea), errA, len(eb), errB)
 		}
 	}
+}
+
+// loadSnapshot writes a snapshot of s into a new file, as the control
+// plane loads one from the bucket (keys and values only), and returns
+// the file's path.
+func loadSnapshot(t *testing.T, s *Store) string {
+	t.Helper()
+	snap, err := s.BeginSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	path := filepath.Join(t.TempDir(), "b.db")
+	l, err := NewLoader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.ForEach(func(bucket, k, v []byte) error { return l.Put(bucket, k, v) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(true); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
