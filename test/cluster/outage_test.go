@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,7 +119,7 @@ func TestProduceThroughOutageAgentKilled(t *testing.T) {
 
 // TestProduceThroughOutageAgentLost is TestProduceThroughOutageAgentKilled
 // with an agent that never comes back: once the database is back,
-// `floe outage replay --name a1` replays the commits a1 left in the
+// `floe outage replay --name` replays the commits the agent left in the
 // bucket, and no acknowledged record is lost.
 func TestProduceThroughOutageAgentLost(t *testing.T) {
 	requireServices(t)
@@ -127,7 +128,7 @@ func TestProduceThroughOutageAgentLost(t *testing.T) {
 	produceThroughOutage(t, e, 20*time.Second, killReplay, "PostgreSQL stopped", func() { pg.stop(t) }, func() { pg.start(t) })
 }
 
-// killMode says whether agent a1 is SIGKILLed during the outage, and
+// killMode says whether an agent is SIGKILLed during the outage, and
 // what becomes of it.
 type killMode int
 
@@ -141,8 +142,8 @@ const (
 // store (each with its manifest name), two idempotent franz-go producers
 // and an idempotent kcat through them, makes the store unreachable with
 // stop for outage, then start again, and checks what the producers were
-// told against the log. Unless kill is noKill, agent a1 is SIGKILLed
-// halfway through the outage, and after it started again (killRestart)
+// told against the log. Unless kill is noKill, the agent with more
+// commits queued is SIGKILLed halfway through the outage, and after it started again (killRestart)
 // or left dead while `floe outage replay` replays its manifests
 // (killReplay).
 func produceThroughOutage(t *testing.T, e *env, outage time.Duration, kill killMode, what string, stop, start func()) {
@@ -252,30 +253,38 @@ func produceThroughOutage(t *testing.T, e *env, outage time.Duration, kill killM
 	}
 
 	var queuedKilled float64
+	victim := 1                    // the agent killed, if any
 	ackedUntil := down.Add(outage) // the window whose acknowledgements are checked for gaps
 	if killAgent {
 		time.Sleep(time.Until(down.Add(outage / 2)))
+		// The agent with the longer queue is killed: an agent leading
+		// none of the partitions (the hash may give them all to the
+		// other) queues nothing.
 		queuedKilled = sumMetric(t, agents[1:], "floe_outage_queue_segments")
-		// The partitions a1 leads take no records from here until the
+		if q0 := sumMetric(t, agents[:1], "floe_outage_queue_segments"); q0 > queuedKilled {
+			victim, queuedKilled = 0, q0
+		}
+		// The partitions it leads take no records from here until the
 		// store is back: no agent can take them over without it.
 		ackedUntil = time.Now()
-		agents[1].kill(t)
-		t.Logf("agent a1 SIGKILLed during the outage with %v segment commits queued", queuedKilled)
+		agents[victim].kill(t)
+		t.Logf("agent %s SIGKILLed during the outage with %v segment commits queued", agents[victim].name, queuedKilled)
 		if queuedKilled == 0 {
-			t.Errorf("agent a1 had nothing queued when killed: the test tests nothing")
+			t.Errorf("agent %s had nothing queued when killed: the test tests nothing", agents[victim].name)
 		}
 	}
+	killed := agents[victim].name
 	time.Sleep(time.Until(down.Add(outage)))
 	start()
 	up := time.Now()
 	switch kill {
 	case killRestart:
-		agents[1] = startAgent(t, e, "a1", mode("a1"))
-		t.Logf("agent a1 started again under its manifest name %v after the store came back", time.Since(up).Round(time.Millisecond))
+		agents[victim] = startAgent(t, e, killed, mode(killed))
+		t.Logf("agent %s started again under its manifest name %v after the store came back", killed, time.Since(up).Round(time.Millisecond))
 	case killReplay:
-		agents = agents[:1]
-		replayLost(t, e, "a1")
-		t.Logf("floe outage replay --name a1 done %v after the store came back", time.Since(up).Round(time.Millisecond))
+		agents = slices.Delete(agents, victim, victim+1)
+		replayLost(t, e, killed)
+		t.Logf("floe outage replay --name %s done %v after the store came back", killed, time.Since(up).Round(time.Millisecond))
 	}
 	n, gap := acks.during(down, up)
 	t.Logf("metadata store back after %v: %d records acknowledged meanwhile, longest gap %v", up.Sub(down).Round(time.Millisecond), n, gap.Round(time.Millisecond))
@@ -302,11 +311,11 @@ func produceThroughOutage(t *testing.T, e *env, outage time.Duration, kill killM
 		time.Sleep(200 * time.Millisecond)
 	}
 	if kill == killRestart {
-		m := regexp.MustCompile(`msg="outage queue loaded from the bucket[^"]*" segments=(\d+)`).FindStringSubmatch(agents[1].stderr.String())
+		m := regexp.MustCompile(`msg="outage queue loaded from the bucket[^"]*" segments=(\d+)`).FindStringSubmatch(agents[victim].stderr.String())
 		if m == nil {
-			t.Errorf("the restarted agent a1 loaded no outage queue from the bucket")
+			t.Errorf("the restarted agent %s loaded no outage queue from the bucket", killed)
 		} else {
-			t.Logf("the restarted agent a1 loaded %s queued commits from the bucket", m[1])
+			t.Logf("the restarted agent %s loaded %s queued commits from the bucket", killed, m[1])
 		}
 	}
 	t.Logf("queues replayed %v after the store came back (replays: %v committed, %v already committed, %v unreachable attempts)",
