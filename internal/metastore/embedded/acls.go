@@ -5,8 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -27,7 +26,7 @@ var _ metastore.ACLStore = (*Store)(nil)
 
 // CreateACLs implements metastore.ACLStore.
 func (s *Store) CreateACLs(ctx context.Context, acls []metastore.ACL) error {
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(bucketACLs))
 		if err != nil {
 			return err
@@ -60,7 +59,7 @@ func (s *Store) CreateACLs(ctx context.Context, acls []metastore.ACL) error {
 // DeleteACLs implements metastore.ACLStore.
 func (s *Store) DeleteACLs(ctx context.Context, acls []metastore.ACL) ([]metastore.ACL, error) {
 	var deleted []metastore.ACL
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		deleted = nil
 		b := tx.Bucket([]byte(bucketACLs))
 		if b == nil {
@@ -96,7 +95,7 @@ func (s *Store) ACLs(ctx context.Context) ([]metastore.ACL, int64, error) {
 		acls    []metastore.ACL
 		version int64
 	)
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		version = aclVersion(tx)
 		b := tx.Bucket([]byte(bucketACLs))
 		if b == nil {
@@ -120,7 +119,7 @@ func (s *Store) ACLs(ctx context.Context) ([]metastore.ACL, int64, error) {
 // ACLVersion implements metastore.ACLStore.
 func (s *Store) ACLVersion(ctx context.Context) (int64, error) {
 	var version int64
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		version = aclVersion(tx)
 		return nil
 	})
@@ -130,7 +129,7 @@ func (s *Store) ACLVersion(ctx context.Context) (int64, error) {
 	return version, nil
 }
 
-func aclVersion(tx *bolt.Tx) int64 {
+func aclVersion(tx kv.Tx) int64 {
 	v := tx.Bucket([]byte(bucketMeta)).Get([]byte(keyACLVersion))
 	if len(v) != 8 {
 		return 0
@@ -138,7 +137,7 @@ func aclVersion(tx *bolt.Tx) int64 {
 	return int64(binary.BigEndian.Uint64(v))
 }
 
-func bumpACLVersion(tx *bolt.Tx) error {
+func bumpACLVersion(tx kv.Tx) error {
 	return tx.Bucket([]byte(bucketMeta)).Put([]byte(keyACLVersion), binary.BigEndian.AppendUint64(nil, uint64(aclVersion(tx)+1)))
 }
 

@@ -12,8 +12,7 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -40,7 +39,7 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		Started:   a.Started.UTC().Round(0),
 	}
 	var registered bool
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		// The clock is read inside the transaction, so that a heartbeat
 		// waiting for bbolt's writer lock does not lose part of its ttl.
 		now := s.now()
@@ -82,7 +81,7 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 
 // claimNodeID returns requested if it is >= 0, and otherwise the next id
 // from the persisted counter; either way the counter ends above the id.
-func claimNodeID(tx *bolt.Tx, requested int32) (int32, error) {
+func claimNodeID(tx kv.Tx, requested int32) (int32, error) {
 	meta := tx.Bucket([]byte(bucketMeta))
 	next := int64(firstNodeID)
 	if v := meta.Get([]byte(keyNextNodeID)); v != nil {
@@ -107,7 +106,7 @@ func claimNodeID(tx *bolt.Tx, requested int32) (int32, error) {
 
 // pruneAgents deletes the records of agents expired for longer than
 // metastore.AgentPruneAfter.
-func pruneAgents(b *bolt.Bucket, now time.Time) error {
+func pruneAgents(b kv.Bucket, now time.Time) error {
 	var dead [][]byte
 	err := b.ForEach(func(k, v []byte) error {
 		rec, err := decodeAgent(v)
@@ -135,7 +134,7 @@ func pruneAgents(b *bolt.Bucket, now time.Time) error {
 // filtered out here.
 func (s *Store) LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error) {
 	var agents []metastore.AgentInfo
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		now := s.now()
 		return tx.Bucket([]byte(bucketAgents)).ForEach(func(k, v []byte) error {
 			rec, err := decodeAgent(v)
@@ -159,7 +158,7 @@ func (s *Store) LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error) {
 // agent is not an error: a shutdown may follow the record's pruning.
 func (s *Store) Deregister(ctx context.Context, id string) error {
 	var existed bool
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		if id == "" {
 			return nil // not a valid key, so never registered
 		}
@@ -180,12 +179,12 @@ func (s *Store) Deregister(ctx context.Context, id string) error {
 // once, in the first write transaction that finds none.
 func (s *Store) ClusterSecret(ctx context.Context) ([]byte, error) {
 	var secret []byte
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		secret = bytes.Clone(tx.Bucket([]byte(bucketMeta)).Get([]byte(keyClusterSecret)))
 		return nil
 	})
 	if err == nil && secret == nil {
-		err = s.update(ctx, func(tx *bolt.Tx) error {
+		err = s.update(ctx, func(tx kv.Tx) error {
 			meta := tx.Bucket([]byte(bucketMeta))
 			if v := meta.Get([]byte(keyClusterSecret)); v != nil {
 				secret = bytes.Clone(v)

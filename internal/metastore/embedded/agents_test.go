@@ -6,8 +6,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -27,7 +26,7 @@ func TestAgentPruning(t *testing.T) {
 		"recent": {NodeID: 5, Expires: now.Add(-time.Minute)},
 		"old":    {NodeID: 6, Expires: now.Add(-metastore.AgentPruneAfter - time.Minute)},
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx kv.Tx) error {
 		for id, rec := range planted {
 			v, err := json.Marshal(rec)
 			if err != nil {
@@ -49,7 +48,7 @@ func TestAgentPruning(t *testing.T) {
 	if _, err := s.Heartbeat(ctx, metastore.AgentInfo{ID: "new", NodeID: -1}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bucketAgents))
 		if b.Get([]byte("old")) != nil {
 			t.Error("agent expired long ago was not pruned")
@@ -102,7 +101,7 @@ func TestAgentRecordBeforeAdmin(t *testing.T) {
 	defer s.Close()
 	expires := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
 	old := `{"node_id":3,"host":"10.0.0.1","port":9092,"zone":"a","roles":["fetch"],"peer":"10.0.0.1:9095","expires":"` + expires + `"}`
-	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucketAgents)).Put([]byte("old-agent"), []byte(old)) })
+	err = s.db.Update(func(tx kv.Tx) error { return tx.Bucket([]byte(bucketAgents)).Put([]byte("old-agent"), []byte(old)) })
 	if err != nil {
 		t.Fatal(err)
 	}

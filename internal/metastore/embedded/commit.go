@@ -10,8 +10,7 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/sequence"
 )
@@ -27,7 +26,7 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 		results []metastore.BatchResult
 		extents int
 	)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		cm := newCommitter(tx, c, s.now(), s.fold)
 		results = make([]metastore.BatchResult, len(c.Batches))
 		for i, b := range c.Batches {
@@ -52,7 +51,7 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 // partition's and producer's state once, updates it in memory batch by
 // batch, and writes everything back at the end.
 type committer struct {
-	tx     *bolt.Tx
+	tx     kv.Tx
 	commit metastore.SegmentCommit
 	now    time.Time
 
@@ -82,7 +81,7 @@ type foldLimits struct {
 	records, extents int
 }
 
-func newCommitter(tx *bolt.Tx, c metastore.SegmentCommit, now time.Time, limits foldLimits) *committer {
+func newCommitter(tx kv.Tx, c metastore.SegmentCommit, now time.Time, limits foldLimits) *committer {
 	return &committer{
 		foldRecords: cmp.Or(limits.records, defaultFoldRecords),
 		foldExtents: cmp.Or(limits.extents, defaultFoldExtents),
@@ -344,7 +343,7 @@ func (cm *committer) writeStates() error {
 
 // foldNow folds partitions (sorted, no duplicates) outside a commit, for
 // calls that change their extents in the extents bucket.
-func foldNow(tx *bolt.Tx, pks []partitionKey) error {
+func foldNow(tx kv.Tx, pks []partitionKey) error {
 	cm := newCommitter(tx, metastore.SegmentCommit{}, time.Time{}, foldLimits{})
 	if err := cm.folder().foldPartitions(pks); err != nil {
 		return err

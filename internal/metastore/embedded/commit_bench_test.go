@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/sequence"
 )
@@ -62,7 +63,7 @@ func BenchmarkCommitSegment(b *testing.B) {
 			}
 			defer s.Close()
 			// Without fsync: the CPU work of a commit alone.
-			s.db.NoSync = tc.noSync
+			s.db.(*kv.Bolt).DB.NoSync = tc.noSync
 			ctx := b.Context()
 			topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: int32(tc.parts)})
 			if err != nil {
@@ -110,7 +111,7 @@ func BenchmarkCommitSegment(b *testing.B) {
 			for i := range tc.warm { // steady state
 				commit(-1 - i)
 			}
-			before := s.db.Stats().TxStats
+			before := s.db.(*kv.Bolt).DB.Stats().TxStats
 			cpuBefore := processCPU()
 			b.ResetTimer()
 			for i := range b.N {
@@ -123,7 +124,7 @@ func BenchmarkCommitSegment(b *testing.B) {
 			b.ReportMetric(float64((processCPU()-cpuBefore).Microseconds())/1000/float64(b.N), "cpu-ms/commit")
 			// Pages bbolt allocated per commit: its copy-on-write rewrites
 			// every page a commit dirtied.
-			after := s.db.Stats().TxStats
+			after := s.db.(*kv.Bolt).DB.Stats().TxStats
 			b.ReportMetric(float64(after.GetPageAlloc()-before.GetPageAlloc())/4096/float64(b.N), "pages/commit")
 		})
 	}
@@ -173,7 +174,7 @@ func BenchmarkTailRead(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	s.db.NoSync = true
+	s.db.(*kv.Bolt).DB.NoSync = true
 	ctx := b.Context()
 	const parts, touched = 10000, 1500
 	topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: parts})

@@ -24,6 +24,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -51,6 +52,12 @@ type Options struct {
 	// store whose durability is elsewhere (internal/control's journal),
 	// never for a store of record.
 	NoSync bool
+	// Memory keeps the whole state in memory (kv.Memory) instead of the
+	// file: Open loads the file at path if there is one and never writes
+	// it again. For a store whose durability is elsewhere
+	// (internal/control's journal and snapshots), never for a store of
+	// record: what is committed is lost on Close.
+	Memory bool
 }
 
 // Store is the embedded metadata store. It is safe for concurrent use.
@@ -58,7 +65,8 @@ type Store struct {
 	metastore.Watchers      // commit notices for agents sharing this store in one process
 	metastore.TopicWatchers // topic notices, likewise
 
-	db     *bolt.DB
+	db     kv.DB
+	path   string
 	log    *slog.Logger
 	now    func() time.Time
 	rand   io.Reader
@@ -88,14 +96,23 @@ func Open(path string, opts Options) (*Store, error) {
 		boltOpts.FreelistType = bolt.FreelistMapType
 		boltOpts.InitialMmapSize = 1 << 30
 	}
-	db, err := bolt.Open(path, 0o600, &boltOpts)
+	bdb, err := bolt.Open(path, 0o600, &boltOpts)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open metadata store %s: file is locked by another process or store (gave up after %s): %w", path, lockTimeout, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open metadata store %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	var db kv.DB = kv.NewBolt(bdb)
+	if opts.Memory {
+		m, err := loadMemory(db)
+		bdb.Close()
+		if err != nil {
+			return nil, fmt.Errorf("open metadata store %s in memory: %w", path, err)
+		}
+		db = m
+	}
+	err = db.Update(func(tx kv.Tx) error {
 		for _, name := range buckets() {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
@@ -116,8 +133,8 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open metadata store %s: %w", path, err)
 	}
-	log.Info("metadata store opened", "path", path)
-	s := &Store{db: db, log: log, now: opts.Now, rand: opts.Rand}
+	log.Info("metadata store opened", "path", path, "memory", opts.Memory)
+	s := &Store{db: db, path: path, log: log, now: opts.Now, rand: opts.Rand}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -163,9 +180,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close metadata store %s: %w", s.db.Path(), err)
+		return fmt.Errorf("close metadata store %s: %w", s.path, err)
 	}
-	s.log.Info("metadata store closed", "path", s.db.Path())
+	s.log.Info("metadata store closed", "path", s.path)
 	return nil
 }
 
@@ -174,7 +191,7 @@ func (s *Store) Close() error {
 // never committed. Keys stay listed when their extents are deleted.
 func (s *Store) Objects(ctx context.Context) ([]string, error) {
 	var keys []string
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bucketObjects)).ForEach(func(k, _ []byte) error {
 			keys = append(keys, string(k))
 			return nil
@@ -187,7 +204,7 @@ func (s *Store) Objects(ctx context.Context) ([]string, error) {
 }
 
 // view runs fn in a read-only transaction, or in the batch's (Batch).
-func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (s *Store) view(ctx context.Context, fn func(kv.Tx) error) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
@@ -199,7 +216,7 @@ func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 
 // update runs fn in a read-write transaction, or in the batch's (Batch);
 // an error from fn rolls it back.
-func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (s *Store) update(ctx context.Context, fn func(kv.Tx) error) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
@@ -218,11 +235,11 @@ type batchKey struct{}
 // batch is one Batch's transaction.
 type batch struct {
 	store  *Store
-	tx     *bolt.Tx
+	tx     kv.Tx
 	failed bool
 }
 
-func (b *batch) run(fn func(*bolt.Tx) error) error {
+func (b *batch) run(fn func(kv.Tx) error) error {
 	if b.failed {
 		return ErrBatchFailed
 	}
@@ -280,8 +297,33 @@ func (s *Store) ready(ctx context.Context) error {
 // closedErr maps bbolt's error for a closed file, which a call racing with
 // Close may see, to the interface's.
 func closedErr(err error) error {
-	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) || errors.Is(err, kv.ErrClosed) {
 		return metastore.ErrClosed
 	}
 	return err
+}
+
+// loadMemory copies every bucket of db into a new kv.Memory.
+func loadMemory(db kv.DB) (*kv.Memory, error) {
+	m := kv.NewMemory()
+	err := db.View(func(src kv.Tx) error {
+		return m.Update(func(dst kv.Tx) error {
+			return src.ForEach(func(name []byte, sb kv.Bucket) error {
+				db, err := dst.CreateBucket(name)
+				if err != nil {
+					return err
+				}
+				return sb.ForEach(func(k, v []byte) error {
+					if v == nil {
+						return fmt.Errorf("%w %q in %q", ErrNestedBucket, k, name)
+					}
+					return db.Put(k, v)
+				})
+			})
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
 }

@@ -37,6 +37,52 @@ func TestContract(t *testing.T) {
 	})
 }
 
+// TestContractMemory runs the contract suite on a store held in memory
+// (Options.Memory, as internal/control keeps its states).
+func TestContractMemory(t *testing.T) {
+	metastoretest.Run(t, func(t *testing.T) metastore.Store {
+		s, err := embedded.Open(filepath.Join(t.TempDir(), "meta.db"), embedded.Options{Memory: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestMemoryLoadsTheFile checks that a store opened in memory starts
+// from the file at its path, and never writes it.
+func TestMemoryLoadsTheFile(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s := openAt(t, path)
+	topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := embedded.Open(path, embedded.Options{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	got, err := m.Topic(ctx, "t")
+	if err != nil || got.ID != topic.ID || got.Partitions != 2 {
+		t.Fatalf("topic in memory: %+v, %v; want %+v", got, err, topic)
+	}
+	if _, err := m.CreateTopic(ctx, metastore.TopicSpec{Name: "u", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil || !slices.Equal(before, after) {
+		t.Errorf("the file changed under a store in memory (%v)", err)
+	}
+}
+
 // TestContractFolding runs the contract suite with an extent log of at
 // most two records and three entries, so that nearly every commit folds
 // partitions into the extents bucket and reads see both halves.

@@ -1,8 +1,8 @@
 package embedded
 
 import (
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
-	bolt "go.etcd.io/bbolt"
 )
 
 // SetFoldLimits sets how many records and entries the store's extent log
@@ -15,7 +15,7 @@ func SetFoldLimits(s *Store, records, extents int) {
 // FoldAll moves every extent of the log to the extents bucket, as files
 // written before the log had them.
 func FoldAll(s *Store) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bucketTopics)).ForEach(func(k, _ []byte) error {
 			var id metastore.TopicID
 			copy(id[:], k)

@@ -7,8 +7,7 @@ import (
 	"math"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -188,7 +187,7 @@ func searchEntries(r *logRecord, pk []byte, after bool) int {
 // pendingExtents calls fn, in offset order, for each extent of the
 // partition that is still in the log (ps.pendingSeq onwards), until fn
 // returns false.
-func pendingExtents(tx *bolt.Tx, pk partitionKey, ps partitionState, fn func(metastore.Extent) bool) error {
+func pendingExtents(tx kv.Tx, pk partitionKey, ps partitionState, fn func(metastore.Extent) bool) error {
 	if ps.pendingSeq == 0 {
 		return nil
 	}
@@ -215,7 +214,7 @@ func pendingExtents(tx *bolt.Tx, pk partitionKey, ps partitionState, fn func(met
 // partition whose base offset is >= from, then the one before it if that
 // one ends after from (the extent containing from comes first), until fn
 // returns false: the extents bucket's, then the log's.
-func partitionExtents(tx *bolt.Tx, pk partitionKey, from int64, fn func(metastore.Extent) bool) error {
+func partitionExtents(tx kv.Tx, pk partitionKey, from int64, fn func(metastore.Extent) bool) error {
 	ps, err := readPartition(tx, pk)
 	if err != nil {
 		return err
@@ -266,7 +265,7 @@ func partitionExtents(tx *bolt.Tx, pk partitionKey, from int64, fn func(metastor
 // state for update (nil for a partition that no longer exists) and marks
 // its topic's states changed.
 type folder struct {
-	tx     *bolt.Tx
+	tx     kv.Tx
 	states func(pk partitionKey) (*partitionState, error)
 }
 
@@ -372,7 +371,7 @@ func (f *folder) trim(maxRecords, maxEntries int) error {
 }
 
 // logEntries reads the count of entries in the live records.
-func logEntries(meta *bolt.Bucket) (uint64, error) {
+func logEntries(meta kv.Bucket) (uint64, error) {
 	v := meta.Get([]byte(keyExtentLogEntries))
 	if v == nil {
 		return 0, nil
@@ -383,14 +382,14 @@ func logEntries(meta *bolt.Bucket) (uint64, error) {
 
 // appendLog writes one commit's extents (sorted by key) as the next
 // record and returns its seq; the caller sets the partitions' pendingSeq.
-func appendLog(tx *bolt.Tx, es []*metastore.Extent) (uint64, error) {
+func appendLog(tx kv.Tx, es []*metastore.Extent) (uint64, error) {
 	v, err := encodeLogRecord(es)
 	if err != nil {
 		return 0, err
 	}
 	log := tx.Bucket([]byte(bucketExtentLog))
 	// Records only ever go at the end: pages full, not split in half.
-	log.FillPercent = 1
+	log.SetFillPercent(1)
 	meta := tx.Bucket([]byte(bucketMeta))
 	seq := log.Sequence()
 	if k, _ := log.Cursor().Last(); len(k) == 8 {

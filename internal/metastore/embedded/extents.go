@@ -4,8 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -13,7 +12,7 @@ import (
 func (s *Store) Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error) {
 	pk := partitionKey{id: id, partition: partition}
 	var o metastore.PartitionOffsets
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		o, err = partitionOffsets(tx, pk) // fails for an unknown partition
 		return err
@@ -29,7 +28,7 @@ func (s *Store) Extents(ctx context.Context, id metastore.TopicID, partition int
 	pk := partitionKey{id: id, partition: partition}
 	from = max(from, 0)
 	var extents []metastore.Extent
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		return partitionExtents(tx, pk, from, func(e metastore.Extent) bool {
 			extents = append(extents, e)
 			return limit <= 0 || len(extents) < limit
@@ -85,7 +84,7 @@ func (s *Store) ExtentWithMaxTimestamp(ctx context.Context, id metastore.TopicID
 // scanExtents calls fn for every extent of a partition in offset order
 // until fn returns false.
 func (s *Store) scanExtents(ctx context.Context, pk partitionKey, fn func(metastore.Extent) bool) error {
-	return s.view(ctx, func(tx *bolt.Tx) error {
+	return s.view(ctx, func(tx kv.Tx) error {
 		return partitionExtents(tx, pk, 0, fn)
 	})
 }

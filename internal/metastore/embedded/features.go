@@ -5,8 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -22,7 +21,7 @@ type storedFeatures struct {
 	Levels map[string]int16 `json:"levels"`
 }
 
-func readFeatures(tx *bolt.Tx) (metastore.FinalizedFeatures, error) {
+func readFeatures(tx kv.Tx) (metastore.FinalizedFeatures, error) {
 	v := tx.Bucket([]byte(bucketMeta)).Get([]byte(keyFeatures))
 	if v == nil {
 		return metastore.FinalizedFeatures{Levels: map[string]int16{}}, nil
@@ -40,7 +39,7 @@ func readFeatures(tx *bolt.Tx) (metastore.FinalizedFeatures, error) {
 // FinalizedFeatures implements metastore.FeatureStore.
 func (s *Store) FinalizedFeatures(ctx context.Context) (metastore.FinalizedFeatures, error) {
 	var f metastore.FinalizedFeatures
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		f, err = readFeatures(tx)
 		return err
@@ -54,7 +53,7 @@ func (s *Store) FinalizedFeatures(ctx context.Context) (metastore.FinalizedFeatu
 // UpdateFeatures implements metastore.FeatureStore.
 func (s *Store) UpdateFeatures(ctx context.Context, epoch int64, levels map[string]int16) (metastore.FinalizedFeatures, error) {
 	next := metastore.FinalizedFeatures{Levels: metastore.PositiveLevels(levels), Epoch: epoch + 1}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		cur, err := readFeatures(tx)
 		if err != nil {
 			return err

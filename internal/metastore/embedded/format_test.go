@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
-	bolt "go.etcd.io/bbolt"
 )
 
 // testdata/format1.db is a file written by the code before the packed
@@ -244,11 +244,11 @@ func checkOldFormatFile(t *testing.T, prefix string) {
 // other: upgradePartitions of that code).
 func checkConverted(t *testing.T, s *Store) {
 	t.Helper()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		if n := tx.Bucket([]byte(bucketSequences)).Stats().KeyN; n != 0 {
+	err := s.db.View(func(tx kv.Tx) error {
+		if n := tx.Bucket([]byte(bucketSequences)).KeyN(); n != 0 {
 			t.Errorf("%d keys left in the sequences bucket", n)
 		}
-		if n := tx.Bucket([]byte(bucketSeqStates)).Stats().KeyN; n == 0 {
+		if n := tx.Bucket([]byte(bucketSeqStates)).KeyN(); n == 0 {
 			t.Error("no producer's sequence states converted")
 		}
 		f, err := decodeInt64(tx.Bucket([]byte(bucketMeta)).Get([]byte(keyPartitionsFormat)), "partitions format")

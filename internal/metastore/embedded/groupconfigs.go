@@ -5,14 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
 var _ metastore.GroupConfigStore = (*Store)(nil)
 
-func groupConfigsIn(tx *bolt.Tx, gk []byte) (map[string]string, error) {
+func groupConfigsIn(tx kv.Tx, gk []byte) (map[string]string, error) {
 	configs := map[string]string{}
 	v := tx.Bucket([]byte(bucketGroupConfigs)).Get(gk)
 	if v == nil {
@@ -31,7 +30,7 @@ func (s *Store) GroupConfigs(ctx context.Context, group string) (map[string]stri
 		return nil, fmt.Errorf("group configs %q: %w", group, err)
 	}
 	var configs map[string]string
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx kv.Tx) error {
 		configs, err = groupConfigsIn(tx, gk)
 		return err
 	})
@@ -48,7 +47,7 @@ func (s *Store) AlterGroupConfigs(ctx context.Context, group string, changes []m
 		return nil, fmt.Errorf("alter group configs %q: %w", group, err)
 	}
 	var configs map[string]string
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		old, err := groupConfigsIn(tx, gk)
 		if err != nil {
 			return err
@@ -80,7 +79,7 @@ func (s *Store) GroupsWithConfigs(ctx context.Context, limit int) ([]string, err
 	if limit < 1 {
 		return groups, nil
 	}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		c := tx.Bucket([]byte(bucketGroupConfigs)).Cursor()
 		for k, _ := c.First(); k != nil && len(groups) < limit; k, _ = c.Next() {
 			group, rest, err := decodeGroupKey(k)

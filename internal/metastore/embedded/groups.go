@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -27,7 +27,7 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metas
 		return fmt.Errorf("commit offsets %q: %w", group, err)
 	}
 	now := s.now()
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		return putOffsets(tx, tx.Bucket([]byte(bucketOffsets)), gk, offsets, now)
 	})
 	if err != nil {
@@ -42,7 +42,7 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metas
 // partition fails the whole call (returning rolls back what it already
 // wrote); a zero CommittedAt is set to now. Committed offsets and those
 // pending in a transaction are written by it alike.
-func putOffsets(tx *bolt.Tx, b *bolt.Bucket, prefix []byte, offsets []metastore.CommittedOffset, now time.Time) error {
+func putOffsets(tx kv.Tx, b kv.Bucket, prefix []byte, offsets []metastore.CommittedOffset, now time.Time) error {
 	// Commits name many partitions of few topics: decode each topic once.
 	partitions := make(map[metastore.TopicID]int32)
 	for _, o := range offsets {
@@ -81,7 +81,7 @@ func (s *Store) FetchOffsets(ctx context.Context, group string) ([]metastore.Com
 		return nil, fmt.Errorf("fetch offsets %q: %w", group, err)
 	}
 	var offsets []metastore.CommittedOffset
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx kv.Tx) error {
 		c := tx.Bucket([]byte(bucketOffsets)).Cursor()
 		for k, v := c.Seek(gk); bytes.HasPrefix(k, gk); k, v = c.Next() {
 			o, err := decodeOffset(k[len(gk):], v)
@@ -105,7 +105,7 @@ func (s *Store) DeleteOffsets(ctx context.Context, group string, partitions []me
 	if err != nil {
 		return fmt.Errorf("delete offsets %q: %w", group, err)
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bucketOffsets))
 		for _, tp := range partitions {
 			if err := b.Delete(offsetKey(gk, partitionKey{id: tp.TopicID, partition: tp.Partition})); err != nil {
@@ -127,7 +127,7 @@ func (s *Store) ExpireOffsets(ctx context.Context, group string, olderThan time.
 		return 0, fmt.Errorf("expire offsets %q: %w", group, err)
 	}
 	var expired [][]byte
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bucketOffsets))
 		c := b.Cursor()
 		for k, v := c.Seek(gk); bytes.HasPrefix(k, gk); k, v = c.Next() {
@@ -160,7 +160,7 @@ func (s *Store) LoadGroup(ctx context.Context, name string) (metastore.Group, bo
 		return metastore.Group{}, false, fmt.Errorf("load group %q: %w", name, err)
 	}
 	var rec *groupRecord
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx kv.Tx) error {
 		v := tx.Bucket([]byte(bucketGroups)).Get(gk)
 		if v == nil {
 			return nil
@@ -202,7 +202,7 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group) (int64, error)
 	if err != nil {
 		return 0, fmt.Errorf("save group %q: %w", g.Name, err)
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bucketGroups))
 		var stored int64 // no record: version 0
 		if old := b.Get(gk); old != nil {
@@ -226,7 +226,7 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group) (int64, error)
 // ListGroups implements metastore.GroupStore.
 func (s *Store) ListGroups(ctx context.Context) ([]metastore.GroupSummary, error) {
 	var groups []metastore.GroupSummary
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		withRecord := make(map[string]bool)
 		err := tx.Bucket([]byte(bucketGroups)).ForEach(func(k, v []byte) error {
 			name, rest, err := decodeGroupKey(k)
@@ -282,7 +282,7 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("delete group %q: %w", name, err)
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		groups := tx.Bucket([]byte(bucketGroups))
 		hadRecord := groups.Get(gk) != nil
 		if err := groups.Delete(gk); err != nil {
@@ -305,7 +305,7 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 // deleteTopicOffsets deletes every group's committed offsets for a topic,
 // inside DeleteTopic's transaction. Offsets are keyed by group, so this
 // reads the whole bucket (see the layout).
-func deleteTopicOffsets(tx *bolt.Tx, id metastore.TopicID) error {
+func deleteTopicOffsets(tx kv.Tx, id metastore.TopicID) error {
 	if err := deleteTopicOfGroups(tx.Bucket([]byte(bucketOffsets)), id); err != nil {
 		return fmt.Errorf("offsets of topic %s: %w", uuid.UUID(id), err)
 	}
@@ -315,7 +315,7 @@ func deleteTopicOffsets(tx *bolt.Tx, id metastore.TopicID) error {
 // deleteTopicOfGroups deletes a topic's entries from a bucket keyed by
 // group first and then topic ID (committed offsets, share states): it
 // reads the whole bucket.
-func deleteTopicOfGroups(b *bolt.Bucket, id metastore.TopicID) error {
+func deleteTopicOfGroups(b kv.Bucket, id metastore.TopicID) error {
 	var keys [][]byte
 	err := b.ForEach(func(k, _ []byte) error {
 		_, rest, err := decodeGroupKey(k)

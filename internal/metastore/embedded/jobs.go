@@ -10,8 +10,7 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -30,7 +29,7 @@ func (r *leaseRecord) lease(name string) metastore.Lease {
 	return metastore.Lease{Name: name, Holder: r.Holder, Epoch: r.Epoch, Acquired: r.Acquired, Renewed: r.Renewed, Expires: r.Expires}
 }
 
-func getLease(tx *bolt.Tx, name string) (*leaseRecord, error) {
+func getLease(tx kv.Tx, name string) (*leaseRecord, error) {
 	v := tx.Bucket([]byte(bucketLeases)).Get([]byte(name))
 	if v == nil {
 		return nil, nil
@@ -42,7 +41,7 @@ func getLease(tx *bolt.Tx, name string) (*leaseRecord, error) {
 	return &r, nil
 }
 
-func putLease(tx *bolt.Tx, name string, r *leaseRecord) error {
+func putLease(tx kv.Tx, name string, r *leaseRecord) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -60,7 +59,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 		l        metastore.Lease
 		acquired bool
 	)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		now := s.now().UTC()
 		r, err := getLease(tx, name)
 		if err != nil {
@@ -93,7 +92,7 @@ func (s *Store) RenewLease(ctx context.Context, l metastore.Lease, ttl time.Dura
 		return metastore.Lease{}, fmt.Errorf("renew lease %s: %w", l.Name, err)
 	}
 	var out metastore.Lease
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		now := s.now().UTC()
 		r, err := getLease(tx, l.Name)
 		if err != nil {
@@ -114,7 +113,7 @@ func (s *Store) RenewLease(ctx context.Context, l metastore.Lease, ttl time.Dura
 
 // ReleaseLease implements metastore.LeaseStore.
 func (s *Store) ReleaseLease(ctx context.Context, l metastore.Lease) error {
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		now := s.now().UTC()
 		r, err := getLease(tx, l.Name)
 		if err != nil || r == nil || r.Holder != l.Holder || r.Epoch != l.Epoch || !now.Before(r.Expires) {
@@ -132,7 +131,7 @@ func (s *Store) ReleaseLease(ctx context.Context, l metastore.Lease) error {
 // Leases implements metastore.LeaseStore.
 func (s *Store) Leases(ctx context.Context) ([]metastore.Lease, error) {
 	var out []metastore.Lease
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bucketLeases)).ForEach(func(k, _ []byte) error {
 			r, err := getLease(tx, string(k))
 			if err != nil {
@@ -155,7 +154,7 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 		o       metastore.PartitionOffsets
 		changed bool
 	)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		if err := checkPartition(tx, pk); err != nil {
 			return err
 		}
@@ -217,7 +216,7 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id metastore.TopicID, parti
 
 // trimAborted deletes a partition's aborted transactions whose markers lie
 // below offset.
-func trimAborted(tx *bolt.Tx, pk partitionKey, offset int64) error {
+func trimAborted(tx kv.Tx, pk partitionKey, offset int64) error {
 	b := tx.Bucket([]byte(bucketTxnAborted))
 	var keys [][]byte
 	prefix := pk.bytes()
@@ -239,7 +238,7 @@ func trimAborted(tx *bolt.Tx, pk partitionKey, offset int64) error {
 	return nil
 }
 
-func deleteExtents(tx *bolt.Tx, es []metastore.Extent) error {
+func deleteExtents(tx kv.Tx, es []metastore.Extent) error {
 	b := tx.Bucket([]byte(bucketExtents))
 	for _, e := range es {
 		pk := partitionKey{id: e.TopicID, partition: e.Partition}
@@ -254,7 +253,7 @@ func deleteExtents(tx *bolt.Tx, es []metastore.Extent) error {
 // topic's extents.
 func (s *Store) PartitionUsage(ctx context.Context, id metastore.TopicID) ([]metastore.PartitionUsage, error) {
 	var out []metastore.PartitionUsage
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		_, rec, err := topicByID(tx, id[:])
 		if err != nil {
 			return err
@@ -323,7 +322,7 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 		return fmt.Errorf("replace extents: %w", err)
 	}
 	notice := metastore.CommitNotice{Partitions: []metastore.TopicPartition{}}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		var (
 			conflicts      []metastore.TopicPartition
 			removed, added []metastore.Extent
@@ -401,7 +400,7 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 // readExtents reads up to limit extents of a partition starting with the
 // one whose base offset is exactly from, if any (otherwise from the next
 // one), in one transaction.
-func readExtents(tx *bolt.Tx, pk partitionKey, from int64, limit int) ([]metastore.Extent, error) {
+func readExtents(tx kv.Tx, pk partitionKey, from int64, limit int) ([]metastore.Extent, error) {
 	if err := checkPartition(tx, pk); err != nil {
 		return nil, err
 	}

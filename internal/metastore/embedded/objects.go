@@ -7,8 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -56,7 +55,7 @@ func decodeUnref(k, v []byte) (metastore.UnreferencedObject, error) {
 // since now. reviveUnreferenced allows an unreferenced object to be
 // referenced again (a commit of a reused key, which agents never send);
 // otherwise that fails with ErrInvalidReplacement.
-func applyRefs(tx *bolt.Tx, changes []metastore.ObjectRef, now time.Time, reviveUnreferenced bool) error {
+func applyRefs(tx kv.Tx, changes []metastore.ObjectRef, now time.Time, reviveUnreferenced bool) error {
 	objects := tx.Bucket([]byte(bucketObjects))
 	unref := tx.Bucket([]byte(bucketUnref))
 	for _, c := range changes {
@@ -97,7 +96,7 @@ func applyRefs(tx *bolt.Tx, changes []metastore.ObjectRef, now time.Time, revive
 // upgradeObjects turns objects values written before the ledger existed
 // (the size alone) into size and refs, counting every extent once; objects
 // no extent names become unreferenced now.
-func upgradeObjects(tx *bolt.Tx) error {
+func upgradeObjects(tx kv.Tx) error {
 	meta := tx.Bucket([]byte(bucketMeta))
 	if v := meta.Get([]byte(keyObjectsFormat)); v != nil {
 		return nil
@@ -147,7 +146,7 @@ func upgradeObjects(tx *bolt.Tx) error {
 // ListDeletable implements metastore.ObjectLedger.
 func (s *Store) ListDeletable(ctx context.Context, before time.Time, limit int) ([]metastore.UnreferencedObject, error) {
 	var out []metastore.UnreferencedObject
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bucketUnref)).ForEach(func(k, v []byte) error {
 			o, err := decodeUnref(k, v)
 			if err != nil {
@@ -171,7 +170,7 @@ func (s *Store) ListDeletable(ctx context.Context, before time.Time, limit int) 
 
 // ForgetObject implements metastore.ObjectLedger.
 func (s *Store) ForgetObject(ctx context.Context, key string) error {
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		objects := tx.Bucket([]byte(bucketObjects))
 		v := objects.Get([]byte(key))
 		if v == nil {
@@ -198,7 +197,7 @@ func (s *Store) ForgetObject(ctx context.Context, key string) error {
 // KnownObjects implements metastore.ObjectLedger.
 func (s *Store) KnownObjects(ctx context.Context, keys []string) (map[string]bool, error) {
 	known := make(map[string]bool)
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		objects := tx.Bucket([]byte(bucketObjects))
 		for _, k := range keys {
 			if objects.Get([]byte(k)) != nil {
@@ -216,7 +215,7 @@ func (s *Store) KnownObjects(ctx context.Context, keys []string) (map[string]boo
 // ObjectUsage implements metastore.ObjectLedger with a scan of the ledger.
 func (s *Store) ObjectUsage(ctx context.Context) (metastore.ObjectUsage, error) {
 	var u metastore.ObjectUsage
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bucketObjects)).ForEach(func(k, v []byte) error {
 			rec, err := decodeObject(v)
 			if err != nil {
@@ -244,7 +243,7 @@ func (s *Store) ObjectSize(ctx context.Context, key string) (int64, bool, error)
 		rec   objectRecord
 		known bool
 	)
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		v := tx.Bucket([]byte(bucketObjects)).Get([]byte(key))
 		if v == nil {
 			return nil

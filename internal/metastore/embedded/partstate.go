@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"math"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -124,7 +123,7 @@ func stateAt(v []byte, p int32) partitionState {
 
 // readPartition returns a partition's state, or ErrUnknownTopicOrPartition
 // unless its topic incarnation exists and has it.
-func readPartition(tx *bolt.Tx, pk partitionKey) (partitionState, error) {
+func readPartition(tx kv.Tx, pk partitionKey) (partitionState, error) {
 	v := tx.Bucket([]byte(bucketPartStates)).Get(pk.id[:])
 	if v == nil {
 		return partitionState{}, metastore.ErrUnknownTopicOrPartition
@@ -141,7 +140,7 @@ func readPartition(tx *bolt.Tx, pk partitionKey) (partitionState, error) {
 
 // writePartition stores one partition's state, rewriting its topic's
 // value: for the rare calls that change one partition (AdvanceLogStart).
-func writePartition(tx *bolt.Tx, pk partitionKey, ps partitionState) error {
+func writePartition(tx kv.Tx, pk partitionKey, ps partitionState) error {
 	b := tx.Bucket([]byte(bucketPartStates))
 	v := b.Get(pk.id[:])
 	if v == nil {
@@ -166,7 +165,7 @@ func writePartition(tx *bolt.Tx, pk partitionKey, ps partitionState) error {
 // resizeTopicStates sets a topic's partition count in its value, creating
 // it (new topic) or extending it with empty partitions (CreatePartitions).
 // Partition counts never shrink.
-func resizeTopicStates(tx *bolt.Tx, id metastore.TopicID, count int32) error {
+func resizeTopicStates(tx kv.Tx, id metastore.TopicID, count int32) error {
 	b := tx.Bucket([]byte(bucketPartStates))
 	var ts topicStates
 	if v := b.Get(id[:]); v != nil {
@@ -192,7 +191,7 @@ func resizeTopicStates(tx *bolt.Tx, id metastore.TopicID, count int32) error {
 
 // putGuards writes the partitions bucket's guard keys of partitions
 // [from, to) of a topic.
-func putGuards(tx *bolt.Tx, id metastore.TopicID, from, to int32) error {
+func putGuards(tx kv.Tx, id metastore.TopicID, from, to int32) error {
 	parts := tx.Bucket([]byte(bucketPartitions))
 	for p := from; p < to; p++ {
 		if err := parts.Put(partitionKey{id: id, partition: p}.bytes(), []byte{guardValue}); err != nil {
@@ -210,7 +209,7 @@ func putGuards(tx *bolt.Tx, id metastore.TopicID, from, to int32) error {
 // those (old-layout keys, no states value). A topic with no key for a
 // partition had never written to it: its state is empty, as the old code
 // read it. The scan is one pass over the partitions bucket's keys.
-func upgradePartitions(tx *bolt.Tx) error {
+func upgradePartitions(tx kv.Tx) error {
 	meta := tx.Bucket([]byte(bucketMeta))
 	if v := meta.Get([]byte(keyPartitionsFormat)); v != nil {
 		if f, err := decodeInt64(v, "partitions format"); err != nil || (f != partitionsFormat && f != partitionsFormatV2) {
@@ -298,7 +297,7 @@ func upgradePartitions(tx *bolt.Tx) error {
 
 // putPartitionsFormat records the layout, once Open's conversions have
 // run in its transaction.
-func putPartitionsFormat(tx *bolt.Tx) error {
+func putPartitionsFormat(tx kv.Tx) error {
 	meta := tx.Bucket([]byte(bucketMeta))
 	want := binary.BigEndian.AppendUint64(nil, partitionsFormat)
 	if bytes.Equal(meta.Get([]byte(keyPartitionsFormat)), want) {

@@ -8,8 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -66,7 +65,7 @@ func TestCorruptPartitionStates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = s.db.Update(func(tx *bolt.Tx) error {
+		err = s.db.Update(func(tx kv.Tx) error {
 			return tx.Bucket([]byte(bucketPartStates)).Put(topic.ID[:], v)
 		})
 		if err != nil {
@@ -107,7 +106,7 @@ func TestUpgradeCorruptPartitions(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The old layout: no format key, one key per partition.
-			err = s.db.Update(func(tx *bolt.Tx) error {
+			err = s.db.Update(func(tx kv.Tx) error {
 				parts := tx.Bucket([]byte(bucketPartitions))
 				if err := deletePrefix(parts, topic.ID[:]); err != nil {
 					return err
@@ -165,7 +164,7 @@ func TestOldBinaryGuard(t *testing.T) {
 	if err != nil || len(topics) != 3 {
 		t.Fatalf("topics: %v, %v", topics, err)
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx kv.Tx) error {
 		parts := tx.Bucket([]byte(bucketPartitions))
 		n := 0
 		for _, tp := range topics {
@@ -177,7 +176,7 @@ func TestOldBinaryGuard(t *testing.T) {
 				n++
 			}
 		}
-		if got := parts.Stats().KeyN; got != n {
+		if got := parts.KeyN(); got != n {
 			t.Errorf("partitions bucket holds %d keys, want %d guards", got, n)
 		}
 		return nil
@@ -211,7 +210,7 @@ func TestOldBinaryAfterConversion(t *testing.T) {
 		v := binary.BigEndian.AppendUint64(nil, uint64(hw))
 		return binary.BigEndian.AppendUint64(v, uint64(lso))
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx kv.Tx) error {
 		// The old binary's CreateTopic and a commit to partition 1.
 		if err := tx.Bucket([]byte(bucketNames)).Put([]byte("old"), oldTopic[:]); err != nil {
 			return err
@@ -248,7 +247,7 @@ func TestOldBinaryAfterConversion(t *testing.T) {
 		}
 	}
 	// Converted again: guards everywhere, no old keys left.
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bucketPartitions)).ForEach(func(k, v []byte) error {
 			if len(v) != 1 || v[0] != guardValue {
 				t.Errorf("key %x: value %x, want a guard", k, v)

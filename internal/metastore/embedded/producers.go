@@ -5,8 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -18,7 +17,7 @@ func (s *Store) InitProducerID(ctx context.Context, producerID int64, epoch int1
 		gotID    int64
 		gotEpoch int16
 	)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		producers := tx.Bucket([]byte(bucketProducers))
 		if producerID >= 0 {
 			v := producers.Get(producerKey(producerID))
@@ -52,7 +51,7 @@ func (s *Store) InitProducerID(ctx context.Context, producerID int64, epoch int1
 }
 
 // allocateProducerID takes the next id from the persisted counter.
-func allocateProducerID(tx *bolt.Tx) (int64, error) {
+func allocateProducerID(tx kv.Tx) (int64, error) {
 	meta := tx.Bucket([]byte(bucketMeta))
 	id := int64(firstProducerID)
 	if v := meta.Get([]byte(keyNextProducerID)); v != nil {
@@ -68,6 +67,6 @@ func allocateProducerID(tx *bolt.Tx) (int64, error) {
 	return id, nil
 }
 
-func putProducer(b *bolt.Bucket, id int64, epoch int16) error {
+func putProducer(b kv.Bucket, id int64, epoch int16) error {
 	return b.Put(producerKey(id), binary.BigEndian.AppendUint16(nil, uint16(epoch)))
 }

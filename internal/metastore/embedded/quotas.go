@@ -5,8 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -16,7 +15,7 @@ var _ metastore.QuotaStore = (*Store)(nil)
 // order, which is the order of QuotaEntity.Key.
 func (s *Store) ClientQuotas(ctx context.Context) ([]metastore.ClientQuota, error) {
 	var out []metastore.ClientQuota
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bucketQuotas)).ForEach(func(k, v []byte) error {
 			var q metastore.ClientQuota
 			if err := json.Unmarshal(v, &q); err != nil {
@@ -39,7 +38,7 @@ func (s *Store) AlterClientQuotas(ctx context.Context, changes []metastore.Quota
 			return fmt.Errorf("alter client quotas: %w", err)
 		}
 	}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bucketQuotas))
 		for _, c := range changes {
 			key := []byte(c.Entity.Key())

@@ -9,8 +9,7 @@ import (
 	"math"
 	"slices"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/sequence"
 )
@@ -353,7 +352,7 @@ func (sv *seqValue) merge(changed []seqEntry) ([]byte, error) {
 }
 
 // loadSeqValue reads and indexes one producer's value of one topic.
-func loadSeqValue(tx *bolt.Tx, k seqStatesKey) (*seqValue, error) {
+func loadSeqValue(tx kv.Tx, k seqStatesKey) (*seqValue, error) {
 	v := tx.Bucket([]byte(bucketSeqStates)).Get(k.bytes())
 	if v == nil {
 		return &seqValue{}, nil
@@ -369,7 +368,7 @@ func loadSeqValue(tx *bolt.Tx, k seqStatesKey) (*seqValue, error) {
 // producer's partition to its new state and last timestamp. Values are
 // built first, then written in key order, so that no stored value a
 // merge copies from is overwritten before it is read.
-func writeSeqStates(tx *bolt.Tx, values map[seqStatesKey]*seqValue, changed map[sequenceKey]seqEntry) error {
+func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed map[sequenceKey]seqEntry) error {
 	groups := map[seqStatesKey][]seqEntry{}
 	for sk, e := range changed {
 		k := seqStatesKey{id: sk.id, producerID: sk.producerID}
@@ -403,7 +402,7 @@ func writeSeqStates(tx *bolt.Tx, values map[seqStatesKey]*seqValue, changed map[
 
 // producersOnPartition calls fn with every producer that has sequence
 // state on the partition, in producer id order.
-func producersOnPartition(tx *bolt.Tx, pk partitionKey, fn func(producerID int64, st *sequence.State, lastTimestamp int64) error) error {
+func producersOnPartition(tx kv.Tx, pk partitionKey, fn func(producerID int64, st *sequence.State, lastTimestamp int64) error) error {
 	c := tx.Bucket([]byte(bucketSeqStates)).Cursor()
 	for k, v := c.Seek(pk.id[:]); bytes.HasPrefix(k, pk.id[:]); k, v = c.Next() {
 		sk, err := decodeSeqStatesKey(k)
@@ -431,7 +430,7 @@ func producersOnPartition(tx *bolt.Tx, pk partitionKey, fn func(producerID int64
 // for a partition that also has an entry wins: only an older binary,
 // after the conversion, can have written it, and only on a partition it
 // created (the partitions guard stops it on the others).
-func upgradeSeqStates(tx *bolt.Tx) error {
+func upgradeSeqStates(tx kv.Tx) error {
 	old := tx.Bucket([]byte(bucketSequences))
 	topics := tx.Bucket([]byte(bucketTopics))
 	groups := map[seqStatesKey][]seqEntry{}

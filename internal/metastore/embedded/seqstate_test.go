@@ -11,8 +11,7 @@ import (
 	"slices"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/sequence"
 )
@@ -173,7 +172,7 @@ func TestCorruptSeqStates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = s.db.Update(func(tx *bolt.Tx) error {
+		err = s.db.Update(func(tx kv.Tx) error {
 			return tx.Bucket([]byte(bucketSeqStates)).Put(seqStatesKey{id: topic.ID, producerID: 1000}.bytes(), v)
 		})
 		if err != nil {
@@ -227,7 +226,7 @@ func TestOlderBinaryWritesAfterSeqConversion(t *testing.T) {
 	}
 	oldTopic := metastore.TopicID{7}
 	added := &sequence.State{Epoch: 0, LastSeq: 1, Recent: []sequence.Batch{{FirstSeq: 0, LastSeq: 1, BaseOffset: 0}}}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx kv.Tx) error {
 		old := tx.Bucket([]byte(bucketSequences))
 		v, err := encodeSequence(added, 4)
 		if err != nil {
@@ -283,8 +282,8 @@ func TestOlderBinaryWritesAfterSeqConversion(t *testing.T) {
 			t.Errorf("%x/%d: %+v, %v; want %+v", c.id[:1], c.p, got, err, c.want)
 		}
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
-		if n := tx.Bucket([]byte(bucketSequences)).Stats().KeyN; n != 0 {
+	err = s.db.View(func(tx kv.Tx) error {
+		if n := tx.Bucket([]byte(bucketSequences)).KeyN(); n != 0 {
 			t.Errorf("%d old keys left", n)
 		}
 		c := tx.Bucket([]byte(bucketSeqStates)).Cursor()

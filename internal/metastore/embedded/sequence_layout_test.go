@@ -9,8 +9,7 @@ import (
 	"reflect"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/sequence"
 )
@@ -126,7 +125,7 @@ func TestUpgradeSequences(t *testing.T) {
 		sequenceKey{partitionKey{topic.ID, 1}, 1000}.key(),
 	}
 	want := map[string]*sequence.State{}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx kv.Tx) error {
 		// Back to the layouts before: one key per partition and
 		// producer, JSON values, format 2.
 		if err := toOldSequences(tx); err != nil {
@@ -163,8 +162,8 @@ func TestUpgradeSequences(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	err = s.db.View(func(tx *bolt.Tx) error {
-		if n := tx.Bucket([]byte(bucketSequences)).Stats().KeyN; n != 0 {
+	err = s.db.View(func(tx kv.Tx) error {
+		if n := tx.Bucket([]byte(bucketSequences)).KeyN(); n != 0 {
 			t.Errorf("%d keys left in the old sequences bucket", n)
 		}
 		if f, _ := decodeInt64(tx.Bucket([]byte(bucketMeta)).Get([]byte(keyPartitionsFormat)), "format"); f != partitionsFormat {
@@ -201,7 +200,7 @@ func TestUpgradeSequences(t *testing.T) {
 // toOldSequences rewrites a store's sequence states as the layout before
 // seqstates had them (binary values keyed per partition and producer,
 // partitions format 2), for the upgrade tests.
-func toOldSequences(tx *bolt.Tx) error {
+func toOldSequences(tx kv.Tx) error {
 	states := tx.Bucket([]byte(bucketSeqStates))
 	old := tx.Bucket([]byte(bucketSequences))
 	var keys [][]byte

@@ -7,8 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -22,7 +21,7 @@ func (s *Store) LoadShareGroup(ctx context.Context, group string) (metastore.Sha
 		return rec, false, fmt.Errorf("load share group %q: %w", group, err)
 	}
 	found := false
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx kv.Tx) error {
 		v := tx.Bucket([]byte(bucketShareGroups)).Get(gk)
 		if v == nil {
 			return nil
@@ -55,7 +54,7 @@ func (s *Store) SaveShareGroup(ctx context.Context, group string, rec metastore.
 		rec.UpdatedAt = s.now()
 	}
 	var version int64
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bucketShareGroups))
 		var stored int64
 		if v := b.Get(gk); v != nil {

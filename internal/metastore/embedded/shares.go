@@ -9,8 +9,7 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -68,7 +67,7 @@ func (s *Store) LoadShareStates(ctx context.Context, group string) ([]metastore.
 		return nil, fmt.Errorf("load share states %q: %w", group, err)
 	}
 	var states []metastore.ShareState
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx kv.Tx) error {
 		c := tx.Bucket([]byte(bucketShares)).Cursor()
 		for k, v := c.Seek(gk); bytes.HasPrefix(k, gk); k, v = c.Next() {
 			st, err := decodeShareState(k[len(gk):], v)
@@ -91,7 +90,7 @@ func (s *Store) LoadShareStates(ctx context.Context, group string) ([]metastore.
 // the bucket sees each group's states together.
 func (s *Store) ListShareGroups(ctx context.Context) ([]string, error) {
 	var groups []string
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		for _, bucket := range []string{bucketShares, bucketShareGroups} {
 			c := tx.Bucket([]byte(bucket)).Cursor()
 			for k, _ := c.First(); k != nil; k, _ = c.Next() {
@@ -126,7 +125,7 @@ func (s *Store) WriteShareStates(ctx context.Context, group string, states []met
 	}
 	now := s.now()
 	versions := make([]int64, len(states))
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bucketShares))
 		partitions := make(map[metastore.TopicID]int32)
 		for i, st := range states {
@@ -179,7 +178,7 @@ func (s *Store) DeleteShareStates(ctx context.Context, group string, partitions 
 	if err != nil {
 		return fmt.Errorf("delete share states %q: %w", group, err)
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bucketShares))
 		if partitions == nil {
 			var keys [][]byte
@@ -213,7 +212,7 @@ func (s *Store) DeleteShareStates(ctx context.Context, group string, partitions 
 // topic, in DeleteTopic's transaction. Like committed offsets they are
 // keyed by group first, so the whole bucket is read; topics are deleted
 // rarely.
-func deleteTopicShares(tx *bolt.Tx, id metastore.TopicID) error {
+func deleteTopicShares(tx kv.Tx, id metastore.TopicID) error {
 	if err := deleteTopicOfGroups(tx.Bucket([]byte(bucketShares)), id); err != nil {
 		return fmt.Errorf("share states of topic %x: %w", id[:], err)
 	}

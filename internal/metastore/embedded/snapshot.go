@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/floe-io/floe/internal/kv"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -24,7 +25,7 @@ func (s *Store) SetAppliedSeq(ctx context.Context, seq, at int64) error {
 	if seq < 0 {
 		return fmt.Errorf("applied sequence %d: negative", seq)
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	return s.update(ctx, func(tx kv.Tx) error {
 		v := binary.BigEndian.AppendUint64(nil, uint64(seq))
 		v = binary.BigEndian.AppendUint64(v, uint64(at))
 		return tx.Bucket([]byte(bucketMeta)).Put([]byte(keyApplied), v)
@@ -33,14 +34,14 @@ func (s *Store) SetAppliedSeq(ctx context.Context, seq, at int64) error {
 
 // AppliedSeq is what SetAppliedSeq last recorded, zeros if never.
 func (s *Store) AppliedSeq(ctx context.Context) (seq, at int64, err error) {
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx kv.Tx) error {
 		seq, at, err = applied(tx)
 		return err
 	})
 	return seq, at, err
 }
 
-func applied(tx *bolt.Tx) (seq, at int64, err error) {
+func applied(tx kv.Tx) (seq, at int64, err error) {
 	v := tx.Bucket([]byte(bucketMeta)).Get([]byte(keyApplied))
 	if v == nil {
 		return 0, 0, nil
@@ -55,7 +56,7 @@ func applied(tx *bolt.Tx) (seq, at int64, err error) {
 // (a bbolt read transaction) until Close: writers go on meanwhile, and
 // Close of the store waits for it.
 type Snapshot struct {
-	tx  *bolt.Tx
+	tx  kv.Tx
 	seq int64
 }
 
@@ -87,7 +88,7 @@ var ErrNestedBucket = errors.New("nested bucket")
 // name order and keys in order within each. The slices are valid only
 // during the call.
 func (sn *Snapshot) ForEach(fn func(bucket, key, value []byte) error) error {
-	return sn.tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+	return sn.tx.ForEach(func(name []byte, b kv.Bucket) error {
 		return b.ForEach(func(k, v []byte) error {
 			if v == nil {
 				return fmt.Errorf("%w %q in %q", ErrNestedBucket, k, name)
@@ -104,10 +105,10 @@ func (sn *Snapshot) Close() error { return sn.tx.Rollback() }
 // bbolt file, written by bbolt itself (never a file copied from
 // elsewhere, whose pages could be malformed), which Open then opens.
 type Loader struct {
-	db      *bolt.DB
-	tx      *bolt.Tx
+	db      kv.DB
+	tx      kv.Tx
 	bucket  []byte
-	b       *bolt.Bucket
+	b       kv.Bucket
 	pending int
 }
 
@@ -125,8 +126,8 @@ func NewLoader(path string) (*Loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load snapshot into %s: %w", path, err)
 	}
-	l := &Loader{db: db}
-	if l.tx, err = db.Begin(true); err != nil {
+	l := &Loader{db: kv.NewBolt(db)}
+	if l.tx, err = l.db.Begin(true); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -148,7 +149,7 @@ func (l *Loader) Put(bucket, key, value []byte) error {
 		if err != nil {
 			return fmt.Errorf("load snapshot: bucket %q: %w", bucket, err)
 		}
-		b.FillPercent = 1 // keys come in order
+		b.SetFillPercent(1) // keys come in order
 		l.bucket, l.b = bytes.Clone(bucket), b
 	} else if k, _ := l.b.Cursor().Last(); k != nil && bytes.Compare(key, k) <= 0 {
 		return fmt.Errorf("load snapshot: key %q after %q in %q", key, k, bucket)
@@ -166,7 +167,7 @@ func (l *Loader) Put(bucket, key, value []byte) error {
 			return fmt.Errorf("load snapshot: %w", err)
 		}
 		l.tx, l.b = tx, tx.Bucket(l.bucket)
-		l.b.FillPercent = 1
+		l.b.SetFillPercent(1)
 	}
 	return nil
 }

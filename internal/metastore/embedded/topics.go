@@ -8,8 +8,8 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -32,7 +32,7 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 	for k, v := range spec.Configs {
 		rec.Configs[k] = v
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		names := tx.Bucket([]byte(bucketNames))
 		if names.Get([]byte(spec.Name)) != nil {
 			return metastore.ErrTopicExists
@@ -58,7 +58,7 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 // DeleteTopic implements metastore.Store.
 func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, error) {
 	var t metastore.Topic
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		id, rec, err := topicByName(tx, name)
 		if err != nil {
 			return err
@@ -143,7 +143,7 @@ func (s *Store) AlterTopicConfigs(ctx context.Context, name string, changes []me
 // alterTopic applies change to a topic's record and stores it.
 func (s *Store) alterTopic(ctx context.Context, name string, change func(*topicRecord) error) (metastore.Topic, error) {
 	var t metastore.Topic
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		id, rec, err := topicByName(tx, name)
 		if err != nil {
 			return err
@@ -166,7 +166,7 @@ func (s *Store) alterTopic(ctx context.Context, name string, change func(*topicR
 // Topic implements metastore.Store.
 func (s *Store) Topic(ctx context.Context, name string) (metastore.Topic, error) {
 	var t metastore.Topic
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		id, rec, err := topicByName(tx, name)
 		if err != nil {
 			return err
@@ -183,7 +183,7 @@ func (s *Store) Topic(ctx context.Context, name string) (metastore.Topic, error)
 // Topics implements metastore.Store.
 func (s *Store) Topics(ctx context.Context) ([]metastore.Topic, error) {
 	var topics []metastore.Topic
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		// The names bucket iterates in byte order, which is Go's string order.
 		return tx.Bucket([]byte(bucketNames)).ForEach(func(name, v []byte) error {
 			id, rec, err := topicByID(tx, v)
@@ -200,7 +200,7 @@ func (s *Store) Topics(ctx context.Context) ([]metastore.Topic, error) {
 	return topics, nil
 }
 
-func topicByName(tx *bolt.Tx, name string) (metastore.TopicID, *topicRecord, error) {
+func topicByName(tx kv.Tx, name string) (metastore.TopicID, *topicRecord, error) {
 	v := tx.Bucket([]byte(bucketNames)).Get([]byte(name))
 	if v == nil {
 		return metastore.TopicID{}, nil, metastore.ErrUnknownTopicOrPartition
@@ -208,7 +208,7 @@ func topicByName(tx *bolt.Tx, name string) (metastore.TopicID, *topicRecord, err
 	return topicByID(tx, v)
 }
 
-func topicByID(tx *bolt.Tx, idBytes []byte) (metastore.TopicID, *topicRecord, error) {
+func topicByID(tx kv.Tx, idBytes []byte) (metastore.TopicID, *topicRecord, error) {
 	var id metastore.TopicID
 	if len(idBytes) != len(id) {
 		return id, nil, fmt.Errorf("topic id: %w: %d bytes", errCorrupt, len(idBytes))
@@ -225,12 +225,12 @@ func topicByID(tx *bolt.Tx, idBytes []byte) (metastore.TopicID, *topicRecord, er
 // checkPartition fails with ErrUnknownTopicOrPartition unless the topic
 // incarnation exists and has the partition. It reads the topic's
 // partition states (a header and a length), not its JSON record.
-func checkPartition(tx *bolt.Tx, pk partitionKey) error {
+func checkPartition(tx kv.Tx, pk partitionKey) error {
 	_, err := readPartition(tx, pk)
 	return err
 }
 
-func putTopic(tx *bolt.Tx, id metastore.TopicID, rec *topicRecord) error {
+func putTopic(tx kv.Tx, id metastore.TopicID, rec *topicRecord) error {
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -240,7 +240,7 @@ func putTopic(tx *bolt.Tx, id metastore.TopicID, rec *topicRecord) error {
 
 // deletePrefix deletes every key of b that starts with prefix. Keys are
 // collected first because deleting under a cursor skips entries.
-func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+func deletePrefix(b kv.Bucket, prefix []byte) error {
 	var keys [][]byte
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
@@ -255,7 +255,7 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 }
 
 // foldTopic folds every pending partition of a topic (extentlog.go).
-func foldTopic(tx *bolt.Tx, id metastore.TopicID) error {
+func foldTopic(tx kv.Tx, id metastore.TopicID) error {
 	v := tx.Bucket([]byte(bucketPartStates)).Get(id[:])
 	n, err := checkTopicStates(v)
 	if err != nil {

@@ -12,8 +12,7 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/sequence"
 )
@@ -104,7 +103,7 @@ func splitTxnKey(k []byte) (string, []byte, error) {
 }
 
 // getTxn reads a record by its key.
-func getTxn(tx *bolt.Tx, key []byte) (metastore.Txn, bool, error) {
+func getTxn(tx kv.Tx, key []byte) (metastore.Txn, bool, error) {
 	v := tx.Bucket([]byte(bucketTxns)).Get(key)
 	if v == nil {
 		return metastore.Txn{}, false, nil
@@ -122,7 +121,7 @@ func getTxn(tx *bolt.Tx, key []byte) (metastore.Txn, bool, error) {
 
 // putTxn stores t under key and moves the producer index from the
 // record it replaces (old, if found) to t's producer.
-func putTxn(tx *bolt.Tx, key []byte, t *metastore.Txn, old metastore.Txn, found bool) error {
+func putTxn(tx kv.Tx, key []byte, t *metastore.Txn, old metastore.Txn, found bool) error {
 	v, err := encodeTxn(t)
 	if err != nil {
 		return err
@@ -142,7 +141,7 @@ func putTxn(tx *bolt.Tx, key []byte, t *metastore.Txn, old metastore.Txn, found 
 }
 
 // unindexTxn drops the index entry of a producer id if it names key.
-func unindexTxn(index *bolt.Bucket, producerID int64, key []byte) error {
+func unindexTxn(index kv.Bucket, producerID int64, key []byte) error {
 	if bytes.Equal(index.Get(producerKey(producerID)), key) {
 		return index.Delete(producerKey(producerID))
 	}
@@ -150,7 +149,7 @@ func unindexTxn(index *bolt.Bucket, producerID int64, key []byte) error {
 }
 
 // txnOfProducer returns the record whose current producer is producerID.
-func txnOfProducer(tx *bolt.Tx, producerID int64) (metastore.Txn, bool, error) {
+func txnOfProducer(tx kv.Tx, producerID int64) (metastore.Txn, bool, error) {
 	key := tx.Bucket([]byte(bucketTxnIndex)).Get(producerKey(producerID))
 	if key == nil {
 		return metastore.Txn{}, false, nil
@@ -172,7 +171,7 @@ func (s *Store) LoadTxn(ctx context.Context, id string) (metastore.Txn, bool, er
 		t     metastore.Txn
 		found bool
 	)
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx kv.Tx) error {
 		var err error
 		t, found, err = getTxn(tx, key)
 		return err
@@ -199,7 +198,7 @@ func (s *Store) SaveTxn(ctx context.Context, t metastore.Txn) (int64, error) {
 	if next.UpdatedAt.IsZero() {
 		next.UpdatedAt = s.now()
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		old, found, err := getTxn(tx, key)
 		if err != nil {
 			return err
@@ -222,7 +221,7 @@ func (s *Store) DeleteTxn(ctx context.Context, id string, version int64) error {
 	if err != nil {
 		return fmt.Errorf("delete transaction %q: %w", id, err)
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		old, found, err := getTxn(tx, key)
 		switch {
 		case err != nil:
@@ -252,7 +251,7 @@ func (s *Store) DeleteTxn(ctx context.Context, id string, version int64) error {
 // first, so the records are sorted here.
 func (s *Store) ListTxns(ctx context.Context) ([]metastore.Txn, error) {
 	var out []metastore.Txn
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bucketTxns)).ForEach(func(k, v []byte) error {
 			id, rest, err := splitTxnKey(k)
 			if err != nil {
@@ -295,7 +294,7 @@ func (s *Store) EndTxn(ctx context.Context, e metastore.TxnEnd) (metastore.TxnEn
 	}
 	res := metastore.TxnEndResult{MarkerOffsets: make([]int64, len(e.Markers.Batches)), Version: next.Version}
 	notice := metastore.CommitNotice{Partitions: []metastore.TopicPartition{}}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		stored, found, err := getTxn(tx, key)
 		if err != nil {
 			return err
@@ -339,7 +338,7 @@ func (s *Store) EndTxn(ctx context.Context, e metastore.TxnEnd) (metastore.TxnEn
 
 // closeTxn closes a producer's open transaction on a partition whose
 // marker got offset marker; an abort indexes [first, marker].
-func closeTxn(tx *bolt.Tx, pk partitionKey, producerID, marker int64, commit bool) error {
+func closeTxn(tx kv.Tx, pk partitionKey, producerID, marker int64, commit bool) error {
 	open := tx.Bucket([]byte(bucketTxnOpen))
 	k := sequenceKey{partitionKey: pk, producerID: producerID}.key()
 	v := open.Get(k)
@@ -389,7 +388,7 @@ func decodeAborted(k, v []byte) (metastore.AbortedTxn, int64, error) {
 
 // oldestOpen returns the first offset of the oldest transaction open on a
 // partition, or -1.
-func oldestOpen(tx *bolt.Tx, pk partitionKey) (int64, error) {
+func oldestOpen(tx kv.Tx, pk partitionKey) (int64, error) {
 	oldest := int64(-1)
 	prefix := pk.bytes()
 	c := tx.Bucket([]byte(bucketTxnOpen)).Cursor()
@@ -410,7 +409,7 @@ func oldestOpen(tx *bolt.Tx, pk partitionKey) (int64, error) {
 
 // partitionOffsets reads a partition's offsets with its last stable
 // offset.
-func partitionOffsets(tx *bolt.Tx, pk partitionKey) (metastore.PartitionOffsets, error) {
+func partitionOffsets(tx kv.Tx, pk partitionKey) (metastore.PartitionOffsets, error) {
 	ps, err := readPartition(tx, pk)
 	if err != nil {
 		return metastore.PartitionOffsets{}, err
@@ -424,7 +423,7 @@ func partitionOffsets(tx *bolt.Tx, pk partitionKey) (metastore.PartitionOffsets,
 
 // endTxnOffsets publishes the pending offsets of groups (commit) and drops
 // every pending offset of the transaction.
-func endTxnOffsets(tx *bolt.Tx, key []byte, commit bool, groups []string) error {
+func endTxnOffsets(tx kv.Tx, key []byte, commit bool, groups []string) error {
 	pending := tx.Bucket([]byte(bucketTxnOffsets))
 	offsets := tx.Bucket([]byte(bucketOffsets))
 	var done [][]byte
@@ -470,7 +469,7 @@ func (s *Store) CommitTxnOffsets(ctx context.Context, id string, producerID int6
 		return fmt.Errorf("commit transactional offsets %q: %w", id, err)
 	}
 	now := s.now()
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		t, found, err := getTxn(tx, key)
 		if err != nil {
 			return err
@@ -492,7 +491,7 @@ func (s *Store) CommitTxnOffsets(ctx context.Context, id string, producerID int6
 // ended, and only OffsetFetch with RequireStable asks.
 func (s *Store) PendingTxnOffsets(ctx context.Context, group string) ([]metastore.TopicPartition, error) {
 	var out []metastore.TopicPartition
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bucketTxnOffsets)).ForEach(func(k, v []byte) error {
 			_, rest, err := splitTxnKey(k)
 			if err != nil {
@@ -526,7 +525,7 @@ func (s *Store) PendingTxnOffsets(ctx context.Context, group string) ([]metastor
 func (s *Store) AbortedTxns(ctx context.Context, id metastore.TopicID, partition int32, from, to int64) ([]metastore.AbortedTxn, error) {
 	pk := partitionKey{id: id, partition: partition}
 	var out []metastore.AbortedTxn
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		if err := checkPartition(tx, pk); err != nil {
 			return err
 		}
@@ -571,7 +570,7 @@ func (s *Store) ActiveProducers(ctx context.Context, id metastore.TopicID, parti
 		}
 		return p, nil
 	}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		if err := checkPartition(tx, pk); err != nil {
 			return err
 		}
@@ -616,7 +615,7 @@ func (s *Store) ActiveProducers(ctx context.Context, id metastore.TopicID, parti
 // and every transaction's pending offsets of it, inside DeleteTopic's
 // transaction. Pending offsets are keyed by transaction first, so this
 // reads that whole bucket, as deleteTopicOffsets does.
-func deleteTopicTxns(tx *bolt.Tx, id metastore.TopicID) error {
+func deleteTopicTxns(tx kv.Tx, id metastore.TopicID) error {
 	for _, b := range []string{bucketTxnOpen, bucketTxnAborted} {
 		if err := deletePrefix(tx.Bucket([]byte(b)), id[:]); err != nil {
 			return fmt.Errorf("%s: %w", b, err)

@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -45,7 +44,7 @@ func TestUpgradeObjects(t *testing.T) {
 	}
 	// Rewrite the file as the old code left it: the extent of "gone"
 	// deleted by hand, objects values with the size alone.
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx kv.Tx) error {
 		pk := partitionKey{id: topic.ID, partition: 0}
 		if err := tx.Bucket([]byte(bucketExtents)).Delete(pk.extentKey(1)); err != nil {
 			return err
@@ -118,7 +117,7 @@ func TestUpgradeTxns(t *testing.T) {
 	if _, err := s.CommitSegment(ctx, metastore.SegmentCommit{Object: "segments/old", Size: 10, Batches: []metastore.BatchCommit{b}}); err != nil {
 		t.Fatal(err)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx kv.Tx) error {
 		for _, name := range []string{bucketTxns, bucketTxnIndex, bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets} {
 			if err := tx.DeleteBucket([]byte(name)); err != nil {
 				return err

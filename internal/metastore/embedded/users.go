@@ -6,8 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -45,7 +44,7 @@ func decodeScram(k, v []byte) (string, metastore.ScramCredential, error) {
 // ScramCredential implements metastore.UserStore.
 func (s *Store) ScramCredential(ctx context.Context, user string, m metastore.ScramMechanism) (metastore.ScramCredential, error) {
 	var c metastore.ScramCredential
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		k := scramKey(user, m)
 		v := tx.Bucket([]byte(bucketScram)).Get(k)
 		if v == nil {
@@ -65,7 +64,7 @@ func (s *Store) ScramCredential(ctx context.Context, user string, m metastore.Sc
 // first, then mechanism (a name never contains the 0 that ends it).
 func (s *Store) ScramUsers(ctx context.Context) ([]metastore.UserScram, error) {
 	var out []metastore.UserScram
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx kv.Tx) error {
 		out = nil
 		return tx.Bucket([]byte(bucketScram)).ForEach(func(k, v []byte) error {
 			user, c, err := decodeScram(k, v)
@@ -96,7 +95,7 @@ func (s *Store) SetScramCredential(ctx context.Context, user string, c metastore
 	if err != nil {
 		return err
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bucketScram)).Put(scramKey(user, c.Mechanism), v)
 	})
 	if err != nil {
@@ -107,7 +106,7 @@ func (s *Store) SetScramCredential(ctx context.Context, user string, c metastore
 
 // DeleteScramCredential implements metastore.UserStore.
 func (s *Store) DeleteScramCredential(ctx context.Context, user string, m metastore.ScramMechanism) error {
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bucketScram))
 		k := scramKey(user, m)
 		if b.Get(k) == nil {

@@ -10,8 +10,7 @@ import (
 	"slices"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -29,7 +28,7 @@ func TestEpochExhaustion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx kv.Tx) error {
 		return putProducer(tx.Bucket([]byte(bucketProducers)), id, math.MaxInt16)
 	})
 	if err != nil {
@@ -77,7 +76,7 @@ func TestDeleteTopicRemovesState(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	count := func(tx *bolt.Tx, bucket string, id metastore.TopicID) int {
+	count := func(tx kv.Tx, bucket string, id metastore.TopicID) int {
 		n := 0
 		c := tx.Bucket([]byte(bucket)).Cursor()
 		for k, _ := c.Seek(id[:]); bytes.HasPrefix(k, id[:]); k, _ = c.Next() {
@@ -85,7 +84,7 @@ func TestDeleteTopicRemovesState(t *testing.T) {
 		}
 		return n
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx kv.Tx) error {
 		for _, b := range []string{bucketTopics, bucketPartitions, bucketPartStates, bucketExtents, bucketSeqStates} {
 			if n := count(tx, b, ids[0]); n != 0 {
 				t.Errorf("bucket %s: %d keys of the deleted topic left", b, n)
@@ -166,7 +165,7 @@ func TestDeleteTopicRemovesTxnState(t *testing.T) {
 	if _, err := s.DeleteTopic(ctx, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	count := func(tx *bolt.Tx, bucket string, id metastore.TopicID) int {
+	count := func(tx kv.Tx, bucket string, id metastore.TopicID) int {
 		n := 0
 		_ = tx.Bucket([]byte(bucket)).ForEach(func(k, _ []byte) error {
 			if bytes.Contains(k, id[:]) {
@@ -176,7 +175,7 @@ func TestDeleteTopicRemovesTxnState(t *testing.T) {
 		})
 		return n
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx kv.Tx) error {
 		for _, b := range []string{bucketTxnOpen, bucketTxnAborted, bucketTxnOffsets} {
 			if n := count(tx, b, topics[0].ID); n != 0 {
 				t.Errorf("bucket %s: %d keys of the deleted topic left", b, n)
@@ -258,7 +257,7 @@ func TestCorruptTxnValues(t *testing.T) {
 			}
 			defer s.Close()
 			// Topic "t" with the id the planted keys name.
-			err = s.db.Update(func(tx *bolt.Tx) error {
+			err = s.db.Update(func(tx kv.Tx) error {
 				if err := tx.Bucket([]byte(bucketNames)).Put([]byte("t"), topicID[:]); err != nil {
 					return err
 				}

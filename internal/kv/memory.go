@@ -1,0 +1,374 @@
+package kv
+
+import (
+	"bytes"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tidwall/btree"
+)
+
+// Memory is a DB held in memory: each bucket a copy-on-write B-tree. A
+// committed state is never modified again: a reader keeps the one it
+// began with, and a writer works on copies (a tree's copy is O(1), its
+// nodes copied as the writer first changes them), published whole by
+// its commit.
+type Memory struct {
+	writer sync.Mutex // held by the writable transaction
+	state  atomic.Pointer[memState]
+	closed atomic.Bool
+}
+
+// memState is one committed state: the buckets by name. Neither the map
+// nor the trees change once it is published.
+type memState struct {
+	buckets map[string]*memTree
+}
+
+type item struct{ k, v []byte }
+
+func less(a, b item) bool { return bytes.Compare(a.k, b.k) < 0 }
+
+type memTree = btree.BTreeG[item]
+
+func newTree() *memTree {
+	// No locks: a published tree is only read (Copy writes only its copy
+	// id, which readers never look at), and a writer's copies are its own.
+	return btree.NewBTreeGOptions(less, btree.Options{NoLocks: true})
+}
+
+// NewMemory returns an empty Memory.
+func NewMemory() *Memory {
+	m := &Memory{}
+	m.state.Store(&memState{buckets: map[string]*memTree{}})
+	return m
+}
+
+func (m *Memory) Begin(writable bool) (Tx, error) {
+	if m.closed.Load() {
+		return nil, ErrClosed
+	}
+	if !writable {
+		return &memTx{m: m, st: m.state.Load()}, nil
+	}
+	m.writer.Lock()
+	if m.closed.Load() {
+		m.writer.Unlock()
+		return nil, ErrClosed
+	}
+	cur := m.state.Load()
+	return &memTx{m: m, st: &memState{buckets: maps.Clone(cur.buckets)}, writable: true, own: map[string]bool{}}, nil
+}
+
+func (m *Memory) View(fn func(Tx) error) error {
+	tx, err := m.Begin(false)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+func (m *Memory) Update(fn func(Tx) error) error {
+	tx, err := m.Begin(true)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Close refuses new transactions; those in progress end as they would.
+func (m *Memory) Close() error {
+	m.closed.Store(true)
+	return nil
+}
+
+type memTx struct {
+	m        *Memory
+	st       *memState
+	writable bool
+	own      map[string]bool // buckets whose tree this writer copied or created
+	writes   int             // puts and deletes so far (memCursor)
+	done     bool
+}
+
+func (t *memTx) Writable() bool { return t.writable }
+
+func (t *memTx) Bucket(name []byte) Bucket {
+	if t.done {
+		return nil
+	}
+	if _, ok := t.st.buckets[string(name)]; !ok {
+		return nil
+	}
+	return &memBucket{tx: t, name: string(name)}
+}
+
+func (t *memTx) CreateBucket(name []byte) (Bucket, error) {
+	switch {
+	case t.done:
+		return nil, ErrTxClosed
+	case !t.writable:
+		return nil, ErrTxNotWritable
+	case len(name) == 0:
+		return nil, ErrNameRequired
+	}
+	if _, ok := t.st.buckets[string(name)]; ok {
+		return nil, ErrBucketExists
+	}
+	t.st.buckets[string(name)] = newTree()
+	t.own[string(name)] = true
+	return &memBucket{tx: t, name: string(name)}, nil
+}
+
+func (t *memTx) CreateBucketIfNotExists(name []byte) (Bucket, error) {
+	if b := t.Bucket(name); b != nil {
+		if !t.writable {
+			return nil, ErrTxNotWritable
+		}
+		return b, nil
+	}
+	return t.CreateBucket(name)
+}
+
+func (t *memTx) DeleteBucket(name []byte) error {
+	switch {
+	case t.done:
+		return ErrTxClosed
+	case !t.writable:
+		return ErrTxNotWritable
+	}
+	if _, ok := t.st.buckets[string(name)]; !ok {
+		return ErrBucketNotFound
+	}
+	delete(t.st.buckets, string(name))
+	delete(t.own, string(name))
+	return nil
+}
+
+func (t *memTx) ForEach(fn func(name []byte, b Bucket) error) error {
+	if t.done {
+		return ErrTxClosed
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.st.buckets)) {
+		if err := fn([]byte(name), &memBucket{tx: t, name: name}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *memTx) Commit() error {
+	switch {
+	case t.done:
+		return ErrTxClosed
+	case !t.writable:
+		return ErrTxNotWritable
+	}
+	t.done = true
+	t.m.state.Store(t.st)
+	t.m.writer.Unlock()
+	return nil
+}
+
+func (t *memTx) Rollback() error {
+	if t.done {
+		return ErrTxClosed
+	}
+	t.done = true
+	if t.writable {
+		t.m.writer.Unlock()
+	}
+	return nil
+}
+
+// memBucket names a bucket of a transaction; it finds its tree at each
+// call, so that it follows the writer's copy.
+type memBucket struct {
+	tx   *memTx
+	name string
+}
+
+// tree is the bucket's tree to read, nil once the bucket or the
+// transaction is gone.
+func (b *memBucket) tree() *memTree {
+	if b.tx.done {
+		return nil
+	}
+	return b.tx.st.buckets[b.name]
+}
+
+// mutable is the bucket's tree to write: the writer's own copy.
+func (b *memBucket) mutable() (*memTree, error) {
+	t := b.tx
+	switch {
+	case t.done:
+		return nil, ErrTxClosed
+	case !t.writable:
+		return nil, ErrTxNotWritable
+	}
+	tr, ok := t.st.buckets[b.name]
+	if !ok {
+		return nil, ErrBucketNotFound
+	}
+	if !t.own[b.name] {
+		tr = tr.Copy()
+		t.st.buckets[b.name] = tr
+		t.own[b.name] = true
+	}
+	return tr, nil
+}
+
+func (b *memBucket) Get(key []byte) []byte {
+	tr := b.tree()
+	if tr == nil {
+		return nil
+	}
+	it, ok := tr.Get(item{k: key})
+	if !ok {
+		return nil
+	}
+	return it.v
+}
+
+func (b *memBucket) Put(key, value []byte) error {
+	if len(key) == 0 {
+		return ErrKeyRequired
+	}
+	tr, err := b.mutable()
+	if err != nil {
+		return err
+	}
+	v := make([]byte, len(value)) // never nil: a present key has a value
+	copy(v, value)
+	tr.Set(item{k: bytes.Clone(key), v: v})
+	b.tx.writes++
+	return nil
+}
+
+func (b *memBucket) Delete(key []byte) error {
+	tr, err := b.mutable()
+	if err != nil {
+		return err
+	}
+	tr.Delete(item{k: key})
+	b.tx.writes++
+	return nil
+}
+
+func (b *memBucket) ForEach(fn func(k, v []byte) error) error {
+	tr := b.tree()
+	if tr == nil {
+		return ErrTxClosed
+	}
+	var err error
+	tr.Scan(func(it item) bool {
+		err = fn(it.k, it.v)
+		return err == nil
+	})
+	return err
+}
+
+func (b *memBucket) Sequence() uint64       { return 0 }
+func (b *memBucket) SetFillPercent(float64) {}
+
+func (b *memBucket) KeyN() int {
+	if tr := b.tree(); tr != nil {
+		return tr.Len()
+	}
+	return 0
+}
+
+func (b *memBucket) Cursor() Cursor { return &memCursor{b: b} }
+
+// memCursor walks a bucket with the tree's iterator. A writer changing
+// the bucket meanwhile (tx.writes moved) may have replaced the nodes the
+// iterator stands on: the next step seeks again from the key it is on.
+type memCursor struct {
+	b      *memBucket
+	tr     *memTree // the tree it walks
+	it     btree.IterG[item]
+	writes int   // tx.writes when it was positioned
+	key    []byte // where it is; nil before the first move or past an end
+}
+
+// iter is an iterator on the bucket's current tree, nil if the bucket
+// or the transaction is gone.
+func (c *memCursor) iter() *btree.IterG[item] {
+	tr := c.b.tree()
+	if tr == nil {
+		return nil
+	}
+	c.tr, c.it, c.writes = tr, tr.Iter(), c.b.tx.writes
+	return &c.it
+}
+
+func (c *memCursor) land(it *btree.IterG[item], ok bool) ([]byte, []byte) {
+	if it == nil || !ok {
+		c.key = nil
+		return nil, nil
+	}
+	x := it.Item()
+	c.key = x.k
+	return x.k, x.v
+}
+
+func (c *memCursor) First() ([]byte, []byte) {
+	it := c.iter()
+	return c.land(it, it != nil && it.First())
+}
+
+func (c *memCursor) Last() ([]byte, []byte) {
+	it := c.iter()
+	return c.land(it, it != nil && it.Last())
+}
+
+func (c *memCursor) Seek(seek []byte) ([]byte, []byte) {
+	it := c.iter()
+	return c.land(it, it != nil && it.Seek(item{k: seek}))
+}
+
+// stale reports whether the bucket changed since the iterator was
+// positioned (its nodes may have been replaced).
+func (c *memCursor) stale() bool {
+	return c.b.tree() != c.tr || c.b.tx.writes != c.writes
+}
+
+func (c *memCursor) Next() ([]byte, []byte) {
+	if c.key == nil || c.b.tree() == nil {
+		return c.land(nil, false)
+	}
+	if !c.stale() {
+		return c.land(&c.it, c.it.Next())
+	}
+	key := c.key
+	it := c.iter()
+	if !it.Seek(item{k: key}) {
+		return c.land(nil, false)
+	}
+	if bytes.Equal(it.Item().k, key) {
+		return c.land(it, it.Next())
+	}
+	return c.land(it, true) // key was deleted: its successor
+}
+
+func (c *memCursor) Prev() ([]byte, []byte) {
+	if c.key == nil || c.b.tree() == nil {
+		return c.land(nil, false)
+	}
+	if !c.stale() {
+		return c.land(&c.it, c.it.Prev())
+	}
+	key := c.key
+	it := c.iter()
+	if !it.Seek(item{k: key}) {
+		return c.land(it, it.Last()) // everything from key on is gone
+	}
+	return c.land(it, it.Prev()) // the last key before key (or before its successor, the same)
+}
