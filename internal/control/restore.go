@@ -187,7 +187,7 @@ func restoreOne(ctx context.Context, opts RestoreOptions, log *slog.Logger, dir,
 		return r, errors.New("no snapshot in the bucket reads back whole")
 	}
 	v := &vcluster{name: name, log: log.With("vcluster", name)}
-	v.store, err = embedded.Open(path, embedded.Options{Logger: v.log, Now: v.now, Rand: randSource{v}, NoSync: true})
+	v.store, err = embedded.Open(path, embedded.Options{Logger: v.log, Now: v.now, Rand: randSource{v}, NoSync: true, Memory: true})
 	if err != nil {
 		return r, err
 	}

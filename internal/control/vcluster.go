@@ -289,7 +289,7 @@ func (v *vcluster) loadState(ctx context.Context, backup *BackupOptions, last in
 		return 0, fmt.Errorf("journal of %s starts after #%d: its state needs a snapshot from the bucket (--bucket)", v.name, reg.BaseSeq)
 	}
 	v.store, err = embedded.Open(statePath, embedded.Options{
-		Logger: v.log, Now: v.now, Rand: randSource{v}, NoSync: true,
+		Logger: v.log, Now: v.now, Rand: randSource{v}, NoSync: true, Memory: true,
 	})
 	if err != nil {
 		return 0, err

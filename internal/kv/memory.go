@@ -294,7 +294,7 @@ type memCursor struct {
 	b      *memBucket
 	tr     *memTree // the tree it walks
 	it     btree.IterG[item]
-	writes int   // tx.writes when it was positioned
+	writes int    // tx.writes when it was positioned
 	key    []byte // where it is; nil before the first move or past an end
 }
 
