@@ -520,6 +520,9 @@ func checkEosVersions(t *testing.T, agents []*fixedAgent, tv int) {
 				continue
 			}
 			total += m.sum("floe_api_requests_total", labels...)
+			for _, g := range a.gone {
+				total += g.sum("floe_api_requests_total", labels...)
+			}
 		}
 		return total
 	}
@@ -528,7 +531,7 @@ func checkEosVersions(t *testing.T, agents []*fixedAgent, tv int) {
 	p11, p12 := count("Produce", "11"), count("Produce", "12")+count("Produce", "13")
 	adds, offsets := count("AddPartitionsToTxn", ""), count("AddOffsetsToTxn", "")
 	commit5 := count("TxnOffsetCommit", "5")
-	t.Logf("requests the agents answered since their last start: EndTxn v4 %.0f v5 %.0f, Produce v11 %.0f v12+ %.0f, AddPartitionsToTxn %.0f, AddOffsetsToTxn %.0f, TxnOffsetCommit v5 %.0f",
+	t.Logf("requests the agents answered (their killed processes' as scraped before each kill): EndTxn v4 %.0f v5 %.0f, Produce v11 %.0f v12+ %.0f, AddPartitionsToTxn %.0f, AddOffsetsToTxn %.0f, TxnOffsetCommit v5 %.0f",
 		end4, end5, p11, p12, adds, offsets, commit5)
 	switch tv {
 	case 2:

@@ -24,6 +24,10 @@ type fixedAgent struct {
 	addr string
 	// log holds the output of every process the agent has been.
 	log *nemesis.OutputBuffer
+	// gone holds the metrics each killed process showed just before its
+	// SIGKILL (its counters died with it); nemesis goroutine, then the
+	// test's once the nemesis stopped.
+	gone []promText
 }
 
 // startFixedAgents starts n agents on e, each on a free loopback port
@@ -123,6 +127,9 @@ func agentByNode(agents []*fixedAgent, id int32) *fixedAgent {
 func (a *fixedAgent) killFault() nemesis.Fault {
 	return nemesis.New("kill", a.Name,
 		func(context.Context) error {
+			if m, err := a.metrics(); err == nil {
+				a.gone = append(a.gone, m)
+			}
 			err := a.Kill()
 			fmt.Fprintf(a.log, "--- %s: SIGKILL ---\n", time.Now().Format("15:04:05.000"))
 			return err
