@@ -10,12 +10,15 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/sequence"
 )
 
-// BenchmarkCommitSegment commits segments of three shapes, from
+// BenchmarkCommitSegment commits segments of three shapes (on the file,
+// and two of them on a store in memory as internal/control keeps one), from
 // idempotent producers, so every batch reads and writes its producer's
 // sequence state, and reports the time and the pages bbolt writes per
 // commit:
@@ -41,29 +44,36 @@ import (
 func BenchmarkCommitSegment(b *testing.B) {
 	for _, tc := range []struct {
 		parts, touched, producers, warm int
-		noSync                          bool
+		noSync, memory                  bool
 	}{
-		{1000, 1000, 1, 3, false}, {10000, 10000, 10, 3, false}, {10000, 10000, 10, 3, true},
-		{10000, 1500, 1, 60, false}, {10000, 1500, 1, 60, true}, {10000, 1500, 1, 0, false},
-		{1000, 10, 50, 500, true},
-		{12, 12, 1, 200, false}, {12, 12, 1, 200, true},
+		{1000, 1000, 1, 3, false, false}, {10000, 10000, 10, 3, false, false}, {10000, 10000, 10, 3, true, false},
+		{10000, 1500, 1, 60, false, false}, {10000, 1500, 1, 60, true, false}, {10000, 1500, 1, 0, false, false},
+		{1000, 10, 50, 500, true, false}, {1000, 10, 50, 500, true, true},
+		{12, 12, 1, 200, false, false}, {12, 12, 1, 200, true, false},
+		{10000, 1500, 1, 60, true, true},
 	} {
 		touched := "all"
 		if tc.touched < tc.parts {
 			touched = fmt.Sprint(tc.touched)
 		}
 		name := fmt.Sprintf("partitions=%d/touched=%s/fsync=%v", tc.parts, touched, !tc.noSync)
+		if tc.memory {
+			name = fmt.Sprintf("partitions=%d/touched=%s/store=memory", tc.parts, touched)
+		}
 		if tc.warm == 0 {
 			name += "/from=empty"
 		}
 		b.Run(name, func(b *testing.B) {
-			s, err := Open(filepath.Join(b.TempDir(), "meta.db"), Options{})
+			s, err := Open(filepath.Join(b.TempDir(), "meta.db"), Options{Memory: tc.memory})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			// Without fsync: the CPU work of a commit alone.
-			s.db.(*kv.Bolt).DB.NoSync = tc.noSync
+			bdb, _ := s.db.(*kv.Bolt) // nil in memory
+			if bdb != nil {
+				// Without fsync: the CPU work of a commit alone.
+				bdb.DB.NoSync = tc.noSync
+			}
 			ctx := b.Context()
 			topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: int32(tc.parts)})
 			if err != nil {
@@ -111,7 +121,10 @@ func BenchmarkCommitSegment(b *testing.B) {
 			for i := range tc.warm { // steady state
 				commit(-1 - i)
 			}
-			before := s.db.(*kv.Bolt).DB.Stats().TxStats
+			var before, after bolt.TxStats
+			if bdb != nil {
+				before = bdb.DB.Stats().TxStats
+			}
 			cpuBefore := processCPU()
 			b.ResetTimer()
 			for i := range b.N {
@@ -124,7 +137,10 @@ func BenchmarkCommitSegment(b *testing.B) {
 			b.ReportMetric(float64((processCPU()-cpuBefore).Microseconds())/1000/float64(b.N), "cpu-ms/commit")
 			// Pages bbolt allocated per commit: its copy-on-write rewrites
 			// every page a commit dirtied.
-			after := s.db.(*kv.Bolt).DB.Stats().TxStats
+			if bdb == nil {
+				return
+			}
+			after = bdb.DB.Stats().TxStats
 			b.ReportMetric(float64(after.GetPageAlloc()-before.GetPageAlloc())/4096/float64(b.N), "pages/commit")
 		})
 	}
