@@ -60,6 +60,24 @@ func TestMemoryLoadsTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Extents still in the file's extent log, read the same in memory.
+	for i := range 5 {
+		c := metastore.SegmentCommit{Object: fmt.Sprint("segments/", i), Size: 20}
+		for p := range int32(2) {
+			c.Batches = append(c.Batches, metastore.BatchCommit{TopicID: topic.ID, Partition: p, ByteOffset: int64(p) * 10, ByteLength: 10, OffsetCount: 2, ProducerID: -1})
+		}
+		if _, err := s.CommitSegment(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want [][]metastore.Extent
+	for p := range int32(2) {
+		es, err := s.Extents(ctx, topic.ID, p, 0, 0)
+		if err != nil || len(es) != 5 {
+			t.Fatalf("partition %d: %d extents, %v", p, len(es), err)
+		}
+		want = append(want, es)
+	}
 	s.Close()
 	before, err := os.ReadFile(path)
 	if err != nil {
@@ -73,6 +91,12 @@ func TestMemoryLoadsTheFile(t *testing.T) {
 	got, err := m.Topic(ctx, "t")
 	if err != nil || got.ID != topic.ID || got.Partitions != 2 {
 		t.Fatalf("topic in memory: %+v, %v; want %+v", got, err, topic)
+	}
+	for p := range int32(2) {
+		got, err := m.Extents(ctx, topic.ID, p, 0, 0)
+		if err != nil || !reflect.DeepEqual(got, want[p]) {
+			t.Errorf("partition %d in memory: %+v, %v; in the file %+v", p, got, err, want[p])
+		}
 	}
 	if _, err := m.CreateTopic(ctx, metastore.TopicSpec{Name: "u", Partitions: 1}); err != nil {
 		t.Fatal(err)
