@@ -294,6 +294,7 @@ func (v *vcluster) loadState(ctx context.Context, backup *BackupOptions, last in
 	if err != nil {
 		return 0, err
 	}
+	os.Remove(statePath) // loaded into memory: the file is never read again
 	got, at, err := v.store.AppliedSeq(ctx)
 	if err != nil || got != seq {
 		return 0, fmt.Errorf("state of %s: applied sequence %d (%v), loaded #%d", v.name, got, err, seq)
