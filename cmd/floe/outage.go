@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,7 +33,10 @@ start: in key order, each checked against the store's object ledger first
 deleted once committed.
 
 Run replay only for a NAME no running agent uses: two replays of one name
-at once could both apply a commit. --all refuses while any agent is live.
+at once could both apply a commit. Agents hold their name in their
+registration, and --name refuses a name a live agent holds (restart that
+agent instead: it replays at start); --all refuses while any agent is
+live. An agent that starts under NAME while replay runs is not detected.
 Progress goes to stderr, the summary to stdout; the exit status is non-zero
 when anything is left.
 `
@@ -145,7 +150,22 @@ func outageReplay(ctx context.Context, bucket objstore.Bucket, metaURL, name str
 	}
 	defer store.Close()
 	names := []string{name}
-	if name == "" {
+	if name != "" {
+		// A live agent under the name replays its manifests itself, and
+		// deletes them as it does: a second replay beside it could
+		// apply a commit twice.
+		live, err := store.LiveAgents(ctx)
+		if err != nil {
+			return fmt.Errorf("outage replay: live agents: %w", err)
+		}
+		for _, a := range live {
+			if a.OutageManifest == name {
+				return fmt.Errorf("outage replay --name %s: live agent %s (node %d at %s) holds this name and replays its manifests itself; "+
+					"to have them replayed, restart that agent (it replays at start), do not run replay beside it (docs/operations.md)",
+					name, a.ID, a.NodeID, net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port))))
+			}
+		}
+	} else {
 		live, err := store.LiveAgents(ctx)
 		if err != nil {
 			return fmt.Errorf("outage replay: live agents: %w", err)
