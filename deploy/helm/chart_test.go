@@ -431,9 +431,11 @@ func TestChartRenders(t *testing.T) {
 func TestChartLints(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, helmBin, "lint", "--strict", "./floe", "-f", "testdata/minimal.yaml").CombinedOutput()
-	if err != nil {
-		t.Fatalf("helm lint: %v\n%s", err, out)
+	for _, values := range []string{"testdata/minimal.yaml", "testdata/outage.yaml"} {
+		out, err := exec.CommandContext(ctx, helmBin, "lint", "--strict", "./floe", "-f", values).CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm lint with %s: %v\n%s", values, err, out)
+		}
 	}
 }
 
