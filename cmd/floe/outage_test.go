@@ -128,6 +128,17 @@ func TestOutageListReplay(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "live agent agent-7") || !strings.Contains(err.Error(), "restart that agent") {
 		t.Fatalf("--name agent-3 while agent-7 holds it: %v", err)
 	}
+	// list --metastore shows the holder.
+	out.Reset()
+	if err := run([]string{"outage", "list", "--bucket", bucketURL, "--metastore", metaURL}, &out, &errOut); err != nil ||
+		!strings.Contains(out.String(), "HELD BY") || !strings.Contains(out.String(), "(agent-7)") {
+		t.Fatalf("list --metastore while agent-7 holds agent-3: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run([]string{"outage", "list", "--bucket", bucketURL, "--metastore", metaURL, "--json"}, &out, &errOut); err != nil ||
+		!strings.Contains(out.String(), `"held_by": "node `) {
+		t.Fatalf("list --metastore --json: %v\n%s", err, out.String())
+	}
 	out.Reset()
 	if err := run([]string{"outage", "list", "--bucket", bucketURL}, &out, &errOut); err != nil || !strings.Contains(out.String(), "agent-3") {
 		t.Fatalf("list after the refused replay: %v\n%s", err, out.String())
