@@ -49,7 +49,7 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		rec.Expires = now.Add(ttl).UTC().Round(0)
 		agents := tx.Bucket([]byte(bucketAgents))
 		if a.OutageManifest != "" {
-			if err := checkOutageManifest(agents, a.ID, a.OutageManifest, now); err != nil {
+			if err := checkOutageManifest(agents.ForEach, a.ID, a.OutageManifest, now); err != nil {
 				return err
 			}
 		}
@@ -88,11 +88,11 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 }
 
 // checkOutageManifest fails with metastore.ErrOutageManifestTaken if a
-// live registration of an agent other than id holds name. The registry
-// is small (one record per agent process of the last hour), so it is
-// scanned rather than indexed.
-func checkOutageManifest(b *bolt.Bucket, id, name string, now time.Time) error {
-	return b.ForEach(func(k, v []byte) error {
+// live registration of an agent other than id holds name, scanning the
+// agents bucket with its ForEach. The registry is small (one record per
+// agent process of the last hour), so it is scanned rather than indexed.
+func checkOutageManifest(forEach func(func(k, v []byte) error) error, id, name string, now time.Time) error {
+	return forEach(func(k, v []byte) error {
 		if string(k) == id {
 			return nil
 		}
