@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,7 +21,7 @@ import (
 )
 
 const outageUsage = `Usage:
-  floe outage list   --bucket URL [--json]
+  floe outage list   --bucket URL [--metastore URL] [--json]
   floe outage replay --bucket URL --metastore URL (--name NAME | --all) [--timeout D]
 
 An agent run with --produce-through-metastore-outage --outage-manifest-name
@@ -28,10 +31,14 @@ starts again under NAME. list shows the names with manifests left; replay
 commits them for an agent that will not come back, as that agent would at
 start: in key order, each checked against the store's object ledger first
 (a commit the store already holds is not applied twice), each manifest
-deleted once committed.
+deleted once committed. With --metastore, list also shows which live
+agent holds each name (HELD BY): a held name is replayed by its agent.
 
 Run replay only for a NAME no running agent uses: two replays of one name
-at once could both apply a commit. --all refuses while any agent is live.
+at once could both apply a commit. Agents hold their name in their
+registration, and --name refuses a name a live agent holds (restart that
+agent instead: it replays at start); --all refuses while any agent is
+live. An agent that starts under NAME while replay runs is not detected.
 Progress goes to stderr, the summary to stdout; the exit status is non-zero
 when anything is left.
 `
@@ -57,6 +64,7 @@ func outageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var logs logFlags
 	if sub == "list" {
 		asJSON = fs.Bool("json", false, "print JSON")
+		metaURL = fs.String("metastore", "", "also show which live agent holds each name, from this metadata store `URL` (optional)")
 	} else {
 		metaURL = fs.String("metastore", "", "metadata store `URL` the agents committed to (embedded:///path, postgres://…, floe://…)")
 		name = fs.String("name", "", "replay the manifests of the agent run with --outage-manifest-name `NAME`")
@@ -100,15 +108,21 @@ func outageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
+		rows := make([]outageRow, len(sets))
+		for i, s := range sets {
+			rows[i].OutageManifestSet = s
+		}
+		if *metaURL != "" {
+			if err := outageHolders(ctx, *metaURL, rows); err != nil {
+				return err
+			}
+		}
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
-			if sets == nil {
-				sets = []produce.OutageManifestSet{}
-			}
-			return enc.Encode(sets)
+			return enc.Encode(rows)
 		}
-		printOutageSets(stdout, sets, time.Now())
+		printOutageSets(stdout, rows, *metaURL != "", time.Now())
 		return nil
 	}
 	log, err := logs.logger(stderr)
@@ -118,19 +132,57 @@ func outageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return outageReplay(ctx, bucket, *metaURL, *name, *timeout, *flushTimeout, log, stdout, stderr)
 }
 
-func printOutageSets(w io.Writer, sets []produce.OutageManifestSet, now time.Time) {
-	if len(sets) == 0 {
+// outageRow is a name with manifests and, with --metastore, the live
+// agent holding it.
+type outageRow struct {
+	produce.OutageManifestSet
+	// HeldBy is "node N at HOST:PORT (ID)" of the live agent whose
+	// registration holds the name; "" when none does.
+	HeldBy string `json:"held_by,omitempty"`
+}
+
+// outageHolders fills in which live agent holds each row's name.
+func outageHolders(ctx context.Context, metaURL string, rows []outageRow) error {
+	store, err := openMetastoreURL(ctx, metaURL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	live, err := store.LiveAgents(ctx)
+	if err != nil {
+		return fmt.Errorf("outage list: live agents: %w", err)
+	}
+	for i := range rows {
+		for _, a := range live {
+			if a.OutageManifest == rows[i].Name {
+				rows[i].HeldBy = fmt.Sprintf("node %d at %s (%s)", a.NodeID, net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port))), a.ID)
+			}
+		}
+	}
+	return nil
+}
+
+func printOutageSets(w io.Writer, rows []outageRow, holders bool, now time.Time) {
+	if len(rows) == 0 {
 		fmt.Fprintln(w, "no outage manifests in the bucket")
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMANIFESTS\tBYTES\tOLDEST")
-	for _, s := range sets {
+	header := "NAME\tMANIFESTS\tBYTES\tOLDEST"
+	if holders {
+		header += "\tHELD BY"
+	}
+	fmt.Fprintln(tw, header)
+	for _, s := range rows {
 		age := "?"
 		if !s.Oldest.IsZero() {
 			age = now.Sub(s.Oldest).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", s.Name, s.Manifests, s.Bytes, age)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s", s.Name, s.Manifests, s.Bytes, age)
+		if holders {
+			fmt.Fprintf(tw, "\t%s", cmp.Or(s.HeldBy, "-"))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 }
@@ -145,7 +197,22 @@ func outageReplay(ctx context.Context, bucket objstore.Bucket, metaURL, name str
 	}
 	defer store.Close()
 	names := []string{name}
-	if name == "" {
+	if name != "" {
+		// A live agent under the name replays its manifests itself, and
+		// deletes them as it does: a second replay beside it could
+		// apply a commit twice.
+		live, err := store.LiveAgents(ctx)
+		if err != nil {
+			return fmt.Errorf("outage replay: live agents: %w", err)
+		}
+		for _, a := range live {
+			if a.OutageManifest == name {
+				return fmt.Errorf("outage replay --name %s: live agent %s (node %d at %s) holds this name and replays its manifests itself; "+
+					"to have them replayed, restart that agent (it replays at start), do not run replay beside it (docs/operations.md)",
+					name, a.ID, a.NodeID, net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port))))
+			}
+		}
+	} else {
 		live, err := store.LiveAgents(ctx)
 		if err != nil {
 			return fmt.Errorf("outage replay: live agents: %w", err)

@@ -66,7 +66,8 @@ func (downStore) CommitSegment(context.Context, metastore.SegmentCommit) ([]meta
 
 // TestOutageListReplay: the manifests an agent left during an outage are
 // listed, then replayed by floe outage replay --name: committed in order,
-// deleted; --all is refused while an agent is live.
+// deleted; --all is refused while an agent is live, --name while a live
+// agent holds the name.
 func TestOutageListReplay(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -98,6 +99,10 @@ func TestOutageListReplay(t *testing.T) {
 	if _, err := store.Heartbeat(ctx, metastore.AgentInfo{ID: "agent-9", NodeID: -1, Host: "h", Port: 1}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	// A live agent holds the name (a restarted agent-3, say).
+	if _, err := store.Heartbeat(ctx, metastore.AgentInfo{ID: "agent-7", NodeID: -1, Host: "h", Port: 2, OutageManifest: "agent-3"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	store.Close()
 
 	bucketURL, metaURL := "file://"+bucketDir, "embedded://"+dbPath
@@ -118,7 +123,39 @@ func TestOutageListReplay(t *testing.T) {
 
 	out.Reset()
 	errOut.Reset()
-	if err := run([]string{"outage", "replay", "--bucket", bucketURL, "--metastore", metaURL, "--name", "agent-3", "--log-level", "error"}, &out, &errOut); err != nil {
+	replay := []string{"outage", "replay", "--bucket", bucketURL, "--metastore", metaURL, "--name", "agent-3", "--log-level", "error"}
+	err = run(replay, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "live agent agent-7") || !strings.Contains(err.Error(), "restart that agent") {
+		t.Fatalf("--name agent-3 while agent-7 holds it: %v", err)
+	}
+	// list --metastore shows the holder.
+	out.Reset()
+	if err := run([]string{"outage", "list", "--bucket", bucketURL, "--metastore", metaURL}, &out, &errOut); err != nil ||
+		!strings.Contains(out.String(), "HELD BY") || !strings.Contains(out.String(), "(agent-7)") {
+		t.Fatalf("list --metastore while agent-7 holds agent-3: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run([]string{"outage", "list", "--bucket", bucketURL, "--metastore", metaURL, "--json"}, &out, &errOut); err != nil ||
+		!strings.Contains(out.String(), `"held_by": "node `) {
+		t.Fatalf("list --metastore --json: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run([]string{"outage", "list", "--bucket", bucketURL}, &out, &errOut); err != nil || !strings.Contains(out.String(), "agent-3") {
+		t.Fatalf("list after the refused replay: %v\n%s", err, out.String())
+	}
+	// Once the holder is gone (deregistered here), the name replays.
+	store, err = embedded.Open(dbPath, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Deregister(ctx, "agent-7"); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+
+	out.Reset()
+	errOut.Reset()
+	if err := run(replay, &out, &errOut); err != nil {
 		t.Fatalf("replay: %v\n%s", err, errOut.String())
 	}
 	if got := out.String(); !strings.Contains(got, "agent-3: 2 manifests loaded, 0 left; commits committed=2") {

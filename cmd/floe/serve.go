@@ -309,7 +309,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	var outage produce.OutageOptions
 	fs.Int64Var(&outage.MaxBytes, "outage-queue-bytes", 1<<30, "with --produce-through-metastore-outage: bytes of segments whose commits may be queued; beyond it produce fails (retriable) as without the mode")
 	fs.IntVar(&outage.MaxSegments, "outage-queue-segments", 10_000, "with --produce-through-metastore-outage: segment commits that may be queued")
-	fs.StringVar(&outage.ManifestName, "outage-manifest-name", "", "with --produce-through-metastore-outage: write each queued commit to the bucket under outage/`NAME`/ before acknowledging it, and replay those a previous run under this name left; NAME must be stable across restarts and unique among running agents (e.g. the StatefulSet pod name). Empty: the queue is only in memory")
+	fs.StringVar(&outage.ManifestName, "outage-manifest-name", "", "with --produce-through-metastore-outage: write each queued commit to the bucket under outage/`NAME`/ before acknowledging it, and replay those a previous run under this name left; NAME must be stable across restarts and unique among running agents (e.g. the StatefulSet pod name): the agent holds it in its registration, and fails to start while another live agent holds it (after waiting one registration TTL, 5s, for a killed previous run's to lapse). Empty: the queue is only in memory")
 	fs.DurationVar(&outage.MaxDuration, "outage-max-duration", 5*time.Minute, "with --produce-through-metastore-outage: how long the agent acknowledges without the store; once the oldest queued commit is older, new segments fail (retriable) as without the mode, and the queue is still replayed")
 	if err := parseFlags(ctx, fs, args); err != nil {
 		return err

@@ -60,6 +60,7 @@ func render(t *testing.T, values string) (string, error) {
 // rendered are the objects of one rendering, by kind.
 type rendered struct {
 	deployments     []appsv1.Deployment
+	statefulSets    []appsv1.StatefulSet
 	services        []corev1.Service
 	serviceAccounts []corev1.ServiceAccount
 	pdbs            []policyv1.PodDisruptionBudget
@@ -100,6 +101,10 @@ func parse(t *testing.T, manifest string) rendered {
 		switch gvk := tm.APIVersion + " " + tm.Kind; gvk {
 		case "apps/v1 Deployment":
 			err = decodeStrict(body, &r.deployments)
+		case "apps/v1 StatefulSet":
+			// Only for outage.enabled: stable pod names, no volumes
+			// (checkAgents).
+			err = decodeStrict(body, &r.statefulSets)
 		case "v1 Service":
 			err = decodeStrict(body, &r.services)
 		case "v1 ServiceAccount":
@@ -113,7 +118,7 @@ func parse(t *testing.T, manifest string) rendered {
 		case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
 			err = decodeStrict(body, &r.bindings)
 		default:
-			t.Fatalf("unexpected object %s (agents are stateless: no StatefulSet, no volume claim)", gvk)
+			t.Fatalf("unexpected object %s (agents are stateless: no volume claim)", gvk)
 		}
 		if err != nil {
 			t.Fatalf("%s %s: %v\n%s", tm.APIVersion, tm.Kind, err, body)
@@ -140,22 +145,54 @@ func envOf(c corev1.Container) map[string]corev1.EnvVar {
 	return m
 }
 
+// workload is what checkAgents reads of a Deployment or a StatefulSet.
+type workload struct {
+	Kind, Name string
+	Selector   *metav1.LabelSelector
+	Template   corev1.PodTemplateSpec
+	Replicas   *int32
+}
+
+// workloads lists the rendering's Deployments and StatefulSets.
+func (r rendered) workloads() []workload {
+	var ws []workload
+	for _, d := range r.deployments {
+		ws = append(ws, workload{"Deployment", d.Name, d.Spec.Selector, d.Spec.Template, d.Spec.Replicas})
+	}
+	for _, s := range r.statefulSets {
+		ws = append(ws, workload{"StatefulSet", s.Name, s.Spec.Selector, s.Spec.Template, s.Spec.Replicas})
+	}
+	return ws
+}
+
 // checkAgents checks what every rendering must hold: stateless
-// Deployments whose readiness follows the drain, Services, budgets and
-// autoscalers that select them, and secrets never inline.
+// Deployments (or StatefulSets without volumes) whose readiness follows
+// the drain, Services, budgets and autoscalers that select them, and
+// secrets never inline.
 func checkAgents(t *testing.T, r rendered) {
 	t.Helper()
-	if len(r.deployments) == 0 {
+	ws := r.workloads()
+	if len(ws) == 0 {
 		t.Fatal("no Deployment")
 	}
-	byName := map[string]appsv1.Deployment{}
-	for _, d := range r.deployments {
-		byName[d.Name] = d
-		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-		if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
-			t.Errorf("%s: selector %v does not match its pods' labels %v", d.Name, d.Spec.Selector, d.Spec.Template.Labels)
+	for _, s := range r.statefulSets {
+		if len(s.Spec.VolumeClaimTemplates) > 0 {
+			t.Errorf("StatefulSet %s claims volumes: agents are stateless", s.Name)
 		}
-		spec := d.Spec.Template.Spec
+		if !slices.ContainsFunc(r.services, func(svc corev1.Service) bool {
+			return svc.Name == s.Spec.ServiceName && svc.Spec.ClusterIP == corev1.ClusterIPNone
+		}) {
+			t.Errorf("StatefulSet %s: serviceName %q is not a headless Service of the rendering", s.Name, s.Spec.ServiceName)
+		}
+	}
+	byName := map[string]workload{}
+	for _, d := range ws {
+		byName[d.Name] = d
+		sel, err := metav1.LabelSelectorAsSelector(d.Selector)
+		if err != nil || !sel.Matches(labels.Set(d.Template.Labels)) {
+			t.Errorf("%s: selector %v does not match its pods' labels %v", d.Name, d.Selector, d.Template.Labels)
+		}
+		spec := d.Template.Spec
 		if len(spec.Volumes) > 0 {
 			t.Errorf("%s has volumes: agents are stateless", d.Name)
 		}
@@ -208,15 +245,15 @@ func checkAgents(t *testing.T, r rendered) {
 	}
 	podLabels := func(sel labels.Selector) []string {
 		var names []string
-		for _, d := range r.deployments {
-			if sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		for _, d := range ws {
+			if sel.Matches(labels.Set(d.Template.Labels)) {
 				names = append(names, d.Name)
 			}
 		}
 		return names
 	}
 	for _, s := range r.services {
-		if got := podLabels(labels.SelectorFromSet(s.Spec.Selector)); len(got) != len(r.deployments) {
+		if got := podLabels(labels.SelectorFromSet(s.Spec.Selector)); len(got) != len(ws) {
 			t.Errorf("service %s selects %v, want every agent", s.Name, got)
 		}
 	}
@@ -231,27 +268,27 @@ func checkAgents(t *testing.T, r rendered) {
 	}
 	for _, h := range r.hpas {
 		d, ok := byName[h.Spec.ScaleTargetRef.Name]
-		if !ok || h.Spec.ScaleTargetRef.Kind != "Deployment" {
-			t.Errorf("HPA %s scales %v, not one of the Deployments", h.Name, h.Spec.ScaleTargetRef)
+		if !ok || h.Spec.ScaleTargetRef.Kind != d.Kind {
+			t.Errorf("HPA %s scales %v, not one of the Deployments or StatefulSets", h.Name, h.Spec.ScaleTargetRef)
 			continue
 		}
-		if d.Spec.Replicas != nil {
-			t.Errorf("Deployment %s sets replicas under an HPA", d.Name)
+		if d.Replicas != nil {
+			t.Errorf("%s %s sets replicas under an HPA", d.Kind, d.Name)
 		}
 		if len(h.Spec.Metrics) != 1 || h.Spec.Metrics[0].Resource == nil || h.Spec.Metrics[0].Resource.Name != corev1.ResourceCPU {
 			t.Errorf("HPA %s is not on CPU", h.Name)
 		}
-		if _, ok := d.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; !ok {
+		if _, ok := d.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; !ok {
 			t.Errorf("HPA %s on CPU, but %s requests no CPU", h.Name, d.Name)
 		}
 	}
 }
 
-// roles returns each Deployment's --roles.
+// roles returns each Deployment's (and StatefulSet's) --roles.
 func roles(r rendered) map[string]string {
 	m := map[string]string{}
-	for _, d := range r.deployments {
-		for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+	for _, d := range r.workloads() {
+		for _, a := range d.Template.Spec.Containers[0].Args {
 			if v, ok := strings.CutPrefix(a, "--roles="); ok {
 				m[d.Name] = v
 			}
@@ -284,6 +321,56 @@ func TestChartRenders(t *testing.T) {
 			}
 			if d := r.deployments[0]; *d.Spec.Replicas != 3 || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
 				t.Errorf("replicas %d, strategy %+v", *d.Spec.Replicas, d.Spec.Strategy)
+			}
+			// Producing through an outage is opt-in.
+			if len(r.statefulSets) != 0 || len(r.services) != 1 {
+				t.Errorf("%d StatefulSets, %d Services without outage.enabled", len(r.statefulSets), len(r.services))
+			}
+			for _, a := range r.deployments[0].Spec.Template.Spec.Containers[0].Args {
+				if strings.Contains(a, "outage") {
+					t.Errorf("arg %s without outage.enabled", a)
+				}
+			}
+		}},
+		{"testdata/outage.yaml", func(t *testing.T, r rendered) {
+			// The writers produce: a StatefulSet, each pod under its own
+			// name; readers and jobs stay Deployments.
+			if len(r.statefulSets) != 1 || r.statefulSets[0].Name != "floe-writers" || len(r.deployments) != 2 {
+				t.Fatalf("StatefulSets %d, Deployments %d; want floe-writers alone a StatefulSet", len(r.statefulSets), len(r.deployments))
+			}
+			s := r.statefulSets[0]
+			if s.Spec.PodManagementPolicy != appsv1.ParallelPodManagement || s.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+				t.Errorf("pod management %q, update strategy %+v", s.Spec.PodManagementPolicy, s.Spec.UpdateStrategy)
+			}
+			c := s.Spec.Template.Spec.Containers[0]
+			for _, want := range []string{"--produce-through-metastore-outage", "--outage-manifest-name=$(POD_NAME)",
+				"--outage-queue-bytes=536870912", "--outage-queue-segments=10000", "--outage-max-duration=2m"} {
+				if !slices.Contains(c.Args, want) {
+					t.Errorf("writers: no %s in %q", want, c.Args)
+				}
+			}
+			// $(POD_NAME) in args expands from the container's env: the
+			// pod's own name, stable across its restarts.
+			if e := envOf(c)["POD_NAME"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "metadata.name" {
+				t.Errorf("POD_NAME: %+v, want the pod's metadata.name", e)
+			}
+			for _, d := range r.deployments {
+				for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+					if strings.Contains(a, "outage") {
+						t.Errorf("%s (no produce role): arg %s", d.Name, a)
+					}
+				}
+			}
+			var hpaKinds []string
+			for _, h := range r.hpas {
+				hpaKinds = append(hpaKinds, h.Spec.ScaleTargetRef.Kind+"/"+h.Spec.ScaleTargetRef.Name)
+			}
+			slices.Sort(hpaKinds)
+			if !slices.Equal(hpaKinds, []string{"Deployment/floe-readers", "StatefulSet/floe-writers"}) {
+				t.Errorf("HPAs scale %v", hpaKinds)
+			}
+			if len(r.services) != 2 {
+				t.Errorf("%d Services, want the bootstrap one and the StatefulSet's headless one", len(r.services))
 			}
 		}},
 		{"testdata/secrets.yaml", func(t *testing.T, r rendered) {
@@ -344,19 +431,22 @@ func TestChartRenders(t *testing.T) {
 func TestChartLints(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, helmBin, "lint", "--strict", "./floe", "-f", "testdata/minimal.yaml").CombinedOutput()
-	if err != nil {
-		t.Fatalf("helm lint: %v\n%s", err, out)
+	for _, values := range []string{"testdata/minimal.yaml", "testdata/outage.yaml"} {
+		out, err := exec.CommandContext(ctx, helmBin, "lint", "--strict", "./floe", "-f", values).CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm lint with %s: %v\n%s", values, err, out)
+		}
 	}
 }
 
 func TestChartRefuses(t *testing.T) {
 	for values, want := range map[string]string{
-		"testdata/fail-no-bucket.yaml":               "bucket.url is required",
-		"testdata/fail-embedded-metastore.yaml":      "embedded store serves one process",
-		"testdata/fail-hpa-without-cpu-request.yaml": "needs resources.requests.cpu",
-		"testdata/fail-config-sets-roles.yaml":       "config.roles: set by the chart",
-		"testdata/fail-no-deployment.yaml":           "enable at least one",
+		"testdata/fail-no-bucket.yaml":                 "bucket.url is required",
+		"testdata/fail-embedded-metastore.yaml":        "embedded store serves one process",
+		"testdata/fail-hpa-without-cpu-request.yaml":   "needs resources.requests.cpu",
+		"testdata/fail-config-sets-roles.yaml":         "config.roles: set by the chart",
+		"testdata/fail-no-deployment.yaml":             "enable at least one",
+		"testdata/fail-config-sets-manifest-name.yaml": "config.outage-manifest-name: set by the chart from outage.*",
 	} {
 		t.Run(filepath.Base(values), func(t *testing.T) {
 			_, err := render(t, values)
@@ -367,7 +457,7 @@ func TestChartRefuses(t *testing.T) {
 	}
 	// Every fail-*.yaml has its expected error above.
 	files, _ := filepath.Glob("testdata/fail-*.yaml")
-	if len(files) != 5 {
-		t.Errorf("%d fail-*.yaml value sets, the test knows 5", len(files))
+	if len(files) != 6 {
+		t.Errorf("%d fail-*.yaml value sets, the test knows 6", len(files))
 	}
 }

@@ -391,11 +391,25 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 			return err
 		}
 	}
-	members, err := cluster.Join(joinCtx, store, cluster.Options{
+	// The outage manifest name is held in the registration before the
+	// manifests are loaded (LoadOutageManifests below): a name another
+	// live agent holds fails the start. Join may wait a TTL for the
+	// registration of this agent's previous run to lapse, so it has a
+	// deadline of its own.
+	var manifestName string
+	if cfg.Outage != nil {
+		manifestName = cfg.Outage.ManifestName
+	}
+	memberCtx, cancelMember := context.WithTimeout(context.Background(), 20*time.Second)
+	members, err := cluster.Join(memberCtx, store, cluster.Options{
 		Host: self.Host, Port: self.Port, Listeners: advertisedListeners, PeerAddr: peerAddr, Zone: cfg.Zone, Roles: cfg.Roles, NodeID: cfg.NodeID, Logger: log,
-		Version: console.BuildVersion(),
+		Version: console.BuildVersion(), OutageManifest: manifestName,
 	})
+	cancelMember()
 	if err != nil {
+		if manifestName != "" && errors.Is(err, metastore.ErrOutageManifestTaken) {
+			return fmt.Errorf("--outage-manifest-name %s: %w", manifestName, err)
+		}
 		return err
 	}
 	a.members = members

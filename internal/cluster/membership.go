@@ -11,6 +11,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -41,6 +42,10 @@ type Options struct {
 	// NodeID, if >= 0, asks for a fixed broker id; otherwise the store
 	// assigns one.
 	NodeID int32
+	// OutageManifest is the outage manifest name the agent writes under
+	// ("" for none), held in its registration so that no two live agents
+	// use one name (metastore.AgentInfo.OutageManifest).
+	OutageManifest string
 	// HeartbeatInterval (default 1s) and TTL (default 5s): an agent is
 	// considered dead TTL after its last heartbeat.
 	HeartbeatInterval time.Duration
@@ -82,11 +87,44 @@ func Join(ctx context.Context, reg metastore.AgentRegistry, opts Options) (*Memb
 	m.self = metastore.AgentInfo{
 		ID: uuid.NewString(), NodeID: opts.NodeID, Host: opts.Host, Port: opts.Port,
 		Zone: opts.Zone, Roles: opts.Roles, PeerAddr: opts.PeerAddr, Listeners: opts.Listeners, Version: opts.Version,
+		OutageManifest: opts.OutageManifest,
 	}
-	if err := m.heartbeat(ctx); err != nil {
+	err := m.heartbeat(ctx)
+	if errors.Is(err, metastore.ErrOutageManifestTaken) {
+		err = m.awaitOutageManifest(ctx, err)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("join cluster: %w", err)
 	}
 	return m, nil
+}
+
+// awaitOutageManifest retries a first heartbeat refused because another
+// registration holds the agent's outage manifest name, for one TTL and a
+// heartbeat interval. The holder may be this agent's previous run, killed
+// a moment ago: its registration lapses within a TTL (every agent
+// heartbeats with the same TTL). A name still held after that belongs to
+// an agent that is heartbeating, and the refusal is returned.
+func (m *Membership) awaitOutageManifest(ctx context.Context, refused error) error {
+	wait := m.opts.TTL + m.opts.HeartbeatInterval
+	m.log.Warn("outage manifest name held by another registration; waiting for it to lapse (it may be this agent's previous run)",
+		"name", m.opts.OutageManifest, "wait", wait, "err", refused)
+	deadline := time.Now().Add(wait)
+	poll := min(m.opts.HeartbeatInterval, 250*time.Millisecond)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (while waiting for the outage manifest name: %v)", ctx.Err(), refused)
+		case <-time.After(poll):
+		}
+		err := m.heartbeat(ctx)
+		if !errors.Is(err, metastore.ErrOutageManifestTaken) {
+			return err
+		}
+		refused = err
+	}
+	return fmt.Errorf("%w; still held after %v, so that agent is alive: two agents under one name would replay and delete "+
+		"each other's manifests (give this agent another --outage-manifest-name, or stop the other; docs/operations.md)", refused, wait)
 }
 
 func (m *Membership) heartbeat(ctx context.Context) error {
@@ -170,7 +208,13 @@ func (m *Membership) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			hctx, cancel := context.WithTimeout(ctx, m.opts.TTL)
-			if err := m.heartbeat(hctx); err != nil && ctx.Err() == nil {
+			if err := m.heartbeat(hctx); errors.Is(err, metastore.ErrOutageManifestTaken) {
+				// Only after this agent's registration lapsed (the
+				// store unreachable or this process paused for a TTL)
+				// and another agent took the name: this one stays out
+				// of the live list until an operator stops one.
+				m.log.Error("heartbeat refused: another live agent took this agent's outage manifest name; stop one of them", "err", err)
+			} else if err != nil && ctx.Err() == nil {
 				m.log.Warn("heartbeat failed", "err", err)
 			}
 			cancel()

@@ -20,7 +20,9 @@ type agentRow struct {
 	// admin API's /api/status.
 	Admin   string
 	Version string
-	Uptime  time.Duration // 0: unknown
+	// OutageManifest is the agent's --outage-manifest-name ("" none).
+	OutageManifest string
+	Uptime         time.Duration // 0: unknown
 	// Status is "ok", why the agent is unhealthy, "unreachable: …" or
 	// "no admin address"; Healthy is set for "ok".
 	Status      string
@@ -105,7 +107,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, a := range agents {
 		row := agentRow{NodeID: a.NodeID, Addr: joinHostPort(a.Host, a.Port), Zone: a.Zone,
-			Roles: slices.Clone(a.Roles), Expires: a.Expires, Self: a.ID == self.ID, Version: a.Version}
+			Roles: slices.Clone(a.Roles), Expires: a.Expires, Self: a.ID == self.ID, Version: a.Version, OutageManifest: a.OutageManifest}
 		if _, err := peerURL(a.Admin, "/"); err == nil {
 			row.Admin = strings.TrimSuffix(a.Admin, "/")
 		}

@@ -22,6 +22,7 @@ import (
 	floecluster "github.com/floe-io/floe/internal/cluster"
 	"github.com/floe-io/floe/internal/console"
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/protocol"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
@@ -56,7 +57,10 @@ func twoAgents(t *testing.T, token string) (a, b *agenttest.Agent, c *cluster) {
 	}
 	a = agenttest.Start(t, agenttest.Options{Jobs: true, Config: fast})
 	c = withData(t, a)
-	b = agenttest.StartPeer(t, a, agenttest.Options{Config: fast})
+	b = agenttest.StartPeer(t, a, agenttest.Options{Config: func(cfg *agent.Config) {
+		fast(cfg)
+		cfg.Outage = &produce.OutageOptions{ManifestName: "agent-b"}
+	}})
 	waitForEachOther(t, c, b)
 	return a, b, c
 }
@@ -121,6 +125,7 @@ func TestOtherAgentsOnTheConsole(t *testing.T) {
 	row := agentRow(t, body, b.NodeID())
 	for _, want := range []string{
 		`<td class="agent-version">` + console.BuildVersion() + `</td>`,
+		`<td class="agent-outage">agent-b</td>`, // from its registration
 		`<td class="agent-health good">ok</td>`,
 		` conn · `, ` goroutines · CPU `, `its console</a>`,
 	} {
@@ -131,7 +136,8 @@ func TestOtherAgentsOnTheConsole(t *testing.T) {
 	if m := regexp.MustCompile(`<td class="agent-uptime">([^<]*)</td>`).FindStringSubmatch(row); m == nil || m[1] == "—" {
 		t.Errorf("B's row shows no uptime:\n%s", row)
 	}
-	if self := agentRow(t, body, a.NodeID()); !strings.Contains(self, "this agent") || !strings.Contains(self, `agent-health good">ok<`) {
+	if self := agentRow(t, body, a.NodeID()); !strings.Contains(self, "this agent") || !strings.Contains(self, `agent-health good">ok<`) ||
+		!strings.Contains(self, `<td class="agent-outage">—</td>`) {
 		t.Errorf("A's own row:\n%s", self)
 	}
 

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -121,6 +123,13 @@ type AgentInfo struct {
 	// these fields existed have them empty.
 	Version string
 	Started time.Time
+	// OutageManifest is the name the agent writes its outage manifests
+	// under (--outage-manifest-name; "" for none). Heartbeat refuses,
+	// with ErrOutageManifestTaken, a name that another agent's live
+	// registration holds: two agents under one name would replay and
+	// delete each other's manifests. Records written before this field
+	// existed have it empty.
+	OutageManifest string
 	// Expires is when the agent counts as dead unless it heartbeats
 	// again; set by the store from its own clock.
 	Expires time.Time
@@ -130,7 +139,10 @@ type AgentInfo struct {
 // concurrent use.
 type AgentRegistry interface {
 	// Heartbeat registers or refreshes an agent for ttl and returns its
-	// record with NodeID assigned.
+	// record with NodeID assigned. It fails with ErrOutageManifestTaken,
+	// and writes nothing, when a.OutageManifest is set and a live
+	// registration of another ID holds the same name; an expired one
+	// does not count.
 	Heartbeat(ctx context.Context, a AgentInfo, ttl time.Duration) (AgentInfo, error)
 	// LiveAgents lists agents whose registration has not expired, sorted
 	// by NodeID.
@@ -142,6 +154,19 @@ type AgentRegistry interface {
 	// the first time any agent asks. Every call, from any agent, returns
 	// the same bytes.
 	ClusterSecret(ctx context.Context) ([]byte, error)
+}
+
+// ErrOutageManifestTaken reports a Heartbeat whose OutageManifest name a
+// live registration of another agent holds.
+var ErrOutageManifestTaken = errors.New("outage manifest name held by another live agent")
+
+// OutageManifestTaken is the error backends return when holder's live
+// registration holds name: it wraps ErrOutageManifestTaken and says who
+// holds the name and until when, in the store's clock.
+func OutageManifestTaken(name string, holder AgentInfo) error {
+	return fmt.Errorf("%w: %q is held by agent %s (node %d at %s, registration expires %s unless renewed)",
+		ErrOutageManifestTaken, name, holder.ID, holder.NodeID,
+		net.JoinHostPort(holder.Host, strconv.Itoa(int(holder.Port))), holder.Expires.UTC().Format(time.RFC3339Nano))
 }
 
 // ClusterSecretBytes is the length of the secret ClusterSecret creates.

@@ -48,23 +48,7 @@ var listeningLine = regexp.MustCompile(`msg="agent listening" kafka=(\S+) .*admi
 // waits until it serves. It is SIGKILLed when the test ends if still running.
 func startAgent(t *testing.T, e *env, name string, o agentOpts) *agentProc {
 	t.Helper()
-	if o.linger == 0 {
-		o.linger = 50 * time.Millisecond
-	}
-	args := []string{"agent",
-		"--bucket", e.bucketURL(o.endpoint),
-		"--metastore", e.dbURL,
-		"--admin-listen", "127.0.0.1:0",
-		"--linger", o.linger.String(),
-		"--zone", o.zone,
-		"--log-level", "info",
-	}
-	if e.sec != nil {
-		args = append(args, e.sec.AgentArgs("127.0.0.1:0")...)
-	} else {
-		args = append(args, "--listen", "127.0.0.1:0")
-	}
-	args = append(args, o.extra...)
+	args := agentArgs(e, o)
 	a := &agentProc{name: name, stderr: &nemesis.OutputBuffer{}, exited: make(chan struct{})}
 	a.cmd = exec.Command(floeBin, args...)
 	a.cmd.Env = append(os.Environ(), e.s3.Env()...)
@@ -101,6 +85,27 @@ func startAgent(t *testing.T, e *env, name string, o agentOpts) *agentProc {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// agentArgs are the arguments of `floe agent` on e with o.
+func agentArgs(e *env, o agentOpts) []string {
+	if o.linger == 0 {
+		o.linger = 50 * time.Millisecond
+	}
+	args := []string{"agent",
+		"--bucket", e.bucketURL(o.endpoint),
+		"--metastore", e.dbURL,
+		"--admin-listen", "127.0.0.1:0",
+		"--linger", o.linger.String(),
+		"--zone", o.zone,
+		"--log-level", "info",
+	}
+	if e.sec != nil {
+		args = append(args, e.sec.AgentArgs("127.0.0.1:0")...)
+	} else {
+		args = append(args, "--listen", "127.0.0.1:0")
+	}
+	return append(args, o.extra...)
 }
 
 // kill sends SIGKILL and waits until the process is gone.

@@ -9,6 +9,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -434,5 +435,59 @@ func replayLost(t *testing.T, e *env, name string) {
 	}
 	if list, _ := floe("outage", "list", "--bucket", e.bucketURL("")); strings.Contains(list, name) {
 		t.Errorf("manifests of %s left after the replay:\n%s", name, list)
+	}
+}
+
+// TestProduceThroughOutageNameTaken: with agent a0 serving under its
+// outage manifest name, a second `floe agent` under that name exits with
+// status 2 and names the holder, without loading the name's manifests,
+// and `floe outage replay --name a0` refuses; once a0 is SIGKILLed (its
+// registration left to lapse) an agent started at once under a0 waits
+// for the lapse and serves.
+func TestProduceThroughOutageNameTaken(t *testing.T) {
+	requireServices(t)
+	e := newEnv(t, "")
+	mode := agentOpts{extra: []string{"--produce-through-metastore-outage", "--outage-manifest-name", "a0"}}
+	a0 := startAgent(t, e, "a0", mode)
+
+	floe := func(args ...string) (int, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, floeBin, args...)
+		cmd.Env = append(os.Environ(), e.s3.Env()...)
+		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			t.Fatalf("floe %s still running after 60s:\n%s", strings.Join(args[:2], " "), out)
+		}
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("floe %s: %v", strings.Join(args[:2], " "), err)
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	start := time.Now()
+	code, out := floe(agentArgs(e, mode)...)
+	took := time.Since(start)
+	if code != 2 || !strings.Contains(out, "outage manifest name held by another live agent") ||
+		!strings.Contains(out, fmt.Sprintf("at %s", a0.addr)) || strings.Contains(out, "agent listening") {
+		t.Fatalf("second agent under a0: exit %d after %v, want 2 naming a0 at %s:\n%s", code, took, a0.addr, lastLines(strings.TrimRight(out, "\n"), 20))
+	}
+	t.Logf("second agent under a0 exited %d after %v: %s", code, took.Round(time.Millisecond), lastLines(strings.TrimRight(out, "\n"), 1))
+
+	code, out = floe("outage", "replay", "--bucket", e.bucketURL(""), "--metastore", e.dbURL, "--name", "a0", "--timeout", "10s")
+	if code == 0 || !strings.Contains(out, "holds this name") {
+		t.Fatalf("floe outage replay --name a0 while a0 is live: exit %d:\n%s", code, out)
+	}
+	t.Logf("floe outage replay --name a0 exited %d: %s", code, lastLines(strings.TrimRight(out, "\n"), 1))
+
+	// A pod restarted at once after a crash: the old registration still
+	// holds the name until its TTL runs out.
+	a0.kill(t)
+	start = time.Now()
+	again := startAgent(t, e, "a0", mode)
+	t.Logf("agent restarted under a0 right after a SIGKILL served after %v", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(again.stderr.String(), "waiting for it to lapse") {
+		t.Logf("(the killed run's registration had lapsed already)")
 	}
 }

@@ -37,6 +37,8 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		Admin:     a.Admin,
 		Version:   a.Version,
 		Started:   a.Started.UTC().Round(0),
+
+		OutageManifest: a.OutageManifest,
 	}
 	var registered bool
 	err := s.update(ctx, func(tx kv.Tx) error {
@@ -45,6 +47,11 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		now := s.now()
 		rec.Expires = now.Add(ttl).UTC().Round(0)
 		agents := tx.Bucket([]byte(bucketAgents))
+		if a.OutageManifest != "" {
+			if err := checkOutageManifest(agents.ForEach, a.ID, a.OutageManifest, now); err != nil {
+				return err
+			}
+		}
 		if v := agents.Get([]byte(a.ID)); v != nil {
 			old, err := decodeAgent(v)
 			if err != nil {
@@ -77,6 +84,26 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		s.log.Info("agent registered", "agent", a.ID, "node", rec.NodeID, "host", a.Host, "port", a.Port, "zone", a.Zone)
 	}
 	return rec.agent(a.ID), nil
+}
+
+// checkOutageManifest fails with metastore.ErrOutageManifestTaken if a
+// live registration of an agent other than id holds name, scanning the
+// agents bucket with its ForEach. The registry is small (one record per
+// agent process of the last hour), so it is scanned rather than indexed.
+func checkOutageManifest(forEach func(func(k, v []byte) error) error, id, name string, now time.Time) error {
+	return forEach(func(k, v []byte) error {
+		if string(k) == id {
+			return nil
+		}
+		rec, err := decodeAgent(v)
+		if err != nil {
+			return fmt.Errorf("agent %s: %w", k, err)
+		}
+		if rec.OutageManifest == name && rec.Expires.After(now) {
+			return metastore.OutageManifestTaken(name, rec.agent(string(k)))
+		}
+		return nil
+	})
 }
 
 // claimNodeID returns requested if it is >= 0, and otherwise the next id

@@ -452,6 +452,8 @@ type agentRecord struct {
 	Admin   string    `json:"admin,omitempty"`
 	Version string    `json:"version,omitempty"`
 	Started time.Time `json:"started,omitzero"`
+	// OutageManifest came later still (absent: "", no name held).
+	OutageManifest string `json:"outage_manifest,omitempty"`
 }
 
 func (r *agentRecord) agent(id string) metastore.AgentInfo {
@@ -469,6 +471,8 @@ func (r *agentRecord) agent(id string) metastore.AgentInfo {
 		Admin:     r.Admin,
 		Version:   r.Version,
 		Started:   r.Started,
+
+		OutageManifest: r.OutageManifest,
 	}
 }
 

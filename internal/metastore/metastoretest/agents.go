@@ -2,6 +2,7 @@ package metastoretest
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -206,6 +207,98 @@ func testAgents(t *testing.T, open func(t *testing.T) metastore.AgentRegistry) {
 		}
 		if !slices.IsSortedFunc(live, func(a, b metastore.AgentInfo) int { return cmp.Compare(a.NodeID, b.NodeID) }) {
 			t.Fatalf("LiveAgents not sorted by NodeID: %+v", live)
+		}
+	})
+
+	t.Run("OutageManifest", func(t *testing.T) {
+		s := open(t)
+		named := func(id, name string) metastore.AgentInfo {
+			a := agent(id, -1)
+			a.OutageManifest = name
+			return a
+		}
+		refused := func(a metastore.AgentInfo) {
+			t.Helper()
+			_, err := s.Heartbeat(t.Context(), a, longTTL)
+			wantErr(t, fmt.Sprintf("Heartbeat(%s, name %q)", a.ID, a.OutageManifest), err, metastore.ErrOutageManifestTaken)
+		}
+		names := func() map[string]string {
+			t.Helper()
+			m := map[string]string{}
+			for _, a := range liveAgents(t, s) {
+				m[a.ID] = a.OutageManifest
+			}
+			return m
+		}
+		got := heartbeat(t, s, named("a", "n1"), longTTL)
+		if got.OutageManifest != "n1" {
+			t.Fatalf("Heartbeat returned OutageManifest %q, want n1", got.OutageManifest)
+		}
+		refused(named("b", "n1"))
+		if m := names(); len(m) != 1 || m["a"] != "n1" {
+			t.Fatalf("LiveAgents after b was refused: %v, want a holding n1 and no b", m)
+		}
+		heartbeat(t, s, named("a", "n1"), longTTL) // its own name
+		heartbeat(t, s, named("b", "n2"), longTTL)
+		heartbeat(t, s, agent("c", -1), longTTL) // no name: never refused
+		if m := names(); len(m) != 3 || m["a"] != "n1" || m["b"] != "n2" || m["c"] != "" {
+			t.Fatalf("LiveAgents: names %v, want a:n1 b:n2 c:\"\"", m)
+		}
+		// A heartbeat without the name releases it.
+		heartbeat(t, s, agent("a", -1), longTTL)
+		heartbeat(t, s, named("d", "n1"), longTTL)
+		refused(named("a", "n1"))
+
+		// An expired holder does not count; coming back, it is refused.
+		heartbeat(t, s, named("e", "n3"), shortTTL)
+		deadline := time.Now().Add(expiryWait)
+		for {
+			_, err := s.Heartbeat(t.Context(), named("f", "n3"), longTTL)
+			if err == nil {
+				break
+			}
+			wantErr(t, "Heartbeat(f, n3) while e may be live", err, metastore.ErrOutageManifestTaken)
+			if time.Now().After(deadline) {
+				t.Fatalf("n3 still held by e %v after its ttl of %v", expiryWait, shortTTL)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		refused(named("e", "n3"))
+
+		// Deregistering releases the name at once.
+		wantErr(t, "Deregister(d)", s.Deregister(t.Context(), "d"), nil)
+		heartbeat(t, s, named("g", "n1"), longTTL)
+
+		// Agents racing for one name: exactly one gets it.
+		const racers = 6
+		var wg sync.WaitGroup
+		errs := make([]error, racers)
+		for i := range racers {
+			wg.Go(func() {
+				_, errs[i] = s.Heartbeat(t.Context(), named(fmt.Sprintf("r%d", i), "race"), longTTL)
+			})
+		}
+		wg.Wait()
+		won := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, metastore.ErrOutageManifestTaken):
+				t.Fatalf("racer r%d: %v", i, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d of %d agents racing for one name got it, want 1 (errors %v)", won, racers, errs)
+		}
+		holders := 0
+		for _, a := range liveAgents(t, s) {
+			if a.OutageManifest == "race" {
+				holders++
+			}
+		}
+		if holders != 1 {
+			t.Fatalf("LiveAgents lists %d holders of the raced name, want 1", holders)
 		}
 	})
 

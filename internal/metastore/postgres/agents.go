@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/floe-io/floe/internal/metastore"
 )
@@ -36,24 +37,33 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: %w", a.ID, err)
 	}
 	got := metastore.AgentInfo{ID: a.ID, Host: a.Host, Port: a.Port, Zone: a.Zone, Roles: slices.Clone(a.Roles), PeerAddr: a.PeerAddr,
-		Listeners: maps.Clone(a.Listeners), Admin: a.Admin, Version: a.Version, Started: a.Started}
+		Listeners: maps.Clone(a.Listeners), Admin: a.Admin, Version: a.Version, Started: a.Started, OutageManifest: a.OutageManifest}
 	var started *time.Time // NULL: not serving yet
 	if !a.Started.IsZero() {
 		started = &a.Started
+	}
+	var manifest *string // NULL: no name held
+	if a.OutageManifest != "" {
+		manifest = &a.OutageManifest
 	}
 	ttlMicros := max(ttl.Microseconds(), 1)
 	var registered bool
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		registered = false
+		if manifest != nil {
+			if err := takeOutageManifest(ctx, tx, a.ID, *manifest); err != nil {
+				return err
+			}
+		}
 		err := tx.QueryRow(ctx, `
 			UPDATE agents SET host = $2, port = $3, zone = $4, roles = $5,
 				expires = now() + $6::BIGINT * INTERVAL '1 microsecond', peer_addr = $7, listeners = $8,
-				admin = $9, version = $10, started = $11
+				admin = $9, version = $10, started = $11, outage_manifest = $12
 			WHERE id = $1
 			RETURNING node_id, expires`,
-			a.ID, a.Host, a.Port, a.Zone, string(roles), ttlMicros, a.PeerAddr, string(listeners), a.Admin, a.Version, started).Scan(&got.NodeID, &got.Expires)
+			a.ID, a.Host, a.Port, a.Zone, string(roles), ttlMicros, a.PeerAddr, string(listeners), a.Admin, a.Version, started, manifest).Scan(&got.NodeID, &got.Expires)
 		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
+			return manifestRace(err)
 		}
 		// A new agent. Agents are new rarely (once per process start),
 		// which makes it the time to forget the ones long dead.
@@ -67,17 +77,17 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 			return err
 		}
 		err = tx.QueryRow(ctx, `
-			INSERT INTO agents (id, node_id, host, port, zone, roles, expires, peer_addr, listeners, admin, version, started)
-			VALUES ($1, $2, $3, $4, $5, $6, now() + $7::BIGINT * INTERVAL '1 microsecond', $8, $9, $10, $11, $12)
+			INSERT INTO agents (id, node_id, host, port, zone, roles, expires, peer_addr, listeners, admin, version, started, outage_manifest)
+			VALUES ($1, $2, $3, $4, $5, $6, now() + $7::BIGINT * INTERVAL '1 microsecond', $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING expires`,
-			a.ID, got.NodeID, a.Host, a.Port, a.Zone, string(roles), ttlMicros, a.PeerAddr, string(listeners), a.Admin, a.Version, started).Scan(&got.Expires)
+			a.ID, got.NodeID, a.Host, a.Port, a.Zone, string(roles), ttlMicros, a.PeerAddr, string(listeners), a.Admin, a.Version, started, manifest).Scan(&got.Expires)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// A concurrent first heartbeat of the same agent won; the
 			// next attempt updates its row.
 			return errRetry
 		}
-		return err
+		return manifestRace(err)
 	})
 	if err != nil {
 		return metastore.AgentInfo{}, fmt.Errorf("heartbeat %s: %w", a.ID, err)
@@ -86,6 +96,44 @@ func (s *Store) Heartbeat(ctx context.Context, a metastore.AgentInfo, ttl time.D
 		s.log.Info("agent registered", "agent", a.ID, "node", got.NodeID, "host", a.Host, "port", a.Port, "zone", a.Zone)
 	}
 	return got, nil
+}
+
+// outageManifestIndex is the unique index on agents.outage_manifest
+// (migration 0013).
+const outageManifestIndex = "agents_outage_manifest"
+
+// takeOutageManifest fails with metastore.ErrOutageManifestTaken if a
+// live registration of an agent other than id holds name, and otherwise
+// clears the name from expired registrations, so that the caller's row
+// can take it under the unique index.
+func takeOutageManifest(ctx context.Context, tx pgx.Tx, id, name string) error {
+	var h metastore.AgentInfo
+	err := tx.QueryRow(ctx, `
+		SELECT id, node_id, host, port, expires FROM agents
+		WHERE outage_manifest = $1 AND id <> $2 AND expires > now()`, name, id).Scan(&h.ID, &h.NodeID, &h.Host, &h.Port, &h.Expires)
+	if err == nil {
+		return metastore.OutageManifestTaken(name, h)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	// Only expired rows: a holder that committed since the SELECT keeps
+	// its name, and the caller's write then hits the index (manifestRace).
+	_, err = tx.Exec(ctx, `
+		UPDATE agents SET outage_manifest = NULL
+		WHERE outage_manifest = $1 AND id <> $2 AND expires <= now()`, name, id)
+	return err
+}
+
+// manifestRace turns a write that hit the outage manifest index (another
+// agent took the name between takeOutageManifest and the write) into a
+// retry, whose takeOutageManifest then reports the holder.
+func manifestRace(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == outageManifestIndex {
+		return errRetry
+	}
+	return err
 }
 
 // claimNodeID returns requested if it is >= 0, and otherwise the next id
@@ -114,7 +162,8 @@ func (s *Store) LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error) {
 	var agents []metastore.AgentInfo
 	err := s.run(ctx, func(ctx context.Context) error {
 		rows, _ := s.pool.Query(ctx, `
-			SELECT id, node_id, host, port, zone, roles, expires, peer_addr, listeners, admin, version, started FROM agents WHERE expires > now()`)
+			SELECT id, node_id, host, port, zone, roles, expires, peer_addr, listeners, admin, version, started, outage_manifest
+			FROM agents WHERE expires > now()`)
 		var err error
 		agents, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (metastore.AgentInfo, error) {
 			var (
@@ -122,10 +171,14 @@ func (s *Store) LiveAgents(ctx context.Context) ([]metastore.AgentInfo, error) {
 				roles     string
 				listeners string
 				started   *time.Time
+				manifest  *string
 			)
 			if err := row.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &roles, &a.Expires, &a.PeerAddr, &listeners,
-				&a.Admin, &a.Version, &started); err != nil {
+				&a.Admin, &a.Version, &started, &manifest); err != nil {
 				return a, err
+			}
+			if manifest != nil {
+				a.OutageManifest = *manifest
 			}
 			if started != nil {
 				a.Started = *started

@@ -415,10 +415,13 @@ func TestMigrateTransactions(t *testing.T) {
 	admin(t, db, `ALTER TABLE producer_state DROP COLUMN last_timestamp`)
 	// Later migrations go too, so that 7 is the first one missing: 8
 	// (share groups), 9 (agents' admin URL, version and start), 10
-	// (finalized feature levels), 11 (group configs) and 12 (share groups' membership).
+	// (finalized feature levels), 11 (group configs), 12 (share groups'
+	// membership) and 13 (agents' outage manifest names).
 	admin(t, db, `DROP TABLE share_partitions`)
 	admin(t, db, `DROP TABLE group_configs`)
 	admin(t, db, `DROP TABLE share_groups`)
+	admin(t, db, `DROP INDEX agents_outage_manifest`)
+	admin(t, db, `ALTER TABLE agents DROP COLUMN outage_manifest`)
 	admin(t, db, `ALTER TABLE agents DROP COLUMN admin, DROP COLUMN version, DROP COLUMN started`)
 	admin(t, db, `DROP TABLE finalized_features, finalized_features_epoch`)
 	admin(t, db, `DELETE FROM schema_migrations WHERE version >= 7`)

@@ -88,6 +88,7 @@ var sentinels = map[string]error{
 	"InvalidShareState":       metastore.ErrInvalidShareState,
 	"FeaturesChanged":         metastore.ErrFeaturesChanged,
 	"InvalidGroupConfig":      metastore.ErrInvalidGroupConfig,
+	"OutageManifestTaken":     metastore.ErrOutageManifestTaken,
 	"Unavailable":             ErrUnavailable,
 	"Canceled":                context.Canceled,
 	"DeadlineExceeded":        context.DeadlineExceeded,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
 )
@@ -113,5 +114,53 @@ func TestParseURLSeveralAddresses(t *testing.T) {
 	o, err = ParseURL("floe://10.0.0.1:9700/prod?key=k&tls=true")
 	if err != nil || o.TLS.ServerName != "10.0.0.1" {
 		t.Fatalf("one host: %+v, %v", o, err)
+	}
+}
+
+// TestHeartbeatOutageManifestCompatible checks that AgentInfo's
+// OutageManifest crosses the wire, that journals and clients from before
+// the field (heartbeats without it) decode with it empty, and that a
+// server from before it decodes a new client's heartbeat.
+func TestHeartbeatOutageManifestCompatible(t *testing.T) {
+	// What AgentInfo and heartbeatArgs were before OutageManifest.
+	type oldAgentInfo struct {
+		ID               string
+		NodeID           int32
+		Host             string
+		Port             int32
+		Zone             string
+		Roles            []string
+		PeerAddr         string
+		Listeners        map[string]string
+		Admin, Version   string
+		Started, Expires time.Time
+	}
+	type oldHeartbeatArgs struct {
+		Agent oldAgentInfo
+		TTL   time.Duration
+	}
+	old, err := Marshal(oldHeartbeatArgs{Agent: oldAgentInfo{ID: "a", NodeID: 3, Host: "h", Port: 9092, Roles: []string{"fetch"}}, TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got heartbeatArgs
+	if err := Unmarshal(old, &got); err != nil {
+		t.Fatalf("decoding a heartbeat from before OutageManifest: %v", err)
+	}
+	if got.Agent.ID != "a" || got.Agent.NodeID != 3 || got.Agent.Port != 9092 || got.Agent.OutageManifest != "" || got.TTL != time.Second {
+		t.Fatalf("old heartbeat decoded as %+v", got)
+	}
+
+	b, err := Marshal(heartbeatArgs{Agent: metastore.AgentInfo{ID: "b", NodeID: 4, OutageManifest: "agent-0"}, TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back heartbeatArgs
+	if err := Unmarshal(b, &back); err != nil || back.Agent.OutageManifest != "agent-0" {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	var older oldHeartbeatArgs
+	if err := Unmarshal(b, &older); err != nil || older.Agent.ID != "b" || older.Agent.NodeID != 4 {
+		t.Fatalf("an older server decoding a new heartbeat: %+v, %v", older, err)
 	}
 }
