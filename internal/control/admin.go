@@ -11,6 +11,7 @@ import (
 
 	"github.com/floe-io/floe/internal/journal"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -76,7 +77,10 @@ func AdminHandler(s *Server, token string, log *slog.Logger) http.Handler {
 		}
 	})
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(s), NewScheduleCollector(s))
+	// The process's memory and the Go heap, next to the vclusters': their
+	// states are held in memory (docs/operations.md, sizing).
+	reg.MustRegister(NewCollector(s), NewScheduleCollector(s),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	if token == "" {

@@ -70,6 +70,12 @@ func TestAdminAPI(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `floe_control_vcluster_commands_total{vcluster="shop"} 1`) {
 		t.Errorf("metrics: %d %s", code, body)
 	}
+	// The states are in memory: the process's memory is on /metrics too.
+	for _, m := range []string{"process_resident_memory_bytes ", "go_memstats_heap_inuse_bytes "} {
+		if !strings.Contains(body, m) {
+			t.Errorf("metrics: no %s", m)
+		}
+	}
 	if code, _ := do("DELETE", "/api/vclusters/shop", "", "tok"); code != http.StatusNoContent {
 		t.Errorf("delete: %d", code)
 	}
