@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -71,10 +72,14 @@ func TestAdminAPI(t *testing.T) {
 		t.Errorf("metrics: %d %s", code, body)
 	}
 	// The states are in memory: the process's memory is on /metrics too.
-	for _, m := range []string{"process_resident_memory_bytes ", "go_memstats_heap_inuse_bytes "} {
+	for _, m := range []string{"process_resident_memory_bytes ", "go_memstats_heap_inuse_bytes ", `floe_control_vcluster_state_keys{vcluster="shop"} `, `floe_control_vcluster_state_bytes{vcluster="shop"} `} {
 		if !strings.Contains(body, m) {
 			t.Errorf("metrics: no %s", m)
 		}
+	}
+	// A topic's records, at least: its name and its partition states.
+	if m := regexp.MustCompile(`floe_control_vcluster_state_bytes\{vcluster="shop"\} (\d+)`).FindStringSubmatch(body); m == nil || len(m[1]) < 3 {
+		t.Errorf("state_bytes of a vcluster with a topic: %v", m)
 	}
 	if code, _ := do("DELETE", "/api/vclusters/shop", "", "tok"); code != http.StatusNoContent {
 		t.Errorf("delete: %d", code)

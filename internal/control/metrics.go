@@ -19,6 +19,7 @@ type collector struct {
 	trimmed                     *prometheus.Desc
 	standbySeq, standbyLag      *prometheus.Desc
 	standbyPollAge, restarts    *prometheus.Desc
+	stateKeys, stateBytes       *prometheus.Desc
 }
 
 // NewCollector returns the Prometheus collector of s's vclusters.
@@ -46,13 +47,15 @@ func NewCollector(s *Server) prometheus.Collector {
 		standbyLag:     d("standby_lag_batches", "Journal batches after the warm standby's state when it last polled (0: it reached the journal's end)."),
 		standbyPollAge: d("standby_poll_age_seconds", "Time since the warm standby last read the journal successfully."),
 		restarts:       d("standby_restarts_total", "Warm standby states rebuilt from the newest snapshot because the journal was trimmed past them."),
+		stateKeys:      d("state_keys", "Keys of the vcluster's state, held in this process's memory."),
+		stateBytes:     d("state_bytes", "Bytes of the keys and values of the vcluster's state, held in this process's memory (not counting the trees' own overhead)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.batches, c.slow, c.commands, c.appendSeconds, c.applySeconds, c.sessions, c.epoch,
 		c.replayed, c.backedUp, c.lagBatches, c.lagSeconds, c.snapshotSeq, c.backupFailures, c.trimmed,
-		c.standbySeq, c.standbyLag, c.standbyPollAge, c.restarts} {
+		c.standbySeq, c.standbyLag, c.standbyPollAge, c.restarts, c.stateKeys, c.stateBytes} {
 		ch <- d
 	}
 }
@@ -71,6 +74,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(v.Sessions), v.Name)
 		ch <- prometheus.MustNewConstMetric(c.epoch, prometheus.GaugeValue, float64(v.Epoch), v.Name)
 		ch <- prometheus.MustNewConstMetric(c.replayed, prometheus.GaugeValue, float64(st.Replayed), v.Name)
+		ch <- prometheus.MustNewConstMetric(c.stateKeys, prometheus.GaugeValue, float64(st.StateKeys), v.Name)
+		ch <- prometheus.MustNewConstMetric(c.stateBytes, prometheus.GaugeValue, float64(st.StateBytes), v.Name)
 		if st.Backup != (BackupStats{}) {
 			ch <- prometheus.MustNewConstMetric(c.backedUp, prometheus.GaugeValue, float64(st.Backup.BackedUp), v.Name)
 			ch <- prometheus.MustNewConstMetric(c.lagBatches, prometheus.GaugeValue, float64(st.Backup.LagBatches), v.Name)

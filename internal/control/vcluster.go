@@ -167,6 +167,9 @@ type Stats struct {
 	// Backup is the state of its backups in the bucket (zero without
 	// one).
 	Backup BackupStats
+	// StateKeys and StateBytes are what its state holds in memory: keys,
+	// and the bytes of keys and values.
+	StateKeys, StateBytes int64
 }
 
 func (st Stats) String() string {
@@ -179,7 +182,12 @@ func (st Stats) String() string {
 }
 
 func (v *vcluster) statsNow() Stats {
+	var keys, bytes int64
+	if v.store != nil {
+		keys, bytes, _ = v.store.StateSize()
+	}
 	return Stats{
+		StateKeys: keys, StateBytes: bytes,
 		Batches: v.stats.batches.Load(), SlowBatches: v.stats.slowBatches.Load(), Commands: v.stats.commands.Load(), MaxBatch: v.stats.maxBatch.Load(),
 		Append: time.Duration(v.stats.appendNanos.Load()), Apply: time.Duration(v.stats.applyNanos.Load()),
 		Replayed: v.stats.replayed.Load(), SnapshotSeq: v.stats.snapshotSeq.Load(), StandbySeq: v.stats.standbySeq.Load(),

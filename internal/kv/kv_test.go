@@ -120,6 +120,9 @@ func differential(t *testing.T, seed uint64) {
 				t.Fatal(err)
 			}
 			got = append(got, dump(t, db))
+			if m, ok := db.(*kv.Memory); ok {
+				checkSize(t, m)
+			}
 			if i == 0 {
 				want = got
 				continue
@@ -359,4 +362,22 @@ func TestMemoryCursorUnderWrites(t *testing.T) {
 		t.Errorf("walked back %d keys, %d left", n, b.KeyN())
 	}
 	tx.Rollback()
+}
+
+// checkSize compares Memory.Size with the keys and bytes a scan counts.
+func checkSize(t *testing.T, m *kv.Memory) {
+	t.Helper()
+	var keys, bytes int64
+	m.View(func(tx kv.Tx) error {
+		return tx.ForEach(func(_ []byte, b kv.Bucket) error {
+			return b.ForEach(func(k, v []byte) error {
+				keys++
+				bytes += int64(len(k) + len(v))
+				return nil
+			})
+		})
+	})
+	if gk, gb := m.Size(); gk != keys || gb != bytes {
+		t.Fatalf("Size: %d keys, %d bytes; a scan counts %d and %d", gk, gb, keys, bytes)
+	}
 }

@@ -21,10 +21,19 @@ type Memory struct {
 	closed atomic.Bool
 }
 
-// memState is one committed state: the buckets by name. Neither the map
-// nor the trees change once it is published.
+// memState is one committed state: the buckets by name, and their keys
+// and bytes (keys and values) in all. Nothing of it changes once it is
+// published.
 type memState struct {
-	buckets map[string]*memTree
+	buckets     map[string]*memTree
+	keys, bytes int64
+}
+
+// Size is the keys, and the bytes of keys and values, of the last
+// committed state (what it holds, not the trees' overhead).
+func (m *Memory) Size() (keys, bytes int64) {
+	st := m.state.Load()
+	return st.keys, st.bytes
 }
 
 type item struct{ k, v []byte }
@@ -59,7 +68,7 @@ func (m *Memory) Begin(writable bool) (Tx, error) {
 		return nil, ErrClosed
 	}
 	cur := m.state.Load()
-	return &memTx{m: m, st: &memState{buckets: maps.Clone(cur.buckets)}, writable: true, own: map[string]bool{}}, nil
+	return &memTx{m: m, st: &memState{buckets: maps.Clone(cur.buckets), keys: cur.keys, bytes: cur.bytes}, writable: true, own: map[string]bool{}}, nil
 }
 
 func (m *Memory) View(fn func(Tx) error) error {
@@ -144,9 +153,15 @@ func (t *memTx) DeleteBucket(name []byte) error {
 	case !t.writable:
 		return ErrTxNotWritable
 	}
-	if _, ok := t.st.buckets[string(name)]; !ok {
+	tr, ok := t.st.buckets[string(name)]
+	if !ok {
 		return ErrBucketNotFound
 	}
+	tr.Scan(func(it item) bool {
+		t.st.keys--
+		t.st.bytes -= int64(len(it.k) + len(it.v))
+		return true
+	})
 	delete(t.st.buckets, string(name))
 	delete(t.own, string(name))
 	return nil
@@ -247,7 +262,12 @@ func (b *memBucket) Put(key, value []byte) error {
 	}
 	v := make([]byte, len(value)) // never nil: a present key has a value
 	copy(v, value)
-	tr.Set(item{k: bytes.Clone(key), v: v})
+	if prev, replaced := tr.Set(item{k: bytes.Clone(key), v: v}); replaced {
+		b.tx.st.keys--
+		b.tx.st.bytes -= int64(len(prev.k) + len(prev.v))
+	}
+	b.tx.st.keys++
+	b.tx.st.bytes += int64(len(key) + len(v))
 	b.tx.writes++
 	return nil
 }
@@ -257,7 +277,10 @@ func (b *memBucket) Delete(key []byte) error {
 	if err != nil {
 		return err
 	}
-	tr.Delete(item{k: key})
+	if prev, deleted := tr.Delete(item{k: key}); deleted {
+		b.tx.st.keys--
+		b.tx.st.bytes -= int64(len(prev.k) + len(prev.v))
+	}
 	b.tx.writes++
 	return nil
 }

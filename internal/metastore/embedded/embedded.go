@@ -186,6 +186,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// StateSize is, for a store held in memory (Options.Memory), the keys it
+// holds and the bytes of those keys and values; ok is false for a file.
+func (s *Store) StateSize() (keys, bytes int64, ok bool) {
+	m, ok := s.db.(*kv.Memory)
+	if !ok {
+		return 0, 0, false
+	}
+	keys, bytes = m.Size()
+	return keys, bytes, true
+}
+
 // Objects returns, sorted, the key of every object that a commit has ever
 // referenced, for the cleaner: an object of the bucket missing here was
 // never committed. Keys stay listed when their extents are deleted.
