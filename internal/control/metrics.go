@@ -20,6 +20,7 @@ type collector struct {
 	standbySeq, standbyLag      *prometheus.Desc
 	standbyPollAge, restarts    *prometheus.Desc
 	stateKeys, stateBytes       *prometheus.Desc
+	standbyKeys, standbyBytes   *prometheus.Desc
 }
 
 // NewCollector returns the Prometheus collector of s's vclusters.
@@ -49,13 +50,15 @@ func NewCollector(s *Server) prometheus.Collector {
 		restarts:       d("standby_restarts_total", "Warm standby states rebuilt from the newest snapshot because the journal was trimmed past them."),
 		stateKeys:      d("state_keys", "Keys of the vcluster's state, held in this process's memory."),
 		stateBytes:     d("state_bytes", "Bytes of the keys and values of the vcluster's state, held in this process's memory (not counting the trees' own overhead)."),
+		standbyKeys:    d("standby_state_keys", "Keys of the warm standby's state, held in this process's memory."),
+		standbyBytes:   d("standby_state_bytes", "Bytes of the keys and values of the warm standby's state, held in this process's memory."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.batches, c.slow, c.commands, c.appendSeconds, c.applySeconds, c.sessions, c.epoch,
 		c.replayed, c.backedUp, c.lagBatches, c.lagSeconds, c.snapshotSeq, c.backupFailures, c.trimmed,
-		c.standbySeq, c.standbyLag, c.standbyPollAge, c.restarts, c.stateKeys, c.stateBytes} {
+		c.standbySeq, c.standbyLag, c.standbyPollAge, c.restarts, c.stateKeys, c.stateBytes, c.standbyKeys, c.standbyBytes} {
 		ch <- d
 	}
 }
@@ -96,5 +99,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.standbyPollAge, prometheus.GaugeValue, time.Since(st.Polled).Seconds(), name)
 		}
 		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(st.Restarts), name)
+		ch <- prometheus.MustNewConstMetric(c.standbyKeys, prometheus.GaugeValue, float64(st.StateKeys), name)
+		ch <- prometheus.MustNewConstMetric(c.standbyBytes, prometheus.GaugeValue, float64(st.StateBytes), name)
 	}
 }

@@ -84,6 +84,9 @@ type StandbyStats struct {
 	// from the journal's start); Restarts counts the states it rebuilt
 	// from the newest snapshot because the journal was trimmed past it.
 	Snapshot, Restarts int64
+	// StateKeys and StateBytes are what its state holds in memory
+	// (Stats.StateKeys).
+	StateKeys, StateBytes int64
 }
 
 // openStandby builds a standby's state as an open builds it (from the
@@ -333,5 +336,9 @@ func (sb *standby) status() (int64, bool) {
 func (sb *standby) stats() (StandbyStats, bool) {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
-	return StandbyStats{Seq: sb.seq, Behind: max(0, sb.end-sb.seq), Polled: sb.polled, Snapshot: sb.loaded, Restarts: sb.restarts}, !sb.done
+	st := StandbyStats{Seq: sb.seq, Behind: max(0, sb.end-sb.seq), Polled: sb.polled, Snapshot: sb.loaded, Restarts: sb.restarts}
+	if sb.v != nil && sb.v.store != nil && !sb.done {
+		st.StateKeys, st.StateBytes, _ = sb.v.store.StateSize()
+	}
+	return st, !sb.done
 }

@@ -135,6 +135,22 @@ func TestBucketStandbyTailsLeader(t *testing.T) {
 	if lag, ok := metricValue(t, b, "floe_control_vcluster_standby_lag_batches", "warm"); !ok || lag != 0 {
 		t.Fatalf("standby lag metric %v (%v) after it caught up, want 0", lag, ok)
 	}
+	// The same state, the same size in memory on both processes.
+	lb, lok := metricValue(t, a, "floe_control_vcluster_state_bytes", "warm")
+	sb, sok := metricValue(t, b, "floe_control_vcluster_standby_state_bytes", "warm")
+	var scanned int
+	sn, err := leader.BeginSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn.ForEach(func(_, k, v []byte) error {
+		scanned += len(k) + len(v)
+		return nil
+	})
+	sn.Close()
+	if !lok || !sok || lb != sb || lb != float64(scanned) {
+		t.Fatalf("state bytes: leader %v (%v), standby %v (%v); its keys and values in a snapshot: %d bytes", lb, lok, sb, sok, scanned)
+	}
 	// Behind: 20 rows, of which one poll of 5 applies 5.
 	control.SetStandbyPollRows(t, 5)
 	for r := range 20 {
