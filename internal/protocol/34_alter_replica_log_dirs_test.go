@@ -10,7 +10,10 @@ import (
 
 func TestAlterReplicaLogDirs(t *testing.T) {
 	f, peer := startPair(t)
-	f.createTopic("ard", 8)
+	// 32 partitions: all led by one of the two agents once in 2^31 runs
+	// (8 were, once in 128).
+	const partitions = 32
+	f.createTopic("ard", partitions)
 	self := f.metadata(12, false).ControllerID
 	// mine is led by the agent asked, theirs by the peer; extra is any
 	// other partition, named twice.
@@ -26,14 +29,14 @@ func TestAlterReplicaLogDirs(t *testing.T) {
 		}
 	}
 	if mine < 0 || theirs < 0 {
-		t.Fatalf("8 partitions all led by one agent (peer %s)", peer.Addr())
+		t.Fatalf("%d partitions all led by one agent (peer %s)", partitions, peer.Addr())
 	}
 	req := kmsg.NewPtrAlterReplicaLogDirsRequest()
 	dir := func(path string, topic string, partitions ...int32) kmsg.AlterReplicaLogDirsRequestDir {
 		return kmsg.AlterReplicaLogDirsRequestDir{Dir: path, Topics: []kmsg.AlterReplicaLogDirsRequestDirTopic{{Topic: topic, Partitions: partitions}}}
 	}
 	req.Dirs = []kmsg.AlterReplicaLogDirsRequestDir{
-		dir("bucket://floe", "ard", mine, theirs, 8),
+		dir("bucket://floe", "ard", mine, theirs, partitions),
 		dir("/var/lib/kafka", "ard", extra),
 		dir("bucket://floe", "missing", 0),
 		// Named again: the last dir is the one asked for.
@@ -51,7 +54,7 @@ func TestAlterReplicaLogDirs(t *testing.T) {
 		want := []string{
 			fmt.Sprintf("ard/%d:LOG_DIR_NOT_FOUND", mine),
 			fmt.Sprintf("ard/%d:REPLICA_NOT_AVAILABLE", theirs),
-			"ard/8:UNKNOWN_TOPIC_OR_PARTITION",
+			fmt.Sprintf("ard/%d:UNKNOWN_TOPIC_OR_PARTITION", partitions),
 			fmt.Sprintf("ard/%d:%s", extra, map[bool]string{true: "NONE", false: "REPLICA_NOT_AVAILABLE"}[leaderIs(f, "ard", extra, self)]),
 			"missing/0:UNKNOWN_TOPIC_OR_PARTITION",
 		}
