@@ -148,12 +148,7 @@ func pruneAgents(b kv.Bucket, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range dead {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteKeys(b, dead)
 }
 
 // LiveAgents implements metastore.AgentRegistry. Expired records stay in

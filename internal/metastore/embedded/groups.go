@@ -140,12 +140,7 @@ func (s *Store) ExpireOffsets(ctx context.Context, group string, olderThan time.
 			}
 		}
 		// Deleting under the cursor would skip keys.
-		for _, k := range expired {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deleteKeys(b, expired)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("expire offsets %q before %v: %w", group, olderThan, err)
@@ -330,10 +325,5 @@ func deleteTopicOfGroups(b kv.Bucket, id metastore.TopicID) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteKeys(b, keys)
 }

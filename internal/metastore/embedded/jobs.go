@@ -230,12 +230,7 @@ func trimAborted(tx kv.Tx, pk partitionKey, offset int64) error {
 		}
 		keys = append(keys, bytes.Clone(k))
 	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteKeys(b, keys)
 }
 
 func deleteExtents(tx kv.Tx, es []metastore.Extent) error {

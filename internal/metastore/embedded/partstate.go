@@ -241,10 +241,8 @@ func upgradePartitions(tx kv.Tx) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range keys {
-		if err := parts.Delete(k); err != nil {
-			return err
-		}
+	if err := deleteKeys(parts, keys); err != nil {
+		return err
 	}
 	states := tx.Bucket([]byte(bucketPartStates))
 	err = tx.Bucket([]byte(bucketTopics)).ForEach(func(k, v []byte) error {

@@ -456,10 +456,8 @@ func upgradeSeqStates(tx kv.Tx) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range keys {
-		if err := old.Delete(k); err != nil {
-			return err
-		}
+	if err := deleteKeys(old, keys); err != nil {
+		return err
 	}
 	states := tx.Bucket([]byte(bucketSeqStates))
 	for _, sk := range slices.SortedFunc(maps.Keys(groups), compareSeqStatesKeys) {
@@ -499,10 +497,5 @@ func upgradeSeqStates(tx kv.Tx) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range orphans {
-		if err := states.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteKeys(states, orphans)
 }

@@ -188,12 +188,7 @@ func (s *Store) DeleteShareStates(ctx context.Context, group string, partitions 
 				// with a different length prefix, so the prefix is exact.
 				keys = append(keys, bytes.Clone(k))
 			}
-			for _, k := range keys {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
+			return deleteKeys(b, keys)
 		}
 		for _, tp := range partitions {
 			if err := b.Delete(shareKey(gk, tp.TopicID, tp.Partition)); err != nil {

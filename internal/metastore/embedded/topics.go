@@ -246,6 +246,12 @@ func deletePrefix(b kv.Bucket, prefix []byte) error {
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
+	return deleteKeys(b, keys)
+}
+
+// deleteKeys deletes keys from b: keys a walk collected first, because
+// deleting under a cursor skips entries.
+func deleteKeys(b kv.Bucket, keys [][]byte) error {
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
 			return err

@@ -449,12 +449,7 @@ func endTxnOffsets(tx kv.Tx, key []byte, commit bool, groups []string) error {
 			return err
 		}
 	}
-	for _, k := range done {
-		if err := pending.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteKeys(pending, done)
 }
 
 // CommitTxnOffsets implements metastore.TxnStore. A zero CommittedAt is
@@ -640,10 +635,5 @@ func deleteTopicTxns(tx kv.Tx, id metastore.TopicID) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", bucketTxnOffsets, err)
 	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteKeys(b, keys)
 }
