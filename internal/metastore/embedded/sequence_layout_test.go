@@ -229,10 +229,8 @@ func toOldSequences(tx kv.Tx) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range keys {
-		if err := states.Delete(k); err != nil {
-			return err
-		}
+	if err := deleteKeys(states, keys); err != nil {
+		return err
 	}
 	return tx.Bucket([]byte(bucketMeta)).Put([]byte(keyPartitionsFormat), binary.BigEndian.AppendUint64(nil, partitionsFormatV2))
 }
