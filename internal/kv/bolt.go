@@ -28,15 +28,6 @@ func (b *Bolt) Close() error { return b.DB.Close() }
 
 type boltTx struct{ tx *bolt.Tx }
 
-// BoltTx is the bbolt transaction under tx, nil if tx is not Bolt's (for
-// tests reading bbolt's statistics).
-func BoltTx(tx Tx) *bolt.Tx {
-	if t, ok := tx.(boltTx); ok {
-		return t.tx
-	}
-	return nil
-}
-
 func bucketOrNil(b *bolt.Bucket) Bucket {
 	if b == nil {
 		return nil
@@ -62,7 +53,6 @@ func (t boltTx) ForEach(fn func(name []byte, b Bucket) error) error {
 	return t.tx.ForEach(func(name []byte, b *bolt.Bucket) error { return fn(name, boltBucket{b}) })
 }
 
-func (t boltTx) Writable() bool  { return t.tx.Writable() }
 func (t boltTx) Commit() error   { return t.tx.Commit() }
 func (t boltTx) Rollback() error { return t.tx.Rollback() }
 

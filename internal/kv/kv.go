@@ -42,7 +42,6 @@ type Tx interface {
 	DeleteBucket(name []byte) error
 	// ForEach calls fn with every bucket, in name order.
 	ForEach(fn func(name []byte, b Bucket) error) error
-	Writable() bool
 	Commit() error
 	Rollback() error
 }

@@ -107,8 +107,6 @@ type memTx struct {
 	done     bool
 }
 
-func (t *memTx) Writable() bool { return t.writable }
-
 func (t *memTx) Bucket(name []byte) Bucket {
 	if t.done {
 		return nil

@@ -320,16 +320,11 @@ func loadMemory(db kv.DB) (*kv.Memory, error) {
 	err := db.View(func(src kv.Tx) error {
 		return m.Update(func(dst kv.Tx) error {
 			return src.ForEach(func(name []byte, sb kv.Bucket) error {
-				db, err := dst.CreateBucket(name)
+				b, err := dst.CreateBucket(name)
 				if err != nil {
 					return err
 				}
-				return sb.ForEach(func(k, v []byte) error {
-					if v == nil {
-						return fmt.Errorf("%w %q in %q", ErrNestedBucket, k, name)
-					}
-					return db.Put(k, v)
-				})
+				return forEachValue(name, sb, b.Put)
 			})
 		})
 	})

@@ -89,12 +89,18 @@ var ErrNestedBucket = errors.New("nested bucket")
 // during the call.
 func (sn *Snapshot) ForEach(fn func(bucket, key, value []byte) error) error {
 	return sn.tx.ForEach(func(name []byte, b kv.Bucket) error {
-		return b.ForEach(func(k, v []byte) error {
-			if v == nil {
-				return fmt.Errorf("%w %q in %q", ErrNestedBucket, k, name)
-			}
-			return fn(name, k, v)
-		})
+		return forEachValue(name, b, func(k, v []byte) error { return fn(name, k, v) })
+	})
+}
+
+// forEachValue calls fn with every key and value of bucket name, b,
+// refusing a nested bucket (a nil value).
+func forEachValue(name []byte, b kv.Bucket, fn func(k, v []byte) error) error {
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			return fmt.Errorf("%w %q in %q", ErrNestedBucket, k, name)
+		}
+		return fn(k, v)
 	})
 }
 
