@@ -211,9 +211,6 @@ func TestBucketStandbyTakeoverRestore(t *testing.T) {
 	ld2.stop()
 	acks := append(append([]ack(nil), ld.acks...), ld2.acks...)
 	st := waitBackedUp(t, b.server, "ha")
-	ch := checkChain(t, bucket, dbURL, "ha")
-	t.Logf("after %d more commits: backed up to #%d, %d snapshots written by the new leader; bucket: snapshots %v, %d log objects, %d batches compared with the journal",
-		len(ld2.acks), st.Backup.BackedUp, st.Backup.SnapshotsWritten, ch.Snapshots, len(ch.Logs), ch.Compared)
 	if len(ld2.acks) == 0 {
 		t.Fatal("no commit acknowledged after the takeover")
 	}
@@ -221,6 +218,11 @@ func TestBucketStandbyTakeoverRestore(t *testing.T) {
 	c.Close()
 	last := lastSeq(t, dbURL, "ha")
 	b.server.Close()
+	// The bucket is listed once the new leader stopped: a snapshot it
+	// wrote after an earlier listing would escape the damage below.
+	ch := checkChain(t, bucket, dbURL, "ha")
+	t.Logf("after %d more commits: backed up to #%d, %d snapshots written by the new leader; bucket: snapshots %v, %d log objects, %d batches compared with the journal",
+		len(ld2.acks), st.Backup.BackedUp, st.Backup.SnapshotsWritten, ch.Snapshots, len(ch.Logs), ch.Compared)
 	dropDatabase(t, dbURL)
 	// Damage every snapshot the new leader wrote: the restore falls back
 	// to the old leader's newest and replays the log objects across the
