@@ -75,6 +75,16 @@ type Cursor interface {
 	Prev() (k, v []byte)
 }
 
+// PutOwned is b.Put for a value the caller hands over and never changes
+// again, not even after the transaction: Memory keeps value itself
+// instead of a copy (Bolt copies it at commit, as with Put).
+func PutOwned(b Bucket, key, value []byte) error {
+	if o, ok := b.(interface{ putOwned(k, v []byte) error }); ok {
+		return o.putOwned(key, value)
+	}
+	return b.Put(key, value)
+}
+
 // Errors of Memory (Bolt returns bbolt's own).
 var (
 	ErrClosed         = errors.New("kv: store closed")

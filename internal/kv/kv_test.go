@@ -72,6 +72,9 @@ func differential(t *testing.T, seed uint64) {
 					if b == nil {
 						return "no bucket"
 					}
+					if r%2 == 0 {
+						return fmt.Sprint(kv.PutOwned(b, k, v))
+					}
 					return fmt.Sprint(b.Put(k, v))
 				})
 			case r < 65:
@@ -309,6 +312,12 @@ func TestMemoryRules(t *testing.T) {
 	}
 	if err := b.Put([]byte("empty"), nil); err != nil || b.Get([]byte("empty")) == nil {
 		t.Errorf("a key put with no value: %v, read back as nil", err)
+	}
+	if err := kv.PutOwned(b, []byte("owned"), nil); err != nil || b.Get([]byte("owned")) == nil {
+		t.Errorf("a key put owned with no value: %v, read back as nil", err)
+	}
+	if err := kv.PutOwned(b, nil, []byte("v")); !errors.Is(err, kv.ErrKeyRequired) {
+		t.Errorf("empty key, owned: %v", err)
 	}
 	tx.Commit()
 	if err := b.Put([]byte("k"), nil); !errors.Is(err, kv.ErrTxClosed) {

@@ -26,8 +26,8 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 		results []metastore.BatchResult
 		extents int
 	)
-	err := s.update(ctx, func(tx kv.Tx) error {
-		cm := newCommitter(tx, c, s.now(), s.fold)
+	err := s.updateStates(ctx, func(tx kv.Tx, held *heldStates) error {
+		cm := newCommitter(tx, c, s.now(), held)
 		results = make([]metastore.BatchResult, len(c.Batches))
 		for i, b := range c.Batches {
 			r, err := cm.add(b)
@@ -55,18 +55,16 @@ type committer struct {
 	commit metastore.SegmentCommit
 	now    time.Time
 
-	topics    map[metastore.TopicID]*topicCommit // nil: no such topic
-	sequences map[sequenceKey]*sequence.State    // nil: no state yet
-	changed   map[sequenceKey]int64              // sequences to write back, with their last batch's max timestamp
-	seqValues map[seqStatesKey]*seqValue         // producers' stored states per topic (seqstate.go), read once
+	held      *heldStates                     // partition states by topic, shared with the batch's other commits
+	sequences map[sequenceKey]*sequence.State // nil: no state yet
+	changed   map[sequenceKey]int64           // sequences to write back, with their last batch's max timestamp
+	seqValues map[seqStatesKey]*seqValue      // producers' stored states per topic (seqstate.go), read once
 
 	txns     map[int64]*txnLookup  // transactions by current producer id
 	open     map[sequenceKey]bool  // open transaction entries that exist, stored or new
 	newOpens map[sequenceKey]int64 // entries this commit opens, at their first offset
 
 	extents *metastore.CommitExtents
-
-	foldRecords, foldExtents int
 }
 
 // txnLookup is the transaction whose current producer an id is, if any.
@@ -81,21 +79,70 @@ type foldLimits struct {
 	records, extents int
 }
 
-func newCommitter(tx kv.Tx, c metastore.SegmentCommit, now time.Time, limits foldLimits) *committer {
+// heldStates are the partition states of the topics that commits read,
+// decoded, changed in place, and written back to the partstates bucket
+// at the end of the commit or of the batch of commits (Store.Batch), with
+// the extent log trimmed then: a batch of commits to one topic decodes
+// and encodes its states once, not once per commit.
+type heldStates struct {
+	topics   map[metastore.TopicID]*topicCommit // nil: no such topic
+	logged   bool                               // a commit appended to the extent log
+	limits   foldLimits
+	byRecord bool // Store.foldByRecord
+}
+
+func newHeldStates(limits foldLimits) *heldStates {
+	return &heldStates{
+		topics: make(map[metastore.TopicID]*topicCommit),
+		limits: foldLimits{records: cmp.Or(limits.records, defaultFoldRecords), extents: cmp.Or(limits.extents, defaultFoldExtents)},
+	}
+}
+
+func (s *Store) newHeldStates() *heldStates {
+	h := newHeldStates(s.fold)
+	h.byRecord = s.foldByRecord
+	return h
+}
+
+// write trims the extent log if a commit appended to it, stores the
+// states that changed and forgets them all, so that later calls read the
+// bucket.
+func (h *heldStates) write(tx kv.Tx) error {
+	if len(h.topics) == 0 {
+		return nil
+	}
+	if h.logged {
+		if err := h.folder(tx).trim(h.limits.records, h.limits.extents); err != nil {
+			return err
+		}
+	}
+	partitions := tx.Bucket([]byte(bucketPartStates))
+	ids := slices.SortedFunc(maps.Keys(h.topics), func(a, b metastore.TopicID) int { return bytes.Compare(a[:], b[:]) })
+	for _, id := range ids {
+		if t := h.topics[id]; t != nil && t.changed {
+			if err := kv.PutOwned(partitions, bytes.Clone(id[:]), t.states.encode()); err != nil {
+				return err
+			}
+		}
+	}
+	clear(h.topics)
+	h.logged = false
+	return nil
+}
+
+func newCommitter(tx kv.Tx, c metastore.SegmentCommit, now time.Time, held *heldStates) *committer {
 	return &committer{
-		foldRecords: cmp.Or(limits.records, defaultFoldRecords),
-		foldExtents: cmp.Or(limits.extents, defaultFoldExtents),
-		tx:          tx,
-		commit:      c,
-		now:         now,
-		topics:      make(map[metastore.TopicID]*topicCommit),
-		sequences:   make(map[sequenceKey]*sequence.State),
-		changed:     make(map[sequenceKey]int64),
-		seqValues:   make(map[seqStatesKey]*seqValue),
-		txns:        make(map[int64]*txnLookup),
-		open:        make(map[sequenceKey]bool),
-		newOpens:    make(map[sequenceKey]int64),
-		extents:     metastore.NewCommitExtents(c, now),
+		tx:        tx,
+		commit:    c,
+		now:       now,
+		held:      held,
+		sequences: make(map[sequenceKey]*sequence.State),
+		changed:   make(map[sequenceKey]int64),
+		seqValues: make(map[seqStatesKey]*seqValue),
+		txns:      make(map[int64]*txnLookup),
+		open:      make(map[sequenceKey]bool),
+		newOpens:  make(map[sequenceKey]int64),
+		extents:   metastore.NewCommitExtents(c, now),
 	}
 }
 
@@ -215,18 +262,22 @@ type topicCommit struct {
 // first use, or nil if the topic incarnation or partition does not exist.
 // The caller that changes the state marks its topic changed (moved).
 func (cm *committer) partition(pk partitionKey) (*partitionState, error) {
-	t, ok := cm.topics[pk.id]
+	return cm.held.partition(cm.tx, pk)
+}
+
+func (h *heldStates) partition(tx kv.Tx, pk partitionKey) (*partitionState, error) {
+	t, ok := h.topics[pk.id]
 	if !ok {
 		// A segment holds many partitions of few topics: one read and
-		// one decode per topic and commit.
-		if v := cm.tx.Bucket([]byte(bucketPartStates)).Get(pk.id[:]); v != nil {
+		// one decode per topic and commit (or batch of commits).
+		if v := tx.Bucket([]byte(bucketPartStates)).Get(pk.id[:]); v != nil {
 			states, err := decodeTopicStates(v)
 			if err != nil {
 				return nil, fmt.Errorf("topic %s: %w", pk, err)
 			}
 			t = &topicCommit{states: states}
 		}
-		cm.topics[pk.id] = t
+		h.topics[pk.id] = t
 	}
 	if t == nil || pk.partition < 0 || int(pk.partition) >= len(t.states) {
 		return nil, nil
@@ -236,7 +287,7 @@ func (cm *committer) partition(pk partitionKey) (*partitionState, error) {
 
 // moved records that a batch moved a partition of the topic.
 func (cm *committer) moved(id metastore.TopicID) {
-	cm.topics[id].changed = true
+	cm.held.topics[id].changed = true
 }
 
 // sequence returns a producer's state on a partition, loading it on first
@@ -306,49 +357,29 @@ func (cm *committer) write() error {
 		ps.pendingCount++
 		cm.moved(e.TopicID)
 	}
-	if err := cm.folder().trim(cm.foldRecords, cm.foldExtents); err != nil {
-		return err
-	}
-	if err := cm.writeStates(); err != nil {
-		return err
-	}
+	cm.held.logged = true // the log is trimmed when the states are written
 	return applyRefs(cm.tx, metastore.RefChanges(nil, cm.extents.Extents), cm.now, true)
 }
 
-// folder folds partitions through the commit's topic states.
-func (cm *committer) folder() *folder {
-	return &folder{tx: cm.tx, states: func(pk partitionKey) (*partitionState, error) {
-		ps, err := cm.partition(pk)
+// folder folds partitions through the held topic states.
+func (h *heldStates) folder(tx kv.Tx) *folder {
+	return &folder{tx: tx, byRecord: h.byRecord, states: func(pk partitionKey) (*partitionState, error) {
+		ps, err := h.partition(tx, pk)
 		if ps != nil {
-			cm.moved(pk.id)
+			h.topics[pk.id].changed = true
 		}
 		return ps, err
 	}}
 }
 
-// writeStates stores the partition states of every topic a batch or a
-// fold changed, in key order.
-func (cm *committer) writeStates() error {
-	partitions := cm.tx.Bucket([]byte(bucketPartStates))
-	ids := slices.SortedFunc(maps.Keys(cm.topics), func(a, b metastore.TopicID) int { return bytes.Compare(a[:], b[:]) })
-	for _, id := range ids {
-		if t := cm.topics[id]; t != nil && t.changed {
-			if err := partitions.Put(bytes.Clone(id[:]), t.states.encode()); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // foldNow folds partitions (sorted, no duplicates) outside a commit, for
 // calls that change their extents in the extents bucket.
 func foldNow(tx kv.Tx, pks []partitionKey) error {
-	cm := newCommitter(tx, metastore.SegmentCommit{}, time.Time{}, foldLimits{})
-	if err := cm.folder().foldPartitions(pks); err != nil {
+	held := newHeldStates(foldLimits{})
+	if err := held.folder(tx).foldPartitions(pks); err != nil {
 		return err
 	}
-	return cm.writeStates()
+	return held.write(tx)
 }
 
 // comparePartitions orders partitions as their keys are: topic ID, then

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -33,7 +34,11 @@ import (
 //     commit, from 50 producers in turn, the shape of floe bench
 //     metastore's default load (50 agents, 10 partitions per commit);
 //   - partitions=12/touched=all: the 12 partitions of floe bench's
-//     default preset, one producer, the reference for partitions-10k.
+//     default preset, one producer, the reference for partitions-10k;
+//   - batch=10: the metastore load again in memory, ten commits a
+//     transaction (Store.Batch) as internal/control applies them, after
+//     50,000 commits (its extents bucket as large as in a run of floe
+//     bench metastore against floe control).
 //
 // Each shape first commits enough to reach its steady state (every
 // producer has state; the extent log is as long as it gets), but the
@@ -45,12 +50,14 @@ func BenchmarkCommitSegment(b *testing.B) {
 	for _, tc := range []struct {
 		parts, touched, producers, warm int
 		noSync, memory                  bool
+		batch                           int
 	}{
-		{1000, 1000, 1, 3, false, false}, {10000, 10000, 10, 3, false, false}, {10000, 10000, 10, 3, true, false},
-		{10000, 1500, 1, 60, false, false}, {10000, 1500, 1, 60, true, false}, {10000, 1500, 1, 0, false, false},
-		{1000, 10, 50, 500, true, false}, {1000, 10, 50, 500, true, true},
-		{12, 12, 1, 200, false, false}, {12, 12, 1, 200, true, false},
-		{10000, 1500, 1, 60, true, true},
+		{1000, 1000, 1, 3, false, false, 0}, {10000, 10000, 10, 3, false, false, 0}, {10000, 10000, 10, 3, true, false, 0},
+		{10000, 1500, 1, 60, false, false, 0}, {10000, 1500, 1, 60, true, false, 0}, {10000, 1500, 1, 0, false, false, 0},
+		{1000, 10, 50, 500, true, false, 0}, {1000, 10, 50, 500, true, true, 0},
+		{12, 12, 1, 200, false, false, 0}, {12, 12, 1, 200, true, false, 0},
+		{10000, 1500, 1, 60, true, true, 0},
+		{1000, 10, 50, 50000, true, true, 10},
 	} {
 		touched := "all"
 		if tc.touched < tc.parts {
@@ -62,6 +69,9 @@ func BenchmarkCommitSegment(b *testing.B) {
 		}
 		if tc.warm == 0 {
 			name += "/from=empty"
+		}
+		if tc.batch > 0 {
+			name += fmt.Sprintf("/batch=%d", tc.batch)
 		}
 		b.Run(name, func(b *testing.B) {
 			s, err := Open(filepath.Join(b.TempDir(), "meta.db"), Options{Memory: tc.memory})
@@ -87,7 +97,7 @@ func BenchmarkCommitSegment(b *testing.B) {
 			}
 			seq := map[[2]int64]int32{}
 			rng := rand.New(rand.NewPCG(1, 2))
-			commit := func(n int) {
+			commit := func(ctx context.Context, n int) {
 				c := metastore.SegmentCommit{Object: fmt.Sprintf("segments/%d", n), Size: int64(tc.touched) * 100}
 				parts := make([]int, tc.touched)
 				if tc.touched == tc.parts {
@@ -118,18 +128,35 @@ func BenchmarkCommitSegment(b *testing.B) {
 					b.Fatal(res[0].Err)
 				}
 			}
-			for i := range tc.warm { // steady state
-				commit(-1 - i)
+			// commits runs n commits from first on, in batches of
+			// tc.batch if set.
+			commits := func(first, n int) {
+				if tc.batch == 0 {
+					for i := range n {
+						commit(ctx, first+i)
+					}
+					return
+				}
+				for i := 0; i < n; i += tc.batch {
+					err := s.Batch(func(ctx context.Context) error {
+						for j := i; j < min(i+tc.batch, n); j++ {
+							commit(ctx, first+j)
+						}
+						return nil
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
 			}
+			commits(-tc.warm, tc.warm) // steady state
 			var before, after bolt.TxStats
 			if bdb != nil {
 				before = bdb.DB.Stats().TxStats
 			}
 			cpuBefore := processCPU()
 			b.ResetTimer()
-			for i := range b.N {
-				commit(i)
-			}
+			commits(0, b.N)
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/commit")
 			// The process's CPU time (user and system) per commit: on a
 			// shared machine, less sensitive to other processes than the

@@ -72,6 +72,9 @@ type Store struct {
 	rand   io.Reader
 	closed atomic.Bool
 	fold   foldLimits // zero but in tests
+	// foldByRecord: trims fold the oldest record's extents alone
+	// (folder.foldRecord), for a store in memory.
+	foldByRecord bool
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -134,7 +137,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open metadata store %s: %w", path, err)
 	}
 	log.Info("metadata store opened", "path", path, "memory", opts.Memory)
-	s := &Store{db: db, path: path, log: log, now: opts.Now, rand: opts.Rand}
+	s := &Store{db: db, path: path, log: log, now: opts.Now, rand: opts.Rand, foldByRecord: opts.Memory}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -237,6 +240,27 @@ func (s *Store) update(ctx context.Context, fn func(kv.Tx) error) error {
 	return closedErr(s.db.Update(fn))
 }
 
+// updateStates is update for the calls that go through a committer:
+// fn reads and changes partition states in held (heldStates) instead of
+// the partstates bucket. Alone, they are written when fn returns; in a
+// batch, they stay held, decoded, for the batch's next commit, and are
+// written before any other call of the batch or its commit.
+func (s *Store) updateStates(ctx context.Context, fn func(tx kv.Tx, held *heldStates) error) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	if b, ok := ctx.Value(batchKey{}).(*batch); ok && b.store == s {
+		return b.runStates(fn)
+	}
+	return closedErr(s.db.Update(func(tx kv.Tx) error {
+		held := s.newHeldStates()
+		if err := fn(tx, held); err != nil {
+			return err
+		}
+		return held.write(tx)
+	}))
+}
+
 // ErrBatchFailed reports a Batch in which a transaction function failed:
 // nothing of the batch was committed.
 var ErrBatchFailed = errors.New("a call of the batch failed; nothing was committed")
@@ -247,14 +271,26 @@ type batchKey struct{}
 type batch struct {
 	store  *Store
 	tx     kv.Tx
+	held   *heldStates // the partition states of the batch's commits so far
 	failed bool
 }
 
+// run runs a call that reads the stored states: those held are written
+// first.
 func (b *batch) run(fn func(kv.Tx) error) error {
+	return b.runStates(func(tx kv.Tx, held *heldStates) error {
+		if err := held.write(tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+func (b *batch) runStates(fn func(kv.Tx, *heldStates) error) error {
 	if b.failed {
 		return ErrBatchFailed
 	}
-	if err := fn(b.tx); err != nil {
+	if err := fn(b.tx, b.held); err != nil {
 		// fn may have written part of its changes: the batch is lost.
 		b.failed = true
 		return err
@@ -285,11 +321,14 @@ func (s *Store) Batch(fn func(ctx context.Context) error) error {
 	if err != nil {
 		return closedErr(err)
 	}
-	b := &batch{store: s, tx: tx}
+	b := &batch{store: s, tx: tx, held: s.newHeldStates()}
 	ctx := context.WithValue(context.Background(), batchKey{}, b)
 	err = fn(ctx)
 	if b.failed {
 		err = ErrBatchFailed
+	}
+	if err == nil {
+		err = b.held.write(tx)
 	}
 	if err != nil {
 		tx.Rollback()

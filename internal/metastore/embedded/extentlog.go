@@ -33,8 +33,10 @@ import (
 // search.
 //
 // A partition's pendingSeq (partstate.go) is the first record holding an
-// extent of it that the extents bucket does not: its extents are those of
-// the extents bucket, then its entries in records pendingSeq, pendingSeq+1,
+// extent of it that the extents bucket does not, or a record between
+// that one and the last record holding one of its moved extents (a store
+// in memory folds record by record, below): its extents are those of the
+// extents bucket, then its entries in records pendingSeq, pendingSeq+1,
 // … up to the newest (entries of records before pendingSeq, or of any
 // record when pendingSeq is 0, were moved already and are ignored). Every
 // extent of the log has a higher offset than every extent of the bucket
@@ -45,7 +47,10 @@ import (
 // more than foldRecords records or foldExtents entries, a commit folds
 // every partition pending in the oldest record and deletes it: a
 // partition's extents reach the bucket a few at a time, one page write
-// for several commits. Calls that change a partition's extents otherwise
+// for several commits. A store in memory has no pages to save: it moves
+// only the oldest record's pending entries (foldRecord), which needs no
+// search through later records, and sets those partitions' pendingSeq
+// to the next record (0 if none of their extents is left in the log). Calls that change a partition's extents otherwise
 // (AdvanceLogStart, ReplaceExtents, DeleteTopic) fold it first.
 //
 // The meta key "extentlog-entries" counts the entries of the live
@@ -267,6 +272,9 @@ func partitionExtents(tx kv.Tx, pk partitionKey, from int64, fn func(metastore.E
 type folder struct {
 	tx     kv.Tx
 	states func(pk partitionKey) (*partitionState, error)
+	// byRecord: trim moves the oldest record's entries only
+	// (foldRecord), not all the pending extents of its partitions.
+	byRecord bool
 }
 
 // foldPartitions folds the given partitions (sorted, no duplicates; those
@@ -294,7 +302,7 @@ func (f *folder) foldPartitions(pks []partitionKey) error {
 		)
 		err = pendingExtents(f.tx, pk, *st, func(e metastore.Extent) bool {
 			found++
-			putErr = extents.Put(pk.extentKey(e.BaseOffset), encodeExtent(&e))
+			putErr = kv.PutOwned(extents, pk.extentKey(e.BaseOffset), encodeExtent(&e))
 			return putErr == nil
 		})
 		switch {
@@ -306,6 +314,48 @@ func (f *folder) foldPartitions(pks []partitionKey) error {
 			return fmt.Errorf("extent log: %w: %d of partition %s's %d pending extents found", errCorrupt, found, pk, st.pendingCount)
 		}
 		st.pendingSeq, st.pendingCount = 0, 0
+	}
+	return nil
+}
+
+// foldRecord moves the entries of r, the log's oldest record, that are
+// still pending, leaving the partitions' later entries in the log: their
+// pendingSeq becomes r's successor (the first record that can hold one)
+// or 0 when none is left. Unlike foldPartitions it reads no other record:
+// in memory, where a partition's extents moved together share no page
+// write, finding them is what folding costs.
+func (f *folder) foldRecord(r *logRecord) error {
+	extents := f.tx.Bucket([]byte(bucketExtents))
+	for i := 0; i < r.n; {
+		var pk partitionKey
+		copy(pk.id[:], r.entryKey(i))
+		pk.partition = int32(binary.BigEndian.Uint32(r.entryKey(i)[16:]))
+		end := searchEntries(r, r.entryKey(i), true)
+		st, err := f.states(pk)
+		if err != nil {
+			return err
+		}
+		// A partition whose pendingSeq is later was folded since this
+		// record was written; one whose topic is gone was folded by
+		// DeleteTopic.
+		if st != nil && st.pendingSeq != 0 && st.pendingSeq <= r.seq {
+			moved := uint64(end - i)
+			if moved > st.pendingCount {
+				return fmt.Errorf("extent log: %w: record %d holds %d extents of partition %s, %d pending", errCorrupt, r.seq, moved, pk, st.pendingCount)
+			}
+			for j := i; j < end; j++ {
+				e := r.extent(j)
+				if err := kv.PutOwned(extents, pk.extentKey(e.BaseOffset), encodeExtent(&e)); err != nil {
+					return err
+				}
+			}
+			st.pendingCount -= moved
+			st.pendingSeq = r.seq + 1
+			if st.pendingCount == 0 {
+				st.pendingSeq = 0
+			}
+		}
+		i = end
 	}
 	return nil
 }
@@ -338,6 +388,18 @@ func (f *folder) trim(maxRecords, maxEntries int) error {
 		if err != nil {
 			return err
 		}
+		n := uint64(r.n)
+		if f.byRecord {
+			if err := f.foldRecord(&r); err != nil {
+				return err
+			}
+			if err := log.Delete(bytes.Clone(first)); err != nil {
+				return err
+			}
+			entries -= min(entries, n)
+			c = log.Cursor()
+			continue
+		}
 		var pks []partitionKey
 		for i := 0; i < r.n; i++ {
 			var pk partitionKey
@@ -357,7 +419,6 @@ func (f *folder) trim(maxRecords, maxEntries int) error {
 				pks = append(pks, pk)
 			}
 		}
-		n := uint64(r.n)
 		if err := f.foldPartitions(pks); err != nil {
 			return err
 		}
@@ -406,7 +467,7 @@ func appendLog(tx kv.Tx, es []*metastore.Extent) (uint64, error) {
 	if err := meta.Put([]byte(keyExtentLogSeq), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 		return 0, err
 	}
-	if err := log.Put(logKey(seq), v); err != nil {
+	if err := kv.PutOwned(log, logKey(seq), v); err != nil {
 		return 0, err
 	}
 	n, err := logEntries(meta)

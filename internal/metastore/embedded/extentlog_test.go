@@ -13,13 +13,14 @@ import (
 )
 
 // TestExtentLogDifferential runs one random history of commits, retention
-// and compaction-like replacements on three stores, one folding at every
+// and compaction-like replacements on five stores, one folding at every
 // commit, one with a short extent log and one that (nearly) never folds,
-// and checks after every step that every read of every partition is the
+// and the first two again folding record by record, and checks after every step that every read of every partition is the
 // same on all three.
 func TestExtentLogDifferential(t *testing.T) {
 	ctx := t.Context()
-	limits := []foldLimits{{records: 1, extents: 1}, {records: 3, extents: 7}, {records: 1 << 30, extents: 1 << 30}}
+	limits := []foldLimits{{records: 1, extents: 1}, {records: 3, extents: 7}, {records: 1 << 30, extents: 1 << 30}, {records: 1, extents: 1}, {records: 3, extents: 7}}
+	byRecord := []bool{false, false, false, true, true} // as in memory (folder.foldRecord)
 	stores := make([]*Store, len(limits))
 	clock := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
 	for i, l := range limits {
@@ -29,6 +30,7 @@ func TestExtentLogDifferential(t *testing.T) {
 		}
 		defer s.Close()
 		s.fold = l
+		s.foldByRecord = byRecord[i]
 		stores[i] = s
 	}
 	each := func(fn func(s *Store) (any, error)) any {
@@ -42,7 +44,7 @@ func TestExtentLogDifferential(t *testing.T) {
 			if i == 0 {
 				first = got
 			} else if !reflect.DeepEqual(got, first) {
-				t.Fatalf("store %d (limits %+v) answers %+v, store 0 %+v", i, limits[i], got, first)
+				t.Fatalf("store %d (limits %+v, by record %v) answers %+v, store 0 %+v", i, limits[i], byRecord[i], got, first)
 			}
 		}
 		return first

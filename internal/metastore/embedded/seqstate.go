@@ -393,7 +393,7 @@ func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed map[seq
 	}
 	b := tx.Bucket([]byte(bucketSeqStates))
 	for i, k := range keys {
-		if err := b.Put(k.bytes(), out[i]); err != nil {
+		if err := kv.PutOwned(b, k.bytes(), out[i]); err != nil {
 			return err
 		}
 	}

@@ -302,13 +302,17 @@ func (s *Store) EndTxn(ctx context.Context, e metastore.TxnEnd) (metastore.TxnEn
 		if err := metastore.TxnEndError(stored, found, e); err != nil {
 			return err
 		}
-		cm := newCommitter(tx, e.Markers, s.now(), s.fold)
+		held := s.newHeldStates()
+		cm := newCommitter(tx, e.Markers, s.now(), held)
 		for i, b := range e.Markers.Batches {
 			if res.MarkerOffsets[i], err = cm.addMarker(b); err != nil {
 				return fmt.Errorf("marker %d: %w", i, err)
 			}
 		}
 		if err := cm.write(); err != nil {
+			return err
+		}
+		if err := held.write(tx); err != nil { // closeTxn reads them
 			return err
 		}
 		for i, b := range e.Markers.Batches {
