@@ -316,6 +316,11 @@ func (cm *committer) sequence(sk sequenceKey) (*sequence.State, error) {
 
 // write stores everything the commit changed.
 func (cm *committer) write() error {
+	defer func() {
+		for _, sv := range cm.seqValues {
+			sv.release()
+		}
+	}()
 	if len(cm.extents.Extents) == 0 {
 		return nil // nothing accepted: the object stays unreferenced
 	}

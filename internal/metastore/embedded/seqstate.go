@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
@@ -237,14 +238,18 @@ func walkSeqStates(v []byte, fn func(p int32, at, end int) bool) error {
 	return nil
 }
 
-// indexSeqStates returns where every entry of a value lies. The count is
-// taken from a first walk, so a value sizes nothing beyond its entries.
-func indexSeqStates(v []byte) ([]seqRef, error) {
+// indexSeqStates returns where every entry of a value lies, in refs
+// (reused when large enough). The count is taken from a first walk, so a
+// value sizes nothing beyond its entries.
+func indexSeqStates(v []byte, refs []seqRef) ([]seqRef, error) {
 	n := 0
 	if err := walkSeqStates(v, func(int32, int, int) bool { n++; return true }); err != nil {
 		return nil, err
 	}
-	refs := make([]seqRef, 0, n)
+	if cap(refs) < n {
+		refs = make([]seqRef, 0, n)
+	}
+	refs = refs[:0]
 	err := walkSeqStates(v, func(p int32, at, end int) bool {
 		refs = append(refs, seqRef{partition: p, at: at, end: end})
 		return true
@@ -254,7 +259,7 @@ func indexSeqStates(v []byte) ([]seqRef, error) {
 
 // decodeSeqStates decodes a whole value.
 func decodeSeqStates(v []byte) ([]seqEntry, error) {
-	refs, err := indexSeqStates(v)
+	refs, err := indexSeqStates(v, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -351,17 +356,36 @@ func (sv *seqValue) merge(changed []seqEntry) ([]byte, error) {
 	return out, nil
 }
 
+// seqRefs keeps the indexes of values no longer in use (seqValue.release):
+// a commit's producer has an entry for every partition it wrote to, and
+// indexing its value is most of what a commit allocates for it.
+var seqRefs sync.Pool // of *[]seqRef
+
 // loadSeqValue reads and indexes one producer's value of one topic.
 func loadSeqValue(tx kv.Tx, k seqStatesKey) (*seqValue, error) {
 	v := tx.Bucket([]byte(bucketSeqStates)).Get(k.bytes())
 	if v == nil {
 		return &seqValue{}, nil
 	}
-	refs, err := indexSeqStates(v)
+	var refs []seqRef
+	if buf, ok := seqRefs.Get().(*[]seqRef); ok {
+		refs = *buf
+	}
+	refs, err := indexSeqStates(v, refs)
 	if err != nil {
 		return nil, fmt.Errorf("producer %d: %w", k.producerID, err)
 	}
 	return &seqValue{v: v, refs: refs}, nil
+}
+
+// release gives the value's index back for another to use; sv is empty
+// afterwards.
+func (sv *seqValue) release() {
+	if cap(sv.refs) > 0 {
+		refs := sv.refs[:0]
+		seqRefs.Put(&refs)
+	}
+	sv.v, sv.refs = nil, nil
 }
 
 // writeSeqStates stores the changed states of a commit: changed maps a

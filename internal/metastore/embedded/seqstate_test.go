@@ -58,7 +58,7 @@ func TestSeqStatesLayout(t *testing.T) {
 		t.Errorf("find a partition without state: %+v, %v", st, err)
 	}
 	// A merge replaces partition 1, adds 2 and 400, keeps the others.
-	refs, err := indexSeqStates(v)
+	refs, err := indexSeqStates(v, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func FuzzSeqStates(f *testing.F) {
 	f.Add([]byte{seqStatesVersion, 255, 1})
 	f.Fuzz(func(t *testing.T, v []byte) {
 		es, err := decodeSeqStates(v)
-		_, ierr := indexSeqStates(v)
+		_, ierr := indexSeqStates(v, nil)
 		if err != nil {
 			if !errors.Is(err, errCorrupt) {
 				t.Fatalf("error %v is not errCorrupt", err)
