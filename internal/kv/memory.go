@@ -251,37 +251,31 @@ func (b *memBucket) Get(key []byte) []byte {
 }
 
 func (b *memBucket) Put(key, value []byte) error {
-	if len(key) == 0 {
-		return ErrKeyRequired
-	}
-	tr, err := b.mutable()
-	if err != nil {
-		return err
-	}
 	// Key and value in one allocation: half the objects for the
 	// collector to find and mark.
 	kv := make([]byte, len(key)+len(value))
 	copy(kv, key)
 	copy(kv[len(key):], value)
-	return b.set(tr, kv[:len(key):len(key)], kv[len(key):]) // a value never nil: a present key has one
+	return b.set(kv[:len(key):len(key)], kv[len(key):]) // a value never nil: a present key has one
 }
 
 // putOwned is Put keeping value itself (PutOwned).
 func (b *memBucket) putOwned(key, value []byte) error {
-	if len(key) == 0 {
+	if value == nil {
+		value = []byte{}
+	}
+	return b.set(bytes.Clone(key), value)
+}
+
+// set stores k and v as they are.
+func (b *memBucket) set(k, v []byte) error {
+	if len(k) == 0 {
 		return ErrKeyRequired
 	}
 	tr, err := b.mutable()
 	if err != nil {
 		return err
 	}
-	if value == nil {
-		value = []byte{}
-	}
-	return b.set(tr, bytes.Clone(key), value)
-}
-
-func (b *memBucket) set(tr *memTree, k, v []byte) error {
 	if prev, replaced := tr.Set(item{k: k, v: v}); replaced {
 		b.tx.st.keys--
 		b.tx.st.bytes -= int64(len(prev.k) + len(prev.v))
