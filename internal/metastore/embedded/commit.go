@@ -287,7 +287,12 @@ func (h *heldStates) partition(tx kv.Tx, pk partitionKey) (*partitionState, erro
 
 // moved records that a batch moved a partition of the topic.
 func (cm *committer) moved(id metastore.TopicID) {
-	cm.held.topics[id].changed = true
+	cm.held.moved(id)
+}
+
+// moved records that a partition of the topic, held, changed.
+func (h *heldStates) moved(id metastore.TopicID) {
+	h.topics[id].changed = true
 }
 
 // sequence returns a producer's state on a partition, loading it on first
@@ -371,7 +376,7 @@ func (h *heldStates) folder(tx kv.Tx) *folder {
 	return &folder{tx: tx, byRecord: h.byRecord, states: func(pk partitionKey) (*partitionState, error) {
 		ps, err := h.partition(tx, pk)
 		if ps != nil {
-			h.topics[pk.id].changed = true
+			h.moved(pk.id)
 		}
 		return ps, err
 	}}

@@ -50,8 +50,9 @@ import (
 // for several commits. A store in memory has no pages to save: it moves
 // only the oldest record's pending entries (foldRecord), which needs no
 // search through later records, and sets those partitions' pendingSeq
-// to the next record (0 if none of their extents is left in the log). Calls that change a partition's extents otherwise
-// (AdvanceLogStart, ReplaceExtents, DeleteTopic) fold it first.
+// to the next record (0 if none of their extents is left in the log).
+// Calls that change a partition's extents otherwise (AdvanceLogStart,
+// ReplaceExtents, DeleteTopic) fold it first.
 //
 // The meta key "extentlog-entries" counts the entries of the live
 // records (folded or not), for the limit.
@@ -148,6 +149,22 @@ func decodeLogRecord(k, v []byte) (logRecord, error) {
 // partitionKey.bytes.
 func (r *logRecord) entryKey(i int) []byte {
 	return r.entries[i*extentLogEntry : i*extentLogEntry+20]
+}
+
+// entryPartition is entry i's partition.
+func (r *logRecord) entryPartition(i int) partitionKey {
+	var pk partitionKey
+	k := r.entryKey(i)
+	copy(pk.id[:], k)
+	pk.partition = int32(binary.BigEndian.Uint32(k[16:]))
+	return pk
+}
+
+// pendingIn reports whether the partition whose state is st (nil: its
+// topic is gone, and DeleteTopic folded it) still has its entries of r in
+// the log: one whose pendingSeq is later was folded since r was written.
+func pendingIn(st *partitionState, r *logRecord) bool {
+	return st != nil && st.pendingSeq != 0 && st.pendingSeq <= r.seq
 }
 
 func (r *logRecord) extent(i int) metastore.Extent {
@@ -327,18 +344,13 @@ func (f *folder) foldPartitions(pks []partitionKey) error {
 func (f *folder) foldRecord(r *logRecord) error {
 	extents := f.tx.Bucket([]byte(bucketExtents))
 	for i := 0; i < r.n; {
-		var pk partitionKey
-		copy(pk.id[:], r.entryKey(i))
-		pk.partition = int32(binary.BigEndian.Uint32(r.entryKey(i)[16:]))
+		pk := r.entryPartition(i)
 		end := searchEntries(r, r.entryKey(i), true)
 		st, err := f.states(pk)
 		if err != nil {
 			return err
 		}
-		// A partition whose pendingSeq is later was folded since this
-		// record was written; one whose topic is gone was folded by
-		// DeleteTopic.
-		if st != nil && st.pendingSeq != 0 && st.pendingSeq <= r.seq {
+		if pendingIn(st, r) {
 			moved := uint64(end - i)
 			if moved > st.pendingCount {
 				return fmt.Errorf("extent log: %w: record %d holds %d extents of partition %s, %d pending", errCorrupt, r.seq, moved, pk, st.pendingCount)
@@ -363,9 +375,30 @@ func (f *folder) foldRecord(r *logRecord) error {
 	return nil
 }
 
+// foldPartitionsOf folds, whole, every partition with entries of r still
+// pending.
+func (f *folder) foldPartitionsOf(r *logRecord) error {
+	var pks []partitionKey
+	for i := 0; i < r.n; i++ {
+		pk := r.entryPartition(i)
+		if len(pks) > 0 && pks[len(pks)-1] == pk {
+			continue
+		}
+		st, err := f.states(pk)
+		if err != nil {
+			return err
+		}
+		if pendingIn(st, r) {
+			pks = append(pks, pk)
+		}
+	}
+	return f.foldPartitions(pks)
+}
+
 // trim removes the oldest records while the log holds more than
-// maxRecords records or maxEntries entries, folding first every partition
-// pending in each.
+// maxRecords records or maxEntries entries, folding first what each holds
+// still pending: its partitions whole (foldPartitionsOf), or its own
+// entries alone (foldRecord, byRecord).
 func (f *folder) trim(maxRecords, maxEntries int) error {
 	log := f.tx.Bucket([]byte(bucketExtentLog))
 	meta := f.tx.Bucket([]byte(bucketMeta))
@@ -391,44 +424,17 @@ func (f *folder) trim(maxRecords, maxEntries int) error {
 		if err != nil {
 			return err
 		}
-		n := uint64(r.n)
+		fold := f.foldPartitionsOf
 		if f.byRecord {
-			if err := f.foldRecord(&r); err != nil {
-				return err
-			}
-			if err := log.Delete(bytes.Clone(first)); err != nil {
-				return err
-			}
-			entries -= min(entries, n)
-			c = log.Cursor()
-			continue
+			fold = f.foldRecord
 		}
-		var pks []partitionKey
-		for i := 0; i < r.n; i++ {
-			var pk partitionKey
-			copy(pk.id[:], r.entryKey(i))
-			pk.partition = int32(binary.BigEndian.Uint32(r.entryKey(i)[16:]))
-			if len(pks) > 0 && pks[len(pks)-1] == pk {
-				continue
-			}
-			st, err := f.states(pk)
-			if err != nil {
-				return err
-			}
-			// A partition whose pendingSeq is later was folded since
-			// this record was written; one whose topic is gone was
-			// folded by DeleteTopic.
-			if st != nil && st.pendingSeq != 0 && st.pendingSeq <= r.seq {
-				pks = append(pks, pk)
-			}
-		}
-		if err := f.foldPartitions(pks); err != nil {
+		if err := fold(&r); err != nil {
 			return err
 		}
 		if err := log.Delete(bytes.Clone(first)); err != nil {
 			return err
 		}
-		entries -= min(entries, n)
+		entries -= min(entries, uint64(r.n))
 		c = log.Cursor()
 	}
 	return meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, entries))
