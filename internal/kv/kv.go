@@ -16,7 +16,10 @@
 // of readers, each seeing the state as it was when it began.
 package kv
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // DB is a store of buckets.
 type DB interface {
@@ -75,14 +78,20 @@ type Cursor interface {
 	Prev() (k, v []byte)
 }
 
-// PutOwned is b.Put for a value the caller hands over and never changes
-// again, not even after the transaction: Memory keeps value itself
-// instead of a copy (Bolt copies it at commit, as with Put).
-func PutOwned(b Bucket, key, value []byte) error {
-	if o, ok := b.(interface{ putOwned(k, v []byte) error }); ok {
-		return o.putOwned(key, value)
+// PutPair is b.Put of a key and its value in one array, kv: the key's
+// keyLen bytes, then the value. The caller hands kv over and never
+// changes it again, not even after the transaction: Memory keeps kv
+// itself instead of a copy (Bolt copies it at commit, as with Put).
+func PutPair(b Bucket, kv []byte, keyLen int) error {
+	if keyLen < 0 || keyLen > len(kv) {
+		return fmt.Errorf("kv: key of %d bytes in a pair of %d", keyLen, len(kv))
 	}
-	return b.Put(key, value)
+	if o, ok := b.(interface {
+		putPair(kv []byte, keyLen int) error
+	}); ok {
+		return o.putPair(kv, keyLen)
+	}
+	return b.Put(kv[:keyLen:keyLen], kv[keyLen:])
 }
 
 // Errors of Memory (Bolt returns bbolt's own).

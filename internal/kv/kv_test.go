@@ -73,7 +73,7 @@ func differential(t *testing.T, seed uint64) {
 						return "no bucket"
 					}
 					if r%2 == 0 {
-						return fmt.Sprint(kv.PutOwned(b, k, v))
+						return fmt.Sprint(kv.PutPair(b, append(slices.Clone(k), v...), len(k)))
 					}
 					return fmt.Sprint(b.Put(k, v))
 				})
@@ -313,11 +313,22 @@ func TestMemoryRules(t *testing.T) {
 	if err := b.Put([]byte("empty"), nil); err != nil || b.Get([]byte("empty")) == nil {
 		t.Errorf("a key put with no value: %v, read back as nil", err)
 	}
-	if err := kv.PutOwned(b, []byte("owned"), nil); err != nil || b.Get([]byte("owned")) == nil {
-		t.Errorf("a key put owned with no value: %v, read back as nil", err)
+	if err := kv.PutPair(b, []byte("pair"), 4); err != nil || b.Get([]byte("pair")) == nil {
+		t.Errorf("a pair with no value: %v, read back as nil", err)
 	}
-	if err := kv.PutOwned(b, nil, []byte("v")); !errors.Is(err, kv.ErrKeyRequired) {
-		t.Errorf("empty key, owned: %v", err)
+	if err := kv.PutPair(b, []byte("v"), 0); !errors.Is(err, kv.ErrKeyRequired) {
+		t.Errorf("empty key, pair: %v", err)
+	}
+	if err := kv.PutPair(b, []byte("v"), 2); err == nil {
+		t.Errorf("a pair shorter than its key: no error")
+	}
+	if err := kv.PutPair(b, []byte("keyvalue"), 3); err != nil || string(b.Get([]byte("key"))) != "value" {
+		t.Errorf("a pair: %v, read back as %q", err, b.Get([]byte("key")))
+	}
+	// A key read back is its own slice: appending to it leaves the
+	// value that follows it in memory alone.
+	if k, _ := b.Cursor().Seek([]byte("key")); string(append(k, 'X')) != "keyX" || string(b.Get([]byte("key"))) != "value" {
+		t.Errorf("appending to a key read back: value now %q", b.Get([]byte("key")))
 	}
 	tx.Commit()
 	if err := b.Put([]byte("k"), nil); !errors.Is(err, kv.ErrTxClosed) {

@@ -2,10 +2,13 @@ package kv
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/tidwall/btree"
 )
@@ -36,9 +39,41 @@ func (m *Memory) Size() (keys, bytes int64) {
 	return st.keys, st.bytes
 }
 
-type item struct{ k, v []byte }
+// item is a key and its value in one array, the value right after the
+// key: 16 bytes with one pointer where two slices take 48 with two. A
+// writer copies every node it changes (a leaf holds up to 63 items), and
+// the collector scans every node, so both cost a third.
+type item struct {
+	p    *byte // the key's first byte
+	k, v uint32
+}
 
-func less(a, b item) bool { return bytes.Compare(a.k, b.k) < 0 }
+// maxLen is the longest key or value Memory stores.
+const maxLen = math.MaxUint32
+
+// pair makes the item of kv, a key of keyLen bytes and then its value.
+func pair(kv []byte, keyLen int) item {
+	return item{p: unsafe.SliceData(kv), k: uint32(keyLen), v: uint32(len(kv) - keyLen)}
+}
+
+// probe is the item to search for key. A key too long to be stored is
+// cut to maxLen bytes: nothing stored equals it, and what sorts after
+// the cut key is at most a few keys before what sorts after the key
+// (seek steps over them).
+func probe(key []byte) item {
+	return item{p: unsafe.SliceData(key), k: uint32(min(len(key), maxLen))}
+}
+
+func (it item) key() []byte { return unsafe.Slice(it.p, it.k) }
+
+func (it item) value() []byte {
+	if it.v == 0 {
+		return []byte{} // present, and empty (a nil value means absent)
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(it.p), it.k)), it.v)
+}
+
+func less(a, b item) bool { return bytes.Compare(a.key(), b.key()) < 0 }
 
 type memTree = btree.BTreeG[item]
 
@@ -157,7 +192,7 @@ func (t *memTx) DeleteBucket(name []byte) error {
 	}
 	tr.Scan(func(it item) bool {
 		t.st.keys--
-		t.st.bytes -= int64(len(it.k) + len(it.v))
+		t.st.bytes -= int64(it.k) + int64(it.v)
 		return true
 	})
 	delete(t.st.buckets, string(name))
@@ -243,45 +278,56 @@ func (b *memBucket) Get(key []byte) []byte {
 	if tr == nil {
 		return nil
 	}
-	it, ok := tr.Get(item{k: key})
+	if len(key) > maxLen {
+		return nil
+	}
+	it, ok := tr.Get(probe(key))
 	if !ok {
 		return nil
 	}
-	return it.v
+	return it.value()
 }
 
 func (b *memBucket) Put(key, value []byte) error {
-	// Key and value in one allocation: half the objects for the
-	// collector to find and mark.
+	if err := checkLens(len(key), len(value)); err != nil {
+		return err
+	}
 	kv := make([]byte, len(key)+len(value))
 	copy(kv, key)
 	copy(kv[len(key):], value)
-	return b.set(kv[:len(key):len(key)], kv[len(key):]) // a value never nil: a present key has one
+	return b.set(pair(kv, len(key)))
 }
 
-// putOwned is Put keeping value itself (PutOwned).
-func (b *memBucket) putOwned(key, value []byte) error {
-	if value == nil {
-		value = []byte{}
+// putPair is Put keeping kv itself (PutPair).
+func (b *memBucket) putPair(kv []byte, keyLen int) error {
+	if err := checkLens(keyLen, len(kv)-keyLen); err != nil {
+		return err
 	}
-	return b.set(bytes.Clone(key), value)
+	return b.set(pair(kv, keyLen))
 }
 
-// set stores k and v as they are.
-func (b *memBucket) set(k, v []byte) error {
-	if len(k) == 0 {
+func checkLens(key, value int) error {
+	switch {
+	case key == 0:
 		return ErrKeyRequired
+	case key > maxLen || value > maxLen:
+		return fmt.Errorf("kv: key of %d bytes or value of %d: longer than %d", key, value, maxLen)
 	}
+	return nil
+}
+
+// set stores it as it is.
+func (b *memBucket) set(it item) error {
 	tr, err := b.mutable()
 	if err != nil {
 		return err
 	}
-	if prev, replaced := tr.Set(item{k: k, v: v}); replaced {
+	if prev, replaced := tr.Set(it); replaced {
 		b.tx.st.keys--
-		b.tx.st.bytes -= int64(len(prev.k) + len(prev.v))
+		b.tx.st.bytes -= int64(prev.k) + int64(prev.v)
 	}
 	b.tx.st.keys++
-	b.tx.st.bytes += int64(len(k) + len(v))
+	b.tx.st.bytes += int64(it.k) + int64(it.v)
 	b.tx.writes++
 	return nil
 }
@@ -291,9 +337,9 @@ func (b *memBucket) Delete(key []byte) error {
 	if err != nil {
 		return err
 	}
-	if prev, deleted := tr.Delete(item{k: key}); deleted {
+	if prev, deleted := tr.Delete(probe(key)); deleted && len(key) <= maxLen {
 		b.tx.st.keys--
-		b.tx.st.bytes -= int64(len(prev.k) + len(prev.v))
+		b.tx.st.bytes -= int64(prev.k) + int64(prev.v)
 	}
 	b.tx.writes++
 	return nil
@@ -306,7 +352,7 @@ func (b *memBucket) ForEach(fn func(k, v []byte) error) error {
 	}
 	var err error
 	tr.Scan(func(it item) bool {
-		err = fn(it.k, it.v)
+		err = fn(it.key(), it.value())
 		return err == nil
 	})
 	return err
@@ -352,8 +398,8 @@ func (c *memCursor) land(it *btree.IterG[item], ok bool) ([]byte, []byte) {
 		return nil, nil
 	}
 	x := it.Item()
-	c.key = x.k
-	return x.k, x.v
+	c.key = x.key()
+	return c.key, x.value()
 }
 
 func (c *memCursor) First() ([]byte, []byte) {
@@ -368,7 +414,11 @@ func (c *memCursor) Last() ([]byte, []byte) {
 
 func (c *memCursor) Seek(seek []byte) ([]byte, []byte) {
 	it := c.iter()
-	return c.land(it, it != nil && it.Seek(item{k: seek}))
+	k, v := c.land(it, it != nil && it.Seek(probe(seek)))
+	for k != nil && bytes.Compare(k, seek) < 0 { // only for a key longer than maxLen
+		k, v = c.Next()
+	}
+	return k, v
 }
 
 // stale reports whether the bucket changed since the iterator was
@@ -386,10 +436,10 @@ func (c *memCursor) Next() ([]byte, []byte) {
 	}
 	key := c.key
 	it := c.iter()
-	if !it.Seek(item{k: key}) {
+	if !it.Seek(probe(key)) {
 		return c.land(nil, false)
 	}
-	if bytes.Equal(it.Item().k, key) {
+	if bytes.Equal(it.Item().key(), key) {
 		return c.land(it, it.Next())
 	}
 	return c.land(it, true) // key was deleted: its successor
@@ -404,7 +454,7 @@ func (c *memCursor) Prev() ([]byte, []byte) {
 	}
 	key := c.key
 	it := c.iter()
-	if !it.Seek(item{k: key}) {
+	if !it.Seek(probe(key)) {
 		return c.land(it, it.Last()) // everything from key on is gone
 	}
 	return c.land(it, it.Prev()) // the last key before key (or before its successor, the same)

@@ -120,7 +120,7 @@ func (h *heldStates) write(tx kv.Tx) error {
 	ids := slices.SortedFunc(maps.Keys(h.topics), func(a, b metastore.TopicID) int { return bytes.Compare(a[:], b[:]) })
 	for _, id := range ids {
 		if t := h.topics[id]; t != nil && t.changed {
-			if err := kv.PutOwned(partitions, bytes.Clone(id[:]), t.states.encode()); err != nil {
+			if err := kv.PutPair(partitions, t.states.appendTo(bytes.Clone(id[:])), len(id)); err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/floe-io/floe/internal/kv"
@@ -81,9 +82,9 @@ type logRecord struct {
 
 func logKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-// encodeLogRecord encodes one commit's extents, which must share an
-// object and a commit time (CommitExtents makes them so).
-func encodeLogRecord(es []*metastore.Extent) ([]byte, error) {
+// appendLogRecord appends the record of one commit's extents, which must
+// share an object and a commit time (CommitExtents makes them so), to dst.
+func appendLogRecord(dst []byte, es []*metastore.Extent) ([]byte, error) {
 	if len(es) == 0 || len(es) > math.MaxInt32 {
 		return nil, fmt.Errorf("extent log record of %d extents", len(es))
 	}
@@ -91,7 +92,7 @@ func encodeLogRecord(es []*metastore.Extent) ([]byte, error) {
 	if len(first.Object) > math.MaxInt32 {
 		return nil, fmt.Errorf("extent log record: object key of %d bytes", len(first.Object))
 	}
-	v := make([]byte, 0, extentLogFixed+len(first.Object)+len(es)*extentLogEntry)
+	v := slices.Grow(dst, extentLogFixed+len(first.Object)+len(es)*extentLogEntry)
 	v = append(v, extentLogVersion)
 	v = binary.BigEndian.AppendUint64(v, uint64(first.CommittedAt.UnixNano()))
 	v = binary.BigEndian.AppendUint64(v, uint64(first.ObjectSize))
@@ -357,10 +358,10 @@ func (f *folder) foldRecord(r *logRecord) error {
 			}
 			for j := i; j < end; j++ {
 				e := r.extent(j)
-				// Put, not PutOwned: Memory then keeps key and value in
-				// one allocation, one object fewer for the collector
-				// to mark for each of the many extents.
-				if err := extents.Put(pk.extentKey(e.BaseOffset), encodeExtent(&e)); err != nil {
+				// Key and value built in one array: one allocation
+				// for each of the many extents.
+				k := pk.extentKey(e.BaseOffset)
+				if err := kv.PutPair(extents, appendExtent(k, &e), len(k)); err != nil {
 					return err
 				}
 			}
@@ -453,7 +454,7 @@ func logEntries(meta kv.Bucket) (uint64, error) {
 // appendLog writes one commit's extents (sorted by key) as the next
 // record and returns its seq; the caller sets the partitions' pendingSeq.
 func appendLog(tx kv.Tx, es []*metastore.Extent) (uint64, error) {
-	v, err := encodeLogRecord(es)
+	kv8, err := appendLogRecord(make([]byte, 8), es) // its key first, set below
 	if err != nil {
 		return 0, err
 	}
@@ -476,7 +477,8 @@ func appendLog(tx kv.Tx, es []*metastore.Extent) (uint64, error) {
 	if err := meta.Put([]byte(keyExtentLogSeq), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 		return 0, err
 	}
-	if err := kv.PutOwned(log, logKey(seq), v); err != nil {
+	binary.BigEndian.PutUint64(kv8, seq) // logKey(seq)
+	if err := kv.PutPair(log, kv8, 8); err != nil {
 		return 0, err
 	}
 	n, err := logEntries(meta)

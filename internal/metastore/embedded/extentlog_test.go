@@ -144,7 +144,7 @@ func FuzzLogRecord(f *testing.F) {
 		ObjectSize: 100, ByteOffset: 10, ByteLength: 20, MaxTimestamp: 7, CommittedAt: time.Unix(0, 42).UTC()}
 	e2 := e
 	e2.Partition, e2.BaseOffset = 3, 0
-	good, err := encodeLogRecord([]*metastore.Extent{&e, &e2})
+	good, err := appendLogRecord(nil, []*metastore.Extent{&e, &e2})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -220,8 +220,11 @@ func producerKey(producerID int64) []byte {
 // objectSize, 8 bytes each, followed by the object key.
 const extentValueHeader = 6 * 8
 
-func encodeExtent(e *metastore.Extent) []byte {
-	v := make([]byte, 0, extentValueHeader+len(e.Object))
+func encodeExtent(e *metastore.Extent) []byte { return appendExtent(nil, e) }
+
+// appendExtent appends an extent's value to dst.
+func appendExtent(dst []byte, e *metastore.Extent) []byte {
+	v := slices.Grow(dst, extentValueHeader+len(e.Object))
 	for _, n := range []int64{e.EndOffset, e.ByteOffset, e.ByteLength, e.MaxTimestamp, e.CommittedAt.UnixNano(), e.ObjectSize} {
 		v = binary.BigEndian.AppendUint64(v, uint64(n))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
@@ -70,8 +71,11 @@ type partitionState struct {
 // topicStates is a decoded partitions value: one state per partition.
 type topicStates []partitionState
 
-func (ts topicStates) encode() []byte {
-	v := make([]byte, 0, topicStatesHeader+partitionStateSize*len(ts))
+func (ts topicStates) encode() []byte { return ts.appendTo(nil) }
+
+// appendTo appends the encoded states to dst.
+func (ts topicStates) appendTo(dst []byte) []byte {
+	v := slices.Grow(dst, topicStatesHeader+partitionStateSize*len(ts))
 	v = append(v, topicStatesVersion)
 	v = binary.BigEndian.AppendUint32(v, uint32(len(ts)))
 	for _, ps := range ts {

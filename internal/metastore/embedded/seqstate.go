@@ -66,8 +66,11 @@ type seqStatesKey struct {
 	producerID int64
 }
 
+// seqStatesKeyLen is the length of a seqStatesKey's bytes.
+const seqStatesKeyLen = len(metastore.TopicID{}) + 8
+
 func (k seqStatesKey) bytes() []byte {
-	b := make([]byte, 0, 24)
+	b := make([]byte, 0, seqStatesKeyLen)
 	b = append(b, k.id[:]...)
 	return binary.BigEndian.AppendUint64(b, uint64(k.producerID))
 }
@@ -329,12 +332,12 @@ func (sv *seqValue) lookup(partition int32) (*sequence.State, error) {
 	return e.state, nil
 }
 
-// merge returns the value with the changed entries (in increasing
+// merge appends to dst the value with the changed entries (in increasing
 // partition order) in place of, or added to, the stored ones; entries
 // not changed are copied as they are.
-func (sv *seqValue) merge(changed []seqEntry) ([]byte, error) {
-	out := make([]byte, 1, len(sv.v)+40*len(changed)+1)
-	out[0] = seqStatesVersion
+func (sv *seqValue) merge(dst []byte, changed []seqEntry) ([]byte, error) {
+	out := slices.Grow(dst, len(sv.v)+40*len(changed)+1)
+	out = append(out, seqStatesVersion)
 	i := 0
 	var err error
 	for _, e := range changed {
@@ -399,7 +402,7 @@ func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed map[seq
 		groups[k] = append(groups[k], e)
 	}
 	keys := slices.SortedFunc(maps.Keys(groups), compareSeqStatesKeys)
-	out := make([][]byte, len(keys))
+	out := make([][]byte, len(keys)) // each its key, then its value
 	for i, k := range keys {
 		es := groups[k]
 		slices.SortFunc(es, func(a, b seqEntry) int { return cmp.Compare(a.partition, b.partition) })
@@ -411,13 +414,13 @@ func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed map[seq
 			}
 		}
 		var err error
-		if out[i], err = sv.merge(es); err != nil {
+		if out[i], err = sv.merge(k.bytes(), es); err != nil {
 			return err
 		}
 	}
 	b := tx.Bucket([]byte(bucketSeqStates))
-	for i, k := range keys {
-		if err := kv.PutOwned(b, k.bytes(), out[i]); err != nil {
+	for i := range keys {
+		if err := kv.PutPair(b, out[i], seqStatesKeyLen); err != nil {
 			return err
 		}
 	}

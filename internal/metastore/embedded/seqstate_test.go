@@ -67,7 +67,7 @@ func TestSeqStatesLayout(t *testing.T) {
 		{partition: 2, state: &sequence.State{Epoch: 2, LastSeq: 9}, lastTimestamp: 6},
 		{partition: 400, state: &sequence.State{Epoch: 3}, lastTimestamp: 7},
 	}
-	merged, err := (&seqValue{v: v, refs: refs}).merge(changed)
+	merged, err := (&seqValue{v: v, refs: refs}).merge(nil, changed)
 	if err != nil {
 		t.Fatal(err)
 	}
