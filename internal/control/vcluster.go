@@ -19,8 +19,13 @@ import (
 	"github.com/floe-io/floe/internal/metastore/remote"
 )
 
-// BatchVersion is the version of the journal's batch encoding.
-const BatchVersion = 1
+// BatchVersion is the version of the journal's batch encoding: a batch
+// of version N holds its commands' arguments as protocol version N
+// encodes them. Version 1 batches are still replayed.
+const BatchVersion = remote.Version
+
+// oldestBatchVersion is the oldest batch version this build replays.
+const oldestBatchVersion = 1
 
 // Command is one mutating operation as the journal keeps it: everything
 // needed to apply it again and get the same result.
@@ -384,8 +389,8 @@ func (v *vcluster) replay(e journal.Entry) (commands int, err error) {
 	if err := remote.Unmarshal(e.Batch, &b); err != nil {
 		return 0, fmt.Errorf("journal %s #%d: %w", v.name, e.Seq, err)
 	}
-	if b.V != BatchVersion {
-		return 0, fmt.Errorf("journal %s #%d: batch version %d, this build reads %d", v.name, e.Seq, b.V, BatchVersion)
+	if b.V < oldestBatchVersion || b.V > BatchVersion {
+		return 0, fmt.Errorf("journal %s #%d: batch version %d, this build reads %d to %d", v.name, e.Seq, b.V, oldestBatchVersion, BatchVersion)
 	}
 	cmds := make([]*command, 0, len(b.Commands))
 	for _, c := range b.Commands {
@@ -394,10 +399,12 @@ func (v *vcluster) replay(e journal.Entry) (commands int, err error) {
 			return 0, fmt.Errorf("journal %s #%d: unknown op %q (written by a newer build?)", v.name, e.Seq, c.Op)
 		}
 		cmd := &command{Command: c, op: op}
-		cmd.args, err = op.DecodeJournaled(c.Args)
-		if err == nil { // the leader journals only what it decoded
-			cmds = append(cmds, cmd)
+		if cmd.args, err = op.DecodeJournaled(c.Args, b.V); err != nil {
+			// The leader journals only what it decoded: this row was
+			// written by another build, or is damaged.
+			return 0, fmt.Errorf("journal %s #%d: %w", v.name, e.Seq, err)
 		}
+		cmds = append(cmds, cmd)
 		v.lastAt = max(v.lastAt, c.At)
 	}
 	v.applyBatch(e.Seq, cmds)

@@ -56,6 +56,10 @@ type SegmentCommit struct {
 
 // BatchCommit is one record batch inside a segment object.
 type BatchCommit struct {
+	// The control plane's protocol encodes a batch as an array of its
+	// fields in this order (version 2; docs/control-plane.md): add fields
+	// only at the end.
+	_         struct{} `cbor:",toarray"`
 	TopicID   TopicID
 	Partition int32
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,8 +23,9 @@ import (
 
 // MaxDecodeFactor bounds what decoding an op's arguments may allocate, as
 // a multiple of their encoded size (plus decodeSlack). Well-formed
-// arguments written by the client decode into less than their size:
-// field names are spelled out in every struct.
+// arguments written by the client decode into less than their size, or
+// about twice it for a struct encoded as an array of its fields (a
+// segment commit's batches).
 const MaxDecodeFactor = 4
 
 // decodeSlack is the allowance on top of MaxDecodeFactor for small
@@ -189,6 +191,20 @@ func (w *costWalker) item(t reflect.Type, depth int) error {
 			}
 			w.pos = start
 			return w.item(t.Elem(), depth+1)
+		case reflect.Struct:
+			// Its fields in order if it is encoded as an array (else
+			// the decoder refuses it; the items are walked all the same).
+			order := structFields(t).order
+			for i := range n {
+				var ft reflect.Type
+				if i < len(order) {
+					ft = order[i]
+				}
+				if err := w.item(ft, depth+1); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 		for range n {
 			if err := w.item(elem, depth+1); err != nil {
@@ -293,10 +309,13 @@ func (w *costWalker) skipBody(major byte, n, depth int) error {
 }
 
 // fieldTable maps a struct's CBOR field names to their types, as the
-// decoder matches them: exactly, else ignoring case.
+// decoder matches them: exactly, else ignoring case; and for a struct
+// encoded as an array (a blank field tagged `cbor:",toarray"`), its
+// fields' types in order.
 type fieldTable struct {
 	exact map[string]reflect.Type
 	fold  map[string]reflect.Type
+	order []reflect.Type // nil unless toarray
 }
 
 func (f *fieldTable) lookup(name []byte) reflect.Type {
@@ -324,8 +343,27 @@ func structFields(t reflect.Type) *fieldTable {
 	}
 	f := &fieldTable{exact: map[string]reflect.Type{}, fold: map[string]reflect.Type{}}
 	addFields(f, t, 0)
+	if toArray(t) {
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			if name, _, _ := strings.Cut(sf.Tag.Get("cbor"), ","); sf.IsExported() && name != "-" {
+				f.order = append(f.order, sf.Type)
+			}
+		}
+	}
 	fieldTables.Store(t, f)
 	return f
+}
+
+// toArray reports whether t is encoded as an array of its fields.
+func toArray(t reflect.Type) bool {
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if _, opts, _ := strings.Cut(sf.Tag.Get("cbor"), ","); sf.Name == "_" && slices.Contains(strings.Split(opts, ","), "toarray") {
+			return true
+		}
+	}
+	return false
 }
 
 func addFields(f *fieldTable, t reflect.Type, depth int) {

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"reflect"
 	"runtime"
@@ -70,7 +71,9 @@ func hostileArgs(pad int) map[string][]byte {
 		}
 		out["ReplaceExtents"] = args
 	}
-	// CommitSegment: {"Batches": [{} × n]}: bounded by the count limit.
+	// CommitSegment: {"Batches": [[h'', 0 × 8, false] × n]}: the
+	// smallest batch the decoder takes (11 bytes for a struct of 80),
+	// bounded by the count limit.
 	{
 		n := MaxArrayElements
 		var args []byte
@@ -80,7 +83,8 @@ func hostileArgs(pad int) map[string][]byte {
 		}
 		args = cborText(args, "Batches")
 		args = cborHead(args, 4, n)
-		args = append(args, bytes.Repeat([]byte{0xa0}, n)...)
+		zero := append([]byte{0x8a, 0x40}, make([]byte, 8)...)
+		args = append(args, bytes.Repeat(append(zero, 0xf4), n)...)
 		out["CommitSegment"] = args
 	}
 	// CreateACLs: [{} × n], many small structs.
@@ -217,5 +221,29 @@ func TestDecodeCostAdmitsRealRequests(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s refused: %v", op, err)
 		}
+	}
+}
+
+// TestDecodeCostWalksArrayStructs checks that the estimate follows the
+// fields of a struct encoded as an array: a slice inside one counts as
+// it does inside a map-encoded struct.
+func TestDecodeCostWalksArrayStructs(t *testing.T) {
+	type arrayed struct {
+		_     struct{} `cbor:",toarray"`
+		Name  string
+		Items []metastore.Extent
+	}
+	const n = 10000
+	var raw []byte
+	raw = cborHead(raw, 4, 2)
+	raw = cborText(raw, "x")
+	raw = cborHead(raw, 4, n)
+	raw = append(raw, bytes.Repeat([]byte{0xa0}, n)...) // n empty maps: n whole Extents
+	err := checkDecodeCost(raw, reflect.TypeFor[arrayed]())
+	if !errors.Is(err, ErrDecodeCost) {
+		t.Fatalf("%d empty extents in an array-encoded struct (%d bytes): %v, want ErrDecodeCost", n, len(raw), err)
+	}
+	if err := checkDecodeCost(must1(Marshal(arrayed{Name: "x", Items: make([]metastore.Extent, 3)})), reflect.TypeFor[arrayed]()); err != nil {
+		t.Fatalf("a real value refused: %v", err)
 	}
 }

@@ -25,10 +25,11 @@ type Op struct {
 	// Decode checks a request's arguments and decodes them, refusing
 	// arguments that would decode into too much memory (checkDecodeCost).
 	Decode func(args RawMessage) (any, error)
-	// DecodeJournaled decodes arguments read back from the journal: they
-	// passed Decode when they were journaled, and must replay the same
-	// way even if the memory bound changed since.
-	DecodeJournaled func(args RawMessage) (any, error)
+	// DecodeJournaled decodes arguments read back from the journal,
+	// encoded in protocol version v: they passed Decode when they were
+	// journaled, and must replay the same way even if the memory bound
+	// changed since.
+	DecodeJournaled func(args RawMessage, v int) (any, error)
 	// Apply calls the method with Decode's value and encodes its result.
 	Apply func(ctx context.Context, s metastore.Store, args any) (RawMessage, error)
 }
@@ -83,7 +84,12 @@ func define[A, R any](name string, k opKind, fn func(ctx context.Context, s meta
 			}
 			return decodeArgs[A](name, raw)
 		},
-		DecodeJournaled: func(raw RawMessage) (any, error) { return decodeArgs[A](name, raw) },
+		DecodeJournaled: func(raw RawMessage, v int) (any, error) {
+			if old, ok := olderArgs[name]; ok && v < Version {
+				return old(raw, v)
+			}
+			return decodeArgs[A](name, raw)
+		},
 		Apply: func(ctx context.Context, s metastore.Store, a any) (RawMessage, error) {
 			r, err := fn(ctx, s, a.(A))
 			if err != nil {
@@ -241,8 +247,10 @@ type (
 		Record metastore.ShareGroupRecord
 		Found  bool
 	}
-	// batchResult is metastore.BatchResult with its error in wire form.
+	// batchResult is metastore.BatchResult with its error in wire form,
+	// an array of its fields (version 2).
 	batchResult struct {
+		_              struct{} `cbor:",toarray"`
 		BaseOffset     int64
 		Duplicate      bool
 		LogStartOffset int64
