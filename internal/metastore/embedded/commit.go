@@ -301,10 +301,10 @@ func (cm *committer) sequence(sk sequenceKey) (*sequence.State, error) {
 	if st, ok := cm.sequences[sk]; ok {
 		return st, nil
 	}
-	k := seqStatesKey{id: sk.id, producerID: sk.producerID}
+	k := seqStatesKeyOf(sk)
 	sv, ok := cm.seqValues[k]
 	if !ok {
-		// One read and one index per producer, topic and commit.
+		// One read and one index per producer, span and commit.
 		var err error
 		if sv, err = loadSeqValue(cm.tx, k); err != nil {
 			return nil, fmt.Errorf("topic %s: %w", sk.partitionKey, err)

@@ -19,7 +19,10 @@ import (
 // testdata/format1.json what that code read from it (formatDump).
 // testdata/format2.db and format2.json are the same for the code before
 // seqstates (partition states per topic, a key per partition and
-// producer for sequence state, partitions format 2). With
+// producer for sequence state, partitions format 2), and
+// testdata/format3.db and format3.json for the code before sequence
+// states per span of partitions (a value per topic and producer,
+// partitions format 3). With
 // FLOE_WRITE_FORMAT_TESTDATA=testdata/formatN TestOldFormatFile writes
 // formatN.db and formatN.json again with the code of the day instead of
 // checking the files: only do that at a commit whose layout the file is
@@ -30,7 +33,7 @@ const (
 )
 
 // formatFiles are the old files TestOldFormatFile opens.
-var formatFiles = []string{"testdata/format1", "testdata/format2"}
+var formatFiles = []string{"testdata/format1", "testdata/format2", "testdata/format3"}
 
 // formatClock is a deterministic clock and random source, so that the
 // written file does not depend on the day.

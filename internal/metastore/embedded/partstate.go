@@ -45,10 +45,11 @@ const (
 	guardValue = 0xff
 	// partitionsFormat is the meta key "partitions-format": 2 for
 	// partition states per topic, 3 when sequence states are per topic
-	// and producer too (seqstate.go). A binary of format 2 refuses a file
+	// and producer too, 4 when they are per topic, producer and span of
+	// partitions (seqstate.go). A binary of format 2 or 3 refuses a file
 	// of any other, which is the guard that keeps it from reading a
 	// converted file's producers as absent.
-	partitionsFormat   = 3
+	partitionsFormat   = 4
 	partitionsFormatV2 = 2
 	topicStatesVersion = 1
 	topicStatesHeader  = 1 + 4
@@ -216,8 +217,8 @@ func putGuards(tx kv.Tx, id metastore.TopicID, from, to int32) error {
 func upgradePartitions(tx kv.Tx) error {
 	meta := tx.Bucket([]byte(bucketMeta))
 	if v := meta.Get([]byte(keyPartitionsFormat)); v != nil {
-		if f, err := decodeInt64(v, "partitions format"); err != nil || (f != partitionsFormat && f != partitionsFormatV2) {
-			return fmt.Errorf("partitions format %x: %w: this code reads formats %d and %d", v, errCorrupt, partitionsFormatV2, partitionsFormat)
+		if f, err := decodeInt64(v, "partitions format"); err != nil || f < partitionsFormatV2 || f > partitionsFormat {
+			return fmt.Errorf("partitions format %x: %w: this code reads formats %d to %d", v, errCorrupt, partitionsFormatV2, partitionsFormat)
 		}
 	}
 	parts := tx.Bucket([]byte(bucketPartitions))

@@ -16,10 +16,11 @@ import (
 )
 
 // The seqstates bucket holds idempotent producers' sequence state, one
-// value per topic incarnation and producer, holding the producer's state
-// on every partition of the topic it has written to:
+// value per topic incarnation, producer and span of seqStatesSpan
+// partitions (span = partition / seqStatesSpan), holding the producer's
+// state on every partition of the span it has written to:
 //
-//	seqstates  topicID(16) producerID(8) → version(1)=1 entry…
+//	seqstates  topicID(16) producerID(8) span(4) → version(1)=1 entry…
 //	entry      length(1) body                          (length = len(body) <= maxSeqEntryBody)
 //	body       partition(uvarint) epoch(2) lastSeq(uvarint) lastTimestamp(varint) n(1) n × batch
 //	batch      firstSeq(uvarint) span(uvarint) baseOffset(uvarint)
@@ -36,23 +37,29 @@ import (
 // about 35 bytes a partition with five recent batches, against 123 bytes
 // and a key of 28 for the layout before.
 //
-// A commit reads a producer's value once per topic, finds the partitions
-// it needs by their length bytes (no decoding of the others), and writes
-// the value once: one key per producer and topic instead of one per
-// producer and partition, so a commit touching thousands of partitions
-// does not dirty a leaf page for each of their sequence states. The
-// untouched entries are copied as they are.
+// A commit reads a producer's value once per span it touches, finds the
+// partitions it needs by their length bytes (no decoding of the others),
+// and writes the value once: a key per producer and span of partitions
+// instead of one per producer and partition, so a commit touching
+// thousands of partitions writes a sixteenth of the keys; and a commit
+// touching a few partitions of a producer that writes to many rewrites
+// a few values of at most 16 entries (about 600 bytes), not every entry
+// the producer has in the topic (35 KB at 1,000 partitions, rewritten
+// at every commit, when the value was per topic: partitions format 3).
+// The untouched entries of a span are copied as they are.
 //
-// Files written before this layout have one key per partition and
-// producer in the sequences bucket, topicID(16) partition(4)
-// producerID(8) → encodeSequence's value (or JSON, older still); Open
-// moves them here (upgradeSeqStates), at every open, so that what an
-// older binary wrote to a converted file is taken in too. The guard
-// against a binary of the layout before is the partitions format
-// (partstate.go): such a binary refuses a file whose format is not the
-// one it reads, and those older still fail on the partitions bucket's
-// guard keys.
+// Files of partitions format 3 have one value per topic and producer,
+// keyed topicID(16) producerID(8), the same entries; files written
+// before that have one key per partition and producer in the sequences
+// bucket, topicID(16) partition(4) producerID(8) → encodeSequence's
+// value (or JSON, older still). Open moves both here (upgradeSeqStates),
+// at every open, so that what an older binary wrote to a converted file
+// is taken in too. The guard against a binary of a layout before is the
+// partitions format (partstate.go): such a binary refuses a file whose
+// format is not one it reads, and those older still fail on the
+// partitions bucket's guard keys.
 const (
+	seqStatesSpan    = 16
 	seqStatesVersion = 1
 	// maxSeqEntryBody: partition 5, epoch 2, lastSeq 5, lastTimestamp
 	// 10, n 1, and per batch 5 + 5 + 10.
@@ -60,33 +67,45 @@ const (
 	minSeqEntryBody = 1 + 2 + 1 + 1 + 1
 )
 
-// seqStatesKey names one producer's value of one topic incarnation.
+// seqStatesKey names one producer's value of one span of partitions of
+// one topic incarnation.
 type seqStatesKey struct {
 	id         metastore.TopicID
 	producerID int64
+	span       int32 // partition / seqStatesSpan
 }
 
+// seqStatesKeyOf is the key of the value that holds sk's state.
+func seqStatesKeyOf(sk sequenceKey) seqStatesKey {
+	return seqStatesKey{id: sk.id, producerID: sk.producerID, span: sk.partition / seqStatesSpan}
+}
+
+// holds reports whether partition belongs in k's value.
+func (k seqStatesKey) holds(partition int32) bool { return partition/seqStatesSpan == k.span }
+
 // seqStatesKeyLen is the length of a seqStatesKey's bytes.
-const seqStatesKeyLen = len(metastore.TopicID{}) + 8
+const seqStatesKeyLen = len(metastore.TopicID{}) + 8 + 4
 
 func (k seqStatesKey) bytes() []byte {
 	b := make([]byte, 0, seqStatesKeyLen)
 	b = append(b, k.id[:]...)
-	return binary.BigEndian.AppendUint64(b, uint64(k.producerID))
+	b = binary.BigEndian.AppendUint64(b, uint64(k.producerID))
+	return binary.BigEndian.AppendUint32(b, uint32(k.span))
 }
 
 func compareSeqStatesKeys(a, b seqStatesKey) int {
-	return cmp.Or(bytes.Compare(a.id[:], b.id[:]), cmp.Compare(a.producerID, b.producerID))
+	return cmp.Or(bytes.Compare(a.id[:], b.id[:]), cmp.Compare(a.producerID, b.producerID), cmp.Compare(a.span, b.span))
 }
 
 // decodeSeqStatesKey splits a seqstates key.
 func decodeSeqStatesKey(k []byte) (seqStatesKey, error) {
 	var sk seqStatesKey
-	if len(k) != 24 || binary.BigEndian.Uint64(k[16:]) > math.MaxInt64 {
+	if len(k) != seqStatesKeyLen || binary.BigEndian.Uint64(k[16:]) > math.MaxInt64 || binary.BigEndian.Uint32(k[24:]) > math.MaxInt32/seqStatesSpan {
 		return sk, fmt.Errorf("producer sequence states key %x: %w", k, errCorrupt)
 	}
 	copy(sk.id[:], k)
 	sk.producerID = int64(binary.BigEndian.Uint64(k[16:]))
+	sk.span = int32(binary.BigEndian.Uint32(k[24:]))
 	return sk, nil
 }
 
@@ -375,6 +394,10 @@ func loadSeqValue(tx kv.Tx, k seqStatesKey) (*seqValue, error) {
 		refs = *buf
 	}
 	refs, err := indexSeqStates(v, refs)
+	if err == nil && (len(refs) == 0 || !k.holds(refs[0].partition) || !k.holds(refs[len(refs)-1].partition)) {
+		// In order (walkSeqStates checks it), so all in the span.
+		err = fmt.Errorf("producer sequence states: %w: %d entries, not all of span %d", errCorrupt, len(refs), k.span)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("producer %d: %w", k.producerID, err)
 	}
@@ -398,7 +421,7 @@ func (sv *seqValue) release() {
 func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed map[sequenceKey]seqEntry) error {
 	groups := map[seqStatesKey][]seqEntry{}
 	for sk, e := range changed {
-		k := seqStatesKey{id: sk.id, producerID: sk.producerID}
+		k := seqStatesKeyOf(sk)
 		groups[k] = append(groups[k], e)
 	}
 	keys := slices.SortedFunc(maps.Keys(groups), compareSeqStatesKeys)
@@ -431,12 +454,28 @@ func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed map[seq
 // state on the partition, in producer id order.
 func producersOnPartition(tx kv.Tx, pk partitionKey, fn func(producerID int64, st *sequence.State, lastTimestamp int64) error) error {
 	c := tx.Bucket([]byte(bucketSeqStates)).Cursor()
-	for k, v := c.Seek(pk.id[:]); bytes.HasPrefix(k, pk.id[:]); k, v = c.Next() {
+	span := pk.partition / seqStatesSpan
+	for k, v := c.Seek(pk.id[:]); bytes.HasPrefix(k, pk.id[:]); {
 		sk, err := decodeSeqStatesKey(k)
 		if err != nil {
 			return err
 		}
-		st, ts, err := findSeqState(v, pk.partition)
+		if sk.span != span {
+			// Straight to this producer's value of the span, or to the
+			// next producer.
+			next := seqStatesKey{id: pk.id, producerID: sk.producerID, span: span}
+			if sk.span > span {
+				if sk.producerID == math.MaxInt64 {
+					return nil
+				}
+				next = seqStatesKey{id: pk.id, producerID: sk.producerID + 1}
+			}
+			k, v = c.Seek(next.bytes())
+			continue
+		}
+		value := v
+		k, v = c.Next()
+		st, ts, err := findSeqState(value, pk.partition)
 		if err != nil {
 			return fmt.Errorf("producer %d: %w", sk.producerID, err)
 		}
@@ -450,19 +489,60 @@ func producersOnPartition(tx kv.Tx, pk partitionKey, fn func(producerID int64, s
 }
 
 // upgradeSeqStates moves the sequences bucket's per-partition keys (the
-// layout before, binary or JSON) into seqstates values, and drops the
+// layout before partitions format 3, binary or JSON) and the per-topic
+// values of format 3 into per-span seqstates values, and drops the
 // values of topics that no longer exist (an older binary deletes a
-// topic's old keys only). It runs at every Open: usually the old bucket
-// is empty and the scan of seqstates' keys is all it costs. An old key
-// for a partition that also has an entry wins: only an older binary,
-// after the conversion, can have written it, and only on a partition it
-// created (the partitions guard stops it on the others).
+// topic's old keys only). It runs at every Open: usually there is
+// nothing to move and the scan of seqstates' keys is all it costs. An
+// old key for a partition that also has an entry wins: only an older
+// binary, after the conversion, can have written it, and only on a
+// partition it created (the partitions guard stops it on the others).
 func upgradeSeqStates(tx kv.Tx) error {
 	old := tx.Bucket([]byte(bucketSequences))
 	topics := tx.Bucket([]byte(bucketTopics))
+	states := tx.Bucket([]byte(bucketSeqStates))
 	groups := map[seqStatesKey][]seqEntry{}
+	add := func(sk sequenceKey, e seqEntry) {
+		k := seqStatesKeyOf(sk)
+		groups[k] = append(groups[k], e)
+	}
+	// Format 3: a value per topic and producer (24-byte keys), its
+	// entries in partition order.
+	var perTopic [][]byte
+	err := states.ForEach(func(k, v []byte) error {
+		if len(k) == seqStatesKeyLen {
+			return nil
+		}
+		if len(k) != 24 || binary.BigEndian.Uint64(k[16:]) > math.MaxInt64 {
+			return fmt.Errorf("upgrade producer sequence states key %x: %w", k, errCorrupt)
+		}
+		perTopic = append(perTopic, bytes.Clone(k))
+		if topics.Get(k[:16]) == nil {
+			return nil
+		}
+		es, err := decodeSeqStates(v)
+		if err != nil {
+			return fmt.Errorf("upgrade producer sequence states %x: %w", k, err)
+		}
+		var sk sequenceKey
+		copy(sk.id[:], k)
+		sk.producerID = int64(binary.BigEndian.Uint64(k[16:]))
+		for _, e := range es {
+			sk.partition = e.partition
+			add(sk, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := deleteKeys(states, perTopic); err != nil {
+		return err
+	}
+	// Before format 3: a key per partition and producer; these win over
+	// the entries above (kept in order: they come after them).
 	var keys [][]byte
-	err := old.ForEach(func(k, v []byte) error {
+	err = old.ForEach(func(k, v []byte) error {
 		if len(k) != 28 || v == nil || binary.BigEndian.Uint32(k[16:]) > math.MaxInt32 || binary.BigEndian.Uint64(k[20:]) > math.MaxInt64 {
 			return fmt.Errorf("upgrade producer sequence state %x: %w", k, errCorrupt)
 		}
@@ -474,10 +554,11 @@ func upgradeSeqStates(tx kv.Tx) error {
 		if err != nil {
 			return fmt.Errorf("upgrade producer sequence state %x: %w", k, err)
 		}
-		var sk seqStatesKey
+		var sk sequenceKey
 		copy(sk.id[:], k)
+		sk.partition = int32(binary.BigEndian.Uint32(k[16:]))
 		sk.producerID = int64(binary.BigEndian.Uint64(k[20:]))
-		groups[sk] = append(groups[sk], seqEntry{partition: int32(binary.BigEndian.Uint32(k[16:])), state: st, lastTimestamp: ts})
+		add(sk, seqEntry{partition: sk.partition, state: st, lastTimestamp: ts})
 		return nil
 	})
 	if err != nil {
@@ -486,23 +567,21 @@ func upgradeSeqStates(tx kv.Tx) error {
 	if err := deleteKeys(old, keys); err != nil {
 		return err
 	}
-	states := tx.Bucket([]byte(bucketSeqStates))
 	for _, sk := range slices.SortedFunc(maps.Keys(groups), compareSeqStatesKeys) {
-		es := groups[sk] // in partition order: the old keys were
+		byPartition := map[int32]seqEntry{}
 		if v := states.Get(sk.bytes()); v != nil {
 			have, err := decodeSeqStates(v)
 			if err != nil {
 				return fmt.Errorf("upgrade producer sequence states of producer %d: %w", sk.producerID, err)
 			}
-			byPartition := map[int32]seqEntry{}
 			for _, e := range have {
 				byPartition[e.partition] = e
 			}
-			for _, e := range es {
-				byPartition[e.partition] = e
-			}
-			es = slices.SortedFunc(maps.Values(byPartition), func(a, b seqEntry) int { return cmp.Compare(a.partition, b.partition) })
 		}
+		for _, e := range groups[sk] { // later ones win
+			byPartition[e.partition] = e
+		}
+		es := slices.SortedFunc(maps.Values(byPartition), func(a, b seqEntry) int { return cmp.Compare(a.partition, b.partition) })
 		nv, err := encodeSeqStates(es)
 		if err != nil {
 			return err

@@ -343,3 +343,151 @@ func TestSnapshotCarriesSeqStates(t *testing.T) {
 }
 
 func uuidString(id metastore.TopicID) string { return fmt.Sprintf("%x", id[:]) }
+
+// TestUpgradePerTopicSeqStates turns a producer's sequence states back
+// into partitions format 3's one value per topic and producer, and opens
+// the file again: Open splits it into a value per span of partitions,
+// every state still there (a retry is a duplicate on each partition, and
+// ActiveProducers finds the producer on each); and a value holding a
+// partition outside its key's span is refused as corrupt.
+func TestUpgradePerTopicSeqStates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := s.InitProducerID(ctx, -1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := []int32{0, 5, 17, 40, 100, 101}
+	commit := func(s *Store, seq int32) []metastore.BatchResult {
+		t.Helper()
+		c := metastore.SegmentCommit{Object: fmt.Sprintf("o%d", seq), Size: 100}
+		for i, p := range parts {
+			c.Batches = append(c.Batches, metastore.BatchCommit{TopicID: topic.ID, Partition: p, ByteOffset: int64(i) * 10, ByteLength: 10,
+				OffsetCount: 2, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq})
+		}
+		rs, err := s.CommitSegment(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	commit(s, 0)
+	first := commit(s, 2)
+	// Back to format 3: one value of all the producer's entries.
+	var spans int
+	err = s.db.Update(func(tx kv.Tx) error {
+		b := tx.Bucket([]byte(bucketSeqStates))
+		var all []seqEntry
+		var keys [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			es, err := decodeSeqStates(v)
+			all = append(all, es...)
+			keys = append(keys, bytes.Clone(k))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		spans = len(keys)
+		if err := deleteKeys(b, keys); err != nil {
+			return err
+		}
+		v, err := encodeSeqStates(all)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(seqStatesKey{id: topic.ID, producerID: pid}.bytes()[:24], v); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bucketMeta)).Put([]byte(keyPartitionsFormat), binary.BigEndian.AppendUint64(nil, 3))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spans != 4 { // 0 and 5; 17; 40; 100 and 101
+		t.Fatalf("%d sequence state values before the conversion, want 4", spans)
+	}
+	s.Close()
+
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkConverted(t, s)
+	err = s.db.View(func(tx kv.Tx) error {
+		var n int
+		err := tx.Bucket([]byte(bucketSeqStates)).ForEach(func(k, v []byte) error {
+			n++
+			_, err := decodeSeqStatesKey(k)
+			return err
+		})
+		if n != 4 {
+			t.Errorf("%d values after the conversion, want 4", n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range commit(s, 2) {
+		if !r.Duplicate || r.BaseOffset != first[i].BaseOffset {
+			t.Errorf("partition %d: retry after the conversion %+v, want a duplicate at %d", parts[i], r, first[i].BaseOffset)
+		}
+	}
+	for i, r := range commit(s, 4) {
+		if r.Err != nil || r.Duplicate || r.BaseOffset != first[i].BaseOffset+2 {
+			t.Errorf("partition %d: next batch after the conversion %+v, want offset %d", parts[i], r, first[i].BaseOffset+2)
+		}
+	}
+	// A second producer on partition 100 only: the walk of partition
+	// 40's producers skips from the first one's later spans to it and
+	// past it.
+	pid2, _, err := s.InitProducerID(ctx, -1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitSegment(ctx, metastore.SegmentCommit{Object: "o2", Size: 10, Batches: []metastore.BatchCommit{
+		{TopicID: topic.ID, Partition: 100, ByteLength: 10, OffsetCount: 1, ProducerID: pid2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := s.ActiveProducers(ctx, topic.ID, 100); err != nil || len(ps) != 2 {
+		t.Errorf("partition 100: active producers %+v, %v; want both", ps, err)
+	}
+	for _, p := range append(parts, 1, 16, 41) {
+		ps, err := s.ActiveProducers(ctx, topic.ID, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := slices.Contains(parts, p)
+		if p == 100 {
+			ps = slices.DeleteFunc(ps, func(a metastore.ActiveProducer) bool { return a.ProducerID == pid2 })
+		}
+		if got := len(ps) == 1 && ps[0].ProducerID == pid && ps[0].LastSequence == 5; got != want || (!want && len(ps) != 0) {
+			t.Errorf("partition %d: active producers %+v, want the producer: %v", p, ps, want)
+		}
+	}
+
+	// A value with a partition outside its key's span.
+	err = s.db.Update(func(tx kv.Tx) error {
+		b := tx.Bucket([]byte(bucketSeqStates))
+		v := b.Get(seqStatesKey{id: topic.ID, producerID: pid, span: 1}.bytes()) // partition 17
+		return b.Put(seqStatesKey{id: topic.ID, producerID: pid, span: 2}.bytes(), bytes.Clone(v))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.CommitSegment(ctx, metastore.SegmentCommit{Object: "o-bad", Size: 10, Batches: []metastore.BatchCommit{
+		{TopicID: topic.ID, Partition: 33, ByteLength: 10, OffsetCount: 1, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 6}}})
+	if !errors.Is(err, errCorrupt) {
+		t.Errorf("commit to a span whose value holds another span's partition: %v, want a corrupt value error", err)
+	}
+}
