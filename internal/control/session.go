@@ -137,8 +137,8 @@ func (s *session) serve() {
 // handle answers one request: reads from the state, mutations through the
 // journal.
 func (s *session) handle(payload []byte) remote.Response {
-	var req remote.Request
-	if err := remote.Unmarshal(payload, &req); err != nil {
+	req, err := remote.DecodeRequest(payload)
+	if err != nil {
 		return remote.Response{Err: &remote.WireError{Msg: fmt.Sprintf("malformed request: %v", err)}}
 	}
 	if req.Op == remote.OpSchedule {

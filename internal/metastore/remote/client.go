@@ -535,10 +535,7 @@ func (cc *clientConn) ping() {
 
 // send writes a request and returns the channel its response comes on.
 func (cc *clientConn) send(o *Op, args []byte) (uint64, chan Response, error) {
-	payload, err := Marshal(Request{Op: o.Name, Args: args})
-	if err != nil {
-		return 0, nil, err
-	}
+	payload := AppendRequest(make([]byte, 0, len(o.Name)+len(args)+16), o.Name, args)
 	ch := make(chan Response, 1)
 	cc.mu.Lock()
 	if cc.err != nil {
@@ -551,6 +548,7 @@ func (cc *clientConn) send(o *Op, args []byte) (uint64, chan Response, error) {
 	cc.mu.Unlock()
 
 	cc.wmu.Lock()
+	var err error
 	cc.buf, err = AppendFrame(cc.buf[:0], Frame{Kind: KindRequest, ID: id, Payload: payload})
 	if err == nil {
 		_, err = cc.w.Write(cc.buf)

@@ -1,0 +1,78 @@
+package remote
+
+// A request's envelope, the CBOR map {"op": NAME, "args": ARGS}, is
+// written and read here without the reflection-driven codec: Marshal
+// would walk and copy the already encoded arguments to embed them, and
+// Unmarshal would walk them once more and copy them into a RawMessage
+// before the op decodes them. The bytes are those Marshal writes for a
+// Request (TestRequestEnvelope); a payload of any other shape is
+// decoded by Unmarshal, as before.
+
+// AppendRequest appends the encoding of Request{Op: op, Args: args} to
+// b. args is one encoded item (Marshal's), appended as it is; empty
+// args encode as null, as an empty RawMessage does.
+func AppendRequest(b []byte, op string, args []byte) []byte {
+	b = append(b, 0xa2) // a map of two pairs
+	b = appendText(b, "op")
+	b = appendText(b, op)
+	b = appendText(b, "args")
+	if len(args) == 0 {
+		return append(b, 0xf6)
+	}
+	return append(b, args...)
+}
+
+// appendText appends a CBOR text string with its shortest head.
+func appendText(b []byte, s string) []byte {
+	n := uint64(len(s))
+	switch {
+	case n < 24:
+		b = append(b, 0x60|byte(n))
+	case n <= 0xff:
+		b = append(b, 0x78, byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x79, byte(n>>8), byte(n))
+	case n <= 0xffffffff:
+		b = append(b, 0x7a, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x7b, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, s...)
+}
+
+// DecodeRequest reads a request's payload. The arguments it returns
+// share the payload's bytes (a frame's payload is its own allocation)
+// and are not checked here: every op decodes them with Unmarshal, which
+// refuses anything but one well-formed item.
+func DecodeRequest(payload []byte) (Request, error) {
+	if op, args, ok := splitRequest(payload); ok {
+		return Request{Op: op, Args: args}, nil
+	}
+	var req Request
+	err := Unmarshal(payload, &req)
+	return req, err
+}
+
+// splitRequest reads the envelope AppendRequest writes: a map of two
+// pairs, "op" with a text of at most 255 bytes, then "args" and the rest
+// of the payload (at least one byte). ok is false for any other shape.
+func splitRequest(p []byte) (op string, args []byte, ok bool) {
+	const opKey, argsKey = "\x62op", "\x64args"
+	if len(p) < 1+len(opKey) || p[0] != 0xa2 || string(p[1:1+len(opKey)]) != opKey {
+		return "", nil, false
+	}
+	p = p[1+len(opKey):]
+	var n int
+	switch {
+	case len(p) >= 1 && p[0] >= 0x60 && p[0] < 0x78:
+		n, p = int(p[0]-0x60), p[1:]
+	case len(p) >= 2 && p[0] == 0x78:
+		n, p = int(p[1]), p[2:]
+	default:
+		return "", nil, false
+	}
+	if len(p) < n+len(argsKey)+1 || string(p[n:n+len(argsKey)]) != argsKey {
+		return "", nil, false
+	}
+	return string(p[:n]), p[n+len(argsKey):], true
+}
