@@ -337,7 +337,13 @@ func (b *memBucket) Delete(key []byte) error {
 	if err != nil {
 		return err
 	}
-	if prev, deleted := tr.Delete(probe(key)); deleted && len(key) <= maxLen {
+	if len(key) > maxLen {
+		// Nothing stored is that long; probe would cut it to a key
+		// that may be.
+		b.tx.writes++
+		return nil
+	}
+	if prev, deleted := tr.Delete(probe(key)); deleted {
 		b.tx.st.keys--
 		b.tx.st.bytes -= int64(prev.k) + int64(prev.v)
 	}

@@ -360,8 +360,7 @@ func (f *folder) foldRecord(r *logRecord) error {
 				e := r.extent(j)
 				// Key and value built in one array: one allocation
 				// for each of the many extents.
-				k := pk.extentKey(e.BaseOffset)
-				if err := kv.PutPair(extents, appendExtent(k, &e), len(k)); err != nil {
+				if err := kv.PutPair(extents, pk.extentPair(&e), extentKeyLen); err != nil {
 					return err
 				}
 			}

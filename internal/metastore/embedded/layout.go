@@ -198,7 +198,26 @@ func (pk partitionKey) String() string {
 }
 
 func (pk partitionKey) extentKey(baseOffset int64) []byte {
-	return binary.BigEndian.AppendUint64(pk.bytes(), uint64(baseOffset))
+	return pk.appendExtentKey(make([]byte, 0, extentKeyLen), baseOffset)
+}
+
+// extentKeyLen is the length of an extent's key: its partition's, then
+// its base offset.
+const extentKeyLen = 20 + 8
+
+// appendExtentKey appends the key of the partition's extent at
+// baseOffset to dst.
+func (pk partitionKey) appendExtentKey(dst []byte, baseOffset int64) []byte {
+	dst = append(dst, pk.id[:]...)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(pk.partition))
+	return binary.BigEndian.AppendUint64(dst, uint64(baseOffset))
+}
+
+// extentPair is an extent's key and value in one array (kv.PutPair),
+// one allocation.
+func (pk partitionKey) extentPair(e *metastore.Extent) []byte {
+	kv := make([]byte, 0, extentKeyLen+extentValueHeader+len(e.Object))
+	return appendExtent(pk.appendExtentKey(kv, e.BaseOffset), e)
 }
 
 // sequenceKey names one producer's state on one partition.
@@ -234,7 +253,7 @@ func appendExtent(dst []byte, e *metastore.Extent) []byte {
 // decodeExtent rebuilds an extent from its key and value; it copies
 // everything, so the result outlives the transaction.
 func decodeExtent(k, v []byte) (metastore.Extent, error) {
-	if len(k) != 28 || len(v) < extentValueHeader {
+	if len(k) != extentKeyLen || len(v) < extentValueHeader {
 		return metastore.Extent{}, fmt.Errorf("extent: %w: key %d bytes, value %d bytes", errCorrupt, len(k), len(v))
 	}
 	n := func(i int) int64 { return int64(binary.BigEndian.Uint64(v[i*8:])) }
