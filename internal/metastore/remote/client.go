@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -385,7 +386,10 @@ type clientConn struct {
 
 	wmu sync.Mutex
 	w   *bufio.Writer
-	buf []byte
+	// senders counts the requests writing or waiting for wmu: a sender
+	// that leaves others behind it leaves the flush to the last of
+	// them, so that requests sent together share a write.
+	senders atomic.Int32
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -534,8 +538,18 @@ func (cc *clientConn) ping() {
 }
 
 // send writes a request and returns the channel its response comes on.
+// The frame's header, the envelope's head and the arguments go straight
+// into the connection's buffer, without being gathered first.
 func (cc *clientConn) send(o *Op, args []byte) (uint64, chan Response, error) {
-	payload := AppendRequest(make([]byte, 0, len(o.Name)+len(args)+16), o.Name, args)
+	if len(args) == 0 {
+		args = null
+	}
+	var headBuf [frameHeaderLength + 4 + 64]byte
+	head := appendRequestHead(headBuf[4+frameHeaderLength:4+frameHeaderLength], o.Name)
+	n := frameHeaderLength + len(head) + len(args)
+	if n > MaxFrame {
+		return 0, nil, fmt.Errorf("%s: %w: %d bytes", o.Name, ErrFrameTooLarge, n)
+	}
 	ch := make(chan Response, 1)
 	cc.mu.Lock()
 	if cc.err != nil {
@@ -547,24 +561,27 @@ func (cc *clientConn) send(o *Op, args []byte) (uint64, chan Response, error) {
 	cc.pending[id] = ch
 	cc.mu.Unlock()
 
+	hdr := binary.BigEndian.AppendUint32(headBuf[:0], uint32(n))
+	hdr = append(hdr, KindRequest)
+	hdr = binary.BigEndian.AppendUint64(hdr, id)
+	cc.senders.Add(1)
 	cc.wmu.Lock()
-	var err error
-	cc.buf, err = AppendFrame(cc.buf[:0], Frame{Kind: KindRequest, ID: id, Payload: payload})
+	_, err := cc.w.Write(hdr)
 	if err == nil {
-		_, err = cc.w.Write(cc.buf)
+		_, err = cc.w.Write(head)
 	}
 	if err == nil {
+		_, err = cc.w.Write(args)
+	}
+	// The last sender flushes: one behind this one takes wmu after it
+	// and flushes what both wrote (a failed write fails the connection,
+	// and with it every request waiting for an answer).
+	if cc.senders.Add(-1) == 0 && err == nil {
 		err = cc.w.Flush()
-	}
-	if cap(cc.buf) > 1<<20 {
-		cc.buf = nil
 	}
 	cc.wmu.Unlock()
 	if err != nil {
 		cc.forget(id)
-		if errors.Is(err, ErrFrameTooLarge) {
-			return 0, nil, fmt.Errorf("%s: %w", o.Name, err)
-		}
 		cc.fail(fmt.Errorf("control plane %s: send: %w: %w", cc.c.opts.Addr, errConnLost, err))
 		return 0, nil, cc.err
 	}

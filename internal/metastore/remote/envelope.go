@@ -12,14 +12,21 @@ package remote
 // b. args is one encoded item (Marshal's), appended as it is; empty
 // args encode as null, as an empty RawMessage does.
 func AppendRequest(b []byte, op string, args []byte) []byte {
+	if len(args) == 0 {
+		args = null
+	}
+	return append(appendRequestHead(b, op), args...)
+}
+
+// null is CBOR's null, the encoding of empty arguments.
+var null = []byte{0xf6}
+
+// appendRequestHead appends what comes before the arguments.
+func appendRequestHead(b []byte, op string) []byte {
 	b = append(b, 0xa2) // a map of two pairs
 	b = appendText(b, "op")
 	b = appendText(b, op)
-	b = appendText(b, "args")
-	if len(args) == 0 {
-		return append(b, 0xf6)
-	}
-	return append(b, args...)
+	return appendText(b, "args")
 }
 
 // appendText appends a CBOR text string with its shortest head.
@@ -74,5 +81,17 @@ func splitRequest(p []byte) (op string, args []byte, ok bool) {
 	if len(p) < n+len(argsKey)+1 || string(p[n:n+len(argsKey)]) != argsKey {
 		return "", nil, false
 	}
-	return string(p[:n]), p[n+len(argsKey):], true
+	return opName(p[:n]), p[n+len(argsKey):], true
+}
+
+// opName is the name b spells: a known op's own string, without
+// allocating one per request.
+func opName(b []byte) string {
+	if o, ok := ops[string(b)]; ok {
+		return o.Name
+	}
+	if string(b) == OpSchedule {
+		return OpSchedule
+	}
+	return string(b)
 }
