@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -173,10 +174,10 @@ func (s *session) handle(payload []byte) remote.Response {
 	return s.v.submit(s.ctx, &command{Command: Command{Op: op.Name, Args: req.Args}, op: op, args: args, origin: s})
 }
 
-// pushNotice queues a notice without ever blocking the applier: when the
-// queue is full, the session is sent "everything changed" later.
-func (s *session) pushNotice(kind byte, n any) {
-	payload, err := remote.Marshal(n)
+// pushNotice queues an encoded notice (its frames share payload) without
+// ever blocking the applier: when the queue is full, or the notice could
+// not be encoded, the session is sent "everything changed" later.
+func (s *session) pushNotice(kind byte, payload []byte, err error) {
 	if err == nil {
 		select {
 		case s.out <- remote.Frame{Kind: kind, Payload: payload}:
@@ -219,21 +220,31 @@ func (s *session) writeLoop() {
 		if !write(f) {
 			return
 		}
-	drain:
-		for {
-			select {
-			case id := <-s.pongs:
-				f = remote.Frame{Kind: remote.KindPong, ID: id}
-			default:
+		// Then whatever else is queued, and once more after letting the
+		// goroutines that run go first: the answers of one applied batch
+		// come from as many goroutines, woken together, and share a
+		// flush when they are written together.
+		for yielded := false; ; yielded = true {
+		drain:
+			for {
 				select {
-				case f = <-s.out:
+				case id := <-s.pongs:
+					f = remote.Frame{Kind: remote.KindPong, ID: id}
 				default:
-					break drain
+					select {
+					case f = <-s.out:
+					default:
+						break drain
+					}
+				}
+				if !write(f) {
+					return
 				}
 			}
-			if !write(f) {
-				return
+			if yielded {
+				break
 			}
+			runtime.Gosched()
 		}
 		if s.lostCommits.Swap(false) {
 			p, _ := remote.Marshal(metastore.CommitNotice{})

@@ -140,6 +140,7 @@ type vcluster struct {
 type vclusterStats struct {
 	batches, commands atomic.Int64
 	slowBatches       atomic.Int64 // applied one command per transaction
+	applies           atomic.Int64 // applyBatch calls: batches appended together are applied together
 	appendNanos       atomic.Int64 // encoding and journal appends
 	applyNanos        atomic.Int64 // applying to the state
 	maxBatch          atomic.Int64
@@ -156,6 +157,10 @@ type Stats struct {
 	// command failed inside the batch's.
 	SlowBatches int64
 	MaxBatch    int64
+	// Applies counts the transactions that applied the batches: the
+	// batches appended while the previous ones were applied are applied
+	// together.
+	Applies int64
 	// Append is the time spent encoding and appending batches, Apply the
 	// time spent applying them (both summed over batches).
 	Append, Apply time.Duration
@@ -181,9 +186,9 @@ func (st Stats) String() string {
 	if st.Batches == 0 {
 		return "no batches"
 	}
-	return fmt.Sprintf("%d batches (%d one by one), %d commands (mean %.1f, max %d per batch), mean append %v, mean apply %v per batch; opened from snapshot #%d + %d rows",
+	return fmt.Sprintf("%d batches (%d one by one), %d commands (mean %.1f, max %d per batch), mean append %v, mean apply %v per batch, applied in %d transactions; opened from snapshot #%d + %d rows",
 		st.Batches, st.SlowBatches, st.Commands, float64(st.Commands)/float64(st.Batches), st.MaxBatch,
-		st.Append/time.Duration(st.Batches), st.Apply/time.Duration(st.Batches), st.SnapshotSeq, st.Replayed)
+		st.Append/time.Duration(st.Batches), st.Apply/time.Duration(st.Batches), st.Applies, st.SnapshotSeq, st.Replayed)
 }
 
 func (v *vcluster) statsNow() Stats {
@@ -193,7 +198,7 @@ func (v *vcluster) statsNow() Stats {
 	}
 	return Stats{
 		StateKeys: keys, StateBytes: bytes,
-		Batches: v.stats.batches.Load(), SlowBatches: v.stats.slowBatches.Load(), Commands: v.stats.commands.Load(), MaxBatch: v.stats.maxBatch.Load(),
+		Batches: v.stats.batches.Load(), SlowBatches: v.stats.slowBatches.Load(), Applies: v.stats.applies.Load(), Commands: v.stats.commands.Load(), MaxBatch: v.stats.maxBatch.Load(),
 		Append: time.Duration(v.stats.appendNanos.Load()), Apply: time.Duration(v.stats.applyNanos.Load()),
 		Replayed: v.stats.replayed.Load(), SnapshotSeq: v.stats.snapshotSeq.Load(), StandbySeq: v.stats.standbySeq.Load(),
 		Open:   time.Duration(v.stats.openNanos.Load()),
@@ -479,10 +484,15 @@ func (v *vcluster) applyBatch(seq int64, batch []*command) {
 		}
 		v.stats.slowBatches.Add(1)
 	}
-	for _, p := range v.pushes {
-		for _, s := range v.sessionList() {
-			if s != p.origin {
-				s.pushNotice(p.kind, p.notice)
+	if len(v.pushes) > 0 {
+		// Each notice encoded once, whatever the number of sessions.
+		sessions := v.sessionList()
+		for _, p := range v.pushes {
+			payload, err := remote.Marshal(p.notice)
+			for _, s := range sessions {
+				if s != p.origin {
+					s.pushNotice(p.kind, payload, err)
+				}
 			}
 		}
 	}
@@ -638,8 +648,24 @@ func (v *vcluster) applyLoop(appended <-chan appendedBatch) {
 			reply <- sn // nil after an error
 			continue
 		}
+		// The batches appended while the last was applied join it: one
+		// transaction of the state for all (the answers are the same),
+		// recording the last one's sequence number.
+	join:
+		for len(b.cmds) < maxBatchCommands {
+			select {
+			case next, ok := <-appended:
+				if !ok {
+					break join // applied first; the loop then ends
+				}
+				b.seq, b.cmds = next.seq, append(b.cmds, next.cmds...)
+			default:
+				break join
+			}
+		}
 		start := time.Now()
 		v.applyBatch(b.seq, b.cmds)
+		v.stats.applies.Add(1)
 		for _, c := range b.cmds {
 			close(c.done)
 		}
