@@ -17,6 +17,7 @@
 package kv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 )
@@ -92,6 +93,29 @@ func PutPair(b Bucket, kv []byte, keyLen int) error {
 		return o.putPair(kv, keyLen)
 	}
 	return b.Put(kv[:keyLen:keyLen], kv[keyLen:])
+}
+
+// DeletePrefix deletes every key of b that starts with prefix and
+// returns how many it deleted. Memory rebuilds a tree that loses a good
+// part of its keys instead of deleting them one by one (a topic's
+// hundreds of thousands of extents); Bolt deletes them one by one.
+func DeletePrefix(b Bucket, prefix []byte) (int, error) {
+	if o, ok := b.(interface {
+		deletePrefix(prefix []byte) (int, error)
+	}); ok {
+		return o.deletePrefix(prefix)
+	}
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k)) // deleting under a cursor skips entries
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
 }
 
 // Errors of Memory (Bolt returns bbolt's own).

@@ -26,7 +26,8 @@ func openBolt(t *testing.T) *kv.Bolt {
 }
 
 // TestMemoryAgreesWithBolt runs one random history of transactions
-// (commits and rollbacks; puts, deletes, bucket creation and deletion)
+// (commits and rollbacks; puts, deletes, prefix deletes, bucket creation
+// and deletion)
 // on Bolt and Memory, and compares every read: gets, cursor walks from
 // random seeks in both directions, and whole dumps after each
 // transaction.
@@ -84,6 +85,18 @@ func differential(t *testing.T, seed uint64) {
 						return "no bucket"
 					}
 					return fmt.Sprint(b.Delete(k))
+				})
+			case r < 68:
+				// Prefixes of one or two bytes: Memory deletes a few
+				// keys one by one, or rebuilds the tree without many.
+				prefix := k[:min(len(k), 1+rng.IntN(2))]
+				ops = append(ops, func(tx kv.Tx) string {
+					b := tx.Bucket(name)
+					if b == nil {
+						return "no bucket"
+					}
+					n, err := kv.DeletePrefix(b, prefix)
+					return fmt.Sprint(n, err)
 				})
 			case r < 80:
 				ops = append(ops, func(tx kv.Tx) string {

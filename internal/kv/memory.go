@@ -351,6 +351,49 @@ func (b *memBucket) Delete(key []byte) error {
 	return nil
 }
 
+// deletePrefix is DeletePrefix. Deleting a key copies the nodes on its
+// path that the writer does not own yet, and searches from the root: for
+// more than a tenth of the tree, building a new tree of the keys kept
+// (appended in order) costs less.
+func (b *memBucket) deletePrefix(prefix []byte) (int, error) {
+	tr, err := b.mutable()
+	if err != nil {
+		return 0, err
+	}
+	var gone []item
+	var goneBytes int64
+	inPrefix := func(it item) bool { return bytes.HasPrefix(it.key(), prefix) }
+	tr.Ascend(probe(prefix), func(it item) bool {
+		if !inPrefix(it) {
+			return false
+		}
+		gone = append(gone, it)
+		goneBytes += int64(it.k) + int64(it.v)
+		return true
+	})
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	if len(gone) <= tr.Len()/10 {
+		for _, it := range gone {
+			tr.Delete(it)
+		}
+	} else {
+		kept := newTree()
+		tr.Scan(func(it item) bool {
+			if !inPrefix(it) {
+				kept.Load(it)
+			}
+			return true
+		})
+		b.tx.st.buckets[b.name] = kept
+	}
+	b.tx.st.keys -= int64(len(gone))
+	b.tx.st.bytes -= goneBytes
+	b.tx.writes++
+	return len(gone), nil
+}
+
 func (b *memBucket) ForEach(fn func(k, v []byte) error) error {
 	tr := b.tree()
 	if tr == nil {

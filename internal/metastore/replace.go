@@ -122,23 +122,39 @@ type ObjectRef struct {
 // sorted by key (the order in which backends lock object records). Objects
 // whose count does not change are left out.
 func RefChanges(removed, added []Extent) []ObjectRef {
-	m := map[string]*ObjectRef{}
-	get := func(e Extent) *ObjectRef {
-		r := m[e.Object]
-		if r == nil {
-			r = &ObjectRef{Key: e.Object, Size: e.ObjectSize}
-			m[e.Object] = r
-		}
-		return r
-	}
+	t := RefTally{}
 	for _, e := range removed {
-		get(e).Delta--
+		t.Remove(e)
 	}
 	for _, e := range added {
-		get(e).Delta++
+		t.Add(e)
 	}
-	out := make([]ObjectRef, 0, len(m))
-	for _, r := range m {
+	return t.Changes()
+}
+
+// RefTally sums reference changes extent by extent, for a caller that
+// walks more extents than it should hold at once (a topic's, deleted).
+type RefTally map[string]*ObjectRef
+
+func (t RefTally) ref(e Extent) *ObjectRef {
+	r := t[e.Object]
+	if r == nil {
+		r = &ObjectRef{Key: e.Object, Size: e.ObjectSize}
+		t[e.Object] = r
+	}
+	return r
+}
+
+// Remove counts e off its object.
+func (t RefTally) Remove(e Extent) { t.ref(e).Delta-- }
+
+// Add counts e on its object.
+func (t RefTally) Add(e Extent) { t.ref(e).Delta++ }
+
+// Changes are the sums, as RefChanges returns them.
+func (t RefTally) Changes() []ObjectRef {
+	out := make([]ObjectRef, 0, len(t))
+	for _, r := range t {
 		if r.Delta != 0 {
 			out = append(out, *r)
 		}

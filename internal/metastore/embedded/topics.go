@@ -77,16 +77,16 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 		}
 		// Its objects lose these references; those left with none
 		// become the cleaner's.
-		var removed []metastore.Extent
+		removed := metastore.RefTally{}
 		c := tx.Bucket([]byte(bucketExtents)).Cursor()
 		for k, v := c.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, v = c.Next() {
 			e, err := decodeExtent(k, v)
 			if err != nil {
 				return err
 			}
-			removed = append(removed, e)
+			removed.Remove(e)
 		}
-		if err := applyRefs(tx, metastore.RefChanges(removed, nil), s.now(), false); err != nil {
+		if err := applyRefs(tx, removed.Changes(), s.now(), false); err != nil {
 			return err
 		}
 		// Every per-partition key starts with the topic ID (the
@@ -238,15 +238,11 @@ func putTopic(tx kv.Tx, id metastore.TopicID, rec *topicRecord) error {
 	return tx.Bucket([]byte(bucketTopics)).Put(id[:], v)
 }
 
-// deletePrefix deletes every key of b that starts with prefix. Keys are
-// collected first because deleting under a cursor skips entries.
+// deletePrefix deletes every key of b that starts with prefix
+// (kv.DeletePrefix).
 func deletePrefix(b kv.Bucket, prefix []byte) error {
-	var keys [][]byte
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
-	return deleteKeys(b, keys)
+	_, err := kv.DeletePrefix(b, prefix)
+	return err
 }
 
 // deleteKeys deletes keys from b: keys a walk collected first, because
