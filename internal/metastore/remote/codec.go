@@ -39,8 +39,22 @@ func init() {
 	}
 }
 
-// Marshal encodes v.
-func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
+// Marshal encodes v: the hot types by hand (hotcodec.go), the rest with
+// the codec, in the same bytes.
+func Marshal(v any) ([]byte, error) {
+	if b, ok := marshalHot(v); ok {
+		return b, nil
+	}
+	return encMode.Marshal(v)
+}
 
-// Unmarshal decodes data into v.
-func Unmarshal(data []byte, v any) error { return decMode.Unmarshal(data, v) }
+// Unmarshal decodes data into v: what the hot types' readers take by
+// hand, the rest with the codec, into the same values; a Response's
+// Result read by hand shares data's bytes (a frame's payload is its own).
+// Either way the value is one the codec gives for data.
+func Unmarshal(data []byte, v any) error {
+	if unmarshalHot(data, v) {
+		return nil
+	}
+	return decMode.Unmarshal(data, v)
+}
