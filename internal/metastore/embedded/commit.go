@@ -88,7 +88,8 @@ type heldStates struct {
 	topics   map[metastore.TopicID]*topicCommit // nil: no such topic
 	logged   bool                               // a commit appended to the extent log
 	limits   foldLimits
-	byRecord bool // Store.foldByRecord
+	byRecord bool          // Store.foldByRecord
+	slabs    *extentSlabs // Store.slabs
 }
 
 func newHeldStates(limits foldLimits) *heldStates {
@@ -100,7 +101,7 @@ func newHeldStates(limits foldLimits) *heldStates {
 
 func (s *Store) newHeldStates() *heldStates {
 	h := newHeldStates(s.fold)
-	h.byRecord = s.foldByRecord
+	h.byRecord, h.slabs = s.foldByRecord, s.slabs
 	return h
 }
 
@@ -373,7 +374,7 @@ func (cm *committer) write() error {
 
 // folder folds partitions through the held topic states.
 func (h *heldStates) folder(tx kv.Tx) *folder {
-	return &folder{tx: tx, byRecord: h.byRecord, states: func(pk partitionKey) (*partitionState, error) {
+	return &folder{tx: tx, byRecord: h.byRecord, slabs: h.slabs, states: func(pk partitionKey) (*partitionState, error) {
 		ps, err := h.partition(tx, pk)
 		if ps != nil {
 			h.moved(pk.id)

@@ -75,6 +75,8 @@ type Store struct {
 	// foldByRecord: trims fold the oldest record's extents alone
 	// (folder.foldRecord), for a store in memory.
 	foldByRecord bool
+	// slabs hold the folded extents of a store in memory (nil on file).
+	slabs *extentSlabs
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -138,6 +140,9 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	log.Info("metadata store opened", "path", path, "memory", opts.Memory)
 	s := &Store{db: db, path: path, log: log, now: opts.Now, rand: opts.Rand, foldByRecord: opts.Memory}
+	if opts.Memory {
+		s.slabs = newExtentSlabs()
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}

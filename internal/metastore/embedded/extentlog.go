@@ -293,6 +293,7 @@ type folder struct {
 	// byRecord: trim moves the oldest record's entries only
 	// (foldRecord), not all the pending extents of its partitions.
 	byRecord bool
+	slabs    *extentSlabs // where folded extents are built (nil: alone)
 }
 
 // foldPartitions folds the given partitions (sorted, no duplicates; those
@@ -320,7 +321,7 @@ func (f *folder) foldPartitions(pks []partitionKey) error {
 		)
 		err = pendingExtents(f.tx, pk, *st, func(e metastore.Extent) bool {
 			found++
-			putErr = extents.Put(pk.extentKey(e.BaseOffset), encodeExtent(&e))
+			putErr = kv.PutPair(extents, f.slabs.pair(pk, &e), extentKeyLen)
 			return putErr == nil
 		})
 		switch {
@@ -358,9 +359,9 @@ func (f *folder) foldRecord(r *logRecord) error {
 			}
 			for j := i; j < end; j++ {
 				e := r.extent(j)
-				// Key and value built in one array: one allocation
-				// for each of the many extents.
-				if err := kv.PutPair(extents, pk.extentPair(&e), extentKeyLen); err != nil {
+				// Key and value built in one array, in the
+				// partition's slab in memory.
+				if err := kv.PutPair(extents, f.slabs.pair(pk, &e), extentKeyLen); err != nil {
 					return err
 				}
 			}

@@ -109,6 +109,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("delete topic %s: %w", name, err)
 	}
+	s.slabs.dropTopic(t.ID)
 	s.NotifyTopics(metastore.TopicNotice{Names: []string{name}})
 	return t, nil
 }
