@@ -88,7 +88,7 @@ type heldStates struct {
 	topics   map[metastore.TopicID]*topicCommit // nil: no such topic
 	logged   bool                               // a commit appended to the extent log
 	limits   foldLimits
-	byRecord bool          // Store.foldByRecord
+	byRecord bool         // Store.foldByRecord
 	slabs    *extentSlabs // Store.slabs
 }
 

@@ -43,7 +43,7 @@ func (s *extentSlabs) pair(pk partitionKey, e *metastore.Extent) []byte {
 	if cap(buf)-len(buf) < n {
 		buf = make([]byte, 0, min(max(2*cap(buf), minSlab), maxSlab))
 	}
-	kv := buf[len(buf):len(buf):len(buf)+n]
+	kv := buf[len(buf) : len(buf) : len(buf)+n]
 	s.tail[pk] = buf[:len(buf)+n]
 	return appendExtent(pk.appendExtentKey(kv, e.BaseOffset), e)
 }
