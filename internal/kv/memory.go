@@ -140,6 +140,9 @@ type memTx struct {
 	own      map[string]bool // buckets whose tree this writer copied or created
 	writes   int             // puts and deletes so far (memCursor)
 	done     bool
+	// handles are the buckets Bucket returned, for the next calls (a
+	// commit asks for the same few buckets many times).
+	handles [8]*memBucket
 }
 
 func (t *memTx) Bucket(name []byte) Bucket {
@@ -148,6 +151,16 @@ func (t *memTx) Bucket(name []byte) Bucket {
 	}
 	if _, ok := t.st.buckets[string(name)]; !ok {
 		return nil
+	}
+	for i, h := range t.handles {
+		if h == nil {
+			h = &memBucket{tx: t, name: string(name)}
+			t.handles[i] = h
+			return h
+		}
+		if h.name == string(name) {
+			return h
+		}
 	}
 	return &memBucket{tx: t, name: string(name)}
 }

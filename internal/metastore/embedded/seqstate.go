@@ -86,8 +86,9 @@ func (k seqStatesKey) holds(partition int32) bool { return partition/seqStatesSp
 // seqStatesKeyLen is the length of a seqStatesKey's bytes.
 const seqStatesKeyLen = len(metastore.TopicID{}) + 8 + 4
 
-func (k seqStatesKey) bytes() []byte {
-	b := make([]byte, 0, seqStatesKeyLen)
+func (k seqStatesKey) bytes() []byte { return k.appendTo(make([]byte, 0, seqStatesKeyLen)) }
+
+func (k seqStatesKey) appendTo(b []byte) []byte {
 	b = append(b, k.id[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(k.producerID))
 	return binary.BigEndian.AppendUint32(b, uint32(k.span))
@@ -336,6 +337,7 @@ func findSeqState(v []byte, partition int32) (*sequence.State, int64, error) {
 type seqValue struct {
 	v    []byte
 	refs []seqRef
+	box  *[]seqRef // where refs go back to seqRefs (release); nil: not from it
 }
 
 // lookup decodes a partition's state, nil if none.
@@ -385,15 +387,16 @@ var seqRefs sync.Pool // of *[]seqRef
 
 // loadSeqValue reads and indexes one producer's value of one topic.
 func loadSeqValue(tx kv.Tx, k seqStatesKey) (*seqValue, error) {
-	v := tx.Bucket([]byte(bucketSeqStates)).Get(k.bytes())
+	var key [seqStatesKeyLen]byte
+	v := tx.Bucket([]byte(bucketSeqStates)).Get(k.appendTo(key[:0]))
 	if v == nil {
 		return &seqValue{}, nil
 	}
-	var refs []seqRef
-	if buf, ok := seqRefs.Get().(*[]seqRef); ok {
-		refs = *buf
+	box, _ := seqRefs.Get().(*[]seqRef)
+	if box == nil {
+		box = new([]seqRef)
 	}
-	refs, err := indexSeqStates(v, refs)
+	refs, err := indexSeqStates(v, (*box)[:0])
 	if err == nil && (len(refs) == 0 || !k.holds(refs[0].partition) || !k.holds(refs[len(refs)-1].partition)) {
 		// In order (walkSeqStates checks it), so all in the span.
 		err = fmt.Errorf("producer sequence states: %w: %d entries, not all of span %d", errCorrupt, len(refs), k.span)
@@ -401,17 +404,17 @@ func loadSeqValue(tx kv.Tx, k seqStatesKey) (*seqValue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("producer %d: %w", k.producerID, err)
 	}
-	return &seqValue{v: v, refs: refs}, nil
+	return &seqValue{v: v, refs: refs, box: box}, nil
 }
 
 // release gives the value's index back for another to use; sv is empty
 // afterwards.
 func (sv *seqValue) release() {
-	if cap(sv.refs) > 0 {
-		refs := sv.refs[:0]
-		seqRefs.Put(&refs)
+	if sv.box != nil {
+		*sv.box = sv.refs[:0]
+		seqRefs.Put(sv.box)
 	}
-	sv.v, sv.refs = nil, nil
+	sv.v, sv.refs, sv.box = nil, nil, nil
 }
 
 // writeSeqStates stores the changed states of a commit: changed maps a

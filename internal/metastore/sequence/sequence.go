@@ -81,13 +81,20 @@ func (st *State) Check(epoch int16, firstSeq, lastSeq int32) (dupBase int64, dup
 // Accept returns the state after a batch that Check allowed was written at
 // baseOffset. st may be nil; it is not modified.
 func (st *State) Accept(epoch int16, firstSeq, lastSeq int32, baseOffset int64) *State {
-	next := &State{Epoch: epoch, LastSeq: lastSeq}
+	// The state and its batches in one allocation.
+	x := new(struct {
+		s   State
+		buf [RecentBatches]Batch
+	})
+	next := &x.s
+	next.Epoch, next.LastSeq, next.Recent = epoch, lastSeq, x.buf[:0]
 	if st != nil && st.Epoch == epoch {
-		next.Recent = append(next.Recent, st.Recent...)
+		kept := st.Recent
+		if n := len(kept); n > RecentBatches-1 {
+			kept = kept[n-(RecentBatches-1):]
+		}
+		next.Recent = append(next.Recent, kept...)
 	}
 	next.Recent = append(next.Recent, Batch{FirstSeq: firstSeq, LastSeq: lastSeq, BaseOffset: baseOffset})
-	if n := len(next.Recent); n > RecentBatches {
-		next.Recent = next.Recent[n-RecentBatches:]
-	}
 	return next
 }
