@@ -96,16 +96,26 @@ func (r *cborIn) peek() byte {
 // lengths and reserved arguments are refused, as the codec (with
 // IndefLengthForbidden) refuses them.
 func (r *cborIn) head() (major byte, arg uint64) {
-	if r.bad || len(r.b) == 0 {
+	major, arg, n, ok := readHead(r.b)
+	if r.bad || !ok {
 		r.fail()
 		return 0, 0
 	}
-	major, ai := r.b[0]>>5, r.b[0]&0x1f
-	b := r.b[1:]
-	var n int
+	r.b = r.b[n:]
+	return major, arg
+}
+
+// readHead reads the head at the start of b: its major type, argument
+// and length. ok is false for a head cut short, an indefinite length or
+// a reserved argument.
+func readHead(b []byte) (major byte, arg uint64, n int, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, 0, false
+	}
+	major, ai := b[0]>>5, b[0]&0x1f
 	switch {
 	case ai < 24:
-		arg = uint64(ai)
+		return major, uint64(ai), 1, true
 	case ai == 24:
 		n = 1
 	case ai == 25:
@@ -115,18 +125,15 @@ func (r *cborIn) head() (major byte, arg uint64) {
 	case ai == 27:
 		n = 8
 	default:
-		r.fail()
-		return 0, 0
+		return 0, 0, 0, false
 	}
-	if len(b) < n {
-		r.fail()
-		return 0, 0
+	if len(b) < 1+n {
+		return 0, 0, 0, false
 	}
-	for _, c := range b[:n] {
+	for _, c := range b[1 : 1+n] {
 		arg = arg<<8 | uint64(c)
 	}
-	r.b = b[n:]
-	return major, arg
+	return major, arg, 1 + n, true
 }
 
 // int64 reads an integer that fits an int64.

@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -77,34 +76,16 @@ var errMalformed = errors.New("malformed CBOR")
 // head reads an item's head: major type, argument, and whether it is a
 // simple value or float (major 7, whose argument is not a length).
 func (w *costWalker) head() (major byte, arg uint64, err error) {
-	if w.pos >= len(w.data) {
+	major, arg, n, ok := readHead(w.data[w.pos:])
+	if !ok {
+		if w.pos < len(w.data) && w.data[w.pos]&31 > 27 {
+			// Reserved, or indefinite length (refused by the decoder too).
+			return 0, 0, fmt.Errorf("%w: additional information %d", errMalformed, w.data[w.pos]&31)
+		}
 		return 0, 0, errMalformed
 	}
-	b := w.data[w.pos]
-	w.pos++
-	major, ai := b>>5, b&31
-	var n int
-	switch {
-	case ai < 24:
-		return major, uint64(ai), nil
-	case ai == 24:
-		n = 1
-	case ai == 25:
-		n = 2
-	case ai == 26:
-		n = 4
-	case ai == 27:
-		n = 8
-	default: // reserved, or indefinite length (refused by the decoder too)
-		return 0, 0, fmt.Errorf("%w: additional information %d", errMalformed, ai)
-	}
-	if len(w.data)-w.pos < n {
-		return 0, 0, errMalformed
-	}
-	var buf [8]byte
-	copy(buf[8-n:], w.data[w.pos:w.pos+n])
 	w.pos += n
-	return major, binary.BigEndian.Uint64(buf[:]), nil
+	return major, arg, nil
 }
 
 // add counts n bytes, failing as soon as the limit is passed so that

@@ -44,40 +44,31 @@ func responseSize(x *Response) int {
 // other type, and for data it does not read as the codec's writing of
 // v's type, with v unchanged.
 func unmarshalHot(data []byte, v any) bool {
-	r := cborIn{b: data}
 	switch p := v.(type) {
 	case *Response:
-		x := readResponse(&r)
-		if r.end() {
-			*p = x
-			return true
-		}
+		return readInto(data, p, readResponse)
 	case *metastore.SegmentCommit:
-		x := readSegmentCommit(&r)
-		if r.end() {
-			*p = x
-			return true
-		}
+		return readInto(data, p, readSegmentCommit)
 	case *[]batchResult:
-		x := readBatchResults(&r)
-		if r.end() {
-			*p = x
-			return true
-		}
+		return readInto(data, p, readBatchResults)
 	case *[]metastore.Extent:
-		x := readExtents(&r)
-		if r.end() {
-			*p = x
-			return true
-		}
+		return readInto(data, p, readExtents)
 	case *metastore.CommitNotice:
-		x := readCommitNotice(&r)
-		if r.end() {
-			*p = x
-			return true
-		}
+		return readInto(data, p, readCommitNotice)
 	}
 	return false
+}
+
+// readInto sets *p to what read reads from the whole of data, if it
+// does.
+func readInto[T any](data []byte, p *T, read func(*cborIn) T) bool {
+	r := cborIn{b: data}
+	x := read(&r)
+	if !r.end() {
+		return false
+	}
+	*p = x
+	return true
 }
 
 // A Response is a map of its non-empty fields: "result" (the result's
