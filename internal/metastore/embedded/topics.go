@@ -103,13 +103,15 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (metastore.Topic, 
 		if err := deleteTopicShares(tx, id); err != nil {
 			return err
 		}
+		// The writer's alone, as the transaction (forgetting a slab
+		// that a rolled-back transaction needed costs a new one).
+		s.slabs.dropTopic(id)
 		// Committed offsets are keyed by group first.
 		return deleteTopicOffsets(tx, id)
 	})
 	if err != nil {
 		return metastore.Topic{}, fmt.Errorf("delete topic %s: %w", name, err)
 	}
-	s.slabs.dropTopic(t.ID)
 	s.NotifyTopics(metastore.TopicNotice{Names: []string{name}})
 	return t, nil
 }

@@ -23,28 +23,10 @@ var null = []byte{0xf6}
 
 // appendRequestHead appends what comes before the arguments.
 func appendRequestHead(b []byte, op string) []byte {
-	b = append(b, 0xa2) // a map of two pairs
-	b = appendText(b, "op")
-	b = appendText(b, op)
-	return appendText(b, "args")
-}
-
-// appendText appends a CBOR text string with its shortest head.
-func appendText(b []byte, s string) []byte {
-	n := uint64(len(s))
-	switch {
-	case n < 24:
-		b = append(b, 0x60|byte(n))
-	case n <= 0xff:
-		b = append(b, 0x78, byte(n))
-	case n <= 0xffff:
-		b = append(b, 0x79, byte(n>>8), byte(n))
-	case n <= 0xffffffff:
-		b = append(b, 0x7a, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x7b, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, s...)
+	b = appendHead(b, majorMap, 2)
+	b = appendTextString(b, "op")
+	b = appendTextString(b, op)
+	return appendTextString(b, "args")
 }
 
 // DecodeRequest reads a request's payload. The arguments it returns
