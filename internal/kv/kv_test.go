@@ -26,8 +26,8 @@ func openBolt(t *testing.T) *kv.Bolt {
 }
 
 // TestMemoryAgreesWithBolt runs one random history of transactions
-// (commits and rollbacks; puts, deletes, prefix deletes, bucket creation
-// and deletion)
+// (commits and rollbacks; puts, some with stale hints, deletes, prefix
+// deletes, bucket creation and deletion)
 // on Bolt and Memory, and compares every read: gets, cursor walks from
 // random seeks in both directions, and whole dumps after each
 // transaction.
@@ -41,6 +41,7 @@ func differential(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	dbs := []kv.DB{openBolt(t), kv.NewMemory()}
 	names := [][]byte{[]byte("a"), []byte("b"), []byte("c")}
+	hints := map[string]*kv.Hint{"a": {}, "b": {}, "c": {}}
 	key := func() []byte {
 		// Short keys over a small alphabet: many collisions, shared
 		// prefixes and neighbours.
@@ -73,8 +74,13 @@ func differential(t *testing.T, seed uint64) {
 					if b == nil {
 						return "no bucket"
 					}
-					if r%2 == 0 {
+					switch r % 3 {
+					case 0:
 						return fmt.Sprint(kv.PutPair(b, append(slices.Clone(k), v...), len(k)))
+					case 1:
+						// A hint shared by every key and transaction of
+						// the bucket: mostly wrong, never harmful.
+						return fmt.Sprint(kv.PutPairHint(b, append(slices.Clone(k), v...), len(k), hints[string(name)]))
 					}
 					return fmt.Sprint(b.Put(k, v))
 				})
@@ -106,6 +112,9 @@ func differential(t *testing.T, seed uint64) {
 					}
 					// Not whether an empty value is nil: bbolt returns nil
 					// for a value put as nil until the transaction commits.
+					if r%2 == 0 {
+						return fmt.Sprintf("%q", kv.GetHint(b, k, hints[string(name)]))
+					}
 					return fmt.Sprintf("%q", b.Get(k))
 				})
 			default:

@@ -286,7 +286,10 @@ func (b *memBucket) mutable() (*memTree, error) {
 	return tr, nil
 }
 
-func (b *memBucket) Get(key []byte) []byte {
+func (b *memBucket) Get(key []byte) []byte { return b.get(key, nil) }
+
+// get is Get with a hint (GetHint); h may be nil.
+func (b *memBucket) get(key []byte, h *Hint) []byte {
 	tr := b.tree()
 	if tr == nil {
 		return nil
@@ -294,7 +297,11 @@ func (b *memBucket) Get(key []byte) []byte {
 	if len(key) > maxLen {
 		return nil
 	}
-	it, ok := tr.Get(probe(key))
+	var path *btree.PathHint
+	if h != nil {
+		path = &h.path
+	}
+	it, ok := tr.GetHint(probe(key), path)
 	if !ok {
 		return nil
 	}
@@ -312,11 +319,14 @@ func (b *memBucket) Put(key, value []byte) error {
 }
 
 // putPair is Put keeping kv itself (PutPair).
-func (b *memBucket) putPair(kv []byte, keyLen int) error {
+func (b *memBucket) putPair(kv []byte, keyLen int) error { return b.putPairHint(kv, keyLen, nil) }
+
+// putPairHint is putPair with a hint (PutPairHint); h may be nil.
+func (b *memBucket) putPairHint(kv []byte, keyLen int, h *Hint) error {
 	if err := checkLens(keyLen, len(kv)-keyLen); err != nil {
 		return err
 	}
-	return b.set(pair(kv, keyLen))
+	return b.setHint(pair(kv, keyLen), h)
 }
 
 func checkLens(key, value int) error {
@@ -330,12 +340,18 @@ func checkLens(key, value int) error {
 }
 
 // set stores it as it is.
-func (b *memBucket) set(it item) error {
+func (b *memBucket) set(it item) error { return b.setHint(it, nil) }
+
+func (b *memBucket) setHint(it item, h *Hint) error {
 	tr, err := b.mutable()
 	if err != nil {
 		return err
 	}
-	if prev, replaced := tr.Set(it); replaced {
+	var path *btree.PathHint
+	if h != nil {
+		path = &h.path
+	}
+	if prev, replaced := tr.SetHint(it, path); replaced {
 		b.tx.st.keys--
 		b.tx.st.bytes -= int64(prev.k) + int64(prev.v)
 	}

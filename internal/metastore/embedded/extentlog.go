@@ -321,7 +321,7 @@ func (f *folder) foldPartitions(pks []partitionKey) error {
 		)
 		err = pendingExtents(f.tx, pk, *st, func(e metastore.Extent) bool {
 			found++
-			putErr = kv.PutPair(extents, f.slabs.pair(pk, &e), extentKeyLen)
+			putErr = f.slabs.put(extents, pk, &e)
 			return putErr == nil
 		})
 		switch {
@@ -361,7 +361,7 @@ func (f *folder) foldRecord(r *logRecord) error {
 				e := r.extent(j)
 				// Key and value built in one array, in the
 				// partition's slab in memory.
-				if err := kv.PutPair(extents, f.slabs.pair(pk, &e), extentKeyLen); err != nil {
+				if err := f.slabs.put(extents, pk, &e); err != nil {
 					return err
 				}
 			}

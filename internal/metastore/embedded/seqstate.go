@@ -338,6 +338,7 @@ type seqValue struct {
 	v    []byte
 	refs []seqRef
 	box  *[]seqRef // where refs go back to seqRefs (release); nil: not from it
+	hint kv.Hint   // where its key is (or goes) in the bucket
 }
 
 // lookup decodes a partition's state, nil if none.
@@ -388,9 +389,10 @@ var seqRefs sync.Pool // of *[]seqRef
 // loadSeqValue reads and indexes one producer's value of one topic.
 func loadSeqValue(tx kv.Tx, k seqStatesKey) (*seqValue, error) {
 	var key [seqStatesKeyLen]byte
-	v := tx.Bucket([]byte(bucketSeqStates)).Get(k.appendTo(key[:0]))
+	var hint kv.Hint
+	v := kv.GetHint(tx.Bucket([]byte(bucketSeqStates)), k.appendTo(key[:0]), &hint)
 	if v == nil {
-		return &seqValue{}, nil
+		return &seqValue{hint: hint}, nil
 	}
 	box, _ := seqRefs.Get().(*[]seqRef)
 	if box == nil {
@@ -404,7 +406,7 @@ func loadSeqValue(tx kv.Tx, k seqStatesKey) (*seqValue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("producer %d: %w", k.producerID, err)
 	}
-	return &seqValue{v: v, refs: refs, box: box}, nil
+	return &seqValue{v: v, refs: refs, box: box, hint: hint}, nil
 }
 
 // release gives the value's index back for another to use; sv is empty
@@ -429,6 +431,7 @@ func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed map[seq
 	}
 	keys := slices.SortedFunc(maps.Keys(groups), compareSeqStatesKeys)
 	out := make([][]byte, len(keys)) // each its key, then its value
+	svs := make([]*seqValue, len(keys))
 	for i, k := range keys {
 		es := groups[k]
 		slices.SortFunc(es, func(a, b seqEntry) int { return cmp.Compare(a.partition, b.partition) })
@@ -443,10 +446,12 @@ func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed map[seq
 		if out[i], err = sv.merge(k.bytes(), es); err != nil {
 			return err
 		}
+		svs[i] = sv
 	}
 	b := tx.Bucket([]byte(bucketSeqStates))
 	for i := range keys {
-		if err := kv.PutPair(b, out[i], seqStatesKeyLen); err != nil {
+		// Where loadSeqValue found the key, it goes back.
+		if err := kv.PutPairHint(b, out[i], seqStatesKeyLen, &svs[i].hint); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"github.com/floe-io/floe/internal/kv"
 	"github.com/floe-io/floe/internal/metastore"
 )
 
@@ -18,7 +19,15 @@ import (
 // leaves its part unused), so the states that readers hold stay as they
 // were. Used by the writer alone, in its transactions.
 type extentSlabs struct {
-	tail map[partitionKey][]byte // each partition's current slab, its free part after len
+	tail map[partitionKey]*partitionSlab
+}
+
+// partitionSlab is a partition's current slab, its free part after len,
+// and where its last extent went in the extents bucket: the next goes
+// right after it (kv.Hint).
+type partitionSlab struct {
+	buf  []byte
+	hint kv.Hint
 }
 
 // Slab sizes: each partition's first slab is small (a topic of many
@@ -29,23 +38,29 @@ const (
 )
 
 func newExtentSlabs() *extentSlabs {
-	return &extentSlabs{tail: map[partitionKey][]byte{}}
+	return &extentSlabs{tail: map[partitionKey]*partitionSlab{}}
 }
 
-// pair is pk.extentPair(e), in the partition's slab. nil slabs (a store
-// on file, where the array is copied at commit) allocate it alone.
-func (s *extentSlabs) pair(pk partitionKey, e *metastore.Extent) []byte {
+// put stores extent e of partition pk in extents, built in the
+// partition's slab. nil slabs (a store on file, where the array is
+// copied at commit) build it alone.
+func (s *extentSlabs) put(extents kv.Bucket, pk partitionKey, e *metastore.Extent) error {
 	n := extentKeyLen + extentValueHeader + len(e.Object)
 	if s == nil || n > maxSlab/8 {
-		return pk.extentPair(e)
+		return kv.PutPair(extents, pk.extentPair(e), extentKeyLen)
 	}
-	buf := s.tail[pk]
-	if cap(buf)-len(buf) < n {
-		buf = make([]byte, 0, min(max(2*cap(buf), minSlab), maxSlab))
+	ps := s.tail[pk]
+	if ps == nil {
+		ps = &partitionSlab{}
+		s.tail[pk] = ps
 	}
-	kv := buf[len(buf) : len(buf) : len(buf)+n]
-	s.tail[pk] = buf[:len(buf)+n]
-	return appendExtent(pk.appendExtentKey(kv, e.BaseOffset), e)
+	if cap(ps.buf)-len(ps.buf) < n {
+		ps.buf = make([]byte, 0, min(max(2*cap(ps.buf), minSlab), maxSlab))
+	}
+	pair := ps.buf[len(ps.buf) : len(ps.buf) : len(ps.buf)+n]
+	ps.buf = ps.buf[:len(ps.buf)+n]
+	pair = appendExtent(pk.appendExtentKey(pair, e.BaseOffset), e)
+	return kv.PutPairHint(extents, pair, extentKeyLen, &ps.hint)
 }
 
 // dropTopic forgets a deleted topic's slabs (its extents are gone).
