@@ -85,17 +85,7 @@ type Cursor interface {
 // keyLen bytes, then the value. The caller hands kv over and never
 // changes it again, not even after the transaction: Memory keeps kv
 // itself instead of a copy (Bolt copies it at commit, as with Put).
-func PutPair(b Bucket, kv []byte, keyLen int) error {
-	if keyLen < 0 || keyLen > len(kv) {
-		return fmt.Errorf("kv: key of %d bytes in a pair of %d", keyLen, len(kv))
-	}
-	if o, ok := b.(interface {
-		putPair(kv []byte, keyLen int) error
-	}); ok {
-		return o.putPair(kv, keyLen)
-	}
-	return b.Put(kv[:keyLen:keyLen], kv[keyLen:])
-}
+func PutPair(b Bucket, kv []byte, keyLen int) error { return PutPairHint(b, kv, keyLen, nil) }
 
 // Hint remembers the path to a key in a bucket of Memory, so that the
 // next search for a key near it (the same key again, the next of a run)
@@ -115,15 +105,15 @@ func GetHint(b Bucket, key []byte, h *Hint) []byte {
 }
 
 // PutPairHint is PutPair, looking where h says first and remembering
-// where the key went.
+// where the key went; h may be nil.
 func PutPairHint(b Bucket, kv []byte, keyLen int, h *Hint) error {
+	if keyLen < 0 || keyLen > len(kv) {
+		return fmt.Errorf("kv: key of %d bytes in a pair of %d", keyLen, len(kv))
+	}
 	if o, ok := b.(*memBucket); ok {
-		if keyLen < 0 || keyLen > len(kv) {
-			return fmt.Errorf("kv: key of %d bytes in a pair of %d", keyLen, len(kv))
-		}
 		return o.putPairHint(kv, keyLen, h)
 	}
-	return PutPair(b, kv, keyLen)
+	return b.Put(kv[:keyLen:keyLen], kv[keyLen:])
 }
 
 // DeletePrefix deletes every key of b that starts with prefix and

@@ -318,10 +318,7 @@ func (b *memBucket) Put(key, value []byte) error {
 	return b.set(pair(kv, len(key)))
 }
 
-// putPair is Put keeping kv itself (PutPair).
-func (b *memBucket) putPair(kv []byte, keyLen int) error { return b.putPairHint(kv, keyLen, nil) }
-
-// putPairHint is putPair with a hint (PutPairHint); h may be nil.
+// putPairHint is Put keeping kv itself (PutPairHint); h may be nil.
 func (b *memBucket) putPairHint(kv []byte, keyLen int, h *Hint) error {
 	if err := checkLens(keyLen, len(kv)-keyLen); err != nil {
 		return err
