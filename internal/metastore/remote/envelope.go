@@ -19,7 +19,7 @@ func AppendRequest(b []byte, op string, args []byte) []byte {
 }
 
 // null is CBOR's null, the encoding of empty arguments.
-var null = []byte{0xf6}
+var null = []byte{cborNull}
 
 // appendRequestHead appends what comes before the arguments.
 func appendRequestHead(b []byte, op string) []byte {
@@ -43,27 +43,20 @@ func DecodeRequest(payload []byte) (Request, error) {
 }
 
 // splitRequest reads the envelope AppendRequest writes: a map of two
-// pairs, "op" with a text of at most 255 bytes, then "args" and the rest
-// of the payload (at least one byte). ok is false for any other shape.
+// pairs, "op" with a text, then "args" and the rest of the payload (at
+// least one byte). ok is false for any other shape.
 func splitRequest(p []byte) (op string, args []byte, ok bool) {
-	const opKey, argsKey = "\x62op", "\x64args"
-	if len(p) < 1+len(opKey) || p[0] != 0xa2 || string(p[1:1+len(opKey)]) != opKey {
+	r := cborIn{b: p}
+	if r.count(majorMap) != 2 {
 		return "", nil, false
 	}
-	p = p[1+len(opKey):]
-	var n int
-	switch {
-	case len(p) >= 1 && p[0] >= 0x60 && p[0] < 0x78:
-		n, p = int(p[0]-0x60), p[1:]
-	case len(p) >= 2 && p[0] == 0x78:
-		n, p = int(p[1]), p[2:]
-	default:
+	r.key("op")
+	name := r.str(majorText)
+	r.key("args")
+	if r.bad || len(r.b) == 0 {
 		return "", nil, false
 	}
-	if len(p) < n+len(argsKey)+1 || string(p[n:n+len(argsKey)]) != argsKey {
-		return "", nil, false
-	}
-	return opName(p[:n]), p[n+len(argsKey):], true
+	return opName(name), r.b, true
 }
 
 // opName is the name b spells: a known op's own string, without

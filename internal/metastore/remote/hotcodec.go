@@ -19,7 +19,7 @@ func marshalHot(v any) (b []byte, ok bool) {
 	case metastore.SegmentCommit:
 		return appendSegmentCommit(make([]byte, 0, 32+len(x.Object)+len(x.Batches)*72), &x), true
 	case []batchResult:
-		return appendBatchResults(make([]byte, 0, 1+len(x)*24), x), true
+		return appendBatchResults(make([]byte, 0, 1+len(x)*24), x)
 	case []metastore.Extent:
 		n := 1
 		for i := range x {
@@ -261,10 +261,11 @@ func readSegmentCommit(r *cborIn) metastore.SegmentCommit {
 }
 
 // Results of a segment commit: arrays of [BaseOffset, Duplicate,
-// LogStartOffset, Err]; an error goes to the codec.
-func appendBatchResults(b []byte, rs []batchResult) []byte {
+// LogStartOffset, Err], an error written by the codec (and one it
+// cannot write left to it, ok false).
+func appendBatchResults(b []byte, rs []batchResult) (_ []byte, ok bool) {
 	if rs == nil {
-		return append(b, cborNull)
+		return append(b, cborNull), true
 	}
 	b = appendHead(b, majorArray, uint64(len(rs)))
 	for _, x := range rs {
@@ -272,17 +273,17 @@ func appendBatchResults(b []byte, rs []batchResult) []byte {
 		b = appendInt(b, x.BaseOffset)
 		b = appendBool(b, x.Duplicate)
 		b = appendInt(b, x.LogStartOffset)
-		if x.Err != nil {
-			e, err := encMode.Marshal(x.Err)
-			if err != nil {
-				e = []byte{cborNull} // as the codec would fail; never for a WireError
-			}
-			b = append(b, e...)
-		} else {
+		if x.Err == nil {
 			b = append(b, cborNull)
+			continue
 		}
+		e, err := encMode.Marshal(x.Err)
+		if err != nil {
+			return nil, false
+		}
+		b = append(b, e...)
 	}
-	return b
+	return b, true
 }
 
 func readBatchResults(r *cborIn) []batchResult {
