@@ -73,10 +73,15 @@ type txnLookup struct {
 	found bool
 }
 
-// foldLimits bound the extent log (extentlog.go); zero values are the
-// defaults.
+// foldLimits bound the extent log (extentlog.go); zero records or
+// extents are the defaults. A trim begins once the log holds more than
+// records+roundRecords records or extents+roundExtents entries, and
+// folds until it holds at most records and extents: zero rounds fold one
+// record at a time, as each commit passes the limits (a store on file);
+// a store in memory folds in rounds (defaultFoldRound…).
 type foldLimits struct {
-	records, extents int
+	records, extents           int
+	roundRecords, roundExtents int
 }
 
 // heldStates are the partition states of the topics that commits read,
@@ -95,7 +100,10 @@ type heldStates struct {
 func newHeldStates(limits foldLimits) *heldStates {
 	return &heldStates{
 		topics: make(map[metastore.TopicID]*topicCommit),
-		limits: foldLimits{records: cmp.Or(limits.records, defaultFoldRecords), extents: cmp.Or(limits.extents, defaultFoldExtents)},
+		limits: foldLimits{
+			records: cmp.Or(limits.records, defaultFoldRecords), extents: cmp.Or(limits.extents, defaultFoldExtents),
+			roundRecords: limits.roundRecords, roundExtents: limits.roundExtents,
+		},
 	}
 }
 
@@ -113,7 +121,7 @@ func (h *heldStates) write(tx kv.Tx) error {
 		return nil
 	}
 	if h.logged {
-		if err := h.folder(tx).trim(h.limits.records, h.limits.extents); err != nil {
+		if err := h.folder(tx).trim(h.limits); err != nil {
 			return err
 		}
 	}

@@ -71,7 +71,7 @@ type Store struct {
 	now    func() time.Time
 	rand   io.Reader
 	closed atomic.Bool
-	fold   foldLimits // zero but in tests
+	fold   foldLimits // the defaults (rounds in memory) but in tests
 	// foldByRecord: trims fold the oldest record's extents alone
 	// (folder.foldRecord), for a store in memory.
 	foldByRecord bool
@@ -142,6 +142,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{db: db, path: path, log: log, now: opts.Now, rand: opts.Rand, foldByRecord: opts.Memory}
 	if opts.Memory {
 		s.slabs = newExtentSlabs()
+		s.fold = foldLimits{roundRecords: defaultFoldRoundRecords, roundExtents: defaultFoldRoundExtents}
 	}
 	if s.now == nil {
 		s.now = time.Now

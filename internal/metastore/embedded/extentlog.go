@@ -51,7 +51,9 @@ import (
 // for several commits. A store in memory has no pages to save: it moves
 // only the oldest record's pending entries (foldRecord), which needs no
 // search through later records, and sets those partitions' pendingSeq
-// to the next record (0 if none of their extents is left in the log).
+// to the next record (0 if none of their extents is left in the log),
+// and it lets the log grow a round past the limits before folding the
+// oldest records back down to them, in one transaction (below).
 // Calls that change a partition's extents otherwise (AdvanceLogStart,
 // ReplaceExtents, DeleteTopic) fold it first.
 //
@@ -68,6 +70,20 @@ const (
 	// that removes a record holding it.
 	defaultFoldRecords = 64
 	defaultFoldExtents = 1 << 15
+
+	// defaultFoldRoundRecords and defaultFoldRoundExtents are how far a
+	// store in memory lets the log grow past the limits before it folds
+	// back down to them in one transaction. Each of its transactions
+	// copies the B-tree nodes it changes, and a fold puts each extent at
+	// its partition's end: folded a record per commit, nearly every put
+	// copied a leaf and the nodes above it for itself; in rounds, the
+	// puts of one partition share its leaf, and all of them the nodes
+	// above (a fifth less CPU a commit at floe bench metastore's shape,
+	// docs/benchmarks.md). A round of 256 records of 10 entries takes a
+	// few milliseconds, once in 256 commits; a read of a pending
+	// partition visits up to 320 records.
+	defaultFoldRoundRecords = 256
+	defaultFoldRoundExtents = 1 << 12
 )
 
 // logRecord is a decoded extentlog value; it aliases the value's bytes.
@@ -397,10 +413,11 @@ func (f *folder) foldPartitionsOf(r *logRecord) error {
 }
 
 // trim removes the oldest records while the log holds more than
-// maxRecords records or maxEntries entries, folding first what each holds
+// l.records records or l.extents entries, folding first what each holds
 // still pending: its partitions whole (foldPartitionsOf), or its own
-// entries alone (foldRecord, byRecord).
-func (f *folder) trim(maxRecords, maxEntries int) error {
+// entries alone (foldRecord, byRecord). It begins only once the log
+// holds more than a round past either limit (foldLimits).
+func (f *folder) trim(l foldLimits) error {
 	log := f.tx.Bucket([]byte(bucketExtentLog))
 	meta := f.tx.Bucket([]byte(bucketMeta))
 	entries, err := logEntries(meta)
@@ -408,6 +425,7 @@ func (f *folder) trim(maxRecords, maxEntries int) error {
 		return err
 	}
 	c := log.Cursor()
+	maxRecords, maxEntries := uint64(l.records+l.roundRecords), uint64(l.extents+l.roundExtents)
 	for {
 		first, v := c.First()
 		if first == nil {
@@ -418,9 +436,11 @@ func (f *folder) trim(maxRecords, maxEntries int) error {
 			return fmt.Errorf("extent log: %w: key of %d bytes", errCorrupt, len(first))
 		}
 		records := binary.BigEndian.Uint64(last) - binary.BigEndian.Uint64(first) + 1
-		if records <= uint64(maxRecords) && entries <= uint64(maxEntries) {
+		if records <= maxRecords && entries <= maxEntries {
 			break
 		}
+		// Past a limit's round: down to the limits themselves.
+		maxRecords, maxEntries = uint64(l.records), uint64(l.extents)
 		r, err := decodeLogRecord(first, v)
 		if err != nil {
 			return err

@@ -13,14 +13,16 @@ import (
 )
 
 // TestExtentLogDifferential runs one random history of commits, retention
-// and compaction-like replacements on five stores, one folding at every
+// and compaction-like replacements on seven stores, one folding at every
 // commit, one with a short extent log and one that (nearly) never folds,
-// and the first two again folding record by record, and checks after every step that every read of every partition is the
-// same on all three.
+// the first two again folding record by record, and two folding in
+// rounds (by record and by partition), and checks after every step that
+// every read of every partition is the same on all of them.
 func TestExtentLogDifferential(t *testing.T) {
 	ctx := t.Context()
-	limits := []foldLimits{{records: 1, extents: 1}, {records: 3, extents: 7}, {records: 1 << 30, extents: 1 << 30}, {records: 1, extents: 1}, {records: 3, extents: 7}}
-	byRecord := []bool{false, false, false, true, true} // as in memory (folder.foldRecord)
+	limits := []foldLimits{{records: 1, extents: 1}, {records: 3, extents: 7}, {records: 1 << 30, extents: 1 << 30}, {records: 1, extents: 1}, {records: 3, extents: 7},
+		{records: 2, extents: 6, roundRecords: 4, roundExtents: 9}, {records: 1, extents: 1 << 30, roundRecords: 5}}
+	byRecord := []bool{false, false, false, true, true, true, false} // true as in memory (folder.foldRecord)
 	stores := make([]*Store, len(limits))
 	clock := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
 	for i, l := range limits {
@@ -134,6 +136,55 @@ func TestExtentLogDifferential(t *testing.T) {
 			}).(metastore.Topic)
 		}
 		check()
+	}
+}
+
+// TestFoldRounds checks the log's length commit by commit with rounds:
+// it grows to the limit and its round, and the commit past them folds it
+// back down to the limit, in one transaction.
+func TestFoldRounds(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "meta.db"), Options{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.fold.roundRecords != defaultFoldRoundRecords || s.fold.roundExtents != defaultFoldRoundExtents {
+		t.Fatalf("a store in memory folds with rounds %+v, want the defaults", s.fold)
+	}
+	s.fold = foldLimits{records: 4, extents: 1 << 20, roundRecords: 8, roundExtents: 1 << 20}
+	ctx := t.Context()
+	topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lengths []int
+	for n := range 30 {
+		c := metastore.SegmentCommit{Object: fmt.Sprintf("segments/%04d", n), Size: 300}
+		for p := range 3 {
+			c.Batches = append(c.Batches, metastore.BatchCommit{TopicID: topic.ID, Partition: int32(p), ByteOffset: int64(p) * 100, ByteLength: 100, OffsetCount: 1, ProducerID: -1})
+		}
+		if _, err := s.CommitSegment(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := s.db.Begin(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lengths = append(lengths, tx.Bucket([]byte(bucketExtentLog)).KeyN())
+		tx.Rollback()
+	}
+	want := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 4, 5, 6, 7, 8, 9, 10, 11, 12, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	if !reflect.DeepEqual(lengths, want) {
+		t.Fatalf("log lengths after each commit %v, want %v", lengths, want)
+	}
+	for p := range int32(3) {
+		es, err := s.Extents(ctx, topic.ID, p, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != 30 || es[29].BaseOffset != 29 {
+			t.Fatalf("partition %d: %d extents after 30 commits", p, len(es))
+		}
 	}
 }
 
