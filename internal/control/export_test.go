@@ -25,6 +25,14 @@ func Crash(s *Server) {
 	s.close(false)
 }
 
+// HookAppends sets functions called before each journal append (its
+// error fails the append) and when the applier waits for appends, for
+// the test, and removes them after. Set them before the vclusters start.
+func HookAppends(t interface{ Cleanup(func()) }, before func(vcluster string) error, awaiting func(vcluster string)) {
+	testHooks.beforeAppend, testHooks.awaitingAppend = before, awaiting
+	t.Cleanup(func() { testHooks.beforeAppend, testHooks.awaitingAppend = nil, nil })
+}
+
 // SetMaxPendingBytes sets the bound on the batches a vcluster holds for
 // the bucket, for the test, and puts it back after.
 func SetMaxPendingBytes(t interface{ Cleanup(func()) }, n int64) {

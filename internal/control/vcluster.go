@@ -162,7 +162,9 @@ type Stats struct {
 	// together.
 	Applies int64
 	// Append is the time spent encoding and appending batches, Apply the
-	// time spent applying them (both summed over batches).
+	// time spent applying them, waiting for their appends included (a
+	// batch is applied while it is appended, and committed after), both
+	// summed over batches.
 	Append, Apply time.Duration
 	// Replayed is the number of journal rows replayed when the vcluster
 	// opened, after the snapshot of batch SnapshotSeq (0: from the start).
@@ -373,7 +375,9 @@ func (v *vcluster) catchUp(ctx context.Context, seq, last int64, start time.Time
 	v.stopWatch = append(v.stopWatch,
 		v.store.WatchCommits(v.onCommit),
 		v.store.WatchTopics(v.onTopics))
-	appended := make(chan appendedBatch, 1) // appending batch N+1 while N is applied
+	// Batch N+1 waits here while N is applied, and N+2 may be appended
+	// meanwhile.
+	appended := make(chan appendedBatch, 2)
 	v.loops.Add(2)
 	go v.batchLoop(seq+1, appended)
 	go v.applyLoop(appended)
@@ -412,7 +416,7 @@ func (v *vcluster) replay(e journal.Entry) (commands int, err error) {
 		cmds = append(cmds, cmd)
 		v.lastAt = max(v.lastAt, c.At)
 	}
-	v.applyBatch(e.Seq, cmds)
+	v.applyBatch(e.Seq, cmds, nil)
 	v.stats.replayed.Add(1)
 	return len(b.Commands), nil
 }
@@ -460,29 +464,41 @@ func (v *vcluster) apply(ctx context.Context, c *command) {
 // transaction, or after its commands when they are applied one by one):
 // a snapshot, taken only between batches (applyLoop), says which
 // batches it holds.
-func (v *vcluster) applyBatch(seq int64, batch []*command) {
+//
+// journaled (nil for batches read from the journal) waits for the
+// batch's journal append, which runs meanwhile (batchLoop): nothing of
+// the batch is committed, so seen or answered, before it returns nil;
+// after an error, the batch is rolled back and its commands answered
+// unavailable (the vcluster stops serving: batchLoop).
+func (v *vcluster) applyBatch(seq int64, batch []*command, journaled func() error) {
 	for _, c := range batch {
 		v.appliedAt = max(v.appliedAt, c.At)
 	}
-	err := v.store.Batch(func(ctx context.Context) error {
+	var appendErr error
+	ready := func() error {
+		if journaled != nil {
+			appendErr = journaled()
+		}
+		return appendErr
+	}
+	err := v.store.BatchWhen(func(ctx context.Context) error {
 		for _, c := range batch {
 			v.apply(ctx, c)
 		}
 		return v.store.SetAppliedSeq(ctx, seq, v.appliedAt)
-	})
-	if err != nil {
-		if !errors.Is(err, embedded.ErrBatchFailed) {
-			v.log.Warn("batch transaction failed; applying its commands one by one", "err", err)
+	}, ready)
+	if err != nil && appendErr == nil {
+		// A command failed inside the batch's transaction: once the
+		// journal holds the batch, its commands are applied one by one.
+		if ready() == nil {
+			v.applyOneByOne(seq, batch, err)
+		}
+	}
+	if appendErr != nil {
+		for _, c := range batch {
+			c.resp = unavailable(appendErr)
 		}
 		v.pushes = v.pushes[:0]
-		for _, c := range batch {
-			c.resp = remote.Response{}
-			v.apply(context.Background(), c)
-		}
-		if err := v.store.SetAppliedSeq(context.Background(), seq, v.appliedAt); err != nil {
-			v.log.Error("recording the applied sequence number failed", "seq", seq, "err", err)
-		}
-		v.stats.slowBatches.Add(1)
 	}
 	if len(v.pushes) > 0 {
 		// Each notice encoded once, whatever the number of sessions.
@@ -498,6 +514,23 @@ func (v *vcluster) applyBatch(seq int64, batch []*command) {
 	}
 	clear(v.pushes)
 	v.pushes = v.pushes[:0]
+}
+
+// applyOneByOne applies a batch whose transaction failed (err) one
+// command per transaction.
+func (v *vcluster) applyOneByOne(seq int64, batch []*command, err error) {
+	if !errors.Is(err, embedded.ErrBatchFailed) {
+		v.log.Warn("batch transaction failed; applying its commands one by one", "err", err)
+	}
+	v.pushes = v.pushes[:0]
+	for _, c := range batch {
+		c.resp = remote.Response{}
+		v.apply(context.Background(), c)
+	}
+	if err := v.store.SetAppliedSeq(context.Background(), seq, v.appliedAt); err != nil {
+		v.log.Error("recording the applied sequence number failed", "seq", seq, "err", err)
+	}
+	v.stats.slowBatches.Add(1)
 }
 
 // submit queues a decoded mutating command and waits for its answer.
@@ -572,26 +605,29 @@ func (v *vcluster) batchLoop(seq int64, appended chan<- appendedBatch) {
 		}
 		appendStart := time.Now()
 		raw, err := remote.Marshal(b)
-		if err == nil {
-			err = v.checkLease()
-			if err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), min(appendTimeout, v.leaseLeft()))
-				err = v.journal.Append(ctx, v.name, v.epoch, seq, raw)
-				cancel()
-			}
-		}
 		if err != nil {
-			v.log.Error("journal append failed: the virtual cluster stops serving", "seq", seq, "err", err)
-			v.failErr = err
-			close(v.failed)
 			for _, c := range batch {
 				c.resp = unavailable(err)
 				close(c.done)
 			}
-			v.drainQueue(unavailable(err))
-			if v.onFail != nil {
-				go v.onFail(v, err)
-			}
+			v.fail(seq, err)
+			return
+		}
+		// The applier applies the batch while it is appended, and
+		// commits it once the append returned (applyBatch).
+		journaled := make(chan error, 1)
+		appended <- appendedBatch{seq: seq, cmds: batch, journaled: journaled}
+		if err = v.checkLease(); err == nil && testHooks.beforeAppend != nil {
+			err = testHooks.beforeAppend(v.name)
+		}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), min(appendTimeout, v.leaseLeft()))
+			err = v.journal.Append(ctx, v.name, v.epoch, seq, raw)
+			cancel()
+		}
+		if err != nil {
+			v.fail(seq, err) // before the applier answers: callers then see failErr
+			journaled <- err
 			return
 		}
 		v.stats.appendNanos.Add(int64(time.Since(appendStart)))
@@ -603,8 +639,21 @@ func (v *vcluster) batchLoop(seq int64, appended chan<- appendedBatch) {
 		if v.backup != nil {
 			v.backup.appended(journal.Entry{Seq: seq, Batch: raw})
 		}
-		appended <- appendedBatch{seq: seq, cmds: batch}
+		journaled <- nil
 		seq++
+	}
+}
+
+// fail stops the vcluster's serving after the journal refused batch seq
+// (or it could not be encoded): queued commands are answered
+// unavailable, and so are those of the batch (applyBatch).
+func (v *vcluster) fail(seq int64, err error) {
+	v.log.Error("journal append failed: the virtual cluster stops serving", "seq", seq, "err", err)
+	v.failErr = err
+	close(v.failed)
+	v.drainQueue(unavailable(err))
+	if v.onFail != nil {
+		go v.onFail(v, err)
 	}
 }
 
@@ -621,10 +670,21 @@ func (v *vcluster) drainQueue(resp remote.Response) {
 	}
 }
 
-// appendedBatch is a batch the journal holds at seq.
+// testHooks are set by tests alone (export_test.go), before the
+// vclusters they watch start: beforeAppend runs before each journal
+// append (its error fails the append), awaitingAppend when the applier
+// has applied batches and waits for their appends.
+var testHooks struct {
+	beforeAppend   func(vcluster string) error
+	awaitingAppend func(vcluster string)
+}
+
+// appendedBatch is a batch being appended to the journal at seq: its
+// append's error, nil once the journal holds it, comes on journaled.
 type appendedBatch struct {
-	seq  int64
-	cmds []*command
+	seq       int64
+	cmds      []*command
+	journaled chan error
 }
 
 // applyLoop applies journaled batches in order and answers their callers.
@@ -651,6 +711,7 @@ func (v *vcluster) applyLoop(appended <-chan appendedBatch) {
 		// The batches appended while the last was applied join it: one
 		// transaction of the state for all (the answers are the same),
 		// recording the last one's sequence number.
+		waits := []chan error{b.journaled}
 	join:
 		for len(b.cmds) < maxBatchCommands {
 			select {
@@ -659,12 +720,25 @@ func (v *vcluster) applyLoop(appended <-chan appendedBatch) {
 					break join // applied first; the loop then ends
 				}
 				b.seq, b.cmds = next.seq, append(b.cmds, next.cmds...)
+				waits = append(waits, next.journaled)
 			default:
 				break join
 			}
 		}
 		start := time.Now()
-		v.applyBatch(b.seq, b.cmds)
+		var journalErr error
+		v.applyBatch(b.seq, b.cmds, func() error {
+			if testHooks.awaitingAppend != nil {
+				testHooks.awaitingAppend(v.name)
+			}
+			// Each batch's answer is read once; appends are in
+			// order, and none follows a failed one.
+			for len(waits) > 0 && journalErr == nil {
+				journalErr = <-waits[0]
+				waits = waits[1:]
+			}
+			return journalErr
+		})
 		v.stats.applies.Add(1)
 		for _, c := range b.cmds {
 			close(c.done)

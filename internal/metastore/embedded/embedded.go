@@ -320,6 +320,15 @@ func (b *batch) runStates(fn func(kv.Tx, *heldStates) error) error {
 // call's notices when it returns, before the batch commits: a caller
 // using Batch holds them back until Batch returns (internal/control does).
 func (s *Store) Batch(fn func(ctx context.Context) error) error {
+	return s.BatchWhen(fn, nil)
+}
+
+// BatchWhen is Batch whose transaction commits only once ready (nil:
+// at once), called after fn and every write of the batch, returns nil:
+// what must be done before the batch may be seen (internal/control's
+// journal append) runs alongside the batch's own work. An error from
+// ready rolls the batch back and is returned as it is.
+func (s *Store) BatchWhen(fn func(ctx context.Context) error, ready func() error) error {
 	if err := s.ready(context.Background()); err != nil {
 		return err
 	}
@@ -335,6 +344,9 @@ func (s *Store) Batch(fn func(ctx context.Context) error) error {
 	}
 	if err == nil {
 		err = b.held.write(tx)
+	}
+	if err == nil && ready != nil {
+		err = ready()
 	}
 	if err != nil {
 		tx.Rollback()
