@@ -708,9 +708,10 @@ func (v *vcluster) applyLoop(appended <-chan appendedBatch) {
 			reply <- sn // nil after an error
 			continue
 		}
-		// The batches appended while the last was applied join it: one
-		// transaction of the state for all (the answers are the same),
-		// recording the last one's sequence number.
+		// The batches queued while the last was applied join it (the
+		// last may still be being appended): one transaction of the
+		// state for all (the answers are the same), recording the last
+		// one's sequence number, committed once all are journaled.
 		waits := []chan error{b.journaled}
 	join:
 		for len(b.cmds) < maxBatchCommands {
