@@ -142,7 +142,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{db: db, path: path, log: log, now: opts.Now, rand: opts.Rand, foldByRecord: opts.Memory}
 	if opts.Memory {
 		s.slabs = newExtentSlabs()
-		s.fold = foldLimits{roundRecords: defaultFoldRoundRecords, roundExtents: defaultFoldRoundExtents}
+		s.fold = foldLimits{records: memoryFoldRecords, extents: memoryFoldExtents, roundRecords: defaultFoldRoundRecords, roundExtents: defaultFoldRoundExtents}
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -80,10 +80,15 @@ const (
 	// puts of one partition share its leaf, and all of them the nodes
 	// above (a fifth less CPU a commit at floe bench metastore's shape,
 	// docs/benchmarks.md). A round of 256 records of 10 entries takes a
-	// few milliseconds, once in 256 commits; a read of a pending
-	// partition visits up to 320 records.
+	// few milliseconds, once in 256 commits. The limits themselves are
+	// lower in memory (memoryFold…), where a larger log saves no page
+	// writes: a round folds as much either way, and a read of a pending
+	// partition, which visits the records from its first pending one,
+	// visits at most 272 of them.
 	defaultFoldRoundRecords = 256
 	defaultFoldRoundExtents = 1 << 12
+	memoryFoldRecords       = 16
+	memoryFoldExtents       = 1 << 12
 )
 
 // logRecord is a decoded extentlog value; it aliases the value's bytes.

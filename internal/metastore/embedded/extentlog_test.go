@@ -148,8 +148,8 @@ func TestFoldRounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if s.fold.roundRecords != defaultFoldRoundRecords || s.fold.roundExtents != defaultFoldRoundExtents {
-		t.Fatalf("a store in memory folds with rounds %+v, want the defaults", s.fold)
+	if want := (foldLimits{memoryFoldRecords, memoryFoldExtents, defaultFoldRoundRecords, defaultFoldRoundExtents}); s.fold != want {
+		t.Fatalf("a store in memory folds with limits %+v, want %+v", s.fold, want)
 	}
 	s.fold = foldLimits{records: 4, extents: 1 << 20, roundRecords: 8, roundExtents: 1 << 20}
 	ctx := t.Context()
