@@ -27,10 +27,10 @@ func Crash(s *Server) {
 
 // HookAppends sets functions called before each journal append (its
 // error fails the append) and when the applier waits for appends, for
-// the test, and removes them after. Set them before the vclusters start.
+// the test, and removes them after.
 func HookAppends(t interface{ Cleanup(func()) }, before func(vcluster string) error, awaiting func(vcluster string)) {
-	testHooks.beforeAppend, testHooks.awaitingAppend = before, awaiting
-	t.Cleanup(func() { testHooks.beforeAppend, testHooks.awaitingAppend = nil, nil })
+	testHooks.Store(&appendHooks{before: before, awaiting: awaiting})
+	t.Cleanup(func() { testHooks.Store(nil) })
 }
 
 // SetMaxPendingBytes sets the bound on the batches a vcluster holds for

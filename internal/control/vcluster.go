@@ -617,8 +617,10 @@ func (v *vcluster) batchLoop(seq int64, appended chan<- appendedBatch) {
 		// commits it once the append returned (applyBatch).
 		journaled := make(chan error, 1)
 		appended <- appendedBatch{seq: seq, cmds: batch, journaled: journaled}
-		if err = v.checkLease(); err == nil && testHooks.beforeAppend != nil {
-			err = testHooks.beforeAppend(v.name)
+		if err = v.checkLease(); err == nil {
+			if h := testHooks.Load(); h != nil {
+				err = h.before(v.name)
+			}
 		}
 		if err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), min(appendTimeout, v.leaseLeft()))
@@ -670,13 +672,15 @@ func (v *vcluster) drainQueue(resp remote.Response) {
 	}
 }
 
-// testHooks are set by tests alone (export_test.go), before the
-// vclusters they watch start: beforeAppend runs before each journal
-// append (its error fails the append), awaitingAppend when the applier
-// has applied batches and waits for their appends.
-var testHooks struct {
-	beforeAppend   func(vcluster string) error
-	awaitingAppend func(vcluster string)
+// testHooks are set by tests alone (export_test.go); nil otherwise.
+var testHooks atomic.Pointer[appendHooks]
+
+// appendHooks are called around journal appends: before runs before
+// each (its error fails the append), awaiting when the applier has
+// applied batches and waits for their appends.
+type appendHooks struct {
+	before   func(vcluster string) error
+	awaiting func(vcluster string)
 }
 
 // appendedBatch is a batch being appended to the journal at seq: its
@@ -729,8 +733,8 @@ func (v *vcluster) applyLoop(appended <-chan appendedBatch) {
 		start := time.Now()
 		var journalErr error
 		v.applyBatch(b.seq, b.cmds, func() error {
-			if testHooks.awaitingAppend != nil {
-				testHooks.awaitingAppend(v.name)
+			if h := testHooks.Load(); h != nil {
+				h.awaiting(v.name)
 			}
 			// Each batch's answer is read once; appends are in
 			// order, and none follows a failed one.
