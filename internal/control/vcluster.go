@@ -466,8 +466,9 @@ func (v *vcluster) apply(ctx context.Context, c *command) {
 // batches it holds.
 //
 // journaled (nil for batches read from the journal) waits for the
-// batch's journal append, which runs meanwhile (batchLoop): nothing of
-// the batch is committed, so seen or answered, before it returns nil;
+// batch's journal append, which runs meanwhile (batchLoop), and returns
+// the same answer when called again: nothing of the batch is committed,
+// so seen or answered, before it returns nil;
 // after an error, the batch is rolled back and its commands answered
 // unavailable (the vcluster stops serving: batchLoop).
 func (v *vcluster) applyBatch(seq int64, batch []*command, journaled func() error) {

@@ -98,13 +98,9 @@ type heldStates struct {
 }
 
 func newHeldStates(limits foldLimits) *heldStates {
-	return &heldStates{
-		topics: make(map[metastore.TopicID]*topicCommit),
-		limits: foldLimits{
-			records: cmp.Or(limits.records, defaultFoldRecords), extents: cmp.Or(limits.extents, defaultFoldExtents),
-			roundRecords: limits.roundRecords, roundExtents: limits.roundExtents,
-		},
-	}
+	limits.records = cmp.Or(limits.records, defaultFoldRecords)
+	limits.extents = cmp.Or(limits.extents, defaultFoldExtents)
+	return &heldStates{topics: make(map[metastore.TopicID]*topicCommit), limits: limits}
 }
 
 func (s *Store) newHeldStates() *heldStates {
