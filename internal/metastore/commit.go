@@ -45,8 +45,7 @@ type CommitExtents struct {
 
 // NewCommitExtents starts gathering the extents of c.
 func NewCommitExtents(c SegmentCommit, committedAt time.Time) *CommitExtents {
-	// At most an extent a batch: sized once, not grown batch by batch.
-	return &CommitExtents{commit: c, committedAt: committedAt, Extents: make([]Extent, 0, len(c.Batches)), open: make(map[TopicPartition]int, len(c.Batches))}
+	return &CommitExtents{commit: c, committedAt: committedAt, open: map[TopicPartition]int{}}
 }
 
 // Add records an accepted batch assigned base as its first offset.
