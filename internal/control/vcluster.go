@@ -141,7 +141,7 @@ type vclusterStats struct {
 	batches, commands atomic.Int64
 	slowBatches       atomic.Int64 // applied one command per transaction
 	applies           atomic.Int64 // applyBatch calls: batches appended together are applied together
-	appendNanos       atomic.Int64 // encoding and journal appends
+	appendNanos       atomic.Int64 // journal appends
 	applyNanos        atomic.Int64 // applying to the state
 	maxBatch          atomic.Int64
 	replayed          atomic.Int64 // journal rows replayed when the vcluster opened
@@ -157,14 +157,13 @@ type Stats struct {
 	// command failed inside the batch's.
 	SlowBatches int64
 	MaxBatch    int64
-	// Applies counts the transactions that applied the batches: the
-	// batches appended while the previous ones were applied are applied
-	// together.
+	// Applies counts the transactions that applied the batches: batches
+	// cut while the applier was busy are applied together.
 	Applies int64
-	// Append is the time spent encoding and appending batches, Apply the
-	// time spent applying them, waiting for their appends included (a
-	// batch is applied while it is appended, and committed after), both
-	// summed over batches.
+	// Append is the time spent appending batches to the journal, Apply
+	// the time from a transaction's start to its callers' answers,
+	// waiting for its appends and for the batches before it to commit
+	// included (applyLoop), both summed over batches.
 	Append, Apply time.Duration
 	// Replayed is the number of journal rows replayed when the vcluster
 	// opened, after the snapshot of batch SnapshotSeq (0: from the start).
@@ -375,12 +374,7 @@ func (v *vcluster) catchUp(ctx context.Context, seq, last int64, start time.Time
 	v.stopWatch = append(v.stopWatch,
 		v.store.WatchCommits(v.onCommit),
 		v.store.WatchTopics(v.onTopics))
-	// Batch N+1 waits here while N is applied, and N+2 may be appended
-	// meanwhile.
-	appended := make(chan appendedBatch, 2)
-	v.loops.Add(2)
-	go v.batchLoop(seq+1, appended)
-	go v.applyLoop(appended)
+	v.startLoops(seq + 1)
 	if v.backup != nil {
 		v.backupDone = make(chan struct{})
 		go v.backupLoop()
@@ -416,7 +410,7 @@ func (v *vcluster) replay(e journal.Entry) (commands int, err error) {
 		cmds = append(cmds, cmd)
 		v.lastAt = max(v.lastAt, c.At)
 	}
-	v.applyBatch(e.Seq, cmds, nil)
+	v.applyBatch(e.Seq, cmds)
 	v.stats.replayed.Add(1)
 	return len(b.Commands), nil
 }
@@ -454,67 +448,64 @@ func (v *vcluster) apply(ctx context.Context, c *command) {
 	c.resp.Result, c.resp.Err = res, remote.EncodeError(err)
 }
 
-// applyBatch applies commands in order, in one transaction of the state
-// when every one of them succeeds inside it (embedded.Store.Batch),
-// otherwise one transaction each: the answers are the same either way.
-// The notices they cause are pushed to other sessions once the state
-// shows them.
+// applyBatch applies a batch read from the journal, in one transaction
+// of the state when every one of its commands succeeds inside it
+// (embedded.Store.Batch), otherwise one transaction each: the answers
+// are the same either way.
 //
 // The batch's sequence number is recorded in the state with it (in its
 // transaction, or after its commands when they are applied one by one):
 // a snapshot, taken only between batches (applyLoop), says which
-// batches it holds.
-//
-// journaled (nil for batches read from the journal) waits for the
-// batch's journal append, which runs meanwhile (batchLoop), and returns
-// the same answer when called again: nothing of the batch is committed,
-// so seen or answered, before it returns nil;
-// after an error, the batch is rolled back and its commands answered
-// unavailable (the vcluster stops serving: batchLoop).
-func (v *vcluster) applyBatch(seq int64, batch []*command, journaled func() error) {
+// batches it holds. Live batches go through applyLoop and commitLoop
+// instead, which apply a batch while the one before is journaled.
+func (v *vcluster) applyBatch(seq int64, batch []*command) {
+	v.stampApplied(batch)
+	if err := v.store.Batch(func(ctx context.Context) error { return v.applyAll(ctx, seq, batch) }); err != nil {
+		v.applyOneByOne(seq, batch, err)
+	}
+	v.pushNotices(v.takePushes())
+}
+
+// stampApplied advances the latest stamped time applied to the batch's.
+func (v *vcluster) stampApplied(batch []*command) {
 	for _, c := range batch {
 		v.appliedAt = max(v.appliedAt, c.At)
 	}
-	var appendErr error
-	ready := func() error {
-		if journaled != nil {
-			appendErr = journaled()
-		}
-		return appendErr
+}
+
+// applyAll applies the batch's commands in order within the batch's
+// transaction (ctx), then records its sequence number.
+func (v *vcluster) applyAll(ctx context.Context, seq int64, batch []*command) error {
+	for _, c := range batch {
+		v.apply(ctx, c)
 	}
-	err := v.store.BatchWhen(func(ctx context.Context) error {
-		for _, c := range batch {
-			v.apply(ctx, c)
-		}
-		return v.store.SetAppliedSeq(ctx, seq, v.appliedAt)
-	}, ready)
-	if err != nil && appendErr == nil {
-		// A command failed inside the batch's transaction: once the
-		// journal holds the batch, its commands are applied one by one.
-		if ready() == nil {
-			v.applyOneByOne(seq, batch, err)
-		}
+	return v.store.SetAppliedSeq(ctx, seq, v.appliedAt)
+}
+
+// takePushes returns the notices of the batch just applied, for
+// pushNotices once it is visible.
+func (v *vcluster) takePushes() []push {
+	p := v.pushes
+	v.pushes = nil
+	return p
+}
+
+// pushNotices pushes a visible batch's notices to every session but the
+// one whose command caused each.
+func (v *vcluster) pushNotices(pushes []push) {
+	if len(pushes) == 0 {
+		return
 	}
-	if appendErr != nil {
-		for _, c := range batch {
-			c.resp = unavailable(appendErr)
-		}
-		v.pushes = v.pushes[:0]
-	}
-	if len(v.pushes) > 0 {
-		// Each notice encoded once, whatever the number of sessions.
-		sessions := v.sessionList()
-		for _, p := range v.pushes {
-			payload, err := remote.Marshal(p.notice)
-			for _, s := range sessions {
-				if s != p.origin {
-					s.pushNotice(p.kind, payload, err)
-				}
+	// Each notice encoded once, whatever the number of sessions.
+	sessions := v.sessionList()
+	for _, p := range pushes {
+		payload, err := remote.Marshal(p.notice)
+		for _, s := range sessions {
+			if s != p.origin {
+				s.pushNotice(p.kind, payload, err)
 			}
 		}
 	}
-	clear(v.pushes)
-	v.pushes = v.pushes[:0]
 }
 
 // applyOneByOne applies a batch whose transaction failed (err) one
@@ -569,17 +560,100 @@ func unavailable(err error) remote.Response {
 	return remote.Response{Err: remote.EncodeError(fmt.Errorf("%w: %v", ErrUnavailable, err))}
 }
 
-// batchLoop takes queued commands, stamps them, and appends them to the
-// journal one batch at a time.
-func (v *vcluster) batchLoop(seq int64, appended chan<- appendedBatch) {
+// The live pipeline of a vcluster, four goroutines joined by channels:
+//
+//	queue → batchLoop ─┬→ appendLoop (the journal, one batch at a time)
+//	                   └→ applyLoop (the state, a transaction per batch,
+//	                      prepared) → commitLoop (committed, in order,
+//	                      once appended; callers answered)
+//
+// A batch is cut when the applier is ready for one and at most one
+// other batch waits for its append: the applier applies a batch on top
+// of the one before while that one is still appended, and each append
+// follows the last at once, its batch encoded already. Nothing of a
+// batch is seen or answered before the journal holds it and every
+// batch before it; after a failed append, that batch and every one
+// prepared after it are rolled back and their commands answered
+// unavailable (the vcluster stops serving: fail).
+
+// appendedBatch is a batch cut by the batcher, numbered seq and encoded
+// as raw: its append's error, nil once the journal holds it, comes on
+// journaled.
+type appendedBatch struct {
+	seq       int64
+	cmds      []*command
+	raw       []byte
+	journaled chan error
+}
+
+// pendingBatch is a batch applied and prepared in the state, waiting
+// for its appends (waits: it may be several batches joined) before
+// commitLoop commits it. A pendingBatch with a barrier instead is closed
+// once every batch before it was committed or rolled back.
+type pendingBatch struct {
+	prepared *embedded.Prepared
+	cmds     []*command
+	waits    []chan error
+	pushes   []push
+	start    time.Time
+	barrier  chan struct{}
+}
+
+// appendSlots bound the batches cut but not yet appended: the one being
+// appended and the next.
+const appendSlots = 2
+
+// startLoops starts the live pipeline from batch seq.
+func (v *vcluster) startLoops(seq int64) {
+	wants := make(chan struct{}, 1)
+	slots := make(chan struct{}, appendSlots)
+	toApply := make(chan appendedBatch, appendSlots)
+	toAppend := make(chan appendedBatch, appendSlots)
+	commits := make(chan pendingBatch, appendSlots+1)
+	v.loops.Add(4)
+	go v.batchLoop(seq, wants, slots, toApply, toAppend)
+	go v.appendLoop(slots, toAppend)
+	go v.applyLoop(wants, toApply, commits)
+	go v.commitLoop(commits)
+}
+
+// batchLoop takes queued commands, stamps them, and cuts them into
+// numbered batches, one whenever the applier wants one and an append
+// slot is free; each goes to the applier and to the appender.
+func (v *vcluster) batchLoop(seq int64, wants <-chan struct{}, slots chan<- struct{}, toApply, toAppend chan<- appendedBatch) {
 	defer v.loops.Done()
-	defer close(appended)
+	defer close(toAppend)
+	defer close(toApply)
+	// wait returns false once the vcluster stops or fails.
+	wait := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		case <-v.stop:
+			v.drainQueue(unavailable(metastore.ErrClosed))
+		case <-v.failed:
+		}
+		return false
+	}
 	for {
+		if !wait(wants) {
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-v.stop:
+			v.drainQueue(unavailable(metastore.ErrClosed))
+			return
+		case <-v.failed:
+			return
+		}
 		var first *command
 		select {
 		case first = <-v.queue:
 		case <-v.stop:
 			v.drainQueue(unavailable(metastore.ErrClosed))
+			return
+		case <-v.failed:
 			return
 		}
 		batch := []*command{first}
@@ -604,7 +678,6 @@ func (v *vcluster) batchLoop(seq int64, appended chan<- appendedBatch) {
 			}
 			b.Commands[i] = c.Command
 		}
-		appendStart := time.Now()
 		raw, err := remote.Marshal(b)
 		if err != nil {
 			for _, c := range batch {
@@ -614,42 +687,59 @@ func (v *vcluster) batchLoop(seq int64, appended chan<- appendedBatch) {
 			v.fail(seq, err)
 			return
 		}
-		// The applier applies the batch while it is appended, and
-		// commits it once the append returned (applyBatch).
-		journaled := make(chan error, 1)
-		appended <- appendedBatch{seq: seq, cmds: batch, journaled: journaled}
-		if err = v.checkLease(); err == nil {
+		ab := appendedBatch{seq: seq, cmds: batch, raw: raw, journaled: make(chan error, 1)}
+		toApply <- ab
+		toAppend <- ab
+		seq++
+	}
+}
+
+// appendLoop appends the batches to the journal in order, one at a time.
+// After a failed append it appends nothing more: every later batch gets
+// the same error.
+func (v *vcluster) appendLoop(slots <-chan struct{}, toAppend <-chan appendedBatch) {
+	defer v.loops.Done()
+	var failErr error
+	for b := range toAppend {
+		start := time.Now()
+		err := failErr
+		if err == nil {
+			err = v.checkLease()
+		}
+		if err == nil {
 			if h := testHooks.Load(); h != nil {
 				err = h.before(v.name)
 			}
 		}
 		if err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), min(appendTimeout, v.leaseLeft()))
-			err = v.journal.Append(ctx, v.name, v.epoch, seq, raw)
+			err = v.journal.Append(ctx, v.name, v.epoch, b.seq, b.raw)
 			cancel()
 		}
-		if err != nil {
-			v.fail(seq, err) // before the applier answers: callers then see failErr
-			journaled <- err
-			return
+		switch {
+		case err != nil && failErr == nil:
+			failErr = err
+			v.fail(b.seq, err) // before the committer answers: callers then see failErr
+		case err == nil:
+			v.stats.appendNanos.Add(int64(time.Since(start)))
+			v.stats.batches.Add(1)
+			v.stats.commands.Add(int64(len(b.cmds)))
+			if n := int64(len(b.cmds)); n > v.stats.maxBatch.Load() {
+				v.stats.maxBatch.Store(n)
+			}
+			if v.backup != nil {
+				v.backup.appended(journal.Entry{Seq: b.seq, Batch: b.raw})
+			}
 		}
-		v.stats.appendNanos.Add(int64(time.Since(appendStart)))
-		v.stats.batches.Add(1)
-		v.stats.commands.Add(int64(len(batch)))
-		if n := int64(len(batch)); n > v.stats.maxBatch.Load() {
-			v.stats.maxBatch.Store(n)
-		}
-		if v.backup != nil {
-			v.backup.appended(journal.Entry{Seq: seq, Batch: raw})
-		}
-		journaled <- nil
-		seq++
+		b.journaled <- err
+		<-slots
 	}
 }
 
 // fail stops the vcluster's serving after the journal refused batch seq
 // (or it could not be encoded): queued commands are answered
-// unavailable, and so are those of the batch (applyBatch).
+// unavailable, and so are those of the batch and of every batch after
+// it (commitLoop).
 func (v *vcluster) fail(seq int64, err error) {
 	v.log.Error("journal append failed: the virtual cluster stops serving", "seq", seq, "err", err)
 	v.failErr = err
@@ -677,31 +767,30 @@ func (v *vcluster) drainQueue(resp remote.Response) {
 var testHooks atomic.Pointer[appendHooks]
 
 // appendHooks are called around journal appends: before runs before
-// each (its error fails the append), awaiting when the applier has
-// applied batches and waits for their appends.
+// each (its error fails the append), awaiting when a batch applied
+// waits for its appends.
 type appendHooks struct {
 	before   func(vcluster string) error
 	awaiting func(vcluster string)
 }
 
-// appendedBatch is a batch being appended to the journal at seq: its
-// append's error, nil once the journal holds it, comes on journaled.
-type appendedBatch struct {
-	seq       int64
-	cmds      []*command
-	journaled chan error
-}
-
-// applyLoop applies journaled batches in order and answers their callers.
-// Between batches it opens the snapshots the backup asks for, so that a
-// snapshot always holds whole batches.
-func (v *vcluster) applyLoop(appended <-chan appendedBatch) {
+// applyLoop applies the batches in order, each in a transaction of the
+// state prepared on the one before (embedded.Store.BatchPrepare), and
+// hands them to commitLoop. Between batches it opens the snapshots the
+// backup asks for (of the committed state), so that a snapshot always
+// holds whole batches.
+func (v *vcluster) applyLoop(wants chan<- struct{}, toApply <-chan appendedBatch, commits chan<- pendingBatch) {
 	defer v.loops.Done()
+	defer close(commits)
 	for {
+		select {
+		case wants <- struct{}{}:
+		default:
+		}
 		var b appendedBatch
 		var ok bool
 		select {
-		case b, ok = <-appended:
+		case b, ok = <-toApply:
 			if !ok {
 				return
 			}
@@ -713,15 +802,14 @@ func (v *vcluster) applyLoop(appended <-chan appendedBatch) {
 			reply <- sn // nil after an error
 			continue
 		}
-		// The batches queued while the last was applied join it (the
-		// last may still be being appended): one transaction of the
+		// The batches cut meanwhile join it: one transaction of the
 		// state for all (the answers are the same), recording the last
 		// one's sequence number, committed once all are journaled.
 		waits := []chan error{b.journaled}
 	join:
 		for len(b.cmds) < maxBatchCommands {
 			select {
-			case next, ok := <-appended:
+			case next, ok := <-toApply:
 				if !ok {
 					break join // applied first; the loop then ends
 				}
@@ -732,25 +820,84 @@ func (v *vcluster) applyLoop(appended <-chan appendedBatch) {
 			}
 		}
 		start := time.Now()
-		var journalErr error
-		v.applyBatch(b.seq, b.cmds, func() error {
-			if h := testHooks.Load(); h != nil {
-				h.awaiting(v.name)
-			}
-			// Each batch's answer is read once; appends are in
-			// order, and none follows a failed one.
-			for len(waits) > 0 && journalErr == nil {
-				journalErr = <-waits[0]
-				waits = waits[1:]
-			}
-			return journalErr
-		})
 		v.stats.applies.Add(1)
-		for _, c := range b.cmds {
-			close(c.done)
+		v.stampApplied(b.cmds)
+		prepared, err := v.store.BatchPrepare(func(ctx context.Context) error { return v.applyAll(ctx, b.seq, b.cmds) })
+		if err == nil {
+			commits <- pendingBatch{prepared: prepared, cmds: b.cmds, waits: waits, pushes: v.takePushes(), start: start}
+			continue
 		}
-		v.stats.applyNanos.Add(int64(time.Since(start)))
+		// A command failed inside the batch's transaction (or it began
+		// on a batch rolled back since): once every batch before it is
+		// committed and the journal holds it, its commands are applied
+		// one by one, each a transaction committed at once.
+		barrier := make(chan struct{})
+		commits <- pendingBatch{barrier: barrier}
+		<-barrier
+		if appendErr := awaitAppends(waits); appendErr == nil {
+			v.applyOneByOne(b.seq, b.cmds, err)
+		} else {
+			for _, c := range b.cmds {
+				c.resp = unavailable(appendErr)
+			}
+			v.pushes = v.pushes[:0]
+		}
+		v.finish(b.cmds, v.takePushes(), start)
 	}
+}
+
+// commitLoop commits the prepared batches in order, each once the
+// journal holds it, and answers their callers. After a failed append it
+// rolls back that batch and every one after it.
+func (v *vcluster) commitLoop(commits <-chan pendingBatch) {
+	defer v.loops.Done()
+	var failErr error
+	for p := range commits {
+		if p.barrier != nil {
+			close(p.barrier)
+			continue
+		}
+		if h := testHooks.Load(); h != nil {
+			h.awaiting(v.name)
+		}
+		err := failErr
+		if err == nil {
+			err = awaitAppends(p.waits)
+		}
+		if err == nil {
+			err = p.prepared.Commit()
+		}
+		if err != nil {
+			p.prepared.Rollback()
+			failErr = err
+			for _, c := range p.cmds {
+				c.resp = unavailable(err)
+			}
+			p.pushes = nil
+		}
+		v.finish(p.cmds, p.pushes, p.start)
+	}
+}
+
+// awaitAppends waits for the appends of batches cut one after another,
+// in order: the first error, if any (none follows a failed append).
+func awaitAppends(waits []chan error) error {
+	for _, w := range waits {
+		if err := <-w; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish pushes a visible (or failed) batch's notices and answers its
+// callers.
+func (v *vcluster) finish(cmds []*command, pushes []push, start time.Time) {
+	v.pushNotices(pushes)
+	for _, c := range cmds {
+		close(c.done)
+	}
+	v.stats.applyNanos.Add(int64(time.Since(start)))
 }
 
 // onCommit and onTopics hear the state's notices, on the applier's

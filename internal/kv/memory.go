@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -18,10 +19,26 @@ import (
 // began with, and a writer works on copies (a tree's copy is O(1), its
 // nodes copied as the writer first changes them), published whole by
 // its commit.
+//
+// A writer may also be prepared (Prepared) instead of committed: its
+// state is held back from readers until it is published, and the next
+// writer begins from it, so that one writer's work overlaps with what
+// must happen before the last may be seen (internal/control's journal
+// appends).
 type Memory struct {
 	writer sync.Mutex // held by the writable transaction
 	state  atomic.Pointer[memState]
 	closed atomic.Bool
+
+	// prepared are the states of prepared writers not yet published,
+	// oldest first, each built on the one before it and the first on
+	// state. gen counts the discards: a writer that began on a prepared
+	// state of an earlier generation may not end. drained is signalled
+	// when prepared empties. All guarded by mu.
+	mu       sync.Mutex
+	prepared []*memState
+	gen      uint64
+	drained  sync.Cond
 }
 
 // memState is one committed state: the buckets by name, and their keys
@@ -86,6 +103,7 @@ func newTree() *memTree {
 // NewMemory returns an empty Memory.
 func NewMemory() *Memory {
 	m := &Memory{}
+	m.drained.L = &m.mu
 	m.state.Store(&memState{buckets: map[string]*memTree{}})
 	return m
 }
@@ -102,8 +120,16 @@ func (m *Memory) Begin(writable bool) (Tx, error) {
 		m.writer.Unlock()
 		return nil, ErrClosed
 	}
+	// Under mu: a publish moves a state from prepared to state.
+	m.mu.Lock()
 	cur := m.state.Load()
-	return &memTx{m: m, st: &memState{buckets: maps.Clone(cur.buckets), keys: cur.keys, bytes: cur.bytes}, writable: true, own: map[string]bool{}}, nil
+	gen, chained := m.gen, len(m.prepared) > 0
+	if chained {
+		cur = m.prepared[len(m.prepared)-1]
+	}
+	m.mu.Unlock()
+	return &memTx{m: m, st: &memState{buckets: maps.Clone(cur.buckets), keys: cur.keys, bytes: cur.bytes}, writable: true, own: map[string]bool{},
+		chained: chained, gen: gen}, nil
 }
 
 func (m *Memory) View(fn func(Tx) error) error {
@@ -140,6 +166,10 @@ type memTx struct {
 	own      map[string]bool // buckets whose tree this writer copied or created
 	writes   int             // puts and deletes so far (memCursor)
 	done     bool
+	// chained: a writer that began on a prepared state, of generation
+	// gen (Memory.prepared).
+	chained bool
+	gen     uint64
 	// handles are the buckets Bucket returned, for the next calls (a
 	// commit asks for the same few buckets many times).
 	handles [8]*memBucket
@@ -233,9 +263,99 @@ func (t *memTx) Commit() error {
 		return ErrTxNotWritable
 	}
 	t.done = true
+	defer t.m.writer.Unlock()
+	if t.chained {
+		// After the prepared states it was built on, once published.
+		m := t.m
+		m.mu.Lock()
+		for len(m.prepared) > 0 && m.gen == t.gen {
+			m.drained.Wait()
+		}
+		discarded := m.gen != t.gen
+		m.mu.Unlock()
+		if discarded {
+			return ErrDiscarded
+		}
+	}
 	t.m.state.Store(t.st)
-	t.m.writer.Unlock()
 	return nil
+}
+
+// ErrDiscarded reports a writer that began on a prepared state that was
+// then discarded: it is rolled back.
+var ErrDiscarded = errors.New("kv: transaction began on a discarded prepared state")
+
+// Prepare ends a writable transaction without publishing its state:
+// readers keep the last published state, and the next writer begins
+// from this one. The Prepared must then be published or discarded, in
+// the order the transactions were prepared. A writer that began on a
+// prepared state that was discarded meanwhile is rolled back
+// (ErrDiscarded).
+func (t *memTx) Prepare() (*Prepared, error) {
+	switch {
+	case t.done:
+		return nil, ErrTxClosed
+	case !t.writable:
+		return nil, ErrTxNotWritable
+	}
+	t.done = true
+	m := t.m
+	defer m.writer.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t.chained && m.gen != t.gen {
+		return nil, ErrDiscarded
+	}
+	m.prepared = append(m.prepared, t.st)
+	return &Prepared{m: m, st: t.st}, nil
+}
+
+// Prepared is a prepared transaction's state (memTx.Prepare).
+type Prepared struct {
+	m  *Memory
+	st *memState
+}
+
+// Publish shows the state to readers. It must be the oldest prepared
+// state still held back.
+func (p *Prepared) Publish() error {
+	m := p.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch i := slices.Index(m.prepared, p.st); {
+	case i < 0:
+		return ErrDiscarded
+	case i > 0:
+		return errors.New("kv: prepared states published out of order")
+	}
+	m.state.Store(p.st)
+	m.prepared[0] = nil
+	m.prepared = m.prepared[1:]
+	if len(m.prepared) == 0 {
+		m.prepared = nil
+		m.drained.Broadcast()
+	}
+	return nil
+}
+
+// Discard drops the state, and every prepared state built on it; the
+// next writer begins from the newest state left. Discarding a state
+// dropped already does nothing.
+func (p *Prepared) Discard() {
+	m := p.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := slices.Index(m.prepared, p.st)
+	if i < 0 {
+		return
+	}
+	clear(m.prepared[i:])
+	m.prepared = m.prepared[:i]
+	if i == 0 {
+		m.prepared = nil
+	}
+	m.gen++ // the writer now open began on a state dropped
+	m.drained.Broadcast()
 }
 
 func (t *memTx) Rollback() error {

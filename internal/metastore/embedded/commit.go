@@ -136,14 +136,18 @@ func (h *heldStates) write(tx kv.Tx) error {
 }
 
 func newCommitter(tx kv.Tx, c metastore.SegmentCommit, now time.Time, held *heldStates) *committer {
+	// Sized for the commit's batches: a map of more than eight entries
+	// grown one insert at a time copies itself into a table, a tenth of
+	// what the maps cost at ten partitions a commit.
+	n := len(c.Batches)
 	return &committer{
 		tx:        tx,
 		commit:    c,
 		now:       now,
 		held:      held,
-		sequences: make(map[sequenceKey]*sequence.State),
-		changed:   make(map[sequenceKey]int64),
-		seqValues: make(map[seqStatesKey]*seqValue),
+		sequences: make(map[sequenceKey]*sequence.State, n),
+		changed:   make(map[sequenceKey]int64, n),
+		seqValues: make(map[seqStatesKey]*seqValue, n),
 		txns:      make(map[int64]*txnLookup),
 		open:      make(map[sequenceKey]bool),
 		newOpens:  make(map[sequenceKey]int64),

@@ -320,39 +320,76 @@ func (b *batch) runStates(fn func(kv.Tx, *heldStates) error) error {
 // call's notices when it returns, before the batch commits: a caller
 // using Batch holds them back until Batch returns (internal/control does).
 func (s *Store) Batch(fn func(ctx context.Context) error) error {
-	return s.BatchWhen(fn, nil)
+	tx, err := s.runBatch(fn)
+	if err != nil {
+		return err
+	}
+	return closedErr(tx.Commit())
 }
 
-// BatchWhen is Batch whose transaction commits only once ready (nil:
-// at once), called after fn and every write of the batch, returns nil:
-// what must be done before the batch may be seen (internal/control's
-// journal append) runs alongside the batch's own work. An error from
-// ready rolls the batch back and is returned as it is.
-func (s *Store) BatchWhen(fn func(ctx context.Context) error, ready func() error) error {
+// runBatch runs fn in a new read-write transaction (Batch) and writes
+// the states it held: the transaction, to commit or prepare, or an
+// error after rolling it back.
+func (s *Store) runBatch(fn func(ctx context.Context) error) (kv.Tx, error) {
 	if err := s.ready(context.Background()); err != nil {
-		return err
+		return nil, err
 	}
 	tx, err := s.db.Begin(true)
 	if err != nil {
-		return closedErr(err)
+		return nil, closedErr(err)
 	}
 	b := &batch{store: s, tx: tx, held: s.newHeldStates()}
-	ctx := context.WithValue(context.Background(), batchKey{}, b)
-	err = fn(ctx)
+	err = fn(context.WithValue(context.Background(), batchKey{}, b))
 	if b.failed {
 		err = ErrBatchFailed
 	}
 	if err == nil {
 		err = b.held.write(tx)
 	}
-	if err == nil && ready != nil {
-		err = ready()
-	}
 	if err != nil {
 		tx.Rollback()
-		return err
+		return nil, err
 	}
-	return closedErr(tx.Commit())
+	return tx, nil
+}
+
+// Prepared is a batch whose transaction is done but held back from
+// readers (BatchPrepare).
+type Prepared struct {
+	p *kv.Prepared
+}
+
+// Commit shows the batch to readers. Batches are committed in the order
+// they were prepared, each only once every batch before it was.
+func (p *Prepared) Commit() error { return closedErr(p.p.Publish()) }
+
+// Rollback drops the batch and every batch prepared after it.
+func (p *Prepared) Rollback() { p.p.Discard() }
+
+// ErrNotPreparable reports BatchPrepare on a store on file.
+var ErrNotPreparable = errors.New("embedded: only a store in memory prepares batches")
+
+// BatchPrepare is Batch whose transaction, once fn returned nil, is
+// prepared instead of committed (a store in memory only): the next
+// batch, or any other write, builds on it at once, while readers see
+// the store without it until Commit. A write that is not a batch
+// prepared waits for every prepared batch to be committed. A batch
+// that began on a prepared one rolled back is rolled back too
+// (kv.ErrDiscarded). internal/control applies a batch while the one
+// before is still being journaled.
+func (s *Store) BatchPrepare(fn func(ctx context.Context) error) (*Prepared, error) {
+	if _, ok := s.db.(*kv.Memory); !ok {
+		return nil, ErrNotPreparable
+	}
+	tx, err := s.runBatch(fn)
+	if err != nil {
+		return nil, err
+	}
+	p, err := tx.(interface{ Prepare() (*kv.Prepared, error) }).Prepare()
+	if err != nil {
+		return nil, closedErr(err)
+	}
+	return &Prepared{p: p}, nil
 }
 
 func (s *Store) ready(ctx context.Context) error {

@@ -424,7 +424,7 @@ func (sv *seqValue) release() {
 // built first, then written in key order, so that no stored value a
 // merge copies from is overwritten before it is read.
 func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed map[sequenceKey]seqEntry) error {
-	groups := map[seqStatesKey][]seqEntry{}
+	groups := make(map[seqStatesKey][]seqEntry, len(changed))
 	for sk, e := range changed {
 		k := seqStatesKeyOf(sk)
 		groups[k] = append(groups[k], e)
