@@ -140,7 +140,7 @@ type vcluster struct {
 type vclusterStats struct {
 	batches, commands atomic.Int64
 	slowBatches       atomic.Int64 // applied one command per transaction
-	applies           atomic.Int64 // applyBatch calls: batches appended together are applied together
+	applies           atomic.Int64 // transactions that applied live batches: batches cut while the applier was busy join
 	appendNanos       atomic.Int64 // journal appends
 	applyNanos        atomic.Int64 // applying to the state
 	maxBatch          atomic.Int64
