@@ -260,6 +260,16 @@ func (s *Server) removeStandby(name string, sb *standby) {
 // for the takeover loop to take again if its lease becomes free; one
 // whose journal failed otherwise is rebuilt.
 func (s *Server) failed(v *vcluster, err error) {
+	// Counted in wg, so that Close waits for a rebuild in progress; none
+	// starts once Close began.
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
 	if errors.Is(err, journal.ErrFenced) || errors.Is(err, errLeaseLost) {
 		select {
 		case <-v.failed:
@@ -387,9 +397,13 @@ func (s *Server) rebuild(old *vcluster) {
 		if !current {
 			return
 		}
-		time.Sleep(backoff)
+		select {
+		case <-time.After(backoff):
+		case <-s.stop:
+			return
+		}
 		backoff = min(2*backoff, 5*time.Second)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 		v, err := s.open(ctx, old.name)
 		cancel()
 		if errors.Is(err, journal.ErrLeaseHeld) {
