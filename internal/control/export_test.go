@@ -26,10 +26,11 @@ func Crash(s *Server) {
 }
 
 // HookAppends sets functions called before each journal append (its
-// error fails the append) and when the applier waits for appends, for
-// the test, and removes them after.
-func HookAppends(t interface{ Cleanup(func()) }, before func(vcluster string) error, awaiting func(vcluster string)) {
-	testHooks.Store(&appendHooks{before: before, awaiting: awaiting})
+// error fails the append), when a batch's transaction is prepared, and
+// when a batch applied waits for its appends, for the test, and removes
+// them after.
+func HookAppends(t interface{ Cleanup(func()) }, before func(vcluster string) error, applied, awaiting func(vcluster string)) {
+	testHooks.Store(&appendHooks{before: before, applied: applied, awaiting: awaiting})
 	t.Cleanup(func() { testHooks.Store(nil) })
 }
 

@@ -13,9 +13,10 @@ import (
 )
 
 // TestBatchSeenOnlyOnceJournaled holds a batch's journal append while
-// the applier has applied it (a batch is applied while it is appended):
-// no reader sees it until the append returns; once it succeeds the
-// commit is answered and seen, and when it fails the commit is answered
+// the applier has applied it, and applies a second batch on top of it
+// meanwhile: no reader sees either until its append and every append
+// before it returned; once they succeed the commits are answered and
+// seen in order, and when the first fails both are answered
 // unavailable and never seen, also once the server has rebuilt the
 // vcluster from its journal.
 func TestBatchSeenOnlyOnceJournaled(t *testing.T) {
@@ -23,7 +24,19 @@ func TestBatchSeenOnlyOnceJournaled(t *testing.T) {
 	var armed atomic.Bool
 	release := make(chan error)
 	awaiting := make(chan struct{}, 1)
+	applied := make(chan struct{}, 8)
 	ended := make(chan struct{}) // the test failed: appends go on
+	signal := func(c chan struct{}) func(string) {
+		return func(vcluster string) {
+			if vcluster != name || !armed.Load() {
+				return
+			}
+			select {
+			case c <- struct{}{}:
+			default:
+			}
+		}
+	}
 	control.HookAppends(t, func(vcluster string) error {
 		if vcluster != name || !armed.Load() {
 			return nil
@@ -34,15 +47,7 @@ func TestBatchSeenOnlyOnceJournaled(t *testing.T) {
 		case <-ended:
 			return errors.New("test ended")
 		}
-	}, func(vcluster string) {
-		if vcluster != name || !armed.Load() {
-			return
-		}
-		select {
-		case awaiting <- struct{}{}:
-		default:
-		}
-	})
+	}, signal(applied), signal(awaiting))
 	cp := newControl(t)
 	t.Cleanup(func() { close(ended) }) // before the server closes
 	ctx := t.Context()
@@ -76,51 +81,86 @@ func TestBatchSeenOnlyOnceJournaled(t *testing.T) {
 		}()
 		return done
 	}
-	wait := func(what string) {
+	wait := func(c <-chan struct{}, what string) {
 		t.Helper()
 		select {
-		case <-awaiting:
+		case <-c:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("the applier never waited for the append of %s", what)
+			t.Fatalf("never %s", what)
+		}
+	}
+	acked := func(done <-chan error, what string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no answer", what)
+		}
+	}
+	// applyOnTop commits n while the batch before it is held in its
+	// append, and waits until the applier has applied it on top.
+	applyOnTop := func(n int) <-chan error {
+		t.Helper()
+		for len(applied) > 0 {
+			<-applied
+		}
+		done := commit(n)
+		wait(applied, fmt.Sprintf("applied commit %d on top of the held batch", n))
+		return done
+	}
+	hwIs := func(want int64, when string) {
+		t.Helper()
+		if hw := highWatermark(reader); hw != want {
+			t.Fatalf("high watermark %d %s, want %d", hw, when, want)
 		}
 	}
 
 	armed.Store(true)
-	done := commit(0)
-	wait("the first commit")
-	if hw := highWatermark(reader); hw != 0 {
-		t.Fatalf("high watermark %d while the commit's append is held, want 0", hw)
+	first := commit(0)
+	wait(awaiting, "waited for the append of the first commit")
+	second := applyOnTop(1)
+	hwIs(0, "while the first commit's append is held")
+	release <- nil // the first commit's append
+	acked(first, "commit whose append succeeded")
+	hwIs(1, "after the first commit, the second's append held")
+	select {
+	case err := <-second:
+		t.Fatalf("second commit answered (%v) before its append returned", err)
+	default:
 	}
-	release <- nil
-	if err := <-done; err != nil {
-		t.Fatalf("commit whose append succeeded: %v", err)
-	}
-	if hw := highWatermark(reader); hw != 1 {
-		t.Fatalf("high watermark %d after the commit, want 1", hw)
-	}
+	release <- nil // the second's
+	acked(second, "commit applied on top, whose append succeeded")
+	hwIs(2, "after both commits")
 
-	done = commit(1)
-	wait("the second commit")
-	if hw := highWatermark(reader); hw != 1 {
-		t.Fatalf("high watermark %d while the second commit's append is held, want 1", hw)
-	}
+	third := commit(2)
+	wait(awaiting, "waited for the append of the third commit")
+	fourth := applyOnTop(3)
+	hwIs(2, "while the third commit's append is held")
 	release <- errors.New("injected append failure")
-	if err := <-done; err == nil {
-		t.Fatal("commit whose append failed was acknowledged")
+	for i, done := range []<-chan error{third, fourth} {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("commit %d acknowledged: its append, or the one of the batch it was applied on, failed", 2+i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("commit %d: no answer", 2+i)
+		}
 	}
 	armed.Store(false)
 
 	// The failed vcluster still answers reads from its state, without
-	// the batch; the server then rebuilds it from its journal, which
-	// holds the first commit alone (two rows with the topic's).
-	if hw := highWatermark(reader); hw != 1 {
-		t.Fatalf("high watermark %d after the failed append, want 1", hw)
-	}
+	// either batch; the server then rebuilds it from its journal, which
+	// holds the first two commits alone (three rows with the topic's).
+	hwIs(2, "after the failed append")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if st, ok := cp.server.Stats(name); ok && st.Replayed > 0 {
-			if st.Replayed != 2 {
-				t.Fatalf("rebuilt from %d journal rows, want 2", st.Replayed)
+			if st.Replayed != 3 {
+				t.Fatalf("rebuilt from %d journal rows, want 3", st.Replayed)
 			}
 			break
 		}
@@ -132,8 +172,8 @@ func TestBatchSeenOnlyOnceJournaled(t *testing.T) {
 	for {
 		o, err := reader.Offsets(ctx, topic.ID, 0)
 		if err == nil {
-			if o.HighWatermark != 1 {
-				t.Fatalf("high watermark %d once rebuilt from the journal, want 1", o.HighWatermark)
+			if o.HighWatermark != 2 {
+				t.Fatalf("high watermark %d once rebuilt from the journal, want 2", o.HighWatermark)
 			}
 			return
 		}

@@ -767,10 +767,11 @@ func (v *vcluster) drainQueue(resp remote.Response) {
 var testHooks atomic.Pointer[appendHooks]
 
 // appendHooks are called around journal appends: before runs before
-// each (its error fails the append), awaiting when a batch applied
-// waits for its appends.
+// each (its error fails the append), applied when a batch's transaction
+// is prepared, awaiting when a batch applied waits for its appends.
 type appendHooks struct {
 	before   func(vcluster string) error
+	applied  func(vcluster string)
 	awaiting func(vcluster string)
 }
 
@@ -824,6 +825,9 @@ func (v *vcluster) applyLoop(wants chan<- struct{}, toApply <-chan appendedBatch
 		v.stampApplied(b.cmds)
 		prepared, err := v.store.BatchPrepare(func(ctx context.Context) error { return v.applyAll(ctx, b.seq, b.cmds) })
 		if err == nil {
+			if h := testHooks.Load(); h != nil {
+				h.applied(v.name)
+			}
 			commits <- pendingBatch{prepared: prepared, cmds: b.cmds, waits: waits, pushes: v.takePushes(), start: start}
 			continue
 		}
