@@ -606,7 +606,10 @@ const appendSlots = 2
 // startLoops starts the live pipeline from batch seq.
 func (v *vcluster) startLoops(seq int64) {
 	wants := make(chan struct{}, 1)
-	slots := make(chan struct{}, appendSlots)
+	slots := make(chan struct{}, appendSlots) // a token per batch that may be cut
+	for range appendSlots {
+		slots <- struct{}{}
+	}
 	toApply := make(chan appendedBatch, appendSlots)
 	toAppend := make(chan appendedBatch, appendSlots)
 	commits := make(chan pendingBatch, appendSlots+1)
@@ -617,43 +620,37 @@ func (v *vcluster) startLoops(seq int64) {
 	go v.commitLoop(commits)
 }
 
+// receive receives from c, or returns false once the vcluster stops
+// (queued commands are then answered closed) or fails (fail answered
+// them).
+func receive[T any](v *vcluster, c <-chan T) (T, bool) {
+	select {
+	case x := <-c:
+		return x, true
+	case <-v.stop:
+		v.drainQueue(unavailable(metastore.ErrClosed))
+	case <-v.failed:
+	}
+	var zero T
+	return zero, false
+}
+
 // batchLoop takes queued commands, stamps them, and cuts them into
 // numbered batches, one whenever the applier wants one and an append
 // slot is free; each goes to the applier and to the appender.
-func (v *vcluster) batchLoop(seq int64, wants <-chan struct{}, slots chan<- struct{}, toApply, toAppend chan<- appendedBatch) {
+func (v *vcluster) batchLoop(seq int64, wants, slots <-chan struct{}, toApply, toAppend chan<- appendedBatch) {
 	defer v.loops.Done()
 	defer close(toAppend)
 	defer close(toApply)
-	// wait returns false once the vcluster stops or fails.
-	wait := func(c <-chan struct{}) bool {
-		select {
-		case <-c:
-			return true
-		case <-v.stop:
-			v.drainQueue(unavailable(metastore.ErrClosed))
-		case <-v.failed:
-		}
-		return false
-	}
 	for {
-		if !wait(wants) {
+		if _, ok := receive(v, wants); !ok {
 			return
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-v.stop:
-			v.drainQueue(unavailable(metastore.ErrClosed))
-			return
-		case <-v.failed:
+		if _, ok := receive(v, slots); !ok {
 			return
 		}
-		var first *command
-		select {
-		case first = <-v.queue:
-		case <-v.stop:
-			v.drainQueue(unavailable(metastore.ErrClosed))
-			return
-		case <-v.failed:
+		first, ok := receive(v, v.queue)
+		if !ok {
 			return
 		}
 		batch := []*command{first}
@@ -697,7 +694,7 @@ func (v *vcluster) batchLoop(seq int64, wants <-chan struct{}, slots chan<- stru
 // appendLoop appends the batches to the journal in order, one at a time.
 // After a failed append it appends nothing more: every later batch gets
 // the same error.
-func (v *vcluster) appendLoop(slots <-chan struct{}, toAppend <-chan appendedBatch) {
+func (v *vcluster) appendLoop(slots chan<- struct{}, toAppend <-chan appendedBatch) {
 	defer v.loops.Done()
 	var failErr error
 	for b := range toAppend {
@@ -732,7 +729,7 @@ func (v *vcluster) appendLoop(slots <-chan struct{}, toAppend <-chan appendedBat
 			}
 		}
 		b.journaled <- err
-		<-slots
+		slots <- struct{}{} // the batch's slot back
 	}
 }
 
