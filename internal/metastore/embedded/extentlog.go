@@ -358,41 +358,74 @@ func (f *folder) foldPartitions(pks []partitionKey) error {
 	return nil
 }
 
-// foldRecord moves the entries of r, the log's oldest record, that are
-// still pending, leaving the partitions' later entries in the log: their
-// pendingSeq becomes r's successor (the first record that can hold one)
-// or 0 when none is left. Unlike foldPartitions it reads no other record:
-// in memory, where a partition's extents moved together share no page
-// write, finding them is what folding costs.
-func (f *folder) foldRecord(r *logRecord) error {
+// foldRecords moves the entries of rs, the log's oldest records in
+// order, that are still pending, leaving the partitions' later entries
+// in the log: a partition's pendingSeq becomes the record after the last
+// of rs that held one of its moved entries (the first record that can
+// hold one), or 0 when none is left. Unlike foldPartitions it reads no
+// other record: in memory, where a partition's extents moved together
+// share no page write, finding them is what folding costs. The entries
+// are put partition by partition, in key order, whatever record holds
+// them: a partition's extents go to one leaf of the extents bucket's
+// B-tree, one after the other, where taken record by record each put
+// went to another partition's leaf, most of them cold in the cache.
+func (f *folder) foldRecords(rs []logRecord) error {
+	type ref struct {
+		key  [20]byte // topicID(16) partition(4), as the entry's
+		r, i int32    // record and entry
+	}
+	n := 0
+	for _, r := range rs {
+		n += r.n
+	}
+	refs := make([]ref, 0, n)
+	for ri := range rs {
+		for i := range rs[ri].n {
+			x := ref{r: int32(ri), i: int32(i)}
+			copy(x.key[:], rs[ri].entryKey(i))
+			refs = append(refs, x)
+		}
+	}
+	// Stable: a partition's entries stay in record order, and in offset
+	// order within a record, so they are put in offset order, each next
+	// to the last in the B-tree and in the partition's slab.
+	slices.SortStableFunc(refs, func(a, b ref) int { return bytes.Compare(a.key[:], b.key[:]) })
 	extents := f.tx.Bucket([]byte(bucketExtents))
-	for i := 0; i < r.n; {
-		pk := r.entryPartition(i)
-		end := searchEntries(r, r.entryKey(i), true)
+	for g := 0; g < len(refs); {
+		end := g + 1
+		for end < len(refs) && refs[end].key == refs[g].key {
+			end++
+		}
+		pk := rs[refs[g].r].entryPartition(int(refs[g].i))
 		st, err := f.states(pk)
 		if err != nil {
 			return err
 		}
-		if pendingIn(st, r) {
-			moved := uint64(end - i)
-			if moved > st.pendingCount {
-				return fmt.Errorf("extent log: %w: record %d holds %d extents of partition %s, %d pending", errCorrupt, r.seq, moved, pk, st.pendingCount)
+		var moved, last uint64
+		for _, x := range refs[g:end] {
+			r := &rs[x.r]
+			if !pendingIn(st, r) {
+				continue // folded whole since r was written, or gone
 			}
-			for j := i; j < end; j++ {
-				e := r.extent(j)
-				// Key and value built in one array, in the
-				// partition's slab in memory.
-				if err := f.slabs.put(extents, pk, &e); err != nil {
-					return err
-				}
+			// Key and value built in one array, in the partition's slab
+			// in memory.
+			e := r.extent(int(x.i))
+			if err := f.slabs.put(extents, pk, &e); err != nil {
+				return err
+			}
+			moved, last = moved+1, max(last, r.seq)
+		}
+		if moved > 0 {
+			if moved > st.pendingCount {
+				return fmt.Errorf("extent log: %w: records %d to %d hold %d extents of partition %s, %d pending", errCorrupt, rs[0].seq, last, moved, pk, st.pendingCount)
 			}
 			st.pendingCount -= moved
-			st.pendingSeq = r.seq + 1
+			st.pendingSeq = last + 1
 			if st.pendingCount == 0 {
 				st.pendingSeq = 0
 			}
 		}
-		i = end
+		g = end
 	}
 	return nil
 }
@@ -419,9 +452,10 @@ func (f *folder) foldPartitionsOf(r *logRecord) error {
 
 // trim removes the oldest records while the log holds more than
 // l.records records or l.extents entries, folding first what each holds
-// still pending: its partitions whole (foldPartitionsOf), or its own
-// entries alone (foldRecord, byRecord). It begins only once the log
-// holds more than a round past either limit (foldLimits).
+// still pending: its partitions whole (foldPartitionsOf), record by
+// record, or the entries of all the records removed, together
+// (foldRecords, byRecord). It begins only once the log holds more than
+// a round past either limit (foldLimits).
 func (f *folder) trim(l foldLimits) error {
 	log := f.tx.Bucket([]byte(bucketExtentLog))
 	meta := f.tx.Bucket([]byte(bucketMeta))
@@ -430,38 +464,42 @@ func (f *folder) trim(l foldLimits) error {
 		return err
 	}
 	c := log.Cursor()
-	maxRecords, maxEntries := uint64(l.records+l.roundRecords), uint64(l.extents+l.roundExtents)
-	for {
-		first, v := c.First()
-		if first == nil {
-			break
-		}
-		last, _ := c.Last()
-		if len(first) != 8 || len(last) != 8 {
-			return fmt.Errorf("extent log: %w: key of %d bytes", errCorrupt, len(first))
-		}
-		records := binary.BigEndian.Uint64(last) - binary.BigEndian.Uint64(first) + 1
-		if records <= maxRecords && entries <= maxEntries {
-			break
-		}
-		// Past a limit's round: down to the limits themselves.
-		maxRecords, maxEntries = uint64(l.records), uint64(l.extents)
-		r, err := decodeLogRecord(first, v)
+	first, _ := c.First()
+	last, _ := c.Last()
+	if first == nil {
+		return meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, entries))
+	}
+	if len(first) != 8 || len(last) != 8 {
+		return fmt.Errorf("extent log: %w: key of %d bytes", errCorrupt, len(first))
+	}
+	records := binary.BigEndian.Uint64(last) - binary.BigEndian.Uint64(first) + 1
+	if records <= uint64(l.records+l.roundRecords) && entries <= uint64(l.extents+l.roundExtents) {
+		return meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, entries))
+	}
+	// Past a limit's round: down to the limits themselves.
+	var (
+		removed []logRecord
+		keys    [][]byte
+	)
+	for k, v := c.First(); k != nil && (records > uint64(l.records) || entries > uint64(l.extents)); k, v = c.Next() {
+		r, err := decodeLogRecord(k, v)
 		if err != nil {
 			return err
 		}
-		fold := f.foldPartitionsOf
 		if f.byRecord {
-			fold = f.foldRecord
-		}
-		if err := fold(&r); err != nil {
+			removed = append(removed, r)
+		} else if err := f.foldPartitionsOf(&r); err != nil {
 			return err
 		}
-		if err := log.Delete(bytes.Clone(first)); err != nil {
-			return err
-		}
+		keys = append(keys, bytes.Clone(k))
+		records--
 		entries -= min(entries, uint64(r.n))
-		c = log.Cursor()
+	}
+	if err := f.foldRecords(removed); err != nil {
+		return err
+	}
+	if err := deleteKeys(log, keys); err != nil {
+		return err
 	}
 	return meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, entries))
 }
