@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -386,10 +387,12 @@ func (f *folder) foldRecords(rs []logRecord) error {
 			refs = append(refs, x)
 		}
 	}
-	// Stable: a partition's entries stay in record order, and in offset
-	// order within a record, so they are put in offset order, each next
-	// to the last in the B-tree and in the partition's slab.
-	slices.SortStableFunc(refs, func(a, b ref) int { return bytes.Compare(a.key[:], b.key[:]) })
+	// A partition's entries in record order, and in offset order within
+	// a record, so in offset order: each is put next to the last in the
+	// B-tree and in the partition's slab.
+	slices.SortFunc(refs, func(a, b ref) int {
+		return cmp.Or(bytes.Compare(a.key[:], b.key[:]), cmp.Compare(a.r, b.r), cmp.Compare(a.i, b.i))
+	})
 	extents := f.tx.Bucket([]byte(bucketExtents))
 	for g := 0; g < len(refs); {
 		end := g + 1
