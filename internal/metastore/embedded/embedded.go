@@ -72,8 +72,8 @@ type Store struct {
 	rand   io.Reader
 	closed atomic.Bool
 	fold   foldLimits // the defaults (rounds in memory) but in tests
-	// foldByRecord: trims fold the oldest record's extents alone
-	// (folder.foldRecord), for a store in memory.
+	// foldByRecord: trims fold the oldest records' extents alone
+	// (folder.foldRecords), for a store in memory.
 	foldByRecord bool
 	// slabs hold the folded extents of a store in memory (nil on file).
 	slabs *extentSlabs

@@ -50,11 +50,12 @@ import (
 // every partition pending in the oldest record and deletes it: a
 // partition's extents reach the bucket a few at a time, one page write
 // for several commits. A store in memory has no pages to save: it moves
-// only the oldest record's pending entries (foldRecord), which needs no
+// only the oldest records' pending entries (foldRecords), which needs no
 // search through later records, and sets those partitions' pendingSeq
-// to the next record (0 if none of their extents is left in the log),
-// and it lets the log grow a round past the limits before folding the
-// oldest records back down to them, in one transaction (below).
+// to the record after the last that held one (0 if none of their
+// extents is left in the log), and it lets the log grow a round past
+// the limits before folding the oldest records back down to them, in
+// one transaction and in key order (below).
 // Calls that change a partition's extents otherwise (AdvanceLogStart,
 // ReplaceExtents, DeleteTopic) fold it first.
 //
@@ -312,8 +313,8 @@ func partitionExtents(tx kv.Tx, pk partitionKey, from int64, fn func(metastore.E
 type folder struct {
 	tx     kv.Tx
 	states func(pk partitionKey) (*partitionState, error)
-	// byRecord: trim moves the oldest record's entries only
-	// (foldRecord), not all the pending extents of its partitions.
+	// byRecord: trim moves the oldest records' entries only
+	// (foldRecords), not all the pending extents of their partitions.
 	byRecord bool
 	slabs    *extentSlabs // where folded extents are built (nil: alone)
 }

@@ -22,7 +22,7 @@ func TestExtentLogDifferential(t *testing.T) {
 	ctx := t.Context()
 	limits := []foldLimits{{records: 1, extents: 1}, {records: 3, extents: 7}, {records: 1 << 30, extents: 1 << 30}, {records: 1, extents: 1}, {records: 3, extents: 7},
 		{records: 2, extents: 6, roundRecords: 4, roundExtents: 9}, {records: 1, extents: 1 << 30, roundRecords: 5}}
-	byRecord := []bool{false, false, false, true, true, true, false} // true as in memory (folder.foldRecord)
+	byRecord := []bool{false, false, false, true, true, true, false} // true as in memory (folder.foldRecords)
 	stores := make([]*Store, len(limits))
 	clock := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
 	for i, l := range limits {
