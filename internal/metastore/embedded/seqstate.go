@@ -262,16 +262,11 @@ func walkSeqStates(v []byte, fn func(p int32, at, end int) bool) error {
 }
 
 // indexSeqStates returns where every entry of a value lies, in refs
-// (reused when large enough). The count is taken from a first walk, so a
-// value sizes nothing beyond its entries.
+// (reused when large enough; a value's entries are at least
+// 1+minSeqEntryBody bytes each, so it grows with the value's size).
+// One walk: counting the entries first cost a second one at every
+// commit.
 func indexSeqStates(v []byte, refs []seqRef) ([]seqRef, error) {
-	n := 0
-	if err := walkSeqStates(v, func(int32, int, int) bool { n++; return true }); err != nil {
-		return nil, err
-	}
-	if cap(refs) < n {
-		refs = make([]seqRef, 0, n)
-	}
 	refs = refs[:0]
 	err := walkSeqStates(v, func(p int32, at, end int) bool {
 		refs = append(refs, seqRef{partition: p, at: at, end: end})
