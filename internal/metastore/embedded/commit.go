@@ -339,9 +339,9 @@ func (cm *committer) write() error {
 		return nil // nothing accepted: the object stays unreferenced
 	}
 	// One value per producer and topic (seqstate.go).
-	changed := make(map[sequenceKey]seqEntry, len(cm.changed))
+	changed := make([]seqChange, 0, len(cm.changed))
 	for sk, ts := range cm.changed {
-		changed[sk] = seqEntry{partition: sk.partition, state: cm.sequences[sk], lastTimestamp: ts}
+		changed = append(changed, seqChange{key: seqStatesKeyOf(sk), entry: seqEntry{partition: sk.partition, state: cm.sequences[sk], lastTimestamp: ts}})
 	}
 	if err := writeSeqStates(cm.tx, cm.seqValues, changed); err != nil {
 		return err

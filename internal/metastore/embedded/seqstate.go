@@ -414,22 +414,33 @@ func (sv *seqValue) release() {
 	sv.v, sv.refs, sv.box = nil, nil, nil
 }
 
-// writeSeqStates stores the changed states of a commit: changed maps a
-// producer's partition to its new state and last timestamp. Values are
-// built first, then written in key order, so that no stored value a
-// merge copies from is overwritten before it is read.
-func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed map[sequenceKey]seqEntry) error {
-	groups := make(map[seqStatesKey][]seqEntry, len(changed))
-	for sk, e := range changed {
-		k := seqStatesKeyOf(sk)
-		groups[k] = append(groups[k], e)
+// seqChange is a producer's new state on a partition, and the key of
+// the value that holds it.
+type seqChange struct {
+	key   seqStatesKey
+	entry seqEntry
+}
+
+// writeSeqStates stores the changed states of a commit (one per producer
+// and partition; sorted here). Values are built first, then written in
+// key order, so that no stored value a merge copies from is overwritten
+// before it is read.
+func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed []seqChange) error {
+	slices.SortFunc(changed, func(a, b seqChange) int {
+		return cmp.Or(compareSeqStatesKeys(a.key, b.key), cmp.Compare(a.entry.partition, b.entry.partition))
+	})
+	type built struct {
+		pair []byte // its key, then its value
+		sv   *seqValue
 	}
-	keys := slices.SortedFunc(maps.Keys(groups), compareSeqStatesKeys)
-	out := make([][]byte, len(keys)) // each its key, then its value
-	svs := make([]*seqValue, len(keys))
-	for i, k := range keys {
-		es := groups[k]
-		slices.SortFunc(es, func(a, b seqEntry) int { return cmp.Compare(a.partition, b.partition) })
+	out := make([]built, 0, len(changed))
+	es := make([]seqEntry, 0, len(changed))
+	for i := 0; i < len(changed); {
+		k := changed[i].key
+		es = es[:0]
+		for ; i < len(changed) && changed[i].key == k; i++ {
+			es = append(es, changed[i].entry)
+		}
 		sv := values[k]
 		if sv == nil {
 			var err error
@@ -437,16 +448,16 @@ func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed map[seq
 				return err
 			}
 		}
-		var err error
-		if out[i], err = sv.merge(k.bytes(), es); err != nil {
+		pair, err := sv.merge(k.bytes(), es)
+		if err != nil {
 			return err
 		}
-		svs[i] = sv
+		out = append(out, built{pair: pair, sv: sv})
 	}
 	b := tx.Bucket([]byte(bucketSeqStates))
-	for i := range keys {
+	for _, o := range out {
 		// Where loadSeqValue found the key, it goes back.
-		if err := kv.PutPairHint(b, out[i], seqStatesKeyLen, &svs[i].hint); err != nil {
+		if err := kv.PutPairHint(b, o.pair, seqStatesKeyLen, &o.sv.hint); err != nil {
 			return err
 		}
 	}
