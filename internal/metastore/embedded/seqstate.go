@@ -349,11 +349,15 @@ func (sv *seqValue) lookup(partition int32) (*sequence.State, error) {
 	return e.state, nil
 }
 
+// mergedLen is about the length of the value merged with n changed
+// entries (usually more: a changed entry replaces a stored one).
+func (sv *seqValue) mergedLen(n int) int { return len(sv.v) + 40*n + 1 }
+
 // merge appends to dst the value with the changed entries (in increasing
 // partition order) in place of, or added to, the stored ones; entries
 // not changed are copied as they are.
 func (sv *seqValue) merge(dst []byte, changed []seqEntry) ([]byte, error) {
-	out := slices.Grow(dst, len(sv.v)+40*len(changed)+1)
+	out := slices.Grow(dst, sv.mergedLen(len(changed)))
 	out = append(out, seqStatesVersion)
 	i := 0
 	var err error
@@ -448,7 +452,8 @@ func writeSeqStates(tx kv.Tx, values map[seqStatesKey]*seqValue, changed []seqCh
 				return err
 			}
 		}
-		pair, err := sv.merge(k.bytes(), es)
+		// The key, then room for the value: one allocation.
+		pair, err := sv.merge(k.appendTo(make([]byte, 0, seqStatesKeyLen+sv.mergedLen(len(es)))), es)
 		if err != nil {
 			return err
 		}
