@@ -277,21 +277,33 @@ func (cm *committer) partition(pk partitionKey) (*partitionState, error) {
 func (h *heldStates) partition(tx kv.Tx, pk partitionKey) (*partitionState, error) {
 	t, ok := h.topics[pk.id]
 	if !ok {
-		// A segment holds many partitions of few topics: one read and
-		// one decode per topic and commit (or batch of commits).
-		if v := tx.Bucket([]byte(bucketPartStates)).Get(pk.id[:]); v != nil {
-			states, err := decodeTopicStates(v)
-			if err != nil {
-				return nil, fmt.Errorf("topic %s: %w", pk, err)
-			}
-			t = &topicCommit{states: states}
+		var err error
+		if t, err = h.load(tx, pk.id); err != nil {
+			return nil, err
 		}
-		h.topics[pk.id] = t
 	}
 	if t == nil || pk.partition < 0 || int(pk.partition) >= len(t.states) {
 		return nil, nil
 	}
 	return &t.states[pk.partition], nil
+}
+
+// load reads and holds a topic's states, nil if it does not exist. A
+// segment holds many partitions of few topics: one read and one decode
+// per topic and commit (or batch of commits). (Apart from partition,
+// whose key would otherwise go to the heap at every call, for the read's
+// sake.)
+func (h *heldStates) load(tx kv.Tx, id metastore.TopicID) (*topicCommit, error) {
+	var t *topicCommit
+	if v := tx.Bucket([]byte(bucketPartStates)).Get(id[:]); v != nil {
+		states, err := decodeTopicStates(v)
+		if err != nil {
+			return nil, fmt.Errorf("topic %s: %w", id, err)
+		}
+		t = &topicCommit{states: states}
+	}
+	h.topics[id] = t
+	return t, nil
 }
 
 // moved records that a batch moved a partition of the topic.

@@ -334,6 +334,7 @@ type seqValue struct {
 	refs []seqRef
 	box  *[]seqRef // where refs go back to seqRefs (release); nil: not from it
 	hint kv.Hint   // where its key is (or goes) in the bucket
+	key  [seqStatesKeyLen]byte
 }
 
 // lookup decodes a partition's state, nil if none.
@@ -387,11 +388,11 @@ var seqRefs sync.Pool // of *[]seqRef
 
 // loadSeqValue reads and indexes one producer's value of one topic.
 func loadSeqValue(tx kv.Tx, k seqStatesKey) (*seqValue, error) {
-	var key [seqStatesKeyLen]byte
-	var hint kv.Hint
-	v := kv.GetHint(tx.Bucket([]byte(bucketSeqStates)), k.appendTo(key[:0]), &hint)
+	// The key and the hint in the value: one allocation, not three.
+	sv := &seqValue{}
+	v := kv.GetHint(tx.Bucket([]byte(bucketSeqStates)), k.appendTo(sv.key[:0]), &sv.hint)
 	if v == nil {
-		return &seqValue{hint: hint}, nil
+		return sv, nil
 	}
 	box, _ := seqRefs.Get().(*[]seqRef)
 	if box == nil {
@@ -405,7 +406,8 @@ func loadSeqValue(tx kv.Tx, k seqStatesKey) (*seqValue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("producer %d: %w", k.producerID, err)
 	}
-	return &seqValue{v: v, refs: refs, box: box, hint: hint}, nil
+	sv.v, sv.refs, sv.box = v, refs, box
+	return sv, nil
 }
 
 // release gives the value's index back for another to use; sv is empty
