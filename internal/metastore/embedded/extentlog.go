@@ -191,7 +191,11 @@ func pendingIn(st *partitionState, r *logRecord) bool {
 	return st != nil && st.pendingSeq != 0 && st.pendingSeq <= r.seq
 }
 
-func (r *logRecord) extent(i int) metastore.Extent {
+func (r *logRecord) extent(i int) metastore.Extent { return r.extentOf(i, string(r.object)) }
+
+// extentOf is extent i, whose object key is object (r's, converted once
+// for all its entries).
+func (r *logRecord) extentOf(i int, object string) metastore.Extent {
 	b := r.entries[i*extentLogEntry:]
 	n := func(j int) int64 { return int64(binary.BigEndian.Uint64(b[20+8*j:])) }
 	e := metastore.Extent{
@@ -201,7 +205,7 @@ func (r *logRecord) extent(i int) metastore.Extent {
 		ByteOffset:   n(2),
 		ByteLength:   n(3),
 		MaxTimestamp: n(4),
-		Object:       string(r.object),
+		Object:       object,
 		ObjectSize:   r.objectSize,
 		CommittedAt:  time.Unix(0, r.committedAt).UTC(),
 	}
@@ -377,8 +381,10 @@ func (f *folder) foldRecords(rs []logRecord) error {
 		r, i int32    // record and entry
 	}
 	n := 0
-	for _, r := range rs {
+	objects := make([]string, len(rs)) // each record's, converted once
+	for i, r := range rs {
 		n += r.n
+		objects[i] = string(r.object)
 	}
 	refs := make([]ref, 0, n)
 	for ri := range rs {
@@ -413,7 +419,7 @@ func (f *folder) foldRecords(rs []logRecord) error {
 			}
 			// Key and value built in one array, in the partition's slab
 			// in memory.
-			e := r.extent(int(x.i))
+			e := r.extentOf(int(x.i), objects[x.r])
 			if err := f.slabs.put(extents, pk, &e); err != nil {
 				return err
 			}
