@@ -290,9 +290,9 @@ func (h *heldStates) partition(tx kv.Tx, pk partitionKey) (*partitionState, erro
 
 // load reads and holds a topic's states, nil if it does not exist. A
 // segment holds many partitions of few topics: one read and one decode
-// per topic and commit (or batch of commits). (Apart from partition,
-// whose key would otherwise go to the heap at every call, for the read's
-// sake.)
+// per topic and commit (or batch of commits). It is a function of its
+// own so that the read, which sends the key to the heap, costs
+// partition's callers nothing once the topic is held.
 func (h *heldStates) load(tx kv.Tx, id metastore.TopicID) (*topicCommit, error) {
 	var t *topicCommit
 	if v := tx.Bucket([]byte(bucketPartStates)).Get(id[:]); v != nil {

@@ -477,14 +477,14 @@ func (f *folder) trim(l foldLimits) error {
 	first, _ := c.First()
 	last, _ := c.Last()
 	if first == nil {
-		return meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, entries))
+		return nil
 	}
 	if len(first) != 8 || len(last) != 8 {
 		return fmt.Errorf("extent log: %w: key of %d bytes", errCorrupt, len(first))
 	}
 	records := binary.BigEndian.Uint64(last) - binary.BigEndian.Uint64(first) + 1
 	if records <= uint64(l.records+l.roundRecords) && entries <= uint64(l.extents+l.roundExtents) {
-		return meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, entries))
+		return nil // nothing removed: the count stays as appendLog wrote it
 	}
 	// Past a limit's round: down to the limits themselves.
 	var (
