@@ -311,6 +311,7 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&outage.MaxSegments, "outage-queue-segments", 10_000, "with --produce-through-metastore-outage: segment commits that may be queued")
 	fs.StringVar(&outage.ManifestName, "outage-manifest-name", "", "with --produce-through-metastore-outage: write each queued commit to the bucket under outage/`NAME`/ before acknowledging it, and replay those a previous run under this name left; NAME must be stable across restarts and unique among running agents (e.g. the StatefulSet pod name): the agent holds it in its registration, and fails to start while another live agent holds it (after waiting one registration TTL, 5s, for a killed previous run's to lapse). Empty: the queue is only in memory")
 	fs.DurationVar(&outage.MaxDuration, "outage-max-duration", 5*time.Minute, "with --produce-through-metastore-outage: how long the agent acknowledges without the store; once the oldest queued commit is older, new segments fail (retriable) as without the mode, and the queue is still replayed")
+	startWait := fs.Duration("metastore-start-wait", time.Minute, "how long a starting agent keeps retrying while the metadata store cannot be reached (down, or a floe control takeover in progress) before it gives up; 0: not at all")
 	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
@@ -329,11 +330,18 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Warn("the agent's clock is skewed (--clock-skew, for testing only)", "skew", f.clockSkew)
 	}
 	f.cfg.MetastoreName = redactedURL(*metaURL)
-	store, err := openMetastoreURL(ctx, *metaURL, log)
+	retry := startRetry{ctx: ctx, log: log, deadline: time.Now().Add(*startWait)}
+	var store metastore.Store
+	openUnreachable := func(err error) bool { return remote.Unreachable(err) || postgres.Unreachable(err) }
+	err = retry.do("open the metadata store", openUnreachable, func() (err error) {
+		store, err = openMetastoreURL(ctx, *metaURL, log)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	unreachable := storeUnreachable(store)
 	if *throughOutage {
 		if outage.MaxBytes <= 0 || outage.MaxSegments <= 0 || outage.MaxDuration <= 0 {
 			return errors.New("--outage-queue-bytes, --outage-queue-segments and --outage-max-duration must be positive")
@@ -350,39 +358,83 @@ func agentCmd(ctx context.Context, args []string, stderr io.Writer) error {
 			// replayed: a cleaner must not delete it meanwhile.
 			return fmt.Errorf("--outage-max-duration %v must be at most half of --orphan-grace %v (queued objects are unreferenced until replayed)", outage.MaxDuration, grace)
 		}
-		switch store.(type) {
-		case *remote.Client:
-			outage.Unreachable = remote.Unreachable
-		case *postgres.Store:
-			outage.Unreachable = postgres.Unreachable
-		default:
-			outage.Unreachable = metastore.Unreachable
-		}
+		outage.Unreachable = unreachable
 		f.cfg.Outage = &outage
 		log.Info("producing through metadata store outages", "manifest_name", outage.ManifestName, "queue_bytes", outage.MaxBytes,
 			"queue_segments", outage.MaxSegments, "max_duration", outage.MaxDuration)
 	}
-	// The bucket's retries and hedged GETs are counted on the agent's
-	// /metrics (floe_objstore_retries_total, floe_objstore_hedges_total).
-	f.cfg.Registry = prometheus.NewRegistry()
 	bucketSpec, err := bucketurl.Parse(*bucketURL)
 	if err != nil {
 		return err
 	}
-	bucket, err := bucketurl.OpenSpecWith(ctx, bucketSpec, bucketurl.Options{
-		Resilience: objstore.ResilientOptions{Metrics: objstore.NewResilienceMetrics(f.cfg.Registry)},
-	})
-	if err != nil {
-		return err
-	}
 	f.cfg.LogDir = bucketSpec.Location()
-	a, err := agent.Start(f.cfg, store, bucket)
+	// A start that fails on the store (its calls to read the cluster's
+	// secret, register, load topics, ACLs, quotas) is undone by Start and
+	// tried again, each time with a registry of its own.
+	var a *agent.Agent
+	err = retry.do("start the agent", unreachable, func() error {
+		// The bucket's retries and hedged GETs are counted on the agent's
+		// /metrics (floe_objstore_retries_total, floe_objstore_hedges_total).
+		cfg := f.cfg
+		cfg.Registry = prometheus.NewRegistry()
+		bucket, err := bucketurl.OpenSpecWith(ctx, bucketSpec, bucketurl.Options{
+			Resilience: objstore.ResilientOptions{Metrics: objstore.NewResilienceMetrics(cfg.Registry)},
+		})
+		if err != nil {
+			return err
+		}
+		a, err = agent.Start(cfg, store, bucket)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	<-ctx.Done()
 	log.Info("shutting down: draining")
 	return a.Close()
+}
+
+// storeUnreachable returns the test for errors of store that mean it
+// could not be reached (a call may be retried) rather than a refusal.
+func storeUnreachable(store metastore.Store) func(error) bool {
+	switch store.(type) {
+	case *remote.Client:
+		return remote.Unreachable
+	case *postgres.Store:
+		return postgres.Unreachable
+	}
+	return metastore.Unreachable
+}
+
+// startRetry retries a starting agent's steps while the metadata store
+// cannot be reached, until its deadline: agents and the store (or a
+// `floe control` taking a vcluster over) are often started together, and
+// an agent that exits at once is only restarted by whatever supervises
+// it, if anything does.
+type startRetry struct {
+	ctx      context.Context
+	log      *slog.Logger
+	deadline time.Time
+}
+
+// do runs step until it succeeds, fails with an error unreachable does
+// not accept, the deadline would pass before the next try, or the
+// context ends; it returns step's last error.
+func (r startRetry) do(what string, unreachable func(error) bool, step func() error) error {
+	wait := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := step()
+		if err == nil || !unreachable(err) || time.Now().Add(wait).After(r.deadline) {
+			return err
+		}
+		r.log.Warn("metadata store unreachable at start: retrying", "step", what, "attempt", attempt, "retry_in", wait, "err", err)
+		select {
+		case <-r.ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // hideFlags leaves names out of fs's usage: flags for tests, not for

@@ -212,3 +212,43 @@ func TestAgentOnControlPlane(t *testing.T) {
 		t.Fatalf("end offsets sum to %d, want 500", end)
 	}
 }
+
+// TestAgentStartsWhileControlPlaneDown starts an agent while its control
+// process is down (killed after the vcluster was created): the agent
+// retries the store (--metastore-start-wait) instead of exiting, and
+// serves once the control process is back. A takeover in progress (the
+// CI run that found this: an agent restarted while no process led the
+// vcluster yet, "not the leader") is the same case to the agent.
+func TestAgentStartsWhileControlPlaneDown(t *testing.T) {
+	e := newPostgresEnv(t, "")
+	ctl := startControl(t, e)
+	key := ctl.createVCluster(t, "late")
+	onControl := *e
+	onControl.dbURL = fmt.Sprintf("floe://%s/late?key=%s", ctl.listen, key)
+	ctl.Kill()
+	restarted := make(chan error, 1)
+	go func() {
+		time.Sleep(3 * time.Second)
+		restarted <- ctl.Start(context.Background())
+	}()
+	a := startAgent(t, &onControl, "a0", agentOpts{})
+	if err := <-restarted; err != nil {
+		t.Fatalf("restart control: %v\n%s", err, ctl.log.Tail(50))
+	}
+	if !strings.Contains(a.stderr.String(), "metadata store unreachable at start: retrying") {
+		t.Fatalf("the agent served without having retried: was the control process down?\n%s", a.stderr.Tail(40))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.addr), kgo.DefaultProduceTopic("late"), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "late"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("produce after a late start: %v", err)
+	}
+}

@@ -270,8 +270,9 @@ func TestGroupMigrationFranz(t *testing.T) {
 
 // saramaMember is a sarama consumer-group member (classic only).
 type saramaMember struct {
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+	stopped sync.Once
 }
 
 func startSaramaMember(t *testing.T, r *migrationRun, name string) *saramaMember {
@@ -287,6 +288,7 @@ func startSaramaMember(t *testing.T, r *migrationRun, name string) *saramaMember
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	m := &saramaMember{cancel: cancel, done: make(chan struct{})}
+	t.Cleanup(m.stop) // its loop logs through t (see startMember)
 	go func() {
 		defer close(m.done)
 		defer cg.Close()
@@ -302,8 +304,10 @@ func startSaramaMember(t *testing.T, r *migrationRun, name string) *saramaMember
 }
 
 func (m *saramaMember) stop() {
-	m.cancel()
-	<-m.done
+	m.stopped.Do(func() {
+		m.cancel()
+		<-m.done
+	})
 }
 
 // saramaCommitting marks and commits each record before taking the next,

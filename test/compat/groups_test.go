@@ -95,6 +95,7 @@ type groupMember struct {
 	done    chan struct{}
 	first   chan struct{} // closed at the first record
 	records int
+	stopped sync.Once
 }
 
 func startMember(t *testing.T, addr, group, topic string, log *consumedLog, opts ...kgo.Opt) *groupMember {
@@ -112,6 +113,10 @@ func startMember(t *testing.T, addr, group, topic string, log *consumedLog, opts
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &groupMember{cl: cl, cancel: cancel, done: make(chan struct{}), first: make(chan struct{})}
+	// A test that fails before stopping its members still stops them
+	// before it ends: the poll loop logs through t, and a log after the
+	// test has returned panics the whole package.
+	t.Cleanup(m.stop)
 	go func() {
 		defer close(m.done)
 		for {
@@ -138,10 +143,13 @@ func startMember(t *testing.T, addr, group, topic string, log *consumedLog, opts
 }
 
 // stop leaves the group cleanly: the poll loop ends after committing.
+// Calls after the first do nothing.
 func (m *groupMember) stop() {
-	m.cancel()
-	<-m.done
-	m.cl.Close()
+	m.stopped.Do(func() {
+		m.cancel()
+		<-m.done
+		m.cl.Close()
+	})
 }
 
 func describeGroup(t *testing.T, ctx context.Context, admin *kadm.Client, group string) kadm.DescribedGroup {
