@@ -236,6 +236,9 @@ func TestGroupSarama(t *testing.T) {
 	log := newClientLog()
 	var wg sync.WaitGroup
 	cctx, stop := context.WithCancel(ctx)
+	// The members log through t: they end before the test does, also when
+	// it fails half way (a log after the end panics the package).
+	t.Cleanup(func() { stop(); wg.Wait() })
 	for i := range 2 {
 		cg, err := sarama.NewConsumerGroup([]string{a.Addr()}, group, cfg)
 		if err != nil {
@@ -311,6 +314,7 @@ func TestGroupKafkaGo(t *testing.T) {
 	log := newClientLog()
 	cctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	t.Cleanup(func() { stop(); wg.Wait() }) // as above
 	for i := range 2 {
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers: []string{a.Addr()}, GroupID: group, Topic: topic,
