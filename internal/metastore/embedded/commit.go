@@ -55,7 +55,16 @@ type committer struct {
 	commit metastore.SegmentCommit
 	now    time.Time
 
-	held      *heldStates                     // partition states by topic, shared with the batch's other commits
+	held *heldStates // partition states by topic, shared with the batch's other commits
+	commitMaps
+
+	extents *metastore.CommitExtents
+}
+
+// commitMaps are a commit's maps. A batch's commits take turns with one
+// set (heldStates.maps), each clearing it first: the tables are made
+// once a batch instead of once a commit.
+type commitMaps struct {
 	sequences map[sequenceKey]*sequence.State // nil: no state yet
 	changed   map[sequenceKey]int64           // sequences to write back, with their last batch's max timestamp
 	seqValues map[seqStatesKey]*seqValue      // producers' stored states per topic (seqstate.go), read once
@@ -64,7 +73,41 @@ type committer struct {
 	open     map[sequenceKey]bool  // open transaction entries that exist, stored or new
 	newOpens map[sequenceKey]int64 // entries this commit opens, at their first offset
 
-	extents *metastore.CommitExtents
+	// batches is the last commit's batches: after more than
+	// maxReusedBatches the next commit makes new maps, since a cleared
+	// map keeps its table and clearing it costs its size.
+	batches int
+}
+
+// maxReusedBatches bounds the commits whose maps the next commit of the
+// batch clears and reuses (commitMaps.batches).
+const maxReusedBatches = 256
+
+// forCommit returns the maps, cleared, for a commit of n batches.
+func (m *commitMaps) forCommit(n int) commitMaps {
+	if m.sequences == nil || m.batches > maxReusedBatches {
+		// Sized for the commit's batches: a map of more than eight
+		// entries grown one insert at a time copies itself into a
+		// table, a tenth of what the maps cost at ten partitions a
+		// commit.
+		*m = commitMaps{
+			sequences: make(map[sequenceKey]*sequence.State, n),
+			changed:   make(map[sequenceKey]int64, n),
+			seqValues: make(map[seqStatesKey]*seqValue, n),
+			txns:      make(map[int64]*txnLookup),
+			open:      make(map[sequenceKey]bool),
+			newOpens:  make(map[sequenceKey]int64),
+		}
+	} else {
+		clear(m.sequences)
+		clear(m.changed)
+		clear(m.seqValues)
+		clear(m.txns)
+		clear(m.open)
+		clear(m.newOpens)
+	}
+	m.batches = n
+	return *m
 }
 
 // txnLookup is the transaction whose current producer an id is, if any.
@@ -95,6 +138,7 @@ type heldStates struct {
 	limits   foldLimits
 	byRecord bool         // Store.foldByRecord
 	slabs    *extentSlabs // Store.slabs
+	maps     commitMaps   // the commits' maps, reused (commitMaps)
 }
 
 func newHeldStates(limits foldLimits) *heldStates {
@@ -136,22 +180,13 @@ func (h *heldStates) write(tx kv.Tx) error {
 }
 
 func newCommitter(tx kv.Tx, c metastore.SegmentCommit, now time.Time, held *heldStates) *committer {
-	// Sized for the commit's batches: a map of more than eight entries
-	// grown one insert at a time copies itself into a table, a tenth of
-	// what the maps cost at ten partitions a commit.
-	n := len(c.Batches)
 	return &committer{
-		tx:        tx,
-		commit:    c,
-		now:       now,
-		held:      held,
-		sequences: make(map[sequenceKey]*sequence.State, n),
-		changed:   make(map[sequenceKey]int64, n),
-		seqValues: make(map[seqStatesKey]*seqValue, n),
-		txns:      make(map[int64]*txnLookup),
-		open:      make(map[sequenceKey]bool),
-		newOpens:  make(map[sequenceKey]int64),
-		extents:   metastore.NewCommitExtents(c, now),
+		tx:         tx,
+		commit:     c,
+		now:        now,
+		held:       held,
+		commitMaps: held.maps.forCommit(len(c.Batches)),
+		extents:    metastore.NewCommitExtents(c, now),
 	}
 }
 
