@@ -82,6 +82,15 @@ func (c *controlProc) createVCluster(t *testing.T, name string) string {
 	return lines[len(lines)-1]
 }
 
+// envOn creates vcluster name on c and returns e with the vcluster's
+// floe:// URL as the agents' metadata store.
+func (c *controlProc) envOn(t *testing.T, e *env, name string) *env {
+	t.Helper()
+	on := *e
+	on.dbURL = fmt.Sprintf("floe://%s/%s?key=%s", c.listen, name, c.createVCluster(t, name))
+	return &on
+}
+
 // TestAgentOnControlPlane produces and consumes with franz-go through an
 // agent whose metadata store is a vcluster of `floe control`, then
 // SIGKILLs the control process, starts it again (it replays its journal),
@@ -90,10 +99,8 @@ func (c *controlProc) createVCluster(t *testing.T, name string) string {
 func TestAgentOnControlPlane(t *testing.T) {
 	e := newPostgresEnv(t, "")
 	ctl := startControl(t, e)
-	key := ctl.createVCluster(t, "prod")
-	onControl := *e
-	onControl.dbURL = fmt.Sprintf("floe://%s/prod?key=%s", ctl.listen, key)
-	a := startAgent(t, &onControl, "a0", agentOpts{})
+	onControl := ctl.envOn(t, e, "prod")
+	a := startAgent(t, onControl, "a0", agentOpts{})
 
 	list, err := exec.Command(floeBin, "control", "vcluster", "list", "--control", ctl.admin).CombinedOutput()
 	if err != nil || !strings.Contains(string(list), "prod") {
@@ -222,16 +229,14 @@ func TestAgentOnControlPlane(t *testing.T) {
 func TestAgentStartsWhileControlPlaneDown(t *testing.T) {
 	e := newPostgresEnv(t, "")
 	ctl := startControl(t, e)
-	key := ctl.createVCluster(t, "late")
-	onControl := *e
-	onControl.dbURL = fmt.Sprintf("floe://%s/late?key=%s", ctl.listen, key)
+	onControl := ctl.envOn(t, e, "late")
 	ctl.Kill()
 	restarted := make(chan error, 1)
 	go func() {
 		time.Sleep(3 * time.Second)
 		restarted <- ctl.Start(context.Background())
 	}()
-	a := startAgent(t, &onControl, "a0", agentOpts{})
+	a := startAgent(t, onControl, "a0", agentOpts{})
 	if err := <-restarted; err != nil {
 		t.Fatalf("restart control: %v\n%s", err, ctl.log.Tail(50))
 	}

@@ -84,10 +84,8 @@ func (a *outageAcks) during(from, to time.Time) (n int, gap time.Duration) {
 func TestProduceThroughControlOutage(t *testing.T) {
 	e := newEnv(t, "")
 	ctl := startControl(t, e)
-	key := ctl.createVCluster(t, "prod")
-	onControl := *e
-	onControl.dbURL = fmt.Sprintf("floe://%s/prod?key=%s", ctl.listen, key)
-	produceThroughOutage(t, &onControl, 60*time.Second, noKill, "control process SIGKILLed", func() { ctl.Kill() }, func() {
+	onControl := ctl.envOn(t, e, "prod")
+	produceThroughOutage(t, onControl, 60*time.Second, noKill, "control process SIGKILLed", func() { ctl.Kill() }, func() {
 		if err := ctl.Start(context.Background()); err != nil {
 			t.Fatalf("restart control: %v\n%s", err, ctl.log.Tail(50))
 		}

@@ -45,12 +45,10 @@ func (c *controlProc) schedule(t *testing.T, vcluster string) control.ScheduleIn
 func TestControlPlaneSchedulesAgents(t *testing.T) {
 	e := newPostgresEnv(t, "")
 	ctl := startControl(t, e)
-	key := ctl.createVCluster(t, "prod")
-	onControl := *e
-	onControl.dbURL = fmt.Sprintf("floe://%s/prod?key=%s", ctl.listen, key)
+	onControl := ctl.envOn(t, e, "prod")
 	var agents []*agentProc
 	for i, zone := range []string{"z1", "z1", "z2"} {
-		agents = append(agents, startAgent(t, &onControl, fmt.Sprintf("a%d", i), agentOpts{zone: zone, extra: []string{"--job-interval", "200ms"}}))
+		agents = append(agents, startAgent(t, onControl, fmt.Sprintf("a%d", i), agentOpts{zone: zone, extra: []string{"--job-interval", "200ms"}}))
 	}
 	names := jobs.StandardNames()
 
