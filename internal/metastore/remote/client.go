@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -573,13 +574,17 @@ func (cc *clientConn) send(o *Op, args []byte) (uint64, chan Response, error) {
 	if err == nil {
 		_, err = cc.w.Write(args)
 	}
-	// The last sender flushes: one behind this one takes wmu after it
-	// and flushes what both wrote (a failed write fails the connection,
-	// and with it every request waiting for an answer).
-	if cc.senders.Add(-1) == 0 && err == nil {
-		err = cc.w.Flush()
-	}
 	cc.wmu.Unlock()
+	// Let the goroutines that run go first: callers woken together (by
+	// one batch of answers) send together, and the last of them flushes
+	// what all wrote, in one write (a failed write fails the connection,
+	// and with it every request waiting for an answer).
+	runtime.Gosched()
+	if cc.senders.Add(-1) == 0 && err == nil {
+		cc.wmu.Lock()
+		err = cc.w.Flush()
+		cc.wmu.Unlock()
+	}
 	if err != nil {
 		cc.forget(id)
 		cc.fail(fmt.Errorf("control plane %s: send: %w: %w", cc.c.opts.Addr, errConnLost, err))
