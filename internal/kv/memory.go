@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -90,7 +91,26 @@ func (it item) value() []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(it.p), it.k)), it.v)
 }
 
-func less(a, b item) bool { return bytes.Compare(a.key(), b.key()) < 0 }
+// less orders items by key, as bytes.Compare does, a word at a time:
+// keys here are a few dozen bytes that share long prefixes (a topic id,
+// a partition), where the call into bytes.Compare cost more than the
+// comparison (a tenth of floe control's CPU in its B-tree searches).
+func less(a, b item) bool {
+	x, y := a.key(), b.key()
+	for len(x) >= 8 && len(y) >= 8 {
+		u, v := binary.BigEndian.Uint64(x), binary.BigEndian.Uint64(y)
+		if u != v {
+			return u < v
+		}
+		x, y = x[8:], y[8:]
+	}
+	for i := range min(len(x), len(y)) {
+		if x[i] != y[i] {
+			return x[i] < y[i]
+		}
+	}
+	return len(x) < len(y)
+}
 
 type memTree = btree.BTreeG[item]
 
