@@ -391,6 +391,10 @@ type clientConn struct {
 	// that leaves others behind it leaves the flush to the last of
 	// them, so that requests sent together share a write.
 	senders atomic.Int32
+	// woken counts the callers answered since their last send, about:
+	// callers woken together yield to each other before flushing
+	// (send).
+	woken atomic.Int32
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -444,6 +448,7 @@ func (cc *clientConn) read() {
 			delete(cc.pending, f.ID)
 			cc.mu.Unlock()
 			if ch != nil {
+				cc.woken.Add(1)
 				ch <- resp // buffered
 			}
 		case KindCommitNotice:
@@ -575,11 +580,14 @@ func (cc *clientConn) send(o *Op, args []byte) (uint64, chan Response, error) {
 		_, err = cc.w.Write(args)
 	}
 	cc.wmu.Unlock()
-	// Let the goroutines that run go first: callers woken together (by
-	// one batch of answers) send together, and the last of them flushes
-	// what all wrote, in one write (a failed write fails the connection,
-	// and with it every request waiting for an answer).
-	runtime.Gosched()
+	// While callers woken by the same read of answers (one batch of the
+	// server's) have yet to send, let them run first: they send
+	// together, and the last of them flushes what all wrote, in one
+	// write. A caller alone flushes at once (a failed write fails the
+	// connection, and with it every request waiting for an answer).
+	if cc.othersWoken() {
+		runtime.Gosched()
+	}
 	if cc.senders.Add(-1) == 0 && err == nil {
 		cc.wmu.Lock()
 		err = cc.w.Flush()
@@ -591,6 +599,22 @@ func (cc *clientConn) send(o *Op, args []byte) (uint64, chan Response, error) {
 		return 0, nil, cc.err
 	}
 	return id, ch, nil
+}
+
+// othersWoken takes this sender off the count of callers woken by
+// answers that have not sent since, and reports whether others remain.
+// A caller that does not call again leaves its count behind, which the
+// next sends take off: a stale count costs a yield, not an answer.
+func (cc *clientConn) othersWoken() bool {
+	for {
+		n := cc.woken.Load()
+		if n <= 0 {
+			return false
+		}
+		if cc.woken.CompareAndSwap(n, n-1) {
+			return n > 1
+		}
+	}
 }
 
 func (cc *clientConn) forget(id uint64) {
