@@ -221,3 +221,37 @@ func FuzzLogRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestSeekEntry checks the fold's galloping search against the binary
+// search of reads: from any entry below the partition, the same answer.
+func TestSeekEntry(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 200 {
+		var es []*metastore.Extent
+		for p := range int32(40) {
+			for k := range rng.IntN(4) { // 0 to 3 entries a partition
+				es = append(es, &metastore.Extent{TopicID: metastore.TopicID{byte(round)}, Partition: p * 2, BaseOffset: int64(k), EndOffset: int64(k + 1), Object: "o"})
+			}
+		}
+		v, err := appendLogRecord(nil, es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := decodeLogRecord(logKey(1), v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := int32(-1); p <= 81; p++ { // partitions present, absent between them, before and after all
+			pk := partitionKey{id: metastore.TopicID{byte(round)}, partition: max(p, 0)}.bytes()
+			if p < 0 {
+				pk = make([]byte, 20) // below every entry
+			}
+			want := searchEntries(&r, pk, false)
+			for from := 0; from <= want; from++ {
+				if got := seekEntry(&r, from, pk); got != want {
+					t.Fatalf("round %d partition %d from %d: seekEntry %d, searchEntries %d (%d entries)", round, p, from, got, want, r.n)
+				}
+			}
+		}
+	}
+}
