@@ -125,6 +125,9 @@ type txnLookup struct {
 type foldLimits struct {
 	records, extents           int
 	roundRecords, roundExtents int
+	// budget, when set, is what a trim folding whole partitions moves
+	// at most, instead of foldBudget's (tests).
+	budget int
 }
 
 // heldStates are the partition states of the topics that commits read,
