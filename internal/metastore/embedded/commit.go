@@ -126,7 +126,7 @@ type foldLimits struct {
 	records, extents           int
 	roundRecords, roundExtents int
 	// budget, when set, is what a trim folding whole partitions moves
-	// at most, instead of foldBudget's (tests).
+	// at most, instead of twice the newest record's extents (tests).
 	budget int
 }
 

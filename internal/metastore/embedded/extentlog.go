@@ -364,7 +364,7 @@ func (f *folder) foldPartitions(pks []partitionKey) error {
 	if len(wants) == 0 {
 		return nil
 	}
-	// The live records from the first pending one (at most the log's
+	// The live records from the first pending one (about the log's
 	// limits and a round: trim keeps it so), aliasing their values: the
 	// log is not written while they are read.
 	var rs []logRecord
@@ -579,7 +579,7 @@ func (f *folder) trim(l foldLimits) error {
 		return nil // nothing removed: the count stays as appendLog wrote it
 	}
 	budget := uint64(l.budget)
-	if budget == 0 {
+	if budget == 0 && !f.byRecord {
 		newest, err := decodeLogRecord(last, lastV)
 		if err != nil {
 			return err
