@@ -230,7 +230,12 @@ func (r *logRecord) find(pk []byte) (int, int) {
 // searchEntries returns the first entry whose key is >= pk (after false)
 // or > pk (after true).
 func searchEntries(r *logRecord, pk []byte, after bool) int {
-	lo, hi := 0, r.n
+	return searchEntriesIn(r, 0, r.n, pk, after)
+}
+
+// searchEntriesIn is searchEntries among entries [lo, hi), which must
+// hold the answer (or end at it).
+func searchEntriesIn(r *logRecord, lo, hi int, pk []byte, after bool) int {
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
 		c := bytes.Compare(r.entryKey(mid), pk)
@@ -426,16 +431,7 @@ func seekEntry(r *logRecord, from int, pk []byte) int {
 		hi += step
 		step *= 2
 	}
-	hi = min(hi, r.n)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if bytes.Compare(r.entryKey(mid), pk) < 0 {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo
+	return searchEntriesIn(r, lo, min(hi, r.n), pk, false)
 }
 
 // foldRecords moves the entries of rs, the log's oldest records in
