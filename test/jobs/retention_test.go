@@ -76,7 +76,10 @@ func TestRetentionBySize(t *testing.T) {
 	})
 	us, _ := a.Store.PartitionUsage(t.Context(), tp.ID)
 	u := us[0]
-	if u.Bytes < limit || u.HighWatermark != last+1 || u.LogStartOffset != u.First.BaseOffset {
+	// The log start is in the first extent: at its base, or inside it
+	// when segment compaction merged extents between retention's reading
+	// and its AdvanceLogStart (the merged extent then counts whole).
+	if u.Bytes < limit || u.HighWatermark != last+1 || u.LogStartOffset < u.First.BaseOffset || u.LogStartOffset >= u.First.EndOffset {
 		t.Fatalf("after retention.bytes=%d: %+v", limit, u)
 	}
 	t.Logf("retention.bytes=%d kept %d extents, %d bytes, from offset %d", limit, u.Extents, u.Bytes, u.LogStartOffset)
