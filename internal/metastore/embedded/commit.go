@@ -142,6 +142,11 @@ type heldStates struct {
 	byRecord bool         // Store.foldByRecord
 	slabs    *extentSlabs // Store.slabs
 	maps     commitMaps   // the commits' maps, reused (commitMaps)
+	// later, when set, is what the commit trims to itself, the rest
+	// left to the store's goroutine (trimlater.go), and wake whether
+	// write found the log long enough to wake it.
+	later *laterLimits
+	wake  bool
 }
 
 func newHeldStates(limits foldLimits) *heldStates {
@@ -164,8 +169,19 @@ func (h *heldStates) write(tx kv.Tx) error {
 		return nil
 	}
 	if h.logged {
-		if err := h.folder(tx).trim(h.limits); err != nil {
+		l := h.limits
+		if h.later != nil {
+			l = h.later.backstop
+		}
+		if _, err := h.folder(tx).trim(l); err != nil {
 			return err
+		}
+		if h.later != nil {
+			records, entries, err := logLength(tx)
+			if err != nil {
+				return err
+			}
+			h.wake = h.later.wakeAt.past(records, entries)
 		}
 	}
 	partitions := tx.Bucket([]byte(bucketPartStates))

@@ -77,6 +77,9 @@ type Store struct {
 	foldByRecord bool
 	// slabs hold the folded extents of a store in memory (nil on file).
 	slabs *extentSlabs
+	// later trims the extent log of a store on file after its commits
+	// (trimlater.go); nil: commits trim it.
+	later *laterTrimmer
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -144,6 +147,9 @@ func Open(path string, opts Options) (*Store, error) {
 		s.slabs = newExtentSlabs()
 		s.fold = foldLimits{records: memoryFoldRecords, extents: memoryFoldExtents, roundRecords: defaultFoldRoundRecords, roundExtents: defaultFoldRoundExtents}
 	}
+	if !opts.Memory {
+		s.startLaterTrimmer()
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -188,6 +194,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.stopLaterTrimmer()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close metadata store %s: %w", s.path, err)
 	}
@@ -258,13 +265,21 @@ func (s *Store) updateStates(ctx context.Context, fn func(tx kv.Tx, held *heldSt
 	if b, ok := ctx.Value(batchKey{}).(*batch); ok && b.store == s {
 		return b.runStates(fn)
 	}
-	return closedErr(s.db.Update(func(tx kv.Tx) error {
+	wake := false
+	err := s.db.Update(func(tx kv.Tx) error {
 		held := s.newHeldStates()
+		held.later = s.laterLimits()
 		if err := fn(tx, held); err != nil {
 			return err
 		}
-		return held.write(tx)
-	}))
+		err := held.write(tx)
+		wake = held.wake
+		return err
+	})
+	if err == nil && wake {
+		s.wakeLaterTrimmer()
+	}
+	return closedErr(err)
 }
 
 // ErrBatchFailed reports a Batch in which a transaction function failed:

@@ -9,7 +9,7 @@ import (
 // holds before commits fold it (0: the defaults), so that tests can run
 // everything with folds at nearly every commit.
 func SetFoldLimits(s *Store, records, extents int) {
-	s.fold = foldLimits{records: records, extents: extents}
+	s.setFold(foldLimits{records: records, extents: extents})
 }
 
 // FoldAll moves every extent of the log to the extents bucket, as files
@@ -22,4 +22,13 @@ func FoldAll(s *Store) error {
 			return foldTopic(tx, id)
 		})
 	})
+}
+
+// setFold sets the store's fold limits, and has its commits trim the
+// extent log themselves (no goroutine, trimlater.go), so that a test
+// sees each trim in the commit that makes it.
+func (s *Store) setFold(l foldLimits) {
+	s.stopLaterTrimmer()
+	s.later = nil
+	s.fold = l
 }

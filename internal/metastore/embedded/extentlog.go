@@ -554,31 +554,20 @@ func (f *folder) foldPartitionsOf(r *logRecord, budget uint64) (moved uint64, do
 // together), the fold is spread over the next commits, the record kept
 // until none of its partitions is pending, instead of one commit moving
 // them all. The log then holds more than its limits for a few commits.
-func (f *folder) trim(l foldLimits) error {
+func (f *folder) trim(l foldLimits) (more bool, err error) {
+	records, entries, err := logLength(f.tx)
+	if err != nil || records == 0 || !l.past(records, entries) {
+		return false, err // nothing removed: the count stays as appendLog wrote it
+	}
 	log := f.tx.Bucket([]byte(bucketExtentLog))
 	meta := f.tx.Bucket([]byte(bucketMeta))
-	entries, err := logEntries(meta)
-	if err != nil {
-		return err
-	}
 	c := log.Cursor()
-	first, _ := c.First()
-	last, lastV := c.Last()
-	if first == nil {
-		return nil
-	}
-	if len(first) != 8 || len(last) != 8 {
-		return fmt.Errorf("extent log: %w: key of %d bytes", errCorrupt, len(first))
-	}
-	records := binary.BigEndian.Uint64(last) - binary.BigEndian.Uint64(first) + 1
-	if records <= uint64(l.records+l.roundRecords) && entries <= uint64(l.extents+l.roundExtents) {
-		return nil // nothing removed: the count stays as appendLog wrote it
-	}
 	budget := uint64(l.budget)
 	if budget == 0 && !f.byRecord {
+		last, lastV := c.Last()
 		newest, err := decodeLogRecord(last, lastV)
 		if err != nil {
-			return err
+			return false, err
 		}
 		budget = max(2*uint64(newest.n), minFoldBudget)
 	}
@@ -587,17 +576,17 @@ func (f *folder) trim(l foldLimits) error {
 		removed []logRecord
 		keys    [][]byte
 	)
-	for k, v := c.First(); k != nil && (records > uint64(l.records) || entries > uint64(l.extents)); k, v = c.Next() {
+	for k, v := c.First(); k != nil && l.over(records, entries); k, v = c.Next() {
 		r, err := decodeLogRecord(k, v)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if f.byRecord {
 			removed = append(removed, r)
 		} else {
 			moved, done, err := f.foldPartitionsOf(&r, budget)
 			if err != nil {
-				return err
+				return false, err
 			}
 			budget -= min(budget, moved)
 			if !done {
@@ -609,12 +598,42 @@ func (f *folder) trim(l foldLimits) error {
 		entries -= min(entries, uint64(r.n))
 	}
 	if err := f.foldRecords(removed); err != nil {
-		return err
+		return false, err
 	}
 	if err := deleteKeys(log, keys); err != nil {
-		return err
+		return false, err
 	}
-	return meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, entries))
+	return l.over(records, entries), meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, entries))
+}
+
+// over reports whether a log of records and entries holds more than l's
+// limits.
+func (l foldLimits) over(records, entries uint64) bool {
+	return records > uint64(l.records) || entries > uint64(l.extents)
+}
+
+// past reports whether a log of records and entries holds more than a
+// round past either of l's limits: where a trim begins.
+func (l foldLimits) past(records, entries uint64) bool {
+	return records > uint64(l.records+l.roundRecords) || entries > uint64(l.extents+l.roundExtents)
+}
+
+// logLength reads how many records the extent log holds, from its first
+// to its last, and the count of their entries.
+func logLength(tx kv.Tx) (records, entries uint64, err error) {
+	if entries, err = logEntries(tx.Bucket([]byte(bucketMeta))); err != nil {
+		return 0, 0, err
+	}
+	c := tx.Bucket([]byte(bucketExtentLog)).Cursor()
+	first, _ := c.First()
+	last, _ := c.Last()
+	if first == nil {
+		return 0, entries, nil
+	}
+	if len(first) != 8 || len(last) != 8 {
+		return 0, 0, fmt.Errorf("extent log: %w: key of %d bytes", errCorrupt, len(first))
+	}
+	return binary.BigEndian.Uint64(last) - binary.BigEndian.Uint64(first) + 1, entries, nil
 }
 
 // logEntries reads the count of entries in the live records.

@@ -13,19 +13,21 @@ import (
 )
 
 // TestExtentLogDifferential runs one random history of commits, retention
-// and compaction-like replacements on nine stores, one folding at every
+// and compaction-like replacements on eleven stores, one folding at every
 // commit, one with a short extent log and one that (nearly) never folds,
 // the first two again folding record by record, two folding in rounds
-// (by record and by partition), and two whose trims move at most one or
+// (by record and by partition), two whose trims move at most one or
 // three extents (a whole partition at least), so that a record stays
-// after a trim with partitions still pending, and checks after every step that
-// every read of every partition is the same on all of them.
+// after a trim with partitions still pending, and two trimmed by their
+// goroutine, between and during the steps, and checks after every step
+// that every read of every partition is the same on all of them.
 func TestExtentLogDifferential(t *testing.T) {
 	ctx := t.Context()
 	limits := []foldLimits{{records: 1, extents: 1}, {records: 3, extents: 7}, {records: 1 << 30, extents: 1 << 30}, {records: 1, extents: 1}, {records: 3, extents: 7},
 		{records: 2, extents: 6, roundRecords: 4, roundExtents: 9}, {records: 1, extents: 1 << 30, roundRecords: 5},
-		{records: 1, extents: 1, budget: 1}, {records: 2, extents: 5, budget: 3}}
-	byRecord := []bool{false, false, false, true, true, true, false, false, false} // true as in memory (folder.foldRecords)
+		{records: 1, extents: 1, budget: 1}, {records: 2, extents: 5, budget: 3}, {records: 1, extents: 1}, {records: 2, extents: 5, budget: 3}}
+	byRecord := []bool{false, false, false, true, true, true, false, false, false, false, false} // true as in memory (folder.foldRecords)
+	later := []bool{false, false, false, false, false, false, false, false, false, true, true}   // trimmed by the store's goroutine (trimlater.go)
 	stores := make([]*Store, len(limits))
 	clock := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
 	for i, l := range limits {
@@ -34,7 +36,11 @@ func TestExtentLogDifferential(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		s.fold = l
+		if later[i] {
+			s.fold = l
+		} else {
+			s.setFold(l)
+		}
 		s.foldByRecord = byRecord[i]
 		stores[i] = s
 	}
@@ -49,7 +55,7 @@ func TestExtentLogDifferential(t *testing.T) {
 			if i == 0 {
 				first = got
 			} else if !reflect.DeepEqual(got, first) {
-				t.Fatalf("store %d (limits %+v, by record %v) answers %+v, store 0 %+v", i, limits[i], byRecord[i], got, first)
+				t.Fatalf("store %d (limits %+v, by record %v, later %v) answers %+v, store 0 %+v", i, limits[i], byRecord[i], later[i], got, first)
 			}
 		}
 		return first
@@ -154,7 +160,7 @@ func TestFoldRounds(t *testing.T) {
 	if want := (foldLimits{records: memoryFoldRecords, extents: memoryFoldExtents, roundRecords: defaultFoldRoundRecords, roundExtents: defaultFoldRoundExtents}); s.fold != want {
 		t.Fatalf("a store in memory folds with limits %+v, want %+v", s.fold, want)
 	}
-	s.fold = foldLimits{records: 4, extents: 1 << 20, roundRecords: 8, roundExtents: 1 << 20}
+	s.setFold(foldLimits{records: 4, extents: 1 << 20, roundRecords: 8, roundExtents: 1 << 20})
 	ctx := t.Context()
 	topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 3})
 	if err != nil {

@@ -37,7 +37,7 @@ func batchAgreesWithOneByOne(t *testing.T, seed uint64) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		s.fold = foldLimits{records: 1 + int(seed%4), extents: 1 << 20}
+		s.setFold(foldLimits{records: 1 + int(seed%4), extents: 1 << 20})
 		return s
 	}
 	alone, batched := open(false), open(true)

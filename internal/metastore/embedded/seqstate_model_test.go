@@ -102,7 +102,7 @@ func runSequenceModel(t *testing.T, seed uint64) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.fold = foldLimits{records: 1 + int(seed), extents: 1 << 20}
+		s.setFold(foldLimits{records: 1 + int(seed), extents: 1 << 20})
 		return s
 	}
 	s := open()

@@ -20,7 +20,7 @@ func TestSlabsKeepReadersState(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.fold = foldLimits{records: 2, extents: 1 << 20} // fold all but the last two commits
+	s.setFold(foldLimits{records: 2, extents: 1 << 20}) // fold all but the last two commits
 	ctx := t.Context()
 	topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 4})
 	if err != nil {

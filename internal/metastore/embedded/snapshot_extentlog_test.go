@@ -23,7 +23,7 @@ func TestSnapshotContinuesExtentLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		s.fold = foldLimits{records: 4, extents: 1 << 30}
+		s.setFold(foldLimits{records: 4, extents: 1 << 30})
 		return s
 	}
 	a := open(filepath.Join(t.TempDir(), "a.db"))
