@@ -265,10 +265,16 @@ func (s *Store) updateStates(ctx context.Context, fn func(tx kv.Tx, held *heldSt
 	if b, ok := ctx.Value(batchKey{}).(*batch); ok && b.store == s {
 		return b.runStates(fn)
 	}
-	wake := false
+	var (
+		wake   bool
+		values [][]byte
+	)
 	err := s.db.Update(func(tx kv.Tx) error {
 		held := s.newHeldStates()
 		held.later = s.laterLimits()
+		if _, onFile := s.db.(*kv.Bolt); onFile {
+			held.values = &values // bbolt is done with them after Update
+		}
 		if err := fn(tx, held); err != nil {
 			return err
 		}
@@ -276,6 +282,7 @@ func (s *Store) updateStates(ctx context.Context, fn func(tx kv.Tx, held *heldSt
 		wake = held.wake
 		return err
 	})
+	recycleValues(values)
 	if err == nil && wake {
 		s.wakeLaterTrimmer()
 	}

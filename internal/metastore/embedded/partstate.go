@@ -102,12 +102,16 @@ func checkTopicStates(v []byte) (int32, error) {
 	return int32(n), nil
 }
 
-func decodeTopicStates(v []byte) (topicStates, error) {
+func decodeTopicStates(v []byte) (topicStates, error) { return decodeTopicStatesInto(nil, v) }
+
+// decodeTopicStatesInto is decodeTopicStates into dst's array when it is
+// large enough.
+func decodeTopicStatesInto(dst topicStates, v []byte) (topicStates, error) {
 	n, err := checkTopicStates(v)
 	if err != nil {
 		return nil, err
 	}
-	ts := make(topicStates, n)
+	ts := slices.Grow(dst[:0], int(n))[:n]
 	for i := range ts {
 		ts[i] = stateAt(v, int32(i))
 	}
