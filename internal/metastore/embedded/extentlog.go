@@ -274,6 +274,49 @@ func pendingExtents(tx kv.Tx, pk partitionKey, ps partitionState, fn func(metast
 	return nil
 }
 
+// pendingTail returns, in offset order, the partition's extents still in
+// the log that end after from, and whether the first of them begins at or
+// before from (or one ending at or before from was met): then the extents
+// bucket holds nothing that ends after from. It walks the log from its
+// newest record back to the partition's first pending one, stopping there:
+// a read at the live edge, whose extents the last commits wrote, visits
+// those records alone, where a walk from the first pending record visited
+// every record of the log (64 on file) with a binary search in each.
+func pendingTail(tx kv.Tx, pk partitionKey, ps partitionState, from int64) (tail []metastore.Extent, covered bool, err error) {
+	if ps.pendingSeq == 0 {
+		return nil, false, nil
+	}
+	key := pk.bytes()
+	left := ps.pendingCount
+	c := tx.Bucket([]byte(bucketExtentLog)).Cursor()
+walk:
+	for k, v := c.Last(); k != nil && left > 0; k, v = c.Prev() {
+		r, err := decodeLogRecord(k, v)
+		if err != nil {
+			return nil, false, err
+		}
+		if r.seq < ps.pendingSeq {
+			break
+		}
+		lo, hi := r.find(key)
+		for i := hi - 1; i >= lo && left > 0; i-- {
+			left--
+			e := r.extent(i)
+			if e.EndOffset <= from {
+				covered = true
+				break walk
+			}
+			tail = append(tail, e)
+			if e.BaseOffset <= from {
+				covered = true
+				break walk
+			}
+		}
+	}
+	slices.Reverse(tail)
+	return tail, covered, nil
+}
+
 // partitionExtents calls fn, in offset order, for every extent of the
 // partition whose base offset is >= from, then the one before it if that
 // one ends after from (the extent containing from comes first), until fn
@@ -284,6 +327,26 @@ func partitionExtents(tx kv.Tx, pk partitionKey, from int64, fn func(metastore.E
 		return err
 	}
 	from = max(from, 0)
+	tail, covered, err := pendingTail(tx, pk, ps, from)
+	if err != nil {
+		return err
+	}
+	if !covered {
+		if done, err := foldedExtents(tx, pk, from, fn); done || err != nil {
+			return err
+		}
+	}
+	for _, e := range tail {
+		if !fn(e) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// foldedExtents is partitionExtents over the extents bucket alone; done
+// reports that fn returned false.
+func foldedExtents(tx kv.Tx, pk partitionKey, from int64, fn func(metastore.Extent) bool) (done bool, err error) {
 	prefix := pk.bytes()
 	c := tx.Bucket([]byte(bucketExtents)).Cursor()
 	start := pk.extentKey(from)
@@ -302,26 +365,16 @@ func partitionExtents(tx kv.Tx, pk partitionKey, from int64, fn func(metastore.E
 	for k, v := c.Seek(start); bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		e, err := decodeExtent(k, v)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if e.EndOffset <= from {
 			continue // the extent before from ends before it
 		}
 		if !fn(e) {
-			return nil
+			return true, nil
 		}
 	}
-	done := false
-	err = pendingExtents(tx, pk, ps, func(e metastore.Extent) bool {
-		if e.EndOffset <= from {
-			return true
-		}
-		if !fn(e) {
-			done = true
-		}
-		return !done
-	})
-	return err
+	return false, nil
 }
 
 // folder moves partitions' pending extents from the log to the extents
