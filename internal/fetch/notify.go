@@ -23,19 +23,52 @@ import (
 // mu guards the index of waiters by partition and every Waiter's channel
 // and fired flag; it is a leaf, held only for map and channel work
 // (docs/locking.md).
+//
+// A partition's waiters are a short list, not a set: a fetch of every
+// partition of a topic of 10,000 watches 10,000 of them, and a set of its
+// own per partition, made and dropped at every fetch, cost ten times the
+// list's map lookup (BenchmarkWaiter). A waiter keeps the lists it is on,
+// so that Close finds them without a lookup, and a list emptied stays in
+// the index for the partition's next fetch until empties outnumber the
+// partitions watched (sweep). A list is searched whole, so a partition
+// watched by thousands of fetches on one agent costs as many steps per
+// Watch and Close.
 type Notifier struct {
 	mu        sync.Mutex
-	byPart    map[partitionKey]map[*Waiter]struct{}
+	byPart    map[partitionKey]*waitList
 	all       map[*Waiter]struct{}
-	watched   int // registrations in byPart
+	watched   int // registrations in byPart's lists
 	wakeups   atomic.Uint64
 	wakeupsCt prometheus.Counter // nil without a registerer
+}
+
+// waitList is the waiters of one partition.
+type waitList struct {
+	waiters []*Waiter
+}
+
+// index returns w's position in l, or -1.
+func (l *waitList) index(w *Waiter) int {
+	for i, x := range l.waiters {
+		if x == w {
+			return i
+		}
+	}
+	return -1
+}
+
+// remove takes w (present) off l, in any order.
+func (l *waitList) remove(i int) {
+	last := len(l.waiters) - 1
+	l.waiters[i] = l.waiters[last]
+	l.waiters[last] = nil
+	l.waiters = l.waiters[:last]
 }
 
 // NewNotifier returns a Notifier; reg (may be nil) receives
 // floe_fetch_wakeups_total and floe_fetch_watched_partitions.
 func NewNotifier(reg prometheus.Registerer) *Notifier {
-	n := &Notifier{byPart: map[partitionKey]map[*Waiter]struct{}{}, all: map[*Waiter]struct{}{}}
+	n := &Notifier{byPart: map[partitionKey]*waitList{}, all: map[*Waiter]struct{}{}}
 	if reg != nil {
 		n.wakeupsCt = prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "floe_fetch_wakeups_total",
@@ -52,10 +85,10 @@ func NewNotifier(reg prometheus.Registerer) *Notifier {
 // Waiter is one long-polling fetch's registration. It is used by one
 // goroutine at a time; Notify and NotifyAll may run concurrently with it.
 type Waiter struct {
-	n    *Notifier
-	keys map[partitionKey]struct{} // owned by the fetch's goroutine
+	n *Notifier
 
 	// Guarded by n.mu.
+	lists  []*waitList // the lists w is on
 	ch     chan struct{}
 	fired  bool
 	closed bool
@@ -64,7 +97,7 @@ type Waiter struct {
 // NewWaiter returns a Waiter watching no partition yet; Close it when
 // the fetch is answered.
 func (n *Notifier) NewWaiter() *Waiter {
-	w := &Waiter{n: n, keys: map[partitionKey]struct{}{}, ch: make(chan struct{})}
+	w := &Waiter{n: n, ch: make(chan struct{})}
 	n.mu.Lock()
 	n.all[w] = struct{}{}
 	n.mu.Unlock()
@@ -77,23 +110,22 @@ func (w *Waiter) Watch(id metastore.TopicID, partition int32) {
 	if w == nil {
 		return
 	}
-	k := partitionKey{id, partition}
-	if _, ok := w.keys[k]; ok {
-		return
-	}
-	w.keys[k] = struct{}{}
 	n := w.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if w.closed {
 		return
 	}
-	set := n.byPart[k]
-	if set == nil {
-		set = map[*Waiter]struct{}{}
-		n.byPart[k] = set
+	k := partitionKey{id, partition}
+	l := n.byPart[k]
+	if l == nil {
+		l = &waitList{}
+		n.byPart[k] = l
+	} else if l.index(w) >= 0 {
+		return // watched in an earlier read of the same fetch
 	}
-	set[w] = struct{}{}
+	l.waiters = append(l.waiters, w)
+	w.lists = append(w.lists, l)
 	n.watched++
 }
 
@@ -126,13 +158,28 @@ func (w *Waiter) Close() {
 	}
 	w.closed = true
 	delete(n.all, w)
-	for k := range w.keys {
-		set := n.byPart[k]
-		if _, ok := set[w]; ok {
-			delete(set, w)
+	for _, l := range w.lists {
+		if i := l.index(w); i >= 0 {
+			l.remove(i)
 			n.watched--
 		}
-		if len(set) == 0 {
+	}
+	w.lists = nil
+	if len(n.byPart) > 2*n.watched+minSwept {
+		n.sweep()
+	}
+}
+
+// minSwept is how many empty lists the index keeps at least before
+// sweeping them.
+const minSwept = 1 << 14
+
+// sweep drops the index's empty lists (a partition no fetch watches any
+// more, a topic deleted); n.mu is held. Close sweeps when more than half
+// the lists are empty, so sweeping costs each Close a constant share.
+func (n *Notifier) sweep() {
+	for k, l := range n.byPart {
+		if len(l.waiters) == 0 {
 			delete(n.byPart, k)
 		}
 	}
@@ -146,8 +193,10 @@ func (n *Notifier) Notify(parts []metastore.TopicPartition) {
 		return
 	}
 	for _, tp := range parts {
-		for w := range n.byPart[partitionKey{tp.TopicID, tp.Partition}] {
-			n.fire(w)
+		if l := n.byPart[partitionKey{tp.TopicID, tp.Partition}]; l != nil {
+			for _, w := range l.waiters {
+				n.fire(w)
+			}
 		}
 	}
 }

@@ -78,8 +78,12 @@ func TestNotifierWakesOnlyWatchedPartitions(t *testing.T) {
 		w.Close()
 		w.Close()
 	}
-	if n.Waiting() != 0 || len(n.byPart) != 0 {
-		t.Errorf("after Close: %d waiters, %d partitions indexed; want none", n.Waiting(), len(n.byPart))
+	listed := 0
+	for _, l := range n.byPart {
+		listed += len(l.waiters)
+	}
+	if n.Waiting() != 0 || n.Watched() != 0 || listed != 0 {
+		t.Errorf("after Close: %d waiters, %d partitions watched, %d on the index's lists; want none", n.Waiting(), n.Watched(), listed)
 	}
 	n.Notify([]metastore.TopicPartition{a, b})
 	n.NotifyAll()
@@ -88,6 +92,32 @@ func TestNotifierWakesOnlyWatchedPartitions(t *testing.T) {
 	}
 	var none *Waiter
 	none.Watch(a.TopicID, a.Partition) // a nil Waiter watches nothing
+}
+
+// The index keeps a partition's emptied list for its next fetch, until
+// empty lists outnumber the partitions watched: fetches of ever new
+// partitions (topics created and deleted) do not grow it without bound.
+func TestNotifierSweepsEmptyLists(t *testing.T) {
+	n := NewNotifier(nil)
+	keep := n.NewWaiter()
+	keep.Watch(metastore.TopicID{9}, 0)
+	for round := range 8 {
+		w := n.NewWaiter()
+		for p := range int32(10000) {
+			w.Watch(metastore.TopicID{byte(round)}, p)
+		}
+		w.Close()
+		if got, most := len(n.byPart), 2*n.Watched()+minSwept+10000; got > most {
+			t.Fatalf("round %d: %d lists indexed for %d watched, more than %d", round, got, n.Watched(), most)
+		}
+	}
+	if n.Watched() != 1 {
+		t.Fatalf("%d partitions watched, want the one left", n.Watched())
+	}
+	n.Notify([]metastore.TopicPartition{{TopicID: metastore.TopicID{9}, Partition: 0}})
+	if !fired(keep.C()) {
+		t.Error("the waiter left was not woken after the sweeps")
+	}
 }
 
 // No commit is lost between a read and the wait that follows it: writers
@@ -168,4 +198,36 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkWaiter is one long-polling fetch of every partition of a topic
+// of 10,000 (a consumer of partitions-10k): a waiter, a Watch per
+// partition in each of two reads, and its Close, beside nine other
+// fetches' waiters on 100 of the partitions, and a notice of 1,000
+// partitions.
+func BenchmarkWaiter(b *testing.B) {
+	n := NewNotifier(nil)
+	id := metastore.TopicID{1}
+	for range 9 {
+		w := n.NewWaiter()
+		for p := range int32(100) {
+			w.Watch(id, p)
+		}
+		defer w.Close()
+	}
+	notice := make([]metastore.TopicPartition, 1000)
+	for i := range notice {
+		notice[i] = metastore.TopicPartition{TopicID: id, Partition: int32(i * 10)}
+	}
+	for b.Loop() {
+		w := n.NewWaiter()
+		for range 2 {
+			w.Arm()
+			for p := range int32(10000) {
+				w.Watch(id, p)
+			}
+		}
+		n.Notify(notice)
+		w.Close()
+	}
 }
