@@ -153,6 +153,7 @@ type Floe struct {
 	store   *embedded.Store
 	bucket  objstore.Bucket
 	bucketD string         // the bucket, for Describe
+	mem     *memBucket     // the simulated bucket in memory, if it is the one
 	proxy   *LatencyProxy  // nil without ProxyLatency
 	latency *latencyBucket // nil without BucketLatency
 	cleanup func() error   // removes what this run wrote to a given bucket URL
@@ -211,7 +212,8 @@ func (f *Floe) openBucket() error {
 			return errors.New("a latency proxy needs a bucket URL with an endpoint (an S3-compatible server)")
 		}
 		if f.opts.SimBucket == SimBucketMemory {
-			f.bucket, f.bucketD = newMemBucket(), "in-memory bucket"
+			f.mem = newMemBucket()
+			f.bucket, f.bucketD = f.mem, "in-memory bucket"
 			return nil
 		}
 		local, err := localdir.Open(filepath.Join(f.dir, "bucket"))
@@ -476,6 +478,9 @@ func (f *Floe) Close() error {
 	}
 	if f.proxy != nil {
 		errs = append(errs, f.proxy.Close())
+	}
+	if f.mem != nil {
+		f.mem.release() // its bytes are off the heap
 	}
 	os.RemoveAll(f.dir)
 	return errors.Join(errs...)
