@@ -26,9 +26,9 @@ import (
 // The reads' bounds (a partition's pending entries are in at most the
 // log's records) are the backstop's. A store in memory and a Batch (the
 // control plane's) trim in the transaction, as before: their log costs
-// no page writes. The goroutine's transactions fsync like any other: a
-// round folds the partitions of several records together, so they move
-// more extents a page write than a trim per commit did.
+// no page writes. The work is the same as in the commits (the same pages
+// in BenchmarkCommitSegment, whose commits follow each other without a
+// pause); the goroutine's transactions add an fsync each.
 
 // laterLimits are what a commit of a store trimming later trims to, and
 // when it wakes the goroutine, which trims to the limits themselves.
