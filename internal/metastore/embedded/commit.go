@@ -216,16 +216,11 @@ func (h *heldStates) write(tx kv.Tx) error {
 		if h.later != nil {
 			l = h.later.backstop
 		}
-		if _, err := h.folder(tx).trim(l); err != nil {
+		records, entries, err := h.folder(tx).trim(l)
+		if err != nil {
 			return err
 		}
-		if h.later != nil {
-			records, entries, err := logLength(tx)
-			if err != nil {
-				return err
-			}
-			h.wake = h.later.wakeAt.past(records, entries)
-		}
+		h.wake = h.later != nil && h.later.wakeAt.past(records, entries)
 	}
 	partitions := tx.Bucket([]byte(bucketPartStates))
 	ids := slices.SortedFunc(maps.Keys(h.topics), func(a, b metastore.TopicID) int { return bytes.Compare(a[:], b[:]) })

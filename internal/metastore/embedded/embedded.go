@@ -271,7 +271,9 @@ func (s *Store) updateStates(ctx context.Context, fn func(tx kv.Tx, held *heldSt
 	)
 	err := s.db.Update(func(tx kv.Tx) error {
 		held := s.newHeldStates()
-		held.later = s.laterLimits()
+		if s.later != nil {
+			held.later = laterLimitsOf(held.limits)
+		}
 		if _, onFile := s.db.(*kv.Bolt); onFile {
 			held.values = &values // bbolt is done with them after Update
 		}

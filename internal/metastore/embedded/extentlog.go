@@ -598,7 +598,8 @@ func (f *folder) foldPartitionsOf(r *logRecord, budget uint64) (moved uint64, do
 // still pending: its partitions whole (foldPartitionsOf), record by
 // record, or the entries of all the records removed, together
 // (foldRecords, byRecord). It begins only once the log holds more than
-// a round past either limit (foldLimits).
+// a round past either limit (foldLimits). It returns the records and
+// entries the log holds after it.
 //
 // Folding whole partitions, a trim moves at most twice as many extents
 // as the newest record holds, and at least minFoldBudget: when the
@@ -607,10 +608,10 @@ func (f *folder) foldPartitionsOf(r *logRecord, budget uint64) (moved uint64, do
 // together), the fold is spread over the next commits, the record kept
 // until none of its partitions is pending, instead of one commit moving
 // them all. The log then holds more than its limits for a few commits.
-func (f *folder) trim(l foldLimits) (more bool, err error) {
-	records, entries, err := logLength(f.tx)
+func (f *folder) trim(l foldLimits) (records, entries uint64, err error) {
+	records, entries, err = logLength(f.tx)
 	if err != nil || records == 0 || !l.past(records, entries) {
-		return false, err // nothing removed: the count stays as appendLog wrote it
+		return records, entries, err // nothing removed: the count stays as appendLog wrote it
 	}
 	log := f.tx.Bucket([]byte(bucketExtentLog))
 	meta := f.tx.Bucket([]byte(bucketMeta))
@@ -620,7 +621,7 @@ func (f *folder) trim(l foldLimits) (more bool, err error) {
 		last, lastV := c.Last()
 		newest, err := decodeLogRecord(last, lastV)
 		if err != nil {
-			return false, err
+			return 0, 0, err
 		}
 		budget = max(2*uint64(newest.n), minFoldBudget)
 	}
@@ -632,14 +633,14 @@ func (f *folder) trim(l foldLimits) (more bool, err error) {
 	for k, v := c.First(); k != nil && l.over(records, entries); k, v = c.Next() {
 		r, err := decodeLogRecord(k, v)
 		if err != nil {
-			return false, err
+			return 0, 0, err
 		}
 		if f.byRecord {
 			removed = append(removed, r)
 		} else {
 			moved, done, err := f.foldPartitionsOf(&r, budget)
 			if err != nil {
-				return false, err
+				return 0, 0, err
 			}
 			budget -= min(budget, moved)
 			if !done {
@@ -651,12 +652,12 @@ func (f *folder) trim(l foldLimits) (more bool, err error) {
 		entries -= min(entries, uint64(r.n))
 	}
 	if err := f.foldRecords(removed); err != nil {
-		return false, err
+		return 0, 0, err
 	}
 	if err := deleteKeys(log, keys); err != nil {
-		return false, err
+		return 0, 0, err
 	}
-	return l.over(records, entries), meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, entries))
+	return records, entries, meta.Put([]byte(keyExtentLogEntries), binary.BigEndian.AppendUint64(nil, entries))
 }
 
 // over reports whether a log of records and entries holds more than l's

@@ -44,15 +44,6 @@ func laterLimitsOf(l foldLimits) *laterLimits {
 	}
 }
 
-// laterLimits returns the limits of a commit of s, nil when s trims in
-// the commit's transaction.
-func (s *Store) laterLimits() *laterLimits {
-	if s.later == nil {
-		return nil
-	}
-	return laterLimitsOf(s.foldOrDefaults())
-}
-
 // maxLaterTrims bounds the transactions one wake-up runs: a trim of the
 // goroutine moves at least minFoldBudget extents or removes a record,
 // and a round is an eighth of the limits.
@@ -122,17 +113,14 @@ func (s *Store) runLaterTrims(t *laterTrimmer) {
 // trimLater runs one trim of the goroutine, in a transaction of its own,
 // and reports whether the log is still past the limits.
 func (s *Store) trimLater() (more bool, err error) {
-	l := s.foldOrDefaults()
 	err = s.db.Update(func(tx kv.Tx) error {
 		held := s.newHeldStates()
-		var err error
-		if more, err = held.folder(tx).trim(l); err != nil {
+		records, entries, err := held.folder(tx).trim(held.limits)
+		if err != nil {
 			return err
 		}
+		more = held.limits.over(records, entries)
 		return held.write(tx)
 	})
 	return more, closedErr(err)
 }
-
-// foldOrDefaults is the store's fold limits, the defaults filled in.
-func (s *Store) foldOrDefaults() foldLimits { return newHeldStates(s.fold).limits }
