@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,12 +9,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"os/exec"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/floe-io/floe/internal/bench"
+	"github.com/floe-io/floe/internal/cliconfig"
 )
 
 // benchFlags are the flags of `floe bench` that need parsing beyond the
@@ -36,6 +42,7 @@ type benchFlags struct {
 	cpuProfile    string
 	memProfile    string
 	runs          int
+	isolate       bool
 	vsPartitions  int
 	windowProfile string
 	preset        string
@@ -50,6 +57,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.brokers, "brokers", "127.0.0.1:9092", "bootstrap `HOST:PORT[,HOST:PORT...]` of any Kafka-compatible server")
 	fs.StringVar(&b.admin, "admin", "", "Floe admin `URL` (or HOST:PORT) to scrape /metrics from before and after the run")
 	fs.StringVar(&b.targets, "target", "", "run against in-process servers instead of --brokers: floe, kfake, or floe,kfake (side by side, with ratios)")
+	fs.BoolVar(&b.isolate, "isolate", false, "with --target: run each target of each run in a process of its own (this command again, its report read back), so that no target runs on a heap that another one, or an earlier run, left behind")
 	fs.DurationVar(&b.floe.Linger, "floe-linger", 250*time.Millisecond, "in-process Floe: agent linger")
 	fs.IntVar(&b.floe.SegmentBytes, "floe-segment-bytes", 8<<20, "in-process Floe: flush the open segment at this size")
 	fs.BoolVar(&b.floe.DisableEarlyFlush, "floe-no-early-flush", false, "in-process Floe: keep every segment open for its whole linger (the agent's --early-flush=false)")
@@ -243,6 +251,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if b.runs < 1 {
 		return fmt.Errorf("--runs %d: want at least 1", b.runs)
 	}
+	if b.isolate && strings.TrimSpace(b.targets) == "" {
+		return errors.New("--isolate runs in-process targets: give --target")
+	}
 	if b.vsPartitions < 0 {
 		return fmt.Errorf("--vs-partitions %d: want a partition count", b.vsPartitions)
 	}
@@ -268,6 +279,15 @@ runs:
 			for _, name := range targetNames(b.targets) {
 				if ctx.Err() != nil {
 					break runs // interrupted: report what ran
+				}
+				if b.isolate {
+					rep, err := runIsolated(ctx, fs, b.cfg.TopicConfigs, name, v.partitions, windowProfileName(b.windowProfile, name, run, b.runs, v.name), b.windowProfile != "", stderr)
+					if err != nil {
+						return err
+					}
+					set.reports = append(set.reports, rep)
+					results = append(results, bench.RunResult{Run: run, Variant: v.name, Target: rep.Target, Figures: bench.FiguresOf(rep, b.cfg.Prices)})
+					continue
 				}
 				tgt, err := startTarget(name, b.brokers, b.admin, b.floe)
 				if err != nil {
@@ -307,6 +327,60 @@ runs:
 		medians = &m
 	}
 	return writeReports(stdout, b.jsonOut, preset, sets, results, medians)
+}
+
+// isolatedFlags are the flags runIsolated sets on the child's command
+// line, or leaves unset, rather than passing on the parent's.
+var isolatedFlags = map[string]bool{
+	"target": true, "runs": true, "json": true, "isolate": true, "partitions": true, "vs-partitions": true,
+	"preset": true, "list-presets": true, cliconfig.ConfigFlag: true, "cpuprofile": true, "cpuprofile-window": true, "memprofile": true,
+	"topic-config": true,
+}
+
+// runIsolated runs one run of one target in a child process: this
+// command again, with the parent's flags (passed as FLOE_* environment
+// variables, so that no secret shows on a command line) and --target
+// name, --runs 1, --json; the child's report is read from its output
+// and its progress goes to stderr.
+func runIsolated(ctx context.Context, fs *flag.FlagSet, topicConfigs map[string]string, name string, partitions int, profile string, profiling bool, stderr io.Writer) (*bench.Report, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("--isolate: %w", err)
+	}
+	env := os.Environ()
+	fs.Visit(func(f *flag.Flag) {
+		if !isolatedFlags[f.Name] {
+			env = append(env, cliconfig.EnvName(f.Name)+"="+f.Value.String())
+		}
+	})
+	if len(topicConfigs) > 0 {
+		var kvs []string
+		for _, k := range slices.Sorted(maps.Keys(topicConfigs)) {
+			kvs = append(kvs, k+"="+topicConfigs[k])
+		}
+		env = append(env, cliconfig.EnvName("topic-config")+"="+strings.Join(kvs, ","))
+	}
+	args := []string{"bench", "--target", name, "--runs", "1", "--json", "--isolate=false", "--partitions", strconv.Itoa(partitions)}
+	if profiling {
+		// The child names it PREFIX-TARGET.pprof: the parent's name.
+		args = append(args, "--cpuprofile-window", strings.TrimSuffix(profile, "-"+name+".pprof"))
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	var out bytes.Buffer
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, &out, stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s in a process of its own: %w", name, err)
+	}
+	var rep struct {
+		Runs []*bench.Report `json:"runs"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		return nil, fmt.Errorf("%s in a process of its own: its report: %w", name, err)
+	}
+	if len(rep.Runs) != 1 {
+		return nil, fmt.Errorf("%s in a process of its own: %d reports, want 1", name, len(rep.Runs))
+	}
+	return rep.Runs[0], nil
 }
 
 // reportSet is every target's report of one run of one variant.
