@@ -324,3 +324,60 @@ func TestUnreadReadAheadBlocksAreEvictedLast(t *testing.T) {
 		t.Fatalf("%d GETs, want 4 more: three blocks and the evicted one again", len(after)-len(gets))
 	}
 }
+
+// A read-ahead GET of several blocks is kept as one buffer its blocks
+// share, not copied block by block, and the cache counts that buffer
+// until its last block is dropped: evicting one block of the run frees
+// nothing, so the cache goes on to drop the rest of the run (read in
+// order, they aged together) rather than hold more than its capacity.
+func TestReadAheadRunSharesItsBufferAndCountsIt(t *testing.T) {
+	b := newHeldBucket()
+	b.openAll()
+	reg := prometheus.NewRegistry()
+	c := cache.New(b, cache.Options{BlockSize: 100, Capacity: 400, ReadAheadBytes: 400, ReadAheadRunBytes: 400}, reg)
+	defer c.Close()
+	if !c.Prefetch("obj", 1000, 0, 400) {
+		t.Fatal("Prefetch within the bounds reported it could not start everything")
+	}
+	waitIdle(t, c)
+	if _, _, gets := b.stats(); len(gets) != 1 || gets[0] != (getCall{"obj", 0, 400}) {
+		t.Fatalf("GETs %v, want one of blocks 0-3", gets)
+	}
+	if got := c.Size(); got != 400 {
+		t.Fatalf("Size after a read-ahead of 400 bytes: %d", got)
+	}
+	ctx := context.Background()
+	for i := range int64(4) { // read in order, as a catch-up does
+		got, err := c.ReadRange(ctx, "obj", 1000, i*100, 100)
+		if err != nil || !bytes.Equal(got, objectBytes(i*100, 100)) {
+			t.Fatalf("block %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+	// Another block: the run is the least recently used, and all of it
+	// must go for its buffer to be freed.
+	if _, err := c.ReadRange(ctx, "other", 1000, 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Size(); got != 100 {
+		t.Fatalf("Size after a block more than the capacity: %d, want 100 (the run's shared buffer dropped whole)", got)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "floe_cache_bytes" {
+			if got := mf.GetMetric()[0].GetGauge().GetValue(); got != 100 {
+				t.Fatalf("floe_cache_bytes = %v, want 100", got)
+			}
+		}
+	}
+	_, _, before := b.stats()
+	got, err := c.ReadRange(ctx, "obj", 1000, 300, 100)
+	if err != nil || !bytes.Equal(got, objectBytes(300, 100)) {
+		t.Fatalf("block 3 read again: %d bytes, %v", len(got), err)
+	}
+	if _, _, after := b.stats(); len(after) != len(before)+1 {
+		t.Fatalf("block 3 read again after the run was dropped: %d GETs, want 1", len(after)-len(before))
+	}
+}
