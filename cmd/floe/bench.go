@@ -330,7 +330,9 @@ runs:
 }
 
 // isolatedFlags are the flags runIsolated sets on the child's command
-// line, or leaves unset, rather than passing on the parent's.
+// line, or leaves unset, rather than passing on the parent's (nor their
+// FLOE_* variables, nor the --config file, whose settings the parent
+// passes as variables).
 var isolatedFlags = map[string]bool{
 	"target": true, "runs": true, "json": true, "isolate": true, "partitions": true, "vs-partitions": true,
 	"preset": true, "list-presets": true, cliconfig.ConfigFlag: true, "cpuprofile": true, "cpuprofile-window": true, "memprofile": true,
@@ -347,7 +349,19 @@ func runIsolated(ctx context.Context, fs *flag.FlagSet, topicConfigs map[string]
 	if err != nil {
 		return nil, fmt.Errorf("--isolate: %w", err)
 	}
-	env := os.Environ()
+	// The parent's own settings, from its command line, environment or
+	// --config file, all go as variables; those the child must not
+	// inherit (its --runs, its profiles, --vs-partitions, the file) go.
+	drop := map[string]bool{}
+	for name := range isolatedFlags {
+		drop[cliconfig.EnvName(name)] = true
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !drop[k] {
+			env = append(env, kv)
+		}
+	}
 	fs.Visit(func(f *flag.Flag) {
 		if !isolatedFlags[f.Name] {
 			env = append(env, cliconfig.EnvName(f.Name)+"="+f.Value.String())
