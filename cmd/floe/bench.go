@@ -380,16 +380,21 @@ func runIsolated(ctx context.Context, fs *flag.FlagSet, topicConfigs map[string]
 		args = append(args, "--cpuprofile-window", strings.TrimSuffix(profile, "-"+name+".pprof"))
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
+	// Interrupted, the child stops as the parent would: it drains for a
+	// few seconds and prints its partial report, which is kept.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = time.Minute
 	var out bytes.Buffer
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, &out, stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s in a process of its own: %w", name, err)
+	runErr := cmd.Run()
+	if runErr != nil && ctx.Err() == nil {
+		return nil, fmt.Errorf("%s in a process of its own: %w", name, runErr)
 	}
 	var rep struct {
 		Runs []*bench.Report `json:"runs"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		return nil, fmt.Errorf("%s in a process of its own: its report: %w", name, err)
+		return nil, fmt.Errorf("%s in a process of its own: its report: %w", name, errors.Join(err, runErr))
 	}
 	if len(rep.Runs) != 1 {
 		return nil, fmt.Errorf("%s in a process of its own: %d reports, want 1", name, len(rep.Runs))
