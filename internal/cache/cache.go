@@ -513,7 +513,10 @@ func (c *Blocks) release(b *block) {
 		return
 	}
 	if b.run.live--; b.run.live == 0 {
+		// Freed: a block of the run added after this (each is added
+		// in turn) counts afresh.
 		c.size -= b.run.held
+		b.run.held = 0
 	}
 }
 

@@ -381,3 +381,30 @@ func TestReadAheadRunSharesItsBufferAndCountsIt(t *testing.T) {
 		t.Fatalf("block 3 read again after the run was dropped: %d GETs, want 1", len(after)-len(before))
 	}
 }
+
+// A run larger than the cache: its blocks are dropped as they are added,
+// and each block added after the run's memory was freed counts afresh,
+// so the cache's count never goes below what it holds.
+func TestReadAheadRunLargerThanTheCache(t *testing.T) {
+	b := newHeldBucket()
+	b.openAll()
+	c := cache.New(b, cache.Options{BlockSize: 100, Capacity: 100, ReadAheadBytes: 400, ReadAheadRunBytes: 400}, nil)
+	defer c.Close()
+	if !c.Prefetch("obj", 1000, 0, 400) {
+		t.Fatal("Prefetch within the bounds reported it could not start everything")
+	}
+	waitIdle(t, c)
+	if got := c.Size(); got < 0 || got > 100 {
+		t.Fatalf("Size after a read-ahead run of 400 bytes into a cache of 100: %d", got)
+	}
+	ctx := context.Background()
+	for i := range int64(4) {
+		got, err := c.ReadRange(ctx, "obj", 1000, i*100, 100)
+		if err != nil || !bytes.Equal(got, objectBytes(i*100, 100)) {
+			t.Fatalf("block %d: %d bytes, %v", i, len(got), err)
+		}
+		if got := c.Size(); got != 100 {
+			t.Fatalf("Size after reading block %d: %d, want 100 (the block read)", i, got)
+		}
+	}
+}
