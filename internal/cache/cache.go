@@ -414,9 +414,9 @@ func (c *Blocks) get(ctx context.Context, key string, objectSize int64, f *fetch
 	for i := range n {
 		end := min((i+1)*c.blockSize, int64(len(data)))
 		part := data[i*c.blockSize : end : end]
-		if !shared && cap(part) != len(part) {
-			// A buffer with room to spare (or one block of it): own each
-			// block's memory, so that evicting a block frees it and the
+		if !shared && (n > 1 || cap(data) != len(data)) {
+			// One block of several, or of a buffer with room to spare:
+			// own its memory, so that evicting the block frees it and the
 			// cache's byte count is the truth.
 			part = slices.Clone(part)
 		}

@@ -346,6 +346,9 @@ func TestReadAheadRunSharesItsBufferAndCountsIt(t *testing.T) {
 	if got := c.Size(); got != 400 {
 		t.Fatalf("Size after a read-ahead of 400 bytes: %d", got)
 	}
+	if !c.SharesMemory("obj", 0, 1) || !c.SharesMemory("obj", 2, 3) {
+		t.Fatal("the blocks of a read-ahead run are not pieces of its GET's buffer")
+	}
 	ctx := context.Background()
 	for i := range int64(4) { // read in order, as a catch-up does
 		got, err := c.ReadRange(ctx, "obj", 1000, i*100, 100)
@@ -406,5 +409,23 @@ func TestReadAheadRunLargerThanTheCache(t *testing.T) {
 		if got := c.Size(); got != 100 {
 			t.Fatalf("Size after reading block %d: %d, want 100 (the block read)", i, got)
 		}
+	}
+}
+
+// A reader's own GET of several blocks is copied block by block: its
+// blocks may be read again one at a time, and evicting one must free it.
+func TestReadersOwnGetCopiesItsBlocks(t *testing.T) {
+	b := newHeldBucket()
+	b.openAll()
+	c := cache.New(b, cache.Options{BlockSize: 100, Capacity: 1000}, nil)
+	defer c.Close()
+	if _, err := c.ReadRange(context.Background(), "own", 1000, 0, 300); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, gets := b.stats(); len(gets) != 1 || gets[0] != (getCall{"own", 0, 300}) {
+		t.Fatalf("GETs %v, want one of blocks 0-2", gets)
+	}
+	if c.SharesMemory("own", 0, 1) || c.SharesMemory("own", 1, 2) {
+		t.Fatal("the blocks of a reader's own GET share its buffer")
 	}
 }
