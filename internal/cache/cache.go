@@ -120,18 +120,6 @@ type block struct {
 	// set once eviction has passed it over for that reason.
 	readAhead bool
 	spared    bool
-	// run is set when data is a piece of one GET's buffer shared with
-	// the other blocks of its run (nil: the block owns its memory).
-	run *runMemory
-}
-
-// runMemory is the buffer of one GET of several blocks, shared by them
-// rather than copied block by block. It stays in memory until the last of
-// its blocks is dropped, so the cache counts its bytes until then: an
-// evicted block of a run whose others are still cached still counts.
-type runMemory struct {
-	live int   // the run's blocks cached now
-	held int64 // the bytes of the run's blocks counted in Blocks.size
 }
 
 // fetch is one GET of a run of consecutive blocks [first, last]. Readers
@@ -141,7 +129,6 @@ type fetch struct {
 	first, last int64
 	done        chan struct{}
 	blocks      [][]byte
-	run         *runMemory // set when blocks share one buffer
 	err         error
 	// readAhead marks a GET started by Prefetch: best effort, so a
 	// reader that shared it and saw it fail reads the block itself.
@@ -379,7 +366,7 @@ func (c *Blocks) get(ctx context.Context, key string, objectSize int64, f *fetch
 		}
 		if f.err == nil {
 			for i, data := range f.blocks {
-				c.add(blockID{key, f.first + int64(i)}, data, f.run, objectSize, f.readAhead)
+				c.add(blockID{key, f.first + int64(i)}, data, objectSize, f.readAhead)
 			}
 		}
 		c.mu.Unlock()
@@ -401,23 +388,11 @@ func (c *Blocks) get(ctx context.Context, key string, objectSize int64, f *fetch
 	}
 	n := f.last - f.first + 1
 	f.blocks = make([][]byte, n)
-	// A read-ahead's run is read through in order and so ages and is
-	// evicted together: its blocks keep pieces of the GET's buffer
-	// instead of copies of them (a copy doubled the memory a catch-up
-	// takes and touches), and runMemory keeps the cache's count of it
-	// true. A reader's own GET may be of blocks read again one by one:
-	// each owns its memory, so that LRU can drop the rest.
-	shared := f.readAhead && n > 1 && cap(data) == len(data)
-	if shared {
-		f.run = &runMemory{}
-	}
 	for i := range n {
-		end := min((i+1)*c.blockSize, int64(len(data)))
-		part := data[i*c.blockSize : end : end]
-		if !shared && (n > 1 || cap(data) != len(data)) {
-			// One block of several, or of a buffer with room to spare:
-			// own its memory, so that evicting the block frees it and the
-			// cache's byte count is the truth.
+		part := data[i*c.blockSize : min((i+1)*c.blockSize, int64(len(data)))]
+		if n > 1 || cap(part) != len(part) {
+			// Own each block's memory, so that evicting one block frees it
+			// and the cache's byte count is the truth.
 			part = slices.Clone(part)
 		}
 		f.blocks[i] = part
@@ -455,27 +430,23 @@ func (c *Blocks) Insert(key string, object []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, data := range blocks {
-		c.add(blockID{key, int64(i)}, data, nil, size, false)
+		c.add(blockID{key, int64(i)}, data, size, false)
 	}
 }
 
-// add caches one block of an object of objectSize bytes, a piece of run's
-// buffer when run is set, and evicts least recently used blocks until the
-// cache fits its capacity. readAhead says a read-ahead fetched it and no
-// reader has used it yet. c.mu must be held.
-func (c *Blocks) add(id blockID, data []byte, run *runMemory, objectSize int64, readAhead bool) {
+// add caches one block of an object of objectSize bytes and evicts least
+// recently used blocks until the cache fits its capacity. readAhead says
+// a read-ahead fetched it and no reader has used it yet. c.mu must be
+// held.
+func (c *Blocks) add(id blockID, data []byte, objectSize int64, readAhead bool) {
 	if el, ok := c.blocks[id]; ok {
 		b := el.Value.(*block)
-		c.release(b)
-		b.data, b.run, b.objectSize, b.readAhead, b.spared = data, run, objectSize, readAhead, false
+		c.size += int64(len(data)) - int64(len(b.data))
+		b.data, b.objectSize, b.readAhead, b.spared = data, objectSize, readAhead, false
 		c.lru.MoveToFront(el)
 	} else {
-		c.blocks[id] = c.lru.PushFront(&block{id: id, data: data, run: run, objectSize: objectSize, readAhead: readAhead})
-	}
-	c.size += int64(len(data))
-	if run != nil {
-		run.live++
-		run.held += int64(len(data))
+		c.blocks[id] = c.lru.PushFront(&block{id: id, data: data, objectSize: objectSize, readAhead: readAhead})
+		c.size += int64(len(data))
 	}
 	for c.size > c.capacity {
 		el := c.lru.Back()
@@ -497,27 +468,11 @@ func (c *Blocks) add(id blockID, data []byte, run *runMemory, objectSize int64, 
 func (c *Blocks) remove(el *list.Element) {
 	b := c.lru.Remove(el).(*block)
 	delete(c.blocks, b.id)
-	c.release(b)
+	c.size -= int64(len(b.data))
 	if b.readAhead {
 		c.metrics.raUnused.Inc()
 	}
 	c.metrics.bytes.Set(float64(c.size))
-}
-
-// release uncounts b's memory, which is being dropped or replaced: its
-// own bytes, or, for a block of a run, the run's once its last block is
-// gone. c.mu must be held.
-func (c *Blocks) release(b *block) {
-	if b.run == nil {
-		c.size -= int64(len(b.data))
-		return
-	}
-	if b.run.live--; b.run.live == 0 {
-		// Freed: a block of the run added after this (each is added
-		// in turn) counts afresh.
-		c.size -= b.run.held
-		b.run.held = 0
-	}
 }
 
 // Size returns the bytes of block data held.
