@@ -280,40 +280,17 @@ runs:
 				if ctx.Err() != nil {
 					break runs // interrupted: report what ran
 				}
+				var (
+					rep *bench.Report
+					err error
+				)
 				if b.isolate {
-					rep, err := runIsolated(ctx, fs, b.cfg.TopicConfigs, name, v.partitions, windowProfileName(b.windowProfile, name, run, b.runs, v.name), b.windowProfile != "", stderr)
-					if err != nil {
-						return err
-					}
-					set.reports = append(set.reports, rep)
-					results = append(results, bench.RunResult{Run: run, Variant: v.name, Target: rep.Target, Figures: bench.FiguresOf(rep, b.cfg.Prices)})
-					continue
+					rep, err = runIsolated(ctx, fs, b.cfg.TopicConfigs, name, v.partitions, windowProfileName(b.windowProfile, name, run, b.runs, v.name), b.windowProfile != "", stderr)
+				} else {
+					rep, err = b.runInProcess(ctx, name, run, v.name, v.partitions, stderr)
 				}
-				tgt, err := startTarget(name, b.brokers, b.admin, b.floe)
 				if err != nil {
 					return err
-				}
-				fmt.Fprintf(stderr, "floe bench: %s\n", tgt.Describe())
-				if b.runs > 1 || v.name != "" {
-					fmt.Fprintf(stderr, "floe bench: run %d of %d %s\n", run, b.runs, v.name)
-				}
-				cfg := b.cfg
-				cfg.Partitions = v.partitions
-				if b.windowProfile != "" && b.cpuProfile == "" {
-					cfg.Measuring = windowProfiler(windowProfileName(b.windowProfile, tgt.Name(), run, b.runs, v.name), stderr)
-				}
-				rep, err := bench.Run(ctx, cfg, tgt)
-				if f, ok := tgt.(*bench.Floe); ok && f.ProxyStats() != "" {
-					fmt.Fprintf(stderr, "floe bench: the latency proxy forwarded %s over the whole run\n", f.ProxyStats())
-				}
-				if f, ok := tgt.(*bench.Floe); ok && f.BucketLatencyStats() != "" {
-					fmt.Fprintf(stderr, "floe bench: simulated bucket over the whole run (warm-up included): %s\n", f.BucketLatencyStats())
-				}
-				if cerr := tgt.Close(); cerr != nil {
-					fmt.Fprintf(stderr, "floe bench: closing %s: %v\n", tgt.Name(), cerr)
-				}
-				if err != nil {
-					return fmt.Errorf("%s: %w", tgt.Name(), err)
 				}
 				set.reports = append(set.reports, rep)
 				results = append(results, bench.RunResult{Run: run, Variant: v.name, Target: rep.Target, Figures: bench.FiguresOf(rep, b.cfg.Prices)})
@@ -327,6 +304,38 @@ runs:
 		medians = &m
 	}
 	return writeReports(stdout, b.jsonOut, preset, sets, results, medians)
+}
+
+// runInProcess runs one run of one target (variant, at partitions) in
+// this process.
+func (b *benchFlags) runInProcess(ctx context.Context, name string, run int, variant string, partitions int, stderr io.Writer) (*bench.Report, error) {
+	tgt, err := startTarget(name, b.brokers, b.admin, b.floe)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "floe bench: %s\n", tgt.Describe())
+	if b.runs > 1 || variant != "" {
+		fmt.Fprintf(stderr, "floe bench: run %d of %d %s\n", run, b.runs, variant)
+	}
+	cfg := b.cfg
+	cfg.Partitions = partitions
+	if b.windowProfile != "" && b.cpuProfile == "" {
+		cfg.Measuring = windowProfiler(windowProfileName(b.windowProfile, tgt.Name(), run, b.runs, variant), stderr)
+	}
+	rep, err := bench.Run(ctx, cfg, tgt)
+	if f, ok := tgt.(*bench.Floe); ok && f.ProxyStats() != "" {
+		fmt.Fprintf(stderr, "floe bench: the latency proxy forwarded %s over the whole run\n", f.ProxyStats())
+	}
+	if f, ok := tgt.(*bench.Floe); ok && f.BucketLatencyStats() != "" {
+		fmt.Fprintf(stderr, "floe bench: simulated bucket over the whole run (warm-up included): %s\n", f.BucketLatencyStats())
+	}
+	if cerr := tgt.Close(); cerr != nil {
+		fmt.Fprintf(stderr, "floe bench: closing %s: %v\n", tgt.Name(), cerr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", tgt.Name(), err)
+	}
+	return rep, nil
 }
 
 // isolatedFlags are the flags runIsolated sets on the child's command
