@@ -64,6 +64,7 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 	// locked), step 4 with COMMIT in the second.
 	err := s.inTwoTrips(ctx, func(read *pgx.Batch) {
 		p = newPlan(c)
+		read.Queue(commitPlans)
 		p.queueLockPartitions(read)
 		p.queueLoadProducers(read)
 	}, func() (*pgx.Batch, error) {
@@ -245,9 +246,18 @@ func (p *plan) queueLoadProducerKeys(batch *pgx.Batch, keys []sequenceKey) {
 	for i, sk := range keys {
 		ids[i], parts[i], producers[i] = sqlID(sk.id), sk.partition, sk.producerID
 	}
+	// One primary-key lookup per key (OFFSET 0 keeps the lateral
+	// subquery from being flattened into a join, which the planner ran
+	// as a scan of the whole table once it held a few thousand states):
+	// this read runs outside the commit's transaction and its
+	// commitPlans.
 	batch.Queue(`
-		SELECT topic_id, part, producer_id, epoch, last_seq, recent FROM producer_state
-		WHERE (topic_id, part, producer_id) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[]))`,
+		SELECT s.topic_id, s.part, s.producer_id, s.epoch, s.last_seq, s.recent
+		FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[]) AS k(topic_id, part, producer_id)
+		CROSS JOIN LATERAL (
+			SELECT topic_id, part, producer_id, epoch, last_seq, recent FROM producer_state
+			WHERE topic_id = k.topic_id AND part = k.part AND producer_id = k.producer_id
+			OFFSET 0) AS s`,
 		ids, parts, producers).Query(func(rows pgx.Rows) error {
 		var (
 			id     []byte

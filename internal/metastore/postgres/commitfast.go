@@ -119,12 +119,7 @@ func (s *Store) commitUnlocked(ctx context.Context, c metastore.SegmentCommit) (
 		}
 		var write pgx.Batch
 		write.Queue("BEGIN")
-		// The statements' plans do not depend on their arrays' contents
-		// (primary-key lookups per element): plan them once per
-		// connection, not at every commit, which PostgreSQL otherwise
-		// does for statements with parameters whose custom plan looks
-		// cheaper (a fifth of the database's CPU in the commit's profile).
-		write.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
+		write.Queue(commitPlans)
 		queueLockPartitions(&write, keys, locked)
 		p.queueRelativeWrites(&write, stored)
 		committed := false
@@ -167,10 +162,14 @@ func queueReadPartitions(batch *pgx.Batch, keys []partitionKey, into map[partiti
 	for i, k := range keys {
 		ids[i], parts[i] = sqlID(k.id), k.partition
 	}
+	// One primary-key lookup per partition (see queueLoadProducerKeys).
 	batch.Queue(`
 		SELECT p.topic_id, p.part, p.high_watermark, p.log_start_offset
 		FROM unnest($1::BYTEA[], $2::INTEGER[]) AS k(topic_id, part)
-		JOIN partitions AS p ON p.topic_id = k.topic_id AND p.part = k.part`, ids, parts).Query(scanPartitionStates(into))
+		CROSS JOIN LATERAL (
+			SELECT topic_id, part, high_watermark, log_start_offset FROM partitions
+			WHERE topic_id = k.topic_id AND part = k.part
+			OFFSET 0) AS p`, ids, parts).Query(scanPartitionStates(into))
 }
 
 // conflictOrErr turns the errors by which the writes report a producer

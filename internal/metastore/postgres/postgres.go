@@ -245,6 +245,27 @@ func (s *Store) inTwoTrips(ctx context.Context, read func(*pgx.Batch), write fun
 	})
 }
 
+// commitPlans sets how PostgreSQL plans the statements of a segment
+// commit's transaction, the store's hottest path, whose every statement
+// joins a few rows of arrays (unnest) to the tables by primary key:
+//
+//   - generic plans, made once per connection, since no plan depends on
+//     the arrays' contents (PostgreSQL otherwise re-plans a statement
+//     with parameters whenever a custom plan looks cheaper: a fifth of
+//     the database's CPU in the commit's profile);
+//   - joins by nested loop only, so that each row of an array is one
+//     primary-key lookup. The planner takes an array to hold 10 rows
+//     whatever it holds and, on a table of a few thousand rows, found a
+//     hash join over a scan of the whole table cheaper; but the rows a
+//     commit touches are the ones every commit updates, so such a scan
+//     walks their chains of dead versions too: three scans of
+//     partitions per commit, with the database's CPU mostly in
+//     heap_page_prune_opt and heap_hot_search_buffer (docs/benchmarks.md).
+//
+// set_config(…, true) lasts until the transaction ends.
+const commitPlans = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
+
 // rollbackTimeout bounds the ROLLBACK after a failed inTwoTrips.
 const rollbackTimeout = 5 * time.Second
 
