@@ -170,29 +170,40 @@ func (p *plan) queueLockPartitions(batch *pgx.Batch) {
 // takes, and reads their state into into. Partitions
 // without a row do not exist and are left out.
 func queueLockPartitions(batch *pgx.Batch, keys []partitionKey, into map[partitionKey]*partitionState) {
-	keys = slices.Clone(keys)
-	slices.SortFunc(keys, comparePartitions)
-	keys = slices.Compact(keys)
+	keys = sortedPartitions(keys)
 	if len(keys) == 0 {
 		return
 	}
-	ids, parts := make([][]byte, len(keys)), make([]int32, len(keys))
-	for i, k := range keys {
-		ids[i], parts[i] = sqlID(k.id), k.partition
+	ids, parts := partitionArgs(keys)
+	batch.Queue(partitionsByKey("topic_id, part, high_watermark, log_start_offset", "FOR UPDATE"),
+		ids, parts).Query(scanPartitionStates(into))
+}
+
+// sortedPartitions returns keys sorted in the one order in which
+// transactions lock several partitions rows, without repeats.
+func sortedPartitions(keys []partitionKey) []partitionKey {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, comparePartitions)
+	return slices.Compact(keys)
+}
+
+// partitionsByKey is a statement that reads columns of the partitions
+// rows named by $1 (topic ids) and $2 (partition numbers), locked as lock
+// says ("FOR UPDATE", "FOR SHARE" or nothing), in the order of the keys:
+// one primary-key lookup per key, the locks taken in that order. A
+// lateral subquery that locks, or has OFFSET 0, is not flattened into a
+// join, so the planner cannot choose a scan of the whole table, which it
+// did for a join or a row-value IN list on a table of a thousand
+// partitions: it walks the chains of dead row versions that commits
+// leave on exactly these rows (TestCommitScansNoTable).
+func partitionsByKey(columns, lock string) string {
+	if lock == "" {
+		lock = "OFFSET 0"
 	}
-	// One primary-key lookup per partition, in the order of keys (a
-	// lateral subquery is not flattened into a join): the locks are taken
-	// in that order, and the planner cannot choose a scan of the whole
-	// table, which it did for a row-value IN list on a table of a few
-	// thousand partitions (three times the time of the lookups).
-	batch.Queue(`
-		SELECT p.topic_id, p.part, p.high_watermark, p.log_start_offset
-		FROM unnest($1::BYTEA[], $2::INTEGER[]) WITH ORDINALITY AS k(topic_id, part, n)
-		CROSS JOIN LATERAL (
-			SELECT topic_id, part, high_watermark, log_start_offset FROM partitions
-			WHERE topic_id = k.topic_id AND part = k.part
-			FOR UPDATE) AS p
-		ORDER BY k.n`, ids, parts).Query(scanPartitionStates(into))
+	return `SELECT p.* FROM unnest($1::BYTEA[], $2::INTEGER[]) WITH ORDINALITY AS k(topic_id, part, n)
+		CROSS JOIN LATERAL (SELECT ` + columns + ` FROM partitions
+			WHERE topic_id = k.topic_id AND part = k.part ` + lock + `) AS p
+		ORDER BY k.n`
 }
 
 // queueLoadProducers queues the reads of the state of every producer

@@ -158,18 +158,9 @@ func (s *Store) commitUnlocked(ctx context.Context, c metastore.SegmentCommit) (
 // queueReadPartitions queues the read of partitions' states, without
 // locks, into into; partitions without a row are left out.
 func queueReadPartitions(batch *pgx.Batch, keys []partitionKey, into map[partitionKey]*partitionState) {
-	ids, parts := make([][]byte, len(keys)), make([]int32, len(keys))
-	for i, k := range keys {
-		ids[i], parts[i] = sqlID(k.id), k.partition
-	}
-	// One primary-key lookup per partition (see queueLoadProducerKeys).
-	batch.Queue(`
-		SELECT p.topic_id, p.part, p.high_watermark, p.log_start_offset
-		FROM unnest($1::BYTEA[], $2::INTEGER[]) AS k(topic_id, part)
-		CROSS JOIN LATERAL (
-			SELECT topic_id, part, high_watermark, log_start_offset FROM partitions
-			WHERE topic_id = k.topic_id AND part = k.part
-			OFFSET 0) AS p`, ids, parts).Query(scanPartitionStates(into))
+	ids, parts := partitionArgs(keys)
+	batch.Queue(partitionsByKey("topic_id, part, high_watermark, log_start_offset", ""),
+		ids, parts).Query(scanPartitionStates(into))
 }
 
 // conflictOrErr turns the errors by which the writes report a producer

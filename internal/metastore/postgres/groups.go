@@ -255,15 +255,8 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 // ErrUnknownTopicOrPartition naming the first partition that is not
 // there.
 func lockPartitionsShared(ctx context.Context, tx pgx.Tx, keys []partitionKey) error {
-	ids, parts := make([][]byte, 0, len(keys)), make([]int32, 0, len(keys))
-	for _, k := range keys {
-		ids, parts = append(ids, sqlID(k.id)), append(parts, k.partition)
-	}
-	rows, _ := tx.Query(ctx, `
-		SELECT topic_id, part FROM partitions
-		WHERE (topic_id, part) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[]))
-		ORDER BY topic_id, part
-		FOR SHARE`, ids, parts)
+	ids, parts := partitionArgs(sortedPartitions(keys))
+	rows, _ := tx.Query(ctx, partitionsByKey("topic_id, part", "FOR SHARE"), ids, parts)
 	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (partitionKey, error) {
 		var (
 			k  partitionKey

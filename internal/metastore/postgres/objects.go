@@ -33,11 +33,7 @@ func (s *Store) ReplaceExtents(ctx context.Context, rs []metastore.PartitionRepl
 		for i, r := range sorted {
 			ids[i], parts[i] = sqlID(r.TopicID), r.Partition
 		}
-		rows, _ := tx.Query(ctx, `
-			SELECT topic_id, part, log_start_offset FROM partitions
-			WHERE (topic_id, part) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[]))
-			ORDER BY topic_id, part
-			FOR UPDATE`, ids, parts)
+		rows, _ := tx.Query(ctx, partitionsByKey("topic_id, part, log_start_offset", "FOR UPDATE"), ids, parts)
 		logStarts := map[partitionKey]int64{}
 		var (
 			id       []byte

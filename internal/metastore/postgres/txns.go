@@ -401,11 +401,7 @@ func (s *Store) CommitTxnOffsets(ctx context.Context, id string, producerID int6
 			known bool
 		)
 		if len(keys) > 0 {
-			batch.Queue(`
-				SELECT topic_id, part FROM partitions
-				WHERE (topic_id, part) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[]))
-				ORDER BY topic_id, part
-				FOR SHARE`, ids, parts).Query(func(rows pgx.Rows) error {
+			batch.Queue(partitionsByKey("topic_id, part", "FOR SHARE"), ids, parts).Query(func(rows pgx.Rows) error {
 				var err error
 				found, err = pgx.CollectRows(rows, scanPartitionKey)
 				return err
