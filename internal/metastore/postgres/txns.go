@@ -250,10 +250,13 @@ func (s *Store) EndTxn(ctx context.Context, e metastore.TxnEnd) (metastore.TxnEn
 			return err
 		})
 		var open []openEntry
-		ids, parts := partitionArgs(markerKeys)
+		ids, parts := partitionArgs(sortedPartitions(markerKeys))
+		// By primary-key prefix per partition, as partitionsByKey reads
+		// partitions.
 		batch.Queue(`
-			SELECT topic_id, part, producer_id, first_offset FROM txn_open
-			WHERE (topic_id, part) IN (SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[]))`, ids, parts).Query(func(rows pgx.Rows) error {
+			SELECT o.* FROM unnest($1::BYTEA[], $2::INTEGER[]) AS k(topic_id, part)
+			CROSS JOIN LATERAL (SELECT topic_id, part, producer_id, first_offset FROM txn_open
+				WHERE topic_id = k.topic_id AND part = k.part OFFSET 0) AS o`, ids, parts).Query(func(rows pgx.Rows) error {
 			var err error
 			open, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (openEntry, error) {
 				var (
