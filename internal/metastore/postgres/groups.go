@@ -249,26 +249,15 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 	return nil
 }
 
-// lockPartitionsShared takes a share lock on the rows of keys (sorted,
-// distinct) in the partitions table, in order, so that a concurrent
+// lockPartitionsShared takes a share lock on the rows of keys in the
+// partitions table, in the lock order (sortedPartitions), so that a concurrent
 // DeleteTopic waits for the caller's transaction, and fails with
 // ErrUnknownTopicOrPartition naming the first partition that is not
 // there.
 func lockPartitionsShared(ctx context.Context, tx pgx.Tx, keys []partitionKey) error {
 	ids, parts := partitionArgs(sortedPartitions(keys))
 	rows, _ := tx.Query(ctx, partitionsByKey("topic_id, part", "FOR SHARE"), ids, parts)
-	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (partitionKey, error) {
-		var (
-			k  partitionKey
-			id []byte
-		)
-		if err := row.Scan(&id, &k.partition); err != nil {
-			return k, err
-		}
-		var err error
-		k.id, err = topicID(id)
-		return k, err
-	})
+	found, err := pgx.CollectRows(rows, scanPartitionKey)
 	if err != nil {
 		return err
 	}
