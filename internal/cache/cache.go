@@ -88,6 +88,8 @@ type Blocks struct {
 	blocks   map[blockID]*list.Element
 	inflight map[blockID]*fetch
 	size     int64 // bytes of block data held
+	// landed is closed, and replaced, each time a GET ends (Landed).
+	landed chan struct{}
 
 	// Read-ahead: GETs started by Prefetch run on raCtx, counted in
 	// raGets and raBytes (under mu) against their bounds; Close cancels
@@ -211,6 +213,7 @@ func New(b objstore.Bucket, opts Options, reg prometheus.Registerer) *Blocks {
 		metrics:    newMetrics(reg),
 		blocks:     make(map[blockID]*list.Element),
 		inflight:   make(map[blockID]*fetch),
+		landed:     make(chan struct{}),
 		raMaxBytes: raBytes,
 		raMaxGets:  raGets,
 		raMaxRun:   max(cmp.Or(opts.ReadAheadRunBytes, DefaultReadAheadRun)/opts.BlockSize, 1),
@@ -369,6 +372,8 @@ func (c *Blocks) get(ctx context.Context, key string, objectSize int64, f *fetch
 				c.add(blockID{key, f.first + int64(i)}, data, objectSize, f.readAhead)
 			}
 		}
+		close(c.landed)
+		c.landed = make(chan struct{})
 		c.mu.Unlock()
 		close(f.done)
 	}()
@@ -591,6 +596,16 @@ func (c *Blocks) Cached(key string, objectSize, offset, length int64) bool {
 		}
 	}
 	return true
+}
+
+// Landed returns a channel that is closed when the next GET of the cache
+// ends, whether it cached its blocks or failed: a reader that found
+// several ranges on their way (Prefetch, Cached) takes it before looking
+// and waits on it for whichever comes first.
+func (c *Blocks) Landed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.landed
 }
 
 // ReadAheadInFlight returns the read-ahead GETs and bytes in flight.

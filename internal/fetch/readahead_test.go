@@ -187,7 +187,7 @@ func (f *raFixture) consume(t *testing.T, r *fetch.Reader, maxBytes int) map[int
 			var err error
 			waiting := false
 			if progressed {
-				res, waiting, err = r.ReadReady(ctx, f.topic.ID, p, next[p], maxBytes, fetch.ReadUncommitted)
+				res, waiting, err = r.ReadReady(ctx, f.topic.ID, p, next[p], maxBytes, false, fetch.ReadUncommitted)
 			} else {
 				res, err = r.Read(ctx, f.topic.ID, p, next[p], maxBytes, true, fetch.ReadUncommitted)
 			}
@@ -435,7 +435,7 @@ func TestReadReadyDoesNotWaitForGets(t *testing.T) {
 	f.bucket.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	res, waiting, err := f.reader.ReadReady(ctx, f.topic.ID, 0, 0, 1<<20, fetch.ReadUncommitted)
+	res, waiting, err := f.reader.ReadReady(ctx, f.topic.ID, 0, 0, 1<<20, false, fetch.ReadUncommitted)
 	if err != nil || !waiting || len(res.Records) != 0 || res.HighWatermark != 48 {
 		t.Fatalf("ReadReady with nothing cached: %d bytes, waiting %v, hwm %d, %v; want nothing, waiting, 48", len(res.Records), waiting, res.HighWatermark, err)
 	}
@@ -451,7 +451,7 @@ func TestReadReadyDoesNotWaitForGets(t *testing.T) {
 		gets, _ := f.blocks.ReadAheadInFlight()
 		return gets == 0
 	})
-	res, waiting, err = f.reader.ReadReady(ctx, f.topic.ID, 0, 0, 1<<20, fetch.ReadUncommitted)
+	res, waiting, err = f.reader.ReadReady(ctx, f.topic.ID, 0, 0, 1<<20, false, fetch.ReadUncommitted)
 	if err != nil || waiting || !bytes.Equal(res.Records, full.Records) {
 		t.Fatalf("ReadReady with everything cached: %d bytes (Read: %d), waiting %v, %v", len(res.Records), len(full.Records), waiting, err)
 	}
@@ -460,7 +460,7 @@ func TestReadReadyDoesNotWaitForGets(t *testing.T) {
 	off := newRAFixture(t, 1, cache.Options{BlockSize: 512, Capacity: 1 << 20, ReadAheadBytes: -1})
 	off.write(t, 3, 4)
 	r := fetch.NewReader(off.store, nil, off.blocks)
-	res, waiting, err = r.ReadReady(ctx, off.topic.ID, 0, 0, 1<<20, fetch.ReadUncommitted)
+	res, waiting, err = r.ReadReady(ctx, off.topic.ID, 0, 0, 1<<20, false, fetch.ReadUncommitted)
 	if err != nil || waiting || len(baseOffsets(t, res.Records)) != 3 {
 		t.Fatalf("ReadReady without read-ahead: %d bytes, waiting %v, %v; want the 3 batches", len(res.Records), waiting, err)
 	}

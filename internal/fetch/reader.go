@@ -200,14 +200,19 @@ func (r *Reader) Read(ctx context.Context, id metastore.TopicID, partition int32
 
 // ReadReady is Read without waiting for the bucket: it stops at the
 // first batch whose bytes are not in the block cache but on their way
-// (a GET in flight, or a read-ahead GET it starts) and reports waiting. A fetch that already
-// has records for other partitions reads the rest this way, so that it
-// answers with what is ready instead of waiting for a GET; the consumer's
-// next fetch finds the rest. What it returns is a prefix of what Read
-// would return.
-func (r *Reader) ReadReady(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, iso Isolation) (res Partition, waiting bool, err error) {
-	return r.read(ctx, id, partition, offset, maxBytes, false, iso, true)
+// (a GET in flight, or a read-ahead GET it starts) and reports waiting. A
+// fetch reads its partitions this way, so that it answers with what is
+// ready instead of waiting for a GET, and, while it has nothing, waits
+// for whichever of their GETs lands first (Landed); the consumer's next
+// fetch finds the rest. What it returns is a prefix of what Read would
+// return.
+func (r *Reader) ReadReady(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, atLeastOne bool, iso Isolation) (res Partition, waiting bool, err error) {
+	return r.read(ctx, id, partition, offset, maxBytes, atLeastOne, iso, true)
 }
+
+// Landed returns a channel closed when the next bucket GET of the block
+// cache ends (cache.Blocks.Landed). Take it before ReadReady.
+func (r *Reader) Landed() <-chan struct{} { return r.blocks.Landed() }
 
 func (r *Reader) read(ctx context.Context, id metastore.TopicID, partition int32, offset int64, maxBytes int, atLeastOne bool, iso Isolation, ready bool) (Partition, bool, error) {
 	offs, extents, err := r.tail(ctx, id, partition, offset)

@@ -37,11 +37,15 @@ package protocol
 //
 // Reading history (read-ahead, internal/fetch/readahead.go): before the
 // partitions are read one by one, the bucket GETs each one's share needs
-// are started in parallel; once the response holds records, the other
-// partitions give what is in memory and do not wait for the GETs bringing
-// the rest (fetch.Reader.ReadReady), unless that leaves fewer than
-// MinBytes. A catch-up consumer then never waits for a GET while data is
-// ready, and finds the rest in its next fetch.
+// are started in parallel; the partitions give what is in memory and do
+// not wait for the GETs bringing the rest (fetch.Reader.ReadReady),
+// except the first to give records, which is read whole. A fetch that
+// finds nothing in memory waits for whichever of those GETs lands first
+// (fetch.Reader.Landed) and reads the waiting partitions again; then, if
+// it still has fewer than MinBytes, it waits for their own GETs. A
+// catch-up consumer then never waits for a GET while data is ready,
+// never for a slow GET while a faster one has landed, and finds the rest
+// in its next fetch.
 //
 // A fetch that finds fewer than MinBytes waits until a commit lands on one
 // of its partitions or MaxWaitMs passes. It is woken by the commit itself,
@@ -235,7 +239,9 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 	}
 	lookup := h.lookup(ctx)
 	reader := h.cfg.Cluster.Serves(RoleFetch)
+	var landed <-chan struct{}
 	if reader {
+		landed = h.reader.Landed()
 		h.readAhead(ctx, r, lookup, parts, denied, maxBytes, iso)
 	}
 	out := fetched{parts: make([]kmsg.FetchResponseTopicPartition, len(parts)), ids: map[string]metastore.TopicID{}}
@@ -246,6 +252,21 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 		t metastore.Topic
 	}
 	var waiting []waitingPart
+	// readReady reads partition i without waiting for the bucket, except
+	// the first partition to give records: that one is read whole, as
+	// Read would (what it found in memory is read again, waiting this
+	// time), so that the response is not cut at the first block still on
+	// its way while nothing else fills it.
+	readReady := func(i int, t metastore.Topic, pr *kmsg.FetchResponseTopicPartition) (waiting bool) {
+		first := out.bytes == 0
+		waiting = h.fetchPartition(ctx, t, parts[i], pr, maxBytes-out.bytes, first, iso, true)
+		if first && waiting && len(pr.RecordBatches) > 0 {
+			h.Buffers().Put(pr.RecordBatches)
+			pr.RecordBatches, pr.AbortedTransactions = nil, nil
+			waiting = h.fetchPartition(ctx, t, parts[i], pr, maxBytes-out.bytes, true, iso, false)
+		}
+		return waiting
+	}
 	for i, p := range parts {
 		var (
 			t    metastore.Topic
@@ -286,9 +307,9 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			pr.ErrorCode = kerr.UnsupportedCompressionType.Code
 		} else {
 			w.Watch(t.ID, p.Partition)
-			// Once the response holds records, the other partitions
-			// give what is in memory and do not wait for a bucket GET.
-			if h.fetchPartition(ctx, t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso, out.bytes > 0) {
+			// Every partition but the first to give records gives what is
+			// in memory and does not wait for a bucket GET (below).
+			if readReady(i, t, pr) {
 				waiting = append(waiting, waitingPart{i, t})
 			}
 			out.bytes += len(pr.RecordBatches)
@@ -303,6 +324,32 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			out.names = make([]string, len(parts))
 		}
 		out.names[i] = t.Name
+	}
+	// Nothing in memory yet: the fetch waits for whichever of its GETs
+	// lands first, not for the first partition's, and reads the
+	// partitions that were waiting again.
+	for round := 0; out.bytes == 0 && len(waiting) > 0 && round < maxLandedRounds; round++ {
+		select {
+		case <-landed:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		landed = h.reader.Landed()
+		still := waiting[:0]
+		for _, wp := range waiting {
+			pr := &out.parts[wp.i]
+			if readReady(wp.i, wp.t, pr) {
+				still = append(still, wp)
+			}
+			if pr.RecordBatches == nil {
+				pr.RecordBatches = []byte{}
+			}
+			out.bytes += len(pr.RecordBatches)
+			out.failed = out.failed || pr.ErrorCode != 0
+		}
+		waiting = still
 	}
 	// Fewer bytes than the client waits for: the partitions that did not
 	// wait for their GETs do now, rather than the fetch waiting for a
@@ -324,6 +371,11 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 	}
 	return out
 }
+
+// maxLandedRounds bounds how many GETs a fetch with nothing in memory
+// waits for, one after another, before it reads the partitions still
+// waiting and waits for their own GETs.
+const maxLandedRounds = 32
 
 // readAhead starts, before the partitions are read one by one, the bucket
 // GETs each partition's share of the fetch will need, so that they run
@@ -415,7 +467,7 @@ func (h *Handler) fetchPartition(ctx context.Context, t metastore.Topic, p fetch
 	var res fetch.Partition
 	var err error
 	if ready {
-		res, waiting, err = h.reader.ReadReady(ctx, t.ID, p.Partition, p.FetchOffset, limit, iso)
+		res, waiting, err = h.reader.ReadReady(ctx, t.ID, p.Partition, p.FetchOffset, limit, first, iso)
 	} else {
 		res, err = h.reader.Read(ctx, t.ID, p.Partition, p.FetchOffset, limit, first, iso)
 	}

@@ -79,10 +79,17 @@ func Start(t testing.TB, opts Options) *Agent {
 
 // StartPeer starts another agent on the same metadata store and bucket
 // as a, in the same process: a cluster of agents for tests. It stops when
-// the test ends, or earlier with Close.
+// the test ends, or earlier with Close. opts.Wrap wraps the bucket for
+// this agent alone.
 func StartPeer(t testing.TB, a *Agent, opts Options) *Agent {
 	t.Helper()
-	return start(t, a.Dir, a.Store, a.Bucket, opts)
+	bucket := a.Bucket
+	if opts.Wrap != nil {
+		bucket = opts.Wrap(bucket)
+	}
+	ta := start(t, a.Dir, a.Store, bucket, opts)
+	ta.Bucket = a.Bucket
+	return ta
 }
 
 func start(t testing.TB, dir string, store *embedded.Store, bucket objstore.Bucket, opts Options) *Agent {
