@@ -451,3 +451,53 @@ func TestWrongObjectSizeNeverServed(t *testing.T) {
 	f.read(t, "segments/a", object, 150, 100)
 	f.expectGets(t, getCall{"segments/a", 100, 100})
 }
+
+// Landed is closed when a GET ends, whether it cached its blocks or
+// failed, and not before; a Landed taken after that waits for the next.
+func TestLandedClosesWhenAGetEnds(t *testing.T) {
+	inner, err := localdir.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := faulty.New(inner)
+	f := newFixture(t, fb, cache.Options{BlockSize: 100, ReadAheadBytes: 1 << 20})
+	f.put(t, "obj", 300)
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	gate := make(chan struct{})
+	f.bucket.mu.Lock()
+	f.bucket.gate = gate
+	f.bucket.mu.Unlock()
+	landed := f.cache.Landed()
+	if !f.cache.Prefetch("obj", 300, 0, 300) {
+		t.Fatal("Prefetch did not start the read-ahead")
+	}
+	time.Sleep(20 * time.Millisecond)
+	if closed(landed) {
+		t.Fatal("Landed closed while the GET was held")
+	}
+	close(gate)
+	testutil.WaitFor(t, 5*time.Second, "Landed after the GET", func() bool { return closed(landed) })
+	if !f.cache.Cached("obj", 300, 0, 300) {
+		t.Fatal("the blocks are not cached once Landed is closed")
+	}
+
+	next := f.cache.Landed()
+	if closed(next) {
+		t.Fatal("a Landed taken after the GET is already closed")
+	}
+	fb.FailNext(faulty.Get, 1, nil)
+	f.put(t, "obj2", 300)
+	if _, err := f.cache.ReadRange(context.Background(), "obj2", 300, 0, 100); !errors.Is(err, faulty.ErrInjected) {
+		t.Fatalf("ReadRange with a failing GET = %v, want the injected error", err)
+	}
+	if !closed(next) {
+		t.Fatal("Landed not closed after a failed GET")
+	}
+}
