@@ -38,14 +38,14 @@ package protocol
 // Reading history (read-ahead, internal/fetch/readahead.go): before the
 // partitions are read one by one, the bucket GETs each one's share needs
 // are started in parallel; the partitions give what is in memory and do
-// not wait for the GETs bringing the rest (fetch.Reader.ReadReady),
-// except the first to give records, which is read whole. A fetch that
-// finds nothing in memory waits for whichever of those GETs lands first
-// (fetch.Reader.Landed) and reads the waiting partitions again; then, if
-// it still has fewer than MinBytes, it waits for their own GETs. A
-// catch-up consumer then never waits for a GET while data is ready,
-// never for a slow GET while a faster one has landed, and finds the rest
-// in its next fetch.
+// not wait for the GETs bringing the rest (fetch.Reader.ReadReady). A
+// fetch that finds nothing in memory waits for whichever of those GETs
+// lands first (fetch.Reader.Landed) and reads the waiting partitions
+// again; a response that would hold only a prefix of one partition reads
+// that partition whole; then, if it still has fewer than MinBytes, the
+// fetch waits for the waiting partitions' own GETs. A catch-up consumer
+// then never waits for a GET while data is ready, never for a slow GET
+// while a faster one has landed, and finds the rest in its next fetch.
 //
 // A fetch that finds fewer than MinBytes waits until a commit lands on one
 // of its partitions or MaxWaitMs passes. It is woken by the commit itself,
@@ -252,18 +252,16 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 		t metastore.Topic
 	}
 	var waiting []waitingPart
-	// readReady reads partition i without waiting for the bucket, except
-	// the first partition to give records: that one is read whole, as
-	// Read would (what it found in memory is read again, waiting this
-	// time), so that the response is not cut at the first block still on
-	// its way while nothing else fills it.
+	// lone is the first partition to give records, if it stopped at bytes
+	// a GET is bringing (-1: none did).
+	lone := -1
+	var loneTopic metastore.Topic
+	// readReady reads partition i without waiting for the bucket.
 	readReady := func(i int, t metastore.Topic, pr *kmsg.FetchResponseTopicPartition) (waiting bool) {
 		first := out.bytes == 0
 		waiting = h.fetchPartition(ctx, t, parts[i], pr, maxBytes-out.bytes, first, iso, true)
 		if first && waiting && len(pr.RecordBatches) > 0 {
-			h.Buffers().Put(pr.RecordBatches)
-			pr.RecordBatches, pr.AbortedTransactions = nil, nil
-			waiting = h.fetchPartition(ctx, t, parts[i], pr, maxBytes-out.bytes, true, iso, false)
+			lone, loneTopic = i, t
 		}
 		return waiting
 	}
@@ -350,6 +348,22 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			out.failed = out.failed || pr.ErrorCode != 0
 		}
 		waiting = still
+	}
+	// The only records are a prefix of one partition, cut at a block still
+	// on its way: that partition is read whole, as Read would (what it
+	// found in memory is read again, waiting this time), so that the
+	// response is not cut there while nothing else fills it.
+	if lone >= 0 && out.bytes == len(out.parts[lone].RecordBatches) {
+		pr := &out.parts[lone]
+		out.bytes = 0
+		h.Buffers().Put(pr.RecordBatches)
+		pr.RecordBatches, pr.AbortedTransactions = nil, nil
+		h.fetchPartition(ctx, loneTopic, parts[lone], pr, maxBytes, true, iso, false)
+		if pr.RecordBatches == nil {
+			pr.RecordBatches = []byte{}
+		}
+		out.bytes = len(pr.RecordBatches)
+		out.failed = out.failed || pr.ErrorCode != 0
 	}
 	// Fewer bytes than the client waits for: the partitions that did not
 	// wait for their GETs do now, rather than the fetch waiting for a

@@ -99,3 +99,57 @@ func TestFetchWaitsForTheFirstGetToLand(t *testing.T) {
 		t.Fatalf("t/0 after the release: offsets %v, want its 3 records", got)
 	}
 }
+
+// TestFetchAnswersPrefixesBesideOtherRecords: a partition cut at a block
+// still on its way gives what is in memory when another partition fills
+// the response too; only a response that would hold that prefix alone
+// waits for the rest (TestFetchReadCommitted and the like read one
+// partition whole).
+func TestFetchAnswersPrefixesBesideOtherRecords(t *testing.T) {
+	a := agenttest.Start(t, agenttest.Options{})
+	w := &fixture{t: t, a: a, c: testutil.Dial(t, a.Addr())}
+	w.createTopic("t", 2)
+	w.produce("t", 0, 3, 1000) // t/0 offsets 0–2: one object
+	w.produce("t", 1, 3, 1000)
+	w.produce("t", 0, 3, 2000) // t/0 offsets 3–5: another, held below
+	topic, err := a.Store.Topic(t.Context(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extents, err := a.Store.Extents(t.Context(), topic.ID, 0, 0, 10)
+	if err != nil || len(extents) != 2 {
+		t.Fatalf("t/0's extents: %v, %v", extents, err)
+	}
+	held := &heldBucket{key: extents[1].Object, release: make(chan struct{})}
+	b := agenttest.StartPeer(t, a, agenttest.Options{Wrap: func(b objstore.Bucket) objstore.Bucket {
+		held.Bucket = b
+		return held
+	}, Config: func(cfg *agent.Config) { cfg.Zone = "elsewhere" }})
+	var once sync.Once
+	release := func() { once.Do(func() { close(held.release) }) }
+	t.Cleanup(release)
+	r := &fixture{t: t, a: b, c: testutil.Dial(t, b.Addr())}
+	// Bring t/0's first object and t/1's into b's cache: one batch each.
+	for p := range int32(2) {
+		warm := fetchRequest("t", p, 0)
+		warm.Topics[0].Partitions[0].PartitionMaxBytes = 1
+		if got := recordOffsets(t, do[*kmsg.FetchResponse](r, 12, warm).Topics[0].Partitions[0].RecordBatches); len(got) != 3 {
+			t.Fatalf("warming t/%d: offsets %v", p, got)
+		}
+	}
+	timer := time.AfterFunc(10*time.Second, release)
+	defer timer.Stop()
+	resp := do[*kmsg.FetchResponse](r, 12, fetchTwo(0, 0, 1<<20, 0))
+	parts := resp.Topics[0].Partitions
+	if got := recordOffsets(t, parts[0].RecordBatches); len(got) != 3 || got[0] != 0 {
+		t.Fatalf("t/0 answered offsets %v, want 0–2 (what is in memory) without waiting for its held object", got)
+	}
+	if got := recordOffsets(t, parts[1].RecordBatches); len(got) != 3 {
+		t.Fatalf("t/1 answered offsets %v, want its 3 records", got)
+	}
+	release()
+	resp = do[*kmsg.FetchResponse](r, 12, fetchRequest("t", 0, 3))
+	if got := recordOffsets(t, resp.Topics[0].Partitions[0].RecordBatches); len(got) != 3 || got[0] != 3 {
+		t.Fatalf("t/0 from 3 after the release: offsets %v, want 3–5", got)
+	}
+}
