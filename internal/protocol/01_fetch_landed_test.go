@@ -51,30 +51,12 @@ func TestFetchWaitsForTheFirstGetToLand(t *testing.T) {
 	w.createTopic("t", 2)
 	w.produce("t", 0, 3, 1000)
 	w.produce("t", 1, 3, 1000)
-	topic, err := a.Store.Topic(t.Context(), "t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	extents, err := a.Store.Extents(t.Context(), topic.ID, 0, 0, 10)
-	if err != nil || len(extents) != 1 {
-		t.Fatalf("t/0's extents: %v, %v", extents, err)
-	}
-	held := &heldBucket{key: extents[0].Object, release: make(chan struct{})}
-	// In a zone of its own, so that it GETs every block from the bucket
-	// rather than asking a for some.
-	b := agenttest.StartPeer(t, a, agenttest.Options{Wrap: func(b objstore.Bucket) objstore.Bucket {
-		held.Bucket = b
-		return held
-	}, Config: func(cfg *agent.Config) { cfg.Zone = "elsewhere" }})
-	var once sync.Once
-	release := func() { once.Do(func() { close(held.release) }) }
-	t.Cleanup(release)
+	r, held, release := heldPeer(t, a, 0, 0)
 	// Bounded: were the fetch to wait for t/0, the GET is let go after
 	// 10 s and the answer below fails.
 	timer := time.AfterFunc(10*time.Second, release)
 	defer timer.Stop()
 
-	r := &fixture{t: t, a: b, c: testutil.Dial(t, b.Addr())}
 	resp := do[*kmsg.FetchResponse](r, 12, fetchTwo(0, 0, 1<<20, 0))
 	parts := resp.Topics[0].Partitions
 	expectCode(t, "t/0", parts[0].ErrorCode, 0)
@@ -112,23 +94,7 @@ func TestFetchAnswersPrefixesBesideOtherRecords(t *testing.T) {
 	w.produce("t", 0, 3, 1000) // t/0 offsets 0–2: one object
 	w.produce("t", 1, 3, 1000)
 	w.produce("t", 0, 3, 2000) // t/0 offsets 3–5: another, held below
-	topic, err := a.Store.Topic(t.Context(), "t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	extents, err := a.Store.Extents(t.Context(), topic.ID, 0, 0, 10)
-	if err != nil || len(extents) != 2 {
-		t.Fatalf("t/0's extents: %v, %v", extents, err)
-	}
-	held := &heldBucket{key: extents[1].Object, release: make(chan struct{})}
-	b := agenttest.StartPeer(t, a, agenttest.Options{Wrap: func(b objstore.Bucket) objstore.Bucket {
-		held.Bucket = b
-		return held
-	}, Config: func(cfg *agent.Config) { cfg.Zone = "elsewhere" }})
-	var once sync.Once
-	release := func() { once.Do(func() { close(held.release) }) }
-	t.Cleanup(release)
-	r := &fixture{t: t, a: b, c: testutil.Dial(t, b.Addr())}
+	r, _, release := heldPeer(t, a, 0, 1)
 	// Bring t/0's first object and t/1's into b's cache: one batch each.
 	for p := range int32(2) {
 		warm := fetchRequest("t", p, 0)
@@ -152,4 +118,29 @@ func TestFetchAnswersPrefixesBesideOtherRecords(t *testing.T) {
 	if got := recordOffsets(t, resp.Topics[0].Partitions[0].RecordBatches); len(got) != 3 || got[0] != 3 {
 		t.Fatalf("t/0 from 3 after the release: offsets %v, want 3–5", got)
 	}
+}
+
+// heldPeer starts, beside a, an agent in a zone of its own (so that it
+// GETs every block from the bucket rather than asking a for some) whose
+// bucket holds the GETs of t/partition's extent number extent until
+// release, which the test's end calls too.
+func heldPeer(t *testing.T, a *agenttest.Agent, partition int32, extent int) (r *fixture, held *heldBucket, release func()) {
+	t.Helper()
+	topic, err := a.Store.Topic(t.Context(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extents, err := a.Store.Extents(t.Context(), topic.ID, partition, 0, 10)
+	if err != nil || len(extents) <= extent {
+		t.Fatalf("t/%d's extents: %v, %v", partition, extents, err)
+	}
+	held = &heldBucket{key: extents[extent].Object, release: make(chan struct{})}
+	b := agenttest.StartPeer(t, a, agenttest.Options{Wrap: func(b objstore.Bucket) objstore.Bucket {
+		held.Bucket = b
+		return held
+	}, Config: func(cfg *agent.Config) { cfg.Zone = "elsewhere" }})
+	var once sync.Once
+	release = func() { once.Do(func() { close(held.release) }) }
+	t.Cleanup(release)
+	return &fixture{t: t, a: b, c: testutil.Dial(t, b.Addr())}, held, release
 }
