@@ -305,8 +305,8 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			pr.ErrorCode = kerr.UnsupportedCompressionType.Code
 		} else {
 			w.Watch(t.ID, p.Partition)
-			// Every partition but the first to give records gives what is
-			// in memory and does not wait for a bucket GET (below).
+			// Every partition gives what is in memory and does not wait
+			// for a bucket GET (below).
 			if readReady(i, t, pr) {
 				waiting = append(waiting, waitingPart{i, t})
 			}
