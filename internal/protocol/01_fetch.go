@@ -253,17 +253,26 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 	}
 	var waiting []waitingPart
 	// lone is the first partition to give records, if it stopped at bytes
-	// a GET is bringing (-1: none did).
-	lone := -1
-	var loneTopic metastore.Topic
+	// a GET is bringing (i -1: none did).
+	lone := waitingPart{i: -1}
 	// readReady reads partition i without waiting for the bucket.
 	readReady := func(i int, t metastore.Topic, pr *kmsg.FetchResponseTopicPartition) (waiting bool) {
 		first := out.bytes == 0
 		waiting = h.fetchPartition(ctx, t, parts[i], pr, maxBytes-out.bytes, first, iso, true)
 		if first && waiting && len(pr.RecordBatches) > 0 {
-			lone, loneTopic = i, t
+			lone = waitingPart{i, t}
 		}
 		return waiting
+	}
+	// count adds a partition just read to the response's totals.
+	count := func(pr *kmsg.FetchResponseTopicPartition) {
+		if pr.RecordBatches == nil {
+			// Kafka never sends null records; librdkafka rejects a
+			// null (-1) MessageSetSize as a parse failure.
+			pr.RecordBatches = []byte{}
+		}
+		out.bytes += len(pr.RecordBatches)
+		out.failed = out.failed || pr.ErrorCode != 0
 	}
 	for i, p := range parts {
 		var (
@@ -310,14 +319,8 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			if readReady(i, t, pr) {
 				waiting = append(waiting, waitingPart{i, t})
 			}
-			out.bytes += len(pr.RecordBatches)
 		}
-		if pr.RecordBatches == nil {
-			// Kafka never sends null records; librdkafka rejects a
-			// null (-1) MessageSetSize as a parse failure.
-			pr.RecordBatches = []byte{}
-		}
-		out.failed = out.failed || pr.ErrorCode != 0
+		count(pr)
 		if out.names == nil {
 			out.names = make([]string, len(parts))
 		}
@@ -341,11 +344,7 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			if readReady(wp.i, wp.t, pr) {
 				still = append(still, wp)
 			}
-			if pr.RecordBatches == nil {
-				pr.RecordBatches = []byte{}
-			}
-			out.bytes += len(pr.RecordBatches)
-			out.failed = out.failed || pr.ErrorCode != 0
+			count(pr)
 		}
 		waiting = still
 	}
@@ -353,17 +352,13 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 	// on its way: that partition is read whole, as Read would (what it
 	// found in memory is read again, waiting this time), so that the
 	// response is not cut there while nothing else fills it.
-	if lone >= 0 && out.bytes == len(out.parts[lone].RecordBatches) {
-		pr := &out.parts[lone]
+	if lone.i >= 0 && out.bytes == len(out.parts[lone.i].RecordBatches) {
+		pr := &out.parts[lone.i]
 		out.bytes = 0
 		h.Buffers().Put(pr.RecordBatches)
 		pr.RecordBatches, pr.AbortedTransactions = nil, nil
-		h.fetchPartition(ctx, loneTopic, parts[lone], pr, maxBytes, true, iso, false)
-		if pr.RecordBatches == nil {
-			pr.RecordBatches = []byte{}
-		}
-		out.bytes = len(pr.RecordBatches)
-		out.failed = out.failed || pr.ErrorCode != 0
+		h.fetchPartition(ctx, lone.t, parts[lone.i], pr, maxBytes, true, iso, false)
+		count(pr)
 	}
 	// Fewer bytes than the client waits for: the partitions that did not
 	// wait for their GETs do now, rather than the fetch waiting for a
@@ -377,11 +372,7 @@ func (h *Handler) fetchOnce(ctx context.Context, r *kmsg.FetchRequest, parts []f
 			continue
 		}
 		h.fetchPartition(ctx, wp.t, p, pr, maxBytes-out.bytes, out.bytes == 0, iso, false)
-		if pr.RecordBatches == nil {
-			pr.RecordBatches = []byte{}
-		}
-		out.bytes += len(pr.RecordBatches)
-		out.failed = out.failed || pr.ErrorCode != 0
+		count(pr)
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/metastore/postgres"
+	"github.com/floe-io/floe/internal/testutil"
 )
 
 // TestCommitScansNoTable: a segment commit, and a consumer's offset
@@ -116,16 +117,10 @@ func tableScans(t *testing.T, db string) map[string]scanCounts {
 // reported theirs. It gives up after 20 s.
 func waitTableScans(t *testing.T, db string, before map[string]scanCounts, lookups int) map[string]scanCounts {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		after := tableScans(t, db)
-		if after["partitions"].idx-before["partitions"].idx >= int64(lookups) {
-			return after
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the store's scans were not reported within 20 s: partitions %+v before, %+v after",
-				before["partitions"], after["partitions"])
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var after map[string]scanCounts
+	testutil.WaitFor(t, 20*time.Second, "the store's backends to report their scans", func() bool {
+		after = tableScans(t, db)
+		return after["partitions"].idx-before["partitions"].idx >= int64(lookups)
+	})
+	return after
 }
