@@ -27,11 +27,12 @@ import (
 //  2. decide every batch in memory as CommitSegment does, but with
 //     offsets relative to each partition's high watermark, which the
 //     agent does not know yet;
-//  3. in one pipelined round trip: BEGIN (with generic plans), lock the
-//     partitions (the one
-//     sorted order of docs/postgres.md), insert the extents and write the
-//     producer states with the offsets computed by the database from the
-//     locked high watermarks, move the high watermarks, COMMIT.
+//  3. in one round trip and one implicit transaction: the plan settings
+//     (commitPlans) and one statement (queueRelativeCommit) that locks
+//     the partitions (the one sorted order of docs/postgres.md), inserts
+//     the extents and writes the producer states with the offsets it
+//     computes from the locked high watermarks, and moves the high
+//     watermarks.
 //
 // The producer states of step 1 may be stale (the same producer
 // committing through another agent, which only a client's retry after a
@@ -117,30 +118,16 @@ func (s *Store) commitUnlocked(ctx context.Context, c metastore.SegmentCommit) (
 			p.settle(locked)
 			return nil
 		}
+		// No BEGIN and no COMMIT: a batch without them runs as one
+		// implicit transaction, committed when it ends and rolled back
+		// by the database if any statement fails.
 		var write pgx.Batch
-		write.Queue("BEGIN")
 		write.Queue(commitPlans)
-		queueLockPartitions(&write, keys, locked)
-		p.queueRelativeWrites(&write, stored)
-		committed := false
-		write.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
-			if tag.String() != "COMMIT" {
-				return fmt.Errorf("transaction ended with %q", tag.String())
-			}
-			committed = true
-			return nil
-		})
+		p.queueRelativeCommit(&write, keys, locked, stored)
 		if err := conn.SendBatch(ctx, &write).Close(); err != nil {
 			// Whatever happened, the cached states of this commit's
 			// producers may be wrong now.
 			s.producers.forget(p.changed)
-			if !committed {
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-				defer cancel()
-				if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
-					conn.Conn().Close(rctx)
-				}
-			}
 			err = conflictOrErr(err)
 			if errors.Is(err, errRetry) {
 				conflict = true
@@ -249,18 +236,39 @@ func encodeRecentTemplate(recent []sequence.Batch, fresh int) (template string, 
 	return b.String(), rel
 }
 
-// queueRelativeWrites queues the commit's writes with offsets relative to
-// the locked partitions' high watermarks, which the statements read (the
-// partitions rows are locked by this transaction, and the watermarks are
-// moved last). stored are the producer states read before deciding.
-func (p *plan) queueRelativeWrites(batch *pgx.Batch, stored map[sequenceKey]*sequence.State) {
-	// Extents and the object's reference count, in one statement: an
-	// extent of a partition deleted meanwhile joins nothing and is not
-	// counted.
+// queueRelativeCommit queues the commit's one statement: it locks the
+// partitions of keys in their sorted order and reads their states into
+// locked, and writes the commit with offsets relative to the locked high
+// watermarks, which it reads from the rows it locked (the newest
+// versions, whatever the statement's snapshot). stored are the producer
+// states read before deciding. One statement instead of one per table
+// costs the database one executor start and one result instead of five,
+// and holds the locks for one statement's work.
+//
+// Its parts are data-modifying WITH queries, which PostgreSQL runs
+// against one snapshot and whose effects they cannot see of each other;
+// so every part reads the partitions' state from locked, none from the
+// table, and the high watermarks are moved from locked's values. A row
+// changed since the snapshot (by a commit this one waited for) is
+// updated in its newest version, its conditions checked again
+// (READ COMMITTED's recheck): a producer state no longer as read is then
+// left alone, and the count of changed states no longer matches, which
+// fails the statement with a division by zero (conflictDivisor); a state
+// inserted meanwhile fails it with a unique violation.
+func (p *plan) queueRelativeCommit(batch *pgx.Batch, keys []partitionKey, locked map[partitionKey]*partitionState, stored map[sequenceKey]*sequence.State) {
+	keys = sortedPartitions(keys)
+	ids, parts := partitionArgs(keys)
+	deltas := make([]int64, len(keys))
+	for i, k := range keys {
+		if ps := p.partitions[k]; ps != nil && ps.changed {
+			deltas[i] = ps.highWatermark
+		}
+	}
+
 	n := len(p.extents.Extents)
 	var (
-		ids      = make([][]byte, 0, n)
-		parts    = make([]int32, 0, n)
+		eIDs     = make([][]byte, 0, n)
+		eParts   = make([]int32, 0, n)
 		bases    = make([]int64, 0, n)
 		ends     = make([]int64, 0, n)
 		offsets  = make([]int64, 0, n)
@@ -268,27 +276,12 @@ func (p *plan) queueRelativeWrites(batch *pgx.Batch, stored map[sequenceKey]*seq
 		maxTimes = make([]int64, 0, n)
 	)
 	for _, e := range p.extents.Extents {
-		ids, parts, bases, ends = append(ids, sqlID(e.TopicID)), append(parts, e.Partition), append(bases, e.BaseOffset), append(ends, e.EndOffset)
+		eIDs, eParts, bases, ends = append(eIDs, sqlID(e.TopicID)), append(eParts, e.Partition), append(bases, e.BaseOffset), append(ends, e.EndOffset)
 		offsets, lengths, maxTimes = append(offsets, e.ByteOffset), append(lengths, e.ByteLength), append(maxTimes, e.MaxTimestamp)
 	}
-	batch.Queue(`
-		WITH added AS (
-			INSERT INTO extents (topic_id, part, base_offset, end_offset, object, object_size,
-				byte_offset, byte_length, max_timestamp, committed_at)
-			SELECT u.topic_id, u.part, p.high_watermark + u.base_offset, p.high_watermark + u.end_offset, $8, $9,
-				u.byte_offset, u.byte_length, u.max_timestamp, now()
-			FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[])
-				AS u(topic_id, part, base_offset, end_offset, byte_offset, byte_length, max_timestamp)
-			JOIN partitions AS p ON p.topic_id = u.topic_id AND p.part = u.part
-			RETURNING 1)
-		INSERT INTO objects (object, size, refs)
-		SELECT $8, $9, count(*) FROM added HAVING count(*) > 0
-		ON CONFLICT (object) DO UPDATE SET refs = objects.refs + excluded.refs`,
-		ids, parts, bases, ends, offsets, lengths, maxTimes, p.commit.Object, p.commit.Size)
 
-	// Producer states: those read are updated only if still as read
-	// (else a division by zero fails the transaction), new ones inserted
-	// (a unique violation if one appeared meanwhile).
+	// Producer states: those read are updated only if still as read,
+	// new ones inserted.
 	type stateRows struct {
 		ids         [][]byte
 		parts       []int32
@@ -325,64 +318,85 @@ func (p *plan) queueRelativeWrites(batch *pgx.Batch, stored map[sequenceKey]*seq
 			rows.oldRecents = append(rows.oldRecents, p.storedRecent[sk])
 		}
 	}
-	// The recent batches with their holes filled from the partition's
-	// locked high watermark; offsetHoles replace calls.
+
+	batch.Queue(relativeCommit,
+		ids, parts, deltas,
+		eIDs, eParts, bases, ends, offsets, lengths, maxTimes, p.commit.Object, p.commit.Size,
+		upd.ids, upd.parts, upd.producers, upd.epochs, upd.lastSeqs, upd.recents, upd.stamps,
+		upd.oldEpochs, upd.oldLastSeqs, upd.oldRecents,
+		upd.rel[0], upd.rel[1], upd.rel[2], upd.rel[3], upd.rel[4], len(upd.ids),
+		ins.ids, ins.parts, ins.producers, ins.epochs, ins.lastSeqs, ins.recents, ins.stamps,
+		ins.rel[0], ins.rel[1], ins.rel[2], ins.rel[3], ins.rel[4],
+	).Query(scanPartitionStates(locked))
+}
+
+// filledRecent is the SQL of a state's recent batches (u.recent) with
+// their holes filled in from the locked high watermark (l.high_watermark
+// plus u.r0 … u.r4): offsetHoles replace calls.
+var filledRecent = func() string {
 	filled := "u.recent"
 	for i := range offsetHoles {
-		filled = fmt.Sprintf("replace(%s, '%s', (p.high_watermark + u.r%d)::TEXT)", filled, hole(i), i)
+		filled = fmt.Sprintf("replace(%s, '%s', (l.high_watermark + u.r%d)::TEXT)", filled, hole(i), i)
 	}
-	if len(upd.ids) > 0 {
-		batch.Queue(`
-			WITH changed AS (
-				UPDATE producer_state AS s SET epoch = u.epoch, last_seq = u.last_seq, recent = `+filled+`,
-					last_timestamp = u.stamp
-				FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[], $4::SMALLINT[], $5::INTEGER[], $6::TEXT[], $7::BIGINT[],
-					$8::SMALLINT[], $9::INTEGER[], $10::TEXT[],
-					$11::BIGINT[], $12::BIGINT[], $13::BIGINT[], $14::BIGINT[], $15::BIGINT[])
-					AS u(topic_id, part, producer_id, epoch, last_seq, recent, stamp, old_epoch, old_last_seq, old_recent,
-						r0, r1, r2, r3, r4)
-				JOIN partitions AS p ON p.topic_id = u.topic_id AND p.part = u.part
-				WHERE s.topic_id = u.topic_id AND s.part = u.part AND s.producer_id = u.producer_id
-					AND s.epoch = u.old_epoch AND s.last_seq = u.old_last_seq AND s.recent = u.old_recent
-				RETURNING 1)
-			SELECT 1 / (count(*) = $16)::INTEGER FROM changed`,
-			upd.ids, upd.parts, upd.producers, upd.epochs, upd.lastSeqs, upd.recents, upd.stamps,
-			upd.oldEpochs, upd.oldLastSeqs, upd.oldRecents,
-			upd.rel[0], upd.rel[1], upd.rel[2], upd.rel[3], upd.rel[4], len(upd.ids))
-	}
-	if len(ins.ids) > 0 {
-		batch.Queue(`
-			INSERT INTO producer_state (topic_id, part, producer_id, epoch, last_seq, recent, last_timestamp)
-			SELECT u.topic_id, u.part, u.producer_id, u.epoch, u.last_seq, `+filled+`, u.stamp
-			FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[], $4::SMALLINT[], $5::INTEGER[], $6::TEXT[], $7::BIGINT[],
-				$8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[])
-				AS u(topic_id, part, producer_id, epoch, last_seq, recent, stamp, r0, r1, r2, r3, r4)
-			JOIN partitions AS p ON p.topic_id = u.topic_id AND p.part = u.part`,
-			ins.ids, ins.parts, ins.producers, ins.epochs, ins.lastSeqs, ins.recents, ins.stamps,
-			ins.rel[0], ins.rel[1], ins.rel[2], ins.rel[3], ins.rel[4])
-	}
+	return filled
+}()
 
-	// The high watermarks move last: the statements above read them.
-	var hw struct {
-		ids    [][]byte
-		parts  []int32
-		deltas []int64
-	}
-	for k, ps := range p.partitions {
-		if ps.changed {
-			hw.ids, hw.parts, hw.deltas = append(hw.ids, sqlID(k.id)), append(hw.parts, k.partition), append(hw.deltas, ps.highWatermark)
-		}
-	}
-	batch.Queue(`
-		UPDATE partitions AS p SET high_watermark = p.high_watermark + u.delta
-		FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[]) AS u(topic_id, part, delta)
-		WHERE p.topic_id = u.topic_id AND p.part = u.part`,
-		hw.ids, hw.parts, hw.deltas)
-	// The object is the cleaner's no more, if an extent references it.
-	batch.Queue(`
-		DELETE FROM unreferenced_objects WHERE object = $1
-			AND EXISTS (SELECT 1 FROM objects WHERE object = $1 AND refs > 0)`, p.commit.Object)
-}
+// relativeCommit is queueRelativeCommit's statement. $1–$3: the sorted
+// partitions and how far each high watermark moves; $4–$12: the extents
+// (offsets relative to the high watermark), the object and its size;
+// $13–$28: the producer states to update, with the state each must still
+// have, and their count; $29–$40: the producer states to insert. Its rows
+// are the locked partitions' states as they were locked.
+var relativeCommit = `
+	WITH locked AS MATERIALIZED (
+		SELECT p.topic_id, p.part, p.high_watermark, p.log_start_offset, k.delta
+		FROM unnest($1::BYTEA[], $2::INTEGER[], $3::BIGINT[]) WITH ORDINALITY AS k(topic_id, part, delta, n)
+		CROSS JOIN LATERAL (SELECT topic_id, part, high_watermark, log_start_offset FROM partitions
+			WHERE topic_id = k.topic_id AND part = k.part FOR UPDATE) AS p
+		ORDER BY k.n),
+	moved AS (
+		UPDATE partitions AS p SET high_watermark = l.high_watermark + l.delta
+		FROM locked AS l
+		WHERE p.topic_id = l.topic_id AND p.part = l.part AND l.delta <> 0),
+	added AS (
+		INSERT INTO extents (topic_id, part, base_offset, end_offset, object, object_size,
+			byte_offset, byte_length, max_timestamp, committed_at)
+		SELECT u.topic_id, u.part, l.high_watermark + u.base_offset, l.high_watermark + u.end_offset, $11, $12,
+			u.byte_offset, u.byte_length, u.max_timestamp, now()
+		FROM unnest($4::BYTEA[], $5::INTEGER[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[])
+			AS u(topic_id, part, base_offset, end_offset, byte_offset, byte_length, max_timestamp)
+		JOIN locked AS l ON l.topic_id = u.topic_id AND l.part = u.part
+		RETURNING 1),
+	referenced AS (
+		INSERT INTO objects (object, size, refs)
+		SELECT $11, $12, count(*) FROM added HAVING count(*) > 0
+		ON CONFLICT (object) DO UPDATE SET refs = objects.refs + excluded.refs),
+	claimed AS (
+		DELETE FROM unreferenced_objects WHERE object = $11
+			AND (EXISTS (SELECT 1 FROM added)
+				OR EXISTS (SELECT 1 FROM objects WHERE object = $11 AND refs > 0))),
+	changed AS (
+		UPDATE producer_state AS s SET epoch = u.epoch, last_seq = u.last_seq, recent = ` + filledRecent + `,
+			last_timestamp = u.stamp
+		FROM unnest($13::BYTEA[], $14::INTEGER[], $15::BIGINT[], $16::SMALLINT[], $17::INTEGER[], $18::TEXT[], $19::BIGINT[],
+			$20::SMALLINT[], $21::INTEGER[], $22::TEXT[],
+			$23::BIGINT[], $24::BIGINT[], $25::BIGINT[], $26::BIGINT[], $27::BIGINT[])
+			AS u(topic_id, part, producer_id, epoch, last_seq, recent, stamp, old_epoch, old_last_seq, old_recent,
+				r0, r1, r2, r3, r4)
+		JOIN locked AS l ON l.topic_id = u.topic_id AND l.part = u.part
+		WHERE s.topic_id = u.topic_id AND s.part = u.part AND s.producer_id = u.producer_id
+			AND s.epoch = u.old_epoch AND s.last_seq = u.old_last_seq AND s.recent = u.old_recent
+		RETURNING 1),
+	inserted AS (
+		INSERT INTO producer_state (topic_id, part, producer_id, epoch, last_seq, recent, last_timestamp)
+		SELECT u.topic_id, u.part, u.producer_id, u.epoch, u.last_seq, ` + filledRecent + `, u.stamp
+		FROM unnest($29::BYTEA[], $30::INTEGER[], $31::BIGINT[], $32::SMALLINT[], $33::INTEGER[], $34::TEXT[], $35::BIGINT[],
+			$36::BIGINT[], $37::BIGINT[], $38::BIGINT[], $39::BIGINT[], $40::BIGINT[])
+			AS u(topic_id, part, producer_id, epoch, last_seq, recent, stamp, r0, r1, r2, r3, r4)
+		JOIN locked AS l ON l.topic_id = u.topic_id AND l.part = u.part)
+	SELECT l.topic_id, l.part, l.high_watermark, l.log_start_offset
+	FROM locked AS l
+	WHERE 1 / ((SELECT count(*) FROM changed) = $28)::INTEGER = 1`
 
 // settle turns the relative offsets of the decided results into the
 // offsets the database gave them, from the partitions' high watermarks
