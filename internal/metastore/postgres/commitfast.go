@@ -441,7 +441,8 @@ type producerCache struct {
 // cachedProducer is a state as this store wrote it; its recent batches
 // were stored as encodeRecentTemplate(state.Recent, 0) writes them.
 type cachedProducer struct {
-	state *sequence.State // not modified once cached
+	state  *sequence.State // not modified once cached
+	recent string          // encodeRecentTemplate(state.Recent, 0)
 }
 
 // lookup fills in p's state of sk from the cache, reporting whether it
@@ -452,7 +453,7 @@ func (c *producerCache) lookup(sk sequenceKey, p *plan) bool {
 	c.mu.Unlock()
 	if ok {
 		p.sequences[sk] = e.state
-		p.storedRecent[sk], _ = encodeRecentTemplate(e.state.Recent, 0)
+		p.storedRecent[sk] = e.recent
 	}
 	return ok
 }
@@ -462,15 +463,16 @@ func (c *producerCache) lookup(sk sequenceKey, p *plan) bool {
 // watermarks. The states of partitions that no longer exist are
 // forgotten.
 func (c *producerCache) remember(p *plan, locked map[partitionKey]*partitionState) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[sequenceKey]cachedProducer)
+	type entry struct {
+		sk sequenceKey
+		e  cachedProducer
+		ok bool // false: the partition is gone, forget the state
 	}
+	entries := make([]entry, 0, len(p.changed))
 	for sk := range p.changed {
 		ps := locked[sk.partitionKey]
 		if ps == nil {
-			delete(c.m, sk)
+			entries = append(entries, entry{sk: sk})
 			continue
 		}
 		st := p.sequences[sk]
@@ -479,6 +481,19 @@ func (c *producerCache) remember(p *plan, locked map[partitionKey]*partitionStat
 		copy(abs.Recent, st.Recent)
 		for i := len(abs.Recent) - fresh; i < len(abs.Recent); i++ {
 			abs.Recent[i].BaseOffset += ps.highWatermark
+		}
+		recent, _ := encodeRecentTemplate(abs.Recent, 0)
+		entries = append(entries, entry{sk: sk, e: cachedProducer{state: abs, recent: recent}, ok: true})
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[sequenceKey]cachedProducer)
+	}
+	for _, en := range entries {
+		if !en.ok {
+			delete(c.m, en.sk)
+			continue
 		}
 		if len(c.m) >= maxCachedProducers {
 			// Drop about an eighth, at random (map order).
@@ -490,7 +505,7 @@ func (c *producerCache) remember(p *plan, locked map[partitionKey]*partitionStat
 				}
 			}
 		}
-		c.m[sk] = cachedProducer{state: abs}
+		c.m[en.sk] = en.e
 	}
 }
 
