@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,8 +41,9 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	logLevel := fs.String("log-level", "warn", "log level")
+	storePerAgent := fs.Bool("store-per-agent", false, "PostgreSQL: open the store once per simulated agent (its own pool, listener and notifier, as real agents have), not once for all")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: floe bench metastore [--metastore URL] [--agents N] [--partitions-per-commit K] [--partitions P] [--readers R] [--duration D]")
+		fmt.Fprintln(stderr, "Usage: floe bench metastore [--metastore URL] [--agents N] [--partitions-per-commit K] [--partitions P] [--readers R] [--duration D] [--store-per-agent]")
 		fmt.Fprintln(stderr, "       floe bench metastore --metastore URL --compare URL2 [--rounds N] [flags]: both stores alternately, and the ratios")
 		fs.PrintDefaults()
 	}
@@ -68,12 +70,29 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 		defer os.RemoveAll(dir)
 		*url = "embedded://" + filepath.Join(dir, "metadata.db")
 	}
-	*url = withPoolSize(*url, cfg.Agents+cfg.Readers+4)
+	if *storePerAgent && !isPostgresURL(*url) {
+		return errors.New("--store-per-agent needs a PostgreSQL --metastore URL")
+	}
+	given := *url
+	*url = withPoolSize(given, cfg.Agents+cfg.Readers+4)
 	store, err := openMetastoreURL(ctx, *url, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if *storePerAgent {
+		// Each agent's store gets connections for its commit, its share
+		// of the readers and the store's own work.
+		per := withPoolSize(given, 2+(cfg.Readers+cfg.Agents-1)/cfg.Agents)
+		for i := range cfg.Agents {
+			s, err := openMetastoreURL(ctx, per, log)
+			if err != nil {
+				return fmt.Errorf("store of agent %d: %w", i, err)
+			}
+			defer s.Close()
+			cfg.AgentStores = append(cfg.AgentStores, s)
+		}
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -117,4 +136,10 @@ func withPoolSize(raw string, n int) string {
 	q.Set("pool_max_conns", strconv.Itoa(max(n, 1)))
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// isPostgresURL reports a PostgreSQL metadata store URL.
+func isPostgresURL(raw string) bool {
+	u, err := neturl.Parse(raw)
+	return err == nil && slices.Contains(postgres.URLSchemes, u.Scheme)
 }

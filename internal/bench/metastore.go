@@ -50,6 +50,12 @@ type MetastoreConfig struct {
 	// store; by default it is deleted at the end.
 	KeepTopic bool
 	Logger    *slog.Logger
+	// AgentStores, when set, are stores of the same metadata opened
+	// apart, as agents each open their own: simulated agent i commits,
+	// and reader i reads, through AgentStores[i % len(AgentStores)]. The
+	// topic is created and deleted through the store RunMetastore is
+	// given. Unset, everything goes through that one store.
+	AgentStores []metastore.Store
 }
 
 // Bounds on a MetastoreConfig: enough for any load this machine could
@@ -86,6 +92,7 @@ type MetastoreReport struct {
 	PartitionsPerCommit int     `json:"partitions_per_commit"`
 	Partitions          int     `json:"partitions"`
 	Readers             int     `json:"readers"`
+	Stores              int     `json:"stores"` // opened apart: 1, or one per agent
 	ReadsPerSecTarget   float64 `json:"reads_per_sec_target,omitempty"`
 	Seconds             float64 `json:"seconds"`
 	Commits             uint64  `json:"commits"`
@@ -102,8 +109,8 @@ type MetastoreReport struct {
 
 // WriteText prints the report.
 func (r *MetastoreReport) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "metadata store: %d agents, %d partitions per commit (of %d), %d readers, %.1f s measured\n",
-		r.Agents, r.PartitionsPerCommit, r.Partitions, r.Readers, r.Seconds)
+	fmt.Fprintf(w, "metadata store: %d agents, %d partitions per commit (of %d), %d readers, %d store(s) opened apart, %.1f s measured\n",
+		r.Agents, r.PartitionsPerCommit, r.Partitions, r.Readers, r.Stores, r.Seconds)
 	fmt.Fprintf(w, "commits: %s in all, %.0f commits/s (%s batches/s), latency p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms, errors %d, rejected batches %d\n",
 		count(int64(r.Commits)), r.CommitsPerSec, count(int64(r.BatchesPerSec)), r.Commit.P50, r.Commit.P90, r.Commit.P99, r.Commit.Max, r.CommitErrors, r.RejectedBatches)
 	if r.Readers > 0 {
@@ -115,7 +122,7 @@ func (r *MetastoreReport) WriteText(w io.Writer) {
 // metastoreRun is one run's shared state.
 type metastoreRun struct {
 	cfg   MetastoreConfig
-	store metastore.Store
+	store metastore.Store // creates and deletes the topic
 	topic metastore.Topic
 	run   string // random, so object keys never repeat across runs
 
@@ -220,6 +227,7 @@ func RunMetastore(ctx context.Context, store metastore.Store, cfg MetastoreConfi
 	secs := elapsed.Seconds()
 	rep := &MetastoreReport{
 		Agents: cfg.Agents, PartitionsPerCommit: cfg.PartitionsPerCommit, Partitions: cfg.Partitions, Readers: cfg.Readers,
+		Stores:            max(1, len(cfg.AgentStores)),
 		ReadsPerSecTarget: cfg.ReadsPerSec, Seconds: secs, Commits: r.commitLat.Count(), Commit: r.commitLat.Summary(),
 		CommitErrors: r.commitErr.Load(), RejectedBatches: r.rejected.Load(),
 		Reads: r.readLat.Count(), Read: r.readLat.Summary(), ReadErrors: r.readErr.Load(),
@@ -236,6 +244,7 @@ func RunMetastore(ctx context.Context, store metastore.Store, cfg MetastoreConfi
 // agent commits segments one after another until ctx ends, each touching
 // PartitionsPerCommit distinct partitions with one idempotent batch each.
 func (r *metastoreRun) agent(ctx context.Context, id int, pid int64, epoch int16) {
+	store := r.storeOf(id)
 	rng := rand.New(rand.NewPCG(uint64(id), uint64(pid)))
 	seq := newSeqTable(r.cfg.Partitions) // next sequence per partition
 	picked := make(map[int32]bool, r.cfg.PartitionsPerCommit)
@@ -262,7 +271,7 @@ func (r *metastoreRun) agent(ctx context.Context, id int, pid int64, epoch int16
 		}
 		measured := r.measuring.Load()
 		start := time.Now()
-		res, err := r.store.CommitSegment(ctx, c)
+		res, err := store.CommitSegment(ctx, c)
 		took := time.Since(start)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -291,6 +300,14 @@ func (r *metastoreRun) agent(ctx context.Context, id int, pid int64, epoch int16
 			r.commitLat.Record(took)
 		}
 	}
+}
+
+// storeOf is the store simulated agent or reader i goes through.
+func (r *metastoreRun) storeOf(i int) metastore.Store {
+	if n := len(r.cfg.AgentStores); n > 0 {
+		return r.cfg.AgentStores[i%n]
+	}
+	return r.store
 }
 
 // seqTable holds an agent's next sequence per partition: a slice up to
@@ -328,6 +345,7 @@ func (t seqTable) set(p, seq int32) {
 
 // reader reads random partitions' offsets and extents until ctx ends.
 func (r *metastoreRun) reader(ctx context.Context, id int) {
+	store := r.storeOf(id)
 	rng := rand.New(rand.NewPCG(uint64(id), 7))
 	var pace <-chan time.Time
 	if r.cfg.ReadsPerSec > 0 {
@@ -346,9 +364,9 @@ func (r *metastoreRun) reader(ctx context.Context, id int) {
 		p := int32(rng.IntN(r.cfg.Partitions))
 		measured := r.measuring.Load()
 		start := time.Now()
-		offs, err := r.store.Offsets(ctx, r.topic.ID, p)
+		offs, err := store.Offsets(ctx, r.topic.ID, p)
 		if err == nil {
-			_, err = r.store.Extents(ctx, r.topic.ID, p, max(offs.LogStartOffset, offs.HighWatermark-64), 64)
+			_, err = store.Extents(ctx, r.topic.ID, p, max(offs.LogStartOffset, offs.HighWatermark-64), 64)
 		}
 		took := time.Since(start)
 		if err != nil {

@@ -5,8 +5,11 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/floe-io/floe/internal/metastore"
 
 	"github.com/floe-io/floe/internal/metastore/embedded"
 )
@@ -47,6 +50,53 @@ func TestRunMetastore(t *testing.T) {
 	rep.WriteText(&out)
 	if !strings.Contains(out.String(), "p99") {
 		t.Errorf("report text: %q", out.String())
+	}
+}
+
+// countingStore counts the commits and reads that go through it.
+type countingStore struct {
+	metastore.Store
+	commits, reads atomic.Int64
+}
+
+func (c *countingStore) CommitSegment(ctx context.Context, sc metastore.SegmentCommit) ([]metastore.BatchResult, error) {
+	c.commits.Add(1)
+	return c.Store.CommitSegment(ctx, sc)
+}
+
+func (c *countingStore) Offsets(ctx context.Context, topic metastore.TopicID, partition int32) (metastore.PartitionOffsets, error) {
+	c.reads.Add(1)
+	return c.Store.Offsets(ctx, topic, partition)
+}
+
+// With AgentStores, the agents and readers go through those stores, spread
+// over all of them, and none through the store that holds the topic.
+func TestRunMetastoreAgentStores(t *testing.T) {
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "meta.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	main := &countingStore{Store: store}
+	apart := []*countingStore{{Store: store}, {Store: store}}
+	rep, err := RunMetastore(t.Context(), main, MetastoreConfig{
+		Agents: 4, PartitionsPerCommit: 2, Partitions: 10, Readers: 2, ReadsPerSec: 200,
+		Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond,
+		AgentStores: []metastore.Store{apart[0], apart[1]},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Stores != 2 || rep.Commits == 0 || rep.CommitErrors != 0 {
+		t.Fatalf("report %+v: want 2 stores, commits, no errors", rep)
+	}
+	if main.commits.Load() != 0 || main.reads.Load() != 0 {
+		t.Errorf("the topic's store took %d commits and %d reads, want none", main.commits.Load(), main.reads.Load())
+	}
+	for i, s := range apart {
+		if s.commits.Load() == 0 || s.reads.Load() == 0 {
+			t.Errorf("agent store %d took %d commits and %d reads, want some of each", i, s.commits.Load(), s.reads.Load())
+		}
 	}
 }
 
