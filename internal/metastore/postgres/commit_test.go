@@ -80,14 +80,7 @@ func TestCommitWaitsForALockedPartition(t *testing.T) {
 	db := freshDatabase(t)
 	s := openStore(t, db, postgres.Options{})
 	ctx := t.Context()
-	topic, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, epoch, err := s.InitProducerID(ctx, -1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	topic, pid, epoch := topicAndProducer(t, s, 1)
 	batch := func(seq int32) metastore.SegmentCommit {
 		return metastore.SegmentCommit{Object: fmt.Sprintf("segments/%d", seq), Size: 10, Batches: []metastore.BatchCommit{
 			{TopicID: topic.ID, ByteLength: 10, OffsetCount: 2, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}}}

@@ -63,6 +63,21 @@ func admin(t *testing.T, dbURL, sql string, args ...any) {
 	}
 }
 
+// topicAndProducer creates topic "t" of partitions through s and a
+// producer id.
+func topicAndProducer(t *testing.T, s *postgres.Store, partitions int32) (metastore.Topic, int64, int16) {
+	t.Helper()
+	topic, err := s.CreateTopic(t.Context(), metastore.TopicSpec{Name: "t", Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := s.InitProducerID(t.Context(), -1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topic, pid, epoch
+}
+
 func openStore(t *testing.T, dbURL string, opts postgres.Options) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(t.Context(), dbURL, opts)

@@ -17,14 +17,7 @@ func TestProducerCache(t *testing.T) {
 	db := freshDatabase(t)
 	a, b := openStore(t, db, postgres.Options{}), openStore(t, db, postgres.Options{})
 	ctx := t.Context()
-	topic, err := a.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, epoch, err := a.InitProducerID(ctx, -1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	topic, pid, epoch := topicAndProducer(t, a, 2)
 	seq := int32(0)
 	commit := func(s *postgres.Store, partitions ...int32) []metastore.BatchResult {
 		t.Helper()
