@@ -125,10 +125,10 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 // and lost-notice poll take one each now and then). Other URLs are
 // returned as they are.
 func withPoolSize(raw string, n int) string {
-	u, err := neturl.Parse(raw)
-	if err != nil || !slices.Contains(postgres.URLSchemes, u.Scheme) {
+	if !isPostgresURL(raw) {
 		return raw
 	}
+	u, _ := neturl.Parse(raw) // parsed by isPostgresURL
 	q := u.Query()
 	if q.Has("pool_max_conns") {
 		return raw

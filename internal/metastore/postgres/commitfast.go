@@ -465,8 +465,7 @@ func (c *producerCache) lookup(sk sequenceKey, p *plan) bool {
 func (c *producerCache) remember(p *plan, locked map[partitionKey]*partitionState) {
 	type entry struct {
 		sk sequenceKey
-		e  cachedProducer
-		ok bool // false: the partition is gone, forget the state
+		e  cachedProducer // without a state: the partition is gone, forget sk
 	}
 	entries := make([]entry, 0, len(p.changed))
 	for sk := range p.changed {
@@ -483,7 +482,7 @@ func (c *producerCache) remember(p *plan, locked map[partitionKey]*partitionStat
 			abs.Recent[i].BaseOffset += ps.highWatermark
 		}
 		recent, _ := encodeRecentTemplate(abs.Recent, 0)
-		entries = append(entries, entry{sk: sk, e: cachedProducer{state: abs, recent: recent}, ok: true})
+		entries = append(entries, entry{sk: sk, e: cachedProducer{state: abs, recent: recent}})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -491,7 +490,7 @@ func (c *producerCache) remember(p *plan, locked map[partitionKey]*partitionStat
 		c.m = make(map[sequenceKey]cachedProducer)
 	}
 	for _, en := range entries {
-		if !en.ok {
+		if en.e.state == nil {
 			delete(c.m, en.sk)
 			continue
 		}
