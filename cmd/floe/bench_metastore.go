@@ -42,8 +42,9 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	logLevel := fs.String("log-level", "warn", "log level")
 	storePerAgent := fs.Bool("store-per-agent", false, "PostgreSQL: open the store once per simulated agent (its own pool, listener and notifier, as real agents have), not once for all")
+	relayNotices := fs.Bool("relay-notices", false, "with --store-per-agent: the agents' stores relay commit notices to each other over loopback peer connections, as agents do, instead of through the database")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: floe bench metastore [--metastore URL] [--agents N] [--partitions-per-commit K] [--partitions P] [--readers R] [--duration D] [--store-per-agent]")
+		fmt.Fprintln(stderr, "Usage: floe bench metastore [--metastore URL] [--agents N] [--partitions-per-commit K] [--partitions P] [--readers R] [--duration D] [--store-per-agent [--relay-notices]]")
 		fmt.Fprintln(stderr, "       floe bench metastore --metastore URL --compare URL2 [--rounds N] [flags]: both stores alternately, and the ratios")
 		fs.PrintDefaults()
 	}
@@ -73,6 +74,9 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	if *storePerAgent && !isPostgresURL(*url) {
 		return errors.New("--store-per-agent needs a PostgreSQL --metastore URL")
 	}
+	if *relayNotices && !*storePerAgent {
+		return errors.New("--relay-notices needs --store-per-agent")
+	}
 	given := *url
 	*url = withPoolSize(given, cfg.Agents+cfg.Readers+4)
 	store, err := openMetastoreURL(ctx, *url, log)
@@ -92,6 +96,14 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 			defer s.Close()
 			cfg.AgentStores = append(cfg.AgentStores, s)
 		}
+	}
+	if *relayNotices {
+		stop, err := bench.RelayNotices(cfg.AgentStores, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cfg.NoticesRelayed = true
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

@@ -30,6 +30,7 @@ const minSecretBytes = 16
 func (f *securityFlags) register(fs *flag.FlagSet, cfg *agent.Config) {
 	fs.StringVar(&cfg.PeerListen, "peer-listen", "", "`HOST:PORT` of the peer listener, where agents of a zone ask each other for cache blocks; never reachable by Kafka clients (default: the Kafka listener's host, a free port)")
 	fs.StringVar(&cfg.PeerAdvertise, "peer-advertise", "", "`HOST:PORT` other agents dial for the peer listener (default: the advertised host, the bound peer port)")
+	fs.BoolVar(&cfg.StoreNotices, "store-notices", false, "send commit notices through the metadata store's channel (PostgreSQL LISTEN/NOTIFY) only, instead of relaying them to the other agents over the peer listeners")
 	fs.StringVar(&f.peerSecretFile, "peer-secret-file", "", "`FILE` holding the cluster secret agents prove to each other on the peer listeners (also FLOE_PEER_SECRET; default: a secret the metadata store makes once for the cluster)")
 	fs.StringVar(&f.peerTLSCert, "peer-tls-cert", "", "PEM certificate `FILE` for the peer listener and for dialling peers (with --peer-tls-key and --peer-tls-ca: mutual TLS between agents)")
 	fs.StringVar(&f.peerTLSKey, "peer-tls-key", "", "PEM private key `FILE` of --peer-tls-cert")

@@ -41,6 +41,7 @@ import (
 	"github.com/floe-io/floe/internal/jobs"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/objstore"
+	"github.com/floe-io/floe/internal/peernotice"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/protocol"
 	"github.com/floe-io/floe/internal/quota"
@@ -122,6 +123,10 @@ type Config struct {
 	// requires client certificates).
 	PeerServerTLS *tls.Config
 	PeerClientTLS *tls.Config
+	// StoreNotices keeps commit notices on the metadata store's channel
+	// (PostgreSQL's LISTEN/NOTIFY) instead of relaying them to the other
+	// agents over the peer listeners (notices.go).
+	StoreNotices bool
 
 	// NodeID asks for a fixed broker id; -1 lets the metadata store
 	// assign one.
@@ -270,6 +275,7 @@ type Agent struct {
 	members    *cluster.Membership
 	schedule   *scheduleView // nil unless the store schedules (floe://)
 	peerServer *zonecache.Server
+	notices    *peernotice.Sender // nil: notices go through the store
 	groups     *coordinator.Coordinator
 	shares     *sharecoord.Coordinator
 	txns       *txncoord.Coordinator
@@ -464,8 +470,10 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	// Stopped after the requests (actors stop in reverse): cancels the
 	// read-ahead GETs still in flight and waits for them.
 	a.actors.add("read-ahead", blocks.Close)
+	relay := a.relayNotices(secret)
 	peerServer, err := zonecache.Serve(peerLn, zonecache.ServerOptions{
 		Secret: secret, TLS: cfg.PeerServerTLS, Sizes: store, Blocks: blocks, Logger: log, Registerer: reg,
+		Notices: relay,
 	})
 	if err != nil {
 		return err

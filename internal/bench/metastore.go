@@ -56,6 +56,9 @@ type MetastoreConfig struct {
 	// topic is created and deleted through the store RunMetastore is
 	// given. Unset, everything goes through that one store.
 	AgentStores []metastore.Store
+	// NoticesRelayed says, for the report, that the AgentStores relay
+	// their commit notices to each other (RelayNotices).
+	NoticesRelayed bool
 }
 
 // Bounds on a MetastoreConfig: enough for any load this machine could
@@ -93,6 +96,7 @@ type MetastoreReport struct {
 	Partitions          int     `json:"partitions"`
 	Readers             int     `json:"readers"`
 	Stores              int     `json:"stores"` // opened apart: 1, or one per agent
+	NoticesRelayed      bool    `json:"notices_relayed"`
 	ReadsPerSecTarget   float64 `json:"reads_per_sec_target,omitempty"`
 	Seconds             float64 `json:"seconds"`
 	Commits             uint64  `json:"commits"`
@@ -109,8 +113,12 @@ type MetastoreReport struct {
 
 // WriteText prints the report.
 func (r *MetastoreReport) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "metadata store: %d agents, %d partitions per commit (of %d), %d readers, %d store(s) opened apart, %.1f s measured\n",
-		r.Agents, r.PartitionsPerCommit, r.Partitions, r.Readers, r.Stores, r.Seconds)
+	notices := "through the store"
+	if r.NoticesRelayed {
+		notices = "relayed between the stores"
+	}
+	fmt.Fprintf(w, "metadata store: %d agents, %d partitions per commit (of %d), %d readers, %d store(s) opened apart, notices %s, %.1f s measured\n",
+		r.Agents, r.PartitionsPerCommit, r.Partitions, r.Readers, r.Stores, notices, r.Seconds)
 	fmt.Fprintf(w, "commits: %s in all, %.0f commits/s (%s batches/s), latency p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms, errors %d, rejected batches %d\n",
 		count(int64(r.Commits)), r.CommitsPerSec, count(int64(r.BatchesPerSec)), r.Commit.P50, r.Commit.P90, r.Commit.P99, r.Commit.Max, r.CommitErrors, r.RejectedBatches)
 	if r.Readers > 0 {
@@ -227,7 +235,7 @@ func RunMetastore(ctx context.Context, store metastore.Store, cfg MetastoreConfi
 	secs := elapsed.Seconds()
 	rep := &MetastoreReport{
 		Agents: cfg.Agents, PartitionsPerCommit: cfg.PartitionsPerCommit, Partitions: cfg.Partitions, Readers: cfg.Readers,
-		Stores:            max(1, len(cfg.AgentStores)),
+		Stores: max(1, len(cfg.AgentStores)), NoticesRelayed: cfg.NoticesRelayed,
 		ReadsPerSecTarget: cfg.ReadsPerSec, Seconds: secs, Commits: r.commitLat.Count(), Commit: r.commitLat.Summary(),
 		CommitErrors: r.commitErr.Load(), RejectedBatches: r.rejected.Load(),
 		Reads: r.readLat.Count(), Read: r.readLat.Summary(), ReadErrors: r.readErr.Load(),

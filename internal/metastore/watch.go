@@ -44,6 +44,20 @@ type CommitWatcher interface {
 	WatchCommits(fn func(CommitNotice)) (stop func())
 }
 
+// NoticeRelay is a store, shared by several agents, whose agents can
+// carry the notices of its commits to each other (internal/peernotice)
+// instead of the store fanning each one out to all of them.
+type NoticeRelay interface {
+	// RelayNotices hands the notices of this store's segment commits to
+	// relay (nil: none) before the store would send them itself. relay
+	// reports whether it reaches every other agent; if it does not, the
+	// store sends the notice too.
+	RelayNotices(relay func(CommitNotice) bool)
+	// HearRelayed delivers to this store's watchers a notice another
+	// agent relayed.
+	HearRelayed(CommitNotice)
+}
+
 // Watchers is a CommitWatcher for backends to embed: they call Notify
 // after each commit, outside any lock and transaction of theirs.
 //

@@ -28,3 +28,22 @@ func MetricValue(t testing.TB, g prometheus.Gatherer, name, label, value string)
 	}
 	return 0, false
 }
+
+// MetricSum is the sum of every series of metric name in g (0 if it has
+// none).
+func MetricSum(t testing.TB, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}

@@ -61,7 +61,12 @@ type ServerOptions struct {
 	// MaxRunBytes bounds one request (default DefaultMaxRunBytes).
 	MaxRunBytes int64
 	// Timeout bounds serving one request (default 30s).
-	Timeout    time.Duration
+	Timeout time.Duration
+	// Notices serves a connection that carries other agents' commit
+	// notices (peernotice.Receiver.Serve) once it passed the handshake;
+	// it returns when the connection fails or ctx ends. nil turns such
+	// connections away.
+	Notices    func(ctx context.Context, r io.Reader, nc net.Conn)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -206,8 +211,21 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		rw = tc
 	}
-	if err := handshakeServer(rw, s.opts.Secret); err != nil {
+	notices, err := handshakeServer(rw, s.opts.Secret)
+	if err != nil {
 		s.reject("auth", "handshake failed", nc.RemoteAddr(), "err", err)
+		return
+	}
+	if notices {
+		if s.opts.Notices == nil {
+			s.reject("auth", "a notice connection, and this agent takes none", nc.RemoteAddr())
+			return
+		}
+		if _, err := rw.Write([]byte{noticesReady}); err != nil {
+			return
+		}
+		nc.SetDeadline(time.Time{})
+		s.opts.Notices(s.ctx, rw, nc)
 		return
 	}
 	br := bufio.NewReaderSize(rw, maxRequestFrame+4)

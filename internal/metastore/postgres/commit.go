@@ -52,7 +52,7 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 		if len(p.extents.Extents) > 0 {
 			notice := metastore.NoticeFor(c, p.results)
 			s.announce(notice)
-			if s.notifier != nil {
+			if !s.relayed(notice) && s.notifier != nil {
 				s.notifier.add(notice)
 			}
 		}

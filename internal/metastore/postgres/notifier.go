@@ -221,6 +221,29 @@ func (h *heard) prune(t time.Time) {
 	}
 }
 
+// RelayNotices implements metastore.NoticeRelay: the notices of segment
+// commits without transactional batches go to relay first, and through
+// the database only when relay does not reach every other agent. Notices
+// sent inside transactions (EndTxn, transactional batches, retention,
+// compaction) still go through the database: they are rare.
+func (s *Store) RelayNotices(relay func(metastore.CommitNotice) bool) {
+	if relay == nil {
+		s.relay.Store(nil)
+		return
+	}
+	s.relay.Store(&relay)
+}
+
+// HearRelayed implements metastore.NoticeRelay.
+func (s *Store) HearRelayed(n metastore.CommitNotice) { s.announce(n) }
+
+// relayed hands n to the relay and reports whether it reaches every
+// other agent.
+func (s *Store) relayed(n metastore.CommitNotice) bool {
+	relay := s.relay.Load()
+	return relay != nil && (*relay)(n)
+}
+
 // announce delivers a commit notice to this store's watchers, recording
 // it for the poll first (a watcher re-reads after the time recorded).
 func (s *Store) announce(n metastore.CommitNotice) {

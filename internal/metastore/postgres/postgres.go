@@ -74,6 +74,9 @@ type Store struct {
 
 	notifier *notifier // sends notices after commit; nil when not notifying
 	heard    heard     // when notices reached the watchers, for the lost-notice poll
+	// relay carries segment commits' notices to the other agents
+	// (RelayNotices); nil: the store sends them itself.
+	relay atomic.Pointer[func(metastore.CommitNotice) bool]
 
 	producers producerCache // states this store's commits wrote (commitfast.go)
 	// producerConflicts counts commits that found a producer state not

@@ -1,0 +1,380 @@
+package peernotice
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/zonecache"
+)
+
+// Sender limits.
+const (
+	// maxPending bounds the partitions gathered for one peer between two
+	// writes; more become "everything".
+	maxPending = 100_000
+	// dialTimeout bounds connecting to a peer, TLS and handshake included.
+	dialTimeout = 5 * time.Second
+	// writeTimeout bounds one write of gathered notices.
+	writeTimeout = 5 * time.Second
+	// maxIdle closes a connection unused that long, well before the
+	// receiver's idleTimeout, so a notice is never written into a
+	// connection the receiver already dropped.
+	maxIdle = time.Minute
+	// retryMin and retryMax bound the wait before redialling a peer.
+	retryMin = 100 * time.Millisecond
+	retryMax = 10 * time.Second
+)
+
+// Options configure a Sender.
+type Options struct {
+	// Secret is the cluster secret of the peer handshake.
+	Secret []byte
+	// TLS, if set, wraps every connection (the peer client TLS).
+	TLS        *tls.Config
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Sender relays this agent's commit notices to the other live agents: one
+// connection per peer, written by one goroutine per peer, which sends in
+// one write whatever gathered while the previous write was under way.
+type Sender struct {
+	opts    Options
+	log     *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	metrics senderMetrics
+
+	mu      sync.Mutex
+	peers   map[string]*peer // by peer address
+	missing int              // live agents without a peer address
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+type senderMetrics struct {
+	frames    prometheus.Counter
+	connected prometheus.Gauge
+	failures  prometheus.Counter
+}
+
+// NewSender returns a Sender with no peers (SetPeers names them).
+func NewSender(opts Options) *Sender {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Sender{
+		opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel, peers: map[string]*peer{},
+		metrics: senderMetrics{
+			frames: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "floe_peer_notice_frames_sent_total",
+				Help: "Commit-notice frames this agent wrote to other agents.",
+			}),
+			connected: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "floe_peer_notice_peers_connected",
+				Help: "Other agents this agent has a working notice connection to.",
+			}),
+			failures: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "floe_peer_notice_failures_total",
+				Help: "Notice connections that failed to open or to write (the notices are written again on the next connection, and the store's poll covers them meanwhile).",
+			}),
+		},
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(s.metrics.frames, s.metrics.connected, s.metrics.failures)
+	}
+	return s
+}
+
+// SetPeers sets the agents notices go to: the other live agents. Those
+// without a peer address cannot be reached, so Send then reports false.
+func (s *Sender) SetPeers(agents []metastore.AgentInfo) {
+	want := map[string]bool{}
+	missing := 0
+	for _, a := range agents {
+		if a.PeerAddr == "" {
+			missing++
+			continue
+		}
+		want[a.PeerAddr] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.missing = missing
+	for addr, p := range s.peers {
+		if !want[addr] {
+			p.stop()
+			delete(s.peers, addr)
+		}
+	}
+	for addr := range want {
+		if s.peers[addr] != nil {
+			continue
+		}
+		ctx, cancel := context.WithCancel(s.ctx)
+		p := &peer{s: s, addr: addr, stop: cancel, wake: make(chan struct{}, 1), pending: map[metastore.TopicPartition]struct{}{}}
+		s.peers[addr] = p
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			p.run(ctx)
+		}()
+		p.poke() // connect now, so the first notice finds the connection open
+	}
+}
+
+// Send queues n for every peer and reports whether every other live agent
+// has a working connection, i.e. whether n reaches them all unless a
+// connection fails from now on. When it reports false, the caller sends n
+// through the store as well. An empty notice is not sent.
+func (s *Sender) Send(n metastore.CommitNotice) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	all := s.missing == 0
+	for _, p := range s.peers {
+		if !p.add(n) {
+			all = false
+		}
+	}
+	return all
+}
+
+// Connected reports how many peers have a working connection, and of how
+// many live agents.
+func (s *Sender) Connected() (connected, of int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.peers {
+		p.mu.Lock()
+		if p.connected {
+			connected++
+		}
+		p.mu.Unlock()
+	}
+	return connected, len(s.peers) + s.missing
+}
+
+// Close stops every peer's goroutine, writing nothing more.
+func (s *Sender) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}
+
+// peer is the notices waiting for one agent, and the goroutine writing
+// them.
+type peer struct {
+	s    *Sender
+	addr string
+	stop context.CancelFunc
+	wake chan struct{} // capacity 1
+
+	mu         sync.Mutex
+	pending    map[metastore.TopicPartition]struct{}
+	everything bool
+	// connected: the last connection attempt succeeded and no write on
+	// it failed since.
+	connected bool
+}
+
+func (p *peer) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// add queues n and reports whether the peer is connected.
+func (p *peer) add(n metastore.CommitNotice) bool {
+	p.mu.Lock()
+	if n.Partitions == nil || p.everything || len(p.pending)+len(n.Partitions) > maxPending {
+		p.everything = true
+		clear(p.pending)
+	} else {
+		for _, tp := range n.Partitions {
+			p.pending[tp] = struct{}{}
+		}
+	}
+	connected := p.connected
+	p.mu.Unlock()
+	p.poke()
+	return connected
+}
+
+// take empties the queue.
+func (p *peer) take() (parts []metastore.TopicPartition, everything bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.everything {
+		p.everything = false
+		return nil, true
+	}
+	parts = make([]metastore.TopicPartition, 0, len(p.pending))
+	for tp := range p.pending {
+		parts = append(parts, tp)
+	}
+	clear(p.pending)
+	return parts, false
+}
+
+func (p *peer) setConnected(c bool) {
+	p.mu.Lock()
+	was := p.connected
+	p.connected = c
+	p.mu.Unlock()
+	switch {
+	case c && !was:
+		p.s.metrics.connected.Inc()
+	case !c && was:
+		p.s.metrics.connected.Dec()
+	}
+}
+
+// run writes the peer's notices until ctx ends.
+func (p *peer) run(ctx context.Context) {
+	var (
+		conn  net.Conn
+		buf   []byte
+		retry = retryMin
+		idle  = time.NewTimer(maxIdle)
+	)
+	defer func() {
+		idle.Stop()
+		if conn != nil {
+			conn.Close()
+		}
+		p.setConnected(false)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-idle.C:
+			if conn != nil {
+				conn.Close() // reopened by the next notice
+				conn = nil
+			}
+			continue
+		case <-p.wake:
+		}
+		if conn == nil {
+			c, err := p.dial(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				p.fail("connecting failed", err, retry)
+				if !sleep(ctx, retry) {
+					return
+				}
+				retry = min(2*retry, retryMax)
+				p.poke() // try again, whether or not notices wait
+				continue
+			}
+			conn, retry = c, retryMin
+			p.setConnected(true)
+		}
+		parts, everything := p.take()
+		if !everything && len(parts) == 0 {
+			continue
+		}
+		buf = appendFrames(buf[:0], parts, everything)
+		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := conn.Write(buf); err != nil {
+			conn.Close()
+			conn = nil
+			// Written again on the next connection (the receiver may see
+			// some twice: a notice only makes it re-read).
+			if everything {
+				p.add(metastore.CommitNotice{})
+			} else {
+				p.add(metastore.CommitNotice{Partitions: parts})
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			p.fail("writing failed", err, retry)
+			continue
+		}
+		p.s.metrics.frames.Add(float64(max(1, (len(parts)+maxFramePartitions-1)/maxFramePartitions)))
+		if cap(buf) > 1<<20 {
+			buf = nil
+		}
+		idle.Reset(maxIdle)
+	}
+}
+
+// fail records a failed connection: Send reports false until one works.
+func (p *peer) fail(what string, err error, retry time.Duration) {
+	p.mu.Lock()
+	was := p.connected
+	p.mu.Unlock()
+	p.setConnected(false)
+	p.s.metrics.failures.Inc()
+	if was {
+		p.s.log.Warn("notice connection to a peer "+what+"; notices go through the store until it works", "peer", p.addr, "err", err, "retry_in", retry)
+	} else {
+		p.s.log.Debug("notice connection to a peer "+what, "peer", p.addr, "err", err, "retry_in", retry)
+	}
+}
+
+func (p *peer) dial(ctx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	conn := nc
+	if p.s.opts.TLS != nil {
+		tc := tls.Client(nc, p.s.opts.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	if err := zonecache.HandshakeNotices(conn, p.s.opts.Secret); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if !stop() {
+		nc.Close()
+		return nil, ctx.Err()
+	}
+	nc.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
