@@ -55,3 +55,52 @@ func TestLostNoticeIsPolled(t *testing.T) {
 		break
 	}
 }
+
+// TestRelayedNoticesSkipTheDatabase: a segment commit's notice goes to
+// the relay, and through the database only when the relay says it did
+// not reach every agent. A listening store that is not on the relay hears
+// the commit in the second case only; the relay hears both.
+func TestRelayedNoticesSkipTheDatabase(t *testing.T) {
+	db := freshDatabase(t)
+	committer := openStore(t, db, postgres.Options{NoticePollInterval: -1})
+	listener := openStore(t, db, postgres.Options{NoticePollInterval: -1})
+	topic, err := committer.CreateTopic(t.Context(), metastore.TopicSpec{Name: "t", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reaches atomic.Bool
+	relayed := make(chan metastore.CommitNotice, 16)
+	committer.RelayNotices(func(n metastore.CommitNotice) bool {
+		relayed <- n
+		return reaches.Load()
+	})
+	heard := watch(t, listener)
+
+	reaches.Store(true)
+	commitOne(t, committer, topic.ID, 0)
+	if n := <-relayed; !names(topic.ID, 0)(n) {
+		t.Fatalf("the relay got %+v", n)
+	}
+	deadline := time.After(500 * time.Millisecond)
+	for quiet := false; !quiet; {
+		select {
+		case n := <-heard:
+			if names(topic.ID, 0)(n) || n.Partitions == nil {
+				t.Fatalf("the database carried a notice the relay reached every agent with: %+v", n)
+			}
+		case <-deadline:
+			quiet = true
+		}
+	}
+
+	reaches.Store(false)
+	commitOne(t, committer, topic.ID, 1)
+	if n := <-relayed; !names(topic.ID, 1)(n) {
+		t.Fatalf("the relay got %+v", n)
+	}
+	waitNotice(t, heard, "through the database, the relay having missed an agent", names(topic.ID, 1))
+
+	// HearRelayed delivers to the store's watchers.
+	listener.HearRelayed(metastore.CommitNotice{Partitions: []metastore.TopicPartition{{TopicID: topic.ID, Partition: 0}}})
+	waitNotice(t, heard, "relayed", names(topic.ID, 0))
+}
