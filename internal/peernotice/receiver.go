@@ -59,7 +59,7 @@ func NewReceiver(hear func(metastore.CommitNotice), log *slog.Logger, reg promet
 func (r *Receiver) Serve(ctx context.Context, rd io.Reader, nc net.Conn) {
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	br := bufio.NewReaderSize(rd, 64<<10)
+	br := bufio.NewReaderSize(rd, 4<<10) // most frames are small; ReadFrame reads past it
 	for {
 		nc.SetReadDeadline(time.Now().Add(idleTimeout))
 		body, err := wire.ReadFrame(br, maxFrameBytes)

@@ -191,6 +191,7 @@ type peer struct {
 	// connected: the last connection attempt succeeded and no write on
 	// it failed since.
 	connected bool
+	warned    bool // a failure was logged at warning level
 }
 
 func (p *peer) poke() {
@@ -323,11 +324,12 @@ func (p *peer) run(ctx context.Context) {
 // fail records a failed connection: Send reports false until one works.
 func (p *peer) fail(what string, err error, retry time.Duration) {
 	p.mu.Lock()
-	was := p.connected
+	loud := p.connected || !p.warned // the first failure, and every lost connection
+	p.warned = true
 	p.mu.Unlock()
 	p.setConnected(false)
 	p.s.metrics.failures.Inc()
-	if was {
+	if loud {
 		p.s.log.Warn("notice connection to a peer "+what+"; notices go through the store until it works", "peer", p.addr, "err", err, "retry_in", retry)
 	} else {
 		p.s.log.Debug("notice connection to a peer "+what, "peer", p.addr, "err", err, "retry_in", retry)

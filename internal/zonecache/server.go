@@ -27,13 +27,20 @@ const (
 	// askers drop their idle connections well before (maxIdleAge).
 	idleTimeout = 2 * time.Minute
 	// maxConns bounds the connections a server keeps open at once,
-	// authenticated or not; more are closed on accept.
+	// authenticated or not, other than notice connections; more are
+	// closed on accept.
 	maxConns = 256
 	// sizeCacheEntries bounds the object sizes a server remembers.
 	sizeCacheEntries = 16384
 	// DefaultMaxRunBytes bounds the bytes one request may ask for.
 	DefaultMaxRunBytes = 16 << 20
 )
+
+// maxNoticeConns bounds the notice connections (one from every other
+// agent), counted apart so that a large cluster's notices never take the
+// place of block requests; more are closed after the handshake, and their
+// senders send notices through the store instead. A variable for tests.
+var maxNoticeConns = 1024
 
 // ObjectSizer is what a server needs from the metadata store: the true
 // size of an object (metastore.ObjectLedger.ObjectSize).
@@ -81,11 +88,13 @@ type Server struct {
 	cancel  context.CancelFunc
 	lastLog atomic.Int64 // unix nanos of the last rejection logged
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	sizes  map[string]int64 // known object sizes (objects never change)
-	wg     sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	// noticeConns counts the notice connections among conns.
+	noticeConns int
+	closed      bool
+	sizes       map[string]int64 // known object sizes (objects never change)
+	wg          sync.WaitGroup
 }
 
 type serverMetrics struct {
@@ -169,7 +178,7 @@ func (s *Server) accept() {
 			return
 		}
 		s.mu.Lock()
-		if s.closed || len(s.conns) >= maxConns {
+		if s.closed || len(s.conns)-s.noticeConns >= maxConns {
 			s.mu.Unlock()
 			nc.Close()
 			s.reject("limit", "too many peer connections", nc.RemoteAddr())
@@ -221,6 +230,21 @@ func (s *Server) serveConn(nc net.Conn) {
 			s.reject("auth", "a notice connection, and this agent takes none", nc.RemoteAddr())
 			return
 		}
+		s.mu.Lock()
+		full := s.noticeConns >= maxNoticeConns
+		if !full {
+			s.noticeConns++
+		}
+		s.mu.Unlock()
+		if full {
+			s.reject("limit", "too many notice connections", nc.RemoteAddr())
+			return
+		}
+		defer func() {
+			s.mu.Lock()
+			s.noticeConns--
+			s.mu.Unlock()
+		}()
 		if _, err := rw.Write([]byte{noticesReady}); err != nil {
 			return
 		}

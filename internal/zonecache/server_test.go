@@ -250,3 +250,60 @@ func TestCloseTwice(t *testing.T) {
 	}
 	f.srv.Close()
 }
+
+// Notice connections pass the handshake only where the server takes
+// notices, are bounded apart from block connections, and do not take
+// their place.
+func TestNoticeConnections(t *testing.T) {
+	dial := func(addr string) net.Conn {
+		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		return nc
+	}
+	f := startServer(t, 0) // takes no notices
+	if err := HandshakeNotices(dial(f.srv.Addr().String()), testSecret); err == nil {
+		t.Fatal("a server without Notices accepted a notice connection")
+	}
+
+	defer func(n int) { maxNoticeConns = n }(maxNoticeConns)
+	maxNoticeConns = 2
+	served := make(chan struct{}, 8)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := &objects{data: map[string][]byte{"segments/a": make([]byte, 100)}}
+	srv, err := Serve(ln, ServerOptions{
+		Secret: testSecret, Sizes: sizes{"segments/a": 100}, Blocks: obj,
+		Notices: func(ctx context.Context, r io.Reader, nc net.Conn) {
+			served <- struct{}{}
+			io.Copy(io.Discard, r)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	addr := srv.Addr().String()
+	for i := range 2 {
+		if err := HandshakeNotices(dial(addr), testSecret); err != nil {
+			t.Fatalf("notice connection %d: %v", i, err)
+		}
+		<-served
+	}
+	if err := HandshakeNotices(dial(addr), testSecret); err == nil {
+		t.Fatal("a notice connection past the limit was accepted")
+	}
+	// Block requests are still served.
+	a := newAsker(testSecret, nil)
+	defer a.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.get(ctx, addr, Request{Key: "segments/a", ObjectSize: 100, Start: 0, End: 10}); err != nil {
+		t.Fatalf("a block request beside full notice connections: %v", err)
+	}
+}
