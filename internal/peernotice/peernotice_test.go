@@ -22,7 +22,7 @@ var secret = []byte("test cluster secret")
 func parts(n int) []metastore.TopicPartition {
 	out := make([]metastore.TopicPartition, n)
 	for i := range out {
-		out[i].TopicID[0], out[i].TopicID[15] = byte(i>>8), byte(i)
+		out[i].TopicID[0], out[i].TopicID[1], out[i].TopicID[15] = byte(i>>16), byte(i>>8), byte(i)
 		out[i].Partition = int32(i % 7)
 	}
 	return out
@@ -325,4 +325,25 @@ func FuzzReceiverServe(f *testing.F) {
 			rest = rest[4+size:]
 		}
 	})
+}
+
+// A peer's queue keeps each partition once, and turns into "everything"
+// only when the distinct partitions pass maxPending.
+func TestPendingDistinct(t *testing.T) {
+	p := &peer{s: NewSender(Options{}), wake: make(chan struct{}, 1)}
+	ps := parts(maxPending)
+	for range 3 { // repeats do not count against the bound
+		p.add(metastore.CommitNotice{Partitions: ps})
+	}
+	got, everything, merged := p.take()
+	got = distinct(got)
+	if everything || merged || len(got) != maxPending {
+		t.Fatalf("took %d partitions (everything %v), want %d", len(got), everything, maxPending)
+	}
+	p.recycle(got)
+	p.add(metastore.CommitNotice{Partitions: ps})
+	p.add(metastore.CommitNotice{Partitions: []metastore.TopicPartition{{Partition: 1, TopicID: metastore.TopicID{0xff}}}})
+	if _, everything, _ := p.take(); !everything {
+		t.Fatal("more than maxPending distinct partitions did not become everything")
+	}
 }

@@ -1,10 +1,13 @@
 package peernotice
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -123,7 +126,7 @@ func (s *Sender) SetPeers(agents []metastore.AgentInfo) {
 			continue
 		}
 		ctx, cancel := context.WithCancel(s.ctx)
-		p := &peer{s: s, addr: addr, stop: cancel, wake: make(chan struct{}, 1), pending: map[metastore.TopicPartition]struct{}{}}
+		p := &peer{s: s, addr: addr, stop: cancel, wake: make(chan struct{}, 1)}
 		s.peers[addr] = p
 		s.wg.Add(1)
 		go func() {
@@ -185,9 +188,14 @@ type peer struct {
 	stop context.CancelFunc
 	wake chan struct{} // capacity 1
 
-	mu         sync.Mutex
-	pending    map[metastore.TopicPartition]struct{}
-	everything bool
+	mu sync.Mutex
+	// pending is the partitions gathered since the last write, in
+	// arrival order and possibly repeated (take sorts them and drops the
+	// repeats: appending is far cheaper than a set); spare is the
+	// buffer the last write gave back (recycle).
+	pending, spare []metastore.TopicPartition
+	merged         bool // pending holds more than one notice: it may repeat partitions
+	everything     bool
 	// connected: the last connection attempt succeeded and no write on
 	// it failed since.
 	connected bool
@@ -204,12 +212,18 @@ func (p *peer) poke() {
 // add queues n and reports whether the peer is connected.
 func (p *peer) add(n metastore.CommitNotice) bool {
 	p.mu.Lock()
-	if n.Partitions == nil || p.everything || len(p.pending)+len(n.Partitions) > maxPending {
-		p.everything = true
-		clear(p.pending)
-	} else {
-		for _, tp := range n.Partitions {
-			p.pending[tp] = struct{}{}
+	switch {
+	case p.everything:
+	case n.Partitions == nil:
+		p.gatherEverything()
+	default:
+		p.merged = p.merged || len(p.pending) > 0
+		p.pending = append(p.pending, n.Partitions...)
+		if len(p.pending) > maxPending {
+			p.merged = false
+			if p.pending = distinct(p.pending); len(p.pending) > maxPending {
+				p.gatherEverything()
+			}
 		}
 	}
 	connected := p.connected
@@ -218,20 +232,50 @@ func (p *peer) add(n metastore.CommitNotice) bool {
 	return connected
 }
 
-// take empties the queue.
-func (p *peer) take() (parts []metastore.TopicPartition, everything bool) {
+// gatherEverything replaces what is pending with "everything". p.mu is
+// held.
+func (p *peer) gatherEverything() {
+	p.everything, p.merged = true, false
+	p.pending = p.pending[:0]
+}
+
+// take empties the queue: the partitions gathered (the caller hands the
+// slice back with recycle), or everything. merged reports partitions of
+// several notices, which may repeat.
+func (p *peer) take() (parts []metastore.TopicPartition, everything, merged bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.everything {
 		p.everything = false
-		return nil, true
+		return nil, true, false
 	}
-	parts = make([]metastore.TopicPartition, 0, len(p.pending))
-	for tp := range p.pending {
-		parts = append(parts, tp)
+	parts, p.pending, p.spare = p.pending, p.spare[:0], nil
+	merged, p.merged = p.merged, false
+	return parts, false, merged
+}
+
+// recycle gives back a slice take returned, for the next gathering.
+func (p *peer) recycle(parts []metastore.TopicPartition) {
+	if cap(parts) > 4*maxFramePartitions {
+		return // do not keep a burst's buffer
 	}
-	clear(p.pending)
-	return parts, false
+	p.mu.Lock()
+	p.spare = parts[:0]
+	p.mu.Unlock()
+}
+
+// distinct sorts parts and drops repeats, in place.
+func distinct(parts []metastore.TopicPartition) []metastore.TopicPartition {
+	if len(parts) < 2 {
+		return parts
+	}
+	slices.SortFunc(parts, func(a, b metastore.TopicPartition) int {
+		if c := bytes.Compare(a.TopicID[:], b.TopicID[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Partition, b.Partition)
+	})
+	return slices.Compact(parts)
 }
 
 func (p *peer) setConnected(c bool) {
@@ -291,8 +335,12 @@ func (p *peer) run(ctx context.Context) {
 			conn, retry = c, retryMin
 			p.setConnected(true)
 		}
-		parts, everything := p.take()
+		parts, everything, merged := p.take()
+		if merged {
+			parts = distinct(parts) // outside the lock Send takes
+		}
 		if !everything && len(parts) == 0 {
+			p.recycle(parts)
 			continue
 		}
 		buf = appendFrames(buf[:0], parts, everything)
@@ -306,6 +354,7 @@ func (p *peer) run(ctx context.Context) {
 				p.add(metastore.CommitNotice{})
 			} else {
 				p.add(metastore.CommitNotice{Partitions: parts})
+				p.recycle(parts)
 			}
 			if ctx.Err() != nil {
 				return
@@ -314,6 +363,7 @@ func (p *peer) run(ctx context.Context) {
 			continue
 		}
 		p.s.metrics.frames.Add(float64(max(1, (len(parts)+maxFramePartitions-1)/maxFramePartitions)))
+		p.recycle(parts)
 		if cap(buf) > 1<<20 {
 			buf = nil
 		}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -170,19 +171,26 @@ func encodeNotices(origin string, parts []metastore.TopicPartition) []string {
 
 // heard records when notices were delivered to this store's watchers,
 // for the poll: a partition that moved before a poll's read and was
-// heard of after it needs no announcement from the poll.
+// heard of after it needs no announcement from the poll. Every notice
+// passes here, so times are kept as nanoseconds since the poll started
+// (no pointers for the collector to scan in a map that holds every
+// partition recently committed).
 type heard struct {
 	mu         sync.Mutex
-	on         bool // the poll runs (and prunes at): otherwise nothing is recorded
-	at         map[metastore.TopicPartition]time.Time
-	everything time.Time
+	on         bool      // the poll runs (and prunes at): otherwise nothing is recorded
+	base       time.Time // when the poll started; times are nanoseconds since
+	at         map[metastore.TopicPartition]int64
+	everything int64
 }
 
 func (h *heard) start() {
 	h.mu.Lock()
-	h.on = true
+	h.on, h.base, h.everything = true, time.Now(), math.MinInt64
 	h.mu.Unlock()
 }
+
+// nanos is t as heard keeps it. h.mu is held.
+func (h *heard) nanos(t time.Time) int64 { return int64(t.Sub(h.base)) }
 
 func (h *heard) record(n metastore.CommitNotice, now time.Time) {
 	h.mu.Lock()
@@ -190,15 +198,16 @@ func (h *heard) record(n metastore.CommitNotice, now time.Time) {
 	if !h.on {
 		return
 	}
+	at := h.nanos(now)
 	if n.Partitions == nil {
-		h.everything = now
+		h.everything = at
 		return
 	}
 	if h.at == nil {
-		h.at = make(map[metastore.TopicPartition]time.Time)
+		h.at = make(map[metastore.TopicPartition]int64)
 	}
 	for _, tp := range n.Partitions {
-		h.at[tp] = now
+		h.at[tp] = at
 	}
 }
 
@@ -206,7 +215,15 @@ func (h *heard) record(n metastore.CommitNotice, now time.Time) {
 func (h *heard) since(tp metastore.TopicPartition, t time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.everything.After(t) || h.at[tp].After(t)
+	if !h.on {
+		return false
+	}
+	after := h.nanos(t)
+	if h.everything > after {
+		return true
+	}
+	at, ok := h.at[tp]
+	return ok && at > after
 }
 
 // prune forgets partitions heard of before t (the poll compares later
@@ -214,8 +231,9 @@ func (h *heard) since(tp metastore.TopicPartition, t time.Time) bool {
 func (h *heard) prune(t time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	before := h.nanos(t)
 	for tp, at := range h.at {
-		if !at.After(t) {
+		if at <= before {
 			delete(h.at, tp)
 		}
 	}
