@@ -330,19 +330,26 @@ func TestPipelinedProducesShareASegmentAndAnswerInOrder(t *testing.T) {
 	t.Logf("7 pipelined produce requests answered in %v at linger 300ms", elapsed)
 }
 
-func TestFetchLongPollWokenByCommit(t *testing.T) {
-	a := agenttest.Start(t, agenttest.Options{Linger: 20 * time.Millisecond})
-	c := testutil.Dial(t, a.Addr())
-	createTopic(t, c, "poll", 1)
+// waitingFetch asks for partition 0 of topic from offset 0, waiting up
+// to maxWait ms for a byte.
+func waitingFetch(topic string, maxWait int32) *kmsg.FetchRequest {
 	fr := kmsg.NewPtrFetchRequest()
 	fr.SetVersion(11)
-	fr.MaxWaitMillis, fr.MinBytes, fr.MaxBytes = 10000, 1, 1<<20
+	fr.MaxWaitMillis, fr.MinBytes, fr.MaxBytes = maxWait, 1, 1<<20
 	ft := kmsg.NewFetchRequestTopic()
-	ft.Topic = "poll"
+	ft.Topic = topic
 	fp := kmsg.NewFetchRequestTopicPartition()
 	fp.PartitionMaxBytes = 1 << 20
 	ft.Partitions = append(ft.Partitions, fp)
 	fr.Topics = append(fr.Topics, ft)
+	return fr
+}
+
+func TestFetchLongPollWokenByCommit(t *testing.T) {
+	a := agenttest.Start(t, agenttest.Options{Linger: 20 * time.Millisecond})
+	c := testutil.Dial(t, a.Addr())
+	createTopic(t, c, "poll", 1)
+	fr := waitingFetch("poll", 10000)
 	start := time.Now()
 	corr := c.Send(fr)
 	producer := testutil.Dial(t, a.Addr())

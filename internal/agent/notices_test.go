@@ -67,23 +67,11 @@ func waitThroughPeer(t *testing.T, storeNotices bool) time.Duration {
 		}
 	}
 	r := ftestutil.Dial(t, reader.Addr())
-	fetch := func(maxWait int32) *kmsg.FetchRequest {
-		req := kmsg.NewPtrFetchRequest()
-		req.SetVersion(11)
-		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = maxWait, 1, 1<<20
-		ft := kmsg.NewFetchRequestTopic()
-		ft.Topic = "relayed"
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.PartitionMaxBytes = 1 << 20
-		ft.Partitions = append(ft.Partitions, fp)
-		req.Topics = append(req.Topics, ft)
-		return req
-	}
-	if p := r.Do(fetch(0)).(*kmsg.FetchResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.RecordBatches) > 0 {
+	if p := r.Do(waitingFetch("relayed", 0)).(*kmsg.FetchResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.RecordBatches) > 0 {
 		t.Fatalf("first fetch: error %d, %d bytes", p.ErrorCode, len(p.RecordBatches))
 	}
 
-	corr := r.Send(fetch(4000))
+	corr := r.Send(waitingFetch("relayed", 4000))
 	time.Sleep(200 * time.Millisecond) // the fetch is waiting
 	pr := w.Do(produceRequest("relayed", -1, batchSpec{partition: 0, records: 3})).(*kmsg.ProduceResponse)
 	if code := pr.Topics[0].Partitions[0].ErrorCode; code != 0 {
