@@ -64,6 +64,7 @@ type Sender struct {
 
 type senderMetrics struct {
 	frames    prometheus.Counter
+	peers     prometheus.Gauge
 	connected prometheus.Gauge
 	failures  prometheus.Counter
 }
@@ -81,6 +82,10 @@ func NewSender(opts Options) *Sender {
 				Name: "floe_peer_notice_frames_sent_total",
 				Help: "Commit-notice frames this agent wrote to other agents.",
 			}),
+			peers: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "floe_peer_notice_peers",
+				Help: "Other live agents this agent's commit notices should reach (those without a peer address included).",
+			}),
 			connected: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "floe_peer_notice_peers_connected",
 				Help: "Other agents this agent has a working notice connection to.",
@@ -92,7 +97,7 @@ func NewSender(opts Options) *Sender {
 		},
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.metrics.frames, s.metrics.connected, s.metrics.failures)
+		opts.Registerer.MustRegister(s.metrics.frames, s.metrics.peers, s.metrics.connected, s.metrics.failures)
 	}
 	return s
 }
@@ -115,6 +120,7 @@ func (s *Sender) SetPeers(agents []metastore.AgentInfo) {
 		return
 	}
 	s.missing = missing
+	s.metrics.peers.Set(float64(len(want) + missing))
 	for addr, p := range s.peers {
 		if !want[addr] {
 			p.stop()
