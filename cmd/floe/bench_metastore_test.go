@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/floe-io/floe/internal/testutil"
 )
 
 func TestWithPoolSize(t *testing.T) {
@@ -52,5 +54,24 @@ func TestBenchMetastoreCompare(t *testing.T) {
 	}
 	if err := run([]string{"bench", "metastore", "--compare", b, "--rounds", "0"}, &out, &errs); err == nil {
 		t.Error("--rounds 0 accepted")
+	}
+}
+
+// On PostgreSQL, --store-per-agent --relay-notices opens a store per
+// simulated agent and relays their notices to each other; the report
+// says so. --relay-notices alone is refused.
+func TestBenchMetastoreRelayNotices(t *testing.T) {
+	var out, errs strings.Builder
+	if err := run([]string{"bench", "metastore", "--relay-notices"}, &out, &errs); err == nil {
+		t.Error("--relay-notices without --store-per-agent accepted")
+	}
+	db := testutil.CreateDatabase(t, testutil.RequirePostgres(t), "floe_bench_relay_")
+	err := run([]string{"bench", "metastore", "--metastore", db, "--store-per-agent", "--relay-notices", "--agents", "3", "--partitions", "10",
+		"--partitions-per-commit", "2", "--readers", "1", "--duration", "300ms", "--warmup", "0s", "--progress", "0"}, &out, &errs)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	if !strings.Contains(out.String(), "3 store(s) opened apart, notices relayed between the stores") {
+		t.Errorf("report %q", out.String())
 	}
 }
