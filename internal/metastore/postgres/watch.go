@@ -17,9 +17,13 @@ import (
 
 // Commit notices between agents.
 //
-// On PostgreSQL every commit calls pg_notify in its transaction, which the
-// database delivers only once the transaction commits, so a notice never
-// precedes its commit. Each Store keeps one dedicated connection
+// On PostgreSQL a commit's notice goes through pg_notify, which the
+// database delivers only once the notifying transaction commits, so a
+// notice never precedes its commit: inside the transaction for the rare
+// commits with transactions, EndTxn, retention and compaction; after
+// COMMIT, from the notifier, for segment commits (notifier.go), unless
+// the agents relay those to each other (RelayNotices, internal/peernotice)
+// and the relay reaches every agent. Each Store keeps one dedicated connection
 // LISTENing (not from the pool: a pooled connection would be handed to
 // queries) and passes what it hears to its watchers. Its own commits are
 // announced directly after they commit, and skipped when they come back.
