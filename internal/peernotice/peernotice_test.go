@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -345,5 +346,34 @@ func TestPendingDistinct(t *testing.T) {
 	p.add(metastore.CommitNotice{Partitions: []metastore.TopicPartition{{Partition: 1, TopicID: metastore.TopicID{0xff}}}})
 	if _, everything, _ := p.take(); !everything {
 		t.Fatal("more than maxPending distinct partitions did not become everything")
+	}
+}
+
+// Close does not wait for a write to a peer that stopped reading.
+func TestCloseDoesNotWaitForAStuckPeer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := zonecache.Serve(ln, zonecache.ServerOptions{
+		Secret: secret, Sizes: noBlocks{}, Blocks: noBlocks{},
+		Notices: func(ctx context.Context, _ io.Reader, _ net.Conn) { <-ctx.Done() }, // reads nothing
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	s := NewSender(Options{Secret: secret, Logger: testutil.Logger(t)})
+	s.SetPeers([]metastore.AgentInfo{{PeerAddr: srv.Addr().String()}})
+	waitFor(t, "connected", func() bool { return connected(s) })
+	ps := parts(maxPending)
+	for range 20 { // 2 MB a write: more than the socket buffers hold
+		s.Send(metastore.CommitNotice{Partitions: ps})
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	s.Close()
+	if took := time.Since(start); took > writeTimeout/2 {
+		t.Fatalf("Close took %v with a write stuck on a peer", took)
 	}
 }

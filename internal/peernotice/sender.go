@@ -304,12 +304,31 @@ func (p *peer) run(ctx context.Context) {
 		buf   []byte
 		retry = retryMin
 		idle  = time.NewTimer(maxIdle)
+		// open is conn for the goroutine that closes it when ctx ends,
+		// so that stopping never waits for a write to a stuck peer.
+		openMu sync.Mutex
+		open   net.Conn
 	)
-	defer func() {
-		idle.Stop()
-		if conn != nil {
+	setConn := func(c net.Conn) {
+		if conn != nil && c == nil {
 			conn.Close()
 		}
+		conn = c
+		openMu.Lock()
+		open = c
+		openMu.Unlock()
+	}
+	stopClosing := context.AfterFunc(ctx, func() {
+		openMu.Lock()
+		if open != nil {
+			open.Close()
+		}
+		openMu.Unlock()
+	})
+	defer func() {
+		stopClosing()
+		idle.Stop()
+		setConn(nil)
 		p.setConnected(false)
 	}()
 	for {
@@ -317,10 +336,7 @@ func (p *peer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-idle.C:
-			if conn != nil {
-				conn.Close() // reopened by the next notice
-				conn = nil
-			}
+			setConn(nil) // reopened by the next notice
 			continue
 		case <-p.wake:
 		}
@@ -338,7 +354,8 @@ func (p *peer) run(ctx context.Context) {
 				p.poke() // try again, whether or not notices wait
 				continue
 			}
-			conn, retry = c, retryMin
+			setConn(c)
+			retry = retryMin
 			p.setConnected(true)
 		}
 		parts, everything, merged := p.take()
@@ -352,8 +369,7 @@ func (p *peer) run(ctx context.Context) {
 		buf = appendFrames(buf[:0], parts, everything)
 		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if _, err := conn.Write(buf); err != nil {
-			conn.Close()
-			conn = nil
+			setConn(nil)
 			// Written again on the next connection (the receiver may see
 			// some twice: a notice only makes it re-read).
 			if everything {
