@@ -31,21 +31,26 @@ func (a *Agent) relayNotices(secret []byte) func(context.Context, io.Reader, net
 	receiver := peernotice.NewReceiver(store.HearRelayed, a.log, a.reg)
 	members := a.members
 	self := members.Self().ID
+	follow := func(seen uint64) uint64 {
+		g := members.Generation()
+		if g == seen {
+			return seen
+		}
+		var others []metastore.AgentInfo
+		for _, m := range members.Live() {
+			if m.ID != self {
+				others = append(others, m)
+			}
+		}
+		sender.SetPeers(others)
+		return g
+	}
+	seen := follow(^uint64(0)) // the peers are known before the first notice
 	a.actors.add("notice relay", runUntilStopped(func(ctx context.Context) {
 		ticker := time.NewTicker(followInterval)
 		defer ticker.Stop()
-		seen := ^uint64(0)
 		for {
-			if g := members.Generation(); g != seen {
-				seen = g
-				var others []metastore.AgentInfo
-				for _, m := range members.Live() {
-					if m.ID != self {
-						others = append(others, m)
-					}
-				}
-				sender.SetPeers(others)
-			}
+			seen = follow(seen)
 			select {
 			case <-ctx.Done():
 				return

@@ -17,8 +17,8 @@ import (
 )
 
 // idleTimeout closes a notice connection that brought nothing for that
-// long; senders close theirs sooner (maxIdle).
-const idleTimeout = 2 * time.Minute
+// long; senders close theirs sooner (maxIdle). A variable for tests.
+var idleTimeout = 2 * time.Minute
 
 // Receiver hands the notices other agents relay to this agent's store
 // (metastore.NoticeRelay.HearRelayed), which delivers them to its
@@ -60,7 +60,7 @@ func (r *Receiver) Serve(ctx context.Context, rd io.Reader, nc net.Conn) {
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	br := bufio.NewReaderSize(rd, 4<<10) // most frames are small; ReadFrame reads past it
-	for {
+	for ctx.Err() == nil {               // (a deadline set below would undo the one stop sets)
 		nc.SetReadDeadline(time.Now().Add(idleTimeout))
 		body, err := wire.ReadFrame(br, maxFrameBytes)
 		if err != nil {

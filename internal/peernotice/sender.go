@@ -20,20 +20,25 @@ import (
 // Sender limits.
 const (
 	// maxPending bounds the partitions gathered for one peer between two
-	// writes; more become "everything".
+	// writes; more than half of it, once repeats are dropped, become
+	// "everything".
 	maxPending = 100_000
 	// dialTimeout bounds connecting to a peer, TLS and handshake included.
 	dialTimeout = 5 * time.Second
 	// writeTimeout bounds one write of gathered notices.
 	writeTimeout = 5 * time.Second
-	// maxIdle closes a connection unused that long, well before the
-	// receiver's idleTimeout, so a notice is never written into a
-	// connection the receiver already dropped.
-	maxIdle = time.Minute
 	// retryMin and retryMax bound the wait before redialling a peer.
 	retryMin = 100 * time.Millisecond
 	retryMax = 10 * time.Second
+	// drainTimeout bounds how long Close lets the peers write what they
+	// have gathered.
+	drainTimeout = time.Second
 )
+
+// maxIdle closes a connection unused that long, well before the
+// receiver's idleTimeout, so a notice is never written into a connection
+// the receiver already dropped. A variable for tests.
+var maxIdle = time.Minute
 
 // Options configure a Sender.
 type Options struct {
@@ -55,9 +60,14 @@ type Sender struct {
 	cancel  context.CancelFunc
 	metrics senderMetrics
 
+	// draining is closed by Close: the peers write what they gathered,
+	// then stop.
+	draining chan struct{}
+
 	mu      sync.Mutex
 	peers   map[string]*peer // by peer address
 	missing int              // live agents without a peer address
+	known   bool             // SetPeers was called: until then nobody is known to be reached
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -76,7 +86,7 @@ func NewSender(opts Options) *Sender {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sender{
-		opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel, peers: map[string]*peer{},
+		opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel, peers: map[string]*peer{}, draining: make(chan struct{}),
 		metrics: senderMetrics{
 			frames: prometheus.NewCounter(prometheus.CounterOpts{
 				Name: "floe_peer_notice_frames_sent_total",
@@ -119,7 +129,7 @@ func (s *Sender) SetPeers(agents []metastore.AgentInfo) {
 	if s.closed {
 		return
 	}
-	s.missing = missing
+	s.missing, s.known = missing, true
 	s.metrics.peers.Set(float64(len(want) + missing))
 	for addr, p := range s.peers {
 		if !want[addr] {
@@ -153,7 +163,7 @@ func (s *Sender) Send(n metastore.CommitNotice) bool {
 	if s.closed {
 		return false
 	}
-	all := s.missing == 0
+	all := s.known && s.missing == 0
 	for _, p := range s.peers {
 		if !p.add(n) {
 			all = false
@@ -177,11 +187,24 @@ func (s *Sender) Connected() (connected, of int) {
 	return connected, len(s.peers) + s.missing
 }
 
-// Close stops every peer's goroutine, writing nothing more.
+// Close lets every peer write what it has gathered on the connection it
+// has (for at most drainTimeout), then stops them all.
 func (s *Sender) Close() {
 	s.mu.Lock()
-	s.closed = true
+	if !s.closed {
+		s.closed = true
+		close(s.draining)
+	}
 	s.mu.Unlock()
+	drained := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+	}
 	s.cancel()
 	s.wg.Wait()
 }
@@ -226,8 +249,10 @@ func (p *peer) add(n metastore.CommitNotice) bool {
 		p.merged = p.merged || len(p.pending) > 0
 		p.pending = append(p.pending, n.Partitions...)
 		if len(p.pending) > maxPending {
+			// Past half the bound once distinct, everything: so the
+			// next sort is at least maxPending/2 appends away.
 			p.merged = false
-			if p.pending = distinct(p.pending); len(p.pending) > maxPending {
+			if p.pending = distinct(p.pending); len(p.pending) > maxPending/2 {
 				p.gatherEverything()
 			}
 		}
@@ -335,6 +360,18 @@ func (p *peer) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-p.s.draining:
+			if conn != nil {
+				parts, everything, merged := p.take()
+				if merged {
+					parts = distinct(parts)
+				}
+				if everything || len(parts) > 0 {
+					conn.SetWriteDeadline(time.Now().Add(drainTimeout))
+					conn.Write(appendFrames(buf[:0], parts, everything))
+				}
+			}
+			return
 		case <-idle.C:
 			setConn(nil) // reopened by the next notice
 			continue
@@ -356,6 +393,7 @@ func (p *peer) run(ctx context.Context) {
 			}
 			setConn(c)
 			retry = retryMin
+			idle.Reset(maxIdle) // the timer may have fired while there was no connection
 			p.setConnected(true)
 		}
 		parts, everything, merged := p.take()
