@@ -384,7 +384,7 @@ func (p *peer) run(ctx context.Context) {
 					return
 				}
 				p.fail("connecting failed", err, retry)
-				if !sleep(ctx, retry) {
+				if !p.sleep(ctx, retry) {
 					return
 				}
 				retry = min(2*retry, retryMax)
@@ -480,11 +480,15 @@ func (p *peer) dial(ctx context.Context) (net.Conn, error) {
 	return conn, nil
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d before the next dial, and reports false if the sender
+// stops meanwhile (with no connection there is nothing to drain).
+func (p *peer) sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
+	case <-p.s.draining:
 		return false
 	case <-t.C:
 		return true
