@@ -41,7 +41,6 @@ import (
 	"github.com/floe-io/floe/internal/jobs"
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/internal/objstore"
-	"github.com/floe-io/floe/internal/peernotice"
 	"github.com/floe-io/floe/internal/produce"
 	"github.com/floe-io/floe/internal/protocol"
 	"github.com/floe-io/floe/internal/quota"
@@ -275,7 +274,6 @@ type Agent struct {
 	members    *cluster.Membership
 	schedule   *scheduleView // nil unless the store schedules (floe://)
 	peerServer *zonecache.Server
-	notices    *peernotice.Sender // nil: notices go through the store
 	groups     *coordinator.Coordinator
 	shares     *sharecoord.Coordinator
 	txns       *txncoord.Coordinator

@@ -27,7 +27,6 @@ func (a *Agent) relayNotices(secret []byte) func(context.Context, io.Reader, net
 	sender := peernotice.NewSender(peernotice.Options{
 		Secret: secret, TLS: a.cfg.PeerClientTLS, Logger: a.log, Registerer: a.reg,
 	})
-	a.notices = sender
 	receiver := peernotice.NewReceiver(store.HearRelayed, a.log, a.reg)
 	members := a.members
 	self := members.Self().ID

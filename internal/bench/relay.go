@@ -41,17 +41,13 @@ func RelayNotices(stores []metastore.Store, log *slog.Logger) (stop func(), err 
 		if !ok {
 			return nil, fmt.Errorf("store %d (%T) takes no notice relay", i, s)
 		}
-		sizer, ok := s.(zonecache.ObjectSizer)
-		if !ok {
-			return nil, fmt.Errorf("store %d (%T) has no object sizes", i, s)
-		}
 		relays[i] = relay
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
 		srv, err := zonecache.Serve(ln, zonecache.ServerOptions{
-			Secret: relaySecret, Sizes: sizer, Blocks: noBlocks{}, Logger: log,
+			Secret: relaySecret, Sizes: s, Blocks: noBlocks{}, Logger: log,
 			Notices: peernotice.NewReceiver(relay.HearRelayed, log, nil).Serve,
 		})
 		if err != nil {

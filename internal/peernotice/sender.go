@@ -285,6 +285,16 @@ func (p *peer) take() (parts []metastore.TopicPartition, everything, merged bool
 	return parts, false, merged
 }
 
+// takeDistinct is take with the repeats dropped, outside the lock Send
+// takes.
+func (p *peer) takeDistinct() (parts []metastore.TopicPartition, everything bool) {
+	parts, everything, merged := p.take()
+	if merged {
+		parts = distinct(parts)
+	}
+	return parts, everything
+}
+
 // recycle gives back a slice take returned, for the next gathering.
 func (p *peer) recycle(parts []metastore.TopicPartition) {
 	if cap(parts) > 4*maxFramePartitions {
@@ -362,10 +372,7 @@ func (p *peer) run(ctx context.Context) {
 			return
 		case <-p.s.draining:
 			if conn != nil {
-				parts, everything, merged := p.take()
-				if merged {
-					parts = distinct(parts)
-				}
+				parts, everything := p.takeDistinct()
 				if everything || len(parts) > 0 {
 					conn.SetWriteDeadline(time.Now().Add(drainTimeout))
 					conn.Write(appendFrames(buf[:0], parts, everything))
@@ -396,10 +403,7 @@ func (p *peer) run(ctx context.Context) {
 			idle.Reset(maxIdle) // the timer may have fired while there was no connection
 			p.setConnected(true)
 		}
-		parts, everything, merged := p.take()
-		if merged {
-			parts = distinct(parts) // outside the lock Send takes
-		}
+		parts, everything := p.takeDistinct()
 		if !everything && len(parts) == 0 {
 			p.recycle(parts)
 			continue
@@ -449,35 +453,7 @@ func (p *peer) fail(what string, err error, retry time.Duration) {
 func (p *peer) dial(ctx context.Context) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", p.addr)
-	if err != nil {
-		return nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(dl)
-	}
-	conn := nc
-	if p.s.opts.TLS != nil {
-		tc := tls.Client(nc, p.s.opts.TLS)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			nc.Close()
-			return nil, err
-		}
-		conn = tc
-	}
-	if err := zonecache.HandshakeNotices(conn, p.s.opts.Secret); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	if !stop() {
-		nc.Close()
-		return nil, ctx.Err()
-	}
-	nc.SetDeadline(time.Time{})
-	return conn, nil
+	return zonecache.DialNotices(ctx, p.addr, p.s.opts.Secret, p.s.opts.TLS)
 }
 
 // sleep waits d before the next dial, and reports false if the sender

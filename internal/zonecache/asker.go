@@ -114,28 +114,58 @@ func (a *asker) take(ctx context.Context, addr string) (*peerConn, error) {
 }
 
 func (a *asker) dial(ctx context.Context, addr string) (*peerConn, error) {
+	nc, rw, err := dialPeer(ctx, addr, a.tls, func(rw io.ReadWriter) error { return Handshake(rw, a.secret) })
+	if err != nil {
+		return nil, err
+	}
+	return &peerConn{nc: nc, rw: rw, br: bufio.NewReaderSize(rw, 64<<10)}, nil
+}
+
+// DialNotices opens a connection to addr's peer listener that carries
+// commit notices (internal/peernotice): TLS when tlsConfig is set, then
+// HandshakeNotices, within ctx and handshakeTimeout. The connection it
+// returns (TLS-wrapped or not) has no deadline.
+func DialNotices(ctx context.Context, addr string, secret []byte, tlsConfig *tls.Config) (net.Conn, error) {
+	nc, rw, err := dialPeer(ctx, addr, tlsConfig, func(rw io.ReadWriter) error { return HandshakeNotices(rw, secret) })
+	if err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil { // the deadline may have been moved to stop the handshake
+		nc.Close()
+		return nil, ctx.Err()
+	}
+	nc.SetDeadline(time.Time{})
+	conn, _ := rw.(net.Conn)
+	return conn, nil
+}
+
+// dialPeer connects to addr, wraps the connection in TLS when tlsConfig
+// is set and runs handshake on it, within ctx and handshakeTimeout. It
+// returns the TCP connection (for deadlines) and what to read and write:
+// the TLS connection or the TCP one.
+func dialPeer(ctx context.Context, addr string, tlsConfig *tls.Config, handshake func(io.ReadWriter) error) (net.Conn, io.ReadWriter, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	var rw io.ReadWriter = nc
-	if a.tls != nil {
-		tc := tls.Client(nc, a.tls)
+	if tlsConfig != nil {
+		tc := tls.Client(nc, tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("peer %s: TLS: %w", addr, err)
+			return nil, nil, fmt.Errorf("peer %s: TLS: %w", addr, err)
 		}
 		rw = tc
 	}
-	if err := Handshake(rw, a.secret); err != nil {
+	if err := handshake(rw); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("peer %s: handshake: %w", addr, err)
+		return nil, nil, fmt.Errorf("peer %s: handshake: %w", addr, err)
 	}
-	return &peerConn{nc: nc, rw: rw, br: bufio.NewReaderSize(rw, 64<<10)}, nil
+	return nc, rw, nil
 }
 
 func (a *asker) put(addr string, pc *peerConn) {
