@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
-
 	"github.com/floe-io/floe/internal/metastore/embedded"
 )
 
