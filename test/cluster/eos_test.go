@@ -29,6 +29,13 @@ const (
 	// eosPoll bounds the records one transaction copies, so that a run
 	// is many transactions long and the kills land inside them.
 	eosPoll = 250
+	// eosTxnMin is the least time a transaction stays open. With at
+	// least eosRecords/eosPoll transactions, two members at a time, the
+	// copy lasts at least 12 s, longer than the nemesis needs to start
+	// two kills (a quiet of at most 4 s, a kill of at most 1.5 s, a
+	// quiet of at most 4 s): an unhindered copy took as little as 8 s,
+	// and a run with one kill tests little.
+	eosTxnMin = 300 * time.Millisecond
 )
 
 // TestExactlyOnceUnderKills copies eosRecords records from one topic to
@@ -401,6 +408,7 @@ func (m *eosMember) session(n int) string {
 		if err := sess.Begin(); err != nil {
 			return "begin: " + err.Error()
 		}
+		opened := time.Now()
 		label := fmt.Sprintf("%s.s%d.t%d", m.name, n, txn)
 		records := 0
 		fs.EachRecord(func(r *kgo.Record) {
@@ -408,6 +416,7 @@ func (m *eosMember) session(n int) string {
 			out := &kgo.Record{Key: r.Value, Value: []byte(string(r.Value) + "|" + label)}
 			sess.Produce(context.Background(), out, nil)
 		})
+		time.Sleep(time.Until(opened.Add(eosTxnMin)))
 		select {
 		case <-m.crash:
 			// The application dies mid-transaction: its records are
