@@ -84,6 +84,7 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	defer store.Close()
+	cfg.Connections = poolSize(*url)
 	if *storePerAgent {
 		// Each agent's store gets connections for its commit, its share
 		// of the readers and the store's own work.
@@ -96,6 +97,7 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 			defer s.Close()
 			cfg.AgentStores = append(cfg.AgentStores, s)
 		}
+		cfg.Connections = cfg.Agents * poolSize(per)
 	}
 	if *relayNotices {
 		stop, err := bench.RelayNotices(cfg.AgentStores, log)
@@ -148,6 +150,20 @@ func withPoolSize(raw string, n int) string {
 	q.Set("pool_max_conns", strconv.Itoa(max(n, 1)))
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// poolSize is the pool_max_conns of a PostgreSQL URL that withPoolSize
+// returned (0 for other URLs).
+func poolSize(raw string) int {
+	if !isPostgresURL(raw) {
+		return 0
+	}
+	u, _ := neturl.Parse(raw) // parsed by isPostgresURL
+	n, err := strconv.Atoi(u.Query().Get("pool_max_conns"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // isPostgresURL reports a PostgreSQL metadata store URL.

@@ -8,14 +8,24 @@ import (
 )
 
 func TestWithPoolSize(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"postgres://u@h:5432/db?sslmode=disable", "postgres://u@h:5432/db?pool_max_conns=60&sslmode=disable"},
-		{"postgres://u@h:5432/db?pool_max_conns=8", "postgres://u@h:5432/db?pool_max_conns=8"},
-		{"embedded:///tmp/x.db", "embedded:///tmp/x.db"},
+	for _, tc := range []struct {
+		in, want string
+		pool     int
+	}{
+		{"postgres://u@h:5432/db?sslmode=disable", "postgres://u@h:5432/db?pool_max_conns=60&sslmode=disable", 60},
+		{"postgres://u@h:5432/db?pool_max_conns=8", "postgres://u@h:5432/db?pool_max_conns=8", 8},
+		{"embedded:///tmp/x.db", "embedded:///tmp/x.db", 0},
 	} {
-		if got := withPoolSize(tc.in, 60); got != tc.want {
+		got := withPoolSize(tc.in, 60)
+		if got != tc.want {
 			t.Errorf("withPoolSize(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+		if n := poolSize(got); n != tc.pool {
+			t.Errorf("poolSize(%q) = %d, want %d", got, n, tc.pool)
+		}
+	}
+	if n := poolSize("postgres://u@h:5432/db?pool_max_conns=lots"); n != 0 {
+		t.Errorf("poolSize of an unparsable pool_max_conns = %d, want 0", n)
 	}
 }
 
@@ -71,7 +81,8 @@ func TestBenchMetastoreRelayNotices(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errs.String())
 	}
-	if !strings.Contains(out.String(), "3 store(s) opened apart, notices relayed between the stores") {
+	// Each of the 3 stores: 2 connections plus its share of 1 reader.
+	if !strings.Contains(out.String(), "3 store(s) opened apart (pools of 9 connections together), notices relayed between the stores") {
 		t.Errorf("report %q", out.String())
 	}
 }

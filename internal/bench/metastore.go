@@ -59,6 +59,11 @@ type MetastoreConfig struct {
 	// NoticesRelayed says, for the report, that the AgentStores relay
 	// their commit notices to each other (RelayNotices).
 	NoticesRelayed bool
+	// Connections says, for the report, how many database connections
+	// the simulated agents and readers can hold at once through their
+	// stores' pools (0: not known, or not a database). The database's
+	// rate depends on it (docs/postgres.md, "Connections").
+	Connections int
 }
 
 // Bounds on a MetastoreConfig: enough for any load this machine could
@@ -97,6 +102,7 @@ type MetastoreReport struct {
 	Readers             int     `json:"readers"`
 	Stores              int     `json:"stores"` // opened apart: 1, or one per agent
 	NoticesRelayed      bool    `json:"notices_relayed"`
+	Connections         int     `json:"connections,omitempty"` // the stores' pools together
 	ReadsPerSecTarget   float64 `json:"reads_per_sec_target,omitempty"`
 	Seconds             float64 `json:"seconds"`
 	Commits             uint64  `json:"commits"`
@@ -117,8 +123,12 @@ func (r *MetastoreReport) WriteText(w io.Writer) {
 	if r.NoticesRelayed {
 		notices = "relayed between the stores"
 	}
-	fmt.Fprintf(w, "metadata store: %d agents, %d partitions per commit (of %d), %d readers, %d store(s) opened apart, notices %s, %.1f s measured\n",
-		r.Agents, r.PartitionsPerCommit, r.Partitions, r.Readers, r.Stores, notices, r.Seconds)
+	conns := ""
+	if r.Connections > 0 {
+		conns = fmt.Sprintf(" (pools of %d connections together)", r.Connections)
+	}
+	fmt.Fprintf(w, "metadata store: %d agents, %d partitions per commit (of %d), %d readers, %d store(s) opened apart%s, notices %s, %.1f s measured\n",
+		r.Agents, r.PartitionsPerCommit, r.Partitions, r.Readers, r.Stores, conns, notices, r.Seconds)
 	fmt.Fprintf(w, "commits: %s in all, %.0f commits/s (%s batches/s), latency p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms, errors %d, rejected batches %d\n",
 		count(int64(r.Commits)), r.CommitsPerSec, count(int64(r.BatchesPerSec)), r.Commit.P50, r.Commit.P90, r.Commit.P99, r.Commit.Max, r.CommitErrors, r.RejectedBatches)
 	if r.Readers > 0 {
@@ -235,7 +245,7 @@ func RunMetastore(ctx context.Context, store metastore.Store, cfg MetastoreConfi
 	secs := elapsed.Seconds()
 	rep := &MetastoreReport{
 		Agents: cfg.Agents, PartitionsPerCommit: cfg.PartitionsPerCommit, Partitions: cfg.Partitions, Readers: cfg.Readers,
-		Stores: max(1, len(cfg.AgentStores)), NoticesRelayed: cfg.NoticesRelayed,
+		Stores: max(1, len(cfg.AgentStores)), NoticesRelayed: cfg.NoticesRelayed, Connections: cfg.Connections,
 		ReadsPerSecTarget: cfg.ReadsPerSec, Seconds: secs, Commits: r.commitLat.Count(), Commit: r.commitLat.Summary(),
 		CommitErrors: r.commitErr.Load(), RejectedBatches: r.rejected.Load(),
 		Reads: r.readLat.Count(), Read: r.readLat.Summary(), ReadErrors: r.readErr.Load(),
