@@ -29,6 +29,26 @@ func ValidateCommit(c SegmentCommit) error {
 	return nil
 }
 
+// ValidateCommits is ValidateCommit for a group of segments committed in
+// one transaction (GroupSequencer): each must be valid and their objects
+// distinct.
+func ValidateCommits(cs []SegmentCommit) error {
+	if len(cs) == 0 {
+		return errors.New("no segment to commit")
+	}
+	seen := make(map[string]bool, len(cs))
+	for i, c := range cs {
+		if err := ValidateCommit(c); err != nil {
+			return fmt.Errorf("segment %d (%s): %w", i, c.Object, err)
+		}
+		if seen[c.Object] {
+			return fmt.Errorf("segment %d: object %s twice in one commit", i, c.Object)
+		}
+		seen[c.Object] = true
+	}
+	return nil
+}
+
 // CommitExtents gathers the extents of one segment commit, for backends:
 // consecutive accepted batches of a partition whose bytes follow each
 // other in the object become one extent; a rejected batch of the
@@ -86,6 +106,14 @@ func (x *CommitExtents) Add(b BatchCommit, base int64) {
 		MaxTimestamp: b.MaxTimestamp,
 		CommittedAt:  x.committedAt,
 	})
+}
+
+// NextSegment starts gathering the extents of c, the next segment of a
+// group committed together (GroupSequencer): later batches go to c's
+// object, and no run continues across objects, whatever their bytes.
+func (x *CommitExtents) NextSegment(c SegmentCommit) {
+	x.commit = c
+	clear(x.open)
 }
 
 // EndRun ends a partition's open run: the next accepted batch starts a new

@@ -204,6 +204,19 @@ type Sequencer interface {
 	CommitSegment(ctx context.Context, c SegmentCommit) ([]BatchResult, error)
 }
 
+// GroupSequencer is a Sequencer that can also commit several segments in
+// one transaction. An agent whose later uploads finished while an earlier
+// commit ran folds them into its next commit (produce.Writer), so that a
+// store serving many agents runs fewer, larger transactions.
+type GroupSequencer interface {
+	Sequencer
+	// CommitSegments commits cs as CommitSegment would commit them one
+	// after another, in order, but in one transaction: every accepted
+	// batch of every segment becomes visible or none does. results[i]
+	// are the results of cs[i]'s batches. The objects must differ.
+	CommitSegments(ctx context.Context, cs []SegmentCommit) (results [][]BatchResult, err error)
+}
+
 // ExtentReader reads partitions' offsets and extents, for fetches and
 // offset lookups. Each call is one consistent read.
 type ExtentReader interface {

@@ -30,6 +30,14 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 	t.Run("Sequencer", func(t *testing.T) {
 		t.Run("Commit", func(t *testing.T) { testCommit(t, records) })
 		t.Run("Idempotence", func(t *testing.T) { testIdempotence(t, records) })
+		// Segments committed together (metastore.GroupSequencer is
+		// optional).
+		t.Run("Group", func(t *testing.T) {
+			if _, ok := open(t).(metastore.GroupSequencer); !ok {
+				t.Skip("the backend does not commit segments in groups")
+			}
+			testGroupCommit(t, open)
+		})
 	})
 	t.Run("ExtentReader", func(t *testing.T) { testExtents(t, records) })
 	t.Run("ProducerStore", func(t *testing.T) {

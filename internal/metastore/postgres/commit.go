@@ -43,27 +43,52 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 	if err := metastore.ValidateCommit(c); err != nil {
 		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
 	}
-	if !hasTransactional(c) {
-		p, err := s.commitUnlocked(ctx, c)
+	results, err := s.commitGroup(ctx, []metastore.SegmentCommit{c})
+	if err != nil {
+		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
+	}
+	return results[0], nil
+}
+
+// CommitSegments implements metastore.GroupSequencer: the segments'
+// batches, in order, are one commit's as far as the steps above go (their
+// partitions locked together in the one sorted order, so a group
+// deadlocks with nobody either); each extent names its own segment's
+// object, and one notice announces them all.
+func (s *Store) CommitSegments(ctx context.Context, cs []metastore.SegmentCommit) ([][]metastore.BatchResult, error) {
+	if err := metastore.ValidateCommits(cs); err != nil {
+		return nil, fmt.Errorf("commit %d segments: %w", len(cs), err)
+	}
+	results, err := s.commitGroup(ctx, cs)
+	if err != nil {
+		return nil, fmt.Errorf("commit %d segments (%s, …): %w", len(cs), cs[0].Object, err)
+	}
+	return results, nil
+}
+
+// commitGroup commits valid segments in one transaction.
+func (s *Store) commitGroup(ctx context.Context, cs []metastore.SegmentCommit) ([][]metastore.BatchResult, error) {
+	if !slices.ContainsFunc(cs, hasTransactional) {
+		p, err := s.commitUnlocked(ctx, cs)
 		if err != nil {
-			return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
+			return nil, err
 		}
-		s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", len(p.extents.Extents))
+		s.logCommitted(p)
 		if len(p.extents.Extents) > 0 {
-			notice := metastore.NoticeFor(c, p.results)
+			notice := metastore.NoticeFor(p.commit, p.results)
 			s.announce(notice)
 			if !s.relayed(notice) && s.notifier != nil {
 				s.notifier.add(notice)
 			}
 		}
-		return p.results, nil
+		return p.segmentResults(), nil
 	}
 	var p *plan
 	// Steps 1 and 2 go with BEGIN in one round trip (the statements run
 	// in order, so the producer rows are read with the partitions
 	// locked), step 4 with COMMIT in the second.
 	err := s.inTwoTrips(ctx, func(read *pgx.Batch) {
-		p = newPlan(c)
+		p = newPlan(cs...)
 		read.Queue(commitPlans)
 		p.queueLockPartitions(read)
 		p.queueLoadProducers(read)
@@ -76,13 +101,22 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 		return &write, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
+		return nil, err
 	}
-	s.log.Debug("segment committed", "object", c.Object, "batches", len(c.Batches), "extents", len(p.extents.Extents))
+	s.logCommitted(p)
 	if len(p.extents.Extents) > 0 {
-		s.announce(metastore.NoticeFor(c, p.results))
+		s.announce(metastore.NoticeFor(p.commit, p.results))
 	}
-	return p.results, nil
+	return p.segmentResults(), nil
+}
+
+func (s *Store) logCommitted(p *plan) {
+	if len(p.segments) == 1 {
+		s.log.Debug("segment committed", "object", p.commit.Object, "batches", len(p.commit.Batches), "extents", len(p.extents.Extents))
+		return
+	}
+	s.log.Debug("segments committed together", "objects", len(p.segments), "first", p.commit.Object,
+		"batches", len(p.commit.Batches), "extents", len(p.extents.Extents))
 }
 
 // hasTransactional reports a commit with a transactional batch, which
@@ -121,7 +155,13 @@ type partitionState struct {
 // plan is one commit inside its transaction: the state it read, and what
 // it decided to write.
 type plan struct {
+	// commit holds the batches of every segment of the plan, in order;
+	// segments are the segments themselves (one, unless a group is
+	// committed together: CommitSegments), starts the index in
+	// commit.Batches of each one's first batch.
 	commit     metastore.SegmentCommit
+	segments   []metastore.SegmentCommit
+	starts     []int
 	partitions map[partitionKey]*partitionState // missing: unknown partition
 	sequences  map[sequenceKey]*sequence.State  // nil: no state yet
 	changed    map[sequenceKey]int64            // sequences to write back, with their last batch's max timestamp
@@ -139,9 +179,25 @@ type plan struct {
 	freshDup     []bool // by batch: a duplicate of a batch accepted in this commit
 }
 
-func newPlan(c metastore.SegmentCommit) *plan {
-	return &plan{
+func newPlan(segs ...metastore.SegmentCommit) *plan {
+	c := segs[0]
+	starts := []int{0}
+	if len(segs) > 1 {
+		n := 0
+		for _, sc := range segs {
+			n += len(sc.Batches)
+		}
+		c = metastore.SegmentCommit{Object: segs[0].Object, Batches: make([]metastore.BatchCommit, 0, n)}
+		starts = make([]int, len(segs))
+		for i, sc := range segs {
+			starts[i] = len(c.Batches)
+			c.Batches = append(c.Batches, sc.Batches...)
+		}
+	}
+	p := &plan{
 		commit:       c,
+		segments:     segs,
+		starts:       starts,
 		partitions:   make(map[partitionKey]*partitionState),
 		sequences:    make(map[sequenceKey]*sequence.State),
 		changed:      make(map[sequenceKey]int64),
@@ -151,6 +207,21 @@ func newPlan(c metastore.SegmentCommit) *plan {
 		storedRecent: make(map[sequenceKey]string),
 		extents:      metastore.NewCommitExtents(c, time.Time{}),
 	}
+	p.extents.NextSegment(segs[0]) // the object and size of the first
+	return p
+}
+
+// segmentResults are the results of each of the plan's segments.
+func (p *plan) segmentResults() [][]metastore.BatchResult {
+	out := make([][]metastore.BatchResult, len(p.segments))
+	for i, start := range p.starts {
+		end := len(p.results)
+		if i+1 < len(p.starts) {
+			end = p.starts[i+1]
+		}
+		out[i] = p.results[start:end:end]
+	}
+	return out
 }
 
 // queueLockPartitions queues the statement that locks and reads the
@@ -300,7 +371,13 @@ func (p *plan) queueLoadProducerKeys(batch *pgx.Batch, keys []sequenceKey) {
 func (p *plan) decide() {
 	p.results = make([]metastore.BatchResult, len(p.commit.Batches))
 	p.freshDup = make([]bool, len(p.commit.Batches))
+	seg := 0
 	for i, b := range p.commit.Batches {
+		// The next segment's extents name its object.
+		for seg+1 < len(p.starts) && p.starts[seg+1] == i {
+			seg++
+			p.extents.NextSegment(p.segments[seg])
+		}
 		p.results[i] = p.add(b)
 		p.freshDup[i] = p.results[i].Duplicate && p.acceptedHere(b)
 	}
@@ -486,11 +563,20 @@ func (p *plan) queue(batch *pgx.Batch, notify bool, origin string) error {
 	// The object is new (keys are never reused), so this locks no row
 	// another transaction holds; a reused key would gain references and
 	// leave the cleaner's list.
-	batch.Queue(`
-		INSERT INTO objects (object, size, refs) VALUES ($1, $2, $3)
-		ON CONFLICT (object) DO UPDATE SET refs = objects.refs + excluded.refs`,
-		p.commit.Object, p.commit.Size, len(p.extents.Extents))
-	batch.Queue(`DELETE FROM unreferenced_objects WHERE object = $1`, p.commit.Object)
+	refs := make(map[string]int, len(p.segments))
+	for _, e := range p.extents.Extents {
+		refs[e.Object]++
+	}
+	for _, sc := range p.segments {
+		if refs[sc.Object] == 0 {
+			continue // nothing of it accepted: it stays unreferenced
+		}
+		batch.Queue(`
+			INSERT INTO objects (object, size, refs) VALUES ($1, $2, $3)
+			ON CONFLICT (object) DO UPDATE SET refs = objects.refs + excluded.refs`,
+			sc.Object, sc.Size, refs[sc.Object])
+		batch.Queue(`DELETE FROM unreferenced_objects WHERE object = $1`, sc.Object)
+	}
 	if notify {
 		batch.Queue(`SELECT pg_notify($1, $2)`, notifyChannel,
 			encodeNotice(origin, metastore.NoticeFor(p.commit, p.results)))

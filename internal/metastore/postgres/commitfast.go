@@ -59,8 +59,9 @@ const conflictDivisor = "22012"
 // inserted concurrently violates.
 const producerStatePKey = "producer_state_pkey"
 
-// commitUnlocked commits c, which has no transactional batch, as above.
-func (s *Store) commitUnlocked(ctx context.Context, c metastore.SegmentCommit) (*plan, error) {
+// commitUnlocked commits cs, which have no transactional batch, as above,
+// in one transaction.
+func (s *Store) commitUnlocked(ctx context.Context, cs []metastore.SegmentCommit) (*plan, error) {
 	var (
 		p        *plan
 		conflict bool // a previous attempt found a producer state changed: read them all afresh
@@ -73,12 +74,12 @@ func (s *Store) commitUnlocked(ctx context.Context, c metastore.SegmentCommit) (
 		defer conn.Release()
 		var stored map[sequenceKey]*sequence.State
 		for {
-			p = newPlan(c)
+			p = newPlan(cs...)
 			// Every partition is assumed to exist at high watermark 0,
 			// so that decide assigns offsets relative to the
 			// partition's watermark; the lock in step 3 says which
 			// exist.
-			for _, b := range c.Batches {
+			for _, b := range p.commit.Batches {
 				pk := partitionKey{b.TopicID, b.Partition}
 				if p.partitions[pk] == nil {
 					p.partitions[pk] = &partitionState{}
@@ -274,10 +275,18 @@ func (p *plan) queueRelativeCommit(batch *pgx.Batch, keys []partitionKey, locked
 		offsets  = make([]int64, 0, n)
 		lengths  = make([]int64, 0, n)
 		maxTimes = make([]int64, 0, n)
+		eObjects = make([]int32, 0, n) // 1-based, in objects
+		objects  = make([]string, len(p.segments))
+		sizes    = make([]int64, len(p.segments))
+		objectOf = make(map[string]int32, len(p.segments))
 	)
+	for i, sc := range p.segments {
+		objects[i], sizes[i], objectOf[sc.Object] = sc.Object, sc.Size, int32(i+1)
+	}
 	for _, e := range p.extents.Extents {
 		eIDs, eParts, bases, ends = append(eIDs, sqlID(e.TopicID)), append(eParts, e.Partition), append(bases, e.BaseOffset), append(ends, e.EndOffset)
 		offsets, lengths, maxTimes = append(offsets, e.ByteOffset), append(lengths, e.ByteLength), append(maxTimes, e.MaxTimestamp)
+		eObjects = append(eObjects, objectOf[e.Object])
 	}
 
 	// Producer states: those read are updated only if still as read,
@@ -321,12 +330,13 @@ func (p *plan) queueRelativeCommit(batch *pgx.Batch, keys []partitionKey, locked
 
 	batch.Queue(relativeCommit,
 		ids, parts, deltas,
-		eIDs, eParts, bases, ends, offsets, lengths, maxTimes, p.commit.Object, p.commit.Size,
+		eIDs, eParts, bases, ends, offsets, lengths, maxTimes, objects, sizes,
 		upd.ids, upd.parts, upd.producers, upd.epochs, upd.lastSeqs, upd.recents, upd.stamps,
 		upd.oldEpochs, upd.oldLastSeqs, upd.oldRecents,
 		upd.rel[0], upd.rel[1], upd.rel[2], upd.rel[3], upd.rel[4], len(upd.ids),
 		ins.ids, ins.parts, ins.producers, ins.epochs, ins.lastSeqs, ins.recents, ins.stamps,
 		ins.rel[0], ins.rel[1], ins.rel[2], ins.rel[3], ins.rel[4],
+		eObjects,
 	).Query(scanPartitionStates(locked))
 }
 
@@ -342,8 +352,9 @@ var filledRecent = func() string {
 }()
 
 // relativeCommit is queueRelativeCommit's statement. $1–$3: the sorted
-// partitions and how far each high watermark moves; $4–$12: the extents
-// (offsets relative to the high watermark), the object and its size;
+// partitions and how far each high watermark moves; $4–$10 and $41: the
+// extents (offsets relative to the high watermark, and the index of their
+// object in $11); $11–$12: the objects and their sizes;
 // $13–$28: the producer states to update, with the state each must still
 // have, and their count; $29–$40: the producer states to insert. Its rows
 // are the locked partitions' states as they were locked.
@@ -361,20 +372,21 @@ var relativeCommit = `
 	added AS (
 		INSERT INTO extents (topic_id, part, base_offset, end_offset, object, object_size,
 			byte_offset, byte_length, max_timestamp, committed_at)
-		SELECT u.topic_id, u.part, l.high_watermark + u.base_offset, l.high_watermark + u.end_offset, $11, $12,
+		SELECT u.topic_id, u.part, l.high_watermark + u.base_offset, l.high_watermark + u.end_offset,
+			($11::TEXT[])[u.obj], ($12::BIGINT[])[u.obj],
 			u.byte_offset, u.byte_length, u.max_timestamp, now()
-		FROM unnest($4::BYTEA[], $5::INTEGER[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[])
-			AS u(topic_id, part, base_offset, end_offset, byte_offset, byte_length, max_timestamp)
+		FROM unnest($4::BYTEA[], $5::INTEGER[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $41::INTEGER[])
+			AS u(topic_id, part, base_offset, end_offset, byte_offset, byte_length, max_timestamp, obj)
 		JOIN locked AS l ON l.topic_id = u.topic_id AND l.part = u.part
-		RETURNING 1),
+		RETURNING object, object_size),
 	referenced AS (
 		INSERT INTO objects (object, size, refs)
-		SELECT $11, $12, count(*) FROM added HAVING count(*) > 0
+		SELECT object, object_size, count(*) FROM added GROUP BY object, object_size
 		ON CONFLICT (object) DO UPDATE SET refs = objects.refs + excluded.refs),
 	claimed AS (
-		DELETE FROM unreferenced_objects WHERE object = $11
-			AND (EXISTS (SELECT 1 FROM added)
-				OR EXISTS (SELECT 1 FROM objects WHERE object = $11 AND refs > 0))),
+		DELETE FROM unreferenced_objects AS x WHERE x.object = ANY($11::TEXT[])
+			AND (EXISTS (SELECT 1 FROM added AS a WHERE a.object = x.object)
+				OR EXISTS (SELECT 1 FROM objects AS o WHERE o.object = x.object AND o.refs > 0))),
 	changed AS (
 		UPDATE producer_state AS s SET epoch = u.epoch, last_seq = u.last_seq, recent = ` + filledRecent + `,
 			last_timestamp = u.stamp
