@@ -116,16 +116,28 @@ func (w *watchList[N]) notify(n N) {
 // NoticeFor lists the distinct partitions of a commit's accepted batches;
 // the list is empty but not nil when none was accepted.
 func NoticeFor(c SegmentCommit, results []BatchResult) CommitNotice {
+	return NoticeForGroup([]SegmentCommit{c}, [][]BatchResult{results})
+}
+
+// NoticeForGroup is NoticeFor of segments committed together
+// (GroupSequencer): one notice of all their partitions.
+func NoticeForGroup(cs []SegmentCommit, results [][]BatchResult) CommitNotice {
 	seen := map[TopicPartition]bool{}
 	n := CommitNotice{Partitions: []TopicPartition{}}
-	for i, b := range c.Batches {
-		if i < len(results) && results[i].Err != nil {
-			continue
+	for k, c := range cs {
+		var res []BatchResult
+		if k < len(results) {
+			res = results[k]
 		}
-		tp := TopicPartition{TopicID: b.TopicID, Partition: b.Partition}
-		if !seen[tp] {
-			seen[tp] = true
-			n.Partitions = append(n.Partitions, tp)
+		for i, b := range c.Batches {
+			if i < len(res) && res[i].Err != nil {
+				continue
+			}
+			tp := TopicPartition{TopicID: b.TopicID, Partition: b.Partition}
+			if !seen[tp] {
+				seen[tp] = true
+				n.Partitions = append(n.Partitions, tp)
+			}
 		}
 	}
 	return n

@@ -55,6 +55,29 @@ func (s *flakyStore) CommitSegment(ctx context.Context, c metastore.SegmentCommi
 	return rs, err
 }
 
+// CommitSegments is CommitSegment for a group committed together (the
+// writer folds segments queued behind a commit: fold.go).
+func (s *flakyStore) CommitSegments(ctx context.Context, cs []metastore.SegmentCommit) ([][]metastore.BatchResult, error) {
+	if s.down.Load() {
+		return nil, fmt.Errorf("control plane: %w", errRefused)
+	}
+	rs, err := s.store.CommitSegments(ctx, cs)
+	if err == nil {
+		s.mu.Lock()
+		s.commits = append(s.commits, cs...)
+		s.results = append(s.results, rs...)
+		s.mu.Unlock()
+	}
+	if err == nil && s.applyThenFail.Load() > 0 {
+		s.applyThenFail.Add(-1)
+		if s.downAfterLost.Load() {
+			s.down.Store(true)
+		}
+		return nil, fmt.Errorf("connection lost: %w", syscall.ECONNRESET)
+	}
+	return rs, err
+}
+
 func (s *flakyStore) KnownObjects(ctx context.Context, keys []string) (map[string]bool, error) {
 	if s.down.Load() {
 		return nil, fmt.Errorf("control plane: %w", errRefused)

@@ -94,7 +94,7 @@ type Writer struct {
 	cond    *sync.Cond // signalled when a flush slot frees up or the writer closes
 	closed  bool
 	slots   int           // uploads in flight, all streams together
-	lastCmt chan struct{} // closed when the previous flush has committed (or failed)
+	chain   *commitChain // orders the commits, folds those queued (fold.go)
 	flushes sync.WaitGroup
 
 	// main is the stream of the agent's linger; streams holds it and the
@@ -202,8 +202,7 @@ func NewWriter(bucket objstore.Bucket, store metastore.Sequencer, opts Options) 
 	w.main = &stream{linger: opts.Linger, minInterval: opts.FlushMinInterval}
 	w.streams = map[time.Duration]*stream{opts.Linger: w.main}
 	w.cond = sync.NewCond(&w.mu)
-	w.lastCmt = make(chan struct{})
-	close(w.lastCmt)
+	w.chain = newCommitChain()
 	if opts.Outage != nil {
 		w.outage = newOutage(w, *opts.Outage)
 		w.m.outageOldest = func() float64 { return w.outage.oldest().Seconds() }
@@ -308,13 +307,11 @@ func (w *Writer) startFlushLocked(st *stream, trigger string) {
 	}
 	w.m.triggers.WithLabelValues(trigger).Inc()
 	w.slots++
-	prev := w.lastCmt
-	mine := make(chan struct{})
-	w.lastCmt = mine
+	l := w.chain.add()
 	w.flushes.Add(1)
 	go func() {
 		defer w.flushes.Done()
-		took, ok := w.flush(seg, prev, mine)
+		took, ok := w.flush(seg, l)
 		w.mu.Lock()
 		w.slots--
 		if ok {
@@ -339,9 +336,10 @@ func (w *Writer) startFlushLocked(st *stream, trigger string) {
 }
 
 // flush uploads one segment, waits for the previous flush to commit so
-// that commits happen in append order, commits, and answers every batch.
+// that commits happen in append order, commits (or finds its segment
+// committed with the previous one's: fold.go), and answers every batch.
 // It returns how long that took and whether it succeeded.
-func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struct{}) (time.Duration, bool) {
+func (w *Writer) flush(seg *openSegment, l *link) (time.Duration, bool) {
 	// A segment in flight is not cancelled by any client's context: it
 	// completes or fails on its own, within FlushTimeout per step.
 	start := time.Now()
@@ -352,8 +350,8 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 	for i, pl := range placements {
 		h, err := recordbatch.ParseHeader(object[pl.ByteOffset : pl.ByteOffset+pl.ByteLength])
 		if err != nil { // validated on Append; cannot happen
-			<-prev
-			close(mine)
+			<-l.prev
+			close(l.mine)
 			w.failAll(seg, fmt.Errorf("%w: batch %d of %s: %v", ErrStorage, i, key, err))
 			return 0, false
 		}
@@ -372,8 +370,14 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 	cancelPut()
 	putDone := time.Now()
 	w.m.putSeconds.Observe(putDone.Sub(start).Seconds())
-	<-prev
-	defer close(mine)
+	if putErr == nil {
+		if w.opts.Uploaded != nil {
+			w.opts.Uploaded(key, object)
+		}
+		w.chain.uploaded(l, commit)
+	}
+	<-l.prev
+	defer close(l.mine)
 	chainWait := time.Since(putDone)
 	if putErr != nil {
 		w.m.flushes.WithLabelValues("put_error").Inc()
@@ -389,23 +393,27 @@ func (w *Writer) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struc
 		return 0, false
 	}
 
-	if w.opts.Uploaded != nil {
-		w.opts.Uploaded(key, object)
-	}
-	// During a store outage the commit goes behind those queued before
-	// it; the batches are answered without offsets (outage.go).
-	if w.outage != nil && w.outage.offer(seg, commit, false, false) {
-		w.m.flushes.WithLabelValues("outage").Inc()
-		if w.opts.Observe != nil {
-			w.observe(seg, object, placements, putDone, time.Now(), nil)
-		}
-		return 0, false
-	}
 	commitStart := time.Now()
-	commitCtx, cancelCommit := context.WithTimeout(context.Background(), w.opts.FlushTimeout)
-	results, err := w.store.CommitSegment(commitCtx, commit)
-	cancelCommit()
-	w.m.commitSeconds.Observe(time.Since(commitStart).Seconds())
+	taken, results, err := w.chain.takenOutcome(l)
+	if !taken {
+		// During a store outage the commit goes behind those queued
+		// before it; the batches are answered without offsets
+		// (outage.go).
+		if w.outage != nil && w.outage.offer(seg, commit, false, false) {
+			w.m.flushes.WithLabelValues("outage").Inc()
+			if w.opts.Observe != nil {
+				w.observe(seg, object, placements, putDone, time.Now(), nil)
+			}
+			return 0, false
+		}
+		commitCtx, cancelCommit := context.WithTimeout(context.Background(), w.opts.FlushTimeout)
+		results, err = w.commitTurn(commitCtx, l, commit)
+		cancelCommit()
+		w.m.commitSeconds.Observe(time.Since(commitStart).Seconds())
+	}
+	if err == nil && len(results) != len(seg.pending) {
+		err = fmt.Errorf("the store answered %d batches of %d", len(results), len(seg.pending))
+	}
 	if err != nil && w.outage != nil && w.outage.opts.Unreachable(err) {
 		w.log.Warn("metadata store unreachable: offering the segment's commit to the outage queue", "object", key, "batches", len(seg.pending), "err", err)
 		w.outage.offer(seg, commit, true, true)
@@ -525,6 +533,7 @@ type Metrics struct {
 	ackSeconds     prometheus.Histogram
 	segmentBytes   prometheus.Histogram
 	segmentBatches prometheus.Histogram
+	commitGroup    prometheus.Histogram
 
 	outageSegments        prometheus.Gauge
 	outageBytes           prometheus.Gauge
@@ -551,7 +560,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "floe_segment_commit_seconds", Help: "Time to commit a segment to the metadata store.",
+			Name: "floe_segment_commit_seconds", Help: "Time of each metadata store commit: of one segment, or of a group (floe_segment_commit_group_segments).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
 		}),
 		ackSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -565,6 +574,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		segmentBatches: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "floe_segment_batches", Help: "Record batches per flushed segment.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}),
+		commitGroup: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "floe_segment_commit_group_segments",
+			Help: "Segments per metadata store commit, for stores that commit uploaded segments queued behind a commit with it (1: alone).",
+			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16},
 		}),
 	}
 	m.outageSegments = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -597,7 +611,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "floe_outage_lost_batches_total", Help: "Acknowledged batches still queued when the writer closed (lost).",
 	})
 	if reg != nil {
-		reg.MustRegister(m.flushes, m.triggers, m.putSeconds, m.commitSeconds, m.ackSeconds, m.segmentBytes, m.segmentBatches,
+		reg.MustRegister(m.flushes, m.triggers, m.putSeconds, m.commitSeconds, m.ackSeconds, m.segmentBytes, m.segmentBatches, m.commitGroup,
 			m.outageSegments, m.outageBytes, oldest, m.outageQueued, m.outageRefused, m.outageReplays, m.outageReplayedBatches, m.outageLost)
 	}
 	return m

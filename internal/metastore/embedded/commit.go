@@ -48,6 +48,40 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 	return results, nil
 }
 
+// CommitSegments implements metastore.GroupSequencer: the segments are
+// committed one after another, as CommitSegment commits them, in one
+// bbolt write transaction, and announced in one notice.
+func (s *Store) CommitSegments(ctx context.Context, cs []metastore.SegmentCommit) ([][]metastore.BatchResult, error) {
+	if err := metastore.ValidateCommits(cs); err != nil {
+		return nil, fmt.Errorf("commit %d segments: %w", len(cs), err)
+	}
+	results := make([][]metastore.BatchResult, len(cs))
+	err := s.updateStates(ctx, func(tx kv.Tx, held *heldStates) error {
+		now := s.now()
+		for k, c := range cs {
+			cm := newCommitter(tx, c, now, held)
+			results[k] = make([]metastore.BatchResult, len(c.Batches))
+			for i, b := range c.Batches {
+				r, err := cm.add(b)
+				if err != nil {
+					return fmt.Errorf("segment %s batch %d: %w", c.Object, i, err)
+				}
+				results[k][i] = r
+			}
+			if err := cm.write(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit %d segments (%s, …): %w", len(cs), cs[0].Object, err)
+	}
+	s.log.Debug("segments committed together", "objects", len(cs), "first", cs[0].Object)
+	s.Notify(metastore.NoticeForGroup(cs, results))
+	return results, nil
+}
+
 // committer accumulates one commit inside its transaction: it reads each
 // partition's and producer's state once, updates it in memory batch by
 // batch, and writes everything back at the end.

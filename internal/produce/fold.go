@@ -1,0 +1,143 @@
+package produce
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// Folding commits.
+//
+// Commits go in flush order: a flush whose object is uploaded waits for
+// the previous flush's commit (the commit chain). Under load several
+// uploaded segments wait so while one commit runs, each for a transaction
+// of its own in the metadata store, which is then what limits the agent
+// and, with many agents, the database. So the flush whose turn it is
+// commits the uploaded segments queued behind it with its own, in one
+// transaction, when the store can (metastore.GroupSequencer): the store
+// runs one transaction instead of several, and the segments behind are
+// answered when it ends instead of one transaction later each. Nothing
+// waits for a group to form: a segment is folded only if it was uploaded
+// when the flush before it took its turn.
+//
+// Order is kept: a group is the chain's next uploaded segments,
+// consecutive, and the store decides their batches in that order, as if
+// each were committed after the one before. A group commits or fails as a
+// whole, and each of its segments then goes on as if its own commit had
+// given the group's answer, in chain order (so a group the store could
+// not reach is queued in order by the outage mode, outage.go).
+
+// maxFold bounds the segments of one commit. The flush slots
+// (Options.MaxInflightFlushes) bound it already; this keeps a large slot
+// setting from making one transaction of unbounded size.
+const maxFold = 16
+
+// link is one flush's place on the commit chain.
+type link struct {
+	prev <-chan struct{} // closed when the flush before has committed (or failed)
+	mine chan struct{}   // closed when this one has
+
+	// Guarded by commitChain.mu.
+	next    *link                    // the flush started after this one
+	commit  *metastore.SegmentCommit // set once uploaded, while it waits for its turn
+	taken   bool                     // committed in an earlier flush's transaction
+	results []metastore.BatchResult  // when taken: its results, or
+	err     error                    // the group's error
+}
+
+// commitChain orders the flushes' commits and hands the uploaded ones
+// queued behind a flush to it.
+type commitChain struct {
+	mu   sync.Mutex
+	last *link
+}
+
+func newCommitChain() *commitChain {
+	first := &link{mine: make(chan struct{})}
+	close(first.mine)
+	return &commitChain{last: first}
+}
+
+// add appends the next flush's link.
+func (c *commitChain) add() *link {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := &link{prev: c.last.mine, mine: make(chan struct{})}
+	c.last.next = l
+	c.last = l
+	return l
+}
+
+// uploaded offers l's commit to the flush before it, which may commit it
+// with its own.
+func (c *commitChain) uploaded(l *link, commit metastore.SegmentCommit) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l.commit = &commit
+}
+
+// takenOutcome reports whether l was committed with an earlier flush's
+// transaction and, if so, how. Called once l's turn has come (l.prev
+// closed), when nobody can take it any more.
+func (c *commitChain) takenOutcome(l *link) (taken bool, results []metastore.BatchResult, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return l.taken, l.results, l.err
+}
+
+// take hands l, whose turn it is, the uploaded links queued right behind
+// it, at most max.
+func (c *commitChain) take(l *link, max int) []*link {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var group []*link
+	for n := l.next; n != nil && n.commit != nil && len(group) < max; n = n.next {
+		n.taken = true
+		group = append(group, n)
+	}
+	return group
+}
+
+// settle records the group's outcome for each of the links taken.
+func (c *commitChain) settle(taken []*link, results [][]metastore.BatchResult, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, n := range taken {
+		if err != nil {
+			n.err = err
+		} else {
+			n.results = results[i+1]
+		}
+	}
+}
+
+// commitTurn commits l's segment, with the uploaded ones queued behind it
+// when the store commits groups, and returns l's results.
+func (w *Writer) commitTurn(ctx context.Context, l *link, commit metastore.SegmentCommit) ([]metastore.BatchResult, error) {
+	gs, ok := w.store.(metastore.GroupSequencer)
+	if !ok {
+		return w.store.CommitSegment(ctx, commit)
+	}
+	taken := w.chain.take(l, min(maxFold, w.opts.MaxInflightFlushes)-1)
+	if len(taken) == 0 {
+		w.m.commitGroup.Observe(1)
+		return w.store.CommitSegment(ctx, commit)
+	}
+	cs := make([]metastore.SegmentCommit, 0, 1+len(taken))
+	cs = append(cs, commit)
+	for _, n := range taken {
+		cs = append(cs, *n.commit)
+	}
+	w.m.commitGroup.Observe(float64(len(cs)))
+	results, err := gs.CommitSegments(ctx, cs)
+	if err == nil && len(results) != len(cs) {
+		err = fmt.Errorf("the store answered %d segments of %d", len(results), len(cs))
+	}
+	w.chain.settle(taken, results, err)
+	if err != nil {
+		return nil, err
+	}
+	return results[0], nil
+}
