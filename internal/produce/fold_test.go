@@ -21,10 +21,10 @@ type gatedStore struct {
 	*fixture
 	gate chan struct{}
 
-	mu     sync.Mutex
-	held   bool  // the first commit has come
-	calls  []int // segments per call, in order
-	failAt int   // the call (1-based) that fails, with failErr
+	mu      sync.Mutex
+	held    bool  // the first commit has come
+	calls   []int // segments per call, in order
+	failAt  int   // the call (1-based) that fails, with failErr
 	failErr error
 }
 

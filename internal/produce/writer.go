@@ -93,7 +93,7 @@ type Writer struct {
 	mu      sync.Mutex
 	cond    *sync.Cond // signalled when a flush slot frees up or the writer closes
 	closed  bool
-	slots   int           // uploads in flight, all streams together
+	slots   int          // uploads in flight, all streams together
 	chain   *commitChain // orders the commits, folds those queued (fold.go)
 	flushes sync.WaitGroup
 
@@ -576,8 +576,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 		}),
 		commitGroup: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "floe_segment_commit_group_segments",
-			Help: "Segments per metadata store commit, for stores that commit uploaded segments queued behind a commit with it (1: alone).",
+			Name:    "floe_segment_commit_group_segments",
+			Help:    "Segments per metadata store commit, for stores that commit uploaded segments queued behind a commit with it (1: alone).",
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16},
 		}),
 	}
