@@ -38,13 +38,16 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	fs.DurationVar(&cfg.Warmup, "warmup", 3e9, "load before measuring")
 	fs.DurationVar(&cfg.ProgressInterval, "progress", 1e9, "progress line interval (0: none)")
 	fs.BoolVar(&cfg.KeepTopic, "keep-topic", false, "leave the benchmark topic in the store")
+	fs.IntVar(&cfg.InflightSegments, "segments-in-flight", 1, "segments each agent has uploading or waiting for their commit at once (agents' flush slots, 4 by default); those ready at a commit's turn go in its transaction where the store commits groups")
+	fs.BoolVar(&cfg.NoGroups, "no-groups", false, "commit one segment per transaction even where the store commits groups")
+	putLatency := fs.String("put-latency", "0", "each segment's upload before its commit, e.g. 20ms-50ms (uniform) or 30ms")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	logLevel := fs.String("log-level", "warn", "log level")
 	storePerAgent := fs.Bool("store-per-agent", false, "PostgreSQL: open the store once per simulated agent (its own pool, listener and notifier, as real agents have), not once for all")
 	relayNotices := fs.Bool("relay-notices", false, "with --store-per-agent: the agents' stores relay commit notices to each other over loopback peer connections, as agents do, instead of through the database")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: floe bench metastore [--metastore URL] [--agents N] [--partitions-per-commit K] [--partitions P] [--readers R] [--duration D] [--store-per-agent [--relay-notices]]")
+		fmt.Fprintln(stderr, "Usage: floe bench metastore [--metastore URL] [--agents N] [--partitions-per-commit K] [--partitions P] [--readers R] [--duration D] [--store-per-agent [--relay-notices]] [--segments-in-flight K [--put-latency 20ms-50ms]]")
 		fmt.Fprintln(stderr, "       floe bench metastore --metastore URL --compare URL2 [--rounds N] [flags]: both stores alternately, and the ratios")
 		fs.PrintDefaults()
 	}
@@ -53,6 +56,10 @@ func benchMetastoreCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if cfg.PutLatency, err = bench.ParseLatencyRange(*putLatency); err != nil {
+		return fmt.Errorf("--put-latency: %w", err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -44,6 +44,19 @@ func TestBenchMetastoreCommand(t *testing.T) {
 	if err := run([]string{"bench", "metastore", "--partitions", "1", "--partitions-per-commit", "2"}, &out, &errs); err == nil {
 		t.Error("more partitions per commit than partitions accepted")
 	}
+	if err := run([]string{"bench", "metastore", "--segments-in-flight", "2", "--put-latency", "50ms-20ms"}, &out, &errs); err == nil {
+		t.Error("a put latency range from 50ms down to 20ms accepted")
+	}
+	out.Reset()
+	err = run([]string{"bench", "metastore", "--agents", "2", "--partitions", "10", "--partitions-per-commit", "2",
+		"--readers", "0", "--duration", "300ms", "--warmup", "0s", "--progress", "0",
+		"--segments-in-flight", "3", "--put-latency", "1ms-3ms"}, &out, &errs)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	if !strings.Contains(out.String(), "3 segments in flight, uploads of 1ms–3ms uniform") {
+		t.Errorf("report %q", out.String())
+	}
 }
 
 // --compare runs two stores alternately and prints the ratios.

@@ -43,6 +43,20 @@ type MetastoreConfig struct {
 	// Warmup runs the load before measuring (new connections, first
 	// producer states).
 	Warmup time.Duration
+	// InflightSegments is how many segments each simulated agent has
+	// uploading or waiting for their commit at once (its flush slots;
+	// agents have 4 by default); 0 or 1: one at a time, the next made
+	// when the last is committed. Their commits go in order, and the
+	// segments ready at a commit's turn go in its transaction when the
+	// store commits groups (metastore.GroupSequencer), as an agent's
+	// writer folds them.
+	InflightSegments int
+	// NoGroups commits one segment at a time even where the store
+	// commits groups (to measure what folding changes).
+	NoGroups bool
+	// PutLatency is how long a segment takes to upload before it can be
+	// committed, drawn for each (0: none, the store alone is measured).
+	PutLatency LatencyRange
 	// Progress, when set, receives a line every ProgressInterval.
 	Progress         io.Writer
 	ProgressInterval time.Duration
@@ -72,6 +86,7 @@ const (
 	maxBenchAgents     = 10_000
 	maxBenchPartitions = 1_000_000
 	maxBenchPerCommit  = 100_000
+	maxBenchInflight   = 64
 )
 
 func (c *MetastoreConfig) validate() error {
@@ -86,6 +101,10 @@ func (c *MetastoreConfig) validate() error {
 		return fmt.Errorf("readers %d: want 0 to %d", c.Readers, maxBenchAgents)
 	case c.ReadsPerSec < 0 || c.ReadsPerSec > 1e7:
 		return fmt.Errorf("reads per second %v: want 0 (unpaced) to 1e7", c.ReadsPerSec)
+	case c.InflightSegments < 0 || c.InflightSegments > maxBenchInflight:
+		return fmt.Errorf("segments in flight %d: want 0 to %d", c.InflightSegments, maxBenchInflight)
+	case c.PutLatency.Max > time.Minute:
+		return fmt.Errorf("put latency %v: want at most a minute", c.PutLatency)
 	case c.Duration <= 0:
 		return errors.New("duration must be positive")
 	case c.Warmup < 0:
@@ -104,11 +123,17 @@ type MetastoreReport struct {
 	NoticesRelayed      bool    `json:"notices_relayed"`
 	Connections         int     `json:"connections,omitempty"` // the stores' pools together
 	ReadsPerSecTarget   float64 `json:"reads_per_sec_target,omitempty"`
+	InflightSegments    int     `json:"inflight_segments"`
+	Groups              bool    `json:"groups"` // segments ready at a commit's turn went in its transaction
+	PutLatency          string  `json:"put_latency"`
 	Seconds             float64 `json:"seconds"`
-	Commits             uint64  `json:"commits"`
+	Commits             uint64  `json:"commits"` // segments committed
 	CommitsPerSec       float64 `json:"commits_per_sec"`
 	BatchesPerSec       float64 `json:"batches_per_sec"`
-	Commit              Summary `json:"commit_latency"`
+	Transactions        uint64  `json:"transactions"` // store calls: a segment, or a group
+	TransactionsPerSec  float64 `json:"transactions_per_sec"`
+	Commit              Summary `json:"commit_latency"`  // per transaction
+	Segment             Summary `json:"segment_latency"` // per segment, uploaded to committed
 	CommitErrors        int64   `json:"commit_errors"`
 	RejectedBatches     int64   `json:"rejected_batches"`
 	Reads               uint64  `json:"reads"`
@@ -129,8 +154,23 @@ func (r *MetastoreReport) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "metadata store: %d agents, %d partitions per commit (of %d), %d readers, %d store(s) opened apart%s, notices %s, %.1f s measured\n",
 		r.Agents, r.PartitionsPerCommit, r.Partitions, r.Readers, r.Stores, conns, notices, r.Seconds)
-	fmt.Fprintf(w, "commits: %s in all, %.0f commits/s (%s batches/s), latency p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms, errors %d, rejected batches %d\n",
+	if r.InflightSegments > 1 || r.PutLatency != (LatencyRange{}).String() {
+		grouped := "one transaction each"
+		if r.Groups {
+			grouped = "those ready at a commit's turn in its transaction"
+		}
+		fmt.Fprintf(w, "each agent: %d segments in flight, uploads of %s, %s\n", r.InflightSegments, r.PutLatency, grouped)
+	}
+	fmt.Fprintf(w, "commits: %s segments in all, %.0f commits/s (%s batches/s), latency p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms, errors %d, rejected batches %d\n",
 		count(int64(r.Commits)), r.CommitsPerSec, count(int64(r.BatchesPerSec)), r.Commit.P50, r.Commit.P90, r.Commit.P99, r.Commit.Max, r.CommitErrors, r.RejectedBatches)
+	if r.Groups || r.InflightSegments > 1 {
+		per := 0.0
+		if r.Transactions > 0 {
+			per = float64(r.Commits) / float64(r.Transactions)
+		}
+		fmt.Fprintf(w, "transactions: %.0f/s, %.2f segments each (the latencies above are per transaction); a segment from uploaded to committed: p50 %.2f ms  p99 %.2f ms\n",
+			r.TransactionsPerSec, per, r.Segment.P50, r.Segment.P99)
+	}
 	if r.Readers > 0 {
 		fmt.Fprintf(w, "reads (offsets + extents): %s in all, %.0f reads/s, latency p50 %.2f ms  p99 %.2f ms  max %.2f ms, errors %d\n",
 			count(int64(r.Reads)), r.ReadsPerSec, r.Read.P50, r.Read.P99, r.Read.Max, r.ReadErrors)
@@ -145,9 +185,10 @@ type metastoreRun struct {
 	run   string // random, so object keys never repeat across runs
 
 	measuring atomic.Bool
-	commitLat *Histogram
-	readLat   *Histogram
-	commits   atomic.Int64 // all, measured or not, for progress
+	commitLat  *Histogram // per store call (a segment, or a group of them)
+	segmentLat *Histogram // per segment: uploaded to committed
+	readLat    *Histogram
+	commits    atomic.Int64 // segments, measured or not, for progress
 	reads     atomic.Int64
 	commitErr atomic.Int64
 	rejected  atomic.Int64
@@ -173,7 +214,7 @@ func RunMetastore(ctx context.Context, store metastore.Store, cfg MetastoreConfi
 	if _, err := crand.Read(rb[:]); err != nil {
 		return nil, err
 	}
-	r := &metastoreRun{cfg: cfg, store: store, run: hex.EncodeToString(rb[:]), commitLat: NewHistogram(), readLat: NewHistogram()}
+	r := &metastoreRun{cfg: cfg, store: store, run: hex.EncodeToString(rb[:]), commitLat: NewHistogram(), segmentLat: NewHistogram(), readLat: NewHistogram()}
 	var err error
 	r.topic, err = store.CreateTopic(ctx, metastore.TopicSpec{Name: "floe-bench-metastore-" + r.run, Partitions: int32(cfg.Partitions)})
 	if err != nil {
@@ -246,11 +287,14 @@ func RunMetastore(ctx context.Context, store metastore.Store, cfg MetastoreConfi
 	rep := &MetastoreReport{
 		Agents: cfg.Agents, PartitionsPerCommit: cfg.PartitionsPerCommit, Partitions: cfg.Partitions, Readers: cfg.Readers,
 		Stores: max(1, len(cfg.AgentStores)), NoticesRelayed: cfg.NoticesRelayed, Connections: cfg.Connections,
-		ReadsPerSecTarget: cfg.ReadsPerSec, Seconds: secs, Commits: r.commitLat.Count(), Commit: r.commitLat.Summary(),
+		InflightSegments: max(1, cfg.InflightSegments), PutLatency: cfg.PutLatency.String(), Groups: !cfg.NoGroups && groups(store, cfg),
+		ReadsPerSecTarget: cfg.ReadsPerSec, Seconds: secs, Commits: r.segmentLat.Count(), Commit: r.commitLat.Summary(),
+		Transactions: r.commitLat.Count(), Segment: r.segmentLat.Summary(),
 		CommitErrors: r.commitErr.Load(), RejectedBatches: r.rejected.Load(),
 		Reads: r.readLat.Count(), Read: r.readLat.Summary(), ReadErrors: r.readErr.Load(),
 	}
 	rep.CommitsPerSec = float64(rep.Commits) / secs
+	rep.TransactionsPerSec = float64(rep.Transactions) / secs
 	rep.BatchesPerSec = rep.CommitsPerSec * float64(cfg.PartitionsPerCommit)
 	rep.ReadsPerSec = float64(rep.Reads) / secs
 	if !completed {
@@ -259,20 +303,36 @@ func RunMetastore(ctx context.Context, store metastore.Store, cfg MetastoreConfi
 	return rep, nil
 }
 
-// agent commits segments one after another until ctx ends, each touching
-// PartitionsPerCommit distinct partitions with one idempotent batch each.
+// agent commits segments until ctx ends, each touching
+// PartitionsPerCommit distinct partitions with one idempotent batch each,
+// as an agent's writer does: up to InflightSegments segments uploading or
+// waiting for their commit at once, each ready PutLatency after its slot
+// freed, committed in order; when the store commits groups
+// (metastore.GroupSequencer), the segments ready at a commit's turn go in
+// its transaction, as produce.Writer folds them.
 func (r *metastoreRun) agent(ctx context.Context, id int, pid int64, epoch int16) {
 	store := r.storeOf(id)
+	group, _ := store.(metastore.GroupSequencer)
+	if r.cfg.NoGroups {
+		group = nil
+	}
 	rng := rand.New(rand.NewPCG(uint64(id), uint64(pid)))
 	seq := newSeqTable(r.cfg.Partitions) // next sequence per partition
 	picked := make(map[int32]bool, r.cfg.PartitionsPerCommit)
 	const batchBytes, batchRecords = 1024, 4
-	for n := 0; ctx.Err() == nil; n++ {
+	type queued struct {
+		c     metastore.SegmentCommit
+		ready time.Time // uploaded
+	}
+	var queue []queued
+	n := 0
+	build := func(now time.Time) queued {
 		c := metastore.SegmentCommit{
 			Object:  fmt.Sprintf("bench-metastore/%s/%d/%d", r.run, id, n),
 			Size:    int64(r.cfg.PartitionsPerCommit) * batchBytes,
 			Batches: make([]metastore.BatchCommit, 0, r.cfg.PartitionsPerCommit),
 		}
+		n++
 		clear(picked)
 		for len(c.Batches) < r.cfg.PartitionsPerCommit {
 			p := int32(rng.IntN(r.cfg.Partitions))
@@ -283,41 +343,126 @@ func (r *metastoreRun) agent(ctx context.Context, id int, pid int64, epoch int16
 			c.Batches = append(c.Batches, metastore.BatchCommit{
 				TopicID: r.topic.ID, Partition: p,
 				ByteOffset: int64(len(c.Batches)) * batchBytes, ByteLength: batchBytes,
-				OffsetCount: batchRecords, MaxTimestamp: time.Now().UnixMilli(),
+				OffsetCount: batchRecords, MaxTimestamp: now.UnixMilli(),
 				ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq.get(p),
 			})
+			seq.set(p, seq.get(p)+batchRecords)
+		}
+		return queued{c: c, ready: now.Add(r.cfg.PutLatency.draw())}
+	}
+	// rewind sets the sequences of the partitions of batches that were
+	// not committed back to the first of them, in commit order, and
+	// drops the queue (whose sequences follow them).
+	rewind := func(cs []metastore.SegmentCommit, results [][]metastore.BatchResult) {
+		done := map[int32]bool{}
+		for k, c := range cs {
+			for i, b := range c.Batches {
+				if k < len(results) && i < len(results[k]) && results[k][i].Err == nil {
+					continue
+				}
+				if !done[b.Partition] {
+					done[b.Partition] = true
+					seq.set(b.Partition, b.BaseSequence)
+				}
+			}
+		}
+		for _, q := range queue {
+			for _, b := range q.c.Batches {
+				if !done[b.Partition] {
+					done[b.Partition] = true
+					seq.set(b.Partition, b.BaseSequence)
+				}
+			}
+		}
+		queue = queue[:0]
+	}
+	inflight := max(1, r.cfg.InflightSegments)
+	for ctx.Err() == nil {
+		now := time.Now()
+		for len(queue) < inflight {
+			queue = append(queue, build(now))
+		}
+		if d := time.Until(queue[0].ready); d > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+		}
+		take := 1
+		if group != nil {
+			now := time.Now()
+			for take < len(queue) && !queue[take].ready.After(now) {
+				take++
+			}
+		}
+		cs := make([]metastore.SegmentCommit, take)
+		for k := range cs {
+			cs[k] = queue[k].c
 		}
 		measured := r.measuring.Load()
 		start := time.Now()
-		res, err := store.CommitSegment(ctx, c)
-		took := time.Since(start)
+		var (
+			results [][]metastore.BatchResult
+			err     error
+		)
+		if take == 1 {
+			var res []metastore.BatchResult
+			res, err = store.CommitSegment(ctx, cs[0])
+			results = [][]metastore.BatchResult{res}
+		} else {
+			results, err = group.CommitSegments(ctx, cs)
+		}
+		end := time.Now()
+		took := end.Sub(start)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			r.commitErr.Add(1)
-			// The commit may or may not have happened: the sequences
-			// stay where they were (a batch that did commit comes back
-			// as a duplicate next time). A short pause keeps a failing
-			// store from being hammered.
+			// The commit may or may not have happened: the sequences go
+			// back to the first batch not known committed (a batch that
+			// did commit comes back as a duplicate next time). A short
+			// pause keeps a failing store from being hammered.
+			queue = queue[take:]
+			rewind(cs, nil)
 			select {
 			case <-ctx.Done():
 			case <-time.After(10 * time.Millisecond):
 			}
 			continue
 		}
-		for i, b := range c.Batches {
-			if i < len(res) && res[i].Err == nil {
-				seq.set(b.Partition, b.BaseSequence+batchRecords)
-			} else {
-				r.rejected.Add(1)
+		measure := measured && r.measuring.Load()
+		rejected := false
+		for k, c := range cs {
+			for i := range c.Batches {
+				if k >= len(results) || i >= len(results[k]) || results[k][i].Err != nil {
+					r.rejected.Add(1)
+					rejected = true
+				}
+			}
+			if measure {
+				r.segmentLat.Record(end.Sub(queue[k].ready))
 			}
 		}
-		r.commits.Add(1)
-		if measured && r.measuring.Load() {
+		queue = queue[take:]
+		if rejected {
+			rewind(cs, results)
+		}
+		r.commits.Add(int64(take))
+		if measure {
 			r.commitLat.Record(took)
 		}
 	}
+}
+
+// groups reports whether the agents' stores commit groups.
+func groups(store metastore.Store, cfg MetastoreConfig) bool {
+	if len(cfg.AgentStores) > 0 {
+		store = cfg.AgentStores[0]
+	}
+	_, ok := store.(metastore.GroupSequencer)
+	return ok
 }
 
 // storeOf is the store simulated agent or reader i goes through.

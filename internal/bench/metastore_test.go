@@ -52,6 +52,48 @@ func TestRunMetastore(t *testing.T) {
 	}
 }
 
+// With segments in flight and uploads that take no time, every commit
+// finds the agent's other segments ready: it commits all of them in one
+// transaction where the store commits groups, one at a time with NoGroups.
+// Sequences stay right either way (no batch rejected).
+func TestRunMetastoreInflightGroups(t *testing.T) {
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "meta.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, noGroups := range []bool{false, true} {
+		rep, err := RunMetastore(t.Context(), store, MetastoreConfig{
+			Agents: 2, PartitionsPerCommit: 3, Partitions: 5, InflightSegments: 4, NoGroups: noGroups,
+			Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Commits == 0 || rep.CommitErrors != 0 || rep.RejectedBatches != 0 {
+			t.Fatalf("no groups %v: report %+v: want commits, no errors or rejections", noGroups, rep)
+		}
+		want := rep.Commits / 4 // segments per transaction: all four
+		if noGroups {
+			want = rep.Commits
+		}
+		if rep.Transactions != want || rep.Commits%4 != 0 && !noGroups || rep.Groups == noGroups {
+			t.Errorf("no groups %v: %d segments in %d transactions (groups %v), want %d transactions", noGroups, rep.Commits, rep.Transactions, rep.Groups, want)
+		}
+		if !rep.Segment.Ordered() || rep.Segment.Count != rep.Commits {
+			t.Errorf("no groups %v: segment latencies %+v for %d segments", noGroups, rep.Segment, rep.Commits)
+		}
+		var out bytes.Buffer
+		rep.WriteText(&out)
+		if !strings.Contains(out.String(), "4 segments in flight") || !strings.Contains(out.String(), "transactions:") {
+			t.Errorf("report text: %q", out.String())
+		}
+	}
+	if err := (&MetastoreConfig{Agents: 1, PartitionsPerCommit: 1, Partitions: 1, InflightSegments: 65, Duration: time.Second}).validate(); err == nil {
+		t.Error("65 segments in flight accepted")
+	}
+}
+
 // countingStore counts the commits and reads that go through it.
 type countingStore struct {
 	metastore.Store
