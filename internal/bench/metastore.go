@@ -184,15 +184,15 @@ type metastoreRun struct {
 	topic metastore.Topic
 	run   string // random, so object keys never repeat across runs
 
-	measuring atomic.Bool
+	measuring  atomic.Bool
 	commitLat  *Histogram // per store call (a segment, or a group of them)
 	segmentLat *Histogram // per segment: uploaded to committed
 	readLat    *Histogram
 	commits    atomic.Int64 // segments, measured or not, for progress
-	reads     atomic.Int64
-	commitErr atomic.Int64
-	rejected  atomic.Int64
-	readErr   atomic.Int64
+	reads      atomic.Int64
+	commitErr  atomic.Int64
+	rejected   atomic.Int64
+	readErr    atomic.Int64
 }
 
 // RunMetastore drives store with cfg's load and reports commits per
