@@ -1,0 +1,219 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/agent"
+	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/testutil"
+	"github.com/floe-io/floe/internal/testutil/agenttest"
+)
+
+// slowGroups is a metadata store whose commits take commitTime, so that
+// an agent's uploaded segments queue behind each commit and are folded
+// into groups; some group commits fail: before committing (refused), or
+// after (committed, the answer lost).
+type slowGroups struct {
+	metastore.Store
+	inner      metastore.GroupSequencer
+	commitTime time.Duration
+
+	mu     sync.Mutex
+	groups int            // group commits so far
+	faults map[int]string // group commit number (from 1) → "refuse" or "lose"
+	sizes  map[int]int    // segments per store call → calls
+	hit    []string
+}
+
+var errInjected = errors.New("injected store fault")
+
+func (s *slowGroups) commit(cs []metastore.SegmentCommit) (fault string) {
+	time.Sleep(s.commitTime)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sizes[len(cs)]++
+	if len(cs) > 1 {
+		s.groups++
+		fault = s.faults[s.groups]
+		if fault != "" {
+			s.hit = append(s.hit, fault)
+		}
+	}
+	return fault
+}
+
+func (s *slowGroups) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([]metastore.BatchResult, error) {
+	s.commit([]metastore.SegmentCommit{c})
+	return s.Store.CommitSegment(ctx, c)
+}
+
+func (s *slowGroups) CommitSegments(ctx context.Context, cs []metastore.SegmentCommit) ([][]metastore.BatchResult, error) {
+	fault := s.commit(cs)
+	if fault == "refuse" {
+		return nil, errInjected
+	}
+	rs, err := s.inner.CommitSegments(ctx, cs)
+	if err == nil && fault == "lose" {
+		return nil, fmt.Errorf("%w: the answer was lost", errInjected)
+	}
+	return rs, err
+}
+
+func (s *slowGroups) stats() (sizes map[int]int, hit []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sizes = make(map[int]int, len(s.sizes))
+	for k, v := range s.sizes {
+		sizes[k] = v
+	}
+	return sizes, append([]string(nil), s.hit...)
+}
+
+// TestFoldedCommitsKeepIdempotentOrder runs idempotent franz-go producers
+// against an agent whose store commits slowly, so that the writer folds
+// the segments queued behind each commit into one transaction, while some
+// group commits fail: refused (nothing committed; the producers retry) or
+// committed with the answer lost (the retries are duplicates). Every
+// acknowledged record must be read back exactly once, at the offset it
+// was acknowledged with, each producer's records in each partition in the
+// order sent.
+func TestFoldedCommitsKeepIdempotentOrder(t *testing.T) {
+	var sg *slowGroups
+	a := agenttest.Start(t, agenttest.Options{
+		Linger: 5 * time.Millisecond,
+		WrapStore: func(s metastore.Store) metastore.Store {
+			sg = &slowGroups{Store: s, inner: s.(metastore.GroupSequencer), commitTime: 20 * time.Millisecond,
+				faults: map[int]string{3: "refuse", 8: "lose", 15: "refuse", 21: "lose"}, sizes: map[int]int{}}
+			return sg
+		},
+		Config: func(cfg *agent.Config) {
+			cfg.FlushMinInterval = time.Millisecond
+			cfg.FlushTimeout = 10 * time.Second
+		},
+	})
+	const (
+		topic      = "folded"
+		partitions = 4
+		producers  = 3
+		perProd    = 1500
+	)
+	createTopic(t, testutil.Dial(t, a.Addr()), topic, partitions)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	type ack struct {
+		producer, seq int
+		partition     int32
+		offset        int64
+	}
+	var (
+		mu     sync.Mutex
+		acked  []ack
+		failed int
+		wg     sync.WaitGroup
+	)
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl, err := kgo.NewClient(
+				kgo.SeedBrokers(a.Addr()),
+				kgo.ProducerLinger(time.Millisecond),
+				kgo.RecordPartitioner(kgo.ManualPartitioner()),
+				kgo.RecordDeliveryTimeout(60*time.Second),
+				kgo.MetadataMinAge(50*time.Millisecond),
+				kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }),
+			)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer cl.Close()
+			var pw sync.WaitGroup
+			for seq := range perProd {
+				r := &kgo.Record{Topic: topic, Partition: int32(seq % partitions), Value: fmt.Appendf(nil, "%d-%d", p, seq)}
+				pw.Add(1)
+				cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+					defer pw.Done()
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						failed++
+						return
+					}
+					acked = append(acked, ack{producer: p, seq: seq, partition: r.Partition, offset: r.Offset})
+				})
+				if seq%5 == 4 {
+					time.Sleep(4 * time.Millisecond) // spread the requests over a second or two
+				}
+			}
+			pw.Wait()
+		}()
+	}
+	wg.Wait()
+	sizes, hit := sg.stats()
+	t.Logf("%d records acknowledged, %d failed; store calls by segments committed: %v; faults hit: %v", len(acked), failed, sizes, hit)
+	grouped := 0
+	for n, calls := range sizes {
+		if n > 1 {
+			grouped += calls
+		}
+	}
+	if grouped < 10 {
+		t.Fatalf("%d group commits: the writer hardly folded (store calls by size %v)", grouped, sizes)
+	}
+	if len(hit) < 2 || !strings.Contains(strings.Join(hit, " "), "refuse") || !strings.Contains(strings.Join(hit, " "), "lose") {
+		t.Fatalf("faults hit %v: want a refused group and a lost answer", hit)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	type key struct {
+		producer  int
+		partition int32
+	}
+	last := map[key]int{}
+	seen := map[[2]int]int64{}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && len(seen) < len(acked) {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		pcancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			ps, ss, _ := strings.Cut(string(r.Value), "-")
+			p, _ := strconv.Atoi(ps)
+			s, _ := strconv.Atoi(ss)
+			if off, dup := seen[[2]int{p, s}]; dup {
+				t.Errorf("record %s at offsets %d and %d: duplicated", r.Value, off, r.Offset)
+			}
+			seen[[2]int{p, s}] = r.Offset
+			k := key{p, r.Partition}
+			if prev, ok := last[k]; ok && s <= prev {
+				t.Errorf("producer %d partition %d: seq %d after %d: reordered", p, r.Partition, s, prev)
+			}
+			last[k] = s
+		})
+	}
+	for _, ak := range acked {
+		off, ok := seen[[2]int{ak.producer, ak.seq}]
+		if !ok {
+			t.Errorf("acknowledged record %d-%d (partition %d offset %d) lost", ak.producer, ak.seq, ak.partition, ak.offset)
+			continue
+		}
+		if off != ak.offset {
+			t.Errorf("record %d-%d acknowledged at offset %d, read at %d", ak.producer, ak.seq, ak.offset, off)
+		}
+	}
+}
