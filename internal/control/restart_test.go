@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -254,16 +255,26 @@ func writeWorkload(t *testing.T, c metastore.Store) (topics []metastore.Topic, p
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Concurrent commits, so that batches hold several commands.
+	// Concurrent commits, so that batches hold several commands; every
+	// fourth commits its segment in a group with two more
+	// (CommitSegments).
+	segment := func(name string, i int) metastore.SegmentCommit {
+		tp := topics[i%3]
+		return metastore.SegmentCommit{Object: "segments/" + name, Size: 200, Batches: []metastore.BatchCommit{
+			{TopicID: tp.ID, Partition: int32(i % 4), ByteLength: 100, OffsetCount: 10, ProducerID: -1, MaxTimestamp: int64(i)},
+			{TopicID: tp.ID, Partition: int32((i + 1) % 4), ByteOffset: 100, ByteLength: 100, OffsetCount: 3, ProducerID: -1},
+		}}
+	}
 	errc := make(chan error, 40)
 	for i := range 40 {
 		go func() {
-			tp := topics[i%3]
-			seg := metastore.SegmentCommit{Object: fmt.Sprintf("segments/%d", i), Size: 200, Batches: []metastore.BatchCommit{
-				{TopicID: tp.ID, Partition: int32(i % 4), ByteLength: 100, OffsetCount: 10, ProducerID: -1, MaxTimestamp: int64(i)},
-				{TopicID: tp.ID, Partition: int32((i + 1) % 4), ByteOffset: 100, ByteLength: 100, OffsetCount: 3, ProducerID: -1},
-			}}
-			_, err := c.CommitSegment(ctx, seg)
+			seg := segment(strconv.Itoa(i), i)
+			var err error
+			if g, ok := c.(metastore.GroupSequencer); ok && i%4 == 0 {
+				_, err = g.CommitSegments(ctx, []metastore.SegmentCommit{seg, segment(fmt.Sprintf("%d-b", i), i+1), segment(fmt.Sprintf("%d-c", i), i+2)})
+			} else {
+				_, err = c.CommitSegment(ctx, seg)
+			}
 			errc <- err
 		}()
 	}

@@ -217,6 +217,11 @@ type GroupSequencer interface {
 	CommitSegments(ctx context.Context, cs []SegmentCommit) (results [][]BatchResult, err error)
 }
 
+// ErrGroupsUnsupported is CommitSegments' answer, having committed
+// nothing, from a store that cannot commit groups after all (a control
+// plane of an older build): commit the segments one by one.
+var ErrGroupsUnsupported = errors.New("the metadata store does not commit segments in groups")
+
 // ExtentReader reads partitions' offsets and extents, for fetches and
 // offset lookups. Each call is one consistent read.
 type ExtentReader interface {

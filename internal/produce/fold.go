@@ -2,6 +2,7 @@ package produce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -100,6 +101,16 @@ func (c *commitChain) take(l *link, max int) []*link {
 	return group
 }
 
+// untake gives links taken back: they commit on their own when their
+// turn comes.
+func (c *commitChain) untake(taken []*link) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range taken {
+		n.taken = false
+	}
+}
+
 // settle records the group's outcome for each of the links taken.
 func (c *commitChain) settle(taken []*link, results [][]metastore.BatchResult, err error) {
 	c.mu.Lock()
@@ -130,8 +141,14 @@ func (w *Writer) commitTurn(ctx context.Context, l *link, commit metastore.Segme
 	for _, n := range taken {
 		cs = append(cs, *n.commit)
 	}
-	w.m.commitGroup.Observe(float64(len(cs)))
 	results, err := gs.CommitSegments(ctx, cs)
+	if errors.Is(err, metastore.ErrGroupsUnsupported) {
+		// Nothing committed: each goes alone, as before groups.
+		w.chain.untake(taken)
+		w.m.commitGroup.Observe(1)
+		return w.store.CommitSegment(ctx, commit)
+	}
+	w.m.commitGroup.Observe(float64(len(cs)))
 	if err == nil && len(results) != len(cs) {
 		err = fmt.Errorf("the store answered %d segments of %d", len(results), len(cs))
 	}

@@ -26,6 +26,10 @@ type gatedStore struct {
 	calls   []int // segments per call, in order
 	failAt  int   // the call (1-based) that fails, with failErr
 	failErr error
+	// unsupported: CommitSegments answers ErrGroupsUnsupported (an older
+	// control plane), refused times.
+	unsupported bool
+	refused     int
 }
 
 func (s *gatedStore) enter(n int) error {
@@ -52,10 +56,35 @@ func (s *gatedStore) CommitSegment(ctx context.Context, c metastore.SegmentCommi
 }
 
 func (s *gatedStore) CommitSegments(ctx context.Context, cs []metastore.SegmentCommit) ([][]metastore.BatchResult, error) {
+	if s.unsupported {
+		s.mu.Lock()
+		s.refused++
+		s.mu.Unlock()
+		return nil, fmt.Errorf("control plane: %w", metastore.ErrGroupsUnsupported)
+	}
 	if err := s.enter(len(cs)); err != nil {
 		return nil, err
 	}
 	return s.store.CommitSegments(ctx, cs)
+}
+
+// waitHeld waits until the first commit has reached the store (and
+// waits for the gate there).
+func (s *gatedStore) waitHeld(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		held := s.held
+		s.mu.Unlock()
+		if held {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first commit never reached the store")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (s *gatedStore) callSizes() []int {
@@ -87,7 +116,7 @@ func queueBehindHeldCommit(t *testing.T, s *gatedStore, segments int) (*produce.
 	for i := range segments {
 		ps = append(ps, w.Append(s.topic.ID, "t", int32(i%2), batch(2, fmt.Sprintf("s%d", i))))
 		if i == 0 {
-			waitPuts(t, s.bucket, 1)
+			s.waitHeld(t)
 		}
 	}
 	waitPuts(t, s.bucket, segments)
@@ -162,7 +191,7 @@ func TestFoldedCommitUnreachableQueuesInOrder(t *testing.T) {
 	for i := range 4 {
 		ps = append(ps, w.Append(f.topic.ID, "t", int32(i%2), batch(1, fmt.Sprintf("s%d", i))))
 		if i == 0 {
-			waitPuts(t, f.bucket, 1)
+			s.waitHeld(t)
 		}
 	}
 	waitPuts(t, f.bucket, 4)
@@ -182,5 +211,29 @@ func TestFoldedCommitUnreachableQueuesInOrder(t *testing.T) {
 		if got := f.readPartition(t, p); !slices.Equal(got, want) {
 			t.Fatalf("partition %d after the replay: %v, want %v", p, got, want)
 		}
+	}
+}
+
+// TestFoldFallsBackWhenGroupsUnsupported: a store that turns out unable to
+// commit groups (an older control plane) committed nothing; the writer
+// then commits each segment on its own, in order.
+func TestFoldFallsBackWhenGroupsUnsupported(t *testing.T) {
+	s := &gatedStore{fixture: newFixture(t, 2), gate: make(chan struct{}), unsupported: true}
+	_, ps := queueBehindHeldCommit(t, s, 4)
+	close(s.gate)
+	for i, p := range ps {
+		res, err := wait(t, p)
+		if err != nil {
+			t.Fatalf("segment %d: %v", i, err)
+		}
+		if want := int64(i/2) * 2; res.BaseOffset != want {
+			t.Fatalf("segment %d (partition %d): offset %d, want %d", i, i%2, res.BaseOffset, want)
+		}
+	}
+	s.mu.Lock()
+	refused := s.refused
+	s.mu.Unlock()
+	if got := s.callSizes(); refused == 0 || !slices.Equal(got, []int{1, 1, 1, 1}) {
+		t.Fatalf("%d groups refused, then store calls of %v segments; want a refused group, then [1 1 1 1]", refused, got)
 	}
 }

@@ -159,6 +159,9 @@ type Client struct {
 	opts   Options
 	log    *slog.Logger
 	closed atomic.Bool
+	// groupsRefusedUntil: the control plane did not know CommitSegments;
+	// until then (ns since the epoch) groups are not asked for.
+	groupsRefusedUntil atomic.Int64
 	done   chan struct{} // closed by Close
 
 	mu      sync.Mutex

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 
 	"github.com/floe-io/floe/internal/metastore"
 )
@@ -59,6 +60,13 @@ func Unreachable(err error) bool {
 		errors.Is(err, errConnLost) || metastore.Unreachable(err)
 }
 
+// unknownOp reports the answer of a control plane that does not know the
+// op it was asked (an older build): it applied nothing.
+func unknownOp(err error) bool {
+	var re *remoteError
+	return errors.As(err, &re) && re.sentinel == nil && strings.HasPrefix(re.msg, "unknown op")
+}
+
 // errConnLost marks a call that failed because its connection ended.
 var errConnLost = errors.New("connection lost")
 
@@ -89,6 +97,7 @@ var sentinels = map[string]error{
 	"FeaturesChanged":         metastore.ErrFeaturesChanged,
 	"InvalidGroupConfig":      metastore.ErrInvalidGroupConfig,
 	"OutageManifestTaken":     metastore.ErrOutageManifestTaken,
+	"GroupsUnsupported":       metastore.ErrGroupsUnsupported,
 	"Unavailable":             ErrUnavailable,
 	"Canceled":                context.Canceled,
 	"DeadlineExceeded":        context.DeadlineExceeded,

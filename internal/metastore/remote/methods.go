@@ -46,6 +46,39 @@ func (c *Client) CommitSegment(ctx context.Context, sc metastore.SegmentCommit) 
 	return out, nil
 }
 
+// CommitSegments implements metastore.GroupSequencer. A control plane
+// that does not know the op (an older build) applied nothing: the client
+// then answers ErrGroupsUnsupported, and keeps answering it without
+// asking for groupsRetry, after which a newer leader may have taken over.
+func (c *Client) CommitSegments(ctx context.Context, cs []metastore.SegmentCommit) ([][]metastore.BatchResult, error) {
+	if until := c.groupsRefusedUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return nil, metastore.ErrGroupsUnsupported
+	}
+	rs, err := opCommitSegments.call(ctx, c, cs)
+	if unknownOp(err) {
+		c.groupsRefusedUntil.Store(time.Now().Add(groupsRetry).UnixNano())
+		return nil, fmt.Errorf("%w: %v", metastore.ErrGroupsUnsupported, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != len(cs) {
+		return nil, fmt.Errorf("CommitSegments: %d results for %d segments", len(rs), len(cs))
+	}
+	out := make([][]metastore.BatchResult, len(rs))
+	for k, seg := range rs {
+		out[k] = make([]metastore.BatchResult, len(seg))
+		for i, r := range seg {
+			out[k][i] = metastore.BatchResult{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate, LogStartOffset: r.LogStartOffset, Err: r.Err.Err()}
+		}
+	}
+	return out, nil
+}
+
+// groupsRetry is how long a client that found its control plane unable
+// to commit groups commits one segment per call before asking again.
+const groupsRetry = time.Minute
+
 func (c *Client) Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error) {
 	return opOffsets.call(ctx, c, partitionArgs{id, partition})
 }

@@ -294,6 +294,25 @@ var (
 		return out, nil
 	})
 
+	opCommitSegments = define("CommitSegments", mutate, func(ctx context.Context, s metastore.Store, cs []metastore.SegmentCommit) ([][]batchResult, error) {
+		g, ok := s.(metastore.GroupSequencer)
+		if !ok {
+			return nil, metastore.ErrGroupsUnsupported
+		}
+		rs, err := g.CommitSegments(ctx, cs)
+		if err != nil {
+			return nil, err
+		}
+		out := make([][]batchResult, len(rs))
+		for k, seg := range rs {
+			out[k] = make([]batchResult, len(seg))
+			for i, r := range seg {
+				out[k][i] = batchResult{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate, LogStartOffset: r.LogStartOffset, Err: EncodeError(r.Err)}
+			}
+		}
+		return out, nil
+	})
+
 	// ExtentReader
 	opOffsets = define("Offsets", read, func(ctx context.Context, s metastore.Store, a partitionArgs) (metastore.PartitionOffsets, error) {
 		return s.Offsets(ctx, a.ID, a.Partition)
