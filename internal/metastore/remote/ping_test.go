@@ -29,6 +29,9 @@ type fakeServer struct {
 	pings    atomic.Int32
 	requests atomic.Int32
 	unknown  atomic.Int32 // frames of a kind an old server does not know
+	// unknownOps: requests are answered as by a server that does not
+	// know their op, instead of ErrTopicExists.
+	unknownOps atomic.Bool
 	quit     chan struct{}
 
 	// wrote is when it last wrote a frame (lastWrite).
@@ -159,7 +162,11 @@ func (s *fakeServer) serve(nc net.Conn) {
 						return
 					}
 				}
-				p, _ := Marshal(Response{Err: EncodeError(metastore.ErrTopicExists)})
+				resp := Response{Err: EncodeError(metastore.ErrTopicExists)}
+				if s.unknownOps.Load() {
+					resp.Err = &WireError{Msg: `unknown op "CommitSegments"`}
+				}
+				p, _ := Marshal(resp)
 				write(Frame{Kind: KindResponse, ID: f.ID, Payload: p})
 			}()
 		default:
@@ -374,4 +381,31 @@ func FuzzClientFrames(f *testing.F) {
 		<-cc.gone
 		client.Close()
 	})
+}
+
+// TestCommitSegmentsOlderServer: a control plane that does not know
+// CommitSegments applied nothing; the client answers ErrGroupsUnsupported
+// and, for a while, answers it again without asking.
+func TestCommitSegmentsOlderServer(t *testing.T) {
+	s := startFakeServer(t, true, 0)
+	s.unknownOps.Store(true)
+	c := openFake(t, s.addr(), 0)
+	group := []metastore.SegmentCommit{
+		{Object: "segments/a", Size: 10, Batches: []metastore.BatchCommit{{ByteLength: 10, OffsetCount: 1, ProducerID: -1}}},
+		{Object: "segments/b", Size: 10, Batches: []metastore.BatchCommit{{ByteLength: 10, OffsetCount: 1, ProducerID: -1}}},
+	}
+	for i := range 2 {
+		if _, err := c.CommitSegments(t.Context(), group); !errors.Is(err, metastore.ErrGroupsUnsupported) {
+			t.Fatalf("call %d: %v, want ErrGroupsUnsupported", i, err)
+		}
+	}
+	if n := s.requests.Load(); n != 1 {
+		t.Fatalf("%d requests reached the server, want 1 (the second answered by the client)", n)
+	}
+	// Any other error is the server's, not a refusal of groups.
+	s.unknownOps.Store(false)
+	c2 := openFake(t, s.addr(), 0)
+	if _, err := c2.CommitSegments(t.Context(), group); err == nil || errors.Is(err, metastore.ErrGroupsUnsupported) {
+		t.Fatalf("a server error came back as %v", err)
+	}
 }
