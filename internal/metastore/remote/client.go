@@ -162,7 +162,7 @@ type Client struct {
 	// groupsRefusedUntil: the control plane did not know CommitSegments;
 	// until then (ns since the epoch) groups are not asked for.
 	groupsRefusedUntil atomic.Int64
-	done   chan struct{} // closed by Close
+	done               chan struct{} // closed by Close
 
 	mu      sync.Mutex
 	next    int         // the address to try first: the last that worked

@@ -100,6 +100,19 @@ func hostileArgs(pad int) map[string][]byte {
 		args = append(args, bytes.Repeat([]byte{0xa0}, n)...)
 		out["CreateACLs"] = args
 	}
+	// CommitSegments: [{} × n], many segments of nothing.
+	{
+		n := MaxArrayElements
+		var args []byte
+		args = cborHead(args, 4, n)
+		if pad > 0 {
+			args = cborHead(args, 5, 1)
+			args = padding(args)
+			n--
+		}
+		args = append(args, bytes.Repeat([]byte{0xa0}, n)...)
+		out["CommitSegments"] = args
+	}
 	return out
 }
 
@@ -208,6 +221,10 @@ func TestDecodeCostAdmitsRealRequests(t *testing.T) {
 		"CommitSegment":  metastore.SegmentCommit{Object: "segments/x", Size: 1 << 30, Batches: batches},
 		"ReplaceExtents": []metastore.PartitionReplacement{{Partition: 1, New: extents}},
 		"CreateACLs":     acls,
+		"CommitSegments": []metastore.SegmentCommit{
+			{Object: "segments/x", Size: 1 << 30, Batches: batches[:MaxArrayElements/2]},
+			{Object: "segments/y", Size: 1 << 30, Batches: batches[MaxArrayElements/2:]},
+		},
 	}
 	for op, args := range cases {
 		raw, err := Marshal(args)

@@ -32,7 +32,7 @@ type fakeServer struct {
 	// unknownOps: requests are answered as by a server that does not
 	// know their op, instead of ErrTopicExists.
 	unknownOps atomic.Bool
-	quit     chan struct{}
+	quit       chan struct{}
 
 	// wrote is when it last wrote a frame (lastWrite).
 	wmu   sync.Mutex
