@@ -14,6 +14,7 @@ import (
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/metastore/postgres"
 	"github.com/floe-io/floe/internal/testutil"
 	"github.com/floe-io/floe/internal/testutil/agenttest"
 )
@@ -86,11 +87,29 @@ func (s *slowGroups) stats() (sizes map[int]int, hit []string) {
 // acknowledged record must be read back exactly once, at the offset it
 // was acknowledged with, each producer's records in each partition in the
 // order sent.
+// It runs on the embedded store and on PostgreSQL.
 func TestFoldedCommitsKeepIdempotentOrder(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { foldedCommits(t, nil) })
+	t.Run("postgres", func(t *testing.T) {
+		dbURL := testutil.CreateDatabase(t, testutil.RequirePostgres(t), "floe_fold_")
+		s, err := postgres.Open(context.Background(), dbURL, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		foldedCommits(t, s)
+	})
+}
+
+// foldedCommits runs the test on store (nil: the agent's embedded one).
+func foldedCommits(t *testing.T, store metastore.Store) {
 	var sg *slowGroups
 	a := agenttest.Start(t, agenttest.Options{
 		Linger: 5 * time.Millisecond,
 		WrapStore: func(s metastore.Store) metastore.Store {
+			if store != nil {
+				s = store
+			}
 			sg = &slowGroups{Store: s, inner: s.(metastore.GroupSequencer), commitTime: 20 * time.Millisecond,
 				faults: map[int]string{3: "refuse", 8: "lose", 15: "refuse", 21: "lose"}, sizes: map[int]int{}}
 			return sg
