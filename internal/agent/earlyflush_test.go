@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/agent"
@@ -108,58 +106,7 @@ func earlyFlushUnderFaults(t *testing.T, reserve int) {
 		}
 	}
 
-	type ack struct {
-		producer, seq int
-		partition     int32
-		offset        int64
-	}
-	var (
-		mu     sync.Mutex
-		acked  []ack
-		failed int
-	)
-	var wg sync.WaitGroup
-	for p := range producers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cl, err := kgo.NewClient(
-				kgo.SeedBrokers(a.Addr()),
-				kgo.ProducerLinger(2*time.Millisecond),
-				kgo.RecordPartitioner(kgo.ManualPartitioner()),
-				kgo.RecordDeliveryTimeout(60*time.Second),
-				// Retry soon: a failed segment otherwise stalls the
-				// client for its 5 s metadata refresh.
-				kgo.MetadataMinAge(50*time.Millisecond),
-				kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
-			)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer cl.Close()
-			var pw sync.WaitGroup
-			for seq := range perProd {
-				r := &kgo.Record{Topic: topic, Partition: int32(seq % partitions), Value: fmt.Appendf(nil, "%d-%d", p, seq)}
-				pw.Add(1)
-				cl.Produce(ctx, r, func(r *kgo.Record, err error) {
-					defer pw.Done()
-					mu.Lock()
-					defer mu.Unlock()
-					if err != nil {
-						failed++
-						return
-					}
-					acked = append(acked, ack{producer: p, seq: seq, partition: r.Partition, offset: r.Offset})
-				})
-				if seq%10 == 9 {
-					time.Sleep(20 * time.Millisecond) // spread the requests over seconds
-				}
-			}
-			pw.Wait()
-		}()
-	}
-	wg.Wait()
+	acked, failed := produceSequences(t, ctx, a.Addr(), topic, partitions, producers, perProd, 10, 20*time.Millisecond)
 	fb.Reset()
 	if failed > 0 {
 		t.Logf("%d records failed (not acknowledged)", failed)
@@ -174,49 +121,7 @@ func earlyFlushUnderFaults(t *testing.T, reserve int) {
 	}
 
 	// Read every partition back from the start.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	type key struct {
-		producer  int
-		partition int32
-	}
-	last := map[key]int{}
-	seen := map[[2]int]int64{} // producer, seq → offset
-	deadline := time.Now().Add(60 * time.Second)
-	total := 0
-	for time.Now().Before(deadline) && len(seen) < len(acked) {
-		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-		fs := cl.PollFetches(pctx)
-		pcancel()
-		fs.EachRecord(func(r *kgo.Record) {
-			total++
-			ps, ss, _ := strings.Cut(string(r.Value), "-")
-			p, _ := strconv.Atoi(ps)
-			s, _ := strconv.Atoi(ss)
-			if off, dup := seen[[2]int{p, s}]; dup {
-				t.Errorf("record %s at offsets %d and %d: duplicated", r.Value, off, r.Offset)
-			}
-			seen[[2]int{p, s}] = r.Offset
-			k := key{p, r.Partition}
-			if prev, ok := last[k]; ok && s <= prev {
-				t.Errorf("producer %d partition %d: seq %d after %d: reordered", p, r.Partition, s, prev)
-			}
-			last[k] = s
-		})
-	}
-	for _, ak := range acked {
-		off, ok := seen[[2]int{ak.producer, ak.seq}]
-		if !ok {
-			t.Errorf("acknowledged record %d-%d (partition %d offset %d) lost", ak.producer, ak.seq, ak.partition, ak.offset)
-			continue
-		}
-		if off != ak.offset {
-			t.Errorf("record %d-%d acknowledged at offset %d, read at %d", ak.producer, ak.seq, ak.offset, off)
-		}
-	}
+	total := readBackExactlyOnce(t, ctx, a.Addr(), topic, acked)
 	early := scrape(t, a, `floe_segment_flush_triggers_total{trigger="early"}`)
 	lingered := scrape(t, a, `floe_segment_flush_triggers_total{trigger="linger"}`)
 	t.Logf("read %d records; %v segments flushed early, %v at the linger", total, early, lingered)

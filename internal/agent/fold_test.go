@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/agent"
 	"github.com/floe-io/floe/internal/metastore"
@@ -129,56 +126,7 @@ func foldedCommits(t *testing.T, store metastore.Store) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	type ack struct {
-		producer, seq int
-		partition     int32
-		offset        int64
-	}
-	var (
-		mu     sync.Mutex
-		acked  []ack
-		failed int
-		wg     sync.WaitGroup
-	)
-	for p := range producers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cl, err := kgo.NewClient(
-				kgo.SeedBrokers(a.Addr()),
-				kgo.ProducerLinger(time.Millisecond),
-				kgo.RecordPartitioner(kgo.ManualPartitioner()),
-				kgo.RecordDeliveryTimeout(60*time.Second),
-				kgo.MetadataMinAge(50*time.Millisecond),
-				kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }),
-			)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer cl.Close()
-			var pw sync.WaitGroup
-			for seq := range perProd {
-				r := &kgo.Record{Topic: topic, Partition: int32(seq % partitions), Value: fmt.Appendf(nil, "%d-%d", p, seq)}
-				pw.Add(1)
-				cl.Produce(ctx, r, func(r *kgo.Record, err error) {
-					defer pw.Done()
-					mu.Lock()
-					defer mu.Unlock()
-					if err != nil {
-						failed++
-						return
-					}
-					acked = append(acked, ack{producer: p, seq: seq, partition: r.Partition, offset: r.Offset})
-				})
-				if seq%5 == 4 {
-					time.Sleep(4 * time.Millisecond) // spread the requests over a second or two
-				}
-			}
-			pw.Wait()
-		}()
-	}
-	wg.Wait()
+	acked, failed := produceSequences(t, ctx, a.Addr(), topic, partitions, producers, perProd, 5, 4*time.Millisecond)
 	sizes, hit := sg.stats()
 	t.Logf("%d records acknowledged, %d failed; store calls by segments committed: %v; faults hit: %v", len(acked), failed, sizes, hit)
 	grouped := 0
@@ -194,45 +142,5 @@ func foldedCommits(t *testing.T, store metastore.Store) {
 		t.Fatalf("faults hit %v: want a refused group and a lost answer", hit)
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	type key struct {
-		producer  int
-		partition int32
-	}
-	last := map[key]int{}
-	seen := map[[2]int]int64{}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && len(seen) < len(acked) {
-		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-		fs := cl.PollFetches(pctx)
-		pcancel()
-		fs.EachRecord(func(r *kgo.Record) {
-			ps, ss, _ := strings.Cut(string(r.Value), "-")
-			p, _ := strconv.Atoi(ps)
-			s, _ := strconv.Atoi(ss)
-			if off, dup := seen[[2]int{p, s}]; dup {
-				t.Errorf("record %s at offsets %d and %d: duplicated", r.Value, off, r.Offset)
-			}
-			seen[[2]int{p, s}] = r.Offset
-			k := key{p, r.Partition}
-			if prev, ok := last[k]; ok && s <= prev {
-				t.Errorf("producer %d partition %d: seq %d after %d: reordered", p, r.Partition, s, prev)
-			}
-			last[k] = s
-		})
-	}
-	for _, ak := range acked {
-		off, ok := seen[[2]int{ak.producer, ak.seq}]
-		if !ok {
-			t.Errorf("acknowledged record %d-%d (partition %d offset %d) lost", ak.producer, ak.seq, ak.partition, ak.offset)
-			continue
-		}
-		if off != ak.offset {
-			t.Errorf("record %d-%d acknowledged at offset %d, read at %d", ak.producer, ak.seq, ak.offset, off)
-		}
-	}
+	readBackExactlyOnce(t, ctx, a.Addr(), topic, acked)
 }

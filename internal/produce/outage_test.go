@@ -35,47 +35,45 @@ type flakyStore struct {
 var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 
 func (s *flakyStore) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([]metastore.BatchResult, error) {
-	if s.down.Load() {
-		return nil, fmt.Errorf("control plane: %w", errRefused)
+	rs, err := s.CommitSegments(ctx, []metastore.SegmentCommit{c})
+	if err != nil {
+		return nil, err
 	}
-	rs, err := s.store.CommitSegment(ctx, c)
-	if err == nil {
-		s.mu.Lock()
-		s.commits = append(s.commits, c)
-		s.results = append(s.results, rs)
-		s.mu.Unlock()
-	}
-	if err == nil && s.applyThenFail.Load() > 0 {
-		s.applyThenFail.Add(-1)
-		if s.downAfterLost.Load() {
-			s.down.Store(true)
-		}
-		return nil, fmt.Errorf("connection lost: %w", syscall.ECONNRESET)
-	}
-	return rs, err
+	return rs[0], nil
 }
 
-// CommitSegments is CommitSegment for a group committed together (the
-// writer folds segments queued behind a commit: fold.go).
+// CommitSegments commits cs as CommitSegment commits one (the writer folds
+// segments queued behind a commit: fold.go).
 func (s *flakyStore) CommitSegments(ctx context.Context, cs []metastore.SegmentCommit) ([][]metastore.BatchResult, error) {
 	if s.down.Load() {
 		return nil, fmt.Errorf("control plane: %w", errRefused)
 	}
-	rs, err := s.store.CommitSegments(ctx, cs)
-	if err == nil {
-		s.mu.Lock()
-		s.commits = append(s.commits, cs...)
-		s.results = append(s.results, rs...)
-		s.mu.Unlock()
+	var (
+		rs  [][]metastore.BatchResult
+		err error
+	)
+	if len(cs) == 1 {
+		var r []metastore.BatchResult
+		r, err = s.store.CommitSegment(ctx, cs[0])
+		rs = [][]metastore.BatchResult{r}
+	} else {
+		rs, err = s.store.CommitSegments(ctx, cs)
 	}
-	if err == nil && s.applyThenFail.Load() > 0 {
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.commits = append(s.commits, cs...)
+	s.results = append(s.results, rs...)
+	s.mu.Unlock()
+	if s.applyThenFail.Load() > 0 {
 		s.applyThenFail.Add(-1)
 		if s.downAfterLost.Load() {
 			s.down.Store(true)
 		}
 		return nil, fmt.Errorf("connection lost: %w", syscall.ECONNRESET)
 	}
-	return rs, err
+	return rs, nil
 }
 
 func (s *flakyStore) KnownObjects(ctx context.Context, keys []string) (map[string]bool, error) {

@@ -87,7 +87,7 @@ func hostileArgs(pad int) map[string][]byte {
 		args = append(args, bytes.Repeat(append(zero, 0xf4), n)...)
 		out["CommitSegment"] = args
 	}
-	// CreateACLs: [{} × n], many small structs.
+	// [{} × n], many small structs: ACLs, and segments of nothing.
 	{
 		n := MaxArrayElements
 		var args []byte
@@ -99,18 +99,6 @@ func hostileArgs(pad int) map[string][]byte {
 		}
 		args = append(args, bytes.Repeat([]byte{0xa0}, n)...)
 		out["CreateACLs"] = args
-	}
-	// CommitSegments: [{} × n], many segments of nothing.
-	{
-		n := MaxArrayElements
-		var args []byte
-		args = cborHead(args, 4, n)
-		if pad > 0 {
-			args = cborHead(args, 5, 1)
-			args = padding(args)
-			n--
-		}
-		args = append(args, bytes.Repeat([]byte{0xa0}, n)...)
 		out["CommitSegments"] = args
 	}
 	return out
