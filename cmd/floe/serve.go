@@ -49,6 +49,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 	registerConsoleFlags(fs, &f.cfg)
 	fs.DurationVar(&f.cfg.Linger, "linger", 250*time.Millisecond, "how long the open segment gathers batches before it is flushed")
 	fs.IntVar(&f.cfg.SegmentMaxBytes, "segment-bytes", 8<<20, "flush the open segment once it holds this many bytes")
+	commitGroups := fs.Bool("commit-groups", true, "commit the uploaded segments queued behind a metadata store commit in its transaction, where the store can (PostgreSQL, embedded, floe control)")
 	earlyFlush := fs.Bool("early-flush", true, "flush the open segment before the linger ends when every producer with data in it has its whole window of requests waiting on it")
 	fs.DurationVar(&f.cfg.FlushMinInterval, "flush-min-interval", 0, "shortest time from one flush to an early flush of the next segment, bounding the PUTs early flushes add (0: linger / 2)")
 	fs.IntVar(&f.cfg.FlushWindowReserve, "flush-window-reserve", 0, "requests of each producer's window the early flush leaves free, so that it keeps sending while a segment uploads (0: none, wait for whole windows; -1: estimated per connection, the requests it sends during one flush, at most half its window)")
@@ -126,6 +127,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, adminDefault string) {
 		f.cfg.DefaultPartitions = int32(f.partitions)
 		f.cfg.Roles = strings.Split(*roles, ",")
 		f.cfg.DisableEarlyFlush = !*earlyFlush
+		f.cfg.DisableCommitGroups = !*commitGroups
 		if f.cfg.Zone == "" && *zoneLabel != "" {
 			if *nodeName == "" {
 				return errors.New("--zone-from-node-label needs --node-name (FLOE_NODE_NAME)")

@@ -148,6 +148,9 @@ type Config struct {
 	// at most once per FlushMinInterval, default Linger / 2).
 	DisableEarlyFlush bool
 	FlushMinInterval  time.Duration
+	// DisableCommitGroups: see produce.Options (segments queued behind a
+	// commit folded into its transaction).
+	DisableCommitGroups bool
 	// FlushWindowReserve: see produce.Options.
 	FlushWindowReserve int
 	// FlushObserver, when set, sees every flushed segment
@@ -486,16 +489,17 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 	sessionOpts.Registerer = reg
 	a.fetchSessions = fetchsession.New(sessionOpts)
 	a.writer = produce.NewWriter(bucket, store, produce.Options{
-		Linger:             cfg.Linger,
-		MaxSegmentBytes:    cfg.SegmentMaxBytes,
-		DisableEarlyFlush:  cfg.DisableEarlyFlush,
-		FlushMinInterval:   cfg.FlushMinInterval,
-		FlushWindowReserve: cfg.FlushWindowReserve,
-		FlushTimeout:       cfg.FlushTimeout,
-		Outage:             cfg.Outage,
-		Observe:            cfg.FlushObserver,
-		Logger:             log,
-		Metrics:            produce.NewMetrics(reg),
+		Linger:              cfg.Linger,
+		MaxSegmentBytes:     cfg.SegmentMaxBytes,
+		DisableEarlyFlush:   cfg.DisableEarlyFlush,
+		DisableCommitGroups: cfg.DisableCommitGroups,
+		FlushMinInterval:    cfg.FlushMinInterval,
+		FlushWindowReserve:  cfg.FlushWindowReserve,
+		FlushTimeout:        cfg.FlushTimeout,
+		Outage:              cfg.Outage,
+		Observe:             cfg.FlushObserver,
+		Logger:              log,
+		Metrics:             produce.NewMetrics(reg),
 		// Write-through: consumers at the live edge read the new object
 		// from memory, never from the bucket.
 		Uploaded: blocks.Insert,

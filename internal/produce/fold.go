@@ -128,7 +128,7 @@ func (c *commitChain) settle(taken []*link, results [][]metastore.BatchResult, e
 // when the store commits groups, and returns l's results.
 func (w *Writer) commitTurn(ctx context.Context, l *link, commit metastore.SegmentCommit) ([]metastore.BatchResult, error) {
 	gs, ok := w.store.(metastore.GroupSequencer)
-	if !ok {
+	if !ok || w.opts.DisableCommitGroups {
 		return w.store.CommitSegment(ctx, commit)
 	}
 	taken := w.chain.take(l, min(maxFold, w.opts.MaxInflightFlushes)-1)

@@ -109,8 +109,12 @@ func waitPuts(t *testing.T, b *faulty.Bucket, n int) {
 // 0, 1, 0, 1, …: the first segment's commit is held until the other
 // segments are uploaded and wait on the chain behind it.
 func queueBehindHeldCommit(t *testing.T, s *gatedStore, segments int) (*produce.Writer, []*produce.Pending) {
+	return queueBehindHeldCommitWith(t, s, produce.Options{Linger: time.Hour, MaxSegmentBytes: 1, MaxInflightFlushes: segments}, segments)
+}
+
+func queueBehindHeldCommitWith(t *testing.T, s *gatedStore, opts produce.Options, segments int) (*produce.Writer, []*produce.Pending) {
 	t.Helper()
-	w := produce.NewWriter(s.bucket, s, produce.Options{Linger: time.Hour, MaxSegmentBytes: 1, MaxInflightFlushes: segments})
+	w := produce.NewWriter(s.bucket, s, opts)
 	t.Cleanup(w.Close)
 	var ps []*produce.Pending
 	for i := range segments {
@@ -235,5 +239,17 @@ func TestFoldFallsBackWhenGroupsUnsupported(t *testing.T) {
 	s.mu.Unlock()
 	if got := s.callSizes(); refused == 0 || !slices.Equal(got, []int{1, 1, 1, 1}) {
 		t.Fatalf("%d groups refused, then store calls of %v segments; want a refused group, then [1 1 1 1]", refused, got)
+	}
+}
+
+// TestFoldDisabled: with DisableCommitGroups every segment commits in a
+// transaction of its own.
+func TestFoldDisabled(t *testing.T) {
+	s := &gatedStore{fixture: newFixture(t, 2), gate: make(chan struct{})}
+	_, ps := queueBehindHeldCommitWith(t, s, produce.Options{Linger: time.Hour, MaxSegmentBytes: 1, MaxInflightFlushes: 4, DisableCommitGroups: true}, 4)
+	close(s.gate)
+	wantAppendOrder(t, ps)
+	if got := s.callSizes(); !slices.Equal(got, []int{1, 1, 1, 1}) {
+		t.Fatalf("store calls committed %v segments, want [1 1 1 1]", got)
 	}
 }

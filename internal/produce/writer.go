@@ -56,6 +56,9 @@ type Options struct {
 	// DisableEarlyFlush keeps segments open for their whole linger even
 	// when nothing more can arrive (see earlyFlush).
 	DisableEarlyFlush bool
+	// DisableCommitGroups commits every segment in a transaction of its
+	// own even where the store commits groups (fold.go).
+	DisableCommitGroups bool
 	// FlushMinInterval is the shortest time between the start of one
 	// flush and an early flush of the next segment, which bounds the
 	// PUTs early flushes add to 1 / FlushMinInterval per second.
