@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
+	"github.com/floe-io/floe/internal/produce"
 )
 
 // MetastoreConfig is a load on a metadata store alone: simulated agents
@@ -392,7 +393,8 @@ func (r *metastoreRun) agent(ctx context.Context, id int, pid int64, epoch int16
 		take := 1
 		if group != nil {
 			now := time.Now()
-			for take < len(queue) && !queue[take].ready.After(now) {
+			fits := produce.GroupFits(queue[0].c)
+			for take < len(queue) && !queue[take].ready.After(now) && fits(&queue[take].c) {
 				take++
 			}
 		}

@@ -253,3 +253,33 @@ func TestFoldDisabled(t *testing.T) {
 		t.Fatalf("store calls committed %v segments, want [1 1 1 1]", got)
 	}
 }
+
+// GroupFits lets a group spread over at most twice the partitions of its
+// first segment: segments of the same partitions always fit, others until
+// the group would pass the bound; a segment that does not fit leaves the
+// group as it was.
+func TestGroupFits(t *testing.T) {
+	seg := func(parts ...int32) *metastore.SegmentCommit {
+		c := &metastore.SegmentCommit{Object: "o"}
+		for _, p := range parts {
+			c.Batches = append(c.Batches, metastore.BatchCommit{Partition: p, ByteLength: 1, OffsetCount: 1})
+		}
+		return c
+	}
+	fits := produce.GroupFits(*seg(0, 1, 2))
+	for i, tc := range []struct {
+		c    *metastore.SegmentCommit
+		want bool
+	}{
+		{seg(0, 1, 2, 2, 1), true}, // the same partitions
+		{seg(3, 4), true},          // 5 of 6
+		{seg(5, 6), false},         // 7 of 6: refused, nothing kept
+		{seg(5, 0), true},          // 6 of 6
+		{seg(6), false},
+		{seg(4, 5, 1), true},
+	} {
+		if got := fits(tc.c); got != tc.want {
+			t.Errorf("segment %d: fits %v, want %v", i, got, tc.want)
+		}
+	}
+}
