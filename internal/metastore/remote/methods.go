@@ -39,11 +39,7 @@ func (c *Client) CommitSegment(ctx context.Context, sc metastore.SegmentCommit) 
 	if err != nil {
 		return nil, err
 	}
-	out := make([]metastore.BatchResult, len(rs))
-	for i, r := range rs {
-		out[i] = metastore.BatchResult{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate, LogStartOffset: r.LogStartOffset, Err: r.Err.Err()}
-	}
-	return out, nil
+	return batchResults(rs), nil
 }
 
 // CommitSegments implements metastore.GroupSequencer. A control plane
@@ -67,10 +63,7 @@ func (c *Client) CommitSegments(ctx context.Context, cs []metastore.SegmentCommi
 	}
 	out := make([][]metastore.BatchResult, len(rs))
 	for k, seg := range rs {
-		out[k] = make([]metastore.BatchResult, len(seg))
-		for i, r := range seg {
-			out[k][i] = metastore.BatchResult{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate, LogStartOffset: r.LogStartOffset, Err: r.Err.Err()}
-		}
+		out[k] = batchResults(seg)
 	}
 	return out, nil
 }

@@ -112,6 +112,24 @@ func decodeArgs[A any](name string, raw RawMessage) (any, error) {
 	return a, nil
 }
 
+// wireResults are a commit's batch results as they cross the network.
+func wireResults(rs []metastore.BatchResult) []batchResult {
+	out := make([]batchResult, len(rs))
+	for i, r := range rs {
+		out[i] = batchResult{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate, LogStartOffset: r.LogStartOffset, Err: EncodeError(r.Err)}
+	}
+	return out
+}
+
+// batchResults turns wireResults back into batch results.
+func batchResults(rs []batchResult) []metastore.BatchResult {
+	out := make([]metastore.BatchResult, len(rs))
+	for i, r := range rs {
+		out[i] = metastore.BatchResult{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate, LogStartOffset: r.LogStartOffset, Err: r.Err.Err()}
+	}
+	return out
+}
+
 // none is the result (or the arguments) of a method that has none.
 type none struct{}
 
@@ -287,11 +305,7 @@ var (
 		if err != nil {
 			return nil, err
 		}
-		out := make([]batchResult, len(rs))
-		for i, r := range rs {
-			out[i] = batchResult{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate, LogStartOffset: r.LogStartOffset, Err: EncodeError(r.Err)}
-		}
-		return out, nil
+		return wireResults(rs), nil
 	})
 
 	opCommitSegments = define("CommitSegments", mutate, func(ctx context.Context, s metastore.Store, cs []metastore.SegmentCommit) ([][]batchResult, error) {
@@ -305,10 +319,7 @@ var (
 		}
 		out := make([][]batchResult, len(rs))
 		for k, seg := range rs {
-			out[k] = make([]batchResult, len(seg))
-			for i, r := range seg {
-				out[k][i] = batchResult{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate, LogStartOffset: r.LogStartOffset, Err: EncodeError(r.Err)}
-			}
+			out[k] = wireResults(seg)
 		}
 		return out, nil
 	})
