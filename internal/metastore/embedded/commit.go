@@ -28,17 +28,9 @@ func (s *Store) CommitSegment(ctx context.Context, c metastore.SegmentCommit) ([
 		extents int
 	)
 	err := s.updateStates(ctx, func(tx kv.Tx, held *heldStates) error {
-		cm := newCommitter(tx, c, s.now(), held)
-		results = make([]metastore.BatchResult, len(c.Batches))
-		for i, b := range c.Batches {
-			r, err := cm.add(b)
-			if err != nil {
-				return fmt.Errorf("batch %d: %w", i, err)
-			}
-			results[i] = r
-		}
-		extents = len(cm.extents.Extents)
-		return cm.write()
+		var err error
+		results, extents, err = commitIn(tx, held, c, s.now())
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("commit segment %s: %w", c.Object, err)
@@ -59,17 +51,9 @@ func (s *Store) CommitSegments(ctx context.Context, cs []metastore.SegmentCommit
 	err := s.updateStates(ctx, func(tx kv.Tx, held *heldStates) error {
 		now := s.now()
 		for k, c := range cs {
-			cm := newCommitter(tx, c, now, held)
-			results[k] = make([]metastore.BatchResult, len(c.Batches))
-			for i, b := range c.Batches {
-				r, err := cm.add(b)
-				if err != nil {
-					return fmt.Errorf("segment %s batch %d: %w", c.Object, i, err)
-				}
-				results[k][i] = r
-			}
-			if err := cm.write(); err != nil {
-				return err
+			var err error
+			if results[k], _, err = commitIn(tx, held, c, now); err != nil {
+				return fmt.Errorf("segment %s: %w", c.Object, err)
 			}
 		}
 		return nil
@@ -80,6 +64,23 @@ func (s *Store) CommitSegments(ctx context.Context, cs []metastore.SegmentCommit
 	s.log.Debug("segments committed together", "objects", len(cs), "first", cs[0].Object)
 	s.Notify(metastore.NoticeForGroup(cs, results))
 	return results, nil
+}
+
+// commitIn commits c inside the write transaction tx, deciding its
+// batches in order, and returns their results and the number of extents
+// it wrote.
+func commitIn(tx kv.Tx, held *heldStates, c metastore.SegmentCommit, now time.Time) ([]metastore.BatchResult, int, error) {
+	cm := newCommitter(tx, c, now, held)
+	results := make([]metastore.BatchResult, len(c.Batches))
+	for i, b := range c.Batches {
+		r, err := cm.add(b)
+		if err != nil {
+			return nil, 0, fmt.Errorf("batch %d: %w", i, err)
+		}
+		results[i] = r
+	}
+	extents := len(cm.extents.Extents)
+	return results, extents, cm.write()
 }
 
 // committer accumulates one commit inside its transaction: it reads each
