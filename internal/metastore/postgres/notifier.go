@@ -24,16 +24,33 @@ import (
 //
 // It can be lost instead: the agent may die, or its connection break,
 // between the commit and the notice. So every store that listens also
-// polls every NoticePollInterval: it reads every partition's high
-// watermark (plus log start offset) and announces the partitions that
-// moved since the poll before and heard no notice after that poll's read
-// (a notice heard later was sent after the move, so it covers it). A
-// commit whose notice was lost is announced within two intervals, and a
-// fetch waiting on its partition waits no longer than that.
+// polls: it reads every partition's high watermark (plus log start
+// offset) and announces the partitions that moved since the poll before
+// and heard no notice after that poll's read (a notice heard later was
+// sent after the move, so it covers it). A commit whose notice was lost
+// is announced within two polls, and a fetch waiting on its partition
+// waits no longer than that.
+//
+// Every agent's store polls, so the database reads agents × partitions
+// rows a poll. The polls come every NoticePollInterval up to
+// NoticePollRows partitions, and further apart beyond, so that a store
+// reads about NoticePollRows a second at most: with P partitions, every
+// ceil(P / NoticePollRows) intervals.
 
 // defaultNoticePollInterval bounds how late a lost commit notice is made
-// up for (two intervals at most).
+// up for (two intervals at most, up to defaultNoticePollRows partitions).
 const defaultNoticePollInterval = time.Second
+
+// defaultNoticePollRows is the partitions a lost-notice poll reads each
+// interval at most, on average: a database of more is polled less often.
+const defaultNoticePollRows = 10_000
+
+// lostNoticePollWait is how long the lost-notice poll waits after a read
+// of n partitions: every interval up to rows partitions, one interval
+// more for every rows more.
+func lostNoticePollWait(every time.Duration, rows, n int) time.Duration {
+	return every * time.Duration(max(1, (n+rows-1)/rows))
+}
 
 // maxPendingNotice bounds the partitions a notifier gathers between two
 // sends; more are announced as "everything".
@@ -269,14 +286,15 @@ func (s *Store) announce(n metastore.CommitNotice) {
 	s.Notify(n)
 }
 
-// pollLost announces, every interval, the partitions whose high watermark
-// or log start offset moved between the two previous reads and that no
-// notice announced after the later one: those whose notice was lost.
-func (s *Store) pollLost(ctx context.Context, every time.Duration) {
+// pollLost announces, at every read (lostNoticePollWait apart), the
+// partitions whose high watermark or log start offset moved between the
+// two previous reads and that no notice announced after the later one:
+// those whose notice was lost.
+func (s *Store) pollLost(ctx context.Context, every time.Duration, rows int) {
 	defer s.watching.Done()
 	s.heard.start()
-	ticker := time.NewTicker(every)
-	defer ticker.Stop()
+	timer := time.NewTimer(every)
+	defer timer.Stop()
 	var (
 		prev   map[partitionKey]int64 // the read before last
 		moved  []metastore.TopicPartition
@@ -286,9 +304,11 @@ func (s *Store) pollLost(ctx context.Context, every time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-timer.C:
 		}
 		now, err := s.highWatermarks(ctx)
+		s.lostNoticePolls.Add(1)
+		timer.Reset(lostNoticePollWait(every, rows, len(now)))
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("polling for lost commit notices failed", "err", err)

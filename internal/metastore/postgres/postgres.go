@@ -57,9 +57,13 @@ type Options struct {
 	// NoticePollInterval is how often a store that listens reads every
 	// partition's high watermark to make up for commit notices lost
 	// between a commit and its notice (an agent dying there); such a
-	// commit is announced within two intervals (default 1s; negative: no
+	// commit is announced within two polls (default 1s; negative: no
 	// poll). See notifier.go.
 	NoticePollInterval time.Duration
+	// NoticePollRows bounds the partitions that poll reads an interval,
+	// on average (default 10,000): a database of P partitions is polled
+	// every ceil(P / NoticePollRows) intervals.
+	NoticePollRows int
 }
 
 // Store is the PostgreSQL metadata store. It is safe for concurrent use.
@@ -82,6 +86,8 @@ type Store struct {
 	// producerConflicts counts commits that found a producer state not
 	// as expected (cached or read) and ran again.
 	producerConflicts atomic.Int64
+	// lostNoticePolls counts the lost-notice poll's reads.
+	lostNoticePolls atomic.Int64
 
 	// testDropNotices, when set and returning true, makes the notifier
 	// drop the notices it would send, as an agent dying between its

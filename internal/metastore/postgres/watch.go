@@ -135,7 +135,7 @@ func (s *Store) startWatching(ctx context.Context, cfg *pgx.ConnConfig, opts Opt
 			}()
 			if every := cmp.Or(opts.NoticePollInterval, defaultNoticePollInterval); every > 0 {
 				s.watching.Add(1)
-				go s.pollLost(watchCtx, every)
+				go s.pollLost(watchCtx, every, cmp.Or(max(opts.NoticePollRows, 0), defaultNoticePollRows))
 			}
 			return nil
 		}
