@@ -522,8 +522,12 @@ func (a *Agent) start(bucket objstore.Bucket) error {
 			notify.NotifyAll()
 			return
 		}
-		for _, tp := range n.Partitions {
-			reader.Invalidate(tp.TopicID, tp.Partition)
+		for i, tp := range n.Partitions {
+			if seen, ok := n.SeenAt(i); ok {
+				reader.InvalidateUnlessAt(tp.TopicID, tp.Partition, seen)
+			} else {
+				reader.Invalidate(tp.TopicID, tp.Partition)
+			}
 		}
 		notify.Notify(n.Partitions)
 	}))

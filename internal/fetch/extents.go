@@ -171,6 +171,19 @@ func (c *extentCache) invalidate(id metastore.TopicID, partition int32) {
 	t.drop()
 }
 
+// invalidateUnlessAt drops a partition's tail unless it is loaded with
+// offsets whose high watermark plus log start offset is seen: then it is
+// what a read of the store that found seen would load.
+func (c *extentCache) invalidateUnlessAt(id metastore.TopicID, partition int32, seen int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.parts[partitionKey{id, partition}]
+	if t == nil || t.loaded && t.offs.HighWatermark+t.offs.LogStartOffset == seen {
+		return
+	}
+	t.drop()
+}
+
 // drop marks the tail stale and frees what it held.
 func (t *cachedTail) drop() {
 	t.version++

@@ -41,6 +41,9 @@ func TestNoticeBetweenFirstOffsetsAndPutIsNotLost(t *testing.T) {
 	}{
 		{"partition", func(r *fetch.Reader, id metastore.TopicID) { r.Invalidate(id, 0) }},
 		{"everything", func(r *fetch.Reader, _ metastore.TopicID) { r.InvalidateAll() }},
+		// A poll's notice that saw the commit (high watermark 3, log
+		// start 0): nothing is loaded yet, so nothing can be kept.
+		{"polled", func(r *fetch.Reader, id metastore.TopicID) { r.InvalidateUnlessAt(id, 0, 3) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -74,4 +77,50 @@ func TestNoticeBetweenFirstOffsetsAndPutIsNotLost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countingStore counts the Offsets reads that reach the store.
+type countingStore struct {
+	metastore.ExtentReader
+	offsets int
+}
+
+func (s *countingStore) Offsets(ctx context.Context, id metastore.TopicID, partition int32) (metastore.PartitionOffsets, error) {
+	s.offsets++
+	return s.ExtentReader.Offsets(ctx, id, partition)
+}
+
+// A poll's notice (CommitNotice.Seen) keeps a tail that is already at
+// what the poll saw, so a consumer at the live edge does not read the
+// store again for a commit whose notice it already had; a tail behind
+// what the poll saw (its commit's notice was lost) is dropped and read
+// again.
+func TestPolledNoticeKeepsAFreshTail(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cs := &countingStore{ExtentReader: f.store}
+	r := fetch.NewReader(cs, nil, cache.New(f.bucket, cache.Options{BlockSize: 512}, nil))
+	read := func(what string, wantHWM int64, wantReads int) {
+		t.Helper()
+		p, err := r.Read(ctx, f.topic.ID, 0, 0, 1<<20, true, fetch.ReadUncommitted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.HighWatermark != wantHWM || cs.offsets != wantReads {
+			t.Fatalf("%s: high watermark %d after %d store reads, want %d after %d", what, p.HighWatermark, cs.offsets, wantHWM, wantReads)
+		}
+	}
+
+	f.write(t, 0, 3)
+	read("first read", 3, 1)
+	r.InvalidateUnlessAt(f.topic.ID, 0, 3)
+	read("after a poll that saw what is cached", 3, 1)
+
+	f.write(t, 10, 2) // its notice never reaches r
+	read("before the poll", 3, 1)
+	r.InvalidateUnlessAt(f.topic.ID, 0, 5)
+	read("after a poll that saw the commit", 5, 2)
+
+	r.Invalidate(f.topic.ID, 0)
+	read("after a commit's notice", 5, 3)
 }

@@ -128,6 +128,13 @@ func (r *Reader) Invalidate(id metastore.TopicID, partition int32) {
 	r.extents.invalidate(id, partition)
 }
 
+// InvalidateUnlessAt is Invalidate for a notice that saw the partition's
+// high watermark plus log start offset at seen (CommitNotice.Seen): what
+// the reader remembers is kept if it is at exactly that.
+func (r *Reader) InvalidateUnlessAt(id metastore.TopicID, partition int32, seen int64) {
+	r.extents.invalidateUnlessAt(id, partition, seen)
+}
+
 // InvalidateAll drops everything the reader remembers of extents, for a
 // commit notice that does not say which partitions changed.
 func (r *Reader) InvalidateAll() { r.extents.invalidateAll() }

@@ -18,6 +18,24 @@ import (
 // nothing), so nil is never ambiguous.
 type CommitNotice struct {
 	Partitions []TopicPartition
+	// Seen, when it holds one value for each of Partitions, comes from a
+	// poll rather than a commit (the PostgreSQL store's lost-notice poll,
+	// which cannot tell whether a notice already covered what it found):
+	// each partition's high watermark plus log start offset as the poll
+	// read them. Both only grow, so a watcher whose view of a partition
+	// has that sum is up to date with it and need not re-read it; a
+	// watcher may also ignore Seen and re-read. It stays in the process
+	// that polled: no codec carries it.
+	Seen []int64 `cbor:"-" json:"-"`
+}
+
+// SeenAt returns the sum Seen holds for the i-th partition, and whether
+// it holds one (Seen is one per partition).
+func (n CommitNotice) SeenAt(i int) (int64, bool) {
+	if len(n.Seen) != len(n.Partitions) || i < 0 || i >= len(n.Seen) {
+		return 0, false
+	}
+	return n.Seen[i], true
 }
 
 // CommitWatcher delivers a CommitNotice for every commit, made through

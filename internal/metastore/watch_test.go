@@ -101,3 +101,27 @@ func TestWatchersSlowCallbackDoesNotBlockRegistration(t *testing.T) {
 	})
 	close(release)
 }
+
+// SeenAt answers only for a notice with one value per partition: a
+// notice whose Seen does not match its partitions is a plain one.
+func TestCommitNoticeSeenAt(t *testing.T) {
+	tps := []metastore.TopicPartition{{Partition: 0}, {Partition: 1}}
+	for _, tc := range []struct {
+		name string
+		n    metastore.CommitNotice
+		i    int
+		want int64
+		ok   bool
+	}{
+		{"polled", metastore.CommitNotice{Partitions: tps, Seen: []int64{7, 9}}, 1, 9, true},
+		{"a commit's", metastore.CommitNotice{Partitions: tps}, 0, 0, false},
+		{"too few values", metastore.CommitNotice{Partitions: tps, Seen: []int64{7}}, 0, 0, false},
+		{"too many values", metastore.CommitNotice{Partitions: tps[:1], Seen: []int64{7, 9}}, 0, 0, false},
+		{"past the end", metastore.CommitNotice{Partitions: tps, Seen: []int64{7, 9}}, 2, 0, false},
+		{"negative", metastore.CommitNotice{Partitions: tps, Seen: []int64{7, 9}}, -1, 0, false},
+	} {
+		if got, ok := tc.n.SeenAt(tc.i); got != tc.want || ok != tc.ok {
+			t.Errorf("%s: SeenAt(%d) = %d, %v; want %d, %v", tc.name, tc.i, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -298,6 +298,7 @@ func (s *Store) pollLost(ctx context.Context, every time.Duration, rows int) {
 	var (
 		prev   map[partitionKey]int64 // the read before last
 		moved  []metastore.TopicPartition
+		seen   []int64   // what the last read found of each moved partition
 		readAt time.Time // when the last read returned
 	)
 	for {
@@ -318,10 +319,14 @@ func (s *Store) pollLost(ctx context.Context, every time.Duration, rows int) {
 		at := time.Now()
 		// Partitions that moved before the last read and were not heard
 		// of since.
+		// Each with what the read found, so that a watcher already up to
+		// date with it (its notice came between the two reads, and the
+		// poll cannot tell) need not re-read.
 		var lost metastore.CommitNotice
-		for _, tp := range moved {
+		for i, tp := range moved {
 			if !s.heard.since(tp, readAt) {
 				lost.Partitions = append(lost.Partitions, tp)
+				lost.Seen = append(lost.Seen, seen[i])
 			}
 		}
 		if len(lost.Partitions) > 0 {
@@ -329,10 +334,11 @@ func (s *Store) pollLost(ctx context.Context, every time.Duration, rows int) {
 			s.announce(lost)
 		}
 		s.heard.prune(readAt)
-		moved = moved[:0]
+		moved, seen = moved[:0], seen[:0]
 		for pk, v := range now {
 			if old, ok := prev[pk]; prev != nil && v > 0 && (!ok || old != v) {
 				moved = append(moved, metastore.TopicPartition{TopicID: pk.id, Partition: pk.partition})
+				seen = append(seen, v)
 			}
 		}
 		prev, readAt = now, at

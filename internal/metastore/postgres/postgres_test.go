@@ -444,5 +444,10 @@ func TestPollingWithoutNotify(t *testing.T) {
 	notices := watch(t, a)
 	time.Sleep(50 * time.Millisecond) // a first poll, to compare with
 	commitOne(t, b, topic.ID, 1)
-	waitNotice(t, notices, "from polling", names(topic.ID, 1))
+	// The poll's notice says what it saw: high watermark 1, log start 0.
+	waitNotice(t, notices, "from polling, with what it saw", func(n metastore.CommitNotice) bool {
+		i := slices.Index(n.Partitions, metastore.TopicPartition{TopicID: topic.ID, Partition: 1})
+		seen, ok := n.SeenAt(i)
+		return i >= 0 && ok && seen == 1
+	})
 }

@@ -36,8 +36,9 @@ import (
 // PollInterval the store reads all high watermarks and announces the
 // partitions whose watermark moved. That costs one scan of the partitions
 // table per agent and interval, adds up to PollInterval of latency, and
-// an agent hears its own commits a second time (harmless: a notice only
-// invalidates caches and wakes fetches).
+// an agent hears its own commits a second time (harmless: the poll's
+// notices say what it saw, CommitNotice.Seen, and a cache already at that
+// is kept).
 
 // notifyChannel is the LISTEN/NOTIFY channel of commit notices.
 const notifyChannel = "floe_commits"
@@ -288,10 +289,14 @@ func (s *Store) poll(ctx context.Context, every time.Duration) {
 			failed = true
 			continue
 		}
+		// Each with what the read found: a watcher already up to date
+		// with it (this agent's own commits, announced when they were
+		// made) need not re-read.
 		var notice metastore.CommitNotice
 		for pk, hwm := range now {
 			if old, ok := seen[pk]; seen != nil && hwm > 0 && (!ok || old != hwm) {
 				notice.Partitions = append(notice.Partitions, metastore.TopicPartition{TopicID: pk.id, Partition: pk.partition})
+				notice.Seen = append(notice.Seen, hwm)
 			}
 		}
 		seen = now
