@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -102,5 +103,16 @@ func TestBenchIsolate(t *testing.T) {
 	}
 	if err := run([]string{"bench", "--isolate", "--runs", "1"}, &out, &errs); err == nil {
 		t.Error("--isolate without --target accepted")
+	}
+}
+
+// physicalMemory reads the machine's memory where /proc/meminfo exists,
+// within what a machine can have.
+func TestPhysicalMemory(t *testing.T) {
+	if _, err := os.Stat("/proc/meminfo"); err != nil {
+		t.Skip("no /proc/meminfo here")
+	}
+	if got := physicalMemory(); got < 64<<20 || got > 1<<50 {
+		t.Fatalf("physicalMemory() = %d bytes", got)
 	}
 }
