@@ -89,12 +89,7 @@ func TestFoldedCommitsKeepIdempotentOrder(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) { foldedCommits(t, nil) })
 	t.Run("postgres", func(t *testing.T) {
 		dbURL := testutil.CreateDatabase(t, testutil.RequirePostgres(t), "floe_fold_")
-		s, err := postgres.Open(context.Background(), dbURL, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		foldedCommits(t, s)
+		foldedCommits(t, openPostgres(t, dbURL, postgres.Options{}))
 	})
 }
 

@@ -38,16 +38,8 @@ func TestCommitNoticeRelayedToPeer(t *testing.T) {
 // took to answer after a produce through the writer agent.
 func waitThroughPeer(t *testing.T, storeNotices bool) time.Duration {
 	dbURL := ftestutil.CreateDatabase(t, ftestutil.RequirePostgres(t), "floe_notices_")
-	open := func(opts postgres.Options) *postgres.Store {
-		s, err := postgres.Open(context.Background(), dbURL, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	writerStore := open(postgres.Options{NoticePollInterval: -1})
-	readerStore := open(postgres.Options{DisableNotify: true, PollInterval: time.Hour})
+	writerStore := openPostgres(t, dbURL, postgres.Options{NoticePollInterval: -1})
+	readerStore := openPostgres(t, dbURL, postgres.Options{DisableNotify: true, PollInterval: time.Hour})
 	writer := agenttest.Start(t, agenttest.Options{
 		WrapStore: func(metastore.Store) metastore.Store { return writerStore },
 		Config:    func(cfg *agent.Config) { cfg.StoreNotices = storeNotices },
@@ -117,16 +109,8 @@ func (s *offsetCounting) Offsets(ctx context.Context, id metastore.TopicID, part
 // sent to the database again for a commit whose notice it already had.
 func TestPolledNoticeKeepsAFreshCache(t *testing.T) {
 	dbURL := ftestutil.CreateDatabase(t, ftestutil.RequirePostgres(t), "floe_polled_")
-	open := func(opts postgres.Options) *postgres.Store {
-		s, err := postgres.Open(context.Background(), dbURL, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	writerStore := open(postgres.Options{NoticePollInterval: -1})
-	readerStore := &offsetCounting{Store: open(postgres.Options{NoticePollInterval: 300 * time.Millisecond})}
+	writerStore := openPostgres(t, dbURL, postgres.Options{NoticePollInterval: -1})
+	readerStore := &offsetCounting{Store: openPostgres(t, dbURL, postgres.Options{NoticePollInterval: 300 * time.Millisecond})}
 	polled := make(chan struct{}, 64)
 	defer readerStore.WatchCommits(func(n metastore.CommitNotice) {
 		if n.Seen != nil {
@@ -199,4 +183,15 @@ func TestPolledNoticeKeepsAFreshCache(t *testing.T) {
 		}
 	}
 	t.Fatal("the poll never announced a partition again after its notice: the test cannot tell")
+}
+
+// openPostgres opens a store of the database at dbURL, closed when t ends.
+func openPostgres(t *testing.T, dbURL string, opts postgres.Options) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dbURL, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
