@@ -141,6 +141,14 @@ type MetastoreReport struct {
 	ReadsPerSec         float64 `json:"reads_per_sec"`
 	Read                Summary `json:"read_latency"` // one Offsets plus one Extents
 	ReadErrors          int64   `json:"read_errors"`
+	// CPU over the measured window, where the machine says (Linux): this
+	// process's, and the rest of the machine's (the database, when it
+	// runs here, and whatever else does).
+	ProcessCPUSeconds float64 `json:"process_cpu_seconds"`
+	OtherCPUSeconds   float64 `json:"other_cpu_seconds,omitempty"`
+	// OtherCPUPerSegmentMs is OtherCPUSeconds per segment committed: with
+	// the database alone beside the benchmark, its CPU per segment.
+	OtherCPUPerSegmentMs float64 `json:"other_cpu_per_segment_ms,omitempty"`
 }
 
 // WriteText prints the report.
@@ -175,6 +183,10 @@ func (r *MetastoreReport) WriteText(w io.Writer) {
 	if r.Readers > 0 {
 		fmt.Fprintf(w, "reads (offsets + extents): %s in all, %.0f reads/s, latency p50 %.2f ms  p99 %.2f ms  max %.2f ms, errors %d\n",
 			count(int64(r.Reads)), r.ReadsPerSec, r.Read.P50, r.Read.P99, r.Read.Max, r.ReadErrors)
+	}
+	if r.OtherCPUSeconds > 0 {
+		fmt.Fprintf(w, "CPU while measuring: this process %.1f s, the rest of the machine %.1f s (%.2f ms per segment)\n",
+			r.ProcessCPUSeconds, r.OtherCPUSeconds, r.OtherCPUPerSegmentMs)
 	}
 }
 
@@ -271,14 +283,18 @@ func RunMetastore(ctx context.Context, store metastore.Store, cfg MetastoreConfi
 		}
 	}
 	completed := wait(cfg.Warmup, "warmup")
-	var began time.Time
+	var (
+		began                 time.Time
+		cpuBefore, busyBefore float64
+	)
 	if completed {
 		r.measuring.Store(true)
-		began = time.Now()
+		began, cpuBefore, busyBefore = time.Now(), processCPU(), machineBusyCPU()
 		completed = wait(cfg.Duration, "measure")
 	}
 	r.measuring.Store(false)
 	elapsed := time.Since(began)
+	cpu, busy := processCPU()-cpuBefore, machineBusyCPU()-busyBefore
 	stop()
 	wg.Wait()
 	if began.IsZero() {
@@ -298,6 +314,13 @@ func RunMetastore(ctx context.Context, store metastore.Store, cfg MetastoreConfi
 	rep.TransactionsPerSec = float64(rep.Transactions) / secs
 	rep.BatchesPerSec = rep.CommitsPerSec * float64(cfg.PartitionsPerCommit)
 	rep.ReadsPerSec = float64(rep.Reads) / secs
+	rep.ProcessCPUSeconds = cpu
+	if busyBefore > 0 && busy > cpu {
+		rep.OtherCPUSeconds = busy - cpu
+		if rep.Commits > 0 {
+			rep.OtherCPUPerSegmentMs = 1000 * rep.OtherCPUSeconds / float64(rep.Commits)
+		}
+	}
 	if !completed {
 		log.Warn("interrupted: the report covers the run so far", "seconds", secs)
 	}

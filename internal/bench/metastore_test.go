@@ -36,6 +36,9 @@ func TestRunMetastore(t *testing.T) {
 	if rep.Reads > 300 { // 200/s for 0.5 s; unpaced readers make thousands
 		t.Errorf("%d reads in %.2f s at 200 reads/s: the readers are not paced", rep.Reads, rep.Seconds)
 	}
+	if rep.ProcessCPUSeconds <= 0 || rep.OtherCPUSeconds < 0 {
+		t.Errorf("CPU while measuring: this process %v s, the rest %v s", rep.ProcessCPUSeconds, rep.OtherCPUSeconds)
+	}
 	if rep.Commit.Count != rep.Commits || !rep.Commit.Ordered() || !rep.Read.Ordered() || rep.CommitsPerSec <= 0 {
 		t.Errorf("inconsistent figures: %+v", rep)
 	}
@@ -161,5 +164,22 @@ func TestMetastoreConfigBounds(t *testing.T) {
 		if err := c.validate(); err == nil {
 			t.Errorf("accepted %+v", c)
 		}
+	}
+}
+
+// machineBusyCPU counts this process's own work: a tenth of a second of
+// CPU spent here moves it by about as much (in ticks of 10 ms).
+func TestMachineBusyCPU(t *testing.T) {
+	before := machineBusyCPU()
+	if before == 0 {
+		t.Skip("no /proc/stat here")
+	}
+	start, x := processCPU(), 0
+	for deadline := time.Now().Add(5 * time.Second); processCPU()-start < 0.1 && time.Now().Before(deadline); {
+		x++
+	}
+	spent, busy := processCPU()-start, machineBusyCPU()-before
+	if spent < 0.1 || busy < spent-0.03 {
+		t.Fatalf("spent %.3f s of CPU here (%d rounds), the machine counted %.3f s busy", spent, x, busy)
 	}
 }

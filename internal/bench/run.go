@@ -470,6 +470,34 @@ func processCPU() float64 {
 	return tv(ru.Utime) + tv(ru.Stime)
 }
 
+// machineBusyCPU is the CPU time, in seconds, the machine's cores have
+// spent on anything but idling and waiting for I/O since it booted
+// (/proc/stat's first line, in the 1/100 s ticks of Linux's USER_HZ), or
+// 0 where the machine does not say.
+func machineBusyCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is counted in user already
+			continue
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0
+		}
+		busy += float64(n)
+	}
+	return busy / 100
+}
+
 // loadAverage is the machine's 1-minute load average (Linux), or -1. A
 // load well above the core count means other work shared the machine and
 // the figures are noisier than usual.
