@@ -51,13 +51,7 @@ func waitThroughPeer(t *testing.T, storeNotices bool) time.Duration {
 	w := ftestutil.Dial(t, writer.Addr())
 	createTopic(t, w, "relayed", 1)
 	if !storeNotices {
-		deadline := time.Now().Add(10 * time.Second)
-		for ftestutil.MetricSum(t, writer.Registry(), "floe_peer_notice_peers_connected") < 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("the writer never connected to the reader's peer listener")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitPeerConnected(t, writer)
 	}
 	r := ftestutil.Dial(t, reader.Addr())
 	if p := r.Do(waitingFetch("relayed", 0)).(*kmsg.FetchResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.RecordBatches) > 0 {
@@ -130,13 +124,7 @@ func TestPolledNoticeKeepsAFreshCache(t *testing.T) {
 	createTopic(t, w, "quiet", 1)
 	// Until the writer knows the reader, its notices reach the reader
 	// only through the poll.
-	deadline := time.Now().Add(10 * time.Second)
-	for ftestutil.MetricSum(t, writer.Registry(), "floe_peer_notice_peers_connected") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the writer never connected to the reader's peer listener")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPeerConnected(t, writer)
 	fetchAt := func(offset int64, maxWait int32) kmsg.FetchResponseTopicPartition {
 		t.Helper()
 		req := waitingFetch("quiet", maxWait)
@@ -194,4 +182,17 @@ func openPostgres(t *testing.T, dbURL string, opts postgres.Options) *postgres.S
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// waitPeerConnected waits until writer has a notice connection to its
+// peer agent.
+func waitPeerConnected(t *testing.T, writer *agenttest.Agent) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for ftestutil.MetricSum(t, writer.Registry(), "floe_peer_notice_peers_connected") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never connected to the reader's peer listener")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,11 +48,7 @@ func TestLostNoticeIsPolled(t *testing.T) {
 			start := time.Now()
 			// The poll's notice says what it saw: high watermark 1, log
 			// start offset 0.
-			waitNotice(t, pollingNotices, "from the lost-notice poll, with what it saw", func(n metastore.CommitNotice) bool {
-				i := slices.Index(n.Partitions, metastore.TopicPartition{TopicID: topic.ID, Partition: 2})
-				seen, ok := n.SeenAt(i)
-				return i >= 0 && ok && seen == 1
-			})
+			waitNotice(t, pollingNotices, "from the lost-notice poll, with what it saw", seenAs(topic.ID, 2, 1))
 			if took := time.Since(start); took > 2*wait+time.Second {
 				t.Errorf("the poll announced the commit after %v, want at most two polls %v apart (plus slack)", took, wait)
 			}

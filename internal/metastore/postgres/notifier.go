@@ -297,9 +297,8 @@ func (s *Store) pollLost(ctx context.Context, every time.Duration, rows int) {
 	defer timer.Stop()
 	var (
 		prev   map[partitionKey]int64 // the read before last
-		moved  []metastore.TopicPartition
-		seen   []int64   // what the last read found of each moved partition
-		readAt time.Time // when the last read returned
+		moved  metastore.CommitNotice // between the two previous reads
+		readAt time.Time              // when the last read returned
 	)
 	for {
 		select {
@@ -318,15 +317,14 @@ func (s *Store) pollLost(ctx context.Context, every time.Duration, rows int) {
 		}
 		at := time.Now()
 		// Partitions that moved before the last read and were not heard
-		// of since.
-		// Each with what the read found, so that a watcher already up to
-		// date with it (its notice came between the two reads, and the
+		// of since, each with what the read found: a watcher already up
+		// to date with it (its notice came between the two reads, and the
 		// poll cannot tell) need not re-read.
 		var lost metastore.CommitNotice
-		for i, tp := range moved {
+		for i, tp := range moved.Partitions {
 			if !s.heard.since(tp, readAt) {
 				lost.Partitions = append(lost.Partitions, tp)
-				lost.Seen = append(lost.Seen, seen[i])
+				lost.Seen = append(lost.Seen, moved.Seen[i])
 			}
 		}
 		if len(lost.Partitions) > 0 {
@@ -334,13 +332,6 @@ func (s *Store) pollLost(ctx context.Context, every time.Duration, rows int) {
 			s.announce(lost)
 		}
 		s.heard.prune(readAt)
-		moved, seen = moved[:0], seen[:0]
-		for pk, v := range now {
-			if old, ok := prev[pk]; prev != nil && v > 0 && (!ok || old != v) {
-				moved = append(moved, metastore.TopicPartition{TopicID: pk.id, Partition: pk.partition})
-				seen = append(seen, v)
-			}
-		}
-		prev, readAt = now, at
+		moved, prev, readAt = movedSince(prev, now), now, at
 	}
 }

@@ -380,6 +380,16 @@ func names(id metastore.TopicID, partition int32) func(metastore.CommitNotice) b
 	}
 }
 
+// seenAs matches a poll's notice of the partition that saw its high
+// watermark plus log start offset at want (CommitNotice.Seen).
+func seenAs(id metastore.TopicID, partition int32, want int64) func(metastore.CommitNotice) bool {
+	return func(n metastore.CommitNotice) bool {
+		i := slices.Index(n.Partitions, metastore.TopicPartition{TopicID: id, Partition: partition})
+		seen, ok := n.SeenAt(i)
+		return i >= 0 && ok && seen == want
+	}
+}
+
 func commitOne(t *testing.T, s metastore.Store, id metastore.TopicID, partition int32) {
 	t.Helper()
 	c := metastore.SegmentCommit{Object: "segments/" + rand.Text(), Size: 10,
@@ -445,9 +455,5 @@ func TestPollingWithoutNotify(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // a first poll, to compare with
 	commitOne(t, b, topic.ID, 1)
 	// The poll's notice says what it saw: high watermark 1, log start 0.
-	waitNotice(t, notices, "from polling, with what it saw", func(n metastore.CommitNotice) bool {
-		i := slices.Index(n.Partitions, metastore.TopicPartition{TopicID: topic.ID, Partition: 1})
-		seen, ok := n.SeenAt(i)
-		return i >= 0 && ok && seen == 1
-	})
+	waitNotice(t, notices, "from polling, with what it saw", seenAs(topic.ID, 1, 1))
 }

@@ -292,13 +292,7 @@ func (s *Store) poll(ctx context.Context, every time.Duration) {
 		// Each with what the read found: a watcher already up to date
 		// with it (this agent's own commits, announced when they were
 		// made) need not re-read.
-		var notice metastore.CommitNotice
-		for pk, hwm := range now {
-			if old, ok := seen[pk]; seen != nil && hwm > 0 && (!ok || old != hwm) {
-				notice.Partitions = append(notice.Partitions, metastore.TopicPartition{TopicID: pk.id, Partition: pk.partition})
-				notice.Seen = append(notice.Seen, hwm)
-			}
-		}
+		notice := movedSince(seen, now)
 		seen = now
 		switch {
 		case failed:
@@ -315,6 +309,24 @@ func (s *Store) poll(ctx context.Context, every time.Duration) {
 		}
 		topics = fp
 	}
+}
+
+// movedSince is a notice of the partitions whose high watermark plus log
+// start offset differs between two reads of highWatermarks (or that
+// appeared in now with data), each with its value in now as Seen; none
+// when there is no read before.
+func movedSince(prev, now map[partitionKey]int64) metastore.CommitNotice {
+	var n metastore.CommitNotice
+	if prev == nil {
+		return n
+	}
+	for pk, v := range now {
+		if old, ok := prev[pk]; v > 0 && (!ok || old != v) {
+			n.Partitions = append(n.Partitions, metastore.TopicPartition{TopicID: pk.id, Partition: pk.partition})
+			n.Seen = append(n.Seen, v)
+		}
+	}
+	return n
 }
 
 func (s *Store) highWatermarks(ctx context.Context) (map[partitionKey]int64, error) {
